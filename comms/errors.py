@@ -1,0 +1,67 @@
+"""The error hierarchy: core code raises these, only the CLI turns them into exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class CommsError(Exception):
+    """Base class of every error the CLI reports without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(CommsError):
+    """The configuration is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ContentError:
+    """One problem in one content file, at a line (1-based)."""
+
+    path: Path
+    line: int
+    message: str
+    field: str | None = None
+    warning: bool = False
+
+    def format(self, root: Path | None = None) -> str:
+        """Render as `PATH:LINE: message`, PATH relative to `root` when possible."""
+        path = self.path
+        if root is not None:
+            try:
+                path = self.path.resolve().relative_to(root.resolve())
+            except ValueError:
+                path = self.path
+        prefix = "warning: " if self.warning else ""
+        text = f"field '{self.field}': {self.message}" if self.field else self.message
+        return f"{path.as_posix()}:{self.line}: {prefix}{text}"
+
+
+class ContentErrors(CommsError):
+    """Raised when a stage needs valid content and got errors."""
+
+    def __init__(self, errors: list[ContentError]) -> None:
+        super().__init__(f"{len(errors)} content error(s)")
+        self.errors = errors
+
+
+class DeliveryError(CommsError):
+    """A message could not be delivered."""
+
+
+class TemporaryFailure(DeliveryError):
+    """Delivery failed for now; retry later (4xx, timeouts, dropped connections)."""
+
+
+class PermanentFailure(DeliveryError):
+    """Delivery failed for good for this recipient (5xx such as unknown user)."""
+
+
+class PolicyRejection(DeliveryError):
+    """The receiver rejects the sender (5.7.x): stop the campaign, do not blame the address."""

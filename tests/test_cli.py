@@ -1,0 +1,132 @@
+"""CLI tests through click's runner: exit codes and messages word for word."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from comms.cli import cli, slugify
+from comms.config import Settings, _section_model
+
+from .conftest import BAD, ROOT
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_strict_passes_on_sample_content() -> None:
+    code, out, err = run("--config", str(ROOT / "comms.toml"), "check", "--strict")
+    assert code == 0, out + err
+    assert out == ""
+    assert err.startswith("0 error(s), 0 warning(s); valid: ")
+
+
+def test_check_reports_bad_content_and_exits_1() -> None:
+    code, out, err = run("--config", str(BAD / "comms.toml"), "check")
+    assert code == 1
+    lines = out.splitlines()
+    assert "events/empty.md:1: empty file: expected front matter between '---' lines" in lines
+    assert all(re.match(r"^[\w/.-]+\.md:\d+: ", line) for line in lines)
+    assert "Traceback" not in out + err
+    assert err.startswith("24 error(s), 1 warning(s)")
+
+
+def test_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
+    (tmp_path / "content" / "events").mkdir(parents=True)
+    source = BAD / "events" / "unknown-key.md"
+    (tmp_path / "content" / "events" / "unknown-key.md").write_bytes(source.read_bytes())
+    (tmp_path / "comms.toml").write_text("", encoding="utf-8")
+    code, out, _ = run("--config", str(tmp_path / "comms.toml"), "check")
+    assert code == 0
+    assert out == "content/events/unknown-key.md:9: warning: unknown key 'speaker'\n"
+    code, _, _ = run("--config", str(tmp_path / "comms.toml"), "check", "--strict")
+    assert code == 1
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text('[site]\nbase_url = "ftp://x"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "comms.toml"), "check"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, Exception)
+
+
+def test_new_creates_a_valid_file_and_refuses_to_overwrite(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    code, out, err = run("--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen")
+    assert code == 0, err
+    assert out == "created content/events/dialog-wohnen-in-goettingen.md\n"
+    target = site_copy / "content" / "events" / "dialog-wohnen-in-goettingen.md"
+    assert 'title: "Dialog „Wohnen“ in Göttingen"' in target.read_text(encoding="utf-8")
+    code, out, err = run("--config", config, "check", "--strict")
+    assert code == 0, out + err
+    result = CliRunner().invoke(
+        cli, ["--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen"]
+    )
+    assert result.exit_code == 1
+    assert "already exists; not overwritten" in str(result.exception)
+
+
+def test_new_issue_takes_the_next_number(site_copy: Path) -> None:
+    code, _, err = run("--config", str(site_copy / "comms.toml"), "new", "issue", "Ausgabe Mai")
+    assert code == 0, err
+    text = (site_copy / "content" / "issues" / "ausgabe-mai.md").read_text(encoding="utf-8")
+    assert "number: 5\n" in text
+
+
+def test_slugify() -> None:
+    assert slugify("Fünf Jahre „Niedersachsen packt an“!") == "fuenf-jahre-niedersachsen-packt-an"
+    assert slugify("Straße & Co.") == "strasse-co"
+
+
+def test_demo_prints_the_summary() -> None:
+    code, out, err = run("--config", str(ROOT / "comms.toml"), "demo")
+    assert code == 0, err
+    assert "Check: 0 error(s), 0 warning(s)" in out
+    assert (
+        "Do., 16. April 2020, 09:30\u00a0Uhr – Schwerpunktkonferenz" in out
+        or "16. April 2020" in out
+    )
+    assert "Next scheduled issue: #3 „Termine 2020" in out
+
+
+def _commands() -> list[str]:
+    names = []
+    for name, command in cli.commands.items():
+        names.append(name)
+        sub = getattr(command, "commands", None)
+        if sub:
+            names.extend(f"{name} {s}" for s in sub)
+    return names
+
+
+def _config_keys() -> list[str]:
+    keys = []
+    for key in Settings.model_fields:
+        section = _section_model(key)
+        if section is None:
+            keys.append(key)
+        else:
+            keys.extend(f"{key}.{sub}" for sub in section.model_fields)
+    return keys
+
+
+def test_readme_documents_every_command_and_config_key() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [c for c in _commands() if f"comms {c}" not in readme]
+    missing += [k for k in _config_keys() if f"`{k}`" not in readme]
+    assert missing == []
+
+
+def test_bundled_config_uses_only_known_keys() -> None:
+    raw = tomllib.loads((ROOT / "comms.toml").read_text(encoding="utf-8"))
+    known = set(_config_keys())
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            assert {f"{key}.{sub}" for sub in value} <= known
+        else:
+            assert key in known
