@@ -1,0 +1,38 @@
+"""Build writer tests: atomic, only changed files touched, stale files removed, others kept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from comms.build import MANIFEST, write_output
+
+
+def test_first_build_appears_whole(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    report = write_output(out, {"index.html": b"<p>a</p>", "events/x.ics": b"BEGIN"})
+    assert report.written == ["events/x.ics", "index.html"]
+    assert (out / "events" / "x.ics").read_bytes() == b"BEGIN"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["public"]
+
+
+def test_unchanged_files_keep_mtime_and_stale_files_go(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    write_output(out, {"a.html": b"1", "b.html": b"2", "old.html": b"3"})
+    os.utime(out / "a.html", (1_000_000, 1_000_000))
+    (out / "user-image.png").write_bytes(b"png")
+    report = write_output(out, {"a.html": b"1", "b.html": b"changed"})
+    assert report.unchanged == ["a.html"]
+    assert report.written == ["b.html"]
+    assert report.removed == ["old.html"]
+    assert (out / "a.html").stat().st_mtime == 1_000_000
+    assert (out / "user-image.png").exists()
+    assert not list(out.glob(".tmp-*"))
+    assert (out / MANIFEST).exists()
+
+
+def test_refuses_paths_outside(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        write_output(tmp_path / "o", {"../evil": b"x"})
