@@ -52,7 +52,24 @@ class ContentErrors(CommsError):
 
 
 class DeliveryError(CommsError):
-    """A message could not be delivered."""
+    """A message could not be delivered; carries the server's reply when there was one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        enhanced: str | None = None,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.enhanced = enhanced
+        #: True when the server may have accepted the message (connection lost after DATA).
+        self.ambiguous = ambiguous
+        #: Seconds the server asked us to wait (HTTP Retry-After, 429), if any.
+        self.retry_after = retry_after
 
 
 class TemporaryFailure(DeliveryError):
