@@ -422,7 +422,7 @@ def read_content(
 ) -> tuple[Site, list[ContentError]]:
     """Read every content file; return the valid items and every problem found."""
     context = {"tz": tz, "regions": set(regions), "topics": set(topics)}
-    site = Site()
+    site = Site(tz=tz)
     files, errors = content_files(content_dir)
     if not content_dir.is_dir():
         errors.append(ContentError(content_dir, 1, "content folder not found"))
