@@ -156,7 +156,8 @@ def demo(state: State) -> None:
     click.echo("Next events:" if upcoming else "Next events: none")
     for event in upcoming:
         place = event.location.city if event.location else "online"
-        click.echo(f"  {_when(event.start, config)} – {event.title} ({place})")
+        status = "" if event.status == "planned" else f" [{event.status}]"
+        click.echo(f"  {_when(event.start, config)} – {event.title} ({place}){status}")
     scheduled = sorted(
         (i for i in site.issues.values() if i.status == "ready" and i.send_at and i.send_at > now),
         key=lambda i: i.send_at or now,
