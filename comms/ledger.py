@@ -42,7 +42,7 @@ class Claimed:
     """A delivery this run now owns, with what sending it needs of the subscriber."""
 
     delivery_id: int
-    attempts: int
+    attempts: int  # before this one
     queued_at: datetime
     subscriber_id: int | None
     uid: str | None
@@ -63,19 +63,23 @@ class Outcome:
     error: str | None = None
     next_attempt_at: datetime | None = None
     bounce: Claimed | None = None
+    #: False when the message never left (a stopped run hands the row back untouched).
+    attempted: bool = True
 
 
 def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnElement[bool]:
-    """Who an issue goes to: everyone, or those matching one of its topics or regions.
+    """Who an issue goes to: everyone, or those who match each dimension the issue targets.
 
-    A subscriber who chose no topics counts as interested in every topic; the same for regions.
+    A subscriber matches the topics of an issue with one of them or by choosing no topic at all
+    (no choice = every topic); the same for regions. An issue that targets topics and regions
+    goes to those who match both.
     """
     s = subscribers.c
     parts: list[sa.ColumnElement[bool]] = []
     for column, wanted in ((s.topics, topics), (s.regions, regions)):
         if wanted:
             parts.append(sa.or_(column == "", *(column.like(f"% {w} %") for w in wanted)))
-    return sa.or_(*parts) if parts else sa.true()
+    return sa.and_(*parts) if parts else sa.true()
 
 
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
@@ -262,7 +266,6 @@ class Ledger:
                     status="sending",
                     claimed_by=owner,
                     claimed_until=until,
-                    attempts=d.attempts + 1,
                     updated_at=now,
                 )
                 .returning(d.id, d.subscriber_id, d.attempts, d.queued_at)
@@ -308,6 +311,7 @@ class Ledger:
                 message_id=sa.bindparam("mid"),
                 last_error=sa.bindparam("err"),
                 next_attempt_at=sa.bindparam("nxt", type_=d.next_attempt_at.type),
+                attempts=d.attempts + sa.bindparam("inc"),
                 claimed_by=None,
                 claimed_until=None,
                 updated_at=now,
@@ -320,6 +324,7 @@ class Ledger:
                 "mid": o.message_id,
                 "err": o.error,
                 "nxt": o.next_attempt_at,
+                "inc": int(o.attempted),
             }
             for o in outcomes
         ]
@@ -346,7 +351,7 @@ class Ledger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(d.status, sa.func.count()).where(d.campaign_id == cid).group_by(d.status)
-            ).tuples()
+            )
             return {status: int(n) for status, n in rows}
 
     def next_attempt(self, cid: int) -> datetime | None:

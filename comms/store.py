@@ -166,7 +166,7 @@ def upgrade(engine: Engine) -> None:
 def _resolve_secret(engine: Engine, given: str | None) -> tuple[bytes, bool]:
     """The secret to use and whether it was generated now (see README, "Secret key")."""
     with engine.begin() as conn:
-        stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).tuples().all())
+        stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
         generated = False
         secret = given or stored.get("secret_key")
         if secret is None:
