@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -17,7 +18,11 @@ from . import __version__
 from .config import Config, load_config
 from .content import KINDS, Site
 from .errors import CommsError, ConfigError, ContentError
+from .ledger import Campaign
 from .reader import SLUG_RE, read_content
+from .roster import Problems, check_person, read_csv, write_export
+from .store import Consent, Store, normalise_address, open_store
+from .tables import DELIVERY_STATES
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,6 +178,246 @@ def demo(state: State) -> None:
         click.echo("Next scheduled issue: none")
     if failures:
         sys.exit(1)
+
+
+def _json(data: Any) -> str:
+    """JSON for the console: dates as ISO 8601, German text unescaped."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, tuple):
+            return list(value)
+        raise TypeError(type(value).__name__)
+
+    return json.dumps(data, ensure_ascii=False, indent=2, default=default)
+
+
+def _open_store(config: Config) -> Store:
+    """Open the database, saying so when a secret key had to be generated."""
+    store = open_store(config)
+    if store.generated_secret:
+        click.echo(
+            "warning: COMMS_SECRET_KEY is not set; generated a secret key and stored it in the "
+            "database (set COMMS_SECRET_KEY in production, see README)",
+            err=True,
+        )
+    return store
+
+
+def _consent_options(confirmed: bool, note: str | None) -> None:
+    if confirmed and not (note or "").strip():
+        raise click.UsageError(
+            "--confirmed needs --consent-note TEXT: how and when these people consented"
+        )
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers: add, import, export, show (GDPR export), remove (erasure)."""
+
+
+@subscribers.command("add")
+@click.argument("address")
+@click.option("--name", help="The person's name.")
+@click.option("--language", help="de or en (default: site.language).")
+@click.option("--topic", "topics", multiple=True, help="A topic slug (repeatable).")
+@click.option("--region", "regions", multiple=True, help="A region slug (repeatable).")
+@click.option("--confirmed", is_flag=True, help="The person has consented: add as active.")
+@click.option("--consent-note", help="How the consent was given (required with --confirmed).")
+@click.pass_obj
+def subscribers_add(
+    state: State,
+    address: str,
+    name: str | None,
+    language: str | None,
+    topics: tuple[str, ...],
+    regions: tuple[str, ...],
+    confirmed: bool,
+    consent_note: str | None,
+) -> None:
+    """Add one person; without --confirmed they stay pending until they confirm."""
+    _consent_options(confirmed, consent_note)
+    config = state.config()
+    try:
+        person = check_person(config, address, name, language, topics, regions)
+    except ValueError as exc:
+        raise CommsError(str(exc)) from None
+    store = _open_store(config)
+    if confirmed:
+        event = Consent("import", "comms subscribers add", channel="cli", note=consent_note)
+        store.add_confirmed(person, event)
+        click.echo(f"added {person.email} as active (consent: {consent_note})")
+    else:
+        store.add_pending(person, Consent("request", "comms subscribers add", channel="cli"))
+        click.echo(
+            f"added {person.email} as pending: pending addresses get no newsletter; "
+            "the confirmation mail (double opt-in) is not built yet"
+        )
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--confirmed", is_flag=True, help="Everyone in the file has consented: active.")
+@click.option("--consent-note", help="How the consent was given (required with --confirmed).")
+@click.pass_obj
+def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: str | None) -> None:
+    """Import a CSV file (header: email, optional name, language, topics, regions).
+
+    Bad rows are reported as FILE:LINE: message and skipped; the good ones are imported.
+    Exits 1 when any row was bad.
+    """
+    _consent_options(confirmed, consent_note)
+    config = state.config()
+    store = _open_store(config)
+    problems = Problems(file.as_posix())
+    if confirmed:
+        event = Consent("import", f"import {file.name}", channel="cli", note=consent_note)
+    else:
+        event = Consent("request", f"import {file.name}", channel="cli", note=consent_note)
+    rows = read_csv(file, config, problems)
+    result, notes = store.import_subscribers(rows, event, confirmed)
+    for problem in problems.format():
+        click.echo(problem)
+    for number, note in notes:
+        click.echo(f"{file.as_posix()}:{number}: {note}")
+    bad = sum(1 for _, message in problems.lines if not message.startswith("warning:"))
+    state_word = "active" if confirmed else "pending"
+    click.echo(
+        f"imported {result.added} ({state_word}); {result.known} already known, "
+        f"{result.suppressed} suppressed, {bad} bad row(s) skipped",
+        err=True,
+    )
+    if bad:
+        sys.exit(1)
+
+
+@subscribers.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.pass_obj
+def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
+    """Write every subscriber as CSV or JSON."""
+    store = _open_store(state.config())
+    if output is None:
+        write_export(store.iter_subscribers(), sys.stdout, fmt)
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        count = write_export(store.iter_subscribers(), handle, fmt)
+    click.echo(f"exported {count} subscriber(s) to {output}", err=True)
+
+
+def _address(text: str) -> str:
+    try:
+        return normalise_address(text)
+    except ValueError as exc:
+        raise CommsError(f"invalid e-mail address '{text}': {exc}") from None
+
+
+@subscribers.command("show")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.pass_obj
+def subscribers_show(state: State, address: str, as_json: bool) -> None:
+    """Print everything stored about one person (GDPR Art. 15)."""
+    email = _address(address)
+    report = _open_store(state.config()).report(email)
+    if report is None:
+        raise CommsError(f"nothing stored about {email}")
+    if as_json:
+        click.echo(_json(report))
+        return
+    for key in ("email", "uid", "name", "language", "status", "topics", "regions"):
+        if key in report:
+            value = report[key]
+            shown = " ".join(value) if isinstance(value, tuple) else value
+            click.echo(f"{key + ':':<13} {shown if shown not in (None, '') else '–'}")
+    for key in ("created_at", "confirmed_at", "unsubscribed_at"):
+        if report.get(key):
+            click.echo(f"{key + ':':<13} {report[key].isoformat()}")
+    click.echo(f"{'suppressed:':<13} {report['suppressed'] or 'no'}")
+    click.echo(f"consent ledger ({len(report['consent'])}):")
+    for row in report["consent"]:
+        extra = ", ".join(
+            f"{k} {row[k]}"
+            for k in ("channel", "ip", "user_agent", "consent_version", "note")
+            if row[k]
+        )
+        click.echo(f"  {row['at'].isoformat()} {row['action']} via {row['source']}; {extra}")
+    click.echo(f"deliveries ({len(report['deliveries'])}):")
+    for row in report["deliveries"]:
+        click.echo(f"  {row['slug']}: {row['status']} after {row['attempts']} attempt(s)")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@click.pass_obj
+def subscribers_remove(state: State, address: str) -> None:
+    """Erase one person (GDPR Art. 17); only a suppression hash stays, so they get no mail."""
+    email = _address(address)
+    removed = _open_store(state.config()).erase(email)
+    if not removed["subscriber"]:
+        click.echo(f"no subscriber {email}; added the address's hash to the suppression list")
+        return
+    click.echo(
+        f"erased {email}: profile, {removed['consent']} consent record(s), personal link of "
+        f"{removed['deliveries']} delivery record(s); kept: the suppression hash, so the "
+        "address is never mailed or imported again"
+    )
+
+
+def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
+    counts = store.counts(campaign.id)
+    return {
+        "issue": campaign.slug,
+        "status": campaign.status,
+        "recipients": campaign.recipients,
+        "counts": {status: counts.get(status, 0) for status in DELIVERY_STATES},
+        "started": campaign.created_at,
+        "updated": campaign.updated_at,
+    }
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
+@click.pass_obj
+def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
+    """Delivery counts per status and the latest errors of one issue, or every campaign."""
+    store = _open_store(state.config())
+    if issue is None:
+        rows = [_campaign_json(store, c) for c in store.campaigns()]
+        if as_json:
+            click.echo(_json(rows))
+            return
+        if not rows:
+            click.echo("no campaigns yet")
+        for row in rows:
+            counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
+            click.echo(
+                f"{row['issue']}: {row['status']}, {row['recipients']} recipient(s); {counts}"
+            )
+        return
+    campaign = store.campaign(issue)
+    if campaign is None:
+        raise CommsError(f"issue '{issue}' has not been sent (no campaign)")
+    data = _campaign_json(store, campaign)
+    data["errors"] = store.recent_errors(campaign.id, limit)
+    data["next_attempt"] = store.next_attempt(campaign.id)
+    if as_json:
+        click.echo(_json(data))
+        return
+    click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
+    for name, count in data["counts"].items():
+        click.echo(f"  {name:<10} {count:>7}")
+    if data["next_attempt"]:
+        click.echo(f"next retry: {_when(data['next_attempt'], config=state.config())}")
+    if data["errors"]:
+        click.echo("recent errors:")
+    for row in data["errors"]:
+        who = row["email"] or "(erased)"
+        click.echo(f"  {who}: {row['status']} after {row['attempts']}: {row['last_error']}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -296,18 +296,18 @@ class Store(Ledger):
             sa.select(suppression.c.reason).where(suppression.c.key == self.key(person.email))
         ).first():
             raise SubscriberError(f"{person.email} is on the suppression list; not added")
-        values = self._values(person, at)
+        values = self._values(person, at, self.key(person.email))
         try:
             result = conn.execute(sa.insert(subscribers).values(values).returning(subscribers.c.id))
         except sa.exc.IntegrityError:
             raise SubscriberError(f"{person.email} is already a subscriber") from None
         return int(result.scalar_one())
 
-    def _values(self, person: NewSubscriber, at: datetime) -> dict[str, Any]:
+    def _values(self, person: NewSubscriber, at: datetime, key: str) -> dict[str, Any]:
         return {
             "uid": secrets.token_urlsafe(12),
             "email": person.email,
-            "suppression_key": self.key(person.email),
+            "suppression_key": key,
             "name": person.name,
             "language": person.language,
             "topics": _padded(person.topics),
@@ -430,49 +430,46 @@ class Store(Ledger):
         notes: list[tuple[int, str]],
     ) -> None:
         at = now_utc()
-        keys = {self.key(p.email): p.email for _, p in chunk}
+        keys = {p.email: self.key(p.email) for _, p in chunk}
+        s = subscribers.c
         with self.engine.begin() as conn:
-            known = set(
+            known = set(conn.execute(sa.select(s.email).where(s.email.in_(keys))).scalars())
+            blocked = set(
                 conn.execute(
-                    sa.select(subscribers.c.email).where(
-                        subscribers.c.email.in_([p.email for _, p in chunk])
-                    )
+                    sa.select(suppression.c.key).where(suppression.c.key.in_(keys.values()))
                 ).scalars()
             )
-            blocked = {
-                keys[k]
-                for k in conn.execute(
-                    sa.select(suppression.c.key).where(suppression.c.key.in_(list(keys)))
-                ).scalars()
-            }
-            fresh: list[NewSubscriber] = []
+            fresh: list[dict[str, Any]] = []
             for line, person in chunk:
-                if person.email in blocked:
+                if keys[person.email] in blocked:
                     result.suppressed += 1
                     notes.append((line, "address is on the suppression list; skipped"))
                 elif person.email in known:
                     result.known += 1
                     notes.append((line, "already a subscriber; left unchanged"))
                 else:
-                    fresh.append(person)
+                    fresh.append(self._values(person, at, keys[person.email]))
             if not fresh:
                 return
-            conn.execute(sa.insert(subscribers), [self._values(p, at) for p in fresh])
-            ids = conn.execute(
-                sa.select(subscribers.c.id).where(subscribers.c.email.in_([p.email for p in fresh]))
-            ).scalars()
-            rows = [{"subscriber_id": sid, "at": at, **event.__dict__} for sid in ids]
-            conn.execute(sa.insert(consent), rows)
+            before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.id), 0))).scalar_one()
+            conn.execute(sa.insert(subscribers), fresh)
+            # This chunk's rows: newer than `before` and stamped with this chunk's time.
+            mine = sa.and_(s.id > before, s.created_at == at, s.consent_id.is_(None))
+            values = {k: sa.literal(v, consent.c[k].type) for k, v in event.__dict__.items()}
+            ledger = sa.select(s.id, sa.literal(at, consent.c.at.type), *values.values())
+            conn.execute(
+                sa.insert(consent).from_select(["subscriber_id", "at", *values], ledger.where(mine))
+            )
             if confirmed:
-                # The import's own consent rows are the basis of the active state.
+                # The import's own consent row is the basis of the active state.
                 basis = (
                     sa.select(sa.func.max(consent.c.id))
-                    .where(consent.c.subscriber_id == subscribers.c.id)
+                    .where(consent.c.subscriber_id == s.id)
                     .scalar_subquery()
                 )
                 conn.execute(
                     sa.update(subscribers)
-                    .where(subscribers.c.email.in_([p.email for p in fresh]))
+                    .where(mine)
                     .values(status="active", consent_id=basis, confirmed_at=at)
                 )
             result.added += len(fresh)
