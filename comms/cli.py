@@ -301,6 +301,7 @@ def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
     store = _open_store(state.config())
     if output is None:
         write_export(store.iter_subscribers(), sys.stdout, fmt)
+        sys.stdout.flush()
         return
     with output.open("w", encoding="utf-8", newline="") as handle:
         count = write_export(store.iter_subscribers(), handle, fmt)

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from comms.cli import main
 from comms.config import Config, load_config
 from comms.message import OutgoingMessage, Recipient
 from comms.store import Consent, NewSubscriber, Store, open_store
@@ -84,3 +87,16 @@ class ScriptedTransport:
         """Count closes."""
         with self.sink.lock:
             self.sink.closed += 1
+
+
+def run_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `comms --config ROOT/comms.toml ARGS` like the console script: (exit, out, err)."""
+    runner = CliRunner()
+    environ = {"COMMS_SECRET_KEY": "test-secret"} | (env or {})
+    with runner.isolation(env=environ) as (out, err, _):
+        try:
+            main(["--config", str(root / "comms.toml"), *args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return code, out.getvalue().decode(), err.getvalue().decode()
