@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import mjml
-from jinja2 import TemplateError
 
+from .archive import archive_files, published_issues
 from .config import Config
 from .content import Award, Event, Issue, Practice, Site
 from .errors import RenderError
@@ -59,10 +59,7 @@ def compile_mjml(source: str, config: Config, name: str) -> str:
 
 
 def _render(config: Config, folder: str, name: str, context: dict[str, Any]) -> str:
-    try:
-        return render_template(folder, name, config.settings.site.language, **context)
-    except TemplateError as exc:
-        raise RenderError(f"templates/{folder}/{name}: {exc}") from None
+    return render_template(folder, name, config.settings.site.language, **context)
 
 
 def base_context(config: Config) -> dict[str, Any]:
@@ -148,3 +145,14 @@ def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str
     )
     text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context))
     return subject, html, text
+
+
+def site_files(config: Config, site: Site) -> dict[str, bytes]:
+    """The web archive plus each published issue's `email.html` and `email.txt` (a producer)."""
+    files = archive_files(config, site, base_context(config))
+    for issue in published_issues(site):
+        rendered = render_issue(config, site, issue)
+        folder = item_path("issues", issue.slug)
+        files[f"{folder}email.html"] = rendered.html.encode("utf-8")
+        files[f"{folder}email.txt"] = rendered.text.encode("utf-8")
+    return files

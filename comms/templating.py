@@ -15,10 +15,11 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import Translations
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from .config import Config
 from .content import Event
+from .errors import RenderError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 #: Babel message catalogs: templates/locale/<language>/LC_MESSAGES/messages.po.
@@ -77,8 +78,12 @@ def environment(folder: str, language: str) -> Environment:
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
-    """Render `templates/<folder>/<name>` with the site's language."""
-    return environment(folder, language).get_template(name).render(**context)
+    """Render `templates/<folder>/<name>` with the site's language; RenderError names it."""
+    try:
+        return environment(folder, language).get_template(name).render(**context)
+    except TemplateError as exc:
+        where = f"templates/{folder}/{name}"
+        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
 
 
 def translate(language: str, message: str) -> str:
@@ -153,6 +158,10 @@ class Formatter:
     def topic(self, slug: str) -> str:
         """The label of a topic slug."""
         return self.config.settings.topics.get(slug, slug)
+
+    def topics(self, slugs: list[str]) -> str:
+        """The labels of topic slugs, comma-separated."""
+        return ", ".join(self.topic(slug) for slug in slugs)
 
     def status(self, status: str) -> str:
         """A readable label for an event status other than planned ("" for planned)."""
