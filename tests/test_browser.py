@@ -1,4 +1,4 @@
-"""A real browser: the e-mail at 600 and 375 px, and axe-core (WCAG 2 A/AA) on e-mail and archive."""
+"""A real browser: e-mail at 600 and 375 px; axe-core (WCAG 2 A/AA) on e-mail and archive pages."""
 
 from __future__ import annotations
 
