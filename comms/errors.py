@@ -82,3 +82,7 @@ class PermanentFailure(DeliveryError):
 
 class PolicyRejection(DeliveryError):
     """The receiver rejects the sender (5.7.x): stop the campaign, do not blame the address."""
+
+
+class RenderError(CommsError):
+    """A template or the MJML compiler failed; names the template or item."""
