@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from comms.config import Config, load_config
 from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 
 _BLOCK = (
@@ -38,7 +41,8 @@ def rendered_issue(slug: str = "2020-02-newsletter", blocks: int = 20) -> Render
     text = (
         "Newsletter „Niedersachsen packt an“ – Ausgabe 3\n\n"
         + "Schwerpunktkonferenz „Sprachliche und berufliche Integration“ am 16.\u00a0April "
-        "in Hannover: Über 300 Teilnehmende, Anmeldung bis 31.\u00a0März.\n\n" * 5
+        "in Hannover: Über 300 Teilnehmende, Anmeldung bis 31.\u00a0März.\n\n"
+        * 5
         + "-- \n"
         + f"Abbestellen: {UNSUBSCRIBE_URL}\n"
         + f"Einstellungen: {PREFERENCES_URL}\n"
@@ -55,3 +59,13 @@ def rendered_issue(slug: str = "2020-02-newsletter", blocks: int = 20) -> Render
         text=text,
         web_url="https://newsletter.example.org/ausgaben/2020-02-newsletter/",
     )
+
+
+SECRET = "test-secret-key"
+
+
+def config_for(folder: Path, extra: str = "") -> Config:
+    """A Config from a comms.toml in `folder` holding `extra` (sections, keys)."""
+    path = folder / "comms.toml"
+    path.write_text(extra, encoding="utf-8")
+    return load_config(path, environ={})
