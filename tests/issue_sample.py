@@ -21,7 +21,7 @@ _BLOCK = (
 )
 
 
-def rendered_issue(slug: str = "2020-02-newsletter", blocks: int = 20) -> RenderedIssue:
+def rendered_issue(slug: str = "2020-02-newsletter", blocks: int = 27) -> RenderedIssue:
     """An issue as render_issue() returns it: placeholders in hrefs and text, one long line."""
     footer = (
         '<tr><td style="font-size:12px;color:#555">Sie erhalten diesen Newsletter, weil Sie '
