@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from comms.config import load_config  # noqa: E402
-from comms.message import MessageFactory, Recipient  # noqa: E402
-from comms.transports import SmtpTransport  # noqa: E402
-from tests.issue_sample import SECRET, rendered_issue  # noqa: E402
+from comms.config import load_config
+from comms.message import MessageFactory, Recipient
+from comms.transports import SmtpTransport
+from tests.issue_sample import SECRET, rendered_issue
 
 
 def _port() -> int:

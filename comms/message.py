@@ -37,6 +37,8 @@ DKIM_HEADERS = (
     "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID", "Precedence",
     "From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post",
 )  # fmt: skip
+#: Encoded HTML size above which Gmail's clipping (~102 KB) gets close (STANDARDS E17).
+CLIP_SIZE = 90_000
 _PLACEHOLDER = re.compile(f"({re.escape(UNSUBSCRIBE_URL)}|{re.escape(PREFERENCES_URL)})")
 # An ASCII addr-spec without anything that could break out of a header (CR, LF, <, >, space).
 _ADDR = re.compile(r"[!#-'*+/-9=?A-Z^-~.]+@[A-Za-z0-9.-]+")
@@ -149,7 +151,19 @@ class MessageFactory:
         when = date if date is not None else datetime.now(config.tz)
         if when.tzinfo is None:
             raise MessageError("the Date of a message must be timezone-aware")
+        for part, text in (("text", rendered.text), ("HTML", rendered.html)):
+            if UNSUBSCRIBE_URL not in text:  # E8, § 7 UWG: never send without a way out
+                raise MessageError(f"the {part} part of the issue has no {UNSUBSCRIBE_URL} link")
         self.template = self._template(config, rendered, format_datetime(when))
+        html_size = len(_qp(rendered.html))
+        #: Problems worth telling the editor about; the CLI prints them.
+        self.warnings: list[str] = []
+        if html_size > CLIP_SIZE:
+            self.warnings.append(
+                f"the HTML part is {html_size:,} bytes; Gmail clips mails over ~102 KB and may "
+                "hide the footer with the unsubscribe link (keep it under "
+                f"{CLIP_SIZE:,})"
+            )
         if self._dkim_key is not None:
             self._sign(b"From: a@b\r\n\r\nkey check\r\n")  # a bad key stops here, not mid-run
 

@@ -252,6 +252,9 @@ class SmtpTransport:
                 if fresh or attempt == 2:
                     raise TemporaryFailure(f"{self._where}: connection lost ({exc})") from None
                 continue
+            except smtplib.SMTPException as exc:  # e.g. a garbled reply: end this session
+                self._drop()
+                raise TemporaryFailure(f"{self._where}: {exc}") from None
             finally:
                 self._count += 1
                 if self._conn is not None and self._count >= self.max_per_connection:

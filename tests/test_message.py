@@ -277,3 +277,23 @@ def test_a_bad_dkim_key_stops_before_sending(tmp_path: Path) -> None:
     assert info.value.problems == [
         f"'dkim.key_file': {tmp_path / 'dkim.pem'} holds no PEM private key"
     ]
+
+
+@pytest.mark.parametrize("part", ["text", "html"])
+def test_an_issue_without_an_unsubscribe_link_is_refused(tmp_path: Path, part: str) -> None:
+    issue = rendered_issue()
+    issue = dataclasses.replace(issue, **{part: getattr(issue, part).replace(UNSUBSCRIBE_URL, "")})
+    with pytest.raises(MessageError) as info:
+        MessageFactory(config_for(tmp_path), issue, SECRET)
+    name = {"text": "text", "html": "HTML"}[part]
+    assert str(info.value) == f"the {name} part of the issue has no %%UNSUBSCRIBE_URL%% link"
+
+
+def test_a_clipping_size_html_part_gives_a_warning(tmp_path: Path) -> None:
+    assert MessageFactory(config_for(tmp_path), rendered_issue(), SECRET).warnings == []
+    big = MessageFactory(config_for(tmp_path), rendered_issue(blocks=150), SECRET)
+    assert len(big.warnings) == 1
+    assert big.warnings[0].startswith("the HTML part is 1")
+    assert big.warnings[0].endswith(
+        "may hide the footer with the unsubscribe link (keep it under 90,000)"
+    )
