@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -166,6 +166,58 @@ def contrast(first: str, second: str) -> float:
 
     light, dark = sorted((luminance(first), luminance(second)), reverse=True)
     return (light + 0.05) / (dark + 0.05)
+class Mail(_Section):
+    """Optional headers of every newsletter message (STANDARDS E7, E11, E12)."""
+
+    feedback_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    precedence: Literal["bulk", "list", "none"] = "bulk"
+
+    @field_validator("feedback_id")
+    @classmethod
+    def _feedback_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([^:\s]+:){0,3}[A-Za-z0-9]{5,15}", value):
+            raise ValueError("must look like 'a:b:c:SenderId' (SenderId 5–15 letters/digits)")
+        return value
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _mailto(cls, value: str | None) -> str | None:
+        return None if value is None else _check_email(value)
+
+
+class Smtp(_Section):
+    """SMTP transport settings; the password comes only from COMMS_SMTP_PASSWORD."""
+
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_messages_per_connection: Annotated[int, Field(ge=1)] = 100
+    ca_file: str | None = None
+    username: str | None = None
+    helo_name: str | None = None
+    pipelining: bool = True
+
+
+class Dkim(_Section):
+    """Optional DKIM signing: all three keys or none; the key file lives outside the repo."""
+
+    selector: str | None = None
+    domain: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> Dkim:
+        given = [self.selector, self.domain, self.key_file]
+        if any(given) and not all(given):
+            raise ValueError("set selector, domain and key_file together (or none of them)")
+        return self
+
+
+class Api(_Section):
+    """HTTP e-mail API transport settings; the key comes only from COMMS_API_KEY."""
+
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    max_wait: Annotated[float, Field(ge=0)] = 60.0
 
 
 class Settings(_Section):
@@ -182,6 +234,10 @@ class Settings(_Section):
     regions: dict[str, str] = DEFAULT_REGIONS
     topics: dict[str, str] = DEFAULT_TOPICS
     render: Render = Render()
+    mail: Mail = Mail()
+    smtp: Smtp = Smtp()
+    dkim: Dkim = Dkim()
+    api: Api = Api()
 
     @field_validator("regions", "topics")
     @classmethod

@@ -86,3 +86,9 @@ class PolicyRejection(DeliveryError):
 
 class RenderError(CommsError):
     """A template or the MJML compiler failed; names the template or item."""
+class BadToken(CommsError):
+    """A signed token (unsubscribe, preferences, confirm) is forged, damaged or expired."""
+
+
+class MessageError(CommsError):
+    """A message cannot be built from the issue and configuration (e.g. CR/LF in a header)."""
