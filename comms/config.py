@@ -166,6 +166,8 @@ def contrast(first: str, second: str) -> float:
 
     light, dark = sorted((luminance(first), luminance(second)), reverse=True)
     return (light + 0.05) / (dark + 0.05)
+
+
 class Mail(_Section):
     """Optional headers of every newsletter message (STANDARDS E7, E11, E12)."""
 

@@ -86,6 +86,8 @@ class PolicyRejection(DeliveryError):
 
 class RenderError(CommsError):
     """A template or the MJML compiler failed; names the template or item."""
+
+
 class BadToken(CommsError):
     """A signed token (unsubscribe, preferences, confirm) is forged, damaged or expired."""
 
