@@ -15,10 +15,12 @@ from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader
 
 from . import __version__
+from .build import WriteReport, collect, write_output
 from .config import Config, load_config
 from .content import KINDS, Site
 from .errors import CommsError, ConfigError, ContentError
 from .ledger import Campaign
+from .quality import check_issues
 from .reader import SLUG_RE, read_content
 from .roster import Problems, check_person, read_csv, write_export
 from .store import Consent, Store, normalise_address, open_store
@@ -83,6 +85,7 @@ def check(state: State, strict: bool) -> None:
     """
     config = state.config(strict=strict)
     site, errors = load_site(config)
+    errors = [*errors, *check_issues(config, site)]
     failures, warnings = _report(errors, config.root, strict)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
@@ -178,6 +181,56 @@ def demo(state: State) -> None:
         click.echo("Next scheduled issue: none")
     if failures:
         sys.exit(1)
+    files, _ = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({files} files)")
+
+
+def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
+    """Collect every producer's files in memory, then write them; (file count, report)."""
+    files = collect(config, site)
+    return len(files), write_output(out_dir, files)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: output_dir from the configuration).",
+)
+@click.pass_obj
+def build(state: State, out_dir: Path | None) -> None:
+    """Write the web archive, feeds, calendars and e-mail previews into the output folder.
+
+    With content errors nothing is written and the exit code is 1.
+    """
+    config = state.config()
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(f"{failures} error(s); nothing written", err=True)
+        sys.exit(1)
+    target = (out_dir or config.output_dir).resolve()
+    _, report = _build(config, site, target)
+    click.echo(
+        f"Built {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed"
+    )
+
+
+@cli.command()
+@click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_obj
+def preview(state: State, port: int) -> None:
+    """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
+    from .preview import Preview
+
+    config = state.config()
+    with Preview(config) as server:
+        click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
+        if server.error:
+            click.echo(server.error, err=True)
+        server.serve(port)
 
 
 def _json(data: Any) -> str:

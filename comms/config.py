@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -138,6 +139,89 @@ class Organisation(_Section):
         return _check_https(value)
 
 
+class Render(_Section):
+    """How e-mails and archive pages look, and where static files (images) come from."""
+
+    accent_color: str = "#00566b"
+    logo: str | None = None
+    static_dir: str = "static"
+
+    @field_validator("accent_color")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("must be a colour like #00566b")
+        if contrast(value, "#ffffff") < 4.5:
+            raise ValueError("too light: needs a contrast of at least 4.5:1 against white")
+        return value.lower()
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+class Mail(_Section):
+    """Optional headers of every newsletter message (STANDARDS E7, E11, E12)."""
+
+    feedback_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    precedence: Literal["bulk", "list", "none"] = "bulk"
+
+    @field_validator("feedback_id")
+    @classmethod
+    def _feedback_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([^:\s]+:){0,3}[A-Za-z0-9]{5,15}", value):
+            raise ValueError("must look like 'a:b:c:SenderId' (SenderId 5–15 letters/digits)")
+        return value
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _mailto(cls, value: str | None) -> str | None:
+        return None if value is None else _check_email(value)
+
+
+class Smtp(_Section):
+    """SMTP transport settings; the password comes only from COMMS_SMTP_PASSWORD."""
+
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_messages_per_connection: Annotated[int, Field(ge=1)] = 100
+    ca_file: str | None = None
+    username: str | None = None
+    helo_name: str | None = None
+    pipelining: bool = True
+
+
+class Dkim(_Section):
+    """Optional DKIM signing: all three keys or none; the key file lives outside the repo."""
+
+    selector: str | None = None
+    domain: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> Dkim:
+        given = [self.selector, self.domain, self.key_file]
+        if any(given) and not all(given):
+            raise ValueError("set selector, domain and key_file together (or none of them)")
+        return self
+
+
+class Api(_Section):
+    """HTTP e-mail API transport settings; the key comes only from COMMS_API_KEY."""
+
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    max_wait: Annotated[float, Field(ge=0)] = 60.0
+
+
 class Delivery(_Section):
     """How `comms send` paces, retries and gives up (STANDARDS S6, S9)."""
 
@@ -165,6 +249,11 @@ class Settings(_Section):
     organisation: Organisation = Organisation()
     regions: dict[str, str] = DEFAULT_REGIONS
     topics: dict[str, str] = DEFAULT_TOPICS
+    render: Render = Render()
+    mail: Mail = Mail()
+    smtp: Smtp = Smtp()
+    dkim: Dkim = Dkim()
+    api: Api = Api()
     delivery: Delivery = Delivery()
 
     @field_validator("regions", "topics")

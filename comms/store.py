@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -163,7 +164,31 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def _resolve_secret(engine: Engine, given: str | None) -> tuple[bytes, bool]:
+def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """A plain DB-API executemany of many rows with the same keys.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself on large
+    imports; values are converted once per distinct value instead (timestamps repeat).
+    """
+    keys = list(rows[0])
+    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
+    convert: dict[str, Any] = {}
+    for key in keys:
+        processor = table.c[key].type.bind_processor(conn.dialect)
+        if processor is not None:
+            convert[key] = functools.lru_cache(maxsize=16)(processor)
+    for row in rows:
+        for key, processor in convert.items():
+            row[key] = processor(row[key])
+    if compiled.positiontup is not None:
+        order = [compiled.binds[name].key for name in compiled.positiontup]
+        params: list[Any] = [tuple(row[k] for k in order) for row in rows]
+    else:
+        params = rows
+    conn.exec_driver_sql(compiled.string, params)
+
+
+def _resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
     """The secret to use and whether it was generated now (see README, "Secret key")."""
     with engine.begin() as conn:
         stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
@@ -190,7 +215,7 @@ def _resolve_secret(engine: Engine, given: str | None) -> tuple[bytes, bool]:
             )
         if "secret_check" not in stored:
             conn.execute(sa.insert(meta).values(key="secret_check", value=check))
-    return secret.encode(), generated
+    return secret, generated
 
 
 def open_store(config: Config) -> Store:
@@ -208,9 +233,11 @@ def open_store(config: Config) -> Store:
 class Store(Ledger):
     """Subscribers, consent and suppression; the send ledger's methods come from `Ledger`."""
 
-    def __init__(self, engine: Engine, secret: bytes, generated_secret: bool = False) -> None:
+    def __init__(self, engine: Engine, secret: str, generated_secret: bool = False) -> None:
         super().__init__(engine)
+        #: COMMS_SECRET_KEY, or the key generated once and kept in the database.
         self.secret = secret
+        self._hmac_key = secret.encode()
         #: True when this run generated the secret and stored it in the database.
         self.generated_secret = generated_secret
 
@@ -220,7 +247,7 @@ class Store(Ledger):
 
     def key(self, email: str) -> str:
         """The suppression key of a normalised address: HMAC-SHA256 with the secret."""
-        return hmac.new(self.secret, email.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._hmac_key, email.encode(), hashlib.sha256).hexdigest()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -452,7 +479,7 @@ class Store(Ledger):
             if not fresh:
                 return
             before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.id), 0))).scalar_one()
-            conn.execute(sa.insert(subscribers), fresh)
+            bulk_insert(conn, subscribers, fresh)
             # This chunk's rows: newer than `before` and stamped with this chunk's time.
             mine = sa.and_(s.id > before, s.created_at == at, s.consent_id.is_(None))
             values = {k: sa.literal(v, consent.c[k].type) for k, v in event.__dict__.items()}

@@ -1,8 +1,41 @@
-"""Transports: how a finished message leaves (SMTP, HTTP API, .eml files, memory)."""
+"""Transports: how a finished message leaves (SMTP, HTTP API, .eml files, memory).
+
+Every failure is classified (STANDARDS S5/S7): TemporaryFailure (4xx, timeouts, dropped
+connections; `ambiguous` when the connection died after the message went out), PermanentFailure
+(5xx for this address) or PolicyRejection (5.7.x, refused sender, AUTH or TLS failures: our
+setup is at fault, so the campaign stops and no address is blamed). One instance per thread.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import ipaddress
+import os
+import smtplib
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+from .config import Config
+from .errors import ConfigError, DeliveryError, PolicyRejection, TemporaryFailure
+from .httpapi import HttpApiTransport
+from .replies import classify
+
+__all__ = [
+    "FileTransport",
+    "HttpApiTransport",
+    "MemoryTransport",
+    "SentMessage",
+    "SmtpTransport",
+    "Transport",
+    "classify",
+    "memory_outbox",
+    "open_transport",
+]
 
 
 class Transport(Protocol):
@@ -13,3 +46,398 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class _Dropped(Exception):
+    """The connection died before the message body went out: nothing was delivered."""
+
+
+@cache
+def _fqdn() -> str:
+    # smtplib would look this up on every connection; it can be a slow DNS query.
+    return socket.getfqdn()
+
+
+def _stuff(data: bytes) -> bytes:
+    """The DATA payload: CRLF-terminated, leading dots doubled (RFC 5321 §4.5.2), then '.'."""
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+class SmtpTransport:
+    """SMTP submission over one reused connection (plain, STARTTLS or implicit TLS)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        mode: Literal["plain", "starttls", "tls"] = "plain",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        max_per_connection: int = 100,
+        ca_file: str | None = None,
+        helo_name: str | None = None,
+        pipelining: bool = True,
+    ) -> None:
+        """Remember the settings; the connection opens on the first `send`."""
+        self.host, self.port, self.mode = host, port, mode
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.max_per_connection = max_per_connection
+        self.helo_name = helo_name
+        self.pipelining = pipelining
+        # Always a verifying context (S1): smtplib's default would not check the certificate.
+        self.context = ssl.create_default_context(cafile=ca_file) if mode != "plain" else None
+        self._conn: smtplib.SMTP | None = None
+        self._count = 0
+        #: Connections opened so far (tests and benchmarks check reuse with it).
+        self.connections = 0
+
+    @property
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _open(self) -> smtplib.SMTP:
+        helo = self.helo_name or _fqdn()
+        conn: smtplib.SMTP | None = None
+        stage = "connect"
+        try:
+            if self.mode == "tls":
+                conn = smtplib.SMTP_SSL(
+                    self.host, self.port, local_hostname=helo, timeout=self.timeout,
+                    context=self.context,
+                )  # fmt: skip
+            else:
+                conn = smtplib.SMTP(self.host, self.port, local_hostname=helo, timeout=self.timeout)
+            stage = "EHLO"
+            conn.ehlo()
+            if self.mode == "starttls":
+                if not conn.has_extn("starttls"):
+                    raise PolicyRejection(
+                        f"{self._where} does not offer STARTTLS; refusing to send in clear text"
+                    )
+                stage = "STARTTLS"
+                conn.starttls(context=self.context)
+                conn.ehlo()
+            if self.username:
+                stage = "AUTH"
+                conn.login(self.username, self.password or "")
+        except ssl.SSLCertVerificationError as exc:
+            self._abandon(conn)
+            raise PolicyRejection(
+                f"TLS certificate of {self._where} not trusted ({exc.verify_message}); "
+                "trust a private CA with smtp.ca_file"
+            ) from None
+        except ssl.SSLError as exc:
+            self._abandon(conn)
+            raise PolicyRejection(f"TLS with {self._where} failed: {exc}") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            self._abandon(conn)
+            # 535 is a PolicyRejection: a wrong password is our configuration, not the address.
+            raise classify(exc.smtp_code, exc.smtp_error, "AUTH", self._where) from None
+        except smtplib.SMTPNotSupportedError:
+            self._abandon(conn)
+            raise PolicyRejection(f"{self._where} offers no AUTH (needed for the login)") from None
+        except smtplib.SMTPResponseException as exc:  # greeting, EHLO or STARTTLS refused
+            self._abandon(conn)
+            raise classify(exc.smtp_code, exc.smtp_error, stage, self._where) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self._abandon(conn)
+            raise TemporaryFailure(f"cannot connect to {self._where}: {exc}") from None
+        except DeliveryError:
+            self._abandon(conn)
+            raise
+        self.connections += 1
+        self._count = 0
+        return conn
+
+    @staticmethod
+    def _abandon(conn: smtplib.SMTP | None) -> None:
+        if conn is not None:
+            conn.close()
+
+    def _drop(self) -> None:
+        self._abandon(self._conn)
+        self._conn = None
+
+    def _reply(self, conn: smtplib.SMTP) -> tuple[int, bytes]:
+        try:
+            return conn.getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _Dropped(str(exc)) from None
+
+    def _command(self, conn: smtplib.SMTP, line: bytes) -> None:
+        try:
+            conn.send(line)
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _Dropped(str(exc)) from None
+
+    def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, payload: bytes) -> None:
+        """MAIL, RCPT, DATA (pipelined when offered, RFC 2920), then the body and its reply."""
+        commands: list[tuple[bytes, str, tuple[int, ...]]] = [
+            (b"MAIL FROM:<%s>\r\n" % sender.encode(), "MAIL FROM", (250,)),
+            (b"RCPT TO:<%s>\r\n" % rcpt.encode(), "RCPT TO", (250, 251)),
+            (b"DATA\r\n", "DATA", (354,)),
+        ]
+        failure: DeliveryError | None = None
+        data_open = False
+        if self.pipelining and conn.does_esmtp and conn.has_extn("pipelining"):
+            self._command(conn, b"".join(line for line, _, _ in commands))
+            replies = [self._reply(conn) for _ in commands]
+        else:
+            replies = []
+            for line, _, ok in commands:
+                self._command(conn, line)
+                replies.append(self._reply(conn))
+                if replies[-1][0] not in ok:
+                    break
+        for (_, stage, ok), (code, text) in zip(commands, replies, strict=False):
+            if code == 354:
+                data_open = True
+            elif code not in ok and failure is None:
+                failure = classify(code, text, stage, self._where)
+        if failure is not None:
+            if data_open:  # a server that opened DATA anyway gets an empty message (RFC 2920)
+                self._command(conn, b".\r\n")
+                self._reply(conn)
+            self._reset(conn, failure)
+            raise failure
+        try:
+            conn.sock.sendall(payload)  # type: ignore[union-attr]
+        except OSError as exc:
+            raise _Dropped(f"connection lost while sending the message: {exc}") from None
+        try:
+            code, text = conn.getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            raise TemporaryFailure(
+                f"{self._where}: connection lost after the message was sent ({exc}); "
+                "the server may have accepted it",
+                ambiguous=True,
+            ) from None
+        if code != 250:
+            failure = classify(code, text, "end of DATA", self._where)
+            if code == 421:
+                self._drop()
+            raise failure
+
+    def _reset(self, conn: smtplib.SMTP, failure: DeliveryError) -> None:
+        """RSET after a failed transaction keeps the connection usable (S4); 421 ends it."""
+        if failure.code == 421:
+            self._drop()
+            return
+        try:
+            conn.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
+        """Send over the open connection; a connection the server closed is reopened once."""
+        payload = _stuff(data)
+        for attempt in (1, 2):
+            fresh = self._conn is None
+            conn = self._conn = self._conn or self._open()
+            try:
+                self._transaction(conn, envelope_from, recipient, payload)
+            except _Dropped as exc:
+                self._drop()
+                # Nothing went out: retrying once on a new connection cannot duplicate the
+                # message. This is how servers that end idle or long sessions are handled.
+                if fresh or attempt == 2:
+                    raise TemporaryFailure(f"{self._where}: connection lost ({exc})") from None
+                continue
+            except smtplib.SMTPException as exc:  # e.g. a garbled reply: end this session
+                self._drop()
+                raise TemporaryFailure(f"{self._where}: {exc}") from None
+            finally:
+                self._count += 1
+                if self._conn is not None and self._count >= self.max_per_connection:
+                    self.close()
+            return
+
+    def close(self) -> None:
+        """QUIT and close the connection, if one is open."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                conn.close()
+
+
+class FileTransport:
+    """Writes each message as `<dir>/<issue>/<uid>.eml`; a retry overwrites the same file."""
+
+    def __init__(self, directory: Path) -> None:
+        """Use (and create on demand) `directory`."""
+        self.directory = directory
+
+    def path_for(self, key: str) -> Path:
+        """Where the message with idempotency key `key` is written."""
+        parts = [
+            "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in part)
+            for part in key.split("/")
+        ]
+        parts = [p.lstrip(".") or "_" for p in parts]
+        return self.directory.joinpath(*parts).with_name(parts[-1] + ".eml")
+
+    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
+        """Write the message atomically (temp file + rename)."""
+        path = self.path_for(key)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp.write_bytes(data)
+            os.replace(temp, path)
+        except OSError as exc:
+            # Not the address's fault, and every further message would fail the same way.
+            raise PolicyRejection(f"cannot write {path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message a MemoryTransport accepted."""
+
+    envelope_from: str
+    recipient: str
+    data: bytes
+    key: str
+
+
+_OUTBOXES: dict[str, list[SentMessage]] = {}
+
+
+def memory_outbox(name: str = "") -> list[SentMessage]:
+    """The shared list every `memory://NAME` transport of this process appends to."""
+    return _OUTBOXES.setdefault(name, [])
+
+
+class MemoryTransport:
+    """Keeps messages in a list (tests); `failures` scripts errors per recipient address."""
+
+    def __init__(
+        self,
+        outbox: list[SentMessage] | None = None,
+        failures: Mapping[str, list[DeliveryError]] | None = None,
+    ) -> None:
+        """`failures[address]` is raised one per attempt, in order, before sends succeed."""
+        self.sent = outbox if outbox is not None else []
+        self.failures = {address: list(errors) for address, errors in (failures or {}).items()}
+
+    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
+        """Record the message, or raise the next scripted failure for this recipient."""
+        scripted = self.failures.get(recipient)
+        if scripted:
+            raise scripted.pop(0)
+        self.sent.append(SentMessage(envelope_from, recipient, data, key))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_MODES: dict[str, Literal["plain", "starttls", "tls"]] = {
+    "smtp": "plain",
+    "smtp+starttls": "starttls",
+    "smtps": "tls",
+}
+
+
+def _bad(url: str, problem: str) -> ConfigError:
+    return ConfigError([f"transport {url!r}: {problem}"])
+
+
+def _smtp(url: str, config: Config, environ: Mapping[str, str]) -> SmtpTransport:
+    parts = urlsplit(url)
+    mode = _MODES[parts.scheme]
+    try:
+        port = parts.port or {"plain": 25, "starttls": 587, "tls": 465}[mode]
+    except ValueError:
+        raise _bad(url, "the port is not a number") from None
+    host = parts.hostname
+    if not host:
+        raise _bad(url, "no host (e.g. smtp+starttls://mail.example.org:587)")
+    if parts.password is not None:
+        raise _bad(url, "no password in the URL; set COMMS_SMTP_PASSWORD")
+    smtp = config.settings.smtp
+    username = unquote(parts.username) if parts.username else smtp.username
+    password = environ.get("COMMS_SMTP_PASSWORD")
+    if username and not password:
+        raise _bad(url, f"user {username!r} needs a password in COMMS_SMTP_PASSWORD")
+    if username and mode == "plain" and not _is_loopback(host):
+        raise _bad(url, "refusing to log in without TLS; use smtp+starttls:// or smtps://")
+    ca_file = None
+    if smtp.ca_file:
+        ca_path = (config.root / Path(smtp.ca_file).expanduser()).resolve()
+        if not ca_path.is_file():
+            raise ConfigError([f"'smtp.ca_file': {ca_path} not found"])
+        ca_file = str(ca_path)
+    return SmtpTransport(
+        host,
+        port,
+        mode=mode,
+        username=username,
+        password=password,
+        timeout=smtp.timeout,
+        max_per_connection=smtp.max_messages_per_connection,
+        ca_file=ca_file,
+        helo_name=smtp.helo_name,
+        pipelining=smtp.pipelining,
+    )
+
+
+def open_transport(url: str, config: Config, environ: Mapping[str, str] | None = None) -> Transport:
+    """A transport for `url`; secrets (COMMS_SMTP_PASSWORD, COMMS_API_KEY) from `environ`."""
+    environ = os.environ if environ is None else environ
+    scheme = url.partition("://")[0]
+    if "://" not in url:
+        scheme = ""
+    if scheme in ("smtp", "smtp+starttls", "smtps"):
+        return _smtp(url, config, environ)
+    if scheme == "file":
+        rest = unquote(url[len("file://") :])
+        if not rest:
+            raise _bad(url, "no folder (e.g. file:///var/outbox or file://var/outbox)")
+        return FileTransport((config.root / rest).resolve())
+    if scheme == "memory":
+        return MemoryTransport(memory_outbox(url[len("memory://") :]))
+    if scheme in ("brevo+https", "brevo+http"):
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise _bad(url, "no host (e.g. brevo+https://api.brevo.com)")
+        if scheme == "brevo+http" and not _is_loopback(parts.hostname):
+            raise _bad(url, "plain http only to localhost; use brevo+https://")
+        api_key = environ.get("COMMS_API_KEY")
+        if not api_key:
+            raise _bad(url, "the API key must be set in COMMS_API_KEY")
+        base = f"{scheme.removeprefix('brevo+')}://{parts.netloc}{parts.path.rstrip('/')}"
+        api = config.settings.api
+        return HttpApiTransport(
+            base + "/v3/smtp/email",
+            api_key,
+            timeout=api.timeout,
+            max_attempts=api.max_attempts,
+            max_wait=api.max_wait,
+        )
+    raise _bad(
+        url,
+        "unknown scheme; use smtp://, smtp+starttls://, smtps://, file://, memory:// "
+        "or brevo+https://",
+    )

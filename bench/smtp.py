@@ -1,0 +1,95 @@
+"""Benchmark: SMTP throughput of MessageFactory + SmtpTransport against Postfix smtp-sink.
+
+Run: .venv/bin/python bench/smtp.py [MESSAGES] [CONNECTIONS]   (default 20,000 over 4)
+
+Starts `smtp-sink` on 127.0.0.1, measures `smtp-source` (Postfix's C load generator, messages
+of the same size) as the reference, then builds and sends the same number of personalised
+messages from one rendered issue over CONNECTIONS threads, one transport each, with and
+without PIPELINING. Needs the postfix package (smtp-sink, smtp-source on PATH).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from comms.config import load_config
+from comms.message import MessageFactory, Recipient
+from comms.transports import SmtpTransport
+from tests.issue_sample import SECRET, rendered_issue
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _send_all(factory: MessageFactory, port: int, count: int, threads: int, pipe: bool) -> float:
+    def work(index: int) -> None:
+        transport = SmtpTransport(
+            "127.0.0.1", port, timeout=30, max_per_connection=1000, pipelining=pipe,
+            helo_name="bench.example.org",
+        )  # fmt: skip
+        for i in range(index, count, threads):
+            message = factory.build(Recipient(f"u{i:06d}", f"leser.{i}@example.org"))
+            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+        transport.close()
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Reference run with smtp-source, then comms with and without pipelining."""
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
+        sys.exit("needs Postfix's smtp-sink and smtp-source on PATH")
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "comms.toml").write_text("", encoding="utf-8")
+        config = load_config(Path(folder) / "comms.toml", environ={})
+    factory = MessageFactory(config, rendered_issue(), SECRET)
+    size = len(factory.build(Recipient("u0", "a@example.org")).data)
+    port = _port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen(
+        ["smtp-sink", *user, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
+    )
+    try:
+        time.sleep(0.5)
+        start = time.perf_counter()
+        subprocess.run(
+            ["smtp-source", "-d", "-s", str(threads), "-m", str(count), "-l", str(size),
+             "-f", "newsletter@example.org", "-t", "leser@example.org", f"127.0.0.1:{port}"],
+            check=True,
+        )  # fmt: skip
+        reference = count / (time.perf_counter() - start)
+        print(f"message size {size:,} bytes, {count:,} messages over {threads} connections")
+        print(f"smtp-source (reference): {reference:,.0f} msg/s")
+        for pipe in (False, True):
+            rate = count / _send_all(factory, port, count, threads, pipe)
+            label = "with PIPELINING" if pipe else "lock-step      "
+            print(f"comms build+send {label}: {rate:,.0f} msg/s = {rate / reference:.2f} of ref")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+if __name__ == "__main__":
+    main()

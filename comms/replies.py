@@ -1,0 +1,72 @@
+"""Classify SMTP replies and HTTP API responses as temporary, permanent or policy failures."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from .errors import DeliveryError, PermanentFailure, PolicyRejection, TemporaryFailure
+
+_ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+#: Stages before any recipient is named: a 5xx there is about us, never about the address.
+_SENDER_STAGES = ("connect", "EHLO", "STARTTLS", "AUTH", "MAIL FROM")
+
+
+def classify(code: int, text: bytes | str, stage: str, where: str = "") -> DeliveryError:
+    """The exception for a failed SMTP reply (STANDARDS S5).
+
+    4xx → temporary; 5.7.x, 535 and any 5xx before RCPT → policy (stop the campaign);
+    552 to RCPT or 5.5.3 ("too many recipients") → temporary; other 5xx → permanent.
+    """
+    reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    reply = " ".join(reply.split())
+    match = _ENHANCED.match(reply)
+    enhanced = match.group(1) if match else None
+    message = f"{where + ': ' if where else ''}{stage}: {code} {reply}".rstrip()
+    cls: type[DeliveryError]
+    if 400 <= code < 500:
+        cls = TemporaryFailure
+    elif enhanced == "5.5.3" or (code == 552 and stage == "RCPT TO"):
+        cls = TemporaryFailure  # RFC 5321 §4.5.3.1.10: too many recipients is not final
+    elif (enhanced or "").startswith("5.7.") or code == 535 or stage in _SENDER_STAGES:
+        cls = PolicyRejection
+    elif 500 <= code < 600:
+        cls = PermanentFailure
+    else:  # a reply outside 4xx/5xx where a success was due: a broken server, retry later
+        cls = TemporaryFailure
+    return cls(message, code=code, enhanced=enhanced)
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from an HTTP Retry-After header (delta-seconds or an HTTP date), if any."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_http(
+    status: int, detail: str, recipient: str, wait: float | None, where: str
+) -> DeliveryError:
+    """The exception for a failed HTTP API response (STANDARDS S8).
+
+    408, 429 and 5xx → temporary (with Retry-After); 400 naming the recipient → permanent;
+    401, 402, 403 and any other 4xx → policy: our key, account or request is at fault, and
+    blaming the address would suppress the whole list.
+    """
+    message = f"{where}: HTTP {status} {' '.join(detail.split())[:300]}".rstrip()
+    if status in (408, 429) or status >= 500:
+        return TemporaryFailure(message, code=status, retry_after=wait)
+    names_recipient = recipient.lower() in detail.lower() or re.search(r"\bto\b", detail)
+    if status == 400 and names_recipient:
+        return PermanentFailure(message, code=status)
+    return PolicyRejection(message, code=status)

@@ -1,0 +1,299 @@
+"""Message assembly: fixture messages parsed back and checked against STANDARDS E1–E14."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from comms.errors import ConfigError, MessageError, PermanentFailure
+from comms.message import MessageFactory, Recipient
+from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL
+from comms.tokens import read_token
+
+from .issue_sample import SECRET, config_for, rendered_issue
+
+WINTER = datetime(2020, 2, 4, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+UNSUBSCRIBE = re.compile(r"<https://newsletter\.example\.org/unsubscribe/([A-Za-z0-9_.-]+)>")
+
+
+def _parse(data: bytes) -> EmailMessage:
+    msg = BytesParser(policy=default).parsebytes(data)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> MessageFactory:
+    return MessageFactory(config_for(tmp_path), rendered_issue(), SECRET, date=WINTER)
+
+
+def _parts(msg: EmailMessage) -> tuple[str, str]:
+    text, html = (p for p in msg.walk() if not p.is_multipart())
+    assert isinstance(text, EmailMessage) and isinstance(html, EmailMessage)
+    # Parsed from the wire, line ends are CRLF; the rendered issue uses "\n".
+    return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
+
+
+def test_headers_structure_and_encodings(factory: MessageFactory) -> None:
+    recipient = Recipient("17", "jörg@example.org".replace("ö", "oe"), "Jörg Müller-Lüdenscheidt")
+    out = factory.build(recipient)
+    raw = out.data
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    head.decode("ascii")  # E6: the header block is pure ASCII
+    msg = _parse(raw)
+    for name in ("Date", "From", "To", "Subject", "Message-ID", "MIME-Version", "List-Id"):
+        assert len(msg.get_all(name) or []) == 1, name  # E1
+    assert len(msg["From"].addresses) == 1
+    assert msg["From"].addresses[0].display_name == "Bündnis „Niedersachsen packt an“"
+    assert msg["From"].addresses[0].addr_spec == "newsletter@example.org"
+    assert msg["Reply-To"].addresses[0].addr_spec == "info@example.org"
+    assert msg["To"].addresses[0].display_name == "Jörg Müller-Lüdenscheidt"
+    assert msg["To"].addresses[0].addr_spec == "joerg@example.org"
+    assert msg["Subject"] == rendered_issue().subject  # E6: umlauts and „“ round-trip
+    assert msg["Date"] == "Tue, 04 Feb 2020 09:00:00 +0100"  # E3: the site's offset
+    assert msg["Precedence"] == "bulk"
+    assert msg["Feedback-ID"] is None
+    # E4: text first, HTML last, both UTF-8.
+    assert [p.get_content_type() for p in msg.walk()] == [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    ]
+    leaves = [p for p in msg.walk() if not p.is_multipart()]
+    assert [p.get_content_charset() for p in leaves] == ["utf-8", "utf-8"]
+    assert [p["Content-Transfer-Encoding"] for p in leaves] == ["quoted-printable"] * 2
+    # E5: every line ≤ 998 octets; bodies ≤ 76 (quoted-printable), headers folded.
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 998
+    body_lines = raw.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
+    assert max(len(line) for line in body_lines) <= 76
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert all(byte < 128 for byte in raw)
+
+
+def test_bodies_round_trip_with_the_recipients_links(factory: MessageFactory) -> None:
+    out = factory.build(Recipient("u-42", "leserin@example.org"))
+    msg = _parse(out.data)
+    header = msg["List-Unsubscribe"]
+    match = UNSUBSCRIBE.fullmatch(header)  # E7: exactly one https URI, no mailto by default
+    assert match is not None
+    token = match.group(1)
+    assert read_token(SECRET, "unsubscribe", token) == "u-42"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = f"https://newsletter.example.org/unsubscribe/{token}"
+    text, html = _parts(msg)
+    prefs = re.search(r"https://newsletter\.example\.org/preferences/([A-Za-z0-9_.-]+)", text)
+    assert prefs is not None
+    assert read_token(SECRET, "preferences", prefs.group(1)) == "u-42"
+    preferences = prefs.group(0)
+    issue = rendered_issue()
+    # E8: the visible links in both parts; everything else is the rendered issue unchanged.
+    expected_text = issue.text.replace(UNSUBSCRIBE_URL, unsubscribe)
+    expected_html = issue.html.replace(UNSUBSCRIBE_URL, unsubscribe)
+    assert text == expected_text.replace(PREFERENCES_URL, preferences)
+    assert html == expected_html.replace(PREFERENCES_URL, preferences)
+    assert f'<a href="{unsubscribe}"' in html
+    assert "Musterstraße 1, 30159 Hannover" in text and "100 % ehrenamtlich =)" in html
+
+
+def test_message_id_is_stable_unique_and_under_the_sites_domain(tmp_path: Path) -> None:
+    first = MessageFactory(config_for(tmp_path), rendered_issue(), SECRET)
+    again = MessageFactory(config_for(tmp_path), rendered_issue(), SECRET)
+    other_issue = MessageFactory(config_for(tmp_path), rendered_issue("2020-04-newsletter"), SECRET)
+    ids = {first.build(Recipient(str(i), f"r{i}@example.org")).message_id for i in range(10_000)}
+    assert len(ids) == 10_000
+    out = first.build(Recipient("7", "r7@example.org"))
+    assert re.fullmatch(r"<[^@]+@newsletter\.example\.org>", out.message_id)  # E2
+    assert _parse(out.data)["Message-ID"] == out.message_id
+    assert again.build(Recipient("7", "other@example.org")).message_id == out.message_id
+    assert other_issue.build(Recipient("7", "r7@example.org")).message_id != out.message_id
+    assert out.key == "2020-02-newsletter/7"
+    assert out.envelope_from == "newsletter@example.org"
+    assert out.recipient == "r7@example.org"
+
+
+def test_optional_headers_from_config(tmp_path: Path) -> None:
+    config = config_for(
+        tmp_path,
+        '[mail]\nfeedback_id = "newsletter:nspa2020"\nunsubscribe_mailto = '
+        '"abmelden@example.org"\nprecedence = "none"\n[sender]\nreply_to = "redaktion@example.org"'
+        "\n",
+    )
+    factory = MessageFactory(config, rendered_issue(), SECRET, date=WINTER)
+    first, second = (factory.build(Recipient(u, f"{u}@example.org")) for u in ("a1", "b2"))
+    msg = _parse(first.data)
+    assert msg["Feedback-ID"] == "newsletter:nspa2020"  # E11: constant per stream
+    assert _parse(second.data)["Feedback-ID"] == msg["Feedback-ID"]
+    assert msg["Precedence"] is None
+    assert msg["Reply-To"].addresses[0].addr_spec == "redaktion@example.org"
+    https, mailto = (v.strip() for v in msg["List-Unsubscribe"].split(","))
+    assert UNSUBSCRIBE.fullmatch(https)
+    assert mailto == "<mailto:abmelden@example.org?subject=Abmelden>"
+
+
+def test_list_id_names_the_list_under_its_domain(tmp_path: Path) -> None:
+    values = set()
+    for slug in ("2020-02-newsletter", "2020-04-newsletter"):
+        factory = MessageFactory(config_for(tmp_path), rendered_issue(slug), SECRET)
+        values.add(_parse(factory.build(Recipient("1", "a@example.org")).data)["List-Id"])
+    assert values == {
+        "Bündnis „Niedersachsen packt an“ <newsletter.niedersachsen-packt-an.example.org>"
+    }  # E10: one value for every issue of the list
+
+
+def test_idn_domains_become_punycode_and_unusable_addresses_fail(
+    factory: MessageFactory,
+) -> None:
+    out = factory.build(Recipient("1", "info@bündnis.example"))
+    assert out.recipient == "info@xn--bndnis-3ya.example"
+    assert _parse(out.data)["To"] == "info@xn--bndnis-3ya.example"
+    for address in ("jörg@example.org", "a@b@example.org", "x@example.org>\r\nBcc: y@z.de"):
+        with pytest.raises(PermanentFailure, match="not a plain ASCII address"):
+            factory.build(Recipient("2", address))
+
+
+def test_names_cannot_inject_headers(factory: MessageFactory) -> None:
+    evil = 'Eve "the, boss"\r\nBcc: victim@example.org'
+    msg = _parse(factory.build(Recipient("1", "eve@example.org", evil)).data)
+    assert msg["Bcc"] is None
+    assert msg["To"].addresses[0].display_name == 'Eve "the, boss" Bcc: victim@example.org'
+
+
+@pytest.mark.parametrize("subject", ["Hallo\r\nBcc: x@example.org", "Hallo\nWelt"])
+def test_line_breaks_in_the_subject_are_refused(tmp_path: Path, subject: str) -> None:
+    issue = dataclasses.replace(rendered_issue(), subject=subject)
+    with pytest.raises(MessageError, match="^header Subject: "):
+        MessageFactory(config_for(tmp_path), issue, SECRET)
+
+
+def test_percent_signs_and_placeholders_in_odd_places(tmp_path: Path) -> None:
+    issue = dataclasses.replace(
+        rendered_issue(),
+        subject="100 % %s Spende",
+        text=f"{UNSUBSCRIBE_URL}{PREFERENCES_URL}%d%%",
+        html=f"<p>{UNSUBSCRIBE_URL}</p>",
+    )
+    factory = MessageFactory(config_for(tmp_path), issue, SECRET)
+    msg = _parse(factory.build(Recipient("9", "a@example.org")).data)
+    text, html = _parts(msg)
+    assert msg["Subject"] == "100 % %s Spende"
+    assert re.fullmatch(r"https://\S+/unsubscribe/9\.\S+https://\S+/preferences/9\.\S+%d%%", text)
+    assert re.fullmatch(r"<p>https://\S+/unsubscribe/9\.\S+</p>", html)
+
+
+def test_a_secret_is_required(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        MessageFactory(config_for(tmp_path), rendered_issue(), "")
+    assert info.value.problems == ["COMMS_SECRET_KEY is not set: it signs the unsubscribe links"]
+
+
+def test_proof_messages_point_at_nobody_and_are_never_deduplicated(
+    factory: MessageFactory,
+) -> None:
+    first, second = (
+        factory.build_proof("Redaktion@Example.org"),
+        factory.build_proof("redaktion@example.org"),
+    )
+    assert first.message_id != second.message_id
+    assert first.key == second.key
+    assert re.fullmatch(r"2020-02-newsletter/proof-[0-9a-f]{16}", first.key)
+    token = UNSUBSCRIBE.fullmatch(_parse(first.data)["List-Unsubscribe"])
+    assert token is not None
+    assert read_token(SECRET, "unsubscribe", token.group(1)) == first.key.split("/")[1]
+
+
+def _dkim_setup(tmp_path: Path) -> tuple[MessageFactory, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    config = config_for(
+        tmp_path,
+        '[dkim]\nselector = "nl2020"\ndomain = "example.org"\nkey_file = "dkim.pem"\n'
+        '[mail]\nfeedback_id = "newsletter:nspa1"\n',
+    )
+    return MessageFactory(config, rendered_issue(), SECRET), record
+
+
+def test_dkim_signature_verifies_and_covers_the_list_headers(tmp_path: Path) -> None:
+    factory, record = _dkim_setup(tmp_path)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"nl2020._domainkey.example.org."
+        return record
+
+    signed = factory.build(Recipient("1", "a@example.org")).data
+    assert signed.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(signed, dnsfunc=dns)
+    tags = dict(
+        item.strip().split("=", 1)
+        for item in _parse(signed)["DKIM-Signature"].replace(" ", "").split(";")
+        if item.strip()
+    )
+    signed_headers = [h.lower() for h in tags["h"].split(":")]
+    for name in ("list-unsubscribe", "list-unsubscribe-post", "from", "subject"):
+        assert signed_headers.count(name) == 2  # oversigned
+    for name in ("to", "date", "message-id", "list-id", "feedback-id", "mime-version"):
+        assert name in signed_headers
+    assert (tags["c"], tags["d"], tags["s"], "l" in tags) == (
+        "relaxed/relaxed",
+        "example.org",
+        "nl2020",
+        False,
+    )
+    tampered = signed.replace(b"Musterstra=C3=9Fe", b"Musterstra=C3=9F")
+    assert tampered != signed and not dkim.verify(tampered, dnsfunc=dns)
+    head, body = signed.split(b"\r\n\r\n", 1)
+    extra = head + b"\r\nList-Unsubscribe: <https://evil.example/u>\r\n\r\n" + body
+    assert not dkim.verify(extra, dnsfunc=dns)
+
+
+def test_a_bad_dkim_key_stops_before_sending(tmp_path: Path) -> None:
+    (tmp_path / "dkim.pem").write_text("not a key")
+    config = config_for(
+        tmp_path, '[dkim]\nselector = "s"\ndomain = "example.org"\nkey_file = "dkim.pem"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        MessageFactory(config, rendered_issue(), SECRET)
+    assert info.value.problems == [
+        f"'dkim.key_file': {tmp_path / 'dkim.pem'} holds no PEM private key"
+    ]
+
+
+@pytest.mark.parametrize("part", ["text", "html"])
+def test_an_issue_without_an_unsubscribe_link_is_refused(tmp_path: Path, part: str) -> None:
+    issue = rendered_issue()
+    issue = dataclasses.replace(issue, **{part: getattr(issue, part).replace(UNSUBSCRIBE_URL, "")})
+    with pytest.raises(MessageError) as info:
+        MessageFactory(config_for(tmp_path), issue, SECRET)
+    name = {"text": "text", "html": "HTML"}[part]
+    assert str(info.value) == f"the {name} part of the issue has no %%UNSUBSCRIBE_URL%% link"
+
+
+def test_a_clipping_size_html_part_gives_a_warning(tmp_path: Path) -> None:
+    assert MessageFactory(config_for(tmp_path), rendered_issue(), SECRET).warnings == []
+    big = MessageFactory(config_for(tmp_path), rendered_issue(blocks=150), SECRET)
+    assert len(big.warnings) == 1
+    assert big.warnings[0].startswith("the HTML part is 1")
+    assert big.warnings[0].endswith(
+        "may hide the footer with the unsubscribe link (keep it under 90,000)"
+    )

@@ -1,0 +1,324 @@
+"""SMTP transport against real aiosmtpd servers on 127.0.0.1 (STANDARDS S1–S5, S7)."""
+
+from __future__ import annotations
+
+import email
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from comms.errors import ConfigError, PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.message import MessageFactory, OutgoingMessage, Recipient
+from comms.transports import SmtpTransport, classify, open_transport
+
+from .issue_sample import SECRET, config_for, rendered_issue
+from .smtp_servers import Certs, Handler, authenticator, free_port, make_certs, smtp_server
+
+ENV = {"COMMS_SMTP_PASSWORD": "geheim"}
+
+
+@pytest.fixture(scope="module")
+def messages(tmp_path_factory: pytest.TempPathFactory) -> list[OutgoingMessage]:
+    factory = MessageFactory(config_for(tmp_path_factory.mktemp("cfg")), rendered_issue(), SECRET)
+    return [factory.build(Recipient(str(i), f"leser{i}@example.org")) for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _send(transport: SmtpTransport, message: OutgoingMessage) -> None:
+    transport.send(message.envelope_from, message.recipient, message.data, message.key)
+
+
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelining"])
+def handler(request: pytest.FixtureRequest) -> Handler:
+    return Handler(pipelining=request.param)
+
+
+@pytest.fixture
+def plain(handler: Handler) -> Iterator[SmtpTransport]:
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=10)
+        yield transport
+        transport.close()
+
+
+def test_many_messages_over_few_connections_arrive_byte_for_byte(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    for message in messages[:25]:
+        _send(plain, message)
+    plain.close()
+    assert [r.rcpt_tos for r in handler.received] == [[m.recipient] for m in messages[:25]]
+    assert [r.data for r in handler.received] == [m.data for m in messages[:25]]
+    assert {r.mail_from for r in handler.received} == {"newsletter@example.org"}
+    # The cap of 10 per connection: 10 + 10 + 5, each session ended with QUIT.
+    assert [r.connection for r in handler.received] == [1] * 10 + [2] * 10 + [3] * 5
+    assert plain.connections == 3
+    assert handler.commands.count("QUIT") == 3
+    # RCPT TO and DATA travel with MAIL FROM only when the server offers PIPELINING.
+    pipelined = [waiting > 0 for waiting in handler.waiting_at_mail]
+    assert pipelined == [handler.pipelining] * 25
+
+
+def test_a_leading_dot_survives_dot_stuffing(plain: SmtpTransport, handler: Handler) -> None:
+    data = b".From: x@example.org\r\n\r\n.\r\n..two\r\nend"
+    plain.send("a@example.org", "b@example.org", data, "k/1")
+    assert handler.received[0].data == data + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "code", "enhanced"),
+    [
+        ("451 4.3.0 Try again later", TemporaryFailure, 451, "4.3.0"),
+        ("452 4.2.2 Mailbox full", TemporaryFailure, 452, "4.2.2"),
+        ("550 5.1.1 No such user", PermanentFailure, 550, "5.1.1"),
+        ("554 Rejected", PermanentFailure, 554, None),
+        ("550 5.7.26 Unauthenticated email is not accepted", PolicyRejection, 550, "5.7.26"),
+        ("550 5.7.1 Blocked by policy", PolicyRejection, 550, "5.7.1"),
+        ("552 5.5.3 Too many recipients", TemporaryFailure, 552, "5.5.3"),
+        ("552 Too many recipients", TemporaryFailure, 552, None),
+    ],
+)
+def test_rcpt_replies_are_classified_and_the_connection_stays_usable(
+    plain: SmtpTransport,
+    handler: Handler,
+    messages: list[OutgoingMessage],
+    reply: str,
+    kind: type[Exception],
+    code: int,
+    enhanced: str | None,
+) -> None:
+    bad, good = messages[0], messages[1]
+    handler.rcpt_replies[bad.recipient] = reply
+    with pytest.raises(kind) as info:
+        _send(plain, bad)
+    assert type(info.value) is kind
+    assert (info.value.code, info.value.enhanced, info.value.ambiguous) == (code, enhanced, False)  # type: ignore[attr-defined]
+    assert str(info.value) == f"127.0.0.1:{plain.port}: RCPT TO: {reply}"
+    _send(plain, good)  # RSET, same connection
+    assert [r.rcpt_tos for r in handler.received] == [[good.recipient]]
+    assert "RSET" in handler.commands
+    assert plain.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("451 4.7.1 Greylisted, come back later", TemporaryFailure),
+        ("554 5.6.0 Message content rejected", PermanentFailure),
+        ("552 5.3.4 Message too big", PermanentFailure),
+        ("550 5.7.515 Access denied, sending domain does not meet requirements", PolicyRejection),
+    ],
+)
+def test_replies_after_data_are_classified(
+    plain: SmtpTransport,
+    handler: Handler,
+    messages: list[OutgoingMessage],
+    reply: str,
+    kind: type[Exception],
+) -> None:
+    handler.data_replies[messages[0].recipient] = reply
+    with pytest.raises(kind) as info:
+        _send(plain, messages[0])
+    assert type(info.value) is kind
+    assert str(info.value) == f"127.0.0.1:{plain.port}: end of DATA: {reply}"
+    _send(plain, messages[1])
+    assert plain.connections == 1
+
+
+def test_drop_after_data_is_temporary_and_ambiguous(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    lost, after = messages[0], messages[1]
+    handler.drop_after_data.add(lost.recipient)
+    with pytest.raises(TemporaryFailure) as info:
+        _send(plain, lost)
+    assert info.value.ambiguous is True
+    assert "the server may have accepted it" in str(info.value)
+    # The caller retries: the same bytes, so the same Message-ID (S7).
+    handler.drop_after_data.clear()
+    _send(plain, lost)
+    _send(plain, after)
+    first, retry, _ = handler.received
+    assert first.data == retry.data
+    assert email.message_from_bytes(retry.data)["Message-ID"] == lost.message_id
+    assert plain.connections == 2
+
+
+def test_server_closing_sessions_silently_costs_no_message_and_no_duplicate(
+    handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    handler.close_after = 3
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=100)
+        for message in messages[:10]:
+            _send(transport, message)
+        transport.close()
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:10]]
+    assert transport.connections == 4
+
+
+def test_unreachable_server_is_a_temporary_failure() -> None:
+    transport = SmtpTransport("127.0.0.1", free_port(), timeout=2)
+    with pytest.raises(TemporaryFailure, match=r"^cannot connect to 127\.0\.0\.1:\d+: "):
+        transport.send("a@example.org", "b@example.org", b"x\r\n", "k/1")
+
+
+def test_a_silent_server_times_out(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as listener:  # accepts connections, never says a word
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=0.5)
+        start = time.monotonic()
+        with pytest.raises(TemporaryFailure, match="timed out"):
+            transport.send("a@example.org", "b@example.org", b"x\r\n", "k/1")
+        assert time.monotonic() - start < 2
+
+
+def _starttls_url(port: int) -> str:
+    return f"smtp+starttls://newsletter@127.0.0.1:{port}"
+
+
+def test_starttls_verifies_the_certificate_unless_its_ca_is_configured(
+    certs: Certs, tmp_path: Path, messages: list[OutgoingMessage]
+) -> None:
+    handler = Handler()
+    kwargs = {
+        "tls_context": certs.server_context(),
+        "require_starttls": True,
+        "authenticator": authenticator("newsletter", "geheim"),
+    }
+    with smtp_server(handler, **kwargs) as port:
+        untrusted = open_transport(_starttls_url(port), config_for(tmp_path), ENV)
+        with pytest.raises(PolicyRejection) as info:
+            _send(untrusted, messages[0])  # type: ignore[arg-type]
+        assert str(info.value) == (
+            f"TLS certificate of 127.0.0.1:{port} not trusted (unable to get local issuer "
+            "certificate); trust a private CA with smtp.ca_file"
+        )
+        assert handler.received == []
+        config = config_for(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
+        trusted = open_transport(_starttls_url(port), config, ENV)
+        assert isinstance(trusted, SmtpTransport)
+        assert trusted.context is not None
+        assert trusted.context.verify_mode == ssl.CERT_REQUIRED
+        assert trusted.context.check_hostname is True
+        _send(trusted, messages[0])
+        trusted.close()
+    assert handler.received[0].data == messages[0].data
+    assert handler.commands == ["EHLO", "STARTTLS", "EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL"] + [
+        "QUIT"
+    ]
+
+
+def test_starttls_fails_closed_when_the_server_does_not_offer_it(
+    handler: Handler, messages: list[OutgoingMessage], tmp_path: Path
+) -> None:
+    with smtp_server(handler) as port:
+        transport = open_transport(f"smtp+starttls://127.0.0.1:{port}", config_for(tmp_path))
+        with pytest.raises(PolicyRejection) as info:
+            _send(transport, messages[0])  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"127.0.0.1:{port} does not offer STARTTLS; refusing to send in clear text"
+    )
+    assert handler.received == []
+
+
+def test_wrong_password_stops_the_campaign(
+    certs: Certs, tmp_path: Path, messages: list[OutgoingMessage]
+) -> None:
+    handler = Handler()
+    kwargs = {
+        "tls_context": certs.server_context(),
+        "authenticator": authenticator("newsletter", "richtig"),
+    }
+    config = config_for(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
+    with smtp_server(handler, **kwargs) as port:
+        transport = open_transport(_starttls_url(port), config, ENV)
+        with pytest.raises(PolicyRejection) as info:
+            _send(transport, messages[0])  # type: ignore[arg-type]
+    assert info.value.code == 535
+    assert info.value.enhanced == "5.7.8"
+
+
+def test_implicit_tls(certs: Certs, tmp_path: Path, messages: list[OutgoingMessage]) -> None:
+    handler = Handler()
+    config = config_for(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
+    with smtp_server(handler, ssl_context=certs.server_context()) as port:
+        transport = open_transport(f"smtps://127.0.0.1:{port}", config)
+        _send(transport, messages[0])  # type: ignore[arg-type]
+        transport.close()
+        untrusted = open_transport(f"smtps://127.0.0.1:{port}", config_for(tmp_path))
+        with pytest.raises(PolicyRejection, match="not trusted"):
+            _send(untrusted, messages[1])  # type: ignore[arg-type]
+    assert [r.data for r in handler.received] == [messages[0].data]
+
+
+@pytest.mark.parametrize(
+    ("url", "env", "problem"),
+    [
+        ("smtp://mail.example.org:25x", {}, "the port is not a number"),
+        ("smtp://", {}, "no host (e.g. smtp+starttls://mail.example.org:587)"),
+        ("smtp://u:pw@mail.example.org", ENV, "no password in the URL; set COMMS_SMTP_PASSWORD"),
+        ("smtps://u@mail.example.org", {}, "user 'u' needs a password in COMMS_SMTP_PASSWORD"),
+        (
+            "smtp://u@mail.example.org",
+            ENV,
+            "refusing to log in without TLS; use smtp+starttls:// or smtps://",
+        ),
+        (
+            "ftp://mail.example.org",
+            {},
+            "unknown scheme; use smtp://, smtp+starttls://, smtps://, file://, memory:// "
+            "or brevo+https://",
+        ),
+        ("brevo+https://api.brevo.com", {}, "the API key must be set in COMMS_API_KEY"),
+        ("brevo+http://api.brevo.com", {}, "plain http only to localhost; use brevo+https://"),
+    ],
+)
+def test_bad_transport_urls_name_the_problem(
+    tmp_path: Path, url: str, env: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_transport(url, config_for(tmp_path), env)
+    assert info.value.problems == [f"transport {url!r}: {problem}"]
+
+
+def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
+    config = config_for(
+        tmp_path, '[smtp]\ntimeout = 7\nmax_messages_per_connection = 50\nusername = "nl"\n'
+    )
+    transport = open_transport("smtp+starttls://mail.example.org", config, ENV)
+    assert isinstance(transport, SmtpTransport)
+    assert (transport.host, transport.port, transport.mode) == ("mail.example.org", 587, "starttls")
+    assert (transport.username, transport.password) == ("nl", "geheim")
+    assert (transport.timeout, transport.max_per_connection) == (7, 50)
+    assert open_transport("smtps://mail.example.org", config, ENV).port == 465  # type: ignore[attr-defined]
+    # Logging in over plain SMTP is allowed to a relay on the same machine only.
+    local = open_transport("smtp://nl@localhost:2525", config, ENV)
+    assert local.mode == "plain"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="'smtp.ca_file': .* not found"):
+        open_transport("smtps://x.example.org", config_for(tmp_path, '[smtp]\nca_file = "no"\n'))
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "stage", "kind"),
+    [
+        (421, "4.3.2 Service shutting down", "MAIL FROM", TemporaryFailure),
+        (550, "5.1.8 Bad sender domain", "MAIL FROM", PolicyRejection),
+        (535, "5.7.8 Authentication credentials invalid", "AUTH", PolicyRejection),
+        (554, "No SMTP service here", "connect", PolicyRejection),
+        (550, "5.1.1 unknown", "RCPT TO", PermanentFailure),
+        (552, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
+    ],
+)
+def test_classification_table(code: int, text: str, stage: str, kind: type[Exception]) -> None:
+    assert type(classify(code, text, stage)) is kind
