@@ -13,18 +13,32 @@ from typing import Any, TypeVar
 import click
 from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from . import __version__
 from .build import WriteReport, collect, write_output
 from .config import Config, load_config
-from .content import KINDS, Site
+from .content import KINDS, Issue, Site
 from .errors import CommsError, ConfigError, ContentError
 from .ledger import Campaign
+from .message import MessageFactory
+from .outbox import SendOptions, issue_parts, opener_for, prepare
+from .outbox import send as outbox_send
 from .quality import check_issues
 from .reader import SLUG_RE, read_content
 from .roster import Problems, check_person, read_csv, write_export
 from .store import Consent, Store, normalise_address, open_store
 from .tables import DELIVERY_STATES
+from .transports import open_transport
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -472,6 +486,159 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     for row in data["errors"]:
         who = row["email"] or "(erased)"
         click.echo(f"  {who}: {row['status']} after {row['attempts']}: {row['last_error']}")
+
+
+class _Rate(ProgressColumn):
+    """Messages per second of a progress task."""
+
+    def render(self, task: Task) -> Text:
+        """The task's current speed."""
+        return Text(f"{task.speed or 0:,.0f} msg/s")
+
+
+def _find_issue(config: Config, site: Site, errors: list[ContentError], slug: str) -> Issue:
+    issue = site.issues.get(slug)
+    if issue is not None:
+        return issue
+    own = [e for e in errors if e.path.stem == slug]
+    for error in own:
+        click.echo(error.format(config.root), err=True)
+    if own:
+        raise CommsError(f"issue '{slug}' has errors; fix them first")
+    known = ", ".join(sorted(site.issues)) or "none"
+    raise CommsError(f"no issue '{slug}' in {config.content_dir} (known: {known})")
+
+
+def _pending(counts: dict[str, int]) -> int:
+    return sum(counts.get(s, 0) for s in ("queued", "ambiguous", "sending"))
+
+
+def _totals(counts: dict[str, int]) -> str:
+    shown = [f"{counts.get(s, 0)} {s}" for s in ("sent", "failed", "skipped")]
+    return ", ".join(shown + [f"{_pending(counts)} waiting"])
+
+
+def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
+    campaign = store.campaign(issue.slug)
+    if campaign is None:
+        todo = recipients = store.count_recipients(issue.topics, issue.regions)
+    else:
+        recipients = campaign.recipients
+        todo = _pending(store.counts(campaign.id))
+    batches = -(-todo // options.batch_size)
+    click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
+    click.echo(f"  recipients: {recipients}" + (" (campaign started)" if campaign else ""))
+    click.echo(f"  to send now: {todo} in {batches} batch(es) of up to {options.batch_size}")
+    click.echo(f"  connections: {options.concurrency}")
+    if options.rate > 0:
+        seconds = round(todo / options.rate)
+        click.echo(
+            f"  estimated time: {seconds // 60} min {seconds % 60} s at {options.rate:g} msg/s"
+        )
+    else:
+        click.echo("  estimated time: as fast as the server accepts (no rate limit)")
+
+
+def _send_proofs(config: Config, factory: MessageFactory, addresses: tuple[str, ...]) -> None:
+    emails = [_address(a) for a in addresses]
+    transport = open_transport(config.transport_url, config)
+    try:
+        for email in emails:
+            message = factory.build_proof(email)
+            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            click.echo(f"proof sent to {email} (outside the list; the ledger is unchanged)")
+    finally:
+        transport.close()
+
+
+@cli.command()
+@click.argument("issue_slug", metavar="ISSUE")
+@click.option("--transport", "transport_url", help="Transport URL (default: `transport`).")
+@click.option("--to", "proofs", multiple=True, help="Send a proof to ADDR only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Connections (threads).")
+@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
+@click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
+@click.pass_obj
+def send(
+    state: State,
+    issue_slug: str,
+    transport_url: str | None,
+    proofs: tuple[str, ...],
+    dry_run: bool,
+    concurrency: int | None,
+    rate: float | None,
+    force: bool,
+) -> None:
+    """Send an issue to its subscribers; run again to resume or retry.
+
+    Exits 0 when every delivery is final (sent, or failed for good), 3 when some wait for a
+    later retry, 1 when the campaign was stopped.
+    """
+    overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
+    config = state.config(**overrides)
+    site, errors = load_site(config)
+    issue = _find_issue(config, site, errors, issue_slug)
+    store = _open_store(config)
+    options = SendOptions.from_config(config, concurrency, rate)
+    if not proofs and issue.status != "ready":
+        raise CommsError(
+            f"issue '{issue.slug}' is a draft; set `status: ready` to send it "
+            "(proofs with --to work for drafts)"
+        )
+    if dry_run:
+        _dry_run(store, issue, options)
+        return
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    if proofs:
+        _send_proofs(config, factory, proofs)
+        return
+    opener = opener_for(config)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
+    todo = _pending(store.counts(campaign.id))
+    if not todo:
+        click.echo(
+            f"nothing to send: every delivery of {issue.slug} is final "
+            f"({_totals(store.counts(campaign.id))})"
+        )
+        return
+    click.echo(
+        f"Sending #{issue.number} „{issue.subject}“ ({issue.slug}): {campaign.recipients} "
+        f"recipient(s), {todo} to send over {options.concurrency} connection(s)"
+        + (f" at up to {options.rate:g} msg/s" if options.rate else "")
+    )
+    console = Console(stderr=True)
+    with Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("send", total=todo)
+        report = outbox_send(
+            store,
+            campaign,
+            factory.build,
+            opener,
+            options,
+            lambda done: bar.update(task, completed=done),
+        )
+    if report.resumed:
+        click.echo(f"took over {report.resumed} delivery(ies) an interrupted run left behind")
+    click.echo(f"{issue.slug}: {_totals(report.counts)}")
+    if report.stopped:
+        raise CommsError(
+            f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
+            f"fix the cause and run `comms send {issue.slug}` again"
+        )
+    if report.next_attempt is not None:
+        click.echo(
+            f"{report.waiting} delivery(ies) wait for a retry, the next at "
+            f"{_when(report.next_attempt, config)}; run `comms send {issue.slug}` again then"
+        )
+    sys.exit(report.exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,10 +11,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .config import Config
+from .content import Issue, Site
 from .errors import (
     CommsError,
     DeliveryError,
@@ -23,10 +24,12 @@ from .errors import (
     TemporaryFailure,
 )
 from .ledger import CLAIMABLE, Campaign, Claimed, Outcome, SuppressionProbe
-from .message import OutgoingMessage, Recipient
-from .store import Store, now_utc
+from .message import MessageFactory, OutgoingMessage, Recipient
+from .reader import read_content
+from .render import RenderedIssue, render_issue
+from .store import Store, now_utc, open_store
 from .tables import FINAL_STATES
-from .transports import Transport
+from .transports import Transport, open_transport
 
 Builder = Callable[[Recipient], OutgoingMessage]
 Opener = Callable[[], Transport]
@@ -481,3 +484,44 @@ def send(
         next_attempt=store.next_attempt(campaign.id) if waiting else None,
         resumed=resumed,
     )
+
+
+def issue_parts(
+    config: Config, store: Store, site: Site, issue: Issue
+) -> tuple[RenderedIssue, MessageFactory, str]:
+    """Render an issue once: the rendering, its message factory and its fingerprint."""
+    rendered = render_issue(config, site, issue)
+    factory = MessageFactory(config, rendered, store.secret)
+    return rendered, factory, content_hash(rendered.subject, rendered.html, rendered.text)
+
+
+def opener_for(config: Config) -> Opener:
+    """A transport factory for the configured URL; checks the URL at once (ConfigError)."""
+    url = config.transport_url
+    open_transport(url, config).close()
+    return lambda: open_transport(url, config)
+
+
+def retry_due(config: Config, now: datetime | None = None) -> list[SendReport]:
+    """Send every campaign's due retries (for the scheduler); one report per campaign."""
+    store = open_store(config)
+    try:
+        slugs = store.due_campaigns(now or now_utc())
+        if not slugs:
+            return []
+        settings = config.settings
+        site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+        options = SendOptions.from_config(config)
+        if now is not None:
+            options = replace(options, clock=lambda: now)
+        reports = []
+        for slug in slugs:
+            issue = site.issues.get(slug)
+            if issue is None:
+                continue  # the issue's file is gone: its rows wait until it is back
+            _, factory, fingerprint = issue_parts(config, store, site, issue)
+            campaign, _ = prepare(store, slug, fingerprint, issue.topics, issue.regions)
+            reports.append(send(store, campaign, factory.build, opener_for(config), options))
+        return reports
+    finally:
+        store.close()
