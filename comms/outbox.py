@@ -19,6 +19,7 @@ from .content import Issue, Site
 from .errors import (
     CommsError,
     DeliveryError,
+    MessageError,
     PermanentFailure,
     PolicyRejection,
     TemporaryFailure,
@@ -279,7 +280,12 @@ class _Run:
         reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
         if reason is not None:
             return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
-        message = self.build(Recipient(item.uid, item.email, item.name, item.language))
+        try:
+            message = self.build(Recipient(item.uid, item.email, item.name, item.language))
+        except (PermanentFailure, MessageError) as exc:
+            # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
+            # for this delivery, but no bounce, as no server has refused it.
+            return Outcome(item.delivery_id, "failed", error=str(exc)), transport
         try:
             if transport is None:
                 transport = self.opener()

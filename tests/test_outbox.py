@@ -11,6 +11,7 @@ import pytest
 
 from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure
 from comms.ledger import Campaign
+from comms.message import OutgoingMessage, Recipient
 from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
 from comms.store import Consent, NewSubscriber, Store, now_utc
 
@@ -277,3 +278,18 @@ def test_erased_subscriber_is_skipped(tmp_path: Path) -> None:
     report = send(store, campaign, build, sink.opener, FAST)
     assert report.counts == {"sent": 2, "skipped": 1}
     assert "user1@example.org" not in sink.per_address()
+
+
+def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 2)
+
+    def picky(recipient: Recipient) -> OutgoingMessage:
+        if recipient.email == "user1@example.org":
+            raise PermanentFailure("cannot send to 'user1@example.org': not a plain ASCII address")
+        return build(recipient)
+
+    sink = Sink()
+    report = send(store, start(store), picky, sink.opener, FAST)
+    assert report.exit_code == 0 and report.counts == {"sent": 1, "failed": 1}
+    person = store.report("user1@example.org")
+    assert person is not None and person["status"] == "active" and person["suppressed"] is None
