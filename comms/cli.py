@@ -197,6 +197,43 @@ def demo(state: State) -> None:
         sys.exit(1)
     files, _ = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({files} files)")
+    ready = sorted((i for i in site.issues.values() if i.status == "ready"), key=lambda i: i.date)
+    if scheduled or ready:
+        _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
+
+
+def _demo_send(config: Config, site: Site, issue: Issue) -> None:
+    """Import the sample subscribers and send them `issue` through the configured transport."""
+    sample = config.root / "samples" / "subscribers.csv"
+    if not sample.is_file():
+        click.echo(f"Sending: skipped ({sample} not found)")
+        return
+    store = _open_store(config)
+    consent = Consent("import", "comms demo", channel="cli", note="Beispieldaten für die Demo")
+    rows = read_csv(sample, config, Problems(sample.name))
+    result, _ = store.import_subscribers(rows, consent, confirmed=True)
+    click.echo(
+        f"Subscribers: {result.added} sample subscriber(s) imported, {result.known} already there "
+        f"({store.count_active()} active)"
+    )
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions)
+    options = SendOptions.from_config(config)
+    report = outbox_send(store, campaign, factory.build, opener_for(config), options)
+    label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
+    sent = report.done_now.get("sent", 0)
+    if not report.done_now:
+        click.echo(f"Newsletter {label}: nothing new to send ({_totals(report.counts)})")
+    else:
+        click.echo(f"Newsletter {label}: sent {sent} now via {_where(config)}")
+        click.echo(f"  {_totals(report.counts)}")
+
+
+def _where(config: Config) -> str:
+    """The transport URL without credentials."""
+    url = config.transport_url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:

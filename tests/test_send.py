@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from .conftest import ROOT
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, free_port, smtp_server
 
@@ -200,3 +202,25 @@ def test_draft_and_unknown_issue_are_refused(site: Path) -> None:
     code, _, err = run_cli(site, "send", "gibt-es-nicht")
     assert code == 1
     assert err.startswith(f"error: no issue 'gibt-es-nicht' in {site / 'content'} (known: ")
+
+
+def test_demo_sends_the_next_issue_to_the_samples_once(site_copy: Path) -> None:
+    shutil.copytree(ROOT / "samples", site_copy / "samples")
+    code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
+    assert code == 0, err
+    assert err.startswith("warning: COMMS_SECRET_KEY is not set; generated a secret key")
+    lines = out.splitlines()
+    assert lines[-3] == "Subscribers: 5 sample subscriber(s) imported, 0 already there (5 active)"
+    assert lines[-2] == (
+        "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
+        f"({ISSUE}): sent 5 now via file://{site_copy / 'var' / 'outbox'}"
+    )
+    files = sorted((site_copy / "var" / "outbox" / ISSUE).glob("*.eml"))
+    assert len(files) == 5
+    assert parse(files[0].read_bytes())["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
+    assert code == 0 and err == ""
+    assert out.splitlines()[-1] == (
+        "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
+        f"({ISSUE}): nothing new to send (5 sent, 0 failed, 0 skipped, 0 waiting)"
+    )
