@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from .tables import (
     FINAL_STATES,
@@ -86,6 +86,123 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for the connection's dialect."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
+
+
+def driver_statement(dialect: Dialect, statement: Any) -> tuple[str, list[str] | None]:
+    """A statement compiled once for plain DB-API executemany: (SQL, positional key order)."""
+    compiled = statement.compile(dialect=dialect)
+    if compiled.positiontup is None:
+        return compiled.string, None
+    return compiled.string, [compiled.binds[name].key for name in compiled.positiontup]
+
+
+def driver_params(order: list[str] | None, rows: list[dict[str, Any]]) -> list[Any]:
+    """Rows as the DB-API wants them for a statement from `driver_statement`."""
+    if order is None:
+        return rows
+    return [tuple(row[key] for key in order) for row in rows]
+
+
+_RECORD = (
+    sa.update(deliveries)
+    .where(deliveries.c.id == sa.bindparam("did"))
+    .values(
+        status=sa.bindparam("st"),
+        message_id=sa.bindparam("mid"),
+        last_error=sa.bindparam("err"),
+        next_attempt_at=sa.bindparam("nxt"),
+        attempts=deliveries.c.attempts + sa.bindparam("inc"),
+        claimed_by=sa.null(),
+        claimed_until=sa.null(),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+
+class LedgerWriter:
+    """Records outcomes over one connection with a statement compiled once: the hot path.
+
+    SQLAlchemy's per-call statement building and parameter processing cost more than SQLite's
+    update itself; a send run commits many small groups, so they are done once here.
+    """
+
+    def __init__(self, ledger: Ledger, source: str) -> None:
+        self.ledger = ledger
+        self.source = source
+        self.conn = ledger.engine.connect()
+        self.sql, self.order = driver_statement(self.conn.dialect, _RECORD)
+        convert = deliveries.c.updated_at.type.bind_processor(self.conn.dialect)
+        self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Write outcomes (and their bounces) in one transaction."""
+        if not outcomes:
+            return
+        at = self.convert(now)
+        rows = [
+            {
+                "did": o.delivery_id,
+                "st": o.status,
+                "mid": o.message_id,
+                "err": o.error,
+                "nxt": None if o.next_attempt_at is None else self.convert(o.next_attempt_at),
+                "inc": int(o.attempted),
+                "now": at,
+            }
+            for o in outcomes
+        ]
+        params = driver_params(self.order, rows)
+        bounces = [o for o in outcomes if o.bounce and o.bounce.subscriber_id and o.bounce.key]
+        if not bounces:
+            self._fast(params)
+            return
+        with self.conn.begin():
+            self.conn.exec_driver_sql(self.sql, params)
+            for o in bounces:
+                assert o.bounce is not None and o.bounce.subscriber_id and o.bounce.key
+                self._bounce(o.bounce.subscriber_id, o.bounce.key, o.error, now)
+
+    def _fast(self, params: list[Any]) -> None:
+        """The common case in plain DB-API calls: even opening a transaction through the
+        engine costs more than the update itself."""
+        raw = self.conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            if self.conn.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.executemany(self.sql, params)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            else:
+                try:
+                    cursor.executemany(self.sql, params)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+        finally:
+            cursor.close()
+
+    def _bounce(self, sid: int, key: str, error: str | None, now: datetime) -> None:
+        self.ledger.end_subscription(self.conn, sid, key, "bounced", "bounced", now)
+        self.conn.execute(
+            sa.insert(consent).values(
+                subscriber_id=sid,
+                action="bounce",
+                at=now,
+                source=self.source,
+                channel="smtp",
+                note=error,
+            )
+        )
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self.conn.close()
 
 
 class SuppressionProbe:
@@ -299,51 +416,12 @@ class Ledger:
         return out
 
     def record(self, outcomes: Sequence[Outcome], now: datetime, source: str) -> None:
-        """Write many outcomes in one transaction (the ledger's hot path)."""
-        if not outcomes:
-            return
-        d = deliveries.c
-        statement = (
-            sa.update(deliveries)
-            .where(d.id == sa.bindparam("did"))
-            .values(
-                status=sa.bindparam("st"),
-                message_id=sa.bindparam("mid"),
-                last_error=sa.bindparam("err"),
-                next_attempt_at=sa.bindparam("nxt", type_=d.next_attempt_at.type),
-                attempts=d.attempts + sa.bindparam("inc"),
-                claimed_by=None,
-                claimed_until=None,
-                updated_at=now,
-            )
-        )
-        params = [
-            {
-                "did": o.delivery_id,
-                "st": o.status,
-                "mid": o.message_id,
-                "err": o.error,
-                "nxt": o.next_attempt_at,
-                "inc": int(o.attempted),
-            }
-            for o in outcomes
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(statement, params)
-            for o in outcomes:
-                if o.bounce is not None and o.bounce.subscriber_id and o.bounce.key:
-                    sid = o.bounce.subscriber_id
-                    self.end_subscription(conn, sid, o.bounce.key, "bounced", "bounced", now)
-                    conn.execute(
-                        sa.insert(consent).values(
-                            subscriber_id=sid,
-                            action="bounce",
-                            at=now,
-                            source=source,
-                            channel="smtp",
-                            note=o.error,
-                        )
-                    )
+        """Write many outcomes in one transaction."""
+        writer = LedgerWriter(self, source)
+        try:
+            writer.write(outcomes, now)
+        finally:
+            writer.close()
 
     def counts(self, cid: int) -> dict[str, int]:
         """Deliveries of a campaign by status."""

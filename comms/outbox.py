@@ -24,7 +24,7 @@ from .errors import (
     PolicyRejection,
     TemporaryFailure,
 )
-from .ledger import CLAIMABLE, Campaign, Claimed, Outcome, SuppressionProbe
+from .ledger import CLAIMABLE, Campaign, Claimed, LedgerWriter, Outcome, SuppressionProbe
 from .message import MessageFactory, OutgoingMessage, Recipient
 from .reader import read_content
 from .render import RenderedIssue, render_issue
@@ -154,8 +154,7 @@ class _Recorder(threading.Thread):
 
     def __init__(self, store: Store, source: str) -> None:
         super().__init__(name="comms-ledger", daemon=True)
-        self.store = store
-        self.source = source
+        self.writer = LedgerWriter(store, source)
         self.cond = threading.Condition()
         self.pending: list[Outcome] = []
         self.submitted = 0
@@ -187,6 +186,12 @@ class _Recorder(threading.Thread):
         self.join()
 
     def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.writer.close()
+
+    def _loop(self) -> None:
         while True:
             with self.cond:
                 while not self.pending and not self.closing:
@@ -195,7 +200,7 @@ class _Recorder(threading.Thread):
                     return
                 batch, self.pending, upto = self.pending, [], self.submitted
             try:
-                self.store.record(batch, now_utc(), self.source)
+                self.writer.write(batch, now_utc())
             except Exception as exc:  # reported to every waiting worker
                 with self.cond:
                     self.error = exc
@@ -249,11 +254,10 @@ class _Run:
         last = 0
         try:
             while (item := self.jobs.get()) is not None:
-                self.recorder.wait(last)  # at most one unrecorded message per connection
                 if self.stop.is_set():
                     outcome = Outcome(item.delivery_id, "queued", attempted=False)
                 else:
-                    outcome, transport = self.deliver(item, probe, transport)
+                    outcome, transport = self.deliver(item, probe, transport, last)
                 last = self.recorder.submit(outcome)
                 with self.lock:
                     self.in_flight -= 1
@@ -268,24 +272,27 @@ class _Run:
                 transport.close()
 
     def deliver(
-        self, item: Claimed, probe: SuppressionProbe, transport: Transport | None
+        self, item: Claimed, probe: SuppressionProbe, transport: Transport | None, last: int
     ) -> tuple[Outcome, Transport | None]:
-        """Send one claimed delivery; classify the result."""
+        """Send one claimed delivery once outcome `last` is recorded; classify the result."""
         if item.email is None or item.uid is None or item.key is None:
             return Outcome(item.delivery_id, "skipped", error="subscriber erased"), transport
         if item.subscriber_status != "active":
             note = f"subscriber {item.subscriber_status}"
             return Outcome(item.delivery_id, "skipped", error=note), transport
-        self.bucket.acquire()
-        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
-        if reason is not None:
-            return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
         try:
             message = self.build(Recipient(item.uid, item.email, item.name, item.language))
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
             # for this delivery, but no bounce, as no server has refused it.
             return Outcome(item.delivery_id, "failed", error=str(exc)), transport
+        self.bucket.acquire()
+        # At most one transmitted-but-unrecorded message per connection: this bounds the
+        # duplicates a crash can cause. Building the message above overlaps the commit.
+        self.recorder.wait(last)
+        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
+        if reason is not None:
+            return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
         try:
             if transport is None:
                 transport = self.opener()

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .config import Config
 from .errors import CommsError, ConfigError
-from .ledger import Ledger, insert_ignore
+from .ledger import Ledger, driver_params, driver_statement, insert_ignore
 from .tables import consent, meta, subscribers, suppression
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -171,21 +171,16 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     imports; values are converted once per distinct value instead (timestamps repeat).
     """
     keys = list(rows[0])
-    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
-    convert: dict[str, Any] = {}
+    sql, order = driver_statement(
+        conn.dialect, sa.insert(table).values({k: sa.bindparam(k) for k in keys})
+    )
     for key in keys:
         processor = table.c[key].type.bind_processor(conn.dialect)
         if processor is not None:
-            convert[key] = functools.lru_cache(maxsize=16)(processor)
-    for row in rows:
-        for key, processor in convert.items():
-            row[key] = processor(row[key])
-    if compiled.positiontup is not None:
-        order = [compiled.binds[name].key for name in compiled.positiontup]
-        params: list[Any] = [tuple(row[k] for k in order) for row in rows]
-    else:
-        params = rows
-    conn.exec_driver_sql(compiled.string, params)
+            cached = functools.lru_cache(maxsize=16)(processor)
+            for row in rows:
+                row[key] = cached(row[key])
+    conn.exec_driver_sql(sql, driver_params(order, rows))
 
 
 def _resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
