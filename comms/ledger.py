@@ -327,7 +327,10 @@ class Ledger:
                 sa.literal(cid), sa.literal("queued"), sa.literal(0), when
             )
             columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at"]
-            count = conn.execute(sa.insert(deliveries).from_select(columns, source)).rowcount
+            conn.execute(sa.insert(deliveries).from_select(columns, source))
+            count = conn.execute(
+                sa.select(sa.func.count()).where(deliveries.c.campaign_id == cid)
+            ).scalar_one()
             conn.execute(sa.update(campaigns).where(campaigns.c.id == cid).values(recipients=count))
         found = self.campaign(slug)
         assert found is not None
