@@ -94,15 +94,16 @@ def ascii_address(address: str) -> str:
     return result
 
 
-def _fold(name: str, value: str | Address) -> bytes:
-    """One header, folded and RFC 2047-encoded, '%' doubled; CR/LF raise MessageError."""
+def _fold(name: str, value: str | Address, escape: bool = True) -> bytes:
+    """One header, folded and RFC 2047-encoded ('%' doubled if `escape`); CR/LF: MessageError."""
     holder = EmailMessage(policy=POLICY)
     try:
         holder[name] = value
         folded = POLICY.fold_binary(name, holder[name])
     except (ValueError, IndexError) as exc:
         raise MessageError(f"header {name}: {exc}") from None
-    return folded.replace(b"%", b"%%")  # the result is part of a `bytes % tuple` format
+    # Most headers become part of the `bytes % tuple` template, where '%' must be doubled.
+    return folded.replace(b"%", b"%%") if escape else folded
 
 
 def _dkim_key(config: Config) -> bytes | None:
@@ -223,8 +224,12 @@ class MessageFactory:
             value = formataddr((name, address))
         else:  # quoted or RFC 2047 base64 words, as the email package writes them
             value = formataddr((name, address), charset="utf-8")
-        line = value.encode("ascii")
-        return line if len(line) < 900 else address.encode("ascii")
+        if len(value) <= 74:
+            return value.encode("ascii")
+        # Long names: let the email package split them into encoded-words of ≤ 75 characters.
+        local, _, domain = address.rpartition("@")
+        folded = _fold("To", Address(name[:200], local, domain), escape=False)
+        return folded.removeprefix(b"To: ").removesuffix(b"\r\n")
 
     def _sign(self, data: bytes) -> bytes:
         import dkim  # imported here: only DKIM users pay for loading it

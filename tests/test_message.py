@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import re
 from datetime import datetime
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -297,3 +298,17 @@ def test_a_clipping_size_html_part_gives_a_warning(tmp_path: Path) -> None:
     assert big.warnings[0].endswith(
         "may hide the footer with the unsubscribe link (keep it under 90,000)"
     )
+
+
+def test_long_names_are_folded_like_the_email_package_does(factory: MessageFactory) -> None:
+    name = "Prof. Dr. Jürgen-Ömer Müller-Lüdenscheidt, Integrationsbeauftragter (Göttingen)"
+    raw = factory.build(Recipient("1", "jm@example.org", name)).data
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    to = re.search(r"^To: .*?(?=^\S)", head, re.M | re.S)
+    assert to is not None
+    assert all(len(line) <= 78 for line in to.group(0).split("\r\n"))
+    assert _parse(raw)["To"].addresses[0].addr_spec == "jm@example.org"
+    # RFC 2047 decoding gives the name back exactly. (The email package's address parser adds
+    # a space before a comma that starts an encoded-word, so it is not the judge here.)
+    encoded = to.group(0).removeprefix("To: ").rsplit("<", 1)[0]
+    assert str(make_header(decode_header(encoded))) == name

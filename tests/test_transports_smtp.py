@@ -322,3 +322,30 @@ def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
 )
 def test_classification_table(code: int, text: str, stage: str, kind: type[Exception]) -> None:
     assert type(classify(code, text, stage)) is kind
+
+
+def test_no_reply_to_the_message_in_time_is_ambiguous(
+    handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    handler.slow_data[messages[0].recipient] = 0.8
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=0.3)
+        with pytest.raises(TemporaryFailure) as info:
+            _send(transport, messages[0])
+        assert info.value.ambiguous is True
+        _send(transport, messages[1])  # a new connection for the next message
+        transport.close()
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:2]]
+    assert transport.connections == 2
+
+
+def test_login_over_plain_smtp_to_a_local_relay(
+    handler: Handler, messages: list[OutgoingMessage], tmp_path: Path
+) -> None:
+    auth = {"authenticator": authenticator("relay", "geheim"), "auth_require_tls": False}
+    with smtp_server(handler, **auth) as port:
+        transport = open_transport(f"smtp://relay@127.0.0.1:{port}", config_for(tmp_path), ENV)
+        _send(transport, messages[0])  # type: ignore[arg-type]
+        transport.close()
+    assert handler.commands[:3] == ["EHLO", "AUTH", "MAIL"]
+    assert len(handler.received) == 1
