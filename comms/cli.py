@@ -14,9 +14,11 @@ from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader
 
 from . import __version__
+from .build import WriteReport, collect, write_output
 from .config import Config, load_config
 from .content import KINDS, Site
 from .errors import CommsError, ConfigError, ContentError
+from .quality import check_issues
 from .reader import SLUG_RE, read_content
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -78,6 +80,7 @@ def check(state: State, strict: bool) -> None:
     """
     config = state.config(strict=strict)
     site, errors = load_site(config)
+    errors = [*errors, *check_issues(config, site)]
     failures, warnings = _report(errors, config.root, strict)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
@@ -156,7 +159,8 @@ def demo(state: State) -> None:
     click.echo("Next events:" if upcoming else "Next events: none")
     for event in upcoming:
         place = event.location.city if event.location else "online"
-        click.echo(f"  {_when(event.start, config)} – {event.title} ({place})")
+        status = "" if event.status == "planned" else f" [{event.status}]"
+        click.echo(f"  {_when(event.start, config)} – {event.title} ({place}){status}")
     scheduled = sorted(
         (i for i in site.issues.values() if i.status == "ready" and i.send_at and i.send_at > now),
         key=lambda i: i.send_at or now,
@@ -172,6 +176,56 @@ def demo(state: State) -> None:
         click.echo("Next scheduled issue: none")
     if failures:
         sys.exit(1)
+    files, _ = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({files} files)")
+
+
+def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
+    """Collect every producer's files in memory, then write them; (file count, report)."""
+    files = collect(config, site)
+    return len(files), write_output(out_dir, files)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: output_dir from the configuration).",
+)
+@click.pass_obj
+def build(state: State, out_dir: Path | None) -> None:
+    """Write the web archive, feeds, calendars and e-mail previews into the output folder.
+
+    With content errors nothing is written and the exit code is 1.
+    """
+    config = state.config()
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(f"{failures} error(s); nothing written", err=True)
+        sys.exit(1)
+    target = (out_dir or config.output_dir).resolve()
+    _, report = _build(config, site, target)
+    click.echo(
+        f"Built {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed"
+    )
+
+
+@cli.command()
+@click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_obj
+def preview(state: State, port: int) -> None:
+    """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
+    from .preview import Preview
+
+    config = state.config()
+    with Preview(config) as server:
+        click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
+        if server.error:
+            click.echo(server.error, err=True)
+        server.serve(port)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -139,6 +139,35 @@ class Organisation(_Section):
         return _check_https(value)
 
 
+class Render(_Section):
+    """How e-mails and archive pages look, and where static files (images) come from."""
+
+    accent_color: str = "#00566b"
+    logo: str | None = None
+    static_dir: str = "static"
+
+    @field_validator("accent_color")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("must be a colour like #00566b")
+        if contrast(value, "#ffffff") < 4.5:
+            raise ValueError("too light: needs a contrast of at least 4.5:1 against white")
+        return value.lower()
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
 class Mail(_Section):
     """Optional headers of every newsletter message (STANDARDS E7, E11, E12)."""
 
@@ -206,6 +235,7 @@ class Settings(_Section):
     organisation: Organisation = Organisation()
     regions: dict[str, str] = DEFAULT_REGIONS
     topics: dict[str, str] = DEFAULT_TOPICS
+    render: Render = Render()
     mail: Mail = Mail()
     smtp: Smtp = Smtp()
     dkim: Dkim = Dkim()

@@ -352,6 +352,7 @@ class Site:
     awards: dict[str, Award] = field(default_factory=dict)
     practices: dict[str, Practice] = field(default_factory=dict)
     issues: dict[str, Issue] = field(default_factory=dict)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         """The items of one kind, keyed by slug."""
@@ -369,7 +370,7 @@ class Site:
 
     def upcoming_events(self, now: datetime, days: int | None = None) -> list[Event]:
         """Events that have not ended at `now`, soonest first; within `days` if given."""
-        tz = now.tzinfo if isinstance(now.tzinfo, ZoneInfo) else ZoneInfo("UTC")
+        tz = self.tz
         limit = now + timedelta(days=days) if days is not None else None
         found = [
             event

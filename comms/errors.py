@@ -84,6 +84,10 @@ class PolicyRejection(DeliveryError):
     """The receiver rejects the sender (5.7.x): stop the campaign, do not blame the address."""
 
 
+class RenderError(CommsError):
+    """A template or the MJML compiler failed; names the template or item."""
+
+
 class BadToken(CommsError):
     """A signed token (unsubscribe, preferences, confirm) is forged, damaged or expired."""
 

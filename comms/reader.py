@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -326,7 +327,8 @@ def read_file(
         line = raw[: exc.start].count(b"\n") + 1
         bad = raw[exc.start : exc.start + 1].hex()
         return None, [ContentError(path, line, f"not valid UTF-8 (byte 0x{bad}); save as UTF-8")]
-    text = text.removeprefix("\ufeff")
+    # NFC: a decomposed "ü" would otherwise differ from the composed one in slugs and subjects.
+    text = unicodedata.normalize("NFC", text.removeprefix("\ufeff"))
     if not SLUG_RE.match(path.stem):
         errors.append(
             ContentError(
@@ -422,7 +424,7 @@ def read_content(
 ) -> tuple[Site, list[ContentError]]:
     """Read every content file; return the valid items and every problem found."""
     context = {"tz": tz, "regions": set(regions), "topics": set(topics)}
-    site = Site()
+    site = Site(tz=tz)
     files, errors = content_files(content_dir)
     if not content_dir.is_dir():
         errors.append(ContentError(content_dir, 1, "content folder not found"))

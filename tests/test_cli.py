@@ -83,8 +83,8 @@ def test_slugify() -> None:
     assert slugify("Straße & Co.") == "strasse-co"
 
 
-def test_demo_prints_the_summary() -> None:
-    code, out, err = run("--config", str(ROOT / "comms.toml"), "demo")
+def test_demo_prints_the_summary(site_copy: Path) -> None:
+    code, out, err = run("--config", str(site_copy / "comms.toml"), "demo")
     assert code == 0, err
     assert "Check: 0 error(s), 0 warning(s)" in out
     assert (
@@ -92,6 +92,9 @@ def test_demo_prints_the_summary() -> None:
         or "16. April 2020" in out
     )
     assert "Next scheduled issue: #3 „Termine 2020" in out
+    output = site_copy / "public"
+    assert out.endswith(f"Output: {output} (48 files)\n")
+    assert (output / "index.html").is_file()
 
 
 def _commands() -> list[str]:

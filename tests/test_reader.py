@@ -259,3 +259,10 @@ def test_issue_lines_point_at_list_elements() -> None:
     site, _ = read_content(BAD, TZ, DEFAULT_REGIONS, DEFAULT_TOPICS)
     issue = next(i for i in site.issues.values() if isinstance(i, Issue)) if site.issues else None
     assert issue is not None and issue.line("events.1") == 9
+
+
+def test_decomposed_umlauts_are_normalised(tmp_path: Path) -> None:
+    text = EVENT.format(start="2020-04-16").replace("title: Werkstatt", "title: Mu\u0308ller")
+    item, errors = read_file(_write(tmp_path, text), KINDS["event"], CONTEXT)
+    assert isinstance(item, Event) and errors == []
+    assert item.title == "M\u00fcller"

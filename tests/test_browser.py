@@ -1,0 +1,122 @@
+"""A real browser: e-mail at 600 and 375 px; axe-core (WCAG 2 A/AA) on e-mail and archive pages."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+from werkzeug.serving import make_server
+
+from comms.build import collect, write_output
+from comms.cli import load_site
+from comms.config import load_config
+from comms.web import create_app
+
+from .conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+#: The site's own host: e-mails use absolute URLs to it; the test answers them with 404.
+SITE_HOST = "newsletter.example.org"
+ISSUES = ["2019-07-newsletter", "2019-11-newsletter", "2020-02-newsletter"]
+PAGES = [
+    "",
+    "issues/",
+    "events/",
+    "practices/",
+    "awards/",
+    "issues/2020-02-newsletter/",
+    "events/2020-04-16-schwerpunktkonferenz-sprachliche-und-berufliche-integration/",
+    "events/2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen/",
+    "practices/stuhlbau-projekt-lamspringe/",
+    "awards/sonderpreis-2019/",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The sample site built into a folder and served on 127.0.0.1."""
+    config = load_config(ROOT / "comms.toml")
+    site, _ = load_site(config)
+    out = tmp_path_factory.mktemp("site") / "public"
+    write_output(out, collect(config, site))
+    httpd = make_server("127.0.0.1", 0, create_app(out), threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser: Browser, url: str, width: int, hosts: set[str]) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+
+    def route(route: Route) -> None:
+        host = urlsplit(route.request.url).hostname or ""
+        hosts.add(host)
+        if host == "127.0.0.1":
+            route.continue_()
+        else:
+            route.fulfill(status=404, body="")
+
+    page.route("**/*", route)
+    page.goto(url)
+    return page
+
+
+def _violations(page: Page) -> str:
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
+    return "" if results.violations_count == 0 else str(results.generate_report())
+
+
+@pytest.mark.parametrize("slug", ISSUES)
+def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, slug: str) -> None:
+    hosts: set[str] = set()
+    for width in (600, 375):
+        page = _open(browser, f"{server}issues/{slug}/email.html", width, hosts)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"horizontal scrolling at {width} px: {scroll}"
+        body = page.locator("div[role=article]")
+        assert body.get_attribute("lang") == "de"
+        assert _violations(page) == ""
+        page.close()
+    # Only the test server and the site's own host (images): nothing third-party (STANDARDS L10).
+    assert hosts <= {"127.0.0.1", SITE_HOST}
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> None:
+    hosts: set[str] = set()
+    page = _open(browser, server + path, 1024, hosts)
+    assert page.evaluate("document.documentElement.lang") == "de"
+    assert page.locator("h1").count() == 1
+    assert page.locator("script:not([type='application/ld+json'])").count() == 0
+    assert _violations(page) == ""
+    page.close()
+    page = _open(browser, server + path, 375, hosts)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.close()
+    assert hosts == {"127.0.0.1"}

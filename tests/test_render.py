@@ -1,0 +1,139 @@
+"""E-mail rendering: language and direction, no third-party requests, footer, text part."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import mjml
+import pytest
+
+from comms.cli import load_site
+from comms.config import Config, load_config
+from comms.content import Site
+from comms.plaintext import WIDTH
+from comms.render import (
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    RenderedIssue,
+    render_confirmation,
+    render_issue,
+)
+
+from .conftest import ROOT
+
+_URL_LINE = re.compile(r"^\s*(\S+: )?(https?://|%%)\S+$")
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[Config, Site]:
+    config = load_config(ROOT / "comms.toml")
+    site, errors = load_site(config)
+    assert [e for e in errors if not e.warning] == []
+    return config, site
+
+
+@pytest.fixture(scope="module")
+def rendered(sample: tuple[Config, Site]) -> dict[str, RenderedIssue]:
+    config, site = sample
+    return {slug: render_issue(config, site, issue) for slug, issue in site.issues.items()}
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.tags
+
+
+def test_mjml_is_mjml_python() -> None:
+    # `pip install mjml` (a different project) installs a module of the same name (STANDARDS H2).
+    assert hasattr(mjml, "mjml2html")
+    assert Path(mjml.__file__).parent.name == "mjml"
+    assert not hasattr(mjml, "mjml_to_html")
+
+
+def test_issue_html_is_german_ltr_and_self_hosted(rendered: dict[str, RenderedIssue]) -> None:
+    for issue in rendered.values():
+        html = issue.html
+        assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
+        assert 'role="article" lang="de" dir="ltr"' in html
+        assert "fonts.googleapis.com" not in html
+        assert "@import" not in html
+        assert len(html.encode("utf-8")) < 90_000
+        for tag, attrs in _tags(html):
+            assert tag not in ("script", "form", "iframe", "object")
+            if tag == "img":
+                assert attrs.get("alt") is not None
+                assert str(attrs["src"]).startswith("https://newsletter.example.org/")
+            assert tag != "link", f"external stylesheet {attrs}"
+            if tag == "table":
+                assert attrs.get("role") == "presentation"
+
+
+def test_footer_has_imprint_and_recipient_placeholders(rendered: dict[str, RenderedIssue]) -> None:
+    issue = rendered["2020-02-newsletter"]
+    hrefs = [str(a.get("href")) for tag, a in _tags(issue.html) if tag == "a"]
+    assert UNSUBSCRIBE_URL in hrefs
+    assert PREFERENCES_URL in hrefs
+    assert "https://newsletter.example.org/issues/2020-02-newsletter/" in hrefs
+    assert "https://example.org/impressum" in hrefs
+    assert "https://example.org/datenschutz" in hrefs
+    for part in (issue.html, issue.text):
+        assert UNSUBSCRIBE_URL in part and PREFERENCES_URL in part
+        assert "Musterstraße 1" in part and "30159 Hannover" in part
+        assert "info@example.org" in part
+        assert "https://example.org/impressum" in part
+    assert issue.web_url == "https://newsletter.example.org/issues/2020-02-newsletter/"
+
+
+def test_event_is_shown_the_german_way(rendered: dict[str, RenderedIssue]) -> None:
+    issue = rendered["2020-02-newsletter"]
+    when = "Donnerstag, 16. April 2020, 09:30\u201316:30\u00a0Uhr"
+    ics = (
+        "https://newsletter.example.org/events/"
+        "2020-04-16-schwerpunktkonferenz-sprachliche-und-berufliche-integration.ics"
+    )
+    for part in (issue.html, issue.text):
+        assert when in part
+        assert "Tagungszentrum am Maschpark, Parkstraße 12, 30159 Hannover" in part
+        assert "Region: Landesweit" in part
+        assert ics in part
+        assert "https://example.org/anmeldung/schwerpunktkonferenz-2020" in part
+        assert "Preisgeld: 6.000\u00a0€" in part
+        assert "Bewerbungsschluss: Freitag, 31. Juli 2020" in part
+    assert ">In den Kalender eintragen</a>" in issue.html
+    assert "VERSCHOBEN" in issue.text
+
+
+def test_text_part_is_a_real_alternative(rendered: dict[str, RenderedIssue]) -> None:
+    for issue in rendered.values():
+        for line in issue.text.splitlines():
+            # A URL is never broken; a line holding one long URL is the only exception.
+            assert len(line) <= WIDTH or _URL_LINE.match(line), line
+        assert "<" not in issue.text.replace("<https://", "").replace("<mailto:", "")
+    text = rendered["2019-07-newsletter"].text
+    assert "Liebe Leserinnen und Leser," in text
+    assert "Frauenwerkstatt Ankerplatz e. V., Cuxhaven:" in text
+
+
+def test_confirmation_mail_is_neutral(sample: tuple[Config, Site]) -> None:
+    config, _ = sample
+    url = "https://newsletter.example.org/confirm/abc?x=1&y=2"
+    subject, html, text = render_confirmation(config, url)
+    assert subject == "Bitte bestätigen Sie Ihr Newsletter-Abonnement"
+    assert 'href="https://newsletter.example.org/confirm/abc?x=1&amp;y=2"' in html
+    assert url in text
+    assert "<img" not in html
+    assert UNSUBSCRIBE_URL not in html
+    assert "https://example.org/datenschutz" in html and "https://example.org/impressum" in text
+    assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
