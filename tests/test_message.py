@@ -18,11 +18,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from comms.cli import load_site
+from comms.config import load_config
 from comms.errors import ConfigError, MessageError, PermanentFailure
 from comms.message import MessageFactory, Recipient
-from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL
+from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL, render_issue
 from comms.tokens import read_token
 
+from .conftest import ROOT
 from .issue_sample import SECRET, config_for, rendered_issue
 
 WINTER = datetime(2020, 2, 4, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -312,3 +315,32 @@ def test_long_names_are_folded_like_the_email_package_does(factory: MessageFacto
     # a space before a comma that starts an encoded-word, so it is not the judge here.)
     encoded = to.group(0).removeprefix("To: ").rsplit("<", 1)[0]
     assert str(make_header(decode_header(encoded))) == name
+
+
+def test_real_rendered_issues_make_valid_messages() -> None:
+    config = load_config(ROOT / "comms.toml", environ={})
+    site, _ = load_site(config)
+    assert site.issues
+    for slug, issue in site.issues.items():
+        rendered = render_issue(config, site, issue)
+        factory = MessageFactory(config, rendered, SECRET, date=WINTER)
+        assert factory.warnings == []
+        out = factory.build(Recipient("s-1", "leserin@example.org", "Lea Müller"))
+        raw = out.data
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        assert all(byte < 128 for byte in raw)
+        msg = _parse(raw)
+        assert msg["Subject"] == issue.subject
+        assert [p.get_content_type() for p in msg.walk()][1:] == ["text/plain", "text/html"]
+        match = UNSUBSCRIBE.fullmatch(msg["List-Unsubscribe"])
+        assert match is not None
+        unsubscribe = f"https://newsletter.example.org/unsubscribe/{match.group(1)}"
+        text, html = _parts(msg)
+        assert PREFERENCES_URL not in text + html and UNSUBSCRIBE_URL not in text + html
+        assert unsubscribe in text, slug
+        assert f'href="{unsubscribe}"' in html, slug
+        prefs = re.search(r"https://newsletter\.example\.org/preferences/([\w.-]+)", html)
+        assert prefs is not None and read_token(SECRET, "preferences", prefs.group(1)) == "s-1"
+        assert text == rendered.text.replace(UNSUBSCRIBE_URL, unsubscribe).replace(
+            PREFERENCES_URL, prefs.group(0)
+        )
