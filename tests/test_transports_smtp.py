@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from comms.errors import ConfigError, PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.errors import (
+    ConfigError,
+    PermanentFailure,
+    PolicyRejection,
+    TemporaryFailure,
+    Unreachable,
+)
 from comms.message import MessageFactory, OutgoingMessage, Recipient
 from comms.transports import SmtpTransport, classify, open_transport
 
@@ -166,7 +172,7 @@ def test_server_closing_sessions_silently_costs_no_message_and_no_duplicate(
 
 def test_unreachable_server_is_a_temporary_failure() -> None:
     transport = SmtpTransport("127.0.0.1", free_port(), timeout=2)
-    with pytest.raises(TemporaryFailure, match=r"^cannot connect to 127\.0\.0\.1:\d+: "):
+    with pytest.raises(Unreachable, match=r"^cannot connect to 127\.0\.0\.1:\d+: "):
         transport.send("a@example.org", "b@example.org", b"x\r\n", "k/1")
 
 
@@ -178,7 +184,7 @@ def test_a_silent_server_times_out(tmp_path: Path) -> None:
         listener.listen()
         transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=0.5)
         start = time.monotonic()
-        with pytest.raises(TemporaryFailure, match="timed out"):
+        with pytest.raises(Unreachable, match="timed out"):
             transport.send("a@example.org", "b@example.org", b"x\r\n", "k/1")
         assert time.monotonic() - start < 2
 
