@@ -344,3 +344,12 @@ def test_real_rendered_issues_make_valid_messages() -> None:
         assert text == rendered.text.replace(UNSUBSCRIBE_URL, unsubscribe).replace(
             PREFERENCES_URL, prefs.group(0)
         )
+
+
+def test_a_sender_address_that_needs_smtputf8_is_a_config_error(tmp_path: Path) -> None:
+    config = config_for(tmp_path, '[sender]\naddress = "bündnis@example.org"\n')
+    with pytest.raises(ConfigError) as info:
+        MessageFactory(config, rendered_issue(), SECRET)
+    assert info.value.problems == [
+        "'sender.address': 'bündnis@example.org' is not a plain ASCII address"
+    ]
