@@ -57,11 +57,11 @@ def payload(data: bytes, recipient: str, key: str) -> dict[str, Any]:
     for name in PASSED_HEADERS:
         if msg[name] is not None:
             body["headers"][name] = str(msg[name])
+    fields = {"text/plain": "textContent", "text/html": "htmlContent"}
     for part in msg.walk():
-        if part.get_content_type() == "text/plain":
-            body["textContent"] = part.get_content()
-        elif part.get_content_type() == "text/html":
-            body["htmlContent"] = part.get_content()
+        field = fields.get(part.get_content_type())
+        if field is not None:  # the wire's CRLF line ends back to the rendered "\n"
+            body[field] = part.get_content().replace("\r\n", "\n")
     return body
 
 

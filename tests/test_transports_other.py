@@ -14,6 +14,7 @@ from werkzeug import Request, Response
 from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.httpapi import HttpApiTransport, idempotency_key
 from comms.message import MessageFactory, OutgoingMessage, Recipient
+from comms.render import UNSUBSCRIBE_URL
 from comms.transports import FileTransport, MemoryTransport, memory_outbox, open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -71,7 +72,10 @@ def test_429_then_success_is_one_logical_send_with_one_key(
     sent = BytesParser(policy=default).parsebytes(message.data)
     assert body["headers"]["List-Unsubscribe"] == sent["List-Unsubscribe"]
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "/unsubscribe/42." in body["textContent"] and "/unsubscribe/42." in body["htmlContent"]
+    unsubscribe = sent["List-Unsubscribe"].strip("<>")
+    issue = rendered_issue()
+    assert body["textContent"].startswith(issue.text.split(UNSUBSCRIBE_URL)[0] + unsubscribe)
+    assert body["htmlContent"].startswith(issue.html.split(UNSUBSCRIBE_URL)[0] + unsubscribe)
     assert "Musterstraße" in body["htmlContent"]
 
 
