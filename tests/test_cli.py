@@ -93,7 +93,7 @@ def test_demo_prints_the_summary(site_copy: Path) -> None:
     )
     assert "Next scheduled issue: #3 „Termine 2020" in out
     output = site_copy / "public"
-    assert out.endswith(f"Output: {output} (48 files)\n")
+    assert out.endswith(f"Output: {output} (53 files)\n")
     assert (output / "index.html").is_file()
 
 
