@@ -222,6 +222,20 @@ class Api(_Section):
     max_wait: Annotated[float, Field(ge=0)] = 60.0
 
 
+class Delivery(_Section):
+    """How `comms send` paces, retries and gives up (STANDARDS S6, S9)."""
+
+    concurrency: int = Field(default=4, ge=1, le=64)
+    rate: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    retry_attempts: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    retry_interval_minutes: float = Field(default=30.0, gt=0)
+    retry_max_interval_hours: float = Field(default=4.0, gt=0)
+    give_up_after_hours: float = Field(default=96.0, gt=0)
+    lease_seconds: int = Field(default=300, ge=10)
+
+
 class Settings(_Section):
     """The whole configuration schema; paths are relative to the config file's folder."""
 
@@ -240,6 +254,7 @@ class Settings(_Section):
     smtp: Smtp = Smtp()
     dkim: Dkim = Dkim()
     api: Api = Api()
+    delivery: Delivery = Delivery()
 
     @field_validator("regions", "topics")
     @classmethod
