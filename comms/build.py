@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import feeds
 from .config import Config
 from .content import Site
 
@@ -19,7 +20,7 @@ Producer = Callable[[Config, Site], Files]
 #: Lists what comms wrote last time, so that it removes only files it owns.
 MANIFEST = ".comms-manifest.json"
 
-PRODUCERS: list[Producer] = []
+PRODUCERS: list[Producer] = [feeds.feed_files]
 
 
 @dataclass

@@ -138,6 +138,41 @@ class Organisation(_Section):
         return _check_https(value)
 
 
+class Feeds(_Section):
+    """Feeds and calendars: WebSub hubs to notify, feed length, calendar look-back."""
+
+    hubs: list[str] = []
+    max_items: int = 50
+    calendar_past_days: int = 180
+
+    @field_validator("hubs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment the list arrives as one string: "https://a, https://b".
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("hubs")
+    @classmethod
+    def _hubs(cls, value: list[str]) -> list[str]:
+        return [_check_https(hub) for hub in value]
+
+    @field_validator("max_items")
+    @classmethod
+    def _max_items(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("calendar_past_days")
+    @classmethod
+    def _past_days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+
 class Settings(_Section):
     """The whole configuration schema; paths are relative to the config file's folder."""
 
@@ -151,6 +186,7 @@ class Settings(_Section):
     organisation: Organisation = Organisation()
     regions: dict[str, str] = DEFAULT_REGIONS
     topics: dict[str, str] = DEFAULT_TOPICS
+    feeds: Feeds = Feeds()
 
     @field_validator("regions", "topics")
     @classmethod
