@@ -53,7 +53,7 @@ def digest(item: Item) -> str:
     """A digest of everything an editor wrote in the item (not where or on which line)."""
     data = item.model_dump(mode="json", exclude={"path", "lines", "html"})
     text = json.dumps([item.kind, data], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _utc(moment: datetime) -> datetime:

@@ -17,3 +17,15 @@ def site_copy(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "comms.toml", tmp_path / "comms.toml")
     shutil.copytree(ROOT / "content", tmp_path / "content")
     return tmp_path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="Rewrite golden files instead of comparing."
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run should rewrite golden files (pytest --update-golden)."""
+    return bool(request.config.getoption("--update-golden"))
