@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flask import Flask, Response, abort, request, send_file
 
+from .config import Config
+
 #: Media types that `mimetypes` gets wrong or does not know (STANDARDS F6).
 MEDIA_TYPES = {
     ".xml": "application/xml; charset=utf-8",
@@ -23,7 +25,8 @@ MEDIA_TYPES = {
 FEED_TYPES = {
     "feed.xml": "application/rss+xml; charset=utf-8",
     "atom.xml": "application/atom+xml; charset=utf-8",
-    "feed.json": "application/feed+json; charset=utf-8",
+    # JSON defines no charset parameter (RFC 8259); it is always UTF-8.
+    "feed.json": "application/feed+json",
 }
 MAX_AGE = 300
 
@@ -54,7 +57,16 @@ def resolve(root: Path, url_path: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def serve_file(root: Path, url_path: str) -> Response:
+def feed_links(config: Config, root: Path, path: Path) -> str | None:
+    """The WebSub `Link` header of a feed file: its hubs and its own URL (W3C WebSub §4)."""
+    if path.name not in FEED_TYPES or not config.settings.feeds.hubs:
+        return None
+    self_url = config.url(path.resolve().relative_to(root.resolve()).as_posix())
+    hubs = [f'<{hub}>; rel="hub"' for hub in config.settings.feeds.hubs]
+    return ", ".join([*hubs, f'<{self_url}>; rel="self"'])
+
+
+def serve_file(root: Path, url_path: str, config: Config | None = None) -> Response:
     """Serve one file with ETag, Last-Modified and conditional GET (304 with an empty body)."""
     path = resolve(root, url_path)
     if path is None or path.name.startswith("."):
@@ -76,23 +88,31 @@ def serve_file(root: Path, url_path: str) -> Response:
         last_modified=modified,
         max_age=MAX_AGE,
     )
+    # send_file appends "; charset=utf-8" to text/* types that already carry it.
+    response.headers["Content-Type"] = media_type(path)
     response.headers["Vary"] = "Accept-Encoding"
+    links = feed_links(config, root, path) if config is not None else None
+    if links:
+        response.headers["Link"] = links
     return response
 
 
-def add_static_routes(app: Flask, root: Path) -> None:
+def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> None:
     """Serve the output folder at `/` (after every more specific route of the app)."""
 
     def static_file(path: str = "") -> Response:
-        return serve_file(root, path)
+        return serve_file(root, path, config)
 
     app.add_url_rule("/", "static_index", static_file, methods=["GET", "HEAD"])
     app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
 
 
-def create_app(root: Path) -> Flask:
-    """A Flask app that serves the output folder (the web routes join it in later issues)."""
+def create_app(root: Path, config: Config | None = None) -> Flask:
+    """A Flask app that serves the output folder (the web routes join it in later issues).
+
+    With a config, feed responses carry the WebSub `Link` header (hubs and self URL).
+    """
     app = Flask("comms", static_folder=None)
     app.url_map.strict_slashes = False
-    add_static_routes(app, root)
+    add_static_routes(app, root, config)
     return app
