@@ -270,20 +270,25 @@ def _vevent(config: Config, entry: Entry) -> bytes:
     return data
 
 
-def _calendar(
-    config: Config, name: str, path: str, events: list[Entry], cache: dict[str, bytes]
-) -> bytes:
+def _calendar_head(config: Config, name: str | None = None, path: str | None = None) -> bytes:
+    """The VCALENDAR properties; a subscribed calendar also names itself and its source."""
     cal = Calendar()
     cal.add("prodid", f"-//{clean(config.settings.site.name)}//comms//DE")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    cal.add("name", clean(name))
-    cal.add("x-wr-calname", clean(name))
-    cal.add("source", config.url(path), parameters={"VALUE": "URI"})
-    cal.add("refresh-interval", timedelta(hours=12), parameters={"VALUE": "DURATION"})
-    head: bytes = cal.to_ical()
-    parts = [head[: -len(b"END:VCALENDAR\r\n")]]
+    if name is not None and path is not None:
+        cal.add("name", clean(name))
+        cal.add("x-wr-calname", clean(name))
+        cal.add("source", config.url(path), parameters={"VALUE": "URI"})
+        cal.add("refresh-interval", timedelta(hours=12), parameters={"VALUE": "DURATION"})
+    data: bytes = cal.to_ical()
+    return data[: -len(b"END:VCALENDAR\r\n")]
+
+
+def _calendar(config: Config, head: bytes, events: list[Entry], cache: dict[str, bytes]) -> bytes:
+    """A VCALENDAR with a VTIMEZONE for the years of its timed events; VEVENTs built once."""
+    parts = [head]
     tz = config.tz
     timed = [e.item for e in events if isinstance(e.item, Event) and not e.item.all_day]
     if timed:
@@ -366,14 +371,17 @@ def calendar_files(config: Config, entries: list[Entry]) -> dict[str, bytes]:
     recent = [e for e in events if isinstance(e.item, Event) and e.item.end_at(tz) > since]
     cache: dict[str, bytes] = {}
     site_name = settings.site.name
-    files = {"events.ics": _calendar(config, f"{site_name}: Termine", "events.ics", recent, cache)}
+    head = _calendar_head(config, f"{site_name}: Termine", "events.ics")
+    files = {"events.ics": _calendar(config, head, recent, cache)}
     for region, label in settings.regions.items():
         path = f"events-{region}.ics"
         chosen = [e for e in recent if getattr(e.item, "region", None) == region]
-        files[path] = _calendar(config, f"{site_name}: Termine – {label}", path, chosen, cache)
+        head = _calendar_head(config, f"{site_name}: Termine – {label}", path)
+        files[path] = _calendar(config, head, chosen, cache)
+    # One event to add to a calendar once: nothing to subscribe to, so no name or source.
+    single = _calendar_head(config)
     for entry in events:
-        path = f"events/{entry.item.slug}.ics"
-        files[path] = _calendar(config, entry.title, path, [entry], cache)
+        files[f"events/{entry.item.slug}.ics"] = _calendar(config, single, [entry], cache)
     return files
 
 

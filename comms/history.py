@@ -51,9 +51,12 @@ class Stamp:
 
 def digest(item: Item) -> str:
     """A digest of everything an editor wrote in the item (not where or on which line)."""
-    data = item.model_dump(mode="json", exclude={"path", "lines", "html"})
-    text = json.dumps([item.kind, data], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    try:
+        raw = item.model_dump_json(exclude={"path", "lines", "html"}).encode("utf-8")
+    except ValueError:  # lone surrogates, which only the slow path can carry
+        data = item.model_dump(mode="json", exclude={"path", "lines", "html"})
+        raw = json.dumps(data, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(item.kind.encode("utf-8") + b"\0" + raw).hexdigest()[:32]
 
 
 def _utc(moment: datetime) -> datetime:
