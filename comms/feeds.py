@@ -41,6 +41,14 @@ ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CA
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+_SITE_PATH = re.compile(r'(\s(?:href|src)=")/(?!/)')
+
+
+def absolute_links(html: str, config: Config) -> str:
+    """Make site-relative links (`href="/x"`) absolute: feed readers have no base URL."""
+    return _SITE_PATH.sub(lambda m: m.group(1) + config.url(""), html)
+
+
 def clean(text: str) -> str:
     """Drop characters XML cannot carry (C0 controls, lone surrogates, U+FFFE/FFFF)."""
     return _NOT_XML.sub("", text)
@@ -126,7 +134,7 @@ def make_entry(config: Config, site: Site, item: Item, item_stamp: Stamp) -> Ent
         url=config.url(f"{KINDS[item.kind].folder}/{item.slug}/"),
         title=clean(title),
         summary=clean(str(getattr(item, "summary", ""))),
-        html=clean(entry_html(config, site, item)),
+        html=absolute_links(clean(entry_html(config, site, item)), config),
         stamp=item_stamp,
         categories=_categories(config, item),
     )

@@ -18,7 +18,7 @@ from lxml import etree
 
 from comms.config import Config, load_config
 from comms.content import Site
-from comms.feeds import FH_NS, feed_files, webcal
+from comms.feeds import FH_NS, absolute_links, feed_files, webcal
 from comms.reader import read_content
 
 HERE = Path(__file__).resolve().parent
@@ -284,3 +284,12 @@ def test_fuzzed_titles_still_give_valid_feeds(tmp_path: Path, title: str) -> Non
     jsonschema.validate(json.loads(files["feed.json"]), JSON_FEED_SCHEMA)
     summary = str(vevent(files[f"events/{EVENT}.ics"])["SUMMARY"])
     assert summary.startswith("T") and "\x00" not in summary and "\ud800" not in summary
+
+
+def test_site_relative_links_become_absolute() -> None:
+    config, _ = load(HERE.parent)
+    html = '<a href="/issues/x/">a</a> <img src="/i.jpg" alt="b"> <a href="https://e.org/">c</a>'
+    assert absolute_links(html, config) == (
+        '<a href="https://newsletter.example.org/issues/x/">a</a> '
+        '<img src="https://newsletter.example.org/i.jpg" alt="b"> <a href="https://e.org/">c</a>'
+    )
