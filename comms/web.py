@@ -1,13 +1,14 @@
-"""HTTP: the output folder served with media types, strong ETags and 304s (more routes later)."""
+"""HTTP: the output folder served with media types, gzip, strong ETags and 304s (more later)."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mimetypes
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flask import Flask, Response, abort, request, send_file
+from flask import Flask, Response, abort, request
 
 from .config import Config
 
@@ -29,6 +30,8 @@ FEED_TYPES = {
     "feed.json": "application/feed+json",
 }
 MAX_AGE = 300
+#: Smaller files are sent as they are: gzip would save next to nothing.
+GZIP_MIN_BYTES = 1024
 
 
 def media_type(path: Path) -> str:
@@ -41,9 +44,14 @@ def media_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def _etag(path: Path) -> str:
+def _etag(data: bytes) -> str:
     # A hash of the bytes, not of the mtime: the same content always gives the same tag.
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _compressible(content_type: str) -> bool:
+    base = content_type.split(";")[0]
+    return base.startswith("text/") or base.endswith(("xml", "json"))
 
 
 def resolve(root: Path, url_path: str) -> Path | None:
@@ -80,17 +88,27 @@ def serve_file(root: Path, url_path: str, config: Config | None = None) -> Respo
         # Relative links inside a folder's index page need the trailing slash.
         return Response(status=308, headers={"Location": request.path + "/"})
     modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=UTC)
-    response = send_file(
-        path,
-        mimetype=media_type(path),
-        conditional=True,
-        etag=_etag(path),
-        last_modified=modified,
-        max_age=MAX_AGE,
+    data = path.read_bytes()
+    content_type = media_type(path)
+    tag = _etag(data)
+    encode = (
+        len(data) >= GZIP_MIN_BYTES
+        and _compressible(content_type)
+        and request.accept_encodings.quality("gzip") > 0
     )
-    # send_file appends "; charset=utf-8" to text/* types that already carry it.
-    response.headers["Content-Type"] = media_type(path)
+    if encode:
+        # mtime=0 makes the gzip bytes a function of the content, so the tag names them.
+        data = gzip.compress(data, mtime=0)
+        tag += "-gzip"  # a strong tag belongs to one representation (RFC 9110 §8.8.3)
+    response = Response(data, content_type=content_type)
+    if encode:
+        response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(tag)
+    response.last_modified = modified
+    response.cache_control.public = True
+    response.cache_control.max_age = MAX_AGE
     response.headers["Vary"] = "Accept-Encoding"
+    response.make_conditional(request)
     links = feed_links(config, root, path) if config is not None else None
     if links:
         response.headers["Link"] = links

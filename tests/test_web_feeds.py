@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +87,35 @@ def test_feeds_advertise_hub_and_self(served: tuple[str, Path]) -> None:
     assert f'href="{self_url}" rel="self"'.encode() in response.content
     calendar = requests.get(f"{base}/events.ics", timeout=5)
     assert "Link" not in calendar.headers
+
+
+def test_gzip_is_a_representation_of_its_own(served: tuple[str, Path]) -> None:
+    base, out = served
+    url = f"{base}/feed.xml"
+    plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=5)
+    assert "Content-Encoding" not in plain.headers
+    assert plain.content == (out / "feed.xml").read_bytes()
+    packed = requests.get(url, headers={"Accept-Encoding": "gzip"}, stream=True, timeout=5)
+    raw = packed.raw.read(decode_content=False)
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(raw) == plain.content
+    assert packed.headers["ETag"] != plain.headers["ETag"]
+    assert len(raw) < len(plain.content) / 3
+    again = requests.get(
+        url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}, timeout=5
+    )
+    assert (again.status_code, again.content) == (304, b"")
+    # A tag of the other representation does not match.
+    other = requests.get(
+        url, headers={"Accept-Encoding": "gzip", "If-None-Match": plain.headers["ETag"]}, timeout=5
+    )
+    assert other.status_code == 200
+
+
+def test_if_none_match_wins_over_if_modified_since(served: tuple[str, Path]) -> None:
+    base, _ = served
+    url = f"{base}/events.ics"
+    first = requests.get(url, timeout=5)
+    headers = {"If-None-Match": '"old"', "If-Modified-Since": first.headers["Last-Modified"]}
+    assert requests.get(url, headers=headers, timeout=5).status_code == 200
+    assert requests.head(url, timeout=5).headers["ETag"] == first.headers["ETag"]
