@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from comms.cli import main
 from comms.config import Config, load_config
 from comms.content import Site
 from comms.feeds import FH_NS, absolute_links, feed_files, webcal
@@ -293,3 +294,67 @@ def test_site_relative_links_become_absolute() -> None:
         '<a href="https://newsletter.example.org/issues/x/">a</a> '
         '<img src="https://newsletter.example.org/i.jpg" alt="b"> <a href="https://e.org/">c</a>'
     )
+
+
+@pytest.mark.parametrize(
+    ("start", "local", "utc"),
+    [
+        ("2025-03-30 01:30", "20250330T013000", "2025-03-30T00:30:00+00:00"),
+        ("2025-03-30 03:30", "20250330T033000", "2025-03-30T01:30:00+00:00"),
+        ("2025-10-26 01:30", "20251026T013000", "2025-10-25T23:30:00+00:00"),
+        ("2025-10-26 03:30", "20251026T033000", "2025-10-26T02:30:00+00:00"),
+    ],
+)
+def test_events_on_dst_days(site_copy: Path, start: str, local: str, utc: str) -> None:
+    path = site_copy / "content" / "events" / "dst.md"
+    path.write_text(
+        f"---\ntitle: Umstellung\nstart: {start}\nlocation: {{name: Rathaus, city: Celle}}\n"
+        "region: lueneburg\norganiser: Bündnis\nsummary: Kurz.\npublished: 2020-01-01\n---\n",
+        encoding="utf-8",
+    )
+    files = build(site_copy)
+    data = files["events/dst.ics"]
+    assert f"DTSTART;TZID=Europe/Berlin:{local}\r\n".encode() in data
+    cal = icalendar.Calendar.from_ical(data)
+    assert cal.get_missing_tzids() == set()
+    assert cal.walk("VEVENT")[0]["DTSTART"].dt.astimezone(UTC).isoformat() == utc
+    assert b"DTSTART:20250330T030000\r\n" in data  # the VTIMEZONE covers 2025's change
+    hh_mm = f"{local[9:11]}:{local[11:13]}\u00a0Uhr"
+    html = next(i for i in json.loads(files["events/feed.json"])["items"] if "dst" in i["id"])
+    assert hh_mm in html["content_html"]
+
+
+def test_a_broken_state_file_is_reported(
+    site_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = site_copy / "var" / "feeds-state.json"
+    state.parent.mkdir()
+    state.write_text("{oops", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(site_copy / "comms.toml"), "refresh"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {state}: cannot read the feed state (")
+    assert err.endswith("); fix or remove it\n")
+    assert not (site_copy / "public").exists()
+
+
+def test_demo_lists_feed_and_calendar_addresses() -> None:
+    from click.testing import CliRunner
+
+    from comms.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(HERE.parent / "comms.toml"), "demo"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("Feeds (RSS, Atom, JSON Feed):")
+    assert lines[start + 1] == (
+        "  https://newsletter.example.org/feed.xml  https://newsletter.example.org/atom.xml"
+        "  https://newsletter.example.org/feed.json"
+    )
+    assert lines[-4:] == [
+        "Calendars:",
+        "  webcal://newsletter.example.org/events.ics",
+        "  per region: webcal://newsletter.example.org/events-<region>.ics",
+        "  per event: webcal://newsletter.example.org/events/<slug>.ics",
+    ]
