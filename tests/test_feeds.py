@@ -12,11 +12,12 @@ import feedparser
 import icalendar
 import jsonschema
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from comms.cli import main
+from comms.cli import cli, main
 from comms.config import Config, load_config
 from comms.content import Site
 from comms.feeds import FH_NS, absolute_links, feed_files, webcal
@@ -340,10 +341,6 @@ def test_a_broken_state_file_is_reported(
 
 
 def test_demo_lists_feed_and_calendar_addresses() -> None:
-    from click.testing import CliRunner
-
-    from comms.cli import cli
-
     result = CliRunner().invoke(cli, ["--config", str(HERE.parent / "comms.toml"), "demo"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
