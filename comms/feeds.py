@@ -242,9 +242,7 @@ def _vtimezone(key: str, first_year: int, last_year: int) -> bytes:
 
 
 def _vevent(config: Config, entry: Entry) -> bytes:
-    event = entry.item
-    assert isinstance(event, Event)
-    tz = config.tz
+    event, tz = _event(entry), config.tz
     ve = VEvent()
     ve.add("uid", entry.id)
     ve.add("dtstamp", entry.stamp.updated)
@@ -325,6 +323,17 @@ def published_entries(config: Config, site: Site) -> list[Entry]:
     return entries
 
 
+def _event(entry: Entry) -> Event:
+    assert isinstance(entry.item, Event)
+    return entry.item
+
+
+def _by_start(entries: list[Entry], tz: ZoneInfo) -> list[Entry]:
+    """The event entries, soonest first."""
+    events = [e for e in entries if isinstance(e.item, Event)]
+    return sorted(events, key=lambda e: (_event(e).start_at(tz), e.id))
+
+
 def channels(config: Config, entries: list[Entry]) -> list[Channel]:
     """Every feed: the whole site, each kind, and the upcoming events of each region."""
     settings, tz, now = config.settings, config.tz, config.now()
@@ -339,10 +348,7 @@ def channels(config: Config, entries: list[Entry]) -> list[Channel]:
                 f"{info.folder}/", info.folder, f"{site_name}: {info.plural}", description, chosen
             )
         )
-    upcoming = sorted(
-        (e for e in entries if isinstance(e.item, Event) and e.item.end_at(tz) > now),
-        key=lambda e: (e.item.start_at(tz) if isinstance(e.item, Event) else now, e.id),
-    )
+    upcoming = [e for e in _by_start(entries, tz) if _event(e).end_at(tz) > now]
     found.append(
         Channel(
             "events/",
@@ -372,11 +378,8 @@ def calendar_files(config: Config, entries: list[Entry]) -> dict[str, bytes]:
     """`events.ics` (upcoming and recent), one per region, one per event."""
     settings, tz = config.settings, config.tz
     since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
-    events = sorted(
-        (e for e in entries if isinstance(e.item, Event)),
-        key=lambda e: (e.item.start_at(tz) if isinstance(e.item, Event) else since, e.id),
-    )
-    recent = [e for e in events if isinstance(e.item, Event) and e.item.end_at(tz) > since]
+    events = _by_start(entries, tz)
+    recent = [e for e in events if _event(e).end_at(tz) > since]
     cache: dict[str, bytes] = {}
     site_name = settings.site.name
     head = _calendar_head(config, f"{site_name}: Termine", "events.ics")
