@@ -6,6 +6,7 @@ Run: .venv/bin/python bench/feeds.py [--items N]
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
@@ -107,11 +108,14 @@ def bench_feeds(count: int) -> None:
         site = make_site(count, config.now())
         total = sum(len(site.by_kind(k)) for k in ("event", "practice", "issue", "award"))
         for label in ("first build (empty state)", "second build (state recorded)"):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             files = feed_files(config, site)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             size = sum(len(data) for data in files.values()) / 1e6
-            print(f"{total} items, {label}: {len(files)} files, {size:.1f} MB in {elapsed:.2f} s")
+            print(
+                f"{total} items, {label}: {len(files)} files, {size:.1f} MB "
+                f"in {elapsed:.2f} s wall, {cpu:.2f} s CPU"
+            )
 
 
 def bench_refresh() -> None:
@@ -122,10 +126,16 @@ def bench_refresh() -> None:
         command = [str(comms), "--config", str(Path(tmp) / "comms.toml"), "refresh"]
         subprocess.run(command, check=True, capture_output=True)
         for _ in range(3):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             elapsed = time.perf_counter() - started
-            print(f"comms refresh, unchanged sample site: {elapsed:.2f} s wall ({out.strip()})")
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            print(
+                f"comms refresh, unchanged sample site: {elapsed:.2f} s wall, {cpu:.2f} s CPU "
+                f"({out.strip()})"
+            )
 
 
 def main() -> None:

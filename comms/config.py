@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -243,7 +244,7 @@ class Config:
             return "file://" + str((self.root / url[len("file://") :]).resolve())
         return url
 
-    @property
+    @cached_property
     def host(self) -> str:
         """The host name of the site's base URL (used for ids and Message-IDs)."""
         return urlsplit(self.settings.site.base_url).hostname or "localhost"

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from html import escape
 
+from babel import Locale
 from babel.dates import format_date, format_interval, format_time
 from babel.numbers import format_decimal
 
 from .config import Config
 from .content import KINDS, Award, Event, Issue, Item, Practice, Site
 
-LOCALE = "de_DE"
+#: Parsed once: Babel parses a locale string on every call.
+LOCALE = Locale.parse("de_DE")
 DAY = "EEEE, d. MMMM y"
 #: DIN 5008: a no-break space before "Uhr".
 UHR = "\u00a0Uhr"
