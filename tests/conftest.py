@@ -23,9 +23,3 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden", action="store_true", help="Rewrite golden files instead of comparing."
     )
-
-
-@pytest.fixture
-def update_golden(request: pytest.FixtureRequest) -> bool:
-    """True when the run should rewrite golden files (pytest --update-golden)."""
-    return bool(request.config.getoption("--update-golden"))

@@ -62,8 +62,8 @@ def files(site_copy: Path) -> dict[str, bytes]:
     return build(site_copy)
 
 
-def test_golden_files(files: dict[str, bytes], update_golden: bool) -> None:
-    if update_golden:
+def test_golden_files(files: dict[str, bytes], pytestconfig: pytest.Config) -> None:
+    if pytestconfig.getoption("--update-golden"):
         shutil.rmtree(GOLDEN, ignore_errors=True)
         for path, data in files.items():
             (GOLDEN / path).parent.mkdir(parents=True, exist_ok=True)

@@ -52,10 +52,12 @@ def test_one_ping_per_changed_feed_and_none_when_unchanged(
     assert sorted(first) == [BASE + path for path in feeds]
     assert f"notified {httpserver.url_for('/hub')}: {BASE}events/atom.xml" in out.splitlines()
 
+    mtimes = {p: p.stat().st_mtime_ns for p in (site_copy / "public").rglob("*") if p.is_file()}
     code, out, _ = refresh(site_copy)
     assert code == 0
     assert out == "0 file(s) written, 59 unchanged, 0 removed\n"
     assert pings(httpserver) == []
+    assert mtimes == {p: p.stat().st_mtime_ns for p in mtimes}  # so ETags and 304s hold
 
     practice = site_copy / PRACTICE
     practice.write_text(practice.read_text("utf-8") + "\nNeu: ein Nachtrag.\n", "utf-8")
