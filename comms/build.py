@@ -110,5 +110,7 @@ def write_output(out_dir: Path, files: Files) -> WriteReport:
         if target.is_file():
             target.unlink()
             report.removed.append(path)
-    _atomic_write(manifest, json.dumps(sorted(files), indent=0).encode("utf-8"))
+    listing = json.dumps(sorted(files), indent=0).encode("utf-8")
+    if not manifest.is_file() or manifest.read_bytes() != listing:
+        _atomic_write(manifest, listing)
     return report
