@@ -29,12 +29,19 @@ def event_title(event: Event) -> str:
     return STATUS_PREFIX.get(event.status, "") + event.title
 
 
+def last_day(event: Event, config: Config) -> date:
+    """The last day an all-day event covers (its end may also be given with a time)."""
+    end = event.end or event.start
+    if isinstance(end, datetime):
+        return end.astimezone(config.tz).date()
+    return end
+
+
 def event_when(event: Event, config: Config) -> str:
     """„Donnerstag, 16. April 2020, 09:30–16:30 Uhr“ and the all-day and multi-day variants."""
     tz = config.tz
     if event.all_day:
-        first: date = event.start_at(tz).date()
-        last: date = event.end if isinstance(event.end, date) else first
+        first, last = event.start_at(tz).date(), last_day(event, config)
         if last == first:
             return format_date(first, DAY, locale=LOCALE)
         return format_interval(first, last, "yMMMMEEEEd", locale=LOCALE)

@@ -25,7 +25,7 @@ from lxml import etree
 
 from .config import Config
 from .content import KINDS, Event, Item, Site
-from .facts import entry_html, event_place, event_title
+from .facts import entry_html, event_place, event_title, last_day
 from .history import STATE_FILE, History, Stamp, is_public, stamp
 
 #: File name → format, in every feed folder.
@@ -251,7 +251,7 @@ def _vevent(config: Config, entry: Entry) -> bytes:
     ve.add("sequence", entry.stamp.sequence)
     if event.all_day:
         ve.add("dtstart", event.start_at(tz).date())
-        ve.add("dtend", event.end_at(tz).date())  # exclusive: the day after the last day
+        ve.add("dtend", last_day(event, config) + timedelta(days=1))  # exclusive
     else:
         ve.add("dtstart", event.start_at(tz).astimezone(tz))
         if event.end is not None:

@@ -355,3 +355,30 @@ def test_demo_lists_feed_and_calendar_addresses() -> None:
         "  per region: webcal://newsletter.example.org/events-<region>.ics",
         "  per event: webcal://newsletter.example.org/events/<slug>.ics",
     ]
+
+
+@pytest.mark.parametrize(
+    ("end", "dtend", "when"),
+    [
+        ("2020-06-01", "20200602", "Montag, 1. Juni 2020"),
+        ("2020-06-03", "20200604", "Mo., 1.\u2009–\u2009Mi., 3. Juni 2020"),
+        ("2020-06-03 18:00", "20200604", "Mo., 1.\u2009–\u2009Mi., 3. Juni 2020"),
+    ],
+)
+def test_all_day_events_end_after_their_last_day(
+    site_copy: Path, end: str, dtend: str, when: str
+) -> None:
+    path = site_copy / "content" / "events" / "tage.md"
+    path.write_text(
+        f"---\ntitle: Aktionstage\nstart: 2020-06-01\nend: {end}\n"
+        "location: {name: Rathaus, city: Celle}\nregion: lueneburg\norganiser: Bündnis\n"
+        "summary: Kurz.\npublished: 2020-01-01\n---\n",
+        encoding="utf-8",
+    )
+    files = build(site_copy)
+    assert (
+        f"DTSTART;VALUE=DATE:20200601\r\nDTEND;VALUE=DATE:{dtend}\r\n".encode()
+        in files["events/tage.ics"]
+    )
+    item = next(i for i in json.loads(files["events/feed.json"])["items"] if "tage" in i["id"])
+    assert f"<strong>Termin:</strong> {when}<br>" in item["content_html"]
