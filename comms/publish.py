@@ -13,6 +13,8 @@ import requests
 from . import build, feeds
 from .config import Config
 from .content import Site
+from .errors import ContentErrors
+from .reader import read_content
 
 #: Hub notifications that failed; retried by the next refresh so that no change goes unannounced.
 PENDING_FILE = Path("var") / "websub-pending.json"
@@ -114,3 +116,16 @@ def refresh(config: Config, site: Site) -> RefreshReport:
     result = RefreshReport(write=report, changed_feeds=changed, pings=pings)
     _save_pending(pending_path, result.failed)
     return result
+
+
+def refresh_content(config: Config) -> RefreshReport:
+    """Read the content folder, then refresh; bad content raises ContentErrors, writing nothing.
+
+    The entry point for the scheduler's feed-refresh job.
+    """
+    settings = config.settings
+    site, problems = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    errors = [problem for problem in problems if not problem.warning]
+    if errors:
+        raise ContentErrors(errors)
+    return refresh(config, site)

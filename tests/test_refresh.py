@@ -10,6 +10,8 @@ from pytest_httpserver import HTTPServer
 
 from comms import publish
 from comms.cli import cli
+from comms.config import load_config
+from comms.errors import ContentErrors
 
 BASE = "https://newsletter.example.org/"
 PRACTICE = "content/practices/film-workshop-uelzen.md"
@@ -118,3 +120,12 @@ def test_content_errors_write_nothing(site_copy: Path) -> None:
     assert out.startswith("content/events/broken.md:1: ")
     assert err.endswith("; nothing written\n")
     assert not (site_copy / "public").exists()
+
+
+def test_the_scheduler_entry_point_refuses_bad_content(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    assert publish.refresh_content(config).write.written  # first run writes everything
+    (site_copy / "content" / "events" / "broken.md").write_text("---\ntitle: x\n", "utf-8")
+    with pytest.raises(ContentErrors) as raised:
+        publish.refresh_content(config)
+    assert [e.path.name for e in raised.value.errors] == ["broken.md"]
