@@ -78,12 +78,24 @@ def notify_hub(
 def notify(
     hubs: Iterable[str], topics: Iterable[str], pending: Iterable[tuple[str, str]] = ()
 ) -> list[Ping]:
-    """Notify every hub of every topic, plus earlier failures; one POST per (hub, topic)."""
+    """Notify every hub of every topic, plus earlier failures; one POST per (hub, topic).
+
+    A hub that stays unreachable or overloaded (after retries) is not asked about the other
+    topics in this run: they are reported as failed and wait for the next refresh.
+    """
     pairs = sorted({(hub, topic) for hub in hubs for topic in topics} | set(pending))
-    if not pairs:
-        return []
+    pings: list[Ping] = []
+    down: dict[str, str] = {}
     with requests.Session() as session:
-        return [notify_hub(session, hub, topic) for hub, topic in pairs]
+        for hub, topic in pairs:
+            if hub in down:
+                pings.append(Ping(hub, topic, False, f"not sent: {down[hub]}"))
+                continue
+            ping = notify_hub(session, hub, topic)
+            if not ping.ok and not ping.detail.startswith("HTTP 4"):
+                down[hub] = f"the hub failed with {ping.detail.split(':')[0]}"
+            pings.append(ping)
+    return pings
 
 
 def _load_pending(path: Path, hubs: list[str]) -> set[tuple[str, str]]:

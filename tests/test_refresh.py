@@ -88,8 +88,14 @@ def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
     code, out, err = refresh(site_copy)
     assert code == 1
     assert out.startswith("6 file(s) written, 53 unchanged, 0 removed\n")
-    assert f"error: hub {hub} did not take {BASE}feed.xml (HTTP 503)" in err.splitlines()
-    assert len(pings(httpserver)) == 6 * publish.ATTEMPTS
+    errors = err.splitlines()
+    assert f"error: hub {hub} did not take {BASE}atom.xml (HTTP 503)" in errors
+    assert (
+        f"error: hub {hub} did not take {BASE}feed.xml "
+        "(not sent: the hub failed with HTTP 503)" in errors
+    )
+    assert len(errors) == 6
+    assert len(pings(httpserver)) == publish.ATTEMPTS  # then it leaves the hub alone
     assert b"Neu." in (site_copy / "public" / "practices" / "feed.xml").read_bytes()
 
     httpserver.clear_all_handlers()
@@ -129,3 +135,18 @@ def test_the_scheduler_entry_point_refuses_bad_content(site_copy: Path) -> None:
     with pytest.raises(ContentErrors) as raised:
         publish.refresh_content(config)
     assert [e.path.name for e in raised.value.errors] == ["broken.md"]
+
+
+def test_an_unreachable_hub_is_given_up_after_one_feed(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "BACKOFF", 0.01)
+    use_hub(site_copy, "http://127.0.0.1:9/hub")  # the discard port: nobody listens
+    code, _, err = refresh(site_copy)
+    assert code == 1
+    errors = err.splitlines()
+    assert len(errors) == 30
+    assert errors[0].startswith(
+        f"error: hub http://127.0.0.1:9/hub did not take {BASE}atom.xml (ConnectionError: "
+    )
+    assert errors[1].endswith("(not sent: the hub failed with ConnectionError)")
