@@ -11,8 +11,8 @@ import pytest
 
 from comms.cli import load_site
 from comms.config import Config, load_config
-from comms.errors import ConfigError
 from comms.content import Site
+from comms.errors import ConfigError
 from comms.plaintext import WIDTH
 from comms.render import (
     PREFERENCES_URL,
