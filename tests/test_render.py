@@ -160,3 +160,16 @@ def test_logo_and_accent_colour_reach_the_mail(tmp_path: Path) -> None:
     assert logo[0]["src"] == "https://newsletter.example.org/images/logo.png"
     assert logo[0]["alt"] == "Niedersachsen packt an"
     assert "a { color: #8a1538;" in html
+
+
+def test_content_is_escaped(site_copy: Path) -> None:
+    path = site_copy / "content" / "events" / "2020-11-30-fuenfter-jahrestag.md"
+    text = path.read_text(encoding="utf-8")
+    evil = '<script>alert(1)</script> & <img src=x onerror="alert(2)">'
+    path.write_text(text.replace("summary: ", f"summary: '{evil}' #", 1), encoding="utf-8")
+    config = load_config(site_copy / "comms.toml")
+    site, _ = load_site(config)
+    rendered = render_issue(config, site, site.issues["2020-02-newsletter"])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x" in rendered.html
+    assert "<script" not in rendered.html and 'onerror="' not in rendered.html
+    assert evil in rendered.text  # plain text shows it literally, harmless there
