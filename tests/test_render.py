@@ -50,6 +50,29 @@ class _Links(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.skip += tag in ("head", "style", "title")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.skip -= tag in ("head", "style", "title")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def _visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
 def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     parser = _Links()
     parser.feed(html)
@@ -69,7 +92,7 @@ def test_issue_html_is_german_ltr_and_self_hosted(rendered: dict[str, RenderedIs
         assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
         assert 'role="article" lang="de" dir="ltr"' in html
         assert "fonts.googleapis.com" not in html
-        assert "@import" not in html
+        assert "@import" not in html and "url(" not in html
         assert len(html.encode("utf-8")) < 90_000
         for tag, attrs in _tags(html):
             assert tag not in ("script", "form", "iframe", "object")
@@ -122,6 +145,7 @@ def test_text_part_is_a_real_alternative(rendered: dict[str, RenderedIssue]) -> 
             # A URL is never broken; a line holding one long URL is the only exception.
             assert len(line) <= WIDTH or _URL_LINE.match(line), line
         assert "<" not in issue.text.replace("<https://", "").replace("<mailto:", "")
+        assert len(issue.text) > 0.9 * len(_visible_text(issue.html))
     text = rendered["2019-07-newsletter"].text
     assert "Liebe Leserinnen und Leser," in text
     assert "Frauenwerkstatt Ankerplatz e. V., Cuxhaven:" in text
