@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from comms.build import PRODUCERS
 from comms.cli import cli, load_site
 from comms.config import load_config
+from comms.errors import RenderError
 from comms.render import site_files
 
 from .conftest import ROOT
@@ -105,3 +106,12 @@ def test_render_leaves_feed_paths_to_the_feeds_stage() -> None:
     assert not files & {"feed.xml", "atom.xml", "feed.json", "events.ics"}
     assert not [path for path in files if path.endswith((".ics", ".xml", ".json"))]
     assert site_files in PRODUCERS
+
+
+def test_static_file_may_not_replace_a_page(site_copy: Path) -> None:
+    (site_copy / "static" / "index.html").write_text("<p>mine</p>", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(site_copy / "comms.toml"), "build"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RenderError)
+    assert str(result.exception) == "static/index.html would replace a generated page; rename it"
+    assert not (site_copy / "public").exists()
