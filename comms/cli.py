@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from . import __version__
+from . import __version__, feeds, publish
 from .build import WriteReport, collect, write_output
 from .config import Config, load_config
 from .content import KINDS, Issue, Site
@@ -193,6 +193,7 @@ def demo(state: State) -> None:
         )
     else:
         click.echo("Next scheduled issue: none")
+    _echo_feed_urls(config)
     if failures:
         sys.exit(1)
     files, _ = _build(config, site, config.output_dir)
@@ -274,9 +275,13 @@ def build(state: State, out_dir: Path | None) -> None:
 @click.pass_obj
 def preview(state: State, port: int) -> None:
     """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
+    import signal
+
     from .preview import Preview
 
     config = state.config()
+    # Leave through the `with` on SIGTERM too, so the temporary output folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Preview(config) as server:
         click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
         if server.error:
@@ -676,6 +681,54 @@ def send(
             f"{_when(report.next_attempt, config)}; run `comms send {issue.slug}` again then"
         )
     sys.exit(report.exit_code)
+
+
+def _echo_feed_urls(config: Config) -> None:
+    """The demo's list of feed and calendar addresses."""
+    click.echo("Feeds (RSS, Atom, JSON Feed):")
+    folders = ["", "events/", "issues/", "practices/", "awards/"]
+    for folder in folders:
+        urls = "  ".join(config.url(folder + name) for name in feeds.FEED_FILES)
+        click.echo(f"  {urls}")
+    click.echo(
+        f"  per region: {config.url('events/region/<region>/feed.xml')} (atom.xml, feed.json)"
+    )
+    click.echo("Calendars:")
+    click.echo(f"  {feeds.webcal(config.url('events.ics'))}")
+    click.echo(f"  per region: {feeds.webcal(config.url('events-<region>.ics'))}")
+    click.echo(f"  per event: {feeds.webcal(config.url('events/<slug>.ics'))}")
+
+
+@cli.command()
+@click.pass_obj
+def refresh(state: State) -> None:
+    """Rebuild the output, write only files whose bytes changed, notify WebSub hubs.
+
+    Each configured hub (feeds.hubs) gets one `hub.mode=publish` POST per changed feed;
+    failed notifications are retried by the next refresh. Exits 1 on content errors (nothing
+    is written) or when a hub did not accept a notification (the files are written).
+    """
+    config = state.config()
+    site, errors = load_site(config)
+    failures, warnings = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(f"{failures} error(s), {warnings} warning(s); nothing written", err=True)
+        sys.exit(1)
+    report = publish.refresh(config, site)
+    write = report.write
+    click.echo(
+        f"{len(write.written)} file(s) written, {len(write.unchanged)} unchanged, "
+        f"{len(write.removed)} removed"
+    )
+    for url in report.changed_feeds:
+        click.echo(f"changed feed: {url}")
+    for ping in report.pings:
+        if ping.ok:
+            click.echo(f"notified {ping.hub}: {ping.topic}")
+        else:
+            click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
+    if report.failed:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

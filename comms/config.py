@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -236,6 +237,41 @@ class Delivery(_Section):
     lease_seconds: int = Field(default=300, ge=10)
 
 
+class Feeds(_Section):
+    """Feeds and calendars: WebSub hubs to notify, feed length, calendar look-back."""
+
+    hubs: list[str] = []
+    max_items: int = 50
+    calendar_past_days: int = 180
+
+    @field_validator("hubs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment the list arrives as one string: "https://a, https://b".
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("hubs")
+    @classmethod
+    def _hubs(cls, value: list[str]) -> list[str]:
+        return [_check_https(hub) for hub in value]
+
+    @field_validator("max_items")
+    @classmethod
+    def _max_items(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("calendar_past_days")
+    @classmethod
+    def _past_days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+
 class Settings(_Section):
     """The whole configuration schema; paths are relative to the config file's folder."""
 
@@ -255,6 +291,7 @@ class Settings(_Section):
     dkim: Dkim = Dkim()
     api: Api = Api()
     delivery: Delivery = Delivery()
+    feeds: Feeds = Feeds()
 
     @field_validator("regions", "topics")
     @classmethod
@@ -311,7 +348,7 @@ class Config:
             return "file://" + str((self.root / url[len("file://") :]).resolve())
         return url
 
-    @property
+    @cached_property
     def host(self) -> str:
         """The host name of the site's base URL (used for ids and Message-IDs)."""
         return urlsplit(self.settings.site.base_url).hostname or "localhost"

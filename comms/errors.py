@@ -94,3 +94,7 @@ class BadToken(CommsError):
 
 class MessageError(CommsError):
     """A message cannot be built from the issue and configuration (e.g. CR/LF in a header)."""
+
+
+class Unreachable(TemporaryFailure):
+    """The mail server or API cannot be reached at all (refused, no route, connect timeout)."""

@@ -79,6 +79,16 @@ def base_context(config: Config) -> dict[str, Any]:
     }
 
 
+def web_page(config: Config, template: str, **context: Any) -> str:
+    """Render a page from templates/web/ (e.g. the subscription pages) on the shared layout.
+
+    `base.html.j2` needs `root` (the URL prefix of the site root; "/" for server routes) and
+    takes an optional `canonical` URL; blocks: title, description, head, main.
+    """
+    merged = {**base_context(config), "root": "/", **context}
+    return _render(config, "web", template, merged)
+
+
 @dataclass(frozen=True)
 class IssueContent:
     """What an issue features, resolved against the site."""
@@ -118,7 +128,7 @@ def render_issue(config: Config, site: Site, issue: Issue) -> RenderedIssue:
     context = _issue_context(config, site, issue)
     source = _render(config, "email", "issue.mjml.j2", context)
     html = compile_mjml(source, config, issue.path.name)
-    text = wrap_lines(_render(config, "text", "issue.txt.j2", context))
+    text = wrap_lines(_render(config, "text", "issue.txt.j2", context)).rstrip("\n") + "\n"
     return RenderedIssue(
         slug=issue.slug,
         number=issue.number,
@@ -143,7 +153,7 @@ def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str
     html = compile_mjml(
         _render(config, "email", "confirmation.mjml.j2", context), config, "confirmation"
     )
-    text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context))
+    text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
     return subject, html, text
 
 
