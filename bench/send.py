@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postfix import smtp_sink, smtp_source_rate  # noqa: E402
 from comms.cli import load_site  # noqa: E402
 from comms.config import Config, load_config  # noqa: E402
 from comms.message import Recipient  # noqa: E402
@@ -41,13 +40,6 @@ from comms.store import Consent, open_store  # noqa: E402
 
 ISSUE = "2020-02-newsletter"
 CONSENT = Consent("import", "bench", note="Benchmark")
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _config(folder: Path, port: int = 25) -> Config:
@@ -142,8 +134,6 @@ def main() -> None:
     if args.child:
         child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
         return
-    if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
-        sys.exit("needs Postfix's smtp-sink and smtp-source on PATH (apt-get install postfix)")
     count, connections = args.subscribers, args.connections
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -152,25 +142,10 @@ def main() -> None:
         _import(base / "full", count)
         _import(base / "quarter", count // 4)
         size = _message_size(base / "full")
-        port = _port()
-        user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        sink = subprocess.Popen(
-            ["smtp-sink", *user, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
-        )
-        try:
-            time.sleep(0.5)
-            began = time.perf_counter()
-            subprocess.run(
-                ["smtp-source", "-d", "-s", str(connections), "-m", str(count), "-l", str(size),
-                 "-f", "newsletter@example.org", "-t", "leser@example.org", f"127.0.0.1:{port}"],
-                check=True,
-            )  # fmt: skip
-            reference = count / (time.perf_counter() - began)
+        with smtp_sink() as port:
+            reference = smtp_source_rate(port, count, connections, size)
             full = _run_child(base / "full", port, connections)
             quarter = _run_child(base / "quarter", port, connections)
-        finally:
-            sink.terminate()
-            sink.wait()
     rate = full["sent"] / full["send"]
     print(f"message size {size:,} bytes; {count:,} subscribers; {connections} connections")
     print(f"smtp-source (reference): {reference:,.0f} msg/s")
