@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Engine
 
+from .database import SuppressionProbe, driver_params, driver_statement, insert_ignore
 from .tables import (
     FINAL_STATES,
     campaigns,
@@ -80,27 +80,6 @@ def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnEle
         if wanted:
             parts.append(sa.or_(column == "", *(column.like(f"% {w} %") for w in wanted)))
     return sa.and_(*parts) if parts else sa.true()
-
-
-def insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING for the connection's dialect."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
-
-
-def driver_statement(dialect: Dialect, statement: Any) -> tuple[str, list[str] | None]:
-    """A statement compiled once for plain DB-API executemany: (SQL, positional key order)."""
-    compiled = statement.compile(dialect=dialect)
-    if compiled.positiontup is None:
-        return compiled.string, None
-    return compiled.string, [compiled.binds[name].key for name in compiled.positiontup]
-
-
-def driver_params(order: list[str] | None, rows: list[dict[str, Any]]) -> list[Any]:
-    """Rows as the DB-API wants them for a statement from `driver_statement`."""
-    if order is None:
-        return rows
-    return [tuple(row[key] for key in order) for row in rows]
 
 
 _RECORD = (
@@ -203,32 +182,6 @@ class LedgerWriter:
     def close(self) -> None:
         """Give the connection back."""
         self.conn.close()
-
-
-class SuppressionProbe:
-    """A per-thread point lookup in the suppression table, cheap enough to run per message."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._conn = engine.raw_connection()
-        self._sqlite = engine.dialect.name == "sqlite"
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = f"SELECT reason FROM suppression WHERE key = {mark}"
-
-    def reason(self, key: str) -> str | None:
-        """Why the address with this key is suppressed right now, or None."""
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(self._sql, (key,))
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        if not self._sqlite:
-            self._conn.rollback()  # end the read transaction so the next check sees new rows
-        return None if row is None else str(row[0])
-
-    def close(self) -> None:
-        """Give the connection back."""
-        self._conn.close()
 
 
 class Ledger:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Connection, Engine
 
 from .config import Config
+from .database import bulk_insert, insert_ignore, make_engine, now_utc, resolve_secret, upgrade
 from .errors import CommsError, ConfigError
-from .ledger import Ledger, driver_params, driver_statement, insert_ignore
-from .tables import consent, meta, subscribers, suppression
-
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_SECRET_CHECK = b"comms secret check"
+from .ledger import Ledger
+from .tables import consent, subscribers, suppression
 
 
 class SubscriberError(CommsError):
@@ -44,11 +38,6 @@ def normalise_address(text: str) -> str:
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     return unicodedata.normalize("NFC", normalized).lower()
-
-
-def now_utc() -> datetime:
-    """The current time in UTC (the store keeps nothing else)."""
-    return datetime.now(UTC)
 
 
 def slugs(value: str) -> tuple[str, ...]:
@@ -126,99 +115,12 @@ class ImportResult:
     suppressed: int = 0
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Autocommit at the driver; the "begin" hook below opens every transaction IMMEDIATE, so
-    # two writers queue on busy_timeout instead of failing on a read-to-write upgrade.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "busy_timeout=30000",
-        "foreign_keys=ON",
-        "synchronous=NORMAL",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
-    if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError([f"database_url: cannot open '{url}': {exc}"]) from None
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    return engine
-
-
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest version with the package's own migrations."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
-def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """A plain DB-API executemany of many rows with the same keys.
-
-    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself on large
-    imports; values are converted once per distinct value instead (timestamps repeat).
-    """
-    keys = list(rows[0])
-    sql, order = driver_statement(
-        conn.dialect, sa.insert(table).values({k: sa.bindparam(k) for k in keys})
-    )
-    for key in keys:
-        processor = table.c[key].type.bind_processor(conn.dialect)
-        if processor is not None:
-            cached = functools.lru_cache(maxsize=16)(processor)
-            for row in rows:
-                row[key] = cached(row[key])
-    conn.exec_driver_sql(sql, driver_params(order, rows))
-
-
-def _resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
-    """The secret to use and whether it was generated now (see README, "Secret key")."""
-    with engine.begin() as conn:
-        stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
-        generated = False
-        secret = given or stored.get("secret_key")
-        if secret is None:
-            if "secret_check" in stored:
-                raise ConfigError(
-                    [
-                        "environment COMMS_SECRET_KEY: not set, but this database was set up "
-                        "with one; set it again (tokens and the suppression list depend on it)"
-                    ]
-                )
-            secret = secrets.token_urlsafe(32)
-            conn.execute(sa.insert(meta).values(key="secret_key", value=secret))
-            generated = True
-        check = hmac.new(secret.encode(), _SECRET_CHECK, hashlib.sha256).hexdigest()[:16]
-        if stored.get("secret_check", check) != check:
-            raise ConfigError(
-                [
-                    "environment COMMS_SECRET_KEY: differs from the key this database was set up "
-                    "with; restore the old key (tokens and the suppression list depend on it)"
-                ]
-            )
-        if "secret_check" not in stored:
-            conn.execute(sa.insert(meta).values(key="secret_check", value=check))
-    return secret, generated
-
-
 def open_store(config: Config) -> Store:
     """Open the configured database, migrate it to the newest schema and return the store."""
     engine = make_engine(config.database_url)
     try:
         upgrade(engine)
-        secret, generated = _resolve_secret(engine, config.secret_key)
+        secret, generated = resolve_secret(engine, config.secret_key)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None

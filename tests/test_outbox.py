@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from comms.database import now_utc
 from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure
 from comms.ledger import Campaign
 from comms.message import OutgoingMessage, Recipient
 from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
-from comms.store import Consent, NewSubscriber, Store, now_utc
+from comms.store import Consent, NewSubscriber, Store
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 

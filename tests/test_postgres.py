@@ -16,9 +16,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from comms.database import now_utc
 from comms.errors import PermanentFailure
 from comms.outbox import SendOptions, prepare, send
-from comms.store import Consent, Store, now_utc
+from comms.store import Consent, Store
 from comms.tables import deliveries
 
 from .ledgerkit import Sink, build, make_store
