@@ -495,7 +495,8 @@ def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
 @click.pass_obj
 def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign."""
-    store = _open_store(state.config())
+    config = state.config()
+    store = _open_store(config)
     if issue is None:
         rows = [_campaign_json(store, c) for c in store.campaigns()]
         if as_json:
@@ -522,12 +523,13 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     for name, count in data["counts"].items():
         click.echo(f"  {name:<10} {count:>7}")
     if data["next_attempt"]:
-        click.echo(f"next retry: {_when(data['next_attempt'], config=state.config())}")
+        click.echo(f"next retry: {_when(data['next_attempt'], config)}")
     if data["errors"]:
         click.echo("recent errors:")
     for row in data["errors"]:
         who = row["email"] or "(erased)"
-        click.echo(f"  {who}: {row['status']} after {row['attempts']}: {row['last_error']}")
+        tries = f"{row['attempts']} attempt(s)"
+        click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
 
 
 class _Rate(ProgressColumn):
