@@ -50,8 +50,8 @@ def driver_params(order: list[str] | None, rows: list[dict[str, Any]]) -> list[A
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Autocommit at the driver; the "begin" hook below opens every transaction IMMEDIATE, so
-    # two writers queue on busy_timeout instead of failing on a read-to-write upgrade.
+    # Autocommit at the driver; the "begin" hook opens every writing transaction IMMEDIATE,
+    # so two writers queue on busy_timeout instead of failing on a read-to-write upgrade.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in (
@@ -64,6 +64,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers queue for the lock at BEGIN; readers (Ledger.reading()) stay out of their way.
+    read = conn.get_execution_options().get("comms_read", False)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
@@ -74,7 +80,7 @@ def make_engine(url: str) -> Engine:
         raise ConfigError([f"database_url: cannot open '{url}': {exc}"]) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 

@@ -190,6 +190,10 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def reading(self) -> Connection:
+        """A connection for reads only: on SQLite its transactions do not take the write lock."""
+        return self.engine.connect().execution_options(comms_read=True)
+
     # -- subscribers as the ledger needs them ------------------------------------------------
 
     def end_subscription(
@@ -229,13 +233,13 @@ class Ledger:
 
     def campaign(self, slug: str) -> Campaign | None:
         """The campaign of an issue, if sending ever started."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(campaigns).where(campaigns.c.slug == slug)).first()
         return Campaign(**row._mapping) if row else None
 
     def campaigns(self) -> list[Campaign]:
         """Every campaign, newest first."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sa.select(campaigns).order_by(campaigns.c.id.desc()))
             return [Campaign(**row._mapping) for row in rows]
 
@@ -250,7 +254,7 @@ class Ledger:
     def count_recipients(self, topics: Sequence[str], regions: Sequence[str]) -> int:
         """How many subscribers an issue would go to now."""
         query = sa.select(sa.func.count()).select_from(self._recipients(topics, regions).subquery())
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     def enqueue(
@@ -382,7 +386,7 @@ class Ledger:
     def counts(self, cid: int) -> dict[str, int]:
         """Deliveries of a campaign by status."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(d.status, sa.func.count()).where(d.campaign_id == cid).group_by(d.status)
             )
@@ -391,7 +395,7 @@ class Ledger:
     def next_attempt(self, cid: int) -> datetime | None:
         """When the earliest waiting retry of a campaign is due."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(
                 sa.select(sa.func.min(d.next_attempt_at)).where(
                     d.campaign_id == cid, d.status.in_(CLAIMABLE)
@@ -401,7 +405,7 @@ class Ledger:
     def recent_errors(self, cid: int, limit: int = 10) -> list[dict[str, Any]]:
         """The latest rows that carry an error, newest first."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(subscribers.c.email, d.status, d.attempts, d.last_error, d.updated_at)
                 .outerjoin(subscribers, subscribers.c.id == d.subscriber_id)
@@ -414,7 +418,7 @@ class Ledger:
     def due_campaigns(self, now: datetime) -> list[str]:
         """Slugs of campaigns with retries due at `now`."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(campaigns.c.slug)
                 .where(campaigns.c.status.in_(("sending", "waiting")))

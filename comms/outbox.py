@@ -251,15 +251,16 @@ class _Run:
     def dispatch(self) -> None:
         """Claim batches while workers need them; end when nothing is due within this run."""
         opts = self.options
-        low_water = opts.batch_size
+        size = opts.batch_size
+        if opts.rate > 0:
+            # Leases are not renewed: claim no more than goes out well within one.
+            size = max(opts.concurrency, min(size, int(opts.rate * opts.lease.total_seconds() / 4)))
         while not self.stop.is_set():
-            if self.jobs.qsize() >= low_water:
+            if self.jobs.qsize() >= size:
                 time.sleep(0.002)
                 continue
             now = opts.clock()
-            claimed = self.store.claim(
-                self.campaign.id, self.owner, opts.batch_size, now, now + opts.lease
-            )
+            claimed = self.store.claim(self.campaign.id, self.owner, size, now, now + opts.lease)
             with self.lock:
                 for item in claimed:
                     self.retry_at.pop(item.delivery_id, None)

@@ -150,26 +150,26 @@ class Store(Ledger):
 
     def find(self, email: str) -> Subscriber | None:
         """The subscriber with this (normalised) address, if any."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
         return Subscriber.from_row(row) if row else None
 
     def by_uid(self, uid: str) -> Subscriber | None:
         """The subscriber with this public uid, if any."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.uid == uid)).first()
         return Subscriber.from_row(row) if row else None
 
     def suppression_reason(self, email: str) -> str | None:
         """Why this address is suppressed, or None."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(
                 sa.select(suppression.c.reason).where(suppression.c.key == self.key(email))
             ).scalar()
 
     def iter_subscribers(self) -> Iterator[Subscriber]:
         """Every subscriber, streamed in address order (memory stays flat)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             result = conn.execution_options(yield_per=1000).execute(
                 sa.select(subscribers).order_by(subscribers.c.email)
             )
@@ -178,7 +178,7 @@ class Store(Ledger):
 
     def count_active(self) -> int:
         """How many subscribers are active."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             query = sa.select(sa.func.count()).where(subscribers.c.status == "active")
             return int(conn.execute(query.select_from(subscribers)).scalar_one())
 
@@ -191,7 +191,7 @@ class Store(Ledger):
         data: dict[str, Any] = {"email": email, "suppressed": reason}
         if person is None:
             return data | {"status": None, "consent": [], "deliveries": []}
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(consent)
                 .where(consent.c.subscriber_id == person.id)
