@@ -127,6 +127,7 @@ class _Run:
         self.in_run_tries: dict[int, int] = {}
         self.done: dict[str, int] = {}
         self.connection_failures = 0
+        self.crash: BaseException | None = None
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -155,6 +156,11 @@ class _Run:
                         self.done[outcome.status] = self.done.get(outcome.status, 0) + 1
         except CommsError as exc:
             self.halt(str(exc))
+        except BaseException as exc:
+            # A bug must not leave the dispatcher waiting for this worker forever; the row it
+            # held stays `sending` and is taken over by the next run (as after a crash).
+            self.crash = exc
+            self.halt(f"unexpected error: {exc!r}")
         finally:
             probe.close()
             if transport is not None:
@@ -315,6 +321,8 @@ class _Run:
             self.tick()
         if self.recorder.error is not None:
             raise CommsError(f"cannot write the send ledger: {self.recorder.error}")
+        if self.crash is not None:
+            raise self.crash
         return self.done
 
 

@@ -294,3 +294,16 @@ def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path
     assert report.exit_code == 0 and report.counts == {"sent": 1, "failed": 1}
     person = store.report("user1@example.org")
     assert person is not None and person["status"] == "active" and person["suppressed"] is None
+
+
+def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 20)
+
+    def broken(recipient: Recipient) -> OutgoingMessage:
+        raise KeyError("template slot")
+
+    campaign = start(store)
+    with pytest.raises(KeyError):
+        send(store, campaign, broken, Sink().opener, FAST)
+    counts = store.counts(campaign.id)
+    assert counts.get("sent", 0) == 0 and counts.get("sending", 0) >= 1
