@@ -21,6 +21,7 @@ from .errors import (
     PermanentFailure,
     PolicyRejection,
     TemporaryFailure,
+    Unreachable,
 )
 from .ledger import CLAIMABLE, Campaign, Claimed, Outcome
 from .message import MessageFactory, OutgoingMessage, Recipient
@@ -201,7 +202,7 @@ class _Run:
             out = Outcome(item.delivery_id, "failed", message.message_id, str(exc), bounce=item)
             return out, transport
         except (TemporaryFailure, OSError) as exc:
-            error = exc if isinstance(exc, DeliveryError) else TemporaryFailure(str(exc))
+            error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
             if error.code is None or error.ambiguous:
                 if transport is not None:
                     transport.close()  # the connection is likely dead: open a new one next time
@@ -228,7 +229,7 @@ class _Run:
         if now >= item.queued_at + opts.give_up_after:
             return give_up
         with self.lock:
-            if exc.code is None and not exc.ambiguous:
+            if isinstance(exc, Unreachable):
                 self.connection_failures += 1
                 if self.connection_failures >= max(3, 2 * opts.concurrency):
                     self.stopped = self.stopped or f"cannot reach the mail server: {exc}"

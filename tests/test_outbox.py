@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from comms.database import now_utc
-from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.ledger import Campaign
 from comms.message import OutgoingMessage, Recipient
 from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
@@ -181,7 +181,7 @@ def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) 
     store = make_store(tmp_path, 30)
 
     def refuse() -> Sink:
-        raise TemporaryFailure("connection refused by 127.0.0.1:1")
+        raise Unreachable("connection refused by 127.0.0.1:1")
 
     campaign = start(store)
     report = send(store, campaign, build, refuse, FAST)
