@@ -267,3 +267,13 @@ def test_migrations_build_exactly_the_declared_schema_and_rerun_harmlessly(tmp_p
     assert again.find("a@example.org") is not None
     with again.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(root: Path) -> None:
+    (root / "a.csv").write_bytes(b"email\nok@example.org\nb\xe4d@example.org\nfine@example.org\n")
+    code, out, err = run_cli(
+        root, "subscribers", "import", str(root / "a.csv"), "--confirmed", "--consent-note", "x"
+    )
+    assert code == 1
+    assert out == f"{(root / 'a.csv').as_posix()}:3: not UTF-8 text (byte 2 of the line); skipped\n"
+    assert err == "imported 2 (active); 0 already known, 0 suppressed, 1 bad row(s) skipped\n"
