@@ -569,10 +569,10 @@ def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
     else:
         recipients = campaign.recipients
         todo = _pending(store.counts(campaign.id))
-    batches = -(-todo // options.batch_size)
+    batches = -(-todo // options.claim_size)
     click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
     click.echo(f"  recipients: {recipients}" + (" (campaign started)" if campaign else ""))
-    click.echo(f"  to send now: {todo} in {batches} batch(es) of up to {options.batch_size}")
+    click.echo(f"  to send now: {todo} in {batches} batch(es) of up to {options.claim_size}")
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
         seconds = round(todo / options.rate)

@@ -228,7 +228,7 @@ class Delivery(_Section):
 
     concurrency: int = Field(default=4, ge=1, le=64)
     rate: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=100, ge=1, le=10_000)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
     retry_attempts: int = Field(default=2, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     retry_interval_minutes: float = Field(default=30.0, gt=0)

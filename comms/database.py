@@ -147,22 +147,20 @@ class SuppressionProbe:
 
     def __init__(self, engine: Engine) -> None:
         self._conn = engine.raw_connection()
+        self._cursor = self._conn.cursor()
         self._sqlite = engine.dialect.name == "sqlite"
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql = f"SELECT reason FROM suppression WHERE key = {mark}"
 
     def reason(self, key: str) -> str | None:
         """Why the address with this key is suppressed right now, or None."""
-        cursor = self._conn.cursor()
-        try:
-            cursor.execute(self._sql, (key,))
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+        self._cursor.execute(self._sql, (key,))
+        row = self._cursor.fetchone()
         if not self._sqlite:
             self._conn.rollback()  # end the read transaction so the next check sees new rows
         return None if row is None else str(row[0])
 
     def close(self) -> None:
         """Give the connection back."""
+        self._cursor.close()
         self._conn.close()

@@ -117,14 +117,14 @@ class LedgerWriter:
         """Write outcomes (and their bounces) in one transaction."""
         if not outcomes:
             return
-        at = self.convert(now)
+        at, convert = self.convert(now), self.convert
         rows = [
             {
                 "did": o.delivery_id,
                 "st": o.status,
                 "mid": o.message_id,
                 "err": o.error,
-                "nxt": None if o.next_attempt_at is None else self.convert(o.next_attempt_at),
+                "nxt": None if o.next_attempt_at is None else convert(o.next_attempt_at),
                 "inc": int(o.attempted),
                 "now": at,
             }

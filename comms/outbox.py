@@ -45,7 +45,7 @@ class SendOptions:
 
     concurrency: int = 4
     rate: float = 0.0
-    batch_size: int = 100
+    batch_size: int = 500
     retry_attempts: int = 2
     retry_backoff: float = 2.0
     retry_interval: timedelta = timedelta(minutes=30)
@@ -53,6 +53,15 @@ class SendOptions:
     give_up_after: timedelta = timedelta(hours=96)
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = now_utc
+
+    @property
+    def claim_size(self) -> int:
+        """Rows per claim: `batch_size`, fewer when rate-limited (leases are not renewed, so
+        claim no more than goes out well within one)."""
+        if self.rate <= 0:
+            return self.batch_size
+        within = int(self.rate * self.lease.total_seconds() / 4)
+        return max(self.concurrency, min(self.batch_size, within))
 
     @classmethod
     def from_config(
@@ -258,10 +267,7 @@ class _Run:
     def dispatch(self) -> None:
         """Claim batches while workers need them; end when nothing is due within this run."""
         opts = self.options
-        size = opts.batch_size
-        if opts.rate > 0:
-            # Leases are not renewed: claim no more than goes out well within one.
-            size = max(opts.concurrency, min(size, int(opts.rate * opts.lease.total_seconds() / 4)))
+        size = opts.claim_size
         while not self.stop.is_set():
             if self.jobs.qsize() >= size:
                 time.sleep(0.002)
