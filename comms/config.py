@@ -272,6 +272,16 @@ class Feeds(_Section):
         return value
 
 
+class Schedule(_Section):
+    """What `comms serve` runs by itself: sends, refresh, retries, housekeeping, the lease."""
+
+    stale_after_hours: float = Field(default=6.0, gt=0)
+    refresh_minutes: float = Field(default=15.0, gt=0)
+    retry_minutes: float = Field(default=5.0, gt=0)
+    housekeeping_time: time = time(2, 30)
+    lease_seconds: int = Field(default=60, ge=10)
+
+
 class Settings(_Section):
     """The whole configuration schema; paths are relative to the config file's folder."""
 
@@ -292,6 +302,7 @@ class Settings(_Section):
     api: Api = Api()
     delivery: Delivery = Delivery()
     feeds: Feeds = Feeds()
+    schedule: Schedule = Schedule()
 
     @field_validator("regions", "topics")
     @classmethod

@@ -1,0 +1,338 @@
+"""APScheduler wiring: scheduled sends, feed refresh, the retry pass and housekeeping.
+
+The jobs call the same functions as the CLI. One scheduler per database (STANDARDS R4, R5):
+`start_scheduler` takes the lease in `comms.lease` first and returns None when another process
+holds it. The scheduler always uses the wall clock, never `reference_date`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from . import publish, timetable
+from .config import Config, load_config
+from .lease import Lease
+from .outbox import SendOptions, retry_due, send_issue
+from .reader import read_content
+from .store import Store, now_utc, open_store
+
+log = logging.getLogger("comms.scheduler")
+
+JOBSTORE_TABLE = "apscheduler_jobs"
+REFRESH, RETRY, HOUSEKEEPING = "refresh", "retry", "housekeeping"
+#: Grace for the periodic jobs; a refresh more than this late waits for its next turn.
+REFRESH_GRACE = 300
+RETRY_GRACE = 3600
+HOUSEKEEPING_GRACE = 12 * 3600
+#: Set while the scheduler shuts down: a running send stops after the messages in flight.
+_STOP = threading.Event()
+
+
+class DailyTrigger(CronTrigger):  # type: ignore[misc]
+    """A daily cron trigger that fires once when the clocks go back.
+
+    APScheduler 3.11's CronTrigger fires twice on that day for a time inside the repeated
+    hour (02:30 CEST, then 02:30 CET); the second pass of the repeated hour is skipped here.
+    """
+
+    def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
+        """The next run time, never the repeated (fold=1) pass of a wall-clock time."""
+        found: datetime | None = super().get_next_fire_time(previous, now)
+        while (
+            found is not None
+            and found.fold
+            and found.utcoffset() != found.replace(fold=0).utcoffset()
+        ):
+            found = super().get_next_fire_time(found, found)
+        return found
+
+
+# -- jobs: importable by reference, primitive arguments only (R4) ------------------------------
+
+
+@contextmanager
+def _opened(config_path: str | None) -> Iterator[tuple[Config, Store]]:
+    config = load_config(Path(config_path) if config_path else None)
+    store = open_store(config)
+    try:
+        yield config, store
+    finally:
+        store.close()
+
+
+def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
+    """Send an issue at its `send_at`, as `comms send ISSUE` would; hold it when stale."""
+    due_at = datetime.fromisoformat(due)
+    with _opened(config_path) as (config, store):
+        now = now_utc()
+        if timetable.is_stale(config, due_at, now):
+            timetable.hold(store.engine, slug, due_at, now)
+            log.warning("send of %s held: due at %s, now %s", slug, due_at, now)
+            return "held"
+        settings = config.settings
+        site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+        issue = site.issues.get(slug)
+        if issue is None or issue.status != "ready" or issue.send_at != due_at:
+            log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
+            return "skipped"
+        options = replace(SendOptions.from_config(config), stop=_STOP)
+        report = send_issue(config, store, site, issue, options)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
+    if report.stopped:
+        log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
+        return "stopped"
+    log.info("sent %s: %s", slug, counts)
+    return "sent"
+
+
+def refresh_feeds(config_path: str | None) -> None:
+    """Rebuild and ping WebSub hubs, as `comms refresh` does."""
+    config = load_config(Path(config_path) if config_path else None)
+    report = publish.refresh_content(config)
+    log.info(
+        "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
+        len(report.write.written),
+        len(report.write.unchanged),
+        len(report.changed_feeds),
+        len(report.failed),
+    )
+
+
+def retry_pass(config_path: str | None) -> None:
+    """Send the deliveries whose retry time has come, in every campaign."""
+    config = load_config(Path(config_path) if config_path else None)
+    for report in retry_due(config, stop=_STOP):
+        log.info("retry pass %s: %s", report.campaign.slug, report.counts)
+
+
+def housekeeping(config_path: str | None) -> None:
+    """Purge sign-ups that were never confirmed."""
+    from .subscriptions import purge_unconfirmed
+
+    with _opened(config_path) as (config, store):
+        count = purge_unconfirmed(config, store)
+    log.info("housekeeping: purged %d unconfirmed sign-up(s)", count)
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """One periodic job: its id, what it does in words, its trigger and grace time."""
+
+    id: str
+    label: str
+    func: Any
+    trigger: Any
+    grace: int
+
+
+def fixed_jobs(config: Config) -> list[Fixed]:
+    """The periodic jobs the configuration asks for."""
+    s = config.settings.schedule
+    at = s.housekeeping_time
+    return [
+        Fixed(
+            REFRESH,
+            f"refresh feeds (every {s.refresh_minutes:g} min)",
+            refresh_feeds,
+            IntervalTrigger(minutes=s.refresh_minutes, timezone=config.tz),
+            REFRESH_GRACE,
+        ),
+        Fixed(
+            RETRY,
+            f"retry pass (every {s.retry_minutes:g} min)",
+            retry_pass,
+            IntervalTrigger(minutes=s.retry_minutes, timezone=config.tz),
+            RETRY_GRACE,
+        ),
+        Fixed(
+            HOUSEKEEPING,
+            f"housekeeping: purge unconfirmed sign-ups (daily at {at:%H:%M})",
+            housekeeping,
+            DailyTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
+            HOUSEKEEPING_GRACE,
+        ),
+    ]
+
+
+def make_scheduler(config: Config, store: Store) -> BackgroundScheduler:
+    """A scheduler on the project's database (its own table), in the site's time zone."""
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)},
+        executors={"default": ThreadPoolExecutor(4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": REFRESH_GRACE},
+        timezone=config.tz,
+    )
+
+
+def _config_arg(config: Config) -> str | None:
+    return str(config.path) if config.path is not None else None
+
+
+@dataclass
+class SyncReport:
+    """What one sync changed."""
+
+    added: list[str]
+    removed: list[str]
+    held: list[str]
+
+
+class SchedulerHandle:
+    """A running scheduler that holds the lease; `shutdown()` stops both."""
+
+    def __init__(self, config: Config, store: Store, scheduler: BackgroundScheduler, lease: Lease):
+        self.config, self.store, self.scheduler, self.lease = config, store, scheduler, lease
+        self._sync_lock = threading.Lock()
+        self._beat_stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name="comms-lease", daemon=True)
+        #: Events seen by the listener: (kind, job id), for `comms serve`'s log and the tests.
+        self.events: list[tuple[str, str]] = []
+
+    def _heartbeat(self) -> None:
+        interval = self.lease.length.total_seconds() / 4
+        while not self._beat_stop.wait(interval):
+            try:
+                kept = self.lease.renew()
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("scheduler lease: heartbeat failed")
+                continue
+            if not kept:
+                log.error("scheduler lease lost to another process; stopping the scheduler")
+                self._beat_stop.set()
+                self.scheduler.shutdown(wait=False)
+
+    def listen(self, event: JobExecutionEvent) -> None:
+        """Log missed and failed jobs (R4); hold missed sends; resync after a refresh."""
+        if event.code == EVENT_JOB_MISSED:
+            self.events.append(("missed", event.job_id))
+            log.error("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+            if event.job_id.startswith(timetable.SEND_PREFIX):
+                slug = event.job_id.removeprefix(timetable.SEND_PREFIX)
+                timetable.hold(self.store.engine, slug, event.scheduled_run_time, now_utc())
+        elif event.code == EVENT_JOB_ERROR:
+            self.events.append(("error", event.job_id))
+            log.error("job %s failed: %s", event.job_id, event.exception)
+        else:
+            self.events.append(("ran", event.job_id))
+        if event.job_id == REFRESH and event.code != EVENT_JOB_MISSED:
+            self.sync()
+
+    def sync(self) -> SyncReport:
+        """Make the send jobs match the content: add, move, cancel; record held sends."""
+        config = self.config
+        settings = config.settings
+        with self._sync_lock:
+            site, errors = read_content(
+                config.content_dir, config.tz, settings.regions, settings.topics
+            )
+            now = now_utc()
+            wanted = timetable.plan(config, site, errors, self.store, now)
+            existing = {
+                job.id: job
+                for job in self.scheduler.get_jobs()
+                if job.id.startswith(timetable.SEND_PREFIX)
+            }
+            added: list[str] = []
+            for entry in wanted.sends:
+                args = (_config_arg(config), entry.slug, entry.send_at.isoformat())
+                job = existing.pop(entry.job_id, None)
+                if job is not None and tuple(job.args) == args:
+                    continue
+                self.scheduler.add_job(
+                    scheduled_send,
+                    DateTrigger(run_date=entry.send_at, timezone=config.tz),
+                    args=args,
+                    id=entry.job_id,
+                    name=f"send {entry.slug}",
+                    replace_existing=True,
+                    misfire_grace_time=int(timetable.stale_limit(config).total_seconds()),
+                )
+                added.append(entry.slug)
+            removed: list[str] = []
+            for job_id in existing:
+                slug = job_id.removeprefix(timetable.SEND_PREFIX)
+                if slug not in wanted.keep:
+                    self.scheduler.remove_job(job_id)
+                    removed.append(slug)
+            timetable.record_held(self.store.engine, wanted.held, now, wanted.keep)
+        for slug in added:
+            log.info("scheduled send of %s", slug)
+        for slug in removed:
+            log.info("cancelled the scheduled send of %s", slug)
+        return SyncReport(added, removed, [entry.slug for entry in wanted.held])
+
+    def jobs(self) -> list[Job]:
+        """The scheduler's jobs, soonest first."""
+        jobs: list[Job] = self.scheduler.get_jobs()
+        return jobs
+
+    def wakeup(self) -> None:
+        """Look for due jobs now (tests move the clock, then call this)."""
+        self.scheduler.wakeup()
+
+    def shutdown(self) -> None:
+        """Stop: a running send finishes its messages in flight, then the lease is released."""
+        _STOP.set()
+        self._beat_stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._beat.is_alive():
+            self._beat.join()
+        self.lease.release()
+
+
+def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
+    """Take the lease and start the scheduler; None when another process runs one."""
+    lease = Lease(store.engine, config.settings.schedule.lease_seconds)
+    if not lease.acquire():
+        return None
+    _STOP.clear()
+    scheduler = make_scheduler(config, store)
+    handle = SchedulerHandle(config, store, scheduler, lease)
+    scheduler.add_listener(handle.listen, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+    try:
+        scheduler.start(paused=True)
+        for job in fixed_jobs(config):
+            scheduler.add_job(
+                job.func,
+                job.trigger,
+                args=(_config_arg(config),),
+                id=job.id,
+                name=job.label,
+                replace_existing=True,
+                misfire_grace_time=job.grace,
+            )
+        handle.sync()
+    except BaseException:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        lease.release()
+        raise
+    scheduler.resume()
+    handle._beat.start()
+    return handle
+
