@@ -6,9 +6,9 @@ import json
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from babel.dates import format_date, format_datetime
@@ -38,7 +38,11 @@ from .reader import SLUG_RE, read_content
 from .roster import Problems, check_person, read_csv, write_export
 from .store import Consent, Store, normalise_address, open_store
 from .tables import DELIVERY_STATES
+from .timetable import SEND_PREFIX, Held, held_list
 from .transports import open_transport
+
+if TYPE_CHECKING:
+    from .scheduler import Overview
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,6 +205,21 @@ def demo(state: State) -> None:
     ready = sorted((i for i in site.issues.values() if i.status == "ready"), key=lambda i: i.date)
     if scheduled or ready:
         _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
+    _demo_schedule(config, now)
+
+
+def _demo_schedule(config: Config, now: datetime) -> None:
+    """The demo's last part: what `comms serve` would schedule, as of the demo's "now"."""
+    from .scheduler import overview
+
+    store = _open_store(config)
+    try:
+        view = overview(config, store, now, live=False)
+    finally:
+        store.close()
+    click.echo(f"Schedule as of {_when(now, config)} (`comms schedule` uses the clock):")
+    for line in _schedule_lines(config, view):
+        click.echo(f"  {line}")
 
 
 def _demo_send(config: Config, site: Site, issue: Issue) -> None:
@@ -484,6 +503,18 @@ def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
     }
 
 
+def _held_json(held: Held) -> dict[str, Any]:
+    """A held send in `comms status --json`: no campaign yet, so every count is 0."""
+    return {
+        "issue": held.slug,
+        "status": "held",
+        "recipients": 0,
+        "counts": dict.fromkeys(DELIVERY_STATES, 0),
+        "due_at": held.due_at,
+        "held_at": held.held_at,
+    }
+
+
 @cli.command()
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
@@ -491,21 +522,31 @@ def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
 @click.pass_obj
 def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign."""
-    store = _open_store(state.config())
+    config = state.config()
+    store = _open_store(config)
+    held = {h.slug: h for h in held_list(store.engine)}
     if issue is None:
         rows = [_campaign_json(store, c) for c in store.campaigns()]
         if as_json:
-            click.echo(_json(rows))
+            click.echo(_json(rows + [_held_json(h) for h in held.values()]))
             return
-        if not rows:
+        if not rows and not held:
             click.echo("no campaigns yet")
         for row in rows:
             counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
             click.echo(
                 f"{row['issue']}: {row['status']}, {row['recipients']} recipient(s); {counts}"
             )
+        for h in held.values():
+            click.echo(_held_line(config, h.slug, h.due_at))
         return
     campaign = store.campaign(issue)
+    if campaign is None and issue in held:
+        if as_json:
+            click.echo(_json(_held_json(held[issue])))
+        else:
+            click.echo(_held_line(config, issue, held[issue].due_at))
+        return
     if campaign is None:
         raise CommsError(f"issue '{issue}' has not been sent (no campaign)")
     data = _campaign_json(store, campaign)
@@ -518,7 +559,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     for name, count in data["counts"].items():
         click.echo(f"  {name:<10} {count:>7}")
     if data["next_attempt"]:
-        click.echo(f"next retry: {_when(data['next_attempt'], config=state.config())}")
+        click.echo(f"next retry: {_when(data['next_attempt'], config)}")
     if data["errors"]:
         click.echo("recent errors:")
     for row in data["errors"]:
@@ -725,6 +766,55 @@ def refresh(state: State) -> None:
             click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
     if report.failed:
         sys.exit(1)
+
+
+def _schedule_lines(config: Config, view: Overview) -> list[str]:
+    """The upcoming jobs and held sends of a scheduler overview, as printed."""
+    lines = [f"Upcoming jobs ({config.settings.site.timezone}):"]
+    if not any(job.id.startswith(SEND_PREFIX) for job in view.jobs):
+        lines.append("  no scheduled sends (no ready issue with a send_at still to come)")
+    for job in view.jobs:
+        when = _when(job.next_run, config) if job.next_run else "paused"
+        lines.append(f"  {when}  {job.description}")
+    for entry in view.held:
+        lines.append(_held_line(config, entry.slug, entry.send_at))
+    return lines
+
+
+def _held_line(config: Config, slug: str, due_at: datetime) -> str:
+    return f"held: {slug} was due at {_when(due_at, config)}; release with `comms send {slug}`"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.pass_obj
+def schedule(state: State, as_json: bool) -> None:
+    """List the scheduler's upcoming jobs with their next run in local time, and held sends.
+
+    Works without a running scheduler: then it shows what `comms serve` would schedule now.
+    """
+    from .scheduler import overview
+    from .store import now_utc
+
+    config = state.config()
+    store = _open_store(config)
+    view = overview(config, store, now_utc())
+    holder = view.holder
+    if as_json:
+        running = None if holder is None else vars(holder)
+        jobs = [vars(job) for job in view.jobs]
+        held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
+        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held}))
+        return
+    if holder is None:
+        click.echo("Scheduler: not running; `comms serve` starts it with these jobs")
+    else:
+        click.echo(
+            f"Scheduler: running in {holder.owner} "
+            f"(last heartbeat {_when(holder.heartbeat_at, config)})"
+        )
+    for line in _schedule_lines(config, view):
+        click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import publish, timetable
 from .config import Config, load_config
-from .lease import Lease
+from .lease import Holder, Lease, holder
 from .outbox import SendOptions, retry_due, send_issue
 from .reader import read_content
 from .store import Store, now_utc, open_store
@@ -149,23 +149,26 @@ class Fixed:
     grace: int
 
 
-def fixed_jobs(config: Config) -> list[Fixed]:
-    """The periodic jobs the configuration asks for."""
+def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
+    """The periodic jobs the configuration asks for, as started at `now`."""
     s = config.settings.schedule
     at = s.housekeeping_time
+    refresh, retry = timedelta(minutes=s.refresh_minutes), timedelta(minutes=s.retry_minutes)
     return [
         Fixed(
             REFRESH,
             f"refresh feeds (every {s.refresh_minutes:g} min)",
             refresh_feeds,
-            IntervalTrigger(minutes=s.refresh_minutes, timezone=config.tz),
+            IntervalTrigger(
+                minutes=s.refresh_minutes, start_date=now + refresh, timezone=config.tz
+            ),
             REFRESH_GRACE,
         ),
         Fixed(
             RETRY,
             f"retry pass (every {s.retry_minutes:g} min)",
             retry_pass,
-            IntervalTrigger(minutes=s.retry_minutes, timezone=config.tz),
+            IntervalTrigger(minutes=s.retry_minutes, start_date=now + retry, timezone=config.tz),
             RETRY_GRACE,
         ),
         Fixed(
@@ -316,7 +319,7 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
     scheduler.add_listener(handle.listen, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
     try:
         scheduler.start(paused=True)
-        for job in fixed_jobs(config):
+        for job in fixed_jobs(config, now_utc()):
             scheduler.add_job(
                 job.func,
                 job.trigger,
@@ -336,3 +339,60 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
     handle._beat.start()
     return handle
 
+
+# -- the view for `comms schedule` and `comms demo` ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """One job as `comms schedule` lists it."""
+
+    id: str
+    next_run: datetime | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The scheduler's state: who runs it, its jobs soonest first, and held sends."""
+
+    holder: Holder | None
+    jobs: list[Upcoming]
+    held: list[timetable.PlannedSend]
+
+
+def _send_label(entry: timetable.PlannedSend) -> str:
+    return f"send #{entry.number} „{entry.subject}“ ({entry.slug})"
+
+
+def overview(config: Config, store: Store, now: datetime, live: bool = True) -> Overview:
+    """The jobs of the running scheduler (from its job store), else what a start at `now` makes.
+
+    `live=False` always computes (the demo shows the plan as of its reference date).
+    """
+    settings = config.settings
+    site, errors = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    wanted = timetable.plan(config, site, errors, store, now)
+    current = holder(store.engine) if live else None
+    running = current if current is not None and current.expires_at > now_utc() else None
+    labels = {entry.job_id: _send_label(entry) for entry in wanted.sends}
+    fixed = fixed_jobs(config, now)
+    labels |= {job.id: job.label for job in fixed}
+    if running is not None:
+        jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
+        jobstore.start(make_scheduler(config, store), "default")
+        jobs = [
+            Upcoming(job.id, job.next_run_time, labels.get(job.id, job.name))
+            for job in jobstore.get_all_jobs()
+        ]
+    else:
+        jobs = [
+            Upcoming(entry.job_id, entry.send_at.astimezone(config.tz), labels[entry.job_id])
+            for entry in wanted.sends
+        ]
+        jobs += [
+            Upcoming(job.id, job.trigger.get_next_fire_time(None, now), job.label) for job in fixed
+        ]
+    far = datetime.max.replace(tzinfo=config.tz)
+    jobs.sort(key=lambda job: (job.next_run or far, job.id))
+    return Overview(running, jobs, wanted.held)
