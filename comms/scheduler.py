@@ -209,7 +209,10 @@ class SchedulerHandle:
 
     def __init__(self, config: Config, store: Store, scheduler: BackgroundScheduler, lease: Lease):
         self.config, self.store, self.scheduler, self.lease = config, store, scheduler, lease
+        # sync() reads and writes the job store; shutdown() takes this lock first so that no
+        # sync runs into the scheduler's shutdown (which holds the job store lock).
         self._sync_lock = threading.Lock()
+        self._closing = False
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="comms-lease", daemon=True)
         #: Events seen by the listener: (kind, job id), for `comms serve`'s log and the tests.
@@ -249,6 +252,8 @@ class SchedulerHandle:
         config = self.config
         settings = config.settings
         with self._sync_lock:
+            if self._closing:
+                return SyncReport([], [], [])
             site, errors = read_content(
                 config.content_dir, config.tz, settings.regions, settings.topics
             )
@@ -301,6 +306,8 @@ class SchedulerHandle:
         """Stop: a running send finishes its messages in flight, then the lease is released."""
         _STOP.set()
         self._beat_stop.set()
+        with self._sync_lock:
+            self._closing = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self._beat.is_alive():
