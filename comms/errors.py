@@ -94,3 +94,7 @@ class BadToken(CommsError):
 
 class MessageError(CommsError):
     """A message cannot be built from the issue and configuration (e.g. CR/LF in a header)."""
+
+
+class ExpiredToken(BadToken):
+    """A time-limited token (confirmation link) was genuine but is too old."""

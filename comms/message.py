@@ -285,6 +285,11 @@ class MessageFactory:
         return self.build(Recipient(uid=f"proof-{digest}", email=email), message_id=message_id)
 
 
+def new_message_id(config: Config) -> str:
+    """A fresh random Message-ID under the site's host, for a transactional mail."""
+    return f"<confirm.{secrets.token_hex(12)}@{config.host.encode('idna').decode('ascii')}>"
+
+
 def build_transactional(
     config: Config,
     to: str,
@@ -292,6 +297,7 @@ def build_transactional(
     html_body: str,
     text_body: str,
     date: datetime | None = None,
+    message_id: str | None = None,
 ) -> OutgoingMessage:
     """A one-off transactional mail (the double opt-in) from `subscribe.confirm_address`.
 
@@ -301,8 +307,7 @@ def build_transactional(
     sender = ascii_address(config.settings.subscribe.confirm_address)
     recipient = ascii_address(to)
     when = date if date is not None else datetime.now(config.tz)
-    host = config.host.encode("idna").decode("ascii")
-    message_id = f"<confirm.{secrets.token_hex(12)}@{host}>"
+    message_id = message_id or new_message_id(config)
     msg = EmailMessage(policy=POLICY)
     local, _, domain = sender.rpartition("@")
     try:
