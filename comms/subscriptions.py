@@ -17,7 +17,7 @@ from .message import OutgoingMessage, build_transactional, new_message_id
 from .render import render_confirmation
 from .roster import LANGUAGES
 from .store import Consent, NewSubscriber, Store, Subscriber, SubscriberError, now_utc
-from .tokens import make_token, read_timed_token, read_token
+from .tokens import make_token, read_token
 from .transports import open_transport
 
 log = logging.getLogger("comms.subscriptions")
@@ -99,7 +99,7 @@ class Subscriptions:
         self.config = config
         self.store = store
         self.mailer = mailer
-        self.secret = store.secret.decode("utf-8")
+        self.secret = store.secret
         self.settings = config.settings.subscribe
 
     # -- helpers ---------------------------------------------------------------------------
@@ -131,9 +131,7 @@ class Subscriptions:
         person gets a fresh confirmation mail.
         """
         topics = tuple(t for t in dict.fromkeys(form.topics) if t in self.config.settings.topics)
-        regions = tuple(
-            r for r in dict.fromkeys(form.regions) if r in self.config.settings.regions
-        )
+        regions = tuple(r for r in dict.fromkeys(form.regions) if r in self.config.settings.regions)
         person = NewSubscriber(
             form.email, form.name, self.config.settings.site.language, topics, regions
         )
@@ -156,7 +154,6 @@ class Subscriptions:
         else:
             return  # active: nothing to do, no mail
         self.mailer.submit(self._confirmation(known.email, known.uid, message_id))
-        self.mailer.submit(message)
 
     def pending(self, token: str) -> Subscriber | None:
         """The person a confirmation token names, if it is valid (ExpiredToken, BadToken)."""
@@ -166,23 +163,25 @@ class Subscriptions:
     def confirm(self, token: str, visitor: Visitor) -> bool:
         """Confirm a sign-up; False (nothing changed) when already confirmed or superseded.
 
-        A token only confirms a request it was issued for: a reused link after an unsubscribe
-        changes nothing (it is older than the unsubscribe).
+        An unsubscribed person is confirmed only after a new sign-up request: an old link used
+        again after the unsubscribe changes nothing.
         """
-        uid, issued = read_timed_token(self.secret, "confirm", token, max_age=self._max_age())
+        uid = read_token(self.secret, "confirm", token, max_age=self._max_age())
         person = self.store.by_uid(uid)
         if person is None:
             raise BadToken("the link is invalid")
         if person.status == "pending" or (
-            person.status == "unsubscribed"
-            and person.unsubscribed_at is not None
-            # Tokens carry whole seconds: one made in the second of the unsubscribe counts.
-            and issued >= person.unsubscribed_at.replace(microsecond=0)
+            person.status == "unsubscribed" and self._last_action(person) == "request"
         ):
             event = self._event("confirm", visitor, consent_version=self.settings.consent_version)
             self.store.confirm(uid, event)
             return True
         return False
+
+    def _last_action(self, person: Subscriber) -> str | None:
+        report = self.store.report(person.email) or {}
+        events = report.get("consent") or [{}]
+        return str(events[-1].get("action"))
 
     def resend(self, token: str) -> bool:
         """A new confirmation mail for an expired link, if that sign-up is still waiting."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
@@ -47,12 +46,3 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
     if not _SAFE_UID.fullmatch(uid):
         raise BadToken("the link is invalid")
     return uid
-
-
-def read_timed_token(secret: str, purpose: str, token: str, max_age: int) -> tuple[str, datetime]:
-    """The uid inside a timestamped token and when the token was made (aware, UTC)."""
-    uid = read_token(secret, purpose, token, max_age=max_age)
-    signer = _signer(secret, purpose)
-    assert isinstance(signer, TimestampSigner), f"{purpose} tokens carry no time"
-    _, issued = signer.unsign(token, return_timestamp=True)
-    return uid, issued.astimezone(UTC)

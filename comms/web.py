@@ -243,8 +243,10 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         return notice(
             _("Please confirm your subscription"),
             _("We have sent an e-mail to the address you entered. Please click the link in it."),
-            _("Only after your confirmation do you receive the newsletter. If the e-mail does "
-              "not arrive within a few minutes, please look in your spam folder."),
+            _(
+                "Only after your confirmation do you receive the newsletter. If the e-mail does "
+                "not arrive within a few minutes, please look in your spam folder."
+            ),
         )
 
     @app.route("/confirm/<token>", methods=["GET", "POST"])
@@ -276,8 +278,10 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         subs.resend(token)
         return notice(
             _("Please confirm your subscription"),
-            _("If your sign-up is still waiting for confirmation, we have sent you a new "
-              "e-mail. Please click the link in it."),
+            _(
+                "If your sign-up is still waiting for confirmation, we have sent you a new "
+                "e-mail. Please click the link in it."
+            ),
             links=[(_("Subscribe again"), _root() + "subscribe")],
         )
 
@@ -311,8 +315,10 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
                 subs.unsubscribe(token, "one-click" if one_click else "link", _visitor())
                 return notice(
                     _("You have been unsubscribed"),
-                    _("You will receive no more newsletters from us. We will not send a "
-                      "confirmation of this either."),
+                    _(
+                        "You will receive no more newsletters from us. We will not send a "
+                        "confirmation of this either."
+                    ),
                     _("Changed your mind? You can subscribe again at any time."),
                     links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
                 )
@@ -344,7 +350,7 @@ def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> No
             status,
             person=person,
             here=f"{_root()}preferences/{token}",
-            unsubscribe_url=f"{_root()}unsubscribe/{subs.unsubscribe_token(person)}",
+            leave_url=f"{_root()}unsubscribe/{subs.unsubscribe_token(person)}",
             csrf_token=guard.issue("preferences:" + token),
             topics=settings.topics,
             regions=settings.regions,
@@ -399,8 +405,10 @@ def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> No
         subs.erase(token)
         return notice(
             _("Your data has been deleted"),
-            _("We have deleted your address and everything stored about you. Only a one-way "
-              "hash of the address remains, so that it never receives the newsletter again."),
+            _(
+                "We have deleted your address and everything stored about you. Only a one-way "
+                "hash of the address remains, so that it never receives the newsletter again."
+            ),
         )
 
 
@@ -424,7 +432,7 @@ def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
         code = exc.code or 500
         headers = exc.get_response().headers
         response = notice(
-            f"{code} – {_(ERROR_TITLES.get(code, 'Error'))}",
+            f"{code} – {_error_title(code)}",
             _("Please check the address or go to the start page."),
             status=code,
             links=[(_("Start page"), _root())],
@@ -434,13 +442,14 @@ def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
         return response
 
 
-#: Page titles for HTTP errors (msgids; translated in http_error).
-ERROR_TITLES = {
-    400: "Bad request",
-    404: "Page not found",
-    405: "Method not allowed",
-    413: "Request too large",
-}
+def _error_title(code: int) -> str:
+    titles = {
+        400: _("Bad request"),
+        404: _("Page not found"),
+        405: _("Method not allowed"),
+        413: _("Request too large"),
+    }
+    return titles.get(code, _("Error"))
 
 
 def create_app(root: Path, subscriptions: Subscriptions | None = None) -> Flask:

@@ -64,14 +64,20 @@ def test_sign_up_sends_a_neutral_german_confirmation(web: Web) -> None:
     assert mail["From"].addresses[0].addr_spec == "bestaetigung@example.org"
     assert mail["To"] == ADDRESS
     assert mail["Subject"] == "Bitte bestätigen Sie Ihr Newsletter-Abonnement"
-    assert mail["List-Unsubscribe"] is None and mail["Message-ID"].endswith("@newsletter.example.org>")
+    assert mail["List-Unsubscribe"] is None and mail["Message-ID"].endswith(
+        "@newsletter.example.org>"
+    )
     html = mail.get_body(("html",))
     assert html is not None
     links = set(re.findall(r'href="([^"]+)"', html.get_content()))
     confirm = "https://newsletter.example.org" + web.confirm_path()
     # No tracking and no newsletter content: the confirmation link and the legal pages only.
-    assert links <= {confirm, "https://example.org/impressum", "https://example.org/datenschutz",
-                     "mailto:info@example.org"}
+    assert links <= {
+        confirm,
+        "https://example.org/impressum",
+        "https://example.org/datenschutz",
+        "mailto:info@example.org",
+    }
     assert "<img" not in html.get_content()
     report = web.store.report(ADDRESS)
     assert report is not None
@@ -88,9 +94,13 @@ def test_same_answer_for_new_known_active_and_suppressed_addresses(web: Web) -> 
     web.client.post(web.confirm_path())
     person = web.store.find("weg@example.org")
     assert person is not None
-    web.client.post(f"/preferences/{web.subs.preferences_token(person)}/delete",
-                    data={"really": "yes",
-                          "csrf_token": web.csrf(f"/preferences/{web.subs.preferences_token(person)}")})
+    web.client.post(
+        f"/preferences/{web.subs.preferences_token(person)}/delete",
+        data={
+            "really": "yes",
+            "csrf_token": web.csrf(f"/preferences/{web.subs.preferences_token(person)}"),
+        },
+    )
     sent_before = len(web.mails())
     bodies = {
         email: web.sign_up(email).get_data()
@@ -220,14 +230,22 @@ def test_preferences_change_topics_regions_and_language(web: Web) -> None:
     path = f"/preferences/{web.subs.preferences_token(person)}"
     page = web.client.get(path)
     assert page.status_code == 200 and h1(page) == "Newsletter-Einstellungen"
-    data = {"topics": ["arbeit", "kultur", "erfunden"], "regions": ["weser-ems"],
-            "language": "en", "csrf_token": web.csrf(path)}
+    data = {
+        "topics": ["arbeit", "kultur", "erfunden"],
+        "regions": ["weser-ems"],
+        "language": "en",
+        "csrf_token": web.csrf(path),
+    }
     saved = web.client.post(path, data=data)
     assert saved.status_code == 200
     assert "Ihre Einstellungen wurden gespeichert." in saved.get_data(as_text=True)
     person = web.store.find(ADDRESS)
     assert person is not None
-    assert (person.topics, person.regions, person.language) == (("arbeit", "kultur"), ("weser-ems",), "en")
+    assert (person.topics, person.regions, person.language) == (
+        ("arbeit", "kultur"),
+        ("weser-ems",),
+        "en",
+    )
     refused = web.client.post(path, data={"topics": ["sprache"]})
     assert refused.status_code == 400
     assert web.store.find(ADDRESS).topics == ("arbeit", "kultur")  # type: ignore[union-attr]
