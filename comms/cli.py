@@ -228,6 +228,72 @@ def preview(state: State, port: int) -> None:
         server.serve(port)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Serve the web endpoints only. For now this is the only mode: the scheduler joins "
+    "in a later version, so the flag changes nothing yet.",
+)
+@click.option(
+    "--trusted-proxy",
+    metavar="ADDR",
+    help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
+    "(the rate limit and the consent ledger then see the visitor's address).",
+)
+@click.pass_obj
+def serve(
+    state: State, host: str, port: int, no_scheduler: bool, trusted_proxy: str | None
+) -> None:
+    """Serve the subscriber pages, /healthz and the output folder (waitress).
+
+    Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
+    (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
+    folder with ETags. Ctrl+C or SIGTERM stops after the queued confirmation mails went out.
+    """
+    import signal
+
+    from waitress.server import create_server
+
+    from .store import open_store
+    from .subscriptions import Mailer, Subscriptions
+    from .web import create_app
+
+    config = state.config()
+    store = open_store(config)
+    mailer = Mailer(config)
+    app = create_app(config.output_dir, Subscriptions(config, store, mailer))
+    proxy: dict[str, Any] = {}
+    if trusted_proxy:
+        proxy = {
+            "trusted_proxy": trusted_proxy,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            "clear_untrusted_proxy_headers": True,
+        }
+    server = create_server(app, host=host, port=port, threads=8, ident="comms", **proxy)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    address = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving on http://{address}:{server.effective_port}/ (web only; Ctrl+C stops)")
+    if not config.output_dir.is_dir():
+        click.echo(f"warning: {config.output_dir} does not exist yet; run `comms build`", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        mailer.close()
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning CommsError into a message and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, abort, current_app, request, send_file
@@ -219,12 +218,11 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
     @app.post("/subscribe")
     def subscribe() -> Response:
         form = request.form
-        values = {
-            "email": form.get("email", "")[:320],
-            "name": " ".join(form.get("name", "").split())[:200],
-            "topics": form.getlist("topics")[:50],
-            "regions": form.getlist("regions")[:50],
-        }
+        address = form.get("email", "")[:320]
+        name = " ".join(form.get("name", "").split())[:200]
+        topics = tuple(form.getlist("topics")[:50])
+        regions = tuple(form.getlist("regions")[:50])
+        values = {"email": address, "name": name, "topics": topics, "regions": regions}
         if not guard.check("subscribe", form.get("csrf_token")):
             error = _("The form was open too long or is incomplete. Please submit it again.")
             return _signup_form(subs, guard, 400, error, **values)
@@ -232,13 +230,12 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         if wait:
             return _too_many(wait)
         try:
-            email = normalise_address(values["email"])
+            email = normalise_address(address)
         except ValueError:
             error = _("Please enter a valid e-mail address, e.g. name@example.org.")
             return _signup_form(subs, guard, 400, error, **values)
         if not form.get("website"):  # the honeypot: people leave it empty, bots fill it
-            signup = SignUp(email, values["name"] or None, values["topics"], values["regions"])
-            subs.request(signup, _visitor())
+            subs.request(SignUp(email, name or None, topics, regions), _visitor())
         # The same answer for new, known and suppressed addresses (STANDARDS L15).
         return notice(
             _("Please confirm your subscription"),

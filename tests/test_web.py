@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +15,16 @@ from itsdangerous import TimestampSigner
 from comms.store import Subscriber
 from comms.subscriptions import purge_unconfirmed
 
-from .webkit import Web, make_web, web  # noqa: F401  (fixture)
+from .webkit import Web, open_web
 
 H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
 ADDRESS = "erika.muster@example.org"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    with open_web(tmp_path) as kit:
+        yield kit
 
 
 def h1(response: object) -> str:
@@ -178,8 +185,7 @@ def test_invalid_address_gets_the_form_again(web: Web) -> None:
 
 
 def test_rate_limit_answers_429_in_german(tmp_path: Path) -> None:
-    web = make_web(tmp_path, subscribe={"rate_limit": 2, "rate_window": 600})
-    try:
+    with open_web(tmp_path, subscribe={"rate_limit": 2, "rate_window": 600}) as web:
         assert web.sign_up("a@example.org").status_code == 200
         assert web.sign_up("b@example.org").status_code == 200
         third = web.sign_up("c@example.org")
@@ -187,9 +193,6 @@ def test_rate_limit_answers_429_in_german(tmp_path: Path) -> None:
         assert h1(third) == "Zu viele Anfragen"
         assert 1 <= int(third.headers["Retry-After"]) <= 601
         assert web.store.find("c@example.org") is None
-    finally:
-        web.mailer.close()
-        web.store.close()
 
 
 @pytest.mark.parametrize("multipart", [False, True])
@@ -272,8 +275,7 @@ def test_export_and_erasure(web: Web) -> None:
 
 
 def test_ip_and_user_agent_only_when_configured(tmp_path: Path) -> None:
-    web = make_web(tmp_path, subscribe={"keep_ip": True})
-    try:
+    with open_web(tmp_path, subscribe={"keep_ip": True}) as web:
         data = {"email": ADDRESS, "csrf_token": web.csrf()}
         web.client.post("/subscribe", data=data, headers={"User-Agent": "Testbrowser/1.0"})
         web.client.post(web.confirm_path(), headers={"User-Agent": "Testbrowser/1.0"})
@@ -282,9 +284,6 @@ def test_ip_and_user_agent_only_when_configured(tmp_path: Path) -> None:
             ("request", "127.0.0.1", "Testbrowser/1.0"),
             ("confirm", "127.0.0.1", "Testbrowser/1.0"),
         ]
-    finally:
-        web.mailer.close()
-        web.store.close()
 
 
 def test_purge_removes_old_unconfirmed_sign_ups_only(web: Web) -> None:

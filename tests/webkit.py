@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -12,7 +13,6 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -83,21 +83,17 @@ class Web:
         return self.client.post("/subscribe", data=data)
 
 
-def make_web(folder: Path, **overrides: Any) -> Web:
-    """A fresh app on its own database and outbox."""
+@contextmanager
+def open_web(folder: Path, **overrides: Any) -> Iterator[Web]:
+    """A fresh app on its own database and in-memory outbox (config overrides as keywords)."""
     name = "web-" + secrets.token_hex(4)
     config = make_config(folder, f"memory://{name}", **overrides)
     store = open_store(config)
     mailer = Mailer(config)
     subs = Subscriptions(config, store, mailer)
     app = create_app(folder / "public", subs)
-    return Web(config, store, subs, mailer, app, app.test_client(), memory_outbox(name))
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[Web]:
-    """A subscriber app for one test."""
-    kit = make_web(tmp_path)
-    yield kit
-    kit.mailer.close()
-    kit.store.close()
+    try:
+        yield Web(config, store, subs, mailer, app, app.test_client(), memory_outbox(name))
+    finally:
+        mailer.close()
+        store.close()
