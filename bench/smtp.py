@@ -36,6 +36,8 @@ def _port() -> int:
 
 
 def _send_all(factory: MessageFactory, port: int, count: int, threads: int, pipe: bool) -> float:
+    sent = [0] * threads
+
     def work(index: int) -> None:
         transport = SmtpTransport(
             "127.0.0.1", port, timeout=30, max_per_connection=1000, pipelining=pipe,
@@ -44,6 +46,7 @@ def _send_all(factory: MessageFactory, port: int, count: int, threads: int, pipe
         for i in range(index, count, threads):
             message = factory.build(Recipient(f"u{i:06d}", f"leser.{i}@example.org"))
             transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            sent[index] += 1
         transport.close()
 
     workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
@@ -52,7 +55,10 @@ def _send_all(factory: MessageFactory, port: int, count: int, threads: int, pipe
         worker.start()
     for worker in workers:
         worker.join()
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if sum(sent) != count:
+        sys.exit(f"only {sum(sent):,} of {count:,} messages were accepted")
+    return elapsed
 
 
 def main() -> None:

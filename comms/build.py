@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import render
+from . import feeds, render
 from .config import Config
 from .content import Site
 
@@ -20,7 +20,7 @@ Producer = Callable[[Config, Site], Files]
 #: Lists what comms wrote last time, so that it removes only files it owns.
 MANIFEST = ".comms-manifest.json"
 
-PRODUCERS: list[Producer] = [render.site_files]
+PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files]
 
 
 @dataclass
@@ -110,5 +110,7 @@ def write_output(out_dir: Path, files: Files) -> WriteReport:
         if target.is_file():
             target.unlink()
             report.removed.append(path)
-    _atomic_write(manifest, json.dumps(sorted(files), indent=0).encode("utf-8"))
+    listing = json.dumps(sorted(files), indent=0).encode("utf-8")
+    if not manifest.is_file() or manifest.read_bytes() != listing:
+        _atomic_write(manifest, listing)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -12,14 +13,32 @@ from typing import Any, TypeVar
 import click
 from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
-from . import __version__
+from . import __version__, feeds, publish
 from .build import WriteReport, collect, write_output
 from .config import Config, load_config
-from .content import KINDS, Site
+from .content import KINDS, Issue, Site
 from .errors import CommsError, ConfigError, ContentError
+from .ledger import Campaign
+from .message import MessageFactory
+from .outbox import SendOptions, issue_parts, opener_for, prepare
+from .outbox import send as outbox_send
 from .quality import check_issues
 from .reader import SLUG_RE, read_content
+from .roster import Problems, check_person, read_csv, write_export
+from .store import Consent, Store, normalise_address, open_store
+from .tables import DELIVERY_STATES
+from .transports import open_transport
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -174,10 +193,48 @@ def demo(state: State) -> None:
         )
     else:
         click.echo("Next scheduled issue: none")
+    _echo_feed_urls(config)
     if failures:
         sys.exit(1)
     files, _ = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({files} files)")
+    ready = sorted((i for i in site.issues.values() if i.status == "ready"), key=lambda i: i.date)
+    if scheduled or ready:
+        _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
+
+
+def _demo_send(config: Config, site: Site, issue: Issue) -> None:
+    """Import the sample subscribers and send them `issue` through the configured transport."""
+    sample = config.root / "samples" / "subscribers.csv"
+    if not sample.is_file():
+        click.echo(f"Sending: skipped ({sample} not found)")
+        return
+    store = _open_store(config)
+    consent = Consent("import", "comms demo", channel="cli", note="Beispieldaten für die Demo")
+    rows = read_csv(sample, config, Problems(sample.name))
+    result, _ = store.import_subscribers(rows, consent, confirmed=True)
+    click.echo(
+        f"Subscribers: {result.added} sample subscriber(s) imported, {result.known} already there "
+        f"({store.count_active()} active)"
+    )
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions)
+    options = SendOptions.from_config(config)
+    report = outbox_send(store, campaign, factory.build, opener_for(config), options)
+    label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
+    sent = report.done_now.get("sent", 0)
+    if not report.done_now:
+        click.echo(f"Newsletter {label}: nothing new to send ({_totals(report.counts)})")
+    else:
+        click.echo(f"Newsletter {label}: sent {sent} now via {_where(config)}")
+        click.echo(f"  {_totals(report.counts)}")
+
+
+def _where(config: Config) -> str:
+    """The transport URL without credentials."""
+    url = config.transport_url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
@@ -228,6 +285,448 @@ def preview(state: State, port: int) -> None:
         server.serve(port)
 
 
+def _json(data: Any) -> str:
+    """JSON for the console: dates as ISO 8601, German text unescaped."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, tuple):
+            return list(value)
+        raise TypeError(type(value).__name__)
+
+    return json.dumps(data, ensure_ascii=False, indent=2, default=default)
+
+
+def _open_store(config: Config) -> Store:
+    """Open the database, saying so when a secret key had to be generated."""
+    store = open_store(config)
+    if store.generated_secret:
+        click.echo(
+            "warning: COMMS_SECRET_KEY is not set; generated a secret key and stored it in the "
+            "database (set COMMS_SECRET_KEY in production, see README)",
+            err=True,
+        )
+    return store
+
+
+def _consent_options(confirmed: bool, note: str | None) -> None:
+    if confirmed and not (note or "").strip():
+        raise click.UsageError(
+            "--confirmed needs --consent-note TEXT: how and when these people consented"
+        )
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers: add, import, export, show (GDPR export), remove (erasure)."""
+
+
+@subscribers.command("add")
+@click.argument("address")
+@click.option("--name", help="The person's name.")
+@click.option("--language", help="de or en (default: site.language).")
+@click.option("--topic", "topics", multiple=True, help="A topic slug (repeatable).")
+@click.option("--region", "regions", multiple=True, help="A region slug (repeatable).")
+@click.option("--confirmed", is_flag=True, help="The person has consented: add as active.")
+@click.option("--consent-note", help="How the consent was given (required with --confirmed).")
+@click.pass_obj
+def subscribers_add(
+    state: State,
+    address: str,
+    name: str | None,
+    language: str | None,
+    topics: tuple[str, ...],
+    regions: tuple[str, ...],
+    confirmed: bool,
+    consent_note: str | None,
+) -> None:
+    """Add one person; without --confirmed they stay pending until they confirm."""
+    _consent_options(confirmed, consent_note)
+    config = state.config()
+    try:
+        person = check_person(config, address, name, language, topics, regions)
+    except ValueError as exc:
+        raise CommsError(str(exc)) from None
+    store = _open_store(config)
+    if confirmed:
+        event = Consent("import", "comms subscribers add", channel="cli", note=consent_note)
+        store.add_confirmed(person, event)
+        click.echo(f"added {person.email} as active (consent: {consent_note})")
+    else:
+        store.add_pending(person, Consent("request", "comms subscribers add", channel="cli"))
+        click.echo(
+            f"added {person.email} as pending: pending addresses get no newsletter; "
+            "the confirmation mail (double opt-in) is not built yet"
+        )
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--confirmed", is_flag=True, help="Everyone in the file has consented: active.")
+@click.option("--consent-note", help="How the consent was given (required with --confirmed).")
+@click.pass_obj
+def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: str | None) -> None:
+    """Import a CSV file (header: email, optional name, language, topics, regions).
+
+    Bad rows are reported as FILE:LINE: message and skipped; the good ones are imported.
+    Exits 1 when any row was bad.
+    """
+    _consent_options(confirmed, consent_note)
+    config = state.config()
+    store = _open_store(config)
+    problems = Problems(file.as_posix())
+    if confirmed:
+        event = Consent("import", f"import {file.name}", channel="cli", note=consent_note)
+    else:
+        event = Consent("request", f"import {file.name}", channel="cli", note=consent_note)
+    rows = read_csv(file, config, problems)
+    result, notes = store.import_subscribers(rows, event, confirmed)
+    for problem in problems.format():
+        click.echo(problem)
+    for number, note in notes:
+        click.echo(f"{file.as_posix()}:{number}: {note}")
+    bad = sum(1 for _, message in problems.lines if not message.startswith("warning:"))
+    state_word = "active" if confirmed else "pending"
+    click.echo(
+        f"imported {result.added} ({state_word}); {result.known} already known, "
+        f"{result.suppressed} suppressed, {bad} bad row(s) skipped",
+        err=True,
+    )
+    if bad:
+        sys.exit(1)
+
+
+@subscribers.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.pass_obj
+def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
+    """Write every subscriber as CSV or JSON."""
+    store = _open_store(state.config())
+    if output is None:
+        write_export(store.iter_subscribers(), sys.stdout, fmt)
+        sys.stdout.flush()
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        count = write_export(store.iter_subscribers(), handle, fmt)
+    click.echo(f"exported {count} subscriber(s) to {output}", err=True)
+
+
+def _address(text: str) -> str:
+    try:
+        return normalise_address(text)
+    except ValueError as exc:
+        raise CommsError(f"invalid e-mail address '{text}': {exc}") from None
+
+
+@subscribers.command("show")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.pass_obj
+def subscribers_show(state: State, address: str, as_json: bool) -> None:
+    """Print everything stored about one person (GDPR Art. 15)."""
+    email = _address(address)
+    report = _open_store(state.config()).report(email)
+    if report is None:
+        raise CommsError(f"nothing stored about {email}")
+    if as_json:
+        click.echo(_json(report))
+        return
+    for key in ("email", "uid", "name", "language", "status", "topics", "regions"):
+        if key in report:
+            value = report[key]
+            shown = " ".join(value) if isinstance(value, tuple) else value
+            click.echo(f"{key + ':':<13} {shown if shown not in (None, '') else '–'}")
+    for key in ("created_at", "confirmed_at", "unsubscribed_at"):
+        if report.get(key):
+            click.echo(f"{key + ':':<13} {report[key].isoformat()}")
+    click.echo(f"{'suppressed:':<13} {report['suppressed'] or 'no'}")
+    click.echo(f"consent ledger ({len(report['consent'])}):")
+    for row in report["consent"]:
+        extra = ", ".join(
+            f"{k} {row[k]}"
+            for k in ("channel", "ip", "user_agent", "consent_version", "note")
+            if row[k]
+        )
+        click.echo(f"  {row['at'].isoformat()} {row['action']} via {row['source']}; {extra}")
+    click.echo(f"deliveries ({len(report['deliveries'])}):")
+    for row in report["deliveries"]:
+        click.echo(f"  {row['slug']}: {row['status']} after {row['attempts']} attempt(s)")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@click.pass_obj
+def subscribers_remove(state: State, address: str) -> None:
+    """Erase one person (GDPR Art. 17); only a suppression hash stays, so they get no mail."""
+    email = _address(address)
+    removed = _open_store(state.config()).erase(email)
+    if not removed["subscriber"]:
+        click.echo(f"no subscriber {email}; added the address's hash to the suppression list")
+        return
+    click.echo(
+        f"erased {email}: profile, {removed['consent']} consent record(s), personal link of "
+        f"{removed['deliveries']} delivery record(s); kept: the suppression hash, so the "
+        "address is never mailed or imported again"
+    )
+
+
+def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
+    counts = store.counts(campaign.id)
+    return {
+        "issue": campaign.slug,
+        "status": campaign.status,
+        "recipients": campaign.recipients,
+        "counts": {status: counts.get(status, 0) for status in DELIVERY_STATES},
+        "started": campaign.created_at,
+        "updated": campaign.updated_at,
+    }
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
+@click.pass_obj
+def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
+    """Delivery counts per status and the latest errors of one issue, or every campaign."""
+    store = _open_store(state.config())
+    if issue is None:
+        rows = [_campaign_json(store, c) for c in store.campaigns()]
+        if as_json:
+            click.echo(_json(rows))
+            return
+        if not rows:
+            click.echo("no campaigns yet")
+        for row in rows:
+            counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
+            click.echo(
+                f"{row['issue']}: {row['status']}, {row['recipients']} recipient(s); {counts}"
+            )
+        return
+    campaign = store.campaign(issue)
+    if campaign is None:
+        raise CommsError(f"issue '{issue}' has not been sent (no campaign)")
+    data = _campaign_json(store, campaign)
+    data["errors"] = store.recent_errors(campaign.id, limit)
+    data["next_attempt"] = store.next_attempt(campaign.id)
+    if as_json:
+        click.echo(_json(data))
+        return
+    click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
+    for name, count in data["counts"].items():
+        click.echo(f"  {name:<10} {count:>7}")
+    if data["next_attempt"]:
+        click.echo(f"next retry: {_when(data['next_attempt'], config=state.config())}")
+    if data["errors"]:
+        click.echo("recent errors:")
+    for row in data["errors"]:
+        who = row["email"] or "(erased)"
+        click.echo(f"  {who}: {row['status']} after {row['attempts']}: {row['last_error']}")
+
+
+class _Rate(ProgressColumn):
+    """Messages per second of a progress task."""
+
+    def render(self, task: Task) -> Text:
+        """The task's current speed."""
+        return Text(f"{task.speed or 0:,.0f} msg/s")
+
+
+def _find_issue(config: Config, site: Site, errors: list[ContentError], slug: str) -> Issue:
+    issue = site.issues.get(slug)
+    if issue is not None:
+        return issue
+    own = [e for e in errors if e.path.stem == slug]
+    for error in own:
+        click.echo(error.format(config.root), err=True)
+    if own:
+        raise CommsError(f"issue '{slug}' has errors; fix them first")
+    known = ", ".join(sorted(site.issues)) or "none"
+    raise CommsError(f"no issue '{slug}' in {config.content_dir} (known: {known})")
+
+
+def _pending(counts: dict[str, int]) -> int:
+    return sum(counts.get(s, 0) for s in ("queued", "ambiguous", "sending"))
+
+
+def _totals(counts: dict[str, int]) -> str:
+    shown = [f"{counts.get(s, 0)} {s}" for s in ("sent", "failed", "skipped")]
+    return ", ".join(shown + [f"{_pending(counts)} waiting"])
+
+
+def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
+    campaign = store.campaign(issue.slug)
+    if campaign is None:
+        todo = recipients = store.count_recipients(issue.topics, issue.regions)
+    else:
+        recipients = campaign.recipients
+        todo = _pending(store.counts(campaign.id))
+    batches = -(-todo // options.batch_size)
+    click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
+    click.echo(f"  recipients: {recipients}" + (" (campaign started)" if campaign else ""))
+    click.echo(f"  to send now: {todo} in {batches} batch(es) of up to {options.batch_size}")
+    click.echo(f"  connections: {options.concurrency}")
+    if options.rate > 0:
+        seconds = round(todo / options.rate)
+        click.echo(
+            f"  estimated time: {seconds // 60} min {seconds % 60} s at {options.rate:g} msg/s"
+        )
+    else:
+        click.echo("  estimated time: as fast as the server accepts (no rate limit)")
+
+
+def _send_proofs(config: Config, factory: MessageFactory, addresses: tuple[str, ...]) -> None:
+    emails = [_address(a) for a in addresses]
+    transport = open_transport(config.transport_url, config)
+    try:
+        for email in emails:
+            message = factory.build_proof(email)
+            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            click.echo(f"proof sent to {email} (outside the list; the ledger is unchanged)")
+    finally:
+        transport.close()
+
+
+@cli.command()
+@click.argument("issue_slug", metavar="ISSUE")
+@click.option("--transport", "transport_url", help="Transport URL (default: `transport`).")
+@click.option("--to", "proofs", multiple=True, help="Send a proof to ADDR only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Connections (threads).")
+@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
+@click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
+@click.pass_obj
+def send(
+    state: State,
+    issue_slug: str,
+    transport_url: str | None,
+    proofs: tuple[str, ...],
+    dry_run: bool,
+    concurrency: int | None,
+    rate: float | None,
+    force: bool,
+) -> None:
+    """Send an issue to its subscribers; run again to resume or retry.
+
+    Exits 0 when every delivery is final (sent, or failed for good), 3 when some wait for a
+    later retry, 1 when the campaign was stopped.
+    """
+    overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
+    config = state.config(**overrides)
+    site, errors = load_site(config)
+    issue = _find_issue(config, site, errors, issue_slug)
+    store = _open_store(config)
+    options = SendOptions.from_config(config, concurrency, rate)
+    if not proofs and issue.status != "ready":
+        raise CommsError(
+            f"issue '{issue.slug}' is a draft; set `status: ready` to send it "
+            "(proofs with --to work for drafts)"
+        )
+    if dry_run:
+        _dry_run(store, issue, options)
+        return
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    if proofs:
+        _send_proofs(config, factory, proofs)
+        return
+    opener = opener_for(config)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
+    todo = _pending(store.counts(campaign.id))
+    if not todo:
+        click.echo(
+            f"nothing to send: every delivery of {issue.slug} is final "
+            f"({_totals(store.counts(campaign.id))})"
+        )
+        return
+    click.echo(
+        f"Sending #{issue.number} „{issue.subject}“ ({issue.slug}): {campaign.recipients} "
+        f"recipient(s), {todo} to send over {options.concurrency} connection(s)"
+        + (f" at up to {options.rate:g} msg/s" if options.rate else "")
+    )
+    console = Console(stderr=True)
+    with Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("send", total=todo)
+        report = outbox_send(
+            store,
+            campaign,
+            factory.build,
+            opener,
+            options,
+            lambda done: bar.update(task, completed=done),
+        )
+    if report.resumed:
+        click.echo(f"took over {report.resumed} delivery(ies) an interrupted run left behind")
+    click.echo(f"{issue.slug}: {_totals(report.counts)}")
+    if report.stopped:
+        raise CommsError(
+            f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
+            f"fix the cause and run `comms send {issue.slug}` again"
+        )
+    if report.next_attempt is not None:
+        click.echo(
+            f"{report.waiting} delivery(ies) wait for a retry, the next at "
+            f"{_when(report.next_attempt, config)}; run `comms send {issue.slug}` again then"
+        )
+    sys.exit(report.exit_code)
+
+
+def _echo_feed_urls(config: Config) -> None:
+    """The demo's list of feed and calendar addresses."""
+    click.echo("Feeds (RSS, Atom, JSON Feed):")
+    folders = ["", "events/", "issues/", "practices/", "awards/"]
+    for folder in folders:
+        urls = "  ".join(config.url(folder + name) for name in feeds.FEED_FILES)
+        click.echo(f"  {urls}")
+    click.echo(
+        f"  per region: {config.url('events/region/<region>/feed.xml')} (atom.xml, feed.json)"
+    )
+    click.echo("Calendars:")
+    click.echo(f"  {feeds.webcal(config.url('events.ics'))}")
+    click.echo(f"  per region: {feeds.webcal(config.url('events-<region>.ics'))}")
+    click.echo(f"  per event: {feeds.webcal(config.url('events/<slug>.ics'))}")
+
+
+@cli.command()
+@click.pass_obj
+def refresh(state: State) -> None:
+    """Rebuild the output, write only files whose bytes changed, notify WebSub hubs.
+
+    Each configured hub (feeds.hubs) gets one `hub.mode=publish` POST per changed feed;
+    failed notifications are retried by the next refresh. Exits 1 on content errors (nothing
+    is written) or when a hub did not accept a notification (the files are written).
+    """
+    config = state.config()
+    site, errors = load_site(config)
+    failures, warnings = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(f"{failures} error(s), {warnings} warning(s); nothing written", err=True)
+        sys.exit(1)
+    report = publish.refresh(config, site)
+    write = report.write
+    click.echo(
+        f"{len(write.written)} file(s) written, {len(write.unchanged)} unchanged, "
+        f"{len(write.removed)} removed"
+    )
+    for url in report.changed_feeds:
+        click.echo(f"changed feed: {url}")
+    for ping in report.pings:
+        if ping.ok:
+            click.echo(f"notified {ping.hub}: {ping.topic}")
+        else:
+            click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -259,14 +758,13 @@ def serve(
 
     from waitress.server import create_server
 
-    from .store import open_store
     from .subscriptions import Mailer, Subscriptions
     from .web import create_app
 
     config = state.config()
-    store = open_store(config)
+    store = _open_store(config)
     mailer = Mailer(config)
-    app = create_app(config.output_dir, Subscriptions(config, store, mailer))
+    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer))
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {

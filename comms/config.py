@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -230,6 +231,55 @@ class Api(_Section):
     max_wait: Annotated[float, Field(ge=0)] = 60.0
 
 
+class Delivery(_Section):
+    """How `comms send` paces, retries and gives up (STANDARDS S6, S9)."""
+
+    concurrency: int = Field(default=4, ge=1, le=64)
+    rate: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    retry_attempts: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    retry_interval_minutes: float = Field(default=30.0, gt=0)
+    retry_max_interval_hours: float = Field(default=4.0, gt=0)
+    give_up_after_hours: float = Field(default=96.0, gt=0)
+    lease_seconds: int = Field(default=300, ge=10)
+
+
+class Feeds(_Section):
+    """Feeds and calendars: WebSub hubs to notify, feed length, calendar look-back."""
+
+    hubs: list[str] = []
+    max_items: int = 50
+    calendar_past_days: int = 180
+
+    @field_validator("hubs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment the list arrives as one string: "https://a, https://b".
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("hubs")
+    @classmethod
+    def _hubs(cls, value: list[str]) -> list[str]:
+        return [_check_https(hub) for hub in value]
+
+    @field_validator("max_items")
+    @classmethod
+    def _max_items(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("calendar_past_days")
+    @classmethod
+    def _past_days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+
 class Subscribe(_Section):
     """Sign-up, double opt-in and the subscriber pages (STANDARDS L1–L6, L15)."""
 
@@ -277,6 +327,8 @@ class Settings(_Section):
     smtp: Smtp = Smtp()
     dkim: Dkim = Dkim()
     api: Api = Api()
+    delivery: Delivery = Delivery()
+    feeds: Feeds = Feeds()
     subscribe: Subscribe = Subscribe()
 
     @field_validator("regions", "topics")
@@ -343,7 +395,7 @@ class Config:
             return "file://" + str((self.root / url[len("file://") :]).resolve())
         return url
 
-    @property
+    @cached_property
     def host(self) -> str:
         """The host name of the site's base URL (used for ids and Message-IDs)."""
         return urlsplit(self.settings.site.base_url).hostname or "localhost"

@@ -96,5 +96,9 @@ class MessageError(CommsError):
     """A message cannot be built from the issue and configuration (e.g. CR/LF in a header)."""
 
 
+class Unreachable(TemporaryFailure):
+    """The mail server or API cannot be reached at all (refused, no route, connect timeout)."""
+
+
 class ExpiredToken(BadToken):
     """A time-limited token (confirmation link) was genuine but is too old."""

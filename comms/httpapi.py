@@ -18,8 +18,9 @@ from email.policy import default
 from typing import Any
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
-from .errors import DeliveryError, PolicyRejection, TemporaryFailure
+from .errors import DeliveryError, PolicyRejection, TemporaryFailure, Unreachable
 from .replies import classify_http, retry_after
 
 #: Namespace of the idempotency UUIDs: the same delivery key gives the same UUID everywhere.
@@ -56,11 +57,11 @@ def payload(data: bytes, recipient: str, key: str) -> dict[str, Any]:
     for name in PASSED_HEADERS:
         if msg[name] is not None:
             body["headers"][name] = str(msg[name])
+    fields = {"text/plain": "textContent", "text/html": "htmlContent"}
     for part in msg.walk():
-        if part.get_content_type() == "text/plain":
-            body["textContent"] = part.get_content()
-        elif part.get_content_type() == "text/html":
-            body["htmlContent"] = part.get_content()
+        field = fields.get(part.get_content_type())
+        if field is not None:  # the wire's CRLF line ends back to the rendered "\n"
+            body[field] = part.get_content().replace("\r\n", "\n")
     return body
 
 
@@ -92,7 +93,11 @@ class HttpApiTransport:
                 self.endpoint, json=body, headers={"Idempotency-Key": idem}, timeout=self.timeout
             )
         except requests.ConnectionError as exc:
-            return TemporaryFailure(f"{self.endpoint}: cannot connect: {exc}")
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError):
+                return Unreachable(f"{self.endpoint}: cannot connect: {exc}")
+            # The connection broke after the request went out: it may have been processed.
+            return TemporaryFailure(f"{self.endpoint}: connection lost: {exc}", ambiguous=True)
         except requests.Timeout as exc:
             # The request may have arrived: only the idempotency key keeps a retry single.
             return TemporaryFailure(f"{self.endpoint}: no answer: {exc}", ambiguous=True)

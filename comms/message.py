@@ -94,15 +94,24 @@ def ascii_address(address: str) -> str:
     return result
 
 
-def _fold(name: str, value: str | Address) -> bytes:
-    """One header, folded and RFC 2047-encoded, '%' doubled; CR/LF raise MessageError."""
+def _configured_address(key: str, address: str) -> str:
+    """A configured address in ASCII form; ConfigError naming `key` if it needs SMTPUTF8."""
+    try:
+        return ascii_address(address)
+    except PermanentFailure:
+        raise ConfigError([f"'{key}': {address!r} is not a plain ASCII address"]) from None
+
+
+def _fold(name: str, value: str | Address, escape: bool = True) -> bytes:
+    """One header, folded and RFC 2047-encoded ('%' doubled if `escape`); CR/LF: MessageError."""
     holder = EmailMessage(policy=POLICY)
     try:
         holder[name] = value
         folded = POLICY.fold_binary(name, holder[name])
     except (ValueError, IndexError) as exc:
         raise MessageError(f"header {name}: {exc}") from None
-    return folded.replace(b"%", b"%%")  # the result is part of a `bytes % tuple` format
+    # Most headers become part of the `bytes % tuple` template, where '%' must be doubled.
+    return folded.replace(b"%", b"%%") if escape else folded
 
 
 def _dkim_key(config: Config) -> bytes | None:
@@ -140,12 +149,15 @@ class MessageFactory:
         self.slug = rendered.slug
         self.host = config.host.encode("idna").decode("ascii")
         sender = settings.sender
-        self.envelope_from = ascii_address(sender.address)
+        self.envelope_from = _configured_address("sender.address", sender.address)
         self._unsubscribe = _idna_url(config.url("unsubscribe/"))
         self._preferences = _idna_url(config.url("preferences/"))
         mailto = settings.mail.unsubscribe_mailto
         self._mailto = (
-            f",\r\n <mailto:{ascii_address(mailto)}?subject=Abmelden>".encode() if mailto else b""
+            f",\r\n <mailto:{_configured_address('mail.unsubscribe_mailto', mailto)}"
+            "?subject=Abmelden>".encode()
+            if mailto
+            else b""
         )
         self._dkim_key = _dkim_key(config)
         when = date if date is not None else datetime.now(config.tz)
@@ -180,7 +192,8 @@ class MessageFactory:
             b"Message-ID: %s\r\n",
         ]
         if sender.reply_to:
-            rlocal, _, rdomain = ascii_address(sender.reply_to).rpartition("@")
+            reply_to = _configured_address("sender.reply_to", sender.reply_to)
+            rlocal, _, rdomain = reply_to.rpartition("@")
             head.append(_fold("Reply-To", Address(sender.name, rlocal, rdomain)))
         head.append(_fold("List-Id", f"{sender.name} <{sender.list_id}>"))
         head.append(b"List-Unsubscribe: %s\r\n")
@@ -223,8 +236,12 @@ class MessageFactory:
             value = formataddr((name, address))
         else:  # quoted or RFC 2047 base64 words, as the email package writes them
             value = formataddr((name, address), charset="utf-8")
-        line = value.encode("ascii")
-        return line if len(line) < 900 else address.encode("ascii")
+        if len(value) <= 74:
+            return value.encode("ascii")
+        # Long names: let the email package split them into encoded-words of ≤ 75 characters.
+        local, _, domain = address.rpartition("@")
+        folded = _fold("To", Address(name[:200], local, domain), escape=False)
+        return folded.removeprefix(b"To: ").removesuffix(b"\r\n")
 
     def _sign(self, data: bytes) -> bytes:
         import dkim  # imported here: only DKIM users pay for loading it

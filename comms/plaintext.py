@@ -104,6 +104,7 @@ class _TextParser(HTMLParser):
         elif tag in _BLOCKS or tag in ("li", "dt", "dd"):
             self.flush()
             self.prefix = "" if not self.lists else self.prefix
+            self.tight = self.tight and tag != "table"
 
     def handle_data(self, data: str) -> None:
         self.buffer.append(data)

@@ -99,7 +99,8 @@ class Preview:
         """Rebuild in a background thread whenever a watched file changes."""
 
         def loop() -> None:
-            for _changes in watch(*self.watched(), stop_event=self._stop, debounce=200):
+            changes = watch(*self.watched(), stop_event=self._stop, debounce=200, rust_timeout=500)
+            for _changes in changes:
                 self.rebuild()
 
         self._watcher = threading.Thread(target=loop, name="comms-preview-watch", daemon=True)

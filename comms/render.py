@@ -118,7 +118,7 @@ def render_issue(config: Config, site: Site, issue: Issue) -> RenderedIssue:
     context = _issue_context(config, site, issue)
     source = _render(config, "email", "issue.mjml.j2", context)
     html = compile_mjml(source, config, issue.path.name)
-    text = wrap_lines(_render(config, "text", "issue.txt.j2", context))
+    text = wrap_lines(_render(config, "text", "issue.txt.j2", context)).rstrip("\n") + "\n"
     return RenderedIssue(
         slug=issue.slug,
         number=issue.number,
@@ -143,7 +143,7 @@ def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str
     html = compile_mjml(
         _render(config, "email", "confirmation.mjml.j2", context), config, "confirmation"
     )
-    text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context))
+    text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
     return subject, html, text
 
 

@@ -66,6 +66,8 @@ def classify_http(
     message = f"{where}: HTTP {status} {' '.join(detail.split())[:300]}".rstrip()
     if status in (408, 429) or status >= 500:
         return TemporaryFailure(message, code=status, retry_after=wait)
+    # Brevo answers a bad recipient with 400 {"code":"invalid_parameter","message":"email is
+    # not valid in to"}; other 400s are about our request and must not suppress the address.
     names_recipient = recipient.lower() in detail.lower() or re.search(r"\bto\b", detail)
     if status == 400 and names_recipient:
         return PermanentFailure(message, code=status)

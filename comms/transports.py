@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from .config import Config
-from .errors import ConfigError, DeliveryError, PolicyRejection, TemporaryFailure
+from .errors import ConfigError, DeliveryError, PolicyRejection, TemporaryFailure, Unreachable
 from .httpapi import HttpApiTransport
 from .replies import classify
 
@@ -149,7 +149,7 @@ class SmtpTransport:
             raise classify(exc.smtp_code, exc.smtp_error, stage, self._where) from None
         except (OSError, smtplib.SMTPException) as exc:
             self._abandon(conn)
-            raise TemporaryFailure(f"cannot connect to {self._where}: {exc}") from None
+            raise Unreachable(f"cannot connect to {self._where}: {exc}") from None
         except DeliveryError:
             self._abandon(conn)
             raise

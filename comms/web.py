@@ -1,7 +1,9 @@
-"""HTTP: the subscriber pages (thin over comms.subscriptions) and the output folder with ETags."""
+"""HTTP: the subscriber pages (thin over comms.subscriptions) and the output folder with
+gzip, strong ETags and 304s."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import mimetypes
@@ -10,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, request, send_file
+from flask import Flask, Response, abort, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
@@ -35,9 +37,12 @@ MEDIA_TYPES = {
 FEED_TYPES = {
     "feed.xml": "application/rss+xml; charset=utf-8",
     "atom.xml": "application/atom+xml; charset=utf-8",
-    "feed.json": "application/feed+json; charset=utf-8",
+    # JSON defines no charset parameter (RFC 8259); it is always UTF-8.
+    "feed.json": "application/feed+json",
 }
 MAX_AGE = 300
+#: Smaller files are sent as they are: gzip would save next to nothing.
+GZIP_MIN_BYTES = 1024
 
 
 def media_type(path: Path) -> str:
@@ -50,9 +55,14 @@ def media_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def _etag(path: Path) -> str:
+def _etag(data: bytes) -> str:
     # A hash of the bytes, not of the mtime: the same content always gives the same tag.
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _compressible(content_type: str) -> bool:
+    base = content_type.split(";")[0]
+    return base.startswith("text/") or base.endswith(("xml", "json"))
 
 
 def resolve(root: Path, url_path: str) -> Path | None:
@@ -66,7 +76,16 @@ def resolve(root: Path, url_path: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def serve_file(root: Path, url_path: str) -> Response:
+def feed_links(config: Config, root: Path, path: Path) -> str | None:
+    """The WebSub `Link` header of a feed file: its hubs and its own URL (W3C WebSub §4)."""
+    if path.name not in FEED_TYPES or not config.settings.feeds.hubs:
+        return None
+    self_url = config.url(path.resolve().relative_to(root.resolve()).as_posix())
+    hubs = [f'<{hub}>; rel="hub"' for hub in config.settings.feeds.hubs]
+    return ", ".join([*hubs, f'<{self_url}>; rel="self"'])
+
+
+def serve_file(root: Path, url_path: str, config: Config | None = None) -> Response:
     """Serve one file with ETag, Last-Modified and conditional GET (304 with an empty body)."""
     path = resolve(root, url_path)
     if path is None or path.name.startswith("."):
@@ -80,23 +99,38 @@ def serve_file(root: Path, url_path: str) -> Response:
         # Relative links inside a folder's index page need the trailing slash.
         return Response(status=308, headers={"Location": request.path + "/"})
     modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=UTC)
-    response = send_file(
-        path,
-        mimetype=media_type(path),
-        conditional=True,
-        etag=_etag(path),
-        last_modified=modified,
-        max_age=MAX_AGE,
+    data = path.read_bytes()
+    content_type = media_type(path)
+    tag = _etag(data)
+    encode = (
+        len(data) >= GZIP_MIN_BYTES
+        and _compressible(content_type)
+        and request.accept_encodings.quality("gzip") > 0
     )
+    if encode:
+        # mtime=0 makes the gzip bytes a function of the content, so the tag names them.
+        data = gzip.compress(data, mtime=0)
+        tag += "-gzip"  # a strong tag belongs to one representation (RFC 9110 §8.8.3)
+    response = Response(data, content_type=content_type)
+    if encode:
+        response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(tag)
+    response.last_modified = modified
+    response.cache_control.public = True
+    response.cache_control.max_age = MAX_AGE
     response.headers["Vary"] = "Accept-Encoding"
+    response.make_conditional(request)
+    links = feed_links(config, root, path) if config is not None else None
+    if links:
+        response.headers["Link"] = links
     return response
 
 
-def add_static_routes(app: Flask, root: Path) -> None:
+def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> None:
     """Serve the output folder at `/` (after every more specific route of the app)."""
 
     def static_file(path: str = "") -> Response:
-        return serve_file(root, path)
+        return serve_file(root, path, config)
 
     app.add_url_rule("/", "static_index", static_file, methods=["GET", "HEAD"])
     app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
@@ -449,8 +483,13 @@ def _error_title(code: int) -> str:
     return titles.get(code, _("Error"))
 
 
-def create_app(root: Path, subscriptions: Subscriptions | None = None) -> Flask:
-    """The app: the subscriber pages (when given) and the output folder with ETags at `/`."""
+def create_app(
+    root: Path, config: Config | None = None, subscriptions: Subscriptions | None = None
+) -> Flask:
+    """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
+
+    With a config, feed responses carry the WebSub `Link` header (hubs and self URL).
+    """
     app = Flask("comms", static_folder=None)
     app.url_map.strict_slashes = False
     # Forms are small; a huge body is refused (413) before anything parses it.
@@ -458,5 +497,5 @@ def create_app(root: Path, subscriptions: Subscriptions | None = None) -> Flask:
     app.config["MAX_FORM_PARTS"] = 200
     if subscriptions is not None:
         add_subscriber_routes(app, subscriptions)
-    add_static_routes(app, root)  # last: the catch-all must not shadow the routes above
+    add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
     return app

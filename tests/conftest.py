@@ -13,7 +13,45 @@ BAD = Path(__file__).resolve().parent / "bad_content"
 
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
-    """A throwaway copy of the bundled sample site (comms.toml + content/); returns its folder."""
+    """A throwaway copy of the sample site (comms.toml, content/, static/); returns its folder."""
     shutil.copy(ROOT / "comms.toml", tmp_path / "comms.toml")
     shutil.copytree(ROOT / "content", tmp_path / "content")
+    shutil.copytree(ROOT / "static", tmp_path / "static")
     return tmp_path
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--update-golden` rewrites the golden files instead of comparing against them."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/ from the current output (review the diff before committing)",
+    )
+
+
+class Golden:
+    """Compares rendered output with a file under tests/golden/, or rewrites it."""
+
+    def __init__(self, update: bool) -> None:
+        self.update = update
+
+    def check(self, name: str, actual: str) -> None:
+        """Assert that `actual` equals tests/golden/<name> (or write it with --update-golden)."""
+        path = GOLDEN / name
+        if self.update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(actual.encode("utf-8"))
+            return
+        assert path.is_file(), f"no golden file {name}: run pytest --update-golden"
+        expected = path.read_bytes().decode("utf-8")
+        assert actual == expected, f"{name} differs from the golden file (--update-golden)"
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Golden:
+    """The golden-file checker, honouring --update-golden."""
+    return Golden(bool(request.config.getoption("--update-golden")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import socket
@@ -118,6 +119,7 @@ class Handler:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_replies: dict[str, str] = field(default_factory=dict)
     drop_after_data: set[str] = field(default_factory=set)
+    slow_data: dict[str, float] = field(default_factory=dict)
     close_after: int | None = None
     pipelining: bool = False
     received: list[Received] = field(default_factory=list)
@@ -152,6 +154,8 @@ class Handler:
         self.received.append(
             Received(envelope.mail_from or "", list(envelope.rcpt_tos), envelope.content, number)
         )
+        if rcpt in self.slow_data:
+            await asyncio.sleep(self.slow_data[rcpt])
         if rcpt in self.drop_after_data:
             server.transport.abort()
             return "250 lost"

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import re
 from datetime import datetime
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -17,11 +18,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from comms.cli import load_site
+from comms.config import load_config
 from comms.errors import ConfigError, MessageError, PermanentFailure
 from comms.message import MessageFactory, Recipient
-from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL
+from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL, render_issue
 from comms.tokens import read_token
 
+from .conftest import ROOT
 from .issue_sample import SECRET, config_for, rendered_issue
 
 WINTER = datetime(2020, 2, 4, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
@@ -297,3 +301,55 @@ def test_a_clipping_size_html_part_gives_a_warning(tmp_path: Path) -> None:
     assert big.warnings[0].endswith(
         "may hide the footer with the unsubscribe link (keep it under 90,000)"
     )
+
+
+def test_long_names_are_folded_like_the_email_package_does(factory: MessageFactory) -> None:
+    name = "Prof. Dr. Jürgen-Ömer Müller-Lüdenscheidt, Integrationsbeauftragter (Göttingen)"
+    raw = factory.build(Recipient("1", "jm@example.org", name)).data
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    to = re.search(r"^To: .*?(?=^\S)", head, re.M | re.S)
+    assert to is not None
+    assert all(len(line) <= 78 for line in to.group(0).split("\r\n"))
+    assert _parse(raw)["To"].addresses[0].addr_spec == "jm@example.org"
+    # RFC 2047 decoding gives the name back exactly. (The email package's address parser adds
+    # a space before a comma that starts an encoded-word, so it is not the judge here.)
+    encoded = to.group(0).removeprefix("To: ").rsplit("<", 1)[0]
+    assert str(make_header(decode_header(encoded))) == name
+
+
+def test_real_rendered_issues_make_valid_messages() -> None:
+    config = load_config(ROOT / "comms.toml", environ={})
+    site, _ = load_site(config)
+    assert site.issues
+    for slug, issue in site.issues.items():
+        rendered = render_issue(config, site, issue)
+        factory = MessageFactory(config, rendered, SECRET, date=WINTER)
+        assert factory.warnings == []
+        out = factory.build(Recipient("s-1", "leserin@example.org", "Lea Müller"))
+        raw = out.data
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        assert all(byte < 128 for byte in raw)
+        msg = _parse(raw)
+        assert msg["Subject"] == issue.subject
+        assert [p.get_content_type() for p in msg.walk()][1:] == ["text/plain", "text/html"]
+        match = UNSUBSCRIBE.fullmatch(msg["List-Unsubscribe"])
+        assert match is not None
+        unsubscribe = f"https://newsletter.example.org/unsubscribe/{match.group(1)}"
+        text, html = _parts(msg)
+        assert PREFERENCES_URL not in text + html and UNSUBSCRIBE_URL not in text + html
+        assert unsubscribe in text, slug
+        assert f'href="{unsubscribe}"' in html, slug
+        prefs = re.search(r"https://newsletter\.example\.org/preferences/([\w.-]+)", html)
+        assert prefs is not None and read_token(SECRET, "preferences", prefs.group(1)) == "s-1"
+        assert text == rendered.text.replace(UNSUBSCRIBE_URL, unsubscribe).replace(
+            PREFERENCES_URL, prefs.group(0)
+        )
+
+
+def test_a_sender_address_that_needs_smtputf8_is_a_config_error(tmp_path: Path) -> None:
+    config = config_for(tmp_path, '[sender]\naddress = "bündnis@example.org"\n')
+    with pytest.raises(ConfigError) as info:
+        MessageFactory(config, rendered_issue(), SECRET)
+    assert info.value.problems == [
+        "'sender.address': 'bündnis@example.org' is not a plain ASCII address"
+    ]

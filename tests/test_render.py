@@ -12,6 +12,7 @@ import pytest
 from comms.cli import load_site
 from comms.config import Config, load_config
 from comms.content import Site
+from comms.errors import ConfigError
 from comms.plaintext import WIDTH
 from comms.render import (
     PREFERENCES_URL,
@@ -137,3 +138,25 @@ def test_confirmation_mail_is_neutral(sample: tuple[Config, Site]) -> None:
     assert UNSUBSCRIBE_URL not in html
     assert "https://example.org/datenschutz" in html and "https://example.org/impressum" in text
     assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
+
+
+def test_accent_colour_must_keep_contrast(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text('[render]\naccent_color = "#7fb2c0"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "comms.toml")
+    assert caught.value.problems == [
+        "comms.toml: 'render.accent_color': too light: needs a contrast of at least 4.5:1 "
+        "against white"
+    ]
+
+
+def test_logo_and_accent_colour_reach_the_mail(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text(
+        '[render]\naccent_color = "#8A1538"\nlogo = "images/logo.png"\n', encoding="utf-8"
+    )
+    config = load_config(tmp_path / "comms.toml")
+    _, html, _ = render_confirmation(config, "https://newsletter.example.org/confirm/x")
+    logo = [a for tag, a in _tags(html) if tag == "img"]
+    assert logo[0]["src"] == "https://newsletter.example.org/images/logo.png"
+    assert logo[0]["alt"] == "Niedersachsen packt an"
+    assert "a { color: #8a1538;" in html

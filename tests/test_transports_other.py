@@ -11,9 +11,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.httpapi import HttpApiTransport, idempotency_key
 from comms.message import MessageFactory, OutgoingMessage, Recipient
+from comms.render import UNSUBSCRIBE_URL
 from comms.transports import FileTransport, MemoryTransport, memory_outbox, open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -71,7 +72,10 @@ def test_429_then_success_is_one_logical_send_with_one_key(
     sent = BytesParser(policy=default).parsebytes(message.data)
     assert body["headers"]["List-Unsubscribe"] == sent["List-Unsubscribe"]
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "/unsubscribe/42." in body["textContent"] and "/unsubscribe/42." in body["htmlContent"]
+    unsubscribe = sent["List-Unsubscribe"].strip("<>")
+    issue = rendered_issue()
+    assert body["textContent"].startswith(issue.text.split(UNSUBSCRIBE_URL)[0] + unsubscribe)
+    assert body["htmlContent"].startswith(issue.html.split(UNSUBSCRIBE_URL)[0] + unsubscribe)
     assert "Musterstraße" in body["htmlContent"]
 
 
@@ -181,3 +185,14 @@ def test_memory_transport_records_and_scripts_failures(tmp_path: Path) -> None:
         failing.send("a@example.org", "b@example.org", b"data", "i/1")
     failing.send("a@example.org", "b@example.org", b"data", "i/1")
     assert [m.recipient for m in failing.sent] == ["b@example.org"]
+
+
+def test_an_unreachable_api_is_not_ambiguous(tmp_path: Path, message: OutgoingMessage) -> None:
+    from .smtp_servers import free_port
+
+    url = f"brevo+http://127.0.0.1:{free_port()}"
+    transport = open_transport(url, config_for(tmp_path, "[api]\nmax_attempts = 1\n"), ENV)
+    with pytest.raises(Unreachable) as info:
+        _send(transport, message)  # type: ignore[arg-type]
+    assert info.value.ambiguous is False
+    assert str(info.value).startswith(f"http://127.0.0.1:{url.rsplit(':', 1)[1]}/v3/smtp/email: ")

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from comms.errors import ConfigError, PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.errors import (
+    ConfigError,
+    PermanentFailure,
+    PolicyRejection,
+    TemporaryFailure,
+    Unreachable,
+)
 from comms.message import MessageFactory, OutgoingMessage, Recipient
 from comms.transports import SmtpTransport, classify, open_transport
 
@@ -166,7 +172,7 @@ def test_server_closing_sessions_silently_costs_no_message_and_no_duplicate(
 
 def test_unreachable_server_is_a_temporary_failure() -> None:
     transport = SmtpTransport("127.0.0.1", free_port(), timeout=2)
-    with pytest.raises(TemporaryFailure, match=r"^cannot connect to 127\.0\.0\.1:\d+: "):
+    with pytest.raises(Unreachable, match=r"^cannot connect to 127\.0\.0\.1:\d+: "):
         transport.send("a@example.org", "b@example.org", b"x\r\n", "k/1")
 
 
@@ -178,7 +184,7 @@ def test_a_silent_server_times_out(tmp_path: Path) -> None:
         listener.listen()
         transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=0.5)
         start = time.monotonic()
-        with pytest.raises(TemporaryFailure, match="timed out"):
+        with pytest.raises(Unreachable, match="timed out"):
             transport.send("a@example.org", "b@example.org", b"x\r\n", "k/1")
         assert time.monotonic() - start < 2
 
@@ -322,3 +328,30 @@ def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
 )
 def test_classification_table(code: int, text: str, stage: str, kind: type[Exception]) -> None:
     assert type(classify(code, text, stage)) is kind
+
+
+def test_no_reply_to_the_message_in_time_is_ambiguous(
+    handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    handler.slow_data[messages[0].recipient] = 0.8
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=0.3)
+        with pytest.raises(TemporaryFailure) as info:
+            _send(transport, messages[0])
+        assert info.value.ambiguous is True
+        _send(transport, messages[1])  # a new connection for the next message
+        transport.close()
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:2]]
+    assert transport.connections == 2
+
+
+def test_login_over_plain_smtp_to_a_local_relay(
+    handler: Handler, messages: list[OutgoingMessage], tmp_path: Path
+) -> None:
+    auth = {"authenticator": authenticator("relay", "geheim"), "auth_require_tls": False}
+    with smtp_server(handler, **auth) as port:
+        transport = open_transport(f"smtp://relay@127.0.0.1:{port}", config_for(tmp_path), ENV)
+        _send(transport, messages[0])  # type: ignore[arg-type]
+        transport.close()
+    assert handler.commands[:3] == ["EHLO", "AUTH", "MAIL"]
+    assert len(handler.received) == 1

@@ -18,6 +18,12 @@ ROUTES = ["/subscribe", "/confirm/{}", "/confirm/{}/resend", "/unsubscribe/{}",
           "/preferences/{}", "/preferences/{}/export", "/preferences/{}/delete", "/healthz",
           "/{}"]  # fmt: skip
 
+CONTENT_TYPES = [
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "text/plain",
+]
+
 
 @pytest.fixture(scope="module")
 def fuzz_web(
@@ -52,16 +58,16 @@ def test_no_input_gives_a_500(
     token = data.draw(st.one_of(st.sampled_from(tokens), texts.filter(bool)))
     path = data.draw(st.sampled_from(ROUTES)).format(quote(token, safe=""))
     method = data.draw(st.sampled_from(["GET", "POST", "POST", "POST", "HEAD", "PUT", "DELETE"]))
-    values = st.one_of(texts, st.sampled_from(csrf), st.just("One-Click"), st.just("yes"),
-                       st.sampled_from(["sprache", "weser-ems", "en", "a@example.org"]))  # fmt: skip
-    form = data.draw(st.dictionaries(st.one_of(st.sampled_from(FIELDS), texts),
-                                     st.one_of(values, st.lists(values, max_size=3)),
-                                     max_size=6))  # fmt: skip
+    special = ["One-Click", "yes", "sprache", "weser-ems", "en", "a@example.org", *csrf]
+    values = st.one_of(texts, st.sampled_from(special))
+    names = st.one_of(st.sampled_from(FIELDS), texts)
+    form = data.draw(
+        st.dictionaries(names, st.one_of(values, st.lists(values, max_size=3)), max_size=6)
+    )
     kind = data.draw(st.sampled_from(["urlencoded", "multipart", "raw"]))
     if kind == "raw":
         body = data.draw(st.binary(max_size=200))
-        ctype = data.draw(st.sampled_from(["application/x-www-form-urlencoded",
-                                           "multipart/form-data; boundary=x", "text/plain"]))  # fmt: skip
+        ctype = data.draw(st.sampled_from(CONTENT_TYPES))
         response = web.client.open(path, method=method, data=body, content_type=ctype)
     elif kind == "multipart":
         response = web.client.open(path, method=method, data=form,

@@ -91,7 +91,7 @@ def open_web(folder: Path, **overrides: Any) -> Iterator[Web]:
     store = open_store(config)
     mailer = Mailer(config)
     subs = Subscriptions(config, store, mailer)
-    app = create_app(folder / "public", subs)
+    app = create_app(folder / "public", config, subs)
     try:
         yield Web(config, store, subs, mailer, app, app.test_client(), memory_outbox(name))
     finally:

@@ -1,0 +1,78 @@
+"""Crash safety: SIGKILL `comms send` mid-run, run it again, count what each address got."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from .ledgerkit import run_cli
+from .smtp_servers import Handler, smtp_server
+
+ISSUE = "2020-02-newsletter"
+PEOPLE = 400
+CONCURRENCY = 4
+
+
+class SlowHandler(Handler):
+    """Takes 10 ms per message, so that the kill lands in the middle of the run."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(0.01)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _send(root: Path, port: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {"COMMS_SECRET_KEY": "test-secret"}
+    command = [
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
+        "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_kill_mid_run_then_rerun_loses_nothing_and_duplicates_at_most_in_flight(
+    site_copy: Path,
+) -> None:
+    rows = "".join(f"leser{n}@example.org\n" for n in range(PEOPLE))
+    (site_copy / "people.csv").write_text("email\n" + rows, encoding="utf-8")
+    code, _, err = run_cli(
+        site_copy, "subscribers", "import", str(site_copy / "people.csv"), "--confirmed",
+        "--consent-note", "Testliste",
+    )  # fmt: skip
+    assert code == 0, err
+    handler = SlowHandler()
+    with smtp_server(handler) as port:
+        first = _send(site_copy, port)
+        deadline = time.monotonic() + 60
+        while len(handler.received) < PEOPLE // 4 and first.poll() is None:
+            assert time.monotonic() < deadline, "the first run never got going"
+            time.sleep(0.005)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        at_kill = len(handler.received)
+        assert first.returncode == -signal.SIGKILL
+        assert at_kill < PEOPLE, "the run finished before it could be killed"
+        left = json.loads(run_cli(site_copy, "status", ISSUE, "--json")[1])["counts"]
+        assert left["sent"] < PEOPLE and left["queued"] + left["sending"] > 0
+        second = _send(site_copy, port)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, (out + err).decode()
+    got = Counter(r.rcpt_tos[0] for r in handler.received)
+    expected = {f"leser{n}@example.org" for n in range(PEOPLE)}
+    assert set(got) == expected, "someone got nothing"
+    duplicates = sum(n - 1 for n in got.values())
+    assert duplicates <= CONCURRENCY, f"{duplicates} duplicates, at most {CONCURRENCY} allowed"
+    print(f"killed after {at_kill} received; {left}; duplicates after the rerun: {duplicates}")
+    if left["sending"]:
+        assert f"took over {left['sending']} delivery(ies)" in out.decode()
+    final = json.loads(run_cli(site_copy, "status", ISSUE, "--json")[1])["counts"]
+    assert final["sent"] == PEOPLE

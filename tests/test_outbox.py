@@ -1,0 +1,295 @@
+"""The send ledger end to end on a real SQLite file, with scripted in-test transports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.ledger import Campaign
+from comms.message import OutgoingMessage, Recipient
+from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
+from comms.store import Consent, NewSubscriber, Store, now_utc
+
+from .ledgerkit import IMPORT, Sink, build, make_store
+
+FAST = SendOptions(concurrency=4, retry_backoff=0.0)
+
+
+def start(store: Store, slug: str = "ausgabe-1", **kw: list[str]) -> Campaign:
+    campaign, _ = prepare(store, slug, "hash-1", kw.get("topics", []), kw.get("regions", []))
+    return campaign
+
+
+def test_sends_each_subscriber_once_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 250)
+    sink = Sink()
+    campaign, created = prepare(store, "ausgabe-1", "hash-1", [], [])
+    assert created and campaign.recipients == 250
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.exit_code == 0
+    assert report.counts == {"sent": 250}
+    assert set(sink.per_address().values()) == {1}
+    assert len(sink.per_address()) == 250
+    assert sink.opened == sink.closed == 4
+    again, created = prepare(store, "ausgabe-1", "hash-1", [], [])
+    assert not created
+    report = send(store, again, build, sink.opener, FAST)
+    assert report.exit_code == 0 and report.done_now == {}
+    assert len(sink.delivered) == 250
+    assert store.campaign("ausgabe-1").status == "done"
+
+
+def test_suppression_is_checked_right_before_each_message(tmp_path: Path) -> None:
+    """STANDARDS S12: enqueue 100, unsubscribe #50 while the run is under way → not sent."""
+    store = make_store(tmp_path, 100)
+    campaign = start(store)
+    victim = store.find("user50@example.org")
+    assert victim is not None
+    sink = Sink()
+
+    def unsubscribe_during_run(recipient: str) -> None:
+        if recipient == "user10@example.org":
+            store.unsubscribe(victim.uid, Consent("unsubscribe", "test", channel="one-click"))
+
+    sink.before_send = unsubscribe_during_run
+    report = send(store, campaign, build, sink.opener, replace(FAST, concurrency=1))
+    assert "user50@example.org" not in sink.per_address()
+    assert len(sink.delivered) == 99
+    assert report.counts == {"sent": 99, "skipped": 1}
+    assert report.exit_code == 0
+
+
+def test_suppressed_and_inactive_people_are_not_enqueued(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 5)
+    store.add_pending(NewSubscriber("pending@example.org"), Consent("request", "test"))
+    store.erase("user1@example.org")
+    campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
+    assert campaign.recipients == 4
+    assert store.add_confirmed  # the erased address stays blocked on re-import:
+    result, notes = store.import_subscribers(
+        [(2, NewSubscriber("user1@example.org"))], IMPORT, confirmed=True
+    )
+    assert result.suppressed == 1 and result.added == 0
+    assert notes == [(2, "address is on the suppression list; skipped")]
+
+
+def test_issue_targets_topics_or_regions(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    people = [
+        NewSubscriber("alle@example.org"),
+        NewSubscriber("sprache@example.org", topics=("sprache",)),
+        NewSubscriber("arbeit@example.org", topics=("arbeit",)),
+        NewSubscriber("ems@example.org", topics=("arbeit",), regions=("weser-ems",)),
+        NewSubscriber("lg@example.org", regions=("lueneburg",)),
+        NewSubscriber("sprache-ems@example.org", topics=("sprache",), regions=("weser-ems",)),
+        NewSubscriber(
+            "sprache-lg@example.org", topics=("sprache", "kultur"), regions=("lueneburg",)
+        ),
+    ]
+    store.import_subscribers(enumerate(people), IMPORT, confirmed=True)
+    sink = Sink()
+    campaign, _ = prepare(store, "gezielt", "h", ["sprache"], ["weser-ems"])
+    send(store, campaign, build, sink.opener, FAST)
+    # No topic (region) choice = every topic (region); both targeted dimensions must match.
+    assert sorted(sink.per_address()) == [
+        "alle@example.org",
+        "sprache-ems@example.org",
+        "sprache@example.org",
+    ]
+
+
+def test_temporary_failure_is_retried_in_the_same_run(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    sink = Sink(failures={"user1@example.org": [TemporaryFailure("451 4.3.0 try later", code=451)]})
+    report = send(store, start(store), build, sink.opener, FAST)
+    assert report.exit_code == 0
+    assert report.counts == {"sent": 3}
+    assert [a for a, _ in sink.attempts].count("user1@example.org") == 2
+    person = store.report("user1@example.org")
+    assert person is not None and person["deliveries"][0]["attempts"] == 2
+
+
+def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
+    """STANDARDS S6: in-run retries, then longer backoff (exit 3), then failed at the deadline."""
+    store = make_store(tmp_path, 2)
+    busy = [TemporaryFailure("451 busy", code=451) for _ in range(20)]
+    sink = Sink(failures={"user0@example.org": busy})
+    campaign = start(store)
+    clock = [now_utc()]
+    options = replace(FAST, retry_attempts=2, clock=lambda: clock[0])
+    report = send(store, campaign, build, sink.opener, options)
+    assert report.exit_code == 3
+    assert report.counts == {"sent": 1, "queued": 1}
+    assert len(sink.attempts) == 1 + 3  # user1 once, user0: first try + 2 in-run retries
+    assert report.next_attempt is not None
+    wait = report.next_attempt - clock[0]
+    assert timedelta(minutes=27) <= wait <= timedelta(minutes=33)
+    # Not due yet: nothing happens.
+    report = send(store, campaign, build, sink.opener, options)
+    assert len(sink.attempts) == 4 and report.exit_code == 3
+    clock[0] += timedelta(minutes=34)
+    report = send(store, campaign, build, sink.opener, options)
+    assert len(sink.attempts) == 7 and report.exit_code == 3
+    clock[0] += timedelta(hours=200)
+    report = send(store, campaign, build, sink.opener, options)
+    assert report.exit_code == 0
+    assert report.counts == {"sent": 1, "failed": 1}
+    errors = store.recent_errors(campaign.id)
+    assert errors[0]["last_error"] == "gave up after 7 attempts: 451 busy"
+
+
+def test_permanent_failure_bounces_and_suppresses(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    gone = PermanentFailure("550 5.1.1 no such user", code=550, enhanced="5.1.1")
+    sink = Sink(failures={"user2@example.org": [gone]})
+    report = send(store, start(store), build, sink.opener, FAST)
+    assert report.exit_code == 0
+    assert report.counts == {"sent": 2, "failed": 1}
+    person = store.report("user2@example.org")
+    assert person is not None
+    assert person["status"] == "bounced"
+    assert person["suppressed"] == "bounced"
+    assert [c["action"] for c in person["consent"]] == ["import", "bounce"]
+    assert person["consent"][1]["note"] == "550 5.1.1 no such user"
+
+
+def test_policy_rejection_stops_the_campaign(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 50)
+    policy = PolicyRejection("550 5.7.26 unauthenticated sender", code=550, enhanced="5.7.26")
+    sink = Sink(failures={"user0@example.org": [policy]})
+    campaign = start(store)
+    report = send(store, campaign, build, sink.opener, replace(FAST, concurrency=1))
+    assert report.exit_code == 1
+    assert report.stopped == (
+        "the server rejects our mail as a matter of policy: 550 5.7.26 unauthenticated sender"
+    )
+    assert report.campaign.status == "paused"
+    assert report.counts == {"queued": 50}
+    assert sink.delivered == []
+    # After the fix, a rerun sends everything.
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.exit_code == 0 and report.counts == {"sent": 50}
+
+
+def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 30)
+
+    def refuse() -> Sink:
+        raise TemporaryFailure("connection refused by 127.0.0.1:1")
+
+    campaign = start(store)
+    report = send(store, campaign, build, refuse, FAST)
+    assert report.exit_code == 1
+    assert report.stopped == "cannot reach the mail server: connection refused by 127.0.0.1:1"
+    assert report.counts == {"queued": 30}
+
+
+def test_ambiguous_delivery_is_retried_with_the_same_message_id(tmp_path: Path) -> None:
+    """STANDARDS S7: a drop after DATA → status ambiguous → retried with the same key."""
+    store = make_store(tmp_path, 1)
+    dropped = TemporaryFailure("connection lost after DATA", ambiguous=True)
+    sink = Sink(failures={"user0@example.org": [dropped]})
+    report = send(store, start(store), build, sink.opener, FAST)
+    assert report.counts == {"sent": 1}
+    keys = [key for _, key in sink.attempts]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert sink.opened == 2  # the dropped connection was replaced
+
+
+def test_ambiguous_status_is_recorded_while_waiting(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 1)
+    dropped = [TemporaryFailure("connection lost after DATA", ambiguous=True)] * 3
+    sink = Sink(failures={"user0@example.org": list(dropped)})
+    report = send(store, start(store), build, sink.opener, FAST)
+    assert report.counts == {"ambiguous": 1}
+    assert report.exit_code == 3
+
+
+def test_rate_limit_paces_the_whole_run() -> None:
+    bucket = TokenBucket(200)
+    began = time.monotonic()
+    for _ in range(41):
+        bucket.acquire()
+    assert time.monotonic() - began >= 0.19
+
+
+def test_rate_option_limits_messages_per_second(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 30)
+    sink = Sink()
+    began = time.monotonic()
+    send(store, start(store), build, sink.opener, replace(FAST, rate=100))
+    assert time.monotonic() - began >= 0.28
+    assert len(sink.delivered) == 30
+
+
+def test_rows_of_a_dead_run_are_taken_over_at_once(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 10)
+    campaign = start(store)
+    now = now_utc()
+    # A run on this host whose process is gone (pid far above pid_max) claimed 4 rows.
+    import socket
+
+    dead = f"{socket.gethostname()}:999999999:abcd"
+    store.claim(campaign.id, dead, 4, now, now + timedelta(hours=1))
+    sink = Sink()
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.resumed == 4
+    assert report.counts == {"sent": 10}
+
+
+def test_rows_of_a_live_run_elsewhere_wait_for_its_lease(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    campaign = start(store)
+    now = now_utc()
+    store.claim(campaign.id, "other-host:1:abcd", 1, now, now + timedelta(minutes=5))
+    sink = Sink()
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.counts == {"sent": 2, "sending": 1}
+    assert report.exit_code == 3
+    later = replace(FAST, clock=lambda: now + timedelta(minutes=6))
+    report = send(store, campaign, build, sink.opener, later)
+    assert report.counts == {"sent": 3} and report.resumed == 1
+
+
+def test_changed_content_needs_force(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 2)
+    prepare(store, "ausgabe-1", "hash-1", [], [])
+    with pytest.raises(CampaignChanged) as caught:
+        prepare(store, "ausgabe-1", "hash-2", [], [])
+    assert str(caught.value) == (
+        "issue 'ausgabe-1' changed after sending started (0 already sent); check the change, "
+        "then run again with --force to send the new version to the rest"
+    )
+    campaign, created = prepare(store, "ausgabe-1", "hash-2", [], [], force=True)
+    assert not created
+    assert store.campaign("ausgabe-1").content_hash == "hash-2"
+
+
+def test_erased_subscriber_is_skipped(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    campaign = start(store)
+    assert store.erase("user1@example.org") == {"subscriber": 1, "consent": 1, "deliveries": 1}
+    sink = Sink()
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.counts == {"sent": 2, "skipped": 1}
+    assert "user1@example.org" not in sink.per_address()
+
+
+def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 2)
+
+    def picky(recipient: Recipient) -> OutgoingMessage:
+        if recipient.email == "user1@example.org":
+            raise PermanentFailure("cannot send to 'user1@example.org': not a plain ASCII address")
+        return build(recipient)
+
+    sink = Sink()
+    report = send(store, start(store), picky, sink.opener, FAST)
+    assert report.exit_code == 0 and report.counts == {"sent": 1, "failed": 1}
+    person = store.report("user1@example.org")
+    assert person is not None and person["status"] == "active" and person["suppressed"] is None

@@ -1,0 +1,62 @@
+"""`comms preview`: issue pages with both widths, drafts included, rebuild on change."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from comms.config import load_config
+from comms.preview import Preview
+
+ISSUE = "content/issues/2020-04-newsletter.md"
+
+
+def test_preview_pages(site_copy: Path) -> None:
+    with Preview(load_config(site_copy / "comms.toml")) as preview:
+        client = preview.app.test_client()
+        index = client.get("/_preview/").get_data(as_text=True)
+        assert 'href="/_preview/2020-04-newsletter/"' in index
+        assert "(Entwurf)" in index
+        page = client.get("/_preview/2020-04-newsletter/").get_data(as_text=True)
+        assert '<iframe src="/_preview/2020-04-newsletter/email.html" width="600"' in page
+        assert '<iframe src="/_preview/2020-04-newsletter/email.html" width="375"' in page
+        assert "Jetzt zur Konferenz anmelden" in page  # the preheader
+        assert "%%UNSUBSCRIBE_URL%%" in page  # the text part, as sent
+        email = client.get("/_preview/2020-04-newsletter/email.html")
+        assert email.get_data(as_text=True).startswith('<!doctype html><html lang="de"')
+        assert client.get("/_preview/2020-04-newsletter/email.txt").mimetype == "text/plain"
+        assert client.get("/_preview/nope/").status_code == 404
+        archive = client.get("/")
+        assert archive.status_code == 200
+        assert "<script" not in archive.get_data(as_text=True)
+
+
+def test_rebuild_shows_changes_and_errors(site_copy: Path) -> None:
+    with Preview(load_config(site_copy / "comms.toml")) as preview:
+        client = preview.app.test_client()
+        path = site_copy / ISSUE
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("Sprache und Beruf im Fokus", "Neuer Betreff"), "utf-8")
+        preview.rebuild()
+        assert client.get("/_preview/version").get_data(as_text=True) == "2"
+        page = client.get("/_preview/2020-04-newsletter/").get_data(as_text=True)
+        assert "Schwerpunktkonferenz am 16. April: Neuer Betreff" in page
+        path.write_text(text.replace("number: 4", "number: [4"), "utf-8")
+        preview.rebuild()
+        page = client.get("/_preview/2020-04-newsletter/").get_data(as_text=True)
+        assert '<pre class="error" role="alert">content/issues/2020-04-newsletter.md:3:' in page
+        assert "Neuer Betreff" in page  # the last good build stays visible
+
+
+def test_watcher_rebuilds_on_file_change(site_copy: Path) -> None:
+    with Preview(load_config(site_copy / "comms.toml")) as preview:
+        preview.watch()
+        time.sleep(0.5)
+        path = site_copy / ISSUE
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("Sprache und Beruf", "Sprache und Arbeit"), "utf-8")
+        deadline = time.monotonic() + 15
+        while preview.version < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert preview.version >= 2
+        assert "Sprache und Arbeit" in preview.issues["2020-04-newsletter"].subject

@@ -1,0 +1,152 @@
+"""`comms refresh` against a real local WebSub hub (pytest-httpserver)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+
+from comms import publish
+from comms.cli import cli
+from comms.config import load_config
+from comms.errors import ContentErrors
+
+BASE = "https://newsletter.example.org/"
+PRACTICE = "content/practices/film-workshop-uelzen.md"
+
+
+def refresh(root: Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--config", str(root / "comms.toml"), "refresh"])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def use_hub(root: Path, url: str) -> None:
+    with (root / "comms.toml").open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[feeds]\nhubs = ["{url}"]\n')
+
+
+def pings(httpserver: HTTPServer) -> list[str]:
+    found = []
+    for request, _ in httpserver.log:
+        assert request.method == "POST"
+        assert request.form["hub.mode"] == "publish"
+        found.append(request.form["hub.url"])
+    httpserver.clear_log()
+    return found
+
+
+def test_one_ping_per_changed_feed_and_none_when_unchanged(
+    site_copy: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=202)
+    use_hub(site_copy, httpserver.url_for("/hub"))
+    code, out, err = refresh(site_copy)
+    assert code == 0, err
+    first = pings(httpserver)
+    feeds = sorted(
+        p.relative_to(site_copy / "public").as_posix()
+        for p in site_copy.glob("public/**/*")
+        if p.name in ("feed.xml", "atom.xml", "feed.json")
+    )
+    assert len(feeds) == 30
+    assert sorted(first) == [BASE + path for path in feeds]
+    assert f"notified {httpserver.url_for('/hub')}: {BASE}events/atom.xml" in out.splitlines()
+
+    mtimes = {p: p.stat().st_mtime_ns for p in (site_copy / "public").rglob("*") if p.is_file()}
+    code, out, _ = refresh(site_copy)
+    assert code == 0
+    assert out == "0 file(s) written, 59 unchanged, 0 removed\n"
+    assert pings(httpserver) == []
+    assert mtimes == {p: p.stat().st_mtime_ns for p in mtimes}  # so ETags and 304s hold
+
+    practice = site_copy / PRACTICE
+    practice.write_text(practice.read_text("utf-8") + "\nNeu: ein Nachtrag.\n", "utf-8")
+    code, out, _ = refresh(site_copy)
+    assert code == 0
+    expected = [
+        BASE + f + n for f in ("", "practices/") for n in ("atom.xml", "feed.json", "feed.xml")
+    ]
+    assert sorted(pings(httpserver)) == expected
+    assert out.startswith("6 file(s) written, 53 unchanged, 0 removed\n")
+
+
+def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
+    site_copy: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "BACKOFF", 0.01)
+    hub = httpserver.url_for("/hub")
+    use_hub(site_copy, hub)
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=204)
+    assert refresh(site_copy)[0] == 0
+    assert len(pings(httpserver)) == 30
+    practice = site_copy / PRACTICE
+    practice.write_text(practice.read_text("utf-8") + "\nNeu.\n", "utf-8")
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/hub", method="POST").respond_with_data("busy", status=503)
+    code, out, err = refresh(site_copy)
+    assert code == 1
+    assert out.startswith("6 file(s) written, 53 unchanged, 0 removed\n")
+    errors = err.splitlines()
+    assert f"error: hub {hub} did not take {BASE}atom.xml (HTTP 503)" in errors
+    assert (
+        f"error: hub {hub} did not take {BASE}feed.xml "
+        "(not sent: the hub failed with HTTP 503)" in errors
+    )
+    assert len(errors) == 6
+    assert len(pings(httpserver)) == publish.ATTEMPTS  # then it leaves the hub alone
+    assert b"Neu." in (site_copy / "public" / "practices" / "feed.xml").read_bytes()
+
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=204)
+    code, out, _ = refresh(site_copy)  # nothing changed, but the hub still has to hear of it
+    assert code == 0
+    assert len(pings(httpserver)) == 6
+    assert refresh(site_copy)[0] == 0
+    assert pings(httpserver) == []
+
+
+def test_a_hub_that_refuses_is_not_asked_again_in_the_same_run(
+    site_copy: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hub", method="POST").respond_with_data("no", status=400)
+    use_hub(site_copy, httpserver.url_for("/hub"))
+    code, _, err = refresh(site_copy)
+    assert code == 1
+    assert len(pings(httpserver)) == 30  # once per feed, no retries of a 4xx
+    assert err.count("(HTTP 400)") == 30
+
+
+def test_content_errors_write_nothing(site_copy: Path) -> None:
+    broken = site_copy / "content" / "events" / "broken.md"
+    broken.write_text("---\ntitle: x\n", encoding="utf-8")
+    code, out, err = refresh(site_copy)
+    assert code == 1
+    assert out.startswith("content/events/broken.md:1: ")
+    assert err.endswith("; nothing written\n")
+    assert not (site_copy / "public").exists()
+
+
+def test_the_scheduler_entry_point_refuses_bad_content(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    assert publish.refresh_content(config).write.written  # first run writes everything
+    (site_copy / "content" / "events" / "broken.md").write_text("---\ntitle: x\n", "utf-8")
+    with pytest.raises(ContentErrors) as raised:
+        publish.refresh_content(config)
+    assert [e.path.name for e in raised.value.errors] == ["broken.md"]
+
+
+def test_an_unreachable_hub_is_given_up_after_one_feed(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "BACKOFF", 0.01)
+    use_hub(site_copy, "http://127.0.0.1:9/hub")  # the discard port: nobody listens
+    code, _, err = refresh(site_copy)
+    assert code == 1
+    errors = err.splitlines()
+    assert len(errors) == 30
+    assert errors[0].startswith(
+        f"error: hub http://127.0.0.1:9/hub did not take {BASE}atom.xml (ConnectionError: "
+    )
+    assert errors[1].endswith("(not sent: the hub failed with ConnectionError)")

@@ -1,0 +1,226 @@
+"""`comms send` end to end: sample issue → real SMTP server (aiosmtpd) → parse what arrived."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+from .ledgerkit import run_cli
+from .smtp_servers import Handler, free_port, smtp_server
+
+ISSUE = "2020-02-newsletter"
+PEOPLE = (
+    "email,name,topics,regions\n"
+    "anna@example.org,Anna,sprache,\n"
+    "Bjoern@Bücher.Example.org,Björn,,weser-ems\n"
+    "carla@example.org,,arbeit,lueneburg\n"
+)
+FAST = {"COMMS_DELIVERY_RETRY_BACKOFF_SECONDS": "0"}
+
+
+@pytest.fixture
+def site(site_copy: Path) -> Path:
+    """The sample site with three confirmed subscribers."""
+    (site_copy / "people.csv").write_text(PEOPLE, encoding="utf-8")
+    code, _, err = run_cli(
+        site_copy, "subscribers", "import", str(site_copy / "people.csv"), "--confirmed",
+        "--consent-note", "Testliste",
+    )  # fmt: skip
+    assert code == 0, err
+    return site_copy
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def status(root: Path) -> dict[str, object]:
+    code, out, _ = run_cli(root, "status", ISSUE, "--json")
+    assert code == 0
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def test_send_through_smtp_then_parse_what_arrived(site: Path) -> None:
+    handler = Handler()
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        code, out, err = run_cli(site, "send", ISSUE, "--transport", url)
+        assert code == 0, out + err
+        assert out.splitlines() == [
+            "Sending #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
+            f"({ISSUE}): 3 recipient(s), 3 to send over 4 connection(s)",
+            f"{ISSUE}: 3 sent, 0 failed, 0 skipped, 0 waiting",
+        ]
+        code, out, _ = run_cli(site, "send", ISSUE, "--transport", url)
+    assert code == 0
+    assert out == (
+        f"nothing to send: every delivery of {ISSUE} is final "
+        "(3 sent, 0 failed, 0 skipped, 0 waiting)\n"
+    )
+    assert sorted(r.rcpt_tos[0] for r in handler.received) == [
+        "anna@example.org",
+        "bjoern@xn--bcher-kva.example.org",
+        "carla@example.org",
+    ]
+    for received in handler.received:
+        message = parse(received.data)
+        assert message["Subject"] == (
+            "Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis"
+        )
+        assert message["To"].addresses[0].addr_spec == received.rcpt_tos[0]
+        assert message["List-Unsubscribe"].startswith("<https://newsletter.example.org/")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Message-ID"].endswith("@newsletter.example.org>")
+        assert message.get_body(("plain",)) is not None
+        assert "Schwerpunktkonferenz" in message.get_body(("html",)).get_content()
+    ids = {parse(r.data)["Message-ID"] for r in handler.received}
+    assert len(ids) == 3
+    data = status(site)
+    assert data["status"] == "done"
+    assert data["counts"] == {
+        "queued": 0, "sending": 0, "sent": 3, "failed": 0, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+    code, out, _ = run_cli(site, "subscribers", "show", "anna@example.org", "--json")
+    person = json.loads(out)
+    assert person["status"] == "active"
+    assert person["deliveries"][0]["slug"] == ISSUE
+    assert person["deliveries"][0]["status"] == "sent"
+
+
+def test_bounce_temporary_failure_and_exit_3(site: Path) -> None:
+    handler = Handler(
+        rcpt_replies={
+            "anna@example.org": "550 5.1.1 <anna@example.org>: no such user",
+            "carla@example.org": "451 4.3.0 try again later",
+        }
+    )
+    with smtp_server(handler) as port:
+        code, out, err = run_cli(
+            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", env=FAST
+        )
+    assert code == 3, out + err
+    lines = out.splitlines()
+    assert lines[1] == f"{ISSUE}: 1 sent, 1 failed, 0 skipped, 1 waiting"
+    assert lines[2].startswith("1 delivery(ies) wait for a retry, the next at ")
+    assert lines[2].endswith(f"; run `comms send {ISSUE}` again then")
+    data = status(site)
+    assert data["counts"] == {
+        "queued": 1, "sending": 0, "sent": 1, "failed": 1, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+    errors = data["errors"]
+    assert isinstance(errors, list)
+    assert {e["email"]: e["attempts"] for e in errors} == {
+        "anna@example.org": 1,
+        "carla@example.org": 3,
+    }
+    code, out, _ = run_cli(site, "subscribers", "show", "anna@example.org", "--json")
+    person = json.loads(out)
+    assert person["status"] == "bounced"
+    assert person["suppressed"] == "bounced"
+
+
+def test_policy_rejection_stops_with_exit_1(site: Path) -> None:
+    reply = "550 5.7.26 Unauthenticated email from example.org is not accepted"
+    handler = Handler(rcpt_replies={"anna@example.org": reply, "carla@example.org": reply})
+    with smtp_server(handler) as port:
+        code, out, err = run_cli(
+            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", "1"
+        )
+    assert code == 1
+    assert err.startswith("error: campaign stopped: the server rejects our mail as a matter of ")
+    assert err.endswith(f"fix the cause and run `comms send {ISSUE}` again\n")
+    data = status(site)
+    assert data["status"] == "paused"
+    counts = data["counts"]
+    assert isinstance(counts, dict)
+    assert counts["failed"] == 0 and counts["queued"] >= 2
+
+
+def test_unreachable_server_stops_with_exit_1(site: Path) -> None:
+    url = f"smtp://127.0.0.1:{free_port()}"
+    code, out, err = run_cli(site, "send", ISSUE, "--transport", url, env=FAST)
+    assert code == 1, out
+    assert err.startswith("error: campaign stopped: cannot reach the mail server: ")
+    assert "3 deliveries stay queued" in err
+    assert status(site)["counts"] == {
+        "queued": 3, "sending": 0, "sent": 0, "failed": 0, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+
+
+def test_drop_after_data_is_ambiguous_and_retried_with_the_same_message_id(site: Path) -> None:
+    handler = Handler(drop_after_data={"anna@example.org"})
+    with smtp_server(handler) as port:
+        code, _, _ = run_cli(
+            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", env=FAST
+        )
+    assert code == 3
+    to_anna = [parse(r.data)["Message-ID"] for r in handler.received if "anna" in r.rcpt_tos[0]]
+    assert len(to_anna) == 3  # first try + 2 in-run retries
+    assert len(set(to_anna)) == 1
+    counts = status(site)["counts"]
+    assert isinstance(counts, dict) and counts["ambiguous"] == 1 and counts["sent"] == 2
+
+
+def test_dry_run_and_proof_leave_the_ledger_alone(site: Path) -> None:
+    handler = Handler()
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        code, out, _ = run_cli(site, "send", ISSUE, "--dry-run", "--rate", "2")
+        assert code == 0
+        assert out.splitlines() == [
+            "Plan for #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
+            f"({ISSUE}), nothing is sent:",
+            "  recipients: 3",
+            "  to send now: 3 in 1 batch(es) of up to 100",
+            "  connections: 4",
+            "  estimated time: 0 min 2 s at 2 msg/s",
+        ]
+        code, out, _ = run_cli(site, "send", ISSUE, "--transport", url, "--to", "Red@Example.org")
+        assert code == 0
+        assert out == "proof sent to red@example.org (outside the list; the ledger is unchanged)\n"
+    assert [r.rcpt_tos for r in handler.received] == [["red@example.org"]]
+    code, _, err = run_cli(site, "status", ISSUE)
+    assert code == 1 and err == f"error: issue '{ISSUE}' has not been sent (no campaign)\n"
+
+
+def test_draft_and_unknown_issue_are_refused(site: Path) -> None:
+    code, _, err = run_cli(site, "send", "2020-04-newsletter")
+    assert code == 1
+    assert err == (
+        "error: issue '2020-04-newsletter' is a draft; set `status: ready` to send it "
+        "(proofs with --to work for drafts)\n"
+    )
+    code, _, err = run_cli(site, "send", "gibt-es-nicht")
+    assert code == 1
+    assert err.startswith(f"error: no issue 'gibt-es-nicht' in {site / 'content'} (known: ")
+
+
+def test_demo_sends_the_next_issue_to_the_samples_once(site_copy: Path) -> None:
+    shutil.copytree(ROOT / "samples", site_copy / "samples")
+    code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
+    assert code == 0, err
+    assert err.startswith("warning: COMMS_SECRET_KEY is not set; generated a secret key")
+    lines = out.splitlines()
+    assert lines[-3] == "Subscribers: 5 sample subscriber(s) imported, 0 already there (5 active)"
+    assert lines[-2] == (
+        "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
+        f"({ISSUE}): sent 5 now via file://{site_copy / 'var' / 'outbox'}"
+    )
+    files = sorted((site_copy / "var" / "outbox" / ISSUE).glob("*.eml"))
+    assert len(files) == 5
+    assert parse(files[0].read_bytes())["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
+    assert code == 0 and err == ""
+    assert out.splitlines()[-1] == (
+        "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
+        f"({ISSUE}): nothing new to send (5 sent, 0 failed, 0 skipped, 0 waiting)"
+    )

@@ -1,0 +1,93 @@
+"""`comms build`: archive layout, determinism, JSON-LD, and nothing written on content errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from comms.cli import cli
+
+
+def _build(site: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--config", str(site / "comms.toml"), "build", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_two_builds_give_identical_bytes(site_copy: Path) -> None:
+    code, out, err = _build(site_copy, "--out", str(site_copy / "a"))
+    assert code == 0, err
+    assert out == f"Built {site_copy / 'a'}: 53 written, 0 unchanged, 0 removed\n"
+    _build(site_copy, "--out", str(site_copy / "b"))
+    assert _tree(site_copy / "a") == _tree(site_copy / "b")
+    code, out, _ = _build(site_copy, "--out", str(site_copy / "a"))
+    assert out == f"Built {site_copy / 'a'}: 0 written, 53 unchanged, 0 removed\n"
+
+
+def test_layout_of_the_output_folder(site_copy: Path) -> None:
+    code, _, err = _build(site_copy)
+    assert code == 0, err
+    files = set(_tree(site_copy / "public"))
+    for slug in ("2019-07-newsletter", "2019-11-newsletter", "2020-02-newsletter"):
+        assert {f"issues/{slug}/index.html", f"issues/{slug}/email.html"} <= files
+        assert f"issues/{slug}/email.txt" in files
+    # Drafts stay out of the public archive; `comms preview` shows them.
+    assert not any(path.startswith("issues/2020-04-newsletter/") for path in files)
+    assert "events/2020-11-30-fuenfter-jahrestag/index.html" in files
+    assert "practices/film-workshop-uelzen/index.html" in files
+    assert "awards/sonderpreis-2020/index.html" in files
+    assert "images/stuhlbau-projekt-lamspringe.jpg" in files
+    assert {"index.html", "style.css", "events/index.html", "issues/index.html"} <= files
+    # The feeds stage owns these paths.
+    assert not files & {"feed.xml", "atom.xml", "feed.json", "events.ics"}
+    assert not [path for path in files if path.endswith(".ics")]
+
+
+def test_index_lists_issues_newest_first_and_upcoming_events(site_copy: Path) -> None:
+    _build(site_copy)
+    index = (site_copy / "public" / "index.html").read_text(encoding="utf-8")
+    positions = [
+        index.index(f'href="issues/{slug}/"')
+        for slug in ("2020-02-newsletter", "2019-11-newsletter", "2019-07-newsletter")
+    ]
+    assert positions == sorted(positions)
+    # Reference date 2020-01-15: the FAQ workshop (March 2020) is upcoming, Friedland 2019 not.
+    assert 'href="events/2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen/"' in index
+    assert "2019-06-20-weltfluechtlingstag-friedland" not in index
+    assert '<link rel="alternate" type="application/rss+xml"' in index
+    assert 'href="subscribe"' in index
+    assert "<script" not in index
+
+
+def test_event_page_has_schema_org_event(site_copy: Path) -> None:
+    _build(site_copy)
+    slug = "2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen"
+    page = (site_copy / "public" / "events" / slug / "index.html").read_text(encoding="utf-8")
+    match = re.search(r'<script type="application/ld\+json">\n(.*?)\n</script>', page, re.S)
+    assert match is not None
+    data = json.loads(match.group(1))
+    assert data["@type"] == "Event"
+    assert data["startDate"] == "2020-03-25T10:00:00+01:00"
+    assert data["eventStatus"] == "https://schema.org/EventPostponed"
+    assert data["location"]["address"]["postalCode"] == "38100"
+    assert data["identifier"] == f"tag:newsletter.example.org,2015:event/{slug}"
+    assert f'href="../{slug}.ics"' in page
+    assert '<p class="status">Verschoben</p>' in page
+
+
+def test_content_errors_write_nothing(site_copy: Path) -> None:
+    bad = site_copy / "content" / "events" / "broken.md"
+    bad.write_text("---\ntitle: x\nstart: 31.02.2020\n---\n", encoding="utf-8")
+    code, out, err = _build(site_copy)
+    assert code == 1
+    assert "content/events/broken.md:3: field 'start': expected a date, got '31.02.2020'" in out
+    assert err.endswith("error(s); nothing written\n")
+    assert not (site_copy / "public").exists()

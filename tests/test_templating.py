@@ -1,0 +1,120 @@
+"""Formatting (Babel, DIN 5008), the message catalogs, and HTML → plain text."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from babel.messages.extract import extract_from_dir
+
+from comms.config import load_config
+from comms.content import Event
+from comms.plaintext import html_to_text, wrap_lines
+from comms.render import render_confirmation
+from comms.templating import TEMPLATES, Formatter, translations
+
+from .conftest import ROOT
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture(scope="module")
+def fmt() -> Formatter:
+    return Formatter(load_config(ROOT / "comms.toml"))
+
+
+def _event(start: date, end: date | None = None) -> Event:
+    return Event.model_validate(
+        {
+            "title": "T",
+            "start": start,
+            "end": end,
+            "region": "landesweit",
+            "organiser": "O",
+            "summary": "S",
+            "online": "https://example.org/live",
+        }
+    )
+
+
+def test_event_dates_the_german_way(fmt: Formatter) -> None:
+    ten = datetime(2020, 4, 16, 10, 0, tzinfo=BERLIN)
+    assert fmt.event_when(_event(ten)) == "Donnerstag, 16. April 2020, 10:00\u00a0Uhr"
+    noon = datetime(2020, 4, 16, 12, 30, tzinfo=BERLIN)
+    assert fmt.event_when(_event(ten, noon)) == "Donnerstag, 16. April 2020, 10:00–12:30\u00a0Uhr"
+    assert fmt.event_when(_event(date(2018, 6, 1))) == "Freitag, 1. Juni 2018"
+    assert (
+        fmt.event_when(_event(date(2018, 6, 1), date(2018, 6, 2)))
+        == "Freitag, 1. Juni 2018 – Samstag, 2. Juni 2018"
+    )
+    # UTC in, Berlin out; summer time on the day after the switch.
+    utc = datetime(2025, 3, 30, 1, 30, tzinfo=ZoneInfo("UTC"))
+    assert fmt.moment(utc) == "Sonntag, 30. März 2025, 03:30\u00a0Uhr"
+    assert fmt.money(6000) == "6.000\u00a0€"
+    assert fmt.iso(ten) == "2020-04-16T10:00:00+02:00"
+
+
+def test_every_interface_string_has_a_german_translation() -> None:
+    found = extract_from_dir(
+        str(ROOT),
+        method_map=[("comms/**.py", "python"), ("templates/**.j2", "jinja2")],
+        options_map={"templates/**.j2": {"extensions": "jinja2.ext.i18n"}},
+        keywords={"_": None, "gettext": None, "ngettext": (1, 2), "translate": (2,)},
+    )
+    messages = {m[2] if isinstance(m[2], str) else m[2][0] for m in found}
+    assert len(messages) > 50
+    german = translations("de")
+    untranslated = [m for m in sorted(messages) if german.gettext(m) == m and m not in SAME]
+    assert untranslated == []
+
+
+#: Words that German and English spell alike.
+SAME = {"Online", "Region", "Organisation", "Website", "Website: %(title)s"}
+
+
+def test_english_catalog(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text('[site]\nlanguage = "en"\n', encoding="utf-8")
+    config = load_config(tmp_path / "comms.toml")
+    subject, html, text = render_confirmation(config, "https://newsletter.example.org/c/x")
+    assert subject == "Please confirm your newsletter subscription"
+    assert '<html lang="en" dir="ltr"' in html
+    assert "Privacy policy: https://example.org/datenschutz" in text
+
+
+def test_templates_folder_has_the_three_kinds() -> None:
+    for folder, names in {
+        "email": ["base.mjml.j2", "issue.mjml.j2", "confirmation.mjml.j2", "_event.mjml.j2"],
+        "text": ["issue.txt.j2", "confirmation.txt.j2", "_practice.txt.j2", "_award.txt.j2"],
+        "web": ["base.html.j2", "index.html.j2", "event.html.j2", "issue.html.j2"],
+    }.items():
+        for name in names:
+            assert (TEMPLATES / folder / name).is_file()
+
+
+def test_html_to_text() -> None:
+    html = (
+        '<p>Die <a href="https://example.org/a">Anmeldung</a> ist offen.</p>'
+        "<ul><li>eins</li><li>zwei</li></ul>"
+        "<table><tr><th>Zeit</th><th>Punkt</th></tr><tr><td>09:30</td><td>Kaffee</td></tr></table>"
+        '<p>Mail an <a href="mailto:a@example.org">a@example.org</a></p>'
+    )
+    assert html_to_text(html) == (
+        "Die Anmeldung <https://example.org/a> ist offen.\n\n"
+        "- eins\n- zwei\n\n"
+        "Zeit – Punkt\n09:30 – Kaffee\n\n"
+        "Mail an a@example.org"
+    )
+
+
+def test_wrap_lines_keeps_indent_and_urls() -> None:
+    long = "  " + "Wort " * 30
+    url = "https://newsletter.example.org/" + "x" * 80
+    wrapped = wrap_lines(f"{long}\n- {long.strip()}\n{url}\n-- ")
+    lines = wrapped.split("\n")
+    assert all(len(line) <= 78 for line in lines if line != url)
+    assert lines[0].startswith("  Wort") and lines[1].startswith("  Wort")
+    assert any(line.startswith("- Wort") for line in lines)
+    assert url in lines
+    assert lines[-1] == "-- "
