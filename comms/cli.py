@@ -792,6 +792,44 @@ def serve(
         store.close()
 
 
+@subscribers.command("purge")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Delete sign-ups unconfirmed for this many days (default: subscribe.purge_pending_days).",
+)
+@click.pass_obj
+def subscribers_purge(state: State, days: int | None) -> None:
+    """Delete sign-ups never confirmed (double opt-in) within N days (GDPR Art. 17)."""
+    from .subscriptions import purge_unconfirmed
+
+    config = state.config()
+    store = _open_store(config)
+    try:
+        removed = purge_unconfirmed(config, store, days=days)
+    finally:
+        store.close()
+    shown = config.settings.subscribe.purge_pending_days if days is None else days
+    click.echo(f"purged {removed} unconfirmed sign-up(s) older than {shown} day(s)")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("address")
+@click.option("--note", help="Why, e.g. 'Brief vom 3. März'; goes into the consent ledger.")
+@click.pass_obj
+def subscribers_unsubscribe(state: State, address: str, note: str | None) -> None:
+    """Unsubscribe a person on their behalf (consent ledger channel `admin`)."""
+    from .subscriptions import unsubscribe_by_admin
+
+    email = _address(address)
+    store = _open_store(state.config())
+    try:
+        unsubscribe_by_admin(store, email, note)
+    finally:
+        store.close()
+    click.echo(f"unsubscribed {email} (channel admin)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning CommsError into a message and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

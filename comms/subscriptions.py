@@ -269,11 +269,28 @@ class Subscriptions:
         return True
 
 
-def purge_unconfirmed(config: Config, store: Store, now: datetime | None = None) -> int:
-    """Delete sign-ups never confirmed within `subscribe.purge_pending_days` (STANDARDS L4)."""
+def purge_unconfirmed(
+    config: Config, store: Store, now: datetime | None = None, days: int | None = None
+) -> int:
+    """Delete sign-ups not confirmed within `subscribe.purge_pending_days` (STANDARDS L4).
+
+    Counts from the person's latest request; returns how many were deleted. The scheduler
+    runs it daily; `comms subscribers purge` runs it by hand.
+    """
     now = now or now_utc()
-    older_than = now - timedelta(days=config.settings.subscribe.purge_pending_days)
-    return store.purge_pending(older_than)
+    days = config.settings.subscribe.purge_pending_days if days is None else days
+    return store.purge_pending(now - timedelta(days=days))
+
+
+def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> Subscriber:
+    """Unsubscribe a person on their behalf (a letter, a phone call): channel `admin`."""
+    person = store.find(email)
+    if person is None:
+        raise SubscriberError(f"{email} is not a subscriber")
+    if person.status not in ("active", "pending"):
+        raise SubscriberError(f"{email} is already {person.status}")
+    event = Consent("unsubscribe", "comms subscribers unsubscribe", channel="admin", note=note)
+    return store.unsubscribe(person.uid, event)
 
 
 __all__ = [
@@ -284,4 +301,5 @@ __all__ = [
     "Subscriptions",
     "Visitor",
     "purge_unconfirmed",
+    "unsubscribe_by_admin",
 ]

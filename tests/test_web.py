@@ -140,6 +140,22 @@ def test_confirmation_needs_a_post_and_a_reused_link_changes_nothing(web: Web) -
     assert actions == ["request", "confirm", "unsubscribe"]
 
 
+def test_unsubscribed_person_can_subscribe_again_with_double_opt_in(web: Web) -> None:
+    person = activate(web)
+    web.client.post(f"/unsubscribe/{web.subs.unsubscribe_token(person)}")
+    assert web.store.suppression_reason(ADDRESS) == "unsubscribed"
+    assert web.sign_up(ADDRESS).status_code == 200
+    assert len(web.mails()) == 2
+    assert web.store.find(ADDRESS).status == "unsubscribed"  # type: ignore[union-attr]
+    assert h1(web.client.post(web.confirm_path())) == "Vielen Dank!"
+    assert web.store.find(ADDRESS).status == "active"  # type: ignore[union-attr]
+    assert web.store.suppression_reason(ADDRESS) is None
+    report = web.store.report(ADDRESS)
+    assert report is not None
+    actions = [e["action"] for e in report["consent"]]
+    assert actions == ["request", "confirm", "unsubscribe", "request", "confirm"]
+
+
 def test_expired_link_offers_a_new_mail(web: Web, monkeypatch: pytest.MonkeyPatch) -> None:
     web.sign_up(ADDRESS)
     person = web.store.find(ADDRESS)
