@@ -340,8 +340,8 @@ def test_a_broken_state_file_is_reported(
     assert not (site_copy / "public").exists()
 
 
-def test_demo_lists_feed_and_calendar_addresses() -> None:
-    result = CliRunner().invoke(cli, ["--config", str(HERE.parent / "comms.toml"), "demo"])
+def test_demo_lists_feed_and_calendar_addresses(site_copy: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(site_copy / "comms.toml"), "demo"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     start = lines.index("Feeds (RSS, Atom, JSON Feed):")
@@ -349,7 +349,8 @@ def test_demo_lists_feed_and_calendar_addresses() -> None:
         "  https://newsletter.example.org/feed.xml  https://newsletter.example.org/atom.xml"
         "  https://newsletter.example.org/feed.json"
     )
-    assert lines[-4:] == [
+    calendars = lines.index("Calendars:")
+    assert lines[calendars : calendars + 4] == [
         "Calendars:",
         "  webcal://newsletter.example.org/events.ics",
         "  per region: webcal://newsletter.example.org/events-<region>.ics",

@@ -215,7 +215,9 @@ def test_upcoming_events_for_issue() -> None:
         assert len({e.slug for e in events}) == len(events)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=400))
 def test_random_bytes_only_give_content_errors(tmp_path: Path, data: bytes) -> None:
     for kind in KINDS.values():
@@ -245,7 +247,9 @@ _keys = st.sampled_from(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(front=st.dictionaries(_keys, _values, max_size=10), body=st.text(max_size=200))
 def test_random_yaml_only_gives_content_errors(tmp_path: Path, front: dict, body: str) -> None:
     text = "---\n" + yaml.safe_dump(front, allow_unicode=True) + "---\n" + body
