@@ -93,6 +93,7 @@ def test_sign_up_sends_a_neutral_german_confirmation(web: Web) -> None:
     assert request["consent_version"] == "2026-11"
     assert request["ip"] is None and request["user_agent"] is None  # keep_ip is off
     assert mail["Message-ID"] in request["note"]
+    assert request["source"] == "https://newsletter.example.org/subscribe"
 
 
 def test_same_answer_for_new_known_active_and_suppressed_addresses(web: Web) -> None:
