@@ -12,14 +12,19 @@ import pytest
 from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
+from comms.build import collect, write_output
+from comms.cli import load_site
+
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
 from .webkit import Web, open_web
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:
-    """The subscriber app on 127.0.0.1 (mail into memory)."""
+    """The subscriber app on 127.0.0.1 over a built site (its style sheet), mail into memory."""
     with open_web(tmp_path_factory.mktemp("pages")) as web:
+        content, _ = load_site(web.config)
+        write_output(web.config.output_dir, collect(web.config, content))
         httpd = make_server("127.0.0.1", 0, web.app, threaded=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
@@ -29,6 +34,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:
 
 def check(page: Page, hosts: set[str]) -> None:
     """German, one h1, no script, axe-clean, no horizontal scrolling at phone width."""
+    page.wait_for_load_state()  # after a click the next page may still be loading
+    assert page.evaluate("getComputedStyle(document.body).margin") == "0px"  # style.css came
     assert page.evaluate("document.documentElement.lang") == "de"
     assert page.locator("h1").count() == 1
     assert page.locator("script").count() == 0
