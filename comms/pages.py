@@ -4,7 +4,7 @@ no JavaScript, thin over comms.subscriptions."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -42,8 +42,6 @@ class Button:
 
     action: str
     label: str
-    fields: dict[str, str] = field(default_factory=dict)
-    style: str = ""
 
 
 def page(name: str, status: int = 200, **context: Any) -> Response:
@@ -185,7 +183,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
                 return notice(
                     _("Confirm your subscription"),
                     _("Please confirm with the button that you want to receive the newsletter."),
-                    button=Button(request.path, _("Confirm subscription")),
+                    button=Button(f"{_root()}confirm/{token}", _("Confirm subscription")),
                 )
             changed = subs.confirm(token, _visitor())
         except ExpiredToken:
@@ -255,7 +253,7 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
         return notice(
             _("Unsubscribe from the newsletter"),
             _("Do you want to stop receiving the newsletter? Please confirm with the button."),
-            button=Button(request.path, _("Unsubscribe")),
+            button=Button(f"{_root()}unsubscribe/{token}", _("Unsubscribe")),
             links=links,
         )
 
