@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import Config
-from .errors import BadToken, CommsError, DeliveryError, ExpiredToken
+from .errors import BadToken, CommsError, DeliveryError
 from .message import OutgoingMessage, build_transactional, new_message_id
 from .render import render_confirmation
 from .roster import LANGUAGES
@@ -21,8 +21,9 @@ from .tokens import make_token, read_token
 from .transports import open_transport
 
 log = logging.getLogger("comms.subscriptions")
-#: How a person left: the `channel` of an unsubscribe event in the consent ledger.
-CHANNELS = ("one-click", "link", "admin", "bounce")
+#: How a person left through us: the `channel` of an unsubscribe event in the consent ledger
+#: (bounces are recorded by the send ledger as `bounce` events).
+CHANNELS = ("one-click", "link", "admin")
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,8 @@ class Subscriptions:
 
     def unsubscribe(self, token: str, channel: str, visitor: Visitor) -> bool:
         """Unsubscribe the person the token names; False when there was nothing to do."""
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown unsubscribe channel {channel!r}")
         person = self._subscriber("unsubscribe", token)
         if person is None or person.status not in ("active", "pending"):
             return False
@@ -295,7 +298,6 @@ def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> S
 
 __all__ = [
     "CHANNELS",
-    "ExpiredToken",
     "Mailer",
     "SignUp",
     "Subscriptions",

@@ -59,12 +59,15 @@ def _compressible(content_type: str) -> bool:
 def resolve(root: Path, url_path: str) -> Path | None:
     """The file under `root` a URL path names (`dir/` → `dir/index.html`), or None."""
     root = root.resolve()
-    candidate = (root / url_path.lstrip("/")).resolve()
-    if candidate != root and root not in candidate.parents:
+    try:
+        candidate = (root / url_path.lstrip("/")).resolve()
+        if candidate != root and root not in candidate.parents:
+            return None
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        return candidate if candidate.is_file() else None
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system …
         return None
-    if candidate.is_dir():
-        candidate = candidate / "index.html"
-    return candidate if candidate.is_file() else None
 
 
 def feed_links(config: Config, root: Path, path: Path) -> str | None:

@@ -322,5 +322,7 @@ def test_healthz_and_static_files_after_the_routes(web: Web) -> None:
     }
     missing = web.client.get("/gibt-es-nicht")
     assert missing.status_code == 404 and h1(missing) == "404 – Seite nicht gefunden"
+    for bad in ("/a%00b", "/" + "x" * 5000):  # found by test_web_fuzz: once a 500
+        assert web.client.get(bad).status_code == 404
     wrong = web.client.delete("/subscribe")
     assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
