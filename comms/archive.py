@@ -10,6 +10,7 @@ from typing import Any
 
 from .config import Config
 from .content import Award, Event, Issue, Item, Practice, Site
+from .errors import RenderError
 from .templating import TEMPLATES, Formatter, render_template
 
 Files = dict[str, bytes]
@@ -181,7 +182,11 @@ def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
         for item in site.by_kind(kind).values():
             pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
     pages.files["style.css"] = (TEMPLATES / "web" / "style.css").read_bytes()
-    pages.files.update(static_files(config))
+    for path, data in static_files(config).items():
+        if path in pages.files:
+            folder = config.settings.render.static_dir
+            raise RenderError(f"{folder}/{path} would replace a generated page; rename it")
+        pages.files[path] = data
     return pages.files
 
 

@@ -275,9 +275,13 @@ def build(state: State, out_dir: Path | None) -> None:
 @click.pass_obj
 def preview(state: State, port: int) -> None:
     """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
+    import signal
+
     from .preview import Preview
 
     config = state.config()
+    # Leave through the `with` on SIGTERM too, so the temporary output folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with Preview(config) as server:
         click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
         if server.error:

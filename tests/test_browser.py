@@ -101,6 +101,11 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
         assert scroll <= width, f"horizontal scrolling at {width} px: {scroll}"
         body = page.locator("div[role=article]")
         assert body.get_attribute("lang") == "de"
+        # The unsubscribe link is visible and readable (STANDARDS E8).
+        unsubscribe = page.locator('a[href="%%UNSUBSCRIBE_URL%%"]')
+        assert unsubscribe.is_visible()
+        size = unsubscribe.evaluate("a => parseFloat(getComputedStyle(a).fontSize)")
+        assert size >= 14
         assert _violations(page) == ""
         page.close()
     # Only the test server and the site's own host (images): nothing third-party (STANDARDS L10).

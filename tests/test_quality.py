@@ -6,7 +6,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.cli import cli
+from comms.cli import cli, load_site
+from comms.config import load_config
+from comms.quality import check_issue
+
+from .conftest import ROOT
 
 ISSUE = "content/issues/2020-04-newsletter.md"
 
@@ -77,4 +81,18 @@ def test_long_preheader_is_a_warning(site_copy: Path) -> None:
     assert code == 0
     assert lines == [
         f"{ISSUE}:4: warning: field 'preheader': 140 characters; keep the preheader under 110"
+    ]
+
+
+def test_image_without_alt_in_the_mail() -> None:
+    # The reader already rejects such Markdown; this guards HTML that reaches the mail otherwise.
+    config = load_config(ROOT / "comms.toml")
+    site, _ = load_site(config)
+    issue = site.issues["2020-04-newsletter"]
+    site.issues[issue.slug] = issue.model_copy(
+        update={"html": issue.html + '<p><img src="/images/x.jpg"></p>'}
+    )
+    problems = check_issue(config, site, site.issues[issue.slug])
+    assert [p.format(ROOT) for p in problems] == [
+        f"{ISSUE}:1: image without alt text: https://newsletter.example.org/images/x.jpg"
     ]

@@ -247,6 +247,7 @@ _keys = st.sampled_from(
 )
 
 
+# No deadline: on a loaded 2-core CI machine single examples can exceed 200 ms.
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

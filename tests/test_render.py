@@ -20,6 +20,7 @@ from comms.render import (
     RenderedIssue,
     render_confirmation,
     render_issue,
+    web_page,
 )
 
 from .conftest import ROOT
@@ -50,6 +51,29 @@ class _Links(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.skip += tag in ("head", "style", "title")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.skip -= tag in ("head", "style", "title")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def _visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
 def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     parser = _Links()
     parser.feed(html)
@@ -69,7 +93,7 @@ def test_issue_html_is_german_ltr_and_self_hosted(rendered: dict[str, RenderedIs
         assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
         assert 'role="article" lang="de" dir="ltr"' in html
         assert "fonts.googleapis.com" not in html
-        assert "@import" not in html
+        assert "@import" not in html and "url(" not in html
         assert len(html.encode("utf-8")) < 90_000
         for tag, attrs in _tags(html):
             assert tag not in ("script", "form", "iframe", "object")
@@ -122,6 +146,7 @@ def test_text_part_is_a_real_alternative(rendered: dict[str, RenderedIssue]) -> 
             # A URL is never broken; a line holding one long URL is the only exception.
             assert len(line) <= WIDTH or _URL_LINE.match(line), line
         assert "<" not in issue.text.replace("<https://", "").replace("<mailto:", "")
+        assert len(issue.text) > 0.9 * len(_visible_text(issue.html))
     text = rendered["2019-07-newsletter"].text
     assert "Liebe Leserinnen und Leser," in text
     assert "Frauenwerkstatt Ankerplatz e. V., Cuxhaven:" in text
@@ -160,3 +185,25 @@ def test_logo_and_accent_colour_reach_the_mail(tmp_path: Path) -> None:
     assert logo[0]["src"] == "https://newsletter.example.org/images/logo.png"
     assert logo[0]["alt"] == "Niedersachsen packt an"
     assert "a { color: #8a1538;" in html
+
+
+def test_content_is_escaped(site_copy: Path) -> None:
+    path = site_copy / "content" / "events" / "2020-11-30-fuenfter-jahrestag.md"
+    text = path.read_text(encoding="utf-8")
+    evil = '<script>alert(1)</script> & <img src=x onerror="alert(2)">'
+    path.write_text(text.replace("summary: ", f"summary: '{evil}' #", 1), encoding="utf-8")
+    config = load_config(site_copy / "comms.toml")
+    site, _ = load_site(config)
+    rendered = render_issue(config, site, site.issues["2020-02-newsletter"])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x" in rendered.html
+    assert "<script" not in rendered.html and 'onerror="' not in rendered.html
+    assert evil in rendered.text  # plain text shows it literally, harmless there
+
+
+def test_web_page_reuses_the_layout(sample: tuple[Config, Site]) -> None:
+    config, _ = sample
+    html = web_page(config, "base.html.j2")
+    assert html.startswith('<!doctype html>\n<html lang="de" dir="ltr">')
+    assert '<link rel="stylesheet" href="/style.css">' in html
+    assert '<a href="/subscribe">Newsletter abonnieren</a>' in html
+    assert "https://example.org/impressum" in html

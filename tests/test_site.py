@@ -8,7 +8,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.cli import cli
+from comms.build import PRODUCERS
+from comms.cli import cli, load_site
+from comms.config import load_config
+from comms.errors import RenderError
+from comms.render import site_files
+
+from .conftest import ROOT
 
 
 def _build(site: Path, *args: str) -> tuple[int, str, str]:
@@ -25,12 +31,14 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_two_builds_give_identical_bytes(site_copy: Path) -> None:
     code, out, err = _build(site_copy, "--out", str(site_copy / "a"))
     assert code == 0, err
-    count = len(_tree(site_copy / "a")) - 1  # the manifest is not a produced file
+    count = len(_tree(site_copy / "a")) - 1  # without the manifest
     assert out == f"Built {site_copy / 'a'}: {count} written, 0 unchanged, 0 removed\n"
     _build(site_copy, "--out", str(site_copy / "b"))
     assert _tree(site_copy / "a") == _tree(site_copy / "b")
+    (site_copy / "a" / "style.css").write_text("changed", encoding="utf-8")
     code, out, _ = _build(site_copy, "--out", str(site_copy / "a"))
-    assert out == f"Built {site_copy / 'a'}: 0 written, {count} unchanged, 0 removed\n"
+    assert out == f"Built {site_copy / 'a'}: 1 written, {count - 1} unchanged, 0 removed\n"
+    assert _tree(site_copy / "a") == _tree(site_copy / "b")
 
 
 def test_layout_of_the_output_folder(site_copy: Path) -> None:
@@ -91,4 +99,22 @@ def test_content_errors_write_nothing(site_copy: Path) -> None:
     assert code == 1
     assert "content/events/broken.md:3: field 'start': expected a date, got '31.02.2020'" in out
     assert err.endswith("error(s); nothing written\n")
+    assert not (site_copy / "public").exists()
+
+
+def test_render_leaves_feed_paths_to_the_feeds_stage() -> None:
+    config = load_config(ROOT / "comms.toml")
+    site, _ = load_site(config)
+    files = set(site_files(config, site))
+    assert not files & {"feed.xml", "atom.xml", "feed.json", "events.ics"}
+    assert not [path for path in files if path.endswith((".ics", ".xml", ".json"))]
+    assert site_files in PRODUCERS
+
+
+def test_static_file_may_not_replace_a_page(site_copy: Path) -> None:
+    (site_copy / "static" / "index.html").write_text("<p>mine</p>", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(site_copy / "comms.toml"), "build"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RenderError)
+    assert str(result.exception) == "static/index.html would replace a generated page; rename it"
     assert not (site_copy / "public").exists()
