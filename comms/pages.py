@@ -18,6 +18,8 @@ from .store import Subscriber, normalise_address
 from .subscriptions import SignUp, Subscriptions, Visitor
 from .templating import render_template, translate
 
+#: Confirmation mails per address and hour (sign-ups beyond it get the answer, not the mail).
+ADDRESS_LIMIT = 3
 #: No scripts, nothing from other hosts, forms only to us, no framing (clickjacking).
 CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
@@ -135,6 +137,9 @@ def _signup_form(
 def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     limit = subs.config.settings.subscribe
     limiter = RateLimiter(limit.rate_limit, limit.rate_window)
+    # Against bombing one address from many IPs: a few mails per address and hour, then the
+    # same answer without a mail (a 429 here would tell that the address was asked for).
+    per_address = RateLimiter(ADDRESS_LIMIT, 3600)
 
     @app.get("/subscribe")
     def subscribe_form() -> Response:
@@ -159,7 +164,8 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         except ValueError:
             error = _("Please enter a valid e-mail address, e.g. name@example.org.")
             return _signup_form(subs, guard, 400, error, **values)
-        if not form.get("website"):  # the honeypot: people leave it empty, bots fill it
+        # The honeypot: people leave `website` empty, bots fill it.
+        if not form.get("website") and not per_address.hit(email):
             subs.request(SignUp(email, name or None, topics, regions), _visitor())
         # The same answer for new, known and suppressed addresses (STANDARDS L15).
         return notice(

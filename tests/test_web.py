@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
+from comms.guard import CsrfGuard, RateLimiter
 from comms.store import Subscriber
 from comms.subscriptions import purge_unconfirmed
 
@@ -242,7 +244,8 @@ def test_unsubscribe_button_counts_as_link_and_forged_tokens_are_404(web: Web) -
     assert web.client.post(f"/unsubscribe/{token}").status_code == 200
     [event] = [e for e in web.store.report(ADDRESS)["consent"] if e["action"] == "unsubscribe"]  # type: ignore[index]
     assert event["channel"] == "link"
-    forged = web.client.post(f"/unsubscribe/{token[:-2]}xx", data={"List-Unsubscribe": "One-Click"})
+    forged_token = ("B" if token[0] == "A" else "A") + token[1:]  # another uid, same signature
+    forged = web.client.post(f"/unsubscribe/{forged_token}", data={"List-Unsubscribe": "One-Click"})
     assert forged.status_code == 404 and h1(forged) == "Dieser Link ist ungültig"
 
 
@@ -326,3 +329,38 @@ def test_healthz_and_static_files_after_the_routes(web: Web) -> None:
         assert web.client.get(bad).status_code == 404
     wrong = web.client.delete("/subscribe")
     assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+
+
+def test_one_address_gets_at_most_three_mails_an_hour(web: Web) -> None:
+    answers = {web.sign_up(ADDRESS).get_data() for _ in range(4)}
+    assert len(answers) == 1  # the fourth gets the same page …
+    assert len(web.mails()) == 3  # … but no mail
+
+
+def test_healthz_reports_an_unreachable_database(web: Web) -> None:
+    web.store.engine = sa.create_engine("sqlite:////nonexistent/folder/comms.db")
+    response = web.client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "unreachable"}
+
+
+def test_rate_limiter_window_slides_and_csrf_tokens_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    limiter = RateLimiter(2, 60, clock=lambda: now[0])
+    assert (limiter.hit("ip"), limiter.hit("ip"), limiter.hit("other")) == (0, 0, 0)
+    assert limiter.hit("ip") == 60
+    now[0] += 59.5
+    assert limiter.hit("ip") == 1.0  # never less than a second in Retry-After
+    now[0] += 0.5
+    assert limiter.hit("ip") == 0
+    guard = CsrfGuard("geheim", max_age=60)
+    token = guard.issue("subscribe")
+    assert guard.check("subscribe", token)
+    assert not guard.check("preferences:abc", token)
+    assert not guard.check("subscribe", token.replace("subscribe:", "subscribf:", 1))
+    assert not CsrfGuard("anderes").check("subscribe", token)
+    an_hour_ago = int(datetime.now(UTC).timestamp()) - 3600
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: an_hour_ago)
+    old = guard.issue("subscribe")
+    monkeypatch.undo()
+    assert not guard.check("subscribe", old)
