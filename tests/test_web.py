@@ -70,6 +70,18 @@ def test_sign_up_sends_a_neutral_german_confirmation(web: Web) -> None:
     assert person is not None
     assert (person.status, person.name, person.topics) == ("pending", "Erika", ("sprache",))
     [mail] = web.mails()
+    raw = web.outbox[0].data
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")  # E6: an ASCII header block
+    for name in ("Date", "From", "To", "Subject", "Message-ID"):  # E1
+        assert head.count(f"\r\n{name}: ") + head.startswith(f"{name}: ") == 1, name
+    assert re.search(r"(^|\r\n)Date: .+ [+-]\d{4}\r\n", head) and "-0000" not in head  # E3
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78  # E5
+    assert [p.get_content_type() for p in mail.walk()] == [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    ]  # E4
+    assert mail["Auto-Submitted"] == "auto-generated"
     assert mail["From"].addresses[0].addr_spec == "bestaetigung@example.org"
     assert mail["To"] == ADDRESS
     assert mail["Subject"] == "Bitte bestätigen Sie Ihr Newsletter-Abonnement"
