@@ -12,11 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import Config
+from .database import now_utc
 from .errors import BadToken, CommsError, DeliveryError
 from .message import OutgoingMessage, build_transactional, new_message_id
 from .render import render_confirmation
 from .roster import LANGUAGES
-from .store import Consent, NewSubscriber, Store, Subscriber, SubscriberError, now_utc
+from .store import Consent, NewSubscriber, Store, Subscriber, SubscriberError
 from .tokens import make_token, read_token
 from .transports import open_transport
 
