@@ -786,8 +786,7 @@ def serve(
     signal.signal(signal.SIGTERM, stop)
     address = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{address}:{server.effective_port}/ (web only; Ctrl+C stops)")
-    if not config.output_dir.is_dir():
-        click.echo(f"warning: {config.output_dir} does not exist yet; run `comms build`", err=True)
+    _build_before_serving(config)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -796,6 +795,19 @@ def serve(
         server.close()
         mailer.close()
         store.close()
+
+
+def _build_before_serving(config: Config) -> None:
+    """Bring the output folder up to date, so that every link in a mail has its page."""
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(
+            f"warning: {failures} content error(s); serving {config.output_dir} as it is", err=True
+        )
+        return
+    count, report = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")
 
 
 @subscribers.command("purge")

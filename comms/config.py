@@ -285,7 +285,7 @@ class Subscribe(_Section):
 
     confirm_days: Annotated[int, Field(ge=1, le=30)] = 7
     purge_pending_days: Annotated[int, Field(ge=1, le=30)] = 7
-    rate_limit: Annotated[int, Field(ge=1)] = 5
+    rate_limit: Annotated[int, Field(ge=1)] = 10
     rate_window: Annotated[int, Field(ge=1)] = 600
     keep_ip: bool = False
     confirm_address: str = "bestaetigung@example.org"

@@ -400,6 +400,15 @@ class Store(Ledger):
 
     # -- subscriber self-service (comms.subscriptions) -------------------------------------
 
+    def note(self, email: str, event: Consent) -> bool:
+        """Add an event to a person's record without changing their status (False: unknown)."""
+        person = self.find(email)
+        if person is None:
+            return False
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, now_utc())
+        return True
+
     def request_again(self, uid: str, event: Consent) -> Subscriber:
         """A known person signs up again (pending or unsubscribed): record the request."""
         person = self._require(uid)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +16,7 @@ import sqlalchemy as sa
 
 from .config import Config
 from .database import now_utc
-from .errors import BadToken, CommsError, DeliveryError
+from .errors import BadToken, CommsError, DeliveryError, TemporaryFailure
 from .message import OutgoingMessage, build_transactional, new_message_id
 from .render import render_confirmation
 from .roster import LANGUAGES
@@ -46,14 +49,31 @@ class SignUp:
     regions: tuple[str, ...] = ()
 
 
+#: Waits (seconds) before the retries of a confirmation mail that failed temporarily.
+RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)
+
+
 class Mailer:
     """Sends transactional mail from one background thread, so that a web answer never waits
-    for the mail server: known and unknown addresses answer equally fast (STANDARDS L15)."""
+    for the mail server: known and unknown addresses answer equally fast (STANDARDS L15).
 
-    def __init__(self, config: Config, transport_url: str | None = None) -> None:
+    A temporary failure is retried after each of `RETRY_DELAYS`; a message that cannot be sent
+    in the end is reported to `on_failure` (which records it), never silently dropped.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        transport_url: str | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
         self.config = config
         self.url = transport_url or config.transport_url
+        self.retry_delays = retry_delays
+        #: Called with (message, error text) when a message is given up.
+        self.on_failure: Callable[[OutgoingMessage, str], None] | None = None
         self._queue: queue.Queue[OutgoingMessage | None] = queue.Queue()
+        self._retries: list[tuple[float, int, int, OutgoingMessage]] = []
         self._thread = threading.Thread(target=self._run, name="comms-mailer", daemon=True)
         self._thread.start()
         #: Delivery problems so far (message id, error); the log has them too.
@@ -68,30 +88,61 @@ class Mailer:
         self._queue.join()
 
     def close(self) -> None:
-        """Send what is queued, then stop the thread."""
+        """Send what is queued, then stop the thread (retries still waiting are reported)."""
         self._queue.put(None)
         self._thread.join()
 
     def _run(self) -> None:
         while True:
-            message = self._queue.get()
+            timeout = None
+            if self._retries:
+                timeout = max(0.0, self._retries[0][0] - time.monotonic())
+            try:
+                message = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                _, _, attempt, retry = heapq.heappop(self._retries)
+                self._send(retry, attempt)
+                continue
             try:
                 if message is None:
+                    for _, _, _, waiting in self._retries:
+                        self._give_up(waiting, "not sent before shutdown")
                     return
-                self._send(message)
+                self._send(message, 0)
             finally:
                 self._queue.task_done()
 
-    def _send(self, message: OutgoingMessage) -> None:
+    def _send(self, message: OutgoingMessage, attempt: int) -> None:
         try:
             transport = open_transport(self.url, self.config)
             try:
                 transport.send(message.envelope_from, message.recipient, message.data, message.key)
             finally:
                 transport.close()
+        except TemporaryFailure as exc:
+            if attempt < len(self.retry_delays):
+                delay = max(self.retry_delays[attempt], exc.retry_after or 0.0)
+                log.warning(
+                    "confirmation mail %s not sent (%s); retry in %.0f s",
+                    message.message_id,
+                    exc,
+                    delay,
+                )
+                due = time.monotonic() + delay
+                heapq.heappush(self._retries, (due, id(message), attempt + 1, message))
+                return
+            self._give_up(message, str(exc))
         except (DeliveryError, CommsError, OSError) as exc:
-            self.failures.append((message.message_id, str(exc)))
-            log.error("confirmation mail %s not sent: %s", message.message_id, exc)
+            self._give_up(message, str(exc))
+
+    def _give_up(self, message: OutgoingMessage, error: str) -> None:
+        self.failures.append((message.message_id, error))
+        log.error("confirmation mail %s not sent: %s", message.message_id, error)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(message, error)
+            except Exception:  # recording must never kill the mail thread
+                log.exception("could not record the failed mail %s", message.message_id)
 
 
 class Subscriptions:
@@ -103,6 +154,19 @@ class Subscriptions:
         self.mailer = mailer
         self.secret = store.secret
         self.settings = config.settings.subscribe
+        mailer.on_failure = self._mail_failed
+
+    def _mail_failed(self, message: OutgoingMessage, error: str) -> None:
+        """Record in the person's ledger that their confirmation mail could not be sent."""
+        # Recorded as a bounce of the confirmation channel: the person stays pending (and is
+        # purged like any unconfirmed sign-up), the record shows why no mail arrived.
+        event = Consent(
+            "bounce",
+            "comms serve",
+            channel="confirmation",
+            note=f"confirmation mail {message.message_id} not sent: {error}"[:500],
+        )
+        self.store.note(message.recipient, event)
 
     # -- helpers ---------------------------------------------------------------------------
 
