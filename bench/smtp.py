@@ -10,10 +10,7 @@ without PIPELINING. Needs the postfix package (smtp-sink, smtp-source on PATH).
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.postfix import smtp_sink, smtp_source_rate
 from comms.config import load_config
 from comms.message import MessageFactory, Recipient
 from comms.transports import SmtpTransport
@@ -65,36 +63,19 @@ def main() -> None:
     """Reference run with smtp-source, then comms with and without pipelining."""
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 4
-    if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
-        sys.exit("needs Postfix's smtp-sink and smtp-source on PATH")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "comms.toml").write_text("", encoding="utf-8")
         config = load_config(Path(folder) / "comms.toml", environ={})
     factory = MessageFactory(config, rendered_issue(), SECRET)
     size = len(factory.build(Recipient("u0", "a@example.org")).data)
-    port = _port()
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    sink = subprocess.Popen(
-        ["smtp-sink", *user, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
-    )
-    try:
-        time.sleep(0.5)
-        start = time.perf_counter()
-        subprocess.run(
-            ["smtp-source", "-d", "-s", str(threads), "-m", str(count), "-l", str(size),
-             "-f", "newsletter@example.org", "-t", "leser@example.org", f"127.0.0.1:{port}"],
-            check=True,
-        )  # fmt: skip
-        reference = count / (time.perf_counter() - start)
+    with smtp_sink() as port:
+        reference = smtp_source_rate(port, count, threads, size)
         print(f"message size {size:,} bytes, {count:,} messages over {threads} connections")
         print(f"smtp-source (reference): {reference:,.0f} msg/s")
         for pipe in (False, True):
             rate = count / _send_all(factory, port, count, threads, pipe)
             label = "with PIPELINING" if pipe else "lock-step      "
             print(f"comms build+send {label}: {rate:,.0f} msg/s = {rate / reference:.2f} of ref")
-    finally:
-        sink.terminate()
-        sink.wait()
 
 
 if __name__ == "__main__":

@@ -568,7 +568,8 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         click.echo("recent errors:")
     for row in data["errors"]:
         who = row["email"] or "(erased)"
-        click.echo(f"  {who}: {row['status']} after {row['attempts']}: {row['last_error']}")
+        tries = f"{row['attempts']} attempt(s)"
+        click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
 
 
 class _Rate(ProgressColumn):
@@ -772,6 +773,121 @@ def refresh(state: State) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Serve the web endpoints only. For now this is the only mode: the scheduler joins "
+    "in a later version, so the flag changes nothing yet.",
+)
+@click.option(
+    "--trusted-proxy",
+    metavar="ADDR",
+    help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
+    "(the rate limit and the consent ledger then see the visitor's address).",
+)
+@click.pass_obj
+def serve(
+    state: State, host: str, port: int, no_scheduler: bool, trusted_proxy: str | None
+) -> None:
+    """Serve the subscriber pages, /healthz and the output folder (waitress).
+
+    Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
+    (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
+    folder with ETags. Ctrl+C or SIGTERM stops after the queued confirmation mails went out.
+    """
+    import signal
+
+    from waitress.server import create_server
+
+    from .subscriptions import Mailer, Subscriptions
+    from .web import create_app
+
+    config = state.config()
+    store = _open_store(config)
+    mailer = Mailer(config)
+    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer))
+    proxy: dict[str, Any] = {}
+    if trusted_proxy:
+        proxy = {
+            "trusted_proxy": trusted_proxy,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            "clear_untrusted_proxy_headers": True,
+        }
+    server = create_server(app, host=host, port=port, threads=8, ident="comms", **proxy)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    address = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving on http://{address}:{server.effective_port}/ (web only; Ctrl+C stops)")
+    _build_before_serving(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        mailer.close()
+        store.close()
+
+
+def _build_before_serving(config: Config) -> None:
+    """Bring the output folder up to date, so that every link in a mail has its page."""
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(
+            f"warning: {failures} content error(s); serving {config.output_dir} as it is", err=True
+        )
+        return
+    count, report = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")
+
+
+@subscribers.command("purge")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Delete sign-ups unconfirmed for this many days (default: subscribe.purge_pending_days).",
+)
+@click.pass_obj
+def subscribers_purge(state: State, days: int | None) -> None:
+    """Delete sign-ups never confirmed (double opt-in) within N days (GDPR Art. 17)."""
+    from .subscriptions import purge_unconfirmed
+
+    config = state.config()
+    store = _open_store(config)
+    try:
+        removed = purge_unconfirmed(config, store, days=days)
+    finally:
+        store.close()
+    shown = config.settings.subscribe.purge_pending_days if days is None else days
+    click.echo(f"purged {removed} unconfirmed sign-up(s) older than {shown} day(s)")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("address")
+@click.option("--note", help="Why, e.g. 'Brief vom 3. März'; goes into the consent ledger.")
+@click.pass_obj
+def subscribers_unsubscribe(state: State, address: str, note: str | None) -> None:
+    """Unsubscribe a person on their behalf (consent ledger channel `admin`)."""
+    from .subscriptions import unsubscribe_by_admin
+
+    email = _address(address)
+    store = _open_store(state.config())
+    try:
+        unsubscribe_by_admin(store, email, note)
+    finally:
+        store.close()
+    click.echo(f"unsubscribed {email} (channel admin)")
+
+
 def _schedule_lines(config: Config, view: Overview) -> list[str]:
     """The upcoming jobs and held sends of a scheduler overview, as printed."""
     lines = [f"Upcoming jobs ({config.settings.site.timezone}):"]
@@ -797,8 +913,8 @@ def schedule(state: State, as_json: bool) -> None:
 
     Works without a running scheduler: then it shows what `comms serve` would schedule now.
     """
+    from .database import now_utc
     from .scheduler import overview
-    from .store import now_utc
 
     config = state.config()
     store = _open_store(config)

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .outbox import is_abandoned, owner_id
-from .store import now_utc
+from .database import now_utc
+from .pacing import is_abandoned, owner_id
 from .tables import scheduler_lease
 
 NAME = "scheduler"

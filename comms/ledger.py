@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from .database import SuppressionProbe, driver_params, driver_statement, insert_ignore
 from .tables import (
     FINAL_STATES,
     campaigns,
@@ -82,36 +82,106 @@ def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnEle
     return sa.and_(*parts) if parts else sa.true()
 
 
-def insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING for the connection's dialect."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+_RECORD = (
+    sa.update(deliveries)
+    .where(deliveries.c.id == sa.bindparam("did"))
+    .values(
+        status=sa.bindparam("st"),
+        message_id=sa.bindparam("mid"),
+        last_error=sa.bindparam("err"),
+        next_attempt_at=sa.bindparam("nxt"),
+        attempts=deliveries.c.attempts + sa.bindparam("inc"),
+        claimed_by=sa.null(),
+        claimed_until=sa.null(),
+        updated_at=sa.bindparam("now"),
+    )
+)
 
 
-class SuppressionProbe:
-    """A per-thread point lookup in the suppression table, cheap enough to run per message."""
+class LedgerWriter:
+    """Records outcomes over one connection with a statement compiled once: the hot path.
 
-    def __init__(self, engine: Engine) -> None:
-        self._conn = engine.raw_connection()
-        self._sqlite = engine.dialect.name == "sqlite"
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._sql = f"SELECT reason FROM suppression WHERE key = {mark}"
+    SQLAlchemy's per-call statement building and parameter processing cost more than SQLite's
+    update itself; a send run commits many small groups, so they are done once here.
+    """
 
-    def reason(self, key: str) -> str | None:
-        """Why the address with this key is suppressed right now, or None."""
-        cursor = self._conn.cursor()
+    def __init__(self, ledger: Ledger, source: str) -> None:
+        self.ledger = ledger
+        self.source = source
+        self.conn = ledger.engine.connect()
+        self.sql, self.order = driver_statement(self.conn.dialect, _RECORD)
+        convert = deliveries.c.updated_at.type.bind_processor(self.conn.dialect)
+        self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Write outcomes (and their bounces) in one transaction."""
+        if not outcomes:
+            return
+        at = self.convert(now)
+        rows = [
+            {
+                "did": o.delivery_id,
+                "st": o.status,
+                "mid": o.message_id,
+                "err": o.error,
+                "nxt": None if o.next_attempt_at is None else self.convert(o.next_attempt_at),
+                "inc": int(o.attempted),
+                "now": at,
+            }
+            for o in outcomes
+        ]
+        params = driver_params(self.order, rows)
+        bounces = [o for o in outcomes if o.bounce and o.bounce.subscriber_id and o.bounce.key]
+        if not bounces:
+            self._fast(params)
+            return
+        with self.conn.begin():
+            self.conn.exec_driver_sql(self.sql, params)
+            for o in bounces:
+                assert o.bounce is not None and o.bounce.subscriber_id and o.bounce.key
+                self._bounce(o.bounce.subscriber_id, o.bounce.key, o.error, now)
+
+    def _fast(self, params: list[Any]) -> None:
+        """The common case in plain DB-API calls: even opening a transaction through the
+        engine costs more than the update itself."""
+        raw = self.conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
         try:
-            cursor.execute(self._sql, (key,))
-            row = cursor.fetchone()
+            if self.conn.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.executemany(self.sql, params)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            else:
+                try:
+                    cursor.executemany(self.sql, params)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
         finally:
             cursor.close()
-        if not self._sqlite:
-            self._conn.rollback()  # end the read transaction so the next check sees new rows
-        return None if row is None else str(row[0])
+
+    def _bounce(self, sid: int, key: str, error: str | None, now: datetime) -> None:
+        self.ledger.end_subscription(self.conn, sid, key, "bounced", "bounced", now)
+        self.conn.execute(
+            sa.insert(consent).values(
+                subscriber_id=sid,
+                action="bounce",
+                at=now,
+                source=self.source,
+                channel="smtp",
+                note=error,
+            )
+        )
 
     def close(self) -> None:
         """Give the connection back."""
-        self._conn.close()
+        self.conn.close()
 
 
 class Ledger:
@@ -119,6 +189,10 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def reading(self) -> Connection:
+        """A connection for reads only: on SQLite its transactions do not take the write lock."""
+        return self.engine.connect().execution_options(comms_read=True)
 
     # -- subscribers as the ledger needs them ------------------------------------------------
 
@@ -159,13 +233,13 @@ class Ledger:
 
     def campaign(self, slug: str) -> Campaign | None:
         """The campaign of an issue, if sending ever started."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(campaigns).where(campaigns.c.slug == slug)).first()
         return Campaign(**row._mapping) if row else None
 
     def campaigns(self) -> list[Campaign]:
         """Every campaign, newest first."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(sa.select(campaigns).order_by(campaigns.c.id.desc()))
             return [Campaign(**row._mapping) for row in rows]
 
@@ -180,7 +254,7 @@ class Ledger:
     def count_recipients(self, topics: Sequence[str], regions: Sequence[str]) -> int:
         """How many subscribers an issue would go to now."""
         query = sa.select(sa.func.count()).select_from(self._recipients(topics, regions).subquery())
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     def enqueue(
@@ -210,7 +284,10 @@ class Ledger:
                 sa.literal(cid), sa.literal("queued"), sa.literal(0), when
             )
             columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at"]
-            count = conn.execute(sa.insert(deliveries).from_select(columns, source)).rowcount
+            conn.execute(sa.insert(deliveries).from_select(columns, source))
+            count = conn.execute(
+                sa.select(sa.func.count()).where(deliveries.c.campaign_id == cid)
+            ).scalar_one()
             conn.execute(sa.update(campaigns).where(campaigns.c.id == cid).values(recipients=count))
         found = self.campaign(slug)
         assert found is not None
@@ -299,56 +376,17 @@ class Ledger:
         return out
 
     def record(self, outcomes: Sequence[Outcome], now: datetime, source: str) -> None:
-        """Write many outcomes in one transaction (the ledger's hot path)."""
-        if not outcomes:
-            return
-        d = deliveries.c
-        statement = (
-            sa.update(deliveries)
-            .where(d.id == sa.bindparam("did"))
-            .values(
-                status=sa.bindparam("st"),
-                message_id=sa.bindparam("mid"),
-                last_error=sa.bindparam("err"),
-                next_attempt_at=sa.bindparam("nxt", type_=d.next_attempt_at.type),
-                attempts=d.attempts + sa.bindparam("inc"),
-                claimed_by=None,
-                claimed_until=None,
-                updated_at=now,
-            )
-        )
-        params = [
-            {
-                "did": o.delivery_id,
-                "st": o.status,
-                "mid": o.message_id,
-                "err": o.error,
-                "nxt": o.next_attempt_at,
-                "inc": int(o.attempted),
-            }
-            for o in outcomes
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(statement, params)
-            for o in outcomes:
-                if o.bounce is not None and o.bounce.subscriber_id and o.bounce.key:
-                    sid = o.bounce.subscriber_id
-                    self.end_subscription(conn, sid, o.bounce.key, "bounced", "bounced", now)
-                    conn.execute(
-                        sa.insert(consent).values(
-                            subscriber_id=sid,
-                            action="bounce",
-                            at=now,
-                            source=source,
-                            channel="smtp",
-                            note=o.error,
-                        )
-                    )
+        """Write many outcomes in one transaction."""
+        writer = LedgerWriter(self, source)
+        try:
+            writer.write(outcomes, now)
+        finally:
+            writer.close()
 
     def counts(self, cid: int) -> dict[str, int]:
         """Deliveries of a campaign by status."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(d.status, sa.func.count()).where(d.campaign_id == cid).group_by(d.status)
             )
@@ -357,7 +395,7 @@ class Ledger:
     def next_attempt(self, cid: int) -> datetime | None:
         """When the earliest waiting retry of a campaign is due."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(
                 sa.select(sa.func.min(d.next_attempt_at)).where(
                     d.campaign_id == cid, d.status.in_(CLAIMABLE)
@@ -367,7 +405,7 @@ class Ledger:
     def recent_errors(self, cid: int, limit: int = 10) -> list[dict[str, Any]]:
         """The latest rows that carry an error, newest first."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(subscribers.c.email, d.status, d.attempts, d.last_error, d.updated_at)
                 .outerjoin(subscribers, subscribers.c.id == d.subscriber_id)
@@ -380,7 +418,7 @@ class Ledger:
     def due_campaigns(self, now: datetime) -> list[str]:
         """Slugs of campaigns with retries due at `now`."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(campaigns.c.slug)
                 .where(campaigns.c.status.in_(("sending", "waiting")))

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import random
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +13,7 @@ from datetime import datetime, timedelta
 
 from .config import Config
 from .content import Issue, Site
+from .database import SuppressionProbe, now_utc
 from .errors import (
     CommsError,
     DeliveryError,
@@ -23,12 +21,14 @@ from .errors import (
     PermanentFailure,
     PolicyRejection,
     TemporaryFailure,
+    Unreachable,
 )
-from .ledger import CLAIMABLE, Campaign, Claimed, Outcome, SuppressionProbe
+from .ledger import CLAIMABLE, Campaign, Claimed, Outcome
 from .message import MessageFactory, OutgoingMessage, Recipient
+from .pacing import Recorder, TokenBucket, is_abandoned, owner_id
 from .reader import read_content
 from .render import RenderedIssue, render_issue
-from .store import Store, now_utc, open_store
+from .store import Store, open_store
 from .tables import FINAL_STATES
 from .transports import Transport, open_transport
 
@@ -104,111 +104,6 @@ class CampaignChanged(CommsError):
     """The issue's content changed after its campaign started."""
 
 
-class TokenBucket:
-    """A shared rate limit: `rate` messages per second, no bursts (STANDARDS S9)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._lock = threading.Lock()
-        self._next = time.monotonic()
-
-    def acquire(self) -> None:
-        """Block until this caller may send one message."""
-        if self.rate <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(self._next, now)
-            self._next = slot + 1.0 / self.rate
-        if slot > now:
-            time.sleep(slot - now)
-
-
-def owner_id() -> str:
-    """Who claims rows in this run: host, process id and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def is_abandoned(owner: str) -> bool:
-    """True when `owner` is a run on this host whose process no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine's run: wait for its lease to run out
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return int(pid_text) != os.getpid() and _is_zombie(int(pid_text))
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-class _Recorder(threading.Thread):
-    """Writes outcomes in group commits; `wait(seq)` blocks until an outcome is durable."""
-
-    def __init__(self, store: Store, source: str) -> None:
-        super().__init__(name="comms-ledger", daemon=True)
-        self.store = store
-        self.source = source
-        self.cond = threading.Condition()
-        self.pending: list[Outcome] = []
-        self.submitted = 0
-        self.committed = 0
-        self.closing = False
-        self.error: BaseException | None = None
-
-    def submit(self, outcome: Outcome) -> int:
-        """Queue one outcome; returns its sequence number."""
-        with self.cond:
-            self.pending.append(outcome)
-            self.submitted += 1
-            self.cond.notify_all()
-            return self.submitted
-
-    def wait(self, seq: int) -> None:
-        """Block until outcome `seq` is committed."""
-        with self.cond:
-            while self.committed < seq and self.error is None:
-                self.cond.wait()
-            if self.error is not None:
-                raise CommsError(f"cannot write the send ledger: {self.error}")
-
-    def close(self) -> None:
-        """Write what is left and stop."""
-        with self.cond:
-            self.closing = True
-            self.cond.notify_all()
-        self.join()
-
-    def run(self) -> None:
-        while True:
-            with self.cond:
-                while not self.pending and not self.closing:
-                    self.cond.wait()
-                if not self.pending:
-                    return
-                batch, self.pending, upto = self.pending, [], self.submitted
-            try:
-                self.store.record(batch, now_utc(), self.source)
-            except Exception as exc:  # reported to every waiting worker
-                with self.cond:
-                    self.error = exc
-                    self.cond.notify_all()
-                return
-            with self.cond:
-                self.committed = upto
-                self.cond.notify_all()
-
-
 class _Run:
     """One `send` run over one campaign: a dispatcher, N workers and a ledger writer."""
 
@@ -226,7 +121,7 @@ class _Run:
         self.progress = progress
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
-        self.recorder = _Recorder(store, f"send {campaign.slug}")
+        self.recorder = Recorder(store, f"send {campaign.slug}")
         self.bucket = TokenBucket(options.rate)
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -236,6 +131,7 @@ class _Run:
         self.in_run_tries: dict[int, int] = {}
         self.done: dict[str, int] = {}
         self.connection_failures = 0
+        self.crash: BaseException | None = None
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -252,11 +148,10 @@ class _Run:
         last = 0
         try:
             while (item := self.jobs.get()) is not None:
-                self.recorder.wait(last)  # at most one unrecorded message per connection
                 if self.stop.is_set():
                     outcome = Outcome(item.delivery_id, "queued", attempted=False)
                 else:
-                    outcome, transport = self.deliver(item, probe, transport)
+                    outcome, transport = self.deliver(item, probe, transport, last)
                 last = self.recorder.submit(outcome)
                 with self.lock:
                     self.in_flight -= 1
@@ -265,30 +160,38 @@ class _Run:
                         self.done[outcome.status] = self.done.get(outcome.status, 0) + 1
         except CommsError as exc:
             self.halt(str(exc))
+        except BaseException as exc:
+            # A bug must not leave the dispatcher waiting for this worker forever; the row it
+            # held stays `sending` and is taken over by the next run (as after a crash).
+            self.crash = exc
+            self.halt(f"unexpected error: {exc!r}")
         finally:
             probe.close()
             if transport is not None:
                 transport.close()
 
     def deliver(
-        self, item: Claimed, probe: SuppressionProbe, transport: Transport | None
+        self, item: Claimed, probe: SuppressionProbe, transport: Transport | None, last: int
     ) -> tuple[Outcome, Transport | None]:
-        """Send one claimed delivery; classify the result."""
+        """Send one claimed delivery once outcome `last` is recorded; classify the result."""
         if item.email is None or item.uid is None or item.key is None:
             return Outcome(item.delivery_id, "skipped", error="subscriber erased"), transport
         if item.subscriber_status != "active":
             note = f"subscriber {item.subscriber_status}"
             return Outcome(item.delivery_id, "skipped", error=note), transport
-        self.bucket.acquire()
-        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
-        if reason is not None:
-            return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
         try:
             message = self.build(Recipient(item.uid, item.email, item.name, item.language))
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
             # for this delivery, but no bounce, as no server has refused it.
             return Outcome(item.delivery_id, "failed", error=str(exc)), transport
+        self.bucket.acquire()
+        # At most one transmitted-but-unrecorded message per connection: this bounds the
+        # duplicates a crash can cause. Building the message above overlaps the commit.
+        self.recorder.wait(last)
+        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
+        if reason is not None:
+            return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
         try:
             if transport is None:
                 transport = self.opener()
@@ -302,7 +205,7 @@ class _Run:
             out = Outcome(item.delivery_id, "failed", message.message_id, str(exc), bounce=item)
             return out, transport
         except (TemporaryFailure, OSError) as exc:
-            error = exc if isinstance(exc, DeliveryError) else TemporaryFailure(str(exc))
+            error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
             if error.code is None or error.ambiguous:
                 if transport is not None:
                     transport.close()  # the connection is likely dead: open a new one next time
@@ -329,7 +232,7 @@ class _Run:
         if now >= item.queued_at + opts.give_up_after:
             return give_up
         with self.lock:
-            if exc.code is None and not exc.ambiguous:
+            if isinstance(exc, Unreachable):
                 self.connection_failures += 1
                 if self.connection_failures >= max(3, 2 * opts.concurrency):
                     self.stopped = self.stopped or f"cannot reach the mail server: {exc}"
@@ -358,18 +261,19 @@ class _Run:
     def dispatch(self) -> None:
         """Claim batches while workers need them; end when nothing is due within this run."""
         opts = self.options
-        low_water = opts.batch_size
+        size = opts.batch_size
+        if opts.rate > 0:
+            # Leases are not renewed: claim no more than goes out well within one.
+            size = max(opts.concurrency, min(size, int(opts.rate * opts.lease.total_seconds() / 4)))
         while not self.stop.is_set():
             if opts.stop is not None and opts.stop.is_set():
                 self.halt("interrupted")
                 break
-            if self.jobs.qsize() >= low_water:
+            if self.jobs.qsize() >= size:
                 time.sleep(0.002)
                 continue
             now = opts.clock()
-            claimed = self.store.claim(
-                self.campaign.id, self.owner, opts.batch_size, now, now + opts.lease
-            )
+            claimed = self.store.claim(self.campaign.id, self.owner, size, now, now + opts.lease)
             with self.lock:
                 for item in claimed:
                     self.retry_at.pop(item.delivery_id, None)
@@ -424,6 +328,8 @@ class _Run:
             self.tick()
         if self.recorder.error is not None:
             raise CommsError(f"cannot write the send ledger: {self.recorder.error}")
+        if self.crash is not None:
+            raise self.crash
         return self.done
 
 

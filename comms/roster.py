@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from .config import Config
 from .errors import CommsError
@@ -87,6 +88,18 @@ def check_person(
     )
 
 
+def _lines(handle: BinaryIO, problems: Problems) -> Iterator[str]:
+    """Decoded lines; a line that is not UTF-8 is reported and replaced by an empty one."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.add(number, f"not UTF-8 text (byte {exc.start + 1} of the line); skipped")
+            yield "\n"
+
+
 def read_csv(path: Path, config: Config, problems: Problems) -> Iterator[tuple[int, NewSubscriber]]:
     """Valid rows of a subscriber CSV with their line numbers; bad rows go to `problems`.
 
@@ -94,30 +107,25 @@ def read_csv(path: Path, config: Config, problems: Problems) -> Iterator[tuple[i
     and semicolon (German spreadsheets) both work; a UTF-8 byte order mark is ignored.
     """
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open("rb")
     except OSError as exc:
         raise CommsError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
-        try:
-            first = handle.readline()
-        except UnicodeDecodeError:
-            raise CommsError(f"{problems.path}:1: not UTF-8 text") from None
+        lines = _lines(handle, problems)
+        first = next(lines, "")
         delimiter = ";" if first.count(";") > first.count(",") else ","
         header = [h.strip().lower() for h in next(csv.reader([first], delimiter=delimiter), [])]
         if "email" not in header:
             raise CommsError(f"{problems.path}:1: the header row has no 'email' column")
         for extra in (h for h in header if h not in COLUMNS):
             problems.add(1, f"warning: unknown column '{extra}' ignored")
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(lines, delimiter=delimiter)
         seen: dict[str, int] = {}
         line = 2
         while True:
             try:
                 row = next(reader)
             except StopIteration:
-                return
-            except UnicodeDecodeError:
-                problems.add(line, "not UTF-8 text; the rest of the file was not read")
                 return
             except csv.Error as exc:
                 problems.add(line, f"cannot read the row: {exc}")

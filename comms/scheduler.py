@@ -32,10 +32,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import publish, timetable
 from .config import Config, load_config
+from .database import now_utc
 from .lease import Holder, Lease, holder
 from .outbox import SendOptions, retry_due, send_issue
 from .reader import read_content
-from .store import Store, now_utc, open_store
+from .store import Store, open_store
 
 log = logging.getLogger("comms.scheduler")
 

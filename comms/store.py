@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Connection, Engine
 
 from .config import Config
+from .database import bulk_insert, insert_ignore, make_engine, now_utc, resolve_secret, upgrade
 from .errors import CommsError, ConfigError
-from .ledger import Ledger, insert_ignore
-from .tables import consent, meta, subscribers, suppression
-
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_SECRET_CHECK = b"comms secret check"
+from .ledger import Ledger
+from .tables import consent, subscribers, suppression
 
 
 class SubscriberError(CommsError):
@@ -44,11 +38,6 @@ def normalise_address(text: str) -> str:
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     return unicodedata.normalize("NFC", normalized).lower()
-
-
-def now_utc() -> datetime:
-    """The current time in UTC (the store keeps nothing else)."""
-    return datetime.now(UTC)
 
 
 def slugs(value: str) -> tuple[str, ...]:
@@ -126,104 +115,12 @@ class ImportResult:
     suppressed: int = 0
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Autocommit at the driver; the "begin" hook below opens every transaction IMMEDIATE, so
-    # two writers queue on busy_timeout instead of failing on a read-to-write upgrade.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "busy_timeout=30000",
-        "foreign_keys=ON",
-        "synchronous=NORMAL",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
-    if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError([f"database_url: cannot open '{url}': {exc}"]) from None
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    return engine
-
-
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest version with the package's own migrations."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-
-
-def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """A plain DB-API executemany of many rows with the same keys.
-
-    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself on large
-    imports; values are converted once per distinct value instead (timestamps repeat).
-    """
-    keys = list(rows[0])
-    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=keys)
-    convert: dict[str, Any] = {}
-    for key in keys:
-        processor = table.c[key].type.bind_processor(conn.dialect)
-        if processor is not None:
-            convert[key] = functools.lru_cache(maxsize=16)(processor)
-    for row in rows:
-        for key, processor in convert.items():
-            row[key] = processor(row[key])
-    if compiled.positiontup is not None:
-        order = [compiled.binds[name].key for name in compiled.positiontup]
-        params: list[Any] = [tuple(row[k] for k in order) for row in rows]
-    else:
-        params = rows
-    conn.exec_driver_sql(compiled.string, params)
-
-
-def _resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
-    """The secret to use and whether it was generated now (see README, "Secret key")."""
-    with engine.begin() as conn:
-        stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
-        generated = False
-        secret = given or stored.get("secret_key")
-        if secret is None:
-            if "secret_check" in stored:
-                raise ConfigError(
-                    [
-                        "environment COMMS_SECRET_KEY: not set, but this database was set up "
-                        "with one; set it again (tokens and the suppression list depend on it)"
-                    ]
-                )
-            secret = secrets.token_urlsafe(32)
-            conn.execute(sa.insert(meta).values(key="secret_key", value=secret))
-            generated = True
-        check = hmac.new(secret.encode(), _SECRET_CHECK, hashlib.sha256).hexdigest()[:16]
-        if stored.get("secret_check", check) != check:
-            raise ConfigError(
-                [
-                    "environment COMMS_SECRET_KEY: differs from the key this database was set up "
-                    "with; restore the old key (tokens and the suppression list depend on it)"
-                ]
-            )
-        if "secret_check" not in stored:
-            conn.execute(sa.insert(meta).values(key="secret_check", value=check))
-    return secret, generated
-
-
 def open_store(config: Config) -> Store:
     """Open the configured database, migrate it to the newest schema and return the store."""
     engine = make_engine(config.database_url)
     try:
         upgrade(engine)
-        secret, generated = _resolve_secret(engine, config.secret_key)
+        secret, generated = resolve_secret(engine, config.secret_key)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None
@@ -253,26 +150,26 @@ class Store(Ledger):
 
     def find(self, email: str) -> Subscriber | None:
         """The subscriber with this (normalised) address, if any."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
         return Subscriber.from_row(row) if row else None
 
     def by_uid(self, uid: str) -> Subscriber | None:
         """The subscriber with this public uid, if any."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.uid == uid)).first()
         return Subscriber.from_row(row) if row else None
 
     def suppression_reason(self, email: str) -> str | None:
         """Why this address is suppressed, or None."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return conn.execute(
                 sa.select(suppression.c.reason).where(suppression.c.key == self.key(email))
             ).scalar()
 
     def iter_subscribers(self) -> Iterator[Subscriber]:
         """Every subscriber, streamed in address order (memory stays flat)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             result = conn.execution_options(yield_per=1000).execute(
                 sa.select(subscribers).order_by(subscribers.c.email)
             )
@@ -281,7 +178,7 @@ class Store(Ledger):
 
     def count_active(self) -> int:
         """How many subscribers are active."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             query = sa.select(sa.func.count()).where(subscribers.c.status == "active")
             return int(conn.execute(query.select_from(subscribers)).scalar_one())
 
@@ -294,7 +191,7 @@ class Store(Ledger):
         data: dict[str, Any] = {"email": email, "suppressed": reason}
         if person is None:
             return data | {"status": None, "consent": [], "deliveries": []}
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(consent)
                 .where(consent.c.subscriber_id == person.id)
@@ -500,3 +397,53 @@ class Store(Ledger):
                     .values(status="active", consent_id=basis, confirmed_at=at)
                 )
             result.added += len(fresh)
+
+    # -- subscriber self-service (comms.subscriptions) -------------------------------------
+
+    def note(self, email: str, event: Consent) -> bool:
+        """Add an event to a person's record without changing their status (False: unknown)."""
+        person = self.find(email)
+        if person is None:
+            return False
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, now_utc())
+        return True
+
+    def request_again(self, uid: str, event: Consent) -> Subscriber:
+        """A known person signs up again (pending or unsubscribed): record the request."""
+        person = self._require(uid)
+        at = now_utc()
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, at)
+            # The purge counts from the latest request (STANDARDS L4).
+            conn.execute(
+                sa.update(subscribers).where(subscribers.c.id == person.id).values(updated_at=at)
+            )
+        return person
+
+    def update_preferences(
+        self, uid: str, topics: Sequence[str], regions: Sequence[str], language: str
+    ) -> Subscriber:
+        """Save a person's own choice of topics, regions and language."""
+        person = self._require(uid)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.id == person.id)
+                .values(
+                    topics=_padded(topics),
+                    regions=_padded(regions),
+                    language=language,
+                    updated_at=now_utc(),
+                )
+            )
+        return self._require(uid)
+
+    def purge_pending(self, older_than: datetime) -> int:
+        """Delete sign-ups still unconfirmed whose last request is before `older_than` (L4)."""
+        s = subscribers.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.delete(subscribers).where(s.status == "pending", s.updated_at < older_than)
+            )
+        return int(result.rowcount or 0)

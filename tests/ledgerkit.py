@@ -8,12 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from comms.cli import main
 from comms.config import Config, load_config
 from comms.message import OutgoingMessage, Recipient
 from comms.store import Consent, NewSubscriber, Store, open_store
+from comms.tables import metadata
 
 IMPORT = Consent("import", "test", note="Testdaten")
 
@@ -100,3 +103,9 @@ def run_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def schema_drift(store: Store) -> list[object]:
+    """Differences between the migrated database and comms/tables.py (should be none)."""
+    with store.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))

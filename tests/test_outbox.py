@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.database import now_utc
+from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.ledger import Campaign
 from comms.message import OutgoingMessage, Recipient
 from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
-from comms.store import Consent, NewSubscriber, Store, now_utc
+from comms.store import Consent, NewSubscriber, Store
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 
@@ -180,7 +181,7 @@ def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) 
     store = make_store(tmp_path, 30)
 
     def refuse() -> Sink:
-        raise TemporaryFailure("connection refused by 127.0.0.1:1")
+        raise Unreachable("connection refused by 127.0.0.1:1")
 
     campaign = start(store)
     report = send(store, campaign, build, refuse, FAST)
@@ -293,3 +294,16 @@ def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path
     assert report.exit_code == 0 and report.counts == {"sent": 1, "failed": 1}
     person = store.report("user1@example.org")
     assert person is not None and person["status"] == "active" and person["suppressed"] is None
+
+
+def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 20)
+
+    def broken(recipient: Recipient) -> OutgoingMessage:
+        raise KeyError("template slot")
+
+    campaign = start(store)
+    with pytest.raises(KeyError):
+        send(store, campaign, broken, Sink().opener, FAST)
+    counts = store.counts(campaign.id)
+    assert counts.get("sent", 0) == 0 and counts.get("sending", 0) >= 1

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+
+from comms.config import load_config
+from comms.database import now_utc
+from comms.outbox import retry_due
 
 from .conftest import ROOT
 from .ledgerkit import run_cli
@@ -122,6 +127,23 @@ def test_bounce_temporary_failure_and_exit_3(site: Path) -> None:
         "anna@example.org": 1,
         "carla@example.org": 3,
     }
+    code, out, _ = run_cli(site, "status", ISSUE)
+    lines = out.splitlines()
+    assert lines[0] == f"{ISSUE}: waiting, 3 recipient(s)"
+    assert lines[1:7] == [
+        "  queued           1",
+        "  sending          0",
+        "  sent             1",
+        "  failed           1",
+        "  ambiguous        0",
+        "  skipped          0",
+    ]
+    assert lines[7].startswith("next retry: ")
+    assert lines[8] == "recent errors:"
+    assert (
+        f"  anna@example.org: failed after 1 attempt(s): 127.0.0.1:{port}: RCPT TO: 550 5.1.1 "
+        "<anna@example.org>: no such user" in lines
+    )
     code, out, _ = run_cli(site, "subscribers", "show", "anna@example.org", "--json")
     person = json.loads(out)
     assert person["status"] == "bounced"
@@ -224,3 +246,26 @@ def test_demo_sends_the_next_issue_to_the_samples_once(site_copy: Path) -> None:
         "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
         f"({ISSUE}): nothing new to send (5 sent, 0 failed, 0 skipped, 0 waiting)"
     )
+
+
+def test_retry_due_sends_what_waits_once_it_is_due(site: Path) -> None:
+    """The scheduler's retry pass: nothing before the retry time, the waiting rows after it."""
+    handler = Handler(rcpt_replies={"anna@example.org": "451 4.2.2 mailbox full"})
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        code, _, _ = run_cli(site, "send", ISSUE, "--transport", url, env=FAST)
+        assert code == 3
+        code, out, _ = run_cli(site, "status")
+        assert out == f"{ISSUE}: waiting, 3 recipient(s); 1 queued, 2 sent\n"
+        config = load_config(
+            site / "comms.toml",
+            overrides={"transport": url},
+            environ={"COMMS_SECRET_KEY": "test-secret"},
+        )
+        assert retry_due(config, now_utc()) == []
+        handler.rcpt_replies.clear()
+        reports = retry_due(config, now_utc() + timedelta(hours=1))
+    assert [r.campaign.slug for r in reports] == [ISSUE]
+    assert reports[0].exit_code == 0
+    assert reports[0].counts == {"sent": 3}
+    assert [r.rcpt_tos[0] for r in handler.received].count("anna@example.org") == 1

@@ -12,9 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 from comms.errors import ConfigError
-from comms.store import Consent, NewSubscriber, SubscriberError, normalise_address, open_store
+from comms.store import (
+    Consent,
+    NewSubscriber,
+    SubscriberError,
+    normalise_address,
+    open_store,
+)
 
-from .ledgerkit import make_config, run_cli
+from .ledgerkit import make_config, run_cli, schema_drift
 
 
 @pytest.fixture
@@ -251,3 +257,23 @@ def test_import_is_fast_enough_for_100000_rows(root: Path) -> None:
     assert code == 0, err
     assert err == "imported 20000 (active); 0 already known, 0 suppressed, 0 bad row(s) skipped\n"
     assert used <= 2.0, f"20,000 rows took {used:.1f} s of CPU (budget: 2 s, i.e. 10 s per 100,000)"
+
+
+def test_migrations_build_exactly_the_declared_schema_and_rerun_harmlessly(tmp_path: Path) -> None:
+    store = open_store(make_config(tmp_path))
+    store.add_confirmed(NewSubscriber("a@example.org"), Consent("import", "t", note="n"))
+    assert schema_drift(store) == []
+    again = open_store(make_config(tmp_path))  # upgrade to head again: nothing lost
+    assert again.find("a@example.org") is not None
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(root: Path) -> None:
+    (root / "a.csv").write_bytes(b"email\nok@example.org\nb\xe4d@example.org\nfine@example.org\n")
+    code, out, err = run_cli(
+        root, "subscribers", "import", str(root / "a.csv"), "--confirmed", "--consent-note", "x"
+    )
+    assert code == 1
+    assert out == f"{(root / 'a.csv').as_posix()}:3: not UTF-8 text (byte 2 of the line); skipped\n"
+    assert err == "imported 2 (active); 0 already known, 0 suppressed, 1 bad row(s) skipped\n"

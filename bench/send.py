@@ -1,0 +1,165 @@
+"""Benchmark: `comms send` (ledger + messages + SMTP) against Postfix smtp-source, same sink.
+
+Run: .venv/bin/python bench/send.py [--subscribers 20000] [--connections 4] [--import-rows 100000]
+
+Needs Postfix's `smtp-sink` and `smtp-source` (Debian: `DEBIAN_FRONTEND=noninteractive apt-get
+install -y postfix`; the daemon need not run). Steps, all on 127.0.0.1 in one run:
+
+1. import `--import-rows` subscribers from a CSV file into a fresh SQLite database (timed);
+2. import `--subscribers` into another database, start `smtp-sink`, and time `smtp-source`
+   sending that many messages of the sample issue's size over `--connections` sessions;
+3. time the send of the sample issue (2020-02-newsletter) to every subscriber through the
+   same sink with `--connections` connections, in a child process that does exactly what
+   `comms send` does (render once, snapshot recipients, claim, build, send, record) and
+   reports its peak RSS;
+4. repeat 3 with a quarter of the subscribers, to show that memory does not grow with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.postfix import smtp_sink, smtp_source_rate  # noqa: E402
+from comms.cli import load_site  # noqa: E402
+from comms.config import Config, load_config  # noqa: E402
+from comms.message import Recipient  # noqa: E402
+from comms.outbox import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.roster import Problems, read_csv  # noqa: E402
+from comms.store import Consent, open_store  # noqa: E402
+
+ISSUE = "2020-02-newsletter"
+CONSENT = Consent("import", "bench", note="Benchmark")
+
+
+def _config(folder: Path, port: int = 25) -> Config:
+    """The repository's sample site, with the database in `folder` and SMTP to `port`."""
+    overrides = {
+        "database_url": f"sqlite:///{folder / 'comms.db'}",
+        "transport": f"smtp://127.0.0.1:{port}",
+    }
+    environ = {"COMMS_SECRET_KEY": "bench-secret"}
+    return load_config(ROOT / "comms.toml", overrides=overrides, environ=environ)
+
+
+def _import(folder: Path, rows: int) -> tuple[float, float]:
+    """A fresh database with `rows` confirmed subscribers from a CSV file; (wall s, CPU s)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_file = folder / "people.csv"
+    with csv_file.open("w", encoding="utf-8") as handle:
+        handle.write("email,name,topics\n")
+        for n in range(rows):
+            handle.write(f"leser.{n}@example.org,Leserin {n},sprache\n")
+    config = _config(folder)
+    store = open_store(config)
+    began, cpu = time.perf_counter(), time.process_time()
+    result, _ = store.import_subscribers(
+        read_csv(csv_file, config, Problems(csv_file.name)), CONSENT, confirmed=True
+    )
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    assert result.added == rows, result
+    store.close()
+    return elapsed, cpu
+
+
+def child(folder: Path, port: int, connections: int) -> None:
+    """What `comms send ISSUE --concurrency N` does; prints timings and peak RSS as JSON."""
+    config = _config(folder, port)
+    began = time.perf_counter()
+    site, _ = load_site(config)
+    issue = site.issues[ISSUE]
+    store = open_store(config)
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    campaign, _ = prepare(store, ISSUE, fingerprint, issue.topics, issue.regions)
+    ready = time.perf_counter()
+    options = SendOptions.from_config(config, concurrency=connections, rate=0)
+    cpu = time.process_time()
+    report = send(store, campaign, factory.build, opener_for(config), options)
+    done = time.perf_counter()
+    cpu = time.process_time() - cpu
+    size = len(factory.build(Recipient("u0", "leser.0@example.org")).data)
+    print(
+        json.dumps(
+            {
+                "sent": report.counts.get("sent", 0),
+                "counts": report.counts,
+                "setup": ready - began,
+                "send": done - ready,
+                "cpu_us_per_message": cpu / max(1, report.counts.get("sent", 0)) * 1e6,
+                "size": size,
+                "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
+
+
+def _run_child(folder: Path, port: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(folder), str(port), str(connections)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    data: dict[str, float] = json.loads(out)
+    return data
+
+
+def _message_size(folder: Path) -> int:
+    config = _config(folder)
+    site, _ = load_site(config)
+    store = open_store(config)
+    _, factory, _ = issue_parts(config, store, site, site.issues[ISSUE])
+    store.close()
+    return len(factory.build(Recipient("u0000000000000000", "leser.0@example.org")).data)
+
+
+def main() -> None:
+    """Run every step and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--import-rows", type=int, default=100_000)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(Path(args.child[0]), int(args.child[1]), int(args.child[2]))
+        return
+    count, connections = args.subscribers, args.connections
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        seconds, cpu = _import(base / "import", args.import_rows)
+        print(f"import of {args.import_rows:,} CSV rows: {seconds:.1f} s ({cpu:.1f} s CPU)")
+        _import(base / "full", count)
+        _import(base / "quarter", count // 4)
+        size = _message_size(base / "full")
+        with smtp_sink() as port:
+            reference = smtp_source_rate(port, count, connections, size)
+            full = _run_child(base / "full", port, connections)
+            quarter = _run_child(base / "quarter", port, connections)
+    rate = full["sent"] / full["send"]
+    print(f"message size {size:,} bytes; {count:,} subscribers; {connections} connections")
+    print(f"smtp-source (reference): {reference:,.0f} msg/s")
+    print(
+        f"comms send: {full['sent']:,} sent in {full['send']:.1f} s = {rate:,.0f} msg/s "
+        f"(+ {full['setup']:.1f} s render and snapshot) = {rate / reference:.2f} of smtp-source"
+    )
+    print(f"CPU per message (all threads): {full['cpu_us_per_message']:.0f} µs")
+    print(
+        f"peak RSS: {full['maxrss_kb'] / 1024:.0f} MB for {count:,} subscribers, "
+        f"{quarter['maxrss_kb'] / 1024:.0f} MB for {count // 4:,}"
+    )
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
