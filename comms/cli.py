@@ -42,7 +42,7 @@ from .timetable import SEND_PREFIX, Held, held_list
 from .transports import open_transport
 
 if TYPE_CHECKING:
-    from .scheduler import Overview
+    from .scheduler import Overview, SchedulerHandle
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -781,8 +781,7 @@ def refresh(state: State) -> None:
 @click.option(
     "--no-scheduler",
     is_flag=True,
-    help="Serve the web endpoints only. For now this is the only mode: the scheduler joins "
-    "in a later version, so the flag changes nothing yet.",
+    help="Serve the web endpoints only; run no scheduled sends, refresh, retries or purges.",
 )
 @click.option(
     "--trusted-proxy",
@@ -799,6 +798,10 @@ def serve(
     Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
     (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
     folder with ETags. Ctrl+C or SIGTERM stops after the queued confirmation mails went out.
+
+    Unless --no-scheduler is given, the same process runs the scheduler (see `comms
+    schedule`); a second `comms serve` on the same database serves the web endpoints only.
+    On SIGTERM a running send finishes the messages in flight and hands the rest back.
     """
     import signal
 
@@ -823,18 +826,44 @@ def serve(
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
     address = f"[{host}]" if ":" in host else host
-    click.echo(f"Serving on http://{address}:{server.effective_port}/ (web only; Ctrl+C stops)")
-    _build_before_serving(config)
-    try:
+    handle: SchedulerHandle | None = None
+    signal.signal(signal.SIGTERM, stop)
+    try:  # everything after the handler: a SIGTERM at any point stops cleanly
+        handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
+        click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")
+        _build_before_serving(config)
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        if handle is not None:
+            handle.shutdown()
         mailer.close()
         store.close()
+
+
+def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | None, str]:
+    """Start the scheduler unless another process runs one on this database (R5)."""
+    import logging
+
+    from .lease import holder
+    from .scheduler import start_scheduler
+
+    # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
+    log = logging.getLogger("comms")
+    if not log.handlers:
+        out = logging.StreamHandler()
+        out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(out)
+        log.setLevel(logging.INFO)
+    handle = start_scheduler(config, store)
+    if handle is not None:
+        return handle, "with the scheduler"
+    owner = holder(store.engine)
+    who = f" ({owner.owner})" if owner else ""
+    return None, f"web only: another process{who} runs the scheduler on this database"
 
 
 def _build_before_serving(config: Config) -> None:
