@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from . import publish, timetable
 from .config import Config, load_config
 from .database import now_utc
+from .errors import CommsError
 from .lease import Holder, Lease, holder
 from .outbox import SendOptions, retry_due, send_issue
 from .reader import read_content
@@ -94,7 +95,12 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         settings = config.settings
         site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
         issue = site.issues.get(slug)
-        if issue is None or issue.status != "ready" or issue.send_at != due_at:
+        when = issue.send_at.timestamp() if issue and issue.send_at else None
+        # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
+        # with a time in another zone.
+        if issue is None:
+            raise CommsError(f"scheduled send of {slug}: the issue is gone or has errors")
+        if issue.status != "ready" or when != due_at.timestamp():
             log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
             return "skipped"
         options = replace(SendOptions.from_config(config), stop=_STOP)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,29 @@ def test_shutdown_finishes_the_messages_in_flight_and_releases_claims(
     assert counts["sending"] == 0
     assert counts["sent"] == len(outbox(site)) < 3
     assert counts["queued"] == 3 - counts["sent"]
+
+
+def test_failed_jobs_are_logged(
+    site: Path, handles: list[SchedulerHandle], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = site / "content" / "issues" / f"{ISSUE}.md"
+    with time_machine.travel(berlin(2020, 2, 4, 8, 59), tick=True) as clock:
+        handle = start(site, handles)
+        path.write_text("---\nnumber: [\n", encoding="utf-8")
+        clock.move_to(berlin(2020, 2, 4, 9, 0, 1))
+        handle.wakeup()
+        wait_for(lambda: ("error", f"send:{ISSUE}") in handle.events)
+        clock.move_to(berlin(2020, 2, 4, 9, 14, 1))
+        handle.wakeup()
+        wait_for(lambda: ("error", "refresh") in handle.events)
+        stop(handle, handles)
+    assert (
+        f"job send:{ISSUE} failed: scheduled send of {ISSUE}: the issue is gone or has errors"
+        in caplog.text
+    )
+    assert "job refresh failed: 1 content error(s)" in caplog.text
+    assert outbox(site) == []
+
+
+def test_apscheduler_is_the_3_series() -> None:
+    assert version("apscheduler").split(".")[0] == "3"  # 4.x is a pre-release (STANDARDS R6)
