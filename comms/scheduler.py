@@ -1,19 +1,16 @@
 """APScheduler wiring: scheduled sends, feed refresh, the retry pass and housekeeping.
 
-The jobs call the same functions as the CLI. One scheduler per database (STANDARDS R4, R5):
-`start_scheduler` takes the lease in `comms.lease` first and returns None when another process
-holds it. The scheduler always uses the wall clock, never `reference_date`.
+The jobs (`comms/jobs.py`) call the same functions as the CLI. One scheduler per database
+(STANDARDS R4, R5): `start_scheduler` takes the lease in `comms.lease` first and returns None
+when another process holds it. The scheduler always uses the wall clock, never `reference_date`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from apscheduler.events import (
@@ -30,14 +27,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import publish, timetable
-from .config import Config, load_config
+from . import jobs, timetable
+from .config import Config
 from .database import now_utc
-from .errors import CommsError
 from .lease import Holder, Lease, holder
-from .outbox import SendOptions, retry_due, send_issue
 from .reader import read_content
-from .store import Store, open_store
+from .store import Store
 
 log = logging.getLogger("comms.scheduler")
 
@@ -47,8 +42,6 @@ REFRESH, RETRY, HOUSEKEEPING = "refresh", "retry", "housekeeping"
 REFRESH_GRACE = 300
 RETRY_GRACE = 3600
 HOUSEKEEPING_GRACE = 12 * 3600
-#: Set while the scheduler shuts down: a running send stops after the messages in flight.
-_STOP = threading.Event()
 
 
 class DailyTrigger(CronTrigger):  # type: ignore[misc]
@@ -68,78 +61,6 @@ class DailyTrigger(CronTrigger):  # type: ignore[misc]
         ):
             found = super().get_next_fire_time(found, found)
         return found
-
-
-# -- jobs: importable by reference, primitive arguments only (R4) ------------------------------
-
-
-@contextmanager
-def _opened(config_path: str | None) -> Iterator[tuple[Config, Store]]:
-    config = load_config(Path(config_path) if config_path else None)
-    store = open_store(config)
-    try:
-        yield config, store
-    finally:
-        store.close()
-
-
-def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
-    """Send an issue at its `send_at`, as `comms send ISSUE` would; hold it when stale."""
-    due_at = datetime.fromisoformat(due)
-    with _opened(config_path) as (config, store):
-        now = now_utc()
-        if timetable.is_stale(config, due_at, now):
-            timetable.hold(store.engine, slug, due_at, now)
-            log.warning("send of %s held: due at %s, now %s", slug, due_at, now)
-            return "held"
-        settings = config.settings
-        site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
-        issue = site.issues.get(slug)
-        when = issue.send_at.timestamp() if issue and issue.send_at else None
-        # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
-        # with a time in another zone.
-        if issue is None:
-            raise CommsError(f"scheduled send of {slug}: the issue is gone or has errors")
-        if issue.status != "ready" or when != due_at.timestamp():
-            log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
-            return "skipped"
-        options = replace(SendOptions.from_config(config), stop=_STOP)
-        report = send_issue(config, store, site, issue, options)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
-    if report.stopped:
-        log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
-        return "stopped"
-    log.info("sent %s: %s", slug, counts)
-    return "sent"
-
-
-def refresh_feeds(config_path: str | None) -> None:
-    """Rebuild and ping WebSub hubs, as `comms refresh` does."""
-    config = load_config(Path(config_path) if config_path else None)
-    report = publish.refresh_content(config)
-    log.info(
-        "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
-        len(report.write.written),
-        len(report.write.unchanged),
-        len(report.changed_feeds),
-        len(report.failed),
-    )
-
-
-def retry_pass(config_path: str | None) -> None:
-    """Send the deliveries whose retry time has come, in every campaign."""
-    config = load_config(Path(config_path) if config_path else None)
-    for report in retry_due(config, stop=_STOP):
-        log.info("retry pass %s: %s", report.campaign.slug, report.counts)
-
-
-def housekeeping(config_path: str | None) -> None:
-    """Purge sign-ups that were never confirmed."""
-    from .subscriptions import purge_unconfirmed
-
-    with _opened(config_path) as (config, store):
-        count = purge_unconfirmed(config, store)
-    log.info("housekeeping: purged %d unconfirmed sign-up(s)", count)
 
 
 # -- wiring ----------------------------------------------------------------------------------
@@ -165,7 +86,7 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
         Fixed(
             REFRESH,
             f"refresh feeds (every {s.refresh_minutes:g} min)",
-            refresh_feeds,
+            jobs.refresh_feeds,
             IntervalTrigger(
                 minutes=s.refresh_minutes, start_date=now + refresh, timezone=config.tz
             ),
@@ -174,14 +95,14 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
         Fixed(
             RETRY,
             f"retry pass (every {s.retry_minutes:g} min)",
-            retry_pass,
+            jobs.retry_pass,
             IntervalTrigger(minutes=s.retry_minutes, start_date=now + retry, timezone=config.tz),
             RETRY_GRACE,
         ),
         Fixed(
             HOUSEKEEPING,
             f"housekeeping: purge unconfirmed sign-ups (daily at {at:%H:%M})",
-            housekeeping,
+            jobs.housekeeping,
             DailyTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
             HOUSEKEEPING_GRACE,
         ),
@@ -272,19 +193,20 @@ class SchedulerHandle:
                 if job.id.startswith(timetable.SEND_PREFIX)
             }
             added: list[str] = []
+            grace = int(timetable.stale_limit(config).total_seconds())
             for entry in wanted.sends:
                 args = (_config_arg(config), entry.slug, entry.send_at.isoformat())
                 job = existing.pop(entry.job_id, None)
-                if job is not None and tuple(job.args) == args:
-                    continue
+                if job is not None and (tuple(job.args), job.misfire_grace_time) == (args, grace):
+                    continue  # unchanged: a run missed within the grace time stays due
                 self.scheduler.add_job(
-                    scheduled_send,
+                    jobs.scheduled_send,
                     DateTrigger(run_date=entry.send_at, timezone=config.tz),
                     args=args,
                     id=entry.job_id,
                     name=f"send {entry.slug}",
                     replace_existing=True,
-                    misfire_grace_time=int(timetable.stale_limit(config).total_seconds()),
+                    misfire_grace_time=grace,
                 )
                 added.append(entry.slug)
             removed: list[str] = []
@@ -311,7 +233,7 @@ class SchedulerHandle:
 
     def shutdown(self) -> None:
         """Stop: a running send finishes its messages in flight, then the lease is released."""
-        _STOP.set()
+        jobs.STOP.set()
         self._beat_stop.set()
         with self._sync_lock:
             self._closing = True
@@ -327,7 +249,7 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
     lease = Lease(store.engine, config.settings.schedule.lease_seconds)
     if not lease.acquire():
         return None
-    _STOP.clear()
+    jobs.STOP.clear()
     scheduler = make_scheduler(config, store)
     handle = SchedulerHandle(config, store, scheduler, lease)
     scheduler.add_listener(handle.listen, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)

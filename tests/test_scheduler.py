@@ -12,10 +12,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 
-from comms.lease import Lease
+from comms.lease import Lease, holder
 from comms.scheduler import DailyTrigger, SchedulerHandle, start_scheduler
+from comms.tables import scheduler_lease
 
 from .ledgerkit import run_cli
 from .schedkit import (
@@ -375,3 +377,16 @@ def test_schedule_lists_what_serve_would_run(site: Path) -> None:
         (f"send:{ISSUE}", "2020-02-04T09:00:00+01:00"),
         ("housekeeping", "2020-02-05T02:30:00+01:00"),
     ]
+
+
+def test_a_scheduler_that_loses_its_lease_stops(
+    site: Path, handles: list[SchedulerHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMS_SCHEDULE_LEASE_SECONDS", "10")  # a heartbeat every 2.5 s
+    handle = start(site, handles)
+    with handle.store.engine.begin() as conn:  # as if another process had taken it over
+        conn.execute(sa.update(scheduler_lease).values(owner="elsewhere:1:abcd"))
+    wait_for(lambda: not handle.scheduler.running, timeout=10)
+    stop(handle, handles)
+    kept = holder(handle.store.engine)
+    assert kept is not None and kept.owner == "elsewhere:1:abcd"  # shutdown leaves it alone
