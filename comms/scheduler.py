@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import (
@@ -317,18 +317,18 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
     if running is not None:
         jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
         jobstore.start(make_scheduler(config, store), "default")
-        jobs = [
+        listed = [
             Upcoming(job.id, job.next_run_time, labels.get(job.id, job.name))
             for job in jobstore.get_all_jobs()
         ]
     else:
-        jobs = [
+        listed = [
             Upcoming(entry.job_id, entry.send_at.astimezone(config.tz), labels[entry.job_id])
             for entry in wanted.sends
         ]
-        jobs += [
+        listed += [
             Upcoming(job.id, job.trigger.get_next_fire_time(None, now), job.label) for job in fixed
         ]
-    far = datetime.max.replace(tzinfo=config.tz)
-    jobs.sort(key=lambda job: (job.next_run or far, job.id))
-    return Overview(running, jobs, wanted.held)
+    far = datetime.max.replace(tzinfo=UTC)  # paused jobs last
+    listed.sort(key=lambda job: (job.next_run or far, job.id))
+    return Overview(running, listed, wanted.held)
