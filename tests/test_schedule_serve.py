@@ -72,3 +72,27 @@ def test_serve_sends_a_scheduled_issue_when_it_is_due(site_copy: Path) -> None:
     assert subjects == {"Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis"}
     code, out, _ = run_cli(site_copy, "status", ISSUE, "--json", env=env)
     assert json.loads(out)["counts"]["sent"] == 3
+
+
+def test_sigterm_during_a_scheduled_send_finishes_the_message_in_flight(site_copy: Path) -> None:
+    env = {
+        "COMMS_SECRET_KEY": SECRET,
+        "COMMS_DELIVERY_RATE": "2",  # 3 messages take over a second
+        "COMMS_DELIVERY_CONCURRENCY": "1",
+    }
+    with_subscribers(site_copy)
+    due = datetime.now(BERLIN) - timedelta(minutes=1)  # missed by a minute: runs at the start
+    issue = site_copy / "content" / "issues" / f"{ISSUE}.md"
+    set_front_matter(issue, "send_at", f"{due:%Y-%m-%d %H:%M:%S}")
+    handler = Handler()
+    with smtp_server(handler) as smtp_port:
+        env["COMMS_TRANSPORT"] = f"smtp://127.0.0.1:{smtp_port}"
+        with serve(site_copy, env) as (first, _):
+            assert "(with the scheduler; Ctrl+C stops)" in first
+            wait_for(lambda: len(handler.received) >= 1)
+        arrived = len(handler.received)
+    code, out, _ = run_cli(site_copy, "status", ISSUE, "--json", env=env)
+    counts = json.loads(out)["counts"]
+    assert counts["sending"] == 0  # every claim went back
+    assert counts["sent"] == arrived < 3
+    assert counts["queued"] == 3 - arrived
