@@ -6,9 +6,9 @@ import json
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from babel.dates import format_date, format_datetime
@@ -38,7 +38,11 @@ from .reader import SLUG_RE, read_content
 from .roster import Problems, check_person, read_csv, write_export
 from .store import Consent, Store, normalise_address, open_store
 from .tables import DELIVERY_STATES
+from .timetable import SEND_PREFIX, Held, held_list
 from .transports import open_transport
+
+if TYPE_CHECKING:
+    from .scheduler import Overview, SchedulerHandle
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -201,6 +205,21 @@ def demo(state: State) -> None:
     ready = sorted((i for i in site.issues.values() if i.status == "ready"), key=lambda i: i.date)
     if scheduled or ready:
         _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
+    _demo_schedule(config, now)
+
+
+def _demo_schedule(config: Config, now: datetime) -> None:
+    """The demo's last part: what `comms serve` would schedule, as of the demo's "now"."""
+    from .scheduler import overview
+
+    store = _open_store(config)
+    try:
+        view = overview(config, store, now, live=False)
+    finally:
+        store.close()
+    click.echo(f"Schedule as of {_when(now, config)} (`comms schedule` uses the clock):")
+    for line in _schedule_lines(config, view):
+        click.echo(f"  {line}")
 
 
 def _demo_send(config: Config, site: Site, issue: Issue) -> None:
@@ -488,6 +507,18 @@ def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
     }
 
 
+def _held_json(held: Held) -> dict[str, Any]:
+    """A held send in `comms status --json`: no campaign yet, so every count is 0."""
+    return {
+        "issue": held.slug,
+        "status": "held",
+        "recipients": 0,
+        "counts": dict.fromkeys(DELIVERY_STATES, 0),
+        "due_at": held.due_at,
+        "held_at": held.held_at,
+    }
+
+
 @cli.command()
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
@@ -497,20 +528,29 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign."""
     config = state.config()
     store = _open_store(config)
+    held = {h.slug: h for h in held_list(store.engine)}
     if issue is None:
         rows = [_campaign_json(store, c) for c in store.campaigns()]
         if as_json:
-            click.echo(_json(rows))
+            click.echo(_json(rows + [_held_json(h) for h in held.values()]))
             return
-        if not rows:
+        if not rows and not held:
             click.echo("no campaigns yet")
         for row in rows:
             counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
             click.echo(
                 f"{row['issue']}: {row['status']}, {row['recipients']} recipient(s); {counts}"
             )
+        for h in held.values():
+            click.echo(_held_line(config, h.slug, h.due_at))
         return
     campaign = store.campaign(issue)
+    if campaign is None and issue in held:
+        if as_json:
+            click.echo(_json(_held_json(held[issue])))
+        else:
+            click.echo(_held_line(config, issue, held[issue].due_at))
+        return
     if campaign is None:
         raise CommsError(f"issue '{issue}' has not been sent (no campaign)")
     data = _campaign_json(store, campaign)
@@ -731,6 +771,199 @@ def refresh(state: State) -> None:
             click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
     if report.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Serve the web endpoints only; run no scheduled sends, refresh, retries or purges.",
+)
+@click.option(
+    "--trusted-proxy",
+    metavar="ADDR",
+    help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
+    "(the rate limit and the consent ledger then see the visitor's address).",
+)
+@click.pass_obj
+def serve(
+    state: State, host: str, port: int, no_scheduler: bool, trusted_proxy: str | None
+) -> None:
+    """Serve the subscriber pages, /healthz and the output folder (waitress).
+
+    Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
+    (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
+    folder with ETags. Ctrl+C or SIGTERM stops after the queued confirmation mails went out.
+
+    Unless --no-scheduler is given, the same process runs the scheduler (see `comms
+    schedule`); a second `comms serve` on the same database serves the web endpoints only.
+    On SIGTERM a running send finishes the messages in flight and hands the rest back.
+    """
+    import signal
+
+    from waitress.server import create_server
+
+    from .subscriptions import Mailer, Subscriptions
+    from .web import create_app
+
+    config = state.config()
+    store = _open_store(config)
+    mailer = Mailer(config)
+    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer))
+    proxy: dict[str, Any] = {}
+    if trusted_proxy:
+        proxy = {
+            "trusted_proxy": trusted_proxy,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            "clear_untrusted_proxy_headers": True,
+        }
+    server = create_server(app, host=host, port=port, threads=8, ident="comms", **proxy)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    address = f"[{host}]" if ":" in host else host
+    handle: SchedulerHandle | None = None
+    signal.signal(signal.SIGTERM, stop)
+    try:  # everything after the handler: a SIGTERM at any point stops cleanly
+        handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
+        click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")
+        _build_before_serving(config)
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if handle is not None:
+            handle.shutdown()
+        mailer.close()
+        store.close()
+
+
+def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | None, str]:
+    """Start the scheduler unless another process runs one on this database (R5)."""
+    import logging
+
+    from .lease import holder
+    from .scheduler import start_scheduler
+
+    # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
+    log = logging.getLogger("comms")
+    if not log.handlers:
+        out = logging.StreamHandler()
+        out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(out)
+        log.setLevel(logging.INFO)
+    handle = start_scheduler(config, store)
+    if handle is not None:
+        return handle, "with the scheduler"
+    owner = holder(store.engine)
+    who = f" ({owner.owner})" if owner else ""
+    return None, f"web only: another process{who} runs the scheduler on this database"
+
+
+def _build_before_serving(config: Config) -> None:
+    """Bring the output folder up to date, so that every link in a mail has its page."""
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(
+            f"warning: {failures} content error(s); serving {config.output_dir} as it is", err=True
+        )
+        return
+    count, report = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")
+
+
+@subscribers.command("purge")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Delete sign-ups unconfirmed for this many days (default: subscribe.purge_pending_days).",
+)
+@click.pass_obj
+def subscribers_purge(state: State, days: int | None) -> None:
+    """Delete sign-ups never confirmed (double opt-in) within N days (GDPR Art. 17)."""
+    from .subscriptions import purge_unconfirmed
+
+    config = state.config()
+    store = _open_store(config)
+    try:
+        removed = purge_unconfirmed(config, store, days=days)
+    finally:
+        store.close()
+    shown = config.settings.subscribe.purge_pending_days if days is None else days
+    click.echo(f"purged {removed} unconfirmed sign-up(s) older than {shown} day(s)")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("address")
+@click.option("--note", help="Why, e.g. 'Brief vom 3. März'; goes into the consent ledger.")
+@click.pass_obj
+def subscribers_unsubscribe(state: State, address: str, note: str | None) -> None:
+    """Unsubscribe a person on their behalf (consent ledger channel `admin`)."""
+    from .subscriptions import unsubscribe_by_admin
+
+    email = _address(address)
+    store = _open_store(state.config())
+    try:
+        unsubscribe_by_admin(store, email, note)
+    finally:
+        store.close()
+    click.echo(f"unsubscribed {email} (channel admin)")
+
+
+def _schedule_lines(config: Config, view: Overview) -> list[str]:
+    """The upcoming jobs and held sends of a scheduler overview, as printed."""
+    lines = [f"Upcoming jobs ({config.settings.site.timezone}):"]
+    if not any(job.id.startswith(SEND_PREFIX) for job in view.jobs):
+        lines.append("  no scheduled sends (no ready issue with a send_at still to come)")
+    for job in view.jobs:
+        when = _when(job.next_run, config) if job.next_run else "paused"
+        lines.append(f"  {when}  {job.description}")
+    for entry in view.held:
+        lines.append(_held_line(config, entry.slug, entry.send_at))
+    return lines
+
+
+def _held_line(config: Config, slug: str, due_at: datetime) -> str:
+    return f"held: {slug} was due at {_when(due_at, config)}; release with `comms send {slug}`"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.pass_obj
+def schedule(state: State, as_json: bool) -> None:
+    """List the scheduler's upcoming jobs with their next run in local time, and held sends.
+
+    Works without a running scheduler: then it shows what `comms serve` would schedule now.
+    """
+    from .database import now_utc
+    from .scheduler import overview
+
+    config = state.config()
+    store = _open_store(config)
+    view = overview(config, store, now_utc())
+    holder = view.holder
+    if as_json:
+        running = None if holder is None else vars(holder)
+        jobs = [vars(job) for job in view.jobs]
+        held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
+        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held}))
+        return
+    if holder is None:
+        click.echo("Scheduler: not running; `comms serve` starts it with these jobs")
+    else:
+        click.echo(
+            f"Scheduler: running in {holder.owner} "
+            f"(last heartbeat {_when(holder.heartbeat_at, config)})"
+        )
+    for line in _schedule_lines(config, view):
+        click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

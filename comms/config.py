@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -272,6 +280,45 @@ class Feeds(_Section):
         return value
 
 
+class Subscribe(_Section):
+    """Sign-up, double opt-in and the subscriber pages (STANDARDS L1–L6, L15)."""
+
+    confirm_days: Annotated[int, Field(ge=1, le=30)] = 7
+    purge_pending_days: Annotated[int, Field(ge=1, le=30)] = 7
+    rate_limit: Annotated[int, Field(ge=1)] = 10
+    rate_window: Annotated[int, Field(ge=1)] = 600
+    keep_ip: bool = False
+    confirm_address: str = "bestaetigung@example.org"
+    consent_version: str = "2026-11"
+    consent_text: str = (
+        "Ja, ich möchte den Newsletter des Bündnisses „Niedersachsen packt an“ per E-Mail "
+        "erhalten. Meine Einwilligung kann ich jederzeit widerrufen, zum Beispiel über den "
+        "Abmeldelink in jedem Newsletter."
+    )
+
+    @field_validator("confirm_address")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return _check_email(value)
+
+    @field_validator("consent_version", "consent_text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+
+class Schedule(_Section):
+    """What `comms serve` runs by itself: sends, refresh, retries, housekeeping, the lease."""
+
+    stale_after_hours: float = Field(default=6.0, gt=0)
+    refresh_minutes: float = Field(default=15.0, gt=0)
+    retry_minutes: float = Field(default=5.0, gt=0)
+    housekeeping_time: time = time(2, 30)
+    lease_seconds: int = Field(default=60, ge=10)
+
+
 class Settings(_Section):
     """The whole configuration schema; paths are relative to the config file's folder."""
 
@@ -292,6 +339,8 @@ class Settings(_Section):
     api: Api = Api()
     delivery: Delivery = Delivery()
     feeds: Feeds = Feeds()
+    subscribe: Subscribe = Subscribe()
+    schedule: Schedule = Schedule()
 
     @field_validator("regions", "topics")
     @classmethod
@@ -301,6 +350,15 @@ class Settings(_Section):
                 raise ValueError(f"'{slug}' is not a slug (lowercase letters, digits, '-')")
         if not value:
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("subscribe")
+    @classmethod
+    def _separate_streams(cls, value: Subscribe, info: ValidationInfo) -> Subscribe:
+        # STANDARDS E20: confirmation mails and newsletters come from different addresses.
+        sender = info.data.get("sender")
+        if sender is not None and value.confirm_address == sender.address:
+            raise ValueError("confirm_address must differ from sender.address (separate streams)")
         return value
 
 

@@ -98,3 +98,7 @@ class MessageError(CommsError):
 
 class Unreachable(TemporaryFailure):
     """The mail server or API cannot be reached at all (refused, no route, connect timeout)."""
+
+
+class ExpiredToken(BadToken):
+    """A time-limited token (confirmation link) was genuine but is too old."""

@@ -300,3 +300,48 @@ class MessageFactory:
         nonce = uuid.UUID(bytes=secrets.token_bytes(16)).hex[:16]
         message_id = f"<{self.slug}.proof.{nonce}@{self.host}>"
         return self.build(Recipient(uid=f"proof-{digest}", email=email), message_id=message_id)
+
+
+def new_message_id(config: Config) -> str:
+    """A fresh random Message-ID under the site's host, for a transactional mail."""
+    return f"<confirm.{secrets.token_hex(12)}@{config.host.encode('idna').decode('ascii')}>"
+
+
+def build_transactional(
+    config: Config,
+    to: str,
+    subject: str,
+    html_body: str,
+    text_body: str,
+    date: datetime | None = None,
+    message_id: str | None = None,
+) -> OutgoingMessage:
+    """A one-off transactional mail (the double opt-in) from `subscribe.confirm_address`.
+
+    A separate stream from the newsletter (STANDARDS E20): its own From, no list headers, no
+    tracking; Date is aware, the Message-ID random under the site's host.
+    """
+    sender = ascii_address(config.settings.subscribe.confirm_address)
+    recipient = ascii_address(to)
+    when = date if date is not None else datetime.now(config.tz)
+    message_id = message_id or new_message_id(config)
+    msg = EmailMessage(policy=POLICY)
+    local, _, domain = sender.rpartition("@")
+    try:
+        msg["Date"] = format_datetime(when)
+        msg["From"] = Address(config.settings.sender.name, local, domain)
+        msg["To"] = recipient
+        msg["Subject"] = subject
+        msg["Message-ID"] = message_id
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    except ValueError as exc:
+        raise MessageError(f"confirmation mail: {exc}") from None
+    msg.set_content(text_body, cte="quoted-printable")
+    msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    return OutgoingMessage(
+        message_id=message_id,
+        envelope_from=sender,
+        recipient=recipient,
+        data=msg.as_bytes(policy=POLICY),
+        key=message_id.strip("<>"),
+    )

@@ -53,6 +53,9 @@ class SendOptions:
     give_up_after: timedelta = timedelta(hours=96)
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = now_utc
+    #: Set from outside (the scheduler's shutdown) to end the run: the messages in flight
+    #: finish, claimed rows go back to the queue.
+    stop: threading.Event | None = None
 
     @property
     def claim_size(self) -> int:
@@ -269,6 +272,9 @@ class _Run:
         opts = self.options
         size = opts.claim_size
         while not self.stop.is_set():
+            if opts.stop is not None and opts.stop.is_set():
+                self.halt("interrupted")
+                break
             if self.jobs.qsize() >= size:
                 time.sleep(0.002)
                 continue
@@ -420,7 +426,19 @@ def opener_for(config: Config) -> Opener:
     return lambda: open_transport(url, config)
 
 
-def retry_due(config: Config, now: datetime | None = None) -> list[SendReport]:
+def send_issue(
+    config: Config, store: Store, site: Site, issue: Issue, options: SendOptions
+) -> SendReport:
+    """Render, enqueue (or resume) and send one issue: what `comms send ISSUE` does."""
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    opener = opener_for(config)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions)
+    return send(store, campaign, factory.build, opener, options)
+
+
+def retry_due(
+    config: Config, now: datetime | None = None, stop: threading.Event | None = None
+) -> list[SendReport]:
     """Send every campaign's due retries (for the scheduler); one report per campaign."""
     store = open_store(config)
     try:
@@ -429,7 +447,7 @@ def retry_due(config: Config, now: datetime | None = None) -> list[SendReport]:
             return []
         settings = config.settings
         site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
-        options = SendOptions.from_config(config)
+        options = replace(SendOptions.from_config(config), stop=stop)
         if now is not None:
             options = replace(options, clock=lambda: now)
         reports = []
@@ -437,9 +455,7 @@ def retry_due(config: Config, now: datetime | None = None) -> list[SendReport]:
             issue = site.issues.get(slug)
             if issue is None:
                 continue  # the issue's file is gone: its rows wait until it is back
-            _, factory, fingerprint = issue_parts(config, store, site, issue)
-            campaign, _ = prepare(store, slug, fingerprint, issue.topics, issue.regions)
-            reports.append(send(store, campaign, factory.build, opener_for(config), options))
+            reports.append(send_issue(config, store, site, issue, options))
         return reports
     finally:
         store.close()

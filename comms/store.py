@@ -397,3 +397,53 @@ class Store(Ledger):
                     .values(status="active", consent_id=basis, confirmed_at=at)
                 )
             result.added += len(fresh)
+
+    # -- subscriber self-service (comms.subscriptions) -------------------------------------
+
+    def note(self, email: str, event: Consent) -> bool:
+        """Add an event to a person's record without changing their status (False: unknown)."""
+        person = self.find(email)
+        if person is None:
+            return False
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, now_utc())
+        return True
+
+    def request_again(self, uid: str, event: Consent) -> Subscriber:
+        """A known person signs up again (pending or unsubscribed): record the request."""
+        person = self._require(uid)
+        at = now_utc()
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, at)
+            # The purge counts from the latest request (STANDARDS L4).
+            conn.execute(
+                sa.update(subscribers).where(subscribers.c.id == person.id).values(updated_at=at)
+            )
+        return person
+
+    def update_preferences(
+        self, uid: str, topics: Sequence[str], regions: Sequence[str], language: str
+    ) -> Subscriber:
+        """Save a person's own choice of topics, regions and language."""
+        person = self._require(uid)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.id == person.id)
+                .values(
+                    topics=_padded(topics),
+                    regions=_padded(regions),
+                    language=language,
+                    updated_at=now_utc(),
+                )
+            )
+        return self._require(uid)
+
+    def purge_pending(self, older_than: datetime) -> int:
+        """Delete sign-ups still unconfirmed whose last request is before `older_than` (L4)."""
+        s = subscribers.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.delete(subscribers).where(s.status == "pending", s.updated_at < older_than)
+            )
+        return int(result.rowcount or 0)

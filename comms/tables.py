@@ -156,3 +156,23 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_claim", "campaign_id", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
 )
+
+# The one process that may run the scheduler (STANDARDS R5): a lease renewed by a heartbeat.
+scheduler_lease = sa.Table(
+    "scheduler_lease",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(120), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Scheduled sends the staleness guard kept back; an editor releases them with `comms send`.
+held_sends = sa.Table(
+    "held_sends",
+    metadata,
+    sa.Column("slug", sa.String(200), primary_key=True),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("held_at", UTCDateTime, nullable=False),
+)

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
-from .errors import BadToken
+from .errors import BadToken, ExpiredToken
 
 #: Purposes whose tokens never expire: a link in a mail must work as long as the mail exists.
 PERMANENT = frozenset({"unsubscribe", "preferences"})
@@ -39,7 +39,7 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
         else:
             value = signer.unsign(token)
     except SignatureExpired:
-        raise BadToken("the link has expired") from None
+        raise ExpiredToken("the link has expired") from None
     except BadSignature:
         raise BadToken("the link is invalid") from None
     uid = value.decode("ascii", errors="replace")

@@ -1,4 +1,4 @@
-"""HTTP: the output folder served with media types, gzip, strong ETags and 304s (more later)."""
+"""HTTP: the output folder with gzip, strong ETags and 304s; the subscriber pages (comms.pages)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from flask import Flask, Response, abort, request
 
 from .config import Config
+from .pages import add_subscriber_routes
+from .subscriptions import Subscriptions
 
 #: Media types that `mimetypes` gets wrong or does not know (STANDARDS F6).
 MEDIA_TYPES = {
@@ -57,12 +59,15 @@ def _compressible(content_type: str) -> bool:
 def resolve(root: Path, url_path: str) -> Path | None:
     """The file under `root` a URL path names (`dir/` → `dir/index.html`), or None."""
     root = root.resolve()
-    candidate = (root / url_path.lstrip("/")).resolve()
-    if candidate != root and root not in candidate.parents:
+    try:
+        candidate = (root / url_path.lstrip("/")).resolve()
+        if candidate != root and root not in candidate.parents:
+            return None
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        return candidate if candidate.is_file() else None
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system …
         return None
-    if candidate.is_dir():
-        candidate = candidate / "index.html"
-    return candidate if candidate.is_file() else None
 
 
 def feed_links(config: Config, root: Path, path: Path) -> str | None:
@@ -125,12 +130,19 @@ def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> N
     app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
 
 
-def create_app(root: Path, config: Config | None = None) -> Flask:
-    """A Flask app that serves the output folder (the web routes join it in later issues).
+def create_app(
+    root: Path, config: Config | None = None, subscriptions: Subscriptions | None = None
+) -> Flask:
+    """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
 
     With a config, feed responses carry the WebSub `Link` header (hubs and self URL).
     """
     app = Flask("comms", static_folder=None)
     app.url_map.strict_slashes = False
-    add_static_routes(app, root, config)
+    # Forms are small; a huge body is refused (413) before anything parses it.
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    app.config["MAX_FORM_PARTS"] = 200
+    if subscriptions is not None:
+        add_subscriber_routes(app, subscriptions)
+    add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
     return app

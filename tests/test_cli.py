@@ -96,9 +96,18 @@ def test_demo_prints_the_summary(site_copy: Path) -> None:
     written = [p for p in output.rglob("*") if p.is_file() and p.name != ".comms-manifest.json"]
     assert f"Output: {output} ({len(written)} files)\n" in out
     assert (output / "feed.xml").is_file() and (output / "events.ics").is_file()
-    # Without samples/subscribers.csv (not copied here) the demo sends nothing.
+    # Without samples/subscribers.csv (not copied here) the demo sends nothing; it ends with
+    # what the scheduler would run as of the reference date.
     assert out.endswith(
         f"Sending: skipped ({site_copy / 'samples' / 'subscribers.csv'} not found)\n"
+        "Schedule as of Mi., 15. Januar 2020, 00:00 Uhr (`comms schedule` uses the clock):\n"
+        "  Upcoming jobs (Europe/Berlin):\n"
+        "    Mi., 15. Januar 2020, 00:05 Uhr  retry pass (every 5 min)\n"
+        "    Mi., 15. Januar 2020, 00:15 Uhr  refresh feeds (every 15 min)\n"
+        "    Mi., 15. Januar 2020, 02:30 Uhr  housekeeping: purge unconfirmed sign-ups "
+        "(daily at 02:30)\n"
+        "    Di., 4. Februar 2020, 09:00 Uhr  send #3 „Termine 2020: Schwerpunktkonferenz am "
+        "16. April und Sonderpreis“ (2020-02-newsletter)\n"
     )
     assert (output / "index.html").is_file()
 

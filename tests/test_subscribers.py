@@ -266,7 +266,7 @@ def test_migrations_build_exactly_the_declared_schema_and_rerun_harmlessly(tmp_p
     again = open_store(make_config(tmp_path))  # upgrade to head again: nothing lost
     assert again.find("a@example.org") is not None
     with again.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0001",)]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [("0002",)]
 
 
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(root: Path) -> None:

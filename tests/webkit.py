@@ -1,0 +1,99 @@
+"""A subscriber web app on a temporary SQLite file with an in-memory mail outbox, for tests."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from comms.config import Config, load_config
+from comms.store import Store, open_store
+from comms.subscriptions import Mailer, Subscriptions
+from comms.transports import SentMessage, memory_outbox
+from comms.web import create_app
+
+from .conftest import ROOT
+
+SECRET = "web-test-secret-0123456789abcdef"
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")
+
+
+def make_config(folder: Path, transport: str, **overrides: Any) -> Config:
+    """The sample configuration with a database in `folder` and the given transport."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{folder / 'comms.db'}",
+        "transport": transport,
+        "output_dir": str(folder / "public"),
+        **overrides,
+    }
+    return load_config(ROOT / "comms.toml", overrides=values, environ={"COMMS_SECRET_KEY": SECRET})
+
+
+@dataclass
+class Web:
+    """Everything a web test needs: the app, its client, the store and the sent mail."""
+
+    config: Config
+    store: Store
+    subs: Subscriptions
+    mailer: Mailer
+    app: Flask
+    client: FlaskClient
+    outbox: list[SentMessage]
+
+    def mails(self) -> list[EmailMessage]:
+        """Every mail sent so far, parsed (waits for the background mailer)."""
+        self.mailer.join()
+        parsed = []
+        for sent in self.outbox:
+            msg = BytesParser(policy=default).parsebytes(sent.data)
+            assert isinstance(msg, EmailMessage)
+            parsed.append(msg)
+        return parsed
+
+    def confirm_path(self, index: int = -1) -> str:
+        """The path of the confirmation link in a sent mail."""
+        mail = self.mails()[index]
+        text = mail.get_body(("plain",))
+        assert text is not None
+        found = CONFIRM_RE.search(text.get_content())
+        assert found, text.get_content()
+        return found.group(1)
+
+    def csrf(self, path: str = "/subscribe") -> str:
+        """The CSRF token of the form at `path`."""
+        found = CSRF_RE.search(self.client.get(path).get_data(as_text=True))
+        assert found
+        return found.group(1)
+
+    def sign_up(self, email: str, **fields: Any) -> Any:
+        """POST the sign-up form as a browser would."""
+        data = {"email": email, "csrf_token": self.csrf(), **fields}
+        return self.client.post("/subscribe", data=data)
+
+
+@contextmanager
+def open_web(folder: Path, **overrides: Any) -> Iterator[Web]:
+    """A fresh app on its own database and in-memory outbox (config overrides as keywords)."""
+    name = "web-" + secrets.token_hex(4)
+    config = make_config(folder, f"memory://{name}", **overrides)
+    store = open_store(config)
+    mailer = Mailer(config)
+    subs = Subscriptions(config, store, mailer)
+    app = create_app(folder / "public", config, subs)
+    try:
+        yield Web(config, store, subs, mailer, app, app.test_client(), memory_outbox(name))
+    finally:
+        mailer.close()
+        store.close()
