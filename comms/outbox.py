@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import random
 import threading
@@ -37,6 +38,9 @@ Opener = Callable[[], Transport]
 Progress = Callable[[int], None]
 #: How long one in-run retry may wait at most before it is left to a later run.
 IN_RUN_MAX_WAIT = 60.0
+
+
+log = logging.getLogger("comms.outbox")
 
 
 @dataclass(frozen=True)
@@ -455,7 +459,12 @@ def retry_due(
             issue = site.issues.get(slug)
             if issue is None:
                 continue  # the issue's file is gone: its rows wait until it is back
-            reports.append(send_issue(config, store, site, issue, options))
+            try:
+                reports.append(send_issue(config, store, site, issue, options))
+            except CampaignChanged as exc:
+                # One edited issue must not hold up the retries of every other campaign; its
+                # rows wait for an editor's `comms send ISSUE --force`.
+                log.error("retry pass: %s: %s", slug, exc)
         return reports
     finally:
         store.close()

@@ -271,3 +271,25 @@ def test_retry_due_sends_what_waits_once_it_is_due(site: Path) -> None:
     assert reports[0].exit_code == 0
     assert reports[0].counts == {"sent": 3}
     assert [r.rcpt_tos[0] for r in handler.received].count("anna@example.org") == 1
+
+
+def test_retry_pass_goes_on_when_one_issue_was_edited(site: Path) -> None:
+    """An issue edited after its campaign started holds only its own retries."""
+    handler = Handler(rcpt_replies={"anna@example.org": "451 4.2.2 mailbox full"})
+    other = "2019-11-newsletter"
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        for slug in (ISSUE, other):
+            code, _, _ = run_cli(site, "send", slug, "--transport", url, env=FAST)
+            assert code == 3
+        edited = site / "content" / "issues" / f"{ISSUE}.md"
+        edited.write_text(edited.read_text("utf-8") + "\nNachtrag.\n", "utf-8")
+        config = load_config(
+            site / "comms.toml",
+            overrides={"transport": url},
+            environ={"COMMS_SECRET_KEY": "test-secret"},
+        )
+        handler.rcpt_replies.clear()
+        reports = retry_due(config, now_utc() + timedelta(hours=1))
+    assert [r.campaign.slug for r in reports] == [other]
+    assert reports[0].exit_code == 0
