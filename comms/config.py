@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -422,8 +423,13 @@ class Config:
         return datetime.now(self.tz)
 
     def item_id(self, kind: str, slug: str) -> str:
-        """The one stable id of an item (feed GUID, Atom id, iCalendar UID): a tag URI."""
-        return f"tag:{self.host},2015:{kind}/{slug}"
+        """The one stable id of an item (feed GUID, Atom id, JSON Feed id, iCalendar UID).
+
+        A name-based UUID of host, kind and slug: no personal data, no characters that need
+        escaping anywhere (a tag URI's comma must be escaped in an iCalendar UID), and the form
+        RFC 7986 recommends for UIDs.
+        """
+        return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'https://{self.host}/{kind}/{slug}')}"
 
 
 def _section_model(name: str) -> type[BaseModel] | None:

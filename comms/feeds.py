@@ -121,8 +121,13 @@ def _categories(config: Config, item: Item) -> tuple[tuple[str, str, str], ...]:
     if region:
         found.append(("region", region, settings.regions.get(region, region)))
     return tuple(
-        (config.item_id("category", dim), term, clean(label)) for dim, term, label in found
+        (_tag(config, f"category/{dim}"), term, clean(label)) for dim, term, label in found
     )
+
+
+def _tag(config: Config, name: str) -> str:
+    """A tag URI (RFC 4151) for what is not an item: a feed, a category scheme."""
+    return f"tag:{config.host},2015:{name}"
 
 
 def make_entry(config: Config, site: Site, item: Item, item_stamp: Stamp) -> Entry:
@@ -166,7 +171,7 @@ def _generator(config: Config, channel: Channel, fmt: str, cache: dict[str, Feed
     fg.register_extension("comms", _Extras, None)
     fg.comms.hubs = tuple(settings.feeds.hubs)
     fg.comms.complete = channel.complete
-    fg.id(config.item_id("feed", channel.name))
+    fg.id(_tag(config, f"feed/{channel.name}"))
     fg.title(clean(channel.title))
     fg.description(clean(channel.description))
     fg.subtitle(clean(channel.description))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -87,7 +88,8 @@ def test_event_page_has_schema_org_event(site_copy: Path) -> None:
     assert data["startDate"] == "2020-03-25T10:00:00+01:00"
     assert data["eventStatus"] == "https://schema.org/EventPostponed"
     assert data["location"]["address"]["postalCode"] == "38100"
-    assert data["identifier"] == f"tag:newsletter.example.org,2015:event/{slug}"
+    name = f"https://newsletter.example.org/event/{slug}"
+    assert data["identifier"] == f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
     assert f'href="../{slug}.ics"' in page
     assert '<p class="status">Verschoben</p>' in page
 
