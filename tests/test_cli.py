@@ -8,7 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.cli import cli, slugify
+from comms.cli import cli
+from comms.cli.content import slugify
 from comms.config import Settings, _section_model
 
 from .conftest import BAD, ROOT

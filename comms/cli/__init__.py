@@ -1,0 +1,39 @@
+"""The command line: the only place that prints or turns a CommsError into an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import CommsError, ConfigError
+from . import content, sending, serving, subscribers  # noqa: F401  (registers the commands)
+from .common import State, cli, load_site
+
+__all__ = ["State", "cli", "load_site", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning CommsError into a message and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="comms", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except ConfigError as exc:
+        if debug:
+            raise
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(exc.exit_code)
+    except CommsError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,141 @@
+"""What every command module shares: the click group, its state and the printing helpers."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from babel.dates import format_date, format_datetime
+
+from .. import __version__
+from ..build import WriteReport, collect, write_output
+from ..config import Config, load_config
+from ..content import Site
+from ..errors import CommsError, ContentError
+from ..reader import read_content
+from ..store import Store, normalise_address, open_store
+from ..timetable import SEND_PREFIX
+
+if TYPE_CHECKING:
+    from ..scheduler import Overview
+
+
+class State:
+    """What the group options leave for the commands."""
+
+    def __init__(self, config_path: Path | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+
+    def config(self, strict: bool = False, **overrides: Any) -> Config:
+        """Load the configuration, printing its warnings."""
+        config = load_config(self.config_path, overrides=overrides, strict=strict)
+        for warning in config.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Configuration file (default: ./comms.toml; built-in defaults if there is none).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="comms")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """comms: newsletter, web archive, feeds and calendars from Markdown content."""
+    ctx.obj = State(config_path, debug)
+
+
+def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, int]:
+    """Print content problems as PATH:LINE: message; return (errors, warnings)."""
+    ordered = sorted(errors, key=lambda e: (str(e.path), e.line, e.message))
+    for error in ordered:
+        click.echo(error.format(root))
+    failures = sum(1 for e in errors if not e.warning or strict)
+    return failures, len(errors) - failures
+
+
+def load_site(config: Config) -> tuple[Site, list[ContentError]]:
+    """Read the configured content folder."""
+    settings = config.settings
+    return read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+
+
+def _when(value: date, config: Config) -> str:
+    locale = config.settings.site.language
+    if hasattr(value, "hour"):
+        return format_datetime(
+            value, "EEE, d. MMMM y, HH:mm 'Uhr'", tzinfo=config.tz, locale=locale
+        )
+    return format_date(value, "EEE, d. MMMM y", locale=locale)
+
+
+def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
+    """Collect every producer's files in memory, then write them; (file count, report)."""
+    files = collect(config, site)
+    return len(files), write_output(out_dir, files)
+
+
+def _json(data: Any) -> str:
+    """JSON for the console: dates as ISO 8601, German text unescaped."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, tuple):
+            return list(value)
+        raise TypeError(type(value).__name__)
+
+    return json.dumps(data, ensure_ascii=False, indent=2, default=default)
+
+
+def _open_store(config: Config) -> Store:
+    """Open the database, saying so when a secret key had to be generated."""
+    store = open_store(config)
+    if store.generated_secret:
+        click.echo(
+            "warning: COMMS_SECRET_KEY is not set; generated a secret key and stored it in the "
+            "database (set COMMS_SECRET_KEY in production, see README)",
+            err=True,
+        )
+    return store
+
+
+def _address(text: str) -> str:
+    try:
+        return normalise_address(text)
+    except ValueError as exc:
+        raise CommsError(f"invalid e-mail address '{text}': {exc}") from None
+
+
+def _pending(counts: dict[str, int]) -> int:
+    return sum(counts.get(s, 0) for s in ("queued", "ambiguous", "sending"))
+
+
+def _totals(counts: dict[str, int]) -> str:
+    shown = [f"{counts.get(s, 0)} {s}" for s in ("sent", "failed", "skipped")]
+    return ", ".join(shown + [f"{_pending(counts)} waiting"])
+
+
+def _schedule_lines(config: Config, view: Overview) -> list[str]:
+    """The upcoming jobs and held sends of a scheduler overview, as printed."""
+    lines = [f"Upcoming jobs ({config.settings.site.timezone}):"]
+    if not any(job.id.startswith(SEND_PREFIX) for job in view.jobs):
+        lines.append("  no scheduled sends (no ready issue with a send_at still to come)")
+    for job in view.jobs:
+        when = _when(job.next_run, config) if job.next_run else "paused"
+        lines.append(f"  {when}  {job.description}")
+    for entry in view.held:
+        lines.append(_held_line(config, entry.slug, entry.send_at))
+    return lines
+
+
+def _held_line(config: Config, slug: str, due_at: datetime) -> str:
+    return f"held: {slug} was due at {_when(due_at, config)}; release with `comms send {slug}`"

@@ -1,0 +1,282 @@
+"""Content commands: check, new, build, preview, refresh and the demo."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+
+import click
+from jinja2 import Environment, FileSystemLoader
+
+from .. import __version__, feeds, publish
+from ..config import Config
+from ..content import KINDS, Issue, Site
+from ..errors import CommsError
+from ..outbox import SendOptions, issue_parts, opener_for, prepare
+from ..outbox import send as outbox_send
+from ..quality import check_issues
+from ..reader import SLUG_RE
+from ..roster import Problems, read_csv
+from ..store import Consent
+from ..templating import TEMPLATES
+from .common import (
+    State,
+    _build,
+    _open_store,
+    _report,
+    _schedule_lines,
+    _totals,
+    _when,
+    cli,
+    load_site,
+)
+
+
+@cli.command()
+@click.option("--strict", is_flag=True, help="Treat warnings (unknown keys …) as errors.")
+@click.pass_obj
+def check(state: State, strict: bool) -> None:
+    """Validate content and configuration; print every problem as PATH:LINE: message.
+
+    Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
+    """
+    config = state.config(strict=strict)
+    site, errors = load_site(config)
+    errors = [*errors, *check_issues(config, site)]
+    failures, warnings = _report(errors, config.root, strict)
+    counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
+    click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
+    if failures:
+        sys.exit(1)
+
+
+def slugify(title: str) -> str:
+    """A file-name slug from a German title: umlauts transliterated, ASCII, hyphens."""
+    text = title.lower()
+    for src, dst in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(src, dst)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    words = "".join(c if c.isalnum() else " " for c in text).split()
+    return "-".join(words)[:80].strip("-")
+
+
+def _yaml_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("title")
+@click.pass_obj
+def new(state: State, kind: str, title: str) -> None:
+    """Create content/<kind>/<slug>.md from templates/archetypes/ (never overwrites)."""
+    config = state.config()
+    slug = slugify(title)
+    if not SLUG_RE.match(slug):
+        raise CommsError(f"cannot make a file name from the title '{title}'")
+    target = config.content_dir / KINDS[kind].folder / f"{slug}.md"
+    if target.exists():
+        raise CommsError(f"{target.relative_to(config.root)} already exists; not overwritten")
+    site, _ = load_site(config)
+    today = config.now().date()
+    env = Environment(loader=FileSystemLoader(TEMPLATES / "archetypes"), keep_trailing_newline=True)
+    text = env.get_template(f"{kind}.md").render(
+        title=_yaml_string(" ".join(title.split())),
+        today=today.isoformat(),
+        year=today.year,
+        number=max((i.number for i in site.issues.values()), default=0) + 1,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("x", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"created {target.relative_to(config.root).as_posix()}")
+
+
+@cli.command()
+@click.pass_obj
+def demo(state: State) -> None:
+    """Run the pipeline on the sample content with the embedded defaults and summarise it."""
+    config = state.config()
+    site, errors = load_site(config)
+    failures, warnings = _report(errors, config.root, strict=False)
+    now = config.now()
+    click.echo(f"comms {__version__} – {config.settings.site.name}")
+    source = (
+        f"reference date {now.date().isoformat()}" if config.settings.reference_date else "clock"
+    )
+    click.echo(f"Content in {config.content_dir} (now = {_when(now, config)}, from the {source})")
+    for kind in KINDS.values():
+        click.echo(f"  {len(site.by_kind(kind.name)):4d} {kind.plural}")
+    click.echo(f"Check: {failures} error(s), {warnings} warning(s)")
+    upcoming = site.upcoming_events(now)[:5]
+    click.echo("Next events:" if upcoming else "Next events: none")
+    for event in upcoming:
+        place = event.location.city if event.location else "online"
+        status = "" if event.status == "planned" else f" [{event.status}]"
+        click.echo(f"  {_when(event.start, config)} – {event.title} ({place}){status}")
+    scheduled = sorted(
+        (i for i in site.issues.values() if i.status == "ready" and i.send_at and i.send_at > now),
+        key=lambda i: i.send_at or now,
+    )
+    if scheduled:
+        issue = scheduled[0]
+        assert issue.send_at is not None
+        click.echo(
+            f"Next scheduled issue: #{issue.number} „{issue.subject}“ "
+            f"on {_when(issue.send_at, config)} ({issue.slug})"
+        )
+    else:
+        click.echo("Next scheduled issue: none")
+    _echo_feed_urls(config)
+    if failures:
+        sys.exit(1)
+    files, _ = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({files} files)")
+    ready = sorted((i for i in site.issues.values() if i.status == "ready"), key=lambda i: i.date)
+    if scheduled or ready:
+        _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
+    _demo_schedule(config, now)
+
+
+def _demo_schedule(config: Config, now: datetime) -> None:
+    """The demo's last part: what `comms serve` would schedule, as of the demo's "now"."""
+    from ..scheduler import overview
+
+    store = _open_store(config)
+    try:
+        view = overview(config, store, now, live=False)
+    finally:
+        store.close()
+    click.echo(f"Schedule as of {_when(now, config)} (`comms schedule` uses the clock):")
+    for line in _schedule_lines(config, view):
+        click.echo(f"  {line}")
+
+
+def _demo_send(config: Config, site: Site, issue: Issue) -> None:
+    """Import the sample subscribers and send them `issue` through the configured transport."""
+    sample = config.root / "samples" / "subscribers.csv"
+    if not sample.is_file():
+        click.echo(f"Sending: skipped ({sample} not found)")
+        return
+    store = _open_store(config)
+    consent = Consent("import", "comms demo", channel="cli", note="Beispieldaten für die Demo")
+    rows = read_csv(sample, config, Problems(sample.name))
+    result, _ = store.import_subscribers(rows, consent, confirmed=True)
+    click.echo(
+        f"Subscribers: {result.added} sample subscriber(s) imported, {result.known} already there "
+        f"({store.count_active()} active)"
+    )
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions)
+    options = SendOptions.from_config(config)
+    report = outbox_send(store, campaign, factory.build, opener_for(config), options)
+    label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
+    sent = report.done_now.get("sent", 0)
+    if not report.done_now:
+        click.echo(f"Newsletter {label}: nothing new to send ({_totals(report.counts)})")
+    else:
+        click.echo(f"Newsletter {label}: sent {sent} now via {_where(config)}")
+        click.echo(f"  {_totals(report.counts)}")
+
+
+def _where(config: Config) -> str:
+    """The transport URL without credentials."""
+    url = config.transport_url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: output_dir from the configuration).",
+)
+@click.pass_obj
+def build(state: State, out_dir: Path | None) -> None:
+    """Write the web archive, feeds, calendars and e-mail previews into the output folder.
+
+    With content errors nothing is written and the exit code is 1.
+    """
+    config = state.config()
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(f"{failures} error(s); nothing written", err=True)
+        sys.exit(1)
+    target = (out_dir or config.output_dir).resolve()
+    _, report = _build(config, site, target)
+    click.echo(
+        f"Built {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
+        f"{len(report.removed)} removed"
+    )
+
+
+@cli.command()
+@click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_obj
+def preview(state: State, port: int) -> None:
+    """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
+    import signal
+
+    from ..preview import Preview
+
+    config = state.config()
+    # Leave through the `with` on SIGTERM too, so the temporary output folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with Preview(config) as server:
+        click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
+        if server.error:
+            click.echo(server.error, err=True)
+        server.serve(port)
+
+
+def _echo_feed_urls(config: Config) -> None:
+    """The demo's list of feed and calendar addresses."""
+    click.echo("Feeds (RSS, Atom, JSON Feed):")
+    folders = ["", "events/", "issues/", "practices/", "awards/"]
+    for folder in folders:
+        urls = "  ".join(config.url(folder + name) for name in feeds.FEED_FILES)
+        click.echo(f"  {urls}")
+    click.echo(
+        f"  per region: {config.url('events/region/<region>/feed.xml')} (atom.xml, feed.json)"
+    )
+    click.echo("Calendars:")
+    click.echo(f"  {feeds.webcal(config.url('events.ics'))}")
+    click.echo(f"  per region: {feeds.webcal(config.url('events-<region>.ics'))}")
+    click.echo(f"  per event: {feeds.webcal(config.url('events/<slug>.ics'))}")
+
+
+@cli.command()
+@click.pass_obj
+def refresh(state: State) -> None:
+    """Rebuild the output, write only files whose bytes changed, notify WebSub hubs.
+
+    Each configured hub (feeds.hubs) gets one `hub.mode=publish` POST per changed feed;
+    failed notifications are retried by the next refresh. Exits 1 on content errors (nothing
+    is written) or when a hub did not accept a notification (the files are written).
+    """
+    config = state.config()
+    site, errors = load_site(config)
+    failures, warnings = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(f"{failures} error(s), {warnings} warning(s); nothing written", err=True)
+        sys.exit(1)
+    report = publish.refresh(config, site)
+    write = report.write
+    click.echo(
+        f"{len(write.written)} file(s) written, {len(write.unchanged)} unchanged, "
+        f"{len(write.removed)} removed"
+    )
+    for url in report.changed_feeds:
+        click.echo(f"changed feed: {url}")
+    for ping in report.pings:
+        if ping.ok:
+            click.echo(f"notified {ping.hub}: {ping.topic}")
+        else:
+            click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
+    if report.failed:
+        sys.exit(1)

@@ -1,0 +1,296 @@
+"""Sending commands: send (with proofs and dry runs), status and schedule."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from ..config import Config
+from ..content import Issue, Site
+from ..errors import CommsError, ContentError
+from ..ledger import Campaign
+from ..message import MessageFactory
+from ..outbox import SendOptions, issue_parts, opener_for, prepare
+from ..outbox import send as outbox_send
+from ..store import Store
+from ..tables import DELIVERY_STATES
+from ..timetable import Held, held_list
+from ..transports import open_transport
+from .common import (
+    State,
+    _address,
+    _held_line,
+    _json,
+    _open_store,
+    _pending,
+    _schedule_lines,
+    _totals,
+    _when,
+    cli,
+    load_site,
+)
+
+
+def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
+    counts = store.counts(campaign.id)
+    return {
+        "issue": campaign.slug,
+        "status": campaign.status,
+        "recipients": campaign.recipients,
+        "counts": {status: counts.get(status, 0) for status in DELIVERY_STATES},
+        "started": campaign.created_at,
+        "updated": campaign.updated_at,
+    }
+
+
+def _held_json(held: Held) -> dict[str, Any]:
+    """A held send in `comms status --json`: no campaign yet, so every count is 0."""
+    return {
+        "issue": held.slug,
+        "status": "held",
+        "recipients": 0,
+        "counts": dict.fromkeys(DELIVERY_STATES, 0),
+        "due_at": held.due_at,
+        "held_at": held.held_at,
+    }
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
+@click.pass_obj
+def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
+    """Delivery counts per status and the latest errors of one issue, or every campaign."""
+    config = state.config()
+    store = _open_store(config)
+    held = {h.slug: h for h in held_list(store.engine)}
+    if issue is None:
+        rows = [_campaign_json(store, c) for c in store.campaigns()]
+        if as_json:
+            click.echo(_json(rows + [_held_json(h) for h in held.values()]))
+            return
+        if not rows and not held:
+            click.echo("no campaigns yet")
+        for row in rows:
+            counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
+            click.echo(
+                f"{row['issue']}: {row['status']}, {row['recipients']} recipient(s); {counts}"
+            )
+        for h in held.values():
+            click.echo(_held_line(config, h.slug, h.due_at))
+        return
+    campaign = store.campaign(issue)
+    if campaign is None and issue in held:
+        if as_json:
+            click.echo(_json(_held_json(held[issue])))
+        else:
+            click.echo(_held_line(config, issue, held[issue].due_at))
+        return
+    if campaign is None:
+        raise CommsError(f"issue '{issue}' has not been sent (no campaign)")
+    data = _campaign_json(store, campaign)
+    data["errors"] = store.recent_errors(campaign.id, limit)
+    data["next_attempt"] = store.next_attempt(campaign.id)
+    if as_json:
+        click.echo(_json(data))
+        return
+    click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
+    for name, count in data["counts"].items():
+        click.echo(f"  {name:<10} {count:>7}")
+    if data["next_attempt"]:
+        click.echo(f"next retry: {_when(data['next_attempt'], config)}")
+    if data["errors"]:
+        click.echo("recent errors:")
+    for row in data["errors"]:
+        who = row["email"] or "(erased)"
+        tries = f"{row['attempts']} attempt(s)"
+        click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
+
+
+class _Rate(ProgressColumn):
+    """Messages per second of a progress task."""
+
+    def render(self, task: Task) -> Text:
+        """The task's current speed."""
+        return Text(f"{task.speed or 0:,.0f} msg/s")
+
+
+def _find_issue(config: Config, site: Site, errors: list[ContentError], slug: str) -> Issue:
+    issue = site.issues.get(slug)
+    if issue is not None:
+        return issue
+    own = [e for e in errors if e.path.stem == slug]
+    for error in own:
+        click.echo(error.format(config.root), err=True)
+    if own:
+        raise CommsError(f"issue '{slug}' has errors; fix them first")
+    known = ", ".join(sorted(site.issues)) or "none"
+    raise CommsError(f"no issue '{slug}' in {config.content_dir} (known: {known})")
+
+
+def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
+    campaign = store.campaign(issue.slug)
+    if campaign is None:
+        todo = recipients = store.count_recipients(issue.topics, issue.regions)
+    else:
+        recipients = campaign.recipients
+        todo = _pending(store.counts(campaign.id))
+    batches = -(-todo // options.claim_size)
+    click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
+    click.echo(f"  recipients: {recipients}" + (" (campaign started)" if campaign else ""))
+    click.echo(f"  to send now: {todo} in {batches} batch(es) of up to {options.claim_size}")
+    click.echo(f"  connections: {options.concurrency}")
+    if options.rate > 0:
+        seconds = round(todo / options.rate)
+        click.echo(
+            f"  estimated time: {seconds // 60} min {seconds % 60} s at {options.rate:g} msg/s"
+        )
+    else:
+        click.echo("  estimated time: as fast as the server accepts (no rate limit)")
+
+
+def _send_proofs(config: Config, factory: MessageFactory, addresses: tuple[str, ...]) -> None:
+    emails = [_address(a) for a in addresses]
+    transport = open_transport(config.transport_url, config)
+    try:
+        for email in emails:
+            message = factory.build_proof(email)
+            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            click.echo(f"proof sent to {email} (outside the list; the ledger is unchanged)")
+    finally:
+        transport.close()
+
+
+@cli.command()
+@click.argument("issue_slug", metavar="ISSUE")
+@click.option("--transport", "transport_url", help="Transport URL (default: `transport`).")
+@click.option("--to", "proofs", multiple=True, help="Send a proof to ADDR only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Connections (threads).")
+@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
+@click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
+@click.pass_obj
+def send(
+    state: State,
+    issue_slug: str,
+    transport_url: str | None,
+    proofs: tuple[str, ...],
+    dry_run: bool,
+    concurrency: int | None,
+    rate: float | None,
+    force: bool,
+) -> None:
+    """Send an issue to its subscribers; run again to resume or retry.
+
+    Exits 0 when every delivery is final (sent, or failed for good), 3 when some wait for a
+    later retry, 1 when the campaign was stopped.
+    """
+    overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
+    config = state.config(**overrides)
+    site, errors = load_site(config)
+    issue = _find_issue(config, site, errors, issue_slug)
+    store = _open_store(config)
+    options = SendOptions.from_config(config, concurrency, rate)
+    if not proofs and issue.status != "ready":
+        raise CommsError(
+            f"issue '{issue.slug}' is a draft; set `status: ready` to send it "
+            "(proofs with --to work for drafts)"
+        )
+    if dry_run:
+        _dry_run(store, issue, options)
+        return
+    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    if proofs:
+        _send_proofs(config, factory, proofs)
+        return
+    opener = opener_for(config)
+    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
+    todo = _pending(store.counts(campaign.id))
+    if not todo:
+        click.echo(
+            f"nothing to send: every delivery of {issue.slug} is final "
+            f"({_totals(store.counts(campaign.id))})"
+        )
+        return
+    click.echo(
+        f"Sending #{issue.number} „{issue.subject}“ ({issue.slug}): {campaign.recipients} "
+        f"recipient(s), {todo} to send over {options.concurrency} connection(s)"
+        + (f" at up to {options.rate:g} msg/s" if options.rate else "")
+    )
+    console = Console(stderr=True)
+    with Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("send", total=todo)
+        report = outbox_send(
+            store,
+            campaign,
+            factory.build,
+            opener,
+            options,
+            lambda done: bar.update(task, completed=done),
+        )
+    if report.resumed:
+        click.echo(f"took over {report.resumed} delivery(ies) an interrupted run left behind")
+    click.echo(f"{issue.slug}: {_totals(report.counts)}")
+    if report.stopped:
+        raise CommsError(
+            f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
+            f"fix the cause and run `comms send {issue.slug}` again"
+        )
+    if report.next_attempt is not None:
+        click.echo(
+            f"{report.waiting} delivery(ies) wait for a retry, the next at "
+            f"{_when(report.next_attempt, config)}; run `comms send {issue.slug}` again then"
+        )
+    sys.exit(report.exit_code)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.pass_obj
+def schedule(state: State, as_json: bool) -> None:
+    """List the scheduler's upcoming jobs with their next run in local time, and held sends.
+
+    Works without a running scheduler: then it shows what `comms serve` would schedule now.
+    """
+    from ..database import now_utc
+    from ..scheduler import overview
+
+    config = state.config()
+    store = _open_store(config)
+    view = overview(config, store, now_utc())
+    holder = view.holder
+    if as_json:
+        running = None if holder is None else vars(holder)
+        jobs = [vars(job) for job in view.jobs]
+        held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
+        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held}))
+        return
+    if holder is None:
+        click.echo("Scheduler: not running; `comms serve` starts it with these jobs")
+    else:
+        click.echo(
+            f"Scheduler: running in {holder.owner} "
+            f"(last heartbeat {_when(holder.heartbeat_at, config)})"
+        )
+    for line in _schedule_lines(config, view):
+        click.echo(line)

@@ -1,0 +1,127 @@
+"""The `serve` command: web endpoints, output folder and the scheduler in one process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..config import Config
+from ..store import Store
+from .common import (
+    State,
+    _build,
+    _open_store,
+    _report,
+    cli,
+    load_site,
+)
+
+if TYPE_CHECKING:
+    from ..scheduler import SchedulerHandle
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Serve the web endpoints only; run no scheduled sends, refresh, retries or purges.",
+)
+@click.option(
+    "--trusted-proxy",
+    metavar="ADDR",
+    help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
+    "(the rate limit and the consent ledger then see the visitor's address).",
+)
+@click.pass_obj
+def serve(
+    state: State, host: str, port: int, no_scheduler: bool, trusted_proxy: str | None
+) -> None:
+    """Serve the subscriber pages, /healthz and the output folder (waitress).
+
+    Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
+    (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
+    folder with ETags. Ctrl+C or SIGTERM stops after the queued confirmation mails went out.
+
+    Unless --no-scheduler is given, the same process runs the scheduler (see `comms
+    schedule`); a second `comms serve` on the same database serves the web endpoints only.
+    On SIGTERM a running send finishes the messages in flight and hands the rest back.
+    """
+    import signal
+
+    from waitress.server import create_server
+
+    from ..subscriptions import Mailer, Subscriptions
+    from ..web import create_app
+
+    config = state.config()
+    store = _open_store(config)
+    mailer = Mailer(config)
+    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer))
+    proxy: dict[str, Any] = {}
+    if trusted_proxy:
+        proxy = {
+            "trusted_proxy": trusted_proxy,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            "clear_untrusted_proxy_headers": True,
+        }
+    server = create_server(app, host=host, port=port, threads=8, ident="comms", **proxy)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    address = f"[{host}]" if ":" in host else host
+    handle: SchedulerHandle | None = None
+    signal.signal(signal.SIGTERM, stop)
+    try:  # everything after the handler: a SIGTERM at any point stops cleanly
+        handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
+        click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")
+        _build_before_serving(config)
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if handle is not None:
+            handle.shutdown()
+        mailer.close()
+        store.close()
+
+
+def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | None, str]:
+    """Start the scheduler unless another process runs one on this database (R5)."""
+    import logging
+
+    from ..lease import holder
+    from ..scheduler import start_scheduler
+
+    # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
+    log = logging.getLogger("comms")
+    if not log.handlers:
+        out = logging.StreamHandler()
+        out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(out)
+        log.setLevel(logging.INFO)
+    handle = start_scheduler(config, store)
+    if handle is not None:
+        return handle, "with the scheduler"
+    owner = holder(store.engine)
+    who = f" ({owner.owner})" if owner else ""
+    return None, f"web only: another process{who} runs the scheduler on this database"
+
+
+def _build_before_serving(config: Config) -> None:
+    """Bring the output folder up to date, so that every link in a mail has its page."""
+    site, errors = load_site(config)
+    failures, _ = _report(errors, config.root, strict=False)
+    if failures:
+        click.echo(
+            f"warning: {failures} content error(s); serving {config.output_dir} as it is", err=True
+        )
+        return
+    count, report = _build(config, site, config.output_dir)
+    click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")

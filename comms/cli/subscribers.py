@@ -1,0 +1,212 @@
+"""The `subscribers` group: add, import, export, show, remove, purge, unsubscribe."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import CommsError
+from ..roster import Problems, check_person, read_csv, write_export
+from ..store import Consent
+from .common import (
+    State,
+    _address,
+    _json,
+    _open_store,
+    cli,
+)
+
+
+def _consent_options(confirmed: bool, note: str | None) -> None:
+    if confirmed and not (note or "").strip():
+        raise click.UsageError(
+            "--confirmed needs --consent-note TEXT: how and when these people consented"
+        )
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers: add, import, export, show (GDPR export), remove (erasure)."""
+
+
+@subscribers.command("add")
+@click.argument("address")
+@click.option("--name", help="The person's name.")
+@click.option("--language", help="de or en (default: site.language).")
+@click.option("--topic", "topics", multiple=True, help="A topic slug (repeatable).")
+@click.option("--region", "regions", multiple=True, help="A region slug (repeatable).")
+@click.option("--confirmed", is_flag=True, help="The person has consented: add as active.")
+@click.option("--consent-note", help="How the consent was given (required with --confirmed).")
+@click.pass_obj
+def subscribers_add(
+    state: State,
+    address: str,
+    name: str | None,
+    language: str | None,
+    topics: tuple[str, ...],
+    regions: tuple[str, ...],
+    confirmed: bool,
+    consent_note: str | None,
+) -> None:
+    """Add one person; without --confirmed they stay pending until they confirm."""
+    _consent_options(confirmed, consent_note)
+    config = state.config()
+    try:
+        person = check_person(config, address, name, language, topics, regions)
+    except ValueError as exc:
+        raise CommsError(str(exc)) from None
+    store = _open_store(config)
+    if confirmed:
+        event = Consent("import", "comms subscribers add", channel="cli", note=consent_note)
+        store.add_confirmed(person, event)
+        click.echo(f"added {person.email} as active (consent: {consent_note})")
+    else:
+        store.add_pending(person, Consent("request", "comms subscribers add", channel="cli"))
+        click.echo(
+            f"added {person.email} as pending: pending addresses get no newsletter; "
+            "the confirmation mail (double opt-in) is not built yet"
+        )
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--confirmed", is_flag=True, help="Everyone in the file has consented: active.")
+@click.option("--consent-note", help="How the consent was given (required with --confirmed).")
+@click.pass_obj
+def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: str | None) -> None:
+    """Import a CSV file (header: email, optional name, language, topics, regions).
+
+    Bad rows are reported as FILE:LINE: message and skipped; the good ones are imported.
+    Exits 1 when any row was bad.
+    """
+    _consent_options(confirmed, consent_note)
+    config = state.config()
+    store = _open_store(config)
+    problems = Problems(file.as_posix())
+    if confirmed:
+        event = Consent("import", f"import {file.name}", channel="cli", note=consent_note)
+    else:
+        event = Consent("request", f"import {file.name}", channel="cli", note=consent_note)
+    rows = read_csv(file, config, problems)
+    result, notes = store.import_subscribers(rows, event, confirmed)
+    for problem in problems.format():
+        click.echo(problem)
+    for number, note in notes:
+        click.echo(f"{file.as_posix()}:{number}: {note}")
+    bad = sum(1 for _, message in problems.lines if not message.startswith("warning:"))
+    state_word = "active" if confirmed else "pending"
+    click.echo(
+        f"imported {result.added} ({state_word}); {result.known} already known, "
+        f"{result.suppressed} suppressed, {bad} bad row(s) skipped",
+        err=True,
+    )
+    if bad:
+        sys.exit(1)
+
+
+@subscribers.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.pass_obj
+def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
+    """Write every subscriber as CSV or JSON."""
+    store = _open_store(state.config())
+    if output is None:
+        write_export(store.iter_subscribers(), sys.stdout, fmt)
+        sys.stdout.flush()
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        count = write_export(store.iter_subscribers(), handle, fmt)
+    click.echo(f"exported {count} subscriber(s) to {output}", err=True)
+
+
+@subscribers.command("show")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.pass_obj
+def subscribers_show(state: State, address: str, as_json: bool) -> None:
+    """Print everything stored about one person (GDPR Art. 15)."""
+    email = _address(address)
+    report = _open_store(state.config()).report(email)
+    if report is None:
+        raise CommsError(f"nothing stored about {email}")
+    if as_json:
+        click.echo(_json(report))
+        return
+    for key in ("email", "uid", "name", "language", "status", "topics", "regions"):
+        if key in report:
+            value = report[key]
+            shown = " ".join(value) if isinstance(value, tuple) else value
+            click.echo(f"{key + ':':<13} {shown if shown not in (None, '') else '–'}")
+    for key in ("created_at", "confirmed_at", "unsubscribed_at"):
+        if report.get(key):
+            click.echo(f"{key + ':':<13} {report[key].isoformat()}")
+    click.echo(f"{'suppressed:':<13} {report['suppressed'] or 'no'}")
+    click.echo(f"consent ledger ({len(report['consent'])}):")
+    for row in report["consent"]:
+        extra = ", ".join(
+            f"{k} {row[k]}"
+            for k in ("channel", "ip", "user_agent", "consent_version", "note")
+            if row[k]
+        )
+        click.echo(f"  {row['at'].isoformat()} {row['action']} via {row['source']}; {extra}")
+    click.echo(f"deliveries ({len(report['deliveries'])}):")
+    for row in report["deliveries"]:
+        click.echo(f"  {row['slug']}: {row['status']} after {row['attempts']} attempt(s)")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@click.pass_obj
+def subscribers_remove(state: State, address: str) -> None:
+    """Erase one person (GDPR Art. 17); only a suppression hash stays, so they get no mail."""
+    email = _address(address)
+    removed = _open_store(state.config()).erase(email)
+    if not removed["subscriber"]:
+        click.echo(f"no subscriber {email}; added the address's hash to the suppression list")
+        return
+    click.echo(
+        f"erased {email}: profile, {removed['consent']} consent record(s), personal link of "
+        f"{removed['deliveries']} delivery record(s); kept: the suppression hash, so the "
+        "address is never mailed or imported again"
+    )
+
+
+@subscribers.command("purge")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Delete sign-ups unconfirmed for this many days (default: subscribe.purge_pending_days).",
+)
+@click.pass_obj
+def subscribers_purge(state: State, days: int | None) -> None:
+    """Delete sign-ups never confirmed (double opt-in) within N days (GDPR Art. 17)."""
+    from ..subscriptions import purge_unconfirmed
+
+    config = state.config()
+    store = _open_store(config)
+    try:
+        removed = purge_unconfirmed(config, store, days=days)
+    finally:
+        store.close()
+    shown = config.settings.subscribe.purge_pending_days if days is None else days
+    click.echo(f"purged {removed} unconfirmed sign-up(s) older than {shown} day(s)")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("address")
+@click.option("--note", help="Why, e.g. 'Brief vom 3. März'; goes into the consent ledger.")
+@click.pass_obj
+def subscribers_unsubscribe(state: State, address: str, note: str | None) -> None:
+    """Unsubscribe a person on their behalf (consent ledger channel `admin`)."""
+    from ..subscriptions import unsubscribe_by_admin
+
+    email = _address(address)
+    store = _open_store(state.config())
+    try:
+        unsubscribe_by_admin(store, email, note)
+    finally:
+        store.close()
+    click.echo(f"unsubscribed {email} (channel admin)")
