@@ -43,6 +43,13 @@ IN_RUN_MAX_WAIT = 60.0
 log = logging.getLogger("comms.outbox")
 
 
+def _too_fast(error: DeliveryError) -> bool:
+    """A deferral that asks us to slow down: 421 (service busy), 4.7.x (rate or reputation
+    limits such as Gmail's 4.7.28), 452 4.5.3 (too many recipients), HTTP 429."""
+    enhanced = error.enhanced or ""
+    return error.code in (421, 429) or enhanced.startswith("4.7.") or enhanced == "4.5.3"
+
+
 @dataclass(frozen=True)
 class SendOptions:
     """Pacing and retry parameters of one run (from the `delivery` config section)."""
@@ -219,6 +226,8 @@ class _Run:
             return out, transport
         except (TemporaryFailure, OSError) as exc:
             error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
+            if _too_fast(error):
+                self.bucket.slow_down()
             if error.code is None or error.ambiguous:
                 if transport is not None:
                     transport.close()  # the connection is likely dead: open a new one next time
@@ -229,6 +238,7 @@ class _Run:
             return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False), transport
         with self.lock:
             self.connection_failures = 0
+        self.bucket.speed_up()
         return Outcome(item.delivery_id, "sent", message.message_id), transport
 
     def retry(self, item: Claimed, message_id: str, exc: DeliveryError) -> Outcome:

@@ -219,6 +219,45 @@ def test_rate_limit_paces_the_whole_run() -> None:
     assert time.monotonic() - began >= 0.19
 
 
+def test_deferrals_halve_the_pace_and_deliveries_win_it_back() -> None:
+    bucket = TokenBucket(100)
+    bucket.slow_down()
+    assert bucket.rate == 50
+    bucket.slow_down()
+    assert bucket.rate == 25
+    for _ in range(200):
+        bucket.speed_up()
+    assert bucket.rate == 100  # never above the configured rate
+    for _ in range(20):
+        bucket.slow_down()
+    assert bucket.rate == TokenBucket.FLOOR
+
+
+def test_an_unlimited_run_slows_to_half_of_its_recent_pace() -> None:
+    bucket = TokenBucket(0)
+    for _ in range(11):
+        bucket.acquire()
+        time.sleep(0.01)
+    bucket.slow_down()
+    assert 1 <= bucket.rate <= 60  # about half of the ~90 messages per second just achieved
+    began = time.monotonic()
+    for _ in range(3):
+        bucket.acquire()
+    assert time.monotonic() - began >= 1.5 / bucket.rate
+
+
+def test_a_421_deferral_slows_the_run_down(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 20)
+    busy = [TemporaryFailure("421 4.7.0 Try again later", code=421, enhanced="4.7.0")]
+    sink = Sink(failures={"user0@example.org": list(busy)})
+    began = time.monotonic()
+    report = send(store, start(store), build, sink.opener, replace(FAST, rate=20))
+    took = time.monotonic() - began
+    # 20 messages at 20/s take 0.95 s; after the 421 the pace halves to 10/s and climbs back.
+    assert report.counts == {"sent": 20}
+    assert took >= 1.15, took
+
+
 def test_rate_option_limits_messages_per_second(tmp_path: Path) -> None:
     store = make_store(tmp_path, 30)
     sink = Sink()
