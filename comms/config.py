@@ -32,6 +32,18 @@ CONFIG_FILE = "comms.toml"
 ENV_PREFIX = "COMMS_"
 #: Values that may only come from the environment, never from a file in the repository.
 SECRETS = ("secret_key",)
+#: Key names that hold secrets wherever they stand (e.g. `[smtp] password`): an error in a file.
+SECRET_NAMES = frozenset({"secret_key", "secret", "password", "passwd", "api_key", "key", "token"})
+#: The transports `transport` may name (comms.transports builds them).
+TRANSPORT_SCHEMES = (
+    "smtp",
+    "smtp+starttls",
+    "smtps",
+    "file",
+    "memory",
+    "brevo+https",
+    "brevo+http",
+)
 
 DEFAULT_REGIONS = {
     "landesweit": "Landesweit",
@@ -88,6 +100,11 @@ class Site(_Section):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
+        if urlsplit(value).path.strip("/") or urlsplit(value).query:
+            # Every link in a mail must be answered by `comms serve`, which serves at the root.
+            raise ValueError(
+                "must be the root of a host, without a path (e.g. https://news.example.org)"
+            )
         return _check_https(value).rstrip("/")
 
     @field_validator("timezone")
@@ -343,6 +360,19 @@ class Settings(_Section):
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
 
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in TRANSPORT_SCHEMES or not rest:
+            known = ", ".join(f"{s}://" for s in TRANSPORT_SCHEMES)
+            raise ValueError(f"must be a transport URL ({known}), got '{value}'")
+        try:
+            urlsplit(value).port  # noqa: B018 - raises for a bad host or port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        return value
+
     @field_validator("regions", "topics")
     @classmethod
     def _slugs(cls, value: dict[str, str]) -> dict[str, str]:
@@ -375,13 +405,13 @@ class Config:
 
     @property
     def content_dir(self) -> Path:
-        """The content folder, absolute."""
-        return (self.root / self.settings.content_dir).resolve()
+        """The content folder, absolute (symlinks kept, so messages show the editor's path)."""
+        return Path(os.path.normpath(self.root / self.settings.content_dir))
 
     @property
     def output_dir(self) -> Path:
         """The output folder, absolute."""
-        return (self.root / self.settings.output_dir).resolve()
+        return Path(os.path.normpath(self.root / self.settings.output_dir))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -485,6 +515,17 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _secret_keys(raw: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The key paths in a config file that hold secrets (top level and one section deep)."""
+    found: list[tuple[str, ...]] = []
+    for key, value in raw.items():
+        if key in SECRET_NAMES:
+            found.append((key,))
+        elif isinstance(value, Mapping):
+            found.extend((key, sub) for sub in value if sub in SECRET_NAMES)
+    return found
+
+
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
@@ -535,13 +576,13 @@ def load_config(
             raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
     elif explicit:
         raise ConfigError([f"{path}: config file not found"])
-    for secret in SECRETS:
-        if secret in raw:
-            problems.append(
-                f"{label}: '{secret}': secrets come only from the environment "
-                f"({ENV_PREFIX}{secret.upper()}), never from a file"
-            )
-            raw.pop(secret)
+    for keys in _secret_keys(raw):
+        problems.append(
+            f"{label}: '{'.'.join(keys)}': secrets come only from the environment "
+            f"({ENV_PREFIX}{'_'.join(keys).upper()}), never from a file"
+        )
+        section = raw if len(keys) == 1 else raw[keys[0]]
+        section.pop(keys[-1])
     known, warnings = _split_unknown(raw, label)
     env = _from_env(environ)
     merged = _merge(_merge(known, env), overrides or {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +32,14 @@ class ContentError:
     warning: bool = False
 
     def format(self, root: Path | None = None) -> str:
-        """Render as `PATH:LINE: message`, PATH relative to `root` when possible."""
-        path = self.path
+        """Render as `PATH:LINE: message`, PATH relative to `root` (even via `..`)."""
+        path = self.path.as_posix()
         if root is not None:
-            try:
-                path = self.path.resolve().relative_to(root.resolve())
-            except ValueError:
-                path = self.path
+            # Not resolve(): a symlinked content folder keeps the path the editor knows.
+            path = Path(os.path.relpath(self.path.absolute(), root.absolute())).as_posix()
         prefix = "warning: " if self.warning else ""
         text = f"field '{self.field}': {self.message}" if self.field else self.message
-        return f"{path.as_posix()}:{self.line}: {prefix}{text}"
+        return f"{path}:{self.line}: {prefix}{text}"
 
 
 class ContentErrors(CommsError):

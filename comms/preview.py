@@ -17,7 +17,7 @@ from .errors import CommsError
 from .reader import read_content
 from .render import RenderedIssue, render_issue
 from .templating import TEMPLATES, environment, render_template, translations
-from .web import create_app
+from .web import create_app, listen
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
 PREFIX = "/_preview"
@@ -108,10 +108,9 @@ class Preview:
 
     def serve(self, port: int) -> None:
         """Watch for changes and serve on 127.0.0.1 until interrupted."""
-        from waitress import serve
-
+        server = listen(self.app, "127.0.0.1", port, threads=4)
         self.watch()
-        serve(self.app, host="127.0.0.1", port=port, threads=4)
+        server.run()
 
     def _issue(self, slug: str) -> RenderedIssue:
         issue = self.issues.get(slug)

@@ -160,9 +160,14 @@ def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str
 def site_files(config: Config, site: Site) -> dict[str, bytes]:
     """The web archive plus each published issue's `email.html` and `email.txt` (a producer)."""
     files = archive_files(config, site, base_context(config))
+    # The public copy belongs to nobody: its personal links lead to the sign-up page, which
+    # answers under the base URL, instead of to a placeholder that no server answers.
+    public = config.url("subscribe")
     for issue in published_issues(site):
         rendered = render_issue(config, site, issue)
         folder = item_path("issues", issue.slug)
-        files[f"{folder}email.html"] = rendered.html.encode("utf-8")
-        files[f"{folder}email.txt"] = rendered.text.encode("utf-8")
+        for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
+            for placeholder in PLACEHOLDERS:
+                body = body.replace(placeholder, public)
+            files[f"{folder}{name}"] = body.encode("utf-8")
     return files

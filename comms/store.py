@@ -190,7 +190,9 @@ class Store(Ledger):
             return None
         data: dict[str, Any] = {"email": email, "suppressed": reason}
         if person is None:
-            return data | {"status": None, "consent": [], "deliveries": []}
+            # Only the suppression hash is left: an erased (or otherwise blocked) address.
+            status = "erased" if reason == "erased" else "suppressed"
+            return data | {"status": status, "consent": [], "deliveries": []}
         with self.reading() as conn:
             rows = conn.execute(
                 sa.select(consent)

@@ -180,6 +180,10 @@ def _smtp(url: str, config: Config, environ: Mapping[str, str]) -> SmtpTransport
 def open_transport(url: str, config: Config, environ: Mapping[str, str] | None = None) -> Transport:
     """A transport for `url`; secrets (COMMS_SMTP_PASSWORD, COMMS_API_KEY) from `environ`."""
     environ = os.environ if environ is None else environ
+    try:
+        urlsplit(url)  # raises for a broken host such as "[::1"
+    except ValueError as exc:
+        raise _bad(url, f"not a valid URL: {exc}") from None
     scheme = url.partition("://")[0]
     if "://" not in url:
         scheme = ""

@@ -7,10 +7,12 @@ import hashlib
 import mimetypes
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, abort, request
 
 from .config import Config
+from .errors import CommsError
 from .pages import add_subscriber_routes
 from .subscriptions import Subscriptions
 
@@ -146,3 +148,13 @@ def create_app(
         add_subscriber_routes(app, subscriptions)
     add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
     return app
+
+
+def listen(app: Flask, host: str, port: int, **options: Any) -> Any:
+    """A waitress server bound to host:port; a port in use is a clear error, not a traceback."""
+    from waitress.server import create_server
+
+    try:
+        return create_server(app, host=host, port=port, **options)
+    except OSError as exc:
+        raise CommsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

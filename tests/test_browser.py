@@ -101,8 +101,10 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
         assert scroll <= width, f"horizontal scrolling at {width} px: {scroll}"
         body = page.locator("div[role=article]")
         assert body.get_attribute("lang") == "de"
-        # The unsubscribe link is visible and readable (STANDARDS E8).
-        unsubscribe = page.locator('a[href="%%UNSUBSCRIBE_URL%%"]')
+        # The unsubscribe link is visible and readable (STANDARDS E8); in the public copy it
+        # leads to the sign-up page instead of a personal link.
+        unsubscribe = page.locator("a", has_text="Newsletter abbestellen")
+        assert unsubscribe.get_attribute("href") == f"https://{SITE_HOST}/subscribe"
         assert unsubscribe.is_visible()
         size = unsubscribe.evaluate("a => parseFloat(getComputedStyle(a).fontSize)")
         assert size >= 14

@@ -149,3 +149,40 @@ def test_bundled_config_uses_only_known_keys() -> None:
             assert {f"{key}.{sub}" for sub in value} <= known
         else:
             assert key in known
+
+
+def test_paths_are_relative_to_the_config_folder_also_via_dotdot_and_symlinks(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "real" / "events").mkdir(parents=True)
+    (tmp_path / "real" / "events" / "empty.md").write_text("", encoding="utf-8")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "comms.toml").write_text('content_dir = "../real"\n', encoding="utf-8")
+    code, out, _ = run("--config", str(tmp_path / "site" / "comms.toml"), "check")
+    assert code == 1
+    assert (
+        out == "../real/events/empty.md:1: empty file: expected front matter between '---' lines\n"
+    )
+    (tmp_path / "site" / "content").symlink_to(tmp_path / "real")
+    (tmp_path / "site" / "comms.toml").write_text('content_dir = "content"\n', encoding="utf-8")
+    code, out, _ = run("--config", str(tmp_path / "site" / "comms.toml"), "check")
+    assert (
+        out == "content/events/empty.md:1: empty file: expected front matter between '---' lines\n"
+    )
+
+
+def test_a_port_in_use_is_a_clear_error(site_copy: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for command in (["serve", "--no-scheduler"], ["preview"]):
+            result = CliRunner().invoke(
+                cli, ["--config", str(site_copy / "comms.toml"), *command, "--port", port]
+            )
+            assert result.exit_code == 1
+            assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in str(
+                result.exception
+            )

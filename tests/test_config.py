@@ -114,3 +114,37 @@ def test_item_ids_are_name_based_uuids(tmp_path: Path) -> None:
     # uuid5(NAMESPACE_URL, "https://newsletter.example.org/event/x"), computed once by hand
     assert config.item_id("event", "x") == "urn:uuid:cbb3571f-4213-5ffe-bd6f-91f8f34d4591"
     assert config.item_id("event", "y") != config.item_id("event", "x")
+
+
+def test_any_secret_in_the_file_is_an_error(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[smtp]\npassword = "x"\n[api]\nkey = "y"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [
+        "comms.toml: 'smtp.password': secrets come only from the environment "
+        "(COMMS_SMTP_PASSWORD), never from a file",
+        "comms.toml: 'api.key': secrets come only from the environment (COMMS_API_KEY), "
+        "never from a file",
+    ]
+
+
+def test_base_url_must_be_the_root_of_a_host(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[site]\nbase_url = "https://example.org/nl/"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [
+        "comms.toml: 'site.base_url': must be the root of a host, without a path "
+        "(e.g. https://news.example.org)"
+    ]
+    assert load_config(_toml(tmp_path, '[site]\nbase_url = "https://example.org/"\n'), environ={})
+
+
+def test_transport_is_checked_with_the_config(tmp_path: Path) -> None:
+    for value, problem in (
+        ("bogus://x", "must be a transport URL (smtp://, smtp+starttls://, smtps://, file://, "
+         "memory://, brevo+https://, brevo+http://), got 'bogus://x'"),
+        ("smtp://[::1", "not a valid URL: Invalid IPv6 URL"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            load_config(_toml(tmp_path, ""), environ={"COMMS_TRANSPORT": value})
+        assert info.value.problems == [f"environment COMMS_TRANSPORT: 'transport': {problem}"]

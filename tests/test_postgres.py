@@ -126,7 +126,7 @@ def test_erasure_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert store.report("user1@example.org") == {
         "email": "user1@example.org",
         "suppressed": "erased",
-        "status": None,
+        "status": "erased",
         "consent": [],
         "deliveries": [],
     }

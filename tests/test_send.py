@@ -210,8 +210,8 @@ def test_dry_run_and_proof_leave_the_ledger_alone(site: Path) -> None:
         assert code == 0
         assert out == "proof sent to red@example.org (outside the list; the ledger is unchanged)\n"
     assert [r.rcpt_tos for r in handler.received] == [["red@example.org"]]
-    code, _, err = run_cli(site, "status", ISSUE)
-    assert code == 1 and err == f"error: issue '{ISSUE}' has not been sent (no campaign)\n"
+    code, out, _ = run_cli(site, "status", ISSUE)
+    assert code == 0 and out.startswith(f"{ISSUE}: not started (no campaign yet")
 
 
 def test_draft_and_unknown_issue_are_refused(site: Path) -> None:
@@ -293,3 +293,15 @@ def test_retry_pass_goes_on_when_one_issue_was_edited(site: Path) -> None:
         reports = retry_due(config, now_utc() + timedelta(hours=1))
     assert [r.campaign.slug for r in reports] == [other]
     assert reports[0].exit_code == 0
+
+
+def test_status_of_an_issue_not_sent_yet(site: Path) -> None:
+    code, out, _ = run_cli(site, "status", "2019-11-newsletter", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["status"] == "not started" and set(data["counts"].values()) == {0}
+    code, out, _ = run_cli(site, "status", "2019-11-newsletter")
+    expected = "2019-11-newsletter: not started (no campaign yet; `comms send 2019-11-newsletter`"
+    assert out == expected + " starts it)\n"
+    code, _, err = run_cli(site, "status", "gibt-es-nicht")
+    assert code == 1 and err.startswith("error: no issue 'gibt-es-nicht' in ")

@@ -120,3 +120,11 @@ def test_static_file_may_not_replace_a_page(site_copy: Path) -> None:
     assert isinstance(result.exception, RenderError)
     assert str(result.exception) == "static/index.html would replace a generated page; rename it"
     assert not (site_copy / "public").exists()
+
+
+def test_public_copies_of_the_mail_have_no_placeholders(site_copy: Path) -> None:
+    _build(site_copy)
+    for name in ("email.html", "email.txt"):
+        body = (site_copy / "public" / "issues" / "2019-11-newsletter" / name).read_text("utf-8")
+        assert "%%" not in body
+        assert "https://newsletter.example.org/subscribe" in body

@@ -174,7 +174,7 @@ def test_remove_erases_and_keeps_only_the_suppression_hash(root: Path) -> None:
     assert json.loads(out) == {
         "email": "weg@example.org",
         "suppressed": "erased",
-        "status": None,
+        "status": "erased",
         "consent": [],
         "deliveries": [],
     }

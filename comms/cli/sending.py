@@ -100,7 +100,16 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
             click.echo(_held_line(config, issue, held[issue].due_at))
         return
     if campaign is None:
-        raise CommsError(f"issue '{issue}' has not been sent (no campaign)")
+        site, _ = load_site(config)
+        if issue not in site.issues:
+            raise CommsError(f"no issue '{issue}' in {config.content_dir / 'issues'}")
+        if as_json:
+            zero = dict.fromkeys(DELIVERY_STATES, 0)
+            click.echo(_json({"issue": issue, "status": "not started", "recipients": 0,
+                              "counts": zero, "errors": [], "next_attempt": None}))  # fmt: skip
+        else:
+            click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
+        return
     data = _campaign_json(store, campaign)
     data["errors"] = store.recent_errors(campaign.id, limit)
     data["next_attempt"] = store.next_attempt(campaign.id)

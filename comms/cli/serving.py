@@ -53,10 +53,8 @@ def serve(
     """
     import signal
 
-    from waitress.server import create_server
-
     from ..subscriptions import Mailer, Subscriptions
-    from ..web import create_app
+    from ..web import create_app, listen
 
     config = state.config()
     store = _open_store(config)
@@ -69,7 +67,7 @@ def serve(
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
             "clear_untrusted_proxy_headers": True,
         }
-    server = create_server(app, host=host, port=port, threads=8, ident="comms", **proxy)
+    server = listen(app, host, port, threads=8, ident="comms", **proxy)
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

@@ -130,6 +130,10 @@ def subscribers_show(state: State, address: str, as_json: bool) -> None:
     """Print everything stored about one person (GDPR Art. 15)."""
     email = _address(address)
     report = _open_store(state.config()).report(email)
+    if report is None and as_json:
+        # Machines get JSON for every answer; nothing stored is exit 1 all the same.
+        click.echo(_json({"email": email, "status": None, "suppressed": None}))
+        sys.exit(1)
     if report is None:
         raise CommsError(f"nothing stored about {email}")
     if as_json:
