@@ -79,16 +79,6 @@ def base_context(config: Config) -> dict[str, Any]:
     }
 
 
-def web_page(config: Config, template: str, **context: Any) -> str:
-    """Render a page from templates/web/ (e.g. the subscription pages) on the shared layout.
-
-    `base.html.j2` needs `root` (the URL prefix of the site root; "/" for server routes) and
-    takes an optional `canonical` URL; blocks: title, description, head, main.
-    """
-    merged = {**base_context(config), "root": "/", **context}
-    return _render(config, "web", template, merged)
-
-
 @dataclass(frozen=True)
 class IssueContent:
     """What an issue features, resolved against the site."""

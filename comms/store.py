@@ -288,14 +288,6 @@ class Store(Ledger):
         """Stop all mail to a person at once: status, ledger event and suppression entry."""
         return self._end(uid, event, "unsubscribed", "unsubscribed")
 
-    def mark_bounced(self, uid: str, event: Consent) -> Subscriber:
-        """A hard bounce: the address is dead; suppress it."""
-        return self._end(uid, event, "bounced", "bounced")
-
-    def mark_complained(self, uid: str, event: Consent) -> Subscriber:
-        """A spam complaint: unsubscribe and suppress (STANDARDS S11)."""
-        return self._end(uid, event, "complained", "complaint")
-
     def _end(self, uid: str, event: Consent, status: str, reason: str) -> Subscriber:
         person = self._require(uid)
         at = now_utc()

@@ -20,7 +20,6 @@ from comms.render import (
     RenderedIssue,
     render_confirmation,
     render_issue,
-    web_page,
 )
 
 from .conftest import ROOT
@@ -198,12 +197,3 @@ def test_content_is_escaped(site_copy: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x" in rendered.html
     assert "<script" not in rendered.html and 'onerror="' not in rendered.html
     assert evil in rendered.text  # plain text shows it literally, harmless there
-
-
-def test_web_page_reuses_the_layout(sample: tuple[Config, Site]) -> None:
-    config, _ = sample
-    html = web_page(config, "base.html.j2")
-    assert html.startswith('<!doctype html>\n<html lang="de" dir="ltr">')
-    assert '<link rel="stylesheet" href="/style.css">' in html
-    assert '<a href="/subscribe">Newsletter abonnieren</a>' in html
-    assert "https://example.org/impressum" in html
