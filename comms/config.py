@@ -597,7 +597,7 @@ def load_config(
     if strict:
         problems.extend(f"{w} (--strict)" for w in warnings)
     if problems or settings is None:
-        raise ConfigError(problems)
+        raise ConfigError(problems, [] if strict else warnings)
     return Config(
         settings=settings,
         root=path.parent.resolve(),

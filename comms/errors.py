@@ -16,9 +16,11 @@ class CommsError(Exception):
 class ConfigError(CommsError):
     """The configuration is invalid; carries every problem found."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], warnings: list[str] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        #: Warnings found on the way (unknown keys), shown with the errors.
+        self.warnings = warnings or []
 
 
 @dataclass(frozen=True)

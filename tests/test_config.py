@@ -148,3 +148,11 @@ def test_transport_is_checked_with_the_config(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_config(_toml(tmp_path, ""), environ={"COMMS_TRANSPORT": value})
         assert info.value.problems == [f"environment COMMS_TRANSPORT: 'transport': {problem}"]
+
+
+def test_warnings_are_kept_when_there_are_errors(tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'colour = "blue"\n[site]\nbase_url = "ftp://x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.warnings == ["comms.toml: 'colour': unknown key"]
+    assert info.value.problems == ["comms.toml: 'site.base_url': must be an absolute https URL"]

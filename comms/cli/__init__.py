@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         if debug:
             raise
+        for warning in exc.warnings:
+            click.echo(f"warning: {warning}", err=True)
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(exc.exit_code)
