@@ -77,7 +77,8 @@ def classify_http(
         return TemporaryFailure(message, code=status, retry_after=wait)
     # Brevo answers a bad recipient with 400 {"code":"invalid_parameter","message":"email is
     # not valid in to"}; other 400s are about our request and must not suppress the address.
-    names_recipient = recipient.lower() in detail.lower() or re.search(r"\bto\b", detail)
+    # "in to" (the field), not any "to": "unable to parse the body" must not bounce anyone.
+    names_recipient = recipient.lower() in detail.lower() or re.search(r"\bin to\b", detail)
     if status == 400 and names_recipient:
         return PermanentFailure(message, code=status)
     return PolicyRejection(message, code=status)

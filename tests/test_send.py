@@ -178,6 +178,103 @@ def test_unreachable_server_stops_with_exit_1(site: Path) -> None:
     }  # fmt: skip
 
 
+def add_people(root: Path, count: int) -> None:
+    """Import `count` more confirmed subscribers (no topics or regions: they get every issue)."""
+    rows = "".join(f"p{n}@example.org,,,\n" for n in range(count))
+    (root / "more.csv").write_text("email,name,topics,regions\n" + rows, encoding="utf-8")
+    code, _, err = run_cli(
+        root, "subscribers", "import", str(root / "more.csv"), "--confirmed",
+        "--consent-note", "Testliste",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: Path) -> None:
+    add_people(site, 47)
+    url = f"smtp://127.0.0.1:{free_port()}"
+    code, out, err = run_cli(site, "send", ISSUE, "--transport", url)
+    assert code == 1, out
+    assert err.startswith("error: campaign stopped: cannot reach the mail server: ")
+    assert "50 deliveries stay queued" in err
+    data = status(site)
+    assert data["next_attempt"] is None  # due now, not in 30 minutes
+    handler = Handler()
+    with smtp_server(handler) as port:
+        code, out, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 0, err
+    assert len(handler.received) == 50
+    assert status(site)["counts"] == {
+        "queued": 0, "sending": 0, "sent": 50, "failed": 0, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply"),
+    [
+        ("end of DATA", "554 5.6.0 message content rejected"),
+        ("end of DATA", "552 5.3.4 message size exceeds fixed limit"),
+        ("RCPT TO", "500 Error: command not recognized"),
+        ("RCPT TO", "554 Transaction failed"),
+    ],
+)
+def test_a_refused_message_pauses_the_campaign_and_bounces_nobody(
+    site: Path, stage: str, reply: str
+) -> None:
+    handler = Handler()
+    (handler.data_replies if stage == "end of DATA" else handler.rcpt_replies)["*"] = reply
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 1
+    assert err == (
+        "error: campaign stopped: the server refuses our message or session, not the address "
+        f"(nobody was marked bounced): 127.0.0.1:{port}: {stage}: {reply}; 3 deliveries stay "
+        f"queued; fix the cause and run `comms send {ISSUE}` again\n"
+    )
+    data = status(site)
+    assert data["status"] == "paused"
+    assert data["counts"] == {
+        "queued": 3, "sending": 0, "sent": 0, "failed": 0, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+    assert data["next_attempt"] is None
+    for address in ("anna@example.org", "carla@example.org"):
+        _, out, _ = run_cli(site, "subscribers", "show", address, "--json")
+        person = json.loads(out)
+        assert (person["status"], person["suppressed"]) == ("active", None)
+    handler = Handler()
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 0, err
+    assert len(handler.received) == 3
+
+
+def test_a_run_of_bounces_trips_the_breaker_and_keeps_the_rest(site: Path) -> None:
+    add_people(site, 12)
+    handler = Handler(rcpt_replies={"*": "550 5.1.1 no such user"})
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(
+            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", "1"
+        )
+    assert code == 1
+    assert err == (
+        "error: campaign stopped: 10 recipients in a row were refused with no delivery in "
+        "between, which points at the server or our mail rather than the addresses; the rest "
+        f"were not marked bounced (last reply: 127.0.0.1:{port}: RCPT TO: 550 5.1.1 no such "
+        f"user); 6 deliveries stay queued; fix the cause and run `comms send {ISSUE}` again\n"
+    )
+    data = status(site)
+    assert data["status"] == "paused"
+    assert data["counts"] == {
+        "queued": 6, "sending": 0, "sent": 0, "failed": 9, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+    people = ["anna@example.org", "Bjoern@Bücher.Example.org", "carla@example.org"]
+    states = []
+    for address in people + [f"p{n}@example.org" for n in range(12)]:
+        code, out, _ = run_cli(site, "subscribers", "show", address, "--json")
+        assert code == 0
+        states.append(json.loads(out)["status"])
+    assert sorted(states) == ["active"] * 6 + ["bounced"] * 9
+
+
 def test_drop_after_data_is_ambiguous_and_retried_with_the_same_message_id(site: Path) -> None:
     handler = Handler(drop_after_data={"anna@example.org"})
     with smtp_server(handler) as port:

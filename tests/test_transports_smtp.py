@@ -18,6 +18,7 @@ from comms.errors import (
     Unreachable,
 )
 from comms.message import MessageFactory, OutgoingMessage, Recipient
+from comms.replies import classify_http
 from comms.transports import SmtpTransport, classify, open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -372,3 +373,22 @@ def test_login_over_plain_smtp_to_a_local_relay(
         transport.close()
     assert handler.commands[:3] == ["EHLO", "AUTH", "MAIL"]
     assert len(handler.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "kind"),
+    [
+        (400, '{"message":"email is not valid in to"}', PermanentFailure),
+        (400, '{"message":"b@example.org is not a valid address"}', PermanentFailure),
+        (400, '{"message":"unable to parse the request body"}', PolicyRejection),
+        (404, '{"message":"b@example.org not found"}', PolicyRejection),
+        (422, '{"message":"b@example.org unprocessable"}', PolicyRejection),
+        (500, "internal error", TemporaryFailure),
+        (503, "b@example.org: service unavailable", TemporaryFailure),
+    ],
+)
+def test_only_a_400_naming_the_recipient_is_an_http_bounce(
+    status: int, detail: str, kind: type[Exception]
+) -> None:
+    """The HTTP API counterpart of the SMTP table (classify_http, STANDARDS S8)."""
+    assert type(classify_http(status, detail, "b@example.org", None, "api")) is kind
