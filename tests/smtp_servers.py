@@ -111,8 +111,9 @@ class Handler:
     """An aiosmtpd handler that records everything and injects scripted faults.
 
     `rcpt_replies[address]` answers RCPT TO; `data_replies[address]` answers the end of DATA
-    (recorded as received first); the key "*" in either answers every address; `drop_after_data` holds addresses whose connection is cut
-    after the message arrived, before the reply; `close_after` ends every session after that
+    (recorded as received first); the key "*" in either answers every address;
+    `drop_after_data` holds addresses whose connection is cut after the message arrived, before
+    the reply; `close_after` ends every session after that
     many messages without a word (as Yahoo does); `pipelining` advertises RFC 2920.
     """
 
