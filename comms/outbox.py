@@ -295,6 +295,8 @@ class _Run:
                 if self.connection_failures >= max(3, 2 * opts.concurrency):
                     self.stopped = self.stopped or f"cannot reach the mail server: {exc}"
                     self.stop.set()
+                # Keeps the dispatcher claiming until the recorder has handed the row back.
+                self.retry_at[item.delivery_id] = time.monotonic()
             return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
         with self.lock:
             tries = self.in_run_tries.get(item.delivery_id, 0)

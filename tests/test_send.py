@@ -29,15 +29,20 @@ PEOPLE = (
 FAST = {"COMMS_DELIVERY_RETRY_BACKOFF_SECONDS": "0"}
 
 
-@pytest.fixture
-def site(site_copy: Path) -> Path:
-    """The sample site with three confirmed subscribers."""
-    (site_copy / "people.csv").write_text(PEOPLE, encoding="utf-8")
+def import_people(root: Path, name: str, csv: str) -> None:
+    """Import the CSV text `csv` (written to `name`) as confirmed subscribers."""
+    (root / name).write_text(csv, encoding="utf-8")
     code, _, err = run_cli(
-        site_copy, "subscribers", "import", str(site_copy / "people.csv"), "--confirmed",
+        root, "subscribers", "import", str(root / name), "--confirmed",
         "--consent-note", "Testliste",
     )  # fmt: skip
     assert code == 0, err
+
+
+@pytest.fixture
+def site(site_copy: Path) -> Path:
+    """The sample site with three confirmed subscribers."""
+    import_people(site_copy, "people.csv", PEOPLE)
     return site_copy
 
 
@@ -181,12 +186,17 @@ def test_unreachable_server_stops_with_exit_1(site: Path) -> None:
 def add_people(root: Path, count: int) -> None:
     """Import `count` more confirmed subscribers (no topics or regions: they get every issue)."""
     rows = "".join(f"p{n}@example.org,,,\n" for n in range(count))
-    (root / "more.csv").write_text("email,name,topics,regions\n" + rows, encoding="utf-8")
-    code, _, err = run_cli(
-        root, "subscribers", "import", str(root / "more.csv"), "--confirmed",
-        "--consent-note", "Testliste",
-    )  # fmt: skip
-    assert code == 0, err
+    import_people(root, "more.csv", "email,name,topics,regions\n" + rows)
+
+
+def assert_paused(root: Path, queued: int, failed: int) -> None:
+    """The campaign is paused with `queued` rows due at once and `failed` bounces."""
+    data = status(root)
+    assert data["status"] == "paused"
+    assert data["counts"] == {
+        "queued": queued, "sending": 0, "sent": 0, "failed": failed, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+    assert data["next_attempt"] is None
 
 
 def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: Path) -> None:
@@ -230,12 +240,7 @@ def test_a_refused_message_pauses_the_campaign_and_bounces_nobody(
         f"(nobody was marked bounced): 127.0.0.1:{port}: {stage}: {reply}; 3 deliveries stay "
         f"queued; fix the cause and run `comms send {ISSUE}` again\n"
     )
-    data = status(site)
-    assert data["status"] == "paused"
-    assert data["counts"] == {
-        "queued": 3, "sending": 0, "sent": 0, "failed": 0, "ambiguous": 0, "skipped": 0,
-    }  # fmt: skip
-    assert data["next_attempt"] is None
+    assert_paused(site, queued=3, failed=0)
     for address in ("anna@example.org", "carla@example.org"):
         _, out, _ = run_cli(site, "subscribers", "show", address, "--json")
         person = json.loads(out)
@@ -261,11 +266,7 @@ def test_a_run_of_bounces_trips_the_breaker_and_keeps_the_rest(site: Path) -> No
         f"were not marked bounced (last reply: 127.0.0.1:{port}: RCPT TO: 550 5.1.1 no such "
         f"user); 6 deliveries stay queued; fix the cause and run `comms send {ISSUE}` again\n"
     )
-    data = status(site)
-    assert data["status"] == "paused"
-    assert data["counts"] == {
-        "queued": 6, "sending": 0, "sent": 0, "failed": 9, "ambiguous": 0, "skipped": 0,
-    }  # fmt: skip
+    assert_paused(site, queued=6, failed=9)
     people = ["anna@example.org", "Bjoern@Bücher.Example.org", "carla@example.org"]
     states = []
     for address in people + [f"p{n}@example.org" for n in range(12)]:
