@@ -38,6 +38,9 @@ Opener = Callable[[], Transport]
 Progress = Callable[[int], None]
 #: How long one in-run retry may wait at most before it is left to a later run.
 IN_RUN_MAX_WAIT = 60.0
+#: Permanent failures in a row, with no delivery in between, after which the campaign pauses:
+#: so many refused addresses at once point at the server or our mail, not at the addresses.
+BOUNCE_BREAKER = 10
 
 
 log = logging.getLogger("comms.outbox")
@@ -151,16 +154,49 @@ class _Run:
         self.in_run_tries: dict[int, int] = {}
         self.done: dict[str, int] = {}
         self.connection_failures = 0
+        self.bounces_in_row = 0
+        #: Stopped for a reason only a person can fix: the campaign is marked `paused`.
+        self.paused = False
         self.crash: BaseException | None = None
 
     # -- workers ---------------------------------------------------------------------------
 
-    def halt(self, reason: str) -> None:
+    def halt(self, reason: str, pause: bool = False) -> None:
         """Stop the campaign: no new claims; claimed rows go back to the queue."""
         with self.lock:
             if self.stopped is None:
                 self.stopped = reason
+                self.paused = pause
         self.stop.set()
+
+    def reject(self, item: Claimed, exc: PolicyRejection) -> Outcome:
+        """Pause for a reply about our mail or session: hand the row back, blame nobody."""
+        enhanced = exc.enhanced or ""
+        if exc.code is None or enhanced.startswith("5.7.") or exc.code == 535:
+            reason = f"the server rejects our mail as a matter of policy: {exc}"
+        else:
+            reason = (
+                "the server refuses our message or session, not the address "
+                f"(nobody was marked bounced): {exc}"
+            )
+        self.halt(reason, pause=True)
+        return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+
+    def bounce(self, item: Claimed, message_id: str, exc: PermanentFailure) -> Outcome:
+        """A bounce, unless too many came in a row: then pause and hand the row back."""
+        with self.lock:
+            self.connection_failures = 0
+            self.bounces_in_row += 1
+            tripped = self.bounces_in_row >= BOUNCE_BREAKER
+        if tripped:
+            self.halt(
+                f"{BOUNCE_BREAKER} recipients in a row were refused with no delivery in "
+                "between, which points at the server or our mail rather than the addresses; "
+                f"the rest were not marked bounced (last reply: {exc})",
+                pause=True,
+            )
+            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+        return Outcome(item.delivery_id, "failed", message_id, str(exc), bounce=item)
 
     def worker(self) -> None:
         probe = self.store.suppression_probe()
@@ -217,13 +253,9 @@ class _Run:
                 transport = self.opener()
             transport.send(message.envelope_from, message.recipient, message.data, message.key)
         except PolicyRejection as exc:
-            self.halt(f"the server rejects our mail as a matter of policy: {exc}")
-            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False), transport
+            return self.reject(item, exc), transport
         except PermanentFailure as exc:
-            with self.lock:
-                self.connection_failures = 0
-            out = Outcome(item.delivery_id, "failed", message.message_id, str(exc), bounce=item)
-            return out, transport
+            return self.bounce(item, message.message_id, exc), transport
         except (TemporaryFailure, OSError) as exc:
             error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
             if _too_fast(error):
@@ -237,7 +269,7 @@ class _Run:
             self.halt(str(exc))
             return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False), transport
         with self.lock:
-            self.connection_failures = 0
+            self.connection_failures = self.bounces_in_row = 0
         self.bucket.speed_up()
         return Outcome(item.delivery_id, "sent", message.message_id), transport
 
@@ -254,13 +286,19 @@ class _Run:
         )
         if now >= item.queued_at + opts.give_up_after:
             return give_up
-        with self.lock:
-            if isinstance(exc, Unreachable):
+        if isinstance(exc, Unreachable):
+            # No connection, so nothing of this delivery happened: no attempt, no later retry
+            # time; the row is due again at once (in this run or the next). The run cannot
+            # spin: only a successful delivery resets the count that stops it.
+            with self.lock:
                 self.connection_failures += 1
                 if self.connection_failures >= max(3, 2 * opts.concurrency):
                     self.stopped = self.stopped or f"cannot reach the mail server: {exc}"
                     self.stop.set()
-                    return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+                # Keeps the dispatcher claiming until the recorder has handed the row back.
+                self.retry_at[item.delivery_id] = time.monotonic()
+            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+        with self.lock:
             tries = self.in_run_tries.get(item.delivery_id, 0)
             delay = opts.retry_backoff * 2**tries * random.uniform(0.8, 1.2)
             if exc.retry_after:
@@ -407,7 +445,7 @@ def send(
     done = run.execute()
     counts = store.counts(campaign.id)
     waiting = sum(counts.get(s, 0) for s in (*CLAIMABLE, "sending"))
-    if run.stopped and "policy" in run.stopped:
+    if run.paused:
         status = "paused"
     else:
         status = "waiting" if waiting else "done"

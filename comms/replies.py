@@ -9,15 +9,24 @@ from email.utils import parsedate_to_datetime
 from .errors import DeliveryError, PermanentFailure, PolicyRejection, TemporaryFailure
 
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
-#: Stages before any recipient is named: a 5xx there is about us, never about the address.
-_SENDER_STAGES = ("connect", "EHLO", "STARTTLS", "AUTH", "MAIL FROM")
+
+
+def _names_address(code: int, enhanced: str | None) -> bool:
+    """A refusal of the recipient address itself: 5.1.x (address), 5.2.x (mailbox), or
+    without an enhanced code 550/551/553 (RFC 5321 §4.2.3)."""
+    if enhanced is not None:
+        return enhanced.startswith(("5.1.", "5.2."))
+    return code in (550, 551, 553)
 
 
 def classify(code: int, text: bytes | str, stage: str, where: str = "") -> DeliveryError:
     """The exception for a failed SMTP reply (STANDARDS S5).
 
-    4xx → temporary; 5.7.x, 535 and any 5xx before RCPT → policy (stop the campaign);
-    552 to RCPT or 5.5.3 ("too many recipients") → temporary; other 5xx → permanent.
+    4xx → temporary; 552 to RCPT or 5.5.3 ("too many recipients") → temporary; a refusal of
+    the address at RCPT (5.1.x, 5.2.x, or 550/551/553 without an enhanced code) → permanent
+    (a bounce). Every other 5xx is about our message or session (content or size at the end
+    of DATA, 5.3.x, 5.5.x, 5.7.x, 500-504, 535, anything before RCPT) → policy: stop the
+    campaign and blame no address.
     """
     reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     reply = " ".join(reply.split())
@@ -29,10 +38,10 @@ def classify(code: int, text: bytes | str, stage: str, where: str = "") -> Deliv
         cls = TemporaryFailure
     elif enhanced == "5.5.3" or (code == 552 and stage == "RCPT TO"):
         cls = TemporaryFailure  # RFC 5321 §4.5.3.1.10: too many recipients is not final
-    elif (enhanced or "").startswith("5.7.") or code == 535 or stage in _SENDER_STAGES:
-        cls = PolicyRejection
-    elif 500 <= code < 600:
+    elif 500 <= code < 600 and stage == "RCPT TO" and _names_address(code, enhanced):
         cls = PermanentFailure
+    elif 500 <= code < 600:
+        cls = PolicyRejection
     else:  # a reply outside 4xx/5xx where a success was due: a broken server, retry later
         cls = TemporaryFailure
     return cls(message, code=code, enhanced=enhanced)
@@ -68,7 +77,8 @@ def classify_http(
         return TemporaryFailure(message, code=status, retry_after=wait)
     # Brevo answers a bad recipient with 400 {"code":"invalid_parameter","message":"email is
     # not valid in to"}; other 400s are about our request and must not suppress the address.
-    names_recipient = recipient.lower() in detail.lower() or re.search(r"\bto\b", detail)
+    # "in to" (the field), not any "to": "unable to parse the body" must not bounce anyone.
+    names_recipient = recipient.lower() in detail.lower() or re.search(r"\bin to\b", detail)
     if status == 400 and names_recipient:
         return PermanentFailure(message, code=status)
     return PolicyRejection(message, code=status)

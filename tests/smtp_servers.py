@@ -111,8 +111,9 @@ class Handler:
     """An aiosmtpd handler that records everything and injects scripted faults.
 
     `rcpt_replies[address]` answers RCPT TO; `data_replies[address]` answers the end of DATA
-    (recorded as received first); `drop_after_data` holds addresses whose connection is cut
-    after the message arrived, before the reply; `close_after` ends every session after that
+    (recorded as received first); the key "*" in either answers every address;
+    `drop_after_data` holds addresses whose connection is cut after the message arrived, before
+    the reply; `close_after` ends every session after that
     many messages without a word (as Yahoo does); `pipelining` advertises RFC 2920.
     """
 
@@ -139,7 +140,7 @@ class Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
-        reply = self.rcpt_replies.get(address)
+        reply = self.rcpt_replies.get(address, self.rcpt_replies.get("*"))
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
@@ -162,7 +163,7 @@ class Handler:
         count = session.count = getattr(session, "count", 0) + 1  # type: ignore[attr-defined]
         if self.close_after is not None and count >= self.close_after:
             server.loop.call_soon(server.transport.close)
-        return self.data_replies.get(rcpt, "250 2.0.0 OK queued")
+        return self.data_replies.get(rcpt, self.data_replies.get("*", "250 2.0.0 OK queued"))
 
 
 class RecordingSMTP(SMTP):

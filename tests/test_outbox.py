@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from comms.database import now_utc
 from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
@@ -15,6 +16,7 @@ from comms.ledger import Campaign
 from comms.message import OutgoingMessage, Recipient
 from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
 from comms.store import Consent, NewSubscriber, Store
+from comms.tables import deliveries
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 
@@ -179,8 +181,10 @@ def test_policy_rejection_stops_the_campaign(tmp_path: Path) -> None:
 
 def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) -> None:
     store = make_store(tmp_path, 30)
+    tries: list[int] = []
 
     def refuse() -> Sink:
+        tries.append(1)
         raise Unreachable("connection refused by 127.0.0.1:1")
 
     campaign = start(store)
@@ -188,6 +192,16 @@ def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) 
     assert report.exit_code == 1
     assert report.stopped == "cannot reach the mail server: connection refused by 127.0.0.1:1"
     assert report.counts == {"queued": 30}
+    # No spinning: the threshold of 2 x concurrency failures ends the run (plus those in flight).
+    assert 8 <= len(tries) <= 8 + 3
+    # No connection is no attempt: nothing waits for a later retry time.
+    assert report.next_attempt is None
+    with store.reading() as conn:
+        counted = conn.execute(sa.select(sa.func.sum(deliveries.c.attempts))).scalar()
+    assert counted == 0
+    sink = Sink()
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.exit_code == 0 and report.counts == {"sent": 30}
 
 
 def test_ambiguous_delivery_is_retried_with_the_same_message_id(tmp_path: Path) -> None:

@@ -29,15 +29,20 @@ PEOPLE = (
 FAST = {"COMMS_DELIVERY_RETRY_BACKOFF_SECONDS": "0"}
 
 
-@pytest.fixture
-def site(site_copy: Path) -> Path:
-    """The sample site with three confirmed subscribers."""
-    (site_copy / "people.csv").write_text(PEOPLE, encoding="utf-8")
+def import_people(root: Path, name: str, csv: str) -> None:
+    """Import the CSV text `csv` (written to `name`) as confirmed subscribers."""
+    (root / name).write_text(csv, encoding="utf-8")
     code, _, err = run_cli(
-        site_copy, "subscribers", "import", str(site_copy / "people.csv"), "--confirmed",
+        root, "subscribers", "import", str(root / name), "--confirmed",
         "--consent-note", "Testliste",
     )  # fmt: skip
     assert code == 0, err
+
+
+@pytest.fixture
+def site(site_copy: Path) -> Path:
+    """The sample site with three confirmed subscribers."""
+    import_people(site_copy, "people.csv", PEOPLE)
     return site_copy
 
 
@@ -176,6 +181,99 @@ def test_unreachable_server_stops_with_exit_1(site: Path) -> None:
     assert status(site)["counts"] == {
         "queued": 3, "sending": 0, "sent": 0, "failed": 0, "ambiguous": 0, "skipped": 0,
     }  # fmt: skip
+
+
+def add_people(root: Path, count: int) -> None:
+    """Import `count` more confirmed subscribers (no topics or regions: they get every issue)."""
+    rows = "".join(f"p{n}@example.org,,,\n" for n in range(count))
+    import_people(root, "more.csv", "email,name,topics,regions\n" + rows)
+
+
+def assert_paused(root: Path, queued: int, failed: int) -> None:
+    """The campaign is paused with `queued` rows due at once and `failed` bounces."""
+    data = status(root)
+    assert data["status"] == "paused"
+    assert data["counts"] == {
+        "queued": queued, "sending": 0, "sent": 0, "failed": failed, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+    assert data["next_attempt"] is None
+
+
+def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: Path) -> None:
+    add_people(site, 47)
+    url = f"smtp://127.0.0.1:{free_port()}"
+    code, out, err = run_cli(site, "send", ISSUE, "--transport", url)
+    assert code == 1, out
+    assert err.startswith("error: campaign stopped: cannot reach the mail server: ")
+    assert "50 deliveries stay queued" in err
+    data = status(site)
+    assert data["next_attempt"] is None  # due now, not in 30 minutes
+    handler = Handler()
+    with smtp_server(handler) as port:
+        code, out, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 0, err
+    assert len(handler.received) == 50
+    assert status(site)["counts"] == {
+        "queued": 0, "sending": 0, "sent": 50, "failed": 0, "ambiguous": 0, "skipped": 0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply"),
+    [
+        ("end of DATA", "554 5.6.0 message content rejected"),
+        ("end of DATA", "552 5.3.4 message size exceeds fixed limit"),
+        ("RCPT TO", "500 Error: command not recognized"),
+        ("RCPT TO", "554 Transaction failed"),
+    ],
+)
+def test_a_refused_message_pauses_the_campaign_and_bounces_nobody(
+    site: Path, stage: str, reply: str
+) -> None:
+    handler = Handler()
+    (handler.data_replies if stage == "end of DATA" else handler.rcpt_replies)["*"] = reply
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 1
+    assert err == (
+        "error: campaign stopped: the server refuses our message or session, not the address "
+        f"(nobody was marked bounced): 127.0.0.1:{port}: {stage}: {reply}; 3 deliveries stay "
+        f"queued; fix the cause and run `comms send {ISSUE}` again\n"
+    )
+    assert_paused(site, queued=3, failed=0)
+    for address in ("anna@example.org", "carla@example.org"):
+        _, out, _ = run_cli(site, "subscribers", "show", address, "--json")
+        person = json.loads(out)
+        assert (person["status"], person["suppressed"]) == ("active", None)
+    handler = Handler()
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 0, err
+    assert len(handler.received) == 3
+
+
+def test_a_run_of_bounces_trips_the_breaker_and_keeps_the_rest(site: Path) -> None:
+    add_people(site, 12)
+    handler = Handler(rcpt_replies={"*": "550 5.1.1 no such user"})
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(
+            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", "1"
+        )
+    assert code == 1
+    assert err == (
+        "error: campaign stopped: 10 recipients in a row were refused with no delivery in "
+        "between, which points at the server or our mail rather than the addresses; the rest "
+        f"were not marked bounced (last reply: 127.0.0.1:{port}: RCPT TO: 550 5.1.1 no such "
+        f"user); 6 deliveries stay queued; fix the cause and run `comms send {ISSUE}` again\n"
+    )
+    assert_paused(site, queued=6, failed=9)
+    people = ["anna@example.org", "Bjoern@Bücher.Example.org", "carla@example.org"]
+    states = []
+    for address in people + [f"p{n}@example.org" for n in range(12)]:
+        code, out, _ = run_cli(site, "subscribers", "show", address, "--json")
+        assert code == 0
+        states.append(json.loads(out)["status"])
+    assert sorted(states) == ["active"] * 6 + ["bounced"] * 9
 
 
 def test_drop_after_data_is_ambiguous_and_retried_with_the_same_message_id(site: Path) -> None:

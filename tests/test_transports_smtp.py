@@ -18,6 +18,7 @@ from comms.errors import (
     Unreachable,
 )
 from comms.message import MessageFactory, OutgoingMessage, Recipient
+from comms.replies import classify_http
 from comms.transports import SmtpTransport, classify, open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -84,7 +85,15 @@ def test_a_leading_dot_survives_dot_stuffing(plain: SmtpTransport, handler: Hand
         ("451 4.3.0 Try again later", TemporaryFailure, 451, "4.3.0"),
         ("452 4.2.2 Mailbox full", TemporaryFailure, 452, "4.2.2"),
         ("550 5.1.1 No such user", PermanentFailure, 550, "5.1.1"),
-        ("554 Rejected", PermanentFailure, 554, None),
+        ("551 User not local", PermanentFailure, 551, None),
+        ("553 Mailbox name not allowed", PermanentFailure, 553, None),
+        ("550 5.2.1 Mailbox disabled", PermanentFailure, 550, "5.2.1"),
+        ("550 5.1.10 Recipient address rejected: null MX", PermanentFailure, 550, "5.1.10"),
+        # About our message or session, not the address: must not bounce anyone.
+        ("554 Rejected", PolicyRejection, 554, None),
+        ("500 Error: command not recognized", PolicyRejection, 500, None),
+        ("501 5.5.2 Syntax error", PolicyRejection, 501, "5.5.2"),
+        ("550 5.3.0 Mail system failure", PolicyRejection, 550, "5.3.0"),
         ("550 5.7.26 Unauthenticated email is not accepted", PolicyRejection, 550, "5.7.26"),
         ("550 5.7.1 Blocked by policy", PolicyRejection, 550, "5.7.1"),
         ("552 5.5.3 Too many recipients", TemporaryFailure, 552, "5.5.3"),
@@ -117,8 +126,9 @@ def test_rcpt_replies_are_classified_and_the_connection_stays_usable(
     ("reply", "kind"),
     [
         ("451 4.7.1 Greylisted, come back later", TemporaryFailure),
-        ("554 5.6.0 Message content rejected", PermanentFailure),
-        ("552 5.3.4 Message too big", PermanentFailure),
+        ("554 5.6.0 Message content rejected", PolicyRejection),
+        ("552 5.3.4 Message too big", PolicyRejection),
+        ("550 5.1.1 No such user", PolicyRejection),  # at end of DATA: about the message
         ("550 5.7.515 Access denied, sending domain does not meet requirements", PolicyRejection),
     ],
 )
@@ -324,6 +334,14 @@ def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
         (554, "No SMTP service here", "connect", PolicyRejection),
         (550, "5.1.1 unknown", "RCPT TO", PermanentFailure),
         (552, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
+        (550, "5.2.2 Mailbox full", "RCPT TO", PermanentFailure),
+        (550, "Mailbox unavailable", "RCPT TO", PermanentFailure),
+        (554, "5.6.0 Message content rejected", "end of DATA", PolicyRejection),
+        (552, "Message size exceeds fixed limit", "end of DATA", PolicyRejection),
+        (550, "Mailbox unavailable", "end of DATA", PolicyRejection),
+        (554, "Transaction failed", "DATA", PolicyRejection),
+        (500, "Error: command not recognized", "RCPT TO", PolicyRejection),
+        (504, "5.5.4 Unrecognized parameter", "RCPT TO", PolicyRejection),
     ],
 )
 def test_classification_table(code: int, text: str, stage: str, kind: type[Exception]) -> None:
@@ -355,3 +373,22 @@ def test_login_over_plain_smtp_to_a_local_relay(
         transport.close()
     assert handler.commands[:3] == ["EHLO", "AUTH", "MAIL"]
     assert len(handler.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "kind"),
+    [
+        (400, '{"message":"email is not valid in to"}', PermanentFailure),
+        (400, '{"message":"b@example.org is not a valid address"}', PermanentFailure),
+        (400, '{"message":"unable to parse the request body"}', PolicyRejection),
+        (404, '{"message":"b@example.org not found"}', PolicyRejection),
+        (422, '{"message":"b@example.org unprocessable"}', PolicyRejection),
+        (500, "internal error", TemporaryFailure),
+        (503, "b@example.org: service unavailable", TemporaryFailure),
+    ],
+)
+def test_only_a_400_naming_the_recipient_is_an_http_bounce(
+    status: int, detail: str, kind: type[Exception]
+) -> None:
+    """The HTTP API counterpart of the SMTP table (classify_http, STANDARDS S8)."""
+    assert type(classify_http(status, detail, "b@example.org", None, "api")) is kind
