@@ -7,6 +7,7 @@ import types
 import typing
 import unicodedata
 from collections.abc import Iterable
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,18 @@ import nh3
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .content import FOLDERS, KINDS, Award, Event, Issue, Item, Kind, Site, front_matter_fields
+from .content import (
+    FOLDERS,
+    KINDS,
+    Award,
+    Event,
+    Issue,
+    Item,
+    Kind,
+    Site,
+    front_matter_fields,
+    parse_when,
+)
 from .errors import ContentError
 
 FENCE = "---"
@@ -296,19 +308,40 @@ def _image_errors(html: str, body: str, body_line: int, path: Path) -> list[Cont
     return errors
 
 
-def _semantic(item: Item, doc: _Doc, path: Path, tz: ZoneInfo) -> list[ContentError]:
+def _moment(value: Any, tz: ZoneInfo, end: bool = False) -> datetime | None:
+    """A front matter date or date-time as an instant (an all-day end is the next midnight)."""
+    if value is None:
+        return None
+    try:
+        when = parse_when(value, tz)
+    except (ValueError, TypeError):
+        return None  # the field's own error says what is wrong with it
+    if isinstance(when, datetime):
+        return when
+    return datetime.combine(when + timedelta(days=1 if end else 0), time(), tzinfo=tz)
+
+
+def _semantic(
+    kind: Kind, data: dict[str, Any], doc: _Doc, path: Path, tz: ZoneInfo
+) -> list[ContentError]:
+    """Checks across fields, on the raw front matter, so they run beside every field error."""
     errors: list[ContentError] = []
 
     def add(loc: tuple[Any, ...], message: str) -> None:
         errors.append(ContentError(path, doc.find(loc)[0], message, field=".".join(map(str, loc))))
 
-    if isinstance(item, Event):
-        if item.end is not None and item.end_at(tz) < item.start_at(tz):
+    if kind.model is Event:
+        start = _moment(data.get("start"), tz)
+        end = _moment(data.get("end"), tz, end=True)
+        if start is not None and end is not None and end < start:
             add(("end",), "the event ends before it starts")
-        if item.location is None and item.online is None:
+        if data.get("location") is None and data.get("online") is None:
             add(("location",), "required field is missing (or give 'online')")
-    if isinstance(item, Award) and item.call.deadline < item.call.opens:
-        add(("call", "deadline"), "the deadline is before the call opens")
+    call = data.get("call")
+    if kind.model is Award and isinstance(call, dict):
+        opens, deadline = _moment(call.get("opens"), tz), _moment(call.get("deadline"), tz)
+        if opens is not None and deadline is not None and deadline < opens:
+            add(("call", "deadline"), "the deadline is before the call opens")
     return errors
 
 
@@ -349,6 +382,7 @@ def read_file(
         errors.append(ContentError(path, doc.find(loc)[0], f"unknown key '{dotted}'", warning=True))
         if len(loc) == 1:
             data.pop(loc[0])
+    errors.extend(_semantic(kind, data, doc, path, context["tz"]))
     try:
         item = kind.model.model_validate(data, context=context)
     except ValidationError as exc:
@@ -370,7 +404,6 @@ def read_file(
     item = item.model_copy(
         update={"slug": path.stem, "path": path, "body": body, "html": html, "lines": lines}
     )
-    errors.extend(_semantic(item, doc, path, context["tz"]))
     if any(not e.warning for e in errors):
         return None, errors
     return item, errors

@@ -34,7 +34,7 @@ def test_check_reports_bad_content_and_exits_1() -> None:
     assert "events/empty.md:1: empty file: expected front matter between '---' lines" in lines
     assert all(re.match(r"^[\w/.-]+\.md:\d+: ", line) for line in lines)
     assert "Traceback" not in out + err
-    assert err.startswith("24 error(s), 1 warning(s)")
+    assert err.startswith("25 error(s), 1 warning(s)")
 
 
 def test_strict_turns_warnings_into_errors(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ CONTEXT = {"tz": TZ, "regions": set(DEFAULT_REGIONS), "topics": set(DEFAULT_TOPI
 EXPECTED = {
     "awards/wrong-number.md": [
         "awards/wrong-number.md:4: field 'prize_money': expected a whole number, got '6.000 Euro'",
+        # Checks across fields run beside the field errors of the same file.
+        "awards/wrong-number.md:7: field 'call.deadline': the deadline is before the call opens",
     ],
     "events/Bad_Name.md": [
         "events/Bad_Name.md:1: file name 'Bad_Name.md' is not a slug: use a-z, 0-9 and '-' only",
@@ -271,3 +273,19 @@ def test_decomposed_umlauts_are_normalised(tmp_path: Path) -> None:
     item, errors = read_file(_write(tmp_path, text), KINDS["event"], CONTEXT)
     assert isinstance(item, Event) and errors == []
     assert item.title == "M\u00fcller"
+
+
+def test_cross_field_checks_run_beside_field_errors(tmp_path: Path) -> None:
+    text = (
+        EVENT.format(start="2020-04-16 10:00")
+        .replace("topics: [bildung]", "topics: [sport]")
+        .replace("location: {name: Rathaus, city: Gifhorn}\n", "end: 2020-04-15\n")
+    )
+    item, errors = read_file(_write(tmp_path, text), KINDS["event"], CONTEXT)
+    assert item is None
+    assert sorted(e.format(tmp_path) for e in errors) == [
+        "x.md:1: field 'location': required field is missing (or give 'online')",
+        "x.md:4: field 'end': the event ends before it starts",
+        "x.md:6: field 'topics': unknown topic 'sport' (known: arbeit, bildung, engagement, "
+        "frauen, gesundheit, kultur, sprache, teilhabe, wohnen)",
+    ]
