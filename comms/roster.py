@@ -133,6 +133,12 @@ def read_csv(path: Path, config: Config, problems: Problems) -> Iterator[tuple[i
             start, line = line, reader.line_num + 2
             if not any(cell.strip() for cell in row):
                 continue
+            if any(cell.strip() for cell in row[len(header) :]):
+                # e.g. an unquoted "Müller, Hans": the cells would land in the wrong columns
+                problems.add(
+                    start, f"{len(row)} fields but the header has {len(header)}; row skipped"
+                )
+                continue
             cells = dict(zip(header, row, strict=False))
             try:
                 person = check_person(

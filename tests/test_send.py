@@ -403,3 +403,11 @@ def test_status_of_an_issue_not_sent_yet(site: Path) -> None:
     assert out == expected + " starts it)\n"
     code, _, err = run_cli(site, "status", "gibt-es-nicht")
     assert code == 1 and err.startswith("error: no issue 'gibt-es-nicht' in ")
+
+
+def test_dry_run_of_a_proof_names_the_proof(site: Path) -> None:
+    code, out, _ = run_cli(site, "send", ISSUE, "--to", "Red@Example.org", "--dry-run")
+    assert code == 0
+    assert out == (
+        f"Plan: a proof of {ISSUE} to red@example.org (outside the list); nothing is sent\n"
+    )

@@ -39,6 +39,7 @@ CSV = (
     "d@example.org;;;;fr\n"
     "\n"
     "e@example.org;Eva;kultur;lueneburg;\n"
+    "g@example.org;G;;;;zu viel\n"
 )
 
 
@@ -64,8 +65,9 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(root: Path) -> 
         "gesundheit, kultur, sprache, teilhabe, wohnen)",
         f"{path}:5: anna@example.org repeats line 2; skipped",
         f"{path}:8: unknown language 'fr' (known: de, en)",
+        f"{path}:11: 6 fields but the header has 5; row skipped",
     ]
-    assert err == "imported 3 (active); 0 already known, 0 suppressed, 4 bad row(s) skipped\n"
+    assert err == "imported 3 (active); 0 already known, 0 suppressed, 5 bad row(s) skipped\n"
     code, out, _ = run_cli(root, "subscribers", "show", "c@example.org", "--json")
     data = json.loads(out)
     assert data["status"] == "active"

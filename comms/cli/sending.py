@@ -218,6 +218,10 @@ def send(
             f"issue '{issue.slug}' is a draft; set `status: ready` to send it "
             "(proofs with --to work for drafts)"
         )
+    if dry_run and proofs:
+        emails = ", ".join(_address(a) for a in proofs)
+        click.echo(f"Plan: a proof of {issue.slug} to {emails} (outside the list); nothing is sent")
+        return
     if dry_run:
         _dry_run(store, issue, options)
         return
