@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import markdown
-import nh3
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +28,7 @@ from .content import (
     parse_when,
 )
 from .errors import ContentError
+from .markup import markdown_to_html
 
 FENCE = "---"
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -37,63 +36,6 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
-
-ALLOWED_TAGS = {
-    "a",
-    "abbr",
-    "b",
-    "blockquote",
-    "br",
-    "caption",
-    "code",
-    "dd",
-    "del",
-    "dl",
-    "dt",
-    "em",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "hr",
-    "i",
-    "img",
-    "ins",
-    "li",
-    "ol",
-    "p",
-    "pre",
-    "s",
-    "small",
-    "strong",
-    "sub",
-    "sup",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "tr",
-    "ul",
-}
-ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title", "hreflang"},
-    "img": {"src", "alt", "title", "width", "height"},
-    "td": {"align", "colspan", "rowspan"},
-    "th": {"align", "colspan", "rowspan", "scope"},
-    "abbr": {"title"},
-    "ol": {"start"},
-}
-URL_SCHEMES = {"http", "https", "mailto"}
-# Smarty's defaults are English quotes; German uses „…“ and ‚…‘.
-GERMAN_QUOTES = {
-    "left-double-quote": "&bdquo;",
-    "right-double-quote": "&ldquo;",
-    "left-single-quote": "&sbquo;",
-    "right-single-quote": "&lsquo;",
-}
 
 
 class _Loader(yaml.SafeLoader):
@@ -104,28 +46,6 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-
-
-def _markdown() -> markdown.Markdown:
-    return markdown.Markdown(
-        extensions=["tables", "smarty", "sane_lists"],
-        extension_configs={"smarty": {"substitutions": GERMAN_QUOTES}},
-    )
-
-
-_MD = _markdown()
-
-
-def markdown_to_html(text: str) -> str:
-    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs)."""
-    _MD.reset()
-    return nh3.clean(
-        _MD.convert(text),
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel=None,
-    )
 
 
 class _Doc:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from comms.config import DEFAULT_REGIONS, DEFAULT_TOPICS
 from comms.content import KINDS, Event, Issue
 from comms.errors import ContentError
-from comms.reader import markdown_to_html, read_content, read_file
+from comms.markup import markdown_to_html
+from comms.reader import read_content, read_file
 
 from .conftest import BAD, ROOT
 
@@ -289,3 +290,15 @@ def test_cross_field_checks_run_beside_field_errors(tmp_path: Path) -> None:
         "x.md:6: field 'topics': unknown topic 'sport' (known: arbeit, bildung, engagement, "
         "frauen, gesundheit, kultur, sprache, teilhabe, wohnen)",
     ]
+
+
+def test_markdown_is_safe_to_convert_in_several_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [
+        f"# Titel {i}\n\n| a | b |\n|---|---|\n| {i} | „x“ |\n\n* eins\n* zwei {i}\n"
+        for i in range(200)
+    ]
+    expected = [markdown_to_html(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(markdown_to_html, texts)) == expected
