@@ -68,7 +68,6 @@ DEFAULT_TOPICS = {
     "gesundheit": "Gesundheit",
     "teilhabe": "Gesellschaftliche Teilhabe",
 }
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 class Settings(_Section):
