@@ -297,8 +297,11 @@ def _calendar(config: Config, head: bytes, events: list[Entry], cache: dict[str,
     parts = [head]
     tz = config.tz
     timed = [e.item for e in events if isinstance(e.item, Event) and not e.item.all_day]
-    if timed:
-        years = [y for ev in timed for y in (ev.start_at(tz).year, ev.end_at(tz).year)]
+    years = [y for ev in timed for y in (ev.start_at(tz).year, ev.end_at(tz).year)]
+    if not events:
+        # RFC 5545 wants at least one component: an empty calendar still has its time zone.
+        years = [config.now().year]
+    if years:
         parts.append(_vtimezone(config.settings.site.timezone, min(years), max(years)))
     for entry in events:
         if entry.id not in cache:

@@ -205,6 +205,7 @@ def test_calendars_follow_rfc5545(files: dict[str, bytes]) -> None:
         cal = icalendar.Calendar.from_ical(data)
         assert cal.get_missing_tzids() == set()
         assert str(cal["METHOD"]) == "PUBLISH" and str(cal["VERSION"]) == "2.0"
+        assert cal.subcomponents, "RFC 5545: a calendar has at least one component"
         for event in cal.walk("VEVENT"):
             assert str(event["UID"]).startswith("tag:newsletter.example.org,2015:event/")
             assert event["DTSTAMP"].to_ical().endswith(b"Z")  # UTC
