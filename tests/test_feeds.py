@@ -383,3 +383,16 @@ def test_all_day_events_end_after_their_last_day(
     )
     item = next(i for i in json.loads(files["events/feed.json"])["items"] if "tage" in i["id"])
     assert f"<strong>Termin:</strong> {when}<br>" in item["content_html"]
+
+
+def test_the_build_time_never_shows(
+    tmp_path: Path, files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two builds at different hours of the reference day, each from a fresh clone: same bytes.
+    for hour in (9, 17):
+        moment = datetime(2020, 1, 15, hour, 41, 7, tzinfo=UTC)
+        monkeypatch.setattr(Config, "now", lambda self, m=moment: m)
+        clone = tmp_path / f"clone-{hour}"
+        shutil.copytree(HERE.parent / "content", clone / "content")
+        shutil.copy(HERE.parent / "comms.toml", clone / "comms.toml")
+        assert build(clone) == files
