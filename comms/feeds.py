@@ -39,8 +39,6 @@ EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CANCELLED"}
 # XML 1.0 allows only these characters; lxml refuses the others (STANDARDS F9).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
 _SITE_PATH = re.compile(r'(\s(?:href|src)=")/(?!/)')
 
 
@@ -302,8 +300,11 @@ def _calendar(config: Config, head: bytes, events: list[Entry], cache: dict[str,
     parts = [head]
     tz = config.tz
     timed = [e.item for e in events if isinstance(e.item, Event) and not e.item.all_day]
-    if timed:
-        years = [y for ev in timed for y in (ev.start_at(tz).year, ev.end_at(tz).year)]
+    years = [y for ev in timed for y in (ev.start_at(tz).year, ev.end_at(tz).year)]
+    if not events:
+        # RFC 5545 wants at least one component: an empty calendar still has its time zone.
+        years = [config.now().year]
+    if years:
         parts.append(_vtimezone(config.settings.site.timezone, min(years), max(years)))
     for entry in events:
         if entry.id not in cache:

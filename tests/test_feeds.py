@@ -216,6 +216,7 @@ def test_calendars_follow_rfc5545(files: dict[str, bytes]) -> None:
         cal = icalendar.Calendar.from_ical(data)
         assert cal.get_missing_tzids() == set()
         assert str(cal["METHOD"]) == "PUBLISH" and str(cal["VERSION"]) == "2.0"
+        assert cal.subcomponents, "RFC 5545: a calendar has at least one component"
         for event in cal.walk("VEVENT"):
             slug = str(event["URL"]).rstrip("/").rsplit("/", 1)[-1]
             assert str(event["UID"]) == item_id("event", slug)
@@ -403,3 +404,16 @@ def test_all_day_events_end_after_their_last_day(
         if i["id"] == item_id("event", "tage")
     )
     assert f"<strong>Termin:</strong> {when}<br>" in item["content_html"]
+
+
+def test_the_build_time_never_shows(
+    tmp_path: Path, files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two builds at different hours of the reference day, each from a fresh clone: same bytes.
+    for hour in (9, 17):
+        moment = datetime(2020, 1, 15, hour, 41, 7, tzinfo=UTC)
+        monkeypatch.setattr(Config, "now", lambda self, m=moment: m)
+        clone = tmp_path / f"clone-{hour}"
+        shutil.copytree(HERE.parent / "content", clone / "content")
+        shutil.copy(HERE.parent / "comms.toml", clone / "comms.toml")
+        assert build(clone) == files
