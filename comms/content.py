@@ -79,6 +79,14 @@ def parse_when(value: Any, tz: ZoneInfo, allow_date: bool = True) -> date | date
     return datetime.combine(day, clock, tzinfo=tz)
 
 
+def instant(when: date | datetime, tz: ZoneInfo, end: bool = False) -> datetime:
+    """A date or date-time as an aware instant; a date that ends something ends at midnight
+    after it (an all-day event on 1 June lasts until 2 June, 00:00)."""
+    if isinstance(when, datetime):
+        return when
+    return datetime.combine(when + timedelta(days=1 if end else 0), time(), tzinfo=tz)
+
+
 def _when(value: Any, info: ValidationInfo) -> date | datetime:
     return parse_when(value, _tz(info))
 
@@ -250,16 +258,11 @@ class Event(_Tagged):
 
     def start_at(self, tz: ZoneInfo) -> datetime:
         """The start as an aware datetime (midnight for all-day events)."""
-        if isinstance(self.start, datetime):
-            return self.start
-        return datetime.combine(self.start, time(), tzinfo=tz)
+        return instant(self.start, tz)
 
     def end_at(self, tz: ZoneInfo) -> datetime:
         """The end as an aware datetime (the following midnight for all-day events)."""
-        end = self.end or self.start
-        if isinstance(end, datetime):
-            return end
-        return datetime.combine(end + timedelta(days=1), time(), tzinfo=tz)
+        return instant(self.end or self.start, tz, end=True)
 
 
 class Award(Item):
@@ -383,7 +386,7 @@ class Site:
         """The events an issue features: named ones first, then upcoming ones, no repeats."""
         chosen = [self.events[slug] for slug in issue.events if slug in self.events]
         if issue.upcoming_events_days is not None:
-            start = datetime.combine(issue.date, time(), tzinfo=tz)
+            start = instant(issue.date, tz)
             named = {event.slug for event in chosen}
             for event in self.upcoming_events(start, issue.upcoming_events_days):
                 if event.slug not in named and event.status != "cancelled":

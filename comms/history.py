@@ -16,11 +16,11 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .content import Award, Issue, Item
+from .content import Award, Issue, Item, instant
 from .errors import CommsError
 
 STATE_FILE = Path("var") / "feeds-state.json"
@@ -65,9 +65,7 @@ def _utc(moment: datetime) -> datetime:
 
 def _moment(value: date | datetime, tz: ZoneInfo) -> datetime:
     """A date is taken as the start of that day in the site's time zone."""
-    if isinstance(value, datetime):
-        return _utc(value)
-    return _utc(datetime.combine(value, time(), tzinfo=tz))
+    return _utc(instant(value, tz))
 
 
 def _content_date(item: Item) -> date | datetime | None:

@@ -7,7 +7,7 @@ import types
 import typing
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from .content import (
     Kind,
     Site,
     front_matter_fields,
+    instant,
     parse_when,
 )
 from .errors import ContentError
@@ -233,12 +234,9 @@ def _moment(value: Any, tz: ZoneInfo, end: bool = False) -> datetime | None:
     if value is None:
         return None
     try:
-        when = parse_when(value, tz)
+        return instant(parse_when(value, tz), tz, end)
     except (ValueError, TypeError):
         return None  # the field's own error says what is wrong with it
-    if isinstance(when, datetime):
-        return when
-    return datetime.combine(when + timedelta(days=1 if end else 0), time(), tzinfo=tz)
 
 
 def _semantic(
