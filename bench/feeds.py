@@ -16,10 +16,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from comms.build import write_output
-from comms.config import Config, load_config
-from comms.content import Award, Event, Issue, Practice, Site
-from comms.feeds import feed_files
+from comms.content.models import Award, Event, Issue, Practice, Site
+from comms.core.config import Config, load_config
+from comms.publish.build import write_output
+from comms.publish.feeds import feed_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Europe/Berlin")

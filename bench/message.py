@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from comms.cli import load_site
-from comms.config import Config, load_config
-from comms.message import MessageFactory, Recipient
-from comms.render import RenderedIssue, render_issue
+from comms.core.config import Config, load_config
+from comms.mail.message import MessageFactory, Recipient
+from comms.publish.render import RenderedIssue, render_issue
 from tests.issue_sample import SECRET, rendered_issue
 
 

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-from comms.build import collect, write_output
-from comms.config import Config, load_config
-from comms.content import Site
-from comms.reader import read_content
-from comms.render import render_issue
+from comms.content.models import Site
+from comms.content.reader import read_content
+from comms.core.config import Config, load_config
+from comms.publish.build import collect, write_output
+from comms.publish.render import render_issue
 
 ROOT = Path(__file__).resolve().parent.parent
 REGIONS = ["landesweit", "braunschweig", "leine-weser", "lueneburg", "weser-ems"]

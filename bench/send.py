@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.postfix import smtp_sink, smtp_source_rate  # noqa: E402
+from comms.audience.subscriber_csv import Problems, read_csv  # noqa: E402
 from comms.cli import load_site  # noqa: E402
-from comms.config import Config, load_config  # noqa: E402
-from comms.message import Recipient  # noqa: E402
-from comms.outbox import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
-from comms.roster import Problems, read_csv  # noqa: E402
-from comms.store import Consent, open_store  # noqa: E402
+from comms.core.config import Config, load_config  # noqa: E402
+from comms.db.subscribers import Consent, open_store  # noqa: E402
+from comms.mail.message import Recipient  # noqa: E402
+from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
 
 ISSUE = "2020-02-newsletter"
 CONSENT = Consent("import", "bench", note="Benchmark")

@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.postfix import smtp_sink, smtp_source_rate
-from comms.config import load_config
-from comms.message import MessageFactory, Recipient
-from comms.transports import SmtpTransport
+from comms.core.config import load_config
+from comms.mail.message import MessageFactory, Recipient
+from comms.mail.transports import SmtpTransport
 from tests.issue_sample import SECRET, rendered_issue
 
 

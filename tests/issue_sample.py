@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from comms.config import Config, load_config
-from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
+from comms.core.config import Config, load_config
+from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 
 _BLOCK = (
     '<tr><td style="padding:0 24px;font-family:Arial,Helvetica,sans-serif;font-size:16px;'

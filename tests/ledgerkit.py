@@ -13,10 +13,10 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from comms.cli import main
-from comms.config import Config, load_config
-from comms.message import OutgoingMessage, Recipient
-from comms.store import Consent, NewSubscriber, Store, open_store
-from comms.tables import metadata
+from comms.core.config import Config, load_config
+from comms.db.subscribers import Consent, NewSubscriber, Store, open_store
+from comms.db.tables import metadata
+from comms.mail.message import OutgoingMessage, Recipient
 
 IMPORT = Consent("import", "test", note="Testdaten")
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from comms.config import Config, load_config
-from comms.store import Store, open_store
+from comms.core.config import Config, load_config
+from comms.db.subscribers import Store, open_store
 
 from .ledgerkit import run_cli
 

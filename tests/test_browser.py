@@ -12,10 +12,10 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from werkzeug.serving import make_server
 
-from comms.build import collect, write_output
 from comms.cli import load_site
-from comms.config import load_config
-from comms.web import create_app
+from comms.core.config import load_config
+from comms.publish.build import collect, write_output
+from comms.web.app import create_app
 
 from .conftest import ROOT
 

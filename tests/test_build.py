@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from comms.build import MANIFEST, write_output
+from comms.publish.build import MANIFEST, write_output
 
 
 def test_first_build_appears_whole(tmp_path: Path) -> None:

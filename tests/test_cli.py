@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from comms.cli import cli
 from comms.cli.content import slugify
-from comms.config import Settings, _section_model
+from comms.core.config import Settings, _section_model
 
 from .conftest import BAD, ROOT
 

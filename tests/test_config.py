@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from comms.config import env_names, load_config
-from comms.errors import ConfigError
+from comms.core.config import env_names, load_config
+from comms.core.errors import ConfigError
 
 
 def _toml(tmp_path: Path, text: str) -> Path:

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from comms.cli import cli, main
-from comms.config import Config, load_config
-from comms.content import Site
-from comms.feeds import FH_NS, absolute_links, feed_files, webcal
-from comms.reader import read_content
+from comms.content.models import Site
+from comms.content.reader import read_content
+from comms.core.config import Config, load_config
+from comms.publish.feeds import FH_NS, absolute_links, feed_files, webcal
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "feeds"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from comms.build import collect
 from comms.cli import load_site
-from comms.config import load_config
-from comms.render import render_confirmation, render_issue
+from comms.core.config import load_config
+from comms.publish.build import collect
+from comms.publish.render import render_confirmation, render_issue
 
 from .conftest import ROOT, Golden
 

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from comms.store import open_store
-from comms.subscriptions import Mailer, SignUp, Subscriptions, Visitor
+from comms.audience.subscriptions import Mailer, SignUp, Subscriptions, Visitor
+from comms.db.subscribers import open_store
 
 from .smtp_servers import Handler, smtp_server
 from .webkit import make_config

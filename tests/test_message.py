@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from comms.cli import load_site
-from comms.config import load_config
-from comms.errors import ConfigError, MessageError, PermanentFailure
-from comms.message import MessageFactory, Recipient
-from comms.render import PREFERENCES_URL, UNSUBSCRIBE_URL, render_issue
-from comms.tokens import read_token
+from comms.core.config import load_config
+from comms.core.errors import ConfigError, MessageError, PermanentFailure
+from comms.mail.message import MessageFactory, Recipient
+from comms.mail.tokens import read_token
+from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, render_issue
 
 from .conftest import ROOT
 from .issue_sample import SECRET, config_for, rendered_issue

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from comms.database import now_utc
-from comms.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
-from comms.ledger import Campaign
-from comms.message import OutgoingMessage, Recipient
-from comms.outbox import CampaignChanged, SendOptions, TokenBucket, prepare, send
-from comms.store import Consent, NewSubscriber, Store
-from comms.tables import deliveries
+from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
+from comms.db.engine import now_utc
+from comms.db.ledger import Campaign
+from comms.db.subscribers import Consent, NewSubscriber, Store
+from comms.db.tables import deliveries
+from comms.mail.message import OutgoingMessage, Recipient
+from comms.sending.campaign import CampaignChanged, SendOptions, TokenBucket, prepare, send
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 

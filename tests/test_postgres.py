@@ -16,11 +16,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from comms.database import now_utc
-from comms.errors import PermanentFailure
-from comms.outbox import SendOptions, prepare, send
-from comms.store import Consent, Store
-from comms.tables import deliveries
+from comms.core.errors import PermanentFailure
+from comms.db.engine import now_utc
+from comms.db.subscribers import Consent, Store
+from comms.db.tables import deliveries
+from comms.sending.campaign import SendOptions, prepare, send
 
 from .ledgerkit import Sink, build, make_store
 from .smtp_servers import free_port

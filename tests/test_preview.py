@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from comms.config import load_config
-from comms.preview import Preview
+from comms.core.config import load_config
+from comms.web.preview import Preview
 
 ISSUE = "content/issues/2020-04-newsletter.md"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from comms.cli import cli, load_site
-from comms.config import load_config
-from comms.quality import check_issue
+from comms.core.config import load_config
+from comms.publish.quality import check_issue
 
 from .conftest import ROOT
 

@@ -9,11 +9,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from comms.config import DEFAULT_REGIONS, DEFAULT_TOPICS
-from comms.content import KINDS, Event, Issue
-from comms.errors import ContentError
-from comms.markup import markdown_to_html
-from comms.reader import read_content, read_file
+from comms.content.markup import markdown_to_html
+from comms.content.models import KINDS, Event, Issue
+from comms.content.reader import read_content, read_file
+from comms.core.config import DEFAULT_REGIONS, DEFAULT_TOPICS
+from comms.core.errors import ContentError
 
 from .conftest import BAD, ROOT
 

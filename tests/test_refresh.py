@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 
-from comms import publish
 from comms.cli import cli
-from comms.config import load_config
-from comms.errors import ContentErrors
+from comms.core.config import load_config
+from comms.core.errors import ContentErrors
+from comms.publish import refresh as publish
 
 BASE = "https://newsletter.example.org/"
 PRACTICE = "content/practices/film-workshop-uelzen.md"

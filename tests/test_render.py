@@ -10,11 +10,11 @@ import mjml
 import pytest
 
 from comms.cli import load_site
-from comms.config import Config, load_config
-from comms.content import Site
-from comms.errors import ConfigError
-from comms.plaintext import WIDTH
-from comms.render import (
+from comms.content.models import Site
+from comms.core.config import Config, load_config
+from comms.core.errors import ConfigError
+from comms.publish.plaintext import WIDTH
+from comms.publish.render import (
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
     RenderedIssue,

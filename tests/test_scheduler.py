@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from comms.lease import Lease, holder
-from comms.scheduler import DailyTrigger, SchedulerHandle, start_scheduler
-from comms.tables import scheduler_lease
+from comms.db.tables import scheduler_lease
+from comms.schedule.lease import Lease, holder
+from comms.schedule.runner import DailyTrigger, SchedulerHandle, start_scheduler
 
 from .ledgerkit import run_cli
 from .schedkit import (

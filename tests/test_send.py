@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from comms.config import load_config
-from comms.database import now_utc
-from comms.outbox import retry_due
+from comms.core.config import load_config
+from comms.db.engine import now_utc
+from comms.sending.campaign import retry_due
 
 from .conftest import ROOT
 from .ledgerkit import run_cli

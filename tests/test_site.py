@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.build import PRODUCERS
 from comms.cli import cli, load_site
-from comms.config import load_config
-from comms.errors import RenderError
-from comms.render import site_files
+from comms.core.config import load_config
+from comms.core.errors import RenderError
+from comms.publish.build import PRODUCERS
+from comms.publish.render import site_files
 
 from .conftest import ROOT
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from comms.errors import ConfigError
-from comms.store import (
+from comms.core.errors import ConfigError
+from comms.db.subscribers import (
     Consent,
     NewSubscriber,
     SubscriberError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from comms.config import load_config
-from comms.errors import ConfigError
+from comms.core.config import load_config
+from comms.core.errors import ConfigError
 
 from .conftest import ROOT
 from .ledgerkit import run_cli

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.messages.extract import extract_from_dir
 
-from comms.config import load_config
-from comms.content import Event
-from comms.plaintext import html_to_text, wrap_lines
-from comms.render import render_confirmation
-from comms.templating import TEMPLATES, Formatter, translations
+from comms.content.models import Event
+from comms.core.config import load_config
+from comms.publish.plaintext import html_to_text, wrap_lines
+from comms.publish.render import render_confirmation
+from comms.publish.templating import TEMPLATES, Formatter, translations
 
 from .conftest import ROOT
 

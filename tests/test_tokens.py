@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from comms.errors import BadToken
-from comms.tokens import make_token, read_token
+from comms.core.errors import BadToken
+from comms.mail.tokens import make_token, read_token
 
 
 def test_round_trip_and_short() -> None:

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from comms.errors import (
+from comms.core.errors import (
     ConfigError,
     PermanentFailure,
     PolicyRejection,
     TemporaryFailure,
     Unreachable,
 )
-from comms.message import MessageFactory, OutgoingMessage, Recipient
-from comms.replies import classify_http
-from comms.transports import SmtpTransport, classify, open_transport
+from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
+from comms.mail.replies import classify_http
+from comms.mail.transports import SmtpTransport, classify, open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
 from .smtp_servers import Certs, Handler, authenticator, free_port, make_certs, smtp_server

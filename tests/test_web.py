@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
-from comms.guard import CsrfGuard, RateLimiter
-from comms.store import Subscriber
-from comms.subscriptions import purge_unconfirmed
+from comms.audience.subscriptions import purge_unconfirmed
+from comms.db.subscribers import Subscriber
+from comms.web.guard import CsrfGuard, RateLimiter
 
 from .webkit import Web, open_web
 

@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
-from comms.build import collect, write_output
 from comms.cli import load_site
+from comms.publish.build import collect, write_output
 
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
 from .webkit import Web, open_web

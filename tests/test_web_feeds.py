@@ -11,10 +11,10 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from comms import build
-from comms.config import load_config
-from comms.reader import read_content
-from comms.web import create_app
+from comms.content.reader import read_content
+from comms.core.config import load_config
+from comms.publish import build
+from comms.web.app import create_app
 
 HUB = "https://hub.example.org/"
 

@@ -16,11 +16,11 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from comms.config import Config, load_config
-from comms.store import Store, open_store
-from comms.subscriptions import Mailer, Subscriptions
-from comms.transports import SentMessage, memory_outbox
-from comms.web import create_app
+from comms.audience.subscriptions import Mailer, Subscriptions
+from comms.core.config import Config, load_config
+from comms.db.subscribers import Store, open_store
+from comms.mail.transports import SentMessage, memory_outbox
+from comms.web.app import create_app
 
 from .conftest import ROOT
 

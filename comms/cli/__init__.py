@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from ..errors import CommsError, ConfigError
+from comms.core.errors import CommsError, ConfigError
+
 from . import content, sending, serving, subscribers  # noqa: F401  (registers the commands)
 from .common import State, cli, load_site
 

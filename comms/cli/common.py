@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 import click
 from babel.dates import format_date, format_datetime
 
-from .. import __version__
-from ..build import WriteReport, collect, write_output
-from ..config import Config, load_config
-from ..content import Site
-from ..errors import CommsError, ContentError
-from ..reader import read_content
-from ..store import Store, normalise_address, open_store
-from ..timetable import SEND_PREFIX
+from comms import __version__
+from comms.content.models import Site
+from comms.content.reader import read_content
+from comms.core.config import Config, load_config
+from comms.core.errors import CommsError, ContentError
+from comms.db.subscribers import Store, normalise_address, open_store
+from comms.publish.build import WriteReport, collect, write_output
+from comms.schedule.plan import SEND_PREFIX
 
 if TYPE_CHECKING:
-    from ..scheduler import Overview
+    from comms.schedule.runner import Overview
 
 
 class State:

@@ -10,17 +10,20 @@ from pathlib import Path
 import click
 from jinja2 import Environment, FileSystemLoader
 
-from .. import __version__, feeds, publish
-from ..config import Config
-from ..content import KINDS, Issue, Site
-from ..errors import CommsError
-from ..outbox import SendOptions, issue_parts, opener_for, prepare
-from ..outbox import send as outbox_send
-from ..quality import check_issues
-from ..reader import SLUG_RE
-from ..roster import Problems, read_csv
-from ..store import Consent
-from ..templating import TEMPLATES
+from comms import __version__
+from comms.audience.subscriber_csv import Problems, read_csv
+from comms.content.models import KINDS, Issue, Site
+from comms.content.reader import SLUG_RE
+from comms.core.config import Config
+from comms.core.errors import CommsError
+from comms.db.subscribers import Consent
+from comms.publish import feeds
+from comms.publish import refresh as publish
+from comms.publish.quality import check_issues
+from comms.publish.templating import TEMPLATES
+from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare
+from comms.sending.campaign import send as outbox_send
+
 from .common import (
     State,
     _build,
@@ -142,7 +145,7 @@ def demo(state: State) -> None:
 
 def _demo_schedule(config: Config, now: datetime) -> None:
     """The demo's last part: what `comms serve` would schedule, as of the demo's "now"."""
-    from ..scheduler import overview
+    from comms.schedule.runner import overview
 
     store = _open_store(config)
     try:
@@ -222,7 +225,7 @@ def preview(state: State, port: int) -> None:
     """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
     import signal
 
-    from ..preview import Preview
+    from comms.web.preview import Preview
 
     config = state.config()
     # Leave through the `with` on SIGTERM too, so the temporary output folder is removed.

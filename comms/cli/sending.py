@@ -17,17 +17,18 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..config import Config
-from ..content import Issue, Site
-from ..errors import CommsError, ContentError
-from ..ledger import Campaign
-from ..message import MessageFactory
-from ..outbox import SendOptions, issue_parts, opener_for, prepare
-from ..outbox import send as outbox_send
-from ..store import Store
-from ..tables import DELIVERY_STATES
-from ..timetable import Held, held_list
-from ..transports import open_transport
+from comms.content.models import Issue, Site
+from comms.core.config import Config
+from comms.core.errors import CommsError, ContentError
+from comms.db.ledger import Campaign
+from comms.db.subscribers import Store
+from comms.db.tables import DELIVERY_STATES
+from comms.mail.message import MessageFactory
+from comms.mail.transports import open_transport
+from comms.schedule.plan import Held, held_list
+from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare
+from comms.sending.campaign import send as outbox_send
+
 from .common import (
     State,
     _address,
@@ -285,8 +286,8 @@ def schedule(state: State, as_json: bool) -> None:
 
     Works without a running scheduler: then it shows what `comms serve` would schedule now.
     """
-    from ..database import now_utc
-    from ..scheduler import overview
+    from comms.db.engine import now_utc
+    from comms.schedule.runner import overview
 
     config = state.config()
     store = _open_store(config)

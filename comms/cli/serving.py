@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import Config
-from ..store import Store
+from comms.core.config import Config
+from comms.db.subscribers import Store
+
 from .common import (
     State,
     _build,
@@ -18,7 +19,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..scheduler import SchedulerHandle
+    from comms.schedule.runner import SchedulerHandle
 
 
 @cli.command()
@@ -53,8 +54,8 @@ def serve(
     """
     import signal
 
-    from ..subscriptions import Mailer, Subscriptions
-    from ..web import create_app, listen
+    from comms.audience.subscriptions import Mailer, Subscriptions
+    from comms.web.app import create_app, listen
 
     config = state.config()
     store = _open_store(config)
@@ -94,8 +95,8 @@ def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | No
     """Start the scheduler unless another process runs one on this database (R5)."""
     import logging
 
-    from ..lease import holder
-    from ..scheduler import start_scheduler
+    from comms.schedule.lease import holder
+    from comms.schedule.runner import start_scheduler
 
     # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
     log = logging.getLogger("comms")

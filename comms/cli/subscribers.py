@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import CommsError
-from ..roster import Problems, check_person, read_csv, write_export
-from ..store import Consent
+from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
+from comms.core.errors import CommsError
+from comms.db.subscribers import Consent
+
 from .common import (
     State,
     _address,
@@ -187,7 +188,7 @@ def subscribers_remove(state: State, address: str) -> None:
 @click.pass_obj
 def subscribers_purge(state: State, days: int | None) -> None:
     """Delete sign-ups never confirmed (double opt-in) within N days (GDPR Art. 17)."""
-    from ..subscriptions import purge_unconfirmed
+    from comms.audience.subscriptions import purge_unconfirmed
 
     config = state.config()
     store = _open_store(config)
@@ -205,7 +206,7 @@ def subscribers_purge(state: State, days: int | None) -> None:
 @click.pass_obj
 def subscribers_unsubscribe(state: State, address: str, note: str | None) -> None:
     """Unsubscribe a person on their behalf (consent ledger channel `admin`)."""
-    from ..subscriptions import unsubscribe_by_admin
+    from comms.audience.subscriptions import unsubscribe_by_admin
 
     email = _address(address)
     store = _open_store(state.config())

@@ -1,0 +1,372 @@
+"""Double opt-in, unsubscribe, preferences and self-service erasure: logic over the store."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from comms.audience.subscriber_csv import LANGUAGES
+from comms.core.config import Config
+from comms.core.errors import BadToken, CommsError, DeliveryError, TemporaryFailure
+from comms.db.engine import now_utc
+from comms.db.subscribers import Consent, NewSubscriber, Store, Subscriber, SubscriberError
+from comms.mail.message import OutgoingMessage, build_transactional, new_message_id
+from comms.mail.tokens import make_token, read_token
+from comms.mail.transports import open_transport
+from comms.publish.render import render_confirmation
+
+log = logging.getLogger("comms.subscriptions")
+#: How a person left through us: the `channel` of an unsubscribe event in the consent ledger
+#: (bounces are recorded by the send ledger as `bounce` events).
+CHANNELS = ("one-click", "link", "admin")
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who made a web request; ip and user agent are kept only when `subscribe.keep_ip`."""
+
+    source: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What the sign-up form asks for; only the address is required (STANDARDS L5)."""
+
+    email: str
+    name: str | None = None
+    topics: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+
+
+#: Waits (seconds) before the retries of a confirmation mail that failed temporarily.
+RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)
+
+
+class Mailer:
+    """Sends transactional mail from one background thread, so that a web answer never waits
+    for the mail server: known and unknown addresses answer equally fast (STANDARDS L15).
+
+    A temporary failure is retried after each of `RETRY_DELAYS`; a message that cannot be sent
+    in the end is reported to `on_failure` (which records it), never silently dropped.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        transport_url: str | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
+        self.config = config
+        self.url = transport_url or config.transport_url
+        self.retry_delays = retry_delays
+        #: Called with (message, error text) when a message is given up.
+        self.on_failure: Callable[[OutgoingMessage, str], None] | None = None
+        self._queue: queue.Queue[OutgoingMessage | None] = queue.Queue()
+        self._retries: list[tuple[float, int, int, OutgoingMessage]] = []
+        self._thread = threading.Thread(target=self._run, name="comms-mailer", daemon=True)
+        self._thread.start()
+        #: Delivery problems so far (message id, error); the log has them too.
+        self.failures: list[tuple[str, str]] = []
+
+    def submit(self, message: OutgoingMessage) -> None:
+        """Queue one message."""
+        self._queue.put(message)
+
+    def join(self) -> None:
+        """Wait until every queued message has been handed to the transport (tests, shutdown)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Send what is queued, then stop the thread (retries still waiting are reported)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._retries:
+                timeout = max(0.0, self._retries[0][0] - time.monotonic())
+            try:
+                message = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                _, _, attempt, retry = heapq.heappop(self._retries)
+                self._send(retry, attempt)
+                continue
+            try:
+                if message is None:
+                    for _, _, _, waiting in self._retries:
+                        self._give_up(waiting, "not sent before shutdown")
+                    return
+                self._send(message, 0)
+            finally:
+                self._queue.task_done()
+
+    def _send(self, message: OutgoingMessage, attempt: int) -> None:
+        try:
+            transport = open_transport(self.url, self.config)
+            try:
+                transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            finally:
+                transport.close()
+        except TemporaryFailure as exc:
+            if attempt < len(self.retry_delays):
+                delay = max(self.retry_delays[attempt], exc.retry_after or 0.0)
+                log.warning(
+                    "confirmation mail %s not sent (%s); retry in %.0f s",
+                    message.message_id,
+                    exc,
+                    delay,
+                )
+                due = time.monotonic() + delay
+                heapq.heappush(self._retries, (due, id(message), attempt + 1, message))
+                return
+            self._give_up(message, str(exc))
+        except (DeliveryError, CommsError, OSError) as exc:
+            self._give_up(message, str(exc))
+
+    def _give_up(self, message: OutgoingMessage, error: str) -> None:
+        self.failures.append((message.message_id, error))
+        log.error("confirmation mail %s not sent: %s", message.message_id, error)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(message, error)
+            except Exception:  # recording must never kill the mail thread
+                log.exception("could not record the failed mail %s", message.message_id)
+
+
+class Subscriptions:
+    """The subscriber's own actions, each one a method; tokens in links prove who acts."""
+
+    def __init__(self, config: Config, store: Store, mailer: Mailer) -> None:
+        self.config = config
+        self.store = store
+        self.mailer = mailer
+        self.secret = store.secret
+        self.settings = config.settings.subscribe
+        mailer.on_failure = self._mail_failed
+
+    def _mail_failed(self, message: OutgoingMessage, error: str) -> None:
+        """Record in the person's ledger that their confirmation mail could not be sent."""
+        # Recorded as a bounce of the confirmation channel: the person stays pending (and is
+        # purged like any unconfirmed sign-up), the record shows why no mail arrived.
+        event = Consent(
+            "bounce",
+            "comms serve",
+            channel="confirmation",
+            note=f"confirmation mail {message.message_id} not sent: {error}"[:500],
+        )
+        self.store.note(message.recipient, event)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _event(self, action: str, visitor: Visitor, **extra: Any) -> Consent:
+        if not self.settings.keep_ip:
+            return Consent(action=action, source=visitor.source, **extra)
+        agent = (visitor.user_agent or "")[:500] or None
+        return Consent(action, visitor.source, ip=visitor.ip, user_agent=agent, **extra)
+
+    def confirm_url(self, uid: str) -> str:
+        """The link of a confirmation mail (expires after `subscribe.confirm_days`)."""
+        return self.config.url("confirm/" + make_token(self.secret, "confirm", uid))
+
+    def _confirmation(self, email: str, uid: str, message_id: str | None = None) -> OutgoingMessage:
+        subject, html, text = render_confirmation(self.config, self.confirm_url(uid))
+        return build_transactional(self.config, email, subject, html, text, message_id=message_id)
+
+    def _max_age(self) -> int:
+        return self.settings.confirm_days * 86400
+
+    # -- sign-up and confirmation ----------------------------------------------------------
+
+    def request(self, form: SignUp, visitor: Visitor) -> None:
+        """Sign-up: store a pending person and send the confirmation mail.
+
+        Known, active and suppressed addresses get the same answer (no enumeration): an active
+        subscriber gets no mail, a suppressed address nothing at all; a pending or unsubscribed
+        person gets a fresh confirmation mail.
+        """
+        topics = tuple(t for t in dict.fromkeys(form.topics) if t in self.config.settings.topics)
+        regions = tuple(r for r in dict.fromkeys(form.regions) if r in self.config.settings.regions)
+        person = NewSubscriber(
+            form.email, form.name, self.config.settings.site.language, topics, regions
+        )
+        chosen = f"topics: {' '.join(topics) or '-'}; regions: {' '.join(regions) or '-'}"
+        message_id = new_message_id(self.config)
+        event = self._event(
+            "request",
+            visitor,
+            consent_version=self.settings.consent_version,
+            note=f"{chosen}; confirmation mail {message_id}",
+        )
+        known = self.store.find(form.email)
+        if known is None:
+            try:
+                known = self.store.add_pending(person, event)
+            except SubscriberError:
+                return  # suppressed (erased, bounced, complained): no mail, same answer
+        elif known.status in ("pending", "unsubscribed"):
+            self.store.request_again(known.uid, event)
+        else:
+            return  # active: nothing to do, no mail
+        self.mailer.submit(self._confirmation(known.email, known.uid, message_id))
+
+    def pending(self, token: str) -> Subscriber | None:
+        """The person a confirmation token names, if it is valid (ExpiredToken, BadToken)."""
+        uid = read_token(self.secret, "confirm", token, max_age=self._max_age())
+        return self.store.by_uid(uid)
+
+    def confirm(self, token: str, visitor: Visitor) -> bool:
+        """Confirm a sign-up; False (nothing changed) when already confirmed or superseded.
+
+        An unsubscribed person is confirmed only after a new sign-up request: an old link used
+        again after the unsubscribe changes nothing.
+        """
+        uid = read_token(self.secret, "confirm", token, max_age=self._max_age())
+        person = self.store.by_uid(uid)
+        if person is None:
+            raise BadToken("the link is invalid")
+        if person.status == "pending" or (
+            person.status == "unsubscribed" and self._last_action(person) == "request"
+        ):
+            event = self._event("confirm", visitor, consent_version=self.settings.consent_version)
+            self.store.confirm(uid, event)
+            return True
+        return False
+
+    def _last_action(self, person: Subscriber) -> str | None:
+        report = self.store.report(person.email) or {}
+        events = report.get("consent") or [{}]
+        return str(events[-1].get("action"))
+
+    def resend(self, token: str) -> bool:
+        """A new confirmation mail for an expired link, if that sign-up is still waiting."""
+        try:
+            uid = read_token(self.secret, "confirm", token, max_age=None)
+        except BadToken:
+            return False
+        person = self.store.by_uid(uid)
+        if person is None or person.status not in ("pending", "unsubscribed"):
+            return False
+        self.mailer.submit(self._confirmation(person.email, person.uid))
+        return True
+
+    # -- links in every newsletter ---------------------------------------------------------
+
+    def _subscriber(self, purpose: str, token: str) -> Subscriber | None:
+        """The person behind a newsletter link; None for proofs and erased people."""
+        return self.store.by_uid(read_token(self.secret, purpose, token))
+
+    def unsubscribe(self, token: str, channel: str, visitor: Visitor) -> bool:
+        """Unsubscribe the person the token names; False when there was nothing to do."""
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown unsubscribe channel {channel!r}")
+        person = self._subscriber("unsubscribe", token)
+        if person is None or person.status not in ("active", "pending"):
+            return False
+        self.store.unsubscribe(person.uid, self._event("unsubscribe", visitor, channel=channel))
+        return True
+
+    def profile_for_unsubscribe(self, token: str) -> Subscriber | None:
+        """The person an unsubscribe link names (BadToken when forged)."""
+        return self._subscriber("unsubscribe", token)
+
+    def unsubscribe_token(self, person: Subscriber) -> str:
+        """The unsubscribe token of a person (as in every newsletter)."""
+        return make_token(self.secret, "unsubscribe", person.uid)
+
+    def database_ok(self) -> bool:
+        """Whether the database answers (for /healthz)."""
+        try:
+            with self.store.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return False
+        return True
+
+    def preferences_token(self, person: Subscriber) -> str:
+        """The preferences token of a person (as in every newsletter)."""
+        return make_token(self.secret, "preferences", person.uid)
+
+    def profile(self, token: str) -> Subscriber | None:
+        """The person a preferences link names (BadToken when forged)."""
+        return self._subscriber("preferences", token)
+
+    def update(
+        self, token: str, topics: list[str], regions: list[str], language: str
+    ) -> Subscriber | None:
+        """Save topics, regions and language; unknown slugs are ignored."""
+        person = self.profile(token)
+        if person is None:
+            return None
+        settings = self.config.settings
+        chosen_topics = tuple(t for t in dict.fromkeys(topics) if t in settings.topics)
+        chosen_regions = tuple(r for r in dict.fromkeys(regions) if r in settings.regions)
+        lang = language if language in LANGUAGES else person.language
+        return self.store.update_preferences(person.uid, chosen_topics, chosen_regions, lang)
+
+    def export(self, token: str) -> dict[str, Any] | None:
+        """Everything stored about the person (GDPR Art. 15/20), with the consent text."""
+        person = self.profile(token)
+        if person is None:
+            return None
+        report = self.store.report(person.email)
+        if report is None:
+            return None
+        versions = {row.get("consent_version") for row in report.get("consent", [])}
+        if self.settings.consent_version in versions:
+            report["consent_text"] = {self.settings.consent_version: self.settings.consent_text}
+        return report
+
+    def erase(self, token: str) -> bool:
+        """Delete the person; only the suppression hash stays (STANDARDS L12)."""
+        person = self.profile(token)
+        if person is None:
+            return False
+        self.store.erase(person.email)
+        return True
+
+
+def purge_unconfirmed(
+    config: Config, store: Store, now: datetime | None = None, days: int | None = None
+) -> int:
+    """Delete sign-ups not confirmed within `subscribe.purge_pending_days` (STANDARDS L4).
+
+    Counts from the person's latest request; returns how many were deleted. The scheduler
+    runs it daily; `comms subscribers purge` runs it by hand.
+    """
+    now = now or now_utc()
+    days = config.settings.subscribe.purge_pending_days if days is None else days
+    return store.purge_pending(now - timedelta(days=days))
+
+
+def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> Subscriber:
+    """Unsubscribe a person on their behalf (a letter, a phone call): channel `admin`."""
+    person = store.find(email)
+    if person is None:
+        raise SubscriberError(f"{email} is not a subscriber")
+    if person.status not in ("active", "pending"):
+        raise SubscriberError(f"{email} is already {person.status}")
+    event = Consent("unsubscribe", "comms subscribers unsubscribe", channel="admin", note=note)
+    return store.unsubscribe(person.uid, event)
+
+
+__all__ = [
+    "CHANNELS",
+    "Mailer",
+    "SignUp",
+    "Subscriptions",
+    "Visitor",
+    "purge_unconfirmed",
+    "unsubscribe_by_admin",
+]

@@ -1,0 +1,340 @@
+"""Configuration: one schema; defaults, then comms.toml, then COMMS_* variables, then flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
+
+from comms.core.errors import ConfigError
+from comms.core.settings import (
+    Api,
+    Delivery,
+    Dkim,
+    Feeds,
+    Mail,
+    Organisation,
+    Render,
+    Schedule,
+    Sender,
+    Site,
+    Smtp,
+    Subscribe,
+    _Section,
+)
+
+CONFIG_FILE = "comms.toml"
+ENV_PREFIX = "COMMS_"
+#: Values that may only come from the environment, never from a file in the repository.
+SECRETS = ("secret_key",)
+#: Key names that hold secrets wherever they stand (e.g. `[smtp] password`): an error in a file.
+SECRET_NAMES = frozenset({"secret_key", "secret", "password", "passwd", "api_key", "key", "token"})
+#: The transports `transport` may name (comms.transports builds them).
+TRANSPORT_SCHEMES = (
+    "smtp",
+    "smtp+starttls",
+    "smtps",
+    "file",
+    "memory",
+    "brevo+https",
+    "brevo+http",
+)
+
+DEFAULT_REGIONS = {
+    "landesweit": "Landesweit",
+    "braunschweig": "Braunschweig",
+    "leine-weser": "Leine-Weser",
+    "lueneburg": "Lüneburg",
+    "weser-ems": "Weser-Ems",
+}
+DEFAULT_TOPICS = {
+    "sprache": "Sprache",
+    "arbeit": "Arbeit und Ausbildung",
+    "bildung": "Schule und Bildung",
+    "wohnen": "Wohnen und Leben",
+    "engagement": "Bürgerschaftliches Engagement",
+    "frauen": "Frauen",
+    "kultur": "Kultur und Begegnung",
+    "gesundheit": "Gesundheit",
+    "teilhabe": "Gesellschaftliche Teilhabe",
+}
+
+
+class Settings(_Section):
+    """The whole configuration schema; paths are relative to the config file's folder."""
+
+    content_dir: str = "content"
+    output_dir: str = "public"
+    database_url: str = "sqlite:///var/comms.db"
+    transport: str = "file://var/outbox"
+    reference_date: date | None = None
+    site: Site = Site()
+    sender: Sender = Sender()
+    organisation: Organisation = Organisation()
+    regions: dict[str, str] = DEFAULT_REGIONS
+    topics: dict[str, str] = DEFAULT_TOPICS
+    render: Render = Render()
+    mail: Mail = Mail()
+    smtp: Smtp = Smtp()
+    dkim: Dkim = Dkim()
+    api: Api = Api()
+    delivery: Delivery = Delivery()
+    feeds: Feeds = Feeds()
+    subscribe: Subscribe = Subscribe()
+    schedule: Schedule = Schedule()
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in TRANSPORT_SCHEMES or not rest:
+            known = ", ".join(f"{s}://" for s in TRANSPORT_SCHEMES)
+            raise ValueError(f"must be a transport URL ({known}), got '{value}'")
+        try:
+            urlsplit(value).port  # noqa: B018 - raises for a bad host or port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        return value
+
+    @field_validator("regions", "topics")
+    @classmethod
+    def _slugs(cls, value: dict[str, str]) -> dict[str, str]:
+        for slug in value:
+            if not slug or not all(c.islower() or c.isdigit() or c == "-" for c in slug):
+                raise ValueError(f"'{slug}' is not a slug (lowercase letters, digits, '-')")
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("subscribe")
+    @classmethod
+    def _separate_streams(cls, value: Subscribe, info: ValidationInfo) -> Subscribe:
+        # STANDARDS E20: confirmation mails and newsletters come from different addresses.
+        sender = info.data.get("sender")
+        if sender is not None and value.confirm_address == sender.address:
+            raise ValueError("confirm_address must differ from sender.address (separate streams)")
+        return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings plus where they came from."""
+
+    settings: Settings
+    root: Path
+    path: Path | None
+    warnings: list[str] = field(default_factory=list)
+    secret_key: str | None = None
+
+    @property
+    def content_dir(self) -> Path:
+        """The content folder, absolute (symlinks kept, so messages show the editor's path)."""
+        return Path(os.path.normpath(self.root / self.settings.content_dir))
+
+    @property
+    def output_dir(self) -> Path:
+        """The output folder, absolute."""
+        return Path(os.path.normpath(self.root / self.settings.output_dir))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The site's time zone."""
+        return ZoneInfo(self.settings.site.timezone)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL; a relative SQLite path is taken relative to the config folder."""
+        url = self.settings.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str((self.root / rest).resolve())
+        return url
+
+    @property
+    def transport_url(self) -> str:
+        """The transport URL; a relative `file://` folder is taken relative to the config folder."""
+        url = self.settings.transport
+        if url.startswith("file://") and not url.startswith("file:///"):
+            return "file://" + str((self.root / url[len("file://") :]).resolve())
+        return url
+
+    @cached_property
+    def host(self) -> str:
+        """The host name of the site's base URL (used for ids and Message-IDs)."""
+        return urlsplit(self.settings.site.base_url).hostname or "localhost"
+
+    def url(self, path: str = "") -> str:
+        """An absolute URL under the site's base URL."""
+        return f"{self.settings.site.base_url}/{path.lstrip('/')}"
+
+    def now(self) -> datetime:
+        """ "Now" in the site's time zone: the start of `reference_date` if set, else the clock."""
+        if self.settings.reference_date is not None:
+            return datetime.combine(self.settings.reference_date, time(), tzinfo=self.tz)
+        return datetime.now(self.tz)
+
+    def item_id(self, kind: str, slug: str) -> str:
+        """The one stable id of an item (feed GUID, Atom id, JSON Feed id, iCalendar UID).
+
+        A name-based UUID of host, kind and slug: no personal data, no characters that need
+        escaping anywhere (a tag URI's comma must be escaped in an iCalendar UID), and the form
+        RFC 7986 recommends for UIDs.
+        """
+        return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'https://{self.host}/{kind}/{slug}')}"
+
+
+def _section_model(name: str) -> type[BaseModel] | None:
+    annotation = Settings.model_fields[name].annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _split_unknown(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    """Drop keys the schema does not know, returning them as warnings that name the key."""
+    known: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, value in raw.items():
+        if key not in Settings.model_fields:
+            warnings.append(f"{source}: '{key}': unknown key")
+            continue
+        section = _section_model(key)
+        if section is not None and isinstance(value, Mapping):
+            inner = {}
+            for sub, subvalue in value.items():
+                if sub in section.model_fields:
+                    inner[sub] = subvalue
+                else:
+                    warnings.append(f"{source}: '{key}.{sub}': unknown key")
+            known[key] = inner
+        else:
+            known[key] = value
+    return known, warnings
+
+
+def env_names() -> dict[str, tuple[str, ...]]:
+    """Every environment variable the schema reads, mapped to its key path."""
+    names: dict[str, tuple[str, ...]] = {}
+    for key in Settings.model_fields:
+        section = _section_model(key)
+        if section is not None:
+            for sub in section.model_fields:
+                names[f"{ENV_PREFIX}{key}_{sub}".upper()] = (key, sub)
+        elif key not in ("regions", "topics"):
+            names[f"{ENV_PREFIX}{key}".upper()] = (key,)
+    return names
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, path in env_names().items():
+        if name in environ:
+            target = out
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = environ[name]
+    return out
+
+
+def _secret_keys(raw: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The key paths in a config file that hold secrets (top level and one section deep)."""
+    found: list[tuple[str, ...]] = []
+    for key, value in raw.items():
+        if key in SECRET_NAMES:
+            found.append((key,))
+        elif isinstance(value, Mapping):
+            found.extend((key, sub) for sub in value if sub in SECRET_NAMES)
+    return found
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _source_of(loc: tuple[Any, ...], env: Mapping[str, Any], file_label: str) -> str:
+    target: Any = env
+    for part in loc:
+        if not isinstance(target, Mapping) or part not in target:
+            return file_label
+        target = target[part]
+    return "environment " + ENV_PREFIX + "_".join(str(p) for p in loc).upper()
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"must be one of {expected}"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    strict: bool = False,
+) -> Config:
+    """Load and validate the configuration; raise ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    path = Path(path) if path is not None else Path.cwd() / CONFIG_FILE
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    label = path.name
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
+    elif explicit:
+        raise ConfigError([f"{path}: config file not found"])
+    for keys in _secret_keys(raw):
+        problems.append(
+            f"{label}: '{'.'.join(keys)}': secrets come only from the environment "
+            f"({ENV_PREFIX}{'_'.join(keys).upper()}), never from a file"
+        )
+        section = raw if len(keys) == 1 else raw[keys[0]]
+        section.pop(keys[-1])
+    known, warnings = _split_unknown(raw, label)
+    env = _from_env(environ)
+    merged = _merge(_merge(known, env), overrides or {})
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            dotted = ".".join(str(p) for p in loc)
+            problems.append(f"{_source_of(loc, env, label)}: '{dotted}': {_message(error)}")
+    if strict:
+        problems.extend(f"{w} (--strict)" for w in warnings)
+    if problems or settings is None:
+        raise ConfigError(problems, [] if strict else warnings)
+    return Config(
+        settings=settings,
+        root=path.parent.resolve(),
+        path=path if path.is_file() else None,
+        warnings=warnings,
+        secret_key=environ.get(f"{ENV_PREFIX}SECRET_KEY") or None,
+    )

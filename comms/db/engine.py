@@ -1,0 +1,166 @@
+"""The database underneath: engines (SQLite pragmas), migrations, the secret, raw bulk helpers."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+from comms.core.errors import ConfigError
+from comms.db.tables import meta
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_SECRET_CHECK = b"comms secret check"
+
+
+def now_utc() -> datetime:
+    """The current time in UTC (the store keeps nothing else)."""
+    return datetime.now(UTC)
+
+
+def insert_ignore(conn: Connection, table: sa.Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for the connection's dialect."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+def driver_statement(dialect: Dialect, statement: Any) -> tuple[str, list[str] | None]:
+    """A statement compiled once for plain DB-API executemany: (SQL, positional key order)."""
+    compiled = statement.compile(dialect=dialect)
+    if compiled.positiontup is None:
+        return compiled.string, None
+    return compiled.string, [compiled.binds[name].key for name in compiled.positiontup]
+
+
+def driver_params(order: list[str] | None, rows: list[dict[str, Any]]) -> list[Any]:
+    """Rows as the DB-API wants them for a statement from `driver_statement`."""
+    if order is None:
+        return rows
+    return [tuple(row[key] for key in order) for row in rows]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver; the "begin" hook opens every writing transaction IMMEDIATE,
+    # so two writers queue on busy_timeout instead of failing on a read-to-write upgrade.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "busy_timeout=30000",
+        "foreign_keys=ON",
+        "synchronous=NORMAL",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers queue for the lock at BEGIN; readers (Ledger.reading()) stay out of their way.
+    read = conn.get_execution_options().get("comms_read", False)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError([f"database_url: cannot open '{url}': {exc}"]) from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest version with the package's own migrations."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """A plain DB-API executemany of many rows with the same keys.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself on large
+    imports; values are converted once per distinct value instead (timestamps repeat).
+    """
+    keys = list(rows[0])
+    sql, order = driver_statement(
+        conn.dialect, sa.insert(table).values({k: sa.bindparam(k) for k in keys})
+    )
+    for key in keys:
+        processor = table.c[key].type.bind_processor(conn.dialect)
+        if processor is not None:
+            cached = functools.lru_cache(maxsize=16)(processor)
+            for row in rows:
+                row[key] = cached(row[key])
+    conn.exec_driver_sql(sql, driver_params(order, rows))
+
+
+def resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
+    """The secret to use and whether it was generated now (see README, "Secret key")."""
+    with engine.begin() as conn:
+        stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
+        generated = False
+        secret = given or stored.get("secret_key")
+        if secret is None:
+            if "secret_check" in stored:
+                raise ConfigError(
+                    [
+                        "environment COMMS_SECRET_KEY: not set, but this database was set up "
+                        "with one; set it again (tokens and the suppression list depend on it)"
+                    ]
+                )
+            secret = secrets.token_urlsafe(32)
+            conn.execute(sa.insert(meta).values(key="secret_key", value=secret))
+            generated = True
+        check = hmac.new(secret.encode(), _SECRET_CHECK, hashlib.sha256).hexdigest()[:16]
+        if stored.get("secret_check", check) != check:
+            raise ConfigError(
+                [
+                    "environment COMMS_SECRET_KEY: differs from the key this database was set up "
+                    "with; restore the old key (tokens and the suppression list depend on it)"
+                ]
+            )
+        if "secret_check" not in stored:
+            conn.execute(sa.insert(meta).values(key="secret_check", value=check))
+    return secret, generated
+
+
+class SuppressionProbe:
+    """A per-thread point lookup in the suppression table, cheap enough to run per message."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._conn = engine.raw_connection()
+        self._cursor = self._conn.cursor()
+        self._sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql = f"SELECT reason FROM suppression WHERE key = {mark}"
+
+    def reason(self, key: str) -> str | None:
+        """Why the address with this key is suppressed right now, or None."""
+        self._cursor.execute(self._sql, (key,))
+        row = self._cursor.fetchone()
+        if not self._sqlite:
+            self._conn.rollback()  # end the read transaction so the next check sees new rows
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self._cursor.close()
+        self._conn.close()

@@ -1,0 +1,450 @@
+"""The store: subscribers, consent ledger and suppression, with methods named by use case."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.engine import Connection, Engine
+
+from comms.core.config import Config
+from comms.core.errors import CommsError, ConfigError
+from comms.db.engine import (
+    bulk_insert,
+    insert_ignore,
+    make_engine,
+    now_utc,
+    resolve_secret,
+    upgrade,
+)
+from comms.db.ledger import Ledger
+from comms.db.tables import consent, subscribers, suppression
+
+
+class SubscriberError(CommsError):
+    """A subscriber operation is not possible (unknown, already there, suppressed)."""
+
+
+def normalise_address(text: str) -> str:
+    """The identity of an address: NFC, trimmed, IDNA-checked, the whole address lower-cased.
+
+    Local parts are case-sensitive by RFC 5321, but no mailbox provider treats them so; folding
+    them keeps `Max@…` and `max@…` from becoming two subscribers who get every issue twice.
+    """
+    text = unicodedata.normalize("NFC", text.strip())
+    try:
+        normalized = validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return unicodedata.normalize("NFC", normalized).lower()
+
+
+def slugs(value: str) -> tuple[str, ...]:
+    """The slugs of a stored space-padded list."""
+    return tuple(value.split())
+
+
+def _padded(values: Iterable[str]) -> str:
+    items = sorted(set(values))
+    return f" {' '.join(items)} " if items else ""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """One consent ledger event as the caller sees it (STANDARDS L3)."""
+
+    action: str
+    source: str
+    ip: str | None = None
+    user_agent: str | None = None
+    consent_version: str | None = None
+    channel: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    """The fields of a person to add; `email` already normalised."""
+
+    email: str
+    name: str | None = None
+    language: str = "de"
+    topics: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One stored subscriber."""
+
+    id: int
+    uid: str
+    email: str
+    name: str | None
+    language: str
+    topics: tuple[str, ...]
+    regions: tuple[str, ...]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Subscriber:
+        """Build from a `subscribers` row."""
+        m = row._mapping
+        return cls(
+            **{k: m[k] for k in ("id", "uid", "email", "name", "language", "status")},
+            topics=slugs(m["topics"]),
+            regions=slugs(m["regions"]),
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            confirmed_at=m["confirmed_at"],
+            unsubscribed_at=m["unsubscribed_at"],
+        )
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    added: int = 0
+    known: int = 0
+    suppressed: int = 0
+
+
+def open_store(config: Config) -> Store:
+    """Open the configured database, migrate it to the newest schema and return the store."""
+    engine = make_engine(config.database_url)
+    try:
+        upgrade(engine)
+        secret, generated = resolve_secret(engine, config.secret_key)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None
+    return Store(engine, secret, generated_secret=generated)
+
+
+class Store(Ledger):
+    """Subscribers, consent and suppression; the send ledger's methods come from `Ledger`."""
+
+    def __init__(self, engine: Engine, secret: str, generated_secret: bool = False) -> None:
+        super().__init__(engine)
+        #: COMMS_SECRET_KEY, or the key generated once and kept in the database.
+        self.secret = secret
+        self._hmac_key = secret.encode()
+        #: True when this run generated the secret and stored it in the database.
+        self.generated_secret = generated_secret
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    def key(self, email: str) -> str:
+        """The suppression key of a normalised address: HMAC-SHA256 with the secret."""
+        return hmac.new(self._hmac_key, email.encode(), hashlib.sha256).hexdigest()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def find(self, email: str) -> Subscriber | None:
+        """The subscriber with this (normalised) address, if any."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
+        return Subscriber.from_row(row) if row else None
+
+    def by_uid(self, uid: str) -> Subscriber | None:
+        """The subscriber with this public uid, if any."""
+        with self.reading() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.uid == uid)).first()
+        return Subscriber.from_row(row) if row else None
+
+    def suppression_reason(self, email: str) -> str | None:
+        """Why this address is suppressed, or None."""
+        with self.reading() as conn:
+            return conn.execute(
+                sa.select(suppression.c.reason).where(suppression.c.key == self.key(email))
+            ).scalar()
+
+    def iter_subscribers(self) -> Iterator[Subscriber]:
+        """Every subscriber, streamed in address order (memory stays flat)."""
+        with self.reading() as conn:
+            result = conn.execution_options(yield_per=1000).execute(
+                sa.select(subscribers).order_by(subscribers.c.email)
+            )
+            for row in result:
+                yield Subscriber.from_row(row)
+
+    def count_active(self) -> int:
+        """How many subscribers are active."""
+        with self.reading() as conn:
+            query = sa.select(sa.func.count()).where(subscribers.c.status == "active")
+            return int(conn.execute(query.select_from(subscribers)).scalar_one())
+
+    def report(self, email: str) -> dict[str, Any] | None:
+        """Everything stored about one person (GDPR Art. 15); None when nothing is."""
+        person = self.find(email)
+        reason = self.suppression_reason(email)
+        if person is None and reason is None:
+            return None
+        data: dict[str, Any] = {"email": email, "suppressed": reason}
+        if person is None:
+            # Only the suppression hash is left: an erased (or otherwise blocked) address.
+            status = "erased" if reason == "erased" else "suppressed"
+            return data | {"status": status, "consent": [], "deliveries": []}
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(consent)
+                .where(consent.c.subscriber_id == person.id)
+                .order_by(consent.c.id)
+            )
+            ledger = [
+                {k: v for k, v in row._mapping.items() if k not in ("id", "subscriber_id")}
+                for row in rows
+            ]
+            sent = self.deliveries_of(conn, person.id)
+        profile = {k: v for k, v in person.__dict__.items() if k != "id"}
+        return data | profile | {"consent": ledger, "deliveries": sent}
+
+    # -- changing --------------------------------------------------------------------------
+
+    def _consent(self, conn: Connection, subscriber_id: int, event: Consent, at: datetime) -> int:
+        row = conn.execute(
+            sa.insert(consent)
+            .values(subscriber_id=subscriber_id, at=at, **event.__dict__)
+            .returning(consent.c.id)
+        )
+        return int(row.scalar_one())
+
+    def _insert(self, conn: Connection, person: NewSubscriber, at: datetime) -> int:
+        if conn.execute(
+            sa.select(suppression.c.reason).where(suppression.c.key == self.key(person.email))
+        ).first():
+            raise SubscriberError(f"{person.email} is on the suppression list; not added")
+        values = self._values(person, at, self.key(person.email))
+        try:
+            result = conn.execute(sa.insert(subscribers).values(values).returning(subscribers.c.id))
+        except sa.exc.IntegrityError:
+            raise SubscriberError(f"{person.email} is already a subscriber") from None
+        return int(result.scalar_one())
+
+    def _values(self, person: NewSubscriber, at: datetime, key: str) -> dict[str, Any]:
+        return {
+            "uid": secrets.token_urlsafe(12),
+            "email": person.email,
+            "suppression_key": key,
+            "name": person.name,
+            "language": person.language,
+            "topics": _padded(person.topics),
+            "regions": _padded(person.regions),
+            "status": "pending",
+            "created_at": at,
+            "updated_at": at,
+        }
+
+    def add_pending(self, person: NewSubscriber, event: Consent) -> Subscriber:
+        """Store a new person as pending (waiting for confirmation) with the request event."""
+        at = now_utc()
+        with self.engine.begin() as conn:
+            sid = self._insert(conn, person, at)
+            self._consent(conn, sid, event, at)
+        found = self.find(person.email)
+        assert found is not None
+        return found
+
+    def add_confirmed(self, person: NewSubscriber, event: Consent) -> Subscriber:
+        """Store a new person as active; `event` is the documented consent (import, confirm)."""
+        at = now_utc()
+        with self.engine.begin() as conn:
+            sid = self._insert(conn, person, at)
+            self._activate(conn, sid, self._consent(conn, sid, event, at), at)
+        found = self.find(person.email)
+        assert found is not None
+        return found
+
+    def _activate(self, conn: Connection, sid: int, consent_id: int, at: datetime) -> None:
+        conn.execute(
+            sa.update(subscribers)
+            .where(subscribers.c.id == sid)
+            .values(status="active", consent_id=consent_id, confirmed_at=at, updated_at=at)
+        )
+
+    def confirm(self, uid: str, event: Consent) -> Subscriber:
+        """Make a pending (or unsubscribed) person active; lifts their own unsubscribe block."""
+        person = self._require(uid)
+        at = now_utc()
+        with self.engine.begin() as conn:
+            self._activate(conn, person.id, self._consent(conn, person.id, event, at), at)
+            conn.execute(
+                sa.delete(suppression).where(
+                    suppression.c.key == self.key(person.email),
+                    suppression.c.reason == "unsubscribed",
+                )
+            )
+        return self._require(uid)
+
+    def unsubscribe(self, uid: str, event: Consent) -> Subscriber:
+        """Stop all mail to a person at once: status, ledger event and suppression entry."""
+        return self._end(uid, event, "unsubscribed", "unsubscribed")
+
+    def _end(self, uid: str, event: Consent, status: str, reason: str) -> Subscriber:
+        person = self._require(uid)
+        at = now_utc()
+        with self.engine.begin() as conn:
+            self.end_subscription(conn, person.id, self.key(person.email), status, reason, at)
+            self._consent(conn, person.id, event, at)
+        return self._require(uid)
+
+    def _require(self, uid: str) -> Subscriber:
+        person = self.by_uid(uid)
+        if person is None:
+            raise SubscriberError("no such subscriber")
+        return person
+
+    def erase(self, email: str) -> dict[str, int]:
+        """Erase a person (Art. 17): profile, consent rows and delivery links go; the
+        suppression key stays so that the address is never mailed or imported again (L12)."""
+        at = now_utc()
+        key = self.key(email)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert_ignore(conn, suppression).values(key=key, reason="erased", created_at=at)
+            )
+            sid = conn.execute(
+                sa.select(subscribers.c.id).where(subscribers.c.email == email)
+            ).scalar()
+            if sid is None:
+                return {"subscriber": 0, "consent": 0, "deliveries": 0}
+            ledger = conn.execute(
+                sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
+            ).scalar_one()
+            unlinked = self.unlink_deliveries(conn, sid, at)
+            conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
+        return {"subscriber": 1, "consent": int(ledger), "deliveries": unlinked}
+
+    def import_subscribers(
+        self, people: Iterable[tuple[int, NewSubscriber]], event: Consent, confirmed: bool
+    ) -> tuple[ImportResult, list[tuple[int, str]]]:
+        """Add many people in chunks; return counts and (line, note) for skipped rows."""
+        result = ImportResult()
+        notes: list[tuple[int, str]] = []
+        chunk: list[tuple[int, NewSubscriber]] = []
+        for item in people:
+            chunk.append(item)
+            if len(chunk) >= 2000:
+                self._import_chunk(chunk, event, confirmed, result, notes)
+                chunk = []
+        if chunk:
+            self._import_chunk(chunk, event, confirmed, result, notes)
+        return result, notes
+
+    def _import_chunk(
+        self,
+        chunk: Sequence[tuple[int, NewSubscriber]],
+        event: Consent,
+        confirmed: bool,
+        result: ImportResult,
+        notes: list[tuple[int, str]],
+    ) -> None:
+        at = now_utc()
+        keys = {p.email: self.key(p.email) for _, p in chunk}
+        s = subscribers.c
+        with self.engine.begin() as conn:
+            known = set(conn.execute(sa.select(s.email).where(s.email.in_(keys))).scalars())
+            blocked = set(
+                conn.execute(
+                    sa.select(suppression.c.key).where(suppression.c.key.in_(keys.values()))
+                ).scalars()
+            )
+            fresh: list[dict[str, Any]] = []
+            for line, person in chunk:
+                if keys[person.email] in blocked:
+                    result.suppressed += 1
+                    notes.append((line, "address is on the suppression list; skipped"))
+                elif person.email in known:
+                    result.known += 1
+                    notes.append((line, "already a subscriber; left unchanged"))
+                else:
+                    fresh.append(self._values(person, at, keys[person.email]))
+            if not fresh:
+                return
+            before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.id), 0))).scalar_one()
+            bulk_insert(conn, subscribers, fresh)
+            # This chunk's rows: newer than `before` and stamped with this chunk's time.
+            mine = sa.and_(s.id > before, s.created_at == at, s.consent_id.is_(None))
+            values = {k: sa.literal(v, consent.c[k].type) for k, v in event.__dict__.items()}
+            ledger = sa.select(s.id, sa.literal(at, consent.c.at.type), *values.values())
+            conn.execute(
+                sa.insert(consent).from_select(["subscriber_id", "at", *values], ledger.where(mine))
+            )
+            if confirmed:
+                # The import's own consent row is the basis of the active state.
+                basis = (
+                    sa.select(sa.func.max(consent.c.id))
+                    .where(consent.c.subscriber_id == s.id)
+                    .scalar_subquery()
+                )
+                conn.execute(
+                    sa.update(subscribers)
+                    .where(mine)
+                    .values(status="active", consent_id=basis, confirmed_at=at)
+                )
+            result.added += len(fresh)
+
+    # -- subscriber self-service (comms.subscriptions) -------------------------------------
+
+    def note(self, email: str, event: Consent) -> bool:
+        """Add an event to a person's record without changing their status (False: unknown)."""
+        person = self.find(email)
+        if person is None:
+            return False
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, now_utc())
+        return True
+
+    def request_again(self, uid: str, event: Consent) -> Subscriber:
+        """A known person signs up again (pending or unsubscribed): record the request."""
+        person = self._require(uid)
+        at = now_utc()
+        with self.engine.begin() as conn:
+            self._consent(conn, person.id, event, at)
+            # The purge counts from the latest request (STANDARDS L4).
+            conn.execute(
+                sa.update(subscribers).where(subscribers.c.id == person.id).values(updated_at=at)
+            )
+        return person
+
+    def update_preferences(
+        self, uid: str, topics: Sequence[str], regions: Sequence[str], language: str
+    ) -> Subscriber:
+        """Save a person's own choice of topics, regions and language."""
+        person = self._require(uid)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.id == person.id)
+                .values(
+                    topics=_padded(topics),
+                    regions=_padded(regions),
+                    language=language,
+                    updated_at=now_utc(),
+                )
+            )
+        return self._require(uid)
+
+    def purge_pending(self, older_than: datetime) -> int:
+        """Delete sign-ups still unconfirmed whose last request is before `older_than` (L4)."""
+        s = subscribers.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.delete(subscribers).where(s.status == "pending", s.updated_at < older_than)
+            )
+        return int(result.rowcount or 0)

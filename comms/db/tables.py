@@ -1,0 +1,178 @@
+"""The database tables (SQLAlchemy Core); migrations in comms/db/migrations/ create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+SUBSCRIBER_STATES = ("pending", "active", "unsubscribed", "bounced", "complained")
+DELIVERY_STATES = ("queued", "sending", "sent", "failed", "ambiguous", "skipped")
+#: Deliveries that are settled: a later run never touches them again.
+FINAL_STATES = ("sent", "failed", "skipped")
+CAMPAIGN_STATES = ("sending", "waiting", "paused", "done")
+CONSENT_ACTIONS = (
+    "request",
+    "confirm",
+    "import",
+    "unsubscribe",
+    "bounce",
+    "complaint",
+    "erase-request",
+)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(32), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("suppression_key", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("language", sa.String(8), nullable=False),
+    # Space-padded slug lists (" sprache arbeit ") so SQL can match one slug with LIKE.
+    sa.Column("topics", sa.Text, nullable=False, server_default=""),
+    sa.Column("regions", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    # The consent row that makes an active subscription lawful (STANDARDS L1/L3).
+    sa.Column(
+        "consent_id",
+        sa.Integer,
+        sa.ForeignKey("consent.id", name="fk_subscribers_consent", use_alter=True),
+    ),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("unsubscribed_at", UTCDateTime),
+    sa.CheckConstraint(_in("status", SUBSCRIBER_STATES), name="ck_subscribers_status"),
+    sa.CheckConstraint(
+        "status <> 'active' OR consent_id IS NOT NULL", name="ck_subscribers_active_consent"
+    ),
+)
+
+consent = sa.Table(
+    "consent",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("consent_version", sa.String(64)),
+    sa.Column("channel", sa.String(32)),
+    sa.Column("note", sa.Text),
+    sa.CheckConstraint(_in("action", CONSENT_ACTIONS), name="ck_consent_action"),
+)
+
+suppression = sa.Table(
+    "suppression",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(200), nullable=False, unique=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("recipients", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("status", CAMPAIGN_STATES), name="ck_campaigns_status"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "campaign_id",
+        sa.Integer,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # SET NULL: erasure keeps the anonymous count, not the person (STANDARDS L12).
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("claimed_by", sa.String(120)),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime),
+    sa.UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
+    sa.CheckConstraint(_in("status", DELIVERY_STATES), name="ck_deliveries_status"),
+    sa.Index("ix_deliveries_claim", "campaign_id", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_subscriber", "subscriber_id"),
+)
+
+# The one process that may run the scheduler (STANDARDS R5): a lease renewed by a heartbeat.
+scheduler_lease = sa.Table(
+    "scheduler_lease",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(120), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Scheduled sends the staleness guard kept back; an editor releases them with `comms send`.
+held_sends = sa.Table(
+    "held_sends",
+    metadata,
+    sa.Column("slug", sa.String(200), primary_key=True),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("held_at", UTCDateTime, nullable=False),
+)

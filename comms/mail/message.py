@@ -1,0 +1,347 @@
+"""RFC 5322 message assembly: multipart/alternative, list headers, tokens, optional DKIM.
+
+Everything that is the same for every recipient of an issue is built once, in
+`MessageFactory.__init__`, into one bytes template; `build()` only signs two tokens and fills
+a handful of slots (To, Message-ID, List-Unsubscribe, the links in both parts) with one
+`bytes % tuple`. Bodies are quoted-printable (7-bit safe, lines ≤ 76); every per-recipient link
+sits on lines of its own between soft line breaks, so it can be inserted without re-encoding.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from comms.core.config import Config
+from comms.core.errors import ConfigError, MessageError, PermanentFailure
+from comms.mail.tokens import make_token
+from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
+
+#: 7-bit-safe serialisation (STANDARDS E5): encoded-words in headers, CRLF line ends.
+POLICY = SMTP.clone(cte_type="7bit")
+#: Headers covered by DKIM; the second mention oversigns (an added copy breaks the signature).
+DKIM_HEADERS = (
+    "From", "Reply-To", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type",
+    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID", "Precedence",
+    "From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post",
+)  # fmt: skip
+#: Encoded HTML size above which Gmail's clipping (~102 KB) gets close (STANDARDS E17).
+CLIP_SIZE = 90_000
+_PLACEHOLDER = re.compile(f"({re.escape(UNSUBSCRIBE_URL)}|{re.escape(PREFERENCES_URL)})")
+# An ASCII addr-spec without anything that could break out of a header (CR, LF, <, >, space).
+_ADDR = re.compile(r"[!#-'*+/-9=?A-Z^-~.]+@[A-Za-z0-9.-]+")
+_ATOM_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who one message goes to: what the message needs of a subscriber, nothing more."""
+
+    uid: str
+    email: str
+    name: str | None = None
+    language: str = "de"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A finished message: the bytes to send as they are, and its stable ids."""
+
+    message_id: str
+    envelope_from: str
+    recipient: str
+    data: bytes
+    key: str
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable (RFC 2045) of UTF-8 text with CRLF line ends and lines ≤ 76."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def _idna_url(url: str) -> str:
+    """The URL with its host in IDNA (punycode) form, so headers and links stay ASCII."""
+    parts = urlsplit(url)
+    if parts.netloc.isascii():
+        return url
+    host = (parts.hostname or "").encode("idna").decode("ascii")
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def ascii_address(address: str) -> str:
+    """`address` with an IDNA domain; PermanentFailure when it needs SMTPUTF8 or is unsafe."""
+    local, _, domain = address.rpartition("@")
+    try:
+        result = f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        result = address
+    if not _ADDR.fullmatch(result) or result.startswith(".") or ".." in result:
+        raise PermanentFailure(f"cannot send to {address!r}: not a plain ASCII address")
+    return result
+
+
+def _configured_address(key: str, address: str) -> str:
+    """A configured address in ASCII form; ConfigError naming `key` if it needs SMTPUTF8."""
+    try:
+        return ascii_address(address)
+    except PermanentFailure:
+        raise ConfigError([f"'{key}': {address!r} is not a plain ASCII address"]) from None
+
+
+def _fold(name: str, value: str | Address, escape: bool = True) -> bytes:
+    """One header, folded and RFC 2047-encoded ('%' doubled if `escape`); CR/LF: MessageError."""
+    holder = EmailMessage(policy=POLICY)
+    try:
+        holder[name] = value
+        folded = POLICY.fold_binary(name, holder[name])
+    except (ValueError, IndexError) as exc:
+        raise MessageError(f"header {name}: {exc}") from None
+    # Most headers become part of the `bytes % tuple` template, where '%' must be doubled.
+    return folded.replace(b"%", b"%%") if escape else folded
+
+
+def _dkim_key(config: Config) -> bytes | None:
+    """The DKIM private key (PEM) when DKIM is configured; ConfigError naming the key if not."""
+    dkim = config.settings.dkim
+    if not dkim.key_file:
+        return None
+    path = (config.root / Path(dkim.key_file).expanduser()).resolve()
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"'dkim.key_file': cannot read {path}: {exc.strerror}"]) from None
+    if b"PRIVATE KEY" not in key:
+        raise ConfigError([f"'dkim.key_file': {path} holds no PEM private key"])
+    return key
+
+
+class MessageFactory:
+    """Builds every recipient's message of one issue from bytes prepared once per issue."""
+
+    def __init__(
+        self,
+        config: Config,
+        rendered: RenderedIssue,
+        secret: str,
+        date: datetime | None = None,
+    ) -> None:
+        """Precompute headers and encoded bodies; `date` (aware) defaults to now."""
+        if not secret:
+            raise ConfigError(["COMMS_SECRET_KEY is not set: it signs the unsubscribe links"])
+        settings = config.settings
+        self.config = config
+        self.rendered = rendered
+        self.secret = secret
+        self.slug = rendered.slug
+        self.host = config.host.encode("idna").decode("ascii")
+        sender = settings.sender
+        self.envelope_from = _configured_address("sender.address", sender.address)
+        self._unsubscribe = _idna_url(config.url("unsubscribe/"))
+        self._preferences = _idna_url(config.url("preferences/"))
+        mailto = settings.mail.unsubscribe_mailto
+        self._mailto = (
+            f",\r\n <mailto:{_configured_address('mail.unsubscribe_mailto', mailto)}"
+            "?subject=Abmelden>".encode()
+            if mailto
+            else b""
+        )
+        self._dkim_key = _dkim_key(config)
+        when = date if date is not None else datetime.now(config.tz)
+        if when.tzinfo is None:
+            raise MessageError("the Date of a message must be timezone-aware")
+        for part, text in (("text", rendered.text), ("HTML", rendered.html)):
+            if UNSUBSCRIBE_URL not in text:  # E8, § 7 UWG: never send without a way out
+                raise MessageError(f"the {part} part of the issue has no {UNSUBSCRIBE_URL} link")
+        self.template = self._template(config, rendered, format_datetime(when))
+        html_size = len(_qp(rendered.html))
+        #: Problems worth telling the editor about; the CLI prints them.
+        self.warnings: list[str] = []
+        if html_size > CLIP_SIZE:
+            self.warnings.append(
+                f"the HTML part is {html_size:,} bytes; Gmail clips mails over ~102 KB and may "
+                "hide the footer with the unsubscribe link (keep it under "
+                f"{CLIP_SIZE:,})"
+            )
+        if self._dkim_key is not None:
+            self._sign(b"From: a@b\r\n\r\nkey check\r\n")  # a bad key stops here, not mid-run
+
+    def _template(self, config: Config, rendered: RenderedIssue, date: str) -> bytes:
+        """The whole message as a `bytes % tuple` format; slots in `build()` order."""
+        settings = config.settings
+        sender = settings.sender
+        local, _, domain = self.envelope_from.rpartition("@")
+        head = [
+            _fold("Date", date),
+            _fold("From", Address(sender.name, local, domain)),
+            b"To: %s\r\n",
+            _fold("Subject", rendered.subject),
+            b"Message-ID: %s\r\n",
+        ]
+        if sender.reply_to:
+            reply_to = _configured_address("sender.reply_to", sender.reply_to)
+            rlocal, _, rdomain = reply_to.rpartition("@")
+            head.append(_fold("Reply-To", Address(sender.name, rlocal, rdomain)))
+        head.append(_fold("List-Id", f"{sender.name} <{sender.list_id}>"))
+        head.append(b"List-Unsubscribe: %s\r\n")
+        head.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        if settings.mail.feedback_id:
+            head.append(_fold("Feedback-ID", settings.mail.feedback_id))
+        if settings.mail.precedence != "none":
+            head.append(f"Precedence: {settings.mail.precedence}\r\n".encode())
+        boundary = "=_" + hashlib.blake2b(rendered.slug.encode(), digest_size=12).hexdigest()
+        head.append(b"MIME-Version: 1.0\r\n")
+        head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
+        static = [*head, b"\r\n"]
+        self._slots: list[tuple[str, int]] = []  # (placeholder, 0 = text part, 1 = HTML part)
+        for part, (subtype, text) in enumerate((("plain", rendered.text), ("html", rendered.html))):
+            static.append(
+                f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode()
+            )
+            for piece in _PLACEHOLDER.split(text):
+                if piece in (UNSUBSCRIBE_URL, PREFERENCES_URL):
+                    # Soft breaks around the slot: the link starts and ends its own lines.
+                    static.append(b"=\r\n%s=\r\n")
+                    self._slots.append((piece, part))
+                elif piece:
+                    static.append(_qp(piece).replace(b"%", b"%%"))
+            static.append(b"\r\n")
+        static.append(f"--{boundary}--\r\n".encode())
+        return b"".join(static)
+
+    def message_id(self, uid: str) -> str:
+        """The Message-ID of (this issue, uid): the same on every rebuild and retry."""
+        digest = hashlib.blake2b(f"{self.slug}/{uid}".encode(), digest_size=12).hexdigest()
+        return f"<{self.slug}.{digest}@{self.host}>"
+
+    def _to(self, recipient: Recipient, address: str) -> bytes:
+        name = " ".join(recipient.name.split()) if recipient.name else ""
+        if not name:
+            return address.encode("ascii")
+        if _ATOM_NAME.fullmatch(name):
+            value = formataddr((name, address))
+        else:  # quoted or RFC 2047 base64 words, as the email package writes them
+            value = formataddr((name, address), charset="utf-8")
+        if len(value) <= 74:
+            return value.encode("ascii")
+        # Long names: let the email package split them into encoded-words of ≤ 75 characters.
+        local, _, domain = address.rpartition("@")
+        folded = _fold("To", Address(name[:200], local, domain), escape=False)
+        return folded.removeprefix(b"To: ").removesuffix(b"\r\n")
+
+    def _sign(self, data: bytes) -> bytes:
+        import dkim  # imported here: only DKIM users pay for loading it
+
+        dkim_cfg = self.config.settings.dkim
+        assert self._dkim_key is not None and dkim_cfg.selector and dkim_cfg.domain
+        try:
+            signature: bytes = dkim.sign(
+                data,
+                dkim_cfg.selector.encode("ascii"),
+                dkim_cfg.domain.encode("idna"),
+                self._dkim_key,
+                canonicalize=(b"relaxed", b"relaxed"),
+                include_headers=[h.encode("ascii") for h in DKIM_HEADERS],
+                linesep=b"\r\n",
+            )
+        except dkim.DKIMException as exc:
+            raise ConfigError([f"'dkim.key_file': cannot sign with this key: {exc}"]) from None
+        return signature + data
+
+    def build(self, recipient: Recipient, message_id: str | None = None) -> OutgoingMessage:
+        """The finished bytes for one recipient (PermanentFailure for an unusable address)."""
+        address = ascii_address(recipient.email)
+        unsubscribe = self._unsubscribe + make_token(self.secret, "unsubscribe", recipient.uid)
+        preferences = self._preferences + make_token(self.secret, "preferences", recipient.uid)
+        links = {
+            UNSUBSCRIBE_URL: (_qp(unsubscribe), _qp(html.escape(unsubscribe))),
+            PREFERENCES_URL: (_qp(preferences), _qp(html.escape(preferences))),
+        }
+        message_id = message_id or self.message_id(recipient.uid)
+        values = [
+            self._to(recipient, address),
+            message_id.encode("ascii"),
+            b"<" + unsubscribe.encode("ascii") + b">" + self._mailto,
+        ]
+        values.extend(links[slot][part] for slot, part in self._slots)
+        data = self.template % tuple(values)
+        if self._dkim_key is not None:
+            data = self._sign(data)
+        return OutgoingMessage(
+            message_id=message_id,
+            envelope_from=self.envelope_from,
+            recipient=address,
+            data=data,
+            key=f"{self.slug}/{recipient.uid}",
+        )
+
+    def build_proof(self, email: str) -> OutgoingMessage:
+        """A proof for an address outside the list: its links name no subscriber.
+
+        The uid is derived from the address (`proof-…`), so the unsubscribe and preferences
+        links carry valid tokens that match nobody: following them changes nothing. Each proof
+        gets a fresh Message-ID, because mailbox providers drop a second mail with a known one.
+        """
+        digest = hashlib.blake2b(email.strip().lower().encode(), digest_size=8).hexdigest()
+        nonce = uuid.UUID(bytes=secrets.token_bytes(16)).hex[:16]
+        message_id = f"<{self.slug}.proof.{nonce}@{self.host}>"
+        return self.build(Recipient(uid=f"proof-{digest}", email=email), message_id=message_id)
+
+
+def new_message_id(config: Config) -> str:
+    """A fresh random Message-ID under the site's host, for a transactional mail."""
+    return f"<confirm.{secrets.token_hex(12)}@{config.host.encode('idna').decode('ascii')}>"
+
+
+def build_transactional(
+    config: Config,
+    to: str,
+    subject: str,
+    html_body: str,
+    text_body: str,
+    date: datetime | None = None,
+    message_id: str | None = None,
+) -> OutgoingMessage:
+    """A one-off transactional mail (the double opt-in) from `subscribe.confirm_address`.
+
+    A separate stream from the newsletter (STANDARDS E20): its own From, no list headers, no
+    tracking; Date is aware, the Message-ID random under the site's host.
+    """
+    sender = ascii_address(config.settings.subscribe.confirm_address)
+    recipient = ascii_address(to)
+    when = date if date is not None else datetime.now(config.tz)
+    message_id = message_id or new_message_id(config)
+    msg = EmailMessage(policy=POLICY)
+    local, _, domain = sender.rpartition("@")
+    try:
+        msg["Date"] = format_datetime(when)
+        msg["From"] = Address(config.settings.sender.name, local, domain)
+        msg["To"] = recipient
+        msg["Subject"] = subject
+        msg["Message-ID"] = message_id
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    except ValueError as exc:
+        raise MessageError(f"confirmation mail: {exc}") from None
+    msg.set_content(text_body, cte="quoted-printable")
+    msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    return OutgoingMessage(
+        message_id=message_id,
+        envelope_from=sender,
+        recipient=recipient,
+        data=msg.as_bytes(policy=POLICY),
+        key=message_id.strip("<>"),
+    )

@@ -1,0 +1,203 @@
+"""The web archive: index, list and item pages (schema.org JSON-LD), style sheet, static files."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from comms.content.models import Award, Event, Issue, Item, Practice, Site
+from comms.core.config import Config
+from comms.core.errors import RenderError
+from comms.publish.templating import TEMPLATES, Formatter, render_template
+
+Files = dict[str, bytes]
+_POSTCODE_RE = re.compile(r"\b(\d{5})\b")
+_STATUS = {
+    "planned": "EventScheduled",
+    "cancelled": "EventCancelled",
+    "postponed": "EventPostponed",
+}
+#: The folders whose `<slug>/index.html` pages the archive writes, by item kind.
+FOLDERS = {"issue": "issues", "event": "events", "practice": "practices", "award": "awards"}
+
+
+def published_issues(site: Site) -> list[Issue]:
+    """Issues the archive shows (status ready), newest first."""
+    ready = [issue for issue in site.issues.values() if issue.status == "ready"]
+    return sorted(ready, key=lambda i: (i.date, i.number), reverse=True)
+
+
+def _image(config: Config, src: str | None) -> str | None:
+    return None if src is None else (src if "://" in src else config.url(src))
+
+
+def _event_ld(config: Config, fmt: Formatter, event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "@type": "Event",
+        "name": event.title,
+        "startDate": fmt.iso(event.start),
+        "eventStatus": f"https://schema.org/{_STATUS[event.status]}",
+        "description": event.summary,
+        "organizer": {"@type": "Organization", "name": event.organiser},
+    }
+    if event.end is not None:
+        data["endDate"] = fmt.iso(event.end)
+    places: list[dict[str, Any]] = []
+    if event.location is not None:
+        address: dict[str, Any] = {
+            "@type": "PostalAddress",
+            "addressLocality": event.location.city,
+            "addressCountry": "DE",
+        }
+        if event.location.address:
+            address["streetAddress"] = event.location.address.split(",")[0].strip()
+            postcode = _POSTCODE_RE.search(event.location.address)
+            if postcode:
+                address["postalCode"] = postcode.group(1)
+        places.append({"@type": "Place", "name": event.location.name, "address": address})
+    if event.online is not None:
+        places.append({"@type": "VirtualLocation", "url": event.online})
+    mode = "Mixed" if len(places) == 2 else ("Online" if event.online else "Offline")
+    data["eventAttendanceMode"] = f"https://schema.org/{mode}EventAttendanceMode"
+    data["location"] = places[0] if len(places) == 1 else places
+    if event.registration:
+        data["offers"] = {"@type": "Offer", "url": event.registration, "price": 0}
+    return data
+
+
+def _article_ld(item: Practice | Award | Issue, fmt: Formatter) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "@type": "Article",
+        "headline": item.title,
+        "description": item.summary,
+    }
+    published = item.published or (item.date if isinstance(item, Issue) else None)
+    if published is not None:
+        data["datePublished"] = fmt.iso(published)
+    if item.updated is not None:
+        data["dateModified"] = fmt.iso(item.updated)
+    if isinstance(item, Practice):
+        data["about"] = {
+            "@type": "Organization",
+            "name": item.organisation,
+            "address": {"@type": "PostalAddress", "addressLocality": item.city},
+        }
+    return data
+
+
+def json_ld(config: Config, item: Item) -> str:
+    """schema.org JSON-LD for an item page, safe to put inside a `<script>` element."""
+    fmt = Formatter(config)
+    if isinstance(item, Event):
+        data = _event_ld(config, fmt, item)
+    else:
+        assert isinstance(item, Practice | Award | Issue)
+        data = _article_ld(item, fmt)
+    data["url"] = config.url(f"{FOLDERS[item.kind]}/{item.slug}/")
+    data["identifier"] = config.item_id(item.kind, item.slug)
+    data["inLanguage"] = config.settings.site.language
+    image = getattr(item, "image", None)
+    if image is not None:
+        data["image"] = _image(config, image.src)
+    ordered = {"@context": "https://schema.org", **data}
+    text = json.dumps(ordered, ensure_ascii=False, indent=1, sort_keys=False)
+    # "</" would end the script element early; "\/" means the same in JSON.
+    return text.replace("</", "<\\/")
+
+
+class _Pages:
+    """Renders the archive pages of one site with shared context."""
+
+    def __init__(self, config: Config, site: Site, base: dict[str, Any]) -> None:
+        self.config = config
+        self.site = site
+        self.base = base
+        self.files: Files = {}
+        self.now: datetime = config.now()
+
+    def page(self, path: str, template: str, **context: Any) -> None:
+        depth = path.count("/")
+        html = render_template(
+            "web",
+            template,
+            self.config.settings.site.language,
+            **self.base,
+            root="../" * depth,
+            path=path,
+            canonical=self.config.url(path.removesuffix("index.html")),
+            **context,
+        )
+        self.files[path] = html.encode("utf-8")
+
+    def item(self, item: Item, template: str, **context: Any) -> None:
+        folder = FOLDERS[item.kind]
+        self.page(
+            f"{folder}/{item.slug}/index.html",
+            template,
+            item=item,
+            json_ld=json_ld(self.config, item),
+            **context,
+        )
+
+
+def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
+    """Every archive page, the style sheet and the static files, by output path."""
+    pages = _Pages(config, site, base)
+    issues = published_issues(site)
+    upcoming = site.upcoming_events(pages.now)
+    coming = {event.slug for event in upcoming}
+    past = sorted(
+        (event for event in site.events.values() if event.slug not in coming),
+        key=lambda event: (event.start_at(config.tz), event.slug),
+        reverse=True,
+    )
+    featured: dict[str, list[Issue]] = {}
+    for issue in issues:
+        for event in site.issue_events(issue, config.tz):
+            featured.setdefault(f"event/{event.slug}", []).append(issue)
+        for practice in site.issue_practices(issue):
+            featured.setdefault(f"practice/{practice.slug}", []).append(issue)
+        award = site.issue_award(issue)
+        if award is not None:
+            featured.setdefault(f"award/{award.slug}", []).append(issue)
+    pages.page("index.html", "index.html.j2", issues=issues, upcoming=upcoming[:10])
+    pages.page("issues/index.html", "issues.html.j2", issues=issues)
+    pages.page("events/index.html", "events.html.j2", upcoming=upcoming, past=past)
+    practices = sorted(site.practices.values(), key=lambda p: (p.title, p.slug))
+    pages.page("practices/index.html", "practices.html.j2", practices=practices)
+    awards = sorted(site.awards.values(), key=lambda a: (a.year, a.slug), reverse=True)
+    pages.page("awards/index.html", "awards.html.j2", awards=awards)
+    for issue in issues:
+        pages.item(
+            issue,
+            "issue.html.j2",
+            events=site.issue_events(issue, config.tz),
+            practices=site.issue_practices(issue),
+            award=site.issue_award(issue),
+        )
+    for kind, template in (("event", "event"), ("practice", "practice"), ("award", "award")):
+        for item in site.by_kind(kind).values():
+            pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
+    pages.files["style.css"] = (TEMPLATES / "web" / "style.css").read_bytes()
+    for path, data in static_files(config).items():
+        if path in pages.files:
+            folder = config.settings.render.static_dir
+            raise RenderError(f"{folder}/{path} would replace a generated page; rename it")
+        pages.files[path] = data
+    return pages.files
+
+
+def static_files(config: Config) -> Files:
+    """The files of `render.static_dir` (images …), copied unchanged; hidden files skipped."""
+    folder = (config.root / config.settings.render.static_dir).resolve()
+    if not folder.is_dir():
+        return {}
+    files: Files = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            files[Path(relative).as_posix()] = path.read_bytes()
+    return files

@@ -1,0 +1,116 @@
+"""Content → every file under the output folder: collected in memory, then written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from comms.content.models import Site
+from comms.core.config import Config
+from comms.publish import feeds, render
+
+#: Relative POSIX path → bytes: what one build produces.
+Files = dict[str, bytes]
+#: A stage that contributes files to the build (render pages, feeds, calendars …).
+Producer = Callable[[Config, Site], Files]
+#: Lists what comms wrote last time, so that it removes only files it owns.
+MANIFEST = ".comms-manifest.json"
+
+PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files]
+
+
+@dataclass
+class WriteReport:
+    """What a write changed: paths written, left untouched and removed."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def collect(config: Config, site: Site) -> Files:
+    """Run every producer and merge their files; two producers may not claim one path."""
+    files: Files = {}
+    for producer in PRODUCERS:
+        for path, data in producer(config, site).items():
+            if path in files:
+                raise ValueError(f"two producers write {path}")
+            files[path] = data
+    return files
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _first_build(out_dir: Path, files: Files) -> WriteReport:
+    """Write a whole new output folder beside the target, then rename it into place."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
+    try:
+        for path, data in files.items():
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (staging / MANIFEST).write_text(json.dumps(sorted(files), indent=0), encoding="utf-8")
+        staging.chmod(0o755)
+        os.rename(staging, out_dir)
+    except BaseException:
+        for child in sorted(staging.rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        staging.rmdir()
+        raise
+    return WriteReport(written=sorted(files))
+
+
+def write_output(out_dir: Path, files: Files) -> WriteReport:
+    """Write `files` under `out_dir`: only changed files, each atomically; drop stale ones.
+
+    A new output folder appears whole (built beside it, then renamed). In an existing one,
+    unchanged files keep their bytes and mtime (so ETags and feed readers see no change), and
+    files comms wrote before but no longer produces are removed; files it never wrote are kept.
+    """
+    for path in files:
+        if path.startswith("/") or ".." in Path(path).parts:
+            raise ValueError(f"refusing to write outside the output folder: {path}")
+    if not out_dir.exists():
+        return _first_build(out_dir, files)
+    report = WriteReport()
+    for path in sorted(files):
+        target = out_dir / path
+        try:
+            same = target.read_bytes() == files[path]
+        except OSError:
+            same = False
+        if same:
+            report.unchanged.append(path)
+        else:
+            _atomic_write(target, files[path])
+            report.written.append(path)
+    manifest = out_dir / MANIFEST
+    try:
+        previous = set(json.loads(manifest.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        previous = set()
+    for path in sorted(previous - set(files)):
+        target = out_dir / path
+        if target.is_file():
+            target.unlink()
+            report.removed.append(path)
+    listing = json.dumps(sorted(files), indent=0).encode("utf-8")
+    if not manifest.is_file() or manifest.read_bytes() != listing:
+        _atomic_write(manifest, listing)
+    return report

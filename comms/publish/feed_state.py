@@ -1,0 +1,188 @@
+"""What comms has seen of each item (digest, sequence, change time) and the timestamps it implies.
+
+Feeds and calendars need `published`, `updated`, SEQUENCE and LAST-MODIFIED that never come
+from the build time, yet change when an item changes. Editors may set `published`/`updated`;
+whatever they leave out is derived from the content (an issue's send time, an award's call) or
+from this record, kept in `var/feeds-state.json` beside the database: per item a digest of its
+content, a sequence number bumped on every change and the time the change was first seen.
+The same content with the same record gives the same timestamps, so rebuilds are byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from comms.content.models import Award, Issue, Item, instant
+from comms.core.errors import CommsError
+
+STATE_FILE = Path("var") / "feeds-state.json"
+
+
+class StateError(CommsError):
+    """The feed state file cannot be read."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """What comms knows about one item: its content digest and its change history."""
+
+    digest: str
+    sequence: int
+    seen: datetime
+    changed: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The timestamps an item carries in every feed and calendar (UTC, whole seconds)."""
+
+    published: datetime
+    updated: datetime
+    sequence: int
+
+
+def digest(item: Item) -> str:
+    """A digest of everything an editor wrote in the item (not where or on which line)."""
+    try:
+        raw = item.model_dump_json(exclude={"path", "lines", "html"}).encode("utf-8")
+    except ValueError:  # lone surrogates, which only the slow path can carry
+        data = item.model_dump(mode="json", exclude={"path", "lines", "html"})
+        raw = json.dumps(data, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(item.kind.encode("utf-8") + b"\0" + raw).hexdigest()[:32]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _moment(value: date | datetime, tz: ZoneInfo) -> datetime:
+    """A date is taken as the start of that day in the site's time zone."""
+    return _utc(instant(value, tz))
+
+
+def _content_date(item: Item) -> date | datetime | None:
+    if isinstance(item, Issue):
+        return item.send_at or item.published or item.date
+    if item.published is not None:
+        return item.published
+    if isinstance(item, Award):
+        return item.call.opens
+    return None
+
+
+def stamp(item: Item, record: Record, tz: ZoneInfo) -> Stamp:
+    """Published: the item's own date, else when comms first saw it; updated: the latest of
+    published, the editor's `updated` and the recorded last change."""
+    when = _content_date(item)
+    published = _moment(when, tz) if when is not None else _utc(record.seen)
+    candidates = [published]
+    if item.updated is not None:
+        candidates.append(_utc(item.updated))
+    if record.changed is not None:
+        candidates.append(_utc(record.changed))
+    return Stamp(published=published, updated=max(candidates), sequence=record.sequence)
+
+
+def is_public(item: Item, item_stamp: Stamp, now: datetime) -> bool:
+    """Published items only: issues that are ready, and nothing before its publication time."""
+    if isinstance(item, Issue) and item.status != "ready":
+        return False
+    return item_stamp.published <= now
+
+
+def _load_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a timestamp, got {value!r}")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without time zone: {value}")
+    return parsed
+
+
+class History:
+    """The records of every item comms has seen, loaded from and saved to one JSON file."""
+
+    def __init__(self, path: Path, records: dict[str, Record] | None = None) -> None:
+        self.path = path
+        self.records: dict[str, Record] = dict(records or {})
+        self._dirty = False
+
+    @classmethod
+    def load(cls, path: Path) -> History:
+        """Read the file; a missing file is an empty history, a broken one an error."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as exc:
+            raise StateError(
+                f"{path}: cannot read the feed state ({exc}); fix or remove it"
+            ) from None
+        records: dict[str, Record] = {}
+        try:
+            for uid, entry in raw["items"].items():
+                changed = entry.get("changed")
+                records[uid] = Record(
+                    digest=str(entry["digest"]),
+                    sequence=int(entry["sequence"]),
+                    seen=_load_time(entry["seen"]),
+                    changed=_load_time(changed) if changed is not None else None,
+                )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise StateError(f"{path}: not a feed state file ({exc}); fix or remove it") from None
+        return cls(path, records)
+
+    def observe(self, items: Iterable[Item], now: datetime) -> dict[str, Record]:
+        """Record each item's digest; a changed digest bumps the sequence and the change time."""
+        seen_at = _utc(now)
+        out: dict[str, Record] = {}
+        for item in items:
+            current = digest(item)
+            record = self.records.get(item.uid)
+            if record is None:
+                record = Record(digest=current, sequence=0, seen=seen_at)
+            elif record.digest != current:
+                record = replace(
+                    record, digest=current, sequence=record.sequence + 1, changed=seen_at
+                )
+            else:
+                out[item.uid] = record
+                continue
+            self.records[item.uid] = record
+            self._dirty = True
+            out[item.uid] = record
+        return out
+
+    def save(self) -> bool:
+        """Write the file atomically if anything changed; True if it was written."""
+        if not self._dirty:
+            return False
+        items = {
+            uid: {
+                "digest": r.digest,
+                "sequence": r.sequence,
+                "seen": r.seen.isoformat(),
+                "changed": r.changed.isoformat() if r.changed else None,
+            }
+            for uid, r in sorted(self.records.items())
+        }
+        data = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._dirty = False
+        return True

@@ -1,0 +1,143 @@
+"""`comms refresh`: rebuild, write only what changed, and tell WebSub hubs which feeds changed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from comms.content.models import Site
+from comms.content.reader import read_content
+from comms.core.config import Config
+from comms.core.errors import ContentErrors
+from comms.publish import build, feeds
+
+#: Hub notifications that failed; retried by the next refresh so that no change goes unannounced.
+PENDING_FILE = Path("var") / "websub-pending.json"
+#: Seconds to connect and to read the hub's answer.
+TIMEOUT = (5.0, 15.0)
+ATTEMPTS = 3
+BACKOFF = 0.5
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One publish notification: which hub, which feed, and whether the hub took it."""
+
+    hub: str
+    topic: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class RefreshReport:
+    """What a refresh wrote and whom it notified."""
+
+    write: build.WriteReport
+    changed_feeds: list[str]
+    pings: list[Ping] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Ping]:
+        """The notifications no hub accepted (kept for the next refresh)."""
+        return [p for p in self.pings if not p.ok]
+
+
+def notify_hub(
+    session: requests.Session,
+    hub: str,
+    topic: str,
+    attempts: int = ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Ping:
+    """POST `hub.mode=publish&hub.url=<topic>`; retry timeouts, 5xx and 429 with backoff."""
+    detail = ""
+    for attempt in range(attempts):
+        if attempt:
+            sleep(BACKOFF * 2 ** (attempt - 1))
+        try:
+            response = session.post(
+                hub, data={"hub.mode": "publish", "hub.url": topic}, timeout=TIMEOUT
+            )
+        except requests.RequestException as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            continue
+        if 200 <= response.status_code < 300:
+            return Ping(hub, topic, True, f"HTTP {response.status_code}")
+        detail = f"HTTP {response.status_code}"
+        if response.status_code < 500 and response.status_code != 429:
+            break  # the hub refuses this request; asking again will not help
+    return Ping(hub, topic, False, detail)
+
+
+def notify(
+    hubs: Iterable[str], topics: Iterable[str], pending: Iterable[tuple[str, str]] = ()
+) -> list[Ping]:
+    """Notify every hub of every topic, plus earlier failures; one POST per (hub, topic).
+
+    A hub that stays unreachable or overloaded (after retries) is not asked about the other
+    topics in this run: they are reported as failed and wait for the next refresh.
+    """
+    pairs = sorted({(hub, topic) for hub in hubs for topic in topics} | set(pending))
+    pings: list[Ping] = []
+    down: dict[str, str] = {}
+    with requests.Session() as session:
+        for hub, topic in pairs:
+            if hub in down:
+                pings.append(Ping(hub, topic, False, f"not sent: {down[hub]}"))
+                continue
+            ping = notify_hub(session, hub, topic)
+            if not ping.ok and not ping.detail.startswith("HTTP 4"):
+                down[hub] = f"the hub failed with {ping.detail.split(':')[0]}"
+            pings.append(ping)
+    return pings
+
+
+def _load_pending(path: Path, hubs: list[str]) -> set[tuple[str, str]]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        pairs = {(str(hub), str(topic)) for hub, topic in raw}
+    except (OSError, ValueError, TypeError):
+        return set()
+    return {pair for pair in pairs if pair[0] in hubs}
+
+
+def _save_pending(path: Path, failed: list[Ping]) -> None:
+    if not failed:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(sorted([p.hub, p.topic] for p in failed), indent=1), encoding="utf-8"
+    )
+
+
+def refresh(config: Config, site: Site) -> RefreshReport:
+    """Build everything, write the files whose bytes changed, notify hubs of changed feeds."""
+    files = build.collect(config, site)
+    report = build.write_output(config.output_dir, files)
+    changed = [config.url(path) for path in report.written if feeds.is_feed(path)]
+    hubs = config.settings.feeds.hubs
+    pending_path = config.root / PENDING_FILE
+    pings = notify(hubs, changed, _load_pending(pending_path, hubs))
+    result = RefreshReport(write=report, changed_feeds=changed, pings=pings)
+    _save_pending(pending_path, result.failed)
+    return result
+
+
+def refresh_content(config: Config) -> RefreshReport:
+    """Read the content folder, then refresh; bad content raises ContentErrors, writing nothing.
+
+    The entry point for the scheduler's feed-refresh job.
+    """
+    settings = config.settings
+    site, problems = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    errors = [problem for problem in problems if not problem.warning]
+    if errors:
+        raise ContentErrors(errors)
+    return refresh(config, site)

@@ -1,0 +1,163 @@
+"""Jinja2 → MJML → HTML e-mail (mjml-python), plain text and web archive pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import mjml
+
+from comms.content.models import Award, Event, Issue, Practice, Site
+from comms.core.config import Config
+from comms.core.errors import RenderError
+from comms.publish.archive import archive_files, published_issues
+from comms.publish.plaintext import html_to_text, wrap_lines
+from comms.publish.templating import Formatter, render_template, translate
+
+#: Per-recipient placeholders in a rendered issue; the send step substitutes them in the bytes.
+UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
+PREFERENCES_URL = "%%PREFERENCES_URL%%"
+PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """One issue rendered once for every recipient: the placeholders are still in it."""
+
+    slug: str
+    number: int
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    web_url: str
+
+
+def item_path(kind_folder: str, slug: str) -> str:
+    """The archive folder of an item, relative to the output root (`events/<slug>/`)."""
+    return f"{kind_folder}/{slug}/"
+
+
+def issue_url(config: Config, issue: Issue) -> str:
+    """The absolute URL of an issue's archive page ("view in browser")."""
+    return config.url(item_path("issues", issue.slug))
+
+
+def compile_mjml(source: str, config: Config, name: str) -> str:
+    """MJML → HTML without third-party requests: no web fonts, social icons from our host."""
+    try:
+        return str(
+            mjml.mjml2html(
+                source,
+                disable_comments=True,
+                fonts={},
+                social_icon_origin=config.url("icons/"),
+            )
+        )
+    except ValueError as exc:
+        raise RenderError(f"{name}: MJML error: {exc}") from None
+
+
+def _render(config: Config, folder: str, name: str, context: dict[str, Any]) -> str:
+    return render_template(folder, name, config.settings.site.language, **context)
+
+
+def base_context(config: Config) -> dict[str, Any]:
+    """What every template may use: settings, formatter, organisation and placeholders."""
+    settings = config.settings
+    return {
+        "fmt": Formatter(config),
+        "site": settings.site,
+        "org": settings.organisation,
+        "look": settings.render,
+        "lang": settings.site.language,
+        "html_to_text": html_to_text,
+        "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
+        "subscribe_url": config.url("subscribe"),
+        "logo_url": config.url(settings.render.logo) if settings.render.logo else None,
+    }
+
+
+@dataclass(frozen=True)
+class IssueContent:
+    """What an issue features, resolved against the site."""
+
+    issue: Issue
+    events: list[Event]
+    practices: list[Practice]
+    award: Award | None
+
+
+def issue_content(config: Config, site: Site, issue: Issue) -> IssueContent:
+    """The events, practices and award an issue features."""
+    return IssueContent(
+        issue=issue,
+        events=site.issue_events(issue, config.tz),
+        practices=site.issue_practices(issue),
+        award=site.issue_award(issue),
+    )
+
+
+def _issue_context(config: Config, site: Site, issue: Issue) -> dict[str, Any]:
+    content = issue_content(config, site, issue)
+    return {
+        **base_context(config),
+        "issue": issue,
+        "events": content.events,
+        "practices": content.practices,
+        "award": content.award,
+        "web_url": issue_url(config, issue),
+        "title": issue.subject,
+        "preheader": issue.preheader,
+    }
+
+
+def render_issue(config: Config, site: Site, issue: Issue) -> RenderedIssue:
+    """Render one issue: subject, preheader, HTML (via MJML) and the plain-text alternative."""
+    context = _issue_context(config, site, issue)
+    source = _render(config, "email", "issue.mjml.j2", context)
+    html = compile_mjml(source, config, issue.path.name)
+    text = wrap_lines(_render(config, "text", "issue.txt.j2", context)).rstrip("\n") + "\n"
+    return RenderedIssue(
+        slug=issue.slug,
+        number=issue.number,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        html=html,
+        text=text,
+        web_url=context["web_url"],
+    )
+
+
+def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str]:
+    """The double opt-in mail: (subject, html, text); neutral, no newsletter content."""
+    language = config.settings.site.language
+    subject = translate(language, "Please confirm your newsletter subscription")
+    context = {
+        **base_context(config),
+        "confirm_url": confirm_url,
+        "title": subject,
+        "preheader": translate(language, "One click and your subscription is active."),
+    }
+    html = compile_mjml(
+        _render(config, "email", "confirmation.mjml.j2", context), config, "confirmation"
+    )
+    text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
+    return subject, html, text
+
+
+def site_files(config: Config, site: Site) -> dict[str, bytes]:
+    """The web archive plus each published issue's `email.html` and `email.txt` (a producer)."""
+    files = archive_files(config, site, base_context(config))
+    # The public copy belongs to nobody: its personal links lead to the sign-up page, which
+    # answers under the base URL, instead of to a placeholder that no server answers.
+    public = config.url("subscribe")
+    for issue in published_issues(site):
+        rendered = render_issue(config, site, issue)
+        folder = item_path("issues", issue.slug)
+        for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
+            for placeholder in PLACEHOLDERS:
+                body = body.replace(placeholder, public)
+            files[f"{folder}{name}"] = body.encode("utf-8")
+    return files

@@ -1,0 +1,188 @@
+"""Jinja2 environments with Babel catalogs, and the locale-aware formatting every template uses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property, lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency
+from babel.support import Translations
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from comms.content.models import Event
+from comms.core.config import Config
+from comms.core.errors import RenderError
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+#: Babel message catalogs: templates/locale/<language>/LC_MESSAGES/messages.po.
+LOCALES = TEMPLATES / "locale"
+DOMAIN = "messages"
+#: Babel locale per site language.
+BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
+_SITE_URL_RE = re.compile(r'\b(src|href)="/(?!/)')
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """House-style date and time patterns for one language (STANDARDS T1, T3)."""
+
+    day: str
+    short_day: str
+    time: str
+    time_suffix: str
+
+
+PATTERNS = {
+    # DIN 5008: "16. April 2020", "09:30 Uhr" with a no-break space before "Uhr".
+    "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr"),
+    "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", ""),
+}
+
+
+@lru_cache(maxsize=8)
+def translations(language: str) -> Translations:
+    """The compiled catalog of one language (compiled in memory from the shipped .po file)."""
+    po_path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=language, domain=DOMAIN)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer, domain=DOMAIN)
+
+
+@lru_cache(maxsize=16)
+def environment(folder: str, language: str) -> Environment:
+    """The Jinja2 environment for `templates/<folder>/` (email, text, web) in one language."""
+    env = Environment(
+        loader=FileSystemLoader([str(TEMPLATES / folder), str(TEMPLATES)]),
+        # E-mail (MJML) and web templates produce markup; text templates do not.
+        autoescape=folder != "text",
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        # Text templates keep their block tags at column 0; indentation there is content.
+        lstrip_blocks=folder != "text",
+        keep_trailing_newline=True,
+        undefined=StrictUndefined,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def render_template(folder: str, name: str, language: str, **context: Any) -> str:
+    """Render `templates/<folder>/<name>` with the site's language; RenderError names it."""
+    try:
+        return environment(folder, language).get_template(name).render(**context)
+    except TemplateError as exc:
+        where = f"templates/{folder}/{name}"
+        raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
+def translate(language: str, message: str) -> str:
+    """Translate one interface string from Python code."""
+    return str(translations(language).gettext(message))
+
+
+class Formatter:
+    """Dates, times, money, labels and URLs as the site's readers expect them."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.language = config.settings.site.language
+        self.locale = BABEL_LOCALES[self.language]
+        self.patterns = PATTERNS[self.language]
+        self.tz = config.tz
+
+    def _(self, message: str) -> str:
+        return translate(self.language, message)
+
+    def day(self, value: date) -> str:
+        """`Donnerstag, 16. April 2020` (a datetime is taken in the site's time zone)."""
+        if isinstance(value, datetime):
+            return format_datetime(value, self.patterns.day, tzinfo=self.tz, locale=self.locale)
+        return format_date(value, self.patterns.day, locale=self.locale)
+
+    def short_day(self, value: date) -> str:
+        """`16. April 2020`."""
+        if isinstance(value, datetime):
+            return format_datetime(
+                value, self.patterns.short_day, tzinfo=self.tz, locale=self.locale
+            )
+        return format_date(value, self.patterns.short_day, locale=self.locale)
+
+    def clock(self, value: datetime) -> str:
+        """`09:30` in the site's time zone, without the suffix."""
+        return format_datetime(value, self.patterns.time, tzinfo=self.tz, locale=self.locale)
+
+    def moment(self, value: date) -> str:
+        """`Donnerstag, 16. April 2020, 10:00 Uhr`, or the day alone for a date."""
+        if not isinstance(value, datetime):
+            return self.day(value)
+        return f"{self.day(value)}, {self.clock(value)}{self.patterns.time_suffix}"
+
+    def event_when(self, event: Event) -> str:
+        """When an event takes place: one day with a time range, or a range of days."""
+        start, end = event.start, event.end
+        if end is None or end == start:
+            return self.moment(start)
+        if isinstance(start, datetime) and isinstance(end, datetime):
+            if start.astimezone(self.tz).date() == end.astimezone(self.tz).date():
+                times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
+                return f"{self.day(start)}, {times}"
+        return f"{self.moment(start)} \u2013 {self.moment(end)}"
+
+    def iso(self, value: date) -> str:
+        """ISO 8601 for `datetime=` attributes and JSON-LD (local time with its offset)."""
+        if isinstance(value, datetime):
+            return value.astimezone(self.tz).isoformat()
+        return value.isoformat()
+
+    def money(self, euros: int) -> str:
+        """`6.000 €` (whole euros, no cents)."""
+        return format_currency(
+            euros, "EUR", format="#,##0\u00a0¤", locale=self.locale, currency_digits=False
+        )
+
+    def region(self, slug: str) -> str:
+        """The label of a region slug."""
+        return self.config.settings.regions.get(slug, slug)
+
+    def topic(self, slug: str) -> str:
+        """The label of a topic slug."""
+        return self.config.settings.topics.get(slug, slug)
+
+    def topics(self, slugs: list[str]) -> str:
+        """The labels of topic slugs, comma-separated."""
+        return ", ".join(self.topic(slug) for slug in slugs)
+
+    def status(self, status: str) -> str:
+        """A readable label for an event status other than planned ("" for planned)."""
+        labels = {"cancelled": self._("Cancelled"), "postponed": self._("Postponed")}
+        return labels.get(status, "")
+
+    def url(self, path: str = "") -> str:
+        """An absolute URL under the site's base URL."""
+        return self.config.url(path)
+
+    def asset(self, src: str) -> str:
+        """An image URL: site-relative paths become absolute under the base URL."""
+        return src if "://" in src else self.config.url(src)
+
+    def absolute_html(self, html: str) -> str:
+        """Make site-relative `src`/`href` in (sanitised) HTML absolute, for e-mails."""
+        base = self.config.url("")
+        return _SITE_URL_RE.sub(lambda m: f'{m.group(1)}="{base}', html)
+
+    @cached_property
+    def organisation_lines(self) -> list[str]:
+        """The imprint block: name, street, postcode and city (§ 5 DDG)."""
+        org = self.config.settings.organisation
+        return [org.name, org.street, f"{org.postcode} {org.city}"]

@@ -1,0 +1,97 @@
+"""The scheduler's jobs: module-level functions taking the config path and primitives (R4).
+
+Each does what its CLI command does; `comms/scheduler.py` wires them to triggers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from comms.content.reader import read_content
+from comms.core.config import Config, load_config
+from comms.core.errors import CommsError
+from comms.db.engine import now_utc
+from comms.db.subscribers import Store, open_store
+from comms.publish import refresh as publish
+from comms.schedule import plan as timetable
+from comms.sending.campaign import SendOptions, retry_due, send_issue
+
+log = logging.getLogger("comms.scheduler")
+
+#: Set while the scheduler shuts down: a running send stops after the messages in flight.
+STOP = threading.Event()
+
+
+@contextmanager
+def _opened(config_path: str | None) -> Iterator[tuple[Config, Store]]:
+    config = load_config(Path(config_path) if config_path else None)
+    store = open_store(config)
+    try:
+        yield config, store
+    finally:
+        store.close()
+
+
+def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
+    """Send an issue at its `send_at`, as `comms send ISSUE` would; hold it when stale."""
+    due_at = datetime.fromisoformat(due)
+    with _opened(config_path) as (config, store):
+        now = now_utc()
+        if timetable.is_stale(config, due_at, now):
+            timetable.hold(store.engine, slug, due_at, now)
+            log.warning("send of %s held: due at %s, now %s", slug, due_at, now)
+            return "held"
+        settings = config.settings
+        site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+        issue = site.issues.get(slug)
+        when = issue.send_at.timestamp() if issue and issue.send_at else None
+        # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
+        # with a time in another zone.
+        if issue is None:
+            raise CommsError(f"scheduled send of {slug}: the issue is gone or has errors")
+        if issue.status != "ready" or when != due_at.timestamp():
+            log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
+            return "skipped"
+        options = replace(SendOptions.from_config(config), stop=STOP)
+        report = send_issue(config, store, site, issue, options)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
+    if report.stopped:
+        log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
+        return "stopped"
+    log.info("sent %s: %s", slug, counts)
+    return "sent"
+
+
+def refresh_feeds(config_path: str | None) -> None:
+    """Rebuild and ping WebSub hubs, as `comms refresh` does."""
+    config = load_config(Path(config_path) if config_path else None)
+    report = publish.refresh_content(config)
+    log.info(
+        "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
+        len(report.write.written),
+        len(report.write.unchanged),
+        len(report.changed_feeds),
+        len(report.failed),
+    )
+
+
+def retry_pass(config_path: str | None) -> None:
+    """Send the deliveries whose retry time has come, in every campaign."""
+    config = load_config(Path(config_path) if config_path else None)
+    for report in retry_due(config, stop=STOP):
+        log.info("retry pass %s: %s", report.campaign.slug, report.counts)
+
+
+def housekeeping(config_path: str | None) -> None:
+    """Purge sign-ups that were never confirmed."""
+    from comms.audience.subscriptions import purge_unconfirmed
+
+    with _opened(config_path) as (config, store):
+        count = purge_unconfirmed(config, store)
+    log.info("housekeeping: purged %d unconfirmed sign-up(s)", count)

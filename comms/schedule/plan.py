@@ -1,0 +1,119 @@
+"""What the scheduler should run: send jobs and held sends computed from content and ledger.
+
+`scheduler.py` turns the plan into APScheduler jobs; `comms schedule` prints it without a
+running scheduler. Sends that are more than `schedule.stale_after_hours` late are held:
+recorded in `held_sends` and left for an editor to release with `comms send ISSUE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from comms.content.models import KINDS, Site
+from comms.core.config import Config
+from comms.core.errors import ContentError
+from comms.db.ledger import Ledger
+from comms.db.tables import campaigns, held_sends
+
+SEND_PREFIX = "send:"
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """One ready issue with a `send_at` whose campaign has not started."""
+
+    slug: str
+    number: int
+    subject: str
+    send_at: datetime
+
+    @property
+    def job_id(self) -> str:
+        """The APScheduler job id of this send."""
+        return SEND_PREFIX + self.slug
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The wanted send jobs, the sends held as stale, and issues whose jobs stay untouched."""
+
+    sends: list[PlannedSend]
+    held: list[PlannedSend]
+    #: Slugs of issue files with errors: their existing jobs are kept, not cancelled by a typo.
+    keep: frozenset[str]
+
+
+def stale_limit(config: Config) -> timedelta:
+    """How late a scheduled send may still go out by itself."""
+    return timedelta(hours=config.settings.schedule.stale_after_hours)
+
+
+def is_stale(config: Config, due: datetime, now: datetime) -> bool:
+    """True when a send due at `due` is too late at `now` to go out by itself."""
+    return now - due > stale_limit(config)
+
+
+def plan(
+    config: Config, site: Site, errors: list[ContentError], ledger: Ledger, now: datetime
+) -> Plan:
+    """Compute the send jobs from content: ready issues with `send_at` and no campaign yet."""
+    started = {campaign.slug for campaign in ledger.campaigns()}
+    sends: list[PlannedSend] = []
+    held: list[PlannedSend] = []
+    for issue in site.issues.values():
+        if issue.status != "ready" or issue.send_at is None or issue.slug in started:
+            continue
+        entry = PlannedSend(issue.slug, issue.number, issue.subject, issue.send_at)
+        (held if is_stale(config, issue.send_at, now) else sends).append(entry)
+    folder = KINDS["issue"].folder
+    keep = frozenset(e.path.stem for e in errors if not e.warning and e.path.parent.name == folder)
+    order = sorted(sends, key=lambda s: (s.send_at, s.slug))
+    return Plan(order, sorted(held, key=lambda s: (s.send_at, s.slug)), keep)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A send the staleness guard kept back."""
+
+    slug: str
+    due_at: datetime
+    held_at: datetime
+
+
+def record_held(
+    engine: Engine, held: list[PlannedSend], now: datetime, keep: frozenset[str]
+) -> None:
+    """Make `held_sends` match the plan: add new holds, drop ones that no longer apply."""
+    wanted = {entry.slug: entry.send_at.astimezone(UTC) for entry in held}
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(held_sends.c.slug, held_sends.c.due_at)).all()
+        for slug, due_at in rows:
+            if slug not in keep and wanted.get(slug) != due_at:
+                conn.execute(sa.delete(held_sends).where(held_sends.c.slug == slug))
+        present = {slug for slug, due_at in rows if wanted.get(slug) == due_at}
+        for slug, due_at in wanted.items():
+            if slug not in present:
+                conn.execute(sa.insert(held_sends).values(slug=slug, due_at=due_at, held_at=now))
+
+
+def hold(engine: Engine, slug: str, due_at: datetime, now: datetime) -> None:
+    """Record one held send (a job that fired or was found too late)."""
+    with engine.begin() as conn:
+        conn.execute(sa.delete(held_sends).where(held_sends.c.slug == slug))
+        conn.execute(sa.insert(held_sends).values(slug=slug, due_at=due_at, held_at=now))
+
+
+def held_list(engine: Engine) -> list[Held]:
+    """Held sends that no one has released yet (`comms send` starts a campaign: released)."""
+    h = held_sends.c
+    query = (
+        sa.select(h.slug, h.due_at, h.held_at)
+        .where(~sa.exists().where(campaigns.c.slug == h.slug))
+        .order_by(h.due_at, h.slug)
+    )
+    with engine.connect() as conn:
+        return [Held(**row._mapping) for row in conn.execute(query)]

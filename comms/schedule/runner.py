@@ -1,0 +1,335 @@
+"""APScheduler wiring: scheduled sends, feed refresh, the retry pass and housekeeping.
+
+The jobs (`comms/jobs.py`) call the same functions as the CLI. One scheduler per database
+(STANDARDS R4, R5): `start_scheduler` takes the lease in `comms.lease` first and returns None
+when another process holds it. The scheduler always uses the wall clock, never `reference_date`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from comms.content.reader import read_content
+from comms.core.config import Config
+from comms.db.engine import now_utc
+from comms.db.subscribers import Store
+from comms.schedule import jobs
+from comms.schedule import plan as timetable
+from comms.schedule.lease import Holder, Lease, holder
+
+log = logging.getLogger("comms.scheduler")
+
+JOBSTORE_TABLE = "apscheduler_jobs"
+REFRESH, RETRY, HOUSEKEEPING = "refresh", "retry", "housekeeping"
+#: Grace for the periodic jobs; a refresh more than this late waits for its next turn.
+REFRESH_GRACE = 300
+RETRY_GRACE = 3600
+HOUSEKEEPING_GRACE = 12 * 3600
+
+
+class DailyTrigger(CronTrigger):  # type: ignore[misc]
+    """A daily cron trigger that fires once when the clocks go back.
+
+    APScheduler 3.11's CronTrigger fires twice on that day for a time inside the repeated
+    hour (02:30 CEST, then 02:30 CET); the second pass of the repeated hour is skipped here.
+    """
+
+    def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
+        """The next run time, never the repeated (fold=1) pass of a wall-clock time."""
+        found: datetime | None = super().get_next_fire_time(previous, now)
+        while (
+            found is not None
+            and found.fold
+            and found.utcoffset() != found.replace(fold=0).utcoffset()
+        ):
+            found = super().get_next_fire_time(found, found)
+        return found
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """One periodic job: its id, what it does in words, its trigger and grace time."""
+
+    id: str
+    label: str
+    func: Any
+    trigger: Any
+    grace: int
+
+
+def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
+    """The periodic jobs the configuration asks for, as started at `now`."""
+    s = config.settings.schedule
+    at = s.housekeeping_time
+    refresh, retry = timedelta(minutes=s.refresh_minutes), timedelta(minutes=s.retry_minutes)
+    return [
+        Fixed(
+            REFRESH,
+            f"refresh feeds (every {s.refresh_minutes:g} min)",
+            jobs.refresh_feeds,
+            IntervalTrigger(
+                minutes=s.refresh_minutes, start_date=now + refresh, timezone=config.tz
+            ),
+            REFRESH_GRACE,
+        ),
+        Fixed(
+            RETRY,
+            f"retry pass (every {s.retry_minutes:g} min)",
+            jobs.retry_pass,
+            IntervalTrigger(minutes=s.retry_minutes, start_date=now + retry, timezone=config.tz),
+            RETRY_GRACE,
+        ),
+        Fixed(
+            HOUSEKEEPING,
+            f"housekeeping: purge unconfirmed sign-ups (daily at {at:%H:%M})",
+            jobs.housekeeping,
+            DailyTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
+            HOUSEKEEPING_GRACE,
+        ),
+    ]
+
+
+def make_scheduler(config: Config, store: Store) -> BackgroundScheduler:
+    """A scheduler on the project's database (its own table), in the site's time zone."""
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)},
+        executors={"default": ThreadPoolExecutor(4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": REFRESH_GRACE},
+        timezone=config.tz,
+    )
+
+
+def _config_arg(config: Config) -> str | None:
+    return str(config.path) if config.path is not None else None
+
+
+@dataclass
+class SyncReport:
+    """What one sync changed."""
+
+    added: list[str]
+    removed: list[str]
+    held: list[str]
+
+
+class SchedulerHandle:
+    """A running scheduler that holds the lease; `shutdown()` stops both."""
+
+    def __init__(self, config: Config, store: Store, scheduler: BackgroundScheduler, lease: Lease):
+        self.config, self.store, self.scheduler, self.lease = config, store, scheduler, lease
+        # sync() reads and writes the job store; shutdown() takes this lock first so that no
+        # sync runs into the scheduler's shutdown (which holds the job store lock).
+        self._sync_lock = threading.Lock()
+        self._closing = False
+        self._beat_stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name="comms-lease", daemon=True)
+        #: Events seen by the listener: (kind, job id), for `comms serve`'s log and the tests.
+        self.events: list[tuple[str, str]] = []
+
+    def _heartbeat(self) -> None:
+        interval = self.lease.length.total_seconds() / 4
+        while not self._beat_stop.wait(interval):
+            try:
+                kept = self.lease.renew()
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("scheduler lease: heartbeat failed")
+                continue
+            if not kept:
+                log.error("scheduler lease lost to another process; stopping the scheduler")
+                self._beat_stop.set()
+                self.scheduler.shutdown(wait=False)
+
+    def listen(self, event: JobExecutionEvent) -> None:
+        """Log missed and failed jobs (R4); hold missed sends; resync after a refresh."""
+        if event.code == EVENT_JOB_MISSED:
+            self.events.append(("missed", event.job_id))
+            log.error("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+            if event.job_id.startswith(timetable.SEND_PREFIX):
+                slug = event.job_id.removeprefix(timetable.SEND_PREFIX)
+                timetable.hold(self.store.engine, slug, event.scheduled_run_time, now_utc())
+        elif event.code == EVENT_JOB_ERROR:
+            self.events.append(("error", event.job_id))
+            log.error("job %s failed: %s", event.job_id, event.exception)
+        else:
+            self.events.append(("ran", event.job_id))
+        if event.job_id == REFRESH and event.code != EVENT_JOB_MISSED:
+            self.sync()
+
+    def sync(self) -> SyncReport:
+        """Make the send jobs match the content: add, move, cancel; record held sends."""
+        config = self.config
+        settings = config.settings
+        with self._sync_lock:
+            if self._closing:
+                return SyncReport([], [], [])
+            site, errors = read_content(
+                config.content_dir, config.tz, settings.regions, settings.topics
+            )
+            now = now_utc()
+            wanted = timetable.plan(config, site, errors, self.store, now)
+            existing = {
+                job.id: job
+                for job in self.scheduler.get_jobs()
+                if job.id.startswith(timetable.SEND_PREFIX)
+            }
+            added: list[str] = []
+            grace = int(timetable.stale_limit(config).total_seconds())
+            for entry in wanted.sends:
+                args = (_config_arg(config), entry.slug, entry.send_at.isoformat())
+                job = existing.pop(entry.job_id, None)
+                if job is not None and (tuple(job.args), job.misfire_grace_time) == (args, grace):
+                    continue  # unchanged: a run missed within the grace time stays due
+                self.scheduler.add_job(
+                    jobs.scheduled_send,
+                    DateTrigger(run_date=entry.send_at, timezone=config.tz),
+                    args=args,
+                    id=entry.job_id,
+                    name=f"send {entry.slug}",
+                    replace_existing=True,
+                    misfire_grace_time=grace,
+                )
+                added.append(entry.slug)
+            removed: list[str] = []
+            for job_id in existing:
+                slug = job_id.removeprefix(timetable.SEND_PREFIX)
+                if slug not in wanted.keep:
+                    self.scheduler.remove_job(job_id)
+                    removed.append(slug)
+            timetable.record_held(self.store.engine, wanted.held, now, wanted.keep)
+        for slug in added:
+            log.info("scheduled send of %s", slug)
+        for slug in removed:
+            log.info("cancelled the scheduled send of %s", slug)
+        return SyncReport(added, removed, [entry.slug for entry in wanted.held])
+
+    def jobs(self) -> list[Job]:
+        """The scheduler's jobs, soonest first."""
+        jobs: list[Job] = self.scheduler.get_jobs()
+        return jobs
+
+    def wakeup(self) -> None:
+        """Look for due jobs now (tests move the clock, then call this)."""
+        self.scheduler.wakeup()
+
+    def shutdown(self) -> None:
+        """Stop: a running send finishes its messages in flight, then the lease is released."""
+        jobs.STOP.set()
+        self._beat_stop.set()
+        with self._sync_lock:
+            self._closing = True
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self._beat.is_alive():
+            self._beat.join()
+        self.lease.release()
+
+
+def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
+    """Take the lease and start the scheduler; None when another process runs one."""
+    lease = Lease(store.engine, config.settings.schedule.lease_seconds)
+    if not lease.acquire():
+        return None
+    jobs.STOP.clear()
+    scheduler = make_scheduler(config, store)
+    handle = SchedulerHandle(config, store, scheduler, lease)
+    scheduler.add_listener(handle.listen, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+    try:
+        scheduler.start(paused=True)
+        for job in fixed_jobs(config, now_utc()):
+            scheduler.add_job(
+                job.func,
+                job.trigger,
+                args=(_config_arg(config),),
+                id=job.id,
+                name=job.label,
+                replace_existing=True,
+                misfire_grace_time=job.grace,
+            )
+        handle.sync()
+    except BaseException:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        lease.release()
+        raise
+    scheduler.resume()
+    handle._beat.start()
+    return handle
+
+
+# -- the view for `comms schedule` and `comms demo` ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """One job as `comms schedule` lists it."""
+
+    id: str
+    next_run: datetime | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The scheduler's state: who runs it, its jobs soonest first, and held sends."""
+
+    holder: Holder | None
+    jobs: list[Upcoming]
+    held: list[timetable.PlannedSend]
+
+
+def _send_label(entry: timetable.PlannedSend) -> str:
+    return f"send #{entry.number} „{entry.subject}“ ({entry.slug})"
+
+
+def overview(config: Config, store: Store, now: datetime, live: bool = True) -> Overview:
+    """The jobs of the running scheduler (from its job store), else what a start at `now` makes.
+
+    `live=False` always computes (the demo shows the plan as of its reference date).
+    """
+    settings = config.settings
+    site, errors = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    wanted = timetable.plan(config, site, errors, store, now)
+    current = holder(store.engine) if live else None
+    running = current if current is not None and current.expires_at > now_utc() else None
+    labels = {entry.job_id: _send_label(entry) for entry in wanted.sends}
+    fixed = fixed_jobs(config, now)
+    labels |= {job.id: job.label for job in fixed}
+    if running is not None:
+        jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
+        jobstore.start(make_scheduler(config, store), "default")
+        listed = [
+            Upcoming(job.id, job.next_run_time, labels.get(job.id, job.name))
+            for job in jobstore.get_all_jobs()
+        ]
+    else:
+        listed = [
+            Upcoming(entry.job_id, entry.send_at.astimezone(config.tz), labels[entry.job_id])
+            for entry in wanted.sends
+        ]
+        listed += [
+            Upcoming(job.id, job.trigger.get_next_fire_time(None, now), job.label) for job in fixed
+        ]
+    far = datetime.max.replace(tzinfo=UTC)  # paused jobs last
+    listed.sort(key=lambda job: (job.next_run or far, job.id))
+    return Overview(running, listed, wanted.held)

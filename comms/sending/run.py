@@ -1,0 +1,355 @@
+"""The send run machinery: a dispatcher claims batches, N workers send at a rate and retry."""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from comms.core.config import Config
+from comms.core.errors import (
+    CommsError,
+    DeliveryError,
+    MessageError,
+    PermanentFailure,
+    PolicyRejection,
+    TemporaryFailure,
+    Unreachable,
+)
+from comms.db.engine import SuppressionProbe, now_utc
+from comms.db.ledger import Campaign, Claimed, Outcome
+from comms.db.subscribers import Store
+from comms.db.tables import FINAL_STATES
+from comms.mail.message import OutgoingMessage, Recipient
+from comms.mail.transports import Transport
+from comms.sending.throttle import Recorder, TokenBucket, owner_id
+
+Builder = Callable[[Recipient], OutgoingMessage]
+Opener = Callable[[], Transport]
+Progress = Callable[[int], None]
+#: How long one in-run retry may wait at most before it is left to a later run.
+IN_RUN_MAX_WAIT = 60.0
+#: Permanent failures in a row, with no delivery in between, after which the campaign pauses:
+#: so many refused addresses at once point at the server or our mail, not at the addresses.
+BOUNCE_BREAKER = 10
+
+
+def _too_fast(error: DeliveryError) -> bool:
+    """A deferral that asks us to slow down: 421 (service busy), 4.7.x (rate or reputation
+    limits such as Gmail's 4.7.28), 452 4.5.3 (too many recipients), HTTP 429."""
+    enhanced = error.enhanced or ""
+    return error.code in (421, 429) or enhanced.startswith("4.7.") or enhanced == "4.5.3"
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """Pacing and retry parameters of one run (from the `delivery` config section)."""
+
+    concurrency: int = 4
+    rate: float = 0.0
+    batch_size: int = 500
+    retry_attempts: int = 2
+    retry_backoff: float = 2.0
+    retry_interval: timedelta = timedelta(minutes=30)
+    retry_max_interval: timedelta = timedelta(hours=4)
+    give_up_after: timedelta = timedelta(hours=96)
+    lease: timedelta = timedelta(minutes=5)
+    clock: Callable[[], datetime] = now_utc
+    #: Set from outside (the scheduler's shutdown) to end the run: the messages in flight
+    #: finish, claimed rows go back to the queue.
+    stop: threading.Event | None = None
+
+    @property
+    def claim_size(self) -> int:
+        """Rows per claim: `batch_size`, fewer when rate-limited (leases are not renewed, so
+        claim no more than goes out well within one)."""
+        if self.rate <= 0:
+            return self.batch_size
+        within = int(self.rate * self.lease.total_seconds() / 4)
+        return max(self.concurrency, min(self.batch_size, within))
+
+    @classmethod
+    def from_config(
+        cls, config: Config, concurrency: int | None = None, rate: float | None = None
+    ) -> SendOptions:
+        """Options from the config, with command-line overrides."""
+        d = config.settings.delivery
+        return cls(
+            concurrency=concurrency or d.concurrency,
+            rate=d.rate if rate is None else rate,
+            batch_size=d.batch_size,
+            retry_attempts=d.retry_attempts,
+            retry_backoff=d.retry_backoff_seconds,
+            retry_interval=timedelta(minutes=d.retry_interval_minutes),
+            retry_max_interval=timedelta(hours=d.retry_max_interval_hours),
+            give_up_after=timedelta(hours=d.give_up_after_hours),
+            lease=timedelta(seconds=d.lease_seconds),
+        )
+
+
+class Run:
+    """One `send` run over one campaign: a dispatcher, N workers and a ledger writer."""
+
+    def __init__(
+        self,
+        store: Store,
+        campaign: Campaign,
+        build: Builder,
+        opener: Opener,
+        options: SendOptions,
+        progress: Progress | None,
+    ) -> None:
+        self.store, self.campaign, self.build, self.opener = store, campaign, build, opener
+        self.options = options
+        self.progress = progress
+        self.owner = owner_id()
+        self.jobs: queue.Queue[Claimed | None] = queue.Queue()
+        self.recorder = Recorder(store, f"send {campaign.slug}")
+        self.bucket = TokenBucket(options.rate)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.stopped: str | None = None
+        self.in_flight = 0
+        self.retry_at: dict[int, float] = {}  # delivery id → monotonic due time (in-run)
+        self.in_run_tries: dict[int, int] = {}
+        self.done: dict[str, int] = {}
+        self.connection_failures = 0
+        self.bounces_in_row = 0
+        #: Stopped for a reason only a person can fix: the campaign is marked `paused`.
+        self.paused = False
+        self.crash: BaseException | None = None
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def halt(self, reason: str, pause: bool = False) -> None:
+        """Stop the campaign: no new claims; claimed rows go back to the queue."""
+        with self.lock:
+            if self.stopped is None:
+                self.stopped = reason
+                self.paused = pause
+        self.stop.set()
+
+    def reject(self, item: Claimed, exc: PolicyRejection) -> Outcome:
+        """Pause for a reply about our mail or session: hand the row back, blame nobody."""
+        enhanced = exc.enhanced or ""
+        if exc.code is None or enhanced.startswith("5.7.") or exc.code == 535:
+            reason = f"the server rejects our mail as a matter of policy: {exc}"
+        else:
+            reason = (
+                "the server refuses our message or session, not the address "
+                f"(nobody was marked bounced): {exc}"
+            )
+        self.halt(reason, pause=True)
+        return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+
+    def bounce(self, item: Claimed, message_id: str, exc: PermanentFailure) -> Outcome:
+        """A bounce, unless too many came in a row: then pause and hand the row back."""
+        with self.lock:
+            self.connection_failures = 0
+            self.bounces_in_row += 1
+            tripped = self.bounces_in_row >= BOUNCE_BREAKER
+        if tripped:
+            self.halt(
+                f"{BOUNCE_BREAKER} recipients in a row were refused with no delivery in "
+                "between, which points at the server or our mail rather than the addresses; "
+                f"the rest were not marked bounced (last reply: {exc})",
+                pause=True,
+            )
+            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+        return Outcome(item.delivery_id, "failed", message_id, str(exc), bounce=item)
+
+    def worker(self) -> None:
+        probe = self.store.suppression_probe()
+        transport: Transport | None = None
+        last = 0
+        try:
+            while (item := self.jobs.get()) is not None:
+                if self.stop.is_set():
+                    outcome = Outcome(item.delivery_id, "queued", attempted=False)
+                else:
+                    outcome, transport = self.deliver(item, probe, transport, last)
+                last = self.recorder.submit(outcome)
+                with self.lock:
+                    self.in_flight -= 1
+                    final = outcome.status in FINAL_STATES or item.delivery_id not in self.retry_at
+                    if outcome.attempted and final:
+                        self.done[outcome.status] = self.done.get(outcome.status, 0) + 1
+        except CommsError as exc:
+            self.halt(str(exc))
+        except BaseException as exc:
+            # A bug must not leave the dispatcher waiting for this worker forever; the row it
+            # held stays `sending` and is taken over by the next run (as after a crash).
+            self.crash = exc
+            self.halt(f"unexpected error: {exc!r}")
+        finally:
+            probe.close()
+            if transport is not None:
+                transport.close()
+
+    def deliver(
+        self, item: Claimed, probe: SuppressionProbe, transport: Transport | None, last: int
+    ) -> tuple[Outcome, Transport | None]:
+        """Send one claimed delivery once outcome `last` is recorded; classify the result."""
+        if item.email is None or item.uid is None or item.key is None:
+            return Outcome(item.delivery_id, "skipped", error="subscriber erased"), transport
+        if item.subscriber_status != "active":
+            note = f"subscriber {item.subscriber_status}"
+            return Outcome(item.delivery_id, "skipped", error=note), transport
+        try:
+            message = self.build(Recipient(item.uid, item.email, item.name, item.language))
+        except (PermanentFailure, MessageError) as exc:
+            # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
+            # for this delivery, but no bounce, as no server has refused it.
+            return Outcome(item.delivery_id, "failed", error=str(exc)), transport
+        self.bucket.acquire()
+        # At most one transmitted-but-unrecorded message per connection: this bounds the
+        # duplicates a crash can cause. Building the message above overlaps the commit.
+        self.recorder.wait(last)
+        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
+        if reason is not None:
+            return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
+        try:
+            if transport is None:
+                transport = self.opener()
+            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+        except PolicyRejection as exc:
+            return self.reject(item, exc), transport
+        except PermanentFailure as exc:
+            return self.bounce(item, message.message_id, exc), transport
+        except (TemporaryFailure, OSError) as exc:
+            error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
+            if _too_fast(error):
+                self.bucket.slow_down()
+            if error.code is None or error.ambiguous:
+                if transport is not None:
+                    transport.close()  # the connection is likely dead: open a new one next time
+                transport = None
+            return self.retry(item, message.message_id, error), transport
+        except CommsError as exc:
+            self.halt(str(exc))
+            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False), transport
+        with self.lock:
+            self.connection_failures = self.bounces_in_row = 0
+        self.bucket.speed_up()
+        return Outcome(item.delivery_id, "sent", message.message_id), transport
+
+    def retry(self, item: Claimed, message_id: str, exc: DeliveryError) -> Outcome:
+        """Schedule a temporary failure: soon within this run, later after that, or give up."""
+        opts = self.options
+        now = opts.clock()
+        status = "ambiguous" if exc.ambiguous else "queued"
+        give_up = Outcome(
+            item.delivery_id,
+            "failed",
+            message_id,
+            f"gave up after {item.attempts + 1} attempts: {exc}",
+        )
+        if now >= item.queued_at + opts.give_up_after:
+            return give_up
+        if isinstance(exc, Unreachable):
+            # No connection, so nothing of this delivery happened: no attempt, no later retry
+            # time; the row is due again at once (in this run or the next). The run cannot
+            # spin: only a successful delivery resets the count that stops it.
+            with self.lock:
+                self.connection_failures += 1
+                if self.connection_failures >= max(3, 2 * opts.concurrency):
+                    self.stopped = self.stopped or f"cannot reach the mail server: {exc}"
+                    self.stop.set()
+                # Keeps the dispatcher claiming until the recorder has handed the row back.
+                self.retry_at[item.delivery_id] = time.monotonic()
+            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+        with self.lock:
+            tries = self.in_run_tries.get(item.delivery_id, 0)
+            delay = opts.retry_backoff * 2**tries * random.uniform(0.8, 1.2)
+            if exc.retry_after:
+                delay = max(delay, exc.retry_after)
+            if tries < opts.retry_attempts and delay <= IN_RUN_MAX_WAIT:
+                self.in_run_tries[item.delivery_id] = tries + 1
+                self.retry_at[item.delivery_id] = time.monotonic() + delay
+                due = now + timedelta(seconds=delay)
+                return Outcome(item.delivery_id, status, message_id, str(exc), due)
+        later = max(0, item.attempts - opts.retry_attempts)
+        wait = min(opts.retry_interval * 2**later, opts.retry_max_interval)
+        wait = wait * random.uniform(0.9, 1.1)
+        if exc.retry_after:
+            wait = max(wait, timedelta(seconds=exc.retry_after))
+        if now + wait > item.queued_at + opts.give_up_after:
+            return give_up
+        return Outcome(item.delivery_id, status, message_id, str(exc), now + wait)
+
+    # -- dispatcher ------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Claim batches while workers need them; end when nothing is due within this run."""
+        opts = self.options
+        size = opts.claim_size
+        while not self.stop.is_set():
+            if opts.stop is not None and opts.stop.is_set():
+                self.halt("interrupted")
+                break
+            if self.jobs.qsize() >= size:
+                time.sleep(0.002)
+                continue
+            now = opts.clock()
+            claimed = self.store.claim(self.campaign.id, self.owner, size, now, now + opts.lease)
+            with self.lock:
+                for item in claimed:
+                    self.retry_at.pop(item.delivery_id, None)
+                # A retry someone else took (another worker process) must not keep us waiting.
+                stale = time.monotonic() - IN_RUN_MAX_WAIT
+                self.retry_at = {k: v for k, v in self.retry_at.items() if v > stale}
+                self.in_flight += len(claimed)
+                idle = self.in_flight == 0
+                waits = list(self.retry_at.values())
+            for item in claimed:
+                self.jobs.put(item)
+            if claimed:
+                continue
+            if idle and not waits:
+                return
+            time.sleep(min(0.05, max(0.0, min(waits, default=0.0) - time.monotonic())) or 0.005)
+
+    def report_progress(self, stop: threading.Event) -> None:
+        while not stop.wait(0.1):
+            self.tick()
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            with self.lock:
+                done = sum(self.done.values())
+            self.progress(done)
+
+    def execute(self) -> dict[str, int]:
+        """Run workers and dispatcher to the end; returns outcomes of this run by status."""
+        self.recorder.start()
+        workers = [
+            threading.Thread(target=self.worker, name=f"comms-send-{n}", daemon=True)
+            for n in range(self.options.concurrency)
+        ]
+        for thread in workers:
+            thread.start()
+        ticking = threading.Event()
+        ticker = threading.Thread(target=self.report_progress, args=(ticking,), daemon=True)
+        ticker.start()
+        try:
+            self.dispatch()
+        except KeyboardInterrupt:
+            self.halt("interrupted")
+        finally:
+            for _ in workers:
+                self.jobs.put(None)
+            for thread in workers:
+                thread.join()
+            self.recorder.close()
+            ticking.set()
+            ticker.join()
+            self.tick()
+        if self.recorder.error is not None:
+            raise CommsError(f"cannot write the send ledger: {self.recorder.error}")
+        if self.crash is not None:
+            raise self.crash
+        return self.done

@@ -1,0 +1,160 @@
+"""HTTP: the output folder with gzip, strong ETags and 304s; the subscriber pages (comms.pages)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import mimetypes
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, request
+
+from comms.audience.subscriptions import Subscriptions
+from comms.core.config import Config
+from comms.core.errors import CommsError
+from comms.web.pages import add_subscriber_routes
+
+#: Media types that `mimetypes` gets wrong or does not know (STANDARDS F6).
+MEDIA_TYPES = {
+    ".xml": "application/xml; charset=utf-8",
+    ".ics": "text/calendar; charset=utf-8",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+#: Feeds by file name, whatever folder they are in.
+FEED_TYPES = {
+    "feed.xml": "application/rss+xml; charset=utf-8",
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    # JSON defines no charset parameter (RFC 8259); it is always UTF-8.
+    "feed.json": "application/feed+json",
+}
+MAX_AGE = 300
+#: Smaller files are sent as they are: gzip would save next to nothing.
+GZIP_MIN_BYTES = 1024
+
+
+def media_type(path: Path) -> str:
+    """The Content-Type to serve a file of the output folder with."""
+    if path.name in FEED_TYPES:
+        return FEED_TYPES[path.name]
+    suffix = path.suffix.lower()
+    if suffix in MEDIA_TYPES:
+        return MEDIA_TYPES[suffix]
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def _etag(data: bytes) -> str:
+    # A hash of the bytes, not of the mtime: the same content always gives the same tag.
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _compressible(content_type: str) -> bool:
+    base = content_type.split(";")[0]
+    return base.startswith("text/") or base.endswith(("xml", "json"))
+
+
+def resolve(root: Path, url_path: str) -> Path | None:
+    """The file under `root` a URL path names (`dir/` → `dir/index.html`), or None."""
+    root = root.resolve()
+    try:
+        candidate = (root / url_path.lstrip("/")).resolve()
+        if candidate != root and root not in candidate.parents:
+            return None
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        return candidate if candidate.is_file() else None
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system …
+        return None
+
+
+def feed_links(config: Config, root: Path, path: Path) -> str | None:
+    """The WebSub `Link` header of a feed file: its hubs and its own URL (W3C WebSub §4)."""
+    if path.name not in FEED_TYPES or not config.settings.feeds.hubs:
+        return None
+    self_url = config.url(path.resolve().relative_to(root.resolve()).as_posix())
+    hubs = [f'<{hub}>; rel="hub"' for hub in config.settings.feeds.hubs]
+    return ", ".join([*hubs, f'<{self_url}>; rel="self"'])
+
+
+def serve_file(root: Path, url_path: str, config: Config | None = None) -> Response:
+    """Serve one file with ETag, Last-Modified and conditional GET (304 with an empty body)."""
+    path = resolve(root, url_path)
+    if path is None or path.name.startswith("."):
+        abort(404)
+    if (
+        url_path
+        and not url_path.endswith("/")
+        and path.name == "index.html"
+        and not (url_path.endswith("index.html"))
+    ):
+        # Relative links inside a folder's index page need the trailing slash.
+        return Response(status=308, headers={"Location": request.path + "/"})
+    modified = datetime.fromtimestamp(int(path.stat().st_mtime), tz=UTC)
+    data = path.read_bytes()
+    content_type = media_type(path)
+    tag = _etag(data)
+    encode = (
+        len(data) >= GZIP_MIN_BYTES
+        and _compressible(content_type)
+        and request.accept_encodings.quality("gzip") > 0
+    )
+    if encode:
+        # mtime=0 makes the gzip bytes a function of the content, so the tag names them.
+        data = gzip.compress(data, mtime=0)
+        tag += "-gzip"  # a strong tag belongs to one representation (RFC 9110 §8.8.3)
+    response = Response(data, content_type=content_type)
+    if encode:
+        response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(tag)
+    response.last_modified = modified
+    response.cache_control.public = True
+    response.cache_control.max_age = MAX_AGE
+    response.headers["Vary"] = "Accept-Encoding"
+    response.make_conditional(request)
+    links = feed_links(config, root, path) if config is not None else None
+    if links:
+        response.headers["Link"] = links
+    return response
+
+
+def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> None:
+    """Serve the output folder at `/` (after every more specific route of the app)."""
+
+    def static_file(path: str = "") -> Response:
+        return serve_file(root, path, config)
+
+    app.add_url_rule("/", "static_index", static_file, methods=["GET", "HEAD"])
+    app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
+
+
+def create_app(
+    root: Path, config: Config | None = None, subscriptions: Subscriptions | None = None
+) -> Flask:
+    """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
+
+    With a config, feed responses carry the WebSub `Link` header (hubs and self URL).
+    """
+    app = Flask("comms", static_folder=None)
+    app.url_map.strict_slashes = False
+    # Forms are small; a huge body is refused (413) before anything parses it.
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    app.config["MAX_FORM_PARTS"] = 200
+    if subscriptions is not None:
+        add_subscriber_routes(app, subscriptions)
+    add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
+    return app
+
+
+def listen(app: Flask, host: str, port: int, **options: Any) -> Any:
+    """A waitress server bound to host:port; a port in use is a clear error, not a traceback."""
+    from waitress.server import create_server
+
+    try:
+        return create_server(app, host=host, port=port, **options)
+    except OSError as exc:
+        raise CommsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -1,0 +1,394 @@
+"""The subscriber pages: sign-up, confirmation, unsubscribe (RFC 8058), preferences; German,
+no JavaScript, thin over comms.subscriptions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from comms.audience.subscriptions import SignUp, Subscriptions, Visitor
+from comms.core.config import Config
+from comms.core.errors import BadToken, ExpiredToken
+from comms.db.subscribers import Subscriber, normalise_address
+from comms.publish.render import base_context
+from comms.publish.templating import render_template, translate
+from comms.web.guard import CsrfGuard, RateLimiter
+
+#: Confirmation mails per address and hour (sign-ups beyond it get the answer, not the mail).
+ADDRESS_LIMIT = 3
+#: No scripts, nothing from other hosts, forms only to us, no framing (clickjacking).
+CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _(message: str) -> str:
+    """An interface string in the site's language (extracted into the Babel catalogs)."""
+    return translate(current_app.config["COMMS_LANGUAGE"], message)
+
+
+def _root() -> str:
+    """The relative path from the current page to the site root (`./`, `../`)."""
+    depth = request.path.count("/") - 1
+    return "../" * depth if depth > 0 else "./"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A one-button form on a notice page."""
+
+    action: str
+    label: str
+
+
+def page(name: str, status: int = 200, **context: Any) -> Response:
+    """Render `templates/web/<name>` with the site context; never cached by proxies."""
+    config: Config = current_app.config["COMMS_CONFIG"]
+    html = render_template(
+        "web", name, config.settings.site.language, **base_context(config), root=_root(), **context
+    )
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # tokens in our URLs stay here
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+def notice(
+    heading: str,
+    *paragraphs: str,
+    status: int = 200,
+    button: Button | None = None,
+    links: list[tuple[str, str]] | None = None,
+) -> Response:
+    """A page with one message, an optional button and links."""
+    return page(
+        "notice.html.j2",
+        status,
+        heading=heading,
+        paragraphs=paragraphs,
+        button=button,
+        links=links or [],
+    )
+
+
+def _visitor() -> Visitor:
+    config: Config = current_app.config["COMMS_CONFIG"]
+    # The public URL of the page, with the route's pattern: no token lands in the ledger.
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    return Visitor(
+        source=config.url(rule),
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+    )
+
+
+def _bad_link() -> Response:
+    return notice(
+        _("This link is not valid"),
+        _("The link is incomplete or was changed. Please copy it completely from the e-mail."),
+        status=404,
+        links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
+    )
+
+
+def _too_many(wait: float) -> Response:
+    response = notice(
+        _("Too many requests"),
+        _("Too many sign-ups came from your connection. Please try again in a few minutes."),
+        status=429,
+    )
+    response.headers["Retry-After"] = str(int(wait) + 1)
+    return response
+
+
+def _expired(token: str) -> Response:
+    return notice(
+        _("This confirmation link has expired"),
+        _("For your protection a confirmation link only works for a limited time."),
+        _("We can send you a new confirmation e-mail."),
+        button=Button(f"{_root()}confirm/{token}/resend", _("Send a new confirmation e-mail")),
+        links=[(_("Subscribe again"), _root() + "subscribe")],
+    )
+
+
+def _cross_site(config: Config) -> bool:
+    """True when a browser says this POST comes from another site's page (OWASP: verify the
+    origin with standard headers). Non-browser clients send neither header and may sign up
+    without the form's token: the double opt-in mail is what proves the address."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return True
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return origin == "null"
+    ours = {urlsplit(request.host_url).netloc, urlsplit(config.settings.site.base_url).netloc}
+    return urlsplit(origin).netloc not in ours
+
+
+def _signup_form(
+    subs: Subscriptions, guard: CsrfGuard, status: int = 200, error: str = "", **form: Any
+) -> Response:
+    settings = subs.config.settings
+    values = {"email": "", "name": "", "topics": [], "regions": [], **form}
+    return page(
+        "subscribe.html.j2",
+        status,
+        form=values,
+        error=error,
+        csrf_token=guard.issue("subscribe"),
+        topics=settings.topics,
+        regions=settings.regions,
+        consent_text=settings.subscribe.consent_text,
+    )
+
+
+def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
+    limit = subs.config.settings.subscribe
+    limiter = RateLimiter(limit.rate_limit, limit.rate_window)
+    # Against bombing one address from many IPs: a few mails per address and hour, then the
+    # same answer without a mail (a 429 here would tell that the address was asked for).
+    per_address = RateLimiter(ADDRESS_LIMIT, 3600)
+
+    @app.get("/subscribe")
+    def subscribe_form() -> Response:
+        return _signup_form(subs, guard)
+
+    @app.post("/subscribe")
+    def subscribe() -> Response:
+        form = request.form
+        address = form.get("email", "")[:320]
+        name = " ".join(form.get("name", "").split())[:200]
+        topics = tuple(form.getlist("topics")[:50])
+        regions = tuple(form.getlist("regions")[:50])
+        values = {"email": address, "name": name, "topics": topics, "regions": regions}
+        if not guard.check("subscribe", form.get("csrf_token")) and _cross_site(subs.config):
+            error = _("The form was open too long or is incomplete. Please submit it again.")
+            return _signup_form(subs, guard, 400, error, **values)
+        wait = limiter.hit(request.remote_addr or "-")
+        if wait:
+            return _too_many(wait)
+        try:
+            email = normalise_address(address)
+        except ValueError:
+            error = _("Please enter a valid e-mail address, e.g. name@example.org.")
+            return _signup_form(subs, guard, 400, error, **values)
+        # The honeypot: people leave `website` empty, bots fill it.
+        if not form.get("website") and not per_address.hit(email):
+            subs.request(SignUp(email, name or None, topics, regions), _visitor())
+        # The same answer for new, known and suppressed addresses (STANDARDS L15).
+        return notice(
+            _("Please confirm your subscription"),
+            _("We have sent an e-mail to the address you entered. Please click the link in it."),
+            _(
+                "Only after your confirmation do you receive the newsletter. If the e-mail does "
+                "not arrive within a few minutes, please look in your spam folder."
+            ),
+        )
+
+    @app.route("/confirm/<token>", methods=["GET", "POST"])
+    def confirm(token: str) -> Response:
+        try:
+            person = subs.pending(token)
+            if person is None:
+                return _bad_link()
+            if request.method == "GET":  # link scanners only GET: a button confirms
+                if person.status == "active":
+                    return _confirmed(subs, person, again=True)
+                return notice(
+                    _("Confirm your subscription"),
+                    _("Please confirm with the button that you want to receive the newsletter."),
+                    button=Button(f"{_root()}confirm/{token}", _("Confirm subscription")),
+                )
+            changed = subs.confirm(token, _visitor())
+        except ExpiredToken:
+            return _expired(token)
+        except BadToken:
+            return _bad_link()
+        return _confirmed(subs, subs.store.by_uid(person.uid) or person, again=not changed)
+
+    @app.post("/confirm/<token>/resend")
+    def resend(token: str) -> Response:
+        wait = limiter.hit(request.remote_addr or "-")
+        if wait:
+            return _too_many(wait)
+        subs.resend(token)
+        return notice(
+            _("Please confirm your subscription"),
+            _(
+                "If your sign-up is still waiting for confirmation, we have sent you a new "
+                "e-mail. Please click the link in it."
+            ),
+            links=[(_("Subscribe again"), _root() + "subscribe")],
+        )
+
+
+def _confirmed(subs: Subscriptions, person: Subscriber, again: bool) -> Response:
+    prefs = f"{_root()}preferences/{subs.preferences_token(person)}"
+    if person.status != "active":
+        return notice(
+            _("This link has already been used"),
+            _("Please subscribe again if you want to receive the newsletter."),
+            links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
+        )
+    heading = _("Your subscription is already confirmed") if again else _("Thank you!")
+    return notice(
+        heading,
+        _("Your subscription is confirmed. You will receive the next issue of the newsletter."),
+        _("You can unsubscribe at any time with the link at the end of every newsletter."),
+        links=[(_("Change your settings"), prefs)],
+    )
+
+
+def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
+    @app.route("/unsubscribe/<token>", methods=["GET", "POST"])
+    def unsubscribe(token: str) -> Response:
+        # No CSRF token, no cookie: mailbox providers POST here (RFC 8058); the signed token
+        # in the URL is the proof. Always 200, never a redirect (STANDARDS E7).
+        try:
+            person = subs.profile_for_unsubscribe(token)
+            if request.method == "POST":
+                one_click = request.form.get("List-Unsubscribe") == "One-Click"
+                subs.unsubscribe(token, "one-click" if one_click else "link", _visitor())
+                return notice(
+                    _("You have been unsubscribed"),
+                    _(
+                        "You will receive no more newsletters from us. We will not send a "
+                        "confirmation of this either."
+                    ),
+                    _("Changed your mind? You can subscribe again at any time."),
+                    links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
+                )
+        except BadToken:
+            return _bad_link()
+        links = []
+        if person is not None:
+            prefs = f"{_root()}preferences/{subs.preferences_token(person)}"
+            links.append((_("Change your settings instead"), prefs))
+        return notice(
+            _("Unsubscribe from the newsletter"),
+            _("Do you want to stop receiving the newsletter? Please confirm with the button."),
+            button=Button(f"{_root()}unsubscribe/{token}", _("Unsubscribe")),
+            links=links,
+        )
+
+
+def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
+    def person_or_404(token: str) -> Subscriber | None:
+        try:
+            return subs.profile(token)
+        except BadToken:
+            return None
+
+    def settings_page(token: str, person: Subscriber, status: int = 200, **extra: Any) -> Response:
+        settings = subs.config.settings
+        return page(
+            "preferences.html.j2",
+            status,
+            person=person,
+            here=f"{_root()}preferences/{token}",
+            leave_url=f"{_root()}unsubscribe/{subs.unsubscribe_token(person)}",
+            csrf_token=guard.issue("preferences:" + token),
+            topics=settings.topics,
+            regions=settings.regions,
+            languages=[("de", "Deutsch"), ("en", "English")],
+            **{"saved": False, "error": "", **extra},
+        )
+
+    def checked(token: str) -> Subscriber | Response:
+        person = person_or_404(token)
+        if person is None:
+            return _bad_link()
+        if request.method == "POST" and not guard.check(
+            "preferences:" + token, request.form.get("csrf_token")
+        ):
+            error = _("The form was open too long or is incomplete. Please submit it again.")
+            return settings_page(token, person, 400, error=error)
+        return person
+
+    @app.route("/preferences/<token>", methods=["GET", "POST"])
+    def preferences(token: str) -> Response:
+        person = checked(token)
+        if isinstance(person, Response):
+            return person
+        if request.method == "GET":
+            return settings_page(token, person)
+        form = request.form
+        updated = subs.update(
+            token, form.getlist("topics"), form.getlist("regions"), form.get("language", "")
+        )
+        return settings_page(token, updated or person, saved=True)
+
+    @app.post("/preferences/<token>/export")
+    def export(token: str) -> Response:
+        person = checked(token)
+        if isinstance(person, Response):
+            return person
+        data = subs.export(token) or {}
+        body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+        response = Response(body + "\n", mimetype="application/json")
+        response.headers["Content-Disposition"] = 'attachment; filename="meine-daten.json"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.post("/preferences/<token>/delete")
+    def delete(token: str) -> Response:
+        person = checked(token)
+        if isinstance(person, Response):
+            return person
+        if request.form.get("really") != "yes":
+            error = _("Please tick the box to confirm that all your data should be deleted.")
+            return settings_page(token, person, 400, error=error)
+        subs.erase(token)
+        return notice(
+            _("Your data has been deleted"),
+            _(
+                "We have deleted your address and everything stored about you. Only a one-way "
+                "hash of the address remains, so that it never receives the newsletter again."
+            ),
+        )
+
+
+def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
+    """Sign-up, confirmation, unsubscribe, preferences and /healthz, with German pages."""
+    app.config["COMMS_CONFIG"] = subs.config
+    app.config["COMMS_LANGUAGE"] = subs.config.settings.site.language
+    guard = CsrfGuard(subs.secret)
+    _subscribe_routes(app, subs, guard)
+    _unsubscribe_routes(app, subs)
+    _preferences_routes(app, subs, guard)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        ok = subs.database_ok()
+        body = {"status": "ok" if ok else "error", "database": "ok" if ok else "unreachable"}
+        return Response(json.dumps(body), 200 if ok else 503, mimetype="application/json")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        headers = exc.get_response().headers
+        response = notice(
+            f"{code} – {_error_title(code)}",
+            _("Please check the address or go to the start page."),
+            status=code,
+            links=[(_("Start page"), _root())],
+        )
+        if "Allow" in headers:
+            response.headers["Allow"] = headers["Allow"]
+        return response
+
+
+def _error_title(code: int) -> str:
+    titles = {
+        400: _("Bad request"),
+        404: _("Page not found"),
+        405: _("Method not allowed"),
+        413: _("Request too large"),
+    }
+    return titles.get(code, _("Error"))
