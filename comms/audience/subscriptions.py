@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from comms.audience.subscriber_csv import LANGUAGES
+from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, CommsError, DeliveryError, TemporaryFailure
 from comms.db.engine import now_utc
@@ -178,7 +179,7 @@ class Subscriptions:
 
     def confirm_url(self, uid: str) -> str:
         """The link of a confirmation mail (expires after `subscribe.confirm_days`)."""
-        return self.config.url("confirm/" + make_token(self.secret, "confirm", uid))
+        return Urls(self.config).confirm(make_token(self.secret, "confirm", uid))
 
     def _confirmation(self, email: str, uid: str, message_id: str | None = None) -> OutgoingMessage:
         subject, html, text = render_confirmation(self.config, self.confirm_url(uid))

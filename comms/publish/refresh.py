@@ -12,6 +12,7 @@ import requests
 
 from comms.content.models import Site
 from comms.content.reader import read_content
+from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import ContentErrors
 from comms.publish import build, feeds
@@ -121,7 +122,7 @@ def refresh(config: Config, site: Site) -> RefreshReport:
     """Build everything, write the files whose bytes changed, notify hubs of changed feeds."""
     files = build.collect(config, site)
     report = build.write_output(config.output_dir, files)
-    changed = [config.url(path) for path in report.written if feeds.is_feed(path)]
+    changed = [Urls(config).absolute(path) for path in report.written if feeds.is_feed(path)]
     hubs = config.settings.feeds.hubs
     pending_path = config.root / PENDING_FILE
     pings = notify(hubs, changed, _load_pending(pending_path, hubs))

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_interval
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from markupsafe import Markup, escape
 
 from comms.content.models import Event
 from comms.core.config import Config
@@ -27,7 +29,8 @@ LOCALES = TEMPLATES / "locale"
 DOMAIN = "messages"
 #: Babel locale per site language.
 BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
-_SITE_URL_RE = re.compile(r'\b(src|href)="/(?!/)')
+#: CLDR skeleton of a range of days: weekday, day, month, year (`Fr., 28. – So., 30. Juni 2019`).
+DAYS_SKELETON = "yMMMMEEEEd"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ PATTERNS = {
     "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr"),
     "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", ""),
 }
+
+
+def last_day(event: Event, tz: ZoneInfo) -> date:
+    """The last day an all-day event covers (its end may also be given with a time)."""
+    end = event.end or event.start
+    if isinstance(end, datetime):
+        return end.astimezone(tz).date()
+    return end
 
 
 @lru_cache(maxsize=8)
@@ -92,7 +103,8 @@ def translate(language: str, message: str) -> str:
 
 
 class Formatter:
-    """Dates, times, money, labels and URLs as the site's readers expect them."""
+    """Dates, times, periods, money and labels as the site's readers expect them: the one
+    place that words them, for mail, web pages, feeds and calendars alike."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -100,6 +112,8 @@ class Formatter:
         self.locale = BABEL_LOCALES[self.language]
         self.patterns = PATTERNS[self.language]
         self.tz = config.tz
+        #: CLDR's pattern for two dates that no interval format covers (`{0} – {1}`).
+        self._interval = str(Locale.parse(self.locale).interval_formats.get(None, "{0} – {1}"))
 
     def _(self, message: str) -> str:
         return translate(self.language, message)
@@ -128,16 +142,35 @@ class Formatter:
             return self.day(value)
         return f"{self.day(value)}, {self.clock(value)}{self.patterns.time_suffix}"
 
+    def span(self, first: str, last: str) -> str:
+        """Two worded dates or moments as one period, with the locale's interval pattern
+        (CLDR: `first – last` with thin spaces); HTML markup in both stays markup."""
+        if isinstance(first, Markup) and isinstance(last, Markup):
+            return Markup(escape(self._interval)).format(first, last)
+        return self._interval.format(first, last)
+
+    def period(self, first: date, last: date) -> str:
+        """`13. Mai 2019 – 31. Juli 2019`: a period of whole days, both ends in full."""
+        return self.span(self.short_day(first), self.short_day(last))
+
     def event_when(self, event: Event) -> str:
-        """When an event takes place: one day with a time range, or a range of days."""
-        start, end = event.start, event.end
-        if end is None or end == start:
+        """When an event takes place, in every output (mail, web, feeds, calendars):
+        `Donnerstag, 16. April 2020, 09:30–16:30 Uhr`; several days as Babel's interval
+        `Fr., 28. – So., 30. Juni 2019`, or two moments for timed events over several days."""
+        tz = self.tz
+        if event.all_day:
+            first, last = event.start_at(tz).date(), last_day(event, tz)
+            if last <= first:
+                return self.day(first)
+            return format_interval(first, last, DAYS_SKELETON, locale=self.locale)
+        start = event.start_at(tz).astimezone(tz)
+        end = event.end_at(tz).astimezone(tz) if event.end is not None else start
+        if end == start:
             return self.moment(start)
-        if isinstance(start, datetime) and isinstance(end, datetime):
-            if start.astimezone(self.tz).date() == end.astimezone(self.tz).date():
-                times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
-                return f"{self.day(start)}, {times}"
-        return f"{self.moment(start)} \u2013 {self.moment(end)}"
+        if end.date() == start.date():
+            times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
+            return f"{self.day(start)}, {times}"
+        return self.span(self.moment(start), self.moment(end))
 
     def iso(self, value: date) -> str:
         """ISO 8601 for `datetime=` attributes and JSON-LD (local time with its offset)."""
@@ -167,19 +200,6 @@ class Formatter:
         """A readable label for an event status other than planned ("" for planned)."""
         labels = {"cancelled": self._("Cancelled"), "postponed": self._("Postponed")}
         return labels.get(status, "")
-
-    def url(self, path: str = "") -> str:
-        """An absolute URL under the site's base URL."""
-        return self.config.url(path)
-
-    def asset(self, src: str) -> str:
-        """An image URL: site-relative paths become absolute under the base URL."""
-        return src if "://" in src else self.config.url(src)
-
-    def absolute_html(self, html: str) -> str:
-        """Make site-relative `src`/`href` in (sanitised) HTML absolute, for e-mails."""
-        base = self.config.url("")
-        return _SITE_URL_RE.sub(lambda m: f'{m.group(1)}="{base}', html)
 
     @cached_property
     def organisation_lines(self) -> list[str]:
