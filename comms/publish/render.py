@@ -66,7 +66,6 @@ def base_context(config: Config) -> dict[str, Any]:
     return {
         "fmt": Formatter(config),
         "urls": site_urls,
-        "paths": urls,
         "site": settings.site,
         "org": settings.organisation,
         "look": settings.render,

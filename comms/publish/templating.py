@@ -19,6 +19,7 @@ from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import Markup, escape
 
+from comms.content import urls
 from comms.content.models import Event
 from comms.core.config import Config
 from comms.core.errors import RenderError
@@ -85,6 +86,8 @@ def environment(folder: str, language: str) -> Environment:
         undefined=StrictUndefined,
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    # Site paths for links (`{{ root }}{{ paths.page_path(item) }}`), in every template.
+    env.globals["paths"] = urls
     return env
 
 
