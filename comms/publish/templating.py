@@ -60,6 +60,12 @@ def last_day(event: Event, tz: ZoneInfo) -> date:
 
 
 @lru_cache(maxsize=8)
+def interval_pattern(locale: str) -> str:
+    """CLDR's pattern for two dates that no interval format covers (`{0} – {1}`, thin spaces)."""
+    return str(Locale.parse(locale).interval_formats.get(None, "{0} – {1}"))
+
+
+@lru_cache(maxsize=8)
 def translations(language: str) -> Translations:
     """The compiled catalog of one language (compiled in memory from the shipped .po file)."""
     po_path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
@@ -115,8 +121,7 @@ class Formatter:
         self.locale = BABEL_LOCALES[self.language]
         self.patterns = PATTERNS[self.language]
         self.tz = config.tz
-        #: CLDR's pattern for two dates that no interval format covers (`{0} – {1}`).
-        self._interval = str(Locale.parse(self.locale).interval_formats.get(None, "{0} – {1}"))
+        self._interval = interval_pattern(self.locale)
 
     def _(self, message: str) -> str:
         return translate(self.language, message)
