@@ -53,7 +53,8 @@ def test_event_dates_the_german_way(fmt: Formatter) -> None:
         datetime(2019, 8, 24, 10, 0, tzinfo=BERLIN), datetime(2019, 8, 25, 16, 0, tzinfo=BERLIN)
     )
     assert fmt.event_when(two_days) == (
-        "Samstag, 24. August 2019, 10:00\u00a0Uhr\u2009–\u2009Sonntag, 25. August 2019, 16:00\u00a0Uhr"
+        "Samstag, 24. August 2019, 10:00\u00a0Uhr\u2009–\u2009"
+        "Sonntag, 25. August 2019, 16:00\u00a0Uhr"
     )
     assert (
         fmt.period(date(2019, 5, 13), date(2019, 7, 31)) == "13. Mai 2019\u2009–\u200931. Juli 2019"
