@@ -329,8 +329,7 @@ def N_(message: str) -> str:
 
 @dataclass(frozen=True)
 class Kind:
-    """One content kind: its name, folder (of its files and of its pages), model and labels
-    (English message ids: translate them where they are shown)."""
+    """One content kind: name, folder (of its files and pages), model, labels (message ids)."""
 
     name: str
     folder: str
@@ -342,13 +341,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "event": Kind("event", "events", Event, N_("Event"), N_("Events")),
     "award": Kind("award", "awards", Award, N_("Special prize"), N_("Special prizes")),
-    "practice": Kind(
-        "practice",
-        "practices",
-        Practice,
-        N_("Good-practice example"),
-        N_("Good-practice examples"),
-    ),
+    "practice": Kind("practice", "practices", Practice, N_("Good example"), N_("Good examples")),
     "issue": Kind("issue", "issues", Issue, N_("Newsletter"), N_("Newsletter issues")),
 }
 FOLDERS: dict[str, Kind] = {kind.folder: kind for kind in KINDS.values()}
