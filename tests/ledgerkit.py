@@ -106,6 +106,6 @@ def run_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
 
 
 def schema_drift(store: Store) -> list[object]:
-    """Differences between the migrated database and comms/tables.py (should be none)."""
+    """Differences between the migrated database and comms/db/tables.py (should be none)."""
     with store.engine.connect() as conn:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))

@@ -48,7 +48,7 @@ def test_sends_each_subscriber_once_and_a_rerun_sends_nothing(tmp_path: Path) ->
 
 
 def test_suppression_is_checked_right_before_each_message(tmp_path: Path) -> None:
-    """STANDARDS S12: enqueue 100, unsubscribe #50 while the run is under way → not sent."""
+    """Enqueue 100, unsubscribe #50 mid-run → #50 is not sent (docs/requirements.md S12)."""
     store = make_store(tmp_path, 100)
     campaign = start(store)
     victim = store.find("user50@example.org")
@@ -118,7 +118,7 @@ def test_temporary_failure_is_retried_in_the_same_run(tmp_path: Path) -> None:
 
 
 def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
-    """STANDARDS S6: in-run retries, then longer backoff (exit 3), then failed at the deadline."""
+    """In-run retries, longer backoff (exit 3), failed at the deadline (docs/requirements.md S6)."""
     store = make_store(tmp_path, 2)
     busy = [TemporaryFailure("451 busy", code=451) for _ in range(20)]
     sink = Sink(failures={"user0@example.org": busy})
@@ -205,7 +205,7 @@ def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) 
 
 
 def test_ambiguous_delivery_is_retried_with_the_same_message_id(tmp_path: Path) -> None:
-    """STANDARDS S7: a drop after DATA → status ambiguous → retried with the same key."""
+    """A drop after DATA → ambiguous → retried with the same key (docs/requirements.md S7)."""
     store = make_store(tmp_path, 1)
     dropped = TemporaryFailure("connection lost after DATA", ambiguous=True)
     sink = Sink(failures={"user0@example.org": [dropped]})

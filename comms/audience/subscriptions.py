@@ -41,7 +41,7 @@ class Visitor:
 
 @dataclass(frozen=True)
 class SignUp:
-    """What the sign-up form asks for; only the address is required (STANDARDS L5)."""
+    """What the sign-up form asks for; only the address is required (docs/requirements.md L5)."""
 
     email: str
     name: str | None = None
@@ -55,7 +55,7 @@ RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)
 
 class Mailer:
     """Sends transactional mail from one background thread, so that a web answer never waits
-    for the mail server: known and unknown addresses answer equally fast (STANDARDS L15).
+    for the mail server: known and unknown addresses answer equally fast (docs/requirements.md L15).
 
     A temporary failure is retried after each of `RETRY_DELAYS`; a message that cannot be sent
     in the end is reported to `on_failure` (which records it), never silently dropped.
@@ -329,7 +329,7 @@ class Subscriptions:
         return report
 
     def erase(self, token: str) -> bool:
-        """Delete the person; only the suppression hash stays (STANDARDS L12)."""
+        """Delete the person; only the suppression hash stays (docs/requirements.md L12)."""
         person = self.profile(token)
         if person is None:
             return False
@@ -340,7 +340,7 @@ class Subscriptions:
 def purge_unconfirmed(
     config: Config, store: Store, now: datetime | None = None, days: int | None = None
 ) -> int:
-    """Delete sign-ups not confirmed within `subscribe.purge_pending_days` (STANDARDS L4).
+    """Delete sign-ups unconfirmed after `subscribe.purge_pending_days` (docs/requirements.md L4).
 
     Counts from the person's latest request; returns how many were deleted. The scheduler
     runs it daily; `comms subscribers purge` runs it by hand.

@@ -59,7 +59,7 @@ def _padded(values: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Consent:
-    """One consent ledger event as the caller sees it (STANDARDS L3)."""
+    """One consent ledger event as the caller sees it (docs/requirements.md L3)."""
 
     action: str
     source: str
@@ -311,7 +311,8 @@ class Store(Ledger):
 
     def erase(self, email: str) -> dict[str, int]:
         """Erase a person (Art. 17): profile, consent rows and delivery links go; the
-        suppression key stays so that the address is never mailed or imported again (L12)."""
+        suppression key stays so that the address is never mailed or imported again
+        (docs/requirements.md L12)."""
         at = now_utc()
         key = self.key(email)
         with self.engine.begin() as conn:
@@ -399,7 +400,7 @@ class Store(Ledger):
                 )
             result.added += len(fresh)
 
-    # -- subscriber self-service (comms.subscriptions) -------------------------------------
+    # -- subscriber self-service (comms.audience.subscriptions) ---------------------------
 
     def note(self, email: str, event: Consent) -> bool:
         """Add an event to a person's record without changing their status (False: unknown)."""
@@ -416,7 +417,7 @@ class Store(Ledger):
         at = now_utc()
         with self.engine.begin() as conn:
             self._consent(conn, person.id, event, at)
-            # The purge counts from the latest request (STANDARDS L4).
+            # The purge counts from the latest request (docs/requirements.md L4).
             conn.execute(
                 sa.update(subscribers).where(subscribers.c.id == person.id).values(updated_at=at)
             )
@@ -441,7 +442,8 @@ class Store(Ledger):
         return self._require(uid)
 
     def purge_pending(self, older_than: datetime) -> int:
-        """Delete sign-ups still unconfirmed whose last request is before `older_than` (L4)."""
+        """Delete sign-ups still unconfirmed whose last request is before `older_than`
+        (docs/requirements.md L4)."""
         s = subscribers.c
         with self.engine.begin() as conn:
             result = conn.execute(

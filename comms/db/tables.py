@@ -71,7 +71,7 @@ subscribers = sa.Table(
     sa.Column("topics", sa.Text, nullable=False, server_default=""),
     sa.Column("regions", sa.Text, nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False),
-    # The consent row that makes an active subscription lawful (STANDARDS L1/L3).
+    # The consent row that makes an active subscription lawful (docs/requirements.md L1/L3).
     sa.Column(
         "consent_id",
         sa.Integer,
@@ -140,7 +140,7 @@ deliveries = sa.Table(
         sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    # SET NULL: erasure keeps the anonymous count, not the person (STANDARDS L12).
+    # SET NULL: erasure keeps the anonymous count, not the person (docs/requirements.md L12).
     sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -157,7 +157,8 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
 )
 
-# The one process that may run the scheduler (STANDARDS R5): a lease renewed by a heartbeat.
+# The one process that may run the scheduler: a lease renewed by a heartbeat
+# (docs/requirements.md R5).
 scheduler_lease = sa.Table(
     "scheduler_lease",
     metadata,

@@ -1,6 +1,7 @@
-"""The scheduler's jobs: module-level functions taking the config path and primitives (R4).
+"""The scheduler's jobs: module-level functions taking the config path and primitives.
 
-Each does what its CLI command does; `comms/scheduler.py` wires them to triggers.
+Each does what its CLI command does; `comms/schedule/runner.py` wires them to triggers.
+Primitives, not objects, because APScheduler stores the jobs (docs/requirements.md R4).
 """
 
 from __future__ import annotations

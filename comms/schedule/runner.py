@@ -1,8 +1,9 @@
 """APScheduler wiring: scheduled sends, feed refresh, the retry pass and housekeeping.
 
-The jobs (`comms/jobs.py`) call the same functions as the CLI. One scheduler per database
-(STANDARDS R4, R5): `start_scheduler` takes the lease in `comms.lease` first and returns None
-when another process holds it. The scheduler always uses the wall clock, never `reference_date`.
+The jobs (`comms/schedule/jobs.py`) call the same functions as the CLI. One scheduler per
+database (docs/requirements.md R4, R5): `start_scheduler` takes the lease in
+`comms.schedule.lease` first and returns None when another process holds it. The scheduler
+always uses the wall clock, never `reference_date`.
 """
 
 from __future__ import annotations
@@ -161,7 +162,11 @@ class SchedulerHandle:
                 self.scheduler.shutdown(wait=False)
 
     def listen(self, event: JobExecutionEvent) -> None:
-        """Log missed and failed jobs (R4); hold missed sends; resync after a refresh."""
+        """Log missed and failed jobs (docs/requirements.md R4); hold missed sends; resync.
+
+        Missed and failed jobs are errors; a missed send is held; after each refresh the send
+        jobs are synced with the content again.
+        """
         if event.code == EVENT_JOB_MISSED:
             self.events.append(("missed", event.job_id))
             log.error("job %s missed its run at %s", event.job_id, event.scheduled_run_time)

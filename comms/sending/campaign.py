@@ -29,7 +29,7 @@ from comms.sending.run import (
 )
 from comms.sending.throttle import TokenBucket, is_abandoned
 
-# The run machinery lives in `dispatch`; its public names stay importable from here.
+# The run machinery lives in `comms.sending.run`; its public names stay importable from here.
 __all__ = [
     "BOUNCE_BREAKER",
     "IN_RUN_MAX_WAIT",

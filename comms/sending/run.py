@@ -209,7 +209,7 @@ class Run:
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)
-        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
+        reason = probe.reason(item.key)  # right before sending (docs/requirements.md S12, E9)
         if reason is not None:
             return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
         try:

@@ -16,7 +16,7 @@ from comms.db.subscribers import Store
 
 
 class TokenBucket:
-    """A shared rate limit: `rate` messages per second, no bursts (STANDARDS S9).
+    """A shared rate limit: `rate` messages per second, no bursts (docs/requirements.md S9).
 
     It adapts to the receiving side: `slow_down()` (after a deferral such as 421 or 4.7.x)
     halves the pace, `speed_up()` (after each delivery) wins a little of it back, up to the
