@@ -1,6 +1,6 @@
 """The scheduler with a controlled clock: send times, restarts, staleness, the lease, DST.
 
-Requirements R4, R5, R6 and T2 of docs/requirements.md.
+Covers docs/requirements.md R4, R5, R6 and T2.
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def test_apscheduler_is_the_3_series() -> None:
     assert version("apscheduler").split(".")[0] == "3"
 
 
-# -- daylight saving time: once, at the right local time, on both change days (T2) --------
+# -- daylight saving time (docs/requirements.md T2): once, on both change days ------------
 
 
 def fire_times(start: datetime, count: int) -> list[str]:
