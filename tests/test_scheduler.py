@@ -275,7 +275,7 @@ def test_apscheduler_is_the_3_series() -> None:
     assert version("apscheduler").split(".")[0] == "3"
 
 
-# -- daylight saving time (docs/requirements.md T2): once, on both change days ------------
+# -- DST (docs/requirements.md T2): once, at the right local time, on both change days ---
 
 
 def fire_times(start: datetime, count: int) -> list[str]:
