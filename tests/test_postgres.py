@@ -16,8 +16,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure
-from comms.db.engine import now_utc
 from comms.db.subscribers import Consent, Store
 from comms.db.tables import deliveries
 from comms.sending.campaign import SendOptions, prepare, send
@@ -112,7 +112,7 @@ def test_claims_skip_rows_another_worker_holds(tmp_path: Path, pg_url: str) -> N
             .scalars()
             .all()
         )
-        claimed = store.claim(campaign.id, "me", 15, now, now + timedelta(minutes=5))
+        claimed = store.ledger.claim(campaign.id, "me", 15, now, now + timedelta(minutes=5))
         transaction.rollback()
     ids = [c.delivery_id for c in claimed]
     assert len(ids) == 15
