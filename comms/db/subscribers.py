@@ -222,8 +222,9 @@ class Store:
     def unsubscribe(self, uid: str, event: Consent) -> Subscriber:
         """Stop all mail to a person at once: status, ledger event and suppression entry."""
         person = self._require(uid)
+        key, status = self.key(person.email), SubscriberStatus.UNSUBSCRIBED
         with self.engine.begin() as conn:
-            self._end(conn, person.id, self.key(person.email), SubscriberStatus.UNSUBSCRIBED, event)
+            self._end(conn, person.id, key, status, event, now_utc())
         return self._require(uid)
 
     def bounced(
@@ -240,10 +241,9 @@ class Store:
         key: str,
         status: SubscriberStatus,
         event: Consent,
-        at: datetime | None = None,
+        at: datetime,
     ) -> None:
         """Set a final state, suppress the address (the reason is the state) and log `event`."""
-        at = at or now_utc()
         values: dict[str, Any] = {"status": status, "updated_at": at, "unsubscribed_at": at}
         conn.execute(sa.update(subscribers).where(subscribers.c.id == sid).values(values))
         conn.execute(insert_ignore(conn, suppression).values(key=key, reason=status, created_at=at))
