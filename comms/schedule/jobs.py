@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 from comms.content.reader import read_content
+from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
-from comms.db.engine import now_utc
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable

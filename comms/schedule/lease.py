@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comms.db.engine import now_utc
+from comms.core.clock import now_utc
+from comms.core.process import is_abandoned, owner_id
 from comms.db.tables import scheduler_lease
-from comms.sending.throttle import is_abandoned, owner_id
 
 NAME = "scheduler"
 

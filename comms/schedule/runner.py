@@ -29,8 +29,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from comms.content.reader import read_content
+from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.db.engine import now_utc
 from comms.db.subscribers import Store
 from comms.schedule import jobs
 from comms.schedule import plan as timetable
@@ -192,7 +192,7 @@ class SchedulerHandle:
                 config.content_dir, config.tz, settings.regions, settings.topics
             )
             now = now_utc()
-            wanted = timetable.plan(config, site, errors, self.store, now)
+            wanted = timetable.plan(config, site, errors, self.store.ledger, now)
             existing = {
                 job.id: job
                 for job in self.scheduler.get_jobs()
@@ -314,7 +314,7 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
     """
     settings = config.settings
     site, errors = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
-    wanted = timetable.plan(config, site, errors, store, now)
+    wanted = timetable.plan(config, site, errors, store.ledger, now)
     current = holder(store.engine) if live else None
     running = current if current is not None and current.expires_at > now_utc() else None
     labels = {entry.job_id: _send_label(entry) for entry in wanted.sends}
