@@ -16,7 +16,7 @@ from comms.core.config import Config
 from comms.publish.feed_state import STATE_FILE, History, Stamp, is_public, stamp
 from comms.publish.templating import Formatter
 
-# XML 1.0 allows only these characters; lxml refuses the others (STANDARDS F9).
+# XML 1.0 allows only these characters; lxml refuses the others (docs/requirements.md F9).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
