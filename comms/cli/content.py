@@ -21,7 +21,7 @@ from comms.publish import feeds
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
 from comms.publish.templating import TEMPLATES
-from comms.sending.campaign import SendOptions, send_issue, send_refusal
+from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
 
 from .common import (
     State,
@@ -166,6 +166,7 @@ def _demo_send(config: Config, site: Site, issue: Issue) -> None:
         f"({store.count_active()} active)"
     )
     report = send_issue(config, store, site, issue, SendOptions.from_config(config))
+    assert isinstance(report, SendReport)  # neither a dry run nor proofs
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     sent = report.done_now.get("sent", 0)
     if not report.done_now:

@@ -20,7 +20,13 @@ from comms.db.engine import now_utc
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable
-from comms.sending.campaign import SendOptions, retry_due, send_issue, send_refusal
+from comms.sending.campaign import (
+    SendOptions,
+    SendReport,
+    retry_due,
+    send_issue,
+    send_refusal,
+)
 
 log = logging.getLogger("comms.scheduler")
 
@@ -63,6 +69,7 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             return "skipped"
         options = replace(SendOptions.from_config(config), stop=STOP)
         report = send_issue(config, store, site, issue, options)
+        assert isinstance(report, SendReport)  # neither a dry run nor proofs
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
     if report.stopped:
         log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import overload
 
 from comms.content.models import Issue, Site
 from comms.content.site import read_site
@@ -247,35 +246,6 @@ def _send_proofs(
                 on_proof(email)
     finally:
         transport.close()
-
-
-@overload
-def send_issue(
-    config: Config,
-    store: Store,
-    site: Site,
-    issue: Issue,
-    options: SendOptions,
-    *,
-    force: bool = False,
-    on_start: Callable[[SendPlan], Progress | None] | None = None,
-) -> SendReport: ...
-
-
-@overload
-def send_issue(
-    config: Config,
-    store: Store,
-    site: Site,
-    issue: Issue,
-    options: SendOptions,
-    *,
-    proofs: Sequence[str] = (),
-    dry_run: bool = False,
-    force: bool = False,
-    on_start: Callable[[SendPlan], Progress | None] | None = None,
-    on_proof: Callable[[str], None] | None = None,
-) -> SendPlan | Proofs | SendReport: ...
 
 
 def send_issue(
