@@ -10,9 +10,9 @@ from urllib.parse import urljoin
 
 import icalendar
 
-from comms.cli import load_site
 from comms.content import urls
 from comms.content.models import KINDS
+from comms.content.site import read_site
 from comms.content.urls import Urls
 from comms.core.config import load_config
 from comms.publish.build import collect
@@ -43,7 +43,7 @@ def _links(path: str, data: bytes, site_urls: Urls) -> set[str]:
 
 def test_every_item_url_in_the_output_comes_from_the_builder(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     files = collect(config, site)
     site_urls = Urls(config)
     home = site_urls.home()

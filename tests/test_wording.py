@@ -9,8 +9,8 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from comms.cli import load_site
 from comms.content import urls
+from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect
 from comms.publish.render import render_issue
@@ -26,7 +26,7 @@ EVENT = "2020-04-16-schwerpunktkonferenz-sprachliche-und-berufliche-integration"
 @pytest.mark.parametrize("slug", MULTI_DAY)
 def test_a_multi_day_event_reads_the_same_in_feed_mail_and_web(site_copy: Path, slug: str) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     files = collect(config, site)
     event = site.events[slug]
     when = Formatter(config).event_when(event)
@@ -44,7 +44,7 @@ def test_a_multi_day_event_reads_the_same_in_feed_mail_and_web(site_copy: Path, 
 def test_english_feeds_and_calendars(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml", overrides={"site": {"language": "en"}})
     assert config.settings.site.language == "en"
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     files = collect(config, site)
     name = config.settings.site.name
     events = json.loads(files["events/feed.json"])
