@@ -53,7 +53,9 @@ def test_a_draft_is_refused_by_the_cli_and_the_scheduler_for_the_same_reason(
 
     store = open_store(config)
     try:
-        assert DRAFT not in [entry.slug for entry in plan(config, site, errors, store.ledger, due).sends]
+        assert DRAFT not in [
+            entry.slug for entry in plan(config, site, errors, store.ledger, due).sends
+        ]
     finally:
         store.close()
     with caplog.at_level(logging.INFO, logger="comms.scheduler"):

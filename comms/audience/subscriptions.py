@@ -14,11 +14,18 @@ from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import BadToken
-from comms.db.status import SubscriberStatus as Status
-from comms.db.subscribers import Consent, NewSubscriber, Store, Subscriber, SubscriberError
+from comms.db.status import SubscriberStatus
+from comms.db.subscribers import Consent, NewSubscriber, Store, SubscriberError
+
+# Re-exported for the web pages, which talk to this package and never to comms.db.
+from comms.db.subscribers import Subscriber as Subscriber
+from comms.db.subscribers import normalise_address as normalise_address
 from comms.mail.message import OutgoingMessage, build_transactional, new_message_id
 from comms.mail.tokens import make_token, read_token
 from comms.publish.render import render_confirmation
+
+#: Subscriber states, also for the web pages (they never import comms.db).
+Status = SubscriberStatus
 
 #: How a person left through us: the `channel` of an unsubscribe event in the consent ledger
 #: (bounces are recorded by the send ledger as `bounce` events).

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from babel.dates import format_date, format_datetime
 
 from comms import __version__
 from comms.content.models import Site
@@ -19,6 +18,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
+from comms.publish.templating import Formatter
 from comms.schedule.plan import SEND_PREFIX
 from comms.sending.campaign import waiting
 
@@ -81,12 +81,7 @@ def _valid_site(config: Config) -> Site:
 
 
 def _when(value: date, config: Config) -> str:
-    locale = config.settings.site.language
-    if hasattr(value, "hour"):
-        return format_datetime(
-            value, "EEE, d. MMMM y, HH:mm 'Uhr'", tzinfo=config.tz, locale=locale
-        )
-    return format_date(value, "EEE, d. MMMM y", locale=locale)
+    return Formatter(config).brief(value)
 
 
 def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:

@@ -11,16 +11,17 @@ from jinja2 import Environment, FileSystemLoader
 
 from comms import __version__
 from comms.audience.subscriber_csv import Problems, read_csv
+from comms.content import urls
 from comms.content.models import KINDS, Issue, Site
 from comms.content.reader import SLUG_RE, slugify
 from comms.content.site import InvalidContent, load_valid_site, read_site
+from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.subscribers import Consent
-from comms.publish import feeds
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
-from comms.publish.templating import TEMPLATES
+from comms.publish.templating import TEMPLATES, translate
 from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
 
 from .common import (
@@ -105,7 +106,8 @@ def demo(state: State) -> None:
     )
     click.echo(f"Content in {config.content_dir} (now = {_when(now, config)}, from the {source})")
     for kind in KINDS.values():
-        click.echo(f"  {len(site.by_kind(kind.name)):4d} {kind.plural}")
+        label = translate(config.settings.site.language, kind.plural)
+        click.echo(f"  {len(site.by_kind(kind.name)):4d} {label}")
     click.echo(f"Check: {failures} error(s), {warnings} warning(s)")
     upcoming = site.upcoming_events(now)[:5]
     click.echo("Next events:" if upcoming else "Next events: none")
@@ -227,18 +229,17 @@ def preview(state: State, port: int) -> None:
 
 def _echo_feed_urls(config: Config) -> None:
     """The demo's list of feed and calendar addresses."""
+    site = Urls(config)
     click.echo("Feeds (RSS, Atom, JSON Feed):")
-    folders = ["", "events/", "issues/", "practices/", "awards/"]
-    for folder in folders:
-        urls = "  ".join(config.url(folder + name) for name in feeds.FEED_FILES)
-        click.echo(f"  {urls}")
-    click.echo(
-        f"  per region: {config.url('events/region/<region>/feed.xml')} (atom.xml, feed.json)"
-    )
+    for kind in (None, "event", "issue", "practice", "award"):
+        folder = urls.feed_folder(kind)
+        click.echo("  " + "  ".join(site.feed(folder, fmt) for fmt in urls.FEED_NAMES))
+    region = urls.feed_path(urls.feed_folder("event", "<region>"), "rss")
+    click.echo(f"  per region: {site.absolute(region)} (atom.xml, feed.json)")
     click.echo("Calendars:")
-    click.echo(f"  {feeds.webcal(config.url('events.ics'))}")
-    click.echo(f"  per region: {feeds.webcal(config.url('events-<region>.ics'))}")
-    click.echo(f"  per event: {feeds.webcal(config.url('events/<slug>.ics'))}")
+    click.echo(f"  {urls.webcal(site.calendar())}")
+    click.echo(f"  per region: {urls.webcal(site.calendar('<region>'))}")
+    click.echo(f"  per event: {urls.webcal(site.absolute(urls.event_calendar_path('<slug>')))}")
 
 
 @cli.command()

@@ -42,12 +42,14 @@ class Patterns:
     short_day: str
     time: str
     time_suffix: str
+    #: Abbreviated weekday, for terminal lines (`Di., 4. Februar 2020`).
+    brief_day: str
 
 
 PATTERNS = {
     # DIN 5008: "16. April 2020", "09:30 Uhr" with a no-break space before "Uhr".
-    "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr"),
-    "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", ""),
+    "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr", "EEE, d. MMMM y"),
+    "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", "", "EEE, d MMMM y"),
 }
 
 
@@ -149,6 +151,14 @@ class Formatter:
         if not isinstance(value, datetime):
             return self.day(value)
         return f"{self.day(value)}, {self.clock(value)}{self.patterns.time_suffix}"
+
+    def brief(self, value: date) -> str:
+        """`Di., 4. Februar 2020, 09:00 Uhr` (or the day alone): the command line's wording."""
+        if not isinstance(value, datetime):
+            return format_date(value, self.patterns.brief_day, locale=self.locale)
+        day = format_datetime(value, self.patterns.brief_day, tzinfo=self.tz, locale=self.locale)
+        suffix = self.patterns.time_suffix.replace("\u00a0", " ")
+        return f"{day}, {self.clock(value)}{suffix}"
 
     def span(self, first: str, last: str) -> str:
         """Two worded dates or moments as one period, with the locale's interval pattern
