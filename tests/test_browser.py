@@ -19,6 +19,9 @@ from comms.web.app import create_app
 
 from .conftest import ROOT
 
+# Chromium is slow to start and memory-hungry: both browser files share one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",

@@ -12,10 +12,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
+
+pytestmark = pytest.mark.slow
 
 ISSUE = "2020-02-newsletter"
 PEOPLE = 400

@@ -260,6 +260,7 @@ def test_an_unlimited_run_slows_to_half_of_its_recent_pace() -> None:
     assert time.monotonic() - began >= 1.5 / bucket.rate
 
 
+@pytest.mark.slow
 def test_a_421_deferral_slows_the_run_down(tmp_path: Path) -> None:
     store = make_store(tmp_path, 20)
     busy = [TemporaryFailure("421 4.7.0 Try again later", code=421, enhanced="4.7.0")]

@@ -29,6 +29,9 @@ from .test_subscribers import schema_drift
 
 _names = itertools.count()
 
+# One throwaway cluster per session: keep its tests on one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgresql")]
+
 
 def _binary(name: str) -> str | None:
     found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))

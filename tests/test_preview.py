@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from comms.core.config import load_config
 from comms.web.preview import Preview
 
@@ -48,6 +50,7 @@ def test_rebuild_shows_changes_and_errors(site_copy: Path) -> None:
         assert "Neuer Betreff" in page  # the last good build stays visible
 
 
+@pytest.mark.slow
 def test_watcher_rebuilds_on_file_change(site_copy: Path) -> None:
     with Preview(load_config(site_copy / "comms.toml")) as preview:
         preview.watch()

@@ -14,9 +14,13 @@ from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
+
 from .ledgerkit import run_cli
 from .schedkit import BERLIN, ISSUE, SECRET, set_front_matter, wait_for, with_subscribers
 from .smtp_servers import Handler, free_port, smtp_server
+
+pytestmark = pytest.mark.slow
 
 
 @contextmanager

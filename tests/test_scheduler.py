@@ -383,6 +383,7 @@ def test_schedule_lists_what_serve_would_run(site: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_scheduler_that_loses_its_lease_stops(
     site: Path, handles: list[SchedulerHandle], monkeypatch: pytest.MonkeyPatch
 ) -> None:

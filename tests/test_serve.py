@@ -23,6 +23,8 @@ import requests
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, free_port, smtp_server
 
+pytestmark = pytest.mark.slow
+
 ISSUE = "2020-02-newsletter"
 ADDRESS = "leser@example.org"
 SECRET = "serve-test-secret-0123456789"

@@ -250,6 +250,7 @@ def test_generated_secret_persists_and_a_different_key_is_refused(tmp_path: Path
     ]
 
 
+@pytest.mark.slow
 def test_import_is_fast_enough_for_100000_rows(root: Path) -> None:
     """Target: 100,000 rows in ≤ 10 s. Measured here on 20,000 rows in CPU time, which a busy
     shared CI machine inflates far less than wall time; bench/import.py times the full size."""

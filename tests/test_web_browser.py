@@ -18,6 +18,8 @@ from comms.publish.build import collect, write_output
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
 from .webkit import Web, open_web
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:

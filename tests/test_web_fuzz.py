@@ -47,6 +47,7 @@ def fuzz_web(
 texts = st.text(max_size=60)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
