@@ -11,13 +11,23 @@ ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_content"
 
 
+def copy_sample(folder: Path) -> Path:
+    """Copy the sample site (comms.toml, content/, static/) into `folder`; returns `folder`.
+
+    A build writes var/feeds-state.json beside comms.toml: tests that build the sample site
+    build a copy, so that the repository stays clean and parallel workers share no file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "comms.toml", folder / "comms.toml")
+    shutil.copytree(ROOT / "content", folder / "content")
+    shutil.copytree(ROOT / "static", folder / "static")
+    return folder
+
+
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
     """A throwaway copy of the sample site (comms.toml, content/, static/); returns its folder."""
-    shutil.copy(ROOT / "comms.toml", tmp_path / "comms.toml")
-    shutil.copytree(ROOT / "content", tmp_path / "content")
-    shutil.copytree(ROOT / "static", tmp_path / "static")
-    return tmp_path
+    return copy_sample(tmp_path)
 
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -17,7 +17,7 @@ from comms.core.config import load_config
 from comms.publish.build import collect, write_output
 from comms.web.app import create_app
 
-from .conftest import ROOT
+from .conftest import copy_sample
 
 # Chromium is slow to start and memory-hungry: both browser files share one xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
@@ -53,7 +53,7 @@ PAGES = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The sample site built into a folder and served on 127.0.0.1."""
-    config = load_config(ROOT / "comms.toml")
+    config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
     site, _ = read_site(config)
     out = tmp_path_factory.mktemp("site") / "public"
     write_output(out, collect(config, site))

@@ -13,8 +13,10 @@ from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
 from comms.content.site import read_site
+from comms.core.config import load_config
 from comms.publish.build import collect, write_output
 
+from .conftest import copy_sample
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
 from .webkit import Web, open_web
 
@@ -25,8 +27,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:
     """The subscriber app on 127.0.0.1 over a built site (its style sheet), mail into memory."""
     with open_web(tmp_path_factory.mktemp("pages")) as web:
-        content, _ = read_site(web.config)
-        write_output(web.config.output_dir, collect(web.config, content))
+        # The build writes var/ beside its comms.toml: build a copy, not the repository's.
+        sample = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
+        content, _ = read_site(sample)
+        write_output(web.config.output_dir, collect(sample, content))
         httpd = make_server("127.0.0.1", 0, web.app, threaded=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()

@@ -28,7 +28,10 @@ def served(site_copy: Path) -> Iterator[tuple[str, Path]]:
     assert errors == []
     build.write_output(config.output_dir, build.collect(config, site))
     server = make_server("127.0.0.1", 0, create_app(config.output_dir, config))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever polls for shutdown every 0.5 s by default; each test would wait that long.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}", config.output_dir
