@@ -148,9 +148,24 @@ class SchedulerHandle:
         #: Events seen by the listener: (kind, job id), for `comms serve`'s log and the tests.
         self.events: list[tuple[str, str]] = []
 
+    def _scheduler_alive(self) -> bool:
+        """Whether APScheduler's main loop still runs."""
+        # An exception in the loop ends its thread while `running` stays true; the thread is
+        # private, as BackgroundScheduler has no public way to ask.
+        thread = getattr(self.scheduler, "_thread", None)
+        return bool(self.scheduler.running) and thread is not None and thread.is_alive()
+
     def _heartbeat(self) -> None:
         interval = self.lease.length.total_seconds() / 4
         while not self._beat_stop.wait(interval):
+            if not self._scheduler_alive():
+                # Renewing would keep a dead scheduler's lease forever. It is left to expire
+                # rather than released, since a job may still be running in the executor.
+                log.error("the scheduler thread has died; the lease is no longer renewed")
+                self._beat_stop.set()
+                if self.scheduler.running:
+                    self.scheduler.shutdown(wait=False)
+                return
             try:
                 kept = self.lease.renew()
             except Exception:  # a database hiccup: try again at the next beat
@@ -238,12 +253,12 @@ class SchedulerHandle:
         """Stop: a running send finishes its messages in flight, then the lease is released."""
         jobs.STOP.set()
         self._beat_stop.set()
+        if self._beat.is_alive():  # first: the heartbeat may itself be stopping the scheduler
+            self._beat.join()
         with self._sync_lock:
             self._closing = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        if self._beat.is_alive():
-            self._beat.join()
         self.lease.release()
 
 
