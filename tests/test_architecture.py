@@ -1,0 +1,74 @@
+"""Tests and benchmarks drive the command line only through its entry points, never its helpers.
+
+import-linter (`make lint`) checks the rule "nothing imports comms.cli" inside the package;
+tests/ and bench/ lie outside it, so this test reads their imports itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from .conftest import ROOT
+
+#: What may be imported from comms.cli: the click group (for CliRunner) and the console script.
+ENTRY_POINTS = {"cli", "main"}
+#: Imports that break the rule today and are being moved out (delete each as it goes).
+KNOWN = {
+    "bench/message.py: comms.cli.load_site",
+    "bench/send.py: comms.cli.load_site",
+    "tests/test_browser.py: comms.cli.load_site",
+    "tests/test_cli.py: comms.cli.content.slugify",
+    "tests/test_golden.py: comms.cli.load_site",
+    "tests/test_message.py: comms.cli.load_site",
+    "tests/test_quality.py: comms.cli.load_site",
+    "tests/test_render.py: comms.cli.load_site",
+    "tests/test_site.py: comms.cli.load_site",
+    "tests/test_web_browser.py: comms.cli.load_site",
+}
+
+
+def _is_cli(module: str) -> bool:
+    return module == "comms.cli" or module.startswith("comms.cli.")
+
+
+def cli_imports(path: Path) -> list[str]:
+    """Everything `path` imports from comms.cli beyond its entry points, as 'module.name'."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if _is_cli(alias.name)]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                entry = node.module == "comms.cli" and alias.name in ENTRY_POINTS
+                if _is_cli(full) and not entry:
+                    found.append(full)
+    return found
+
+
+def test_tests_and_benchmarks_use_only_the_cli_entry_points() -> None:
+    files = sorted([*ROOT.glob("tests/*.py"), *ROOT.glob("bench/*.py")])
+    found = {f"{path.relative_to(ROOT)}: {name}" for path in files for name in cli_imports(path)}
+    assert sorted(found - KNOWN) == [], "import these from below comms.cli, not from it"
+    assert sorted(KNOWN - found) == [], "fixed: delete these entries from KNOWN"
+
+
+def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
+    source = tmp_path / "example.py"
+    source.write_text(
+        "import comms.cli\n"
+        "import comms.cli.common as common\n"
+        "from comms import cli\n"
+        "from comms.cli import cli, main, load_site\n"
+        "from comms.cli.content import slugify\n"
+        "from comms.core import config\n",
+        encoding="utf-8",
+    )
+    assert cli_imports(source) == [
+        "comms.cli",
+        "comms.cli.common",
+        "comms.cli",
+        "comms.cli.load_site",
+        "comms.cli.content.slugify",
+    ]
