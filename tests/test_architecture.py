@@ -13,19 +13,6 @@ from .conftest import ROOT
 
 #: What may be imported from comms.cli: the click group (for CliRunner) and the console script.
 ENTRY_POINTS = {"cli", "main"}
-#: Imports that break the rule today and are being moved out (delete each as it goes).
-KNOWN = {
-    "bench/message.py: comms.cli.load_site",
-    "bench/send.py: comms.cli.load_site",
-    "tests/test_browser.py: comms.cli.load_site",
-    "tests/test_cli.py: comms.cli.content.slugify",
-    "tests/test_golden.py: comms.cli.load_site",
-    "tests/test_message.py: comms.cli.load_site",
-    "tests/test_quality.py: comms.cli.load_site",
-    "tests/test_render.py: comms.cli.load_site",
-    "tests/test_site.py: comms.cli.load_site",
-    "tests/test_web_browser.py: comms.cli.load_site",
-}
 
 
 def _is_cli(module: str) -> bool:
@@ -50,8 +37,7 @@ def cli_imports(path: Path) -> list[str]:
 def test_tests_and_benchmarks_use_only_the_cli_entry_points() -> None:
     files = sorted([*ROOT.glob("tests/*.py"), *ROOT.glob("bench/*.py")])
     found = {f"{path.relative_to(ROOT)}: {name}" for path in files for name in cli_imports(path)}
-    assert sorted(found - KNOWN) == [], "import these from below comms.cli, not from it"
-    assert sorted(KNOWN - found) == [], "fixed: delete these entries from KNOWN"
+    assert sorted(found) == [], "import these from below comms.cli, not from it"
 
 
 def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
