@@ -393,3 +393,10 @@ def test_rate_limiter_window_slides_and_csrf_tokens_expire(monkeypatch: pytest.M
     old = guard.issue("subscribe")
     monkeypatch.undo()
     assert not guard.check("subscribe", old)
+
+
+@pytest.mark.parametrize("path", ["unsubscribe", "preferences", "confirm"])
+def test_an_encoded_slash_in_a_token_is_invalid_not_a_redirect(web: Web, path: str) -> None:
+    # Found by test_web_fuzz: Werkzeug merged `//` and redirected (308) to another token's page.
+    assert web.client.get(f"/{path}/%2F0").status_code == 404
+    assert web.client.post(f"/{path}/%2F0").status_code in (404, 405)

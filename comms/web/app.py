@@ -142,6 +142,8 @@ def create_app(
     """
     app = Flask("comms", static_folder=None)
     app.url_map.strict_slashes = False
+    # `/unsubscribe/%2F0` would otherwise be redirected (308) to another token's page.
+    app.url_map.merge_slashes = False
     # Forms are small; a huge body is refused (413) before anything parses it.
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["MAX_FORM_PARTS"] = 200
