@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
@@ -106,6 +108,17 @@ def run_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
 
 
 def schema_drift(store: Store) -> list[object]:
-    """Differences between the migrated database and comms/tables.py (should be none)."""
+    """Differences between the migrated database and comms/db/tables.py (should be none)."""
     with store.engine.connect() as conn:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+def status_checks(store: Store) -> dict[str, set[str]]:
+    """The values each `ck_<table>_status` constraint of the database allows, by table."""
+    inspector = sa.inspect(store.engine)
+    found = {}
+    for table in ("subscribers", "campaigns", "deliveries"):
+        for check in inspector.get_check_constraints(table):
+            if check["name"] == f"ck_{table}_status":
+                found[table] = set(re.findall(r"'([^']*)'", check["sqltext"]))
+    return found

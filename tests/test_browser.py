@@ -101,8 +101,8 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
         assert scroll <= width, f"horizontal scrolling at {width} px: {scroll}"
         body = page.locator("div[role=article]")
         assert body.get_attribute("lang") == "de"
-        # The unsubscribe link is visible and readable (STANDARDS E8); in the public copy it
-        # leads to the sign-up page instead of a personal link.
+        # The unsubscribe link is visible and readable (docs/requirements.md E8); in the public
+        # copy it leads to the sign-up page instead of a personal link.
         unsubscribe = page.locator("a", has_text="Newsletter abbestellen")
         assert unsubscribe.get_attribute("href") == f"https://{SITE_HOST}/subscribe"
         assert unsubscribe.is_visible()
@@ -110,7 +110,8 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
         assert size >= 14
         assert _violations(page) == ""
         page.close()
-    # Only the test server and the site's own host (images): nothing third-party (STANDARDS L10).
+    # Only the test server and the site's own host (images): nothing third-party
+    # (docs/requirements.md L10).
     assert hosts <= {"127.0.0.1", SITE_HOST}
 
 

@@ -1,4 +1,4 @@
-"""Message assembly: fixture messages parsed back and checked against STANDARDS E1–E14."""
+"""Message assembly: fixture messages parsed back and checked (docs/requirements.md E1–E12, E14)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
-from comms.db.engine import now_utc
 from comms.db.ledger import Campaign
 from comms.db.subscribers import Consent, NewSubscriber, Store
 from comms.db.tables import deliveries
@@ -44,11 +44,11 @@ def test_sends_each_subscriber_once_and_a_rerun_sends_nothing(tmp_path: Path) ->
     report = send(store, again, build, sink.opener, FAST)
     assert report.exit_code == 0 and report.done_now == {}
     assert len(sink.delivered) == 250
-    assert store.campaign("ausgabe-1").status == "done"
+    assert store.ledger.campaign("ausgabe-1").status == "done"
 
 
 def test_suppression_is_checked_right_before_each_message(tmp_path: Path) -> None:
-    """STANDARDS S12: enqueue 100, unsubscribe #50 while the run is under way → not sent."""
+    """Enqueue 100, unsubscribe #50 mid-run → #50 is not sent (docs/requirements.md S12)."""
     store = make_store(tmp_path, 100)
     campaign = start(store)
     victim = store.find("user50@example.org")
@@ -118,7 +118,7 @@ def test_temporary_failure_is_retried_in_the_same_run(tmp_path: Path) -> None:
 
 
 def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
-    """STANDARDS S6: in-run retries, then longer backoff (exit 3), then failed at the deadline."""
+    """In-run retries, longer backoff (exit 3), failed at the deadline (docs/requirements.md S6)."""
     store = make_store(tmp_path, 2)
     busy = [TemporaryFailure("451 busy", code=451) for _ in range(20)]
     sink = Sink(failures={"user0@example.org": busy})
@@ -142,7 +142,7 @@ def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
     report = send(store, campaign, build, sink.opener, options)
     assert report.exit_code == 0
     assert report.counts == {"sent": 1, "failed": 1}
-    errors = store.recent_errors(campaign.id)
+    errors = store.ledger.recent_errors(campaign.id)
     assert errors[0]["last_error"] == "gave up after 7 attempts: 451 busy"
 
 
@@ -205,7 +205,7 @@ def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) 
 
 
 def test_ambiguous_delivery_is_retried_with_the_same_message_id(tmp_path: Path) -> None:
-    """STANDARDS S7: a drop after DATA → status ambiguous → retried with the same key."""
+    """A drop after DATA → ambiguous → retried with the same key (docs/requirements.md S7)."""
     store = make_store(tmp_path, 1)
     dropped = TemporaryFailure("connection lost after DATA", ambiguous=True)
     sink = Sink(failures={"user0@example.org": [dropped]})
@@ -289,7 +289,7 @@ def test_rows_of_a_dead_run_are_taken_over_at_once(tmp_path: Path) -> None:
     import socket
 
     dead = f"{socket.gethostname()}:999999999:abcd"
-    store.claim(campaign.id, dead, 4, now, now + timedelta(hours=1))
+    store.ledger.claim(campaign.id, dead, 4, now, now + timedelta(hours=1))
     sink = Sink()
     report = send(store, campaign, build, sink.opener, FAST)
     assert report.resumed == 4
@@ -300,7 +300,7 @@ def test_rows_of_a_live_run_elsewhere_wait_for_its_lease(tmp_path: Path) -> None
     store = make_store(tmp_path, 3)
     campaign = start(store)
     now = now_utc()
-    store.claim(campaign.id, "other-host:1:abcd", 1, now, now + timedelta(minutes=5))
+    store.ledger.claim(campaign.id, "other-host:1:abcd", 1, now, now + timedelta(minutes=5))
     sink = Sink()
     report = send(store, campaign, build, sink.opener, FAST)
     assert report.counts == {"sent": 2, "sending": 1}
@@ -321,7 +321,7 @@ def test_changed_content_needs_force(tmp_path: Path) -> None:
     )
     campaign, created = prepare(store, "ausgabe-1", "hash-2", [], [], force=True)
     assert not created
-    assert store.campaign("ausgabe-1").content_hash == "hash-2"
+    assert store.ledger.campaign("ausgabe-1").content_hash == "hash-2"
 
 
 def test_erased_subscriber_is_skipped(tmp_path: Path) -> None:
@@ -358,5 +358,5 @@ def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging(tmp_path: Path) -> N
     campaign = start(store)
     with pytest.raises(KeyError):
         send(store, campaign, broken, Sink().opener, FAST)
-    counts = store.counts(campaign.id)
+    counts = store.ledger.counts(campaign.id)
     assert counts.get("sent", 0) == 0 and counts.get("sending", 0) >= 1

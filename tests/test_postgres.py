@@ -16,13 +16,14 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure
-from comms.db.engine import now_utc
+from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
 from comms.db.subscribers import Consent, Store
 from comms.db.tables import deliveries
 from comms.sending.campaign import SendOptions, prepare, send
 
-from .ledgerkit import Sink, build, make_store
+from .ledgerkit import Sink, build, make_store, status_checks
 from .smtp_servers import free_port
 from .test_subscribers import schema_drift
 
@@ -98,6 +99,15 @@ def test_send_resume_and_bounce_on_postgresql(tmp_path: Path, pg_url: str) -> No
     assert again.done_now == {} and len(sink.delivered) == 119
 
 
+def test_status_enums_are_the_check_constraints_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    store = pg_store(tmp_path, pg_url, 0)
+    assert status_checks(store) == {
+        "subscribers": set(SubscriberStatus),
+        "campaigns": set(CampaignStatus),
+        "deliveries": set(DeliveryStatus),
+    }
+
+
 def test_claims_skip_rows_another_worker_holds(tmp_path: Path, pg_url: str) -> None:
     """FOR UPDATE SKIP LOCKED: a second claimer never waits for, or takes, locked rows."""
     store = pg_store(tmp_path, pg_url, 30)
@@ -112,7 +122,7 @@ def test_claims_skip_rows_another_worker_holds(tmp_path: Path, pg_url: str) -> N
             .scalars()
             .all()
         )
-        claimed = store.claim(campaign.id, "me", 15, now, now + timedelta(minutes=5))
+        claimed = store.ledger.claim(campaign.id, "me", 15, now, now + timedelta(minutes=5))
         transaction.rollback()
     ids = [c.delivery_id for c in claimed]
     assert len(ids) == 15

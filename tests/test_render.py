@@ -80,7 +80,8 @@ def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
 
 
 def test_mjml_is_mjml_python() -> None:
-    # `pip install mjml` (a different project) installs a module of the same name (STANDARDS H2).
+    # `pip install mjml` (a different project) installs a module of the same name
+    # (docs/requirements.md H2).
     assert hasattr(mjml, "mjml2html")
     assert Path(mjml.__file__).parent.name == "mjml"
     assert not hasattr(mjml, "mjml_to_html")

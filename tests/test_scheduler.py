@@ -1,4 +1,7 @@
-"""The scheduler with a controlled clock: send times, restarts, staleness, the lease, DST (T2)."""
+"""The scheduler with a controlled clock: send times, restarts, staleness, the lease, DST.
+
+Covers docs/requirements.md R4, R5, R6 and T2.
+"""
 
 from __future__ import annotations
 
@@ -268,10 +271,11 @@ def test_failed_jobs_are_logged(
 
 
 def test_apscheduler_is_the_3_series() -> None:
-    assert version("apscheduler").split(".")[0] == "3"  # 4.x is a pre-release (STANDARDS R6)
+    # 4.x is a pre-release (docs/requirements.md R6).
+    assert version("apscheduler").split(".")[0] == "3"
 
 
-# -- daylight saving time: once, at the right local time, on both change days (T2) --------
+# -- DST (docs/requirements.md T2): once, at the right local time, on both change days ---
 
 
 def fire_times(start: datetime, count: int) -> list[str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from comms.core.clock import now_utc
 from comms.core.config import load_config
-from comms.db.engine import now_utc
 from comms.sending.campaign import retry_due
 
 from .conftest import ROOT

@@ -97,7 +97,7 @@ def test_header_without_email_is_an_error(root: Path) -> None:
 
 
 def test_nfc_and_nfd_forms_are_one_subscriber(root: Path) -> None:
-    """STANDARDS T4: a decomposed ü must not make a second subscriber."""
+    """docs/requirements.md T4: a decomposed ü must not make a second subscriber."""
     composed = unicodedata.normalize("NFC", "jürgen@example.org")
     decomposed = unicodedata.normalize("NFD", composed)
     assert composed != decomposed
@@ -149,7 +149,7 @@ def test_show_prints_everything_about_one_person(root: Path) -> None:
 
 
 def test_remove_erases_and_keeps_only_the_suppression_hash(root: Path) -> None:
-    """STANDARDS L12: erase → profile rows gone, hash kept, re-import stays blocked."""
+    """docs/requirements.md L12: erase → profile rows gone, hash kept, re-import stays blocked."""
     run_cli(root, "subscribers", "add", "weg@example.org", "--confirmed", "--consent-note", "x")
     code, out, _ = run_cli(root, "subscribers", "remove", "weg@example.org")
     assert code == 0
@@ -208,7 +208,7 @@ def test_export_csv_and_json(root: Path) -> None:
 
 
 def test_no_active_subscriber_without_a_consent_row(tmp_path: Path) -> None:
-    """STANDARDS L1/L3: the database itself refuses an active row without consent."""
+    """docs/requirements.md L1/L3: the database itself refuses an active row without consent."""
     store = open_store(make_config(tmp_path))
     person = store.add_pending(NewSubscriber("p@example.org"), Consent("request", "test"))
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:

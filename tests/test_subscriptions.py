@@ -1,5 +1,6 @@
 """Subscription housekeeping from the command line (purge, admin unsubscribe) and the config
-rule that confirmations and newsletters come from different addresses (STANDARDS E20, L4)."""
+rule that confirmations and newsletters come from different addresses (docs/requirements.md
+E20, L4)."""
 
 from __future__ import annotations
 

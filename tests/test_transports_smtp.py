@@ -1,4 +1,4 @@
-"""SMTP transport against real aiosmtpd servers on 127.0.0.1 (STANDARDS S1–S5, S7)."""
+"""SMTP transport against real aiosmtpd servers on 127.0.0.1 (docs/requirements.md S1–S5, S7)."""
 
 from __future__ import annotations
 
@@ -390,5 +390,5 @@ def test_login_over_plain_smtp_to_a_local_relay(
 def test_only_a_400_naming_the_recipient_is_an_http_bounce(
     status: int, detail: str, kind: type[Exception]
 ) -> None:
-    """The HTTP API counterpart of the SMTP table (classify_http, STANDARDS S8)."""
+    """The HTTP API counterpart of the SMTP table (classify_http, docs/requirements.md S8)."""
     assert type(classify_http(status, detail, "b@example.org", None, "api")) is kind

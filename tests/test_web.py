@@ -1,5 +1,5 @@
 """The subscriber pages through Flask's test client: sign-up, double opt-in, unsubscribe,
-preferences, self-service export and erasure (STANDARDS E7, L1–L6, L11, L12, L15)."""
+preferences, self-service export and erasure (docs/requirements.md E7, L1–L6, L11, L12, L15)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_form_is_german_minimal_and_unticked(web: Web) -> None:
     assert re.findall(r"<input[^>]*\brequired\b", html) == [
         '<input type="email" id="email" name="email" required'
     ]
-    assert "checked" not in html  # no pre-ticked consent (STANDARDS L5)
+    assert "checked" not in html  # no pre-ticked consent (docs/requirements.md L5)
     assert html.count('type="checkbox"') == 9 + 5
     assert web.config.settings.subscribe.consent_text in html
     assert 'href="https://example.org/datenschutz">Datenschutzerklärung</a>' in html
@@ -208,8 +208,8 @@ def test_cross_site_post_without_csrf_token_is_refused_in_german(web: Web) -> No
 
 
 def test_post_with_only_the_address_works_for_non_browser_clients(web: Web) -> None:
-    # No Origin, no Referer: not a cross-site browser form (DESIGN fixed point: POST /subscribe
-    # with field `email`); the double opt-in mail proves the address.
+    # No Origin, no Referer: not a cross-site browser form (a fixed point in docs/architecture.md:
+    # POST /subscribe with field `email`); the double opt-in mail proves the address.
     response = web.client.post("/subscribe", data={"email": ADDRESS})
     assert response.status_code == 200 and h1(response) == "Bitte bestätigen Sie Ihr Abonnement"
     assert len(web.mails()) == 1

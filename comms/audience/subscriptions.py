@@ -15,9 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from comms.audience.subscriber_csv import LANGUAGES
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import BadToken, CommsError, DeliveryError, TemporaryFailure
-from comms.db.engine import now_utc
+from comms.db.status import SubscriberStatus as Status
 from comms.db.subscribers import Consent, NewSubscriber, Store, Subscriber, SubscriberError
 from comms.mail.message import OutgoingMessage, build_transactional, new_message_id
 from comms.mail.tokens import make_token, read_token
@@ -41,7 +42,7 @@ class Visitor:
 
 @dataclass(frozen=True)
 class SignUp:
-    """What the sign-up form asks for; only the address is required (STANDARDS L5)."""
+    """What the sign-up form asks for; only the address is required (docs/requirements.md L5)."""
 
     email: str
     name: str | None = None
@@ -55,7 +56,7 @@ RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)
 
 class Mailer:
     """Sends transactional mail from one background thread, so that a web answer never waits
-    for the mail server: known and unknown addresses answer equally fast (STANDARDS L15).
+    for the mail server: known and unknown addresses answer equally fast (docs/requirements.md L15).
 
     A temporary failure is retried after each of `RETRY_DELAYS`; a message that cannot be sent
     in the end is reported to `on_failure` (which records it), never silently dropped.
@@ -215,7 +216,7 @@ class Subscriptions:
                 known = self.store.add_pending(person, event)
             except SubscriberError:
                 return  # suppressed (erased, bounced, complained): no mail, same answer
-        elif known.status in ("pending", "unsubscribed"):
+        elif known.status in (Status.PENDING, Status.UNSUBSCRIBED):
             self.store.request_again(known.uid, event)
         else:
             return  # active: nothing to do, no mail
@@ -236,8 +237,8 @@ class Subscriptions:
         person = self.store.by_uid(uid)
         if person is None:
             raise BadToken("the link is invalid")
-        if person.status == "pending" or (
-            person.status == "unsubscribed" and self._last_action(person) == "request"
+        if person.status == Status.PENDING or (
+            person.status == Status.UNSUBSCRIBED and self._last_action(person) == "request"
         ):
             event = self._event("confirm", visitor, consent_version=self.settings.consent_version)
             self.store.confirm(uid, event)
@@ -256,7 +257,7 @@ class Subscriptions:
         except BadToken:
             return False
         person = self.store.by_uid(uid)
-        if person is None or person.status not in ("pending", "unsubscribed"):
+        if person is None or person.status not in (Status.PENDING, Status.UNSUBSCRIBED):
             return False
         self.mailer.submit(self._confirmation(person.email, person.uid))
         return True
@@ -272,7 +273,7 @@ class Subscriptions:
         if channel not in CHANNELS:
             raise ValueError(f"unknown unsubscribe channel {channel!r}")
         person = self._subscriber("unsubscribe", token)
-        if person is None or person.status not in ("active", "pending"):
+        if person is None or person.status not in (Status.ACTIVE, Status.PENDING):
             return False
         self.store.unsubscribe(person.uid, self._event("unsubscribe", visitor, channel=channel))
         return True
@@ -329,7 +330,7 @@ class Subscriptions:
         return report
 
     def erase(self, token: str) -> bool:
-        """Delete the person; only the suppression hash stays (STANDARDS L12)."""
+        """Delete the person; only the suppression hash stays (docs/requirements.md L12)."""
         person = self.profile(token)
         if person is None:
             return False
@@ -340,7 +341,7 @@ class Subscriptions:
 def purge_unconfirmed(
     config: Config, store: Store, now: datetime | None = None, days: int | None = None
 ) -> int:
-    """Delete sign-ups not confirmed within `subscribe.purge_pending_days` (STANDARDS L4).
+    """Delete sign-ups unconfirmed after `subscribe.purge_pending_days` (docs/requirements.md L4).
 
     Counts from the person's latest request; returns how many were deleted. The scheduler
     runs it daily; `comms subscribers purge` runs it by hand.
@@ -355,7 +356,7 @@ def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> S
     person = store.find(email)
     if person is None:
         raise SubscriberError(f"{email} is not a subscriber")
-    if person.status not in ("active", "pending"):
+    if person.status not in (Status.ACTIVE, Status.PENDING):
         raise SubscriberError(f"{email} is already {person.status}")
     event = Consent("unsubscribe", "comms subscribers unsubscribe", channel="admin", note=note)
     return store.unsubscribe(person.uid, event)

@@ -1,4 +1,8 @@
-"""The command line: the only place that prints or turns a CommsError into an exit code."""
+"""The command line: click commands by area (`common` holds the group and shared helpers;
+`content`, `sending`, `serving`, `subscribers`) that parse options, call the services of the stage
+packages and print the result. The only place that prints or turns a CommsError into an exit
+code. May import every package; nothing imports comms.cli but `python -m comms`
+(comms/__main__.py) and the `comms` console script."""
 
 from __future__ import annotations
 

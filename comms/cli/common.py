@@ -15,6 +15,7 @@ from comms.content.models import Site
 from comms.content.reader import read_content
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.status import FINAL, WAITING
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
 from comms.schedule.plan import SEND_PREFIX
@@ -116,11 +117,11 @@ def _address(text: str) -> str:
 
 
 def _pending(counts: dict[str, int]) -> int:
-    return sum(counts.get(s, 0) for s in ("queued", "ambiguous", "sending"))
+    return sum(counts.get(s, 0) for s in WAITING)
 
 
 def _totals(counts: dict[str, int]) -> str:
-    shown = [f"{counts.get(s, 0)} {s}" for s in ("sent", "failed", "skipped")]
+    shown = [f"{counts.get(s, 0)} {s}" for s in FINAL]
     return ", ".join(shown + [f"{_pending(counts)} waiting"])
 
 

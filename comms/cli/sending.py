@@ -21,8 +21,8 @@ from comms.content.models import Issue, Site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.db.ledger import Campaign
+from comms.db.status import DeliveryStatus
 from comms.db.subscribers import Store
-from comms.db.tables import DELIVERY_STATES
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
 from comms.schedule.plan import Held, held_list
@@ -45,12 +45,12 @@ from .common import (
 
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
-    counts = store.counts(campaign.id)
+    counts = store.ledger.counts(campaign.id)
     return {
         "issue": campaign.slug,
         "status": campaign.status,
         "recipients": campaign.recipients,
-        "counts": {status: counts.get(status, 0) for status in DELIVERY_STATES},
+        "counts": {status: counts.get(status, 0) for status in DeliveryStatus},
         "started": campaign.created_at,
         "updated": campaign.updated_at,
     }
@@ -62,7 +62,7 @@ def _held_json(held: Held) -> dict[str, Any]:
         "issue": held.slug,
         "status": "held",
         "recipients": 0,
-        "counts": dict.fromkeys(DELIVERY_STATES, 0),
+        "counts": dict.fromkeys(DeliveryStatus, 0),
         "due_at": held.due_at,
         "held_at": held.held_at,
     }
@@ -79,7 +79,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     store = _open_store(config)
     held = {h.slug: h for h in held_list(store.engine)}
     if issue is None:
-        rows = [_campaign_json(store, c) for c in store.campaigns()]
+        rows = [_campaign_json(store, c) for c in store.ledger.campaigns()]
         if as_json:
             click.echo(_json(rows + [_held_json(h) for h in held.values()]))
             return
@@ -93,7 +93,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         for h in held.values():
             click.echo(_held_line(config, h.slug, h.due_at))
         return
-    campaign = store.campaign(issue)
+    campaign = store.ledger.campaign(issue)
     if campaign is None and issue in held:
         if as_json:
             click.echo(_json(_held_json(held[issue])))
@@ -105,15 +105,15 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         if issue not in site.issues:
             raise CommsError(f"no issue '{issue}' in {config.content_dir / 'issues'}")
         if as_json:
-            zero = dict.fromkeys(DELIVERY_STATES, 0)
+            zero = dict.fromkeys(DeliveryStatus, 0)
             click.echo(_json({"issue": issue, "status": "not started", "recipients": 0,
                               "counts": zero, "errors": [], "next_attempt": None}))  # fmt: skip
         else:
             click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
         return
     data = _campaign_json(store, campaign)
-    data["errors"] = store.recent_errors(campaign.id, limit)
-    data["next_attempt"] = store.next_attempt(campaign.id)
+    data["errors"] = store.ledger.recent_errors(campaign.id, limit)
+    data["next_attempt"] = store.ledger.next_attempt(campaign.id)
     if as_json:
         click.echo(_json(data))
         return
@@ -152,12 +152,12 @@ def _find_issue(config: Config, site: Site, errors: list[ContentError], slug: st
 
 
 def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
-    campaign = store.campaign(issue.slug)
+    campaign = store.ledger.campaign(issue.slug)
     if campaign is None:
-        todo = recipients = store.count_recipients(issue.topics, issue.regions)
+        todo = recipients = store.ledger.count_recipients(issue.topics, issue.regions)
     else:
         recipients = campaign.recipients
-        todo = _pending(store.counts(campaign.id))
+        todo = _pending(store.ledger.counts(campaign.id))
     batches = -(-todo // options.claim_size)
     click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
     click.echo(f"  recipients: {recipients}" + (" (campaign started)" if campaign else ""))
@@ -232,11 +232,11 @@ def send(
         return
     opener = opener_for(config)
     campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
-    todo = _pending(store.counts(campaign.id))
+    todo = _pending(store.ledger.counts(campaign.id))
     if not todo:
         click.echo(
             f"nothing to send: every delivery of {issue.slug} is final "
-            f"({_totals(store.counts(campaign.id))})"
+            f"({_totals(store.ledger.counts(campaign.id))})"
         )
         return
     click.echo(
@@ -286,7 +286,7 @@ def schedule(state: State, as_json: bool) -> None:
 
     Works without a running scheduler: then it shows what `comms serve` would schedule now.
     """
-    from comms.db.engine import now_utc
+    from comms.core.clock import now_utc
     from comms.schedule.runner import overview
 
     config = state.config()

@@ -92,7 +92,7 @@ def serve(
 
 
 def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | None, str]:
-    """Start the scheduler unless another process runs one on this database (R5)."""
+    """Start the scheduler unless another process runs one here (docs/requirements.md R5)."""
     import logging
 
     from comms.schedule.lease import holder

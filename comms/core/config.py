@@ -39,7 +39,7 @@ ENV_PREFIX = "COMMS_"
 SECRETS = ("secret_key",)
 #: Key names that hold secrets wherever they stand (e.g. `[smtp] password`): an error in a file.
 SECRET_NAMES = frozenset({"secret_key", "secret", "password", "passwd", "api_key", "key", "token"})
-#: The transports `transport` may name (comms.transports builds them).
+#: The transports `transport` may name (comms.mail.transports builds them).
 TRANSPORT_SCHEMES = (
     "smtp",
     "smtp+starttls",
@@ -119,7 +119,8 @@ class Settings(_Section):
     @field_validator("subscribe")
     @classmethod
     def _separate_streams(cls, value: Subscribe, info: ValidationInfo) -> Subscribe:
-        # STANDARDS E20: confirmation mails and newsletters come from different addresses.
+        # Confirmation mails and newsletters come from different addresses (docs/requirements.md
+        # E20).
         sender = info.data.get("sender")
         if sender is not None and value.confirm_address == sender.address:
             raise ValueError("confirm_address must differ from sender.address (separate streams)")

@@ -142,7 +142,7 @@ def contrast(first: str, second: str) -> float:
 
 
 class Mail(_Section):
-    """Optional headers of every newsletter message (STANDARDS E7, E11, E12)."""
+    """Optional headers of every newsletter message (docs/requirements.md E7, E11, E12)."""
 
     feedback_id: str | None = None
     unsubscribe_mailto: str | None = None
@@ -196,7 +196,7 @@ class Api(_Section):
 
 
 class Delivery(_Section):
-    """How `comms send` paces, retries and gives up (STANDARDS S6, S9)."""
+    """How `comms send` paces, retries and gives up (docs/requirements.md S6, S9)."""
 
     concurrency: int = Field(default=4, ge=1, le=64)
     rate: float = Field(default=0.0, ge=0)
@@ -245,7 +245,7 @@ class Feeds(_Section):
 
 
 class Subscribe(_Section):
-    """Sign-up, double opt-in and the subscriber pages (STANDARDS L1–L6, L15)."""
+    """Sign-up, double opt-in and the subscriber pages (docs/requirements.md L1–L6, L15)."""
 
     confirm_days: Annotated[int, Field(ge=1, le=30)] = 7
     purge_pending_days: Annotated[int, Field(ge=1, le=30)] = 7

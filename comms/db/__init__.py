@@ -1,1 +1,6 @@
-"""TODO db."""
+"""The database: table definitions (`tables`), engines, Alembic migrations run on open, the
+secret key and the suppression lookup (`engine`, `migrations/`), subscribers with their consent
+records and the suppression list (`subscribers`: Store, open_store), and the send ledger of
+campaigns and one delivery row per (issue, subscriber) with claims and outcomes (`ledger`).
+May import comms.content and comms.core; never comms.publish (a sibling) or any stage above,
+so nothing here knows about mail, the web or the scheduler."""

@@ -6,7 +6,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,6 @@ from comms.db.tables import meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _SECRET_CHECK = b"comms secret check"
-
-
-def now_utc() -> datetime:
-    """The current time in UTC (the store keeps nothing else)."""
-    return datetime.now(UTC)
 
 
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
@@ -65,9 +59,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    # Writers queue for the lock at BEGIN; readers (Ledger.reading()) stay out of their way.
+    # Writers queue for the lock at BEGIN; readers (`read_only`) stay out of their way.
     read = conn.get_execution_options().get("comms_read", False)
     conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection for reads only: on SQLite its transactions do not take the write lock."""
+    return engine.connect().execution_options(comms_read=True)
 
 
 def make_engine(url: str) -> Engine:

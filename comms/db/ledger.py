@@ -10,18 +10,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from comms.db.engine import SuppressionProbe, driver_params, driver_statement, insert_ignore
-from comms.db.tables import (
-    FINAL_STATES,
-    campaigns,
-    consent,
-    deliveries,
-    subscribers,
-    suppression,
+from comms.db.engine import SuppressionProbe, read_only
+from comms.db.outcomes import BounceSink, Claimed, LedgerWriter
+from comms.db.status import (
+    CLAIMABLE,
+    FINAL,
+    RETRYING,
+    CampaignStatus,
+    DeliveryStatus,
+    SubscriberStatus,
 )
-
-#: Rows a claim may take: new ones and ones that wait for a retry.
-CLAIMABLE = ("queued", "ambiguous")
+from comms.db.tables import campaigns, deliveries, subscribers, suppression
 
 
 @dataclass(frozen=True)
@@ -31,40 +30,15 @@ class Campaign:
     id: int
     slug: str
     content_hash: str
-    status: str
+    status: CampaignStatus
     recipients: int
     created_at: datetime
     updated_at: datetime
 
-
-@dataclass(frozen=True)
-class Claimed:
-    """A delivery this run now owns, with what sending it needs of the subscriber."""
-
-    delivery_id: int
-    attempts: int  # before this one
-    queued_at: datetime
-    subscriber_id: int | None
-    uid: str | None
-    email: str | None
-    name: str | None
-    language: str
-    subscriber_status: str | None
-    key: str | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one claimed delivery; `bounce` also ends the subscription."""
-
-    delivery_id: int
-    status: str
-    message_id: str | None = None
-    error: str | None = None
-    next_attempt_at: datetime | None = None
-    bounce: Claimed | None = None
-    #: False when the message never left (a stopped run hands the row back untouched).
-    attempted: bool = True
+    @classmethod
+    def from_row(cls, row: Any) -> Campaign:
+        """Build from a `campaigns` row."""
+        return cls(**{**row._mapping, "status": CampaignStatus(row.status)})
 
 
 def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -82,127 +56,22 @@ def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnEle
     return sa.and_(*parts) if parts else sa.true()
 
 
-_RECORD = (
-    sa.update(deliveries)
-    .where(deliveries.c.id == sa.bindparam("did"))
-    .values(
-        status=sa.bindparam("st"),
-        message_id=sa.bindparam("mid"),
-        last_error=sa.bindparam("err"),
-        next_attempt_at=sa.bindparam("nxt"),
-        attempts=deliveries.c.attempts + sa.bindparam("inc"),
-        claimed_by=sa.null(),
-        claimed_until=sa.null(),
-        updated_at=sa.bindparam("now"),
-    )
-)
+class Ledger:
+    """Campaigns and deliveries: the only code that writes them; subscribers it only reads.
 
-
-class LedgerWriter:
-    """Records outcomes over one connection with a statement compiled once: the hot path.
-
-    SQLAlchemy's per-call statement building and parameter processing cost more than SQLite's
-    update itself; a send run commits many small groups, so they are done once here.
+    A bounce ends a subscription in the transaction of its outcome; `bounces` (the subscriber
+    store) does that part.
     """
 
-    def __init__(self, ledger: Ledger, source: str) -> None:
-        self.ledger = ledger
-        self.source = source
-        self.conn = ledger.engine.connect()
-        self.sql, self.order = driver_statement(self.conn.dialect, _RECORD)
-        convert = deliveries.c.updated_at.type.bind_processor(self.conn.dialect)
-        self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
-
-    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
-        """Write outcomes (and their bounces) in one transaction."""
-        if not outcomes:
-            return
-        at, convert = self.convert(now), self.convert
-        rows = [
-            {
-                "did": o.delivery_id,
-                "st": o.status,
-                "mid": o.message_id,
-                "err": o.error,
-                "nxt": None if o.next_attempt_at is None else convert(o.next_attempt_at),
-                "inc": int(o.attempted),
-                "now": at,
-            }
-            for o in outcomes
-        ]
-        params = driver_params(self.order, rows)
-        bounces = [o for o in outcomes if o.bounce and o.bounce.subscriber_id and o.bounce.key]
-        if not bounces:
-            self._fast(params)
-            return
-        with self.conn.begin():
-            self.conn.exec_driver_sql(self.sql, params)
-            for o in bounces:
-                assert o.bounce is not None and o.bounce.subscriber_id and o.bounce.key
-                self._bounce(o.bounce.subscriber_id, o.bounce.key, o.error, now)
-
-    def _fast(self, params: list[Any]) -> None:
-        """The common case in plain DB-API calls: even opening a transaction through the
-        engine costs more than the update itself."""
-        raw = self.conn.connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        try:
-            if self.conn.dialect.name == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    cursor.executemany(self.sql, params)
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
-            else:
-                try:
-                    cursor.executemany(self.sql, params)
-                except BaseException:
-                    raw.rollback()
-                    raise
-                raw.commit()
-        finally:
-            cursor.close()
-
-    def _bounce(self, sid: int, key: str, error: str | None, now: datetime) -> None:
-        self.ledger.end_subscription(self.conn, sid, key, "bounced", "bounced", now)
-        self.conn.execute(
-            sa.insert(consent).values(
-                subscriber_id=sid,
-                action="bounce",
-                at=now,
-                source=self.source,
-                channel="smtp",
-                note=error,
-            )
-        )
-
-    def close(self) -> None:
-        """Give the connection back."""
-        self.conn.close()
-
-
-class Ledger:
-    """Campaign and delivery operations; `Store` adds subscribers on top."""
-
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, bounces: BounceSink) -> None:
         self.engine = engine
+        self.bounces = bounces
 
     def reading(self) -> Connection:
         """A connection for reads only: on SQLite its transactions do not take the write lock."""
-        return self.engine.connect().execution_options(comms_read=True)
+        return read_only(self.engine)
 
-    # -- subscribers as the ledger needs them ------------------------------------------------
-
-    def end_subscription(
-        self, conn: Connection, sid: int, key: str, status: str, reason: str, at: datetime
-    ) -> None:
-        """Set a final subscriber state and add the address to the suppression list."""
-        values: dict[str, Any] = {"status": status, "updated_at": at, "unsubscribed_at": at}
-        conn.execute(sa.update(subscribers).where(subscribers.c.id == sid).values(values))
-        conn.execute(insert_ignore(conn, suppression).values(key=key, reason=reason, created_at=at))
+    # -- one subscriber's deliveries (access and erasure requests) --------------------------
 
     def deliveries_of(self, conn: Connection, sid: int) -> list[dict[str, Any]]:
         """A subscriber's send history."""
@@ -220,8 +89,8 @@ class Ledger:
         d = deliveries.c
         conn.execute(
             sa.update(deliveries)
-            .where(d.subscriber_id == sid, d.status.not_in(FINAL_STATES))
-            .values(status="skipped", updated_at=at, claimed_by=None)
+            .where(d.subscriber_id == sid, d.status.not_in(FINAL))
+            .values(status=DeliveryStatus.SKIPPED, updated_at=at, claimed_by=None)
         )
         # Server replies often quote the address: they go with the person.
         result = conn.execute(
@@ -235,18 +104,18 @@ class Ledger:
         """The campaign of an issue, if sending ever started."""
         with self.reading() as conn:
             row = conn.execute(sa.select(campaigns).where(campaigns.c.slug == slug)).first()
-        return Campaign(**row._mapping) if row else None
+        return Campaign.from_row(row) if row else None
 
     def campaigns(self) -> list[Campaign]:
         """Every campaign, newest first."""
         with self.reading() as conn:
             rows = conn.execute(sa.select(campaigns).order_by(campaigns.c.id.desc()))
-            return [Campaign(**row._mapping) for row in rows]
+            return [Campaign.from_row(row) for row in rows]
 
     def _recipients(self, topics: Sequence[str], regions: Sequence[str]) -> sa.Select[Any]:
         s = subscribers.c
         return sa.select(s.id).where(
-            s.status == "active",
+            s.status == SubscriberStatus.ACTIVE,
             target_clause(topics, regions),
             ~sa.exists().where(suppression.c.key == s.suppression_key),
         )
@@ -272,16 +141,20 @@ class Ledger:
                 .values(
                     slug=slug,
                     content_hash=content_hash,
-                    status="sending",
+                    status=CampaignStatus.SENDING,
                     recipients=0,
                     created_at=now,
                     updated_at=now,
                 )
                 .returning(campaigns.c.id)
             ).scalar_one()
-            when = sa.literal(now, deliveries.c.queued_at.type)
+            d = deliveries.c
+            when = sa.literal(now, d.queued_at.type)
             source = self._recipients(topics, regions).add_columns(
-                sa.literal(cid), sa.literal("queued"), sa.literal(0), when
+                sa.literal(cid),
+                sa.literal(DeliveryStatus.QUEUED, d.status.type),
+                sa.literal(0),
+                when,
             )
             columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at"]
             conn.execute(sa.insert(deliveries).from_select(columns, source))
@@ -308,7 +181,7 @@ class Ledger:
         with self.engine.begin() as conn:
             owners = conn.execute(
                 sa.select(d.claimed_by, sa.func.min(d.claimed_until))
-                .where(d.campaign_id == cid, d.status == "sending")
+                .where(d.campaign_id == cid, d.status == DeliveryStatus.SENDING)
                 .group_by(d.claimed_by)
             ).all()
             gone = [o for o, until in owners if o is None or until <= now or abandoned(o)]
@@ -316,9 +189,14 @@ class Ledger:
                 return 0
             result = conn.execute(
                 sa.update(deliveries)
-                .where(d.campaign_id == cid, d.status == "sending")
+                .where(d.campaign_id == cid, d.status == DeliveryStatus.SENDING)
                 .where(sa.or_(d.claimed_by.in_([g for g in gone if g]), d.claimed_by.is_(None)))
-                .values(status="queued", claimed_by=None, claimed_until=None, updated_at=now)
+                .values(
+                    status=DeliveryStatus.QUEUED,
+                    claimed_by=None,
+                    claimed_until=None,
+                    updated_at=now,
+                )
             )
             return int(result.rowcount)
 
@@ -340,7 +218,7 @@ class Ledger:
                 sa.update(deliveries)
                 .where(d.id.in_(pick))
                 .values(
-                    status="sending",
+                    status=DeliveryStatus.SENDING,
                     claimed_by=owner,
                     claimed_until=until,
                     updated_at=now,
@@ -369,19 +247,15 @@ class Ledger:
                     email=p.email if p else None,
                     name=p.name if p else None,
                     language=p.language if p else "de",
-                    subscriber_status=p.status if p else None,
+                    subscriber_status=SubscriberStatus(p.status) if p else None,
                     key=p.suppression_key if p else None,
                 )
             )
         return out
 
-    def record(self, outcomes: Sequence[Outcome], now: datetime, source: str) -> None:
-        """Write many outcomes in one transaction."""
-        writer = LedgerWriter(self, source)
-        try:
-            writer.write(outcomes, now)
-        finally:
-            writer.close()
+    def writer(self, source: str) -> LedgerWriter:
+        """A writer of outcomes for one run; `source` names the run in bounce consent rows."""
+        return LedgerWriter(self.engine, self.bounces, source)
 
     def counts(self, cid: int) -> dict[str, int]:
         """Deliveries of a campaign by status."""
@@ -421,7 +295,7 @@ class Ledger:
         with self.reading() as conn:
             rows = conn.execute(
                 sa.select(campaigns.c.slug)
-                .where(campaigns.c.status.in_(("sending", "waiting")))
+                .where(campaigns.c.status.in_(RETRYING))
                 .where(
                     sa.exists().where(
                         d.campaign_id == campaigns.c.id,

@@ -4,122 +4,48 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Connection, Engine
 
+from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.core.errors import CommsError, ConfigError
+from comms.core.errors import ConfigError
 from comms.db.engine import (
     bulk_insert,
     insert_ignore,
     make_engine,
-    now_utc,
+    read_only,
     resolve_secret,
     upgrade,
 )
 from comms.db.ledger import Ledger
+from comms.db.people import (
+    Consent,
+    ImportResult,
+    NewSubscriber,
+    Subscriber,
+    SubscriberError,
+    normalise_address,
+    padded,
+)
+from comms.db.status import SubscriberStatus
 from comms.db.tables import consent, subscribers, suppression
 
-
-class SubscriberError(CommsError):
-    """A subscriber operation is not possible (unknown, already there, suppressed)."""
-
-
-def normalise_address(text: str) -> str:
-    """The identity of an address: NFC, trimmed, IDNA-checked, the whole address lower-cased.
-
-    Local parts are case-sensitive by RFC 5321, but no mailbox provider treats them so; folding
-    them keeps `Max@…` and `max@…` from becoming two subscribers who get every issue twice.
-    """
-    text = unicodedata.normalize("NFC", text.strip())
-    try:
-        normalized = validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
-    return unicodedata.normalize("NFC", normalized).lower()
-
-
-def slugs(value: str) -> tuple[str, ...]:
-    """The slugs of a stored space-padded list."""
-    return tuple(value.split())
-
-
-def _padded(values: Iterable[str]) -> str:
-    items = sorted(set(values))
-    return f" {' '.join(items)} " if items else ""
-
-
-@dataclass(frozen=True)
-class Consent:
-    """One consent ledger event as the caller sees it (STANDARDS L3)."""
-
-    action: str
-    source: str
-    ip: str | None = None
-    user_agent: str | None = None
-    consent_version: str | None = None
-    channel: str | None = None
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class NewSubscriber:
-    """The fields of a person to add; `email` already normalised."""
-
-    email: str
-    name: str | None = None
-    language: str = "de"
-    topics: tuple[str, ...] = ()
-    regions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    """One stored subscriber."""
-
-    id: int
-    uid: str
-    email: str
-    name: str | None
-    language: str
-    topics: tuple[str, ...]
-    regions: tuple[str, ...]
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    confirmed_at: datetime | None
-    unsubscribed_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Subscriber:
-        """Build from a `subscribers` row."""
-        m = row._mapping
-        return cls(
-            **{k: m[k] for k in ("id", "uid", "email", "name", "language", "status")},
-            topics=slugs(m["topics"]),
-            regions=slugs(m["regions"]),
-            created_at=m["created_at"],
-            updated_at=m["updated_at"],
-            confirmed_at=m["confirmed_at"],
-            unsubscribed_at=m["unsubscribed_at"],
-        )
-
-
-@dataclass
-class ImportResult:
-    """What an import did."""
-
-    added: int = 0
-    known: int = 0
-    suppressed: int = 0
+# The people types are part of the store's interface; they live in comms.db.people.
+__all__ = [
+    "Consent",
+    "ImportResult",
+    "NewSubscriber",
+    "Store",
+    "Subscriber",
+    "SubscriberError",
+    "normalise_address",
+    "open_store",
+]
 
 
 def open_store(config: Config) -> Store:
@@ -134,11 +60,16 @@ def open_store(config: Config) -> Store:
     return Store(engine, secret, generated_secret=generated)
 
 
-class Store(Ledger):
-    """Subscribers, consent and suppression; the send ledger's methods come from `Ledger`."""
+class Store:
+    """Subscribers, consent and suppression: the only code that changes them.
+
+    `ledger` (campaigns and deliveries) shares the engine; it calls back into `bounced` so a
+    bounce changes the subscriber in the transaction of the delivery's outcome.
+    """
 
     def __init__(self, engine: Engine, secret: str, generated_secret: bool = False) -> None:
-        super().__init__(engine)
+        self.engine = engine
+        self.ledger = Ledger(engine, bounces=self)
         #: COMMS_SECRET_KEY, or the key generated once and kept in the database.
         self.secret = secret
         self._hmac_key = secret.encode()
@@ -148,6 +79,10 @@ class Store(Ledger):
     def close(self) -> None:
         """Release every connection."""
         self.engine.dispose()
+
+    def reading(self) -> Connection:
+        """A connection for reads only: on SQLite its transactions do not take the write lock."""
+        return read_only(self.engine)
 
     def key(self, email: str) -> str:
         """The suppression key of a normalised address: HMAC-SHA256 with the secret."""
@@ -186,7 +121,9 @@ class Store(Ledger):
     def count_active(self) -> int:
         """How many subscribers are active."""
         with self.reading() as conn:
-            query = sa.select(sa.func.count()).where(subscribers.c.status == "active")
+            query = sa.select(sa.func.count()).where(
+                subscribers.c.status == SubscriberStatus.ACTIVE
+            )
             return int(conn.execute(query.select_from(subscribers)).scalar_one())
 
     def report(self, email: str) -> dict[str, Any] | None:
@@ -210,7 +147,7 @@ class Store(Ledger):
                 {k: v for k, v in row._mapping.items() if k not in ("id", "subscriber_id")}
                 for row in rows
             ]
-            sent = self.deliveries_of(conn, person.id)
+            sent = self.ledger.deliveries_of(conn, person.id)
         profile = {k: v for k, v in person.__dict__.items() if k != "id"}
         return data | profile | {"consent": ledger, "deliveries": sent}
 
@@ -229,26 +166,12 @@ class Store(Ledger):
             sa.select(suppression.c.reason).where(suppression.c.key == self.key(person.email))
         ).first():
             raise SubscriberError(f"{person.email} is on the suppression list; not added")
-        values = self._values(person, at, self.key(person.email))
+        values = person.row(self.key(person.email), at)
         try:
             result = conn.execute(sa.insert(subscribers).values(values).returning(subscribers.c.id))
         except sa.exc.IntegrityError:
             raise SubscriberError(f"{person.email} is already a subscriber") from None
         return int(result.scalar_one())
-
-    def _values(self, person: NewSubscriber, at: datetime, key: str) -> dict[str, Any]:
-        return {
-            "uid": secrets.token_urlsafe(12),
-            "email": person.email,
-            "suppression_key": key,
-            "name": person.name,
-            "language": person.language,
-            "topics": _padded(person.topics),
-            "regions": _padded(person.regions),
-            "status": "pending",
-            "created_at": at,
-            "updated_at": at,
-        }
 
     def add_pending(self, person: NewSubscriber, event: Consent) -> Subscriber:
         """Store a new person as pending (waiting for confirmation) with the request event."""
@@ -274,7 +197,12 @@ class Store(Ledger):
         conn.execute(
             sa.update(subscribers)
             .where(subscribers.c.id == sid)
-            .values(status="active", consent_id=consent_id, confirmed_at=at, updated_at=at)
+            .values(
+                status=SubscriberStatus.ACTIVE,
+                consent_id=consent_id,
+                confirmed_at=at,
+                updated_at=at,
+            )
         )
 
     def confirm(self, uid: str, event: Consent) -> Subscriber:
@@ -286,22 +214,40 @@ class Store(Ledger):
             conn.execute(
                 sa.delete(suppression).where(
                     suppression.c.key == self.key(person.email),
-                    suppression.c.reason == "unsubscribed",
+                    suppression.c.reason == SubscriberStatus.UNSUBSCRIBED,
                 )
             )
         return self._require(uid)
 
     def unsubscribe(self, uid: str, event: Consent) -> Subscriber:
         """Stop all mail to a person at once: status, ledger event and suppression entry."""
-        return self._end(uid, event, "unsubscribed", "unsubscribed")
-
-    def _end(self, uid: str, event: Consent, status: str, reason: str) -> Subscriber:
         person = self._require(uid)
-        at = now_utc()
+        key, status = self.key(person.email), SubscriberStatus.UNSUBSCRIBED
         with self.engine.begin() as conn:
-            self.end_subscription(conn, person.id, self.key(person.email), status, reason, at)
-            self._consent(conn, person.id, event, at)
+            self._end(conn, person.id, key, status, event, now_utc())
         return self._require(uid)
+
+    def bounced(
+        self, conn: Connection, sid: int, key: str, error: str | None, source: str, at: datetime
+    ) -> None:
+        """End a subscription after a permanent failure, in the caller's transaction."""
+        event = Consent("bounce", source, channel="smtp", note=error)
+        self._end(conn, sid, key, SubscriberStatus.BOUNCED, event, at)
+
+    def _end(
+        self,
+        conn: Connection,
+        sid: int,
+        key: str,
+        status: SubscriberStatus,
+        event: Consent,
+        at: datetime,
+    ) -> None:
+        """Set a final state, suppress the address (the reason is the state) and log `event`."""
+        values: dict[str, Any] = {"status": status, "updated_at": at, "unsubscribed_at": at}
+        conn.execute(sa.update(subscribers).where(subscribers.c.id == sid).values(values))
+        conn.execute(insert_ignore(conn, suppression).values(key=key, reason=status, created_at=at))
+        self._consent(conn, sid, event, at)
 
     def _require(self, uid: str) -> Subscriber:
         person = self.by_uid(uid)
@@ -311,7 +257,8 @@ class Store(Ledger):
 
     def erase(self, email: str) -> dict[str, int]:
         """Erase a person (Art. 17): profile, consent rows and delivery links go; the
-        suppression key stays so that the address is never mailed or imported again (L12)."""
+        suppression key stays so that the address is never mailed or imported again
+        (docs/requirements.md L12)."""
         at = now_utc()
         key = self.key(email)
         with self.engine.begin() as conn:
@@ -326,7 +273,7 @@ class Store(Ledger):
             ledger = conn.execute(
                 sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
             ).scalar_one()
-            unlinked = self.unlink_deliveries(conn, sid, at)
+            unlinked = self.ledger.unlink_deliveries(conn, sid, at)
             conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
         return {"subscriber": 1, "consent": int(ledger), "deliveries": unlinked}
 
@@ -373,7 +320,7 @@ class Store(Ledger):
                     result.known += 1
                     notes.append((line, "already a subscriber; left unchanged"))
                 else:
-                    fresh.append(self._values(person, at, keys[person.email]))
+                    fresh.append(person.row(keys[person.email], at))
             if not fresh:
                 return
             before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.id), 0))).scalar_one()
@@ -395,7 +342,7 @@ class Store(Ledger):
                 conn.execute(
                     sa.update(subscribers)
                     .where(mine)
-                    .values(status="active", consent_id=basis, confirmed_at=at)
+                    .values(status=SubscriberStatus.ACTIVE, consent_id=basis, confirmed_at=at)
                 )
             result.added += len(fresh)
 
@@ -416,7 +363,7 @@ class Store(Ledger):
         at = now_utc()
         with self.engine.begin() as conn:
             self._consent(conn, person.id, event, at)
-            # The purge counts from the latest request (STANDARDS L4).
+            # The purge counts from the latest request (docs/requirements.md L4).
             conn.execute(
                 sa.update(subscribers).where(subscribers.c.id == person.id).values(updated_at=at)
             )
@@ -432,8 +379,8 @@ class Store(Ledger):
                 sa.update(subscribers)
                 .where(subscribers.c.id == person.id)
                 .values(
-                    topics=_padded(topics),
-                    regions=_padded(regions),
+                    topics=padded(topics),
+                    regions=padded(regions),
                     language=language,
                     updated_at=now_utc(),
                 )
@@ -441,10 +388,13 @@ class Store(Ledger):
         return self._require(uid)
 
     def purge_pending(self, older_than: datetime) -> int:
-        """Delete sign-ups still unconfirmed whose last request is before `older_than` (L4)."""
+        """Delete sign-ups still unconfirmed whose last request is before `older_than`
+        (docs/requirements.md L4)."""
         s = subscribers.c
         with self.engine.begin() as conn:
             result = conn.execute(
-                sa.delete(subscribers).where(s.status == "pending", s.updated_at < older_than)
+                sa.delete(subscribers).where(
+                    s.status == SubscriberStatus.PENDING, s.updated_at < older_than
+                )
             )
         return int(result.rowcount or 0)

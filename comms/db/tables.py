@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-SUBSCRIBER_STATES = ("pending", "active", "unsubscribed", "bounced", "complained")
-DELIVERY_STATES = ("queued", "sending", "sent", "failed", "ambiguous", "skipped")
-#: Deliveries that are settled: a later run never touches them again.
-FINAL_STATES = ("sent", "failed", "skipped")
-CAMPAIGN_STATES = ("sending", "waiting", "paused", "done")
+from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
+
 CONSENT_ACTIONS = (
     "request",
     "confirm",
@@ -45,8 +43,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def _in(column: str, values: Iterable[str]) -> str:
+    # str(): an enum member's repr is not its SQL literal.
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 metadata = sa.MetaData()
@@ -71,7 +70,7 @@ subscribers = sa.Table(
     sa.Column("topics", sa.Text, nullable=False, server_default=""),
     sa.Column("regions", sa.Text, nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False),
-    # The consent row that makes an active subscription lawful (STANDARDS L1/L3).
+    # The consent row that makes an active subscription lawful (docs/requirements.md L1/L3).
     sa.Column(
         "consent_id",
         sa.Integer,
@@ -81,9 +80,10 @@ subscribers = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("confirmed_at", UTCDateTime),
     sa.Column("unsubscribed_at", UTCDateTime),
-    sa.CheckConstraint(_in("status", SUBSCRIBER_STATES), name="ck_subscribers_status"),
+    sa.CheckConstraint(_in("status", SubscriberStatus), name="ck_subscribers_status"),
     sa.CheckConstraint(
-        "status <> 'active' OR consent_id IS NOT NULL", name="ck_subscribers_active_consent"
+        f"status <> '{SubscriberStatus.ACTIVE}' OR consent_id IS NOT NULL",
+        name="ck_subscribers_active_consent",
     ),
 )
 
@@ -127,7 +127,7 @@ campaigns = sa.Table(
     sa.Column("recipients", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.CheckConstraint(_in("status", CAMPAIGN_STATES), name="ck_campaigns_status"),
+    sa.CheckConstraint(_in("status", CampaignStatus), name="ck_campaigns_status"),
 )
 
 deliveries = sa.Table(
@@ -140,7 +140,7 @@ deliveries = sa.Table(
         sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    # SET NULL: erasure keeps the anonymous count, not the person (STANDARDS L12).
+    # SET NULL: erasure keeps the anonymous count, not the person (docs/requirements.md L12).
     sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL")),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -152,12 +152,13 @@ deliveries = sa.Table(
     sa.Column("queued_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime),
     sa.UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
-    sa.CheckConstraint(_in("status", DELIVERY_STATES), name="ck_deliveries_status"),
+    sa.CheckConstraint(_in("status", DeliveryStatus), name="ck_deliveries_status"),
     sa.Index("ix_deliveries_claim", "campaign_id", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
 )
 
-# The one process that may run the scheduler (STANDARDS R5): a lease renewed by a heartbeat.
+# The one process that may run the scheduler: a lease renewed by a heartbeat
+# (docs/requirements.md R5).
 scheduler_lease = sa.Table(
     "scheduler_lease",
     metadata,

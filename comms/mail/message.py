@@ -29,7 +29,7 @@ from comms.core.errors import ConfigError, MessageError, PermanentFailure
 from comms.mail.tokens import make_token
 from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
 
-#: 7-bit-safe serialisation (STANDARDS E5): encoded-words in headers, CRLF line ends.
+#: 7-bit-safe serialisation (docs/requirements.md E5): encoded-words in headers, CRLF line ends.
 POLICY = SMTP.clone(cte_type="7bit")
 #: Headers covered by DKIM; the second mention oversigns (an added copy breaks the signature).
 DKIM_HEADERS = (
@@ -37,7 +37,7 @@ DKIM_HEADERS = (
     "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID", "Precedence",
     "From", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post",
 )  # fmt: skip
-#: Encoded HTML size above which Gmail's clipping (~102 KB) gets close (STANDARDS E17).
+#: Encoded HTML size above which Gmail's clipping (~102 KB) gets close (docs/requirements.md E17).
 CLIP_SIZE = 90_000
 _PLACEHOLDER = re.compile(f"({re.escape(UNSUBSCRIBE_URL)}|{re.escape(PREFERENCES_URL)})")
 # An ASCII addr-spec without anything that could break out of a header (CR, LF, <, >, space).
@@ -164,7 +164,8 @@ class MessageFactory:
         if when.tzinfo is None:
             raise MessageError("the Date of a message must be timezone-aware")
         for part, text in (("text", rendered.text), ("HTML", rendered.html)):
-            if UNSUBSCRIBE_URL not in text:  # E8, § 7 UWG: never send without a way out
+            # Never send without a way out (docs/requirements.md E8; § 7 UWG).
+            if UNSUBSCRIBE_URL not in text:
                 raise MessageError(f"the {part} part of the issue has no {UNSUBSCRIBE_URL} link")
         self.template = self._template(config, rendered, format_datetime(when))
         html_size = len(_qp(rendered.html))
@@ -318,8 +319,8 @@ def build_transactional(
 ) -> OutgoingMessage:
     """A one-off transactional mail (the double opt-in) from `subscribe.confirm_address`.
 
-    A separate stream from the newsletter (STANDARDS E20): its own From, no list headers, no
-    tracking; Date is aware, the Message-ID random under the site's host.
+    A separate stream from the newsletter (docs/requirements.md E20): its own From, no list
+    headers, no tracking; Date is aware, the Message-ID random under the site's host.
     """
     sender = ascii_address(config.settings.subscribe.confirm_address)
     recipient = ascii_address(to)

@@ -20,7 +20,7 @@ def _names_address(code: int, enhanced: str | None) -> bool:
 
 
 def classify(code: int, text: bytes | str, stage: str, where: str = "") -> DeliveryError:
-    """The exception for a failed SMTP reply (STANDARDS S5).
+    """The exception for a failed SMTP reply (docs/requirements.md S5).
 
     4xx → temporary; 552 to RCPT or 5.5.3 ("too many recipients") → temporary; a refusal of
     the address at RCPT (5.1.x, 5.2.x, or 550/551/553 without an enhanced code) → permanent
@@ -66,7 +66,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
 def classify_http(
     status: int, detail: str, recipient: str, wait: float | None, where: str
 ) -> DeliveryError:
-    """The exception for a failed HTTP API response (STANDARDS S8).
+    """The exception for a failed HTTP API response (docs/requirements.md S8).
 
     408, 429 and 5xx → temporary (with Retry-After); 400 naming the recipient → permanent;
     401, 402, 403 and any other 4xx → policy: our key, account or request is at fault, and

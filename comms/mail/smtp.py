@@ -62,7 +62,8 @@ class SmtpTransport:
         self.max_per_connection = max_per_connection
         self.helo_name = helo_name
         self.pipelining = pipelining
-        # Always a verifying context (S1): smtplib's default would not check the certificate.
+        # Always a verifying context: smtplib's default would not check the certificate
+        # (docs/requirements.md S1).
         self.context = ssl.create_default_context(cafile=ca_file) if mode != "plain" else None
         self._conn: smtplib.SMTP | None = None
         self._count = 0
@@ -198,7 +199,7 @@ class SmtpTransport:
             raise failure
 
     def _reset(self, conn: smtplib.SMTP, failure: DeliveryError) -> None:
-        """RSET after a failed transaction keeps the connection usable (S4); 421 ends it."""
+        """RSET after a failure keeps the connection; 421 ends it (docs/requirements.md S4)."""
         if failure.code == 421:
             self._drop()
             return

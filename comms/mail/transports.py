@@ -1,6 +1,6 @@
 """Transports: how a finished message leaves (SMTP, HTTP API, .eml files, memory).
 
-Every failure is classified (STANDARDS S5/S7): TemporaryFailure (4xx, timeouts, dropped
+Every failure is classified (docs/requirements.md S5/S7): TemporaryFailure (4xx, timeouts, dropped
 connections; `ambiguous` when the connection died after the message went out), PermanentFailure
 (5xx for this address) or PolicyRejection (5.7.x, refused sender, AUTH or TLS failures: our
 setup is at fault, so the campaign stops and no address is blamed). One instance per thread.

@@ -37,7 +37,7 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 #: `updated` of a feed with no entries: a fixed instant, so an empty feed never changes.
 EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CANCELLED"}
-# XML 1.0 allows only these characters; lxml refuses the others (STANDARDS F9).
+# XML 1.0 allows only these characters; lxml refuses the others (docs/requirements.md F9).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SITE_PATH = re.compile(r'(\s(?:href|src)=")/(?!/)')
 

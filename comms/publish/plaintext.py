@@ -6,7 +6,7 @@ import re
 import textwrap
 from html.parser import HTMLParser
 
-#: RFC 5322 recommends 78 characters per line (STANDARDS H8).
+#: RFC 5322 recommends 78 characters per line (docs/requirements.md H8).
 WIDTH = 78
 _BULLET_RE = re.compile(r"^(\s*)([-*•]|\d+\.)\s")
 _BLOCKS = {"p", "div", "blockquote", "pre", "table", "ul", "ol", "dl", "hr"}

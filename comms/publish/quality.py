@@ -10,12 +10,12 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.publish.render import issue_content, render_issue
 
-#: Gmail clips HTML above about 102 KB (STANDARDS E17): warn early, fail before it.
+#: Gmail clips HTML above about 102 KB (docs/requirements.md E17): warn early, fail before it.
 SIZE_WARNING = 80_000
 SIZE_ERROR = 100_000
 SUBJECT_MAX = 70
 PREHEADER_MAX = 110
-#: Link texts that say nothing out of context (WCAG 2.4.4, STANDARDS H4).
+#: Link texts that say nothing out of context (WCAG 2.4.4, docs/requirements.md H4).
 VAGUE_LINKS = frozenset(
     {"hier", "mehr", "klicken sie hier", "hier klicken", "link", "weiter", "weiterlesen"}
     | {"here", "more", "click here", "read more"}

@@ -32,7 +32,7 @@ _SITE_URL_RE = re.compile(r'\b(src|href)="/(?!/)')
 
 @dataclass(frozen=True)
 class Patterns:
-    """House-style date and time patterns for one language (STANDARDS T1, T3)."""
+    """House-style date and time patterns for one language (docs/requirements.md T1, T3)."""
 
     day: str
     short_day: str

@@ -1,6 +1,7 @@
-"""The scheduler's jobs: module-level functions taking the config path and primitives (R4).
+"""The scheduler's jobs: module-level functions taking the config path and primitives.
 
-Each does what its CLI command does; `comms/scheduler.py` wires them to triggers.
+Each does what its CLI command does; `comms/schedule/runner.py` wires them to triggers.
+Primitives, not objects, because APScheduler stores the jobs (docs/requirements.md R4).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 from comms.content.reader import read_content
+from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
-from comms.db.engine import now_utc
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable

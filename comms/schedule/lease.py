@@ -1,9 +1,9 @@
-"""The scheduler lease: one database row names the process that runs the scheduler (R5).
+"""The scheduler lease: one database row names the process that runs the scheduler.
 
 The owner renews it (heartbeat) every quarter of `schedule.lease_seconds`. Another process
 takes it over when it has expired, or at once when its owner was a process on this machine
 that no longer exists. Every change is a compare-and-swap, so two processes racing for a free
-lease cannot both win, on SQLite or on PostgreSQL.
+lease cannot both win, on SQLite or on PostgreSQL (docs/requirements.md R5).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comms.db.engine import now_utc
+from comms.core.clock import now_utc
+from comms.core.process import is_abandoned, owner_id
 from comms.db.tables import scheduler_lease
-from comms.sending.throttle import is_abandoned, owner_id
 
 NAME = "scheduler"
 

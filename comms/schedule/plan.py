@@ -1,7 +1,7 @@
 """What the scheduler should run: send jobs and held sends computed from content and ledger.
 
-`scheduler.py` turns the plan into APScheduler jobs; `comms schedule` prints it without a
-running scheduler. Sends that are more than `schedule.stale_after_hours` late are held:
+`comms/schedule/runner.py` turns the plan into APScheduler jobs; `comms schedule` prints it
+without a running scheduler. Sends that are more than `schedule.stale_after_hours` late are held:
 recorded in `held_sends` and left for an editor to release with `comms send ISSUE`.
 """
 

@@ -1,8 +1,9 @@
 """APScheduler wiring: scheduled sends, feed refresh, the retry pass and housekeeping.
 
-The jobs (`comms/jobs.py`) call the same functions as the CLI. One scheduler per database
-(STANDARDS R4, R5): `start_scheduler` takes the lease in `comms.lease` first and returns None
-when another process holds it. The scheduler always uses the wall clock, never `reference_date`.
+The jobs (`comms/schedule/jobs.py`) call the same functions as the CLI. One scheduler per
+database (docs/requirements.md R4, R5): `start_scheduler` takes the lease in
+`comms.schedule.lease` first and returns None when another process holds it. The scheduler
+always uses the wall clock, never `reference_date`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from comms.content.reader import read_content
+from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.db.engine import now_utc
 from comms.db.subscribers import Store
 from comms.schedule import jobs
 from comms.schedule import plan as timetable
@@ -161,7 +162,11 @@ class SchedulerHandle:
                 self.scheduler.shutdown(wait=False)
 
     def listen(self, event: JobExecutionEvent) -> None:
-        """Log missed and failed jobs (R4); hold missed sends; resync after a refresh."""
+        """Log missed and failed jobs (docs/requirements.md R4); hold missed sends; resync.
+
+        Missed and failed jobs are errors; a missed send is held; after each refresh the send
+        jobs are synced with the content again.
+        """
         if event.code == EVENT_JOB_MISSED:
             self.events.append(("missed", event.job_id))
             log.error("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
@@ -187,7 +192,7 @@ class SchedulerHandle:
                 config.content_dir, config.tz, settings.regions, settings.topics
             )
             now = now_utc()
-            wanted = timetable.plan(config, site, errors, self.store, now)
+            wanted = timetable.plan(config, site, errors, self.store.ledger, now)
             existing = {
                 job.id: job
                 for job in self.scheduler.get_jobs()
@@ -309,7 +314,7 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
     """
     settings = config.settings
     site, errors = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
-    wanted = timetable.plan(config, site, errors, store, now)
+    wanted = timetable.plan(config, site, errors, store.ledger, now)
     current = holder(store.engine) if live else None
     running = current if current is not None and current.expires_at > now_utc() else None
     labels = {entry.job_id: _send_label(entry) for entry in wanted.sends}

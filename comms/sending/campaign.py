@@ -10,10 +10,12 @@ from datetime import datetime
 
 from comms.content.models import Issue, Site
 from comms.content.reader import read_content
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
-from comms.db.engine import now_utc
-from comms.db.ledger import CLAIMABLE, Campaign
+from comms.core.process import is_abandoned
+from comms.db.ledger import Campaign
+from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
@@ -27,9 +29,9 @@ from comms.sending.run import (
     Run,
     SendOptions,
 )
-from comms.sending.throttle import TokenBucket, is_abandoned
+from comms.sending.throttle import TokenBucket
 
-# The run machinery lives in `dispatch`; its public names stay importable from here.
+# The run machinery lives in `comms.sending.run`; its public names stay importable from here.
 __all__ = [
     "BOUNCE_BREAKER",
     "IN_RUN_MAX_WAIT",
@@ -66,7 +68,7 @@ class SendReport:
     @property
     def waiting(self) -> int:
         """Deliveries that wait for a later run."""
-        return sum(self.counts.get(s, 0) for s in (*CLAIMABLE, "sending"))
+        return sum(self.counts.get(s, 0) for s in WAITING)
 
     @property
     def exit_code(self) -> int:
@@ -103,18 +105,19 @@ def prepare(
     `force` is given.
     """
     now = now_utc()
-    found = store.campaign(slug)
+    ledger = store.ledger
+    found = ledger.campaign(slug)
     if found is None:
-        return store.enqueue(slug, fingerprint, topics, regions, now), True
+        return ledger.enqueue(slug, fingerprint, topics, regions, now), True
     if found.content_hash != fingerprint:
         if not force:
-            sent = store.counts(found.id).get("sent", 0)
+            sent = ledger.counts(found.id).get(DeliveryStatus.SENT, 0)
             raise CampaignChanged(
                 f"issue '{slug}' changed after sending started ({sent} already sent); "
                 "check the change, then run again with --force to send the new version "
                 "to the rest"
             )
-        store.update_campaign(found.id, now, content_hash=fingerprint)
+        ledger.update_campaign(found.id, now, content_hash=fingerprint)
     return found, False
 
 
@@ -127,26 +130,27 @@ def send(
     progress: Progress | None = None,
 ) -> SendReport:
     """Send every due delivery of a campaign; resume rows a crashed run left behind."""
+    ledger = store.ledger
     now = options.clock()
-    resumed = store.release_orphans(campaign.id, is_abandoned, now)
-    store.update_campaign(campaign.id, now, status="sending")
-    run = Run(store, campaign, build, opener, options, progress)
+    resumed = ledger.release_orphans(campaign.id, is_abandoned, now)
+    ledger.update_campaign(campaign.id, now, status=CampaignStatus.SENDING)
+    run = Run(ledger, campaign, build, opener, options, progress)
     done = run.execute()
-    counts = store.counts(campaign.id)
-    waiting = sum(counts.get(s, 0) for s in (*CLAIMABLE, "sending"))
+    counts = ledger.counts(campaign.id)
+    waiting = sum(counts.get(s, 0) for s in WAITING)
     if run.paused:
-        status = "paused"
+        status = CampaignStatus.PAUSED
     else:
-        status = "waiting" if waiting else "done"
-    store.update_campaign(campaign.id, options.clock(), status=status)
-    final = store.campaign(campaign.slug)
+        status = CampaignStatus.WAITING if waiting else CampaignStatus.DONE
+    ledger.update_campaign(campaign.id, options.clock(), status=status)
+    final = ledger.campaign(campaign.slug)
     assert final is not None
     return SendReport(
         campaign=final,
         counts=counts,
         done_now=done,
         stopped=run.stopped,
-        next_attempt=store.next_attempt(campaign.id) if waiting else None,
+        next_attempt=ledger.next_attempt(campaign.id) if waiting else None,
         resumed=resumed,
     )
 
@@ -183,7 +187,7 @@ def retry_due(
     """Send every campaign's due retries (for the scheduler); one report per campaign."""
     store = open_store(config)
     try:
-        slugs = store.due_campaigns(now or now_utc())
+        slugs = store.ledger.due_campaigns(now or now_utc())
         if not slugs:
             return []
         settings = config.settings

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import (
     CommsError,
@@ -20,13 +21,15 @@ from comms.core.errors import (
     TemporaryFailure,
     Unreachable,
 )
-from comms.db.engine import SuppressionProbe, now_utc
-from comms.db.ledger import Campaign, Claimed, Outcome
-from comms.db.subscribers import Store
-from comms.db.tables import FINAL_STATES
+from comms.core.process import owner_id
+from comms.db.ledger import Campaign
+from comms.db.outcomes import Claimed, Outcome
+from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.mail.transports import Transport
-from comms.sending.throttle import Recorder, TokenBucket, owner_id
+from comms.sending.ports import SendLedger, SuppressionCheck
+from comms.sending.recorder import Recorder
+from comms.sending.throttle import TokenBucket
 
 Builder = Callable[[Recipient], OutgoingMessage]
 Opener = Callable[[], Transport]
@@ -96,19 +99,19 @@ class Run:
 
     def __init__(
         self,
-        store: Store,
+        ledger: SendLedger,
         campaign: Campaign,
         build: Builder,
         opener: Opener,
         options: SendOptions,
         progress: Progress | None,
     ) -> None:
-        self.store, self.campaign, self.build, self.opener = store, campaign, build, opener
+        self.ledger, self.campaign, self.build, self.opener = ledger, campaign, build, opener
         self.options = options
         self.progress = progress
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
-        self.recorder = Recorder(store, f"send {campaign.slug}")
+        self.recorder = Recorder(ledger.writer(f"send {campaign.slug}"))
         self.bucket = TokenBucket(options.rate)
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -144,7 +147,7 @@ class Run:
                 f"(nobody was marked bounced): {exc}"
             )
         self.halt(reason, pause=True)
-        return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+        return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
 
     def bounce(self, item: Claimed, message_id: str, exc: PermanentFailure) -> Outcome:
         """A bounce, unless too many came in a row: then pause and hand the row back."""
@@ -159,23 +162,23 @@ class Run:
                 f"the rest were not marked bounced (last reply: {exc})",
                 pause=True,
             )
-            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
-        return Outcome(item.delivery_id, "failed", message_id, str(exc), bounce=item)
+            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
+        return Outcome(item.delivery_id, DeliveryStatus.FAILED, message_id, str(exc), bounce=item)
 
     def worker(self) -> None:
-        probe = self.store.suppression_probe()
+        probe = self.ledger.suppression_probe()
         transport: Transport | None = None
         last = 0
         try:
             while (item := self.jobs.get()) is not None:
                 if self.stop.is_set():
-                    outcome = Outcome(item.delivery_id, "queued", attempted=False)
+                    outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
                 else:
                     outcome, transport = self.deliver(item, probe, transport, last)
                 last = self.recorder.submit(outcome)
                 with self.lock:
                     self.in_flight -= 1
-                    final = outcome.status in FINAL_STATES or item.delivery_id not in self.retry_at
+                    final = outcome.status in FINAL or item.delivery_id not in self.retry_at
                     if outcome.attempted and final:
                         self.done[outcome.status] = self.done.get(outcome.status, 0) + 1
         except CommsError as exc:
@@ -191,27 +194,31 @@ class Run:
                 transport.close()
 
     def deliver(
-        self, item: Claimed, probe: SuppressionProbe, transport: Transport | None, last: int
+        self, item: Claimed, probe: SuppressionCheck, transport: Transport | None, last: int
     ) -> tuple[Outcome, Transport | None]:
         """Send one claimed delivery once outcome `last` is recorded; classify the result."""
         if item.email is None or item.uid is None or item.key is None:
-            return Outcome(item.delivery_id, "skipped", error="subscriber erased"), transport
-        if item.subscriber_status != "active":
+            return Outcome(
+                item.delivery_id, DeliveryStatus.SKIPPED, error="subscriber erased"
+            ), transport
+        if item.subscriber_status != SubscriberStatus.ACTIVE:
             note = f"subscriber {item.subscriber_status}"
-            return Outcome(item.delivery_id, "skipped", error=note), transport
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note), transport
         try:
             message = self.build(Recipient(item.uid, item.email, item.name, item.language))
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
             # for this delivery, but no bounce, as no server has refused it.
-            return Outcome(item.delivery_id, "failed", error=str(exc)), transport
+            return Outcome(item.delivery_id, DeliveryStatus.FAILED, error=str(exc)), transport
         self.bucket.acquire()
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)
-        reason = probe.reason(item.key)  # right before sending (STANDARDS S12, E9)
+        reason = probe.reason(item.key)  # right before sending (docs/requirements.md S12, E9)
         if reason is not None:
-            return Outcome(item.delivery_id, "skipped", error=f"suppressed: {reason}"), transport
+            return Outcome(
+                item.delivery_id, DeliveryStatus.SKIPPED, error=f"suppressed: {reason}"
+            ), transport
         try:
             if transport is None:
                 transport = self.opener()
@@ -231,20 +238,22 @@ class Run:
             return self.retry(item, message.message_id, error), transport
         except CommsError as exc:
             self.halt(str(exc))
-            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False), transport
+            return Outcome(
+                item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False
+            ), transport
         with self.lock:
             self.connection_failures = self.bounces_in_row = 0
         self.bucket.speed_up()
-        return Outcome(item.delivery_id, "sent", message.message_id), transport
+        return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
 
     def retry(self, item: Claimed, message_id: str, exc: DeliveryError) -> Outcome:
         """Schedule a temporary failure: soon within this run, later after that, or give up."""
         opts = self.options
         now = opts.clock()
-        status = "ambiguous" if exc.ambiguous else "queued"
+        status = DeliveryStatus.AMBIGUOUS if exc.ambiguous else DeliveryStatus.QUEUED
         give_up = Outcome(
             item.delivery_id,
-            "failed",
+            DeliveryStatus.FAILED,
             message_id,
             f"gave up after {item.attempts + 1} attempts: {exc}",
         )
@@ -261,7 +270,7 @@ class Run:
                     self.stop.set()
                 # Keeps the dispatcher claiming until the recorder has handed the row back.
                 self.retry_at[item.delivery_id] = time.monotonic()
-            return Outcome(item.delivery_id, "queued", error=str(exc), attempted=False)
+            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
         with self.lock:
             tries = self.in_run_tries.get(item.delivery_id, 0)
             delay = opts.retry_backoff * 2**tries * random.uniform(0.8, 1.2)
@@ -295,7 +304,7 @@ class Run:
                 time.sleep(0.002)
                 continue
             now = opts.clock()
-            claimed = self.store.claim(self.campaign.id, self.owner, size, now, now + opts.lease)
+            claimed = self.ledger.claim(self.campaign.id, self.owner, size, now, now + opts.lease)
             with self.lock:
                 for item in claimed:
                     self.retry_at.pop(item.delivery_id, None)

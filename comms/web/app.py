@@ -1,4 +1,4 @@
-"""HTTP: the output folder with gzip, strong ETags and 304s; the subscriber pages (comms.pages)."""
+"""HTTP: the output folder with gzip, strong ETags and 304s; the subscriber pages (`pages`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.web.pages import add_subscriber_routes
 
-#: Media types that `mimetypes` gets wrong or does not know (STANDARDS F6).
+#: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
 MEDIA_TYPES = {
     ".xml": "application/xml; charset=utf-8",
     ".ics": "text/calendar; charset=utf-8",

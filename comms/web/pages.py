@@ -1,5 +1,5 @@
 """The subscriber pages: sign-up, confirmation, unsubscribe (RFC 8058), preferences; German,
-no JavaScript, thin over comms.subscriptions."""
+no JavaScript, thin over comms.audience.subscriptions."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         # The honeypot: people leave `website` empty, bots fill it.
         if not form.get("website") and not per_address.hit(email):
             subs.request(SignUp(email, name or None, topics, regions), _visitor())
-        # The same answer for new, known and suppressed addresses (STANDARDS L15).
+        # The same answer for new, known and suppressed addresses (docs/requirements.md L15).
         return notice(
             _("Please confirm your subscription"),
             _("We have sent an e-mail to the address you entered. Please click the link in it."),
@@ -249,7 +249,7 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
     @app.route("/unsubscribe/<token>", methods=["GET", "POST"])
     def unsubscribe(token: str) -> Response:
         # No CSRF token, no cookie: mailbox providers POST here (RFC 8058); the signed token
-        # in the URL is the proof. Always 200, never a redirect (STANDARDS E7).
+        # in the URL is the proof. Always 200, never a redirect (docs/requirements.md E7).
         try:
             person = subs.profile_for_unsubscribe(token)
             if request.method == "POST":

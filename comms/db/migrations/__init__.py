@@ -1,1 +1,1 @@
-"""Alembic migrations of the comms database; `store.open_store()` runs them to head."""
+"""Alembic migrations of the comms database; `comms.db.subscribers.open_store()` runs them."""

@@ -1,0 +1,145 @@
+"""Claimed deliveries and their outcomes, and the writer that records outcomes (the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from comms.db.engine import driver_params, driver_statement
+from comms.db.status import DeliveryStatus, SubscriberStatus
+from comms.db.tables import deliveries
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this run now owns, with what sending it needs of the subscriber."""
+
+    delivery_id: int
+    attempts: int  # before this one
+    queued_at: datetime
+    subscriber_id: int | None
+    uid: str | None
+    email: str | None
+    name: str | None
+    language: str
+    subscriber_status: SubscriberStatus | None
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed delivery; `bounce` also ends the subscription."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    bounce: Claimed | None = None
+    #: False when the message never left (a stopped run hands the row back untouched).
+    attempted: bool = True
+
+
+class BounceSink(Protocol):
+    """Who ends a subscription after a bounce (the subscriber store)."""
+
+    def bounced(
+        self, conn: Connection, sid: int, key: str, error: str | None, source: str, at: datetime
+    ) -> None:
+        """End subscriber `sid` as bounced, inside the transaction of `conn`."""
+
+
+_RECORD = (
+    sa.update(deliveries)
+    .where(deliveries.c.id == sa.bindparam("did"))
+    .values(
+        status=sa.bindparam("st"),
+        message_id=sa.bindparam("mid"),
+        last_error=sa.bindparam("err"),
+        next_attempt_at=sa.bindparam("nxt"),
+        attempts=deliveries.c.attempts + sa.bindparam("inc"),
+        claimed_by=sa.null(),
+        claimed_until=sa.null(),
+        updated_at=sa.bindparam("now"),
+    )
+)
+
+
+class LedgerWriter:
+    """Records outcomes over one connection with a statement compiled once: the hot path.
+
+    SQLAlchemy's per-call statement building and parameter processing cost more than SQLite's
+    update itself; a send run commits many small groups, so they are done once here.
+    """
+
+    def __init__(self, engine: Engine, bounces: BounceSink, source: str) -> None:
+        self.bounces = bounces
+        self.source = source
+        self.conn = engine.connect()
+        self.sql, self.order = driver_statement(self.conn.dialect, _RECORD)
+        convert = deliveries.c.updated_at.type.bind_processor(self.conn.dialect)
+        self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Write outcomes (and their bounces) in one transaction."""
+        if not outcomes:
+            return
+        at, convert = self.convert(now), self.convert
+        rows = [
+            {
+                "did": o.delivery_id,
+                "st": o.status,
+                "mid": o.message_id,
+                "err": o.error,
+                "nxt": None if o.next_attempt_at is None else convert(o.next_attempt_at),
+                "inc": int(o.attempted),
+                "now": at,
+            }
+            for o in outcomes
+        ]
+        params = driver_params(self.order, rows)
+        bounces = [o for o in outcomes if o.bounce and o.bounce.subscriber_id and o.bounce.key]
+        if not bounces:
+            self._fast(params)
+            return
+        # The subscriber change commits with the delivery outcome, or neither does.
+        with self.conn.begin():
+            self.conn.exec_driver_sql(self.sql, params)
+            for o in bounces:
+                assert o.bounce is not None and o.bounce.subscriber_id and o.bounce.key
+                sid, key = o.bounce.subscriber_id, o.bounce.key
+                self.bounces.bounced(self.conn, sid, key, o.error, self.source, now)
+
+    def _fast(self, params: list[Any]) -> None:
+        """The common case in plain DB-API calls: even opening a transaction through the
+        engine costs more than the update itself."""
+        raw = self.conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            if self.conn.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.executemany(self.sql, params)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            else:
+                try:
+                    cursor.executemany(self.sql, params)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        """Give the connection back."""
+        self.conn.close()

@@ -1,0 +1,127 @@
+"""The send ledger beside the subscriber store: status sets, the run's narrow interface, bounces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from comms.core.clock import now_utc
+from comms.core.errors import PermanentFailure
+from comms.db.ledger import Ledger
+from comms.db.outcomes import Claimed, LedgerWriter, Outcome
+from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
+from comms.db.subscribers import Store
+from comms.db.tables import consent, deliveries, suppression
+from comms.sending.campaign import SendOptions, prepare
+from comms.sending.ports import SuppressionCheck
+from comms.sending.run import Run
+
+from .ledgerkit import Sink, build, make_store, status_checks
+
+GONE = PermanentFailure("550 5.1.1 no such user", code=550, enhanced="5.1.1")
+
+
+def test_status_enums_are_the_check_constraints_of_the_migrated_database(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    assert status_checks(store) == {
+        "subscribers": set(SubscriberStatus),
+        "campaigns": set(CampaignStatus),
+        "deliveries": set(DeliveryStatus),
+    }
+
+
+class OnlyTheSendLedger:
+    """Implements the run's `SendLedger` protocol over a ledger and nothing else."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.claims = 0
+
+    def claim(
+        self, cid: int, owner: str, limit: int, now: datetime, until: datetime
+    ) -> list[Claimed]:
+        self.claims += 1
+        return self.ledger.claim(cid, owner, limit, now, until)
+
+    def writer(self, source: str) -> LedgerWriter:
+        return self.ledger.writer(source)
+
+    def suppression_probe(self) -> SuppressionCheck:
+        return self.ledger.suppression_probe()
+
+
+def _bounce_rows(store: Store) -> list[dict[str, object]]:
+    with store.reading() as conn:
+        rows = conn.execute(sa.select(consent).where(consent.c.action == "bounce"))
+        return [dict(row._mapping) for row in rows]
+
+
+def test_a_run_over_the_send_ledger_protocol_ends_a_bounced_subscription(tmp_path: Path) -> None:
+    """The run sees only claims, a writer and a probe; the store still records the bounce."""
+    store = make_store(tmp_path, 5)
+    campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
+    ledger = OnlyTheSendLedger(store.ledger)
+    sink = Sink(failures={"user3@example.org": [GONE]})
+    run = Run(ledger, campaign, build, sink.opener, SendOptions(retry_backoff=0.0), None)
+    assert run.execute() == {"sent": 4, "failed": 1}
+    assert ledger.claims >= 1
+    person = store.find("user3@example.org")
+    assert person is not None and person.status == SubscriberStatus.BOUNCED
+    assert person.unsubscribed_at is not None
+    [row] = _bounce_rows(store)
+    assert row["subscriber_id"] == person.id
+    assert (row["source"], row["channel"], row["note"]) == ("send ausgabe-1", "smtp", str(GONE))
+    assert store.suppression_reason("user3@example.org") == "bounced"
+    others = [store.find(f"user{n}@example.org") for n in (0, 1, 2, 4)]
+    assert {p.status for p in others if p} == {SubscriberStatus.ACTIVE}
+
+
+class BrokenStore:
+    """Ends the subscription through the store, then fails (as a crash mid-commit would)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def bounced(
+        self, conn: Connection, sid: int, key: str, error: str | None, source: str, at: datetime
+    ) -> None:
+        self.store.bounced(conn, sid, key, error, source, at)
+        raise RuntimeError("disk full")
+
+
+def test_a_bounce_and_its_delivery_outcome_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 2)
+    campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
+    now = now_utc()
+    claimed = store.ledger.claim(campaign.id, "me", 2, now, now)
+    bounced, delivered = claimed
+    writer = Ledger(store.engine, bounces=BrokenStore(store)).writer("send ausgabe-1")
+    outcomes = [
+        Outcome(bounced.delivery_id, DeliveryStatus.FAILED, "<m@x>", str(GONE), bounce=bounced),
+        Outcome(delivered.delivery_id, DeliveryStatus.SENT, "<n@x>"),
+    ]
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            writer.write(outcomes, now)
+    finally:
+        writer.close()
+    with store.reading() as conn:
+        states = set(conn.execute(sa.select(deliveries.c.status)).scalars())
+        suppressed = conn.execute(sa.select(sa.func.count()).select_from(suppression)).scalar()
+    assert states == {DeliveryStatus.SENDING}
+    assert suppressed == 0
+    assert _bounce_rows(store) == []
+    person = store.by_uid(bounced.uid or "")
+    assert person is not None and person.status == SubscriberStatus.ACTIVE
+    # The same outcomes through the store's own ledger: all of it at once.
+    writer = store.ledger.writer("send ausgabe-1")
+    try:
+        writer.write(outcomes, now)
+    finally:
+        writer.close()
+    assert len(_bounce_rows(store)) == 1
+    assert store.suppression_reason(person.email) == "bounced"
