@@ -60,8 +60,7 @@ def fetch(config: Config, store: Store, url: str | None = None) -> FetchSummary:
             outcome = handle_report(config, store, report, item.data)
             box.done(item.key)
             summary.read += 1
-            if outcome is not Outcome.IGNORED or report.kind.value != "other":
-                summary.outcomes[_label(outcome, report.kind.value)] += 1
+            summary.outcomes[_label(outcome, report.kind.value)] += 1
     except (OSError, imaplib.IMAP4.error) as exc:
         raise MailboxError(f"mailbox {where}: {exc}") from None
     finally:

@@ -11,10 +11,10 @@ import imaplib
 import mailbox
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from comms.core.errors import CommsError
@@ -152,7 +152,7 @@ class ImapMailbox:
         self._ok(self.imap.uid("STORE", key, "+FLAGS.SILENT", "(\\Deleted)"))
         self._ok(self.imap.expunge())
 
-    def _ok(self, answer: tuple[str, list[object]]) -> list[object]:
+    def _ok(self, answer: tuple[str, list[Any]]) -> list[Any]:
         status, data = answer
         if status != "OK":
             raise MailboxError(f"mailbox {self.url}: the server answered {status}: {_text(data)}")
@@ -166,7 +166,7 @@ class ImapMailbox:
             pass
 
 
-def _text(data: list[object]) -> str:
+def _text(data: Sequence[object]) -> str:
     return " ".join(d.decode(errors="replace") if isinstance(d, bytes) else str(d) for d in data)
 
 

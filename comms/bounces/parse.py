@@ -125,7 +125,7 @@ def read_report(data: bytes) -> Report:
     arf = _feedback_report(msg)
     if arf is not None:
         kind = Kind.COMPLAINT if arf.lower() in _COMPLAINT_TYPES else Kind.OTHER
-        recipients = _field_addresses(msg, "Original-Rcpt-To") or [None]
+        recipients: list[str | None] = [*_field_addresses(msg, "Original-Rcpt-To")] or [None]
         return Report(
             kind=kind,
             failures=tuple(Failure(kind, r, None, f"feedback type {arf}") for r in recipients),

@@ -15,8 +15,8 @@ from datetime import timedelta
 from enum import StrEnum
 
 from comms.bounces.parse import Kind, Report
+from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.db.engine import now_utc
 from comms.db.feedback import BounceEvent, Feedback, Target
 from comms.db.subscribers import Consent, Store
 from comms.mail.verp import read_verp
@@ -57,7 +57,9 @@ def apply(
 ) -> Outcome:
     """Record one event for `target` and act on it as the policy says."""
     if target.subscriber_id is None or target.uid is None:
-        log.warning("%s: %s event %s for an erased subscriber: ignored", source, event.kind, event.key)
+        log.warning(
+            "%s: %s event %s for an erased subscriber: ignored", source, event.kind, event.key
+        )
         return Outcome.UNKNOWN
     settings = config.settings.bounces
     consent = Consent(
@@ -99,7 +101,9 @@ def _target(config: Config, store: Store, report: Report) -> Target | Outcome:
             return Outcome.FORGED
         found = feedback.by_delivery(verp.delivery_id)
         if found is None:
-            log.warning("bounce for unknown delivery %s (%s); nothing changed", verp.delivery_id, address)
+            log.warning(
+                "bounce for unknown delivery %s (%s); nothing changed", verp.delivery_id, address
+            )
             return Outcome.UNKNOWN
         return found
     if report.original_message_id:

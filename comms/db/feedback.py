@@ -13,10 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from comms.db.engine import read_only
 from comms.db.tables import bounce_events, campaigns, deliveries, subscribers
-
-#: Kinds a bounce event row may have.
-EVENT_KINDS = ("hard", "soft", "complaint", "unsubscribe")
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,9 @@ class BounceEvent:
     campaign_id: int | None = None
 
 
+#: The kinds `comms status ISSUE` counts.
+BOUNCE_COUNTS = ("hard", "soft", "complaint")
+
 _PEOPLE = (
     subscribers.c.id,
     subscribers.c.uid,
@@ -59,9 +60,6 @@ class Feedback:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _reading(self) -> Connection:
-        return self.engine.connect().execution_options(comms_read=True)
-
     def _delivery(self, where: sa.ColumnElement[bool]) -> Target | None:
         d = deliveries.c
         query = (
@@ -71,7 +69,7 @@ class Feedback:
             .where(where)
             .limit(1)
         )
-        with self._reading() as conn:
+        with read_only(self.engine) as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
@@ -106,7 +104,7 @@ class Feedback:
         found = self._delivery(sa.and_(s.email == email, deliveries.c.id == latest))
         if found is not None:
             return found
-        with self._reading() as conn:
+        with read_only(self.engine) as conn:
             row = conn.execute(sa.select(*_PEOPLE).where(s.email == email)).first()
         if row is None:
             return None
@@ -115,14 +113,14 @@ class Feedback:
     def counts(self, campaign_id: int) -> dict[str, int]:
         """Bounces and complaints of one campaign by kind (every kind present, 0 if none)."""
         b = bounce_events.c
-        with self._reading() as conn:
+        with read_only(self.engine) as conn:
             rows = conn.execute(
                 sa.select(b.kind, sa.func.count())
                 .where(b.campaign_id == campaign_id)
                 .group_by(b.kind)
             )
             found = {kind: int(n) for kind, n in rows}
-        return {kind: found.get(kind, 0) for kind in ("hard", "soft", "complaint")}
+        return {kind: found.get(kind, 0) for kind in BOUNCE_COUNTS}
 
 
 def add_event(conn: Connection, sid: int | None, event: BounceEvent, at: datetime) -> bool:

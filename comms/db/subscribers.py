@@ -22,6 +22,7 @@ from comms.db.engine import (
     resolve_secret,
     upgrade,
 )
+from comms.db.feedback import BounceEvent, add_event, events_of, scrub_events, soft_count
 from comms.db.ledger import Ledger
 from comms.db.people import (
     Consent,
@@ -148,8 +149,9 @@ class Store:
                 for row in rows
             ]
             sent = self.ledger.deliveries_of(conn, person.id)
+            bounces = events_of(conn, person.id)
         profile = {k: v for k, v in person.__dict__.items() if k != "id"}
-        return data | profile | {"consent": ledger, "deliveries": sent}
+        return data | profile | {"consent": ledger, "deliveries": sent, "bounces": bounces}
 
     # -- changing --------------------------------------------------------------------------
 
@@ -249,6 +251,49 @@ class Store:
         conn.execute(insert_ignore(conn, suppression).values(key=key, reason=status, created_at=at))
         self._consent(conn, sid, event, at)
 
+    # -- bounces and complaints (comms.bounces.policy) --------------------------------------
+
+    def record_bounce(
+        self, uid: str, event: BounceEvent, consent: Consent, limit: int, since: datetime
+    ) -> str:
+        """Record a bounce; a hard one, or the `limit`-th soft one since `since`, ends the
+        subscription. Returns "suppressed", "counted" or "duplicate" (event key seen before)."""
+        return self._feedback(uid, event, consent, SubscriberStatus.BOUNCED, limit, since)
+
+    def record_complaint(self, uid: str, event: BounceEvent, consent: Consent) -> str:
+        """Record a complaint: unsubscribed and suppressed at once (status `complained`)."""
+        return self._feedback(uid, event, consent, SubscriberStatus.COMPLAINED)
+
+    def record_unsubscribe(self, uid: str, event: BounceEvent, consent: Consent) -> str:
+        """Record an unsubscribe a provider reported (its own unsubscribe link or button)."""
+        return self._feedback(uid, event, consent, SubscriberStatus.UNSUBSCRIBED)
+
+    def _feedback(
+        self,
+        uid: str,
+        event: BounceEvent,
+        consent: Consent,
+        status: SubscriberStatus,
+        limit: int = 1,
+        since: datetime | None = None,
+    ) -> str:
+        person = self._require(uid)
+        at = now_utc()
+        open_states = (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
+        # A complaint outranks an earlier unsubscribe or bounce; nothing else changes a final state.
+        final = person.status not in open_states and not (
+            status is SubscriberStatus.COMPLAINED and person.status is not status
+        )
+        with self.engine.begin() as conn:
+            if not add_event(conn, person.id, event, at):
+                return "duplicate"
+            if event.kind == "soft" and soft_count(conn, person.id, since or at) < limit:
+                return "counted"
+            if final:
+                return "counted"
+            self._end(conn, person.id, self.key(person.email), status, consent, at)
+        return "suppressed"
+
     def _require(self, uid: str) -> Subscriber:
         person = self.by_uid(uid)
         if person is None:
@@ -274,6 +319,7 @@ class Store:
                 sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
             ).scalar_one()
             unlinked = self.ledger.unlink_deliveries(conn, sid, at)
+            scrub_events(conn, sid)
             conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
         return {"subscriber": 1, "consent": int(ledger), "deliveries": unlinked}
 
