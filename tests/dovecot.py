@@ -3,16 +3,15 @@
 Debian's `dovecot-imapd` binaries (`.ci/run` installs them), a config written into a fresh
 folder, a self-signed CA and server certificate made with `cryptography`, one passwd-file user
 and Maildir storage in the same folder: nothing of the system's configuration is used.
+The certificates come from `tests/smtp_servers.make_certs`, like the SMTP servers' ones.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import imaplib
 import os
 import pwd
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -21,10 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from .smtp_servers import free_port, make_certs
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER = "bounces@example.org"
@@ -34,83 +30,6 @@ PASSWORD = "imap-test-password"
 def available() -> bool:
     """Whether Dovecot is installed."""
     return Path(DOVECOT).is_file()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost: (ca.pem, cert.pem, key.pem)."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "comms test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
 
 
 @dataclass
@@ -174,8 +93,8 @@ first_valid_uid = {uid}
 last_valid_uid = 0
 first_valid_gid = 0
 ssl = required
-ssl_cert = <{folder}/cert.pem
-ssl_key = <{folder}/key.pem
+ssl_cert = <{folder}/server.pem
+ssl_key = <{folder}/server.key
 auth_mechanisms = plain
 mail_location = maildir:{home}/%n/Maildir
 service imap-login {{
@@ -210,14 +129,14 @@ def start(folder: Path) -> tuple[subprocess.Popen[bytes], Dovecot]:
     internal, login, uid, gid = _accounts()
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)
-    ca_file, _, key = make_certificates(folder)
-    os.chmod(key, 0o600)
+    certs = make_certs(folder)
+    os.chmod(certs.key_file, 0o600)
     run = folder / "run"
     home = folder / "home"
     home.mkdir()
     os.chown(home, uid, gid)
     (folder / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
-    port = _free_port()
+    port = free_port()
     conf = folder / "dovecot.conf"
     conf.write_text(
         CONFIG.format(
@@ -232,7 +151,7 @@ def start(folder: Path) -> tuple[subprocess.Popen[bytes], Dovecot]:
         )
     )
     process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stderr=subprocess.PIPE)
-    server = Dovecot("127.0.0.1", port, ca_file, folder)
+    server = Dovecot("127.0.0.1", port, certs.ca_file, folder)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
