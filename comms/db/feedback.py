@@ -96,10 +96,9 @@ class Feedback:
         """A person by address (an authenticated webhook event), with their latest delivery:
         providers report within minutes, so that is the issue the event is about."""
         s = subscribers.c
+        mine = deliveries.alias("mine")
         latest = (
-            sa.select(sa.func.max(deliveries.c.id))
-            .where(deliveries.c.subscriber_id == s.id)
-            .scalar_subquery()
+            sa.select(sa.func.max(mine.c.id)).where(mine.c.subscriber_id == s.id).scalar_subquery()
         )
         found = self._delivery(sa.and_(s.email == email, deliveries.c.id == latest))
         if found is not None:
