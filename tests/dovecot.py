@@ -62,6 +62,14 @@ class Dovecot:
         finally:
             imap.logout()
 
+    def imap_create(self, folder: str) -> None:
+        """Create a folder (an existing one is fine)."""
+        imap = self.client()
+        try:
+            imap.create(f'"{folder}"')
+        finally:
+            imap.logout()
+
     def count(self, folder: str) -> int:
         """How many messages a folder holds (0 when it does not exist)."""
         imap = self.client()

@@ -1,4 +1,4 @@
-"""Bounce policy end to end on a Maildir and over HTTP: suppress, count, complain, refuse forgeries."""
+"""Bounce policy on a Maildir and over HTTP: suppress, count, complain, refuse forgeries."""
 
 from __future__ import annotations
 
