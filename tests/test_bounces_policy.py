@@ -14,11 +14,13 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from comms.audience.subscriptions import Mailer, Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.db.subscribers import NewSubscriber, Store, open_store
 from comms.db.tables import deliveries, subscribers
+from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.web.app import create_app, listen
 
@@ -113,6 +115,20 @@ def test_maildir_fetch_suppresses_hard_bounces_and_complaints_only(
     assert [(b["kind"], b["status"], b["issue"]) for b in bounced["bounces"]] == [
         ("hard", "5.1.1", ISSUE)
     ]
+    code, out, _ = run_cli(tmp_path, "subscribers", "show", "user0@example.org")
+    assert "bounces and complaints (1):" in out and f"hard 5.1.1 via dsn ({ISSUE})" in out
+    # The GDPR export (POST /preferences/TOKEN/export) carries the same record.
+    config = configure(tmp_path)
+    store, mailer = open_store(config), Mailer(config)
+    try:
+        subs = Subscriptions(config, store, mailer)
+        person = store.find("user0@example.org")
+        assert person is not None
+        exported = subs.export(make_token(SECRET, "preferences", person.uid))
+        assert exported is not None and exported["bounces"][0]["status"] == "5.1.1"
+    finally:
+        mailer.close()
+        store.close()
     soft = show(tmp_path, "user1@example.org")
     assert soft["status"] == "active"  # one soft bounce counts, an auto-reply is nothing
     assert [(b["kind"], b["status"]) for b in soft["bounces"]] == [("soft", "5.2.2")]

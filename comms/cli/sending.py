@@ -124,10 +124,11 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     for name, count in data["counts"].items():
         click.echo(f"  {name:<10} {count:>7}")
     bounces = data["bounces"]
-    click.echo(
-        f"bounces: {bounces['hard']} hard, {bounces['soft']} soft; "
-        f"complaints: {bounces['complaint']}"
-    )
+    if any(bounces.values()):  # the line appears once something came back
+        click.echo(
+            f"bounces: {bounces['hard']} hard, {bounces['soft']} soft; "
+            f"complaints: {bounces['complaint']}"
+        )
     if data["next_attempt"]:
         click.echo(f"next retry: {_when(data['next_attempt'], config)}")
     if data["errors"]:
