@@ -310,3 +310,14 @@ def test_without_a_secret_the_webhook_does_not_exist(tmp_path: Path) -> None:
         assert answer.status_code == 404
     finally:
         store.close()
+
+
+def test_the_scheduler_reads_the_mailbox_only_when_one_is_configured(tmp_path: Path) -> None:
+    from comms.schedule.runner import BOUNCES, fixed_jobs
+
+    with_box = configure(tmp_path, "fetch_minutes = 7\n")
+    jobs = {job.id: job for job in fixed_jobs(with_box, now_utc())}
+    assert jobs[BOUNCES].label == "read the bounce mailbox (every 7 min)"
+    (tmp_path / "comms.toml").write_text("")
+    without = load_config(tmp_path / "comms.toml", environ={})
+    assert BOUNCES not in {job.id for job in fixed_jobs(without, now_utc())}
