@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from comms.cli import load_site
+from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.mail.message import MessageFactory, Recipient
 from comms.publish.render import RenderedIssue, render_issue
@@ -64,7 +64,7 @@ def main() -> None:
         run(load_config(Path(folder) / "comms.toml", environ={}), rendered_issue(), count)
     root = Path(__file__).resolve().parent.parent
     config = load_config(root / "comms.toml", environ={})
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     issues = [render_issue(config, site, issue) for issue in site.issues.values()]
     run(config, max(issues, key=lambda issue: len(issue.html)), count)
     with tempfile.TemporaryDirectory() as folder:

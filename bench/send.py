@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.postfix import smtp_sink, smtp_source_rate  # noqa: E402
 from comms.audience.subscriber_csv import Problems, read_csv  # noqa: E402
-from comms.cli import load_site  # noqa: E402
+from comms.content.site import read_site  # noqa: E402
 from comms.core.config import Config, load_config  # noqa: E402
 from comms.db.subscribers import Consent, open_store  # noqa: E402
 from comms.mail.message import Recipient  # noqa: E402
@@ -76,7 +76,7 @@ def child(folder: Path, port: int, connections: int) -> None:
     """What `comms send ISSUE --concurrency N` does; prints timings and peak RSS as JSON."""
     config = _config(folder, port)
     began = time.perf_counter()
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     issue = site.issues[ISSUE]
     store = open_store(config)
     _, factory, fingerprint = issue_parts(config, store, site, issue)
@@ -116,7 +116,7 @@ def _run_child(folder: Path, port: int, connections: int) -> dict[str, float]:
 
 def _message_size(folder: Path) -> int:
     config = _config(folder)
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     store = open_store(config)
     _, factory, _ = issue_parts(config, store, site, site.issues[ISSUE])
     store.close()

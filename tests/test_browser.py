@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from werkzeug.serving import make_server
 
-from comms.cli import load_site
+from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect, write_output
 from comms.web.app import create_app
@@ -51,7 +51,7 @@ PAGES = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The sample site built into a folder and served on 127.0.0.1."""
     config = load_config(ROOT / "comms.toml")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     out = tmp_path_factory.mktemp("site") / "public"
     write_output(out, collect(config, site))
     httpd = make_server("127.0.0.1", 0, create_app(out), threaded=True)

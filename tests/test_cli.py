@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from comms.cli import cli
-from comms.cli.content import slugify
+from comms.content.reader import slugify
 from comms.core.config import Settings, _section_model
 
 from .conftest import BAD, ROOT

@@ -22,8 +22,9 @@ from lxml import etree
 from comms.cli import cli, main
 from comms.content.models import Site
 from comms.content.reader import read_content
+from comms.content.urls import Urls
 from comms.core.config import Config, load_config
-from comms.publish.feeds import FH_NS, absolute_links, feed_files, webcal
+from comms.publish.feeds import FH_NS, feed_files, webcal
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "feeds"
@@ -304,7 +305,7 @@ def test_fuzzed_titles_still_give_valid_feeds(tmp_path: Path, title: str) -> Non
 def test_site_relative_links_become_absolute() -> None:
     config, _ = load(HERE.parent)
     html = '<a href="/issues/x/">a</a> <img src="/i.jpg" alt="b"> <a href="https://e.org/">c</a>'
-    assert absolute_links(html, config) == (
+    assert Urls(config).absolute_links(html) == (
         '<a href="https://newsletter.example.org/issues/x/">a</a> '
         '<img src="https://newsletter.example.org/i.jpg" alt="b"> <a href="https://e.org/">c</a>'
     )

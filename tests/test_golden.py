@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from comms.cli import load_site
+from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect
 from comms.publish.render import render_confirmation, render_issue
@@ -26,7 +26,7 @@ PAGES = [
 @pytest.mark.parametrize("slug", ISSUES)
 def test_issue_email_and_text(golden: Golden, slug: str) -> None:
     config = load_config(ROOT / "comms.toml")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     rendered = render_issue(config, site, site.issues[slug])
     golden.check(f"email/{slug}.html", rendered.html)
     golden.check(f"email/{slug}.txt", rendered.text)
@@ -43,7 +43,7 @@ def test_confirmation(golden: Golden) -> None:
 
 def test_web_pages(golden: Golden) -> None:
     config = load_config(ROOT / "comms.toml")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     files = collect(config, site)
     for path in PAGES:
         golden.check(f"web/{path}", files[path].decode("utf-8"))

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from comms.cli import load_site
+from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.core.errors import ConfigError, MessageError, PermanentFailure
 from comms.mail.message import MessageFactory, Recipient
@@ -319,7 +319,7 @@ def test_long_names_are_folded_like_the_email_package_does(factory: MessageFacto
 
 def test_real_rendered_issues_make_valid_messages() -> None:
     config = load_config(ROOT / "comms.toml", environ={})
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     assert site.issues
     for slug, issue in site.issues.items():
         rendered = render_issue(config, site, issue)

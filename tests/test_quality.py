@@ -6,7 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.cli import cli, load_site
+from comms.cli import cli
+from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.quality import check_issue
 
@@ -87,7 +88,7 @@ def test_long_preheader_is_a_warning(site_copy: Path) -> None:
 def test_image_without_alt_in_the_mail() -> None:
     # The reader already rejects such Markdown; this guards HTML that reaches the mail otherwise.
     config = load_config(ROOT / "comms.toml")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     issue = site.issues["2020-04-newsletter"]
     site.issues[issue.slug] = issue.model_copy(
         update={"html": issue.html + '<p><img src="/images/x.jpg"></p>'}

@@ -9,8 +9,8 @@ from pathlib import Path
 import mjml
 import pytest
 
-from comms.cli import load_site
 from comms.content.models import Site
+from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.core.errors import ConfigError
 from comms.publish.plaintext import WIDTH
@@ -30,7 +30,7 @@ _URL_LINE = re.compile(r"^\s*(\S+: )?(https?://|%%)\S+$")
 @pytest.fixture(scope="module")
 def sample() -> tuple[Config, Site]:
     config = load_config(ROOT / "comms.toml")
-    site, errors = load_site(config)
+    site, errors = read_site(config)
     assert [e for e in errors if not e.warning] == []
     return config, site
 
@@ -193,7 +193,7 @@ def test_content_is_escaped(site_copy: Path) -> None:
     evil = '<script>alert(1)</script> & <img src=x onerror="alert(2)">'
     path.write_text(text.replace("summary: ", f"summary: '{evil}' #", 1), encoding="utf-8")
     config = load_config(site_copy / "comms.toml")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     rendered = render_issue(config, site, site.issues["2020-02-newsletter"])
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x" in rendered.html
     assert "<script" not in rendered.html and 'onerror="' not in rendered.html

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.cli import cli, load_site
+from comms.cli import cli
+from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.core.errors import RenderError
 from comms.publish.build import PRODUCERS
@@ -106,7 +107,7 @@ def test_content_errors_write_nothing(site_copy: Path) -> None:
 
 def test_render_leaves_feed_paths_to_the_feeds_stage() -> None:
     config = load_config(ROOT / "comms.toml")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     files = set(site_files(config, site))
     assert not files & {"feed.xml", "atom.xml", "feed.json", "events.ics"}
     assert not [path for path in files if path.endswith((".ics", ".xml", ".json"))]

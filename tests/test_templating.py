@@ -47,7 +47,17 @@ def test_event_dates_the_german_way(fmt: Formatter) -> None:
     assert fmt.event_when(_event(date(2018, 6, 1))) == "Freitag, 1. Juni 2018"
     assert (
         fmt.event_when(_event(date(2018, 6, 1), date(2018, 6, 2)))
-        == "Freitag, 1. Juni 2018 – Samstag, 2. Juni 2018"
+        == "Fr., 1.\u2009–\u2009Sa., 2. Juni 2018"
+    )
+    two_days = _event(
+        datetime(2019, 8, 24, 10, 0, tzinfo=BERLIN), datetime(2019, 8, 25, 16, 0, tzinfo=BERLIN)
+    )
+    assert fmt.event_when(two_days) == (
+        "Samstag, 24. August 2019, 10:00\u00a0Uhr\u2009–\u2009"
+        "Sonntag, 25. August 2019, 16:00\u00a0Uhr"
+    )
+    assert (
+        fmt.period(date(2019, 5, 13), date(2019, 7, 31)) == "13. Mai 2019\u2009–\u200931. Juli 2019"
     )
     # UTC in, Berlin out; summer time on the day after the switch.
     utc = datetime(2025, 3, 30, 1, 30, tzinfo=ZoneInfo("UTC"))
@@ -61,7 +71,7 @@ def test_every_interface_string_has_a_german_translation() -> None:
         str(ROOT),
         method_map=[("comms/**.py", "python"), ("templates/**.j2", "jinja2")],
         options_map={"templates/**.j2": {"extensions": "jinja2.ext.i18n"}},
-        keywords={"_": None, "gettext": None, "ngettext": (1, 2), "translate": (2,)},
+        keywords={"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "translate": (2,)},
     )
     messages = {m[2] if isinstance(m[2], str) else m[2][0] for m in found}
     assert len(messages) > 50
@@ -71,7 +81,7 @@ def test_every_interface_string_has_a_german_translation() -> None:
 
 
 #: Words that German and English spell alike.
-SAME = {"Online", "Region", "Organisation", "Website", "Website: %(title)s"}
+SAME = {"Online", "Region", "Organisation", "Website", "Website: %(title)s", "Newsletter"}
 
 
 def test_english_catalog(tmp_path: Path) -> None:

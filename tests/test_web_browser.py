@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
-from comms.cli import load_site
+from comms.content.site import read_site
 from comms.publish.build import collect, write_output
 
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
@@ -23,7 +23,7 @@ from .webkit import Web, open_web
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:
     """The subscriber app on 127.0.0.1 over a built site (its style sheet), mail into memory."""
     with open_web(tmp_path_factory.mktemp("pages")) as web:
-        content, _ = load_site(web.config)
+        content, _ = read_site(web.config)
         write_output(web.config.output_dir, collect(web.config, content))
         httpd = make_server("127.0.0.1", 0, web.app, threaded=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)

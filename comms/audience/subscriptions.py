@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import heapq
-import logging
-import queue
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from comms.audience.mailer import RETRY_DELAYS, DirectMailer, Mailer, MailNotSent, Postbox
 from comms.audience.subscriber_csv import LANGUAGES
+from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.core.errors import BadToken, CommsError, DeliveryError, TemporaryFailure
-from comms.db.status import SubscriberStatus as Status
-from comms.db.subscribers import Consent, NewSubscriber, Store, Subscriber, SubscriberError
+from comms.core.errors import BadToken
+from comms.db.status import SubscriberStatus
+from comms.db.subscribers import Consent, NewSubscriber, Store, SubscriberError
+
+# Re-exported for the web pages, which talk to this package and never to comms.db.
+from comms.db.subscribers import Subscriber as Subscriber
+from comms.db.subscribers import normalise_address as normalise_address
 from comms.mail.message import OutgoingMessage, build_transactional, new_message_id
 from comms.mail.tokens import make_token, read_token
-from comms.mail.transports import open_transport
 from comms.publish.render import render_confirmation
 
-log = logging.getLogger("comms.subscriptions")
+#: Subscriber states, also for the web pages (they never import comms.db).
+Status = SubscriberStatus
+
 #: How a person left through us: the `channel` of an unsubscribe event in the consent ledger
 #: (bounces are recorded by the send ledger as `bounce` events).
 CHANNELS = ("one-click", "link", "admin")
@@ -33,11 +34,13 @@ CHANNELS = ("one-click", "link", "admin")
 
 @dataclass(frozen=True)
 class Visitor:
-    """Who made a web request; ip and user agent are kept only when `subscribe.keep_ip`."""
+    """Who made a request; ip and user agent are kept only when `subscribe.keep_ip`."""
 
     source: str
     ip: str | None = None
     user_agent: str | None = None
+    #: The consent ledger's channel of the request (`cli` for `comms subscribers add`).
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,108 +51,25 @@ class SignUp:
     name: str | None = None
     topics: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
+    #: The person's language; the site's language when not given (the form does not ask).
+    language: str | None = None
 
 
-#: Waits (seconds) before the retries of a confirmation mail that failed temporarily.
-RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)
+@dataclass(frozen=True)
+class Requested:
+    """What a sign-up request did; the web answers alike whatever it was (no enumeration)."""
 
-
-class Mailer:
-    """Sends transactional mail from one background thread, so that a web answer never waits
-    for the mail server: known and unknown addresses answer equally fast (docs/requirements.md L15).
-
-    A temporary failure is retried after each of `RETRY_DELAYS`; a message that cannot be sent
-    in the end is reported to `on_failure` (which records it), never silently dropped.
-    """
-
-    def __init__(
-        self,
-        config: Config,
-        transport_url: str | None = None,
-        retry_delays: tuple[float, ...] = RETRY_DELAYS,
-    ) -> None:
-        self.config = config
-        self.url = transport_url or config.transport_url
-        self.retry_delays = retry_delays
-        #: Called with (message, error text) when a message is given up.
-        self.on_failure: Callable[[OutgoingMessage, str], None] | None = None
-        self._queue: queue.Queue[OutgoingMessage | None] = queue.Queue()
-        self._retries: list[tuple[float, int, int, OutgoingMessage]] = []
-        self._thread = threading.Thread(target=self._run, name="comms-mailer", daemon=True)
-        self._thread.start()
-        #: Delivery problems so far (message id, error); the log has them too.
-        self.failures: list[tuple[str, str]] = []
-
-    def submit(self, message: OutgoingMessage) -> None:
-        """Queue one message."""
-        self._queue.put(message)
-
-    def join(self) -> None:
-        """Wait until every queued message has been handed to the transport (tests, shutdown)."""
-        self._queue.join()
-
-    def close(self) -> None:
-        """Send what is queued, then stop the thread (retries still waiting are reported)."""
-        self._queue.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            timeout = None
-            if self._retries:
-                timeout = max(0.0, self._retries[0][0] - time.monotonic())
-            try:
-                message = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                _, _, attempt, retry = heapq.heappop(self._retries)
-                self._send(retry, attempt)
-                continue
-            try:
-                if message is None:
-                    for _, _, _, waiting in self._retries:
-                        self._give_up(waiting, "not sent before shutdown")
-                    return
-                self._send(message, 0)
-            finally:
-                self._queue.task_done()
-
-    def _send(self, message: OutgoingMessage, attempt: int) -> None:
-        try:
-            transport = open_transport(self.url, self.config)
-            try:
-                transport.send(message.envelope_from, message.recipient, message.data, message.key)
-            finally:
-                transport.close()
-        except TemporaryFailure as exc:
-            if attempt < len(self.retry_delays):
-                delay = max(self.retry_delays[attempt], exc.retry_after or 0.0)
-                log.warning(
-                    "confirmation mail %s not sent (%s); retry in %.0f s",
-                    message.message_id,
-                    exc,
-                    delay,
-                )
-                due = time.monotonic() + delay
-                heapq.heappush(self._retries, (due, id(message), attempt + 1, message))
-                return
-            self._give_up(message, str(exc))
-        except (DeliveryError, CommsError, OSError) as exc:
-            self._give_up(message, str(exc))
-
-    def _give_up(self, message: OutgoingMessage, error: str) -> None:
-        self.failures.append((message.message_id, error))
-        log.error("confirmation mail %s not sent: %s", message.message_id, error)
-        if self.on_failure is not None:
-            try:
-                self.on_failure(message, error)
-            except Exception:  # recording must never kill the mail thread
-                log.exception("could not record the failed mail %s", message.message_id)
+    #: The person's status before: None for a new person, "suppressed" when the address may
+    #: not be stored (erased, bounced, complained).
+    before: str | None
+    #: Whether a confirmation mail went out (or was queued).
+    mailed: bool
 
 
 class Subscriptions:
     """The subscriber's own actions, each one a method; tokens in links prove who acts."""
 
-    def __init__(self, config: Config, store: Store, mailer: Mailer) -> None:
+    def __init__(self, config: Config, store: Store, mailer: Postbox) -> None:
         self.config = config
         self.store = store
         self.mailer = mailer
@@ -163,7 +83,7 @@ class Subscriptions:
         # purged like any unconfirmed sign-up), the record shows why no mail arrived.
         event = Consent(
             "bounce",
-            "comms serve",
+            self.mailer.source,
             channel="confirmation",
             note=f"confirmation mail {message.message_id} not sent: {error}"[:500],
         )
@@ -172,6 +92,8 @@ class Subscriptions:
     # -- helpers ---------------------------------------------------------------------------
 
     def _event(self, action: str, visitor: Visitor, **extra: Any) -> Consent:
+        if visitor.channel is not None:
+            extra.setdefault("channel", visitor.channel)
         if not self.settings.keep_ip:
             return Consent(action=action, source=visitor.source, **extra)
         agent = (visitor.user_agent or "")[:500] or None
@@ -179,7 +101,7 @@ class Subscriptions:
 
     def confirm_url(self, uid: str) -> str:
         """The link of a confirmation mail (expires after `subscribe.confirm_days`)."""
-        return self.config.url("confirm/" + make_token(self.secret, "confirm", uid))
+        return Urls(self.config).confirm(make_token(self.secret, "confirm", uid))
 
     def _confirmation(self, email: str, uid: str, message_id: str | None = None) -> OutgoingMessage:
         subject, html, text = render_confirmation(self.config, self.confirm_url(uid))
@@ -190,18 +112,18 @@ class Subscriptions:
 
     # -- sign-up and confirmation ----------------------------------------------------------
 
-    def request(self, form: SignUp, visitor: Visitor) -> None:
+    def request(self, form: SignUp, visitor: Visitor) -> Requested:
         """Sign-up: store a pending person and send the confirmation mail.
 
-        Known, active and suppressed addresses get the same answer (no enumeration): an active
-        subscriber gets no mail, a suppressed address nothing at all; a pending or unsubscribed
-        person gets a fresh confirmation mail.
+        Known, active and suppressed addresses get the same answer on the web (no enumeration):
+        an active subscriber gets no mail, a suppressed address nothing at all; a pending or
+        unsubscribed person gets a fresh confirmation mail. The result says which it was.
         """
-        topics = tuple(t for t in dict.fromkeys(form.topics) if t in self.config.settings.topics)
-        regions = tuple(r for r in dict.fromkeys(form.regions) if r in self.config.settings.regions)
-        person = NewSubscriber(
-            form.email, form.name, self.config.settings.site.language, topics, regions
-        )
+        settings = self.config.settings
+        topics = tuple(t for t in dict.fromkeys(form.topics) if t in settings.topics)
+        regions = tuple(r for r in dict.fromkeys(form.regions) if r in settings.regions)
+        language = form.language if form.language in LANGUAGES else settings.site.language
+        person = NewSubscriber(form.email, form.name, language, topics, regions)
         chosen = f"topics: {' '.join(topics) or '-'}; regions: {' '.join(regions) or '-'}"
         message_id = new_message_id(self.config)
         event = self._event(
@@ -211,16 +133,19 @@ class Subscriptions:
             note=f"{chosen}; confirmation mail {message_id}",
         )
         known = self.store.find(form.email)
+        before = None if known is None else str(known.status)
         if known is None:
             try:
                 known = self.store.add_pending(person, event)
             except SubscriberError:
-                return  # suppressed (erased, bounced, complained): no mail, same answer
+                # suppressed (erased, bounced, complained): no mail, same answer
+                return Requested("suppressed", mailed=False)
         elif known.status in (Status.PENDING, Status.UNSUBSCRIBED):
             self.store.request_again(known.uid, event)
         else:
-            return  # active: nothing to do, no mail
+            return Requested(before, mailed=False)  # active: nothing to do, no mail
         self.mailer.submit(self._confirmation(known.email, known.uid, message_id))
+        return Requested(before, mailed=True)
 
     def pending(self, token: str) -> Subscriber | None:
         """The person a confirmation token names, if it is valid (ExpiredToken, BadToken)."""
@@ -351,6 +276,18 @@ def purge_unconfirmed(
     return store.purge_pending(now - timedelta(days=days))
 
 
+def sign_up_by_admin(config: Config, store: Store, person: NewSubscriber) -> Requested:
+    """Sign a person up on their behalf: pending, with the confirmation mail sent at once.
+
+    The same double opt-in as the web form, recorded with channel `cli`; MailNotSent when the
+    transport fails (the person stays pending and the failure is in their consent ledger).
+    """
+    source = "comms subscribers add"
+    subscriptions = Subscriptions(config, store, DirectMailer(config, source))
+    form = SignUp(person.email, person.name, person.topics, person.regions, person.language)
+    return subscriptions.request(form, Visitor(source, channel="cli"))
+
+
 def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> Subscriber:
     """Unsubscribe a person on their behalf (a letter, a phone call): channel `admin`."""
     person = store.find(email)
@@ -364,10 +301,16 @@ def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> S
 
 __all__ = [
     "CHANNELS",
+    "RETRY_DELAYS",
+    "DirectMailer",
+    "MailNotSent",
     "Mailer",
+    "Postbox",
+    "Requested",
     "SignUp",
     "Subscriptions",
     "Visitor",
     "purge_unconfirmed",
+    "sign_up_by_admin",
     "unsubscribe_by_admin",
 ]

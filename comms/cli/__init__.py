@@ -13,9 +13,9 @@ import click
 from comms.core.errors import CommsError, ConfigError
 
 from . import bounces, content, sending, serving, subscribers  # noqa: F401  (registers the commands)
-from .common import State, cli, load_site
+from .common import State, cli
 
-__all__ = ["State", "cli", "load_site", "main"]
+__all__ = ["State", "cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from babel.dates import format_date, format_datetime
 
 from comms import __version__
 from comms.content.models import Site
-from comms.content.reader import read_content
+from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
-from comms.db.status import FINAL, WAITING
+from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
+from comms.publish.templating import Formatter
 from comms.schedule.plan import SEND_PREFIX
+from comms.sending.campaign import waiting
 
 if TYPE_CHECKING:
     from comms.schedule.runner import Overview
@@ -63,19 +65,23 @@ def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, 
     return failures, len(errors) - failures
 
 
-def load_site(config: Config) -> tuple[Site, list[ContentError]]:
-    """Read the configured content folder."""
-    settings = config.settings
-    return read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+def _valid_site(config: Config) -> Site:
+    """The valid content, its warnings printed; on errors print every problem and exit 1.
+
+    For the commands that write the output folder: then nothing is written.
+    """
+    try:
+        site, warnings = load_valid_site(config)
+    except InvalidContent as exc:
+        failures, _ = _report(exc.problems, config.root, strict=False)
+        click.echo(f"{failures} error(s); nothing written", err=True)
+        sys.exit(1)
+    _report(warnings, config.root, strict=False)
+    return site
 
 
 def _when(value: date, config: Config) -> str:
-    locale = config.settings.site.language
-    if hasattr(value, "hour"):
-        return format_datetime(
-            value, "EEE, d. MMMM y, HH:mm 'Uhr'", tzinfo=config.tz, locale=locale
-        )
-    return format_date(value, "EEE, d. MMMM y", locale=locale)
+    return Formatter(config).brief(value)
 
 
 def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
@@ -116,13 +122,9 @@ def _address(text: str) -> str:
         raise CommsError(f"invalid e-mail address '{text}': {exc}") from None
 
 
-def _pending(counts: dict[str, int]) -> int:
-    return sum(counts.get(s, 0) for s in WAITING)
-
-
 def _totals(counts: dict[str, int]) -> str:
     shown = [f"{counts.get(s, 0)} {s}" for s in FINAL]
-    return ", ".join(shown + [f"{_pending(counts)} waiting"])
+    return ", ".join(shown + [f"{waiting(counts)} waiting"])
 
 
 def _schedule_lines(config: Config, view: Overview) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import unicodedata
 from datetime import datetime
 from pathlib import Path
 
@@ -12,17 +11,18 @@ from jinja2 import Environment, FileSystemLoader
 
 from comms import __version__
 from comms.audience.subscriber_csv import Problems, read_csv
+from comms.content import urls
 from comms.content.models import KINDS, Issue, Site
-from comms.content.reader import SLUG_RE
+from comms.content.reader import SLUG_RE, slugify
+from comms.content.site import InvalidContent, load_valid_site, read_site
+from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.subscribers import Consent
-from comms.publish import feeds
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
-from comms.publish.templating import TEMPLATES
-from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare
-from comms.sending.campaign import send as outbox_send
+from comms.publish.templating import TEMPLATES, translate
+from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
 
 from .common import (
     State,
@@ -31,9 +31,9 @@ from .common import (
     _report,
     _schedule_lines,
     _totals,
+    _valid_site,
     _when,
     cli,
-    load_site,
 )
 
 
@@ -46,23 +46,13 @@ def check(state: State, strict: bool) -> None:
     Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
     """
     config = state.config(strict=strict)
-    site, errors = load_site(config)
+    site, errors = read_site(config)
     errors = [*errors, *check_issues(config, site)]
     failures, warnings = _report(errors, config.root, strict)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
     if failures:
         sys.exit(1)
-
-
-def slugify(title: str) -> str:
-    """A file-name slug from a German title: umlauts transliterated, ASCII, hyphens."""
-    text = title.lower()
-    for src, dst in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
-        text = text.replace(src, dst)
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    words = "".join(c if c.isalnum() else " " for c in text).split()
-    return "-".join(words)[:80].strip("-")
 
 
 def _yaml_string(text: str) -> str:
@@ -82,7 +72,7 @@ def new(state: State, kind: str, title: str) -> None:
     target = config.content_dir / KINDS[kind].folder / f"{slug}.md"
     if target.exists():
         raise CommsError(f"{target.relative_to(config.root)} already exists; not overwritten")
-    site, _ = load_site(config)
+    site, _ = read_site(config)
     today = config.now().date()
     env = Environment(loader=FileSystemLoader(TEMPLATES / "archetypes"), keep_trailing_newline=True)
     text = env.get_template(f"{kind}.md").render(
@@ -102,8 +92,13 @@ def new(state: State, kind: str, title: str) -> None:
 def demo(state: State) -> None:
     """Run the pipeline on the sample content with the embedded defaults and summarise it."""
     config = state.config()
-    site, errors = load_site(config)
-    failures, warnings = _report(errors, config.root, strict=False)
+    invalid: InvalidContent | None = None
+    try:
+        site, problems = load_valid_site(config)
+    except InvalidContent as exc:
+        # The summary describes the valid rest; the demo stops before building.
+        invalid, site, problems = exc, exc.site, exc.problems
+    failures, warnings = _report(problems, config.root, strict=False)
     now = config.now()
     click.echo(f"comms {__version__} – {config.settings.site.name}")
     source = (
@@ -111,7 +106,8 @@ def demo(state: State) -> None:
     )
     click.echo(f"Content in {config.content_dir} (now = {_when(now, config)}, from the {source})")
     for kind in KINDS.values():
-        click.echo(f"  {len(site.by_kind(kind.name)):4d} {kind.plural}")
+        label = translate(config.settings.site.language, kind.plural)
+        click.echo(f"  {len(site.by_kind(kind.name)):4d} {label}")
     click.echo(f"Check: {failures} error(s), {warnings} warning(s)")
     upcoming = site.upcoming_events(now)[:5]
     click.echo("Next events:" if upcoming else "Next events: none")
@@ -119,9 +115,9 @@ def demo(state: State) -> None:
         place = event.location.city if event.location else "online"
         status = "" if event.status == "planned" else f" [{event.status}]"
         click.echo(f"  {_when(event.start, config)} – {event.title} ({place}){status}")
+    sendable = [i for i in site.issues.values() if send_refusal(i) is None]
     scheduled = sorted(
-        (i for i in site.issues.values() if i.status == "ready" and i.send_at and i.send_at > now),
-        key=lambda i: i.send_at or now,
+        (i for i in sendable if i.send_at and i.send_at > now), key=lambda i: i.send_at or now
     )
     if scheduled:
         issue = scheduled[0]
@@ -133,11 +129,11 @@ def demo(state: State) -> None:
     else:
         click.echo("Next scheduled issue: none")
     _echo_feed_urls(config)
-    if failures:
+    if invalid is not None:
         sys.exit(1)
     files, _ = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({files} files)")
-    ready = sorted((i for i in site.issues.values() if i.status == "ready"), key=lambda i: i.date)
+    ready = sorted(sendable, key=lambda i: i.date)
     if scheduled or ready:
         _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
     _demo_schedule(config, now)
@@ -171,10 +167,8 @@ def _demo_send(config: Config, site: Site, issue: Issue) -> None:
         f"Subscribers: {result.added} sample subscriber(s) imported, {result.known} already there "
         f"({store.count_active()} active)"
     )
-    _, factory, fingerprint = issue_parts(config, store, site, issue)
-    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions)
-    options = SendOptions.from_config(config)
-    report = outbox_send(store, campaign, factory.build, opener_for(config), options)
+    report = send_issue(config, store, site, issue, SendOptions.from_config(config))
+    assert isinstance(report, SendReport)  # neither a dry run nor proofs
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     sent = report.done_now.get("sent", 0)
     if not report.done_now:
@@ -205,11 +199,7 @@ def build(state: State, out_dir: Path | None) -> None:
     With content errors nothing is written and the exit code is 1.
     """
     config = state.config()
-    site, errors = load_site(config)
-    failures, _ = _report(errors, config.root, strict=False)
-    if failures:
-        click.echo(f"{failures} error(s); nothing written", err=True)
-        sys.exit(1)
+    site = _valid_site(config)
     target = (out_dir or config.output_dir).resolve()
     _, report = _build(config, site, target)
     click.echo(
@@ -239,18 +229,17 @@ def preview(state: State, port: int) -> None:
 
 def _echo_feed_urls(config: Config) -> None:
     """The demo's list of feed and calendar addresses."""
+    site = Urls(config)
     click.echo("Feeds (RSS, Atom, JSON Feed):")
-    folders = ["", "events/", "issues/", "practices/", "awards/"]
-    for folder in folders:
-        urls = "  ".join(config.url(folder + name) for name in feeds.FEED_FILES)
-        click.echo(f"  {urls}")
-    click.echo(
-        f"  per region: {config.url('events/region/<region>/feed.xml')} (atom.xml, feed.json)"
-    )
+    for kind in (None, "event", "issue", "practice", "award"):
+        folder = urls.feed_folder(kind)
+        click.echo("  " + "  ".join(site.feed(folder, fmt) for fmt in urls.FEED_NAMES))
+    region = urls.feed_path(urls.feed_folder("event", "<region>"), "rss")
+    click.echo(f"  per region: {site.absolute(region)} (atom.xml, feed.json)")
     click.echo("Calendars:")
-    click.echo(f"  {feeds.webcal(config.url('events.ics'))}")
-    click.echo(f"  per region: {feeds.webcal(config.url('events-<region>.ics'))}")
-    click.echo(f"  per event: {feeds.webcal(config.url('events/<slug>.ics'))}")
+    click.echo(f"  {urls.webcal(site.calendar())}")
+    click.echo(f"  per region: {urls.webcal(site.calendar('<region>'))}")
+    click.echo(f"  per event: {urls.webcal(site.absolute(urls.event_calendar_path('<slug>')))}")
 
 
 @cli.command()
@@ -263,12 +252,7 @@ def refresh(state: State) -> None:
     is written) or when a hub did not accept a notification (the files are written).
     """
     config = state.config()
-    site, errors = load_site(config)
-    failures, warnings = _report(errors, config.root, strict=False)
-    if failures:
-        click.echo(f"{failures} error(s), {warnings} warning(s); nothing written", err=True)
-        sys.exit(1)
-    report = publish.refresh(config, site)
+    report = publish.refresh(config, _valid_site(config))
     write = report.write
     click.echo(
         f"{len(write.written)} file(s) written, {len(write.unchanged)} unchanged, "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -10,25 +12,30 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     ProgressColumn,
     Task,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as ProgressBar
 from rich.text import Text
 
-from comms.content.models import Issue, Site
+from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
-from comms.core.errors import CommsError, ContentError
+from comms.core.errors import CommsError
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
 from comms.db.subscribers import Store
-from comms.mail.message import MessageFactory
-from comms.mail.transports import open_transport
 from comms.schedule.plan import Held, held_list
-from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare
-from comms.sending.campaign import send as outbox_send
+from comms.sending.campaign import (
+    NotSendable,
+    Progress,
+    Proofs,
+    SendOptions,
+    SendPlan,
+    SendReport,
+    send_issue,
+)
 
 from .common import (
     State,
@@ -36,12 +43,10 @@ from .common import (
     _held_line,
     _json,
     _open_store,
-    _pending,
     _schedule_lines,
     _totals,
     _when,
     cli,
-    load_site,
 )
 
 
@@ -102,7 +107,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
             click.echo(_held_line(config, issue, held[issue].due_at))
         return
     if campaign is None:
-        site, _ = load_site(config)
+        site, _ = read_site(config)
         if issue not in site.issues:
             raise CommsError(f"no issue '{issue}' in {config.content_dir / 'issues'}")
         if as_json:
@@ -147,30 +152,12 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} msg/s")
 
 
-def _find_issue(config: Config, site: Site, errors: list[ContentError], slug: str) -> Issue:
-    issue = site.issues.get(slug)
-    if issue is not None:
-        return issue
-    own = [e for e in errors if e.path.stem == slug]
-    for error in own:
-        click.echo(error.format(config.root), err=True)
-    if own:
-        raise CommsError(f"issue '{slug}' has errors; fix them first")
-    known = ", ".join(sorted(site.issues)) or "none"
-    raise CommsError(f"no issue '{slug}' in {config.content_dir} (known: {known})")
-
-
-def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
-    campaign = store.ledger.campaign(issue.slug)
-    if campaign is None:
-        todo = recipients = store.ledger.count_recipients(issue.topics, issue.regions)
-    else:
-        recipients = campaign.recipients
-        todo = _pending(store.ledger.counts(campaign.id))
-    batches = -(-todo // options.claim_size)
+def _print_plan(plan: SendPlan) -> None:
+    """The dry run's plan, as printed."""
+    issue, options, todo = plan.issue, plan.options, plan.todo
     click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
-    click.echo(f"  recipients: {recipients}" + (" (campaign started)" if campaign else ""))
-    click.echo(f"  to send now: {todo} in {batches} batch(es) of up to {options.claim_size}")
+    click.echo(f"  recipients: {plan.recipients}" + (" (campaign started)" if plan.started else ""))
+    click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
         seconds = round(todo / options.rate)
@@ -181,16 +168,31 @@ def _dry_run(store: Store, issue: Issue, options: SendOptions) -> None:
         click.echo("  estimated time: as fast as the server accepts (no rate limit)")
 
 
-def _send_proofs(config: Config, factory: MessageFactory, addresses: tuple[str, ...]) -> None:
-    emails = [_address(a) for a in addresses]
-    transport = open_transport(config.transport_url, config)
-    try:
-        for email in emails:
-            message = factory.build_proof(email)
-            transport.send(message.envelope_from, message.recipient, message.data, message.key)
-            click.echo(f"proof sent to {email} (outside the list; the ledger is unchanged)")
-    finally:
-        transport.close()
+def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
+    """What `comms send` prints as a run starts: the header, then a progress bar on a terminal."""
+
+    def start(plan: SendPlan) -> Progress | None:
+        issue, options = plan.issue, plan.options
+        click.echo(
+            f"Sending #{issue.number} „{issue.subject}“ ({issue.slug}): {plan.recipients} "
+            f"recipient(s), {plan.todo} to send over {options.concurrency} connection(s)"
+            + (f" at up to {options.rate:g} msg/s" if options.rate else "")
+        )
+        console = Console(stderr=True)
+        bar = stack.enter_context(
+            ProgressBar(
+                BarColumn(),
+                MofNCompleteColumn(),
+                _Rate(),
+                TimeRemainingColumn(),
+                console=console,
+                disable=not console.is_terminal,
+            )
+        )
+        task = bar.add_task("send", total=plan.todo)
+        return lambda done: bar.update(task, completed=done)
+
+    return start
 
 
 @cli.command()
@@ -219,70 +221,64 @@ def send(
     """
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
-    site, errors = load_site(config)
-    issue = _find_issue(config, site, errors, issue_slug)
+    site, problems = read_site(config)
+    try:
+        issue = find_issue(config, site, problems, issue_slug)
+    except IssueErrors as exc:
+        for error in exc.errors:
+            click.echo(error.format(config.root), err=True)
+        raise
     store = _open_store(config)
     options = SendOptions.from_config(config, concurrency, rate)
-    if not proofs and issue.status != "ready":
-        raise CommsError(
-            f"issue '{issue.slug}' is a draft; set `status: ready` to send it "
-            "(proofs with --to work for drafts)"
-        )
-    if dry_run and proofs:
-        emails = ", ".join(_address(a) for a in proofs)
-        click.echo(f"Plan: a proof of {issue.slug} to {emails} (outside the list); nothing is sent")
+    try:
+        with ExitStack() as stack:
+            result = send_issue(
+                config,
+                store,
+                site,
+                issue,
+                options,
+                proofs=[_address(a) for a in proofs],
+                dry_run=dry_run,
+                force=force,
+                on_start=_announce(stack),
+                on_proof=lambda email: click.echo(
+                    f"proof sent to {email} (outside the list; the ledger is unchanged)"
+                ),
+            )
+    except NotSendable as exc:
+        raise CommsError(f"{exc} (proofs with --to work for drafts)") from None
+    if isinstance(result, Proofs):
+        if not result.sent:
+            emails = ", ".join(result.addresses)
+            click.echo(
+                f"Plan: a proof of {issue.slug} to {emails} (outside the list); nothing is sent"
+            )
         return
-    if dry_run:
-        _dry_run(store, issue, options)
+    if isinstance(result, SendPlan):
+        _print_plan(result)
         return
-    _, factory, fingerprint = issue_parts(config, store, site, issue)
-    if proofs:
-        _send_proofs(config, factory, proofs)
+    _print_report(config, result)
+
+
+def _print_report(config: Config, report: SendReport) -> None:
+    """The end of `comms send`: what the run did; exits with the report's code."""
+    slug = report.campaign.slug
+    if report.idle:
+        click.echo(f"nothing to send: every delivery of {slug} is final ({_totals(report.counts)})")
         return
-    opener = opener_for(config)
-    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
-    todo = _pending(store.ledger.counts(campaign.id))
-    if not todo:
-        click.echo(
-            f"nothing to send: every delivery of {issue.slug} is final "
-            f"({_totals(store.ledger.counts(campaign.id))})"
-        )
-        return
-    click.echo(
-        f"Sending #{issue.number} „{issue.subject}“ ({issue.slug}): {campaign.recipients} "
-        f"recipient(s), {todo} to send over {options.concurrency} connection(s)"
-        + (f" at up to {options.rate:g} msg/s" if options.rate else "")
-    )
-    console = Console(stderr=True)
-    with Progress(
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task("send", total=todo)
-        report = outbox_send(
-            store,
-            campaign,
-            factory.build,
-            opener,
-            options,
-            lambda done: bar.update(task, completed=done),
-        )
     if report.resumed:
         click.echo(f"took over {report.resumed} delivery(ies) an interrupted run left behind")
-    click.echo(f"{issue.slug}: {_totals(report.counts)}")
+    click.echo(f"{slug}: {_totals(report.counts)}")
     if report.stopped:
         raise CommsError(
             f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
-            f"fix the cause and run `comms send {issue.slug}` again"
+            f"fix the cause and run `comms send {slug}` again"
         )
     if report.next_attempt is not None:
         click.echo(
             f"{report.waiting} delivery(ies) wait for a retry, the next at "
-            f"{_when(report.next_attempt, config)}; run `comms send {issue.slug}` again then"
+            f"{_when(report.next_attempt, config)}; run `comms send {slug}` again then"
         )
     sys.exit(report.exit_code)
 

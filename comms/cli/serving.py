@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
 from comms.db.subscribers import Store
 
@@ -15,7 +16,6 @@ from .common import (
     _open_store,
     _report,
     cli,
-    load_site,
 )
 
 if TYPE_CHECKING:
@@ -117,12 +117,14 @@ def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | No
 
 def _build_before_serving(config: Config) -> None:
     """Bring the output folder up to date, so that every link in a mail has its page."""
-    site, errors = load_site(config)
-    failures, _ = _report(errors, config.root, strict=False)
-    if failures:
+    try:
+        site, warnings = load_valid_site(config)
+    except InvalidContent as exc:
+        failures, _ = _report(exc.problems, config.root, strict=False)
         click.echo(
             f"warning: {failures} content error(s); serving {config.output_dir} as it is", err=True
         )
         return
+    _report(warnings, config.root, strict=False)
     count, report = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from comms.audience.mailer import MailNotSent
 from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
+from comms.audience.subscriptions import sign_up_by_admin
 from comms.core.errors import CommsError
 from comms.db.subscribers import Consent
 
@@ -51,7 +53,7 @@ def subscribers_add(
     confirmed: bool,
     consent_note: str | None,
 ) -> None:
-    """Add one person; without --confirmed they stay pending until they confirm."""
+    """Add one person; without --confirmed they get the confirmation mail and stay pending."""
     _consent_options(confirmed, consent_note)
     config = state.config()
     try:
@@ -63,11 +65,29 @@ def subscribers_add(
         event = Consent("import", "comms subscribers add", channel="cli", note=consent_note)
         store.add_confirmed(person, event)
         click.echo(f"added {person.email} as active (consent: {consent_note})")
-    else:
-        store.add_pending(person, Consent("request", "comms subscribers add", channel="cli"))
+        return
+    try:
+        result = sign_up_by_admin(config, store, person)
+    except MailNotSent as exc:
+        raise CommsError(
+            f"{exc}; {person.email} stays pending: run `comms subscribers add {person.email}` "
+            "again to send a new one"
+        ) from None
+    if result.before == "suppressed":
+        raise CommsError(f"{person.email} is on the suppression list; not added")
+    if not result.mailed:
+        raise CommsError(
+            f"{person.email} is already a subscriber ({result.before}); no confirmation mail sent"
+        )
+    if result.before is None:
         click.echo(
-            f"added {person.email} as pending: pending addresses get no newsletter; "
-            "the confirmation mail (double opt-in) is not built yet"
+            f"added {person.email} as pending: confirmation mail sent to {person.email} "
+            "(double opt-in); no newsletter until they confirm"
+        )
+    else:
+        click.echo(
+            f"{person.email} was {result.before} already: new confirmation mail sent to "
+            f"{person.email} (double opt-in)"
         )
 
 

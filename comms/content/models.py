@@ -322,9 +322,14 @@ class Issue(Item):
         return self.preheader
 
 
+def N_(message: str) -> str:
+    """Mark an interface string for the catalogs; it is translated where it is shown."""
+    return message
+
+
 @dataclass(frozen=True)
 class Kind:
-    """One content kind: its name, folder, model and labels."""
+    """One content kind: name, folder (of its files and pages), model, labels (message ids)."""
 
     name: str
     folder: str
@@ -334,10 +339,10 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "event": Kind("event", "events", Event, "Veranstaltung", "Veranstaltungen"),
-    "award": Kind("award", "awards", Award, "Sonderpreis", "Sonderpreise"),
-    "practice": Kind("practice", "practices", Practice, "Gutes Beispiel", "Gute Beispiele"),
-    "issue": Kind("issue", "issues", Issue, "Newsletter", "Newsletter-Ausgaben"),
+    "event": Kind("event", "events", Event, N_("Event"), N_("Events")),
+    "award": Kind("award", "awards", Award, N_("Special prize"), N_("Special prizes")),
+    "practice": Kind("practice", "practices", Practice, N_("Good example"), N_("Good examples")),
+    "issue": Kind("issue", "issues", Issue, N_("Newsletter"), N_("Newsletter issues")),
 }
 FOLDERS: dict[str, Kind] = {kind.folder: kind for kind in KINDS.values()}
 

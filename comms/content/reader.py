@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import types
-import typing
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -13,8 +11,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from comms.content.front_matter import (
+    Doc,
+    duplicate_keys,
+    error_message,
+    parse_yaml,
+    split,
+    unknown_keys,
+)
 from comms.content.markup import markdown_to_html
 from comms.content.models import (
     FOLDERS,
@@ -31,185 +37,20 @@ from comms.content.models import (
 )
 from comms.core.errors import ContentError
 
-FENCE = "---"
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text, so the reader parses them and names bad ones."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class _Doc:
-    """One file's front matter: the YAML node tree and where the YAML starts in the file."""
-
-    def __init__(self, node: yaml.Node, offset: int) -> None:
-        self.node = node
-        self.offset = offset
-
-    def line_of(self, node: yaml.Node) -> int:
-        return int(node.start_mark.line) + self.offset
-
-    def find(self, loc: Iterable[Any]) -> tuple[int, bool]:
-        """The line of the deepest node on `loc`, and whether the whole path was found."""
-        node: yaml.Node = self.node
-        line = 1
-        for part in loc:
-            child: yaml.Node | None = None
-            if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                        line, child = self.line_of(key), value
-                        if not isinstance(value, yaml.ScalarNode):
-                            break
-                        line = self.line_of(value)
-                        break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    child = node.value[part]
-                    line = self.line_of(child)
-            if child is None:
-                return line, False
-            node = child
-        return line, True
-
-
-def _duplicates(doc: _Doc, node: yaml.Node, path: Path, errors: list[ContentError]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    errors.append(
-                        ContentError(
-                            path,
-                            doc.line_of(key),
-                            f"duplicate key '{key.value}' (first on line {seen[key.value]})",
-                        )
-                    )
-                else:
-                    seen[key.value] = doc.line_of(key)
-            _duplicates(doc, value, path, errors)
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            _duplicates(doc, child, path, errors)
-
-
-def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The model inside `M`, `M | None` or `list[M]`, and whether it is a list."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is list and args:
-        inner, _ = _submodel(args[0])
-        return inner, True
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            inner, many = _submodel(arg)
-            if inner is not None:
-                return inner, many
-    return None, False
-
-
-def _unknown_keys(
-    model: type[BaseModel], data: Any, loc: tuple[Any, ...], allowed: list[str] | None = None
-) -> list[tuple[tuple[Any, ...], str]]:
-    """Keys the schema does not know, as (loc, dotted name) pairs, descending into sub-models."""
-    if not isinstance(data, dict):
-        return []
-    names = allowed if allowed is not None else list(model.model_fields)
-    found: list[tuple[tuple[Any, ...], str]] = []
-    for key, value in data.items():
-        if key not in names:
-            found.append(((*loc, key), ".".join(str(p) for p in (*loc, key))))
-            continue
-        inner, many = _submodel(model.model_fields[key].annotation)
-        if inner is None:
-            continue
-        if many and isinstance(value, list):
-            for index, element in enumerate(value):
-                found.extend(_unknown_keys(inner, element, (*loc, key, index)))
-        elif not many:
-            found.extend(_unknown_keys(inner, value, (*loc, key)))
-    return found
-
-
-def _describe(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _error_message(error: dict[str, Any]) -> str:
-    kind = error["type"]
-    got = _describe(error.get("input"))
-    if kind == "missing":
-        return "required field is missing"
-    if kind in ("string_type",):
-        return f"expected text, got '{got}'"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number, got '{got}'"
-    if kind == "list_type":
-        return f"expected a list, got '{got}'"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected a mapping of keys to values, got '{got}'"
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"expected one of {expected}, got '{got}'"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _split(text: str, path: Path) -> tuple[str, str, int] | ContentError:
-    """Front matter text, body text, and the file line the body starts on."""
-    if not text.strip():
-        return ContentError(path, 1, "empty file: expected front matter between '---' lines")
-    lines = text.splitlines(keepends=True)
-    if lines[0].rstrip() != FENCE:
-        return ContentError(path, 1, "missing front matter: the file must start with a '---' line")
-    for index in range(1, len(lines)):
-        if lines[index].rstrip() == FENCE:
-            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
-    return ContentError(path, 1, "front matter is never closed: add a '---' line after it")
-
-
-def _parse_yaml(text: str, path: Path) -> tuple[Any, _Doc] | ContentError:
-    for number, source_line in enumerate(text.splitlines(), start=2):
-        indent = source_line[: len(source_line) - len(source_line.lstrip(" \t"))]
-        if "\t" in indent:
-            return ContentError(path, number, "tab character in front matter: indent with spaces")
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return ContentError(path, 2, "empty front matter")
-        doc = _Doc(node, 2)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = int(mark.line) + 2 if mark is not None else 1
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context and exc.context_mark is not None:
-            problem += f" ({exc.context} on line {int(exc.context_mark.line) + 2})"
-        return ContentError(path, line, f"YAML error: {problem}")
-    except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 2
-        return ContentError(path, line, f"YAML error: unacceptable character #x{exc.character:04x}")
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
-        return ContentError(path, 1, f"YAML error: {exc}")
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        return ContentError(path, 2, "front matter must be a mapping of keys to values")
-    return data, doc
+def slugify(title: str) -> str:
+    """A file-name slug from a German title: umlauts transliterated, ASCII, hyphens."""
+    text = title.lower()
+    for src, dst in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(src, dst)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    words = "".join(c if c.isalnum() else " " for c in text).split()
+    return "-".join(words)[:80].strip("-")
 
 
 def _image_errors(html: str, body: str, body_line: int, path: Path) -> list[ContentError]:
@@ -240,7 +81,7 @@ def _moment(value: Any, tz: ZoneInfo, end: bool = False) -> datetime | None:
 
 
 def _semantic(
-    kind: Kind, data: dict[str, Any], doc: _Doc, path: Path, tz: ZoneInfo
+    kind: Kind, data: dict[str, Any], doc: Doc, path: Path, tz: ZoneInfo
 ) -> list[ContentError]:
     """Checks across fields, on the raw front matter, so they run beside every field error."""
     errors: list[ContentError] = []
@@ -286,17 +127,17 @@ def read_file(
                 path, 1, f"file name '{path.name}' is not a slug: use a-z, 0-9 and '-' only"
             )
         )
-    parts = _split(text, path)
+    parts = split(text, path)
     if isinstance(parts, ContentError):
         return None, [*errors, parts]
     front, body, body_line = parts
-    parsed = _parse_yaml(front, path)
+    parsed = parse_yaml(front, path)
     if isinstance(parsed, ContentError):
         return None, [*errors, parsed]
     data, doc = parsed
-    _duplicates(doc, doc.node, path, errors)
+    duplicate_keys(doc, doc.node, path, errors)
     fields = front_matter_fields(kind.model)
-    for loc, dotted in _unknown_keys(kind.model, data, (), fields):
+    for loc, dotted in unknown_keys(kind.model, data, (), fields):
         errors.append(ContentError(path, doc.find(loc)[0], f"unknown key '{dotted}'", warning=True))
         if len(loc) == 1:
             data.pop(loc[0])
@@ -308,7 +149,7 @@ def read_file(
             loc = tuple(error["loc"])
             line, _ = doc.find(loc)
             name = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
-            errors.append(ContentError(path, line, _error_message(dict(error)), field=name))
+            errors.append(ContentError(path, line, error_message(dict(error)), field=name))
         return None, errors
     html = markdown_to_html(body)
     errors.extend(_image_errors(html, body, body_line, path))

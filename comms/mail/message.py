@@ -24,11 +24,12 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError, PermanentFailure
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
-from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
+from comms.publish.render import RenderedIssue
 
 #: 7-bit-safe serialisation (docs/requirements.md E5): encoded-words in headers, CRLF line ends.
 POLICY = SMTP.clone(cte_type="7bit")
@@ -163,8 +164,8 @@ class MessageFactory:
         sender = settings.sender
         self.envelope_from = _configured_address("sender.address", sender.address)
         self.bounce_domain = bounce_domain(config, self.envelope_from)
-        self._unsubscribe = _idna_url(config.url("unsubscribe/"))
-        self._preferences = _idna_url(config.url("preferences/"))
+        self._unsubscribe = _idna_url(Urls(config).unsubscribe())
+        self._preferences = _idna_url(Urls(config).preferences())
         mailto = settings.mail.unsubscribe_mailto
         self._mailto = (
             f",\r\n <mailto:{_configured_address('mail.unsubscribe_mailto', mailto)}"

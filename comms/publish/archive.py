@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
 from comms.core.errors import RenderError
@@ -20,18 +21,12 @@ _STATUS = {
     "cancelled": "EventCancelled",
     "postponed": "EventPostponed",
 }
-#: The folders whose `<slug>/index.html` pages the archive writes, by item kind.
-FOLDERS = {"issue": "issues", "event": "events", "practice": "practices", "award": "awards"}
 
 
 def published_issues(site: Site) -> list[Issue]:
     """Issues the archive shows (status ready), newest first."""
     ready = [issue for issue in site.issues.values() if issue.status == "ready"]
     return sorted(ready, key=lambda i: (i.date, i.number), reverse=True)
-
-
-def _image(config: Config, src: str | None) -> str | None:
-    return None if src is None else (src if "://" in src else config.url(src))
 
 
 def _event_ld(config: Config, fmt: Formatter, event: Event) -> dict[str, Any]:
@@ -96,12 +91,13 @@ def json_ld(config: Config, item: Item) -> str:
     else:
         assert isinstance(item, Practice | Award | Issue)
         data = _article_ld(item, fmt)
-    data["url"] = config.url(f"{FOLDERS[item.kind]}/{item.slug}/")
+    site_urls = urls.Urls(config)
+    data["url"] = site_urls.item(item)
     data["identifier"] = config.item_id(item.kind, item.slug)
     data["inLanguage"] = config.settings.site.language
     image = getattr(item, "image", None)
     if image is not None:
-        data["image"] = _image(config, image.src)
+        data["image"] = site_urls.asset(image.src)
     ordered = {"@context": "https://schema.org", **data}
     text = json.dumps(ordered, ensure_ascii=False, indent=1, sort_keys=False)
     # "</" would end the script element early; "\/" means the same in JSON.
@@ -127,15 +123,14 @@ class _Pages:
             **self.base,
             root="../" * depth,
             path=path,
-            canonical=self.config.url(path.removesuffix("index.html")),
+            canonical=urls.Urls(self.config).absolute(path.removesuffix(urls.PAGE)),
             **context,
         )
         self.files[path] = html.encode("utf-8")
 
     def item(self, item: Item, template: str, **context: Any) -> None:
-        folder = FOLDERS[item.kind]
         self.page(
-            f"{folder}/{item.slug}/index.html",
+            urls.page_path(item) + urls.PAGE,
             template,
             item=item,
             json_ld=json_ld(self.config, item),
@@ -163,13 +158,13 @@ def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
         award = site.issue_award(issue)
         if award is not None:
             featured.setdefault(f"award/{award.slug}", []).append(issue)
-    pages.page("index.html", "index.html.j2", issues=issues, upcoming=upcoming[:10])
-    pages.page("issues/index.html", "issues.html.j2", issues=issues)
-    pages.page("events/index.html", "events.html.j2", upcoming=upcoming, past=past)
+    pages.page(urls.PAGE, "index.html.j2", issues=issues, upcoming=upcoming[:10])
+    pages.page(urls.list_path("issue") + urls.PAGE, "issues.html.j2", issues=issues)
+    pages.page(urls.list_path("event") + urls.PAGE, "events.html.j2", upcoming=upcoming, past=past)
     practices = sorted(site.practices.values(), key=lambda p: (p.title, p.slug))
-    pages.page("practices/index.html", "practices.html.j2", practices=practices)
+    pages.page(urls.list_path("practice") + urls.PAGE, "practices.html.j2", practices=practices)
     awards = sorted(site.awards.values(), key=lambda a: (a.year, a.slug), reverse=True)
-    pages.page("awards/index.html", "awards.html.j2", awards=awards)
+    pages.page(urls.list_path("award") + urls.PAGE, "awards.html.j2", awards=awards)
     for issue in issues:
         pages.item(
             issue,
@@ -181,7 +176,7 @@ def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
     for kind, template in (("event", "event"), ("practice", "practice"), ("award", "award")):
         for item in site.by_kind(kind).values():
             pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
-    pages.files["style.css"] = (TEMPLATES / "web" / "style.css").read_bytes()
+    pages.files[urls.STYLE] = (TEMPLATES / "web" / urls.STYLE).read_bytes()
     for path, data in static_files(config).items():
         if path in pages.files:
             folder = config.settings.render.static_dir

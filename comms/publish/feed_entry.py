@@ -1,59 +1,196 @@
-"""The German facts a feed entry shows above its text: when, where, who, and what an issue holds."""
+"""Published items as feed and calendar entries: ids, links, stamps, categories, and the facts
+an entry shows above its text (when, where, who, and what an issue holds)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from dataclasses import dataclass
 from html import escape
+from zoneinfo import ZoneInfo
 
-from babel import Locale
-from babel.dates import format_date, format_interval, format_time
 from babel.numbers import format_decimal
 
+from comms.content import urls
 from comms.content.models import KINDS, Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
+from comms.publish.feed_state import STATE_FILE, History, Stamp, is_public, stamp
+from comms.publish.templating import Formatter
 
-#: Parsed once: Babel parses a locale string on every call.
-LOCALE = Locale.parse("de_DE")
-DAY = "EEEE, d. MMMM y"
-#: DIN 5008: a no-break space before "Uhr".
-UHR = "\u00a0Uhr"
-STATUS_PREFIX = {"cancelled": "Abgesagt: ", "postponed": "Verschoben: "}
-STATUS_NOTE = {
-    "cancelled": "Diese Veranstaltung fällt aus.",
-    "postponed": "Diese Veranstaltung wird verschoben; der neue Termin folgt.",
-}
+# XML 1.0 allows only these characters; lxml refuses the others (docs/requirements.md F9).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def event_title(event: Event) -> str:
-    """The title, marked when the event is cancelled or postponed."""
-    return STATUS_PREFIX.get(event.status, "") + event.title
+def clean(text: str) -> str:
+    """Drop characters XML cannot carry (C0 controls, lone surrogates, U+FFFE/FFFF)."""
+    return _NOT_XML.sub("", text)
 
 
-def last_day(event: Event, config: Config) -> date:
-    """The last day an all-day event covers (its end may also be given with a time)."""
-    end = event.end or event.start
-    if isinstance(end, datetime):
-        return end.astimezone(config.tz).date()
-    return end
+def tag(config: Config, name: str) -> str:
+    """A tag URI (RFC 4151) for what is not an item: a feed, a category scheme."""
+    return f"tag:{config.host},2015:{name}"
 
 
-def event_when(event: Event, config: Config) -> str:
-    """„Donnerstag, 16. April 2020, 09:30–16:30 Uhr“ and the all-day and multi-day variants."""
-    tz = config.tz
-    if event.all_day:
-        first, last = event.start_at(tz).date(), last_day(event, config)
-        if last == first:
-            return format_date(first, DAY, locale=LOCALE)
-        return format_interval(first, last, "yMMMMEEEEd", locale=LOCALE)
-    start = event.start_at(tz).astimezone(tz)
-    text = f"{format_date(start, DAY, locale=LOCALE)}, {format_time(start, 'HH:mm', locale=LOCALE)}"
-    if event.end is None:
-        return text + UHR
-    end = event.end_at(tz).astimezone(tz)
-    if end.date() == start.date():
-        return f"{text}–{format_time(end, 'HH:mm', locale=LOCALE)}{UHR}"
-    end_text = f"{format_date(end, DAY, locale=LOCALE)}, {format_time(end, 'HH:mm', locale=LOCALE)}"
-    return f"{text}{UHR} bis {end_text}{UHR}"
+@dataclass(frozen=True)
+class Entry:
+    """One published item as every feed and calendar shows it."""
+
+    item: Item
+    id: str
+    url: str
+    title: str
+    summary: str
+    html: str
+    stamp: Stamp
+    categories: tuple[tuple[str, str, str], ...]  # (scheme, term, label)
+
+    @property
+    def event(self) -> Event:
+        """The item of an event entry."""
+        assert isinstance(self.item, Event)
+        return self.item
+
+
+class EntryFacts:
+    """Worded facts of feed entries and calendar events in the site's language."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.fmt = Formatter(config)
+        self.urls = urls.Urls(config)
+        self._ = self.fmt._
+
+    def event_title(self, event: Event) -> str:
+        """The title, marked when the event is cancelled or postponed."""
+        status = self.fmt.status(event.status)
+        return f"{status}: {event.title}" if status else event.title
+
+    def status_note(self, event: Event) -> str:
+        """The sentence that announces a cancelled or postponed event ('' when planned)."""
+        notes = {
+            "cancelled": self._("This event is cancelled."),
+            "postponed": self._("This event is postponed; the new date will follow."),
+        }
+        return notes.get(event.status, "")
+
+    def _event_html(self, event: Event) -> str:
+        note = self.status_note(event)
+        head = f"<p><strong>{escape(note)}</strong></p>\n" if note else ""
+        rows = [
+            (self._("Date"), escape(self.fmt.event_when(event))),
+            (self._("Place"), escape(event_place(event))),
+            (self._("Online"), _link(event.online) if event.online else ""),
+            (self._("Organiser"), escape(event.organiser)),
+            (self._("Registration"), _link(event.registration) if event.registration else ""),
+        ]
+        return head + _facts(rows)
+
+    def _award_html(self, award: Award) -> tuple[str, str]:
+        fmt = self.fmt
+        ceremony = ""
+        if award.ceremony is not None:
+            ceremony = f"{fmt.moment(award.ceremony.date)}, {award.ceremony.place}"
+        money = format_decimal(award.prize_money, locale=fmt.locale)
+        rows = [
+            (self._("Prize money"), escape(self._("%(amount)s euros") % {"amount": money})),
+            (self._("Applications"), escape(fmt.period(award.call.opens, award.call.deadline))),
+            (self._("Award ceremony"), escape(ceremony)),
+        ]
+        winners = "".join(
+            f"<li>{_link(w.url, w.name) if w.url else escape(w.name)} ({escape(w.city)}): "
+            f"{escape(w.project)}</li>\n"
+            for w in award.winners
+        )
+        heading = escape(self._("Awarded"))
+        tail = f"<h2>{heading}</h2>\n<ul>\n{winners}</ul>\n" if winners else ""
+        return _facts(rows), tail
+
+    def _practice_html(self, practice: Practice) -> str:
+        rows = [
+            (self._("Run by"), escape(f"{practice.organisation}, {practice.city}")),
+            (self._("Learn more"), _link(practice.url) if practice.url else ""),
+        ]
+        return _facts(rows)
+
+    def _issue_contents(self, site: Site, issue: Issue) -> str:
+        lines = []
+        for event in site.issue_events(issue, self.config.tz):
+            link = _link(self.urls.item(event), self.event_title(event))
+            lines.append(f"{link} – {escape(self.fmt.event_when(event))}")
+        for practice in site.issue_practices(issue):
+            lines.append(
+                f"{_link(self.urls.item(practice), practice.title)} – {escape(practice.city)}"
+            )
+        award = site.issue_award(issue)
+        if award is not None:
+            lines.append(_link(self.urls.item(award), award.title))
+        if not lines:
+            return ""
+        items = "".join(f"<li>{line}</li>\n" for line in lines)
+        heading = escape(self._("In this issue"))
+        return f"<h2>{heading}</h2>\n<ul>\n{items}</ul>\n"
+
+    def entry_html(self, site: Site, item: Item) -> str:
+        """The full HTML content of a feed entry: facts first, then the item's own text."""
+        if isinstance(item, Event):
+            return self._event_html(item) + item.html
+        if isinstance(item, Award):
+            head, tail = self._award_html(item)
+            return head + item.html + tail
+        if isinstance(item, Practice):
+            return self._practice_html(item) + item.html
+        if isinstance(item, Issue):
+            return item.html + self._issue_contents(site, item)
+        return item.html
+
+    def categories(self, item: Item) -> tuple[tuple[str, str, str], ...]:
+        """(scheme, term, label) of an item's kind, topics and region."""
+        settings = self.config.settings
+        found = [("kind", item.kind, self._(KINDS[item.kind].label))]
+        found += [("topic", t, settings.topics.get(t, t)) for t in getattr(item, "topics", [])]
+        region = getattr(item, "region", None)
+        if region:
+            found.append(("region", region, settings.regions.get(region, region)))
+        return tuple(
+            (tag(self.config, f"category/{dim}"), term, clean(label)) for dim, term, label in found
+        )
+
+    def entry(self, site: Site, item: Item, item_stamp: Stamp) -> Entry:
+        """The feed view of one item: id, link, title and HTML content with its facts."""
+        title = (
+            self.event_title(item) if isinstance(item, Event) else str(getattr(item, "title", ""))
+        )
+        return Entry(
+            item=item,
+            id=self.config.item_id(item.kind, item.slug),
+            url=self.urls.item(item),
+            title=clean(title),
+            summary=clean(str(getattr(item, "summary", ""))),
+            html=self.urls.absolute_links(clean(self.entry_html(site, item))),
+            stamp=item_stamp,
+            categories=self.categories(item),
+        )
+
+
+def published_entries(config: Config, site: Site) -> list[Entry]:
+    """Every published item as an entry, newest first; records changes in the feed state."""
+    history = History.load(config.root / STATE_FILE)
+    now = config.now()
+    records = history.observe(site.all_items(), now)
+    history.save()
+    facts = EntryFacts(config)
+    entries = []
+    for item in site.all_items():
+        item_stamp = stamp(item, records[item.uid], config.tz)
+        if is_public(item, item_stamp, now):
+            entries.append(facts.entry(site, item, item_stamp))
+    entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
+    return entries
+
+
+def by_start(entries: list[Entry], tz: ZoneInfo) -> list[Entry]:
+    """The event entries, soonest first."""
+    events = [e for e in entries if isinstance(e.item, Event)]
+    return sorted(events, key=lambda e: (e.event.start_at(tz), e.id))
 
 
 def event_place(event: Event) -> str:
@@ -72,78 +209,3 @@ def _facts(rows: list[tuple[str, str]]) -> str:
     """`<p>` with one „Label: value“ line per fact; values are HTML already."""
     lines = [f"<strong>{escape(label)}:</strong> {value}" for label, value in rows if value]
     return "<p>" + "<br>\n".join(lines) + "</p>\n" if lines else ""
-
-
-def _event_html(config: Config, event: Event) -> str:
-    note = STATUS_NOTE.get(event.status)
-    head = f"<p><strong>{escape(note)}</strong></p>\n" if note else ""
-    rows = [
-        ("Termin", escape(event_when(event, config))),
-        ("Ort", escape(event_place(event))),
-        ("Online", _link(event.online) if event.online else ""),
-        ("Veranstalter", escape(event.organiser)),
-        ("Anmeldung", _link(event.registration) if event.registration else ""),
-    ]
-    return head + _facts(rows)
-
-
-def _award_html(award: Award) -> tuple[str, str]:
-    opens, deadline = (
-        format_date(d, "d. MMMM y", locale=LOCALE) for d in (award.call.opens, award.call.deadline)
-    )
-    ceremony = ""
-    if award.ceremony is not None:
-        when = award.ceremony.date
-        day = when.date() if isinstance(when, datetime) else when
-        ceremony = f"{format_date(day, DAY, locale=LOCALE)}, {award.ceremony.place}"
-    rows = [
-        ("Preisgeld", escape(f"{format_decimal(award.prize_money, locale=LOCALE)} Euro")),
-        ("Bewerbung", escape(f"{opens} bis {deadline}")),
-        ("Preisverleihung", escape(ceremony)),
-    ]
-    winners = "".join(
-        f"<li>{_link(w.url, w.name) if w.url else escape(w.name)} ({escape(w.city)}): "
-        f"{escape(w.project)}</li>\n"
-        for w in award.winners
-    )
-    tail = f"<h2>Ausgezeichnet</h2>\n<ul>\n{winners}</ul>\n" if winners else ""
-    return _facts(rows), tail
-
-
-def _practice_html(practice: Practice) -> str:
-    rows = [
-        ("Träger", escape(f"{practice.organisation}, {practice.city}")),
-        ("Mehr erfahren", _link(practice.url) if practice.url else ""),
-    ]
-    return _facts(rows)
-
-
-def _issue_contents(config: Config, site: Site, issue: Issue) -> str:
-    lines = []
-    for event in site.issue_events(issue, config.tz):
-        url = config.url(f"{KINDS['event'].folder}/{event.slug}/")
-        lines.append(f"{_link(url, event_title(event))} – {escape(event_when(event, config))}")
-    for practice in site.issue_practices(issue):
-        url = config.url(f"{KINDS['practice'].folder}/{practice.slug}/")
-        lines.append(f"{_link(url, practice.title)} – {escape(practice.city)}")
-    award = site.issue_award(issue)
-    if award is not None:
-        lines.append(_link(config.url(f"{KINDS['award'].folder}/{award.slug}/"), award.title))
-    if not lines:
-        return ""
-    items = "".join(f"<li>{line}</li>\n" for line in lines)
-    return f"<h2>In dieser Ausgabe</h2>\n<ul>\n{items}</ul>\n"
-
-
-def entry_html(config: Config, site: Site, item: Item) -> str:
-    """The full HTML content of a feed entry: facts first, then the item's own text."""
-    if isinstance(item, Event):
-        return _event_html(config, item) + item.html
-    if isinstance(item, Award):
-        head, tail = _award_html(item)
-        return head + item.html + tail
-    if isinstance(item, Practice):
-        return _practice_html(item) + item.html
-    if isinstance(item, Issue):
-        return item.html + _issue_contents(config, site, item)
-    return item.html

@@ -11,9 +11,9 @@ from pathlib import Path
 import requests
 
 from comms.content.models import Site
-from comms.content.reader import read_content
+from comms.content.site import load_valid_site
+from comms.content.urls import Urls
 from comms.core.config import Config
-from comms.core.errors import ContentErrors
 from comms.publish import build, feeds
 
 #: Hub notifications that failed; retried by the next refresh so that no change goes unannounced.
@@ -121,7 +121,7 @@ def refresh(config: Config, site: Site) -> RefreshReport:
     """Build everything, write the files whose bytes changed, notify hubs of changed feeds."""
     files = build.collect(config, site)
     report = build.write_output(config.output_dir, files)
-    changed = [config.url(path) for path in report.written if feeds.is_feed(path)]
+    changed = [Urls(config).absolute(path) for path in report.written if feeds.is_feed(path)]
     hubs = config.settings.feeds.hubs
     pending_path = config.root / PENDING_FILE
     pings = notify(hubs, changed, _load_pending(pending_path, hubs))
@@ -135,9 +135,5 @@ def refresh_content(config: Config) -> RefreshReport:
 
     The entry point for the scheduler's feed-refresh job.
     """
-    settings = config.settings
-    site, problems = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
-    errors = [problem for problem in problems if not problem.warning]
-    if errors:
-        raise ContentErrors(errors)
+    site, _ = load_valid_site(config)
     return refresh(config, site)

@@ -7,17 +7,25 @@ from typing import Any
 
 import mjml
 
+from comms.content import urls
 from comms.content.models import Award, Event, Issue, Practice, Site
+from comms.content.urls import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.templating import Formatter, render_template, translate
 
-#: Per-recipient placeholders in a rendered issue; the send step substitutes them in the bytes.
-UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
-PREFERENCES_URL = "%%PREFERENCES_URL%%"
-PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
+__all__ = [
+    "PLACEHOLDERS",
+    "PREFERENCES_URL",
+    "UNSUBSCRIBE_URL",
+    "RenderedIssue",
+    "base_context",
+    "render_confirmation",
+    "render_issue",
+    "site_files",
+]
 
 
 @dataclass(frozen=True)
@@ -33,16 +41,6 @@ class RenderedIssue:
     web_url: str
 
 
-def item_path(kind_folder: str, slug: str) -> str:
-    """The archive folder of an item, relative to the output root (`events/<slug>/`)."""
-    return f"{kind_folder}/{slug}/"
-
-
-def issue_url(config: Config, issue: Issue) -> str:
-    """The absolute URL of an issue's archive page ("view in browser")."""
-    return config.url(item_path("issues", issue.slug))
-
-
 def compile_mjml(source: str, config: Config, name: str) -> str:
     """MJML → HTML without third-party requests: no web fonts, social icons from our host."""
     try:
@@ -51,7 +49,7 @@ def compile_mjml(source: str, config: Config, name: str) -> str:
                 source,
                 disable_comments=True,
                 fonts={},
-                social_icon_origin=config.url("icons/"),
+                social_icon_origin=Urls(config).icons(),
             )
         )
     except ValueError as exc:
@@ -63,10 +61,11 @@ def _render(config: Config, folder: str, name: str, context: dict[str, Any]) -> 
 
 
 def base_context(config: Config) -> dict[str, Any]:
-    """What every template may use: settings, formatter, organisation and placeholders."""
-    settings = config.settings
+    """What every template may use: settings, formatter, URLs, organisation and placeholders."""
+    settings, site_urls = config.settings, Urls(config)
     return {
         "fmt": Formatter(config),
+        "urls": site_urls,
         "site": settings.site,
         "org": settings.organisation,
         "look": settings.render,
@@ -74,8 +73,8 @@ def base_context(config: Config) -> dict[str, Any]:
         "html_to_text": html_to_text,
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
-        "subscribe_url": config.url("subscribe"),
-        "logo_url": config.url(settings.render.logo) if settings.render.logo else None,
+        "subscribe_url": site_urls.subscribe(),
+        "logo_url": site_urls.asset(settings.render.logo) if settings.render.logo else None,
     }
 
 
@@ -107,7 +106,7 @@ def _issue_context(config: Config, site: Site, issue: Issue) -> dict[str, Any]:
         "events": content.events,
         "practices": content.practices,
         "award": content.award,
-        "web_url": issue_url(config, issue),
+        "web_url": Urls(config).item(issue),
         "title": issue.subject,
         "preheader": issue.preheader,
     }
@@ -152,12 +151,11 @@ def site_files(config: Config, site: Site) -> dict[str, bytes]:
     files = archive_files(config, site, base_context(config))
     # The public copy belongs to nobody: its personal links lead to the sign-up page, which
     # answers under the base URL, instead of to a placeholder that no server answers.
-    public = config.url("subscribe")
+    public = Urls(config).subscribe()
     for issue in published_issues(site):
         rendered = render_issue(config, site, issue)
-        folder = item_path("issues", issue.slug)
         for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
             for placeholder in PLACEHOLDERS:
                 body = body.replace(placeholder, public)
-            files[f"{folder}{name}"] = body.encode("utf-8")
+            files[urls.page_path(issue) + name] = body.encode("utf-8")
     return files

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property, lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel import Locale
+from babel.dates import format_date, format_datetime, format_interval
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from markupsafe import Markup, escape
 
+from comms.content import urls
 from comms.content.models import Event
 from comms.core.config import Config
 from comms.core.errors import RenderError
@@ -27,7 +30,8 @@ LOCALES = TEMPLATES / "locale"
 DOMAIN = "messages"
 #: Babel locale per site language.
 BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
-_SITE_URL_RE = re.compile(r'\b(src|href)="/(?!/)')
+#: CLDR skeleton of a range of days: weekday, day, month, year (`Fr., 28. – So., 30. Juni 2019`).
+DAYS_SKELETON = "yMMMMEEEEd"
 
 
 @dataclass(frozen=True)
@@ -38,13 +42,29 @@ class Patterns:
     short_day: str
     time: str
     time_suffix: str
+    #: Abbreviated weekday, for terminal lines (`Di., 4. Februar 2020`).
+    brief_day: str
 
 
 PATTERNS = {
     # DIN 5008: "16. April 2020", "09:30 Uhr" with a no-break space before "Uhr".
-    "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr"),
-    "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", ""),
+    "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr", "EEE, d. MMMM y"),
+    "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", "", "EEE, d MMMM y"),
 }
+
+
+def last_day(event: Event, tz: ZoneInfo) -> date:
+    """The last day an all-day event covers (its end may also be given with a time)."""
+    end = event.end or event.start
+    if isinstance(end, datetime):
+        return end.astimezone(tz).date()
+    return end
+
+
+@lru_cache(maxsize=8)
+def interval_pattern(locale: str) -> str:
+    """CLDR's pattern for two dates that no interval format covers (`{0} – {1}`, thin spaces)."""
+    return str(Locale.parse(locale).interval_formats.get(None, "{0} – {1}"))
 
 
 @lru_cache(maxsize=8)
@@ -74,6 +94,8 @@ def environment(folder: str, language: str) -> Environment:
         undefined=StrictUndefined,
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    # Site paths for links (`{{ root }}{{ paths.page_path(item) }}`), in every template.
+    env.globals["paths"] = urls
     return env
 
 
@@ -92,7 +114,8 @@ def translate(language: str, message: str) -> str:
 
 
 class Formatter:
-    """Dates, times, money, labels and URLs as the site's readers expect them."""
+    """Dates, times, periods, money and labels as the site's readers expect them: the one
+    place that words them, for mail, web pages, feeds and calendars alike."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -100,6 +123,7 @@ class Formatter:
         self.locale = BABEL_LOCALES[self.language]
         self.patterns = PATTERNS[self.language]
         self.tz = config.tz
+        self._interval = interval_pattern(self.locale)
 
     def _(self, message: str) -> str:
         return translate(self.language, message)
@@ -128,16 +152,43 @@ class Formatter:
             return self.day(value)
         return f"{self.day(value)}, {self.clock(value)}{self.patterns.time_suffix}"
 
+    def brief(self, value: date) -> str:
+        """`Di., 4. Februar 2020, 09:00 Uhr` (or the day alone): the command line's wording."""
+        if not isinstance(value, datetime):
+            return format_date(value, self.patterns.brief_day, locale=self.locale)
+        day = format_datetime(value, self.patterns.brief_day, tzinfo=self.tz, locale=self.locale)
+        suffix = self.patterns.time_suffix.replace("\u00a0", " ")
+        return f"{day}, {self.clock(value)}{suffix}"
+
+    def span(self, first: str, last: str) -> str:
+        """Two worded dates or moments as one period, with the locale's interval pattern
+        (CLDR: `first – last` with thin spaces); HTML markup in both stays markup."""
+        if isinstance(first, Markup) and isinstance(last, Markup):
+            return Markup(escape(self._interval)).format(first, last)
+        return self._interval.format(first, last)
+
+    def period(self, first: date, last: date) -> str:
+        """`13. Mai 2019 – 31. Juli 2019`: a period of whole days, both ends in full."""
+        return self.span(self.short_day(first), self.short_day(last))
+
     def event_when(self, event: Event) -> str:
-        """When an event takes place: one day with a time range, or a range of days."""
-        start, end = event.start, event.end
-        if end is None or end == start:
+        """When an event takes place, in every output (mail, web, feeds, calendars):
+        `Donnerstag, 16. April 2020, 09:30–16:30 Uhr`; several days as Babel's interval
+        `Fr., 28. – So., 30. Juni 2019`, or two moments for timed events over several days."""
+        tz = self.tz
+        if event.all_day:
+            first, last = event.start_at(tz).date(), last_day(event, tz)
+            if last <= first:
+                return self.day(first)
+            return format_interval(first, last, DAYS_SKELETON, locale=self.locale)
+        start = event.start_at(tz).astimezone(tz)
+        end = event.end_at(tz).astimezone(tz) if event.end is not None else start
+        if end == start:
             return self.moment(start)
-        if isinstance(start, datetime) and isinstance(end, datetime):
-            if start.astimezone(self.tz).date() == end.astimezone(self.tz).date():
-                times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
-                return f"{self.day(start)}, {times}"
-        return f"{self.moment(start)} \u2013 {self.moment(end)}"
+        if end.date() == start.date():
+            times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
+            return f"{self.day(start)}, {times}"
+        return self.span(self.moment(start), self.moment(end))
 
     def iso(self, value: date) -> str:
         """ISO 8601 for `datetime=` attributes and JSON-LD (local time with its offset)."""
@@ -167,19 +218,6 @@ class Formatter:
         """A readable label for an event status other than planned ("" for planned)."""
         labels = {"cancelled": self._("Cancelled"), "postponed": self._("Postponed")}
         return labels.get(status, "")
-
-    def url(self, path: str = "") -> str:
-        """An absolute URL under the site's base URL."""
-        return self.config.url(path)
-
-    def asset(self, src: str) -> str:
-        """An image URL: site-relative paths become absolute under the base URL."""
-        return src if "://" in src else self.config.url(src)
-
-    def absolute_html(self, html: str) -> str:
-        """Make site-relative `src`/`href` in (sanitised) HTML absolute, for e-mails."""
-        base = self.config.url("")
-        return _SITE_URL_RE.sub(lambda m: f'{m.group(1)}="{base}', html)
 
     @cached_property
     def organisation_lines(self) -> list[str]:

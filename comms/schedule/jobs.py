@@ -14,14 +14,20 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from comms.content.reader import read_content
+from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable
-from comms.sending.campaign import SendOptions, retry_due, send_issue
+from comms.sending.campaign import (
+    SendOptions,
+    SendReport,
+    retry_due,
+    send_issue,
+    send_refusal,
+)
 
 log = logging.getLogger("comms.scheduler")
 
@@ -48,19 +54,23 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             timetable.hold(store.engine, slug, due_at, now)
             log.warning("send of %s held: due at %s, now %s", slug, due_at, now)
             return "held"
-        settings = config.settings
-        site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+        site, _ = read_site(config)
         issue = site.issues.get(slug)
-        when = issue.send_at.timestamp() if issue and issue.send_at else None
-        # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
-        # with a time in another zone.
         if issue is None:
             raise CommsError(f"scheduled send of {slug}: the issue is gone or has errors")
-        if issue.status != "ready" or when != due_at.timestamp():
+        refusal = send_refusal(issue)
+        if refusal is not None:
+            log.info("send of %s skipped: %s; the next sync cancels the job", slug, refusal)
+            return "skipped"
+        # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
+        # with a time in another zone.
+        when = issue.send_at.timestamp() if issue.send_at else None
+        if when != due_at.timestamp():
             log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
             return "skipped"
         options = replace(SendOptions.from_config(config), stop=STOP)
         report = send_issue(config, store, site, issue, options)
+        assert isinstance(report, SendReport)  # neither a dry run nor proofs
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
     if report.stopped:
         log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)

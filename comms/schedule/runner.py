@@ -28,7 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from comms.content.reader import read_content
+from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.db.subscribers import Store
@@ -201,13 +201,10 @@ class SchedulerHandle:
     def sync(self) -> SyncReport:
         """Make the send jobs match the content: add, move, cancel; record held sends."""
         config = self.config
-        settings = config.settings
         with self._sync_lock:
             if self._closing:
                 return SyncReport([], [], [])
-            site, errors = read_content(
-                config.content_dir, config.tz, settings.regions, settings.topics
-            )
+            site, errors = read_site(config)
             now = now_utc()
             wanted = timetable.plan(config, site, errors, self.store.ledger, now)
             existing = {
@@ -332,8 +329,7 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
 
     `live=False` always computes (the demo shows the plan as of its reference date).
     """
-    settings = config.settings
-    site, errors = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    site, errors = read_site(config)
     wanted = timetable.plan(config, site, errors, store.ledger, now)
     current = holder(store.engine) if live else None
     running = current if current is not None and current.expires_at > now_utc() else None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from comms.content.models import Issue, Site
-from comms.content.reader import read_content
+from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
@@ -37,9 +38,12 @@ __all__ = [
     "IN_RUN_MAX_WAIT",
     "Builder",
     "CampaignChanged",
+    "NotSendable",
     "Opener",
     "Progress",
+    "Proofs",
     "SendOptions",
+    "SendPlan",
     "SendReport",
     "TokenBucket",
     "content_hash",
@@ -49,6 +53,8 @@ __all__ = [
     "retry_due",
     "send",
     "send_issue",
+    "send_refusal",
+    "waiting",
 ]
 
 log = logging.getLogger("comms.outbox")
@@ -64,11 +70,13 @@ class SendReport:
     stopped: str | None = None
     next_attempt: datetime | None = None
     resumed: int = 0
+    #: Every delivery was final already, so no run started.
+    idle: bool = False
 
     @property
     def waiting(self) -> int:
         """Deliveries that wait for a later run."""
-        return sum(self.counts.get(s, 0) for s in WAITING)
+        return waiting(self.counts)
 
     @property
     def exit_code(self) -> int:
@@ -137,11 +145,11 @@ def send(
     run = Run(ledger, campaign, build, opener, options, progress)
     done = run.execute()
     counts = ledger.counts(campaign.id)
-    waiting = sum(counts.get(s, 0) for s in WAITING)
+    left = waiting(counts)
     if run.paused:
         status = CampaignStatus.PAUSED
     else:
-        status = CampaignStatus.WAITING if waiting else CampaignStatus.DONE
+        status = CampaignStatus.WAITING if left else CampaignStatus.DONE
     ledger.update_campaign(campaign.id, options.clock(), status=status)
     final = ledger.campaign(campaign.slug)
     assert final is not None
@@ -150,7 +158,7 @@ def send(
         counts=counts,
         done_now=done,
         stopped=run.stopped,
-        next_attempt=ledger.next_attempt(campaign.id) if waiting else None,
+        next_attempt=ledger.next_attempt(campaign.id) if left else None,
         resumed=resumed,
     )
 
@@ -171,14 +179,131 @@ def opener_for(config: Config) -> Opener:
     return lambda: open_transport(url, config)
 
 
+class NotSendable(CommsError):
+    """The issue may not go to its subscribers now (see `send_refusal`)."""
+
+
+def send_refusal(issue: Issue) -> str | None:
+    """Why `issue` may not go to its subscribers now, or None when it may.
+
+    The one rule that `comms send`, the scheduler's plan and its send job apply; proofs to a
+    few addresses may go for any issue.
+    """
+    if issue.status != "ready":
+        return f"issue '{issue.slug}' is a draft; set `status: ready` to send it"
+    return None
+
+
+def waiting(counts: dict[str, int]) -> int:
+    """Deliveries of a campaign that are not final yet (queued, ambiguous or being sent)."""
+    return sum(counts.get(s, 0) for s in WAITING)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What a send of an issue has to do: its recipients and how many messages are left."""
+
+    issue: Issue
+    recipients: int
+    todo: int
+    #: The campaign existed already (a resumed send).
+    started: bool
+    options: SendOptions
+
+    @property
+    def batches(self) -> int:
+        """How many claims the run makes."""
+        return -(-self.todo // self.options.claim_size)
+
+
+@dataclass(frozen=True)
+class Proofs:
+    """Proofs of an issue to a few addresses, outside the list and the ledger."""
+
+    issue: Issue
+    addresses: tuple[str, ...]
+    #: False for a dry run: the proofs were only planned.
+    sent: bool
+
+
+def _plan(store: Store, issue: Issue, options: SendOptions) -> SendPlan:
+    campaign = store.ledger.campaign(issue.slug)
+    if campaign is None:
+        count = store.ledger.count_recipients(issue.topics, issue.regions)
+        return SendPlan(issue, count, count, False, options)
+    todo = waiting(store.ledger.counts(campaign.id))
+    return SendPlan(issue, campaign.recipients, todo, True, options)
+
+
+def _send_proofs(
+    config: Config,
+    factory: MessageFactory,
+    addresses: Sequence[str],
+    on_proof: Callable[[str], None] | None,
+) -> None:
+    transport = open_transport(config.transport_url, config)
+    try:
+        for email in addresses:
+            message = factory.build_proof(email)
+            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            if on_proof is not None:
+                on_proof(email)
+    finally:
+        transport.close()
+
+
 def send_issue(
-    config: Config, store: Store, site: Site, issue: Issue, options: SendOptions
+    config: Config,
+    store: Store,
+    site: Site,
+    issue: Issue,
+    options: SendOptions,
+    *,
+    proofs: Sequence[str] = (),
+    dry_run: bool = False,
+    force: bool = False,
+    on_start: Callable[[SendPlan], Progress | None] | None = None,
+    on_proof: Callable[[str], None] | None = None,
+) -> SendPlan | Proofs | SendReport:
+    """Render, enqueue (or resume) and send one issue: `comms send`, the demo, the scheduler.
+
+    `proofs` (normalised addresses) get a proof instead, outside the list, also for drafts;
+    `dry_run` only plans (a SendPlan, or Proofs not sent); `force` goes on although the issue
+    changed after its campaign started. `on_start` hears the plan just before the run and may
+    return a progress callback; `on_proof` hears each proof that went out. Refuses with
+    NotSendable what `send_refusal` refuses.
+    """
+    if not proofs and (reason := send_refusal(issue)) is not None:
+        raise NotSendable(reason)
+    if dry_run:
+        return Proofs(issue, tuple(proofs), sent=False) if proofs else _plan(store, issue, options)
+    if proofs:
+        _, factory, _ = issue_parts(config, store, site, issue)
+        _send_proofs(config, factory, proofs, on_proof)
+        return Proofs(issue, tuple(proofs), sent=True)
+    return _run(config, store, site, issue, options, force, on_start)
+
+
+def _run(
+    config: Config,
+    store: Store,
+    site: Site,
+    issue: Issue,
+    options: SendOptions,
+    force: bool = False,
+    on_start: Callable[[SendPlan], Progress | None] | None = None,
 ) -> SendReport:
-    """Render, enqueue (or resume) and send one issue: what `comms send ISSUE` does."""
+    """Render, enqueue (or resume) and send; nothing is run when every delivery is final."""
     _, factory, fingerprint = issue_parts(config, store, site, issue)
     opener = opener_for(config)
-    campaign, _ = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions)
-    return send(store, campaign, factory.build, opener, options)
+    campaign, new = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
+    counts = store.ledger.counts(campaign.id)
+    todo = waiting(counts)
+    if not todo:
+        return SendReport(campaign=campaign, counts=counts, idle=True)
+    plan = SendPlan(issue, campaign.recipients, todo, not new, options)
+    progress = on_start(plan) if on_start is not None else None
+    return send(store, campaign, factory.build, opener, options, progress)
 
 
 def retry_due(
@@ -190,8 +315,7 @@ def retry_due(
         slugs = store.ledger.due_campaigns(now or now_utc())
         if not slugs:
             return []
-        settings = config.settings
-        site, _ = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+        site, _ = read_site(config)
         options = replace(SendOptions.from_config(config), stop=stop)
         if now is not None:
             options = replace(options, clock=lambda: now)
@@ -201,7 +325,8 @@ def retry_due(
             if issue is None:
                 continue  # the issue's file is gone: its rows wait until it is back
             try:
-                reports.append(send_issue(config, store, site, issue, options))
+                # Not send_issue: the retries of a started campaign go on by themselves.
+                reports.append(_run(config, store, site, issue, options))
             except CampaignChanged as exc:
                 # One edited issue must not hold up the retries of every other campaign; its
                 # rows wait for an editor's `comms send ISSUE --force`.

@@ -14,6 +14,7 @@ from flask import Flask, Response, abort, request
 
 from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
+from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.web.pages import add_subscriber_routes
@@ -78,7 +79,7 @@ def feed_links(config: Config, root: Path, path: Path) -> str | None:
     """The WebSub `Link` header of a feed file: its hubs and its own URL (W3C WebSub §4)."""
     if path.name not in FEED_TYPES or not config.settings.feeds.hubs:
         return None
-    self_url = config.url(path.resolve().relative_to(root.resolve()).as_posix())
+    self_url = Urls(config).absolute(path.resolve().relative_to(root.resolve()).as_posix())
     hubs = [f'<{hub}>; rel="hub"' for hub in config.settings.feeds.hubs]
     return ", ".join([*hubs, f'<{self_url}>; rel="self"'])
 

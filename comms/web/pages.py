@@ -11,10 +11,17 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from comms.audience.subscriptions import SignUp, Subscriptions, Visitor
+from comms.audience.subscriptions import (
+    SignUp,
+    Status,
+    Subscriber,
+    Subscriptions,
+    Visitor,
+    normalise_address,
+)
+from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
-from comms.db.subscribers import Subscriber, normalise_address
 from comms.publish.render import base_context
 from comms.publish.templating import render_template, translate
 from comms.web.guard import CsrfGuard, RateLimiter
@@ -94,7 +101,7 @@ def _bad_link() -> Response:
         _("This link is not valid"),
         _("The link is incomplete or was changed. Please copy it completely from the e-mail."),
         status=404,
-        links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
+        links=[(_("Subscribe to the newsletter"), _root() + urls.SUBSCRIBE)],
     )
 
 
@@ -113,8 +120,10 @@ def _expired(token: str) -> Response:
         _("This confirmation link has expired"),
         _("For your protection a confirmation link only works for a limited time."),
         _("We can send you a new confirmation e-mail."),
-        button=Button(f"{_root()}confirm/{token}/resend", _("Send a new confirmation e-mail")),
-        links=[(_("Subscribe again"), _root() + "subscribe")],
+        button=Button(
+            f"{_root()}{urls.confirm_path(token)}/resend", _("Send a new confirmation e-mail")
+        ),
+        links=[(_("Subscribe again"), _root() + urls.SUBSCRIBE)],
     )
 
 
@@ -198,12 +207,12 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             if person is None:
                 return _bad_link()
             if request.method == "GET":  # link scanners only GET: a button confirms
-                if person.status == "active":
+                if person.status == Status.ACTIVE:
                     return _confirmed(subs, person, again=True)
                 return notice(
                     _("Confirm your subscription"),
                     _("Please confirm with the button that you want to receive the newsletter."),
-                    button=Button(f"{_root()}confirm/{token}", _("Confirm subscription")),
+                    button=Button(_root() + urls.confirm_path(token), _("Confirm subscription")),
                 )
             changed = subs.confirm(token, _visitor())
         except ExpiredToken:
@@ -224,17 +233,17 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
                 "If your sign-up is still waiting for confirmation, we have sent you a new "
                 "e-mail. Please click the link in it."
             ),
-            links=[(_("Subscribe again"), _root() + "subscribe")],
+            links=[(_("Subscribe again"), _root() + urls.SUBSCRIBE)],
         )
 
 
 def _confirmed(subs: Subscriptions, person: Subscriber, again: bool) -> Response:
-    prefs = f"{_root()}preferences/{subs.preferences_token(person)}"
-    if person.status != "active":
+    prefs = _root() + urls.preferences_path(subs.preferences_token(person))
+    if person.status != Status.ACTIVE:
         return notice(
             _("This link has already been used"),
             _("Please subscribe again if you want to receive the newsletter."),
-            links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
+            links=[(_("Subscribe to the newsletter"), _root() + urls.SUBSCRIBE)],
         )
     heading = _("Your subscription is already confirmed") if again else _("Thank you!")
     return notice(
@@ -262,18 +271,18 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
                         "confirmation of this either."
                     ),
                     _("Changed your mind? You can subscribe again at any time."),
-                    links=[(_("Subscribe to the newsletter"), _root() + "subscribe")],
+                    links=[(_("Subscribe to the newsletter"), _root() + urls.SUBSCRIBE)],
                 )
         except BadToken:
             return _bad_link()
         links = []
         if person is not None:
-            prefs = f"{_root()}preferences/{subs.preferences_token(person)}"
+            prefs = _root() + urls.preferences_path(subs.preferences_token(person))
             links.append((_("Change your settings instead"), prefs))
         return notice(
             _("Unsubscribe from the newsletter"),
             _("Do you want to stop receiving the newsletter? Please confirm with the button."),
-            button=Button(f"{_root()}unsubscribe/{token}", _("Unsubscribe")),
+            button=Button(_root() + urls.unsubscribe_path(token), _("Unsubscribe")),
             links=links,
         )
 
@@ -291,8 +300,8 @@ def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> No
             "preferences.html.j2",
             status,
             person=person,
-            here=f"{_root()}preferences/{token}",
-            leave_url=f"{_root()}unsubscribe/{subs.unsubscribe_token(person)}",
+            here=_root() + urls.preferences_path(token),
+            leave_url=_root() + urls.unsubscribe_path(subs.unsubscribe_token(person)),
             csrf_token=guard.issue("preferences:" + token),
             topics=settings.topics,
             regions=settings.regions,

@@ -11,7 +11,7 @@ from types import TracebackType
 from flask import Flask, Response, abort
 from watchfiles import watch
 
-from comms.content.reader import read_content
+from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
 from comms.publish.build import collect, write_output
@@ -74,18 +74,13 @@ class Preview:
         environment.cache_clear()
         try:
             config = load_config(self.config.path) if self.config.path else self.config
-            settings = config.settings
-            site, errors = read_content(
-                config.content_dir, config.tz, settings.regions, settings.topics
-            )
-            failures = [e for e in errors if not e.warning]
-            if failures:
-                raise CommsError("\n".join(e.format(config.root) for e in failures))
+            site, _ = load_valid_site(config)
             write_output(self.root, collect(config, site))
             issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
         except CommsError as exc:
+            error = exc.format(config.root) if isinstance(exc, InvalidContent) else str(exc)
             with self._lock:
-                self.error = str(exc)
+                self.error = error
                 self.version += 1
             return
         with self._lock:

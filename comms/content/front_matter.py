@@ -1,0 +1,194 @@
+"""Front matter: split a file at its `---` fences, parse the YAML with line marks, name problems."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from comms.core.errors import ContentError
+
+FENCE = "---"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as text, so the reader parses them and names bad ones."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class Doc:
+    """One file's front matter: the YAML node tree and where the YAML starts in the file."""
+
+    def __init__(self, node: yaml.Node, offset: int) -> None:
+        self.node = node
+        self.offset = offset
+
+    def line_of(self, node: yaml.Node) -> int:
+        """The file line (1-based) a node starts on."""
+        return int(node.start_mark.line) + self.offset
+
+    def find(self, loc: Iterable[Any]) -> tuple[int, bool]:
+        """The line of the deepest node on `loc`, and whether the whole path was found."""
+        node: yaml.Node = self.node
+        line = 1
+        for part in loc:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                        line, child = self.line_of(key), value
+                        if not isinstance(value, yaml.ScalarNode):
+                            break
+                        line = self.line_of(value)
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    child = node.value[part]
+                    line = self.line_of(child)
+            if child is None:
+                return line, False
+            node = child
+        return line, True
+
+
+def duplicate_keys(doc: Doc, node: yaml.Node, path: Path, errors: list[ContentError]) -> None:
+    """Append an error for every key repeated in a mapping, at any depth."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    errors.append(
+                        ContentError(
+                            path,
+                            doc.line_of(key),
+                            f"duplicate key '{key.value}' (first on line {seen[key.value]})",
+                        )
+                    )
+                else:
+                    seen[key.value] = doc.line_of(key)
+            duplicate_keys(doc, value, path, errors)
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            duplicate_keys(doc, child, path, errors)
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside `M`, `M | None` or `list[M]`, and whether it is a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is list and args:
+        inner, _ = _submodel(args[0])
+        return inner, True
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            inner, many = _submodel(arg)
+            if inner is not None:
+                return inner, many
+    return None, False
+
+
+def unknown_keys(
+    model: type[BaseModel], data: Any, loc: tuple[Any, ...], allowed: list[str] | None = None
+) -> list[tuple[tuple[Any, ...], str]]:
+    """Keys the schema does not know, as (loc, dotted name) pairs, descending into sub-models."""
+    if not isinstance(data, dict):
+        return []
+    names = allowed if allowed is not None else list(model.model_fields)
+    found: list[tuple[tuple[Any, ...], str]] = []
+    for key, value in data.items():
+        if key not in names:
+            found.append(((*loc, key), ".".join(str(p) for p in (*loc, key))))
+            continue
+        inner, many = _submodel(model.model_fields[key].annotation)
+        if inner is None:
+            continue
+        if many and isinstance(value, list):
+            for index, element in enumerate(value):
+                found.extend(unknown_keys(inner, element, (*loc, key, index)))
+        elif not many:
+            found.extend(unknown_keys(inner, value, (*loc, key)))
+    return found
+
+
+def _describe(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def error_message(error: dict[str, Any]) -> str:
+    """A pydantic validation error in the editor's words."""
+    kind = error["type"]
+    got = _describe(error.get("input"))
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("string_type",):
+        return f"expected text, got '{got}'"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got '{got}'"
+    if kind == "list_type":
+        return f"expected a list, got '{got}'"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping of keys to values, got '{got}'"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"expected one of {expected}, got '{got}'"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def split(text: str, path: Path) -> tuple[str, str, int] | ContentError:
+    """Front matter text, body text, and the file line the body starts on."""
+    if not text.strip():
+        return ContentError(path, 1, "empty file: expected front matter between '---' lines")
+    lines = text.splitlines(keepends=True)
+    if lines[0].rstrip() != FENCE:
+        return ContentError(path, 1, "missing front matter: the file must start with a '---' line")
+    for index in range(1, len(lines)):
+        if lines[index].rstrip() == FENCE:
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+    return ContentError(path, 1, "front matter is never closed: add a '---' line after it")
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, Doc] | ContentError:
+    """The front matter as data plus its node tree, or the first problem with its line."""
+    for number, source_line in enumerate(text.splitlines(), start=2):
+        indent = source_line[: len(source_line) - len(source_line.lstrip(" \t"))]
+        if "\t" in indent:
+            return ContentError(path, number, "tab character in front matter: indent with spaces")
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return ContentError(path, 2, "empty front matter")
+        doc = Doc(node, 2)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = int(mark.line) + 2 if mark is not None else 1
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context} on line {int(exc.context_mark.line) + 2})"
+        return ContentError(path, line, f"YAML error: {problem}")
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 2
+        return ContentError(path, line, f"YAML error: unacceptable character #x{exc.character:04x}")
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        return ContentError(path, 1, f"YAML error: {exc}")
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        return ContentError(path, 2, "front matter must be a mapping of keys to values")
+    return data, doc

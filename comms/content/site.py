@@ -1,0 +1,66 @@
+"""The configured content as one site: read it, demand it valid, or find one issue in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from comms.content.models import Issue, Site
+from comms.content.reader import read_content
+from comms.core.config import Config
+from comms.core.errors import CommsError, ContentError, ContentErrors
+
+
+class InvalidContent(ContentErrors):
+    """Some content file has an error; carries every problem (warnings too) and the valid rest."""
+
+    def __init__(self, site: Site, problems: list[ContentError]) -> None:
+        super().__init__([problem for problem in problems if not problem.warning])
+        #: Errors and warnings, to print as `comms check` does.
+        self.problems = problems
+        #: The items that were valid (the demo still summarises them).
+        self.site = site
+
+    def format(self, root: Path | None = None) -> str:
+        """The errors (not the warnings) as `PATH:LINE: message` lines."""
+        return "\n".join(error.format(root) for error in self.errors)
+
+
+class IssueErrors(ContentErrors):
+    """The issue asked for is not in the site because its own file has errors."""
+
+    def __init__(self, slug: str, problems: list[ContentError]) -> None:
+        super().__init__(problems)
+        self.slug = slug
+
+    def __str__(self) -> str:
+        return f"issue '{self.slug}' has errors; fix them first"
+
+
+def read_site(config: Config) -> tuple[Site, list[ContentError]]:
+    """Read the configured content folder: the valid items and every problem; never raises."""
+    settings = config.settings
+    return read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+
+
+def load_valid_site(config: Config) -> tuple[Site, list[ContentError]]:
+    """The configured content and its warnings; InvalidContent when any file has an error.
+
+    Every stage that needs the whole site valid (build, refresh, preview, serve, demo and the
+    scheduler's refresh) loads it here, so they agree on what "valid" means.
+    """
+    site, problems = read_site(config)
+    if any(not problem.warning for problem in problems):
+        raise InvalidContent(site, problems)
+    return site, problems
+
+
+def find_issue(config: Config, site: Site, problems: list[ContentError], slug: str) -> Issue:
+    """The issue `slug` of a site read with its problems; IssueErrors or CommsError if absent."""
+    issue = site.issues.get(slug)
+    if issue is not None:
+        return issue
+    own = [problem for problem in problems if problem.path.stem == slug]
+    if own:
+        raise IssueErrors(slug, own)
+    known = ", ".join(sorted(site.issues)) or "none"
+    raise CommsError(f"no issue '{slug}' in {config.content_dir} (known: {known})")

@@ -1,0 +1,139 @@
+"""iCalendar files (icalendar): `events.ics` (upcoming and recent events), `events-<region>.ics`
+per region, and `events/<slug>.ics` per event."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Timezone
+from icalendar import Event as VEvent
+
+from comms.content import urls
+from comms.content.models import Event
+from comms.core.config import Config
+from comms.publish.feed_entry import Entry, by_start, clean, event_place
+from comms.publish.templating import last_day, translate
+
+ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CANCELLED"}
+
+
+@lru_cache(maxsize=64)
+def _vtimezone(key: str, first_year: int, last_year: int) -> bytes:
+    first, last = datetime(first_year, 1, 1).date(), datetime(last_year + 1, 1, 1).date()
+    component = Timezone.from_tzinfo(ZoneInfo(key), tzid=key, first_date=first, last_date=last)
+    data: bytes = component.to_ical()
+    return data
+
+
+def _description(config: Config, entry: Entry) -> str:
+    """The summary, then the organiser, online and registration links and the page."""
+    event = entry.event
+
+    def _(message: str) -> str:
+        return translate(config.settings.site.language, message)
+
+    rows = [
+        (_("Organiser"), clean(event.organiser)),
+        (_("Online"), event.online or ""),
+        (_("Registration"), event.registration or ""),
+        (_("More"), entry.url),
+    ]
+    lines = [entry.summary, "", *(f"{label}: {value}" for label, value in rows if value)]
+    return "\n".join(lines)
+
+
+def _vevent(config: Config, entry: Entry) -> bytes:
+    event, tz = entry.event, config.tz
+    ve = VEvent()
+    ve.add("uid", entry.id)
+    ve.add("dtstamp", entry.stamp.updated)
+    ve.add("last-modified", entry.stamp.updated)
+    ve.add("created", entry.stamp.published)
+    ve.add("sequence", entry.stamp.sequence)
+    if event.all_day:
+        ve.add("dtstart", event.start_at(tz).date())
+        ve.add("dtend", last_day(event, tz) + timedelta(days=1))  # exclusive
+    else:
+        ve.add("dtstart", event.start_at(tz).astimezone(tz))
+        if event.end is not None:
+            ve.add("dtend", event.end_at(tz).astimezone(tz))
+    ve.add("summary", entry.title)
+    place = event_place(event)
+    if place or event.online:
+        ve.add("location", clean(place or event.online or ""))
+    ve.add("description", _description(config, entry))
+    ve.add("url", entry.url)
+    ve.add("status", ICS_STATUS[event.status])
+    labels = [label for scheme, _, label in entry.categories if scheme.endswith("topic")]
+    if labels:
+        ve.add("categories", labels)
+    data: bytes = ve.to_ical()
+    return data
+
+
+def _calendar_head(config: Config, name: str | None = None, path: str | None = None) -> bytes:
+    """The VCALENDAR properties; a subscribed calendar also names itself and its source."""
+    site = config.settings.site
+    cal = Calendar()
+    # The last part of a PRODID is the language of its text (RFC 5545, 3.7.3).
+    cal.add("prodid", f"-//{clean(site.name)}//comms//{site.language.upper()}")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    if name is not None and path is not None:
+        cal.add("name", clean(name))
+        cal.add("x-wr-calname", clean(name))
+        cal.add("source", urls.Urls(config).absolute(path), parameters={"VALUE": "URI"})
+        cal.add("refresh-interval", timedelta(hours=12), parameters={"VALUE": "DURATION"})
+    data: bytes = cal.to_ical()
+    return data[: -len(b"END:VCALENDAR\r\n")]
+
+
+def _calendar(config: Config, head: bytes, events: list[Entry], cache: dict[str, bytes]) -> bytes:
+    """A VCALENDAR with a VTIMEZONE for the years of its timed events; VEVENTs built once."""
+    parts = [head]
+    tz = config.tz
+    timed = [e.item for e in events if isinstance(e.item, Event) and not e.item.all_day]
+    years = [y for ev in timed for y in (ev.start_at(tz).year, ev.end_at(tz).year)]
+    if not events:
+        # RFC 5545 wants at least one component: an empty calendar still has its time zone.
+        years = [config.now().year]
+    if years:
+        parts.append(_vtimezone(config.settings.site.timezone, min(years), max(years)))
+    for entry in events:
+        if entry.id not in cache:
+            cache[entry.id] = _vevent(config, entry)
+        parts.append(cache[entry.id])
+    parts.append(b"END:VCALENDAR\r\n")
+    return b"".join(parts)
+
+
+def calendar_files(config: Config, entries: list[Entry]) -> dict[str, bytes]:
+    """`events.ics` (upcoming and recent), one per region, one per event."""
+    settings, tz = config.settings, config.tz
+    since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
+    events = by_start(entries, tz)
+    recent = [e for e in events if e.event.end_at(tz) > since]
+    cache: dict[str, bytes] = {}
+    title = calendar_title(config)
+    path = urls.calendar_path()
+    files = {path: _calendar(config, _calendar_head(config, title, path), recent, cache)}
+    for region, label in settings.regions.items():
+        path = urls.calendar_path(region)
+        chosen = [e for e in recent if getattr(e.item, "region", None) == region]
+        head = _calendar_head(config, f"{title} – {label}", path)
+        files[path] = _calendar(config, head, chosen, cache)
+    # One event to add to a calendar once: nothing to subscribe to, so no name or source.
+    single = _calendar_head(config)
+    for entry in events:
+        files[urls.event_calendar_path(entry.item.slug)] = _calendar(config, single, [entry], cache)
+    return files
+
+
+def calendar_title(config: Config) -> str:
+    """`<site>: Termine`, the name of the event feeds and calendars."""
+    site = config.settings.site
+    dates = translate(site.language, "Event dates")
+    return f"{site.name}: {dates}"
