@@ -68,13 +68,8 @@ def apply(
         channel="complaint" if event.kind == "complaint" else channel,
         note=_note(event.kind, event.status, event.diagnostic, target.issue),
     )
-    if event.kind == "complaint":
-        result = store.record_complaint(target.uid, event, consent)
-    elif event.kind == "unsubscribe":
-        result = store.record_unsubscribe(target.uid, event, consent)
-    else:
-        since = now_utc() - timedelta(days=settings.soft_days)
-        result = store.record_bounce(target.uid, event, consent, settings.soft_limit, since)
+    since = now_utc() - timedelta(days=settings.soft_days)
+    result = store.record_feedback(target.uid, event, consent, settings.soft_limit, since)
     outcome = Outcome(result)
     log.info(
         "%s: %s %s for %s (%s): %s",

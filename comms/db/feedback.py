@@ -1,7 +1,7 @@
 """Bounce and complaint events: who a report names, one row per event, counts per issue.
 
 The rows live in `bounce_events`; subscriber state and consent rows change only through
-`comms.db.subscribers.Store`, which calls `add_event` inside its own transaction.
+`comms.db.subscribers.Store.record_feedback`, which asks `verdict` inside its transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from comms.db.engine import read_only
+from comms.db.status import SubscriberStatus
 from comms.db.tables import bounce_events, campaigns, deliveries, subscribers
 
 
@@ -143,6 +144,38 @@ def add_event(conn: Connection, sid: int | None, event: BounceEvent, at: datetim
         )
     )
     return True
+
+
+#: The state each kind of event ends a subscription with.
+ENDS_WITH = {
+    "hard": SubscriberStatus.BOUNCED,
+    "soft": SubscriberStatus.BOUNCED,
+    "complaint": SubscriberStatus.COMPLAINED,
+    "unsubscribe": SubscriberStatus.UNSUBSCRIBED,
+}
+_OPEN = (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
+
+
+def verdict(
+    conn: Connection,
+    sid: int,
+    status: SubscriberStatus,
+    event: BounceEvent,
+    at: datetime,
+    limit: int,
+    since: datetime,
+) -> str | None:
+    """Record `event` for a person in `status`; None when it ends the subscription, else why
+    not: "duplicate" (key seen before) or "counted" (a soft bounce below `limit` since `since`,
+    or a person already out — only a complaint outranks an earlier unsubscribe or bounce)."""
+    if not add_event(conn, sid, event, at):
+        return "duplicate"
+    if event.kind == "soft" and soft_count(conn, sid, since) < limit:
+        return "counted"
+    ends = ENDS_WITH[event.kind]
+    if status not in _OPEN and not (ends is SubscriberStatus.COMPLAINED and status is not ends):
+        return "counted"
+    return None
 
 
 def soft_count(conn: Connection, sid: int, since: datetime) -> int:

@@ -22,7 +22,7 @@ from comms.db.engine import (
     resolve_secret,
     upgrade,
 )
-from comms.db.feedback import BounceEvent, add_event, events_of, scrub_events, soft_count
+from comms.db.feedback import ENDS_WITH, BounceEvent, events_of, scrub_events, verdict
 from comms.db.ledger import Ledger
 from comms.db.people import (
     Consent,
@@ -253,45 +253,25 @@ class Store:
 
     # -- bounces and complaints (comms.bounces.policy) --------------------------------------
 
-    def record_bounce(
-        self, uid: str, event: BounceEvent, consent: Consent, limit: int, since: datetime
-    ) -> str:
-        """Record a bounce; a hard one, or the `limit`-th soft one since `since`, ends the
-        subscription. Returns "suppressed", "counted" or "duplicate" (event key seen before)."""
-        return self._feedback(uid, event, consent, SubscriberStatus.BOUNCED, limit, since)
-
-    def record_complaint(self, uid: str, event: BounceEvent, consent: Consent) -> str:
-        """Record a complaint: unsubscribed and suppressed at once (status `complained`)."""
-        return self._feedback(uid, event, consent, SubscriberStatus.COMPLAINED)
-
-    def record_unsubscribe(self, uid: str, event: BounceEvent, consent: Consent) -> str:
-        """Record an unsubscribe a provider reported (its own unsubscribe link or button)."""
-        return self._feedback(uid, event, consent, SubscriberStatus.UNSUBSCRIBED)
-
-    def _feedback(
+    def record_feedback(
         self,
         uid: str,
         event: BounceEvent,
         consent: Consent,
-        status: SubscriberStatus,
         limit: int = 1,
         since: datetime | None = None,
     ) -> str:
+        """Record a bounce, complaint or provider unsubscribe and end the subscription when
+        `comms.db.feedback.verdict` says so (a hard bounce, the `limit`-th soft one since
+        `since`, a complaint, an unsubscribe). Returns "suppressed", "counted" or "duplicate"."""
         person = self._require(uid)
         at = now_utc()
-        open_states = (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
-        # A complaint outranks an earlier unsubscribe or bounce; nothing else changes a final state.
-        final = person.status not in open_states and not (
-            status is SubscriberStatus.COMPLAINED and person.status is not status
-        )
         with self.engine.begin() as conn:
-            if not add_event(conn, person.id, event, at):
-                return "duplicate"
-            if event.kind == "soft" and soft_count(conn, person.id, since or at) < limit:
-                return "counted"
-            if final:
-                return "counted"
-            self._end(conn, person.id, self.key(person.email), status, consent, at)
+            found = verdict(conn, person.id, person.status, event, at, limit, since or at)
+            if found is not None:
+                return found
+            key = self.key(person.email)
+            self._end(conn, person.id, key, ENDS_WITH[event.kind], consent, at)
         return "suppressed"
 
     def _require(self, uid: str) -> Subscriber:
