@@ -22,6 +22,7 @@ from rich.text import Text
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
 from comms.db.subscribers import Store
@@ -112,19 +113,27 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         if as_json:
             zero = dict.fromkeys(DeliveryStatus, 0)
             click.echo(_json({"issue": issue, "status": "not started", "recipients": 0,
-                              "counts": zero, "errors": [], "next_attempt": None}))  # fmt: skip
+                              "counts": zero, "errors": [], "next_attempt": None,
+                              "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)}))  # fmt: skip
         else:
             click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
         return
     data = _campaign_json(store, campaign)
     data["errors"] = store.ledger.recent_errors(campaign.id, limit)
     data["next_attempt"] = store.ledger.next_attempt(campaign.id)
+    data["bounces"] = Feedback(store.engine).counts(campaign.id)
     if as_json:
         click.echo(_json(data))
         return
     click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
     for name, count in data["counts"].items():
         click.echo(f"  {name:<10} {count:>7}")
+    bounces = data["bounces"]
+    if any(bounces.values()):  # the line appears once something came back
+        click.echo(
+            f"bounces: {bounces['hard']} hard, {bounces['soft']} soft; "
+            f"complaints: {bounces['complaint']}"
+        )
     if data["next_attempt"]:
         click.echo(f"next retry: {_when(data['next_attempt'], config)}")
     if data["errors"]:

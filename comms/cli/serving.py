@@ -55,12 +55,14 @@ def serve(
     import signal
 
     from comms.audience.subscriptions import Mailer, Subscriptions
+    from comms.bounces.webhooks import BrevoWebhook
     from comms.web.app import create_app, listen
 
     config = state.config()
     store = _open_store(config)
     mailer = Mailer(config)
-    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer))
+    brevo = BrevoWebhook(config, store)
+    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {

@@ -180,6 +180,12 @@ def subscribers_show(state: State, address: str, as_json: bool) -> None:
     click.echo(f"deliveries ({len(report['deliveries'])}):")
     for row in report["deliveries"]:
         click.echo(f"  {row['slug']}: {row['status']} after {row['attempts']} attempt(s)")
+    if report.get("bounces"):  # shown once something came back
+        click.echo(f"bounces and complaints ({len(report['bounces'])}):")
+    for row in report.get("bounces", []):
+        code = f" {row['status']}" if row["status"] else ""
+        issue = f" ({row['issue']})" if row["issue"] else ""
+        click.echo(f"  {row['at'].isoformat()} {row['kind']}{code} via {row['source']}{issue}")
 
 
 @subscribers.command("remove")

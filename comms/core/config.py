@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 from comms.core.errors import ConfigError
 from comms.core.settings import (
     Api,
+    Bounces,
     Delivery,
     Dkim,
     Feeds,
@@ -38,7 +39,9 @@ ENV_PREFIX = "COMMS_"
 #: Values that may only come from the environment, never from a file in the repository.
 SECRETS = ("secret_key",)
 #: Key names that hold secrets wherever they stand (e.g. `[smtp] password`): an error in a file.
-SECRET_NAMES = frozenset({"secret_key", "secret", "password", "passwd", "api_key", "key", "token"})
+SECRET_NAMES = frozenset(
+    {"secret_key", "secret", "password", "passwd", "api_key", "key", "token", "webhook_secret"}
+)
 #: The transports `transport` may name (comms.mail.transports builds them).
 TRANSPORT_SCHEMES = (
     "smtp",
@@ -92,6 +95,7 @@ class Settings(_Section):
     feeds: Feeds = Feeds()
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
+    bounces: Bounces = Bounces()
 
     @field_validator("transport")
     @classmethod

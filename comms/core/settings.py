@@ -281,3 +281,68 @@ class Schedule(_Section):
     retry_minutes: float = Field(default=5.0, gt=0)
     housekeeping_time: time = time(2, 30)
     lease_seconds: int = Field(default=60, ge=10)
+
+
+class Bounces(_Section):
+    """Bounces and complaints: the VERP envelope sender, the bounce mailbox, the soft-bounce rule.
+
+    The IMAP password (`COMMS_BOUNCES_PASSWORD`) and the webhook secret
+    (`COMMS_BOUNCES_WEBHOOK_SECRET`) come only from the environment.
+    """
+
+    verp: bool = True
+    domain: str | None = None
+    local_part: str = "bounces"
+    mailbox: str | None = None
+    ca_file: str | None = None
+    processed_folder: str = "Processed"
+    soft_limit: int = Field(default=3, ge=1, le=100)
+    soft_days: int = Field(default=90, ge=1, le=3650)
+    fetch_minutes: float = Field(default=5.0, gt=0)
+    password: str | None = Field(default=None, repr=False)
+    webhook_secret: str | None = Field(default=None, repr=False)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        labels = value.strip().rstrip(".").split(".")
+        try:
+            ascii_labels = [label.encode("idna").decode("ascii") for label in labels]
+        except UnicodeError:
+            ascii_labels = []
+        ok = len(labels) >= 2 and all(
+            label and re.fullmatch(r"[A-Za-z0-9-]{1,63}", label) for label in ascii_labels
+        )
+        if not ok:
+            raise ValueError("must be a domain name, e.g. bounces.example.org")
+        return value.strip().rstrip(".").lower()
+
+    @field_validator("local_part")
+    @classmethod
+    def _local_part(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,29}", value):
+            raise ValueError("must be 1–30 lowercase letters, digits, '.', '_' or '-' (no '+')")
+        return value
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "imaps" and parts.hostname and parts.username:
+            if parts.password is not None:
+                raise ValueError("the password comes only from COMMS_BOUNCES_PASSWORD")
+            return value
+        if parts.scheme == "maildir" and value.removeprefix("maildir://").strip("/"):
+            return value
+        raise ValueError("must be imaps://USER@HOST[:PORT]/FOLDER or maildir:///PATH")
+
+    @field_validator("processed_folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if not value.strip() or not value.isascii() or "/" in value:
+            raise ValueError("must be a plain ASCII folder name")
+        return value.strip()

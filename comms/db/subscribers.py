@@ -22,6 +22,7 @@ from comms.db.engine import (
     resolve_secret,
     upgrade,
 )
+from comms.db.feedback import ENDS_WITH, BounceEvent, events_of, scrub_events, verdict
 from comms.db.ledger import Ledger
 from comms.db.people import (
     Consent,
@@ -148,8 +149,9 @@ class Store:
                 for row in rows
             ]
             sent = self.ledger.deliveries_of(conn, person.id)
+            bounces = events_of(conn, person.id)
         profile = {k: v for k, v in person.__dict__.items() if k != "id"}
-        return data | profile | {"consent": ledger, "deliveries": sent}
+        return data | profile | {"consent": ledger, "deliveries": sent, "bounces": bounces}
 
     # -- changing --------------------------------------------------------------------------
 
@@ -249,6 +251,29 @@ class Store:
         conn.execute(insert_ignore(conn, suppression).values(key=key, reason=status, created_at=at))
         self._consent(conn, sid, event, at)
 
+    # -- bounces and complaints (comms.bounces.policy) --------------------------------------
+
+    def record_feedback(
+        self,
+        uid: str,
+        event: BounceEvent,
+        consent: Consent,
+        limit: int = 1,
+        since: datetime | None = None,
+    ) -> str:
+        """Record a bounce, complaint or provider unsubscribe and end the subscription when
+        `comms.db.feedback.verdict` says so (a hard bounce, the `limit`-th soft one since
+        `since`, a complaint, an unsubscribe). Returns "suppressed", "counted" or "duplicate"."""
+        person = self._require(uid)
+        at = now_utc()
+        with self.engine.begin() as conn:
+            found = verdict(conn, person.id, person.status, event, at, limit, since or at)
+            if found is not None:
+                return found
+            key = self.key(person.email)
+            self._end(conn, person.id, key, ENDS_WITH[event.kind], consent, at)
+        return "suppressed"
+
     def _require(self, uid: str) -> Subscriber:
         person = self.by_uid(uid)
         if person is None:
@@ -274,6 +299,7 @@ class Store:
                 sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
             ).scalar_one()
             unlinked = self.ledger.unlink_deliveries(conn, sid, at)
+            scrub_events(conn, sid)
             conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
         return {"subscriber": 1, "consent": int(ledger), "deliveries": unlinked}
 

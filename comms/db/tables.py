@@ -177,3 +177,31 @@ held_sends = sa.Table(
     sa.Column("due_at", UTCDateTime, nullable=False),
     sa.Column("held_at", UTCDateTime, nullable=False),
 )
+
+#: What a `bounce_events` row records (comms.bounces.policy acts on each).
+BOUNCE_KINDS = ("hard", "soft", "complaint", "unsubscribe")
+
+# Bounces, complaints and provider unsubscribes; `event_key` makes each one count once.
+# SET NULL: erasure keeps the anonymous count per issue, not the person.
+bounce_events = sa.Table(
+    "bounce_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16)),
+    sa.Column("diagnostic", sa.Text),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    sa.Column(
+        "campaign_id", sa.Integer, sa.ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
+    ),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="SET NULL")),
+    sa.CheckConstraint(_in("kind", BOUNCE_KINDS), name="ck_bounce_events_kind"),
+)

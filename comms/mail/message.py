@@ -28,6 +28,7 @@ from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError, PermanentFailure
 from comms.mail.tokens import make_token
+from comms.mail.verp import verp_address
 from comms.publish.render import RenderedIssue
 
 #: 7-bit-safe serialisation (docs/requirements.md E5): encoded-words in headers, CRLF line ends.
@@ -54,6 +55,8 @@ class Recipient:
     email: str
     name: str | None = None
     language: str = "de"
+    #: The delivery row this message is for; with it the envelope sender is a VERP address.
+    delivery_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,15 @@ def _configured_address(key: str, address: str) -> str:
         return ascii_address(address)
     except PermanentFailure:
         raise ConfigError([f"'{key}': {address!r} is not a plain ASCII address"]) from None
+
+
+def bounce_domain(config: Config, sender: str) -> str | None:
+    """The VERP domain: `bounces.domain`, else the sender's; None when VERP is off."""
+    settings = config.settings.bounces
+    if not settings.verp:
+        return None
+    domain = settings.domain or sender.rpartition("@")[2]
+    return domain.encode("idna").decode("ascii") if domain else None
 
 
 def _fold(name: str, value: str | Address, escape: bool = True) -> bytes:
@@ -151,6 +163,7 @@ class MessageFactory:
         self.host = config.host.encode("idna").decode("ascii")
         sender = settings.sender
         self.envelope_from = _configured_address("sender.address", sender.address)
+        self.bounce_domain = bounce_domain(config, self.envelope_from)
         self._unsubscribe = _idna_url(Urls(config).unsubscribe())
         self._preferences = _idna_url(Urls(config).preferences())
         mailto = settings.mail.unsubscribe_mailto
@@ -264,6 +277,13 @@ class MessageFactory:
             raise ConfigError([f"'dkim.key_file': cannot sign with this key: {exc}"]) from None
         return signature + data
 
+    def _envelope(self, recipient: Recipient) -> str:
+        """The VERP address of the recipient's delivery, else the sender's address."""
+        if self.bounce_domain is None or recipient.delivery_id is None:
+            return self.envelope_from
+        local_part = self.config.settings.bounces.local_part
+        return verp_address(self.secret, recipient.delivery_id, local_part, self.bounce_domain)
+
     def build(self, recipient: Recipient, message_id: str | None = None) -> OutgoingMessage:
         """The finished bytes for one recipient (PermanentFailure for an unusable address)."""
         address = ascii_address(recipient.email)
@@ -285,7 +305,7 @@ class MessageFactory:
             data = self._sign(data)
         return OutgoingMessage(
             message_id=message_id,
-            envelope_from=self.envelope_from,
+            envelope_from=self._envelope(recipient),
             recipient=address,
             data=data,
             key=f"{self.slug}/{recipient.uid}",

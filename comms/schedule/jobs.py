@@ -106,3 +106,12 @@ def housekeeping(config_path: str | None) -> None:
     with _opened(config_path) as (config, store):
         count = purge_unconfirmed(config, store)
     log.info("housekeeping: purged %d unconfirmed sign-up(s)", count)
+
+
+def fetch_bounces(config_path: str | None) -> None:
+    """Read the bounce mailbox (`comms bounces fetch`)."""
+    from comms.bounces.fetch import fetch
+
+    with _opened(config_path) as (config, store):
+        summary = fetch(config, store)
+    log.info("bounces: %s", summary.line())

@@ -40,6 +40,7 @@ log = logging.getLogger("comms.scheduler")
 
 JOBSTORE_TABLE = "apscheduler_jobs"
 REFRESH, RETRY, HOUSEKEEPING = "refresh", "retry", "housekeeping"
+BOUNCES = "bounces"
 #: Grace for the periodic jobs; a refresh more than this late waits for its next turn.
 REFRESH_GRACE = 300
 RETRY_GRACE = 3600
@@ -84,7 +85,7 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
     s = config.settings.schedule
     at = s.housekeeping_time
     refresh, retry = timedelta(minutes=s.refresh_minutes), timedelta(minutes=s.retry_minutes)
-    return [
+    fixed = [
         Fixed(
             REFRESH,
             f"refresh feeds (every {s.refresh_minutes:g} min)",
@@ -109,6 +110,22 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
             HOUSEKEEPING_GRACE,
         ),
     ]
+    b = config.settings.bounces
+    if b.mailbox:  # without a mailbox there is nothing to read
+        fixed.append(
+            Fixed(
+                BOUNCES,
+                f"read the bounce mailbox (every {b.fetch_minutes:g} min)",
+                jobs.fetch_bounces,
+                IntervalTrigger(
+                    minutes=b.fetch_minutes,
+                    start_date=now + timedelta(minutes=b.fetch_minutes),
+                    timezone=config.tz,
+                ),
+                RETRY_GRACE,
+            )
+        )
+    return fixed
 
 
 def make_scheduler(config: Config, store: Store) -> BackgroundScheduler:
@@ -273,7 +290,10 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
     scheduler.add_listener(handle.listen, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
     try:
         scheduler.start(paused=True)
-        for job in fixed_jobs(config, now_utc()):
+        fixed = fixed_jobs(config, now_utc())
+        if BOUNCES not in {job.id for job in fixed} and scheduler.get_job(BOUNCES):
+            scheduler.remove_job(BOUNCES)  # the mailbox was removed from the configuration
+        for job in fixed:
             scheduler.add_job(
                 job.func,
                 job.trigger,

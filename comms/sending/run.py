@@ -205,7 +205,9 @@ class Run:
             note = f"subscriber {item.subscriber_status}"
             return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note), transport
         try:
-            message = self.build(Recipient(item.uid, item.email, item.name, item.language))
+            message = self.build(
+                Recipient(item.uid, item.email, item.name, item.language, item.delivery_id)
+            )
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
             # for this delivery, but no bounce, as no server has refused it.

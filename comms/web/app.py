@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import mimetypes
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from flask import Flask, Response, abort, request
 
 from comms.audience.subscriptions import Subscriptions
+from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
@@ -133,8 +135,27 @@ def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> N
     app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
 
 
+def add_webhook_routes(app: Flask, brevo: BrevoWebhook) -> None:
+    """`POST /webhooks/brevo`: the provider's bounce, complaint and unsubscribe events."""
+
+    def brevo_events() -> Response:
+        if not brevo.enabled:
+            abort(404)  # no secret configured: the endpoint does not exist
+        answer = brevo.handle(request.headers.get("Authorization"), request.get_data())
+        response = Response(json.dumps(answer.body), answer.status, mimetype="application/json")
+        if answer.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="comms webhooks"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.add_url_rule("/webhooks/brevo", "webhook_brevo", brevo_events, methods=["POST"])
+
+
 def create_app(
-    root: Path, config: Config | None = None, subscriptions: Subscriptions | None = None
+    root: Path,
+    config: Config | None = None,
+    subscriptions: Subscriptions | None = None,
+    brevo: BrevoWebhook | None = None,
 ) -> Flask:
     """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
 
@@ -149,6 +170,8 @@ def create_app(
     app.config["MAX_FORM_PARTS"] = 200
     if subscriptions is not None:
         add_subscriber_routes(app, subscriptions)
+    if brevo is not None:
+        add_webhook_routes(app, brevo)
     add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
     return app
 

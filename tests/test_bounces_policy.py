@@ -1,0 +1,323 @@
+"""Bounce policy on a Maildir and over HTTP: suppress, count, complain, refuse forgeries."""
+
+from __future__ import annotations
+
+import base64
+import json
+import mailbox
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from comms.audience.subscriptions import Mailer, Subscriptions
+from comms.bounces.webhooks import BrevoWebhook
+from comms.core.clock import now_utc
+from comms.core.config import Config, load_config
+from comms.db.subscribers import NewSubscriber, Store, open_store
+from comms.db.tables import deliveries, subscribers
+from comms.mail.tokens import make_token
+from comms.mail.verp import verp_address
+from comms.web.app import create_app, listen
+
+from .ledgerkit import IMPORT, run_cli
+from .smtp_servers import free_port
+
+CORPUS = Path(__file__).resolve().parent / "bounces"
+ISSUE = "2020-02-newsletter"
+PLACEHOLDER = b"bounces+VERP@example.org"
+SECRET = "test-secret"
+
+
+def delivery_ids(store: Store) -> dict[str, int]:
+    """address → delivery id of the test campaign."""
+    query = sa.select(subscribers.c.email, deliveries.c.id).join(
+        subscribers, subscribers.c.id == deliveries.c.subscriber_id
+    )
+    with store.engine.connect() as conn:
+        return {email: did for email, did in conn.execute(query)}
+
+
+def sample(name: str, delivery_id: int, secret: str = SECRET, message_id: str = "") -> bytes:
+    """A corpus sample addressed to the VERP address of one delivery."""
+    data = (CORPUS / name).read_bytes()
+    address = verp_address(secret, delivery_id, "bounces", "example.org").encode()
+    data = data.replace(PLACEHOLDER, address)
+    if message_id:  # a second report of the same kind is a different message
+        data = b"Message-ID: <" + message_id.encode() + b">\n" + data
+    return data
+
+
+def configure(root: Path, toml: str = "", **overrides: Any) -> Config:
+    """comms.toml with `toml` and a mailbox in `root/mail`; the CLI's secret key."""
+    (root / "comms.toml").write_text(f'[bounces]\nmailbox = "maildir://mail"\n{toml}')
+    environ = {"COMMS_SECRET_KEY": SECRET}
+    return load_config(root / "comms.toml", overrides=overrides, environ=environ)
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> dict[str, int]:
+    """Three active subscribers and a started campaign; returns their delivery ids."""
+    store = open_store(configure(tmp_path))
+    people = ((n, NewSubscriber(f"user{n}@example.org")) for n in range(3))
+    store.import_subscribers(people, IMPORT, confirmed=True)
+    store.ledger.enqueue(ISSUE, "hash", (), (), now_utc())
+    ids = delivery_ids(store)
+    store.close()
+    return ids
+
+
+def maildir(root: Path, *messages: bytes) -> mailbox.Maildir:
+    box = mailbox.Maildir(root / "mail", create=True)
+    for data in messages:
+        box.add(data)
+    return box
+
+
+def show(root: Path, address: str) -> dict[str, Any]:
+    code, out, err = run_cli(root, "subscribers", "show", address, "--json")
+    assert code == 0, err
+    person: dict[str, Any] = json.loads(out)
+    return person
+
+
+def test_maildir_fetch_suppresses_hard_bounces_and_complaints_only(
+    tmp_path: Path, campaign: dict[str, int]
+) -> None:
+    box = maildir(
+        tmp_path,
+        sample("postfix-hard.eml", campaign["user0@example.org"]),
+        sample("gmx-soft-mailbox-full.eml", campaign["user1@example.org"]),
+        sample("arf-abuse.eml", campaign["user2@example.org"]),
+        sample("autoreply-out-of-office.eml", campaign["user1@example.org"]),
+        sample("gmail-delayed.eml", campaign["user1@example.org"]),
+        (CORPUS / "not-a-bounce.eml").read_bytes(),
+    )
+    code, out, err = run_cli(tmp_path, "bounces", "fetch")
+    assert code == 0, err
+    assert out.startswith(f"maildir://{tmp_path / 'mail'}: 6 message(s) read: ")
+    assert "1 autoreply" in out and "1 delayed" in out and "2 suppressed" in out
+    assert "1 counted" in out and "1 other" in out
+
+    bounced = show(tmp_path, "user0@example.org")
+    assert bounced["status"] == "bounced" and bounced["suppressed"] == "bounced"
+    event = bounced["consent"][-1]
+    assert (event["action"], event["channel"], event["source"]) == (
+        "bounce",
+        "dsn",
+        "comms bounces fetch",
+    )
+    assert event["note"].startswith("hard bounce 5.1.1: ") and f"(issue {ISSUE})" in event["note"]
+    assert [(b["kind"], b["status"], b["issue"]) for b in bounced["bounces"]] == [
+        ("hard", "5.1.1", ISSUE)
+    ]
+    code, out, _ = run_cli(tmp_path, "subscribers", "show", "user0@example.org")
+    assert "bounces and complaints (1):" in out and f"hard 5.1.1 via dsn ({ISSUE})" in out
+    # The GDPR export (POST /preferences/TOKEN/export) carries the same record.
+    config = configure(tmp_path)
+    store, mailer = open_store(config), Mailer(config)
+    try:
+        subs = Subscriptions(config, store, mailer)
+        person = store.find("user0@example.org")
+        assert person is not None
+        exported = subs.export(make_token(SECRET, "preferences", person.uid))
+        assert exported is not None and exported["bounces"][0]["status"] == "5.1.1"
+    finally:
+        mailer.close()
+        store.close()
+    soft = show(tmp_path, "user1@example.org")
+    assert soft["status"] == "active"  # one soft bounce counts, an auto-reply is nothing
+    assert [(b["kind"], b["status"]) for b in soft["bounces"]] == [("soft", "5.2.2")]
+    complained = show(tmp_path, "user2@example.org")
+    assert complained["status"] == "complained" and complained["suppressed"] == "complained"
+    assert (complained["consent"][-1]["action"], complained["consent"][-1]["channel"]) == (
+        "complaint",
+        "complaint",
+    )
+
+    # Everything read moved to the processed folder; a second fetch has nothing to do.
+    assert len(box) == 0 and len(box.get_folder("Processed")) == 6
+    code, out, _ = run_cli(tmp_path, "bounces", "fetch")
+    assert (code, out) == (0, f"maildir://{tmp_path / 'mail'}: 0 message(s) read\n")
+
+    code, out, _ = run_cli(tmp_path, "status", ISSUE, "--json")
+    assert json.loads(out)["bounces"] == {"hard": 1, "soft": 1, "complaint": 1}
+    code, out, _ = run_cli(tmp_path, "status", ISSUE)
+    assert "bounces: 1 hard, 1 soft; complaints: 1" in out
+
+
+def test_soft_bounces_suppress_at_the_limit_and_a_reread_counts_once(
+    tmp_path: Path, campaign: dict[str, int]
+) -> None:
+    configure(tmp_path, "soft_limit = 2\nsoft_days = 30\n")
+    did = campaign["user1@example.org"]
+    first = sample("postfix-soft-mailbox-full.eml", did, message_id="soft-1@example.net")
+    maildir(tmp_path, first, first)  # the same report twice (delivered twice)
+    assert run_cli(tmp_path, "bounces", "fetch")[0] == 0
+    assert show(tmp_path, "user1@example.org")["status"] == "active"
+    assert len(show(tmp_path, "user1@example.org")["bounces"]) == 1
+    maildir(tmp_path, sample("t-online-soft.eml", did, message_id="soft-2@example.net"))
+    assert run_cli(tmp_path, "bounces", "fetch")[0] == 0
+    person = show(tmp_path, "user1@example.org")
+    assert person["status"] == "bounced"
+    assert person["consent"][-1]["note"].startswith("soft bounce 4.0.0: 554 IP=192.0.2.137")
+
+
+def test_forged_and_unknown_bounces_change_nothing_and_are_logged(
+    tmp_path: Path, campaign: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    maildir(
+        tmp_path,
+        sample("postfix-hard.eml", campaign["user0@example.org"], secret="not our secret"),
+        sample("exim-hard.eml", 999_999),  # a signature that is right, for no delivery of ours
+        (CORPUS / "gmx-hard.eml").read_bytes(),  # no VERP at all and no Message-ID we know
+    )
+    code, out, err = run_cli(tmp_path, "bounces", "fetch")
+    assert code == 0, err
+    assert "1 forged" in out and "2 unknown" in out
+    logged = caplog.text
+    assert "forged bounce" in logged and "unknown delivery 999999" in logged
+    assert "names no delivery of ours" in logged
+    for n in range(3):
+        person = show(tmp_path, f"user{n}@example.org")
+        assert (person["status"], person["bounces"]) == ("active", [])
+
+
+def test_a_relay_that_rewrote_the_envelope_is_matched_by_message_id(
+    tmp_path: Path, campaign: dict[str, int]
+) -> None:
+    store = open_store(configure(tmp_path))
+    mid = "<2025-08-newsletter.0123456789abcdef01234567@newsletter.example.org>"
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id == campaign["user2@example.org"])
+            .values(message_id=mid)
+        )
+    store.close()
+    data = (CORPUS / "t-online-soft.eml").read_bytes().replace(PLACEHOLDER, b"news@example.org")
+    data = data.replace(b"Status: 4.0.0", b"Status: 5.1.1")
+    maildir(tmp_path, data)
+    assert run_cli(tmp_path, "bounces", "fetch")[0] == 0
+    assert show(tmp_path, "user2@example.org")["status"] == "bounced"
+
+
+def test_mailbox_errors_exit_1(tmp_path: Path, campaign: dict[str, int]) -> None:
+    code, _, err = run_cli(tmp_path, "bounces", "fetch", "--mailbox", "maildir://nowhere")
+    assert code == 1 and "not a readable Maildir" in err
+    code, _, err = run_cli(tmp_path, "bounces", "fetch", "--mailbox", "pop3://host/INBOX")
+    assert code == 1 and "must be imaps://" in err
+    code, _, err = run_cli(tmp_path, "bounces", "fetch", "--mailbox", "imaps://u:pw@host/INBOX")
+    assert code == 1 and "COMMS_BOUNCES_PASSWORD" in err
+
+
+def test_the_webhook_secret_and_the_imap_password_come_only_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "comms.toml").write_text('[bounces]\nwebhook_secret = "x"\npassword = "y"\n')
+    code, _, err = run_cli(tmp_path, "check")
+    assert code == 1
+    assert "'bounces.webhook_secret': secrets come only from the environment" in err
+    assert "'bounces.password': secrets come only from the environment" in err
+
+
+# -- provider webhooks over HTTP -------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook(tmp_path: Path, campaign: dict[str, int]) -> Iterator[str]:
+    """`comms serve`'s app on a real port with a webhook secret; yields the endpoint URL."""
+    config = configure(tmp_path, bounces={"webhook_secret": "hook-secret"})
+    store = open_store(config)
+    app = create_app(tmp_path / "public", config, None, BrevoWebhook(config, store))
+    port = free_port()
+    server = listen(app, "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/webhooks/brevo"
+    finally:
+        server.close()
+        thread.join(timeout=5)
+        store.close()
+
+
+def event(kind: str, email: str, ts: int = 1700000000) -> dict[str, Any]:
+    return {
+        "event": kind,
+        "email": email,
+        "id": 4711,
+        "date": "2025-08-12 11:12:53",
+        "message-id": "<202508121112.12345678@smtp-relay.mailin.fr>",
+        "ts_event": ts,
+        "reason": "550 5.1.1 user unknown" if "bounce" in kind else None,
+    }
+
+
+BEARER = {"Authorization": "Bearer hook-secret"}
+
+
+def test_webhooks_need_the_secret(webhook: str, tmp_path: Path) -> None:
+    body = event("hard_bounce", "user0@example.org")
+    assert requests.post(webhook, json=body, timeout=10).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert requests.post(webhook, json=body, headers=wrong, timeout=10).status_code == 401
+    assert show(tmp_path, "user0@example.org")["status"] == "active"
+
+
+def test_webhook_events_follow_the_policy_once_each(webhook: str, tmp_path: Path) -> None:
+    hard = event("hard_bounce", "user0@example.org")
+    answer = requests.post(webhook, json=hard, headers=BEARER, timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"outcomes": ["suppressed"]}
+    again = requests.post(webhook, json=hard, headers=BEARER, timeout=10)
+    assert again.json() == {"outcomes": ["duplicate"]}
+    person = show(tmp_path, "user0@example.org")
+    assert person["status"] == "bounced"
+    assert (person["consent"][-1]["channel"], person["consent"][-1]["source"]) == (
+        "webhook",
+        "webhook brevo",
+    )
+    assert person["bounces"][0]["issue"] == ISSUE  # the person's latest delivery
+
+    # Batched events, HTTP Basic credentials (the secret as password), other kinds.
+    basic = base64.b64encode(b"brevo:hook-secret").decode()
+    batch = [
+        event("spam", "user1@example.org"),
+        event("unsubscribed", "user2@example.org"),
+        event("delivered", "user2@example.org"),
+        event("soft_bounce", "nobody@example.org"),
+    ]
+    answer = requests.post(
+        webhook, json=batch, headers={"Authorization": f"Basic {basic}"}, timeout=10
+    )
+    assert answer.json() == {"outcomes": ["suppressed", "suppressed", "ignored", "unknown"]}
+    assert show(tmp_path, "user1@example.org")["status"] == "complained"
+    assert show(tmp_path, "user2@example.org")["status"] == "unsubscribed"
+    bad = requests.post(webhook, data=b"{", headers=BEARER, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_without_a_secret_the_webhook_does_not_exist(tmp_path: Path) -> None:
+    config = configure(tmp_path)
+    store = open_store(config)
+    try:
+        app = create_app(tmp_path / "public", config, None, BrevoWebhook(config, store))
+        answer = app.test_client().post("/webhooks/brevo", json=event("spam", "a@example.org"))
+        assert answer.status_code == 404
+    finally:
+        store.close()
+
+
+def test_the_scheduler_reads_the_mailbox_only_when_one_is_configured(tmp_path: Path) -> None:
+    from comms.schedule.runner import BOUNCES, fixed_jobs
+
+    with_box = configure(tmp_path, "fetch_minutes = 7\n")
+    jobs = {job.id: job for job in fixed_jobs(with_box, now_utc())}
+    assert jobs[BOUNCES].label == "read the bounce mailbox (every 7 min)"
+    (tmp_path / "comms.toml").write_text("")
+    without = load_config(tmp_path / "comms.toml", environ={})
+    assert BOUNCES not in {job.id for job in fixed_jobs(without, now_utc())}
