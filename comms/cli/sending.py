@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import click
@@ -22,6 +23,7 @@ from rich.text import Text
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.db.desk import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
@@ -36,6 +38,7 @@ from comms.sending.campaign import (
     SendReport,
     send_issue,
 )
+from comms.sending.desk import selection, short
 
 from .common import (
     State,
@@ -48,6 +51,7 @@ from .common import (
     _when,
     cli,
 )
+from .desk import desk_json, desk_lines
 
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
@@ -100,32 +104,37 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
             click.echo(_held_line(config, h.slug, h.due_at))
         return
     campaign = store.ledger.campaign(issue)
+    desk = desk_json(config, store, issue)
     if campaign is None and issue in held:
         if as_json:
-            click.echo(_json(_held_json(held[issue])))
+            click.echo(_json(_held_json(held[issue]) | desk))
         else:
             click.echo(_held_line(config, issue, held[issue].due_at))
+            click.echo("\n".join(desk_lines(config, desk)))
         return
     if campaign is None:
-        site, _ = read_site(config)
-        if issue not in site.issues:
+        if desk["version"] is None and not (desk["approvals"] or desk["proofs"]):
             raise CommsError(f"no issue '{issue}' in {config.content_dir / 'issues'}")
         if as_json:
             zero = dict.fromkeys(DeliveryStatus, 0)
             click.echo(_json({"issue": issue, "status": "not started", "recipients": 0,
                               "counts": zero, "errors": [], "next_attempt": None,
-                              "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)}))  # fmt: skip
+                              "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)} | desk))  # fmt: skip
         else:
             click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
+            for line in desk_lines(config, desk):
+                click.echo(line)
         return
     data = _campaign_json(store, campaign)
     data["errors"] = store.ledger.recent_errors(campaign.id, limit)
     data["next_attempt"] = store.ledger.next_attempt(campaign.id)
     data["bounces"] = Feedback(store.engine).counts(campaign.id)
     if as_json:
-        click.echo(_json(data))
+        click.echo(_json(data | desk))
         return
     click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
+    for line in desk_lines(config, desk):
+        click.echo(line)
     for name, count in data["counts"].items():
         click.echo(f"  {name:<10} {count:>7}")
     bounces = data["bounces"]
@@ -152,11 +161,17 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} msg/s")
 
 
-def _print_plan(plan: SendPlan) -> None:
-    """The dry run's plan, as printed."""
+def _print_plan(config: Config, plan: SendPlan, header: str) -> None:
+    """A send's plan, as printed by a dry run and before the question on a terminal."""
     issue, options, todo = plan.issue, plan.options, plan.todo
-    click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
+    click.echo(f"{header} #{issue.number} „{issue.subject}“ ({issue.slug}):")
+    click.echo(f"  subject: {issue.subject}")
     click.echo(f"  recipients: {plan.recipients}" + (" (campaign started)" if plan.started else ""))
+    click.echo(f"  selected: {selection(issue)}")
+    if issue.send_at is None:
+        click.echo("  time: now (the issue has no send_at)")
+    else:
+        click.echo(f"  time: now; send_at is {_when(issue.send_at, config)}")
     click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
@@ -195,11 +210,20 @@ def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
     return start
 
 
+def _proof_line(record: ProofRecord) -> str:
+    return (
+        f"proof of {record.slug} (version {short(record.digest)}) sent to {record.recipient} "
+        f"via {record.destination}; recorded (outside the list, the ledger is unchanged)"
+    )
+
+
 @cli.command()
 @click.argument("issue_slug", metavar="ISSUE")
 @click.option("--transport", "transport_url", help="Transport URL (default: `transport`).")
 @click.option("--to", "proofs", multiple=True, help="Send a proof to ADDR only (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")
+@click.option("--now", "early", is_flag=True, help="Send before the issue's send_at.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask on a terminal; send.")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Connections (threads).")
 @click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
 @click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
@@ -210,14 +234,19 @@ def send(
     transport_url: str | None,
     proofs: tuple[str, ...],
     dry_run: bool,
+    early: bool,
+    yes: bool,
     concurrency: int | None,
     rate: float | None,
     force: bool,
 ) -> None:
-    """Send an issue to its subscribers; run again to resume or retry.
+    """Send an issue to its subscribers (or proofs with --to); run again to resume or retry.
 
+    Refuses an issue with errors in its file or in what it shows, one whose send_at is still
+    to come (unless --now) and, with delivery.require_approval, one whose current version is
+    not approved. On a terminal it shows the plan and asks first (--yes skips the question).
     Exits 0 when every delivery is final (sent, or failed for good), 3 when some wait for a
-    later retry, 1 when the campaign was stopped.
+    later retry, 1 when the campaign was stopped or the send refused.
     """
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
@@ -230,24 +259,25 @@ def send(
         raise
     store = _open_store(config)
     options = SendOptions.from_config(config, concurrency, rate)
+    ask = not (dry_run or proofs or yes) and sys.stdin.isatty()
+    call = partial(
+        send_issue, config, store, site, issue, options, errors=problems, early=early,
+        proofs=[_address(a) for a in proofs], force=force,
+        on_proof=lambda record: click.echo(_proof_line(record)),
+    )  # fmt: skip
     try:
+        if ask:
+            plan = call(dry_run=True)
+            assert isinstance(plan, SendPlan)
+            _print_plan(config, plan, "Sending")
+            if not click.confirm("Send it now?", default=False):
+                raise CommsError("nothing sent")
         with ExitStack() as stack:
-            result = send_issue(
-                config,
-                store,
-                site,
-                issue,
-                options,
-                proofs=[_address(a) for a in proofs],
-                dry_run=dry_run,
-                force=force,
-                on_start=_announce(stack),
-                on_proof=lambda email: click.echo(
-                    f"proof sent to {email} (outside the list; the ledger is unchanged)"
-                ),
-            )
+            result = call(dry_run=dry_run, on_start=_announce(stack))
     except NotSendable as exc:
-        raise CommsError(f"{exc} (proofs with --to work for drafts)") from None
+        for problem in exc.problems:
+            click.echo(problem.format(config.root), err=True)
+        raise CommsError(f"{exc}; nothing sent") from None
     if isinstance(result, Proofs):
         if not result.sent:
             emails = ", ".join(result.addresses)
@@ -256,8 +286,10 @@ def send(
             )
         return
     if isinstance(result, SendPlan):
-        _print_plan(result)
+        _print_plan(config, result, "Plan (nothing is sent) for")
         return
+    if result.archive_problem:
+        click.echo(f"warning: {result.archive_problem}", err=True)
     _print_report(config, result)
 
 

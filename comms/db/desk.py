@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comms.db.engine import read_only
+from comms.db.engine import make_engine, read_only
 from comms.db.tables import approvals, campaigns, proofs
 
 
@@ -78,3 +79,23 @@ class Desk:
         """Slugs of the issues whose campaign has started: their mails are (being) sent."""
         with read_only(self.engine) as conn:
             return frozenset(conn.execute(sa.select(campaigns.c.slug)).scalars())
+
+
+def started_issues(url: str) -> frozenset[str]:
+    """The issues whose campaign has started, for a build; empty when there is no database yet.
+
+    Reads without creating or migrating anything: `comms build` on a machine that never sent
+    must not leave a database behind.
+    """
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        if not Path(url.removeprefix("sqlite:///")).is_file():
+            return frozenset()
+    engine = make_engine(url)
+    try:
+        if not sa.inspect(engine).has_table(campaigns.name):
+            return frozenset()
+        return Desk(engine).started()
+    except sa.exc.OperationalError:
+        return frozenset()
+    finally:
+        engine.dispose()

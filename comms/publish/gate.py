@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from comms.content.models import KINDS, Site
+from comms.content.models import KINDS, Item, Site
 from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.publish.quality import check_issue
@@ -23,7 +23,7 @@ def _files(config: Config, site: Site, slug: str) -> set[Path]:
     named += [("award", issue.award)] if issue.award else []
     files |= {config.content_dir / folders[kind] / f"{name}.md" for kind, name in named}
     content = issue_content(config, site, issue)
-    shown = [*content.events, *content.practices]
+    shown: list[Item] = [*content.events, *content.practices]
     shown += [content.award] if content.award is not None else []
     files |= {item.path for item in shown}
     return files
