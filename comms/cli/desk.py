@@ -84,15 +84,19 @@ def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
     """The desk part of `comms status ISSUE`, as printed."""
     lines = []
     digest = data["version"]
-    if digest is not None:
+    if digest is not None and (data["approval_required"] or data["approvals"]):
         state = "approved" if data["approved"] else "not approved"
         need = " (required to send)" if data["approval_required"] else ""
         lines.append(f"current version {short(digest)}: {state}{need}")
+    if data["approvals"]:
+        lines.append("approvals:")
     for a in data["approvals"]:
         lines.append(
             f"  approved by {a['approved_by']} on {_when(a['approved_at'], config)}: "
             f"version {short(a['digest'])}"
         )
+    if data["proofs"]:
+        lines.append("proofs:")
     for p in data["proofs"]:
         lines.append(
             f"  proof to {p['recipient']} on {_when(p['sent_at'], config)} by {p['sent_by']}: "

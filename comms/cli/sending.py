@@ -21,6 +21,7 @@ from rich.progress import Progress as ProgressBar
 from rich.text import Text
 
 from comms.content.site import IssueErrors, find_issue, read_site
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.desk import ProofRecord
@@ -110,7 +111,8 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
             click.echo(_json(_held_json(held[issue]) | desk))
         else:
             click.echo(_held_line(config, issue, held[issue].due_at))
-            click.echo("\n".join(desk_lines(config, desk)))
+            for line in desk_lines(config, desk):
+                click.echo(line)
         return
     if campaign is None:
         if desk["version"] is None and not (desk["approvals"] or desk["proofs"]):
@@ -133,8 +135,6 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         click.echo(_json(data | desk))
         return
     click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
-    for line in desk_lines(config, desk):
-        click.echo(line)
     for name, count in data["counts"].items():
         click.echo(f"  {name:<10} {count:>7}")
     bounces = data["bounces"]
@@ -151,6 +151,8 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         who = row["email"] or "(erased)"
         tries = f"{row['attempts']} attempt(s)"
         click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
+    for line in desk_lines(config, desk):
+        click.echo(line)
 
 
 class _Rate(ProgressColumn):
@@ -161,17 +163,19 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} msg/s")
 
 
-def _print_plan(config: Config, plan: SendPlan, header: str) -> None:
+def _print_plan(config: Config, plan: SendPlan, dry: bool) -> None:
     """A send's plan, as printed by a dry run and before the question on a terminal."""
     issue, options, todo = plan.issue, plan.options, plan.todo
-    click.echo(f"{header} #{issue.number} „{issue.subject}“ ({issue.slug}):")
-    click.echo(f"  subject: {issue.subject}")
+    label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
+    click.echo(f"Plan for {label}, nothing is sent:" if dry else f"About to send {label}:")
     click.echo(f"  recipients: {plan.recipients}" + (" (campaign started)" if plan.started else ""))
     click.echo(f"  selected: {selection(issue)}")
     if issue.send_at is None:
         click.echo("  time: now (the issue has no send_at)")
+    elif issue.send_at > now_utc():
+        click.echo(f"  time: now, before its send_at {_when(issue.send_at, config)} (--now)")
     else:
-        click.echo(f"  time: now; send_at is {_when(issue.send_at, config)}")
+        click.echo(f"  time: now (its send_at {_when(issue.send_at, config)} has passed)")
     click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
@@ -269,7 +273,7 @@ def send(
         if ask:
             plan = call(dry_run=True)
             assert isinstance(plan, SendPlan)
-            _print_plan(config, plan, "Sending")
+            _print_plan(config, plan, dry=False)
             if not click.confirm("Send it now?", default=False):
                 raise CommsError("nothing sent")
         with ExitStack() as stack:
@@ -277,7 +281,7 @@ def send(
     except NotSendable as exc:
         for problem in exc.problems:
             click.echo(problem.format(config.root), err=True)
-        raise CommsError(f"{exc}; nothing sent") from None
+        raise CommsError(f"{exc} ({exc.hint})" if exc.hint else f"{exc}; nothing sent") from None
     if isinstance(result, Proofs):
         if not result.sent:
             emails = ", ".join(result.addresses)
@@ -286,7 +290,7 @@ def send(
             )
         return
     if isinstance(result, SendPlan):
-        _print_plan(config, result, "Plan (nothing is sent) for")
+        _print_plan(config, result, dry=True)
         return
     if result.archive_problem:
         click.echo(f"warning: {result.archive_problem}", err=True)
@@ -323,7 +327,6 @@ def schedule(state: State, as_json: bool) -> None:
 
     Works without a running scheduler: then it shows what `comms serve` would schedule now.
     """
-    from comms.core.clock import now_utc
     from comms.schedule.runner import overview
 
     config = state.config()

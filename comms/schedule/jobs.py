@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from comms.content.site import read_site
 from comms.core.clock import now_utc
@@ -61,7 +62,7 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if issue is None:
             own = [e for e in errors if not e.warning and e.path.stem == slug]
             if own:
-                return _refused(config, slug, NotSendable(f"issue '{slug}' has errors", own))
+                _refused(config, slug, NotSendable(f"issue '{slug}' has errors", own))
             raise CommsError(f"scheduled send of {slug}: the issue is gone")
         refusal = send_refusal(issue)
         if refusal is not None:
@@ -78,7 +79,7 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             # early: the job runs at the issue's send_at, which is the scheduler's to judge.
             report = send_issue(config, store, site, issue, options, errors=errors, early=True)
         except NotSendable as exc:
-            return _refused(config, slug, exc)
+            _refused(config, slug, exc)
         assert isinstance(report, SendReport)  # neither a dry run nor proofs
         if report.archive_problem:
             log.warning("send of %s: %s", slug, report.archive_problem)
@@ -90,12 +91,12 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
     return "sent"
 
 
-def _refused(config: Config, slug: str, exc: NotSendable) -> str:
-    """Log a refused send with every problem as PATH:LINE, as `comms send` prints it."""
-    log.error("send of %s refused, nothing sent: %s", slug, exc)
+def _refused(config: Config, slug: str, exc: NotSendable) -> NoReturn:
+    """Log every problem of a refused send as PATH:LINE, as `comms send` prints them, then
+    fail the job (the scheduler logs it as failed, like `comms send` exiting 1)."""
     for problem in exc.problems:
-        log.error("  %s", problem.format(config.root))
-    return "refused"
+        log.error("send of %s: %s", slug, problem.format(config.root))
+    raise CommsError(f"scheduled send of {slug} refused, nothing sent: {exc}") from None
 
 
 def refresh_feeds(config_path: str | None) -> None:

@@ -26,9 +26,13 @@ PROOF_HEADER = "X-Comms-Proof"
 class NotSendable(CommsError):
     """The issue may not go to its subscribers now; `problems` are the gate's PATH:LINE errors."""
 
-    def __init__(self, reason: str, problems: Sequence[ContentError] = ()) -> None:
+    def __init__(
+        self, reason: str, problems: Sequence[ContentError] = (), hint: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.problems = list(problems)
+        #: What the editor can do instead, if anything.
+        self.hint = hint
 
 
 def send_refusal(issue: Issue) -> str | None:
@@ -120,7 +124,7 @@ def refuse(
     approval is checked after rendering, by `require_approval`.
     """
     if (reason := send_refusal(issue)) is not None:
-        raise NotSendable(reason)
+        raise NotSendable(reason, hint="proofs with --to work for drafts")
     problems = issue_problems(gate.config, gate.site, gate.errors, issue.slug)
     if problems:
         raise NotSendable(
