@@ -18,7 +18,7 @@ from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import Desk
+from comms.db.desk import Desk, database_exists
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
@@ -232,11 +232,18 @@ def preview(state: State, port: int) -> None:
     config = state.config()
     # Leave through the `with` on SIGTERM too, so the temporary output folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with Preview(config) as server:
-        click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
-        if server.error:
-            click.echo(server.error, err=True)
-        server.serve(port)
+    # The recipient counts come from the database, if there is one; the preview creates none.
+    store = _open_store(config) if database_exists(config.database_url) else None
+    count = None if store is None else store.ledger.count_recipients
+    try:
+        with Preview(config, count) as server:
+            click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
+            if server.error:
+                click.echo(server.error, err=True)
+            server.serve(port)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _echo_feed_urls(config: Config) -> None:

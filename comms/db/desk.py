@@ -81,15 +81,21 @@ class Desk:
             return frozenset(conn.execute(sa.select(campaigns.c.slug)).scalars())
 
 
+def database_exists(url: str) -> bool:
+    """False for an SQLite file that is not there yet; servers are assumed to exist."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).is_file()
+    return True
+
+
 def started_issues(url: str) -> frozenset[str]:
     """The issues whose campaign has started, for a build; empty when there is no database yet.
 
     Reads without creating or migrating anything: `comms build` on a machine that never sent
     must not leave a database behind.
     """
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        if not Path(url.removeprefix("sqlite:///")).is_file():
-            return frozenset()
+    if not database_exists(url):
+        return frozenset()
     engine = make_engine(url)
     try:
         if not sa.inspect(engine).has_table(campaigns.name):
