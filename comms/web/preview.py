@@ -18,8 +18,8 @@ from types import TracebackType
 from flask import Flask, Response, abort, request
 from watchfiles import watch
 
-from comms.content.models import Issue, Site
-from comms.content.site import InvalidContent, load_valid_site
+from comms.content.models import KINDS, Issue, Site
+from comms.content.site import read_site
 from comms.content.urls import Urls
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
@@ -120,26 +120,28 @@ class Preview:
         environment.cache_clear()
         try:
             config = load_config(self.config.path) if self.config.path else self.config
-            site, problems = load_valid_site(config)
+            # Not load_valid_site: an editor mid-change still sees every issue that can render.
+            site, problems = read_site(config)
             # The preview shows every ready issue's web page, as it will be once it is sent.
             site.sent = frozenset(site.issues)
             write_output(self.root, collect(config, site))
             issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
-            facts = {
-                slug: self._facts(config, site, problems, i) for slug, i in site.issues.items()
-            }
+            facts = {s: self._facts(config, site, problems, i) for s, i in site.issues.items()}
         except CommsError as exc:
-            error = exc.format(config.root) if isinstance(exc, InvalidContent) else str(exc)
             with self._lock:
-                self.error = error
+                self.error = str(exc)
                 self.version += 1
             return
+        errors = sorted((p for p in problems if not p.warning), key=lambda e: (str(e.path), e.line))
+        # An issue whose own file has errors drops out of the site: its last good rendering
+        # stays visible under the error list.
+        broken = {e.path.stem for e in errors if e.path.parent.name == KINDS["issue"].folder}
         with self._lock:
             self.config = config
-            self.issues = issues
-            self.facts = facts
+            self.issues = {s: r for s, r in self.issues.items() if s in broken} | issues
+            self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
             self.drafts = {slug for slug, i in site.issues.items() if i.status == "draft"}
-            self.error = None
+            self.error = "\n".join(e.format(config.root) for e in errors) or None
             self.version += 1
 
     def _facts(
