@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pty
+import select
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -319,3 +325,50 @@ def test_preview_shows_problems_recipients_and_a_subscribe_page(site_copy: Path)
         assert posted.status_code == 200
         assert "Vorschau: nichts gespeichert" in posted.get_data(as_text=True)
     assert not (site_copy / "var" / "comms.db").exists()
+
+
+# -- on a terminal: the plan and a question ---------------------------------------------------
+
+
+def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str]:
+    """Run `comms send` with a pseudo-terminal as stdin/stdout; answer its question if asked."""
+    main, child = pty.openpty()
+    env = os.environ | {"COMMS_SECRET_KEY": "test-secret", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", *args],
+        stdin=child, stdout=child, stderr=child, env=env, cwd=root,
+    )  # fmt: skip
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if answer is not None and b"Send it now? [y/N]" in seen:
+                os.write(main, answer)
+                answer = None
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    return proc.wait(timeout=30), seen.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+@pytest.mark.slow
+def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
+    code, out = _on_terminal(site, ISSUE, answer=b"n\n")
+    assert code == 1
+    assert "About to send #3 „Termine 2020: Schwerpunktkonferenz" in out
+    assert "  recipients: 3\n  selected: every active subscriber\n" in out
+    assert "error: nothing sent" in out
+    assert outbox(site) == []
+    code, out = _on_terminal(site, ISSUE, "--yes", answer=None)
+    assert code == 0, out
+    assert "Send it now?" not in out
+    assert len(outbox(site)) == 3
