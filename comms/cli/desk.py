@@ -6,9 +6,10 @@ from typing import Any
 
 import click
 
+from comms.content.models import Issue, Site
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, ContentError
 from comms.db.desk import Desk
 from comms.db.subscribers import Store
 from comms.publish.gate import issue_problems
@@ -16,6 +17,17 @@ from comms.sending.desk import approve as record_approval
 from comms.sending.desk import current_digest, selection, short
 
 from .common import State, _open_store, _when, cli
+
+
+def read_issue(config: Config, slug: str) -> tuple[Site, list[ContentError], Issue]:
+    """The site, its problems and the issue `slug`; its own file's errors printed if absent."""
+    site, problems = read_site(config)
+    try:
+        return site, problems, find_issue(config, site, problems, slug)
+    except IssueErrors as exc:
+        for error in exc.errors:
+            click.echo(error.format(config.root), err=True)
+        raise
 
 
 @cli.command()
@@ -30,13 +42,7 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
     delivery.require_approval is on. Refuses an issue with errors (see `comms check`).
     """
     config = state.config()
-    site, problems = read_site(config)
-    try:
-        issue = find_issue(config, site, problems, issue_slug)
-    except IssueErrors as exc:
-        for error in exc.errors:
-            click.echo(error.format(config.root), err=True)
-        raise
+    site, problems, issue = read_issue(config, issue_slug)
     blocking = issue_problems(config, site, problems, issue.slug)
     for problem in blocking:
         click.echo(problem.format(config.root), err=True)

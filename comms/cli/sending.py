@@ -20,7 +20,6 @@ from rich.progress import (
 from rich.progress import Progress as ProgressBar
 from rich.text import Text
 
-from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
@@ -52,7 +51,7 @@ from .common import (
     _when,
     cli,
 )
-from .desk import desk_json, desk_lines
+from .desk import desk_json, desk_lines, read_issue
 
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
@@ -254,13 +253,7 @@ def send(
     """
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
-    site, problems = read_site(config)
-    try:
-        issue = find_issue(config, site, problems, issue_slug)
-    except IssueErrors as exc:
-        for error in exc.errors:
-            click.echo(error.format(config.root), err=True)
-        raise
+    site, problems, issue = read_issue(config, issue_slug)
     store = _open_store(config)
     options = SendOptions.from_config(config, concurrency, rate)
     ask = not (dry_run or proofs or yes) and sys.stdin.isatty()
