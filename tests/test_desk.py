@@ -119,7 +119,7 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
         f"(`comms serve`) sends it then; `comms send {ISSUE} --now` sends it now; nothing sent\n"
     )
     assert outbox(site) == []
-    code, out, _ = run_cli(site, "send", ISSUE, "--dry-run", "--now")
+    code, out, _ = run_cli(site, "send", ISSUE, "--dry-run")
     assert code == 0
     assert "  time: now, before its send_at Mo., 1. Juni 2099, 09:00 Uhr (--now)" in out
     code, out, err = run_cli(site, "send", ISSUE, "--now")
@@ -372,3 +372,22 @@ def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
     assert code == 0, out
     assert "Send it now?" not in out
     assert len(outbox(site)) == 3
+
+
+def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
+    set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
+    code, out, err = run_cli(site, "schedule")
+    assert code == 0 and err == ""
+    assert "send #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“" in out
+    unknown_event(site)
+    code, out, err = run_cli(site, "schedule", env=APPROVAL)
+    assert code == 0
+    assert err == (
+        f"warning: the send of {ISSUE} would be refused if it were due now: issue '{ISSUE}' is "
+        "not sent: 1 error(s) in it or in what it shows; fix them (see `comms check`) "
+        f"(`comms send {ISSUE} --dry-run` says why)\n"
+    )
+    set_front_matter(issue_file(site), "events", "[2020-07-10-follow-up-werkstatt-frauen]")
+    code, out, _ = run_cli(site, "schedule", "--json", env=APPROVAL)
+    blocked = json.loads(out)["blocked"]
+    assert list(blocked) == [ISSUE] and "is not approved" in blocked[ISSUE]

@@ -13,8 +13,9 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.desk import Desk
 from comms.db.subscribers import Store
 from comms.publish.gate import issue_problems
+from comms.sending.campaign import SendOptions, send_issue
+from comms.sending.desk import NotSendable, current_digest, selection, short
 from comms.sending.desk import approve as record_approval
-from comms.sending.desk import current_digest, selection, short
 
 from .common import State, _open_store, _when, cli
 
@@ -109,3 +110,22 @@ def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
             f"version {short(p['digest'])} via {p['destination']}"
         )
     return lines
+
+
+def blocked_sends(config: Config, store: Store, slugs: list[str]) -> dict[str, str]:
+    """Why each of these scheduled sends would be refused if it were due now; the rest go."""
+    if not slugs:
+        return {}
+    site, problems = read_site(config)
+    options = SendOptions.from_config(config)
+    found: dict[str, str] = {}
+    for slug in slugs:
+        issue = site.issues.get(slug)
+        if issue is None:
+            found[slug] = f"issue '{slug}' has errors"
+            continue
+        try:
+            send_issue(config, store, site, issue, options, errors=problems, dry_run=True)
+        except NotSendable as exc:
+            found[slug] = str(exc)
+    return found

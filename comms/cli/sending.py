@@ -28,7 +28,7 @@ from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
 from comms.db.subscribers import Store
-from comms.schedule.plan import Held, held_list
+from comms.schedule.plan import SEND_PREFIX, Held, held_list
 from comms.sending.campaign import (
     NotSendable,
     Progress,
@@ -51,7 +51,7 @@ from .common import (
     _when,
     cli,
 )
-from .desk import desk_json, desk_lines, read_issue
+from .desk import blocked_sends, desk_json, desk_lines, read_issue
 
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
@@ -326,11 +326,15 @@ def schedule(state: State, as_json: bool) -> None:
     store = _open_store(config)
     view = overview(config, store, now_utc())
     holder = view.holder
+    sends = [
+        job.id.removeprefix(SEND_PREFIX) for job in view.jobs if job.id.startswith(SEND_PREFIX)
+    ]
+    blocked = blocked_sends(config, store, sends)
     if as_json:
         running = None if holder is None else vars(holder)
         jobs = [vars(job) for job in view.jobs]
         held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
-        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held}))
+        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held, "blocked": blocked}))
         return
     if holder is None:
         click.echo("Scheduler: not running; `comms serve` starts it with these jobs")
@@ -341,3 +345,9 @@ def schedule(state: State, as_json: bool) -> None:
         )
     for line in _schedule_lines(config, view):
         click.echo(line)
+    for slug, reason in blocked.items():
+        click.echo(
+            f"warning: the send of {slug} would be refused if it were due now: {reason} "
+            f"(`comms send {slug} --dry-run` says why)",
+            err=True,
+        )

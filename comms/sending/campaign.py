@@ -291,9 +291,10 @@ def send_issue(
     own file or in anything it shows. `proofs` (normalised addresses) get a proof instead,
     outside the list, also for drafts, each recorded with its version and destination (`by`
     names the sender). `dry_run` only plans (a SendPlan, or Proofs not sent) after the same
-    checks; `early` sends before the issue's `send_at`; `force` goes on although the issue
-    changed after its campaign started. `on_start` hears the plan just before the run and may
-    return a progress callback; `on_proof` hears each proof that went out. Raises NotSendable
+    checks but the schedule; `early` sends before the issue's `send_at`; `force` goes on
+    although the issue changed after its campaign started. `on_start` hears the plan just
+    before the run and may return a progress callback; `on_proof` hears each proof that went
+    out. Raises NotSendable
     with the reason (see `comms.sending.desk.refuse`).
     """
     if proofs:
@@ -304,8 +305,9 @@ def send_issue(
         return Proofs(issue, tuple(proofs), sent=True, records=tuple(records))
     campaign = store.ledger.campaign(issue.slug)
     gate = Gate(config, site, errors, Desk(store.engine))
-    # Status and gate first: an issue with errors may not even render.
-    refuse(gate, issue, started=campaign is not None, early=early)
+    # Status and gate first: an issue with errors may not even render. A dry run shows the
+    # plan of a scheduled issue too (its time line says that it is early).
+    refuse(gate, issue, started=campaign is not None, early=early or dry_run)
     parts = issue_parts(config, store, site, issue)
     require_approval(gate, issue, approval_digest(parts[0], issue))
     if dry_run:
