@@ -190,6 +190,8 @@ def test_the_demo_approves_its_issue_once(site_copy: Path) -> None:
     approvals = status(site_copy)["approvals"]
     assert isinstance(approvals, list) and len(approvals) == 1
     assert len(outbox(site_copy)) == 5
+    # The second run builds first: the page of the issue sent in the first run stays.
+    assert (site_copy / "public" / "issues" / ISSUE / "index.html").is_file()
 
 
 # -- proofs -----------------------------------------------------------------------------------

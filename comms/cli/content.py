@@ -18,7 +18,7 @@ from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import Desk, database_exists
+from comms.db.desk import Desk, database_exists, started_issues
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
@@ -133,6 +133,7 @@ def demo(state: State) -> None:
     _echo_feed_urls(config)
     if invalid is not None:
         sys.exit(1)
+    site.sent = started_issues(config.database_url)
     files, _ = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({files} files)")
     ready = sorted(sendable, key=lambda i: i.date)
