@@ -316,7 +316,7 @@ def test_preview_shows_problems_recipients_and_a_subscribe_page(site_copy: Path)
         assert "Fehler (sie verhindern den Versand)" in errors
         assert f"content/issues/{ISSUE}.md:2: field &#39;events&#39;: no event" in errors
         assert "link text &#39;hier&#39; says nothing on its own" in warnings
-        assert "7 derzeit:" in page and "Themen: Sprache" in page
+        assert "derzeit 7:" in page and "Themen: Sprache" in page
         assert (["sprache"], []) in asked
         email = client.get(f"/_preview/{ISSUE}/email.html").get_data(as_text=True)
         assert 'src="/images/stuhlbau-projekt-lamspringe.jpg"' in email
@@ -393,3 +393,19 @@ def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
     code, out, _ = run_cli(site, "schedule", "--json", env=APPROVAL)
     blocked = json.loads(out)["blocked"]
     assert list(blocked) == [ISSUE] and "is not approved" in blocked[ISSUE]
+
+
+def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) -> None:
+    broken = site / "content" / "practices" / "kaputt.md"
+    broken.write_text("---\ntitle: Kaputt\n", encoding="utf-8")  # never closed
+    code, _, err = run_cli(site, "send", ISSUE)
+    assert code == 0, err
+    assert err == (
+        "warning: the web archive was not rebuilt: 1 content error(s) in other files (see "
+        "`comms check`); the issue's web page appears with the next build\n"
+    )
+    assert len(outbox(site)) == 3
+    broken.unlink()
+    code, _, err = run_cli(site, "build")
+    assert code == 0, err
+    assert (site / "public" / "issues" / ISSUE / "index.html").is_file()
