@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -112,6 +113,14 @@ def _url(value: Any) -> str:
     return text
 
 
+def _email(value: Any) -> str:
+    # The same check and normal form as every other address (email-validator, no DNS).
+    try:
+        return validate_email(str(value).strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address '{value}': {exc}") from None
+
+
 def _text(value: Any) -> Any:
     # YAML turns `title: 2019` into an int; a title may well be a number.
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -124,6 +133,7 @@ Moment = Annotated[datetime, BeforeValidator(_moment)]
 Day = Annotated[date, BeforeValidator(_day)]
 Url = Annotated[str, BeforeValidator(_url)]
 Text = Annotated[str, BeforeValidator(_text)]
+Email = Annotated[str, BeforeValidator(_email)]
 
 
 class _Model(BaseModel):
@@ -163,7 +173,7 @@ class Contact(_Model):
     """Who to ask about a practice."""
 
     name: Text | None = None
-    email: Text | None = None
+    email: Email | None = None
     phone: Text | None = None
 
 

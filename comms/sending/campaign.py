@@ -72,6 +72,9 @@ class SendReport:
     resumed: int = 0
     #: Every delivery was final already, so no run started.
     idle: bool = False
+    #: Deliveries of this run failed because no message could be built or carried for the
+    #: address (invalid, or UTF-8 for a server without SMTPUTF8); see `comms status ISSUE`.
+    unsendable: int = 0
 
     @property
     def waiting(self) -> int:
@@ -80,10 +83,13 @@ class SendReport:
 
     @property
     def exit_code(self) -> int:
-        """1 when stopped, 3 when some deliveries wait for a retry, 0 when all are final."""
+        """1 when stopped, 3 when some deliveries wait for a retry, else 1 when some could not
+        be sent at all (a send that silently skipped people is no success), else 0."""
         if self.stopped:
             return 1
-        return 3 if self.waiting else 0
+        if self.waiting:
+            return 3
+        return 1 if self.unsendable else 0
 
 
 class CampaignChanged(CommsError):
@@ -160,6 +166,7 @@ def send(
         stopped=run.stopped,
         next_attempt=ledger.next_attempt(campaign.id) if left else None,
         resumed=resumed,
+        unsendable=run.unsendable,
     )
 
 
