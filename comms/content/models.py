@@ -11,7 +11,6 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,6 +20,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from comms.core.addresses import check_address
 
 _DATE_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _DE_DATE_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
@@ -116,8 +117,8 @@ def _url(value: Any) -> str:
 def _email(value: Any) -> str:
     # The same check and normal form as every other address (email-validator, no DNS).
     try:
-        return validate_email(str(value).strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return check_address(str(value).strip()).normalized
+    except ValueError as exc:
         raise ValueError(f"not a valid e-mail address '{value}': {exc}") from None
 
 

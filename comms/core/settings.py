@@ -8,15 +8,16 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from comms.core.addresses import check_address
 
 
 def _check_email(value: str, sender: bool = False) -> str:
     """The address in email-validator's normalised form; a sender's needs an ASCII local part."""
     try:
-        checked = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
+        checked = check_address(value)
+    except ValueError as exc:
         raise ValueError(f"not a valid e-mail address: {exc}") from None
     if sender and not checked.local_part.isascii():
         # Mail from it would need SMTPUTF8 of every receiving server (RFC 6531).

@@ -24,9 +24,8 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
+from comms.core.addresses import check_address
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError
 from comms.mail.tokens import make_token
@@ -101,8 +100,8 @@ def sendable_address(address: str) -> str:
     if len(address) <= 254 and _PLAIN_ADDR.fullmatch(address):
         return address
     try:
-        checked = validate_email(address, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
+        checked = check_address(address)
+    except ValueError as exc:
         raise MessageError(f"cannot send to {address!r}: {exc}") from None
     return f"{checked.local_part}@{checked.ascii_domain}"
 
