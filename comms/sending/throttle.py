@@ -20,7 +20,10 @@ class TokenBucket:
       signal came report the same congestion, like the rest of a TCP window or a Postfix
       "cohort", and must not cut the pace again. The window is the time the `cohort` (the
       connections in flight) needs at the new pace, at least `MIN_WINDOW`. An unlimited bucket
-      first takes the pace it achieved lately as its rate.
+      first takes the pace it achieved lately as its rate. When a whole cohort of signals comes
+      with no delivery in between (the server takes nothing), the pace drops to `FLOOR` at
+      once, as Postfix throttles a destination whose whole cohort failed and as TCP restarts
+      from one segment after a timeout.
     - `speed_up()`: a message was delivered. The pace grows linearly in time, by the amount
       of the last cut over `RECOVERY` seconds (each delivery adds `step / rate`), up to the
       configured rate; an unlimited bucket becomes unlimited again at the pace it had before
@@ -60,6 +63,7 @@ class TokenBucket:
         self._calm_until = float("-inf")  # slow-downs before this belong to the last cut
         self._step = 0.0  # additive increase, messages per second per second
         self._ceiling = 0.0  # an unlimited bucket's pace before its first cut
+        self._unanswered = 0  # slow-down signals since the last delivery
         #: Cuts made so far (tests and benchmarks read it).
         self.cuts = 0
 
@@ -86,14 +90,17 @@ class TokenBucket:
         """
         with self._lock:
             now = self._clock()
-            if now < self._calm_until:
+            self._unanswered += 1
+            failed_cohort = self._unanswered >= self.cohort and self.rate != self.FLOOR
+            if now < self._calm_until and not failed_cohort:
                 return False
             current = self.rate
             if current <= 0:
                 current = self._achieved()
                 self._ceiling = max(self._ceiling, current)
-            lowered = max(self.FLOOR, current * self.BETA)
-            self._step = max(0.1, (current - lowered) / self.RECOVERY)
+            lowered = self.FLOOR if failed_cohort else max(self.FLOOR, current * self.BETA)
+            if lowered < current:  # at the floor already: keep the step of the real cut
+                self._step = max(0.1, (current - lowered) / self.RECOVERY)
             self.rate = lowered
             self._calm_until = now + max(self.MIN_WINDOW, self.cohort / lowered)
             # The slots already handed out at the old pace are not taken back, new ones space.
@@ -104,6 +111,7 @@ class TokenBucket:
     def speed_up(self) -> None:
         """A message went through: win back pace linearly in time (additive increase)."""
         with self._lock:
+            self._unanswered = 0
             if self.rate <= 0 or self.rate == self.limit:
                 return
             raised = self.rate + self._step / self.rate
