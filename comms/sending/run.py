@@ -106,9 +106,10 @@ class Run:
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
         self.recorder = Recorder(ledger.writer(f"send {campaign.slug}"))
-        self.bucket = TokenBucket(options.rate, cohort=options.concurrency)
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
+        self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
         self.stopped: str | None = None
         self.in_flight = 0
         self.retry_at: dict[int, float] = {}  # delivery id → monotonic due time (in-run)
@@ -208,6 +209,8 @@ class Run:
             # bounce, as no server has refused it.
             return self.unsendable_outcome(item, exc), transport
         self.bucket.acquire()
+        if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
+            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False), transport
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)

@@ -51,7 +51,7 @@ class TokenBucket:
         rate: float,
         cohort: int = 1,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.limit = rate
         self.rate = rate
