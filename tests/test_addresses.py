@@ -162,3 +162,20 @@ def test_utf8_addresses_fail_with_a_reason_where_the_server_has_no_smtputf8(
     assert "does not offer SMTPUTF8" in out
     code, out, _ = run_cli(site_copy, "subscribers", "show", "jörg@bücherei.example", "--json")
     assert json.loads(out)["status"] == "active"  # not bounced: no server refused the address
+
+
+def test_a_confirmation_that_cannot_be_built_is_recorded_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise MessageError("cannot send to 'x': a reason")
+
+    monkeypatch.setattr("comms.audience.subscriptions.build_transactional", refuse)
+    with open_web(tmp_path) as web:
+        response = web.sign_up("hans-peter@example.org")
+        assert response.status_code == 200  # the usual answer, no traceback
+        report = web.store.report("hans-peter@example.org")
+        assert report is not None and report["status"] == "pending"
+        notes = [c["note"] or "" for c in report["consent"]]
+        assert any("not sent: cannot send to 'x': a reason" in note for note in notes)
+        assert web.mails() == []
