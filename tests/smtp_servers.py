@@ -115,6 +115,8 @@ class Handler:
     `drop_after_data` holds addresses whose connection is cut after the message arrived, before
     the reply; `close_after` ends every session after that
     many messages without a word (as Yahoo does); `pipelining` advertises RFC 2920.
+    `greylist` holds addresses whose first RCPT gets `451 4.7.1` (greylisting, as many German
+    providers do); `mail_reply` answers every MAIL FROM (e.g. a 421 that defers everything).
     """
 
     rcpt_replies: dict[str, str] = field(default_factory=dict)
@@ -123,6 +125,10 @@ class Handler:
     slow_data: dict[str, float] = field(default_factory=dict)
     close_after: int | None = None
     pipelining: bool = False
+    greylist: set[str] = field(default_factory=set)
+    mail_reply: str | None = None
+    greylisted: list[str] = field(default_factory=list)
+    mail_commands: int = 0
     received: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     #: Bytes already waiting behind each MAIL command: > 0 means the client pipelined.
@@ -137,9 +143,22 @@ class Handler:
             responses.insert(1, "250-PIPELINING")
         return responses
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        self.mail_commands += 1
+        if self.mail_reply is not None:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
+        if address in self.greylist and address not in self.greylisted:
+            self.greylisted.append(address)
+            return "451 4.7.1 Greylisted, please try again later"
         reply = self.rcpt_replies.get(address, self.rcpt_replies.get("*"))
         if reply is not None:
             return reply

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import re
 from datetime import datetime
+from email import message_from_string
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from comms.content.site import read_site
 from comms.core.config import load_config
-from comms.core.errors import ConfigError, MessageError, PermanentFailure
+from comms.core.errors import ConfigError, MessageError
 from comms.mail.message import MessageFactory, Recipient
 from comms.mail.tokens import read_token
 from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, render_issue
@@ -163,9 +164,18 @@ def test_idn_domains_become_punycode_and_unusable_addresses_fail(
     out = factory.build(Recipient("1", "info@bündnis.example"))
     assert out.recipient == "info@xn--bndnis-3ya.example"
     assert _parse(out.data)["To"] == "info@xn--bndnis-3ya.example"
-    for address in ("jörg@example.org", "a@b@example.org", "x@example.org>\r\nBcc: y@z.de"):
-        with pytest.raises(PermanentFailure, match="not a plain ASCII address"):
+    for address in ("a@b@example.org", "x@example.org>\r\nBcc: y@z.de", "hans peter@example.org"):
+        with pytest.raises(MessageError, match="cannot send to"):
             factory.build(Recipient("2", address))
+
+
+def test_utf8_local_parts_are_written_as_utf8(factory: MessageFactory) -> None:
+    out = factory.build(Recipient("1", "jörg@bücherei.example", "Jörg Müller"))
+    assert out.recipient == "jörg@xn--bcherei-n2a.example"
+    parsed = message_from_string(out.data.decode("utf-8"), policy=default)
+    to = parsed["To"]
+    assert to.addresses[0].addr_spec == "jörg@xn--bcherei-n2a.example"
+    assert to.addresses[0].display_name == "Jörg Müller"
 
 
 def test_names_cannot_inject_headers(factory: MessageFactory) -> None:
@@ -347,9 +357,10 @@ def test_real_rendered_issues_make_valid_messages() -> None:
 
 
 def test_a_sender_address_that_needs_smtputf8_is_a_config_error(tmp_path: Path) -> None:
-    config = config_for(tmp_path, '[sender]\naddress = "bündnis@example.org"\n')
     with pytest.raises(ConfigError) as info:
-        MessageFactory(config, rendered_issue(), SECRET)
-    assert info.value.problems == [
-        "'sender.address': 'bündnis@example.org' is not a plain ASCII address"
-    ]
+        config_for(tmp_path, '[sender]\naddress = "bündnis@example.org"\n')
+    assert "'sender.address': the part before the @ must be ASCII" in str(info.value)
+    # An internationalised domain is fine: it goes out as A-labels.
+    config = config_for(tmp_path, '[sender]\naddress = "info@Bündnis.example"\n')
+    factory = MessageFactory(config, rendered_issue(), SECRET)
+    assert factory.envelope_from == "info@xn--bndnis-3ya.example"

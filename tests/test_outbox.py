@@ -118,7 +118,8 @@ def test_temporary_failure_is_retried_in_the_same_run(tmp_path: Path) -> None:
 
 
 def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
-    """In-run retries, longer backoff (exit 3), failed at the deadline (docs/requirements.md S6)."""
+    """Short retries first (`retry_attempts` of them, in the run when due soon), then the
+    longer backoff (exit 3), failed at the deadline (docs/requirements.md S6)."""
     store = make_store(tmp_path, 2)
     busy = [TemporaryFailure("451 busy", code=451) for _ in range(20)]
     sink = Sink(failures={"user0@example.org": busy})
@@ -137,13 +138,15 @@ def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
     assert len(sink.attempts) == 4 and report.exit_code == 3
     clock[0] += timedelta(minutes=34)
     report = send(store, campaign, build, sink.opener, options)
-    assert len(sink.attempts) == 7 and report.exit_code == 3
+    assert len(sink.attempts) == 5 and report.exit_code == 3
+    assert report.next_attempt is not None  # the interval doubles: about an hour
+    assert timedelta(minutes=54) <= report.next_attempt - clock[0] <= timedelta(minutes=66)
     clock[0] += timedelta(hours=200)
     report = send(store, campaign, build, sink.opener, options)
     assert report.exit_code == 0
     assert report.counts == {"sent": 1, "failed": 1}
     errors = store.ledger.recent_errors(campaign.id)
-    assert errors[0]["last_error"] == "gave up after 7 attempts: 451 busy"
+    assert errors[0]["last_error"] == "gave up after 5 attempts: 451 busy"
 
 
 def test_permanent_failure_bounces_and_suppresses(tmp_path: Path) -> None:
@@ -233,31 +236,87 @@ def test_rate_limit_paces_the_whole_run() -> None:
     assert time.monotonic() - began >= 0.19
 
 
-def test_deferrals_halve_the_pace_and_deliveries_win_it_back() -> None:
-    bucket = TokenBucket(100)
-    bucket.slow_down()
-    assert bucket.rate == 50
-    bucket.slow_down()
-    assert bucket.rate == 25
-    for _ in range(200):
+class FakeClock:
+    """A monotonic clock the test moves by hand; `sleep` moves it too."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_slow_down_cuts_once_per_reaction_window_and_recovers_linearly() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(100, cohort=4, clock=clock, sleep=clock.sleep)
+    assert bucket.slow_down() is True
+    assert bucket.rate == pytest.approx(70)  # multiplicative decrease: × 0.7
+    # More signals within the window, with deliveries between them: the same congestion.
+    for _ in range(10):
+        assert bucket.slow_down() is False
+        bucket.speed_up()
+    assert bucket.rate == pytest.approx(70, rel=0.01)
+    clock.now += 1.01  # the window (max(1 s, 4 messages at 70/s)) is over
+    assert bucket.slow_down() is True
+    assert bucket.rate == pytest.approx(49, rel=0.01)
+    # Additive increase: about `RECOVERY` seconds of deliveries win the cut back.
+    began, delivered = clock.now, 0
+    while bucket.rate < 70:
+        bucket.acquire()
+        bucket.speed_up()
+        delivered += 1
+    assert clock.now - began == pytest.approx(TokenBucket.RECOVERY, rel=0.15)
+    assert delivered > 40 * TokenBucket.RECOVERY  # linear in time: many messages, not a few
+    for _ in range(100_000):
         bucket.speed_up()
     assert bucket.rate == 100  # never above the configured rate
-    for _ in range(20):
-        bucket.slow_down()
+
+
+def test_a_failed_cohort_drops_to_the_floor_at_once() -> None:
+    """Signals from every connection and no delivery between them: the server takes nothing."""
+    clock = FakeClock()
+    bucket = TokenBucket(200, cohort=4, clock=clock, sleep=clock.sleep)
+    assert [bucket.slow_down() for _ in range(4)] == [True, False, False, True]
     assert bucket.rate == TokenBucket.FLOOR
+    assert bucket.slow_down() is False  # within the window at the floor: nothing more to cut
+    for _ in range(300):  # the server takes mail again: the pace comes back by the cut's step
+        bucket.acquire()
+        bucket.speed_up()
+    assert bucket.rate > 50
 
 
-def test_an_unlimited_run_slows_to_half_of_its_recent_pace() -> None:
-    bucket = TokenBucket(0)
+def test_repeated_slow_downs_reach_the_floor_and_stay_there() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(50, cohort=4, clock=clock, sleep=clock.sleep)
+    for _ in range(40):
+        bucket.slow_down()
+        clock.now += 10
+    assert bucket.rate == TokenBucket.FLOOR
+    # A steady low pace: one message per second, not a burst.
+    began = clock.now
+    for _ in range(10):
+        bucket.acquire()
+    assert clock.now - began == pytest.approx(9, abs=1.1)
+
+
+def test_an_unlimited_run_slows_to_a_share_of_its_recent_pace() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(0, cohort=4, clock=clock, sleep=clock.sleep)
     for _ in range(11):
         bucket.acquire()
-        time.sleep(0.01)
+        clock.now += 0.01  # 100 messages per second
     bucket.slow_down()
-    assert 1 <= bucket.rate <= 60  # about half of the ~90 messages per second just achieved
-    began = time.monotonic()
+    assert bucket.rate == pytest.approx(70, rel=0.05)
+    began = clock.now
     for _ in range(3):
         bucket.acquire()
-    assert time.monotonic() - began >= 1.5 / bucket.rate
+    assert clock.now - began >= 1.5 / bucket.rate
+    for _ in range(10_000):
+        bucket.speed_up()
+    assert bucket.rate == 0  # unlimited again once the old pace is won back
 
 
 @pytest.mark.slow
@@ -345,7 +404,9 @@ def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path
 
     sink = Sink()
     report = send(store, start(store), picky, sink.opener, FAST)
-    assert report.exit_code == 0 and report.counts == {"sent": 1, "failed": 1}
+    # Failed with its reason and counted: a send that skipped someone is not a success.
+    assert report.exit_code == 1 and report.unsendable == 1
+    assert report.counts == {"sent": 1, "failed": 1}
     person = store.report("user1@example.org")
     assert person is not None and person["status"] == "active" and person["suppressed"] is None
 

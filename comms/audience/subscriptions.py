@@ -13,7 +13,7 @@ from comms.audience.subscriber_csv import LANGUAGES
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.core.errors import BadToken
+from comms.core.errors import BadToken, MessageError
 from comms.db.status import SubscriberStatus
 from comms.db.subscribers import Consent, NewSubscriber, Store, SubscriberError
 
@@ -81,13 +81,15 @@ class Subscriptions:
         """Record in the person's ledger that their confirmation mail could not be sent."""
         # Recorded as a bounce of the confirmation channel: the person stays pending (and is
         # purged like any unconfirmed sign-up), the record shows why no mail arrived.
-        event = Consent(
+        self.store.note(message.recipient, self._not_sent(message.message_id, error))
+
+    def _not_sent(self, message_id: str, error: str) -> Consent:
+        return Consent(
             "bounce",
             self.mailer.source,
             channel="confirmation",
-            note=f"confirmation mail {message.message_id} not sent: {error}"[:500],
+            note=f"confirmation mail {message_id} not sent: {error}"[:500],
         )
-        self.store.note(message.recipient, event)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -144,7 +146,14 @@ class Subscriptions:
             self.store.request_again(known.uid, event)
         else:
             return Requested(before, mailed=False)  # active: nothing to do, no mail
-        self.mailer.submit(self._confirmation(known.email, known.uid, message_id))
+        try:
+            confirmation = self._confirmation(known.email, known.uid, message_id)
+        except MessageError as exc:
+            # No mail can be written for this address: recorded like a failed send, and the
+            # visitor gets the usual answer rather than an error page.
+            self.store.note(known.email, self._not_sent(message_id, str(exc)))
+            return Requested(before, mailed=False)
+        self.mailer.submit(confirmation)
         return Requested(before, mailed=True)
 
     def pending(self, token: str) -> Subscriber | None:

@@ -304,6 +304,12 @@ def _print_report(config: Config, report: SendReport) -> None:
             f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
             f"fix the cause and run `comms send {slug}` again"
         )
+    if report.unsendable:
+        click.echo(
+            f"{report.unsendable} delivery(ies) failed: no message could be built or carried "
+            f"for the address; `comms status {slug}` shows why",
+            err=True,
+        )
     if report.next_attempt is not None:
         click.echo(
             f"{report.waiting} delivery(ies) wait for a retry, the next at "

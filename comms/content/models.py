@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
 )
 
+from comms.core.addresses import check_address
+
 _DATE_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _DE_DATE_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
@@ -112,6 +114,14 @@ def _url(value: Any) -> str:
     return text
 
 
+def _email(value: Any) -> str:
+    # The same check and normal form as every other address (email-validator, no DNS).
+    try:
+        return check_address(str(value).strip()).normalized
+    except ValueError as exc:
+        raise ValueError(f"not a valid e-mail address '{value}': {exc}") from None
+
+
 def _text(value: Any) -> Any:
     # YAML turns `title: 2019` into an int; a title may well be a number.
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -124,6 +134,7 @@ Moment = Annotated[datetime, BeforeValidator(_moment)]
 Day = Annotated[date, BeforeValidator(_day)]
 Url = Annotated[str, BeforeValidator(_url)]
 Text = Annotated[str, BeforeValidator(_text)]
+Email = Annotated[str, BeforeValidator(_email)]
 
 
 class _Model(BaseModel):
@@ -163,7 +174,7 @@ class Contact(_Model):
     """Who to ask about a practice."""
 
     name: Text | None = None
-    email: Text | None = None
+    email: Email | None = None
     phone: Text | None = None
 
 

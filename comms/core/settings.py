@@ -8,15 +8,21 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from comms.core.addresses import check_address
 
-def _check_email(value: str) -> str:
+
+def _check_email(value: str, sender: bool = False) -> str:
+    """The address in email-validator's normalised form; a sender's needs an ASCII local part."""
     try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        checked = check_address(value)
+    except ValueError as exc:
         raise ValueError(f"not a valid e-mail address: {exc}") from None
+    if sender and not checked.local_part.isascii():
+        # Mail from it would need SMTPUTF8 of every receiving server (RFC 6531).
+        raise ValueError("the part before the @ must be ASCII for an address we send from")
+    return checked.normalized
 
 
 def _check_https(value: str) -> str:
@@ -74,7 +80,7 @@ class Sender(_Section):
     @field_validator("address", "reply_to")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        return None if value is None else _check_email(value)
+        return None if value is None else _check_email(value, sender=True)
 
     @field_validator("list_id")
     @classmethod
@@ -202,7 +208,7 @@ class Delivery(_Section):
     rate: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)
     retry_attempts: int = Field(default=2, ge=0, le=10)
-    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    retry_backoff_seconds: float = Field(default=300.0, ge=0)
     retry_interval_minutes: float = Field(default=30.0, gt=0)
     retry_max_interval_hours: float = Field(default=4.0, gt=0)
     give_up_after_hours: float = Field(default=96.0, gt=0)
@@ -265,7 +271,7 @@ class Subscribe(_Section):
     @field_validator("confirm_address")
     @classmethod
     def _email(cls, value: str) -> str:
-        return _check_email(value)
+        return _check_email(value, sender=True)
 
     @field_validator("consent_version", "consent_text")
     @classmethod

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
+from comms.core.addresses import check_address
 from comms.core.errors import CommsError
 from comms.db.status import SubscriberStatus
 
@@ -26,10 +25,7 @@ def normalise_address(text: str) -> str:
     them keeps `Max@…` and `max@…` from becoming two subscribers who get every issue twice.
     """
     text = unicodedata.normalize("NFC", text.strip())
-    try:
-        normalized = validate_email(text, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
+    normalized = check_address(text).normalized
     return unicodedata.normalize("NFC", normalized).lower()
 
 

@@ -92,7 +92,11 @@ class Store:
     # -- reading ---------------------------------------------------------------------------
 
     def find(self, email: str) -> Subscriber | None:
-        """The subscriber with this (normalised) address, if any."""
+        """The subscriber with this address (in any spelling: `Max@Example.ORG`, A-labels)."""
+        try:
+            email = normalise_address(email)
+        except ValueError:
+            email = email.strip().lower()  # not valid: stored rows are, so it finds none
         with self.reading() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
         return Subscriber.from_row(row) if row else None

@@ -25,8 +25,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
+from comms.core.addresses import check_address
 from comms.core.config import Config
-from comms.core.errors import ConfigError, MessageError, PermanentFailure
+from comms.core.errors import ConfigError, MessageError
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.publish.render import RenderedIssue
@@ -42,8 +43,10 @@ DKIM_HEADERS = (
 #: Encoded HTML size above which Gmail's clipping (~102 KB) gets close (docs/requirements.md E17).
 CLIP_SIZE = 90_000
 _PLACEHOLDER = re.compile(f"({re.escape(UNSUBSCRIBE_URL)}|{re.escape(PREFERENCES_URL)})")
-# An ASCII addr-spec without anything that could break out of a header (CR, LF, <, >, space).
-_ADDR = re.compile(r"[!#-'*+/-9=?A-Z^-~.]+@[A-Za-z0-9.-]+")
+#: RFC 5321 dot-atom local part @ LDH host name: the addresses that need no further check.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_ADDR = re.compile(rf"(?=.{{1,64}}@){_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})+")
 _ATOM_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 
 
@@ -86,24 +89,38 @@ def _idna_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def ascii_address(address: str) -> str:
-    """`address` with an IDNA domain; PermanentFailure when it needs SMTPUTF8 or is unsafe."""
-    local, _, domain = address.rpartition("@")
+def sendable_address(address: str) -> str:
+    """`address` as it goes into the envelope and `To:`: the domain as A-labels (IDNA).
+
+    A plain dot-atom address (RFC 5321: `hans-peter@…`, `o'brien@…`, 64-character local
+    parts) passes as it is; anything else goes through email-validator. A non-ASCII local part
+    stays UTF-8: the transport then needs SMTPUTF8 (RFC 6531). MessageError for an address
+    that is not valid at all.
+    """
+    if len(address) <= 254 and _PLAIN_ADDR.fullmatch(address):
+        return address
     try:
-        result = f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        result = address
-    if not _ADDR.fullmatch(result) or result.startswith(".") or ".." in result:
-        raise PermanentFailure(f"cannot send to {address!r}: not a plain ASCII address")
-    return result
+        checked = check_address(address)
+    except ValueError as exc:
+        raise MessageError(f"cannot send to {address!r}: {exc}") from None
+    return f"{checked.local_part}@{checked.ascii_domain}"
+
+
+def needs_smtputf8(address: str) -> bool:
+    """Whether `address` (as `sendable_address` returns it) can only travel with SMTPUTF8."""
+    return not address.isascii()
 
 
 def _configured_address(key: str, address: str) -> str:
-    """A configured address in ASCII form; ConfigError naming `key` if it needs SMTPUTF8."""
+    """A configured address in sendable form; ConfigError naming `key` if it is not valid."""
     try:
-        return ascii_address(address)
-    except PermanentFailure:
-        raise ConfigError([f"'{key}': {address!r} is not a plain ASCII address"]) from None
+        result = sendable_address(address)
+    except MessageError as exc:
+        raise ConfigError([f"'{key}': {exc}"]) from None
+    if needs_smtputf8(result):
+        # Every receiving server would need SMTPUTF8 for a mail from it: refused up front.
+        raise ConfigError([f"'{key}': {address!r} needs SMTPUTF8; use an ASCII local part"])
+    return result
 
 
 def bounce_domain(config: Config, sender: str) -> str | None:
@@ -243,6 +260,14 @@ class MessageFactory:
         digest = hashlib.blake2b(f"{self.slug}/{uid}".encode(), digest_size=12).hexdigest()
         return f"<{self.slug}.{digest}@{self.host}>"
 
+    def _to_header(self, recipient: Recipient, address: str) -> bytes:
+        """The `To:` value; a non-ASCII local part goes in as UTF-8 (RFC 6532, with SMTPUTF8)."""
+        if address.isascii():
+            return self._to(recipient, address)
+        # The name is written around a stand-in address, which the real one then replaces.
+        stand_in = "x@stand-in.invalid"
+        return self._to(recipient, stand_in).replace(stand_in.encode(), address.encode())
+
     def _to(self, recipient: Recipient, address: str) -> bytes:
         name = " ".join(recipient.name.split()) if recipient.name else ""
         if not name:
@@ -285,8 +310,8 @@ class MessageFactory:
         return verp_address(self.secret, recipient.delivery_id, local_part, self.bounce_domain)
 
     def build(self, recipient: Recipient, message_id: str | None = None) -> OutgoingMessage:
-        """The finished bytes for one recipient (PermanentFailure for an unusable address)."""
-        address = ascii_address(recipient.email)
+        """The finished bytes for one recipient (MessageError for an unusable address)."""
+        address = sendable_address(recipient.email)
         unsubscribe = self._unsubscribe + make_token(self.secret, "unsubscribe", recipient.uid)
         preferences = self._preferences + make_token(self.secret, "preferences", recipient.uid)
         links = {
@@ -295,7 +320,7 @@ class MessageFactory:
         }
         message_id = message_id or self.message_id(recipient.uid)
         values = [
-            self._to(recipient, address),
+            self._to_header(recipient, address),
             message_id.encode("ascii"),
             b"<" + unsubscribe.encode("ascii") + b">" + self._mailto,
         ]
@@ -344,11 +369,14 @@ def build_transactional(
     A separate stream from the newsletter (docs/requirements.md E20): its own From, no list
     headers, no tracking; Date is aware, the Message-ID random under the site's host.
     """
-    sender = ascii_address(config.settings.subscribe.confirm_address)
-    recipient = ascii_address(to)
+    confirm_address = config.settings.subscribe.confirm_address
+    sender = _configured_address("subscribe.confirm_address", confirm_address)
+    recipient = sendable_address(to)
     when = date if date is not None else datetime.now(config.tz)
     message_id = message_id or new_message_id(config)
-    msg = EmailMessage(policy=POLICY)
+    # A UTF-8 local part is written as it is (RFC 6532); the transport then needs SMTPUTF8.
+    policy = POLICY.clone(utf8=True) if needs_smtputf8(recipient) else POLICY
+    msg = EmailMessage(policy=policy)
     local, _, domain = sender.rpartition("@")
     try:
         msg["Date"] = format_datetime(when)
@@ -365,6 +393,6 @@ def build_transactional(
         message_id=message_id,
         envelope_from=sender,
         recipient=recipient,
-        data=msg.as_bytes(policy=POLICY),
+        data=msg.as_bytes(policy=policy),
         key=message_id.strip("<>"),
     )

@@ -11,6 +11,30 @@ from comms.core.errors import DeliveryError, PermanentFailure, PolicyRejection, 
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
+# Reply texts that are about our pace or volume, not about one recipient: Postfix's "too many
+# connections/messages", Exim's "rate limit exceeded", Microsoft's "throttled", "slow down".
+_SLOW_DOWN_TEXT = re.compile(
+    r"too many (?:connections|concurrent|sessions|messages|mails|e-?mails)|too fast"
+    r"|slow(?:ing)? down|rate[- ]?limit|throttl|sending rate|(?:rate|limit) (?:is )?exceeded"
+    r"|unusual rate",
+    re.IGNORECASE,
+)
+
+
+def asks_to_slow_down(error: DeliveryError) -> bool:
+    """Whether a temporary failure concerns the sender's pace rather than one recipient.
+
+    421 at any stage (the server closes the session: busy, too many connections), HTTP 429,
+    Gmail's 4.7.28 (unusual rate), or a reply that asks to slow down or reports too many
+    connections or messages. A greylisting `451 4.7.1 try again later` at RCPT and other
+    per-recipient deferrals (a full mailbox, 4.2.x, 4.4.x) are not: they are retried later
+    without slowing the others down.
+    """
+    if error.code in (421, 429) or error.enhanced == "4.7.28":
+        return True
+    return error.code is not None and bool(_SLOW_DOWN_TEXT.search(str(error)))
+
+
 def _names_address(code: int, enhanced: str | None) -> bool:
     """A refusal of the recipient address itself: 5.1.x (address), 5.2.x (mailbox), or
     without an enhanced code 550/551/553 (RFC 5321 §4.2.3)."""

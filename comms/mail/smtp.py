@@ -14,8 +14,21 @@ import ssl
 from functools import cache
 from typing import Literal
 
-from comms.core.errors import DeliveryError, PolicyRejection, TemporaryFailure, Unreachable
+from comms.core.errors import (
+    DeliveryError,
+    MessageError,
+    PolicyRejection,
+    TemporaryFailure,
+    Unreachable,
+)
 from comms.mail.replies import classify
+
+
+class NeedsSmtpUtf8(MessageError):
+    """The address has a non-ASCII local part and the server does not offer SMTPUTF8.
+
+    Final for this delivery, but no bounce: no server refused the address, ours cannot carry it.
+    """
 
 
 class _Dropped(Exception):
@@ -151,8 +164,17 @@ class SmtpTransport:
 
     def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, payload: bytes) -> None:
         """MAIL, RCPT, DATA (pipelined when offered, RFC 2920), then the body and its reply."""
+        options = b""
+        if not (sender + rcpt).isascii():
+            # RFC 6531: a UTF-8 address needs SMTPUTF8 (and the 8-bit headers 8BITMIME).
+            if not conn.has_extn("smtputf8"):
+                raise NeedsSmtpUtf8(
+                    f"cannot send to {rcpt}: its local part is not ASCII and {self._where} "
+                    "does not offer SMTPUTF8"
+                )
+            options = b" SMTPUTF8" + (b" BODY=8BITMIME" if conn.has_extn("8bitmime") else b"")
         commands: list[tuple[bytes, str, tuple[int, ...]]] = [
-            (b"MAIL FROM:<%s>\r\n" % sender.encode(), "MAIL FROM", (250,)),
+            (b"MAIL FROM:<%s>%s\r\n" % (sender.encode(), options), "MAIL FROM", (250,)),
             (b"RCPT TO:<%s>\r\n" % rcpt.encode(), "RCPT TO", (250, 251)),
             (b"DATA\r\n", "DATA", (354,)),
         ]

@@ -87,6 +87,9 @@ class SendReport:
     idle: bool = False
     #: Why the web archive could not be brought up to date before the first mail, if it could not.
     archive_problem: str | None = None
+    #: Deliveries of this run failed because no message could be built or carried for the
+    #: address (invalid, or UTF-8 for a server without SMTPUTF8); see `comms status ISSUE`.
+    unsendable: int = 0
 
     @property
     def waiting(self) -> int:
@@ -95,10 +98,13 @@ class SendReport:
 
     @property
     def exit_code(self) -> int:
-        """1 when stopped, 3 when some deliveries wait for a retry, 0 when all are final."""
+        """1 when stopped, 3 when some deliveries wait for a retry, else 1 when some could not
+        be sent at all (a send that silently skipped people is no success), else 0."""
         if self.stopped:
             return 1
-        return 3 if self.waiting else 0
+        if self.waiting:
+            return 3
+        return 1 if self.unsendable else 0
 
 
 class CampaignChanged(CommsError):
@@ -175,6 +181,7 @@ def send(
         stopped=run.stopped,
         next_attempt=ledger.next_attempt(campaign.id) if left else None,
         resumed=resumed,
+        unsendable=run.unsendable,
     )
 
 

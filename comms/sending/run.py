@@ -26,6 +26,7 @@ from comms.db.ledger import Campaign
 from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
+from comms.mail.replies import asks_to_slow_down
 from comms.mail.transports import Transport
 from comms.sending.ports import SendLedger, SuppressionCheck
 from comms.sending.recorder import Recorder
@@ -41,13 +42,6 @@ IN_RUN_MAX_WAIT = 60.0
 BOUNCE_BREAKER = 10
 
 
-def _too_fast(error: DeliveryError) -> bool:
-    """A deferral that asks us to slow down: 421 (service busy), 4.7.x (rate or reputation
-    limits such as Gmail's 4.7.28), 452 4.5.3 (too many recipients), HTTP 429."""
-    enhanced = error.enhanced or ""
-    return error.code in (421, 429) or enhanced.startswith("4.7.") or enhanced == "4.5.3"
-
-
 @dataclass(frozen=True)
 class SendOptions:
     """Pacing and retry parameters of one run (from the `delivery` config section)."""
@@ -56,7 +50,7 @@ class SendOptions:
     rate: float = 0.0
     batch_size: int = 500
     retry_attempts: int = 2
-    retry_backoff: float = 2.0
+    retry_backoff: float = 300.0
     retry_interval: timedelta = timedelta(minutes=30)
     retry_max_interval: timedelta = timedelta(hours=4)
     give_up_after: timedelta = timedelta(hours=96)
@@ -112,14 +106,16 @@ class Run:
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
         self.recorder = Recorder(ledger.writer(f"send {campaign.slug}"))
-        self.bucket = TokenBucket(options.rate)
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
+        self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
         self.stopped: str | None = None
         self.in_flight = 0
         self.retry_at: dict[int, float] = {}  # delivery id → monotonic due time (in-run)
-        self.in_run_tries: dict[int, int] = {}
         self.done: dict[str, int] = {}
+        #: Deliveries failed because no message could be built or carried for the address.
+        self.unsendable = 0
         self.connection_failures = 0
         self.bounces_in_row = 0
         #: Stopped for a reason only a person can fix: the campaign is marked `paused`.
@@ -209,10 +205,12 @@ class Run:
                 Recipient(item.uid, item.email, item.name, item.language, item.delivery_id)
             )
         except (PermanentFailure, MessageError) as exc:
-            # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
-            # for this delivery, but no bounce, as no server has refused it.
-            return Outcome(item.delivery_id, DeliveryStatus.FAILED, error=str(exc)), transport
+            # This address cannot be written into a message: final for this delivery, but no
+            # bounce, as no server has refused it.
+            return self.unsendable_outcome(item, exc), transport
         self.bucket.acquire()
+        if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
+            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False), transport
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)
@@ -229,9 +227,11 @@ class Run:
             return self.reject(item, exc), transport
         except PermanentFailure as exc:
             return self.bounce(item, message.message_id, exc), transport
+        except MessageError as exc:  # e.g. a UTF-8 address and a server without SMTPUTF8
+            return self.unsendable_outcome(item, exc), transport
         except (TemporaryFailure, OSError) as exc:
             error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
-            if _too_fast(error):
+            if asks_to_slow_down(error):
                 self.bucket.slow_down()
             if error.code is None or error.ambiguous:
                 if transport is not None:
@@ -247,6 +247,12 @@ class Run:
             self.connection_failures = self.bounces_in_row = 0
         self.bucket.speed_up()
         return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
+
+    def unsendable_outcome(self, item: Claimed, exc: CommsError) -> Outcome:
+        """`failed` with the reason, counted: `comms send` must not pass it over as success."""
+        with self.lock:
+            self.unsendable += 1
+        return Outcome(item.delivery_id, DeliveryStatus.FAILED, error=str(exc))
 
     def retry(self, item: Claimed, message_id: str, exc: DeliveryError) -> Outcome:
         """Schedule a temporary failure: soon within this run, later after that, or give up."""
@@ -273,24 +279,23 @@ class Run:
                 # Keeps the dispatcher claiming until the recorder has handed the row back.
                 self.retry_at[item.delivery_id] = time.monotonic()
             return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
-        with self.lock:
-            tries = self.in_run_tries.get(item.delivery_id, 0)
-            delay = opts.retry_backoff * 2**tries * random.uniform(0.8, 1.2)
-            if exc.retry_after:
-                delay = max(delay, exc.retry_after)
-            if tries < opts.retry_attempts and delay <= IN_RUN_MAX_WAIT:
-                self.in_run_tries[item.delivery_id] = tries + 1
-                self.retry_at[item.delivery_id] = time.monotonic() + delay
-                due = now + timedelta(seconds=delay)
-                return Outcome(item.delivery_id, status, message_id, str(exc), due)
-        later = max(0, item.attempts - opts.retry_attempts)
-        wait = min(opts.retry_interval * 2**later, opts.retry_max_interval)
-        wait = wait * random.uniform(0.9, 1.1)
-        if exc.retry_after:
-            wait = max(wait, timedelta(seconds=exc.retry_after))
-        if now + wait > item.queued_at + opts.give_up_after:
+        # The first retries wait `retry_backoff` (doubled each time), the later ones
+        # `retry_interval` (doubled up to `retry_max_interval`); jitter spreads them out.
+        if item.attempts < opts.retry_attempts:
+            delay = opts.retry_backoff * 2**item.attempts * random.uniform(0.8, 1.2)
+        else:
+            later = opts.retry_interval * 2 ** (item.attempts - opts.retry_attempts)
+            delay = min(later, opts.retry_max_interval).total_seconds() * random.uniform(0.9, 1.1)
+        delay = max(delay, exc.retry_after or 0.0)
+        due = now + timedelta(seconds=delay)
+        if due > item.queued_at + opts.give_up_after:
             return give_up
-        return Outcome(item.delivery_id, status, message_id, str(exc), now + wait)
+        if delay <= IN_RUN_MAX_WAIT:
+            # Due soon: this run takes it again when the time comes, sending the others
+            # meanwhile; a longer wait is left to a later run (the scheduler's retry pass).
+            with self.lock:
+                self.retry_at[item.delivery_id] = time.monotonic() + delay
+        return Outcome(item.delivery_id, status, message_id, str(exc), due)
 
     # -- dispatcher ------------------------------------------------------------------------
 
