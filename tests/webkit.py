@@ -27,6 +27,8 @@ from .conftest import ROOT
 SECRET = "web-test-secret-0123456789abcdef"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")
+DATA_RE = re.compile(r"https://newsletter\.example\.org(/my-data/[A-Za-z0-9_.-]+)")
+PREFS_RE = re.compile(r"https://newsletter\.example\.org(/preferences/[A-Za-z0-9_.-]+)")
 
 
 def make_config(folder: Path, transport: str, **overrides: Any) -> Config:
@@ -62,14 +64,22 @@ class Web:
             parsed.append(msg)
         return parsed
 
-    def confirm_path(self, index: int = -1) -> str:
-        """The path of the confirmation link in a sent mail."""
+    def link_path(self, pattern: re.Pattern[str], index: int = -1) -> str:
+        """The path of the first link matching `pattern` in a sent mail's plain text."""
         mail = self.mails()[index]
         text = mail.get_body(("plain",))
         assert text is not None
-        found = CONFIRM_RE.search(text.get_content())
+        found = pattern.search(text.get_content())
         assert found, text.get_content()
         return found.group(1)
+
+    def confirm_path(self, index: int = -1) -> str:
+        """The path of the confirmation link in a sent mail."""
+        return self.link_path(CONFIRM_RE, index)
+
+    def data_link(self, index: int = -1) -> str:
+        """The path of a mailed export or erasure link."""
+        return self.link_path(DATA_RE, index)
 
     def csrf(self, path: str = "/subscribe") -> str:
         """The CSRF token of the form at `path`."""
@@ -78,9 +88,11 @@ class Web:
         return found.group(1)
 
     def sign_up(self, email: str, **fields: Any) -> Any:
-        """POST the sign-up form as a browser would."""
+        """POST the sign-up form as a browser would, then wait for the background work."""
         data = {"email": email, "csrf_token": self.csrf(), **fields}
-        return self.client.post("/subscribe", data=data)
+        response = self.client.post("/subscribe", data=data)
+        self.mailer.join()
+        return response
 
 
 @contextmanager
@@ -89,7 +101,8 @@ def open_web(folder: Path, **overrides: Any) -> Iterator[Web]:
     name = "web-" + secrets.token_hex(4)
     config = make_config(folder, f"memory://{name}", **overrides)
     store = open_store(config)
-    mailer = Mailer(config)
+    # Deferred sign-ups wait a moment only: the tests wait for them (`join`) anyway.
+    mailer = Mailer(config, settle=0.01)
     subs = Subscriptions(config, store, mailer)
     app = create_app(folder / "public", config, subs)
     try:
