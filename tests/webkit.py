@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from comms.audience.subscriptions import Mailer, Subscriptions
 from comms.core.config import Config, load_config
-from comms.db.subscribers import Store, open_store
+from comms.db.subscribers import Store, Subscriber, open_store
 from comms.mail.transports import SentMessage, memory_outbox
 from comms.web.app import create_app
 
@@ -87,6 +87,14 @@ class Web:
         assert found
         return found.group(1)
 
+    def activate(self, email: str) -> Subscriber:
+        """Sign `email` up and confirm it through the mailed link; the active subscriber."""
+        assert self.sign_up(email).status_code == 200
+        assert self.client.post(self.confirm_path()).status_code == 200
+        person = self.store.find(email)
+        assert person is not None and person.status == "active"
+        return person
+
     def sign_up(self, email: str, **fields: Any) -> Any:
         """POST the sign-up form as a browser would, then wait for the background work."""
         data = {"email": email, "csrf_token": self.csrf(), **fields}
@@ -96,13 +104,13 @@ class Web:
 
 
 @contextmanager
-def open_web(folder: Path, **overrides: Any) -> Iterator[Web]:
-    """A fresh app on its own database and in-memory outbox (config overrides as keywords)."""
+def open_web(folder: Path, settle: float = 0.01, **overrides: Any) -> Iterator[Web]:
+    """A fresh app on its own database and in-memory outbox (config overrides as keywords);
+    deferred sign-ups wait `settle` seconds (the tests wait for them anyway)."""
     name = "web-" + secrets.token_hex(4)
     config = make_config(folder, f"memory://{name}", **overrides)
     store = open_store(config)
-    # Deferred sign-ups wait a moment only: the tests wait for them (`join`) anyway.
-    mailer = Mailer(config, settle=0.01)
+    mailer = Mailer(config, settle=settle)
     subs = Subscriptions(config, store, mailer)
     app = create_app(folder / "public", config, subs)
     try:
