@@ -5,7 +5,6 @@ the one-click unsubscribe, and links in mails already sent keep working for what
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -16,22 +15,15 @@ from comms.mail.tokens import make_token, read_link
 
 from .ledgerkit import run_cli
 from .schedkit import ISSUE, SECRET, open_site, outbox, with_subscribers
-from .webkit import PREFS_RE, Web, open_web
+from .webkit import PREFS_RE, Web, h1, open_web
 
 ADDRESS = "erika.muster@example.org"
-H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
 
 
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[Web]:
     with open_web(tmp_path) as kit:
         yield kit
-
-
-def h1(response: object) -> str:
-    found = H1_RE.search(response.get_data(as_text=True))  # type: ignore[attr-defined]
-    assert found
-    return found.group(1)
 
 
 def test_a_forwarded_newsletter_hands_out_no_data(web: Web) -> None:

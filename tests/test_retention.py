@@ -73,6 +73,8 @@ def test_housekeeping_reduces_unsubscribed_people_after_the_retention_time(
         carla = store.find("carla@example.org")
         assert carla is not None and carla.status == "active"
         assert store.ledger.campaign(ISSUE) is not None  # the anonymous counts stay
+        code, out, _ = run_cli(site_copy, "subscribers", "show", "anna@example.org")
+        assert code == 0 and "status:       reduced" in out and "consent ledger (2):" in out
         # Reduced records are not subscribers: the export leaves them out.
         code, out, _ = run_cli(site_copy, "subscribers", "export")
         assert code == 0 and "reduced.invalid" not in out and "bernd@example.org" in out

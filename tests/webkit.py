@@ -26,6 +26,7 @@ from .conftest import ROOT
 
 SECRET = "web-test-secret-0123456789abcdef"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
 CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")
 DATA_RE = re.compile(r"https://newsletter\.example\.org(/my-data/[A-Za-z0-9_.-]+)")
 PREFS_RE = re.compile(r"https://newsletter\.example\.org(/preferences/[A-Za-z0-9_.-]+)")
@@ -101,6 +102,13 @@ class Web:
         response = self.client.post("/subscribe", data=data)
         self.mailer.join()
         return response
+
+
+def h1(response: Any) -> str:
+    """The page heading of a response."""
+    found = H1_RE.search(response.get_data(as_text=True))
+    assert found
+    return str(found.group(1))
 
 
 @contextmanager

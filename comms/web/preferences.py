@@ -90,7 +90,18 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
         )
         return settings_page(token, updated or person, saved=True)
 
-    def mailed(person: Subscriber) -> Response:
+    #: The URL's word for each data request: export and erasure ("delete").
+    requests = {"export": "export", "delete": "erase"}
+
+    @app.post("/preferences/<token>/<any(export, delete):action>")
+    def data_request(token: str, action: str) -> Response:
+        person = checked(token)
+        if isinstance(person, Response):
+            return person
+        if action == "delete" and request.form.get("really") != "yes":
+            error = _("Please tick the box to confirm that all your data should be deleted.")
+            return settings_page(token, person, 400, error=error)
+        subs.request_data_link(token, requests[action])
         minutes = subs.config.settings.subscribe.data_link_minutes
         return notice(
             _("Please check your e-mail"),
@@ -101,25 +112,6 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
             % {"address": person.email, "minutes": minutes},
             _("Nothing happens until you use that link."),
         )
-
-    @app.post("/preferences/<token>/export")
-    def export(token: str) -> Response:
-        person = checked(token)
-        if isinstance(person, Response):
-            return person
-        subs.request_data_link(token, "export")
-        return mailed(person)
-
-    @app.post("/preferences/<token>/delete")
-    def delete(token: str) -> Response:
-        person = checked(token)
-        if isinstance(person, Response):
-            return person
-        if request.form.get("really") != "yes":
-            error = _("Please tick the box to confirm that all your data should be deleted.")
-            return settings_page(token, person, 400, error=error)
-        subs.request_data_link(token, "erase")
-        return mailed(person)
 
     @app.post("/preferences/<token>/revoke")
     def revoke(token: str) -> Response:
