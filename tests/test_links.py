@@ -152,3 +152,19 @@ def test_the_next_newsletter_carries_the_current_link_version(
         "Bernd <bernd@example.org>": 0,
         "Carla <carla@example.org>": 0,
     }
+
+
+def test_revoke_links_from_the_command_line(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
+    with_subscribers(site_copy)
+    code, out, _ = run_cli(site_copy, "subscribers", "revoke-links", "Anna@example.org")
+    assert (code, out) == (
+        0,
+        "logged out all links of anna@example.org (key version 1): earlier settings, export "
+        "and erasure links no longer work; the next newsletter carries new ones; unsubscribe "
+        "links keep working\n",
+    )
+    code, _, err = run_cli(site_copy, "subscribers", "revoke-links", "niemand@example.org")
+    assert (code, err) == (1, "error: niemand@example.org is not a subscriber\n")

@@ -290,6 +290,17 @@ def sign_up_by_admin(config: Config, store: Store, person: NewSubscriber) -> Req
     return subscriptions.request(form, Visitor(source, channel="cli"))
 
 
+def revoke_links_by_admin(store: Store, email: str) -> int:
+    """Log out all links of a person on their behalf (a leaked link); the new key version.
+
+    No mail goes out: the next newsletter carries links of the new version.
+    """
+    person = store.find(email)
+    if person is None:
+        raise SubscriberError(f"{email} is not a subscriber")
+    return store.links.revoke(person.id, now_utc())
+
+
 def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> Subscriber:
     """Unsubscribe a person on their behalf (a letter, a phone call): channel `admin`."""
     person = store.find(email)
@@ -316,6 +327,7 @@ __all__ = [
     "Visitor",
     "purge_unconfirmed",
     "reduce_ended",
+    "revoke_links_by_admin",
     "sign_up_by_admin",
     "unsubscribe_by_admin",
 ]

@@ -1,4 +1,5 @@
-"""The `subscribers` group: add, import, export, show, remove, purge, unsubscribe."""
+"""The `subscribers` group: add, import, export, show, remove, purge, unsubscribe,
+revoke-links."""
 
 from __future__ import annotations
 
@@ -241,3 +242,23 @@ def subscribers_unsubscribe(state: State, address: str, note: str | None) -> Non
     finally:
         store.close()
     click.echo(f"unsubscribed {email} (channel admin)")
+
+
+@subscribers.command("revoke-links")
+@click.argument("address")
+@click.pass_obj
+def subscribers_revoke_links(state: State, address: str) -> None:
+    """Log out all links of a person: earlier settings and data links stop working."""
+    from comms.audience.subscriptions import revoke_links_by_admin
+
+    email = _address(address)
+    store = _open_store(state.config())
+    try:
+        version = revoke_links_by_admin(store, email)
+    finally:
+        store.close()
+    click.echo(
+        f"logged out all links of {email} (key version {version}): earlier settings, export "
+        "and erasure links no longer work; the next newsletter carries new ones; unsubscribe "
+        "links keep working"
+    )
