@@ -120,3 +120,21 @@ def test_a_reduced_person_keeps_working_links_may_come_back_and_be_erased(web: W
         "consent": [],
         "deliveries": [],
     }
+
+
+def test_reduce_from_the_command_line(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
+    with_subscribers(site_copy)
+    assert run_cli(site_copy, "subscribers", "unsubscribe", "anna@example.org")[0] == 0
+    code, out, _ = run_cli(site_copy, "subscribers", "reduce")
+    assert (code, out) == (
+        0,
+        "reduced 0 subscription(s) ended more than 30 day(s) ago to the proof of consent\n",
+    )
+    code, out, _ = run_cli(site_copy, "subscribers", "reduce", "--days", "0")
+    assert (code, out) == (
+        0,
+        "reduced 1 subscription(s) ended more than 0 day(s) ago to the proof of consent\n",
+    )
+    shown = run_cli(site_copy, "subscribers", "show", "anna@example.org", "--json")[1]
+    assert '"status": "reduced"' in shown and "Anna" not in shown

@@ -1,4 +1,4 @@
-"""The `subscribers` group: add, import, export, show, remove, purge, unsubscribe,
+"""The `subscribers` group: add, import, export, show, remove, purge, reduce, unsubscribe,
 revoke-links."""
 
 from __future__ import annotations
@@ -225,6 +225,30 @@ def subscribers_purge(state: State, days: int | None) -> None:
         store.close()
     shown = config.settings.subscribe.purge_pending_days if days is None else days
     click.echo(f"purged {removed} unconfirmed sign-up(s) older than {shown} day(s)")
+
+
+@subscribers.command("reduce")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Reduce subscriptions ended this many days ago (default: subscribe.retention_days).",
+)
+@click.pass_obj
+def subscribers_reduce(state: State, days: int | None) -> None:
+    """Reduce ended subscriptions to the proof of consent (retention, as the daily job does)."""
+    from comms.audience.subscriptions import reduce_ended
+
+    config = state.config()
+    store = _open_store(config)
+    try:
+        reduced = reduce_ended(config, store, days=days)
+    finally:
+        store.close()
+    shown = config.settings.subscribe.retention_days if days is None else days
+    click.echo(
+        f"reduced {reduced} subscription(s) ended more than {shown} day(s) ago to the proof "
+        "of consent"
+    )
 
 
 @subscribers.command("unsubscribe")
