@@ -22,7 +22,6 @@ from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
 from comms.web.guard import CsrfGuard, RateLimiter
-from comms.web.notices import CSP as CSP
 from comms.web.notices import Button, _, bad_link, notice, page, site_root
 from comms.web.preferences import add_preference_routes
 
