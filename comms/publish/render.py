@@ -188,12 +188,12 @@ def render_link_mail(
     language = config.settings.site.language
     subject, asked, button = (translate(language, text) for text in LINK_MAILS[kind])
     paragraphs = [asked]
-    if minutes is not None:
+    if minutes is not None:  # a link that acts once; nothing has happened yet
         once = translate(language, "The link works once, for %(minutes)s minutes.")
         paragraphs.append(once % {"minutes": minutes})
-    paragraphs.append(
-        translate(language, "If you did not ask for this, ignore this e-mail: nothing happens.")
-    )
+        paragraphs.append(
+            translate(language, "If you did not ask for this, ignore this e-mail: nothing happens.")
+        )
     context = {
         **base_context(config),
         "title": subject,
