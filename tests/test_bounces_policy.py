@@ -20,7 +20,6 @@ from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.db.subscribers import NewSubscriber, Store, open_store
 from comms.db.tables import deliveries, subscribers
-from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.web.app import create_app, listen
 
@@ -117,14 +116,14 @@ def test_maildir_fetch_suppresses_hard_bounces_and_complaints_only(
     ]
     code, out, _ = run_cli(tmp_path, "subscribers", "show", "user0@example.org")
     assert "bounces and complaints (1):" in out and f"hard 5.1.1 via dsn ({ISSUE})" in out
-    # The GDPR export (POST /preferences/TOKEN/export) carries the same record.
+    # The GDPR export (through the link mailed from the settings page) carries the same record.
     config = configure(tmp_path)
     store, mailer = open_store(config), Mailer(config)
     try:
         subs = Subscriptions(config, store, mailer)
         person = store.find("user0@example.org")
         assert person is not None
-        exported = subs.export(make_token(SECRET, "preferences", person.uid))
+        exported = subs.report(person)
         assert exported is not None and exported["bounces"][0]["status"] == "5.1.1"
     finally:
         mailer.close()

@@ -55,3 +55,24 @@ def test_a_mail_that_cannot_be_sent_is_recorded_in_the_ledger(tmp_path: Path) ->
     assert "550" in report["consent"][-1]["note"]
     assert report["status"] == "pending"
     subs.store.close()
+
+
+def test_deferred_work_waits_survives_errors_and_is_not_lost_at_shutdown(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "memory://deferred")
+    mailer = Mailer(config, settle=0.2)
+    done: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    start = time.monotonic()
+    mailer.defer(lambda: done.append("first"))
+    mailer.defer(fail)
+    mailer.defer(lambda: done.append("after the failure"))
+    mailer.join()
+    assert done == ["first", "after the failure"]
+    assert time.monotonic() - start >= 0.2  # after the answer went out, not during it
+    mailer.settle = 60.0
+    mailer.defer(lambda: done.append("at shutdown"))
+    mailer.close()  # does not wait a minute, does not drop the task
+    assert done[-1] == "at shutdown"

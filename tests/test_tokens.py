@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from comms.core.errors import BadToken
-from comms.mail.tokens import make_token, read_token
+from comms.mail.tokens import PERMANENT, Link, make_token, read_link, read_token
 
 
 def test_round_trip_and_short() -> None:
@@ -51,3 +51,28 @@ def test_unsafe_uids_and_missing_secret() -> None:
         make_token("s", "unsubscribe", "a/b")
     with pytest.raises(ValueError, match="COMMS_SECRET_KEY"):
         make_token("", "unsubscribe", "a")
+
+
+def test_each_purpose_carries_what_fits() -> None:
+    # Preferences: permanent, versioned; version 0 is the form of links sent before versions.
+    legacy = make_token("s3cret", "preferences", "u1")
+    assert read_link("s3cret", "preferences", legacy) == Link("u1", 0)
+    assert read_link("s3cret", "preferences", make_token("s3cret", "preferences", "u1", 3)) == (
+        Link("u1", 3)
+    )
+    # Export and erasure: timed, versioned, with the nonce of their single-use record.
+    data = make_token("s3cret", "export", "u1", 2, "n0nce")
+    assert read_link("s3cret", "export", data, max_age=60) == Link("u1", 2, "n0nce")
+    for other in ("erase", "preferences", "unsubscribe", "confirm"):
+        with pytest.raises(BadToken):
+            read_link("s3cret", other, data)
+    with pytest.raises(ValueError, match="not URL-safe"):
+        make_token("s3cret", "erase", "u1", 0, "a.b")
+    with pytest.raises(ValueError, match="unknown token purpose"):
+        make_token("s3cret", "everything", "u1")
+    assert PERMANENT == {"unsubscribe", "preferences"}
+
+
+def test_the_unsubscribe_token_carries_no_version() -> None:
+    # It must work forever, whatever happens to the person's other links.
+    assert make_token("s3cret", "unsubscribe", "u1", 5) == make_token("s3cret", "unsubscribe", "u1")

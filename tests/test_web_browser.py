@@ -78,7 +78,12 @@ def test_sign_up_confirm_preferences_unsubscribe_in_chromium(
     assert page.locator("h1").inner_text() == "Vielen Dank!"
     check(page, hosts)
 
-    page.get_by_role("link", name="Einstellungen ändern").click()
+    # The confirmation page links to no settings (issue 14): they come with the newsletter.
+    assert page.get_by_role("link", name="Einstellungen ändern").count() == 0
+    person = web.store.find("browser@example.org")
+    assert person is not None
+    settings = f"{base}/preferences/{web.subs.preferences_token(person)}"
+    page.goto(settings)
     assert page.locator("h1").inner_text() == "Newsletter-Einstellungen"
     assert page.get_by_label("Arbeit und Ausbildung").is_checked()
     check(page, hosts)
@@ -88,6 +93,13 @@ def test_sign_up_confirm_preferences_unsubscribe_in_chromium(
     check(page, hosts)
     person = web.store.find("browser@example.org")
     assert person is not None and person.regions == ("weser-ems",)
+    page.get_by_role("button", name="Link zum Herunterladen schicken").click()
+    assert page.locator("h1").inner_text() == "Bitte sehen Sie in Ihr E-Mail-Postfach"
+    check(page, hosts)
+    page.goto(base + web.data_link())
+    assert page.locator("h1").inner_text() == "Ihre Daten herunterladen"
+    check(page, hosts)
+    page.goto(settings)
 
     page.get_by_role("link", name="Newsletter abbestellen").click()
     assert page.locator("h1").inner_text() == "Newsletter abbestellen"

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from comms.audience.subscriptions import Mailer, Subscriptions
 from comms.core.config import Config, load_config
-from comms.db.subscribers import Store, open_store
+from comms.db.subscribers import Store, Subscriber, open_store
 from comms.mail.transports import SentMessage, memory_outbox
 from comms.web.app import create_app
 
@@ -26,7 +26,10 @@ from .conftest import ROOT
 
 SECRET = "web-test-secret-0123456789abcdef"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
 CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")
+DATA_RE = re.compile(r"https://newsletter\.example\.org(/my-data/[A-Za-z0-9_.-]+)")
+PREFS_RE = re.compile(r"https://newsletter\.example\.org(/preferences/[A-Za-z0-9_.-]+)")
 
 
 def make_config(folder: Path, transport: str, **overrides: Any) -> Config:
@@ -62,14 +65,22 @@ class Web:
             parsed.append(msg)
         return parsed
 
-    def confirm_path(self, index: int = -1) -> str:
-        """The path of the confirmation link in a sent mail."""
+    def link_path(self, pattern: re.Pattern[str], index: int = -1) -> str:
+        """The path of the first link matching `pattern` in a sent mail's plain text."""
         mail = self.mails()[index]
         text = mail.get_body(("plain",))
         assert text is not None
-        found = CONFIRM_RE.search(text.get_content())
+        found = pattern.search(text.get_content())
         assert found, text.get_content()
         return found.group(1)
+
+    def confirm_path(self, index: int = -1) -> str:
+        """The path of the confirmation link in a sent mail."""
+        return self.link_path(CONFIRM_RE, index)
+
+    def data_link(self, index: int = -1) -> str:
+        """The path of a mailed export or erasure link."""
+        return self.link_path(DATA_RE, index)
 
     def csrf(self, path: str = "/subscribe") -> str:
         """The CSRF token of the form at `path`."""
@@ -77,19 +88,37 @@ class Web:
         assert found
         return found.group(1)
 
+    def activate(self, email: str) -> Subscriber:
+        """Sign `email` up and confirm it through the mailed link; the active subscriber."""
+        assert self.sign_up(email).status_code == 200
+        assert self.client.post(self.confirm_path()).status_code == 200
+        person = self.store.find(email)
+        assert person is not None and person.status == "active"
+        return person
+
     def sign_up(self, email: str, **fields: Any) -> Any:
-        """POST the sign-up form as a browser would."""
+        """POST the sign-up form as a browser would, then wait for the background work."""
         data = {"email": email, "csrf_token": self.csrf(), **fields}
-        return self.client.post("/subscribe", data=data)
+        response = self.client.post("/subscribe", data=data)
+        self.mailer.join()
+        return response
+
+
+def h1(response: Any) -> str:
+    """The page heading of a response."""
+    found = H1_RE.search(response.get_data(as_text=True))
+    assert found
+    return str(found.group(1))
 
 
 @contextmanager
-def open_web(folder: Path, **overrides: Any) -> Iterator[Web]:
-    """A fresh app on its own database and in-memory outbox (config overrides as keywords)."""
+def open_web(folder: Path, settle: float = 0.01, **overrides: Any) -> Iterator[Web]:
+    """A fresh app on its own database and in-memory outbox (config overrides as keywords);
+    deferred sign-ups wait `settle` seconds (the tests wait for them anyway)."""
     name = "web-" + secrets.token_hex(4)
     config = make_config(folder, f"memory://{name}", **overrides)
     store = open_store(config)
-    mailer = Mailer(config)
+    mailer = Mailer(config, settle=settle)
     subs = Subscriptions(config, store, mailer)
     app = create_app(folder / "public", config, subs)
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from comms.core.config import Config
@@ -19,7 +21,7 @@ log = logging.getLogger("comms.subscriptions")
 
 
 class Postbox(Protocol):
-    """Where the sign-up service hands its confirmation mails."""
+    """Where the sign-up service hands its confirmation mails and deferred work."""
 
     #: Called with (message, error text) when a message cannot be sent in the end.
     on_failure: Callable[[OutgoingMessage, str], None] | None
@@ -29,14 +31,30 @@ class Postbox(Protocol):
     def submit(self, message: OutgoingMessage) -> None:
         """Send one message (now or later)."""
 
+    def defer(self, task: Callable[[], None]) -> None:
+        """Run `task` after the answer to the current request has gone out (or now)."""
+
 
 #: Waits (seconds) before the retries of a confirmation mail that failed temporarily.
 RETRY_DELAYS = (10.0, 60.0, 300.0, 1800.0)
+#: Deferred work waits this long (seconds), so that it never competes with the answer of the
+#: request that queued it: that answer must take the same time whatever the work is.
+SETTLE = 0.2
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    run: Callable[[], None] = field(compare=False)
+    #: What happens to it when the mailer shuts down first.
+    at_shutdown: Callable[[], None] = field(compare=False)
 
 
 class Mailer:
-    """Sends transactional mail from one background thread, so that a web answer never waits
-    for the mail server: known and unknown addresses answer equally fast (docs/requirements.md L15).
+    """Sends transactional mail and runs deferred sign-ups from one background thread, so that
+    a web answer never waits for them: known and unknown addresses answer equally fast
+    (docs/requirements.md L15).
 
     A temporary failure is retried after each of `RETRY_DELAYS`; a message that cannot be sent
     in the end is reported to `on_failure` (which records it), never silently dropped.
@@ -47,15 +65,21 @@ class Mailer:
         config: Config,
         transport_url: str | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        settle: float = SETTLE,
     ) -> None:
         self.config = config
         self.url = transport_url or config.transport_url
         self.retry_delays = retry_delays
+        self.settle = settle
         self.source = "comms serve"
         #: Called with (message, error text) when a message is given up.
         self.on_failure: Callable[[OutgoingMessage, str], None] | None = None
-        self._queue: queue.Queue[OutgoingMessage | None] = queue.Queue()
-        self._retries: list[tuple[float, int, int, OutgoingMessage]] = []
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._later: list[_Due] = []
+        self._seq = itertools.count()
+        # Deferred tasks not yet finished, for `join`.
+        self._deferred = 0
+        self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="comms-mailer", daemon=True)
         self._thread.start()
         #: Delivery problems so far (message id, error); the log has them too.
@@ -63,36 +87,67 @@ class Mailer:
 
     def submit(self, message: OutgoingMessage) -> None:
         """Queue one message."""
-        self._queue.put(message)
+        self._queue.put(lambda: self._send(message, 0))
+
+    def defer(self, task: Callable[[], None]) -> None:
+        """Run `task` in the mailer's thread `settle` seconds from now."""
+        due = time.monotonic() + self.settle
+
+        def run() -> None:
+            try:
+                task()
+            finally:
+                with self._idle:
+                    self._deferred -= 1
+                    self._idle.notify_all()
+
+        with self._idle:
+            self._deferred += 1
+        self._queue.put(lambda: self._schedule(due, run, run))
 
     def join(self) -> None:
-        """Wait until every queued message has been handed to the transport (tests, shutdown)."""
+        """Wait until every deferred task and queued message is done (tests, shutdown);
+        retries waiting for their time are not waited for."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._deferred == 0)
         self._queue.join()
 
     def close(self) -> None:
-        """Send what is queued, then stop the thread (retries still waiting are reported)."""
+        """Run deferred work and send what is queued, then stop the thread (retries still
+        waiting are reported)."""
         self._queue.put(None)
         self._thread.join()
+
+    def _schedule(
+        self, at: float, run: Callable[[], None], at_shutdown: Callable[[], None]
+    ) -> None:
+        heapq.heappush(self._later, _Due(at, next(self._seq), run, at_shutdown))
 
     def _run(self) -> None:
         while True:
             timeout = None
-            if self._retries:
-                timeout = max(0.0, self._retries[0][0] - time.monotonic())
+            if self._later:
+                timeout = max(0.0, self._later[0].at - time.monotonic())
             try:
-                message = self._queue.get(timeout=timeout)
+                task = self._queue.get(timeout=timeout)
             except queue.Empty:
-                _, _, attempt, retry = heapq.heappop(self._retries)
-                self._send(retry, attempt)
+                self._guarded(heapq.heappop(self._later).run)
                 continue
             try:
-                if message is None:
-                    for _, _, _, waiting in self._retries:
-                        self._give_up(waiting, "not sent before shutdown")
+                if task is None:
+                    while self._later:
+                        self._guarded(heapq.heappop(self._later).at_shutdown)
                     return
-                self._send(message, 0)
+                self._guarded(task)
             finally:
                 self._queue.task_done()
+
+    @staticmethod
+    def _guarded(task: Callable[[], None]) -> None:
+        try:
+            task()
+        except Exception:  # one failing task must never kill the mail thread
+            log.exception("background task failed")
 
     def _send(self, message: OutgoingMessage, attempt: int) -> None:
         try:
@@ -106,8 +161,11 @@ class Mailer:
                     exc,
                     delay,
                 )
-                due = time.monotonic() + delay
-                heapq.heappush(self._retries, (due, id(message), attempt + 1, message))
+                self._schedule(
+                    time.monotonic() + delay,
+                    lambda: self._send(message, attempt + 1),
+                    lambda: self._give_up(message, "not sent before shutdown"),
+                )
                 return
             self._give_up(message, str(exc))
         except (DeliveryError, CommsError, OSError) as exc:
@@ -147,6 +205,10 @@ class DirectMailer:
             if self.on_failure is not None:
                 self.on_failure(message, str(exc))
             raise MailNotSent(f"confirmation mail to {message.recipient} not sent: {exc}") from None
+
+    def defer(self, task: Callable[[], None]) -> None:
+        """Run `task` now: the command line waits for its result anyway."""
+        task()
 
 
 def _deliver(url: str, config: Config, message: OutgoingMessage) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 
+from comms.audience.data_requests import DataRequests, RevokedLink, UsedLink
 from comms.audience.mailer import RETRY_DELAYS, DirectMailer, Mailer, MailNotSent, Postbox
 from comms.audience.subscriber_csv import LANGUAGES
 from comms.content.urls import Urls
@@ -26,6 +29,8 @@ from comms.publish.render import render_confirmation
 
 #: Subscriber states, also for the web pages (they never import comms.db).
 Status = SubscriberStatus
+
+log = logging.getLogger("comms.subscriptions")
 
 #: How a person left through us: the `channel` of an unsubscribe event in the consent ledger
 #: (bounces are recorded by the send ledger as `bounce` events).
@@ -66,7 +71,7 @@ class Requested:
     mailed: bool
 
 
-class Subscriptions:
+class Subscriptions(DataRequests):
     """The subscriber's own actions, each one a method; tokens in links prove who acts."""
 
     def __init__(self, config: Config, store: Store, mailer: Postbox) -> None:
@@ -156,6 +161,21 @@ class Subscriptions:
         self.mailer.submit(confirmation)
         return Requested(before, mailed=True)
 
+    def request_later(self, form: SignUp, visitor: Visitor) -> None:
+        """Sign-up from the web: queue the request and decide in the background.
+
+        The answer then does the same work for every address, new, pending, active or
+        suppressed, and takes the same time (docs/requirements.md L15): whether an address is
+        on the list is personal data.
+        """
+        self.mailer.defer(partial(self._request_quietly, form, visitor))
+
+    def _request_quietly(self, form: SignUp, visitor: Visitor) -> None:
+        try:
+            self.request(form, visitor)
+        except Exception as exc:  # nobody waits for the answer; the log has it, not the address
+            log.error("sign-up request not recorded: %s", type(exc).__name__)
+
     def pending(self, token: str) -> Subscriber | None:
         """The person a confirmation token names, if it is valid (ExpiredToken, BadToken)."""
         uid = read_token(self.secret, "confirm", token, max_age=self._max_age())
@@ -229,14 +249,6 @@ class Subscriptions:
             return False
         return True
 
-    def preferences_token(self, person: Subscriber) -> str:
-        """The preferences token of a person (as in every newsletter)."""
-        return make_token(self.secret, "preferences", person.uid)
-
-    def profile(self, token: str) -> Subscriber | None:
-        """The person a preferences link names (BadToken when forged)."""
-        return self._subscriber("preferences", token)
-
     def update(
         self, token: str, topics: list[str], regions: list[str], language: str
     ) -> Subscriber | None:
@@ -249,27 +261,6 @@ class Subscriptions:
         chosen_regions = tuple(r for r in dict.fromkeys(regions) if r in settings.regions)
         lang = language if language in LANGUAGES else person.language
         return self.store.update_preferences(person.uid, chosen_topics, chosen_regions, lang)
-
-    def export(self, token: str) -> dict[str, Any] | None:
-        """Everything stored about the person (GDPR Art. 15/20), with the consent text."""
-        person = self.profile(token)
-        if person is None:
-            return None
-        report = self.store.report(person.email)
-        if report is None:
-            return None
-        versions = {row.get("consent_version") for row in report.get("consent", [])}
-        if self.settings.consent_version in versions:
-            report["consent_text"] = {self.settings.consent_version: self.settings.consent_text}
-        return report
-
-    def erase(self, token: str) -> bool:
-        """Delete the person; only the suppression hash stays (docs/requirements.md L12)."""
-        person = self.profile(token)
-        if person is None:
-            return False
-        self.store.erase(person.email)
-        return True
 
 
 def purge_unconfirmed(
@@ -285,6 +276,17 @@ def purge_unconfirmed(
     return store.purge_pending(now - timedelta(days=days))
 
 
+def reduce_ended(
+    config: Config, store: Store, now: datetime | None = None, days: int | None = None
+) -> int:
+    """Reduce subscriptions ended more than `subscribe.retention_days` ago to the proof of
+    consent and its withdrawal plus the suppression hash (see comms.db.privacy); returns how
+    many. The scheduler runs it daily with the purge."""
+    now = now or now_utc()
+    days = config.settings.subscribe.retention_days if days is None else days
+    return store.reduce_ended(now - timedelta(days=days))
+
+
 def sign_up_by_admin(config: Config, store: Store, person: NewSubscriber) -> Requested:
     """Sign a person up on their behalf: pending, with the confirmation mail sent at once.
 
@@ -295,6 +297,17 @@ def sign_up_by_admin(config: Config, store: Store, person: NewSubscriber) -> Req
     subscriptions = Subscriptions(config, store, DirectMailer(config, source))
     form = SignUp(person.email, person.name, person.topics, person.regions, person.language)
     return subscriptions.request(form, Visitor(source, channel="cli"))
+
+
+def revoke_links_by_admin(store: Store, email: str) -> int:
+    """Log out all links of a person on their behalf (a leaked link); the new key version.
+
+    No mail goes out: the next newsletter carries links of the new version.
+    """
+    person = store.find(email)
+    if person is None:
+        raise SubscriberError(f"{email} is not a subscriber")
+    return store.links.revoke(person.id, now_utc())
 
 
 def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> Subscriber:
@@ -316,10 +329,14 @@ __all__ = [
     "Mailer",
     "Postbox",
     "Requested",
+    "RevokedLink",
     "SignUp",
     "Subscriptions",
+    "UsedLink",
     "Visitor",
     "purge_unconfirmed",
+    "reduce_ended",
+    "revoke_links_by_admin",
     "sign_up_by_admin",
     "unsubscribe_by_admin",
 ]

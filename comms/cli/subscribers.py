@@ -1,4 +1,5 @@
-"""The `subscribers` group: add, import, export, show, remove, purge, unsubscribe."""
+"""The `subscribers` group: add, import, export, show, remove, purge, reduce, unsubscribe,
+revoke-links."""
 
 from __future__ import annotations
 
@@ -226,6 +227,30 @@ def subscribers_purge(state: State, days: int | None) -> None:
     click.echo(f"purged {removed} unconfirmed sign-up(s) older than {shown} day(s)")
 
 
+@subscribers.command("reduce")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Reduce subscriptions ended this many days ago (default: subscribe.retention_days).",
+)
+@click.pass_obj
+def subscribers_reduce(state: State, days: int | None) -> None:
+    """Reduce ended subscriptions to the proof of consent (retention, as the daily job does)."""
+    from comms.audience.subscriptions import reduce_ended
+
+    config = state.config()
+    store = _open_store(config)
+    try:
+        reduced = reduce_ended(config, store, days=days)
+    finally:
+        store.close()
+    shown = config.settings.subscribe.retention_days if days is None else days
+    click.echo(
+        f"reduced {reduced} subscription(s) ended more than {shown} day(s) ago to the proof "
+        "of consent"
+    )
+
+
 @subscribers.command("unsubscribe")
 @click.argument("address")
 @click.option("--note", help="Why, e.g. 'Brief vom 3. März'; goes into the consent ledger.")
@@ -241,3 +266,23 @@ def subscribers_unsubscribe(state: State, address: str, note: str | None) -> Non
     finally:
         store.close()
     click.echo(f"unsubscribed {email} (channel admin)")
+
+
+@subscribers.command("revoke-links")
+@click.argument("address")
+@click.pass_obj
+def subscribers_revoke_links(state: State, address: str) -> None:
+    """Log out all links of a person: earlier settings and data links stop working."""
+    from comms.audience.subscriptions import revoke_links_by_admin
+
+    email = _address(address)
+    store = _open_store(state.config())
+    try:
+        version = revoke_links_by_admin(store, email)
+    finally:
+        store.close()
+    click.echo(
+        f"logged out all links of {email} (key version {version}): earlier settings, export "
+        "and erasure links no longer work; the next newsletter carries new ones; unsubscribe "
+        "links keep working"
+    )

@@ -76,6 +76,11 @@ def preferences_path(token: str = "") -> str:
     return f"preferences/{token}"
 
 
+def data_path(token: str) -> str:
+    """The page of a mailed export or erasure link."""
+    return f"my-data/{token}"
+
+
 def relative(target: str, folder: str) -> str:
     """A site path as a link from a page in `folder` (`events/x.ics` from `events/x/`)."""
     link = posixpath.relpath(target or ".", folder or ".")
@@ -145,6 +150,10 @@ class Urls:
     def preferences(self, token: str = "") -> str:
         """The preferences link of one token (without one: its prefix)."""
         return self.absolute(preferences_path(token))
+
+    def data(self, token: str) -> str:
+        """A mailed export or erasure link."""
+        return self.absolute(data_path(token))
 
     def absolute_links(self, html: str) -> str:
         """Make site-relative links (`href="/x"`, `src="/x"`) absolute: mail clients and feed

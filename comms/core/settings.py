@@ -257,6 +257,10 @@ class Subscribe(_Section):
 
     confirm_days: Annotated[int, Field(ge=1, le=30)] = 7
     purge_pending_days: Annotated[int, Field(ge=1, le=30)] = 7
+    #: Days after which an ended subscription is reduced to the proof of consent.
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    #: Minutes a mailed export or erasure link works (once).
+    data_link_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
     rate_limit: Annotated[int, Field(ge=1)] = 10
     rate_window: Annotated[int, Field(ge=1)] = 600
     keep_ip: bool = False

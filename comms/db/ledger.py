@@ -230,7 +230,14 @@ class Ledger:
                 row.id: row
                 for row in conn.execute(
                     sa.select(
-                        s.id, s.uid, s.email, s.name, s.language, s.status, s.suppression_key
+                        s.id,
+                        s.uid,
+                        s.email,
+                        s.name,
+                        s.language,
+                        s.status,
+                        s.suppression_key,
+                        s.link_version,
                     ).where(s.id.in_([t.subscriber_id for t in taken if t.subscriber_id]))
                 )
             }
@@ -249,6 +256,7 @@ class Ledger:
                     language=p.language if p else "de",
                     subscriber_status=SubscriberStatus(p.status) if p else None,
                     key=p.suppression_key if p else None,
+                    link_version=p.link_version if p else 0,
                 )
             )
         return out

@@ -29,6 +29,8 @@ class Claimed:
     language: str
     subscriber_status: SubscriberStatus | None
     key: str | None
+    #: The subscriber's key version, for the preferences link (comms.db.links).
+    link_version: int = 0
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,8 @@ class Subscriber:
     updated_at: datetime
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
+    #: Raised by "log out all links" (comms.db.links); revocable links carry it.
+    link_version: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> Subscriber:
@@ -109,6 +111,7 @@ class Subscriber:
             updated_at=m["updated_at"],
             confirmed_at=m["confirmed_at"],
             unsubscribed_at=m["unsubscribed_at"],
+            link_version=m["link_version"],
         )
 
 

@@ -14,16 +14,11 @@ from sqlalchemy.engine import Connection, Engine
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ConfigError
-from comms.db.engine import (
-    bulk_insert,
-    insert_ignore,
-    make_engine,
-    read_only,
-    resolve_secret,
-    upgrade,
-)
-from comms.db.feedback import ENDS_WITH, BounceEvent, events_of, scrub_events, verdict
+from comms.db import privacy
+from comms.db.engine import insert_ignore, make_engine, read_only, resolve_secret, upgrade
+from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
 from comms.db.ledger import Ledger
+from comms.db.links import LinkRecords
 from comms.db.people import (
     Consent,
     ImportResult,
@@ -34,6 +29,7 @@ from comms.db.people import (
     padded,
 )
 from comms.db.status import SubscriberStatus
+from comms.db.subscriber_import import import_people
 from comms.db.tables import consent, subscribers, suppression
 
 # The people types are part of the store's interface; they live in comms.db.people.
@@ -71,6 +67,8 @@ class Store:
     def __init__(self, engine: Engine, secret: str, generated_secret: bool = False) -> None:
         self.engine = engine
         self.ledger = Ledger(engine, bounces=self)
+        #: Key versions and single-use links (comms.db.links).
+        self.links = LinkRecords(engine)
         #: COMMS_SECRET_KEY, or the key generated once and kept in the database.
         self.secret = secret
         self._hmac_key = secret.encode()
@@ -117,8 +115,11 @@ class Store:
     def iter_subscribers(self) -> Iterator[Subscriber]:
         """Every subscriber, streamed in address order (memory stays flat)."""
         with self.reading() as conn:
+            # Reduced records are proofs of consent, not subscribers (comms.db.privacy).
             result = conn.execution_options(yield_per=1000).execute(
-                sa.select(subscribers).order_by(subscribers.c.email)
+                sa.select(subscribers)
+                .where(subscribers.c.reduced_at.is_(None))
+                .order_by(subscribers.c.email)
             )
             for row in result:
                 yield Subscriber.from_row(row)
@@ -133,29 +134,7 @@ class Store:
 
     def report(self, email: str) -> dict[str, Any] | None:
         """Everything stored about one person (GDPR Art. 15); None when nothing is."""
-        person = self.find(email)
-        reason = self.suppression_reason(email)
-        if person is None and reason is None:
-            return None
-        data: dict[str, Any] = {"email": email, "suppressed": reason}
-        if person is None:
-            # Only the suppression hash is left: an erased (or otherwise blocked) address.
-            status = "erased" if reason == "erased" else "suppressed"
-            return data | {"status": status, "consent": [], "deliveries": []}
-        with self.reading() as conn:
-            rows = conn.execute(
-                sa.select(consent)
-                .where(consent.c.subscriber_id == person.id)
-                .order_by(consent.c.id)
-            )
-            ledger = [
-                {k: v for k, v in row._mapping.items() if k not in ("id", "subscriber_id")}
-                for row in rows
-            ]
-            sent = self.ledger.deliveries_of(conn, person.id)
-            bounces = events_of(conn, person.id)
-        profile = {k: v for k, v in person.__dict__.items() if k != "id"}
-        return data | profile | {"consent": ledger, "deliveries": sent, "bounces": bounces}
+        return privacy.report(self, email)
 
     # -- changing --------------------------------------------------------------------------
 
@@ -167,10 +146,15 @@ class Store:
         )
         return int(row.scalar_one())
 
-    def _insert(self, conn: Connection, person: NewSubscriber, at: datetime) -> int:
-        if conn.execute(
+    def _insert(
+        self, conn: Connection, person: NewSubscriber, at: datetime, signing_up: bool = False
+    ) -> int:
+        reason = conn.execute(
             sa.select(suppression.c.reason).where(suppression.c.key == self.key(person.email))
-        ).first():
+        ).scalar()
+        # A sign-up may follow the person's own unsubscribe (its record reduced by retention):
+        # the confirmation lifts that block, as for a known unsubscribed person.
+        if reason is not None and not (signing_up and reason == SubscriberStatus.UNSUBSCRIBED):
             raise SubscriberError(f"{person.email} is on the suppression list; not added")
         values = person.row(self.key(person.email), at)
         try:
@@ -183,7 +167,7 @@ class Store:
         """Store a new person as pending (waiting for confirmation) with the request event."""
         at = now_utc()
         with self.engine.begin() as conn:
-            sid = self._insert(conn, person, at)
+            sid = self._insert(conn, person, at, signing_up=True)
             self._consent(conn, sid, event, at)
         found = self.find(person.email)
         assert found is not None
@@ -294,87 +278,25 @@ class Store:
             conn.execute(
                 insert_ignore(conn, suppression).values(key=key, reason="erased", created_at=at)
             )
+            reduced = privacy.delete_reduced(conn, key)
             sid = conn.execute(
                 sa.select(subscribers.c.id).where(subscribers.c.email == email)
             ).scalar()
             if sid is None:
-                return {"subscriber": 0, "consent": 0, "deliveries": 0}
+                return {"subscriber": reduced, "consent": 0, "deliveries": 0}
             ledger = conn.execute(
                 sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
             ).scalar_one()
             unlinked = self.ledger.unlink_deliveries(conn, sid, at)
             scrub_events(conn, sid)
             conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
-        return {"subscriber": 1, "consent": int(ledger), "deliveries": unlinked}
+        return {"subscriber": 1 + reduced, "consent": int(ledger), "deliveries": unlinked}
 
     def import_subscribers(
         self, people: Iterable[tuple[int, NewSubscriber]], event: Consent, confirmed: bool
     ) -> tuple[ImportResult, list[tuple[int, str]]]:
         """Add many people in chunks; return counts and (line, note) for skipped rows."""
-        result = ImportResult()
-        notes: list[tuple[int, str]] = []
-        chunk: list[tuple[int, NewSubscriber]] = []
-        for item in people:
-            chunk.append(item)
-            if len(chunk) >= 2000:
-                self._import_chunk(chunk, event, confirmed, result, notes)
-                chunk = []
-        if chunk:
-            self._import_chunk(chunk, event, confirmed, result, notes)
-        return result, notes
-
-    def _import_chunk(
-        self,
-        chunk: Sequence[tuple[int, NewSubscriber]],
-        event: Consent,
-        confirmed: bool,
-        result: ImportResult,
-        notes: list[tuple[int, str]],
-    ) -> None:
-        at = now_utc()
-        keys = {p.email: self.key(p.email) for _, p in chunk}
-        s = subscribers.c
-        with self.engine.begin() as conn:
-            known = set(conn.execute(sa.select(s.email).where(s.email.in_(keys))).scalars())
-            blocked = set(
-                conn.execute(
-                    sa.select(suppression.c.key).where(suppression.c.key.in_(keys.values()))
-                ).scalars()
-            )
-            fresh: list[dict[str, Any]] = []
-            for line, person in chunk:
-                if keys[person.email] in blocked:
-                    result.suppressed += 1
-                    notes.append((line, "address is on the suppression list; skipped"))
-                elif person.email in known:
-                    result.known += 1
-                    notes.append((line, "already a subscriber; left unchanged"))
-                else:
-                    fresh.append(person.row(keys[person.email], at))
-            if not fresh:
-                return
-            before = conn.execute(sa.select(sa.func.coalesce(sa.func.max(s.id), 0))).scalar_one()
-            bulk_insert(conn, subscribers, fresh)
-            # This chunk's rows: newer than `before` and stamped with this chunk's time.
-            mine = sa.and_(s.id > before, s.created_at == at, s.consent_id.is_(None))
-            values = {k: sa.literal(v, consent.c[k].type) for k, v in event.__dict__.items()}
-            ledger = sa.select(s.id, sa.literal(at, consent.c.at.type), *values.values())
-            conn.execute(
-                sa.insert(consent).from_select(["subscriber_id", "at", *values], ledger.where(mine))
-            )
-            if confirmed:
-                # The import's own consent row is the basis of the active state.
-                basis = (
-                    sa.select(sa.func.max(consent.c.id))
-                    .where(consent.c.subscriber_id == s.id)
-                    .scalar_subquery()
-                )
-                conn.execute(
-                    sa.update(subscribers)
-                    .where(mine)
-                    .values(status=SubscriberStatus.ACTIVE, consent_id=basis, confirmed_at=at)
-                )
-            result.added += len(fresh)
+        return import_people(self.engine, self.key, people, event, confirmed)
 
     # -- subscriber self-service (comms.subscriptions) -------------------------------------
 
@@ -416,6 +338,10 @@ class Store:
                 )
             )
         return self._require(uid)
+
+    def reduce_ended(self, before: datetime) -> int:
+        """Reduce subscriptions ended before `before` to the proof of consent (retention)."""
+        return privacy.reduce_ended(self, before, now_utc())
 
     def purge_pending(self, older_than: datetime) -> int:
         """Delete sign-ups still unconfirmed whose last request is before `older_than`

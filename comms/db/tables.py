@@ -80,6 +80,10 @@ subscribers = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("confirmed_at", UTCDateTime),
     sa.Column("unsubscribed_at", UTCDateTime),
+    # Raised by "log out all links": every revocable link made before stops working.
+    sa.Column("link_version", sa.Integer, nullable=False, server_default="0"),
+    # Set when an ended subscription was reduced to the proof of consent (retention).
+    sa.Column("reduced_at", UTCDateTime),
     sa.CheckConstraint(_in("status", SubscriberStatus), name="ck_subscribers_status"),
     sa.CheckConstraint(
         f"status <> '{SubscriberStatus.ACTIVE}' OR consent_id IS NOT NULL",
@@ -115,6 +119,30 @@ suppression = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: What a mailed single-use link may do.
+LINK_PURPOSES = ("export", "erase")
+
+# Export and erasure links mailed on request: one row each, used at most once.
+link_requests = sa.Table(
+    "link_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id",
+        sa.Integer,
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    # A hash of the link's nonce: who reads the database cannot use a link that is still open.
+    sa.Column("nonce_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.CheckConstraint(_in("purpose", LINK_PURPOSES), name="ck_link_requests_purpose"),
 )
 
 campaigns = sa.Table(

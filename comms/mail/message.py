@@ -60,6 +60,8 @@ class Recipient:
     language: str = "de"
     #: The delivery row this message is for; with it the envelope sender is a VERP address.
     delivery_id: int | None = None
+    #: The subscriber's key version: the preferences link carries it (revocable links).
+    link_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -313,7 +315,9 @@ class MessageFactory:
         """The finished bytes for one recipient (MessageError for an unusable address)."""
         address = sendable_address(recipient.email)
         unsubscribe = self._unsubscribe + make_token(self.secret, "unsubscribe", recipient.uid)
-        preferences = self._preferences + make_token(self.secret, "preferences", recipient.uid)
+        preferences = self._preferences + make_token(
+            self.secret, "preferences", recipient.uid, recipient.link_version
+        )
         links = {
             UNSUBSCRIBE_URL: (_qp(unsubscribe), _qp(html.escape(unsubscribe))),
             PREFERENCES_URL: (_qp(preferences), _qp(html.escape(preferences))),

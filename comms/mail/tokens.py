@@ -1,37 +1,91 @@
-"""Signed, URL-safe tokens for unsubscribe, preferences and confirmation links (itsdangerous)."""
+"""Signed, URL-safe link tokens (itsdangerous): each carries its purpose, and where it fits a
+timestamp (expiry), the person's key version (revocation) and a single-use nonce."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
 from comms.core.errors import BadToken, ExpiredToken
 
+
+@dataclass(frozen=True)
+class Purpose:
+    """What a link may do decides what its token carries."""
+
+    #: A timestamp: the reader passes the lifetime (`max_age`).
+    timed: bool
+    #: The person's key version: raising it ("log out all links") revokes every such link.
+    versioned: bool
+    #: A nonce naming a single-use record in the database.
+    single_use: bool = False
+
+
+#: Every purpose. The one-click unsubscribe never expires and is never revoked: all it can do
+#: is stop mail, and it must work as long as the mail exists (RFC 8058, docs/requirements.md
+#: E7). The footer's preferences link never expires either but can be revoked. Export and
+#: erasure links are mailed on request, short-lived and single-use.
+PURPOSES = {
+    "unsubscribe": Purpose(timed=False, versioned=False),
+    "preferences": Purpose(timed=False, versioned=True),
+    "confirm": Purpose(timed=True, versioned=False),
+    "export": Purpose(timed=True, versioned=True, single_use=True),
+    "erase": Purpose(timed=True, versioned=True, single_use=True),
+}
 #: Purposes whose tokens never expire: a link in a mail must work as long as the mail exists.
-PERMANENT = frozenset({"unsubscribe", "preferences"})
+PERMANENT = frozenset(name for name, p in PURPOSES.items() if not p.timed)
 _SAFE_UID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_VERSION = re.compile(r"v([0-9]{1,9})")
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a genuine token says."""
+
+    uid: str
+    #: The key version it was made with; links from before versions existed read as 0.
+    version: int = 0
+    #: The single-use nonce (export, erase), else "".
+    nonce: str = ""
+
+
+def _purpose(name: str) -> Purpose:
+    try:
+        return PURPOSES[name]
+    except KeyError:
+        raise ValueError(f"unknown token purpose {name!r}") from None
 
 
 @lru_cache(maxsize=64)
 def _signer(secret: str, purpose: str) -> Signer:
     # The purpose is the salt: a token made for one purpose never passes as another.
-    cls = Signer if purpose in PERMANENT else TimestampSigner
+    cls = TimestampSigner if _purpose(purpose).timed else Signer
     return cls(secret, salt=f"comms.{purpose}")
 
 
-def make_token(secret: str, purpose: str, uid: str) -> str:
-    """A URL-safe token that proves `uid` for `purpose`; `confirm` & co. carry a timestamp."""
+def make_token(secret: str, purpose: str, uid: str, version: int = 0, nonce: str = "") -> str:
+    """A URL-safe token that proves `uid` for `purpose`; timed purposes carry a timestamp."""
+    kind = _purpose(purpose)
     if not secret:
         raise ValueError("a token needs a secret key (COMMS_SECRET_KEY)")
-    if not _SAFE_UID.fullmatch(uid):
-        raise ValueError(f"uid {uid!r} is not URL-safe (A-Z, a-z, 0-9, '_', '-'; ≤ 128)")
-    return _signer(secret, purpose).sign(uid).decode("ascii")
+    for value in (uid, nonce) if kind.single_use else (uid,):
+        if not _SAFE_UID.fullmatch(value):
+            raise ValueError(f"{value!r} is not URL-safe (A-Z, a-z, 0-9, '_', '-'; ≤ 128)")
+    parts = [uid]
+    # Version 0 is left out, so a preferences link made before versions existed is the same.
+    if kind.versioned and (version or kind.single_use):
+        parts.append(f"v{version}")
+    if kind.single_use:
+        parts.append(nonce)
+    return _signer(secret, purpose).sign(".".join(parts)).decode("ascii")
 
 
-def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> str:
-    """The uid inside `token`; BadToken when forged, of another purpose or older than max_age."""
+def read_link(secret: str, purpose: str, token: str, max_age: int | None = None) -> Link:
+    """What `token` says; BadToken when forged, of another purpose or older than max_age."""
+    kind = _purpose(purpose)
     signer = _signer(secret, purpose)
     try:
         if isinstance(signer, TimestampSigner):
@@ -42,7 +96,20 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
         raise ExpiredToken("the link has expired") from None
     except BadSignature:
         raise BadToken("the link is invalid") from None
-    uid = value.decode("ascii", errors="replace")
-    if not _SAFE_UID.fullmatch(uid):
+    parts = value.decode("ascii", errors="replace").split(".")
+    uid, version, nonce = parts[0], 0, ""
+    if kind.single_use and len(parts) == 3:
+        found, nonce = _VERSION.fullmatch(parts[1]), parts[2]
+    elif kind.versioned and len(parts) == 2:
+        found = _VERSION.fullmatch(parts[1])
+    else:
+        found = _VERSION.fullmatch("v0") if len(parts) == 1 and not kind.single_use else None
+    if found is None or not _SAFE_UID.fullmatch(uid):
         raise BadToken("the link is invalid")
-    return uid
+    version = int(found.group(1))
+    return Link(uid, version, nonce)
+
+
+def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> str:
+    """The uid inside `token`; BadToken when forged, of another purpose or older than max_age."""
+    return read_link(secret, purpose, token, max_age).uid

@@ -24,6 +24,7 @@ __all__ = [
     "base_context",
     "render_confirmation",
     "render_issue",
+    "render_link_mail",
     "site_files",
 ]
 
@@ -143,6 +144,66 @@ def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str
         _render(config, "email", "confirmation.mjml.j2", context), config, "confirmation"
     )
     text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
+    return subject, html, text
+
+
+def N_(message: str) -> str:
+    """Mark an interface string for the catalogs; it is translated where it is used."""
+    return message
+
+
+#: The mails that carry one personal link: (subject, what was asked for, button).
+LINK_MAILS = {
+    "export": (
+        N_("Your data from the newsletter"),
+        N_(
+            "Someone – hopefully you – asked on the newsletter settings page for a copy of "
+            "the data stored about this e-mail address."
+        ),
+        N_("Download my data"),
+    ),
+    "erase": (
+        N_("Deleting your newsletter data"),
+        N_(
+            "Someone – hopefully you – asked on the newsletter settings page to delete this "
+            "e-mail address and everything stored about it."
+        ),
+        N_("Delete my data"),
+    ),
+    "preferences": (
+        N_("Your new link to the newsletter settings"),
+        N_(
+            "All earlier links to your newsletter settings no longer work, as was asked for "
+            "on the settings page. This is your new link."
+        ),
+        N_("Change your settings"),
+    ),
+}
+
+
+def render_link_mail(
+    config: Config, kind: str, url: str, minutes: int | None = None
+) -> tuple[str, str, str]:
+    """A mail with one personal link (`LINK_MAILS`): (subject, html, text)."""
+    language = config.settings.site.language
+    subject, asked, button = (translate(language, text) for text in LINK_MAILS[kind])
+    paragraphs = [asked]
+    if minutes is not None:  # a link that acts once; nothing has happened yet
+        once = translate(language, "The link works once, for %(minutes)s minutes.")
+        paragraphs.append(once % {"minutes": minutes})
+        paragraphs.append(
+            translate(language, "If you did not ask for this, ignore this e-mail: nothing happens.")
+        )
+    context = {
+        **base_context(config),
+        "title": subject,
+        "preheader": paragraphs[0],
+        "paragraphs": paragraphs,
+        "button": button,
+        "url": url,
+    }
+    html = compile_mjml(_render(config, "email", "link.mjml.j2", context), config, "link mail")
+    text = wrap_lines(_render(config, "text", "link.txt.j2", context)).rstrip("\n") + "\n"
     return subject, html, text
 
 

@@ -120,12 +120,21 @@ def retry_pass(config_path: str | None) -> None:
 
 
 def housekeeping(config_path: str | None) -> None:
-    """Purge sign-ups that were never confirmed."""
-    from comms.audience.subscriptions import purge_unconfirmed
+    """Purge sign-ups that were never confirmed, reduce ended subscriptions past
+    `subscribe.retention_days` to the proof of consent, forget expired mailed links."""
+    from comms.audience.subscriptions import purge_unconfirmed, reduce_ended
 
     with _opened(config_path) as (config, store):
         count = purge_unconfirmed(config, store)
-    log.info("housekeeping: purged %d unconfirmed sign-up(s)", count)
+        reduced = reduce_ended(config, store)
+        links = store.links.forget(now_utc())
+    log.info(
+        "housekeeping: purged %d unconfirmed sign-up(s), reduced %d ended subscription(s), "
+        "forgot %d expired link(s)",
+        count,
+        reduced,
+        links,
+    )
 
 
 def fetch_bounces(config_path: str | None) -> None:

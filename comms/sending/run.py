@@ -202,7 +202,14 @@ class Run:
             return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note), transport
         try:
             message = self.build(
-                Recipient(item.uid, item.email, item.name, item.language, item.delivery_id)
+                Recipient(
+                    item.uid,
+                    item.email,
+                    item.name,
+                    item.language,
+                    item.delivery_id,
+                    item.link_version,
+                )
             )
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message: final for this delivery, but no

@@ -4,7 +4,6 @@ no JavaScript, thin over comms.audience.subscriptions."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,67 +21,12 @@ from comms.audience.subscriptions import (
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
-from comms.publish.render import base_context
-from comms.publish.templating import render_template, translate
 from comms.web.guard import CsrfGuard, RateLimiter
+from comms.web.notices import Button, _, bad_link, notice, page, site_root
+from comms.web.preferences import add_preference_routes
 
 #: Confirmation mails per address and hour (sign-ups beyond it get the answer, not the mail).
 ADDRESS_LIMIT = 3
-#: No scripts, nothing from other hosts, forms only to us, no framing (clickjacking).
-CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-def _(message: str) -> str:
-    """An interface string in the site's language (extracted into the Babel catalogs)."""
-    return translate(current_app.config["COMMS_LANGUAGE"], message)
-
-
-def _root() -> str:
-    """The relative path from the current page to the site root (`./`, `../`)."""
-    depth = request.path.count("/") - 1
-    return "../" * depth if depth > 0 else "./"
-
-
-@dataclass(frozen=True)
-class Button:
-    """A one-button form on a notice page."""
-
-    action: str
-    label: str
-
-
-def page(name: str, status: int = 200, **context: Any) -> Response:
-    """Render `templates/web/<name>` with the site context; never cached by proxies."""
-    config: Config = current_app.config["COMMS_CONFIG"]
-    html = render_template(
-        "web", name, config.settings.site.language, **base_context(config), root=_root(), **context
-    )
-    response = Response(html, status=status, mimetype="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"  # tokens in our URLs stay here
-    response.headers["Content-Security-Policy"] = CSP
-    return response
-
-
-def notice(
-    heading: str,
-    *paragraphs: str,
-    status: int = 200,
-    button: Button | None = None,
-    links: list[tuple[str, str]] | None = None,
-) -> Response:
-    """A page with one message, an optional button and links."""
-    return page(
-        "notice.html.j2",
-        status,
-        heading=heading,
-        paragraphs=paragraphs,
-        button=button,
-        links=links or [],
-    )
 
 
 def _visitor() -> Visitor:
@@ -93,15 +37,6 @@ def _visitor() -> Visitor:
         source=config.url(rule),
         ip=request.remote_addr,
         user_agent=request.headers.get("User-Agent"),
-    )
-
-
-def _bad_link() -> Response:
-    return notice(
-        _("This link is not valid"),
-        _("The link is incomplete or was changed. Please copy it completely from the e-mail."),
-        status=404,
-        links=[(_("Subscribe to the newsletter"), _root() + urls.SUBSCRIBE)],
     )
 
 
@@ -121,9 +56,9 @@ def _expired(token: str) -> Response:
         _("For your protection a confirmation link only works for a limited time."),
         _("We can send you a new confirmation e-mail."),
         button=Button(
-            f"{_root()}{urls.confirm_path(token)}/resend", _("Send a new confirmation e-mail")
+            f"{site_root()}{urls.confirm_path(token)}/resend", _("Send a new confirmation e-mail")
         ),
-        links=[(_("Subscribe again"), _root() + urls.SUBSCRIBE)],
+        links=[(_("Subscribe again"), site_root() + urls.SUBSCRIBE)],
     )
 
 
@@ -189,8 +124,9 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             return _signup_form(subs, guard, 400, error, **values)
         # The honeypot: people leave `website` empty, bots fill it.
         if not form.get("website") and not per_address.hit(email):
-            subs.request(SignUp(email, name or None, topics, regions), _visitor())
-        # The same answer for new, known and suppressed addresses (docs/requirements.md L15).
+            subs.request_later(SignUp(email, name or None, topics, regions), _visitor())
+        # The same answer, after the same work, for new, known and suppressed addresses
+        # (docs/requirements.md L15): the request is decided in the background.
         return notice(
             _("Please confirm your subscription"),
             _("We have sent an e-mail to the address you entered. Please click the link in it."),
@@ -205,21 +141,23 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         try:
             person = subs.pending(token)
             if person is None:
-                return _bad_link()
+                return bad_link()
             if request.method == "GET":  # link scanners only GET: a button confirms
                 if person.status == Status.ACTIVE:
-                    return _confirmed(subs, person, again=True)
+                    return _confirmed(person, again=True)
                 return notice(
                     _("Confirm your subscription"),
                     _("Please confirm with the button that you want to receive the newsletter."),
-                    button=Button(_root() + urls.confirm_path(token), _("Confirm subscription")),
+                    button=Button(
+                        site_root() + urls.confirm_path(token), _("Confirm subscription")
+                    ),
                 )
             changed = subs.confirm(token, _visitor())
         except ExpiredToken:
             return _expired(token)
         except BadToken:
-            return _bad_link()
-        return _confirmed(subs, subs.store.by_uid(person.uid) or person, again=not changed)
+            return bad_link()
+        return _confirmed(subs.store.by_uid(person.uid) or person, again=not changed)
 
     @app.post("/confirm/<token>/resend")
     def resend(token: str) -> Response:
@@ -233,24 +171,27 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
                 "If your sign-up is still waiting for confirmation, we have sent you a new "
                 "e-mail. Please click the link in it."
             ),
-            links=[(_("Subscribe again"), _root() + urls.SUBSCRIBE)],
+            links=[(_("Subscribe again"), site_root() + urls.SUBSCRIBE)],
         )
 
 
-def _confirmed(subs: Subscriptions, person: Subscriber, again: bool) -> Response:
-    prefs = _root() + urls.preferences_path(subs.preferences_token(person))
+def _confirmed(person: Subscriber, again: bool) -> Response:
+    # No link to the settings: it would turn a confirmation link that expires into a
+    # permanent one; the settings link is in every newsletter.
     if person.status != Status.ACTIVE:
         return notice(
             _("This link has already been used"),
             _("Please subscribe again if you want to receive the newsletter."),
-            links=[(_("Subscribe to the newsletter"), _root() + urls.SUBSCRIBE)],
+            links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
         )
     heading = _("Your subscription is already confirmed") if again else _("Thank you!")
     return notice(
         heading,
         _("Your subscription is confirmed. You will receive the next issue of the newsletter."),
-        _("You can unsubscribe at any time with the link at the end of every newsletter."),
-        links=[(_("Change your settings"), prefs)],
+        _(
+            "You can change your settings or unsubscribe at any time with the links at the "
+            "end of every newsletter."
+        ),
     )
 
 
@@ -259,8 +200,10 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
     def unsubscribe(token: str) -> Response:
         # No CSRF token, no cookie: mailbox providers POST here (RFC 8058); the signed token
         # in the URL is the proof. Always 200, never a redirect (docs/requirements.md E7).
+        # No link to the settings page here: mailbox providers are given this URL, and it
+        # must not lead to the person's data.
         try:
-            person = subs.profile_for_unsubscribe(token)
+            subs.profile_for_unsubscribe(token)  # BadToken for a forged link
             if request.method == "POST":
                 one_click = request.form.get("List-Unsubscribe") == "One-Click"
                 subs.unsubscribe(token, "one-click" if one_click else "link", _visitor())
@@ -271,95 +214,14 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
                         "confirmation of this either."
                     ),
                     _("Changed your mind? You can subscribe again at any time."),
-                    links=[(_("Subscribe to the newsletter"), _root() + urls.SUBSCRIBE)],
+                    links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
                 )
         except BadToken:
-            return _bad_link()
-        links = []
-        if person is not None:
-            prefs = _root() + urls.preferences_path(subs.preferences_token(person))
-            links.append((_("Change your settings instead"), prefs))
+            return bad_link()
         return notice(
             _("Unsubscribe from the newsletter"),
             _("Do you want to stop receiving the newsletter? Please confirm with the button."),
-            button=Button(_root() + urls.unsubscribe_path(token), _("Unsubscribe")),
-            links=links,
-        )
-
-
-def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
-    def person_or_404(token: str) -> Subscriber | None:
-        try:
-            return subs.profile(token)
-        except BadToken:
-            return None
-
-    def settings_page(token: str, person: Subscriber, status: int = 200, **extra: Any) -> Response:
-        settings = subs.config.settings
-        return page(
-            "preferences.html.j2",
-            status,
-            person=person,
-            here=_root() + urls.preferences_path(token),
-            leave_url=_root() + urls.unsubscribe_path(subs.unsubscribe_token(person)),
-            csrf_token=guard.issue("preferences:" + token),
-            topics=settings.topics,
-            regions=settings.regions,
-            languages=[("de", "Deutsch"), ("en", "English")],
-            **{"saved": False, "error": "", **extra},
-        )
-
-    def checked(token: str) -> Subscriber | Response:
-        person = person_or_404(token)
-        if person is None:
-            return _bad_link()
-        if request.method == "POST" and not guard.check(
-            "preferences:" + token, request.form.get("csrf_token")
-        ):
-            error = _("The form was open too long or is incomplete. Please submit it again.")
-            return settings_page(token, person, 400, error=error)
-        return person
-
-    @app.route("/preferences/<token>", methods=["GET", "POST"])
-    def preferences(token: str) -> Response:
-        person = checked(token)
-        if isinstance(person, Response):
-            return person
-        if request.method == "GET":
-            return settings_page(token, person)
-        form = request.form
-        updated = subs.update(
-            token, form.getlist("topics"), form.getlist("regions"), form.get("language", "")
-        )
-        return settings_page(token, updated or person, saved=True)
-
-    @app.post("/preferences/<token>/export")
-    def export(token: str) -> Response:
-        person = checked(token)
-        if isinstance(person, Response):
-            return person
-        data = subs.export(token) or {}
-        body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-        response = Response(body + "\n", mimetype="application/json")
-        response.headers["Content-Disposition"] = 'attachment; filename="meine-daten.json"'
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.post("/preferences/<token>/delete")
-    def delete(token: str) -> Response:
-        person = checked(token)
-        if isinstance(person, Response):
-            return person
-        if request.form.get("really") != "yes":
-            error = _("Please tick the box to confirm that all your data should be deleted.")
-            return settings_page(token, person, 400, error=error)
-        subs.erase(token)
-        return notice(
-            _("Your data has been deleted"),
-            _(
-                "We have deleted your address and everything stored about you. Only a one-way "
-                "hash of the address remains, so that it never receives the newsletter again."
-            ),
+            button=Button(site_root() + urls.unsubscribe_path(token), _("Unsubscribe")),
         )
 
 
@@ -370,7 +232,7 @@ def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
     guard = CsrfGuard(subs.secret)
     _subscribe_routes(app, subs, guard)
     _unsubscribe_routes(app, subs)
-    _preferences_routes(app, subs, guard)
+    add_preference_routes(app, subs, guard)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -386,7 +248,7 @@ def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
             f"{code} – {_error_title(code)}",
             _("Please check the address or go to the start page."),
             status=code,
-            links=[(_("Start page"), _root())],
+            links=[(_("Start page"), site_root())],
         )
         if "Allow" in headers:
             response.headers["Allow"] = headers["Allow"]

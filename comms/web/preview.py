@@ -35,7 +35,7 @@ from comms.publish.templating import (
     translations,
 )
 from comms.web.app import create_app, listen
-from comms.web.pages import notice, page
+from comms.web.notices import notice, page
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
 PREFIX = "/_preview"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_desk"
-down_revision = "0003_bounces"
+revision = "0005_desk"
+down_revision = "0004_links"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,85 @@
+"""The building blocks of every subscriber page: the German wording, relative links to the
+site root, one-message notice pages and the headers they carry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, current_app, request
+
+from comms.content import urls
+from comms.core.config import Config
+from comms.publish.render import base_context
+from comms.publish.templating import render_template, translate
+
+#: No scripts, nothing from other hosts, forms only to us, no framing (clickjacking).
+CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _(message: str) -> str:
+    """An interface string in the site's language (extracted into the Babel catalogs)."""
+    return translate(current_app.config["COMMS_LANGUAGE"], message)
+
+
+def site_root() -> str:
+    """The relative path from the current page to the site root (`./`, `../`)."""
+    depth = request.path.count("/") - 1
+    return "../" * depth if depth > 0 else "./"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A one-button form on a notice page."""
+
+    action: str
+    label: str
+
+
+def page(name: str, status: int = 200, **context: Any) -> Response:
+    """Render `templates/web/<name>` with the site context; never cached by proxies."""
+    config: Config = current_app.config["COMMS_CONFIG"]
+    html = render_template(
+        "web",
+        name,
+        config.settings.site.language,
+        **base_context(config),
+        root=site_root(),
+        **context,
+    )
+    response = Response(html, status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # tokens in our URLs stay here
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+def notice(
+    heading: str,
+    *paragraphs: str,
+    status: int = 200,
+    button: Button | None = None,
+    links: list[tuple[str, str]] | None = None,
+) -> Response:
+    """A page with one message, an optional button and links."""
+    return page(
+        "notice.html.j2",
+        status,
+        heading=heading,
+        paragraphs=paragraphs,
+        button=button,
+        links=links or [],
+    )
+
+
+def bad_link() -> Response:
+    """The page for a forged, damaged or unknown link."""
+    return notice(
+        _("This link is not valid"),
+        _("The link is incomplete or was changed. Please copy it completely from the e-mail."),
+        status=404,
+        links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
+    )
