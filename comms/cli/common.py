@@ -58,7 +58,10 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, int]:
     """Print content problems as PATH:LINE: message; return (errors, warnings)."""
-    ordered = sorted(errors, key=lambda e: (str(e.path), e.line, e.message))
+    # Issues last: their "events/x.md has errors; see above" refers to lines printed before.
+    ordered = sorted(
+        errors, key=lambda e: ("issues" in e.path.parent.parts, str(e.path), e.line, e.message)
+    )
     for error in ordered:
         click.echo(error.format(root))
     failures = sum(1 for e in errors if not e.warning or strict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -168,28 +169,36 @@ def read_file(
     return item, errors
 
 
-def _references(site: Site, issue: Issue) -> list[ContentError]:
-    errors: list[ContentError] = []
-    for field_name, kind in (("events", "event"), ("practices", "practice")):
-        for index, slug in enumerate(getattr(issue, field_name)):
-            if slug not in site.by_kind(kind):
-                line = issue.line(f"{field_name}.{index}")
-                folder = KINDS[kind].folder
-                errors.append(
-                    ContentError(
-                        issue.path, line, f"no {kind} '{slug}' in {folder}/", field=field_name
-                    )
-                )
-    if issue.award and issue.award not in site.awards:
-        errors.append(
-            ContentError(
-                issue.path,
-                issue.line("award"),
-                f"no award '{issue.award}' in awards/",
-                field="award",
-            )
-        )
-    return errors
+def _reference_error(
+    site: Site, broken: dict[tuple[str, str], str], issue: Issue, kind: str, slug: str, key: str
+) -> ContentError | None:
+    """The error of one reference from `issue` at front matter `key`, or None if it resolves."""
+    known = site.by_kind(kind)
+    if slug in known:
+        return None
+    folder = KINDS[kind].folder
+    field_name = key.split(".")[0]
+    where = broken.get((kind, slug))
+    if where is not None:
+        # The file exists but has errors: they are listed with it, not hidden as "no event".
+        message = f"{where} has errors; see above"
+    else:
+        message = f"no {kind} '{slug}' in {folder}/"
+        candidates = [*known, *(s for k, s in broken if k == kind)]
+        close = difflib.get_close_matches(slug, candidates, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean '{close[0]}'?"
+    return ContentError(issue.path, issue.line(key), message, field=field_name)
+
+
+def _references(site: Site, broken: dict[tuple[str, str], str], issue: Issue) -> list[ContentError]:
+    """Errors of the events, practices and award an issue names that are not in the site."""
+    refs = [("event", slug, f"events.{i}") for i, slug in enumerate(issue.events)]
+    refs += [("practice", slug, f"practices.{i}") for i, slug in enumerate(issue.practices)]
+    if issue.award:
+        refs.append(("award", issue.award, "award"))
+    errors = [_reference_error(site, broken, issue, kind, slug, key) for kind, slug, key in refs]
+    return [error for error in errors if error is not None]
 
 
 def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[ContentError]]:
@@ -222,10 +231,12 @@ def read_content(
         errors.append(ContentError(content_dir, 1, "content folder not found"))
     first_seen: dict[tuple[str, str], Path] = {}
     numbers: dict[int, Path] = {}
+    broken: dict[tuple[str, str], str] = {}
     for path, kind in files:
         item, problems = read_file(path, kind, context)
         errors.extend(problems)
         if item is None:
+            broken.setdefault((kind.name, path.stem), path.relative_to(content_dir).as_posix())
             continue
         key = (kind.name, item.slug)
         if key in first_seen:
@@ -248,5 +259,5 @@ def read_content(
         first_seen[key] = path
         site.by_kind(kind.name)[item.slug] = item
     for issue in site.issues.values():
-        errors.extend(_references(site, issue))
+        errors.extend(_references(site, broken, issue))
     return site, errors
