@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -11,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -33,21 +36,59 @@ def _tz(info: ValidationInfo) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo("Europe/Berlin")
 
 
-def _parse_date(text: str) -> date | None:
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+#: What the editor may write, named in every date error.
+DATE_FORMATS = "YYYY-MM-DD or DD.MM.YYYY"
+DATETIME_FORMATS = "YYYY-MM-DD HH:MM or DD.MM.YYYY HH:MM"
+
+
+def _impossible(year: int, month: int, day: int) -> str:
+    """Why a date that has the right shape does not exist ("April has 30 days")."""
+    if not 1 <= month <= 12:
+        return f"there is no month {month}"
+    if day < 1:
+        return f"there is no day {day}"
+    last = calendar.monthrange(year, month)[1] if year >= 1 else 31
+    name = _MONTHS[month - 1]
+    if month == 2:
+        return f"February {year} has {last} days"
+    return f"{name} has {last} days"
+
+
+def _parse_date(text: str) -> date | str | None:
+    """The date, or why a date-shaped text is impossible, or None for any other text."""
     for pattern, order in ((_DATE_RE, (0, 1, 2)), (_DE_DATE_RE, (2, 1, 0))):
         match = pattern.match(text)
         if match:
             parts = [int(g) for g in match.groups()]
+            year, month, day = parts[order[0]], parts[order[1]], parts[order[2]]
             try:
-                return date(parts[order[0]], parts[order[1]], parts[order[2]])
+                return date(year, month, day)
             except ValueError:
-                return None
+                return f"{text}: {_impossible(year, month, day)}"
     return None
 
 
+def _bad_time(hour: int, minute: int, second: int) -> str:
+    if hour > 23:
+        return f"there is no hour {hour}"
+    if minute > 59:
+        return f"there is no minute {minute}"
+    return f"there is no second {second}"
+
+
 def parse_when(value: Any, tz: ZoneInfo, allow_date: bool = True) -> date | datetime:
-    """Parse a date (`2020-04-16`, `16.04.2020`) or a local date-time (`2020-04-16 10:00`)."""
-    wanted = "a date" if allow_date else "a date and time (YYYY-MM-DD HH:MM)"
+    """Parse a date (`2020-04-16`, `16.04.2020`) or a local date-time (`2020-04-16 10:00`).
+
+    Errors name the accepted formats and, for a well-formed impossible date or time, the
+    reason ("31.04.2020: April has 30 days").
+    """
+    if allow_date:
+        wanted = f"a date ({DATE_FORMATS}, optionally with a time HH:MM)"
+    else:
+        wanted = f"a date and time ({DATETIME_FORMATS})"
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=tz)
     if isinstance(value, date):
@@ -61,6 +102,8 @@ def parse_when(value: Any, tz: ZoneInfo, allow_date: bool = True) -> date | date
         text, offset = match.group(1).strip(), match.group(2)
     day_text, _, time_text = text.replace("T", " ", 1).partition(" ")
     day = _parse_date(day_text)
+    if isinstance(day, str):
+        raise ValueError(f"{day} (dates are written {DATE_FORMATS})")
     time_match = _TIME_RE.match(time_text.strip()) if time_text.strip() else None
     if day is None or (time_text.strip() and time_match is None):
         raise ValueError(f"expected {wanted}, got '{value}'")
@@ -72,7 +115,8 @@ def parse_when(value: Any, tz: ZoneInfo, allow_date: bool = True) -> date | date
     try:
         clock = time(hour, minute, second)
     except ValueError:
-        raise ValueError(f"expected {wanted}, got '{value}'") from None
+        reason = _bad_time(hour, minute, second)
+        raise ValueError(f"{time_text.strip()}: {reason} (times are written HH:MM)") from None
     if offset:
         parsed = datetime.fromisoformat(f"{day.isoformat()}T{clock.isoformat()}{offset}")
         return parsed
@@ -119,11 +163,57 @@ def _text(value: Any) -> Any:
     return value
 
 
+_LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _one_line(value: str) -> str:
+    """Text that goes into a mail header: one line, no control characters."""
+    for char in value:
+        if char in _LINE_BREAKS:
+            raise ValueError("contains a line break; it goes into a mail header: keep it one line")
+        if unicodedata.category(char) == "Cc":
+            raise ValueError(
+                f"contains the control character U+{ord(char):04X}; it goes into a mail header"
+            )
+    return value
+
+
+def _email(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"'{value.strip()}' is not a valid e-mail address: {exc}") from None
+    return value
+
+
+#: German status words editors type, understood as the English values the code uses.
+GERMAN_STATUS = {
+    "geplant": "planned",
+    "abgesagt": "cancelled",
+    "verschoben": "postponed",
+    "entwurf": "draft",
+    "bereit": "ready",
+}
+
+
+def _status(value: Any) -> Any:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return GERMAN_STATUS.get(word, word)
+    return value
+
+
 When = Annotated[date | datetime, BeforeValidator(_when)]
 Moment = Annotated[datetime, BeforeValidator(_moment)]
 Day = Annotated[date, BeforeValidator(_day)]
 Url = Annotated[str, BeforeValidator(_url)]
 Text = Annotated[str, BeforeValidator(_text)]
+HeaderText = Annotated[str, BeforeValidator(_text), AfterValidator(_one_line)]
+Email = Annotated[str, BeforeValidator(_email)]
+EventStatus = Annotated[Literal["planned", "cancelled", "postponed"], BeforeValidator(_status)]
+IssueStatus = Annotated[Literal["draft", "ready"], BeforeValidator(_status)]
 
 
 class _Model(BaseModel):
@@ -163,7 +253,7 @@ class Contact(_Model):
     """Who to ask about a practice."""
 
     name: Text | None = None
-    email: Text | None = None
+    email: Email | None = None
     phone: Text | None = None
 
 
@@ -247,7 +337,7 @@ class Event(_Tagged):
     online: Url | None = None
     organiser: Text
     registration: Url | None = None
-    status: Literal["planned", "cancelled", "postponed"] = "planned"
+    status: EventStatus = "planned"
     image: Image | None = None
     summary: Text
 
@@ -299,11 +389,11 @@ class Issue(Item):
     kind: ClassVar[str] = "issue"
 
     number: int
-    subject: Text
-    preheader: Text
+    subject: HeaderText
+    preheader: HeaderText
     date: Day
     send_at: Moment | None = None
-    status: Literal["draft", "ready"] = "draft"
+    status: IssueStatus = "draft"
     events: list[Text] = []
     upcoming_events_days: int | None = None
     practices: list[Text] = []

@@ -38,6 +38,8 @@ from comms.content.models import (
 )
 from comms.core.errors import ContentError
 
+#: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
+PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
@@ -69,6 +71,15 @@ def _image_errors(html: str, body: str, body_line: int, path: Path) -> list[Cont
                 break
         errors.append(ContentError(path, line, f"image without alt text: '{src}'"))
     return errors
+
+
+def placeholder_errors(text: str, path: Path) -> list[ContentError]:
+    """An error for every archetype placeholder (`[[…]]`) left in a file, at its line."""
+    return [
+        ContentError(path, number, f"placeholder from the archetype not replaced: {match.group()}")
+        for number, line in enumerate(text.splitlines(), start=1)
+        for match in PLACEHOLDER_RE.finditer(line)
+    ]
 
 
 def _moment(value: Any, tz: ZoneInfo, end: bool = False) -> datetime | None:
@@ -143,6 +154,10 @@ def read_file(
         if len(loc) == 1:
             data.pop(loc[0])
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
+    html = markdown_to_html(body)
+    # Body and placeholder checks run beside the field errors: one run shows every error.
+    errors.extend(_image_errors(html, body, body_line, path))
+    errors.extend(placeholder_errors(text, path))
     try:
         item = kind.model.model_validate(data, context=context)
     except ValidationError as exc:
@@ -152,8 +167,6 @@ def read_file(
             name = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
             errors.append(ContentError(path, line, error_message(dict(error)), field=name))
         return None, errors
-    html = markdown_to_html(body)
-    errors.extend(_image_errors(html, body, body_line, path))
     lines: dict[str, int] = {}
     for key, value in doc.node.value:
         if isinstance(key, yaml.ScalarNode):
