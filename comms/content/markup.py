@@ -91,3 +91,10 @@ def markdown_to_html(text: str) -> str:
         url_schemes=URL_SCHEMES,
         link_rel=None,
     )
+
+
+def markdown_unsanitised(text: str) -> str:
+    """Markdown → HTML before the sanitiser: for checks that must name what it would drop."""
+    converter = _markdown()
+    converter.reset()
+    return str(converter.convert(text))

@@ -118,6 +118,16 @@ class Render(_Section):
     accent_color: str = "#00566b"
     logo: str | None = None
     static_dir: str = "static"
+    #: Hosts besides the site's own that e-mails and pages may load images and media from.
+    embed_hosts: list[str] = []
+
+    @field_validator("embed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host):
+                raise ValueError(f"'{host}' is not a host name (write e.g. cdn.example.org)")
+        return [host.lower() for host in value]
 
     @field_validator("accent_color")
     @classmethod

@@ -1,42 +1,64 @@
-"""The one gate: every error that blocks sending an issue, as `comms check` reports it."""
+"""The one gate: every error that blocks sending an issue, as `comms check` reports it.
+
+`comms check` runs `site_problems` over everything; `comms send` and the scheduler ask
+`issue_problems` for one issue. Both use the same checks with the same messages: the reader's,
+the e-mail checks of `quality` and the link and image checks of `links`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from comms.content.models import KINDS, Issue, Site
+from comms.content.reader import content_files
 from comms.core.config import Config
 from comms.core.errors import ContentError
+from comms.publish.links import LinkChecker
 from comms.publish.quality import check_issue
+
+
+def _in_folder(path: Path, content_dir: Path, kind: str) -> bool:
+    try:
+        path.relative_to(content_dir / KINDS[kind].folder)
+    except ValueError:
+        return False
+    return True
 
 
 def _file_errors(
     errors: list[ContentError], content_dir: Path, kind: str, slug: str
 ) -> list[ContentError]:
     """The errors (not warnings) of the file of item `slug` of `kind`, wherever it lies."""
-    folder = content_dir / KINDS[kind].folder
-    found = []
-    for error in errors:
-        if error.warning or error.path.stem != slug:
-            continue
-        try:
-            error.path.relative_to(folder)
-        except ValueError:
-            continue
-        found.append(error)
-    return found
+    return [
+        error
+        for error in errors
+        if not error.warning
+        and error.path.stem == slug
+        and _in_folder(error.path, content_dir, kind)
+    ]
 
 
 def _shown(site: Site, issue: Issue) -> list[tuple[str, str]]:
     """(kind, slug) of every item the issue names or shows."""
+    named = set(issue.events)
     shown = [("event", slug) for slug in issue.events]
-    shown += [
-        ("event", e.slug) for e in site.issue_events(issue, site.tz) if e.slug not in issue.events
-    ]
+    shown += [("event", e.slug) for e in site.issue_events(issue, site.tz) if e.slug not in named]
     shown += [("practice", slug) for slug in issue.practices]
     if issue.award:
         shown.append(("award", issue.award))
     return shown
+
+
+def _path(
+    site: Site, errors: list[ContentError], content_dir: Path, kind: str, slug: str
+) -> Path | None:
+    """The file of an item: from the site if it is valid, else from its errors."""
+    item = site.by_kind(kind).get(slug)
+    if item is not None:
+        path: Path = item.path
+        return path
+    own = _file_errors(errors, content_dir, kind, slug)
+    return own[0].path if own else None
 
 
 def issue_problems(
@@ -47,15 +69,28 @@ def issue_problems(
     errors; see above" at the referencing line — plus the e-mail checks of
     comms/publish/quality.py that are errors. Warnings are not included."""
     content_dir = config.content_dir
-    own = _file_errors(errors, content_dir, "issue", slug)
     issue = site.issues.get(slug)
-    if issue is None:
-        return own
-    # The shown items first: the issue's "events/x.md has errors; see above" refers to them.
+    items = [("issue", slug)] + (_shown(site, issue) if issue is not None else [])
     problems: list[ContentError] = []
-    for kind, item_slug in _shown(site, issue):
+    paths: list[Path] = []
+    # The shown items first: the issue's "events/x.md has errors; see above" refers to them.
+    for kind, item_slug in [*items[1:], items[0]]:
         problems.extend(_file_errors(errors, content_dir, kind, item_slug))
-    problems.extend(own)
-    problems.extend(p for p in check_issue(config, site, issue) if not p.warning)
-    # The caller's list may already hold the quality errors (as `comms check` collects them).
+        path = _path(site, errors, content_dir, kind, item_slug)
+        if path is not None and path not in paths:
+            paths.append(path)
+    problems.extend(LinkChecker(config, site).problems(paths))
+    if issue is not None:
+        problems.extend(p for p in check_issue(config, site, issue) if not p.warning)
+    # The caller's list may already hold some of these (as `comms check` collects them).
     return list(dict.fromkeys(problems))
+
+
+def site_problems(config: Config, site: Site) -> list[ContentError]:
+    """What `comms check` adds to the reader's problems: the e-mail checks of every issue
+    (drafts too) and the link and image checks of every content file, warnings included."""
+    files, _ = content_files(config.content_dir)
+    problems = LinkChecker(config, site).problems(path for path, _ in files)
+    for slug in sorted(site.issues):
+        problems.extend(check_issue(config, site, site.issues[slug]))
+    return problems
