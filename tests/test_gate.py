@@ -50,3 +50,32 @@ def test_misspelt_slug_gets_did_you_mean(site_copy: Path) -> None:
 def test_other_issues_errors_do_not_block(site_copy: Path) -> None:
     _edit(site_copy, ISSUE, "award: sonderpreis-2020", "award: kein-preis")
     assert _problems(site_copy, "2020-02-newsletter") == []
+
+
+def test_link_errors_of_shown_items_block_the_issue(site_copy: Path) -> None:
+    _edit(site_copy, EVENT, "Am 3. Juni 2019", "Am [3. Juni 2019](/events/gibtsnicht/)")
+    assert _problems(site_copy) == [
+        f"{EVENT}:17: link to a page the build does not produce: '/events/gibtsnicht/'",
+    ]
+
+
+def test_the_gate_reports_what_check_reports() -> None:
+    from comms.publish.gate import site_problems
+
+    from .conftest import BAD
+
+    config = load_config(BAD / "comms.toml")
+    site, errors = read_site(config)
+    everything = {*errors, *site_problems(config, site)}
+    for slug in ("bad-status", "header-break", "missing-reference", "misspelt-reference"):
+        problems = issue_problems(config, site, errors, slug)
+        assert problems and set(problems) <= everything
+        assert not any(p.warning for p in problems)
+    lines = [p.format(BAD) for p in issue_problems(config, site, errors, "misspelt-reference")]
+    assert lines == [
+        "events/never-closed.md:1: front matter is never closed: add a '---' line after it",
+        "issues/misspelt-reference.md:8: field 'events': no event 'dup-slg' in events/; "
+        "did you mean 'dup-slug'?",
+        "issues/misspelt-reference.md:9: field 'events': events/never-closed.md has errors; "
+        "see above",
+    ]
