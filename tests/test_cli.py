@@ -61,27 +61,79 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert isinstance(result.exception, Exception)
 
 
-def test_new_creates_a_valid_file_and_refuses_to_overwrite(site_copy: Path) -> None:
+def test_new_creates_a_file_whose_placeholders_check_reports(site_copy: Path) -> None:
     config = str(site_copy / "comms.toml")
-    code, out, err = run("--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen")
+    args = ("--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen")
+    code, out, err = run(*args, "--date", "16.05.2020")
     assert code == 0, err
-    assert out == "created content/events/dialog-wohnen-in-goettingen.md\n"
-    target = site_copy / "content" / "events" / "dialog-wohnen-in-goettingen.md"
-    assert 'title: "Dialog „Wohnen“ in Göttingen"' in target.read_text(encoding="utf-8")
+    name = "content/events/2020-05-16-dialog-wohnen-in-goettingen.md"
+    assert out == f"created {name}\n"
+    text = (site_copy / name).read_text(encoding="utf-8")
+    assert 'title: "Dialog „Wohnen“ in Göttingen"' in text
+    assert "start: 2020-05-16 10:00\n" in text
+    code, out, err = run("--config", config, "check")
+    assert code == 1
+    assert out.splitlines() == [
+        f"{name}:7: placeholder from the archetype not replaced: [[Veranstaltungsort]]",
+        f"{name}:8: placeholder from the archetype not replaced: [[Straße Nr., PLZ Ort]]",
+        f"{name}:9: placeholder from the archetype not replaced: [[Ort]]",
+        f"{name}:19: placeholder from the archetype not replaced: "
+        "[[Ein oder zwei Sätze, worum es geht.]]",
+        f"{name}:22: placeholder from the archetype not replaced: "
+        "[[Beschreibung der Veranstaltung: Programm, Zielgruppe, Anmeldung.]]",
+    ]
+    # Filled in, the file passes.
+    for old, new in (
+        ("[[Veranstaltungsort]]", "Rathaus"),
+        ("[[Straße Nr., PLZ Ort]]", "Markt 1, 37073 Göttingen"),
+        ("[[Ort]]", "Göttingen"),
+        ("[[Ein oder zwei Sätze, worum es geht.]]", "Ein Dialog."),
+        ("[[Beschreibung der Veranstaltung: Programm, Zielgruppe, Anmeldung.]]", "Programm."),
+    ):
+        text = text.replace(old, new)
+    (site_copy / name).write_text(text, encoding="utf-8")
     code, out, err = run("--config", config, "check", "--strict")
     assert code == 0, out + err
-    result = CliRunner().invoke(
-        cli, ["--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen"]
-    )
+    result = CliRunner().invoke(cli, [*args, "--date", "2020-05-16"])
     assert result.exit_code == 1
     assert "already exists; not overwritten" in str(result.exception)
 
 
-def test_new_issue_takes_the_next_number(site_copy: Path) -> None:
-    code, _, err = run("--config", str(site_copy / "comms.toml"), "new", "issue", "Ausgabe Mai")
+def test_new_rejects_an_impossible_date(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    result = CliRunner().invoke(
+        cli, ["--config", config, "new", "event", "Sommerfest", "--date", "31.04.2020"]
+    )
+    assert result.exit_code == 1
+    assert str(result.exception) == (
+        "--date: 31.04.2020: April has 30 days (dates are written YYYY-MM-DD or DD.MM.YYYY)"
+    )
+
+
+def test_new_issue_is_dated_numbered_and_has_send_at_and_award(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    code, out, err = run("--config", config, "new", "issue", "Ausgabe Mai", "--date", "2020-05-04")
     assert code == 0, err
-    text = (site_copy / "content" / "issues" / "ausgabe-mai.md").read_text(encoding="utf-8")
+    assert out == "created content/issues/2020-05-newsletter.md\n"
+    text = (site_copy / "content" / "issues" / "2020-05-newsletter.md").read_text("utf-8")
     assert "number: 5\n" in text
+    assert "send_at: 2020-05-04 09:00\n" in text
+    assert "\naward:\n" in text
+    # A second issue in the same month gets the day in its name.
+    code, out, err = run("--config", config, "new", "issue", "Extra", "--date", "2020-05-20")
+    assert out == "created content/issues/2020-05-20-newsletter.md\n"
+    second = (site_copy / "content" / "issues" / "2020-05-20-newsletter.md").read_text("utf-8")
+    assert "number: 6\n" in second
+
+
+def test_new_practice_and_award_are_named_by_title(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    assert run("--config", config, "new", "practice", "Garten für alle")[1] == (
+        "created content/practices/garten-fuer-alle.md\n"
+    )
+    assert run("--config", config, "new", "award", "Sonderpreis 2021")[1] == (
+        "created content/awards/sonderpreis-2021.md\n"
+    )
 
 
 def test_slugify() -> None:

@@ -49,6 +49,16 @@ def _shown(site: Site, issue: Issue) -> list[tuple[str, str]]:
     return shown
 
 
+def shown_paths(site: Site, issue: Issue) -> list[Path]:
+    """The files of an issue and of the valid items it shows."""
+    paths = [issue.path]
+    for kind, slug in _shown(site, issue):
+        item = site.by_kind(kind).get(slug)
+        if item is not None and item.path not in paths:
+            paths.append(item.path)
+    return paths
+
+
 def _path(
     site: Site, errors: list[ContentError], content_dir: Path, kind: str, slug: str
 ) -> Path | None:
