@@ -6,6 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from comms.cli import cli
@@ -243,3 +244,26 @@ def test_a_port_in_use_is_a_clear_error(site_copy: Path) -> None:
             assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in str(
                 result.exception
             )
+
+
+def test_help_lists_commands_by_section_with_whole_summaries() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    titles = [line for line in out.splitlines() if line.endswith(":") and not line[0].isspace()]
+    assert titles == [
+        "Options:",
+        "Editing:",
+        "Sending:",
+        "Subscribers:",
+        "Server:",
+        "Trying it out:",
+    ]
+    listing = out.split("Editing:")[1].splitlines()
+    names = [line.split()[0] for line in listing if re.match(r"^  [a-z]", line)]
+    assert names == cli.list_commands(click.Context(cli))
+    assert sorted(names) == sorted(cli.commands)
+    assert names.index("new") < names.index("check") < names.index("send") < names.index("serve")
+    assert "..." not in out.split("Options:")[1]
+    code, out, _ = run("subscribers", "--help")
+    assert "Erase one person (GDPR Art. 17); only a suppression hash stays" in " ".join(out.split())
+    assert "..." not in out.split("Options:")[1]
