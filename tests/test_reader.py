@@ -130,6 +130,21 @@ EXPECTED = {
         "[[Ein oder zwei Sätze, worum es geht.]]",
         "events/every-error-at-once.md:13: image without alt text: '/images/graffiti.jpg'",
     ],
+    # Files made with the archetypes from before the [[…]] marks.
+    "issues/old-archetype.md": [
+        "issues/old-archetype.md:4: text from the archetype not replaced: "
+        "'Ein Satz, der den Inhalt dieser Ausgabe ehrlich zusammenfasst.'",
+        "issues/old-archetype.md:9: text from the archetype not replaced: "
+        "'hier steht das Editorial.'",
+    ],
+    # Unreadable front matter: the body is still checked in the same run.
+    "events/yaml-error-and-body.md": [
+        "events/yaml-error-and-body.md:2: YAML error: mapping values are not allowed here; put "
+        "the value in quotes, it contains ': ' (e.g. \"Werkstatt: Wohnen\")",
+        "events/yaml-error-and-body.md:5: image without alt text: '/images/saal.jpg'",
+        "events/yaml-error-and-body.md:7: placeholder from the archetype not replaced: "
+        "[[Beschreibung der Veranstaltung: Programm, Zielgruppe, Anmeldung.]]",
+    ],
     "issues/header-break.md": [
         "issues/header-break.md:3: field 'subject': contains a line break; it goes into a mail "
         "header: keep it one line",

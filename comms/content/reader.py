@@ -73,13 +73,51 @@ def _image_errors(html: str, body: str, body_line: int, path: Path) -> list[Cont
     return errors
 
 
+#: Texts of the archetypes before they marked placeholders with `[[…]]`: files made with them
+#: still carry these lines (a whole value or line, compared without quotes and case).
+OLD_ARCHETYPE_TEXTS = frozenset(
+    {
+        "hier steht das editorial.",
+        "veranstaltungsort",
+        "straße nr., plz ort",
+        "ein oder zwei sätze, worum es geht.",
+        "ein satz, der den inhalt dieser ausgabe ehrlich zusammenfasst.",
+        "beschreibung der veranstaltung: programm, zielgruppe, anmeldung.",
+        "name der initiative",
+        "ein oder zwei sätze, was das projekt vorbildlich macht.",
+        "die geschichte des projekts: wer, was, wie, mit welchem ergebnis.",
+        "ein oder zwei sätze zum sonderpreis.",
+        "worum es beim sonderpreis geht, wer sich bewerben kann und wie.",
+    }
+)
+
+
+def _old_archetype_text(line: str) -> str | None:
+    text = line.strip()
+    candidates = [text]
+    key, colon, value = text.partition(": ")
+    if colon and key.replace("_", "").isalnum():
+        candidates.append(value)
+    for candidate in candidates:
+        bare = candidate.strip().strip("\"'").strip()
+        if bare.lower() in OLD_ARCHETYPE_TEXTS:
+            return bare
+    return None
+
+
 def placeholder_errors(text: str, path: Path) -> list[ContentError]:
-    """An error for every archetype placeholder (`[[…]]`) left in a file, at its line."""
-    return [
-        ContentError(path, number, f"placeholder from the archetype not replaced: {match.group()}")
-        for number, line in enumerate(text.splitlines(), start=1)
-        for match in PLACEHOLDER_RE.finditer(line)
-    ]
+    """An error for every archetype placeholder (`[[…]]`, or a line of an older archetype)
+    left in a file, at its line."""
+    errors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in PLACEHOLDER_RE.finditer(line):
+            message = f"placeholder from the archetype not replaced: {match.group()}"
+            errors.append(ContentError(path, number, message))
+        old = _old_archetype_text(line)
+        if old is not None:
+            message = f"text from the archetype not replaced: '{old}'"
+            errors.append(ContentError(path, number, message))
+    return errors
 
 
 def _moment(value: Any, tz: ZoneInfo, end: bool = False) -> datetime | None:
@@ -145,7 +183,10 @@ def read_file(
     front, body, body_line = parts
     parsed = parse_yaml(front, path)
     if isinstance(parsed, ContentError):
-        return None, [*errors, parsed]
+        # The front matter cannot be read; the body and the placeholders still can.
+        html = markdown_to_html(body)
+        body_errors = _image_errors(html, body, body_line, path)
+        return None, [*errors, parsed, *body_errors, *placeholder_errors(text, path)]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
     fields = front_matter_fields(kind.model)
