@@ -382,3 +382,12 @@ def test_german_event_status_words_are_understood(tmp_path: Path, word: str, sta
     text = EVENT.format(start="2020-04-16").replace("summary:", f"status: {word}\nsummary:")
     item, errors = read_file(_write(tmp_path, text), KINDS["event"], CONTEXT)
     assert errors == [] and isinstance(item, Event) and item.status == status
+
+
+def test_misspelt_region_gets_did_you_mean(tmp_path: Path) -> None:
+    text = EVENT.format(start="2020-04-16").replace("braunschweig", "braunschwieg")
+    _, errors = read_file(_write(tmp_path, text), KINDS["event"], CONTEXT)
+    assert [e.format(tmp_path) for e in errors] == [
+        "x.md:5: field 'region': unknown region 'braunschwieg' (known: braunschweig, landesweit, "
+        "leine-weser, lueneburg, weser-ems); did you mean 'braunschweig'?"
+    ]

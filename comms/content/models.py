@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import difflib
 import re
 import unicodedata
 from collections.abc import Callable
@@ -284,7 +285,10 @@ def _allowed(key: str, label: str) -> Callable[[str, ValidationInfo], str]:
     def check(value: str, info: ValidationInfo) -> str:
         allowed = (info.context or {}).get(key)
         if allowed is not None and value not in allowed:
-            raise ValueError(f"unknown {label} '{value}' (known: {', '.join(sorted(allowed))})")
+            close = difflib.get_close_matches(value, sorted(allowed), n=1, cutoff=0.75)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            known = ", ".join(sorted(allowed))
+            raise ValueError(f"unknown {label} '{value}' (known: {known}){hint}")
         return value
 
     return check
