@@ -9,7 +9,6 @@ issue_problems = the gate for one issue (its links, what it shows, its e-mail ch
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from render import synthetic_site
+from render import sites
 
 from comms.content.site import read_site
 from comms.core.config import load_config
@@ -69,21 +68,8 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="comms-bench-") as tmp:
-        sample = Path(tmp) / "sample"
-        sample.mkdir()
-        (sample / "comms.toml").write_bytes((ROOT / "comms.toml").read_bytes())
-        shutil.copytree(ROOT / "content", sample / "content")
-        shutil.copytree(ROOT / "static", sample / "static")
-        measure(sample, "Sample site", 3)
-        synthetic = Path(tmp) / "synthetic"
-        synthetic.mkdir()
-        synthetic_site(synthetic, args.events, args.practices, args.issues)
-        measure(
-            synthetic,
-            f"Synthetic site ({args.events} events, {args.practices} "
-            f"practices, {args.issues} issues)",
-            1,
-        )
+        for folder, label in sites(Path(tmp), args.events, args.practices, args.issues):
+            measure(folder, label, 3 if label == "Sample site" else 1)
 
 
 if __name__ == "__main__":
