@@ -37,6 +37,13 @@ def test_check_reports_bad_content_and_exits_1() -> None:
     assert "events/empty.md:1: empty file: expected front matter between '---' lines" in lines
     assert all(re.match(r"^[\w/.-]+\.md:\d+: ", line) for line in lines)
     assert "Traceback" not in out + err
+    # Issues last: "events/never-closed.md has errors; see above" comes after that file's error.
+    closed = lines.index(
+        "events/never-closed.md:1: front matter is never closed: add a '---' line after it"
+    )
+    see_above = next(i for i, line in enumerate(lines) if "has errors; see above" in line)
+    assert closed < see_above
+    assert all(line.startswith("issues/") for line in lines[see_above - 1 :])
     # The reader's cases and the link cases, each once: one gate, every error in one run.
     cases = [line for lines in [*EXPECTED.values(), *LINK_EXPECTED.values()] for line in lines]
     warnings = sum(1 for line in cases if ": warning: " in line)

@@ -145,6 +145,10 @@ EXPECTED = {
         "events/yaml-error-and-body.md:7: placeholder from the archetype not replaced: "
         "[[Beschreibung der Veranstaltung: Programm, Zielgruppe, Anmeldung.]]",
     ],
+    "events/registration-typo.md": [
+        "events/registration-typo.md:7: field 'registration': expected an absolute http(s) URL, "
+        "got 'htps://example.org/anmeldung'; did you mean 'https:'?",
+    ],
     "issues/header-break.md": [
         "issues/header-break.md:3: field 'subject': contains a line break; it goes into a mail "
         "header: keep it one line",

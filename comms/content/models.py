@@ -153,7 +153,9 @@ def _url(value: Any) -> str:
     text = str(value).strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an absolute http(s) URL, got '{value}'")
+        close = difflib.get_close_matches(parts.scheme.lower(), ("http", "https"), n=1)
+        hint = f"; did you mean '{close[0]}:'?" if parts.scheme and close else ""
+        raise ValueError(f"expected an absolute http(s) URL, got '{value}'{hint}")
     return text
 
 

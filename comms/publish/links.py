@@ -45,6 +45,8 @@ class Reference:
     url: str
     line: int
     embedded: bool
+    #: From the front matter, whose URL fields the model checks for syntax already.
+    front: bool = False
 
 
 class _Collect(HTMLParser):
@@ -94,7 +96,7 @@ def _front_references(node: yaml.Node, offset: int) -> Iterator[Reference]:
             name = key.value if isinstance(key, yaml.ScalarNode) else ""
             if isinstance(value, yaml.ScalarNode) and name in LINK_KEYS | EMBED_KEYS:
                 line = int(value.start_mark.line) + offset
-                yield Reference(str(value.value).strip(), line, name in EMBED_KEYS)
+                yield Reference(str(value.value).strip(), line, name in EMBED_KEYS, front=True)
             else:
                 yield from _front_references(value, offset)
     elif isinstance(node, yaml.SequenceNode):
@@ -151,6 +153,8 @@ class LinkChecker:
             return None
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
+        if ref.front and not ref.embedded and scheme not in ("http", "https"):
+            return None  # the field's own error names it
         if scheme == "mailto" and not ref.embedded:
             return _mailto(url)
         if scheme in ("http", "https"):
