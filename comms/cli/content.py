@@ -13,7 +13,8 @@ from jinja2 import Environment, FileSystemLoader
 from comms import __version__
 from comms.audience.subscriber_csv import Problems, read_csv
 from comms.content import urls
-from comms.content.models import KINDS, Issue, Site, parse_when
+from comms.content.fields import parse_when
+from comms.content.models import KINDS, Issue, Site
 from comms.content.reader import SLUG_RE, slugify
 from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls

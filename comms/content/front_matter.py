@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from comms.content.models import GERMAN_STATUS
+from comms.content.fields import GERMAN_STATUS
 from comms.core.errors import ContentError
 
 FENCE = "---"
