@@ -125,3 +125,12 @@ def test_allow_list_is_validated(tmp_path: Path) -> None:
     (tmp_path / "comms.toml").write_text('[render]\nembed_hosts = ["https://x.org"]\n')
     with pytest.raises(ConfigError, match="embed_hosts"):
         load_config(tmp_path / "comms.toml")
+
+
+def test_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMMS_RENDER_EMBED_HOSTS", "tracker.example.com, CDN.example.org")
+    config = load_config(BAD / "comms.toml")
+    assert config.settings.render.embed_hosts == ["tracker.example.com", "cdn.example.org"]
+    site, _ = read_site(config)
+    problems = [p.format(BAD) for p in site_problems(config, site)]
+    assert not any("tracker.example.com" in line for line in problems)

@@ -121,6 +121,14 @@ class Render(_Section):
     #: Hosts besides the site's own that e-mails and pages may load images and media from.
     embed_hosts: list[str] = []
 
+    @field_validator("embed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment the list arrives as one string: "cdn.example.org, img.example.org".
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
     @field_validator("embed_hosts")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
