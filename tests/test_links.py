@@ -8,7 +8,7 @@ import pytest
 
 from comms.content.site import read_site
 from comms.core.config import load_config
-from comms.publish.gate import site_problems
+from comms.publish.gate import issue_problems, site_problems
 from comms.publish.links import LinkChecker, Reference
 
 from .conftest import BAD, ROOT
@@ -134,3 +134,20 @@ def test_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     site, _ = read_site(config)
     problems = [p.format(BAD) for p in site_problems(config, site)]
     assert not any("tracker.example.com" in line for line in problems)
+
+
+def test_missing_logo_is_an_error_at_its_config_line(site_copy: Path) -> None:
+    config_file = site_copy / "comms.toml"
+    text = config_file.read_text(encoding="utf-8")
+    assert "[render]" not in text
+    config_file.write_text(text + '\n[render]\nlogo = "images/logo.png"\n', encoding="utf-8")
+    config = load_config(config_file)
+    site, errors = read_site(config)
+    line = config_file.read_text(encoding="utf-8").splitlines().index('logo = "images/logo.png"')
+    expected = (
+        f"comms.toml:{line + 1}: field 'render.logo': image file not found: "
+        "static/images/logo.png (from '/images/logo.png')"
+    )
+    assert [p.format(site_copy) for p in site_problems(config, site)] == [expected]
+    slug = sorted(site.issues)[0]
+    assert [p.format(site_copy) for p in issue_problems(config, site, errors, slug)] == [expected]

@@ -395,3 +395,12 @@ def test_misspelt_region_gets_did_you_mean(tmp_path: Path) -> None:
         "x.md:5: field 'region': unknown region 'braunschwieg' (known: braunschweig, landesweit, "
         "leine-weser, lueneburg, weser-ems); did you mean 'braunschweig'?"
     ]
+
+
+def test_misspelt_key_gets_did_you_mean(tmp_path: Path) -> None:
+    text = EVENT.format(start="2020-04-16").replace("organiser:", "organizer:")
+    _, errors = read_file(_write(tmp_path, text), KINDS["event"], CONTEXT)
+    assert sorted(e.format(tmp_path) for e in errors) == [
+        "x.md:1: field 'organiser': required field is missing",
+        "x.md:7: warning: unknown key 'organizer'; did you mean 'organiser'?",
+    ]

@@ -191,9 +191,12 @@ def read_file(
     duplicate_keys(doc, doc.node, path, errors)
     fields = front_matter_fields(kind.model)
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
-        errors.append(ContentError(path, doc.find(loc)[0], f"unknown key '{dotted}'", warning=True))
+        message = f"unknown key '{dotted}'"
         if len(loc) == 1:
             data.pop(loc[0])
+            close = difflib.get_close_matches(str(loc[0]), fields, n=1, cutoff=0.75)
+            message += f"; did you mean '{close[0]}'?" if close else ""
+        errors.append(ContentError(path, doc.find(loc)[0], message, warning=True))
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
     html = markdown_to_html(body)
     # Body and placeholder checks run beside the field errors: one run shows every error.

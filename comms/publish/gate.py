@@ -89,7 +89,9 @@ def issue_problems(
         path = _path(site, errors, content_dir, kind, item_slug)
         if path is not None and path not in paths:
             paths.append(path)
-    problems.extend(LinkChecker(config, site).problems(paths))
+    checker = LinkChecker(config, site)
+    problems.extend(checker.problems(paths))
+    problems.extend(checker.config_problems())
     if issue is not None:
         problems.extend(p for p in check_issue(config, site, issue) if not p.warning)
     # The caller's list may already hold some of these (as `comms check` collects them).
@@ -100,7 +102,9 @@ def site_problems(config: Config, site: Site) -> list[ContentError]:
     """What `comms check` adds to the reader's problems: the e-mail checks of every issue
     (drafts too) and the link and image checks of every content file, warnings included."""
     files, _ = content_files(config.content_dir)
-    problems = LinkChecker(config, site).problems(path for path, _ in files)
+    checker = LinkChecker(config, site)
+    problems = checker.problems(path for path, _ in files)
+    problems.extend(checker.config_problems())
     for slug in sorted(site.issues):
         problems.extend(check_issue(config, site, site.issues[slug]))
     return problems

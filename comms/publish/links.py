@@ -146,6 +146,23 @@ class LinkChecker:
                     errors.append(ContentError(path, ref.line, message))
         return list(dict.fromkeys(errors))
 
+    def config_problems(self) -> list[ContentError]:
+        """The logo of every mail (`render.logo`): its file must exist, its host be allowed."""
+        logo = self.config.settings.render.logo
+        if not logo:
+            return []
+        url = logo if "://" in logo else "/" + logo.lstrip("/")
+        message = self.check(Reference(url, 1, embedded=True))
+        if message is None:
+            return []
+        path = self.config.path or self.config.root / "comms.toml"
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        line = next((n for n, text in enumerate(lines, 1) if text.strip().startswith("logo")), 1)
+        return [ContentError(path, line, message, field="render.logo")]
+
     def check(self, ref: Reference) -> str | None:
         """What is wrong with one reference, or None."""
         url = ref.url
