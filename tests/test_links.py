@@ -151,3 +151,16 @@ def test_missing_logo_is_an_error_at_its_config_line(site_copy: Path) -> None:
     assert [p.format(site_copy) for p in site_problems(config, site)] == [expected]
     slug = sorted(site.issues)[0]
     assert [p.format(site_copy) for p in issue_problems(config, site, errors, slug)] == [expected]
+
+
+def test_a_url_used_twice_is_reported_at_both_lines(site_copy: Path) -> None:
+    event = site_copy / "content" / "events" / "2020-07-10-follow-up-werkstatt-frauen.md"
+    text = event.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    closing = lines.index("---", 1)
+    lines[closing + 1 : closing + 1] = ["[Eins](/gibtsnicht/)", "", "[Zwei](/gibtsnicht/)", ""]
+    event.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    found = [p.line for p in site_problems(config, site) if p.path == event]
+    assert found == [closing + 2, closing + 4]

@@ -66,12 +66,13 @@ class _Collect(HTMLParser):
                 self.found.append((value.strip(), True))
 
 
-def _line(lines: list[str], start: int, needle: str) -> int:
-    """The file line (from `start`) of the first body line containing `needle`."""
-    for offset, text in enumerate(lines):
-        if needle and needle in text:
+def _line(lines: list[str], start: int, needle: str, after: int = 0) -> int:
+    """The file line of the first body line from index `after` that contains `needle`
+    (`start` is the file line of the body's first line)."""
+    for offset in range(after, len(lines)):
+        if needle and needle in lines[offset]:
             return start + offset
-    return start
+    return start if after == 0 else _line(lines, start, needle)
 
 
 def _body_references(body: str, body_line: int) -> Iterator[Reference]:
@@ -80,8 +81,12 @@ def _body_references(body: str, body_line: int) -> Iterator[Reference]:
     scan = _Collect()
     scan.feed(html)
     lines = body.splitlines()
+    seen: dict[str, int] = {}
     for url, embedded in scan.found:
-        yield Reference(url, _line(lines, body_line, url), embedded)
+        # A URL used twice is reported at each of its lines, not twice at the first.
+        line = _line(lines, body_line, url, seen.get(url, 0))
+        seen[url] = line - body_line + 1
+        yield Reference(url, line, embedded)
     text = _LINKED.sub(" ", html)
     for number, source in enumerate(lines, start=body_line):
         for match in _ADDRESS_RE.finditer(source):
