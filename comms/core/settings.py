@@ -19,6 +19,13 @@ def _check_email(value: str) -> str:
         raise ValueError(f"not a valid e-mail address: {exc}") from None
 
 
+def _words(value: Any) -> Any:
+    """A list given as one string (from the environment: "https://a, https://b") as a list."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
 def _check_https(value: str) -> str:
     parts = urlsplit(value)
     local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
@@ -124,10 +131,7 @@ class Render(_Section):
     @field_validator("embed_hosts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        # From the environment the list arrives as one string: "cdn.example.org, img.example.org".
-        if isinstance(value, str):
-            return [part for part in value.replace(",", " ").split() if part]
-        return value
+        return _words(value)
 
     @field_validator("embed_hosts")
     @classmethod
@@ -237,10 +241,7 @@ class Feeds(_Section):
     @field_validator("hubs", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        # From the environment the list arrives as one string: "https://a, https://b".
-        if isinstance(value, str):
-            return [part for part in value.replace(",", " ").split() if part]
-        return value
+        return _words(value)
 
     @field_validator("hubs")
     @classmethod
