@@ -164,3 +164,27 @@ def test_a_url_used_twice_is_reported_at_both_lines(site_copy: Path) -> None:
     site, _ = read_site(config)
     found = [p.line for p in site_problems(config, site) if p.path == event]
     assert found == [closing + 2, closing + 4]
+
+
+def test_front_matter_links_in_block_and_flow_style_but_not_in_text() -> None:
+    from comms.publish.links import _front_references
+
+    front = (
+        "registration: https://x.org/a#b\n"
+        "image: {src: /images/a.jpg, alt: 'A, b'}\n"
+        "image:\n"
+        '  src: "/images/b.jpg"\n'
+        "winners:\n"
+        "  - name: A\n"
+        "    url: https://w.org/\n"
+        "  - {name: B, url: 'https://v.org/'}\n"
+        "# url: https://auskommentiert.org\n"
+        "summary: 'Text mit url: nix'\n"
+    )
+    assert list(_front_references(front, 2)) == [
+        Reference("https://x.org/a#b", 2, False, front=True),
+        Reference("/images/a.jpg", 3, True, front=True),
+        Reference("/images/b.jpg", 5, True, front=True),
+        Reference("https://w.org/", 8, False, front=True),
+        Reference("https://v.org/", 9, False, front=True),
+    ]

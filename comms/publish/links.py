@@ -11,11 +11,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from comms.content import urls
-from comms.content.front_matter import parse_yaml, split
+from comms.content.front_matter import split
 from comms.content.markup import markdown_unsanitised
 from comms.content.models import Site
 from comms.core.config import Config
@@ -35,6 +34,12 @@ LINK_KEYS = frozenset({"url", "registration", "online"})
 EMBED_KEYS = frozenset({"src"})
 #: An e-mail address written as text (in the body), to validate like a mailto: link.
 _ADDRESS_RE = re.compile(r"(?<![\w.@/:+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*(?![\w@-])")
+_KEYS = "|".join(sorted(LINK_KEYS | EMBED_KEYS))
+_VALUE = r"""("[^"]*"|'[^']*'|[^\s,}'"][^\s,}]*)"""
+#: `url: …` as a block mapping key (in a list too), and `{src: …}` in a flow mapping.
+_BLOCK_KEY_RE = re.compile(rf"^\s*(?:-\s+)?({_KEYS})\s*:\s*{_VALUE}")
+_FLOW_LINE_RE = re.compile(r"^\s*(?:-\s+)?(?:[\w-]+\s*:\s*)?[{\[]")
+_FLOW_KEY_RE = re.compile(rf"[{{,]\s*({_KEYS})\s*:\s*{_VALUE}")
 _LINKED = re.compile(r"<(?:a|img)\b[^>]*>", re.IGNORECASE)
 
 
@@ -95,22 +100,25 @@ def _body_references(body: str, body_line: int) -> Iterator[Reference]:
                 yield Reference(f"mailto:{address}", number, False)
 
 
-def _front_references(node: yaml.Node, offset: int) -> Iterator[Reference]:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else ""
-            if isinstance(value, yaml.ScalarNode) and name in LINK_KEYS | EMBED_KEYS:
-                line = int(value.start_mark.line) + offset
-                yield Reference(str(value.value).strip(), line, name in EMBED_KEYS, front=True)
-            else:
-                yield from _front_references(value, offset)
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            yield from _front_references(child, offset)
+def _front_references(front: str, offset: int) -> Iterator[Reference]:
+    """The link and image values of the front matter (block or flow style), with their lines.
+
+    A scan of the lines rather than a second YAML parse: it costs a fraction, and a value the
+    scan misreads is still checked by the model.
+    """
+    for number, line in enumerate(front.splitlines(), start=offset):
+        if line.lstrip().startswith("#"):
+            continue
+        block = _BLOCK_KEY_RE.match(line)
+        flow = _FLOW_KEY_RE.finditer(line) if _FLOW_LINE_RE.match(line) else iter(())
+        for match in [block] if block else flow:
+            value = match.group(2).strip().strip("\"'").strip()
+            if value:
+                yield Reference(value, number, match.group(1) in EMBED_KEYS, front=True)
 
 
 def file_references(path: Path) -> list[Reference]:
-    """The links and embedded resources of one content file (none if it cannot be parsed)."""
+    """The links and embedded resources of one content file (none if it cannot be split)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -119,11 +127,7 @@ def file_references(path: Path) -> list[Reference]:
     if isinstance(parts, ContentError):
         return []
     front, body, body_line = parts
-    found = list(_body_references(body, body_line))
-    parsed = parse_yaml(front, path)
-    if not isinstance(parsed, ContentError):
-        found.extend(_front_references(parsed[1].node, parsed[1].offset))
-    return found
+    return [*_body_references(body, body_line), *_front_references(front, 2)]
 
 
 class LinkChecker:
