@@ -65,3 +65,11 @@ class Golden:
 def golden(request: pytest.FixtureRequest) -> Golden:
     """The golden-file checker, honouring --update-golden."""
     return Golden(bool(request.config.getoption("--update-golden")))
+
+
+@pytest.fixture(autouse=True)
+def _no_four_eyes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample comms.toml turns `delivery.require_approval` on; the tests of sending
+    mechanics run without it. tests/test_desk.py turns it back on where approval is the point
+    (COMMS_DELIVERY_REQUIRE_APPROVAL=true in the command's environment)."""
+    monkeypatch.setenv("COMMS_DELIVERY_REQUIRE_APPROVAL", "false")

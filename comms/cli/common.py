@@ -15,6 +15,7 @@ from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.desk import started_issues
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
@@ -124,7 +125,8 @@ def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, 
 def _valid_site(config: Config) -> Site:
     """The valid content, its warnings printed; on errors print every problem and exit 1.
 
-    For the commands that write the output folder: then nothing is written.
+    For the commands that write the output folder: then nothing is written. The issues sent so
+    far (from the database, if there is one) are public whatever their send_at says.
     """
     try:
         site, warnings = load_valid_site(config)
@@ -133,6 +135,7 @@ def _valid_site(config: Config) -> Site:
         click.echo(f"{failures} error(s); nothing written", err=True)
         sys.exit(1)
     _report(warnings, config.root, strict=False)
+    site.sent = started_issues(config.database_url)
     return site
 
 

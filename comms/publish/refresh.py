@@ -130,10 +130,12 @@ def refresh(config: Config, site: Site) -> RefreshReport:
     return result
 
 
-def refresh_content(config: Config) -> RefreshReport:
+def refresh_content(config: Config, sent: frozenset[str] = frozenset()) -> RefreshReport:
     """Read the content folder, then refresh; bad content raises ContentErrors, writing nothing.
 
-    The entry point for the scheduler's feed-refresh job.
+    The entry point for the scheduler's feed-refresh job and for a send that makes its issue
+    public; `sent` names the issues whose mails have gone out (from the ledger).
     """
     site, _ = load_valid_site(config)
+    site.sent = sent
     return refresh(config, site)
