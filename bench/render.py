@@ -167,20 +167,22 @@ def main() -> None:
     args = parser.parse_args()
     per_issue(ROOT)
     with tempfile.TemporaryDirectory(prefix="comms-bench-") as tmp:
-        sample = Path(tmp) / "sample"
-        sample.mkdir()
-        (sample / "comms.toml").write_bytes((ROOT / "comms.toml").read_bytes())
-        shutil.copytree(ROOT / "content", sample / "content")
-        shutil.copytree(ROOT / "static", sample / "static")
-        build(sample, "Sample site")
-        synthetic = Path(tmp) / "synthetic"
-        synthetic.mkdir()
-        synthetic_site(synthetic, args.events, args.practices, args.issues)
-        build(
-            synthetic,
-            f"Synthetic site ({args.events} events, {args.practices} practices, "
-            f"{args.issues} issues)",
-        )
+        for folder, label in sites(Path(tmp), args.events, args.practices, args.issues):
+            build(folder, label)
+
+
+def sites(tmp: Path, events: int, practices: int, issues: int) -> Iterator[tuple[Path, str]]:
+    """A copy of the sample site, then a synthetic one, each with its label."""
+    sample = tmp / "sample"
+    sample.mkdir()
+    (sample / "comms.toml").write_bytes((ROOT / "comms.toml").read_bytes())
+    shutil.copytree(ROOT / "content", sample / "content")
+    shutil.copytree(ROOT / "static", sample / "static")
+    yield sample, "Sample site"
+    synthetic = tmp / "synthetic"
+    synthetic.mkdir()
+    synthetic_site(synthetic, events, practices, issues)
+    yield synthetic, f"Synthetic site ({events} events, {practices} practices, {issues} issues)"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from comms.cli import cli
@@ -13,6 +14,8 @@ from comms.content.reader import slugify
 from comms.core.config import Settings, _section_model
 
 from .conftest import BAD, ROOT
+from .test_content_links import LINK_EXPECTED
+from .test_reader import EXPECTED
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -34,7 +37,17 @@ def test_check_reports_bad_content_and_exits_1() -> None:
     assert "events/empty.md:1: empty file: expected front matter between '---' lines" in lines
     assert all(re.match(r"^[\w/.-]+\.md:\d+: ", line) for line in lines)
     assert "Traceback" not in out + err
-    assert err.startswith("25 error(s), 1 warning(s)")
+    # Issues last: "events/never-closed.md has errors; see above" comes after that file's error.
+    closed = lines.index(
+        "events/never-closed.md:1: front matter is never closed: add a '---' line after it"
+    )
+    see_above = next(i for i, line in enumerate(lines) if "has errors; see above" in line)
+    assert closed < see_above
+    assert all(line.startswith("issues/") for line in lines[see_above - 1 :])
+    # The reader's cases and the link cases, each once: one gate, every error in one run.
+    cases = [line for lines in [*EXPECTED.values(), *LINK_EXPECTED.values()] for line in lines]
+    warnings = sum(1 for line in cases if ": warning: " in line)
+    assert err.startswith(f"{len(cases) - warnings} error(s), {warnings} warning(s)")
 
 
 def test_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
@@ -56,27 +69,79 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert isinstance(result.exception, Exception)
 
 
-def test_new_creates_a_valid_file_and_refuses_to_overwrite(site_copy: Path) -> None:
+def test_new_creates_a_file_whose_placeholders_check_reports(site_copy: Path) -> None:
     config = str(site_copy / "comms.toml")
-    code, out, err = run("--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen")
+    args = ("--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen")
+    code, out, err = run(*args, "--date", "16.05.2020")
     assert code == 0, err
-    assert out == "created content/events/dialog-wohnen-in-goettingen.md\n"
-    target = site_copy / "content" / "events" / "dialog-wohnen-in-goettingen.md"
-    assert 'title: "Dialog „Wohnen“ in Göttingen"' in target.read_text(encoding="utf-8")
+    name = "content/events/2020-05-16-dialog-wohnen-in-goettingen.md"
+    assert out == f"created {name}\n"
+    text = (site_copy / name).read_text(encoding="utf-8")
+    assert 'title: "Dialog „Wohnen“ in Göttingen"' in text
+    assert "start: 2020-05-16 10:00\n" in text
+    code, out, err = run("--config", config, "check")
+    assert code == 1
+    assert out.splitlines() == [
+        f"{name}:7: placeholder from the archetype not replaced: [[Veranstaltungsort]]",
+        f"{name}:8: placeholder from the archetype not replaced: [[Straße Nr., PLZ Ort]]",
+        f"{name}:9: placeholder from the archetype not replaced: [[Ort]]",
+        f"{name}:19: placeholder from the archetype not replaced: "
+        "[[Ein oder zwei Sätze, worum es geht.]]",
+        f"{name}:22: placeholder from the archetype not replaced: "
+        "[[Beschreibung der Veranstaltung: Programm, Zielgruppe, Anmeldung.]]",
+    ]
+    # Filled in, the file passes.
+    for old, new in (
+        ("[[Veranstaltungsort]]", "Rathaus"),
+        ("[[Straße Nr., PLZ Ort]]", "Markt 1, 37073 Göttingen"),
+        ("[[Ort]]", "Göttingen"),
+        ("[[Ein oder zwei Sätze, worum es geht.]]", "Ein Dialog."),
+        ("[[Beschreibung der Veranstaltung: Programm, Zielgruppe, Anmeldung.]]", "Programm."),
+    ):
+        text = text.replace(old, new)
+    (site_copy / name).write_text(text, encoding="utf-8")
     code, out, err = run("--config", config, "check", "--strict")
     assert code == 0, out + err
-    result = CliRunner().invoke(
-        cli, ["--config", config, "new", "event", "Dialog „Wohnen“ in Göttingen"]
-    )
+    result = CliRunner().invoke(cli, [*args, "--date", "2020-05-16"])
     assert result.exit_code == 1
     assert "already exists; not overwritten" in str(result.exception)
 
 
-def test_new_issue_takes_the_next_number(site_copy: Path) -> None:
-    code, _, err = run("--config", str(site_copy / "comms.toml"), "new", "issue", "Ausgabe Mai")
+def test_new_rejects_an_impossible_date(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    result = CliRunner().invoke(
+        cli, ["--config", config, "new", "event", "Sommerfest", "--date", "31.04.2020"]
+    )
+    assert result.exit_code == 1
+    assert str(result.exception) == (
+        "--date: 31.04.2020: April has 30 days (dates are written YYYY-MM-DD or DD.MM.YYYY)"
+    )
+
+
+def test_new_issue_is_dated_numbered_and_has_send_at_and_award(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    code, out, err = run("--config", config, "new", "issue", "Ausgabe Mai", "--date", "2020-05-04")
     assert code == 0, err
-    text = (site_copy / "content" / "issues" / "ausgabe-mai.md").read_text(encoding="utf-8")
+    assert out == "created content/issues/2020-05-newsletter.md\n"
+    text = (site_copy / "content" / "issues" / "2020-05-newsletter.md").read_text("utf-8")
     assert "number: 5\n" in text
+    assert "send_at: 2020-05-04 09:00\n" in text
+    assert "\naward:\n" in text
+    # A second issue in the same month gets the day in its name.
+    code, out, err = run("--config", config, "new", "issue", "Extra", "--date", "2020-05-20")
+    assert out == "created content/issues/2020-05-20-newsletter.md\n"
+    second = (site_copy / "content" / "issues" / "2020-05-20-newsletter.md").read_text("utf-8")
+    assert "number: 6\n" in second
+
+
+def test_new_practice_and_award_are_named_by_title(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    assert run("--config", config, "new", "practice", "Garten für alle")[1] == (
+        "created content/practices/garten-fuer-alle.md\n"
+    )
+    assert run("--config", config, "new", "award", "Sonderpreis 2021")[1] == (
+        "created content/awards/sonderpreis-2021.md\n"
+    )
 
 
 def test_slugify() -> None:
@@ -186,3 +251,26 @@ def test_a_port_in_use_is_a_clear_error(site_copy: Path) -> None:
             assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in str(
                 result.exception
             )
+
+
+def test_help_lists_commands_by_section_with_whole_summaries() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    titles = [line for line in out.splitlines() if line.endswith(":") and not line[0].isspace()]
+    assert titles == [
+        "Options:",
+        "Editing:",
+        "Sending:",
+        "Subscribers:",
+        "Server:",
+        "Trying it out:",
+    ]
+    listing = out.split("Editing:")[1].splitlines()
+    names = [line.split()[0] for line in listing if re.match(r"^  [a-z]", line)]
+    assert names == cli.list_commands(click.Context(cli))
+    assert sorted(names) == sorted(cli.commands)
+    assert names.index("new") < names.index("check") < names.index("send") < names.index("serve")
+    assert "..." not in out.split("Options:")[1]
+    code, out, _ = run("subscribers", "--help")
+    assert "Erase one person (GDPR Art. 17); only a suppression hash stays" in " ".join(out.split())
+    assert "..." not in out.split("Options:")[1]

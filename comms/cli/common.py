@@ -42,7 +42,60 @@ class State:
         return config
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: `comms --help` lists the commands in the order of an editor's work, by section.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Editing": ("new", "check", "preview", "build", "refresh"),
+    "Sending": ("send", "proof", "approve", "status", "schedule"),
+    "Subscribers": ("subscribers", "bounces"),
+    "Server": ("serve",),
+    "Trying it out": ("demo",),
+}
+
+
+def summary(command: click.Command) -> str:
+    """A command's one-line help: its short_help, else its docstring's first paragraph, whole
+    (click's own cuts at the first '. ', which splits "GDPR Art. 15", and at a width)."""
+    if command.short_help:
+        return command.short_help
+    text = (command.help or "").strip().split("\n\n")[0]
+    return " ".join(text.replace("\b", "").split())
+
+
+class Sectioned(click.Group):
+    """A group whose help lists its commands in SECTIONS order (others in definition order),
+    each with its whole first paragraph; subgroups inherit the class."""
+
+    group_class = type
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Commands in the order of SECTIONS, then the rest as they were defined."""
+        sections = SECTIONS.values() if ctx.parent is None else ()
+        ordered = [name for names in sections for name in names if name in self.commands]
+        return ordered + [name for name in self.commands if name not in ordered]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One block per section (a subgroup has one block, "Commands")."""
+        shown = {
+            name: command
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        }
+        sections = SECTIONS.items() if ctx.parent is None else ()
+        blocks = [(title, [name for name in names if name in shown]) for title, names in sections]
+        rest = [name for name in shown if not any(name in names for _, names in blocks)]
+        blocks = [(title, names) for title, names in blocks if names]
+        blocks.append(("Other commands" if blocks else "Commands", rest))
+        # One width for every block, so that the summaries line up across sections.
+        width = max((len(name) for name in shown), default=0)
+        for title, names in blocks:
+            if names:
+                with formatter.section(title):
+                    formatter.write_dl(
+                        [(name.ljust(width), summary(shown[name])) for name in names]
+                    )
+
+
+@click.group(cls=Sectioned, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -59,7 +112,10 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, int]:
     """Print content problems as PATH:LINE: message; return (errors, warnings)."""
-    ordered = sorted(errors, key=lambda e: (str(e.path), e.line, e.message))
+    # Issues last: their "events/x.md has errors; see above" refers to lines printed before.
+    ordered = sorted(
+        errors, key=lambda e: ("issues" in e.path.parent.parts, str(e.path), e.line, e.message)
+    )
     for error in ordered:
         click.echo(error.format(root))
     failures = sum(1 for e in errors if not e.warning or strict)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader
 from comms import __version__
 from comms.audience.subscriber_csv import Problems, read_csv
 from comms.content import urls
+from comms.content.fields import parse_when
 from comms.content.models import KINDS, Issue, Site
 from comms.content.reader import SLUG_RE, slugify
 from comms.content.site import InvalidContent, load_valid_site, read_site
@@ -21,7 +23,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.desk import Desk, database_exists, started_issues
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
-from comms.publish.quality import check_issues
+from comms.publish.gate import site_problems
 from comms.publish.templating import TEMPLATES, translate
 from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
 from comms.sending.desk import approve, current_digest, short
@@ -41,15 +43,26 @@ from .common import (
 
 @cli.command()
 @click.option("--strict", is_flag=True, help="Treat warnings (unknown keys …) as errors.")
+@click.option(
+    "--links",
+    is_flag=True,
+    help="Also fetch the external links of ready issues and what they show (online; "
+    "cached in var/links-cache.json); dead ones are warnings.",
+)
 @click.pass_obj
-def check(state: State, strict: bool) -> None:
+def check(state: State, strict: bool, links: bool) -> None:
     """Validate content and configuration; print every problem as PATH:LINE: message.
 
-    Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
+    Reports everything that `build`, `send` or the scheduler would refuse, drop or render
+    wrongly. Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
     """
     config = state.config(strict=strict)
     site, errors = read_site(config)
-    errors = [*errors, *check_issues(config, site)]
+    errors = [*errors, *site_problems(config, site)]
+    if links:
+        from comms.publish.external import dead_links
+
+        errors.extend(dead_links(config, site))
     failures, warnings = _report(errors, config.root, strict)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
@@ -61,32 +74,78 @@ def _yaml_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _file_stem(kind: str, title: str, day: date, folder: Path) -> str:
+    """The file name (without .md) in the sample's patterns: events and issues dated."""
+    slug = slugify(title)
+    if kind == "event":
+        return f"{day.isoformat()}-{slug}"[:80].strip("-")
+    if kind == "issue":
+        # One issue a month is the rule (2020-04-newsletter); a second one gets the day.
+        monthly = f"{day:%Y-%m}-newsletter"
+        exists = (folder / f"{monthly}.md").exists()
+        return f"{day.isoformat()}-newsletter" if exists else monthly
+    return slug
+
+
+def _next_number(site: Site, folder: Path) -> int:
+    """One above every issue number, counting files that do not pass the check yet."""
+    numbers = {issue.number for issue in site.issues.values()}
+    for path in folder.rglob("*.md") if folder.is_dir() else ():
+        match = re.search(r"^number:\s*(\d+)\s*$", path.read_text("utf-8", "replace"), re.M)
+        if match:
+            numbers.add(int(match.group(1)))
+    return max(numbers, default=0) + 1
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("title")
+@click.option(
+    "--date",
+    "when",
+    metavar="DATE",
+    help="The event's day, the issue's date or the award's deadline (YYYY-MM-DD or DD.MM.YYYY; "
+    "default: today).",
+)
 @click.pass_obj
-def new(state: State, kind: str, title: str) -> None:
-    """Create content/<kind>/<slug>.md from templates/archetypes/ (never overwrites)."""
+def new(state: State, kind: str, title: str, when: str | None) -> None:
+    """Create a content file from templates/archetypes/ (never overwrites).
+
+    Events are named YYYY-MM-DD-<title>.md, issues YYYY-MM-newsletter.md, practices and
+    awards <title>.md. Every line marked [[…]] must be replaced before `comms check` passes.
+    """
     config = state.config()
-    slug = slugify(title)
-    if not SLUG_RE.match(slug):
+    today = config.now().date()
+    try:
+        parsed = parse_when(when, config.tz) if when else today
+    except ValueError as exc:
+        raise CommsError(f"--date: {exc}") from None
+    day = parsed.date() if isinstance(parsed, datetime) else parsed
+    if not SLUG_RE.match(slugify(title)):
         raise CommsError(f"cannot make a file name from the title '{title}'")
-    target = config.content_dir / KINDS[kind].folder / f"{slug}.md"
+    site, _ = read_site(config)
+    folder = config.content_dir / KINDS[kind].folder
+    target = folder / f"{_file_stem(kind, title, day, folder)}.md"
     if target.exists():
         raise CommsError(f"{target.relative_to(config.root)} already exists; not overwritten")
-    site, _ = read_site(config)
-    today = config.now().date()
     env = Environment(loader=FileSystemLoader(TEMPLATES / "archetypes"), keep_trailing_newline=True)
+    settings = config.settings
     text = env.get_template(f"{kind}.md").render(
         title=_yaml_string(" ".join(title.split())),
         today=today.isoformat(),
-        year=today.year,
-        number=max((i.number for i in site.issues.values()), default=0) + 1,
+        date=day.isoformat(),
+        year=day.year,
+        number=_next_number(site, folder),
+        regions=", ".join(sorted(settings.regions)),
+        topics=", ".join(sorted(settings.topics)),
+        example_event=next(iter(sorted(site.events, reverse=True)), "2020-04-16-konferenz"),
+        example_award=next(iter(sorted(site.awards, reverse=True)), "sonderpreis-2020"),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("x", encoding="utf-8") as handle:
         handle.write(text)
     click.echo(f"created {target.relative_to(config.root).as_posix()}")
+    click.echo("replace every [[…]] line, then run `comms check`", err=True)
 
 
 @cli.command()

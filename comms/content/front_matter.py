@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from comms.content.fields import GERMAN_STATUS
 from comms.core.errors import ContentError
 
 FENCE = "---"
@@ -145,7 +146,9 @@ def error_message(error: dict[str, Any]) -> str:
         return f"expected a mapping of keys to values, got '{got}'"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"expected one of {expected}, got '{got}'"
+        german = [word for word, value in GERMAN_STATUS.items() if f"'{value}'" in expected]
+        hint = f" (German: {', '.join(german)})" if german else ""
+        return f"expected one of {expected}{hint}, got '{got}'"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
@@ -160,6 +163,27 @@ def split(text: str, path: Path) -> tuple[str, str, int] | ContentError:
         if lines[index].rstrip() == FENCE:
             return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
     return ContentError(path, 1, "front matter is never closed: add a '---' line after it")
+
+
+def _hint(problem: str, source: str) -> str:
+    """Advice for YAML errors editors make often, judged from the message and the line."""
+    value = source.partition(":")[2].strip()
+    quoted = f"'{value}'" if '"' in value else f'"{value}"'
+    if "mapping values are not allowed" in problem and ": " in value:
+        return f"; put the value in quotes, it contains ': ' (e.g. {quoted})"
+    if "found character '\\t'" in problem or "\t" in source:
+        return "; replace the tab with spaces"
+    if "while scanning a quoted scalar" in problem:
+        return "; a quote is not closed: end the value with the same quote it starts with"
+    if "found character '@'" in problem or "found character '`'" in problem:
+        return f"; put the value in quotes (e.g. {quoted})"
+    if "could not find expected ':'" in problem:
+        return "; every line is 'key: value', and a continued value must be indented"
+    if "expected <block end>, but found '<scalar>'" in problem and value[:1] in "\"'":
+        return "; text after the closing quote: quote the whole value or use the other quote"
+    if "while parsing a flow sequence" in problem:
+        return "; a list opened with '[' is not closed with ']'"
+    return ""
 
 
 def parse_yaml(text: str, path: Path) -> tuple[Any, Doc] | ContentError:
@@ -181,7 +205,8 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, Doc] | ContentError:
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context and exc.context_mark is not None:
             problem += f" ({exc.context} on line {int(exc.context_mark.line) + 2})"
-        return ContentError(path, line, f"YAML error: {problem}")
+        source = text.splitlines()[line - 2] if 0 <= line - 2 < len(text.splitlines()) else ""
+        return ContentError(path, line, f"YAML error: {problem}{_hint(problem, source)}")
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 2
         return ContentError(path, line, f"YAML error: unacceptable character #x{exc.character:04x}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import markdown
@@ -82,12 +83,20 @@ def _markdown() -> markdown.Markdown:
 
 def markdown_to_html(text: str) -> str:
     """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs)."""
-    converter = _markdown()
-    converter.reset()
     return nh3.clean(
-        converter.convert(text),
+        markdown_unsanitised(text),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel=None,
     )
+
+
+# Cached: `comms check` converts each body twice (the reader, then the link check), and
+# conversion is most of the cost of both. Bounded, so a long-running server does not grow.
+@functools.lru_cache(maxsize=8192)
+def markdown_unsanitised(text: str) -> str:
+    """Markdown → HTML before the sanitiser: for checks that must name what it would drop."""
+    converter = _markdown()
+    converter.reset()
+    return str(converter.convert(text))

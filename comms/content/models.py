@@ -2,139 +2,37 @@
 
 from __future__ import annotations
 
-import re
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
 )
 
-from comms.core.addresses import check_address
-
-_DATE_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_DE_DATE_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
-_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_OFFSET_RE = re.compile(r"^(.*?)(Z|[+-]\d{2}:?\d{2})$")
-
-
-def _tz(info: ValidationInfo) -> ZoneInfo:
-    context = info.context or {}
-    tz = context.get("tz")
-    return tz if isinstance(tz, ZoneInfo) else ZoneInfo("Europe/Berlin")
-
-
-def _parse_date(text: str) -> date | None:
-    for pattern, order in ((_DATE_RE, (0, 1, 2)), (_DE_DATE_RE, (2, 1, 0))):
-        match = pattern.match(text)
-        if match:
-            parts = [int(g) for g in match.groups()]
-            try:
-                return date(parts[order[0]], parts[order[1]], parts[order[2]])
-            except ValueError:
-                return None
-    return None
-
-
-def parse_when(value: Any, tz: ZoneInfo, allow_date: bool = True) -> date | datetime:
-    """Parse a date (`2020-04-16`, `16.04.2020`) or a local date-time (`2020-04-16 10:00`)."""
-    wanted = "a date" if allow_date else "a date and time (YYYY-MM-DD HH:MM)"
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=tz)
-    if isinstance(value, date):
-        if allow_date:
-            return value
-        raise ValueError(f"expected {wanted}, got '{value.isoformat()}'")
-    text = str(value).strip()
-    offset: str | None = None
-    match = _OFFSET_RE.match(text)
-    if match and ("T" in text or " " in text):
-        text, offset = match.group(1).strip(), match.group(2)
-    day_text, _, time_text = text.replace("T", " ", 1).partition(" ")
-    day = _parse_date(day_text)
-    time_match = _TIME_RE.match(time_text.strip()) if time_text.strip() else None
-    if day is None or (time_text.strip() and time_match is None):
-        raise ValueError(f"expected {wanted}, got '{value}'")
-    if time_match is None:
-        if offset or not allow_date:
-            raise ValueError(f"expected {wanted}, got '{value}'")
-        return day
-    hour, minute, second = (int(g) if g else 0 for g in time_match.groups())
-    try:
-        clock = time(hour, minute, second)
-    except ValueError:
-        raise ValueError(f"expected {wanted}, got '{value}'") from None
-    if offset:
-        parsed = datetime.fromisoformat(f"{day.isoformat()}T{clock.isoformat()}{offset}")
-        return parsed
-    return datetime.combine(day, clock, tzinfo=tz)
-
-
-def instant(when: date | datetime, tz: ZoneInfo, end: bool = False) -> datetime:
-    """A date or date-time as an aware instant; a date that ends something ends at midnight
-    after it (an all-day event on 1 June lasts until 2 June, 00:00)."""
-    if isinstance(when, datetime):
-        return when
-    return datetime.combine(when + timedelta(days=1 if end else 0), time(), tzinfo=tz)
-
-
-def _when(value: Any, info: ValidationInfo) -> date | datetime:
-    return parse_when(value, _tz(info))
-
-
-def _moment(value: Any, info: ValidationInfo) -> datetime:
-    parsed = parse_when(value, _tz(info), allow_date=False)
-    assert isinstance(parsed, datetime)
-    return parsed
-
-
-def _day(value: Any, info: ValidationInfo) -> date:
-    parsed = parse_when(value, _tz(info))
-    if isinstance(parsed, datetime):
-        raise ValueError(f"expected a date without a time, got '{value}'")
-    return parsed
-
-
-def _url(value: Any) -> str:
-    text = str(value).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an absolute http(s) URL, got '{value}'")
-    return text
-
-
-def _email(value: Any) -> str:
-    # The same check and normal form as every other address (email-validator, no DNS).
-    try:
-        return check_address(str(value).strip()).normalized
-    except ValueError as exc:
-        raise ValueError(f"not a valid e-mail address '{value}': {exc}") from None
-
-
-def _text(value: Any) -> Any:
-    # YAML turns `title: 2019` into an int; a title may well be a number.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-When = Annotated[date | datetime, BeforeValidator(_when)]
-Moment = Annotated[datetime, BeforeValidator(_moment)]
-Day = Annotated[date, BeforeValidator(_day)]
-Url = Annotated[str, BeforeValidator(_url)]
-Text = Annotated[str, BeforeValidator(_text)]
-Email = Annotated[str, BeforeValidator(_email)]
+from comms.content.fields import GERMAN_STATUS as GERMAN_STATUS
+from comms.content.fields import (
+    Day,
+    Email,
+    EventStatus,
+    HeaderText,
+    IssueStatus,
+    Moment,
+    Text,
+    Url,
+    When,
+)
+from comms.content.fields import instant as instant
+from comms.content.fields import parse_when as parse_when
 
 
 class _Model(BaseModel):
@@ -205,7 +103,10 @@ def _allowed(key: str, label: str) -> Callable[[str, ValidationInfo], str]:
     def check(value: str, info: ValidationInfo) -> str:
         allowed = (info.context or {}).get(key)
         if allowed is not None and value not in allowed:
-            raise ValueError(f"unknown {label} '{value}' (known: {', '.join(sorted(allowed))})")
+            close = difflib.get_close_matches(value, sorted(allowed), n=1, cutoff=0.75)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            known = ", ".join(sorted(allowed))
+            raise ValueError(f"unknown {label} '{value}' (known: {known}){hint}")
         return value
 
     return check
@@ -258,7 +159,7 @@ class Event(_Tagged):
     online: Url | None = None
     organiser: Text
     registration: Url | None = None
-    status: Literal["planned", "cancelled", "postponed"] = "planned"
+    status: EventStatus = "planned"
     image: Image | None = None
     summary: Text
 
@@ -310,11 +211,11 @@ class Issue(Item):
     kind: ClassVar[str] = "issue"
 
     number: int
-    subject: Text
-    preheader: Text
+    subject: HeaderText
+    preheader: HeaderText
     date: Day
     send_at: Moment | None = None
-    status: Literal["draft", "ready"] = "draft"
+    status: IssueStatus = "draft"
     events: list[Text] = []
     upcoming_events_days: int | None = None
     practices: list[Text] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -37,6 +38,8 @@ from comms.content.models import (
 )
 from comms.core.errors import ContentError
 
+#: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
+PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
@@ -67,6 +70,53 @@ def _image_errors(html: str, body: str, body_line: int, path: Path) -> list[Cont
                 line = body_line + offset
                 break
         errors.append(ContentError(path, line, f"image without alt text: '{src}'"))
+    return errors
+
+
+#: Texts of the archetypes before they marked placeholders with `[[…]]`: files made with them
+#: still carry these lines (a whole value or line, compared without quotes and case).
+OLD_ARCHETYPE_TEXTS = frozenset(
+    {
+        "hier steht das editorial.",
+        "veranstaltungsort",
+        "straße nr., plz ort",
+        "ein oder zwei sätze, worum es geht.",
+        "ein satz, der den inhalt dieser ausgabe ehrlich zusammenfasst.",
+        "beschreibung der veranstaltung: programm, zielgruppe, anmeldung.",
+        "name der initiative",
+        "ein oder zwei sätze, was das projekt vorbildlich macht.",
+        "die geschichte des projekts: wer, was, wie, mit welchem ergebnis.",
+        "ein oder zwei sätze zum sonderpreis.",
+        "worum es beim sonderpreis geht, wer sich bewerben kann und wie.",
+    }
+)
+
+
+def _old_archetype_text(line: str) -> str | None:
+    text = line.strip()
+    candidates = [text]
+    key, colon, value = text.partition(": ")
+    if colon and key.replace("_", "").isalnum():
+        candidates.append(value)
+    for candidate in candidates:
+        bare = candidate.strip().strip("\"'").strip()
+        if bare.lower() in OLD_ARCHETYPE_TEXTS:
+            return bare
+    return None
+
+
+def placeholder_errors(text: str, path: Path) -> list[ContentError]:
+    """An error for every archetype placeholder (`[[…]]`, or a line of an older archetype)
+    left in a file, at its line."""
+    errors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in PLACEHOLDER_RE.finditer(line):
+            message = f"placeholder from the archetype not replaced: {match.group()}"
+            errors.append(ContentError(path, number, message))
+        old = _old_archetype_text(line)
+        if old is not None:
+            message = f"text from the archetype not replaced: '{old}'"
+            errors.append(ContentError(path, number, message))
     return errors
 
 
@@ -133,15 +183,25 @@ def read_file(
     front, body, body_line = parts
     parsed = parse_yaml(front, path)
     if isinstance(parsed, ContentError):
-        return None, [*errors, parsed]
+        # The front matter cannot be read; the body and the placeholders still can.
+        html = markdown_to_html(body)
+        body_errors = _image_errors(html, body, body_line, path)
+        return None, [*errors, parsed, *body_errors, *placeholder_errors(text, path)]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
     fields = front_matter_fields(kind.model)
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
-        errors.append(ContentError(path, doc.find(loc)[0], f"unknown key '{dotted}'", warning=True))
+        message = f"unknown key '{dotted}'"
         if len(loc) == 1:
             data.pop(loc[0])
+            close = difflib.get_close_matches(str(loc[0]), fields, n=1, cutoff=0.75)
+            message += f"; did you mean '{close[0]}'?" if close else ""
+        errors.append(ContentError(path, doc.find(loc)[0], message, warning=True))
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
+    html = markdown_to_html(body)
+    # Body and placeholder checks run beside the field errors: one run shows every error.
+    errors.extend(_image_errors(html, body, body_line, path))
+    errors.extend(placeholder_errors(text, path))
     try:
         item = kind.model.model_validate(data, context=context)
     except ValidationError as exc:
@@ -151,8 +211,6 @@ def read_file(
             name = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
             errors.append(ContentError(path, line, error_message(dict(error)), field=name))
         return None, errors
-    html = markdown_to_html(body)
-    errors.extend(_image_errors(html, body, body_line, path))
     lines: dict[str, int] = {}
     for key, value in doc.node.value:
         if isinstance(key, yaml.ScalarNode):
@@ -168,28 +226,36 @@ def read_file(
     return item, errors
 
 
-def _references(site: Site, issue: Issue) -> list[ContentError]:
-    errors: list[ContentError] = []
-    for field_name, kind in (("events", "event"), ("practices", "practice")):
-        for index, slug in enumerate(getattr(issue, field_name)):
-            if slug not in site.by_kind(kind):
-                line = issue.line(f"{field_name}.{index}")
-                folder = KINDS[kind].folder
-                errors.append(
-                    ContentError(
-                        issue.path, line, f"no {kind} '{slug}' in {folder}/", field=field_name
-                    )
-                )
-    if issue.award and issue.award not in site.awards:
-        errors.append(
-            ContentError(
-                issue.path,
-                issue.line("award"),
-                f"no award '{issue.award}' in awards/",
-                field="award",
-            )
-        )
-    return errors
+def _reference_error(
+    site: Site, broken: dict[tuple[str, str], str], issue: Issue, kind: str, slug: str, key: str
+) -> ContentError | None:
+    """The error of one reference from `issue` at front matter `key`, or None if it resolves."""
+    known = site.by_kind(kind)
+    if slug in known:
+        return None
+    folder = KINDS[kind].folder
+    field_name = key.split(".")[0]
+    where = broken.get((kind, slug))
+    if where is not None:
+        # The file exists but has errors: they are listed with it, not hidden as "no event".
+        message = f"{where} has errors; see above"
+    else:
+        message = f"no {kind} '{slug}' in {folder}/"
+        candidates = [*known, *(s for k, s in broken if k == kind)]
+        close = difflib.get_close_matches(slug, candidates, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean '{close[0]}'?"
+    return ContentError(issue.path, issue.line(key), message, field=field_name)
+
+
+def _references(site: Site, broken: dict[tuple[str, str], str], issue: Issue) -> list[ContentError]:
+    """Errors of the events, practices and award an issue names that are not in the site."""
+    refs = [("event", slug, f"events.{i}") for i, slug in enumerate(issue.events)]
+    refs += [("practice", slug, f"practices.{i}") for i, slug in enumerate(issue.practices)]
+    if issue.award:
+        refs.append(("award", issue.award, "award"))
+    errors = [_reference_error(site, broken, issue, kind, slug, key) for kind, slug, key in refs]
+    return [error for error in errors if error is not None]
 
 
 def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[ContentError]]:
@@ -222,10 +288,12 @@ def read_content(
         errors.append(ContentError(content_dir, 1, "content folder not found"))
     first_seen: dict[tuple[str, str], Path] = {}
     numbers: dict[int, Path] = {}
+    broken: dict[tuple[str, str], str] = {}
     for path, kind in files:
         item, problems = read_file(path, kind, context)
         errors.extend(problems)
         if item is None:
+            broken.setdefault((kind.name, path.stem), path.relative_to(content_dir).as_posix())
             continue
         key = (kind.name, item.slug)
         if key in first_seen:
@@ -248,5 +316,5 @@ def read_content(
         first_seen[key] = path
         site.by_kind(kind.name)[item.slug] = item
     for issue in site.issues.values():
-        errors.extend(_references(site, issue))
+        errors.extend(_references(site, broken, issue))
     return site, errors

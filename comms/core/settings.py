@@ -25,6 +25,13 @@ def _check_email(value: str, sender: bool = False) -> str:
     return checked.normalized
 
 
+def _words(value: Any) -> Any:
+    """A list given as one string (from the environment: "https://a, https://b") as a list."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
 def _check_https(value: str) -> str:
     parts = urlsplit(value)
     local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
@@ -124,6 +131,21 @@ class Render(_Section):
     accent_color: str = "#00566b"
     logo: str | None = None
     static_dir: str = "static"
+    #: Hosts besides the site's own that e-mails and pages may load images and media from.
+    embed_hosts: list[str] = []
+
+    @field_validator("embed_hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _words(value)
+
+    @field_validator("embed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", host):
+                raise ValueError(f"'{host}' is not a host name (write e.g. cdn.example.org)")
+        return [host.lower() for host in value]
 
     @field_validator("accent_color")
     @classmethod
@@ -227,10 +249,7 @@ class Feeds(_Section):
     @field_validator("hubs", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        # From the environment the list arrives as one string: "https://a, https://b".
-        if isinstance(value, str):
-            return [part for part in value.replace(",", " ").split() if part]
-        return value
+        return _words(value)
 
     @field_validator("hubs")
     @classmethod

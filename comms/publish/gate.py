@@ -1,44 +1,110 @@
-"""What blocks sending one issue: the errors of its file, of every item it shows, of its e-mail."""
+"""The one gate: every error that blocks sending an issue, as `comms check` reports it.
+
+`comms check` runs `site_problems` over everything; `comms send` and the scheduler ask
+`issue_problems` for one issue. Both use the same checks with the same messages: the reader's,
+the e-mail checks of `quality` and the link and image checks of `links`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from comms.content.models import KINDS, Item, Site
+from comms.content.models import KINDS, Issue, Site
+from comms.content.reader import content_files
 from comms.core.config import Config
 from comms.core.errors import ContentError
+from comms.publish.links import LinkChecker
 from comms.publish.quality import check_issue
-from comms.publish.render import issue_content
 
 
-def _files(config: Config, site: Site, slug: str) -> set[Path]:
-    """The content files an issue depends on: its own, those it names and those it shows."""
-    folders = {name: kind.folder for name, kind in KINDS.items()}
-    files = {config.content_dir / folders["issue"] / f"{slug}.md"}
-    issue = site.issues.get(slug)
-    if issue is None:
-        return files
-    files.add(issue.path)
-    named = [("event", s) for s in issue.events] + [("practice", s) for s in issue.practices]
-    named += [("award", issue.award)] if issue.award else []
-    files |= {config.content_dir / folders[kind] / f"{name}.md" for kind, name in named}
-    content = issue_content(config, site, issue)
-    shown: list[Item] = [*content.events, *content.practices]
-    shown += [content.award] if content.award is not None else []
-    files |= {item.path for item in shown}
-    return files
+def _in_folder(path: Path, content_dir: Path, kind: str) -> bool:
+    try:
+        path.relative_to(content_dir / KINDS[kind].folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _file_errors(
+    errors: list[ContentError], content_dir: Path, kind: str, slug: str
+) -> list[ContentError]:
+    """The errors (not warnings) of the file of item `slug` of `kind`, wherever it lies."""
+    return [
+        error
+        for error in errors
+        if not error.warning
+        and error.path.stem == slug
+        and _in_folder(error.path, content_dir, kind)
+    ]
+
+
+def _shown(site: Site, issue: Issue) -> list[tuple[str, str]]:
+    """(kind, slug) of every item the issue names or shows."""
+    named = set(issue.events)
+    shown = [("event", slug) for slug in issue.events]
+    shown += [("event", e.slug) for e in site.issue_events(issue, site.tz) if e.slug not in named]
+    shown += [("practice", slug) for slug in issue.practices]
+    if issue.award:
+        shown.append(("award", issue.award))
+    return shown
+
+
+def shown_paths(site: Site, issue: Issue) -> list[Path]:
+    """The files of an issue and of the valid items it shows."""
+    paths = [issue.path]
+    for kind, slug in _shown(site, issue):
+        item = site.by_kind(kind).get(slug)
+        if item is not None and item.path not in paths:
+            paths.append(item.path)
+    return paths
+
+
+def _path(
+    site: Site, errors: list[ContentError], content_dir: Path, kind: str, slug: str
+) -> Path | None:
+    """The file of an item: from the site if it is valid, else from its errors."""
+    item = site.by_kind(kind).get(slug)
+    if item is not None:
+        path: Path = item.path
+        return path
+    own = _file_errors(errors, content_dir, kind, slug)
+    return own[0].path if own else None
 
 
 def issue_problems(
     config: Config, site: Site, errors: list[ContentError], slug: str
 ) -> list[ContentError]:
     """Every error that blocks sending issue `slug`: errors of its own file and of every item it
-    shows (events, practices, award) plus the e-mail checks of comms/publish/quality.py that are
-    errors. Warnings are not included."""
-    files = {path.resolve() for path in _files(config, site, slug)}
-    found = [e for e in errors if not e.warning and e.path.resolve() in files]
+    shows (events, practices, award) — a referenced file with errors gives "events/x.md has
+    errors; see above" at the referencing line — plus the e-mail checks of
+    comms/publish/quality.py that are errors. Warnings are not included."""
+    content_dir = config.content_dir
     issue = site.issues.get(slug)
+    items = [("issue", slug)] + (_shown(site, issue) if issue is not None else [])
+    problems: list[ContentError] = []
+    paths: list[Path] = []
+    # The shown items first: the issue's "events/x.md has errors; see above" refers to them.
+    for kind, item_slug in [*items[1:], items[0]]:
+        problems.extend(_file_errors(errors, content_dir, kind, item_slug))
+        path = _path(site, errors, content_dir, kind, item_slug)
+        if path is not None and path not in paths:
+            paths.append(path)
+    checker = LinkChecker(config, site)
+    problems.extend(checker.problems(paths))
+    problems.extend(checker.config_problems())
     if issue is not None:
-        found += [p for p in check_issue(config, site, issue) if not p.warning]
-    unique = dict.fromkeys(found)
-    return sorted(unique, key=lambda e: (str(e.path), e.line, e.message))
+        problems.extend(p for p in check_issue(config, site, issue) if not p.warning)
+    # The caller's list may already hold some of these (as `comms check` collects them).
+    return list(dict.fromkeys(problems))
+
+
+def site_problems(config: Config, site: Site) -> list[ContentError]:
+    """What `comms check` adds to the reader's problems: the e-mail checks of every issue
+    (drafts too) and the link and image checks of every content file, warnings included."""
+    files, _ = content_files(config.content_dir)
+    checker = LinkChecker(config, site)
+    problems = checker.problems(path for path, _ in files)
+    problems.extend(checker.config_problems())
+    for slug in sorted(site.issues):
+        problems.extend(check_issue(config, site, site.issues[slug]))
+    return problems

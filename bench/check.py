@@ -1,0 +1,79 @@
+"""Benchmark: what the gate costs — `comms check` and `issue_problems` against reading alone.
+
+Run: .venv/bin/python bench/check.py [--events N --practices N --issues N]
+Prints each measurement as a ratio to reading the content (read_site) in the same run:
+check = read + site_problems (e-mail checks of every issue, links and images of every file);
+issue_problems = the gate for one issue (its links, what it shows, its e-mail checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from render import sites
+
+from comms.content.markup import markdown_unsanitised
+from comms.content.site import read_site
+from comms.core.config import load_config
+from comms.publish.gate import issue_problems, site_problems
+from comms.publish.links import LinkChecker
+from comms.publish.quality import check_issues
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median(work: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        # Cold, as in a fresh `comms check` process: no body converted yet.
+        markdown_unsanitised.cache_clear()
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(folder: Path, label: str, repeat: int) -> None:
+    """Print read, check, link checks and one issue's gate, as ratios to read."""
+    config = load_config(folder / "comms.toml")
+    site, errors = read_site(config)
+    slug = sorted(site.issues)[-1]
+    read = _median(lambda: read_site(config), repeat)
+    before = _median(lambda: check_issues(config, read_site(config)[0]), repeat)
+    check = _median(lambda: site_problems(config, read_site(config)[0]), repeat)
+    links = _median(lambda: LinkChecker(config, site), repeat)
+    gate = _median(lambda: issue_problems(config, site, errors, slug), repeat)
+    rows = [
+        ("read_site", read),
+        ("check before the gate (read + quality.check_issues)", before),
+        ("check now (read + gate.site_problems)", check),
+        ("  LinkChecker set-up (the build in memory)", links),
+        (f"issue_problems({slug})", gate),
+    ]
+    print(f"{label} (read_site = {read * 1000:.0f} ms):")
+    for name, seconds in rows:
+        print(f"  {name:55s} {seconds / read:5.2f} x read_site")
+
+
+def main() -> None:
+    """Measure on the sample site and on a synthetic one."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--practices", type=int, default=100)
+    parser.add_argument("--issues", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="comms-bench-") as tmp:
+        for folder, label in sites(Path(tmp), args.events, args.practices, args.issues):
+            measure(folder, label, 3 if label == "Sample site" else 1)
+
+
+if __name__ == "__main__":
+    main()
