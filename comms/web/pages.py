@@ -22,6 +22,7 @@ from comms.audience.subscriptions import (
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
+from comms.core.names import clean_name
 from comms.publish.render import base_context
 from comms.publish.templating import render_template, translate
 from comms.web.guard import CsrfGuard, RateLimiter
@@ -172,7 +173,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
     def subscribe() -> Response:
         form = request.form
         address = form.get("email", "")[:320]
-        name = " ".join(form.get("name", "").split())[:200]
+        name = clean_name(form.get("name", ""))
         topics = tuple(form.getlist("topics")[:50])
         regions = tuple(form.getlist("regions")[:50])
         values = {"email": address, "name": name, "topics": topics, "regions": regions}
