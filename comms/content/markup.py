@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import markdown
@@ -64,7 +65,21 @@ GERMAN_QUOTES = {
     "right-single-quote": "&lsquo;",
 }
 
+#: Longest body (characters) of one content file; longer is an error (README, "Content").
+MAX_BODY = 100_000
+#: Longest block (characters between blank lines). Python-Markdown's block and inline passes
+#: copy the rest of a block per match, so their time grows with the square of a block's size.
+MAX_BLOCK = 10_000
+#: Most lines in one block: each block pass searches the rest of the block once per line.
+MAX_BLOCK_LINES = 200
+#: Most '[' or '(' open at once in a block: each unclosed one is scanned to the block's end.
+MAX_OPEN = 32
+#: Most HTML tags in a body: the raw-HTML pass rescans the rest of the body per open tag.
+MAX_TAGS = 300
+
 _LOCAL = threading.local()
+_BLANK = re.compile(r"\n[ \t]*\n")
+_TAG = re.compile(r"<[A-Za-z/!?]")
 
 
 def _markdown() -> markdown.Markdown:
@@ -80,8 +95,65 @@ def _markdown() -> markdown.Markdown:
     return converter
 
 
+def _open_too_deep(block: str) -> str | None:
+    """The bracket of which more than MAX_OPEN are open at once in `block`, if any."""
+    depth = {"[": 0, "(": 0}
+    for char in block:
+        if char in depth:
+            depth[char] += 1
+            if depth[char] > MAX_OPEN:
+                return char
+        elif char == "]" and depth["["]:
+            depth["["] -= 1
+        elif char == ")" and depth["("]:
+            depth["("] -= 1
+    return None
+
+
+def markdown_problems(text: str) -> list[tuple[int, str]]:
+    """What makes `text` too costly to render, as (line within `text`, message); linear time.
+
+    Rendering time is bounded by these limits (measured by bench/markdown_limits.py): at most
+    MAX_BODY characters and MAX_TAGS tags, blocks of at most MAX_BLOCK characters and
+    MAX_BLOCK_LINES lines, and at most MAX_OPEN brackets open at once.
+    """
+    if len(text) > MAX_BODY:
+        return [(1, f"the body has {len(text):,} characters; at most {MAX_BODY:,} are allowed")]
+    problems: list[tuple[int, str]] = []
+    tags = _TAG.findall(text)
+    if len(tags) > MAX_TAGS:
+        return [(1, f"the body has {len(tags):,} HTML tags; at most {MAX_TAGS} are allowed")]
+    start, line = 0, 1
+    for blank in [*_BLANK.finditer(text), None]:
+        end = len(text) if blank is None else blank.start()
+        block = text[start:end]
+        height = block.count("\n") + 1
+        if len(block) > MAX_BLOCK:
+            problems.append(
+                (line, f"a block of {len(block):,} characters without a blank line; "
+                 f"at most {MAX_BLOCK:,} are allowed: split it with blank lines")
+            )  # fmt: skip
+        elif height > MAX_BLOCK_LINES:
+            problems.append(
+                (line, f"a block of {height:,} lines without a blank line; "
+                 f"at most {MAX_BLOCK_LINES} are allowed: split it with blank lines")
+            )  # fmt: skip
+        elif (bracket := _open_too_deep(block)) is not None:
+            problems.append((line, f"more than {MAX_OPEN} '{bracket}' open at once"))
+        if blank is not None:
+            line += text.count("\n", start, blank.end())
+            start = blank.end()
+    return problems
+
+
 def markdown_to_html(text: str) -> str:
-    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs)."""
+    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs).
+
+    ValueError for a body `markdown_problems` refuses: rendering it could take minutes.
+    """
+    problems = markdown_problems(text)
+    if problems:
+        raise ValueError(f"line {problems[0][0]}: {problems[0][1]}")
     converter = _markdown()
     converter.reset()
     return nh3.clean(

@@ -21,7 +21,7 @@ from comms.content.front_matter import (
     split,
     unknown_keys,
 )
-from comms.content.markup import markdown_to_html
+from comms.content.markup import markdown_problems, markdown_to_html
 from comms.content.models import (
     FOLDERS,
     KINDS,
@@ -150,6 +150,10 @@ def read_file(
             line, _ = doc.find(loc)
             name = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
             errors.append(ContentError(path, line, error_message(dict(error)), field=name))
+        return None, errors
+    too_costly = markdown_problems(body)
+    if too_costly:
+        errors.extend(ContentError(path, body_line + line - 1, msg) for line, msg in too_costly)
         return None, errors
     html = markdown_to_html(body)
     errors.extend(_image_errors(html, body, body_line, path))

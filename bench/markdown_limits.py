@@ -1,0 +1,72 @@
+"""Benchmark: Markdown rendering of hostile bodies just inside the limits of comms.content.markup.
+
+Each case fills the body (MAX_BODY characters) with one punctuation pattern in blocks as large
+as the limits allow, renders it in a child process (killed after --timeout seconds) and prints
+the time as a ratio to an ordinary body of the same size rendered in the same run.
+
+Run: .venv/bin/python bench/markdown_limits.py [--timeout 30] [--top 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import subprocess
+import sys
+
+from comms.content.markup import MAX_BLOCK, MAX_BLOCK_LINES, MAX_BODY, markdown_problems
+
+TIMER = """
+import sys, time
+from comms.content.markup import markdown_to_html
+body = sys.stdin.read()
+started = time.perf_counter()
+markdown_to_html(body)
+print(time.perf_counter() - started)
+"""
+
+
+def _body(unit: str) -> str:
+    """`unit` repeated in blocks of at most MAX_BLOCK characters and MAX_BLOCK_LINES lines."""
+    per_block = MAX_BLOCK // len(unit)
+    if "\n" in unit:
+        per_block = min(per_block, MAX_BLOCK_LINES // unit.count("\n") - 1)
+    block = unit * per_block + "\n\n"
+    return block * (MAX_BODY // len(block))
+
+
+def _time(body: str, timeout: float) -> float | None:
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", TIMER], input=body, capture_output=True, text=True,
+            timeout=timeout, check=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    return float(out.stdout)
+
+
+def main() -> None:
+    """Print the slowest cases as ratios to the baseline."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--top", type=int, default=10)
+    args = parser.parse_args()
+    baseline = _time(_body("Ein ganz gewöhnlicher Satz mit Wörtern. "), args.timeout)
+    assert baseline
+    print(f"baseline: ordinary body of {MAX_BODY:,} characters, {baseline:.3f} s")
+    results: list[tuple[float, str]] = []
+    for char in string.punctuation:
+        for unit in (char, char + "a ", char + "a\n", char + char + "a "):
+            body = _body(unit)
+            if markdown_problems(body):
+                continue  # refused before rendering
+            took = _time(body, args.timeout)
+            results.append((float("inf") if took is None else took, repr(unit)))
+    results.sort(reverse=True)
+    for took, unit in results[: args.top]:
+        print(f"{unit:>10}: {took / baseline:6.1f} × baseline")
+
+
+if __name__ == "__main__":
+    main()
