@@ -18,6 +18,7 @@ from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.core.files import exposure_warnings
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
@@ -49,6 +50,8 @@ def check(state: State, strict: bool) -> None:
     site, errors = read_site(config)
     errors = [*errors, *check_issues(config, site)]
     failures, warnings = _report(errors, config.root, strict)
+    for warning in exposure_warnings(config):
+        click.echo(warning, err=True)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
     if failures:

@@ -8,6 +8,7 @@ import click
 
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
+from comms.core.files import exposure_warnings
 from comms.db.subscribers import Store
 
 from .common import (
@@ -60,6 +61,8 @@ def serve(
 
     config = state.config()
     store = _open_store(config)
+    for warning in exposure_warnings(config):
+        click.echo(warning, err=True)
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
     app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)

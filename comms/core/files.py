@@ -7,6 +7,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from comms.core.config import Config
+
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
@@ -55,3 +57,24 @@ def exposed(path: Path) -> str | None:
     if mode & (stat.S_IRGRP | stat.S_IWGRP):
         return "readable by its group"
     return None
+
+
+def exposure_warnings(config: Config) -> list[str]:
+    """A warning for each file or folder of personal data or secrets that others may read."""
+    paths = [config.secret_key_file.parent, config.secret_key_file]
+    url = config.database_url
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        paths += [database.parent, database, *(Path(f"{database}{s}") for s in ("-wal", "-shm"))]
+    if config.transport_url.startswith("file://"):
+        paths.append(Path(config.transport_url.removeprefix("file://")))
+    found = []
+    for path in dict.fromkeys(paths):
+        problem = exposed(path)
+        if problem is not None:
+            mode = "0700" if path.is_dir() else "0600"
+            found.append(
+                f"warning: {path} is {problem}: it holds personal data or secrets; "
+                f"chmod {mode} it (and chown it to the user comms runs as)"
+            )
+    return found
