@@ -14,7 +14,7 @@ import string
 import subprocess
 import sys
 
-from comms.content.markup import MAX_BLOCK, MAX_BLOCK_LINES, MAX_BODY, markdown_problems
+from comms.content.markup import MAX_BLOCK, MAX_BODY, MAX_LINES, markdown_problems
 
 TIMER = """
 import sys, time
@@ -27,12 +27,11 @@ print(time.perf_counter() - started)
 
 
 def _body(unit: str) -> str:
-    """`unit` repeated in blocks of at most MAX_BLOCK characters and MAX_BLOCK_LINES lines."""
-    per_block = MAX_BLOCK // len(unit)
-    if "\n" in unit:
-        per_block = min(per_block, MAX_BLOCK_LINES // unit.count("\n") - 1)
-    block = unit * per_block + "\n\n"
-    return block * (MAX_BODY // len(block))
+    """`unit` repeated in blocks of MAX_BLOCK characters, up to MAX_BODY and MAX_LINES."""
+    block = unit * (MAX_BLOCK // len(unit)) + "\n\n"
+    body = block * (MAX_BODY // len(block))
+    lines = body.split("\n")
+    return "\n".join(lines[:MAX_LINES])
 
 
 def _time(body: str, timeout: float) -> float | None:

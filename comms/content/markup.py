@@ -70,8 +70,8 @@ MAX_BODY = 100_000
 #: Longest block (characters between blank lines). Python-Markdown's block and inline passes
 #: copy the rest of a block per match, so their time grows with the square of a block's size.
 MAX_BLOCK = 10_000
-#: Most lines in one block: each block pass searches the rest of the block once per line.
-MAX_BLOCK_LINES = 200
+#: Most lines in a body: time grows faster than the number of elements (headings, paragraphs).
+MAX_LINES = 2_000
 #: Most '[' or '(' open at once in a block: each unclosed one is scanned to the block's end.
 MAX_OPEN = 32
 #: Most HTML tags in a body: the raw-HTML pass rescans the rest of the body per open tag.
@@ -114,8 +114,8 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
     """What makes `text` too costly to render, as (line within `text`, message); linear time.
 
     Rendering time is bounded by these limits (measured by bench/markdown_limits.py): at most
-    MAX_BODY characters and MAX_TAGS tags, blocks of at most MAX_BLOCK characters and
-    MAX_BLOCK_LINES lines, and at most MAX_OPEN brackets open at once.
+    MAX_BODY characters, MAX_LINES lines and MAX_TAGS tags, blocks of at most MAX_BLOCK
+    characters, and at most MAX_OPEN brackets open at once.
     """
     if len(text) > MAX_BODY:
         return [(1, f"the body has {len(text):,} characters; at most {MAX_BODY:,} are allowed")]
@@ -123,20 +123,17 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
     tags = _TAG.findall(text)
     if len(tags) > MAX_TAGS:
         return [(1, f"the body has {len(tags):,} HTML tags; at most {MAX_TAGS} are allowed")]
+    lines = text.count("\n") + 1
+    if lines > MAX_LINES:
+        return [(1, f"the body has {lines:,} lines; at most {MAX_LINES:,} are allowed")]
     start, line = 0, 1
     for blank in [*_BLANK.finditer(text), None]:
         end = len(text) if blank is None else blank.start()
         block = text[start:end]
-        height = block.count("\n") + 1
         if len(block) > MAX_BLOCK:
             problems.append(
                 (line, f"a block of {len(block):,} characters without a blank line; "
                  f"at most {MAX_BLOCK:,} are allowed: split it with blank lines")
-            )  # fmt: skip
-        elif height > MAX_BLOCK_LINES:
-            problems.append(
-                (line, f"a block of {height:,} lines without a blank line; "
-                 f"at most {MAX_BLOCK_LINES} are allowed: split it with blank lines")
             )  # fmt: skip
         elif (bracket := _open_too_deep(block)) is not None:
             problems.append((line, f"more than {MAX_OPEN} '{bracket}' open at once"))
