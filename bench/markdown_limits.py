@@ -1,7 +1,7 @@
 """Benchmark: Markdown rendering of hostile bodies just inside the limits of comms.content.markup.
 
-Each case fills the body (MAX_BODY characters) with one punctuation pattern in blocks as large
-as the limits allow, renders it in a child process (killed after --timeout seconds) and prints
+Each case fills the body with one punctuation pattern, in blocks and up to a size as large as
+the limits allow, renders it in a child process (killed after --timeout seconds) and prints
 the time as a ratio to an ordinary body of the same size rendered in the same run.
 
 Run: .venv/bin/python bench/markdown_limits.py [--timeout 30] [--top 10]
@@ -26,12 +26,17 @@ print(time.perf_counter() - started)
 """
 
 
-def _body(unit: str) -> str:
-    """`unit` repeated in blocks of MAX_BLOCK characters, up to MAX_BODY and MAX_LINES."""
-    block = unit * (MAX_BLOCK // len(unit)) + "\n\n"
-    body = block * (MAX_BODY // len(block))
-    lines = body.split("\n")
-    return "\n".join(lines[:MAX_LINES])
+def _body(unit: str) -> str | None:
+    """The largest body of `unit` in equal blocks that the limits let through, if any."""
+    per_block = MAX_BLOCK // len(unit)
+    while per_block > 0:
+        block = unit * per_block + "\n\n"
+        lines = (block * (MAX_BODY // len(block))).split("\n")
+        body = "\n".join(lines[:MAX_LINES])
+        if not markdown_problems(body):
+            return body
+        per_block = per_block * 9 // 10
+    return None
 
 
 def _time(body: str, timeout: float) -> float | None:
@@ -52,6 +57,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=10)
     args = parser.parse_args()
     ordinary = _body("Ein ganz gewöhnlicher Satz mit Wörtern. ")
+    assert ordinary is not None
     # The fastest of three runs: a shared machine's load only ever adds time.
     baseline = min(_time(ordinary, args.timeout) or float("inf") for _ in range(3))
     print(f"baseline: ordinary body of {len(ordinary):,} characters, {baseline:.3f} s")
@@ -59,8 +65,8 @@ def main() -> None:
     for char in string.punctuation:
         for unit in (char, char + "a ", char + "a\n", char + char + "a "):
             body = _body(unit)
-            if markdown_problems(body):
-                continue  # refused before rendering
+            if body is None:
+                continue  # refused before rendering, whatever its size
             took = _time(body, args.timeout)
             results.append((float("inf") if took is None else took, repr(unit)))
     results.sort(reverse=True)

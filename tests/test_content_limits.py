@@ -100,8 +100,21 @@ def test_a_block_over_the_limit_is_an_error_at_its_line(tmp_path: Path) -> None:
         "[" * 4000 + "]" * 4000,
         "Absatz mit [Link](https://example.org) und (Klammer).\n\n" * 3000,
         ("Wort " * 1000 + "\n\n") * 40,
+        ('"a ' * 3000 + "\n\n") * 10,
+        (">" * 9000 + "\n\n") * 10,
+        ("`a " * 3000 + "\n\n") * 10,
     ],
-    ids=["8000-brackets", "images", "links-open", "nested", "200-kb-links", "200-kb-text"],
+    ids=[
+        "8000-brackets",
+        "images",
+        "links-open",
+        "nested",
+        "200-kb-links",
+        "200-kb-text",
+        "quotes",
+        "blockquotes",
+        "backticks",
+    ],  # fmt: skip
 )
 def test_pathological_bodies_are_refused_or_rendered_fast(tmp_path: Path, body: str) -> None:
     started = time.perf_counter()

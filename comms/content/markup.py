@@ -74,6 +74,10 @@ MAX_BLOCK = 10_000
 MAX_LINES = 2_000
 #: Most '[' or '(' open at once in a block: each unclosed one is scanned to the block's end.
 MAX_OPEN = 32
+#: Most characters that can start inline markup in one block: each match copies the rest of
+#: the block, so a block of nothing but quotes, dashes or backticks takes quadratic time.
+MAX_MARKS = 1_000
+MARKS = "`\"'-*_&<>\\[]()!~="
 #: Most HTML tags in a body: the raw-HTML pass rescans the rest of the body per open tag.
 MAX_TAGS = 300
 
@@ -115,7 +119,7 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
 
     Rendering time is bounded by these limits (measured by bench/markdown_limits.py): at most
     MAX_BODY characters, MAX_LINES lines and MAX_TAGS tags, blocks of at most MAX_BLOCK
-    characters, and at most MAX_OPEN brackets open at once.
+    characters with at most MAX_MARKS markup characters, at most MAX_OPEN brackets open at once.
     """
     if len(text) > MAX_BODY:
         return [(1, f"the body has {len(text):,} characters; at most {MAX_BODY:,} are allowed")]
@@ -134,6 +138,11 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
             problems.append(
                 (line, f"a block of {len(block):,} characters without a blank line; "
                  f"at most {MAX_BLOCK:,} are allowed: split it with blank lines")
+            )  # fmt: skip
+        elif (marks := sum(block.count(mark) for mark in MARKS)) > MAX_MARKS:
+            problems.append(
+                (line, f"a block with {marks:,} markup characters ({MARKS}); at most "
+                 f"{MAX_MARKS:,} are allowed: split it with blank lines")
             )  # fmt: skip
         elif (bracket := _open_too_deep(block)) is not None:
             problems.append((line, f"more than {MAX_OPEN} '{bracket}' open at once"))
