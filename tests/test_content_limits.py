@@ -91,6 +91,13 @@ def test_a_block_over_the_limit_is_an_error_at_its_line(tmp_path: Path) -> None:
     ]
 
 
+def test_deep_blockquotes_are_an_error_at_their_line(tmp_path: Path) -> None:
+    body = "Absatz.\n\n> Zitat\n\n" + "> " * 40 + "tief\n"
+    assert _read(tmp_path, FRONT + "---\n" + body) == [
+        "x.md:14: blockquotes ('>') nested more than 32 deep"
+    ]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -103,6 +110,7 @@ def test_a_block_over_the_limit_is_an_error_at_its_line(tmp_path: Path) -> None:
         ('"a ' * 3000 + "\n\n") * 10,
         (">" * 9000 + "\n\n") * 10,
         ("`a " * 3000 + "\n\n") * 10,
+        ("'" * 900 + "\n\n") * 90,
     ],
     ids=[
         "8000-brackets",
@@ -114,6 +122,7 @@ def test_a_block_over_the_limit_is_an_error_at_its_line(tmp_path: Path) -> None:
         "quotes",
         "blockquotes",
         "backticks",
+        "many-small-blocks",
     ],  # fmt: skip
 )
 def test_pathological_bodies_are_refused_or_rendered_fast(tmp_path: Path, body: str) -> None:

@@ -77,6 +77,8 @@ MAX_OPEN = 32
 #: Most characters that can start inline markup in one block: each match copies the rest of
 #: the block, so a block of nothing but quotes, dashes or backticks takes quadratic time.
 MAX_MARKS = 1_000
+#: Most such characters in a whole body: each one costs tens of microseconds even when cheap.
+MAX_BODY_MARKS = 8_000
 MARKS = "`\"'-*_&<>\\[]()!~="
 #: Most HTML tags in a body: the raw-HTML pass rescans the rest of the body per open tag.
 MAX_TAGS = 300
@@ -84,6 +86,8 @@ MAX_TAGS = 300
 _LOCAL = threading.local()
 _BLANK = re.compile(r"\n[ \t]*\n")
 _TAG = re.compile(r"<[A-Za-z/!?]")
+# A line's leading '>' marks (spaces between them allowed): its blockquote depth.
+_QUOTE_DEPTH = re.compile(rf"^(?:[ \t]*>){{{MAX_OPEN + 1}}}", re.M)
 
 
 def _markdown() -> markdown.Markdown:
@@ -119,7 +123,8 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
 
     Rendering time is bounded by these limits (measured by bench/markdown_limits.py): at most
     MAX_BODY characters, MAX_LINES lines and MAX_TAGS tags, blocks of at most MAX_BLOCK
-    characters with at most MAX_MARKS markup characters, at most MAX_OPEN brackets open at once.
+    characters with at most MAX_MARKS markup characters (MAX_BODY_MARKS in all), at most MAX_OPEN
+    brackets open at once and blockquotes at most MAX_OPEN deep.
     """
     if len(text) > MAX_BODY:
         return [(1, f"the body has {len(text):,} characters; at most {MAX_BODY:,} are allowed")]
@@ -130,6 +135,16 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
     lines = text.count("\n") + 1
     if lines > MAX_LINES:
         return [(1, f"the body has {lines:,} lines; at most {MAX_LINES:,} are allowed")]
+    marks = sum(text.count(mark) for mark in MARKS)
+    if marks > MAX_BODY_MARKS:
+        return [
+            (1, f"the body has {marks:,} markup characters ({MARKS}); at most "
+             f"{MAX_BODY_MARKS:,} are allowed")
+        ]  # fmt: skip
+    deep = _QUOTE_DEPTH.search(text)
+    if deep is not None:
+        at = text.count("\n", 0, deep.start()) + 1
+        return [(at, f"blockquotes ('>') nested more than {MAX_OPEN} deep")]
     start, line = 0, 1
     for blank in [*_BLANK.finditer(text), None]:
         end = len(text) if blank is None else blank.start()
