@@ -61,7 +61,7 @@ def rendered_issue(slug: str = "2020-02-newsletter", blocks: int = 27) -> Render
     )
 
 
-SECRET = "test-secret-key"
+SECRET = "test-secret-key-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 
 
 def config_for(folder: Path, extra: str = "") -> Config:

@@ -97,7 +97,7 @@ class ScriptedTransport:
 def run_cli(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run `comms --config ROOT/comms.toml ARGS` like the console script: (exit, out, err)."""
     runner = CliRunner()
-    environ = {"COMMS_SECRET_KEY": "test-secret"} | (env or {})
+    environ = {"COMMS_SECRET_KEY": "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"} | (env or {})
     with runner.isolation(env=environ) as (out, err, _):
         try:
             main(["--config", str(root / "comms.toml"), *args])

@@ -15,7 +15,7 @@ from .ledgerkit import run_cli
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ISSUE = "2020-02-newsletter"
-SECRET = "test-secret"
+SECRET = "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 PEOPLE = "email,name\nanna@example.org,Anna\nbernd@example.org,Bernd\ncarla@example.org,Carla\n"
 
 

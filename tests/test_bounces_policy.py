@@ -29,7 +29,7 @@ from .smtp_servers import free_port
 CORPUS = Path(__file__).resolve().parent / "bounces"
 ISSUE = "2020-02-newsletter"
 PLACEHOLDER = b"bounces+VERP@example.org"
-SECRET = "test-secret"
+SECRET = "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 
 
 def delivery_ids(store: Store) -> dict[str, int]:

@@ -79,6 +79,8 @@ def browser() -> Iterator[Browser]:
 
 def _open(browser: Browser, url: str, width: int, hosts: set[str]) -> Page:
     page = browser.new_page(viewport={"width": width, "height": 900})
+    # The server's Content Security Policy must not block anything the page uses.
+    page.on("console", lambda msg: _blocked(msg.text))
 
     def route(route: Route) -> None:
         host = urlsplit(route.request.url).hostname or ""
@@ -91,6 +93,10 @@ def _open(browser: Browser, url: str, width: int, hosts: set[str]) -> Page:
     page.route("**/*", route)
     page.goto(url)
     return page
+
+
+def _blocked(text: str) -> None:
+    assert "Content Security Policy" not in text, text
 
 
 def _violations(page: Page) -> str:
@@ -128,6 +134,8 @@ def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> No
     assert page.evaluate("document.documentElement.lang") == "de"
     assert page.locator("h1").count() == 1
     assert page.locator("script:not([type='application/ld+json'])").count() == 0
+    csp = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
+    assert "frame-ancestors 'none'" in csp
     assert _violations(page) == ""
     page.close()
     page = _open(browser, server + path, 375, hosts)

@@ -85,8 +85,11 @@ def test_secrets_only_from_the_environment(tmp_path: Path) -> None:
         "comms.toml: 'secret_key': secrets come only from the environment (COMMS_SECRET_KEY), "
         "never from a file"
     ]
-    config = load_config(_toml(tmp_path, ""), environ={"COMMS_SECRET_KEY": "s3cret"})
-    assert config.secret_key == "s3cret"
+    config = load_config(
+        _toml(tmp_path, ""),
+        environ={"COMMS_SECRET_KEY": "s3cret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0VuQe3w"},
+    )
+    assert config.secret_key == "s3cret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0VuQe3w"
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:

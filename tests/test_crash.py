@@ -34,7 +34,7 @@ class SlowHandler(Handler):
 
 
 def _send(root: Path, port: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {"COMMS_SECRET_KEY": "test-secret"}
+    env = os.environ | {"COMMS_SECRET_KEY": "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"}
     command = [
         sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),

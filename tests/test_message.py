@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import unicodedata
 from datetime import datetime
 from email import message_from_string
 from email.header import decode_header, make_header
@@ -364,3 +365,48 @@ def test_a_sender_address_that_needs_smtputf8_is_a_config_error(tmp_path: Path) 
     config = config_for(tmp_path, '[sender]\naddress = "info@Bündnis.example"\n')
     factory = MessageFactory(config, rendered_issue(), SECRET)
     assert factory.envelope_from == "info@xn--bndnis-3ya.example"
+
+
+HOSTILE_NAMES = [
+    "Evil\x00Name\x08",
+    "A" * 200,
+    "x" * 5000,
+    "a b " * 60,
+    "Ä" * 200,
+    '"' * 100,
+    "\\" * 80,
+    "(" * 80,
+    "Müller-Lüdenscheidt, Jörg " * 10,
+    "Eve\r\nBcc: victim@example.org",
+    "Eve\x1b[31m\x7f",
+    "x\u202eevil\u200b\ufeff\u2028\u2029",
+    "=?utf-8?q?Bank?=",
+    "a,b;c:d<e>@f.example",
+    "To: To: group:;",
+    "😀" * 120,
+    " ",
+    "\t\x00",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_give_messages_without_defects(factory: MessageFactory, name: str) -> None:
+    raw = factory.build(Recipient("1", "eve@example.org", name)).data
+    msg = _parse(raw)
+    assert msg.defects == []
+    for header, value in msg.items():
+        assert value.defects == (), (header, value.defects)
+    to = msg["To"]
+    assert len(msg.get_all("To") or []) == 1
+    assert [a.addr_spec for a in to.addresses] == ["eve@example.org"]
+    shown = to.addresses[0].display_name
+    # (The parser puts a space between adjacent encoded-words; see the test above.)
+    assert len(shown.replace(" ", "")) <= 100
+    assert not any(unicodedata.category(c) in ("Cc", "Cf") for c in shown)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    folded = re.search(r"^To: .*?(?=^\S)", head, re.M | re.S)
+    assert folded is not None
+    assert all(len(line) <= 78 for line in folded.group(0).split("\r\n"))
+    assert "Bcc" not in msg
+    if name.startswith("=?"):  # shown as typed, not decoded
+        assert shown == name

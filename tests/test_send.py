@@ -366,7 +366,7 @@ def test_retry_due_sends_what_waits_once_it_is_due(site: Path) -> None:
         config = load_config(
             site / "comms.toml",
             overrides={"transport": url},
-            environ={"COMMS_SECRET_KEY": "test-secret"},
+            environ={"COMMS_SECRET_KEY": "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"},
         )
         assert retry_due(config, now_utc()) == []
         handler.rcpt_replies.clear()
@@ -391,7 +391,7 @@ def test_retry_pass_goes_on_when_one_issue_was_edited(site: Path) -> None:
         config = load_config(
             site / "comms.toml",
             overrides={"transport": url},
-            environ={"COMMS_SECRET_KEY": "test-secret"},
+            environ={"COMMS_SECRET_KEY": "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"},
         )
         handler.rcpt_replies.clear()
         reports = retry_due(config, now_utc() + timedelta(hours=1))

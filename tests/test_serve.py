@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 ISSUE = "2020-02-newsletter"
 ADDRESS = "leser@example.org"
-SECRET = "serve-test-secret-0123456789"
+SECRET = "serve-test-secret-0123456789-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 
 
 class Forms(HTMLParser):

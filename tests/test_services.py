@@ -28,7 +28,7 @@ from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
 
 DRAFT = "2020-04-newsletter"
-SECRET = "test-secret"
+SECRET = "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")
 
 

@@ -73,7 +73,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(root: Path) -> 
     code, out, _ = run_cli(root, "subscribers", "show", "c@example.org", "--json")
     data = json.loads(out)
     assert data["status"] == "active"
-    assert data["name"] == "Zwei\nZeilen"
+    assert data["name"] == "Zwei Zeilen"  # line breaks in names become spaces
     assert data["language"] == "en" and data["regions"] == ["weser-ems"]
     assert data["consent"][0]["action"] == "import"
     assert data["consent"][0]["note"] == (

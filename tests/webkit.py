@@ -24,7 +24,7 @@ from comms.web.app import create_app
 
 from .conftest import ROOT
 
-SECRET = "web-test-secret-0123456789abcdef"
+SECRET = "web-test-secret-0123456789abcdef-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
 CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")

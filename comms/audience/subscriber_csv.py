@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, TextIO
 
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.core.names import clean_name
 from comms.db.subscribers import NewSubscriber, Subscriber, normalise_address
 
 COLUMNS = ("email", "name", "language", "topics", "regions")
@@ -29,6 +30,8 @@ EXPORT_COLUMNS = (
     "unsubscribed_at",
 )
 LANGUAGES = ("de", "en")
+#: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _LIST_SPLIT = re.compile(r"[\s,;|]+")
 
 
@@ -81,7 +84,7 @@ def check_person(
         chosen[label] = items
     return NewSubscriber(
         address,
-        (name or "").strip() or None,
+        clean_name(name) or None,
         lang,
         chosen["topic"],
         chosen["region"],
@@ -159,6 +162,13 @@ def read_csv(path: Path, config: Config, problems: Problems) -> Iterator[tuple[i
             yield start, person
 
 
+def defuse_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a leading `'` before a formula start (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _export_row(person: Subscriber) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for column in EXPORT_COLUMNS:
@@ -178,7 +188,7 @@ def write_export(people: Iterable[Subscriber], out: TextIO, fmt: str) -> int:
         writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for person in people:
-            writer.writerow(_export_row(person))
+            writer.writerow({k: defuse_cell(v) for k, v in _export_row(person).items()})
             count += 1
         return count
     out.write("[")

@@ -167,8 +167,8 @@ def _open_store(config: Config) -> Store:
     store = open_store(config)
     if store.generated_secret:
         click.echo(
-            "warning: COMMS_SECRET_KEY is not set; generated a secret key and stored it in the "
-            "database (set COMMS_SECRET_KEY in production, see README)",
+            "warning: COMMS_SECRET_KEY is not set; generated a secret key and stored it in "
+            f"{config.secret_key_file} (0600; set COMMS_SECRET_KEY in production, see README)",
             err=True,
         )
     return store

@@ -20,6 +20,7 @@ from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
+from comms.core.files import exposure_warnings
 from comms.db.desk import Desk, database_exists, started_issues
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
@@ -64,6 +65,8 @@ def check(state: State, strict: bool, links: bool) -> None:
 
         errors.extend(dead_links(config, site))
     failures, warnings = _report(errors, config.root, strict)
+    for warning in exposure_warnings(config):
+        click.echo(warning, err=True)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
     if failures:

@@ -9,6 +9,8 @@ import click
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
 from comms.db.desk import started_issues
+from comms.core.files import exposure_warnings
+from comms.core.logs import configure_logging
 from comms.db.subscribers import Store
 
 from .common import (
@@ -60,7 +62,10 @@ def serve(
     from comms.web.app import create_app, listen
 
     config = state.config()
+    configure_logging()  # before the app exists: Flask's logger then uses this handler
     store = _open_store(config)
+    for warning in exposure_warnings(config):
+        click.echo(warning, err=True)
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
     app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)
@@ -96,18 +101,12 @@ def serve(
 
 def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | None, str]:
     """Start the scheduler unless another process runs one here (docs/requirements.md R5)."""
-    import logging
 
     from comms.schedule.lease import holder
     from comms.schedule.runner import start_scheduler
 
     # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
-    log = logging.getLogger("comms")
-    if not log.handlers:
-        out = logging.StreamHandler()
-        out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        log.addHandler(out)
-        log.setLevel(logging.INFO)
+    configure_logging()
     handle = start_scheduler(config, store)
     if handle is not None:
         return handle, "with the scheduler"

@@ -19,7 +19,24 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
 class Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text, so the reader parses them and names bad ones."""
+    """SafeLoader that keeps dates as text and refuses anchors and aliases.
+
+    Aliases let a few hundred bytes expand into billions of nodes (or into themselves); front
+    matter never needs them, so the first anchor or alias is an error at its line.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        """Compose as usual, after refusing an alias (`*name`) or an anchor (`&name`)."""
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not allowed in front matter; "
+                "write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 Loader.yaml_implicit_resolvers = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 
 import markdown
@@ -65,7 +66,29 @@ GERMAN_QUOTES = {
     "right-single-quote": "&lsquo;",
 }
 
+#: Longest body (characters) of one content file; longer is an error (README, "Content").
+MAX_BODY = 100_000
+#: Longest block (characters between blank lines). Python-Markdown's block and inline passes
+#: copy the rest of a block per match, so their time grows with the square of a block's size.
+MAX_BLOCK = 10_000
+#: Most lines in a body: time grows faster than the number of elements (headings, paragraphs).
+MAX_LINES = 2_000
+#: Most '[' or '(' open at once in a block: each unclosed one is scanned to the block's end.
+MAX_OPEN = 32
+#: Most characters that can start inline markup in one block: each match copies the rest of
+#: the block, so a block of nothing but quotes, dashes or backticks takes quadratic time.
+MAX_MARKS = 1_000
+#: Most such characters in a whole body: each one costs tens of microseconds even when cheap.
+MAX_BODY_MARKS = 8_000
+MARKS = "`\"'-*_&<>\\[]()!~="
+#: Most HTML tags in a body: the raw-HTML pass rescans the rest of the body per open tag.
+MAX_TAGS = 300
+
 _LOCAL = threading.local()
+_BLANK = re.compile(r"\n[ \t]*\n")
+_TAG = re.compile(r"<[A-Za-z/!?]")
+# A line's leading '>' marks (spaces between them allowed): its blockquote depth.
+_QUOTE_DEPTH = re.compile(rf"^(?:[ \t]*>){{{MAX_OPEN + 1}}}", re.M)
 
 
 def _markdown() -> markdown.Markdown:
@@ -81,8 +104,75 @@ def _markdown() -> markdown.Markdown:
     return converter
 
 
+def _open_too_deep(block: str) -> str | None:
+    """The bracket of which more than MAX_OPEN are open at once in `block`, if any."""
+    depth = {"[": 0, "(": 0}
+    for char in block:
+        if char in depth:
+            depth[char] += 1
+            if depth[char] > MAX_OPEN:
+                return char
+        elif char == "]" and depth["["]:
+            depth["["] -= 1
+        elif char == ")" and depth["("]:
+            depth["("] -= 1
+    return None
+
+
+def markdown_problems(text: str) -> list[tuple[int, str]]:
+    """What makes `text` too costly to render, as (line within `text`, message); linear time.
+
+    Rendering time is bounded by these limits (measured by bench/markdown_limits.py): at most
+    MAX_BODY characters, MAX_LINES lines and MAX_TAGS tags, blocks of at most MAX_BLOCK
+    characters with at most MAX_MARKS markup characters (MAX_BODY_MARKS in all), at most MAX_OPEN
+    brackets open at once and blockquotes at most MAX_OPEN deep.
+    """
+    if len(text) > MAX_BODY:
+        return [(1, f"the body has {len(text):,} characters; at most {MAX_BODY:,} are allowed")]
+    problems: list[tuple[int, str]] = []
+    tags = _TAG.findall(text)
+    if len(tags) > MAX_TAGS:
+        return [(1, f"the body has {len(tags):,} HTML tags; at most {MAX_TAGS} are allowed")]
+    lines = text.count("\n") + 1
+    if lines > MAX_LINES:
+        return [(1, f"the body has {lines:,} lines; at most {MAX_LINES:,} are allowed")]
+    marks = sum(text.count(mark) for mark in MARKS)
+    if marks > MAX_BODY_MARKS:
+        return [
+            (1, f"the body has {marks:,} markup characters ({MARKS}); at most "
+             f"{MAX_BODY_MARKS:,} are allowed")
+        ]  # fmt: skip
+    deep = _QUOTE_DEPTH.search(text)
+    if deep is not None:
+        at = text.count("\n", 0, deep.start()) + 1
+        return [(at, f"blockquotes ('>') nested more than {MAX_OPEN} deep")]
+    start, line = 0, 1
+    for blank in [*_BLANK.finditer(text), None]:
+        end = len(text) if blank is None else blank.start()
+        block = text[start:end]
+        if len(block) > MAX_BLOCK:
+            problems.append(
+                (line, f"a block of {len(block):,} characters without a blank line; "
+                 f"at most {MAX_BLOCK:,} are allowed: split it with blank lines")
+            )  # fmt: skip
+        elif (marks := sum(block.count(mark) for mark in MARKS)) > MAX_MARKS:
+            problems.append(
+                (line, f"a block with {marks:,} markup characters ({MARKS}); at most "
+                 f"{MAX_MARKS:,} are allowed: split it with blank lines")
+            )  # fmt: skip
+        elif (bracket := _open_too_deep(block)) is not None:
+            problems.append((line, f"more than {MAX_OPEN} '{bracket}' open at once"))
+        if blank is not None:
+            line += text.count("\n", start, blank.end())
+            start = blank.end()
+    return problems
+
+
 def markdown_to_html(text: str) -> str:
-    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs)."""
+    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs).
+
+    ValueError for a body `markdown_problems` refuses: rendering it could take minutes.
+    """
     return nh3.clean(
         markdown_unsanitised(text),
         tags=ALLOWED_TAGS,
@@ -96,7 +186,13 @@ def markdown_to_html(text: str) -> str:
 # conversion is most of the cost of both. Bounded, so a long-running server does not grow.
 @functools.lru_cache(maxsize=8192)
 def markdown_unsanitised(text: str) -> str:
-    """Markdown → HTML before the sanitiser: for checks that must name what it would drop."""
+    """Markdown → HTML before the sanitiser: for checks that must name what it would drop.
+
+    ValueError for a body `markdown_problems` refuses (the reader reports it at its line).
+    """
+    problems = markdown_problems(text)
+    if problems:
+        raise ValueError(f"line {problems[0][0]}: {problems[0][1]}")
     converter = _markdown()
     converter.reset()
     return str(converter.convert(text))

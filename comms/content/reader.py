@@ -22,7 +22,7 @@ from comms.content.front_matter import (
     split,
     unknown_keys,
 )
-from comms.content.markup import markdown_to_html
+from comms.content.markup import markdown_problems, markdown_to_html
 from comms.content.models import (
     FOLDERS,
     KINDS,
@@ -184,8 +184,7 @@ def read_file(
     parsed = parse_yaml(front, path)
     if isinstance(parsed, ContentError):
         # The front matter cannot be read; the body and the placeholders still can.
-        html = markdown_to_html(body)
-        body_errors = _image_errors(html, body, body_line, path)
+        _, body_errors = _body(body, body_line, path)
         return None, [*errors, parsed, *body_errors, *placeholder_errors(text, path)]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
@@ -198,9 +197,9 @@ def read_file(
             message += f"; did you mean '{close[0]}'?" if close else ""
         errors.append(ContentError(path, doc.find(loc)[0], message, warning=True))
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
-    html = markdown_to_html(body)
     # Body and placeholder checks run beside the field errors: one run shows every error.
-    errors.extend(_image_errors(html, body, body_line, path))
+    html, body_errors = _body(body, body_line, path)
+    errors.extend(body_errors)
     errors.extend(placeholder_errors(text, path))
     try:
         item = kind.model.model_validate(data, context=context)
@@ -224,6 +223,15 @@ def read_file(
     if any(not e.warning for e in errors):
         return None, errors
     return item, errors
+
+
+def _body(body: str, body_line: int, path: Path) -> tuple[str, list[ContentError]]:
+    """The body as safe HTML and its errors; a body too costly to render is not rendered."""
+    too_costly = markdown_problems(body)
+    if too_costly:
+        return "", [ContentError(path, body_line + line - 1, msg) for line, msg in too_costly]
+    html = markdown_to_html(body)
+    return html, _image_errors(html, body, body_line, path)
 
 
 def _reference_error(

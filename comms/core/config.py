@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 import uuid
@@ -145,6 +146,11 @@ class Config:
     def content_dir(self) -> Path:
         """The content folder, absolute (symlinks kept, so messages show the editor's path)."""
         return Path(os.path.normpath(self.root / self.settings.content_dir))
+
+    @property
+    def secret_key_file(self) -> Path:
+        """Where a generated secret key is kept when COMMS_SECRET_KEY is not set (0600)."""
+        return self.root / "var" / "secret.key"
 
     @property
     def output_dir(self) -> Path:
@@ -294,6 +300,28 @@ def _message(error: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+#: Entropy a secret key needs at least: 32 random bytes.
+KEY_BITS = 256
+_HEX = frozenset("0123456789abcdefABCDEF")
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=")
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is too weak to sign links, or None; a generous estimate of its entropy.
+
+    Each character counts as a random pick from the smallest usual alphabet holding the key
+    (hex 16, base64 64, printable 95), so 64 hex digits or `secrets.token_urlsafe(32)` pass.
+    """
+    chars = set(key)
+    alphabet = 16 if chars <= _HEX else 64 if chars <= _BASE64 else 95
+    if len(key) * math.log2(alphabet) < KEY_BITS or len(chars) < 12:
+        return (
+            "too weak: a secret key needs 32 random bytes (64 hex digits, 43 base64 characters), "
+            "e.g. from python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return None
+
+
 def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -332,6 +360,10 @@ def load_config(
             loc = tuple(error["loc"])
             dotted = ".".join(str(p) for p in loc)
             problems.append(f"{_source_of(loc, env, label)}: '{dotted}': {_message(error)}")
+    secret_key = environ.get(f"{ENV_PREFIX}SECRET_KEY") or None
+    weak = key_problem(secret_key) if secret_key is not None else None
+    if weak is not None:
+        problems.append(f"environment {ENV_PREFIX}SECRET_KEY: {weak}")
     if strict:
         problems.extend(f"{w} (--strict)" for w in warnings)
     if problems or settings is None:
@@ -341,5 +373,5 @@ def load_config(
         root=path.parent.resolve(),
         path=path if path.is_file() else None,
         warnings=warnings,
-        secret_key=environ.get(f"{ENV_PREFIX}SECRET_KEY") or None,
+        secret_key=secret_key,
     )

@@ -15,7 +15,9 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from comms.core.config import key_problem
 from comms.core.errors import ConfigError
+from comms.core.files import private_file, write_private
 from comms.db.tables import meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -72,7 +74,9 @@ def read_only(engine: Engine) -> Connection:
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 in a 0700 folder before SQLite opens it: its -wal and -shm files take
+        # the database file's mode, whatever the umask.
+        private_file(Path(url.removeprefix("sqlite:///")))
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
@@ -111,23 +115,43 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     conn.exec_driver_sql(sql, driver_params(order, rows))
 
 
-def resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
-    """The secret to use and whether it was generated now (see README, "Secret key")."""
+def _read_key_file(key_file: Path) -> str | None:
+    try:
+        text = key_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError([f"{key_file}: cannot read the secret key: {exc.strerror}"]) from None
+    problem = key_problem(text)
+    if problem is not None:
+        raise ConfigError([f"{key_file}: {problem}"])
+    return text
+
+
+def resolve_secret(engine: Engine, given: str | None, key_file: Path) -> tuple[str, bool]:
+    """The secret to use and whether it was generated now (see README, "Secret key").
+
+    COMMS_SECRET_KEY (`given`) wins; else the key file; else a new key is generated into the
+    key file (0600). A key an older version kept in the `meta` table moves to the key file.
+    The database keeps only a fingerprint, so a copy of it cannot forge links.
+    """
     with engine.begin() as conn:
         stored = dict(conn.execute(sa.select(meta.c.key, meta.c.value)).all())
         generated = False
-        secret = given or stored.get("secret_key")
+        secret = given or _read_key_file(key_file)
         if secret is None:
-            if "secret_check" in stored:
+            secret = stored.get("secret_key")
+            if secret is None and "secret_check" in stored:
                 raise ConfigError(
                     [
-                        "environment COMMS_SECRET_KEY: not set, but this database was set up "
-                        "with one; set it again (tokens and the suppression list depend on it)"
+                        "environment COMMS_SECRET_KEY: not set, and no key file "
+                        f"{key_file}, but this database was set up with a key; set it again "
+                        "(tokens and the suppression list depend on it)"
                     ]
                 )
-            secret = secrets.token_urlsafe(32)
-            conn.execute(sa.insert(meta).values(key="secret_key", value=secret))
-            generated = True
+            generated = secret is None
+            secret = secret or secrets.token_urlsafe(32)
+            write_private(key_file, (secret + "\n").encode("ascii"))
         check = hmac.new(secret.encode(), _SECRET_CHECK, hashlib.sha256).hexdigest()[:16]
         if stored.get("secret_check", check) != check:
             raise ConfigError(
@@ -138,6 +162,8 @@ def resolve_secret(engine: Engine, given: str | None) -> tuple[str, bool]:
             )
         if "secret_check" not in stored:
             conn.execute(sa.insert(meta).values(key="secret_check", value=check))
+        if "secret_key" in stored:  # from before key files: never again in the database
+            conn.execute(sa.delete(meta).where(meta.c.key == "secret_key"))
     return secret, generated
 
 

@@ -50,7 +50,7 @@ def open_store(config: Config) -> Store:
     engine = make_engine(config.database_url)
     try:
         upgrade(engine)
-        secret, generated = resolve_secret(engine, config.secret_key)
+        secret, generated = resolve_secret(engine, config.secret_key, config.secret_key_file)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None

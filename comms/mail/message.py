@@ -17,6 +17,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -27,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.addresses import check_address
 from comms.core.config import Config
-from comms.core.errors import ConfigError, MessageError
+from comms.core.errors import ConfigError, MessageError, PermanentFailure
+from comms.core.names import clean_name
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.publish.render import RenderedIssue
@@ -271,19 +273,21 @@ class MessageFactory:
         return self._to(recipient, stand_in).replace(stand_in.encode(), address.encode())
 
     def _to(self, recipient: Recipient, address: str) -> bytes:
-        name = " ".join(recipient.name.split()) if recipient.name else ""
+        name = clean_name(recipient.name)
         if not name:
             return address.encode("ascii")
         if _ATOM_NAME.fullmatch(name):
             value = formataddr((name, address))
         else:  # quoted or RFC 2047 base64 words, as the email package writes them
             value = formataddr((name, address), charset="utf-8")
-        if len(value) <= 74:
+        if len(value) <= 74 and "=?" not in name:
             return value.encode("ascii")
-        # Long names: let the email package split them into encoded-words of ≤ 75 characters.
-        local, _, domain = address.rpartition("@")
-        folded = _fold("To", Address(name[:200], local, domain), escape=False)
-        return folded.removeprefix(b"To: ").removesuffix(b"\r\n")
+        # Long names, and names that look like encoded-words (so they show as typed): words of
+        # at most 75 characters on lines of their own, then the address on its own line. (The
+        # email package's folding of long quoted or atom names can break the header: a second
+        # "To:" or an unterminated group.)
+        words = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+        return f"{words}\r\n <{address}>".encode("ascii")
 
     def _sign(self, data: bytes) -> bytes:
         import dkim  # imported here: only DKIM users pay for loading it

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from comms.core.config import Config
 from comms.core.errors import ConfigError, DeliveryError, PolicyRejection
+from comms.core.files import write_private
 from comms.mail.http_api import HttpApiTransport
 from comms.mail.replies import classify
 from comms.mail.smtp import SmtpTransport
@@ -62,13 +63,10 @@ class FileTransport:
         return self.directory.joinpath(*parts).with_name(parts[-1] + ".eml")
 
     def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
-        """Write the message atomically (temp file + rename)."""
+        """Write the message atomically as a 0600 file in 0700 folders: it holds live links."""
         path = self.path_for(key)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp.write_bytes(data)
-            os.replace(temp, path)
+            write_private(path, data)
         except OSError as exc:
             # Not the address's fault, and every further message would fail the same way.
             raise PolicyRejection(f"cannot write {path}: {exc.strerror}") from None

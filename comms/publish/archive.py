@@ -104,8 +104,9 @@ def json_ld(config: Config, item: Item) -> str:
         data["image"] = site_urls.asset(image.src)
     ordered = {"@context": "https://schema.org", **data}
     text = json.dumps(ordered, ensure_ascii=False, indent=1, sort_keys=False)
-    # "</" would end the script element early; "\/" means the same in JSON.
-    return text.replace("</", "<\\/")
+    # In a script element "</script" ends it and "<!--" changes how the rest is parsed; the
+    # JSON escapes \u003c, \u003e and \u0026 mean the same characters and are inert in HTML.
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class _Pages:

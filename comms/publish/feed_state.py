@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from comms.content.models import Award, Issue, Item, instant
 from comms.core.errors import CommsError
+from comms.core.files import write_private
 
 STATE_FILE = Path("var") / "feeds-state.json"
 
@@ -192,14 +194,6 @@ class History:
             for uid, r in sorted(self.records.items())
         }
         data = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self.path, data.encode("utf-8"))
         self._dirty = False
         return True

@@ -82,7 +82,10 @@ def _line(lines: list[str], start: int, needle: str, after: int = 0) -> int:
 
 def _body_references(body: str, body_line: int) -> Iterator[Reference]:
     # Unsanitised on purpose: the sanitiser silently drops what this check must name.
-    html = markdown_unsanitised(body)
+    try:
+        html = markdown_unsanitised(body)
+    except ValueError:
+        return  # a body too costly to render: the reader reports it at its line
     scan = _Collect()
     scan.feed(html)
     lines = body.splitlines()

@@ -14,6 +14,7 @@ from comms.content.models import Site
 from comms.content.site import load_valid_site
 from comms.content.urls import Urls
 from comms.core.config import Config
+from comms.core.files import write_private
 from comms.publish import build, feeds
 
 #: Hub notifications that failed; retried by the next refresh so that no change goes unannounced.
@@ -111,10 +112,7 @@ def _save_pending(path: Path, failed: list[Ping]) -> None:
     if not failed:
         path.unlink(missing_ok=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(sorted([p.hub, p.topic] for p in failed), indent=1), encoding="utf-8"
-    )
+    write_private(path, json.dumps(sorted([p.hub, p.topic] for p in failed), indent=1).encode())
 
 
 def refresh(config: Config, site: Site) -> RefreshReport:

@@ -151,15 +151,40 @@ def add_webhook_routes(app: Flask, brevo: BrevoWebhook) -> None:
     app.add_url_rule("/webhooks/brevo", "webhook_brevo", brevo_events, methods=["POST"])
 
 
+#: The archive and the subscriber pages load only their own style sheet and images (images
+#: also from https: and data: URLs, as content may use them); no scripts (JSON-LD is data, not
+#: run); no framing by other sites.
+CSP = (
+    "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; script-src 'none'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def add_security_headers(app: Flask, csp: bool = True) -> None:
+    """nosniff on every response; with `csp`, the CSP and no framing on every HTML page."""
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if csp and response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
 def create_app(
     root: Path,
     config: Config | None = None,
     subscriptions: Subscriptions | None = None,
     brevo: BrevoWebhook | None = None,
+    csp: bool = True,
 ) -> Flask:
     """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
 
-    With a config, feed responses carry the WebSub `Link` header (hubs and self URL).
+    With a config, feed responses carry the WebSub `Link` header (hubs and self URL). `csp`
+    False leaves out the CSP and frame protection (the preview frames pages and polls).
     """
     app = Flask("comms", static_folder=None)
     app.url_map.strict_slashes = False
@@ -168,6 +193,7 @@ def create_app(
     # Forms are small; a huge body is refused (413) before anything parses it.
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["MAX_FORM_PARTS"] = 200
+    add_security_headers(app, csp)
     if subscriptions is not None:
         add_subscriber_routes(app, subscriptions)
     if brevo is not None:

@@ -21,6 +21,7 @@ from comms.audience.subscriptions import (
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
+from comms.core.names import clean_name
 from comms.web.guard import CsrfGuard, RateLimiter
 from comms.web.notices import Button, _, bad_link, notice, page, site_root
 from comms.web.preferences import add_preference_routes
@@ -107,7 +108,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
     def subscribe() -> Response:
         form = request.form
         address = form.get("email", "")[:320]
-        name = " ".join(form.get("name", "").split())[:200]
+        name = clean_name(form.get("name", ""))
         topics = tuple(form.getlist("topics")[:50])
         regions = tuple(form.getlist("regions")[:50])
         values = {"email": address, "name": name, "topics": topics, "regions": regions}

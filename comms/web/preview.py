@@ -200,7 +200,7 @@ class Preview:
         return Response(html, mimetype="text/html")
 
     def _create_app(self) -> Flask:
-        app = create_app(self.root)
+        app = create_app(self.root, csp=False)
 
         def index() -> Response:
             issues = sorted(self.issues.values(), key=lambda i: i.number, reverse=True)

@@ -1,0 +1,80 @@
+"""Private files: folders 0700 and files 0600 whatever the umask, and checks for exposed ones."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from comms.core.config import Config
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` and its missing parents as 0700 folders (existing ones are left alone)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, PRIVATE_DIR)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty as a 0600 file if it does not exist yet (in a 0700 folder if new)."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.fchmod(fd, PRIVATE_FILE)
+    os.close(fd)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with `data`, as a 0600 file (temp file + rename)."""
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def exposed(path: Path) -> str | None:
+    """'readable by others' (or the group) for a file or folder with such bits, else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IXOTH):
+        return "readable by others" if mode & stat.S_IROTH else "open to others"
+    if mode & (stat.S_IRGRP | stat.S_IWGRP):
+        return "readable by its group"
+    return None
+
+
+def exposure_warnings(config: Config) -> list[str]:
+    """A warning for each file or folder of personal data or secrets that others may read."""
+    paths = [config.secret_key_file.parent, config.secret_key_file]
+    url = config.database_url
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        paths += [database.parent, database, *(Path(f"{database}{s}") for s in ("-wal", "-shm"))]
+    if config.transport_url.startswith("file://"):
+        paths.append(Path(config.transport_url.removeprefix("file://")))
+    found = []
+    for path in dict.fromkeys(paths):
+        problem = exposed(path)
+        if problem is not None:
+            mode = "0700" if path.is_dir() else "0600"
+            found.append(
+                f"warning: {path} is {problem}: it holds personal data or secrets; "
+                f"chmod {mode} it (and chown it to the user comms runs as)"
+            )
+    return found

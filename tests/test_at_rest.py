@@ -1,0 +1,103 @@
+"""Data at rest: private modes whatever the umask, the key outside the database, weak keys."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from comms.core.config import load_config
+from comms.core.errors import ConfigError
+from comms.core.files import write_private
+from comms.db.subscribers import Consent, NewSubscriber, open_store
+from comms.db.tables import meta
+from comms.mail.transports import FileTransport
+
+from .ledgerkit import make_config, run_cli
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture(autouse=True)
+def lax_umask() -> Iterator[None]:
+    """The usual umask 022, under which new files are readable by everyone."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_database_folder_and_key_file_are_private(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    store = open_store(config)
+    store.add_pending(NewSubscriber("p@example.org"), Consent("request", "test"))
+    var = tmp_path / "var"
+    assert _mode(var) == 0o700
+    for name in ("comms.db", "comms.db-wal", "comms.db-shm", "secret.key"):
+        assert _mode(var / name) == 0o600, name
+    assert (var / "secret.key").read_text(encoding="utf-8").strip() == store.secret
+    with store.engine.connect() as conn:
+        keys = set(conn.execute(sa.select(meta.c.key)).scalars())
+    assert "secret_key" not in keys  # only a fingerprint stays in the database
+    store.engine.dispose()
+    again = open_store(config)
+    assert again.secret == store.secret and not again.generated_secret
+
+
+def test_a_key_kept_in_the_database_by_an_older_version_moves_to_the_key_file(
+    tmp_path: Path,
+) -> None:
+    store = open_store(make_config(tmp_path))
+    secret = store.secret
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(meta).values(key="secret_key", value=secret))
+    store.engine.dispose()
+    (tmp_path / "var" / "secret.key").unlink()
+    moved = open_store(make_config(tmp_path))
+    assert moved.secret == secret and not moved.generated_secret
+    assert _mode(tmp_path / "var" / "secret.key") == 0o600
+    with moved.engine.connect() as conn:
+        assert "secret_key" not in set(conn.execute(sa.select(meta.c.key)).scalars())
+
+
+def test_outbox_files_and_folders_are_private(tmp_path: Path) -> None:
+    transport = FileTransport(tmp_path / "outbox")
+    transport.send("a@example.org", "b@example.org", b"Subject: x\r\n\r\nlink\r\n", "issue/uid1")
+    assert _mode(tmp_path / "outbox") == 0o700
+    assert _mode(tmp_path / "outbox" / "issue") == 0o700
+    assert _mode(tmp_path / "outbox" / "issue" / "uid1.eml") == 0o600
+    write_private(tmp_path / "state" / "feeds-state.json", b"{}")
+    assert _mode(tmp_path / "state" / "feeds-state.json") == 0o600
+
+
+@pytest.mark.parametrize("key", ["a", "0123456789abcdef" * 3, "x" * 200, "Passwort123!"])
+def test_weak_secret_keys_are_refused(tmp_path: Path, key: str) -> None:
+    (tmp_path / "comms.toml").write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "comms.toml", environ={"COMMS_SECRET_KEY": key})
+    assert caught.value.problems[0].startswith(
+        "environment COMMS_SECRET_KEY: too weak: a secret key needs 32 random bytes"
+    )
+
+
+def test_strong_keys_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text("", encoding="utf-8")
+    for key in ("0123456789abcdef" * 4, "Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0VuQe3wRt5yU7i"):
+        assert load_config(tmp_path / "comms.toml", environ={"COMMS_SECRET_KEY": key})
+
+
+def test_check_warns_about_files_others_can_read(site_copy: Path) -> None:
+    code, _, err = run_cli(site_copy, "subscribers", "export")
+    assert code == 0 and "warning: " not in err
+    (site_copy / "var" / "comms.db").chmod(0o644)
+    code, _, err = run_cli(site_copy, "check")
+    database = site_copy / "var" / "comms.db"
+    assert (
+        f"warning: {database} is readable by others: it holds personal data or secrets; "
+        "chmod 0600 it (and chown it to the user comms runs as)"
+    ) in err

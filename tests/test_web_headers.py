@@ -1,0 +1,75 @@
+"""Response headers (nosniff, CSP, no framing) and logs without tokens or addresses."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from comms.core.logs import configure_logging, redact
+from comms.web.app import CSP
+
+from .webkit import Web, open_web
+
+ADDRESS = "erika.muster@example.org"
+TOKEN = "Xk3v9QpZrT2mW8yB.Lq4sNd7hFj1cVb6xGz0pRt5wYe"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    public = tmp_path / "public"
+    (public / "events").mkdir(parents=True)
+    (public / "index.html").write_text("<!doctype html><title>x</title>", encoding="utf-8")
+    (public / "style.css").write_text("body{}", encoding="utf-8")
+    (public / "feed.json").write_text("{}", encoding="utf-8")
+    with open_web(tmp_path) as kit:
+        yield kit
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/style.css", "/feed.json", "/subscribe", "/nix", "/healthz"]
+)
+def test_nosniff_on_every_response(web: Web, path: str) -> None:
+    assert web.client.get(path).headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/", "/subscribe", "/nix"])
+def test_pages_have_a_csp_and_cannot_be_framed(web: Web, path: str) -> None:
+    headers = web.client.get(path).headers
+    if path == "/":  # the archive's; the subscriber pages keep their own, stricter one
+        assert headers["Content-Security-Policy"] == CSP
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_failing_request_logs_neither_token_nor_address(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(token: str) -> None:
+        raise RuntimeError(f"database gone while reading {ADDRESS} for {token}")
+
+    monkeypatch.setattr(web.subs, "profile", broken)
+    configure_logging()
+    stream = io.StringIO()
+    handlers = logging.getLogger("comms").handlers
+    old = [h.setStream(stream) for h in handlers if isinstance(h, logging.StreamHandler)]
+    try:
+        assert web.client.get(f"/preferences/{TOKEN}").status_code == 500
+    finally:
+        for handler, previous in zip(handlers, old, strict=False):
+            if isinstance(handler, logging.StreamHandler) and previous is not None:
+                handler.setStream(previous)
+    logged = stream.getvalue()
+    assert "RuntimeError" in logged and "/preferences/[token]" in logged
+    assert "…@example.org" in logged
+    assert TOKEN not in logged and TOKEN.split(".")[0] not in logged
+    assert ADDRESS not in logged and "erika" not in logged
+
+
+def test_redaction_keeps_ordinary_text() -> None:
+    text = "sent 2020-02-newsletter to 3 of 4 via smtp.example.org (comms.sending.run, v1.2.3)"
+    assert redact(text) == text
+    assert redact(f"a <{ADDRESS}> b") == "a <…@example.org> b"
