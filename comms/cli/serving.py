@@ -8,9 +8,9 @@ import click
 
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
-from comms.db.desk import started_issues
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
+from comms.db.desk import started_issues
 from comms.db.subscribers import Store
 
 from .common import (

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.addresses import check_address
 from comms.core.config import Config
-from comms.core.errors import ConfigError, MessageError, PermanentFailure
+from comms.core.errors import ConfigError, MessageError
 from comms.core.names import clean_name
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
