@@ -116,7 +116,9 @@ def prepare(
     ledger = store.ledger
     found = ledger.campaign(slug)
     if found is None:
-        return ledger.enqueue(slug, fingerprint, topics, regions, now), True
+        found, created = ledger.start(slug, fingerprint, topics, regions, now)
+        if created:
+            return found, True
     if found.content_hash != fingerprint:
         if not force:
             sent = ledger.counts(found.id).get(DeliveryStatus.SENT, 0)
@@ -159,7 +161,7 @@ def send(
         done_now=done,
         stopped=run.stopped,
         next_attempt=ledger.next_attempt(campaign.id) if left else None,
-        resumed=resumed,
+        resumed=resumed + run.keeper.taken_over,
     )
 
 

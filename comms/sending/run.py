@@ -27,6 +27,7 @@ from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.mail.transports import Transport
+from comms.sending.claims import ClaimKeeper
 from comms.sending.ports import SendLedger, SuppressionCheck
 from comms.sending.recorder import Recorder
 from comms.sending.throttle import TokenBucket
@@ -113,6 +114,9 @@ class Run:
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
         self.recorder = Recorder(ledger.writer(f"send {campaign.slug}"))
         self.bucket = TokenBucket(options.rate)
+        self.keeper = ClaimKeeper(
+            ledger, campaign.id, self.owner, options.lease, options.clock, IN_RUN_MAX_WAIT
+        )
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.stopped: str | None = None
@@ -321,6 +325,9 @@ class Run:
             if claimed:
                 continue
             if idle and not waits:
+                # Other workers' rows: wait for them, take them over when their owner died.
+                if self.keeper.wait_for_others(self.stop):
+                    continue
                 return
             time.sleep(min(0.05, max(0.0, min(waits, default=0.0) - time.monotonic())) or 0.005)
 
@@ -337,6 +344,7 @@ class Run:
     def execute(self) -> dict[str, int]:
         """Run workers and dispatcher to the end; returns outcomes of this run by status."""
         self.recorder.start()
+        self.keeper.start()
         workers = [
             threading.Thread(target=self.worker, name=f"comms-send-{n}", daemon=True)
             for n in range(self.options.concurrency)
@@ -356,6 +364,7 @@ class Run:
             for thread in workers:
                 thread.join()
             self.recorder.close()
+            self.keeper.close()
             ticking.set()
             ticker.join()
             self.tick()
