@@ -1,0 +1,113 @@
+"""Several workers on one PostgreSQL database: real `comms send` processes, one SIGKILLed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .ledgerkit import run_cli
+from .smtp_servers import smtp_server
+from .test_crash import SlowHandler
+
+# The cluster is one per session: keep these tests on its xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgresql")]
+
+ISSUE = "2020-02-newsletter"
+PEOPLE = 400
+CONCURRENCY = 3
+#: The shortest lease the settings allow: a dead worker's rows come free this long after it died.
+LEASE = 10
+
+
+def _env(url: str) -> dict[str, str]:
+    return os.environ | {
+        "COMMS_SECRET_KEY": "test-secret",
+        "COMMS_DATABASE_URL": url,
+        "COMMS_DELIVERY_LEASE_SECONDS": str(LEASE),
+        # Small claims, so that both workers hold rows when one is killed.
+        "COMMS_DELIVERY_BATCH_SIZE": "40",
+    }
+
+
+def _worker(root: Path, url: str, port: int, host: str) -> subprocess.Popen[bytes]:
+    """`comms send ISSUE` as a worker on host `host`: its own UTS namespace when root, so its
+    claims carry another host name and are taken over only after their lease (else the same
+    host name, and a dead worker's process id is noticed at once)."""
+    command = [
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
+        "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command = ["unshare", "-u", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *command]
+    return subprocess.Popen(command, env=_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _import(root: Path, url: str) -> None:
+    rows = "".join(f"leser{n}@example.org\n" for n in range(PEOPLE))
+    (root / "people.csv").write_text("email\n" + rows, encoding="utf-8")
+    code, _, err = run_cli(
+        root, "subscribers", "import", str(root / "people.csv"), "--confirmed",
+        "--consent-note", "Testliste", env={"COMMS_DATABASE_URL": url},
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def _everyone() -> set[str]:
+    return {f"leser{n}@example.org" for n in range(PEOPLE)}
+
+
+def test_two_workers_started_at_once_share_one_campaign(site_copy: Path, pg_url: str) -> None:
+    """No IntegrityError on `campaigns`: both find the one campaign; each address gets one."""
+    _import(site_copy, pg_url)
+    handler = SlowHandler()
+    with smtp_server(handler) as port:
+        workers = [_worker(site_copy, pg_url, port, f"worker-{n}") for n in "ab"]
+        results = [w.communicate(timeout=120) for w in workers]
+    for worker, (out, err) in zip(workers, results, strict=True):
+        assert worker.returncode == 0, (out + err).decode()
+    got = Counter(r.rcpt_tos[0] for r in handler.received)
+    assert set(got) == _everyone() and set(got.values()) == {1}
+    status = json.loads(run_cli(site_copy, "status", ISSUE, "--json", env=_pg(pg_url))[1])
+    assert status["counts"]["sent"] == PEOPLE
+
+
+def _pg(url: str) -> dict[str, str]:
+    return {"COMMS_DATABASE_URL": url}
+
+
+def test_a_worker_killed_mid_send_is_taken_over_by_the_survivor(
+    site_copy: Path, pg_url: str
+) -> None:
+    """Two hosts share a campaign; one dies: the survivor waits out its lease and finishes."""
+    _import(site_copy, pg_url)
+    handler = SlowHandler()
+    with smtp_server(handler) as port:
+        doomed = _worker(site_copy, pg_url, port, "worker-a")
+        survivor = _worker(site_copy, pg_url, port, "worker-b")
+        deadline = time.monotonic() + 60
+        while len(handler.received) < PEOPLE // 4 and doomed.poll() is None:
+            assert time.monotonic() < deadline, "the workers never got going"
+            time.sleep(0.005)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        killed_at = time.monotonic()
+        assert doomed.returncode == -signal.SIGKILL
+        out, err = survivor.communicate(timeout=120)
+        waited = time.monotonic() - killed_at
+        assert survivor.returncode == 0, (out + err).decode()
+    got = Counter(r.rcpt_tos[0] for r in handler.received)
+    assert set(got) == _everyone(), "someone got nothing"
+    duplicates = sum(n - 1 for n in got.values())
+    assert duplicates <= CONCURRENCY, f"{duplicates} duplicates, at most {CONCURRENCY} in flight"
+    status = json.loads(run_cli(site_copy, "status", ISSUE, "--json", env=_pg(pg_url))[1])
+    assert status["counts"]["sent"] == PEOPLE
+    assert "took over" in out.decode(), out.decode()
+    print(f"survivor finished {waited:.1f} s after the kill; {duplicates} duplicate(s)")
