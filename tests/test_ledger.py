@@ -65,6 +65,9 @@ class OnlyTheSendLedger:
     def unfinished_elsewhere(self, cid: int, owner: str, soon: datetime) -> int:
         return self.ledger.unfinished_elsewhere(cid, owner, soon)
 
+    def reserve(self, cid: int, count: int, rate: float, now: float) -> float:
+        return self.ledger.reserve(cid, count, rate, now)
+
 
 def _bounce_rows(store: Store) -> list[dict[str, object]]:
     with store.reading() as conn:

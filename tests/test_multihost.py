@@ -16,6 +16,7 @@ import pytest
 from .ledgerkit import run_cli
 from .smtp_servers import smtp_server
 from .test_crash import SlowHandler
+from .test_shared_state import SharedLimit, budget_pace, hammer, two_stores
 
 # The cluster is one per session: keep these tests on its xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgresql")]
@@ -111,3 +112,14 @@ def test_a_worker_killed_mid_send_is_taken_over_by_the_survivor(
     assert status["counts"]["sent"] == PEOPLE
     assert "took over" in out.decode(), out.decode()
     print(f"survivor finished {waited:.1f} s after the kill; {duplicates} duplicate(s)")
+
+
+def test_sign_up_limits_hold_across_processes_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    stores = two_stores(tmp_path, database_url=pg_url)
+    limits = [SharedLimit(s, "signup-ip", 5, 600) for s in stores]
+    assert hammer(limits, "192.0.2.9", 6) == 5
+
+
+def test_two_workers_share_one_send_rate_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    took = budget_pace(two_stores(tmp_path, database_url=pg_url), 400, 100)
+    assert took >= 0.45, f"two workers sent 200 messages in {took:.2f} s at 400/s"

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from comms.db.engine import SuppressionProbe, insert_ignore, read_only
 from comms.db.outcomes import BounceSink, Claimed, LedgerWriter
+from comms.db.shared import reserve
 from comms.db.status import (
     CLAIMABLE,
     FINAL,
@@ -270,6 +271,10 @@ class Ledger:
         )
         with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def reserve(self, cid: int, count: int, rate: float, now: float) -> float:
+        """Reserve `count` messages of the campaign's one send budget; when the first may go."""
+        return reserve(self.engine, cid, count, rate, now)
 
     def claim(
         self, cid: int, owner: str, limit: int, now: datetime, until: datetime

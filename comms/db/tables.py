@@ -205,3 +205,30 @@ bounce_events = sa.Table(
     sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="SET NULL")),
     sa.CheckConstraint(_in("kind", BOUNCE_KINDS), name="ck_bounce_events_kind"),
 )
+
+# Hits counted against a limit by every server process (sign-ups per IP, confirmation mails
+# per address): `key` is an HMAC of the IP or address, never the value; `at` in epoch seconds.
+# Rows older than their window are deleted as hits come in.
+rate_hits = sa.Table(
+    "rate_hits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_rate_hits_key", "scope", "key", "at"),
+)
+
+# One send rate for all workers of a campaign: when the next reserved message may start (epoch
+# seconds); a worker reserves a few messages' worth at a time by moving it on.
+send_budget = sa.Table(
+    "send_budget",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.Integer,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("next_at", sa.Float, nullable=False),
+)

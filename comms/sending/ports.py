@@ -57,3 +57,6 @@ class SendLedger(Protocol):
 
     def unfinished_elsewhere(self, cid: int, owner: str, soon: datetime) -> int:
         """Rows another run holds, or that come due by `soon`."""
+
+    def reserve(self, cid: int, count: int, rate: float, now: float) -> float:
+        """Reserve `count` messages of the campaign's one send budget; when the first may go."""

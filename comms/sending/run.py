@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from comms.core.clock import now_utc
 from comms.core.config import Config
@@ -27,6 +28,7 @@ from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.mail.transports import Transport
+from comms.sending.budget import SharedBudget
 from comms.sending.claims import ClaimKeeper
 from comms.sending.ports import SendLedger, SuppressionCheck
 from comms.sending.recorder import Recorder
@@ -114,6 +116,8 @@ class Run:
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
         self.recorder = Recorder(ledger.writer(f"send {campaign.slug}"))
         self.bucket = TokenBucket(options.rate)
+        reserve = partial(ledger.reserve, campaign.id)
+        self.budget = SharedBudget(reserve, self.bucket, options.rate)
         self.keeper = ClaimKeeper(
             ledger, campaign.id, self.owner, options.lease, options.clock, IN_RUN_MAX_WAIT
         )
@@ -216,7 +220,7 @@ class Run:
             # This address cannot be written into a message (e.g. it needs SMTPUTF8): final
             # for this delivery, but no bounce, as no server has refused it.
             return Outcome(item.delivery_id, DeliveryStatus.FAILED, error=str(exc)), transport
-        self.bucket.acquire()
+        self.budget.acquire()
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from comms.audience.limits import signup_limits
 from comms.audience.subscriptions import (
     SignUp,
     Status,
@@ -24,10 +25,8 @@ from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
 from comms.publish.render import base_context
 from comms.publish.templating import render_template, translate
-from comms.web.guard import CsrfGuard, RateLimiter
+from comms.web.guard import CsrfGuard
 
-#: Confirmation mails per address and hour (sign-ups beyond it get the answer, not the mail).
-ADDRESS_LIMIT = 3
 #: No scripts, nothing from other hosts, forms only to us, no framing (clickjacking).
 CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; "
@@ -159,10 +158,10 @@ def _signup_form(
 
 def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     limit = subs.config.settings.subscribe
-    limiter = RateLimiter(limit.rate_limit, limit.rate_window)
+    # Counted in the database: every server process behind a load balancer sees each hit.
     # Against bombing one address from many IPs: a few mails per address and hour, then the
     # same answer without a mail (a 429 here would tell that the address was asked for).
-    per_address = RateLimiter(ADDRESS_LIMIT, 3600)
+    limiter, per_address = signup_limits(subs.store, limit.rate_limit, limit.rate_window)
 
     @app.get("/subscribe")
     def subscribe_form() -> Response:
