@@ -1,0 +1,134 @@
+"""Upgrades: a database of the first schema (0001) with data in it, migrated to the newest;
+backup and restore of a SQLite database with `comms backup` / `comms restore`."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from comms.core.clock import now_utc
+from comms.db.engine import make_engine, upgrade
+from comms.db.subscribers import open_store
+from comms.db.tables import campaigns, consent, deliveries, subscribers
+from comms.sending.campaign import SendOptions, send
+
+from .ledgerkit import Sink, build, make_config, run_cli, schema_drift
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL on SQLite and, marked slow, on the throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'var' / 'comms.db'}"
+    request.node.add_marker(pytest.mark.xdist_group("postgresql"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _fill_first_schema(url: str) -> None:
+    """People, consent, a campaign half sent: as the first released version wrote them."""
+    engine = make_engine(url)
+    upgrade(engine, "0001")
+    now = now_utc()
+    with engine.begin() as conn:
+        for n, status in enumerate(("active", "active", "pending")):
+            sid = conn.execute(
+                sa.insert(subscribers)
+                .values(
+                    uid=f"uid{n}",
+                    email=f"alt{n}@example.org",
+                    suppression_key=f"key{n}",
+                    language="de",
+                    status="pending",
+                    created_at=now,
+                    updated_at=now,
+                )  # fmt: skip
+                .returning(subscribers.c.id)
+            ).scalar_one()
+            cid = conn.execute(
+                sa.insert(consent)
+                .values(subscriber_id=sid, action="import", at=now, source="alt")
+                .returning(consent.c.id)
+            ).scalar_one()
+            conn.execute(
+                sa.update(subscribers)
+                .where(subscribers.c.id == sid)
+                .values(status=status, consent_id=cid)
+            )
+        campaign = conn.execute(
+            sa.insert(campaigns)
+            .values(
+                slug="alt",
+                content_hash="h",
+                status="waiting",
+                recipients=2,
+                created_at=now,
+                updated_at=now,
+            )  # fmt: skip
+            .returning(campaigns.c.id)
+        ).scalar_one()
+        for sid, status in ((1, "sent"), (2, "queued")):
+            conn.execute(
+                sa.insert(deliveries).values(
+                    campaign_id=campaign,
+                    subscriber_id=sid,
+                    status=status,
+                    queued_at=now - timedelta(hours=1),
+                )  # fmt: skip
+            )
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == "0001"
+    engine.dispose()
+
+
+def test_a_first_schema_database_with_data_upgrades_to_the_newest(
+    tmp_path: Path, database_url: str
+) -> None:
+    _fill_first_schema(database_url)
+    store = open_store(make_config(tmp_path, database_url=database_url))
+    assert schema_drift(store) == []
+    person = store.find("alt0@example.org")
+    assert person is not None and person.status == "active"
+    campaign = store.ledger.campaign("alt")
+    assert campaign is not None and store.ledger.counts(campaign.id) == {"sent": 1, "queued": 1}
+    sink = Sink()
+    report = send(store, campaign, build, sink.opener, SendOptions(rate=100))
+    assert report.counts == {"sent": 2}
+    assert sink.per_address() == {"alt1@example.org": 1}
+
+
+def test_backup_and_restore_round_trip_on_sqlite(site_copy: Path) -> None:
+    assert run_cli(site_copy, "subscribers", "add", "eins@example.org", "--confirmed",
+                   "--consent-note", "Test")[0] == 0  # fmt: skip
+    backup = site_copy / "backups" / "comms-1.db"
+    code, out, err = run_cli(site_copy, "backup", str(backup))
+    assert code == 0, err
+    assert out.startswith("backed up sqlite:///") and f"to {backup} (" in out
+    assert run_cli(site_copy, "backup", str(backup))[2] == (
+        f"error: {backup}: exists already; choose a new file\n"
+    )
+    assert run_cli(site_copy, "subscribers", "add", "zwei@example.org", "--confirmed",
+                   "--consent-note", "Test")[0] == 0  # fmt: skip
+    code, out, err = run_cli(site_copy, "restore", str(backup))
+    assert code == 0, err
+    assert out.startswith("restored sqlite:///")
+    assert run_cli(site_copy, "subscribers", "show", "eins@example.org")[0] == 0
+    assert run_cli(site_copy, "subscribers", "show", "zwei@example.org")[0] != 0
+    junk = site_copy / "junk.db"
+    junk.write_bytes(b"no database")
+    code, _, err = run_cli(site_copy, "restore", str(junk))
+    assert code == 1 and err.startswith(f"error: {junk}: not a comms database")
+    with sqlite3.connect(backup) as conn:
+        assert conn.execute("SELECT count(*) FROM subscribers").fetchone() == (1,)
+    conn.close()
+
+
+def test_backup_on_postgresql_points_at_pg_dump(site_copy: Path) -> None:
+    env = {"COMMS_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/comms"}
+    code, _, err = run_cli(site_copy, "backup", str(site_copy / "b.dump"), env=env)
+    assert code == 1 and "pg_dump --format=custom" in err
+    code, _, err = run_cli(site_copy, "restore", str(site_copy / "b.dump"), env=env)
+    assert code == 1 and "pg_restore --clean" in err
