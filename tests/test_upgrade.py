@@ -4,9 +4,11 @@ backup and restore of a SQLite database with `comms backup` / `comms restore`.""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -16,6 +18,7 @@ from comms.db.subscribers import open_store
 from comms.db.tables import campaigns, consent, deliveries, subscribers
 from comms.sending.campaign import SendOptions, send
 
+from .conftest import _binary
 from .ledgerkit import Sink, build, make_config, run_cli, schema_drift
 
 
@@ -132,3 +135,28 @@ def test_backup_on_postgresql_points_at_pg_dump(site_copy: Path) -> None:
     assert code == 1 and "pg_dump --format=custom" in err
     code, _, err = run_cli(site_copy, "restore", str(site_copy / "b.dump"), env=env)
     assert code == 1 and "pg_restore --clean" in err
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("postgresql")
+def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_url: str) -> None:
+    """What docs/operations.md tells PostgreSQL users to do instead of `comms backup`."""
+    dump, restore = _binary("pg_dump"), _binary("pg_restore")
+    if not dump or not restore:
+        pytest.skip("no pg_dump/pg_restore (Debian package postgresql-client)")
+    _fill_first_schema(pg_url)
+    open_store(make_config(tmp_path, database_url=pg_url)).close()
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    target = pg_url.rsplit("/", 1)[0] + "/comms_restored"
+    with psycopg.connect(pg_server.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE comms_restored")
+    file = tmp_path / "comms.dump"
+    subprocess.run([dump, "--format=custom", f"--file={file}", plain], check=True)
+    restored = target.replace("postgresql+psycopg://", "postgresql://")
+    subprocess.run([restore, "--clean", "--if-exists", f"--dbname={restored}", str(file)],
+                   check=True, capture_output=True)  # fmt: skip
+    (tmp_path / "b").mkdir()
+    store = open_store(make_config(tmp_path / "b", database_url=target))
+    person = store.find("alt0@example.org")
+    assert person is not None and person.status == "active"
+    assert schema_drift(store) == []
