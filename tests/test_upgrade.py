@@ -3,6 +3,7 @@ backup and restore of a SQLite database with `comms backup` / `comms restore`.""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 from datetime import timedelta
@@ -12,10 +13,14 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from comms.content.site import read_site
 from comms.core.clock import now_utc
+from comms.core.config import load_config
 from comms.db.engine import make_engine, upgrade
+from comms.db.shared import DbPublishState
 from comms.db.subscribers import open_store
 from comms.db.tables import campaigns, consent, deliveries, subscribers
+from comms.publish.build import collect
 from comms.sending.campaign import SendOptions, send
 
 from .conftest import _binary
@@ -160,3 +165,26 @@ def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_ur
     person = store.find("alt0@example.org")
     assert person is not None and person.status == "active"
     assert schema_drift(store) == []
+
+
+@pytest.mark.slow
+def test_an_upgrade_carries_the_state_files_into_the_database(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    collect(config, site)  # without a database: var/feeds-state.json, as older versions kept it
+    feeds = site_copy / "var" / "feeds-state.json"
+    data = json.loads(feeds.read_text(encoding="utf-8"))
+    for entry in data["items"].values():
+        entry["sequence"] = 7
+    feeds.write_text(json.dumps(data), encoding="utf-8")
+    hub = ("https://hub.example.org/", "https://newsletter.example.org/feed.xml")
+    (site_copy / "var" / "websub-pending.json").write_text(json.dumps([hub]), encoding="utf-8")
+    assert not (site_copy / "var" / "comms.db").exists()
+    code, _, err = run_cli(site_copy, "build")
+    assert code == 0, err
+    state = DbPublishState.open(config)
+    rows = state.feed_rows()
+    assert set(rows) == set(data["items"]) and {row[1] for row in rows.values()} == {7}
+    assert state.pending_pings() == {hub}
+    state.close()
+    assert "SEQUENCE:7" in (site_copy / "public" / "events.ics").read_text(encoding="utf-8")

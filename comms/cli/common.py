@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
@@ -86,8 +89,19 @@ def _when(value: date, config: Config) -> str:
 
 def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
     """Collect every producer's files in memory, then write them; (file count, report)."""
-    files = collect(config, site)
+    with _publish_state(config) as state:
+        files = collect(config, site, state)
     return len(files), write_output(out_dir, files)
+
+
+@contextmanager
+def _publish_state(config: Config) -> Iterator[DbPublishState]:
+    """The feed history and WebSub queue in the database (shared by every host)."""
+    state = DbPublishState.open(config)
+    try:
+        yield state
+    finally:
+        state.close()
 
 
 def _json(data: Any) -> str:

@@ -83,10 +83,15 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine, target: str = "head") -> None:
-    """Bring the schema to the newest version (or `target`) with the package's migrations."""
+def upgrade(engine: Engine, target: str = "head", files_root: Path | None = None) -> None:
+    """Bring the schema to the newest version (or `target`) with the package's migrations.
+
+    `files_root` is the config file's folder: state kept in files there before (var/*.json)
+    is carried into the database by the migration that brings its table.
+    """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["files_root"] = files_root
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)

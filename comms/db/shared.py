@@ -1,16 +1,21 @@
-"""State every process on one database shares: rate-limit hits and the send budget."""
+"""State every process on one database shares: rate-limit hits, the send budget, the feed
+history and pending WebSub notifications."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import random
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from comms.db.engine import insert_ignore
-from comms.db.tables import rate_hits, send_budget
+from comms.core.config import Config
+from comms.core.errors import ConfigError
+from comms.db.engine import insert_ignore, make_engine, upgrade
+from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 
 #: One hit in so many also deletes every expired row of its scope (keys nobody hits again).
 SWEEP_ONE_IN = 200
@@ -76,3 +81,70 @@ def reserve(engine: Engine, cid: int, count: int, rate: float, now: float) -> fl
             .returning(b.next_at)
         ).scalar_one()
     return float(moved) - span
+
+
+#: One item's feed record: (digest, sequence, first seen, last changed or None).
+FeedRow = tuple[str, int, datetime, datetime | None]
+
+
+class DbPublishState:
+    """The feed history and pending WebSub notifications in the database (comms.publish.state's
+    PublishState): every server and worker sees the same SEQUENCE and the same queue."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, config: Config) -> DbPublishState:
+        """Open the configured database and migrate it; no secret key is needed or made."""
+        engine = make_engine(config.database_url)
+        try:
+            upgrade(engine, files_root=config.root)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None
+        return cls(engine)
+
+    def close(self) -> None:
+        """Give the connections back."""
+        self.engine.dispose()
+
+    def feed_rows(self) -> dict[str, FeedRow]:
+        """Every item's record, by item uid."""
+        f = feed_items.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(f.uid, f.digest, f.sequence, f.seen, f.changed))
+            return {row.uid: (row.digest, row.sequence, row.seen, row.changed) for row in rows}
+
+    def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
+        """Insert or replace these records, in one transaction (an upsert: two builds at once
+        on two hosts write the same rows without a conflict)."""
+        with self.engine.begin() as conn:
+            module = postgresql if conn.dialect.name == "postgresql" else sqlite
+            insert = module.insert(feed_items)
+            columns = ("digest", "sequence", "seen", "changed")
+            upsert = insert.on_conflict_do_update(
+                index_elements=[feed_items.c.uid], set_={c: insert.excluded[c] for c in columns}
+            )
+            conn.execute(
+                upsert,
+                [
+                    {"uid": uid, "digest": d, "sequence": n, "seen": seen, "changed": changed}
+                    for uid, (d, n, seen, changed) in rows.items()
+                ],
+            )
+
+    def pending_pings(self) -> set[tuple[str, str]]:
+        """(hub, feed URL) pairs whose notification failed."""
+        with self.engine.connect() as conn:
+            return {(h, t) for h, t in conn.execute(sa.select(websub_pending))}
+
+    def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
+        """Replace the pending notifications with `pairs`."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(websub_pending))
+            if pairs:
+                conn.execute(
+                    sa.insert(websub_pending),
+                    [{"hub": h, "topic": t} for h, t in sorted(pairs)],
+                )

@@ -232,3 +232,24 @@ send_budget = sa.Table(
     ),
     sa.Column("next_at", sa.Float, nullable=False),
 )
+
+# What comms has seen of each content item, for feed timestamps and SEQUENCE
+# (comms.publish.feed_state); was var/feeds-state.json.
+feed_items = sa.Table(
+    "feed_items",
+    metadata,
+    sa.Column("uid", sa.String(200), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("seen", UTCDateTime, nullable=False),
+    sa.Column("changed", UTCDateTime),
+)
+
+# WebSub notifications a hub did not take; the next refresh sends them again.
+# Was var/websub-pending.json.
+websub_pending = sa.Table(
+    "websub_pending",
+    metadata,
+    sa.Column("hub", sa.String(500), primary_key=True),
+    sa.Column("topic", sa.String(500), primary_key=True),
+)

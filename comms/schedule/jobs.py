@@ -18,6 +18,7 @@ from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
+from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable
@@ -81,8 +82,8 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
 
 def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
-    config = load_config(Path(config_path) if config_path else None)
-    report = publish.refresh_content(config)
+    with _opened(config_path) as (config, store):
+        report = publish.refresh_content(config, DbPublishState(store.engine))
     log.info(
         "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
         len(report.write.written),
