@@ -7,13 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from .ledgerkit import run_cli
+from comms.db.subscribers import open_store
+
+from .ledgerkit import make_config, run_cli
 from .smtp_servers import smtp_server
 from .test_crash import SlowHandler
 from .test_shared_state import SharedLimit, budget_pace, hammer, two_stores
@@ -123,3 +126,23 @@ def test_sign_up_limits_hold_across_processes_on_postgresql(tmp_path: Path, pg_u
 def test_two_workers_share_one_send_rate_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     took = budget_pace(two_stores(tmp_path, database_url=pg_url), 400, 100)
     assert took >= 0.45, f"two workers sent 200 messages in {took:.2f} s at 400/s"
+
+
+def test_hosts_starting_at_once_migrate_a_fresh_database_once(tmp_path: Path, pg_url: str) -> None:
+    """Every process migrates on open; on PostgreSQL an advisory lock lets one do it."""
+    errors: list[BaseException] = []
+
+    def start(n: int) -> None:
+        try:
+            (tmp_path / str(n)).mkdir()
+            open_store(make_config(tmp_path / str(n), database_url=pg_url)).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "migrations deadlocked"
+    assert errors == []

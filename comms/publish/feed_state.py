@@ -131,11 +131,8 @@ class History:
         """Store the records that changed; True if there were any."""
         if not self._changed:
             return False
-        rows = {
-            uid: (r.digest, r.sequence, r.seen, r.changed)
-            for uid in sorted(self._changed)
-            if (r := self.records[uid])
-        }
+        changed = {uid: self.records[uid] for uid in sorted(self._changed)}
+        rows = {uid: (r.digest, r.sequence, r.seen, r.changed) for uid, r in changed.items()}
         self.state.save_feed_rows(rows)
         self._changed.clear()
         return True
