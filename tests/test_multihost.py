@@ -13,11 +13,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import requests
+import sqlalchemy as sa
 
 from comms.db.subscribers import open_store
 
 from .ledgerkit import make_config, run_cli
-from .smtp_servers import smtp_server
+from .smtp_servers import free_port, smtp_server
 from .test_crash import SlowHandler
 from .test_shared_state import SharedLimit, budget_pace, hammer, two_stores
 
@@ -146,3 +148,65 @@ def test_hosts_starting_at_once_migrate_a_fresh_database_once(tmp_path: Path, pg
         thread.join(60)
         assert not thread.is_alive(), "migrations deadlocked"
     assert errors == []
+
+
+def _serve(root: Path, url: str, host: str) -> tuple[subprocess.Popen[str], int]:
+    """`comms serve` on host `host` (own UTS namespace when root); the process and its port."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "serve",
+        "--port", str(port),
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command = ["unshare", "-u", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *command]
+    env = _env(url) | {"COMMS_SUBSCRIBE_RATE_LIMIT": "3", "COMMS_SCHEDULE_LEASE_SECONDS": "10"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("Serving on"), process.stderr
+    return process, port
+
+
+def _scheduler_pid(url: str) -> int | None:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        owner = conn.execute(sa.text("SELECT owner FROM scheduler_lease")).scalar()
+    engine.dispose()
+    return int(owner.split(":")[1]) if owner else None
+
+
+def test_two_servers_share_the_sign_up_limit_and_the_scheduler(
+    site_copy: Path, pg_url: str
+) -> None:
+    """Sign-ups from one address over both servers hit the limit once in total; when the
+    scheduler's server is killed, the other takes the scheduler over within the lease."""
+    first, port_a = _serve(site_copy, pg_url, "serve-a")
+    second, port_b = _serve(site_copy, pg_url, "serve-b")
+    try:
+        assert _scheduler_pid(pg_url) == first.pid
+        codes = [
+            requests.post(
+                f"http://127.0.0.1:{port}/subscribe",
+                data={"email": f"leser{n}@example.org"},
+                timeout=10,
+            ).status_code
+            for n, port in enumerate([port_a, port_b] * 3)
+        ]
+        assert codes == [200, 200, 200, 429, 429, 429]
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed = time.monotonic()
+        while _scheduler_pid(pg_url) != second.pid:
+            assert time.monotonic() - killed < 30, "nobody took the scheduler over"
+            time.sleep(0.2)
+        print(f"the scheduler moved after {time.monotonic() - killed:.1f} s")
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+    assert second.returncode == 0
+    assert second.stderr is not None
+    errors = second.stderr.read()
+    assert "took over the scheduler" in errors and "Traceback" not in errors
