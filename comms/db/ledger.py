@@ -127,20 +127,6 @@ class Ledger:
         with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def enqueue(
-        self,
-        slug: str,
-        content_hash: str,
-        topics: Sequence[str],
-        regions: Sequence[str],
-        now: datetime,
-    ) -> Campaign:
-        """Start a campaign: snapshot every recipient into a queued delivery, in one transaction.
-
-        Returns the existing campaign when another run (on any host) started it first.
-        """
-        return self.start(slug, content_hash, topics, regions, now)[0]
-
     def start(
         self,
         slug: str,
@@ -149,7 +135,8 @@ class Ledger:
         regions: Sequence[str],
         now: datetime,
     ) -> tuple[Campaign, bool]:
-        """Create-or-get the campaign of `slug`, race-free; True when this call created it.
+        """Start a campaign, or get the one that exists: True when this call created it, and
+        then every recipient was snapshotted into a queued delivery in the same transaction.
 
         INSERT … ON CONFLICT DO NOTHING: two runs that start the same issue at once both get
         the one campaign (on PostgreSQL the second waits for the first to commit, then sees
