@@ -1,5 +1,6 @@
-"""Upgrades: a database of the first schema (0001) with data in it, migrated to the newest;
-backup and restore of a SQLite database with `comms backup` / `comms restore`."""
+"""Operating comms: upgrades from the first schema (0001) with data in it, the state files
+carried into the database, `comms backup` / `comms restore`, pg_dump's round trip, `comms
+worker`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from comms.sending.campaign import SendOptions, send
 
 from .conftest import _binary
 from .ledgerkit import Sink, build, make_config, run_cli, schema_drift
+from .smtp_servers import Handler, free_port, smtp_server
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
@@ -188,3 +190,24 @@ def test_an_upgrade_carries_the_state_files_into_the_database(site_copy: Path) -
     assert state.pending_pings() == {hub}
     state.close()
     assert "SEQUENCE:7" in (site_copy / "public" / "events.ics").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_worker_sends_what_is_due_in_any_campaign(site_copy: Path) -> None:
+    """`comms worker --once`: the campaign a failed `comms send` left queued goes out."""
+    rows = "".join(f"leser{n}@example.org\n" for n in range(5))
+    (site_copy / "people.csv").write_text("email\n" + rows, encoding="utf-8")
+    assert run_cli(site_copy, "subscribers", "import", str(site_copy / "people.csv"),
+                   "--confirmed", "--consent-note", "Test")[0] == 0  # fmt: skip
+    closed = {"COMMS_TRANSPORT": f"smtp://127.0.0.1:{free_port()}"}
+    assert run_cli(site_copy, "send", "2020-02-newsletter", env=closed)[0] == 1
+    handler = Handler()
+    with smtp_server(handler) as port:
+        env = {"COMMS_TRANSPORT": f"smtp://127.0.0.1:{port}"}
+        code, out, err = run_cli(site_copy, "worker", "--once", env=env)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "worker: looking for due deliveries every 10 s",
+        "2020-02-newsletter: 5 sent, 0 failed, 0 skipped, 0 waiting",
+    ]
+    assert len(handler.received) == 5
