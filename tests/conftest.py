@@ -76,6 +76,14 @@ def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-golden")))
 
 
+@pytest.fixture(autouse=True)
+def _no_four_eyes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample comms.toml turns `delivery.require_approval` on; the tests of sending
+    mechanics run without it. tests/test_desk.py turns it back on where approval is the point
+    (COMMS_DELIVERY_REQUIRE_APPROVAL=true in the command's environment)."""
+    monkeypatch.setenv("COMMS_DELIVERY_REQUIRE_APPROVAL", "false")
+
+
 # -- a throwaway PostgreSQL cluster (tests marked slow; skipped without Debian's binaries) --
 
 _names = itertools.count()

@@ -16,6 +16,7 @@ from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect, write_output
 from comms.web.app import create_app
+from comms.web.preview import Preview
 
 from .conftest import copy_sample
 
@@ -55,6 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The sample site built into a folder and served on 127.0.0.1."""
     config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
     site, _ = read_site(config)
+    # As after its send: before its send_at (after the reference date) 2020-02 is not public.
+    site.sent = frozenset({"2020-02-newsletter"})
     out = tmp_path_factory.mktemp("site") / "public"
     write_output(out, collect(config, site))
     httpd = make_server("127.0.0.1", 0, create_app(out), threaded=True)
@@ -131,3 +134,37 @@ def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> No
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.close()
     assert hosts == {"127.0.0.1"}
+
+
+def test_preview_shows_the_e_mail_with_local_images(browser: Browser, tmp_path: Path) -> None:
+    """An image that only exists in the local static folder shows in the preview's e-mail."""
+    root = copy_sample(tmp_path)
+    image = root / "static" / "images" / "neu-nur-lokal.jpg"
+    image.write_bytes((root / "static" / "images").glob("*.jpg").__next__().read_bytes())
+    issue = root / "content" / "issues" / "2020-04-newsletter.md"
+    text = issue.read_text(encoding="utf-8")
+    head, _, body = text.partition("\n---\n")
+    picture = "![Neues Bild, nur lokal](/images/neu-nur-lokal.jpg)\n\n"
+    issue.write_text(f"{head}\n---\n{picture}{body}", encoding="utf-8")
+    with Preview(load_config(root / "comms.toml")) as preview:
+        httpd = make_server("127.0.0.1", 0, preview.app, threaded=True)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            base = f"http://127.0.0.1:{httpd.server_port}"
+            hosts: set[str] = set()
+            page = _open(browser, f"{base}/_preview/2020-04-newsletter/email.html", 600, hosts)
+            img = page.locator("img[alt='Neues Bild, nur lokal']")
+            assert img.get_attribute("src") == "/images/neu-nur-lokal.jpg"
+            img.scroll_into_view_if_needed()
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+            )
+            page.close()
+            # Every resource came from the preview server, none from the live site.
+            assert hosts == {"127.0.0.1"}
+            page = _open(browser, f"{base}/subscribe", 1024, hosts)
+            assert page.locator("form input[name=email]").count() == 1
+            page.close()
+        finally:
+            httpd.shutdown()

@@ -263,8 +263,8 @@ def test_failed_jobs_are_logged(
         wait_for(lambda: ("error", "refresh") in handle.events)
         stop(handle, handles)
     assert (
-        f"job send:{ISSUE} failed: scheduled send of {ISSUE}: the issue is gone or has errors"
-        in caplog.text
+        f"job send:{ISSUE} failed: scheduled send of {ISSUE} refused, nothing sent: "
+        f"issue '{ISSUE}' has errors" in caplog.text
     )
     assert "job refresh failed: 1 content error(s)" in caplog.text
     assert outbox(site) == []

@@ -300,13 +300,19 @@ def test_dry_run_and_proof_leave_the_ledger_alone(site: Path) -> None:
             "Plan for #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
             f"({ISSUE}), nothing is sent:",
             "  recipients: 3",
+            "  selected: every active subscriber",
+            "  time: now (its send_at Di., 4. Februar 2020, 09:00 Uhr has passed)",
             "  to send now: 3 in 1 batch(es) of up to 150",
             "  connections: 4",
             "  estimated time: 0 min 2 s at 2 msg/s",
         ]
         code, out, _ = run_cli(site, "send", ISSUE, "--transport", url, "--to", "Red@Example.org")
         assert code == 0
-        assert out == "proof sent to red@example.org (outside the list; the ledger is unchanged)\n"
+        assert out.startswith(f"proof of {ISSUE} (version ")
+        assert out.endswith(
+            f" sent to red@example.org via {url}; recorded (outside the list, the ledger is "
+            "unchanged)\n"
+        )
     assert [r.rcpt_tos for r in handler.received] == [["red@example.org"]]
     code, out, _ = run_cli(site, "status", ISSUE)
     assert code == 0 and out.startswith(f"{ISSUE}: not started (no campaign yet")

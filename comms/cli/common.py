@@ -17,10 +17,12 @@ from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.desk import database_exists, started_issues
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
+from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter
 from comms.schedule.plan import SEND_PREFIX
 from comms.sending.campaign import waiting
@@ -71,7 +73,8 @@ def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, 
 def _valid_site(config: Config) -> Site:
     """The valid content, its warnings printed; on errors print every problem and exit 1.
 
-    For the commands that write the output folder: then nothing is written.
+    For the commands that write the output folder: then nothing is written. The issues sent so
+    far (from the database, if there is one) are public whatever their send_at says.
     """
     try:
         site, warnings = load_valid_site(config)
@@ -80,6 +83,7 @@ def _valid_site(config: Config) -> Site:
         click.echo(f"{failures} error(s); nothing written", err=True)
         sys.exit(1)
     _report(warnings, config.root, strict=False)
+    site.sent = started_issues(config.database_url)
     return site
 
 
@@ -95,8 +99,13 @@ def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]
 
 
 @contextmanager
-def _publish_state(config: Config) -> Iterator[DbPublishState]:
-    """The feed history and WebSub queue in the database (shared by every host)."""
+def _publish_state(config: Config) -> Iterator[PublishState]:
+    """The feed history and WebSub queue: in the database (shared by every host), or in the
+    files under var/ while there is no database (a build on a machine that never sent leaves
+    none behind; the first command that creates it carries the files over)."""
+    if not database_exists(config.database_url):
+        yield FileState(config.root)
+        return
     state = DbPublishState.open(config)
     try:
         yield state

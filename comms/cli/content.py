@@ -17,12 +17,14 @@ from comms.content.reader import SLUG_RE, slugify
 from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, ContentError
+from comms.db.desk import Desk, database_exists, started_issues
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
 from comms.publish.quality import check_issues
 from comms.publish.templating import TEMPLATES, translate
 from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
+from comms.sending.desk import approve, current_digest, short
 
 from .common import (
     State,
@@ -132,11 +134,12 @@ def demo(state: State) -> None:
     _echo_feed_urls(config)
     if invalid is not None:
         sys.exit(1)
+    site.sent = started_issues(config.database_url)
     files, _ = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({files} files)")
     ready = sorted(sendable, key=lambda i: i.date)
     if scheduled or ready:
-        _demo_send(config, site, scheduled[0] if scheduled else ready[-1])
+        _demo_send(config, site, problems, scheduled[0] if scheduled else ready[-1])
     _demo_schedule(config, now)
 
 
@@ -154,7 +157,7 @@ def _demo_schedule(config: Config, now: datetime) -> None:
         click.echo(f"  {line}")
 
 
-def _demo_send(config: Config, site: Site, issue: Issue) -> None:
+def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: Issue) -> None:
     """Import the sample subscribers and send them `issue` through the configured transport."""
     sample = config.root / "samples" / "subscribers.csv"
     if not sample.is_file():
@@ -168,7 +171,18 @@ def _demo_send(config: Config, site: Site, issue: Issue) -> None:
         f"Subscribers: {result.added} sample subscriber(s) imported, {result.known} already there "
         f"({store.count_active()} active)"
     )
-    report = send_issue(config, store, site, issue, SendOptions.from_config(config))
+    digest = current_digest(config, site, issue)
+    if config.settings.delivery.require_approval and digest is not None:
+        desk = Desk(store.engine)
+        if not any(a.digest == digest for a in desk.approvals(issue.slug)):
+            approve(desk, issue, digest, "comms demo")
+        click.echo(
+            f"Approved: version {short(digest)} of {issue.slug} by „comms demo“ "
+            "(delivery.require_approval is on; an editor runs `comms approve ISSUE`)"
+        )
+    # early: in the demo's world (its reference date) the issue may still be scheduled.
+    options = SendOptions.from_config(config)
+    report = send_issue(config, store, site, issue, options, errors=problems, early=True)
     assert isinstance(report, SendReport)  # neither a dry run nor proofs
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     sent = report.done_now.get("sent", 0)
@@ -221,11 +235,18 @@ def preview(state: State, port: int) -> None:
     config = state.config()
     # Leave through the `with` on SIGTERM too, so the temporary output folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with Preview(config) as server:
-        click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
-        if server.error:
-            click.echo(server.error, err=True)
-        server.serve(port)
+    # The recipient counts come from the database, if there is one; the preview creates none.
+    store = _open_store(config) if database_exists(config.database_url) else None
+    count = None if store is None else store.ledger.count_recipients
+    try:
+        with Preview(config, count) as server:
+            click.echo(f"Preview: http://127.0.0.1:{port}/_preview/ (Ctrl+C stops)")
+            if server.error:
+                click.echo(server.error, err=True)
+            server.serve(port)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _echo_feed_urls(config: Config) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import click
@@ -19,14 +20,15 @@ from rich.progress import (
 from rich.progress import Progress as ProgressBar
 from rich.text import Text
 
-from comms.content.site import IssueErrors, find_issue, read_site
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.db.desk import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
 from comms.db.subscribers import Store
-from comms.schedule.plan import Held, held_list
+from comms.schedule.plan import SEND_PREFIX, Held, held_list
 from comms.sending.campaign import (
     NotSendable,
     Progress,
@@ -36,6 +38,7 @@ from comms.sending.campaign import (
     SendReport,
     send_issue,
 )
+from comms.sending.desk import selection, short
 
 from .common import (
     State,
@@ -48,6 +51,7 @@ from .common import (
     _when,
     cli,
 )
+from .desk import blocked_sends, desk_json, desk_lines, read_issue
 
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
@@ -100,30 +104,34 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
             click.echo(_held_line(config, h.slug, h.due_at))
         return
     campaign = store.ledger.campaign(issue)
+    desk = desk_json(config, store, issue)
     if campaign is None and issue in held:
         if as_json:
-            click.echo(_json(_held_json(held[issue])))
+            click.echo(_json(_held_json(held[issue]) | desk))
         else:
             click.echo(_held_line(config, issue, held[issue].due_at))
+            for line in desk_lines(config, desk):
+                click.echo(line)
         return
     if campaign is None:
-        site, _ = read_site(config)
-        if issue not in site.issues:
+        if desk["version"] is None and not (desk["approvals"] or desk["proofs"]):
             raise CommsError(f"no issue '{issue}' in {config.content_dir / 'issues'}")
         if as_json:
             zero = dict.fromkeys(DeliveryStatus, 0)
             click.echo(_json({"issue": issue, "status": "not started", "recipients": 0,
                               "counts": zero, "errors": [], "next_attempt": None,
-                              "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)}))  # fmt: skip
+                              "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)} | desk))  # fmt: skip
         else:
             click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
+            for line in desk_lines(config, desk):
+                click.echo(line)
         return
     data = _campaign_json(store, campaign)
     data["errors"] = store.ledger.recent_errors(campaign.id, limit)
     data["next_attempt"] = store.ledger.next_attempt(campaign.id)
     data["bounces"] = Feedback(store.engine).counts(campaign.id)
     if as_json:
-        click.echo(_json(data))
+        click.echo(_json(data | desk))
         return
     click.echo(f"{issue}: {data['status']}, {data['recipients']} recipient(s)")
     for name, count in data["counts"].items():
@@ -142,6 +150,8 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         who = row["email"] or "(erased)"
         tries = f"{row['attempts']} attempt(s)"
         click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
+    for line in desk_lines(config, desk):
+        click.echo(line)
 
 
 class _Rate(ProgressColumn):
@@ -152,11 +162,19 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} msg/s")
 
 
-def _print_plan(plan: SendPlan) -> None:
-    """The dry run's plan, as printed."""
+def _print_plan(config: Config, plan: SendPlan, dry: bool) -> None:
+    """A send's plan, as printed by a dry run and before the question on a terminal."""
     issue, options, todo = plan.issue, plan.options, plan.todo
-    click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
+    label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
+    click.echo(f"Plan for {label}, nothing is sent:" if dry else f"About to send {label}:")
     click.echo(f"  recipients: {plan.recipients}" + (" (campaign started)" if plan.started else ""))
+    click.echo(f"  selected: {selection(issue)}")
+    if issue.send_at is None:
+        click.echo("  time: now (the issue has no send_at)")
+    elif issue.send_at > now_utc():
+        click.echo(f"  time: now, before its send_at {_when(issue.send_at, config)} (--now)")
+    else:
+        click.echo(f"  time: now (its send_at {_when(issue.send_at, config)} has passed)")
     click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
@@ -195,11 +213,20 @@ def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
     return start
 
 
+def _proof_line(record: ProofRecord) -> str:
+    return (
+        f"proof of {record.slug} (version {short(record.digest)}) sent to {record.recipient} "
+        f"via {record.destination}; recorded (outside the list, the ledger is unchanged)"
+    )
+
+
 @cli.command()
 @click.argument("issue_slug", metavar="ISSUE")
 @click.option("--transport", "transport_url", help="Transport URL (default: `transport`).")
 @click.option("--to", "proofs", multiple=True, help="Send a proof to ADDR only (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")
+@click.option("--now", "early", is_flag=True, help="Send before the issue's send_at.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask on a terminal; send.")
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Connections (threads).")
 @click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
 @click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
@@ -210,44 +237,44 @@ def send(
     transport_url: str | None,
     proofs: tuple[str, ...],
     dry_run: bool,
+    early: bool,
+    yes: bool,
     concurrency: int | None,
     rate: float | None,
     force: bool,
 ) -> None:
-    """Send an issue to its subscribers; run again to resume or retry.
+    """Send an issue to its subscribers (or proofs with --to); run again to resume or retry.
 
+    Refuses an issue with errors in its file or in what it shows, one whose send_at is still
+    to come (unless --now) and, with delivery.require_approval, one whose current version is
+    not approved. On a terminal it shows the plan and asks first (--yes skips the question).
     Exits 0 when every delivery is final (sent, or failed for good), 3 when some wait for a
-    later retry, 1 when the campaign was stopped.
+    later retry, 1 when the campaign was stopped or the send refused.
     """
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
-    site, problems = read_site(config)
-    try:
-        issue = find_issue(config, site, problems, issue_slug)
-    except IssueErrors as exc:
-        for error in exc.errors:
-            click.echo(error.format(config.root), err=True)
-        raise
+    site, problems, issue = read_issue(config, issue_slug)
     store = _open_store(config)
     options = SendOptions.from_config(config, concurrency, rate)
+    ask = not (dry_run or proofs or yes) and sys.stdin.isatty()
+    call = partial(
+        send_issue, config, store, site, issue, options, errors=problems, early=early,
+        proofs=[_address(a) for a in proofs], force=force,
+        on_proof=lambda record: click.echo(_proof_line(record)),
+    )  # fmt: skip
     try:
+        if ask:
+            plan = call(dry_run=True)
+            assert isinstance(plan, SendPlan)
+            _print_plan(config, plan, dry=False)
+            if not click.confirm("Send it now?", default=False):
+                raise CommsError("nothing sent")
         with ExitStack() as stack:
-            result = send_issue(
-                config,
-                store,
-                site,
-                issue,
-                options,
-                proofs=[_address(a) for a in proofs],
-                dry_run=dry_run,
-                force=force,
-                on_start=_announce(stack),
-                on_proof=lambda email: click.echo(
-                    f"proof sent to {email} (outside the list; the ledger is unchanged)"
-                ),
-            )
+            result = call(dry_run=dry_run, on_start=_announce(stack))
     except NotSendable as exc:
-        raise CommsError(f"{exc} (proofs with --to work for drafts)") from None
+        for problem in exc.problems:
+            click.echo(problem.format(config.root), err=True)
+        raise CommsError(f"{exc} ({exc.hint})" if exc.hint else f"{exc}; nothing sent") from None
     if isinstance(result, Proofs):
         if not result.sent:
             emails = ", ".join(result.addresses)
@@ -256,8 +283,10 @@ def send(
             )
         return
     if isinstance(result, SendPlan):
-        _print_plan(result)
+        _print_plan(config, result, dry=True)
         return
+    if result.archive_problem:
+        click.echo(f"warning: {result.archive_problem}", err=True)
     _print_report(config, result)
 
 
@@ -291,18 +320,21 @@ def schedule(state: State, as_json: bool) -> None:
 
     Works without a running scheduler: then it shows what `comms serve` would schedule now.
     """
-    from comms.core.clock import now_utc
     from comms.schedule.runner import overview
 
     config = state.config()
     store = _open_store(config)
     view = overview(config, store, now_utc())
     holder = view.holder
+    sends = [
+        job.id.removeprefix(SEND_PREFIX) for job in view.jobs if job.id.startswith(SEND_PREFIX)
+    ]
+    blocked = blocked_sends(config, store, sends)
     if as_json:
         running = None if holder is None else vars(holder)
         jobs = [vars(job) for job in view.jobs]
         held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
-        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held}))
+        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held, "blocked": blocked}))
         return
     if holder is None:
         click.echo("Scheduler: not running; `comms serve` starts it with these jobs")
@@ -313,3 +345,9 @@ def schedule(state: State, as_json: bool) -> None:
         )
     for line in _schedule_lines(config, view):
         click.echo(line)
+    for slug, reason in blocked.items():
+        click.echo(
+            f"warning: the send of {slug} would be refused if it were due now: {reason} "
+            f"(`comms send {slug} --dry-run` says why)",
+            err=True,
+        )

@@ -8,6 +8,7 @@ import click
 
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
+from comms.db.desk import started_issues
 from comms.db.subscribers import Store
 
 from .common import (
@@ -130,5 +131,6 @@ def _build_before_serving(config: Config) -> None:
         )
         return
     _report(warnings, config.root, strict=False)
+    site.sent = started_issues(config.database_url)
     count, report = _build(config, site, config.output_dir)
     click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")

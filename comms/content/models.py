@@ -361,6 +361,9 @@ class Site:
     practices: dict[str, Practice] = field(default_factory=dict)
     issues: dict[str, Issue] = field(default_factory=dict)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
+    #: Issues whose mails have started to go out (from the send ledger; the caller sets it,
+    #: since content and publish never read the database): public from then on.
+    sent: frozenset[str] = frozenset()
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         """The items of one kind, keyed by slug."""

@@ -207,6 +207,8 @@ class Delivery(_Section):
     retry_max_interval_hours: float = Field(default=4.0, gt=0)
     give_up_after_hours: float = Field(default=96.0, gt=0)
     lease_seconds: int = Field(default=300, ge=10)
+    #: Four eyes: `comms send` and the scheduler send only a version someone approved.
+    require_approval: bool = False
 
 
 class Feeds(_Section):

@@ -206,6 +206,30 @@ bounce_events = sa.Table(
     sa.CheckConstraint(_in("kind", BOUNCE_KINDS), name="ck_bounce_events_kind"),
 )
 
+# The editor's desk: who approved which version of an issue (its digest), and where proofs went.
+# Slugs, not campaign ids: both happen before a campaign exists.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(200), nullable=False, index=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("approved_by", sa.String(200), nullable=False),
+    sa.Column("approved_at", UTCDateTime, nullable=False),
+)
+
+proofs = sa.Table(
+    "proofs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(200), nullable=False, index=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("sent_by", sa.String(200), nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+)
+
 # Hits counted against a limit by every server process (sign-ups per IP, confirmation mails
 # per address): `key` is an HMAC of the IP or address, never the value; `at` in epoch seconds.
 # Rows older than their window are deleted as hits come in.

@@ -311,7 +311,7 @@ class MessageFactory:
             key=f"{self.slug}/{recipient.uid}",
         )
 
-    def build_proof(self, email: str) -> OutgoingMessage:
+    def build_proof(self, email: str, name: str | None = None) -> OutgoingMessage:
         """A proof for an address outside the list: its links name no subscriber.
 
         The uid is derived from the address (`proof-…`), so the unsubscribe and preferences
@@ -321,7 +321,8 @@ class MessageFactory:
         digest = hashlib.blake2b(email.strip().lower().encode(), digest_size=8).hexdigest()
         nonce = uuid.UUID(bytes=secrets.token_bytes(16)).hex[:16]
         message_id = f"<{self.slug}.proof.{nonce}@{self.host}>"
-        return self.build(Recipient(uid=f"proof-{digest}", email=email), message_id=message_id)
+        recipient = Recipient(uid=f"proof-{digest}", email=email, name=name)
+        return self.build(recipient, message_id=message_id)
 
 
 def new_message_id(config: Config) -> str:

@@ -12,6 +12,7 @@ from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
 from comms.core.errors import RenderError
+from comms.publish.feed_state import issue_is_public
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
 Files = dict[str, bytes]
@@ -23,10 +24,13 @@ _STATUS = {
 }
 
 
-def published_issues(site: Site) -> list[Issue]:
-    """Issues the archive shows (status ready), newest first."""
-    ready = [issue for issue in site.issues.values() if issue.status == "ready"]
-    return sorted(ready, key=lambda i: (i.date, i.number), reverse=True)
+def published_issues(site: Site, now: datetime) -> list[Issue]:
+    """Issues the archive shows, newest first: ready ones whose time has come or that were sent.
+
+    The same rule as the feeds (`feed_state.is_public`), so web and feeds never disagree.
+    """
+    public = [i for i in site.issues.values() if issue_is_public(i, site.tz, now, site.sent)]
+    return sorted(public, key=lambda i: (i.date, i.number), reverse=True)
 
 
 def _event_ld(config: Config, fmt: Formatter, event: Event) -> dict[str, Any]:
@@ -141,7 +145,7 @@ class _Pages:
 def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
     """Every archive page, the style sheet and the static files, by output path."""
     pages = _Pages(config, site, base)
-    issues = published_issues(site)
+    issues = published_issues(site, pages.now)
     upcoming = site.upcoming_events(pages.now)
     coming = {event.slug for event in upcoming}
     past = sorted(

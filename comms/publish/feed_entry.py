@@ -183,7 +183,7 @@ def published_entries(config: Config, site: Site, state: PublishState | None = N
     entries = []
     for item in site.all_items():
         item_stamp = stamp(item, records[item.uid], config.tz)
-        if is_public(item, item_stamp, now):
+        if is_public(item, item_stamp, now, site.sent):
             entries.append(facts.entry(site, item, item_stamp))
     entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
     return entries

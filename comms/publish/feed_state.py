@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -85,11 +85,28 @@ def stamp(item: Item, record: Record, tz: ZoneInfo) -> Stamp:
     return Stamp(published=published, updated=max(candidates), sequence=record.sequence)
 
 
-def is_public(item: Item, item_stamp: Stamp, now: datetime) -> bool:
-    """Published items only: issues that are ready, and nothing before its publication time."""
-    if isinstance(item, Issue) and item.status != "ready":
-        return False
+def is_public(
+    item: Item, item_stamp: Stamp, now: datetime, sent: Collection[str] = frozenset()
+) -> bool:
+    """Published items only: issues that are ready, and nothing before its publication time.
+
+    An issue that has been sent (its slug in `sent`) is public at once, also before its
+    `send_at`: its mails link to its page.
+    """
+    if isinstance(item, Issue):
+        if item.status != "ready":
+            return False
+        if item.slug in sent:
+            return True
     return item_stamp.published <= now
+
+
+def issue_is_public(issue: Issue, tz: ZoneInfo, now: datetime, sent: Collection[str]) -> bool:
+    """`is_public` for an issue without the feed history: its publication time is its own."""
+    when = _content_date(issue)
+    assert when is not None  # an issue always has its date
+    published = _moment(when, tz)
+    return is_public(issue, Stamp(published, published, 0), now, sent)
 
 
 class History:

@@ -113,10 +113,15 @@ def refresh(config: Config, site: Site, state: PublishState | None = None) -> Re
     return result
 
 
-def refresh_content(config: Config, state: PublishState | None = None) -> RefreshReport:
+def refresh_content(
+    config: Config, sent: frozenset[str] = frozenset(), state: PublishState | None = None
+) -> RefreshReport:
     """Read the content folder, then refresh; bad content raises ContentErrors, writing nothing.
 
-    The entry point for the scheduler's feed-refresh job.
+    The entry point for the scheduler's feed-refresh job and for a send that makes its issue
+    public; `sent` names the issues whose mails have gone out (from the ledger); `state` keeps
+    the feed history and the WebSub queue (see `refresh`).
     """
     site, _ = load_valid_site(config)
+    site.sent = sent
     return refresh(config, site, state)

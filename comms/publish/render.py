@@ -152,7 +152,7 @@ def site_files(config: Config, site: Site) -> dict[str, bytes]:
     # The public copy belongs to nobody: its personal links lead to the sign-up page, which
     # answers under the base URL, instead of to a placeholder that no server answers.
     public = Urls(config).subscribe()
-    for issue in published_issues(site):
+    for issue in published_issues(site, config.now()):
         rendered = render_issue(config, site, issue)
         for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
             for placeholder in PLACEHOLDERS:

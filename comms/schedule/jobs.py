@@ -13,16 +13,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
+from comms.db.desk import started_issues
 from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable
 from comms.sending.campaign import (
+    NotSendable,
     SendOptions,
     SendReport,
     retry_due,
@@ -55,10 +58,13 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             timetable.hold(store.engine, slug, due_at, now)
             log.warning("send of %s held: due at %s, now %s", slug, due_at, now)
             return "held"
-        site, _ = read_site(config)
+        site, errors = read_site(config)
         issue = site.issues.get(slug)
         if issue is None:
-            raise CommsError(f"scheduled send of {slug}: the issue is gone or has errors")
+            own = [e for e in errors if not e.warning and e.path.stem == slug]
+            if own:
+                _refused(config, slug, NotSendable(f"issue '{slug}' has errors", own))
+            raise CommsError(f"scheduled send of {slug}: the issue is gone")
         refusal = send_refusal(issue)
         if refusal is not None:
             log.info("send of %s skipped: %s; the next sync cancels the job", slug, refusal)
@@ -70,8 +76,14 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
             return "skipped"
         options = replace(SendOptions.from_config(config), stop=STOP)
-        report = send_issue(config, store, site, issue, options)
+        try:
+            # early: the job runs at the issue's send_at, which is the scheduler's to judge.
+            report = send_issue(config, store, site, issue, options, errors=errors, early=True)
+        except NotSendable as exc:
+            _refused(config, slug, exc)
         assert isinstance(report, SendReport)  # neither a dry run nor proofs
+        if report.archive_problem:
+            log.warning("send of %s: %s", slug, report.archive_problem)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
     if report.stopped:
         log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
@@ -80,10 +92,19 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
     return "sent"
 
 
+def _refused(config: Config, slug: str, exc: NotSendable) -> NoReturn:
+    """Log every problem of a refused send as PATH:LINE, as `comms send` prints them, then
+    fail the job (the scheduler logs it as failed, like `comms send` exiting 1)."""
+    for problem in exc.problems:
+        log.error("send of %s: %s", slug, problem.format(config.root))
+    raise CommsError(f"scheduled send of {slug} refused, nothing sent: {exc}") from None
+
+
 def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
     with _opened(config_path) as (config, store):
-        report = publish.refresh_content(config, DbPublishState(store.engine))
+        sent = started_issues(config.database_url)
+        report = publish.refresh_content(config, sent, DbPublishState(store.engine))
     log.info(
         "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
         len(report.write.written),

@@ -13,14 +13,28 @@ from comms.content.models import Issue, Site
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, ContentError, ContentErrors
 from comms.core.process import is_abandoned
+from comms.db.desk import Desk, ProofRecord
 from comms.db.ledger import Campaign
+from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
+from comms.publish.refresh import refresh_content
 from comms.publish.render import RenderedIssue, render_issue
+from comms.sending.desk import (
+    Gate,
+    NotSendable,
+    approval_digest,
+    destination,
+    proof_message,
+    refuse,
+    require_approval,
+    send_refusal,
+    who,
+)
 from comms.sending.run import (
     BOUNCE_BREAKER,
     IN_RUN_MAX_WAIT,
@@ -72,6 +86,8 @@ class SendReport:
     resumed: int = 0
     #: Every delivery was final already, so no run started.
     idle: bool = False
+    #: Why the web archive could not be brought up to date before the first mail, if it could not.
+    archive_problem: str | None = None
 
     @property
     def waiting(self) -> int:
@@ -181,21 +197,6 @@ def opener_for(config: Config) -> Opener:
     return lambda: open_transport(url, config)
 
 
-class NotSendable(CommsError):
-    """The issue may not go to its subscribers now (see `send_refusal`)."""
-
-
-def send_refusal(issue: Issue) -> str | None:
-    """Why `issue` may not go to its subscribers now, or None when it may.
-
-    The one rule that `comms send`, the scheduler's plan and its send job apply; proofs to a
-    few addresses may go for any issue.
-    """
-    if issue.status != "ready":
-        return f"issue '{issue.slug}' is a draft; set `status: ready` to send it"
-    return None
-
-
 def waiting(counts: dict[str, int]) -> int:
     """Deliveries of a campaign that are not final yet (queued, ambiguous or being sent)."""
     return sum(counts.get(s, 0) for s in WAITING)
@@ -226,6 +227,8 @@ class Proofs:
     addresses: tuple[str, ...]
     #: False for a dry run: the proofs were only planned.
     sent: bool
+    #: What was recorded of each proof that went out (where, which version, when).
+    records: tuple[ProofRecord, ...] = ()
 
 
 def _plan(store: Store, issue: Issue, options: SendOptions) -> SendPlan:
@@ -239,19 +242,34 @@ def _plan(store: Store, issue: Issue, options: SendOptions) -> SendPlan:
 
 def _send_proofs(
     config: Config,
-    factory: MessageFactory,
+    store: Store,
+    parts: tuple[RenderedIssue, MessageFactory, str],
+    issue: Issue,
     addresses: Sequence[str],
-    on_proof: Callable[[str], None] | None,
-) -> None:
-    transport = open_transport(config.transport_url, config)
+    on_proof: Callable[[ProofRecord], None] | None,
+    by: str | None,
+) -> list[ProofRecord]:
+    """Send a proof to each address and record it: where it went, which version, when."""
+    rendered, factory, _ = parts
+    digest = approval_digest(rendered, issue)
+    desk = Desk(store.engine)
+    url = config.transport_url
+    transport = open_transport(url, config)
+    records = []
     try:
         for email in addresses:
-            message = factory.build_proof(email)
+            at = now_utc()
+            message = proof_message(config, factory, email, digest, at)
             transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            where = destination(transport, url, message.key)
+            record = ProofRecord(issue.slug, digest, email, where, who(by), at)
+            desk.record_proof(record)
+            records.append(record)
             if on_proof is not None:
-                on_proof(email)
+                on_proof(record)
     finally:
         transport.close()
+    return records
 
 
 def send_issue(
@@ -261,29 +279,43 @@ def send_issue(
     issue: Issue,
     options: SendOptions,
     *,
+    errors: list[ContentError],
     proofs: Sequence[str] = (),
     dry_run: bool = False,
     force: bool = False,
+    early: bool = False,
+    by: str | None = None,
     on_start: Callable[[SendPlan], Progress | None] | None = None,
-    on_proof: Callable[[str], None] | None = None,
+    on_proof: Callable[[ProofRecord], None] | None = None,
 ) -> SendPlan | Proofs | SendReport:
     """Render, enqueue (or resume) and send one issue: `comms send`, the demo, the scheduler.
 
-    `proofs` (normalised addresses) get a proof instead, outside the list, also for drafts;
-    `dry_run` only plans (a SendPlan, or Proofs not sent); `force` goes on although the issue
-    changed after its campaign started. `on_start` hears the plan just before the run and may
-    return a progress callback; `on_proof` hears each proof that went out. Refuses with
-    NotSendable what `send_refusal` refuses.
+    `errors` are the problems `read_site` found: the gate refuses an issue with an error in its
+    own file or in anything it shows. `proofs` (normalised addresses) get a proof instead,
+    outside the list, also for drafts, each recorded with its version and destination (`by`
+    names the sender). `dry_run` only plans (a SendPlan, or Proofs not sent) after the same
+    checks but the schedule; `early` sends before the issue's `send_at`; `force` goes on
+    although the issue changed after its campaign started. `on_start` hears the plan just
+    before the run and may return a progress callback; `on_proof` hears each proof that went
+    out. Raises NotSendable
+    with the reason (see `comms.sending.desk.refuse`).
     """
-    if not proofs and (reason := send_refusal(issue)) is not None:
-        raise NotSendable(reason)
-    if dry_run:
-        return Proofs(issue, tuple(proofs), sent=False) if proofs else _plan(store, issue, options)
     if proofs:
-        _, factory, _ = issue_parts(config, store, site, issue)
-        _send_proofs(config, factory, proofs, on_proof)
-        return Proofs(issue, tuple(proofs), sent=True)
-    return _run(config, store, site, issue, options, force, on_start)
+        if dry_run:
+            return Proofs(issue, tuple(proofs), sent=False)
+        parts = issue_parts(config, store, site, issue)
+        records = _send_proofs(config, store, parts, issue, proofs, on_proof, by)
+        return Proofs(issue, tuple(proofs), sent=True, records=tuple(records))
+    campaign = store.ledger.campaign(issue.slug)
+    gate = Gate(config, site, errors, Desk(store.engine))
+    # Status and gate first: an issue with errors may not even render. A dry run shows the
+    # plan of a scheduled issue too (its time line says that it is early).
+    refuse(gate, issue, started=campaign is not None, early=early or dry_run)
+    parts = issue_parts(config, store, site, issue)
+    require_approval(gate, issue, approval_digest(parts[0], issue))
+    if dry_run:
+        return _plan(store, issue, options)
+    return _run(config, store, site, issue, options, force, on_start, parts)
 
 
 def _run(
@@ -294,18 +326,37 @@ def _run(
     options: SendOptions,
     force: bool = False,
     on_start: Callable[[SendPlan], Progress | None] | None = None,
+    parts: tuple[RenderedIssue, MessageFactory, str] | None = None,
 ) -> SendReport:
-    """Render, enqueue (or resume) and send; nothing is run when every delivery is final."""
-    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    """Render (unless `parts` are given), enqueue or resume, and send; nothing is run when every
+    delivery is final."""
+    _, factory, fingerprint = parts or issue_parts(config, store, site, issue)
     opener = opener_for(config)
     campaign, new = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
     counts = store.ledger.counts(campaign.id)
     todo = waiting(counts)
     if not todo:
         return SendReport(campaign=campaign, counts=counts, idle=True)
+    # The mails link to the issue's web page ("Im Browser ansehen"): it exists before the first.
+    problem = _publish(config, store) if new else None
     plan = SendPlan(issue, campaign.recipients, todo, not new, options)
     progress = on_start(plan) if on_start is not None else None
-    return send(store, campaign, factory.build, opener, options, progress)
+    report = send(store, campaign, factory.build, opener, options, progress)
+    return replace(report, archive_problem=problem)
+
+
+def _publish(config: Config, store: Store) -> str | None:
+    """Bring the web archive up to date with the issues sent so far; why not, if it failed."""
+    try:
+        refresh_content(config, Desk(store.engine).started(), DbPublishState(store.engine))
+    except ContentErrors as exc:
+        return (
+            f"the web archive was not rebuilt: {len(exc.errors)} content error(s) in other "
+            "files (see `comms check`); the issue's web page appears with the next build"
+        )
+    except (CommsError, OSError) as exc:
+        return f"the web archive was not rebuilt: {exc}"
+    return None
 
 
 def retry_due(

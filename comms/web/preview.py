@@ -1,36 +1,82 @@
-"""`comms preview`: the archive plus every issue's e-mail at 600 and 375 px, rebuilt on change."""
+"""`comms preview`: the archive plus every issue's e-mail at 600 and 375 px, rebuilt on change.
+
+Each issue page shows its problems first (what blocks sending, then warnings), its recipients
+and how they are chosen; the e-mail shows images from the local `static` folder; `/subscribe`
+shows the sign-up form and stores nothing.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from flask import Flask, Response, abort
+from flask import Flask, Response, abort, request
 from watchfiles import watch
 
-from comms.content.site import InvalidContent, load_valid_site
+from comms.content.models import KINDS, Issue, Site
+from comms.content.site import read_site
+from comms.content.urls import Urls
 from comms.core.config import Config, load_config
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, ContentError
 from comms.publish.build import collect, write_output
+from comms.publish.gate import issue_problems
+from comms.publish.quality import check_issue
 from comms.publish.render import RenderedIssue, render_issue
-from comms.publish.templating import TEMPLATES, environment, render_template, translations
+from comms.publish.templating import (
+    TEMPLATES,
+    environment,
+    render_template,
+    translate,
+    translations,
+)
 from comms.web.app import create_app, listen
+from comms.web.pages import notice, page
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
 PREFIX = "/_preview"
 WIDTHS = (600, 375)
 
 
+#: How many active subscribers an issue with these topics and regions reaches (the CLI passes
+#: the ledger's count; the web never reads the database itself).
+Counter = Callable[[list[str], list[str]], int]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the preview says about an issue besides its rendering."""
+
+    #: Errors that block sending, then warnings, as `PATH:LINE: message`.
+    errors: list[str]
+    warnings: list[str]
+    #: The labels of the topics and regions the issue targets (none: everyone).
+    topics: list[str]
+    regions: list[str]
+    #: None without a database.
+    recipients: int | None
+
+
+def local_images(config: Config, html: str) -> str:
+    """The e-mail with the site's own URLs made root-relative: the preview serves the built
+    archive and the `static` folder, so new images show before they are published."""
+    home = Urls(config).home()
+    return html.replace(f'="{home}', '="/')
+
+
 class Preview:
     """Builds into a temporary folder, serves it, and rebuilds when a source file changes."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, count: Counter | None = None) -> None:
         self.config = config
+        self.count = count
         self.root = Path(tempfile.mkdtemp(prefix="comms-preview-"))
         self.issues: dict[str, RenderedIssue] = {}
+        self.facts: dict[str, Facts] = {}
         self.drafts: set[str] = set()
         self.error: str | None = None
         self.version = 0
@@ -74,21 +120,45 @@ class Preview:
         environment.cache_clear()
         try:
             config = load_config(self.config.path) if self.config.path else self.config
-            site, _ = load_valid_site(config)
+            # Not load_valid_site: an editor mid-change still sees every issue that can render.
+            site, problems = read_site(config)
+            # The preview shows every ready issue's web page, as it will be once it is sent.
+            site.sent = frozenset(site.issues)
             write_output(self.root, collect(config, site))
             issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
+            facts = {s: self._facts(config, site, problems, i) for s, i in site.issues.items()}
         except CommsError as exc:
-            error = exc.format(config.root) if isinstance(exc, InvalidContent) else str(exc)
             with self._lock:
-                self.error = error
+                self.error = str(exc)
                 self.version += 1
             return
+        errors = sorted((p for p in problems if not p.warning), key=lambda e: (str(e.path), e.line))
+        # An issue whose own file has errors drops out of the site: its last good rendering
+        # stays visible under the error list.
+        broken = {e.path.stem for e in errors if e.path.parent.name == KINDS["issue"].folder}
         with self._lock:
             self.config = config
-            self.issues = issues
+            self.issues = {s: r for s, r in self.issues.items() if s in broken} | issues
+            self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
             self.drafts = {slug for slug, i in site.issues.items() if i.status == "draft"}
-            self.error = None
+            self.error = "\n".join(e.format(config.root) for e in errors) or None
             self.version += 1
+
+    def _facts(
+        self, config: Config, site: Site, problems: list[ContentError], issue: Issue
+    ) -> Facts:
+        errors = issue_problems(config, site, problems, issue.slug)
+        own = [p for p in problems if p.warning and p.path == issue.path]
+        warnings = own + [p for p in check_issue(config, site, issue) if p.warning]
+        recipients = self.count(issue.topics, issue.regions) if self.count else None
+        settings = config.settings
+        return Facts(
+            [e.format(config.root) for e in errors],
+            [w.format(config.root) for w in warnings],
+            [settings.topics.get(t, t) for t in issue.topics],
+            [settings.regions.get(r, r) for r in issue.regions],
+            recipients,
+        )
 
     def watch(self) -> None:
         """Rebuild in a background thread whenever a watched file changes."""
@@ -139,11 +209,39 @@ class Preview:
         def issue_page(slug: str) -> Response:
             issue = self._issue(slug)
             return self._page(
-                "preview.html.j2", issues=[], drafts=self.drafts, issue=issue, widths=WIDTHS
+                "preview.html.j2",
+                issues=[],
+                drafts=self.drafts,
+                issue=issue,
+                facts=self.facts.get(slug),
+                widths=WIDTHS,
             )
 
         def email_html(slug: str) -> Response:
-            return Response(self._issue(slug).html, mimetype="text/html")
+            html = local_images(self.config, self._issue(slug).html)
+            return Response(html, mimetype="text/html")
+
+        def subscribe() -> Response:
+            if request.method == "POST":
+                language = self.config.settings.site.language
+                return notice(
+                    translate(language, "Preview: nothing was stored"),
+                    translate(
+                        language,
+                        "The preview stores no sign-up and sends no e-mail; the sign-up "
+                        "form works with comms serve.",
+                    ),
+                )
+            settings = self.config.settings
+            return page(
+                "subscribe.html.j2",
+                form={"email": "", "name": "", "topics": [], "regions": []},
+                error="",
+                csrf_token="preview",
+                topics=settings.topics,
+                regions=settings.regions,
+                consent_text=settings.subscribe.consent_text,
+            )
 
         def email_text(slug: str) -> Response:
             return Response(self._issue(slug).text, mimetype="text/plain")
@@ -151,6 +249,9 @@ class Preview:
         def version() -> Response:
             return Response(str(self.version), mimetype="text/plain")
 
+        app.config["COMMS_CONFIG"] = self.config
+        app.config["COMMS_LANGUAGE"] = self.config.settings.site.language
+        app.add_url_rule("/subscribe", "preview_subscribe", subscribe, methods=["GET", "POST"])
         app.add_url_rule(f"{PREFIX}/", "preview_index", index)
         app.add_url_rule(f"{PREFIX}/version", "preview_version", version)
         app.add_url_rule(f"{PREFIX}/<slug>/", "preview_issue", issue_page)

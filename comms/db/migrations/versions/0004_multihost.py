@@ -15,7 +15,7 @@ from alembic import op
 from comms.core.errors import CommsError
 
 revision = "0004_multihost"
-down_revision = "0003_bounces"
+down_revision = "0004_desk"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,68 @@
+"""Benchmark: what the desk adds before the first mail of a send, as ratios to one render.
+
+The gate (`issue_problems`), the approval digest and the archive refresh (`refresh_content`,
+an up-to-date output folder) against `render_issue` of the same issue, in the same run.
+
+Run: .venv/bin/python bench/desk.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from comms.content.site import read_site
+from comms.core.config import load_config
+from comms.publish.gate import issue_problems
+from comms.publish.refresh import refresh_content
+from comms.publish.render import render_issue
+from comms.sending.desk import approval_digest
+
+ROOT = Path(__file__).resolve().parent.parent
+ISSUE = "2020-02-newsletter"
+
+
+def timed(work: Callable[[], object], rounds: int) -> float:
+    """The median seconds of `rounds` runs of `work`."""
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        work()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    """Print the median time of each step and its ratio to one render."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    rounds = parser.parse_args().rounds
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        shutil.copy(ROOT / "comms.toml", root / "comms.toml")
+        for name in ("content", "static"):
+            shutil.copytree(ROOT / name, root / name)
+        config = load_config(root / "comms.toml", environ={})
+        site, errors = read_site(config)
+        issue = site.issues[ISSUE]
+        rendered = render_issue(config, site, issue)
+        refresh_content(config, frozenset({ISSUE}))  # the first build; later ones compare bytes
+        steps = {
+            "render_issue (baseline)": lambda: render_issue(config, site, issue),
+            "gate: issue_problems": lambda: issue_problems(config, site, errors, ISSUE),
+            "approval digest": lambda: approval_digest(rendered, issue),
+            "archive refresh": lambda: refresh_content(config, frozenset({ISSUE})),
+        }
+        times = {name: timed(work, rounds) for name, work in steps.items()}
+    base = times["render_issue (baseline)"]
+    for name, seconds in times.items():
+        print(f"{name:<26} {seconds * 1000:8.1f} ms  {seconds / base:6.2f} × render")
+
+
+if __name__ == "__main__":
+    main()

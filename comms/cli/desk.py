@@ -1,0 +1,131 @@
+"""The editor's desk on the command line: `comms approve`, and approvals and proofs in status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from comms.content.models import Issue, Site
+from comms.content.site import IssueErrors, find_issue, read_site
+from comms.core.config import Config
+from comms.core.errors import CommsError, ContentError
+from comms.db.desk import Desk
+from comms.db.subscribers import Store
+from comms.publish.gate import issue_problems
+from comms.sending.campaign import SendOptions, send_issue
+from comms.sending.desk import NotSendable, current_digest, selection, short
+from comms.sending.desk import approve as record_approval
+
+from .common import State, _open_store, _when, cli
+
+
+def read_issue(config: Config, slug: str) -> tuple[Site, list[ContentError], Issue]:
+    """The site, its problems and the issue `slug`; its own file's errors printed if absent."""
+    site, problems = read_site(config)
+    try:
+        return site, problems, find_issue(config, site, problems, slug)
+    except IssueErrors as exc:
+        for error in exc.errors:
+            click.echo(error.format(config.root), err=True)
+        raise
+
+
+@cli.command()
+@click.argument("issue_slug", metavar="ISSUE")
+@click.option("--by", "by", help="Who approves (default: the login name).")
+@click.pass_obj
+def approve(state: State, issue_slug: str, by: str | None) -> None:
+    """Approve the current version of an issue for sending (four eyes).
+
+    Records who approved a digest of everything the issue sends: subject, preheader, HTML,
+    text and the recipient selection. Any later edit needs a new approval when
+    delivery.require_approval is on. Refuses an issue with errors (see `comms check`).
+    """
+    config = state.config()
+    site, problems, issue = read_issue(config, issue_slug)
+    blocking = issue_problems(config, site, problems, issue.slug)
+    for problem in blocking:
+        click.echo(problem.format(config.root), err=True)
+    if blocking:
+        raise CommsError(f"issue '{issue.slug}' has {len(blocking)} error(s); not approved")
+    digest = current_digest(config, site, issue)
+    if digest is None:
+        raise CommsError(f"issue '{issue.slug}' cannot be rendered; see `comms check`")
+    store = _open_store(config)
+    try:
+        done = record_approval(Desk(store.engine), issue, digest, by)
+        count = store.ledger.count_recipients(issue.topics, issue.regions)
+    finally:
+        store.close()
+    click.echo(
+        f"approved #{issue.number} „{issue.subject}“ ({issue.slug}), version {short(digest)}, "
+        f"by {done.approved_by}: subject, preheader, HTML, text and recipients "
+        f"({selection(issue)}; {count} now)"
+    )
+    if issue.status != "ready":
+        click.echo(f"note: {issue.slug} is still a draft; set `status: ready` to send it")
+
+
+def _without_slug(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key != "slug"}
+
+
+def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
+    """Approvals, proofs and the current version of an issue, for `comms status ISSUE`."""
+    desk = Desk(store.engine)
+    site, _ = read_site(config)
+    issue = site.issues.get(slug)
+    digest = current_digest(config, site, issue) if issue is not None else None
+    approvals = desk.approvals(slug)
+    return {
+        "version": digest,
+        "approved": digest is not None and any(a.digest == digest for a in approvals),
+        "approval_required": config.settings.delivery.require_approval,
+        "approvals": [_without_slug(vars(a)) for a in approvals],
+        "proofs": [_without_slug(vars(p)) for p in desk.proofs(slug)],
+    }
+
+
+def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
+    """The desk part of `comms status ISSUE`, as printed."""
+    lines = []
+    digest = data["version"]
+    if digest is not None and (data["approval_required"] or data["approvals"]):
+        state = "approved" if data["approved"] else "not approved"
+        need = " (required to send)" if data["approval_required"] else ""
+        lines.append(f"current version {short(digest)}: {state}{need}")
+    if data["approvals"]:
+        lines.append("approvals:")
+    for a in data["approvals"]:
+        lines.append(
+            f"  approved by {a['approved_by']} on {_when(a['approved_at'], config)}: "
+            f"version {short(a['digest'])}"
+        )
+    if data["proofs"]:
+        lines.append("proofs:")
+    for p in data["proofs"]:
+        lines.append(
+            f"  proof to {p['recipient']} on {_when(p['sent_at'], config)} by {p['sent_by']}: "
+            f"version {short(p['digest'])} via {p['destination']}"
+        )
+    return lines
+
+
+def blocked_sends(config: Config, store: Store, slugs: list[str]) -> dict[str, str]:
+    """Why each of these scheduled sends would be refused if it were due now; the rest go."""
+    if not slugs:
+        return {}
+    site, problems = read_site(config)
+    options = SendOptions.from_config(config)
+    found: dict[str, str] = {}
+    for slug in slugs:
+        issue = site.issues.get(slug)
+        if issue is None:
+            found[slug] = f"issue '{slug}' has errors"
+            continue
+        try:
+            send_issue(config, store, site, issue, options, errors=problems, dry_run=True)
+        except NotSendable as exc:
+            found[slug] = str(exc)
+    return found

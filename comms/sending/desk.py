@@ -1,0 +1,184 @@
+"""The editor's desk: may an issue go out now (gate, schedule, approval), its digest, proofs."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from comms.content.models import Issue, Site
+from comms.core.clock import now_utc
+from comms.core.config import Config
+from comms.core.errors import CommsError, ContentError
+from comms.db.desk import Approval, Desk
+from comms.mail.message import MessageFactory, OutgoingMessage
+from comms.mail.transports import FileTransport, Transport
+from comms.publish.gate import issue_problems
+from comms.publish.render import RenderedIssue, render_issue
+from comms.publish.templating import Formatter, translate
+
+#: The header that marks a proof; mail rules can file proofs by it.
+PROOF_HEADER = "X-Comms-Proof"
+
+
+class NotSendable(CommsError):
+    """The issue may not go to its subscribers now; `problems` are the gate's PATH:LINE errors."""
+
+    def __init__(
+        self, reason: str, problems: Sequence[ContentError] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.problems = list(problems)
+        #: What the editor can do instead, if anything.
+        self.hint = hint
+
+
+def send_refusal(issue: Issue) -> str | None:
+    """Why `issue` may not go to its subscribers by its status, or None when it may.
+
+    The status rule that the scheduler's plan and the demo use to pick issues; `refuse` applies
+    it together with the gate, the schedule and the approval. Proofs may go for any issue.
+    """
+    if issue.status != "ready":
+        return f"issue '{issue.slug}' is a draft; set `status: ready` to send it"
+    return None
+
+
+def selection(issue: Issue) -> str:
+    """How the recipients of an issue are chosen, in words (the approval covers this too)."""
+    parts = []
+    if issue.topics:
+        parts.append("topics " + ", ".join(issue.topics))
+    if issue.regions:
+        parts.append("regions " + ", ".join(issue.regions))
+    if not parts:
+        return "every active subscriber"
+    # comms.db.ledger.target_clause: a subscriber without a choice counts as choosing all.
+    return "active subscribers of " + " and of ".join(parts) + " (or with no choice there)"
+
+
+def approval_digest(rendered: RenderedIssue, issue: Issue) -> str:
+    """A fingerprint of everything an issue sends: subject, preheader, HTML, text, recipients.
+
+    Over the issue as rendered once (the personal links are still placeholders), so it is the
+    same for every recipient and changes with any edit an approver would have to see.
+    """
+    digest = hashlib.sha256()
+    selected = f"topics={','.join(issue.topics)};regions={','.join(issue.regions)}"
+    for part in (rendered.subject, rendered.preheader, rendered.html, rendered.text, selected):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def short(digest: str) -> str:
+    """The digest as shown to people (like a short git hash)."""
+    return digest[:12]
+
+
+def who(name: str | None = None) -> str:
+    """Who acts: `name` if given, else the login name of this process."""
+    if name and name.strip():
+        return " ".join(name.split())
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def approval_refusal(desk: Desk, slug: str, digest: str, fmt: Formatter) -> str | None:
+    """Why the current version of an issue lacks an approval, or None when it has one."""
+    found = desk.approvals(slug)
+    if any(a.digest == digest for a in found):
+        return None
+    hint = f"check it (comms preview, a proof with --to), then run `comms approve {slug}`"
+    if not found:
+        return f"issue '{slug}' is not approved (version {short(digest)}); {hint}"
+    last = found[-1]
+    return (
+        f"issue '{slug}' changed after its approval: {last.approved_by} approved version "
+        f"{short(last.digest)} on {fmt.brief(last.approved_at)}, the current version is "
+        f"{short(digest)}; {hint}"
+    )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What `refuse` needs to know besides the issue: content problems, the desk, the clock."""
+
+    config: Config
+    site: Site
+    errors: list[ContentError]
+    desk: Desk
+
+
+def refuse(
+    gate: Gate, issue: Issue, *, started: bool, early: bool = False, now: datetime | None = None
+) -> None:
+    """Raise NotSendable when `issue` may not go to its subscribers now.
+
+    In order: its status; every gate error of its file and of what it shows; its `send_at`
+    still to come for a campaign not yet started (unless `early`, `comms send --now`). The
+    approval is checked after rendering, by `require_approval`.
+    """
+    if (reason := send_refusal(issue)) is not None:
+        raise NotSendable(reason, hint="proofs with --to work for drafts")
+    problems = issue_problems(gate.config, gate.site, gate.errors, issue.slug)
+    if problems:
+        raise NotSendable(
+            f"issue '{issue.slug}' is not sent: {len(problems)} error(s) in it or in what it "
+            "shows; fix them (see `comms check`)",
+            problems,
+        )
+    fmt = Formatter(gate.config)
+    moment = now or now_utc()
+    if not started and not early and issue.send_at is not None and issue.send_at > moment:
+        raise NotSendable(
+            f"issue '{issue.slug}' is scheduled for {fmt.brief(issue.send_at)}; the scheduler "
+            f"(`comms serve`) sends it then; `comms send {issue.slug} --now` sends it now"
+        )
+
+
+def require_approval(gate: Gate, issue: Issue, digest: str) -> None:
+    """With `delivery.require_approval`, raise NotSendable unless `digest` is approved."""
+    if gate.config.settings.delivery.require_approval:
+        reason = approval_refusal(gate.desk, issue.slug, digest, Formatter(gate.config))
+        if reason is not None:
+            raise NotSendable(reason)
+
+
+def approve(desk: Desk, issue: Issue, digest: str, by: str | None = None) -> Approval:
+    """Record an approval of the current version of `issue` (its digest)."""
+    return desk.approve(issue.slug, digest, who(by), now_utc())
+
+
+def destination(transport: Transport, url: str, key: str) -> str:
+    """Where a message went: the file a file transport wrote, else the transport URL without
+    credentials."""
+    if isinstance(transport, FileTransport):
+        return str(transport.path_for(key))
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
+
+
+def proof_message(
+    config: Config, factory: MessageFactory, email: str, digest: str, at: datetime
+) -> OutgoingMessage:
+    """A proof's bytes and key: the subscribers' subject and bodies, unchanged, marked in the
+    headers only (the To name and `X-Comms-Proof`), so that what is checked is what goes out."""
+    label = translate(config.settings.site.language, "Proof, not sent to the list")
+    message = factory.build_proof(email, name=label)
+    stamp = at.astimezone().replace(microsecond=0).isoformat()
+    header = f"{PROOF_HEADER}: version {short(digest)}; {stamp}\r\n".encode("ascii")
+    # Put before the DKIM signature: an unsigned header at the top leaves the signature valid.
+    return replace(message, data=header + message.data)
+
+
+def current_digest(config: Config, site: Site, issue: Issue) -> str | None:
+    """The approval digest of an issue as it is now; None when it cannot be rendered."""
+    try:
+        return approval_digest(render_issue(config, site, issue), issue)
+    except CommsError:
+        return None

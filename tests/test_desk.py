@@ -1,0 +1,411 @@
+"""The editor's desk: the gate on sending, --now, approval (four eyes), recorded proofs, the
+archive before and after a send, and the preview's facts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import time_machine
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from comms.core.config import load_config
+from comms.core.errors import CommsError
+from comms.schedule import jobs
+from comms.web.preview import Preview
+
+from .conftest import ROOT
+from .ledgerkit import run_cli
+from .schedkit import SECRET, berlin, outbox, with_subscribers
+from .smtp_servers import Handler, smtp_server
+
+ISSUE = "2020-02-newsletter"
+OLD = "2019-11-newsletter"
+APPROVAL = {"COMMS_DELIVERY_REQUIRE_APPROVAL": "true"}
+
+
+@pytest.fixture
+def site(site_copy: Path) -> Path:
+    """The sample site with three confirmed subscribers; mail goes to var/outbox (files)."""
+    with_subscribers(site_copy)
+    return site_copy
+
+
+def issue_file(root: Path, slug: str = ISSUE) -> Path:
+    return root / "content" / "issues" / f"{slug}.md"
+
+
+def set_front_matter(path: Path, key: str, value: str) -> None:
+    """Replace one front matter key (a block list with it) by `key: value` on line 2."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    out: list[str] = []
+    skipping = False
+    for line in lines:
+        if line.startswith(f"{key}:"):
+            skipping = True
+            continue
+        if skipping and line.startswith((" ", "-")):
+            continue
+        skipping = False
+        out.append(line)
+    out.insert(1, f"{key}: {value}\n")
+    path.write_text("".join(out), encoding="utf-8")
+
+
+def status(root: Path, slug: str = ISSUE) -> dict[str, object]:
+    code, out, err = run_cli(root, "status", slug, "--json")
+    assert code == 0, err
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def unknown_event(root: Path) -> str:
+    """Name an event that does not exist in the issue; the expected PATH:LINE error."""
+    set_front_matter(issue_file(root), "events", "[gibtsnicht]")
+    return f"content/issues/{ISSUE}.md:2: field 'events': no event 'gibtsnicht'"
+
+
+# -- the gate: one rule for `comms send` and the scheduler -----------------------------------
+
+
+def test_send_refuses_an_issue_that_names_an_unknown_event(site: Path) -> None:
+    expected = unknown_event(site)
+    code, out, err = run_cli(site, "send", ISSUE)
+    assert code == 1
+    assert expected in err  # every problem as PATH:LINE ...
+    assert err.endswith("fix them (see `comms check`); nothing sent\n")  # ... and the verdict
+    assert outbox(site) == []
+    assert status(site)["status"] == "not started"
+
+
+def test_the_scheduler_refuses_the_same_issue_and_logs_every_problem(
+    site: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
+    expected = unknown_event(site)
+    due = berlin(2020, 2, 4, 9, 0)
+    with time_machine.travel(berlin(2020, 2, 4, 9, 0, 1), tick=False):
+        with caplog.at_level(logging.ERROR, "comms.scheduler"):
+            with pytest.raises(CommsError, match="refused, nothing sent: issue '2020-02-news"):
+                jobs.scheduled_send(str(site / "comms.toml"), ISSUE, due.isoformat())
+    assert f"send of {ISSUE}: {expected}" in caplog.text
+    assert outbox(site) == []
+
+
+def test_send_at_still_to_come_needs_now(site: Path) -> None:
+    set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
+    code, _, err = run_cli(site, "send", ISSUE)
+    assert code == 1
+    assert err == (
+        f"error: issue '{ISSUE}' is scheduled for Mo., 1. Juni 2099, 09:00 Uhr; the scheduler "
+        f"(`comms serve`) sends it then; `comms send {ISSUE} --now` sends it now; nothing sent\n"
+    )
+    assert outbox(site) == []
+    code, out, _ = run_cli(site, "send", ISSUE, "--dry-run")
+    assert code == 0
+    assert "  time: now, before its send_at Mo., 1. Juni 2099, 09:00 Uhr (--now)" in out
+    code, out, err = run_cli(site, "send", ISSUE, "--now")
+    assert code == 0, err
+    assert "Send it now?" not in out  # no terminal: no question
+    assert len(outbox(site)) == 3
+
+
+# -- approval ---------------------------------------------------------------------------------
+
+
+def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
+    code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
+    assert code == 1 and f"issue '{ISSUE}' is not approved (version " in err
+    assert "then run `comms approve 2020-02-newsletter`; nothing sent" in err
+    code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
+    assert code == 0, err
+    assert out.startswith("approved #3 „Termine 2020: Schwerpunktkonferenz am 16. April und ")
+    assert "by Erika Muster: subject, preheader, HTML, text and recipients " in out
+    assert out.endswith("(every active subscriber; 3 now)\n")
+    first = status(site)["version"]
+    assert isinstance(first, str)
+    # An edit after the approval, even to the recipients alone, needs a new approval.
+    for key, value in (("preheader", '"Neuer Vorspann"'), ("topics", "[sprache]")):
+        set_front_matter(issue_file(site), key, value)
+        code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
+        assert code == 1
+        assert f"issue '{ISSUE}' changed after its approval: Erika Muster approved version " in err
+        assert first[:12] in err
+        assert outbox(site) == []
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 0, err
+    code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
+    assert code == 0, err
+    data = status(site)
+    approvals = data["approvals"]
+    assert isinstance(approvals, list)
+    assert [a["approved_by"] for a in approvals] == ["Erika Muster", "Kai Prüfer"]
+    assert approvals[1]["digest"] == data["version"] != first
+    assert data["approved"] is True
+
+
+def test_the_scheduler_refuses_an_issue_that_is_not_approved(
+    site: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMS_DELIVERY_REQUIRE_APPROVAL", "true")
+    monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
+    due = berlin(2020, 2, 4, 9, 0)
+    with time_machine.travel(berlin(2020, 2, 4, 9, 0, 1), tick=False):
+        with pytest.raises(CommsError, match="is not approved"):
+            jobs.scheduled_send(str(site / "comms.toml"), ISSUE, due.isoformat())
+    assert outbox(site) == []
+
+
+def test_approve_refuses_an_issue_with_errors(site: Path) -> None:
+    expected = unknown_event(site)
+    code, _, err = run_cli(site, "approve", ISSUE)
+    assert code == 1
+    assert expected in err and err.endswith(f"issue '{ISSUE}' has 1 error(s); not approved\n")
+
+
+def test_the_demo_approves_its_issue_once(site_copy: Path) -> None:
+    shutil.copytree(ROOT / "samples", site_copy / "samples")
+    for _ in range(2):
+        code, out, err = run_cli(site_copy, "demo", env=APPROVAL)
+        assert code == 0, err
+        assert "Approved: version " in out and f"of {ISSUE} by „comms demo“" in out
+    approvals = status(site_copy)["approvals"]
+    assert isinstance(approvals, list) and len(approvals) == 1
+    assert len(outbox(site_copy)) == 5
+    # The second run builds first: the page of the issue sent in the first run stays.
+    assert (site_copy / "public" / "issues" / ISSUE / "index.html").is_file()
+
+
+# -- proofs -----------------------------------------------------------------------------------
+
+
+def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> None:
+    code, out, err = run_cli(site, "send", ISSUE, "--to", "Red@Example.org", "--dry-run")
+    assert code == 0 and "nothing is sent" in out
+    code, out, err = run_cli(site, "send", ISSUE, "--to", "Red@Example.org")
+    assert code == 0, err
+    data = status(site)
+    version = data["version"]
+    assert isinstance(version, str)
+    [path] = outbox(site)  # the proof, outside the list
+    assert out == (
+        f"proof of {ISSUE} (version {version[:12]}) sent to red@example.org via {path}; "
+        "recorded (outside the list, the ledger is unchanged)\n"
+    )
+    proof = parse(path.read_bytes())
+    [to] = proof["To"].addresses
+    assert (to.display_name, to.addr_spec) == (
+        "Korrekturabzug, nicht an die Liste verschickt",
+        "red@example.org",
+    )
+    assert proof["X-Comms-Proof"].startswith(f"version {version[:12]}; ")
+    # What is checked is what goes out: the subject is the subscribers' subject, unchanged.
+    assert proof["Subject"] == "Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis"
+    [record] = data["proofs"]  # type: ignore[misc]
+    assert record["recipient"] == "red@example.org"
+    assert record["destination"] == str(path)
+    assert record["digest"] == version
+    assert data["status"] == "not started"
+    code, out, _ = run_cli(site, "status", ISSUE)
+    assert "  proof to red@example.org on " in out and f"via {path}" in out
+
+
+def test_a_proof_over_smtp_names_the_server(site: Path) -> None:
+    handler = Handler()
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        code, out, err = run_cli(site, "send", ISSUE, "--to", "red@example.org", "--transport", url)
+    assert code == 0, err
+    assert f" via smtp://127.0.0.1:{port}; recorded" in out
+    assert len(handler.received) == 1
+
+
+# -- the archive shows what has been sent -----------------------------------------------------
+
+
+@dataclass
+class PageWatch(Handler):
+    """Notes whether the issue's web page existed when each message arrived."""
+
+    page: Path = Path("/nonexistent")
+    seen: list[bool] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.seen.append(self.page.is_file())
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
+    code, _, err = run_cli(site, "build")
+    assert code == 0, err
+    public = site / "public"
+    page = public / "issues" / ISSUE / "index.html"
+    # Reference date 2020-01-15, send_at 4 Feb 2020: not public yet, like the feeds.
+    assert not page.exists()
+    assert ISSUE not in (public / "index.html").read_text(encoding="utf-8")
+    assert ISSUE not in (public / "feed.xml").read_text(encoding="utf-8")
+    handler = PageWatch(page=page)
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+    assert code == 0, err
+    assert handler.seen == [True, True, True]  # "Im Browser ansehen" works from the first
+    assert f'href="issues/{ISSUE}/"' in (public / "index.html").read_text(encoding="utf-8")
+    assert ISSUE in (public / "feed.xml").read_text(encoding="utf-8")
+    # A later build keeps it: the ledger says it has been sent.
+    code, _, err = run_cli(site, "build")
+    assert code == 0, err
+    assert page.is_file()
+
+
+def test_the_web_page_appears_once_the_send_time_has_come(site_copy: Path) -> None:
+    config = site_copy / "comms.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "reference_date = 2020-01-15", "reference_date = 2020-02-05"
+        ),
+        encoding="utf-8",
+    )
+    code, _, err = run_cli(site_copy, "build")
+    assert code == 0, err
+    assert (site_copy / "public" / "issues" / ISSUE / "index.html").is_file()
+    assert not (site_copy / "var" / "comms.db").exists()  # a build creates no database
+
+
+# -- the preview ------------------------------------------------------------------------------
+
+
+def test_preview_shows_problems_recipients_and_a_subscribe_page(site_copy: Path) -> None:
+    issue = issue_file(site_copy)
+    text = issue.read_text(encoding="utf-8")
+    head, _, body = text.partition("\n---\n")
+    extra = "![Stühle](/images/stuhlbau-projekt-lamspringe.jpg) [hier](https://example.org/)\n\n"
+    issue.write_text(f"{head}\n---\n{extra}{body}", encoding="utf-8")
+    set_front_matter(issue, "topics", "[sprache]")
+    set_front_matter(issue, "events", "[gibtsnicht]")
+    config = load_config(site_copy / "comms.toml")
+    asked: list[tuple[list[str], list[str]]] = []
+
+    def count(topics: list[str], regions: list[str]) -> int:
+        asked.append((topics, regions))
+        return 7
+
+    with Preview(config, count) as preview:
+        client = preview.app.test_client()
+        page = client.get(f"/_preview/{ISSUE}/").get_data(as_text=True)
+        problems = page.index('<section class="problems"')
+        assert problems < page.index('<dl class="facts">')  # at the top
+        errors, warnings = page.split("Warnungen")
+        assert "Fehler (sie verhindern den Versand)" in errors
+        assert f"content/issues/{ISSUE}.md:2: field &#39;events&#39;: no event" in errors
+        assert "link text &#39;hier&#39; says nothing on its own" in warnings
+        assert "derzeit 7:" in page and "Themen: Sprache" in page
+        assert (["sprache"], []) in asked
+        email = client.get(f"/_preview/{ISSUE}/email.html").get_data(as_text=True)
+        assert 'src="/images/stuhlbau-projekt-lamspringe.jpg"' in email
+        assert "https://newsletter.example.org/images/" not in email
+        form = client.get("/subscribe")
+        assert form.status_code == 200 and 'name="email"' in form.get_data(as_text=True)
+        posted = client.post("/subscribe", data={"email": "a@example.org"})
+        assert posted.status_code == 200
+        assert "Vorschau: nichts gespeichert" in posted.get_data(as_text=True)
+    assert not (site_copy / "var" / "comms.db").exists()
+
+
+# -- on a terminal: the plan and a question ---------------------------------------------------
+
+
+def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str]:
+    """Run `comms send` with a pseudo-terminal as stdin/stdout; answer its question if asked."""
+    main, child = pty.openpty()
+    env = os.environ | {"COMMS_SECRET_KEY": "test-secret", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", *args],
+        stdin=child, stdout=child, stderr=child, env=env, cwd=root,
+    )  # fmt: skip
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if answer is not None and b"Send it now? [y/N]" in seen:
+                os.write(main, answer)
+                answer = None
+        elif proc.poll() is not None:
+            break
+    os.close(main)
+    return proc.wait(timeout=30), seen.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+@pytest.mark.slow
+def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
+    code, out = _on_terminal(site, ISSUE, answer=b"n\n")
+    assert code == 1
+    assert "About to send #3 „Termine 2020: Schwerpunktkonferenz" in out
+    assert "  recipients: 3\n  selected: every active subscriber\n" in out
+    assert "error: nothing sent" in out
+    assert outbox(site) == []
+    code, out = _on_terminal(site, ISSUE, "--yes", answer=None)
+    assert code == 0, out
+    assert "Send it now?" not in out
+    assert len(outbox(site)) == 3
+
+
+def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
+    set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
+    code, out, err = run_cli(site, "schedule")
+    assert code == 0 and err == ""
+    assert "send #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“" in out
+    unknown_event(site)
+    code, out, err = run_cli(site, "schedule", env=APPROVAL)
+    assert code == 0
+    assert err == (
+        f"warning: the send of {ISSUE} would be refused if it were due now: issue '{ISSUE}' is "
+        "not sent: 1 error(s) in it or in what it shows; fix them (see `comms check`) "
+        f"(`comms send {ISSUE} --dry-run` says why)\n"
+    )
+    set_front_matter(issue_file(site), "events", "[2020-07-10-follow-up-werkstatt-frauen]")
+    code, out, _ = run_cli(site, "schedule", "--json", env=APPROVAL)
+    blocked = json.loads(out)["blocked"]
+    assert list(blocked) == [ISSUE] and "is not approved" in blocked[ISSUE]
+
+
+def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) -> None:
+    broken = site / "content" / "practices" / "kaputt.md"
+    broken.write_text("---\ntitle: Kaputt\n", encoding="utf-8")  # never closed
+    code, _, err = run_cli(site, "send", ISSUE)
+    assert code == 0, err
+    assert err == (
+        "warning: the web archive was not rebuilt: 1 content error(s) in other files (see "
+        "`comms check`); the issue's web page appears with the next build\n"
+    )
+    assert len(outbox(site)) == 3
+    broken.unlink()
+    code, _, err = run_cli(site, "build")
+    assert code == 0, err
+    assert (site / "public" / "issues" / ISSUE / "index.html").is_file()
