@@ -71,8 +71,8 @@ class SendOptions:
 
     @property
     def claim_size(self) -> int:
-        """Rows per claim: `batch_size`, fewer when rate-limited (leases are not renewed, so
-        claim no more than goes out well within one)."""
+        """Rows per claim: `batch_size`, fewer when rate-limited (no more than goes out well
+        within one lease: what a worker holds when it dies waits that long for another)."""
         if self.rate <= 0:
             return self.batch_size
         within = int(self.rate * self.lease.total_seconds() / 4)
