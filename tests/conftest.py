@@ -1,11 +1,20 @@
-"""Shared fixtures: paths to the repository's sample content and the bad-content cases."""
+"""Shared fixtures: the sample content, the bad-content cases, a throwaway PostgreSQL cluster."""
 
 from __future__ import annotations
 
+import glob
+import itertools
+import os
 import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from .smtp_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_content"
@@ -73,3 +82,54 @@ def _no_four_eyes(monkeypatch: pytest.MonkeyPatch) -> None:
     mechanics run without it. tests/test_desk.py turns it back on where approval is the point
     (COMMS_DELIVERY_REQUIRE_APPROVAL=true in the command's environment)."""
     monkeypatch.setenv("COMMS_DELIVERY_REQUIRE_APPROVAL", "false")
+
+
+# -- a throwaway PostgreSQL cluster (tests marked slow; skipped without Debian's binaries) --
+
+_names = itertools.count()
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL cluster in a temporary folder; yields a server URL without a database."""
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL TESTS SKIPPED: no initdb/pg_ctl (Debian package postgresql)")
+    # initdb refuses to run as root; Debian's package brings the `postgres` user.
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="comms-pg-"))
+    data = folder / "data"
+    if run_as:
+        shutil.chown(folder, "postgres")
+    port = free_port()
+    subprocess.run(
+        [*run_as, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+         "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
+    subprocess.run(
+        [*run_as, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w",
+         "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty database on the test server."""
+    name = f"comms_test_{next(_names)}"
+    plain = pg_server.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{pg_server}/{name}"

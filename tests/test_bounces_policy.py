@@ -64,7 +64,7 @@ def campaign(tmp_path: Path) -> dict[str, int]:
     store = open_store(configure(tmp_path))
     people = ((n, NewSubscriber(f"user{n}@example.org")) for n in range(3))
     store.import_subscribers(people, IMPORT, confirmed=True)
-    store.ledger.enqueue(ISSUE, "hash", (), (), now_utc())
+    store.ledger.start(ISSUE, "hash", (), (), now_utc())
     ids = delivery_ids(store)
     store.close()
     return ids

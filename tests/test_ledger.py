@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +53,20 @@ class OnlyTheSendLedger:
 
     def suppression_probe(self) -> SuppressionCheck:
         return self.ledger.suppression_probe()
+
+    def renew(self, cid: int, owner: str, until: datetime) -> int:
+        return self.ledger.renew(cid, owner, until)
+
+    def release_orphans(
+        self, cid: int, abandoned: Callable[[str], bool], now: datetime, keep: str | None = None
+    ) -> int:
+        return self.ledger.release_orphans(cid, abandoned, now, keep)
+
+    def unfinished_elsewhere(self, cid: int, owner: str, soon: datetime) -> int:
+        return self.ledger.unfinished_elsewhere(cid, owner, soon)
+
+    def reserve(self, cid: int, count: int, rate: float, now: float) -> float:
+        return self.ledger.reserve(cid, count, rate, now)
 
 
 def _bounce_rows(store: Store) -> list[dict[str, object]]:

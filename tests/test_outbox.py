@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -17,6 +18,7 @@ from comms.db.subscribers import Consent, NewSubscriber, Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.sending.campaign import CampaignChanged, SendOptions, TokenBucket, prepare, send
+from comms.sending.claims import ClaimKeeper
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 
@@ -356,18 +358,49 @@ def test_rows_of_a_dead_run_are_taken_over_at_once(tmp_path: Path) -> None:
     assert report.counts == {"sent": 10}
 
 
-def test_rows_of_a_live_run_elsewhere_wait_for_its_lease(tmp_path: Path) -> None:
+def test_a_run_waits_for_the_lease_of_another_hosts_rows_and_takes_them_over(
+    tmp_path: Path,
+) -> None:
+    """Another host's run claimed a row and died: the run waits out its lease, then sends it."""
+    store = make_store(tmp_path, 3)
+    campaign = start(store)
+    now = now_utc()
+    store.ledger.claim(campaign.id, "other-host:1:abcd", 1, now, now + timedelta(seconds=1))
+    sink = Sink()
+    began = time.monotonic()
+    report = send(store, campaign, build, sink.opener, FAST)
+    assert report.counts == {"sent": 3} and report.exit_code == 0
+    assert report.resumed == 1
+    assert time.monotonic() - began >= 0.5
+    assert len(sink.delivered) == 3
+
+
+def test_a_live_run_keeps_its_rows_by_renewing_its_lease(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 2)
+    campaign = start(store)
+    now = now_utc()
+    store.ledger.claim(campaign.id, "me", 2, now, now + timedelta(seconds=1))
+    assert store.ledger.renew(campaign.id, "me", now + timedelta(minutes=5)) == 2
+    later = now + timedelta(minutes=1)
+    assert store.ledger.release_orphans(campaign.id, lambda owner: False, later) == 0
+    assert store.ledger.release_orphans(campaign.id, lambda owner: True, later, keep="me") == 0
+    assert store.ledger.unfinished_elsewhere(campaign.id, "me", later) == 0
+    assert store.ledger.unfinished_elsewhere(campaign.id, "you", later) == 2
+
+
+def test_the_wait_for_a_stuck_run_elsewhere_is_bounded(tmp_path: Path) -> None:
+    """Rows another host holds and renews, with no progress for a lease: leave them be."""
     store = make_store(tmp_path, 3)
     campaign = start(store)
     now = now_utc()
     store.ledger.claim(campaign.id, "other-host:1:abcd", 1, now, now + timedelta(minutes=5))
-    sink = Sink()
-    report = send(store, campaign, build, sink.opener, FAST)
-    assert report.counts == {"sent": 2, "sending": 1}
-    assert report.exit_code == 3
-    later = replace(FAST, clock=lambda: now + timedelta(minutes=6))
-    report = send(store, campaign, build, sink.opener, later)
-    assert report.counts == {"sent": 3} and report.resumed == 1
+    keeper = ClaimKeeper(store.ledger, campaign.id, "me", timedelta(seconds=0.6), now_utc, 0.0)
+    began = time.monotonic()
+    stop = threading.Event()
+    while keeper.wait_for_others(stop):
+        assert time.monotonic() - began < 5
+    assert time.monotonic() - began >= 0.6
+    assert keeper.taken_over == 0
 
 
 def test_changed_content_needs_force(tmp_path: Path) -> None:

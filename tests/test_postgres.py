@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import glob
-import itertools
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -24,59 +16,10 @@ from comms.db.tables import deliveries
 from comms.sending.campaign import SendOptions, prepare, send
 
 from .ledgerkit import Sink, build, make_store, status_checks
-from .smtp_servers import free_port
 from .test_subscribers import schema_drift
-
-_names = itertools.count()
 
 # One throwaway cluster per session: keep its tests on one xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgresql")]
-
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A PostgreSQL cluster in a temporary folder; yields a server URL without a database."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL TESTS SKIPPED: no initdb/pg_ctl (Debian package postgresql)")
-    # initdb refuses to run as root; Debian's package brings the `postgres` user.
-    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder = Path(tempfile.mkdtemp(prefix="comms-pg-"))
-    data = folder / "data"
-    if run_as:
-        shutil.chown(folder, "postgres")
-    port = free_port()
-    subprocess.run(
-        [*run_as, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-         "--no-sync"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run(
-        [*run_as, pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w",
-         "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> str:
-    """A fresh, empty database on the test server."""
-    name = f"comms_test_{next(_names)}"
-    plain = pg_server.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{pg_server}/{name}"
 
 
 def pg_store(tmp_path: Path, url: str, count: int) -> Store:

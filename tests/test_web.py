@@ -13,10 +13,12 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
+from comms.audience.limits import SharedLimit
 from comms.audience.subscriptions import purge_unconfirmed
 from comms.db.subscribers import Subscriber
-from comms.web.guard import CsrfGuard, RateLimiter
+from comms.web.guard import CsrfGuard
 
+from .ledgerkit import make_store
 from .webkit import Web, open_web
 
 H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
@@ -373,9 +375,11 @@ def test_healthz_reports_an_unreachable_database(web: Web) -> None:
     assert response.get_json() == {"status": "error", "database": "unreachable"}
 
 
-def test_rate_limiter_window_slides_and_csrf_tokens_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rate_limiter_window_slides_and_csrf_tokens_expire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = [1000.0]
-    limiter = RateLimiter(2, 60, clock=lambda: now[0])
+    limiter = SharedLimit(make_store(tmp_path), "test", 2, 60, clock=lambda: now[0])
     assert (limiter.hit("ip"), limiter.hit("ip"), limiter.hit("other")) == (0, 0, 0)
     assert limiter.hit("ip") == 60
     now[0] += 59.5

@@ -1,8 +1,8 @@
 """The command line: click commands by area (`common` holds the group and shared helpers;
-`bounces`, `content`, `desk`, `sending`, `serving`, `subscribers`) that parse options, call the
-services of the stage packages and print the result. The only place that prints or turns a
-CommsError into an exit code. May import every package; nothing imports comms.cli but
-`python -m comms` (comms/__main__.py) and the `comms` console script."""
+`bounces`, `content`, `desk`, `operating`, `sending`, `serving`, `subscribers`) that parse
+options, call the services of the stage packages and print the result. The only place that
+prints or turns a CommsError into an exit code. May import every package; nothing imports
+comms.cli but `python -m comms` (comms/__main__.py) and the `comms` console script."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registers the commands)
     bounces,
     content,
     desk,
+    operating,
     sending,
     serving,
     subscribers,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,10 +17,12 @@ from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import started_issues
+from comms.db.desk import database_exists, started_issues
+from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
 from comms.publish.build import WriteReport, collect, write_output
+from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter
 from comms.schedule.plan import SEND_PREFIX
 from comms.sending.campaign import waiting
@@ -145,8 +149,24 @@ def _when(value: date, config: Config) -> str:
 
 def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
     """Collect every producer's files in memory, then write them; (file count, report)."""
-    files = collect(config, site)
+    with _publish_state(config) as state:
+        files = collect(config, site, state)
     return len(files), write_output(out_dir, files)
+
+
+@contextmanager
+def _publish_state(config: Config) -> Iterator[PublishState]:
+    """The feed history and WebSub queue: in the database (shared by every host), or in the
+    files under var/ while there is no database (a build on a machine that never sent leaves
+    none behind; the first command that creates it carries the files over)."""
+    if not database_exists(config.database_url):
+        yield FileState(config.root)
+        return
+    state = DbPublishState.open(config)
+    try:
+        yield state
+    finally:
+        state.close()
 
 
 def _json(data: Any) -> str:

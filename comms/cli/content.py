@@ -33,6 +33,7 @@ from .common import (
     State,
     _build,
     _open_store,
+    _publish_state,
     _report,
     _schedule_lines,
     _totals,
@@ -335,7 +336,9 @@ def refresh(state: State) -> None:
     is written) or when a hub did not accept a notification (the files are written).
     """
     config = state.config()
-    report = publish.refresh(config, _valid_site(config))
+    site = _valid_site(config)
+    with _publish_state(config) as shared:
+        report = publish.refresh(config, site, shared)
     write = report.write
     click.echo(
         f"{len(write.written)} file(s) written, {len(write.unchanged)} unchanged, "

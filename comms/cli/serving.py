@@ -23,6 +23,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from comms.schedule.runner import SchedulerHandle
+    from comms.schedule.standby import Standby
 
 
 @cli.command()
@@ -82,7 +83,7 @@ def serve(
         raise KeyboardInterrupt
 
     address = f"[{host}]" if ":" in host else host
-    handle: SchedulerHandle | None = None
+    handle: SchedulerHandle | Standby | None = None
     signal.signal(signal.SIGTERM, stop)
     try:  # everything after the handler: a SIGTERM at any point stops cleanly
         handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
@@ -99,11 +100,13 @@ def serve(
         store.close()
 
 
-def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | None, str]:
-    """Start the scheduler unless another process runs one here (docs/requirements.md R5)."""
+def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | Standby, str]:
+    """Start the scheduler, or stand by while another process runs one on this database
+    (docs/requirements.md R5): it takes over when that one's lease ends."""
 
     from comms.schedule.lease import holder
     from comms.schedule.runner import start_scheduler
+    from comms.schedule.standby import Standby
 
     # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
     configure_logging()
@@ -112,7 +115,8 @@ def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | No
         return handle, "with the scheduler"
     owner = holder(store.engine)
     who = f" ({owner.owner})" if owner else ""
-    return None, f"web only: another process{who} runs the scheduler on this database"
+    standby = Standby(config, store).start()
+    return standby, f"web only: another process{who} runs the scheduler on this database"
 
 
 def _build_before_serving(config: Config) -> None:

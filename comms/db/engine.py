@@ -22,6 +22,8 @@ from comms.db.tables import meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _SECRET_CHECK = b"comms secret check"
+#: The advisory lock key that serialises migrations on PostgreSQL (any constant of our own).
+MIGRATION_LOCK = 0x636F6D6D73
 
 
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
@@ -87,13 +89,22 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest version with the package's own migrations."""
+def upgrade(engine: Engine, target: str = "head", files_root: Path | None = None) -> None:
+    """Bring the schema to the newest version (or `target`) with the package's migrations.
+
+    `files_root` is the config file's folder: state kept in files there before (var/*.json)
+    is carried into the database by the migration that brings its table.
+    """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["files_root"] = files_root
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several hosts starting at once after an update: one migrates, the others wait
+            # and then find the schema current (SQLite's BEGIN IMMEDIATE serialises already).
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, target)
 
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from comms.db.engine import SuppressionProbe, read_only
+from comms.db.engine import SuppressionProbe, insert_ignore, read_only
 from comms.db.outcomes import BounceSink, Claimed, LedgerWriter
+from comms.db.shared import reserve
 from comms.db.status import (
     CLAIMABLE,
     FINAL,
@@ -126,18 +127,24 @@ class Ledger:
         with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def enqueue(
+    def start(
         self,
         slug: str,
         content_hash: str,
         topics: Sequence[str],
         regions: Sequence[str],
         now: datetime,
-    ) -> Campaign:
-        """Start a campaign: snapshot every recipient into a queued delivery, in one transaction."""
+    ) -> tuple[Campaign, bool]:
+        """Start a campaign, or get the one that exists: True when this call created it, and
+        then every recipient was snapshotted into a queued delivery in the same transaction.
+
+        INSERT … ON CONFLICT DO NOTHING: two runs that start the same issue at once both get
+        the one campaign (on PostgreSQL the second waits for the first to commit, then sees
+        its row), never an IntegrityError.
+        """
         with self.engine.begin() as conn:
             cid = conn.execute(
-                sa.insert(campaigns)
+                insert_ignore(conn, campaigns)
                 .values(
                     slug=slug,
                     content_hash=content_hash,
@@ -147,24 +154,35 @@ class Ledger:
                     updated_at=now,
                 )
                 .returning(campaigns.c.id)
-            ).scalar_one()
-            d = deliveries.c
-            when = sa.literal(now, d.queued_at.type)
-            source = self._recipients(topics, regions).add_columns(
-                sa.literal(cid),
-                sa.literal(DeliveryStatus.QUEUED, d.status.type),
-                sa.literal(0),
-                when,
-            )
-            columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at"]
-            conn.execute(sa.insert(deliveries).from_select(columns, source))
-            count = conn.execute(
-                sa.select(sa.func.count()).where(deliveries.c.campaign_id == cid)
-            ).scalar_one()
-            conn.execute(sa.update(campaigns).where(campaigns.c.id == cid).values(recipients=count))
+            ).scalar()
+            if cid is not None:
+                self._snapshot(conn, cid, topics, regions, now)
         found = self.campaign(slug)
         assert found is not None
-        return found
+        return found, cid is not None
+
+    def _snapshot(
+        self,
+        conn: Connection,
+        cid: int,
+        topics: Sequence[str],
+        regions: Sequence[str],
+        now: datetime,
+    ) -> None:
+        d = deliveries.c
+        when = sa.literal(now, d.queued_at.type)
+        source = self._recipients(topics, regions).add_columns(
+            sa.literal(cid),
+            sa.literal(DeliveryStatus.QUEUED, d.status.type),
+            sa.literal(0),
+            when,
+        )
+        columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at"]
+        conn.execute(sa.insert(deliveries).from_select(columns, source))
+        count = conn.execute(
+            sa.select(sa.func.count()).where(deliveries.c.campaign_id == cid)
+        ).scalar_one()
+        conn.execute(sa.update(campaigns).where(campaigns.c.id == cid).values(recipients=count))
 
     def update_campaign(self, cid: int, now: datetime, **values: Any) -> None:
         """Change a campaign's status or content hash."""
@@ -175,8 +193,13 @@ class Ledger:
 
     # -- claiming and recording ------------------------------------------------------------
 
-    def release_orphans(self, cid: int, abandoned: Callable[[str], bool], now: datetime) -> int:
-        """Requeue rows a crashed run left in `sending` (its owner is gone or its lease ran out)."""
+    def release_orphans(
+        self, cid: int, abandoned: Callable[[str], bool], now: datetime, keep: str | None = None
+    ) -> int:
+        """Requeue rows a crashed run left in `sending` (its owner is gone or its lease ran out).
+
+        `keep` is the caller's own owner id: its rows are never released.
+        """
         d = deliveries.c
         with self.engine.begin() as conn:
             owners = conn.execute(
@@ -184,7 +207,11 @@ class Ledger:
                 .where(d.campaign_id == cid, d.status == DeliveryStatus.SENDING)
                 .group_by(d.claimed_by)
             ).all()
-            gone = [o for o, until in owners if o is None or until <= now or abandoned(o)]
+            gone = [
+                o
+                for o, until in owners
+                if o != keep and (o is None or until <= now or abandoned(o))
+            ]
             if not gone:
                 return 0
             result = conn.execute(
@@ -199,6 +226,42 @@ class Ledger:
                 )
             )
             return int(result.rowcount)
+
+    def renew(self, cid: int, owner: str, until: datetime) -> int:
+        """Extend the lease of the rows `owner` holds in campaign `cid` (a live run's heartbeat)."""
+        d = deliveries.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(
+                    d.campaign_id == cid,
+                    d.status == DeliveryStatus.SENDING,
+                    d.claimed_by == owner,
+                )
+                .values(claimed_until=until)
+            )
+            return int(result.rowcount)
+
+    def unfinished_elsewhere(self, cid: int, owner: str, soon: datetime) -> int:
+        """Rows of campaign `cid` that another run holds, or that come due by `soon`.
+
+        A run with nothing left to claim waits while this is above zero: another worker's
+        claims end as outcomes or, when that worker died, are taken over after its lease.
+        """
+        d = deliveries.c
+        query = sa.select(sa.func.count()).where(
+            d.campaign_id == cid,
+            sa.or_(
+                sa.and_(d.status == DeliveryStatus.SENDING, d.claimed_by.is_distinct_from(owner)),
+                sa.and_(d.status.in_(CLAIMABLE), d.next_attempt_at <= soon),
+            ),
+        )
+        with self.reading() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def reserve(self, cid: int, count: int, rate: float, now: float) -> float:
+        """Reserve `count` messages of the campaign's one send budget; when the first may go."""
+        return reserve(self.engine, cid, count, rate, now)
 
     def claim(
         self, cid: int, owner: str, limit: int, now: datetime, until: datetime

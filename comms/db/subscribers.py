@@ -49,7 +49,7 @@ def open_store(config: Config) -> Store:
     """Open the configured database, migrate it to the newest schema and return the store."""
     engine = make_engine(config.database_url)
     try:
-        upgrade(engine)
+        upgrade(engine, files_root=config.root)
         secret, generated = resolve_secret(engine, config.secret_key, config.secret_key_file)
     except sa.exc.OperationalError as exc:
         engine.dispose()

@@ -257,3 +257,51 @@ proofs = sa.Table(
     sa.Column("sent_by", sa.String(200), nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=False),
 )
+
+# Hits counted against a limit by every server process (sign-ups per IP, confirmation mails
+# per address): `key` is an HMAC of the IP or address, never the value; `at` in epoch seconds.
+# Rows older than their window are deleted as hits come in.
+rate_hits = sa.Table(
+    "rate_hits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_rate_hits_key", "scope", "key", "at"),
+)
+
+# One send rate for all workers of a campaign: when the next reserved message may start (epoch
+# seconds); a worker reserves a few messages' worth at a time by moving it on.
+send_budget = sa.Table(
+    "send_budget",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.Integer,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("next_at", sa.Float, nullable=False),
+)
+
+# What comms has seen of each content item, for feed timestamps and SEQUENCE
+# (comms.publish.feed_state); was var/feeds-state.json.
+feed_items = sa.Table(
+    "feed_items",
+    metadata,
+    sa.Column("uid", sa.String(200), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("seen", UTCDateTime, nullable=False),
+    sa.Column("changed", UTCDateTime),
+)
+
+# WebSub notifications a hub did not take; the next refresh sends them again.
+# Was var/websub-pending.json.
+websub_pending = sa.Table(
+    "websub_pending",
+    metadata,
+    sa.Column("hub", sa.String(500), primary_key=True),
+    sa.Column("topic", sa.String(500), primary_key=True),
+)

@@ -12,6 +12,7 @@ from pathlib import Path
 from comms.content.models import Site
 from comms.core.config import Config
 from comms.publish import feeds, render
+from comms.publish.state import PublishState
 
 #: Relative POSIX path → bytes: what one build produces.
 Files = dict[str, bytes]
@@ -32,11 +33,19 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)
 
 
-def collect(config: Config, site: Site) -> Files:
-    """Run every producer and merge their files; two producers may not claim one path."""
+def collect(config: Config, site: Site, state: PublishState | None = None) -> Files:
+    """Run every producer and merge their files; two producers may not claim one path.
+
+    `state` keeps the feed history (the database; by default the files under the config's
+    folder); only the feeds producer needs it.
+    """
     files: Files = {}
     for producer in PRODUCERS:
-        for path, data in producer(config, site).items():
+        if producer is feeds.feed_files:
+            made = feeds.feed_files(config, site, state)
+        else:
+            made = producer(config, site)
+        for path, data in made.items():
             if path in files:
                 raise ValueError(f"two producers write {path}")
             files[path] = data

@@ -3,8 +3,9 @@
 Feeds and calendars need `published`, `updated`, SEQUENCE and LAST-MODIFIED that never come
 from the build time, yet change when an item changes. Editors may set `published`/`updated`;
 whatever they leave out is derived from the content (an issue's send time, an award's call) or
-from this record, kept in `var/feeds-state.json` beside the database: per item a digest of its
-content, a sequence number bumped on every change and the time the change was first seen.
+from this record, kept in the database (`feed_items`; `var/feeds-state.json` without one): per
+item a digest of its content, a sequence number bumped on every change and the time the change
+was first seen.
 The same content with the same record gives the same timestamps, so rebuilds are byte-identical.
 """
 
@@ -15,18 +16,12 @@ import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from comms.content.models import Award, Issue, Item, instant
-from comms.core.errors import CommsError
-from comms.core.files import write_private
+from comms.publish.state import STATE_FILE, PublishState, StateError
 
-STATE_FILE = Path("var") / "feeds-state.json"
-
-
-class StateError(CommsError):
-    """The feed state file cannot be read."""
+__all__ = ["STATE_FILE", "History", "Record", "Stamp", "StateError", "is_public", "stamp"]
 
 
 @dataclass(frozen=True)
@@ -114,47 +109,19 @@ def issue_is_public(issue: Issue, tz: ZoneInfo, now: datetime, sent: Collection[
     return is_public(issue, Stamp(published, published, 0), now, sent)
 
 
-def _load_time(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a timestamp, got {value!r}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp without time zone: {value}")
-    return parsed
-
-
 class History:
-    """The records of every item comms has seen, loaded from and saved to one JSON file."""
+    """The records of every item comms has seen, kept in a PublishState (the database)."""
 
-    def __init__(self, path: Path, records: dict[str, Record] | None = None) -> None:
-        self.path = path
+    def __init__(self, state: PublishState, records: dict[str, Record] | None = None) -> None:
+        self.state = state
         self.records: dict[str, Record] = dict(records or {})
-        self._dirty = False
+        self._changed: set[str] = set()
 
     @classmethod
-    def load(cls, path: Path) -> History:
-        """Read the file; a missing file is an empty history, a broken one an error."""
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls(path)
-        except (OSError, ValueError) as exc:
-            raise StateError(
-                f"{path}: cannot read the feed state ({exc}); fix or remove it"
-            ) from None
-        records: dict[str, Record] = {}
-        try:
-            for uid, entry in raw["items"].items():
-                changed = entry.get("changed")
-                records[uid] = Record(
-                    digest=str(entry["digest"]),
-                    sequence=int(entry["sequence"]),
-                    seen=_load_time(entry["seen"]),
-                    changed=_load_time(changed) if changed is not None else None,
-                )
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise StateError(f"{path}: not a feed state file ({exc}); fix or remove it") from None
-        return cls(path, records)
+    def load(cls, state: PublishState) -> History:
+        """Read every record; a broken state file is a StateError."""
+        rows = state.feed_rows()
+        return cls(state, {uid: Record(*row) for uid, row in rows.items()})
 
     def observe(self, items: Iterable[Item], now: datetime) -> dict[str, Record]:
         """Record each item's digest; a changed digest bumps the sequence and the change time."""
@@ -173,24 +140,16 @@ class History:
                 out[item.uid] = record
                 continue
             self.records[item.uid] = record
-            self._dirty = True
+            self._changed.add(item.uid)
             out[item.uid] = record
         return out
 
     def save(self) -> bool:
-        """Write the file atomically if anything changed; True if it was written."""
-        if not self._dirty:
+        """Store the records that changed; True if there were any."""
+        if not self._changed:
             return False
-        items = {
-            uid: {
-                "digest": r.digest,
-                "sequence": r.sequence,
-                "seen": r.seen.isoformat(),
-                "changed": r.changed.isoformat() if r.changed else None,
-            }
-            for uid, r in sorted(self.records.items())
-        }
-        data = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False) + "\n"
-        write_private(self.path, data.encode("utf-8"))
-        self._dirty = False
+        changed = {uid: self.records[uid] for uid in sorted(self._changed)}
+        rows = {uid: (r.digest, r.sequence, r.seen, r.changed) for uid, r in changed.items()}
+        self.state.save_feed_rows(rows)
+        self._changed.clear()
         return True

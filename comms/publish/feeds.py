@@ -24,6 +24,7 @@ from comms.content.urls import webcal
 from comms.core.config import Config
 from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
+from comms.publish.state import PublishState
 from comms.publish.templating import translate
 
 #: File name → format, in every feed folder.
@@ -210,9 +211,9 @@ def channels(config: Config, entries: list[Entry]) -> list[Channel]:
     return found
 
 
-def feed_files(config: Config, site: Site) -> dict[str, bytes]:
-    """The build producer: every feed and calendar, path → bytes."""
-    entries = published_entries(config, site)
+def feed_files(config: Config, site: Site, state: PublishState | None = None) -> dict[str, bytes]:
+    """The build producer: every feed and calendar, path → bytes (feed history in `state`)."""
+    entries = published_entries(config, site, state)
     files: dict[str, bytes] = {}
     cache: dict[str, FeedEntry] = {}
     for channel in channels(config, entries):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
@@ -14,11 +12,9 @@ from comms.content.models import Site
 from comms.content.site import load_valid_site
 from comms.content.urls import Urls
 from comms.core.config import Config
-from comms.core.files import write_private
 from comms.publish import build, feeds
+from comms.publish.state import FileState, PublishState
 
-#: Hub notifications that failed; retried by the next refresh so that no change goes unannounced.
-PENDING_FILE = Path("var") / "websub-pending.json"
 #: Seconds to connect and to read the hub's answer.
 TIMEOUT = (5.0, 15.0)
 ATTEMPTS = 3
@@ -99,41 +95,33 @@ def notify(
     return pings
 
 
-def _load_pending(path: Path, hubs: list[str]) -> set[tuple[str, str]]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        pairs = {(str(hub), str(topic)) for hub, topic in raw}
-    except (OSError, ValueError, TypeError):
-        return set()
-    return {pair for pair in pairs if pair[0] in hubs}
+def refresh(config: Config, site: Site, state: PublishState | None = None) -> RefreshReport:
+    """Build everything, write the files whose bytes changed, notify hubs of changed feeds.
 
-
-def _save_pending(path: Path, failed: list[Ping]) -> None:
-    if not failed:
-        path.unlink(missing_ok=True)
-        return
-    write_private(path, json.dumps(sorted([p.hub, p.topic] for p in failed), indent=1).encode())
-
-
-def refresh(config: Config, site: Site) -> RefreshReport:
-    """Build everything, write the files whose bytes changed, notify hubs of changed feeds."""
-    files = build.collect(config, site)
+    `state` keeps the feed history and the failed notifications that the next refresh sends
+    again (the database; by default the files under the config's folder).
+    """
+    state = state if state is not None else FileState(config.root)
+    files = build.collect(config, site, state)
     report = build.write_output(config.output_dir, files)
     changed = [Urls(config).absolute(path) for path in report.written if feeds.is_feed(path)]
     hubs = config.settings.feeds.hubs
-    pending_path = config.root / PENDING_FILE
-    pings = notify(hubs, changed, _load_pending(pending_path, hubs))
+    pending = {pair for pair in state.pending_pings() if pair[0] in hubs}
+    pings = notify(hubs, changed, pending)
     result = RefreshReport(write=report, changed_feeds=changed, pings=pings)
-    _save_pending(pending_path, result.failed)
+    state.set_pending_pings({(p.hub, p.topic) for p in result.failed})
     return result
 
 
-def refresh_content(config: Config, sent: frozenset[str] = frozenset()) -> RefreshReport:
+def refresh_content(
+    config: Config, sent: frozenset[str] = frozenset(), state: PublishState | None = None
+) -> RefreshReport:
     """Read the content folder, then refresh; bad content raises ContentErrors, writing nothing.
 
     The entry point for the scheduler's feed-refresh job and for a send that makes its issue
-    public; `sent` names the issues whose mails have gone out (from the ledger).
+    public; `sent` names the issues whose mails have gone out (from the ledger); `state` keeps
+    the feed history and the WebSub queue (see `refresh`).
     """
     site, _ = load_valid_site(config)
     site.sent = sent
-    return refresh(config, site)
+    return refresh(config, site, state)

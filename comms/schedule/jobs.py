@@ -20,6 +20,7 @@ from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError
 from comms.db.desk import started_issues
+from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable
@@ -101,8 +102,9 @@ def _refused(config: Config, slug: str, exc: NotSendable) -> NoReturn:
 
 def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
-    config = load_config(Path(config_path) if config_path else None)
-    report = publish.refresh_content(config, started_issues(config.database_url))
+    with _opened(config_path) as (config, store):
+        sent = started_issues(config.database_url)
+        report = publish.refresh_content(config, sent, DbPublishState(store.engine))
     log.info(
         "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
         len(report.write.written),

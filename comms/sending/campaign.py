@@ -17,6 +17,7 @@ from comms.core.errors import CommsError, ContentError, ContentErrors
 from comms.core.process import is_abandoned
 from comms.db.desk import Desk, ProofRecord
 from comms.db.ledger import Campaign
+from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
 from comms.mail.message import MessageFactory
@@ -137,7 +138,9 @@ def prepare(
     ledger = store.ledger
     found = ledger.campaign(slug)
     if found is None:
-        return ledger.enqueue(slug, fingerprint, topics, regions, now), True
+        found, created = ledger.start(slug, fingerprint, topics, regions, now)
+        if created:
+            return found, True
     if found.content_hash != fingerprint:
         if not force:
             sent = ledger.counts(found.id).get(DeliveryStatus.SENT, 0)
@@ -180,7 +183,7 @@ def send(
         done_now=done,
         stopped=run.stopped,
         next_attempt=ledger.next_attempt(campaign.id) if left else None,
-        resumed=resumed,
+        resumed=resumed + run.keeper.taken_over,
         unsendable=run.unsendable,
     )
 
@@ -352,7 +355,7 @@ def _run(
 def _publish(config: Config, store: Store) -> str | None:
     """Bring the web archive up to date with the issues sent so far; why not, if it failed."""
     try:
-        refresh_content(config, Desk(store.engine).started())
+        refresh_content(config, Desk(store.engine).started(), DbPublishState(store.engine))
     except ContentErrors as exc:
         return (
             f"the web archive was not rebuilt: {len(exc.errors)} content error(s) in other "

@@ -6,7 +6,7 @@ subscriber store (a bounce ends a subscription inside the ledger's writer).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -46,3 +46,17 @@ class SendLedger(Protocol):
 
     def suppression_probe(self) -> SuppressionCheck:
         """A suppression lookup for one worker thread."""
+
+    def renew(self, cid: int, owner: str, until: datetime) -> int:
+        """Extend the lease of the rows `owner` holds; returns how many."""
+
+    def release_orphans(
+        self, cid: int, abandoned: Callable[[str], bool], now: datetime, keep: str | None = None
+    ) -> int:
+        """Requeue rows whose owner is gone or whose lease ran out (never `keep`'s)."""
+
+    def unfinished_elsewhere(self, cid: int, owner: str, soon: datetime) -> int:
+        """Rows another run holds, or that come due by `soon`."""
+
+    def reserve(self, cid: int, count: int, rate: float, now: float) -> float:
+        """Reserve `count` messages of the campaign's one send budget; when the first may go."""

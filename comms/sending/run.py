@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from comms.core.clock import now_utc
 from comms.core.config import Config
@@ -28,6 +29,8 @@ from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.mail.replies import asks_to_slow_down
 from comms.mail.transports import Transport
+from comms.sending.budget import SharedBudget
+from comms.sending.claims import ClaimKeeper
 from comms.sending.ports import SendLedger, SuppressionCheck
 from comms.sending.recorder import Recorder
 from comms.sending.throttle import TokenBucket
@@ -62,8 +65,8 @@ class SendOptions:
 
     @property
     def claim_size(self) -> int:
-        """Rows per claim: `batch_size`, fewer when rate-limited (leases are not renewed, so
-        claim no more than goes out well within one)."""
+        """Rows per claim: `batch_size`, fewer when rate-limited (no more than goes out well
+        within one lease: what a worker holds when it dies waits that long for another)."""
         if self.rate <= 0:
             return self.batch_size
         within = int(self.rate * self.lease.total_seconds() / 4)
@@ -110,6 +113,12 @@ class Run:
         self.stop = threading.Event()
         # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
         self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
+        # One send rate for every worker of the campaign, whatever host it runs on.
+        reserve = partial(ledger.reserve, campaign.id)
+        self.budget = SharedBudget(reserve, self.bucket, options.rate)
+        self.keeper = ClaimKeeper(
+            ledger, campaign.id, self.owner, options.lease, options.clock, IN_RUN_MAX_WAIT
+        )
         self.stopped: str | None = None
         self.in_flight = 0
         self.retry_at: dict[int, float] = {}  # delivery id → monotonic due time (in-run)
@@ -215,7 +224,7 @@ class Run:
             # This address cannot be written into a message: final for this delivery, but no
             # bounce, as no server has refused it.
             return self.unsendable_outcome(item, exc), transport
-        self.bucket.acquire()
+        self.budget.acquire()
         if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
             return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False), transport
         # At most one transmitted-but-unrecorded message per connection: this bounds the
@@ -333,6 +342,9 @@ class Run:
             if claimed:
                 continue
             if idle and not waits:
+                # Other workers' rows: wait for them, take them over when their owner died.
+                if self.keeper.wait_for_others(self.stop):
+                    continue
                 return
             time.sleep(min(0.05, max(0.0, min(waits, default=0.0) - time.monotonic())) or 0.005)
 
@@ -349,6 +361,7 @@ class Run:
     def execute(self) -> dict[str, int]:
         """Run workers and dispatcher to the end; returns outcomes of this run by status."""
         self.recorder.start()
+        self.keeper.start()
         workers = [
             threading.Thread(target=self.worker, name=f"comms-send-{n}", daemon=True)
             for n in range(self.options.concurrency)
@@ -368,6 +381,7 @@ class Run:
             for thread in workers:
                 thread.join()
             self.recorder.close()
+            self.keeper.close()
             ticking.set()
             ticker.join()
             self.tick()

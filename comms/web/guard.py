@@ -1,12 +1,8 @@
-"""Form protection for the web pages: signed CSRF tokens and a per-IP sliding-window limit."""
+"""Form protection for the web pages: signed CSRF tokens (rate limits: comms.audience.limits)."""
 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
@@ -38,38 +34,3 @@ class CsrfGuard:
         except (SignatureExpired, BadSignature):
             return False
         return value.rpartition(":")[0] == purpose
-
-
-class RateLimiter:
-    """At most `limit` hits per key within `window` seconds (sliding window, in memory).
-
-    The state lives in this process: several server processes each keep their own count.
-    """
-
-    def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> float:
-        """Count one hit; 0 when allowed, else the seconds until the next one is allowed."""
-        now = self._clock()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return max(hits[0] + self.window - now, 1.0)
-            hits.append(now)
-            if len(self._hits) > 10_000:
-                self._forget_idle(now)
-            return 0.0
-
-    def _forget_idle(self, now: float) -> None:
-        # Keep memory flat under many distinct clients: drop keys with no hit in the window.
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
-            del self._hits[key]

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from comms.audience.limits import signup_limits
 from comms.audience.subscriptions import (
     SignUp,
     Status,
@@ -22,12 +23,9 @@ from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
 from comms.core.names import clean_name
-from comms.web.guard import CsrfGuard, RateLimiter
+from comms.web.guard import CsrfGuard
 from comms.web.notices import Button, _, bad_link, notice, page, site_root
 from comms.web.preferences import add_preference_routes
-
-#: Confirmation mails per address and hour (sign-ups beyond it get the answer, not the mail).
-ADDRESS_LIMIT = 3
 
 
 def _visitor() -> Visitor:
@@ -95,10 +93,10 @@ def _signup_form(
 
 def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     limit = subs.config.settings.subscribe
-    limiter = RateLimiter(limit.rate_limit, limit.rate_window)
+    # Counted in the database: every server process behind a load balancer sees each hit.
     # Against bombing one address from many IPs: a few mails per address and hour, then the
     # same answer without a mail (a 429 here would tell that the address was asked for).
-    per_address = RateLimiter(ADDRESS_LIMIT, 3600)
+    limiter, per_address = signup_limits(subs.store, limit.rate_limit, limit.rate_window)
 
     @app.get("/subscribe")
     def subscribe_form() -> Response:

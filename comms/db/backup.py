@@ -1,0 +1,71 @@
+"""`comms backup` and `comms restore`: SQLite's online backup API; PostgreSQL has its own tools."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from comms.core.errors import CommsError
+
+PG_ADVICE = (
+    "the database is PostgreSQL: back it up with `pg_dump --format=custom --file=FILE DBNAME` "
+    "and restore with `pg_restore --clean --if-exists --dbname=DBNAME FILE` (see "
+    "docs/operations.md); they copy a consistent snapshot while comms keeps running"
+)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a SQLite database URL, or a CommsError saying what to use instead."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        raise CommsError(PG_ADVICE)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        raise CommsError(f"cannot back up or restore the database '{url}': not a SQLite file")
+    return Path(parsed.database)
+
+
+def _copy(source: Path, target: Path) -> int:
+    """Copy a whole SQLite database page by page (readers and writers may go on); page count."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+        pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+    src.close()
+    dst.close()
+    return pages
+
+
+def _check(path: Path) -> None:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CommsError(f"{path}: not a comms database ({exc})") from None
+    conn.close()
+    if result != "ok":
+        raise CommsError(f"{path}: the database is damaged ({result})")
+
+
+def backup(url: str, target: Path) -> int:
+    """Write a consistent copy of the SQLite database to `target` while it is in use."""
+    source = sqlite_path(url)
+    if not source.exists():
+        raise CommsError(f"{source}: no database to back up")
+    if target.exists():
+        raise CommsError(f"{target}: exists already; choose a new file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pages = _copy(source, target)
+    _check(target)
+    return pages
+
+
+def restore(url: str, source: Path) -> int:
+    """Replace the SQLite database with the backup `source` (stop every comms process first)."""
+    target = sqlite_path(url)
+    if not source.is_file():
+        raise CommsError(f"{source}: no such backup file")
+    _check(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return _copy(source, target)

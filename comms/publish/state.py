@@ -1,0 +1,124 @@
+"""What publishing remembers between runs, behind one small interface: feed item records and
+WebSub notifications still to send. The database keeps it (comms.db.shared.DbPublishState, which
+the CLI and the scheduler pass in); the files in var/ are the fallback where no database is at
+hand (the preview, tests), and what a database upgrade carries over."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from comms.core.errors import CommsError
+from comms.core.files import write_private
+
+STATE_FILE = Path("var") / "feeds-state.json"
+PENDING_FILE = Path("var") / "websub-pending.json"
+
+#: One item's record: (digest, sequence, first seen, last changed or None).
+FeedRow = tuple[str, int, datetime, datetime | None]
+
+
+class StateError(CommsError):
+    """The feed state file cannot be read."""
+
+
+class PublishState(Protocol):
+    """Where the feed history and the pending WebSub notifications live."""
+
+    def feed_rows(self) -> dict[str, FeedRow]:
+        """Every item's record, by item uid."""
+
+    def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
+        """Insert or replace these records (the others stay)."""
+
+    def pending_pings(self) -> set[tuple[str, str]]:
+        """(hub, feed URL) pairs whose notification failed."""
+
+    def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
+        """Replace the pending notifications with `pairs`."""
+
+
+def _time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a timestamp, got {value!r}")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp without time zone: {value}")
+    return parsed
+
+
+def read_feed_file(path: Path) -> dict[str, FeedRow]:
+    """The records in a `feeds-state.json`; none when it is missing, StateError when broken."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path}: cannot read the feed state ({exc}); fix or remove it") from None
+    rows: dict[str, FeedRow] = {}
+    try:
+        for uid, entry in raw["items"].items():
+            changed = entry.get("changed")
+            rows[str(uid)] = (
+                str(entry["digest"]),
+                int(entry["sequence"]),
+                _time(entry["seen"]),
+                _time(changed) if changed is not None else None,
+            )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise StateError(f"{path}: not a feed state file ({exc}); fix or remove it") from None
+    return rows
+
+
+def read_pending_file(path: Path) -> set[tuple[str, str]]:
+    """The pairs in a `websub-pending.json`; none when it is missing or unreadable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {(str(hub), str(topic)) for hub, topic in raw}
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _write_atomically(path: Path, data: str) -> None:
+    # Private (0600 in a 0700 folder): the state names items and hubs beside the database.
+    write_private(path, data.encode("utf-8"))
+
+
+class FileState:
+    """The state in `var/feeds-state.json` and `var/websub-pending.json` under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.feeds = root / STATE_FILE
+        self.pending = root / PENDING_FILE
+
+    def feed_rows(self) -> dict[str, FeedRow]:
+        """Every item's record (StateError when the file is broken)."""
+        return read_feed_file(self.feeds)
+
+    def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
+        """Write the file with these records replaced."""
+        merged = read_feed_file(self.feeds) | rows
+        items = {
+            uid: {
+                "digest": digest,
+                "sequence": sequence,
+                "seen": seen.isoformat(),
+                "changed": changed.isoformat() if changed else None,
+            }
+            for uid, (digest, sequence, seen, changed) in sorted(merged.items())
+        }
+        data = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False)
+        _write_atomically(self.feeds, data + "\n")
+
+    def pending_pings(self) -> set[tuple[str, str]]:
+        """The failed notifications of earlier refreshes."""
+        return read_pending_file(self.pending)
+
+    def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
+        """Write the pending notifications (remove the file when there are none)."""
+        if not pairs:
+            self.pending.unlink(missing_ok=True)
+            return
+        _write_atomically(self.pending, json.dumps(sorted(map(list, pairs)), indent=1))

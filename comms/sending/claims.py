@@ -1,0 +1,84 @@
+"""Claims across workers: renew this run's leases while it sends, take over a dead run's rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from comms.core.process import is_abandoned
+from comms.sending.ports import SendLedger
+
+#: How often a run with nothing left to claim looks again at other workers' rows (seconds).
+POLL = 0.5
+
+
+class ClaimKeeper:
+    """Keeps the claims of one run alive and, when the run runs dry, waits for other workers.
+
+    Several `comms send ISSUE` (or scheduler) processes on one database share a campaign. Each
+    renews the lease of the rows it holds every third of `delivery.lease_seconds`, so a live
+    run never loses its rows however slowly it sends. A run with nothing left to claim waits
+    while other runs hold rows: they end as outcomes, or, when their owner died, they come
+    free once its lease ran out (at once for a dead process on the same host) and this run
+    takes them over. The wait is bounded: when no row of the others finished for a whole lease
+    (plus the longest in-run retry), the run stops waiting and leaves them to a later run.
+    """
+
+    def __init__(
+        self,
+        ledger: SendLedger,
+        cid: int,
+        owner: str,
+        lease: timedelta,
+        clock: Callable[[], datetime],
+        retry_window: float,
+    ) -> None:
+        self.ledger, self.cid, self.owner = ledger, cid, owner
+        self.lease, self.clock = lease, clock
+        self.retry_window = retry_window
+        self.patience = lease.total_seconds() + retry_window
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._left: int | None = None
+        self._deadline = 0.0
+        #: Rows of other runs this run took over.
+        self.taken_over = 0
+
+    def start(self) -> None:
+        """Start renewing this run's leases in the background."""
+        self._thread = threading.Thread(target=self._renew, name="comms-lease", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop renewing (the run's rows are all recorded by now)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _renew(self) -> None:
+        every = self.lease.total_seconds() / 3
+        while not self._stop.wait(every):
+            try:
+                self.ledger.renew(self.cid, self.owner, self.clock() + self.lease)
+            except Exception:  # a missed heartbeat is retried; the lease is long
+                continue
+
+    def wait_for_others(self, stop: threading.Event) -> bool:
+        """With nothing left to claim: True to claim again (after a short wait), False to end."""
+        now = self.clock()
+        freed = self.ledger.release_orphans(self.cid, is_abandoned, now, keep=self.owner)
+        if freed:
+            self.taken_over += freed
+            return True
+        soon = now + timedelta(seconds=self.retry_window)
+        left = self.ledger.unfinished_elsewhere(self.cid, self.owner, soon)
+        if not left:
+            return False
+        if self._left is None or left < self._left:
+            self._left, self._deadline = left, time.monotonic() + self.patience
+        if time.monotonic() > self._deadline:
+            return False  # the others made no progress for a whole lease: leave them be
+        stop.wait(POLL)
+        return not stop.is_set()

@@ -1,0 +1,212 @@
+"""Several workers on one PostgreSQL database: real `comms send` processes, one SIGKILLed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from comms.db.subscribers import open_store
+
+from .ledgerkit import make_config, run_cli
+from .smtp_servers import free_port, smtp_server
+from .test_crash import SlowHandler
+from .test_shared_state import SharedLimit, budget_pace, hammer, two_stores
+
+# The cluster is one per session: keep these tests on its xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgresql")]
+
+ISSUE = "2020-02-newsletter"
+PEOPLE = 400
+CONCURRENCY = 3
+#: The shortest lease the settings allow: a dead worker's rows come free this long after it died.
+LEASE = 10
+
+
+def _env(url: str) -> dict[str, str]:
+    return os.environ | {
+        "COMMS_SECRET_KEY": "test-secret",
+        "COMMS_DATABASE_URL": url,
+        "COMMS_DELIVERY_LEASE_SECONDS": str(LEASE),
+        # Small claims, so that both workers hold rows when one is killed.
+        "COMMS_DELIVERY_BATCH_SIZE": "40",
+    }
+
+
+def _worker(root: Path, url: str, port: int, host: str) -> subprocess.Popen[bytes]:
+    """`comms send ISSUE` as a worker on host `host`: its own UTS namespace when root, so its
+    claims carry another host name and are taken over only after their lease (else the same
+    host name, and a dead worker's process id is noticed at once)."""
+    command = [
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
+        "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command = ["unshare", "-u", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *command]
+    return subprocess.Popen(command, env=_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _import(root: Path, url: str) -> None:
+    rows = "".join(f"leser{n}@example.org\n" for n in range(PEOPLE))
+    (root / "people.csv").write_text("email\n" + rows, encoding="utf-8")
+    code, _, err = run_cli(
+        root, "subscribers", "import", str(root / "people.csv"), "--confirmed",
+        "--consent-note", "Testliste", env={"COMMS_DATABASE_URL": url},
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def _everyone() -> set[str]:
+    return {f"leser{n}@example.org" for n in range(PEOPLE)}
+
+
+def test_two_workers_started_at_once_share_one_campaign(site_copy: Path, pg_url: str) -> None:
+    """No IntegrityError on `campaigns`: both find the one campaign; each address gets one."""
+    _import(site_copy, pg_url)
+    handler = SlowHandler()
+    with smtp_server(handler) as port:
+        workers = [_worker(site_copy, pg_url, port, f"worker-{n}") for n in "ab"]
+        results = [w.communicate(timeout=120) for w in workers]
+    for worker, (out, err) in zip(workers, results, strict=True):
+        assert worker.returncode == 0, (out + err).decode()
+    got = Counter(r.rcpt_tos[0] for r in handler.received)
+    assert set(got) == _everyone() and set(got.values()) == {1}
+    status = json.loads(run_cli(site_copy, "status", ISSUE, "--json", env=_pg(pg_url))[1])
+    assert status["counts"]["sent"] == PEOPLE
+
+
+def _pg(url: str) -> dict[str, str]:
+    return {"COMMS_DATABASE_URL": url}
+
+
+def test_a_worker_killed_mid_send_is_taken_over_by_the_survivor(
+    site_copy: Path, pg_url: str
+) -> None:
+    """Two hosts share a campaign; one dies: the survivor waits out its lease and finishes."""
+    _import(site_copy, pg_url)
+    handler = SlowHandler()
+    with smtp_server(handler) as port:
+        doomed = _worker(site_copy, pg_url, port, "worker-a")
+        survivor = _worker(site_copy, pg_url, port, "worker-b")
+        deadline = time.monotonic() + 60
+        while len(handler.received) < PEOPLE // 4 and doomed.poll() is None:
+            assert time.monotonic() < deadline, "the workers never got going"
+            time.sleep(0.005)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        killed_at = time.monotonic()
+        assert doomed.returncode == -signal.SIGKILL
+        out, err = survivor.communicate(timeout=120)
+        waited = time.monotonic() - killed_at
+        assert survivor.returncode == 0, (out + err).decode()
+    got = Counter(r.rcpt_tos[0] for r in handler.received)
+    assert set(got) == _everyone(), "someone got nothing"
+    duplicates = sum(n - 1 for n in got.values())
+    assert duplicates <= CONCURRENCY, f"{duplicates} duplicates, at most {CONCURRENCY} in flight"
+    status = json.loads(run_cli(site_copy, "status", ISSUE, "--json", env=_pg(pg_url))[1])
+    assert status["counts"]["sent"] == PEOPLE
+    assert "took over" in out.decode(), out.decode()
+    print(f"survivor finished {waited:.1f} s after the kill; {duplicates} duplicate(s)")
+
+
+def test_sign_up_limits_hold_across_processes_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    stores = two_stores(tmp_path, database_url=pg_url)
+    limits = [SharedLimit(s, "signup-ip", 5, 600) for s in stores]
+    assert hammer(limits, "192.0.2.9", 6) == 5
+
+
+def test_two_workers_share_one_send_rate_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    took = budget_pace(two_stores(tmp_path, database_url=pg_url), 400, 100)
+    assert took >= 0.45, f"two workers sent 200 messages in {took:.2f} s at 400/s"
+
+
+def test_hosts_starting_at_once_migrate_a_fresh_database_once(tmp_path: Path, pg_url: str) -> None:
+    """Every process migrates on open; on PostgreSQL an advisory lock lets one do it."""
+    errors: list[BaseException] = []
+
+    def start(n: int) -> None:
+        try:
+            (tmp_path / str(n)).mkdir()
+            open_store(make_config(tmp_path / str(n), database_url=pg_url)).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "migrations deadlocked"
+    assert errors == []
+
+
+def _serve(root: Path, url: str, host: str) -> tuple[subprocess.Popen[str], int]:
+    """`comms serve` on host `host` (own UTS namespace when root); the process and its port."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "serve",
+        "--port", str(port),
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command = ["unshare", "-u", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *command]
+    env = _env(url) | {"COMMS_SUBSCRIBE_RATE_LIMIT": "3", "COMMS_SCHEDULE_LEASE_SECONDS": "10"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("Serving on"), process.stderr
+    return process, port
+
+
+def _scheduler_pid(url: str) -> int | None:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        owner = conn.execute(sa.text("SELECT owner FROM scheduler_lease")).scalar()
+    engine.dispose()
+    return int(owner.split(":")[1]) if owner else None
+
+
+def test_two_servers_share_the_sign_up_limit_and_the_scheduler(
+    site_copy: Path, pg_url: str
+) -> None:
+    """Sign-ups from one address over both servers hit the limit once in total; when the
+    scheduler's server is killed, the other takes the scheduler over within the lease."""
+    first, port_a = _serve(site_copy, pg_url, "serve-a")
+    second, port_b = _serve(site_copy, pg_url, "serve-b")
+    try:
+        assert _scheduler_pid(pg_url) == first.pid
+        codes = [
+            requests.post(
+                f"http://127.0.0.1:{port}/subscribe",
+                data={"email": f"leser{n}@example.org"},
+                timeout=10,
+            ).status_code
+            for n, port in enumerate([port_a, port_b] * 3)
+        ]
+        assert codes == [200, 200, 200, 429, 429, 429]
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed = time.monotonic()
+        while _scheduler_pid(pg_url) != second.pid:
+            assert time.monotonic() - killed < 30, "nobody took the scheduler over"
+            time.sleep(0.2)
+        print(f"the scheduler moved after {time.monotonic() - killed:.1f} s")
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+    assert second.returncode == 0
+    assert second.stderr is not None
+    errors = second.stderr.read()
+    assert "took over the scheduler" in errors and "Traceback" not in errors
