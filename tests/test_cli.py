@@ -274,3 +274,12 @@ def test_help_lists_commands_by_section_with_whole_summaries() -> None:
     code, out, _ = run("subscribers", "--help")
     assert "Erase one person (GDPR Art. 17); only a suppression hash stays" in " ".join(out.split())
     assert "..." not in out.split("Options:")[1]
+
+
+def test_check_writes_nothing(site_copy: Path) -> None:
+    # The link check builds the site in memory; it must not record feed history (that would
+    # mark every item as first seen at check time) nor create var/.
+    before = sorted(p.relative_to(site_copy) for p in site_copy.rglob("*"))
+    code, _, err = run("--config", str(site_copy / "comms.toml"), "check")
+    assert code == 0, err
+    assert sorted(p.relative_to(site_copy) for p in site_copy.rglob("*")) == before

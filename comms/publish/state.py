@@ -122,3 +122,22 @@ class FileState:
             self.pending.unlink(missing_ok=True)
             return
         _write_atomically(self.pending, json.dumps(sorted(map(list, pairs)), indent=1))
+
+
+class ScratchState:
+    """No history and nothing kept: for builds that are only looked at (`comms check` asks
+    which pages exist), so that checking never writes `var/` nor marks items as seen."""
+
+    def feed_rows(self) -> dict[str, FeedRow]:
+        """No records: every item is new."""
+        return {}
+
+    def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
+        """Forget them."""
+
+    def pending_pings(self) -> set[tuple[str, str]]:
+        """None."""
+        return set()
+
+    def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
+        """Forget them."""
