@@ -361,6 +361,8 @@ class Site:
     practices: dict[str, Practice] = field(default_factory=dict)
     issues: dict[str, Issue] = field(default_factory=dict)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
+    #: Translations by language, then `kind/slug` (comms.content.translations reads them).
+    translations: dict[str, dict[str, Item]] = field(default_factory=dict)
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         """The items of one kind, keyed by slug."""

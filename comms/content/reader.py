@@ -38,6 +38,12 @@ from comms.content.models import (
 from comms.core.errors import ContentError
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+#: A translation beside its original: `<slug>.<language>.md` (read by comms.content.translations).
+TRANSLATION_NAME = re.compile(
+    r"^(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.(?P<language>[a-z]{2,3}(?:-[a-z0-9]{1,8})*)\.md$"
+)
+#: The front matter key of a translation that records the digest of its original.
+TRANSLATED = "original_digest"
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
@@ -105,9 +111,15 @@ def _semantic(
 
 
 def read_file(
-    path: Path, kind: Kind, context: dict[str, Any]
+    path: Path,
+    kind: Kind,
+    context: dict[str, Any],
+    original: tuple[str, dict[str, Any]] | None = None,
 ) -> tuple[Item | None, list[ContentError]]:
-    """Read one content file; never raises for bad content, returns the errors instead."""
+    """Read one content file; never raises for bad content, returns the errors instead.
+
+    A translation passes `original`: its slug and front matter, which the translation's keys
+    override (comms.content.translations)."""
     errors: list[ContentError] = []
     try:
         raw = path.read_bytes()
@@ -121,7 +133,8 @@ def read_file(
         return None, [ContentError(path, line, f"not valid UTF-8 (byte 0x{bad}); save as UTF-8")]
     # NFC: a decomposed "ü" would otherwise differ from the composed one in slugs and subjects.
     text = unicodedata.normalize("NFC", text.removeprefix("\ufeff"))
-    if not SLUG_RE.match(path.stem):
+    slug = path.stem if original is None else original[0]
+    if not SLUG_RE.match(slug):
         errors.append(
             ContentError(
                 path, 1, f"file name '{path.name}' is not a slug: use a-z, 0-9 and '-' only"
@@ -136,11 +149,13 @@ def read_file(
         return None, [*errors, parsed]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
-    fields = front_matter_fields(kind.model)
+    fields = front_matter_fields(kind.model) + ([] if original is None else [TRANSLATED])
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
         errors.append(ContentError(path, doc.find(loc)[0], f"unknown key '{dotted}'", warning=True))
         if len(loc) == 1:
             data.pop(loc[0])
+    if original is not None:
+        data = {**original[1], **{k: v for k, v in data.items() if k != TRANSLATED}}
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
     try:
         item = kind.model.model_validate(data, context=context)
@@ -161,7 +176,7 @@ def read_file(
                 for index, element in enumerate(value.value):
                     lines[f"{key.value}.{index}"] = doc.line_of(element)
     item = item.model_copy(
-        update={"slug": path.stem, "path": path, "body": body, "html": html, "lines": lines}
+        update={"slug": slug, "path": path, "body": body, "html": html, "lines": lines}
     )
     if any(not e.warning for e in errors):
         return None, errors
@@ -199,6 +214,8 @@ def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[Cont
     if not content_dir.is_dir():
         return [], []
     for path in sorted(content_dir.rglob("*.md")):
+        if TRANSLATION_NAME.match(path.name):
+            continue
         folder = path.relative_to(content_dir).parts[0]
         kind = FOLDERS.get(folder)
         if kind is None or path.parent == content_dir:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from comms.content.models import Issue, Site
 from comms.content.reader import read_content
+from comms.content.translations import read_translations
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 
@@ -39,7 +40,12 @@ class IssueErrors(ContentErrors):
 def read_site(config: Config) -> tuple[Site, list[ContentError]]:
     """Read the configured content folder: the valid items and every problem; never raises."""
     settings = config.settings
-    return read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    site, problems = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    context = {"tz": config.tz, "regions": set(settings.regions), "topics": set(settings.topics)}
+    problems += read_translations(
+        config.content_dir, site, config.languages, config.home_language, context
+    )
+    return site, problems
 
 
 def load_valid_site(config: Config) -> tuple[Site, list[ContentError]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from comms.content.models import Site
 from comms.core.config import Config
-from comms.publish import feeds, render
+from comms.publish import editions, feeds, render
 
 #: Relative POSIX path → bytes: what one build produces.
 Files = dict[str, bytes]
@@ -20,7 +20,8 @@ Producer = Callable[[Config, Site], Files]
 #: Lists what comms wrote last time, so that it removes only files it owns.
 MANIFEST = ".comms-manifest.json"
 
-PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files]
+# The editions come after the feeds: their feeds read the change history the site's feeds record.
+PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files, editions.edition_files]
 
 
 @dataclass
