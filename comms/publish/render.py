@@ -76,7 +76,7 @@ def base_context(config: Config) -> dict[str, Any]:
         if config.language in config.languages
         else "ltr",
         "home_lang": config.home_language,
-        "languages": config.languages,
+        "enabled_languages": config.languages,
         # Items an edition shows in the site's language (comms.content.translations).
         "untranslated": frozenset(),
         "html_to_text": html_to_text,
