@@ -12,7 +12,14 @@ import click
 
 from comms.core.errors import CommsError, ConfigError
 
-from . import bounces, content, sending, serving, subscribers  # noqa: F401  (registers the commands)
+from . import (  # noqa: F401  (registers the commands)
+    bounces,
+    content,
+    sending,
+    serving,
+    subscribers,
+    translations,
+)
 from .common import State, cli
 
 __all__ = ["State", "cli", "main"]

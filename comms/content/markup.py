@@ -64,25 +64,39 @@ GERMAN_QUOTES = {
     "right-single-quote": "&lsquo;",
 }
 
+# Arabic and Persian quote with guillemets, «…» and ‹…›.
+GUILLEMETS = {
+    "left-double-quote": "&laquo;",
+    "right-double-quote": "&raquo;",
+    "left-single-quote": "&lsaquo;",
+    "right-single-quote": "&rsaquo;",
+}
+#: Quotes per language of a text; English is Smarty's default, others German.
+QUOTES: dict[str, dict[str, str]] = {"en": {}, "ar": GUILLEMETS, "fa": GUILLEMETS}
+
 _LOCAL = threading.local()
 
 
-def _markdown() -> markdown.Markdown:
-    # One converter per thread: a Markdown instance keeps state between calls, and the
-    # scheduler's jobs and the preview's rebuilds read content in threads of their own.
-    converter: markdown.Markdown | None = getattr(_LOCAL, "converter", None)
+def _markdown(language: str) -> markdown.Markdown:
+    # One converter per thread and language: a Markdown instance keeps state between calls,
+    # and the scheduler's jobs and the preview's rebuilds read content in threads of their own.
+    converters: dict[str, markdown.Markdown] = _LOCAL.__dict__.setdefault("converters", {})
+    quotes = QUOTES.get(language, GERMAN_QUOTES)
+    key = language if language in QUOTES else "de"
+    converter = converters.get(key)
     if converter is None:
         converter = markdown.Markdown(
             extensions=["tables", "smarty", "sane_lists"],
-            extension_configs={"smarty": {"substitutions": GERMAN_QUOTES}},
+            extension_configs={"smarty": {"substitutions": quotes}},
         )
-        _LOCAL.converter = converter
+        converters[key] = converter
     return converter
 
 
-def markdown_to_html(text: str) -> str:
-    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs)."""
-    converter = _markdown()
+def markdown_to_html(text: str, language: str = "de") -> str:
+    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs);
+    quotes as the text's language writes them."""
+    converter = _markdown(language)
     converter.reset()
     return nh3.clean(
         converter.convert(text),

@@ -149,13 +149,15 @@ def read_file(
         return None, [*errors, parsed]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
-    fields = front_matter_fields(kind.model) + ([] if original is None else [TRANSLATED])
+    fields = front_matter_fields(kind.model)
+    if original is not None:
+        data.pop(TRANSLATED, None)
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
         errors.append(ContentError(path, doc.find(loc)[0], f"unknown key '{dotted}'", warning=True))
         if len(loc) == 1:
             data.pop(loc[0])
     if original is not None:
-        data = {**original[1], **{k: v for k, v in data.items() if k != TRANSLATED}}
+        data = {**original[1], **data}
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
     try:
         item = kind.model.model_validate(data, context=context)
@@ -166,7 +168,7 @@ def read_file(
             name = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
             errors.append(ContentError(path, line, error_message(dict(error)), field=name))
         return None, errors
-    html = markdown_to_html(body)
+    html = markdown_to_html(body, context.get("language", "de"))
     errors.extend(_image_errors(html, body, body_line, path))
     lines: dict[str, int] = {}
     for key, value in doc.node.value:

@@ -111,7 +111,7 @@ def _differs(original: Item, translation: Item, keys: Iterable[str]) -> list[Con
                 ContentError(
                     translation.path,
                     translation.line(key),
-                    f"'{key}' differs from the original {original.path.name}; "
+                    f"differs from the original {original.path.name}; "
                     "dates, places and references are the original's (leave the key out)",
                     field=key,
                 )
@@ -166,7 +166,8 @@ def read_translation(
     base = _front_matter(original.path)
     own = _front_matter(path)
     assert base is not None  # the original was read without errors
-    item, problems = read_file(path, found.kind, context, (found.slug, base[0]))
+    own_context = {**context, "language": language}
+    item, problems = read_file(path, found.kind, own_context, (found.slug, base[0]))
     if own is not None:
         problems.extend(_staleness(found, *own))
     if item is None:
@@ -221,3 +222,54 @@ def untranslated(site: Site, language: str, home: str) -> frozenset[str]:
 def translated_languages(site: Site, item: Item) -> list[str]:
     """The languages `item` is translated into, sorted."""
     return sorted(lang for lang, items in site.translations.items() if item.uid in items)
+
+
+def with_digest(text: str, value: str) -> str:
+    """A translation's text with `original_digest: <value>` recorded in its front matter
+    (replacing the recorded one, else as the first key); the rest stays as written."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise ValueError("no front matter: the file must start with a line '---'")
+    entry = f"{TRANSLATED}: {value}\n"
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() == "---":
+            break
+        if line.startswith(f"{TRANSLATED}:"):
+            lines[index] = entry
+            return "".join(lines)
+    return "".join([lines[0], entry, *lines[1:]])
+
+
+def skeleton(original: Path, language: str) -> str:
+    """A new translation of `original` into `language`: the digest, the fields a translator
+    words (title, subject, summary …; not the fixed ones) and the body, to translate in place."""
+    text = unicodedata.normalize("NFC", original.read_text("utf-8").removeprefix("\ufeff"))
+    parts = split(text, original)
+    if isinstance(parts, ContentError):
+        raise ValueError(parts.message)
+    front, body, _ = parts
+    kind = FOLDERS[original.parent.name]
+    keep = [key for key in _keys(front) if key not in FIXED[kind.name]]
+    wording = _top_level_blocks(front, keep)
+    note = f"# {language}: translate these values and the body; leave out what stays"
+    return f"---\n{note}\n{TRANSLATED}: {digest(original)}\n{wording}---\n{body}"
+
+
+def _keys(front: str) -> list[str]:
+    return [
+        line.split(":", 1)[0].strip()
+        for line in front.splitlines()
+        if line and not line[0].isspace() and not line.startswith("#") and ":" in line
+    ]
+
+
+def _top_level_blocks(front: str, keys: list[str]) -> str:
+    """The lines of the given top-level keys (with their indented continuation lines)."""
+    out: list[str] = []
+    taking = False
+    for line in front.splitlines(keepends=True):
+        if line and not line[0].isspace() and not line.startswith("#"):
+            taking = line.split(":", 1)[0].strip() in keys
+        if taking:
+            out.append(line)
+    return "".join(out)
