@@ -158,6 +158,11 @@ def _print_plan(plan: SendPlan) -> None:
     click.echo(f"Plan for #{issue.number} „{issue.subject}“ ({issue.slug}), nothing is sent:")
     click.echo(f"  recipients: {plan.recipients}" + (" (campaign started)" if plan.started else ""))
     click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
+    if plan.editions:
+        # Sorted by size: the edition most people get first.
+        per = sorted(plan.editions.items(), key=lambda pair: (-pair[1], pair[0]))
+        label = "to send per edition" if plan.started else "recipients per edition"
+        click.echo(f"  {label}: " + ", ".join(f"{lang or 'none'} {n}" for lang, n in per))
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
         seconds = round(todo / options.rate)

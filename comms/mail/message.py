@@ -218,6 +218,8 @@ class MessageFactory:
         if settings.mail.precedence != "none":
             head.append(f"Precedence: {settings.mail.precedence}\r\n".encode())
         boundary = "=_" + hashlib.blake2b(rendered.slug.encode(), digest_size=12).hexdigest()
+        # The edition's language (RFC 3282), for screen readers and translation prompts.
+        head.append(f"Content-Language: {config.language}\r\n".encode("ascii"))
         head.append(b"MIME-Version: 1.0\r\n")
         head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
         static = [*head, b"\r\n"]
@@ -356,6 +358,7 @@ def build_transactional(
         msg["Subject"] = subject
         msg["Message-ID"] = message_id
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+        msg["Content-Language"] = config.language
     except ValueError as exc:
         raise MessageError(f"confirmation mail: {exc}") from None
     msg.set_content(text_body, cte="quoted-printable")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -15,12 +14,13 @@ from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.core.process import is_abandoned
-from comms.db.ledger import Campaign
+from comms.db.ledger import Campaign, Editions
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
 from comms.publish.render import RenderedIssue, render_issue
+from comms.sending.editions import content_hash, edition_languages, issue_editions
 from comms.sending.run import (
     BOUNCE_BREAKER,
     IN_RUN_MAX_WAIT,
@@ -90,15 +90,6 @@ class CampaignChanged(CommsError):
     """The issue's content changed after its campaign started."""
 
 
-def content_hash(subject: str, html: str, text: str) -> str:
-    """A fingerprint of what a campaign sends."""
-    digest = hashlib.sha256()
-    for part in (subject, html, text):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def prepare(
     store: Store,
     slug: str,
@@ -106,6 +97,7 @@ def prepare(
     topics: list[str],
     regions: list[str],
     force: bool = False,
+    editions: Editions | None = None,
 ) -> tuple[Campaign, bool]:
     """The campaign of an issue: started now (recipients snapshotted) or the existing one.
 
@@ -116,7 +108,7 @@ def prepare(
     ledger = store.ledger
     found = ledger.campaign(slug)
     if found is None:
-        return ledger.enqueue(slug, fingerprint, topics, regions, now), True
+        return ledger.enqueue(slug, fingerprint, topics, regions, now, editions), True
     if found.content_hash != fingerprint:
         if not force:
             sent = ledger.counts(found.id).get(DeliveryStatus.SENT, 0)
@@ -209,6 +201,8 @@ class SendPlan:
     #: The campaign existed already (a resumed send).
     started: bool
     options: SendOptions
+    #: Messages left per edition language ("" for deliveries queued before editions).
+    editions: dict[str, int] = field(default_factory=dict)
 
     @property
     def batches(self) -> int:
@@ -226,13 +220,16 @@ class Proofs:
     sent: bool
 
 
-def _plan(store: Store, issue: Issue, options: SendOptions) -> SendPlan:
-    campaign = store.ledger.campaign(issue.slug)
+def _plan(config: Config, store: Store, issue: Issue, options: SendOptions) -> SendPlan:
+    ledger = store.ledger
+    campaign = ledger.campaign(issue.slug)
     if campaign is None:
-        count = store.ledger.count_recipients(issue.topics, issue.regions)
-        return SendPlan(issue, count, count, False, options)
-    todo = waiting(store.ledger.counts(campaign.id))
-    return SendPlan(issue, campaign.recipients, todo, True, options)
+        count = ledger.count_recipients(issue.topics, issue.regions)
+        per = ledger.recipients_by_edition(issue.topics, issue.regions, edition_languages(config))
+        return SendPlan(issue, count, count, False, options, per)
+    todo = waiting(ledger.counts(campaign.id))
+    per = ledger.deliveries_by_edition(campaign.id, WAITING)
+    return SendPlan(issue, campaign.recipients, todo, True, options, per)
 
 
 def _send_proofs(
@@ -276,7 +273,9 @@ def send_issue(
     if not proofs and (reason := send_refusal(issue)) is not None:
         raise NotSendable(reason)
     if dry_run:
-        return Proofs(issue, tuple(proofs), sent=False) if proofs else _plan(store, issue, options)
+        if proofs:
+            return Proofs(issue, tuple(proofs), sent=False)
+        return _plan(config, store, issue, options)
     if proofs:
         _, factory, _ = issue_parts(config, store, site, issue)
         _send_proofs(config, factory, proofs, on_proof)
@@ -294,16 +293,24 @@ def _run(
     on_start: Callable[[SendPlan], Progress | None] | None = None,
 ) -> SendReport:
     """Render, enqueue (or resume) and send; nothing is run when every delivery is final."""
-    _, factory, fingerprint = issue_parts(config, store, site, issue)
+    editions = issue_editions(config, site, issue, store.secret)
     opener = opener_for(config)
-    campaign, new = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
+    campaign, new = prepare(
+        store,
+        issue.slug,
+        editions.fingerprint,
+        issue.topics,
+        issue.regions,
+        force,
+        editions.languages,
+    )
     counts = store.ledger.counts(campaign.id)
     todo = waiting(counts)
     if not todo:
         return SendReport(campaign=campaign, counts=counts, idle=True)
     plan = SendPlan(issue, campaign.recipients, todo, not new, options)
     progress = on_start(plan) if on_start is not None else None
-    return send(store, campaign, factory.build, opener, options, progress)
+    return send(store, campaign, editions.build, opener, options, progress)
 
 
 def retry_due(
