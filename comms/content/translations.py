@@ -273,3 +273,9 @@ def _top_level_blocks(front: str, keys: list[str]) -> str:
         if taking:
             out.append(line)
     return "".join(out)
+
+
+def language_of(item: Item, home: str) -> str:
+    """The language an item is written in: its translation's, else the site's."""
+    match = TRANSLATION_NAME.match(item.path.name)
+    return match["language"] if match else home
