@@ -20,7 +20,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
-from comms.publish.editions import catalog_problems
+from comms.publish.editions import catalog_problems, check_editions
 from comms.publish.quality import check_issues
 from comms.publish.templating import TEMPLATES, translate
 from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
@@ -48,7 +48,12 @@ def check(state: State, strict: bool) -> None:
     """
     config = state.config(strict=strict)
     site, errors = read_site(config)
-    errors = [*errors, *check_issues(config, site), *catalog_problems(config)]
+    errors = [
+        *errors,
+        *check_issues(config, site),
+        *check_editions(config, site),
+        *catalog_problems(config),
+    ]
     failures, warnings = _report(errors, config.root, strict)
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)

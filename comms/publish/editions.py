@@ -19,6 +19,7 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.feeds import feed_files
+from comms.publish.quality import check_issue
 from comms.publish.render import RenderedIssue, base_context, public_copy, render_issue
 from comms.publish.templating import babel_locale, catalog_path
 
@@ -59,6 +60,18 @@ def edition_files(config: Config, site: Site) -> Files:
         for path, data in feed_files(own_config, own_site).items():
             files[folder + path] = data
     return files
+
+
+def check_editions(config: Config, site: Site) -> list[ContentError]:
+    """The e-mail checks of `comms check` on every translated issue, in its edition."""
+    problems = []
+    for language in other_languages(config):
+        own_config, own_site = edition_of(config, site, language)
+        for uid in sorted(site.translations.get(language, {})):
+            kind, _, slug = uid.partition("/")
+            if kind == "issue":
+                problems.extend(check_issue(own_config, own_site, own_site.issues[slug]))
+    return problems
 
 
 def _catalog_problems(language: str, reference: set[str]) -> list[ContentError]:
