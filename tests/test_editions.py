@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
 from .test_send import import_people, parse
+from .webkit import Web, open_web
 
 ISSUE = "2019-07-newsletter"  # translated into English in the sample (content/issues/*.en.md)
 PEOPLE = (
@@ -108,3 +110,45 @@ def test_dry_run_counts_recipients_per_edition(site: Path) -> None:
     code, out, err = run_cli(site, "send", ISSUE, "--dry-run")
     assert code == 0, err
     assert "  recipients per edition: de 2, en 2, ar 1, de-x-ls 1" in out.splitlines()
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    with open_web(tmp_path) as kit:
+        yield kit
+
+
+def test_sign_up_in_english_gets_an_english_page_and_confirmation(web: Web) -> None:
+    form = web.client.get("/subscribe?lang=en").get_data(as_text=True)
+    assert '<html lang="en" dir="ltr">' in form
+    assert "<h1>Subscribe to the newsletter</h1>" in form
+    assert 'action="./subscribe?lang=en"' in form
+    assert '<option value="en" lang="en" selected>English</option>' in form
+    assert 'hreflang="ar" href="https://newsletter.example.org/subscribe?lang=ar"' in form
+    token = web.csrf("/subscribe?lang=en")
+    data = {"email": "emil@example.org", "language": "en", "csrf_token": token}
+    answer = web.client.post("/subscribe?lang=en", data=data).get_data(as_text=True)
+    assert "<h1>Please confirm your subscription</h1>" in answer
+    [mail] = web.mails()
+    assert mail["Content-Language"] == "en"
+    assert mail["Subject"] == "Please confirm your newsletter subscription"
+    person = web.store.find("emil@example.org")
+    assert person is not None and person.language == "en"
+    page = web.client.get(web.confirm_path()).get_data(as_text=True)
+    assert '<html lang="en"' in page  # the person's language, without ?lang=
+
+
+def test_the_language_chosen_on_the_form_decides_the_confirmation_mail(web: Web) -> None:
+    assert web.sign_up("amal@example.org", language="ar").status_code == 200
+    [mail] = web.mails()
+    assert mail["Content-Language"] == "ar"
+    html = mail.get_body(("html",))
+    assert html is not None
+    assert 'lang="ar" dir="rtl"' in str(html.get_content())
+    assert mail["Subject"] == "يرجى تأكيد اشتراكك في النشرة"
+    person = web.store.find("amal@example.org")
+    assert person is not None and person.language == "ar"
+    # An unknown language is not stored: the site's.
+    web.sign_up("zoe@example.org", language="xx")
+    zoe = web.store.find("zoe@example.org")
+    assert zoe is not None and zoe.language == "de"

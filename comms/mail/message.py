@@ -358,11 +358,12 @@ def build_transactional(
         msg["Subject"] = subject
         msg["Message-ID"] = message_id
         msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-        msg["Content-Language"] = config.language
     except ValueError as exc:
         raise MessageError(f"confirmation mail: {exc}") from None
     msg.set_content(text_body, cte="quoted-printable")
     msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    # After the body: setting the content drops Content-* headers.
+    msg["Content-Language"] = config.language
     return OutgoingMessage(
         message_id=message_id,
         envelope_from=sender,

@@ -1,5 +1,6 @@
-"""The subscriber pages: sign-up, confirmation, unsubscribe (RFC 8058), preferences; German,
-no JavaScript, thin over comms.audience.subscriptions."""
+"""The subscriber pages: sign-up, confirmation, unsubscribe (RFC 8058), preferences; in the
+configured languages (`?lang=`, else the person's), no JavaScript, thin over
+comms.audience.subscriptions."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from comms.audience.subscriber_csv import subscriber_languages
 from comms.audience.subscriptions import (
     SignUp,
     Status,
@@ -35,9 +37,24 @@ CSP = (
 )
 
 
+def _language() -> str:
+    """The page's language: `?lang=` when it is enabled, else the person's, else the site's."""
+    config: Config = current_app.config["COMMS_CONFIG"]
+    chosen = request.args.get("lang", "") or str(g.get("language", ""))
+    return chosen if chosen in config.languages else config.home_language
+
+
 def _(message: str) -> str:
-    """An interface string in the site's language (extracted into the Babel catalogs)."""
-    return translate(current_app.config["COMMS_LANGUAGE"], message)
+    """An interface string in the page's language (extracted into the Babel catalogs)."""
+    return translate(_language(), message)
+
+
+def _language_choices(config: Config) -> list[tuple[str, str]]:
+    """The languages a person may choose, with their labels."""
+    return [
+        (code, config.languages[code].label if code in config.languages else code)
+        for code in subscriber_languages(config)
+    ]
 
 
 def _root() -> str:
@@ -56,9 +73,9 @@ class Button:
 
 def page(name: str, status: int = 200, **context: Any) -> Response:
     """Render `templates/web/<name>` with the site context; never cached by proxies."""
-    config: Config = current_app.config["COMMS_CONFIG"]
+    config: Config = current_app.config["COMMS_CONFIG"].edition(_language())
     html = render_template(
-        "web", name, config.settings.site.language, **base_context(config), root=_root(), **context
+        "web", name, config.language, **base_context(config), root=_root(), **context
     )
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
@@ -143,12 +160,24 @@ def _cross_site(config: Config) -> bool:
 def _signup_form(
     subs: Subscriptions, guard: CsrfGuard, status: int = 200, error: str = "", **form: Any
 ) -> Response:
-    settings = subs.config.settings
-    values = {"email": "", "name": "", "topics": [], "regions": [], **form}
+    config = subs.config
+    settings = config.settings
+    here = _language()
+    values = {"email": "", "name": "", "topics": [], "regions": [], "language": here, **form}
+    switch = [
+        (
+            code,
+            lang.label,
+            urls.Urls(config).absolute(urls.subscribe_path(code, config.home_language)),
+        )
+        for code, lang in config.languages.items()
+    ]
     return page(
         "subscribe.html.j2",
         status,
         form=values,
+        languages=_language_choices(config),
+        alternates=switch if len(switch) > 1 else [],
         error=error,
         csrf_token=guard.issue("subscribe"),
         topics=settings.topics,
@@ -175,7 +204,14 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         name = " ".join(form.get("name", "").split())[:200]
         topics = tuple(form.getlist("topics")[:50])
         regions = tuple(form.getlist("regions")[:50])
-        values = {"email": address, "name": name, "topics": topics, "regions": regions}
+        language = form.get("language", "")[:16] or _language()
+        values = {
+            "email": address,
+            "name": name,
+            "topics": topics,
+            "regions": regions,
+            "language": language,
+        }
         if not guard.check("subscribe", form.get("csrf_token")) and _cross_site(subs.config):
             error = _("The form was open too long or is incomplete. Please submit it again.")
             return _signup_form(subs, guard, 400, error, **values)
@@ -189,7 +225,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             return _signup_form(subs, guard, 400, error, **values)
         # The honeypot: people leave `website` empty, bots fill it.
         if not form.get("website") and not per_address.hit(email):
-            subs.request(SignUp(email, name or None, topics, regions), _visitor())
+            subs.request(SignUp(email, name or None, topics, regions, language), _visitor())
         # The same answer for new, known and suppressed addresses (docs/requirements.md L15).
         return notice(
             _("Please confirm your subscription"),
@@ -206,6 +242,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             person = subs.pending(token)
             if person is None:
                 return _bad_link()
+            g.language = person.language
             if request.method == "GET":  # link scanners only GET: a button confirms
                 if person.status == Status.ACTIVE:
                     return _confirmed(subs, person, again=True)
@@ -290,9 +327,12 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
 def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     def person_or_404(token: str) -> Subscriber | None:
         try:
-            return subs.profile(token)
+            person = subs.profile(token)
         except BadToken:
             return None
+        if person is not None:
+            g.language = person.language  # the page speaks the person's language
+        return person
 
     def settings_page(token: str, person: Subscriber, status: int = 200, **extra: Any) -> Response:
         settings = subs.config.settings
@@ -305,7 +345,7 @@ def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> No
             csrf_token=guard.issue("preferences:" + token),
             topics=settings.topics,
             regions=settings.regions,
-            languages=[("de", "Deutsch"), ("en", "English")],
+            languages=_language_choices(subs.config),
             **{"saved": False, "error": "", **extra},
         )
 
@@ -331,6 +371,7 @@ def _preferences_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> No
         updated = subs.update(
             token, form.getlist("topics"), form.getlist("regions"), form.get("language", "")
         )
+        g.language = (updated or person).language
         return settings_page(token, updated or person, saved=True)
 
     @app.post("/preferences/<token>/export")
