@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from comms.content.site import read_site
+from comms.content.site import load_valid_site, read_site
 from comms.content.translations import digest, edition, untranslated, with_digest
 from comms.core.config import load_config
 from comms.publish import templating
@@ -136,3 +136,15 @@ def test_a_missing_catalog_string_is_a_check_error(
     problems = [p for p in catalog_problems(config) if p.path == po]
     assert [p.message for p in problems] == ["no translation for 'Imprint'"]
     assert problems[0].line == line_of(po, 'msgid "Imprint"')
+
+
+def test_a_stale_translation_never_stops_the_build(site_copy: Path) -> None:
+    original = site_copy / ISSUE
+    original.write_text(original.read_text("utf-8").replace("Juni!", "Juni 2019!"), "utf-8")
+    config = load_config(site_copy / "comms.toml")
+    site, problems = load_valid_site(config)  # no InvalidContent: the site builds
+    assert [p.path.name for p in problems] == [ENGLISH.name]
+    assert problems[0].warning
+    # The English edition shows the changed original until the translation is updated.
+    assert "issue/2019-07-newsletter" not in site.translations["en"]
+    assert "issue/2019-07-newsletter" in untranslated(edition(site, "en"), "en", "de")

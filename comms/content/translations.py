@@ -160,9 +160,11 @@ def read_translation(
         return None, [ContentError(path, 1, message, warning=True)]
     original = site.by_kind(found.kind.name).get(found.slug)
     if original is None:
-        state = "has errors" if found.original.is_file() else "is missing"
-        message = f"the original {found.kind.folder}/{found.original.name} {state}"
-        return None, [ContentError(path, 1, message)]
+        where = f"{found.kind.folder}/{found.original.name}"
+        if found.original.is_file():  # its own errors are reported; this one only follows
+            message = f"the original {where} has errors; the translation is left out"
+            return None, [ContentError(path, 1, message, warning=True)]
+        return None, [ContentError(path, 1, f"the original {where} is missing")]
     base = _front_matter(original.path)
     own = _front_matter(path)
     assert base is not None  # the original was read without errors
@@ -273,6 +275,11 @@ def _top_level_blocks(front: str, keys: list[str]) -> str:
         if taking:
             out.append(line)
     return "".join(out)
+
+
+def is_translation(path: Path) -> bool:
+    """True for a file named like a translation (`<slug>.<lang>.md`)."""
+    return TRANSLATION_NAME.match(path.name) is not None
 
 
 def language_of(item: Item, home: str) -> str:
