@@ -98,3 +98,13 @@ def test_archive_pages_per_language_with_alternates(files: dict[str, bytes]) -> 
     assert 'aria-current="page">العربية</a>' in arabic
     assert "en/style.css" not in files  # style sheet and static files only at the root
     assert "ar/issues/2020-02-newsletter/email.html" in files
+
+
+def test_an_untranslated_item_in_an_edition_points_search_engines_to_the_original(
+    files: dict[str, bytes],
+) -> None:
+    page = files["en/practices/stuhlbau-projekt-lamspringe/index.html"].decode()
+    assert f'<link rel="canonical" href="{BASE}practices/stuhlbau-projekt-lamspringe/">' in page
+    assert '"inLanguage": "de"' in page
+    assert '<article lang="de">' in page
+    assert "Not translated yet – shown in the original language (Deutsch)." in page

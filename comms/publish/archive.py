@@ -10,7 +10,7 @@ from typing import Any
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
-from comms.content.translations import translated_languages
+from comms.content.translations import language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.publish.templating import TEMPLATES, Formatter, render_template
@@ -95,7 +95,7 @@ def json_ld(config: Config, item: Item) -> str:
     site_urls = urls.Urls(config)
     data["url"] = site_urls.item(item)
     data["identifier"] = config.item_id(item.kind, item.slug)
-    data["inLanguage"] = config.language
+    data["inLanguage"] = language_of(item, config.home_language)
     image = getattr(item, "image", None)
     if image is not None:
         data["image"] = site_urls.asset(image.src)
@@ -135,6 +135,10 @@ class _Pages:
     def page(self, path: str, template: str, item: Item | None = None, **context: Any) -> None:
         depth = path.count("/")
         site_urls = urls.Urls(self.config)
+        canonical = site_urls.edition(path.removesuffix(urls.PAGE))
+        if item is not None and item.uid in self.base.get("untranslated", ()):
+            # Shown in the original: the original's page is the one to index.
+            canonical = site_urls.item(item, self.config.home_language)
         # An edition's pages live under its folder (`en/`): links among them stay in it,
         # the style sheet and static files are the root's.
         html = render_template(
@@ -145,7 +149,7 @@ class _Pages:
             root="../" * depth,
             asset_root="../" * (depth + site_urls.folder.count("/")),
             path=path,
-            canonical=site_urls.edition(path.removesuffix(urls.PAGE)),
+            canonical=canonical,
             alternates=self.alternates(path, item),
             **({} if item is None else {"item": item}),
             **context,
