@@ -47,7 +47,8 @@ def serve(root: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str, in
 def test_serve_sends_a_scheduled_issue_when_it_is_due(site_copy: Path) -> None:
     env = {"COMMS_SECRET_KEY": SECRET, "COMMS_DELIVERY_RETRY_BACKOFF_SECONDS": "0"}
     with_subscribers(site_copy)
-    due = (datetime.now(BERLIN) + timedelta(seconds=6)).replace(microsecond=0)
+    # Far enough ahead that both servers are up before it is due, even on a loaded machine.
+    due = (datetime.now(BERLIN) + timedelta(seconds=15)).replace(microsecond=0)
     issue = site_copy / "content" / "issues" / f"{ISSUE}.md"
     set_front_matter(issue, "send_at", f"{due:%Y-%m-%d %H:%M:%S}")
     handler = Handler()
