@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from comms.content.site import read_site
+from comms.core.config import load_config
+from comms.publish.templating import Formatter
+
+from .conftest import ROOT
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
 from .test_send import import_people, parse
@@ -152,3 +157,16 @@ def test_the_language_chosen_on_the_form_decides_the_confirmation_mail(web: Web)
     web.sign_up("zoe@example.org", language="xx")
     zoe = web.store.find("zoe@example.org")
     assert zoe is not None and zoe.language == "de"
+
+
+def test_dates_are_worded_in_each_edition_s_language() -> None:
+    config = load_config(ROOT / "comms.toml")
+    site, _ = read_site(config)
+    event = site.events["2019-06-21-regionalkonferenz-lueneburg"]
+    worded = {lang: Formatter(config.edition(lang)).event_when(event) for lang in config.languages}
+    assert worded == {
+        "de": "Freitag, 21. Juni 2019, 10:00–15:30\u00a0Uhr",
+        "en": "Friday, 21 June 2019, 10:00–15:30",
+        "de-x-ls": "Freitag, 21. Juni 2019, 10:00–15:30\u00a0Uhr",
+        "ar": "الجمعة\u060c 21 يونيو 2019\u060c 10:00–15:30",
+    }

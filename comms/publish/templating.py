@@ -46,6 +46,8 @@ class Patterns:
     time_suffix: str
     #: Abbreviated weekday, for terminal lines (`Di., 4. Februar 2020`).
     brief_day: str
+    #: Between a day and its time (Arabic and Persian write `،`).
+    comma: str = ", "
 
 
 PATTERNS = {
@@ -53,8 +55,8 @@ PATTERNS = {
     "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr", "EEE, d. MMMM y"),
     "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", "", "EEE, d MMMM y"),
     # Arabic: CLDR's long date with the Arabic comma after the weekday.
-    "ar": Patterns("EEEE، d MMMM y", "d MMMM y", "HH:mm", "", "EEE، d MMMM y"),
-    "fa": Patterns("EEEE d MMMM y", "d MMMM y", "HH:mm", "", "EEE d MMMM y"),
+    "ar": Patterns("EEEE، d MMMM y", "d MMMM y", "HH:mm", "", "EEE، d MMMM y", "، "),
+    "fa": Patterns("EEEE d MMMM y", "d MMMM y", "HH:mm", "", "EEE d MMMM y", "، "),
 }
 PATTERNS["de-x-ls"] = PATTERNS["de"]
 
@@ -166,7 +168,8 @@ class Formatter:
         """`Donnerstag, 16. April 2020, 10:00 Uhr`, or the day alone for a date."""
         if not isinstance(value, datetime):
             return self.day(value)
-        return f"{self.day(value)}, {self.clock(value)}{self.patterns.time_suffix}"
+        comma = self.patterns.comma
+        return f"{self.day(value)}{comma}{self.clock(value)}{self.patterns.time_suffix}"
 
     def brief(self, value: date) -> str:
         """`Di., 4. Februar 2020, 09:00 Uhr` (or the day alone): the command line's wording."""
@@ -174,7 +177,7 @@ class Formatter:
             return format_date(value, self.patterns.brief_day, locale=self.locale)
         day = format_datetime(value, self.patterns.brief_day, tzinfo=self.tz, locale=self.locale)
         suffix = self.patterns.time_suffix.replace("\u00a0", " ")
-        return f"{day}, {self.clock(value)}{suffix}"
+        return f"{day}{self.patterns.comma}{self.clock(value)}{suffix}"
 
     def span(self, first: str, last: str) -> str:
         """Two worded dates or moments as one period, with the locale's interval pattern
@@ -203,7 +206,7 @@ class Formatter:
             return self.moment(start)
         if end.date() == start.date():
             times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
-            return f"{self.day(start)}, {times}"
+            return f"{self.day(start)}{self.patterns.comma}{times}"
         return self.span(self.moment(start), self.moment(end))
 
     def iso(self, value: date) -> str:
