@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,6 +61,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     site.sent = frozenset({"2020-02-newsletter"})
     out = tmp_path_factory.mktemp("site") / "public"
     write_output(out, collect(config, site))
+    with serve(out) as url:
+        yield url
+
+
+@contextmanager
+def serve(out: Path) -> Iterator[str]:
+    """Serve a built output folder on 127.0.0.1; yields its URL."""
     httpd = make_server("127.0.0.1", 0, create_app(out), threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

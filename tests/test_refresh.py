@@ -28,6 +28,10 @@ def use_hub(root: Path, url: str) -> None:
         handle.write(f'\n[feeds]\nhubs = ["{url}"]\n')
 
 
+#: The folders of the sample's editions: the site's root, then one per other language.
+EDITIONS = ("", "en/", "de-x-ls/", "ar/")
+
+
 def pings(httpserver: HTTPServer) -> list[str]:
     found = []
     for request, _ in httpserver.log:
@@ -51,7 +55,8 @@ def test_one_ping_per_changed_feed_and_none_when_unchanged(
         for p in site_copy.glob("public/**/*")
         if p.name in ("feed.xml", "atom.xml", "feed.json")
     )
-    assert len(feeds) == 30
+    # 30 feeds for the site, the same for each edition under /<lang>/ (comms.toml [languages])
+    assert len(feeds) == 30 * len(EDITIONS)
     assert sorted(first) == [BASE + path for path in feeds]
     assert f"notified {httpserver.url_for('/hub')}: {BASE}events/atom.xml" in out.splitlines()
 
@@ -67,12 +72,17 @@ def test_one_ping_per_changed_feed_and_none_when_unchanged(
     practice.write_text(practice.read_text("utf-8") + "\nNeu: ein Nachtrag.\n", "utf-8")
     code, out, _ = refresh(site_copy)
     assert code == 0
-    expected = [
-        BASE + f + n for f in ("", "practices/") for n in ("atom.xml", "feed.json", "feed.xml")
-    ]
+    # The practice has no translation: every edition shows the changed original.
+    expected = sorted(
+        BASE + lang + f + n
+        for lang in EDITIONS
+        for f in ("", "practices/")
+        for n in ("atom.xml", "feed.json", "feed.xml")
+    )
     assert sorted(pings(httpserver)) == expected
-    # the six feeds and the practice's archive page
-    assert out.startswith(f"7 file(s) written, {produced - 7} unchanged, 0 removed\n")
+    # per edition the six feeds and the practice's archive page
+    changed = 7 * len(EDITIONS)
+    assert out.startswith(f"{changed} file(s) written, {produced - changed} unchanged, 0 removed\n")
 
 
 def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
@@ -83,21 +93,22 @@ def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
     use_hub(site_copy, hub)
     httpserver.expect_request("/hub", method="POST").respond_with_data("", status=204)
     assert refresh(site_copy)[0] == 0
-    assert len(pings(httpserver)) == 30
+    assert len(pings(httpserver)) == 30 * len(EDITIONS)
     practice = site_copy / PRACTICE
     practice.write_text(practice.read_text("utf-8") + "\nNeu.\n", "utf-8")
     httpserver.clear_all_handlers()
     httpserver.expect_request("/hub", method="POST").respond_with_data("busy", status=503)
     code, out, err = refresh(site_copy)
     assert code == 1
-    assert re.match(r"7 file\(s\) written, \d+ unchanged, 0 removed\n", out)
+    assert re.match(rf"{7 * len(EDITIONS)} file\(s\) written, \d+ unchanged, 0 removed\n", out)
     errors = err.splitlines()
-    assert f"error: hub {hub} did not take {BASE}atom.xml (HTTP 503)" in errors
+    # The first changed feed (sorted: an edition's) fails, the rest are not sent.
+    assert f"error: hub {hub} did not take {BASE}ar/atom.xml (HTTP 503)" in errors
     assert (
         f"error: hub {hub} did not take {BASE}feed.xml "
         "(not sent: the hub failed with HTTP 503)" in errors
     )
-    assert len(errors) == 6
+    assert len(errors) == 6 * len(EDITIONS)
     assert len(pings(httpserver)) == publish.ATTEMPTS  # then it leaves the hub alone
     assert b"Neu." in (site_copy / "public" / "practices" / "feed.xml").read_bytes()
 
@@ -105,7 +116,7 @@ def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
     httpserver.expect_request("/hub", method="POST").respond_with_data("", status=204)
     code, out, _ = refresh(site_copy)  # nothing changed, but the hub still has to hear of it
     assert code == 0
-    assert len(pings(httpserver)) == 6
+    assert len(pings(httpserver)) == 6 * len(EDITIONS)
     assert refresh(site_copy)[0] == 0
     assert pings(httpserver) == []
 
@@ -117,8 +128,8 @@ def test_a_hub_that_refuses_is_not_asked_again_in_the_same_run(
     use_hub(site_copy, httpserver.url_for("/hub"))
     code, _, err = refresh(site_copy)
     assert code == 1
-    assert len(pings(httpserver)) == 30  # once per feed, no retries of a 4xx
-    assert err.count("(HTTP 400)") == 30
+    assert len(pings(httpserver)) == 30 * len(EDITIONS)  # once per feed, no retries of a 4xx
+    assert err.count("(HTTP 400)") == 30 * len(EDITIONS)
 
 
 def test_content_errors_write_nothing(site_copy: Path) -> None:
@@ -148,8 +159,8 @@ def test_an_unreachable_hub_is_given_up_after_one_feed(
     code, _, err = refresh(site_copy)
     assert code == 1
     errors = err.splitlines()
-    assert len(errors) == 30
+    assert len(errors) == 30 * len(EDITIONS)
     assert errors[0].startswith(
-        f"error: hub http://127.0.0.1:9/hub did not take {BASE}atom.xml (ConnectionError: "
+        f"error: hub http://127.0.0.1:9/hub did not take {BASE}ar/atom.xml (ConnectionError: "
     )
     assert errors[1].endswith("(not sent: the hub failed with ConnectionError)")

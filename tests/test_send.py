@@ -303,6 +303,7 @@ def test_dry_run_and_proof_leave_the_ledger_alone(site: Path) -> None:
             "  selected: every active subscriber",
             "  time: now (its send_at Di., 4. Februar 2020, 09:00 Uhr has passed)",
             "  to send now: 3 in 1 batch(es) of up to 150",
+            "  recipients per edition: de 3",
             "  connections: 4",
             "  estimated time: 0 min 2 s at 2 msg/s",
         ]

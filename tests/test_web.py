@@ -286,7 +286,8 @@ def test_preferences_change_topics_regions_and_language(web: Web) -> None:
     }
     saved = web.client.post(path, data=data)
     assert saved.status_code == 200
-    assert "Ihre Einstellungen wurden gespeichert." in saved.get_data(as_text=True)
+    # The page now speaks the language the person chose.
+    assert "Your settings have been saved." in saved.get_data(as_text=True)
     person = web.store.find(ADDRESS)
     assert person is not None
     assert (person.topics, person.regions, person.language) == (

@@ -29,9 +29,17 @@ EXPORT_COLUMNS = (
     "confirmed_at",
     "unsubscribed_at",
 )
+#: Languages a subscriber may choose even where no edition is configured (they get the site's).
 LANGUAGES = ("de", "en")
 #: A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def subscriber_languages(config: Config) -> list[str]:
+    """The languages a subscriber may choose: every edition's, then de and en."""
+    return [*config.languages, *(lang for lang in LANGUAGES if lang not in config.languages)]
+
+
 _LIST_SPLIT = re.compile(r"[\s,;|]+")
 
 
@@ -70,8 +78,9 @@ def check_person(
     except ValueError as exc:
         raise ValueError(f"invalid e-mail address '{email.strip()}': {exc}") from None
     lang = (language or "").strip().lower() or config.settings.site.language
-    if lang not in LANGUAGES:
-        raise ValueError(f"unknown language '{lang}' (known: {', '.join(LANGUAGES)})")
+    allowed = subscriber_languages(config)
+    if lang not in allowed:
+        raise ValueError(f"unknown language '{lang}' (known: {', '.join(allowed)})")
     chosen: dict[str, tuple[str, ...]] = {}
     for label, values, known in (
         ("topic", topics, config.settings.topics),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from comms.audience.data_requests import DataRequests, RevokedLink, UsedLink
 from comms.audience.mailer import RETRY_DELAYS, DirectMailer, Mailer, MailNotSent, Postbox
-from comms.audience.subscriber_csv import LANGUAGES
+from comms.audience.subscriber_csv import subscriber_languages
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
@@ -110,9 +110,14 @@ class Subscriptions(DataRequests):
         """The link of a confirmation mail (expires after `subscribe.confirm_days`)."""
         return Urls(self.config).confirm(make_token(self.secret, "confirm", uid))
 
-    def _confirmation(self, email: str, uid: str, message_id: str | None = None) -> OutgoingMessage:
-        subject, html, text = render_confirmation(self.config, self.confirm_url(uid))
-        return build_transactional(self.config, email, subject, html, text, message_id=message_id)
+    def _confirmation(
+        self, email: str, uid: str, language: str, message_id: str | None = None
+    ) -> OutgoingMessage:
+        """The confirmation mail in the person's language (the site's where it has no edition)."""
+        own = language if language in self.config.languages else self.config.home_language
+        config = self.config.edition(own)
+        subject, html, text = render_confirmation(config, self.confirm_url(uid))
+        return build_transactional(config, email, subject, html, text, message_id=message_id)
 
     def _max_age(self) -> int:
         return self.settings.confirm_days * 86400
@@ -129,7 +134,8 @@ class Subscriptions(DataRequests):
         settings = self.config.settings
         topics = tuple(t for t in dict.fromkeys(form.topics) if t in settings.topics)
         regions = tuple(r for r in dict.fromkeys(form.regions) if r in settings.regions)
-        language = form.language if form.language in LANGUAGES else settings.site.language
+        allowed = subscriber_languages(self.config)
+        language = form.language if form.language in allowed else self.config.home_language
         person = NewSubscriber(form.email, form.name, language, topics, regions)
         chosen = f"topics: {' '.join(topics) or '-'}; regions: {' '.join(regions) or '-'}"
         message_id = new_message_id(self.config)
@@ -152,7 +158,7 @@ class Subscriptions(DataRequests):
         else:
             return Requested(before, mailed=False)  # active: nothing to do, no mail
         try:
-            confirmation = self._confirmation(known.email, known.uid, message_id)
+            confirmation = self._confirmation(known.email, known.uid, language, message_id)
         except MessageError as exc:
             # No mail can be written for this address: recorded like a failed send, and the
             # visitor gets the usual answer rather than an error page.
@@ -213,7 +219,7 @@ class Subscriptions(DataRequests):
         person = self.store.by_uid(uid)
         if person is None or person.status not in (Status.PENDING, Status.UNSUBSCRIBED):
             return False
-        self.mailer.submit(self._confirmation(person.email, person.uid))
+        self.mailer.submit(self._confirmation(person.email, person.uid, person.language))
         return True
 
     # -- links in every newsletter ---------------------------------------------------------
@@ -259,7 +265,7 @@ class Subscriptions(DataRequests):
         settings = self.config.settings
         chosen_topics = tuple(t for t in dict.fromkeys(topics) if t in settings.topics)
         chosen_regions = tuple(r for r in dict.fromkeys(regions) if r in settings.regions)
-        lang = language if language in LANGUAGES else person.language
+        lang = language if language in subscriber_languages(self.config) else person.language
         return self.store.update_preferences(person.uid, chosen_topics, chosen_regions, lang)
 
 

@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (registers the commands)
     sending,
     serving,
     subscribers,
+    translations,
 )
 from .common import State, cli
 

@@ -24,6 +24,7 @@ from comms.core.files import exposure_warnings
 from comms.db.desk import Desk, database_exists, started_issues
 from comms.db.subscribers import Consent
 from comms.publish import refresh as publish
+from comms.publish.editions import catalog_problems, check_editions
 from comms.publish.gate import site_problems
 from comms.publish.templating import TEMPLATES, translate
 from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
@@ -60,7 +61,12 @@ def check(state: State, strict: bool, links: bool) -> None:
     """
     config = state.config(strict=strict)
     site, errors = read_site(config)
-    errors = [*errors, *site_problems(config, site)]
+    errors = [
+        *errors,
+        *site_problems(config, site),
+        *check_editions(config, site),
+        *catalog_problems(config),
+    ]
     if links:
         from comms.publish.external import dead_links
 

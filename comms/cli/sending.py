@@ -176,6 +176,11 @@ def _print_plan(config: Config, plan: SendPlan, dry: bool) -> None:
     else:
         click.echo(f"  time: now (its send_at {_when(issue.send_at, config)} has passed)")
     click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
+    if plan.editions:
+        # Sorted by size: the edition most people get first.
+        per = sorted(plan.editions.items(), key=lambda pair: (-pair[1], pair[0]))
+        label = "to send per edition" if plan.started else "recipients per edition"
+        click.echo(f"  {label}: " + ", ".join(f"{lang or 'none'} {n}" for lang, n in per))
     click.echo(f"  connections: {options.concurrency}")
     if options.rate > 0:
         seconds = round(todo / options.rate)

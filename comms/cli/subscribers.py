@@ -38,7 +38,7 @@ def subscribers() -> None:
 @subscribers.command("add")
 @click.argument("address")
 @click.option("--name", help="The person's name.")
-@click.option("--language", help="de or en (default: site.language).")
+@click.option("--language", help="An enabled language, de or en (default: site.language).")
 @click.option("--topic", "topics", multiple=True, help="A topic slug (repeatable).")
 @click.option("--region", "regions", multiple=True, help="A region slug (repeatable).")
 @click.option("--confirmed", is_flag=True, help="The person has consented: add as active.")

@@ -83,6 +83,15 @@ MAX_BODY_MARKS = 8_000
 MARKS = "`\"'-*_&<>\\[]()!~="
 #: Most HTML tags in a body: the raw-HTML pass rescans the rest of the body per open tag.
 MAX_TAGS = 300
+# Arabic and Persian quote with guillemets, «…» and ‹…›.
+GUILLEMETS = {
+    "left-double-quote": "&laquo;",
+    "right-double-quote": "&raquo;",
+    "left-single-quote": "&lsaquo;",
+    "right-single-quote": "&rsaquo;",
+}
+#: Quotes per language of a text; English is Smarty's default, others German.
+QUOTES: dict[str, dict[str, str]] = {"en": {}, "ar": GUILLEMETS, "fa": GUILLEMETS}
 
 _LOCAL = threading.local()
 _BLANK = re.compile(r"\n[ \t]*\n")
@@ -91,16 +100,19 @@ _TAG = re.compile(r"<[A-Za-z/!?]")
 _QUOTE_DEPTH = re.compile(rf"^(?:[ \t]*>){{{MAX_OPEN + 1}}}", re.M)
 
 
-def _markdown() -> markdown.Markdown:
-    # One converter per thread: a Markdown instance keeps state between calls, and the
-    # scheduler's jobs and the preview's rebuilds read content in threads of their own.
-    converter: markdown.Markdown | None = getattr(_LOCAL, "converter", None)
+def _markdown(language: str) -> markdown.Markdown:
+    # One converter per thread and language: a Markdown instance keeps state between calls,
+    # and the scheduler's jobs and the preview's rebuilds read content in threads of their own.
+    converters: dict[str, markdown.Markdown] = _LOCAL.__dict__.setdefault("converters", {})
+    quotes = QUOTES.get(language, GERMAN_QUOTES)
+    key = language if language in QUOTES else "de"
+    converter = converters.get(key)
     if converter is None:
         converter = markdown.Markdown(
             extensions=["tables", "smarty", "sane_lists"],
-            extension_configs={"smarty": {"substitutions": GERMAN_QUOTES}},
+            extension_configs={"smarty": {"substitutions": quotes}},
         )
-        _LOCAL.converter = converter
+        converters[key] = converter
     return converter
 
 
@@ -168,13 +180,14 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
     return problems
 
 
-def markdown_to_html(text: str) -> str:
-    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs).
+def markdown_to_html(text: str, language: str = "de") -> str:
+    """Markdown → HTML, sanitised with an allowlist (no scripts, handlers or javascript: URLs);
+    quotes as the text's language writes them.
 
     ValueError for a body `markdown_problems` refuses: rendering it could take minutes.
     """
     return nh3.clean(
-        markdown_unsanitised(text),
+        markdown_unsanitised(text, language),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
@@ -185,7 +198,7 @@ def markdown_to_html(text: str) -> str:
 # Cached: `comms check` converts each body twice (the reader, then the link check), and
 # conversion is most of the cost of both. Bounded, so a long-running server does not grow.
 @functools.lru_cache(maxsize=8192)
-def markdown_unsanitised(text: str) -> str:
+def markdown_unsanitised(text: str, language: str = "de") -> str:
     """Markdown → HTML before the sanitiser: for checks that must name what it would drop.
 
     ValueError for a body `markdown_problems` refuses (the reader reports it at its line).
@@ -193,6 +206,6 @@ def markdown_unsanitised(text: str) -> str:
     problems = markdown_problems(text)
     if problems:
         raise ValueError(f"line {problems[0][0]}: {problems[0][1]}")
-    converter = _markdown()
+    converter = _markdown(language)
     converter.reset()
     return str(converter.convert(text))

@@ -276,6 +276,8 @@ class Site:
     #: Issues whose mails have started to go out (from the send ledger; the caller sets it,
     #: since content and publish never read the database): public from then on.
     sent: frozenset[str] = frozenset()
+    #: Translations by language, then `kind/slug` (comms.content.translations reads them).
+    translations: dict[str, dict[str, Item]] = field(default_factory=dict)
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         """The items of one kind, keyed by slug."""

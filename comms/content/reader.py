@@ -41,6 +41,12 @@ from comms.core.errors import ContentError
 #: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
 PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+#: A translation beside its original: `<slug>.<language>.md` (read by comms.content.translations).
+TRANSLATION_NAME = re.compile(
+    r"^(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.(?P<language>[a-z]{2,3}(?:-[a-z0-9]{1,8})*)\.md$"
+)
+#: The front matter key of a translation that records the digest of its original.
+TRANSLATED = "original_digest"
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
@@ -155,9 +161,15 @@ def _semantic(
 
 
 def read_file(
-    path: Path, kind: Kind, context: dict[str, Any]
+    path: Path,
+    kind: Kind,
+    context: dict[str, Any],
+    original: tuple[str, dict[str, Any]] | None = None,
 ) -> tuple[Item | None, list[ContentError]]:
-    """Read one content file; never raises for bad content, returns the errors instead."""
+    """Read one content file; never raises for bad content, returns the errors instead.
+
+    A translation passes `original`: its slug and front matter, which the translation's keys
+    override (comms.content.translations)."""
     errors: list[ContentError] = []
     try:
         raw = path.read_bytes()
@@ -171,7 +183,8 @@ def read_file(
         return None, [ContentError(path, line, f"not valid UTF-8 (byte 0x{bad}); save as UTF-8")]
     # NFC: a decomposed "ü" would otherwise differ from the composed one in slugs and subjects.
     text = unicodedata.normalize("NFC", text.removeprefix("\ufeff"))
-    if not SLUG_RE.match(path.stem):
+    slug = path.stem if original is None else original[0]
+    if not SLUG_RE.match(slug):
         errors.append(
             ContentError(
                 path, 1, f"file name '{path.name}' is not a slug: use a-z, 0-9 and '-' only"
@@ -184,11 +197,13 @@ def read_file(
     parsed = parse_yaml(front, path)
     if isinstance(parsed, ContentError):
         # The front matter cannot be read; the body and the placeholders still can.
-        _, body_errors = _body(body, body_line, path)
+        _, body_errors = _body(body, body_line, path, context.get("language", "de"))
         return None, [*errors, parsed, *body_errors, *placeholder_errors(text, path)]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
     fields = front_matter_fields(kind.model)
+    if original is not None:
+        data.pop(TRANSLATED, None)
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
         message = f"unknown key '{dotted}'"
         if len(loc) == 1:
@@ -196,9 +211,11 @@ def read_file(
             close = difflib.get_close_matches(str(loc[0]), fields, n=1, cutoff=0.75)
             message += f"; did you mean '{close[0]}'?" if close else ""
         errors.append(ContentError(path, doc.find(loc)[0], message, warning=True))
+    if original is not None:
+        data = {**original[1], **data}
     errors.extend(_semantic(kind, data, doc, path, context["tz"]))
     # Body and placeholder checks run beside the field errors: one run shows every error.
-    html, body_errors = _body(body, body_line, path)
+    html, body_errors = _body(body, body_line, path, context.get("language", "de"))
     errors.extend(body_errors)
     errors.extend(placeholder_errors(text, path))
     try:
@@ -218,19 +235,19 @@ def read_file(
                 for index, element in enumerate(value.value):
                     lines[f"{key.value}.{index}"] = doc.line_of(element)
     item = item.model_copy(
-        update={"slug": path.stem, "path": path, "body": body, "html": html, "lines": lines}
+        update={"slug": slug, "path": path, "body": body, "html": html, "lines": lines}
     )
     if any(not e.warning for e in errors):
         return None, errors
     return item, errors
 
 
-def _body(body: str, body_line: int, path: Path) -> tuple[str, list[ContentError]]:
+def _body(body: str, body_line: int, path: Path, language: str) -> tuple[str, list[ContentError]]:
     """The body as safe HTML and its errors; a body too costly to render is not rendered."""
     too_costly = markdown_problems(body)
     if too_costly:
         return "", [ContentError(path, body_line + line - 1, msg) for line, msg in too_costly]
-    html = markdown_to_html(body)
+    html = markdown_to_html(body, language)
     return html, _image_errors(html, body, body_line, path)
 
 
@@ -273,6 +290,8 @@ def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[Cont
     if not content_dir.is_dir():
         return [], []
     for path in sorted(content_dir.rglob("*.md")):
+        if TRANSLATION_NAME.match(path.name):
+            continue
         folder = path.relative_to(content_dir).parts[0]
         kind = FOLDERS.get(folder)
         if kind is None or path.parent == content_dir:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from comms.content.models import Issue, Site
 from comms.content.reader import read_content
+from comms.content.translations import is_translation, read_translations
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 
@@ -39,7 +41,12 @@ class IssueErrors(ContentErrors):
 def read_site(config: Config) -> tuple[Site, list[ContentError]]:
     """Read the configured content folder: the valid items and every problem; never raises."""
     settings = config.settings
-    return read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    site, problems = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    context = {"tz": config.tz, "regions": set(settings.regions), "topics": set(settings.topics)}
+    problems += read_translations(
+        config.content_dir, site, config.languages, config.home_language, context
+    )
+    return site, problems
 
 
 def load_valid_site(config: Config) -> tuple[Site, list[ContentError]]:
@@ -49,9 +56,12 @@ def load_valid_site(config: Config) -> tuple[Site, list[ContentError]]:
     scheduler's refresh) loads it here, so they agree on what "valid" means.
     """
     site, problems = read_site(config)
-    if any(not problem.warning for problem in problems):
+    if any(not problem.warning and not is_translation(problem.path) for problem in problems):
         raise InvalidContent(site, problems)
-    return site, problems
+    # A translation with errors (stale, missing original …) is left out and its edition shows
+    # the original instead: `comms check` fails on it, but it never stops the site's build
+    # or a scheduled send of the original.
+    return site, [replace(p, warning=True) if is_translation(p.path) else p for p in problems]
 
 
 def find_issue(config: Config, site: Site, problems: list[ContentError], slug: str) -> Issue:

@@ -61,6 +61,11 @@ def feed_path(folder: str, fmt: str) -> str:
     return folder + FEED_NAMES[fmt]
 
 
+def subscribe_path(language: str, home: str) -> str:
+    """The sign-up page in one language (`subscribe?lang=en`; the site's language: `subscribe`)."""
+    return SUBSCRIBE if language == home else f"{SUBSCRIBE}?lang={language}"
+
+
 def confirm_path(token: str) -> str:
     """The double opt-in page of one token."""
     return f"confirm/{token}"
@@ -79,6 +84,12 @@ def preferences_path(token: str = "") -> str:
 def data_path(token: str) -> str:
     """The page of a mailed export or erasure link."""
     return f"my-data/{token}"
+
+
+def language_folder(language: str, home: str) -> str:
+    """The folder of an edition's pages, feeds and calendars (`en/`); the site's language keeps
+    the root."""
+    return "" if language == home else f"{language}/"
 
 
 def relative(target: str, folder: str) -> str:
@@ -102,30 +113,39 @@ class Urls:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: Where the pages, feeds and calendars of the configuration's language live.
+        self.folder = language_folder(config.language, config.home_language)
 
     def absolute(self, site_path: str = "") -> str:
         """An absolute URL for a site path."""
         return self.config.url(site_path)
 
-    def home(self) -> str:
-        """The start page."""
-        return self.absolute("")
+    def edition(self, site_path: str = "", language: str | None = None) -> str:
+        """An absolute URL for a site path of an edition (this configuration's by default)."""
+        folder = self.folder
+        if language is not None:
+            folder = language_folder(language, self.config.home_language)
+        return self.absolute(folder + site_path)
 
-    def item(self, item: Item) -> str:
-        """An item's page."""
-        return self.absolute(page_path(item))
+    def home(self) -> str:
+        """The start page (of this configuration's language)."""
+        return self.edition("")
+
+    def item(self, item: Item, language: str | None = None) -> str:
+        """An item's page (in this configuration's language, or in `language`)."""
+        return self.edition(page_path(item), language)
 
     def event_calendar(self, item: Item) -> str:
         """The calendar file of one event."""
-        return self.absolute(event_calendar_path(item.slug))
+        return self.edition(event_calendar_path(item.slug))
 
     def calendar(self, region: str | None = None) -> str:
         """The subscribed calendar of every event or of one region."""
-        return self.absolute(calendar_path(region))
+        return self.edition(calendar_path(region))
 
     def feed(self, folder: str, fmt: str) -> str:
         """One file of a feed folder."""
-        return self.absolute(feed_path(folder, fmt))
+        return self.edition(feed_path(folder, fmt))
 
     def asset(self, src: str) -> str:
         """An image or other asset: site paths become absolute, absolute URLs stay."""
@@ -158,4 +178,4 @@ class Urls:
     def absolute_links(self, html: str) -> str:
         """Make site-relative links (`href="/x"`, `src="/x"`) absolute: mail clients and feed
         readers have no base URL."""
-        return _SITE_LINK.sub(lambda m: m.group(1) + self.home(), html)
+        return _SITE_LINK.sub(lambda m: m.group(1) + self.absolute(""), html)

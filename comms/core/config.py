@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tomllib
@@ -24,6 +25,7 @@ from comms.core.settings import (
     Delivery,
     Dkim,
     Feeds,
+    Language,
     Mail,
     Organisation,
     Render,
@@ -33,6 +35,7 @@ from comms.core.settings import (
     Smtp,
     Subscribe,
     _Section,
+    check_languages,
 )
 
 CONFIG_FILE = "comms.toml"
@@ -54,6 +57,8 @@ TRANSPORT_SCHEMES = (
     "brevo+http",
 )
 
+#: Labels of the languages a configuration may leave unlisted (the site's own).
+DEFAULT_LABELS = {"de": "Deutsch", "en": "English"}
 DEFAULT_REGIONS = {
     "landesweit": "Landesweit",
     "braunschweig": "Braunschweig",
@@ -97,6 +102,8 @@ class Settings(_Section):
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
     bounces: Bounces = Bounces()
+    #: The languages editions are written in (the site's first); empty: the site's only.
+    languages: dict[str, Language] = {}
 
     @field_validator("transport")
     @classmethod
@@ -121,6 +128,13 @@ class Settings(_Section):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: dict[str, Language], info: ValidationInfo) -> dict[str, Language]:
+        site = info.data.get("site")
+        check_languages(value, site.language if site is not None else "de")
+        return value
+
     @field_validator("subscribe")
     @classmethod
     def _separate_streams(cls, value: Subscribe, info: ValidationInfo) -> Subscribe:
@@ -141,6 +155,8 @@ class Config:
     path: Path | None
     warnings: list[str] = field(default_factory=list)
     secret_key: str | None = None
+    #: Set in an edition's configuration (`Config.edition`): the site's own language.
+    edition_of: str | None = None
 
     @property
     def content_dir(self) -> Path:
@@ -196,6 +212,35 @@ class Config:
             return datetime.combine(self.settings.reference_date, time(), tzinfo=self.tz)
         return datetime.now(self.tz)
 
+    @cached_property
+    def languages(self) -> dict[str, Language]:
+        """Every enabled language, the site's first (labelled by its tag when not configured)."""
+        home = self.home_language
+        found = dict(self.settings.languages)
+        first = found.pop(home, Language(label=DEFAULT_LABELS.get(home, home)))
+        return {home: first, **found}
+
+    @property
+    def home_language(self) -> str:
+        """The site's language: that of the originals and of the site root."""
+        return self.edition_of or self.settings.site.language
+
+    @property
+    def language(self) -> str:
+        """The language this configuration renders in (an edition's, or the site's)."""
+        return self.settings.site.language
+
+    def edition(self, language: str) -> Config:
+        """This configuration rendering in `language`: formatter, catalogs and URLs follow it."""
+        home = self.home_language
+        if language == self.settings.site.language:
+            return self
+        site = self.settings.site.model_copy(update={"language": language})
+        settings = self.settings.model_copy(update={"site": site})
+        return dataclasses.replace(
+            self, settings=settings, edition_of=None if language == home else home
+        )
+
     def item_id(self, kind: str, slug: str) -> str:
         """The one stable id of an item (feed GUID, Atom id, JSON Feed id, iCalendar UID).
 
@@ -243,7 +288,7 @@ def env_names() -> dict[str, tuple[str, ...]]:
         if section is not None:
             for sub in section.model_fields:
                 names[f"{ENV_PREFIX}{key}_{sub}".upper()] = (key, sub)
-        elif key not in ("regions", "topics"):
+        elif key not in ("regions", "topics", "languages"):
             names[f"{ENV_PREFIX}{key}".upper()] = (key,)
     return names
 

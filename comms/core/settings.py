@@ -49,7 +49,8 @@ class Site(_Section):
 
     name: str = "Niedersachsen packt an"
     base_url: str = "https://newsletter.example.org"
-    language: Literal["de", "en"] = "de"
+    #: The language of the originals (`content/<kind>/<slug>.md`) and of the site's root.
+    language: str = "de"
     timezone: str = "Europe/Berlin"
     description: str = (
         "Neuigkeiten, Termine und gute Beispiele aus dem Bündnis „Niedersachsen packt an“"
@@ -74,6 +75,26 @@ class Site(_Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone '{value}'") from None
         return value
+
+
+#: A language tag as the configuration and the content file names write it (`de`, `de-x-ls`).
+LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{1,8})*$")
+
+
+class Language(_Section):
+    """One language an edition may be written in: its label on pages and its direction."""
+
+    label: str
+    direction: Literal["ltr", "rtl"] = "ltr"
+
+
+def check_languages(languages: dict[str, Language], site_language: str) -> None:
+    """The configured languages must be tags and include the site's language."""
+    for tag in languages:
+        if not LANGUAGE_TAG.match(tag):
+            raise ValueError(f"'{tag}' is not a language tag (lowercase, e.g. en, de-x-ls)")
+    if languages and site_language not in languages:
+        raise ValueError(f"must include the site language '{site_language}'")
 
 
 class Sender(_Section):

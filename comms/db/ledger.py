@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,23 @@ class Campaign:
     def from_row(cls, row: Any) -> Campaign:
         """Build from a `campaigns` row."""
         return cls(**{**row._mapping, "status": CampaignStatus(row.status)})
+
+
+@dataclass(frozen=True)
+class Editions:
+    """The languages an issue has editions in, and the site's, which everyone else gets."""
+
+    languages: tuple[str, ...]
+    home: str
+
+
+def edition_of(editions: Editions | None) -> sa.ColumnElement[Any]:
+    """The edition of the subscriber row in a query: their language if it has one, else the
+    site's (NULL without editions)."""
+    if editions is None:
+        return sa.null()
+    language = subscribers.c.language
+    return sa.case((language.in_(editions.languages), language), else_=sa.literal(editions.home))
 
 
 def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -121,6 +138,27 @@ class Ledger:
             ~sa.exists().where(suppression.c.key == s.suppression_key),
         )
 
+    def recipients_by_edition(
+        self, topics: Sequence[str], regions: Sequence[str], editions: Editions
+    ) -> dict[str, int]:
+        """How many subscribers would get each edition of an issue now."""
+        inner = self._recipients(topics, regions).add_columns(edition_of(editions).label("e"))
+        rows = inner.subquery()
+        query = sa.select(rows.c.e, sa.func.count()).group_by(rows.c.e)
+        with self.reading() as conn:
+            return {str(e): int(n) for e, n in conn.execute(query)}
+
+    def deliveries_by_edition(self, cid: int, statuses: Iterable[str]) -> dict[str, int]:
+        """A campaign's deliveries in `statuses` per recorded edition ('' where none is)."""
+        d = deliveries.c
+        query = (
+            sa.select(d.edition, sa.func.count())
+            .where(d.campaign_id == cid, d.status.in_(list(statuses)))
+            .group_by(d.edition)
+        )
+        with self.reading() as conn:
+            return {str(e or ""): int(n) for e, n in conn.execute(query)}
+
     def count_recipients(self, topics: Sequence[str], regions: Sequence[str]) -> int:
         """How many subscribers an issue would go to now."""
         query = sa.select(sa.func.count()).select_from(self._recipients(topics, regions).subquery())
@@ -134,13 +172,15 @@ class Ledger:
         topics: Sequence[str],
         regions: Sequence[str],
         now: datetime,
+        editions: Editions | None = None,
     ) -> tuple[Campaign, bool]:
         """Start a campaign, or get the one that exists: True when this call created it, and
         then every recipient was snapshotted into a queued delivery in the same transaction.
 
         INSERT … ON CONFLICT DO NOTHING: two runs that start the same issue at once both get
         the one campaign (on PostgreSQL the second waits for the first to commit, then sees
-        its row), never an IntegrityError.
+        its row), never an IntegrityError. With `editions` each delivery records the edition
+        its person gets: their language if it has an edition, else the site's.
         """
         with self.engine.begin() as conn:
             cid = conn.execute(
@@ -156,7 +196,7 @@ class Ledger:
                 .returning(campaigns.c.id)
             ).scalar()
             if cid is not None:
-                self._snapshot(conn, cid, topics, regions, now)
+                self._snapshot(conn, cid, topics, regions, now, editions)
         found = self.campaign(slug)
         assert found is not None
         return found, cid is not None
@@ -168,6 +208,7 @@ class Ledger:
         topics: Sequence[str],
         regions: Sequence[str],
         now: datetime,
+        editions: Editions | None,
     ) -> None:
         d = deliveries.c
         when = sa.literal(now, d.queued_at.type)
@@ -176,8 +217,9 @@ class Ledger:
             sa.literal(DeliveryStatus.QUEUED, d.status.type),
             sa.literal(0),
             when,
+            edition_of(editions),
         )
-        columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at"]
+        columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at", "edition"]
         conn.execute(sa.insert(deliveries).from_select(columns, source))
         count = conn.execute(
             sa.select(sa.func.count()).where(deliveries.c.campaign_id == cid)
@@ -286,7 +328,7 @@ class Ledger:
                     claimed_until=until,
                     updated_at=now,
                 )
-                .returning(d.id, d.subscriber_id, d.attempts, d.queued_at)
+                .returning(d.id, d.subscriber_id, d.attempts, d.queued_at, d.edition)
             ).all()
             s = subscribers.c
             people = {
@@ -316,7 +358,8 @@ class Ledger:
                     uid=p.uid if p else None,
                     email=p.email if p else None,
                     name=p.name if p else None,
-                    language=p.language if p else "de",
+                    # The edition recorded at enqueue; older rows: the person's language now.
+                    language=row.edition or (p.language if p else "de"),
                     subscriber_status=SubscriberStatus(p.status) if p else None,
                     key=p.suppression_key if p else None,
                     link_version=p.link_version if p else 0,

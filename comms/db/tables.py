@@ -177,6 +177,8 @@ deliveries = sa.Table(
     sa.Column("claimed_until", UTCDateTime),
     sa.Column("last_error", sa.Text),
     sa.Column("message_id", sa.String(255)),
+    # The language of the edition this person gets, decided when the campaign started.
+    sa.Column("edition", sa.String(16)),
     sa.Column("queued_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime),
     sa.UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),

@@ -239,6 +239,8 @@ class MessageFactory:
         if settings.mail.precedence != "none":
             head.append(f"Precedence: {settings.mail.precedence}\r\n".encode())
         boundary = "=_" + hashlib.blake2b(rendered.slug.encode(), digest_size=12).hexdigest()
+        # The edition's language (RFC 3282), for screen readers and translation prompts.
+        head.append(f"Content-Language: {config.language}\r\n".encode("ascii"))
         head.append(b"MIME-Version: 1.0\r\n")
         head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
         static = [*head, b"\r\n"]
@@ -397,6 +399,8 @@ def build_transactional(
         raise MessageError(f"confirmation mail: {exc}") from None
     msg.set_content(text_body, cte="quoted-printable")
     msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    # After the body: setting the content drops Content-* headers.
+    msg["Content-Language"] = config.language
     return OutgoingMessage(
         message_id=message_id,
         envelope_from=sender,

@@ -10,6 +10,7 @@ from typing import Any
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
+from comms.content.translations import language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.publish.feed_state import issue_is_public
@@ -98,7 +99,7 @@ def json_ld(config: Config, item: Item) -> str:
     site_urls = urls.Urls(config)
     data["url"] = site_urls.item(item)
     data["identifier"] = config.item_id(item.kind, item.slug)
-    data["inLanguage"] = config.settings.site.language
+    data["inLanguage"] = language_of(item, config.home_language)
     image = getattr(item, "image", None)
     if image is not None:
         data["image"] = site_urls.asset(image.src)
@@ -119,25 +120,52 @@ class _Pages:
         self.files: Files = {}
         self.now: datetime = config.now()
 
-    def page(self, path: str, template: str, **context: Any) -> None:
+    def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
+        """The languages a page is in, as (tag, label, URL): an item's translations, or every
+        language for an edition's list pages (the site's own list pages name none)."""
+        config, site_urls = self.config, urls.Urls(self.config)
+        if item is not None:
+            found = {config.home_language, *translated_languages(self.site, item)}
+        else:
+            found = set(config.languages) if site_urls.folder else set()
+        if len(found) < 2:
+            return []
+        page = path.removesuffix(urls.PAGE)
+        return [
+            (tag, language.label, site_urls.edition(page, tag))
+            for tag, language in config.languages.items()
+            if tag in found
+        ]
+
+    def page(self, path: str, template: str, item: Item | None = None, **context: Any) -> None:
         depth = path.count("/")
+        site_urls = urls.Urls(self.config)
+        canonical = site_urls.edition(path.removesuffix(urls.PAGE))
+        if item is not None and item.uid in self.base.get("untranslated", ()):
+            # Shown in the original: the original's page is the one to index.
+            canonical = site_urls.item(item, self.config.home_language)
+        # An edition's pages live under its folder (`en/`): links among them stay in it,
+        # the style sheet and static files are the root's.
         html = render_template(
             "web",
             template,
-            self.config.settings.site.language,
+            self.config.language,
             **self.base,
             root="../" * depth,
+            asset_root="../" * (depth + site_urls.folder.count("/")),
             path=path,
-            canonical=urls.Urls(self.config).absolute(path.removesuffix(urls.PAGE)),
+            canonical=canonical,
+            alternates=self.alternates(path, item),
+            **({} if item is None else {"item": item}),
             **context,
         )
-        self.files[path] = html.encode("utf-8")
+        self.files[site_urls.folder + path] = html.encode("utf-8")
 
     def item(self, item: Item, template: str, **context: Any) -> None:
         self.page(
             urls.page_path(item) + urls.PAGE,
             template,
-            item=item,
+            item,
             json_ld=json_ld(self.config, item),
             **context,
         )
@@ -181,6 +209,8 @@ def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
     for kind, template in (("event", "event"), ("practice", "practice"), ("award", "award")):
         for item in site.by_kind(kind).values():
             pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
+    if urls.Urls(config).folder:
+        return pages.files  # an edition: the style sheet and static files are the root's
     pages.files[urls.STYLE] = (TEMPLATES / "web" / urls.STYLE).read_bytes()
     for path, data in static_files(config).items():
         if path in pages.files:

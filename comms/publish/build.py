@@ -11,7 +11,7 @@ from pathlib import Path
 
 from comms.content.models import Site
 from comms.core.config import Config
-from comms.publish import feeds, render
+from comms.publish import editions, feeds, render
 from comms.publish.state import PublishState
 
 #: Relative POSIX path → bytes: what one build produces.
@@ -21,7 +21,8 @@ Producer = Callable[[Config, Site], Files]
 #: Lists what comms wrote last time, so that it removes only files it owns.
 MANIFEST = ".comms-manifest.json"
 
-PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files]
+# The editions come after the feeds: their feeds read the change history the site's feeds record.
+PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files, editions.edition_files]
 
 
 @dataclass
@@ -37,12 +38,14 @@ def collect(config: Config, site: Site, state: PublishState | None = None) -> Fi
     """Run every producer and merge their files; two producers may not claim one path.
 
     `state` keeps the feed history (the database; by default the files under the config's
-    folder); only the feeds producer needs it.
+    folder); only the feeds producers (the site's and the editions') need it.
     """
     files: Files = {}
     for producer in PRODUCERS:
         if producer is feeds.feed_files:
             made = feeds.feed_files(config, site, state)
+        elif producer is editions.edition_files:
+            made = editions.edition_files(config, site, state)
         else:
             made = producer(config, site)
         for path, data in made.items():

@@ -12,6 +12,7 @@ from icalendar import Event as VEvent
 
 from comms.content import urls
 from comms.content.models import Event
+from comms.content.translations import language_of
 from comms.core.config import Config
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
 from comms.publish.templating import last_day, translate
@@ -59,11 +60,16 @@ def _vevent(config: Config, entry: Entry) -> bytes:
         ve.add("dtstart", event.start_at(tz).astimezone(tz))
         if event.end is not None:
             ve.add("dtend", event.end_at(tz).astimezone(tz))
-    ve.add("summary", entry.title)
+    # An edition's calendars say which language each text is in (RFC 5545 LANGUAGE): its
+    # own, or the site's for an item not translated yet.
+    text = {}
+    if config.edition_of is not None:
+        text = {"LANGUAGE": language_of(event, config.home_language)}
+    ve.add("summary", entry.title, parameters=text)
     place = event_place(event)
     if place or event.online:
         ve.add("location", clean(place or event.online or ""))
-    ve.add("description", _description(config, entry))
+    ve.add("description", _description(config, entry), parameters=text)
     ve.add("url", entry.url)
     ve.add("status", ICS_STATUS[event.status])
     labels = [label for scheme, _, label in entry.categories if scheme.endswith("topic")]
@@ -85,7 +91,7 @@ def _calendar_head(config: Config, name: str | None = None, path: str | None = N
     if name is not None and path is not None:
         cal.add("name", clean(name))
         cal.add("x-wr-calname", clean(name))
-        cal.add("source", urls.Urls(config).absolute(path), parameters={"VALUE": "URI"})
+        cal.add("source", urls.Urls(config).edition(path), parameters={"VALUE": "URI"})
         cal.add("refresh-interval", timedelta(hours=12), parameters={"VALUE": "DURATION"})
     data: bytes = cal.to_ical()
     return data[: -len(b"END:VCALENDAR\r\n")]

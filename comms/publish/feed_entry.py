@@ -177,8 +177,14 @@ def published_entries(config: Config, site: Site, state: PublishState | None = N
     (`state`, by default the files under the config's folder)."""
     history = History.load(state if state is not None else FileState(config.root))
     now = config.now()
-    records = history.observe(site.all_items(), now)
-    history.save()
+    if config.edition_of is None:
+        records = history.observe(site.all_items(), now)
+        history.save()
+    else:
+        # An edition's entries carry the stamps of their originals: a translation is not a
+        # change of the item, and its digest must not overwrite the original's.
+        fresh = History(history.state).observe(site.all_items(), now)
+        records = {uid: history.records.get(uid, record) for uid, record in fresh.items()}
     facts = EntryFacts(config)
     entries = []
     for item in site.all_items():

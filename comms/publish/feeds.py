@@ -106,7 +106,7 @@ def _generator(config: Config, channel: Channel, fmt: str, cache: dict[str, Feed
     fg.register_extension("comms", _Extras, None)
     fg.comms.hubs = tuple(settings.feeds.hubs)
     fg.comms.complete = channel.complete
-    fg.id(tag(config, f"feed/{channel.name}"))
+    fg.id(tag(config, f"feed/{site_urls.folder}{channel.name}"))
     fg.title(clean(channel.title))
     fg.description(clean(channel.description))
     fg.subtitle(clean(channel.description))

@@ -9,6 +9,7 @@ import mjml
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Practice, Site
+from comms.content.translations import untranslated
 from comms.content.urls import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
 from comms.core.errors import RenderError
@@ -58,7 +59,7 @@ def compile_mjml(source: str, config: Config, name: str) -> str:
 
 
 def _render(config: Config, folder: str, name: str, context: dict[str, Any]) -> str:
-    return render_template(folder, name, config.settings.site.language, **context)
+    return render_template(folder, name, config.language, **context)
 
 
 def base_context(config: Config) -> dict[str, Any]:
@@ -70,7 +71,15 @@ def base_context(config: Config) -> dict[str, Any]:
         "site": settings.site,
         "org": settings.organisation,
         "look": settings.render,
-        "lang": settings.site.language,
+        "lang": config.language,
+        # Right-to-left languages mirror the layout (`dir` on <html> and <mjml>).
+        "dir": config.languages[config.language].direction
+        if config.language in config.languages
+        else "ltr",
+        "home_lang": config.home_language,
+        "enabled_languages": config.languages,
+        # Items an edition shows in the site's language (comms.content.translations).
+        "untranslated": frozenset(),
         "html_to_text": html_to_text,
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
@@ -103,6 +112,7 @@ def _issue_context(config: Config, site: Site, issue: Issue) -> dict[str, Any]:
     content = issue_content(config, site, issue)
     return {
         **base_context(config),
+        "untranslated": untranslated(site, config.language, config.home_language),
         "issue": issue,
         "events": content.events,
         "practices": content.practices,
@@ -132,7 +142,7 @@ def render_issue(config: Config, site: Site, issue: Issue) -> RenderedIssue:
 
 def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str]:
     """The double opt-in mail: (subject, html, text); neutral, no newsletter content."""
-    language = config.settings.site.language
+    language = config.language
     subject = translate(language, "Please confirm your newsletter subscription")
     context = {
         **base_context(config),
@@ -210,13 +220,20 @@ def render_link_mail(
 def site_files(config: Config, site: Site) -> dict[str, bytes]:
     """The web archive plus each published issue's `email.html` and `email.txt` (a producer)."""
     files = archive_files(config, site, base_context(config))
+    for issue in published_issues(site, config.now()):
+        for name, body in public_copy(config, render_issue(config, site, issue)):
+            files[urls.page_path(issue) + name] = body
+    return files
+
+
+def public_copy(config: Config, rendered: RenderedIssue) -> list[tuple[str, bytes]]:
+    """An issue's `email.html` and `email.txt` as the archive publishes them."""
     # The public copy belongs to nobody: its personal links lead to the sign-up page, which
     # answers under the base URL, instead of to a placeholder that no server answers.
     public = Urls(config).subscribe()
-    for issue in published_issues(site, config.now()):
-        rendered = render_issue(config, site, issue)
-        for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
-            for placeholder in PLACEHOLDERS:
-                body = body.replace(placeholder, public)
-            files[urls.page_path(issue) + name] = body.encode("utf-8")
-    return files
+    out = []
+    for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
+        for placeholder in PLACEHOLDERS:
+            body = body.replace(placeholder, public)
+        out.append((name, body.encode("utf-8")))
+    return out

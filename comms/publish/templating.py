@@ -28,8 +28,10 @@ TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 #: Babel message catalogs: templates/locale/<language>/LC_MESSAGES/messages.po.
 LOCALES = TEMPLATES / "locale"
 DOMAIN = "messages"
-#: Babel locale per site language.
-BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
+#: Babel locale per language (Leichte Sprache is German: its dates are worded as in German).
+BABEL_LOCALES = {"de": "de_DE", "en": "en_GB", "de-x-ls": "de_DE", "ar": "ar", "fa": "fa_IR"}
+#: Languages with their own templates (`templates/<folder>/<language>/…` before the shared ones).
+OWN_TEMPLATES = {"de-x-ls": "ls"}
 #: CLDR skeleton of a range of days: weekday, day, month, year (`Fr., 28. – So., 30. Juni 2019`).
 DAYS_SKELETON = "yMMMMEEEEd"
 
@@ -44,13 +46,29 @@ class Patterns:
     time_suffix: str
     #: Abbreviated weekday, for terminal lines (`Di., 4. Februar 2020`).
     brief_day: str
+    #: Between a day and its time (Arabic and Persian write `،`).
+    comma: str = ", "
 
 
 PATTERNS = {
     # DIN 5008: "16. April 2020", "09:30 Uhr" with a no-break space before "Uhr".
     "de": Patterns("EEEE, d. MMMM y", "d. MMMM y", "HH:mm", "\u00a0Uhr", "EEE, d. MMMM y"),
     "en": Patterns("EEEE, d MMMM y", "d MMMM y", "HH:mm", "", "EEE, d MMMM y"),
+    # Arabic: CLDR's long date with the Arabic comma after the weekday.
+    "ar": Patterns("EEEE، d MMMM y", "d MMMM y", "HH:mm", "", "EEE، d MMMM y", "، "),
+    "fa": Patterns("EEEE d MMMM y", "d MMMM y", "HH:mm", "", "EEE d MMMM y", "، "),
 }
+PATTERNS["de-x-ls"] = PATTERNS["de"]
+
+
+def babel_locale(language: str) -> str:
+    """The Babel locale of a language tag (`de-x-ls` → `de_DE`; others as Babel parses them)."""
+    return BABEL_LOCALES.get(language) or str(Locale.parse(language, sep="-"))
+
+
+def catalog_path(language: str) -> Path:
+    """The message catalog of one language (`templates/locale/<tag>/LC_MESSAGES/messages.po`)."""
+    return LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 def last_day(event: Event, tz: ZoneInfo) -> date:
@@ -70,9 +88,8 @@ def interval_pattern(locale: str) -> str:
 @lru_cache(maxsize=8)
 def translations(language: str) -> Translations:
     """The compiled catalog of one language (compiled in memory from the shipped .po file)."""
-    po_path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-    with po_path.open("rb") as handle:
-        catalog = read_po(handle, locale=language, domain=DOMAIN)
+    with catalog_path(language).open("rb") as handle:
+        catalog = read_po(handle, locale=babel_locale(language), domain=DOMAIN)
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
@@ -82,8 +99,9 @@ def translations(language: str) -> Translations:
 @lru_cache(maxsize=16)
 def environment(folder: str, language: str) -> Environment:
     """The Jinja2 environment for `templates/<folder>/` (email, text, web) in one language."""
+    own = [str(TEMPLATES / folder / OWN_TEMPLATES[language])] if language in OWN_TEMPLATES else []
     env = Environment(
-        loader=FileSystemLoader([str(TEMPLATES / folder), str(TEMPLATES)]),
+        loader=FileSystemLoader([*own, str(TEMPLATES / folder), str(TEMPLATES)]),
         # E-mail (MJML) and web templates produce markup; text templates do not.
         autoescape=folder != "text",
         extensions=["jinja2.ext.i18n"],
@@ -119,9 +137,9 @@ class Formatter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.language = config.settings.site.language
-        self.locale = BABEL_LOCALES[self.language]
-        self.patterns = PATTERNS[self.language]
+        self.language = config.language
+        self.locale = babel_locale(self.language)
+        self.patterns = PATTERNS.get(self.language, PATTERNS["en"])
         self.tz = config.tz
         self._interval = interval_pattern(self.locale)
 
@@ -150,7 +168,8 @@ class Formatter:
         """`Donnerstag, 16. April 2020, 10:00 Uhr`, or the day alone for a date."""
         if not isinstance(value, datetime):
             return self.day(value)
-        return f"{self.day(value)}, {self.clock(value)}{self.patterns.time_suffix}"
+        comma = self.patterns.comma
+        return f"{self.day(value)}{comma}{self.clock(value)}{self.patterns.time_suffix}"
 
     def brief(self, value: date) -> str:
         """`Di., 4. Februar 2020, 09:00 Uhr` (or the day alone): the command line's wording."""
@@ -158,7 +177,7 @@ class Formatter:
             return format_date(value, self.patterns.brief_day, locale=self.locale)
         day = format_datetime(value, self.patterns.brief_day, tzinfo=self.tz, locale=self.locale)
         suffix = self.patterns.time_suffix.replace("\u00a0", " ")
-        return f"{day}, {self.clock(value)}{suffix}"
+        return f"{day}{self.patterns.comma}{self.clock(value)}{suffix}"
 
     def span(self, first: str, last: str) -> str:
         """Two worded dates or moments as one period, with the locale's interval pattern
@@ -187,7 +206,7 @@ class Formatter:
             return self.moment(start)
         if end.date() == start.date():
             times = f"{self.clock(start)}\u2013{self.clock(end)}{self.patterns.time_suffix}"
-            return f"{self.day(start)}, {times}"
+            return f"{self.day(start)}{self.patterns.comma}{times}"
         return self.span(self.moment(start), self.moment(end))
 
     def iso(self, value: date) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 from comms.core.process import is_abandoned
 from comms.db.desk import Desk, ProofRecord
-from comms.db.ledger import Campaign
+from comms.db.ledger import Campaign, Editions
 from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
@@ -34,6 +33,12 @@ from comms.sending.desk import (
     require_approval,
     send_refusal,
     who,
+)
+from comms.sending.editions import (
+    IssueEditions,
+    content_hash,
+    edition_languages,
+    issue_editions,
 )
 from comms.sending.run import (
     BOUNCE_BREAKER,
@@ -112,15 +117,6 @@ class CampaignChanged(CommsError):
     """The issue's content changed after its campaign started."""
 
 
-def content_hash(subject: str, html: str, text: str) -> str:
-    """A fingerprint of what a campaign sends."""
-    digest = hashlib.sha256()
-    for part in (subject, html, text):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def prepare(
     store: Store,
     slug: str,
@@ -128,6 +124,7 @@ def prepare(
     topics: list[str],
     regions: list[str],
     force: bool = False,
+    editions: Editions | None = None,
 ) -> tuple[Campaign, bool]:
     """The campaign of an issue: started now (recipients snapshotted) or the existing one.
 
@@ -138,7 +135,7 @@ def prepare(
     ledger = store.ledger
     found = ledger.campaign(slug)
     if found is None:
-        found, created = ledger.start(slug, fingerprint, topics, regions, now)
+        found, created = ledger.start(slug, fingerprint, topics, regions, now, editions)
         if created:
             return found, True
     if found.content_hash != fingerprint:
@@ -219,6 +216,8 @@ class SendPlan:
     #: The campaign existed already (a resumed send).
     started: bool
     options: SendOptions
+    #: Messages left per edition language ("" for deliveries queued before editions).
+    editions: dict[str, int] = field(default_factory=dict)
 
     @property
     def batches(self) -> int:
@@ -238,13 +237,16 @@ class Proofs:
     records: tuple[ProofRecord, ...] = ()
 
 
-def _plan(store: Store, issue: Issue, options: SendOptions) -> SendPlan:
-    campaign = store.ledger.campaign(issue.slug)
+def _plan(config: Config, store: Store, issue: Issue, options: SendOptions) -> SendPlan:
+    ledger = store.ledger
+    campaign = ledger.campaign(issue.slug)
     if campaign is None:
-        count = store.ledger.count_recipients(issue.topics, issue.regions)
-        return SendPlan(issue, count, count, False, options)
-    todo = waiting(store.ledger.counts(campaign.id))
-    return SendPlan(issue, campaign.recipients, todo, True, options)
+        count = ledger.count_recipients(issue.topics, issue.regions)
+        per = ledger.recipients_by_edition(issue.topics, issue.regions, edition_languages(config))
+        return SendPlan(issue, count, count, False, options, per)
+    todo = waiting(ledger.counts(campaign.id))
+    per = ledger.deliveries_by_edition(campaign.id, WAITING)
+    return SendPlan(issue, campaign.recipients, todo, True, options, per)
 
 
 def _send_proofs(
@@ -318,11 +320,12 @@ def send_issue(
     # Status and gate first: an issue with errors may not even render. A dry run shows the
     # plan of a scheduled issue too (its time line says that it is early).
     refuse(gate, issue, started=campaign is not None, early=early or dry_run)
-    parts = issue_parts(config, store, site, issue)
-    require_approval(gate, issue, approval_digest(parts[0], issue))
+    # Every edition rendered once; the approval covers the site's edition (`comms approve`).
+    editions = issue_editions(config, site, issue, store.secret)
+    require_approval(gate, issue, approval_digest(editions.rendered[editions.home], issue))
     if dry_run:
-        return _plan(store, issue, options)
-    return _run(config, store, site, issue, options, force, on_start, parts)
+        return _plan(config, store, issue, options)
+    return _run(config, store, site, issue, options, force, on_start, editions)
 
 
 def _run(
@@ -333,13 +336,21 @@ def _run(
     options: SendOptions,
     force: bool = False,
     on_start: Callable[[SendPlan], Progress | None] | None = None,
-    parts: tuple[RenderedIssue, MessageFactory, str] | None = None,
+    editions: IssueEditions | None = None,
 ) -> SendReport:
-    """Render (unless `parts` are given), enqueue or resume, and send; nothing is run when every
-    delivery is final."""
-    _, factory, fingerprint = parts or issue_parts(config, store, site, issue)
+    """Render every edition (unless `editions` are given), enqueue or resume, and send; nothing
+    is run when every delivery is final."""
+    editions = editions or issue_editions(config, site, issue, store.secret)
     opener = opener_for(config)
-    campaign, new = prepare(store, issue.slug, fingerprint, issue.topics, issue.regions, force)
+    campaign, new = prepare(
+        store,
+        issue.slug,
+        editions.fingerprint,
+        issue.topics,
+        issue.regions,
+        force,
+        editions.languages,
+    )
     counts = store.ledger.counts(campaign.id)
     todo = waiting(counts)
     if not todo:
@@ -348,7 +359,7 @@ def _run(
     problem = _publish(config, store) if new else None
     plan = SendPlan(issue, campaign.recipients, todo, not new, options)
     progress = on_start(plan) if on_start is not None else None
-    report = send(store, campaign, factory.build, opener, options, progress)
+    report = send(store, campaign, editions.build, opener, options, progress)
     return replace(report, archive_problem=problem)
 
 

@@ -1,13 +1,15 @@
-"""The building blocks of every subscriber page: the German wording, relative links to the
-site root, one-message notice pages and the headers they carry."""
+"""The building blocks of every subscriber page: the wording in the page's language (`?lang=`,
+else the person's, else the site's), relative links to the site root, one-message notice pages
+and the headers they carry."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
+from comms.audience.subscriber_csv import subscriber_languages
 from comms.content import urls
 from comms.core.config import Config
 from comms.publish.render import base_context
@@ -20,9 +22,24 @@ CSP = (
 )
 
 
+def page_language() -> str:
+    """The page's language: `?lang=` when it is enabled, else the person's, else the site's."""
+    config: Config = current_app.config["COMMS_CONFIG"]
+    chosen = request.args.get("lang", "") or str(g.get("language", ""))
+    return chosen if chosen in config.languages else config.home_language
+
+
 def _(message: str) -> str:
-    """An interface string in the site's language (extracted into the Babel catalogs)."""
-    return translate(current_app.config["COMMS_LANGUAGE"], message)
+    """An interface string in the page's language (extracted into the Babel catalogs)."""
+    return translate(page_language(), message)
+
+
+def language_choices(config: Config) -> list[tuple[str, str]]:
+    """The languages a person may choose, with their labels."""
+    return [
+        (code, config.languages[code].label if code in config.languages else code)
+        for code in subscriber_languages(config)
+    ]
 
 
 def site_root() -> str:
@@ -41,11 +58,11 @@ class Button:
 
 def page(name: str, status: int = 200, **context: Any) -> Response:
     """Render `templates/web/<name>` with the site context; never cached by proxies."""
-    config: Config = current_app.config["COMMS_CONFIG"]
+    config: Config = current_app.config["COMMS_CONFIG"].edition(page_language())
     html = render_template(
         "web",
         name,
-        config.settings.site.language,
+        config.language,
         **base_context(config),
         root=site_root(),
         **context,

@@ -1,5 +1,6 @@
-"""The subscriber pages: sign-up, confirmation, unsubscribe (RFC 8058), preferences; German,
-no JavaScript, thin over comms.audience.subscriptions."""
+"""The subscriber pages: sign-up, confirmation, unsubscribe (RFC 8058), preferences; in the
+configured languages (`?lang=`, else the person's), no JavaScript, thin over
+comms.audience.subscriptions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from comms.audience.limits import signup_limits
@@ -24,7 +25,16 @@ from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
 from comms.core.names import clean_name
 from comms.web.guard import CsrfGuard
-from comms.web.notices import Button, _, bad_link, notice, page, site_root
+from comms.web.notices import (
+    Button,
+    _,
+    bad_link,
+    language_choices,
+    notice,
+    page,
+    page_language,
+    site_root,
+)
 from comms.web.preferences import add_preference_routes
 
 
@@ -77,12 +87,24 @@ def _cross_site(config: Config) -> bool:
 def _signup_form(
     subs: Subscriptions, guard: CsrfGuard, status: int = 200, error: str = "", **form: Any
 ) -> Response:
-    settings = subs.config.settings
-    values = {"email": "", "name": "", "topics": [], "regions": [], **form}
+    config = subs.config
+    settings = config.settings
+    here = page_language()
+    values = {"email": "", "name": "", "topics": [], "regions": [], "language": here, **form}
+    switch = [
+        (
+            code,
+            lang.label,
+            urls.Urls(config).absolute(urls.subscribe_path(code, config.home_language)),
+        )
+        for code, lang in config.languages.items()
+    ]
     return page(
         "subscribe.html.j2",
         status,
         form=values,
+        languages=language_choices(config),
+        alternates=switch if len(switch) > 1 else [],
         error=error,
         csrf_token=guard.issue("subscribe"),
         topics=settings.topics,
@@ -109,7 +131,14 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         name = clean_name(form.get("name", ""))
         topics = tuple(form.getlist("topics")[:50])
         regions = tuple(form.getlist("regions")[:50])
-        values = {"email": address, "name": name, "topics": topics, "regions": regions}
+        language = form.get("language", "")[:16] or page_language()
+        values = {
+            "email": address,
+            "name": name,
+            "topics": topics,
+            "regions": regions,
+            "language": language,
+        }
         if not guard.check("subscribe", form.get("csrf_token")) and _cross_site(subs.config):
             error = _("The form was open too long or is incomplete. Please submit it again.")
             return _signup_form(subs, guard, 400, error, **values)
@@ -123,7 +152,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             return _signup_form(subs, guard, 400, error, **values)
         # The honeypot: people leave `website` empty, bots fill it.
         if not form.get("website") and not per_address.hit(email):
-            subs.request_later(SignUp(email, name or None, topics, regions), _visitor())
+            subs.request_later(SignUp(email, name or None, topics, regions, language), _visitor())
         # The same answer, after the same work, for new, known and suppressed addresses
         # (docs/requirements.md L15): the request is decided in the background.
         return notice(
@@ -141,6 +170,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             person = subs.pending(token)
             if person is None:
                 return bad_link()
+            g.language = person.language
             if request.method == "GET":  # link scanners only GET: a button confirms
                 if person.status == Status.ACTIVE:
                     return _confirmed(person, again=True)

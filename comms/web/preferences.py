@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from comms.audience.subscriptions import RevokedLink, Subscriber, Subscriptions, UsedLink
 from comms.content import urls
 from comms.core.errors import BadToken, ExpiredToken
 from comms.web.guard import CsrfGuard
-from comms.web.notices import Button, _, bad_link, notice, page, site_root
+from comms.web.notices import Button, _, bad_link, language_choices, notice, page, site_root
 
 
 def _revoked() -> Response:
@@ -58,7 +58,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
             csrf_token=guard.issue("preferences:" + token),
             topics=settings.topics,
             regions=settings.regions,
-            languages=[("de", "Deutsch"), ("en", "English")],
+            languages=language_choices(subs.config),
             minutes=settings.subscribe.data_link_minutes,
             **{"saved": False, "error": "", **extra},
         )
@@ -70,6 +70,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
             return _link_error(exc)
         if person is None:
             return bad_link()
+        g.language = person.language  # the page speaks the person's language
         if request.method == "POST" and not guard.check(
             "preferences:" + token, request.form.get("csrf_token")
         ):
@@ -88,6 +89,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
         updated = subs.update(
             token, form.getlist("topics"), form.getlist("regions"), form.get("language", "")
         )
+        g.language = (updated or person).language
         return settings_page(token, updated or person, saved=True)
 
     #: The URL's word for each data request: export and erasure ("delete").

@@ -1,0 +1,71 @@
+"""Benchmark: what editions cost. Per send, every enabled language is rendered once; per build,
+every edition adds its archive, feeds and calendars under /<lang>/.
+
+Run: .venv/bin/python bench/editions.py
+Prints times and ratios against a baseline measured in the same run (the site's language only).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from comms.content.site import read_site
+from comms.core.config import Config, load_config
+from comms.publish.build import collect
+from comms.sending.editions import issue_editions
+
+ROOT = Path(__file__).resolve().parent.parent
+ISSUE = "2019-07-newsletter"  # translated into English in the sample
+
+
+def _median(action: Callable[[], object], rounds: int) -> float:
+    action()  # warm: templates compiled, catalogs loaded
+    samples = []
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - begin)
+    return statistics.median(samples)
+
+
+def _config(folder: Path, editions: bool) -> Config:
+    if editions:
+        return load_config(folder / "comms.toml", environ={})
+    # The same configuration without its [languages.*] tables: the site's language only.
+    text = (folder / "comms.toml").read_text("utf-8").split("\n[languages.", 1)[0]
+    (folder / "one.toml").write_text(text, "utf-8")
+    return load_config(folder / "one.toml", environ={})
+
+
+def main() -> None:
+    """Measure a send's renders and a build, with and without the sample's four editions."""
+    with tempfile.TemporaryDirectory(prefix="comms-bench-") as tmp:
+        folder = Path(tmp)
+        shutil.copy(ROOT / "comms.toml", folder / "comms.toml")
+        shutil.copytree(ROOT / "content", folder / "content")
+        shutil.copytree(ROOT / "static", folder / "static")
+        one, four = _config(folder, False), _config(folder, True)
+        lone, _ = read_site(one)
+        site, _ = read_site(four)
+        base = _median(lambda: issue_editions(one, lone, lone.issues[ISSUE], "bench"), 20)
+        every = _median(lambda: issue_editions(four, site, site.issues[ISSUE], "bench"), 20)
+        print(f"Renders and message factories for one send of {ISSUE} (median of 20):")
+        print(f"  site's language only       {base * 1000:8.1f} ms   1.00")
+        label = f"{len(four.languages)} editions"
+        print(f"  {label:<26} {every * 1000:8.1f} ms   {every / base:.2f}x")
+        base = _median(lambda: collect(one, lone), 3)
+        every = _median(lambda: collect(four, site), 3)
+        files_one, files_four = len(collect(one, lone)), len(collect(four, site))
+        print("Sample build, rendered in memory (median of 3):")
+        print(f"  site's language only       {base:8.2f} s    1.00  ({files_one} files)")
+        ratio = f"{every / base:.2f}x"
+        print(f"  {label:<26} {every:8.2f} s    {ratio} ({files_four} files)")
+
+
+if __name__ == "__main__":
+    main()

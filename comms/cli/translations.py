@@ -1,0 +1,63 @@
+"""Translation commands: start a translation beside its original, record its original's digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from comms.content.models import KINDS
+from comms.content.reader import TRANSLATION_NAME
+from comms.content.translations import digest, skeleton, with_digest
+from comms.core.errors import CommsError
+
+from .common import State, cli
+
+
+@cli.group()
+def translation() -> None:
+    """Translations beside their originals: content/<kind>/<slug>.<lang>.md."""
+
+
+@translation.command("new")
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("slug")
+@click.argument("language")
+@click.pass_obj
+def new_translation(state: State, kind: str, slug: str, language: str) -> None:
+    """Create content/<kind>/<slug>.<language>.md from the original (never overwrites)."""
+    config = state.config()
+    if language not in config.languages or language == config.home_language:
+        others = ", ".join(lang for lang in config.languages if lang != config.home_language)
+        raise CommsError(f"'{language}' is not an enabled edition language (enabled: {others})")
+    folder = config.content_dir / KINDS[kind].folder
+    original = folder / f"{slug}.md"
+    if not original.is_file():
+        raise CommsError(f"no original {original.relative_to(config.root).as_posix()}")
+    target = folder / f"{slug}.{language}.md"
+    if target.exists():
+        raise CommsError(f"{target.relative_to(config.root).as_posix()} already exists")
+    try:
+        text = skeleton(original, language)
+    except ValueError as exc:
+        raise CommsError(str(exc)) from None
+    with target.open("x", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"created {target.relative_to(config.root).as_posix()}")
+
+
+@translation.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def stamp(files: tuple[Path, ...]) -> None:
+    """Record the current digest of each translation's original (after updating it)."""
+    for path in files:
+        match = TRANSLATION_NAME.match(path.name)
+        original = path.with_name(f"{match['slug']}.md") if match else None
+        if original is None or not original.is_file():
+            raise CommsError(f"{path}: not a translation beside its original (<slug>.<lang>.md)")
+        try:
+            text = with_digest(path.read_text("utf-8"), digest(original))
+        except ValueError as exc:
+            raise CommsError(f"{path}: {exc}") from None
+        path.write_text(text, "utf-8")
+        click.echo(f"{path}: {digest(original)}")

@@ -1,0 +1,288 @@
+"""Translations beside their originals (`content/<kind>/<slug>.<lang>.md`) and editions of a site.
+
+A translation carries the translated fields and body; every other field comes from its
+original, whose language is the site's. Fields that say when, where and what is linked must
+not differ from the original, and a digest of the original recorded in the translation
+(`original_digest:`) tells when the original changed after the translation was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from comms.content.front_matter import Doc, parse_yaml, split
+from comms.content.models import FOLDERS, Item, Kind, Site
+from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
+from comms.core.errors import ContentError
+
+#: Per kind, the fields a translation may repeat but must not change: dates, places, slugs,
+#: references and numbers (the title, summary, body and other wording are the translator's).
+FIXED: dict[str, tuple[str, ...]] = {
+    "event": (
+        "start",
+        "end",
+        "location",
+        "online",
+        "registration",
+        "status",
+        "region",
+        "topics",
+        "published",
+    ),
+    "award": ("year", "prize_money", "call", "ceremony", "published"),
+    "practice": ("region", "topics", "city", "url", "contact", "published"),
+    "issue": (
+        "number",
+        "date",
+        "send_at",
+        "status",
+        "events",
+        "upcoming_events_days",
+        "practices",
+        "award",
+        "topics",
+        "regions",
+        "published",
+    ),
+}
+#: How many hex digits of the SHA-256 a translation records (enough to tell versions apart).
+DIGEST_LENGTH = 16
+
+
+def digest(path: Path) -> str:
+    """The digest of an original as a translation records it: its text, NFC, without a BOM."""
+    text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
+    data = unicodedata.normalize("NFC", text).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()[:DIGEST_LENGTH]
+
+
+@dataclass(frozen=True)
+class TranslationFile:
+    """A file named like a translation: its original's slug, its language and its kind."""
+
+    path: Path
+    kind: Kind
+    slug: str
+    language: str
+
+    @property
+    def original(self) -> Path:
+        """Where the original lives."""
+        return self.path.with_name(f"{self.slug}.md")
+
+
+def translation_files(content_dir: Path) -> list[TranslationFile]:
+    """Every `<slug>.<lang>.md` under the kind folders, sorted."""
+    found = []
+    if not content_dir.is_dir():
+        return []
+    for path in sorted(content_dir.rglob("*.md")):
+        match = TRANSLATION_NAME.match(path.name)
+        kind = FOLDERS.get(path.relative_to(content_dir).parts[0])
+        if match and kind is not None and path.parent != content_dir:
+            found.append(TranslationFile(path, kind, match["slug"], match["language"]))
+    return found
+
+
+def _front_matter(path: Path) -> tuple[dict[str, Any], Doc] | None:
+    """The parsed front matter of a file and its node map, or None when it does not parse."""
+    try:
+        text = unicodedata.normalize("NFC", path.read_text("utf-8").removeprefix("\ufeff"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    parts = split(text, path)
+    if isinstance(parts, ContentError):
+        return None
+    parsed = parse_yaml(parts[0], path)
+    return None if isinstance(parsed, ContentError) else parsed
+
+
+def _differs(original: Item, translation: Item, keys: Iterable[str]) -> list[ContentError]:
+    """Fixed fields the translation gives with another value than its original."""
+    errors = []
+    for key in keys:
+        if key in translation.lines and getattr(translation, key) != getattr(original, key):
+            errors.append(
+                ContentError(
+                    translation.path,
+                    translation.line(key),
+                    f"differs from the original {original.path.name}; "
+                    "dates, places and references are the original's (leave the key out)",
+                    field=key,
+                )
+            )
+    return errors
+
+
+def _staleness(found: TranslationFile, data: dict[str, Any], doc: Doc) -> list[ContentError]:
+    """No recorded digest: a warning; a digest of another version of the original: an error."""
+    recorded = data.get(TRANSLATED)
+    current = digest(found.original)
+    if recorded is None:
+        return [
+            ContentError(
+                found.path,
+                1,
+                f"no '{TRANSLATED}' recorded: cannot tell whether the translation is older "
+                f"than its original (record it with `comms translation stamp`)",
+                warning=True,
+            )
+        ]
+    if str(recorded) != current:
+        return [
+            ContentError(
+                found.path,
+                doc.find((TRANSLATED,))[0],
+                f"translation older than its original {found.original.name} "
+                f"(recorded {recorded}, now {current}): update it, then record the new digest",
+                field=TRANSLATED,
+            )
+        ]
+    return []
+
+
+def read_translation(
+    found: TranslationFile, site: Site, languages: Iterable[str], home: str, context: dict[str, Any]
+) -> tuple[Item | None, list[ContentError]]:
+    """Read one translation against its original; the item (or None) and its problems."""
+    path, language = found.path, found.language
+    if language == home:
+        message = f"'{language}' is the site's language: the original is {found.original.name}"
+        return None, [ContentError(path, 1, message)]
+    if language not in languages:
+        known = ", ".join(sorted(languages))
+        message = f"language '{language}' is not enabled in [languages] (enabled: {known}); ignored"
+        return None, [ContentError(path, 1, message, warning=True)]
+    original = site.by_kind(found.kind.name).get(found.slug)
+    if original is None:
+        where = f"{found.kind.folder}/{found.original.name}"
+        if found.original.is_file():  # its own errors are reported; this one only follows
+            message = f"the original {where} has errors; the translation is left out"
+            return None, [ContentError(path, 1, message, warning=True)]
+        return None, [ContentError(path, 1, f"the original {where} is missing")]
+    base = _front_matter(original.path)
+    own = _front_matter(path)
+    assert base is not None  # the original was read without errors
+    own_context = {**context, "language": language}
+    item, problems = read_file(path, found.kind, own_context, (found.slug, base[0]))
+    if own is not None:
+        problems.extend(_staleness(found, *own))
+    if item is None:
+        return None, problems
+    problems.extend(_differs(original, item, FIXED[found.kind.name]))
+    if any(not problem.warning for problem in problems):
+        return None, problems
+    return item, problems
+
+
+def read_translations(
+    content_dir: Path, site: Site, languages: Iterable[str], home: str, context: dict[str, Any]
+) -> list[ContentError]:
+    """Read every translation into `site.translations`; return their problems."""
+    enabled = set(languages)
+    problems: list[ContentError] = []
+    for found in translation_files(content_dir):
+        item, errors = read_translation(found, site, enabled, home, context)
+        problems.extend(errors)
+        if item is not None:
+            site.translations.setdefault(found.language, {})[item.uid] = item
+    return problems
+
+
+def edition(site: Site, language: str) -> Site:
+    """The site as readers of `language` see it: each item in translation where there is one,
+    else the original (the site's language)."""
+    own = site.translations.get(language, {})
+    if not own:
+        return site
+
+    def pick(items: dict[str, Any]) -> dict[str, Any]:
+        return {slug: own.get(item.uid, item) for slug, item in items.items()}
+
+    return replace(
+        site,
+        events=pick(site.events),
+        awards=pick(site.awards),
+        practices=pick(site.practices),
+        issues=pick(site.issues),
+    )
+
+
+def untranslated(site: Site, language: str, home: str) -> frozenset[str]:
+    """The `kind/slug` of every item an edition in `language` shows in the site's language."""
+    if language == home:
+        return frozenset()
+    own = site.translations.get(language, {})
+    return frozenset(item.uid for item in site.all_items() if item.uid not in own)
+
+
+def translated_languages(site: Site, item: Item) -> list[str]:
+    """The languages `item` is translated into, sorted."""
+    return sorted(lang for lang, items in site.translations.items() if item.uid in items)
+
+
+def with_digest(text: str, value: str) -> str:
+    """A translation's text with `original_digest: <value>` recorded in its front matter
+    (replacing the recorded one, else as the first key); the rest stays as written."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise ValueError("no front matter: the file must start with a line '---'")
+    entry = f"{TRANSLATED}: {value}\n"
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() == "---":
+            break
+        if line.startswith(f"{TRANSLATED}:"):
+            lines[index] = entry
+            return "".join(lines)
+    return "".join([lines[0], entry, *lines[1:]])
+
+
+def skeleton(original: Path, language: str) -> str:
+    """A new translation of `original` into `language`: the digest, the fields a translator
+    words (title, subject, summary …; not the fixed ones) and the body, to translate in place."""
+    text = unicodedata.normalize("NFC", original.read_text("utf-8").removeprefix("\ufeff"))
+    parts = split(text, original)
+    if isinstance(parts, ContentError):
+        raise ValueError(parts.message)
+    front, body, _ = parts
+    kind = FOLDERS[original.parent.name]
+    keep = [key for key in _keys(front) if key not in FIXED[kind.name]]
+    wording = _top_level_blocks(front, keep)
+    note = f"# {language}: translate these values and the body; leave out what stays"
+    return f"---\n{note}\n{TRANSLATED}: {digest(original)}\n{wording}---\n{body}"
+
+
+def _keys(front: str) -> list[str]:
+    return [
+        line.split(":", 1)[0].strip()
+        for line in front.splitlines()
+        if line and not line[0].isspace() and not line.startswith("#") and ":" in line
+    ]
+
+
+def _top_level_blocks(front: str, keys: list[str]) -> str:
+    """The lines of the given top-level keys (with their indented continuation lines)."""
+    out: list[str] = []
+    taking = False
+    for line in front.splitlines(keepends=True):
+        if line and not line[0].isspace() and not line.startswith("#"):
+            taking = line.split(":", 1)[0].strip() in keys
+        if taking:
+            out.append(line)
+    return "".join(out)
+
+
+def is_translation(path: Path) -> bool:
+    """True for a file named like a translation (`<slug>.<lang>.md`)."""
+    return TRANSLATION_NAME.match(path.name) is not None
+
+
+def language_of(item: Item, home: str) -> str:
+    """The language an item is written in: its translation's, else the site's."""
+    match = TRANSLATION_NAME.match(item.path.name)
+    return match["language"] if match else home

@@ -1,0 +1,117 @@
+"""Editions: the site and its issues in every enabled language, and the catalogs they need.
+
+An edition is the site as readers of one language see it: each item in translation where
+there is one, else the original. It is rendered with the configuration of its language
+(`Config.edition`), so templates, catalogs, the `Formatter` and the URLs (`/<lang>/…`) follow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.core import UnknownLocaleError
+from babel.messages.pofile import read_po
+
+from comms.content import urls
+from comms.content.models import Issue, Site
+from comms.content.translations import edition, untranslated
+from comms.core.config import Config
+from comms.core.errors import ContentError
+from comms.publish.archive import archive_files, published_issues
+from comms.publish.feeds import feed_files
+from comms.publish.quality import check_issue
+from comms.publish.render import RenderedIssue, base_context, public_copy, render_issue
+from comms.publish.state import PublishState
+from comms.publish.templating import babel_locale, catalog_path
+
+Files = dict[str, bytes]
+
+
+def edition_of(config: Config, site: Site, language: str) -> tuple[Config, Site]:
+    """The configuration and site of one language's edition."""
+    return config.edition(language), edition(site, language)
+
+
+def edition_issue(config: Config, site: Site, issue: Issue, language: str) -> RenderedIssue:
+    """One issue rendered for the readers of `language` (untranslated items in the original)."""
+    own_config, own_site = edition_of(config, site, language)
+    return render_issue(own_config, own_site, own_site.issues[issue.slug])
+
+
+def other_languages(config: Config) -> list[str]:
+    """The enabled languages other than the site's, in configuration order."""
+    return [language for language in config.languages if language != config.home_language]
+
+
+def edition_files(config: Config, site: Site, state: PublishState | None = None) -> Files:
+    """The build producer of the editions: per other language, under `/<lang>/`, its archive
+    pages, each published issue's public copy, its feeds and its calendars (feed history in
+    `state`, as the site's feeds)."""
+    files: Files = {}
+    for language in other_languages(config):
+        own_config, own_site = edition_of(config, site, language)
+        folder = urls.language_folder(language, config.home_language)
+        base = {
+            **base_context(own_config),
+            "untranslated": untranslated(own_site, language, config.home_language),
+        }
+        files.update(archive_files(own_config, own_site, base))
+        for issue in published_issues(own_site, config.now()):
+            for name, body in public_copy(own_config, render_issue(own_config, own_site, issue)):
+                files[folder + urls.page_path(issue) + name] = body
+        for path, data in feed_files(own_config, own_site, state).items():
+            files[folder + path] = data
+    return files
+
+
+def check_editions(config: Config, site: Site) -> list[ContentError]:
+    """The e-mail checks of `comms check` on every translated issue, in its edition."""
+    problems = []
+    for language in other_languages(config):
+        own_config, own_site = edition_of(config, site, language)
+        for uid in sorted(site.translations.get(language, {})):
+            kind, _, slug = uid.partition("/")
+            if kind == "issue":
+                problems.extend(check_issue(own_config, own_site, own_site.issues[slug]))
+    return problems
+
+
+def _catalog_problems(language: str, reference: set[str]) -> list[ContentError]:
+    path = catalog_path(language)
+    if not path.is_file():
+        return [ContentError(path, 1, f"no message catalog for the enabled language '{language}'")]
+    try:
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=babel_locale(language))
+    except (UnknownLocaleError, ValueError) as exc:
+        return [ContentError(path, 1, f"cannot read the catalog of '{language}': {exc}")]
+    problems = []
+    present = set()
+    for message in catalog:
+        if not message.id:
+            continue
+        key = message.id if isinstance(message.id, str) else message.id[0]
+        present.add(key)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        if message.fuzzy or not all(strings):
+            problems.append(ContentError(path, message.lineno or 1, f"no translation for '{key}'"))
+    for key in sorted(reference - present):
+        problems.append(ContentError(path, 1, f"message '{key}' is missing from the catalog"))
+    return problems
+
+
+def catalog_problems(config: Config) -> list[ContentError]:
+    """Every enabled language needs a catalog that translates every interface string."""
+    reference = _message_ids(catalog_path(config.home_language))
+    problems = []
+    for language in config.languages:
+        problems.extend(_catalog_problems(language, reference))
+    return problems
+
+
+def _message_ids(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    with path.open("rb") as handle:
+        catalog = read_po(handle)
+    return {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
