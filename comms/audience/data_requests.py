@@ -58,9 +58,16 @@ class DataRequests:
             raise RevokedLink("the link is no longer valid")
         return person
 
+    def _mail_config(self, language: str) -> Config:
+        """The configuration a mail to a person of `language` is written with: their edition's,
+        else the site's."""
+        own = language if language in self.config.languages else self.config.home_language
+        return self.config.edition(own)
+
     def _mail(self, person: Subscriber, kind: str, url: str, minutes: int | None = None) -> None:
-        subject, html, text = render_link_mail(self.config, kind, url, minutes)
-        self.mailer.submit(build_transactional(self.config, person.email, subject, html, text))
+        config = self._mail_config(person.language)
+        subject, html, text = render_link_mail(config, kind, url, minutes)
+        self.mailer.submit(build_transactional(config, person.email, subject, html, text))
 
     def revoke_links(self, token: str) -> Subscriber | None:
         """Log out all links of the person and mail them a new preferences link.

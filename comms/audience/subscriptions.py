@@ -114,8 +114,7 @@ class Subscriptions(DataRequests):
         self, email: str, uid: str, language: str, message_id: str | None = None
     ) -> OutgoingMessage:
         """The confirmation mail in the person's language (the site's where it has no edition)."""
-        own = language if language in self.config.languages else self.config.home_language
-        config = self.config.edition(own)
+        config = self._mail_config(language)
         subject, html, text = render_confirmation(config, self.confirm_url(uid))
         return build_transactional(config, email, subject, html, text, message_id=message_id)
 

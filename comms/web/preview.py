@@ -35,7 +35,7 @@ from comms.publish.templating import (
     translations,
 )
 from comms.web.app import create_app, listen
-from comms.web.notices import notice, page
+from comms.web.notices import language_choices, notice, page
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
 PREFIX = "/_preview"
@@ -235,7 +235,9 @@ class Preview:
             settings = self.config.settings
             return page(
                 "subscribe.html.j2",
-                form={"email": "", "name": "", "topics": [], "regions": []},
+                form={"email": "", "name": "", "topics": [], "regions": [], "language": ""},
+                languages=language_choices(self.config),
+                alternates=[],
                 error="",
                 csrf_token="preview",
                 topics=settings.topics,
