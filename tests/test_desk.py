@@ -335,7 +335,7 @@ def test_preview_shows_problems_recipients_and_a_subscribe_page(site_copy: Path)
 def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str]:
     """Run `comms send` with a pseudo-terminal as stdin/stdout; answer its question if asked."""
     main, child = pty.openpty()
-    env = os.environ | {"COMMS_SECRET_KEY": "test-secret", "COLUMNS": "200"}
+    env = os.environ | {"COMMS_SECRET_KEY": SECRET, "COLUMNS": "200"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", *args],
         stdin=child, stdout=child, stderr=child, env=env, cwd=root,

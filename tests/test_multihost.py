@@ -16,9 +16,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from comms.core.config import load_config
 from comms.db.subscribers import open_store
 
-from .ledgerkit import make_config, run_cli
+from .ledgerkit import run_cli
+from .schedkit import SECRET
 from .smtp_servers import free_port, smtp_server
 from .test_crash import SlowHandler
 from .test_shared_state import SharedLimit, budget_pace, hammer, two_stores
@@ -35,7 +37,7 @@ LEASE = 10
 
 def _env(url: str) -> dict[str, str]:
     return os.environ | {
-        "COMMS_SECRET_KEY": "test-secret",
+        "COMMS_SECRET_KEY": SECRET,
         "COMMS_DATABASE_URL": url,
         "COMMS_DELIVERY_LEASE_SECONDS": str(LEASE),
         # Small claims, so that both workers hold rows when one is killed.
@@ -136,8 +138,13 @@ def test_hosts_starting_at_once_migrate_a_fresh_database_once(tmp_path: Path, pg
 
     def start(n: int) -> None:
         try:
-            (tmp_path / str(n)).mkdir()
-            open_store(make_config(tmp_path / str(n), database_url=pg_url)).close()
+            root = tmp_path / str(n)
+            root.mkdir()
+            (root / "comms.toml").write_text("", encoding="utf-8")
+            # Hosts that share a database share its key (docs/operations.md).
+            environ = {"COMMS_SECRET_KEY": SECRET}
+            config = load_config(root / "comms.toml", {"database_url": pg_url}, environ=environ)
+            open_store(config).close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 

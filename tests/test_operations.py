@@ -5,6 +5,7 @@ worker`."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 from datetime import timedelta
@@ -162,7 +163,9 @@ def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_ur
     restored = target.replace("postgresql+psycopg://", "postgresql://")
     subprocess.run([restore, "--clean", "--if-exists", f"--dbname={restored}", str(file)],
                    check=True, capture_output=True)  # fmt: skip
-    (tmp_path / "b").mkdir()
+    # The key goes with the data: a restored database needs the key it was set up with.
+    (tmp_path / "b" / "var").mkdir(parents=True)
+    shutil.copy2(tmp_path / "var" / "secret.key", tmp_path / "b" / "var" / "secret.key")
     store = open_store(make_config(tmp_path / "b", database_url=target))
     person = store.find("alt0@example.org")
     assert person is not None and person.status == "active"
