@@ -159,6 +159,23 @@ def test_the_language_chosen_on_the_form_decides_the_confirmation_mail(web: Web)
     assert zoe is not None and zoe.language == "de"
 
 
+def test_a_mailed_data_link_comes_in_the_person_s_language(web: Web) -> None:
+    assert web.sign_up("amal@example.org", language="ar").status_code == 200
+    assert web.client.post(web.confirm_path()).status_code == 200
+    person = web.store.find("amal@example.org")
+    assert person is not None
+    path = f"/preferences/{web.subs.preferences_token(person)}"
+    data = {"csrf_token": web.csrf(path), "really": "yes"}
+    asked = web.client.post(path + "/delete", data=data)
+    assert asked.status_code == 200
+    assert '<html lang="ar" dir="rtl">' in asked.get_data(as_text=True)
+    mail = web.mails()[-1]
+    assert mail["Content-Language"] == "ar"
+    assert mail["Subject"] == "حذف بيانات نشرتك"
+    html = mail.get_body(("html",))
+    assert html is not None and 'lang="ar" dir="rtl"' in str(html.get_content())
+
+
 def test_dates_are_worded_in_each_edition_s_language() -> None:
     config = load_config(ROOT / "comms.toml")
     site, _ = read_site(config)
