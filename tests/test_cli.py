@@ -170,8 +170,8 @@ def test_demo_prints_the_summary(site_copy: Path) -> None:
         "  Upcoming jobs (Europe/Berlin):\n"
         "    Mi., 15. Januar 2020, 00:05 Uhr  retry pass (every 5 min)\n"
         "    Mi., 15. Januar 2020, 00:15 Uhr  refresh feeds (every 15 min)\n"
-        "    Mi., 15. Januar 2020, 02:30 Uhr  housekeeping: purge unconfirmed sign-ups "
-        "(daily at 02:30)\n"
+        "    Mi., 15. Januar 2020, 02:30 Uhr  housekeeping: purge unconfirmed sign-ups, "
+        "reduce ended ones (daily at 02:30)\n"
         "    Di., 4. Februar 2020, 09:00 Uhr  send #3 „Termine 2020: Schwerpunktkonferenz am "
         "16. April und Sonderpreis“ (2020-02-newsletter)\n"
     )

@@ -118,6 +118,7 @@ def test_backup_and_restore_round_trip_on_sqlite(site_copy: Path) -> None:
     code, out, err = run_cli(site_copy, "backup", str(backup))
     assert code == 0, err
     assert out.startswith("backed up sqlite:///") and f"to {backup} (" in out
+    assert backup.stat().st_mode & 0o777 == 0o600  # a copy of personal data, whatever the umask
     assert run_cli(site_copy, "backup", str(backup))[2] == (
         f"error: {backup}: exists already; choose a new file\n"
     )

@@ -63,3 +63,10 @@ def test_watcher_rebuilds_on_file_change(site_copy: Path) -> None:
             time.sleep(0.1)
         assert preview.version >= 2
         assert "Sprache und Arbeit" in preview.issues["2020-04-newsletter"].subject
+
+
+def test_preview_records_no_feed_history(site_copy: Path) -> None:
+    # The preview shows drafts as if sent; that must not mark them as seen in the feed history.
+    with Preview(load_config(site_copy / "comms.toml")):
+        pass
+    assert not (site_copy / "var" / "feeds-state.json").exists()

@@ -369,8 +369,8 @@ def test_schedule_lists_what_serve_would_run(site: Path) -> None:
             "  Di., 4. Februar 2020, 08:15 Uhr  refresh feeds (every 15 min)",
             "  Di., 4. Februar 2020, 09:00 Uhr  send #3 „Termine 2020: Schwerpunktkonferenz am "
             f"16. April und Sonderpreis“ ({ISSUE})",
-            "  Mi., 5. Februar 2020, 02:30 Uhr  housekeeping: purge unconfirmed sign-ups "
-            "(daily at 02:30)",
+            "  Mi., 5. Februar 2020, 02:30 Uhr  housekeeping: purge unconfirmed sign-ups, "
+            "reduce ended ones (daily at 02:30)",
         ]
         code, out, _ = run_cli(site, "schedule", "--json")
     data = json.loads(out)

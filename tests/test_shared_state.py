@@ -88,3 +88,13 @@ def test_two_workers_share_one_send_rate(tmp_path: Path) -> None:
     """200 messages at 400/s take half a second however many workers send them."""
     took = budget_pace(two_stores(tmp_path), 400, 100)
     assert took >= 0.45, f"two workers sent 200 messages in {took:.2f} s at 400/s"
+
+
+def test_a_stop_wakes_a_worker_waiting_for_its_shared_slot() -> None:
+    # The slot is far ahead (the campaign's budget is spent); a stop must not wait for it.
+    stop = threading.Event()
+    budget = SharedBudget(lambda count, rate, now: now + 60.0, TokenBucket(0), 1.0, sleep=stop.wait)
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    budget.acquire()
+    assert time.monotonic() - started < 5

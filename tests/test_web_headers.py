@@ -73,3 +73,9 @@ def test_redaction_keeps_ordinary_text() -> None:
     text = "sent 2020-02-newsletter to 3 of 4 via smtp.example.org (comms.sending.run, v1.2.3)"
     assert redact(text) == text
     assert redact(f"a <{ADDRESS}> b") == "a <…@example.org> b"
+
+
+def test_redaction_covers_the_mailed_data_links() -> None:
+    assert redact("GET /my-data/S93MafmmDZXPVIKa.v0.l0DKx HTTP/1.1") == (
+        "GET /my-data/[token] HTTP/1.1"
+    )

@@ -40,8 +40,9 @@ def restore(state: State, file: Path) -> None:
     """
     config = state.config()
     pages = restore_database(config.database_url, file)
-    _open_store(config).close()  # an older backup is brought to the current schema
+    # Said before the migration: should that fail (say, the key is missing), the data is back.
     click.echo(f"restored {config.database_url} from {file} ({pages} pages)")
+    _open_store(config).close()  # an older backup is brought to the current schema
 
 
 @cli.command()

@@ -9,7 +9,7 @@ import re
 #: Signed link tokens (`uid.signature`, with or without a timestamp part) and the path segment
 #: after a token route, whatever it holds.
 _TOKEN = re.compile(r"\b[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]{4,}){1,2}\b(?=[^@]|$)")
-_ROUTE = re.compile(r"(/(?:unsubscribe|preferences|confirm|delete|export)/)[^/\s?#\"']+")
+_ROUTE = re.compile(r"(/(?:unsubscribe|preferences|confirm|delete|export|my-data)/)[^/\s?#\"']+")
 _ADDRESS = re.compile(r"([^\s<>()\[\]\"',;:@]{1,64})@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

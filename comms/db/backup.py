@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from comms.core.errors import CommsError
+from comms.core.files import private_file
 
 PG_ADVICE = (
     "the database is PostgreSQL: back it up with `pg_dump --format=custom --file=FILE DBNAME` "
@@ -55,7 +56,7 @@ def backup(url: str, target: Path) -> int:
         raise CommsError(f"{source}: no database to back up")
     if target.exists():
         raise CommsError(f"{target}: exists already; choose a new file")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_file(target)  # a copy of personal data: 0600 whatever the umask
     pages = _copy(source, target)
     _check(target)
     return pages
@@ -67,5 +68,5 @@ def restore(url: str, source: Path) -> int:
     if not source.is_file():
         raise CommsError(f"{source}: no such backup file")
     _check(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_file(target)  # as the database comms creates itself: 0600 whatever the umask
     return _copy(source, target)

@@ -104,7 +104,7 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
         ),
         Fixed(
             HOUSEKEEPING,
-            f"housekeeping: purge unconfirmed sign-ups (daily at {at:%H:%M})",
+            f"housekeeping: purge unconfirmed sign-ups, reduce ended ones (daily at {at:%H:%M})",
             jobs.housekeeping,
             DailyTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
             HOUSEKEEPING_GRACE,

@@ -30,9 +30,12 @@ class SharedBudget:
         bucket: TokenBucket,
         rate: float,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._reserve = reserve if rate > 0 else None
         self.bucket, self.rate, self._clock = bucket, rate, clock
+        #: How to wait for a slot; the run passes its stop event's `wait`, so a stop wakes it.
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._slot = 0.0
         self._left = 0
@@ -52,6 +55,6 @@ class SharedBudget:
                 self._slot += 1.0 / self.rate
                 self._left -= 1
             wait = slot - self._clock()
-            if wait > 0:
-                time.sleep(wait)
+            if wait > 0 and self._sleep(wait):
+                return  # stopped while waiting: the caller hands the row back
         self.bucket.acquire()

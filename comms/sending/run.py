@@ -115,7 +115,7 @@ class Run:
         self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
         # One send rate for every worker of the campaign, whatever host it runs on.
         reserve = partial(ledger.reserve, campaign.id)
-        self.budget = SharedBudget(reserve, self.bucket, options.rate)
+        self.budget = SharedBudget(reserve, self.bucket, options.rate, sleep=self.stop.wait)
         self.keeper = ClaimKeeper(
             ledger, campaign.id, self.owner, options.lease, options.clock, IN_RUN_MAX_WAIT
         )

@@ -4,6 +4,7 @@ asked for there and done through a single-use link mailed to the address."""
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -151,7 +152,7 @@ def _data_routes(app: Flask, subs: Subscriptions) -> None:
                     "newsletter again."
                 ),
             )
-        body = json.dumps(data or {}, ensure_ascii=False, indent=2, default=str)
+        body = json.dumps(data or {}, ensure_ascii=False, indent=2, default=_iso)
         response = Response(body + "\n", mimetype="application/json")
         response.headers["Content-Disposition"] = 'attachment; filename="meine-daten.json"'
         response.headers["Cache-Control"] = "no-store"
@@ -183,3 +184,8 @@ def add_preference_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> 
     """The settings page, its data requests, "log out all links" and the mailed data links."""
     _settings_routes(app, subs, guard)
     _data_routes(app, subs)
+
+
+def _iso(value: object) -> str:
+    """Times in the export as ISO 8601, as `comms subscribers show --json` writes them."""
+    return value.isoformat() if isinstance(value, (datetime, date)) else str(value)

@@ -27,6 +27,7 @@ from comms.publish.build import collect, write_output
 from comms.publish.gate import issue_problems
 from comms.publish.quality import check_issue
 from comms.publish.render import RenderedIssue, render_issue
+from comms.publish.state import ScratchState
 from comms.publish.templating import (
     TEMPLATES,
     environment,
@@ -124,7 +125,7 @@ class Preview:
             site, problems = read_site(config)
             # The preview shows every ready issue's web page, as it will be once it is sent.
             site.sent = frozenset(site.issues)
-            write_output(self.root, collect(config, site))
+            write_output(self.root, collect(config, site, ScratchState()))
             issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
             facts = {s: self._facts(config, site, problems, i) for s, i in site.issues.items()}
         except CommsError as exc:
