@@ -15,10 +15,11 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 from comms.core.process import is_abandoned
 from comms.db.desk import Desk, ProofRecord
-from comms.db.ledger import Campaign, Editions
+from comms.db.ledger import Campaign
 from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
+from comms.db.targets import Editions
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
 from comms.publish.refresh import refresh_content

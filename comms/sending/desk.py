@@ -55,7 +55,7 @@ def selection(issue: Issue) -> str:
         parts.append("regions " + ", ".join(issue.regions))
     if not parts:
         return "every active subscriber"
-    # comms.db.ledger.target_clause: a subscriber without a choice counts as choosing all.
+    # comms.db.targets.target_clause: a subscriber without a choice counts as choosing all.
     return "active subscribers of " + " and of ".join(parts) + " (or with no choice there)"
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from comms.content.models import Issue, Site
 from comms.core.config import Config
-from comms.db.ledger import Editions
+from comms.db.targets import Editions
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.publish.editions import edition_issue
 from comms.publish.render import RenderedIssue, render_issue
