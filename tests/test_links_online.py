@@ -86,7 +86,10 @@ def test_dead_links_are_warnings_at_file_and_line(tmp_path: Path, httpserver: HT
         ("HEAD", "/ok"),
         ("HEAD", "/weg"),
     ]
-    assert (tmp_path / "var" / "links-cache.json").is_file()
+    cache = tmp_path / "var" / "links-cache.json"
+    assert cache.is_file()
+    # var/ holds the database and the key: the cache is private like everything there.
+    assert (cache.stat().st_mode & 0o777, cache.parent.stat().st_mode & 0o777) == (0o600, 0o700)
 
 
 def test_cache_keeps_working_links_for_a_day_and_asks_again_for_dead_ones(

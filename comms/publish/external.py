@@ -8,8 +8,6 @@ a day does not ask again (dead links are always asked again: someone may have fi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,6 +22,7 @@ from comms import __version__
 from comms.content.models import Site
 from comms.core.config import Config
 from comms.core.errors import ContentError
+from comms.core.files import write_private
 from comms.publish.gate import shown_paths
 from comms.publish.links import file_references
 
@@ -113,11 +112,9 @@ class ExternalLinks:
         return {url: cache[url].get("problem") for url in wanted}
 
     def _save(self, cache: dict[str, dict[str, str | None]]) -> None:
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_path.parent, prefix=".links-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(cache, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self.cache_path)
+        # Beside the database and the key in var/: private like every file comms writes there.
+        data = json.dumps(cache, indent=1, sort_keys=True)
+        write_private(self.cache_path, data.encode("utf-8"))
 
 
 def _external(url: str, own_host: str) -> bool:

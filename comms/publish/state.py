@@ -81,11 +81,6 @@ def read_pending_file(path: Path) -> set[tuple[str, str]]:
         return set()
 
 
-def _write_atomically(path: Path, data: str) -> None:
-    # Private (0600 in a 0700 folder): the state names items and hubs beside the database.
-    write_private(path, data.encode("utf-8"))
-
-
 class FileState:
     """The state in `var/feeds-state.json` and `var/websub-pending.json` under `root`."""
 
@@ -110,7 +105,7 @@ class FileState:
             for uid, (digest, sequence, seen, changed) in sorted(merged.items())
         }
         data = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False)
-        _write_atomically(self.feeds, data + "\n")
+        write_private(self.feeds, (data + "\n").encode("utf-8"))
 
     def pending_pings(self) -> set[tuple[str, str]]:
         """The failed notifications of earlier refreshes."""
@@ -121,7 +116,7 @@ class FileState:
         if not pairs:
             self.pending.unlink(missing_ok=True)
             return
-        _write_atomically(self.pending, json.dumps(sorted(map(list, pairs)), indent=1))
+        write_private(self.pending, json.dumps(sorted(map(list, pairs)), indent=1).encode())
 
 
 class ScratchState:
