@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 import shutil
 import subprocess
@@ -11,10 +10,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
+from .databases import Databases, database, parametrize
 from .smtp_servers import free_port
+
+__all__ = ["database"]  # the autouse fixture of tests/databases.py
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_content"
@@ -40,6 +41,11 @@ def site_copy(tmp_path: Path) -> Path:
 
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `database` run on SQLite and PostgreSQL (tests/databases.py)."""
+    parametrize(metafunc)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,8 +92,6 @@ def _no_four_eyes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- a throwaway PostgreSQL cluster (tests marked slow; skipped without Debian's binaries) --
 
-_names = itertools.count()
-
 
 def _binary(name: str) -> str | None:
     found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
@@ -126,10 +130,7 @@ def pg_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_server: str) -> str:
-    """A fresh, empty database on the test server."""
-    name = f"comms_test_{next(_names)}"
-    plain = pg_server.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{pg_server}/{name}"
+def pg_url(database: Databases) -> str:
+    """A fresh, empty PostgreSQL database for a test marked `postgresql_only` (dropped after)."""
+    assert database.postgresql, "pg_url is for tests marked postgresql_only"
+    return database.fresh()

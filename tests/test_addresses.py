@@ -69,6 +69,7 @@ def test_the_invalid_corpus_is_refused_with_a_reason() -> None:
                 sendable_address(address)
 
 
+@pytest.mark.database
 def test_spellings_of_one_address_are_one_person(tmp_path: Path) -> None:
     with open_web(tmp_path, subscribe={"rate_limit": 1000}) as web:
         for spelling in ("Max@Example.ORG", " max@example.org", "MAX@EXAMPLE.org"):
@@ -81,6 +82,7 @@ def test_spellings_of_one_address_are_one_person(tmp_path: Path) -> None:
         assert len({m["To"] for m in web.mails()}) == 1
 
 
+@pytest.mark.database
 def test_the_form_accepts_every_valid_and_refuses_every_invalid_address(tmp_path: Path) -> None:
     with open_web(tmp_path, subscribe={"rate_limit": 10_000}) as web:
         for address in INVALID:
@@ -99,6 +101,7 @@ def test_the_form_accepts_every_valid_and_refuses_every_invalid_address(tmp_path
         assert "jörg@xn--bcherei-n2a.example" in sent_to
 
 
+@pytest.mark.database
 def test_the_cli_and_the_import_refuse_invalid_addresses(site_copy: Path) -> None:
     for address in ["hans peter@example.org", "test@iana.org.", '"test"@iana.org', "me@x!"]:
         code, _, err = run_cli(
@@ -128,6 +131,7 @@ def _import_corpus(root: Path, addresses: list[str]) -> None:
     import_people(root, "corpus.csv", csv)
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_every_valid_address_is_delivered_over_smtp(site_copy: Path) -> None:
     _import_corpus(site_copy, VALID_ASCII + VALID_UTF8)
@@ -145,6 +149,7 @@ def test_every_valid_address_is_delivered_over_smtp(site_copy: Path) -> None:
         assert f"To: {message.rcpt_tos[0]}".encode() in message.data
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_utf8_addresses_fail_with_a_reason_where_the_server_has_no_smtputf8(
     site_copy: Path,
@@ -164,6 +169,7 @@ def test_utf8_addresses_fail_with_a_reason_where_the_server_has_no_smtputf8(
     assert json.loads(out)["status"] == "active"  # not bounced: no server refused the address
 
 
+@pytest.mark.database
 def test_a_confirmation_that_cannot_be_built_is_recorded_not_a_500(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from comms.db.subscribers import Consent, NewSubscriber, open_store
 from comms.db.tables import meta
 from comms.mail.transports import FileTransport
 
+from .databases import Databases
 from .ledgerkit import make_config, run_cli
 
 
@@ -32,13 +33,16 @@ def lax_umask() -> Iterator[None]:
     os.umask(old)
 
 
-def test_database_folder_and_key_file_are_private(tmp_path: Path) -> None:
+@pytest.mark.database
+def test_database_folder_and_key_file_are_private(tmp_path: Path, database: Databases) -> None:
     config = make_config(tmp_path)
     store = open_store(config)
     store.add_pending(NewSubscriber("p@example.org"), Consent("request", "test"))
     var = tmp_path / "var"
     assert _mode(var) == 0o700
-    for name in ("comms.db", "comms.db-wal", "comms.db-shm", "secret.key"):
+    # On PostgreSQL the data lives in the server's files, which are the server's business.
+    files = [] if database.postgresql else ["comms.db", "comms.db-wal", "comms.db-shm"]
+    for name in [*files, "secret.key"]:
         assert _mode(var / name) == 0o600, name
     assert (var / "secret.key").read_text(encoding="utf-8").strip() == store.secret
     with store.engine.connect() as conn:
@@ -49,6 +53,7 @@ def test_database_folder_and_key_file_are_private(tmp_path: Path) -> None:
     assert again.secret == store.secret and not again.generated_secret
 
 
+@pytest.mark.database
 def test_a_key_kept_in_the_database_by_an_older_version_moves_to_the_key_file(
     tmp_path: Path,
 ) -> None:
@@ -91,6 +96,7 @@ def test_strong_keys_are_accepted(tmp_path: Path) -> None:
         assert load_config(tmp_path / "comms.toml", environ={"COMMS_SECRET_KEY": key})
 
 
+@pytest.mark.sqlite_only("the warning is about the SQLite file's mode; a server keeps its own")
 def test_check_warns_about_files_others_can_read(site_copy: Path) -> None:
     code, _, err = run_cli(site_copy, "subscribers", "export")
     assert code == 0 and "warning: " not in err

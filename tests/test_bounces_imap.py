@@ -19,6 +19,7 @@ from .smtp_servers import Handler, smtp_server
 from .test_send import import_people
 
 pytestmark = [
+    pytest.mark.database,
     pytest.mark.slow,
     pytest.mark.skipif(not dovecot.available(), reason="dovecot-imapd is not installed"),
 ]

@@ -84,6 +84,7 @@ def show(root: Path, address: str) -> dict[str, Any]:
     return person
 
 
+@pytest.mark.database
 def test_maildir_fetch_suppresses_hard_bounces_and_complaints_only(
     tmp_path: Path, campaign: dict[str, int]
 ) -> None:
@@ -149,6 +150,7 @@ def test_maildir_fetch_suppresses_hard_bounces_and_complaints_only(
     assert "bounces: 1 hard, 1 soft; complaints: 1" in out
 
 
+@pytest.mark.database
 def test_soft_bounces_suppress_at_the_limit_and_a_reread_counts_once(
     tmp_path: Path, campaign: dict[str, int]
 ) -> None:
@@ -166,6 +168,7 @@ def test_soft_bounces_suppress_at_the_limit_and_a_reread_counts_once(
     assert person["consent"][-1]["note"].startswith("soft bounce 4.0.0: 554 IP=192.0.2.137")
 
 
+@pytest.mark.database
 def test_forged_and_unknown_bounces_change_nothing_and_are_logged(
     tmp_path: Path, campaign: dict[str, int], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -186,6 +189,7 @@ def test_forged_and_unknown_bounces_change_nothing_and_are_logged(
         assert (person["status"], person["bounces"]) == ("active", [])
 
 
+@pytest.mark.database
 def test_a_relay_that_rewrote_the_envelope_is_matched_by_message_id(
     tmp_path: Path, campaign: dict[str, int]
 ) -> None:
@@ -205,6 +209,7 @@ def test_a_relay_that_rewrote_the_envelope_is_matched_by_message_id(
     assert show(tmp_path, "user2@example.org")["status"] == "bounced"
 
 
+@pytest.mark.database
 def test_mailbox_errors_exit_1(tmp_path: Path, campaign: dict[str, int]) -> None:
     code, _, err = run_cli(tmp_path, "bounces", "fetch", "--mailbox", "maildir://nowhere")
     assert code == 1 and "not a readable Maildir" in err
@@ -260,6 +265,7 @@ def event(kind: str, email: str, ts: int = 1700000000) -> dict[str, Any]:
 BEARER = {"Authorization": "Bearer hook-secret"}
 
 
+@pytest.mark.database
 def test_webhooks_need_the_secret(webhook: str, tmp_path: Path) -> None:
     body = event("hard_bounce", "user0@example.org")
     assert requests.post(webhook, json=body, timeout=10).status_code == 401
@@ -268,6 +274,7 @@ def test_webhooks_need_the_secret(webhook: str, tmp_path: Path) -> None:
     assert show(tmp_path, "user0@example.org")["status"] == "active"
 
 
+@pytest.mark.database
 def test_webhook_events_follow_the_policy_once_each(webhook: str, tmp_path: Path) -> None:
     hard = event("hard_bounce", "user0@example.org")
     answer = requests.post(webhook, json=hard, headers=BEARER, timeout=10)
@@ -300,6 +307,7 @@ def test_webhook_events_follow_the_policy_once_each(webhook: str, tmp_path: Path
     assert bad.status_code == 400
 
 
+@pytest.mark.database
 def test_without_a_secret_the_webhook_does_not_exist(tmp_path: Path) -> None:
     config = configure(tmp_path)
     store = open_store(config)

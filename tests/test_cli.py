@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from comms.cli import cli
@@ -149,6 +150,7 @@ def test_slugify() -> None:
     assert slugify("Straße & Co.") == "strasse-co"
 
 
+@pytest.mark.database
 def test_demo_prints_the_summary(site_copy: Path) -> None:
     code, out, err = run("--config", str(site_copy / "comms.toml"), "demo")
     assert code == 0, err
@@ -236,6 +238,7 @@ def test_paths_are_relative_to_the_config_folder_also_via_dotdot_and_symlinks(
     )
 
 
+@pytest.mark.database
 def test_a_port_in_use_is_a_clear_error(site_copy: Path) -> None:
     import socket
 

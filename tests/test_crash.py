@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .databases import database_env
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.database, pytest.mark.slow]
 
 ISSUE = "2020-02-newsletter"
 PEOPLE = 400
@@ -35,6 +36,7 @@ class SlowHandler(Handler):
 
 def _send(root: Path, port: int) -> subprocess.Popen[bytes]:
     env = os.environ | {"COMMS_SECRET_KEY": "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"}
+    env |= database_env(root / "comms.toml")
     command = [
         sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),

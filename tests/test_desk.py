@@ -27,6 +27,7 @@ from comms.schedule import jobs
 from comms.web.preview import Preview
 
 from .conftest import ROOT
+from .databases import database_env
 from .ledgerkit import run_cli
 from .schedkit import SECRET, berlin, outbox, with_subscribers
 from .smtp_servers import Handler, smtp_server
@@ -86,6 +87,7 @@ def unknown_event(root: Path) -> str:
 # -- the gate: one rule for `comms send` and the scheduler -----------------------------------
 
 
+@pytest.mark.database
 def test_send_refuses_an_issue_that_names_an_unknown_event(site: Path) -> None:
     expected = unknown_event(site)
     code, out, err = run_cli(site, "send", ISSUE)
@@ -96,6 +98,7 @@ def test_send_refuses_an_issue_that_names_an_unknown_event(site: Path) -> None:
     assert status(site)["status"] == "not started"
 
 
+@pytest.mark.database
 def test_the_scheduler_refuses_the_same_issue_and_logs_every_problem(
     site: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,6 +113,7 @@ def test_the_scheduler_refuses_the_same_issue_and_logs_every_problem(
     assert outbox(site) == []
 
 
+@pytest.mark.database
 def test_send_at_still_to_come_needs_now(site: Path) -> None:
     set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
     code, _, err = run_cli(site, "send", ISSUE)
@@ -131,6 +135,7 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
 # -- approval ---------------------------------------------------------------------------------
 
 
+@pytest.mark.database
 def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
     assert code == 1 and f"issue '{ISSUE}' is not approved (version " in err
@@ -162,6 +167,7 @@ def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     assert data["approved"] is True
 
 
+@pytest.mark.database
 def test_the_scheduler_refuses_an_issue_that_is_not_approved(
     site: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,6 +180,7 @@ def test_the_scheduler_refuses_an_issue_that_is_not_approved(
     assert outbox(site) == []
 
 
+@pytest.mark.database
 def test_approve_refuses_an_issue_with_errors(site: Path) -> None:
     expected = unknown_event(site)
     code, _, err = run_cli(site, "approve", ISSUE)
@@ -181,6 +188,7 @@ def test_approve_refuses_an_issue_with_errors(site: Path) -> None:
     assert expected in err and err.endswith(f"issue '{ISSUE}' has 1 error(s); not approved\n")
 
 
+@pytest.mark.database
 def test_the_demo_approves_its_issue_once(site_copy: Path) -> None:
     shutil.copytree(ROOT / "samples", site_copy / "samples")
     for _ in range(2):
@@ -197,6 +205,7 @@ def test_the_demo_approves_its_issue_once(site_copy: Path) -> None:
 # -- proofs -----------------------------------------------------------------------------------
 
 
+@pytest.mark.database
 def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> None:
     code, out, err = run_cli(site, "send", ISSUE, "--to", "Red@Example.org", "--dry-run")
     assert code == 0 and "nothing is sent" in out
@@ -228,6 +237,7 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert "  proof to red@example.org on " in out and f"via {path}" in out
 
 
+@pytest.mark.database
 def test_a_proof_over_smtp_names_the_server(site: Path) -> None:
     handler = Handler()
     with smtp_server(handler) as port:
@@ -253,6 +263,7 @@ class PageWatch(Handler):
         return await super().handle_DATA(server, session, envelope)
 
 
+@pytest.mark.database
 def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
     code, _, err = run_cli(site, "build")
     assert code == 0, err
@@ -336,6 +347,7 @@ def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str
     """Run `comms send` with a pseudo-terminal as stdin/stdout; answer its question if asked."""
     main, child = pty.openpty()
     env = os.environ | {"COMMS_SECRET_KEY": SECRET, "COLUMNS": "200"}
+    env |= database_env(root / "comms.toml")
     proc = subprocess.Popen(
         [sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", *args],
         stdin=child, stdout=child, stderr=child, env=env, cwd=root,
@@ -362,6 +374,7 @@ def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str
     return proc.wait(timeout=30), seen.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
     code, out = _on_terminal(site, ISSUE, answer=b"n\n")
@@ -376,6 +389,7 @@ def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
     assert len(outbox(site)) == 3
 
 
+@pytest.mark.database
 def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
     set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
     code, out, err = run_cli(site, "schedule")
@@ -395,6 +409,7 @@ def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
     assert list(blocked) == [ISSUE] and "is not approved" in blocked[ISSUE]
 
 
+@pytest.mark.database
 def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) -> None:
     broken = site / "content" / "practices" / "kaputt.md"
     broken.write_text("---\ntitle: Kaputt\n", encoding="utf-8")  # never closed

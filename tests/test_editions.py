@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.templating import Formatter
 
 from .conftest import ROOT
+from .databases import engine_for
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
 from .test_send import import_people, parse
@@ -56,6 +57,7 @@ def _html_tag(message: EmailMessage) -> str:
     return found.group(0)
 
 
+@pytest.mark.database
 def test_each_subscriber_gets_their_language_s_edition(site: Path) -> None:
     handler = Handler()
     with smtp_server(handler) as port:
@@ -100,16 +102,19 @@ def test_each_subscriber_gets_their_language_s_edition(site: Path) -> None:
     for message in got.values():
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # The ledger records which edition each person got.
-    with sqlite3.connect(site / "var" / "comms.db") as db:
+    with engine_for(site / "comms.toml").connect() as db:
         rows = dict(
             db.execute(
-                "SELECT s.email, d.edition FROM deliveries d JOIN subscribers s"
-                " ON s.id = d.subscriber_id"
-            ).fetchall()
+                sa.text(
+                    "SELECT s.email, d.edition FROM deliveries d JOIN subscribers s"
+                    " ON s.id = d.subscriber_id"
+                )
+            ).all()
         )
     assert rows == languages
 
 
+@pytest.mark.database
 def test_dry_run_counts_recipients_per_edition(site: Path) -> None:
     import_people(site, "more.csv", "email,language\nfred@example.org,en\nfrida@example.org,\n")
     code, out, err = run_cli(site, "send", ISSUE, "--dry-run")
@@ -123,6 +128,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
         yield kit
 
 
+@pytest.mark.database
 def test_sign_up_in_english_gets_an_english_page_and_confirmation(web: Web) -> None:
     form = web.client.get("/subscribe?lang=en").get_data(as_text=True)
     assert '<html lang="en" dir="ltr">' in form
@@ -143,6 +149,7 @@ def test_sign_up_in_english_gets_an_english_page_and_confirmation(web: Web) -> N
     assert '<html lang="en"' in page  # the person's language, without ?lang=
 
 
+@pytest.mark.database
 def test_the_language_chosen_on_the_form_decides_the_confirmation_mail(web: Web) -> None:
     assert web.sign_up("amal@example.org", language="ar").status_code == 200
     [mail] = web.mails()
@@ -159,6 +166,7 @@ def test_the_language_chosen_on_the_form_decides_the_confirmation_mail(web: Web)
     assert zoe is not None and zoe.language == "de"
 
 
+@pytest.mark.database
 def test_a_mailed_data_link_comes_in_the_person_s_language(web: Web) -> None:
     assert web.sign_up("amal@example.org", language="ar").status_code == 200
     assert web.client.post(web.confirm_path()).status_code == 200

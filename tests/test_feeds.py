@@ -359,6 +359,7 @@ def test_a_broken_state_file_is_reported(
     assert not (site_copy / "public").exists()
 
 
+@pytest.mark.database
 def test_demo_lists_feed_and_calendar_addresses(site_copy: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(site_copy / "comms.toml"), "demo"])
     assert result.exit_code == 0, result.output

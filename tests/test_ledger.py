@@ -23,6 +23,8 @@ from comms.sending.run import Run
 
 from .ledgerkit import Sink, build, make_store, status_checks
 
+pytestmark = pytest.mark.database
+
 GONE = PermanentFailure("550 5.1.1 no such user", code=550, enhanced="5.1.1")
 
 

@@ -17,6 +17,8 @@ from .ledgerkit import run_cli
 from .schedkit import ISSUE, SECRET, open_site, outbox, with_subscribers
 from .webkit import PREFS_RE, Web, h1, open_web
 
+pytestmark = pytest.mark.database
+
 ADDRESS = "erika.muster@example.org"
 
 

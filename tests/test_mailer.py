@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from comms.audience.subscriptions import Mailer, SignUp, Subscriptions, Visitor
 from comms.db.subscribers import open_store
 
@@ -29,6 +31,7 @@ def _sign_up(tmp_path: Path, port: int, delays: tuple[float, ...]) -> tuple[Subs
     return subs, mailer
 
 
+@pytest.mark.database
 def test_a_temporary_failure_is_retried_until_the_mail_goes_out(tmp_path: Path) -> None:
     handler = Handler(rcpt_replies={"anna@example.org": "451 4.3.0 Try again later"})
     with smtp_server(handler) as port:
@@ -42,6 +45,7 @@ def test_a_temporary_failure_is_retried_until_the_mail_goes_out(tmp_path: Path) 
         subs.store.close()
 
 
+@pytest.mark.database
 def test_a_mail_that_cannot_be_sent_is_recorded_in_the_ledger(tmp_path: Path) -> None:
     handler = Handler(rcpt_replies={"anna@example.org": "550 5.1.1 No such user"})
     with smtp_server(handler) as port:

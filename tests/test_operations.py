@@ -26,17 +26,15 @@ from comms.publish.build import collect
 from comms.sending.campaign import SendOptions, send
 
 from .conftest import _binary
+from .databases import Databases
 from .ledgerkit import Sink, build, make_config, run_cli, schema_drift
 from .smtp_servers import Handler, free_port, smtp_server
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database URL on SQLite and, marked slow, on the throwaway PostgreSQL cluster."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'var' / 'comms.db'}"
-    request.node.add_marker(pytest.mark.xdist_group("postgresql"))
-    return str(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def database_url(database: Databases, tmp_path: Path) -> str:
+    """The URL of the database `make_config(tmp_path)` uses in this run (SQLite or PostgreSQL)."""
+    return database.url_for(f"sqlite:///{tmp_path / 'var' / 'comms.db'}")
 
 
 def _fill_first_schema(url: str) -> None:
@@ -95,6 +93,7 @@ def _fill_first_schema(url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.database
 def test_a_first_schema_database_with_data_upgrades_to_the_newest(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -111,6 +110,9 @@ def test_a_first_schema_database_with_data_upgrades_to_the_newest(
     assert sink.per_address() == {"alt1@example.org": 1}
 
 
+@pytest.mark.sqlite_only(
+    "`comms backup` is SQLite's online backup; PostgreSQL's is pg_dump, tested below"
+)
 def test_backup_and_restore_round_trip_on_sqlite(site_copy: Path) -> None:
     assert run_cli(site_copy, "subscribers", "add", "eins@example.org", "--confirmed",
                    "--consent-note", "Test")[0] == 0  # fmt: skip
@@ -146,8 +148,7 @@ def test_backup_on_postgresql_points_at_pg_dump(site_copy: Path) -> None:
     assert code == 1 and "pg_restore --clean" in err
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("postgresql")
+@pytest.mark.postgresql_only("pg_dump and pg_restore are PostgreSQL's own tools")
 def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_url: str) -> None:
     """What docs/operations.md tells PostgreSQL users to do instead of `comms backup`."""
     dump, restore = _binary("pg_dump"), _binary("pg_restore")
@@ -173,6 +174,7 @@ def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_ur
     assert schema_drift(store) == []
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_an_upgrade_carries_the_state_files_into_the_database(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml")
@@ -202,6 +204,7 @@ def test_an_upgrade_carries_the_state_files_into_the_database(site_copy: Path) -
     assert "SEQUENCE:7" in (site_copy / "public" / "events.ics").read_text(encoding="utf-8")
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_a_worker_sends_what_is_due_in_any_campaign(site_copy: Path) -> None:
     """`comms worker --once`: the campaign a failed `comms send` left queued goes out."""

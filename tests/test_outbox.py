@@ -30,6 +30,7 @@ def start(store: Store, slug: str = "ausgabe-1", **kw: list[str]) -> Campaign:
     return campaign
 
 
+@pytest.mark.database
 def test_sends_each_subscriber_once_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
     store = make_store(tmp_path, 250)
     sink = Sink()
@@ -49,6 +50,7 @@ def test_sends_each_subscriber_once_and_a_rerun_sends_nothing(tmp_path: Path) ->
     assert store.ledger.campaign("ausgabe-1").status == "done"
 
 
+@pytest.mark.database
 def test_suppression_is_checked_right_before_each_message(tmp_path: Path) -> None:
     """Enqueue 100, unsubscribe #50 mid-run → #50 is not sent (docs/requirements.md S12)."""
     store = make_store(tmp_path, 100)
@@ -69,6 +71,7 @@ def test_suppression_is_checked_right_before_each_message(tmp_path: Path) -> Non
     assert report.exit_code == 0
 
 
+@pytest.mark.database
 def test_suppressed_and_inactive_people_are_not_enqueued(tmp_path: Path) -> None:
     store = make_store(tmp_path, 5)
     store.add_pending(NewSubscriber("pending@example.org"), Consent("request", "test"))
@@ -83,6 +86,7 @@ def test_suppressed_and_inactive_people_are_not_enqueued(tmp_path: Path) -> None
     assert notes == [(2, "address is on the suppression list; skipped")]
 
 
+@pytest.mark.database
 def test_issue_targets_topics_or_regions(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     people = [
@@ -108,6 +112,7 @@ def test_issue_targets_topics_or_regions(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.database
 def test_temporary_failure_is_retried_in_the_same_run(tmp_path: Path) -> None:
     store = make_store(tmp_path, 3)
     sink = Sink(failures={"user1@example.org": [TemporaryFailure("451 4.3.0 try later", code=451)]})
@@ -119,6 +124,7 @@ def test_temporary_failure_is_retried_in_the_same_run(tmp_path: Path) -> None:
     assert person is not None and person["deliveries"][0]["attempts"] == 2
 
 
+@pytest.mark.database
 def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
     """Short retries first (`retry_attempts` of them, in the run when due soon), then the
     longer backoff (exit 3), failed at the deadline (docs/requirements.md S6)."""
@@ -151,6 +157,7 @@ def test_retries_wait_for_a_later_run_then_give_up(tmp_path: Path) -> None:
     assert errors[0]["last_error"] == "gave up after 5 attempts: 451 busy"
 
 
+@pytest.mark.database
 def test_permanent_failure_bounces_and_suppresses(tmp_path: Path) -> None:
     store = make_store(tmp_path, 3)
     gone = PermanentFailure("550 5.1.1 no such user", code=550, enhanced="5.1.1")
@@ -166,6 +173,7 @@ def test_permanent_failure_bounces_and_suppresses(tmp_path: Path) -> None:
     assert person["consent"][1]["note"] == "550 5.1.1 no such user"
 
 
+@pytest.mark.database
 def test_policy_rejection_stops_the_campaign(tmp_path: Path) -> None:
     store = make_store(tmp_path, 50)
     policy = PolicyRejection("550 5.7.26 unauthenticated sender", code=550, enhanced="5.7.26")
@@ -184,6 +192,7 @@ def test_policy_rejection_stops_the_campaign(tmp_path: Path) -> None:
     assert report.exit_code == 0 and report.counts == {"sent": 50}
 
 
+@pytest.mark.database
 def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) -> None:
     store = make_store(tmp_path, 30)
     tries: list[int] = []
@@ -209,6 +218,7 @@ def test_unreachable_server_stops_with_exit_1_and_loses_nothing(tmp_path: Path) 
     assert report.exit_code == 0 and report.counts == {"sent": 30}
 
 
+@pytest.mark.database
 def test_ambiguous_delivery_is_retried_with_the_same_message_id(tmp_path: Path) -> None:
     """A drop after DATA → ambiguous → retried with the same key (docs/requirements.md S7)."""
     store = make_store(tmp_path, 1)
@@ -221,6 +231,7 @@ def test_ambiguous_delivery_is_retried_with_the_same_message_id(tmp_path: Path) 
     assert sink.opened == 2  # the dropped connection was replaced
 
 
+@pytest.mark.database
 def test_ambiguous_status_is_recorded_while_waiting(tmp_path: Path) -> None:
     store = make_store(tmp_path, 1)
     dropped = [TemporaryFailure("connection lost after DATA", ambiguous=True)] * 3
@@ -321,6 +332,7 @@ def test_an_unlimited_run_slows_to_a_share_of_its_recent_pace() -> None:
     assert bucket.rate == 0  # unlimited again once the old pace is won back
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_a_421_deferral_slows_the_run_down(tmp_path: Path) -> None:
     store = make_store(tmp_path, 20)
@@ -334,6 +346,7 @@ def test_a_421_deferral_slows_the_run_down(tmp_path: Path) -> None:
     assert took >= 1.15, took
 
 
+@pytest.mark.database
 def test_rate_option_limits_messages_per_second(tmp_path: Path) -> None:
     store = make_store(tmp_path, 30)
     sink = Sink()
@@ -343,6 +356,7 @@ def test_rate_option_limits_messages_per_second(tmp_path: Path) -> None:
     assert len(sink.delivered) == 30
 
 
+@pytest.mark.database
 def test_rows_of_a_dead_run_are_taken_over_at_once(tmp_path: Path) -> None:
     store = make_store(tmp_path, 10)
     campaign = start(store)
@@ -358,6 +372,7 @@ def test_rows_of_a_dead_run_are_taken_over_at_once(tmp_path: Path) -> None:
     assert report.counts == {"sent": 10}
 
 
+@pytest.mark.database
 def test_a_run_waits_for_the_lease_of_another_hosts_rows_and_takes_them_over(
     tmp_path: Path,
 ) -> None:
@@ -375,6 +390,7 @@ def test_a_run_waits_for_the_lease_of_another_hosts_rows_and_takes_them_over(
     assert len(sink.delivered) == 3
 
 
+@pytest.mark.database
 def test_a_live_run_keeps_its_rows_by_renewing_its_lease(tmp_path: Path) -> None:
     store = make_store(tmp_path, 2)
     campaign = start(store)
@@ -388,6 +404,7 @@ def test_a_live_run_keeps_its_rows_by_renewing_its_lease(tmp_path: Path) -> None
     assert store.ledger.unfinished_elsewhere(campaign.id, "you", later) == 2
 
 
+@pytest.mark.database
 def test_the_wait_for_a_stuck_run_elsewhere_is_bounded(tmp_path: Path) -> None:
     """Rows another host holds and renews, with no progress for a lease: leave them be."""
     store = make_store(tmp_path, 3)
@@ -403,6 +420,7 @@ def test_the_wait_for_a_stuck_run_elsewhere_is_bounded(tmp_path: Path) -> None:
     assert keeper.taken_over == 0
 
 
+@pytest.mark.database
 def test_changed_content_needs_force(tmp_path: Path) -> None:
     store = make_store(tmp_path, 2)
     prepare(store, "ausgabe-1", "hash-1", [], [])
@@ -417,6 +435,7 @@ def test_changed_content_needs_force(tmp_path: Path) -> None:
     assert store.ledger.campaign("ausgabe-1").content_hash == "hash-2"
 
 
+@pytest.mark.database
 def test_erased_subscriber_is_skipped(tmp_path: Path) -> None:
     store = make_store(tmp_path, 3)
     campaign = start(store)
@@ -427,6 +446,7 @@ def test_erased_subscriber_is_skipped(tmp_path: Path) -> None:
     assert "user1@example.org" not in sink.per_address()
 
 
+@pytest.mark.database
 def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path) -> None:
     store = make_store(tmp_path, 2)
 
@@ -444,6 +464,7 @@ def test_an_address_that_cannot_be_written_fails_without_a_bounce(tmp_path: Path
     assert person is not None and person["status"] == "active" and person["suppressed"] is None
 
 
+@pytest.mark.database
 def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging(tmp_path: Path) -> None:
     store = make_store(tmp_path, 20)
 

@@ -62,6 +62,7 @@ def test_http_429_slows_down_and_a_5xx_does_not() -> None:
     assert not asks_to_slow_down(TemporaryFailure("connection lost"))
 
 
+@pytest.mark.database
 def test_greylisted_recipients_wait_for_their_retry_and_slow_nobody(tmp_path: Path) -> None:
     store = make_store(tmp_path, 40)
     grey = {f"user{n}@example.org" for n in range(0, 40, 10)}
@@ -85,6 +86,7 @@ def test_greylisted_recipients_wait_for_their_retry_and_slow_nobody(tmp_path: Pa
     assert sorted(attempts_by_row(store)) == [1] * 36 + [2] * 4
 
 
+@pytest.mark.database
 def test_a_server_that_drops_every_few_messages_costs_no_delivery(tmp_path: Path) -> None:
     store = make_store(tmp_path, 60)
     handler = Handler(close_after=7)
@@ -96,6 +98,7 @@ def test_a_server_that_drops_every_few_messages_costs_no_delivery(tmp_path: Path
     assert sorted(attempts_by_row(store)) == [1] * 60  # reconnected, never deferred
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_a_server_deferring_everything_gets_a_steady_low_pace_and_no_retry_storm(
     tmp_path: Path,

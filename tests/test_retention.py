@@ -19,6 +19,8 @@ from .ledgerkit import run_cli
 from .schedkit import ISSUE, SECRET, open_site, with_subscribers
 from .webkit import Web, open_web
 
+pytestmark = pytest.mark.database
+
 ADDRESS = "erika.muster@example.org"
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from .databases import database_env
 from .ledgerkit import run_cli
 from .schedkit import BERLIN, ISSUE, SECRET, set_front_matter, wait_for, with_subscribers
 from .smtp_servers import Handler, free_port, smtp_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.database, pytest.mark.slow]
 
 
 @contextmanager
@@ -30,7 +31,8 @@ def serve(root: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str, in
     process = subprocess.Popen(
         [sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "serve",
          "--port", str(port), *args],
-        env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ | env | database_env(root / "comms.toml"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None

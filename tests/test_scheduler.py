@@ -71,6 +71,7 @@ def next_runs(handle: SchedulerHandle) -> dict[str, str]:
     return {job.id: job.next_run_time.isoformat() for job in handle.jobs()}
 
 
+@pytest.mark.database
 def test_a_send_fires_at_its_time(site: Path, handles: list[SchedulerHandle]) -> None:
     with time_machine.travel(berlin(2020, 2, 4, 8, 59, 50), tick=True) as clock:
         handle = start(site, handles)
@@ -92,6 +93,7 @@ def sent(root: Path) -> int:
     return counts["sent"]
 
 
+@pytest.mark.database
 def test_a_restart_within_the_grace_time_runs_the_missed_send_once(
     site: Path, handles: list[SchedulerHandle]
 ) -> None:
@@ -117,6 +119,7 @@ HELD = (
 )
 
 
+@pytest.mark.database
 def test_a_restart_past_the_staleness_limit_holds_the_send(
     site: Path, handles: list[SchedulerHandle]
 ) -> None:
@@ -141,6 +144,7 @@ def test_a_restart_past_the_staleness_limit_holds_the_send(
     assert HELD not in out
 
 
+@pytest.mark.database
 def test_a_send_that_fires_past_the_staleness_limit_is_missed_and_held(
     site: Path, handles: list[SchedulerHandle], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -156,6 +160,7 @@ def test_a_send_that_fires_past_the_staleness_limit_is_missed_and_held(
     assert f"job send:{ISSUE} missed its run at 2020-02-04 09:00:00+01:00" in caplog.text
 
 
+@pytest.mark.database
 def test_one_scheduler_per_database(site: Path, handles: list[SchedulerHandle]) -> None:
     first = start(site, handles)
     config, store = open_site(site)
@@ -173,6 +178,7 @@ def test_one_scheduler_per_database(site: Path, handles: list[SchedulerHandle]) 
         store.close()
 
 
+@pytest.mark.database
 def test_a_lease_of_another_machine_blocks_until_it_expires(site: Path) -> None:
     config, store = open_site(site)
     try:
@@ -192,6 +198,7 @@ def test_a_lease_of_another_machine_blocks_until_it_expires(site: Path) -> None:
         store.close()
 
 
+@pytest.mark.database
 def test_a_lease_of_a_dead_process_on_this_machine_is_taken_at_once(site: Path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
@@ -204,6 +211,7 @@ def test_a_lease_of_a_dead_process_on_this_machine_is_taken_at_once(site: Path) 
         store.close()
 
 
+@pytest.mark.database
 def test_editing_content_moves_and_cancels_the_job(
     site: Path, handles: list[SchedulerHandle]
 ) -> None:
@@ -232,6 +240,7 @@ def test_editing_content_moves_and_cancels_the_job(
     assert outbox(site) == []
 
 
+@pytest.mark.database
 def test_shutdown_finishes_the_messages_in_flight_and_releases_claims(
     site: Path, handles: list[SchedulerHandle], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -248,6 +257,7 @@ def test_shutdown_finishes_the_messages_in_flight_and_releases_claims(
     assert counts["queued"] == 3 - counts["sent"]
 
 
+@pytest.mark.database
 def test_failed_jobs_are_logged(
     site: Path, handles: list[SchedulerHandle], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -337,6 +347,7 @@ def night(site: Path, handles: list[SchedulerHandle], send_at: str, steps: list[
         stop(handle, handles)
 
 
+@pytest.mark.database
 def test_fall_back_night_sends_once_and_purges_once(
     site: Path, handles: list[SchedulerHandle]
 ) -> None:
@@ -351,6 +362,7 @@ def test_fall_back_night_sends_once_and_purges_once(
     assert out == ""  # purged: nothing stored about the address any more
 
 
+@pytest.mark.database
 def test_spring_forward_night_sends_once(site: Path, handles: list[SchedulerHandle]) -> None:
     utc = [datetime(2025, 3, 30, 0, 50, tzinfo=UTC)]  # 01:50 CET
     utc += [datetime(2025, 3, 30, h, m, 1, tzinfo=UTC) for h, m in ((0, 59), (1, 30), (2, 30))]
@@ -358,6 +370,7 @@ def test_spring_forward_night_sends_once(site: Path, handles: list[SchedulerHand
     night(site, handles, "2025-03-30 02:30", utc)
 
 
+@pytest.mark.database
 def test_schedule_lists_what_serve_would_run(site: Path) -> None:
     with time_machine.travel(berlin(2020, 2, 4, 8, 0), tick=False):
         code, out, err = run_cli(site, "schedule")
@@ -383,6 +396,7 @@ def test_schedule_lists_what_serve_would_run(site: Path) -> None:
     ]
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_a_scheduler_that_loses_its_lease_stops(
     site: Path, handles: list[SchedulerHandle], monkeypatch: pytest.MonkeyPatch

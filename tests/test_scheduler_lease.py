@@ -14,6 +14,8 @@ from comms.schedule.runner import start_scheduler
 
 from .schedkit import SECRET, open_site, wait_for
 
+pytestmark = pytest.mark.database
+
 OTHER = "elsewhere:4242:abcd"
 
 

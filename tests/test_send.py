@@ -19,6 +19,8 @@ from .conftest import ROOT
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, free_port, smtp_server
 
+pytestmark = pytest.mark.database
+
 ISSUE = "2020-02-newsletter"
 PEOPLE = (
     "email,name,topics,regions\n"

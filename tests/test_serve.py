@@ -20,6 +20,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
+from .databases import database_env
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, free_port, smtp_server
 
@@ -86,7 +87,8 @@ def server(site_copy: Path) -> Iterator[tuple[str, Path, dict[str, str], Handler
         process = subprocess.Popen(
             [sys.executable, "-m", "comms", "--config", str(site_copy / "comms.toml"), "serve",
              "--port", str(port), "--no-scheduler"],
-            env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=os.environ | env | database_env(site_copy / "comms.toml"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
             assert process.stdout is not None
@@ -100,6 +102,7 @@ def server(site_copy: Path) -> Iterator[tuple[str, Path, dict[str, str], Handler
             assert "Traceback" not in process.stderr.read()
 
 
+@pytest.mark.database
 def test_sign_up_confirm_receive_and_one_click_unsubscribe(
     server: tuple[str, Path, dict[str, str], Handler],
 ) -> None:

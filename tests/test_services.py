@@ -27,6 +27,8 @@ from comms.web.app import create_app
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, smtp_server
 
+pytestmark = pytest.mark.database
+
 DRAFT = "2020-04-newsletter"
 SECRET = "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 CONFIRM_RE = re.compile(r"https://newsletter\.example\.org(/confirm/[A-Za-z0-9_.-]+)")

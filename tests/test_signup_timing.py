@@ -104,6 +104,7 @@ def measure(web: Web, port: int, run: int) -> tuple[list[float], list[float]]:
     )
 
 
+@pytest.mark.database
 @pytest.mark.slow
 def test_the_sign_up_answer_does_not_tell_active_from_unknown(tmp_path: Path) -> None:
     # The production delay of the background work; no IP limit for this one client.

@@ -20,6 +20,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.database
 def test_exported_cells_never_start_a_formula(tmp_path: Path) -> None:
     (tmp_path / "comms.toml").write_text("", encoding="utf-8")
     rows = io.StringIO()

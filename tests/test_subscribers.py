@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import unicodedata
 from pathlib import Path
@@ -22,7 +21,10 @@ from comms.db.subscribers import (
     open_store,
 )
 
+from .databases import engine_for, every_row
 from .ledgerkit import make_config, run_cli, schema_drift
+
+pytestmark = pytest.mark.database
 
 
 @pytest.fixture
@@ -164,12 +166,13 @@ def test_remove_erases_and_keeps_only_the_suppression_hash(root: Path) -> None:
         "record(s); kept: the suppression hash, so the address is never mailed or imported "
         "again\n"
     )
-    db = sqlite3.connect(root / "var" / "comms.db")
-    dump = "\n".join(db.iterdump())
-    assert "weg@example.org" not in dump
-    assert db.execute("SELECT count(*) FROM subscribers").fetchone() == (0,)
-    assert db.execute("SELECT count(*) FROM consent").fetchone() == (0,)
-    assert db.execute("SELECT reason FROM suppression").fetchall() == [("erased",)]
+    engine = engine_for(root / "comms.toml")
+    assert "weg@example.org" not in every_row(engine)
+    with engine.connect() as db:
+        assert db.execute(sa.text("SELECT count(*) FROM subscribers")).all() == [(0,)]
+        assert db.execute(sa.text("SELECT count(*) FROM consent")).all() == [(0,)]
+        assert db.execute(sa.text("SELECT reason FROM suppression")).all() == [("erased",)]
+    engine.dispose()
     (root / "again.csv").write_text("email\nWEG@example.org\n", encoding="utf-8")
     code, out, err = run_cli(
         root, "subscribers", "import", str(root / "again.csv"), "--confirmed", "--consent-note", "y"

@@ -16,6 +16,7 @@ from .conftest import ROOT
 from .ledgerkit import run_cli
 
 
+@pytest.mark.database
 def test_purge_deletes_unconfirmed_sign_ups(site_copy: Path) -> None:
     assert run_cli(site_copy, "subscribers", "add", "wartet@example.org")[0] == 0
     code, out, _ = run_cli(site_copy, "subscribers", "purge")
@@ -26,6 +27,7 @@ def test_purge_deletes_unconfirmed_sign_ups(site_copy: Path) -> None:
     assert (code, err) == (1, "error: nothing stored about wartet@example.org\n")
 
 
+@pytest.mark.database
 def test_admin_unsubscribe_is_recorded_with_its_channel(site_copy: Path) -> None:
     add = ("subscribers", "add", "brief@example.org", "--confirmed", "--consent-note", "Formular")
     assert run_cli(site_copy, *add)[0] == 0

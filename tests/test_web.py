@@ -21,6 +21,8 @@ from comms.web.guard import CsrfGuard
 from .ledgerkit import make_store
 from .webkit import Web, open_web
 
+pytestmark = pytest.mark.database
+
 H1_RE = re.compile(r"<h1>(.*?)</h1>", re.S)
 ADDRESS = "erika.muster@example.org"
 
