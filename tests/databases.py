@@ -36,6 +36,8 @@ _names = itertools.count()
 _original_url = Config.database_url.fget  # type: ignore[attr-defined]
 #: The backend of the test now running (one test at a time per process, also under xdist).
 _current: Databases | None = None
+#: SQLite files opened outside any test (by a module- or session-scoped fixture).
+_outside: list[str] = []
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -97,13 +99,11 @@ def _mapped_url(config: Config) -> str:
 
 
 def _seen_connection(dbapi_connection: Any, _record: Any) -> None:
-    if _current is None:
-        return
     if type(dbapi_connection).__module__ == "sqlite3":
         # sqlite3 does not tell its file; the main database's path is in PRAGMA database_list.
         row = dbapi_connection.execute("PRAGMA database_list").fetchone()
         if row and row[2]:
-            _current.sqlite_files.append(row[2])
+            (_outside if _current is None else _current.sqlite_files).append(row[2])
 
 
 def database_env(config_path: Path) -> dict[str, str]:
@@ -172,7 +172,15 @@ def database(
     finally:
         _current = None
         databases.drop()
-    files = [f for f in databases.sqlite_files if f]
+    if _outside:
+        outside = _outside.copy()
+        _outside.clear()
+        pytest.fail(
+            f"a module- or session-scoped fixture opened the database {outside[0]}: such a "
+            "fixture cannot follow the backend; give it function scope and mark its tests "
+            "`@pytest.mark.database`"
+        )
+    files = databases.sqlite_files
     if backend is None and files:
         pytest.fail(
             f"{request.node.nodeid} opened the database {files[0]}: mark it "

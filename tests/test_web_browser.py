@@ -20,10 +20,10 @@ from .conftest import copy_sample
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
 from .webkit import Web, open_web
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
+pytestmark = [pytest.mark.database, pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:
     """The subscriber app on 127.0.0.1 over a built site (its style sheet), mail into memory."""
     with open_web(tmp_path_factory.mktemp("pages")) as web:

@@ -4,6 +4,7 @@ endpoint never give a 500 (and never raise)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .webkit import CSRF_RE, Web, open_web
+
+pytestmark = pytest.mark.database
 
 FIELDS = ["email", "name", "topics", "regions", "website", "csrf_token", "language", "really",
           "List-Unsubscribe"]  # fmt: skip
@@ -25,12 +28,10 @@ CONTENT_TYPES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fuzz_web(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Web, list[str], list[str]]]:
+@pytest.fixture
+def fuzz_web(tmp_path: Path) -> Iterator[tuple[Web, list[str], list[str]]]:
     """One app for every example: a confirmed and a pending person, real tokens and CSRF."""
-    folder = tmp_path_factory.mktemp("fuzz")
+    folder = tmp_path
     with open_web(folder, subscribe={"rate_limit": 1_000_000}) as web:
         web.sign_up("aktiv@example.org")
         web.client.post(web.confirm_path())
