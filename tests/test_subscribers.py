@@ -253,6 +253,14 @@ def test_generated_secret_persists_and_a_different_key_is_refused(tmp_path: Path
         "environment COMMS_SECRET_KEY: differs from the key this database was set up with; "
         "restore the old key (tokens and the suppression list depend on it)"
     ]
+    key_file = tmp_path / "var" / "secret.key"
+    key_file.write_text("Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0VuQe3wRt5yU7i\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        open_store(make_config(tmp_path))
+    assert caught.value.problems == [
+        f"key file {key_file}: differs from the key this database was set up with; "
+        "restore the old key (tokens and the suppression list depend on it)"
+    ]
 
 
 @pytest.mark.slow

@@ -165,10 +165,11 @@ def resolve_secret(engine: Engine, given: str | None, key_file: Path) -> tuple[s
             write_private(key_file, (secret + "\n").encode("ascii"))
         check = hmac.new(secret.encode(), _SECRET_CHECK, hashlib.sha256).hexdigest()[:16]
         if stored.get("secret_check", check) != check:
+            source = "environment COMMS_SECRET_KEY" if given else f"key file {key_file}"
             raise ConfigError(
                 [
-                    "environment COMMS_SECRET_KEY: differs from the key this database was set up "
-                    "with; restore the old key (tokens and the suppression list depend on it)"
+                    f"{source}: differs from the key this database was set up with; restore "
+                    "the old key (tokens and the suppression list depend on it)"
                 ]
             )
         if "secret_check" not in stored:
