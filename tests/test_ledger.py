@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,8 +50,8 @@ class OnlyTheSendLedger:
         self.claims += 1
         return self.ledger.claim(cid, owner, limit, now, until)
 
-    def writer(self, source: str) -> LedgerWriter:
-        return self.ledger.writer(source)
+    def writer(self, source: str, owner: str) -> LedgerWriter:
+        return self.ledger.writer(source, owner)
 
     def suppression_probe(self) -> SuppressionCheck:
         return self.ledger.suppression_probe()
@@ -116,7 +116,7 @@ def test_a_bounce_and_its_delivery_outcome_commit_together_or_not_at_all(tmp_pat
     now = now_utc()
     claimed = store.ledger.claim(campaign.id, "me", 2, now, now)
     bounced, delivered = claimed
-    writer = Ledger(store.engine, bounces=BrokenStore(store)).writer("send ausgabe-1")
+    writer = Ledger(store.engine, bounces=BrokenStore(store)).writer("send ausgabe-1", "me")
     outcomes = [
         Outcome(bounced.delivery_id, DeliveryStatus.FAILED, "<m@x>", str(GONE), bounce=bounced),
         Outcome(delivered.delivery_id, DeliveryStatus.SENT, "<n@x>"),
@@ -135,10 +135,48 @@ def test_a_bounce_and_its_delivery_outcome_commit_together_or_not_at_all(tmp_pat
     person = store.by_uid(bounced.uid or "")
     assert person is not None and person.status == SubscriberStatus.ACTIVE
     # The same outcomes through the store's own ledger: all of it at once.
-    writer = store.ledger.writer("send ausgabe-1")
+    writer = store.ledger.writer("send ausgabe-1", "me")
     try:
         writer.write(outcomes, now)
     finally:
         writer.close()
     assert len(_bounce_rows(store)) == 1
     assert store.suppression_reason(person.email) == "bounced"
+
+
+def test_a_late_outcome_never_undoes_another_run_s_claim_or_a_final_row(tmp_path: Path) -> None:
+    """A run cut off from the database for longer than its lease: its rows were handed back
+    and taken over by another run. What it writes late lands only where it cannot undo the
+    other run's work: not on a row the other run holds, not on a row already final."""
+    store = make_store(tmp_path, 3)
+    campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
+    start = now_utc()
+    mine = store.ledger.claim(campaign.id, "late", 3, start, start + timedelta(seconds=10))
+    later = start + timedelta(minutes=1)
+    assert store.ledger.release_orphans(campaign.id, lambda _: False, later) == 3
+    # The other run takes two rows; it sends and records one of them.
+    theirs = store.ledger.claim(campaign.id, "other", 2, later, later + timedelta(minutes=5))
+    other = store.ledger.writer("send ausgabe-1", "other")
+    other.write([Outcome(theirs[0].delivery_id, DeliveryStatus.SENT, "<theirs@x>")], later)
+    other.close()
+    # Now the late run writes: a hand-back, a sent and a sent.
+    late = store.ledger.writer("send ausgabe-1", "late")
+    late.write(
+        [
+            Outcome(mine[0].delivery_id, DeliveryStatus.QUEUED, attempted=False),
+            Outcome(mine[1].delivery_id, DeliveryStatus.SENT, "<late1@x>"),
+            Outcome(mine[2].delivery_id, DeliveryStatus.SENT, "<late2@x>"),
+        ],
+        later,
+    )
+    late.close()
+    with store.reading() as conn:
+        rows = {
+            row.id: (row.status, row.claimed_by, row.message_id)
+            for row in conn.execute(sa.select(deliveries)).all()
+        }
+    assert rows == {
+        mine[0].delivery_id: ("sent", None, "<theirs@x>"),  # final: the hand-back is ignored
+        mine[1].delivery_id: ("sending", "other", None),  # the other run's claim stands
+        mine[2].delivery_id: ("sent", None, "<late2@x>"),  # handed back, untaken: recorded
+    }

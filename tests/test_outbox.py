@@ -421,6 +421,36 @@ def test_the_wait_for_a_stuck_run_elsewhere_is_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.database
+def test_a_run_that_cannot_renew_its_lease_stops_before_it_could_send_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database stops taking the heartbeat (an outage of the renewals only): once most of a
+    lease has passed without one, another worker may own these rows, so the run stops sending.
+    Nothing is lost: a later run sends the rest, each person once."""
+    store = make_store(tmp_path, 40)
+    campaign = start(store)
+
+    def outage(cid: int, owner: str, until: object) -> int:
+        raise sa.exc.OperationalError("UPDATE deliveries", {}, Exception("server closed"))
+
+    monkeypatch.setattr(store.ledger, "renew", outage)
+    sink = Sink(before_send=lambda _: time.sleep(0.05))
+    lease = timedelta(seconds=1)
+    began = time.monotonic()
+    report = send(store, campaign, build, sink.opener, replace(FAST, concurrency=1, lease=lease))
+    took = time.monotonic() - began
+    assert report.stopped is not None and "no claim renewal reached the database" in report.stopped
+    assert report.exit_code == 1
+    assert 0.8 <= took < 5  # it sent while the lease was safe, then stopped
+    first = len(sink.delivered)
+    assert 0 < first < 40
+    monkeypatch.undo()
+    again = send(store, campaign, build, sink.opener, replace(FAST, lease=lease))
+    assert again.exit_code == 0 and again.counts == {"sent": 40}
+    assert set(sink.per_address().values()) == {1} and len(sink.per_address()) == 40
+
+
+@pytest.mark.database
 def test_changed_content_needs_force(tmp_path: Path) -> None:
     store = make_store(tmp_path, 2)
     prepare(store, "ausgabe-1", "hash-1", [], [])

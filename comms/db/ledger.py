@@ -336,9 +336,9 @@ class Ledger:
             )
         return out
 
-    def writer(self, source: str) -> LedgerWriter:
-        """A writer of outcomes for one run; `source` names the run in bounce consent rows."""
-        return LedgerWriter(self.engine, self.bounces, source)
+    def writer(self, source: str, owner: str) -> LedgerWriter:
+        """A writer of outcomes for the run `owner`; `source` names it in bounce consent rows."""
+        return LedgerWriter(self.engine, self.bounces, source, owner)
 
     def counts(self, cid: int) -> dict[str, int]:
         """Deliveries of a campaign by status."""

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from comms.db.engine import driver_params, driver_statement
-from comms.db.status import DeliveryStatus, SubscriberStatus
+from comms.db.status import CLAIMABLE, DeliveryStatus, SubscriberStatus
 from comms.db.tables import deliveries
 
 
@@ -56,9 +56,23 @@ class BounceSink(Protocol):
         """End subscriber `sid` as bounced, inside the transaction of `conn`."""
 
 
+def _is(status: DeliveryStatus) -> sa.ColumnElement[bool]:
+    # A constant in the SQL text: the statement is compiled once for executemany (see below).
+    return deliveries.c.status == sa.literal_column(f"'{status.value}'")
+
+
+#: An outcome lands only on a row its run still holds, or on one that was handed back and not
+#: taken since. A run that lost the database for longer than its lease may find its rows taken
+#: over by another worker, or already final: its late outcome must not undo theirs (a row set
+#: back to `queued` after it was sent would be sent again).
+_STILL_OURS = sa.or_(
+    sa.and_(_is(DeliveryStatus.SENDING), deliveries.c.claimed_by == sa.bindparam("owner")),
+    sa.and_(deliveries.c.claimed_by.is_(None), sa.or_(*(_is(status) for status in CLAIMABLE))),
+)
+
 _RECORD = (
     sa.update(deliveries)
-    .where(deliveries.c.id == sa.bindparam("did"))
+    .where(deliveries.c.id == sa.bindparam("did"), _STILL_OURS)
     .values(
         status=sa.bindparam("st"),
         message_id=sa.bindparam("mid"),
@@ -79,9 +93,10 @@ class LedgerWriter:
     update itself; a send run commits many small groups, so they are done once here.
     """
 
-    def __init__(self, engine: Engine, bounces: BounceSink, source: str) -> None:
+    def __init__(self, engine: Engine, bounces: BounceSink, source: str, owner: str) -> None:
         self.bounces = bounces
         self.source = source
+        self.owner = owner
         self.conn = engine.connect()
         self.sql, self.order = driver_statement(self.conn.dialect, _RECORD)
         convert = deliveries.c.updated_at.type.bind_processor(self.conn.dialect)
@@ -101,6 +116,7 @@ class LedgerWriter:
                 "nxt": None if o.next_attempt_at is None else convert(o.next_attempt_at),
                 "inc": int(o.attempted),
                 "now": at,
+                "owner": self.owner,
             }
             for o in outcomes
         ]

@@ -12,6 +12,9 @@ from comms.sending.ports import SendLedger
 
 #: How often a run with nothing left to claim looks again at other workers' rows (seconds).
 POLL = 0.5
+#: The share of a lease after the last renewal during which a run may still send its rows;
+#: the rest is the margin for the message in flight and for the hosts' clocks.
+SAFE_SHARE = 0.8
 
 
 class ClaimKeeper:
@@ -45,9 +48,11 @@ class ClaimKeeper:
         self._deadline = 0.0
         #: Rows of other runs this run took over.
         self.taken_over = 0
+        self._renewed = time.monotonic()
 
     def start(self) -> None:
         """Start renewing this run's leases in the background."""
+        self._renewed = time.monotonic()
         self._thread = threading.Thread(target=self._renew, name="comms-lease", daemon=True)
         self._thread.start()
 
@@ -57,13 +62,25 @@ class ClaimKeeper:
         if self._thread is not None:
             self._thread.join()
 
+    def holds(self) -> bool:
+        """False once no renewal has succeeded for most of a lease.
+
+        Every row this run claimed is leased until at least the last successful renewal plus
+        a lease. Past that, another worker may have taken a row over: sending it would send it
+        twice, so the run must stop (its late outcomes cannot undo the other's, see
+        `comms.db.outcomes`).
+        """
+        return time.monotonic() - self._renewed < self.lease.total_seconds() * SAFE_SHARE
+
     def _renew(self) -> None:
         every = self.lease.total_seconds() / 3
         while not self._stop.wait(every):
+            started = time.monotonic()
             try:
                 self.ledger.renew(self.cid, self.owner, self.clock() + self.lease)
             except Exception:  # a missed heartbeat is retried; the lease is long
                 continue
+            self._renewed = started
 
     def wait_for_others(self, stop: threading.Event) -> bool:
         """With nothing left to claim: True to claim again (after a short wait), False to end."""

@@ -41,8 +41,8 @@ class SendLedger(Protocol):
     ) -> list[Claimed]:
         """Take up to `limit` due deliveries of campaign `cid` for `owner` until `until`."""
 
-    def writer(self, source: str) -> OutcomeWriter:
-        """A writer of outcomes; bounces it records end the subscription."""
+    def writer(self, source: str, owner: str) -> OutcomeWriter:
+        """A writer of outcomes for rows `owner` holds; bounces it records end the subscription."""
 
     def suppression_probe(self) -> SuppressionCheck:
         """A suppression lookup for one worker thread."""

@@ -108,7 +108,7 @@ class Run:
         self.progress = progress
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
-        self.recorder = Recorder(ledger.writer(f"send {campaign.slug}"))
+        self.recorder = Recorder(ledger.writer(f"send {campaign.slug}", self.owner))
         self.lock = threading.Lock()
         self.stop = threading.Event()
         # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
@@ -230,6 +230,13 @@ class Run:
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)
+        if not self.keeper.holds():
+            self.halt(
+                "no claim renewal reached the database for most of a lease "
+                "(delivery.lease_seconds): stopped, as another worker may have taken these "
+                "rows over and a message must not go out twice"
+            )
+            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False), transport
         reason = probe.reason(item.key)  # right before sending (docs/requirements.md S12, E9)
         if reason is not None:
             return Outcome(
