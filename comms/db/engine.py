@@ -15,9 +15,9 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from comms.core.config import key_problem
 from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
+from comms.core.keys import key_problem
 from comms.db.tables import meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
