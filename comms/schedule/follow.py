@@ -69,13 +69,16 @@ class Follower:
             for slug, issue in site.issues.items()
             if issue_is_public(issue, site.tz, now, site.sent)
         )
-        new = sorted(public - self.public) if self.public is not None else []
+        if self.public is None:
+            news = f"{len(public)} issue(s) public"
+        else:
+            news = f"issues now public: {', '.join(sorted(public - self.public)) or 'none new'}"
         self.sent, self.public, self.tried_at = sent, public, self.clock()
         log.info(
-            "output rebuilt: %d written, %d unchanged, %d removed (issues now public: %s)",
+            "output rebuilt: %d written, %d unchanged, %d removed (%s)",
             len(report.written),
             len(report.unchanged),
             len(report.removed),
-            ", ".join(new) or "no new one",
+            news,
         )
         return True
