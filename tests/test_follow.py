@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule.follow import Follower
+from comms.schedule.lease import Lease
+from comms.schedule.standby import Standby
 from comms.sending.campaign import prepare
 
 pytestmark = pytest.mark.database
@@ -109,3 +112,36 @@ def test_content_errors_keep_the_last_good_output_and_are_logged_once_per_change
     issue.write_text(good, "utf-8")
     clock.now += config.settings.schedule.refresh_minutes * 60
     assert follower.beat() and _page(config).is_file()
+
+
+def _until(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_standby_follows_until_it_takes_the_scheduler_over(
+    site_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Beats every quarter of the (shortest) lease: the first builds, a send shows up."""
+    environ = {"COMMS_SCHEDULE_LEASE_SECONDS": "10"}
+    config = load_config(site_copy / "comms.toml", environ=environ)
+    store = open_store(config)
+    other = Lease(store.engine, 600, owner="other-host:1:x")
+    assert other.acquire()
+    caplog.set_level(logging.INFO, "comms.schedule")
+    standby = Standby(config, store).start()
+    try:
+        _until(lambda: (config.output_dir / "index.html").is_file(), "no first build")
+        prepare(store, ISSUE, "h", [], [])
+        _until(lambda: _page(config).is_file(), "the send never showed up")
+        other.release()
+        _until(lambda: standby.handle is not None, "the standby never took over")
+    finally:
+        standby.shutdown()
+        store.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "comms.schedule"]
+    assert messages[-1].startswith("took over the scheduler"), messages
+    assert any(m.endswith(f"(issues now public: {ISSUE})") for m in messages)
