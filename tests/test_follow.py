@@ -145,3 +145,11 @@ def test_a_standby_follows_until_it_takes_the_scheduler_over(
     messages = [r.getMessage() for r in caplog.records if r.name == "comms.schedule"]
     assert messages[-1].startswith("took over the scheduler"), messages
     assert any(m.endswith(f"(issues now public: {ISSUE})") for m in messages)
+
+
+def test_a_standby_stopped_before_it_started_stops_cleanly(setup: tuple[Config, Store]) -> None:
+    """`comms serve` starts it after its first build; a SIGTERM may come before."""
+    config, store = setup
+    standby = Standby(config, store)
+    standby.shutdown()
+    assert standby.handle is None
