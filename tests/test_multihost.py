@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import pytest
 import requests
@@ -21,7 +22,7 @@ from comms.db.subscribers import open_store
 
 from .ledgerkit import run_cli
 from .schedkit import SECRET
-from .smtp_servers import free_port, smtp_server
+from .smtp_servers import Handler, free_port, smtp_server
 from .test_crash import SlowHandler
 
 pytestmark = [
@@ -59,8 +60,8 @@ def _worker(root: Path, url: str, port: int, host: str) -> subprocess.Popen[byte
     return subprocess.Popen(command, env=_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _import(root: Path, url: str) -> None:
-    rows = "".join(f"leser{n}@example.org\n" for n in range(PEOPLE))
+def _import(root: Path, url: str, people: int = PEOPLE) -> None:
+    rows = "".join(f"leser{n}@example.org\n" for n in range(people))
     (root / "people.csv").write_text("email\n" + rows, encoding="utf-8")
     code, _, err = run_cli(
         root, "subscribers", "import", str(root / "people.csv"), "--confirmed",
@@ -151,8 +152,11 @@ def test_hosts_starting_at_once_migrate_a_fresh_database_once(tmp_path: Path, pg
     assert errors == []
 
 
-def _serve(root: Path, url: str, host: str) -> tuple[subprocess.Popen[str], int]:
-    """`comms serve` on host `host` (own UTS namespace when root); the process and its port."""
+def _serve(
+    root: Path, url: str, host: str, extra: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """`comms serve` on host `host` (own UTS namespace when root), with `extra` environment
+    variables; the process and its port."""
     port = free_port()
     command = [
         sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "serve",
@@ -161,6 +165,7 @@ def _serve(root: Path, url: str, host: str) -> tuple[subprocess.Popen[str], int]
     if os.geteuid() == 0:
         command = ["unshare", "-u", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *command]
     env = _env(url) | {"COMMS_SUBSCRIBE_RATE_LIMIT": "3", "COMMS_SCHEDULE_LEASE_SECONDS": "10"}
+    env |= extra or {}
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -226,3 +231,75 @@ def test_two_servers_share_the_sign_up_limit_and_the_scheduler(
     assert second.stderr is not None
     errors = second.stderr.read()
     assert "took over the scheduler" in errors and "Traceback" not in errors
+
+
+def _stop(*processes: subprocess.Popen[str]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_the_standby_server_serves_an_issue_sent_on_another_host_within_a_beat(
+    site_copy: Path, pg_url: str
+) -> None:
+    """Each server has its own output folder; `comms send` rebuilds the sending host's one, and
+    the web-only server's next beat rebuilds its own: the same feed, byte for byte."""
+    _import(site_copy, pg_url, 3)
+    out = {n: site_copy / f"public-{n}" for n in "ab"}
+    first, port_a = _serve(site_copy, pg_url, "serve-a", {"COMMS_OUTPUT_DIR": str(out["a"])})
+    second, port_b = _serve(site_copy, pg_url, "serve-b", {"COMMS_OUTPUT_DIR": str(out["b"])})
+    a, b = (f"http://127.0.0.1:{port}" for port in (port_a, port_b))
+    page = f"/issues/{ISSUE}/"
+    log = _Stderr(second)
+    try:
+        assert _scheduler_pid(pg_url) == first.pid
+        assert requests.get(b + page, timeout=30).status_code == 404
+        started = time.monotonic()
+        while not log.saw("output rebuilt"):  # the first beat
+            assert time.monotonic() - started < 15, "the standby never followed"
+            time.sleep(0.1)
+        with smtp_server(Handler()) as port:
+            code, _, err = run_cli(
+                site_copy, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}",
+                env=_pg(pg_url) | {"COMMS_OUTPUT_DIR": str(out["a"])},
+            )  # fmt: skip
+        assert code == 0, err
+        sent = time.monotonic()
+        feed = requests.get(a + "/feed.xml", timeout=10).content
+        assert page.encode() in feed, "the sending host rebuilt its folder"
+        # A beat is a quarter of the 10 s lease; two beats and a build are the bound.
+        while requests.get(b + page, timeout=10).status_code != 200:
+            assert time.monotonic() - sent < 15, "the standby never rebuilt"
+            time.sleep(0.2)
+        print(f"the standby served the issue {time.monotonic() - sent:.1f} s after the send")
+        assert requests.get(b + "/feed.xml", timeout=10).content == feed
+        assert _scheduler_pid(pg_url) == first.pid
+    finally:
+        _stop(first, second)
+    assert second.returncode == 0
+    errors = log.text()
+    assert f"(issues now public: {ISSUE})" in errors and "Traceback" not in errors
+
+
+class _Stderr:
+    """What a process writes to stderr, read line by line by a thread as it comes."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def saw(self, text: str) -> bool:
+        """Whether a line so far contains `text`."""
+        return any(text in line for line in self.lines)
+
+    def text(self) -> str:
+        """Everything, once the process has ended."""
+        self._thread.join(10)
+        return "".join(self.lines)

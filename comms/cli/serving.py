@@ -60,6 +60,7 @@ def serve(
 
     from comms.audience.subscriptions import Mailer, Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
+    from comms.schedule.standby import Standby
     from comms.web.app import create_app, listen
 
     config = state.config()
@@ -89,6 +90,8 @@ def serve(
         handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
         click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")
         _build_before_serving(config)
+        if isinstance(handle, Standby):
+            handle.start()  # after that build: its beats rebuild the same folder
         server.run()
     except KeyboardInterrupt:
         pass
@@ -115,7 +118,8 @@ def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | St
         return handle, "with the scheduler"
     owner = holder(store.engine)
     who = f" ({owner.owner})" if owner else ""
-    standby = Standby(config, store).start()
+    # Started once the output is built (serve), so that the two never write it at once.
+    standby = Standby(config, store)
     return standby, f"web only: another process{who} runs the scheduler on this database"
 
 

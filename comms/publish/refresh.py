@@ -102,8 +102,7 @@ def refresh(config: Config, site: Site, state: PublishState | None = None) -> Re
     again (the database; by default the files under the config's folder).
     """
     state = state if state is not None else FileState(config.root)
-    files = build.collect(config, site, state)
-    report = build.write_output(config.output_dir, files)
+    report = write_site(config, site, state)
     changed = [Urls(config).absolute(path) for path in report.written if feeds.is_feed(path)]
     hubs = config.settings.feeds.hubs
     pending = {pair for pair in state.pending_pings() if pair[0] in hubs}
@@ -122,6 +121,18 @@ def refresh_content(
     public; `sent` names the issues whose mails have gone out (from the ledger); `state` keeps
     the feed history and the WebSub queue (see `refresh`).
     """
+    return refresh(config, valid_site(config, sent), state)
+
+
+def valid_site(config: Config, sent: frozenset[str] = frozenset()) -> Site:
+    """The content folder's site with the issues whose mails have gone out; bad content raises
+    ContentErrors."""
     site, _ = load_valid_site(config)
     site.sent = sent
-    return refresh(config, site, state)
+    return site
+
+
+def write_site(config: Config, site: Site, state: PublishState | None = None) -> build.WriteReport:
+    """Build everything and write the files whose bytes changed into the output folder, telling
+    no hub (a host that only follows what another host publishes; `refresh` tells them)."""
+    return build.write_output(config.output_dir, build.collect(config, site, state))

@@ -7,6 +7,7 @@ import threading
 
 from comms.core.config import Config
 from comms.db.subscribers import Store
+from comms.schedule.follow import Follower
 from comms.schedule.runner import SchedulerHandle, start_scheduler
 
 log = logging.getLogger("comms.schedule")
@@ -17,12 +18,14 @@ class Standby:
 
     With two `comms serve` behind a load balancer, one runs the scheduler; when that process
     dies, its lease expires (or is noticed at once on the same host) and the other one starts
-    the scheduler, so sends and retries go on without a person.
+    the scheduler, so sends and retries go on without a person. Meanwhile it keeps its own
+    output folder current (`Follower`); once it runs the scheduler, the refresh job does that.
     """
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config, self.store = config, store
         self.handle: SchedulerHandle | None = None
+        self.follower = Follower(config, store.engine)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._wait, name="comms-standby", daemon=True)
@@ -46,11 +49,13 @@ class Standby:
                 if self.handle is not None:
                     log.info("took over the scheduler (the previous holder's lease had ended)")
                     return
+            self.follower.beat()
 
     def shutdown(self) -> None:
         """Stop standing by; stop the scheduler if this process took it over."""
         with self._lock:
             self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # a SIGTERM may come before it was started
+            self._thread.join()
         if self.handle is not None:
             self.handle.shutdown()

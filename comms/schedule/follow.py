@@ -1,0 +1,84 @@
+"""A web-only `comms serve` keeps its own output folder as current as the scheduler's host."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from comms.core.config import Config
+from comms.core.errors import ContentErrors
+from comms.db.desk import Desk
+from comms.db.shared import DbPublishState
+from comms.publish import refresh as publish
+from comms.publish.feed_state import issue_is_public
+
+log = logging.getLogger("comms.schedule")
+
+
+class Follower:
+    """Rebuilds this host's output folder while another process runs the scheduler.
+
+    Each `beat` reads the issues whose campaign has started (one small query): when that set
+    changed (a send on another host made an issue public) it rebuilds at once; otherwise every
+    `schedule.refresh_minutes`, as the scheduler's refresh job does, so that time-based changes
+    (an event that became past, a `send_at` that passed) appear here too. The feed history is
+    the database's, so both hosts write the same bytes; no hub is told (the scheduler's host
+    does that once).
+    """
+
+    def __init__(
+        self, config: Config, engine: Engine, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config, self.engine, self.clock = config, engine, clock
+        #: What the last attempt saw; None until then, so that the first beat builds.
+        self.sent: frozenset[str] | None = None
+        self.public: frozenset[str] | None = None
+        self.tried_at = -math.inf
+
+    def beat(self) -> bool:
+        """Rebuild if what is published changed or the refresh interval passed; True if it
+        wrote. Never raises: problems are logged, and the output folder stays as it was."""
+        try:
+            sent = Desk(self.engine).started()
+        except Exception:  # a database hiccup: the next beat asks again
+            log.exception("output follow: cannot read the started campaigns")
+            return False
+        every = self.config.settings.schedule.refresh_minutes * 60
+        if sent == self.sent and self.clock() - self.tried_at < every:
+            return False
+        try:
+            site = publish.valid_site(self.config, sent)
+            report = publish.write_site(self.config, site, DbPublishState(self.engine))
+        except ContentErrors as exc:
+            # Like the refresh job: said once per change or interval, not at every beat.
+            self.sent, self.tried_at = sent, self.clock()
+            log.error(
+                "output not rebuilt: %s (see `comms check`); serving the last good output", exc
+            )
+            return False
+        except Exception:  # the database or the disk: try again at the next beat
+            log.exception("output not rebuilt; trying again at the next beat")
+            return False
+        now = self.config.now()
+        public = frozenset(
+            slug
+            for slug, issue in site.issues.items()
+            if issue_is_public(issue, site.tz, now, site.sent)
+        )
+        if self.public is None:
+            news = f"{len(public)} issue(s) public"
+        else:
+            news = f"issues now public: {', '.join(sorted(public - self.public)) or 'none new'}"
+        self.sent, self.public, self.tried_at = sent, public, self.clock()
+        log.info(
+            "output rebuilt: %d written, %d unchanged, %d removed (%s)",
+            len(report.written),
+            len(report.unchanged),
+            len(report.removed),
+            news,
+        )
+        return True

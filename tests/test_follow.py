@@ -1,0 +1,155 @@
+"""A standing-by server's output folder follows what another host publishes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from comms.core.config import Config, load_config
+from comms.db.shared import DbPublishState
+from comms.db.subscribers import Store, open_store
+from comms.publish import refresh as publish
+from comms.schedule.follow import Follower
+from comms.schedule.lease import Lease
+from comms.schedule.standby import Standby
+from comms.sending.campaign import prepare
+
+pytestmark = pytest.mark.database
+
+ISSUE = "2020-02-newsletter"  # ready, send_at after the sample's reference_date: not public yet
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup(site_copy: Path) -> Iterator[tuple[Config, Store]]:
+    config = load_config(site_copy / "comms.toml", environ={})
+    store = open_store(config)
+    yield config, store
+    store.close()
+
+
+def _page(config: Config) -> Path:
+    return config.output_dir / "issues" / ISSUE / "index.html"
+
+
+def test_a_started_campaign_is_built_at_the_next_beat_and_nothing_else_is(
+    setup: tuple[Config, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    config, store = setup
+    follower = Follower(config, store.engine, Clock())
+    caplog.set_level(logging.INFO, "comms.schedule")
+    assert follower.beat(), "the first beat brings the folder current"
+    assert not _page(config).exists()
+    feed = (config.output_dir / "feed.xml").read_bytes()
+    assert not follower.beat(), "nothing changed, nothing built"
+    prepare(store, ISSUE, "h", [], [])  # `comms send` on another host
+    assert follower.beat()
+    assert _page(config).is_file()
+    assert (config.output_dir / "feed.xml").read_bytes() != feed
+    assert f"/issues/{ISSUE}/" in (config.output_dir / "issues" / "feed.xml").read_text("utf-8")
+    rebuilt = [r.getMessage() for r in caplog.records if "output rebuilt" in r.getMessage()]
+    assert len(rebuilt) == 2 and rebuilt[-1].endswith(f"(issues now public: {ISSUE})")
+    # The same bytes as the host that sent (its build with the database's feed history).
+    other = load_config(
+        config.root / "comms.toml", {"output_dir": str(config.root / "other")}, environ={}
+    )
+    publish.write_site(
+        other, publish.valid_site(other, frozenset({ISSUE})), DbPublishState(store.engine)
+    )
+    for path in ("feed.xml", "atom.xml", "issues/feed.xml", f"issues/{ISSUE}/index.html"):
+        assert (other.output_dir / path).read_bytes() == (config.output_dir / path).read_bytes()
+
+
+def test_without_a_new_send_it_rebuilds_every_refresh_interval(
+    setup: tuple[Config, Store],
+) -> None:
+    config, store = setup
+    clock = Clock()
+    follower = Follower(config, store.engine, clock)
+    follower.beat()
+    practice = next((config.content_dir / "practices").glob("*.md"))
+    text = practice.read_text("utf-8")
+    practice.write_text(text.replace('title: "', 'title: "Neu – ', 1), "utf-8")
+    clock.now += config.settings.schedule.refresh_minutes * 60 - 1
+    assert not follower.beat()
+    clock.now += 1
+    assert follower.beat()
+    assert any(
+        "Neu – " in p.read_text("utf-8") for p in (config.output_dir / "practices").rglob("*.html")
+    )
+
+
+def test_content_errors_keep_the_last_good_output_and_are_logged_once_per_change(
+    setup: tuple[Config, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    config, store = setup
+    clock = Clock()
+    follower = Follower(config, store.engine, clock)
+    follower.beat()
+    before = {p: p.read_bytes() for p in config.output_dir.rglob("*") if p.is_file()}
+    issue = config.content_dir / "issues" / f"{ISSUE}.md"
+    good = issue.read_text("utf-8")
+    issue.write_text(good.replace("number:", "number: zwei\nnumber_old:", 1), "utf-8")
+    prepare(store, ISSUE, "h", [], [])
+    assert not follower.beat()
+    assert not follower.beat()  # said once, not at every beat
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "serving the last good output" in errors[0].getMessage()
+    assert {p: p.read_bytes() for p in config.output_dir.rglob("*") if p.is_file()} == before
+    issue.write_text(good, "utf-8")
+    clock.now += config.settings.schedule.refresh_minutes * 60
+    assert follower.beat() and _page(config).is_file()
+
+
+def _until(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_standby_follows_until_it_takes_the_scheduler_over(
+    site_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Beats every quarter of the (shortest) lease: the first builds, a send shows up."""
+    environ = {"COMMS_SCHEDULE_LEASE_SECONDS": "10"}
+    config = load_config(site_copy / "comms.toml", environ=environ)
+    store = open_store(config)
+    other = Lease(store.engine, 600, owner="other-host:1:x")
+    assert other.acquire()
+    caplog.set_level(logging.INFO, "comms.schedule")
+    standby = Standby(config, store).start()
+    try:
+        _until(lambda: (config.output_dir / "index.html").is_file(), "no first build")
+        prepare(store, ISSUE, "h", [], [])
+        _until(lambda: _page(config).is_file(), "the send never showed up")
+        other.release()
+        _until(lambda: standby.handle is not None, "the standby never took over")
+    finally:
+        standby.shutdown()
+        store.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "comms.schedule"]
+    assert messages[-1].startswith("took over the scheduler"), messages
+    assert any(m.endswith(f"(issues now public: {ISSUE})") for m in messages)
+
+
+def test_a_standby_stopped_before_it_started_stops_cleanly(setup: tuple[Config, Store]) -> None:
+    """`comms serve` starts it after its first build; a SIGTERM may come before."""
+    config, store = setup
+    standby = Standby(config, store)
+    standby.shutdown()
+    assert standby.handle is None
