@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,36 @@ def test_unchanged_files_keep_mtime_and_stale_files_go(tmp_path: Path) -> None:
 def test_refuses_paths_outside(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_output(tmp_path / "o", {"../evil": b"x"})
+
+
+def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
+    """Two servers (or a server and a send) building one output folder at the same moment:
+    the first rename wins, the others bring the folder to their files instead of failing,
+    and stale files one of them removes do not trip the other."""
+    files = {f"issues/{n}/index.html": f"<p>{n}</p>".encode() for n in range(40)}
+    for round_ in range(5):
+        out = tmp_path / f"public-{round_}"
+        start = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def write(
+            out: Path = out, start: threading.Barrier = start, errors: list[BaseException] = errors
+        ) -> None:
+            start.wait()
+            try:
+                write_output(out, files)
+                write_output(out, {"index.html": b"<p>neu</p>"})  # all the others stale now
+            except BaseException as exc:  # collected: a thread's exception is the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "index.html", "issues"]
+        assert [p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST] == [
+            out / "index.html"
+        ]
+        assert not list(tmp_path.glob(".public-*"))  # no staging folder left behind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,10 +81,14 @@ def _first_build(out_dir: Path, files: Files) -> WriteReport:
         (staging / MANIFEST).write_text(json.dumps(sorted(files), indent=0), encoding="utf-8")
         staging.chmod(0o755)
         os.rename(staging, out_dir)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not out_dir.is_dir():
+            raise
+        # Another process (a second server, a send) made the folder first: bring it to ours.
+        return write_output(out_dir, files)
     except BaseException:
-        for child in sorted(staging.rglob("*"), reverse=True):
-            child.rmdir() if child.is_dir() else child.unlink()
-        staging.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     return WriteReport(written=sorted(files))
 
@@ -120,7 +125,7 @@ def write_output(out_dir: Path, files: Files) -> WriteReport:
     for path in sorted(previous - set(files)):
         target = out_dir / path
         if target.is_file():
-            target.unlink()
+            target.unlink(missing_ok=True)  # another process may have removed it just now
             report.removed.append(path)
     listing = json.dumps(sorted(files), indent=0).encode("utf-8")
     if not manifest.is_file() or manifest.read_bytes() != listing:
