@@ -8,15 +8,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from pytest_httpserver import HTTPServer
 
 from comms.core.config import Config, load_config
 from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
+from comms.db.tables import scheduler_lease
 from comms.publish import refresh as publish
 from comms.schedule.follow import Follower
 from comms.schedule.lease import Lease
+from comms.schedule.runner import start_scheduler
 from comms.schedule.standby import Standby
 from comms.sending.campaign import prepare
+
+from .test_refresh import pings, use_hub
 
 pytestmark = pytest.mark.database
 
@@ -92,6 +98,33 @@ def test_without_a_new_send_it_rebuilds_every_refresh_interval(
     )
 
 
+def test_on_the_scheduler_s_host_it_follows_sends_only_and_tells_the_hubs(
+    site_copy: Path, httpserver: HTTPServer
+) -> None:
+    """The refresh job does the periodic rebuilds there; a send started on another host is
+    built at the next beat, and the hubs hear of the feeds it changed (whoever writes a feed
+    first on a host is the one that notices the change, so this rebuild must tell them)."""
+    httpserver.expect_request("/hub", method="POST").respond_with_data("", status=202)
+    use_hub(site_copy, httpserver.url_for("/hub"))
+    config = load_config(site_copy / "comms.toml", environ={})
+    store = open_store(config)
+    clock = Clock()
+    follower = Follower(config, store.engine, clock)
+    follower.scheduling = True
+    try:
+        assert follower.beat()  # the first beat: whatever happened since the start-up build
+        pings(httpserver)
+        clock.now += config.settings.schedule.refresh_minutes * 60 * 10
+        assert not follower.beat(), "no periodic rebuild: the refresh job does those"
+        prepare(store, ISSUE, "h", [], [])
+        assert follower.beat() and _page(config).is_file()
+        told = pings(httpserver)
+        assert "https://newsletter.example.org/issues/feed.xml" in told
+        assert "https://newsletter.example.org/feed.xml" in told
+    finally:
+        store.close()
+
+
 def test_content_errors_keep_the_last_good_output_and_are_logged_once_per_change(
     setup: tuple[Config, Store], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -143,8 +176,38 @@ def test_a_standby_follows_until_it_takes_the_scheduler_over(
         standby.shutdown()
         store.close()
     messages = [r.getMessage() for r in caplog.records if r.name == "comms.schedule"]
-    assert messages[-1].startswith("took over the scheduler"), messages
+    assert any(m.startswith("took over the scheduler") for m in messages), messages
     assert any(m.endswith(f"(issues now public: {ISSUE})") for m in messages)
+
+
+@pytest.mark.slow
+def test_a_scheduler_that_lost_its_lease_stands_by_again(
+    site_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two servers: after a database outage longer than the lease the other one holds it.
+    This one stops scheduling, follows again and tries for the lease at each beat, so that it
+    takes over once more when the other one is gone."""
+    config = load_config(site_copy / "comms.toml", environ={"COMMS_SCHEDULE_LEASE_SECONDS": "10"})
+    store = open_store(config)
+    handle = start_scheduler(config, store)
+    assert handle is not None
+    caplog.set_level(logging.INFO, "comms.schedule")
+    standby = Standby(config, store, handle).start()
+    try:
+        assert standby.follower.scheduling
+        with store.engine.begin() as conn:  # the other server's takeover, as the row shows it
+            conn.execute(sa.update(scheduler_lease).values(owner="other-host:1:x"))
+        _until(lambda: standby.handle is None, "it never noticed the lost lease")
+        assert not standby.follower.scheduling
+        with store.engine.begin() as conn:  # the other server is gone for good
+            conn.execute(sa.delete(scheduler_lease))
+        _until(lambda: standby.handle is not None, "it never took over again")
+        assert standby.follower.scheduling
+    finally:
+        standby.shutdown()
+        store.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "comms.schedule"]
+    assert "this process no longer runs the scheduler; standing by" in messages
 
 
 def test_a_standby_stopped_before_it_started_stops_cleanly(setup: tuple[Config, Store]) -> None:

@@ -22,7 +22,6 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from comms.schedule.runner import SchedulerHandle
     from comms.schedule.standby import Standby
 
 
@@ -60,7 +59,6 @@ def serve(
 
     from comms.audience.subscriptions import Mailer, Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
-    from comms.schedule.standby import Standby
     from comms.web.app import create_app, listen
 
     config = state.config()
@@ -84,13 +82,13 @@ def serve(
         raise KeyboardInterrupt
 
     address = f"[{host}]" if ":" in host else host
-    handle: SchedulerHandle | Standby | None = None
+    handle: Standby | None = None
     signal.signal(signal.SIGTERM, stop)
     try:  # everything after the handler: a SIGTERM at any point stops cleanly
         handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
         click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")
         _build_before_serving(config)
-        if isinstance(handle, Standby):
+        if handle is not None:
             handle.start()  # after that build: its beats rebuild the same folder
         server.run()
     except KeyboardInterrupt:
@@ -103,7 +101,7 @@ def serve(
         store.close()
 
 
-def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | Standby, str]:
+def _start_scheduler(config: Config, store: Store) -> tuple[Standby, str]:
     """Start the scheduler, or stand by while another process runs one on this database
     (docs/requirements.md R5): it takes over when that one's lease ends."""
 
@@ -113,14 +111,15 @@ def _start_scheduler(config: Config, store: Store) -> tuple[SchedulerHandle | St
 
     # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
     configure_logging()
+    # Started once the output is built (serve), so that the two never write it at once.
     handle = start_scheduler(config, store)
     if handle is not None:
-        return handle, "with the scheduler"
+        return Standby(config, store, handle), "with the scheduler"
     owner = holder(store.engine)
     who = f" ({owner.owner})" if owner else ""
-    # Started once the output is built (serve), so that the two never write it at once.
-    standby = Standby(config, store)
-    return standby, f"web only: another process{who} runs the scheduler on this database"
+    return Standby(
+        config, store
+    ), f"web only: another process{who} runs the scheduler on this database"
 
 
 def _build_before_serving(config: Config) -> None:

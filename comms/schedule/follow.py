@@ -20,14 +20,17 @@ log = logging.getLogger("comms.schedule")
 
 
 class Follower:
-    """Rebuilds this host's output folder while another process runs the scheduler.
+    """Keeps this host's output folder as current as what any host publishes.
 
     Each `beat` reads the issues whose campaign has started (one small query): when that set
-    changed (a send on another host made an issue public) it rebuilds at once; otherwise every
-    `schedule.refresh_minutes`, as the scheduler's refresh job does, so that time-based changes
-    (an event that became past, a `send_at` that passed) appear here too. The feed history is
-    the database's, so both hosts write the same bytes; no hub is told (the scheduler's host
-    does that once).
+    changed (a send on another host made an issue public) it rebuilds at once. While another
+    process runs the scheduler (`scheduling` False) it also rebuilds every
+    `schedule.refresh_minutes`, as the refresh job does there, so that time-based changes (an
+    event that became past, a `send_at` that passed) appear here too; and it tells no hub (the
+    scheduler's host does). On the scheduler's host (`scheduling` True) the refresh job does
+    the periodic rebuilds, and a rebuild here tells the hubs of the feeds it changed: whichever
+    of this, the refresh job or a send's own rebuild writes a feed first is the one that
+    notices the change. The feed history is the database's, so all hosts write the same bytes.
     """
 
     def __init__(
@@ -38,6 +41,8 @@ class Follower:
         self.sent: frozenset[str] | None = None
         self.public: frozenset[str] | None = None
         self.tried_at = -math.inf
+        #: This process runs the scheduler (see the class).
+        self.scheduling = False
 
     def beat(self) -> bool:
         """Rebuild if what is published changed or the refresh interval passed; True if it
@@ -47,12 +52,21 @@ class Follower:
         except Exception:  # a database hiccup: the next beat asks again
             log.exception("output follow: cannot read the started campaigns")
             return False
-        every = self.config.settings.schedule.refresh_minutes * 60
+        every = math.inf if self.scheduling else self.config.settings.schedule.refresh_minutes * 60
         if sent == self.sent and self.clock() - self.tried_at < every:
             return False
         try:
             site = publish.valid_site(self.config, sent)
-            report = publish.write_site(self.config, site, DbPublishState(self.engine))
+            state = DbPublishState(self.engine)
+            if self.scheduling:
+                refreshed = publish.refresh(self.config, site, state)
+                report = refreshed.write
+                for ping in refreshed.failed:
+                    log.warning(
+                        "WebSub hub %s: %s (retried at the next refresh)", ping.hub, ping.detail
+                    )
+            else:
+                report = publish.write_site(self.config, site, state)
         except ContentErrors as exc:
             # Like the refresh job: said once per change or interval, not at every beat.
             self.sent, self.tried_at = sent, self.clock()

@@ -193,6 +193,11 @@ class SchedulerHandle:
                 self._beat_stop.set()
                 self.scheduler.shutdown(wait=False)
 
+    def gave_up(self) -> bool:
+        """True once the heartbeat stopped the scheduler (its lease lost, or its thread dead)
+        without `shutdown()`: this process no longer schedules, and may stand by again."""
+        return self._beat_stop.is_set() and not self._beat.is_alive() and not self._closing
+
     def listen(self, event: JobExecutionEvent) -> None:
         """Log missed and failed jobs (docs/requirements.md R4); hold missed sends; resync.
 

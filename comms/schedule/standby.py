@@ -1,4 +1,5 @@
-"""A web-only `comms serve` stands by for the scheduler and takes it over when its lease frees."""
+"""`comms serve` stands by for the scheduler (taking it over when its lease frees) and follows
+what other hosts publish."""
 
 from __future__ import annotations
 
@@ -14,18 +15,21 @@ log = logging.getLogger("comms.schedule")
 
 
 class Standby:
-    """Tries to take the scheduler lease every quarter of `schedule.lease_seconds`.
+    """Every quarter of `schedule.lease_seconds`: tries to take the scheduler lease while
+    another process holds it, and keeps this host's output folder current (`Follower`).
 
     With two `comms serve` behind a load balancer, one runs the scheduler; when that process
     dies, its lease expires (or is noticed at once on the same host) and the other one starts
-    the scheduler, so sends and retries go on without a person. Meanwhile it keeps its own
-    output folder current (`Follower`); once it runs the scheduler, the refresh job does that.
+    the scheduler, so sends and retries go on without a person. Both follow what any host
+    publishes: a `comms send` started on one host shows on the other within a beat.
     """
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, handle: SchedulerHandle | None = None) -> None:
         self.config, self.store = config, store
-        self.handle: SchedulerHandle | None = None
+        #: The scheduler, when this process runs it (from the start, or since it took over).
+        self.handle = handle
         self.follower = Follower(config, store.engine)
+        self.follower.scheduling = handle is not None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._wait, name="comms-standby", daemon=True)
@@ -41,15 +45,25 @@ class Standby:
             with self._lock:
                 if self._stop.is_set():
                     return
-                try:
-                    self.handle = start_scheduler(self.config, self.store)
-                except Exception:  # a database hiccup: try again at the next beat
-                    log.exception("scheduler standby: cannot take the lease")
-                    continue
-                if self.handle is not None:
-                    log.info("took over the scheduler (the previous holder's lease had ended)")
-                    return
+                if self.handle is not None and self.handle.gave_up():
+                    # Another process took the lease (after a database outage longer than
+                    # the lease), or the scheduler died: stand by again, so that this
+                    # process can take over once more when that one is gone.
+                    log.warning("this process no longer runs the scheduler; standing by")
+                    self.handle, self.follower.scheduling = None, False
+                if self.handle is None:
+                    self._take_over()
             self.follower.beat()
+
+    def _take_over(self) -> None:
+        try:
+            self.handle = start_scheduler(self.config, self.store)
+        except Exception:  # a database hiccup: try again at the next beat
+            log.exception("scheduler standby: cannot take the lease")
+            return
+        if self.handle is not None:
+            self.follower.scheduling = True
+            log.info("took over the scheduler (the previous holder's lease had ended)")
 
     def shutdown(self) -> None:
         """Stop standing by; stop the scheduler if this process took it over."""
