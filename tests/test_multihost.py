@@ -240,44 +240,49 @@ def _stop(*processes: subprocess.Popen[str]) -> None:
             process.wait(timeout=30)
 
 
-def test_the_standby_server_serves_an_issue_sent_on_another_host_within_a_beat(
-    site_copy: Path, pg_url: str
+@pytest.mark.parametrize("sender", ["scheduler", "standby"])
+def test_each_server_serves_an_issue_sent_on_the_other_host_within_a_beat(
+    site_copy: Path, pg_url: str, sender: str
 ) -> None:
     """Each server has its own output folder; `comms send` rebuilds the sending host's one, and
-    the web-only server's next beat rebuilds its own: the same feed, byte for byte."""
+    the other server's next beat rebuilds its own: the same feed, byte for byte. Both ways:
+    the web-only server follows the scheduler's host, and the scheduler's host follows a send
+    started beside the web-only one."""
     _import(site_copy, pg_url, 3)
     out = {n: site_copy / f"public-{n}" for n in "ab"}
     first, port_a = _serve(site_copy, pg_url, "serve-a", {"COMMS_OUTPUT_DIR": str(out["a"])})
     second, port_b = _serve(site_copy, pg_url, "serve-b", {"COMMS_OUTPUT_DIR": str(out["b"])})
-    a, b = (f"http://127.0.0.1:{port}" for port in (port_a, port_b))
+    urls = {n: f"http://127.0.0.1:{port}" for n, port in (("a", port_a), ("b", port_b))}
+    here, there = ("a", "b") if sender == "scheduler" else ("b", "a")
+    follower = second if there == "b" else first
     page = f"/issues/{ISSUE}/"
-    log = _Stderr(second)
+    log = _Stderr(follower)
     try:
         assert _scheduler_pid(pg_url) == first.pid
-        assert requests.get(b + page, timeout=30).status_code == 404
+        assert requests.get(urls[there] + page, timeout=30).status_code == 404
         started = time.monotonic()
         while not log.saw("output rebuilt"):  # the first beat
-            assert time.monotonic() - started < 15, "the standby never followed"
+            assert time.monotonic() - started < 15, "the other server never followed"
             time.sleep(0.1)
         with smtp_server(Handler()) as port:
             code, _, err = run_cli(
                 site_copy, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}",
-                env=_pg(pg_url) | {"COMMS_OUTPUT_DIR": str(out["a"])},
+                env=_pg(pg_url) | {"COMMS_OUTPUT_DIR": str(out[here])},
             )  # fmt: skip
         assert code == 0, err
         sent = time.monotonic()
-        feed = requests.get(a + "/feed.xml", timeout=10).content
+        feed = requests.get(urls[here] + "/feed.xml", timeout=10).content
         assert page.encode() in feed, "the sending host rebuilt its folder"
         # A beat is a quarter of the 10 s lease; two beats and a build are the bound.
-        while requests.get(b + page, timeout=10).status_code != 200:
-            assert time.monotonic() - sent < 15, "the standby never rebuilt"
+        while requests.get(urls[there] + page, timeout=10).status_code != 200:
+            assert time.monotonic() - sent < 15, "the other server never rebuilt"
             time.sleep(0.2)
-        print(f"the standby served the issue {time.monotonic() - sent:.1f} s after the send")
-        assert requests.get(b + "/feed.xml", timeout=10).content == feed
+        print(f"the other server served the issue {time.monotonic() - sent:.1f} s after the send")
+        assert requests.get(urls[there] + "/feed.xml", timeout=10).content == feed
         assert _scheduler_pid(pg_url) == first.pid
     finally:
         _stop(first, second)
-    assert second.returncode == 0
+    assert follower.returncode == 0
     errors = log.text()
     assert f"(issues now public: {ISSUE})" in errors and "Traceback" not in errors
 
