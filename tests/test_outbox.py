@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -448,6 +448,64 @@ def test_a_run_that_cannot_renew_its_lease_stops_before_it_could_send_twice(
     again = send(store, campaign, build, sink.opener, replace(FAST, lease=lease))
     assert again.exit_code == 0 and again.counts == {"sent": 40}
     assert set(sink.per_address().values()) == {1} and len(sink.per_address()) == 40
+
+
+@pytest.mark.database
+def test_the_lease_is_checked_after_a_hanging_lookup_right_before_the_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suppression lookup hangs (a network split) for longer than the lease while no
+    renewal gets through: when it returns, the row may be someone else's: nothing goes out."""
+    store = make_store(tmp_path, 5)
+    campaign = start(store)
+
+    def outage(cid: int, owner: str, until: object) -> int:
+        raise sa.exc.OperationalError("UPDATE deliveries", {}, Exception("server closed"))
+
+    probe = store.ledger.suppression_probe
+
+    class Hanging:
+        def __init__(self) -> None:
+            self.inner = probe()
+
+        def reason(self, key: str) -> str | None:
+            time.sleep(1.3)
+            return self.inner.reason(key)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(store.ledger, "renew", outage)
+    monkeypatch.setattr(store.ledger, "suppression_probe", Hanging)
+    sink = Sink()
+    options = replace(FAST, concurrency=1, lease=timedelta(seconds=1))
+    report = send(store, campaign, build, sink.opener, options)
+    assert report.stopped is not None and "no claim renewal" in report.stopped
+    assert sink.delivered == []
+
+
+@pytest.mark.database
+def test_slow_renewals_that_succeed_never_stop_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each renewal waits a quarter of the lease behind another writer and then succeeds:
+    the next one starts a third of a lease after the last one started, so the run holds."""
+    store = make_store(tmp_path, 40)
+    campaign = start(store)
+    renew = store.ledger.renew
+    renewals: list[float] = []
+
+    def slow(cid: int, owner: str, until: datetime) -> int:
+        time.sleep(0.26)
+        renewals.append(time.monotonic())
+        return renew(cid, owner, until)
+
+    monkeypatch.setattr(store.ledger, "renew", slow)
+    sink = Sink(before_send=lambda _: time.sleep(0.05))
+    options = replace(FAST, concurrency=1, lease=timedelta(seconds=1))
+    report = send(store, campaign, build, sink.opener, options)
+    assert report.stopped is None and report.exit_code == 0
+    assert len(renewals) >= 4 and len(sink.delivered) == 40
 
 
 @pytest.mark.database

@@ -241,15 +241,16 @@ class Ledger:
     def renew(self, cid: int, owner: str, until: datetime) -> int:
         """Extend the lease of the rows `owner` holds in campaign `cid` (a live run's heartbeat)."""
         d = deliveries.c
+        # SKIP LOCKED: a row the run's outcome writer holds just now is about to be final; the
+        # heartbeat must not wait for it (nor the writer for the heartbeat: no deadlock).
+        held = (
+            sa.select(d.id)
+            .where(d.campaign_id == cid, d.status == DeliveryStatus.SENDING, d.claimed_by == owner)
+            .with_for_update(skip_locked=True)
+        )
         with self.engine.begin() as conn:
             result = conn.execute(
-                sa.update(deliveries)
-                .where(
-                    d.campaign_id == cid,
-                    d.status == DeliveryStatus.SENDING,
-                    d.claimed_by == owner,
-                )
-                .values(claimed_until=until)
+                sa.update(deliveries).where(d.id.in_(held)).values(claimed_until=until)
             )
             return int(result.rowcount)
 

@@ -118,7 +118,8 @@ class LedgerWriter:
                 "now": at,
                 "owner": self.owner,
             }
-            for o in outcomes
+            # In id order, so that concurrent writers lock rows in one order (no deadlock).
+            for o in sorted(outcomes, key=lambda o: o.delivery_id)
         ]
         params = driver_params(self.order, rows)
         bounces = [o for o in outcomes if o.bounce and o.bounce.subscriber_id and o.bounce.key]

@@ -15,6 +15,8 @@ POLL = 0.5
 #: The share of a lease after the last renewal during which a run may still send its rows;
 #: the rest is the margin for the message in flight and for the hosts' clocks.
 SAFE_SHARE = 0.8
+#: How soon a failed renewal is tried again (seconds).
+RETRY = 1.0
 
 
 class ClaimKeeper:
@@ -74,13 +76,17 @@ class ClaimKeeper:
 
     def _renew(self) -> None:
         every = self.lease.total_seconds() / 3
-        while not self._stop.wait(every):
+        wait = every
+        while not self._stop.wait(wait):
             started = time.monotonic()
             try:
                 self.ledger.renew(self.cid, self.owner, self.clock() + self.lease)
-            except Exception:  # a missed heartbeat is retried; the lease is long
+            except Exception:  # a missed heartbeat is tried again soon: `holds` counts on it
+                wait = min(RETRY, every)
                 continue
             self._renewed = started
+            # Every third of a lease from the start of the last one, however long it took.
+            wait = max(0.0, every - (time.monotonic() - started))
 
     def wait_for_others(self, stop: threading.Event) -> bool:
         """With nothing left to claim: True to claim again (after a short wait), False to end."""

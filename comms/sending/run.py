@@ -230,13 +230,6 @@ class Run:
         # At most one transmitted-but-unrecorded message per connection: this bounds the
         # duplicates a crash can cause. Building the message above overlaps the commit.
         self.recorder.wait(last)
-        if not self.keeper.holds():
-            self.halt(
-                "no claim renewal reached the database for most of a lease "
-                "(delivery.lease_seconds): stopped, as another worker may have taken these "
-                "rows over and a message must not go out twice"
-            )
-            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False), transport
         reason = probe.reason(item.key)  # right before sending (docs/requirements.md S12, E9)
         if reason is not None:
             return Outcome(
@@ -245,6 +238,9 @@ class Run:
         try:
             if transport is None:
                 transport = self.opener()
+            # Last, as the lookup and the connection above may each have hung for long.
+            if not self.keeper.holds():
+                return self.lease_lost(item), transport
             transport.send(message.envelope_from, message.recipient, message.data, message.key)
         except PolicyRejection as exc:
             return self.reject(item, exc), transport
@@ -270,6 +266,15 @@ class Run:
             self.connection_failures = self.bounces_in_row = 0
         self.bucket.speed_up()
         return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
+
+    def lease_lost(self, item: Claimed) -> Outcome:
+        """Stop the run and hand the row back: another worker may own it by now."""
+        self.halt(
+            "no claim renewal reached the database for most of a lease "
+            "(delivery.lease_seconds): stopped, as another worker may have taken these rows "
+            "over and a message must not go out twice"
+        )
+        return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
 
     def unsendable_outcome(self, item: Claimed, exc: CommsError) -> Outcome:
         """`failed` with the reason, counted: `comms send` must not pass it over as success."""
