@@ -20,6 +20,7 @@ to an SQLite file anyway.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class Databases:
         path = _sqlite_path(url)
         if not self.postgresql or path is None:
             return url
+        path = os.path.realpath(path)  # one file, however it is spelt: one database
         if path not in self.created:
             self.created[path] = self._create()
         return self.created[path]

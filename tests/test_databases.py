@@ -49,7 +49,7 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def test_the_guards_on_sqlite(guarded: pytest.Pytester) -> None:
-    result = _run(guarded, "-m", "not slow", "-s", "-k", "not without_a_reason")
+    result = _run(guarded, "-m", "not slow", "-s")
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -58,6 +58,26 @@ def test_the_guards_on_sqlite(guarded: pytest.Pytester) -> None:
         ]
     )
     assert "dialect sqlite" in result.stdout.str()
+
+
+def test_a_module_fixture_that_opens_a_database_fails(guarded: pytest.Pytester) -> None:
+    """Such a fixture is set up before any test's backend: it cannot follow it."""
+    guarded.makepyfile(
+        test_guarded=(
+            "import pytest\n"
+            "from tests.ledgerkit import make_store\n"
+            "@pytest.fixture(scope='module')\n"
+            "def store(tmp_path_factory):\n"
+            "    return make_store(tmp_path_factory.mktemp('m'), 1)\n"
+            "def test_x(store):\n"
+            "    pass\n"
+        )
+    )
+    result = _run(guarded)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*a module- or session-scoped fixture opened the database */comms.db: such a fixture*"]
+    )
 
 
 def test_a_test_for_one_database_must_say_why(guarded: pytest.Pytester) -> None:

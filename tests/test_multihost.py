@@ -105,11 +105,13 @@ def test_a_worker_killed_mid_send_is_taken_over_by_the_survivor(
         deadline = time.monotonic() + 60
         # Killed once a quarter has gone out and it holds rows of its own (under load it may
         # start late: killed before its first claim, there would be nothing to take over).
-        while doomed.poll() is None and (
-            len(handler.received) < PEOPLE // 4 or not _claims_held(pg_url, doomed.pid)
-        ):
+        watch = sa.create_engine(pg_url)
+        while len(handler.received) < PEOPLE // 4 or not _claims_held(watch, doomed.pid):
+            if doomed.poll() is not None:
+                pytest.fail(f"worker-a ended by itself (exit {doomed.returncode}) before the kill")
             assert time.monotonic() < deadline, "the workers never got going"
             time.sleep(0.005)
+        watch.dispose()
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         killed_at = time.monotonic()
@@ -174,9 +176,8 @@ def _serve(
     return process, port
 
 
-def _claims_held(url: str, pid: int) -> int:
+def _claims_held(engine: sa.Engine, pid: int) -> int:
     """How many deliveries the process `pid` (on any host) holds claimed right now."""
-    engine = sa.create_engine(url)
     with engine.connect() as conn:
         held = conn.execute(
             sa.text(
@@ -185,7 +186,6 @@ def _claims_held(url: str, pid: int) -> int:
             ),
             {"owner": f"%:{pid}:%"},
         ).scalar_one()
-    engine.dispose()
     return int(held)
 
 

@@ -11,7 +11,6 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -149,7 +148,9 @@ def test_backup_on_postgresql_points_at_pg_dump(site_copy: Path) -> None:
 
 
 @pytest.mark.postgresql_only("pg_dump and pg_restore are PostgreSQL's own tools")
-def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_url: str) -> None:
+def test_pg_dump_and_pg_restore_round_trip(
+    tmp_path: Path, pg_url: str, database: Databases
+) -> None:
     """What docs/operations.md tells PostgreSQL users to do instead of `comms backup`."""
     dump, restore = _binary("pg_dump"), _binary("pg_restore")
     if not dump or not restore:
@@ -157,9 +158,7 @@ def test_pg_dump_and_pg_restore_round_trip(tmp_path: Path, pg_server: str, pg_ur
     _fill_first_schema(pg_url)
     open_store(make_config(tmp_path, database_url=pg_url)).close()
     plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    target = pg_url.rsplit("/", 1)[0] + "/comms_restored"
-    with psycopg.connect(pg_server.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
-        conn.execute("CREATE DATABASE comms_restored")
+    target = database.fresh()
     file = tmp_path / "comms.dump"
     subprocess.run([dump, "--format=custom", f"--file={file}", plain], check=True)
     restored = target.replace("postgresql+psycopg://", "postgresql://")

@@ -166,6 +166,7 @@ def test_sign_up_confirm_receive_and_one_click_unsubscribe(
     ]  # fmt: skip
 
 
+@pytest.mark.sqlite_only("the output folder's files and ETags; the database only has to open")
 def test_output_folder_is_served_with_etags(
     server: tuple[str, Path, dict[str, str], Handler],
 ) -> None:

@@ -18,6 +18,7 @@ from comms.audience.subscriptions import purge_unconfirmed
 from comms.db.subscribers import Subscriber
 from comms.web.guard import CsrfGuard
 
+from .databases import Databases
 from .ledgerkit import make_store
 from .webkit import Web, open_web
 
@@ -371,8 +372,11 @@ def test_one_address_gets_at_most_three_mails_an_hour(web: Web) -> None:
     assert len(web.mails()) == 3  # … but no mail
 
 
-def test_healthz_reports_an_unreachable_database(web: Web) -> None:
-    web.store.engine = sa.create_engine("sqlite:////nonexistent/folder/comms.db")
+def test_healthz_reports_an_unreachable_database(web: Web, database: Databases) -> None:
+    if database.postgresql:  # a port nothing listens on
+        web.store.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/comms")
+    else:
+        web.store.engine = sa.create_engine("sqlite:////nonexistent/folder/comms.db")
     response = web.client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json() == {"status": "error", "database": "unreachable"}

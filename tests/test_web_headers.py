@@ -29,7 +29,11 @@ def web(tmp_path: Path) -> Iterator[Web]:
         yield kit
 
 
-@pytest.mark.database
+#: Why these run on SQLite only.
+HEADERS_ONLY = "HTTP headers and log lines: nothing here depends on the database"
+
+
+@pytest.mark.sqlite_only(HEADERS_ONLY)
 @pytest.mark.parametrize(
     "path", ["/", "/style.css", "/feed.json", "/subscribe", "/nix", "/healthz"]
 )
@@ -37,7 +41,7 @@ def test_nosniff_on_every_response(web: Web, path: str) -> None:
     assert web.client.get(path).headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.database
+@pytest.mark.sqlite_only(HEADERS_ONLY)
 @pytest.mark.parametrize("path", ["/", "/subscribe", "/nix"])
 def test_pages_have_a_csp_and_cannot_be_framed(web: Web, path: str) -> None:
     headers = web.client.get(path).headers
@@ -47,7 +51,7 @@ def test_pages_have_a_csp_and_cannot_be_framed(web: Web, path: str) -> None:
     assert headers["X-Frame-Options"] == "DENY"
 
 
-@pytest.mark.database
+@pytest.mark.sqlite_only(HEADERS_ONLY)
 def test_a_failing_request_logs_neither_token_nor_address(
     web: Web, monkeypatch: pytest.MonkeyPatch
 ) -> None:
