@@ -40,9 +40,10 @@ def test_refuses_paths_outside(tmp_path: Path) -> None:
 
 
 def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
-    """Two servers (or a server and a send) building one output folder at the same moment:
-    the first rename wins, the others bring the folder to their files instead of failing,
-    and stale files one of them removes do not trip the other."""
+    """Two servers (or a server and a send) building one output folder at the same moment
+    (from one database: the same files): the first rename wins, the others bring the folder to
+    their files instead of failing; then, all at once again, the same smaller set of files:
+    stale files one of them removes do not trip the others."""
     files = {f"issues/{n}/index.html": f"<p>{n}</p>".encode() for n in range(40)}
     for round_ in range(5):
         out = tmp_path / f"public-{round_}"
@@ -52,12 +53,14 @@ def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
         def write(
             out: Path = out, start: threading.Barrier = start, errors: list[BaseException] = errors
         ) -> None:
-            start.wait()
             try:
+                start.wait()
                 write_output(out, files)
+                start.wait()
                 write_output(out, {"index.html": b"<p>neu</p>"})  # all the others stale now
             except BaseException as exc:  # collected: a thread's exception is the assertion
                 errors.append(exc)
+                start.abort()
 
         threads = [threading.Thread(target=write) for _ in range(4)]
         for thread in threads:
