@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,35 +40,38 @@ def test_refuses_paths_outside(tmp_path: Path) -> None:
         write_output(tmp_path / "o", {"../evil": b"x"})
 
 
+def _race(out: Path, files: dict[str, bytes], start: Any, errors: Any) -> None:
+    try:
+        start.wait()
+        write_output(out, files)
+        start.wait()
+        write_output(out, {"index.html": b"<p>neu</p>"})  # all the others stale now
+    except BaseException as exc:  # reported to the test: a child's exception is the assertion
+        errors.put(repr(exc))
+        start.abort()
+
+
+@pytest.mark.slow
 def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
     """Two servers (or a server and a send) building one output folder at the same moment
-    (from one database: the same files): the first rename wins, the others bring the folder to
-    their files instead of failing; then, all at once again, the same smaller set of files:
-    stale files one of them removes do not trip the others."""
+    (from one database: the same files), as processes: the first rename wins, the others
+    bring the folder to their files instead of failing; then, all at once again, the same
+    smaller set of files: stale files one of them removes do not trip the others."""
     files = {f"issues/{n}/index.html": f"<p>{n}</p>".encode() for n in range(40)}
-    for round_ in range(5):
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+    for round_ in range(3):
         out = tmp_path / f"public-{round_}"
-        start = threading.Barrier(4)
-        errors: list[BaseException] = []
-
-        def write(
-            out: Path = out, start: threading.Barrier = start, errors: list[BaseException] = errors
-        ) -> None:
-            try:
-                start.wait()
-                write_output(out, files)
-                start.wait()
-                write_output(out, {"index.html": b"<p>neu</p>"})  # all the others stale now
-            except BaseException as exc:  # collected: a thread's exception is the assertion
-                errors.append(exc)
-                start.abort()
-
-        threads = [threading.Thread(target=write) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        start, errors = context.Barrier(4), context.Queue()
+        workers = [context.Process(target=_race, args=(out, files, start, errors)) for _ in "abcd"]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+        found = []
+        while not errors.empty():
+            found.append(errors.get())
+        assert found == []
         assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "index.html", "issues"]
         assert [p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST] == [
             out / "index.html"

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,12 @@ def _first_build(out_dir: Path, files: Files) -> WriteReport:
     return WriteReport(written=sorted(files))
 
 
+#: One writer at a time per output folder in this process (the scheduler's jobs and the
+#: follower of `comms serve` run in threads); other processes are safe but may interleave.
+_writing: dict[str, threading.RLock] = {}
+_writing_guard = threading.Lock()
+
+
 def write_output(out_dir: Path, files: Files) -> WriteReport:
     """Write `files` under `out_dir`: only changed files, each atomically; drop stale ones.
 
@@ -103,6 +110,13 @@ def write_output(out_dir: Path, files: Files) -> WriteReport:
     for path in files:
         if path.startswith("/") or ".." in Path(path).parts:
             raise ValueError(f"refusing to write outside the output folder: {path}")
+    with _writing_guard:
+        lock = _writing.setdefault(os.path.realpath(out_dir), threading.RLock())
+    with lock:
+        return _write(out_dir, files)
+
+
+def _write(out_dir: Path, files: Files) -> WriteReport:
     if not out_dir.exists():
         return _first_build(out_dir, files)
     report = WriteReport()
