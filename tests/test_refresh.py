@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from comms.cli import cli
 from comms.core.config import load_config
 from comms.core.errors import ContentErrors
 from comms.publish import refresh as publish
+from comms.publish.state import FileState
 
 BASE = "https://newsletter.example.org/"
 PRACTICE = "content/practices/film-workshop-uelzen.md"
@@ -164,3 +166,26 @@ def test_an_unreachable_hub_is_given_up_after_one_feed(
         f"error: hub http://127.0.0.1:9/hub did not take {BASE}ar/atom.xml (ConnectionError: "
     )
     assert errors[1].endswith("(not sent: the hub failed with ConnectionError)")
+
+
+def test_failed_pings_queued_by_another_refresh_meanwhile_are_kept(
+    site_copy: Path, httpserver: HTTPServer
+) -> None:
+    """Two refreshes in one process (the refresh job and a send, or the follower): while this
+    one talks to the hubs, the other queues a failure of its own; neither list is lost."""
+    refused, ok = httpserver.url_for("/refuse"), httpserver.url_for("/ok")
+    with (site_copy / "comms.toml").open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[feeds]\nhubs = ["{refused}", "{ok}"]\n')
+    config = load_config(site_copy / "comms.toml")
+    state = FileState(config.root)
+    theirs = (ok, "https://newsletter.example.org/anderer-feed.xml")
+
+    def refuse(_request: Request) -> Response:
+        state.set_pending_pings(state.pending_pings() | {theirs})  # the other refresh's failure
+        return Response("nein", status=400)
+
+    httpserver.expect_request("/refuse", method="POST").respond_with_handler(refuse)
+    httpserver.expect_request("/ok", method="POST").respond_with_data("", status=202)
+    report = publish.refresh(config, publish.valid_site(config), state)
+    assert report.changed_feeds
+    assert state.pending_pings() == {theirs} | {(refused, f) for f in report.changed_feeds}

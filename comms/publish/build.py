@@ -100,6 +100,12 @@ _writing: dict[str, threading.RLock] = {}
 _writing_guard = threading.Lock()
 
 
+def output_lock(out_dir: Path) -> threading.RLock:
+    """The lock this process's writers of `out_dir` take turns under (re-entrant)."""
+    with _writing_guard:
+        return _writing.setdefault(os.path.realpath(out_dir), threading.RLock())
+
+
 def write_output(out_dir: Path, files: Files) -> WriteReport:
     """Write `files` under `out_dir`: only changed files, each atomically; drop stale ones.
 
@@ -110,9 +116,7 @@ def write_output(out_dir: Path, files: Files) -> WriteReport:
     for path in files:
         if path.startswith("/") or ".." in Path(path).parts:
             raise ValueError(f"refusing to write outside the output folder: {path}")
-    with _writing_guard:
-        lock = _writing.setdefault(os.path.realpath(out_dir), threading.RLock())
-    with lock:
+    with output_lock(out_dir):
         return _write(out_dir, files)
 
 

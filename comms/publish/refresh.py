@@ -108,7 +108,12 @@ def refresh(config: Config, site: Site, state: PublishState | None = None) -> Re
     pending = {pair for pair in state.pending_pings() if pair[0] in hubs}
     pings = notify(hubs, changed, pending)
     result = RefreshReport(write=report, changed_feeds=changed, pings=pings)
-    state.set_pending_pings({(p.hub, p.topic) for p in result.failed})
+    # Another refresh (the refresh job, a send, the follower) may have queued failures of its
+    # own meanwhile: keep those, drop what this one delivered, add what it could not.
+    with build.output_lock(config.output_dir):
+        delivered = {(p.hub, p.topic) for p in pings if p.ok}
+        queued = {pair for pair in state.pending_pings() if pair[0] in hubs}
+        state.set_pending_pings((queued - delivered) | {(p.hub, p.topic) for p in result.failed})
     return result
 
 
