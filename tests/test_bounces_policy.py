@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from comms.audience.subscriptions import Mailer, Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
@@ -21,10 +22,9 @@ from comms.core.config import Config, load_config
 from comms.db.subscribers import NewSubscriber, Store, open_store
 from comms.db.tables import deliveries, subscribers
 from comms.mail.verp import verp_address
-from comms.web.app import create_app, listen
+from comms.web.app import create_app
 
 from .ledgerkit import IMPORT, run_cli
-from .smtp_servers import free_port
 
 CORPUS = Path(__file__).resolve().parent / "bounces"
 ISSUE = "2020-02-newsletter"
@@ -234,18 +234,19 @@ def test_the_webhook_secret_and_the_imap_password_come_only_from_the_environment
 
 @pytest.fixture
 def webhook(tmp_path: Path, campaign: dict[str, int]) -> Iterator[str]:
-    """`comms serve`'s app on a real port with a webhook secret; yields the endpoint URL."""
+    """`comms serve`'s app over HTTP on a real port, with a webhook secret; yields its URL."""
     config = configure(tmp_path, bounces={"webhook_secret": "hook-secret"})
     store = open_store(config)
     app = create_app(tmp_path / "public", config, None, BrevoWebhook(config, store))
-    port = free_port()
-    server = listen(app, "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
+    # Werkzeug's server, as waitress cannot be stopped safely from another thread (closing its
+    # sockets under its select loop raised EBADF in that thread now and then).
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}/webhooks/brevo"
+        yield f"http://127.0.0.1:{server.server_port}/webhooks/brevo"
     finally:
-        server.close()
+        server.shutdown()
         thread.join(timeout=5)
         store.close()
 
