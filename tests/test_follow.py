@@ -110,14 +110,14 @@ def test_on_the_scheduler_s_host_it_follows_sends_only_and_tells_the_hubs(
     store = open_store(config)
     clock = Clock()
     follower = Follower(config, store.engine, clock)
-    follower.scheduling = True
     try:
-        assert follower.beat()  # the first beat: whatever happened since the start-up build
+        # The first beat: whatever happened since the start-up build.
+        assert follower.beat(scheduling=True)
         pings(httpserver)
         clock.now += config.settings.schedule.refresh_minutes * 60 * 10
-        assert not follower.beat(), "no periodic rebuild: the refresh job does those"
+        assert not follower.beat(scheduling=True), "no periodic rebuild: the refresh job does those"
         prepare(store, ISSUE, "h", [], [])
-        assert follower.beat() and _page(config).is_file()
+        assert follower.beat(scheduling=True) and _page(config).is_file()
         told = pings(httpserver)
         assert "https://newsletter.example.org/issues/feed.xml" in told
         assert "https://newsletter.example.org/feed.xml" in told
@@ -194,15 +194,12 @@ def test_a_scheduler_that_lost_its_lease_stands_by_again(
     caplog.set_level(logging.INFO, "comms.schedule")
     standby = Standby(config, store, handle).start()
     try:
-        assert standby.follower.scheduling
         with store.engine.begin() as conn:  # the other server's takeover, as the row shows it
             conn.execute(sa.update(scheduler_lease).values(owner="other-host:1:x"))
         _until(lambda: standby.handle is None, "it never noticed the lost lease")
-        assert not standby.follower.scheduling
         with store.engine.begin() as conn:  # the other server is gone for good
             conn.execute(sa.delete(scheduler_lease))
         _until(lambda: standby.handle is not None, "it never took over again")
-        assert standby.follower.scheduling
     finally:
         standby.shutdown()
         store.close()

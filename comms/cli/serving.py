@@ -117,9 +117,8 @@ def _start_scheduler(config: Config, store: Store) -> tuple[Standby, str]:
         return Standby(config, store, handle), "with the scheduler"
     owner = holder(store.engine)
     who = f" ({owner.owner})" if owner else ""
-    return Standby(
-        config, store
-    ), f"web only: another process{who} runs the scheduler on this database"
+    mode = f"web only: another process{who} runs the scheduler on this database"
+    return Standby(config, store), mode
 
 
 def _build_before_serving(config: Config) -> None:

@@ -87,7 +87,7 @@ def _first_build(out_dir: Path, files: Files) -> WriteReport:
         if not out_dir.is_dir():
             raise
         # Another process (a second server, a send) made the folder first: bring it to ours.
-        return write_output(out_dir, files)
+        return _write(out_dir, files)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -24,10 +24,10 @@ class Follower:
 
     Each `beat` reads the issues whose campaign has started (one small query): when that set
     changed (a send on another host made an issue public) it rebuilds at once. While another
-    process runs the scheduler (`scheduling` False) it also rebuilds every
+    process runs the scheduler (`beat(scheduling=False)`) it also rebuilds every
     `schedule.refresh_minutes`, as the refresh job does there, so that time-based changes (an
     event that became past, a `send_at` that passed) appear here too; and it tells no hub (the
-    scheduler's host does). On the scheduler's host (`scheduling` True) the refresh job does
+    scheduler's host does). On the scheduler's host (`scheduling=True`) the refresh job does
     the periodic rebuilds, and a rebuild here tells the hubs of the feeds it changed: whichever
     of this, the refresh job or a send's own rebuild writes a feed first is the one that
     notices the change. The feed history is the database's, so all hosts write the same bytes.
@@ -41,24 +41,23 @@ class Follower:
         self.sent: frozenset[str] | None = None
         self.public: frozenset[str] | None = None
         self.tried_at = -math.inf
-        #: This process runs the scheduler (see the class).
-        self.scheduling = False
 
-    def beat(self) -> bool:
+    def beat(self, scheduling: bool = False) -> bool:
         """Rebuild if what is published changed or the refresh interval passed; True if it
-        wrote. Never raises: problems are logged, and the output folder stays as it was."""
+        wrote. `scheduling`: this process runs the scheduler (see the class). Never raises:
+        problems are logged, and the output folder stays as it was."""
         try:
             sent = Desk(self.engine).started()
         except Exception:  # a database hiccup: the next beat asks again
             log.exception("output follow: cannot read the started campaigns")
             return False
-        every = math.inf if self.scheduling else self.config.settings.schedule.refresh_minutes * 60
+        every = math.inf if scheduling else self.config.settings.schedule.refresh_minutes * 60
         if sent == self.sent and self.clock() - self.tried_at < every:
             return False
         try:
             site = publish.valid_site(self.config, sent)
             state = DbPublishState(self.engine)
-            if self.scheduling:
+            if scheduling:
                 refreshed = publish.refresh(self.config, site, state)
                 report = refreshed.write
                 for ping in refreshed.failed:

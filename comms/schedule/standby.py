@@ -29,7 +29,6 @@ class Standby:
         #: The scheduler, when this process runs it (from the start, or since it took over).
         self.handle = handle
         self.follower = Follower(config, store.engine)
-        self.follower.scheduling = handle is not None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._wait, name="comms-standby", daemon=True)
@@ -50,10 +49,10 @@ class Standby:
                     # the lease), or the scheduler died: stand by again, so that this
                     # process can take over once more when that one is gone.
                     log.warning("this process no longer runs the scheduler; standing by")
-                    self.handle, self.follower.scheduling = None, False
+                    self.handle = None
                 if self.handle is None:
                     self._take_over()
-            self.follower.beat()
+            self.follower.beat(scheduling=self.handle is not None)
 
     def _take_over(self) -> None:
         try:
@@ -62,7 +61,6 @@ class Standby:
             log.exception("scheduler standby: cannot take the lease")
             return
         if self.handle is not None:
-            self.follower.scheduling = True
             log.info("took over the scheduler (the previous holder's lease had ended)")
 
     def shutdown(self) -> None:
