@@ -9,16 +9,14 @@ issue_problems = the gate for one issue (its links, what it shows, its e-mail ch
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from render import sites
+from timing import median_seconds
 
 from comms.content.markup import markdown_unsanitised
 from comms.content.site import read_site
@@ -30,27 +28,18 @@ from comms.publish.quality import check_issues
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _median(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        # Cold, as in a fresh `comms check` process: no body converted yet.
-        markdown_unsanitised.cache_clear()
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure(folder: Path, label: str, repeat: int) -> None:
     """Print read, check, link checks and one issue's gate, as ratios to read."""
     config = load_config(folder / "comms.toml")
     site, errors = read_site(config)
     slug = sorted(site.issues)[-1]
-    read = _median(lambda: read_site(config), repeat)
-    before = _median(lambda: check_issues(config, read_site(config)[0]), repeat)
-    check = _median(lambda: site_problems(config, read_site(config)[0]), repeat)
-    links = _median(lambda: LinkChecker(config, site), repeat)
-    gate = _median(lambda: issue_problems(config, site, errors, slug), repeat)
+    # Cold, as in a fresh `comms check` process: no body converted yet.
+    cold = markdown_unsanitised.cache_clear
+    read = median_seconds(lambda: read_site(config), repeat, before=cold)
+    before = median_seconds(lambda: check_issues(config, read_site(config)[0]), repeat, before=cold)
+    check = median_seconds(lambda: site_problems(config, read_site(config)[0]), repeat, before=cold)
+    links = median_seconds(lambda: LinkChecker(config, site), repeat, before=cold)
+    gate = median_seconds(lambda: issue_problems(config, site, errors, slug), repeat, before=cold)
     rows = [
         ("read_site", read),
         ("check before the gate (read + quality.check_issues)", before),

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 from comms.content.site import read_site
 from comms.core.config import load_config
@@ -25,16 +24,6 @@ from comms.sending.desk import approval_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE = "2020-02-newsletter"
-
-
-def timed(work: Callable[[], object], rounds: int) -> float:
-    """The median seconds of `rounds` runs of `work`."""
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        work()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -58,7 +47,7 @@ def main() -> None:
             "approval digest": lambda: approval_digest(rendered, issue),
             "archive refresh": lambda: refresh_content(config, frozenset({ISSUE})),
         }
-        times = {name: timed(work, rounds) for name, work in steps.items()}
+        times = {name: median_seconds(work, rounds) for name, work in steps.items()}
     base = times["render_issue (baseline)"]
     for name, seconds in times.items():
         print(f"{name:<26} {seconds * 1000:8.1f} ms  {seconds / base:6.2f} × render")

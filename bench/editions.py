@@ -8,11 +8,10 @@ Prints times and ratios against a baseline measured in the same run (the site's 
 from __future__ import annotations
 
 import shutil
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import median_seconds
 
 from comms.content.site import read_site
 from comms.core.config import Config, load_config
@@ -21,16 +20,6 @@ from comms.sending.editions import issue_editions
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE = "2019-07-newsletter"  # translated into English in the sample
-
-
-def _median(action: Callable[[], object], rounds: int) -> float:
-    action()  # warm: templates compiled, catalogs loaded
-    samples = []
-    for _ in range(rounds):
-        begin = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - begin)
-    return statistics.median(samples)
 
 
 def _config(folder: Path, editions: bool) -> Config:
@@ -52,14 +41,18 @@ def main() -> None:
         one, four = _config(folder, False), _config(folder, True)
         lone, _ = read_site(one)
         site, _ = read_site(four)
-        base = _median(lambda: issue_editions(one, lone, lone.issues[ISSUE], "bench"), 20)
-        every = _median(lambda: issue_editions(four, site, site.issues[ISSUE], "bench"), 20)
+        base = median_seconds(
+            lambda: issue_editions(one, lone, lone.issues[ISSUE], "bench"), 20, warm=True
+        )
+        every = median_seconds(
+            lambda: issue_editions(four, site, site.issues[ISSUE], "bench"), 20, warm=True
+        )
         print(f"Renders and message factories for one send of {ISSUE} (median of 20):")
         print(f"  site's language only       {base * 1000:8.1f} ms   1.00")
         label = f"{len(four.languages)} editions"
         print(f"  {label:<26} {every * 1000:8.1f} ms   {every / base:.2f}x")
-        base = _median(lambda: collect(one, lone), 3)
-        every = _median(lambda: collect(four, site), 3)
+        base = median_seconds(lambda: collect(one, lone), 3, warm=True)
+        every = median_seconds(lambda: collect(four, site), 3, warm=True)
         files_one, files_four = len(collect(one, lone)), len(collect(four, site))
         print("Sample build, rendered in memory (median of 3):")
         print(f"  site's language only       {base:8.2f} s    1.00  ({files_one} files)")

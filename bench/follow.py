@@ -14,32 +14,23 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.timing import median_seconds  # noqa: E402
 from comms.core.config import load_config  # noqa: E402
 from comms.db.subscribers import open_store  # noqa: E402
 from comms.schedule.follow import Follower  # noqa: E402
 from comms.sending.campaign import prepare  # noqa: E402
 
 ENV = {"COMMS_SECRET_KEY": "bench-follow-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"}
-
-
-def _median(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 @contextmanager
@@ -76,8 +67,8 @@ def main() -> None:
             follower.sent = None  # as if something had started
             assert follower.beat()
 
-        build = _median(rebuild, args.repeat)
-        quiet = _median(follower.beat, args.repeat * 10)
+        build = median_seconds(rebuild, args.repeat)
+        quiet = median_seconds(follower.beat, args.repeat * 10)
         prepare(store, "2020-02-newsletter", "h", [], [])
         began = time.perf_counter()
         assert follower.beat()
