@@ -58,6 +58,7 @@ def rendered_issue(slug: str = "2020-02-newsletter", blocks: int = 27) -> Render
         html=html,
         text=text,
         web_url="https://newsletter.example.org/ausgaben/2020-02-newsletter/",
+        language="de",
     )
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from comms.content.site import read_site
 from comms.core.config import load_config
+from comms.core.languages import site_editions
 from comms.publish.templating import Formatter
 
 from .conftest import ROOT
@@ -188,7 +189,10 @@ def test_dates_are_worded_in_each_edition_s_language() -> None:
     config = load_config(ROOT / "comms.toml")
     site, _ = read_site(config)
     event = site.events["2019-06-21-regionalkonferenz-lueneburg"]
-    worded = {lang: Formatter(config.edition(lang)).event_when(event) for lang in config.languages}
+    worded = {
+        edition.language: Formatter(config, edition).event_when(event)
+        for edition in site_editions(config).all
+    }
     assert worded == {
         "de": "Freitag, 21. Juni 2019, 10:00–15:30\u00a0Uhr",
         "en": "Friday, 21 June 2019, 10:00–15:30",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from comms.content.site import load_valid_site, read_site
-from comms.content.translations import digest, edition, untranslated, with_digest
+from comms.content.translations import digest, edition_site, untranslated, with_digest
 from comms.core.config import load_config
 from comms.publish import templating
 from comms.publish.editions import catalog_problems
@@ -40,7 +40,7 @@ def test_the_sample_translations_are_read_and_current(site_copy: Path) -> None:
     # Fixed fields come from the original.
     assert english["issue/2019-07-newsletter"].events == site.issues["2019-07-newsletter"].events
     assert "issue/2020-02-newsletter" in site.translations["de-x-ls"]
-    en = edition(site, "en")
+    en = edition_site(site, "en")
     assert en.events["2019-06-21-regionalkonferenz-lueneburg"].title.startswith("Regional")
     assert en.practices == site.practices  # no practice is translated: the originals
     assert "practice/graffiti-workshop-rhede-ems" in untranslated(en, "en", "de")
@@ -147,4 +147,4 @@ def test_a_stale_translation_never_stops_the_build(site_copy: Path) -> None:
     assert problems[0].warning
     # The English edition shows the changed original until the translation is updated.
     assert "issue/2019-07-newsletter" not in site.translations["en"]
-    assert "issue/2019-07-newsletter" in untranslated(edition(site, "en"), "en", "de")
+    assert "issue/2019-07-newsletter" in untranslated(edition_site(site, "en"), "en", "de")

@@ -12,6 +12,7 @@ from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
+from comms.core.languages import Edition, site_editions
 from comms.core.settings import Subscribe
 from comms.db.subscribers import Store, Subscriber
 from comms.mail.message import build_transactional
@@ -58,16 +59,14 @@ class DataRequests:
             raise RevokedLink("the link is no longer valid")
         return person
 
-    def _mail_config(self, language: str) -> Config:
-        """The configuration a mail to a person of `language` is written with: their edition's,
-        else the site's."""
-        own = language if language in self.config.languages else self.config.home_language
-        return self.config.edition(own)
+    def _mail_edition(self, language: str) -> Edition:
+        """The edition a mail to a person of `language` is written in."""
+        return site_editions(self.config).for_reader(language)
 
     def _mail(self, person: Subscriber, kind: str, url: str, minutes: int | None = None) -> None:
-        config = self._mail_config(person.language)
-        subject, html, text = render_link_mail(config, kind, url, minutes)
-        self.mailer.submit(build_transactional(config, person.email, subject, html, text))
+        config, edition = self.config, self._mail_edition(person.language)
+        subject, html, text = render_link_mail(config, kind, url, minutes, edition)
+        self.mailer.submit(build_transactional(config, person.email, subject, html, text, edition))
 
     def revoke_links(self, token: str) -> Subscriber | None:
         """Log out all links of the person and mail them a new preferences link.

@@ -114,9 +114,11 @@ class Subscriptions(DataRequests):
         self, email: str, uid: str, language: str, message_id: str | None = None
     ) -> OutgoingMessage:
         """The confirmation mail in the person's language (the site's where it has no edition)."""
-        config = self._mail_config(language)
-        subject, html, text = render_confirmation(config, self.confirm_url(uid))
-        return build_transactional(config, email, subject, html, text, message_id=message_id)
+        config, edition = self.config, self._mail_edition(language)
+        subject, html, text = render_confirmation(config, self.confirm_url(uid), edition)
+        return build_transactional(
+            config, email, subject, html, text, edition, message_id=message_id
+        )
 
     def _max_age(self) -> int:
         return self.settings.confirm_days * 86400

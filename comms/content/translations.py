@@ -194,9 +194,9 @@ def read_translations(
     return problems
 
 
-def edition(site: Site, language: str) -> Site:
-    """The site as readers of `language` see it: each item in translation where there is one,
-    else the original (the site's language)."""
+def edition_site(site: Site, language: str) -> Site:
+    """The site as readers of the edition in `language` see it: each item in translation
+    where there is one, else the original (the site's language)."""
     own = site.translations.get(language, {})
     if not own:
         return site

@@ -8,6 +8,7 @@ import re
 
 from comms.content.models import KINDS, Item
 from comms.core.config import Config
+from comms.core.languages import Edition
 
 #: Per-recipient placeholders in a rendered issue; the send step substitutes them in the bytes.
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
@@ -61,9 +62,9 @@ def feed_path(folder: str, fmt: str) -> str:
     return folder + FEED_NAMES[fmt]
 
 
-def subscribe_path(language: str, home: str) -> str:
-    """The sign-up page in one language (`subscribe?lang=en`; the site's language: `subscribe`)."""
-    return SUBSCRIBE if language == home else f"{SUBSCRIBE}?lang={language}"
+def subscribe_path(edition: Edition) -> str:
+    """The sign-up page in one edition (`subscribe?lang=en`; the site's own: `subscribe`)."""
+    return SUBSCRIBE if edition.is_home else f"{SUBSCRIBE}?lang={edition.language}"
 
 
 def confirm_path(token: str) -> str:
@@ -86,12 +87,6 @@ def data_path(token: str) -> str:
     return f"my-data/{token}"
 
 
-def language_folder(language: str, home: str) -> str:
-    """The folder of an edition's pages, feeds and calendars (`en/`); the site's language keeps
-    the root."""
-    return "" if language == home else f"{language}/"
-
-
 def relative(target: str, folder: str) -> str:
     """A site path as a link from a page in `folder` (`events/x.ics` from `events/x/`)."""
     link = posixpath.relpath(target or ".", folder or ".")
@@ -109,43 +104,42 @@ def webcal(url: str) -> str:
 
 
 class Urls:
-    """The absolute URLs of one site, under its base URL."""
+    """The absolute URLs of one site, under its base URL, for one edition's pages (the site's
+    own by default)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, edition: Edition | None = None) -> None:
         self.config = config
-        #: Where the pages, feeds and calendars of the configuration's language live.
-        self.folder = language_folder(config.language, config.home_language)
+        #: Where the pages, feeds and calendars of the edition live ('' for the site's own).
+        self.folder = edition.folder if edition is not None else ""
 
     def absolute(self, site_path: str = "") -> str:
         """An absolute URL for a site path."""
         return self.config.url(site_path)
 
-    def edition(self, site_path: str = "", language: str | None = None) -> str:
-        """An absolute URL for a site path of an edition (this configuration's by default)."""
-        folder = self.folder
-        if language is not None:
-            folder = language_folder(language, self.config.home_language)
+    def in_edition(self, site_path: str = "", edition: Edition | None = None) -> str:
+        """An absolute URL for a site path of an edition (this one's by default)."""
+        folder = self.folder if edition is None else edition.folder
         return self.absolute(folder + site_path)
 
     def home(self) -> str:
-        """The start page (of this configuration's language)."""
-        return self.edition("")
+        """The start page (of this edition)."""
+        return self.in_edition("")
 
-    def item(self, item: Item, language: str | None = None) -> str:
-        """An item's page (in this configuration's language, or in `language`)."""
-        return self.edition(page_path(item), language)
+    def item(self, item: Item, edition: Edition | None = None) -> str:
+        """An item's page (in this edition, or in `edition`)."""
+        return self.in_edition(page_path(item), edition)
 
     def event_calendar(self, item: Item) -> str:
         """The calendar file of one event."""
-        return self.edition(event_calendar_path(item.slug))
+        return self.in_edition(event_calendar_path(item.slug))
 
     def calendar(self, region: str | None = None) -> str:
         """The subscribed calendar of every event or of one region."""
-        return self.edition(calendar_path(region))
+        return self.in_edition(calendar_path(region))
 
     def feed(self, folder: str, fmt: str) -> str:
         """One file of a feed folder."""
-        return self.edition(feed_path(folder, fmt))
+        return self.in_edition(feed_path(folder, fmt))
 
     def asset(self, src: str) -> str:
         """An image or other asset: site paths become absolute, absolute URLs stay."""

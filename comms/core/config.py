@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 import uuid
@@ -155,8 +154,6 @@ class Config:
     path: Path | None
     warnings: list[str] = field(default_factory=list)
     secret_key: str | None = None
-    #: Set in an edition's configuration (`Config.edition`): the site's own language.
-    edition_of: str | None = None
 
     @property
     def content_dir(self) -> Path:
@@ -223,23 +220,7 @@ class Config:
     @property
     def home_language(self) -> str:
         """The site's language: that of the originals and of the site root."""
-        return self.edition_of or self.settings.site.language
-
-    @property
-    def language(self) -> str:
-        """The language this configuration renders in (an edition's, or the site's)."""
         return self.settings.site.language
-
-    def edition(self, language: str) -> Config:
-        """This configuration rendering in `language`: formatter, catalogs and URLs follow it."""
-        home = self.home_language
-        if language == self.settings.site.language:
-            return self
-        site = self.settings.site.model_copy(update={"language": language})
-        settings = self.settings.model_copy(update={"site": site})
-        return dataclasses.replace(
-            self, settings=settings, edition_of=None if language == home else home
-        )
 
     def item_id(self, kind: str, slug: str) -> str:
         """The one stable id of an item (feed GUID, Atom id, JSON Feed id, iCalendar UID).

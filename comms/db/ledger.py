@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from comms.core.languages import Editions
 from comms.db.engine import SuppressionProbe, insert_ignore, read_only
 from comms.db.outcomes import BounceSink, Claimed, LedgerWriter
 from comms.db.shared import reserve
@@ -22,7 +23,7 @@ from comms.db.status import (
     SubscriberStatus,
 )
 from comms.db.tables import campaigns, deliveries, subscribers, suppression
-from comms.db.targets import Editions, edition_of, target_clause
+from comms.db.targets import edition_column, target_clause
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Ledger:
         self, topics: Sequence[str], regions: Sequence[str], editions: Editions
     ) -> dict[str, int]:
         """How many subscribers would get each edition of an issue now."""
-        inner = self._recipients(topics, regions).add_columns(edition_of(editions).label("e"))
+        inner = self._recipients(topics, regions).add_columns(edition_column(editions).label("e"))
         rows = inner.subquery()
         query = sa.select(rows.c.e, sa.func.count()).group_by(rows.c.e)
         with self.reading() as conn:
@@ -186,7 +187,7 @@ class Ledger:
             sa.literal(DeliveryStatus.QUEUED, d.status.type),
             sa.literal(0),
             when,
-            edition_of(editions),
+            edition_column(editions),
         )
         columns = ["subscriber_id", "campaign_id", "status", "attempts", "queued_at", "edition"]
         conn.execute(sa.insert(deliveries).from_select(columns, source))
@@ -329,7 +330,7 @@ class Ledger:
                     email=p.email if p else None,
                     name=p.name if p else None,
                     # The edition recorded at enqueue; older rows: the person's language now.
-                    language=row.edition or (p.language if p else "de"),
+                    language=row.edition or (p.language if p else ""),
                     subscriber_status=SubscriberStatus(p.status) if p else None,
                     key=p.suppression_key if p else None,
                     link_version=p.link_version if p else 0,

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from comms.core.languages import Editions
 from comms.db.tables import subscribers
 
 
-@dataclass(frozen=True)
-class Editions:
-    """The languages an issue has editions in, and the site's, which everyone else gets."""
+def edition_column(editions: Editions | None) -> sa.ColumnElement[Any]:
+    """The language of the edition the subscriber row in a query gets (NULL without editions).
 
-    languages: tuple[str, ...]
-    home: str
-
-
-def edition_of(editions: Editions | None) -> sa.ColumnElement[Any]:
-    """The edition of the subscriber row in a query: their language if it has one, else the
-    site's (NULL without editions)."""
+    The query does not decide: it is `Editions.for_reader` tabulated, each offered language
+    mapped to its answer and every other language (or none) to the answer for an unknown one.
+    """
     if editions is None:
         return sa.null()
-    language = subscribers.c.language
-    return sa.case((language.in_(editions.languages), language), else_=sa.literal(editions.home))
+    answers = {language: editions.for_reader(language).language for language in editions.languages}
+    otherwise = editions.for_reader(None).language
+    return sa.case(answers, value=subscribers.c.language, else_=sa.literal(otherwise))
 
 
 def target_clause(topics: Sequence[str], regions: Sequence[str]) -> sa.ColumnElement[bool]:

@@ -29,6 +29,7 @@ from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.addresses import check_address
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError
+from comms.core.languages import Edition
 from comms.core.names import clean_name
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
@@ -59,7 +60,8 @@ class Recipient:
     uid: str
     email: str
     name: str | None = None
-    language: str = "de"
+    #: The language of the edition recorded for them ('' when unknown: the site's own).
+    language: str = ""
     #: The delivery row this message is for; with it the envelope sender is a VERP address.
     delivery_id: int | None = None
     #: The subscriber's key version: the preferences link carries it (revocable links).
@@ -240,7 +242,7 @@ class MessageFactory:
             head.append(f"Precedence: {settings.mail.precedence}\r\n".encode())
         boundary = "=_" + hashlib.blake2b(rendered.slug.encode(), digest_size=12).hexdigest()
         # The edition's language (RFC 3282), for screen readers and translation prompts.
-        head.append(f"Content-Language: {config.language}\r\n".encode("ascii"))
+        head.append(f"Content-Language: {rendered.language}\r\n".encode("ascii"))
         head.append(b"MIME-Version: 1.0\r\n")
         head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode())
         static = [*head, b"\r\n"]
@@ -371,10 +373,12 @@ def build_transactional(
     subject: str,
     html_body: str,
     text_body: str,
+    edition: Edition,
     date: datetime | None = None,
     message_id: str | None = None,
 ) -> OutgoingMessage:
-    """A one-off transactional mail (the double opt-in) from `subscribe.confirm_address`.
+    """A one-off transactional mail (the double opt-in) from `subscribe.confirm_address`,
+    written in `edition`.
 
     A separate stream from the newsletter (docs/requirements.md E20): its own From, no list
     headers, no tracking; Date is aware, the Message-ID random under the site's host.
@@ -400,7 +404,7 @@ def build_transactional(
     msg.set_content(text_body, cte="quoted-printable")
     msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
     # After the body: setting the content drops Content-* headers.
-    msg["Content-Language"] = config.language
+    msg["Content-Language"] = edition.language
     return OutgoingMessage(
         message_id=message_id,
         envelope_from=sender,

@@ -13,6 +13,7 @@ from comms.content.models import Award, Event, Issue, Item, Practice, Site
 from comms.content.translations import language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
+from comms.core.languages import Edition, home_edition, site_editions
 from comms.publish.feed_state import issue_is_public
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
@@ -88,18 +89,18 @@ def _article_ld(item: Practice | Award | Issue, fmt: Formatter) -> dict[str, Any
     return data
 
 
-def json_ld(config: Config, item: Item) -> str:
-    """schema.org JSON-LD for an item page, safe to put inside a `<script>` element."""
-    fmt = Formatter(config)
+def json_ld(config: Config, edition: Edition, item: Item) -> str:
+    """schema.org JSON-LD for an item page of `edition`, safe inside a `<script>` element."""
+    fmt = Formatter(config, edition)
     if isinstance(item, Event):
         data = _event_ld(config, fmt, item)
     else:
         assert isinstance(item, Practice | Award | Issue)
         data = _article_ld(item, fmt)
-    site_urls = urls.Urls(config)
+    site_urls = urls.Urls(config, edition)
     data["url"] = site_urls.item(item)
     data["identifier"] = config.item_id(item.kind, item.slug)
-    data["inLanguage"] = language_of(item, config.home_language)
+    data["inLanguage"] = language_of(item, edition.home)
     image = getattr(item, "image", None)
     if image is not None:
         data["image"] = site_urls.asset(image.src)
@@ -113,8 +114,9 @@ def json_ld(config: Config, item: Item) -> str:
 class _Pages:
     """Renders the archive pages of one site with shared context."""
 
-    def __init__(self, config: Config, site: Site, base: dict[str, Any]) -> None:
+    def __init__(self, config: Config, edition: Edition, site: Site, base: dict[str, Any]) -> None:
         self.config = config
+        self.edition = edition
         self.site = site
         self.base = base
         self.files: Files = {}
@@ -123,33 +125,33 @@ class _Pages:
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
         """The languages a page is in, as (tag, label, URL): an item's translations, or every
         language for an edition's list pages (the site's own list pages name none)."""
-        config, site_urls = self.config, urls.Urls(self.config)
+        editions, site_urls = site_editions(self.config), urls.Urls(self.config, self.edition)
         if item is not None:
-            found = {config.home_language, *translated_languages(self.site, item)}
+            found = {editions.home.language, *translated_languages(self.site, item)}
         else:
-            found = set(config.languages) if site_urls.folder else set()
+            found = set(editions.languages) if not self.edition.is_home else set()
         if len(found) < 2:
             return []
         page = path.removesuffix(urls.PAGE)
         return [
-            (tag, language.label, site_urls.edition(page, tag))
-            for tag, language in config.languages.items()
-            if tag in found
+            (edition.language, edition.label, site_urls.in_edition(page, edition))
+            for edition in editions.all
+            if edition.language in found
         ]
 
     def page(self, path: str, template: str, item: Item | None = None, **context: Any) -> None:
         depth = path.count("/")
-        site_urls = urls.Urls(self.config)
-        canonical = site_urls.edition(path.removesuffix(urls.PAGE))
+        site_urls = urls.Urls(self.config, self.edition)
+        canonical = site_urls.in_edition(path.removesuffix(urls.PAGE))
         if item is not None and item.uid in self.base.get("untranslated", ()):
             # Shown in the original: the original's page is the one to index.
-            canonical = site_urls.item(item, self.config.home_language)
+            canonical = site_urls.item(item, site_editions(self.config).home)
         # An edition's pages live under its folder (`en/`): links among them stay in it,
         # the style sheet and static files are the root's.
         html = render_template(
             "web",
             template,
-            self.config.language,
+            self.edition.language,
             **self.base,
             root="../" * depth,
             asset_root="../" * (depth + site_urls.folder.count("/")),
@@ -166,14 +168,18 @@ class _Pages:
             urls.page_path(item) + urls.PAGE,
             template,
             item,
-            json_ld=json_ld(self.config, item),
+            json_ld=json_ld(self.config, self.edition, item),
             **context,
         )
 
 
-def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
-    """Every archive page, the style sheet and the static files, by output path."""
-    pages = _Pages(config, site, base)
+def archive_files(
+    config: Config, site: Site, base: dict[str, Any], edition: Edition | None = None
+) -> Files:
+    """Every archive page of `edition` (the site's own by default; `base` is its template
+    context), and for the site's own the style sheet and the static files, by output path."""
+    edition = edition or home_edition(config)
+    pages = _Pages(config, edition, site, base)
     issues = published_issues(site, pages.now)
     upcoming = site.upcoming_events(pages.now)
     coming = {event.slug for event in upcoming}
@@ -209,8 +215,8 @@ def archive_files(config: Config, site: Site, base: dict[str, Any]) -> Files:
     for kind, template in (("event", "event"), ("practice", "practice"), ("award", "award")):
         for item in site.by_kind(kind).values():
             pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
-    if urls.Urls(config).folder:
-        return pages.files  # an edition: the style sheet and static files are the root's
+    if not edition.is_home:
+        return pages.files  # a translated edition: the style sheet and static files are the root's
     pages.files[urls.STYLE] = (TEMPLATES / "web" / urls.STYLE).read_bytes()
     for path, data in static_files(config).items():
         if path in pages.files:

@@ -14,6 +14,7 @@ from comms.content import urls
 from comms.content.models import Event
 from comms.content.translations import language_of
 from comms.core.config import Config
+from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
 from comms.publish.templating import last_day, translate
 
@@ -28,12 +29,12 @@ def _vtimezone(key: str, first_year: int, last_year: int) -> bytes:
     return data
 
 
-def _description(config: Config, entry: Entry) -> str:
+def _description(edition: Edition, entry: Entry) -> str:
     """The summary, then the organiser, online and registration links and the page."""
     event = entry.event
 
     def _(message: str) -> str:
-        return translate(config.settings.site.language, message)
+        return translate(edition.language, message)
 
     rows = [
         (_("Organiser"), clean(event.organiser)),
@@ -45,7 +46,7 @@ def _description(config: Config, entry: Entry) -> str:
     return "\n".join(lines)
 
 
-def _vevent(config: Config, entry: Entry) -> bytes:
+def _vevent(config: Config, edition: Edition, entry: Entry) -> bytes:
     event, tz = entry.event, config.tz
     ve = VEvent()
     ve.add("uid", entry.id)
@@ -63,13 +64,13 @@ def _vevent(config: Config, entry: Entry) -> bytes:
     # An edition's calendars say which language each text is in (RFC 5545 LANGUAGE): its
     # own, or the site's for an item not translated yet.
     text = {}
-    if config.edition_of is not None:
-        text = {"LANGUAGE": language_of(event, config.home_language)}
+    if not edition.is_home:
+        text = {"LANGUAGE": language_of(event, edition.home)}
     ve.add("summary", entry.title, parameters=text)
     place = event_place(event)
     if place or event.online:
         ve.add("location", clean(place or event.online or ""))
-    ve.add("description", _description(config, entry), parameters=text)
+    ve.add("description", _description(edition, entry), parameters=text)
     ve.add("url", entry.url)
     ve.add("status", ICS_STATUS[event.status])
     labels = [label for scheme, _, label in entry.categories if scheme.endswith("topic")]
@@ -79,25 +80,29 @@ def _vevent(config: Config, entry: Entry) -> bytes:
     return data
 
 
-def _calendar_head(config: Config, name: str | None = None, path: str | None = None) -> bytes:
+def _calendar_head(
+    config: Config, edition: Edition, name: str | None = None, path: str | None = None
+) -> bytes:
     """The VCALENDAR properties; a subscribed calendar also names itself and its source."""
     site = config.settings.site
     cal = Calendar()
     # The last part of a PRODID is the language of its text (RFC 5545, 3.7.3).
-    cal.add("prodid", f"-//{clean(site.name)}//comms//{site.language.upper()}")
+    cal.add("prodid", f"-//{clean(site.name)}//comms//{edition.language.upper()}")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
     if name is not None and path is not None:
         cal.add("name", clean(name))
         cal.add("x-wr-calname", clean(name))
-        cal.add("source", urls.Urls(config).edition(path), parameters={"VALUE": "URI"})
+        cal.add("source", urls.Urls(config, edition).in_edition(path), parameters={"VALUE": "URI"})
         cal.add("refresh-interval", timedelta(hours=12), parameters={"VALUE": "DURATION"})
     data: bytes = cal.to_ical()
     return data[: -len(b"END:VCALENDAR\r\n")]
 
 
-def _calendar(config: Config, head: bytes, events: list[Entry], cache: dict[str, bytes]) -> bytes:
+def _calendar(
+    config: Config, edition: Edition, head: bytes, events: list[Entry], cache: dict[str, bytes]
+) -> bytes:
     """A VCALENDAR with a VTIMEZONE for the years of its timed events; VEVENTs built once."""
     parts = [head]
     tz = config.tz
@@ -110,36 +115,38 @@ def _calendar(config: Config, head: bytes, events: list[Entry], cache: dict[str,
         parts.append(_vtimezone(config.settings.site.timezone, min(years), max(years)))
     for entry in events:
         if entry.id not in cache:
-            cache[entry.id] = _vevent(config, entry)
+            cache[entry.id] = _vevent(config, edition, entry)
         parts.append(cache[entry.id])
     parts.append(b"END:VCALENDAR\r\n")
     return b"".join(parts)
 
 
-def calendar_files(config: Config, entries: list[Entry]) -> dict[str, bytes]:
-    """`events.ics` (upcoming and recent), one per region, one per event."""
+def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> dict[str, bytes]:
+    """`events.ics` (upcoming and recent), one per region, one per event, of `edition`."""
     settings, tz = config.settings, config.tz
     since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
     events = by_start(entries, tz)
     recent = [e for e in events if e.event.end_at(tz) > since]
     cache: dict[str, bytes] = {}
-    title = calendar_title(config)
+    title = calendar_title(config, edition)
     path = urls.calendar_path()
-    files = {path: _calendar(config, _calendar_head(config, title, path), recent, cache)}
+    head = _calendar_head(config, edition, title, path)
+    files = {path: _calendar(config, edition, head, recent, cache)}
     for region, label in settings.regions.items():
         path = urls.calendar_path(region)
         chosen = [e for e in recent if getattr(e.item, "region", None) == region]
-        head = _calendar_head(config, f"{title} – {label}", path)
-        files[path] = _calendar(config, head, chosen, cache)
+        head = _calendar_head(config, edition, f"{title} – {label}", path)
+        files[path] = _calendar(config, edition, head, chosen, cache)
     # One event to add to a calendar once: nothing to subscribe to, so no name or source.
-    single = _calendar_head(config)
+    single = _calendar_head(config, edition)
     for entry in events:
-        files[urls.event_calendar_path(entry.item.slug)] = _calendar(config, single, [entry], cache)
+        path = urls.event_calendar_path(entry.item.slug)
+        files[path] = _calendar(config, edition, single, [entry], cache)
     return files
 
 
-def calendar_title(config: Config) -> str:
-    """`<site>: Termine`, the name of the event feeds and calendars."""
+def calendar_title(config: Config, edition: Edition) -> str:
+    """`<site>: Termine`, the name of the event feeds and calendars of `edition`."""
     site = config.settings.site
-    dates = translate(site.language, "Event dates")
+    dates = translate(edition.language, "Event dates")
     return f"{site.name}: {dates}"

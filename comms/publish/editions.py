@@ -1,8 +1,9 @@
 """Editions: the site and its issues in every enabled language, and the catalogs they need.
 
 An edition is the site as readers of one language see it: each item in translation where
-there is one, else the original. It is rendered with the configuration of its language
-(`Config.edition`), so templates, catalogs, the `Formatter` and the URLs (`/<lang>/…`) follow.
+there is one, else the original. It is rendered with its `Edition` value
+(`comms.core.languages`), so templates, catalogs, the `Formatter` and the URLs (`/<lang>/…`)
+follow.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from babel.messages.pofile import read_po
 
 from comms.content import urls
 from comms.content.models import Issue, Site
-from comms.content.translations import edition, untranslated
+from comms.content.translations import edition_site, untranslated
 from comms.core.config import Config
 from comms.core.errors import ContentError
+from comms.core.languages import Edition, site_editions
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.feeds import feed_files
 from comms.publish.quality import check_issue
@@ -27,52 +29,42 @@ from comms.publish.templating import babel_locale, catalog_path
 Files = dict[str, bytes]
 
 
-def edition_of(config: Config, site: Site, language: str) -> tuple[Config, Site]:
-    """The configuration and site of one language's edition."""
-    return config.edition(language), edition(site, language)
-
-
-def edition_issue(config: Config, site: Site, issue: Issue, language: str) -> RenderedIssue:
-    """One issue rendered for the readers of `language` (untranslated items in the original)."""
-    own_config, own_site = edition_of(config, site, language)
-    return render_issue(own_config, own_site, own_site.issues[issue.slug])
-
-
-def other_languages(config: Config) -> list[str]:
-    """The enabled languages other than the site's, in configuration order."""
-    return [language for language in config.languages if language != config.home_language]
+def edition_issue(config: Config, site: Site, issue: Issue, edition: Edition) -> RenderedIssue:
+    """One issue rendered for the readers of `edition` (untranslated items in the original)."""
+    own_site = edition_site(site, edition.language)
+    return render_issue(config, own_site, own_site.issues[issue.slug], edition)
 
 
 def edition_files(config: Config, site: Site, state: PublishState | None = None) -> Files:
-    """The build producer of the editions: per other language, under `/<lang>/`, its archive
-    pages, each published issue's public copy, its feeds and its calendars (feed history in
-    `state`, as the site's feeds)."""
+    """The build producer of the translated editions: per edition, under `/<lang>/`, its
+    archive pages, each published issue's public copy, its feeds and its calendars (feed
+    history in `state`, as the site's feeds)."""
     files: Files = {}
-    for language in other_languages(config):
-        own_config, own_site = edition_of(config, site, language)
-        folder = urls.language_folder(language, config.home_language)
+    for edition in site_editions(config).translated:
+        own_site = edition_site(site, edition.language)
         base = {
-            **base_context(own_config),
-            "untranslated": untranslated(own_site, language, config.home_language),
+            **base_context(config, edition),
+            "untranslated": untranslated(own_site, edition.language, edition.home),
         }
-        files.update(archive_files(own_config, own_site, base))
+        files.update(archive_files(config, own_site, base, edition))
         for issue in published_issues(own_site, config.now()):
-            for name, body in public_copy(own_config, render_issue(own_config, own_site, issue)):
-                files[folder + urls.page_path(issue) + name] = body
-        for path, data in feed_files(own_config, own_site, state).items():
-            files[folder + path] = data
+            rendered = render_issue(config, own_site, issue, edition)
+            for name, body in public_copy(config, rendered):
+                files[edition.folder + urls.page_path(issue) + name] = body
+        for path, data in feed_files(config, own_site, state, edition).items():
+            files[edition.folder + path] = data
     return files
 
 
 def check_editions(config: Config, site: Site) -> list[ContentError]:
     """The e-mail checks of `comms check` on every translated issue, in its edition."""
     problems = []
-    for language in other_languages(config):
-        own_config, own_site = edition_of(config, site, language)
-        for uid in sorted(site.translations.get(language, {})):
+    for edition in site_editions(config).translated:
+        own_site = edition_site(site, edition.language)
+        for uid in sorted(site.translations.get(edition.language, {})):
             kind, _, slug = uid.partition("/")
             if kind == "issue":
-                problems.extend(check_issue(own_config, own_site, own_site.issues[slug]))
+                problems.extend(check_issue(config, own_site, own_site.issues[slug], edition))
     return problems
 
 

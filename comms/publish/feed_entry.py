@@ -13,6 +13,7 @@ from babel.numbers import format_decimal
 from comms.content import urls
 from comms.content.models import KINDS, Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
+from comms.core.languages import Edition
 from comms.publish.feed_state import History, Stamp, is_public, stamp
 from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter
@@ -52,12 +53,12 @@ class Entry:
 
 
 class EntryFacts:
-    """Worded facts of feed entries and calendar events in the site's language."""
+    """Worded facts of feed entries and calendar events in one edition's language."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, edition: Edition) -> None:
         self.config = config
-        self.fmt = Formatter(config)
-        self.urls = urls.Urls(config)
+        self.fmt = Formatter(config, edition)
+        self.urls = urls.Urls(config, edition)
         self._ = self.fmt._
 
     def event_title(self, event: Event) -> str:
@@ -172,12 +173,15 @@ class EntryFacts:
         )
 
 
-def published_entries(config: Config, site: Site, state: PublishState | None = None) -> list[Entry]:
-    """Every published item as an entry, newest first; records changes in the feed state
-    (`state`, by default the files under the config's folder)."""
+def published_entries(
+    config: Config, edition: Edition, site: Site, state: PublishState | None = None
+) -> list[Entry]:
+    """Every published item of `edition` as an entry, newest first; the site's own edition
+    records changes in the feed state (`state`, by default the files under the config's
+    folder)."""
     history = History.load(state if state is not None else FileState(config.root))
     now = config.now()
-    if config.edition_of is None:
+    if edition.is_home:
         records = history.observe(site.all_items(), now)
         history.save()
     else:
@@ -185,7 +189,7 @@ def published_entries(config: Config, site: Site, state: PublishState | None = N
         # change of the item, and its digest must not overwrite the original's.
         fresh = History(history.state).observe(site.all_items(), now)
         records = {uid: history.records.get(uid, record) for uid, record in fresh.items()}
-    facts = EntryFacts(config)
+    facts = EntryFacts(config, edition)
     entries = []
     for item in site.all_items():
         item_stamp = stamp(item, records[item.uid], config.tz)

@@ -22,6 +22,7 @@ from comms.content import urls
 from comms.content.models import KINDS, Site
 from comms.content.urls import webcal
 from comms.core.config import Config
+from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
 from comms.publish.state import PublishState
@@ -98,9 +99,11 @@ def _updated(channel: Channel) -> datetime:
     return max((e.stamp.updated for e in channel.entries), default=EPOCH)
 
 
-def _generator(config: Config, channel: Channel, fmt: str, cache: dict[str, FeedEntry]) -> bytes:
+def _generator(
+    config: Config, edition: Edition, channel: Channel, fmt: str, cache: dict[str, FeedEntry]
+) -> bytes:
     settings = config.settings
-    site_urls = urls.Urls(config)
+    site_urls = urls.Urls(config, edition)
     self_url = site_urls.feed(channel.folder, fmt)
     fg = FeedGenerator()
     fg.register_extension("comms", _Extras, None)
@@ -110,7 +113,7 @@ def _generator(config: Config, channel: Channel, fmt: str, cache: dict[str, Feed
     fg.title(clean(channel.title))
     fg.description(clean(channel.description))
     fg.subtitle(clean(channel.description))
-    fg.language(settings.site.language)
+    fg.language(edition.language)
     fg.author(name=clean(settings.sender.name), email=settings.organisation.email)
     fg.generator("comms")
     fg.updated(_updated(channel))
@@ -131,8 +134,8 @@ def _generator(config: Config, channel: Channel, fmt: str, cache: dict[str, Feed
     return data
 
 
-def _json_feed(config: Config, channel: Channel) -> bytes:
-    settings, site_urls = config.settings, urls.Urls(config)
+def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
+    settings, site_urls = config.settings, urls.Urls(config, edition)
     author = {"name": clean(settings.sender.name)}
     feed: dict[str, object] = {
         "version": JSON_FEED_VERSION,
@@ -140,7 +143,7 @@ def _json_feed(config: Config, channel: Channel) -> bytes:
         "home_page_url": site_urls.home(),
         "feed_url": site_urls.feed(channel.folder, "json"),
         "description": clean(channel.description),
-        "language": settings.site.language,
+        "language": edition.language,
         "authors": [author],
     }
     if settings.feeds.hubs:
@@ -163,13 +166,13 @@ def _json_feed(config: Config, channel: Channel) -> bytes:
 
 
 def render_channel(
-    config: Config, channel: Channel, cache: dict[str, FeedEntry]
+    config: Config, edition: Edition, channel: Channel, cache: dict[str, FeedEntry]
 ) -> dict[str, bytes]:
-    """The three files of one feed: RSS 2.0, Atom 1.0 and JSON Feed 1.1."""
+    """The three files of one feed of `edition`: RSS 2.0, Atom 1.0 and JSON Feed 1.1."""
     return {
-        urls.feed_path(channel.folder, "rss"): _generator(config, channel, "rss", cache),
-        urls.feed_path(channel.folder, "atom"): _generator(config, channel, "atom", cache),
-        urls.feed_path(channel.folder, "json"): _json_feed(config, channel),
+        urls.feed_path(channel.folder, "rss"): _generator(config, edition, channel, "rss", cache),
+        urls.feed_path(channel.folder, "atom"): _generator(config, edition, channel, "atom", cache),
+        urls.feed_path(channel.folder, "json"): _json_feed(config, edition, channel),
     }
 
 
@@ -180,10 +183,11 @@ def _channel(
     return Channel(folder, folder.rstrip("/") or "all", title, description, entries, complete)
 
 
-def channels(config: Config, entries: list[Entry]) -> list[Channel]:
-    """Every feed: the whole site, each kind, and the upcoming events of each region."""
+def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Channel]:
+    """Every feed of `edition`: the whole site, each kind, and the upcoming events of each
+    region."""
     settings, tz, now = config.settings, config.tz, config.now()
-    site_name, cap, language = settings.site.name, settings.feeds.max_items, settings.site.language
+    site_name, cap, language = settings.site.name, settings.feeds.max_items, edition.language
 
     def _(message: str, **values: str) -> str:
         return translate(language, message) % values
@@ -196,7 +200,7 @@ def channels(config: Config, entries: list[Entry]) -> list[Channel]:
         found.append(_channel(urls.feed_folder(kind), f"{site_name}: {kinds}", description, chosen))
     # The event feeds list every upcoming event, so they are complete (RFC 5005).
     upcoming = [e for e in by_start(entries, tz) if e.event.end_at(tz) > now]
-    title = calendar_title(config)
+    title = calendar_title(config, edition)
     description = _("Upcoming events of the alliance “%(site)s”", site=site_name)
     found.append(_channel(urls.feed_folder("event"), title, description, upcoming, True))
     for region, label in settings.regions.items():
@@ -211,12 +215,16 @@ def channels(config: Config, entries: list[Entry]) -> list[Channel]:
     return found
 
 
-def feed_files(config: Config, site: Site, state: PublishState | None = None) -> dict[str, bytes]:
-    """The build producer: every feed and calendar, path → bytes (feed history in `state`)."""
-    entries = published_entries(config, site, state)
+def feed_files(
+    config: Config, site: Site, state: PublishState | None = None, edition: Edition | None = None
+) -> dict[str, bytes]:
+    """The build producer: every feed and calendar of `edition` (the site's own by default),
+    path → bytes within the edition's folder (feed history in `state`)."""
+    edition = edition or home_edition(config)
+    entries = published_entries(config, edition, site, state)
     files: dict[str, bytes] = {}
     cache: dict[str, FeedEntry] = {}
-    for channel in channels(config, entries):
-        files.update(render_channel(config, channel, cache))
-    files.update(calendar_files(config, entries))
+    for channel in channels(config, edition, entries):
+        files.update(render_channel(config, edition, channel, cache))
+    files.update(calendar_files(config, edition, entries))
     return files

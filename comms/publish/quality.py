@@ -8,6 +8,7 @@ from pathlib import Path
 from comms.content.models import Issue, Site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
+from comms.core.languages import Edition
 from comms.publish.render import issue_content, render_issue
 
 #: Gmail clips HTML above about 102 KB (docs/requirements.md E17): warn early, fail before it.
@@ -60,11 +61,14 @@ def _line_of(path: Path, needle: str, default: int) -> int:
     return default
 
 
-def check_issue(config: Config, site: Site, issue: Issue) -> list[ContentError]:
-    """Render one issue and report what would hurt it in the inbox."""
+def check_issue(
+    config: Config, site: Site, issue: Issue, edition: Edition | None = None
+) -> list[ContentError]:
+    """Render one issue (in `edition`, the site's own by default) and report what would hurt
+    it in the inbox."""
     path = issue.path
     try:
-        rendered = render_issue(config, site, issue)
+        rendered = render_issue(config, site, issue, edition)
     except CommsError as exc:
         return [ContentError(path, 1, f"cannot render the e-mail: {exc}")]
     problems: list[ContentError] = []

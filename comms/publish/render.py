@@ -13,6 +13,7 @@ from comms.content.translations import untranslated
 from comms.content.urls import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
 from comms.core.errors import RenderError
+from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.templating import Formatter, render_template, translate
@@ -41,6 +42,8 @@ class RenderedIssue:
     html: str
     text: str
     web_url: str
+    #: The language of the edition it was rendered in (the mail's Content-Language).
+    language: str
 
 
 def compile_mjml(source: str, config: Config, name: str) -> str:
@@ -58,25 +61,26 @@ def compile_mjml(source: str, config: Config, name: str) -> str:
         raise RenderError(f"{name}: MJML error: {exc}") from None
 
 
-def _render(config: Config, folder: str, name: str, context: dict[str, Any]) -> str:
-    return render_template(folder, name, config.language, **context)
+def _render(edition: Edition, folder: str, name: str, context: dict[str, Any]) -> str:
+    return render_template(folder, name, edition.language, **context)
 
 
-def base_context(config: Config) -> dict[str, Any]:
-    """What every template may use: settings, formatter, URLs, organisation and placeholders."""
-    settings, site_urls = config.settings, Urls(config)
+def base_context(config: Config, edition: Edition | None = None) -> dict[str, Any]:
+    """What every template may use: settings, formatter, URLs, organisation and placeholders,
+    worded and linked for `edition` (the site's own by default)."""
+    edition = edition or home_edition(config)
+    settings, site_urls = config.settings, Urls(config, edition)
     return {
-        "fmt": Formatter(config),
+        "fmt": Formatter(config, edition),
         "urls": site_urls,
         "site": settings.site,
         "org": settings.organisation,
         "look": settings.render,
-        "lang": config.language,
+        "edition": edition,
+        "lang": edition.language,
         # Right-to-left languages mirror the layout (`dir` on <html> and <mjml>).
-        "dir": config.languages[config.language].direction
-        if config.language in config.languages
-        else "ltr",
-        "home_lang": config.home_language,
+        "dir": edition.direction,
+        "home_lang": edition.home,
         "enabled_languages": config.languages,
         # Items an edition shows in the site's language (comms.content.translations).
         "untranslated": frozenset(),
@@ -108,27 +112,31 @@ def issue_content(config: Config, site: Site, issue: Issue) -> IssueContent:
     )
 
 
-def _issue_context(config: Config, site: Site, issue: Issue) -> dict[str, Any]:
+def _issue_context(config: Config, site: Site, issue: Issue, edition: Edition) -> dict[str, Any]:
     content = issue_content(config, site, issue)
     return {
-        **base_context(config),
-        "untranslated": untranslated(site, config.language, config.home_language),
+        **base_context(config, edition),
+        "untranslated": untranslated(site, edition.language, edition.home),
         "issue": issue,
         "events": content.events,
         "practices": content.practices,
         "award": content.award,
-        "web_url": Urls(config).item(issue),
+        "web_url": Urls(config, edition).item(issue),
         "title": issue.subject,
         "preheader": issue.preheader,
     }
 
 
-def render_issue(config: Config, site: Site, issue: Issue) -> RenderedIssue:
-    """Render one issue: subject, preheader, HTML (via MJML) and the plain-text alternative."""
-    context = _issue_context(config, site, issue)
-    source = _render(config, "email", "issue.mjml.j2", context)
+def render_issue(
+    config: Config, site: Site, issue: Issue, edition: Edition | None = None
+) -> RenderedIssue:
+    """Render one issue: subject, preheader, HTML (via MJML) and the plain-text alternative,
+    in `edition` (the site's own by default; `site` is that edition's, see `edition_site`)."""
+    edition = edition or home_edition(config)
+    context = _issue_context(config, site, issue, edition)
+    source = _render(edition, "email", "issue.mjml.j2", context)
     html = compile_mjml(source, config, issue.path.name)
-    text = wrap_lines(_render(config, "text", "issue.txt.j2", context)).rstrip("\n") + "\n"
+    text = wrap_lines(_render(edition, "text", "issue.txt.j2", context)).rstrip("\n") + "\n"
     return RenderedIssue(
         slug=issue.slug,
         number=issue.number,
@@ -137,23 +145,28 @@ def render_issue(config: Config, site: Site, issue: Issue) -> RenderedIssue:
         html=html,
         text=text,
         web_url=context["web_url"],
+        language=edition.language,
     )
 
 
-def render_confirmation(config: Config, confirm_url: str) -> tuple[str, str, str]:
-    """The double opt-in mail: (subject, html, text); neutral, no newsletter content."""
-    language = config.language
+def render_confirmation(
+    config: Config, confirm_url: str, edition: Edition | None = None
+) -> tuple[str, str, str]:
+    """The double opt-in mail: (subject, html, text); neutral, no newsletter content; in
+    `edition` (the site's own by default)."""
+    edition = edition or home_edition(config)
+    language = edition.language
     subject = translate(language, "Please confirm your newsletter subscription")
     context = {
-        **base_context(config),
+        **base_context(config, edition),
         "confirm_url": confirm_url,
         "title": subject,
         "preheader": translate(language, "One click and your subscription is active."),
     }
     html = compile_mjml(
-        _render(config, "email", "confirmation.mjml.j2", context), config, "confirmation"
+        _render(edition, "email", "confirmation.mjml.j2", context), config, "confirmation"
     )
-    text = wrap_lines(_render(config, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
+    text = wrap_lines(_render(edition, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
     return subject, html, text
 
 
@@ -192,10 +205,12 @@ LINK_MAILS = {
 
 
 def render_link_mail(
-    config: Config, kind: str, url: str, minutes: int | None = None
+    config: Config, kind: str, url: str, minutes: int | None = None, edition: Edition | None = None
 ) -> tuple[str, str, str]:
-    """A mail with one personal link (`LINK_MAILS`): (subject, html, text)."""
-    language = config.settings.site.language
+    """A mail with one personal link (`LINK_MAILS`): (subject, html, text), in `edition` (the
+    site's own by default)."""
+    edition = edition or home_edition(config)
+    language = edition.language
     subject, asked, button = (translate(language, text) for text in LINK_MAILS[kind])
     paragraphs = [asked]
     if minutes is not None:  # a link that acts once; nothing has happened yet
@@ -205,15 +220,15 @@ def render_link_mail(
             translate(language, "If you did not ask for this, ignore this e-mail: nothing happens.")
         )
     context = {
-        **base_context(config),
+        **base_context(config, edition),
         "title": subject,
         "preheader": paragraphs[0],
         "paragraphs": paragraphs,
         "button": button,
         "url": url,
     }
-    html = compile_mjml(_render(config, "email", "link.mjml.j2", context), config, "link mail")
-    text = wrap_lines(_render(config, "text", "link.txt.j2", context)).rstrip("\n") + "\n"
+    html = compile_mjml(_render(edition, "email", "link.mjml.j2", context), config, "link mail")
+    text = wrap_lines(_render(edition, "text", "link.txt.j2", context)).rstrip("\n") + "\n"
     return subject, html, text
 
 

@@ -23,6 +23,7 @@ from comms.content import urls
 from comms.content.models import Event
 from comms.core.config import Config
 from comms.core.errors import RenderError
+from comms.core.languages import Edition, home_edition
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 #: Babel message catalogs: templates/locale/<language>/LC_MESSAGES/messages.po.
@@ -135,9 +136,10 @@ class Formatter:
     """Dates, times, periods, money and labels as the site's readers expect them: the one
     place that words them, for mail, web pages, feeds and calendars alike."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, edition: Edition | None = None) -> None:
         self.config = config
-        self.language = config.language
+        #: The edition's language (the site's own by default).
+        self.language = (edition or home_edition(config)).language
         self.locale = babel_locale(self.language)
         self.patterns = PATTERNS.get(self.language, PATTERNS["en"])
         self.tz = config.tz

@@ -13,13 +13,13 @@ from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
+from comms.core.languages import Editions, site_editions
 from comms.core.process import is_abandoned
 from comms.db.desk import Desk, ProofRecord
 from comms.db.ledger import Campaign
 from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
-from comms.db.targets import Editions
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
 from comms.publish.refresh import refresh_content
@@ -38,7 +38,6 @@ from comms.sending.desk import (
 from comms.sending.editions import (
     IssueEditions,
     content_hash,
-    edition_languages,
     issue_editions,
 )
 from comms.sending.run import (
@@ -243,7 +242,7 @@ def _plan(config: Config, store: Store, issue: Issue, options: SendOptions) -> S
     campaign = ledger.campaign(issue.slug)
     if campaign is None:
         count = ledger.count_recipients(issue.topics, issue.regions)
-        per = ledger.recipients_by_edition(issue.topics, issue.regions, edition_languages(config))
+        per = ledger.recipients_by_edition(issue.topics, issue.regions, site_editions(config))
         return SendPlan(issue, count, count, False, options, per)
     todo = waiting(ledger.counts(campaign.id))
     per = ledger.deliveries_by_edition(campaign.id, WAITING)
@@ -350,7 +349,7 @@ def _run(
         issue.topics,
         issue.regions,
         force,
-        editions.languages,
+        editions.offered,
     )
     counts = store.ledger.counts(campaign.id)
     todo = waiting(counts)

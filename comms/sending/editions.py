@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from comms.content.models import Issue, Site
 from comms.core.config import Config
-from comms.db.targets import Editions
+from comms.core.languages import Editions, site_editions
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.publish.editions import edition_issue
 from comms.publish.render import RenderedIssue, render_issue
@@ -27,14 +27,16 @@ def content_hash(subject: str, html: str, text: str) -> str:
 class IssueEditions:
     """Every edition of one issue, rendered once each, with a message factory per edition."""
 
-    home: str
+    #: The editions the site offers (the ledger records which one each person gets).
+    offered: Editions
+    #: Per edition language, the issue rendered in it and the factory of its messages.
     rendered: dict[str, RenderedIssue]
     factories: dict[str, MessageFactory]
 
     @property
-    def languages(self) -> Editions:
-        """The editions as the ledger records them."""
-        return Editions(tuple(self.factories), self.home)
+    def home(self) -> str:
+        """The language of the site's own edition."""
+        return self.offered.home.language
 
     @property
     def fingerprint(self) -> str:
@@ -48,29 +50,19 @@ class IssueEditions:
         joined = "\n".join(f"{lang}:{value}" for lang, value in sorted(hashes.items()))
         return hashlib.sha256(joined.encode()).hexdigest()
 
-    def edition(self, language: str) -> str:
-        """The edition a person of `language` gets: theirs, else the site's."""
-        return language if language in self.factories else self.home
-
     def build(self, recipient: Recipient) -> OutgoingMessage:
         """The recipient's message in their edition (`recipient.language` is the recorded one)."""
-        return self.factories[self.edition(recipient.language)].build(recipient)
-
-
-def edition_languages(config: Config) -> Editions:
-    """The enabled languages as the ledger records editions."""
-    return Editions(tuple(config.languages), config.home_language)
+        edition = self.offered.for_reader(recipient.language)
+        return self.factories[edition.language].build(recipient)
 
 
 def issue_editions(config: Config, site: Site, issue: Issue, secret: str) -> IssueEditions:
-    """Render every enabled language's edition of `issue` once and prepare its factory."""
-    home = config.home_language
-    rendered = {home: render_issue(config, site, issue)}
-    for language in config.languages:
-        if language != home:
-            rendered[language] = edition_issue(config, site, issue, language)
+    """Render every offered edition of `issue` once and prepare its factory."""
+    offered = site_editions(config)
+    rendered = {offered.home.language: render_issue(config, site, issue, offered.home)}
+    for edition in offered.translated:
+        rendered[edition.language] = edition_issue(config, site, issue, edition)
     factories = {
-        language: MessageFactory(config.edition(language), one, secret)
-        for language, one in rendered.items()
+        language: MessageFactory(config, one, secret) for language, one in rendered.items()
     }
-    return IssueEditions(home, rendered, factories)
+    return IssueEditions(offered, rendered, factories)

@@ -12,6 +12,7 @@ from flask import Response, current_app, g, request
 from comms.audience.subscriber_csv import subscriber_languages
 from comms.content import urls
 from comms.core.config import Config
+from comms.core.languages import Edition, site_editions
 from comms.publish.render import base_context
 from comms.publish.templating import render_template, translate
 
@@ -22,11 +23,17 @@ CSP = (
 )
 
 
-def page_language() -> str:
-    """The page's language: `?lang=` when it is enabled, else the person's, else the site's."""
+def page_edition() -> Edition:
+    """The page's edition: that of `?lang=`, else of the person's language, where the site
+    offers it; else the site's own."""
     config: Config = current_app.config["COMMS_CONFIG"]
     chosen = request.args.get("lang", "") or str(g.get("language", ""))
-    return chosen if chosen in config.languages else config.home_language
+    return site_editions(config).for_reader(chosen)
+
+
+def page_language() -> str:
+    """The language of the page's edition."""
+    return page_edition().language
 
 
 def _(message: str) -> str:
@@ -58,12 +65,13 @@ class Button:
 
 def page(name: str, status: int = 200, **context: Any) -> Response:
     """Render `templates/web/<name>` with the site context; never cached by proxies."""
-    config: Config = current_app.config["COMMS_CONFIG"].edition(page_language())
+    config: Config = current_app.config["COMMS_CONFIG"]
+    edition = page_edition()
     html = render_template(
         "web",
         name,
-        config.language,
-        **base_context(config),
+        edition.language,
+        **base_context(config, edition),
         root=site_root(),
         **context,
     )

@@ -23,6 +23,7 @@ from comms.audience.subscriptions import (
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
+from comms.core.languages import site_editions
 from comms.core.names import clean_name
 from comms.web.guard import CsrfGuard
 from comms.web.notices import (
@@ -92,12 +93,8 @@ def _signup_form(
     here = page_language()
     values = {"email": "", "name": "", "topics": [], "regions": [], "language": here, **form}
     switch = [
-        (
-            code,
-            lang.label,
-            urls.Urls(config).absolute(urls.subscribe_path(code, config.home_language)),
-        )
-        for code, lang in config.languages.items()
+        (edition.language, edition.label, urls.Urls(config).absolute(urls.subscribe_path(edition)))
+        for edition in site_editions(config).all
     ]
     return page(
         "subscribe.html.j2",

@@ -23,6 +23,7 @@ from comms.content.site import read_site
 from comms.content.urls import Urls
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.core.languages import home_edition
 from comms.publish.build import collect, write_output
 from comms.publish.gate import issue_problems
 from comms.publish.quality import check_issue
@@ -192,6 +193,7 @@ class Preview:
             site=self.config.settings.site,
             org=self.config.settings.organisation,
             lang=self.config.settings.site.language,
+            edition=home_edition(self.config),
             root="/",
             prefix=PREFIX,
             version=self.version,
