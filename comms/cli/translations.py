@@ -10,6 +10,7 @@ from comms.content.models import KINDS
 from comms.content.reader import TRANSLATION_NAME
 from comms.content.translations import digest, skeleton, with_digest
 from comms.core.errors import CommsError
+from comms.core.languages import site_editions
 
 from .common import State, cli
 
@@ -27,8 +28,9 @@ def translation() -> None:
 def new_translation(state: State, kind: str, slug: str, language: str) -> None:
     """Create content/<kind>/<slug>.<language>.md from the original (never overwrites)."""
     config = state.config()
-    if language not in config.languages or language == config.home_language:
-        others = ", ".join(lang for lang in config.languages if lang != config.home_language)
+    translated = [edition.language for edition in site_editions(config).translated]
+    if language not in translated:
+        others = ", ".join(translated)
         raise CommsError(f"'{language}' is not an enabled edition language (enabled: {others})")
     folder = config.content_dir / KINDS[kind].folder
     original = folder / f"{slug}.md"

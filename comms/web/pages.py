@@ -254,7 +254,6 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
 def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
     """Sign-up, confirmation, unsubscribe, preferences and /healthz, with German pages."""
     app.config["COMMS_CONFIG"] = subs.config
-    app.config["COMMS_LANGUAGE"] = subs.config.settings.site.language
     guard = CsrfGuard(subs.secret)
     _subscribe_routes(app, subs, guard)
     _unsubscribe_routes(app, subs)

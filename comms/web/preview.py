@@ -186,14 +186,15 @@ class Preview:
         return issue
 
     def _page(self, template: str, **context: object) -> Response:
+        edition = home_edition(self.config)
         html = render_template(
             "web",
             template,
-            self.config.settings.site.language,
+            edition.language,
             site=self.config.settings.site,
             org=self.config.settings.organisation,
-            lang=self.config.settings.site.language,
-            edition=home_edition(self.config),
+            lang=edition.language,
+            edition=edition,
             root="/",
             prefix=PREFIX,
             version=self.version,
@@ -255,7 +256,6 @@ class Preview:
             return Response(str(self.version), mimetype="text/plain")
 
         app.config["COMMS_CONFIG"] = self.config
-        app.config["COMMS_LANGUAGE"] = self.config.settings.site.language
         app.add_url_rule("/subscribe", "preview_subscribe", subscribe, methods=["GET", "POST"])
         app.add_url_rule(f"{PREFIX}/", "preview_index", index)
         app.add_url_rule(f"{PREFIX}/version", "preview_version", version)
