@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/comms demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check comms tests $(wildcard bench)
-	$(BIN)/ruff format --check comms tests $(wildcard bench)
+	$(BIN)/ruff check comms tests $(wildcard bench) docs
+	$(BIN)/ruff format --check comms tests $(wildcard bench) docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
