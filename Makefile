@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check comms tests $(wildcard bench) docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 test: lint
 	$(PYTEST)
@@ -35,7 +35,7 @@ quick: $(STAMP)
 
 # The documentation site (docs/, mkdocs.yml) at http://127.0.0.1:8001/, rebuilt on every save.
 docs: $(STAMP)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 clean:
 	rm -rf $(VENV) public var site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
