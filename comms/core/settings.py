@@ -423,7 +423,8 @@ class Schedule(_Section):
     ISSUE`."""
     refresh_minutes: float = Field(default=15.0, gt=0)
     """The scheduler runs `comms refresh` this often, then re-reads the scheduled sends from the
-    content; a web-only `comms serve` standing by rebuilds its own output folder this often too."""
+    content; a web-only `comms serve` standing by rebuilds its own output folder this often too.
+    Every `comms serve` also rebuilds at once after a send started on any host."""
     retry_minutes: float = Field(default=5.0, gt=0)
     """How often the retry pass runs (deliveries whose retry time has come, in every campaign)."""
     housekeeping_time: time = time(2, 30)
