@@ -6,22 +6,25 @@ STAMP := $(VENV)/.installed
 # One worker per core; tests that share a browser or a PostgreSQL cluster carry an xdist_group.
 PYTEST := $(BIN)/pytest -q -n auto --dist loadgroup
 
-.PHONY: demo test quick lint clean
+.PHONY: demo test quick lint docs clean
 
+# -qq: errors only. The editable install's build backend prints notices (not problems) that
+# would bury `make demo`'s summary.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/comms demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check comms tests $(wildcard bench)
-	$(BIN)/ruff format --check comms tests $(wildcard bench)
+	$(BIN)/ruff check comms tests $(wildcard bench) docs
+	$(BIN)/ruff format --check comms tests $(wildcard bench) docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 test: lint
 	$(PYTEST)
@@ -30,5 +33,9 @@ test: lint
 quick: $(STAMP)
 	$(PYTEST) -m "not slow"
 
+# The documentation site (docs/, mkdocs.yml) at http://127.0.0.1:8001/, rebuilt on every save.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
 clean:
-	rm -rf $(VENV) public var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) public var site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -180,16 +180,6 @@ def test_demo_prints_the_summary(site_copy: Path) -> None:
     assert (output / "index.html").is_file()
 
 
-def _commands() -> list[str]:
-    names = []
-    for name, command in cli.commands.items():
-        names.append(name)
-        sub = getattr(command, "commands", None)
-        if sub:
-            names.extend(f"{name} {s}" for s in sub)
-    return names
-
-
 def _config_keys() -> list[str]:
     keys = []
     for key in Settings.model_fields:
@@ -199,13 +189,6 @@ def _config_keys() -> list[str]:
         else:
             keys.extend(f"{key}.{sub}" for sub in section.model_fields)
     return keys
-
-
-def test_readme_documents_every_command_and_config_key() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    missing = [c for c in _commands() if f"comms {c}" not in readme]
-    missing += [k for k in _config_keys() if f"`{k}`" not in readme]
-    assert missing == []
 
 
 def test_bundled_config_uses_only_known_keys() -> None:

@@ -188,7 +188,8 @@ def _open_store(config: Config) -> Store:
     if store.generated_secret:
         click.echo(
             "warning: COMMS_SECRET_KEY is not set; generated a secret key and stored it in "
-            f"{config.secret_key_file} (0600; set COMMS_SECRET_KEY in production, see README)",
+            f"{config.secret_key_file} (0600; set COMMS_SECRET_KEY in production, "
+            "see docs/security.md)",
             err=True,
         )
     return store

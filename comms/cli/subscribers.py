@@ -129,7 +129,9 @@ def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: 
 
 
 @subscribers.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", help="Output format."
+)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
 @click.pass_obj
 def subscribers_export(state: State, fmt: str, output: Path | None) -> None:

@@ -66,7 +66,7 @@ GERMAN_QUOTES = {
     "right-single-quote": "&lsquo;",
 }
 
-#: Longest body (characters) of one content file; longer is an error (README, "Content").
+#: Longest body (characters) of one content file; longer is an error (docs/content.md).
 MAX_BODY = 100_000
 #: Longest block (characters between blank lines). Python-Markdown's block and inline passes
 #: copy the rest of a block per match, so their time grows with the square of a block's size.

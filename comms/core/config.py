@@ -82,15 +82,27 @@ class Settings(_Section):
     """The whole configuration schema; paths are relative to the config file's folder."""
 
     content_dir: str = "content"
+    """Folder with the Markdown content, relative to the config file."""
     output_dir: str = "public"
+    """Folder the build writes (web archive, feeds, calendars), relative to the config file."""
     database_url: str = "sqlite:///var/comms.db"
+    """SQLAlchemy URL of the database; a relative SQLite path is relative to the config file.
+    PostgreSQL: `postgresql+psycopg://…` (install `psycopg`)."""
     transport: str = "file://var/outbox"
+    """Where mail goes: `smtp://host:port`, `smtp+starttls://…`, `smtps://…`,
+    `brevo+https://api.brevo.com`, `file:///dir` (a relative `file://dir` is relative to the
+    config file) or `memory://` (tests)."""
     reference_date: date | None = None
+    """A date (`2020-01-15`) that comms treats as today wherever it asks what is upcoming (the demo,
+    `comms new`, the archive); unset: the clock."""
     site: Site = Site()
     sender: Sender = Sender()
     organisation: Organisation = Organisation()
     regions: dict[str, str] = DEFAULT_REGIONS
+    """Table slug → label of the regions content may use. Not settable from the environment."""
     topics: dict[str, str] = DEFAULT_TOPICS
+    """Table slug → label of the topics content and subscribers may use. Not settable from the
+    environment."""
     render: Render = Render()
     mail: Mail = Mail()
     smtp: Smtp = Smtp()
@@ -101,8 +113,10 @@ class Settings(_Section):
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
     bounces: Bounces = Bounces()
-    #: The languages editions are written in (the site's first); empty: the site's only.
     languages: dict[str, Language] = {}
+    """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
+    edition and needs a catalog in `templates/locale/<tag>/`; must include `site.language`.
+    Empty: the site's language only. Not settable from the environment."""
 
     @field_validator("transport")
     @classmethod

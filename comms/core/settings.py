@@ -41,21 +41,27 @@ def _check_https(value: str) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description (docs/configuration.md is made from them).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Site(_Section):
     """The public face: name, address and locale of the site."""
 
     name: str = "Niedersachsen packt an"
+    """The site's name."""
     base_url: str = "https://newsletter.example.org"
-    #: The language of the originals (`content/<kind>/<slug>.md`) and of the site's root.
+    """Absolute https URL of the public site, the root of a host without a path (http only for
+    localhost)."""
     language: str = "de"
+    """Language of the originals (`content/<kind>/<slug>.md`) and of the site's root."""
     timezone: str = "Europe/Berlin"
+    """IANA time zone for local dates in content and output."""
     description: str = (
         "Neuigkeiten, Termine und gute Beispiele aus dem Bündnis „Niedersachsen packt an“"
         " für die Integration geflüchteter Menschen."
     )
+    """One-line description used in feeds and pages."""
 
     @field_validator("base_url")
     @classmethod
@@ -85,7 +91,9 @@ class Language(_Section):
     """One language an edition may be written in: its label on pages and its direction."""
 
     label: str
+    """Name of the language in language switches and forms."""
     direction: Literal["ltr", "rtl"] = "ltr"
+    """Writing direction: `ltr` or `rtl`."""
 
 
 def check_languages(languages: dict[str, Language], site_language: str) -> None:
@@ -101,9 +109,15 @@ class Sender(_Section):
     """Who the newsletter comes from."""
 
     name: str = "Bündnis „Niedersachsen packt an“"
+    """Display name in `From`."""
     address: str = "newsletter@example.org"
+    """The newsletter's `From` address. The part before the `@` must be ASCII (mail from a UTF-8
+    address needs SMTPUTF8 of every receiving server); an internationalised domain is fine and
+    goes out as A-labels."""
     reply_to: str | None = "info@example.org"
+    """`Reply-To`: a mailbox that reads replies."""
     list_id: str = "newsletter.niedersachsen-packt-an.example.org"
+    """`List-Id`: a dot-atom under a domain you control."""
 
     @field_validator("address", "reply_to")
     @classmethod
@@ -127,13 +141,21 @@ class Organisation(_Section):
     """The imprint data every mail footer carries (§ 5 DDG)."""
 
     name: str = "Niedersächsische Staatskanzlei – Geschäftsstelle „Niedersachsen packt an“"
+    """Imprint: organisation name."""
     street: str = "Musterstraße 1"
+    """Imprint: street and number."""
     postcode: str = "30159"
+    """Imprint: postcode."""
     city: str = "Hannover"
+    """Imprint: city."""
     email: str = "info@example.org"
+    """Imprint: contact e-mail."""
     phone: str | None = None
+    """Imprint: phone number."""
     imprint_url: str = "https://example.org/impressum"
+    """Link to the imprint page (https)."""
     privacy_url: str = "https://example.org/datenschutz"
+    """Link to the privacy notice (https)."""
 
     @field_validator("email")
     @classmethod
@@ -150,10 +172,19 @@ class Render(_Section):
     """How e-mails and archive pages look, and where static files (images) come from."""
 
     accent_color: str = "#00566b"
+    """Colour of links and buttons in e-mails and pages (`#rrggbb`); must reach 4.5:1 contrast on
+    white."""
     logo: str | None = None
+    """Site-relative path of a logo (e.g. `images/logo.png`, from `render.static_dir`) shown at the
+    top of every e-mail."""
     static_dir: str = "static"
-    #: Hosts besides the site's own that e-mails and pages may load images and media from.
+    """Folder whose files the build copies unchanged into the output (images referred to as
+    `/images/…`)."""
     embed_hosts: list[str] = []
+    """Hosts besides the site's own that e-mails and pages may load images and other embedded
+    resources from (e.g. `["cdn.example.org"]`); `comms check` reports an image from any other
+    host as an error, because every reader's mail client would contact that third party. From the
+    environment as one string: `COMMS_RENDER_EMBED_HOSTS="cdn.example.org, img.example.org"`."""
 
     @field_validator("embed_hosts", mode="before")
     @classmethod
@@ -194,8 +225,13 @@ class Mail(_Section):
     """Optional headers of every newsletter message (docs/requirements.md E7, E11, E12)."""
 
     feedback_id: str | None = None
+    """`Feedback-ID` header for Gmail's feedback loop, e.g. `newsletter:nspa2020` (constant per
+    stream; SenderId 5–15 letters or digits)."""
     unsubscribe_mailto: str | None = None
+    """Adds `<mailto:ADDR?subject=Abmelden>` to `List-Unsubscribe`; set it only if people read that
+    mailbox and unsubscribe senders within 48 hours (no inbound mail handler exists)."""
     precedence: Literal["bulk", "list", "none"] = "bulk"
+    """`Precedence` header (`bulk`, `list` or `none`): keeps out-of-office replies away."""
 
     @field_validator("feedback_id")
     @classmethod
@@ -214,19 +250,31 @@ class Smtp(_Section):
     """SMTP transport settings; the password comes only from COMMS_SMTP_PASSWORD."""
 
     timeout: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds for every SMTP socket operation."""
     max_messages_per_connection: Annotated[int, Field(ge=1)] = 100
+    """Messages per SMTP session, then QUIT and reconnect."""
     ca_file: str | None = None
+    """PEM file of a private CA to trust (certificates are always verified)."""
     username: str | None = None
+    """SMTP login (or `smtp+starttls://user@host`); the password comes only from
+    `COMMS_SMTP_PASSWORD`."""
     helo_name: str | None = None
+    """Name sent with EHLO; unset: the machine's fully qualified domain name."""
     pipelining: bool = True
+    """Use SMTP PIPELINING (RFC 2920) when the server offers it."""
 
 
 class Dkim(_Section):
     """Optional DKIM signing: all three keys or none; the key file lives outside the repo."""
 
     selector: str | None = None
+    """DKIM selector (`selector._domainkey.DOMAIN` holds the public key); DKIM is on when all three
+    `dkim.*` keys are set."""
     domain: str | None = None
+    """DKIM signing domain `d=`; align it with the `From` domain."""
     key_file: str | None = None
+    """PEM RSA private key (2048 bit), relative to the config file; keep it outside the
+    repository."""
 
     @model_validator(mode="after")
     def _all_or_none(self) -> Dkim:
@@ -240,32 +288,58 @@ class Api(_Section):
     """HTTP e-mail API transport settings; the key comes only from COMMS_API_KEY."""
 
     timeout: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds per HTTP API request."""
     max_attempts: Annotated[int, Field(ge=1)] = 3
+    """POSTs per message on 429, 5xx and timeouts, all with the same idempotency key."""
     max_wait: Annotated[float, Field(ge=0)] = 60.0
+    """Longest wait in seconds (Retry-After or backoff) inside one send; a longer one is left to the
+    send ledger."""
 
 
 class Delivery(_Section):
     """How `comms send` paces, retries and gives up (docs/requirements.md S6, S9)."""
 
     concurrency: int = Field(default=4, ge=1, le=64)
+    """SMTP connections (threads) `comms send` uses; `--concurrency` overrides."""
     rate: float = Field(default=0.0, ge=0)
+    """Messages per second over all connections and all workers of a campaign, 0 = unlimited;
+    `--rate` overrides. Set it to what your relay or provider allows: the run adapts below it,
+    never above."""
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Deliveries claimed from the ledger at a time (fewer with a low `rate`: no more than a quarter
+    of a lease can send)."""
     retry_attempts: int = Field(default=2, ge=0, le=10)
+    """Short retries of a temporary failure (a greylisted or otherwise deferred recipient), each
+    waiting `retry_backoff_seconds`, doubled each time; a wait of at most 60 s is kept within the
+    run, a longer one is left to the next run or the scheduler's retry pass."""
     retry_backoff_seconds: float = Field(default=300.0, ge=0)
+    """Wait before the first retry of a deferred recipient (doubled for the next, ± 20 % jitter):
+    five minutes, so that typical greylisting (Postgrey's default is 300 s) has passed; the run
+    sends everyone else meanwhile."""
     retry_interval_minutes: float = Field(default=30.0, gt=0)
+    """First wait after the `retry_attempts` short retries; doubled each time (± 10 % jitter)."""
     retry_max_interval_hours: float = Field(default=4.0, gt=0)
+    """Longest wait between two retries."""
     give_up_after_hours: float = Field(default=96.0, gt=0)
+    """After this long since the campaign started, a temporary failure becomes `failed`."""
     lease_seconds: int = Field(default=300, ge=10)
-    #: Four eyes: `comms send` and the scheduler send only a version someone approved.
+    """How long a claimed delivery belongs to a run on another machine before others may take it."""
     require_approval: bool = False
+    """Four eyes: `comms send` and the scheduler send an issue only when its current version was
+    approved with `comms approve ISSUE`; any edit after the approval needs a new one."""
 
 
 class Feeds(_Section):
     """Feeds and calendars: WebSub hubs to notify, feed length, calendar look-back."""
 
     hubs: list[str] = []
+    """WebSub hubs (https URLs) to notify of changed feeds; feeds advertise them with `rel="hub"`.
+    From the environment as one string: `COMMS_FEEDS_HUBS="https://a, https://b"`."""
     max_items: int = 50
+    """Newest items in the site-wide and per-kind feeds (the upcoming-event feeds are complete and
+    never cut)."""
     calendar_past_days: int = 180
+    """`events.ics` and the region calendars keep events that ended up to this many days ago."""
 
     @field_validator("hubs", mode="before")
     @classmethod
@@ -296,21 +370,36 @@ class Subscribe(_Section):
     """Sign-up, double opt-in and the subscriber pages (docs/requirements.md L1–L6, L15)."""
 
     confirm_days: Annotated[int, Field(ge=1, le=30)] = 7
+    """Days a confirmation link works; an expired link offers a new mail."""
     purge_pending_days: Annotated[int, Field(ge=1, le=30)] = 7
-    #: Days after which an ended subscription is reduced to the proof of consent.
+    """Unconfirmed sign-ups are deleted this many days after their latest request
+    (docs/requirements.md L4)."""
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
-    #: Minutes a mailed export or erasure link works (once).
+    """An ended subscription (unsubscribed, bounced, complained) is reduced to the proof of consent
+    this many days after it ended."""
     data_link_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+    """Minutes a mailed export or erasure link works, once."""
     rate_limit: Annotated[int, Field(ge=1)] = 10
+    """Sign-ups (and requests for a new confirmation mail) per IP address within
+    `subscribe.rate_window`; more get 429."""
     rate_window: Annotated[int, Field(ge=1)] = 600
+    """Seconds of the sliding rate-limit window."""
     keep_ip: bool = False
+    """Store the visitor's IP address and user agent with sign-up and confirmation events
+    (docs/requirements.md L3, L13); off by default: justify it and keep retention short."""
     confirm_address: str = "bestaetigung@example.org"
+    """`From` of the confirmation mail; must differ from `sender.address` (separate streams,
+    docs/requirements.md E20)."""
     consent_version: str = "2026-11"
+    """Version of the consent text, stored with every sign-up and confirmation; change it whenever
+    the text changes."""
     consent_text: str = (
         "Ja, ich möchte den Newsletter des Bündnisses „Niedersachsen packt an“ per E-Mail "
         "erhalten. Meine Einwilligung kann ich jederzeit widerrufen, zum Beispiel über den "
         "Abmeldelink in jedem Newsletter."
     )
+    """The consent text shown above the sign-up button; keep every version you used (e.g. in git):
+    an export shows the current text next to events that carry its version."""
 
     @field_validator("confirm_address")
     @classmethod
@@ -329,10 +418,22 @@ class Schedule(_Section):
     """What `comms serve` runs by itself: sends, refresh, retries, housekeeping, the lease."""
 
     stale_after_hours: float = Field(default=6.0, gt=0)
+    """A scheduled send more than this late (the process was down, the machine slept) does not go
+    out by itself: it is held and shown by `comms status` until an editor runs `comms send
+    ISSUE`."""
     refresh_minutes: float = Field(default=15.0, gt=0)
+    """The scheduler runs `comms refresh` this often, then re-reads the scheduled sends from the
+    content; a web-only `comms serve` standing by rebuilds its own output folder this often too.
+    Every `comms serve` also rebuilds at once after a send started on any host."""
     retry_minutes: float = Field(default=5.0, gt=0)
+    """How often the retry pass runs (deliveries whose retry time has come, in every campaign)."""
     housekeeping_time: time = time(2, 30)
+    """Local time of the daily housekeeping: purge of unconfirmed sign-ups, reduction of ended
+    subscriptions, deletion of expired mailed links."""
     lease_seconds: int = Field(default=60, ge=10)
+    """The scheduler lease: renewed every quarter of this; another process may take over this long
+    after the last heartbeat (at once when the holder was a process on the same machine that is
+    gone)."""
 
 
 class Bounces(_Section):
@@ -343,16 +444,35 @@ class Bounces(_Section):
     """
 
     verp: bool = True
+    """Give every delivery its own signed envelope sender `LOCAL+ID-SIGNATURE@DOMAIN` (VERP), so
+    each bounce names its delivery."""
     domain: str | None = None
+    """Domain of the VERP envelope sender; its mail server must deliver `bounces+…@` to the bounce
+    mailbox. Unset: the domain of `sender.address`."""
     local_part: str = "bounces"
+    """Local part before the `+` of the VERP address (lowercase letters, digits, `.`, `_`, `-`)."""
     mailbox: str | None = None
+    """The bounce mailbox `comms bounces fetch` and the scheduler read:
+    `imaps://USER@HOST[:PORT]/FOLDER` (port 993, folder `INBOX` by default; write `@` in USER as
+    `%40`) or `maildir:///path` / `maildir://dir` (relative to the config file)."""
     ca_file: str | None = None
+    """PEM file of a private CA to trust for the IMAP server (certificates are always verified),
+    relative to the config file."""
     processed_folder: str = "Processed"
+    """Folder handled messages are moved to (IMAP `MOVE`, else copy and expunge; in a Maildir the
+    Maildir++ subfolder `.Processed`); created when missing."""
     soft_limit: int = Field(default=3, ge=1, le=100)
+    """Soft bounces within `bounces.soft_days` that suppress a person."""
     soft_days: int = Field(default=90, ge=1, le=3650)
+    """The window for `bounces.soft_limit`, in days: with monthly issues, 3 in 90 days means three
+    issues in a row did not arrive."""
     fetch_minutes: float = Field(default=5.0, gt=0)
+    """How often the scheduler reads `bounces.mailbox` (no job without a mailbox)."""
     password: str | None = Field(default=None, repr=False)
+    """IMAP password of `bounces.mailbox`; only from the environment (`COMMS_BOUNCES_PASSWORD`)."""
     webhook_secret: str | None = Field(default=None, repr=False)
+    """Token of `/webhooks/brevo`; only from the environment (`COMMS_BOUNCES_WEBHOOK_SECRET`).
+    Without it the endpoint does not exist."""
 
     @field_validator("domain")
     @classmethod

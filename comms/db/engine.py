@@ -162,7 +162,7 @@ def _read_key_file(key_file: Path) -> str | None:
 
 
 def resolve_secret(engine: Engine, given: str | None, key_file: Path) -> tuple[str, bool]:
-    """The secret to use and whether it was generated now (see README, "Secret key").
+    """The secret to use and whether it was generated now (docs/security.md, "The secret key").
 
     COMMS_SECRET_KEY (`given`) wins; else the key file; else a new key is generated into the
     key file (0600). A key an older version kept in the `meta` table moves to the key file.
