@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
+from comms.core.keys import Purpose
 from comms.db.engine import make_engine, resolve_secret, upgrade
 from comms.db.shared import Hits
 from comms.db.subscribers import Store
@@ -88,8 +89,8 @@ def test_suppression_keys_match_the_stored_ones(email: str, key: str) -> None:
 
 def test_rate_keys_match_the_stored_ones() -> None:
     hits = Hits(UNUSED, SECRET)
-    assert hits.key("signup-ip", "203.0.113.7") == "73e509169a08dd5384c4c4c3a48be903"
-    key = hits.key("confirm-mail", "max.mustermann@example.org")
+    assert hits.key(Purpose.SIGNUP_RATE, "203.0.113.7") == "73e509169a08dd5384c4c4c3a48be903"
+    key = hits.key(Purpose.CONFIRM_MAIL_RATE, "max.mustermann@example.org")
     assert key == "eec4e338e196193eece05ebec553739b"
 
 

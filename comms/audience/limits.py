@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from comms.core.keys import Purpose
 from comms.db.shared import Hits
 from comms.db.subscribers import Store
 
@@ -23,7 +24,7 @@ class SharedLimit:
     def __init__(
         self,
         store: Store,
-        scope: str,
+        scope: Purpose,
         limit: int,
         window: float,
         clock: Callable[[], float] = time.time,
@@ -41,6 +42,6 @@ def signup_limits(store: Store, per_ip: int, window: float) -> tuple[SharedLimit
     """The sign-up limit per IP (`subscribe.rate_limit` per `subscribe.rate_window`) and the
     confirmation-mail limit per address (MAILS_PER_ADDRESS an hour)."""
     return (
-        SharedLimit(store, "signup-ip", per_ip, window),
-        SharedLimit(store, "confirm-mail", MAILS_PER_ADDRESS, 3600),
+        SharedLimit(store, Purpose.SIGNUP_RATE, per_ip, window),
+        SharedLimit(store, Purpose.CONFIRM_MAIL_RATE, MAILS_PER_ADDRESS, 3600),
     )
