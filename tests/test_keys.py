@@ -15,12 +15,12 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from comms.core.keys import Purpose
+from comms.core.keys import SIGNING, Purpose, derive, keyed_hash
 from comms.db.engine import make_engine, resolve_secret, upgrade
 from comms.db.shared import Hits
 from comms.db.subscribers import Store
 from comms.db.tables import meta
-from comms.mail.tokens import make_token, read_link
+from comms.mail.tokens import PURPOSES, make_token, read_link
 from comms.mail.verp import read_verp, verp_address
 from comms.web.guard import CsrfGuard
 
@@ -104,3 +104,57 @@ def test_the_secret_check_matches_the_stored_one(database: Databases, tmp_path: 
         assert check.scalar() == "b6f1bf2e02acb62c"
     # A database set up with this key opens with it again.
     assert resolve_secret(engine, SECRET, tmp_path / "secret.key") == (SECRET, False)
+
+
+HASHED = [purpose for purpose in Purpose if purpose not in SIGNING]
+#: The keyed hashes written as label, NUL, data (the others are from before labels).
+LABELLED = [p for p in HASHED if p not in (Purpose.SUPPRESSION, Purpose.SECRET_CHECK)]
+
+
+def test_no_two_signing_purposes_share_a_key() -> None:
+    keys = {derive(SECRET, purpose) for purpose in SIGNING}
+    assert len(keys) == len(SIGNING)
+    assert SECRET.encode() not in keys  # the key of the keyed hashes
+
+
+def test_every_link_signs_with_a_key_of_its_own() -> None:
+    used = [kind.key for kind in PURPOSES.values()]
+    assert len(set(used)) == len(used) and set(used) < SIGNING
+
+
+def test_no_two_keyed_hashes_hash_the_same_bytes() -> None:
+    """Label, NUL, data: the label is what comes before the first NUL, so distinct labels
+    without NUL never meet; the two older hashes hold no NUL, and differ from each other."""
+    labels = [purpose.value for purpose in LABELLED]
+    assert len(set(labels)) == len(labels)
+    assert all(label and "\0" not in label for label in labels)
+    assert "\0" not in Purpose.SECRET_CHECK.value
+    for data in ("verp\x001", "signup-ip\x00203.0.113.7", Purpose.SECRET_CHECK.value):
+        with pytest.raises(ValueError, match="is no address"):
+            keyed_hash(SECRET, Purpose.SUPPRESSION, data)
+    with pytest.raises(ValueError, match="label alone"):
+        keyed_hash(SECRET, Purpose.SECRET_CHECK, "x")
+
+
+#: Any data, and data that spells another purpose's message.
+SAMPLES = ["", "1", "max@example.org", Purpose.SECRET_CHECK.value] + [
+    f"{purpose.value}{tail}" for purpose in HASHED for tail in ("", "1", "\0", "\x001", "\0\0")
+]
+
+
+def test_two_purposes_never_give_the_same_hash() -> None:
+    seen: dict[str, tuple[Purpose, str]] = {}
+    for purpose in HASHED:
+        for data in SAMPLES:
+            try:
+                digest = keyed_hash(SECRET, purpose, data)
+            except ValueError:
+                continue  # refused: see above
+            assert seen.setdefault(digest, (purpose, data)) == (purpose, data)
+
+
+@pytest.mark.parametrize("purpose", list(Purpose), ids=lambda p: p.name)
+def test_each_purpose_is_one_kind(purpose: Purpose) -> None:
+    """A signing key is never used as a keyed hash, nor the other way round."""
+    with pytest.raises(ValueError, match="keyed_hash" if purpose in HASHED else "use signer"):
+        derive(SECRET, purpose) if purpose in HASHED else keyed_hash(SECRET, purpose, "x")

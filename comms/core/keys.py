@@ -101,10 +101,10 @@ def _message(purpose: Purpose, data: str) -> bytes:
         raise ValueError(f"{purpose.name} signs tokens, it is no keyed hash: use signer")
     label = purpose.value
     if purpose is Purpose.SUPPRESSION:
-        # An address holds no NUL, so it never reads as a labelled message (nor as the check,
-        # which holds no "@").
-        if "\0" in data:
-            raise ValueError("a suppression key is of an address, and an address holds no NUL")
+        # An address holds no NUL, so it never reads as a labelled message, and is never the
+        # check's label.
+        if "\0" in data or data == Purpose.SECRET_CHECK.value:
+            raise ValueError(f"{data!r} is no address to make a suppression key of")
         return data.encode()
     if purpose is Purpose.SECRET_CHECK:
         if data:
