@@ -104,3 +104,32 @@ def test_the_key_check_sees_every_kind_of_keyed_hash() -> None:
     ]
     assert [line for line in bad if not KEYED_HASH.search(line)] == []
     assert [line for line in good if KEYED_HASH.search(line)] == []
+
+
+#: Reading the time of day: a second clock beside comms.core.clock (time.monotonic, which
+#: measures durations, is no clock of the day and stays allowed).
+WALL_CLOCK = re.compile(
+    r"\b(?:datetime|date)\.(?:now|utcnow|today)\(|\btime\.time(?:_ns)?\b|\bfrom time import\b"
+)
+
+
+def test_only_the_clock_module_reads_the_time_of_day() -> None:
+    found = _offences(WALL_CLOCK, "comms/core/clock.py")
+    assert found == [], "ask comms.core.clock (now_utc, epoch, or config.now() for the site)"
+
+
+def test_the_clock_check_sees_every_way_to_read_the_time() -> None:
+    bad = [
+        "datetime.now(UTC)",
+        "datetime.datetime.now(tz)",
+        "datetime.utcnow()",
+        "date.today()",
+        "datetime.today()",
+        "clock: Callable[[], float] = time.time",
+        "time.time()",
+        "time.time_ns()",
+        "from time import time",
+    ]
+    good = ["time.monotonic()", "config.now()", "now_utc()", "time.sleep(1)", "clock.now()"]
+    assert [line for line in bad if not WALL_CLOCK.search(line)] == []
+    assert [line for line in good if WALL_CLOCK.search(line)] == []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
+from comms.core.clock import epoch
 from comms.core.keys import Purpose
 from comms.db.shared import Hits
 from comms.db.subscribers import Store
@@ -27,7 +27,7 @@ class SharedLimit:
         scope: Purpose,
         limit: int,
         window: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = epoch,
     ) -> None:
         self.hits = Hits(store.engine, store.secret)
         self.scope, self.limit, self.window = scope, limit, window
