@@ -120,6 +120,8 @@ def test_no_two_signing_purposes_share_a_key() -> None:
 def test_every_link_signs_with_a_key_of_its_own() -> None:
     used = [kind.key for kind in PURPOSES.values()]
     assert len(set(used)) == len(used) and set(used) < SIGNING
+    # The label is the salt the tokens mailed so far were signed with.
+    assert all(kind.key.value == f"comms.{name}" for name, kind in PURPOSES.items())
 
 
 def test_no_two_keyed_hashes_hash_the_same_bytes() -> None:
