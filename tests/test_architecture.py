@@ -7,6 +7,7 @@ tests/ and bench/ lie outside it, so this test reads their imports itself.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from .conftest import ROOT
@@ -58,3 +59,77 @@ def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
         "comms.cli.load_site",
         "comms.cli.content.slugify",
     ]
+
+
+def _offences(pattern: re.Pattern[str], allowed: str) -> list[str]:
+    """Where a module of comms other than `allowed` matches `pattern`, as 'path: text'."""
+    found = []
+    for path in sorted(ROOT.glob("comms/**/*.py")):
+        name = str(path.relative_to(ROOT))
+        if name != allowed:
+            text = path.read_text(encoding="utf-8")
+            found += [f"{name}: {match.group(0)}" for match in pattern.finditer(text)]
+    return found
+
+
+#: Hashing with a key, and token signers: a second key derivation beside comms.core.keys.
+KEYED_HASH = re.compile(
+    r"\bhmac\.(?:new|digest|HMAC)\b|\bfrom hmac import (?!compare_digest\b)\w+"
+    r"|\b(?:Timestamp)?Signer\(|Serializer\(|\bhashlib\.\w+\([^)]*(?:\bkey=|secret)"
+)
+
+
+def test_only_the_keys_module_hashes_with_a_key() -> None:
+    found = _offences(KEYED_HASH, "comms/core/keys.py")
+    assert found == [], "make keys and keyed hashes with comms.core.keys (a Purpose of its own)"
+
+
+def test_the_key_check_sees_every_kind_of_keyed_hash() -> None:
+    bad = [
+        "hmac.new(secret.encode(), data, hashlib.sha256)",
+        "hmac.digest(key, data, 'sha256')",
+        "from hmac import new",
+        "TimestampSigner(secret, salt='x')",
+        "Signer(secret)",
+        "URLSafeSerializer(secret)",
+        "hashlib.blake2b(data, key=secret)",
+        "hashlib.sha256(self.secret.encode() + data)",
+    ]
+    good = [
+        "hmac.compare_digest(a, b)",
+        "from hmac import compare_digest",
+        "hashlib.sha256(data).hexdigest()",
+        "hashlib.blake2b(slug.encode(), digest_size=12)",
+        "isinstance(signer, TimestampSigner)",
+    ]
+    assert [line for line in bad if not KEYED_HASH.search(line)] == []
+    assert [line for line in good if KEYED_HASH.search(line)] == []
+
+
+#: Reading the time of day: a second clock beside comms.core.clock (time.monotonic, which
+#: measures durations, is no clock of the day and stays allowed).
+WALL_CLOCK = re.compile(
+    r"\b(?:datetime|date)\.(?:now|utcnow|today)\(|\btime\.time(?:_ns)?\b|\bfrom time import\b"
+)
+
+
+def test_only_the_clock_module_reads_the_time_of_day() -> None:
+    found = _offences(WALL_CLOCK, "comms/core/clock.py")
+    assert found == [], "ask comms.core.clock (now_utc, epoch, or config.now() for the site)"
+
+
+def test_the_clock_check_sees_every_way_to_read_the_time() -> None:
+    bad = [
+        "datetime.now(UTC)",
+        "datetime.datetime.now(tz)",
+        "datetime.utcnow()",
+        "date.today()",
+        "datetime.today()",
+        "clock: Callable[[], float] = time.time",
+        "time.time()",
+        "time.time_ns()",
+        "from time import time",
+    ]
+    good = ["time.monotonic()", "config.now()", "now_utc()", "time.sleep(1)", "clock.now()"]
+    assert [line for line in bad if not WALL_CLOCK.search(line)] == []
+    assert [line for line in good if WALL_CLOCK.search(line)] == []

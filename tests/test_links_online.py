@@ -3,6 +3,7 @@ GET, timeouts, the per-host limit and the cache."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timedelta
@@ -110,6 +111,19 @@ def test_cache_keeps_working_links_for_a_day_and_asks_again_for_dead_ones(
     assert len(_dead(tmp_path, again)) == 1 and again.fetched == 1  # only the dead one
     later = ExternalLinks(cache, NOW + timedelta(days=2))
     assert len(_dead(tmp_path, later)) == 1 and later.fetched == 2
+
+
+def test_the_cache_ages_by_the_clock_not_by_the_reference_date(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/weg").respond_with_data("weg", status=404)
+    dead = httpserver.url_for("/weg")
+    _site(tmp_path, link=dead, registration=dead, body="Text.")
+    cache = tmp_path / "var" / "links-cache.json"
+    cache.parent.mkdir(mode=0o700)
+    # It worked when checked "on the reference date": long ago by the clock, so it is asked again.
+    cache.write_text(json.dumps({dead: {"checked": NOW.isoformat(), "problem": None}}))
+    assert len(_dead(tmp_path)) == 2
 
 
 def test_timeouts_and_unreachable_hosts(tmp_path: Path, httpserver: HTTPServer) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from comms.audience.limits import MAILS_PER_ADDRESS, SharedLimit, signup_limits
+from comms.core.keys import Purpose
 from comms.db.subscribers import Store, open_store
 from comms.sending.budget import SharedBudget
 from comms.sending.campaign import prepare
@@ -30,7 +31,9 @@ def test_a_limit_counts_the_hits_of_every_process_and_forgets_after_its_window(
     tmp_path: Path,
 ) -> None:
     now = [1000.0]
-    a, b = (SharedLimit(s, "signup-ip", 3, 60, lambda: now[0]) for s in two_stores(tmp_path))
+    a, b = (
+        SharedLimit(s, Purpose.SIGNUP_RATE, 3, 60, lambda: now[0]) for s in two_stores(tmp_path)
+    )
     assert [a.hit("192.0.2.1"), b.hit("192.0.2.1"), a.hit("192.0.2.1")] == [0, 0, 0]
     assert b.hit("192.0.2.1") == 60 and a.hit("192.0.2.1") == 60
     assert b.hit("192.0.2.2") == 0  # another IP has its own count
@@ -70,7 +73,7 @@ def hammer(limits: list[SharedLimit], value: str, tries: int) -> int:
 
 @pytest.mark.database
 def test_concurrent_hits_from_two_processes_allow_the_limit_once(tmp_path: Path) -> None:
-    limits = [SharedLimit(s, "signup-ip", 5, 600) for s in two_stores(tmp_path)]
+    limits = [SharedLimit(s, Purpose.SIGNUP_RATE, 5, 600) for s in two_stores(tmp_path)]
     assert hammer(limits, "192.0.2.9", 6) == 5
 
 

@@ -15,6 +15,7 @@ from itsdangerous import TimestampSigner
 
 from comms.audience.limits import SharedLimit
 from comms.audience.subscriptions import purge_unconfirmed
+from comms.core.keys import Purpose
 from comms.db.subscribers import Subscriber
 from comms.web.guard import CsrfGuard
 
@@ -386,7 +387,7 @@ def test_rate_limiter_window_slides_and_csrf_tokens_expire(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    limiter = SharedLimit(make_store(tmp_path), "test", 2, 60, clock=lambda: now[0])
+    limiter = SharedLimit(make_store(tmp_path), Purpose.SIGNUP_RATE, 2, 60, clock=lambda: now[0])
     assert (limiter.hit("ip"), limiter.hit("ip"), limiter.hit("other")) == (0, 0, 0)
     assert limiter.hit("ip") == 60
     now[0] += 59.5

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
+from comms.core.clock import epoch
+from comms.core.keys import Purpose
 from comms.db.shared import Hits
 from comms.db.subscribers import Store
 
@@ -23,10 +24,10 @@ class SharedLimit:
     def __init__(
         self,
         store: Store,
-        scope: str,
+        scope: Purpose,
         limit: int,
         window: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = epoch,
     ) -> None:
         self.hits = Hits(store.engine, store.secret)
         self.scope, self.limit, self.window = scope, limit, window
@@ -41,6 +42,6 @@ def signup_limits(store: Store, per_ip: int, window: float) -> tuple[SharedLimit
     """The sign-up limit per IP (`subscribe.rate_limit` per `subscribe.rate_window`) and the
     confirmation-mail limit per address (MAILS_PER_ADDRESS an hour)."""
     return (
-        SharedLimit(store, "signup-ip", per_ip, window),
-        SharedLimit(store, "confirm-mail", MAILS_PER_ADDRESS, 3600),
+        SharedLimit(store, Purpose.SIGNUP_RATE, per_ip, window),
+        SharedLimit(store, Purpose.CONFIRM_MAIL_RATE, MAILS_PER_ADDRESS, 3600),
     )

@@ -7,7 +7,7 @@ import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 
+from comms.core.clock import site_now
 from comms.core.errors import ConfigError
 from comms.core.keys import key_problem
 from comms.core.settings import (
@@ -218,10 +219,9 @@ class Config:
         return f"{self.settings.site.base_url}/{path.lstrip('/')}"
 
     def now(self) -> datetime:
-        """ "Now" in the site's time zone: the start of `reference_date` if set, else the clock."""
-        if self.settings.reference_date is not None:
-            return datetime.combine(self.settings.reference_date, time(), tzinfo=self.tz)
-        return datetime.now(self.tz)
+        """ "Now" for the site's content (comms.core.clock.site_now): the start of
+        `reference_date` if set, else the current instant, in the site's time zone."""
+        return site_now(self.tz, self.settings.reference_date)
 
     @cached_property
     def languages(self) -> dict[str, Language]:

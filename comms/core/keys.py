@@ -1,8 +1,17 @@
-"""How strong a secret key must be: the one rule for COMMS_SECRET_KEY and var/secret.key."""
+"""The secret key: how strong it must be, and every key and keyed hash made from it.
+
+Every use of the secret (signed links, CSRF forms, VERP signatures, suppression and rate keys,
+the database's secret check) is a `Purpose` here, and only this module hashes with the secret.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+from enum import Enum
+
+from itsdangerous import Signer, TimestampSigner
 
 #: Entropy a secret key needs at least: 32 random bytes.
 KEY_BITS = 256
@@ -24,3 +33,86 @@ def key_problem(key: str) -> str | None:
             "e.g. from python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     return None
+
+
+class Purpose(Enum):
+    """Every use of the secret key, each under its own label.
+
+    A label is never changed or reused: links and VERP addresses made with it are out in the
+    world, and the suppression entries of erased people exist only as its hashes.
+    """
+
+    _value_: str
+
+    # Signed tokens (itsdangerous): each signs with a key of its own, `derive`d from its label.
+    UNSUBSCRIBE_LINK = "comms.unsubscribe"
+    PREFERENCES_LINK = "comms.preferences"
+    CONFIRM_LINK = "comms.confirm"
+    EXPORT_LINK = "comms.export"
+    ERASE_LINK = "comms.erase"
+    CSRF_FORM = "comms.csrf"
+    # Keyed hashes (`keyed_hash`): HMAC-SHA256 with the secret of the label, NUL, the data.
+    VERP = "verp"
+    SIGNUP_RATE = "signup-ip"
+    CONFIRM_MAIL_RATE = "confirm-mail"
+    # Keyed hashes from before labels, kept as they were: the address alone, the label alone.
+    SUPPRESSION = ""
+    SECRET_CHECK = "comms secret check"
+
+
+#: The purposes that sign tokens; the others are keyed hashes.
+SIGNING = frozenset(
+    {
+        Purpose.UNSUBSCRIBE_LINK,
+        Purpose.PREFERENCES_LINK,
+        Purpose.CONFIRM_LINK,
+        Purpose.EXPORT_LINK,
+        Purpose.ERASE_LINK,
+        Purpose.CSRF_FORM,
+    }
+)
+
+
+def derive(secret: str, purpose: Purpose) -> bytes:
+    """The signing key of a token purpose, from the secret and the purpose's label.
+
+    SHA-1 of label, "signer" and secret: itsdangerous's default derivation with the label as
+    its salt, which made every token mailed so far.
+    """
+    if purpose not in SIGNING:
+        raise ValueError(f"{purpose.name} is a keyed hash, not a signing key: use keyed_hash")
+    material = purpose.value.encode() + b"signer" + secret.encode()
+    return hashlib.sha1(material).digest()
+
+
+def signer(secret: str, purpose: Purpose) -> Signer:
+    """The signer of a token purpose whose tokens never expire."""
+    return Signer(derive(secret, purpose), key_derivation="none")
+
+
+def timed_signer(secret: str, purpose: Purpose) -> TimestampSigner:
+    """The signer of a token purpose whose tokens carry a timestamp, for expiry."""
+    return TimestampSigner(derive(secret, purpose), key_derivation="none")
+
+
+def _message(purpose: Purpose, data: str) -> bytes:
+    """What is hashed: label, NUL, data; no two purposes ever hash the same bytes."""
+    if purpose in SIGNING:
+        raise ValueError(f"{purpose.name} signs tokens, it is no keyed hash: use signer")
+    label = purpose.value
+    if purpose is Purpose.SUPPRESSION:
+        # An address holds no NUL, so it never reads as a labelled message, and is never the
+        # check's label.
+        if "\0" in data or data == Purpose.SECRET_CHECK.value:
+            raise ValueError(f"{data!r} is no address to make a suppression key of")
+        return data.encode()
+    if purpose is Purpose.SECRET_CHECK:
+        if data:
+            raise ValueError("the secret check hashes its label alone")
+        return label.encode()
+    return f"{label}\0{data}".encode()
+
+
+def keyed_hash(secret: str, purpose: Purpose, data: str = "") -> str:
+    """The keyed hash (hex HMAC-SHA256 with the secret) of `data` for `purpose`."""
+    return hmac.new(secret.encode(), _message(purpose, data), hashlib.sha256).hexdigest()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import secrets
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,10 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 
 from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
-from comms.core.keys import key_problem
+from comms.core.keys import Purpose, key_problem, keyed_hash
 from comms.db.tables import meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_SECRET_CHECK = b"comms secret check"
 #: The advisory lock key that serialises migrations on PostgreSQL (any constant of our own).
 MIGRATION_LOCK = 0x636F6D6D73
 
@@ -185,7 +182,7 @@ def resolve_secret(engine: Engine, given: str | None, key_file: Path) -> tuple[s
             generated = secret is None
             secret = secret or secrets.token_urlsafe(32)
             write_private(key_file, (secret + "\n").encode("ascii"))
-        check = hmac.new(secret.encode(), _SECRET_CHECK, hashlib.sha256).hexdigest()[:16]
+        check = keyed_hash(secret, Purpose.SECRET_CHECK)[:16]
         if stored.get("secret_check", check) != check:
             source = "environment COMMS_SECRET_KEY" if given else f"key file {key_file}"
             raise ConfigError(

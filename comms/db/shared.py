@@ -3,8 +3,6 @@ history and pending WebSub notifications."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 from datetime import datetime
 
@@ -14,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from comms.core.config import Config
 from comms.core.errors import ConfigError
+from comms.core.keys import Purpose, keyed_hash
 from comms.db.engine import insert_ignore, make_engine, upgrade
 from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 
@@ -36,30 +35,29 @@ class Hits:
 
     def __init__(self, engine: Engine, secret: str) -> None:
         self.engine = engine
-        self._secret = secret.encode()
+        self._secret = secret
 
-    def key(self, scope: str, value: str) -> str:
-        """What is stored for `value` (an IP or address): an HMAC, not the value itself."""
-        digest = hmac.new(self._secret, f"{scope}\0{value}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:32]
+    def key(self, scope: Purpose, value: str) -> str:
+        """What is stored for `value` (an IP or address): its keyed hash, not the value itself."""
+        return keyed_hash(self._secret, scope, value)[:32]
 
-    def hit(self, scope: str, value: str, limit: int, window: float, now: float) -> float:
+    def hit(self, scope: Purpose, value: str, limit: int, window: float, now: float) -> float:
         """Count one hit of `value` at `now` (epoch seconds); 0 when allowed, else the seconds
         until the next one is allowed. A refused hit is not counted."""
-        key = self.key(scope, value)
+        key, name = self.key(scope, value), scope.value
         h = rate_hits.c
         with self.engine.begin() as conn:
-            _serialise(conn, scope, key)
+            _serialise(conn, name, key)
             since = now - window
-            conn.execute(sa.delete(rate_hits).where(h.scope == scope, h.key == key, h.at <= since))
+            conn.execute(sa.delete(rate_hits).where(h.scope == name, h.key == key, h.at <= since))
             if random.randrange(SWEEP_ONE_IN) == 0:
-                conn.execute(sa.delete(rate_hits).where(h.scope == scope, h.at <= since))
+                conn.execute(sa.delete(rate_hits).where(h.scope == name, h.at <= since))
             count, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(h.at)).where(h.scope == scope, h.key == key)
+                sa.select(sa.func.count(), sa.func.min(h.at)).where(h.scope == name, h.key == key)
             ).one()
             if count >= limit:
                 return max(float(oldest) + window - now, 1.0)
-            conn.execute(sa.insert(rate_hits).values(scope=scope, key=key, at=now))
+            conn.execute(sa.insert(rate_hits).values(scope=name, key=key, at=now))
         return 0.0
 
 

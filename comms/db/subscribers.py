@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ConfigError
+from comms.core.keys import Purpose, keyed_hash
 from comms.db import privacy
 from comms.db.engine import insert_ignore, make_engine, read_only, resolve_secret, upgrade
 from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
@@ -71,7 +70,6 @@ class Store:
         self.links = LinkRecords(engine)
         #: COMMS_SECRET_KEY, or the key generated once and kept in the database.
         self.secret = secret
-        self._hmac_key = secret.encode()
         #: True when this run generated the secret and stored it in the database.
         self.generated_secret = generated_secret
 
@@ -84,8 +82,8 @@ class Store:
         return read_only(self.engine)
 
     def key(self, email: str) -> str:
-        """The suppression key of a normalised address: HMAC-SHA256 with the secret."""
-        return hmac.new(self._hmac_key, email.encode(), hashlib.sha256).hexdigest()
+        """The suppression key of a normalised address: its keyed hash."""
+        return keyed_hash(self.secret, Purpose.SUPPRESSION, email)
 
     # -- reading ---------------------------------------------------------------------------
 

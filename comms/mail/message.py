@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.addresses import check_address
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError
 from comms.core.languages import Edition
@@ -197,7 +198,7 @@ class MessageFactory:
             else b""
         )
         self._dkim_key = _dkim_key(config)
-        when = date if date is not None else datetime.now(config.tz)
+        when = date if date is not None else now_utc().astimezone(config.tz)
         if when.tzinfo is None:
             raise MessageError("the Date of a message must be timezone-aware")
         for part, text in (("text", rendered.text), ("HTML", rendered.html)):
@@ -386,7 +387,7 @@ def build_transactional(
     confirm_address = config.settings.subscribe.confirm_address
     sender = _configured_address("subscribe.confirm_address", confirm_address)
     recipient = sendable_address(to)
-    when = date if date is not None else datetime.now(config.tz)
+    when = date if date is not None else now_utc().astimezone(config.tz)
     message_id = message_id or new_message_id(config)
     # A UTF-8 local part is written as it is (RFC 6532); the transport then needs SMTPUTF8.
     policy = POLICY.clone(utf8=True) if needs_smtputf8(recipient) else POLICY

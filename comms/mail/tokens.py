@@ -9,13 +9,16 @@ from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
+from comms.core import keys
 from comms.core.errors import BadToken, ExpiredToken
 
 
 @dataclass(frozen=True)
-class Purpose:
+class LinkKind:
     """What a link may do decides what its token carries."""
 
+    #: Whose key signs it: a token made for one purpose never passes as another.
+    key: keys.Purpose
     #: A timestamp: the reader passes the lifetime (`max_age`).
     timed: bool
     #: The person's key version: raising it ("log out all links") revokes every such link.
@@ -29,11 +32,11 @@ class Purpose:
 #: E7). The footer's preferences link never expires either but can be revoked. Export and
 #: erasure links are mailed on request, short-lived and single-use.
 PURPOSES = {
-    "unsubscribe": Purpose(timed=False, versioned=False),
-    "preferences": Purpose(timed=False, versioned=True),
-    "confirm": Purpose(timed=True, versioned=False),
-    "export": Purpose(timed=True, versioned=True, single_use=True),
-    "erase": Purpose(timed=True, versioned=True, single_use=True),
+    "unsubscribe": LinkKind(keys.Purpose.UNSUBSCRIBE_LINK, timed=False, versioned=False),
+    "preferences": LinkKind(keys.Purpose.PREFERENCES_LINK, timed=False, versioned=True),
+    "confirm": LinkKind(keys.Purpose.CONFIRM_LINK, timed=True, versioned=False),
+    "export": LinkKind(keys.Purpose.EXPORT_LINK, timed=True, versioned=True, single_use=True),
+    "erase": LinkKind(keys.Purpose.ERASE_LINK, timed=True, versioned=True, single_use=True),
 }
 #: Purposes whose tokens never expire: a link in a mail must work as long as the mail exists.
 PERMANENT = frozenset(name for name, p in PURPOSES.items() if not p.timed)
@@ -52,7 +55,7 @@ class Link:
     nonce: str = ""
 
 
-def _purpose(name: str) -> Purpose:
+def _purpose(name: str) -> LinkKind:
     try:
         return PURPOSES[name]
     except KeyError:
@@ -61,9 +64,8 @@ def _purpose(name: str) -> Purpose:
 
 @lru_cache(maxsize=64)
 def _signer(secret: str, purpose: str) -> Signer:
-    # The purpose is the salt: a token made for one purpose never passes as another.
-    cls = TimestampSigner if _purpose(purpose).timed else Signer
-    return cls(secret, salt=f"comms.{purpose}")
+    kind = _purpose(purpose)
+    return (keys.timed_signer if kind.timed else keys.signer)(secret, kind.key)
 
 
 def make_token(secret: str, purpose: str, uid: str, version: int = 0, nonce: str = "") -> str:

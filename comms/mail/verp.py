@@ -7,18 +7,18 @@ forged bounce for somebody else's delivery fail the check instead of suppressing
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+
+from comms.core.keys import Purpose, keyed_hash
 
 #: Hex digits of the signature: 64 bits, short enough for a 64-character local part.
 _SIG_LENGTH = 16
 
 
 def _signature(secret: str, delivery_id: int) -> str:
-    mac = hmac.new(secret.encode(), f"verp\0{delivery_id}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:_SIG_LENGTH]
+    return keyed_hash(secret, Purpose.VERP, str(delivery_id))[:_SIG_LENGTH]
 
 
 def verp_address(secret: str, delivery_id: int, local_part: str, domain: str) -> str:

@@ -20,6 +20,7 @@ import requests
 
 from comms import __version__
 from comms.content.models import Site
+from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.files import write_private
@@ -127,7 +128,8 @@ def dead_links(
     config: Config, site: Site, checker: ExternalLinks | None = None
 ) -> list[ContentError]:
     """Warnings at file:line for dead external links of the ready issues and what they show."""
-    checker = checker or ExternalLinks(config.root / CACHE_FILE, config.now())
+    # How old a check is, is a question for the clock, never for `reference_date`.
+    checker = checker or ExternalLinks(config.root / CACHE_FILE, now_utc())
     paths: list[Path] = []
     for issue in sorted(site.issues.values(), key=lambda i: i.slug):
         if issue.status == "ready":

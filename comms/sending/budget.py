@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from comms.core.clock import epoch
 from comms.sending.throttle import TokenBucket
 
 #: How much sending time one reservation covers (seconds): one database round trip per this
@@ -29,7 +30,7 @@ class SharedBudget:
         reserve: Reserve | None,
         bucket: TokenBucket,
         rate: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = epoch,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._reserve = reserve if rate > 0 else None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous import BadSignature, SignatureExpired
+
+from comms.core.keys import Purpose, timed_signer
 
 #: How long a form may stay open before its CSRF token expires (seconds).
 CSRF_MAX_AGE = 4 * 3600
@@ -18,7 +20,7 @@ class CsrfGuard:
     """
 
     def __init__(self, secret: str, max_age: int = CSRF_MAX_AGE) -> None:
-        self._signer = TimestampSigner(secret, salt="comms.csrf")
+        self._signer = timed_signer(secret, Purpose.CSRF_FORM)
         self.max_age = max_age
 
     def issue(self, purpose: str) -> str:
