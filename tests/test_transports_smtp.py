@@ -334,7 +334,18 @@ def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
         (554, "No SMTP service here", "connect", PolicyRejection),
         (550, "5.1.1 unknown", "RCPT TO", PermanentFailure),
         (552, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
-        (550, "5.2.2 Mailbox full", "RCPT TO", PermanentFailure),
+        # Decision 5 (DESIGN.md): a full mailbox is soft at any stage, as in a DSN; no such
+        # domain is an address-level hard bounce, as in a DSN.
+        (550, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
+        (552, "5.2.2 Quota exceeded", "end of DATA", TemporaryFailure),
+        (550, "5.4.4 Unable to route: no such domain", "RCPT TO", PermanentFailure),
+        (550, "5.4.4 Unable to route", "end of DATA", PolicyRejection),
+        # About our envelope sender, though refused at RCPT (Postfix's delayed rejection).
+        (553, "5.1.8 Sender address rejected: Domain not found", "RCPT TO", PolicyRejection),
+        # X.0.0 only says "failed": the basic code decides, as without an enhanced code.
+        (550, "5.0.0 User unknown", "RCPT TO", PermanentFailure),
+        (554, "5.0.0 Blocked", "RCPT TO", PolicyRejection),
+        (550, "Mailbox full", "RCPT TO", TemporaryFailure),
         (550, "Mailbox unavailable", "RCPT TO", PermanentFailure),
         (554, "5.6.0 Message content rejected", "end of DATA", PolicyRejection),
         (552, "Message size exceeds fixed limit", "end of DATA", PolicyRejection),
