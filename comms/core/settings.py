@@ -12,6 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from comms.core.addresses import check_address
 
+#: Every secret of the configuration, as its key path. Each comes only from the environment
+#: (COMMS_ and the path in capitals joined by "_": COMMS_SMTP_PASSWORD), never from a file, is
+#: read by the settings alone and is masked in logs (`Config.secret_values`, comms.core.logs).
+SECRETS: tuple[tuple[str, ...], ...] = (
+    ("secret_key",),
+    ("smtp", "password"),
+    ("api", "key"),
+    ("bounces", "password"),
+    ("bounces", "webhook_secret"),
+)
+
 
 def _check_email(value: str, sender: bool = False) -> str:
     """The address in email-validator's normalised form; a sender's needs an ASCII local part."""
@@ -219,6 +230,7 @@ class Smtp(_Section):
     username: str | None = None
     helo_name: str | None = None
     pipelining: bool = True
+    password: str | None = Field(default=None, repr=False)
 
 
 class Dkim(_Section):
@@ -242,6 +254,7 @@ class Api(_Section):
     timeout: Annotated[float, Field(gt=0)] = 30.0
     max_attempts: Annotated[int, Field(ge=1)] = 3
     max_wait: Annotated[float, Field(ge=0)] = 60.0
+    key: str | None = Field(default=None, repr=False)
 
 
 class Delivery(_Section):
