@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.postfix import smtp_sink, smtp_source_rate
 from comms.core.config import load_config
 from comms.mail.message import MessageFactory, Recipient
-from comms.mail.transports import SmtpTransport
+from comms.mail.smtp import SmtpTransport
 from tests.issue_sample import SECRET, rendered_issue
 
 

@@ -30,6 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 from comms.core.config import Config, load_config
+from comms.core.database_url import sqlite_file
 
 BACKENDS = ("sqlite", "postgresql")
 _SQLITE_FILE = "sqlite:///"
@@ -42,9 +43,8 @@ _outside: list[str] = []
 
 
 def _sqlite_path(url: str) -> str | None:
-    if url.startswith(_SQLITE_FILE) and url not in ("sqlite://", "sqlite:///:memory:"):
-        return url.removeprefix(_SQLITE_FILE)
-    return None
+    path = sqlite_file(url)
+    return None if path is None else str(path)
 
 
 class Databases:

@@ -74,6 +74,10 @@ def test_the_original_message_id_is_read_from_the_returned_headers() -> None:
         ("5.0.0", "failed", "550 no such user", Kind.HARD),
         ("5.2.1", "failed", "mailbox disabled", Kind.HARD),
         ("5.4.4", "failed", "no MX", Kind.HARD),
+        ("5.1.8", "failed", "553 5.1.8 sender address rejected", Kind.SOFT),  # our sender
+        ("5.2.3", "failed", "message too large for this mailbox", Kind.SOFT),
+        ("5.0.0", "failed", "554 blocked", Kind.SOFT),  # 5.0.0: the reply code decides
+        ("5.1.1", "failed", "550 5.1.1 mailbox full?", Kind.HARD),  # the code over the words
         ("5.2.2", "failed", "mailbox full", Kind.SOFT),
         ("5.0.0", "failed", "552 Quota exceeded", Kind.SOFT),
         ("5.7.1", "failed", "blocked as spam", Kind.SOFT),  # about us, not the address

@@ -11,6 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from comms.core.config import Config, load_config
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.mail.http_api import HttpApiTransport, idempotency_key
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
@@ -23,6 +24,13 @@ API = "/v3/smtp/email"
 ENV = {"COMMS_API_KEY": "xkeysib-test"}
 
 
+def _with_key(folder: Path, extra: str = "") -> Config:
+    """A Config from a comms.toml holding `extra`, the API key from the environment."""
+    path = folder / "comms.toml"
+    path.write_text(extra, encoding="utf-8")
+    return load_config(path, environ=ENV)
+
+
 @pytest.fixture
 def message(tmp_path: Path) -> OutgoingMessage:
     factory = MessageFactory(config_for(tmp_path), rendered_issue(), SECRET)
@@ -31,7 +39,7 @@ def message(tmp_path: Path) -> OutgoingMessage:
 
 def _api(server: HTTPServer, tmp_path: Path, sleeps: list[float]) -> HttpApiTransport:
     url = f"brevo+http://127.0.0.1:{server.port}"
-    transport = open_transport(url, config_for(tmp_path, "[api]\nmax_wait = 5\n"), ENV)
+    transport = open_transport(url, _with_key(tmp_path, "[api]\nmax_wait = 5\n"))
     assert isinstance(transport, HttpApiTransport)
     transport.sleep = sleeps.append
     return transport
@@ -191,7 +199,7 @@ def test_an_unreachable_api_is_not_ambiguous(tmp_path: Path, message: OutgoingMe
     from .smtp_servers import free_port
 
     url = f"brevo+http://127.0.0.1:{free_port()}"
-    transport = open_transport(url, config_for(tmp_path, "[api]\nmax_attempts = 1\n"), ENV)
+    transport = open_transport(url, _with_key(tmp_path, "[api]\nmax_attempts = 1\n"))
     with pytest.raises(Unreachable) as info:
         _send(transport, message)  # type: ignore[arg-type]
     assert info.value.ambiguous is False

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from comms.core.config import Config, load_config
 from comms.core.errors import (
     ConfigError,
     PermanentFailure,
@@ -18,13 +19,21 @@ from comms.core.errors import (
     Unreachable,
 )
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
-from comms.mail.replies import classify_http
-from comms.mail.transports import SmtpTransport, classify, open_transport
+from comms.mail.replies import classify, classify_http
+from comms.mail.smtp import SmtpTransport
+from comms.mail.transports import open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
 from .smtp_servers import Certs, Handler, authenticator, free_port, make_certs, smtp_server
 
 ENV = {"COMMS_SMTP_PASSWORD": "geheim"}
+
+
+def _with_password(folder: Path, extra: str = "", environ: dict[str, str] = ENV) -> Config:
+    """A Config from a comms.toml holding `extra`, its secrets from `environ` (the password)."""
+    path = folder / "comms.toml"
+    path.write_text(extra, encoding="utf-8")
+    return load_config(path, environ=environ)
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +222,7 @@ def test_starttls_verifies_the_certificate_unless_its_ca_is_configured(
         "authenticator": authenticator("newsletter", "geheim"),
     }
     with smtp_server(handler, **kwargs) as port:
-        untrusted = open_transport(_starttls_url(port), config_for(tmp_path), ENV)
+        untrusted = open_transport(_starttls_url(port), _with_password(tmp_path))
         with pytest.raises(PolicyRejection) as info:
             _send(untrusted, messages[0])  # type: ignore[arg-type]
         assert str(info.value) == (
@@ -221,8 +230,8 @@ def test_starttls_verifies_the_certificate_unless_its_ca_is_configured(
             "certificate); trust a private CA with smtp.ca_file"
         )
         assert handler.received == []
-        config = config_for(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
-        trusted = open_transport(_starttls_url(port), config, ENV)
+        config = _with_password(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
+        trusted = open_transport(_starttls_url(port), config)
         assert isinstance(trusted, SmtpTransport)
         assert trusted.context is not None
         assert trusted.context.verify_mode == ssl.CERT_REQUIRED
@@ -256,9 +265,9 @@ def test_wrong_password_stops_the_campaign(
         "tls_context": certs.server_context(),
         "authenticator": authenticator("newsletter", "richtig"),
     }
-    config = config_for(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
+    config = _with_password(tmp_path, f'[smtp]\nca_file = "{certs.ca_file}"\n')
     with smtp_server(handler, **kwargs) as port:
-        transport = open_transport(_starttls_url(port), config, ENV)
+        transport = open_transport(_starttls_url(port), config)
         with pytest.raises(PolicyRejection) as info:
             _send(transport, messages[0])  # type: ignore[arg-type]
     assert info.value.code == 535
@@ -293,8 +302,8 @@ def test_implicit_tls(certs: Certs, tmp_path: Path, messages: list[OutgoingMessa
         (
             "ftp://mail.example.org",
             {},
-            "unknown scheme; use smtp://, smtp+starttls://, smtps://, file://, memory:// "
-            "or brevo+https://",
+            "unknown scheme; use smtp://, smtp+starttls://, smtps://, file://, memory://, "
+            "brevo+https://, brevo+http://",
         ),
         ("brevo+https://api.brevo.com", {}, "the API key must be set in COMMS_API_KEY"),
         ("brevo+http://api.brevo.com", {}, "plain http only to localhost; use brevo+https://"),
@@ -304,22 +313,22 @@ def test_bad_transport_urls_name_the_problem(
     tmp_path: Path, url: str, env: dict[str, str], problem: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        open_transport(url, config_for(tmp_path), env)
+        open_transport(url, _with_password(tmp_path, environ=env))
     assert info.value.problems == [f"transport {url!r}: {problem}"]
 
 
 def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
-    config = config_for(
+    config = _with_password(
         tmp_path, '[smtp]\ntimeout = 7\nmax_messages_per_connection = 50\nusername = "nl"\n'
     )
-    transport = open_transport("smtp+starttls://mail.example.org", config, ENV)
+    transport = open_transport("smtp+starttls://mail.example.org", config)
     assert isinstance(transport, SmtpTransport)
     assert (transport.host, transport.port, transport.mode) == ("mail.example.org", 587, "starttls")
     assert (transport.username, transport.password) == ("nl", "geheim")
     assert (transport.timeout, transport.max_per_connection) == (7, 50)
-    assert open_transport("smtps://mail.example.org", config, ENV).port == 465  # type: ignore[attr-defined]
+    assert open_transport("smtps://mail.example.org", config).port == 465  # type: ignore[attr-defined]
     # Logging in over plain SMTP is allowed to a relay on the same machine only.
-    local = open_transport("smtp://nl@localhost:2525", config, ENV)
+    local = open_transport("smtp://nl@localhost:2525", config)
     assert local.mode == "plain"  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="'smtp.ca_file': .* not found"):
         open_transport("smtps://x.example.org", config_for(tmp_path, '[smtp]\nca_file = "no"\n'))
@@ -334,7 +343,18 @@ def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
         (554, "No SMTP service here", "connect", PolicyRejection),
         (550, "5.1.1 unknown", "RCPT TO", PermanentFailure),
         (552, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
-        (550, "5.2.2 Mailbox full", "RCPT TO", PermanentFailure),
+        # Decision 5 (DESIGN.md): a full mailbox is soft at any stage, as in a DSN; no such
+        # domain is an address-level hard bounce, as in a DSN.
+        (550, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
+        (552, "5.2.2 Quota exceeded", "end of DATA", TemporaryFailure),
+        (550, "5.4.4 Unable to route: no such domain", "RCPT TO", PermanentFailure),
+        (550, "5.4.4 Unable to route", "end of DATA", PolicyRejection),
+        # About our envelope sender, though refused at RCPT (Postfix's delayed rejection).
+        (553, "5.1.8 Sender address rejected: Domain not found", "RCPT TO", PolicyRejection),
+        # X.0.0 only says "failed": the basic code decides, as without an enhanced code.
+        (550, "5.0.0 User unknown", "RCPT TO", PermanentFailure),
+        (554, "5.0.0 Blocked", "RCPT TO", PolicyRejection),
+        (550, "Mailbox full", "RCPT TO", TemporaryFailure),
         (550, "Mailbox unavailable", "RCPT TO", PermanentFailure),
         (554, "5.6.0 Message content rejected", "end of DATA", PolicyRejection),
         (552, "Message size exceeds fixed limit", "end of DATA", PolicyRejection),
@@ -368,7 +388,7 @@ def test_login_over_plain_smtp_to_a_local_relay(
 ) -> None:
     auth = {"authenticator": authenticator("relay", "geheim"), "auth_require_tls": False}
     with smtp_server(handler, **auth) as port:
-        transport = open_transport(f"smtp://relay@127.0.0.1:{port}", config_for(tmp_path), ENV)
+        transport = open_transport(f"smtp://relay@127.0.0.1:{port}", _with_password(tmp_path))
         _send(transport, messages[0])  # type: ignore[arg-type]
         transport.close()
     assert handler.commands[:3] == ["EHLO", "AUTH", "MAIL"]

@@ -21,6 +21,8 @@ from enum import StrEnum
 
 from flufl.bounce import all_failures
 
+from comms.mail.status_codes import ENHANCED, StatusClass, status_class
+
 
 class Kind(StrEnum):
     """What a report means for the person it names."""
@@ -44,12 +46,8 @@ _ENVELOPE_HEADERS = (
     "X-Envelope-To",
     "X-Delivered-To",
 )
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_SOFT_TEXT = re.compile(
-    r"mailbox (is )?full|over ?quota|quota exceeded|insufficient (system )?storage|"
-    r"retry time(out)? (not reached|exceeded)|too many (connections|messages)|try again later",
-    re.IGNORECASE,
-)
+#: The basic reply code a diagnostic quotes: at its start, or right before an enhanced code.
+_REPLY_CODE = re.compile(r"^\s*([245]\d\d)\b|\b([245]\d\d)[ -](?=[245]\.\d{1,3}\.\d{1,3}\b)")
 _AUTOREPLY_SUBJECT = re.compile(
     r"^(auto(matic)?[ -]?(reply|response|antwort)|automatische antwort|abwesenheit|"
     r"out of (the )?office|away from|vacation|urlaub|r[ée]ponse automatique|auto:)",
@@ -92,29 +90,26 @@ class Report:
 def classify(status: str | None, action: str | None, diagnostic: str | None) -> Kind:
     """The kind of one failed recipient from its DSN Action, Status and diagnostic.
 
-    Only what says the address is gone is hard (like the SMTP classifier of `comms send`):
-    x.0.x, x.1.x, x.2.x except full mailboxes and oversized mail, 5.4.4 (no such domain).
-    Everything else that failed — 4.x.x after the relay gave up, a full mailbox, a refusal of
-    our message or server (x.3, x.5, x.6, x.7) — is soft: counted, suppressed only when it
-    repeats (a blocklisted relay must not unsubscribe the whole list at once).
+    The class of the code comes from the same table as a refusal at RCPT time
+    (`comms.mail.status_codes`): hard only when it says the address is gone (x.1.x, x.2.x
+    but a full mailbox, 5.4.4 no such domain; a bare 5.0.0 by the reply code the diagnostic
+    quotes). Everything else that failed — 4.x.x after the relay gave up, a full mailbox, a
+    refusal of our message or server (x.3, x.5, x.6, x.7) — is soft: counted, suppressed only
+    when it repeats (a blocklisted relay must not unsubscribe the whole list at once).
     """
     action = (action or "failed").strip().lower()
     if action == "delayed":
         return Kind.DELAYED
     if action in ("delivered", "relayed", "expanded"):
         return Kind.OTHER
-    soft_text = bool(diagnostic and _SOFT_TEXT.search(diagnostic))
-    found = _STATUS.search(status or "")
-    if found is None:
-        return Kind.SOFT if soft_text else Kind.HARD
-    klass, subject, detail = found.group(1), int(found.group(2)), int(found.group(3))
-    if klass == "2":
+    found = ENHANCED.search(status or "")
+    if found is not None and found.group(1) == "2":
         return Kind.OTHER
-    if klass == "4" or soft_text:
-        return Kind.SOFT
-    if subject in (0, 1) or (subject == 2 and detail not in (2, 3)):
-        return Kind.HARD
-    return Kind.HARD if (subject, detail) == (4, 4) else Kind.SOFT
+    text = diagnostic or ""
+    reply = _REPLY_CODE.search(text)
+    code = int(reply.group(1) or reply.group(2)) if reply else None
+    cls = status_class(code, found.group(0) if found else None, text)
+    return Kind.HARD if cls is StatusClass.HARD else Kind.SOFT
 
 
 def read_report(data: bytes) -> Report:
@@ -209,7 +204,7 @@ def _dsn_failures(msg: Message) -> list[Failure]:
             if diagnostic and ";" in diagnostic:
                 diagnostic = diagnostic.partition(";")[2].strip()
             kind = classify(status, _header(block, "Action"), diagnostic)
-            found = _STATUS.search(status or "")
+            found = ENHANCED.search(status or "")
             failures.append(
                 Failure(
                     kind,
@@ -249,7 +244,7 @@ def _free_text_failures(msg: Message) -> list[Failure]:
     for address, delayed in named:
         others = [a for a, _ in named if a != address]
         diagnostic = _around(text, address, others)
-        found = _STATUS.search(diagnostic or "")
+        found = ENHANCED.search(diagnostic or "")
         status = found.group(0) if found else None
         kind = Kind.DELAYED if delayed else classify(status, "failed", diagnostic)
         failures.append(Failure(kind, address, status, diagnostic))

@@ -62,7 +62,8 @@ def serve(
     from comms.web.app import create_app, listen
 
     config = state.config()
-    configure_logging()  # before the app exists: Flask's logger then uses this handler
+    # Before the app exists: Flask's logger then uses this handler.
+    configure_logging(secrets=config.secret_values())
     store = _open_store(config)
     for warning in exposure_warnings(config):
         click.echo(warning, err=True)
@@ -110,7 +111,7 @@ def _start_scheduler(config: Config, store: Store) -> tuple[Standby, str]:
     from comms.schedule.standby import Standby
 
     # The scheduler reports through logging (missed and failed jobs as errors) on stderr.
-    configure_logging()
+    configure_logging(secrets=config.secret_values())
     # Started once the output is built (serve), so that the two never write it at once.
     handle = start_scheduler(config, store)
     if handle is not None:

@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 
 from comms.core.clock import site_now
+from comms.core.database_url import database_password, resolve_database_url
 from comms.core.errors import ConfigError
 from comms.core.keys import key_problem
 from comms.core.settings import (
+    SECRETS,
     Api,
     Bounces,
     Delivery,
@@ -37,26 +39,12 @@ from comms.core.settings import (
     _Section,
     check_languages,
 )
+from comms.core.transport_url import check_transport_url, transport_folder
 
 CONFIG_FILE = "comms.toml"
 ENV_PREFIX = "COMMS_"
-#: Values that may only come from the environment, never from a file in the repository.
-SECRETS = ("secret_key",)
 #: Key names that hold secrets wherever they stand (e.g. `[smtp] password`): an error in a file.
-SECRET_NAMES = frozenset(
-    {"secret_key", "secret", "password", "passwd", "api_key", "key", "token", "webhook_secret"}
-)
-#: The transports `transport` may name (comms.mail.transports builds them).
-TRANSPORT_SCHEMES = (
-    "smtp",
-    "smtp+starttls",
-    "smtps",
-    "file",
-    "memory",
-    "brevo+https",
-    "brevo+http",
-)
-
+SECRET_NAMES = frozenset({path[-1] for path in SECRETS} | {"secret", "passwd", "api_key", "token"})
 #: Labels of the languages a configuration may leave unlisted (the site's own).
 DEFAULT_LABELS = {"de": "Deutsch", "en": "English"}
 DEFAULT_REGIONS = {
@@ -122,15 +110,7 @@ class Settings(_Section):
     @field_validator("transport")
     @classmethod
     def _transport(cls, value: str) -> str:
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme not in TRANSPORT_SCHEMES or not rest:
-            known = ", ".join(f"{s}://" for s in TRANSPORT_SCHEMES)
-            raise ValueError(f"must be a transport URL ({known}), got '{value}'")
-        try:
-            urlsplit(value).port  # noqa: B018 - raises for a bad host or port
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-        return value
+        return check_transport_url(value)
 
     @field_validator("regions", "topics")
     @classmethod
@@ -193,21 +173,24 @@ class Config:
     @property
     def database_url(self) -> str:
         """The database URL; a relative SQLite path is taken relative to the config folder."""
-        url = self.settings.database_url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str((self.root / rest).resolve())
-        return url
+        return resolve_database_url(self.settings.database_url, self.root)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The value of every secret that is set (SECRETS), and a password in `database_url`:
+        what no log line may show."""
+        found: list[str | None] = [database_password(self.settings.database_url)]
+        for path in SECRETS:
+            value: Any = self if path == ("secret_key",) else self.settings
+            for part in path:
+                value = getattr(value, part, None)
+            found.append(value)
+        return tuple(v for v in found if isinstance(v, str) and v)
 
     @property
     def transport_url(self) -> str:
         """The transport URL; a relative `file://` folder is taken relative to the config folder."""
-        url = self.settings.transport
-        if url.startswith("file://") and not url.startswith("file:///"):
-            return "file://" + str((self.root / url[len("file://") :]).resolve())
-        return url
+        folder = transport_folder(self.settings.transport, self.root)
+        return self.settings.transport if folder is None else f"file://{folder}"
 
     @cached_property
     def host(self) -> str:

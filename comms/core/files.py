@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 
 from comms.core.config import Config
+from comms.core.database_url import sqlite_file
+from comms.core.transport_url import transport_folder
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -62,12 +64,12 @@ def exposed(path: Path) -> str | None:
 def exposure_warnings(config: Config) -> list[str]:
     """A warning for each file or folder of personal data or secrets that others may read."""
     paths = [config.secret_key_file.parent, config.secret_key_file]
-    url = config.database_url
-    if url.startswith("sqlite:///"):
-        database = Path(url.removeprefix("sqlite:///"))
+    database = sqlite_file(config.database_url)
+    if database is not None:
         paths += [database.parent, database, *(Path(f"{database}{s}") for s in ("-wal", "-shm"))]
-    if config.transport_url.startswith("file://"):
-        paths.append(Path(config.transport_url.removeprefix("file://")))
+    outbox = transport_folder(config.transport_url, config.root)
+    if outbox is not None:
+        paths.append(outbox)
     found = []
     for path in dict.fromkeys(paths):
         problem = exposed(path)

@@ -12,6 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from comms.core.addresses import check_address
 
+#: Every secret of the configuration, as its key path. Each comes only from the environment
+#: (COMMS_ and the path in capitals joined by "_": COMMS_SMTP_PASSWORD), never from a file, is
+#: read by the settings alone and is masked in logs (`Config.secret_values`, comms.core.logs).
+SECRETS: tuple[tuple[str, ...], ...] = (
+    ("secret_key",),
+    ("smtp", "password"),
+    ("api", "key"),
+    ("bounces", "password"),
+    ("bounces", "webhook_secret"),
+)
+
 
 def _check_email(value: str, sender: bool = False) -> str:
     """The address in email-validator's normalised form; a sender's needs an ASCII local part."""
@@ -262,6 +273,8 @@ class Smtp(_Section):
     """Name sent with EHLO; unset: the machine's fully qualified domain name."""
     pipelining: bool = True
     """Use SMTP PIPELINING (RFC 2920) when the server offers it."""
+    password: str | None = Field(default=None, repr=False)
+    """SMTP password; only from the environment (`COMMS_SMTP_PASSWORD`), never from a file."""
 
 
 class Dkim(_Section):
@@ -294,6 +307,8 @@ class Api(_Section):
     max_wait: Annotated[float, Field(ge=0)] = 60.0
     """Longest wait in seconds (Retry-After or backoff) inside one send; a longer one is left to the
     send ledger."""
+    key: str | None = Field(default=None, repr=False)
+    """HTTP e-mail API key; only from the environment (`COMMS_API_KEY`), never from a file."""
 
 
 class Delivery(_Section):

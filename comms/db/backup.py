@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from comms.core.database_url import sqlite_file
 from comms.core.errors import CommsError
 from comms.core.files import private_file
 
@@ -19,12 +20,12 @@ PG_ADVICE = (
 
 def sqlite_path(url: str) -> Path:
     """The file of a SQLite database URL, or a CommsError saying what to use instead."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    if make_url(url).get_backend_name() == "postgresql":
         raise CommsError(PG_ADVICE)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    path = sqlite_file(url)
+    if path is None:
         raise CommsError(f"cannot back up or restore the database '{url}': not a SQLite file")
-    return Path(parsed.database)
+    return path
 
 
 def _copy(source: Path, target: Path) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from comms.core.database_url import sqlite_file
 from comms.db.engine import make_engine, read_only
 from comms.db.tables import approvals, campaigns, proofs
 
@@ -83,9 +83,8 @@ class Desk:
 
 def database_exists(url: str) -> bool:
     """False for an SQLite file that is not there yet; servers are assumed to exist."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return Path(url.removeprefix("sqlite:///")).is_file()
-    return True
+    path = sqlite_file(url)
+    return path is None or path.is_file()
 
 
 def started_issues(url: str) -> frozenset[str]:

@@ -13,6 +13,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from comms.core.database_url import sqlite_file
 from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
@@ -92,16 +93,25 @@ def _server_defaults(url: str) -> dict[str, Any]:
     return {k: v for k, v in SERVER_DEFAULTS.items() if k not in parsed.query}
 
 
+def _shown(url: str) -> str:
+    """`url` as an error may show it: without the password."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
-    if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
+    path = sqlite_file(url)
+    if path is not None:
         # Created 0600 in a 0700 folder before SQLite opens it: its -wal and -shm files take
         # the database file's mode, whatever the umask.
-        private_file(Path(url.removeprefix("sqlite:///")))
+        private_file(path)
     try:
         engine = sa.create_engine(url, connect_args=_server_defaults(url))
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError([f"database_url: cannot open '{url}': {exc}"]) from None
+        raise ConfigError([f"database_url: cannot open '{_shown(url)}': {exc}"]) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)

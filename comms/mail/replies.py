@@ -8,8 +8,10 @@ from email.utils import parsedate_to_datetime
 
 from comms.core.clock import now_utc
 from comms.core.errors import DeliveryError, PermanentFailure, PolicyRejection, TemporaryFailure
+from comms.mail.status_codes import StatusClass, status_class
 
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+_RETRIED = (StatusClass.SOFT, StatusClass.MAILBOX_FULL, StatusClass.RATE)
 
 
 # Reply texts that are about our pace or volume, not about one recipient: Postfix's "too many
@@ -31,44 +33,40 @@ def asks_to_slow_down(error: DeliveryError) -> bool:
     per-recipient deferrals (a full mailbox, 4.2.x, 4.4.x) are not: they are retried later
     without slowing the others down.
     """
-    if error.code in (421, 429) or error.enhanced == "4.7.28":
+    if error.code == 429:  # HTTP Too Many Requests
+        return True
+    if error.code is not None and status_class(error.code, error.enhanced) is StatusClass.RATE:
         return True
     return error.code is not None and bool(_SLOW_DOWN_TEXT.search(str(error)))
-
-
-def _names_address(code: int, enhanced: str | None) -> bool:
-    """A refusal of the recipient address itself: 5.1.x (address), 5.2.x (mailbox), or
-    without an enhanced code 550/551/553 (RFC 5321 §4.2.3)."""
-    if enhanced is not None:
-        return enhanced.startswith(("5.1.", "5.2."))
-    return code in (550, 551, 553)
 
 
 def classify(code: int, text: bytes | str, stage: str, where: str = "") -> DeliveryError:
     """The exception for a failed SMTP reply (docs/requirements.md S5).
 
-    4xx → temporary; 552 to RCPT or 5.5.3 ("too many recipients") → temporary; a refusal of
-    the address at RCPT (5.1.x, 5.2.x, or 550/551/553 without an enhanced code) → permanent
-    (a bounce). Every other 5xx is about our message or session (content or size at the end
-    of DATA, 5.3.x, 5.5.x, 5.7.x, 500-504, 535, anything before RCPT) → policy: stop the
-    campaign and blame no address.
+    The class comes from the one table of codes (`comms.mail.status_codes`), shared with DSN
+    parsing. 4xx, and a 5xx whose class is soft, mailbox-full or rate → temporary (retried,
+    nobody suppressed). A hard class at RCPT → permanent (a bounce): only there does a refusal
+    name the address. Every other 5xx is about our message or session → policy: stop the
+    campaign and blame no address. After RCPT only an enhanced code can make a 5xx temporary:
+    a basic code alone cannot tell a full mailbox from a message too big (552) there.
     """
     reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     reply = " ".join(reply.split())
     match = _ENHANCED.match(reply)
     enhanced = match.group(1) if match else None
     message = f"{where + ': ' if where else ''}{stage}: {code} {reply}".rstrip()
+    status = status_class(code, enhanced, reply)
     cls: type[DeliveryError]
     if 400 <= code < 500:
         cls = TemporaryFailure
-    elif enhanced == "5.5.3" or (code == 552 and stage == "RCPT TO"):
-        cls = TemporaryFailure  # RFC 5321 §4.5.3.1.10: too many recipients is not final
-    elif 500 <= code < 600 and stage == "RCPT TO" and _names_address(code, enhanced):
-        cls = PermanentFailure
-    elif 500 <= code < 600:
-        cls = PolicyRejection
-    else:  # a reply outside 4xx/5xx where a success was due: a broken server, retry later
+    elif not 500 <= code < 600:  # no success where one was due: a broken server, retry later
         cls = TemporaryFailure
+    elif status is StatusClass.HARD and stage == "RCPT TO":
+        cls = PermanentFailure
+    elif status in _RETRIED and (stage == "RCPT TO" or enhanced is not None):
+        cls = TemporaryFailure
+    else:
+        cls = PolicyRejection
     return cls(message, code=code, enhanced=enhanced)
 
 

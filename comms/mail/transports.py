@@ -9,31 +9,18 @@ setup is at fault, so the campaign stops and no address is blamed). One instance
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from comms.core.config import Config
 from comms.core.errors import ConfigError, DeliveryError, PolicyRejection
 from comms.core.files import write_private
+from comms.core.transport_url import SCHEMES, Kind, known_schemes, scheme_of, transport_folder
 from comms.mail.http_api import HttpApiTransport
-from comms.mail.replies import classify
 from comms.mail.smtp import SmtpTransport
-
-__all__ = [
-    "FileTransport",
-    "HttpApiTransport",
-    "MemoryTransport",
-    "SentMessage",
-    "SmtpTransport",
-    "Transport",
-    "classify",
-    "memory_outbox",
-    "open_transport",
-]
 
 
 class Transport(Protocol):
@@ -125,22 +112,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_MODES: dict[str, Literal["plain", "starttls", "tls"]] = {
-    "smtp": "plain",
-    "smtp+starttls": "starttls",
-    "smtps": "tls",
-}
-
-
 def _bad(url: str, problem: str) -> ConfigError:
     return ConfigError([f"transport {url!r}: {problem}"])
 
 
-def _smtp(url: str, config: Config, environ: Mapping[str, str]) -> SmtpTransport:
+def _smtp(url: str, config: Config) -> SmtpTransport:
     parts = urlsplit(url)
-    mode = _MODES[parts.scheme]
+    scheme = SCHEMES[parts.scheme]
     try:
-        port = parts.port or {"plain": 25, "starttls": 587, "tls": 465}[mode]
+        port = parts.port or scheme.default_port
     except ValueError:
         raise _bad(url, "the port is not a number") from None
     host = parts.hostname
@@ -150,10 +130,10 @@ def _smtp(url: str, config: Config, environ: Mapping[str, str]) -> SmtpTransport
         raise _bad(url, "no password in the URL; set COMMS_SMTP_PASSWORD")
     smtp = config.settings.smtp
     username = unquote(parts.username) if parts.username else smtp.username
-    password = environ.get("COMMS_SMTP_PASSWORD")
+    password = smtp.password
     if username and not password:
         raise _bad(url, f"user {username!r} needs a password in COMMS_SMTP_PASSWORD")
-    if username and mode == "plain" and not _is_loopback(host):
+    if username and scheme.security == "plain" and not _is_loopback(host):
         raise _bad(url, "refusing to log in without TLS; use smtp+starttls:// or smtps://")
     ca_file = None
     if smtp.ca_file:
@@ -163,8 +143,8 @@ def _smtp(url: str, config: Config, environ: Mapping[str, str]) -> SmtpTransport
         ca_file = str(ca_path)
     return SmtpTransport(
         host,
-        port,
-        mode=mode,
+        port or 25,
+        mode=scheme.security,
         username=username,
         password=password,
         timeout=smtp.timeout,
@@ -175,45 +155,54 @@ def _smtp(url: str, config: Config, environ: Mapping[str, str]) -> SmtpTransport
     )
 
 
-def open_transport(url: str, config: Config, environ: Mapping[str, str] | None = None) -> Transport:
-    """A transport for `url`; secrets (COMMS_SMTP_PASSWORD, COMMS_API_KEY) from `environ`."""
-    environ = os.environ if environ is None else environ
+def _api(url: str, config: Config) -> HttpApiTransport:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise _bad(url, "no host (e.g. brevo+https://api.brevo.com)")
+    secure = SCHEMES[parts.scheme].security == "tls"
+    if not secure and not _is_loopback(parts.hostname):
+        raise _bad(url, "plain http only to localhost; use brevo+https://")
+    api = config.settings.api
+    if not api.key:
+        raise _bad(url, "the API key must be set in COMMS_API_KEY")
+    base = f"{'https' if secure else 'http'}://{parts.netloc}{parts.path.rstrip('/')}"
+    return HttpApiTransport(
+        base + "/v3/smtp/email",
+        api.key,
+        timeout=api.timeout,
+        max_attempts=api.max_attempts,
+        max_wait=api.max_wait,
+    )
+
+
+def _file(url: str, config: Config) -> FileTransport:
+    folder = transport_folder(url, config.root)
+    if folder is None:
+        raise _bad(url, "no folder (e.g. file:///var/outbox or file://var/outbox)")
+    return FileTransport(folder)
+
+
+def _memory(url: str, config: Config) -> MemoryTransport:
+    return MemoryTransport(memory_outbox(url[len("memory://") :]))
+
+
+#: How each kind of scheme in the registry (comms.core.transport_url.SCHEMES) is opened.
+_OPENERS: dict[Kind, Callable[[str, Config], Transport]] = {
+    "smtp": _smtp,
+    "api": _api,
+    "file": _file,
+    "memory": _memory,
+}
+
+
+def open_transport(url: str, config: Config) -> Transport:
+    """A transport for `url`; its secrets (COMMS_SMTP_PASSWORD, COMMS_API_KEY) come from the
+    settings, which read them from the environment."""
     try:
         urlsplit(url)  # raises for a broken host such as "[::1"
     except ValueError as exc:
         raise _bad(url, f"not a valid URL: {exc}") from None
-    scheme = url.partition("://")[0]
-    if "://" not in url:
-        scheme = ""
-    if scheme in ("smtp", "smtp+starttls", "smtps"):
-        return _smtp(url, config, environ)
-    if scheme == "file":
-        rest = unquote(url[len("file://") :])
-        if not rest:
-            raise _bad(url, "no folder (e.g. file:///var/outbox or file://var/outbox)")
-        return FileTransport((config.root / rest).resolve())
-    if scheme == "memory":
-        return MemoryTransport(memory_outbox(url[len("memory://") :]))
-    if scheme in ("brevo+https", "brevo+http"):
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise _bad(url, "no host (e.g. brevo+https://api.brevo.com)")
-        if scheme == "brevo+http" and not _is_loopback(parts.hostname):
-            raise _bad(url, "plain http only to localhost; use brevo+https://")
-        api_key = environ.get("COMMS_API_KEY")
-        if not api_key:
-            raise _bad(url, "the API key must be set in COMMS_API_KEY")
-        base = f"{scheme.removeprefix('brevo+')}://{parts.netloc}{parts.path.rstrip('/')}"
-        api = config.settings.api
-        return HttpApiTransport(
-            base + "/v3/smtp/email",
-            api_key,
-            timeout=api.timeout,
-            max_attempts=api.max_attempts,
-            max_wait=api.max_wait,
-        )
-    raise _bad(
-        url,
-        "unknown scheme; use smtp://, smtp+starttls://, smtps://, file://, memory:// "
-        "or brevo+https://",
-    )
+    scheme = SCHEMES.get(scheme_of(url))
+    if scheme is None:
+        raise _bad(url, f"unknown scheme; use {known_schemes()}")
+    return _OPENERS[scheme.kind](url, config)

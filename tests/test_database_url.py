@@ -1,0 +1,98 @@
+"""One parse of database URLs: which SQLite file a URL names, for every SQLite driver."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from comms.core.config import Config, load_config
+from comms.core.database_url import sqlite_file
+from comms.core.errors import ConfigError
+from comms.core.files import exposure_warnings
+from comms.db.backup import sqlite_path
+from comms.db.desk import database_exists
+from comms.db.engine import make_engine
+
+from .conftest import ROOT
+
+URLS = ["sqlite:///var/comms.db", "sqlite+pysqlite:///var/comms.db"]
+
+
+@pytest.fixture(autouse=True)
+def lax_umask() -> Iterator[None]:
+    """The usual umask 022, under which new files are readable by everyone."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _config(folder: Path, url: str) -> Config:
+    path = folder / "comms.toml"
+    path.write_text(f'database_url = "{url}"\n', encoding="utf-8")
+    return load_config(path, environ={})
+
+
+@pytest.mark.sqlite_only("which file a SQLite URL names, and that file's mode")
+@pytest.mark.parametrize("url", URLS)
+def test_a_relative_sqlite_path_is_relative_to_the_config_folder_for_every_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working directory must not matter
+    config = _config(site, url)
+    database = site / "var" / "comms.db"
+    assert config.database_url == url.replace("///var", f"///{site}/var")
+    assert sqlite_file(config.database_url) == database
+    assert database_exists(config.database_url) is False  # a missing file: no database yet
+    engine = make_engine(config.database_url)
+    with engine.connect():
+        pass
+    engine.dispose()
+    assert database.is_file() and list(elsewhere.iterdir()) == []
+    # Created 0600 in a 0700 folder before SQLite opened it, whatever the umask.
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
+    assert database_exists(config.database_url) is True
+    assert sqlite_path(config.database_url) == database  # what backup and restore copy
+    database.chmod(0o644)
+    assert any(str(database) in w for w in exposure_warnings(config))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "postgresql+psycopg://u@db/comms"],
+)
+def test_urls_without_a_file(url: str) -> None:
+    assert sqlite_file(url) is None
+    assert database_exists(url) is True  # nothing to look for: a server is assumed to exist
+
+
+def test_an_absolute_path_is_kept(tmp_path: Path) -> None:
+    assert sqlite_file(f"sqlite+pysqlite:///{tmp_path}/a.db?timeout=5") == tmp_path / "a.db"
+    assert sqlite_file("sqlite:///a.db", tmp_path) == (tmp_path / "a.db").resolve()
+
+
+def test_an_error_about_the_url_does_not_show_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_engine("postgresql+nosuchdriver://comms:topsecret@db.example.org/comms")
+    assert "topsecret" not in str(info.value.problems)
+    assert "comms:***@db.example.org" in info.value.problems[0]
+
+
+def test_no_second_parse_of_sqlite_urls() -> None:
+    """SQLite URLs are taken apart by comms.core.database_url alone (five ways before)."""
+    pattern = re.compile(r"""(startswith|removeprefix)\(["']sqlite|\[len\(["']sqlite""")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted([*ROOT.glob("comms/**/*.py"), *ROOT.glob("tests/*.py")])
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []
