@@ -43,7 +43,8 @@ from bench.postfix import smtp_sink, smtp_source_rate  # noqa: E402
 from comms.audience.subscriber_csv import Problems, read_csv  # noqa: E402
 from comms.content.site import read_site  # noqa: E402
 from comms.core.config import Config, load_config  # noqa: E402
-from comms.db.subscribers import Consent, open_store  # noqa: E402
+from comms.db.people import Consent  # noqa: E402
+from comms.db.subscribers import open_store  # noqa: E402
 from comms.mail.message import Recipient  # noqa: E402
 from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
 

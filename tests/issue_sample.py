@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
-from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, RenderedIssue
+from comms.publish.render import RenderedIssue
 
 _BLOCK = (
     '<tr><td style="padding:0 24px;font-family:Arial,Helvetica,sans-serif;font-size:16px;'

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from comms.core.errors import MessageError
-from comms.db.subscribers import normalise_address
+from comms.db.people import normalise_address
 from comms.mail.message import needs_smtputf8, sendable_address
 
 from .ledgerkit import run_cli

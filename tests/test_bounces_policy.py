@@ -15,11 +15,13 @@ import requests
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from comms.audience.subscriptions import Mailer, Subscriptions
+from comms.audience.mailer import Mailer
+from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
-from comms.db.subscribers import NewSubscriber, Store, open_store
+from comms.db.people import NewSubscriber
+from comms.db.subscribers import Store, open_store
 from comms.db.tables import deliveries, subscribers
 from comms.mail.verp import verp_address
 from comms.web.app import create_app

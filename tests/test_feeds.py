@@ -19,12 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from comms.cli import cli, main
+from comms.cli import main
+from comms.cli.common import cli
 from comms.content.models import Site
 from comms.content.reader import read_content
-from comms.content.urls import Urls
+from comms.content.urls import Urls, webcal
 from comms.core.config import Config, load_config
-from comms.publish.feeds import FH_NS, feed_files, webcal
+from comms.publish.feeds import FH_NS, feed_files
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "feeds"

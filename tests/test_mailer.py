@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from comms.audience.subscriptions import Mailer, SignUp, Subscriptions, Visitor
+from comms.audience.mailer import Mailer
+from comms.audience.subscriptions import SignUp, Subscriptions, Visitor
 from comms.db.subscribers import open_store
 
 from .smtp_servers import Handler, smtp_server

@@ -21,11 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from comms.content.site import read_site
+from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import load_config
 from comms.core.errors import ConfigError, MessageError
 from comms.mail.message import MessageFactory, Recipient
 from comms.mail.tokens import read_token
-from comms.publish.render import PREFERENCES_URL, UNSUBSCRIBE_URL, render_issue
+from comms.publish.render import render_issue
 
 from .conftest import ROOT
 from .issue_sample import SECRET, config_for, rendered_issue

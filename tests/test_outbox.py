@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.db.ledger import Campaign
-from comms.db.subscribers import Consent, NewSubscriber, Store
+from comms.db.people import Consent, NewSubscriber
+from comms.db.subscribers import Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.sending.campaign import CampaignChanged, SendOptions, TokenBucket, prepare, send

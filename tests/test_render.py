@@ -11,16 +11,11 @@ import pytest
 
 from comms.content.models import Site
 from comms.content.site import read_site
+from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
 from comms.core.errors import ConfigError
 from comms.publish.plaintext import WIDTH
-from comms.publish.render import (
-    PREFERENCES_URL,
-    UNSUBSCRIBE_URL,
-    RenderedIssue,
-    render_confirmation,
-    render_issue,
-)
+from comms.publish.render import RenderedIssue, render_confirmation, render_issue
 
 from .conftest import ROOT
 

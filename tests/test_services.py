@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from comms.audience.subscriptions import Mailer, Subscriptions
+from comms.audience.mailer import Mailer
+from comms.audience.subscriptions import Subscriptions
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import load_config

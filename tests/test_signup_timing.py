@@ -18,7 +18,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from comms.audience.mailer import SETTLE
-from comms.db.subscribers import Consent, NewSubscriber
+from comms.db.people import Consent, NewSubscriber
 
 from .webkit import Web, open_web
 

@@ -11,12 +11,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from comms.content.urls import UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.mail.http_api import HttpApiTransport, idempotency_key
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.transports import FileTransport, MemoryTransport, memory_outbox, open_transport
-from comms.publish.render import UNSUBSCRIBE_URL
 
 from .issue_sample import SECRET, config_for, rendered_issue
 

@@ -16,7 +16,7 @@ from itsdangerous import TimestampSigner
 from comms.audience.limits import SharedLimit
 from comms.audience.subscriptions import purge_unconfirmed
 from comms.core.keys import Purpose
-from comms.db.subscribers import Subscriber
+from comms.db.people import Subscriber
 from comms.web.guard import CsrfGuard
 
 from .databases import Databases

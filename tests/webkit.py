@@ -16,9 +16,11 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from comms.audience.subscriptions import Mailer, Subscriptions
+from comms.audience.mailer import Mailer
+from comms.audience.subscriptions import Subscriptions
 from comms.core.config import Config, load_config
-from comms.db.subscribers import Store, Subscriber, open_store
+from comms.db.people import Subscriber
+from comms.db.subscribers import Store, open_store
 from comms.mail.transports import SentMessage, memory_outbox
 from comms.web.app import create_app
 

@@ -14,7 +14,8 @@ from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import Edition, site_editions
 from comms.core.settings import Subscribe
-from comms.db.subscribers import Store, Subscriber
+from comms.db.people import Subscriber
+from comms.db.subscribers import Store
 from comms.mail.message import build_transactional
 from comms.mail.tokens import Link, make_token, read_link
 from comms.publish.render import render_link_mail

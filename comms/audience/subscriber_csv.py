@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, TextIO
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.core.names import clean_name
-from comms.db.subscribers import NewSubscriber, Subscriber, normalise_address
+from comms.db.people import NewSubscriber, Subscriber, normalise_address
 
 COLUMNS = ("email", "name", "language", "topics", "regions")
 EXPORT_COLUMNS = (

@@ -10,19 +10,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from comms.audience.data_requests import DataRequests, RevokedLink, UsedLink
-from comms.audience.mailer import RETRY_DELAYS, DirectMailer, Mailer, MailNotSent, Postbox
+from comms.audience.data_requests import DataRequests
+from comms.audience.mailer import DirectMailer, Postbox
 from comms.audience.subscriber_csv import subscriber_languages
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import BadToken, MessageError
-from comms.db.status import SubscriberStatus
-from comms.db.subscribers import Consent, NewSubscriber, Store, SubscriberError
+from comms.db.people import Consent, NewSubscriber, SubscriberError
 
 # Re-exported for the web pages, which talk to this package and never to comms.db.
-from comms.db.subscribers import Subscriber as Subscriber
-from comms.db.subscribers import normalise_address as normalise_address
+from comms.db.people import Subscriber as Subscriber
+from comms.db.people import normalise_address as normalise_address
+from comms.db.status import SubscriberStatus
+from comms.db.subscribers import Store
 from comms.mail.message import OutgoingMessage, build_transactional, new_message_id
 from comms.mail.tokens import make_token, read_token
 from comms.publish.render import render_confirmation
@@ -326,24 +327,3 @@ def unsubscribe_by_admin(store: Store, email: str, note: str | None = None) -> S
         raise SubscriberError(f"{email} is already {person.status}")
     event = Consent("unsubscribe", "comms subscribers unsubscribe", channel="admin", note=note)
     return store.unsubscribe(person.uid, event)
-
-
-__all__ = [
-    "CHANNELS",
-    "RETRY_DELAYS",
-    "DirectMailer",
-    "MailNotSent",
-    "Mailer",
-    "Postbox",
-    "Requested",
-    "RevokedLink",
-    "SignUp",
-    "Subscriptions",
-    "UsedLink",
-    "Visitor",
-    "purge_unconfirmed",
-    "reduce_ended",
-    "revoke_links_by_admin",
-    "sign_up_by_admin",
-    "unsubscribe_by_admin",
-]

@@ -21,7 +21,8 @@ from typing import Any
 from comms.bounces.policy import Outcome, apply
 from comms.core.config import Config
 from comms.db.feedback import BounceEvent, Feedback
-from comms.db.subscribers import Store, normalise_address
+from comms.db.people import normalise_address
+from comms.db.subscribers import Store
 
 log = logging.getLogger("comms.bounces")
 

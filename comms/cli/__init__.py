@@ -22,9 +22,7 @@ from . import (  # noqa: F401  (registers the commands)
     subscribers,
     translations,
 )
-from .common import State, cli
-
-__all__ = ["State", "cli", "main"]
+from .common import cli
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,9 +18,10 @@ from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
 from comms.db.desk import database_exists, started_issues
+from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
-from comms.db.subscribers import Store, normalise_address, open_store
+from comms.db.subscribers import Store, open_store
 from comms.publish.build import WriteReport, collect, write_output
 from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter

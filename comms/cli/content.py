@@ -22,7 +22,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.core.files import exposure_warnings
 from comms.db.desk import Desk, database_exists, started_issues
-from comms.db.subscribers import Consent
+from comms.db.people import Consent
 from comms.publish import refresh as publish
 from comms.publish.editions import catalog_problems, check_editions
 from comms.publish.gate import site_problems

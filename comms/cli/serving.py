@@ -57,7 +57,8 @@ def serve(
     """
     import signal
 
-    from comms.audience.subscriptions import Mailer, Subscriptions
+    from comms.audience.mailer import Mailer
+    from comms.audience.subscriptions import Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
     from comms.web.app import create_app, listen
 

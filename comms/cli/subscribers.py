@@ -12,7 +12,7 @@ from comms.audience.mailer import MailNotSent
 from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
 from comms.audience.subscriptions import sign_up_by_admin
 from comms.core.errors import CommsError
-from comms.db.subscribers import Consent
+from comms.db.people import Consent
 
 from .common import (
     State,

@@ -32,16 +32,6 @@ from comms.db.subscriber_import import import_people
 from comms.db.tables import consent, subscribers, suppression
 
 # The people types are part of the store's interface; they live in comms.db.people.
-__all__ = [
-    "Consent",
-    "ImportResult",
-    "NewSubscriber",
-    "Store",
-    "Subscriber",
-    "SubscriberError",
-    "normalise_address",
-    "open_store",
-]
 
 
 def open_store(config: Config) -> Store:

@@ -19,9 +19,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from comms.content.models import Award, Issue, Item, instant
-from comms.publish.state import STATE_FILE, PublishState, StateError
-
-__all__ = ["STATE_FILE", "History", "Record", "Stamp", "StateError", "is_public", "stamp"]
+from comms.publish.state import PublishState
 
 
 @dataclass(frozen=True)

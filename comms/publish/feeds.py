@@ -20,7 +20,6 @@ from lxml import etree
 
 from comms.content import urls
 from comms.content.models import KINDS, Site
-from comms.content.urls import webcal
 from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
@@ -36,8 +35,6 @@ FH_NS = "http://purl.org/syndication/history/1.0"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 #: `updated` of a feed with no entries: a fixed instant, so an empty feed never changes.
 EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
-
-__all__ = ["FEED_FILES", "FH_NS", "Channel", "channels", "feed_files", "is_feed", "webcal"]
 
 
 def is_feed(path: str) -> bool:

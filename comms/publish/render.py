@@ -18,18 +18,6 @@ from comms.publish.archive import archive_files, published_issues
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.templating import Formatter, render_template, translate
 
-__all__ = [
-    "PLACEHOLDERS",
-    "PREFERENCES_URL",
-    "UNSUBSCRIBE_URL",
-    "RenderedIssue",
-    "base_context",
-    "render_confirmation",
-    "render_issue",
-    "render_link_mail",
-    "site_files",
-]
-
 
 @dataclass(frozen=True)
 class RenderedIssue:

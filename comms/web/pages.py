@@ -12,19 +12,13 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from comms.audience.limits import signup_limits
-from comms.audience.subscriptions import (
-    SignUp,
-    Status,
-    Subscriber,
-    Subscriptions,
-    Visitor,
-    normalise_address,
-)
+from comms.audience.subscriptions import SignUp, Status, Subscriptions, Visitor
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import site_editions
 from comms.core.names import clean_name
+from comms.db.people import Subscriber, normalise_address
 from comms.web.guard import CsrfGuard
 from comms.web.notices import (
     Button,

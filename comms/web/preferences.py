@@ -9,9 +9,11 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from comms.audience.subscriptions import RevokedLink, Subscriber, Subscriptions, UsedLink
+from comms.audience.data_requests import RevokedLink, UsedLink
+from comms.audience.subscriptions import Subscriptions
 from comms.content import urls
 from comms.core.errors import BadToken, ExpiredToken
+from comms.db.people import Subscriber
 from comms.web.guard import CsrfGuard
 from comms.web.notices import Button, _, bad_link, language_choices, notice, page, site_root
 
