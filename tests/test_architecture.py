@@ -58,3 +58,26 @@ def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
         "comms.cli.load_site",
         "comms.cli.content.slugify",
     ]
+
+
+# -- one owner per decision: nobody decides it a second time by comparing strings --------------
+
+#: (pattern, the one place allowed to have it, what to use instead)
+SECOND_COPIES = [
+    (r"""[=!]=\s*["'](ready|draft)["']""", None, "IssueStatus"),
+    (r"""["'](ready|draft)["']\s*[=!]=""", None, "IssueStatus"),
+    (r"\.digest\s*==", "comms/sending/desk.py", "comms.sending.desk.approval_of"),
+]
+
+
+def test_no_second_copy_of_a_decision() -> None:
+    import re
+
+    found = []
+    for path in sorted((ROOT / "comms").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for pattern, owner, instead in SECOND_COPIES:
+            if name != owner and re.search(pattern, text):
+                found.append(f"{name}: {pattern} (use {instead})")
+    assert found == []

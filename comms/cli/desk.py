@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from comms.content.models import Issue, Site
+from comms.content.models import Issue, IssueStatus, Site
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
@@ -14,7 +14,7 @@ from comms.db.desk import Desk
 from comms.db.subscribers import Store
 from comms.publish.gate import issue_problems
 from comms.sending.campaign import SendOptions, send_issue
-from comms.sending.desk import NotSendable, current_digest, selection, short
+from comms.sending.desk import NotSendable, approval_of, current_digest, selection, short
 from comms.sending.desk import approve as record_approval
 
 from .common import State, _open_store, _when, cli
@@ -63,7 +63,7 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
         f"by {done.approved_by}: subject, preheader, HTML, text and recipients "
         f"({selection(issue)}; {count} now)"
     )
-    if issue.status != "ready":
+    if issue.status is not IssueStatus.READY:
         click.echo(f"note: {issue.slug} is still a draft; set `status: ready` to send it")
 
 
@@ -80,7 +80,7 @@ def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
     approvals = desk.approvals(slug)
     return {
         "version": digest,
-        "approved": digest is not None and any(a.digest == digest for a in approvals),
+        "approved": approval_of(approvals, digest) is not None,
         "approval_required": config.settings.delivery.require_approval,
         "approvals": [_without_slug(vars(a)) for a in approvals],
         "proofs": [_without_slug(vars(p)) for p in desk.proofs(slug)],

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from comms import __version__
-from comms.content.models import Site
+from comms.content.models import IssueStatus, Site
 from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.files import write_private
@@ -130,7 +130,7 @@ def dead_links(
     checker = checker or ExternalLinks(config.root / CACHE_FILE, config.now())
     paths: list[Path] = []
     for issue in sorted(site.issues.values(), key=lambda i: i.slug):
-        if issue.status == "ready":
+        if issue.status is IssueStatus.READY:
             paths.extend(path for path in shown_paths(site, issue) if path not in paths)
     found = [
         (path, ref)

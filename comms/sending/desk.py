@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from comms.content.models import Issue, Site
+from comms.content.models import Issue, IssueStatus, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
@@ -41,7 +41,7 @@ def send_refusal(issue: Issue) -> str | None:
     The status rule that the scheduler's plan and the demo use to pick issues; `refuse` applies
     it together with the gate, the schedule and the approval. Proofs may go for any issue.
     """
-    if issue.status != "ready":
+    if issue.status is not IssueStatus.READY:
         return f"issue '{issue.slug}' is a draft; set `status: ready` to send it"
     return None
 
@@ -88,10 +88,15 @@ def who(name: str | None = None) -> str:
         return "unknown"
 
 
+def approval_of(approvals: Sequence[Approval], digest: str | None) -> Approval | None:
+    """The approval of version `digest` among an issue's approvals: is this version approved?"""
+    return next((a for a in approvals if digest is not None and a.digest == digest), None)
+
+
 def approval_refusal(desk: Desk, slug: str, digest: str, fmt: Formatter) -> str | None:
     """Why the current version of an issue lacks an approval, or None when it has one."""
     found = desk.approvals(slug)
-    if any(a.digest == digest for a in found):
+    if approval_of(found, digest) is not None:
         return None
     hint = f"check it (comms preview, a proof with --to), then run `comms approve {slug}`"
     if not found:
