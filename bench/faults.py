@@ -40,7 +40,8 @@ from comms.content.site import read_site  # noqa: E402
 from comms.core.config import load_config  # noqa: E402
 from comms.db.subscribers import open_store  # noqa: E402
 from comms.db.tables import deliveries  # noqa: E402
-from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.campaign import issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.run import SendOptions  # noqa: E402
 from tests.smtp_servers import Handler, smtp_server  # noqa: E402
 
 

@@ -45,7 +45,8 @@ from comms.content.site import read_site  # noqa: E402
 from comms.core.config import Config, load_config  # noqa: E402
 from comms.db.subscribers import Consent, open_store  # noqa: E402
 from comms.mail.message import Recipient  # noqa: E402
-from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.campaign import issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.run import SendOptions  # noqa: E402
 
 ISSUE = "2020-02-newsletter"
 CONSENT = Consent("import", "bench", note="Benchmark")

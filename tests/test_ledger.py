@@ -17,9 +17,9 @@ from comms.db.outcomes import Claimed, LedgerWriter, Outcome
 from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
 from comms.db.subscribers import Store
 from comms.db.tables import consent, deliveries, suppression
-from comms.sending.campaign import SendOptions, prepare
+from comms.sending.campaign import prepare
 from comms.sending.ports import SuppressionCheck
-from comms.sending.run import Run
+from comms.sending.run import Run, SendOptions
 
 from .ledgerkit import Sink, build, make_store, status_checks
 

@@ -22,7 +22,8 @@ from comms.db.shared import DbPublishState
 from comms.db.subscribers import open_store
 from comms.db.tables import campaigns, consent, deliveries, subscribers
 from comms.publish.build import collect
-from comms.sending.campaign import SendOptions, send
+from comms.sending.campaign import send
+from comms.sending.run import SendOptions
 
 from .conftest import _binary
 from .databases import Databases

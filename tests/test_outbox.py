@@ -17,8 +17,10 @@ from comms.db.ledger import Campaign
 from comms.db.subscribers import Consent, NewSubscriber, Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
-from comms.sending.campaign import CampaignChanged, SendOptions, TokenBucket, prepare, send
+from comms.sending.campaign import CampaignChanged, prepare, send
 from comms.sending.claims import ClaimKeeper
+from comms.sending.run import SendOptions
+from comms.sending.throttle import TokenBucket
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 

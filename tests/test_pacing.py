@@ -16,7 +16,8 @@ from comms.core.errors import TemporaryFailure
 from comms.db.tables import deliveries
 from comms.mail.replies import asks_to_slow_down, classify, classify_http
 from comms.mail.smtp import SmtpTransport
-from comms.sending.campaign import SendOptions, prepare, send
+from comms.sending.campaign import prepare, send
+from comms.sending.run import SendOptions
 from comms.sending.throttle import TokenBucket
 
 from .ledgerkit import build, make_store

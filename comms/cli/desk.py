@@ -6,16 +6,17 @@ from typing import Any
 
 import click
 
-from comms.content.models import Issue, IssueStatus, Site
+from comms.content.models import Issue, Site
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.db.desk import Desk
 from comms.db.subscribers import Store
 from comms.publish.gate import issue_problems
-from comms.sending.campaign import SendOptions, send_issue
-from comms.sending.desk import NotSendable, approval_of, current_digest, selection, short
+from comms.sending.campaign import refusal
+from comms.sending.desk import approval_of, current_digest, selection, short
 from comms.sending.desk import approve as record_approval
+from comms.sending.rules import READY, Request
 
 from .common import State, _open_store, _when, cli
 
@@ -63,7 +64,7 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
         f"by {done.approved_by}: subject, preheader, HTML, text and recipients "
         f"({selection(issue)}; {count} now)"
     )
-    if issue.status is not IssueStatus.READY:
+    if READY.reason(issue) is not None:
         click.echo(f"note: {issue.slug} is still a draft; set `status: ready` to send it")
 
 
@@ -113,19 +114,18 @@ def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
 
 
 def blocked_sends(config: Config, store: Store, slugs: list[str]) -> dict[str, str]:
-    """Why each of these scheduled sends would be refused if it were due now; the rest go."""
+    """Why each of these scheduled sends would be refused when it is due; the rest go."""
     if not slugs:
         return {}
     site, problems = read_site(config)
-    options = SendOptions.from_config(config)
     found: dict[str, str] = {}
     for slug in slugs:
         issue = site.issues.get(slug)
         if issue is None:
             found[slug] = f"issue '{slug}' has errors"
             continue
-        try:
-            send_issue(config, store, site, issue, options, errors=problems, dry_run=True)
-        except NotSendable as exc:
-            found[slug] = str(exc)
+        request = Request.when_due(issue, config.now())
+        refused = refusal(config, store, site, problems, request)
+        if refused is not None:
+            found[slug] = refused.reason
     return found
