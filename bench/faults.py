@@ -120,7 +120,7 @@ def scenario(
         campaign, _ = prepare(store, ISSUE, fingerprint, issue.topics, issue.regions)
         halt = threading.Event()
         options = replace(
-            SendOptions.from_config(config, concurrency=connections, rate=0), stop=halt
+            SendOptions.of(config.settings.delivery, concurrency=connections, rate=0), stop=halt
         )
         timer = threading.Timer(stop_after, halt.set) if stop_after else None
         if timer is not None:

@@ -92,7 +92,7 @@ def child(folder: Path, port: int, connections: int) -> None:
     _, factory, fingerprint = issue_parts(config, store, site, issue)
     campaign, _ = prepare(store, ISSUE, fingerprint, issue.topics, issue.regions)
     ready = time.perf_counter()
-    options = SendOptions.from_config(config, concurrency=connections, rate=0)
+    options = SendOptions.of(config.settings.delivery, concurrency=connections, rate=0)
     cpu = time.process_time()
     report = send(store, campaign, factory.build, opener_for(config), options)
     done = time.perf_counter()

@@ -253,7 +253,7 @@ def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: 
     # The demo shows what the scheduler does: its next scheduled issue, as of the reference
     # date still to come, is sent as the scheduler sends it when its send_at comes.
     cleared = clear(config, store, site, problems, Request.when_due(issue, config.now()))
-    report = send_to_list(config, store, cleared, SendOptions.from_config(config))
+    report = send_to_list(config, store, cleared, SendOptions.of(config.settings.delivery))
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     sent = report.done_now.get("sent", 0)
     if not report.done_now:

@@ -271,7 +271,7 @@ def send(
         on_proof = lambda record: click.echo(_proof_line(record))  # noqa: E731
         send_proofs(config, store, site, issue, addresses, on_proof=on_proof)
         return
-    options = SendOptions.from_config(config, concurrency, rate)
+    options = SendOptions.of(config.settings.delivery, concurrency, rate)
     # A dry run plans a send now: a scheduled issue's time line says that it is early.
     request = Request(issue, config.now(), early=early or dry_run)
     try:

@@ -70,7 +70,7 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if when != due_at.timestamp():
             log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
             return "skipped"
-        options = replace(SendOptions.from_config(config), stop=STOP)
+        options = replace(SendOptions.of(config.settings.delivery), stop=STOP)
         try:
             # Judged as of the issue's send_at, when this job is due; too late is `is_stale`.
             cleared = clear(config, store, site, errors, Request.when_due(issue, now))

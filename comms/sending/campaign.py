@@ -359,7 +359,7 @@ def retry_due(
         if not slugs:
             return []
         site, _ = read_site(config)
-        options = replace(SendOptions.from_config(config), stop=stop)
+        options = replace(SendOptions.of(config.settings.delivery), stop=stop)
         if now is not None:
             options = replace(options, clock=lambda: now)
         reports = []
