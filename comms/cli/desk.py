@@ -73,13 +73,20 @@ def _without_slug(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
-    """Approvals, proofs and the current version of an issue, for `comms status ISSUE`."""
+    """Why the issue may not go out now (or None), its current version, approvals and proofs,
+    for `comms status ISSUE`."""
     desk = Desk(store.engine)
-    site, _ = read_site(config)
+    site, problems = read_site(config)
     issue = site.issues.get(slug)
     digest = current_digest(config, site, issue) if issue is not None else None
     approvals = desk.approvals(slug)
+    # What `comms send ISSUE` would say now (the same rules, the same words).
+    refused = None
+    if issue is not None:
+        found = refusal(config, store, site, problems, Request(issue, config.now()))
+        refused = None if found is None else found.reason
     return {
+        "refused": refused,
         "version": digest,
         "approved": approval_of(approvals, digest) is not None,
         "approval_required": config.settings.delivery.require_approval,
@@ -91,6 +98,8 @@ def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
 def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
     """The desk part of `comms status ISSUE`, as printed."""
     lines = []
+    if data["refused"] is not None:
+        lines.append(f"not sendable now: {data['refused']}")
     digest = data["version"]
     if digest is not None and (data["approval_required"] or data["approvals"]):
         state = "approved" if data["approved"] else "not approved"
