@@ -67,6 +67,9 @@ SECOND_COPIES = [
     (r"""[=!]=\s*["'](ready|draft)["']""", None, "IssueStatus"),
     (r"""["'](ready|draft)["']\s*[=!]=""", None, "IssueStatus"),
     (r"\.digest\s*==", "comms/sending/desk.py", "comms.sending.desk.approval_of"),
+    # The send rules: refusals come from the chain; callers state a moment, not a bypass.
+    (r"NotSendable\(", "comms/sending/rules.py", "comms.sending.rules.require"),
+    (r"early=True", None, "Request.when_due or Request(issue, now)"),
 ]
 
 

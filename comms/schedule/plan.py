@@ -66,6 +66,8 @@ def plan(
     sends: list[PlannedSend] = []
     held: list[PlannedSend] = []
     for issue in site.issues.values():
+        # The status rule alone: the job asks the whole chain when it is due, so that an
+        # error fixed or an approval given meanwhile needs no new plan.
         if READY.reason(issue) is not None or issue.send_at is None or issue.slug in started:
             continue
         entry = PlannedSend(issue.slug, issue.number, issue.subject, issue.send_at)
