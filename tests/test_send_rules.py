@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -127,3 +129,32 @@ def test_a_scheduled_issue_waits_for_its_time_everywhere(site_copy: Path) -> Non
     assert json.loads(out)["refused"] == reason
     code, out, err = run_cli(site_copy, "schedule", "--json")
     assert json.loads(out)["blocked"] == {} and err == ""
+
+
+def test_a_send_on_a_terminal_renders_each_edition_once(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan, the question and the send share one rendering of the editions."""
+    from click.testing import CliRunner
+
+    from comms.cli import main
+    from comms.sending import campaign
+
+    with_subscribers(site_copy)
+    rendered: list[str] = []
+    real = campaign.issue_editions
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        rendered.append(args[2].slug)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(campaign, "issue_editions", counted)
+    runner = CliRunner()
+    with runner.isolation(input="y\n", env={"COMMS_SECRET_KEY": SECRET}) as (out, _, _):
+        monkeypatch.setattr(sys.stdin, "isatty", lambda: True)  # as on a terminal
+        with pytest.raises(SystemExit) as done:
+            main(["--config", str(site_copy / "comms.toml"), "send", ISSUE, "--now"])
+    assert done.value.code == 0
+    assert "Send it now? [y/N]" in out.getvalue().decode()
+    assert rendered == [ISSUE]
+    assert len(outbox(site_copy)) == 3
