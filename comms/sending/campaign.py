@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from comms.content.models import Issue, Site
 from comms.content.site import read_site
@@ -268,7 +269,7 @@ def refusal(
     """Why the send rules refuse `request`, or None: for `comms status` and `comms schedule`,
     which send nothing (the site's edition alone is rendered, if the approval rule asks)."""
     issue = request.issue
-    version = lambda: current_digest(config, site, issue)  # noqa: E731
+    version = partial(current_digest, config, site, issue)
     return judge(request, _facts(config, store, site, errors, issue, version))
 
 
