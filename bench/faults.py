@@ -40,7 +40,8 @@ from comms.content.site import read_site  # noqa: E402
 from comms.core.config import load_config  # noqa: E402
 from comms.db.subscribers import open_store  # noqa: E402
 from comms.db.tables import deliveries  # noqa: E402
-from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.campaign import issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.run import SendOptions  # noqa: E402
 from tests.smtp_servers import Handler, smtp_server  # noqa: E402
 
 
@@ -119,7 +120,7 @@ def scenario(
         campaign, _ = prepare(store, ISSUE, fingerprint, issue.topics, issue.regions)
         halt = threading.Event()
         options = replace(
-            SendOptions.from_config(config, concurrency=connections, rate=0), stop=halt
+            SendOptions.of(config.settings.delivery, concurrency=connections, rate=0), stop=halt
         )
         timer = threading.Timer(stop_after, halt.set) if stop_after else None
         if timer is not None:

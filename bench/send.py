@@ -46,7 +46,8 @@ from comms.core.config import Config, load_config  # noqa: E402
 from comms.db.people import Consent  # noqa: E402
 from comms.db.subscribers import open_store  # noqa: E402
 from comms.mail.message import Recipient  # noqa: E402
-from comms.sending.campaign import SendOptions, issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.campaign import issue_parts, opener_for, prepare, send  # noqa: E402
+from comms.sending.run import SendOptions  # noqa: E402
 
 ISSUE = "2020-02-newsletter"
 CONSENT = Consent("import", "bench", note="Benchmark")
@@ -92,7 +93,7 @@ def child(folder: Path, port: int, connections: int) -> None:
     _, factory, fingerprint = issue_parts(config, store, site, issue)
     campaign, _ = prepare(store, ISSUE, fingerprint, issue.topics, issue.regions)
     ready = time.perf_counter()
-    options = SendOptions.from_config(config, concurrency=connections, rate=0)
+    options = SendOptions.of(config.settings.delivery, concurrency=connections, rate=0)
     cpu = time.process_time()
     report = send(store, campaign, factory.build, opener_for(config), options)
     done = time.perf_counter()

@@ -138,7 +138,7 @@ def test_every_valid_address_is_delivered_over_smtp(site_copy: Path) -> None:
     handler = Handler()
     with smtp_server(handler, enable_SMTPUTF8=True) as port:
         code, out, err = run_cli(
-            site_copy, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}"
+            site_copy, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}"
         )
     assert code == 0, err
     arrived = {rcpt for message in handler.received for rcpt in message.rcpt_tos}
@@ -158,7 +158,7 @@ def test_utf8_addresses_fail_with_a_reason_where_the_server_has_no_smtputf8(
     handler = Handler()
     with smtp_server(handler, enable_SMTPUTF8=False) as port:
         code, out, err = run_cli(
-            site_copy, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}"
+            site_copy, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}"
         )
     assert code == 1, err  # nothing waits, but someone was skipped: not a success
     assert "1 delivery(ies) failed" in err

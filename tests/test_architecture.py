@@ -133,3 +133,29 @@ def test_the_clock_check_sees_every_way_to_read_the_time() -> None:
     good = ["time.monotonic()", "config.now()", "now_utc()", "time.sleep(1)", "clock.now()"]
     assert [line for line in bad if not WALL_CLOCK.search(line)] == []
     assert [line for line in good if WALL_CLOCK.search(line)] == []
+
+
+# -- one owner per decision: nobody decides it a second time by comparing strings --------------
+
+#: (pattern, the one place allowed to have it, what to use instead)
+SECOND_COPIES = [
+    (r"""[=!]=\s*["'](ready|draft)["']""", None, "IssueStatus"),
+    (r"""["'](ready|draft)["']\s*[=!]=""", None, "IssueStatus"),
+    (r"\.digest\s*==", "comms/sending/desk.py", "comms.sending.desk.approval_of"),
+    # The send rules: refusals come from the chain; callers state a moment, not a bypass.
+    (r"NotSendable\(", "comms/sending/rules.py", "comms.sending.rules.require"),
+    (r"early=True", None, "Request.when_due or Request(issue, now)"),
+]
+
+
+def test_no_second_copy_of_a_decision() -> None:
+    import re
+
+    found = []
+    for path in sorted((ROOT / "comms").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for pattern, owner, instead in SECOND_COPIES:
+            if name != owner and re.search(pattern, text):
+                found.append(f"{name}: {pattern} (use {instead})")
+    assert found == []

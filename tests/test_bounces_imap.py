@@ -104,6 +104,8 @@ def test_full_loop_send_bounce_fetch_suppress_skip(
         assert json.loads(out)["bounces"] == {"hard": 1, "soft": 0, "complaint": 0}
 
         handler.received.clear()
-        code, out, err = run_cli(site_copy, "send", "2020-02-newsletter", "--transport", relay)
+        code, out, err = run_cli(
+            site_copy, "send", "2020-02-newsletter", "--now", "--transport", relay
+        )
         assert code == 0, out + err
         assert [r.rcpt_tos[0] for r in handler.received] == ["bernd@example.org"]

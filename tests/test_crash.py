@@ -38,7 +38,7 @@ def _send(root: Path, port: int) -> subprocess.Popen[bytes]:
     env = os.environ | {"COMMS_SECRET_KEY": "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"}
     env |= database_env(root / "comms.toml")
     command = [
-        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE, "--now",
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),
     ]  # fmt: skip
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -90,7 +90,7 @@ def unknown_event(root: Path) -> str:
 @pytest.mark.database
 def test_send_refuses_an_issue_that_names_an_unknown_event(site: Path) -> None:
     expected = unknown_event(site)
-    code, out, err = run_cli(site, "send", ISSUE)
+    code, out, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 1
     assert expected in err  # every problem as PATH:LINE ...
     assert err.endswith("fix them (see `comms check`); nothing sent\n")  # ... and the verdict
@@ -137,7 +137,7 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
 
 @pytest.mark.database
 def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
-    code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
+    code, _, err = run_cli(site, "send", ISSUE, "--now", env=APPROVAL)
     assert code == 1 and f"issue '{ISSUE}' is not approved (version " in err
     assert "then run `comms approve 2020-02-newsletter`; nothing sent" in err
     code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
@@ -150,14 +150,14 @@ def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     # An edit after the approval, even to the recipients alone, needs a new approval.
     for key, value in (("preheader", '"Neuer Vorspann"'), ("topics", "[sprache]")):
         set_front_matter(issue_file(site), key, value)
-        code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
+        code, _, err = run_cli(site, "send", ISSUE, "--now", env=APPROVAL)
         assert code == 1
         assert f"issue '{ISSUE}' changed after its approval: Erika Muster approved version " in err
         assert first[:12] in err
         assert outbox(site) == []
     code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
     assert code == 0, err
-    code, _, err = run_cli(site, "send", ISSUE, env=APPROVAL)
+    code, _, err = run_cli(site, "send", ISSUE, "--now", env=APPROVAL)
     assert code == 0, err
     data = status(site)
     approvals = data["approvals"]
@@ -275,7 +275,9 @@ def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
     assert ISSUE not in (public / "feed.xml").read_text(encoding="utf-8")
     handler = PageWatch(page=page)
     with smtp_server(handler) as port:
-        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+        code, _, err = run_cli(
+            site, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}"
+        )
     assert code == 0, err
     assert handler.seen == [True, True, True]  # "Im Browser ansehen" works from the first
     assert f'href="issues/{ISSUE}/"' in (public / "index.html").read_text(encoding="utf-8")
@@ -377,13 +379,13 @@ def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str
 @pytest.mark.database
 @pytest.mark.slow
 def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
-    code, out = _on_terminal(site, ISSUE, answer=b"n\n")
+    code, out = _on_terminal(site, ISSUE, "--now", answer=b"n\n")
     assert code == 1
     assert "About to send #3 „Termine 2020: Schwerpunktkonferenz" in out
     assert "  recipients: 3\n  selected: every active subscriber\n" in out
     assert "error: nothing sent" in out
     assert outbox(site) == []
-    code, out = _on_terminal(site, ISSUE, "--yes", answer=None)
+    code, out = _on_terminal(site, ISSUE, "--now", "--yes", answer=None)
     assert code == 0, out
     assert "Send it now?" not in out
     assert len(outbox(site)) == 3
@@ -413,7 +415,7 @@ def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
 def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) -> None:
     broken = site / "content" / "practices" / "kaputt.md"
     broken.write_text("---\ntitle: Kaputt\n", encoding="utf-8")  # never closed
-    code, _, err = run_cli(site, "send", ISSUE)
+    code, _, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 0, err
     assert err == (
         "warning: the web archive was not rebuilt: 1 content error(s) in other files (see "

@@ -12,14 +12,15 @@ from sqlalchemy.engine import Connection
 
 from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure
+from comms.core.settings import Delivery
 from comms.db.ledger import Ledger
 from comms.db.outcomes import Claimed, LedgerWriter, Outcome
 from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
 from comms.db.subscribers import Store
 from comms.db.tables import consent, deliveries, suppression
-from comms.sending.campaign import SendOptions, prepare
+from comms.sending.campaign import prepare
 from comms.sending.ports import SuppressionCheck
-from comms.sending.run import Run
+from comms.sending.run import Run, SendOptions
 
 from .ledgerkit import Sink, build, make_store, status_checks
 
@@ -83,7 +84,8 @@ def test_a_run_over_the_send_ledger_protocol_ends_a_bounced_subscription(tmp_pat
     campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
     ledger = OnlyTheSendLedger(store.ledger)
     sink = Sink(failures={"user3@example.org": [GONE]})
-    run = Run(ledger, campaign, build, sink.opener, SendOptions(retry_backoff=0.0), None)
+    options = SendOptions.of(Delivery(retry_backoff_seconds=0))
+    run = Run(ledger, campaign, build, sink.opener, options, None)
     assert run.execute() == {"sent": 4, "failed": 1}
     assert ledger.claims >= 1
     person = store.find("user3@example.org")

@@ -138,7 +138,7 @@ def test_the_next_newsletter_carries_the_current_link_version(
         store.links.revoke(anna.id, anna.updated_at)
     finally:
         store.close()
-    code, _, err = run_cli(site_copy, "send", ISSUE)
+    code, _, err = run_cli(site_copy, "send", ISSUE, "--now")
     assert code == 0, err
     versions = {}
     for path in outbox(site_copy):

@@ -52,7 +52,7 @@ def _worker(root: Path, url: str, port: int, host: str) -> subprocess.Popen[byte
     claims carry another host name and are taken over only after their lease (else the same
     host name, and a dead worker's process id is noticed at once)."""
     command = [
-        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE,
+        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "send", ISSUE, "--now",
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(CONCURRENCY),
     ]  # fmt: skip
     if os.geteuid() == 0:
@@ -266,7 +266,7 @@ def test_each_server_serves_an_issue_sent_on_the_other_host_within_a_beat(
             time.sleep(0.1)
         with smtp_server(Handler()) as port:
             code, _, err = run_cli(
-                site_copy, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}",
+                site_copy, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}",
                 env=_pg(pg_url) | {"COMMS_OUTPUT_DIR": str(out[here])},
             )  # fmt: skip
         assert code == 0, err

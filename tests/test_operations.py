@@ -17,12 +17,14 @@ import sqlalchemy as sa
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import load_config
+from comms.core.settings import Delivery
 from comms.db.engine import make_engine, upgrade
 from comms.db.shared import DbPublishState
 from comms.db.subscribers import open_store
 from comms.db.tables import campaigns, consent, deliveries, subscribers
 from comms.publish.build import collect
-from comms.sending.campaign import SendOptions, send
+from comms.sending.campaign import send
+from comms.sending.run import SendOptions
 
 from .conftest import _binary
 from .databases import Databases
@@ -104,7 +106,7 @@ def test_a_first_schema_database_with_data_upgrades_to_the_newest(
     campaign = store.ledger.campaign("alt")
     assert campaign is not None and store.ledger.counts(campaign.id) == {"sent": 1, "queued": 1}
     sink = Sink()
-    report = send(store, campaign, build, sink.opener, SendOptions(rate=100))
+    report = send(store, campaign, build, sink.opener, SendOptions.of(Delivery(rate=100)))
     assert report.counts == {"sent": 2}
     assert sink.per_address() == {"alt1@example.org": 1}
 

@@ -13,17 +13,21 @@ import sqlalchemy as sa
 
 from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
+from comms.core.settings import Delivery
 from comms.db.ledger import Campaign
 from comms.db.people import Consent, NewSubscriber
 from comms.db.subscribers import Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
-from comms.sending.campaign import CampaignChanged, SendOptions, TokenBucket, prepare, send
+from comms.sending.campaign import CampaignChanged, prepare, send
 from comms.sending.claims import ClaimKeeper
+from comms.sending.run import SendOptions
+from comms.sending.throttle import TokenBucket
 
 from .ledgerkit import IMPORT, Sink, build, make_store
 
-FAST = SendOptions(concurrency=4, retry_backoff=0.0)
+#: The shipped delivery settings, with no wait before the first retries.
+FAST = SendOptions.of(Delivery(retry_backoff_seconds=0))
 
 
 def start(store: Store, slug: str = "ausgabe-1", **kw: list[str]) -> Campaign:

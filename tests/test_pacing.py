@@ -13,17 +13,19 @@ import sqlalchemy as sa
 
 from comms.core.clock import now_utc
 from comms.core.errors import TemporaryFailure
+from comms.core.settings import Delivery
 from comms.db.tables import deliveries
 from comms.mail.replies import asks_to_slow_down, classify, classify_http
 from comms.mail.smtp import SmtpTransport
-from comms.sending.campaign import SendOptions, prepare, send
+from comms.sending.campaign import prepare, send
+from comms.sending.run import SendOptions
 from comms.sending.throttle import TokenBucket
 
 from .ledgerkit import build, make_store
 from .smtp_servers import Handler, smtp_server
 
 #: The defaults of the `delivery` section: first retry after 300 s.
-OPTIONS = SendOptions(concurrency=4)
+OPTIONS = SendOptions.of(Delivery())
 
 
 def opener(port: int, per_connection: int = 100) -> object:

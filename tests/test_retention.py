@@ -45,7 +45,7 @@ def test_housekeeping_reduces_unsubscribed_people_after_the_retention_time(
 ) -> None:
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
     with_subscribers(site_copy)  # anna, bernd, carla: confirmed by import
-    assert run_cli(site_copy, "send", ISSUE)[0] == 0
+    assert run_cli(site_copy, "send", ISSUE, "--now")[0] == 0
     for who in ("anna", "bernd"):
         assert run_cli(site_copy, "subscribers", "unsubscribe", f"{who}@example.org")[0] == 0
     _, store = open_site(site_copy)

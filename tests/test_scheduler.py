@@ -137,7 +137,7 @@ def test_a_restart_past_the_staleness_limit_holds_the_send(
         code, out, _ = run_cli(site, "schedule")
         assert out.splitlines()[-1] == HELD
     assert outbox(site) == []
-    code, out, err = run_cli(site, "send", ISSUE)  # the editor releases it
+    code, out, err = run_cli(site, "send", ISSUE, "--now")  # the editor releases it
     assert code == 0, err
     assert len(outbox(site)) == 3
     code, out, _ = run_cli(site, "status")

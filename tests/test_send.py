@@ -65,14 +65,14 @@ def test_send_through_smtp_then_parse_what_arrived(site: Path) -> None:
     handler = Handler()
     with smtp_server(handler) as port:
         url = f"smtp://127.0.0.1:{port}"
-        code, out, err = run_cli(site, "send", ISSUE, "--transport", url)
+        code, out, err = run_cli(site, "send", ISSUE, "--now", "--transport", url)
         assert code == 0, out + err
         assert out.splitlines() == [
             "Sending #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
             f"({ISSUE}): 3 recipient(s), 3 to send over 4 connection(s)",
             f"{ISSUE}: 3 sent, 0 failed, 0 skipped, 0 waiting",
         ]
-        code, out, _ = run_cli(site, "send", ISSUE, "--transport", url)
+        code, out, _ = run_cli(site, "send", ISSUE, "--now", "--transport", url)
     assert code == 0
     assert out == (
         f"nothing to send: every delivery of {ISSUE} is final "
@@ -117,7 +117,7 @@ def test_bounce_temporary_failure_and_exit_3(site: Path) -> None:
     )
     with smtp_server(handler) as port:
         code, out, err = run_cli(
-            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", env=FAST
+            site, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}", env=FAST
         )
     assert code == 3, out + err
     lines = out.splitlines()
@@ -162,7 +162,14 @@ def test_policy_rejection_stops_with_exit_1(site: Path) -> None:
     handler = Handler(rcpt_replies={"anna@example.org": reply, "carla@example.org": reply})
     with smtp_server(handler) as port:
         code, out, err = run_cli(
-            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", "1"
+            site,
+            "send",
+            ISSUE,
+            "--now",
+            "--transport",
+            f"smtp://127.0.0.1:{port}",
+            "--concurrency",
+            "1",
         )
     assert code == 1
     assert err.startswith("error: campaign stopped: the server rejects our mail as a matter of ")
@@ -176,7 +183,7 @@ def test_policy_rejection_stops_with_exit_1(site: Path) -> None:
 
 def test_unreachable_server_stops_with_exit_1(site: Path) -> None:
     url = f"smtp://127.0.0.1:{free_port()}"
-    code, out, err = run_cli(site, "send", ISSUE, "--transport", url, env=FAST)
+    code, out, err = run_cli(site, "send", ISSUE, "--now", "--transport", url, env=FAST)
     assert code == 1, out
     assert err.startswith("error: campaign stopped: cannot reach the mail server: ")
     assert "3 deliveries stay queued" in err
@@ -204,7 +211,7 @@ def assert_paused(root: Path, queued: int, failed: int) -> None:
 def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: Path) -> None:
     add_people(site, 47)
     url = f"smtp://127.0.0.1:{free_port()}"
-    code, out, err = run_cli(site, "send", ISSUE, "--transport", url)
+    code, out, err = run_cli(site, "send", ISSUE, "--now", "--transport", url)
     assert code == 1, out
     assert err.startswith("error: campaign stopped: cannot reach the mail server: ")
     assert "50 deliveries stay queued" in err
@@ -212,7 +219,9 @@ def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: 
     assert data["next_attempt"] is None  # due now, not in 30 minutes
     handler = Handler()
     with smtp_server(handler) as port:
-        code, out, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+        code, out, err = run_cli(
+            site, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}"
+        )
     assert code == 0, err
     assert len(handler.received) == 50
     assert status(site)["counts"] == {
@@ -235,7 +244,9 @@ def test_a_refused_message_pauses_the_campaign_and_bounces_nobody(
     handler = Handler()
     (handler.data_replies if stage == "end of DATA" else handler.rcpt_replies)["*"] = reply
     with smtp_server(handler) as port:
-        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+        code, _, err = run_cli(
+            site, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}"
+        )
     assert code == 1
     assert err == (
         "error: campaign stopped: the server refuses our message or session, not the address "
@@ -249,7 +260,9 @@ def test_a_refused_message_pauses_the_campaign_and_bounces_nobody(
         assert (person["status"], person["suppressed"]) == ("active", None)
     handler = Handler()
     with smtp_server(handler) as port:
-        code, _, err = run_cli(site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}")
+        code, _, err = run_cli(
+            site, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}"
+        )
     assert code == 0, err
     assert len(handler.received) == 3
 
@@ -259,7 +272,14 @@ def test_a_run_of_bounces_trips_the_breaker_and_keeps_the_rest(site: Path) -> No
     handler = Handler(rcpt_replies={"*": "550 5.1.1 no such user"})
     with smtp_server(handler) as port:
         code, _, err = run_cli(
-            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", "1"
+            site,
+            "send",
+            ISSUE,
+            "--now",
+            "--transport",
+            f"smtp://127.0.0.1:{port}",
+            "--concurrency",
+            "1",
         )
     assert code == 1
     assert err == (
@@ -282,7 +302,7 @@ def test_drop_after_data_is_ambiguous_and_retried_with_the_same_message_id(site:
     handler = Handler(drop_after_data={"anna@example.org"})
     with smtp_server(handler) as port:
         code, _, _ = run_cli(
-            site, "send", ISSUE, "--transport", f"smtp://127.0.0.1:{port}", env=FAST
+            site, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}", env=FAST
         )
     assert code == 3
     to_anna = [parse(r.data)["Message-ID"] for r in handler.received if "anna" in r.rcpt_tos[0]]
@@ -303,13 +323,15 @@ def test_dry_run_and_proof_leave_the_ledger_alone(site: Path) -> None:
             f"({ISSUE}), nothing is sent:",
             "  recipients: 3",
             "  selected: every active subscriber",
-            "  time: now (its send_at Di., 4. Februar 2020, 09:00 Uhr has passed)",
+            "  time: now, before its send_at Di., 4. Februar 2020, 09:00 Uhr (--now)",
             "  to send now: 3 in 1 batch(es) of up to 150",
             "  recipients per edition: de 3",
             "  connections: 4",
             "  estimated time: 0 min 2 s at 2 msg/s",
         ]
-        code, out, _ = run_cli(site, "send", ISSUE, "--transport", url, "--to", "Red@Example.org")
+        code, out, _ = run_cli(
+            site, "send", ISSUE, "--now", "--transport", url, "--to", "Red@Example.org"
+        )
         assert code == 0
         assert out.startswith(f"proof of {ISSUE} (version ")
         assert out.endswith(
@@ -362,7 +384,7 @@ def test_retry_due_sends_what_waits_once_it_is_due(site: Path) -> None:
     handler = Handler(rcpt_replies={"anna@example.org": "451 4.2.2 mailbox full"})
     with smtp_server(handler) as port:
         url = f"smtp://127.0.0.1:{port}"
-        code, _, _ = run_cli(site, "send", ISSUE, "--transport", url, env=FAST)
+        code, _, _ = run_cli(site, "send", ISSUE, "--now", "--transport", url, env=FAST)
         assert code == 3
         code, out, _ = run_cli(site, "status")
         assert out == f"{ISSUE}: waiting, 3 recipient(s); 1 queued, 2 sent\n"
@@ -387,7 +409,7 @@ def test_retry_pass_goes_on_when_one_issue_was_edited(site: Path) -> None:
     with smtp_server(handler) as port:
         url = f"smtp://127.0.0.1:{port}"
         for slug in (ISSUE, other):
-            code, _, _ = run_cli(site, "send", slug, "--transport", url, env=FAST)
+            code, _, _ = run_cli(site, "send", slug, "--now", "--transport", url, env=FAST)
             assert code == 3
         edited = site / "content" / "issues" / f"{ISSUE}.md"
         edited.write_text(edited.read_text("utf-8") + "\nNachtrag.\n", "utf-8")

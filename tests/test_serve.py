@@ -138,7 +138,7 @@ def test_sign_up_confirm_receive_and_one_click_unsubscribe(
     done = browser.post(urljoin(landing.url, str(button["action"])), timeout=5)
     assert done.status_code == 200 and "Vielen Dank!" in done.text
 
-    code, out, err = run_cli(site, "send", ISSUE, env=env)
+    code, out, err = run_cli(site, "send", ISSUE, "--now", env=env)
     assert code == 0, out + err
     newsletters = [m for m in wait_for_mail(handler, 2) if m["List-Unsubscribe"]]
     [newsletter] = [m for m in newsletters if m["To"].addresses[0].addr_spec == ADDRESS]

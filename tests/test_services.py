@@ -22,7 +22,7 @@ from comms.db.subscribers import open_store
 from comms.mail.transports import memory_outbox
 from comms.schedule.jobs import scheduled_send
 from comms.schedule.plan import plan
-from comms.sending.campaign import send_refusal
+from comms.sending.rules import READY
 from comms.web.app import create_app
 
 from .ledgerkit import run_cli
@@ -48,7 +48,7 @@ def test_a_draft_is_refused_by_the_cli_and_the_scheduler_for_the_same_reason(
     path.write_text(text.replace("status: draft\n", f"status: draft\nsend_at: {due.isoformat()}\n"))
     config = load_config(site_copy / "comms.toml")
     site, errors = read_site(config)
-    reason = send_refusal(site.issues[DRAFT])
+    reason = READY.reason(site.issues[DRAFT])
     assert reason == f"issue '{DRAFT}' is a draft; set `status: ready` to send it"
 
     code, _, err = run_cli(site_copy, "send", DRAFT)

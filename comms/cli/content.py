@@ -27,8 +27,10 @@ from comms.publish import refresh as publish
 from comms.publish.editions import catalog_problems, check_editions
 from comms.publish.gate import site_problems
 from comms.publish.templating import TEMPLATES, translate
-from comms.sending.campaign import SendOptions, SendReport, send_issue, send_refusal
-from comms.sending.desk import approve, current_digest, short
+from comms.sending.campaign import clear, send_to_list
+from comms.sending.desk import approval_of, approve, current_digest, short
+from comms.sending.rules import READY, Request
+from comms.sending.run import SendOptions
 
 from .common import (
     State,
@@ -186,7 +188,7 @@ def demo(state: State) -> None:
         place = event.location.city if event.location else "online"
         status = "" if event.status == "planned" else f" [{event.status}]"
         click.echo(f"  {_when(event.start, config)} – {event.title} ({place}){status}")
-    sendable = [i for i in site.issues.values() if send_refusal(i) is None]
+    sendable = [i for i in site.issues.values() if READY.reason(i) is None]
     scheduled = sorted(
         (i for i in sendable if i.send_at and i.send_at > now), key=lambda i: i.send_at or now
     )
@@ -242,16 +244,16 @@ def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: 
     digest = current_digest(config, site, issue)
     if config.settings.delivery.require_approval and digest is not None:
         desk = Desk(store.engine)
-        if not any(a.digest == digest for a in desk.approvals(issue.slug)):
+        if approval_of(desk.approvals(issue.slug), digest) is None:
             approve(desk, issue, digest, "comms demo")
         click.echo(
             f"Approved: version {short(digest)} of {issue.slug} by „comms demo“ "
             "(delivery.require_approval is on; an editor runs `comms approve ISSUE`)"
         )
-    # early: in the demo's world (its reference date) the issue may still be scheduled.
-    options = SendOptions.from_config(config)
-    report = send_issue(config, store, site, issue, options, errors=problems, early=True)
-    assert isinstance(report, SendReport)  # neither a dry run nor proofs
+    # The demo shows what the scheduler does: its next scheduled issue, as of the reference
+    # date still to come, is sent as the scheduler sends it when its send_at comes.
+    cleared = clear(config, store, site, problems, Request.when_due(issue, config.now()))
+    report = send_to_list(config, store, cleared, SendOptions.of(config.settings.delivery))
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     sent = report.done_now.get("sent", 0)
     if not report.done_now:

@@ -13,9 +13,10 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.desk import Desk
 from comms.db.subscribers import Store
 from comms.publish.gate import issue_problems
-from comms.sending.campaign import SendOptions, send_issue
-from comms.sending.desk import NotSendable, current_digest, selection, short
+from comms.sending.campaign import refusal
+from comms.sending.desk import approval_of, current_digest, selection, short
 from comms.sending.desk import approve as record_approval
+from comms.sending.rules import READY, Request
 
 from .common import State, _open_store, _when, cli
 
@@ -63,7 +64,7 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
         f"by {done.approved_by}: subject, preheader, HTML, text and recipients "
         f"({selection(issue)}; {count} now)"
     )
-    if issue.status != "ready":
+    if READY.reason(issue) is not None:
         click.echo(f"note: {issue.slug} is still a draft; set `status: ready` to send it")
 
 
@@ -72,15 +73,22 @@ def _without_slug(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
-    """Approvals, proofs and the current version of an issue, for `comms status ISSUE`."""
+    """Why the issue may not go out now (or None), its current version, approvals and proofs,
+    for `comms status ISSUE`."""
     desk = Desk(store.engine)
-    site, _ = read_site(config)
+    site, problems = read_site(config)
     issue = site.issues.get(slug)
     digest = current_digest(config, site, issue) if issue is not None else None
     approvals = desk.approvals(slug)
+    # What `comms send ISSUE` would say now (the same rules, the same words).
+    refused = None
+    if issue is not None:
+        found = refusal(config, store, site, problems, Request(issue, config.now()))
+        refused = None if found is None else found.reason
     return {
+        "refused": refused,
         "version": digest,
-        "approved": digest is not None and any(a.digest == digest for a in approvals),
+        "approved": approval_of(approvals, digest) is not None,
         "approval_required": config.settings.delivery.require_approval,
         "approvals": [_without_slug(vars(a)) for a in approvals],
         "proofs": [_without_slug(vars(p)) for p in desk.proofs(slug)],
@@ -90,6 +98,8 @@ def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
 def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
     """The desk part of `comms status ISSUE`, as printed."""
     lines = []
+    if data["refused"] is not None:
+        lines.append(f"not sendable now: {data['refused']}")
     digest = data["version"]
     if digest is not None and (data["approval_required"] or data["approvals"]):
         state = "approved" if data["approved"] else "not approved"
@@ -113,19 +123,18 @@ def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
 
 
 def blocked_sends(config: Config, store: Store, slugs: list[str]) -> dict[str, str]:
-    """Why each of these scheduled sends would be refused if it were due now; the rest go."""
+    """Why each of these scheduled sends would be refused when it is due; the rest go."""
     if not slugs:
         return {}
     site, problems = read_site(config)
-    options = SendOptions.from_config(config)
     found: dict[str, str] = {}
     for slug in slugs:
         issue = site.issues.get(slug)
         if issue is None:
             found[slug] = f"issue '{slug}' has errors"
             continue
-        try:
-            send_issue(config, store, site, issue, options, errors=problems, dry_run=True)
-        except NotSendable as exc:
-            found[slug] = str(exc)
+        request = Request.when_due(issue, config.now())
+        refused = refusal(config, store, site, problems, request)
+        if refused is not None:
+            found[slug] = refused.reason
     return found

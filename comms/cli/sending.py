@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from functools import partial
 from typing import Any
 
 import click
@@ -30,15 +29,16 @@ from comms.db.status import DeliveryStatus
 from comms.db.subscribers import Store
 from comms.schedule.plan import SEND_PREFIX, Held, held_list
 from comms.sending.campaign import (
-    NotSendable,
-    Progress,
-    Proofs,
-    SendOptions,
     SendPlan,
     SendReport,
-    send_issue,
+    clear,
+    plan_send,
+    send_proofs,
+    send_to_list,
 )
 from comms.sending.desk import selection, short
+from comms.sending.rules import NotSendable, Request
+from comms.sending.run import Progress, SendOptions
 
 from .common import (
     State,
@@ -162,7 +162,7 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} msg/s")
 
 
-def _print_plan(config: Config, plan: SendPlan, dry: bool) -> None:
+def _print_plan(config: Config, plan: SendPlan, request: Request, dry: bool) -> None:
     """A send's plan, as printed by a dry run and before the question on a terminal."""
     issue, options, todo = plan.issue, plan.options, plan.todo
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
@@ -171,7 +171,7 @@ def _print_plan(config: Config, plan: SendPlan, dry: bool) -> None:
     click.echo(f"  selected: {selection(issue)}")
     if issue.send_at is None:
         click.echo("  time: now (the issue has no send_at)")
-    elif issue.send_at > now_utc():
+    elif issue.send_at > request.now:
         click.echo(f"  time: now, before its send_at {_when(issue.send_at, config)} (--now)")
     else:
         click.echo(f"  time: now (its send_at {_when(issue.send_at, config)} has passed)")
@@ -260,39 +260,39 @@ def send(
     config = state.config(**overrides)
     site, problems, issue = read_issue(config, issue_slug)
     store = _open_store(config)
-    options = SendOptions.from_config(config, concurrency, rate)
-    ask = not (dry_run or proofs or yes) and sys.stdin.isatty()
-    call = partial(
-        send_issue, config, store, site, issue, options, errors=problems, early=early,
-        proofs=[_address(a) for a in proofs], force=force,
-        on_proof=lambda record: click.echo(_proof_line(record)),
-    )  # fmt: skip
+    if proofs:
+        addresses = [_address(a) for a in proofs]
+        if dry_run:
+            click.echo(
+                f"Plan: a proof of {issue.slug} to {', '.join(addresses)} (outside the list); "
+                "nothing is sent"
+            )
+            return
+        on_proof = lambda record: click.echo(_proof_line(record))  # noqa: E731
+        send_proofs(config, store, site, issue, addresses, on_proof=on_proof)
+        return
+    options = SendOptions.of(config.settings.delivery, concurrency, rate)
+    # A dry run plans a send now: a scheduled issue's time line says that it is early.
+    request = Request(issue, config.now(), early=early or dry_run)
     try:
-        if ask:
-            plan = call(dry_run=True)
-            assert isinstance(plan, SendPlan)
-            _print_plan(config, plan, dry=False)
-            if not click.confirm("Send it now?", default=False):
-                raise CommsError("nothing sent")
-        with ExitStack() as stack:
-            result = call(dry_run=dry_run, on_start=_announce(stack))
+        cleared = clear(config, store, site, problems, request)
     except NotSendable as exc:
         for problem in exc.problems:
             click.echo(problem.format(config.root), err=True)
         raise CommsError(f"{exc} ({exc.hint})" if exc.hint else f"{exc}; nothing sent") from None
-    if isinstance(result, Proofs):
-        if not result.sent:
-            emails = ", ".join(result.addresses)
-            click.echo(
-                f"Plan: a proof of {issue.slug} to {emails} (outside the list); nothing is sent"
-            )
-        return
-    if isinstance(result, SendPlan):
-        _print_plan(config, result, dry=True)
-        return
-    if result.archive_problem:
-        click.echo(f"warning: {result.archive_problem}", err=True)
-    _print_report(config, result)
+    if dry_run or (not yes and sys.stdin.isatty()):
+        _print_plan(config, plan_send(config, store, issue, options), request, dry=dry_run)
+        if dry_run:
+            return
+        if not click.confirm("Send it now?", default=False):
+            raise CommsError("nothing sent")
+    with ExitStack() as stack:
+        report = send_to_list(
+            config, store, cleared, options, force=force, on_start=_announce(stack)
+        )
+    if report.archive_problem:
+        click.echo(f"warning: {report.archive_problem}", err=True)
+    _print_report(config, report)
 
 
 def _print_report(config: Config, report: SendReport) -> None:

@@ -193,7 +193,8 @@ GERMAN_STATUS = {
 }
 
 
-def _status(value: Any) -> Any:
+def status_word(value: Any) -> Any:
+    """A status as the code names it: a German word an editor typed becomes its English value."""
     if isinstance(value, str):
         word = value.strip().lower()
         return GERMAN_STATUS.get(word, word)
@@ -207,5 +208,4 @@ Url = Annotated[str, BeforeValidator(_url)]
 Text = Annotated[str, BeforeValidator(_text)]
 HeaderText = Annotated[str, BeforeValidator(_text), AfterValidator(_one_line)]
 Email = Annotated[str, BeforeValidator(_email)]
-EventStatus = Annotated[Literal["planned", "cancelled", "postponed"], BeforeValidator(_status)]
-IssueStatus = Annotated[Literal["draft", "ready"], BeforeValidator(_status)]
+EventStatus = Annotated[Literal["planned", "cancelled", "postponed"], BeforeValidator(status_word)]

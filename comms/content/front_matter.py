@@ -161,7 +161,7 @@ def error_message(error: dict[str, Any]) -> str:
         return f"expected a list, got '{got}'"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return f"expected a mapping of keys to values, got '{got}'"
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         expected = error.get("ctx", {}).get("expected", "")
         german = [word for word, value in GERMAN_STATUS.items() if f"'{value}'" in expected]
         hint = f" (German: {', '.join(german)})" if german else ""

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -25,11 +27,11 @@ from comms.content.fields import (
     Email,
     EventStatus,
     HeaderText,
-    IssueStatus,
     Moment,
     Text,
     Url,
     When,
+    status_word,
 )
 from comms.content.fields import instant as instant
 from comms.content.fields import parse_when as parse_when
@@ -205,6 +207,13 @@ class Practice(_Tagged):
     summary: Text
 
 
+class IssueStatus(StrEnum):
+    """Where an issue stands: only a `ready` one may go to the list (proofs go for both)."""
+
+    DRAFT = "draft"
+    READY = "ready"
+
+
 class Issue(Item):
     """One newsletter edition."""
 
@@ -215,7 +224,7 @@ class Issue(Item):
     preheader: HeaderText
     date: Day
     send_at: Moment | None = None
-    status: IssueStatus = "draft"
+    status: Annotated[IssueStatus, BeforeValidator(status_word)] = IssueStatus.DRAFT
     events: list[Text] = []
     upcoming_events_days: int | None = None
     practices: list[Text] = []

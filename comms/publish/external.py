@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from comms import __version__
-from comms.content.models import Site
+from comms.content.models import IssueStatus, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ContentError
@@ -132,7 +132,7 @@ def dead_links(
     checker = checker or ExternalLinks(config.root / CACHE_FILE, now_utc())
     paths: list[Path] = []
     for issue in sorted(site.issues.values(), key=lambda i: i.slug):
-        if issue.status == "ready":
+        if issue.status is IssueStatus.READY:
             paths.extend(path for path in shown_paths(site, issue) if path not in paths)
     found = [
         (path, ref)

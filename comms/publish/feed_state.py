@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from comms.content.models import Award, Issue, Item, instant
+from comms.content.models import Award, Issue, IssueStatus, Item, instant
 from comms.publish.state import PublishState
 
 
@@ -92,7 +92,7 @@ def is_public(
     `send_at`: its mails link to its page.
     """
     if isinstance(item, Issue):
-        if item.status != "ready":
+        if item.status is not IssueStatus.READY:
             return False
         if item.slug in sent:
             return True

@@ -18,20 +18,15 @@ from typing import NoReturn
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, ContentError
 from comms.db.desk import started_issues
 from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
 from comms.publish import refresh as publish
 from comms.schedule import plan as timetable
-from comms.sending.campaign import (
-    NotSendable,
-    SendOptions,
-    SendReport,
-    retry_due,
-    send_issue,
-    send_refusal,
-)
+from comms.sending.campaign import clear, retry_due, send_to_list
+from comms.sending.rules import READY, NotSendable, Request
+from comms.sending.run import SendOptions
 
 log = logging.getLogger("comms.scheduler")
 
@@ -63,9 +58,9 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if issue is None:
             own = [e for e in errors if not e.warning and e.path.stem == slug]
             if own:
-                _refused(config, slug, NotSendable(f"issue '{slug}' has errors", own))
+                _refused(config, slug, f"issue '{slug}' has errors", own)
             raise CommsError(f"scheduled send of {slug}: the issue is gone")
-        refusal = send_refusal(issue)
+        refusal = READY.reason(issue)
         if refusal is not None:
             log.info("send of %s skipped: %s; the next sync cancels the job", slug, refusal)
             return "skipped"
@@ -75,13 +70,13 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if when != due_at.timestamp():
             log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
             return "skipped"
-        options = replace(SendOptions.from_config(config), stop=STOP)
+        options = replace(SendOptions.of(config.settings.delivery), stop=STOP)
         try:
-            # early: the job runs at the issue's send_at, which is the scheduler's to judge.
-            report = send_issue(config, store, site, issue, options, errors=errors, early=True)
+            # Judged as of the issue's send_at, when this job is due; too late is `is_stale`.
+            cleared = clear(config, store, site, errors, Request.when_due(issue, now))
         except NotSendable as exc:
-            _refused(config, slug, exc)
-        assert isinstance(report, SendReport)  # neither a dry run nor proofs
+            _refused(config, slug, str(exc), exc.problems)
+        report = send_to_list(config, store, cleared, options)
         if report.archive_problem:
             log.warning("send of %s: %s", slug, report.archive_problem)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
@@ -92,12 +87,12 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
     return "sent"
 
 
-def _refused(config: Config, slug: str, exc: NotSendable) -> NoReturn:
+def _refused(config: Config, slug: str, reason: str, problems: list[ContentError]) -> NoReturn:
     """Log every problem of a refused send as PATH:LINE, as `comms send` prints them, then
     fail the job (the scheduler logs it as failed, like `comms send` exiting 1)."""
-    for problem in exc.problems:
+    for problem in problems:
         log.error("send of %s: %s", slug, problem.format(config.root))
-    raise CommsError(f"scheduled send of {slug} refused, nothing sent: {exc}") from None
+    raise CommsError(f"scheduled send of {slug} refused, nothing sent: {reason}") from None
 
 
 def refresh_feeds(config_path: str | None) -> None:

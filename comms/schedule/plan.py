@@ -18,7 +18,7 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.db.ledger import Ledger
 from comms.db.tables import campaigns, held_sends
-from comms.sending.campaign import send_refusal
+from comms.sending.rules import READY
 
 SEND_PREFIX = "send:"
 
@@ -66,7 +66,9 @@ def plan(
     sends: list[PlannedSend] = []
     held: list[PlannedSend] = []
     for issue in site.issues.values():
-        if send_refusal(issue) is not None or issue.send_at is None or issue.slug in started:
+        # The status rule alone: the job asks the whole chain when it is due, so that an
+        # error fixed or an approval given meanwhile needs no new plan.
+        if READY.reason(issue) is not None or issue.send_at is None or issue.slug in started:
             continue
         entry = PlannedSend(issue.slug, issue.number, issue.subject, issue.send_at)
         (held if is_stale(config, issue.send_at, now) else sends).append(entry)

@@ -1,4 +1,4 @@
-"""Sending a campaign: claim batches, send over N connections at a rate, retry, resume."""
+"""Sending an issue: the plan, proof and send services; campaigns that start, resume, retry."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from comms.content.models import Issue, Site
 from comms.content.site import read_site
@@ -25,56 +26,15 @@ from comms.mail.transports import open_transport
 from comms.publish.refresh import refresh_content
 from comms.publish.render import RenderedIssue, render_issue
 from comms.sending.desk import (
-    Gate,
-    NotSendable,
     approval_digest,
+    current_digest,
     destination,
     proof_message,
-    refuse,
-    require_approval,
-    send_refusal,
     who,
 )
-from comms.sending.editions import (
-    IssueEditions,
-    content_hash,
-    issue_editions,
-)
-from comms.sending.run import (
-    BOUNCE_BREAKER,
-    IN_RUN_MAX_WAIT,
-    Builder,
-    Opener,
-    Progress,
-    Run,
-    SendOptions,
-)
-from comms.sending.throttle import TokenBucket
-
-# The run machinery lives in `comms.sending.run`; its public names stay importable from here.
-__all__ = [
-    "BOUNCE_BREAKER",
-    "IN_RUN_MAX_WAIT",
-    "Builder",
-    "CampaignChanged",
-    "NotSendable",
-    "Opener",
-    "Progress",
-    "Proofs",
-    "SendOptions",
-    "SendPlan",
-    "SendReport",
-    "TokenBucket",
-    "content_hash",
-    "issue_parts",
-    "opener_for",
-    "prepare",
-    "retry_due",
-    "send",
-    "send_issue",
-    "send_refusal",
-    "waiting",
-]
+from comms.sending.editions import IssueEditions, content_hash, issue_editions
+from comms.sending.rules import Facts, Refusal, Request, judge, require
+from comms.sending.run import Builder, Opener, Progress, Run, SendOptions
 
 log = logging.getLogger("comms.outbox")
 
@@ -231,13 +191,12 @@ class Proofs:
 
     issue: Issue
     addresses: tuple[str, ...]
-    #: False for a dry run: the proofs were only planned.
-    sent: bool
     #: What was recorded of each proof that went out (where, which version, when).
-    records: tuple[ProofRecord, ...] = ()
+    records: tuple[ProofRecord, ...]
 
 
-def _plan(config: Config, store: Store, issue: Issue, options: SendOptions) -> SendPlan:
+def plan_send(config: Config, store: Store, issue: Issue, options: SendOptions) -> SendPlan:
+    """What sending `issue` now would do: its recipients, or what its campaign has left."""
     ledger = store.ledger
     campaign = ledger.campaign(issue.slug)
     if campaign is None:
@@ -249,17 +208,20 @@ def _plan(config: Config, store: Store, issue: Issue, options: SendOptions) -> S
     return SendPlan(issue, campaign.recipients, todo, True, options, per)
 
 
-def _send_proofs(
+def send_proofs(
     config: Config,
     store: Store,
-    parts: tuple[RenderedIssue, MessageFactory, str],
+    site: Site,
     issue: Issue,
     addresses: Sequence[str],
-    on_proof: Callable[[ProofRecord], None] | None,
-    by: str | None,
-) -> list[ProofRecord]:
-    """Send a proof to each address and record it: where it went, which version, when."""
-    rendered, factory, _ = parts
+    *,
+    by: str | None = None,
+    on_proof: Callable[[ProofRecord], None] | None = None,
+) -> Proofs:
+    """Send a proof of `issue` (any status) to each of `addresses` (normalised), outside the
+    list and the ledger, and record each: where it went, which version, when, `by` whom.
+    `on_proof` hears each proof that went out."""
+    rendered, factory, _ = issue_parts(config, store, site, issue)
     digest = approval_digest(rendered, issue)
     desk = Desk(store.engine)
     url = config.transport_url
@@ -278,69 +240,80 @@ def _send_proofs(
                 on_proof(record)
     finally:
         transport.close()
-    return records
+    return Proofs(issue, tuple(addresses), tuple(records))
 
 
-def send_issue(
+@dataclass(frozen=True)
+class Cleared:
+    """An issue the send rules let through, with every edition rendered once for the send."""
+
+    issue: Issue
+    editions: IssueEditions
+
+
+def _facts(
     config: Config,
     store: Store,
     site: Site,
+    errors: list[ContentError],
     issue: Issue,
+    version: Callable[[], str | None],
+) -> Facts:
+    started = store.ledger.campaign(issue.slug) is not None
+    return Facts(config, site, errors, Desk(store.engine), started, version)
+
+
+def refusal(
+    config: Config, store: Store, site: Site, errors: list[ContentError], request: Request
+) -> Refusal | None:
+    """Why the send rules refuse `request`, or None: for `comms status` and `comms schedule`,
+    which send nothing (the site's edition alone is rendered, if the approval rule asks)."""
+    issue = request.issue
+    version = partial(current_digest, config, site, issue)
+    return judge(request, _facts(config, store, site, errors, issue, version))
+
+
+def clear(
+    config: Config, store: Store, site: Site, errors: list[ContentError], request: Request
+) -> Cleared:
+    """Ask the send rules about `request`; raise NotSendable with the first refusal.
+
+    `errors` are the problems `read_site` found. Every edition is rendered once, for the
+    approval (which covers the site's edition, `comms approve`) and for the send.
+    """
+    issue = request.issue
+    rendered: list[IssueEditions] = []
+
+    def editions() -> IssueEditions:
+        if not rendered:
+            rendered.append(issue_editions(config, site, issue, store.secret))
+        return rendered[0]
+
+    def version() -> str:
+        found = editions()
+        return approval_digest(found.rendered[found.home], issue)
+
+    # The gate comes before the approval: an issue with errors may not even render.
+    require(request, _facts(config, store, site, errors, issue, version))
+    return Cleared(issue, editions())
+
+
+def send_to_list(
+    config: Config,
+    store: Store,
+    cleared: Cleared,
     options: SendOptions,
     *,
-    errors: list[ContentError],
-    proofs: Sequence[str] = (),
-    dry_run: bool = False,
-    force: bool = False,
-    early: bool = False,
-    by: str | None = None,
-    on_start: Callable[[SendPlan], Progress | None] | None = None,
-    on_proof: Callable[[ProofRecord], None] | None = None,
-) -> SendPlan | Proofs | SendReport:
-    """Render, enqueue (or resume) and send one issue: `comms send`, the demo, the scheduler.
-
-    `errors` are the problems `read_site` found: the gate refuses an issue with an error in its
-    own file or in anything it shows. `proofs` (normalised addresses) get a proof instead,
-    outside the list, also for drafts, each recorded with its version and destination (`by`
-    names the sender). `dry_run` only plans (a SendPlan, or Proofs not sent) after the same
-    checks but the schedule; `early` sends before the issue's `send_at`; `force` goes on
-    although the issue changed after its campaign started. `on_start` hears the plan just
-    before the run and may return a progress callback; `on_proof` hears each proof that went
-    out. Raises NotSendable
-    with the reason (see `comms.sending.desk.refuse`).
-    """
-    if proofs:
-        if dry_run:
-            return Proofs(issue, tuple(proofs), sent=False)
-        parts = issue_parts(config, store, site, issue)
-        records = _send_proofs(config, store, parts, issue, proofs, on_proof, by)
-        return Proofs(issue, tuple(proofs), sent=True, records=tuple(records))
-    campaign = store.ledger.campaign(issue.slug)
-    gate = Gate(config, site, errors, Desk(store.engine))
-    # Status and gate first: an issue with errors may not even render. A dry run shows the
-    # plan of a scheduled issue too (its time line says that it is early).
-    refuse(gate, issue, started=campaign is not None, early=early or dry_run)
-    # Every edition rendered once; the approval covers the site's edition (`comms approve`).
-    editions = issue_editions(config, site, issue, store.secret)
-    require_approval(gate, issue, approval_digest(editions.rendered[editions.home], issue))
-    if dry_run:
-        return _plan(config, store, issue, options)
-    return _run(config, store, site, issue, options, force, on_start, editions)
-
-
-def _run(
-    config: Config,
-    store: Store,
-    site: Site,
-    issue: Issue,
-    options: SendOptions,
     force: bool = False,
     on_start: Callable[[SendPlan], Progress | None] | None = None,
-    editions: IssueEditions | None = None,
 ) -> SendReport:
-    """Render every edition (unless `editions` are given), enqueue or resume, and send; nothing
-    is run when every delivery is final."""
-    editions = editions or issue_editions(config, site, issue, store.secret)
+    """Enqueue (or resume) and send a cleared issue: `comms send`, the demo, the scheduler.
+
+    `force` goes on although the issue changed after its campaign started; `on_start` hears
+    the plan just before the run and may return a progress callback. Nothing is run when every
+    delivery is final.
+    """
+    issue, editions = cleared.issue, cleared.editions
     opener = opener_for(config)
     campaign, new = prepare(
         store,
@@ -387,7 +360,7 @@ def retry_due(
         if not slugs:
             return []
         site, _ = read_site(config)
-        options = replace(SendOptions.from_config(config), stop=stop)
+        options = replace(SendOptions.of(config.settings.delivery), stop=stop)
         if now is not None:
             options = replace(options, clock=lambda: now)
         reports = []
@@ -395,9 +368,10 @@ def retry_due(
             issue = site.issues.get(slug)
             if issue is None:
                 continue  # the issue's file is gone: its rows wait until it is back
+            # Not `clear`: the retries of a started campaign go on by themselves.
+            cleared = Cleared(issue, issue_editions(config, site, issue, store.secret))
             try:
-                # Not send_issue: the retries of a started campaign go on by themselves.
-                reports.append(_run(config, store, site, issue, options))
+                reports.append(send_to_list(config, store, cleared, options))
             except CampaignChanged as exc:
                 # One edited issue must not hold up the retries of every other campaign; its
                 # rows wait for an editor's `comms send ISSUE --force`.

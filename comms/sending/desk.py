@@ -1,49 +1,25 @@
-"""The editor's desk: may an issue go out now (gate, schedule, approval), its digest, proofs."""
+"""The editor's desk: an issue's version (its digest), approvals, proofs and who acts."""
 
 from __future__ import annotations
 
 import getpass
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from comms.content.models import Issue, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.core.errors import CommsError, ContentError
+from comms.core.errors import CommsError
 from comms.db.desk import Approval, Desk
 from comms.mail.message import MessageFactory, OutgoingMessage
 from comms.mail.transports import FileTransport, Transport
-from comms.publish.gate import issue_problems
 from comms.publish.render import RenderedIssue, render_issue
 from comms.publish.templating import Formatter, translate
 
 #: The header that marks a proof; mail rules can file proofs by it.
 PROOF_HEADER = "X-Comms-Proof"
-
-
-class NotSendable(CommsError):
-    """The issue may not go to its subscribers now; `problems` are the gate's PATH:LINE errors."""
-
-    def __init__(
-        self, reason: str, problems: Sequence[ContentError] = (), hint: str | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.problems = list(problems)
-        #: What the editor can do instead, if anything.
-        self.hint = hint
-
-
-def send_refusal(issue: Issue) -> str | None:
-    """Why `issue` may not go to its subscribers by its status, or None when it may.
-
-    The status rule that the scheduler's plan and the demo use to pick issues; `refuse` applies
-    it together with the gate, the schedule and the approval. Proofs may go for any issue.
-    """
-    if issue.status != "ready":
-        return f"issue '{issue.slug}' is a draft; set `status: ready` to send it"
-    return None
 
 
 def selection(issue: Issue) -> str:
@@ -88,10 +64,15 @@ def who(name: str | None = None) -> str:
         return "unknown"
 
 
+def approval_of(approvals: Sequence[Approval], digest: str | None) -> Approval | None:
+    """The approval of version `digest` among an issue's approvals: is this version approved?"""
+    return next((a for a in approvals if digest is not None and a.digest == digest), None)
+
+
 def approval_refusal(desk: Desk, slug: str, digest: str, fmt: Formatter) -> str | None:
     """Why the current version of an issue lacks an approval, or None when it has one."""
     found = desk.approvals(slug)
-    if any(a.digest == digest for a in found):
+    if approval_of(found, digest) is not None:
         return None
     hint = f"check it (comms preview, a proof with --to), then run `comms approve {slug}`"
     if not found:
@@ -102,51 +83,6 @@ def approval_refusal(desk: Desk, slug: str, digest: str, fmt: Formatter) -> str 
         f"{short(last.digest)} on {fmt.brief(last.approved_at)}, the current version is "
         f"{short(digest)}; {hint}"
     )
-
-
-@dataclass(frozen=True)
-class Gate:
-    """What `refuse` needs to know besides the issue: content problems, the desk, the clock."""
-
-    config: Config
-    site: Site
-    errors: list[ContentError]
-    desk: Desk
-
-
-def refuse(
-    gate: Gate, issue: Issue, *, started: bool, early: bool = False, now: datetime | None = None
-) -> None:
-    """Raise NotSendable when `issue` may not go to its subscribers now.
-
-    In order: its status; every gate error of its file and of what it shows; its `send_at`
-    still to come for a campaign not yet started (unless `early`, `comms send --now`). The
-    approval is checked after rendering, by `require_approval`.
-    """
-    if (reason := send_refusal(issue)) is not None:
-        raise NotSendable(reason, hint="proofs with --to work for drafts")
-    problems = issue_problems(gate.config, gate.site, gate.errors, issue.slug)
-    if problems:
-        raise NotSendable(
-            f"issue '{issue.slug}' is not sent: {len(problems)} error(s) in it or in what it "
-            "shows; fix them (see `comms check`)",
-            problems,
-        )
-    fmt = Formatter(gate.config)
-    moment = now or now_utc()
-    if not started and not early and issue.send_at is not None and issue.send_at > moment:
-        raise NotSendable(
-            f"issue '{issue.slug}' is scheduled for {fmt.brief(issue.send_at)}; the scheduler "
-            f"(`comms serve`) sends it then; `comms send {issue.slug} --now` sends it now"
-        )
-
-
-def require_approval(gate: Gate, issue: Issue, digest: str) -> None:
-    """With `delivery.require_approval`, raise NotSendable unless `digest` is approved."""
-    if gate.config.settings.delivery.require_approval:
-        reason = approval_refusal(gate.desk, issue.slug, digest, Formatter(gate.config))
-        if reason is not None:
-            raise NotSendable(reason)
 
 
 def approve(desk: Desk, issue: Issue, digest: str, by: str | None = None) -> Approval:

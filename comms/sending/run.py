@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from comms.core.clock import now_utc
-from comms.core.config import Config
 from comms.core.errors import (
     CommsError,
     DeliveryError,
@@ -23,6 +22,7 @@ from comms.core.errors import (
     Unreachable,
 )
 from comms.core.process import owner_id
+from comms.core.settings import Delivery
 from comms.db.ledger import Campaign
 from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
@@ -47,17 +47,20 @@ BOUNCE_BREAKER = 10
 
 @dataclass(frozen=True)
 class SendOptions:
-    """Pacing and retry parameters of one run (from the `delivery` config section)."""
+    """Pacing and retry of one run, in the units the run uses.
 
-    concurrency: int = 4
-    rate: float = 0.0
-    batch_size: int = 500
-    retry_attempts: int = 2
-    retry_backoff: float = 300.0
-    retry_interval: timedelta = timedelta(minutes=30)
-    retry_max_interval: timedelta = timedelta(hours=4)
-    give_up_after: timedelta = timedelta(hours=96)
-    lease: timedelta = timedelta(minutes=5)
+    Made from the `delivery` settings by `of`: the defaults live there alone.
+    """
+
+    concurrency: int
+    rate: float
+    batch_size: int
+    retry_attempts: int
+    retry_backoff: float
+    retry_interval: timedelta
+    retry_max_interval: timedelta
+    give_up_after: timedelta
+    lease: timedelta
     clock: Callable[[], datetime] = now_utc
     #: Set from outside (the scheduler's shutdown) to end the run: the messages in flight
     #: finish, claimed rows go back to the queue.
@@ -73,21 +76,20 @@ class SendOptions:
         return max(self.concurrency, min(self.batch_size, within))
 
     @classmethod
-    def from_config(
-        cls, config: Config, concurrency: int | None = None, rate: float | None = None
+    def of(
+        cls, delivery: Delivery, concurrency: int | None = None, rate: float | None = None
     ) -> SendOptions:
-        """Options from the config, with command-line overrides."""
-        d = config.settings.delivery
+        """Options from the `delivery` settings, with the command line's overrides."""
         return cls(
-            concurrency=concurrency or d.concurrency,
-            rate=d.rate if rate is None else rate,
-            batch_size=d.batch_size,
-            retry_attempts=d.retry_attempts,
-            retry_backoff=d.retry_backoff_seconds,
-            retry_interval=timedelta(minutes=d.retry_interval_minutes),
-            retry_max_interval=timedelta(hours=d.retry_max_interval_hours),
-            give_up_after=timedelta(hours=d.give_up_after_hours),
-            lease=timedelta(seconds=d.lease_seconds),
+            concurrency=concurrency or delivery.concurrency,
+            rate=delivery.rate if rate is None else rate,
+            batch_size=delivery.batch_size,
+            retry_attempts=delivery.retry_attempts,
+            retry_backoff=delivery.retry_backoff_seconds,
+            retry_interval=timedelta(minutes=delivery.retry_interval_minutes),
+            retry_max_interval=timedelta(hours=delivery.retry_max_interval_hours),
+            give_up_after=timedelta(hours=delivery.give_up_after_hours),
+            lease=timedelta(seconds=delivery.lease_seconds),
         )
 
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from flask import Flask, Response, abort, request
 from watchfiles import watch
 
-from comms.content.models import KINDS, Issue, Site
+from comms.content.models import KINDS, Issue, IssueStatus, Site
 from comms.content.site import read_site
 from comms.content.urls import Urls
 from comms.core.config import Config, load_config
@@ -142,7 +142,7 @@ class Preview:
             self.config = config
             self.issues = {s: r for s, r in self.issues.items() if s in broken} | issues
             self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
-            self.drafts = {slug for slug, i in site.issues.items() if i.status == "draft"}
+            self.drafts = {slug for slug, i in site.issues.items() if i.status is IssueStatus.DRAFT}
             self.error = "\n".join(e.format(config.root) for e in errors) or None
             self.version += 1
 
