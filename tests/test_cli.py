@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from comms.cli.common import cli
+from comms.cli import cli
 from comms.content.reader import slugify
 from comms.core.config import Settings, _section_model
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from comms.cli.common import cli
+from comms.cli import cli
 from comms.content.markup import MAX_BLOCK, MAX_BODY, markdown_to_html
 from comms.content.models import KINDS
 from comms.content.reader import read_file

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from comms.cli.common import cli
+from comms.cli import cli
 from comms.core.config import Settings, _section_model
 from comms.core.settings import Language
 

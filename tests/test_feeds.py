@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from comms.cli import main
-from comms.cli.common import cli
+from comms.cli import cli, main
 from comms.content.models import Site
 from comms.content.reader import read_content
 from comms.content.urls import Urls, webcal

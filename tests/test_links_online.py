@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from comms.cli.common import cli
+from comms.cli import cli
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.external import ExternalLinks, dead_links

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from comms.cli.common import cli
+from comms.cli import cli
 from comms.core.config import load_config
 from comms.core.errors import ContentErrors
 from comms.publish import refresh as publish

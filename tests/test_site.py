@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from comms.cli.common import cli
+from comms.cli import cli
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.core.errors import RenderError

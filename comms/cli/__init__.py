@@ -24,6 +24,9 @@ from . import (  # noqa: F401  (registers the commands)
 )
 from .common import cli
 
+# The package's two entry points: the console script and the click group (for CliRunner).
+__all__ = ["cli", "main"]
+
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning CommsError into a message and an exit code."""
