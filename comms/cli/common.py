@@ -17,11 +17,11 @@ from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import database_exists, started_issues
+from comms.db.desk import database_exists
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, normalise_address, open_store
-from comms.publish.build import WriteReport, collect, write_output
+from comms.publish.refresh import Publication, publish_now
 from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter
 from comms.schedule.plan import SEND_PREFIX
@@ -129,8 +129,7 @@ def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, 
 def _valid_site(config: Config) -> Site:
     """The valid content, its warnings printed; on errors print every problem and exit 1.
 
-    For the commands that write the output folder: then nothing is written. The issues sent so
-    far (from the database, if there is one) are public whatever their send_at says.
+    For the commands that write the output folder: then nothing is written.
     """
     try:
         site, warnings = load_valid_site(config)
@@ -139,7 +138,6 @@ def _valid_site(config: Config) -> Site:
         click.echo(f"{failures} error(s); nothing written", err=True)
         sys.exit(1)
     _report(warnings, config.root, strict=False)
-    site.sent = started_issues(config.database_url)
     return site
 
 
@@ -147,11 +145,12 @@ def _when(value: date, config: Config) -> str:
     return Formatter(config).brief(value)
 
 
-def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
-    """Collect every producer's files in memory, then write them; (file count, report)."""
+def _publish(
+    config: Config, site: Site, out_dir: Path | None = None, tell_hubs: bool = False
+) -> Publication:
+    """Publish `site` now (`publish_now`) with this machine's publishing state."""
     with _publish_state(config) as state:
-        files = collect(config, site, state)
-    return len(files), write_output(out_dir, files)
+        return publish_now(config, state, site, out_dir=out_dir, tell_hubs=tell_hubs)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comms.db.engine import make_engine, read_only
+from comms.db.engine import read_only
 from comms.db.tables import approvals, campaigns, proofs
 
 
@@ -86,22 +86,3 @@ def database_exists(url: str) -> bool:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         return Path(url.removeprefix("sqlite:///")).is_file()
     return True
-
-
-def started_issues(url: str) -> frozenset[str]:
-    """The issues whose campaign has started, for a build; empty when there is no database yet.
-
-    Reads without creating or migrating anything: `comms build` on a machine that never sent
-    must not leave a database behind.
-    """
-    if not database_exists(url):
-        return frozenset()
-    engine = make_engine(url)
-    try:
-        if not sa.inspect(engine).has_table(campaigns.name):
-            return frozenset()
-        return Desk(engine).started()
-    except sa.exc.OperationalError:
-        return frozenset()
-    finally:
-        engine.dispose()

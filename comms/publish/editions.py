@@ -19,12 +19,10 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.feeds import feed_files
+from comms.publish.producer import Build, Files
 from comms.publish.quality import check_issue
 from comms.publish.render import RenderedIssue, base_context, public_copy, render_issue
-from comms.publish.state import PublishState
 from comms.publish.templating import babel_locale, catalog_path
-
-Files = dict[str, bytes]
 
 
 def edition_of(config: Config, site: Site, language: str) -> tuple[Config, Site]:
@@ -43,10 +41,11 @@ def other_languages(config: Config) -> list[str]:
     return [language for language in config.languages if language != config.home_language]
 
 
-def edition_files(config: Config, site: Site, state: PublishState | None = None) -> Files:
+def edition_files(build: Build) -> Files:
     """The build producer of the editions: per other language, under `/<lang>/`, its archive
     pages, each published issue's public copy, its feeds and its calendars (feed history in
-    `state`, as the site's feeds)."""
+    the build's state, as the site's feeds)."""
+    config, site = build.config, build.site
     files: Files = {}
     for language in other_languages(config):
         own_config, own_site = edition_of(config, site, language)
@@ -59,7 +58,7 @@ def edition_files(config: Config, site: Site, state: PublishState | None = None)
         for issue in published_issues(own_site, config.now()):
             for name, body in public_copy(own_config, render_issue(own_config, own_site, issue)):
                 files[folder + urls.page_path(issue) + name] = body
-        for path, data in feed_files(own_config, own_site, state).items():
+        for path, data in feed_files(Build(own_config, own_site, build.state)).items():
             files[folder + path] = data
     return files
 

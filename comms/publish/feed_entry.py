@@ -14,7 +14,7 @@ from comms.content import urls
 from comms.content.models import KINDS, Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
 from comms.publish.feed_state import History, Stamp, is_public, stamp
-from comms.publish.state import FileState, PublishState
+from comms.publish.state import PublishState
 from comms.publish.templating import Formatter
 
 # XML 1.0 allows only these characters; lxml refuses the others (docs/requirements.md F9).
@@ -172,10 +172,9 @@ class EntryFacts:
         )
 
 
-def published_entries(config: Config, site: Site, state: PublishState | None = None) -> list[Entry]:
-    """Every published item as an entry, newest first; records changes in the feed state
-    (`state`, by default the files under the config's folder)."""
-    history = History.load(state if state is not None else FileState(config.root))
+def published_entries(config: Config, site: Site, state: PublishState) -> list[Entry]:
+    """Every published item as an entry, newest first; records changes in the feed state."""
+    history = History.load(state)
     now = config.now()
     if config.edition_of is None:
         records = history.observe(site.all_items(), now)

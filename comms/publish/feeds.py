@@ -19,12 +19,12 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from comms.content import urls
-from comms.content.models import KINDS, Site
+from comms.content.models import KINDS
 from comms.content.urls import webcal
 from comms.core.config import Config
 from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
-from comms.publish.state import PublishState
+from comms.publish.producer import Build, Files
 from comms.publish.templating import translate
 
 #: File name → format, in every feed folder.
@@ -211,10 +211,11 @@ def channels(config: Config, entries: list[Entry]) -> list[Channel]:
     return found
 
 
-def feed_files(config: Config, site: Site, state: PublishState | None = None) -> dict[str, bytes]:
-    """The build producer: every feed and calendar, path → bytes (feed history in `state`)."""
-    entries = published_entries(config, site, state)
-    files: dict[str, bytes] = {}
+def feed_files(build: Build) -> Files:
+    """The build producer: every feed and calendar, path → bytes (feed history in its state)."""
+    config = build.config
+    entries = published_entries(config, build.site, build.state)
+    files: Files = {}
     cache: dict[str, FeedEntry] = {}
     for channel in channels(config, entries):
         files.update(render_channel(config, channel, cache))
