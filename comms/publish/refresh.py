@@ -113,7 +113,7 @@ def publish_now(
     The one way every caller publishes (`comms build`, `refresh`, `serve`, `demo`, the preview,
     the scheduler's refresh job, the follower, a send): the site is the content folder's (bad
     content raises InvalidContent, and nothing is written) unless the caller read `site` itself;
-    either way the issues that count as sent are the ones `state` names (the send ledger), and
+    either way its `sent` issues are set here to the ones `state` names (the send ledger), and
     `state` keeps the feed history, so every host writes the same bytes. The files go to
     `out_dir` (default: the output folder). With `tell_hubs` the WebSub hubs hear of every
     changed feed, and of the notifications earlier runs could not deliver (`state` queues
