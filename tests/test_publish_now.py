@@ -1,4 +1,4 @@
-""" "Build the site as it is published now" has one owner, `comms.publish.refresh.publish_now`.
+"""One owner builds the site as it is published now: `comms.publish.refresh.publish_now`.
 
 Every caller (the CLI's build, refresh, serve and demo, the preview, the scheduler's refresh
 job, the follower, a send) goes through it; only it reads the sent issues into the site, builds
