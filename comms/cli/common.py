@@ -155,9 +155,10 @@ def _publish(
 
 @contextmanager
 def _publish_state(config: Config) -> Iterator[PublishState]:
-    """The feed history and WebSub queue: in the database (shared by every host), or in the
-    files under var/ while there is no database (a build on a machine that never sent leaves
-    none behind; the first command that creates it carries the files over)."""
+    """The sent issues, feed history and WebSub queue: in the database (shared by every host),
+    or in the files under var/ while there is none (nothing sent yet; a build on a machine that
+    never sent leaves no database behind; the first command that creates it carries the files
+    over)."""
     if not database_exists(config.database_url):
         yield FileState(config.root)
         return
