@@ -16,6 +16,8 @@ from timing import median_seconds
 from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.publish.build import collect
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 from comms.sending.editions import issue_editions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,9 +53,14 @@ def main() -> None:
         print(f"  site's language only       {base * 1000:8.1f} ms   1.00")
         label = f"{len(four.languages)} editions"
         print(f"  {label:<26} {every * 1000:8.1f} ms   {every / base:.2f}x")
-        base = median_seconds(lambda: collect(one, lone), 3, warm=True)
-        every = median_seconds(lambda: collect(four, site), 3, warm=True)
-        files_one, files_four = len(collect(one, lone)), len(collect(four, site))
+        base = median_seconds(lambda: collect(Build(one, lone, FileState(one.root))), 3, warm=True)
+        every = median_seconds(
+            lambda: collect(Build(four, site, FileState(four.root))), 3, warm=True
+        )
+        files_one, files_four = (
+            len(collect(Build(one, lone, FileState(one.root)))),
+            len(collect(Build(four, site, FileState(four.root)))),
+        )
         print("Sample build, rendered in memory (median of 3):")
         print(f"  site's language only       {base:8.2f} s    1.00  ({files_one} files)")
         ratio = f"{every / base:.2f}x"

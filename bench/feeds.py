@@ -20,6 +20,8 @@ from comms.content.models import Award, Event, Issue, Practice, Site
 from comms.core.config import Config, load_config
 from comms.publish.build import write_output
 from comms.publish.feeds import feed_files
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Europe/Berlin")
@@ -110,7 +112,7 @@ def bench_feeds(count: int) -> None:
         total = sum(len(site.by_kind(k)) for k in ("event", "practice", "issue", "award"))
         for label in ("first build (empty state)", "second build (state recorded)"):
             started, cpu = time.perf_counter(), time.process_time()
-            files = feed_files(config, site)
+            files = feed_files(Build(config, site, FileState(config.root)))
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             size = sum(len(data) for data in files.values()) / 1e6
             print(

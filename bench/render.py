@@ -21,7 +21,9 @@ from comms.content.models import Site
 from comms.content.reader import read_content
 from comms.core.config import Config, load_config
 from comms.publish.build import collect, write_output
+from comms.publish.producer import Build
 from comms.publish.render import render_issue
+from comms.publish.state import FileState
 
 ROOT = Path(__file__).resolve().parent.parent
 REGIONS = ["landesweit", "braunschweig", "leine-weser", "lueneburg", "weser-ems"]
@@ -129,7 +131,7 @@ def build(folder: Path, label: str) -> None:
     with timer("read content"):
         config, site = _load(folder)
     with timer("render (collect)"):
-        files = collect(config, site)
+        files = collect(Build(config, site, FileState(config.root)))
     with timer("write output (new folder)"):
         write_output(folder / "bench-public", files)
     total = time.perf_counter() - begin

@@ -14,6 +14,8 @@ from comms.content.site import read_site
 from comms.content.translations import digest, with_digest
 from comms.core.config import load_config
 from comms.publish.build import collect, write_output
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 
 from .conftest import copy_sample
 from .test_browser import SITE_HOST, _open, _violations, browser, serve
@@ -41,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # As after its send: before its send_at (after the reference date) 2020-02 is not public.
     site.sent = frozenset({"2020-02-newsletter"})
     out = tmp_path_factory.mktemp("site") / "public"
-    write_output(out, collect(config, site))
+    write_output(out, collect(Build(config, site, FileState(config.root))))
     with serve(out) as url:
         yield url
 

@@ -13,6 +13,8 @@ from lxml import etree
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 
 from .conftest import copy_sample
 from .test_feeds import ATOM_RNG, JSON_FEED_SCHEMA
@@ -29,7 +31,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     site, _ = read_site(config)
     # As after its send: before its send_at (after the reference date) 2020-02 is not public.
     site.sent = frozenset({"2020-02-newsletter"})
-    return collect(config, site)
+    return collect(Build(config, site, FileState(config.root)))
 
 
 @pytest.mark.parametrize("lang", EDITIONS)

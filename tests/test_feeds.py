@@ -25,6 +25,8 @@ from comms.content.reader import read_content
 from comms.content.urls import Urls, webcal
 from comms.core.config import Config, load_config
 from comms.publish.feeds import FH_NS, feed_files
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "feeds"
@@ -51,7 +53,8 @@ def load(root: Path, **overrides: object) -> tuple[Config, Site]:
 
 
 def build(root: Path, **overrides: object) -> dict[str, bytes]:
-    return feed_files(*load(root, **overrides))
+    config, site = load(root, **overrides)
+    return feed_files(Build(config, site, FileState(config.root)))
 
 
 def edit(root: Path, slug: str, old: str, new: str) -> None:
@@ -293,7 +296,7 @@ def test_fuzzed_titles_still_give_valid_feeds(tmp_path: Path, title: str) -> Non
     event = site.events[EVENT]
     site.events = {EVENT: event.model_copy(update={"title": "T" + title})}
     site.issues, site.practices, site.awards = {}, {}, {}
-    files = feed_files(config, site)
+    files = feed_files(Build(config, site, FileState(config.root)))
     for path in ("atom.xml", "events/atom.xml"):
         assert ATOM_RNG.validate(etree.fromstring(files[path]))
     for path in ("feed.xml", "events/feed.xml"):

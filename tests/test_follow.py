@@ -15,7 +15,7 @@ from comms.core.config import Config, load_config
 from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
 from comms.db.tables import scheduler_lease
-from comms.publish import refresh as publish
+from comms.publish.refresh import publish_now
 from comms.schedule.follow import Follower
 from comms.schedule.lease import Lease
 from comms.schedule.runner import start_scheduler
@@ -72,9 +72,7 @@ def test_a_started_campaign_is_built_at_the_next_beat_and_nothing_else_is(
     other = load_config(
         config.root / "comms.toml", {"output_dir": str(config.root / "other")}, environ={}
     )
-    publish.write_site(
-        other, publish.valid_site(other, frozenset({ISSUE})), DbPublishState(store.engine)
-    )
+    publish_now(other, DbPublishState(store.engine))
     for path in ("feed.xml", "atom.xml", "issues/feed.xml", f"issues/{ISSUE}/index.html"):
         assert (other.output_dir / path).read_bytes() == (config.output_dir / path).read_bytes()
 

@@ -9,7 +9,9 @@ import pytest
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect
+from comms.publish.producer import Build
 from comms.publish.render import render_confirmation, render_issue
+from comms.publish.state import FileState
 
 from .conftest import ROOT, Golden
 
@@ -46,6 +48,6 @@ def test_confirmation(golden: Golden) -> None:
 def test_web_pages(golden: Golden, site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml")  # a build writes var/ beside comms.toml
     site, _ = read_site(config)
-    files = collect(config, site)
+    files = collect(Build(config, site, FileState(config.root)))
     for path in PAGES:
         golden.check(f"web/{path}", files[path].decode("utf-8"))

@@ -23,6 +23,8 @@ from comms.db.shared import DbPublishState
 from comms.db.subscribers import open_store
 from comms.db.tables import campaigns, consent, deliveries, subscribers
 from comms.publish.build import collect
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 from comms.sending.campaign import send
 from comms.sending.run import SendOptions
 
@@ -180,7 +182,8 @@ def test_pg_dump_and_pg_restore_round_trip(
 def test_an_upgrade_carries_the_state_files_into_the_database(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml")
     site, _ = read_site(config)
-    collect(config, site)  # without a database: var/feeds-state.json, as older versions kept it
+    # Without a database: var/feeds-state.json, as older versions kept it.
+    collect(Build(config, site, FileState(config.root)))
     feeds = site_copy / "var" / "feeds-state.json"
     data = json.loads(feeds.read_text(encoding="utf-8"))
     for entry in data["items"].values():

@@ -146,10 +146,11 @@ def test_content_errors_write_nothing(site_copy: Path) -> None:
 
 def test_the_scheduler_entry_point_refuses_bad_content(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
-    assert publish.refresh_content(config).write.written  # first run writes everything
+    state = FileState(config.root)
+    assert publish.publish_now(config, state, tell_hubs=True).write.written  # writes everything
     (site_copy / "content" / "events" / "broken.md").write_text("---\ntitle: x\n", "utf-8")
     with pytest.raises(ContentErrors) as raised:
-        publish.refresh_content(config)
+        publish.publish_now(config, state, tell_hubs=True)
     assert [e.path.name for e in raised.value.errors] == ["broken.md"]
 
 
@@ -186,6 +187,6 @@ def test_failed_pings_queued_by_another_refresh_meanwhile_are_kept(
 
     httpserver.expect_request("/refuse", method="POST").respond_with_handler(refuse)
     httpserver.expect_request("/ok", method="POST").respond_with_data("", status=202)
-    report = publish.refresh(config, publish.valid_site(config), state)
+    report = publish.publish_now(config, state, tell_hubs=True)
     assert report.changed_feeds
     assert state.pending_pings() == {theirs} | {(refused, f) for f in report.changed_feeds}

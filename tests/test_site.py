@@ -14,7 +14,9 @@ from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.core.errors import RenderError
 from comms.publish.build import PRODUCERS
+from comms.publish.producer import Build
 from comms.publish.render import site_files
+from comms.publish.state import ScratchState
 
 from .conftest import ROOT
 
@@ -111,7 +113,7 @@ def test_content_errors_write_nothing(site_copy: Path) -> None:
 def test_render_leaves_feed_paths_to_the_feeds_stage() -> None:
     config = load_config(ROOT / "comms.toml")
     site, _ = read_site(config)
-    files = set(site_files(config, site))
+    files = set(site_files(Build(config, site, ScratchState())))
     assert not files & {"feed.xml", "atom.xml", "feed.json", "events.ics"}
     assert not [path for path in files if path.endswith((".ics", ".xml", ".json"))]
     assert site_files in PRODUCERS

@@ -17,6 +17,8 @@ from comms.content.urls import Urls
 from comms.core.config import load_config
 from comms.publish.build import collect
 from comms.publish.feed_state import issue_is_public
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 
 _ABSOLUTE = re.compile(r"https?://[^\s\"'<>\\]+")
 _RELATIVE = re.compile(r'\s(?:href|src)="([^"]+)"')
@@ -45,7 +47,7 @@ def _links(path: str, data: bytes, site_urls: Urls) -> set[str]:
 def test_every_item_url_in_the_output_comes_from_the_builder(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
     site, _ = read_site(config)
-    files = collect(config, site)
+    files = collect(Build(config, site, FileState(config.root)))
     site_urls = Urls(config)
     home = site_urls.home()
     expected: set[str] = set()

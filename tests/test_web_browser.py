@@ -15,6 +15,8 @@ from werkzeug.serving import make_server
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect, write_output
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 
 from .conftest import copy_sample
 from .test_browser import _open, _violations, browser  # noqa: F401  (fixture)
@@ -30,7 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Web]]:
         # The build writes var/ beside its comms.toml: build a copy, not the repository's.
         sample = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
         content, _ = read_site(sample)
-        write_output(web.config.output_dir, collect(sample, content))
+        write_output(web.config.output_dir, collect(Build(sample, content, FileState(sample.root))))
         httpd = make_server("127.0.0.1", 0, web.app, threaded=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()

@@ -14,6 +14,8 @@ from werkzeug.serving import make_server
 from comms.content.reader import read_content
 from comms.core.config import load_config
 from comms.publish import build
+from comms.publish.producer import Build
+from comms.publish.state import FileState
 from comms.web.app import create_app
 
 HUB = "https://hub.example.org/"
@@ -26,7 +28,9 @@ def served(site_copy: Path) -> Iterator[tuple[str, Path]]:
     s = config.settings
     site, errors = read_content(config.content_dir, config.tz, s.regions, s.topics)
     assert errors == []
-    build.write_output(config.output_dir, build.collect(config, site))
+    build.write_output(
+        config.output_dir, build.collect(Build(config, site, FileState(config.root)))
+    )
     server = make_server("127.0.0.1", 0, create_app(config.output_dir, config))
     # serve_forever polls for shutdown every 0.5 s by default; each test would wait that long.
     thread = threading.Thread(

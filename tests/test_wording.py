@@ -13,7 +13,9 @@ from comms.content import urls
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect
+from comms.publish.producer import Build
 from comms.publish.render import render_issue
+from comms.publish.state import FileState
 from comms.publish.templating import Formatter
 
 MULTI_DAY = [
@@ -27,7 +29,7 @@ EVENT = "2020-04-16-schwerpunktkonferenz-sprachliche-und-berufliche-integration"
 def test_a_multi_day_event_reads_the_same_in_feed_mail_and_web(site_copy: Path, slug: str) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
     site, _ = read_site(config)
-    files = collect(config, site)
+    files = collect(Build(config, site, FileState(config.root)))
     event = site.events[slug]
     when = Formatter(config).event_when(event)
     assert "\u2009–\u2009" in when  # a period, worded with the locale's interval pattern
@@ -45,7 +47,7 @@ def test_english_feeds_and_calendars(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml", overrides={"site": {"language": "en"}})
     assert config.settings.site.language == "en"
     site, _ = read_site(config)
-    files = collect(config, site)
+    files = collect(Build(config, site, FileState(config.root)))
     name = config.settings.site.name
     events = json.loads(files["events/feed.json"])
     assert events["title"] == f"{name}: Events"

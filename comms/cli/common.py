@@ -17,12 +17,12 @@ from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import database_exists, started_issues
+from comms.db.desk import database_exists
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
 from comms.db.subscribers import Store, open_store
-from comms.publish.build import WriteReport, collect, write_output
+from comms.publish.refresh import Publication, publish_now
 from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter
 from comms.schedule.plan import SEND_PREFIX
@@ -130,8 +130,7 @@ def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, 
 def _valid_site(config: Config) -> Site:
     """The valid content, its warnings printed; on errors print every problem and exit 1.
 
-    For the commands that write the output folder: then nothing is written. The issues sent so
-    far (from the database, if there is one) are public whatever their send_at says.
+    For the commands that write the output folder: then nothing is written.
     """
     try:
         site, warnings = load_valid_site(config)
@@ -140,7 +139,6 @@ def _valid_site(config: Config) -> Site:
         click.echo(f"{failures} error(s); nothing written", err=True)
         sys.exit(1)
     _report(warnings, config.root, strict=False)
-    site.sent = started_issues(config.database_url)
     return site
 
 
@@ -148,18 +146,20 @@ def _when(value: date, config: Config) -> str:
     return Formatter(config).brief(value)
 
 
-def _build(config: Config, site: Site, out_dir: Path) -> tuple[int, WriteReport]:
-    """Collect every producer's files in memory, then write them; (file count, report)."""
+def _publish(
+    config: Config, site: Site, out_dir: Path | None = None, tell_hubs: bool = False
+) -> Publication:
+    """Publish `site` now (`publish_now`) with this machine's publishing state."""
     with _publish_state(config) as state:
-        files = collect(config, site, state)
-    return len(files), write_output(out_dir, files)
+        return publish_now(config, state, site, out_dir=out_dir, tell_hubs=tell_hubs)
 
 
 @contextmanager
 def _publish_state(config: Config) -> Iterator[PublishState]:
-    """The feed history and WebSub queue: in the database (shared by every host), or in the
-    files under var/ while there is no database (a build on a machine that never sent leaves
-    none behind; the first command that creates it carries the files over)."""
+    """The sent issues, feed history and WebSub queue: in the database (shared by every host),
+    or in the files under var/ while there is none (nothing sent yet; a build on a machine that
+    never sent leaves no database behind; the first command that creates it carries the files
+    over)."""
     if not database_exists(config.database_url):
         yield FileState(config.root)
         return

@@ -21,9 +21,8 @@ from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.core.files import exposure_warnings
-from comms.db.desk import Desk, database_exists, started_issues
+from comms.db.desk import Desk, database_exists
 from comms.db.people import Consent
-from comms.publish import refresh as publish
 from comms.publish.editions import catalog_problems, check_editions
 from comms.publish.gate import site_problems
 from comms.publish.templating import TEMPLATES, translate
@@ -34,9 +33,8 @@ from comms.sending.run import SendOptions
 
 from .common import (
     State,
-    _build,
     _open_store,
-    _publish_state,
+    _publish,
     _report,
     _schedule_lines,
     _totals,
@@ -204,9 +202,8 @@ def demo(state: State) -> None:
     _echo_feed_urls(config)
     if invalid is not None:
         sys.exit(1)
-    site.sent = started_issues(config.database_url)
-    files, _ = _build(config, site, config.output_dir)
-    click.echo(f"Output: {config.output_dir} ({files} files)")
+    published = _publish(config, site)
+    click.echo(f"Output: {config.output_dir} ({published.write.files} files)")
     ready = sorted(sendable, key=lambda i: i.date)
     if scheduled or ready:
         _demo_send(config, site, problems, scheduled[0] if scheduled else ready[-1])
@@ -286,7 +283,7 @@ def build(state: State, out_dir: Path | None) -> None:
     config = state.config()
     site = _valid_site(config)
     target = (out_dir or config.output_dir).resolve()
-    _, report = _build(config, site, target)
+    report = _publish(config, site, target).write
     click.echo(
         f"Built {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
         f"{len(report.removed)} removed"
@@ -345,8 +342,7 @@ def refresh(state: State) -> None:
     """
     config = state.config()
     site = _valid_site(config)
-    with _publish_state(config) as shared:
-        report = publish.refresh(config, site, shared)
+    report = _publish(config, site, tell_hubs=True)
     write = report.write
     click.echo(
         f"{len(write.written)} file(s) written, {len(write.unchanged)} unchanged, "

@@ -10,13 +10,12 @@ from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
-from comms.db.desk import started_issues
 from comms.db.subscribers import Store
 
 from .common import (
     State,
-    _build,
     _open_store,
+    _publish,
     _report,
     cli,
 )
@@ -134,6 +133,5 @@ def _build_before_serving(config: Config) -> None:
         )
         return
     _report(warnings, config.root, strict=False)
-    site.sent = started_issues(config.database_url)
-    count, report = _build(config, site, config.output_dir)
-    click.echo(f"Output: {config.output_dir} ({count} files, {len(report.written)} rewritten)")
+    write = _publish(config, site).write
+    click.echo(f"Output: {config.output_dir} ({write.files} files, {len(write.written)} rewritten)")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from comms.core.database_url import sqlite_file
-from comms.db.engine import make_engine, read_only
+from comms.db.engine import read_only
 from comms.db.tables import approvals, campaigns, proofs
 
 
@@ -85,22 +85,3 @@ def database_exists(url: str) -> bool:
     """False for an SQLite file that is not there yet; servers are assumed to exist."""
     path = sqlite_file(url)
     return path is None or path.is_file()
-
-
-def started_issues(url: str) -> frozenset[str]:
-    """The issues whose campaign has started, for a build; empty when there is no database yet.
-
-    Reads without creating or migrating anything: `comms build` on a machine that never sent
-    must not leave a database behind.
-    """
-    if not database_exists(url):
-        return frozenset()
-    engine = make_engine(url)
-    try:
-        if not sa.inspect(engine).has_table(campaigns.name):
-            return frozenset()
-        return Desk(engine).started()
-    except sa.exc.OperationalError:
-        return frozenset()
-    finally:
-        engine.dispose()

@@ -1,5 +1,5 @@
-"""State every process on one database shares: rate-limit hits, the send budget, the feed
-history and pending WebSub notifications."""
+"""State every process on one database shares: rate-limit hits, the send budget, and what
+publishing reads (the sent issues) and keeps (the feed history, pending WebSub notifications)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from comms.core.config import Config
 from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
+from comms.db.desk import Desk
 from comms.db.engine import insert_ignore, make_engine, upgrade
 from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 
@@ -86,8 +87,9 @@ FeedRow = tuple[str, int, datetime, datetime | None]
 
 
 class DbPublishState:
-    """The feed history and pending WebSub notifications in the database (comms.publish.state's
-    PublishState): every server and worker sees the same SEQUENCE and the same queue."""
+    """The sent issues, the feed history and pending WebSub notifications in the database
+    (comms.publish.state's PublishState): every server and worker sees the same public issues,
+    the same SEQUENCE and the same queue."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -106,6 +108,10 @@ class DbPublishState:
     def close(self) -> None:
         """Give the connections back."""
         self.engine.dispose()
+
+    def sent_issues(self) -> frozenset[str]:
+        """Slugs of the issues whose campaign has started: their mails are (being) sent."""
+        return Desk(self.engine).started()
 
     def feed_rows(self) -> dict[str, FeedRow]:
         """Every item's record, by item uid."""

@@ -15,9 +15,9 @@ from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition, site_editions
 from comms.publish.feed_state import issue_is_public
+from comms.publish.producer import Files
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
-Files = dict[str, bytes]
 _POSTCODE_RE = re.compile(r"\b(\d{5})\b")
 _STATUS = {
     "planned": "EventScheduled",

@@ -7,19 +7,12 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comms.content.models import Site
-from comms.core.config import Config
 from comms.publish import editions, feeds, render
-from comms.publish.state import PublishState
+from comms.publish.producer import Build, Files, Producer
 
-#: Relative POSIX path → bytes: what one build produces.
-Files = dict[str, bytes]
-#: A stage that contributes files to the build (render pages, feeds, calendars …).
-Producer = Callable[[Config, Site], Files]
 #: Lists what comms wrote last time, so that it removes only files it owns.
 MANIFEST = ".comms-manifest.json"
 
@@ -35,22 +28,17 @@ class WriteReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
+    @property
+    def files(self) -> int:
+        """How many files the build produced (each was written or left unchanged)."""
+        return len(self.written) + len(self.unchanged)
 
-def collect(config: Config, site: Site, state: PublishState | None = None) -> Files:
-    """Run every producer and merge their files; two producers may not claim one path.
 
-    `state` keeps the feed history (the database; by default the files under the config's
-    folder); only the feeds producers (the site's and the editions') need it.
-    """
+def collect(build: Build) -> Files:
+    """Run every producer on `build` and merge their files; two may not claim one path."""
     files: Files = {}
     for producer in PRODUCERS:
-        if producer is feeds.feed_files:
-            made = feeds.feed_files(config, site, state)
-        elif producer is editions.edition_files:
-            made = editions.edition_files(config, site, state)
-        else:
-            made = producer(config, site)
-        for path, data in made.items():
+        for path, data in producer(build).items():
             if path in files:
                 raise ValueError(f"two producers write {path}")
             files[path] = data

@@ -20,13 +20,11 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.languages import Edition, site_editions
 from comms.publish.archive import archive_files, published_issues
-from comms.publish.feeds import feed_files
+from comms.publish.feeds import edition_feeds
+from comms.publish.producer import Build, Files
 from comms.publish.quality import check_issue
 from comms.publish.render import RenderedIssue, base_context, public_copy, render_issue
-from comms.publish.state import PublishState
 from comms.publish.templating import babel_locale, catalog_path
-
-Files = dict[str, bytes]
 
 
 def edition_issue(config: Config, site: Site, issue: Issue, edition: Edition) -> RenderedIssue:
@@ -35,10 +33,11 @@ def edition_issue(config: Config, site: Site, issue: Issue, edition: Edition) ->
     return render_issue(config, own_site, own_site.issues[issue.slug], edition)
 
 
-def edition_files(config: Config, site: Site, state: PublishState | None = None) -> Files:
-    """The build producer of the translated editions: per edition, under `/<lang>/`, its
-    archive pages, each published issue's public copy, its feeds and its calendars (feed
-    history in `state`, as the site's feeds)."""
+def edition_files(build: Build) -> Files:
+    """The build producer of the editions: per other language, under `/<lang>/`, its archive
+    pages, each published issue's public copy, its feeds and its calendars (feed history in
+    the build's state, as the site's feeds)."""
+    config, site = build.config, build.site
     files: Files = {}
     for edition in site_editions(config).translated:
         own_site = edition_site(site, edition.language)
@@ -51,7 +50,7 @@ def edition_files(config: Config, site: Site, state: PublishState | None = None)
             rendered = render_issue(config, own_site, issue, edition)
             for name, body in public_copy(config, rendered):
                 files[edition.folder + urls.page_path(issue) + name] = body
-        for path, data in feed_files(config, own_site, state, edition).items():
+        for path, data in edition_feeds(config, own_site, build.state, edition).items():
             files[edition.folder + path] = data
     return files
 

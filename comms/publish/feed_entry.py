@@ -15,7 +15,7 @@ from comms.content.models import KINDS, Award, Event, Issue, Item, Practice, Sit
 from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_state import History, Stamp, is_public, stamp
-from comms.publish.state import FileState, PublishState
+from comms.publish.state import PublishState
 from comms.publish.templating import Formatter
 
 # XML 1.0 allows only these characters; lxml refuses the others (docs/requirements.md F9).
@@ -174,12 +174,11 @@ class EntryFacts:
 
 
 def published_entries(
-    config: Config, edition: Edition, site: Site, state: PublishState | None = None
+    config: Config, edition: Edition, site: Site, state: PublishState
 ) -> list[Entry]:
     """Every published item of `edition` as an entry, newest first; the site's own edition
-    records changes in the feed state (`state`, by default the files under the config's
-    folder)."""
-    history = History.load(state if state is not None else FileState(config.root))
+    records changes in the feed state."""
+    history = History.load(state)
     now = config.now()
     if edition.is_home:
         records = history.observe(site.all_items(), now)

@@ -24,6 +24,7 @@ from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
+from comms.publish.producer import Build, Files
 from comms.publish.state import PublishState
 from comms.publish.templating import translate
 
@@ -212,14 +213,16 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
     return found
 
 
-def feed_files(
-    config: Config, site: Site, state: PublishState | None = None, edition: Edition | None = None
-) -> dict[str, bytes]:
-    """The build producer: every feed and calendar of `edition` (the site's own by default),
-    path → bytes within the edition's folder (feed history in `state`)."""
-    edition = edition or home_edition(config)
+def feed_files(build: Build) -> Files:
+    """The build producer: every feed and calendar of the site's own edition."""
+    return edition_feeds(build.config, build.site, build.state, home_edition(build.config))
+
+
+def edition_feeds(config: Config, site: Site, state: PublishState, edition: Edition) -> Files:
+    """Every feed and calendar of `edition`, path → bytes within the edition's folder (feed
+    history in `state`)."""
     entries = published_entries(config, edition, site, state)
-    files: dict[str, bytes] = {}
+    files: Files = {}
     cache: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
         files.update(render_channel(config, edition, channel, cache))

@@ -21,6 +21,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.publish.archive import static_files
 from comms.publish.build import collect
+from comms.publish.producer import Build
 from comms.publish.state import ScratchState
 
 #: The pages `comms serve` answers besides the built files (token pages take a suffix).
@@ -142,7 +143,7 @@ class LinkChecker:
         self.static_dir = config.settings.render.static_dir.strip("/")
         self.static = set(static_files(config))
         try:
-            self.produced: set[str] | None = set(collect(config, site, ScratchState()))
+            self.produced: set[str] | None = set(collect(Build(config, site, ScratchState())))
         except (CommsError, ValueError):
             # The render error is reported by the e-mail checks; internal links go unchecked.
             self.produced = None

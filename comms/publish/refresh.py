@@ -1,10 +1,11 @@
-"""`comms refresh`: rebuild, write only what changed, and tell WebSub hubs which feeds changed."""
+"""Publish now: build the site as it is published, write only what changed, tell WebSub hubs."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -13,7 +14,8 @@ from comms.content.site import load_valid_site
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.publish import build, feeds
-from comms.publish.state import FileState, PublishState
+from comms.publish.producer import Build
+from comms.publish.state import PublishState
 
 #: Seconds to connect and to read the hub's answer.
 TIMEOUT = (5.0, 15.0)
@@ -32,10 +34,13 @@ class Ping:
 
 
 @dataclass
-class RefreshReport:
-    """What a refresh wrote and whom it notified."""
+class Publication:
+    """What publishing now built and wrote, which feeds it changed and whom it told."""
 
+    #: The site as built: the content with the issues that count as sent (`site.sent`).
+    site: Site
     write: build.WriteReport
+    #: The absolute URLs of the feeds whose bytes changed.
     changed_feeds: list[str]
     pings: list[Ping] = field(default_factory=list)
 
@@ -95,49 +100,47 @@ def notify(
     return pings
 
 
-def refresh(config: Config, site: Site, state: PublishState | None = None) -> RefreshReport:
-    """Build everything, write the files whose bytes changed, notify hubs of changed feeds.
+def publish_now(
+    config: Config,
+    state: PublishState,
+    site: Site | None = None,
+    *,
+    out_dir: Path | None = None,
+    tell_hubs: bool = False,
+) -> Publication:
+    """Build the site as it is published now and write the files whose bytes changed.
 
-    `state` keeps the feed history and the failed notifications that the next refresh sends
-    again (the database; by default the files under the config's folder).
+    The one way every caller publishes (`comms build`, `refresh`, `serve`, `demo`, the preview,
+    the scheduler's refresh job, the follower, a send): the site is the content folder's (bad
+    content raises InvalidContent, and nothing is written) unless the caller read `site` itself;
+    either way its `sent` issues are set here to the ones `state` names (the send ledger), and
+    `state` keeps the feed history, so every host writes the same bytes. The files go to
+    `out_dir` (default: the output folder). With `tell_hubs` the WebSub hubs hear of every
+    changed feed, and of the notifications earlier runs could not deliver (`state` queues
+    those that fail again).
     """
-    state = state if state is not None else FileState(config.root)
-    report = write_site(config, site, state)
-    changed = [Urls(config).absolute(path) for path in report.written if feeds.is_feed(path)]
+    if site is None:
+        site, _ = load_valid_site(config)
+    site.sent = state.sent_issues()
+    files = build.collect(Build(config, site, state))
+    write = build.write_output(out_dir or config.output_dir, files)
+    changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]
+    published = Publication(site, write, changed)
+    if tell_hubs:
+        published.pings = _tell_hubs(config, state, changed)
+    return published
+
+
+def _tell_hubs(config: Config, state: PublishState, changed: list[str]) -> list[Ping]:
+    """Notify the hubs of `changed` and of the queued failures; queue what fails again."""
     hubs = config.settings.feeds.hubs
     pending = {pair for pair in state.pending_pings() if pair[0] in hubs}
     pings = notify(hubs, changed, pending)
-    result = RefreshReport(write=report, changed_feeds=changed, pings=pings)
     # Another refresh (the refresh job, a send, the follower) may have queued failures of its
     # own meanwhile: keep those, drop what this one delivered, add what it could not.
     with build.output_lock(config.output_dir):
         delivered = {(p.hub, p.topic) for p in pings if p.ok}
+        failed = {(p.hub, p.topic) for p in pings if not p.ok}
         queued = {pair for pair in state.pending_pings() if pair[0] in hubs}
-        state.set_pending_pings((queued - delivered) | {(p.hub, p.topic) for p in result.failed})
-    return result
-
-
-def refresh_content(
-    config: Config, sent: frozenset[str] = frozenset(), state: PublishState | None = None
-) -> RefreshReport:
-    """Read the content folder, then refresh; bad content raises ContentErrors, writing nothing.
-
-    The entry point for the scheduler's feed-refresh job and for a send that makes its issue
-    public; `sent` names the issues whose mails have gone out (from the ledger); `state` keeps
-    the feed history and the WebSub queue (see `refresh`).
-    """
-    return refresh(config, valid_site(config, sent), state)
-
-
-def valid_site(config: Config, sent: frozenset[str] = frozenset()) -> Site:
-    """The content folder's site with the issues whose mails have gone out; bad content raises
-    ContentErrors."""
-    site, _ = load_valid_site(config)
-    site.sent = sent
-    return site
-
-
-def write_site(config: Config, site: Site, state: PublishState | None = None) -> build.WriteReport:
-    """Build everything and write the files whose bytes changed into the output folder, telling
-    no hub (a host that only follows what another host publishes; `refresh` tells them)."""
-    return build.write_output(config.output_dir, build.collect(config, site, state))
+        state.set_pending_pings((queued - delivered) | failed)
+    return pings

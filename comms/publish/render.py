@@ -16,6 +16,7 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.plaintext import html_to_text, wrap_lines
+from comms.publish.producer import Build, Files
 from comms.publish.templating import Formatter, render_template, translate
 
 
@@ -220,8 +221,9 @@ def render_link_mail(
     return subject, html, text
 
 
-def site_files(config: Config, site: Site) -> dict[str, bytes]:
+def site_files(build: Build) -> Files:
     """The web archive plus each published issue's `email.html` and `email.txt` (a producer)."""
+    config, site = build.config, build.site
     files = archive_files(config, site, base_context(config))
     for issue in published_issues(site, config.now()):
         for name, body in public_copy(config, render_issue(config, site, issue)):

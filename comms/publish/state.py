@@ -1,11 +1,13 @@
-"""What publishing remembers between runs, behind one small interface: feed item records and
-WebSub notifications still to send. The database keeps it (comms.db.shared.DbPublishState, which
-the CLI and the scheduler pass in); the files in var/ are the fallback where no database is at
-hand (the preview, tests), and what a database upgrade carries over."""
+"""What publishing knows beyond the content folder, behind one small interface: which issues
+have gone out (the send ledger), feed item records and WebSub notifications still to send. The
+database keeps it (comms.db.shared.DbPublishState, which the CLI, the scheduler and a send pass
+to `publish_now`); the files in var/ are the fallback where no database is at hand (nothing
+has been sent from there), and what a database upgrade carries over."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +27,10 @@ class StateError(CommsError):
 
 
 class PublishState(Protocol):
-    """Where the feed history and the pending WebSub notifications live."""
+    """Where the sent issues, the feed history and the pending WebSub notifications live."""
+
+    def sent_issues(self) -> frozenset[str]:
+        """Slugs of the issues whose mails have gone out (their campaign started): public now."""
 
     def feed_rows(self) -> dict[str, FeedRow]:
         """Every item's record, by item uid."""
@@ -88,6 +93,10 @@ class FileState:
         self.feeds = root / STATE_FILE
         self.pending = root / PENDING_FILE
 
+    def sent_issues(self) -> frozenset[str]:
+        """None: only a database records sends."""
+        return frozenset()
+
     def feed_rows(self) -> dict[str, FeedRow]:
         """Every item's record (StateError when the file is broken)."""
         return read_feed_file(self.feeds)
@@ -121,7 +130,15 @@ class FileState:
 
 class ScratchState:
     """No history and nothing kept: for builds that are only looked at (`comms check` asks
-    which pages exist), so that checking never writes `var/` nor marks items as seen."""
+    which pages exist, the preview shows them), so that they never write `var/` nor mark items
+    as seen. `sent`: the issues to show as sent (the preview shows every issue's page)."""
+
+    def __init__(self, sent: Iterable[str] = ()) -> None:
+        self.sent = frozenset(sent)
+
+    def sent_issues(self) -> frozenset[str]:
+        """The issues given."""
+        return self.sent
 
     def feed_rows(self) -> dict[str, FeedRow]:
         """No records: every item is new."""

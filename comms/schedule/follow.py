@@ -11,10 +11,9 @@ from sqlalchemy.engine import Engine
 
 from comms.core.config import Config
 from comms.core.errors import ContentErrors
-from comms.db.desk import Desk
 from comms.db.shared import DbPublishState
-from comms.publish import refresh as publish
 from comms.publish.feed_state import issue_is_public
+from comms.publish.refresh import publish_now
 
 log = logging.getLogger("comms.schedule")
 
@@ -36,7 +35,8 @@ class Follower:
     def __init__(
         self, config: Config, engine: Engine, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.config, self.engine, self.clock = config, engine, clock
+        self.config, self.clock = config, clock
+        self.state = DbPublishState(engine)
         #: What the last attempt saw; None until then, so that the first beat builds.
         self.sent: frozenset[str] | None = None
         self.public: frozenset[str] | None = None
@@ -47,7 +47,7 @@ class Follower:
         wrote. `scheduling`: this process runs the scheduler (see the class). Never raises:
         problems are logged, and the output folder stays as it was."""
         try:
-            sent = Desk(self.engine).started()
+            sent = self.state.sent_issues()
         except Exception:  # a database hiccup: the next beat asks again
             log.exception("output follow: cannot read the started campaigns")
             return False
@@ -55,17 +55,7 @@ class Follower:
         if sent == self.sent and self.clock() - self.tried_at < every:
             return False
         try:
-            site = publish.valid_site(self.config, sent)
-            state = DbPublishState(self.engine)
-            if scheduling:
-                refreshed = publish.refresh(self.config, site, state)
-                report = refreshed.write
-                for ping in refreshed.failed:
-                    log.warning(
-                        "WebSub hub %s: %s (retried at the next refresh)", ping.hub, ping.detail
-                    )
-            else:
-                report = publish.write_site(self.config, site, state)
+            published = publish_now(self.config, self.state, tell_hubs=scheduling)
         except ContentErrors as exc:
             # Like the refresh job: said once per change or interval, not at every beat.
             self.sent, self.tried_at = sent, self.clock()
@@ -76,6 +66,9 @@ class Follower:
         except Exception:  # the database or the disk: try again at the next beat
             log.exception("output not rebuilt; trying again at the next beat")
             return False
+        for ping in published.failed:
+            log.warning("WebSub hub %s: %s (retried at the next refresh)", ping.hub, ping.detail)
+        site, report = published.site, published.write
         now = self.config.now()
         public = frozenset(
             slug
@@ -86,7 +79,8 @@ class Follower:
             news = f"{len(public)} issue(s) public"
         else:
             news = f"issues now public: {', '.join(sorted(public - self.public)) or 'none new'}"
-        self.sent, self.public, self.tried_at = sent, public, self.clock()
+        # What the build read, not the beat: a send between the two is built already.
+        self.sent, self.public, self.tried_at = site.sent, public, self.clock()
         log.info(
             "output rebuilt: %d written, %d unchanged, %d removed (%s)",
             len(report.written),

@@ -19,10 +19,9 @@ from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import started_issues
 from comms.db.shared import DbPublishState
 from comms.db.subscribers import Store, open_store
-from comms.publish import refresh as publish
+from comms.publish.refresh import publish_now
 from comms.schedule import plan as timetable
 from comms.sending.campaign import clear, retry_due, send_to_list
 from comms.sending.rules import READY, NotSendable, Request
@@ -98,8 +97,7 @@ def _refused(config: Config, slug: str, reason: str, problems: list[ContentError
 def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
     with _opened(config_path) as (config, store):
-        sent = started_issues(config.database_url)
-        report = publish.refresh_content(config, sent, DbPublishState(store.engine))
+        report = publish_now(config, DbPublishState(store.engine), tell_hubs=True)
     log.info(
         "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
         len(report.write.written),

@@ -23,7 +23,7 @@ from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.subscribers import Store, open_store
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
-from comms.publish.refresh import refresh_content
+from comms.publish.refresh import publish_now
 from comms.publish.render import RenderedIssue, render_issue
 from comms.sending.desk import (
     approval_digest,
@@ -339,7 +339,7 @@ def send_to_list(
 def _publish(config: Config, store: Store) -> str | None:
     """Bring the web archive up to date with the issues sent so far; why not, if it failed."""
     try:
-        refresh_content(config, Desk(store.engine).started(), DbPublishState(store.engine))
+        publish_now(config, DbPublishState(store.engine), tell_hubs=True)
     except ContentErrors as exc:
         return (
             f"the web archive was not rebuilt: {len(exc.errors)} content error(s) in other "

@@ -24,9 +24,9 @@ from comms.content.urls import Urls
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
 from comms.core.languages import home_edition
-from comms.publish.build import collect, write_output
 from comms.publish.gate import issue_problems
 from comms.publish.quality import check_issue
+from comms.publish.refresh import publish_now
 from comms.publish.render import RenderedIssue, render_issue
 from comms.publish.state import ScratchState
 from comms.publish.templating import (
@@ -125,8 +125,7 @@ class Preview:
             # Not load_valid_site: an editor mid-change still sees every issue that can render.
             site, problems = read_site(config)
             # The preview shows every ready issue's web page, as it will be once it is sent.
-            site.sent = frozenset(site.issues)
-            write_output(self.root, collect(config, site, ScratchState()))
+            publish_now(config, ScratchState(site.issues), site, out_dir=self.root)
             issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
             facts = {s: self._facts(config, site, problems, i) for s, i in site.issues.items()}
         except CommsError as exc:
