@@ -7,9 +7,11 @@ without a docstring, or a new command or option without help, fails here.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import click
@@ -128,3 +130,49 @@ def test_readme_links_into_the_docs_resolve() -> None:
     targets = re.findall(r"\]\((docs/[^)#]+)(?:#[^)]*)?\)", readme)
     assert targets, "README links into docs/"
     assert [t for t in targets if not (ROOT / t).is_file()] == []
+
+
+def _pages() -> list[Path]:
+    return [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+
+
+def _resolves(name: str) -> bool:
+    """Whether a dotted name is a module of comms, or an attribute reached from one."""
+    parts = name.split(".")
+    for cut in range(len(parts), 1, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
+
+
+def test_every_dotted_name_in_the_docs_exists() -> None:
+    """`comms.<package>.…` in a page names a module, class, function or constant that exists:
+    a rename or a removal in the code fails here until the docs follow."""
+    packages = {p.name for p in (ROOT / "comms").iterdir() if (p / "__init__.py").is_file()}
+    stale = sorted(
+        f"{page.name}: {name}"
+        for page in _pages()
+        for name in set(re.findall(r"\bcomms(?:\.\w+)+", page.read_text(encoding="utf-8")))
+        # Logger names (comms.subscriptions, comms.scheduler) are no packages.
+        if name.split(".")[1] in packages and not _resolves(name)
+    )
+    assert stale == []
+
+
+def test_every_path_in_the_docs_exists() -> None:
+    """A file of the repository a page names (`comms/…`, `tests/…`, `bench/…`) exists."""
+    pattern = re.compile(r"(?<![\w/.~-])((?:comms|tests|bench)/[\w./-]*\w)")
+    missing = sorted(
+        f"{page.name}: {path}"
+        for page in _pages()
+        for path in set(pattern.findall(page.read_text(encoding="utf-8")))
+        if not (ROOT / path).exists()
+    )
+    assert missing == []
