@@ -159,3 +159,47 @@ def test_no_second_copy_of_a_decision() -> None:
             if name != owner and re.search(pattern, text):
                 found.append(f"{name}: {pattern} (use {instead})")
     assert found == []
+
+
+#: Modules whose `__all__` may name what they import, and why.
+ENTRY_PACKAGES = {"comms/cli/__init__.py": "the console script and the click group"}
+
+
+def reexports(path: Path) -> list[str]:
+    """Names that `path`'s `__all__` lists without defining them (a re-export of a moved name)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    defined: set[str] = set()
+    listed: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    defined.add(target.id)
+                    if target.id == "__all__" and isinstance(node.value, ast.List | ast.Tuple):
+                        listed = [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+    return [name for name in listed if name not in defined]
+
+
+def test_no_module_reexports_a_name_it_does_not_define() -> None:
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}: {name}"
+        for path in sorted((ROOT / "comms").rglob("*.py"))
+        if path.relative_to(ROOT).as_posix() not in ENTRY_PACKAGES
+        for name in reexports(path)
+    ]
+    assert found == [], "import these from the module that defines them"
+
+
+def test_the_reexport_check_sees_an_imported_name(tmp_path: Path) -> None:
+    source = tmp_path / "example.py"
+    source.write_text(
+        "from comms.core.clock import now_utc\n"
+        "def here() -> None: ...\n"
+        "LIMIT = 3\n"
+        '__all__ = ["LIMIT", "here", "now_utc"]\n',
+        encoding="utf-8",
+    )
+    assert reexports(source) == ["now_utc"]
