@@ -3,10 +3,11 @@
 It answers two questions. The current instant (`now_utc`, `epoch`): what is recorded, leases
 and claims, expiry, retries, when a scheduled send is due, a mail's Date. And "now" for the
 site's content (`site_now`, what `Config.now` answers): which issues are upcoming or public, what
-`comms new` dates, the demo's summary; the start of `reference_date` when the settings set one,
-so the sample content from 2020 reads as current. Aware datetimes only; UTC is what is stored
-and compared. Tests move it with time-machine (which also moves the libraries' clocks:
-itsdangerous's token timestamps, APScheduler), or pass `now` where a function takes one.
+`comms new` dates, the demo's summary, whether an issue's `send_at` has come for `comms send`;
+the start of `reference_date` when the settings set one, so the sample content from 2020 reads
+as current. Aware datetimes only; UTC is what is stored and compared. Tests move it with
+time-machine (which also moves the libraries' clocks: itsdangerous's token timestamps,
+APScheduler), or pass `now` where a function takes one.
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ class Settings(_Section):
     config file) or `memory://` (tests)."""
     reference_date: date | None = None
     """A date (`2020-01-15`) that comms treats as today wherever it asks what is upcoming (the demo,
-    `comms new`, the archive); unset: the clock."""
+    `comms new`, the archive) and whether an issue's `send_at` has come for `comms send`; unset:
+    the clock."""
     site: Site = Site()
     sender: Sender = Sender()
     organisation: Organisation = Organisation()
