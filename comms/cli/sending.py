@@ -84,7 +84,11 @@ def _held_json(held: Held) -> dict[str, Any]:
 @click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
 @click.pass_obj
 def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
-    """Delivery counts per status and the latest errors of one issue, or every campaign."""
+    """Delivery counts per status and the latest errors of one issue, or every campaign.
+
+    For one issue also why it may not go out now (in the words of `comms send`), its current
+    version, approvals and proofs.
+    """
     config = state.config()
     store = _open_store(config)
     held = {h.slug: h for h in held_list(store.engine)}
