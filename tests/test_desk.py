@@ -401,7 +401,7 @@ def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
     code, out, err = run_cli(site, "schedule", env=APPROVAL)
     assert code == 0
     assert err == (
-        f"warning: the send of {ISSUE} would be refused if it were due now: issue '{ISSUE}' is "
+        f"warning: the send of {ISSUE} would be refused when it is due: issue '{ISSUE}' is "
         "not sent: 1 error(s) in it or in what it shows; fix them (see `comms check`) "
         f"(`comms send {ISSUE} --dry-run` says why)\n"
     )

@@ -222,4 +222,6 @@ def _schedule_lines(config: Config, view: Overview) -> list[str]:
 
 
 def _held_line(config: Config, slug: str, due_at: datetime) -> str:
-    return f"held: {slug} was due at {_when(due_at, config)}; release with `comms send {slug}`"
+    return (
+        f"held: {slug} was due at {_when(due_at, config)}; release with `comms send {slug} --now`"
+    )

@@ -362,7 +362,7 @@ def schedule(state: State, as_json: bool) -> None:
         click.echo(line)
     for slug, reason in blocked.items():
         click.echo(
-            f"warning: the send of {slug} would be refused if it were due now: {reason} "
+            f"warning: the send of {slug} would be refused when it is due: {reason} "
             f"(`comms send {slug} --dry-run` says why)",
             err=True,
         )

@@ -2,7 +2,7 @@
 
 `comms/schedule/runner.py` turns the plan into APScheduler jobs; `comms schedule` prints it
 without a running scheduler. Sends that are more than `schedule.stale_after_hours` late are held:
-recorded in `held_sends` and left for an editor to release with `comms send ISSUE`.
+recorded in `held_sends` and left for an editor to release with `comms send ISSUE --now`.
 """
 
 from __future__ import annotations
