@@ -114,7 +114,10 @@ def test_a_restart_within_the_grace_time_runs_the_missed_send_once(
     assert len(outbox(site)) == 3
 
 
-HELD = f"held: {ISSUE} was due at Di., 4. Februar 2020, 09:00 Uhr; release with `comms send {ISSUE} --now`"
+HELD = (
+    f"held: {ISSUE} was due at Di., 4. Februar 2020, 09:00 Uhr; "
+    f"release with `comms send {ISSUE} --now`"
+)
 
 
 @pytest.mark.database
