@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from comms.core.config import Config, load_config
-from comms.core.database_url import sqlite_file
+from comms.core.database_url import database_exists, sqlite_file
 from comms.core.errors import ConfigError
 from comms.core.files import exposure_warnings
 from comms.db.backup import sqlite_path
-from comms.db.desk import database_exists
 from comms.db.engine import make_engine
 
 from .conftest import ROOT

@@ -16,8 +16,8 @@ from comms import __version__
 from comms.content.models import Site
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
+from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import database_exists
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL

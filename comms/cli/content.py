@@ -19,9 +19,10 @@ from comms.content.reader import SLUG_RE, slugify
 from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
+from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
 from comms.core.files import exposure_warnings
-from comms.db.desk import Desk, database_exists
+from comms.db.desk import Desk
 from comms.db.people import Consent
 from comms.publish.editions import catalog_problems, check_editions
 from comms.publish.gate import site_problems

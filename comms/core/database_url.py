@@ -28,6 +28,12 @@ def sqlite_file(url: str, root: Path | None = None) -> Path | None:
     return ((root or Path.cwd()) / path).resolve() if not path.is_absolute() else path
 
 
+def database_exists(url: str) -> bool:
+    """False for an SQLite file that is not there yet; servers are assumed to exist."""
+    path = sqlite_file(url)
+    return path is None or path.is_file()
+
+
 def resolve_database_url(url: str, root: Path) -> str:
     """`url` with a relative SQLite path made absolute against `root`; other URLs unchanged."""
     path = sqlite_file(url, root)

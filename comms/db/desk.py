@@ -8,7 +8,6 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comms.core.database_url import sqlite_file
 from comms.db.engine import read_only
 from comms.db.tables import approvals, campaigns, proofs
 
@@ -79,9 +78,3 @@ class Desk:
         """Slugs of the issues whose campaign has started: their mails are (being) sent."""
         with read_only(self.engine) as conn:
             return frozenset(conn.execute(sa.select(campaigns.c.slug)).scalars())
-
-
-def database_exists(url: str) -> bool:
-    """False for an SQLite file that is not there yet; servers are assumed to exist."""
-    path = sqlite_file(url)
-    return path is None or path.is_file()
