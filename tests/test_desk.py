@@ -228,7 +228,9 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert proof["X-Comms-Proof"].startswith(f"version {version[:12]}; ")
     # What is checked is what goes out: the subject is the subscribers' subject, unchanged.
     assert proof["Subject"] == "Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis"
-    [record] = data["proofs"]  # type: ignore[misc]
+    proofs = data["proofs"]
+    assert isinstance(proofs, list)
+    [record] = proofs
     assert record["recipient"] == "red@example.org"
     assert record["destination"] == str(path)
     assert record["digest"] == version

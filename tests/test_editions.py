@@ -103,7 +103,7 @@ def test_each_subscriber_gets_their_language_s_edition(site: Path) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # The ledger records which edition each person got.
     with engine_for(site / "comms.toml").connect() as db:
-        rows = dict(
+        rows: dict[str, str] = dict(
             db.execute(
                 sa.text(
                     "SELECT s.email, d.edition FROM deliveries d JOIN subscribers s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from .smtp_servers import Handler, smtp_server
 OPTIONS = SendOptions(concurrency=4)
 
 
-def opener(port: int, per_connection: int = 100) -> object:
+def opener(port: int, per_connection: int = 100) -> Callable[[], SmtpTransport]:
     return lambda: SmtpTransport(
         "127.0.0.1", port, timeout=5, max_per_connection=per_connection, helo_name="test"
     )

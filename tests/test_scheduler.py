@@ -337,8 +337,12 @@ def night(site: Path, handles: list[SchedulerHandle], send_at: str, steps: list[
             retries = runs(handle, "retry")
             clock.move_to(step)
             handle.wakeup()
+
             # the retry pass (every 5 min) ran: the scheduler has looked at `step`
-            wait_for(lambda before=retries: runs(handle, "retry") > before)
+            def retried(before: int = retries) -> bool:
+                return runs(handle, "retry") > before
+
+            wait_for(retried)
             assert runs(handle, f"send:{ISSUE}") <= 1
             assert runs(handle, "housekeeping") <= 1
         wait_for(lambda: runs(handle, f"send:{ISSUE}") == runs(handle, "housekeeping") == 1)

@@ -93,7 +93,8 @@ def test_send_through_smtp_then_parse_what_arrived(site: Path) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Message-ID"].endswith("@newsletter.example.org>")
         assert message.get_body(("plain",)) is not None
-        assert "Schwerpunktkonferenz" in message.get_body(("html",)).get_content()
+        html = message.get_body(("html",))
+        assert html is not None and "Schwerpunktkonferenz" in html.get_content()
     ids = {parse(r.data)["Message-ID"] for r in handler.received}
     assert len(ids) == 3
     data = status(site)
@@ -338,9 +339,9 @@ def test_demo_sends_the_next_issue_to_the_samples_once(site_copy: Path) -> None:
     code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
     assert code == 0, err
     assert err.startswith("warning: COMMS_SECRET_KEY is not set; generated a secret key")
-    lines, schedule = out.split("Schedule as of ")  # the demo ends with the schedule
+    before, schedule = out.split("Schedule as of ")  # the demo ends with the schedule
     assert "no scheduled sends (no ready issue with a send_at still to come)" in schedule
-    lines = lines.splitlines()
+    lines = before.splitlines()
     assert lines[-3] == "Subscribers: 5 sample subscriber(s) imported, 0 already there (5 active)"
     assert lines[-2] == (
         "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
