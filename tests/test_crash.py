@@ -44,6 +44,7 @@ def _send(root: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_kill_mid_run_then_rerun_loses_nothing_and_duplicates_at_most_in_flight(
     site_copy: Path,
 ) -> None:

@@ -125,6 +125,7 @@ def test_log_out_all_links(web: Web) -> None:
     assert web.store.find(ADDRESS).status == "unsubscribed"  # type: ignore[union-attr]
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_the_next_newsletter_carries_the_current_link_version(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -77,6 +77,7 @@ def _everyone() -> set[str]:
     return {f"leser{n}@example.org" for n in range(PEOPLE)}
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_two_workers_started_at_once_share_one_campaign(site_copy: Path, pg_url: str) -> None:
     """No IntegrityError on `campaigns`: both find the one campaign; each address gets one."""
     _import(site_copy, pg_url)
@@ -96,6 +97,7 @@ def _pg(url: str) -> dict[str, str]:
     return {"COMMS_DATABASE_URL": url}
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_a_worker_killed_mid_send_is_taken_over_by_the_survivor(
     site_copy: Path, pg_url: str
 ) -> None:
@@ -243,6 +245,7 @@ def _stop(*processes: subprocess.Popen[str]) -> None:
             process.wait(timeout=30)
 
 
+@pytest.mark.usefixtures("without_approval")
 @pytest.mark.parametrize("sender", ["scheduler", "standby"])
 def test_each_server_serves_an_issue_sent_on_the_other_host_within_a_beat(
     site_copy: Path, pg_url: str, sender: str

@@ -35,6 +35,9 @@ from .schedkit import (
     with_subscribers,
 )
 
+# The scheduler's timing on the sample site, whose comms.toml requires approval (test_desk.py's).
+pytestmark = pytest.mark.usefixtures("without_approval")
+
 
 @pytest.fixture
 def site(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -19,7 +19,8 @@ from .conftest import ROOT
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, free_port, smtp_server
 
-pytestmark = pytest.mark.database
+# Sending mechanics on the sample site, whose comms.toml requires approval (test_desk.py's part).
+pytestmark = [pytest.mark.database, pytest.mark.usefixtures("without_approval")]
 
 ISSUE = "2020-02-newsletter"
 PEOPLE = (
