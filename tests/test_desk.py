@@ -190,6 +190,7 @@ def test_approve_refuses_an_issue_with_errors(site: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_the_demo_approves_its_issue_once(site_copy: Path) -> None:
     shutil.copytree(ROOT / "samples", site_copy / "samples")
     for _ in range(2):

@@ -87,6 +87,7 @@ def test_one_ping_per_changed_feed_and_none_when_unchanged(
     assert out.startswith(f"{changed} file(s) written, {produced - changed} unchanged, 0 removed\n")
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
     site_copy: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

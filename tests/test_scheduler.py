@@ -355,6 +355,7 @@ def night(site: Path, handles: list[SchedulerHandle], send_at: str, steps: list[
 
 
 @pytest.mark.database
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_fall_back_night_sends_once_and_purges_once(
     site: Path, handles: list[SchedulerHandle]
 ) -> None:

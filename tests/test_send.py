@@ -203,6 +203,7 @@ def assert_paused(root: Path, queued: int, failed: int) -> None:
     assert data["next_attempt"] is None
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: Path) -> None:
     add_people(site, 47)
     url = f"smtp://127.0.0.1:{free_port()}"
@@ -382,6 +383,7 @@ def test_retry_due_sends_what_waits_once_it_is_due(site: Path) -> None:
     assert [r.rcpt_tos[0] for r in handler.received].count("anna@example.org") == 1
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_retry_pass_goes_on_when_one_issue_was_edited(site: Path) -> None:
     """An issue edited after its campaign started holds only its own retries."""
     handler = Handler(rcpt_replies={"anna@example.org": "451 4.2.2 mailbox full"})
