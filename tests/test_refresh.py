@@ -169,6 +169,7 @@ def test_an_unreachable_hub_is_given_up_after_one_feed(
     assert errors[1].endswith("(not sent: the hub failed with ConnectionError)")
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_failed_pings_queued_by_another_refresh_meanwhile_are_kept(
     site_copy: Path, httpserver: HTTPServer
 ) -> None:

@@ -336,6 +336,7 @@ def test_draft_and_unknown_issue_are_refused(site: Path) -> None:
     assert err.startswith(f"error: no issue 'gibt-es-nicht' in {site / 'content'} (known: ")
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_demo_sends_the_next_issue_to_the_samples_once(site_copy: Path) -> None:
     shutil.copytree(ROOT / "samples", site_copy / "samples")
     code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
