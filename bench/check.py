@@ -13,11 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from render import sites
-from timing import median_seconds
-
+from bench.render import sites
+from bench.timing import median_seconds
 from comms.content.markup import markdown_unsanitised
 from comms.content.site import read_site
 from comms.core.config import load_config

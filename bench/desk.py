@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from timing import median_seconds
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import median_seconds
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.gate import issue_problems

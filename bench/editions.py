@@ -8,11 +8,13 @@ Prints times and ratios against a baseline measured in the same run (the site's 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-from timing import median_seconds
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import median_seconds
 from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.publish.build import collect

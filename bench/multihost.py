@@ -151,7 +151,7 @@ def two_budget_workers(url: str, rate: float, count: int) -> float:
     command = [sys.executable, __file__, "--budget-child", url, str(rate), str(count)]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     runs = [json.loads(worker.communicate()[0]) for worker in workers]
-    return 2 * count / (max(r["end"] for r in runs) - min(r["start"] for r in runs))
+    return float(2 * count / (max(r["end"] for r in runs) - min(r["start"] for r in runs)))
 
 
 def send_workers(site: Path, port: int, connections: int, workers: int) -> float:

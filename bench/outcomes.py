@@ -38,6 +38,7 @@ from comms.db.tables import deliveries  # noqa: E402
 from comms.sending.campaign import prepare  # noqa: E402
 
 GUARDED = outcomes._RECORD
+assert GUARDED._values is not None  # the statement has its SET clause
 #: The same SET clause keyed by the delivery id alone.
 UNGUARDED = (
     sa.update(deliveries).where(deliveries.c.id == sa.bindparam("did")).values(GUARDED._values)

@@ -59,7 +59,7 @@ def _config(folder: Path, port: int = 25) -> Config:
         "database_url": f"sqlite:///{folder / 'comms.db'}",
         "transport": f"smtp://127.0.0.1:{port}",
     }
-    environ = {"COMMS_SECRET_KEY": "bench-secret"}
+    environ = {"COMMS_SECRET_KEY": "bench-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"}
     return load_config(ROOT / "comms.toml", overrides=overrides, environ=environ)
 
 

@@ -82,11 +82,11 @@ def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-golden")))
 
 
-@pytest.fixture(autouse=True)
-def _no_four_eyes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sample comms.toml turns `delivery.require_approval` on; the tests of sending
-    mechanics run without it. tests/test_desk.py turns it back on where approval is the point
-    (COMMS_DELIVERY_REQUIRE_APPROVAL=true in the command's environment)."""
+@pytest.fixture
+def without_approval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send without the editor's approval, which the sample comms.toml requires
+    (`delivery.require_approval`): for tests of sending mechanics on the sample site, not of
+    the desk. The environment reaches `comms` child processes too."""
     monkeypatch.setenv("COMMS_DELIVERY_REQUIRE_APPROVAL", "false")
 
 

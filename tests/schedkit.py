@@ -19,9 +19,11 @@ SECRET = "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 PEOPLE = "email,name\nanna@example.org,Anna\nbernd@example.org,Bernd\ncarla@example.org,Carla\n"
 
 
-def berlin(*parts: int) -> datetime:
+def berlin(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     """A local time in Europe/Berlin."""
-    return datetime(*parts, tzinfo=BERLIN)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, second, tzinfo=BERLIN)
 
 
 def with_subscribers(root: Path) -> None:

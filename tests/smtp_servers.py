@@ -171,11 +171,13 @@ class Handler:
         if number is None:
             self.connections += 1
             number = session.number = self.connections  # type: ignore[attr-defined]
+        assert isinstance(envelope.content, bytes)  # the controller keeps bytes (no decode_data)
         self.received.append(
             Received(envelope.mail_from or "", list(envelope.rcpt_tos), envelope.content, number)
         )
         if rcpt in self.slow_data:
             await asyncio.sleep(self.slow_data[rcpt])
+        assert isinstance(server.transport, asyncio.Transport)  # set while a connection is open
         if rcpt in self.drop_after_data:
             server.transport.abort()
             return "250 lost"
@@ -205,7 +207,9 @@ class RecordingSMTP(SMTP):
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         self._log("MAIL")
-        self.event_handler.waiting_at_mail.append(len(self._reader._buffer))
+        # How much of the client's pipeline is buffered: asyncio's StreamReader keeps it private.
+        buffered = len(self._reader._buffer)  # type: ignore[attr-defined]
+        self.event_handler.waiting_at_mail.append(buffered)
         await super().smtp_MAIL(arg)
 
     async def smtp_RSET(self, arg: str) -> None:

@@ -133,6 +133,7 @@ def _import_corpus(root: Path, addresses: list[str]) -> None:
 
 @pytest.mark.database
 @pytest.mark.slow
+@pytest.mark.usefixtures("without_approval")
 def test_every_valid_address_is_delivered_over_smtp(site_copy: Path) -> None:
     _import_corpus(site_copy, VALID_ASCII + VALID_UTF8)
     handler = Handler()
@@ -151,6 +152,7 @@ def test_every_valid_address_is_delivered_over_smtp(site_copy: Path) -> None:
 
 @pytest.mark.database
 @pytest.mark.slow
+@pytest.mark.usefixtures("without_approval")
 def test_utf8_addresses_fail_with_a_reason_where_the_server_has_no_smtputf8(
     site_copy: Path,
 ) -> None:

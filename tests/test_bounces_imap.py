@@ -69,6 +69,7 @@ def test_certificates_are_verified_and_errors_exit_1(
     assert code == 1 and "COMMS_BOUNCES_PASSWORD is not set" in err
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_full_loop_send_bounce_fetch_suppress_skip(
     site_copy: Path, server: dovecot.Dovecot
 ) -> None:

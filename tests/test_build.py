@@ -40,12 +40,13 @@ def test_refuses_paths_outside(tmp_path: Path) -> None:
         write_output(tmp_path / "o", {"../evil": b"x"})
 
 
-def _race(out: Path, files: dict[str, bytes], start: Any, errors: Any) -> None:
+def _race(outs: list[Path], files: dict[str, bytes], start: Any, errors: Any) -> None:
     try:
-        start.wait()
-        write_output(out, files)
-        start.wait()
-        write_output(out, {"index.html": b"<p>neu</p>"})  # all the others stale now
+        for out in outs:  # one round per folder, all writers starting each step at once
+            start.wait()
+            write_output(out, files)
+            start.wait()
+            write_output(out, {"index.html": b"<p>neu</p>"})  # all the others stale now
     except BaseException as exc:  # reported to the test: a child's exception is the assertion
         errors.put(repr(exc))
         start.abort()
@@ -59,19 +60,20 @@ def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
     smaller set of files: stale files one of them removes do not trip the others."""
     files = {f"issues/{n}/index.html": f"<p>{n}</p>".encode() for n in range(40)}
     context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-    for round_ in range(3):
-        out = tmp_path / f"public-{round_}"
-        start, errors = context.Barrier(4), context.Queue()
-        workers = [context.Process(target=_race, args=(out, files, start, errors)) for _ in "abcd"]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-        assert [w.exitcode for w in workers] == [0, 0, 0, 0]
-        found = []
-        while not errors.empty():
-            found.append(errors.get())
-        assert found == []
+    # Three rounds, in the same four processes: a process start costs more than a round.
+    outs = [tmp_path / f"public-{round_}" for round_ in range(3)]
+    start, errors = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_race, args=(outs, files, start, errors)) for _ in "abcd"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    for out in outs:
         assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "index.html", "issues"]
         assert [p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST] == [
             out / "index.html"

@@ -222,6 +222,7 @@ def test_paths_are_relative_to_the_config_folder_also_via_dotdot_and_symlinks(
 
 
 @pytest.mark.sqlite_only("the check of the port; the database only has to open")
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_a_port_in_use_is_a_clear_error(site_copy: Path) -> None:
     import socket
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -47,10 +46,9 @@ def _laughs(levels: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_yaml_aliases_are_refused_at_their_line_in_no_time(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_yaml_aliases_are_refused_at_their_line(tmp_path: Path) -> None:
+    # Refused, not expanded: 9**12 strings would not fit in memory (bench/content_limits.py).
     errors = _read(tmp_path, FRONT + _laughs(12) + "---\nText.\n")
-    assert time.perf_counter() - started < 2
     assert errors == [
         "x.md:9: YAML error: anchors and aliases (&name, *name) are not allowed in front "
         "matter; write the value out"
@@ -68,9 +66,7 @@ def test_a_self_referencing_alias_is_an_error_not_a_crash(tmp_path: Path) -> Non
 def test_comms_check_survives_an_alias_bomb(site_copy: Path) -> None:
     bomb = site_copy / "content" / "events" / "2030-01-01-bombe.md"
     bomb.write_text(FRONT + _laughs(14) + "---\nText.\n", encoding="utf-8")
-    started = time.perf_counter()
     result = CliRunner().invoke(cli, ["--config", str(site_copy / "comms.toml"), "check"])
-    assert time.perf_counter() - started < 20
     assert result.exit_code == 1
     assert "2030-01-01-bombe.md:9: YAML error: anchors and aliases" in result.stdout
 
@@ -98,37 +94,25 @@ def test_deep_blockquotes_are_an_error_at_their_line(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        "[" * 8000,
-        "![" * 4000,
-        "[a](" * 2000,
-        "[" * 4000 + "]" * 4000,
-        "Absatz mit [Link](https://example.org) und (Klammer).\n\n" * 3000,
-        ("Wort " * 1000 + "\n\n") * 40,
-        ('"a ' * 3000 + "\n\n") * 10,
-        (">" * 9000 + "\n\n") * 10,
-        ("`a " * 3000 + "\n\n") * 10,
-        ("'" * 900 + "\n\n") * 90,
-    ],
-    ids=[
-        "8000-brackets",
-        "images",
-        "links-open",
-        "nested",
-        "200-kb-links",
-        "200-kb-text",
-        "quotes",
-        "blockquotes",
-        "backticks",
-        "many-small-blocks",
-    ],  # fmt: skip
-)
-def test_pathological_bodies_are_refused_or_rendered_fast(tmp_path: Path, body: str) -> None:
-    started = time.perf_counter()
+#: Bodies over a limit of comms.content.markup, each in a shape that is slow to render.
+PATHOLOGICAL = {
+    "8000-brackets": "[" * 8000,
+    "images": "![" * 4000,
+    "links-open": "[a](" * 2000,
+    "nested": "[" * 4000 + "]" * 4000,
+    "200-kb-links": "Absatz mit [Link](https://example.org) und (Klammer).\n\n" * 3000,
+    "200-kb-text": ("Wort " * 1000 + "\n\n") * 40,
+    "quotes": ('"a ' * 3000 + "\n\n") * 10,
+    "blockquotes": (">" * 9000 + "\n\n") * 10,
+    "backticks": ("`a " * 3000 + "\n\n") * 10,
+    "many-small-blocks": ("'" * 900 + "\n\n") * 90,
+}
+
+
+@pytest.mark.parametrize("body", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
+def test_pathological_bodies_are_refused(tmp_path: Path, body: str) -> None:
+    """Refused before rendering; bench/content_limits.py times them against a plain body."""
     errors = _read(tmp_path, FRONT + "---\n" + body)
-    assert time.perf_counter() - started <= 2
     assert errors, "each of these is over a limit"
     with pytest.raises(ValueError):
         markdown_to_html(body)
@@ -136,9 +120,7 @@ def test_pathological_bodies_are_refused_or_rendered_fast(tmp_path: Path, body: 
 
 def test_bodies_within_the_limits_still_render(tmp_path: Path) -> None:
     body = "Absatz mit [Link](https://example.org) und „Zitat“ (Klammer).\n\n" * 900
-    started = time.perf_counter()
     assert _read(tmp_path, FRONT + "---\n" + body) == []
-    assert time.perf_counter() - started <= 2
     assert markdown_to_html("[" * 32 + "x" + "]" * 32).count("[") == 32
 
 

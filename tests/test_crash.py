@@ -44,6 +44,7 @@ def _send(root: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_kill_mid_run_then_rerun_loses_nothing_and_duplicates_at_most_in_flight(
     site_copy: Path,
 ) -> None:
@@ -69,8 +70,8 @@ def test_kill_mid_run_then_rerun_loses_nothing_and_duplicates_at_most_in_flight(
         left = json.loads(run_cli(site_copy, "status", ISSUE, "--json")[1])["counts"]
         assert left["sent"] < PEOPLE and left["queued"] + left["sending"] > 0
         second = _send(site_copy, port)
-        out, err = second.communicate(timeout=120)
-        assert second.returncode == 0, (out + err).decode()
+        output, errors = second.communicate(timeout=120)
+        assert second.returncode == 0, (output + errors).decode()
     got = Counter(r.rcpt_tos[0] for r in handler.received)
     expected = {f"leser{n}@example.org" for n in range(PEOPLE)}
     assert set(got) == expected, "someone got nothing"
@@ -78,6 +79,6 @@ def test_kill_mid_run_then_rerun_loses_nothing_and_duplicates_at_most_in_flight(
     assert duplicates <= CONCURRENCY, f"{duplicates} duplicates, at most {CONCURRENCY} allowed"
     print(f"killed after {at_kill} received; {left}; duplicates after the rerun: {duplicates}")
     if left["sending"]:
-        assert f"took over {left['sending']} delivery(ies)" in out.decode()
+        assert f"took over {left['sending']} delivery(ies)" in output.decode()
     final = json.loads(run_cli(site_copy, "status", ISSUE, "--json")[1])["counts"]
     assert final["sent"] == PEOPLE

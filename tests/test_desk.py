@@ -34,6 +34,7 @@ from .smtp_servers import Handler, smtp_server
 
 ISSUE = "2020-02-newsletter"
 OLD = "2019-11-newsletter"
+#: The shipped setting, for a test that sends without approval first (`without_approval`).
 APPROVAL = {"COMMS_DELIVERY_REQUIRE_APPROVAL": "true"}
 
 
@@ -114,6 +115,7 @@ def test_the_scheduler_refuses_the_same_issue_and_logs_every_problem(
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_send_at_still_to_come_needs_now(site: Path) -> None:
     set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
     code, _, err = run_cli(site, "send", ISSUE)
@@ -137,7 +139,7 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
 
 @pytest.mark.database
 def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
-    code, _, err = run_cli(site, "send", ISSUE, "--now", env=APPROVAL)
+    code, _, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 1 and f"issue '{ISSUE}' is not approved (version " in err
     assert "then run `comms approve 2020-02-newsletter`; nothing sent" in err
     code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
@@ -150,14 +152,14 @@ def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     # An edit after the approval, even to the recipients alone, needs a new approval.
     for key, value in (("preheader", '"Neuer Vorspann"'), ("topics", "[sprache]")):
         set_front_matter(issue_file(site), key, value)
-        code, _, err = run_cli(site, "send", ISSUE, "--now", env=APPROVAL)
+        code, _, err = run_cli(site, "send", ISSUE, "--now")
         assert code == 1
         assert f"issue '{ISSUE}' changed after its approval: Erika Muster approved version " in err
         assert first[:12] in err
         assert outbox(site) == []
     code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
     assert code == 0, err
-    code, _, err = run_cli(site, "send", ISSUE, "--now", env=APPROVAL)
+    code, _, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 0, err
     data = status(site)
     approvals = data["approvals"]
@@ -171,7 +173,6 @@ def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
 def test_the_scheduler_refuses_an_issue_that_is_not_approved(
     site: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COMMS_DELIVERY_REQUIRE_APPROVAL", "true")
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
     due = berlin(2020, 2, 4, 9, 0)
     with time_machine.travel(berlin(2020, 2, 4, 9, 0, 1), tick=False):
@@ -189,10 +190,11 @@ def test_approve_refuses_an_issue_with_errors(site: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_the_demo_approves_its_issue_once(site_copy: Path) -> None:
     shutil.copytree(ROOT / "samples", site_copy / "samples")
     for _ in range(2):
-        code, out, err = run_cli(site_copy, "demo", env=APPROVAL)
+        code, out, err = run_cli(site_copy, "demo")
         assert code == 0, err
         assert "Approved: version " in out and f"of {ISSUE} by „comms demo“" in out
     approvals = status(site_copy)["approvals"]
@@ -228,7 +230,9 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert proof["X-Comms-Proof"].startswith(f"version {version[:12]}; ")
     # What is checked is what goes out: the subject is the subscribers' subject, unchanged.
     assert proof["Subject"] == "Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis"
-    [record] = data["proofs"]  # type: ignore[misc]
+    proofs = data["proofs"]
+    assert isinstance(proofs, list)
+    [record] = proofs
     assert record["recipient"] == "red@example.org"
     assert record["destination"] == str(path)
     assert record["digest"] == version
@@ -264,6 +268,7 @@ class PageWatch(Handler):
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
     code, _, err = run_cli(site, "build")
     assert code == 0, err
@@ -378,6 +383,7 @@ def _on_terminal(root: Path, *args: str, answer: bytes | None) -> tuple[int, str
 
 @pytest.mark.database
 @pytest.mark.slow
+@pytest.mark.usefixtures("without_approval")
 def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
     code, out = _on_terminal(site, ISSUE, "--now", answer=b"n\n")
     assert code == 1
@@ -392,6 +398,7 @@ def test_on_a_terminal_send_shows_the_plan_and_asks(site: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
     set_front_matter(issue_file(site), "send_at", "2099-06-01 09:00")
     code, out, err = run_cli(site, "schedule")
@@ -412,6 +419,7 @@ def test_schedule_warns_of_a_send_that_would_be_refused(site: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) -> None:
     broken = site / "content" / "practices" / "kaputt.md"
     broken.write_text("---\ntitle: Kaputt\n", encoding="utf-8")  # never closed

@@ -59,6 +59,7 @@ def _html_tag(message: EmailMessage) -> str:
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_each_subscriber_gets_their_language_s_edition(site: Path) -> None:
     handler = Handler()
     with smtp_server(handler) as port:
@@ -104,7 +105,7 @@ def test_each_subscriber_gets_their_language_s_edition(site: Path) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # The ledger records which edition each person got.
     with engine_for(site / "comms.toml").connect() as db:
-        rows = dict(
+        rows: dict[str, str] = dict(
             db.execute(
                 sa.text(
                     "SELECT s.email, d.edition FROM deliveries d JOIN subscribers s"
@@ -116,6 +117,7 @@ def test_each_subscriber_gets_their_language_s_edition(site: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_dry_run_counts_recipients_per_edition(site: Path) -> None:
     import_people(site, "more.csv", "email,language\nfred@example.org,en\nfrida@example.org,\n")
     code, out, err = run_cli(site, "send", ISSUE, "--dry-run")

@@ -35,6 +35,9 @@ PEOPLE = 400
 CONCURRENCY = 3
 #: The shortest lease the settings allow: a dead worker's rows come free this long after it died.
 LEASE = 10
+#: Seconds to wait for something that takes a few beats: a guard against hanging, no bound on
+#: speed (a loaded machine may take long; bench/multihost.py and bench/follow.py measure).
+HANG = 120
 
 
 def _env(url: str) -> dict[str, str]:
@@ -74,6 +77,7 @@ def _everyone() -> set[str]:
     return {f"leser{n}@example.org" for n in range(PEOPLE)}
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_two_workers_started_at_once_share_one_campaign(site_copy: Path, pg_url: str) -> None:
     """No IntegrityError on `campaigns`: both find the one campaign; each address gets one."""
     _import(site_copy, pg_url)
@@ -93,6 +97,7 @@ def _pg(url: str) -> dict[str, str]:
     return {"COMMS_DATABASE_URL": url}
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_a_worker_killed_mid_send_is_taken_over_by_the_survivor(
     site_copy: Path, pg_url: str
 ) -> None:
@@ -219,7 +224,7 @@ def test_two_servers_share_the_sign_up_limit_and_the_scheduler(
         first.wait()
         killed = time.monotonic()
         while _scheduler_pid(pg_url) != second.pid:
-            assert time.monotonic() - killed < 30, "nobody took the scheduler over"
+            assert time.monotonic() - killed < HANG, "nobody took the scheduler over"
             time.sleep(0.2)
         print(f"the scheduler moved after {time.monotonic() - killed:.1f} s")
     finally:
@@ -240,6 +245,7 @@ def _stop(*processes: subprocess.Popen[str]) -> None:
             process.wait(timeout=30)
 
 
+@pytest.mark.usefixtures("without_approval")
 @pytest.mark.parametrize("sender", ["scheduler", "standby"])
 def test_each_server_serves_an_issue_sent_on_the_other_host_within_a_beat(
     site_copy: Path, pg_url: str, sender: str
@@ -262,7 +268,7 @@ def test_each_server_serves_an_issue_sent_on_the_other_host_within_a_beat(
         assert requests.get(urls[there] + page, timeout=30).status_code == 404
         started = time.monotonic()
         while not log.saw("output rebuilt"):  # the first beat
-            assert time.monotonic() - started < 15, "the other server never followed"
+            assert time.monotonic() - started < HANG, "the other server never followed"
             time.sleep(0.1)
         with smtp_server(Handler()) as port:
             code, _, err = run_cli(
@@ -273,9 +279,10 @@ def test_each_server_serves_an_issue_sent_on_the_other_host_within_a_beat(
         sent = time.monotonic()
         feed = requests.get(urls[here] + "/feed.xml", timeout=10).content
         assert page.encode() in feed, "the sending host rebuilt its folder"
-        # A beat is a quarter of the 10 s lease; two beats and a build are the bound.
+        # A beat is a quarter of the 10 s lease: it takes two beats and a build (printed below;
+        # bench/follow.py measures a beat), HANG only guards against waiting forever.
         while requests.get(urls[there] + page, timeout=10).status_code != 200:
-            assert time.monotonic() - sent < 15, "the other server never rebuilt"
+            assert time.monotonic() - sent < HANG, "the other server never rebuilt"
             time.sleep(0.2)
         print(f"the other server served the issue {time.monotonic() - sent:.1f} s after the send")
         assert requests.get(urls[there] + "/feed.xml", timeout=10).content == feed

@@ -210,6 +210,7 @@ def test_an_upgrade_carries_the_state_files_into_the_database(site_copy: Path) -
 
 @pytest.mark.database
 @pytest.mark.slow
+@pytest.mark.usefixtures("without_approval")
 def test_a_worker_sends_what_is_due_in_any_campaign(site_copy: Path) -> None:
     """`comms worker --once`: the campaign a failed `comms send` left queued goes out."""
     rows = "".join(f"leser{n}@example.org\n" for n in range(5))

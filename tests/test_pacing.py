@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from .smtp_servers import Handler, smtp_server
 OPTIONS = SendOptions.of(Delivery())
 
 
-def opener(port: int, per_connection: int = 100) -> object:
+def opener(port: int, per_connection: int = 100) -> Callable[[], SmtpTransport]:
     return lambda: SmtpTransport(
         "127.0.0.1", port, timeout=5, max_per_connection=per_connection, helo_name="test"
     )
@@ -73,12 +73,11 @@ def test_greylisted_recipients_wait_for_their_retry_and_slow_nobody(tmp_path: Pa
     clock = [now_utc()]
     options = replace(OPTIONS, clock=lambda: clock[0])
     with smtp_server(handler) as port:
-        began = time.monotonic()
         report = send(store, campaign, build, opener(port), options)
-        took = time.monotonic() - began
+        # The run did not wait for the greylisted (each was tried once in it); that a greylisting
+        # reply slows nobody down is test_only_signals_about_the_sender_slow_down.
         assert report.counts == {"sent": 36, "queued": 4} and report.exit_code == 3
         assert sorted(handler.greylisted) == sorted(grey)
-        assert took < 5  # the run did not wait for the greylisted, nor slow down for them
         assert report.next_attempt is not None  # retry_backoff_seconds: 300 s ± 20 %
         assert timedelta(seconds=240) <= report.next_attempt - clock[0] <= timedelta(seconds=360)
         assert send(store, campaign, build, opener(port), options).counts["queued"] == 4

@@ -13,7 +13,7 @@ from comms.web.preview import Preview
 ISSUE = "content/issues/2020-04-newsletter.md"
 
 
-def test_preview_pages(site_copy: Path) -> None:
+def test_preview_pages_and_no_feed_history(site_copy: Path) -> None:
     with Preview(load_config(site_copy / "comms.toml")) as preview:
         client = preview.app.test_client()
         index = client.get("/_preview/").get_data(as_text=True)
@@ -31,8 +31,11 @@ def test_preview_pages(site_copy: Path) -> None:
         archive = client.get("/")
         assert archive.status_code == 200
         assert "<script" not in archive.get_data(as_text=True)
+    # The preview shows drafts as if sent; that must not mark them as seen in the feed history.
+    assert not (site_copy / "var" / "feeds-state.json").exists()
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_rebuild_shows_changes_and_errors(site_copy: Path) -> None:
     with Preview(load_config(site_copy / "comms.toml")) as preview:
         client = preview.app.test_client()
@@ -63,10 +66,3 @@ def test_watcher_rebuilds_on_file_change(site_copy: Path) -> None:
             time.sleep(0.1)
         assert preview.version >= 2
         assert "Sprache und Arbeit" in preview.issues["2020-04-newsletter"].subject
-
-
-def test_preview_records_no_feed_history(site_copy: Path) -> None:
-    # The preview shows drafts as if sent; that must not mark them as seen in the feed history.
-    with Preview(load_config(site_copy / "comms.toml")):
-        pass
-    assert not (site_copy / "var" / "feeds-state.json").exists()

@@ -329,7 +329,9 @@ _keys = st.sampled_from(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(front=st.dictionaries(_keys, _values, max_size=10), body=st.text(max_size=200))
-def test_random_yaml_only_gives_content_errors(tmp_path: Path, front: dict, body: str) -> None:
+def test_random_yaml_only_gives_content_errors(
+    tmp_path: Path, front: dict[str, object], body: str
+) -> None:
     text = "---\n" + yaml.safe_dump(front, allow_unicode=True) + "---\n" + body
     for kind in KINDS.values():
         item, errors = read_file(_write(tmp_path, text), kind, CONTEXT)

@@ -87,6 +87,7 @@ def test_one_ping_per_changed_feed_and_none_when_unchanged(
     assert out.startswith(f"{changed} file(s) written, {produced - changed} unchanged, 0 removed\n")
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_a_failing_hub_keeps_the_files_and_is_retried_next_time(
     site_copy: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,6 +170,7 @@ def test_an_unreachable_hub_is_given_up_after_one_feed(
     assert errors[1].endswith("(not sent: the hub failed with ConnectionError)")
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_failed_pings_queued_by_another_refresh_meanwhile_are_kept(
     site_copy: Path, httpserver: HTTPServer
 ) -> None:

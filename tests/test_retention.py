@@ -40,6 +40,7 @@ def everything(engine: sa.Engine) -> str:
         )
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_housekeeping_reduces_unsubscribed_people_after_the_retention_time(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -46,6 +46,7 @@ def serve(root: Path, env: dict[str, str], *args: str) -> Iterator[tuple[str, in
         assert "Traceback" not in errors
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_serve_sends_a_scheduled_issue_when_it_is_due(site_copy: Path) -> None:
     env = {"COMMS_SECRET_KEY": SECRET, "COMMS_DELIVERY_RETRY_BACKOFF_SECONDS": "0"}
     with_subscribers(site_copy)
@@ -81,6 +82,7 @@ def test_serve_sends_a_scheduled_issue_when_it_is_due(site_copy: Path) -> None:
     assert json.loads(out)["counts"]["sent"] == 3
 
 
+@pytest.mark.usefixtures("without_approval")
 def test_sigterm_during_a_scheduled_send_finishes_the_message_in_flight(site_copy: Path) -> None:
     env = {
         "COMMS_SECRET_KEY": SECRET,

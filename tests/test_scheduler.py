@@ -35,6 +35,9 @@ from .schedkit import (
     with_subscribers,
 )
 
+# The scheduler's timing on the sample site, whose comms.toml requires approval (test_desk.py's).
+pytestmark = pytest.mark.usefixtures("without_approval")
+
 
 @pytest.fixture
 def site(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -338,8 +341,12 @@ def night(site: Path, handles: list[SchedulerHandle], send_at: str, steps: list[
             retries = runs(handle, "retry")
             clock.move_to(step)
             handle.wakeup()
+
             # the retry pass (every 5 min) ran: the scheduler has looked at `step`
-            wait_for(lambda before=retries: runs(handle, "retry") > before)
+            def retried(before: int = retries) -> bool:
+                return runs(handle, "retry") > before
+
+            wait_for(retried)
             assert runs(handle, f"send:{ISSUE}") <= 1
             assert runs(handle, "housekeeping") <= 1
         wait_for(lambda: runs(handle, f"send:{ISSUE}") == runs(handle, "housekeeping") == 1)
@@ -349,6 +356,7 @@ def night(site: Path, handles: list[SchedulerHandle], send_at: str, steps: list[
 
 
 @pytest.mark.database
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_fall_back_night_sends_once_and_purges_once(
     site: Path, handles: list[SchedulerHandle]
 ) -> None:

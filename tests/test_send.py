@@ -19,7 +19,8 @@ from .conftest import ROOT
 from .ledgerkit import run_cli
 from .smtp_servers import Handler, free_port, smtp_server
 
-pytestmark = pytest.mark.database
+# Sending mechanics on the sample site, whose comms.toml requires approval (test_desk.py's part).
+pytestmark = [pytest.mark.database, pytest.mark.usefixtures("without_approval")]
 
 ISSUE = "2020-02-newsletter"
 PEOPLE = (
@@ -93,7 +94,8 @@ def test_send_through_smtp_then_parse_what_arrived(site: Path) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Message-ID"].endswith("@newsletter.example.org>")
         assert message.get_body(("plain",)) is not None
-        assert "Schwerpunktkonferenz" in message.get_body(("html",)).get_content()
+        html = message.get_body(("html",))
+        assert html is not None and "Schwerpunktkonferenz" in html.get_content()
     ids = {parse(r.data)["Message-ID"] for r in handler.received}
     assert len(ids) == 3
     data = status(site)
@@ -208,6 +210,7 @@ def assert_paused(root: Path, queued: int, failed: int) -> None:
     assert data["next_attempt"] is None
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_unreachable_is_no_attempt_and_the_rerun_sends_everything_at_once(site: Path) -> None:
     add_people(site, 47)
     url = f"smtp://127.0.0.1:{free_port()}"
@@ -355,14 +358,15 @@ def test_draft_and_unknown_issue_are_refused(site: Path) -> None:
     assert err.startswith(f"error: no issue 'gibt-es-nicht' in {site / 'content'} (known: ")
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_demo_sends_the_next_issue_to_the_samples_once(site_copy: Path) -> None:
     shutil.copytree(ROOT / "samples", site_copy / "samples")
     code, out, err = run_cli(site_copy, "demo", env={"COMMS_SECRET_KEY": ""})
     assert code == 0, err
     assert err.startswith("warning: COMMS_SECRET_KEY is not set; generated a secret key")
-    lines, schedule = out.split("Schedule as of ")  # the demo ends with the schedule
+    before, schedule = out.split("Schedule as of ")  # the demo ends with the schedule
     assert "no scheduled sends (no ready issue with a send_at still to come)" in schedule
-    lines = lines.splitlines()
+    lines = before.splitlines()
     assert lines[-3] == "Subscribers: 5 sample subscriber(s) imported, 0 already there (5 active)"
     assert lines[-2] == (
         "Newsletter #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "
@@ -402,6 +406,7 @@ def test_retry_due_sends_what_waits_once_it_is_due(site: Path) -> None:
     assert [r.rcpt_tos[0] for r in handler.received].count("anna@example.org") == 1
 
 
+@pytest.mark.slow  # about 2 CPU-s or more (two or more builds of the sample site)
 def test_retry_pass_goes_on_when_one_issue_was_edited(site: Path) -> None:
     """An issue edited after its campaign started holds only its own retries."""
     handler = Handler(rcpt_replies={"anna@example.org": "451 4.2.2 mailbox full"})

@@ -103,6 +103,7 @@ def server(site_copy: Path) -> Iterator[tuple[str, Path, dict[str, str], Handler
 
 
 @pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
 def test_sign_up_confirm_receive_and_one_click_unsubscribe(
     server: tuple[str, Path, dict[str, str], Handler],
 ) -> None:

@@ -104,8 +104,14 @@ def test_two_workers_share_one_send_rate(tmp_path: Path) -> None:
 def test_a_stop_wakes_a_worker_waiting_for_its_shared_slot() -> None:
     # The slot is far ahead (the campaign's budget is spent); a stop must not wait for it.
     stop = threading.Event()
-    budget = SharedBudget(lambda count, rate, now: now + 60.0, TokenBucket(0), 1.0, sleep=stop.wait)
-    threading.Timer(0.2, stop.set).start()
-    started = time.monotonic()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        """The run's stop.wait; the stop comes while the worker waits."""
+        waits.append(seconds)
+        stop.set()
+        return stop.wait(seconds)
+
+    budget = SharedBudget(lambda count, rate, now: now + 60.0, TokenBucket(0), 1.0, sleep=sleep)
     budget.acquire()
-    assert time.monotonic() - started < 5
+    assert len(waits) == 1 and waits[0] > 59  # one wait for the slot, cut short by the stop

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from comms.content.models import Issue
 from comms.content.site import load_valid_site, read_site
 from comms.content.translations import digest, edition_site, untranslated, with_digest
 from comms.core.config import load_config
@@ -36,9 +37,11 @@ def test_the_sample_translations_are_read_and_current(site_copy: Path) -> None:
     site, problems = read_site(config)
     assert problems == []
     english = site.translations["en"]
-    assert english["issue/2019-07-newsletter"].subject.startswith("Women's Workshop")
+    translated = english["issue/2019-07-newsletter"]
+    assert isinstance(translated, Issue)
+    assert translated.subject.startswith("Women's Workshop")
     # Fixed fields come from the original.
-    assert english["issue/2019-07-newsletter"].events == site.issues["2019-07-newsletter"].events
+    assert translated.events == site.issues["2019-07-newsletter"].events
     assert "issue/2020-02-newsletter" in site.translations["de-x-ls"]
     en = edition_site(site, "en")
     assert en.events["2019-06-21-regionalkonferenz-lueneburg"].title.startswith("Regional")
