@@ -179,7 +179,11 @@ def reexports(path: Path) -> list[str]:
                 if isinstance(target, ast.Name):
                     defined.add(target.id)
                     if target.id == "__all__" and isinstance(node.value, ast.List | ast.Tuple):
-                        listed = [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+                        listed = [
+                            e.value
+                            for e in node.value.elts
+                            if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                        ]
     return [name for name in listed if name not in defined]
 
 

@@ -90,9 +90,8 @@ def test_the_log_filter_masks_the_secrets_in_messages_and_tracebacks() -> None:
         raise RuntimeError(f"AUTH PLAIN {VALUE} refused")
     except RuntimeError:
         record = logging.LogRecord(
-            "comms", logging.ERROR, __file__, 1, "login %s", (VALUE,), exc_info=True
+            "comms", logging.ERROR, __file__, 1, "login %s", (VALUE,), exc_info=sys.exc_info()
         )
-        record.exc_info = sys.exc_info()
     RedactingFilter([VALUE]).filter(record)
     assert record.getMessage() == "login [secret]"
     assert record.exc_text is not None and VALUE not in record.exc_text

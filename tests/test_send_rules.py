@@ -112,6 +112,7 @@ def test_every_caller_gives_the_chains_reason(
     assert outbox(site_copy) == []
 
 
+@pytest.mark.usefixtures("without_approval")  # the due rule alone
 def test_a_scheduled_issue_waits_for_its_time_everywhere(site_copy: Path) -> None:
     """The due rule judges the reference date (config.now()); the scheduler's job and the
     schedule's warning ask as of the issue's send_at, when the job is due."""
@@ -131,6 +132,7 @@ def test_a_scheduled_issue_waits_for_its_time_everywhere(site_copy: Path) -> Non
     assert json.loads(out)["blocked"] == {} and err == ""
 
 
+@pytest.mark.usefixtures("without_approval")  # rendering, not the desk
 def test_a_send_on_a_terminal_renders_each_edition_once(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -139,10 +141,10 @@ def test_a_send_on_a_terminal_renders_each_edition_once(
 
     from comms.cli import main
     from comms.sending import campaign
+    from comms.sending.editions import issue_editions as real
 
     with_subscribers(site_copy)
     rendered: list[str] = []
-    real = campaign.issue_editions
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         rendered.append(args[2].slug)
