@@ -21,7 +21,7 @@ from comms.content.markup import markdown_unsanitised
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.gate import issue_problems, site_problems
-from comms.publish.links import LinkChecker
+from comms.publish.link_check import LinkChecker
 from comms.publish.quality import check_issues
 
 ROOT = Path(__file__).resolve().parent.parent

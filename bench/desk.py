@@ -23,7 +23,7 @@ from comms.publish.gate import issue_problems
 from comms.publish.refresh import publish_now
 from comms.publish.render import render_issue
 from comms.publish.state import FileState
-from comms.sending.desk import approval_digest
+from comms.sending.approval import approval_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE = "2020-02-newsletter"

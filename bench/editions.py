@@ -20,7 +20,7 @@ from comms.core.config import Config, load_config
 from comms.publish.build import collect
 from comms.publish.producer import Build
 from comms.publish.state import FileState
-from comms.sending.editions import issue_editions
+from comms.sending.issue_editions import issue_editions
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE = "2019-07-newsletter"  # translated into English in the sample

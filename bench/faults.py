@@ -38,7 +38,7 @@ import sqlalchemy as sa  # noqa: E402
 from bench.send import ISSUE, _import  # noqa: E402
 from comms.content.site import read_site  # noqa: E402
 from comms.core.config import load_config  # noqa: E402
-from comms.db.subscribers import open_store  # noqa: E402
+from comms.db.store import open_store  # noqa: E402
 from comms.db.tables import deliveries  # noqa: E402
 from comms.sending.campaign import issue_parts, opener_for, prepare, send  # noqa: E402
 from comms.sending.run import SendOptions  # noqa: E402

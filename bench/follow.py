@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.timing import median_seconds  # noqa: E402
 from comms.core.config import load_config  # noqa: E402
-from comms.db.subscribers import open_store  # noqa: E402
+from comms.db.store import open_store  # noqa: E402
 from comms.schedule.follow import Follower  # noqa: E402
 from comms.sending.campaign import prepare  # noqa: E402
 

@@ -38,7 +38,7 @@ from bench.postfix import free_port, smtp_sink, smtp_source_rate  # noqa: E402
 from bench.send import CONSENT, ISSUE, _message_size  # noqa: E402
 from comms.audience.subscriber_csv import Problems, read_csv  # noqa: E402
 from comms.core.config import load_config  # noqa: E402
-from comms.db.subscribers import open_store  # noqa: E402
+from comms.db.store import open_store  # noqa: E402
 from comms.sending.budget import GRANT_SECONDS, SharedBudget  # noqa: E402
 from comms.sending.campaign import prepare  # noqa: E402
 from comms.sending.throttle import TokenBucket  # noqa: E402

@@ -33,7 +33,7 @@ from comms.db import outcomes  # noqa: E402
 from comms.db.outcomes import Outcome  # noqa: E402
 from comms.db.people import Consent, NewSubscriber  # noqa: E402
 from comms.db.status import DeliveryStatus  # noqa: E402
-from comms.db.subscribers import open_store  # noqa: E402
+from comms.db.store import open_store  # noqa: E402
 from comms.db.tables import deliveries  # noqa: E402
 from comms.sending.campaign import prepare  # noqa: E402
 

@@ -44,7 +44,7 @@ from comms.audience.subscriber_csv import Problems, read_csv  # noqa: E402
 from comms.content.site import read_site  # noqa: E402
 from comms.core.config import Config, load_config  # noqa: E402
 from comms.db.people import Consent  # noqa: E402
-from comms.db.subscribers import open_store  # noqa: E402
+from comms.db.store import open_store  # noqa: E402
 from comms.mail.message import Recipient  # noqa: E402
 from comms.sending.campaign import issue_parts, opener_for, prepare, send  # noqa: E402
 from comms.sending.run import SendOptions  # noqa: E402

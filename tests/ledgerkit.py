@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from comms.cli import main
 from comms.core.config import Config, load_config
 from comms.db.people import Consent, NewSubscriber
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.db.tables import metadata
 from comms.mail.message import OutgoingMessage, Recipient
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from comms.core.config import Config, load_config
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 
 from .ledgerkit import run_cli
 

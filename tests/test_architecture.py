@@ -141,7 +141,7 @@ def test_the_clock_check_sees_every_way_to_read_the_time() -> None:
 SECOND_COPIES = [
     (r"""[=!]=\s*["'](ready|draft)["']""", None, "IssueStatus"),
     (r"""["'](ready|draft)["']\s*[=!]=""", None, "IssueStatus"),
-    (r"\.digest\s*==", "comms/sending/desk.py", "comms.sending.desk.approval_of"),
+    (r"\.digest\s*==", "comms/sending/approval.py", "comms.sending.approval.approval_of"),
     # The send rules: refusals come from the chain; callers state a moment, not a bypass.
     (r"NotSendable\(", "comms/sending/rules.py", "comms.sending.rules.require"),
     (r"early=True", None, "Request.when_due or Request(issue, now)"),
@@ -207,3 +207,14 @@ def test_the_reexport_check_sees_an_imported_name(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert reexports(source) == ["now_utc"]
+
+
+def test_module_names_say_what_they_hold_across_packages() -> None:
+    """No two modules share a name (`desk.py` in three packages meant three different things);
+    only the package markers and the numbered migrations may."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "comms").rglob("*.py")):
+        name = path.relative_to(ROOT).as_posix()
+        if path.name != "__init__.py" and "/migrations/" not in name:
+            seen.setdefault(path.name, []).append(name)
+    assert {base: names for base, names in seen.items() if len(names) > 1} == {}

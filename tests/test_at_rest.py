@@ -14,7 +14,7 @@ from comms.core.config import load_config
 from comms.core.errors import ConfigError
 from comms.core.files import write_private
 from comms.db.people import Consent, NewSubscriber
-from comms.db.subscribers import open_store
+from comms.db.store import open_store
 from comms.db.tables import meta
 from comms.mail.transports import FileTransport
 

@@ -21,7 +21,7 @@ from comms.bounces.webhooks import BrevoWebhook
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.db.people import NewSubscriber
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.db.tables import deliveries, subscribers
 from comms.mail.verp import verp_address
 from comms.web.app import create_app

@@ -9,7 +9,7 @@ import pytest
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.gate import issue_problems, site_problems
-from comms.publish.links import LinkChecker, Reference
+from comms.publish.link_check import LinkChecker, Reference
 
 from .conftest import BAD, ROOT
 
@@ -167,7 +167,7 @@ def test_a_url_used_twice_is_reported_at_both_lines(site_copy: Path) -> None:
 
 
 def test_front_matter_links_in_block_and_flow_style_but_not_in_text() -> None:
-    from comms.publish.links import _front_references
+    from comms.publish.link_check import _front_references
 
     front = (
         "registration: https://x.org/a#b\n"

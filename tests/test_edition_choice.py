@@ -15,7 +15,7 @@ from comms.content.site import read_site
 from comms.core.languages import Edition, Editions, site_editions
 from comms.db.tables import deliveries
 from comms.mail.message import Recipient
-from comms.sending.editions import issue_editions
+from comms.sending.issue_editions import issue_editions
 
 from .conftest import ROOT
 from .webkit import Web, open_web

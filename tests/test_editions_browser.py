@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from comms.content.site import read_site
-from comms.content.translations import digest, with_digest
+from comms.content.translation_files import digest, with_digest
 from comms.core.config import load_config
 from comms.publish.build import collect, write_output
 from comms.publish.producer import Build

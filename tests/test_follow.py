@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 
 from comms.core.config import Config, load_config
 from comms.db.shared import DbPublishState
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.db.tables import scheduler_lease
 from comms.publish.refresh import publish_now
 from comms.schedule.follow import Follower

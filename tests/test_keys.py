@@ -18,7 +18,7 @@ import time_machine
 from comms.core.keys import SIGNING, Purpose, derive, keyed_hash
 from comms.db.engine import make_engine, resolve_secret, upgrade
 from comms.db.shared import Hits
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.db.tables import meta
 from comms.mail.tokens import PURPOSES, make_token, read_link
 from comms.mail.verp import read_verp, verp_address

@@ -16,7 +16,7 @@ from comms.core.settings import Delivery
 from comms.db.ledger import Ledger
 from comms.db.outcomes import Claimed, LedgerWriter, Outcome
 from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.db.tables import consent, deliveries, suppression
 from comms.sending.campaign import prepare
 from comms.sending.ports import SuppressionCheck

@@ -10,7 +10,7 @@ import pytest
 
 from comms.audience.mailer import Mailer
 from comms.audience.subscriptions import SignUp, Subscriptions, Visitor
-from comms.db.subscribers import open_store
+from comms.db.store import open_store
 
 from .smtp_servers import Handler, smtp_server
 from .webkit import make_config

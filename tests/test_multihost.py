@@ -18,7 +18,7 @@ import requests
 import sqlalchemy as sa
 
 from comms.core.config import load_config
-from comms.db.subscribers import open_store
+from comms.db.store import open_store
 
 from .ledgerkit import run_cli
 from .schedkit import SECRET

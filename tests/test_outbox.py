@@ -17,7 +17,7 @@ from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailur
 from comms.core.settings import Delivery
 from comms.db.ledger import Campaign
 from comms.db.people import Consent, NewSubscriber
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.sending.campaign import CampaignChanged, prepare, send

@@ -16,7 +16,7 @@ import time_machine
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.core.errors import CommsError
-from comms.db.subscribers import open_store
+from comms.db.store import open_store
 from comms.schedule import jobs
 from comms.sending.campaign import refusal
 from comms.sending.rules import CHAIN, Request
@@ -141,7 +141,7 @@ def test_a_send_on_a_terminal_renders_each_edition_once(
 
     from comms.cli import main
     from comms.sending import campaign
-    from comms.sending.editions import issue_editions as real
+    from comms.sending.issue_editions import issue_editions as real
 
     with_subscribers(site_copy)
     rendered: list[str] = []

@@ -18,7 +18,7 @@ from comms.audience.subscriptions import Subscriptions
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import load_config
-from comms.db.subscribers import open_store
+from comms.db.store import open_store
 from comms.mail.transports import memory_outbox
 from comms.schedule.jobs import scheduled_send
 from comms.schedule.plan import plan

@@ -11,7 +11,7 @@ import pytest
 
 from comms.audience.limits import MAILS_PER_ADDRESS, SharedLimit, signup_limits
 from comms.core.keys import Purpose
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.sending.budget import SharedBudget
 from comms.sending.campaign import prepare
 from comms.sending.throttle import TokenBucket

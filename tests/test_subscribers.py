@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from comms.core.errors import ConfigError
 from comms.db.engine import MIGRATIONS
 from comms.db.people import Consent, NewSubscriber, SubscriberError, normalise_address
-from comms.db.subscribers import open_store
+from comms.db.store import open_store
 
 from .databases import engine_for, every_row
 from .ledgerkit import make_config, run_cli, schema_drift

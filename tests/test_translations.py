@@ -9,10 +9,10 @@ import pytest
 
 from comms.content.models import Issue
 from comms.content.site import load_valid_site, read_site
-from comms.content.translations import digest, edition_site, untranslated, with_digest
+from comms.content.translation_files import digest, edition_site, untranslated, with_digest
 from comms.core.config import load_config
 from comms.publish import templating
-from comms.publish.editions import catalog_problems
+from comms.publish.edition_build import catalog_problems
 
 from .ledgerkit import run_cli
 

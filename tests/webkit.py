@@ -20,7 +20,7 @@ from comms.audience.mailer import Mailer
 from comms.audience.subscriptions import Subscriptions
 from comms.core.config import Config, load_config
 from comms.db.people import Subscriber
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.mail.transports import SentMessage, memory_outbox
 from comms.web.app import create_app
 

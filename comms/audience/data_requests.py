@@ -15,7 +15,7 @@ from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import Edition, site_editions
 from comms.core.settings import Subscribe
 from comms.db.people import Subscriber
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.mail.message import build_transactional
 from comms.mail.tokens import Link, make_token, read_link
 from comms.publish.render import render_link_mail

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from comms.core.clock import epoch
 from comms.core.keys import Purpose
 from comms.db.shared import Hits
-from comms.db.subscribers import Store
+from comms.db.store import Store
 
 #: Confirmation mails one address may be sent per hour, whoever asks (against mail bombing).
 MAILS_PER_ADDRESS = 3

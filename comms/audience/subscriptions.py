@@ -23,7 +23,7 @@ from comms.db.people import Consent, NewSubscriber, SubscriberError
 from comms.db.people import Subscriber as Subscriber
 from comms.db.people import normalise_address as normalise_address
 from comms.db.status import SubscriberStatus
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.mail.message import OutgoingMessage, build_transactional, new_message_id
 from comms.mail.tokens import make_token, read_token
 from comms.publish.render import render_confirmation

@@ -12,7 +12,7 @@ from comms.bounces.mailbox import MailboxError, open_mailbox, parse_mailbox_url
 from comms.bounces.parse import read_report
 from comms.bounces.policy import Outcome, handle_report
 from comms.core.config import Config
-from comms.db.subscribers import Store
+from comms.db.store import Store
 
 log = logging.getLogger("comms.bounces")
 

@@ -19,7 +19,7 @@ from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.db.feedback import BounceEvent, Feedback, Target
 from comms.db.people import Consent
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.mail.verp import read_verp
 
 log = logging.getLogger("comms.bounces")

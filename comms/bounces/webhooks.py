@@ -22,7 +22,7 @@ from comms.bounces.policy import Outcome, apply
 from comms.core.config import Config
 from comms.db.feedback import BounceEvent, Feedback
 from comms.db.people import normalise_address
-from comms.db.subscribers import Store
+from comms.db.store import Store
 
 log = logging.getLogger("comms.bounces")
 

@@ -1,5 +1,5 @@
 """The command line: click commands by area (`common` holds the group and shared helpers;
-`bounces`, `content`, `desk`, `operating`, `sending`, `serving`, `subscribers`) that parse
+`approve`, `bounces`, `content`, `operating`, `sending`, `serving`, `subscribers`) that parse
 options, call the services of the stage packages and print the result. The only place that
 prints or turns a CommsError into an exit code. May import every package; nothing imports
 comms.cli but `python -m comms` (comms/__main__.py) and the `comms` console script."""
@@ -13,9 +13,9 @@ import click
 from comms.core.errors import CommsError, ConfigError
 
 from . import (  # noqa: F401  (registers the commands)
+    approve,
     bounces,
     content,
-    desk,
     operating,
     sending,
     serving,

@@ -21,7 +21,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.publish.refresh import Publication, publish_now
 from comms.publish.state import FileState, PublishState
 from comms.publish.templating import Formatter

@@ -22,13 +22,13 @@ from comms.core.config import Config
 from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
 from comms.core.files import exposure_warnings
-from comms.db.desk import Desk
+from comms.db.approvals import Desk
 from comms.db.people import Consent
-from comms.publish.editions import catalog_problems, check_editions
+from comms.publish.edition_build import catalog_problems, check_editions
 from comms.publish.gate import site_problems
 from comms.publish.templating import TEMPLATES, translate
+from comms.sending.approval import approval_of, approve, current_digest, short
 from comms.sending.campaign import clear, send_to_list
-from comms.sending.desk import approval_of, approve, current_digest, short
 from comms.sending.rules import READY, Request
 from comms.sending.run import SendOptions
 

@@ -22,12 +22,13 @@ from rich.text import Text
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
-from comms.db.desk import ProofRecord
+from comms.db.approvals import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.schedule.plan import SEND_PREFIX, Held, held_list
+from comms.sending.approval import selection, short
 from comms.sending.campaign import (
     SendPlan,
     SendReport,
@@ -36,10 +37,10 @@ from comms.sending.campaign import (
     send_proofs,
     send_to_list,
 )
-from comms.sending.desk import selection, short
 from comms.sending.rules import NotSendable, Request
 from comms.sending.run import Progress, SendOptions
 
+from .approve import blocked_sends, desk_json, desk_lines, read_issue
 from .common import (
     State,
     _address,
@@ -51,7 +52,6 @@ from .common import (
     _when,
     cli,
 )
-from .desk import blocked_sends, desk_json, desk_lines, read_issue
 
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
-from comms.db.subscribers import Store
+from comms.db.store import Store
 
 from .common import (
     State,

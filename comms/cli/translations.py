@@ -8,7 +8,7 @@ import click
 
 from comms.content.models import KINDS
 from comms.content.reader import TRANSLATION_NAME
-from comms.content.translations import digest, skeleton, with_digest
+from comms.content.translation_files import digest, skeleton, with_digest
 from comms.core.errors import CommsError
 from comms.core.languages import site_editions
 

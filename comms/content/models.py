@@ -285,7 +285,7 @@ class Site:
     #: Issues whose mails have started to go out (from the send ledger; the caller sets it,
     #: since content and publish never read the database): public from then on.
     sent: frozenset[str] = frozenset()
-    #: Translations by language, then `kind/slug` (comms.content.translations reads them).
+    #: Translations by language, then `kind/slug` (comms.content.translation_files reads them).
     translations: dict[str, dict[str, Item]] = field(default_factory=dict)
 
     def by_kind(self, kind: str) -> dict[str, Any]:

@@ -41,7 +41,8 @@ from comms.core.errors import ContentError
 #: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
 PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-#: A translation beside its original: `<slug>.<language>.md` (read by comms.content.translations).
+#: A translation beside its original: `<slug>.<language>.md`
+#: (read by comms.content.translation_files).
 TRANSLATION_NAME = re.compile(
     r"^(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.(?P<language>[a-z]{2,3}(?:-[a-z0-9]{1,8})*)\.md$"
 )
@@ -169,7 +170,7 @@ def read_file(
     """Read one content file; never raises for bad content, returns the errors instead.
 
     A translation passes `original`: its slug and front matter, which the translation's keys
-    override (comms.content.translations)."""
+    override (comms.content.translation_files)."""
     errors: list[ContentError] = []
     try:
         raw = path.read_bytes()

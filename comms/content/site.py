@@ -7,7 +7,7 @@ from pathlib import Path
 
 from comms.content.models import Issue, Site
 from comms.content.reader import read_content
-from comms.content.translations import is_translation, read_translations
+from comms.content.translation_files import is_translation, read_translations
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 

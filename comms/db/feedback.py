@@ -1,7 +1,7 @@
 """Bounce and complaint events: who a report names, one row per event, counts per issue.
 
 The rows live in `bounce_events`; subscriber state and consent rows change only through
-`comms.db.subscribers.Store.record_feedback`, which asks `verdict` inside its transaction.
+`comms.db.store.Store.record_feedback`, which asks `verdict` inside its transaction.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Claimed:
     language: str
     subscriber_status: SubscriberStatus | None
     key: str | None
-    #: The subscriber's key version, for the preferences link (comms.db.links).
+    #: The subscriber's key version, for the preferences link (comms.db.link_records).
     link_version: int = 0
 
 

@@ -95,7 +95,7 @@ class Subscriber:
     updated_at: datetime
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
-    #: Raised by "log out all links" (comms.db.links); revocable links carry it.
+    #: Raised by "log out all links" (comms.db.link_records); revocable links carry it.
     link_version: int = 0
 
     @classmethod

@@ -15,7 +15,7 @@ from comms.db.status import SubscriberStatus
 from comms.db.tables import consent, deliveries, link_requests, subscribers
 
 if TYPE_CHECKING:
-    from comms.db.subscribers import Store
+    from comms.db.store import Store
 
 #: Ended subscriptions: the retention rule reduces them after `subscribe.retention_days`.
 ENDED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)

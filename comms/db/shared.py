@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from comms.core.config import Config
 from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
-from comms.db.desk import Desk
+from comms.db.approvals import Desk
 from comms.db.engine import insert_ignore, make_engine, upgrade
 from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
-from comms.content.translations import language_of, translated_languages
+from comms.content.translation_files import language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition, site_editions

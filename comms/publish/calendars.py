@@ -12,7 +12,7 @@ from icalendar import Event as VEvent
 
 from comms.content import urls
 from comms.content.models import Event
-from comms.content.translations import language_of
+from comms.content.translation_files import language_of
 from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place

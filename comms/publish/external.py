@@ -25,7 +25,7 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.files import write_private
 from comms.publish.gate import shown_paths
-from comms.publish.links import file_references
+from comms.publish.link_check import file_references
 
 CACHE_FILE = Path("var") / "links-cache.json"
 #: Seconds to connect and to read the answer.

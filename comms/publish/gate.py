@@ -13,7 +13,7 @@ from comms.content.models import KINDS, Issue, Site
 from comms.content.reader import content_files
 from comms.core.config import Config
 from comms.core.errors import ContentError
-from comms.publish.links import LinkChecker
+from comms.publish.link_check import LinkChecker
 from comms.publish.quality import check_issue
 
 

@@ -9,7 +9,7 @@ import mjml
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Practice, Site
-from comms.content.translations import untranslated
+from comms.content.translation_files import untranslated
 from comms.content.urls import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
 from comms.core.errors import RenderError
@@ -71,7 +71,7 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         "dir": edition.direction,
         "home_lang": edition.home,
         "enabled_languages": config.languages,
-        # Items an edition shows in the site's language (comms.content.translations).
+        # Items an edition shows in the site's language (comms.content.translation_files).
         "untranslated": frozenset(),
         "html_to_text": html_to_text,
         "unsubscribe_url": UNSUBSCRIBE_URL,

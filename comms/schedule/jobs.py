@@ -20,7 +20,7 @@ from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
 from comms.db.shared import DbPublishState
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.publish.refresh import publish_now
 from comms.schedule import plan as timetable
 from comms.sending.campaign import clear, retry_due, send_to_list

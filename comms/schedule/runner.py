@@ -31,7 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.schedule import jobs
 from comms.schedule import plan as timetable
 from comms.schedule.lease import Holder, Lease, holder

@@ -7,7 +7,7 @@ import logging
 import threading
 
 from comms.core.config import Config
-from comms.db.subscribers import Store
+from comms.db.store import Store
 from comms.schedule.follow import Follower
 from comms.schedule.runner import SchedulerHandle, start_scheduler
 

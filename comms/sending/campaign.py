@@ -16,23 +16,23 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 from comms.core.languages import Editions, site_editions
 from comms.core.process import is_abandoned
-from comms.db.desk import Desk, ProofRecord
+from comms.db.approvals import Desk, ProofRecord
 from comms.db.ledger import Campaign
 from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
-from comms.db.subscribers import Store, open_store
+from comms.db.store import Store, open_store
 from comms.mail.message import MessageFactory
 from comms.mail.transports import open_transport
 from comms.publish.refresh import publish_now
 from comms.publish.render import RenderedIssue, render_issue
-from comms.sending.desk import (
+from comms.sending.approval import (
     approval_digest,
     current_digest,
     destination,
     proof_message,
     who,
 )
-from comms.sending.editions import IssueEditions, content_hash, issue_editions
+from comms.sending.issue_editions import IssueEditions, content_hash, issue_editions
 from comms.sending.rules import Facts, Refusal, Request, judge, require
 from comms.sending.run import Builder, Opener, Progress, Run, SendOptions
 

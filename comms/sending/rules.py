@@ -17,10 +17,10 @@ from typing import ClassVar
 from comms.content.models import Issue, IssueStatus, Site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import Desk
+from comms.db.approvals import Desk
 from comms.publish.gate import issue_problems
 from comms.publish.templating import Formatter
-from comms.sending.desk import approval_refusal
+from comms.sending.approval import approval_refusal
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""Alembic migrations of the comms database; `comms.db.subscribers.open_store()` runs them."""
+"""Alembic migrations of the comms database; `comms.db.store.open_store()` runs them."""

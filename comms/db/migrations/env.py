@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection `comms.db.subscribers.open_store()` hands over."""
+"""Alembic environment: runs on the connection `comms.db.store.open_store()` hands over."""
 
 from __future__ import annotations
 

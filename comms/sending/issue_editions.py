@@ -10,7 +10,7 @@ from comms.content.models import Issue, Site
 from comms.core.config import Config
 from comms.core.languages import Editions, site_editions
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
-from comms.publish.editions import edition_issue
+from comms.publish.edition_build import edition_issue
 from comms.publish.render import RenderedIssue, render_issue
 
 

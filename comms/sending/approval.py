@@ -12,7 +12,7 @@ from comms.content.models import Issue, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
-from comms.db.desk import Approval, Desk
+from comms.db.approvals import Approval, Desk
 from comms.mail.message import MessageFactory, OutgoingMessage
 from comms.mail.transports import FileTransport, Transport
 from comms.publish.render import RenderedIssue, render_issue

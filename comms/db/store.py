@@ -17,7 +17,7 @@ from comms.db import privacy
 from comms.db.engine import insert_ignore, make_engine, read_only, resolve_secret, upgrade
 from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
 from comms.db.ledger import Ledger
-from comms.db.links import LinkRecords
+from comms.db.link_records import LinkRecords
 from comms.db.people import (
     Consent,
     ImportResult,
@@ -56,7 +56,7 @@ class Store:
     def __init__(self, engine: Engine, secret: str, generated_secret: bool = False) -> None:
         self.engine = engine
         self.ledger = Ledger(engine, bounces=self)
-        #: Key versions and single-use links (comms.db.links).
+        #: Key versions and single-use links (comms.db.link_records).
         self.links = LinkRecords(engine)
         #: COMMS_SECRET_KEY, or the key generated once and kept in the database.
         self.secret = secret

@@ -10,12 +10,12 @@ from comms.content.models import Issue, Site
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
-from comms.db.desk import Desk
-from comms.db.subscribers import Store
+from comms.db.approvals import Desk
+from comms.db.store import Store
 from comms.publish.gate import issue_problems
+from comms.sending.approval import approval_of, current_digest, selection, short
+from comms.sending.approval import approve as record_approval
 from comms.sending.campaign import refusal
-from comms.sending.desk import approval_of, current_digest, selection, short
-from comms.sending.desk import approve as record_approval
 from comms.sending.rules import READY, Request
 
 from .common import State, _open_store, _when, cli

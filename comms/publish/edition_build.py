@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 
 from comms.content import urls
 from comms.content.models import Issue, Site
-from comms.content.translations import edition_site, untranslated
+from comms.content.translation_files import edition_site, untranslated
 from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.languages import Edition, site_editions
