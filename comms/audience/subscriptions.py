@@ -17,11 +17,9 @@ from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import BadToken, MessageError
-from comms.db.people import Consent, NewSubscriber, SubscriberError
 
 # Re-exported for the web pages, which talk to this package and never to comms.db.
-from comms.db.people import Subscriber as Subscriber
-from comms.db.people import normalise_address as normalise_address
+from comms.db.people import Consent, NewSubscriber, Subscriber, SubscriberError
 from comms.db.status import SubscriberStatus
 from comms.db.store import Store
 from comms.mail.message import OutgoingMessage, build_transactional, new_message_id

@@ -21,7 +21,6 @@ from pydantic import (
     field_validator,
 )
 
-from comms.content.fields import GERMAN_STATUS as GERMAN_STATUS
 from comms.content.fields import (
     Day,
     Email,
@@ -31,10 +30,9 @@ from comms.content.fields import (
     Text,
     Url,
     When,
+    instant,
     status_word,
 )
-from comms.content.fields import instant as instant
-from comms.content.fields import parse_when as parse_when
 
 
 class _Model(BaseModel):

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
+from comms.content.fields import instant, parse_when
 from comms.content.front_matter import (
     Doc,
     duplicate_keys,
@@ -33,8 +34,6 @@ from comms.content.models import (
     Kind,
     Site,
     front_matter_fields,
-    instant,
-    parse_when,
 )
 from comms.core.errors import ContentError
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from comms.content.models import Award, Issue, IssueStatus, Item, instant
+from comms.content.fields import instant
+from comms.content.models import Award, Issue, IssueStatus, Item
 from comms.publish.state import PublishState
 
 
