@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 
 from comms.core.clock import now_utc
 from comms.core.errors import DeliveryError, PermanentFailure, PolicyRejection, TemporaryFailure
-from comms.mail.status_codes import StatusClass, status_class
+from comms.mail.status_codes import StatusClass, asks_slower, status_class
 
 _ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _RETRIED = (StatusClass.SOFT, StatusClass.MAILBOX_FULL, StatusClass.RATE)
@@ -16,12 +16,6 @@ _RETRIED = (StatusClass.SOFT, StatusClass.MAILBOX_FULL, StatusClass.RATE)
 
 # Reply texts that are about our pace or volume, not about one recipient: Postfix's "too many
 # connections/messages", Exim's "rate limit exceeded", Microsoft's "throttled", "slow down".
-_SLOW_DOWN_TEXT = re.compile(
-    r"too many (?:connections|concurrent|sessions|messages|mails|e-?mails)|too fast"
-    r"|slow(?:ing)? down|rate[- ]?limit|throttl|sending rate|(?:rate|limit) (?:is )?exceeded"
-    r"|unusual rate",
-    re.IGNORECASE,
-)
 
 
 def asks_to_slow_down(error: DeliveryError) -> bool:
@@ -37,7 +31,7 @@ def asks_to_slow_down(error: DeliveryError) -> bool:
         return True
     if error.code is not None and status_class(error.code, error.enhanced) is StatusClass.RATE:
         return True
-    return error.code is not None and bool(_SLOW_DOWN_TEXT.search(str(error)))
+    return error.code is not None and asks_slower(str(error))
 
 
 def classify(code: int, text: bytes | str, stage: str, where: str = "") -> DeliveryError:

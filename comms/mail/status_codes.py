@@ -95,6 +95,20 @@ _SOFT_TEXT = re.compile(
 )
 
 
+_SLOWER_TEXT = re.compile(
+    r"too many (?:connections|concurrent|sessions|messages|mails|e-?mails)|too fast"
+    r"|slow(?:ing)? down|rate[- ]?limit|throttl|sending rate|(?:rate|limit) (?:is )?exceeded"
+    r"|unusual rate",
+    re.IGNORECASE,
+)
+
+
+def asks_slower(text: str) -> bool:
+    """Whether a reply's words ask the sender to slow down (too many connections or messages,
+    a rate limit): the pace, not one recipient, is the problem."""
+    return bool(_SLOWER_TEXT.search(text))
+
+
 def status_class(code: int | None, enhanced: str | None, text: str = "") -> StatusClass:
     """The class of a failure: its enhanced code, else its basic code, else its text.
 
