@@ -134,6 +134,21 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
     assert len(outbox(site)) == 3
 
 
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_send_at_is_judged_by_the_reference_date_not_the_wall_clock(site: Path) -> None:
+    """The sample issue's send_at (4 Feb 2020) lies long behind the wall clock; what decides is
+    `reference_date`, the one "now" the content sees (docs/sending.md, the due rule)."""
+    before = {"COMMS_REFERENCE_DATE": "2020-01-15"}
+    code, _, err = run_cli(site, "send", ISSUE, env=before)
+    assert code == 1
+    assert f"issue '{ISSUE}' is scheduled for Di., 4. Februar 2020, 09:00 Uhr" in err
+    after = {"COMMS_REFERENCE_DATE": "2020-02-05"}
+    code, out, err = run_cli(site, "send", ISSUE, env=after)
+    assert code == 0, err
+    assert len(outbox(site)) == 3
+
+
 # -- approval ---------------------------------------------------------------------------------
 
 
