@@ -109,3 +109,31 @@ def test_only_the_settings_read_the_environment() -> None:
         if pattern.search(line)
     ]
     assert found == []
+
+
+PASSWORD = "s3cret-in-the-url"
+
+
+def test_an_error_about_a_url_never_shows_its_password(tmp_path: Path) -> None:
+    """A password written into a URL by mistake stays out of the message that refuses it."""
+    from comms.bounces.mailbox import MailboxError, parse_mailbox_url
+    from comms.core.errors import CommsError
+    from comms.core.transport_url import check_transport_url
+    from comms.db.backup import sqlite_path
+
+    config = load_config(_toml(tmp_path), environ={})
+    messages = []
+    with pytest.raises(ValueError) as bad_scheme:
+        check_transport_url(f"bogus://user:{PASSWORD}@host")
+    messages.append(str(bad_scheme.value))
+    with pytest.raises(ConfigError) as in_url:
+        open_transport(f"smtps://user:{PASSWORD}@mail.example.org:465", config)
+    messages.append(str(in_url.value))
+    with pytest.raises(MailboxError) as mailbox:
+        parse_mailbox_url(f"imaps://user:{PASSWORD}@imap.example.org/INBOX", tmp_path)
+    messages.append(str(mailbox.value))
+    with pytest.raises(CommsError) as backup:
+        sqlite_path(f"mysql://user:{PASSWORD}@db.example.org/comms")
+    messages.append(str(backup.value))
+    assert all("user:***@" in message for message in messages), messages
+    assert not any(PASSWORD in message for message in messages), messages

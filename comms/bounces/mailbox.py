@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from comms.core.errors import CommsError
+from comms.core.logs import shown_url
 
 IMAP_PORT = 993
 
@@ -54,17 +55,19 @@ def parse_mailbox_url(url: str, root: Path) -> MailboxUrl:
         try:
             port = parts.port or IMAP_PORT
         except ValueError as exc:
-            raise MailboxError(f"mailbox {url!r}: {exc}") from None
+            raise MailboxError(f"mailbox {shown_url(url)!r}: {exc}") from None
         if not parts.hostname or not parts.username:
-            raise MailboxError(f"mailbox {url!r}: must be imaps://USER@HOST[:PORT]/FOLDER")
+            raise MailboxError(
+                f"mailbox {shown_url(url)!r}: must be imaps://USER@HOST[:PORT]/FOLDER"
+            )
         if parts.password is not None:
             raise MailboxError(
-                f"mailbox {url!r}: the password comes only from COMMS_BOUNCES_PASSWORD"
+                f"mailbox {shown_url(url)!r}: the password comes only from COMMS_BOUNCES_PASSWORD"
             )
         folder = unquote(parts.path.lstrip("/")) or "INBOX"
         return MailboxUrl("imaps", folder, unquote(parts.username), parts.hostname, port)
     raise MailboxError(
-        f"mailbox {url!r}: must be imaps://USER@HOST[:PORT]/FOLDER or maildir:///PATH"
+        f"mailbox {shown_url(url)!r}: must be imaps://USER@HOST[:PORT]/FOLDER or maildir:///PATH"
     )
 
 

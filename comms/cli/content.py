@@ -22,6 +22,7 @@ from comms.core.config import Config
 from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
 from comms.core.files import exposure_warnings
+from comms.core.transport_url import without_credentials
 from comms.db.approvals import Desk
 from comms.db.people import Consent
 from comms.publish.edition_build import catalog_problems, check_editions
@@ -263,9 +264,7 @@ def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: 
 
 def _where(config: Config) -> str:
     """The transport URL without credentials."""
-    url = config.transport_url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    return without_credentials(config.transport_url)
 
 
 @cli.command()

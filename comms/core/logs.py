@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 #: Signed link tokens (`uid.signature`, with or without a timestamp part) and the path segment
 #: after a token route, whatever it holds.
@@ -13,6 +14,20 @@ _TOKEN = re.compile(r"\b[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]{4,}){1,2}\b(?=[^@]|$
 _ROUTE = re.compile(r"(/(?:unsubscribe|preferences|confirm|delete|export|my-data)/)[^/\s?#\"']+")
 _ADDRESS = re.compile(r"([^\s<>()\[\]\"',;:@]{1,64})@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def shown_url(url: str) -> str:
+    """A URL as errors and logs show it: a password in it replaced by `***`, the rest kept."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

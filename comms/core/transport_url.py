@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from comms.core.logs import shown_url
+
 Kind = Literal["smtp", "api", "file", "memory"]
 
 
@@ -46,11 +48,17 @@ def scheme_of(url: str) -> str:
     return scheme if sep else ""
 
 
+def without_credentials(url: str) -> str:
+    """A transport URL as a record shows where mail went: user and password dropped."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if sep and rest else url
+
+
 def check_transport_url(value: str) -> str:
     """`value` if it is a transport URL of a known scheme, else a ValueError saying why."""
     scheme, _, rest = value.partition("://")
     if scheme_of(value) not in SCHEMES or not rest:
-        raise ValueError(f"must be a transport URL ({known_schemes()}), got '{value}'")
+        raise ValueError(f"must be a transport URL ({known_schemes()}), got '{shown_url(value)}'")
     try:
         urlsplit(value).port  # noqa: B018 - raises for a bad host or port
     except ValueError as exc:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from comms.core.database_url import sqlite_file
 from comms.core.errors import CommsError
 from comms.core.files import private_file
+from comms.core.logs import shown_url
 
 PG_ADVICE = (
     "the database is PostgreSQL: back it up with `pg_dump --format=custom --file=FILE DBNAME` "
@@ -24,7 +25,9 @@ def sqlite_path(url: str) -> Path:
         raise CommsError(PG_ADVICE)
     path = sqlite_file(url)
     if path is None:
-        raise CommsError(f"cannot back up or restore the database '{url}': not a SQLite file")
+        raise CommsError(
+            f"cannot back up or restore the database '{shown_url(url)}': not a SQLite file"
+        )
     return path
 
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from comms.core.config import Config
 from comms.core.errors import ConfigError, DeliveryError, PolicyRejection
 from comms.core.files import write_private
+from comms.core.logs import shown_url
 from comms.core.transport_url import SCHEMES, Kind, known_schemes, scheme_of, transport_folder
 from comms.mail.http_api import HttpApiTransport
 from comms.mail.smtp import SmtpTransport
@@ -113,7 +114,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _bad(url: str, problem: str) -> ConfigError:
-    return ConfigError([f"transport {url!r}: {problem}"])
+    return ConfigError([f"transport {shown_url(url)!r}: {problem}"])
 
 
 def _smtp(url: str, config: Config) -> SmtpTransport:

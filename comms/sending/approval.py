@@ -12,6 +12,7 @@ from comms.content.models import Issue, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.core.transport_url import without_credentials
 from comms.db.approvals import Approval, Desk
 from comms.mail.message import MessageFactory, OutgoingMessage
 from comms.mail.transports import FileTransport, Transport
@@ -95,8 +96,7 @@ def destination(transport: Transport, url: str, key: str) -> str:
     credentials."""
     if isinstance(transport, FileTransport):
         return str(transport.path_for(key))
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
+    return without_credentials(url)
 
 
 def proof_message(
