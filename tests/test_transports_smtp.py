@@ -311,7 +311,8 @@ def test_bad_transport_urls_name_the_problem(
 ) -> None:
     with pytest.raises(ConfigError) as info:
         open_transport(url, _with_password(tmp_path, environ=env))
-    assert info.value.problems == [f"transport {url!r}: {problem}"]
+    shown = url.replace(":pw@", ":***@")  # a password in the URL is never echoed
+    assert info.value.problems == [f"transport {shown!r}: {problem}"]
 
 
 def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
