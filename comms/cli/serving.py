@@ -65,6 +65,7 @@ def serve(
     # Before the app exists: Flask's logger then uses this handler.
     configure_logging(secrets=config.secret_values())
     store = _open_store(config)
+    configure_logging(secrets=[store.secret])  # also when it came from the key file
     for warning in exposure_warnings(config):
         click.echo(warning, err=True)
     mailer = Mailer(config)
