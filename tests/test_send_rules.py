@@ -83,8 +83,8 @@ def test_every_caller_gives_the_chains_reason(
     assert code == 1 and err.endswith(
         f"error: {reason}{' (' + found.hint + ')' if found.hint else '; nothing sent'}\n"
     )
-    code, out, _ = run_cli(site_copy, "send", ISSUE, "--dry-run", env=env)
-    assert code == 1
+    code, out, dry_err = run_cli(site_copy, "send", ISSUE, "--dry-run", env=env)
+    assert code == 1 and reason in dry_err, dry_err
     code, out, _ = run_cli(site_copy, "status", ISSUE, "--json", env=env)
     assert json.loads(out)["refused"] == reason
     code, out, _ = run_cli(site_copy, "status", ISSUE, env=env)
