@@ -45,7 +45,11 @@ def test_send_options_have_no_defaults_of_their_own() -> None:
 
 @pytest.fixture
 def default_of() -> Iterator[Callable[[str, Any], None]]:
-    """Change the default of a `delivery` setting, as an edit of core/settings.py would."""
+    """Change the default of a `delivery` setting, as an edit of core/settings.py would.
+
+    Only a config with a `[delivery]` table rebuilds the section from the changed field
+    defaults (`Settings.delivery`'s own default instance is made at import); the sample
+    comms.toml has one, which the test relies on."""
     changed: list[tuple[str, Any]] = []
 
     def change(key: str, value: Any) -> None:
