@@ -97,7 +97,8 @@ def _autouse(node: ast.FunctionDef) -> bool:
 
 
 def test_no_autouse_fixture_changes_a_setting() -> None:
-    """A setting is COMMS_SECTION_KEY in the environment or an override of load_config."""
+    """No autouse fixture sets a COMMS_ variable (a setting) for every test; tests that need
+    another setting ask for a named fixture (`without_approval`) or pass it themselves."""
     found = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
