@@ -2,6 +2,8 @@
 
 Every use of the secret (signed links, CSRF forms, VERP signatures, suppression and rate keys,
 the database's secret check) is a `Purpose` here, and only this module hashes with the secret.
+Message-IDs and MIME boundaries are hashes of public names (an issue's slug, a subscriber's
+random uid) with no key: they reveal nothing, and a retry must reuse the same Message-ID.
 """
 
 from __future__ import annotations
