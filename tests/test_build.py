@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from comms.core.errors import RenderError
 from comms.publish.build import MANIFEST, write_output
+from comms.publish.producer import Files
 
 
 def test_first_build_appears_whole(tmp_path: Path) -> None:
@@ -53,6 +55,36 @@ def _race(outs: list[Path], files: dict[str, bytes], start: Any, errors: Any) ->
 
 
 @pytest.mark.slow
+def test_a_deferred_body_is_made_once_when_first_read() -> None:
+    made: list[str] = []
+
+    def page() -> bytes:
+        made.append("index.html")
+        return b"<p>a</p>"
+
+    files = Files({"index.html": page, "style.css": b"p {}"})
+    assert list(files) == ["index.html", "style.css"] and made == []
+    assert files["index.html"] == files["index.html"] == b"<p>a</p>"
+    assert made == ["index.html"]
+
+
+def test_a_body_that_fails_to_render_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    write_output(out, {"index.html": b"<p>a</p>"})
+
+    def broken() -> bytes:
+        raise RenderError("issue.md: MJML error: unclosed tag")
+
+    files = Files({"a.html": b"new", "index.html": b"<p>b</p>", "z/email.html": broken})
+    with pytest.raises(RenderError):
+        write_output(out, files)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "index.html"]
+    assert (out / "index.html").read_bytes() == b"<p>a</p>"
+    with pytest.raises(RenderError):
+        write_output(tmp_path / "fresh", files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["public"]
+
+
 def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
     """Two servers (or a server and a send) building one output folder at the same moment
     (from one database: the same files), as processes: the first rename wins, the others

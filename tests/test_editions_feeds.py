@@ -13,7 +13,7 @@ from lxml import etree
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.publish.build import collect
-from comms.publish.producer import Build
+from comms.publish.producer import Build, Files
 from comms.publish.state import FileState
 
 from .conftest import copy_sample
@@ -26,7 +26,7 @@ EVENT = "2019-06-21-regionalkonferenz-lueneburg"
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
     site, _ = read_site(config)
     # As after its send: before its send_at (after the reference date) 2020-02 is not public.

@@ -25,7 +25,7 @@ from comms.content.reader import read_content
 from comms.content.urls import Urls, webcal
 from comms.core.config import Config, load_config
 from comms.publish.feeds import FH_NS, feed_files
-from comms.publish.producer import Build
+from comms.publish.producer import Build, Files
 from comms.publish.state import FileState
 
 HERE = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def load(root: Path, **overrides: object) -> tuple[Config, Site]:
     return config, site
 
 
-def build(root: Path, **overrides: object) -> dict[str, bytes]:
+def build(root: Path, **overrides: object) -> Files:
     config, site = load(root, **overrides)
     return feed_files(Build(config, site, FileState(config.root)))
 
@@ -78,7 +78,7 @@ def when(component: icalendar.Component, name: str) -> datetime:
 
 
 @pytest.fixture
-def files(site_copy: Path) -> dict[str, bytes]:
+def files(site_copy: Path) -> Files:
     return build(site_copy)
 
 

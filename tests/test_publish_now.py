@@ -10,16 +10,22 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
+import jinja2
+import mjml
 import pytest
 from click.testing import CliRunner
+from feedgen.feed import FeedGenerator
 
 from comms.cli import cli
 from comms.content.site import read_site
 from comms.core.config import Config, load_config
+from comms.core.languages import site_editions
 from comms.db.shared import DbPublishState
 from comms.db.store import Store, open_store
-from comms.publish import build
+from comms.publish import build, calendars, feeds
+from comms.publish.link_check import LinkChecker
 from comms.publish.producer import Build, Files, Producer
 from comms.publish.refresh import publish_now
 from comms.publish.state import ScratchState
@@ -104,6 +110,29 @@ def test_every_producer_gets_the_one_build(monkeypatch: pytest.MonkeyPatch) -> N
     one = Build(config, site, ScratchState())
     assert build.collect(one) == whole
     assert len(seen) == len(build.PRODUCERS) and all(given is one for given in seen)
+
+
+def test_the_link_check_lists_every_built_path_without_rendering_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The paths a build produces have one owner (`collect`), and listing them makes no body:
+    a producer that renders a page, mail, feed, calendar or copy to name it fails here."""
+    config = load_config(ROOT / "comms.toml", environ={})
+    site, _ = read_site(config)
+    assert site_editions(config).translated  # the editions' producer is covered too
+    whole = set(build.collect(Build(config, site, ScratchState())))
+
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("a body was made only to list the paths")
+
+    monkeypatch.setattr(jinja2.Template, "render", refuse)
+    monkeypatch.setattr(mjml, "mjml2html", refuse)
+    monkeypatch.setattr(FeedGenerator, "rss_str", refuse)
+    monkeypatch.setattr(FeedGenerator, "atom_str", refuse)
+    monkeypatch.setattr(feeds, "_json_feed", refuse)
+    monkeypatch.setattr(calendars, "_calendar", refuse)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert LinkChecker(config, site).produced == whole
 
 
 def _cli(config: Config, _store: Store, command: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ class _Pages:
         self.edition = edition
         self.site = site
         self.base = base
-        self.files: Files = {}
+        self.files = Files()
         self.now: datetime = config.now()
 
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
@@ -140,12 +141,19 @@ class _Pages:
         ]
 
     def page(self, path: str, template: str, item: Item | None = None, **context: Any) -> None:
+        """Add the page at `path` of the edition; it is rendered when it is read."""
+        folder = urls.Urls(self.config, self.edition).folder
+        self.files[folder + path] = partial(self._html, path, template, item, context)
+
+    def _html(self, path: str, template: str, item: Item | None, context: dict[str, Any]) -> bytes:
         depth = path.count("/")
         site_urls = urls.Urls(self.config, self.edition)
         canonical = site_urls.in_edition(path.removesuffix(urls.PAGE))
         if item is not None and item.uid in self.base.get("untranslated", ()):
             # Shown in the original: the original's page is the one to index.
             canonical = site_urls.item(item, site_editions(self.config).home)
+        if item is not None:
+            context = {"item": item, "json_ld": json_ld(self.config, self.edition, item), **context}
         # An edition's pages live under its folder (`en/`): links among them stay in it,
         # the style sheet and static files are the root's.
         html = render_template(
@@ -158,19 +166,12 @@ class _Pages:
             path=path,
             canonical=canonical,
             alternates=self.alternates(path, item),
-            **({} if item is None else {"item": item}),
             **context,
         )
-        self.files[site_urls.folder + path] = html.encode("utf-8")
+        return html.encode("utf-8")
 
     def item(self, item: Item, template: str, **context: Any) -> None:
-        self.page(
-            urls.page_path(item) + urls.PAGE,
-            template,
-            item,
-            json_ld=json_ld(self.config, self.edition, item),
-            **context,
-        )
+        self.page(urls.page_path(item) + urls.PAGE, template, item, **context)
 
 
 def archive_files(
@@ -217,23 +218,24 @@ def archive_files(
             pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
     if not edition.is_home:
         return pages.files  # a translated edition: the style sheet and static files are the root's
-    pages.files[urls.STYLE] = (TEMPLATES / "web" / urls.STYLE).read_bytes()
-    for path, data in static_files(config).items():
+    pages.files[urls.STYLE] = (TEMPLATES / "web" / urls.STYLE).read_bytes
+    static = static_files(config)
+    for path in static:
         if path in pages.files:
             folder = config.settings.render.static_dir
             raise RenderError(f"{folder}/{path} would replace a generated page; rename it")
-        pages.files[path] = data
+    pages.files.add(static)
     return pages.files
 
 
 def static_files(config: Config) -> Files:
     """The files of `render.static_dir` (images …), copied unchanged; hidden files skipped."""
     folder = (config.root / config.settings.render.static_dir).resolve()
+    files = Files()
     if not folder.is_dir():
-        return {}
-    files: Files = {}
+        return files
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-            files[Path(relative).as_posix()] = path.read_bytes()
+            files[Path(relative).as_posix()] = path.read_bytes
     return files

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,12 +37,13 @@ class WriteReport:
 
 def collect(build: Build) -> Files:
     """Run every producer on `build` and merge their files; two may not claim one path."""
-    files: Files = {}
+    files = Files()
     for producer in PRODUCERS:
-        for path, data in producer(build).items():
+        produced = producer(build)
+        for path in produced:
             if path in files:
                 raise ValueError(f"two producers write {path}")
-            files[path] = data
+        files.add(produced)
     return files
 
 
@@ -58,7 +60,7 @@ def _atomic_write(target: Path, data: bytes) -> None:
         raise
 
 
-def _first_build(out_dir: Path, files: Files) -> WriteReport:
+def _first_build(out_dir: Path, files: dict[str, bytes]) -> WriteReport:
     """Write a whole new output folder beside the target, then rename it into place."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
@@ -94,21 +96,23 @@ def output_lock(out_dir: Path) -> threading.RLock:
         return _writing.setdefault(os.path.realpath(out_dir), threading.RLock())
 
 
-def write_output(out_dir: Path, files: Files) -> WriteReport:
+def write_output(out_dir: Path, files: Mapping[str, bytes]) -> WriteReport:
     """Write `files` under `out_dir`: only changed files, each atomically; drop stale ones.
 
     A new output folder appears whole (built beside it, then renamed). In an existing one,
     unchanged files keep their bytes and mtime (so ETags and feed readers see no change), and
     files comms wrote before but no longer produces are removed; files it never wrote are kept.
+    Every body is made before the first file is written: one that fails writes nothing.
     """
     for path in files:
         if path.startswith("/") or ".." in Path(path).parts:
             raise ValueError(f"refusing to write outside the output folder: {path}")
+    made = {path: files[path] for path in files}
     with output_lock(out_dir):
-        return _write(out_dir, files)
+        return _write(out_dir, made)
 
 
-def _write(out_dir: Path, files: Files) -> WriteReport:
+def _write(out_dir: Path, files: dict[str, bytes]) -> WriteReport:
     if not out_dir.exists():
         return _first_build(out_dir, files)
     report = WriteReport()

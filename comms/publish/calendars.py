@@ -3,8 +3,9 @@ per region, and `events/<slug>.ics` per event."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache, partial
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Timezone
@@ -16,6 +17,7 @@ from comms.content.translation_files import language_of
 from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
+from comms.publish.producer import Body, Files
 from comms.publish.templating import last_day, translate
 
 ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CANCELLED"}
@@ -121,27 +123,30 @@ def _calendar(
     return b"".join(parts)
 
 
-def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> dict[str, bytes]:
-    """`events.ics` (upcoming and recent), one per region, one per event, of `edition`."""
+def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> Files:
+    """`events.ics` (upcoming and recent), one per region, one per event, of `edition` (each
+    made when it is read)."""
     settings, tz = config.settings, config.tz
     since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
     events = by_start(entries, tz)
     recent = [e for e in events if e.event.end_at(tz) > since]
-    cache: dict[str, bytes] = {}
+    vevents: dict[str, bytes] = {}
     title = calendar_title(config, edition)
+
+    def calendar(head: Callable[[], bytes], events: list[Entry]) -> Body:
+        return lambda: _calendar(config, edition, head(), events, vevents)
+
     path = urls.calendar_path()
-    head = _calendar_head(config, edition, title, path)
-    files = {path: _calendar(config, edition, head, recent, cache)}
+    files = Files({path: calendar(partial(_calendar_head, config, edition, title, path), recent)})
     for region, label in settings.regions.items():
         path = urls.calendar_path(region)
         chosen = [e for e in recent if getattr(e.item, "region", None) == region]
-        head = _calendar_head(config, edition, f"{title} – {label}", path)
-        files[path] = _calendar(config, edition, head, chosen, cache)
+        head = partial(_calendar_head, config, edition, f"{title} – {label}", path)
+        files[path] = calendar(head, chosen)
     # One event to add to a calendar once: nothing to subscribe to, so no name or source.
-    single = _calendar_head(config, edition)
+    single = cache(partial(_calendar_head, config, edition))
     for entry in events:
-        path = urls.event_calendar_path(entry.item.slug)
-        files[path] = _calendar(config, edition, single, [entry], cache)
+        files[urls.event_calendar_path(entry.item.slug)] = calendar(single, [entry])
     return files
 
 

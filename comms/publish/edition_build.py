@@ -8,6 +8,7 @@ follow.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from babel.core import UnknownLocaleError
@@ -38,20 +39,18 @@ def edition_files(build: Build) -> Files:
     pages, each published issue's public copy, its feeds and its calendars (feed history in
     the build's state, as the site's feeds)."""
     config, site = build.config, build.site
-    files: Files = {}
+    files = Files()
     for edition in site_editions(config).translated:
         own_site = edition_site(site, edition.language)
         base = {
             **base_context(config, edition),
             "untranslated": untranslated(own_site, edition.language, edition.home),
         }
-        files.update(archive_files(config, own_site, base, edition))
+        files.add(archive_files(config, own_site, base, edition))
         for issue in published_issues(own_site, config.now()):
-            rendered = render_issue(config, own_site, issue, edition)
-            for name, body in public_copy(config, rendered):
-                files[edition.folder + urls.page_path(issue) + name] = body
-        for path, data in edition_feeds(config, own_site, build.state, edition).items():
-            files[edition.folder + path] = data
+            rendered = partial(render_issue, config, own_site, issue, edition)
+            files.add(public_copy(config, rendered), edition.folder + urls.page_path(issue))
+        files.add(edition_feeds(config, own_site, build.state, edition), edition.folder)
     return files
 
 

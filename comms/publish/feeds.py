@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import PurePosixPath
 
 from feedgen.entry import FeedEntry
@@ -165,13 +166,20 @@ def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
 
 def render_channel(
     config: Config, edition: Edition, channel: Channel, cache: dict[str, FeedEntry]
-) -> dict[str, bytes]:
-    """The three files of one feed of `edition`: RSS 2.0, Atom 1.0 and JSON Feed 1.1."""
-    return {
-        urls.feed_path(channel.folder, "rss"): _generator(config, edition, channel, "rss", cache),
-        urls.feed_path(channel.folder, "atom"): _generator(config, edition, channel, "atom", cache),
-        urls.feed_path(channel.folder, "json"): _json_feed(config, edition, channel),
-    }
+) -> Files:
+    """The three files of one feed of `edition`: RSS 2.0, Atom 1.0 and JSON Feed 1.1 (each
+    made when it is read)."""
+    return Files(
+        {
+            urls.feed_path(channel.folder, "rss"): partial(
+                _generator, config, edition, channel, "rss", cache
+            ),
+            urls.feed_path(channel.folder, "atom"): partial(
+                _generator, config, edition, channel, "atom", cache
+            ),
+            urls.feed_path(channel.folder, "json"): partial(_json_feed, config, edition, channel),
+        }
+    )
 
 
 def _channel(
@@ -222,9 +230,9 @@ def edition_feeds(config: Config, site: Site, state: PublishState, edition: Edit
     """Every feed and calendar of `edition`, path → bytes within the edition's folder (feed
     history in `state`)."""
     entries = published_entries(config, edition, site, state)
-    files: Files = {}
+    files = Files()
     cache: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
-        files.update(render_channel(config, edition, channel, cache))
-    files.update(calendar_files(config, edition, entries))
+        files.add(render_channel(config, edition, channel, cache))
+    files.add(calendar_files(config, edition, entries))
     return files

@@ -143,9 +143,12 @@ class LinkChecker:
         self.static_dir = config.settings.render.static_dir.strip("/")
         self.static = set(static_files(config))
         try:
+            # The paths alone: no page, mail or feed is rendered (their bodies are deferred).
             self.produced: set[str] | None = set(collect(Build(config, site, ScratchState())))
         except (CommsError, ValueError):
-            # The render error is reported by the e-mail checks; internal links go unchecked.
+            # The build cannot even list its files (its own error names why); internal links
+            # go unchecked. A page or mail that fails to render fails where it is rendered: the
+            # e-mail checks report it, and the build.
             self.produced = None
         self.host = config.host.lower()
         self.embed_hosts = {self.host, *config.settings.render.embed_hosts}

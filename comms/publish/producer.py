@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from comms.content.models import Site
 from comms.core.config import Config
 from comms.publish.state import PublishState
 
-#: Relative POSIX path → bytes: what one build (or one producer of it) produces.
-Files = dict[str, bytes]
+#: A file's bytes, or how to make them (called once, when the bytes are first read).
+Body = bytes | Callable[[], bytes]
+
+
+class Files(Mapping[str, bytes]):
+    """Relative POSIX path → bytes: what one build (or one producer of it) produces.
+
+    The paths are known at once, a body may be made only when it is read: the link check
+    asks which paths a build produces without rendering every page, mail and feed, and a
+    body that fails to render raises where it is read (the writer, a test).
+    """
+
+    def __init__(self, bodies: Mapping[str, Body] | None = None) -> None:
+        self._bodies: dict[str, Body] = dict(bodies or {})
+
+    def __getitem__(self, path: str) -> bytes:
+        body = self._bodies[path]
+        if callable(body):
+            body = self._bodies[path] = body()
+        return body
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._bodies)
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def __setitem__(self, path: str, body: Body) -> None:
+        self._bodies[path] = body
+
+    def add(self, other: Files, folder: str = "") -> None:
+        """Take over the files of `other` under `folder` (a prefix), bodies still unmade."""
+        for path, body in other._bodies.items():
+            self._bodies[folder + path] = body
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 import mjml
@@ -226,19 +228,26 @@ def site_files(build: Build) -> Files:
     config, site = build.config, build.site
     files = archive_files(config, site, base_context(config))
     for issue in published_issues(site, config.now()):
-        for name, body in public_copy(config, render_issue(config, site, issue)):
-            files[urls.page_path(issue) + name] = body
+        rendered = partial(render_issue, config, site, issue)
+        files.add(public_copy(config, rendered), urls.page_path(issue))
     return files
 
 
-def public_copy(config: Config, rendered: RenderedIssue) -> list[tuple[str, bytes]]:
-    """An issue's `email.html` and `email.txt` as the archive publishes them."""
+def public_copy(config: Config, rendered: Callable[[], RenderedIssue]) -> Files:
+    """An issue's `email.html` and `email.txt` as the archive publishes them; the issue is
+    rendered (`rendered()`) once, when the first of them is read."""
     # The public copy belongs to nobody: its personal links lead to the sign-up page, which
     # answers under the base URL, instead of to a placeholder that no server answers.
     public = Urls(config).subscribe()
-    out = []
-    for name, body in (("email.html", rendered.html), ("email.txt", rendered.text)):
-        for placeholder in PLACEHOLDERS:
-            body = body.replace(placeholder, public)
-        out.append((name, body.encode("utf-8")))
-    return out
+    once = cache(rendered)
+
+    def body(part: Callable[[RenderedIssue], str]) -> Callable[[], bytes]:
+        def make() -> bytes:
+            text = part(once())
+            for placeholder in PLACEHOLDERS:
+                text = text.replace(placeholder, public)
+            return text.encode("utf-8")
+
+        return make
+
+    return Files({"email.html": body(lambda r: r.html), "email.txt": body(lambda r: r.text)})
