@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import types
 import typing
 from collections.abc import Iterable
@@ -203,19 +205,40 @@ def _hint(problem: str, source: str) -> str:
     return ""
 
 
+#: The longest front matter text kept parsed (the cache holds at most 4096 of them).
+CACHED_TEXT = 16_384
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[Any, Doc] | None:
+    """The data and node tree of a front matter text, None for an empty one; YAML errors raise.
+
+    Kept per text: the preview, the follower and each command of a process read the same
+    unchanged files again, and the pure-Python parser (needed for its error marks) is the
+    largest cost of reading content. Callers get a copy of the data; the node tree is read-only.
+    """
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        return loader.construct_document(node), Doc(node, 2)
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, path: Path) -> tuple[Any, Doc] | ContentError:
     """The front matter as data plus its node tree, or the first problem with its line."""
     for number, source_line in enumerate(text.splitlines(), start=2):
         indent = source_line[: len(source_line) - len(source_line.lstrip(" \t"))]
         if "\t" in indent:
             return ContentError(path, number, "tab character in front matter: indent with spaces")
-    loader = Loader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
+        # A front matter is a few hundred bytes; an outsized one is parsed, never kept.
+        parsed = _parsed(text) if len(text) <= CACHED_TEXT else _parsed.__wrapped__(text)
+        if parsed is None:
             return ContentError(path, 2, "empty front matter")
-        doc = Doc(node, 2)
-        data = loader.construct_document(node)
+        data, doc = copy.deepcopy(parsed[0]), parsed[1]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 2 if mark is not None else 1
@@ -229,8 +252,6 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, Doc] | ContentError:
         return ContentError(path, line, f"YAML error: unacceptable character #x{exc.character:04x}")
     except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
         return ContentError(path, 1, f"YAML error: {exc}")
-    finally:
-        loader.dispose()
     if not isinstance(data, dict):
         return ContentError(path, 2, "front matter must be a mapping of keys to values")
     return data, doc
