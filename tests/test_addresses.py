@@ -83,6 +83,7 @@ def test_spellings_of_one_address_are_one_person(tmp_path: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_the_form_accepts_every_valid_and_refuses_every_invalid_address(tmp_path: Path) -> None:
     with open_web(tmp_path, subscribe={"rate_limit": 10_000}) as web:
         for address in INVALID:

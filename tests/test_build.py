@@ -85,6 +85,7 @@ def test_a_body_that_fails_to_render_writes_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["public"]
 
 
+@pytest.mark.slow
 def test_writers_racing_for_one_folder_all_succeed(tmp_path: Path) -> None:
     """Two servers (or a server and a send) building one output folder at the same moment
     (from one database: the same files), as processes: the first rename wins, the others

@@ -151,6 +151,7 @@ def test_slugify() -> None:
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_demo_prints_the_summary(site_copy: Path) -> None:
     code, out, err = run("--config", str(site_copy / "comms.toml"), "demo")
     assert code == 0, err

@@ -153,6 +153,7 @@ def test_send_at_is_judged_by_the_reference_date_not_the_wall_clock(site: Path) 
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     code, _, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 1 and f"issue '{ISSUE}' is not approved (version " in err
@@ -284,6 +285,7 @@ class PageWatch(Handler):
 
 @pytest.mark.database
 @pytest.mark.usefixtures("without_approval")
+@pytest.mark.slow
 def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
     code, _, err = run_cli(site, "build")
     assert code == 0, err
@@ -325,6 +327,7 @@ def test_the_web_page_appears_once_the_send_time_has_come(site_copy: Path) -> No
 # -- the preview ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_preview_shows_problems_recipients_and_a_subscribe_page(site_copy: Path) -> None:
     issue = issue_file(site_copy)
     text = issue.read_text(encoding="utf-8")

@@ -51,6 +51,7 @@ def _page(config: Config) -> Path:
     return config.output_dir / "issues" / ISSUE / "index.html"
 
 
+@pytest.mark.slow
 def test_a_started_campaign_is_built_at_the_next_beat_and_nothing_else_is(
     setup: tuple[Config, Store], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -123,6 +124,7 @@ def test_on_the_scheduler_s_host_it_follows_sends_only_and_tells_the_hubs(
         store.close()
 
 
+@pytest.mark.slow
 def test_content_errors_keep_the_last_good_output_and_are_logged_once_per_change(
     setup: tuple[Config, Store], caplog: pytest.LogCaptureFixture
 ) -> None:

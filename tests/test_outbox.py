@@ -380,6 +380,7 @@ def test_rows_of_a_dead_run_are_taken_over_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_a_run_waits_for_the_lease_of_another_hosts_rows_and_takes_them_over(
     tmp_path: Path,
 ) -> None:
@@ -412,6 +413,7 @@ def test_a_live_run_keeps_its_rows_by_renewing_its_lease(tmp_path: Path) -> None
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_the_wait_for_a_stuck_run_elsewhere_is_bounded(tmp_path: Path) -> None:
     """Rows another host holds and renews, with no progress for a lease: leave them be."""
     store = make_store(tmp_path, 3)
@@ -430,6 +432,7 @@ def test_the_wait_for_a_stuck_run_elsewhere_is_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_a_run_that_cannot_renew_its_lease_stops_before_it_could_send_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -460,6 +463,7 @@ def test_a_run_that_cannot_renew_its_lease_stops_before_it_could_send_twice(
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_the_lease_is_checked_after_a_hanging_lookup_right_before_the_send(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -494,6 +498,7 @@ def test_the_lease_is_checked_after_a_hanging_lookup_right_before_the_send(
 
 
 @pytest.mark.database
+@pytest.mark.slow
 def test_slow_renewals_that_succeed_never_stop_a_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from comms.web.preview import Preview
 ISSUE = "content/issues/2020-04-newsletter.md"
 
 
+@pytest.mark.slow
 def test_preview_pages_and_no_feed_history(site_copy: Path) -> None:
     with Preview(load_config(site_copy / "comms.toml")) as preview:
         client = preview.app.test_client()

@@ -44,6 +44,7 @@ def pings(httpserver: HTTPServer) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_one_ping_per_changed_feed_and_none_when_unchanged(
     site_copy: Path, httpserver: HTTPServer
 ) -> None:

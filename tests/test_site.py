@@ -7,6 +7,7 @@ import re
 import uuid
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from comms.cli import cli
@@ -32,6 +33,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_two_builds_give_identical_bytes(site_copy: Path) -> None:
     code, out, err = _build(site_copy, "--out", str(site_copy / "a"))
     assert code == 0, err
