@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -406,3 +407,22 @@ def test_misspelt_key_gets_did_you_mean(tmp_path: Path) -> None:
         "x.md:1: field 'organiser': required field is missing",
         "x.md:7: warning: unknown key 'organizer'; did you mean 'organiser'?",
     ]
+
+
+def test_a_front_matter_read_twice_is_parsed_once_and_handed_out_as_a_copy(
+    tmp_path: Path,
+) -> None:
+    """The parse cache (`front_matter._parsed`) never lets one reader's edits reach another."""
+    from comms.content import front_matter
+
+    text = f"title: Cache {uuid.uuid4()}\ntopics: [sprache]\n"
+    before = front_matter._parsed.cache_info()
+    first = front_matter.parse_yaml(text, tmp_path / "a.md")
+    second = front_matter.parse_yaml(text, tmp_path / "b.md")
+    assert not isinstance(first, ContentError) and not isinstance(second, ContentError)
+    assert front_matter._parsed.cache_info().hits == before.hits + 1
+    first[0]["topics"].append("arbeit")
+    assert second[0] == {"title": text.split(": ", 1)[1].split("\n")[0], "topics": ["sprache"]}
+    big = "title: x\nbody: " + "y" * front_matter.CACHED_TEXT + "\n"
+    front_matter.parse_yaml(big, tmp_path / "c.md")
+    assert front_matter._parsed.cache_info().currsize == before.currsize + 1  # not kept
