@@ -17,6 +17,7 @@ from comms.core.database_url import sqlite_file
 from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
+from comms.core.logs import shown_url
 from comms.db.tables import meta
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -93,14 +94,6 @@ def _server_defaults(url: str) -> dict[str, Any]:
     return {k: v for k, v in SERVER_DEFAULTS.items() if k not in parsed.query}
 
 
-def _shown(url: str) -> str:
-    """`url` as an error may show it: without the password."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
-
-
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     path = sqlite_file(url)
@@ -111,7 +104,7 @@ def make_engine(url: str) -> Engine:
     try:
         engine = sa.create_engine(url, connect_args=_server_defaults(url))
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError([f"database_url: cannot open '{_shown(url)}': {exc}"]) from None
+        raise ConfigError([f"database_url: cannot open '{shown_url(url)}': {exc}"]) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
