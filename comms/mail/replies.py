@@ -8,14 +8,9 @@ from email.utils import parsedate_to_datetime
 
 from comms.core.clock import now_utc
 from comms.core.errors import DeliveryError, PermanentFailure, PolicyRejection, TemporaryFailure
-from comms.mail.status_codes import StatusClass, asks_slower, status_class
+from comms.mail.status_codes import ENHANCED, StatusClass, asks_slower, status_class
 
-_ENHANCED = re.compile(r"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _RETRIED = (StatusClass.SOFT, StatusClass.MAILBOX_FULL, StatusClass.RATE)
-
-
-# Reply texts that are about our pace or volume, not about one recipient: Postfix's "too many
-# connections/messages", Exim's "rate limit exceeded", Microsoft's "throttled", "slow down".
 
 
 def asks_to_slow_down(error: DeliveryError) -> bool:
@@ -46,8 +41,8 @@ def classify(code: int, text: bytes | str, stage: str, where: str = "") -> Deliv
     """
     reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     reply = " ".join(reply.split())
-    match = _ENHANCED.match(reply)
-    enhanced = match.group(1) if match else None
+    match = ENHANCED.match(reply)  # the enhanced code, if any, starts the reply text
+    enhanced = match.group(0) if match else None
     message = f"{where + ': ' if where else ''}{stage}: {code} {reply}".rstrip()
     status = status_class(code, enhanced, reply)
     cls: type[DeliveryError]

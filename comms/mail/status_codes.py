@@ -94,7 +94,8 @@ _SOFT_TEXT = re.compile(
     re.IGNORECASE,
 )
 
-
+#: Reply texts about our pace or volume, not about one recipient: Postfix's "too many
+#: connections/messages", Exim's "rate limit exceeded", Microsoft's "throttled", "slow down".
 _SLOWER_TEXT = re.compile(
     r"too many (?:connections|concurrent|sessions|messages|mails|e-?mails)|too fast"
     r"|slow(?:ing)? down|rate[- ]?limit|throttl|sending rate|(?:rate|limit) (?:is )?exceeded"
