@@ -56,7 +56,8 @@ def test_every_code_means_the_same_at_rcpt_time_and_in_a_dsn(
 
 
 def test_the_decided_codes() -> None:
-    """DESIGN.md decision 5: mailbox full is soft, no such domain hard, in both places."""
+    """Mailbox full is soft, no such domain hard, in both places (docs/architecture.md,
+    "Decisions kept")."""
     assert status_class(550, "5.2.2") is StatusClass.MAILBOX_FULL
     assert status_class(None, "5.4.4") is StatusClass.HARD
     assert type(classify_reply(550, "5.2.2 Mailbox full", "RCPT TO")) is TemporaryFailure

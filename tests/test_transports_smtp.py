@@ -341,8 +341,8 @@ def test_defaults_from_the_url_and_config(tmp_path: Path) -> None:
         (554, "No SMTP service here", "connect", PolicyRejection),
         (550, "5.1.1 unknown", "RCPT TO", PermanentFailure),
         (552, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
-        # Decision 5 (DESIGN.md): a full mailbox is soft at any stage, as in a DSN; no such
-        # domain is an address-level hard bounce, as in a DSN.
+        # docs/architecture.md "Decisions kept": a full mailbox is soft at any stage, as in a
+        # DSN; no such domain is an address-level hard bounce, as in a DSN.
         (550, "5.2.2 Mailbox full", "RCPT TO", TemporaryFailure),
         (552, "5.2.2 Quota exceeded", "end of DATA", TemporaryFailure),
         (550, "5.4.4 Unable to route: no such domain", "RCPT TO", PermanentFailure),

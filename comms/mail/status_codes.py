@@ -2,8 +2,9 @@
 
 Both a refusal during the SMTP dialogue (`comms.mail.replies.classify`) and a delivery status
 notification that arrives later (`comms.bounces.parse.classify`) ask `status_class`, so that a
-code means the same for a person whenever we hear it (DESIGN.md, decision 5). What a class then
-does depends on where it was heard: only at RCPT does a hard refusal name the address.
+code means the same for a person whenever we hear it (docs/architecture.md, "Decisions
+kept"). What a class then does depends on where it was heard: only at RCPT does a hard refusal
+name the address.
 """
 
 from __future__ import annotations
