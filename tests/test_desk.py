@@ -162,7 +162,8 @@ def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     assert code == 0, err
     assert out.startswith("approved #3 „Termine 2020: Schwerpunktkonferenz am 16. April und ")
     assert "by Erika Muster: subject, preheader, HTML, text and recipients " in out
-    assert out.endswith("(every active subscriber; 3 now)\n")
+    assert "(every active subscriber; 3 now) of 4 edition(s):\n" in out
+    assert "  de (Deutsch): „Termine 2020: Schwerpunktkonferenz am 16. April und " in out
     first = status(site)["version"]
     assert isinstance(first, str)
     # An edit after the approval, even to the recipients alone, needs a new approval.
@@ -234,7 +235,8 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert isinstance(version, str)
     [path] = outbox(site)  # the proof, outside the list
     assert out == (
-        f"proof of {ISSUE} (version {version[:12]}) sent to red@example.org via {path}; "
+        f"proof of {ISSUE} (version {version[:12]}, de edition) sent to red@example.org via "
+        f"{path}; "
         "recorded (outside the list, the ledger is unchanged)\n"
     )
     proof = parse(path.read_bytes())
@@ -254,7 +256,7 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert record["digest"] == version
     assert data["status"] == "not started"
     code, out, _ = run_cli(site, "status", ISSUE)
-    assert "  proof to red@example.org on " in out and f"via {path}" in out
+    assert "  proof of the de edition to red@example.org on " in out and f"via {path}" in out
 
 
 @pytest.mark.database
@@ -452,3 +454,88 @@ def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) 
     code, _, err = run_cli(site, "build")
     assert code == 0, err
     assert (site / "public" / "issues" / ISSUE / "index.html").is_file()
+
+
+# -- every edition ----------------------------------------------------------------------------
+
+#: The sample issue with an English translation.
+TRANSLATED = "2019-07-newsletter"
+EN_SUBJECT = "Women's Workshop in review and the 2019 special prize"
+
+
+def english_file(root: Path) -> Path:
+    return root / "content" / "issues" / f"{TRANSLATED}.en.md"
+
+
+@pytest.mark.database
+@pytest.mark.slow
+def test_an_edit_of_a_translation_after_the_approval_is_refused_with_a_diff(site: Path) -> None:
+    code, out, err = run_cli(site, "approve", TRANSLATED, "--by", "Erika Muster")
+    assert code == 0, err
+    assert " of 4 edition(s):\n" in out
+    assert "  de (Deutsch): „Werkstatt Frauen im Rückblick und Sonderpreis 2019“, " in out
+    assert f"  en (English): „{EN_SUBJECT}“, 0 recipient(s) now\n" in out
+    assert "  ar (العربية): „Werkstatt Frauen" in out and "not translated: the original" in out
+    assert status(site, TRANSLATED)["approved"] is True
+    english = english_file(site)
+    text = english.read_text(encoding="utf-8")
+    english.write_text(
+        text.replace(EN_SUBJECT, "URGENT: confirm your bank details"), encoding="utf-8"
+    )
+    code, _, _ = run_cli(site, "check")
+    assert code == 0  # nothing wrong with the file itself
+    code, out, err = run_cli(site, "send", TRANSLATED, "--now", "--yes")
+    assert code == 1
+    assert f"issue '{TRANSLATED}' changed after its approval: Erika Muster approved" in err
+    # The diff shows the English edition's change, and only that edition.
+    assert "--- approved (en)\n+++ current (en)\n" in err
+    assert f"-Subject: {EN_SUBJECT}\n+Subject: URGENT: confirm your bank details\n" in err
+    assert "approved (de)" not in err
+    assert outbox(site, TRANSLATED) == []
+    data = status(site, TRANSLATED)
+    assert data["approved"] is False
+    code, out, _ = run_cli(site, "status", TRANSLATED)
+    assert ": not approved (required to send)" in out
+
+
+@pytest.mark.database
+def test_an_approval_from_before_editions_does_not_cover_the_translations(site: Path) -> None:
+    """An approval recorded before 0008 (no edition texts) covered the site's edition only: on
+    a site with translations it is no approval of the whole; on a site with one edition it
+    still is."""
+    import sqlalchemy as sa
+
+    from comms.content.site import read_site
+    from comms.db.tables import approvals
+    from comms.publish.render import render_issue
+    from comms.sending.approval import approval_digest
+
+    from .databases import engine_for
+
+    config = load_config(site / "comms.toml")
+    found, _ = read_site(config)
+    issue = found.issues[TRANSLATED]
+    home = render_issue(config, found, issue)
+    old = approval_digest({"de": home}, issue)  # the digest as recorded before
+    engine = engine_for(site / "comms.toml")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(approvals).values(
+                slug=TRANSLATED, digest=old, approved_by="Erika Muster",
+                approved_at=berlin(2019, 6, 30, 12, 0), editions=None,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    code, _, err = run_cli(site, "send", TRANSLATED, "--now", "--yes")
+    assert code == 1
+    assert (
+        f"issue '{TRANSLATED}' is not approved in every edition: Erika Muster approved version "
+        f"{old[:12]} on " in err
+    )
+    assert "before an approval covered the translations (de, en, de-x-ls, ar)" in err
+    assert outbox(site, TRANSLATED) == []
+    # With the site's edition alone, the old approval is what it was: an approval of it all.
+    toml = site / "comms.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(text[: text.index("[languages.en]")], encoding="utf-8")
+    assert status(site, TRANSLATED)["approved"] is True
