@@ -539,3 +539,27 @@ def test_an_approval_from_before_editions_does_not_cover_the_translations(site: 
     text = toml.read_text(encoding="utf-8")
     toml.write_text(text[: text.index("[languages.en]")], encoding="utf-8")
     assert status(site, TRANSLATED)["approved"] is True
+
+
+@pytest.mark.database
+def test_proofs_of_one_edition_or_of_all(site: Path) -> None:
+    code, out, err = run_cli(site, "send", TRANSLATED, "--to", "red@example.org", "--lang", "en")
+    assert code == 0, err
+    [path] = outbox(site, TRANSLATED)
+    assert " (version " in out and ", en edition) sent to red@example.org via " in out
+    english = parse(path.read_bytes())
+    assert english["Subject"] == EN_SUBJECT and english["Content-Language"] == "en"
+    code, out, err = run_cli(site, "send", TRANSLATED, "--to", "red@example.org", "--lang", "all")
+    assert code == 0, err
+    editions = [line.split(" edition)")[0].rsplit(", ", 1)[1] for line in out.splitlines()]
+    assert editions == ["de", "en", "de-x-ls", "ar"]
+    languages = sorted(parse(p.read_bytes())["Content-Language"] for p in outbox(site, TRANSLATED))
+    assert languages == ["ar", "de", "de-x-ls", "en"]
+    proofs = status(site, TRANSLATED)["proofs"]
+    assert isinstance(proofs, list)
+    assert [p["edition"] for p in proofs] == ["en", "de", "en", "de-x-ls", "ar"]
+    code, _, err = run_cli(site, "send", TRANSLATED, "--to", "red@example.org", "--lang", "fr")
+    assert code == 1
+    assert err == "error: no edition in fr; the site offers de, en, de-x-ls, ar (or all)\n"
+    code, _, err = run_cli(site, "send", TRANSLATED, "--lang", "en")
+    assert code == 2 and "--lang chooses the edition of a proof: give --to ADDR too" in err

@@ -251,6 +251,8 @@ def send_proofs(
             for email in addresses:
                 at = now_utc()
                 message = proof_message(config, factory, email, version.digest, at)
+                if language != offered.home.language:  # beside the site's, not over it
+                    message = replace(message, key=f"{message.key}.{language}")
                 transport.send(message.envelope_from, message.recipient, message.data, message.key)
                 where = destination(transport, url, message.key)
                 record = ProofRecord(
