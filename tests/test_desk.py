@@ -563,3 +563,32 @@ def test_proofs_of_one_edition_or_of_all(site: Path) -> None:
     assert err == "error: no edition in fr; the site offers de, en, de-x-ls, ar (or all)\n"
     code, _, err = run_cli(site, "send", TRANSLATED, "--lang", "en")
     assert code == 2 and "--lang chooses the edition of a proof: give --to ADDR too" in err
+
+
+@pytest.mark.slow
+def test_preview_switches_between_the_editions_of_an_issue(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml")
+    with Preview(config) as preview:
+        client = preview.app.test_client()
+        page = client.get(f"/_preview/{TRANSLATED}/").get_data(as_text=True)
+        assert '<nav class="editions" aria-label="Ausgaben">' in page  # German, as the page
+        assert (
+            f'<a href="/_preview/{TRANSLATED}/?lang=en" hreflang="en"><span lang="en">English'
+            "</span></a></li>" in page
+        )
+        assert f'<a href="/_preview/{TRANSLATED}/" hreflang="de" aria-current="page">' in page
+        assert "العربية</span></a> (nicht übersetzt: das Original)" in page
+        english = client.get(f"/_preview/{TRANSLATED}/?lang=en").get_data(as_text=True)
+        assert f"<h1>{EN_SUBJECT}</h1>".replace("'", "&#39;") in english
+        assert f'src="/_preview/{TRANSLATED}/email.html?lang=en"' in english
+        assert f'href="/_preview/{TRANSLATED}/email.txt?lang=en"' in english
+        mail = client.get(f"/_preview/{TRANSLATED}/email.html?lang=en").get_data(as_text=True)
+        assert '<html lang="en"' in mail
+        text = client.get(f"/_preview/{TRANSLATED}/email.txt?lang=en").get_data(as_text=True)
+        assert "Dear readers," in text
+        arabic = client.get(f"/_preview/{TRANSLATED}/email.html?lang=ar").get_data(as_text=True)
+        assert '<html lang="ar" dir="rtl"' in arabic
+        assert client.get(f"/_preview/{TRANSLATED}/?lang=fr").status_code == 404
+        # An issue without a translation has no switch: every edition shows the original.
+        other = client.get(f"/_preview/{OLD}/").get_data(as_text=True)
+        assert 'class="editions"' not in other
