@@ -151,3 +151,44 @@ def test_a_stale_translation_never_stops_the_build(site_copy: Path) -> None:
     # The English edition shows the changed original until the translation is updated.
     assert "issue/2019-07-newsletter" not in site.translations["en"]
     assert "issue/2019-07-newsletter" in untranslated(edition_site(site, "en"), "en", "de")
+
+
+def test_an_untouched_copy_is_a_warning_and_keeps_the_marker(site_copy: Path) -> None:
+    slug = "2018-06-01-aktionstag-internationaler-kindertag"
+    code, _, err = run_cli(site_copy, "translation", "new", "event", slug, "en")
+    assert code == 0, err
+    copy = Path(f"content/events/{slug}.en.md")
+    # The line after the closing fence: where the body starts.
+    body = (
+        next(
+            n
+            for n, text in enumerate((site_copy / copy).read_text("utf-8").splitlines(), 1)
+            if n > 1 and text == "---"
+        )
+        + 1
+    )
+    code, lines = check(site_copy)
+    assert code == 0
+    assert f"{copy.as_posix()}:{body}: warning: the translation is a verbatim copy of its " in (
+        "\n".join(lines)
+    )
+    assert run_cli(site_copy, "check", "--strict")[0] == 1
+    code, _, err = run_cli(site_copy, "build")
+    assert code == 0, err
+    page = site_copy / "public" / "en" / "events" / slug / "index.html"
+    assert "Not translated yet – shown in the original language (Deutsch)." in page.read_text(
+        "utf-8"
+    )
+    # Translated text, the original's body kept: a warning at the body, the item translated.
+    path = site_copy / copy
+    text = path.read_text("utf-8")
+    original = (site_copy / f"content/events/{slug}.md").read_text("utf-8")
+    title = next(line for line in original.splitlines() if line.startswith("title:"))
+    path.write_text(text.replace(title, 'title: "International Children\'s Day"'), "utf-8")
+    code, lines = check(site_copy)
+    assert f"{copy.as_posix()}:{body}: warning: the text is a verbatim copy of the original " in (
+        "\n".join(lines)
+    )
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    assert f"event/{slug}" in site.translations["en"]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from comms.content.front_matter import Doc, parse_yaml, split
-from comms.content.models import FOLDERS, Item, Kind, Site
+from comms.content.models import FOLDERS, Item, Kind, Site, front_matter_fields
 from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
 from comms.core.errors import ContentError
 
@@ -146,6 +146,40 @@ def _staleness(found: TranslationFile, data: dict[str, Any], doc: Doc) -> list[C
     return []
 
 
+def _body_line(path: Path) -> int:
+    """The line the body of a file starts at (1 when it cannot be told)."""
+    try:
+        text = path.read_text("utf-8").removeprefix("\ufeff")
+    except (OSError, UnicodeDecodeError):
+        return 1
+    parts = split(text, path)
+    return 1 if isinstance(parts, ContentError) else parts[2]
+
+
+def _copied(original: Item, translation: Item) -> tuple[list[ContentError], bool]:
+    """Warnings for a translation that repeats its original's text word for word, and whether
+    it is a copy as a whole (its text and every worded field): then it counts as untranslated,
+    so the edition shows the original with its "not translated yet" marker."""
+    path = translation.path
+    wording = [
+        key
+        for key in front_matter_fields(type(translation))
+        if key not in FIXED[translation.kind] and key not in ("published", "updated")
+    ]
+    same_fields = all(getattr(translation, k) == getattr(original, k) for k in wording)
+    same_body = translation.body.strip() == original.body.strip()
+    if same_body and same_fields:
+        message = (
+            f"the translation is a verbatim copy of its original {original.path.name}: "
+            "translate it; until then the edition shows the original, marked as not translated"
+        )
+        return [ContentError(path, _body_line(path), message, warning=True)], True
+    if same_body and original.body.strip():
+        message = f"the text is a verbatim copy of the original {original.path.name}: translate it"
+        return [ContentError(path, _body_line(path), message, warning=True)], False
+    return [], False
+
+
 def read_translation(
     found: TranslationFile, site: Site, languages: Iterable[str], home: str, context: dict[str, Any]
 ) -> tuple[Item | None, list[ContentError]]:
@@ -177,7 +211,9 @@ def read_translation(
     problems.extend(_differs(original, item, FIXED[found.kind.name]))
     if any(not problem.warning for problem in problems):
         return None, problems
-    return item, problems
+    copied, whole = _copied(original, item)
+    problems.extend(copied)
+    return (None if whole else item), problems
 
 
 def read_translations(
