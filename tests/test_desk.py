@@ -313,6 +313,7 @@ def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
 
 
 def test_the_web_page_appears_once_the_send_time_has_come(site_copy: Path) -> None:
+    """Without approvals (delivery.require_approval off) the send_at publishes the issue."""
     config = site_copy / "comms.toml"
     config.write_text(
         config.read_text(encoding="utf-8").replace(
@@ -320,10 +321,36 @@ def test_the_web_page_appears_once_the_send_time_has_come(site_copy: Path) -> No
         ),
         encoding="utf-8",
     )
-    code, _, err = run_cli(site_copy, "build")
+    off = {"COMMS_DELIVERY_REQUIRE_APPROVAL": "false"}
+    code, _, err = run_cli(site_copy, "build", env=off)
     assert code == 0, err
     assert (site_copy / "public" / "issues" / ISSUE / "index.html").is_file()
     assert not (site_copy / "var" / "comms.db").exists()  # a build creates no database
+
+
+@pytest.mark.database
+def test_an_unapproved_issue_stays_off_the_web_after_its_send_at(site: Path) -> None:
+    """With delivery.require_approval (the sample's), the archive waits for the send: a ready
+    issue whose send_at has passed but that nobody approved is neither on the web nor in a
+    feed, in any edition."""
+    after = {"COMMS_REFERENCE_DATE": "2020-02-05"}  # a day after its send_at
+    code, _, err = run_cli(site, "build", env=after)
+    assert code == 0, err
+    public = site / "public"
+    assert not (public / "issues" / ISSUE).exists()
+    for name in ("index.html", "feed.xml", "atom.xml", "feed.json", "de-x-ls/feed.xml"):
+        assert ISSUE not in (public / name).read_text(encoding="utf-8"), name
+    assert OLD in (public / "feed.xml").read_text(encoding="utf-8")  # no send_at: its date
+    # Approved, it still waits for its send; the send publishes it before the first mail.
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer", env=after)
+    assert code == 0, err
+    code, _, err = run_cli(site, "build", env=after)
+    assert ISSUE not in (public / "feed.xml").read_text(encoding="utf-8")
+    code, _, err = run_cli(site, "send", ISSUE, env=after)
+    assert code == 0, err
+    assert (public / "issues" / ISSUE / "index.html").is_file()
+    assert ISSUE in (public / "feed.xml").read_text(encoding="utf-8")
+    assert ISSUE in (public / "de-x-ls" / "feed.xml").read_text(encoding="utf-8")
 
 
 # -- the preview ------------------------------------------------------------------------------
