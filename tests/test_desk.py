@@ -619,3 +619,77 @@ def test_preview_switches_between_the_editions_of_an_issue(site_copy: Path) -> N
         # An issue without a translation has no switch: every edition shows the original.
         other = client.get(f"/_preview/{OLD}/").get_data(as_text=True)
         assert 'class="editions"' not in other
+
+
+# -- a second pair of eyes --------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> None:
+    env = os.environ | {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
+
+
+def _commit(root: Path, author: str, message: str) -> None:
+    _git(root, "add", "-A")
+    _git(
+        root, "-c", "user.name=Setzer", "-c", "user.email=setzer@example.org",
+        "commit", "-q", "-m", message, "--author", author,
+    )  # fmt: skip
+
+
+@pytest.mark.database
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_author_of_the_last_commit_cannot_approve(site: Path) -> None:
+    _git(site, "init", "-q")
+    _commit(site, "Erika Muster <erika@example.org>", "Issue 3")
+    for name in ("Erika Muster", "erika@example.org", "  erika  MUSTER "):
+        code, _, err = run_cli(site, "approve", ISSUE, "--by", name)
+        assert code == 1
+        assert "changed issue '2020-02-newsletter' last (commit " in err
+        assert "the approval needs a second person" in err
+    # A translation is part of the issue: its author cannot approve either.
+    easy = site / "content" / "issues" / f"{ISSUE}.de-x-ls.md"
+    easy.write_text(easy.read_text(encoding="utf-8") + "\nNoch ein Satz.\n", "utf-8")
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 1
+    assert err == (
+        f"error: content/issues/{ISSUE}.de-x-ls.md: changes not committed, so who made them is "
+        "unknown; commit them, then someone other than their author approves; issue "
+        f"'{ISSUE}' is not approved\n"
+    )
+    _commit(site, "Kai Prüfer <kai@example.org>", "Leichte Sprache")
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 1 and "Kai Prüfer changed issue" in err
+    code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
+    assert code == 0, err
+    assert status(site)["approved"] is True
+
+
+@pytest.mark.database
+def test_without_git_the_proof_sender_cannot_approve(site: Path) -> None:
+    code, _, err = run_cli(site, "send", ISSUE, "--to", "red@example.org")
+    assert code == 0, err
+    code, _, err = run_cli(site, "approve", ISSUE)  # the same login name as the proof
+    assert code == 1
+    assert "sent the last proof of issue '2020-02-newsletter' and counts as its author" in err
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 0, err
+
+
+@pytest.mark.database
+def test_only_the_configured_approvers_may_approve(site: Path) -> None:
+    toml = site / "comms.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + '\n[desk]\napprovers = ["Kai Prüfer", "Erika Muster"]\n',
+        encoding="utf-8",
+    )
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Mallory")
+    assert code == 1
+    assert err == (
+        "error: Mallory is not one of the approvers in [desk] approvers (Kai Prüfer, Erika "
+        f"Muster); issue '{ISSUE}' is not approved\n"
+    )
+    assert status(site)["approvals"] == []
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "kai prüfer")
+    assert code == 0, err

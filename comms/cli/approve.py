@@ -14,7 +14,14 @@ from comms.core.languages import site_editions
 from comms.db.approvals import Desk
 from comms.db.store import Store
 from comms.publish.gate import issue_problems
-from comms.sending.approval import approval_of, current_version, selection, short
+from comms.sending.approval import (
+    approval_of,
+    approver_refusal,
+    current_version,
+    selection,
+    short,
+    who,
+)
 from comms.sending.approval import approve as record_approval
 from comms.sending.campaign import refusal
 from comms.sending.rules import READY, Request
@@ -35,7 +42,9 @@ def read_issue(config: Config, slug: str) -> tuple[Site, list[ContentError], Iss
 
 @cli.command()
 @click.argument("issue_slug", metavar="ISSUE")
-@click.option("--by", "by", help="Who approves (default: the login name).")
+@click.option(
+    "--by", "by", help="Who approves (default: the login name); one of [desk] approvers if set."
+)
 @click.pass_obj
 def approve(state: State, issue_slug: str, by: str | None) -> None:
     """Approve the current version of an issue for sending (four eyes).
@@ -44,7 +53,8 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
     translation, and the original where an edition has none): subject, preheader, HTML, text
     and the recipient selection; lists each edition with its recipients now. Any later edit,
     to any edition, needs a new approval when delivery.require_approval is on. Refuses an
-    issue with errors (see `comms check`).
+    issue with errors (see `comms check`), and an approver who changed the issue last (its
+    git author, else who sent its last proof) or is not in [desk] approvers when that is set.
     """
     config = state.config()
     site, problems, issue = read_issue(config, issue_slug)
@@ -59,7 +69,11 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
     offered = site_editions(config)
     store = _open_store(config)
     try:
-        done = record_approval(Desk(store.engine), issue, version, by)
+        desk = Desk(store.engine)
+        refused = approver_refusal(config, desk, site, issue, who(by))
+        if refused is not None:
+            raise CommsError(refused)
+        done = record_approval(desk, issue, version, by)
         count = store.ledger.count_recipients(issue.topics, issue.regions)
         per = store.ledger.recipients_by_edition(issue.topics, issue.regions, offered)
     finally:

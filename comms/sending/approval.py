@@ -8,7 +8,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
+from comms.content.authors import Uncommitted, last_change
 from comms.content.models import Issue, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
@@ -153,6 +155,58 @@ def changes_since_approval(desk: Desk, slug: str, version: Version) -> list[str]
         return []
     last = found[-1]
     return changes(last.editions, version.editions) if last.editions is not None else []
+
+
+def _folded(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _shown_path(config: Config, path: Path) -> str:
+    return str(path.relative_to(config.root)) if path.is_relative_to(config.root) else str(path)
+
+
+def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name: str) -> str | None:
+    """Why `name` may not approve `issue` (four eyes), or None when they may.
+
+    A name outside `[desk] approvers` (when the list is set) may not; nor may whoever changed
+    the issue last: the author of the last commit of its file or a translation of it where
+    the content folder is a git repository (uncommitted changes have no known author, so they
+    are refused), else whoever sent its last proof.
+    """
+    slug = issue.slug
+    allowed = config.settings.desk.approvers
+    if allowed and _folded(name) not in {_folded(a) for a in allowed}:
+        return (
+            f"{name} is not one of the approvers in [desk] approvers ({', '.join(allowed)}); "
+            f"issue '{slug}' is not approved"
+        )
+    files = [issue.path] + [
+        own[issue.uid].path for own in site.translations.values() if issue.uid in own
+    ]
+    try:
+        change = last_change(config.content_dir, files)
+    except Uncommitted as exc:
+        shown = ", ".join(_shown_path(config, Path(p)) for p in exc.paths)
+        return (
+            f"{shown}: changes not committed, so who made them is unknown; commit them, then "
+            f"someone other than their author approves; issue '{slug}' is not approved"
+        )
+    if change is not None:
+        if _folded(name) in (_folded(change.name), _folded(change.email)):
+            return (
+                f"{name} changed issue '{slug}' last (commit {change.commit}); the approval "
+                "needs a second person: someone else runs `comms approve "
+                f"{slug} --by NAME`; not approved"
+            )
+        return None
+    proofs = desk.proofs(slug)
+    if proofs and _folded(proofs[-1].sent_by) == _folded(name):
+        return (
+            f"{name} sent the last proof of issue '{slug}' and counts as its author (the content "
+            "folder is no git repository); the approval needs a second person: someone else "
+            f"runs `comms approve {slug} --by NAME`; not approved"
+        )
+    return None
 
 
 def approve(desk: Desk, issue: Issue, version: Version, by: str | None = None) -> Approval:
