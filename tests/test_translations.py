@@ -9,7 +9,13 @@ import pytest
 
 from comms.content.models import Issue
 from comms.content.site import load_valid_site, read_site
-from comms.content.translation_files import digest, edition_site, untranslated, with_digest
+from comms.content.translation_files import (
+    digest,
+    edition_site,
+    legacy_digest,
+    untranslated,
+    with_digest,
+)
 from comms.core.config import load_config
 from comms.publish import templating
 from comms.publish.edition_build import catalog_problems
@@ -192,3 +198,39 @@ def test_an_untouched_copy_is_a_warning_and_keeps_the_marker(site_copy: Path) ->
     config = load_config(site_copy / "comms.toml")
     site, _ = read_site(config)
     assert f"event/{slug}" in site.translations["en"]
+
+
+def test_scheduling_fields_of_the_original_leave_its_translation_current(
+    site_copy: Path,
+) -> None:
+    original = site_copy / "content/issues/2020-02-newsletter.md"
+    text = original.read_text("utf-8")
+    text = text.replace("send_at: 2020-02-04 09:00", "send_at: 2020-02-11 10:30")
+    original.write_text(text.replace("status: ready", "status: draft"), "utf-8")
+    code, lines = check(site_copy)
+    assert code == 0, lines
+    # The wording is what the digest covers: a changed preheader makes it stale.
+    original.write_text(text.replace('preheader: "Anmeldung', 'preheader: "Jetzt Anmeldung'))
+    code, lines = check(site_copy)
+    assert code == 1
+    easy = "content/issues/2020-02-newsletter.de-x-ls.md"
+    [stale] = [line for line in lines if line.startswith(f"{easy}:2: ")]
+    assert stale.endswith(
+        "update it, then record the new digest with `comms translation stamp FILE`"
+    )
+
+
+def test_a_digest_recorded_over_the_whole_file_still_holds(site_copy: Path) -> None:
+    """Translations stamped before the digest covered the wording only stay current until
+    their original changes (then `comms translation stamp` records the new kind)."""
+    original = site_copy / ISSUE
+    path = site_copy / ENGLISH
+    path.write_text(with_digest(path.read_text("utf-8"), legacy_digest(original)), "utf-8")
+    assert check(site_copy)[0] == 0
+    original.write_text(original.read_text("utf-8").replace("status: ready", "status: draft"))
+    code, lines = check(site_copy)
+    assert code == 1
+    assert any("translation older than its original 2019-07-newsletter.md" in x for x in lines)
+    code, _, err = run_cli(site_copy, "translation", "stamp", str(path))
+    assert code == 0, err
+    assert check(site_copy)[0] == 0

@@ -2,13 +2,15 @@
 
 A translation carries the translated fields and body; every other field comes from its
 original, whose language is the site's. Fields that say when, where and what is linked must
-not differ from the original, and a digest of the original recorded in the translation
-(`original_digest:`) tells when the original changed after the translation was written.
+not differ from the original, and a digest of the original's wording recorded in the
+translation (`original_digest:`) tells when the original changed after the translation was
+written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -54,10 +56,36 @@ FIXED: dict[str, tuple[str, ...]] = {
 DIGEST_LENGTH = 16
 
 
-def digest(path: Path) -> str:
-    """The digest of an original as a translation records it: its text, NFC, without a BOM."""
+#: Fields that are no wording but not the translation's either (the feed's change time).
+UNWORDED = ("updated",)
+
+
+def _text(path: Path) -> str:
+    """A file's text as digests read it: NFC, without a BOM."""
     text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
-    data = unicodedata.normalize("NFC", text).encode("utf-8")
+    return unicodedata.normalize("NFC", text)
+
+
+def legacy_digest(path: Path) -> str:
+    """The digest translations recorded before it covered the wording only: the whole file."""
+    return hashlib.sha256(_text(path).encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
+
+
+def digest(path: Path) -> str:
+    """The digest of an original as a translation records it: of what a translator translates,
+    the body and the front matter without the fixed fields (dates, places, references,
+    `send_at`, `status` …), so that changing those leaves its translations current. A file
+    whose front matter cannot be read is digested whole."""
+    text = _text(path)
+    kind = FOLDERS.get(path.parent.name)
+    parts = split(text, path)
+    parsed = parse_yaml(parts[0], path) if not isinstance(parts, ContentError) else parts
+    if kind is None or isinstance(parts, ContentError) or isinstance(parsed, ContentError):
+        return legacy_digest(path)
+    skip = set(FIXED[kind.name]) | set(UNWORDED)
+    wording = {key: value for key, value in parsed[0].items() if str(key) not in skip}
+    front = json.dumps(wording, sort_keys=True, ensure_ascii=False, default=str)
+    data = f"{front}\0{parts[1]}".encode()
     return hashlib.sha256(data).hexdigest()[:DIGEST_LENGTH]
 
 
@@ -123,6 +151,9 @@ def _staleness(found: TranslationFile, data: dict[str, Any], doc: Doc) -> list[C
     """No recorded digest: a warning; a digest of another version of the original: an error."""
     recorded = data.get(TRANSLATED)
     current = digest(found.original)
+    # A digest recorded before it covered the wording only still holds for the same file.
+    if recorded is not None and str(recorded) == legacy_digest(found.original):
+        return []
     if recorded is None:
         return [
             ContentError(
@@ -139,7 +170,8 @@ def _staleness(found: TranslationFile, data: dict[str, Any], doc: Doc) -> list[C
                 found.path,
                 doc.find((TRANSLATED,))[0],
                 f"translation older than its original {found.original.name} "
-                f"(recorded {recorded}, now {current}): update it, then record the new digest",
+                f"(recorded {recorded}, now {current}): update it, then record the new digest "
+                "with `comms translation stamp FILE`",
                 field=TRANSLATED,
             )
         ]
