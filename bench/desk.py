@@ -56,7 +56,7 @@ def main() -> None:
         steps = {
             "render_issue (baseline)": lambda: render_issue(config, site, issue),
             "gate: issue_problems": lambda: issue_problems(config, site, errors, ISSUE),
-            "approval digest": lambda: approval_digest(rendered, issue),
+            "approval digest": lambda: approval_digest({rendered.language: rendered}, issue),
             "archive refresh": lambda: publish_now(config, state, tell_hubs=True),
         }
         times = {name: median_seconds(work, rounds) for name, work in steps.items()}

@@ -162,7 +162,8 @@ def test_approval_covers_every_edit_and_the_recipients(site: Path) -> None:
     assert code == 0, err
     assert out.startswith("approved #3 „Termine 2020: Schwerpunktkonferenz am 16. April und ")
     assert "by Erika Muster: subject, preheader, HTML, text and recipients " in out
-    assert out.endswith("(every active subscriber; 3 now)\n")
+    assert "(every active subscriber; 3 now) of 4 edition(s):\n" in out
+    assert "  de (Deutsch): „Termine 2020: Schwerpunktkonferenz am 16. April und " in out
     first = status(site)["version"]
     assert isinstance(first, str)
     # An edit after the approval, even to the recipients alone, needs a new approval.
@@ -234,7 +235,8 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert isinstance(version, str)
     [path] = outbox(site)  # the proof, outside the list
     assert out == (
-        f"proof of {ISSUE} (version {version[:12]}) sent to red@example.org via {path}; "
+        f"proof of {ISSUE} (version {version[:12]}, de edition) sent to red@example.org via "
+        f"{path}; "
         "recorded (outside the list, the ledger is unchanged)\n"
     )
     proof = parse(path.read_bytes())
@@ -254,7 +256,7 @@ def test_a_proof_says_where_it_went_is_recorded_and_recognisable(site: Path) -> 
     assert record["digest"] == version
     assert data["status"] == "not started"
     code, out, _ = run_cli(site, "status", ISSUE)
-    assert "  proof to red@example.org on " in out and f"via {path}" in out
+    assert "  proof of the de edition to red@example.org on " in out and f"via {path}" in out
 
 
 @pytest.mark.database
@@ -311,6 +313,7 @@ def test_the_web_page_exists_before_the_first_mail_leaves(site: Path) -> None:
 
 
 def test_the_web_page_appears_once_the_send_time_has_come(site_copy: Path) -> None:
+    """Without approvals (delivery.require_approval off) the send_at publishes the issue."""
     config = site_copy / "comms.toml"
     config.write_text(
         config.read_text(encoding="utf-8").replace(
@@ -318,10 +321,36 @@ def test_the_web_page_appears_once_the_send_time_has_come(site_copy: Path) -> No
         ),
         encoding="utf-8",
     )
-    code, _, err = run_cli(site_copy, "build")
+    off = {"COMMS_DELIVERY_REQUIRE_APPROVAL": "false"}
+    code, _, err = run_cli(site_copy, "build", env=off)
     assert code == 0, err
     assert (site_copy / "public" / "issues" / ISSUE / "index.html").is_file()
     assert not (site_copy / "var" / "comms.db").exists()  # a build creates no database
+
+
+@pytest.mark.database
+def test_an_unapproved_issue_stays_off_the_web_after_its_send_at(site: Path) -> None:
+    """With delivery.require_approval (the sample's), the archive waits for the send: a ready
+    issue whose send_at has passed but that nobody approved is neither on the web nor in a
+    feed, in any edition."""
+    after = {"COMMS_REFERENCE_DATE": "2020-02-05"}  # a day after its send_at
+    code, _, err = run_cli(site, "build", env=after)
+    assert code == 0, err
+    public = site / "public"
+    assert not (public / "issues" / ISSUE).exists()
+    for name in ("index.html", "feed.xml", "atom.xml", "feed.json", "de-x-ls/feed.xml"):
+        assert ISSUE not in (public / name).read_text(encoding="utf-8"), name
+    assert OLD in (public / "feed.xml").read_text(encoding="utf-8")  # no send_at: its date
+    # Approved, it still waits for its send; the send publishes it before the first mail.
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer", env=after)
+    assert code == 0, err
+    code, _, err = run_cli(site, "build", env=after)
+    assert ISSUE not in (public / "feed.xml").read_text(encoding="utf-8")
+    code, _, err = run_cli(site, "send", ISSUE, env=after)
+    assert code == 0, err
+    assert (public / "issues" / ISSUE / "index.html").is_file()
+    assert ISSUE in (public / "feed.xml").read_text(encoding="utf-8")
+    assert ISSUE in (public / "de-x-ls" / "feed.xml").read_text(encoding="utf-8")
 
 
 # -- the preview ------------------------------------------------------------------------------
@@ -452,3 +481,215 @@ def test_an_error_elsewhere_leaves_the_archive_and_the_send_goes_on(site: Path) 
     code, _, err = run_cli(site, "build")
     assert code == 0, err
     assert (site / "public" / "issues" / ISSUE / "index.html").is_file()
+
+
+# -- every edition ----------------------------------------------------------------------------
+
+#: The sample issue with an English translation.
+TRANSLATED = "2019-07-newsletter"
+EN_SUBJECT = "Women's Workshop in review and the 2019 special prize"
+
+
+def english_file(root: Path) -> Path:
+    return root / "content" / "issues" / f"{TRANSLATED}.en.md"
+
+
+@pytest.mark.database
+@pytest.mark.slow
+def test_an_edit_of_a_translation_after_the_approval_is_refused_with_a_diff(site: Path) -> None:
+    code, out, err = run_cli(site, "approve", TRANSLATED, "--by", "Erika Muster")
+    assert code == 0, err
+    assert " of 4 edition(s):\n" in out
+    assert "  de (Deutsch): „Werkstatt Frauen im Rückblick und Sonderpreis 2019“, " in out
+    assert f"  en (English): „{EN_SUBJECT}“, 0 recipient(s) now\n" in out
+    assert "  ar (العربية): „Werkstatt Frauen" in out and "not translated: the original" in out
+    assert status(site, TRANSLATED)["approved"] is True
+    english = english_file(site)
+    text = english.read_text(encoding="utf-8")
+    english.write_text(
+        text.replace(EN_SUBJECT, "URGENT: confirm your bank details"), encoding="utf-8"
+    )
+    code, _, _ = run_cli(site, "check")
+    assert code == 0  # nothing wrong with the file itself
+    code, out, err = run_cli(site, "send", TRANSLATED, "--now", "--yes")
+    assert code == 1
+    assert f"issue '{TRANSLATED}' changed after its approval: Erika Muster approved" in err
+    # The diff shows the English edition's change, and only that edition.
+    assert "--- approved (en)\n+++ current (en)\n" in err
+    assert f"-Subject: {EN_SUBJECT}\n+Subject: URGENT: confirm your bank details\n" in err
+    assert "approved (de)" not in err
+    assert outbox(site, TRANSLATED) == []
+    data = status(site, TRANSLATED)
+    assert data["approved"] is False
+    code, out, _ = run_cli(site, "status", TRANSLATED)
+    assert ": not approved (required to send)" in out
+
+
+@pytest.mark.database
+def test_an_approval_from_before_editions_does_not_cover_the_translations(site: Path) -> None:
+    """An approval recorded before 0008 (no edition texts) covered the site's edition only: on
+    a site with translations it is no approval of the whole; on a site with one edition it
+    still is."""
+    import sqlalchemy as sa
+
+    from comms.content.site import read_site
+    from comms.db.tables import approvals
+    from comms.publish.render import render_issue
+    from comms.sending.approval import approval_digest
+
+    from .databases import engine_for
+
+    config = load_config(site / "comms.toml")
+    found, _ = read_site(config)
+    issue = found.issues[TRANSLATED]
+    home = render_issue(config, found, issue)
+    old = approval_digest({"de": home}, issue)  # the digest as recorded before
+    engine = engine_for(site / "comms.toml")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(approvals).values(
+                slug=TRANSLATED, digest=old, approved_by="Erika Muster",
+                approved_at=berlin(2019, 6, 30, 12, 0), editions=None,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    code, _, err = run_cli(site, "send", TRANSLATED, "--now", "--yes")
+    assert code == 1
+    assert (
+        f"issue '{TRANSLATED}' is not approved in every edition: Erika Muster approved version "
+        f"{old[:12]} on " in err
+    )
+    assert "before an approval covered the translations (de, en, de-x-ls, ar)" in err
+    assert outbox(site, TRANSLATED) == []
+    # With the site's edition alone, the old approval is what it was: an approval of it all.
+    toml = site / "comms.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(text[: text.index("[languages.en]")], encoding="utf-8")
+    assert status(site, TRANSLATED)["approved"] is True
+
+
+@pytest.mark.database
+def test_proofs_of_one_edition_or_of_all(site: Path) -> None:
+    code, out, err = run_cli(site, "send", TRANSLATED, "--to", "red@example.org", "--lang", "en")
+    assert code == 0, err
+    [path] = outbox(site, TRANSLATED)
+    assert " (version " in out and ", en edition) sent to red@example.org via " in out
+    english = parse(path.read_bytes())
+    assert english["Subject"] == EN_SUBJECT and english["Content-Language"] == "en"
+    code, out, err = run_cli(site, "send", TRANSLATED, "--to", "red@example.org", "--lang", "all")
+    assert code == 0, err
+    editions = [line.split(" edition)")[0].rsplit(", ", 1)[1] for line in out.splitlines()]
+    assert editions == ["de", "en", "de-x-ls", "ar"]
+    languages = sorted(parse(p.read_bytes())["Content-Language"] for p in outbox(site, TRANSLATED))
+    assert languages == ["ar", "de", "de-x-ls", "en"]
+    proofs = status(site, TRANSLATED)["proofs"]
+    assert isinstance(proofs, list)
+    assert [p["edition"] for p in proofs] == ["en", "de", "en", "de-x-ls", "ar"]
+    code, _, err = run_cli(site, "send", TRANSLATED, "--to", "red@example.org", "--lang", "fr")
+    assert code == 1
+    assert err == "error: no edition in fr; the site offers de, en, de-x-ls, ar (or all)\n"
+    code, _, err = run_cli(site, "send", TRANSLATED, "--lang", "en")
+    assert code == 2 and "--lang chooses the edition of a proof: give --to ADDR too" in err
+
+
+@pytest.mark.slow
+def test_preview_switches_between_the_editions_of_an_issue(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml")
+    with Preview(config) as preview:
+        client = preview.app.test_client()
+        page = client.get(f"/_preview/{TRANSLATED}/").get_data(as_text=True)
+        assert '<nav class="editions" aria-label="Ausgaben">' in page  # German, as the page
+        assert (
+            f'<a href="/_preview/{TRANSLATED}/?lang=en" hreflang="en"><span lang="en">English'
+            "</span></a></li>" in page
+        )
+        assert f'<a href="/_preview/{TRANSLATED}/" hreflang="de" aria-current="page">' in page
+        assert "العربية</span></a> (nicht übersetzt: das Original)" in page
+        english = client.get(f"/_preview/{TRANSLATED}/?lang=en").get_data(as_text=True)
+        assert f"<h1>{EN_SUBJECT}</h1>".replace("'", "&#39;") in english
+        assert f'src="/_preview/{TRANSLATED}/email.html?lang=en"' in english
+        assert f'href="/_preview/{TRANSLATED}/email.txt?lang=en"' in english
+        mail = client.get(f"/_preview/{TRANSLATED}/email.html?lang=en").get_data(as_text=True)
+        assert '<html lang="en"' in mail
+        text = client.get(f"/_preview/{TRANSLATED}/email.txt?lang=en").get_data(as_text=True)
+        assert "Dear readers," in text
+        arabic = client.get(f"/_preview/{TRANSLATED}/email.html?lang=ar").get_data(as_text=True)
+        assert '<html lang="ar" dir="rtl"' in arabic
+        assert client.get(f"/_preview/{TRANSLATED}/?lang=fr").status_code == 404
+        # An issue without a translation has no switch: every edition shows the original.
+        other = client.get(f"/_preview/{OLD}/").get_data(as_text=True)
+        assert 'class="editions"' not in other
+
+
+# -- a second pair of eyes --------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> None:
+    env = os.environ | {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
+
+
+def _commit(root: Path, author: str, message: str) -> None:
+    _git(root, "add", "-A")
+    _git(
+        root, "-c", "user.name=Setzer", "-c", "user.email=setzer@example.org",
+        "commit", "-q", "-m", message, "--author", author,
+    )  # fmt: skip
+
+
+@pytest.mark.database
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_author_of_the_last_commit_cannot_approve(site: Path) -> None:
+    _git(site, "init", "-q")
+    _commit(site, "Erika Muster <erika@example.org>", "Issue 3")
+    for name in ("Erika Muster", "erika@example.org", "  erika  MUSTER "):
+        code, _, err = run_cli(site, "approve", ISSUE, "--by", name)
+        assert code == 1
+        assert "changed issue '2020-02-newsletter' last (commit " in err
+        assert "the approval needs a second person" in err
+    # A translation is part of the issue: its author cannot approve either.
+    easy = site / "content" / "issues" / f"{ISSUE}.de-x-ls.md"
+    easy.write_text(easy.read_text(encoding="utf-8") + "\nNoch ein Satz.\n", "utf-8")
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 1
+    assert err == (
+        f"error: content/issues/{ISSUE}.de-x-ls.md: changes not committed, so who made them is "
+        "unknown; commit them, then someone other than their author approves; issue "
+        f"'{ISSUE}' is not approved\n"
+    )
+    _commit(site, "Kai Prüfer <kai@example.org>", "Leichte Sprache")
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 1 and "Kai Prüfer changed issue" in err
+    code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
+    assert code == 0, err
+    assert status(site)["approved"] is True
+
+
+@pytest.mark.database
+def test_without_git_the_proof_sender_cannot_approve(site: Path) -> None:
+    code, _, err = run_cli(site, "send", ISSUE, "--to", "red@example.org")
+    assert code == 0, err
+    code, _, err = run_cli(site, "approve", ISSUE)  # the same login name as the proof
+    assert code == 1
+    assert "sent the last proof of issue '2020-02-newsletter' and counts as its author" in err
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
+    assert code == 0, err
+
+
+@pytest.mark.database
+def test_only_the_configured_approvers_may_approve(site: Path) -> None:
+    toml = site / "comms.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + '\n[desk]\napprovers = ["Kai Prüfer", "Erika Muster"]\n',
+        encoding="utf-8",
+    )
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Mallory")
+    assert code == 1
+    assert err == (
+        "error: Mallory is not one of the approvers in [desk] approvers (Kai Prüfer, Erika "
+        f"Muster); issue '{ISSUE}' is not approved\n"
+    )
+    assert status(site)["approvals"] == []
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "kai prüfer")
+    assert code == 0, err

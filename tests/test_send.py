@@ -445,5 +445,5 @@ def test_dry_run_of_a_proof_names_the_proof(site: Path) -> None:
     code, out, _ = run_cli(site, "send", ISSUE, "--to", "Red@Example.org", "--dry-run")
     assert code == 0
     assert out == (
-        f"Plan: a proof of {ISSUE} to red@example.org (outside the list); nothing is sent\n"
+        f"Plan: a proof of {ISSUE} to red@example.org (outside the list) in de; nothing is sent\n"
     )

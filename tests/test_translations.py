@@ -9,7 +9,13 @@ import pytest
 
 from comms.content.models import Issue
 from comms.content.site import load_valid_site, read_site
-from comms.content.translation_files import digest, edition_site, untranslated, with_digest
+from comms.content.translation_files import (
+    digest,
+    edition_site,
+    legacy_digest,
+    untranslated,
+    with_digest,
+)
 from comms.core.config import load_config
 from comms.publish import templating
 from comms.publish.edition_build import catalog_problems
@@ -151,3 +157,80 @@ def test_a_stale_translation_never_stops_the_build(site_copy: Path) -> None:
     # The English edition shows the changed original until the translation is updated.
     assert "issue/2019-07-newsletter" not in site.translations["en"]
     assert "issue/2019-07-newsletter" in untranslated(edition_site(site, "en"), "en", "de")
+
+
+def test_an_untouched_copy_is_a_warning_and_keeps_the_marker(site_copy: Path) -> None:
+    slug = "2018-06-01-aktionstag-internationaler-kindertag"
+    code, _, err = run_cli(site_copy, "translation", "new", "event", slug, "en")
+    assert code == 0, err
+    copy = Path(f"content/events/{slug}.en.md")
+    # The line after the closing fence: where the body starts.
+    body = (
+        next(
+            n
+            for n, text in enumerate((site_copy / copy).read_text("utf-8").splitlines(), 1)
+            if n > 1 and text == "---"
+        )
+        + 1
+    )
+    code, lines = check(site_copy)
+    assert code == 0
+    assert f"{copy.as_posix()}:{body}: warning: the translation is a verbatim copy of its " in (
+        "\n".join(lines)
+    )
+    assert run_cli(site_copy, "check", "--strict")[0] == 1
+    code, _, err = run_cli(site_copy, "build")
+    assert code == 0, err
+    page = site_copy / "public" / "en" / "events" / slug / "index.html"
+    assert "Not translated yet – shown in the original language (Deutsch)." in page.read_text(
+        "utf-8"
+    )
+    # Translated text, the original's body kept: a warning at the body, the item translated.
+    path = site_copy / copy
+    text = path.read_text("utf-8")
+    original = (site_copy / f"content/events/{slug}.md").read_text("utf-8")
+    title = next(line for line in original.splitlines() if line.startswith("title:"))
+    path.write_text(text.replace(title, 'title: "International Children\'s Day"'), "utf-8")
+    code, lines = check(site_copy)
+    assert f"{copy.as_posix()}:{body}: warning: the text is a verbatim copy of the original " in (
+        "\n".join(lines)
+    )
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    assert f"event/{slug}" in site.translations["en"]
+
+
+def test_scheduling_fields_of_the_original_leave_its_translation_current(
+    site_copy: Path,
+) -> None:
+    original = site_copy / "content/issues/2020-02-newsletter.md"
+    text = original.read_text("utf-8")
+    text = text.replace("send_at: 2020-02-04 09:00", "send_at: 2020-02-11 10:30")
+    original.write_text(text.replace("status: ready", "status: draft"), "utf-8")
+    code, lines = check(site_copy)
+    assert code == 0, lines
+    # The wording is what the digest covers: a changed preheader makes it stale.
+    original.write_text(text.replace('preheader: "Anmeldung', 'preheader: "Jetzt Anmeldung'))
+    code, lines = check(site_copy)
+    assert code == 1
+    easy = "content/issues/2020-02-newsletter.de-x-ls.md"
+    [stale] = [line for line in lines if line.startswith(f"{easy}:2: ")]
+    assert stale.endswith(
+        "update it, then record the new digest with `comms translation stamp FILE`"
+    )
+
+
+def test_a_digest_recorded_over_the_whole_file_still_holds(site_copy: Path) -> None:
+    """Translations stamped before the digest covered the wording only stay current until
+    their original changes (then `comms translation stamp` records the new kind)."""
+    original = site_copy / ISSUE
+    path = site_copy / ENGLISH
+    path.write_text(with_digest(path.read_text("utf-8"), legacy_digest(original)), "utf-8")
+    assert check(site_copy)[0] == 0
+    original.write_text(original.read_text("utf-8").replace("status: ready", "status: draft"))
+    code, lines = check(site_copy)
+    assert code == 1
+    assert any("translation older than its original 2019-07-newsletter.md" in x for x in lines)
+    code, _, err = run_cli(site_copy, "translation", "stamp", str(path))
+    assert code == 0, err
+    assert check(site_copy)[0] == 0

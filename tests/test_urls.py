@@ -55,7 +55,7 @@ def test_every_item_url_in_the_output_comes_from_the_builder(site_copy: Path) ->
         expected.add(site_urls.item(item))
         if item.kind == "event":
             expected.add(site_urls.event_calendar(item))
-        if not isinstance(item, Issue) or issue_is_public(item, site.tz, config.now(), site.sent):
+        if not isinstance(item, Issue) or issue_is_public(item, site, config.now()):
             assert urls.page_path(item) + urls.PAGE in files, item.uid
     for item in site.events.values():
         assert urls.event_calendar_path(item.slug) in files

@@ -10,10 +10,18 @@ from comms.content.models import Issue, Site
 from comms.content.site import IssueErrors, find_issue, read_site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
+from comms.core.languages import site_editions
 from comms.db.approvals import Desk
 from comms.db.store import Store
 from comms.publish.gate import issue_problems
-from comms.sending.approval import approval_of, current_digest, selection, short
+from comms.sending.approval import (
+    approval_of,
+    approver_refusal,
+    current_version,
+    selection,
+    short,
+    who,
+)
 from comms.sending.approval import approve as record_approval
 from comms.sending.campaign import refusal
 from comms.sending.rules import READY, Request
@@ -34,14 +42,19 @@ def read_issue(config: Config, slug: str) -> tuple[Site, list[ContentError], Iss
 
 @cli.command()
 @click.argument("issue_slug", metavar="ISSUE")
-@click.option("--by", "by", help="Who approves (default: the login name).")
+@click.option(
+    "--by", "by", help="Who approves (default: the login name); one of [desk] approvers if set."
+)
 @click.pass_obj
 def approve(state: State, issue_slug: str, by: str | None) -> None:
     """Approve the current version of an issue for sending (four eyes).
 
-    Records who approved a digest of everything the issue sends: subject, preheader, HTML,
-    text and the recipient selection. Any later edit needs a new approval when
-    delivery.require_approval is on. Refuses an issue with errors (see `comms check`).
+    Records who approved a digest of everything the issue sends, in every edition (each
+    translation, and the original where an edition has none): subject, preheader, HTML, text
+    and the recipient selection; lists each edition with its recipients now. Any later edit,
+    to any edition, needs a new approval when delivery.require_approval is on. Refuses an
+    issue with errors (see `comms check`), and an approver who changed the issue last (its
+    git author, else who sent its last proof) or is not in [desk] approvers when that is set.
     """
     config = state.config()
     site, problems, issue = read_issue(config, issue_slug)
@@ -50,26 +63,43 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
         click.echo(problem.format(config.root), err=True)
     if blocking:
         raise CommsError(f"issue '{issue.slug}' has {len(blocking)} error(s); not approved")
-    digest = current_digest(config, site, issue)
-    if digest is None:
+    version = current_version(config, site, issue)
+    if version is None:
         raise CommsError(f"issue '{issue.slug}' cannot be rendered; see `comms check`")
+    offered = site_editions(config)
     store = _open_store(config)
     try:
-        done = record_approval(Desk(store.engine), issue, digest, by)
+        desk = Desk(store.engine)
+        refused = approver_refusal(config, desk, site, issue, who(by))
+        if refused is not None:
+            raise CommsError(refused)
+        done = record_approval(desk, issue, version, by)
         count = store.ledger.count_recipients(issue.topics, issue.regions)
+        per = store.ledger.recipients_by_edition(issue.topics, issue.regions, offered)
     finally:
         store.close()
     click.echo(
-        f"approved #{issue.number} „{issue.subject}“ ({issue.slug}), version {short(digest)}, "
-        f"by {done.approved_by}: subject, preheader, HTML, text and recipients "
-        f"({selection(issue)}; {count} now)"
+        f"approved #{issue.number} „{issue.subject}“ ({issue.slug}), version "
+        f"{short(version.digest)}, by {done.approved_by}: subject, preheader, HTML, text and "
+        f"recipients ({selection(issue)}; {count} now) of {len(version.editions)} edition(s):"
     )
+    for edition in offered.all:
+        shown = version.editions[edition.language]
+        own = edition.is_home or issue.uid in site.translations.get(edition.language, {})
+        source = "" if own else ", not translated: the original"
+        click.echo(
+            f"  {edition.language} ({edition.label}): „{shown.subject}“, "
+            f"{per.get(edition.language, 0)} recipient(s) now{source}"
+        )
     if READY.reason(issue) is not None:
         click.echo(f"note: {issue.slug} is still a draft; set `status: ready` to send it")
 
 
 def _without_slug(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if key != "slug"}
+    found = {key: value for key, value in row.items() if key != "slug"}
+    if "editions" in found and found["editions"] is not None:
+        found["editions"] = list(found["editions"])  # the languages; the text stays in the desk
+    return found
 
 
 def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
@@ -78,7 +108,8 @@ def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
     desk = Desk(store.engine)
     site, problems = read_site(config)
     issue = site.issues.get(slug)
-    digest = current_digest(config, site, issue) if issue is not None else None
+    version = current_version(config, site, issue) if issue is not None else None
+    digest = version.digest if version is not None else None
     approvals = desk.approvals(slug)
     # What `comms send ISSUE` would say now (the same rules, the same words).
     refused = None
@@ -116,7 +147,8 @@ def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
         lines.append("proofs:")
     for p in data["proofs"]:
         lines.append(
-            f"  proof to {p['recipient']} on {_when(p['sent_at'], config)} by {p['sent_by']}: "
+            f"  proof{' of the ' + p['edition'] + ' edition' if p['edition'] else ''} "
+            f"to {p['recipient']} on {_when(p['sent_at'], config)} by {p['sent_by']}: "
             f"version {short(p['digest'])} via {p['destination']}"
         )
     return lines

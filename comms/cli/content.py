@@ -28,7 +28,7 @@ from comms.db.people import Consent
 from comms.publish.edition_build import catalog_problems, check_editions
 from comms.publish.gate import site_problems
 from comms.publish.templating import TEMPLATES, translate
-from comms.sending.approval import approval_of, approve, current_digest, short
+from comms.sending.approval import approval_of, approve, current_version, short
 from comms.sending.campaign import clear, send_to_list
 from comms.sending.rules import READY, Request
 from comms.sending.run import SendOptions
@@ -240,13 +240,13 @@ def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: 
         f"Subscribers: {result.added} sample subscriber(s) imported, {result.known} already there "
         f"({store.count_active()} active)"
     )
-    digest = current_digest(config, site, issue)
-    if config.settings.delivery.require_approval and digest is not None:
+    version = current_version(config, site, issue)
+    if config.settings.delivery.require_approval and version is not None:
         desk = Desk(store.engine)
-        if approval_of(desk.approvals(issue.slug), digest) is None:
-            approve(desk, issue, digest, "comms demo")
+        if approval_of(desk.approvals(issue.slug), version.digest) is None:
+            approve(desk, issue, version, "comms demo")
         click.echo(
-            f"Approved: version {short(digest)} of {issue.slug} by „comms demo“ "
+            f"Approved: version {short(version.digest)} of {issue.slug} by „comms demo“ "
             "(delivery.require_approval is on; an editor runs `comms approve ISSUE`)"
         )
     # The demo shows what the scheduler does: its next scheduled issue, as of the reference

@@ -22,6 +22,7 @@ from rich.text import Text
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.core.languages import site_editions
 from comms.db.approvals import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
@@ -223,8 +224,10 @@ def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
 
 
 def _proof_line(record: ProofRecord) -> str:
+    edition = f", {record.edition} edition" if record.edition else ""
     return (
-        f"proof of {record.slug} (version {short(record.digest)}) sent to {record.recipient} "
+        f"proof of {record.slug} (version {short(record.digest)}{edition}) sent to "
+        f"{record.recipient} "
         f"via {record.destination}; recorded (outside the list, the ledger is unchanged)"
     )
 
@@ -233,6 +236,13 @@ def _proof_line(record: ProofRecord) -> str:
 @click.argument("issue_slug", metavar="ISSUE")
 @click.option("--transport", "transport_url", help="Transport URL (default: `transport`).")
 @click.option("--to", "proofs", multiple=True, help="Send a proof to ADDR only (repeatable).")
+@click.option(
+    "--lang",
+    "languages",
+    multiple=True,
+    help="With --to: the edition of the proof (a language, repeatable, or `all`; default: "
+    "the site's).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")
 @click.option("--now", "early", is_flag=True, help="Send before the issue's send_at.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask on a terminal; send.")
@@ -245,6 +255,7 @@ def send(
     issue_slug: str,
     transport_url: str | None,
     proofs: tuple[str, ...],
+    languages: tuple[str, ...],
     dry_run: bool,
     early: bool,
     yes: bool,
@@ -264,16 +275,20 @@ def send(
     config = state.config(**overrides)
     site, problems, issue = read_issue(config, issue_slug)
     store = _open_store(config)
+    if languages and not proofs:
+        raise click.UsageError("--lang chooses the edition of a proof: give --to ADDR too")
     if proofs:
         addresses = [_address(a) for a in proofs]
+        offered = site_editions(config).languages
+        chosen = offered if "all" in languages else tuple(dict.fromkeys(languages))
         if dry_run:
             click.echo(
-                f"Plan: a proof of {issue.slug} to {', '.join(addresses)} (outside the list); "
-                "nothing is sent"
+                f"Plan: a proof of {issue.slug} to {', '.join(addresses)} (outside the list) "
+                f"in {', '.join(chosen or offered[:1])}; nothing is sent"
             )
             return
         on_proof = lambda record: click.echo(_proof_line(record))  # noqa: E731
-        send_proofs(config, store, site, issue, addresses, on_proof=on_proof)
+        send_proofs(config, store, site, issue, addresses, languages=chosen, on_proof=on_proof)
         return
     options = SendOptions.of(config.settings.delivery, concurrency, rate)
     # A dry run plans a send now: a scheduled issue's time line says that it is early.
@@ -283,6 +298,8 @@ def send(
     except NotSendable as exc:
         for problem in exc.problems:
             click.echo(problem.format(config.root), err=True)
+        for line in exc.detail:
+            click.echo(line, err=True)
         raise CommsError(f"{exc} ({exc.hint})" if exc.hint else f"{exc}; nothing sent") from None
     if dry_run or (not yes and sys.stdin.isatty()):
         _print_plan(config, plan_send(config, store, issue, options), request, dry=dry_run)

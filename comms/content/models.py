@@ -283,6 +283,9 @@ class Site:
     #: Issues whose mails have started to go out (from the send ledger; the caller sets it,
     #: since content and publish never read the database): public from then on.
     sent: frozenset[str] = frozenset()
+    #: Issues with a `send_at` become public only when their send starts, not when their
+    #: `send_at` passes (`delivery.require_approval`; set with `sent` by the caller).
+    public_on_send: bool = False
     #: Translations by language, then `kind/slug` (comms.content.translation_files reads them).
     translations: dict[str, dict[str, Item]] = field(default_factory=dict)
 

@@ -2,13 +2,15 @@
 
 A translation carries the translated fields and body; every other field comes from its
 original, whose language is the site's. Fields that say when, where and what is linked must
-not differ from the original, and a digest of the original recorded in the translation
-(`original_digest:`) tells when the original changed after the translation was written.
+not differ from the original, and a digest of the original's wording recorded in the
+translation (`original_digest:`) tells when the original changed after the translation was
+written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from comms.content.front_matter import Doc, parse_yaml, split
-from comms.content.models import FOLDERS, Item, Kind, Site
+from comms.content.models import FOLDERS, Item, Kind, Site, front_matter_fields
 from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
 from comms.core.errors import ContentError
 
@@ -54,10 +56,36 @@ FIXED: dict[str, tuple[str, ...]] = {
 DIGEST_LENGTH = 16
 
 
-def digest(path: Path) -> str:
-    """The digest of an original as a translation records it: its text, NFC, without a BOM."""
+#: Fields that are no wording but not the translation's either (the feed's change time).
+UNWORDED = ("updated",)
+
+
+def _text(path: Path) -> str:
+    """A file's text as digests read it: NFC, without a BOM."""
     text = path.read_bytes().decode("utf-8", "replace").removeprefix("\ufeff")
-    data = unicodedata.normalize("NFC", text).encode("utf-8")
+    return unicodedata.normalize("NFC", text)
+
+
+def legacy_digest(path: Path) -> str:
+    """The digest translations recorded before it covered the wording only: the whole file."""
+    return hashlib.sha256(_text(path).encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
+
+
+def digest(path: Path) -> str:
+    """The digest of an original as a translation records it: of what a translator translates,
+    the body and the front matter without the fixed fields (dates, places, references,
+    `send_at`, `status` …), so that changing those leaves its translations current. A file
+    whose front matter cannot be read is digested whole."""
+    text = _text(path)
+    kind = FOLDERS.get(path.parent.name)
+    parts = split(text, path)
+    parsed = parse_yaml(parts[0], path) if not isinstance(parts, ContentError) else parts
+    if kind is None or isinstance(parts, ContentError) or isinstance(parsed, ContentError):
+        return legacy_digest(path)
+    skip = set(FIXED[kind.name]) | set(UNWORDED)
+    wording = {key: value for key, value in parsed[0].items() if str(key) not in skip}
+    front = json.dumps(wording, sort_keys=True, ensure_ascii=False, default=str)
+    data = f"{front}\0{parts[1]}".encode()
     return hashlib.sha256(data).hexdigest()[:DIGEST_LENGTH]
 
 
@@ -123,6 +151,9 @@ def _staleness(found: TranslationFile, data: dict[str, Any], doc: Doc) -> list[C
     """No recorded digest: a warning; a digest of another version of the original: an error."""
     recorded = data.get(TRANSLATED)
     current = digest(found.original)
+    # A digest recorded before it covered the wording only still holds for the same file.
+    if recorded is not None and str(recorded) == legacy_digest(found.original):
+        return []
     if recorded is None:
         return [
             ContentError(
@@ -139,11 +170,46 @@ def _staleness(found: TranslationFile, data: dict[str, Any], doc: Doc) -> list[C
                 found.path,
                 doc.find((TRANSLATED,))[0],
                 f"translation older than its original {found.original.name} "
-                f"(recorded {recorded}, now {current}): update it, then record the new digest",
+                f"(recorded {recorded}, now {current}): update it, then record the new digest "
+                "with `comms translation stamp FILE`",
                 field=TRANSLATED,
             )
         ]
     return []
+
+
+def _body_line(path: Path) -> int:
+    """The line the body of a file starts at (1 when it cannot be told)."""
+    try:
+        text = path.read_text("utf-8").removeprefix("\ufeff")
+    except (OSError, UnicodeDecodeError):
+        return 1
+    parts = split(text, path)
+    return 1 if isinstance(parts, ContentError) else parts[2]
+
+
+def _copied(original: Item, translation: Item) -> tuple[list[ContentError], bool]:
+    """Warnings for a translation that repeats its original's text word for word, and whether
+    it is a copy as a whole (its text and every worded field): then it counts as untranslated,
+    so the edition shows the original with its "not translated yet" marker."""
+    path = translation.path
+    wording = [
+        key
+        for key in front_matter_fields(type(translation))
+        if key not in FIXED[translation.kind] and key not in ("published", "updated")
+    ]
+    same_fields = all(getattr(translation, k) == getattr(original, k) for k in wording)
+    same_body = translation.body.strip() == original.body.strip()
+    if same_body and same_fields:
+        message = (
+            f"the translation is a verbatim copy of its original {original.path.name}: "
+            "translate it; until then the edition shows the original, marked as not translated"
+        )
+        return [ContentError(path, _body_line(path), message, warning=True)], True
+    if same_body and original.body.strip():
+        message = f"the text is a verbatim copy of the original {original.path.name}: translate it"
+        return [ContentError(path, _body_line(path), message, warning=True)], False
+    return [], False
 
 
 def read_translation(
@@ -177,7 +243,9 @@ def read_translation(
     problems.extend(_differs(original, item, FIXED[found.kind.name]))
     if any(not problem.warning for problem in problems):
         return None, problems
-    return item, problems
+    copied, whole = _copied(original, item)
+    problems.extend(copied)
+    return (None if whole else item), problems
 
 
 def read_translations(

@@ -25,6 +25,7 @@ from comms.core.settings import (
     Api,
     Bounces,
     Delivery,
+    Desk,
     Dkim,
     Feeds,
     Language,
@@ -103,6 +104,7 @@ class Settings(_Section):
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
     bounces: Bounces = Bounces()
+    desk: Desk = Desk()
     languages: dict[str, Language] = {}
     """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
     edition and needs a catalog in `templates/locale/<tag>/`; must include `site.language`.

@@ -341,7 +341,17 @@ class Delivery(_Section):
     """How long a claimed delivery belongs to a run on another machine before others may take it."""
     require_approval: bool = False
     """Four eyes: `comms send` and the scheduler send an issue only when its current version was
-    approved with `comms approve ISSUE`; any edit after the approval needs a new one."""
+    approved with `comms approve ISSUE` (every edition); any edit after the approval needs a new
+    one, and an issue with a `send_at` is published only when its send starts."""
+
+
+class Desk(_Section):
+    """The editor's desk: who may approve an issue (`comms approve`)."""
+
+    approvers: list[str] = []
+    """The names that may approve (`comms approve --by NAME`, else the login name), compared
+    without regard to case and spacing; empty: anyone. Either way the approver must differ
+    from whoever changed the issue last (its git author, else who sent its last proof)."""
 
 
 class Feeds(_Section):

@@ -246,6 +246,10 @@ approvals = sa.Table(
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("approved_by", sa.String(200), nullable=False),
     sa.Column("approved_at", UTCDateTime, nullable=False),
+    # JSON: per edition language what its readers read ({"de": {"subject", "preheader",
+    # "text"}}), to show what changed since; NULL for approvals recorded before an approval
+    # covered every edition (0008), which cover the site's edition only.
+    sa.Column("editions", sa.Text),
 )
 
 proofs = sa.Table(
@@ -258,6 +262,8 @@ proofs = sa.Table(
     sa.Column("destination", sa.Text, nullable=False),
     sa.Column("sent_by", sa.String(200), nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=False),
+    # The language of the edition the proof showed (NULL before 0008: the site's).
+    sa.Column("edition", sa.String(16)),
 )
 
 # Hits counted against a limit by every server process (sign-ups per IP, confirmation mails

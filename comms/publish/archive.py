@@ -32,7 +32,7 @@ def published_issues(site: Site, now: datetime) -> list[Issue]:
 
     The same rule as the feeds (`feed_state.is_public`), so web and feeds never disagree.
     """
-    public = [i for i in site.issues.values() if issue_is_public(i, site.tz, now, site.sent)]
+    public = [i for i in site.issues.values() if issue_is_public(i, site, now)]
     return sorted(public, key=lambda i: (i.date, i.number), reverse=True)
 
 

@@ -192,7 +192,7 @@ def published_entries(
     entries = []
     for item in site.all_items():
         item_stamp = stamp(item, records[item.uid], config.tz)
-        if is_public(item, item_stamp, now, site.sent):
+        if is_public(item, item_stamp, now, site):
             entries.append(facts.entry(site, item, item_stamp))
     entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
     return entries

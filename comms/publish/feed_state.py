@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from comms.content.fields import instant
-from comms.content.models import Award, Issue, IssueStatus, Item
+from comms.content.models import Award, Issue, IssueStatus, Item, Site
 from comms.publish.state import PublishState
 
 
@@ -84,28 +84,32 @@ def stamp(item: Item, record: Record, tz: ZoneInfo) -> Stamp:
     return Stamp(published=published, updated=max(candidates), sequence=record.sequence)
 
 
-def is_public(
-    item: Item, item_stamp: Stamp, now: datetime, sent: Collection[str] = frozenset()
-) -> bool:
+def is_public(item: Item, item_stamp: Stamp, now: datetime, site: Site) -> bool:
     """Published items only: issues that are ready, and nothing before its publication time.
 
-    An issue that has been sent (its slug in `sent`) is public at once, also before its
-    `send_at`: its mails link to its page.
+    The one rule of what is public, for the web archive and every feed. An issue that has been
+    sent (its slug in `site.sent`) is public at once, also before its `send_at`: its mails link
+    to its page. With `site.public_on_send` (`delivery.require_approval`) an issue with a
+    `send_at` is public only then: its `send_at` passing publishes nothing, so an issue nobody
+    approved never reaches the web or a feed (an issue without `send_at` follows its
+    `published` or `date`: one sent before comms, or from another tool).
     """
     if isinstance(item, Issue):
         if item.status is not IssueStatus.READY:
             return False
-        if item.slug in sent:
+        if item.slug in site.sent:
             return True
+        if site.public_on_send and item.send_at is not None:
+            return False
     return item_stamp.published <= now
 
 
-def issue_is_public(issue: Issue, tz: ZoneInfo, now: datetime, sent: Collection[str]) -> bool:
+def issue_is_public(issue: Issue, site: Site, now: datetime) -> bool:
     """`is_public` for an issue without the feed history: its publication time is its own."""
     when = _content_date(issue)
     assert when is not None  # an issue always has its date
-    published = _moment(when, tz)
-    return is_public(issue, Stamp(published, published, 0), now, sent)
+    published = _moment(when, site.tz)
+    return is_public(issue, Stamp(published, published, 0), now, site)
 
 
 class History:

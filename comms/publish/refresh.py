@@ -113,7 +113,8 @@ def publish_now(
     The one way every caller publishes (`comms build`, `refresh`, `serve`, `demo`, the preview,
     the scheduler's refresh job, the follower, a send): the site is the content folder's (bad
     content raises InvalidContent, and nothing is written) unless the caller read `site` itself;
-    either way its `sent` issues are set here to the ones `state` names (the send ledger), and
+    either way its `sent` issues are set here to the ones `state` names (the send ledger) and,
+    with `delivery.require_approval`, scheduled issues wait for their send (`public_on_send`);
     `state` keeps the feed history, so every host writes the same bytes. The files go to
     `out_dir` (default: the output folder). With `tell_hubs` the WebSub hubs hear of every
     changed feed, and of the notifications earlier runs could not deliver (`state` queues
@@ -122,6 +123,8 @@ def publish_now(
     if site is None:
         site, _ = load_valid_site(config)
     site.sent = state.sent_issues()
+    # The archive waits for the approval: a scheduled issue is public once its send starts.
+    site.public_on_send = config.settings.delivery.require_approval
     files = build.collect(Build(config, site, state))
     write = build.write_output(out_dir or config.output_dir, files)
     changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]

@@ -71,9 +71,7 @@ class Follower:
         site, report = published.site, published.write
         now = self.config.now()
         public = frozenset(
-            slug
-            for slug, issue in site.issues.items()
-            if issue_is_public(issue, site.tz, now, site.sent)
+            slug for slug, issue in site.issues.items() if issue_is_public(issue, site, now)
         )
         if self.public is None:
             news = f"{len(public)} issue(s) public"

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import hashlib
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
+from comms.content.authors import Uncommitted, last_change
 from comms.content.models import Issue, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.core.transport_url import without_credentials
-from comms.db.approvals import Approval, Desk
+from comms.db.approvals import Approval, Desk, Shown
 from comms.mail.message import MessageFactory, OutgoingMessage
 from comms.mail.transports import FileTransport, Transport
-from comms.publish.render import RenderedIssue, render_issue
+from comms.publish.render import RenderedIssue
 from comms.publish.templating import Formatter, translate
+from comms.sending.issue_editions import render_editions
 
 #: The header that marks a proof; mail rules can file proofs by it.
 PROOF_HEADER = "X-Comms-Proof"
@@ -36,18 +40,65 @@ def selection(issue: Issue) -> str:
     return "active subscribers of " + " and of ".join(parts) + " (or with no choice there)"
 
 
-def approval_digest(rendered: RenderedIssue, issue: Issue) -> str:
-    """A fingerprint of everything an issue sends: subject, preheader, HTML, text, recipients.
+def approval_digest(rendered: Mapping[str, RenderedIssue], issue: Issue) -> str:
+    """A fingerprint of everything an issue sends, in every edition (`rendered`: per language,
+    the site's first): subject, preheader, HTML and text of each, and the recipients.
 
     Over the issue as rendered once (the personal links are still placeholders), so it is the
-    same for every recipient and changes with any edit an approver would have to see.
+    same for every recipient and changes with any edit an approver would have to see, in any
+    edition. A site with one edition keeps the digest of approvals made before they covered
+    translations (the same parts, without the language).
     """
     digest = hashlib.sha256()
     selected = f"topics={','.join(issue.topics)};regions={','.join(issue.regions)}"
-    for part in (rendered.subject, rendered.preheader, rendered.html, rendered.text, selected):
-        digest.update(part.encode())
-        digest.update(b"\0")
+    several = len(rendered) > 1
+    for language, one in rendered.items():
+        label = [f"edition={language}"] if several else []
+        for part in (*label, one.subject, one.preheader, one.html, one.text):
+            digest.update(part.encode())
+            digest.update(b"\0")
+    digest.update(selected.encode())
+    digest.update(b"\0")
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of an issue as its approval sees it: the digest over every edition, and
+    what each edition's readers read (to show what changed since an approval)."""
+
+    digest: str
+    editions: dict[str, Shown]
+
+
+def version_of(rendered: Mapping[str, RenderedIssue], issue: Issue) -> Version:
+    """The version of `issue` whose editions are `rendered` (per language, the site's first)."""
+    shown = {lang: Shown(r.subject, r.preheader, r.text) for lang, r in rendered.items()}
+    return Version(approval_digest(rendered, issue), shown)
+
+
+def _readable(shown: Shown | None) -> list[str]:
+    if shown is None:
+        return []
+    return [
+        f"Subject: {shown.subject}",
+        f"Preheader: {shown.preheader}",
+        "",
+        *shown.text.splitlines(),
+    ]
+
+
+def changes(approved: Mapping[str, Shown], current: Mapping[str, Shown]) -> list[str]:
+    """What changed between an approved and the current version, per edition: unified diffs
+    of subject, preheader and text part (an edition whose parts are unchanged is left out)."""
+    lines: list[str] = []
+    languages = list(approved) + [lang for lang in current if lang not in approved]
+    for language in languages:
+        before, after = _readable(approved.get(language)), _readable(current.get(language))
+        lines += difflib.unified_diff(
+            before, after, f"approved ({language})", f"current ({language})", n=1, lineterm=""
+        )
+    return lines
 
 
 def short(digest: str) -> str:
@@ -70,15 +121,25 @@ def approval_of(approvals: Sequence[Approval], digest: str | None) -> Approval |
     return next((a for a in approvals if digest is not None and a.digest == digest), None)
 
 
-def approval_refusal(desk: Desk, slug: str, digest: str, fmt: Formatter) -> str | None:
+def approval_refusal(desk: Desk, slug: str, version: Version, fmt: Formatter) -> str | None:
     """Why the current version of an issue lacks an approval, or None when it has one."""
+    digest = version.digest
     found = desk.approvals(slug)
     if approval_of(found, digest) is not None:
         return None
-    hint = f"check it (comms preview, a proof with --to), then run `comms approve {slug}`"
+    hint = (
+        f"check every edition (comms preview, proofs with --to and --lang all), "
+        f"then run `comms approve {slug}`"
+    )
     if not found:
         return f"issue '{slug}' is not approved (version {short(digest)}); {hint}"
     last = found[-1]
+    if last.editions is None and len(version.editions) > 1:
+        return (
+            f"issue '{slug}' is not approved in every edition: {last.approved_by} approved "
+            f"version {short(last.digest)} on {fmt.brief(last.approved_at)}, before an approval "
+            f"covered the translations ({', '.join(version.editions)}); {hint}"
+        )
     return (
         f"issue '{slug}' changed after its approval: {last.approved_by} approved version "
         f"{short(last.digest)} on {fmt.brief(last.approved_at)}, the current version is "
@@ -86,9 +147,71 @@ def approval_refusal(desk: Desk, slug: str, digest: str, fmt: Formatter) -> str 
     )
 
 
-def approve(desk: Desk, issue: Issue, digest: str, by: str | None = None) -> Approval:
-    """Record an approval of the current version of `issue` (its digest)."""
-    return desk.approve(issue.slug, digest, who(by), now_utc())
+def changes_since_approval(desk: Desk, slug: str, version: Version) -> list[str]:
+    """The diff of the last approved version against `version` (none when it is approved,
+    never was, or its approval kept no text)."""
+    found = desk.approvals(slug)
+    if not found or approval_of(found, version.digest) is not None:
+        return []
+    last = found[-1]
+    return changes(last.editions, version.editions) if last.editions is not None else []
+
+
+def _folded(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _shown_path(config: Config, path: Path) -> str:
+    return str(path.relative_to(config.root)) if path.is_relative_to(config.root) else str(path)
+
+
+def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name: str) -> str | None:
+    """Why `name` may not approve `issue` (four eyes), or None when they may.
+
+    A name outside `[desk] approvers` (when the list is set) may not; nor may whoever changed
+    the issue last: the author of the last commit of its file or a translation of it where
+    the content folder is a git repository (uncommitted changes have no known author, so they
+    are refused), else whoever sent its last proof.
+    """
+    slug = issue.slug
+    allowed = config.settings.desk.approvers
+    if allowed and _folded(name) not in {_folded(a) for a in allowed}:
+        return (
+            f"{name} is not one of the approvers in [desk] approvers ({', '.join(allowed)}); "
+            f"issue '{slug}' is not approved"
+        )
+    files = [issue.path] + [
+        own[issue.uid].path for own in site.translations.values() if issue.uid in own
+    ]
+    try:
+        change = last_change(config.content_dir, files)
+    except Uncommitted as exc:
+        shown = ", ".join(_shown_path(config, Path(p)) for p in exc.paths)
+        return (
+            f"{shown}: changes not committed, so who made them is unknown; commit them, then "
+            f"someone other than their author approves; issue '{slug}' is not approved"
+        )
+    if change is not None:
+        if _folded(name) in (_folded(change.name), _folded(change.email)):
+            return (
+                f"{name} changed issue '{slug}' last (commit {change.commit}); the approval "
+                "needs a second person: someone else runs `comms approve "
+                f"{slug} --by NAME`; not approved"
+            )
+        return None
+    proofs = desk.proofs(slug)
+    if proofs and _folded(proofs[-1].sent_by) == _folded(name):
+        return (
+            f"{name} sent the last proof of issue '{slug}' and counts as its author (the content "
+            "folder is no git repository); the approval needs a second person: someone else "
+            f"runs `comms approve {slug} --by NAME`; not approved"
+        )
+    return None
+
+
+def approve(desk: Desk, issue: Issue, version: Version, by: str | None = None) -> Approval:
+    """Record an approval of the current version of `issue` (every edition of it)."""
+    return desk.approve(issue.slug, version.digest, who(by), now_utc(), version.editions)
 
 
 def destination(transport: Transport, url: str, key: str) -> str:
@@ -112,9 +235,10 @@ def proof_message(
     return replace(message, data=header + message.data)
 
 
-def current_digest(config: Config, site: Site, issue: Issue) -> str | None:
-    """The approval digest of an issue as it is now; None when it cannot be rendered."""
+def current_version(config: Config, site: Site, issue: Issue) -> Version | None:
+    """The version of an issue as it is now, every edition rendered; None when it cannot be
+    rendered."""
     try:
-        return approval_digest(render_issue(config, site, issue), issue)
+        return version_of(render_editions(config, site, issue), issue)
     except CommsError:
         return None

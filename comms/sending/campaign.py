@@ -26,13 +26,19 @@ from comms.mail.transports import open_transport
 from comms.publish.refresh import publish_now
 from comms.publish.render import RenderedIssue, render_issue
 from comms.sending.approval import (
-    approval_digest,
-    current_digest,
+    Version,
+    current_version,
     destination,
     proof_message,
+    version_of,
     who,
 )
-from comms.sending.issue_editions import IssueEditions, content_hash, issue_editions
+from comms.sending.issue_editions import (
+    IssueEditions,
+    content_hash,
+    issue_editions,
+    render_editions,
+)
 from comms.sending.rules import Facts, Refusal, Request, judge, require
 from comms.sending.run import Builder, Opener, Progress, Run, SendOptions
 
@@ -215,29 +221,47 @@ def send_proofs(
     issue: Issue,
     addresses: Sequence[str],
     *,
+    languages: Sequence[str] = (),
     by: str | None = None,
     on_proof: Callable[[ProofRecord], None] | None = None,
 ) -> Proofs:
-    """Send a proof of `issue` (any status) to each of `addresses` (normalised), outside the
-    list and the ledger, and record each: where it went, which version, when, `by` whom.
-    `on_proof` hears each proof that went out."""
-    rendered, factory, _ = issue_parts(config, store, site, issue)
-    digest = approval_digest(rendered, issue)
+    """Send a proof of `issue` (any status) in each edition of `languages` (default: the
+    site's) to each of `addresses` (normalised), outside the list and the ledger, and record
+    each: where it went, which version and edition, when, `by` whom. `on_proof` hears each
+    proof that went out. A language the site offers no edition in is a CommsError."""
+    offered = site_editions(config)
+    unknown = [lang for lang in languages if lang not in offered.languages]
+    if unknown:
+        raise CommsError(
+            f"no edition in {', '.join(unknown)}; the site offers "
+            f"{', '.join(offered.languages)} (or all)"
+        )
+    rendered = render_editions(config, site, issue)
+    version = version_of(rendered, issue)
+    factories = {
+        lang: MessageFactory(config, rendered[lang], store.secret)
+        for lang in (languages or [offered.home.language])
+    }
     desk = Desk(store.engine)
     url = config.transport_url
     transport = open_transport(url, config)
     records = []
     try:
-        for email in addresses:
-            at = now_utc()
-            message = proof_message(config, factory, email, digest, at)
-            transport.send(message.envelope_from, message.recipient, message.data, message.key)
-            where = destination(transport, url, message.key)
-            record = ProofRecord(issue.slug, digest, email, where, who(by), at)
-            desk.record_proof(record)
-            records.append(record)
-            if on_proof is not None:
-                on_proof(record)
+        for language, factory in factories.items():
+            for email in addresses:
+                at = now_utc()
+                message = proof_message(config, factory, email, version.digest, at)
+                if language != offered.home.language:  # beside the site's, not over it
+                    message = replace(message, key=f"{message.key}.{language}")
+                transport.send(message.envelope_from, message.recipient, message.data, message.key)
+                where = destination(transport, url, message.key)
+                record = ProofRecord(
+                    issue.slug, version.digest, email, where, who(by), at, language
+                )
+                desk.record_proof(record)
+                records.append(record)
+                if on_proof is not None:
+                    on_proof(record)
     finally:
         transport.close()
     return Proofs(issue, tuple(addresses), tuple(records))
@@ -257,7 +281,7 @@ def _facts(
     site: Site,
     errors: list[ContentError],
     issue: Issue,
-    version: Callable[[], str | None],
+    version: Callable[[], Version | None],
 ) -> Facts:
     started = store.ledger.campaign(issue.slug) is not None
     return Facts(config, site, errors, Desk(store.engine), started, version)
@@ -267,9 +291,9 @@ def refusal(
     config: Config, store: Store, site: Site, errors: list[ContentError], request: Request
 ) -> Refusal | None:
     """Why the send rules refuse `request`, or None: for `comms status` and `comms schedule`,
-    which send nothing (the site's edition alone is rendered, if the approval rule asks)."""
+    which send nothing (every edition is rendered, if the approval rule asks)."""
     issue = request.issue
-    version = partial(current_digest, config, site, issue)
+    version = partial(current_version, config, site, issue)
     return judge(request, _facts(config, store, site, errors, issue, version))
 
 
@@ -279,7 +303,7 @@ def clear(
     """Ask the send rules about `request`; raise NotSendable with the first refusal.
 
     `errors` are the problems `read_site` found. Every edition is rendered once, for the
-    approval (which covers the site's edition, `comms approve`) and for the send.
+    approval (which covers every edition, `comms approve`) and for the send.
     """
     issue = request.issue
     rendered: list[IssueEditions] = []
@@ -289,9 +313,8 @@ def clear(
             rendered.append(issue_editions(config, site, issue, store.secret))
         return rendered[0]
 
-    def version() -> str:
-        found = editions()
-        return approval_digest(found.rendered[found.home], issue)
+    def version() -> Version:
+        return version_of(editions().rendered, issue)
 
     # The gate comes before the approval: an issue with errors may not even render.
     require(request, _facts(config, store, site, errors, issue, version))

@@ -56,12 +56,20 @@ class IssueEditions:
         return self.factories[edition.language].build(recipient)
 
 
-def issue_editions(config: Config, site: Site, issue: Issue, secret: str) -> IssueEditions:
-    """Render every offered edition of `issue` once and prepare its factory."""
+def render_editions(config: Config, site: Site, issue: Issue) -> dict[str, RenderedIssue]:
+    """`issue` rendered once in every edition the site offers, the site's first: what its
+    readers get (an edition without a translation shows the original in its own frame)."""
     offered = site_editions(config)
     rendered = {offered.home.language: render_issue(config, site, issue, offered.home)}
     for edition in offered.translated:
         rendered[edition.language] = edition_issue(config, site, issue, edition)
+    return rendered
+
+
+def issue_editions(config: Config, site: Site, issue: Issue, secret: str) -> IssueEditions:
+    """Render every offered edition of `issue` once and prepare its factory."""
+    offered = site_editions(config)
+    rendered = render_editions(config, site, issue)
     factories = {
         language: MessageFactory(config, one, secret) for language, one in rendered.items()
     }

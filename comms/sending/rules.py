@@ -20,7 +20,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.approvals import Desk
 from comms.publish.gate import issue_problems
 from comms.publish.templating import Formatter
-from comms.sending.approval import approval_refusal
+from comms.sending.approval import Version, approval_refusal, changes_since_approval
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ class Facts:
     desk: Desk
     #: The issue's campaign has started: a send resumes it.
     started: bool
-    #: The approval digest of the issue as it would go out (rendered when a rule asks);
-    #: None when it cannot be rendered.
-    version: Callable[[], str | None]
+    #: The issue as it would go out, every edition (rendered when a rule asks), with its
+    #: approval digest; None when it cannot be rendered.
+    version: Callable[[], Version | None]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class Refusal:
     reason: str
     problems: tuple[ContentError, ...] = ()
     hint: str | None = None
+    #: Lines that show the refusal's cause (the diff since the approval), printed before it.
+    detail: tuple[str, ...] = ()
 
 
 class NotSendable(CommsError):
@@ -78,6 +80,7 @@ class NotSendable(CommsError):
         self.problems = list(refusal.problems)
         #: What the editor can do instead, if anything.
         self.hint = refusal.hint
+        self.detail = list(refusal.detail)
 
 
 class Rule:
@@ -164,12 +167,15 @@ class Approved(Rule):
         """Refuses a version nobody approved, when approvals are required."""
         if not facts.config.settings.delivery.require_approval:
             return None
-        digest = facts.version()
-        if digest is None:
+        version = facts.version()
+        if version is None:
             return None  # cannot be rendered: the gate or the send itself says why
         slug = request.issue.slug
-        reason = approval_refusal(facts.desk, slug, digest, Formatter(facts.config))
-        return None if reason is None else Refusal(self.name, reason)
+        reason = approval_refusal(facts.desk, slug, version, Formatter(facts.config))
+        if reason is None:
+            return None
+        detail = tuple(changes_since_approval(facts.desk, slug, version))
+        return Refusal(self.name, reason, detail=detail)
 
 
 READY = Ready()

@@ -23,7 +23,8 @@ from comms.content.site import read_site
 from comms.content.urls import Urls
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
-from comms.core.languages import home_edition
+from comms.core.languages import home_edition, site_editions
+from comms.publish.edition_build import edition_issue
 from comms.publish.gate import issue_problems
 from comms.publish.quality import check_issue
 from comms.publish.refresh import publish_now
@@ -78,6 +79,10 @@ class Preview:
         self.count = count
         self.root = Path(tempfile.mkdtemp(prefix="comms-preview-"))
         self.issues: dict[str, RenderedIssue] = {}
+        #: Per issue with a translation, per other edition's language: its rendering there.
+        self.editions: dict[str, dict[str, RenderedIssue]] = {}
+        #: Per issue, the languages it has a translation in.
+        self.translated: dict[str, set[str]] = {}
         self.facts: dict[str, Facts] = {}
         self.drafts: set[str] = set()
         self.error: str | None = None
@@ -127,6 +132,19 @@ class Preview:
             # The preview shows every ready issue's web page, as it will be once it is sent.
             publish_now(config, ScratchState(site.issues), site, out_dir=self.root)
             issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
+            translated = {
+                slug: {lang for lang, own in site.translations.items() if i.uid in own}
+                for slug, i in site.issues.items()
+            }
+            # Every edition of an issue that has a translation: what each edition's readers get.
+            editions = {
+                slug: {
+                    edition.language: edition_issue(config, site, site.issues[slug], edition)
+                    for edition in site_editions(config).translated
+                }
+                for slug, languages in translated.items()
+                if languages
+            }
             facts = {s: self._facts(config, site, problems, i) for s, i in site.issues.items()}
         except CommsError as exc:
             with self._lock:
@@ -140,6 +158,8 @@ class Preview:
         with self._lock:
             self.config = config
             self.issues = {s: r for s, r in self.issues.items() if s in broken} | issues
+            self.editions = {s: r for s, r in self.editions.items() if s in broken} | editions
+            self.translated = translated
             self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
             self.drafts = {slug for slug, i in site.issues.items() if i.status is IssueStatus.DRAFT}
             self.error = "\n".join(e.format(config.root) for e in errors) or None
@@ -179,10 +199,31 @@ class Preview:
         server.run()
 
     def _issue(self, slug: str) -> RenderedIssue:
+        """The issue in the edition the request asks for (`?lang=`; default: the site's)."""
         issue = self.issues.get(slug)
+        language = request.args.get("lang")
+        if issue is not None and language is not None and language != issue.language:
+            issue = self.editions.get(slug, {}).get(language)
         if issue is None:
             abort(404)
         return issue
+
+    def _switch(self, slug: str, shown: str) -> list[dict[str, object]]:
+        """The language switch of an issue with translations (none without): each edition
+        with whether the issue is translated into it."""
+        if slug not in self.editions:
+            return []
+        own = self.translated.get(slug, set())
+        return [
+            {
+                "language": edition.language,
+                "label": edition.label,
+                "translated": edition.is_home or edition.language in own,
+                "current": edition.language == shown,
+                "query": "" if edition.is_home else f"?lang={edition.language}",
+            }
+            for edition in site_editions(self.config).all
+        ]
 
     def _page(self, template: str, **context: object) -> Response:
         edition = home_edition(self.config)
@@ -211,6 +252,7 @@ class Preview:
 
         def issue_page(slug: str) -> Response:
             issue = self._issue(slug)
+            switch = self._switch(slug, issue.language)
             return self._page(
                 "preview.html.j2",
                 issues=[],
@@ -218,6 +260,8 @@ class Preview:
                 issue=issue,
                 facts=self.facts.get(slug),
                 widths=WIDTHS,
+                editions=switch,
+                query=next((e["query"] for e in switch if e["current"]), ""),
             )
 
         def email_html(slug: str) -> Response:

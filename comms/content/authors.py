@@ -1,0 +1,69 @@
+"""Who last changed content files: the author of their last commit, where the content folder
+is a git repository (the desk asks, so that nobody approves their own change)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from comms.core.errors import CommsError
+
+#: Seconds a git command may take (a large history on a slow disk).
+TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Change:
+    """The last commit that changed some files: its short hash and its author."""
+
+    commit: str
+    name: str
+    email: str
+
+
+class Uncommitted(CommsError):
+    """Files in a git repository have changes nobody committed: their author is unknown."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(", ".join(paths))
+        self.paths = paths
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """The output of a git command in `folder`; None without git, outside a repository, or
+    when it fails."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def last_change(folder: Path, paths: Sequence[Path]) -> Change | None:
+    """The last commit that changed any of `paths` (files under `folder`); None when `folder`
+    is not in a git repository or no commit has them. Raises Uncommitted when one of them has
+    changes that are not committed (or was never committed)."""
+    top = _git(folder, "rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    names = [str(path) for path in paths]
+    status = _git(folder, "status", "--porcelain", "--untracked-files=all", "--", *names)
+    if status is None:
+        return None
+    if status.strip():
+        root = Path(top.strip())
+        changed = [line[3:].strip().strip('"') for line in status.splitlines() if line.strip()]
+        raise Uncommitted(sorted(str(root / name) for name in changed))
+    found = _git(folder, "log", "-1", "--format=%h%x00%an%x00%ae", "--", *names)
+    if not found or not found.strip():
+        return None
+    commit, name, email = found.strip().split("\0")
+    return Change(commit, name, email)
