@@ -59,6 +59,7 @@ def serve(
     from comms.audience.mailer import Mailer
     from comms.audience.subscriptions import Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
+    from comms.reports.counting import ViewCounter
     from comms.web.app import create_app, listen
 
     config = state.config()
@@ -70,7 +71,9 @@ def serve(
         click.echo(warning, err=True)
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
-    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)
+    views = ViewCounter(config, store.engine)
+    subscriptions = Subscriptions(config, store, mailer)
+    app = create_app(config.output_dir, config, subscriptions, brevo, views=views)
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {

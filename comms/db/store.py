@@ -14,6 +14,7 @@ from comms.core.config import Config
 from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
 from comms.db import privacy
+from comms.db.counters import count_erasure
 from comms.db.engine import insert_ignore, make_engine, read_only, resolve_secret, upgrade
 from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
 from comms.db.ledger import Ledger
@@ -267,6 +268,7 @@ class Store:
                 insert_ignore(conn, suppression).values(key=key, reason="erased", created_at=at)
             )
             reduced = privacy.delete_reduced(conn, key)
+            count_erasure(conn, at.date())
             sid = conn.execute(
                 sa.select(subscribers.c.id).where(subscribers.c.email == email)
             ).scalar()

@@ -25,7 +25,7 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
+from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls, issue_query
 from comms.core.addresses import check_address
 from comms.core.clock import now_utc
 from comms.core.config import Config
@@ -189,6 +189,7 @@ class MessageFactory:
         self.envelope_from = _configured_address("sender.address", sender.address)
         self.bounce_domain = bounce_domain(config, self.envelope_from)
         self._unsubscribe = _idna_url(Urls(config).unsubscribe())
+        self._issue_query = issue_query(self.slug)
         self._preferences = _idna_url(Urls(config).preferences())
         mailto = settings.mail.unsubscribe_mailto
         self._mailto = (
@@ -323,7 +324,11 @@ class MessageFactory:
     def build(self, recipient: Recipient, message_id: str | None = None) -> OutgoingMessage:
         """The finished bytes for one recipient (MessageError for an unusable address)."""
         address = sendable_address(recipient.email)
-        unsubscribe = self._unsubscribe + make_token(self.secret, "unsubscribe", recipient.uid)
+        unsubscribe = (
+            self._unsubscribe
+            + make_token(self.secret, "unsubscribe", recipient.uid)
+            + self._issue_query
+        )
         preferences = self._preferences + make_token(
             self.secret, "preferences", recipient.uid, recipient.link_version
         )

@@ -17,6 +17,7 @@ from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.reports.counting import ViewCounter
 from comms.web.pages import add_subscriber_routes
 
 #: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
@@ -125,11 +126,17 @@ def serve_file(root: Path, url_path: str, config: Config | None = None) -> Respo
     return response
 
 
-def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> None:
-    """Serve the output folder at `/` (after every more specific route of the app)."""
+def add_static_routes(
+    app: Flask, root: Path, config: Config | None = None, views: ViewCounter | None = None
+) -> None:
+    """Serve the output folder at `/` (after every more specific route of the app); with
+    `views`, a GET of an issue's page adds one to its day's counter (HEAD does not)."""
 
     def static_file(path: str = "") -> Response:
-        return serve_file(root, path, config)
+        response = serve_file(root, path, config)
+        if views is not None and request.method == "GET" and response.status_code in (200, 304):
+            views.viewed(path)
+        return response
 
     app.add_url_rule("/", "static_index", static_file, methods=["GET", "HEAD"])
     app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
@@ -180,8 +187,10 @@ def create_app(
     subscriptions: Subscriptions | None = None,
     brevo: BrevoWebhook | None = None,
     csp: bool = True,
+    views: ViewCounter | None = None,
 ) -> Flask:
-    """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
+    """The app: the subscriber pages (when given) and the output folder with ETags at `/`;
+    with `views`, the issue pages' views are counted per day (comms.reports.counting).
 
     With a config, feed responses carry the WebSub `Link` header (hubs and self URL). `csp`
     False leaves out the CSP and frame protection (the preview frames pages and polls).
@@ -198,7 +207,8 @@ def create_app(
         add_subscriber_routes(app, subscriptions)
     if brevo is not None:
         add_webhook_routes(app, brevo)
-    add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
+    # Last: the catch-all must not shadow the routes above.
+    add_static_routes(app, root, config, views)
     return app
 
 

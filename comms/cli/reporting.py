@@ -1,0 +1,72 @@
+"""`comms report ISSUE|audience`: the figures of one issue's send, or of the audience."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from comms.reports.issue_report import issue_report
+
+from .common import State, _json, _open_store, cli
+
+#: The word that asks for the audience report instead of an issue's.
+AUDIENCE = "audience"
+
+
+@cli.command()
+@click.argument("subject", metavar="ISSUE|audience")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Audience report: the first day counted (default: a year before --to).",
+)
+@click.option(
+    "--to",
+    "end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Audience report: the last day counted (default: today).",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Audience report: also write the monthly figures to this CSV file.",
+)
+@click.pass_obj
+def report(
+    state: State,
+    subject: str,
+    as_json: bool,
+    start: datetime | None,
+    end: datetime | None,
+    csv_file: Path | None,
+) -> None:
+    """What an issue's send reached, or how the audience grew: counts only, no person.
+
+    `comms report ISSUE`: recipients per edition, region and topic; delivered, deferred,
+    failed, bounced (hard/soft), complaints, unsubscribes through the issue's links, the
+    send's duration and rate, and the views of its archive page per day.
+
+    `comms report audience`: sign-ups, confirmations, unsubscribes, bounces and erasures per
+    month between --from and --to; subscribers per region, topic and language; the
+    confirmation rate.
+    """
+    config = state.config()
+    store = _open_store(config)
+    try:
+        if subject == AUDIENCE:
+            raise click.UsageError("the audience report comes in a later commit")
+        if start or end or csv_file:
+            raise click.UsageError("--from, --to and --csv belong to `comms report audience`")
+        found = issue_report(store.engine, subject)
+        if as_json:
+            click.echo(_json(found.to_json()))
+        else:
+            for line in found.lines(config):
+                click.echo(line)
+    finally:
+        store.close()
