@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,24 @@ import sqlalchemy as sa
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.languages import site_editions
+from comms.db.engine import make_engine, upgrade
 from comms.db.feedback import BounceEvent
 from comms.db.outcomes import Outcome
 from comms.db.people import Consent, NewSubscriber
 from comms.db.status import DeliveryStatus
 from comms.db.store import Store, open_store
-from comms.db.tables import campaign_reach, daily_counts
+from comms.db.tables import (
+    campaign_reach,
+    campaigns,
+    consent,
+    daily_counts,
+    deliveries,
+    subscribers,
+)
+from comms.reports.audience_report import audience_report
 from comms.reports.counting import ViewCounter
 
+from .databases import Databases
 from .ledgerkit import IMPORT, run_cli, schema_drift
 from .smtp_servers import Handler
 from .test_serve import server, wait_for_mail  # noqa: F401  (the `comms serve` fixture)
@@ -154,10 +164,13 @@ def test_an_issue_never_sent_is_a_clear_error(store: Store, tmp_path: Path) -> N
 def test_erasures_are_counted_without_the_person(store: Store) -> None:
     store.erase("a@example.org")
     store.erase("b@example.org")
+    c = daily_counts.c
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(daily_counts)).all()
-    assert [(r.kind, r.subject, r.item, r._mapping["count"]) for r in rows] == [
-        ("erasure", "", "", 2)
+        rows = conn.execute(sa.select(c.kind, c.subject, c.item, c.count)).all()
+    today = now_utc().date()
+    assert sorted((*r, today) for r in rows) == [
+        ("audience", "erasure", "", 2, today),
+        ("audience", "import", "", 4, today),
     ]
 
 
@@ -183,7 +196,7 @@ def test_an_unsubscribe_through_an_issues_link_counts_for_that_issue(web: Web) -
                                data={"List-Unsubscribe": "One-Click"})  # fmt: skip
         assert done.status_code == 200
     with web.store.engine.connect() as conn:
-        rows = conn.execute(sa.select(daily_counts)).all()
+        rows = conn.execute(sa.select(daily_counts).where(daily_counts.c.kind != "audience")).all()
     found = [(r.kind, r.subject, r.item, r._mapping["count"]) for r in rows]
     assert found == [("unsubscribe", ISSUE, "", 1)]
     assert rows[0].day == now_utc().date()
@@ -238,3 +251,91 @@ def test_only_an_issues_own_page_is_a_view(tmp_path: Path) -> None:
     assert counter.issue_page("en/issues/x/") == ("x", "en")
     for other in ("issues/", "issues/x/email.html", "fr/issues/x/", "events/x/", "feed.xml"):
         assert counter.issue_page(other) is None, other
+
+
+def test_audience_history_outlives_erasure_and_purge(web: Web) -> None:
+    """Sign-ups, confirmations, unsubscribes and erasures are counted when they happen: erasing
+    a person or purging a stale sign-up later does not shrink the month's figures."""
+    first = web.activate("eins@example.org")
+    web.activate("zwei@example.org")
+    web.sign_up("drei@example.org")  # never confirmed
+    token = web.subs.unsubscribe_token(first)
+    assert web.client.post(f"/unsubscribe/{token}").status_code == 200
+    web.store.erase("eins@example.org")
+    assert web.store.purge_pending(now_utc() + timedelta(days=1)) == 1
+    today = now_utc().date()
+    found = audience_report(web.store.engine, today - timedelta(days=40), today)
+    data = found.to_json()
+    month = f"{today.year:04d}-{today.month:02d}"
+    assert data["months"][-1] == {
+        "month": month, "signups": 3, "confirmations": 2, "imports": 0, "unsubscribes": 1,
+        "bounces": 0, "complaints": 0, "erasures": 1,
+    }  # fmt: skip
+    assert len(data["months"]) in (2, 3)  # every month of the period, also empty ones
+    assert data["confirmation_rate"] == 0.667
+    assert data["subscribers"] == {"active": 1}
+    assert data["active"]["languages"] == {"de": 1}
+    assert found.csv_text().splitlines()[-1] == f"{month},3,2,0,1,0,0,1"
+
+
+def test_audience_report_on_the_command_line_writes_a_csv(store: Store, tmp_path: Path) -> None:
+    out_file = tmp_path / "jahresbericht.csv"
+    today = now_utc().date()
+    period = ["--from", f"{today.year}-01-01", "--to", today.isoformat()]
+    code, out, err = run_cli(tmp_path, "report", "audience", *period, "--json", "--csv",
+                             str(out_file))  # fmt: skip
+    assert code == 0, out + err
+    data = json.loads(out)
+    assert data["active"]["regions"] == {"": 2, "hannover": 2, "emsland": 1}
+    assert data["active"]["topics"] == {"arbeit": 2, "sprache": 2, "": 1}
+    assert data["confirmation_rate"] is None  # imports are no sign-ups
+    lines = out_file.read_text(encoding="utf-8").splitlines()
+    header = "month,signups,confirmations,imports,unsubscribes,bounces,complaints,erasures"
+    assert lines[0] == header
+    assert lines[-1] == f"{today.year:04d}-{today.month:02d},0,0,4,0,0,0,0"
+    code, out, _ = run_cli(tmp_path, "report", "audience")
+    assert code == 0
+    assert "  confirmation rate: -\n" in out
+    code, _, err = run_cli(tmp_path, "report", "audience", "--from", "2026-02-01",
+                           "--to", "2026-01-01")  # fmt: skip
+    assert code == 2 and "--to lies before --from" in err
+    code, _, err = run_cli(tmp_path, "report", ISSUE, "--from", "2026-01-01")
+    assert code == 2 and "--from, --to and --csv belong to `comms report audience`" in err
+
+
+def test_the_migration_counts_what_came_before(database: Databases, tmp_path: Path) -> None:
+    """Upgrading a database with people, consent and a sent campaign fills the reach and the
+    audience's history from them."""
+    engine = make_engine(database.url_for(f"sqlite:///{tmp_path / 'comms.db'}"))
+    upgrade(engine, "0007_editions")
+    then = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 1 April in Berlin, 31 March in UTC
+    with engine.begin() as conn:
+        cid = conn.execute(
+            sa.insert(campaigns).values(slug="alt", content_hash="h", status="done",
+                                        recipients=2, created_at=then, updated_at=then)
+            .returning(campaigns.c.id)
+        ).scalar_one()  # fmt: skip
+        for n, (regions, action) in enumerate(((" harz ", "import"), ("", "request"))):
+            sid = conn.execute(
+                sa.insert(subscribers).values(uid=f"u{n}", email=f"p{n}@example.org",
+                                              suppression_key=f"k{n}", language="de",
+                                              regions=regions, status="pending",
+                                              created_at=then, updated_at=then)
+                .returning(subscribers.c.id)
+            ).scalar_one()  # fmt: skip
+            conn.execute(sa.insert(consent).values(subscriber_id=sid, action=action, at=then,
+                                                   source="alt"))  # fmt: skip
+            conn.execute(sa.insert(deliveries).values(campaign_id=cid, subscriber_id=sid,
+                                                      status="sent", queued_at=then))  # fmt: skip
+    upgrade(engine)
+    r = campaign_reach.c
+    c = daily_counts.c
+    with engine.connect() as conn:
+        reach = conn.execute(sa.select(r.regions, r.recipients).order_by(r.regions)).all()
+        counted = conn.execute(sa.select(c.kind, c.subject, c.day, c.count).order_by(c.subject))
+        assert [tuple(row) for row in reach] == [("", 1), (" harz ", 1)]
+        assert [tuple(row) for row in counted] == [
+            ("audience", "import", date(2026, 3, 31), 1),
+            ("audience", "request", date(2026, 3, 31), 1),
+        ]
+    engine.dispose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
+from comms.core.clock import now_utc
+from comms.reports.audience_report import audience_report
 from comms.reports.issue_report import issue_report
 
 from .common import State, _json, _open_store, cli
@@ -34,7 +36,8 @@ AUDIENCE = "audience"
     "--csv",
     "csv_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Audience report: also write the monthly figures to this CSV file.",
+    help="Audience report: also write the monthly figures to this CSV file (counts only, no "
+    "personal data).",
 )
 @click.pass_obj
 def report(
@@ -59,7 +62,19 @@ def report(
     store = _open_store(config)
     try:
         if subject == AUDIENCE:
-            raise click.UsageError("the audience report comes in a later commit")
+            last = end.date() if end else now_utc().date()
+            first = start.date() if start else last - timedelta(days=364)
+            if last < first:
+                raise click.UsageError("--to lies before --from")
+            audience = audience_report(store.engine, first, last)
+            if csv_file is not None:
+                audience.write_csv(csv_file)
+            if as_json:
+                click.echo(_json(audience.to_json()))
+            else:
+                for line in audience.lines(config):
+                    click.echo(line)
+            return
         if start or end or csv_file:
             raise click.UsageError("--from, --to and --csv belong to `comms report audience`")
         found = issue_report(store.engine, subject)

@@ -46,10 +46,18 @@ def count_issue_event(engine: Engine, kind: str, slug: str, item: str, day: date
         return count_for_issue(conn, kind, slug, item, day)
 
 
-def count_erasure(conn: Connection, day: date) -> None:
-    """Count one erasure on `day`, in the erasure's transaction (nothing else of it is kept)."""
-    when = sa.literal(day, sa.Date)
-    source = sa.select(
-        sa.literal("erasure"), sa.literal(""), sa.literal(""), when, sa.literal(1)
-    ).where(sa.true())  # SQLite: an upsert's SELECT needs a WHERE to parse
-    _upsert(conn, source)
+def count_audience(conn: Connection, action: str, day: date, amount: int = 1) -> None:
+    """Count `amount` consent-ledger actions (`request`, `confirm`, …, `erasure`) on `day`, in
+    the transaction that records them: the history outlives the people's rows."""
+    if amount <= 0:
+        return
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    c = daily_counts.c
+    row = {"kind": "audience", "subject": action, "item": "", "day": day, "count": amount}
+    conn.execute(
+        module.insert(daily_counts)
+        .values(row)
+        .on_conflict_do_update(
+            index_elements=["kind", "subject", "item", "day"], set_={"count": c.count + amount}
+        )
+    )

@@ -16,7 +16,6 @@ from comms.db.tables import (
     bounce_events,
     campaign_reach,
     campaigns,
-    consent,
     daily_counts,
     deliveries,
     subscribers,
@@ -154,33 +153,20 @@ def _month(value: date | datetime) -> str:
 
 
 def audience_figures(engine: Engine, start: datetime, end: datetime) -> AudienceFigures:
-    """Events per month between `start` (inclusive) and `end` (exclusive), and who is subscribed
-    now per region, topic and language."""
+    """Consent actions and erasures per month between the days of `start` (inclusive) and `end`
+    (exclusive), as counted when they happened; who is subscribed now per region, topic and
+    language."""
     months: dict[str, dict[str, int]] = {}
-    k = consent.c
     s = subscribers.c
     c = daily_counts.c
     with read_only(engine) as conn:
-        # Group by the day in SQL (a few hundred rows a year), by month here: the two
-        # databases spell "month of" differently.
-        # The UTC day on both (PostgreSQL would take the session's time zone).
-        utc = sa.func.timezone("UTC", k.at) if conn.dialect.name == "postgresql" else k.at
-        day = sa.func.date(utc)
         for action, on, n in conn.execute(
-            sa.select(k.action, day, sa.func.count())
-            .where(k.at >= start, k.at < end)
-            .group_by(k.action, day)
-        ):
-            month = _month(on if isinstance(on, date) else date.fromisoformat(str(on)))
-            slot = months.setdefault(month, {})
-            slot[action] = slot.get(action, 0) + int(n)
-        for on, n in conn.execute(
-            sa.select(c.day, c.count).where(
-                c.kind == "erasure", c.day >= start.date(), c.day < end.date()
+            sa.select(c.subject, c.day, c.count).where(
+                c.kind == "audience", c.day >= start.date(), c.day < end.date()
             )
         ):
             slot = months.setdefault(_month(on), {})
-            slot["erasure"] = slot.get("erasure", 0) + int(n)
+            slot[action] = slot.get(action, 0) + int(n)
         statuses = {
             status: int(n)
             for status, n in conn.execute(

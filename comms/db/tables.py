@@ -309,19 +309,20 @@ websub_pending = sa.Table(
 )
 
 #: What a `daily_counts` row counts.
-COUNT_KINDS = ("view", "unsubscribe", "click", "erasure")
+COUNT_KINDS = ("view", "unsubscribe", "click", "audience")
 
 # Anonymous counters per day (UTC): views of an issue's archive page, unsubscribes through an
 # issue's links and, where turned on, clicks on its links. A number per (kind, issue, item,
-# day) and nothing else: no person, no IP address, no cookie (docs/reports.md). Erasures are
-# counted here too (subject and item empty): the erased rows leave nothing else to count.
+# day) and nothing else: no person, no IP address, no cookie (docs/reports.md). `audience` rows
+# count each consent-ledger action (subject: `request`, `confirm`, … and `erasure`) as it
+# happens, so that purges and erasures later do not shrink the history.
 daily_counts = sa.Table(
     "daily_counts",
     metadata,
     sa.Column("kind", sa.String(16), primary_key=True),
-    # The issue's slug.
+    # The issue's slug (an audience row: the action).
     sa.Column("subject", sa.String(200), primary_key=True),
-    # A view's edition language ('' for the site's), a click's link id, '' for an unsubscribe.
+    # A view's edition language ('' for the site's), a click's link id, else ''.
     sa.Column("item", sa.String(64), primary_key=True),
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),

@@ -1,6 +1,7 @@
-"""Reports: anonymous daily counters (archive views, unsubscribes per issue, clicks) and the
-reach of each campaign (recipients per edition, regions and topics), filled for the campaigns
-that exist from their deliveries' people as they are now."""
+"""Reports: anonymous daily counters (archive views, unsubscribes per issue, clicks, the
+audience's consent actions, filled from the consent ledger) and the reach of each campaign
+(recipients per edition, regions and topics), filled for the campaigns that exist from their
+deliveries' people as they are now."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Date, primary_key=True),
         sa.Column("count", sa.Integer, nullable=False),
         sa.CheckConstraint(
-            "kind IN ('view', 'unsubscribe', 'click', 'erasure')", name="ck_daily_counts_kind"
+            "kind IN ('view', 'unsubscribe', 'click', 'audience')", name="ck_daily_counts_kind"
         ),
     )
     op.create_table(
@@ -41,6 +42,13 @@ def upgrade() -> None:
         sa.Column("recipients", sa.Integer, nullable=False),
     )
     op.create_index("ix_campaign_reach_campaign_id", "campaign_reach", ["campaign_id"])
+    # The audience's history so far, from the consent ledger (erased people left none).
+    at = "timezone('UTC', at)" if op.get_bind().dialect.name == "postgresql" else "at"
+    op.execute(
+        "INSERT INTO daily_counts (kind, subject, item, day, count) "
+        f"SELECT 'audience', action, '', date({at}), COUNT(*) FROM consent "
+        f"GROUP BY action, date({at})"
+    )
     # Campaigns from before: their people as they are now (erased ones count without choices).
     op.execute(
         "INSERT INTO campaign_reach (campaign_id, edition, regions, topics, recipients) "
