@@ -339,3 +339,51 @@ def test_the_migration_counts_what_came_before(database: Databases, tmp_path: Pa
             ("audience", "request", date(2026, 3, 31), 1),
         ]
     engine.dispose()
+
+
+@pytest.fixture
+def counting_clicks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mail.count_clicks` on, for the server and for the send alike."""
+    monkeypatch.setenv("COMMS_MAIL_COUNT_CLICKS", "true")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("without_approval", "counting_clicks")
+def test_counted_links_redirect_only_the_issues_own_links(
+    server: tuple[str, Path, dict[str, str], Handler],  # noqa: F811
+) -> None:
+    base, site, env, handler = server
+    sample = "2020-02-newsletter"
+    code, out, err = run_cli(site, "subscribers", "add", "leser@example.org", "--confirmed",
+                             "--consent-note", "Test", env=env)  # fmt: skip
+    assert code == 0, out + err
+    assert run_cli(site, "send", sample, "--now", env=env)[0] == 0
+    [newsletter] = [m for m in wait_for_mail(handler, 1) if m["List-Unsubscribe"]]
+    body = newsletter.get_body(("html",))
+    assert body is not None
+    redirect = re.escape(base) + r"/r/[^/]+/[0-9a-f]{16}"
+    counted = sorted(set(re.findall(redirect, body.get_content())))
+    assert len(counted) >= 2
+    for _ in range(20):  # the server's own first build may end after the send's (see above)
+        if requests.head(counted[0], timeout=30).status_code == 302:
+            break
+        assert run_cli(site, "build", env=env)[0] == 0
+    first, second = counted[0], counted[1]
+    targets = set()
+    for url, times in ((first, 5), (second, 4)):
+        for _ in range(times):
+            answer = requests.get(url, allow_redirects=False, timeout=5)
+            assert answer.status_code == 302 and answer.headers["Cache-Control"] == "no-store"
+            assert "Set-Cookie" not in answer.headers
+            targets.add(answer.headers["Location"])
+    assert len(targets) == 2 and not any("/r/" in t for t in targets)
+    # Neither a made-up id nor a real id under another issue leads anywhere.
+    link = first.rsplit("/", 1)[1]
+    for wrong in (f"{base}/r/{sample}/0123456789abcdef", f"{base}/r/2019-11-newsletter/{link}"):
+        assert requests.get(wrong, allow_redirects=False, timeout=5).status_code == 404
+
+    code, out, err = run_cli(site, "report", sample, "--json", env=env)
+    assert code == 0, out + err
+    clicks = json.loads(out)["clicks"]  # 4 clicks are below the minimum of 5: not shown
+    assert clicks == [{"link": link, "url": requests.head(first, timeout=5).headers["Location"],
+                       "count": 5}]  # fmt: skip

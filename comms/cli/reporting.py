@@ -9,6 +9,7 @@ import click
 
 from comms.core.clock import now_utc
 from comms.reports.audience_report import audience_report
+from comms.reports.clicks import Clicks
 from comms.reports.issue_report import issue_report
 
 from .common import State, _json, _open_store, cli
@@ -77,7 +78,7 @@ def report(
             return
         if start or end or csv_file:
             raise click.UsageError("--from, --to and --csv belong to `comms report audience`")
-        found = issue_report(store.engine, subject)
+        found = issue_report(store.engine, subject, Clicks(config, store.engine, store.secret))
         if as_json:
             click.echo(_json(found.to_json()))
         else:

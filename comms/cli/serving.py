@@ -59,6 +59,7 @@ def serve(
     from comms.audience.mailer import Mailer
     from comms.audience.subscriptions import Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
+    from comms.reports.clicks import Clicks
     from comms.reports.counting import ViewCounter
     from comms.web.app import create_app, listen
 
@@ -73,7 +74,8 @@ def serve(
     brevo = BrevoWebhook(config, store)
     views = ViewCounter(config, store.engine)
     subscriptions = Subscriptions(config, store, mailer)
-    app = create_app(config.output_dir, config, subscriptions, brevo, views=views)
+    clicks = Clicks(config, store.engine, store.secret)
+    app = create_app(config.output_dir, config, subscriptions, brevo, views=views, clicks=clicks)
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {

@@ -88,6 +88,11 @@ def issue_query(slug: str) -> str:
     return "?" + urlencode({ISSUE_PARAMETER: slug})
 
 
+def click_path(slug: str, link: str) -> str:
+    """The counting redirect of one link of an issue (`r/<slug>/<link id>`)."""
+    return f"r/{slug}/{link}"
+
+
 def preferences_path(token: str = "") -> str:
     """The preferences page of a token (without one: the prefix the token is appended to)."""
     return f"preferences/{token}"

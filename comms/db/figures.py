@@ -116,7 +116,7 @@ def issue_figures(engine: Engine, slug: str) -> IssueFigures | None:
             DayCount(kind, item, day, int(n))
             for kind, item, day, n in conn.execute(
                 sa.select(c.kind, c.item, c.day, c.count)
-                .where(c.subject == slug, c.kind != "erasure")
+                .where(c.subject == slug, c.kind.in_(("view", "unsubscribe", "click")))
                 .order_by(c.kind, c.day, c.item)
             )
         ]

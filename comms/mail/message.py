@@ -15,7 +15,7 @@ import html
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -32,6 +32,7 @@ from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError
 from comms.core.languages import Edition
 from comms.core.names import clean_name
+from comms.mail.click_links import counted_links
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.publish.render import RenderedIssue
@@ -180,6 +181,9 @@ class MessageFactory:
         if not secret:
             raise ConfigError(["COMMS_SECRET_KEY is not set: it signs the unsubscribe links"])
         settings = config.settings
+        if settings.mail.count_clicks:  # off: the issue's bytes stay exactly as rendered
+            page = counted_links(config, secret, rendered.slug, rendered.html)
+            rendered = replace(rendered, html=page)
         self.config = config
         self.rendered = rendered
         self.secret = secret

@@ -15,6 +15,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.figures import DayCount, IssueFigures, issue_figures
 from comms.db.status import DeliveryStatus
+from comms.reports.clicks import Clicks, shown_clicks
 
 #: The key of "no choice" (every region, every topic) in the reach tables.
 NO_CHOICE = ""
@@ -25,7 +26,7 @@ class IssueReport:
     """One issue's figures, ready to print or serialise."""
 
     figures: IssueFigures
-    #: Clicks per link id shown (counts below the minimum are hidden): id → (URL, count).
+    #: Clicks per link id, only those at or above the minimum: id → (URL, count).
     clicks: dict[str, tuple[str, int]]
 
     @property
@@ -151,11 +152,11 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
 
 
-def issue_report(
-    engine: Engine, slug: str, clicks: dict[str, tuple[str, int]] | None = None
-) -> IssueReport:
-    """The report of the issue `slug`; CommsError when it was never sent."""
+def issue_report(engine: Engine, slug: str, clicks: Clicks | None = None) -> IssueReport:
+    """The report of the issue `slug`; CommsError when it was never sent. With `clicks`, the
+    links clicked at least `comms.reports.clicks.MINIMUM` times, with their URLs."""
     figures = issue_figures(engine, slug)
     if figures is None:
         raise CommsError(f"issue '{slug}' was never sent: there is nothing to report yet")
-    return IssueReport(figures, clicks or {})
+    links = clicks.links(slug) if clicks is not None else {}
+    return IssueReport(figures, shown_clicks(links, figures.counters))
