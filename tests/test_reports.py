@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -387,3 +388,34 @@ def test_counted_links_redirect_only_the_issues_own_links(
     clicks = json.loads(out)["clicks"]  # 4 clicks are below the minimum of 5: not shown
     assert clicks == [{"link": link, "url": requests.head(first, timeout=5).headers["Location"],
                        "count": 5}]  # fmt: skip
+
+
+def test_charts_are_svg_files_with_their_figures_as_tables(store: Store, tmp_path: Path) -> None:
+    started(store, tmp_path)
+    folder = tmp_path / "diagramme"
+    code, out, err = run_cli(tmp_path, "report", ISSUE, "--charts", str(folder))
+    assert code == 0, out + err
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "outcome.svg", "regions.svg"]
+    outcome = ElementTree.parse(folder / "outcome.svg").getroot()  # well-formed SVG
+    assert outcome.tag == "{http://www.w3.org/2000/svg}svg"
+    title = outcome.find(".//{http://www.w3.org/2000/svg}title")
+    assert title is not None and title.text == "Ergebnis der Zustellungen"
+    svg = (folder / "outcome.svg").read_text(encoding="utf-8")
+    assert "xlink:href='http" not in svg and 'xlink:href="http' not in svg  # nothing fetched
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert '<img src="outcome.svg" alt="Ergebnis der Zustellungen"' in page
+    assert "<script" not in page
+    # The region chart's table: each region with its recipients (everyone still queued).
+    assert "<caption>Die Zahlen des Diagramms: Empfänger nach Region</caption>" in page
+    assert '<tr><th scope="row">Alle Regionen</th><td>2</td></tr>' in page
+    assert '<tr><th scope="row">Zugestellt</th><td>0</td></tr>' in page
+
+    folder = tmp_path / "jahresbericht"
+    code, out, err = run_cli(tmp_path, "report", "audience", "--charts", str(folder))
+    assert code == 0, out + err
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "regions.svg",
+                                                        "subscribers.svg"]  # fmt: skip
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    month = now_utc().strftime("%Y-%m")
+    assert f'<tr><th scope="row">{month}</th><td>0</td><td>0</td><td>4</td>' in page
+    assert '<th scope="col">Anmeldungen</th>' in page

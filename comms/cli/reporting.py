@@ -9,6 +9,7 @@ import click
 
 from comms.core.clock import now_utc
 from comms.reports.audience_report import audience_report
+from comms.reports.charts import audience_charts, issue_charts, write_charts
 from comms.reports.clicks import Clicks
 from comms.reports.issue_report import issue_report
 
@@ -40,6 +41,13 @@ AUDIENCE = "audience"
     help="Audience report: also write the monthly figures to this CSV file (counts only, no "
     "personal data).",
 )
+@click.option(
+    "--charts",
+    "charts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the report's charts to this folder: SVG files and index.html, which shows "
+    "each with its figures as a table.",
+)
 @click.pass_obj
 def report(
     state: State,
@@ -48,6 +56,7 @@ def report(
     start: datetime | None,
     end: datetime | None,
     csv_file: Path | None,
+    charts_dir: Path | None,
 ) -> None:
     """What an issue's send reached, or how the audience grew: counts only, no person.
 
@@ -70,6 +79,10 @@ def report(
             audience = audience_report(store.engine, first, last)
             if csv_file is not None:
                 audience.write_csv(csv_file)
+            if charts_dir is not None:
+                charts = audience_charts(config, audience)
+                title = f"{config.settings.site.name}: {first.isoformat()} – {last.isoformat()}"
+                write_charts(config, charts, charts_dir, title)
             if as_json:
                 click.echo(_json(audience.to_json()))
             else:
@@ -79,6 +92,8 @@ def report(
         if start or end or csv_file:
             raise click.UsageError("--from, --to and --csv belong to `comms report audience`")
         found = issue_report(store.engine, subject, Clicks(config, store.engine, store.secret))
+        if charts_dir is not None:
+            write_charts(config, issue_charts(config, found), charts_dir, subject)
         if as_json:
             click.echo(_json(found.to_json()))
         else:
