@@ -32,7 +32,10 @@ from .conftest import ROOT
 from .issue_sample import SECRET, config_for, rendered_issue
 
 WINTER = datetime(2020, 2, 4, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
-UNSUBSCRIBE = re.compile(r"<https://newsletter\.example\.org/unsubscribe/([A-Za-z0-9_.-]+)>")
+#: The one-click link names its issue (`?issue=`): unsubscribes are counted per issue.
+UNSUBSCRIBE = re.compile(
+    r"<https://newsletter\.example\.org/unsubscribe/([A-Za-z0-9_.-]+)\?issue=([a-z0-9-]+)>"
+)
 
 
 def _parse(data: bytes) -> EmailMessage:
@@ -96,10 +99,11 @@ def test_bodies_round_trip_with_the_recipients_links(factory: MessageFactory) ->
     header = msg["List-Unsubscribe"]
     match = UNSUBSCRIBE.fullmatch(header)  # E7: exactly one https URI, no mailto by default
     assert match is not None
-    token = match.group(1)
+    token, slug = match.groups()
     assert read_token(SECRET, "unsubscribe", token) == "u-42"
+    assert slug == rendered_issue().slug
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    unsubscribe = f"https://newsletter.example.org/unsubscribe/{token}"
+    unsubscribe = f"https://newsletter.example.org/unsubscribe/{token}?issue={slug}"
     text, html = _parts(msg)
     prefs = re.search(r"https://newsletter\.example\.org/preferences/([A-Za-z0-9_.-]+)", text)
     assert prefs is not None
@@ -346,7 +350,9 @@ def test_real_rendered_issues_make_valid_messages() -> None:
         assert [p.get_content_type() for p in msg.walk()][1:] == ["text/plain", "text/html"]
         match = UNSUBSCRIBE.fullmatch(msg["List-Unsubscribe"])
         assert match is not None
-        unsubscribe = f"https://newsletter.example.org/unsubscribe/{match.group(1)}"
+        token, named = match.groups()
+        assert named == slug
+        unsubscribe = f"https://newsletter.example.org/unsubscribe/{token}?issue={slug}"
         text, html = _parts(msg)
         assert PREFERENCES_URL not in text + html and UNSUBSCRIBE_URL not in text + html
         assert unsubscribe in text, slug

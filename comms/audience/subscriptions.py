@@ -19,6 +19,7 @@ from comms.core.config import Config
 from comms.core.errors import BadToken, MessageError
 
 # Re-exported for the web pages, which talk to this package and never to comms.db.
+from comms.db.counters import count_issue_event
 from comms.db.people import Consent, NewSubscriber, Subscriber, SubscriberError
 from comms.db.status import SubscriberStatus
 from comms.db.store import Store
@@ -228,14 +229,20 @@ class Subscriptions(DataRequests):
         """The person behind a newsletter link; None for proofs and erased people."""
         return self.store.by_uid(read_token(self.secret, purpose, token))
 
-    def unsubscribe(self, token: str, channel: str, visitor: Visitor) -> bool:
-        """Unsubscribe the person the token names; False when there was nothing to do."""
+    def unsubscribe(self, token: str, channel: str, visitor: Visitor, issue: str = "") -> bool:
+        """Unsubscribe the person the token names; False when there was nothing to do.
+
+        `issue` is the slug the link carried: the issue's unsubscribe counter goes up by one
+        (only for an issue that was sent), and nothing links the count to the person.
+        """
         if channel not in CHANNELS:
             raise ValueError(f"unknown unsubscribe channel {channel!r}")
         person = self._subscriber("unsubscribe", token)
         if person is None or person.status not in (Status.ACTIVE, Status.PENDING):
             return False
         self.store.unsubscribe(person.uid, self._event("unsubscribe", visitor, channel=channel))
+        if issue:
+            count_issue_event(self.store.engine, "unsubscribe", issue, "", now_utc().date())
         return True
 
     def profile_for_unsubscribe(self, token: str) -> Subscriber | None:

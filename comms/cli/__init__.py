@@ -1,8 +1,9 @@
 """The command line: click commands by area (`common` holds the group and shared helpers;
-`approve`, `bounces`, `content`, `operating`, `sending`, `serving`, `subscribers`) that parse
-options, call the services of the stage packages and print the result. The only place that
-prints or turns a CommsError into an exit code. May import every package; nothing imports
-comms.cli but `python -m comms` (comms/__main__.py) and the `comms` console script."""
+`approve`, `bounces`, `content`, `operating`, `reporting`, `sending`, `serving`,
+`subscribers`) that parse options, call the services of the stage packages and print the
+result. The only place that prints or turns a CommsError into an exit code. May import every
+package; nothing imports comms.cli but `python -m comms` (comms/__main__.py) and the `comms`
+console script."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from . import (  # noqa: F401  (registers the commands)
     bounces,
     content,
     operating,
+    reporting,
     sending,
     serving,
     subscribers,

@@ -50,7 +50,7 @@ class State:
 #: `comms --help` lists the commands in the order of an editor's work, by section.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Editing": ("new", "translation", "check", "preview", "build", "refresh"),
-    "Sending": ("send", "proof", "approve", "status", "schedule", "worker"),
+    "Sending": ("send", "proof", "approve", "status", "report", "schedule", "worker"),
     "Subscribers": ("subscribers", "bounces"),
     "Server": ("serve", "backup", "restore"),
     "Trying it out": ("demo",),

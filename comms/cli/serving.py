@@ -59,6 +59,8 @@ def serve(
     from comms.audience.mailer import Mailer
     from comms.audience.subscriptions import Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
+    from comms.reports.clicks import Clicks
+    from comms.reports.counting import ViewCounter
     from comms.web.app import create_app, listen
 
     config = state.config()
@@ -70,7 +72,10 @@ def serve(
         click.echo(warning, err=True)
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
-    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)
+    views = ViewCounter(config, store.engine)
+    subscriptions = Subscriptions(config, store, mailer)
+    clicks = Clicks(config, store.engine, store.secret)
+    app = create_app(config.output_dir, config, subscriptions, brevo, views=views, clicks=clicks)
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {

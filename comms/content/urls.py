@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from urllib.parse import urlencode
 
 from comms.content.models import KINDS, Item
 from comms.core.config import Config
@@ -75,6 +76,21 @@ def confirm_path(token: str) -> str:
 def unsubscribe_path(token: str = "") -> str:
     """The unsubscribe page of a token (without one: the prefix the token is appended to)."""
     return f"unsubscribe/{token}"
+
+
+#: The query parameter of an unsubscribe link that names the issue the mail carried: the
+#: report counts unsubscribes per issue, never per person (docs/reports.md).
+ISSUE_PARAMETER = "issue"
+
+
+def issue_query(slug: str) -> str:
+    """The query string that names the issue a link came with (`?issue=<slug>`)."""
+    return "?" + urlencode({ISSUE_PARAMETER: slug})
+
+
+def click_path(slug: str, link: str) -> str:
+    """The counting redirect of one link of an issue (`r/<slug>/<link id>`)."""
+    return f"r/{slug}/{link}"
 
 
 def preferences_path(token: str = "") -> str:

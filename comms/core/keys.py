@@ -57,6 +57,7 @@ class Purpose(Enum):
     VERP = "verp"
     SIGNUP_RATE = "signup-ip"
     CONFIRM_MAIL_RATE = "confirm-mail"
+    CLICK_LINK = "click-link"
     # Keyed hashes from before labels, kept as they were: the address alone, the label alone.
     SUPPRESSION = ""
     SECRET_CHECK = "comms secret check"

@@ -243,6 +243,11 @@ class Mail(_Section):
     mailbox and unsubscribe senders within 48 hours (no inbound mail handler exists)."""
     precedence: Literal["bulk", "list", "none"] = "bulk"
     """`Precedence` header (`bulk`, `list` or `none`): keeps out-of-office replies away."""
+    count_clicks: bool = False
+    """Count clicks per link and day, never per person: the HTML part's links then lead through
+    `/r/<issue>/<link>` on `comms serve`, which adds one to that link's counter of the day and
+    redirects (no uid, IP address or cookie; docs/reports.md). Off: the links go straight to
+    their targets and nothing is counted."""
 
     @field_validator("feedback_id")
     @classmethod

@@ -22,7 +22,7 @@ from comms.db.status import (
     DeliveryStatus,
     SubscriberStatus,
 )
-from comms.db.tables import campaigns, deliveries, subscribers, suppression
+from comms.db.tables import campaign_reach, campaigns, deliveries, subscribers, suppression
 from comms.db.targets import edition_column, target_clause
 
 
@@ -195,6 +195,16 @@ class Ledger:
             sa.select(sa.func.count()).where(deliveries.c.campaign_id == cid)
         ).scalar_one()
         conn.execute(sa.update(campaigns).where(campaigns.c.id == cid).values(recipients=count))
+        # The reach as numbers now: later erasures and changed choices do not rewrite it.
+        s = subscribers.c
+        reach = (
+            sa.select(sa.literal(cid), d.edition, s.regions, s.topics, sa.func.count())
+            .select_from(deliveries.join(subscribers, s.id == d.subscriber_id))
+            .where(d.campaign_id == cid)
+            .group_by(d.edition, s.regions, s.topics)
+        )
+        columns = ["campaign_id", "edition", "regions", "topics", "recipients"]
+        conn.execute(sa.insert(campaign_reach).from_select(columns, reach))
 
     def update_campaign(self, cid: int, now: datetime, **values: Any) -> None:
         """Change a campaign's status or content hash."""

@@ -14,6 +14,7 @@ from comms.core.config import Config
 from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
 from comms.db import privacy
+from comms.db.counters import count_audience
 from comms.db.engine import insert_ignore, make_engine, read_only, resolve_secret, upgrade
 from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
 from comms.db.ledger import Ledger
@@ -127,6 +128,7 @@ class Store:
     # -- changing --------------------------------------------------------------------------
 
     def _consent(self, conn: Connection, subscriber_id: int, event: Consent, at: datetime) -> int:
+        count_audience(conn, event.action, at.date())
         row = conn.execute(
             sa.insert(consent)
             .values(subscriber_id=subscriber_id, at=at, **event.__dict__)
@@ -267,6 +269,7 @@ class Store:
                 insert_ignore(conn, suppression).values(key=key, reason="erased", created_at=at)
             )
             reduced = privacy.delete_reduced(conn, key)
+            count_audience(conn, "erasure", at.date())
             sid = conn.execute(
                 sa.select(subscribers.c.id).where(subscribers.c.email == email)
             ).scalar()

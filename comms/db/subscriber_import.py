@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from comms.core.clock import now_utc
+from comms.db.counters import count_audience
 from comms.db.engine import bulk_insert
 from comms.db.people import Consent, ImportResult, NewSubscriber
 from comms.db.status import SubscriberStatus
@@ -80,6 +81,7 @@ def _import_chunk(
         conn.execute(
             sa.insert(consent).from_select(["subscriber_id", "at", *values], ledger.where(mine))
         )
+        count_audience(conn, event.action, at.date(), len(fresh))
         if confirmed:
             # The import's own consent row is the basis of the active state.
             basis = (

@@ -313,3 +313,45 @@ websub_pending = sa.Table(
     sa.Column("hub", sa.String(500), primary_key=True),
     sa.Column("topic", sa.String(500), primary_key=True),
 )
+
+#: What a `daily_counts` row counts.
+COUNT_KINDS = ("view", "unsubscribe", "click", "audience")
+
+# Anonymous counters per day (UTC): views of an issue's archive page, unsubscribes through an
+# issue's links and, where turned on, clicks on its links. A number per (kind, issue, item,
+# day) and nothing else: no person, no IP address, no cookie (docs/reports.md). `audience` rows
+# count each consent-ledger action (subject: `request`, `confirm`, … and `erasure`) as it
+# happens, so that purges and erasures later do not shrink the history.
+daily_counts = sa.Table(
+    "daily_counts",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    # The issue's slug (an audience row: the action).
+    sa.Column("subject", sa.String(200), primary_key=True),
+    # A view's edition language ('' for the site's), a click's link id, else ''.
+    sa.Column("item", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.CheckConstraint(_in("kind", COUNT_KINDS), name="ck_daily_counts_kind"),
+)
+
+# Whom an issue reached, counted when its campaign started: one row per combination of
+# edition, regions and topics among its recipients. Numbers, not people: they stay when people
+# are erased or change their choices later.
+campaign_reach = sa.Table(
+    "campaign_reach",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "campaign_id",
+        sa.Integer,
+        sa.ForeignKey("campaigns.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("edition", sa.String(16)),
+    # Space-padded slug lists as in `subscribers` ('' = no choice: every region or topic).
+    sa.Column("regions", sa.Text, nullable=False, server_default=""),
+    sa.Column("topics", sa.Text, nullable=False, server_default=""),
+    sa.Column("recipients", sa.Integer, nullable=False),
+)

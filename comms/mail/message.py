@@ -15,7 +15,7 @@ import html
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -25,13 +25,14 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
+from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls, issue_query
 from comms.core.addresses import check_address
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError
 from comms.core.languages import Edition
 from comms.core.names import clean_name
+from comms.mail.click_links import counted_links
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.publish.render import RenderedIssue
@@ -180,6 +181,9 @@ class MessageFactory:
         if not secret:
             raise ConfigError(["COMMS_SECRET_KEY is not set: it signs the unsubscribe links"])
         settings = config.settings
+        if settings.mail.count_clicks:  # off: the issue's bytes stay exactly as rendered
+            page = counted_links(config, secret, rendered.slug, rendered.html)
+            rendered = replace(rendered, html=page)
         self.config = config
         self.rendered = rendered
         self.secret = secret
@@ -189,6 +193,7 @@ class MessageFactory:
         self.envelope_from = _configured_address("sender.address", sender.address)
         self.bounce_domain = bounce_domain(config, self.envelope_from)
         self._unsubscribe = _idna_url(Urls(config).unsubscribe())
+        self._issue_query = issue_query(self.slug)
         self._preferences = _idna_url(Urls(config).preferences())
         mailto = settings.mail.unsubscribe_mailto
         self._mailto = (
@@ -323,7 +328,11 @@ class MessageFactory:
     def build(self, recipient: Recipient, message_id: str | None = None) -> OutgoingMessage:
         """The finished bytes for one recipient (MessageError for an unusable address)."""
         address = sendable_address(recipient.email)
-        unsubscribe = self._unsubscribe + make_token(self.secret, "unsubscribe", recipient.uid)
+        unsubscribe = (
+            self._unsubscribe
+            + make_token(self.secret, "unsubscribe", recipient.uid)
+            + self._issue_query
+        )
         preferences = self._preferences + make_token(
             self.secret, "preferences", recipient.uid, recipient.link_version
         )

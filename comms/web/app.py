@@ -17,6 +17,8 @@ from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.reports.clicks import Clicks
+from comms.reports.counting import ViewCounter
 from comms.web.pages import add_subscriber_routes
 
 #: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
@@ -125,14 +127,37 @@ def serve_file(root: Path, url_path: str, config: Config | None = None) -> Respo
     return response
 
 
-def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> None:
-    """Serve the output folder at `/` (after every more specific route of the app)."""
+def add_static_routes(
+    app: Flask, root: Path, config: Config | None = None, views: ViewCounter | None = None
+) -> None:
+    """Serve the output folder at `/` (after every more specific route of the app); with
+    `views`, a GET of an issue's page adds one to its day's counter (HEAD does not)."""
 
     def static_file(path: str = "") -> Response:
-        return serve_file(root, path, config)
+        response = serve_file(root, path, config)
+        if views is not None and request.method == "GET" and response.status_code in (200, 304):
+            views.viewed(path)
+        return response
 
     app.add_url_rule("/", "static_index", static_file, methods=["GET", "HEAD"])
     app.add_url_rule("/<path:path>", "static_file", static_file, methods=["GET", "HEAD"])
+
+
+def add_click_routes(app: Flask, clicks: Clicks) -> None:
+    """`GET /r/<issue>/<link>`: a link of the issue's mail, redirected (302); a GET adds one
+    to the link's counter of the day where `mail.count_clicks` is on. The one GET that writes:
+    a counter, no person's state (no uid, IP address or cookie is looked at or kept)."""
+
+    def follow(slug: str, link: str) -> Response:
+        target = clicks.follow(slug, link, count=request.method == "GET")
+        if target is None:
+            abort(404)  # only the links of that issue: never an open redirect
+        response = Response(status=302, headers={"Location": target})
+        response.headers["Cache-Control"] = "no-store"  # each click reaches the counter
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    app.add_url_rule("/r/<slug>/<link>", "counted_link", follow, methods=["GET", "HEAD"])
 
 
 def add_webhook_routes(app: Flask, brevo: BrevoWebhook) -> None:
@@ -180,8 +205,12 @@ def create_app(
     subscriptions: Subscriptions | None = None,
     brevo: BrevoWebhook | None = None,
     csp: bool = True,
+    views: ViewCounter | None = None,
+    clicks: Clicks | None = None,
 ) -> Flask:
-    """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
+    """The app: the subscriber pages (when given) and the output folder with ETags at `/`;
+    with `views`, the issue pages' views are counted per day (comms.reports.counting); with
+    `clicks`, the counted links of the mails redirect (comms.reports.clicks).
 
     With a config, feed responses carry the WebSub `Link` header (hubs and self URL). `csp`
     False leaves out the CSP and frame protection (the preview frames pages and polls).
@@ -198,7 +227,10 @@ def create_app(
         add_subscriber_routes(app, subscriptions)
     if brevo is not None:
         add_webhook_routes(app, brevo)
-    add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
+    if clicks is not None:
+        add_click_routes(app, clicks)
+    # Last: the catch-all must not shadow the routes above.
+    add_static_routes(app, root, config, views)
     return app
 
 

@@ -222,11 +222,13 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
         # in the URL is the proof. Always 200, never a redirect (docs/requirements.md E7).
         # No link to the settings page here: mailbox providers are given this URL, and it
         # must not lead to the person's data.
+        issue = request.args.get(urls.ISSUE_PARAMETER, "")  # counted per issue, not per person
         try:
             subs.profile_for_unsubscribe(token)  # BadToken for a forged link
             if request.method == "POST":
                 one_click = request.form.get("List-Unsubscribe") == "One-Click"
-                subs.unsubscribe(token, "one-click" if one_click else "link", _visitor())
+                channel = "one-click" if one_click else "link"
+                subs.unsubscribe(token, channel, _visitor(), issue=issue)
                 return notice(
                     _("You have been unsubscribed"),
                     _(
@@ -241,7 +243,10 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
         return notice(
             _("Unsubscribe from the newsletter"),
             _("Do you want to stop receiving the newsletter? Please confirm with the button."),
-            button=Button(site_root() + urls.unsubscribe_path(token), _("Unsubscribe")),
+            button=Button(
+                site_root() + urls.unsubscribe_path(token) + (issue and urls.issue_query(issue)),
+                _("Unsubscribe"),
+            ),
         )
 
 
