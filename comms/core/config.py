@@ -105,7 +105,7 @@ class Settings(_Section):
     bounces: Bounces = Bounces()
     languages: dict[str, Language] = {}
     """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
-    edition and needs a catalog in `templates/locale/<tag>/`; must include `site.language`.
+    edition and needs a catalog in `comms/templates/locale/<tag>/`; must include `site.language`.
     Empty: the site's language only. Not settable from the environment."""
 
     @field_validator("transport")
