@@ -28,6 +28,7 @@ from comms.core.settings import (
     Dkim,
     Feeds,
     Language,
+    Log,
     Mail,
     Organisation,
     Render,
@@ -99,6 +100,7 @@ class Settings(_Section):
     dkim: Dkim = Dkim()
     api: Api = Api()
     delivery: Delivery = Delivery()
+    log: Log = Log()
     feeds: Feeds = Feeds()
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
