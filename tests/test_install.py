@@ -61,3 +61,9 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_the_demo(tmp_path: Path
     assert "Newsletter abbestellen:" in (issue / "email.txt").read_text(encoding="utf-8")
     assert (site / "public" / "style.css").is_file()
     assert len(list((site / "var" / "outbox").rglob("*.eml"))) == 5
+    # The archetypes ship too: `comms new` makes a file from one.
+    out = _run(
+        [fresh / "bin" / "comms", "new", "event", "Probe", "--date", "2020-03-01"], site, env
+    )
+    assert "created content/events/2020-03-01-probe.md" in out
+    assert "[[" in (site / "content" / "events" / "2020-03-01-probe.md").read_text("utf-8")
