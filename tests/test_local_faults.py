@@ -154,3 +154,15 @@ def test_outcomes_of_sent_messages_survive_a_full_database(
         r"full; keeping them",
         caplog.text,
     )
+
+
+@pytest.mark.database
+def test_any_other_local_fault_is_one_line_too(tmp_path: Path) -> None:
+    """A fault no command words itself still ends in one line naming the path (exit 1)."""
+    (tmp_path / "comms.toml").write_text("", encoding="utf-8")
+    (tmp_path / "plain-file").write_text("not a folder", encoding="utf-8")
+    target = tmp_path / "plain-file" / "people.csv"
+    code, out, err = run_cli(tmp_path, "subscribers", "export", "--output", str(target))
+    assert (code, out, err) == (1, "", f"error: {target}: Not a directory\n")
+    with pytest.raises(NotADirectoryError):
+        run_cli(tmp_path, "--debug", "subscribers", "export", "--output", str(target))
