@@ -26,7 +26,9 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
     for key, value in list(LAYOUT.items()):
         monkeypatch.setitem(LAYOUT, key, value)
     logger = logging.getLogger("lines.test")
-    configure_logging(names=("lines",), secrets=[SECRET], process="comms worker")
+    configure_logging(
+        names=("lines",), secrets=[SECRET], style="text", debug=False, process="comms worker"
+    )
     yield logger
     for handler in logging.getLogger("lines").handlers:
         logging.getLogger("lines").removeHandler(handler)
