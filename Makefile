@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # One worker per core; tests that share a browser or a PostgreSQL cluster carry an xdist_group.
 PYTEST := $(BIN)/pytest -q -n auto --dist loadgroup
 
-.PHONY: demo test quick lint docs clean
+.PHONY: demo test quick lint docs clean wheel-demo
 
 # -qq: errors only. The editable install's build backend prints notices (not problems) that
 # would bury `make demo`'s summary.
@@ -28,6 +28,19 @@ lint: $(STAMP)
 
 test: lint
 	$(PYTEST)
+
+# The package as an operator installs it: an sdist, the wheel from it, `pip install` (not
+# editable) into a fresh virtual environment, then `comms demo` on a copy of the sample site.
+# Everything goes under $(WHEEL_DEMO); the checkout stays as it is.
+WHEEL_DEMO := $(VENV)/wheel-demo
+wheel-demo: $(STAMP)
+	rm -rf $(WHEEL_DEMO) && mkdir -p $(WHEEL_DEMO)/source $(WHEEL_DEMO)/site
+	cp -r pyproject.toml README.md comms $(WHEEL_DEMO)/source/
+	$(BIN)/python -m build --outdir $(WHEEL_DEMO)/dist $(WHEEL_DEMO)/source
+	$(PYTHON) -m venv $(WHEEL_DEMO)/env
+	$(WHEEL_DEMO)/env/bin/pip install -q $(WHEEL_DEMO)/dist/*.whl
+	cp -r comms.toml content static samples $(WHEEL_DEMO)/site/
+	cd $(WHEEL_DEMO)/site && ../env/bin/comms demo
 
 # The fast inner loop: no browser, PostgreSQL, subprocess or fuzzing tests, no linters.
 quick: $(STAMP)

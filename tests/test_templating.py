@@ -69,8 +69,8 @@ def test_event_dates_the_german_way(fmt: Formatter) -> None:
 def test_every_interface_string_has_a_german_translation() -> None:
     found = extract_from_dir(
         str(ROOT),
-        method_map=[("comms/**.py", "python"), ("templates/**.j2", "jinja2")],
-        options_map={"templates/**.j2": {"extensions": "jinja2.ext.i18n"}},
+        method_map=[("comms/**.py", "python"), ("comms/templates/**.j2", "jinja2")],
+        options_map={"comms/templates/**.j2": {"extensions": "jinja2.ext.i18n"}},
         keywords={"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "translate": (2,)},
     )
     messages = {m[2] if isinstance(m[2], str) else m[2][0] for m in found}

@@ -10,8 +10,11 @@ from __future__ import annotations
 import sys
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from comms.core.errors import CommsError, ConfigError
+from comms.core.local_faults import local_error
+from comms.db.space import out_of_space, space_error
 
 from . import (  # noqa: F401  (registers the commands)
     approve,
@@ -56,3 +59,14 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # A local fault no command turned into a message of its own: still one line.
+        if debug:
+            raise
+        click.echo(f"error: {local_error(exc, doing='')}", err=True)
+        sys.exit(1)
+    except DBAPIError as exc:
+        if debug or not out_of_space(exc):
+            raise
+        click.echo(f"error: {space_error(exc)}", err=True)
+        sys.exit(1)

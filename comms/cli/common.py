@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
+from comms.core.logs import configure_logging
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
@@ -44,7 +46,21 @@ class State:
         config = load_config(self.config_path, overrides=overrides, strict=strict)
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
+        # Every command's log lines alike (`[log] format`); the long-running ones log INFO.
+        ctx = click.get_current_context(silent=True)
+        daemon = ctx is not None and ctx.info_name in LONG_RUNNING
+        configure_logging(
+            secrets=config.secret_values(),
+            level=logging.INFO if daemon else logging.WARNING,
+            style=config.settings.log.format,
+            debug=self.debug,
+            process=ctx.command_path if ctx is not None else "comms",
+        )
         return config
+
+
+#: Commands that run until stopped: their log (stderr, or the journal) is their report.
+LONG_RUNNING = frozenset({"serve", "worker"})
 
 
 #: `comms --help` lists the commands in the order of an editor's work, by section.

@@ -121,7 +121,7 @@ def _next_number(site: Site, folder: Path) -> int:
 )
 @click.pass_obj
 def new(state: State, kind: str, title: str, when: str | None) -> None:
-    """Create a content file from templates/archetypes/ (never overwrites).
+    """Create a content file from comms/templates/archetypes/ (never overwrites).
 
     Events are named YYYY-MM-DD-<title>.md, issues YYYY-MM-newsletter.md, practices and
     awards <title>.md. Every line marked [[…]] must be replaced before `comms check` passes.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -14,6 +15,9 @@ from comms.db.backup import restore as restore_database
 from comms.sending.campaign import retry_due
 
 from .common import State, _open_store, _totals, cli
+
+#: The worker reports each round as log lines (timestamped; JSON with `[log] format`).
+log = logging.getLogger("comms.worker")
 
 
 @cli.command()
@@ -70,12 +74,15 @@ def worker(state: State, interval: float, once: bool) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, halt)
-    click.echo(f"worker: looking for due deliveries every {interval:g} s")
+    log.info("worker: looking for due deliveries every %g s", interval)
     try:
         while not stop.is_set():
             for report in retry_due(config, stop=stop):
                 note = f" (stopped: {report.stopped})" if report.stopped else ""
-                click.echo(f"{report.campaign.slug}: {_totals(report.counts)}{note}")
+                slug, counts = report.campaign.slug, report.counts
+                extra = {"campaign": slug, "counts": counts}
+                level = logging.WARNING if report.stopped else logging.INFO
+                log.log(level, "%s: %s%s", slug, _totals(counts), note, extra=extra)
             if once:
                 break
             stop.wait(interval)

@@ -11,7 +11,7 @@ import click
 from comms.audience.mailer import MailNotSent
 from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
 from comms.audience.subscriptions import sign_up_by_admin
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, LocalError
 from comms.db.people import Consent
 
 from .common import (
@@ -112,7 +112,13 @@ def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: 
     else:
         event = Consent("request", f"import {file.name}", channel="cli", note=consent_note)
     rows = read_csv(file, config, problems)
-    result, notes = store.import_subscribers(rows, event, confirmed)
+    try:
+        result, notes = store.import_subscribers(rows, event, confirmed)
+    except LocalError as exc:
+        raise LocalError(
+            f"{exc}; nothing of {file} was imported (an import is one transaction): "
+            "free space, then run it again"
+        ) from exc
     for problem in problems.format():
         click.echo(problem)
     for number, note in notes:

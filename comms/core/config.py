@@ -29,6 +29,7 @@ from comms.core.settings import (
     Dkim,
     Feeds,
     Language,
+    Log,
     Mail,
     Organisation,
     Render,
@@ -100,6 +101,7 @@ class Settings(_Section):
     dkim: Dkim = Dkim()
     api: Api = Api()
     delivery: Delivery = Delivery()
+    log: Log = Log()
     feeds: Feeds = Feeds()
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
@@ -107,7 +109,7 @@ class Settings(_Section):
     desk: Desk = Desk()
     languages: dict[str, Language] = {}
     """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
-    edition and needs a catalog in `templates/locale/<tag>/`; must include `site.language`.
+    edition and needs a catalog in `comms/templates/locale/<tag>/`; must include `site.language`.
     Empty: the site's language only. Not settable from the environment."""
 
     @field_validator("transport")

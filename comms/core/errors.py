@@ -85,6 +85,11 @@ class PolicyRejection(DeliveryError):
     """The receiver rejects the sender (5.7.x): stop the campaign, do not blame the address."""
 
 
+class LocalError(CommsError):
+    """A fault of this machine, not of content or a server: a full disk, a read-only file
+    system, a missing permission; the message names the path (`comms.core.local_faults`)."""
+
+
 class RenderError(CommsError):
     """A template or the MJML compiler failed; names the template or item."""
 

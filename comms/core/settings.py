@@ -444,6 +444,20 @@ class Subscribe(_Section):
         return value.strip()
 
 
+class Log(_Section):
+    """Log lines on stderr: `comms serve` and `comms worker` log from INFO up, other commands
+    their warnings and errors only."""
+
+    format: Literal["text", "json"] = "text"
+    """`text`: one line per record, `2026-03-01T09:00:00.123Z INFO comms worker[4242]
+    comms.worker: 2026-03-newsletter: 5 sent, …` (time in UTC, level, command and process id,
+    logger, message); `json`: one JSON object per line (JSON Lines: `time`, `level`, `process`,
+    `pid`, `logger`, `message`, and `campaign`, `counts`, `fault` where they apply), for a log
+    collector. A fault is one line
+    either way; its traceback only with `comms --debug`. Tokens, addresses and secrets are masked
+    in both."""
+
+
 class Schedule(_Section):
     """What `comms serve` runs by itself: sends, refresh, retries, housekeeping, the lease."""
 

@@ -28,6 +28,7 @@ from comms.db.people import (
     normalise_address,
     padded,
 )
+from comms.db.space import out_of_space, space_error
 from comms.db.status import SubscriberStatus
 from comms.db.subscriber_import import import_people
 from comms.db.tables import consent, subscribers, suppression
@@ -286,8 +287,14 @@ class Store:
     def import_subscribers(
         self, people: Iterable[tuple[int, NewSubscriber]], event: Consent, confirmed: bool
     ) -> tuple[ImportResult, list[tuple[int, str]]]:
-        """Add many people in chunks; return counts and (line, note) for skipped rows."""
-        return import_people(self.engine, self.key, people, event, confirmed)
+        """Add many people in one transaction; return counts and (line, note) for skipped
+        rows. A database out of space raises LocalError: nothing of them was added."""
+        try:
+            return import_people(self.engine, self.key, people, event, confirmed)
+        except sa.exc.DBAPIError as exc:
+            if not out_of_space(exc):
+                raise
+            raise space_error(exc, self.engine.url.render_as_string(False)) from exc
 
     # -- subscriber self-service (comms.subscriptions) -------------------------------------
 

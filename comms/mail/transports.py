@@ -16,8 +16,9 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from comms.core.config import Config
-from comms.core.errors import ConfigError, DeliveryError, PolicyRejection
+from comms.core.errors import ConfigError, DeliveryError
 from comms.core.files import write_private
+from comms.core.local_faults import local_error
 from comms.core.logs import shown_url
 from comms.core.transport_url import SCHEMES, Kind, known_schemes, scheme_of, transport_folder
 from comms.mail.http_api import HttpApiTransport
@@ -56,8 +57,10 @@ class FileTransport:
         try:
             write_private(path, data)
         except OSError as exc:
-            # Not the address's fault, and every further message would fail the same way.
-            raise PolicyRejection(f"cannot write {path}: {exc.strerror}") from None
+            # A fault of this machine (a full disk, no permission), neither the address's nor
+            # a server's: the run stops and hands the row back; every further message would
+            # fail the same way.
+            raise local_error(exc, path, len(data)) from None
 
     def close(self) -> None:
         """Nothing to release."""

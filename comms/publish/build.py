@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comms.core.local_faults import local_error
 from comms.publish import edition_build, feeds, render
 from comms.publish.producer import Build, Files, Producer
 
@@ -72,9 +73,12 @@ def _first_build(out_dir: Path, files: dict[str, bytes]) -> WriteReport:
         (staging / MANIFEST).write_text(json.dumps(sorted(files), indent=0), encoding="utf-8")
         staging.chmod(0o755)
         os.rename(staging, out_dir)
-    except OSError:
+    except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if not out_dir.is_dir():
+            # Name the file as it would have been: the staging folder is gone.
+            if exc.filename and Path(exc.filename).is_relative_to(staging):
+                exc.filename = str(out_dir / Path(exc.filename).relative_to(staging))
             raise
         # Another process (a second server, a send) made the folder first: bring it to ours.
         return _write(out_dir, files)
@@ -109,7 +113,12 @@ def write_output(out_dir: Path, files: Mapping[str, bytes]) -> WriteReport:
             raise ValueError(f"refusing to write outside the output folder: {path}")
     made = {path: files[path] for path in files}
     with output_lock(out_dir):
-        return _write(out_dir, made)
+        try:
+            return _write(out_dir, made)
+        except OSError as exc:
+            # A full disk or a read-only folder: one line with the path and the space the
+            # output needs (what is written already stays; the next build completes it).
+            raise local_error(exc, out_dir, sum(len(data) for data in made.values())) from exc
 
 
 def _write(out_dir: Path, files: dict[str, bytes]) -> WriteReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property, lru_cache
+from importlib.resources import files
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+#: The templates ship inside the package (`comms/templates/`), so an installed wheel finds them
+#: as a checkout does; pip unpacks a wheel into files, which Jinja2 and Babel read as paths.
+TEMPLATES = Path(str(files("comms") / "templates"))
 #: Babel message catalogs: templates/locale/<language>/LC_MESSAGES/messages.po.
 LOCALES = TEMPLATES / "locale"
 DOMAIN = "messages"

@@ -79,10 +79,11 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if report.archive_problem:
             log.warning("send of %s: %s", slug, report.archive_problem)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
+    fields = {"campaign": slug, "counts": report.counts}  # keys of a JSON log line
     if report.stopped:
-        log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
+        log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts, extra=fields)
         return "stopped"
-    log.info("sent %s: %s", slug, counts)
+    log.info("sent %s: %s", slug, counts, extra=fields)
     return "sent"
 
 
@@ -111,7 +112,8 @@ def retry_pass(config_path: str | None) -> None:
     """Send the deliveries whose retry time has come, in every campaign."""
     config = load_config(Path(config_path) if config_path else None)
     for report in retry_due(config, stop=STOP):
-        log.info("retry pass %s: %s", report.campaign.slug, report.counts)
+        fields = {"campaign": report.campaign.slug, "counts": report.counts}
+        log.info("retry pass %s: %s", report.campaign.slug, report.counts, extra=fields)
 
 
 def housekeeping(config_path: str | None) -> None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 
 from comms.core.clock import now_utc
 from comms.core.errors import CommsError
 from comms.db.outcomes import Outcome
+from comms.db.space import out_of_space
 from comms.sending.ports import OutcomeWriter
+
+log = logging.getLogger("comms.outbox")
+#: How long outcomes of messages that went out are kept through a database out of space,
+#: tried again every SPACE_POLL seconds, before the run gives up on them (seconds: the
+#: default `delivery.lease_seconds`; past it another run may own the rows anyway).
+SPACE_WAIT = 300.0
+SPACE_POLL = 1.0
 
 
 class Recorder(threading.Thread):
@@ -28,6 +38,8 @@ class Recorder(threading.Thread):
         self.committed = 0
         self.closing = False
         self.error: BaseException | None = None
+        #: Since when (monotonic) the database has refused outcomes for want of space.
+        self.full_since: float | None = None
 
     def submit(self, outcome: Outcome) -> int:
         """Queue one outcome; returns its sequence number."""
@@ -69,10 +81,41 @@ class Recorder(threading.Thread):
             try:
                 self.writer.write(batch, now_utc())
             except Exception as exc:  # reported to every waiting worker
+                if self._kept(batch, exc):
+                    continue
                 with self.durable:
                     self.error = exc
                     self.durable.notify_all()
                 return
+            if self.full_since is not None:
+                self.full_since = None
+                log.warning("the database took the outcomes kept while it was full; going on")
             with self.durable:
                 self.committed = upto
                 self.durable.notify_all()
+
+    def _kept(self, batch: list[Outcome], exc: Exception) -> bool:
+        """True when the database refused `batch` for want of space and it is still worth
+        trying: the batch goes back to the front of the queue after a pause. Meanwhile the
+        workers wait for it, so no further message goes out unrecorded; messages that went
+        out are recorded once space is freed, not sent again by a later run."""
+        if not out_of_space(exc):
+            return False
+        now = time.monotonic()
+        if self.full_since is None:
+            self.full_since = now
+            log.warning(
+                "cannot record %d outcome(s) of messages already handed over: %s; keeping "
+                "them and trying again every %g s for up to %g s: free space where the "
+                "database lives",
+                len(batch),
+                str(getattr(exc, "orig", exc)),
+                SPACE_POLL,
+                SPACE_WAIT,
+            )
+        elif now - self.full_since > SPACE_WAIT:
+            return False
+        time.sleep(SPACE_POLL)
+        with self.work:
+            self.pending[:0] = batch
+        return True

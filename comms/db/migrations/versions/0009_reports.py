@@ -8,8 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_reports"
-down_revision = "0007_editions"
+revision = "0009_reports"
+down_revision = "0008_approved_editions"
 branch_labels = None
 depends_on = None
 
