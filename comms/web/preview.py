@@ -7,6 +7,7 @@ shows the sign-up form and stores nothing.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -66,8 +67,9 @@ class Facts:
 def local_images(config: Config, html: str) -> str:
     """The e-mail with the site's own URLs made root-relative: the preview serves the built
     archive and the `static` folder, so new images show before they are published."""
-    home = Urls(config).home()
-    return html.replace(f'="{home}', '="/')
+    home = re.escape(Urls(config).home())
+    # An attribute's value, or a later candidate of a `srcset` (its 2× copy).
+    return re.sub(rf'(="|, ){home}', r"\1/", html)
 
 
 class Preview:
