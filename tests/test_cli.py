@@ -145,6 +145,22 @@ def test_new_practice_and_award_are_named_by_title(site_copy: Path) -> None:
     )
 
 
+def test_new_award_follows_the_series_pattern(site_copy: Path) -> None:
+    """Named like the sample's awards (sonderpreis-2020.md), so that an issue's `award:
+    sonderpreis-2021` finds it instead of "did you mean 'sonderpreis-2020'"."""
+    config = str(site_copy / "comms.toml")
+    title = "Sonderpreis „Niedersachsen packt an“ 2021"
+    code, out, err = run("--config", config, "new", "award", title)
+    assert (code, out) == (0, "created content/awards/sonderpreis-2021.md\n"), err
+    text = (site_copy / "content" / "awards" / "sonderpreis-2021.md").read_text("utf-8")
+    assert "year: 2021\n" in text
+    # Another series, its year from the deadline.
+    code, out, _ = run(
+        "--config", config, "new", "award", "Ehrenamtspreis Weser-Ems", "--date", "2022-03-31"
+    )
+    assert out == "created content/awards/ehrenamtspreis-weser-ems-2022.md\n"
+
+
 def test_slugify() -> None:
     assert slugify("Fünf Jahre „Niedersachsen packt an“!") == "fuenf-jahre-niedersachsen-packt-an"
     assert slugify("Straße & Co.") == "strasse-co"

@@ -86,9 +86,34 @@ def _yaml_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+#: A year in a title or at the end of a slug.
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
+_SERIES_RE = re.compile(r"^(.+)-(?:19|20)\d\d$")
+
+
+def _award_year(title: str, day: date) -> int:
+    """The year an award is for: the one its title names, else the deadline's."""
+    found = _YEAR_RE.findall(title)
+    return int(found[-1]) if found else day.year
+
+
+def _award_stem(title: str, year: int, folder: Path) -> str:
+    """`<series>-<year>` as the sample names awards (`sonderpreis-2020`): the series is that of
+    an existing award whose name the title starts with, else the title without its year."""
+    slug = slugify(_YEAR_RE.sub(" ", title)) or slugify(title)
+    existing = (p.stem for p in folder.rglob("*.md")) if folder.is_dir() else iter(())
+    series = {m.group(1) for stem in existing if (m := _SERIES_RE.match(stem.split(".")[0]))}
+    known = [s for s in series if slug == s or slug.startswith(s + "-")]
+    name = max(known, key=len) if known else slug
+    return f"{name}-{year}"
+
+
 def _file_stem(kind: str, title: str, day: date, folder: Path) -> str:
-    """The file name (without .md) in the sample's patterns: events and issues dated."""
+    """The file name (without .md) in the sample's patterns: events and issues dated, awards
+    by series and year."""
     slug = slugify(title)
+    if kind == "award":
+        return _award_stem(title, _award_year(title, day), folder)
     if kind == "event":
         return f"{day.isoformat()}-{slug}"[:80].strip("-")
     if kind == "issue":
@@ -123,8 +148,10 @@ def _next_number(site: Site, folder: Path) -> int:
 def new(state: State, kind: str, title: str, when: str | None) -> None:
     """Create a content file from templates/archetypes/ (never overwrites).
 
-    Events are named YYYY-MM-DD-<title>.md, issues YYYY-MM-newsletter.md, practices and
-    awards <title>.md. Every line marked [[…]] must be replaced before `comms check` passes.
+    Events are named YYYY-MM-DD-<title>.md, issues YYYY-MM-newsletter.md, practices
+    <title>.md, awards <series>-YYYY.md (the series of an existing award the title starts with,
+    as sonderpreis-2020.md; the year from the title, else from --date). Every line marked [[…]]
+    must be replaced before `comms check` passes.
     """
     config = state.config()
     today = config.now().date()
@@ -146,7 +173,7 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
         title=_yaml_string(" ".join(title.split())),
         today=today.isoformat(),
         date=day.isoformat(),
-        year=day.year,
+        year=_award_year(title, day) if kind == "award" else day.year,
         number=_next_number(site, folder),
         regions=", ".join(sorted(settings.regions)),
         topics=", ".join(sorted(settings.topics)),
