@@ -127,6 +127,13 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
     assert outbox(site) == []
     code, out, _ = run_cli(site, "send", ISSUE, "--dry-run")
     assert code == 0
+    # What the real command would do: refuse until then (not "now", as it said before).
+    assert (
+        f"  time: not now: issue '{ISSUE}' is scheduled for Mo., 1. Juni 2099, 09:00 Uhr; the "
+        f"scheduler (`comms serve`) sends it then; `comms send {ISSUE} --now` sends it now"
+    ) in out.splitlines()
+    assert "  to send then: 3 in 1 batch(es) of up to 500" in out.splitlines()
+    code, out, _ = run_cli(site, "send", ISSUE, "--dry-run", "--now")
     assert "  time: now, before its send_at Mo., 1. Juni 2099, 09:00 Uhr (--now)" in out
     code, out, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 0, err
