@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from comms.db.approvals import Desk
 from comms.db.people import Consent
 from comms.publish.edition_build import catalog_problems, check_editions
 from comms.publish.gate import site_problems
+from comms.publish.listing import Listed, list_items
 from comms.publish.templating import TEMPLATES, translate
 from comms.sending.approval import approval_of, approve, current_digest, short
 from comms.sending.campaign import clear, send_to_list
@@ -35,6 +37,7 @@ from comms.sending.run import SendOptions
 
 from .common import (
     State,
+    _json,
     _open_store,
     _publish,
     _report,
@@ -384,3 +387,41 @@ def refresh(state: State) -> None:
             click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
     if report.failed:
         sys.exit(1)
+
+
+def _problem_count(listed: Listed) -> str:
+    parts = [f"{listed.errors} error(s)"] if listed.errors else []
+    parts += [f"{listed.warnings} warning(s)"] if listed.warnings else []
+    return ", ".join(parts) or "ok"
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(sorted(KINDS)), required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of items).")
+@click.pass_obj
+def list_items_command(state: State, kind: str | None, as_json: bool) -> None:
+    """List the slugs of every item (or of KIND) with status, date and problems.
+
+    One line per content file, newest first within each kind: slug, status (draft/ready,
+    planned/cancelled/postponed, `invalid` for a file with errors), its main date (an event's
+    start, an issue's send_at or date, an award's deadline), how many errors and warnings
+    `comms check` reports for it and its translations, the translations' languages and the
+    title. The slug is what an issue names under `events`, `practices` and `award`.
+    """
+    config = state.config()
+    found = list_items(config, kind)
+    if as_json:
+        click.echo(_json([asdict(listed) for listed in found]))
+        return
+    for name in [kind] if kind else list(KINDS):
+        rows = [listed for listed in found if listed.kind == name]
+        click.echo(f"{KINDS[name].folder} ({len(rows)})")
+        width = max((len(listed.slug) for listed in rows), default=0)
+        status = max((len(listed.status) for listed in rows), default=0)
+        for listed in rows:
+            when = listed.when.replace("T", " ")[:16]
+            languages = f" [{', '.join(listed.translations)}]" if listed.translations else ""
+            click.echo(
+                f"  {listed.slug:<{width}}  {listed.status:<{status}}  {when:<16}  "
+                f"{_problem_count(listed)}{languages}  {listed.title}".rstrip()
+            )
