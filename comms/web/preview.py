@@ -26,6 +26,7 @@ from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
 from comms.core.languages import home_edition
 from comms.publish.gate import issue_problems
+from comms.publish.problem_words import problem_line
 from comms.publish.quality import check_issue
 from comms.publish.refresh import publish_now
 from comms.publish.render import RenderedIssue, render_issue
@@ -144,7 +145,8 @@ class Preview:
             self.issues = {s: r for s, r in self.issues.items() if s in broken} | issues
             self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
             self.drafts = {slug for slug, i in site.issues.items() if i.status is IssueStatus.DRAFT}
-            self.error = "\n".join(e.format(config.root) for e in errors) or None
+            language = home_edition(config).language
+            self.error = "\n".join(problem_line(e, config.root, language) for e in errors) or None
             self.version += 1
 
     def _facts(
@@ -155,9 +157,11 @@ class Preview:
         warnings = own + [p for p in check_issue(config, site, issue) if p.warning]
         recipients = self.count(issue.topics, issue.regions) if self.count else None
         settings = config.settings
+        # In the screen's language, like its headings (comms check itself speaks English).
+        language = home_edition(config).language
         return Facts(
-            [e.format(config.root) for e in errors],
-            [w.format(config.root) for w in warnings],
+            [problem_line(e, config.root, language) for e in errors],
+            [problem_line(w, config.root, language) for w in warnings],
             [settings.topics.get(t, t) for t in issue.topics],
             [settings.regions.get(r, r) for r in issue.regions],
             recipients,
