@@ -118,6 +118,8 @@ def test_the_build_writes_the_copies_and_caches_them(
     ]:
         with Image.open(sized / name) as made:
             assert made.size == size
+    # The cache lives in var/, beside the secret key: a new var/ is private.
+    assert (site_copy / "var").stat().st_mode & 0o077 == 0
     # No copy larger than the file, none of a file no wider than the column.
     assert not (sized / "mittel-1104w.png").exists()
     assert not list(sized.glob("klein*"))

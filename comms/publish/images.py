@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from comms.content import urls
 from comms.core.config import Config
+from comms.core.files import private_dir
 from comms.publish.producer import Build, Files
 
 #: The width (CSS px) of the e-mail's content column: the 600 px body of
@@ -217,7 +218,8 @@ def resized(config: Config, path: Path, width: int) -> bytes:
         pass
     made = _scale(data, RESIZABLE[path.suffix.lower()], width)
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
+        # var/ also holds the secret key and the database: never readable by others.
+        private_dir(cached.parent)
         fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(made)
