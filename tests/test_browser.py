@@ -173,7 +173,8 @@ def test_preview_shows_the_e_mail_with_local_images(browser: Browser, tmp_path: 
             hosts: set[str] = set()
             page = _open(browser, f"{base}/_preview/2020-04-newsletter/email.html", 600, hosts)
             img = page.locator("img[alt='Neues Bild, nur lokal']")
-            assert img.get_attribute("src") == "/images/neu-nur-lokal.jpg"
+            # The 2× copy the preview's build resized from it (the file is 1,200 px wide).
+            assert img.get_attribute("src") == "/_sized/images/neu-nur-lokal-1104w.jpg"
             img.scroll_into_view_if_needed()
             page.wait_for_function(
                 "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()

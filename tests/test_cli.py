@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -145,6 +146,22 @@ def test_new_practice_and_award_are_named_by_title(site_copy: Path) -> None:
     )
 
 
+def test_new_award_follows_the_series_pattern(site_copy: Path) -> None:
+    """Named like the sample's awards (sonderpreis-2020.md), so that an issue's `award:
+    sonderpreis-2021` finds it instead of "did you mean 'sonderpreis-2020'"."""
+    config = str(site_copy / "comms.toml")
+    title = "Sonderpreis „Niedersachsen packt an“ 2021"
+    code, out, err = run("--config", config, "new", "award", title)
+    assert (code, out) == (0, "created content/awards/sonderpreis-2021.md\n"), err
+    text = (site_copy / "content" / "awards" / "sonderpreis-2021.md").read_text("utf-8")
+    assert "year: 2021\n" in text
+    # Another series, its year from the deadline.
+    code, out, _ = run(
+        "--config", config, "new", "award", "Ehrenamtspreis Weser-Ems", "--date", "2022-03-31"
+    )
+    assert out == "created content/awards/ehrenamtspreis-weser-ems-2022.md\n"
+
+
 def test_slugify() -> None:
     assert slugify("Fünf Jahre „Niedersachsen packt an“!") == "fuenf-jahre-niedersachsen-packt-an"
     assert slugify("Straße & Co.") == "strasse-co"
@@ -271,3 +288,48 @@ def test_check_writes_nothing(site_copy: Path) -> None:
     code, _, err = run("--config", str(site_copy / "comms.toml"), "check")
     assert code == 0, err
     assert sorted(p.relative_to(site_copy) for p in site_copy.rglob("*")) == before
+
+
+def test_list_shows_slugs_status_dates_and_problems(site_copy: Path) -> None:
+    config = str(site_copy / "comms.toml")
+    code, out, err = run("--config", config, "list", "award")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "awards (3)",
+        "  sonderpreis-2020    2020-07-31        ok  Sonderpreis „Niedersachsen packt an“ 2020",
+        "  sonderpreis-2019    2019-07-31        ok  Sonderpreis „Niedersachsen packt an“ 2019",
+        "  sonderpreis-2018    2018-07-31        ok  Sonderpreis „Niedersachsen packt an“ 2018",
+    ]
+    # A file with errors is listed too, with its count; the issue naming it counts its own.
+    broken = site_copy / "content" / "awards" / "sonderpreis-2021.md"
+    broken.write_text("---\ntitle: Sonderpreis 2021\nyear: zwanzig\n---\n", encoding="utf-8")
+    code, out, err = run("--config", config, "list", "--json")
+    assert code == 0, err
+    items = {(item["kind"], item["slug"]): item for item in json.loads(out)}
+    assert items[("award", "sonderpreis-2021")] == {
+        "kind": "award",
+        "slug": "sonderpreis-2021",
+        "path": "content/awards/sonderpreis-2021.md",
+        "title": "",
+        "status": "invalid",
+        "dates": {},
+        "errors": 4,
+        "warnings": 0,
+        "translations": [],
+    }
+    assert items[("issue", "2020-02-newsletter")] | {"title": ""} == {
+        "kind": "issue",
+        "slug": "2020-02-newsletter",
+        "path": "content/issues/2020-02-newsletter.md",
+        "title": "",
+        "status": "ready",
+        "dates": {
+            "date": "2020-02-04",
+            "send_at": "2020-02-04T09:00+01:00",
+            "published": "2020-02-04",
+        },
+        "errors": 0,
+        "warnings": 0,
+        "translations": ["de-x-ls"],
+    }
+    assert len(items) == 23 + 4 + 7 + 4

@@ -127,6 +127,13 @@ def test_send_at_still_to_come_needs_now(site: Path) -> None:
     assert outbox(site) == []
     code, out, _ = run_cli(site, "send", ISSUE, "--dry-run")
     assert code == 0
+    # What the real command would do: refuse until then (not "now", as it said before).
+    assert (
+        f"  time: not now: issue '{ISSUE}' is scheduled for Mo., 1. Juni 2099, 09:00 Uhr; the "
+        f"scheduler (`comms serve`) sends it then; `comms send {ISSUE} --now` sends it now"
+    ) in out.splitlines()
+    assert "  to send then: 3 in 1 batch(es) of up to 500" in out.splitlines()
+    code, out, _ = run_cli(site, "send", ISSUE, "--dry-run", "--now")
     assert "  time: now, before its send_at Mo., 1. Juni 2099, 09:00 Uhr (--now)" in out
     code, out, err = run_cli(site, "send", ISSUE, "--now")
     assert code == 0, err
@@ -379,12 +386,20 @@ def test_preview_shows_problems_recipients_and_a_subscribe_page(site_copy: Path)
         assert problems < page.index('<dl class="facts">')  # at the top
         errors, warnings = page.split("Warnungen")
         assert "Fehler (sie verhindern den Versand)" in errors
-        assert f"content/issues/{ISSUE}.md:2: field &#39;events&#39;: no event" in errors
-        assert "link text &#39;hier&#39; says nothing on its own" in warnings
+        # One language per screen: the problems are worded like the headings (site.language).
+        assert (
+            f"content/issues/{ISSUE}.md:2: Feld &#39;events&#39;: &#39;gibtsnicht&#39; gibt es "
+            "nicht in events/"
+        ) in errors
+        assert "Warnung: der Linktext &#39;hier&#39; sagt für sich nichts" in warnings
         assert "derzeit 7:" in page and "Themen: Sprache" in page
         assert (["sprache"], []) in asked
         email = client.get(f"/_preview/{ISSUE}/email.html").get_data(as_text=True)
-        assert 'src="/images/stuhlbau-projekt-lamspringe.jpg"' in email
+        # The resized copies (comms.publish.images), from the preview's own build.
+        copies = "/_sized/images/stuhlbau-projekt-lamspringe"
+        assert f'src="{copies}-1104w.jpg" srcset="{copies}-552w.jpg 1x, {copies}-1104w.jpg 2x"' in (
+            email
+        )
         assert "https://newsletter.example.org/images/" not in email
         form = client.get("/subscribe")
         assert form.status_code == 200 and 'name="email"' in form.get_data(as_text=True)

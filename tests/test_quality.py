@@ -85,6 +85,17 @@ def test_long_preheader_is_a_warning(site_copy: Path) -> None:
     ]
 
 
+def test_preheader_with_ampersand_and_apostrophe_is_found(site_copy: Path) -> None:
+    """The HTML escapes `&` and `'`: the check compares the preheader's text, not its markup."""
+    _edit(
+        site_copy,
+        'preheader: "Jetzt zur Konferenz anmelden,',
+        "preheader: \"Sprache & Beruf: Anna's Tipps,",
+    )
+    code, lines = _check(site_copy)
+    assert (code, lines) == (0, [])
+
+
 def test_image_without_alt_in_the_mail() -> None:
     # The reader already rejects such Markdown; this guards HTML that reaches the mail otherwise.
     config = load_config(ROOT / "comms.toml")

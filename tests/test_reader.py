@@ -38,11 +38,16 @@ EXPECTED = {
     "events/duplicate-key.md": [
         "events/duplicate-key.md:8: duplicate key 'title' (first on line 2)",
     ],
+    "events/2019-06-02-date-differs.md": [
+        "events/2019-06-02-date-differs.md:3: warning: field 'start': the event starts on "
+        "2019-06-03, but its file name says 2019-06-02: rename the file or correct the date",
+    ],
     "events/empty.md": [
         "events/empty.md:1: empty file: expected front matter between '---' lines",
     ],
     "events/end-before-start.md": [
-        "events/end-before-start.md:4: field 'end': the event ends before it starts",
+        "events/end-before-start.md:4: field 'end': the event ends before it starts "
+        "(start 2019-06-03 10:00, end 2019-06-03 09:00)",
     ],
     "events/image-without-alt.md": [
         "events/image-without-alt.md:9: field 'image.alt': image without alt text",
@@ -241,6 +246,23 @@ def test_event_with_offset_and_german_date(tmp_path: Path) -> None:
     assert item.all_day and item.start.isoformat() == "2020-04-16"
 
 
+@pytest.mark.parametrize(
+    ("written", "local"),
+    [
+        # ISO 8601 as tools write it: fractional seconds, with an offset or Z.
+        ("2020-04-16T08:00:00.123+00:00", "2020-04-16T10:00:00.123000+02:00"),
+        ("'2020-04-16T10:00:00.5+02:00'", "2020-04-16T10:00:00.500000+02:00"),
+        ("2020-04-16T08:00:00,25Z", "2020-04-16T10:00:00.250000+02:00"),
+        ("2020-04-16 10:00:30.123456", "2020-04-16T10:00:30.123456+02:00"),
+    ],
+)
+def test_fractional_seconds_are_accepted(tmp_path: Path, written: str, local: str) -> None:
+    item, errors = read_file(_write(tmp_path, EVENT.format(start=written)), KINDS["event"], CONTEXT)
+    assert errors == []
+    assert isinstance(item, Event)
+    assert item.start_at(TZ).astimezone(TZ).isoformat() == local
+
+
 def test_german_quotes_in_body(tmp_path: Path) -> None:
     item, _ = read_file(_write(tmp_path, EVENT.format(start="2020-04-16")), KINDS["event"], CONTEXT)
     assert item is not None
@@ -363,7 +385,8 @@ def test_cross_field_checks_run_beside_field_errors(tmp_path: Path) -> None:
     assert item is None
     assert sorted(e.format(tmp_path) for e in errors) == [
         "x.md:1: field 'location': required field is missing (or give 'online')",
-        "x.md:4: field 'end': the event ends before it starts",
+        "x.md:4: field 'end': the event ends before it starts (start 2020-04-16 10:00, "
+        "end 2020-04-15)",
         "x.md:6: field 'topics': unknown topic 'sport' (known: arbeit, bildung, engagement, "
         "frauen, gesundheit, kultur, sprache, teilhabe, wohnen)",
     ]

@@ -319,7 +319,7 @@ def test_dry_run_and_proof_leave_the_ledger_alone(site: Path) -> None:
     handler = Handler()
     with smtp_server(handler) as port:
         url = f"smtp://127.0.0.1:{port}"
-        code, out, _ = run_cli(site, "send", ISSUE, "--dry-run", "--rate", "2")
+        code, out, _ = run_cli(site, "send", ISSUE, "--dry-run", "--now", "--rate", "2")
         assert code == 0
         assert out.splitlines() == [
             "Plan for #3 „Termine 2020: Schwerpunktkonferenz am 16. April und Sonderpreis“ "

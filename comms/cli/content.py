@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from comms.db.approvals import Desk
 from comms.db.people import Consent
 from comms.publish.edition_build import catalog_problems, check_editions
 from comms.publish.gate import site_problems
+from comms.publish.listing import Listed, list_items
 from comms.publish.templating import TEMPLATES, translate
 from comms.sending.approval import approval_of, approve, current_version, short
 from comms.sending.campaign import clear, send_to_list
@@ -35,6 +37,7 @@ from comms.sending.run import SendOptions
 
 from .common import (
     State,
+    _json,
     _open_store,
     _publish,
     _report,
@@ -86,9 +89,34 @@ def _yaml_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+#: A year in a title or at the end of a slug.
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
+_SERIES_RE = re.compile(r"^(.+)-(?:19|20)\d\d$")
+
+
+def _award_year(title: str, day: date) -> int:
+    """The year an award is for: the one its title names, else the deadline's."""
+    found = _YEAR_RE.findall(title)
+    return int(found[-1]) if found else day.year
+
+
+def _award_stem(title: str, year: int, folder: Path) -> str:
+    """`<series>-<year>` as the sample names awards (`sonderpreis-2020`): the series is that of
+    an existing award whose name the title starts with, else the title without its year."""
+    slug = slugify(_YEAR_RE.sub(" ", title)) or slugify(title)
+    existing = (p.stem for p in folder.rglob("*.md")) if folder.is_dir() else iter(())
+    series = {m.group(1) for stem in existing if (m := _SERIES_RE.match(stem.split(".")[0]))}
+    known = [s for s in series if slug == s or slug.startswith(s + "-")]
+    name = max(known, key=len) if known else slug
+    return f"{name}-{year}"
+
+
 def _file_stem(kind: str, title: str, day: date, folder: Path) -> str:
-    """The file name (without .md) in the sample's patterns: events and issues dated."""
+    """The file name (without .md) in the sample's patterns: events and issues dated, awards
+    by series and year."""
     slug = slugify(title)
+    if kind == "award":
+        return _award_stem(title, _award_year(title, day), folder)
     if kind == "event":
         return f"{day.isoformat()}-{slug}"[:80].strip("-")
     if kind == "issue":
@@ -123,8 +151,10 @@ def _next_number(site: Site, folder: Path) -> int:
 def new(state: State, kind: str, title: str, when: str | None) -> None:
     """Create a content file from comms/templates/archetypes/ (never overwrites).
 
-    Events are named YYYY-MM-DD-<title>.md, issues YYYY-MM-newsletter.md, practices and
-    awards <title>.md. Every line marked [[…]] must be replaced before `comms check` passes.
+    Events are named YYYY-MM-DD-<title>.md, issues YYYY-MM-newsletter.md, practices
+    <title>.md, awards <series>-YYYY.md (the series of an existing award the title starts with,
+    as sonderpreis-2020.md; the year from the title, else from --date). Every line marked [[…]]
+    must be replaced before `comms check` passes.
     """
     config = state.config()
     today = config.now().date()
@@ -146,7 +176,7 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
         title=_yaml_string(" ".join(title.split())),
         today=today.isoformat(),
         date=day.isoformat(),
-        year=day.year,
+        year=_award_year(title, day) if kind == "award" else day.year,
         number=_next_number(site, folder),
         regions=", ".join(sorted(settings.regions)),
         topics=", ".join(sorted(settings.topics)),
@@ -357,3 +387,41 @@ def refresh(state: State) -> None:
             click.echo(f"error: hub {ping.hub} did not take {ping.topic} ({ping.detail})", err=True)
     if report.failed:
         sys.exit(1)
+
+
+def _problem_count(listed: Listed) -> str:
+    parts = [f"{listed.errors} error(s)"] if listed.errors else []
+    parts += [f"{listed.warnings} warning(s)"] if listed.warnings else []
+    return ", ".join(parts) or "ok"
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(sorted(KINDS)), required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of items).")
+@click.pass_obj
+def list_items_command(state: State, kind: str | None, as_json: bool) -> None:
+    """List the slugs of every item (or of KIND) with status, date and problems.
+
+    One line per content file, newest first within each kind: slug, status (draft/ready,
+    planned/cancelled/postponed, `invalid` for a file with errors), its main date (an event's
+    start, an issue's send_at or date, an award's deadline), how many errors and warnings
+    `comms check` reports for it and its translations, the translations' languages and the
+    title. The slug is what an issue names under `events`, `practices` and `award`.
+    """
+    config = state.config()
+    found = list_items(config, kind)
+    if as_json:
+        click.echo(_json([asdict(listed) for listed in found]))
+        return
+    for name in [kind] if kind else list(KINDS):
+        rows = [listed for listed in found if listed.kind == name]
+        click.echo(f"{KINDS[name].folder} ({len(rows)})")
+        width = max((len(listed.slug) for listed in rows), default=0)
+        status = max((len(listed.status) for listed in rows), default=0)
+        for listed in rows:
+            when = listed.when.replace("T", " ")[:16]
+            languages = f" [{', '.join(listed.translations)}]" if listed.translations else ""
+            click.echo(
+                f"  {listed.slug:<{width}}  {listed.status:<{status}}  {when:<16}  "
+                f"{_problem_count(listed)}{languages}  {listed.title}".rstrip()
+            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -35,10 +36,11 @@ from comms.sending.campaign import (
     SendReport,
     clear,
     plan_send,
+    refusal,
     send_proofs,
     send_to_list,
 )
-from comms.sending.rules import NotSendable, Request
+from comms.sending.rules import NotSendable, Refusal, Request
 from comms.sending.run import Progress, SendOptions
 
 from .approve import blocked_sends, desk_json, desk_lines, read_issue
@@ -167,20 +169,28 @@ class _Rate(ProgressColumn):
         return Text(f"{task.speed or 0:,.0f} msg/s")
 
 
-def _print_plan(config: Config, plan: SendPlan, request: Request, dry: bool) -> None:
-    """A send's plan, as printed by a dry run and before the question on a terminal."""
+def _print_plan(
+    config: Config, plan: SendPlan, request: Request, dry: bool, later: Refusal | None = None
+) -> None:
+    """A send's plan, as printed by a dry run and before the question on a terminal; `later`:
+    why the same command without --dry-run would refuse to send now (its send_at)."""
     issue, options, todo = plan.issue, plan.options, plan.todo
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     click.echo(f"Plan for {label}, nothing is sent:" if dry else f"About to send {label}:")
     click.echo(f"  recipients: {plan.recipients}" + (" (campaign started)" if plan.started else ""))
     click.echo(f"  selected: {selection(issue)}")
-    if issue.send_at is None:
+    if later is not None:
+        click.echo(f"  time: not now: {later.reason}")
+    elif issue.send_at is None:
         click.echo("  time: now (the issue has no send_at)")
     elif issue.send_at > request.now:
         click.echo(f"  time: now, before its send_at {_when(issue.send_at, config)} (--now)")
     else:
         click.echo(f"  time: now (its send_at {_when(issue.send_at, config)} has passed)")
-    click.echo(f"  to send now: {todo} in {plan.batches} batch(es) of up to {options.claim_size}")
+    moment = "then" if later is not None else "now"
+    click.echo(
+        f"  to send {moment}: {todo} in {plan.batches} batch(es) of up to {options.claim_size}"
+    )
     if plan.editions:
         # Sorted by size: the edition most people get first.
         per = sorted(plan.editions.items(), key=lambda pair: (-pair[1], pair[0]))
@@ -302,7 +312,11 @@ def send(
             click.echo(line, err=True)
         raise CommsError(f"{exc} ({exc.hint})" if exc.hint else f"{exc}; nothing sent") from None
     if dry_run or (not yes and sys.stdin.isatty()):
-        _print_plan(config, plan_send(config, store, issue, options), request, dry=dry_run)
+        # A dry run plans as if --now; without it, say what the real command would do.
+        asked = replace(request, early=False)
+        later = refusal(config, store, site, problems, asked) if dry_run and not early else None
+        plan = plan_send(config, store, issue, options)
+        _print_plan(config, plan, request, dry=dry_run, later=later)
         if dry_run:
             return
         if not click.confirm("Send it now?", default=False):

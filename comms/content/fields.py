@@ -18,7 +18,8 @@ from comms.core.addresses import check_address
 
 _DATE_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _DE_DATE_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
-_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+#: HH:MM, optionally :SS with a fraction (`.123` or `,123`, as ISO 8601 tools write it).
+_TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?$")
 _OFFSET_RE = re.compile(r"^(.*?)(Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -103,9 +104,11 @@ def parse_when(value: Any, tz: ZoneInfo, allow_date: bool = True) -> date | date
         if offset or not allow_date:
             raise ValueError(f"expected {wanted}, got '{value}'")
         return day
-    hour, minute, second = (int(g) if g else 0 for g in time_match.groups())
+    hour, minute, second = (int(g) if g else 0 for g in time_match.groups()[:3])
+    # Microseconds: the first six digits of the fraction (finer ones are dropped).
+    micro = int((time_match.group(4) or "").ljust(6, "0")[:6])
     try:
-        clock = time(hour, minute, second)
+        clock = time(hour, minute, second, micro)
     except ValueError:
         reason = _bad_time(hour, minute, second)
         raise ValueError(f"{time_text.strip()}: {reason} (times are written HH:MM)") from None

@@ -48,6 +48,9 @@ TRANSLATION_NAME = re.compile(
 #: The front matter key of a translation that records the digest of its original.
 TRANSLATED = "original_digest"
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+#: An event's file name that begins with a date (`2020-04-16-konferenz.md`), as `comms new`
+#: names it: the date should be the event's start.
+_NAMED_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})-")
 _ALT_RE = re.compile(r"""\balt\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
@@ -136,20 +139,42 @@ def _moment(value: Any, tz: ZoneInfo, end: bool = False) -> datetime | None:
         return None  # the field's own error says what is wrong with it
 
 
+def _shown_when(value: Any, tz: ZoneInfo) -> str:
+    """A front matter date or date-time as an editor writes it (local time), for messages."""
+    when = parse_when(value, tz)
+    if not isinstance(when, datetime):
+        return when.isoformat()
+    local = when.astimezone(tz)
+    return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
+
+
 def _semantic(
-    kind: Kind, data: dict[str, Any], doc: Doc, path: Path, tz: ZoneInfo
+    kind: Kind, data: dict[str, Any], doc: Doc, path: Path, tz: ZoneInfo, original: bool = True
 ) -> list[ContentError]:
-    """Checks across fields, on the raw front matter, so they run beside every field error."""
+    """Checks across fields, on the raw front matter, so they run beside every field error
+    (`original`: the file is not a translation, whose dates are its original's)."""
     errors: list[ContentError] = []
 
-    def add(loc: tuple[Any, ...], message: str) -> None:
-        errors.append(ContentError(path, doc.find(loc)[0], message, field=".".join(map(str, loc))))
+    def add(loc: tuple[Any, ...], message: str, warning: bool = False) -> None:
+        line, dotted = doc.find(loc)[0], ".".join(map(str, loc))
+        errors.append(ContentError(path, line, message, field=dotted, warning=warning))
 
     if kind.model is Event:
         start = _moment(data.get("start"), tz)
         end = _moment(data.get("end"), tz, end=True)
         if start is not None and end is not None and end < start:
-            add(("end",), "the event ends before it starts")
+            begins, ends = _shown_when(data["start"], tz), _shown_when(data["end"], tz)
+            add(("end",), f"the event ends before it starts (start {begins}, end {ends})")
+        named = _NAMED_DATE.match(path.name)
+        if original and start is not None and named is not None:
+            day = start.astimezone(tz).date().isoformat()
+            if named.group(1) != day:
+                add(
+                    ("start",),
+                    f"the event starts on {day}, but its file name says {named.group(1)}: "
+                    "rename the file or correct the date",
+                    warning=True,
+                )
         if data.get("location") is None and data.get("online") is None:
             add(("location",), "required field is missing (or give 'online')")
     call = data.get("call")
@@ -213,7 +238,7 @@ def read_file(
         errors.append(ContentError(path, doc.find(loc)[0], message, warning=True))
     if original is not None:
         data = {**original[1], **data}
-    errors.extend(_semantic(kind, data, doc, path, context["tz"]))
+    errors.extend(_semantic(kind, data, doc, path, context["tz"], original is None))
     # Body and placeholder checks run beside the field errors: one run shows every error.
     html, body_errors = _body(body, body_line, path, context.get("language", "de"))
     errors.extend(body_errors)

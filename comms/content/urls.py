@@ -22,6 +22,8 @@ STYLE = "style.css"
 #: Where the MJML social icons are fetched from (our own host, no third party).
 ICONS = "icons/"
 SUBSCRIBE = "subscribe"
+#: The folder of the resized copies of static images (comms.publish.images).
+SIZED = "_sized/"
 _SITE_LINK = re.compile(r'(\s(?:href|src)=")/(?!/)')
 
 
@@ -101,6 +103,14 @@ def preferences_path(token: str = "") -> str:
 def data_path(token: str) -> str:
     """The page of a mailed export or erasure link."""
     return f"my-data/{token}"
+
+
+def sized_image_path(site_path: str, width: int) -> str:
+    """A resized copy of a static image, `width` px wide (`_sized/images/x-552w.jpg`)."""
+    stem, dot, suffix = site_path.rpartition(".")
+    if not dot or "/" in suffix:
+        stem, suffix = site_path, ""
+    return f"{SIZED}{stem}-{width}w{'.' + suffix if suffix else ''}"
 
 
 def relative(target: str, folder: str) -> str:

@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comms.core.local_faults import local_error
-from comms.publish import edition_build, feeds, render
+from comms.publish import edition_build, feeds, images, render
 from comms.publish.producer import Build, Files, Producer
 
 #: Lists what comms wrote last time, so that it removes only files it owns.
 MANIFEST = ".comms-manifest.json"
 
 # The editions come after the feeds: their feeds read the change history the site's feeds record.
-PRODUCERS: list[Producer] = [render.site_files, feeds.feed_files, edition_build.edition_files]
+PRODUCERS: list[Producer] = [
+    render.site_files,
+    images.sized_files,
+    feeds.feed_files,
+    edition_build.edition_files,
+]
 
 
 @dataclass

@@ -90,7 +90,7 @@ def issue_problems(
         if path is not None and path not in paths:
             paths.append(path)
     checker = LinkChecker(config, site)
-    problems.extend(checker.problems(paths))
+    problems.extend(p for p in checker.problems(paths) if not p.warning)
     problems.extend(checker.config_problems())
     if issue is not None:
         problems.extend(p for p in check_issue(config, site, issue) if not p.warning)

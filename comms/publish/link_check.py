@@ -1,5 +1,6 @@
 """Links and images of content files: malformed URLs and addresses, dead internal links,
-missing image files, third-party resources — each an error at its file and line."""
+missing image files, third-party resources — each an error at its file and line; images over
+the size budget are warnings."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.publish.archive import static_files
 from comms.publish.build import collect
+from comms.publish.images import budget_problem, static_file, static_path
 from comms.publish.producer import Build
 from comms.publish.state import ScratchState
 
@@ -161,7 +163,18 @@ class LinkChecker:
                 message = self.check(ref)
                 if message is not None:
                     errors.append(ContentError(path, ref.line, message))
+                elif (warning := self.budget(ref)) is not None:
+                    errors.append(ContentError(path, ref.line, warning, warning=True))
         return list(dict.fromkeys(errors))
+
+    def budget(self, ref: Reference) -> str | None:
+        """A warning for an embedded image of the site's own that is over the size budget."""
+        if not ref.embedded:
+            return None
+        site_path = static_path(self.config, ref.url)
+        if site_path is None or site_path not in self.static:
+            return None
+        return budget_problem(static_file(self.config, site_path))
 
     def config_problems(self) -> list[ContentError]:
         """The logo of every mail (`render.logo`): its file must exist, its host be allowed."""

@@ -24,13 +24,14 @@ VAGUE_LINKS = frozenset(
 
 
 class _Scan(HTMLParser):
-    """Images without alt text and the text of every link."""
+    """Images without alt text, the text of every link, and all text (references resolved)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.images_without_alt: list[str] = []
         self.links: list[str] = []
         self._link: list[str] | None = None
+        self.texts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -45,6 +46,7 @@ class _Scan(HTMLParser):
             self._link = None
 
     def handle_data(self, data: str) -> None:
+        self.texts.append(data)
         if self._link is not None:
             self._link.append(data)
 
@@ -104,8 +106,12 @@ def check_issue(
                 warning=True,
             )
         )
+    scan = _Scan()
+    scan.feed(rendered.html)
+    scan.close()
     preheader = " ".join(issue.preheader.split())
-    if not preheader or preheader not in " ".join(rendered.html.split()):
+    # Text with text: the HTML escapes `&`, `'` and `"`, the parser turns them back.
+    if not preheader or preheader not in " ".join(" ".join(scan.texts).split()):
         problems.append(
             ContentError(path, issue.line("preheader"), "missing preheader", field="preheader")
         )
@@ -119,8 +125,6 @@ def check_issue(
                 warning=True,
             )
         )
-    scan = _Scan()
-    scan.feed(rendered.html)
     content = issue_content(config, site, issue)
     sources = [issue, *content.events, *content.practices]
     if content.award is not None:

@@ -17,6 +17,7 @@ from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
+from comms.publish.images import fit_images, picture
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.producer import Build, Files
 from comms.publish.templating import Formatter, render_template, translate
@@ -80,6 +81,9 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         "preferences_url": PREFERENCES_URL,
         "subscribe_url": site_urls.subscribe(),
         "logo_url": site_urls.asset(settings.render.logo) if settings.render.logo else None,
+        # Every e-mail image at most the column wide (comms.publish.images).
+        "email_image": partial(picture, config),
+        "fit_images": partial(fit_images, config),
     }
 
 

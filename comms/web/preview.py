@@ -7,6 +7,7 @@ shows the sign-up form and stores nothing.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.core.languages import home_edition, site_editions
 from comms.publish.edition_build import edition_issue
 from comms.publish.gate import issue_problems
+from comms.publish.problem_words import problem_line
 from comms.publish.quality import check_issue
 from comms.publish.refresh import publish_now
 from comms.publish.render import RenderedIssue, render_issue
@@ -67,8 +69,9 @@ class Facts:
 def local_images(config: Config, html: str) -> str:
     """The e-mail with the site's own URLs made root-relative: the preview serves the built
     archive and the `static` folder, so new images show before they are published."""
-    home = Urls(config).home()
-    return html.replace(f'="{home}', '="/')
+    home = re.escape(Urls(config).home())
+    # An attribute's value, or a later candidate of a `srcset` (its 2× copy).
+    return re.sub(rf'(="|, ){home}', r"\1/", html)
 
 
 class Preview:
@@ -162,7 +165,8 @@ class Preview:
             self.translated = translated
             self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
             self.drafts = {slug for slug, i in site.issues.items() if i.status is IssueStatus.DRAFT}
-            self.error = "\n".join(e.format(config.root) for e in errors) or None
+            language = home_edition(config).language
+            self.error = "\n".join(problem_line(e, config.root, language) for e in errors) or None
             self.version += 1
 
     def _facts(
@@ -173,9 +177,11 @@ class Preview:
         warnings = own + [p for p in check_issue(config, site, issue) if p.warning]
         recipients = self.count(issue.topics, issue.regions) if self.count else None
         settings = config.settings
+        # In the screen's language, like its headings (comms check itself speaks English).
+        language = home_edition(config).language
         return Facts(
-            [e.format(config.root) for e in errors],
-            [w.format(config.root) for w in warnings],
+            [problem_line(e, config.root, language) for e in errors],
+            [problem_line(w, config.root, language) for w in warnings],
             [settings.topics.get(t, t) for t in issue.topics],
             [settings.regions.get(r, r) for r in issue.regions],
             recipients,
