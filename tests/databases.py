@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ class Databases:
         self.server = server
         self.created: dict[str, str] = {}
         self.sqlite_files: list[str] = []
+        self.folders: list[str] = []
 
     @property
     def postgresql(self) -> bool:
@@ -73,7 +76,10 @@ class Databases:
 
     def fresh(self) -> str:
         """A database URL no configuration names yet (a new file, or a new PG database)."""
-        return self.url_for(f"{_SQLITE_FILE}/nonexistent-{next(_names)}/comms.db")
+        # A folder of its own: a fixed path would be shared by every test run on the machine.
+        folder = tempfile.mkdtemp(prefix="comms-fresh-")
+        self.folders.append(folder)
+        return self.url_for(f"{_SQLITE_FILE}{folder}/comms.db")
 
     def _create(self) -> str:
         assert self.server is not None
@@ -84,6 +90,8 @@ class Databases:
 
     def drop(self) -> None:
         """Drop the databases this test created (connections still open are closed)."""
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
         if not self.created or self.server is None:
             return
         with psycopg.connect(_plain(self.server, "postgres"), autocommit=True) as conn:
