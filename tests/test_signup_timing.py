@@ -7,20 +7,16 @@ from __future__ import annotations
 import http.client
 import random
 import statistics
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from werkzeug.serving import make_server
 
 from comms.audience.mailer import SETTLE
 from comms.db.people import Consent, NewSubscriber
 
-from .webkit import Web, open_web
+from .webkit import Web, open_web, served
 
 PER_GROUP = 30
 #: Tries per address: the per-address limit lets three sign-ups an hour do their work.
@@ -53,17 +49,6 @@ def test_best_threshold_accuracy() -> None:
     assert best_threshold_accuracy([4, 5, 6], [1, 2, 3]) == 1.0
     assert best_threshold_accuracy([1, 4], [2, 3]) == 0.75
     assert best_threshold_accuracy([1, 1], [1, 1]) == 0.5
-
-
-@contextmanager
-def served(web: Web) -> Iterator[int]:
-    httpd = make_server("127.0.0.1", 0, web.app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_port
-    finally:
-        httpd.shutdown()
 
 
 def sign_up_seconds(port: int, email: str) -> float:
@@ -109,7 +94,7 @@ def measure(web: Web, port: int, run: int) -> tuple[list[float], list[float]]:
 def test_the_sign_up_answer_does_not_tell_active_from_unknown(tmp_path: Path) -> None:
     # The production delay of the background work; no IP limit for this one client.
     with open_web(tmp_path, settle=SETTLE, subscribe={"rate_limit": 100_000}) as web:
-        with served(web) as port:
+        with served(web.app) as port:
             # Up to three independent runs with fresh addresses: equal distributions pass one
             # run with a chance of about 98 %, so the test fails only when every run separates
             # the groups; a real difference (old code: 7.6 vs 1.2 ms) separates every run.

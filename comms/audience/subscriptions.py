@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from comms.audience.data_requests import DataRequests
 from comms.audience.mailer import DirectMailer, Postbox
+from comms.audience.read_only import guard_engine, refuse_if_read_only
 from comms.audience.subscriber_csv import subscriber_languages
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
@@ -80,6 +81,8 @@ class Subscriptions(DataRequests):
         self.secret = store.secret
         self.settings = config.settings.subscribe
         mailer.on_failure = self._mail_failed
+        # Inside `comms.audience.read_only.read_only()` (every GET and HEAD) nothing is written.
+        guard_engine(store.engine)
 
     def _mail_failed(self, message: OutgoingMessage, error: str) -> None:
         """Record in the person's ledger that their confirmation mail could not be sent."""
@@ -164,7 +167,7 @@ class Subscriptions(DataRequests):
             # visitor gets the usual answer rather than an error page.
             self.store.note(known.email, self._not_sent(message_id, str(exc)))
             return Requested(before, mailed=False)
-        self.mailer.submit(confirmation)
+        self._post(confirmation)
         return Requested(before, mailed=True)
 
     def request_later(self, form: SignUp, visitor: Visitor) -> None:
@@ -174,6 +177,7 @@ class Subscriptions(DataRequests):
         suppressed, and takes the same time (docs/requirements.md L15): whether an address is
         on the list is personal data.
         """
+        refuse_if_read_only("a sign-up")
         self.mailer.defer(partial(self._request_quietly, form, visitor))
 
     def _request_quietly(self, form: SignUp, visitor: Visitor) -> None:
@@ -219,7 +223,7 @@ class Subscriptions(DataRequests):
         person = self.store.by_uid(uid)
         if person is None or person.status not in (Status.PENDING, Status.UNSUBSCRIBED):
             return False
-        self.mailer.submit(self._confirmation(person.email, person.uid, person.language))
+        self._post(self._confirmation(person.email, person.uid, person.language))
         return True
 
     # -- links in every newsletter ---------------------------------------------------------

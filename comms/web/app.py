@@ -17,6 +17,7 @@ from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.web.guard import acting, authenticated, install_method_guard
 from comms.web.pages import add_subscriber_routes
 
 #: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
@@ -138,6 +139,7 @@ def add_static_routes(app: Flask, root: Path, config: Config | None = None) -> N
 def add_webhook_routes(app: Flask, brevo: BrevoWebhook) -> None:
     """`POST /webhooks/brevo`: the provider's bounce, complaint and unsubscribe events."""
 
+    @acting(authenticated("the provider signs in with the webhook secret (Basic or Bearer)"))
     def brevo_events() -> Response:
         if not brevo.enabled:
             abort(404)  # no secret configured: the endpoint does not exist
@@ -194,6 +196,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["MAX_FORM_PARTS"] = 200
     add_security_headers(app, csp)
+    install_method_guard(app)
     if subscriptions is not None:
         add_subscriber_routes(app, subscriptions)
     if brevo is not None:

@@ -1,11 +1,17 @@
-"""Form protection for the web pages: signed CSRF tokens (rate limits: comms.audience.limits)."""
+"""Which requests may act: GET and HEAD never do, a POST only through a view marked `acting`
+after its check; signed CSRF tokens for the forms (rate limits: comms.audience.limits)."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any, TypeVar
 
+from flask import Flask, Response, abort, g, request
 from itsdangerous import BadSignature, SignatureExpired
 
+from comms.audience.read_only import read_only
 from comms.core.keys import Purpose, timed_signer
 
 #: How long a form may stay open before its CSRF token expires (seconds).
@@ -36,3 +42,73 @@ class CsrfGuard:
         except (SignatureExpired, BadSignature):
             return False
         return value.rpartition(":")[0] == purpose
+
+
+#: Methods that only read (RFC 9110 §9.2.1): they never change anything, on any route.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A view's own check before it acts, given the route's values: None lets it act, a response
+#: refuses (e.g. the form again with "please submit it again").
+Check = Callable[..., Response | None]
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def acting(check: Check) -> Callable[[View], View]:
+    """Mark a view that changes state: it runs only for a POST that passed `check` first.
+
+    Every acting view says what proves its requests: a CSRF token (`check` verifies it), or
+    why none is needed (`proof_in_url`, `authenticated`).
+    """
+
+    def mark(view: View) -> View:
+        view.comms_check = check  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def proof_in_url(reason: str) -> Check:
+    """The check of a view whose signed link is the proof (one-click unsubscribe, mailed
+    confirmation and data links): nobody without the mail has the token."""
+
+    def check(**_values: Any) -> Response | None:
+        return None
+
+    check.__doc__ = reason
+    return check
+
+
+#: The check of a view that authenticates its caller itself (the provider's webhook).
+authenticated = proof_in_url
+
+
+def install_method_guard(app: Flask) -> None:
+    """The one place that decides which requests may act, for every route of `app`.
+
+    GET, HEAD and OPTIONS run read-only (comms.audience.read_only: a write or a mail raises)
+    and never reach an acting view; any other method reaches only a view marked `acting`,
+    after its check. Flask answers HEAD through the GET view, so a view that tested
+    `request.method == "GET"` once took its POST branch for HEAD (and skipped its CSRF check).
+    """
+
+    @app.before_request
+    def guard() -> Response | None:
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        check: Check | None = getattr(view, "comms_check", None)
+        if request.method in SAFE_METHODS:
+            if check is not None and request.method != "OPTIONS":
+                abort(405)  # registered by mistake for GET: it would act on a link scanner's GET
+            stack = ExitStack()
+            stack.enter_context(read_only())
+            g.comms_read_only = stack
+            return None
+        if view is None:
+            return None  # routing answers (404, 405)
+        if check is None:
+            abort(405)  # a view that acts without saying what proves its requests
+        return check(**(request.view_args or {}))
+
+    @app.teardown_request
+    def end_read_only(_exc: BaseException | None) -> None:
+        stack = g.pop("comms_read_only", None)
+        if stack is not None:
+            stack.close()

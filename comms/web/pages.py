@@ -19,7 +19,7 @@ from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import site_editions
 from comms.core.names import clean_name
 from comms.db.people import Subscriber, normalise_address
-from comms.web.guard import CsrfGuard
+from comms.web.guard import CsrfGuard, acting, proof_in_url
 from comms.web.notices import (
     Button,
     _,
@@ -79,6 +79,18 @@ def _cross_site(config: Config) -> bool:
     return urlsplit(origin).netloc not in ours
 
 
+def _form_values() -> dict[str, Any]:
+    """The sign-up form's fields as posted, trimmed to sane sizes."""
+    form = request.form
+    return {
+        "email": form.get("email", "")[:320],
+        "name": clean_name(form.get("name", "")),
+        "topics": tuple(form.getlist("topics")[:50]),
+        "regions": tuple(form.getlist("regions")[:50]),
+        "language": form.get("language", "")[:16] or page_language(),
+    }
+
+
 def _signup_form(
     subs: Subscriptions, guard: CsrfGuard, status: int = 200, error: str = "", **form: Any
 ) -> Response:
@@ -115,24 +127,21 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
     def subscribe_form() -> Response:
         return _signup_form(subs, guard)
 
+    def refuse_cross_site_form() -> Response | None:
+        # Decision kept: a cookieless form token cannot stop CSRF, so a POST without a valid
+        # token is refused only when the browser marks it cross-site.
+        if guard.check("subscribe", request.form.get("csrf_token")) or not _cross_site(subs.config):
+            return None
+        error = _("The form was open too long or is incomplete. Please submit it again.")
+        return _signup_form(subs, guard, 400, error, **_form_values())
+
     @app.post("/subscribe")
+    @acting(refuse_cross_site_form)
     def subscribe() -> Response:
         form = request.form
-        address = form.get("email", "")[:320]
-        name = clean_name(form.get("name", ""))
-        topics = tuple(form.getlist("topics")[:50])
-        regions = tuple(form.getlist("regions")[:50])
-        language = form.get("language", "")[:16] or page_language()
-        values = {
-            "email": address,
-            "name": name,
-            "topics": topics,
-            "regions": regions,
-            "language": language,
-        }
-        if not guard.check("subscribe", form.get("csrf_token")) and _cross_site(subs.config):
-            error = _("The form was open too long or is incomplete. Please submit it again.")
-            return _signup_form(subs, guard, 400, error, **values)
+        values = _form_values()
+        address, name = values["email"], values["name"]
+        topics, regions, language = values["topics"], values["regions"], values["language"]
         wait = limiter.hit(request.remote_addr or "-")
         if wait:
             return _too_many(wait)
@@ -155,23 +164,34 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             ),
         )
 
-    @app.route("/confirm/<token>", methods=["GET", "POST"])
+    @app.get("/confirm/<token>")
+    def confirm_page(token: str) -> Response:
+        # A link scanner, a mail gateway or `curl -I` fetches the link: a button confirms.
+        try:
+            person = subs.pending(token)
+        except ExpiredToken:
+            return _expired(token)
+        except BadToken:
+            return bad_link()
+        if person is None:
+            return bad_link()
+        g.language = person.language
+        if person.status == Status.ACTIVE:
+            return _confirmed(person, again=True)
+        return notice(
+            _("Confirm your subscription"),
+            _("Please confirm with the button that you want to receive the newsletter."),
+            button=Button(site_root() + urls.confirm_path(token), _("Confirm subscription")),
+        )
+
+    @app.post("/confirm/<token>")
+    @acting(proof_in_url("the signed confirmation link reached only the address's mailbox"))
     def confirm(token: str) -> Response:
         try:
             person = subs.pending(token)
             if person is None:
                 return bad_link()
             g.language = person.language
-            if request.method == "GET":  # link scanners only GET: a button confirms
-                if person.status == Status.ACTIVE:
-                    return _confirmed(person, again=True)
-                return notice(
-                    _("Confirm your subscription"),
-                    _("Please confirm with the button that you want to receive the newsletter."),
-                    button=Button(
-                        site_root() + urls.confirm_path(token), _("Confirm subscription")
-                    ),
-                )
             changed = subs.confirm(token, _visitor())
         except ExpiredToken:
             return _expired(token)
@@ -180,6 +200,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         return _confirmed(subs.store.by_uid(person.uid) or person, again=not changed)
 
     @app.post("/confirm/<token>/resend")
+    @acting(proof_in_url("the signed confirmation link reached only the address's mailbox"))
     def resend(token: str) -> Response:
         wait = limiter.hit(request.remote_addr or "-")
         if wait:
@@ -216,7 +237,20 @@ def _confirmed(person: Subscriber, again: bool) -> Response:
 
 
 def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
-    @app.route("/unsubscribe/<token>", methods=["GET", "POST"])
+    @app.get("/unsubscribe/<token>")
+    def unsubscribe_page(token: str) -> Response:
+        try:
+            subs.profile_for_unsubscribe(token)  # BadToken for a forged link
+        except BadToken:
+            return bad_link()
+        return notice(
+            _("Unsubscribe from the newsletter"),
+            _("Do you want to stop receiving the newsletter? Please confirm with the button."),
+            button=Button(site_root() + urls.unsubscribe_path(token), _("Unsubscribe")),
+        )
+
+    @app.post("/unsubscribe/<token>")
+    @acting(proof_in_url("RFC 8058: mailbox providers POST here; the signed link is the proof"))
     def unsubscribe(token: str) -> Response:
         # No CSRF token, no cookie: mailbox providers POST here (RFC 8058); the signed token
         # in the URL is the proof. Always 200, never a redirect (docs/requirements.md E7).
@@ -224,24 +258,18 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
         # must not lead to the person's data.
         try:
             subs.profile_for_unsubscribe(token)  # BadToken for a forged link
-            if request.method == "POST":
-                one_click = request.form.get("List-Unsubscribe") == "One-Click"
-                subs.unsubscribe(token, "one-click" if one_click else "link", _visitor())
-                return notice(
-                    _("You have been unsubscribed"),
-                    _(
-                        "You will receive no more newsletters from us. We will not send a "
-                        "confirmation of this either."
-                    ),
-                    _("Changed your mind? You can subscribe again at any time."),
-                    links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
-                )
+            one_click = request.form.get("List-Unsubscribe") == "One-Click"
+            subs.unsubscribe(token, "one-click" if one_click else "link", _visitor())
         except BadToken:
             return bad_link()
         return notice(
-            _("Unsubscribe from the newsletter"),
-            _("Do you want to stop receiving the newsletter? Please confirm with the button."),
-            button=Button(site_root() + urls.unsubscribe_path(token), _("Unsubscribe")),
+            _("You have been unsubscribed"),
+            _(
+                "You will receive no more newsletters from us. We will not send a "
+                "confirmation of this either."
+            ),
+            _("Changed your mind? You can subscribe again at any time."),
+            links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
         )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort
 from watchfiles import watch
 
 from comms.content.models import KINDS, Issue, IssueStatus, Site
@@ -37,6 +37,7 @@ from comms.publish.templating import (
     translations,
 )
 from comms.web.app import create_app, listen
+from comms.web.guard import acting, proof_in_url
 from comms.web.notices import language_choices, notice, page
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
@@ -224,17 +225,19 @@ class Preview:
             html = local_images(self.config, self._issue(slug).html)
             return Response(html, mimetype="text/html")
 
+        @acting(proof_in_url("the preview stores nothing and sends nothing"))
+        def subscribe_post() -> Response:
+            language = self.config.settings.site.language
+            return notice(
+                translate(language, "Preview: nothing was stored"),
+                translate(
+                    language,
+                    "The preview stores no sign-up and sends no e-mail; the sign-up "
+                    "form works with comms serve.",
+                ),
+            )
+
         def subscribe() -> Response:
-            if request.method == "POST":
-                language = self.config.settings.site.language
-                return notice(
-                    translate(language, "Preview: nothing was stored"),
-                    translate(
-                        language,
-                        "The preview stores no sign-up and sends no e-mail; the sign-up "
-                        "form works with comms serve.",
-                    ),
-                )
             settings = self.config.settings
             return page(
                 "subscribe.html.j2",
@@ -255,7 +258,8 @@ class Preview:
             return Response(str(self.version), mimetype="text/plain")
 
         app.config["COMMS_CONFIG"] = self.config
-        app.add_url_rule("/subscribe", "preview_subscribe", subscribe, methods=["GET", "POST"])
+        app.add_url_rule("/subscribe", "preview_subscribe", subscribe)
+        app.add_url_rule("/subscribe", "preview_subscribe_post", subscribe_post, methods=["POST"])
         app.add_url_rule(f"{PREFIX}/", "preview_index", index)
         app.add_url_rule(f"{PREFIX}/version", "preview_version", version)
         app.add_url_rule(f"{PREFIX}/<slug>/", "preview_issue", issue_page)
