@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, url_for
 
 from comms.audience.read_only import WriteRefused, read_only
 from comms.bounces.webhooks import BrevoWebhook
@@ -87,7 +87,7 @@ def urls_of(app: Flask, tokens: dict[str, list[str]]) -> list[str]:
         for combination in itertools.product(*choices.values()):
             values = dict(zip(choices, combination, strict=True))
             with app.test_request_context():
-                path = app.url_for(rule.endpoint, **values)
+                path = url_for(rule.endpoint, **values)
             found.append(path)
     return found
 
