@@ -85,7 +85,7 @@ def urls_of(app: Flask, tokens: dict[str, list[str]]) -> list[str]:
             else:
                 pytest.fail(f"the walk does not know how to fill <{name}> of {rule.rule}")
         for combination in itertools.product(*choices.values()):
-            values = dict(zip(choices, combination, strict=True))
+            values: dict[str, Any] = dict(zip(choices, combination, strict=True))
             with app.test_request_context():
                 path = url_for(rule.endpoint, **values)
             found.append(path)
