@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from comms.audience.limits import signup_limits
+from comms.audience.limits import client_limit
 from comms.audience.subscriptions import SignUp, Status, Subscriptions, Visitor
 from comms.content import urls
 from comms.core.config import Config
@@ -119,9 +119,10 @@ def _signup_form(
 def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     limit = subs.config.settings.subscribe
     # Counted in the database: every server process behind a load balancer sees each hit.
-    # Against bombing one address from many IPs: a few mails per address and hour, then the
-    # same answer without a mail (a 429 here would tell that the address was asked for).
-    limiter, per_address = signup_limits(subs.store, limit.rate_limit, limit.rate_window)
+    # Against bombing one mailbox from many clients, the background work counts mails per
+    # mailbox (Subscriptions.mail_limit) and then sends none: the same answer, as a 429 here
+    # would tell that the address was asked for.
+    limiter = client_limit(subs.store, limit.rate_limit, limit.rate_window)
 
     @app.get("/subscribe")
     def subscribe_form() -> Response:
@@ -151,7 +152,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             error = _("Please enter a valid e-mail address, e.g. name@example.org.")
             return _signup_form(subs, guard, 400, error, **values)
         # The honeypot: people leave `website` empty, bots fill it.
-        if not form.get("website") and not per_address.hit(email):
+        if not form.get("website"):
             subs.request_later(SignUp(email, name or None, topics, regions, language), _visitor())
         # The same answer, after the same work, for new, known and suppressed addresses
         # (docs/requirements.md L15): the request is decided in the background.
@@ -205,7 +206,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         wait = limiter.hit(request.remote_addr or "-")
         if wait:
             return _too_many(wait)
-        subs.resend(token)
+        subs.resend_later(token)
         return notice(
             _("Please confirm your subscription"),
             _(
