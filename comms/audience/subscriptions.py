@@ -244,6 +244,10 @@ class Subscriptions(DataRequests):
         confirmation window past its expiry (the expired page offers the new mail)."""
         return 2 * self._max_age()
 
+    def check_resend(self, token: str) -> None:
+        """BadToken for a forged link, ExpiredToken for one past `resend_max_age()`."""
+        read_token(self.secret, "confirm", token, max_age=self.resend_max_age())
+
     def resend(self, token: str) -> bool:
         """A new confirmation mail for an expired link, if that sign-up is still waiting, the
         link at most `resend_max_age()` old and the mailbox within its mail limit (the same

@@ -395,8 +395,8 @@ class Subscribe(_Section):
     data_link_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
     """Minutes a mailed export or erasure link works, once."""
     rate_limit: Annotated[int, Field(ge=1)] = 10
-    """Sign-ups (and requests for a new confirmation mail) per IP address within
-    `subscribe.rate_window`; more get 429."""
+    """Sign-ups (and requests for a new confirmation mail) per client (an IPv4 address, an
+    IPv6 /64) within `subscribe.rate_window`; more get 429."""
     rate_window: Annotated[int, Field(ge=1)] = 600
     """Seconds of the sliding rate-limit window."""
     keep_ip: bool = False

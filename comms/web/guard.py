@@ -7,12 +7,16 @@ import secrets
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired
 
 from comms.audience.read_only import read_only
+from comms.content import urls
+from comms.core.config import Config
 from comms.core.keys import Purpose, timed_signer
+from comms.web.notices import _, notice, site_root
 
 #: How long a form may stay open before its CSRF token expires (seconds).
 CSRF_MAX_AGE = 4 * 3600
@@ -79,6 +83,51 @@ def proof_in_url(reason: str) -> Check:
 
 #: The check of a view that authenticates its caller itself (the provider's webhook).
 authenticated = proof_in_url
+
+
+def cross_site() -> bool:
+    """True when a browser says this request comes from another site's page (OWASP: verify
+    the origin with standard headers: `Sec-Fetch-Site`, else `Origin` or `Referer`).
+
+    Scripts and mail servers send neither header and count as same-site: for a sign-up the
+    double opt-in mail proves the address, and RFC 8058 one-click POSTs come from servers.
+    """
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return True
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return origin == "null"
+    config: Config = current_app.config["COMMS_CONFIG"]
+    ours = {urlsplit(request.host_url).netloc, urlsplit(config.settings.site.base_url).netloc}
+    return urlsplit(origin).netloc not in ours
+
+
+def same_site(check: Check) -> Check:
+    """The check of a form on our pages: a POST another site's page made the browser send is
+    refused (403, with a way to our form), whatever token it carries; then `check`.
+
+    A CSRF token only proves that someone fetched our form recently, and a token fetched by
+    a server works from any visitor's browser: without this, one page could have many
+    visitors' browsers sign up third parties, each from its own IP.
+    """
+
+    def checked(**values: Any) -> Response | None:
+        if cross_site():
+            return notice(
+                _("Please use the form on our website"),
+                _(
+                    "Your browser sent this form from another website. To protect you we "
+                    "only accept it from our own pages."
+                ),
+                status=403,
+                links=[
+                    (_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE),
+                    (_("Start page"), site_root()),
+                ],
+            )
+        return check(**values)
+
+    return checked
 
 
 def install_method_guard(app: Flask) -> None:

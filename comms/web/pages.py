@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -19,7 +18,7 @@ from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import site_editions
 from comms.core.names import clean_name
 from comms.db.people import Subscriber, normalise_address
-from comms.web.guard import CsrfGuard, acting, proof_in_url
+from comms.web.guard import CsrfGuard, acting, cross_site, proof_in_url, same_site
 from comms.web.notices import (
     Button,
     _,
@@ -64,19 +63,6 @@ def _expired(token: str) -> Response:
         ),
         links=[(_("Subscribe again"), site_root() + urls.SUBSCRIBE)],
     )
-
-
-def _cross_site(config: Config) -> bool:
-    """True when a browser says this POST comes from another site's page (OWASP: verify the
-    origin with standard headers). Non-browser clients send neither header and may sign up
-    without the form's token: the double opt-in mail is what proves the address."""
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return True
-    origin = request.headers.get("Origin") or request.headers.get("Referer")
-    if not origin or origin == "null":
-        return origin == "null"
-    ours = {urlsplit(request.host_url).netloc, urlsplit(config.settings.site.base_url).netloc}
-    return urlsplit(origin).netloc not in ours
 
 
 def _form_values() -> dict[str, Any]:
@@ -128,16 +114,21 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
     def subscribe_form() -> Response:
         return _signup_form(subs, guard)
 
-    def refuse_cross_site_form() -> Response | None:
-        # Decision kept: a cookieless form token cannot stop CSRF, so a POST without a valid
-        # token is refused only when the browser marks it cross-site.
-        if guard.check("subscribe", request.form.get("csrf_token")) or not _cross_site(subs.config):
+    def refuse_cross_site() -> Response | None:
+        # Decision kept: a cookieless form token cannot stop CSRF, and a token a server
+        # fetched works from any browser; so a browser's cross-site POST is refused whatever
+        # it carries, with our form filled in again. Scripts send no Origin and may sign up
+        # without the token: the double opt-in mail proves the address.
+        if not cross_site():
             return None
-        error = _("The form was open too long or is incomplete. Please submit it again.")
+        error = _(
+            "Your browser sent this form from another website. Please check your details "
+            "and submit the form here again."
+        )
         return _signup_form(subs, guard, 400, error, **_form_values())
 
     @app.post("/subscribe")
-    @acting(refuse_cross_site_form)
+    @acting(refuse_cross_site)
     def subscribe() -> Response:
         form = request.form
         values = _form_values()
@@ -186,7 +177,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         )
 
     @app.post("/confirm/<token>")
-    @acting(proof_in_url("the signed confirmation link reached only the address's mailbox"))
+    @acting(same_site(proof_in_url("the signed confirmation link went to the address only")))
     def confirm(token: str) -> Response:
         try:
             person = subs.pending(token)
@@ -201,11 +192,25 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         return _confirmed(subs.store.by_uid(person.uid) or person, again=not changed)
 
     @app.post("/confirm/<token>/resend")
-    @acting(proof_in_url("the signed confirmation link reached only the address's mailbox"))
+    @acting(same_site(proof_in_url("the signed confirmation link went to the address only")))
     def resend(token: str) -> Response:
         wait = limiter.hit(request.remote_addr or "-")
         if wait:
             return _too_many(wait)
+        try:
+            subs.check_resend(token)
+        except ExpiredToken:
+            return notice(
+                _("This link is too old"),
+                _(
+                    "A new confirmation e-mail can only be asked for a while after the link "
+                    "expired. Please subscribe again."
+                ),
+                status=410,
+                links=[(_("Subscribe again"), site_root() + urls.SUBSCRIBE)],
+            )
+        except BadToken:
+            return bad_link()
         subs.resend_later(token)
         return notice(
             _("Please confirm your subscription"),

@@ -14,7 +14,7 @@ from comms.audience.subscriptions import Subscriptions
 from comms.content import urls
 from comms.core.errors import BadToken, ExpiredToken
 from comms.db.people import Subscriber
-from comms.web.guard import CsrfGuard, acting, proof_in_url
+from comms.web.guard import CsrfGuard, acting, proof_in_url, same_site
 from comms.web.notices import Button, _, bad_link, language_choices, notice, page, site_root
 
 
@@ -94,7 +94,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
         return settings_page(token, person)
 
     @app.post("/preferences/<token>")
-    @acting(csrf_checked)
+    @acting(same_site(csrf_checked))
     def preferences(token: str) -> Response:
         person = checked(token)
         if isinstance(person, Response):
@@ -110,7 +110,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     requests = {"export": "export", "delete": "erase"}
 
     @app.post("/preferences/<token>/<any(export, delete):action>")
-    @acting(csrf_checked)
+    @acting(same_site(csrf_checked))
     def data_request(token: str, action: str) -> Response:
         person = checked(token)
         if isinstance(person, Response):
@@ -131,7 +131,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
         )
 
     @app.post("/preferences/<token>/revoke")
-    @acting(csrf_checked)
+    @acting(same_site(csrf_checked))
     def revoke(token: str) -> Response:
         person = checked(token)
         if isinstance(person, Response):
@@ -159,7 +159,7 @@ def _data_routes(app: Flask, subs: Subscriptions) -> None:
         return _data_page(purpose, site_root() + urls.data_path(token))
 
     @app.post("/my-data/<token>")
-    @acting(proof_in_url("the single-use link was mailed to the address; it works once"))
+    @acting(same_site(proof_in_url("the single-use link was mailed to the address only")))
     def my_data(token: str) -> Response:
         try:
             purpose, data = subs.use_data_link(token)
