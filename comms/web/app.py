@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import mimetypes
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.web.guard import acting, authenticated, install_method_guard
 from comms.web.pages import add_subscriber_routes
+
+log = logging.getLogger("comms.web")
 
 #: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
 MEDIA_TYPES = {
@@ -163,17 +167,60 @@ CSP = (
 )
 
 
+#: HSTS for a year, for this host only: the site is one host of the organisation's domain,
+#: whose other hosts may still need plain HTTP (no includeSubDomains, no preload).
+HSTS = "max-age=31536000"
+
+
 def add_security_headers(app: Flask, csp: bool = True) -> None:
-    """nosniff on every response; with `csp`, the CSP and no framing on every HTML page."""
+    """nosniff on every response; with `csp`, the CSP and no framing on every HTML page; HSTS
+    on every response served over HTTPS (directly, or behind `--trusted-proxy` that says
+    `X-Forwarded-Proto: https`), never over plain HTTP (RFC 6797 §7.2)."""
 
     @app.after_request
     def headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if csp and response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+#: The proxy headers (WSGI environ keys) a server without `--trusted-proxy` never believes.
+PROXY_HEADERS = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_BY",
+)
+
+
+def warn_about_proxy_headers(app: Flask) -> None:
+    """Drop the proxy headers of every request (no proxy is trusted), and warn once (log
+    `comms.web`) when one carried `X-Forwarded-For` or `Forwarded`: every visitor then counts
+    as the proxy's address. The server must pass them through for this to see them."""
+    warned = threading.Event()
+    wsgi = app.wsgi_app
+
+    def without_proxy_headers(environ: dict[str, Any], start_response: Any) -> Any:
+        seen = environ.get("HTTP_X_FORWARDED_FOR") or environ.get("HTTP_FORWARDED")
+        for name in PROXY_HEADERS:
+            environ.pop(name, None)
+        if seen and not warned.is_set():
+            warned.set()
+            log.warning(
+                "requests arrive through a proxy (X-Forwarded-For), but no --trusted-proxy is "
+                "set: every visitor counts as the proxy's address and all share one sign-up "
+                "limit; start comms serve with --trusted-proxy PROXY_ADDRESS"
+            )
+        return wsgi(environ, start_response)
+
+    app.wsgi_app = without_proxy_headers  # type: ignore[method-assign]
 
 
 def create_app(
