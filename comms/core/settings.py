@@ -487,7 +487,10 @@ class Bounces(_Section):
     """IMAP password of `bounces.mailbox`; only from the environment (`COMMS_BOUNCES_PASSWORD`)."""
     webhook_secret: str | None = Field(default=None, repr=False)
     """Token of `/webhooks/brevo`; only from the environment (`COMMS_BOUNCES_WEBHOOK_SECRET`).
-    Without it the endpoint does not exist."""
+    Without it the endpoint does not exist. As strong as the secret key (32 random bytes)."""
+    webhook_user: str = "brevo"
+    """The user name `/webhooks/brevo` expects with HTTP Basic credentials (the password is
+    `bounces.webhook_secret`); a Bearer token needs none."""
 
     @field_validator("domain")
     @classmethod
