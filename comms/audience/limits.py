@@ -5,8 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+import sqlalchemy as sa
+
 from comms.core.addresses import mailbox
 from comms.core.clock import epoch
+from comms.core.errors import CommsError
 from comms.core.keys import Purpose
 from comms.db.shared import Hits
 from comms.db.store import Store
@@ -16,6 +19,15 @@ from comms.db.store import Store
 MAILS_PER_ADDRESS = 3
 #: IPv6 clients are counted per /64: one host usually gets a whole /64 to choose from.
 IPV6_PREFIX = 64
+
+
+#: What a database that does not answer raises (a lost connection, a file that cannot be
+#: opened, a pool that waited too long).
+DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class Unavailable(CommsError):
+    """The database does not answer: nothing was counted (ask again in a minute)."""
 
 
 def client_bucket(ip: str) -> str:
@@ -55,9 +67,15 @@ class SharedLimit:
         self._bucket = bucket
 
     def hit(self, value: str) -> float:
-        """Count one hit; 0 when allowed, else the seconds until the next one is allowed."""
+        """Count one hit; 0 when allowed, else the seconds until the next one is allowed.
+
+        Unavailable when the database does not answer (the web asks here first, so a
+        request that would be lost gets "try again in a minute" instead)."""
         key = self._bucket(value)
-        return self.hits.hit(self.scope, key, self.limit, self.window, self._clock())
+        try:
+            return self.hits.hit(self.scope, key, self.limit, self.window, self._clock())
+        except DATABASE_DOWN as exc:
+            raise Unavailable(f"the database does not answer: {type(exc).__name__}") from None
 
 
 def client_limit(store: Store, per_client: int, window: float) -> SharedLimit:

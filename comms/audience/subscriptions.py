@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from comms.audience.data_requests import DataRequests
-from comms.audience.limits import mail_limit
+from comms.audience.limits import DATABASE_DOWN, Unavailable, mail_limit
 from comms.audience.mailer import DirectMailer, Postbox
 from comms.audience.read_only import guard_engine, refuse_if_read_only
 from comms.audience.subscriber_csv import subscriber_languages
@@ -31,6 +31,9 @@ from comms.publish.render import render_confirmation
 
 #: Subscriber states, also for the web pages (they never import comms.db).
 Status = SubscriberStatus
+#: Waits (seconds) before a web sign-up whose background step found the database gone is
+#: tried again; about four minutes in all, then it is logged as lost.
+OUTAGE_RETRIES = (5.0, 15.0, 30.0, 60.0, 120.0)
 
 log = logging.getLogger("comms.subscriptions")
 
@@ -205,9 +208,19 @@ class Subscriptions(DataRequests):
         refuse_if_read_only("a sign-up")
         self.mailer.defer(partial(self._request_quietly, form, visitor))
 
-    def _request_quietly(self, form: SignUp, visitor: Visitor) -> None:
+    def _request_quietly(self, form: SignUp, visitor: Visitor, attempt: int = 0) -> None:
         try:
             self.request(form, visitor, even=True)
+        except (Unavailable, *DATABASE_DOWN) as exc:
+            # The database went away after the answer said "please confirm": try again
+            # while it is short, rather than lose the sign-up (kept in memory only).
+            if attempt < len(OUTAGE_RETRIES):
+                if attempt == 0:
+                    log.warning("sign-up waits for the database: %s", type(exc).__name__)
+                retry = partial(self._request_quietly, form, visitor, attempt + 1)
+                self.mailer.defer(retry, OUTAGE_RETRIES[attempt])
+                return
+            log.error("sign-up request not recorded: the database did not come back")
         except Exception as exc:  # nobody waits for the answer; the log has it, not the address
             log.error("sign-up request not recorded: %s", type(exc).__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from comms.audience.limits import client_limit
+from comms.audience.limits import Unavailable, client_limit
 from comms.audience.subscriptions import SignUp, Status, Subscriptions, Visitor
 from comms.content import urls
 from comms.core.config import Config
@@ -50,6 +50,24 @@ def _too_many(wait: float) -> Response:
         status=429,
     )
     response.headers["Retry-After"] = str(int(wait) + 1)
+    return response
+
+
+#: How long a visitor is asked to wait while the database does not answer (seconds).
+RETRY_AFTER_OUTAGE = 60
+
+
+def _outage_text() -> str:
+    """What a visitor reads while the database does not answer (in the page's language)."""
+    return _(
+        "We cannot store your sign-up right now, so nothing was saved. Please try again in a "
+        "minute: your details are still filled in."
+    )
+
+
+def _try_again(response: Response) -> Response:
+    """A 503 page with `Retry-After`: the database does not answer."""
+    response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
     return response
 
 
@@ -134,7 +152,12 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         values = _form_values()
         address, name = values["email"], values["name"]
         topics, regions, language = values["topics"], values["regions"], values["language"]
-        wait = limiter.hit(request.remote_addr or "-")
+        try:
+            wait = limiter.hit(request.remote_addr or "-")
+        except Unavailable:
+            # Asked before anything is queued: during an outage the visitor keeps the form
+            # and tries again, instead of a 500 and a lost sign-up.
+            return _try_again(_signup_form(subs, guard, 503, _outage_text(), **values))
         if wait:
             return _too_many(wait)
         try:
@@ -194,7 +217,10 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
     @app.post("/confirm/<token>/resend")
     @acting(same_site(proof_in_url("the signed confirmation link went to the address only")))
     def resend(token: str) -> Response:
-        wait = limiter.hit(request.remote_addr or "-")
+        try:
+            wait = limiter.hit(request.remote_addr or "-")
+        except Unavailable:
+            return _try_again(notice(_("Please try again in a minute"), status=503))
         if wait:
             return _too_many(wait)
         try:
