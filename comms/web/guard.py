@@ -87,19 +87,29 @@ authenticated = proof_in_url
 
 def cross_site() -> bool:
     """True when a browser says this request comes from another site's page (OWASP: verify
-    the origin with standard headers: `Sec-Fetch-Site`, else `Origin` or `Referer`).
+    the origin with standard headers): `Sec-Fetch-Site: cross-site` where the browser sends
+    it, else an `Origin` or `Referer` of another host.
 
-    Scripts and mail servers send neither header and count as same-site: for a sign-up the
+    Scripts and mail servers send none of them and count as same-site: for a sign-up the
     double opt-in mail proves the address, and RFC 8058 one-click POSTs come from servers.
+    `Origin: null` alone is no verdict: our pages' `Referrer-Policy: no-referrer` makes
+    browsers send it for our own forms (see `opaque_origin`).
     """
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return True
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site == "cross-site"
     origin = request.headers.get("Origin") or request.headers.get("Referer")
     if not origin or origin == "null":
-        return origin == "null"
+        return False
     config: Config = current_app.config["COMMS_CONFIG"]
     ours = {urlsplit(request.host_url).netloc, urlsplit(config.settings.site.base_url).netloc}
     return urlsplit(origin).netloc not in ours
+
+
+def opaque_origin() -> bool:
+    """True for `Origin: null` from a browser that does not say `Sec-Fetch-Site`: our own
+    form (no-referrer) or a sandboxed page elsewhere; a form's token must then decide."""
+    return "Sec-Fetch-Site" not in request.headers and request.headers.get("Origin") == "null"
 
 
 def same_site(check: Check) -> Check:

@@ -18,7 +18,14 @@ from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import site_editions
 from comms.core.names import clean_name
 from comms.db.people import Subscriber, normalise_address
-from comms.web.guard import CsrfGuard, acting, cross_site, proof_in_url, same_site
+from comms.web.guard import (
+    CsrfGuard,
+    acting,
+    cross_site,
+    opaque_origin,
+    proof_in_url,
+    same_site,
+)
 from comms.web.notices import (
     Button,
     _,
@@ -137,7 +144,8 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         # fetched works from any browser; so a browser's cross-site POST is refused whatever
         # it carries, with our form filled in again. Scripts send no Origin and may sign up
         # without the token: the double opt-in mail proves the address.
-        if not cross_site():
+        token_ok = guard.check("subscribe", request.form.get("csrf_token"))
+        if not cross_site() and (token_ok or not opaque_origin()):
             return None
         error = _(
             "Your browser sent this form from another website. Please check your details "
