@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from comms.audience.mailer import SETTLE
-from tests.test_signup_timing import best_threshold_accuracy, measure, served
-from tests.webkit import open_web
+from tests.test_signup_timing import best_threshold_accuracy, measure
+from tests.webkit import open_web, served
 
 
 def main(runs: int) -> None:
@@ -27,7 +27,7 @@ def main(runs: int) -> None:
     accuracies = []
     with tempfile.TemporaryDirectory() as folder:
         overrides = {"subscribe": {"rate_limit": 1_000_000}}
-        with open_web(Path(folder), settle=SETTLE, **overrides) as web, served(web) as port:
+        with open_web(Path(folder), settle=SETTLE, **overrides) as web, served(web.app) as port:
             for run in range(runs):
                 active, unknown = measure(web, port, run)
                 accuracy = best_threshold_accuracy(active, unknown)

@@ -190,19 +190,39 @@ def test_expired_link_offers_a_new_mail(web: Web, monkeypatch: pytest.MonkeyPatc
     assert web.store.find(ADDRESS).status == "active"  # type: ignore[union-attr]
 
 
-def test_cross_site_post_without_csrf_token_is_refused_in_german(web: Web) -> None:
+def test_cross_site_post_is_refused_in_german_even_with_a_token(web: Web) -> None:
+    # A token fetched by a server works in any browser (issue 21, finding 5): a cross-site
+    # POST is refused whatever it carries, with our form filled in again.
+    token = web.csrf()
     for headers in (
         {"Origin": "https://evil.example"},
         {"Referer": "https://evil.example/page"},
         {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
         {"Origin": "null"},
     ):
-        response = web.client.post("/subscribe", data={"email": ADDRESS}, headers=headers)
-        assert response.status_code == 400
-        text = response.get_data(as_text=True)
-        assert "Das Formular war zu lange geöffnet oder ist unvollständig." in text
-        assert 'name="csrf_token" value="' in text  # a fresh form
+        # `Origin: null` alone may be our own form (no-referrer): then the token decides.
+        tokens = [None] if headers == {"Origin": "null"} else [None, token]
+        for data in ({"email": ADDRESS} | ({"csrf_token": t} if t else {}) for t in tokens):
+            response = web.client.post("/subscribe", data=data, headers=headers)
+            assert response.status_code == 400
+            text = response.get_data(as_text=True)
+            assert "Ihr Browser hat dieses Formular von einer anderen Website gesendet." in text
+            assert 'name="csrf_token" value="' in text  # a fresh form
+            assert f'value="{ADDRESS}"' in text
     assert web.store.find(ADDRESS) is None and web.mails() == []
+
+
+def test_our_own_form_as_chromium_posts_it_is_taken(web: Web) -> None:
+    # Referrer-Policy: no-referrer makes Chromium send `Origin: null` for our own form.
+    data = {"email": ADDRESS, "csrf_token": web.csrf()}
+    for headers in (
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    ):
+        response = web.client.post("/subscribe", data=data, headers=headers)
+        assert response.status_code == 200, headers
 
 
 def test_post_with_only_the_address_works_for_non_browser_clients(web: Web) -> None:

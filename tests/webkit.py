@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from comms.audience.mailer import Mailer
 from comms.audience.subscriptions import Subscriptions
@@ -128,3 +130,15 @@ def open_web(folder: Path, settle: float = 0.01, **overrides: Any) -> Iterator[W
     finally:
         mailer.close()
         store.close()
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[int]:
+    """`app` over real HTTP on 127.0.0.1 (a threaded server); yields its port."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_port
+    finally:
+        httpd.shutdown()

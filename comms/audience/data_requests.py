@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from comms.audience.mailer import Postbox
+from comms.audience.read_only import refuse_if_read_only
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
@@ -16,7 +17,7 @@ from comms.core.languages import Edition, site_editions
 from comms.core.settings import Subscribe
 from comms.db.people import Subscriber
 from comms.db.store import Store
-from comms.mail.message import build_transactional
+from comms.mail.message import OutgoingMessage, build_transactional
 from comms.mail.tokens import Link, make_token, read_link
 from comms.publish.render import render_link_mail
 
@@ -67,7 +68,12 @@ class DataRequests:
     def _mail(self, person: Subscriber, kind: str, url: str, minutes: int | None = None) -> None:
         config, edition = self.config, self._mail_edition(person.language)
         subject, html, text = render_link_mail(config, kind, url, minutes, edition)
-        self.mailer.submit(build_transactional(config, person.email, subject, html, text, edition))
+        self._post(build_transactional(config, person.email, subject, html, text, edition))
+
+    def _post(self, message: OutgoingMessage) -> None:
+        """Hand `message` to the mailer; never inside a request that may only read."""
+        refuse_if_read_only("a mail")
+        self.mailer.submit(message)
 
     def revoke_links(self, token: str) -> Subscriber | None:
         """Log out all links of the person and mail them a new preferences link.

@@ -31,8 +31,9 @@ class Postbox(Protocol):
     def submit(self, message: OutgoingMessage) -> None:
         """Send one message (now or later)."""
 
-    def defer(self, task: Callable[[], None]) -> None:
-        """Run `task` after the answer to the current request has gone out (or now)."""
+    def defer(self, task: Callable[[], None], delay: float | None = None) -> None:
+        """Run `task` after the answer to the current request has gone out (or now); `delay`
+        seconds from now, if given."""
 
 
 #: Waits (seconds) before the retries of a confirmation mail that failed temporarily.
@@ -89,9 +90,9 @@ class Mailer:
         """Queue one message."""
         self._queue.put(lambda: self._send(message, 0))
 
-    def defer(self, task: Callable[[], None]) -> None:
-        """Run `task` in the mailer's thread `settle` seconds from now."""
-        due = time.monotonic() + self.settle
+    def defer(self, task: Callable[[], None], delay: float | None = None) -> None:
+        """Run `task` in the mailer's thread `settle` (or `delay`) seconds from now."""
+        due = time.monotonic() + (self.settle if delay is None else delay)
 
         def run() -> None:
             try:
@@ -206,8 +207,8 @@ class DirectMailer:
                 self.on_failure(message, str(exc))
             raise MailNotSent(f"confirmation mail to {message.recipient} not sent: {exc}") from None
 
-    def defer(self, task: Callable[[], None]) -> None:
-        """Run `task` now: the command line waits for its result anyway."""
+    def defer(self, task: Callable[[], None], delay: float | None = None) -> None:
+        """Run `task` now, whatever `delay`: the command line waits for its result anyway."""
         task()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -11,7 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from comms.audience.data_requests import DataRequests
+from comms.audience.limits import DATABASE_DOWN, Unavailable, mail_limit
 from comms.audience.mailer import DirectMailer, Postbox
+from comms.audience.read_only import guard_engine, refuse_if_read_only
 from comms.audience.subscriber_csv import subscriber_languages
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
@@ -29,6 +32,9 @@ from comms.publish.render import render_confirmation
 
 #: Subscriber states, also for the web pages (they never import comms.db).
 Status = SubscriberStatus
+#: Waits (seconds) before a web sign-up whose background step found the database gone is
+#: tried again; about four minutes in all, then it is logged as lost.
+OUTAGE_RETRIES = (5.0, 15.0, 30.0, 60.0, 120.0)
 
 log = logging.getLogger("comms.subscriptions")
 
@@ -81,6 +87,10 @@ class Subscriptions(DataRequests):
         self.secret = store.secret
         self.settings = config.settings.subscribe
         mailer.on_failure = self._mail_failed
+        #: Confirmation mails per mailbox (sign-ups and new-mail requests alike).
+        self.mail_limit = mail_limit(store)
+        # Inside `comms.audience.read_only.read_only()` (every GET and HEAD) nothing is written.
+        guard_engine(store.engine)
 
     def _mail_failed(self, message: OutgoingMessage, error: str) -> None:
         """Record in the person's ledger that their confirmation mail could not be sent."""
@@ -125,21 +135,26 @@ class Subscriptions(DataRequests):
 
     # -- sign-up and confirmation ----------------------------------------------------------
 
-    def request(self, form: SignUp, visitor: Visitor) -> Requested:
+    def request(self, form: SignUp, visitor: Visitor, even: bool = False) -> Requested:
         """Sign-up: store a pending person and send the confirmation mail.
 
         Known, active and suppressed addresses get the same answer on the web (no enumeration):
         an active subscriber gets no mail, a suppressed address nothing at all; a pending or
         unsubscribed person gets a fresh confirmation mail. The result says which it was.
+        `even` (the web's background work): a mailbox past its mail limit gets nothing, and a
+        request that mails nobody still writes its confirmation mail (then drops it), so that
+        every sign-up costs the same work (docs/requirements.md L15).
         """
         settings = self.config.settings
         topics = tuple(t for t in dict.fromkeys(form.topics) if t in settings.topics)
         regions = tuple(r for r in dict.fromkeys(form.regions) if r in settings.regions)
         allowed = subscriber_languages(self.config)
         language = form.language if form.language in allowed else self.config.home_language
+        message_id = new_message_id(self.config)
+        if even and self.mail_limit.hit(form.email):
+            return self._unmailed(form.email, language, None, even)
         person = NewSubscriber(form.email, form.name, language, topics, regions)
         chosen = f"topics: {' '.join(topics) or '-'}; regions: {' '.join(regions) or '-'}"
-        message_id = new_message_id(self.config)
         event = self._event(
             "request",
             visitor,
@@ -153,11 +168,11 @@ class Subscriptions(DataRequests):
                 known = self.store.add_pending(person, event)
             except SubscriberError:
                 # suppressed (erased, bounced, complained): no mail, same answer
-                return Requested("suppressed", mailed=False)
+                return self._unmailed(form.email, language, "suppressed", even)
         elif known.status in (Status.PENDING, Status.UNSUBSCRIBED):
             self.store.request_again(known.uid, event)
-        else:
-            return Requested(before, mailed=False)  # active: nothing to do, no mail
+        else:  # active: nothing to do, no mail
+            return self._unmailed(form.email, language, before, even)
         try:
             confirmation = self._confirmation(known.email, known.uid, language, message_id)
         except MessageError as exc:
@@ -165,21 +180,48 @@ class Subscriptions(DataRequests):
             # visitor gets the usual answer rather than an error page.
             self.store.note(known.email, self._not_sent(message_id, str(exc)))
             return Requested(before, mailed=False)
-        self.mailer.submit(confirmation)
+        self._post(confirmation)
         return Requested(before, mailed=True)
+
+    def _unmailed(self, email: str, language: str, before: str | None, even: bool) -> Requested:
+        """A request that mails nobody; with `even`, after one write transaction and the mail
+        it would have been (the rendering is most of a sign-up's work: without it, requests
+        for active addresses were quicker, and slowed the requests that followed them less)."""
+        if even:
+            # In place of the person's row: a hit of a mailbox that does not exist (a keyed
+            # hash in rate_hits, swept when its hour has passed).
+            self.mail_limit.hit(f"{secrets.token_hex(8)}@decoy.invalid")
+            try:
+                self._confirmation(email, secrets.token_urlsafe(12), language)
+            except MessageError:
+                pass
+        return Requested(before, mailed=False)
 
     def request_later(self, form: SignUp, visitor: Visitor) -> None:
         """Sign-up from the web: queue the request and decide in the background.
 
         The answer then does the same work for every address, new, pending, active or
         suppressed, and takes the same time (docs/requirements.md L15): whether an address is
-        on the list is personal data.
+        on the list is personal data. The background work is the same for every address too:
+        the mailbox's mail limit counted, the person looked up, a confirmation mail written
+        (`request(even=True)`), so the requests after a sign-up do not tell either.
         """
+        refuse_if_read_only("a sign-up")
         self.mailer.defer(partial(self._request_quietly, form, visitor))
 
-    def _request_quietly(self, form: SignUp, visitor: Visitor) -> None:
+    def _request_quietly(self, form: SignUp, visitor: Visitor, attempt: int = 0) -> None:
         try:
-            self.request(form, visitor)
+            self.request(form, visitor, even=True)
+        except (Unavailable, *DATABASE_DOWN) as exc:
+            # The database went away after the answer said "please confirm": try again
+            # while it is short, rather than lose the sign-up (kept in memory only).
+            if attempt < len(OUTAGE_RETRIES):
+                if attempt == 0:
+                    log.warning("sign-up waits for the database: %s", type(exc).__name__)
+                retry = partial(self._request_quietly, form, visitor, attempt + 1)
+                self.mailer.defer(retry, OUTAGE_RETRIES[attempt])
+                return
+            log.error("sign-up request not recorded: the database did not come back")
         except Exception as exc:  # nobody waits for the answer; the log has it, not the address
             log.error("sign-up request not recorded: %s", type(exc).__name__)
 
@@ -211,17 +253,41 @@ class Subscriptions(DataRequests):
         events = report.get("consent") or [{}]
         return str(events[-1].get("action"))
 
+    def resend_max_age(self) -> int:
+        """How old (seconds) a confirmation link may be to ask for a new mail with it: one
+        confirmation window past its expiry (the expired page offers the new mail)."""
+        return 2 * self._max_age()
+
+    def check_resend(self, token: str) -> None:
+        """BadToken for a forged link, ExpiredToken for one past `resend_max_age()`."""
+        read_token(self.secret, "confirm", token, max_age=self.resend_max_age())
+
     def resend(self, token: str) -> bool:
-        """A new confirmation mail for an expired link, if that sign-up is still waiting."""
+        """A new confirmation mail for an expired link, if that sign-up is still waiting, the
+        link at most `resend_max_age()` old and the mailbox within its mail limit (the same
+        count as sign-ups). False when nothing was sent."""
         try:
-            uid = read_token(self.secret, "confirm", token, max_age=None)
+            uid = read_token(self.secret, "confirm", token, max_age=self.resend_max_age())
         except BadToken:
             return False
         person = self.store.by_uid(uid)
         if person is None or person.status not in (Status.PENDING, Status.UNSUBSCRIBED):
             return False
-        self.mailer.submit(self._confirmation(person.email, person.uid, person.language))
+        if self.mail_limit.hit(person.email):
+            return False
+        self._post(self._confirmation(person.email, person.uid, person.language))
         return True
+
+    def resend_later(self, token: str) -> None:
+        """`resend` from the web, in the background: the answer is the same either way."""
+        refuse_if_read_only("a new confirmation mail")
+        self.mailer.defer(partial(self._resend_quietly, token))
+
+    def _resend_quietly(self, token: str) -> None:
+        try:
+            self.resend(token)
+        except Exception as exc:  # as for sign-ups: the log has the kind, not the address
+            log.error("new confirmation mail not sent: %s", type(exc).__name__)
 
     # -- links in every newsletter ---------------------------------------------------------
 

@@ -50,18 +50,21 @@ class WebhookAnswer:
     body: dict[str, Any]
 
 
-def authorised(header: str | None, secret: str | None) -> bool:
-    """Does an `Authorization` header (Bearer token, or Basic with the secret as password) match?"""
+def authorised(header: str | None, secret: str | None, user: str = "brevo") -> bool:
+    """Does an `Authorization` header match: a Bearer token, or Basic with `user` and the
+    secret as password (both compared in constant time)?"""
     if not secret or not header:
         return False
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "basic":
         try:
-            value = base64.b64decode(value, validate=True).decode().partition(":")[2]
+            given_user, _, value = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-    elif scheme.lower() != "bearer":
+        same_user = hmac.compare_digest(given_user.encode(), user.encode())
+        return hmac.compare_digest(value.encode(), secret.encode()) and same_user
+    if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(value.encode(), secret.encode())
 
@@ -93,13 +96,15 @@ class BrevoWebhook:
 
     def handle(self, authorization: str | None, body: bytes) -> WebhookAnswer:
         """Answer one request (401 without valid credentials, 400 for a body that is no event)."""
-        if not authorised(authorization, self.secret):
+        if not authorised(authorization, self.secret, self.config.settings.bounces.webhook_user):
             log.warning("%s: request without valid credentials refused", SOURCE)
             return WebhookAnswer(401, {"error": "unauthorised"})
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return WebhookAnswer(400, {"error": "the body is not JSON"})
+        except RecursionError:  # e.g. 30,000 `[`: no event is nested like that
+            return WebhookAnswer(400, {"error": "the body is nested too deeply"})
         events = payload if isinstance(payload, list) else [payload]
         if not events or not all(isinstance(e, dict) for e in events):
             return WebhookAnswer(400, {"error": "expected an event object or a list of them"})

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     "--trusted-proxy",
     metavar="ADDR",
     help="Address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed "
-    "(the rate limit and the consent ledger then see the visitor's address).",
+    "(the rate limit and the consent ledger then see the visitor's address; HSTS is sent "
+    "when it says https). Without it, the first request with X-Forwarded-For logs a warning.",
 )
 @click.pass_obj
 def serve(
@@ -61,7 +62,7 @@ def serve(
     from comms.bounces.webhooks import BrevoWebhook
     from comms.reports.clicks import Clicks
     from comms.reports.counting import ViewCounter
-    from comms.web.app import create_app, listen
+    from comms.web.app import create_app, listen, warn_about_proxy_headers
 
     config = state.config()
     # Before the app exists: Flask's logger then uses this handler.
@@ -76,8 +77,12 @@ def serve(
     subscriptions = Subscriptions(config, store, mailer)
     clicks = Clicks(config, store.engine, store.secret)
     app = create_app(config.output_dir, config, subscriptions, brevo, views=views, clicks=clicks)
-    proxy: dict[str, Any] = {}
-    if trusted_proxy:
+    # Without a trusted proxy, the app drops the proxy headers itself (instead of waitress)
+    # and says once when they arrive: everyone then shares the proxy's sign-up limit.
+    proxy: dict[str, Any] = {"clear_untrusted_proxy_headers": False}
+    if not trusted_proxy:
+        warn_about_proxy_headers(app)
+    else:
         proxy = {
             "trusted_proxy": trusted_proxy,
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},

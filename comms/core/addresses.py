@@ -16,3 +16,25 @@ def check_address(text: str) -> ValidatedEmail:
         return validate_email(text, check_deliverability=False, strict=True)
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+
+
+#: Domains whose mail service ignores dots in the local part (Gmail: `m.muster@` and
+#: `mmuster@` are one mailbox; googlemail.com is the same service). Other providers deliver
+#: `m.muster` and `mmuster` to different people, so their dots are kept.
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def mailbox(address: str) -> str:
+    """The mailbox a valid address delivers to, for counting mails per person: the local part
+    without its `+tag`, case folded, dots dropped where the domain ignores them
+    (DOTLESS_DOMAINS, googlemail.com as gmail.com); the domain in lower case.
+
+    `victim+1@` … `victim+10@` and `Victim@` are one mailbox, so a cap per mailbox holds.
+    Never used to send: the address is delivered as it was given.
+    """
+    local, _, domain = address.rpartition("@")
+    local = local.split("+", 1)[0].casefold() or local.casefold()
+    domain = domain.lower().rstrip(".")
+    if domain in DOTLESS_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"

@@ -370,6 +370,11 @@ def load_config(
     weak = key_problem(secret_key) if secret_key is not None else None
     if weak is not None:
         problems.append(f"environment {ENV_PREFIX}SECRET_KEY: {weak}")
+    hook = settings.bounces.webhook_secret if settings is not None else None
+    weak_hook = key_problem(hook) if hook else None
+    if weak_hook is not None:
+        # The token lets its holder unsubscribe and suppress anyone: as strong as the key.
+        problems.append(f"environment {ENV_PREFIX}BOUNCES_WEBHOOK_SECRET: {weak_hook}")
     if strict:
         problems.extend(f"{w} (--strict)" for w in warnings)
     if problems or settings is None:

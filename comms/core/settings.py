@@ -410,8 +410,8 @@ class Subscribe(_Section):
     data_link_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
     """Minutes a mailed export or erasure link works, once."""
     rate_limit: Annotated[int, Field(ge=1)] = 10
-    """Sign-ups (and requests for a new confirmation mail) per IP address within
-    `subscribe.rate_window`; more get 429."""
+    """Sign-ups (and requests for a new confirmation mail) per client (an IPv4 address, an
+    IPv6 /64) within `subscribe.rate_window`; more get 429."""
     rate_window: Annotated[int, Field(ge=1)] = 600
     """Seconds of the sliding rate-limit window."""
     keep_ip: bool = False
@@ -516,7 +516,10 @@ class Bounces(_Section):
     """IMAP password of `bounces.mailbox`; only from the environment (`COMMS_BOUNCES_PASSWORD`)."""
     webhook_secret: str | None = Field(default=None, repr=False)
     """Token of `/webhooks/brevo`; only from the environment (`COMMS_BOUNCES_WEBHOOK_SECRET`).
-    Without it the endpoint does not exist."""
+    Without it the endpoint does not exist. As strong as the secret key (32 random bytes)."""
+    webhook_user: str = "brevo"
+    """The user name `/webhooks/brevo` expects with HTTP Basic credentials (the password is
+    `bounces.webhook_secret`); a Bearer token needs none."""
 
     @field_validator("domain")
     @classmethod

@@ -5,13 +5,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import mimetypes
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, abort, request
 
+from comms.audience.read_only import counting
 from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
@@ -19,7 +22,10 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.reports.clicks import Clicks
 from comms.reports.counting import ViewCounter
+from comms.web.guard import acting, authenticated, install_method_guard
 from comms.web.pages import add_subscriber_routes
+
+log = logging.getLogger("comms.web")
 
 #: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
 MEDIA_TYPES = {
@@ -136,7 +142,8 @@ def add_static_routes(
     def static_file(path: str = "") -> Response:
         response = serve_file(root, path, config)
         if views is not None and request.method == "GET" and response.status_code in (200, 304):
-            views.viewed(path)
+            with counting():  # an anonymous counter: the guard's one exception
+                views.viewed(path)
         return response
 
     app.add_url_rule("/", "static_index", static_file, methods=["GET", "HEAD"])
@@ -149,7 +156,8 @@ def add_click_routes(app: Flask, clicks: Clicks) -> None:
     a counter, no person's state (no uid, IP address or cookie is looked at or kept)."""
 
     def follow(slug: str, link: str) -> Response:
-        target = clicks.follow(slug, link, count=request.method == "GET")
+        with counting():  # an anonymous counter: the guard's one exception
+            target = clicks.follow(slug, link, count=request.method == "GET")
         if target is None:
             abort(404)  # only the links of that issue: never an open redirect
         response = Response(status=302, headers={"Location": target})
@@ -163,6 +171,7 @@ def add_click_routes(app: Flask, clicks: Clicks) -> None:
 def add_webhook_routes(app: Flask, brevo: BrevoWebhook) -> None:
     """`POST /webhooks/brevo`: the provider's bounce, complaint and unsubscribe events."""
 
+    @acting(authenticated("the provider signs in with the webhook secret (Basic or Bearer)"))
     def brevo_events() -> Response:
         if not brevo.enabled:
             abort(404)  # no secret configured: the endpoint does not exist
@@ -186,17 +195,60 @@ CSP = (
 )
 
 
+#: HSTS for a year, for this host only: the site is one host of the organisation's domain,
+#: whose other hosts may still need plain HTTP (no includeSubDomains, no preload).
+HSTS = "max-age=31536000"
+
+
 def add_security_headers(app: Flask, csp: bool = True) -> None:
-    """nosniff on every response; with `csp`, the CSP and no framing on every HTML page."""
+    """nosniff on every response; with `csp`, the CSP and no framing on every HTML page; HSTS
+    on every response served over HTTPS (directly, or behind `--trusted-proxy` that says
+    `X-Forwarded-Proto: https`), never over plain HTTP (RFC 6797 §7.2)."""
 
     @app.after_request
     def headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if csp and response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", CSP)
             response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+#: The proxy headers (WSGI environ keys) a server without `--trusted-proxy` never believes.
+PROXY_HEADERS = (
+    "HTTP_FORWARDED",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_FORWARDED_BY",
+)
+
+
+def warn_about_proxy_headers(app: Flask) -> None:
+    """Drop the proxy headers of every request (no proxy is trusted), and warn once (log
+    `comms.web`) when one carried `X-Forwarded-For` or `Forwarded`: every visitor then counts
+    as the proxy's address. The server must pass them through for this to see them."""
+    warned = threading.Event()
+    wsgi = app.wsgi_app
+
+    def without_proxy_headers(environ: dict[str, Any], start_response: Any) -> Any:
+        seen = environ.get("HTTP_X_FORWARDED_FOR") or environ.get("HTTP_FORWARDED")
+        for name in PROXY_HEADERS:
+            environ.pop(name, None)
+        if seen and not warned.is_set():
+            warned.set()
+            log.warning(
+                "requests arrive through a proxy (X-Forwarded-For), but no --trusted-proxy is "
+                "set: every visitor counts as the proxy's address and all share one sign-up "
+                "limit; start comms serve with --trusted-proxy PROXY_ADDRESS"
+            )
+        return wsgi(environ, start_response)
+
+    app.wsgi_app = without_proxy_headers  # type: ignore[method-assign]
 
 
 def create_app(
@@ -223,6 +275,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["MAX_FORM_PARTS"] = 200
     add_security_headers(app, csp)
+    install_method_guard(app)
     if subscriptions is not None:
         add_subscriber_routes(app, subscriptions)
     if brevo is not None:

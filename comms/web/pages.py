@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from comms.audience.limits import signup_limits
+from comms.audience.limits import Unavailable, client_limit
 from comms.audience.subscriptions import SignUp, Status, Subscriptions, Visitor
 from comms.content import urls
 from comms.core.config import Config
@@ -19,7 +18,14 @@ from comms.core.errors import BadToken, ExpiredToken
 from comms.core.languages import site_editions
 from comms.core.names import clean_name
 from comms.db.people import Subscriber, normalise_address
-from comms.web.guard import CsrfGuard
+from comms.web.guard import (
+    CsrfGuard,
+    acting,
+    cross_site,
+    opaque_origin,
+    proof_in_url,
+    same_site,
+)
 from comms.web.notices import (
     Button,
     _,
@@ -54,6 +60,24 @@ def _too_many(wait: float) -> Response:
     return response
 
 
+#: How long a visitor is asked to wait while the database does not answer (seconds).
+RETRY_AFTER_OUTAGE = 60
+
+
+def _outage_text() -> str:
+    """What a visitor reads while the database does not answer (in the page's language)."""
+    return _(
+        "We cannot store your sign-up right now, so nothing was saved. Please try again in a "
+        "minute: your details are still filled in."
+    )
+
+
+def _try_again(response: Response) -> Response:
+    """A 503 page with `Retry-After`: the database does not answer."""
+    response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE)
+    return response
+
+
 def _expired(token: str) -> Response:
     return notice(
         _("This confirmation link has expired"),
@@ -66,17 +90,16 @@ def _expired(token: str) -> Response:
     )
 
 
-def _cross_site(config: Config) -> bool:
-    """True when a browser says this POST comes from another site's page (OWASP: verify the
-    origin with standard headers). Non-browser clients send neither header and may sign up
-    without the form's token: the double opt-in mail is what proves the address."""
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        return True
-    origin = request.headers.get("Origin") or request.headers.get("Referer")
-    if not origin or origin == "null":
-        return origin == "null"
-    ours = {urlsplit(request.host_url).netloc, urlsplit(config.settings.site.base_url).netloc}
-    return urlsplit(origin).netloc not in ours
+def _form_values() -> dict[str, Any]:
+    """The sign-up form's fields as posted, trimmed to sane sizes."""
+    form = request.form
+    return {
+        "email": form.get("email", "")[:320],
+        "name": clean_name(form.get("name", "")),
+        "topics": tuple(form.getlist("topics")[:50]),
+        "regions": tuple(form.getlist("regions")[:50]),
+        "language": form.get("language", "")[:16] or page_language(),
+    }
 
 
 def _signup_form(
@@ -107,33 +130,42 @@ def _signup_form(
 def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     limit = subs.config.settings.subscribe
     # Counted in the database: every server process behind a load balancer sees each hit.
-    # Against bombing one address from many IPs: a few mails per address and hour, then the
-    # same answer without a mail (a 429 here would tell that the address was asked for).
-    limiter, per_address = signup_limits(subs.store, limit.rate_limit, limit.rate_window)
+    # Against bombing one mailbox from many clients, the background work counts mails per
+    # mailbox (Subscriptions.mail_limit) and then sends none: the same answer, as a 429 here
+    # would tell that the address was asked for.
+    limiter = client_limit(subs.store, limit.rate_limit, limit.rate_window)
 
     @app.get("/subscribe")
     def subscribe_form() -> Response:
         return _signup_form(subs, guard)
 
+    def refuse_cross_site() -> Response | None:
+        # Decision kept: a cookieless form token cannot stop CSRF, and a token a server
+        # fetched works from any browser; so a browser's cross-site POST is refused whatever
+        # it carries, with our form filled in again. Scripts send no Origin and may sign up
+        # without the token: the double opt-in mail proves the address.
+        token_ok = guard.check("subscribe", request.form.get("csrf_token"))
+        if not cross_site() and (token_ok or not opaque_origin()):
+            return None
+        error = _(
+            "Your browser sent this form from another website. Please check your details "
+            "and submit the form here again."
+        )
+        return _signup_form(subs, guard, 400, error, **_form_values())
+
     @app.post("/subscribe")
+    @acting(refuse_cross_site)
     def subscribe() -> Response:
         form = request.form
-        address = form.get("email", "")[:320]
-        name = clean_name(form.get("name", ""))
-        topics = tuple(form.getlist("topics")[:50])
-        regions = tuple(form.getlist("regions")[:50])
-        language = form.get("language", "")[:16] or page_language()
-        values = {
-            "email": address,
-            "name": name,
-            "topics": topics,
-            "regions": regions,
-            "language": language,
-        }
-        if not guard.check("subscribe", form.get("csrf_token")) and _cross_site(subs.config):
-            error = _("The form was open too long or is incomplete. Please submit it again.")
-            return _signup_form(subs, guard, 400, error, **values)
-        wait = limiter.hit(request.remote_addr or "-")
+        values = _form_values()
+        address, name = values["email"], values["name"]
+        topics, regions, language = values["topics"], values["regions"], values["language"]
+        try:
+            wait = limiter.hit(request.remote_addr or "-")
+        except Unavailable:
+            # Asked before anything is queued: during an outage the visitor keeps the form
+            # and tries again, instead of a 500 and a lost sign-up.
+            return _try_again(_signup_form(subs, guard, 503, _outage_text(), **values))
         if wait:
             return _too_many(wait)
         try:
@@ -142,7 +174,7 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             error = _("Please enter a valid e-mail address, e.g. name@example.org.")
             return _signup_form(subs, guard, 400, error, **values)
         # The honeypot: people leave `website` empty, bots fill it.
-        if not form.get("website") and not per_address.hit(email):
+        if not form.get("website"):
             subs.request_later(SignUp(email, name or None, topics, regions, language), _visitor())
         # The same answer, after the same work, for new, known and suppressed addresses
         # (docs/requirements.md L15): the request is decided in the background.
@@ -155,23 +187,34 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
             ),
         )
 
-    @app.route("/confirm/<token>", methods=["GET", "POST"])
+    @app.get("/confirm/<token>")
+    def confirm_page(token: str) -> Response:
+        # A link scanner, a mail gateway or `curl -I` fetches the link: a button confirms.
+        try:
+            person = subs.pending(token)
+        except ExpiredToken:
+            return _expired(token)
+        except BadToken:
+            return bad_link()
+        if person is None:
+            return bad_link()
+        g.language = person.language
+        if person.status == Status.ACTIVE:
+            return _confirmed(person, again=True)
+        return notice(
+            _("Confirm your subscription"),
+            _("Please confirm with the button that you want to receive the newsletter."),
+            button=Button(site_root() + urls.confirm_path(token), _("Confirm subscription")),
+        )
+
+    @app.post("/confirm/<token>")
+    @acting(same_site(proof_in_url("the signed confirmation link went to the address only")))
     def confirm(token: str) -> Response:
         try:
             person = subs.pending(token)
             if person is None:
                 return bad_link()
             g.language = person.language
-            if request.method == "GET":  # link scanners only GET: a button confirms
-                if person.status == Status.ACTIVE:
-                    return _confirmed(person, again=True)
-                return notice(
-                    _("Confirm your subscription"),
-                    _("Please confirm with the button that you want to receive the newsletter."),
-                    button=Button(
-                        site_root() + urls.confirm_path(token), _("Confirm subscription")
-                    ),
-                )
             changed = subs.confirm(token, _visitor())
         except ExpiredToken:
             return _expired(token)
@@ -180,11 +223,29 @@ def _subscribe_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None
         return _confirmed(subs.store.by_uid(person.uid) or person, again=not changed)
 
     @app.post("/confirm/<token>/resend")
+    @acting(same_site(proof_in_url("the signed confirmation link went to the address only")))
     def resend(token: str) -> Response:
-        wait = limiter.hit(request.remote_addr or "-")
+        try:
+            wait = limiter.hit(request.remote_addr or "-")
+        except Unavailable:
+            return _try_again(notice(_("Please try again in a minute"), status=503))
         if wait:
             return _too_many(wait)
-        subs.resend(token)
+        try:
+            subs.check_resend(token)
+        except ExpiredToken:
+            return notice(
+                _("This link is too old"),
+                _(
+                    "A new confirmation e-mail can only be asked for a while after the link "
+                    "expired. Please subscribe again."
+                ),
+                status=410,
+                links=[(_("Subscribe again"), site_root() + urls.SUBSCRIBE)],
+            )
+        except BadToken:
+            return bad_link()
+        subs.resend_later(token)
         return notice(
             _("Please confirm your subscription"),
             _(
@@ -216,28 +277,11 @@ def _confirmed(person: Subscriber, again: bool) -> Response:
 
 
 def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
-    @app.route("/unsubscribe/<token>", methods=["GET", "POST"])
-    def unsubscribe(token: str) -> Response:
-        # No CSRF token, no cookie: mailbox providers POST here (RFC 8058); the signed token
-        # in the URL is the proof. Always 200, never a redirect (docs/requirements.md E7).
-        # No link to the settings page here: mailbox providers are given this URL, and it
-        # must not lead to the person's data.
-        issue = request.args.get(urls.ISSUE_PARAMETER, "")  # counted per issue, not per person
+    @app.get("/unsubscribe/<token>")
+    def unsubscribe_page(token: str) -> Response:
+        issue = request.args.get(urls.ISSUE_PARAMETER, "")  # passed on to the button's POST
         try:
             subs.profile_for_unsubscribe(token)  # BadToken for a forged link
-            if request.method == "POST":
-                one_click = request.form.get("List-Unsubscribe") == "One-Click"
-                channel = "one-click" if one_click else "link"
-                subs.unsubscribe(token, channel, _visitor(), issue=issue)
-                return notice(
-                    _("You have been unsubscribed"),
-                    _(
-                        "You will receive no more newsletters from us. We will not send a "
-                        "confirmation of this either."
-                    ),
-                    _("Changed your mind? You can subscribe again at any time."),
-                    links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
-                )
         except BadToken:
             return bad_link()
         return notice(
@@ -247,6 +291,31 @@ def _unsubscribe_routes(app: Flask, subs: Subscriptions) -> None:
                 site_root() + urls.unsubscribe_path(token) + (issue and urls.issue_query(issue)),
                 _("Unsubscribe"),
             ),
+        )
+
+    @app.post("/unsubscribe/<token>")
+    @acting(proof_in_url("RFC 8058: mailbox providers POST here; the signed link is the proof"))
+    def unsubscribe(token: str) -> Response:
+        # No CSRF token, no cookie: mailbox providers POST here (RFC 8058); the signed token
+        # in the URL is the proof. Always 200, never a redirect (docs/requirements.md E7).
+        # No link to the settings page here: mailbox providers are given this URL, and it
+        # must not lead to the person's data.
+        issue = request.args.get(urls.ISSUE_PARAMETER, "")  # counted per issue, not per person
+        try:
+            subs.profile_for_unsubscribe(token)  # BadToken for a forged link
+            one_click = request.form.get("List-Unsubscribe") == "One-Click"
+            channel = "one-click" if one_click else "link"
+            subs.unsubscribe(token, channel, _visitor(), issue=issue)
+        except BadToken:
+            return bad_link()
+        return notice(
+            _("You have been unsubscribed"),
+            _(
+                "You will receive no more newsletters from us. We will not send a "
+                "confirmation of this either."
+            ),
+            _("Changed your mind? You can subscribe again at any time."),
+            links=[(_("Subscribe to the newsletter"), site_root() + urls.SUBSCRIBE)],
         )
 
 

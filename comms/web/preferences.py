@@ -14,7 +14,7 @@ from comms.audience.subscriptions import Subscriptions
 from comms.content import urls
 from comms.core.errors import BadToken, ExpiredToken
 from comms.db.people import Subscriber
-from comms.web.guard import CsrfGuard
+from comms.web.guard import CsrfGuard, acting, proof_in_url, same_site
 from comms.web.notices import Button, _, bad_link, language_choices, notice, page, site_root
 
 
@@ -74,20 +74,31 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
         if person is None:
             return bad_link()
         g.language = person.language  # the page speaks the person's language
-        if request.method == "POST" and not guard.check(
-            "preferences:" + token, request.form.get("csrf_token")
-        ):
-            error = _("The form was open too long or is incomplete. Please submit it again.")
-            return settings_page(token, person, 400, error=error)
         return person
 
-    @app.route("/preferences/<token>", methods=["GET", "POST"])
+    def csrf_checked(token: str, **_values: Any) -> Response | None:
+        """The check of every form on the settings page: its token, for this link only."""
+        if guard.check("preferences:" + token, request.form.get("csrf_token")):
+            return None
+        person = checked(token)
+        if isinstance(person, Response):
+            return person
+        error = _("The form was open too long or is incomplete. Please submit it again.")
+        return settings_page(token, person, 400, error=error)
+
+    @app.get("/preferences/<token>")
+    def preferences_page(token: str) -> Response:
+        person = checked(token)
+        if isinstance(person, Response):
+            return person
+        return settings_page(token, person)
+
+    @app.post("/preferences/<token>")
+    @acting(same_site(csrf_checked))
     def preferences(token: str) -> Response:
         person = checked(token)
         if isinstance(person, Response):
             return person
-        if request.method == "GET":
-            return settings_page(token, person)
         form = request.form
         updated = subs.update(
             token, form.getlist("topics"), form.getlist("regions"), form.get("language", "")
@@ -99,6 +110,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
     requests = {"export": "export", "delete": "erase"}
 
     @app.post("/preferences/<token>/<any(export, delete):action>")
+    @acting(same_site(csrf_checked))
     def data_request(token: str, action: str) -> Response:
         person = checked(token)
         if isinstance(person, Response):
@@ -119,6 +131,7 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
         )
 
     @app.post("/preferences/<token>/revoke")
+    @acting(same_site(csrf_checked))
     def revoke(token: str) -> Response:
         person = checked(token)
         if isinstance(person, Response):
@@ -136,12 +149,19 @@ def _settings_routes(app: Flask, subs: Subscriptions, guard: CsrfGuard) -> None:
 
 
 def _data_routes(app: Flask, subs: Subscriptions) -> None:
-    @app.route("/my-data/<token>", methods=["GET", "POST"])
+    @app.get("/my-data/<token>")
+    def my_data_page(token: str) -> Response:
+        # A link scanner, a mail gateway or `curl -I` fetches the link: a button does it.
+        try:
+            purpose, _person, _link = subs.data_link(token)
+        except BadToken as exc:
+            return _link_error(exc)
+        return _data_page(purpose, site_root() + urls.data_path(token))
+
+    @app.post("/my-data/<token>")
+    @acting(same_site(proof_in_url("the single-use link was mailed to the address only")))
     def my_data(token: str) -> Response:
         try:
-            if request.method == "GET":  # link scanners only GET: a button does it
-                purpose, _person, _link = subs.data_link(token)
-                return _data_page(purpose, site_root() + urls.data_path(token))
             purpose, data = subs.use_data_link(token)
         except BadToken as exc:
             return _link_error(exc)

@@ -7,6 +7,8 @@ shows the sign-up form and stores nothing.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import shutil
 import tempfile
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
 from watchfiles import watch
@@ -40,11 +43,48 @@ from comms.publish.templating import (
     translations,
 )
 from comms.web.app import create_app, listen
+from comms.web.guard import acting, proof_in_url
 from comms.web.notices import language_choices, notice, page
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
 PREFIX = "/_preview"
 WIDTHS = (600, 375)
+#: The only host names the preview answers to (it listens on 127.0.0.1): a page on another
+#: site whose name is made to resolve to 127.0.0.1 (DNS rebinding) sends its own name.
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost"})
+#: The preview's pages run only their own inline script (by its hash, `_csp`); e-mails are
+#: framed from here and may show images from anywhere, as they will in a mail client.
+CSP = (
+    "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
+    "script-src {scripts}; connect-src 'self'; frame-src 'self'; frame-ancestors 'self'; "
+    "form-action 'self'; base-uri 'self'; object-src 'none'"
+)
+#: The endpoints whose pages carry the preview's reload script.
+SCRIPTED = frozenset({"preview_index", "preview_issue"})
+_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)
+
+
+def _csp(endpoint: str | None, body: bytes) -> str:
+    """The preview's CSP for a response: script hashes of its own pages' inline scripts."""
+    hashes = []
+    if endpoint in SCRIPTED:
+        for script in _SCRIPT.findall(body):
+            digest = base64.b64encode(hashlib.sha256(script).digest()).decode("ascii")
+            hashes.append(f"'sha256-{digest}'")
+    return CSP.format(scripts=" ".join(hashes) or "'none'")
+
+
+def is_local_host(host: str, port: int | None) -> bool:
+    """Whether a `Host` header names this preview: 127.0.0.1 or localhost, at `port` (any
+    port while it is not known yet)."""
+    try:
+        parts = urlsplit(f"//{host}")
+        name, given = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if name not in LOCAL_NAMES:
+        return False
+    return port is None or (given or 80) == port
 
 
 #: How many active subscribers an issue with these topics and regions reaches (the CLI passes
@@ -93,6 +133,8 @@ class Preview:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        #: The port served on (`serve`); until then any port of 127.0.0.1 and localhost.
+        self.port: int | None = None
         self.app = self._create_app()
         self.rebuild()
 
@@ -201,6 +243,7 @@ class Preview:
     def serve(self, port: int) -> None:
         """Watch for changes and serve on 127.0.0.1 until interrupted."""
         server = listen(self.app, "127.0.0.1", port, threads=4)
+        self.port = server.effective_port
         self.watch()
         server.run()
 
@@ -249,8 +292,30 @@ class Preview:
         )
         return Response(html, mimetype="text/html")
 
+    def _guard(self, app: Flask) -> None:
+        """Answer only requests for 127.0.0.1:PORT or localhost:PORT (421 otherwise), each
+        with the preview's CSP."""
+
+        def local_only() -> Response | None:
+            if is_local_host(request.host, self.port):
+                return None
+            where = f"127.0.0.1:{self.port or 'PORT'} / localhost:{self.port or 'PORT'}"
+            text = f"421 Misdirected Request: comms preview answers only at {where}.\n"
+            return Response(text, 421, mimetype="text/plain")
+
+        # First of all the app's checks: nothing else runs for a foreign host.
+        app.before_request_funcs.setdefault(None, []).insert(0, local_only)
+
+        @app.after_request
+        def csp(response: Response) -> Response:
+            body = b"" if response.direct_passthrough else response.get_data()
+            response.headers["Content-Security-Policy"] = _csp(request.endpoint, body)
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            return response
+
     def _create_app(self) -> Flask:
         app = create_app(self.root, csp=False)
+        self._guard(app)
 
         def index() -> Response:
             issues = sorted(self.issues.values(), key=lambda i: i.number, reverse=True)
@@ -274,17 +339,19 @@ class Preview:
             html = local_images(self.config, self._issue(slug).html)
             return Response(html, mimetype="text/html")
 
+        @acting(proof_in_url("the preview stores nothing and sends nothing"))
+        def subscribe_post() -> Response:
+            language = self.config.settings.site.language
+            return notice(
+                translate(language, "Preview: nothing was stored"),
+                translate(
+                    language,
+                    "The preview stores no sign-up and sends no e-mail; the sign-up "
+                    "form works with comms serve.",
+                ),
+            )
+
         def subscribe() -> Response:
-            if request.method == "POST":
-                language = self.config.settings.site.language
-                return notice(
-                    translate(language, "Preview: nothing was stored"),
-                    translate(
-                        language,
-                        "The preview stores no sign-up and sends no e-mail; the sign-up "
-                        "form works with comms serve.",
-                    ),
-                )
             settings = self.config.settings
             return page(
                 "subscribe.html.j2",
@@ -305,7 +372,8 @@ class Preview:
             return Response(str(self.version), mimetype="text/plain")
 
         app.config["COMMS_CONFIG"] = self.config
-        app.add_url_rule("/subscribe", "preview_subscribe", subscribe, methods=["GET", "POST"])
+        app.add_url_rule("/subscribe", "preview_subscribe", subscribe)
+        app.add_url_rule("/subscribe", "preview_subscribe_post", subscribe_post, methods=["POST"])
         app.add_url_rule(f"{PREFIX}/", "preview_index", index)
         app.add_url_rule(f"{PREFIX}/version", "preview_version", version)
         app.add_url_rule(f"{PREFIX}/<slug>/", "preview_issue", issue_page)
