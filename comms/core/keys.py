@@ -1,9 +1,8 @@
 """The secret key: how strong it must be, and every key and keyed hash made from it.
 
-Every use of the secret (signed links, CSRF forms, VERP signatures, suppression and rate keys,
-the database's secret check) is a `Purpose` here, and only this module hashes with the secret.
-Message-IDs and MIME boundaries are hashes of public names (an issue's slug, a subscriber's
-random uid) with no key: they reveal nothing, and a retry must reuse the same Message-ID.
+Every use of the secret (signed links, CSRF forms, VERP signatures, Message-IDs, suppression
+and rate keys, the database's secret check) is a `Purpose` here, and only this module hashes
+with the secret. MIME boundaries are hashes of public names with no key: they reveal nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +54,8 @@ class Purpose(Enum):
     CSRF_FORM = "comms.csrf"
     # Keyed hashes (`keyed_hash`): HMAC-SHA256 with the secret of the label, NUL, the data.
     VERP = "verp"
+    # A newsletter's Message-ID: a bounce report quoting one proves it saw the mail's headers.
+    MESSAGE_ID = "message-id"
     SIGNUP_RATE = "signup-ip"
     CONFIRM_MAIL_RATE = "confirm-mail"
     # Keyed hashes from before labels, kept as they were: the address alone, the label alone.
