@@ -11,6 +11,7 @@ import sys
 import click
 
 from comms.core.errors import CommsError, ConfigError
+from comms.core.logs import shown_url
 
 from . import (  # noqa: F401  (registers the commands)
     approve,
@@ -44,13 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         if debug:
             raise
+        # A driver's message may quote the database URL: no password on screen or in a log.
         for warning in exc.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {shown_url(warning)}", err=True)
         for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
+            click.echo(f"error: {shown_url(problem)}", err=True)
         sys.exit(exc.exit_code)
     except CommsError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {shown_url(str(exc))}", err=True)
         sys.exit(exc.exit_code)

@@ -87,7 +87,7 @@ SERVER_DEFAULTS = {
 def _server_defaults(url: str) -> dict[str, Any]:
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return {}  # create_engine says what is wrong
     if not parsed.drivername.startswith("postgresql"):
         return {}
@@ -103,7 +103,7 @@ def make_engine(url: str) -> Engine:
         private_file(path)
     try:
         engine = sa.create_engine(url, connect_args=_server_defaults(url))
-    except (sa.exc.ArgumentError, ImportError) as exc:
+    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError([f"database_url: cannot open '{shown_url(url)}': {exc}"]) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
