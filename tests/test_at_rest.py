@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mailbox
 import os
 import stat
 from collections.abc import Iterator
@@ -108,3 +109,51 @@ def test_check_warns_about_files_others_can_read(site_copy: Path) -> None:
         f"warning: {database} is readable by others: it holds personal data or secrets; "
         "chmod 0600 it (and chown it to the user comms runs as)"
     ) in err
+
+
+def _written(root: Path, before: set[Path]) -> list[Path]:
+    """Files and folders under `root` that were not there in `before`, but the public output."""
+    public = root / "public"
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path not in before and path != public and public not in path.parents
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only("the modes of the files comms writes; a server keeps its own files")
+@pytest.mark.usefixtures("without_approval")
+def test_every_file_comms_writes_with_personal_data_is_private(site_copy: Path) -> None:
+    """Issue 21.8: exports, outbox mails, backups, processed bounces — 0600 in 0700 folders,
+    under the usual umask, whether the file is new or replaces one others could read."""
+    (site_copy / "people.csv").write_text("email,name\nanna@example.org,Anna\n", "utf-8")
+    (site_copy / "comms.toml").open("a").write('\n[bounces]\nmailbox = "maildir://mail"\n')
+    box = mailbox.Maildir(site_copy / "mail", create=True)
+    dsn = (Path(__file__).parent / "bounces" / "postfix-hard.eml").read_bytes()
+    box.add(dsn.replace(b"kijitora@example.org", b"anna@example.org"))
+    readable = site_copy / "readable.json"
+    readable.write_text("[]", "utf-8")
+    readable.chmod(0o644)
+    before = set(site_copy.rglob("*"))
+
+    args = ["subscribers", "import", str(site_copy / "people.csv"), "--confirmed"]
+    assert run_cli(site_copy, *args, "--consent-note", "Liste")[0] == 0
+    export = site_copy / "exports" / "people.csv"
+    assert run_cli(site_copy, "subscribers", "export", "--output", str(export))[0] == 0
+    args = ["subscribers", "export", "--format", "json", "--output", str(readable)]
+    assert run_cli(site_copy, *args)[0] == 0
+    assert run_cli(site_copy, "send", "2019-11-newsletter")[0] == 0
+    assert run_cli(site_copy, "bounces", "fetch")[0] == 0
+    assert run_cli(site_copy, "backup", str(site_copy / "backups" / "comms.db"))[0] == 0
+
+    assert "anna@example.org,Anna" in export.read_text("utf-8")
+    assert '"email": "anna@example.org"' in readable.read_text("utf-8")
+    written = _written(site_copy, before)
+    expected = [export, site_copy / "backups" / "comms.db", site_copy / "var" / "outbox"]
+    assert set(expected) <= set(written) and len(box.get_folder("Processed")) == 1
+    marker = site_copy / "mail" / ".Processed" / "maildirfolder"  # Maildir++'s, always empty
+    assert marker.read_bytes() == b""
+    modes = {str(p.relative_to(site_copy)): _mode(p) for p in [*written, readable] if p != marker}
+    private = {name: 0o700 if (site_copy / name).is_dir() else 0o600 for name in modes}
+    assert modes == private

@@ -3,6 +3,7 @@ revoke-links."""
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from comms.audience.mailer import MailNotSent
 from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
 from comms.audience.subscriptions import sign_up_by_admin
 from comms.core.errors import CommsError
+from comms.core.files import private_writer
 from comms.db.people import Consent
 
 from .common import (
@@ -141,7 +143,8 @@ def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
         write_export(store.iter_subscribers(), sys.stdout, fmt)
         sys.stdout.flush()
         return
-    with output.open("w", encoding="utf-8", newline="") as handle:
+    # Every address and name: 0600 like the database (docs/security.md), whatever the umask.
+    with private_writer(output) as raw, io.TextIOWrapper(raw, "utf-8", newline="") as handle:
         count = write_export(store.iter_subscribers(), handle, fmt)
     click.echo(f"exported {count} subscriber(s) to {output}", err=True)
 
