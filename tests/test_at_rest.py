@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from comms.core.config import load_config
 from comms.core.errors import ConfigError
 from comms.core.files import write_private
+from comms.core.keys import key_problem
 from comms.db.people import Consent, NewSubscriber
 from comms.db.store import open_store
 from comms.db.tables import meta
@@ -82,7 +84,20 @@ def test_outbox_files_and_folders_are_private(tmp_path: Path) -> None:
     assert _mode(tmp_path / "state" / "feeds-state.json") == 0o600
 
 
-@pytest.mark.parametrize("key", ["a", "0123456789abcdef" * 3, "x" * 200, "Passwort123!"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a",
+        "0123456789abcdef" * 3,
+        "x" * 200,
+        "Passwort123!",
+        # Issue 21, lows: long enough, but a pattern (they passed before).
+        "0123456789abcdef" * 4,
+        "abcdefghijkl" * 4,
+        "Kq7Zr2Lp9Wx4Nb8Y" * 3,
+        "zyxwvutsrqponmlkjihgfedcba9876543210ZYXWVUTSRQPONMLKJIHGFEDCBA",
+    ],
+)
 def test_weak_secret_keys_are_refused(tmp_path: Path, key: str) -> None:
     (tmp_path / "comms.toml").write_text("", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
@@ -94,8 +109,14 @@ def test_weak_secret_keys_are_refused(tmp_path: Path, key: str) -> None:
 
 def test_strong_keys_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "comms.toml").write_text("", encoding="utf-8")
-    for key in ("0123456789abcdef" * 4, "Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0VuQe3wRt5yU7i"):
+    strong = "Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0VuQe3wRt5yU7i"
+    for key in (strong, f"web-test-0123456789abcdef-{strong}"):
         assert load_config(tmp_path / "comms.toml", environ={"COMMS_SECRET_KEY": key})
+    # Keys as comms and the docs make them: the patterns they show by chance cost them little.
+    for key in [secrets.token_hex(32) for _ in range(2000)]:
+        assert key_problem(key) is None and key_problem(key.upper()) is None, key
+    for key in [secrets.token_urlsafe(32) for _ in range(2000)]:
+        assert key_problem(key) is None, key
 
 
 @pytest.mark.sqlite_only("the warning is about the SQLite file's mode; a server keeps its own")
