@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import mailbox
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -178,3 +182,98 @@ def test_every_file_comms_writes_with_personal_data_is_private(site_copy: Path) 
     modes = {str(p.relative_to(site_copy)): _mode(p) for p in [*written, readable] if p != marker}
     private = {name: 0o700 if (site_copy / name).is_dir() else 0o600 for name in modes}
     assert modes == private
+
+
+def _holds(path: Path, *texts: str) -> list[str]:
+    """Which of `texts` the bytes of `path` (and its write-ahead log) contain."""
+    data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    return [text for text in texts if text.encode() in data]
+
+
+def _outbox_holding(outbox: Path, text: str) -> list[str]:
+    return sorted(
+        str(p.relative_to(outbox)) for p in outbox.rglob("*.eml") if text.encode() in p.read_bytes()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only("secure_delete and the write-ahead log are SQLite's")
+@pytest.mark.usefixtures("without_approval")
+def test_an_erased_person_leaves_no_trace_in_the_database_file_or_the_outbox(
+    site_copy: Path,
+) -> None:
+    """Issue 21, lows: erased rows lingered in SQLite's free pages, and the person's mails
+    in a file outbox (their address, live links) stayed."""
+    people = "email,name\nanna@example.org,Anna Erasmus\nbernd@example.org,Bernd Bleibt\n"
+    (site_copy / "people.csv").write_text(people, "utf-8")
+    args = ["subscribers", "import", str(site_copy / "people.csv"), "--confirmed"]
+    assert run_cli(site_copy, *args, "--consent-note", "Liste")[0] == 0
+    assert run_cli(site_copy, "send", "2019-11-newsletter")[0] == 0
+    assert run_cli(site_copy, "subscribers", "add", "carla@example.org")[0] == 0  # pending
+    outbox, database = site_copy / "var" / "outbox", site_copy / "var" / "comms.db"
+    assert len(_outbox_holding(outbox, "anna@example.org")) == 1
+    assert len(_outbox_holding(outbox, "carla@example.org")) == 1  # the confirmation mail
+
+    code, out, _ = run_cli(site_copy, "subscribers", "remove", "anna@example.org")
+    assert code == 0 and "1 outbox file(s)" in out
+    assert run_cli(site_copy, "subscribers", "remove", "carla@example.org")[0] == 0
+    for address in ("anna@example.org", "carla@example.org"):
+        assert _outbox_holding(outbox, address) == []
+    assert len(_outbox_holding(outbox, "bernd@example.org")) == 1
+    gone = ["anna@example.org", "Anna Erasmus", "carla@example.org"]
+    assert _holds(database, *gone, "bernd@example.org") == ["bernd@example.org"]
+
+
+@pytest.mark.sqlite_only("secure_delete and the write-ahead log are SQLite's")
+def test_erasure_through_the_mailed_link_removes_the_outbox_files_too(tmp_path: Path) -> None:
+    from comms.audience.mailer import Mailer
+    from comms.audience.subscriptions import Subscriptions
+    from comms.web.app import create_app
+
+    from .webkit import CONFIRM_RE, CSRF_RE, DATA_RE, make_config
+
+    outbox = tmp_path / "outbox"
+    config = make_config(tmp_path, f"file://{outbox}")
+    store = open_store(config)
+    mailer = Mailer(config, settle=0.01)
+    subs = Subscriptions(config, store, mailer)
+    client = create_app(tmp_path / "public", config, subs).test_client()
+
+    def mailed(pattern: re.Pattern[str]) -> str:
+        mailer.join()
+        newest = max(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+        message = BytesParser(policy=default).parsebytes(newest.read_bytes())
+        assert isinstance(message, EmailMessage)
+        text = message.get_body(("plain",))
+        assert text is not None
+        found = pattern.search(text.get_content())
+        assert found is not None
+        return found.group(1)
+
+    def csrf(path: str) -> str:
+        found = CSRF_RE.search(client.get(path).get_data(as_text=True))
+        assert found is not None
+        return found.group(1)
+
+    try:
+        client.post(
+            "/subscribe", data={"email": "dora@example.org", "csrf_token": csrf("/subscribe")}
+        )
+        assert client.post(mailed(CONFIRM_RE)).status_code == 200
+        person = store.find("dora@example.org")
+        assert person is not None
+        FileTransport(outbox).send(
+            "n@example.org",
+            person.email,
+            b"To: dora@example.org\r\n\r\nx",
+            f"2020-02-newsletter/{person.uid}",
+        )
+        prefs = f"/preferences/{subs.preferences_token(person)}"
+        client.post(prefs + "/delete", data={"csrf_token": csrf(prefs), "really": "yes"})
+        assert client.post(mailed(DATA_RE)).status_code == 200
+        assert store.find("dora@example.org") is None
+        assert _outbox_holding(outbox, "dora@example.org") == []
+        assert _holds(tmp_path / "comms.db", "dora@example.org") == []
+    finally:
+        mailer.close()
+        store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from comms.audience.data_requests import erase_person
 from comms.audience.mailer import MailNotSent
 from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
 from comms.audience.subscriptions import sign_up_by_admin
@@ -200,14 +201,16 @@ def subscribers_show(state: State, address: str, as_json: bool) -> None:
 def subscribers_remove(state: State, address: str) -> None:
     """Erase one person (GDPR Art. 17); only a suppression hash stays, so they get no mail."""
     email = _address(address)
-    removed = _open_store(state.config()).erase(email)
+    config = state.config()
+    removed = erase_person(config, _open_store(config), email)
     if not removed["subscriber"]:
         click.echo(f"no subscriber {email}; added the address's hash to the suppression list")
         return
+    outbox = f", {removed['outbox']} outbox file(s)" if removed["outbox"] else ""
     click.echo(
         f"erased {email}: profile, {removed['consent']} consent record(s), personal link of "
-        f"{removed['deliveries']} delivery record(s); kept: the suppression hash, so the "
-        "address is never mailed or imported again"
+        f"{removed['deliveries']} delivery record(s){outbox}; kept: the suppression hash, so "
+        "the address is never mailed or imported again"
     )
 
 

@@ -56,6 +56,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "busy_timeout=30000",
         "foreign_keys=ON",
         "synchronous=NORMAL",
+        # Deleted rows are overwritten with zeros, not left in free pages (erasure, GDPR).
+        "secure_delete=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -82,6 +84,19 @@ SERVER_DEFAULTS = {
     "keepalives_interval": 10,
     "keepalives_count": 3,
 }
+
+
+def drop_old_pages(engine: Engine) -> None:
+    """After an erasure on SQLite: checkpoint the write-ahead log into the file and truncate
+    it, so the erased rows' earlier page images leave the log as well (secure_delete has
+    zeroed them in the file). A reader still busy defers this to a later checkpoint."""
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL's VACUUM (autovacuum) reclaims dead rows
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    finally:
+        raw.close()
 
 
 def _server_defaults(url: str) -> dict[str, Any]:
