@@ -82,6 +82,57 @@ def test_spellings_of_one_address_are_one_person(tmp_path: Path) -> None:
         assert len({m["To"] for m in web.mails()}) == 1
 
 
+#: Look-alikes of Latin names (issue 21, lows): a Cyrillic "а" or "е" among Latin letters, also
+#: written as the A-label a forged link would carry.
+HOMOGLYPHS = ["max@p\u0430ypal.com", "max@xn--pypal-4ve.com", "max@\u0435xample.org"]
+#: Names that mix scripts as their writing does, and single-script names of other alphabets.
+IDN_MIXES = [
+    "max@例え.jp",
+    "max@ドメイン名例.jp",
+    "max@中文网.com",
+    "max@пример.рф",
+    "max@ελληνικά.gr",
+]
+#: Full-width and compatibility spellings (an input method in full-width mode) → the address.
+FOLDED = {
+    "ｍａｘ@example.org": "max@example.org",
+    "Ｍａｘ@ｅｘａｍｐｌｅ.ｏｒｇ": "max@example.org",
+    "ﬁx@example.org": "fix@example.org",
+    "jürgen@bücher.example": "jürgen@bücher.example",
+}
+
+
+def test_look_alike_domains_are_refused_and_full_width_local_parts_folded() -> None:
+    for address in HOMOGLYPHS:
+        with pytest.raises(ValueError, match="mixes Cyrillic and Latin letters in '.*': a look"):
+            normalise_address(address)
+        if not address.isascii():  # at sending, plain ASCII passes on its syntax alone
+            with pytest.raises(MessageError, match="a look-alike of another name"):
+                sendable_address(address)
+    for address in IDN_MIXES:
+        assert normalise_address(address) == address
+    for address, folded in FOLDED.items():
+        assert normalise_address(address) == folded
+    with pytest.raises(ValueError):  # IDNA refuses what NFKC would turn into "1." in a domain
+        normalise_address("me@⒈wouldbeinvalid.com")
+
+
+@pytest.mark.database
+def test_look_alikes_change_nothing_and_full_width_is_the_same_person(tmp_path: Path) -> None:
+    with open_web(tmp_path, subscribe={"rate_limit": 1000}) as web:
+        for address in HOMOGLYPHS:
+            response = web.sign_up(address)
+            assert response.status_code == 400, address
+            assert "Bitte geben Sie eine gültige E-Mail-Adresse ein" in response.get_data(True)
+        for spelling in ("max@example.org", "ｍａｘ@example.org", "Ｍａｘ@ｅｘａｍｐｌｅ.org"):
+            assert web.sign_up(spelling).status_code == 200
+        web.mailer.join()
+        assert {sent.recipient for sent in web.outbox} == {"max@example.org"}
+        person = web.store.find("ｍａｘ@example.org")
+        assert person is not None and person.email == "max@example.org"
+        assert web.store.find("max@xn--pypal-4ve.com") is None
+
+
 @pytest.mark.database
 @pytest.mark.slow
 def test_the_form_accepts_every_valid_and_refuses_every_invalid_address(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ send → the relay (aiosmtpd) accepts → a DSN to the VERP address lands in the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,26 @@ def test_full_loop_send_bounce_fetch_suppress_skip(
             e.startswith("bounces+") and e.endswith("@example.org") for e in envelope.values()
         )
         assert len(set(envelope.values())) == 2
+
+        # Reports to the plain bounce address (no VERP) about Bernd: one quoting the Message-ID
+        # computed the old way from his link's uid, one quoting Anna's real one. Neither acts.
+        ids = {r.rcpt_tos[0]: message_from_bytes(r.data)["Message-ID"] for r in handler.received}
+        code, out, _ = run_cli(site_copy, "subscribers", "show", "bernd@example.org", "--json")
+        uid = json.loads(out)["uid"]
+        digest = hashlib.blake2b(f"2019-11-newsletter/{uid}".encode(), digest_size=12).hexdigest()
+        old_way = f"<2019-11-newsletter.{digest}@newsletter.example.org>"
+        for n, quoted in enumerate((old_way, ids["anna@example.org"])):
+            forged = (CORPUS / "postfix-hard.eml").read_bytes()
+            forged = forged.replace(b"bounces+VERP@example.org", b"bounces@example.org")
+            forged = forged.replace(b"kijitora@example.org", b"bernd@example.org")
+            forged = forged.replace(b"000@p351355", f"{n}@p351355".encode())
+            returned = b"Content-Type: message/rfc822\n\n"
+            forged = forged.replace(returned, returned + f"Message-ID: {quoted}\n".encode())
+            server.append(forged, folder="loop")
+        code, out, err = run_cli(site_copy, "bounces", "fetch", env=env)
+        assert (code, out.split(": ")[-1]) == (0, "2 unknown\n"), err
+        code, out, _ = run_cli(site_copy, "subscribers", "show", "bernd@example.org", "--json")
+        assert json.loads(out)["status"] == "active"
 
         # The recipient's server refuses later; the relay's DSN goes to the VERP address.
         dsn = (CORPUS / "postfix-hard.eml").read_bytes()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import email
+import hashlib
 import json
 import mailbox
 import threading
@@ -27,6 +29,7 @@ from comms.mail.verp import verp_address
 from comms.web.app import create_app
 
 from .ledgerkit import IMPORT, run_cli
+from .test_send import import_people
 
 CORPUS = Path(__file__).resolve().parent / "bounces"
 ISSUE = "2020-02-newsletter"
@@ -206,9 +209,123 @@ def test_a_relay_that_rewrote_the_envelope_is_matched_by_message_id(
     store.close()
     data = (CORPUS / "t-online-soft.eml").read_bytes().replace(PLACEHOLDER, b"news@example.org")
     data = data.replace(b"Status: 4.0.0", b"Status: 5.1.1")
+    # The same report about another address than the one the Message-ID went to: nothing.
     maildir(tmp_path, data)
+    assert run_cli(tmp_path, "bounces", "fetch")[1].endswith("1 unknown\n")
+    assert show(tmp_path, "user2@example.org")["status"] == "active"
+    # About the address it went to (and the Final-Recipient alone is enough): bounced.
+    data = data.replace(b"Original-Recipient: rfc822;nobody.example@t-online.de\n", b"")
+    data = data.replace(b"nobody.example@t-online.de", b"User2@Example.org")
+    maildir(tmp_path, b"Message-ID: <again@example.net>\n" + data)
     assert run_cli(tmp_path, "bounces", "fetch")[0] == 0
     assert show(tmp_path, "user2@example.org")["status"] == "bounced"
+
+
+@pytest.mark.database
+def test_a_message_id_of_the_old_unkeyed_form_is_not_trusted(
+    tmp_path: Path, campaign: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ledger from before keyed Message-IDs holds ids anyone can compute from a link's uid."""
+    store = open_store(configure(tmp_path))
+    person = store.find("user1@example.org")
+    assert person is not None
+    digest = hashlib.blake2b(f"{ISSUE}/{person.uid}".encode(), digest_size=12).hexdigest()
+    mid = f"<{ISSUE}.{digest}@newsletter.example.org>"
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id == campaign["user1@example.org"])
+            .values(message_id=mid)
+        )
+    store.close()
+    maildir(tmp_path, forged_dsn(mid, "user1@example.org"))
+    assert run_cli(tmp_path, "bounces", "fetch")[0] == 0
+    assert "from before they were keyed" in caplog.text
+    assert show(tmp_path, "user1@example.org")["status"] == "active"
+
+
+def forged_dsn(message_id: str, recipient: str, status: bytes = b"5.1.1") -> bytes:
+    """Postfix's DSN, to the plain bounce address (no VERP), about `recipient`, quoting
+    `message_id` as the returned message's: what anyone can mail to the bounce address."""
+    data = (CORPUS / "postfix-hard.eml").read_bytes()
+    data = data.replace(PLACEHOLDER, b"bounces@example.org").replace(b"Status: 5.1.1", status)
+    data = data.replace(b"kijitora@example.org", recipient.encode())
+    data = data.replace(b"r@p351355.pool.example.ne.jp", recipient.encode())
+    returned = b"Content-Type: message/rfc822\n\n"
+    assert returned in data
+    head = b"Message-ID: " + message_id.encode() + b"\nFrom: newsletter@example.org\n"
+    report_id = b"Message-ID: <" + hashlib.sha256(message_id.encode()).hexdigest().encode()
+    data = data.replace(b"Message-Id: <20130429234532.00000000000@", report_id)
+    return data.replace(returned, returned + head)
+
+
+def forged_arf(message_id: str, recipient: str | None) -> bytes:
+    """The ARF sample without VERP, quoting `message_id`; naming `recipient` when given."""
+    data = (CORPUS / "arf-abuse.eml").read_bytes().replace(PLACEHOLDER, b"news@example.org")
+    data = data.replace(b"Subject: Kijitora cat family", b"Message-ID: " + message_id.encode())
+    if recipient:
+        rcpt = b"Original-Rcpt-To: " + recipient.encode() + b"\n"
+        data = data.replace(b"Source-IP: 192.0.2.89\n", b"Source-IP: 192.0.2.89\n" + rcpt)
+    report_id = hashlib.sha256(message_id.encode() + (recipient or "").encode()).hexdigest()
+    return data.replace(b"000000000000000.000000000000@", report_id.encode() + b"@")
+
+
+@pytest.mark.slow
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_forged_reports_without_verp_change_nothing_genuine_ones_act(
+    site_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21.3: anyone holding a link could forge a DSN to the plain bounce address."""
+    import_people(site_copy, "people.csv", "email\nanna@example.org\nbernd@example.org\n")
+    import_people(site_copy, "more.csv", "email\ncarla@example.org\ndora@example.org\n")
+    code, out, err = run_cli(site_copy, "send", "2019-11-newsletter")
+    assert code == 0, out + err
+    sent = {}  # address → the Message-ID of the mail it got, as the outbox holds it
+    for eml in (site_copy / "var" / "outbox").rglob("*.eml"):
+        message = email.message_from_bytes(eml.read_bytes())
+        sent[str(message["To"])] = str(message["Message-ID"])
+    assert len(sent) == 4
+    people = {address: show(site_copy, address) for address in sent}
+
+    # The Message-ID as it was computed before (an unkeyed hash of slug and the link's uid).
+    store = open_store(load_config(site_copy / "comms.toml", environ={"COMMS_SECRET_KEY": SECRET}))
+    anna = store.find("anna@example.org")
+    store.close()
+    assert anna is not None
+    digest = hashlib.blake2b(f"2019-11-newsletter/{anna.uid}".encode(), digest_size=12)
+    old_way = f"<2019-11-newsletter.{digest.hexdigest()}@newsletter.example.org>"
+    assert old_way != sent["anna@example.org"] and anna.uid not in sent["anna@example.org"]
+    box = site_copy / "mail"
+    (site_copy / "comms.toml").open("a").write('\n[bounces]\nmailbox = "maildir://mail"\n')
+    maildir(
+        site_copy,
+        forged_dsn(old_way, "anna@example.org"),
+        forged_arf(old_way, None),
+        # A real Message-ID, but Bernd's, in reports about Anna.
+        forged_dsn(sent["bernd@example.org"], "anna@example.org"),
+        forged_arf(sent["bernd@example.org"], "anna@example.org"),
+    )
+    code, out, err = run_cli(site_copy, "bounces", "fetch")
+    assert code == 0, err
+    assert out == f"maildir://{box}: 4 message(s) read: 4 unknown\n"
+    assert "names another recipient" in caplog.text
+    for address, before in people.items():
+        assert show(site_copy, address) == before  # no status, consent or bounce changed
+
+    # Genuine reports without VERP: a relay's DSN about the address the Message-ID went to,
+    # and a feedback loop's complaint, which names no recipient.
+    maildir(
+        site_copy,
+        forged_dsn(sent["carla@example.org"], "carla@example.org"),
+        forged_arf(sent["dora@example.org"], None),
+    )
+    code, out, err = run_cli(site_copy, "bounces", "fetch")
+    assert out == f"maildir://{box}: 2 message(s) read: 2 suppressed\n", err
+    assert show(site_copy, "carla@example.org")["status"] == "bounced"
+    assert show(site_copy, "dora@example.org")["status"] == "complained"
+    for address in ("anna@example.org", "bernd@example.org"):
+        assert show(site_copy, address) == people[address]
 
 
 @pytest.mark.database

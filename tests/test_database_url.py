@@ -85,6 +85,18 @@ def test_an_error_about_the_url_does_not_show_its_password() -> None:
     assert "comms:***@db.example.org" in info.value.problems[0]
 
 
+def test_a_postgres_url_as_hosting_providers_write_it_is_read(tmp_path: Path) -> None:
+    url = "postgres://comms:pw@db.example.org:5432/comms?sslmode=require"
+    (tmp_path / "comms.toml").write_text("")
+    config = load_config(tmp_path / "comms.toml", environ={"COMMS_DATABASE_URL": url})
+    assert config.database_url == "postgresql" + url.removeprefix("postgres")
+    # Not "Can't load plugin: sqlalchemy.dialects:postgres".
+    assert make_engine(config.database_url).url.get_backend_name() == "postgresql"
+    with pytest.raises(ConfigError) as info:  # a URL that does not even parse
+        make_engine("postgresql://comms:pw@db.example.org:port/comms")
+    assert info.value.problems[0].startswith("database_url: cannot open 'postgresql://comms:***@")
+
+
 def test_no_second_parse_of_sqlite_urls() -> None:
     """SQLite URLs are taken apart by comms.core.database_url alone (five ways before)."""
     pattern = re.compile(r"""(startswith|removeprefix)\(["']sqlite|\[len\(["']sqlite""")

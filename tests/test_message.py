@@ -133,6 +133,11 @@ def test_message_id_is_stable_unique_and_under_the_sites_domain(tmp_path: Path) 
     assert out.key == "2020-02-newsletter/7"
     assert out.envelope_from == "newsletter@example.org"
     assert out.recipient == "r7@example.org"
+    # Keyed (issue 21.3): another secret gives another id, so none follows from the uid alone.
+    other_key = MessageFactory(config_for(tmp_path), rendered_issue(), SECRET + "-other")
+    assert other_key.build(Recipient("7", "r7@example.org")).message_id != out.message_id
+    # The same on every rebuild: pinned, as a bounce of a mail sent months ago quotes it.
+    assert out.message_id == "<2020-02-newsletter.21755169e8870f1112d19af9@newsletter.example.org>"
 
 
 def test_optional_headers_from_config(tmp_path: Path) -> None:

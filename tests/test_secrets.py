@@ -4,19 +4,24 @@ them (comms.core.settings.SECRETS) drives the refusal in files and the masking i
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
+import click
 import pytest
 
 from comms.core.config import ENV_PREFIX, env_names, load_config
 from comms.core.errors import ConfigError
-from comms.core.logs import RedactingFilter, redact
+from comms.core.logs import RedactingFilter, redact, shown_url
 from comms.core.settings import SECRETS
 from comms.mail.transports import open_transport
 
 from .conftest import ROOT
+from .ledgerkit import run_cli
 
 #: The variables users set today (README "Configuration"): they must keep working.
 NAMES = {
@@ -137,3 +142,101 @@ def test_an_error_about_a_url_never_shows_its_password(tmp_path: Path) -> None:
     messages.append(str(backup.value))
     assert all("user:***@" in message for message in messages), messages
     assert not any(PASSWORD in message for message in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://nl:pw@db:5432/comms", "postgresql://nl:***@db:5432/comms"),
+        ("postgres://nl:pw@db/comms", "postgres://nl:***@db/comms"),
+        ("postgresql+psycopg2://nl:pw@db/comms", "postgresql+psycopg2://nl:***@db/comms"),
+        # What urlsplit takes for the end of the host part, or no URL at all.
+        ("postgresql://nl:pw/x?y#z@db/comms", "postgresql://nl:***@db/comms"),
+        ("postgresql://nl:p@w@db/comms", "postgresql://nl:***@db/comms"),
+        ("postgresql://nl:pw@db:port/comms", "postgresql://nl:***@db:port/comms"),
+        ("postgres ql://nl:pw@db/comms", "postgres ql://nl:***@db/comms"),
+        ("sqlite+pysqlcipher://:pw@/comms.db", "sqlite+pysqlcipher://:***@/comms.db"),
+        ("'postgresql://nl:pw@db/comms': refused", "'postgresql://nl:***@db/comms': refused"),
+        # Nothing to hide.
+        ("smtp://nl@mail.example.org:25", "smtp://nl@mail.example.org:25"),
+        ("https://newsletter.example.org:8443/x", "https://newsletter.example.org:8443/x"),
+        ("imaps://bounces@imap.example.org/INBOX", "imaps://bounces@imap.example.org/INBOX"),
+    ],
+)
+def test_a_url_is_shown_without_its_password_however_it_is_written(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+    assert redact(f"cannot open {url}") == redact(f"cannot open {shown}")
+
+
+#: Arguments for the commands that need some; every other command runs without any.
+ARGUMENTS = {
+    "approve": [["2019-11-newsletter"]],
+    "new": [["event", "Ein Test"]],
+    "backup": [["{tmp}/copy.db"]],
+    "restore": [["{tmp}/copy.db"]],
+    "worker": [["--once"]],
+    "status": [[], ["2019-11-newsletter"], ["2019-11-newsletter", "--json"]],
+    "send": [["2019-11-newsletter", "--dry-run"], ["2019-11-newsletter", "--now", "--yes"]],
+    "subscribers add": [["anna@example.org"]],
+    "subscribers import": [["{tmp}/people.csv", "--confirmed", "--consent-note", "Liste"]],
+    "subscribers export": [[], ["--output", "{tmp}/people-export.csv"]],
+    "subscribers show": [["anna@example.org"]],
+    "subscribers remove": [["anna@example.org"]],
+    "subscribers unsubscribe": [["anna@example.org"]],
+    "subscribers revoke-links": [["anna@example.org"]],
+    "translation new": [["events", "2018-06-01-aktionstag-internationaler-kindertag", "en"]],
+    "translation stamp": [["content/events"]],
+    # Servers: `serve` runs as a process of its own below; the preview opens no database.
+    "serve": [],
+    "preview": [],
+}
+#: Database URLs with a password, as hosting providers and SQLAlchemy's docs write them.
+DATABASE_URLS = [
+    f"postgres://comms:{PASSWORD}@127.0.0.1:1/comms",
+    f"postgresql+psycopg2://comms:{PASSWORD}@127.0.0.1:1/comms",
+    f"postgresql+psycopg2://comms:{PASSWORD}/x@127.0.0.1:1/comms",
+    f"postgresql://comms:{PASSWORD}@127.0.0.1:port/comms",
+]
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[str]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, f"{prefix}{name} ")
+        else:
+            found.append(f"{prefix}{name}")
+    return found
+
+
+@pytest.mark.slow
+def test_no_command_shows_a_database_password(
+    site_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21.7: every command, against an unreachable database whose URL has a password."""
+    from comms.cli import cli
+
+    (site_copy / "people.csv").write_text("email\nanna@example.org\n", encoding="utf-8")
+    runs = []
+    for command in _commands(cli):
+        for arguments in ARGUMENTS.get(command, [[]]):
+            runs.append([*command.split(), *(a.format(tmp=site_copy) for a in arguments)])
+    urls = {"status": DATABASE_URLS, "backup": DATABASE_URLS}
+    for args in runs:
+        for url in urls.get(args[0], DATABASE_URLS[:1]):
+            _, out, err = run_cli(site_copy, *args, env={"COMMS_DATABASE_URL": url})
+            assert PASSWORD not in out + err, (args, url, out + err)
+            assert PASSWORD not in caplog.text, (args, url)
+    # `comms serve` as a process, with its logging: it may log the outage before it gives up.
+    url = DATABASE_URLS[0]
+    env = {**os.environ, "COMMS_DATABASE_URL": url, "COMMS_SECRET_KEY": VALUE}
+    comms = [sys.executable, "-m", "comms", "--config", str(site_copy / "comms.toml")]
+    server = subprocess.Popen(
+        [*comms, "serve", "--port", "0"], env=env, stdout=PIPE, stderr=PIPE, text=True
+    )
+    try:
+        out, err = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    assert "127.0.0.1" in err and PASSWORD not in out + err, out + err

@@ -12,13 +12,15 @@ from comms.audience.read_only import refuse_if_read_only
 from comms.content.urls import Urls
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.core.errors import BadToken, ExpiredToken
+from comms.core.errors import BadToken, ExpiredToken, MessageError
 from comms.core.languages import Edition, site_editions
 from comms.core.settings import Subscribe
+from comms.core.transport_url import transport_folder
 from comms.db.people import Subscriber
 from comms.db.store import Store
-from comms.mail.message import OutgoingMessage, build_transactional
+from comms.mail.message import OutgoingMessage, build_transactional, sendable_address
 from comms.mail.tokens import Link, make_token, read_link
+from comms.mail.transports import FileTransport
 from comms.publish.render import render_link_mail
 
 #: Export and erasure links mailed per person and hour, at most; further requests get the
@@ -138,7 +140,7 @@ class DataRequests:
             raise UsedLink("the link has been used")
         if purpose == "erase":
             # Only the suppression hash stays (docs/requirements.md L12).
-            self.store.erase(person.email)
+            erase_person(self.config, self.store, person.email)
             return purpose, None
         return purpose, self.report(person)
 
@@ -151,3 +153,20 @@ class DataRequests:
         if self.settings.consent_version in versions:
             report["consent_text"] = {self.settings.consent_version: self.settings.consent_text}
         return report
+
+
+def erase_person(config: Config, store: Store, email: str) -> dict[str, int]:
+    """Erase a person (GDPR Art. 17) wherever comms keeps them: their records, of which only
+    the suppression hash stays (`Store.erase`), and their mails in the configured file outbox,
+    which carry the address and live links (`outbox` in the counts)."""
+    person = store.find(email)
+    removed = store.erase(email)
+    folder = transport_folder(config.transport_url, config.root)
+    removed["outbox"] = 0
+    if person is not None and folder is not None:
+        try:
+            address = sendable_address(person.email)
+        except MessageError:  # never sendable, so never written either
+            return removed
+        removed["outbox"] = FileTransport(folder).forget(person.uid, address)
+    return removed

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from comms.core.errors import CommsError
+from comms.core.files import make_private
 from comms.core.logs import shown_url
 
 IMAP_PORT = 993
@@ -199,7 +200,10 @@ class MaildirMailbox:
         message = mailbox.MaildirMessage(self.box.get_bytes(key))
         message.set_subdir("cur")
         message.add_flag("S")
-        self.done_box.add(message)
+        done = self.done_box.add(message)
+        # The mailbox module writes 0666 less the umask; a bounce quotes the address.
+        name = f"{done}{self.done_box.colon}{message.get_info()}"
+        make_private(Path(self.done_box._path, "cur", name))
         self.box.remove(key)
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import email
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email import policy
 from email.message import Message
@@ -66,6 +66,12 @@ class Failure:
     recipient: str | None = None
     status: str | None = None
     diagnostic: str | None = None
+    #: A DSN's Final-Recipient where it also names the Original-Recipient (`recipient`).
+    final_recipient: str | None = None
+
+    def addresses(self) -> tuple[str, ...]:
+        """Every address this outcome names as the original message's recipient."""
+        return tuple(a for a in (self.recipient, self.final_recipient) if a)
 
 
 @dataclass(frozen=True)
@@ -80,11 +86,13 @@ class Report:
     message_id: str | None = None
     original_message_id: str | None = None
 
-    def worst(self) -> Failure | None:
-        """The most severe outcome the report names (a complaint before a hard bounce …)."""
-        if not self.failures:
+    def worst(self, among: Iterable[Failure] | None = None) -> Failure | None:
+        """The most severe outcome the report names (a complaint before a hard bounce …), or
+        the most severe of `among`."""
+        failures = list(self.failures if among is None else among)
+        if not failures:
             return None
-        return max(self.failures, key=lambda f: _SEVERITY.get(f.kind, 0))
+        return max(failures, key=lambda f: _SEVERITY.get(f.kind, 0))
 
 
 def classify(status: str | None, action: str | None, diagnostic: str | None) -> Kind:
@@ -199,6 +207,7 @@ def _dsn_failures(msg: Message) -> list[Failure]:
                 continue  # the per-message block
             original = block.get("Original-Recipient")
             address = str(original if original is not None else final).partition(";")[2]
+            other = str(final).partition(";")[2] if original is not None else ""
             status = _header(block, "Status")
             diagnostic = _header(block, "Diagnostic-Code")
             if diagnostic and ";" in diagnostic:
@@ -211,6 +220,7 @@ def _dsn_failures(msg: Message) -> list[Failure]:
                     address.strip().strip("<>").strip() or None,
                     found.group(0) if found else None,
                     diagnostic,
+                    other.strip().strip("<>").strip() or None,
                 )
             )
     return failures

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from comms.core.errors import CommsError, ConfigError
 from comms.core.local_faults import local_error
+from comms.core.logs import shown_url
 from comms.db.space import out_of_space, space_error
 
 from . import (  # noqa: F401  (registers the commands)
@@ -49,15 +50,16 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         if debug:
             raise
+        # A driver's message may quote the database URL: no password on screen or in a log.
         for warning in exc.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {shown_url(warning)}", err=True)
         for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
+            click.echo(f"error: {shown_url(problem)}", err=True)
         sys.exit(exc.exit_code)
     except CommsError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {shown_url(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
         # A local fault no command turned into a message of its own: still one line.

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from comms.core.logs import shown_url
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
 from comms.sending.campaign import retry_due
@@ -30,7 +31,7 @@ def backup(state: State, file: Path) -> None:
     """
     config = state.config()
     pages = backup_database(config.database_url, file)
-    click.echo(f"backed up {config.database_url} to {file} ({pages} pages)")
+    click.echo(f"backed up {shown_url(config.database_url)} to {file} ({pages} pages)")
 
 
 @cli.command()
@@ -45,7 +46,7 @@ def restore(state: State, file: Path) -> None:
     config = state.config()
     pages = restore_database(config.database_url, file)
     # Said before the migration: should that fail (say, the key is missing), the data is back.
-    click.echo(f"restored {config.database_url} from {file} ({pages} pages)")
+    click.echo(f"restored {shown_url(config.database_url)} from {file} ({pages} pages)")
     _open_store(config).close()  # an older backup is brought to the current schema
 
 

@@ -3,15 +3,18 @@ revoke-links."""
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
 import click
 
+from comms.audience.data_requests import erase_person
 from comms.audience.mailer import MailNotSent
 from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
 from comms.audience.subscriptions import sign_up_by_admin
 from comms.core.errors import CommsError, LocalError
+from comms.core.files import private_writer
 from comms.db.people import Consent
 
 from .common import (
@@ -147,7 +150,8 @@ def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
         write_export(store.iter_subscribers(), sys.stdout, fmt)
         sys.stdout.flush()
         return
-    with output.open("w", encoding="utf-8", newline="") as handle:
+    # Every address and name: 0600 like the database (docs/security.md), whatever the umask.
+    with private_writer(output) as raw, io.TextIOWrapper(raw, "utf-8", newline="") as handle:
         count = write_export(store.iter_subscribers(), handle, fmt)
     click.echo(f"exported {count} subscriber(s) to {output}", err=True)
 
@@ -203,14 +207,16 @@ def subscribers_show(state: State, address: str, as_json: bool) -> None:
 def subscribers_remove(state: State, address: str) -> None:
     """Erase one person (GDPR Art. 17); only a suppression hash stays, so they get no mail."""
     email = _address(address)
-    removed = _open_store(state.config()).erase(email)
+    config = state.config()
+    removed = erase_person(config, _open_store(config), email)
     if not removed["subscriber"]:
         click.echo(f"no subscriber {email}; added the address's hash to the suppression list")
         return
+    outbox = f", {removed['outbox']} outbox file(s)" if removed["outbox"] else ""
     click.echo(
         f"erased {email}: profile, {removed['consent']} consent record(s), personal link of "
-        f"{removed['deliveries']} delivery record(s); kept: the suppression hash, so the "
-        "address is never mailed or imported again"
+        f"{removed['deliveries']} delivery record(s){outbox}; kept: the suppression hash, so "
+        "the address is never mailed or imported again"
     )
 
 

@@ -78,7 +78,8 @@ class Settings(_Section):
     """Folder the build writes (web archive, feeds, calendars), relative to the config file."""
     database_url: str = "sqlite:///var/comms.db"
     """SQLAlchemy URL of the database; a relative SQLite path is relative to the config file.
-    PostgreSQL: `postgresql+psycopg://…` (install `psycopg`)."""
+    PostgreSQL: `postgresql+psycopg://…` (install `psycopg`); `postgres://…`, as hosting
+    providers write it, is read as `postgresql://…`."""
     transport: str = "file://var/outbox"
     """Where mail goes: `smtp://host:port`, `smtp+starttls://…`, `smtps://…`,
     `brevo+https://api.brevo.com`, `file:///dir` (a relative `file://dir` is relative to the

@@ -17,7 +17,7 @@ def sqlite_file(url: str, root: Path | None = None) -> Path | None:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
@@ -35,7 +35,10 @@ def database_exists(url: str) -> bool:
 
 
 def resolve_database_url(url: str, root: Path) -> str:
-    """`url` with a relative SQLite path made absolute against `root`; other URLs unchanged."""
+    """`url` with a relative SQLite path made absolute against `root`, and `postgres://` (the
+    form hosting providers hand out, which SQLAlchemy no longer reads) as `postgresql://`."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
     path = sqlite_file(url, root)
     if path is None:
         return url
@@ -46,5 +49,5 @@ def database_password(url: str) -> str | None:
     """The password a database URL holds (a secret: masked in logs), if any."""
     try:
         return make_url(url).password
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # e.g. a port that is no number: the engine says so
         return None

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from comms.core.config import Config
 from comms.core.database_url import sqlite_file
@@ -34,18 +37,31 @@ def private_file(path: Path) -> None:
     os.close(fd)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Replace `path` atomically with `data`, as a 0600 file (temp file + rename)."""
+@contextmanager
+def private_writer(path: Path) -> Iterator[BinaryIO]:
+    """A handle whose bytes replace `path` atomically, as a 0600 file, when the block ends
+    (temp file + rename; nothing is replaced when the block raises)."""
     private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with `data`, as a 0600 file (temp file + rename)."""
+    with private_writer(path) as handle:
+        handle.write(data)
+
+
+def make_private(path: Path) -> None:
+    """Make a file another library created (with its own mode) 0600."""
+    os.chmod(path, PRIVATE_FILE)
 
 
 def exposed(path: Path) -> str | None:

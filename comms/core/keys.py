@@ -1,9 +1,8 @@
 """The secret key: how strong it must be, and every key and keyed hash made from it.
 
-Every use of the secret (signed links, CSRF forms, VERP signatures, suppression and rate keys,
-the database's secret check) is a `Purpose` here, and only this module hashes with the secret.
-Message-IDs and MIME boundaries are hashes of public names (an issue's slug, a subscriber's
-random uid) with no key: they reveal nothing, and a retry must reuse the same Message-ID.
+Every use of the secret (signed links, CSRF forms, VERP signatures, Message-IDs, suppression
+and rate keys, the database's secret check) is a `Purpose` here, and only this module hashes
+with the secret. MIME boundaries are hashes of public names with no key: they reveal nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +16,12 @@ from itsdangerous import Signer, TimestampSigner
 
 #: Entropy a secret key needs at least: 32 random bytes.
 KEY_BITS = 256
+#: What a random key may lose to the patterns it shows by chance: at most 5 of 100,000
+#: `token_hex(32)` keys have 4 patterned digits (16 bits), none of them 9 (36 bits).
+CHANCE_BITS = 32
 _HEX = frozenset("0123456789abcdefABCDEF")
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=")
+_ADVICE = "e.g. from python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def key_problem(key: str) -> str | None:
@@ -26,15 +29,29 @@ def key_problem(key: str) -> str | None:
 
     Each character counts as a random pick from the smallest usual alphabet holding the key
     (hex 16, base64 64, printable 95), so 64 hex digits or `secrets.token_urlsafe(32)` pass.
+    A character that continues a pattern (`patterned`) counts for nothing: what is left must
+    reach the bar too, less the margin a random key needs for its chance patterns.
     """
     chars = set(key)
     alphabet = 16 if chars <= _HEX else 64 if chars <= _BASE64 else 95
-    if len(key) * math.log2(alphabet) < KEY_BITS or len(chars) < 12:
-        return (
-            "too weak: a secret key needs 32 random bytes (64 hex digits, 43 base64 characters), "
-            "e.g. from python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
+    bits = math.log2(alphabet)
+    needs = "too weak: a secret key needs 32 random bytes (64 hex digits, 43 base64 characters)"
+    if len(key) * bits < KEY_BITS or len(chars) < 12:
+        return f"{needs}, {_ADVICE}"
+    if (len(key) - patterned(key)) * bits < KEY_BITS - CHANCE_BITS:
+        return f"{needs}, and this one repeats itself or runs through the alphabet; {_ADVICE}"
     return None
+
+
+def patterned(key: str) -> int:
+    """How many characters of `key` continue a pattern: the fourth and later of a run with
+    equal steps (`aaaa`, `abcd`, `2468`, `zyxw`) or of four characters seen before in it."""
+    count = 0
+    for i in range(3, len(key)):
+        steps = {ord(key[j]) - ord(key[j - 1]) for j in range(i - 2, i + 1)}
+        if len(steps) == 1 or key[i - 3 : i + 1] in key[:i]:
+            count += 1
+    return count
 
 
 class Purpose(Enum):
@@ -55,6 +72,8 @@ class Purpose(Enum):
     CSRF_FORM = "comms.csrf"
     # Keyed hashes (`keyed_hash`): HMAC-SHA256 with the secret of the label, NUL, the data.
     VERP = "verp"
+    # A newsletter's Message-ID: a bounce report quoting one proves it saw the mail's headers.
+    MESSAGE_ID = "message-id"
     SIGNUP_RATE = "signup-ip"
     CONFIRM_MAIL_RATE = "confirm-mail"
     CLICK_LINK = "click-link"

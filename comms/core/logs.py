@@ -10,27 +10,22 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 #: Signed link tokens (`uid.signature`, with or without a timestamp part) and the path segment
 #: after a token route, whatever it holds.
 _TOKEN = re.compile(r"\b[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]{4,}){1,2}\b(?=[^@]|$)")
 _ROUTE = re.compile(r"(/(?:unsubscribe|preferences|confirm|delete|export|my-data)/)[^/\s?#\"']+")
 _ADDRESS = re.compile(r"([^\s<>()\[\]\"',;:@]{1,64})@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+#: A URL's password: from the colon after the user name to the last @ before a space. Drivers
+#: take a password with an unencoded /, ?, # or @ (where urlsplit ends the host part), and a
+#: URL may not parse at all: the rule needs no parse, and hides too much rather than too little.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*):\S*@")
 
 
 def shown_url(url: str) -> str:
-    """A URL as errors and logs show it: a password in it replaced by `***`, the rest kept."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+    """A URL (or a text holding URLs) as errors and logs show it: the password of each
+    replaced by `***`, the rest kept; whether or not it parses."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -41,6 +36,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "[secret]")
+    text = shown_url(text)
     text = _ADDRESS.sub(lambda m: f"…@{m.group(2)}", text)
     text = _ROUTE.sub(r"\1[token]", text)
     return _TOKEN.sub(lambda m: m.group(0) if _harmless(m.group(0)) else "[token]", text)

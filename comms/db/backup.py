@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from comms.core.database_url import sqlite_file
 from comms.core.errors import CommsError
@@ -21,7 +22,11 @@ PG_ADVICE = (
 
 def sqlite_path(url: str) -> Path:
     """The file of a SQLite database URL, or a CommsError saying what to use instead."""
-    if make_url(url).get_backend_name() == "postgresql":
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = None
+    if backend == "postgresql":
         raise CommsError(PG_ADVICE)
     path = sqlite_file(url)
     if path is None:

@@ -56,6 +56,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "busy_timeout=30000",
         "foreign_keys=ON",
         "synchronous=NORMAL",
+        # Deleted rows are overwritten with zeros, not left in free pages (erasure, GDPR).
+        "secure_delete=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
@@ -84,10 +86,23 @@ SERVER_DEFAULTS = {
 }
 
 
+def drop_old_pages(engine: Engine) -> None:
+    """After an erasure on SQLite: checkpoint the write-ahead log into the file and truncate
+    it, so the erased rows' earlier page images leave the log as well (secure_delete has
+    zeroed them in the file). A reader still busy defers this to a later checkpoint."""
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL's VACUUM (autovacuum) reclaims dead rows
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    finally:
+        raw.close()
+
+
 def _server_defaults(url: str) -> dict[str, Any]:
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return {}  # create_engine says what is wrong
     if not parsed.drivername.startswith("postgresql"):
         return {}
@@ -103,7 +118,7 @@ def make_engine(url: str) -> Engine:
         private_file(path)
     try:
         engine = sa.create_engine(url, connect_args=_server_defaults(url))
-    except (sa.exc.ArgumentError, ImportError) as exc:
+    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError([f"database_url: cannot open '{shown_url(url)}': {exc}"]) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from comms.core.addresses import check_address
+from comms.core.addresses import check_address, fold_address
 from comms.core.errors import CommsError
 from comms.db.status import SubscriberStatus
 
@@ -19,12 +19,14 @@ class SubscriberError(CommsError):
 
 
 def normalise_address(text: str) -> str:
-    """The identity of an address: NFC, trimmed, IDNA-checked, the whole address lower-cased.
+    """The identity of an address: NFKC-folded, trimmed, IDNA-checked, the whole address
+    lower-cased.
 
     Local parts are case-sensitive by RFC 5321, but no mailbox provider treats them so; folding
-    them keeps `Max@…` and `max@…` from becoming two subscribers who get every issue twice.
+    them keeps `Max@…` and `max@…` from becoming two subscribers who get every issue twice, and
+    `ｍａｘ@…` (full-width) from being a third one that no cap or suppression entry knows.
     """
-    text = unicodedata.normalize("NFC", text.strip())
+    text = fold_address(text.strip())
     normalized = check_address(text).normalized
     return unicodedata.normalize("NFC", normalized).lower()
 

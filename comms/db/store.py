@@ -15,7 +15,14 @@ from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
 from comms.db import privacy
 from comms.db.counters import count_audience
-from comms.db.engine import insert_ignore, make_engine, read_only, resolve_secret, upgrade
+from comms.db.engine import (
+    drop_old_pages,
+    insert_ignore,
+    make_engine,
+    read_only,
+    resolve_secret,
+    upgrade,
+)
 from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
 from comms.db.ledger import Ledger
 from comms.db.link_records import LinkRecords
@@ -274,15 +281,21 @@ class Store:
             sid = conn.execute(
                 sa.select(subscribers.c.id).where(subscribers.c.email == email)
             ).scalar()
-            if sid is None:
-                return {"subscriber": reduced, "consent": 0, "deliveries": 0}
-            ledger = conn.execute(
-                sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
-            ).scalar_one()
-            unlinked = self.ledger.unlink_deliveries(conn, sid, at)
-            scrub_events(conn, sid)
-            conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
-        return {"subscriber": 1 + reduced, "consent": int(ledger), "deliveries": unlinked}
+            removed = {"subscriber": reduced, "consent": 0, "deliveries": 0}
+            if sid is not None:
+                ledger = conn.execute(
+                    sa.select(sa.func.count()).where(consent.c.subscriber_id == sid)
+                ).scalar_one()
+                unlinked = self.ledger.unlink_deliveries(conn, sid, at)
+                scrub_events(conn, sid)
+                conn.execute(sa.delete(subscribers).where(subscribers.c.id == sid))
+                removed = {
+                    "subscriber": 1 + reduced,
+                    "consent": int(ledger),
+                    "deliveries": unlinked,
+                }
+        drop_old_pages(self.engine)
+        return removed
 
     def import_subscribers(
         self, people: Iterable[tuple[int, NewSubscriber]], event: Consent, confirmed: bool

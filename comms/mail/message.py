@@ -30,6 +30,7 @@ from comms.core.addresses import check_address
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import ConfigError, MessageError
+from comms.core.keys import Purpose, keyed_hash
 from comms.core.languages import Edition
 from comms.core.names import clean_name
 from comms.mail.click_links import counted_links
@@ -270,8 +271,12 @@ class MessageFactory:
         return b"".join(static)
 
     def message_id(self, uid: str) -> str:
-        """The Message-ID of (this issue, uid): the same on every rebuild and retry."""
-        digest = hashlib.blake2b(f"{self.slug}/{uid}".encode(), digest_size=12).hexdigest()
+        """The Message-ID of (this issue, uid): the same on every rebuild and retry.
+
+        Keyed, so that no one can compute it from the uid in a link: a bounce report without
+        VERP is matched by it (`comms.bounces.policy`).
+        """
+        digest = keyed_hash(self.secret, Purpose.MESSAGE_ID, f"{self.slug}/{uid}")[:24]
         return f"<{self.slug}.{digest}@{self.host}>"
 
     def _to_header(self, recipient: Recipient, address: str) -> bytes:
@@ -370,6 +375,13 @@ class MessageFactory:
         message_id = f"<{self.slug}.proof.{nonce}@{self.host}>"
         recipient = Recipient(uid=f"proof-{digest}", email=email, name=name)
         return self.build(recipient, message_id=message_id)
+
+
+def is_unkeyed_message_id(message_id: str, slug: str, uid: str) -> bool:
+    """Whether `message_id` has the form Message-IDs had before they were keyed: an unkeyed
+    hash of slug and uid, which anyone holding a link (it starts with the uid) can compute."""
+    digest = hashlib.blake2b(f"{slug}/{uid}".encode(), digest_size=12).hexdigest()
+    return message_id.startswith(f"<{slug}.{digest}@")
 
 
 def new_message_id(config: Config) -> str:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -64,6 +67,25 @@ class FileTransport:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def forget(self, uid: str, address: str) -> int:
+        """Delete the files of one person (at erasure): their newsletters, `<issue>/<uid>.eml`,
+        and the one-off mails to their address at the top (confirmation, data links); how many.
+        """
+        if not self.directory.is_dir():
+            return 0
+        name = self.path_for(f"issue/{uid}").name
+        found = [path for path in self.directory.glob(f"*/{name}") if path.is_file()]
+        wanted = address.lower()
+        for path in self.directory.glob("*.eml"):
+            with path.open("rb") as handle:
+                headers = BytesHeaderParser(policy=compat32).parse(handle)
+            to = [a.lower() for _, a in getaddresses([str(v) for v in headers.get_all("To", [])])]
+            if wanted in to:
+                found.append(path)
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
 
 
 @dataclass(frozen=True)
