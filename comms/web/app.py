@@ -235,10 +235,12 @@ def warn_about_proxy_headers(app: Flask) -> None:
     warned = threading.Event()
     wsgi = app.wsgi_app
 
-    def without_proxy_headers(request_env: dict[str, Any], start_response: Any) -> Any:
-        seen = request_env.get("HTTP_X_FORWARDED_FOR") or request_env.get("HTTP_FORWARDED")
+    def without_proxy_headers(environ: dict[str, Any], start_response: Any) -> Any:
+        seen = any(
+            environ[name] for name in ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED") if name in environ
+        )
         for name in PROXY_HEADERS:
-            request_env.pop(name, None)
+            environ.pop(name, None)
         if seen and not warned.is_set():
             warned.set()
             log.warning(
@@ -246,7 +248,7 @@ def warn_about_proxy_headers(app: Flask) -> None:
                 "set: every visitor counts as the proxy's address and all share one sign-up "
                 "limit; start comms serve with --trusted-proxy PROXY_ADDRESS"
             )
-        return wsgi(request_env, start_response)
+        return wsgi(environ, start_response)
 
     app.wsgi_app = without_proxy_headers  # type: ignore[method-assign]
 
