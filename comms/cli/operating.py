@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-import threading
+import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from comms.core.shutdown import Shutdown
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
 from comms.sending.campaign import retry_due
@@ -60,24 +59,27 @@ def worker(state: State, interval: float, once: bool) -> None:
 
     Joins campaigns that other processes are sending (each claims its own rows, one send rate
     for all) and retries that came due. Runs until SIGTERM or Ctrl+C, which finish the
-    messages in flight and hand the other claimed rows back.
+    messages in flight, record them and hand the other claimed rows back; it then exits 0, or
+    3 when rows it handed back wait for another worker or the retry pass.
     """
     config = state.config()
     _open_store(config).close()  # migrate, and say so if a secret key had to be generated
-    stop = threading.Event()
-
-    def halt(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, halt)
+    shutdown = Shutdown().install()
     click.echo(f"worker: looking for due deliveries every {interval:g} s")
-    try:
-        while not stop.is_set():
-            for report in retry_due(config, stop=stop):
-                note = f" (stopped: {report.stopped})" if report.stopped else ""
-                click.echo(f"{report.campaign.slug}: {_totals(report.counts)}{note}")
-            if once:
-                break
-            stop.wait(interval)
-    except KeyboardInterrupt:
-        pass
+    left: dict[str, int] = {}
+    while not shutdown.requested:
+        for report in retry_due(config, stop=shutdown.event):
+            note = f" (stopped: {report.stopped})" if report.stopped else ""
+            click.echo(f"{report.campaign.slug}: {_totals(report.counts)}{note}")
+            if report.interrupted:
+                left[report.campaign.slug] = report.waiting
+        if once:
+            break
+        shutdown.event.wait(interval)
+    if shutdown.requested:
+        handed = ", ".join(f"{n} of {slug}" for slug, n in left.items() if n)
+        click.echo(
+            f"worker: stopped by {shutdown.signal}" + (f"; handed back: {handed}" if handed else "")
+        )
+        # 3 as for `comms send`: work remains for another worker or the retry pass.
+        sys.exit(3 if any(left.values()) else 0)

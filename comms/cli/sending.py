@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -22,6 +23,7 @@ from rich.text import Text
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
+from comms.core.shutdown import Shutdown
 from comms.db.approvals import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
@@ -290,6 +292,8 @@ def send(
             return
         if not click.confirm("Send it now?", default=False):
             raise CommsError("nothing sent")
+    # After the question (Ctrl+C there still aborts): from here a signal ends the run cleanly.
+    options = replace(options, stop=Shutdown().install().event)
     with ExitStack() as stack:
         report = send_to_list(
             config, store, cleared, options, force=force, on_start=_announce(stack)
@@ -308,6 +312,11 @@ def _print_report(config: Config, report: SendReport) -> None:
     if report.resumed:
         click.echo(f"took over {report.resumed} delivery(ies) an interrupted run left behind")
     click.echo(f"{slug}: {_totals(report.counts)}")
+    if report.interrupted:
+        click.echo(
+            f"interrupted: the messages in flight were recorded, {report.waiting} "
+            f"delivery(ies) handed back; run `comms send {slug}` again to resume"
+        )
     if report.stopped:
         raise CommsError(
             f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
@@ -319,7 +328,7 @@ def _print_report(config: Config, report: SendReport) -> None:
             f"for the address; `comms status {slug}` shows why",
             err=True,
         )
-    if report.next_attempt is not None:
+    if report.next_attempt is not None and not report.interrupted:
         click.echo(
             f"{report.waiting} delivery(ies) wait for a retry, the next at "
             f"{_when(report.next_attempt, config)}; run `comms send {slug}` again then"

@@ -79,6 +79,14 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if report.archive_problem:
             log.warning("send of %s: %s", slug, report.archive_problem)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
+    if report.interrupted:
+        log.warning(
+            "send of %s interrupted by the shutdown: the messages in flight were recorded, the "
+            "other claimed rows handed back; the retry pass resumes it (%s)",
+            slug,
+            counts,
+        )
+        return "interrupted"
     if report.stopped:
         log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
         return "stopped"

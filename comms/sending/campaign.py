@@ -56,6 +56,9 @@ class SendReport:
     #: Deliveries of this run failed because no message could be built or carried for the
     #: address (invalid, or UTF-8 for a server without SMTPUTF8); see `comms status ISSUE`.
     unsendable: int = 0
+    #: The run was ended from outside (a signal, the scheduler's shutdown): the messages in
+    #: flight were recorded and every other claimed row handed back.
+    interrupted: bool = False
 
     @property
     def waiting(self) -> int:
@@ -142,6 +145,7 @@ def send(
         next_attempt=ledger.next_attempt(campaign.id) if left else None,
         resumed=resumed + run.keeper.taken_over,
         unsendable=run.unsendable,
+        interrupted=run.interrupted,
     )
 
 
@@ -365,6 +369,8 @@ def retry_due(
             options = replace(options, clock=lambda: now)
         reports = []
         for slug in slugs:
+            if stop is not None and stop.is_set():
+                break  # asked to stop: the other campaigns wait for the next pass
             issue = site.issues.get(slug)
             if issue is None:
                 continue  # the issue's file is gone: its rows wait until it is back

@@ -62,8 +62,8 @@ class SendOptions:
     give_up_after: timedelta
     lease: timedelta
     clock: Callable[[], datetime] = now_utc
-    #: Set from outside (the scheduler's shutdown) to end the run: the messages in flight
-    #: finish, claimed rows go back to the queue.
+    #: Set from outside (a signal, the scheduler's shutdown) to end the run: the messages in
+    #: flight finish and are recorded, every other claimed row goes back to the queue.
     stop: threading.Event | None = None
 
     @property
@@ -131,6 +131,8 @@ class Run:
         self.bounces_in_row = 0
         #: Stopped for a reason only a person can fix: the campaign is marked `paused`.
         self.paused = False
+        #: Ended from outside (`SendOptions.stop`, Ctrl+C): not a failure of the campaign.
+        self.interrupted = False
         self.crash: BaseException | None = None
 
     # -- workers ---------------------------------------------------------------------------
@@ -141,6 +143,14 @@ class Run:
             if self.stopped is None:
                 self.stopped = reason
                 self.paused = pause
+        self.stop.set()
+
+    def interrupt(self) -> None:
+        """End the run from outside: no new claims, claimed rows go back to the queue; the
+        campaign is not stopped (what is left is due at once for the next run)."""
+        with self.lock:
+            if self.stopped is None:
+                self.interrupted = True
         self.stop.set()
 
     def reject(self, item: Claimed, exc: PolicyRejection) -> Outcome:
@@ -335,7 +345,7 @@ class Run:
         size = opts.claim_size
         while not self.stop.is_set():
             if opts.stop is not None and opts.stop.is_set():
-                self.halt("interrupted")
+                self.interrupt()
                 break
             if self.jobs.qsize() >= size:
                 time.sleep(0.002)
@@ -388,7 +398,7 @@ class Run:
         try:
             self.dispatch()
         except KeyboardInterrupt:
-            self.halt("interrupted")
+            self.interrupt()
         finally:
             for _ in workers:
                 self.jobs.put(None)
