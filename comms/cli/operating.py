@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import click
 from comms.core.shutdown import Shutdown
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
+from comms.db.outage import Stopped, patiently
 from comms.sending.campaign import retry_due
 
 from .common import State, _open_store, _totals, cli
@@ -58,17 +60,24 @@ def worker(state: State, interval: float, once: bool) -> None:
     """Send every campaign's due deliveries, on this host as on any other (extra workers).
 
     Joins campaigns that other processes are sending (each claims its own rows, one send rate
-    for all) and retries that came due. Runs until SIGTERM or Ctrl+C, which finish the
+    for all) and retries that came due. Waits out database outages (started during one, it
+    waits for the database). Runs until SIGTERM or Ctrl+C, which finish the
     messages in flight, record them and hand the other claimed rows back; it then exits 0, or
     3 when rows it handed back wait for another worker or the retry pass.
     """
     config = state.config()
-    _open_store(config).close()  # migrate, and say so if a secret key had to be generated
     shutdown = Shutdown().install()
+    # Migrate, and say so if a secret key had to be generated; started while the database is
+    # away, the worker waits for it.
+    patiently("worker", partial(_open_store, config), shutdown.event).close()
     click.echo(f"worker: looking for due deliveries every {interval:g} s")
     left: dict[str, int] = {}
     while not shutdown.requested:
-        for report in retry_due(config, stop=shutdown.event):
+        try:
+            reports = retry_due(config, stop=shutdown.event)
+        except Stopped:
+            break  # asked to stop while the database was away: nothing of ours is claimed
+        for report in reports:
             note = f" (stopped: {report.stopped})" if report.stopped else ""
             click.echo(f"{report.campaign.slug}: {_totals(report.counts)}{note}")
             if report.interrupted:

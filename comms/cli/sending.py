@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from comms.core.shutdown import Shutdown
 from comms.db.approvals import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.ledger import Campaign
+from comms.db.outage import patiently
 from comms.db.status import DeliveryStatus
 from comms.db.store import Store
 from comms.schedule.plan import SEND_PREFIX, Held, held_list
@@ -265,7 +267,7 @@ def send(
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
     site, problems, issue = read_issue(config, issue_slug)
-    store = _open_store(config)
+    store = patiently(f"send {issue_slug}", partial(_open_store, config))
     if proofs:
         addresses = [_address(a) for a in proofs]
         if dry_run:
@@ -281,7 +283,9 @@ def send(
     # A dry run plans a send now: a scheduled issue's time line says that it is early.
     request = Request(issue, config.now(), early=early or dry_run)
     try:
-        cleared = clear(config, store, site, problems, request)
+        cleared = patiently(
+            f"send {issue_slug}", partial(clear, config, store, site, problems, request)
+        )
     except NotSendable as exc:
         for problem in exc.problems:
             click.echo(problem.format(config.root), err=True)
