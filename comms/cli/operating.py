@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from comms.core.clock import now_utc
 from comms.core.shutdown import Shutdown
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
@@ -36,11 +37,13 @@ def backup(state: State, file: Path) -> None:
 def restore(state: State, file: Path) -> None:
     """Replace the SQLite database with the backup FILE, then migrate it to this version.
 
-    Stop `comms serve` and every running send first. On PostgreSQL it says to use pg_restore
-    instead and exits 1.
+    Stop `comms serve`, `comms worker` and every running send first: while the scheduler's
+    lease or a delivery's claim shows another comms process at work on the database, it
+    refuses (exit 1, nothing changed). On PostgreSQL it says to use pg_restore instead and
+    exits 1.
     """
     config = state.config()
-    pages = restore_database(config.database_url, file)
+    pages = restore_database(config.database_url, file, now_utc())
     # Said before the migration: should that fail (say, the key is missing), the data is back.
     click.echo(f"restored {config.database_url} from {file} ({pages} pages)")
     _open_store(config).close()  # an older backup is brought to the current schema
