@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -26,7 +27,9 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.core.shutdown import Shutdown
 from comms.db.approvals import ProofRecord
+from comms.db.engine import make_engine
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
+from comms.db.health import read_health
 from comms.db.ledger import Campaign
 from comms.db.outage import patiently
 from comms.db.status import DeliveryStatus
@@ -86,14 +89,25 @@ def _held_json(held: Held) -> dict[str, Any]:
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
 @click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
+@click.option(
+    "--health",
+    is_flag=True,
+    help="Report what /healthz reports (database, scheduler, live senders, stalled campaigns); "
+    "exit 1 when something is wrong.",
+)
 @click.pass_obj
-def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
+def status(state: State, issue: str | None, as_json: bool, limit: int, health: bool) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign.
 
     For one issue also why it may not go out now (in the words of `comms send`), its current
-    version, approvals and proofs.
+    version, approvals and proofs. With --health: the database, the scheduler's holder and the
+    age of its heartbeat, the live senders per campaign and the campaigns that stalled
+    (`schedule.stall_minutes`), as `/healthz` reports them; exit 1 when something is wrong.
     """
     config = state.config()
+    if health:
+        _print_health(config, as_json)
+        return
     store = _open_store(config)
     held = {h.slug: h for h in held_list(store.engine)}
     if issue is None:
@@ -160,6 +174,40 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
     for line in desk_lines(config, desk):
         click.echo(line)
+
+
+def _print_health(config: Config, as_json: bool) -> None:
+    """`comms status --health`: what /healthz says, without migrating or waiting; exit 1 when
+    something is wrong."""
+    engine = make_engine(config.database_url)
+    try:
+        stall = timedelta(minutes=config.settings.schedule.stall_minutes)
+        report = read_health(engine, now_utc(), stall)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(_json(report.as_json()))
+    else:
+        click.echo(f"database: {'ok' if report.database else 'unreachable'}")
+        if report.database:
+            held = report.scheduler
+            if held is None:
+                click.echo("scheduler: not running")
+            else:
+                state = "running" if held.alive else "lease ran out"
+                click.echo(
+                    f"scheduler: {state} in {held.owner} "
+                    f"(last heartbeat {held.heartbeat_age:.0f} s ago)"
+                )
+            if not report.senders:
+                click.echo("senders: none")
+            for issue, runs in report.senders.items():
+                who = ", ".join(f"{s.owner} ({s.claimed} claimed)" for s in runs)
+                click.echo(f"senders of {issue}: {who}")
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 class _Rate(ProgressColumn):
