@@ -46,7 +46,14 @@ def _campaign_waiting(root: Path, url: str) -> None:
     assert code == 1 and "cannot reach the mail server" in err, err
 
 
-def _worker(root: Path, url: str, smtp_port: int) -> subprocess.Popen[str]:
+#: `comms worker --once`, and `comms send` resuming the campaign: both exit 0 when all is sent.
+WORKER = ("worker", "--once")
+SEND = ("send", ISSUE, "--now")
+
+
+def _worker(
+    root: Path, url: str, smtp_port: int, args: tuple[str, ...] = WORKER
+) -> subprocess.Popen[str]:
     env = os.environ | {
         "COMMS_SECRET_KEY": SECRET,
         "COMMS_DATABASE_URL": url,
@@ -54,9 +61,7 @@ def _worker(root: Path, url: str, smtp_port: int) -> subprocess.Popen[str]:
         "COMMS_DELIVERY_CONCURRENCY": "2",
         "COMMS_DELIVERY_LEASE_SECONDS": str(LEASE),
     }
-    command = [
-        sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), "worker", "--once",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "comms", "--config", str(root / "comms.toml"), *args]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -105,15 +110,16 @@ def test_a_worker_waits_out_an_outage_mid_send_without_a_duplicate(
 
 
 @pytest.mark.usefixtures("without_approval")
-def test_a_worker_started_during_an_outage_waits_for_the_database(
-    site_copy: Path, cluster: Cluster
+@pytest.mark.parametrize("args", [WORKER, SEND], ids=["worker", "send"])
+def test_a_sender_started_during_an_outage_says_it_waits_for_the_database(
+    site_copy: Path, cluster: Cluster, args: tuple[str, ...]
 ) -> None:
     url = cluster.url()
     _campaign_waiting(site_copy, url)
     cluster.stop()
     server = SlowServer()
     with smtp_server(server) as port:
-        worker = _worker(site_copy, url, port)
+        worker = _worker(site_copy, url, port, args)
         stderr = worker.stderr
         assert stderr is not None
         said: list[str] = []
