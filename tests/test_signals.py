@@ -157,3 +157,12 @@ def test_sigterm_to_comms_serve_hands_back_the_scheduled_send(site_copy: Path) -
         assert "Traceback" not in err
         assert f"send of {ISSUE} interrupted by the shutdown" in err
         _check_handed_back(site_copy, server)
+
+
+def test_a_command_leaves_the_signal_handlers_as_it_found_them(site_copy: Path) -> None:
+    """Run inside a longer-lived process (the tests, a caller of `main`), a command does not
+    keep SIGTERM from ending that process afterwards."""
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    code, out, err = run_cli(site_copy, "worker", "--once")
+    assert code == 0, out + err
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -18,6 +18,7 @@ from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config, load_config
 from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
+from comms.core.shutdown import Shutdown
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
@@ -194,6 +195,12 @@ def _open_store(config: Config) -> Store:
             err=True,
         )
     return store
+
+
+def _signals(shutdown: Shutdown) -> Shutdown:
+    """Let `shutdown` handle SIGTERM and SIGINT until the command ends."""
+    click.get_current_context().call_on_close(shutdown.restore)
+    return shutdown.install()
 
 
 def _address(text: str) -> str:

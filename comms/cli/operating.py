@@ -15,7 +15,7 @@ from comms.db.backup import restore as restore_database
 from comms.db.outage import Stopped, patiently
 from comms.sending.campaign import retry_due
 
-from .common import State, _open_store, _totals, cli
+from .common import State, _open_store, _signals, _totals, cli
 
 
 @cli.command()
@@ -69,7 +69,7 @@ def worker(state: State, interval: float, once: bool) -> None:
     3 when rows it handed back wait for another worker or the retry pass.
     """
     config = state.config()
-    shutdown = Shutdown().install()
+    shutdown = _signals(Shutdown())
     # Migrate, and say so if a secret key had to be generated; started while the database is
     # away, the worker waits for it.
     patiently("worker", partial(_open_store, config), shutdown.event).close()

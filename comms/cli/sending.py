@@ -55,6 +55,7 @@ from .common import (
     _json,
     _open_store,
     _schedule_lines,
+    _signals,
     _totals,
     _when,
     cli,
@@ -315,7 +316,10 @@ def send(
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
     site, problems, issue = read_issue(config, issue_slug)
-    store = patiently(f"send {issue_slug}", partial(_open_store, config))
+    # From here a signal ends the command cleanly: a wait for the database, or the run, which
+    # then finishes the messages in flight and hands its other claims back.
+    shutdown = _signals(Shutdown())
+    store = patiently(f"send {issue_slug}", partial(_open_store, config), shutdown.event)
     if proofs:
         addresses = [_address(a) for a in proofs]
         if dry_run:
@@ -325,14 +329,17 @@ def send(
             )
             return
         on_proof = lambda record: click.echo(_proof_line(record))  # noqa: E731
-        send_proofs(config, store, site, issue, addresses, on_proof=on_proof)
+        with shutdown.suspended():  # a few proofs, outside the ledger: Ctrl+C stops at once
+            send_proofs(config, store, site, issue, addresses, on_proof=on_proof)
         return
     options = SendOptions.of(config.settings.delivery, concurrency, rate)
     # A dry run plans a send now: a scheduled issue's time line says that it is early.
     request = Request(issue, config.now(), early=early or dry_run)
     try:
         cleared = patiently(
-            f"send {issue_slug}", partial(clear, config, store, site, problems, request)
+            f"send {issue_slug}",
+            partial(clear, config, store, site, problems, request),
+            shutdown.event,
         )
     except NotSendable as exc:
         for problem in exc.problems:
@@ -342,10 +349,10 @@ def send(
         _print_plan(config, plan_send(config, store, issue, options), request, dry=dry_run)
         if dry_run:
             return
-        if not click.confirm("Send it now?", default=False):
-            raise CommsError("nothing sent")
-    # After the question (Ctrl+C there still aborts): from here a signal ends the run cleanly.
-    options = replace(options, stop=Shutdown().install().event)
+        with shutdown.suspended():  # Ctrl+C at the question aborts it, as always
+            if not click.confirm("Send it now?", default=False):
+                raise CommsError("nothing sent")
+    options = replace(options, stop=shutdown.event)
     with ExitStack() as stack:
         report = send_to_list(
             config, store, cleared, options, force=force, on_start=_announce(stack)

@@ -18,6 +18,7 @@ from .common import (
     _open_store,
     _publish,
     _report,
+    _signals,
     cli,
 )
 
@@ -89,7 +90,7 @@ def serve(
 
     address = f"[{host}]" if ":" in host else host
     handle: Standby | None = None
-    Shutdown(then=stop).install()
+    _signals(Shutdown(then=stop))
     try:  # everything after the handler: a SIGTERM at any point stops cleanly
         handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
         click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")

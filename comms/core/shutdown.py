@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 #: The signals that ask a comms process to stop: systemd's SIGTERM and Ctrl+C.
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -26,12 +28,33 @@ class Shutdown:
         self.then = then
         #: The name of the signal that asked to stop ("SIGTERM"), once one came.
         self.signal: str | None = None
+        self._before: dict[int, Any] = {}
 
     def install(self) -> Shutdown:
         """Handle SIGTERM and SIGINT from now on (the main thread only, as Python wants)."""
+        self._before = {number: signal.getsignal(number) for number in SIGNALS}
+        self._install()
+        return self
+
+    def restore(self) -> None:
+        """Put back the handlers from before `install` (a command run inside a longer-lived
+        process, such as the test suite, leaves its signals as it found them)."""
+        for number, handler in self._before.items():
+            signal.signal(number, handler)
+
+    def _install(self) -> None:
         for number in SIGNALS:
             signal.signal(number, self._handle)
-        return self
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Python's own handling for a while (a question on the terminal: Ctrl+C aborts it)."""
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            yield
+        finally:
+            self._install()
 
     @property
     def requested(self) -> bool:
