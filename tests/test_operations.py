@@ -149,7 +149,7 @@ def test_backup_on_postgresql_points_at_pg_dump(site_copy: Path) -> None:
     code, _, err = run_cli(site_copy, "backup", str(site_copy / "b.dump"), env=env)
     assert code == 1 and "pg_dump --format=custom" in err
     code, _, err = run_cli(site_copy, "restore", str(site_copy / "b.dump"), env=env)
-    assert code == 1 and "pg_restore --clean" in err
+    assert code == 1 and "recreate the database (`dropdb DBNAME`, `createdb DBNAME`)" in err
 
 
 @pytest.mark.postgresql_only("pg_dump and pg_restore are PostgreSQL's own tools")

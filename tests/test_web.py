@@ -377,10 +377,9 @@ def test_purge_removes_old_unconfirmed_sign_ups_only(web: Web) -> None:
 
 def test_healthz_and_static_files_after_the_routes(web: Web) -> None:
     response = web.client.get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {
-        "status": "ok",
-        "database": "ok",
-    }
+    body = response.get_json()
+    # The contract load balancers rely on; tests/test_health.py covers what comes with it.
+    assert response.status_code == 200 and (body["status"], body["database"]) == ("ok", "ok")
     missing = web.client.get("/gibt-es-nicht")
     assert missing.status_code == 404 and h1(missing) == "404 – Seite nicht gefunden"
     for bad in ("/a%00b", "/" + "x" * 5000):  # found by test_web_fuzz: once a 500

@@ -9,8 +9,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
-
 from comms.audience.data_requests import DataRequests
 from comms.audience.limits import DATABASE_DOWN, Unavailable, mail_limit
 from comms.audience.mailer import DirectMailer, Postbox
@@ -23,6 +21,7 @@ from comms.core.errors import BadToken, MessageError
 
 # Re-exported for the web pages, which talk to this package and never to comms.db.
 from comms.db.counters import count_issue_event
+from comms.db.health import read_health
 from comms.db.people import Consent, NewSubscriber, Subscriber, SubscriberError
 from comms.db.status import SubscriberStatus
 from comms.db.store import Store
@@ -319,14 +318,12 @@ class Subscriptions(DataRequests):
         """The unsubscribe token of a person (as in every newsletter)."""
         return make_token(self.secret, "unsubscribe", person.uid)
 
-    def database_ok(self) -> bool:
-        """Whether the database answers (for /healthz)."""
-        try:
-            with self.store.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError:
-            return False
-        return True
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """For /healthz: whether all is well, and the report (`comms.db.health`: the database,
+        the scheduler's holder, live senders per campaign, stalled campaigns)."""
+        stall = timedelta(minutes=self.config.settings.schedule.stall_minutes)
+        report = read_health(self.store.engine, now_utc(), stall)
+        return report.ok, report.as_json()
 
     def update(
         self, token: str, topics: list[str], regions: list[str], language: str

@@ -20,6 +20,7 @@ from comms.core.config import Config, load_config
 from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
 from comms.core.logs import configure_logging
+from comms.core.shutdown import Shutdown
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
@@ -210,6 +211,12 @@ def _open_store(config: Config) -> Store:
             err=True,
         )
     return store
+
+
+def _signals(shutdown: Shutdown) -> Shutdown:
+    """Let `shutdown` handle SIGTERM and SIGINT until the command ends."""
+    click.get_current_context().call_on_close(shutdown.restore)
+    return shutdown.install()
 
 
 def _address(text: str) -> str:

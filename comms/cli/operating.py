@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
+import sys
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import click
 
+from comms.core.clock import now_utc
 from comms.core.logs import shown_url
+from comms.core.shutdown import Shutdown
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
+from comms.db.outage import Stopped, patiently
 from comms.sending.campaign import retry_due
 
-from .common import State, _open_store, _totals, cli
+from .common import State, _open_store, _signals, _totals, cli
 
 #: The worker reports each round as log lines (timestamped; JSON with `[log] format`).
 log = logging.getLogger("comms.worker")
@@ -40,11 +42,13 @@ def backup(state: State, file: Path) -> None:
 def restore(state: State, file: Path) -> None:
     """Replace the SQLite database with the backup FILE, then migrate it to this version.
 
-    Stop `comms serve` and every running send first. On PostgreSQL it says to use pg_restore
-    instead and exits 1.
+    Stop `comms serve`, `comms worker` and every running send first: while the scheduler's
+    lease or a delivery's claim shows another comms process at work on the database, it
+    refuses (exit 1, nothing changed). On PostgreSQL it says to use pg_restore instead and
+    exits 1.
     """
     config = state.config()
-    pages = restore_database(config.database_url, file)
+    pages = restore_database(config.database_url, file, now_utc())
     # Said before the migration: should that fail (say, the key is missing), the data is back.
     click.echo(f"restored {shown_url(config.database_url)} from {file} ({pages} pages)")
     _open_store(config).close()  # an older backup is brought to the current schema
@@ -64,28 +68,38 @@ def worker(state: State, interval: float, once: bool) -> None:
     """Send every campaign's due deliveries, on this host as on any other (extra workers).
 
     Joins campaigns that other processes are sending (each claims its own rows, one send rate
-    for all) and retries that came due. Runs until SIGTERM or Ctrl+C, which finish the
-    messages in flight and hand the other claimed rows back.
+    for all) and retries that came due. Waits out database outages (started during one, it
+    waits for the database). Runs until SIGTERM or Ctrl+C, which finish the
+    messages in flight, record them and hand the other claimed rows back; it then exits 0, or
+    3 when rows it handed back wait for another worker or the retry pass.
     """
     config = state.config()
-    _open_store(config).close()  # migrate, and say so if a secret key had to be generated
-    stop = threading.Event()
-
-    def halt(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, halt)
+    shutdown = _signals(Shutdown())
+    # Migrate, and say so if a secret key had to be generated; started while the database is
+    # away, the worker waits for it.
+    patiently("worker", partial(_open_store, config), shutdown.event).close()
     log.info("worker: looking for due deliveries every %g s", interval)
-    try:
-        while not stop.is_set():
-            for report in retry_due(config, stop=stop):
-                note = f" (stopped: {report.stopped})" if report.stopped else ""
-                slug, counts = report.campaign.slug, report.counts
-                extra = {"campaign": slug, "counts": counts}
-                level = logging.WARNING if report.stopped else logging.INFO
-                log.log(level, "%s: %s%s", slug, _totals(counts), note, extra=extra)
-            if once:
-                break
-            stop.wait(interval)
-    except KeyboardInterrupt:
-        pass
+    left: dict[str, int] = {}
+    while not shutdown.requested:
+        try:
+            reports = retry_due(config, stop=shutdown.event)
+        except Stopped:
+            break  # asked to stop while the database was away: nothing of ours is claimed
+        for report in reports:
+            note = f" (stopped: {report.stopped})" if report.stopped else ""
+            slug, counts = report.campaign.slug, report.counts
+            extra = {"campaign": slug, "counts": counts}
+            level = logging.WARNING if report.stopped else logging.INFO
+            log.log(level, "%s: %s%s", slug, _totals(counts), note, extra=extra)
+            if report.interrupted:
+                left[slug] = report.waiting
+        if once:
+            break
+        shutdown.event.wait(interval)
+    if shutdown.requested:
+        handed = ", ".join(f"{n} of {slug}" for slug, n in left.items() if n)
+        log.info(
+            "worker: stopped by %s%s", shutdown.signal, f"; handed back: {handed}" if handed else ""
+        )
+        # 3 as for `comms send`: work remains for another worker or the retry pass.
+        sys.exit(3 if any(left.values()) else 0)

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import click
@@ -24,9 +26,13 @@ from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.core.languages import site_editions
+from comms.core.shutdown import Shutdown
 from comms.db.approvals import ProofRecord
+from comms.db.engine import make_engine
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
+from comms.db.health import read_health
 from comms.db.ledger import Campaign
+from comms.db.outage import patiently
 from comms.db.status import DeliveryStatus
 from comms.db.store import Store
 from comms.schedule.plan import SEND_PREFIX, Held, held_list
@@ -51,6 +57,7 @@ from .common import (
     _json,
     _open_store,
     _schedule_lines,
+    _signals,
     _totals,
     _when,
     cli,
@@ -85,14 +92,25 @@ def _held_json(held: Held) -> dict[str, Any]:
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
 @click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
+@click.option(
+    "--health",
+    is_flag=True,
+    help="Report what /healthz reports (database, scheduler, live senders, stalled campaigns); "
+    "exit 1 when something is wrong.",
+)
 @click.pass_obj
-def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
+def status(state: State, issue: str | None, as_json: bool, limit: int, health: bool) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign.
 
     For one issue also why it may not go out now (in the words of `comms send`), its current
-    version, approvals and proofs.
+    version, approvals and proofs. With --health: the database, the scheduler's holder and the
+    age of its heartbeat, the live senders per campaign and the campaigns that stalled
+    (`schedule.stall_minutes`), as `/healthz` reports them; exit 1 when something is wrong.
     """
     config = state.config()
+    if health:
+        _print_health(config, as_json)
+        return
     store = _open_store(config)
     held = {h.slug: h for h in held_list(store.engine)}
     if issue is None:
@@ -159,6 +177,40 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
     for line in desk_lines(config, desk):
         click.echo(line)
+
+
+def _print_health(config: Config, as_json: bool) -> None:
+    """`comms status --health`: what /healthz says, without migrating or waiting; exit 1 when
+    something is wrong."""
+    engine = make_engine(config.database_url)
+    try:
+        stall = timedelta(minutes=config.settings.schedule.stall_minutes)
+        report = read_health(engine, now_utc(), stall)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(_json(report.as_json()))
+    else:
+        click.echo(f"database: {'ok' if report.database else 'unreachable'}")
+        if report.database:
+            held = report.scheduler
+            if held is None:
+                click.echo("scheduler: not running")
+            else:
+                state = "running" if held.alive else "lease ran out"
+                click.echo(
+                    f"scheduler: {state} in {held.owner} "
+                    f"(last heartbeat {held.heartbeat_age:.0f} s ago)"
+                )
+            if not report.senders:
+                click.echo("senders: none")
+            for issue, runs in report.senders.items():
+                who = ", ".join(f"{s.owner} ({s.claimed} claimed)" for s in runs)
+                click.echo(f"senders of {issue}: {who}")
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 class _Rate(ProgressColumn):
@@ -284,9 +336,12 @@ def send(
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
     site, problems, issue = read_issue(config, issue_slug)
-    store = _open_store(config)
     if languages and not proofs:
         raise click.UsageError("--lang chooses the edition of a proof: give --to ADDR too")
+    # From here a signal ends the command cleanly: a wait for the database, or the run, which
+    # then finishes the messages in flight and hands its other claims back.
+    shutdown = _signals(Shutdown())
+    store = patiently(f"send {issue_slug}", partial(_open_store, config), shutdown.event)
     if proofs:
         addresses = [_address(a) for a in proofs]
         offered = site_editions(config).languages
@@ -298,13 +353,18 @@ def send(
             )
             return
         on_proof = lambda record: click.echo(_proof_line(record))  # noqa: E731
-        send_proofs(config, store, site, issue, addresses, languages=chosen, on_proof=on_proof)
+        with shutdown.suspended():  # a few proofs, outside the ledger: Ctrl+C stops at once
+            send_proofs(config, store, site, issue, addresses, languages=chosen, on_proof=on_proof)
         return
     options = SendOptions.of(config.settings.delivery, concurrency, rate)
     # A dry run plans a send now: a scheduled issue's time line says that it is early.
     request = Request(issue, config.now(), early=early or dry_run)
     try:
-        cleared = clear(config, store, site, problems, request)
+        cleared = patiently(
+            f"send {issue_slug}",
+            partial(clear, config, store, site, problems, request),
+            shutdown.event,
+        )
     except NotSendable as exc:
         for problem in exc.problems:
             click.echo(problem.format(config.root), err=True)
@@ -319,8 +379,10 @@ def send(
         _print_plan(config, plan, request, dry=dry_run, later=later)
         if dry_run:
             return
-        if not click.confirm("Send it now?", default=False):
-            raise CommsError("nothing sent")
+        with shutdown.suspended():  # Ctrl+C at the question aborts it, as always
+            if not click.confirm("Send it now?", default=False):
+                raise CommsError("nothing sent")
+    options = replace(options, stop=shutdown.event)
     with ExitStack() as stack:
         report = send_to_list(
             config, store, cleared, options, force=force, on_start=_announce(stack)
@@ -339,6 +401,11 @@ def _print_report(config: Config, report: SendReport) -> None:
     if report.resumed:
         click.echo(f"took over {report.resumed} delivery(ies) an interrupted run left behind")
     click.echo(f"{slug}: {_totals(report.counts)}")
+    if report.interrupted:
+        click.echo(
+            f"interrupted: the messages in flight were recorded, {report.waiting} "
+            f"delivery(ies) handed back; run `comms send {slug}` again to resume"
+        )
     if report.stopped:
         raise CommsError(
             f"campaign stopped: {report.stopped}; {report.waiting} deliveries stay queued; "
@@ -350,7 +417,7 @@ def _print_report(config: Config, report: SendReport) -> None:
             f"for the address; `comms status {slug}` shows why",
             err=True,
         )
-    if report.next_attempt is not None:
+    if report.next_attempt is not None and not report.interrupted:
         click.echo(
             f"{report.waiting} delivery(ies) wait for a retry, the next at "
             f"{_when(report.next_attempt, config)}; run `comms send {slug}` again then"

@@ -10,6 +10,7 @@ from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
+from comms.core.shutdown import Shutdown
 from comms.db.store import Store
 
 from .common import (
@@ -17,6 +18,7 @@ from .common import (
     _open_store,
     _publish,
     _report,
+    _signals,
     cli,
 )
 
@@ -55,8 +57,6 @@ def serve(
     schedule`); a second `comms serve` on the same database serves the web endpoints only.
     On SIGTERM a running send finishes the messages in flight and hands the rest back.
     """
-    import signal
-
     from comms.audience.mailer import Mailer
     from comms.audience.subscriptions import Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
@@ -90,12 +90,17 @@ def serve(
         }
     server = listen(app, host, port, threads=8, ident="comms", **proxy)
 
-    def stop(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
+    serving = True
+
+    def stop() -> None:
+        # Ends waitress's loop (it expects KeyboardInterrupt) and whatever the main thread
+        # does before it; once the shutdown below has begun, a signal only sets the event.
+        if serving:
+            raise KeyboardInterrupt
 
     address = f"[{host}]" if ":" in host else host
     handle: Standby | None = None
-    signal.signal(signal.SIGTERM, stop)
+    _signals(Shutdown(then=stop))
     try:  # everything after the handler: a SIGTERM at any point stops cleanly
         handle, mode = (None, "web only") if no_scheduler else _start_scheduler(config, store)
         click.echo(f"Serving on http://{address}:{server.effective_port}/ ({mode}; Ctrl+C stops)")
@@ -106,6 +111,7 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        serving = False
         server.close()
         if handle is not None:
             handle.shutdown()

@@ -478,6 +478,10 @@ class Schedule(_Section):
     """The scheduler lease: renewed every quarter of this; another process may take over this long
     after the last heartbeat (at once when the holder was a process on the same machine that is
     gone)."""
+    stall_minutes: float = Field(default=15.0, gt=0)
+    """`/healthz` and `comms status --health` call a campaign stalled (and answer 503) when it has
+    deliveries claimed or due now but none of its deliveries changed for this long: no sender
+    is alive, or one hangs. Keep it above `retry_minutes`."""
 
 
 class Bounces(_Section):

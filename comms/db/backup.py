@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from comms.core.database_url import sqlite_file
 from comms.core.errors import CommsError
 from comms.core.files import private_file
 from comms.core.logs import shown_url
+from comms.core.process import is_abandoned
+from comms.db.status import DeliveryStatus
+from comms.db.tables import deliveries, scheduler_lease
 
 PG_ADVICE = (
     "the database is PostgreSQL: back it up with `pg_dump --format=custom --file=FILE DBNAME` "
-    "and restore with `pg_restore --clean --if-exists --dbname=DBNAME FILE` (see "
-    "docs/operations.md); they copy a consistent snapshot while comms keeps running"
+    "(a consistent snapshot while comms keeps running); to restore, stop every comms process, "
+    "recreate the database (`dropdb DBNAME`, `createdb DBNAME`), then `pg_restore "
+    "--dbname=DBNAME FILE` (see docs/operations.md)"
 )
 
 
@@ -71,11 +77,62 @@ def backup(url: str, target: Path) -> int:
     return pages
 
 
-def restore(url: str, source: Path) -> int:
-    """Replace the SQLite database with the backup `source` (stop every comms process first)."""
+def users(engine: Engine, now: datetime) -> list[str]:
+    """The other comms processes using the database now, in words: the scheduler's live lease
+    (`comms serve`) and live claims of deliveries (a send run of `comms send`, `comms worker`
+    or the scheduler). A lease or claim that ran out, or whose process on this host is gone,
+    counts for nobody."""
+    found: list[str] = []
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        if scheduler_lease.name in tables:
+            t = scheduler_lease.c
+            for owner, beat, until in conn.execute(
+                sa.select(t.owner, t.heartbeat_at, t.expires_at)
+            ):
+                if until > now and not is_abandoned(owner):
+                    found.append(
+                        f"the scheduler runs in {owner} (last heartbeat {beat:%H:%M:%S} UTC)"
+                    )
+        if deliveries.name in tables:
+            d = deliveries.c
+            claims = conn.execute(
+                sa.select(d.claimed_by, sa.func.count())
+                .where(d.status == DeliveryStatus.SENDING, d.claimed_until > now)
+                .group_by(d.claimed_by)
+                .order_by(d.claimed_by)
+            ).all()
+            for owner, count in claims:
+                if owner is not None and not is_abandoned(owner):
+                    found.append(f"{owner} is sending {count} delivery(ies)")
+    return found
+
+
+def _refuse_in_use(target: Path, now: datetime) -> None:
+    if not target.exists():
+        return
+    engine = sa.create_engine(f"sqlite:///{target}")
+    try:
+        busy = users(engine, now)
+    except sa.exc.DatabaseError as exc:
+        raise CommsError(f"{target}: cannot tell whether comms uses it: {exc.orig}") from None
+    finally:
+        engine.dispose()
+    if busy:
+        raise CommsError(
+            f"{target} is in use by another comms process: {'; '.join(busy)}. Stop `comms "
+            "serve`, `comms worker` and every `comms send` on this database, then restore "
+            "(nothing was changed)"
+        )
+
+
+def restore(url: str, source: Path, now: datetime) -> int:
+    """Replace the SQLite database with the backup `source`; refused (CommsError) while
+    another comms process uses it (`users`), as the ledger would go back under its feet."""
     target = sqlite_path(url)
     if not source.is_file():
         raise CommsError(f"{source}: no such backup file")
     _check(source)
+    _refuse_in_use(target, now)
     private_file(target)  # as the database comms creates itself: 0600 whatever the umask
     return _copy(source, target)

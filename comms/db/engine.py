@@ -220,21 +220,38 @@ class SuppressionProbe:
     """A per-thread point lookup in the suppression table, cheap enough to run per message."""
 
     def __init__(self, engine: Engine) -> None:
-        self._conn = engine.raw_connection()
-        self._cursor = self._conn.cursor()
+        self._engine = engine
+        self._conn: Any = None
+        self._cursor: Any = None
         self._sqlite = engine.dialect.name == "sqlite"
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql = f"SELECT reason FROM suppression WHERE key = {mark}"
 
     def reason(self, key: str) -> str | None:
         """Why the address with this key is suppressed right now, or None."""
-        self._cursor.execute(self._sql, (key,))
-        row = self._cursor.fetchone()
-        if not self._sqlite:
-            self._conn.rollback()  # end the read transaction so the next check sees new rows
+        if self._conn is None:  # at the first lookup, and again after a failed one
+            self._conn = self._engine.raw_connection()
+            self._cursor = self._conn.cursor()
+        try:
+            self._cursor.execute(self._sql, (key,))
+            row = self._cursor.fetchone()
+            if not self._sqlite:
+                self._conn.rollback()  # end the read transaction so the next check sees new rows
+        except BaseException:
+            self._drop()  # a connection the database dropped is never used twice
+            raise
         return None if row is None else str(row[0])
+
+    def _drop(self) -> None:
+        conn, self._conn, self._cursor = self._conn, None, None
+        try:
+            conn.invalidate()
+        except Exception:  # the connection is broken already
+            pass
 
     def close(self) -> None:
         """Give the connection back."""
-        self._cursor.close()
-        self._conn.close()
+        if self._conn is not None:
+            self._cursor.close()
+            self._conn.close()
+            self._conn = None

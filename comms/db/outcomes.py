@@ -97,15 +97,42 @@ class LedgerWriter:
         self.bounces = bounces
         self.source = source
         self.owner = owner
-        self.conn = engine.connect()
-        self.sql, self.order = driver_statement(self.conn.dialect, _RECORD)
-        convert = deliveries.c.updated_at.type.bind_processor(self.conn.dialect)
+        self.engine = engine
+        # Opened at the first write, and again after a failed one: a connection the database
+        # dropped (a restart) is never used twice.
+        self._conn: Connection | None = None
+        self.sql, self.order = driver_statement(engine.dialect, _RECORD)
+        convert = deliveries.c.updated_at.type.bind_processor(engine.dialect)
         self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
 
+    @property
+    def conn(self) -> Connection:
+        """The writer's connection, opened when first needed."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
     def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
-        """Write outcomes (and their bounces) in one transaction."""
+        """Write outcomes (and their bounces) in one transaction; after a failure the next
+        write opens a new connection (the outcomes may be written again: it is idempotent)."""
         if not outcomes:
             return
+        try:
+            self._write(outcomes, now)
+        except BaseException:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # the connection is broken already
+                pass
+
+    def _write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         at, convert = self.convert(now), self.convert
         rows = [
             {
@@ -161,4 +188,6 @@ class LedgerWriter:
 
     def close(self) -> None:
         """Give the connection back."""
-        self.conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

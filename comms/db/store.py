@@ -26,6 +26,7 @@ from comms.db.engine import (
 from comms.db.feedback import ENDS_WITH, BounceEvent, scrub_events, verdict
 from comms.db.ledger import Ledger
 from comms.db.link_records import LinkRecords
+from comms.db.outage import DatabaseAway, is_outage
 from comms.db.people import (
     Consent,
     ImportResult,
@@ -51,7 +52,8 @@ def open_store(config: Config) -> Store:
         secret, generated = resolve_secret(engine, config.secret_key, config.secret_key_file)
     except sa.exc.OperationalError as exc:
         engine.dispose()
-        raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None
+        kind = DatabaseAway if is_outage(exc) else ConfigError
+        raise kind([f"database_url: cannot use the database: {exc.orig}"]) from None
     return Store(engine, secret, generated_secret=generated)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from comms.core.config import Config
 from comms.core.errors import ContentErrors
+from comms.db.outage import noted
 from comms.db.shared import DbPublishState
 from comms.publish.feed_state import issue_is_public
 from comms.publish.refresh import publish_now
@@ -48,8 +49,9 @@ class Follower:
         problems are logged, and the output folder stays as it was."""
         try:
             sent = self.state.sent_issues()
-        except Exception:  # a database hiccup: the next beat asks again
-            log.exception("output follow: cannot read the started campaigns")
+        except Exception as exc:  # a database hiccup: the next beat asks again
+            if not noted("output follow", exc):
+                log.exception("output follow: cannot read the started campaigns")
             return False
         every = math.inf if scheduling else self.config.settings.schedule.refresh_minutes * 60
         if sent == self.sent and self.clock() - self.tried_at < every:
@@ -63,8 +65,9 @@ class Follower:
                 "output not rebuilt: %s (see `comms check`); serving the last good output", exc
             )
             return False
-        except Exception:  # the database or the disk: try again at the next beat
-            log.exception("output not rebuilt; trying again at the next beat")
+        except Exception as exc:  # the database or the disk: try again at the next beat
+            if not noted("output follow", exc):
+                log.exception("output not rebuilt; trying again at the next beat")
             return False
         for ping in published.failed:
             log.warning("WebSub hub %s: %s (retried at the next refresh)", ping.hub, ping.detail)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,6 +20,7 @@ from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.outage import patiently
 from comms.db.shared import DbPublishState
 from comms.db.store import Store, open_store
 from comms.publish.refresh import publish_now
@@ -36,7 +38,7 @@ STOP = threading.Event()
 @contextmanager
 def _opened(config_path: str | None) -> Iterator[tuple[Config, Store]]:
     config = load_config(Path(config_path) if config_path else None)
-    store = open_store(config)
+    store = patiently("scheduler job", partial(open_store, config), STOP)
     try:
         yield config, store
     finally:
@@ -70,9 +72,12 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
             return "skipped"
         options = replace(SendOptions.of(config.settings.delivery), stop=STOP)
+        request = Request.when_due(issue, now)
         try:
             # Judged as of the issue's send_at, when this job is due; too late is `is_stale`.
-            cleared = clear(config, store, site, errors, Request.when_due(issue, now))
+            cleared = patiently(
+                f"send {slug}", partial(clear, config, store, site, errors, request), STOP
+            )
         except NotSendable as exc:
             _refused(config, slug, str(exc), exc.problems)
         report = send_to_list(config, store, cleared, options)
@@ -80,6 +85,15 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             log.warning("send of %s: %s", slug, report.archive_problem)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
     fields = {"campaign": slug, "counts": report.counts}  # keys of a JSON log line
+    if report.interrupted:
+        log.warning(
+            "send of %s interrupted by the shutdown: the messages in flight were recorded, the "
+            "other claimed rows handed back; the retry pass resumes it (%s)",
+            slug,
+            counts,
+            extra=fields,
+        )
+        return "interrupted"
     if report.stopped:
         log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts, extra=fields)
         return "stopped"

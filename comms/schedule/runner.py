@@ -31,6 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
+from comms.db.outage import answered, noted
 from comms.db.store import Store
 from comms.schedule import jobs
 from comms.schedule import plan as timetable
@@ -185,9 +186,11 @@ class SchedulerHandle:
                 return
             try:
                 kept = self.lease.renew()
-            except Exception:  # a database hiccup: try again at the next beat
-                log.exception("scheduler lease: heartbeat failed")
+            except Exception as exc:  # a database hiccup: try again at the next beat
+                if not noted("scheduler lease", exc):
+                    log.exception("scheduler lease: heartbeat failed")
                 continue
+            answered()
             if not kept:
                 log.error("scheduler lease lost to another process; stopping the scheduler")
                 self._beat_stop.set()

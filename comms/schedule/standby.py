@@ -7,6 +7,7 @@ import logging
 import threading
 
 from comms.core.config import Config
+from comms.db.outage import noted
 from comms.db.store import Store
 from comms.schedule.follow import Follower
 from comms.schedule.runner import SchedulerHandle, start_scheduler
@@ -57,8 +58,9 @@ class Standby:
     def _take_over(self) -> None:
         try:
             self.handle = start_scheduler(self.config, self.store)
-        except Exception:  # a database hiccup: try again at the next beat
-            log.exception("scheduler standby: cannot take the lease")
+        except Exception as exc:  # a database hiccup: try again at the next beat
+            if not noted("scheduler standby", exc):
+                log.exception("scheduler standby: cannot take the lease")
             return
         if self.handle is not None:
             log.info("took over the scheduler (the previous holder's lease had ended)")

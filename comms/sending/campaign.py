@@ -18,6 +18,7 @@ from comms.core.languages import Editions, site_editions
 from comms.core.process import is_abandoned
 from comms.db.approvals import Desk, ProofRecord
 from comms.db.ledger import Campaign
+from comms.db.outage import patiently
 from comms.db.shared import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.store import Store, open_store
@@ -62,6 +63,9 @@ class SendReport:
     #: Deliveries of this run failed because no message could be built or carried for the
     #: address (invalid, or UTF-8 for a server without SMTPUTF8); see `comms status ISSUE`.
     unsendable: int = 0
+    #: The run was ended from outside (a signal, the scheduler's shutdown): the messages in
+    #: flight were recorded and every other claimed row handed back.
+    interrupted: bool = False
 
     @property
     def waiting(self) -> int:
@@ -126,29 +130,41 @@ def send(
 ) -> SendReport:
     """Send every due delivery of a campaign; resume rows a crashed run left behind."""
     ledger = store.ledger
-    now = options.clock()
-    resumed = ledger.release_orphans(campaign.id, is_abandoned, now)
-    ledger.update_campaign(campaign.id, now, status=CampaignStatus.SENDING)
+    what = f"send {campaign.slug}"
+
+    def begin() -> int:
+        now = options.clock()
+        resumed = ledger.release_orphans(campaign.id, is_abandoned, now)
+        ledger.update_campaign(campaign.id, now, status=CampaignStatus.SENDING)
+        return resumed
+
+    resumed = patiently(what, begin, options.stop)
     run = Run(ledger, campaign, build, opener, options, progress)
     done = run.execute()
-    counts = ledger.counts(campaign.id)
-    left = waiting(counts)
-    if run.paused:
-        status = CampaignStatus.PAUSED
-    else:
-        status = CampaignStatus.WAITING if left else CampaignStatus.DONE
-    ledger.update_campaign(campaign.id, options.clock(), status=status)
-    final = ledger.campaign(campaign.slug)
-    assert final is not None
-    return SendReport(
-        campaign=final,
-        counts=counts,
-        done_now=done,
-        stopped=run.stopped,
-        next_attempt=ledger.next_attempt(campaign.id) if left else None,
-        resumed=resumed + run.keeper.taken_over,
-        unsendable=run.unsendable,
-    )
+
+    def end() -> SendReport:
+        counts = ledger.counts(campaign.id)
+        left = waiting(counts)
+        if run.paused:
+            status = CampaignStatus.PAUSED
+        else:
+            status = CampaignStatus.WAITING if left else CampaignStatus.DONE
+        ledger.update_campaign(campaign.id, options.clock(), status=status)
+        final = ledger.campaign(campaign.slug)
+        assert final is not None
+        return SendReport(
+            campaign=final,
+            counts=counts,
+            done_now=done,
+            stopped=run.stopped,
+            next_attempt=ledger.next_attempt(campaign.id) if left else None,
+            resumed=resumed + run.keeper.taken_over,
+            unsendable=run.unsendable,
+            interrupted=run.interrupted,
+        )
+
+    # The run is over: its end is recorded whenever the database answers (no stop here).
+    return patiently(what, end)
 
 
 def issue_parts(
@@ -338,21 +354,26 @@ def send_to_list(
     """
     issue, editions = cleared.issue, cleared.editions
     opener = opener_for(config)
-    campaign, new = prepare(
-        store,
-        issue.slug,
-        editions.fingerprint,
-        issue.topics,
-        issue.regions,
-        force,
-        editions.offered,
-    )
-    counts = store.ledger.counts(campaign.id)
+    what = f"send {issue.slug}"
+
+    def start() -> tuple[Campaign, bool, dict[str, int]]:
+        campaign, new = prepare(
+            store,
+            issue.slug,
+            editions.fingerprint,
+            issue.topics,
+            issue.regions,
+            force,
+            editions.offered,
+        )
+        return campaign, new, store.ledger.counts(campaign.id)
+
+    campaign, new, counts = patiently(what, start, options.stop)
     todo = waiting(counts)
     if not todo:
         return SendReport(campaign=campaign, counts=counts, idle=True)
     # The mails link to the issue's web page ("Im Browser ansehen"): it exists before the first.
-    problem = _publish(config, store) if new else None
+    problem = patiently(what, partial(_publish, config, store), options.stop) if new else None
     plan = SendPlan(issue, campaign.recipients, todo, not new, options)
     progress = on_start(plan) if on_start is not None else None
     report = send(store, campaign, editions.build, opener, options, progress)
@@ -377,9 +398,10 @@ def retry_due(
     config: Config, now: datetime | None = None, stop: threading.Event | None = None
 ) -> list[SendReport]:
     """Send every campaign's due retries (for the scheduler); one report per campaign."""
-    store = open_store(config)
+    what = "retry pass"
+    store = patiently(what, partial(open_store, config), stop)
     try:
-        slugs = store.ledger.due_campaigns(now or now_utc())
+        slugs = patiently(what, lambda: store.ledger.due_campaigns(now or now_utc()), stop)
         if not slugs:
             return []
         site, _ = read_site(config)
@@ -388,6 +410,8 @@ def retry_due(
             options = replace(options, clock=lambda: now)
         reports = []
         for slug in slugs:
+            if stop is not None and stop.is_set():
+                break  # asked to stop: the other campaigns wait for the next pass
             issue = site.issues.get(slug)
             if issue is None:
                 continue  # the issue's file is gone: its rows wait until it is back

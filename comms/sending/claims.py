@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from comms.core.process import is_abandoned
+from comms.db.outage import Patience, Stopped
 from comms.sending.ports import SendLedger
 
 #: How often a run with nothing left to claim looks again at other workers' rows (seconds).
@@ -39,10 +40,13 @@ class ClaimKeeper:
         lease: timedelta,
         clock: Callable[[], datetime],
         retry_window: float,
+        patience: Patience | None = None,
     ) -> None:
         self.ledger, self.cid, self.owner = ledger, cid, owner
         self.lease, self.clock = lease, clock
         self.retry_window = retry_window
+        #: How the waits for other workers go through a database outage.
+        self.database = patience or Patience("claims", limit=0.0)
         self.patience = lease.total_seconds() + retry_window
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,15 +92,24 @@ class ClaimKeeper:
             # Every third of a lease from the start of the last one, however long it took.
             wait = max(0.0, every - (time.monotonic() - started))
 
-    def wait_for_others(self, stop: threading.Event) -> bool:
-        """With nothing left to claim: True to claim again (after a short wait), False to end."""
+    def _look(self) -> tuple[int, int]:
+        """Take over a dead run's rows; else count the rows other runs still hold."""
         now = self.clock()
         freed = self.ledger.release_orphans(self.cid, is_abandoned, now, keep=self.owner)
         if freed:
+            return freed, 0
+        soon = now + timedelta(seconds=self.retry_window)
+        return 0, self.ledger.unfinished_elsewhere(self.cid, self.owner, soon)
+
+    def wait_for_others(self, stop: threading.Event) -> bool:
+        """With nothing left to claim: True to claim again (after a short wait), False to end."""
+        try:
+            freed, left = self.database.call(self._look)
+        except Stopped:
+            return False
+        if freed:
             self.taken_over += freed
             return True
-        soon = now + timedelta(seconds=self.retry_window)
-        left = self.ledger.unfinished_elsewhere(self.cid, self.owner, soon)
         if not left:
             return False
         if self._left is None or left < self._left:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 
 from comms.core.clock import now_utc
 from comms.core.errors import CommsError
+from comms.db.outage import Patience
 from comms.db.outcomes import Outcome
 from comms.db.space import out_of_space
 from comms.sending.ports import OutcomeWriter
@@ -24,12 +26,16 @@ class Recorder(threading.Thread):
     """Writes outcomes in group commits; `wait(seq)` blocks until an outcome is durable.
 
     Two conditions on one lock: a submission wakes only the writer, a commit only the workers
-    (waking everyone each time costs more than the commit).
+    (waking everyone each time costs more than the commit). Through a database outage the
+    outcomes stay here and are written when it answers again (`patience`: bounded by the
+    claims' lease, after which another worker may own the rows); the workers wait meanwhile,
+    so no connection sends more than one message whose outcome is not yet durable.
     """
 
-    def __init__(self, writer: OutcomeWriter) -> None:
+    def __init__(self, writer: OutcomeWriter, patience: Patience | None = None) -> None:
         super().__init__(name="comms-ledger", daemon=True)
         self.writer = writer
+        self.patience = patience or Patience("recording outcomes", limit=0.0)
         lock = threading.Lock()
         self.work = threading.Condition(lock)
         self.durable = threading.Condition(lock)
@@ -64,6 +70,9 @@ class Recorder(threading.Thread):
             self.work.notify()
         self.join()
 
+    def _write(self, batch: list[Outcome]) -> None:
+        self.writer.write(batch, now_utc())
+
     def run(self) -> None:
         try:
             self._loop()
@@ -79,7 +88,7 @@ class Recorder(threading.Thread):
                     return
                 batch, self.pending, upto = self.pending, [], self.submitted
             try:
-                self.writer.write(batch, now_utc())
+                self.patience.call(partial(self._write, batch))
             except Exception as exc:  # reported to every waiting worker
                 if self._kept(batch, exc):
                     continue

@@ -24,6 +24,7 @@ from comms.core.errors import (
 from comms.core.process import owner_id
 from comms.core.settings import Delivery
 from comms.db.ledger import Campaign
+from comms.db.outage import Patience, Stopped
 from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
@@ -62,8 +63,8 @@ class SendOptions:
     give_up_after: timedelta
     lease: timedelta
     clock: Callable[[], datetime] = now_utc
-    #: Set from outside (the scheduler's shutdown) to end the run: the messages in flight
-    #: finish, claimed rows go back to the queue.
+    #: Set from outside (a signal, the scheduler's shutdown) to end the run: the messages in
+    #: flight finish and are recorded, every other claimed row goes back to the queue.
     stop: threading.Event | None = None
 
     @property
@@ -110,16 +111,28 @@ class Run:
         self.progress = progress
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
-        self.recorder = Recorder(ledger.writer(f"send {campaign.slug}", self.owner))
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        #: Every database use of the run waits out an outage (until the run is asked to stop).
+        self.patience = Patience(f"send {campaign.slug}", self.asked_to_stop)
+        # Outcomes of messages that went out are kept through an outage, for at most a lease:
+        # after that another worker may own the rows.
+        self.recorder = Recorder(
+            ledger.writer(f"send {campaign.slug}", self.owner),
+            Patience(f"send {campaign.slug}", limit=options.lease.total_seconds()),
+        )
         # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
         self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
         # One send rate for every worker of the campaign, whatever host it runs on.
-        reserve = partial(ledger.reserve, campaign.id)
-        self.budget = SharedBudget(reserve, self.bucket, options.rate, sleep=self.stop.wait)
+        self.budget = SharedBudget(self.reserve, self.bucket, options.rate, sleep=self.stop.wait)
         self.keeper = ClaimKeeper(
-            ledger, campaign.id, self.owner, options.lease, options.clock, IN_RUN_MAX_WAIT
+            ledger,
+            campaign.id,
+            self.owner,
+            options.lease,
+            options.clock,
+            IN_RUN_MAX_WAIT,
+            self.patience,
         )
         self.stopped: str | None = None
         self.in_flight = 0
@@ -131,9 +144,21 @@ class Run:
         self.bounces_in_row = 0
         #: Stopped for a reason only a person can fix: the campaign is marked `paused`.
         self.paused = False
+        #: Ended from outside (`SendOptions.stop`, Ctrl+C): not a failure of the campaign.
+        self.interrupted = False
         self.crash: BaseException | None = None
 
     # -- workers ---------------------------------------------------------------------------
+
+    def asked_to_stop(self) -> bool:
+        """True once the run stops, or is asked to from outside (ends waits for the database)."""
+        outside = self.options.stop
+        return self.stop.is_set() or (outside is not None and outside.is_set())
+
+    def reserve(self, count: int, rate: float, now: float) -> float:
+        """Reserve slots of the campaign's send budget, through a database outage."""
+        cid = self.campaign.id
+        return self.patience.call(lambda: self.ledger.reserve(cid, count, rate, now))
 
     def halt(self, reason: str, pause: bool = False) -> None:
         """Stop the campaign: no new claims; claimed rows go back to the queue."""
@@ -141,6 +166,14 @@ class Run:
             if self.stopped is None:
                 self.stopped = reason
                 self.paused = pause
+        self.stop.set()
+
+    def interrupt(self) -> None:
+        """End the run from outside: no new claims, claimed rows go back to the queue; the
+        campaign is not stopped (what is left is due at once for the next run)."""
+        with self.lock:
+            if self.stopped is None:
+                self.interrupted = True
         self.stop.set()
 
     def reject(self, item: Claimed, exc: PolicyRejection) -> Outcome:
@@ -226,13 +259,20 @@ class Run:
             # This address cannot be written into a message: final for this delivery, but no
             # bounce, as no server has refused it.
             return self.unsendable_outcome(item, exc), transport
-        self.budget.acquire()
-        if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
-            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False), transport
-        # At most one transmitted-but-unrecorded message per connection: this bounds the
-        # duplicates a crash can cause. Building the message above overlaps the commit.
-        self.recorder.wait(last)
-        reason = probe.reason(item.key)  # right before sending (docs/requirements.md S12, E9)
+        back = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
+        try:
+            self.budget.acquire()
+            if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
+                return back, transport
+            # At most one transmitted-but-unrecorded message per connection: this bounds the
+            # duplicates a crash can cause. Building the message above overlaps the commit.
+            self.recorder.wait(last)
+            if self.stop.is_set():  # stopped while the outcome before was being recorded
+                return back, transport
+            # Right before sending (docs/requirements.md S12, E9).
+            reason = self.patience.call(partial(probe.reason, item.key))
+        except Stopped:  # asked to stop while the database was away
+            return back, transport
         if reason is not None:
             return Outcome(
                 item.delivery_id, DeliveryStatus.SKIPPED, error=f"suppressed: {reason}"
@@ -335,13 +375,17 @@ class Run:
         size = opts.claim_size
         while not self.stop.is_set():
             if opts.stop is not None and opts.stop.is_set():
-                self.halt("interrupted")
+                self.interrupt()
                 break
             if self.jobs.qsize() >= size:
                 time.sleep(0.002)
                 continue
-            now = opts.clock()
-            claimed = self.ledger.claim(self.campaign.id, self.owner, size, now, now + opts.lease)
+            try:
+                claimed = self.patience.call(partial(self.claim, size))
+            except Stopped:
+                if opts.stop is not None and opts.stop.is_set():
+                    self.interrupt()
+                break
             with self.lock:
                 for item in claimed:
                     self.retry_at.pop(item.delivery_id, None)
@@ -359,8 +403,15 @@ class Run:
                 # Other workers' rows: wait for them, take them over when their owner died.
                 if self.keeper.wait_for_others(self.stop):
                     continue
+                if opts.stop is not None and opts.stop.is_set():
+                    self.interrupt()
                 return
             time.sleep(min(0.05, max(0.0, min(waits, default=0.0) - time.monotonic())) or 0.005)
+
+    def claim(self, size: int) -> list[Claimed]:
+        """Claim up to `size` due rows for this run, leased from now."""
+        now = self.options.clock()
+        return self.ledger.claim(self.campaign.id, self.owner, size, now, now + self.options.lease)
 
     def report_progress(self, stop: threading.Event) -> None:
         while not stop.wait(0.1):
@@ -388,7 +439,7 @@ class Run:
         try:
             self.dispatch()
         except KeyboardInterrupt:
-            self.halt("interrupted")
+            self.interrupt()
         finally:
             for _ in workers:
                 self.jobs.put(None)

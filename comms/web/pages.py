@@ -329,8 +329,7 @@ def add_subscriber_routes(app: Flask, subs: Subscriptions) -> None:
 
     @app.get("/healthz")
     def healthz() -> Response:
-        ok = subs.database_ok()
-        body = {"status": "ok" if ok else "error", "database": "ok" if ok else "unreachable"}
+        ok, body = subs.health()
         return Response(json.dumps(body), 200 if ok else 503, mimetype="application/json")
 
     @app.errorhandler(HTTPException)
