@@ -24,6 +24,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.approvals import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
+from comms.db.incidents import SendProblem, problem_list
 from comms.db.ledger import Campaign
 from comms.db.status import DeliveryStatus
 from comms.db.store import Store
@@ -47,6 +48,8 @@ from .common import (
     _held_line,
     _json,
     _open_store,
+    _problem_json,
+    _problem_line,
     _schedule_lines,
     _totals,
     _when,
@@ -78,6 +81,18 @@ def _held_json(held: Held) -> dict[str, Any]:
     }
 
 
+def _unstarted_json(problem: SendProblem) -> dict[str, Any]:
+    """A refused or failed scheduled send without a campaign in `comms status --json`."""
+    return {
+        "issue": problem.slug,
+        "status": problem.kind,
+        "recipients": 0,
+        "counts": dict.fromkeys(DeliveryStatus, 0),
+        "due_at": problem.due_at,
+        "problem": _problem_json(problem),
+    }
+
+
 @cli.command()
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
@@ -92,12 +107,18 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
     config = state.config()
     store = _open_store(config)
     held = {h.slug: h for h in held_list(store.engine)}
+    problems = {p.slug: p for p in problem_list(store.engine)}
     if issue is None:
         rows = [_campaign_json(store, c) for c in store.ledger.campaigns()]
         if as_json:
-            click.echo(_json(rows + [_held_json(h) for h in held.values()]))
+            started = {row["issue"] for row in rows}
+            for row in rows:
+                found = problems.get(row["issue"])
+                row["problem"] = None if found is None else _problem_json(found)
+            unstarted = [_unstarted_json(p) for slug, p in problems.items() if slug not in started]
+            click.echo(_json(rows + [_held_json(h) for h in held.values()] + unstarted))
             return
-        if not rows and not held:
+        if not rows and not held and not problems:
             click.echo("no campaigns yet")
         for row in rows:
             counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
@@ -106,15 +127,20 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
             )
         for h in held.values():
             click.echo(_held_line(config, h.slug, h.due_at))
+        for entry in problems.values():
+            click.echo(_problem_line(config, entry))
         return
     campaign = store.ledger.campaign(issue)
     desk = desk_json(config, store, issue)
+    problem = problems.get(issue)
+    desk["problem"] = None if problem is None else _problem_json(problem)
+    shown = [] if problem is None else [_problem_line(config, problem)]
     if campaign is None and issue in held:
         if as_json:
             click.echo(_json(_held_json(held[issue]) | desk))
         else:
             click.echo(_held_line(config, issue, held[issue].due_at))
-            for line in desk_lines(config, desk):
+            for line in desk_lines(config, desk) + shown:
                 click.echo(line)
         return
     if campaign is None:
@@ -127,7 +153,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
                               "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)} | desk))  # fmt: skip
         else:
             click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
-            for line in desk_lines(config, desk):
+            for line in desk_lines(config, desk) + shown:
                 click.echo(line)
         return
     data = _campaign_json(store, campaign)
@@ -154,7 +180,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         who = row["email"] or "(erased)"
         tries = f"{row['attempts']} attempt(s)"
         click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
-    for line in desk_lines(config, desk):
+    for line in desk_lines(config, desk) + shown:
         click.echo(line)
 
 
@@ -349,7 +375,9 @@ def schedule(state: State, as_json: bool) -> None:
         running = None if holder is None else vars(holder)
         jobs = [vars(job) for job in view.jobs]
         held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
-        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held, "blocked": blocked}))
+        problems = [_problem_json(p) for p in view.problems]
+        data = {"scheduler": running, "jobs": jobs, "held": held, "blocked": blocked}
+        click.echo(_json(data | {"problems": problems}))
         return
     if holder is None:
         click.echo("Scheduler: not running; `comms serve` starts it with these jobs")

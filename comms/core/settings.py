@@ -440,6 +440,10 @@ class Schedule(_Section):
     """The scheduler runs `comms refresh` this often, then re-reads the scheduled sends from the
     content; a web-only `comms serve` standing by rebuilds its own output folder this often too.
     Every `comms serve` also rebuilds at once after a send started on any host."""
+    watch_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How often the scheduler looks for changed files in the content folder (a cheap walk of
+    their sizes and times); a change re-reads the scheduled sends at once, so that an issue made
+    ready or moved is picked up within this many seconds, not at the next refresh."""
     retry_minutes: float = Field(default=5.0, gt=0)
     """How often the retry pass runs (deliveries whose retry time has come, in every campaign)."""
     housekeeping_time: time = time(2, 30)

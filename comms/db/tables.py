@@ -307,3 +307,28 @@ websub_pending = sa.Table(
     sa.Column("hub", sa.String(500), primary_key=True),
     sa.Column("topic", sa.String(500), primary_key=True),
 )
+
+#: What happened to a scheduled send that did not go out (`send_problems.kind`).
+PROBLEM_KINDS = ("refused", "failed")
+
+# Scheduled sends the send rules refused or that failed, with the reason: shown by `comms
+# status` and `comms schedule` until a campaign of the issue moves after it.
+send_problems = sa.Table(
+    "send_problems",
+    metadata,
+    sa.Column("slug", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("kind", PROBLEM_KINDS), name="ck_send_problems_kind"),
+)
+
+# Alerts sent to the office, one row per alert key: each alert goes out once, from any host.
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)

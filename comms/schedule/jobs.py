@@ -13,18 +13,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
 
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.incidents import clear_problem, record_problem
 from comms.db.shared import DbPublishState
 from comms.db.store import Store, open_store
 from comms.publish.refresh import publish_now
 from comms.schedule import plan as timetable
-from comms.sending.campaign import clear, retry_due, send_to_list
-from comms.sending.rules import READY, NotSendable, Request
+from comms.sending.campaign import SendReport, clear, retry_due, send_to_list
+from comms.sending.rules import READY, NotSendable, Refusal, Request
 from comms.sending.run import SendOptions
 
 log = logging.getLogger("comms.scheduler")
@@ -44,7 +44,12 @@ def _opened(config_path: str | None) -> Iterator[tuple[Config, Store]]:
 
 
 def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
-    """Send an issue at its `send_at`, as `comms send ISSUE` would; hold it when stale."""
+    """Send an issue at its `send_at`, as `comms send ISSUE` would; hold it when stale.
+
+    A refusal or failure is recorded (`comms status`, `comms schedule`) and logged as one line
+    (the PATH:LINE problems of a refusal before it), never as a traceback: the job returns
+    `refused` or `failed`. Only an unexpected exception (a bug) propagates, recorded first.
+    """
     due_at = datetime.fromisoformat(due)
     with _opened(config_path) as (config, store):
         now = now_utc()
@@ -52,46 +57,81 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             timetable.hold(store.engine, slug, due_at, now)
             log.warning("send of %s held: due at %s, now %s", slug, due_at, now)
             return "held"
-        site, errors = read_site(config)
-        issue = site.issues.get(slug)
-        if issue is None:
-            own = [e for e in errors if not e.warning and e.path.stem == slug]
-            if own:
-                _refused(config, slug, f"issue '{slug}' has errors", own)
-            raise CommsError(f"scheduled send of {slug}: the issue is gone")
-        refusal = READY.reason(issue)
-        if refusal is not None:
-            log.info("send of %s skipped: %s; the next sync cancels the job", slug, refusal)
-            return "skipped"
-        # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
-        # with a time in another zone.
-        when = issue.send_at.timestamp() if issue.send_at else None
-        if when != due_at.timestamp():
-            log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
-            return "skipped"
-        options = replace(SendOptions.of(config.settings.delivery), stop=STOP)
         try:
-            # Judged as of the issue's send_at, when this job is due; too late is `is_stale`.
-            cleared = clear(config, store, site, errors, Request.when_due(issue, now))
+            outcome = _send_when_due(config, store, slug, due_at, now)
         except NotSendable as exc:
-            _refused(config, slug, str(exc), exc.problems)
-        report = send_to_list(config, store, cleared, options)
+            return _refused(config, store, slug, due_at, str(exc), exc.problems)
+        except CommsError as exc:
+            return _failed(store, slug, due_at, str(exc))
+        except Exception as exc:
+            _failed(store, slug, due_at, f"{type(exc).__name__}: {exc}")
+            raise
+        if isinstance(outcome, Refusal):
+            return _refused(config, store, slug, due_at, outcome.reason, list(outcome.problems))
+        if isinstance(outcome, str):
+            return outcome
+        report = outcome
         if report.archive_problem:
             log.warning("send of %s: %s", slug, report.archive_problem)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
-    if report.stopped:
-        log.error("send of %s stopped: %s (%s)", slug, report.stopped, counts)
-        return "stopped"
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
+        if report.stopped:
+            return _failed(store, slug, due_at, f"campaign stopped: {report.stopped} ({counts})")
+        clear_problem(store.engine, slug)
     log.info("sent %s: %s", slug, counts)
     return "sent"
 
 
-def _refused(config: Config, slug: str, reason: str, problems: list[ContentError]) -> NoReturn:
-    """Log every problem of a refused send as PATH:LINE, as `comms send` prints them, then
-    fail the job (the scheduler logs it as failed, like `comms send` exiting 1)."""
+def _send_when_due(
+    config: Config, store: Store, slug: str, due_at: datetime, now: datetime
+) -> str | SendReport | Refusal:
+    """Ask the send rules as of `due_at` and send; a word when there is nothing to send, the
+    refusal when the issue file has errors."""
+    site, errors = read_site(config)
+    issue = site.issues.get(slug)
+    if issue is None:
+        own = [e for e in errors if not e.warning and e.path.stem == slug]
+        if own:
+            return Refusal("no-errors", f"issue '{slug}' has errors", tuple(own))
+        log.info("send of %s skipped: the issue is gone; the next sync cancels the job", slug)
+        return "skipped"
+    refusal = READY.reason(issue)
+    if refusal is not None:
+        log.info("send of %s skipped: %s; the next sync cancels the job", slug, refusal)
+        return "skipped"
+    # Instants, not `!=`: Python never equates an ambiguous local time (the repeated hour)
+    # with a time in another zone.
+    when = issue.send_at.timestamp() if issue.send_at else None
+    if when != due_at.timestamp():
+        log.info("send of %s skipped: the issue changed; the next sync moves the job", slug)
+        return "skipped"
+    options = replace(SendOptions.of(config.settings.delivery), stop=STOP)
+    # Judged as of the issue's send_at, when this job is due; too late is `is_stale`.
+    cleared = clear(config, store, site, errors, Request.when_due(issue, now))
+    return send_to_list(config, store, cleared, options)
+
+
+def _refused(
+    config: Config,
+    store: Store,
+    slug: str,
+    due_at: datetime,
+    reason: str,
+    problems: list[ContentError],
+) -> str:
+    """Record a refused send and log every problem as PATH:LINE, as `comms send` prints them,
+    then the refusal in one line."""
     for problem in problems:
         log.error("send of %s: %s", slug, problem.format(config.root))
-    raise CommsError(f"scheduled send of {slug} refused, nothing sent: {reason}") from None
+    record_problem(store.engine, slug, "refused", reason, due_at, now_utc())
+    log.error("scheduled send of %s refused, nothing sent: %s", slug, reason)
+    return "refused"
+
+
+def _failed(store: Store, slug: str, due_at: datetime, reason: str) -> str:
+    """Record a failed send and log it in one line."""
+    record_problem(store.engine, slug, "failed", reason, due_at, now_utc())
+    log.error("scheduled send of %s failed: %s", slug, reason)
+    return "failed"
 
 
 def refresh_feeds(config_path: str | None) -> None:

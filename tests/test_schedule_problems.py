@@ -1,0 +1,93 @@
+"""Nothing fails silently: a refused scheduled send is recorded and shown, and the scheduler
+of a running `comms serve` notices a changed content folder within `schedule.watch_seconds`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from .ledgerkit import run_cli
+from .schedkit import BERLIN, ISSUE, SECRET, set_front_matter, wait_for, with_subscribers
+from .smtp_servers import Handler, smtp_server
+from .test_schedule_serve import serve
+
+pytestmark = [pytest.mark.database, pytest.mark.slow]
+
+
+def _status(root: Path, env: dict[str, str]) -> list[dict[str, object]]:
+    code, out, err = run_cli(root, "status", "--json", env=env)
+    assert code == 0, err
+    rows: list[dict[str, object]] = json.loads(out)
+    return rows
+
+
+def test_a_refused_scheduled_send_is_recorded_and_shown(site_copy: Path) -> None:
+    # The sample site requires approval; nobody approved: the send is refused when due.
+    env = {"COMMS_SECRET_KEY": SECRET}
+    with_subscribers(site_copy)
+    due = (datetime.now(BERLIN) + timedelta(seconds=8)).replace(microsecond=0)
+    set_front_matter(
+        site_copy / "content" / "issues" / f"{ISSUE}.md", "send_at", f"{due:%Y-%m-%d %H:%M:%S}"
+    )
+    handler = Handler()
+    with smtp_server(handler) as smtp_port:
+        env["COMMS_TRANSPORT"] = f"smtp://127.0.0.1:{smtp_port}"
+        with serve(site_copy, env) as (first, _):
+            assert "(with the scheduler; Ctrl+C stops)" in first
+            wait_for(lambda: any(r["status"] == "refused" for r in _status(site_copy, env)), 40)
+            code, out, _ = run_cli(site_copy, "schedule", "--json", env=env)
+            code_text, text, _ = run_cli(site_copy, "schedule", env=env)
+            one_code, one, _ = run_cli(site_copy, "status", ISSUE, env=env)
+        # serve() asserts that the log holds no traceback.
+    assert handler.received == []
+    [row] = _status(site_copy, env)
+    assert (row["issue"], row["status"]) == (ISSUE, "refused")
+    problem = row["problem"]
+    assert isinstance(problem, dict)
+    assert problem["status"] == "refused"
+    assert problem["reason"].startswith(f"issue '{ISSUE}' is not approved (version ")
+    assert datetime.fromisoformat(problem["due_at"]) == due
+    assert json.loads(out)["problems"] == [problem]
+    assert f"refused: the scheduled send of {ISSUE} (due at " in text
+    assert f"refused: the scheduled send of {ISSUE} (due at " in one
+
+
+@pytest.mark.usefixtures("without_approval")
+def test_comms_schedule_shows_a_newly_ready_issue_at_once(site_copy: Path) -> None:
+    env = {"COMMS_SECRET_KEY": SECRET, "COMMS_SCHEDULE_WATCH_SECONDS": "60"}
+    issue = site_copy / "content" / "issues" / f"{ISSUE}.md"
+    set_front_matter(issue, "send_at", None)
+    with serve(site_copy, env) as (first, _):
+        assert "(with the scheduler; Ctrl+C stops)" in first
+        due = (datetime.now(BERLIN) + timedelta(hours=1)).replace(microsecond=0)
+        set_front_matter(issue, "send_at", f"{due:%Y-%m-%d %H:%M:%S}")
+        code, out, err = run_cli(site_copy, "schedule", "--json", env=env)
+    assert code == 0, err
+    view = json.loads(out)
+    assert view["scheduler"] is not None
+    sends = [job for job in view["jobs"] if job["id"] == f"send:{ISSUE}"]
+    assert [datetime.fromisoformat(job["next_run"]) for job in sends] == [due]
+
+
+@pytest.mark.usefixtures("without_approval")
+def test_the_scheduler_picks_up_a_changed_content_folder_within_its_watch_interval(
+    site_copy: Path,
+) -> None:
+    # The refresh runs every 15 minutes: only the content watch can find this send in time.
+    env = {"COMMS_SECRET_KEY": SECRET, "COMMS_SCHEDULE_WATCH_SECONDS": "1"}
+    with_subscribers(site_copy)
+    issue = site_copy / "content" / "issues" / f"{ISSUE}.md"
+    set_front_matter(issue, "send_at", None)
+    handler = Handler()
+    with smtp_server(handler) as smtp_port:
+        env["COMMS_TRANSPORT"] = f"smtp://127.0.0.1:{smtp_port}"
+        with serve(site_copy, env) as (first, _):
+            assert "(with the scheduler; Ctrl+C stops)" in first
+            due = (datetime.now(BERLIN) + timedelta(seconds=4)).replace(microsecond=0)
+            set_front_matter(issue, "send_at", f"{due:%Y-%m-%d %H:%M:%S}")
+            wait_for(lambda: len(handler.received) == 3, timeout=40)
+    code, out, _ = run_cli(site_copy, "status", ISSUE, "--json", env=env)
+    assert json.loads(out)["counts"]["sent"] == 3
