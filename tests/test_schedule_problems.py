@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from .ledgerkit import run_cli
 from .schedkit import BERLIN, ISSUE, SECRET, set_front_matter, wait_for, with_subscribers
@@ -24,9 +26,16 @@ def _status(root: Path, env: dict[str, str]) -> list[dict[str, object]]:
     return rows
 
 
-def test_a_refused_scheduled_send_is_recorded_and_shown(site_copy: Path) -> None:
+def test_a_refused_scheduled_send_is_recorded_shown_and_alerted(
+    site_copy: Path, httpserver: HTTPServer
+) -> None:
     # The sample site requires approval; nobody approved: the send is refused when due.
-    env = {"COMMS_SECRET_KEY": SECRET}
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    env = {
+        "COMMS_SECRET_KEY": SECRET,
+        "COMMS_ALERTS_TO": "buero@example.org",
+        "COMMS_ALERTS_WEBHOOK": httpserver.url_for("/hook"),
+    }
     with_subscribers(site_copy)
     due = (datetime.now(BERLIN) + timedelta(seconds=8)).replace(microsecond=0)
     set_front_matter(
@@ -38,11 +47,17 @@ def test_a_refused_scheduled_send_is_recorded_and_shown(site_copy: Path) -> None
         with serve(site_copy, env) as (first, _):
             assert "(with the scheduler; Ctrl+C stops)" in first
             wait_for(lambda: any(r["status"] == "refused" for r in _status(site_copy, env)), 40)
+            wait_for(lambda: len(handler.received) == 1 and len(httpserver.log) == 1)
             code, out, _ = run_cli(site_copy, "schedule", "--json", env=env)
             code_text, text, _ = run_cli(site_copy, "schedule", env=env)
             one_code, one, _ = run_cli(site_copy, "status", ISSUE, env=env)
         # serve() asserts that the log holds no traceback.
-    assert handler.received == []
+    # Nothing went to the list; the office got one alert (German, by mail and webhook).
+    [alert] = handler.received
+    assert alert.rcpt_tos == ["buero@example.org"]
+    mail = message_from_bytes(alert.data, policy=policy.default)
+    assert mail["Subject"] == f"Geplanter Versand von {ISSUE} abgelehnt"
+    assert json.loads(httpserver.log[0][0].get_data())["kind"] == "send-refused"
     [row] = _status(site_copy, env)
     assert (row["issue"], row["status"]) == (ISSUE, "refused")
     problem = row["problem"]

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from comms.alerts.notify import Alerter
+from comms.core import alarm
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
 from comms.sending.campaign import retry_due
@@ -64,6 +66,7 @@ def worker(state: State, interval: float, once: bool) -> None:
     """
     config = state.config()
     _open_store(config).close()  # migrate, and say so if a secret key had to be generated
+    alarm.install(Alerter(config, None))  # database outages reach the office
     stop = threading.Event()
 
     def halt(_signum: int, _frame: Any) -> None:

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from comms.alerts.notify import Alerter
 from comms.content.site import InvalidContent, load_valid_site
+from comms.core import alarm
 from comms.core.config import Config
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
@@ -68,6 +70,7 @@ def serve(
     configure_logging(secrets=[store.secret])  # also when it came from the key file
     for warning in exposure_warnings(config):
         click.echo(warning, err=True)
+    alarm.install(Alerter(config, store.engine))  # database outages reach the office
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
     app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)
@@ -100,6 +103,7 @@ def serve(
         if handle is not None:
             handle.shutdown()
         mailer.close()
+        alarm.install(None)
         store.close()
 
 

@@ -22,6 +22,7 @@ from comms.core.errors import ConfigError
 from comms.core.keys import key_problem
 from comms.core.settings import (
     SECRETS,
+    Alerts,
     Api,
     Bounces,
     Delivery,
@@ -29,6 +30,7 @@ from comms.core.settings import (
     Feeds,
     Language,
     Mail,
+    Metrics,
     Organisation,
     Render,
     Schedule,
@@ -103,6 +105,8 @@ class Settings(_Section):
     subscribe: Subscribe = Subscribe()
     schedule: Schedule = Schedule()
     bounces: Bounces = Bounces()
+    alerts: Alerts = Alerts()
+    metrics: Metrics = Metrics()
     languages: dict[str, Language] = {}
     """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
     edition and needs a catalog in `templates/locale/<tag>/`; must include `site.language`.

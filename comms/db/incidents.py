@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comms.db.tables import alerts_sent, campaigns, send_problems
+from comms.db.status import CLAIMABLE, CampaignStatus, DeliveryStatus
+from comms.db.tables import alerts_sent, bounce_events, campaigns, deliveries, send_problems
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,92 @@ def forget_alert(engine: Engine, key: str) -> None:
     """Drop an alert's record, so that it may be sent again (it could not be delivered)."""
     with engine.begin() as conn:
         conn.execute(sa.delete(alerts_sent).where(alerts_sent.c.key == key[:200]))
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One campaign as the alert checks see it: counts, the latest move, what is due."""
+
+    id: int
+    slug: str
+    status: str
+    updated_at: datetime
+    counts: dict[str, int]
+    #: When a delivery or the campaign itself last changed.
+    last_move: datetime
+    #: Unsettled deliveries whose time has come (or that a run holds).
+    due: int
+    #: Bounce reports and complaints by kind (`hard`, `soft`, `complaint`, `unsubscribe`).
+    feedback: dict[str, int]
+
+
+def campaign_activity(engine: Engine, now: datetime, since: datetime) -> list[Activity]:
+    """Every campaign that is unfinished or changed after `since`, with three aggregate
+    queries (counts, due deliveries, feedback), whatever the number of deliveries."""
+    c, d, b = campaigns.c, deliveries.c, bounce_events.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.id, c.slug, c.status, c.updated_at, c.created_at).where(
+                sa.or_(c.status != CampaignStatus.DONE, c.updated_at >= since)
+            )
+        ).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+        moved: dict[int, datetime] = {}
+        for cid, status, n, last in conn.execute(
+            sa.select(d.campaign_id, d.status, sa.func.count(), sa.func.max(d.updated_at))
+            .where(d.campaign_id.in_(ids))
+            .group_by(d.campaign_id, d.status)
+        ):
+            counts[cid][status] = int(n)
+            last = _aware(last)
+            if last is not None and (cid not in moved or last > moved[cid]):
+                moved[cid] = last
+        due_now = sa.or_(
+            d.status == DeliveryStatus.SENDING,
+            sa.and_(
+                d.status.in_(CLAIMABLE),
+                sa.or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now),
+            ),
+        )
+        due: dict[int, int] = dict(
+            conn.execute(
+                sa.select(d.campaign_id, sa.func.count())
+                .where(d.campaign_id.in_(ids), due_now)
+                .group_by(d.campaign_id)
+            ).all()
+        )
+        feedback: dict[int, dict[str, int]] = {i: {} for i in ids}
+        for cid, kind, n in conn.execute(
+            sa.select(b.campaign_id, b.kind, sa.func.count())
+            .where(b.campaign_id.in_(ids))
+            .group_by(b.campaign_id, b.kind)
+        ):
+            feedback[cid][kind] = int(n)
+    found = []
+    for row in rows:
+        last_move = max(x for x in (row.updated_at, row.created_at, moved.get(row.id)) if x)
+        found.append(
+            Activity(
+                row.id,
+                row.slug,
+                row.status,
+                row.updated_at,
+                counts[row.id],
+                last_move,
+                int(due.get(row.id, 0)),
+                feedback[row.id],
+            )  # fmt: skip
+        )
+    return found
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A MAX() over a UTC column comes back without the column's type on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -14,6 +14,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from comms.alerts import texts
+from comms.alerts.campaign_checks import check_campaigns
+from comms.alerts.notify import Alerter
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
@@ -62,9 +65,9 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         except NotSendable as exc:
             return _refused(config, store, slug, due_at, str(exc), exc.problems)
         except CommsError as exc:
-            return _failed(store, slug, due_at, str(exc))
+            return _failed(config, store, slug, due_at, str(exc))
         except Exception as exc:
-            _failed(store, slug, due_at, f"{type(exc).__name__}: {exc}")
+            _failed(config, store, slug, due_at, f"{type(exc).__name__}: {exc}")
             raise
         if isinstance(outcome, Refusal):
             return _refused(config, store, slug, due_at, outcome.reason, list(outcome.problems))
@@ -75,7 +78,8 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
             log.warning("send of %s: %s", slug, report.archive_problem)
         counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
         if report.stopped:
-            return _failed(store, slug, due_at, f"campaign stopped: {report.stopped} ({counts})")
+            stopped = f"campaign stopped: {report.stopped} ({counts})"
+            return _failed(config, store, slug, due_at, stopped)
         clear_problem(store.engine, slug)
     log.info("sent %s: %s", slug, counts)
     return "sent"
@@ -124,14 +128,25 @@ def _refused(
         log.error("send of %s: %s", slug, problem.format(config.root))
     record_problem(store.engine, slug, "refused", reason, due_at, now_utc())
     log.error("scheduled send of %s refused, nothing sent: %s", slug, reason)
+    alert = texts.send_problem(config, slug, "refused", reason, due_at)
+    Alerter(config, store.engine).send(alert)
     return "refused"
 
 
-def _failed(store: Store, slug: str, due_at: datetime, reason: str) -> str:
-    """Record a failed send and log it in one line."""
+def _failed(config: Config, store: Store, slug: str, due_at: datetime, reason: str) -> str:
+    """Record a failed send, log it in one line and alert the office."""
     record_problem(store.engine, slug, "failed", reason, due_at, now_utc())
     log.error("scheduled send of %s failed: %s", slug, reason)
+    Alerter(config, store.engine).send(texts.send_problem(config, slug, "failed", reason, due_at))
     return "failed"
+
+
+def check_alerts(config_path: str | None) -> None:
+    """Alert the office of finished, stalled or bouncing campaigns (`[alerts]`)."""
+    with _opened(config_path) as (config, store):
+        sent = check_campaigns(Alerter(config, store.engine), now_utc())
+    if sent:
+        log.info("alerts: %d sent", sent)
 
 
 def refresh_feeds(config_path: str | None) -> None:

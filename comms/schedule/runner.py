@@ -28,7 +28,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from comms.alerts import texts
+from comms.alerts.notify import Alerter
 from comms.content.site import read_site
+from comms.core import alarm
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.db.incidents import SendProblem, problem_list
@@ -43,6 +46,9 @@ log = logging.getLogger("comms.scheduler")
 JOBSTORE_TABLE = "apscheduler_jobs"
 REFRESH, RETRY, HOUSEKEEPING = "refresh", "retry", "housekeeping"
 BOUNCES = "bounces"
+ALERTS = "alerts"
+#: How often the campaign checks of `[alerts]` run (stalls count in minutes).
+ALERT_MINUTES = 1.0
 #: Grace for the periodic jobs; a refresh more than this late waits for its next turn.
 REFRESH_GRACE = 300
 RETRY_GRACE = 3600
@@ -127,6 +133,20 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
                 RETRY_GRACE,
             )
         )
+    if config.settings.alerts.to or config.settings.alerts.webhook:
+        fixed.append(
+            Fixed(
+                ALERTS,
+                "alerts: sends finished, stalled, bouncing (every minute)",
+                jobs.check_alerts,
+                IntervalTrigger(
+                    minutes=ALERT_MINUTES,
+                    start_date=now + timedelta(minutes=ALERT_MINUTES),
+                    timezone=config.tz,
+                ),
+                REFRESH_GRACE,
+            )
+        )
     return fixed
 
 
@@ -165,6 +185,7 @@ class SchedulerHandle:
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="comms-lease", daemon=True)
         self._stamp = content_stamp(config.content_dir)
+        self.started_at = now_utc()
         self._watch = threading.Thread(target=self._watch_content, name="comms-watch", daemon=True)
         #: Events seen by the listener: (kind, job id), for `comms serve`'s log and the tests.
         self.events: list[tuple[str, str]] = []
@@ -189,13 +210,17 @@ class SchedulerHandle:
                 return
             try:
                 kept = self.lease.renew()
-            except Exception:  # a database hiccup: try again at the next beat
+            except Exception as exc:  # a database hiccup: try again at the next beat
                 log.exception("scheduler lease: heartbeat failed")
+                alarm.database_unreachable(f"comms serve {self.lease.owner}", str(exc))
                 continue
+            alarm.database_reachable(f"comms serve {self.lease.owner}")
             if not kept:
                 log.error("scheduler lease lost to another process; stopping the scheduler")
                 self._beat_stop.set()
                 self.scheduler.shutdown(wait=False)
+                lost = texts.lease_lost(self.config, self.lease.owner, self.started_at)
+                Alerter(self.config, self.store.engine).send(lost)
 
     def _watch_content(self) -> None:
         """Re-read the scheduled sends as soon as a content file changed (`watch_seconds`)."""
@@ -316,8 +341,9 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
     try:
         scheduler.start(paused=True)
         fixed = fixed_jobs(config, now_utc())
-        if BOUNCES not in {job.id for job in fixed} and scheduler.get_job(BOUNCES):
-            scheduler.remove_job(BOUNCES)  # the mailbox was removed from the configuration
+        for optional in (BOUNCES, ALERTS):  # the mailbox or alerts left the configuration
+            if optional not in {job.id for job in fixed} and scheduler.get_job(optional):
+                scheduler.remove_job(optional)
         for job in fixed:
             scheduler.add_job(
                 job.func,
