@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from comms.alerts.metrics import MetricsEndpoint
 from comms.alerts.notify import Alerter
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core import alarm
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 def serve(
     state: State, host: str, port: int, no_scheduler: bool, trusted_proxy: str | None
 ) -> None:
-    """Serve the subscriber pages, /healthz and the output folder (waitress).
+    """Serve the subscriber pages, /healthz, /metrics and the output folder (waitress).
 
     Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
     (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
@@ -73,7 +74,9 @@ def serve(
     alarm.install(Alerter(config, store.engine))  # database outages reach the office
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
-    app = create_app(config.output_dir, config, Subscriptions(config, store, mailer), brevo)
+    metrics = MetricsEndpoint(config, store.engine)
+    subscriptions = Subscriptions(config, store, mailer)
+    app = create_app(config.output_dir, config, subscriptions, brevo, metrics=metrics)
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {

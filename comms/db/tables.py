@@ -89,6 +89,8 @@ subscribers = sa.Table(
         f"status <> '{SubscriberStatus.ACTIVE}' OR consent_id IS NOT NULL",
         name="ck_subscribers_active_consent",
     ),
+    # `/metrics` counts people by status at every scrape.
+    sa.Index("ix_subscribers_status", "status"),
 )
 
 consent = sa.Table(
@@ -111,6 +113,8 @@ consent = sa.Table(
     sa.Column("channel", sa.String(32)),
     sa.Column("note", sa.Text),
     sa.CheckConstraint(_in("action", CONSENT_ACTIONS), name="ck_consent_action"),
+    # `/metrics` counts the last day's sign-ups and confirmations at every scrape.
+    sa.Index("ix_consent_action", "action", "at"),
 )
 
 suppression = sa.Table(

@@ -21,6 +21,7 @@ from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
+from comms.db.gauges import record_refresh
 from comms.db.incidents import clear_problem, record_problem
 from comms.db.shared import DbPublishState
 from comms.db.store import Store, open_store
@@ -153,6 +154,7 @@ def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
     with _opened(config_path) as (config, store):
         report = publish_now(config, DbPublishState(store.engine), tell_hubs=True)
+        record_refresh(store.engine, now_utc())
     log.info(
         "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",
         len(report.write.written),

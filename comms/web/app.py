@@ -12,12 +12,14 @@ from typing import Any
 
 from flask import Flask, Response, abort, request
 
+from comms.alerts.metrics import MetricsEndpoint
 from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.web.pages import add_subscriber_routes
+from comms.web.scrape import add_metrics_route
 
 #: Media types that `mimetypes` gets wrong or does not know (docs/requirements.md F6).
 MEDIA_TYPES = {
@@ -180,6 +182,7 @@ def create_app(
     subscriptions: Subscriptions | None = None,
     brevo: BrevoWebhook | None = None,
     csp: bool = True,
+    metrics: MetricsEndpoint | None = None,
 ) -> Flask:
     """The app: the subscriber pages (when given) and the output folder with ETags at `/`.
 
@@ -198,6 +201,8 @@ def create_app(
         add_subscriber_routes(app, subscriptions)
     if brevo is not None:
         add_webhook_routes(app, brevo)
+    if metrics is not None:
+        add_metrics_route(app, metrics)
     add_static_routes(app, root, config)  # last: the catch-all must not shadow the routes above
     return app
 

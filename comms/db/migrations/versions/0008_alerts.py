@@ -1,5 +1,5 @@
-"""Refused and failed scheduled sends (`send_problems`) and the alerts already sent
-(`alerts_sent`, one row per alert key)."""
+"""Refused and failed scheduled sends (`send_problems`), the alerts already sent
+(`alerts_sent`, one row per alert key), and the indexes `/metrics` counts with."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    """Create both tables."""
+    """Create both tables and the two indexes."""
     op.create_table(
         "send_problems",
         sa.Column("slug", sa.String(200), primary_key=True),
@@ -31,9 +31,13 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("at", TS, nullable=False),
     )
+    op.create_index("ix_subscribers_status", "subscribers", ["status"])
+    op.create_index("ix_consent_action", "consent", ["action", "at"])
 
 
 def downgrade() -> None:
-    """Drop both tables."""
+    """Drop both tables and the two indexes."""
+    op.drop_index("ix_consent_action", "consent")
+    op.drop_index("ix_subscribers_status", "subscribers")
     op.drop_table("alerts_sent")
     op.drop_table("send_problems")
