@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from comms.alerts.notify import Alerter
 from comms.core import alarm
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
-from comms.sending.campaign import retry_due
+from comms.sending.campaign import SendPlan, retry_due
+from comms.sending.run import Progress
 
 from .common import State, _open_store, _totals, cli
+from .sending import progress_bar
 
 
 @cli.command()
@@ -76,7 +79,15 @@ def worker(state: State, interval: float, once: bool) -> None:
     click.echo(f"worker: looking for due deliveries every {interval:g} s")
     try:
         while not stop.is_set():
-            for report in retry_due(config, stop=stop):
+            with ExitStack() as bar:
+                # One bar at a time on a terminal (rich shows one live display): each campaign
+                # closes the previous campaign's bar.
+                def start(plan: SendPlan, bar: ExitStack = bar) -> Progress:
+                    bar.close()
+                    return progress_bar(bar, plan)
+
+                reports = retry_due(config, stop=stop, on_start=start)
+            for report in reports:
                 note = f" (stopped: {report.stopped})" if report.stopped else ""
                 click.echo(f"{report.campaign.slug}: {_totals(report.counts)}{note}")
             if once:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -14,6 +15,7 @@ from rich.progress import (
     MofNCompleteColumn,
     ProgressColumn,
     Task,
+    TextColumn,
     TimeRemainingColumn,
 )
 from rich.progress import Progress as ProgressBar
@@ -26,7 +28,7 @@ from comms.db.approvals import ProofRecord
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.incidents import SendProblem, problem_list
 from comms.db.ledger import Campaign
-from comms.db.status import DeliveryStatus
+from comms.db.status import FINAL, CampaignStatus, DeliveryStatus
 from comms.db.store import Store
 from comms.schedule.plan import SEND_PREFIX, Held, held_list
 from comms.sending.approval import selection, short
@@ -97,15 +99,37 @@ def _unstarted_json(problem: SendProblem) -> dict[str, Any]:
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
 @click.option("--errors", "limit", default=10, show_default=True, help="How many recent errors.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Follow the issue's send (from any host) until it is no longer sending; Ctrl+C stops.",
+)
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.2),
+    help="Seconds between two looks with --watch.",
+)
 @click.pass_obj
-def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
+def status(
+    state: State, issue: str | None, as_json: bool, limit: int, watch: bool, interval: float
+) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign.
 
     For one issue also why it may not go out now (in the words of `comms send`), its current
-    version, approvals and proofs.
+    version, approvals and proofs. With --watch it follows the issue's send as it goes on,
+    started on this host or any other (a progress bar on a terminal, else a line per change),
+    waits for a send that has not started, and ends with the full status once the campaign
+    is no longer sending; Ctrl+C ends it too (exit 0).
     """
     config = state.config()
     store = _open_store(config)
+    if watch:
+        if issue is None:
+            raise click.UsageError("--watch follows one issue: comms status ISSUE --watch")
+        if not _follow(store, issue, interval):
+            return  # Ctrl+C
     held = {h.slug: h for h in held_list(store.engine)}
     problems = {p.slug: p for p in problem_list(store.engine)}
     if issue is None:
@@ -184,6 +208,43 @@ def status(state: State, issue: str | None, as_json: bool, limit: int) -> None:
         click.echo(line)
 
 
+def _follow(store: Store, issue: str, interval: float) -> bool:
+    """Show a send's progress until its campaign is no longer sending; False on Ctrl+C."""
+    console = Console()
+    last = ""
+    with ProgressBar(
+        TextColumn(issue),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("watch", total=None)
+        try:
+            while True:
+                campaign = store.ledger.campaign(issue)
+                if campaign is None:
+                    line = f"{issue}: not started; waiting for its send"
+                else:
+                    counts = store.ledger.counts(campaign.id)
+                    settled = sum(counts.get(s, 0) for s in FINAL)
+                    bar.update(task, total=campaign.recipients, completed=settled)
+                    line = (
+                        f"{issue}: {campaign.status}, {settled} of {campaign.recipients} "
+                        f"settled ({_totals(counts)})"
+                    )
+                if line != last and not console.is_terminal:
+                    click.echo(line)
+                last = line
+                if campaign is not None and campaign.status != CampaignStatus.SENDING:
+                    return True
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return False
+
+
 class _Rate(ProgressColumn):
     """Messages per second of a progress task."""
 
@@ -221,6 +282,25 @@ def _print_plan(config: Config, plan: SendPlan, request: Request, dry: bool) -> 
         click.echo("  estimated time: as fast as the server accepts (no rate limit)")
 
 
+def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress:
+    """A progress bar with rate and time left on stderr, shown only when it is a terminal;
+    closed with `stack`."""
+    console = Console(stderr=True)
+    bar = stack.enter_context(
+        ProgressBar(
+            TextColumn(plan.issue.slug),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+    )
+    task = bar.add_task("send", total=plan.todo)
+    return lambda done: bar.update(task, completed=done)
+
+
 def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
     """What `comms send` prints as a run starts: the header, then a progress bar on a terminal."""
 
@@ -231,19 +311,7 @@ def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
             f"recipient(s), {plan.todo} to send over {options.concurrency} connection(s)"
             + (f" at up to {options.rate:g} msg/s" if options.rate else "")
         )
-        console = Console(stderr=True)
-        bar = stack.enter_context(
-            ProgressBar(
-                BarColumn(),
-                MofNCompleteColumn(),
-                _Rate(),
-                TimeRemainingColumn(),
-                console=console,
-                disable=not console.is_terminal,
-            )
-        )
-        task = bar.add_task("send", total=plan.todo)
-        return lambda done: bar.update(task, completed=done)
+        return progress_bar(stack, plan)
 
     return start
 
