@@ -11,8 +11,20 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from comms.core.clock import now_utc
+from comms.db.incidents import problem_list, record_problem
+from comms.schedule.runner import start_scheduler
+
 from .ledgerkit import run_cli
-from .schedkit import BERLIN, ISSUE, SECRET, set_front_matter, wait_for, with_subscribers
+from .schedkit import (
+    BERLIN,
+    ISSUE,
+    SECRET,
+    open_site,
+    set_front_matter,
+    wait_for,
+    with_subscribers,
+)
 from .smtp_servers import Handler, smtp_server
 from .test_schedule_serve import serve
 
@@ -106,3 +118,27 @@ def test_the_scheduler_picks_up_a_changed_content_folder_within_its_watch_interv
             wait_for(lambda: len(handler.received) == 3, timeout=40)
     code, out, _ = run_cli(site_copy, "status", ISSUE, "--json", env=env)
     assert json.loads(out)["counts"]["sent"] == 3
+
+
+@pytest.mark.usefixtures("without_approval")
+def test_a_problem_is_forgotten_once_the_issue_is_planned_anew(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
+    issue = site_copy / "content" / "issues" / f"{ISSUE}.md"
+    due = (datetime.now(BERLIN) + timedelta(hours=1)).replace(microsecond=0)
+    set_front_matter(issue, "send_at", f"{due:%Y-%m-%d %H:%M:%S}")
+    config, store = open_site(site_copy)
+    handle = None
+    try:
+        record_problem(store.engine, ISSUE, "refused", "not approved", due, now_utc())
+        handle = start_scheduler(config, store)
+        assert handle is not None
+        assert [p.slug for p in problem_list(store.engine)] == [ISSUE]  # still planned so
+        set_front_matter(issue, "send_at", f"{due + timedelta(days=1):%Y-%m-%d %H:%M:%S}")
+        handle.sync()
+        assert problem_list(store.engine) == []  # moved: the old refusal is moot
+    finally:
+        if handle is not None:
+            handle.shutdown()
+        store.close()

@@ -36,6 +36,27 @@ def record_problem(
         )
 
 
+def settle_problems(
+    engine: Engine, planned: dict[str, datetime], keep: frozenset[str]
+) -> list[str]:
+    """Forget the problems of sends that are no longer planned as they were: the issue moved
+    to another `send_at`, went back to draft or is gone (issues in `keep`, whose file has
+    errors, and issues whose campaign has started stay). The slugs forgotten."""
+    p, c = send_problems.c, campaigns.c
+    started = sa.exists().where(c.slug == p.slug)
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(p.slug, p.due_at).where(~started)).all()
+        gone = [
+            slug
+            for slug, due_at in rows
+            if slug not in keep
+            and (slug not in planned or planned[slug].timestamp() != due_at.timestamp())
+        ]
+        if gone:
+            conn.execute(sa.delete(send_problems).where(p.slug.in_(gone)))
+    return gone
+
+
 def clear_problem(engine: Engine, slug: str) -> None:
     """Forget an issue's problem (its scheduled send went out)."""
     with engine.begin() as conn:

@@ -34,7 +34,7 @@ from comms.content.site import read_site
 from comms.core import alarm
 from comms.core.clock import now_utc
 from comms.core.config import Config
-from comms.db.incidents import SendProblem, problem_list
+from comms.db.incidents import SendProblem, problem_list, settle_problems
 from comms.db.store import Store
 from comms.schedule import jobs
 from comms.schedule import plan as timetable
@@ -299,6 +299,8 @@ class SchedulerHandle:
                     self.scheduler.remove_job(job_id)
                     removed.append(slug)
             timetable.record_held(self.store.engine, wanted.held, now, wanted.keep)
+            planned = {entry.slug: entry.send_at for entry in wanted.sends}
+            settle_problems(self.store.engine, planned, wanted.keep)
         for slug in added:
             log.info("scheduled send of %s", slug)
         for slug in removed:
