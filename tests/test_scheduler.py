@@ -259,6 +259,7 @@ def test_shutdown_finishes_the_messages_in_flight_and_releases_claims(
     assert counts["sending"] == 0
     assert counts["sent"] == len(outbox(site)) < 3
     assert counts["queued"] == 3 - counts["sent"]
+    assert json.loads(out)["problem"] is None  # a shutdown is no failed send
 
 
 @pytest.mark.database

@@ -78,6 +78,10 @@ def scheduled_send(config_path: str | None, slug: str, due: str) -> str:
         if report.archive_problem:
             log.warning("send of %s: %s", slug, report.archive_problem)
         counts = ", ".join(f"{n} {s}" for s, n in sorted(report.counts.items()))
+        if report.stopped and STOP.is_set():
+            # The scheduler shuts down: no failure, the retry pass resumes the campaign.
+            log.warning("send of %s interrupted by the shutdown (%s)", slug, counts)
+            return "stopped"
         if report.stopped:
             stopped = f"campaign stopped: {report.stopped} ({counts})"
             return _failed(config, store, slug, due_at, stopped)
