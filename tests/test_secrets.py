@@ -30,7 +30,9 @@ NAMES = {
 }
 VALUE = "Zq8rT2vX9kLmN4pW7sYb3cFh6jD1gA5eU0oIx7Qw2Er"  # strong enough for a secret key
 #: Secrets that must have a form: a chat webhook URL carries its credential in the path.
-SHAPED = {("alerts", "webhook"): f"https://hooks.example.org/services/{VALUE}"}
+SHAPED: dict[tuple[str, ...], str] = {
+    ("alerts", "webhook"): f"https://hooks.example.org/services/{VALUE}"
+}
 
 
 def _toml(folder: Path, text: str = "") -> Path:
