@@ -259,10 +259,11 @@ def test_shutdown_finishes_the_messages_in_flight_and_releases_claims(
     assert counts["sending"] == 0
     assert counts["sent"] == len(outbox(site)) < 3
     assert counts["queued"] == 3 - counts["sent"]
+    assert json.loads(out)["problem"] is None  # a shutdown is no failed send
 
 
 @pytest.mark.database
-def test_failed_jobs_are_logged(
+def test_failed_jobs_are_logged_and_a_refused_send_is_recorded_without_a_traceback(
     site: Path, handles: list[SchedulerHandle], caplog: pytest.LogCaptureFixture
 ) -> None:
     path = site / "content" / "issues" / f"{ISSUE}.md"
@@ -271,17 +272,23 @@ def test_failed_jobs_are_logged(
         path.write_text("---\nnumber: [\n", encoding="utf-8")
         clock.move_to(berlin(2020, 2, 4, 9, 0, 1))
         handle.wakeup()
-        wait_for(lambda: ("error", f"send:{ISSUE}") in handle.events)
+        wait_for(lambda: ("ran", f"send:{ISSUE}") in handle.events)
         clock.move_to(berlin(2020, 2, 4, 9, 14, 1))
         handle.wakeup()
         wait_for(lambda: ("error", "refresh") in handle.events)
         stop(handle, handles)
-    assert (
-        f"job send:{ISSUE} failed: scheduled send of {ISSUE} refused, nothing sent: "
-        f"issue '{ISSUE}' has errors" in caplog.text
-    )
+        code, out, _ = run_cli(site, "status", "--json")
+    refusal = f"scheduled send of {ISSUE} refused, nothing sent: issue '{ISSUE}' has errors"
+    assert refusal in caplog.text
+    # One line, no traceback: only the refresh job's failure carries one.
+    traced = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert [line for line in traced if "refresh" not in line] == []
     assert "job refresh failed: 1 content error(s)" in caplog.text
     assert outbox(site) == []
+    [row] = json.loads(out)
+    assert (row["issue"], row["status"]) == (ISSUE, "refused")
+    assert row["problem"]["reason"] == f"issue '{ISSUE}' has errors"
+    assert row["problem"]["due_at"] == "2020-02-04T08:00:00+00:00"
 
 
 def test_apscheduler_is_the_3_series() -> None:

@@ -30,8 +30,14 @@ NAMES = {
     ("api", "key"): "COMMS_API_KEY",
     ("bounces", "password"): "COMMS_BOUNCES_PASSWORD",
     ("bounces", "webhook_secret"): "COMMS_BOUNCES_WEBHOOK_SECRET",
+    ("alerts", "webhook"): "COMMS_ALERTS_WEBHOOK",
+    ("metrics", "token"): "COMMS_METRICS_TOKEN",
 }
 VALUE = "Zq8rT2vX9kLmN4pW7sYb3cFh6jD1gA5eU0oIx7Qw2Er"  # strong enough for a secret key
+#: Secrets that must have a form: a chat webhook URL carries its credential in the path.
+SHAPED: dict[tuple[str, ...], str] = {
+    ("alerts", "webhook"): f"https://hooks.example.org/services/{VALUE}"
+}
 
 
 def _toml(folder: Path, text: str = "") -> Path:
@@ -49,17 +55,18 @@ def test_each_secret_comes_from_the_environment_only_and_is_masked(
     tmp_path: Path, path: tuple[str, ...]
 ) -> None:
     name = NAMES[path]
+    value = SHAPED.get(path, VALUE)
     if path != ("secret_key",):  # read by load_config itself, beside the schema
         assert env_names()[name] == path
-    config = load_config(_toml(tmp_path), environ={name: VALUE})
-    assert VALUE in config.secret_values()
-    assert VALUE not in repr(config.settings)
-    assert redact(f"login with {VALUE} failed", config.secret_values()) == (
+    config = load_config(_toml(tmp_path), environ={name: value})
+    assert value in config.secret_values()
+    assert value not in repr(config.settings)
+    assert redact(f"login with {value} failed", config.secret_values()) == (
         "login with [secret] failed"
     )
     section = f"[{path[0]}]\n" if len(path) == 2 else ""
     with pytest.raises(ConfigError) as info:
-        load_config(_toml(tmp_path, f'{section}{path[-1]} = "{VALUE}"\n'), environ={})
+        load_config(_toml(tmp_path, f'{section}{path[-1]} = "{value}"\n'), environ={})
     assert "never from a file" in info.value.problems[0] and name in info.value.problems[0]
 
 

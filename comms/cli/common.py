@@ -21,6 +21,7 @@ from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
 from comms.core.logs import configure_logging
 from comms.core.shutdown import Shutdown
+from comms.db.incidents import SendProblem
 from comms.db.people import normalise_address
 from comms.db.shared import DbPublishState
 from comms.db.status import FINAL
@@ -241,7 +242,28 @@ def _schedule_lines(config: Config, view: Overview) -> list[str]:
         lines.append(f"  {when}  {job.description}")
     for entry in view.held:
         lines.append(_held_line(config, entry.slug, entry.send_at))
+    for problem in view.problems:
+        lines.append(_problem_line(config, problem))
     return lines
+
+
+def _problem_line(config: Config, problem: SendProblem) -> str:
+    """A refused or failed scheduled send, as `comms status` and `comms schedule` print it."""
+    return (
+        f"{problem.kind}: the scheduled send of {problem.slug} (due at "
+        f"{_when(problem.due_at, config)}) at {_when(problem.at, config)}: {problem.reason}"
+    )
+
+
+def _problem_json(problem: SendProblem) -> dict[str, Any]:
+    """A refused or failed scheduled send in JSON."""
+    return {
+        "issue": problem.slug,
+        "status": problem.kind,
+        "reason": problem.reason,
+        "due_at": problem.due_at,
+        "at": problem.at,
+    }
 
 
 def _held_line(config: Config, slug: str, due_at: datetime) -> str:

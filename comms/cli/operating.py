@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
 import click
 
+from comms.alerts.notify import Alerter
+from comms.core import alarm
 from comms.core.clock import now_utc
 from comms.core.logs import shown_url
 from comms.core.shutdown import Shutdown
 from comms.db.backup import backup as backup_database
 from comms.db.backup import restore as restore_database
 from comms.db.outage import Stopped, patiently
-from comms.sending.campaign import retry_due
+from comms.sending.campaign import SendPlan, retry_due
+from comms.sending.run import Progress
 
 from .common import State, _open_store, _signals, _totals, cli
+from .sending import progress_bar
 
 #: The worker reports each round as log lines (timestamped; JSON with `[log] format`).
 log = logging.getLogger("comms.worker")
@@ -78,11 +83,19 @@ def worker(state: State, interval: float, once: bool) -> None:
     # Migrate, and say so if a secret key had to be generated; started while the database is
     # away, the worker waits for it.
     patiently("worker", partial(_open_store, config), shutdown.event).close()
+    alarm.install(Alerter(config, None))  # database outages reach the office
     log.info("worker: looking for due deliveries every %g s", interval)
     left: dict[str, int] = {}
     while not shutdown.requested:
         try:
-            reports = retry_due(config, stop=shutdown.event)
+            with ExitStack() as bar:
+                # One bar at a time on a terminal (rich shows one live display): each campaign
+                # closes the previous campaign's bar.
+                def start(plan: SendPlan, bar: ExitStack = bar) -> Progress:
+                    bar.close()
+                    return progress_bar(bar, plan)
+
+                reports = retry_due(config, stop=shutdown.event, on_start=start)
         except Stopped:
             break  # asked to stop while the database was away: nothing of ours is claimed
         for report in reports:
@@ -98,8 +111,7 @@ def worker(state: State, interval: float, once: bool) -> None:
         shutdown.event.wait(interval)
     if shutdown.requested:
         handed = ", ".join(f"{n} of {slug}" for slug, n in left.items() if n)
-        log.info(
-            "worker: stopped by %s%s", shutdown.signal, f"; handed back: {handed}" if handed else ""
-        )
+        back = f"; handed back: {handed}" if handed else ""
+        log.info("worker: stopped by %s%s", shutdown.signal, back)
         # 3 as for `comms send`: work remains for another worker or the retry pass.
         sys.exit(3 if any(left.values()) else 0)

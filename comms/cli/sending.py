@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -17,6 +18,7 @@ from rich.progress import (
     MofNCompleteColumn,
     ProgressColumn,
     Task,
+    TextColumn,
     TimeRemainingColumn,
 )
 from rich.progress import Progress as ProgressBar
@@ -31,9 +33,10 @@ from comms.db.approvals import ProofRecord
 from comms.db.engine import make_engine
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.health import read_health
+from comms.db.incidents import SendProblem, problem_list
 from comms.db.ledger import Campaign
 from comms.db.outage import patiently
-from comms.db.status import DeliveryStatus
+from comms.db.status import FINAL, CampaignStatus, DeliveryStatus
 from comms.db.store import Store
 from comms.schedule.plan import SEND_PREFIX, Held, held_list
 from comms.sending.approval import selection, short
@@ -56,6 +59,8 @@ from .common import (
     _held_line,
     _json,
     _open_store,
+    _problem_json,
+    _problem_line,
     _schedule_lines,
     _signals,
     _totals,
@@ -88,6 +93,18 @@ def _held_json(held: Held) -> dict[str, Any]:
     }
 
 
+def _unstarted_json(problem: SendProblem) -> dict[str, Any]:
+    """A refused or failed scheduled send without a campaign in `comms status --json`."""
+    return {
+        "issue": problem.slug,
+        "status": problem.kind,
+        "recipients": 0,
+        "counts": dict.fromkeys(DeliveryStatus, 0),
+        "due_at": problem.due_at,
+        "problem": _problem_json(problem),
+    }
+
+
 @cli.command()
 @click.argument("issue", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
@@ -98,27 +115,62 @@ def _held_json(held: Held) -> dict[str, Any]:
     help="Report what /healthz reports (database, scheduler, live senders, stalled campaigns); "
     "exit 1 when something is wrong.",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Follow the issue's send (from any host) until it is no longer sending; Ctrl+C stops.",
+)
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.2),
+    help="Seconds between two looks with --watch.",
+)
 @click.pass_obj
-def status(state: State, issue: str | None, as_json: bool, limit: int, health: bool) -> None:
+def status(
+    state: State,
+    issue: str | None,
+    as_json: bool,
+    limit: int,
+    health: bool,
+    watch: bool,
+    interval: float,
+) -> None:
     """Delivery counts per status and the latest errors of one issue, or every campaign.
 
     For one issue also why it may not go out now (in the words of `comms send`), its current
     version, approvals and proofs. With --health: the database, the scheduler's holder and the
     age of its heartbeat, the live senders per campaign and the campaigns that stalled
     (`schedule.stall_minutes`), as `/healthz` reports them; exit 1 when something is wrong.
+    With --watch it follows the issue's send as it goes on, started on this host or any other
+    (a progress bar on a terminal, else a line per change), waits for a send that has not
+    started, and ends with the full status once the campaign is no longer sending; Ctrl+C
+    ends it too (exit 0).
     """
     config = state.config()
     if health:
         _print_health(config, as_json)
         return
     store = _open_store(config)
+    if watch:
+        if issue is None:
+            raise click.UsageError("--watch follows one issue: comms status ISSUE --watch")
+        if not _follow(store, issue, interval):
+            return  # Ctrl+C
     held = {h.slug: h for h in held_list(store.engine)}
+    problems = {p.slug: p for p in problem_list(store.engine)}
     if issue is None:
         rows = [_campaign_json(store, c) for c in store.ledger.campaigns()]
         if as_json:
-            click.echo(_json(rows + [_held_json(h) for h in held.values()]))
+            started = {row["issue"] for row in rows}
+            for row in rows:
+                found = problems.get(row["issue"])
+                row["problem"] = None if found is None else _problem_json(found)
+            unstarted = [_unstarted_json(p) for slug, p in problems.items() if slug not in started]
+            click.echo(_json(rows + [_held_json(h) for h in held.values()] + unstarted))
             return
-        if not rows and not held:
+        if not rows and not held and not problems:
             click.echo("no campaigns yet")
         for row in rows:
             counts = ", ".join(f"{n} {s}" for s, n in row["counts"].items() if n)
@@ -127,15 +179,20 @@ def status(state: State, issue: str | None, as_json: bool, limit: int, health: b
             )
         for h in held.values():
             click.echo(_held_line(config, h.slug, h.due_at))
+        for entry in problems.values():
+            click.echo(_problem_line(config, entry))
         return
     campaign = store.ledger.campaign(issue)
     desk = desk_json(config, store, issue)
+    problem = problems.get(issue)
+    desk["problem"] = None if problem is None else _problem_json(problem)
+    shown = [] if problem is None else [_problem_line(config, problem)]
     if campaign is None and issue in held:
         if as_json:
             click.echo(_json(_held_json(held[issue]) | desk))
         else:
             click.echo(_held_line(config, issue, held[issue].due_at))
-            for line in desk_lines(config, desk):
+            for line in desk_lines(config, desk) + shown:
                 click.echo(line)
         return
     if campaign is None:
@@ -148,7 +205,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int, health: b
                               "bounces": dict.fromkeys(BOUNCE_COUNTS, 0)} | desk))  # fmt: skip
         else:
             click.echo(f"{issue}: not started (no campaign yet; `comms send {issue}` starts it)")
-            for line in desk_lines(config, desk):
+            for line in desk_lines(config, desk) + shown:
                 click.echo(line)
         return
     data = _campaign_json(store, campaign)
@@ -175,7 +232,7 @@ def status(state: State, issue: str | None, as_json: bool, limit: int, health: b
         who = row["email"] or "(erased)"
         tries = f"{row['attempts']} attempt(s)"
         click.echo(f"  {who}: {row['status']} after {tries}: {row['last_error']}")
-    for line in desk_lines(config, desk):
+    for line in desk_lines(config, desk) + shown:
         click.echo(line)
 
 
@@ -211,6 +268,43 @@ def _print_health(config: Config, as_json: bool) -> None:
             click.echo(f"problem: {problem}", err=True)
     if not report.ok:
         sys.exit(1)
+
+
+def _follow(store: Store, issue: str, interval: float) -> bool:
+    """Show a send's progress until its campaign is no longer sending; False on Ctrl+C."""
+    console = Console()
+    last = ""
+    with ProgressBar(
+        TextColumn(issue),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("watch", total=None)
+        try:
+            while True:
+                campaign = store.ledger.campaign(issue)
+                if campaign is None:
+                    line = f"{issue}: not started; waiting for its send"
+                else:
+                    counts = store.ledger.counts(campaign.id)
+                    settled = sum(counts.get(s, 0) for s in FINAL)
+                    bar.update(task, total=campaign.recipients, completed=settled)
+                    line = (
+                        f"{issue}: {campaign.status}, {settled} of {campaign.recipients} "
+                        f"settled ({_totals(counts)})"
+                    )
+                if line != last and not console.is_terminal:
+                    click.echo(line)
+                last = line
+                if campaign is not None and campaign.status != CampaignStatus.SENDING:
+                    return True
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            return False
 
 
 class _Rate(ProgressColumn):
@@ -258,6 +352,25 @@ def _print_plan(
         click.echo("  estimated time: as fast as the server accepts (no rate limit)")
 
 
+def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress:
+    """A progress bar with rate and time left on stderr, shown only when it is a terminal;
+    closed with `stack`."""
+    console = Console(stderr=True)
+    bar = stack.enter_context(
+        ProgressBar(
+            TextColumn(plan.issue.slug),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+    )
+    task = bar.add_task("send", total=plan.todo)
+    return lambda done: bar.update(task, completed=done)
+
+
 def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
     """What `comms send` prints as a run starts: the header, then a progress bar on a terminal."""
 
@@ -268,19 +381,7 @@ def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
             f"recipient(s), {plan.todo} to send over {options.concurrency} connection(s)"
             + (f" at up to {options.rate:g} msg/s" if options.rate else "")
         )
-        console = Console(stderr=True)
-        bar = stack.enter_context(
-            ProgressBar(
-                BarColumn(),
-                MofNCompleteColumn(),
-                _Rate(),
-                TimeRemainingColumn(),
-                console=console,
-                disable=not console.is_terminal,
-            )
-        )
-        task = bar.add_task("send", total=plan.todo)
-        return lambda done: bar.update(task, completed=done)
+        return progress_bar(stack, plan)
 
     return start
 
@@ -447,7 +548,9 @@ def schedule(state: State, as_json: bool) -> None:
         running = None if holder is None else vars(holder)
         jobs = [vars(job) for job in view.jobs]
         held = [{"issue": e.slug, "due_at": e.send_at} for e in view.held]
-        click.echo(_json({"scheduler": running, "jobs": jobs, "held": held, "blocked": blocked}))
+        problems = [_problem_json(p) for p in view.problems]
+        data = {"scheduler": running, "jobs": jobs, "held": held, "blocked": blocked}
+        click.echo(_json(data | {"problems": problems}))
         return
     if holder is None:
         click.echo("Scheduler: not running; `comms serve` starts it with these jobs")

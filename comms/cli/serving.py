@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from comms.alerts.metrics import MetricsEndpoint
+from comms.alerts.notify import Alerter
 from comms.content.site import InvalidContent, load_valid_site
+from comms.core import alarm
 from comms.core.config import Config
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 def serve(
     state: State, host: str, port: int, no_scheduler: bool, trusted_proxy: str | None
 ) -> None:
-    """Serve the subscriber pages, /healthz and the output folder (waitress).
+    """Serve the subscriber pages, /healthz, /metrics and the output folder (waitress).
 
     Sign-up (/subscribe), confirmation (/confirm/…), unsubscribe with RFC 8058 one-click
     (/unsubscribe/…), preferences (/preferences/…); everything else comes from the output
@@ -71,12 +74,22 @@ def serve(
     configure_logging(secrets=[store.secret])  # also when it came from the key file
     for warning in exposure_warnings(config):
         click.echo(warning, err=True)
+    alarm.install(Alerter(config, store.engine))  # database outages reach the office
     mailer = Mailer(config)
     brevo = BrevoWebhook(config, store)
     views = ViewCounter(config, store.engine)
+    metrics = MetricsEndpoint(config, store.engine)
     subscriptions = Subscriptions(config, store, mailer)
     clicks = Clicks(config, store.engine, store.secret)
-    app = create_app(config.output_dir, config, subscriptions, brevo, views=views, clicks=clicks)
+    app = create_app(
+        config.output_dir,
+        config,
+        subscriptions,
+        brevo,
+        views=views,
+        clicks=clicks,
+        metrics=metrics,
+    )
     # Without a trusted proxy, the app drops the proxy headers itself (instead of waitress)
     # and says once when they arrive: everyone then shares the proxy's sign-up limit.
     proxy: dict[str, Any] = {"clear_untrusted_proxy_headers": False}
@@ -116,6 +129,7 @@ def serve(
         if handle is not None:
             handle.shutdown()
         mailer.close()
+        alarm.install(None)
         store.close()
 
 

@@ -22,6 +22,7 @@ from comms.core.errors import ConfigError
 from comms.core.keys import key_problem
 from comms.core.settings import (
     SECRETS,
+    Alerts,
     Api,
     Bounces,
     Delivery,
@@ -31,6 +32,7 @@ from comms.core.settings import (
     Language,
     Log,
     Mail,
+    Metrics,
     Organisation,
     Render,
     Schedule,
@@ -108,6 +110,8 @@ class Settings(_Section):
     schedule: Schedule = Schedule()
     bounces: Bounces = Bounces()
     desk: Desk = Desk()
+    alerts: Alerts = Alerts()
+    metrics: Metrics = Metrics()
     languages: dict[str, Language] = {}
     """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
     edition and needs a catalog in `comms/templates/locale/<tag>/`; must include `site.language`.

@@ -21,6 +21,8 @@ SECRETS: tuple[tuple[str, ...], ...] = (
     ("api", "key"),
     ("bounces", "password"),
     ("bounces", "webhook_secret"),
+    ("alerts", "webhook"),
+    ("metrics", "token"),
 )
 
 
@@ -469,6 +471,10 @@ class Schedule(_Section):
     """The scheduler runs `comms refresh` this often, then re-reads the scheduled sends from the
     content; a web-only `comms serve` standing by rebuilds its own output folder this often too.
     Every `comms serve` also rebuilds at once after a send started on any host."""
+    watch_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How often the scheduler looks for changed files in the content folder (a cheap walk of
+    their sizes and times); a change re-reads the scheduled sends at once, so that an issue made
+    ready or moved is picked up within this many seconds, not at the next refresh."""
     retry_minutes: float = Field(default=5.0, gt=0)
     """How often the retry pass runs (deliveries whose retry time has come, in every campaign)."""
     housekeeping_time: time = time(2, 30)
@@ -479,9 +485,10 @@ class Schedule(_Section):
     after the last heartbeat (at once when the holder was a process on the same machine that is
     gone)."""
     stall_minutes: float = Field(default=15.0, gt=0)
-    """`/healthz` and `comms status --health` call a campaign stalled (and answer 503) when it has
-    deliveries claimed or due now but none of its deliveries changed for this long: no sender
-    is alive, or one hangs. Keep it above `retry_minutes`."""
+    """`/healthz` and `comms status --health` call a campaign stalled (and answer 503), and the
+    office gets an alert (`[alerts]`), when it has deliveries claimed or due now but none of its
+    deliveries changed for this long: no sender is alive, or one hangs. Keep it above
+    `retry_minutes`."""
 
 
 class Bounces(_Section):
@@ -569,3 +576,46 @@ class Bounces(_Section):
         if not value.strip() or not value.isascii() or "/" in value:
             raise ValueError("must be a plain ASCII folder name")
         return value.strip()
+
+
+class Alerts(_Section):
+    """Alerts to the office: a scheduled send refused or failed, a send finished, a campaign
+    that stalls, a bounce or complaint rate above its threshold, the database unreachable, the
+    scheduler lease lost. Each alert goes out once (its key is recorded in the database), in the
+    site's language, by mail through `transport` and optionally to a webhook."""
+
+    to: str | None = None
+    """The office address alerts are mailed to (plain mail from `sender.address`: no list
+    headers, no unsubscribe link); unset: no alert mails."""
+    webhook: str | None = Field(default=None, repr=False)
+    """URL each alert is also POSTed to as JSON (`kind`, `key`, `subject`, `text`, `at`); only
+    from the environment (`COMMS_ALERTS_WEBHOOK`), because chat webhook URLs carry their
+    credential in the path."""
+    hard_bounce_percent: float = Field(default=2.0, gt=0, le=100)
+    """Alert when more than this share of a campaign's finished deliveries bounced hard
+    (refused at RCPT, given up, or a hard bounce report); mailbox providers act above 2 %."""
+    complaint_percent: float = Field(default=0.1, gt=0, le=100)
+    """Alert when more than this share of a campaign's sent messages drew a complaint (spam
+    report); mailbox providers act above 0.1 %."""
+    min_deliveries: int = Field(default=100, ge=1)
+    """Rates are judged once a campaign has at least this many sent or failed deliveries, so
+    that one bounce among ten is no alert."""
+
+    @field_validator("to")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else _check_email(value)
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return None if value is None else _check_https(value)
+
+
+class Metrics(_Section):
+    """`/metrics` for Prometheus on `comms serve`."""
+
+    token: str | None = Field(default=None, repr=False)
+    """Bearer token a scraper must send (`Authorization: Bearer TOKEN`): 401 without one, 403
+    with a wrong one. Only from the environment (`COMMS_METRICS_TOKEN`); unset: `/metrics` does
+    not exist (404)."""

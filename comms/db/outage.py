@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from comms.core import alarm
 from comms.core.errors import CommsError, ConfigError
 
 log = logging.getLogger("comms.database")
@@ -85,18 +86,20 @@ class _Outages:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.since: float | None = None
+        self.what = ""  # who met the outage first: the alarm's `where`
 
     def failed(self, what: str, exc: BaseException) -> None:
         with self._lock:
             if self.since is not None:
                 return
-            self.since = time.monotonic()
+            self.since, self.what = time.monotonic(), what
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning(
             "the database does not answer (%s: %s); waiting for it, trying again every few seconds",
             what,
             first,
         )
+        alarm.database_unreachable(what, first)  # the office hears of it (comms.alerts)
 
     def answered(self) -> None:
         if self.since is None:  # the hot path: no lock while all is well
@@ -106,6 +109,7 @@ class _Outages:
                 return
             away, self.since = time.monotonic() - self.since, None
         log.warning("the database answers again (away for %.0f s); going on", away)
+        alarm.database_reachable(self.what)
 
 
 #: One per process: several threads that meet the same outage log it once.

@@ -89,6 +89,8 @@ subscribers = sa.Table(
         f"status <> '{SubscriberStatus.ACTIVE}' OR consent_id IS NOT NULL",
         name="ck_subscribers_active_consent",
     ),
+    # `/metrics` counts people by status at every scrape.
+    sa.Index("ix_subscribers_status", "status"),
 )
 
 consent = sa.Table(
@@ -111,6 +113,8 @@ consent = sa.Table(
     sa.Column("channel", sa.String(32)),
     sa.Column("note", sa.Text),
     sa.CheckConstraint(_in("action", CONSENT_ACTIONS), name="ck_consent_action"),
+    # `/metrics` counts the last day's sign-ups and confirmations at every scrape.
+    sa.Index("ix_consent_action", "action", "at"),
 )
 
 suppression = sa.Table(
@@ -354,4 +358,29 @@ campaign_reach = sa.Table(
     sa.Column("regions", sa.Text, nullable=False, server_default=""),
     sa.Column("topics", sa.Text, nullable=False, server_default=""),
     sa.Column("recipients", sa.Integer, nullable=False),
+)
+
+#: What happened to a scheduled send that did not go out (`send_problems.kind`).
+PROBLEM_KINDS = ("refused", "failed")
+
+# Scheduled sends the send rules refused or that failed, with the reason: shown by `comms
+# status` and `comms schedule` until a campaign of the issue moves after it.
+send_problems = sa.Table(
+    "send_problems",
+    metadata,
+    sa.Column("slug", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("kind", PROBLEM_KINDS), name="ck_send_problems_kind"),
+)
+
+# Alerts sent to the office, one row per alert key: each alert goes out once, from any host.
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
 )

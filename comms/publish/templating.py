@@ -70,9 +70,10 @@ def babel_locale(language: str) -> str:
     return BABEL_LOCALES.get(language) or str(Locale.parse(language, sep="-"))
 
 
-def catalog_path(language: str) -> Path:
-    """The message catalog of one language (`templates/locale/<tag>/LC_MESSAGES/messages.po`)."""
-    return LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+def catalog_path(language: str, domain: str = DOMAIN) -> Path:
+    """The message catalog of one language (`templates/locale/<tag>/LC_MESSAGES/messages.po`;
+    another domain: the office's alerts in `alerts.po`)."""
+    return LOCALES / language / "LC_MESSAGES" / f"{domain}.po"
 
 
 def last_day(event: Event, tz: ZoneInfo) -> date:
@@ -90,14 +91,14 @@ def interval_pattern(locale: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def translations(language: str) -> Translations:
+def translations(language: str, domain: str = DOMAIN) -> Translations:
     """The compiled catalog of one language (compiled in memory from the shipped .po file)."""
-    with catalog_path(language).open("rb") as handle:
-        catalog = read_po(handle, locale=babel_locale(language), domain=DOMAIN)
+    with catalog_path(language, domain).open("rb") as handle:
+        catalog = read_po(handle, locale=babel_locale(language), domain=domain)
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
-    return Translations(buffer, domain=DOMAIN)
+    return Translations(buffer, domain=domain)
 
 
 @lru_cache(maxsize=16)

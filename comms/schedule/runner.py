@@ -28,20 +28,27 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from comms.alerts import texts
+from comms.alerts.notify import Alerter
 from comms.content.site import read_site
 from comms.core.clock import now_utc
 from comms.core.config import Config
+from comms.db.incidents import SendProblem, problem_list, settle_problems
 from comms.db.outage import answered, noted
 from comms.db.store import Store
 from comms.schedule import jobs
 from comms.schedule import plan as timetable
 from comms.schedule.lease import Holder, Lease, holder
+from comms.schedule.watch import content_stamp
 
 log = logging.getLogger("comms.scheduler")
 
 JOBSTORE_TABLE = "apscheduler_jobs"
 REFRESH, RETRY, HOUSEKEEPING = "refresh", "retry", "housekeeping"
 BOUNCES = "bounces"
+ALERTS = "alerts"
+#: How often the campaign checks of `[alerts]` run (stalls count in minutes).
+ALERT_MINUTES = 1.0
 #: Grace for the periodic jobs; a refresh more than this late waits for its next turn.
 REFRESH_GRACE = 300
 RETRY_GRACE = 3600
@@ -126,6 +133,20 @@ def fixed_jobs(config: Config, now: datetime) -> list[Fixed]:
                 RETRY_GRACE,
             )
         )
+    if config.settings.alerts.to or config.settings.alerts.webhook:
+        fixed.append(
+            Fixed(
+                ALERTS,
+                "alerts: sends finished, stalled, bouncing (every minute)",
+                jobs.check_alerts,
+                IntervalTrigger(
+                    minutes=ALERT_MINUTES,
+                    start_date=now + timedelta(minutes=ALERT_MINUTES),
+                    timezone=config.tz,
+                ),
+                REFRESH_GRACE,
+            )
+        )
     return fixed
 
 
@@ -163,6 +184,9 @@ class SchedulerHandle:
         self._closing = False
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="comms-lease", daemon=True)
+        self._stamp = content_stamp(config.content_dir)
+        self.started_at = now_utc()
+        self._watch = threading.Thread(target=self._watch_content, name="comms-watch", daemon=True)
         #: Events seen by the listener: (kind, job id), for `comms serve`'s log and the tests.
         self.events: list[tuple[str, str]] = []
 
@@ -195,6 +219,22 @@ class SchedulerHandle:
                 log.error("scheduler lease lost to another process; stopping the scheduler")
                 self._beat_stop.set()
                 self.scheduler.shutdown(wait=False)
+                lost = texts.lease_lost(self.config, self.lease.owner, self.started_at)
+                Alerter(self.config, self.store.engine).send(lost)
+
+    def _watch_content(self) -> None:
+        """Re-read the scheduled sends as soon as a content file changed (`watch_seconds`)."""
+        every = self.config.settings.schedule.watch_seconds
+        while not self._beat_stop.wait(every):
+            try:
+                stamp = content_stamp(self.config.content_dir)
+                if stamp == self._stamp:
+                    continue
+                self._stamp = stamp
+                log.info("content changed; reading the scheduled sends again")
+                self.sync()
+            except Exception:  # a file or database hiccup: look again at the next turn
+                log.exception("content watch: cannot sync the scheduled sends")
 
     def gave_up(self) -> bool:
         """True once the heartbeat stopped the scheduler (its lease lost, or its thread dead)
@@ -259,6 +299,8 @@ class SchedulerHandle:
                     self.scheduler.remove_job(job_id)
                     removed.append(slug)
             timetable.record_held(self.store.engine, wanted.held, now, wanted.keep)
+            planned = {entry.slug: entry.send_at for entry in wanted.sends}
+            settle_problems(self.store.engine, planned, wanted.keep)
         for slug in added:
             log.info("scheduled send of %s", slug)
         for slug in removed:
@@ -280,6 +322,8 @@ class SchedulerHandle:
         self._beat_stop.set()
         if self._beat.is_alive():  # first: the heartbeat may itself be stopping the scheduler
             self._beat.join()
+        if self._watch.is_alive():
+            self._watch.join()
         with self._sync_lock:
             self._closing = True
         if self.scheduler.running:
@@ -299,8 +343,9 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
     try:
         scheduler.start(paused=True)
         fixed = fixed_jobs(config, now_utc())
-        if BOUNCES not in {job.id for job in fixed} and scheduler.get_job(BOUNCES):
-            scheduler.remove_job(BOUNCES)  # the mailbox was removed from the configuration
+        for optional in (BOUNCES, ALERTS):  # the mailbox or alerts left the configuration
+            if optional not in {job.id for job in fixed} and scheduler.get_job(optional):
+                scheduler.remove_job(optional)
         for job in fixed:
             scheduler.add_job(
                 job.func,
@@ -319,6 +364,7 @@ def start_scheduler(config: Config, store: Store) -> SchedulerHandle | None:
         raise
     scheduler.resume()
     handle._beat.start()
+    handle._watch.start()
     return handle
 
 
@@ -336,11 +382,13 @@ class Upcoming:
 
 @dataclass(frozen=True)
 class Overview:
-    """The scheduler's state: who runs it, its jobs soonest first, and held sends."""
+    """The scheduler's state: who runs it, its jobs soonest first, held sends and problems."""
 
     holder: Holder | None
     jobs: list[Upcoming]
     held: list[timetable.PlannedSend]
+    #: Scheduled sends that were refused or failed, not yet dealt with.
+    problems: list[SendProblem]
 
 
 def _send_label(entry: timetable.PlannedSend) -> str:
@@ -362,9 +410,19 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
     if running is not None:
         jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
         jobstore.start(make_scheduler(config, store), "default")
+        # The periodic jobs from the job store; the sends from the content as it is now, so
+        # that a send made ready, moved or cancelled since the scheduler's last sync shows at
+        # once (the scheduler follows within `schedule.watch_seconds`). A send whose file has
+        # errors keeps its stored job, as the sync does.
         listed = [
             Upcoming(job.id, job.next_run_time, labels.get(job.id, job.name))
             for job in jobstore.get_all_jobs()
+            if not job.id.startswith(timetable.SEND_PREFIX)
+            or job.id.removeprefix(timetable.SEND_PREFIX) in wanted.keep
+        ]
+        listed += [
+            Upcoming(entry.job_id, entry.send_at.astimezone(config.tz), labels[entry.job_id])
+            for entry in wanted.sends
         ]
     else:
         listed = [
@@ -376,4 +434,4 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
         ]
     far = datetime.max.replace(tzinfo=UTC)  # paused jobs last
     listed.sort(key=lambda job: (job.next_run or far, job.id))
-    return Overview(running, listed, wanted.held)
+    return Overview(running, listed, wanted.held, problem_list(store.engine))

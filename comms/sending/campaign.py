@@ -395,9 +395,13 @@ def _publish(config: Config, store: Store) -> str | None:
 
 
 def retry_due(
-    config: Config, now: datetime | None = None, stop: threading.Event | None = None
+    config: Config,
+    now: datetime | None = None,
+    stop: threading.Event | None = None,
+    on_start: Callable[[SendPlan], Progress | None] | None = None,
 ) -> list[SendReport]:
-    """Send every campaign's due retries (for the scheduler); one report per campaign."""
+    """Send every campaign's due retries (the scheduler, `comms worker`); one report per
+    campaign. `on_start` hears each campaign's plan, as in `send_to_list`."""
     what = "retry pass"
     store = patiently(what, partial(open_store, config), stop)
     try:
@@ -418,7 +422,7 @@ def retry_due(
             # Not `clear`: the retries of a started campaign go on by themselves.
             cleared = Cleared(issue, issue_editions(config, site, issue, store.secret))
             try:
-                reports.append(send_to_list(config, store, cleared, options))
+                reports.append(send_to_list(config, store, cleared, options, on_start=on_start))
             except CampaignChanged as exc:
                 # One edited issue must not hold up the retries of every other campaign; its
                 # rows wait for an editor's `comms send ISSUE --force`.

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, request
 
+from comms.alerts.metrics import MetricsEndpoint
 from comms.audience.read_only import counting
 from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
@@ -24,6 +25,7 @@ from comms.reports.clicks import Clicks
 from comms.reports.counting import ViewCounter
 from comms.web.guard import acting, authenticated, install_method_guard
 from comms.web.pages import add_subscriber_routes
+from comms.web.scrape import add_metrics_route
 
 log = logging.getLogger("comms.web")
 
@@ -261,6 +263,7 @@ def create_app(
     csp: bool = True,
     views: ViewCounter | None = None,
     clicks: Clicks | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> Flask:
     """The app: the subscriber pages (when given) and the output folder with ETags at `/`;
     with `views`, the issue pages' views are counted per day (comms.reports.counting); with
@@ -284,6 +287,8 @@ def create_app(
         add_webhook_routes(app, brevo)
     if clicks is not None:
         add_click_routes(app, clicks)
+    if metrics is not None:
+        add_metrics_route(app, metrics)
     # Last: the catch-all must not shadow the routes above.
     add_static_routes(app, root, config, views)
     return app
