@@ -160,9 +160,11 @@ def test_a_campaign_that_does_not_move_is_told_as_stalled_once(
     config, store = open_site(root)
     try:
         alerter = Alerter(config, store.engine)
-        assert check_campaigns(alerter, now_utc() + timedelta(minutes=29)) == 0
-        assert check_campaigns(alerter, now_utc() + timedelta(minutes=31)) == 1
-        assert check_campaigns(alerter, now_utc() + timedelta(minutes=45)) == 0
+        # schedule.stall_minutes (15 by default), the threshold /healthz uses too.
+        stall = config.settings.schedule.stall_minutes
+        assert check_campaigns(alerter, now_utc() + timedelta(minutes=stall - 1)) == 0
+        assert check_campaigns(alerter, now_utc() + timedelta(minutes=stall + 1)) == 1
+        assert check_campaigns(alerter, now_utc() + timedelta(minutes=stall + 15)) == 0
     finally:
         store.close()
     [mail] = mails(handler)
