@@ -341,7 +341,7 @@ def read_content(
                 continue
             numbers[item.number] = path
         first_seen[key] = path
-        site.by_kind(kind.name)[item.slug] = item
+        getattr(site, kind.folder)[item.slug] = item
     for issue in site.issues.values():
         errors.extend(_references(site, broken, issue))
     return site, errors
