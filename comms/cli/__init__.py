@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (registers the commands)
     approve,
     bounces,
     content,
+    digest,
     operating,
     sending,
     serving,

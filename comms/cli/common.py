@@ -49,7 +49,7 @@ class State:
 
 #: `comms --help` lists the commands in the order of an editor's work, by section.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "Editing": ("new", "translation", "check", "preview", "build", "refresh"),
+    "Editing": ("new", "translation", "digest", "check", "preview", "build", "refresh"),
     "Sending": ("send", "proof", "approve", "status", "schedule", "worker"),
     "Subscribers": ("subscribers", "bounces"),
     "Server": ("serve", "backup", "restore"),

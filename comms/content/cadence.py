@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator
 
 _WEEKDAYS = {
     **{name: i for i, name in enumerate(calendar.day_name[d].lower() for d in range(7))},
@@ -102,7 +102,5 @@ def parse_horizon(value: Any) -> int:
     return days
 
 
-CadenceField = Annotated[
-    Cadence, BeforeValidator(parse_cadence), PlainSerializer(lambda c: c.text, return_type=str)
-]
+CadenceField = Annotated[Cadence, BeforeValidator(parse_cadence)]
 HorizonDays = Annotated[int, BeforeValidator(parse_horizon)]

@@ -233,7 +233,7 @@ class Issue(Item):
     regions: list[Region] = []
     #: The digest that composed this issue (content/digests/<slug>.md): its items are shown in
     #: sections per region, each subscriber only their regions' (comms.publish.digest_sections).
-    digest: Text | None = None
+    from_digest: Text | None = None
     #: What the digest run showed, `kind/slug` → its state (start and status): the record of
     #: "nothing twice" that later runs of the digest read (comms.publish.digest_compose).
     digest_items: dict[str, str] = {}

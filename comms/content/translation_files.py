@@ -48,6 +48,8 @@ FIXED: dict[str, tuple[str, ...]] = {
         "topics",
         "regions",
         "published",
+        "from_digest",
+        "digest_items",
     ),
 }
 #: How many hex digits of the SHA-256 a translation records (enough to tell versions apart).

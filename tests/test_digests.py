@@ -1,0 +1,223 @@
+"""Regional digests: definitions checked, issues composed from the calendar, sent per region."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from comms.content.site import read_site
+from comms.core.config import load_config
+from comms.mail.message import Recipient
+from comms.sending.issue_editions import issue_editions
+
+from .ledgerkit import run_cli
+from .smtp_servers import Handler, smtp_server
+from .test_send import import_people
+
+SLUG = "regionen"
+DIGEST = """---
+title: "Termine in den Regionen"
+kinds: [events, practices, awards]
+horizon: 6 weeks
+cadence: monthly on the first Tuesday
+subject: "Termine in Ihrer Region – {month}"
+preheader: "Was in den nächsten sechs Wochen ansteht"
+status: ready
+min_items: 2
+---
+Liebe Leserinnen und Leser, hier sind die Termine in Ihrer Region.
+"""
+#: (file slug, region, start, title): the run on 2020-09-01 sees the first five.
+EVENTS = [
+    ("2020-09-10-dialog-braunschweig", "braunschweig", "2020-09-10 10:00", "Dialog Braunschweig"),
+    ("2020-09-15-dialog-lueneburg", "lueneburg", "2020-09-15 10:00", "Dialog Lüneburg"),
+    ("2020-09-20-treffen-weser-ems", "weser-ems", "2020-09-20 10:00", "Treffen Weser-Ems"),
+    ("2020-09-25-konferenz-land", "landesweit", "2020-09-25 10:00", "Landeskonferenz"),
+    ("2020-10-08-werkstatt-braunschweig", "braunschweig", "2020-10-08 10:00", "Werkstatt BS"),
+]
+TITLES = {title for _, _, _, title in EVENTS}
+PEOPLE = (
+    "email,name,topics,regions\n"
+    "anna@example.org,Anna,,braunschweig\n"
+    "bernd@example.org,Bernd,,lueneburg\n"
+    "carla@example.org,Carla,,weser-ems\n"
+    "dora@example.org,Dora,,leine-weser\n"
+    "emil@example.org,Emil,,\n"
+)
+
+
+def event_file(region: str, start: str, title: str, status: str = "planned") -> str:
+    """An event's file text."""
+    return (
+        f'---\ntitle: "{title}"\nstart: {start}\nlocation:\n  name: "Rathaus"\n  city: Ort\n'
+        f'region: {region}\norganiser: "Bündnis"\nstatus: {status}\n'
+        f'summary: "Worum es bei {title} geht."\n---\nMehr zu {title}.\n'
+    )
+
+
+@pytest.fixture
+def site(site_copy: Path) -> Path:
+    """The sample site with the digest, five regional events and a three-region list."""
+    (site_copy / "content" / "digests" / f"{SLUG}.md").write_text(DIGEST, encoding="utf-8")
+    for slug, region, start, title in EVENTS:
+        path = site_copy / "content" / "events" / f"{slug}.md"
+        path.write_text(event_file(region, start, title), encoding="utf-8")
+    return site_copy
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content()).replace("\r\n", "\n")
+
+
+def shown(text: str) -> set[str]:
+    """The event titles a mail's text shows."""
+    return {title for title in TITLES if f"* {title}" in text}
+
+
+def issue_path(root: Path, day: str) -> Path:
+    return root / "content" / "issues" / f"{day}-{SLUG}.md"
+
+
+def test_the_sample_digest_is_valid_and_its_dry_run_prints_the_issue(site_copy: Path) -> None:
+    code, _, err = run_cli(site_copy, "check")
+    assert code == 0, err
+    code, out, err = run_cli(
+        site_copy, "digest", "run", "termine-in-der-region", "--dry-run", "--date", "2020-04-07"
+    )
+    assert code == 0, err
+    assert "dry run, not written" in err
+    assert out.startswith("---\nnumber: 5\nsubject: Termine in Ihrer Region – April 2020\n")
+    assert "from_digest: termine-in-der-region\n" in out
+    assert "- 2020-04-16-schwerpunktkonferenz-sprachliche-und-berufliche-integration\n" in out
+    assert not list((site_copy / "content" / "issues").glob("*termine-in-der-region*"))
+
+
+@pytest.mark.slow
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_each_person_gets_exactly_their_regions_items_over_smtp(site: Path) -> None:
+    import_people(site, "people.csv", PEOPLE)
+    code, out, err = run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")
+    assert code == 0, err
+    assert out == f"created content/issues/2020-09-01-{SLUG}.md (5 item(s))\n"
+    code, _, err = run_cli(site, "check")
+    assert code == 0, err  # an ordinary issue: the gate checks it like any other
+    handler = Handler()
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        code, out, err = run_cli(site, "send", f"2020-09-01-{SLUG}", "--now", "--transport", url)
+    assert code == 0, out + err
+    texts = {r.rcpt_tos[0]: text_of(parse(r.data)) for r in handler.received}
+    land = "Landeskonferenz"
+    assert {address: shown(text) for address, text in texts.items()} == {
+        "anna@example.org": {"Dialog Braunschweig", "Werkstatt BS", land},
+        "bernd@example.org": {"Dialog Lüneburg", land},
+        "carla@example.org": {"Treffen Weser-Ems", land},
+        "dora@example.org": {land},
+        "emil@example.org": TITLES,
+    }
+    # Headings only for regions with items: Leine-Weser has none, so nobody sees it.
+    assert all("\nLeine-Weser\n" not in text for text in texts.values())
+    assert "\nBraunschweig\n-----" in texts["anna@example.org"]
+    assert "\nLüneburg\n" not in texts["anna@example.org"]
+    assert "\nLandesweit\n" in texts["dora@example.org"]
+    html = parse(handler.received[0].data).get_body(("html",))
+    assert html is not None and "Landeskonferenz" in html.get_content()
+
+
+def test_a_view_is_rendered_once_for_every_reader_who_shares_it(site: Path) -> None:
+    run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")
+    config = load_config(site / "comms.toml")
+    content, _ = read_site(config)
+    editions = issue_editions(config, content, content.issues[f"2020-09-01-{SLUG}"], "s" * 40)
+    assert editions.personal is not None
+    for n in range(30):
+        # Leine-Weser has no items: its readers share the view of those who chose nothing
+        # but the statewide region.
+        regions = ("braunschweig", " leine-weser ", " landesweit ")[n % 3]
+        editions.build(Recipient(f"u{n}", f"p{n}@example.org", regions=regions))
+    assert len(editions.personal.factories) == 2
+
+
+def test_nothing_twice_but_changes_come_again_marked(site: Path) -> None:
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    land = site / "content" / "events" / "2020-09-25-konferenz-land.md"
+    land.write_text(
+        event_file("landesweit", "2020-10-20 10:00", "Landeskonferenz", "verschoben"), "utf-8"
+    )
+    fresh = site / "content" / "events" / "2020-10-10-neu-lueneburg.md"
+    fresh.write_text(event_file("lueneburg", "2020-10-10 10:00", "Neu in Lüneburg"), "utf-8")
+    code, out, err = run_cli(site, "digest", "run", SLUG, "--date", "2020-10-06", "--dry-run")
+    assert code == 0, err
+    # The Braunschweig workshop (8 October) was in September's issue unchanged: not again.
+    assert "events:\n- 2020-10-10-neu-lueneburg\n- 2020-09-25-konferenz-land\n" in out
+    assert "werkstatt-braunschweig" not in out
+    assert "event/2020-09-25-konferenz-land: 2020-10-20T10:00:00+02:00|postponed" in out
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-10-06")[0] == 0
+    config = load_config(site / "comms.toml")
+    content, _ = read_site(config)
+    issue = content.issues[f"2020-10-06-{SLUG}"]
+    rendered = issue_editions(config, content, issue, "s" * 40).rendered["de"]
+    assert "Verschoben" in rendered.html  # the change is marked
+
+
+def test_a_rerun_of_the_same_day_keeps_the_file_and_a_crash_leaves_none(site: Path) -> None:
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    path = issue_path(site, "2020-09-01")
+    edited = path.read_text("utf-8").replace("Liebe Leserinnen", "Hallo")
+    path.write_text(edited, "utf-8")
+    code, out, err = run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")
+    assert (code, out) == (0, "")
+    assert "exists; left as it is" in err
+    assert path.read_text("utf-8") == edited
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_fewer_than_min_items_writes_nothing(site: Path) -> None:
+    code, out, err = run_cli(site, "digest", "run", SLUG, "--date", "2021-03-02")
+    assert (code, out) == (0, "")
+    assert "nothing composed for 2021-03-02: 0 new or changed item(s), fewer than min_items 2" in (
+        err
+    )
+    assert not issue_path(site, "2021-03-02").exists()
+
+
+def test_check_reports_digest_errors_at_path_and_line(site_copy: Path) -> None:
+    bad = site_copy / "content" / "digests" / "kaputt.md"
+    bad.write_text(
+        "---\ntitle: x\nkinds: [events, klatsch]\nhorizon: 6 fortnights\n"
+        "cadence: monthly on the fifth Tuesday\nsubject: 'Hallo {year}'\npreheader: p\n"
+        "regions: [lüneburg]\ncompose_at: '25:00'\n---\nText\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run_cli(site_copy, "check")
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("content/digests/kaputt.md")]
+    assert lines == [
+        "content/digests/kaputt.md:3: field 'kinds': expected one of 'events', 'practices' or "
+        "'awards', got 'klatsch'",
+        "content/digests/kaputt.md:4: field 'horizon': horizon '6 fortnights' not understood; "
+        "write e.g. '6 weeks' or '42 days'",
+        "content/digests/kaputt.md:5: field 'cadence': cadence 'monthly on the fifth Tuesday' "
+        "not understood; write 'weekly on Tuesday' or 'monthly on the first Tuesday'",
+        "content/digests/kaputt.md:6: field 'subject': unknown placeholder '{year}' "
+        "(known: {date}, {month})",
+        "content/digests/kaputt.md:8: field 'regions': unknown region 'lüneburg' (known: "
+        "braunschweig, landesweit, leine-weser, lueneburg, weser-ems); did you mean 'lueneburg'?",
+        "content/digests/kaputt.md:9: field 'compose_at': expected a time of day like 07:00, "
+        "got '25:00'",
+    ]
+    code, _, err = run_cli(site_copy, "digest", "run", "kaputt")
+    assert code == 1
+    assert "digest 'kaputt' has errors; nothing composed" in err
