@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.mail.message import Recipient
+from comms.schedule.jobs import compose_digest
+from comms.schedule.runner import SchedulerHandle, start_scheduler
 from comms.sending.issue_editions import issue_editions
 
 from .ledgerkit import run_cli
+from .schedkit import SECRET, berlin, open_site, outbox, wait_for
 from .smtp_servers import Handler, smtp_server
 from .test_send import import_people
 
@@ -221,3 +226,59 @@ def test_check_reports_digest_errors_at_path_and_line(site_copy: Path) -> None:
     code, _, err = run_cli(site_copy, "digest", "run", "kaputt")
     assert code == 1
     assert "digest 'kaputt' has errors; nothing composed" in err
+
+
+@pytest.fixture
+def handles() -> Iterator[list[SchedulerHandle]]:
+    """Schedulers a test started; shut down at the end even when the test fails."""
+    started: list[SchedulerHandle] = []
+    yield started
+    for handle in started:
+        handle.shutdown()
+        handle.store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_the_scheduler_composes_at_its_time_then_sends_like_any_issue(
+    site: Path, handles: list[SchedulerHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
+    import_people(site, "people.csv", PEOPLE)
+    definition = site / "content" / "digests" / f"{SLUG}.md"
+    definition.write_text(DIGEST.replace("min_items: 2", "send_at: '10:00'"), "utf-8")
+    issue = f"2020-09-01-{SLUG}"
+    with time_machine.travel(berlin(2020, 9, 1, 6, 59, 50), tick=True) as clock:
+        code, out, _ = run_cli(site, "schedule")
+        assert code == 0
+        assert (
+            "Di., 1. September 2020, 07:00 Uhr  compose digest „Termine in den Regionen“ "
+            f"({SLUG}), to send at 10:00 once ready"
+        ) in out
+        config, store = open_site(site)
+        handle = start_scheduler(config, store)
+        assert handle is not None
+        handles.append(handle)
+        runs = {job.id: job.next_run_time.isoformat() for job in handle.jobs()}
+        assert runs[f"digest:{SLUG}@2020-09-01"] == "2020-09-01T07:00:00+02:00"
+        clock.move_to(berlin(2020, 9, 1, 7, 0, 1))
+        handle.wakeup()
+        wait_for(lambda: ("ran", f"digest:{SLUG}@2020-09-01") in handle.events)
+        assert issue_path(site, "2020-09-01").exists()
+        # The listener syncs after the run: the issue's send and the digest's next run.
+        wanted = {f"send:{issue}", f"digest:{SLUG}@2020-10-06"}
+        wait_for(lambda: wanted <= {job.id for job in handle.jobs()})
+        runs = {job.id: job.next_run_time.isoformat() for job in handle.jobs()}
+        assert runs[f"digest:{SLUG}@2020-10-06"] == "2020-10-06T07:00:00+02:00"
+        assert runs[f"send:{issue}"] == "2020-09-01T10:00:00+02:00"
+        clock.move_to(berlin(2020, 9, 1, 10, 0, 1))
+        handle.wakeup()
+        wait_for(lambda: ("ran", f"send:{issue}") in handle.events)
+        handles.remove(handle)
+        handle.shutdown()
+        store.close()
+    assert len(outbox(site, issue)) == 5
+    # Once: a second run for the same day (another host, a restart) finds the file.
+    due = berlin(2020, 9, 1, 7).isoformat()
+    assert compose_digest(str(site / "comms.toml"), SLUG, due) == "exists"
