@@ -35,10 +35,19 @@ class Personal:
     issue: Issue
     secret: str
     factories: dict[tuple[object, ...], MessageFactory] = field(default_factory=dict)
+    #: The factory per stored choice, so that most recipients need no sections computed.
+    chosen: dict[tuple[str, str, str], MessageFactory] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def factory(self, language: str, home: str, recipient: Recipient) -> MessageFactory:
         """The factory of the message this recipient's regions and topics get."""
+        choice = (language, recipient.regions, recipient.topics)
+        found = self.chosen.get(choice)
+        if found is None:
+            found = self.chosen[choice] = self._view(language, home, recipient)
+        return found
+
+    def _view(self, language: str, home: str, recipient: Recipient) -> MessageFactory:
         config, site, issue = self.config, self.site, self.issue
         reader = Reader.of(recipient.regions, recipient.topics)
         order = list(config.settings.regions)
