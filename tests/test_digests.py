@@ -141,6 +141,14 @@ def test_each_person_gets_exactly_their_regions_items_over_smtp(site: Path) -> N
     assert html is not None and "Landeskonferenz" in html.get_content()
 
 
+def test_without_statewide_items_only_the_regions_with_items_get_the_issue(site: Path) -> None:
+    (site / "content" / "events" / "2020-09-25-konferenz-land.md").unlink()
+    code, out, err = run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01", "--dry-run")
+    assert code == 0, err
+    # Leine-Weser readers would get a mail without items: the issue does not go to them.
+    assert "\nregions:\n- braunschweig\n- lueneburg\n- weser-ems\n" in out
+
+
 def test_a_view_is_rendered_once_for_every_reader_who_shares_it(site: Path) -> None:
     run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")
     config = load_config(site / "comms.toml")

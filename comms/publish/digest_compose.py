@@ -132,6 +132,18 @@ def _award(
     return None
 
 
+def _recipients(
+    config: Config, digest: Digest, chosen: list[Event | Practice | Award]
+) -> list[str]:
+    """The regions the issue goes to: those with items, so that nobody gets a mail without
+    any; every region ([]) when the statewide section (or an award) has something for all."""
+    with_items = {item.region for item in chosen if isinstance(item, Event | Practice)}
+    if digest.statewide in with_items or any(isinstance(item, Award) for item in chosen):
+        covered = {*(digest.regions or config.settings.regions), digest.statewide}
+        return [] if set(config.settings.regions) <= covered else sorted(covered)
+    return sorted(with_items)
+
+
 def _pattern(text: str, day: date, config: Config) -> str:
     locale = babel_locale(config.settings.site.language)
     return text.format(
@@ -169,8 +181,9 @@ def compose(config: Config, site: Site, digest: Digest, day: date) -> Compositio
         data["send_at"] = datetime.combine(day, digest.send_at).strftime("%Y-%m-%d %H:%M")
     data["status"] = digest.status.value
     data["from_digest"] = digest.slug
-    if digest.regions and not set(config.settings.regions) <= {*digest.regions, digest.statewide}:
-        data["regions"] = sorted({*digest.regions, digest.statewide})
+    regions = _recipients(config, digest, [item for item, _ in chosen])
+    if regions:
+        data["regions"] = regions
     if digest.topics:
         data["topics"] = list(digest.topics)
     if events:
