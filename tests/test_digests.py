@@ -13,6 +13,7 @@ import time_machine
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.mail.message import Recipient
+from comms.publish.digest_sections import Reader, sections
 from comms.schedule.jobs import compose_digest
 from comms.schedule.runner import SchedulerHandle, start_scheduler
 from comms.sending.issue_editions import issue_editions
@@ -290,3 +291,41 @@ def test_the_scheduler_composes_at_its_time_then_sends_like_any_issue(
     # Once: a second run for the same day (another host, a restart) finds the file.
     due = berlin(2020, 9, 1, 7).isoformat()
     assert compose_digest(str(site / "comms.toml"), SLUG, due) == "exists"
+
+
+@pytest.mark.database
+def test_a_composed_issue_waits_for_approval_like_any_other(site: Path) -> None:
+    import_people(site, "people.csv", PEOPLE)
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    code, out, err = run_cli(
+        site, "send", f"2020-09-01-{SLUG}", "--now", "--transport", "smtp://127.0.0.1:9"
+    )
+    assert (code, out) == (1, "")
+    assert f"issue '2020-09-01-{SLUG}' is not approved" in err
+    assert "nothing sent" in err
+
+
+def test_a_reader_sees_only_items_of_their_topics(site: Path) -> None:
+    bs = site / "content" / "events" / "2020-09-10-dialog-braunschweig.md"
+    bs.write_text(
+        event_file("braunschweig", "2020-09-10 10:00", "Dialog Braunschweig").replace(
+            "region: braunschweig\n", "region: braunschweig\ntopics: [sprache]\n"
+        ),
+        "utf-8",
+    )
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    config = load_config(site / "comms.toml")
+    content, _ = read_site(config)
+    issue = content.issues[f"2020-09-01-{SLUG}"]
+    order = list(config.settings.regions)
+    arbeit = sections(content, issue, config.tz, order, Reader.of(" braunschweig ", " arbeit "))
+    # Items without topics are for everyone; the language dialogue is not for "arbeit".
+    assert [(s.region, s.uids) for s in arbeit] == [
+        ("landesweit", ("event/2020-09-25-konferenz-land",)),
+        ("braunschweig", ("event/2020-10-08-werkstatt-braunschweig",)),
+    ]
+    sprache = sections(content, issue, config.tz, order, Reader.of(" braunschweig ", " sprache "))
+    assert [s.uids for s in sprache][1] == (
+        "event/2020-09-10-dialog-braunschweig",
+        "event/2020-10-08-werkstatt-braunschweig",
+    )
