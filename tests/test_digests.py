@@ -329,3 +329,16 @@ def test_a_reader_sees_only_items_of_their_topics(site: Path) -> None:
         "event/2020-09-10-dialog-braunschweig",
         "event/2020-10-08-werkstatt-braunschweig",
     )
+
+
+def test_a_translated_digest_definition_is_a_warning_not_a_crash(site_copy: Path) -> None:
+    folder = site_copy / "content" / "digests"
+    (folder / "termine-in-der-region.en.md").write_text(
+        "---\ntitle: Dates\nsubject: Dates\npreheader: p\n---\nHello\n", encoding="utf-8"
+    )
+    code, out, _ = run_cli(site_copy, "check")
+    assert code == 0
+    assert (
+        "content/digests/termine-in-der-region.en.md:1: warning: a digest has no translations "
+        "(translate the issues it composes); ignored"
+    ) in out
