@@ -109,15 +109,16 @@ def _issue_context(
 ) -> dict[str, Any]:
     content = issue_content(config, site, issue)
     # A digest issue shows its events and practices in sections per region instead.
-    parts = sections(site, issue, config.tz, list(config.settings.regions), reader)
     digest = issue.from_digest is not None
+    order = list(config.settings.regions)
+    parts = sections(site, issue, config.tz, order, reader) if digest else []
     return {
         **base_context(config, edition),
         "untranslated": untranslated(site, edition.language, edition.home),
         "issue": issue,
         "events": [] if digest else content.events,
         "practices": [] if digest else content.practices,
-        "sections": parts if digest else [],
+        "sections": parts,
         "award": content.award,
         "web_url": Urls(config, edition).item(issue),
         "title": issue.subject,
