@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from comms.content.cadence import parse_cadence
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.mail.message import Recipient
@@ -342,3 +344,16 @@ def test_a_translated_digest_definition_is_a_warning_not_a_crash(site_copy: Path
         "content/digests/termine-in-der-region.en.md:1: warning: a digest has no translations "
         "(translate the issues it composes); ignored"
     ) in out
+
+
+@pytest.mark.parametrize(
+    ("text", "after", "expected"),
+    [
+        ("monthly on the first Tuesday", date(2020, 9, 2), date(2020, 10, 6)),
+        ("monatlich am letzten Freitag", date(2020, 2, 1), date(2020, 2, 28)),
+        ("weekly on Monday", date(2020, 9, 2), date(2020, 9, 7)),
+        ("wöchentlich dienstags", date(2020, 9, 1), date(2020, 9, 1)),
+    ],
+)
+def test_cadences_name_their_run_days(text: str, after: date, expected: date) -> None:
+    assert parse_cadence(text).next_on_or_after(after) == expected

@@ -21,7 +21,7 @@ import yaml
 from babel.dates import format_date
 
 from comms.content.fields import instant
-from comms.content.models import KINDS, Award, Digest, Event, Issue, Practice, Site
+from comms.content.models import KINDS, Award, Digest, Event, Practice, Site
 from comms.core.config import Config
 from comms.publish.templating import babel_locale
 
@@ -231,19 +231,6 @@ def next_run(digest: Digest, after: datetime, config: Config) -> datetime:
     if run_time(digest, day, config) < local:
         day = digest.cadence.next_on_or_after(day + timedelta(days=1))
     return run_time(digest, day, config)
-
-
-def due_day(digest: Digest, now: datetime, config: Config) -> date | None:
-    """The run day whose composition time has come at `now` (today's, once past it)."""
-    local = now.astimezone(config.tz)
-    if digest.cadence.matches(local.date()) and local.time() >= digest.compose_at:
-        return local.date()
-    return None
-
-
-def issue_of(site: Site, digest: Digest, day: date) -> Issue | None:
-    """The issue a run of `digest` on `day` composed, if it is in the site."""
-    return site.issues.get(issue_slug(digest, day))
 
 
 @dataclass(frozen=True)
