@@ -21,6 +21,7 @@ from . import (  # noqa: F401  (registers the commands)
     approve,
     bounces,
     content,
+    digest,
     operating,
     reporting,
     sending,

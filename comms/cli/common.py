@@ -67,7 +67,7 @@ LONG_RUNNING = frozenset({"serve", "worker"})
 
 #: `comms --help` lists the commands in the order of an editor's work, by section.
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "Editing": ("new", "translation", "list", "check", "preview", "build", "refresh"),
+    "Editing": ("new", "translation", "digest", "list", "check", "preview", "build", "refresh"),
     "Sending": ("send", "proof", "approve", "status", "report", "schedule", "worker"),
     "Subscribers": ("subscribers", "bounces"),
     "Server": ("serve", "backup", "restore"),

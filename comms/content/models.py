@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from comms.content.cadence import CadenceField, HorizonDays
 from comms.content.fields import (
     Day,
     Email,
@@ -229,6 +231,12 @@ class Issue(Item):
     award: Text | None = None
     topics: list[Topic] = []
     regions: list[Region] = []
+    #: The digest that composed this issue (content/digests/<slug>.md): its items are shown in
+    #: sections per region, each subscriber only their regions' (comms.publish.digest_sections).
+    from_digest: Text | None = None
+    #: What the digest run showed, `kind/slug` → its state (start and status): the record of
+    #: "nothing twice" that later runs of the digest read (comms.publish.digest_compose).
+    digest_items: dict[str, str] = {}
 
     @property
     def title(self) -> str:
@@ -239,6 +247,65 @@ class Issue(Item):
     def summary(self) -> str:
         """Issues are summarised by their preheader."""
         return self.preheader
+
+
+def _time_of_day(value: Any) -> Any:
+    """`07:00` as a time; YAML reads an unquoted 07:00 as the sexagesimal number 420."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    if isinstance(value, str):
+        hour, colon, minute = value.strip().partition(":")
+        if colon and hour.isdigit() and minute.isdigit():
+            try:
+                return time(int(hour), int(minute))
+            except ValueError:
+                pass
+        raise ValueError(f"expected a time of day like 07:00, got '{value}'")
+    return value
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+DigestKind = Literal["events", "practices", "awards"]
+#: What a digest's subject and preheader may name: `{date}` (16.04.2020), `{month}` (April 2020).
+DIGEST_PLACEHOLDERS = frozenset({"date", "month"})
+
+
+def _pattern(value: str) -> str:
+    for name in re.findall(r"\{([^{}]*)\}", value):
+        if name not in DIGEST_PLACEHOLDERS:
+            known = ", ".join(f"{{{n}}}" for n in sorted(DIGEST_PLACEHOLDERS))
+            raise ValueError(f"unknown placeholder '{{{name}}}' (known: {known})")
+    return value
+
+
+Pattern = Annotated[HeaderText, AfterValidator(_pattern)]
+
+
+class Digest(Item):
+    """A regional digest: which items, where, how far ahead and how often an issue is composed
+    of them (`comms digest run`, the scheduler); the body is the issue's intro text."""
+
+    kind: ClassVar[str] = "digest"
+
+    title: Text
+    kinds: Annotated[list[DigestKind], Field(min_length=1)]
+    #: The regions it covers (none: every region); each gets a section of its own.
+    regions: list[Region] = []
+    #: Only items with one of these topics (none: every topic).
+    topics: list[Topic] = []
+    #: The region whose items every reader gets, whatever regions they chose.
+    statewide: Region = "landesweit"
+    horizon: HorizonDays
+    cadence: CadenceField
+    #: When on a run day the issue is composed, and when it is due to go out (its `send_at`).
+    compose_at: TimeOfDay = time(7, 0)
+    send_at: TimeOfDay | None = None
+    subject: Pattern
+    preheader: Pattern
+    #: The status of the issues it composes: `draft` waits for an editor, `ready` goes out.
+    status: Annotated[IssueStatus, BeforeValidator(status_word)] = IssueStatus.DRAFT
+    #: Fewer new or changed items than this: no issue at all.
+    min_items: Annotated[int, Field(ge=1)] = 1
 
 
 def N_(message: str) -> str:
@@ -263,7 +330,9 @@ KINDS: dict[str, Kind] = {
     "practice": Kind("practice", "practices", Practice, N_("Good example"), N_("Good examples")),
     "issue": Kind("issue", "issues", Issue, N_("Newsletter"), N_("Newsletter issues")),
 }
-FOLDERS: dict[str, Kind] = {kind.folder: kind for kind in KINDS.values()}
+#: Digest definitions are content but not a published kind: no pages, feeds or archetype.
+DIGEST = Kind("digest", "digests", Digest, N_("Digest"), N_("Digests"))
+FOLDERS: dict[str, Kind] = {kind.folder: kind for kind in [*KINDS.values(), DIGEST]}
 
 
 def front_matter_fields(model: type[Item]) -> list[str]:
@@ -279,6 +348,7 @@ class Site:
     awards: dict[str, Award] = field(default_factory=dict)
     practices: dict[str, Practice] = field(default_factory=dict)
     issues: dict[str, Issue] = field(default_factory=dict)
+    digests: dict[str, Digest] = field(default_factory=dict)
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
     #: Issues whose mails have started to go out (from the send ledger; the caller sets it,
     #: since content and publish never read the database): public from then on.

@@ -25,6 +25,7 @@ from comms.content.front_matter import (
 )
 from comms.content.markup import markdown_problems, markdown_to_html
 from comms.content.models import (
+    DIGEST,
     FOLDERS,
     KINDS,
     Award,
@@ -316,6 +317,9 @@ def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[Cont
         return [], []
     for path in sorted(content_dir.rglob("*.md")):
         if TRANSLATION_NAME.match(path.name):
+            if path.relative_to(content_dir).parts[0] == DIGEST.folder:
+                message = "a digest has no translations (translate the issues it composes); ignored"
+                warnings.append(ContentError(path, 1, message, warning=True))
             continue
         folder = path.relative_to(content_dir).parts[0]
         kind = FOLDERS.get(folder)
@@ -366,7 +370,7 @@ def read_content(
                 continue
             numbers[item.number] = path
         first_seen[key] = path
-        site.by_kind(kind.name)[item.slug] = item
+        getattr(site, kind.folder)[item.slug] = item
     for issue in site.issues.values():
         errors.extend(_references(site, broken, issue))
     return site, errors

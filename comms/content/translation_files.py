@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from comms.content.front_matter import Doc, parse_yaml, split
-from comms.content.models import FOLDERS, Item, Kind, Site, front_matter_fields
+from comms.content.models import FOLDERS, KINDS, Item, Kind, Site, front_matter_fields
 from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
 from comms.core.errors import ContentError
 
@@ -50,6 +50,8 @@ FIXED: dict[str, tuple[str, ...]] = {
         "topics",
         "regions",
         "published",
+        "from_digest",
+        "digest_items",
     ),
 }
 #: How many hex digits of the SHA-256 a translation records (enough to tell versions apart).
@@ -112,7 +114,8 @@ def translation_files(content_dir: Path) -> list[TranslationFile]:
     for path in sorted(content_dir.rglob("*.md")):
         match = TRANSLATION_NAME.match(path.name)
         kind = FOLDERS.get(path.relative_to(content_dir).parts[0])
-        if match and kind is not None and path.parent != content_dir:
+        # Digests are not published: their issues are translated, not their definitions.
+        if match and kind is not None and kind.name in KINDS and path.parent != content_dir:
             found.append(TranslationFile(path, kind, match["slug"], match["language"]))
     return found
 

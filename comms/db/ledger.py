@@ -324,6 +324,8 @@ class Ledger:
                         s.status,
                         s.suppression_key,
                         s.link_version,
+                        s.regions,
+                        s.topics,
                     ).where(s.id.in_([t.subscriber_id for t in taken if t.subscriber_id]))
                 )
             }
@@ -344,6 +346,8 @@ class Ledger:
                     subscriber_status=SubscriberStatus(p.status) if p else None,
                     key=p.suppression_key if p else None,
                     link_version=p.link_version if p else 0,
+                    regions=p.regions if p else "",
+                    topics=p.topics if p else "",
                 )
             )
         return out

@@ -31,6 +31,9 @@ class Claimed:
     key: str | None
     #: The subscriber's key version, for the preferences link (comms.db.link_records).
     link_version: int = 0
+    #: The subscriber's regions and topics as stored (` a b `): a digest issue's sections.
+    regions: str = ""
+    topics: str = ""
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ class Recipient:
     delivery_id: int | None = None
     #: The subscriber's key version: the preferences link carries it (revocable links).
     link_version: int = 0
+    #: The subscriber's regions and topics (` a b `, none: all): a digest issue's sections.
+    regions: str = ""
+    topics: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.languages import Edition, site_editions
 from comms.publish.archive import archive_files, published_issues
+from comms.publish.digest_sections import Reader
 from comms.publish.feeds import edition_feeds
 from comms.publish.producer import Build, Files
 from comms.publish.quality import check_issue
@@ -28,10 +29,13 @@ from comms.publish.render import RenderedIssue, base_context, public_copy, rende
 from comms.publish.templating import babel_locale, catalog_path
 
 
-def edition_issue(config: Config, site: Site, issue: Issue, edition: Edition) -> RenderedIssue:
-    """One issue rendered for the readers of `edition` (untranslated items in the original)."""
+def edition_issue(
+    config: Config, site: Site, issue: Issue, edition: Edition, reader: Reader | None = None
+) -> RenderedIssue:
+    """One issue rendered for the readers of `edition` (untranslated items in the original);
+    a digest issue with only the sections `reader` sees."""
     own_site = edition_site(site, edition.language)
-    return render_issue(config, own_site, own_site.issues[issue.slug], edition)
+    return render_issue(config, own_site, own_site.issues[issue.slug], edition, reader)
 
 
 def edition_files(build: Build) -> Files:

@@ -17,6 +17,7 @@ from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
+from comms.publish.digest_sections import Reader, sections
 from comms.publish.images import fit_images, picture
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.producer import Build, Files
@@ -107,14 +108,21 @@ def issue_content(config: Config, site: Site, issue: Issue) -> IssueContent:
     )
 
 
-def _issue_context(config: Config, site: Site, issue: Issue, edition: Edition) -> dict[str, Any]:
+def _issue_context(
+    config: Config, site: Site, issue: Issue, edition: Edition, reader: Reader | None
+) -> dict[str, Any]:
     content = issue_content(config, site, issue)
+    # A digest issue shows its events and practices in sections per region instead.
+    digest = issue.from_digest is not None
+    order = list(config.settings.regions)
+    parts = sections(site, issue, config.tz, order, reader) if digest else []
     return {
         **base_context(config, edition),
         "untranslated": untranslated(site, edition.language, edition.home),
         "issue": issue,
-        "events": content.events,
-        "practices": content.practices,
+        "events": [] if digest else content.events,
+        "practices": [] if digest else content.practices,
+        "sections": parts,
         "award": content.award,
         "web_url": Urls(config, edition).item(issue),
         "title": issue.subject,
@@ -123,12 +131,17 @@ def _issue_context(config: Config, site: Site, issue: Issue, edition: Edition) -
 
 
 def render_issue(
-    config: Config, site: Site, issue: Issue, edition: Edition | None = None
+    config: Config,
+    site: Site,
+    issue: Issue,
+    edition: Edition | None = None,
+    reader: Reader | None = None,
 ) -> RenderedIssue:
     """Render one issue: subject, preheader, HTML (via MJML) and the plain-text alternative,
-    in `edition` (the site's own by default; `site` is that edition's, see `edition_site`)."""
+    in `edition` (the site's own by default; `site` is that edition's, see `edition_site`);
+    a digest issue with only the sections `reader` sees (all without one)."""
     edition = edition or home_edition(config)
-    context = _issue_context(config, site, issue, edition)
+    context = _issue_context(config, site, issue, edition, reader)
     source = _render(edition, "email", "issue.mjml.j2", context)
     html = compile_mjml(source, config, issue.path.name)
     text = wrap_lines(_render(edition, "text", "issue.txt.j2", context)).rstrip("\n") + "\n"

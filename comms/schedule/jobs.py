@@ -167,6 +167,31 @@ def check_alerts(config_path: str | None) -> None:
         log.info("alerts: %d sent", sent)
 
 
+def compose_digest(config_path: str | None, slug: str, due: str) -> str:
+    """Compose a digest's issue at its time, as `comms digest run SLUG` would; the issue file
+    existing is the guard that makes it once (a rerun, another host)."""
+    from comms.publish.digest_compose import run_digest, run_time
+
+    config = load_config(Path(config_path) if config_path else None)
+    site, _ = read_site(config)
+    digest = site.digests.get(slug)
+    due_at = datetime.fromisoformat(due)
+    day = due_at.astimezone(config.tz).date()
+    if digest is None or run_time(digest, day, config).timestamp() != due_at.timestamp():
+        log.info("digest %s skipped: the definition changed; the next sync moves the job", slug)
+        return "skipped"
+    result = run_digest(config, site, digest, day, dry_run=False)
+    composed = result.composition
+    if composed.text is None:
+        log.info("digest %s on %s: nothing composed, %s", slug, day, composed.reason)
+        return "nothing"
+    if result.existed:
+        log.info("digest %s on %s: the issue exists already", slug, day)
+        return "exists"
+    log.info("digest %s: composed %s (%d item(s))", slug, composed.path.name, len(composed.items))
+    return "composed"
+
+
 def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
     with _opened(config_path) as (config, store):

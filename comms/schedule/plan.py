@@ -7,7 +7,7 @@ recorded in `held_sends` and left for an editor to release with `comms send ISSU
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -18,9 +18,11 @@ from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.db.ledger import Ledger
 from comms.db.tables import campaigns, held_sends
+from comms.publish.digest_compose import issue_slug, next_run
 from comms.sending.rules import READY
 
 SEND_PREFIX = "send:"
+DIGEST_PREFIX = "digest:"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,23 @@ class PlannedSend:
 
 
 @dataclass(frozen=True)
+class PlannedDigest:
+    """The next composition of a digest (content/digests/<slug>.md)."""
+
+    slug: str
+    title: str
+    run_at: datetime
+    #: When the composed issue is due to go out (its `send_at`), if the digest says.
+    send_at: datetime | None
+
+    @property
+    def job_id(self) -> str:
+        """The APScheduler job id of this run: one id per run, so that a sync never replaces
+        the job of a run that APScheduler is finishing (and removes once it fired)."""
+        return f"{DIGEST_PREFIX}{self.slug}@{self.run_at.date().isoformat()}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """The wanted send jobs, the sends held as stale, and issues whose jobs stay untouched."""
 
@@ -46,6 +65,8 @@ class Plan:
     held: list[PlannedSend]
     #: Slugs of issue files with errors: their existing jobs are kept, not cancelled by a typo.
     keep: frozenset[str]
+    #: The next run of each digest, soonest first.
+    digests: list[PlannedDigest] = field(default_factory=list)
 
 
 def stale_limit(config: Config) -> timedelta:
@@ -75,7 +96,28 @@ def plan(
     folder = KINDS["issue"].folder
     keep = frozenset(e.path.stem for e in errors if not e.warning and e.path.parent.name == folder)
     order = sorted(sends, key=lambda s: (s.send_at, s.slug))
-    return Plan(order, sorted(held, key=lambda s: (s.send_at, s.slug)), keep)
+    held_order = sorted(held, key=lambda s: (s.send_at, s.slug))
+    return Plan(order, held_order, keep, digest_runs(config, site, now))
+
+
+def digest_runs(config: Config, site: Site, now: datetime) -> list[PlannedDigest]:
+    """Each digest's next composition: the first run time from `now` whose issue file does not
+    exist yet. A run missed while the scheduler was down is made on restart from its stored
+    job (within `schedule.stale_after_hours`), not planned again: a run that composed nothing
+    leaves no trace to tell it from one still to come."""
+    folder = config.content_dir / KINDS["issue"].folder
+    found = []
+    for digest in site.digests.values():
+        at = next_run(digest, now, config)
+        while (folder / f"{issue_slug(digest, at.date())}.md").exists():
+            at = next_run(digest, at + timedelta(minutes=1), config)
+        send_at = (
+            datetime.combine(at.date(), digest.send_at, tzinfo=config.tz)
+            if digest.send_at
+            else None
+        )
+        found.append(PlannedDigest(digest.slug, digest.title, at, send_at))
+    return sorted(found, key=lambda d: (d.run_at, d.slug))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from apscheduler.events import (
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -258,7 +260,9 @@ class SchedulerHandle:
             log.error("job %s failed: %s", event.job_id, event.exception)
         else:
             self.events.append(("ran", event.job_id))
-        if event.job_id == REFRESH and event.code != EVENT_JOB_MISSED:
+        # After a digest's run: its issue's send job and the digest's next run.
+        resync = event.job_id == REFRESH or event.job_id.startswith(timetable.DIGEST_PREFIX)
+        if resync and event.code != EVENT_JOB_MISSED:
             self.sync()
 
     def sync(self) -> SyncReport:
@@ -301,11 +305,41 @@ class SchedulerHandle:
             timetable.record_held(self.store.engine, wanted.held, now, wanted.keep)
             planned = {entry.slug: entry.send_at for entry in wanted.sends}
             settle_problems(self.store.engine, planned, wanted.keep)
+            self._sync_digests(wanted.digests, grace)
         for slug in added:
             log.info("scheduled send of %s", slug)
         for slug in removed:
             log.info("cancelled the scheduled send of %s", slug)
         return SyncReport(added, removed, [entry.slug for entry in wanted.held])
+
+    def _sync_digests(self, wanted: list[timetable.PlannedDigest], grace: int) -> None:
+        """Make the digest jobs match the definitions: one job per digest, at its next run."""
+        existing = {
+            job.id: job
+            for job in self.scheduler.get_jobs()
+            if job.id.startswith(timetable.DIGEST_PREFIX)
+        }
+        for entry in wanted:
+            args = (_config_arg(self.config), entry.slug, entry.run_at.isoformat())
+            job = existing.pop(entry.job_id, None)
+            if job is not None and tuple(job.args) == args:
+                continue
+            self.scheduler.add_job(
+                jobs.compose_digest,
+                DateTrigger(run_date=entry.run_at, timezone=self.config.tz),
+                args=args,
+                id=entry.job_id,
+                name=f"compose {entry.slug}",
+                replace_existing=True,
+                misfire_grace_time=grace,
+            )
+            log.info("scheduled digest %s at %s", entry.slug, entry.run_at)
+        now = now_utc()
+        for job_id, job in existing.items():
+            if job.next_run_time is not None and job.next_run_time <= now:
+                continue  # due or running: APScheduler removes it once it fired
+            with suppress(JobLookupError):  # it fired meanwhile: APScheduler removed it
+                self.scheduler.remove_job(job_id)
 
     def jobs(self) -> list[Job]:
         """The scheduler's jobs, soonest first."""
@@ -395,6 +429,11 @@ def _send_label(entry: timetable.PlannedSend) -> str:
     return f"send #{entry.number} „{entry.subject}“ ({entry.slug})"
 
 
+def _digest_label(entry: timetable.PlannedDigest) -> str:
+    then = f", to send at {entry.send_at:%H:%M} once ready" if entry.send_at else ""
+    return f"compose digest „{entry.title}“ ({entry.slug}){then}"
+
+
 def overview(config: Config, store: Store, now: datetime, live: bool = True) -> Overview:
     """The jobs of the running scheduler (from its job store), else what a start at `now` makes.
 
@@ -405,6 +444,7 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
     current = holder(store.engine) if live else None
     running = current if current is not None and current.expires_at > now_utc() else None
     labels = {entry.job_id: _send_label(entry) for entry in wanted.sends}
+    labels |= {entry.job_id: _digest_label(entry) for entry in wanted.digests}
     fixed = fixed_jobs(config, now)
     labels |= {job.id: job.label for job in fixed}
     if running is not None:
@@ -428,6 +468,9 @@ def overview(config: Config, store: Store, now: datetime, live: bool = True) -> 
         listed = [
             Upcoming(entry.job_id, entry.send_at.astimezone(config.tz), labels[entry.job_id])
             for entry in wanted.sends
+        ]
+        listed += [
+            Upcoming(entry.job_id, entry.run_at, labels[entry.job_id]) for entry in wanted.digests
         ]
         listed += [
             Upcoming(job.id, job.trigger.get_next_fire_time(None, now), job.label) for job in fixed

@@ -4,12 +4,14 @@ builder that gives each recipient the edition recorded for them."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from comms.content.models import Issue, Site
 from comms.core.config import Config
 from comms.core.languages import Editions, site_editions
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
+from comms.publish.digest_sections import Reader, sections, view_key
 from comms.publish.edition_build import edition_issue
 from comms.publish.render import RenderedIssue, render_issue
 
@@ -24,6 +26,46 @@ def content_hash(subject: str, html: str, text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Personal:
+    """A digest issue's views: each distinct set of sections rendered once per edition, on
+    first use (readers of the same regions and topics share it), by the send's threads."""
+
+    config: Config
+    site: Site
+    issue: Issue
+    secret: str
+    factories: dict[tuple[object, ...], MessageFactory] = field(default_factory=dict)
+    #: The factory per stored choice, so that most recipients need no sections computed.
+    chosen: dict[tuple[str, str, str], MessageFactory] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def factory(self, language: str, home: str, recipient: Recipient) -> MessageFactory:
+        """The factory of the message this recipient's regions and topics get."""
+        choice = (language, recipient.regions, recipient.topics)
+        found = self.chosen.get(choice)
+        if found is None:
+            found = self.chosen[choice] = self._view(language, home, recipient)
+        return found
+
+    def _view(self, language: str, home: str, recipient: Recipient) -> MessageFactory:
+        config, site, issue = self.config, self.site, self.issue
+        reader = Reader.of(recipient.regions, recipient.topics)
+        order = list(config.settings.regions)
+        key = (language, view_key(sections(site, issue, config.tz, order, reader)))
+        with self.lock:
+            found = self.factories.get(key)
+            if found is None:
+                edition = site_editions(config).for_reader(language)
+                rendered = (
+                    render_issue(config, site, issue, edition, reader)
+                    if language == home
+                    else edition_issue(config, site, issue, edition, reader)
+                )
+                found = self.factories[key] = MessageFactory(config, rendered, self.secret)
+        return found
+
+
+@dataclass(frozen=True)
 class IssueEditions:
     """Every edition of one issue, rendered once each, with a message factory per edition."""
 
@@ -32,6 +74,8 @@ class IssueEditions:
     #: Per edition language, the issue rendered in it and the factory of its messages.
     rendered: dict[str, RenderedIssue]
     factories: dict[str, MessageFactory]
+    #: A digest issue's per-reader views (None: everyone gets the edition's one message).
+    personal: Personal | None = None
 
     @property
     def home(self) -> str:
@@ -53,6 +97,9 @@ class IssueEditions:
     def build(self, recipient: Recipient) -> OutgoingMessage:
         """The recipient's message in their edition (`recipient.language` is the recorded one)."""
         edition = self.offered.for_reader(recipient.language)
+        if self.personal is not None:
+            factory = self.personal.factory(edition.language, self.home, recipient)
+            return factory.build(recipient)
         return self.factories[edition.language].build(recipient)
 
 
@@ -73,4 +120,5 @@ def issue_editions(config: Config, site: Site, issue: Issue, secret: str) -> Iss
     factories = {
         language: MessageFactory(config, one, secret) for language, one in rendered.items()
     }
-    return IssueEditions(offered, rendered, factories)
+    personal = Personal(config, site, issue, secret) if issue.from_digest else None
+    return IssueEditions(offered, rendered, factories, personal)

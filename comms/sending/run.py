@@ -253,6 +253,8 @@ class Run:
                     item.language,
                     item.delivery_id,
                     item.link_version,
+                    item.regions,
+                    item.topics,
                 )
             )
         except (PermanentFailure, MessageError) as exc:
