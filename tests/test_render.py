@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import mjml
 import pytest
+from PIL import Image
 
 from comms.content.models import Site
 from comms.content.site import read_site
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
 from comms.core.errors import ConfigError
+from comms.publish.brand import brand_files
 from comms.publish.plaintext import WIDTH
+from comms.publish.producer import Build
 from comms.publish.render import RenderedIssue, render_confirmation, render_issue
+from comms.publish.state import FileState
 
 from .conftest import ROOT
 
@@ -154,32 +159,84 @@ def test_confirmation_mail_is_neutral(sample: tuple[Config, Site]) -> None:
     assert subject == "Bitte bestätigen Sie Ihr Newsletter-Abonnement"
     assert 'href="https://newsletter.example.org/confirm/abc?x=1&amp;y=2"' in html
     assert url in text
-    assert "<img" not in html
+    # The brand's logo is its only image.
+    assert [a["alt"] for tag, a in _tags(html) if tag == "img"] == [
+        "Niedersachsen packt an – Bündnis für Integration"
+    ]
     assert UNSUBSCRIBE_URL not in html
     assert "https://example.org/datenschutz" in html and "https://example.org/impressum" in text
     assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
 
 
-def test_accent_colour_must_keep_contrast(tmp_path: Path) -> None:
-    (tmp_path / "comms.toml").write_text('[render]\naccent_color = "#7fb2c0"\n', encoding="utf-8")
+@pytest.mark.parametrize(
+    ("brand", "key"),
+    [
+        ('text = "#9a9a9a"', "brand.text #9a9a9a on brand.background #ffffff"),
+        ('primary = "#7fb2c0"', "brand.primary #7fb2c0 on brand.background #ffffff"),
+        (
+            'primary = "#00566b"\nbutton_text = "#1f1f1f"',
+            "brand.button_text #1f1f1f on brand.primary",
+        ),
+        ('background = "#101010"\ntext = "#202020"', "brand.text #202020 on brand.background"),
+    ],
+)
+def test_brand_colours_must_reach_wcag_aa(tmp_path: Path, brand: str, key: str) -> None:
+    (tmp_path / "comms.toml").write_text(f"[brand]\n{brand}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "comms.toml")
+    [problem] = caught.value.problems
+    assert problem.startswith(f"comms.toml: 'brand': {key}"), problem
+    assert "WCAG AA needs at least 4.5:1" in problem
+
+
+def test_a_logo_needs_alt_text(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text('[brand]\nlogo = "images/l.svg"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "comms.toml")
     assert caught.value.problems == [
-        "comms.toml: 'render.accent_color': too light: needs a contrast of at least 4.5:1 "
-        "against white"
+        "comms.toml: 'brand': brand.logo needs brand.logo_alt (the logo's alternative text)"
     ]
 
 
-def test_logo_and_accent_colour_reach_the_mail(tmp_path: Path) -> None:
+def test_logo_and_brand_colours_reach_the_mail(tmp_path: Path) -> None:
     (tmp_path / "comms.toml").write_text(
-        '[render]\naccent_color = "#8A1538"\nlogo = "images/logo.png"\n', encoding="utf-8"
+        '[brand]\nprimary = "#8A1538"\nlogo = "images/logo.png"\nlogo_alt = "Bündnis"\n',
+        encoding="utf-8",
     )
     config = load_config(tmp_path / "comms.toml")
     _, html, _ = render_confirmation(config, "https://newsletter.example.org/confirm/x")
     logo = [a for tag, a in _tags(html) if tag == "img"]
     assert logo[0]["src"] == "https://newsletter.example.org/images/logo.png"
-    assert logo[0]["alt"] == "Niedersachsen packt an"
+    assert logo[0]["alt"] == "Bündnis"
     assert "a { color: #8a1538;" in html
+
+
+def test_sample_shows_its_logo_above_the_first_heading(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    tags = _tags(html)
+    first_heading = next(n for n, (tag, _) in enumerate(tags) if tag in ("h1", "h2"))
+    images = [(n, a) for n, (tag, a) in enumerate(tags) if tag == "img"]
+    at, logo = images[0]
+    assert at < first_heading
+    assert logo["alt"] == "Niedersachsen packt an – Bündnis für Integration"
+    # Mail clients get PNG copies of the SVG logo, 2× for sharpness and 1× in srcset.
+    assert logo["src"] == "https://newsletter.example.org/_sized/images/brand/logo-400w.png"
+    assert "logo-200w.png 1x" in (logo["srcset"] or "")
+    # The partners row names the founding partners.
+    assert "Partner des Bündnisses" in html and "DGB Niedersachsen" in html
+
+
+def test_brand_logo_copies_are_rendered_pngs(sample: tuple[Config, Site]) -> None:
+    config, _ = sample
+    files = brand_files(Build(config, Site(), FileState(config.root)))
+    assert sorted(files) == [
+        "_sized/images/brand/logo-200w.png",
+        "_sized/images/brand/logo-400w.png",
+    ]
+    for path, width in zip(sorted(files), (200, 400), strict=True):
+        with Image.open(io.BytesIO(files[path])) as png:
+            assert png.format == "PNG" and png.size == (width, width // 5)
 
 
 def test_content_is_escaped(site_copy: Path) -> None:

@@ -24,6 +24,7 @@ from comms.core.settings import (
     SECRETS,
     Api,
     Bounces,
+    Brand,
     Delivery,
     Desk,
     Dkim,
@@ -96,6 +97,7 @@ class Settings(_Section):
     """Table slug → label of the topics content and subscribers may use. Not settable from the
     environment."""
     render: Render = Render()
+    brand: Brand = Brand()
     mail: Mail = Mail()
     smtp: Smtp = Smtp()
     dkim: Dkim = Dkim()

@@ -17,6 +17,7 @@ from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
+from comms.publish.brand import brand_context
 from comms.publish.images import fit_images, picture
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.producer import Build, Files
@@ -67,7 +68,6 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         "urls": site_urls,
         "site": settings.site,
         "org": settings.organisation,
-        "look": settings.render,
         "edition": edition,
         "lang": edition.language,
         # Right-to-left languages mirror the layout (`dir` on <html> and <mjml>).
@@ -80,7 +80,8 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
         "subscribe_url": site_urls.subscribe(),
-        "logo_url": site_urls.asset(settings.render.logo) if settings.render.logo else None,
+        # Logo, colours, header and partners (`[brand]`, comms.publish.brand).
+        **brand_context(config),
         # Every e-mail image at most the column wide (comms.publish.images).
         "email_image": partial(picture, config),
         "fit_images": partial(fit_images, config),
