@@ -250,3 +250,46 @@ def test_content_is_escaped(site_copy: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x" in rendered.html
     assert "<script" not in rendered.html and 'onerror="' not in rendered.html
     assert evil in rendered.text  # plain text shows it literally, harmless there
+
+
+def test_registration_links_render_as_bullet_proof_buttons(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    rendered = render_issue(config, site, site.issues["2020-02-newsletter"])
+    url = "https://example.org/anmeldung/schwerpunktkonferenz-2020"
+    html = rendered.html
+    link = next(a for tag, a in _tags(html) if tag == "a" and a.get("href") == url)
+    assert link["class"] == "button"
+    assert "background:#00566b;color:#ffffff" in (link["style"] or "")
+    # Outlook on Windows gets a VML rounded rectangle with the same link and label.
+    assert '<v:roundrect xmlns:v="urn:schemas-microsoft-com:vml"' in html
+    assert re.search(rf'<v:roundrect [^>]*href="{re.escape(url)}"[^>]*fillcolor="#00566b"', html)
+    # The editor's `{.button}` link in the body is a button too; the plain text keeps
+    # each button as "Label: URL".
+    body = "https://example.org/sonderpreis/bewerbung"
+    assert re.search(rf'<a class="button" href="{re.escape(body)}"', html)
+    assert f"Jetzt um den Sonderpreis bewerben: {body}" in rendered.text
+    assert f"Anmeldung: {url}" in rendered.text
+
+
+def test_pictures_show_caption_and_credit(site_copy: Path) -> None:
+    path = site_copy / "content" / "practices" / "stuhlbau-projekt-lamspringe.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  credit:", "  caption: Am Werktisch\n  credit:", 1), "utf-8")
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    issue = site.issues["2019-11-newsletter"]
+    assert "stuhlbau-projekt-lamspringe" in issue.practices
+    html = render_issue(config, site, issue).html
+    assert (
+        '<p class="caption">Am Werktisch · Foto: Geschäftsstelle Niedersachsen packt an</p>' in html
+    )
+
+
+def test_special_prize_is_a_highlighted_card(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    # The accent (#e2a400) tints the card and marks its edge.
+    assert '<div class="card" style="background:#fcf4e0;' in html
+    assert "border-left:6px solid #e2a400" in html
+    # The quote of the issue's body has the accent's edge.
+    assert "blockquote { margin: 0 0 12px; padding: 4px 0 4px 16px; border-left: 4px solid " in html

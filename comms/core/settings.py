@@ -288,10 +288,17 @@ class Brand(_Section):
     def _colours(cls, value: str) -> str:
         return _colour(value)
 
+    @property
+    def card(self) -> str:
+        """Background of a highlighted card (the special prize): the accent, much lightened
+        towards the background."""
+        return mix(self.accent, self.background, 0.12)
+
     @model_validator(mode="after")
     def _readable(self) -> Brand:
         pairs = (
             ("text", self.text, "background", self.background),
+            ("text", self.text, "accent (the cards' tint of it)", self.card),
             ("primary", self.primary, "background", self.background),
             ("button_text", self.button_text, "primary", self.primary),
         )
@@ -310,6 +317,15 @@ class Brand(_Section):
         if self.header_image and not self.header_image_alt:
             raise ValueError("brand.header_image needs brand.header_image_alt")
         return self
+
+
+def mix(first: str, second: str, share: float) -> str:
+    """`share` of the #rrggbb colour `first` mixed into `second`."""
+    channels = (
+        round(int(first[i : i + 2], 16) * share + int(second[i : i + 2], 16) * (1 - share))
+        for i in (1, 3, 5)
+    )
+    return "#" + "".join(f"{c:02x}" for c in channels)
 
 
 class Mail(_Section):

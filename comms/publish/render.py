@@ -18,6 +18,7 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.brand import brand_context
+from comms.publish.components import button, email_buttons
 from comms.publish.images import fit_images, picture
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.producer import Build, Files
@@ -85,6 +86,9 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         # Every e-mail image at most the column wide (comms.publish.images).
         "email_image": partial(picture, config),
         "fit_images": partial(fit_images, config),
+        # Buttons (comms.publish.components): `{.button}` links in bodies, registration links.
+        "buttons": partial(email_buttons, settings.brand),
+        "button_html": partial(button, brand=settings.brand),
     }
 
 
