@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from werkzeug.serving import make_server
 
 from comms.content.site import read_site
 from comms.core.config import load_config
+from comms.core.settings import contrast
 from comms.publish.build import collect, write_output
 from comms.publish.producer import Build
 from comms.publish.state import FileState
@@ -87,8 +89,11 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def _open(browser: Browser, url: str, width: int, hosts: set[str]) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 900})
+def _open(browser: Browser, url: str, width: int, hosts: set[str], scheme: str = "light") -> Page:
+    page = browser.new_page(
+        viewport={"width": width, "height": 900},
+        color_scheme="dark" if scheme == "dark" else "light",
+    )
     # The server's Content Security Policy must not block anything the page uses.
     page.on("console", lambda msg: _blocked(msg.text))
 
@@ -117,8 +122,9 @@ def _violations(page: Page) -> str:
 @pytest.mark.parametrize("slug", ISSUES)
 def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, slug: str) -> None:
     hosts: set[str] = set()
-    for width in (600, 375):
-        page = _open(browser, f"{server}issues/{slug}/email.html", width, hosts)
+    # Every variant: both widths, light, and dark mode (its own styles) at 600 px.
+    for width, scheme in ((600, "light"), (375, "light"), (600, "dark")):
+        page = _open(browser, f"{server}issues/{slug}/email.html", width, hosts, scheme)
         scroll = page.evaluate("document.documentElement.scrollWidth")
         assert scroll <= width, f"horizontal scrolling at {width} px: {scroll}"
         body = page.locator("div[role=article]")
@@ -135,6 +141,46 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
     # Only the test server and the site's own host (images): nothing third-party
     # (docs/requirements.md L10).
     assert hosts <= {"127.0.0.1", SITE_HOST}
+
+
+#: Each text element's colour and the first non-transparent background behind it.
+COLOURS_JS = """
+els => els.filter(e => e.offsetParent !== null && e.textContent.trim()).map(e => {
+  let b = e;
+  while (b && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(b).backgroundColor))
+    b = b.parentElement;
+  return [e.tagName + ': ' + e.textContent.trim().slice(0, 40), getComputedStyle(e).color,
+          b ? getComputedStyle(b).backgroundColor : 'rgb(255, 255, 255)'];
+})
+"""
+
+
+def _rgb(css: str) -> str:
+    red, green, blue = (int(float(v)) for v in re.findall(r"[\d.]+", css)[:3])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def _luminance(colour: str) -> float:
+    return contrast(colour, "#000000") / 21  # 1/21 (black) … 1 (white), monotonic
+
+
+@pytest.mark.parametrize("path", ["issues/2020-02-newsletter/email.html", "events/"])
+def test_dark_mode_is_dark_and_readable(browser: Browser, server: str, path: str) -> None:
+    """In an emulated dark mode the e-mail and the pages turn dark, and every text keeps
+    WCAG AA contrast against what is behind it (computed colours)."""
+    hosts: set[str] = set()
+    page = _open(browser, server + path, 600, hosts, "dark")
+    # e-mail: the column (its first themed section); page: the body.
+    column = page.locator(".themed > table, body").first
+    background = _rgb(column.evaluate("e => getComputedStyle(e).backgroundColor"))
+    assert _luminance(background) < 0.1, f"the background stays light: {background}"
+    texts = page.locator("p, li, h1, h2, h3, a, dd, dt").evaluate_all(COLOURS_JS)
+    assert len(texts) > 20
+    unreadable = [
+        (what, _rgb(fg), _rgb(bg)) for what, fg, bg in texts if contrast(_rgb(fg), _rgb(bg)) < 4.5
+    ]
+    assert unreadable == []
+    page.close()
 
 
 @pytest.mark.parametrize("path", PAGES)

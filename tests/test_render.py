@@ -16,7 +16,8 @@ from comms.content.site import read_site
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
 from comms.core.errors import ConfigError
-from comms.publish.brand import brand_files
+from comms.core.settings import Brand, contrast
+from comms.publish.brand import brand_files, dark_palette
 from comms.publish.plaintext import WIDTH
 from comms.publish.producer import Build
 from comms.publish.render import RenderedIssue, render_confirmation, render_issue
@@ -293,3 +294,18 @@ def test_special_prize_is_a_highlighted_card(sample: tuple[Config, Site]) -> Non
     assert "border-left:6px solid #e2a400" in html
     # The quote of the issue's body has the accent's edge.
     assert "blockquote { margin: 0 0 12px; padding: 4px 0 4px 16px; border-left: 4px solid " in html
+
+
+def test_mail_declares_dark_mode_and_outlook_com_hooks(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    assert '<meta name="color-scheme" content="light dark"' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert "[data-ogsc] a { color: " in html and "[data-ogsb] .themed > table" in html
+
+
+@pytest.mark.parametrize("primary", ["#00566b", "#000080", "#8a1538", "#1f1f1f"])
+def test_dark_links_stay_readable_for_any_brand(primary: str) -> None:
+    dark = dark_palette(Brand(primary=primary))
+    assert contrast(dark.link, dark.surface) >= 4.5 and contrast(dark.link, dark.card) >= 4.5
+    assert contrast(dark.text, dark.card) >= 4.5 and contrast(dark.muted, dark.page) >= 4.5

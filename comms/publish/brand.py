@@ -13,6 +13,7 @@ import cairosvg
 
 from comms.content import urls
 from comms.core.config import Config
+from comms.core.settings import AA_CONTRAST, Brand, contrast, mix
 from comms.publish.images import COLUMN, DENSITIES, picture, static_file
 from comms.publish.producer import Build, Files
 
@@ -108,13 +109,52 @@ def brand_files(build: Build) -> Files:
     return files
 
 
+@dataclass(frozen=True)
+class Dark:
+    """The colours of dark mode (`prefers-color-scheme: dark`, Outlook.com's `[data-ogsc]`)."""
+
+    #: Around the column, and the footer's band.
+    page: str
+    #: The column.
+    surface: str
+    text: str
+    #: Secondary text (meta lines, captions, the footer).
+    muted: str
+    #: Links: the primary colour lightened until it reads on `surface` and `card` (WCAG AA).
+    link: str
+    #: The highlighted card: the accent, faintly, on `surface`.
+    card: str
+    #: Status lines (cancelled, postponed).
+    status: str
+
+
+def dark_palette(brand: Brand) -> Dark:
+    """Dark-mode colours for `brand`: fixed greys, the brand's own colours made readable."""
+    surface = "#1c1c1c"
+    card = mix(brand.accent, surface, 0.14)
+    # Readable on the card too, the lighter of the two backgrounds links stand on.
+    link, share = brand.primary, 0.0
+    while min(contrast(link, surface), contrast(link, card)) < AA_CONTRAST and share < 1:
+        share = min(1.0, share + 0.1)
+        link = mix("#ffffff", brand.primary, share)
+    return Dark("#121212", surface, "#e8e8e8", "#c8c8c8", link, card, "#ff9e94")
+
+
 def brand_css(config: Config) -> str:
-    """The brand's colours for the archive pages' style sheet (its custom properties)."""
+    """The brand's colours for the archive pages' style sheet (its custom properties), light
+    and dark."""
     brand = config.settings.brand
+    dark = dark_palette(brand)
     return (
         "\n/* [brand] in comms.toml */\n"
-        f":root {{ --accent: {brand.primary}; --on-accent: {brand.button_text}; "
+        ":root { color-scheme: light dark; "
+        f"--accent: {brand.primary}; --button: {brand.primary}; --on-accent: {brand.button_text}; "
         f"--highlight: {brand.accent}; --text: {brand.text}; --bg: {brand.background}; }}\n"
+        "@media (prefers-color-scheme: dark) {\n"
+        f"  :root {{ --accent: {dark.link}; --text: {dark.text}; --bg: {dark.surface}; "
+        f"--band: {dark.page}; --muted: {dark.muted}; --line: #4a4a4a; }}\n"
+        f"  .status {{ color: {dark.status}; }}\n"
+        "}\n"
     )
 
 
@@ -130,4 +170,10 @@ def brand_context(config: Config) -> dict[str, Any]:
         (p, logo(config, p.logo, PARTNER_WIDTH, p.alt or p.name) if p.logo else None)
         for p in brand.partners
     ]
-    return {"brand": brand, "logo": head, "header_image": header_image, "partners": partners}
+    return {
+        "brand": brand,
+        "dark": dark_palette(brand),
+        "logo": head,
+        "header_image": header_image,
+        "partners": partners,
+    }
