@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from PIL import Image, ImageChops, ImageDraw
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from werkzeug.serving import make_server
 
@@ -57,15 +59,21 @@ PAGES = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The sample site built into a folder and served on 127.0.0.1."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample site built into a folder."""
     config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
     site, _ = read_site(config)
     # As after its send: before its send_at (after the reference date) 2020-02 is not public.
     site.sent = frozenset({"2020-02-newsletter"})
     out = tmp_path_factory.mktemp("site") / "public"
     write_output(out, collect(Build(config, site, FileState(config.root))))
-    with serve(out) as url:
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(built: Path) -> Iterator[str]:
+    """The sample site served on 127.0.0.1."""
+    with serve(built) as url:
         yield url
 
 
@@ -233,3 +241,93 @@ def test_preview_shows_the_e_mail_with_local_images(browser: Browser, tmp_path: 
             page.close()
         finally:
             httpd.shutdown()
+
+
+#: Reference screenshots of the sample issue (`--update-golden` rewrites them).
+REFERENCE = Path(__file__).parent / "visual"
+#: A pixel differs when a channel differs by more than this (font antialiasing stays below).
+PIXEL_TOLERANCE = 48
+#: The share of differing pixels a screenshot may have (a moved block differs in far more).
+MAX_DIFFERING = 0.003
+VISUAL = [(width, scheme) for width in (600, 375) for scheme in ("light", "dark")]
+
+
+def _screenshot(browser: Browser, built: Path, width: int, scheme: str) -> Image.Image:
+    """The sample issue's mail as a reader sees it, its images from the built site."""
+    page = browser.new_page(
+        viewport={"width": width, "height": 900},
+        color_scheme="dark" if scheme == "dark" else "light",
+    )
+
+    def route(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        file = built / parts.path.lstrip("/")
+        if parts.hostname == SITE_HOST and file.is_file():
+            route.fulfill(path=str(file))
+        elif parts.scheme == "file":
+            route.continue_()
+        else:
+            route.fulfill(status=404, body="")
+
+    page.route("**/*", route)
+    page.goto((built / "issues" / "2020-02-newsletter" / "email.html").as_uri())
+    page.wait_for_load_state("networkidle")
+    shot = page.screenshot(full_page=True, animations="disabled", caret="hide")
+    page.close()
+    return Image.open(io.BytesIO(shot)).convert("RGB")
+
+
+def compare_images(actual: Image.Image, reference: Image.Image) -> tuple[float, Image.Image]:
+    """The share of pixels that differ by more than PIXEL_TOLERANCE, and a diff image (differing
+    pixels red on a faded copy of the reference)."""
+    if actual.size != reference.size:
+        return 1.0, actual
+    difference = ImageChops.difference(actual, reference).convert("L")
+    mask = difference.point(lambda v: 255 if v > PIXEL_TOLERANCE else 0)
+    share = mask.histogram()[255] / (actual.width * actual.height)
+    faded = Image.blend(reference, Image.new("RGB", reference.size, "white"), 0.7)
+    faded.paste(Image.new("RGB", reference.size, (255, 0, 0)), mask=mask)
+    return share, faded
+
+
+@pytest.mark.parametrize(("width", "scheme"), VISUAL, ids=[f"{w}-{s}" for w, s in VISUAL])
+def test_sample_issue_looks_as_its_reference(
+    browser: Browser,
+    built: Path,
+    width: int,
+    scheme: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A template change that breaks the layout fails here and leaves a diff image."""
+    actual = _screenshot(browser, built, width, scheme)
+    reference_file = REFERENCE / f"2020-02-newsletter-{width}-{scheme}.png"
+    if request.config.getoption("--update-golden"):
+        REFERENCE.mkdir(exist_ok=True)
+        actual.save(reference_file, optimize=True)
+        return
+    with Image.open(reference_file) as loaded:
+        reference = loaded.convert("RGB")
+    share, diff = compare_images(actual, reference)
+    if share > MAX_DIFFERING:
+        actual.save(tmp_path / "actual.png")
+        diff.save(tmp_path / "diff.png")
+        pytest.fail(
+            f"{reference_file.name}: {share:.2%} of the pixels differ (at most "
+            f"{MAX_DIFFERING:.1%}; sizes {actual.size} and {reference.size}); see "
+            f"{tmp_path / 'diff.png'} and {tmp_path / 'actual.png'}; if the change is meant, "
+            "run pytest with --update-golden"
+        )
+
+
+def test_image_comparison_tolerates_antialiasing_but_not_a_moved_block() -> None:
+    base = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(base).rectangle((20, 20, 120, 60), fill=(0, 86, 107))
+    # Antialiasing: faint changes everywhere stay under the per-pixel tolerance.
+    faint = ImageChops.add(base, Image.new("RGB", base.size, (20, 20, 20)))
+    assert compare_images(faint, base)[0] == 0
+    moved = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(moved).rectangle((20, 40, 120, 80), fill=(0, 86, 107))
+    share, diff = compare_images(moved, base)
+    assert share > MAX_DIFFERING and diff.getpixel((50, 30)) == (255, 0, 0)
+    assert compare_images(base.crop((0, 0, 200, 190)), base)[0] == 1.0
