@@ -151,6 +151,23 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
     assert hosts <= {"127.0.0.1", SITE_HOST}
 
 
+@pytest.mark.parametrize("language", ["en", "de-x-ls", "ar"])
+def test_edition_emails_pass_axe_light_and_dark(
+    browser: Browser, server: str, language: str
+) -> None:
+    """The translated editions (right-to-left and Leichte Sprache too) have the same
+    components: every variant passes axe."""
+    hosts: set[str] = set()
+    url = f"{server}{language}/issues/2020-02-newsletter/email.html"
+    for width, scheme in ((375, "light"), (600, "dark")):
+        page = _open(browser, url, width, hosts, scheme)
+        assert page.locator("div[role=article]").get_attribute("lang") == language
+        assert page.locator("a.button").count() >= 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert _violations(page) == ""
+        page.close()
+
+
 #: Each text element's colour and the first non-transparent background behind it.
 COLOURS_JS = """
 els => els.filter(e => e.offsetParent !== null && e.textContent.trim()).map(e => {
@@ -200,6 +217,9 @@ def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> No
     assert page.locator("script:not([type='application/ld+json'])").count() == 0
     csp = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
     assert "frame-ancestors 'none'" in csp
+    assert _violations(page) == ""
+    page.close()
+    page = _open(browser, server + path, 1024, hosts, "dark")
     assert _violations(page) == ""
     page.close()
     page = _open(browser, server + path, 375, hosts)

@@ -13,13 +13,16 @@ from PIL import Image
 
 from comms.content.models import Site
 from comms.content.site import read_site
+from comms.content.translation_files import edition_site
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
 from comms.core.errors import ConfigError
+from comms.core.languages import site_editions
 from comms.core.settings import Brand, contrast
 from comms.publish.brand import brand_files, dark_palette
 from comms.publish.plaintext import WIDTH
 from comms.publish.producer import Build
+from comms.publish.quality import SIZE_WARNING
 from comms.publish.render import RenderedIssue, render_confirmation, render_issue
 from comms.publish.state import FileState
 
@@ -309,3 +312,22 @@ def test_dark_links_stay_readable_for_any_brand(primary: str) -> None:
     dark = dark_palette(Brand(primary=primary))
     assert contrast(dark.link, dark.surface) >= 4.5 and contrast(dark.link, dark.card) >= 4.5
     assert contrast(dark.text, dark.card) >= 4.5 and contrast(dark.muted, dark.page) >= 4.5
+
+
+def test_every_edition_has_the_brand_and_stays_below_the_clip_limit(
+    sample: tuple[Config, Site],
+) -> None:
+    """Logo, partners and buttons in every edition (RTL and Leichte Sprache too), and no mail
+    near Gmail's 102 KB clip limit: under the size check's warning threshold."""
+    config, site = sample
+    for edition in site_editions(config).all:
+        shown = edition_site(site, edition.language)
+        rendered = render_issue(config, shown, shown.issues["2020-02-newsletter"], edition)
+        html = rendered.html
+        assert len(html.encode("utf-8")) < SIZE_WARNING, edition.language
+        images = [a for tag, a in _tags(html) if tag == "img"]
+        assert (
+            images[0]["src"] == "https://newsletter.example.org/_sized/images/brand/logo-400w.png"
+        )
+        assert 'class="button"' in html and "<v:roundrect" in html, edition.language
+        assert "DGB Niedersachsen" in html, edition.language
