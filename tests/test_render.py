@@ -20,6 +20,7 @@ from comms.core.errors import ConfigError
 from comms.core.languages import site_editions
 from comms.core.settings import Brand, contrast
 from comms.publish.brand import brand_files, dark_palette
+from comms.publish.gate import site_problems
 from comms.publish.plaintext import WIDTH
 from comms.publish.producer import Build
 from comms.publish.quality import SIZE_WARNING
@@ -331,3 +332,43 @@ def test_every_edition_has_the_brand_and_stays_below_the_clip_limit(
         )
         assert 'class="button"' in html and "<v:roundrect" in html, edition.language
         assert "DGB Niedersachsen" in html, edition.language
+
+
+def test_header_image_and_partner_logos(site_copy: Path) -> None:
+    static = site_copy / "static" / "images"
+    (static / "partner.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 120 40">'
+        '<rect width="120" height="40" fill="#333"/></svg>',
+        encoding="utf-8",
+    )
+    config_file = site_copy / "comms.toml"
+    text = config_file.read_text(encoding="utf-8").replace('header = "logo"', "")
+    config_file.write_text(
+        text.replace(
+            '[[brand.partners]]\nname = "Land Niedersachsen"',
+            'header = "image"\nheader_image = "images/stuhlbau-projekt-lamspringe.jpg"\n'
+            'header_image_alt = "Werkstatt"\n\n[[brand.partners]]\nname = "Land Niedersachsen"\n'
+            'logo = "images/partner.svg"\nalt = "Wappen des Landes"\nurl = "https://example.org/land"',
+            1,
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(config_file)
+    site, _ = read_site(config)
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    alts = [a["alt"] for tag, a in _tags(html) if tag == "img"]
+    assert alts[:2] == ["Niedersachsen packt an – Bündnis für Integration", "Werkstatt"]
+    partner = next(a for tag, a in _tags(html) if tag == "img" and a["alt"] == "Wappen des Landes")
+    assert partner["src"] == "https://newsletter.example.org/_sized/images/partner-240w.png"
+    assert partner["width"] == "120" and partner["height"] == "40"
+    files = brand_files(Build(config, site, FileState(config.root)))
+    assert "_sized/images/partner-120w.png" in files and "_sized/images/partner-240w.png" in files
+    assert site_problems(config, site) == []
+    # A partner's logo that is not there is an error at its line in comms.toml.
+    (static / "partner.svg").unlink()
+    lines = config_file.read_text(encoding="utf-8").splitlines()
+    line = lines.index('logo = "images/partner.svg"') + 1
+    [problem] = [p.format(site_copy) for p in site_problems(config, site)]
+    assert problem.startswith(
+        f"comms.toml:{line}: field 'brand.partners.logo': image file not found"
+    )
