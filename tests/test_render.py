@@ -372,3 +372,12 @@ def test_header_image_and_partner_logos(site_copy: Path) -> None:
     assert problem.startswith(
         f"comms.toml:{line}: field 'brand.partners.logo': image file not found"
     )
+
+
+def test_quote_and_card_edges_mirror_right_to_left(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    edition = site_editions(config).get("ar")
+    shown = edition_site(site, "ar")
+    html = render_issue(config, shown, shown.issues["2020-02-newsletter"], edition).html
+    assert "blockquote { border-left: 0; border-right: 4px solid #e2a400;" in html
+    assert "border-right:6px solid #e2a400" in html and "border-left:6px" not in html
