@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +12,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from PIL import Image, ImageChops, ImageDraw
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from werkzeug.serving import make_server
 
 from comms.content.site import read_site
 from comms.core.config import load_config
+from comms.core.settings import contrast
 from comms.publish.build import collect, write_output
 from comms.publish.producer import Build
 from comms.publish.state import FileState
@@ -55,15 +59,21 @@ PAGES = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The sample site built into a folder and served on 127.0.0.1."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample site built into a folder."""
     config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
     site, _ = read_site(config)
     # As after its send: before its send_at (after the reference date) 2020-02 is not public.
     site.sent = frozenset({"2020-02-newsletter"})
     out = tmp_path_factory.mktemp("site") / "public"
     write_output(out, collect(Build(config, site, FileState(config.root))))
-    with serve(out) as url:
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(built: Path) -> Iterator[str]:
+    """The sample site served on 127.0.0.1."""
+    with serve(built) as url:
         yield url
 
 
@@ -87,8 +97,11 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def _open(browser: Browser, url: str, width: int, hosts: set[str]) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 900})
+def _open(browser: Browser, url: str, width: int, hosts: set[str], scheme: str = "light") -> Page:
+    page = browser.new_page(
+        viewport={"width": width, "height": 900},
+        color_scheme="dark" if scheme == "dark" else "light",
+    )
     # The server's Content Security Policy must not block anything the page uses.
     page.on("console", lambda msg: _blocked(msg.text))
 
@@ -117,8 +130,9 @@ def _violations(page: Page) -> str:
 @pytest.mark.parametrize("slug", ISSUES)
 def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, slug: str) -> None:
     hosts: set[str] = set()
-    for width in (600, 375):
-        page = _open(browser, f"{server}issues/{slug}/email.html", width, hosts)
+    # Every variant: both widths, light, and dark mode (its own styles) at 600 px.
+    for width, scheme in ((600, "light"), (375, "light"), (600, "dark")):
+        page = _open(browser, f"{server}issues/{slug}/email.html", width, hosts, scheme)
         scroll = page.evaluate("document.documentElement.scrollWidth")
         assert scroll <= width, f"horizontal scrolling at {width} px: {scroll}"
         body = page.locator("div[role=article]")
@@ -137,6 +151,63 @@ def test_email_fits_600_and_375_and_passes_axe(browser: Browser, server: str, sl
     assert hosts <= {"127.0.0.1", SITE_HOST}
 
 
+@pytest.mark.parametrize("language", ["en", "de-x-ls", "ar"])
+def test_edition_emails_pass_axe_light_and_dark(
+    browser: Browser, server: str, language: str
+) -> None:
+    """The translated editions (right-to-left and Leichte Sprache too) have the same
+    components: every variant passes axe."""
+    hosts: set[str] = set()
+    url = f"{server}{language}/issues/2020-02-newsletter/email.html"
+    for width, scheme in ((375, "light"), (600, "dark")):
+        page = _open(browser, url, width, hosts, scheme)
+        assert page.locator("div[role=article]").get_attribute("lang") == language
+        assert page.locator("a.button").count() >= 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert _violations(page) == ""
+        page.close()
+
+
+#: Each text element's colour and the first non-transparent background behind it.
+COLOURS_JS = """
+els => els.filter(e => e.offsetParent !== null && e.textContent.trim()).map(e => {
+  let b = e;
+  while (b && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(b).backgroundColor))
+    b = b.parentElement;
+  return [e.tagName + ': ' + e.textContent.trim().slice(0, 40), getComputedStyle(e).color,
+          b ? getComputedStyle(b).backgroundColor : 'rgb(255, 255, 255)'];
+})
+"""
+
+
+def _rgb(css: str) -> str:
+    red, green, blue = (int(float(v)) for v in re.findall(r"[\d.]+", css)[:3])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def _luminance(colour: str) -> float:
+    return contrast(colour, "#000000") / 21  # 1/21 (black) … 1 (white), monotonic
+
+
+@pytest.mark.parametrize("path", ["issues/2020-02-newsletter/email.html", "events/"])
+def test_dark_mode_is_dark_and_readable(browser: Browser, server: str, path: str) -> None:
+    """In an emulated dark mode the e-mail and the pages turn dark, and every text keeps
+    WCAG AA contrast against what is behind it (computed colours)."""
+    hosts: set[str] = set()
+    page = _open(browser, server + path, 600, hosts, "dark")
+    # e-mail: the column (its first themed section); page: the body.
+    column = page.locator(".themed > table, body").first
+    background = _rgb(column.evaluate("e => getComputedStyle(e).backgroundColor"))
+    assert _luminance(background) < 0.1, f"the background stays light: {background}"
+    texts = page.locator("p, li, h1, h2, h3, a, dd, dt").evaluate_all(COLOURS_JS)
+    assert len(texts) > 20
+    unreadable = [
+        (what, _rgb(fg), _rgb(bg)) for what, fg, bg in texts if contrast(_rgb(fg), _rgb(bg)) < 4.5
+    ]
+    assert unreadable == []
+    page.close()
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> None:
     hosts: set[str] = set()
@@ -146,6 +217,9 @@ def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> No
     assert page.locator("script:not([type='application/ld+json'])").count() == 0
     csp = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
     assert "frame-ancestors 'none'" in csp
+    assert _violations(page) == ""
+    page.close()
+    page = _open(browser, server + path, 1024, hosts, "dark")
     assert _violations(page) == ""
     page.close()
     page = _open(browser, server + path, 375, hosts)
@@ -187,3 +261,93 @@ def test_preview_shows_the_e_mail_with_local_images(browser: Browser, tmp_path: 
             page.close()
         finally:
             httpd.shutdown()
+
+
+#: Reference screenshots of the sample issue (`--update-golden` rewrites them).
+REFERENCE = Path(__file__).parent / "visual"
+#: A pixel differs when a channel differs by more than this (font antialiasing stays below).
+PIXEL_TOLERANCE = 48
+#: The share of differing pixels a screenshot may have (a moved block differs in far more).
+MAX_DIFFERING = 0.003
+VISUAL = [(width, scheme) for width in (600, 375) for scheme in ("light", "dark")]
+
+
+def _screenshot(browser: Browser, built: Path, width: int, scheme: str) -> Image.Image:
+    """The sample issue's mail as a reader sees it, its images from the built site."""
+    page = browser.new_page(
+        viewport={"width": width, "height": 900},
+        color_scheme="dark" if scheme == "dark" else "light",
+    )
+
+    def route(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        file = built / parts.path.lstrip("/")
+        if parts.hostname == SITE_HOST and file.is_file():
+            route.fulfill(path=str(file))
+        elif parts.scheme == "file":
+            route.continue_()
+        else:
+            route.fulfill(status=404, body="")
+
+    page.route("**/*", route)
+    page.goto((built / "issues" / "2020-02-newsletter" / "email.html").as_uri())
+    page.wait_for_load_state("networkidle")
+    shot = page.screenshot(full_page=True, animations="disabled", caret="hide")
+    page.close()
+    return Image.open(io.BytesIO(shot)).convert("RGB")
+
+
+def compare_images(actual: Image.Image, reference: Image.Image) -> tuple[float, Image.Image]:
+    """The share of pixels that differ by more than PIXEL_TOLERANCE, and a diff image (differing
+    pixels red on a faded copy of the reference)."""
+    if actual.size != reference.size:
+        return 1.0, actual
+    difference = ImageChops.difference(actual, reference).convert("L")
+    mask = difference.point(lambda v: 255 if v > PIXEL_TOLERANCE else 0)
+    share = mask.histogram()[255] / (actual.width * actual.height)
+    faded = Image.blend(reference, Image.new("RGB", reference.size, "white"), 0.7)
+    faded.paste(Image.new("RGB", reference.size, (255, 0, 0)), mask=mask)
+    return share, faded
+
+
+@pytest.mark.parametrize(("width", "scheme"), VISUAL, ids=[f"{w}-{s}" for w, s in VISUAL])
+def test_sample_issue_looks_as_its_reference(
+    browser: Browser,
+    built: Path,
+    width: int,
+    scheme: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A template change that breaks the layout fails here and leaves a diff image."""
+    actual = _screenshot(browser, built, width, scheme)
+    reference_file = REFERENCE / f"2020-02-newsletter-{width}-{scheme}.png"
+    if request.config.getoption("--update-golden"):
+        REFERENCE.mkdir(exist_ok=True)
+        actual.save(reference_file, optimize=True)
+        return
+    with Image.open(reference_file) as loaded:
+        reference = loaded.convert("RGB")
+    share, diff = compare_images(actual, reference)
+    if share > MAX_DIFFERING:
+        actual.save(tmp_path / "actual.png")
+        diff.save(tmp_path / "diff.png")
+        pytest.fail(
+            f"{reference_file.name}: {share:.2%} of the pixels differ (at most "
+            f"{MAX_DIFFERING:.1%}; sizes {actual.size} and {reference.size}); see "
+            f"{tmp_path / 'diff.png'} and {tmp_path / 'actual.png'}; if the change is meant, "
+            "run pytest with --update-golden"
+        )
+
+
+def test_image_comparison_tolerates_antialiasing_but_not_a_moved_block() -> None:
+    base = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(base).rectangle((20, 20, 120, 60), fill=(0, 86, 107))
+    # Antialiasing: faint changes everywhere stay under the per-pixel tolerance.
+    faint = ImageChops.add(base, Image.new("RGB", base.size, (20, 20, 20)))
+    assert compare_images(faint, base)[0] == 0
+    moved = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(moved).rectangle((20, 40, 120, 80), fill=(0, 86, 107))
+    share, diff = compare_images(moved, base)
+    assert share > MAX_DIFFERING and diff.getpixel((50, 30)) == (255, 0, 0)
+    assert compare_images(base.crop((0, 0, 200, 190)), base)[0] == 1.0

@@ -139,13 +139,14 @@ def test_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_missing_logo_is_an_error_at_its_config_line(site_copy: Path) -> None:
     config_file = site_copy / "comms.toml"
     text = config_file.read_text(encoding="utf-8")
-    assert "[render]" not in text
-    config_file.write_text(text + '\n[render]\nlogo = "images/logo.png"\n', encoding="utf-8")
+    config_file.write_text(
+        text.replace('logo = "images/brand/logo.svg"', 'logo = "images/logo.png"'), encoding="utf-8"
+    )
     config = load_config(config_file)
     site, errors = read_site(config)
     line = config_file.read_text(encoding="utf-8").splitlines().index('logo = "images/logo.png"')
     expected = (
-        f"comms.toml:{line + 1}: field 'render.logo': image file not found: "
+        f"comms.toml:{line + 1}: field 'brand.logo': image file not found: "
         "static/images/logo.png (from '/images/logo.png')"
     )
     assert [p.format(site_copy) for p in site_problems(config, site)] == [expected]

@@ -449,3 +449,14 @@ def test_a_front_matter_read_twice_is_parsed_once_and_handed_out_as_a_copy(
     big = "title: x\nbody: " + "y" * front_matter.CACHED_TEXT + "\n"
     front_matter.parse_yaml(big, tmp_path / "c.md")
     assert front_matter._parsed.cache_info().currsize == before.currsize + 1  # not kept
+
+
+def test_button_class_is_the_only_class_an_editor_may_give() -> None:
+    html = markdown_to_html(
+        "[Jetzt anmelden](https://example.org/a?b=1){.button}\n\n"
+        '[x](https://example.org/x){.other} <a class="button evil" href="/y">y</a>'
+    )
+    assert '<p><a class="button" href="https://example.org/a?b=1">Jetzt anmelden</a></p>' in html
+    # Any other class, or more than the one, is dropped by the sanitiser.
+    assert '<a href="https://example.org/x">x</a>{.other}' in html
+    assert '<a href="/y">y</a>' in html

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import io
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import mjml
 import pytest
+from PIL import Image
 
 from comms.content.models import Site
 from comms.content.site import read_site
+from comms.content.translation_files import edition_site
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import Config, load_config
 from comms.core.errors import ConfigError
+from comms.core.languages import site_editions
+from comms.core.settings import Brand, contrast
+from comms.publish.brand import brand_files, dark_palette
+from comms.publish.gate import site_problems
 from comms.publish.plaintext import WIDTH
+from comms.publish.producer import Build
+from comms.publish.quality import SIZE_WARNING
 from comms.publish.render import RenderedIssue, render_confirmation, render_issue
+from comms.publish.state import FileState
 
 from .conftest import ROOT
 
@@ -154,32 +164,84 @@ def test_confirmation_mail_is_neutral(sample: tuple[Config, Site]) -> None:
     assert subject == "Bitte bestätigen Sie Ihr Newsletter-Abonnement"
     assert 'href="https://newsletter.example.org/confirm/abc?x=1&amp;y=2"' in html
     assert url in text
-    assert "<img" not in html
+    # The brand's logo is its only image.
+    assert [a["alt"] for tag, a in _tags(html) if tag == "img"] == [
+        "Niedersachsen packt an – Bündnis für Integration"
+    ]
     assert UNSUBSCRIBE_URL not in html
     assert "https://example.org/datenschutz" in html and "https://example.org/impressum" in text
     assert html.startswith('<!doctype html><html lang="de" dir="ltr"')
 
 
-def test_accent_colour_must_keep_contrast(tmp_path: Path) -> None:
-    (tmp_path / "comms.toml").write_text('[render]\naccent_color = "#7fb2c0"\n', encoding="utf-8")
+@pytest.mark.parametrize(
+    ("brand", "key"),
+    [
+        ('text = "#9a9a9a"', "brand.text #9a9a9a on brand.background #ffffff"),
+        ('primary = "#7fb2c0"', "brand.primary #7fb2c0 on brand.background #ffffff"),
+        (
+            'primary = "#00566b"\nbutton_text = "#1f1f1f"',
+            "brand.button_text #1f1f1f on brand.primary",
+        ),
+        ('background = "#101010"\ntext = "#202020"', "brand.text #202020 on brand.background"),
+    ],
+)
+def test_brand_colours_must_reach_wcag_aa(tmp_path: Path, brand: str, key: str) -> None:
+    (tmp_path / "comms.toml").write_text(f"[brand]\n{brand}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "comms.toml")
+    [problem] = caught.value.problems
+    assert problem.startswith(f"comms.toml: 'brand': {key}"), problem
+    assert "WCAG AA needs at least 4.5:1" in problem
+
+
+def test_a_logo_needs_alt_text(tmp_path: Path) -> None:
+    (tmp_path / "comms.toml").write_text('[brand]\nlogo = "images/l.svg"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "comms.toml")
     assert caught.value.problems == [
-        "comms.toml: 'render.accent_color': too light: needs a contrast of at least 4.5:1 "
-        "against white"
+        "comms.toml: 'brand': brand.logo needs brand.logo_alt (the logo's alternative text)"
     ]
 
 
-def test_logo_and_accent_colour_reach_the_mail(tmp_path: Path) -> None:
+def test_logo_and_brand_colours_reach_the_mail(tmp_path: Path) -> None:
     (tmp_path / "comms.toml").write_text(
-        '[render]\naccent_color = "#8A1538"\nlogo = "images/logo.png"\n', encoding="utf-8"
+        '[brand]\nprimary = "#8A1538"\nlogo = "images/logo.png"\nlogo_alt = "Bündnis"\n',
+        encoding="utf-8",
     )
     config = load_config(tmp_path / "comms.toml")
     _, html, _ = render_confirmation(config, "https://newsletter.example.org/confirm/x")
     logo = [a for tag, a in _tags(html) if tag == "img"]
     assert logo[0]["src"] == "https://newsletter.example.org/images/logo.png"
-    assert logo[0]["alt"] == "Niedersachsen packt an"
+    assert logo[0]["alt"] == "Bündnis"
     assert "a { color: #8a1538;" in html
+
+
+def test_sample_shows_its_logo_above_the_first_heading(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    tags = _tags(html)
+    first_heading = next(n for n, (tag, _) in enumerate(tags) if tag in ("h1", "h2"))
+    images = [(n, a) for n, (tag, a) in enumerate(tags) if tag == "img"]
+    at, logo = images[0]
+    assert at < first_heading
+    assert logo["alt"] == "Niedersachsen packt an – Bündnis für Integration"
+    # Mail clients get PNG copies of the SVG logo, 2× for sharpness and 1× in srcset.
+    assert logo["src"] == "https://newsletter.example.org/_sized/images/brand/logo-400w.png"
+    assert "logo-200w.png 1x" in (logo["srcset"] or "")
+    # The partners row names the founding partners.
+    assert "Partner des Bündnisses" in html and "DGB Niedersachsen" in html
+
+
+def test_brand_logo_copies_are_rendered_pngs(sample: tuple[Config, Site]) -> None:
+    config, _ = sample
+    files = brand_files(Build(config, Site(), FileState(config.root)))
+    assert sorted(files) == [
+        "_sized/images/brand/logo-200w.png",
+        "_sized/images/brand/logo-400w.png",
+    ]
+    for path, width in zip(sorted(files), (200, 400), strict=True):
+        with Image.open(io.BytesIO(files[path])) as png:
+            assert png.format == "PNG" and png.size == (width, width // 5)
 
 
 def test_content_is_escaped(site_copy: Path) -> None:
@@ -193,3 +255,129 @@ def test_content_is_escaped(site_copy: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x" in rendered.html
     assert "<script" not in rendered.html and 'onerror="' not in rendered.html
     assert evil in rendered.text  # plain text shows it literally, harmless there
+
+
+def test_registration_links_render_as_bullet_proof_buttons(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    rendered = render_issue(config, site, site.issues["2020-02-newsletter"])
+    url = "https://example.org/anmeldung/schwerpunktkonferenz-2020"
+    html = rendered.html
+    link = next(a for tag, a in _tags(html) if tag == "a" and a.get("href") == url)
+    assert link["class"] == "button"
+    assert "background:#00566b;color:#ffffff" in (link["style"] or "")
+    # Outlook on Windows gets a VML rounded rectangle with the same link and label.
+    assert '<v:roundrect xmlns:v="urn:schemas-microsoft-com:vml"' in html
+    assert re.search(rf'<v:roundrect [^>]*href="{re.escape(url)}"[^>]*fillcolor="#00566b"', html)
+    # The editor's `{.button}` link in the body is a button too; the plain text keeps
+    # each button as "Label: URL".
+    body = "https://example.org/sonderpreis/bewerbung"
+    assert re.search(rf'<a class="button" href="{re.escape(body)}"', html)
+    assert f"Jetzt um den Sonderpreis bewerben: {body}" in rendered.text
+    assert f"Anmeldung: {url}" in rendered.text
+
+
+def test_pictures_show_caption_and_credit(site_copy: Path) -> None:
+    path = site_copy / "content" / "practices" / "stuhlbau-projekt-lamspringe.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("  credit:", "  caption: Am Werktisch\n  credit:", 1), "utf-8")
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    issue = site.issues["2019-11-newsletter"]
+    assert "stuhlbau-projekt-lamspringe" in issue.practices
+    html = render_issue(config, site, issue).html
+    assert (
+        '<p class="caption">Am Werktisch · Foto: Geschäftsstelle Niedersachsen packt an</p>' in html
+    )
+
+
+def test_special_prize_is_a_highlighted_card(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    # The accent (#e2a400) tints the card and marks its edge.
+    assert '<div class="card" style="background:#fcf4e0;' in html
+    assert "border-left:6px solid #e2a400" in html
+    # The quote of the issue's body has the accent's edge.
+    assert "blockquote { margin: 0 0 12px; padding: 4px 0 4px 16px; border-left: 4px solid " in html
+
+
+def test_mail_declares_dark_mode_and_outlook_com_hooks(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    assert '<meta name="color-scheme" content="light dark"' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert "[data-ogsc] a { color: " in html and "[data-ogsb] .themed > table" in html
+
+
+@pytest.mark.parametrize("primary", ["#00566b", "#000080", "#8a1538", "#1f1f1f"])
+def test_dark_links_stay_readable_for_any_brand(primary: str) -> None:
+    dark = dark_palette(Brand(primary=primary))
+    assert contrast(dark.link, dark.surface) >= 4.5 and contrast(dark.link, dark.card) >= 4.5
+    assert contrast(dark.text, dark.card) >= 4.5 and contrast(dark.muted, dark.page) >= 4.5
+
+
+def test_every_edition_has_the_brand_and_stays_below_the_clip_limit(
+    sample: tuple[Config, Site],
+) -> None:
+    """Logo, partners and buttons in every edition (RTL and Leichte Sprache too), and no mail
+    near Gmail's 102 KB clip limit: under the size check's warning threshold."""
+    config, site = sample
+    for edition in site_editions(config).all:
+        shown = edition_site(site, edition.language)
+        rendered = render_issue(config, shown, shown.issues["2020-02-newsletter"], edition)
+        html = rendered.html
+        assert len(html.encode("utf-8")) < SIZE_WARNING, edition.language
+        images = [a for tag, a in _tags(html) if tag == "img"]
+        assert (
+            images[0]["src"] == "https://newsletter.example.org/_sized/images/brand/logo-400w.png"
+        )
+        assert 'class="button"' in html and "<v:roundrect" in html, edition.language
+        assert "DGB Niedersachsen" in html, edition.language
+
+
+def test_header_image_and_partner_logos(site_copy: Path) -> None:
+    static = site_copy / "static" / "images"
+    (static / "partner.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 120 40">'
+        '<rect width="120" height="40" fill="#333"/></svg>',
+        encoding="utf-8",
+    )
+    config_file = site_copy / "comms.toml"
+    text = config_file.read_text(encoding="utf-8").replace('header = "logo"', "")
+    config_file.write_text(
+        text.replace(
+            '[[brand.partners]]\nname = "Land Niedersachsen"',
+            'header = "image"\nheader_image = "images/stuhlbau-projekt-lamspringe.jpg"\n'
+            'header_image_alt = "Werkstatt"\n\n[[brand.partners]]\nname = "Land Niedersachsen"\n'
+            'logo = "images/partner.svg"\nalt = "Wappen des Landes"\nurl = "https://example.org/land"',
+            1,
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(config_file)
+    site, _ = read_site(config)
+    html = render_issue(config, site, site.issues["2020-02-newsletter"]).html
+    alts = [a["alt"] for tag, a in _tags(html) if tag == "img"]
+    assert alts[:2] == ["Niedersachsen packt an – Bündnis für Integration", "Werkstatt"]
+    partner = next(a for tag, a in _tags(html) if tag == "img" and a["alt"] == "Wappen des Landes")
+    assert partner["src"] == "https://newsletter.example.org/_sized/images/partner-240w.png"
+    assert partner["width"] == "120" and partner["height"] == "40"
+    files = brand_files(Build(config, site, FileState(config.root)))
+    assert "_sized/images/partner-120w.png" in files and "_sized/images/partner-240w.png" in files
+    assert site_problems(config, site) == []
+    # A partner's logo that is not there is an error at its line in comms.toml.
+    (static / "partner.svg").unlink()
+    lines = config_file.read_text(encoding="utf-8").splitlines()
+    line = lines.index('logo = "images/partner.svg"') + 1
+    [problem] = [p.format(site_copy) for p in site_problems(config, site)]
+    assert problem.startswith(
+        f"comms.toml:{line}: field 'brand.partners.logo': image file not found"
+    )
+
+
+def test_quote_and_card_edges_mirror_right_to_left(sample: tuple[Config, Site]) -> None:
+    config, site = sample
+    edition = site_editions(config).get("ar")
+    shown = edition_site(site, "ar")
+    html = render_issue(config, shown, shown.issues["2020-02-newsletter"], edition).html
+    assert "blockquote { border-left: 0; border-right: 4px solid #e2a400;" in html
+    assert "border-right:6px solid #e2a400" in html and "border-left:6px" not in html

@@ -57,6 +57,8 @@ ALLOWED_ATTRIBUTES = {
     "abbr": {"title"},
     "ol": {"start"},
 }
+#: The one class an editor may give: `[Label](URL){.button}` makes a link a button.
+CLASSES = {"a": {"class": {"button"}}}
 URL_SCHEMES = {"http", "https", "mailto"}
 # Smarty's defaults are English quotes; German uses „…“ and ‚…‘.
 GERMAN_QUOTES = {
@@ -95,6 +97,8 @@ QUOTES: dict[str, dict[str, str]] = {"en": {}, "ar": GUILLEMETS, "fa": GUILLEMET
 
 _LOCAL = threading.local()
 _BLANK = re.compile(r"\n[ \t]*\n")
+# A link followed by `{.button}` (attr_list's syntax, for this one class only).
+_BUTTON = re.compile(r"<a ([^>]*)>((?:(?!</a>).)*)</a>\{\.button\}", re.S)
 _TAG = re.compile(r"<[A-Za-z/!?]")
 # A line's leading '>' marks (spaces between them allowed): its blockquote depth.
 _QUOTE_DEPTH = re.compile(rf"^(?:[ \t]*>){{{MAX_OPEN + 1}}}", re.M)
@@ -190,6 +194,7 @@ def markdown_to_html(text: str, language: str = "de") -> str:
         markdown_unsanitised(text, language),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        tag_attribute_values=CLASSES,
         url_schemes=URL_SCHEMES,
         link_rel=None,
     )
@@ -208,4 +213,4 @@ def markdown_unsanitised(text: str, language: str = "de") -> str:
         raise ValueError(f"line {problems[0][0]}: {problems[0][1]}")
     converter = _markdown(language)
     converter.reset()
-    return str(converter.convert(text))
+    return _BUTTON.sub(r'<a class="button" \1>\2</a>', str(converter.convert(text)))

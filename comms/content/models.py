@@ -53,6 +53,10 @@ class Image(_Model):
 
     src: Text
     alt: Text | None = Field(default=None, validate_default=True)
+    #: What the picture shows, under it (optional).
+    caption: Text | None = None
+    #: Who took the picture (photo credits are a legal need): "Foto: NAME" under it.
+    credit: Text | None = None
 
     @field_validator("alt", mode="after")
     @classmethod

@@ -25,6 +25,7 @@ from comms.core.settings import (
     Alerts,
     Api,
     Bounces,
+    Brand,
     Delivery,
     Desk,
     Dkim,
@@ -99,6 +100,7 @@ class Settings(_Section):
     """Table slug → label of the topics content and subscribers may use. Not settable from the
     environment."""
     render: Render = Render()
+    brand: Brand = Brand()
     mail: Mail = Mail()
     smtp: Smtp = Smtp()
     dkim: Dkim = Dkim()

@@ -184,12 +184,6 @@ class Organisation(_Section):
 class Render(_Section):
     """How e-mails and archive pages look, and where static files (images) come from."""
 
-    accent_color: str = "#00566b"
-    """Colour of links and buttons in e-mails and pages (`#rrggbb`); must reach 4.5:1 contrast on
-    white."""
-    logo: str | None = None
-    """Site-relative path of a logo (e.g. `images/logo.png`, from `render.static_dir`) shown at the
-    top of every e-mail."""
     static_dir: str = "static"
     """Folder whose files the build copies unchanged into the output (images referred to as
     `/images/…`)."""
@@ -212,15 +206,6 @@ class Render(_Section):
                 raise ValueError(f"'{host}' is not a host name (write e.g. cdn.example.org)")
         return [host.lower() for host in value]
 
-    @field_validator("accent_color")
-    @classmethod
-    def _colour(cls, value: str) -> str:
-        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-            raise ValueError("must be a colour like #00566b")
-        if contrast(value, "#ffffff") < 4.5:
-            raise ValueError("too light: needs a contrast of at least 4.5:1 against white")
-        return value.lower()
-
 
 def contrast(first: str, second: str) -> float:
     """WCAG 2 contrast ratio of two #rrggbb colours."""
@@ -232,6 +217,117 @@ def contrast(first: str, second: str) -> float:
 
     light, dark = sorted((luminance(first), luminance(second)), reverse=True)
     return (light + 0.05) / (dark + 0.05)
+
+
+def _colour(value: str) -> str:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        raise ValueError("must be a colour like #00566b")
+    return value.lower()
+
+
+#: The least contrast WCAG 2 AA asks of normal text (1.4.3).
+AA_CONTRAST = 4.5
+
+
+class Partner(_Section):
+    """One partner in the footer's partners row: its logo, or its name as text."""
+
+    name: str
+    """The partner's name: the logo's alternative text, or the text shown where there is no
+    logo."""
+    logo: str | None = None
+    """Site-relative path of the partner's logo (SVG or PNG, from `render.static_dir`), shown
+    120 px wide; without it the row shows the name."""
+    alt: str | None = None
+    """Alternative text of the logo, when it should say more than `name`."""
+    url: str | None = None
+    """Where the partner's logo or name links to (absolute https URL)."""
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        return None if value is None else _check_https(value)
+
+
+class Brand(_Section):
+    """How the alliance looks in every e-mail and archive page: logo, colours, header, partners."""
+
+    logo: str | None = None
+    """Site-relative path of the logo (an SVG, e.g. `images/brand/logo.svg`, from
+    `render.static_dir`) shown at the top of every e-mail and page. E-mails show PNG copies
+    rendered from it at 1× and 2× (most mail clients show no SVG); a PNG or JPEG is used as it
+    is."""
+    logo_alt: str | None = None
+    """Alternative text of the logo (required with `logo`), e.g. the alliance's name."""
+    logo_width: int = Field(default=200, ge=40, le=552)
+    """Width of the logo in CSS px."""
+    header: Literal["logo", "image"] = "logo"
+    """The top of every mail: `logo` (the logo on a bar of the primary colour; draw the logo
+    light so that it stands out on it, in light and in dark mode) or `image` (`header_image`
+    across the column, the logo above it)."""
+    header_image: str | None = None
+    """Site-relative path of the header image (required with `header = "image"`)."""
+    header_image_alt: str | None = None
+    """Alternative text of the header image (required with `header_image`)."""
+    background: str = "#ffffff"
+    """Background of the mail's column and the pages (`#rrggbb`)."""
+    text: str = "#1f1f1f"
+    """Colour of the text (`#rrggbb`); needs a contrast of 4.5:1 (WCAG AA) on `background`."""
+    primary: str = "#00566b"
+    """The brand colour (`#rrggbb`): links, buttons and the logo bar; needs 4.5:1 on
+    `background` (links) and with `button_text` (buttons)."""
+    button_text: str = "#ffffff"
+    """Colour of a button's label (`#rrggbb`), on `primary`."""
+    accent: str = "#e2a400"
+    """The second brand colour (`#rrggbb`): the edge of highlighted cards (the special prize)
+    and of quotes; decorative, so no contrast is asked of it."""
+    partners: list[Partner] = []
+    """The footer's partners row, in order: `[[brand.partners]]` tables with `name` and
+    optionally `logo`, `alt` and `url`."""
+
+    @field_validator("background", "text", "primary", "button_text", "accent")
+    @classmethod
+    def _colours(cls, value: str) -> str:
+        return _colour(value)
+
+    @property
+    def card(self) -> str:
+        """Background of a highlighted card (the special prize): the accent, much lightened
+        towards the background."""
+        return mix(self.accent, self.background, 0.12)
+
+    @model_validator(mode="after")
+    def _readable(self) -> Brand:
+        pairs = (
+            ("text", self.text, "background", self.background),
+            ("text", self.text, "accent (the cards' tint of it)", self.card),
+            ("primary", self.primary, "background", self.background),
+            ("button_text", self.button_text, "primary", self.primary),
+        )
+        for key, colour, other, ground in pairs:
+            ratio = contrast(colour, ground)
+            if ratio < AA_CONTRAST:
+                raise ValueError(
+                    f"brand.{key} {colour} on brand.{other} {ground} has a contrast of "
+                    f"{ratio:.2f}:1; WCAG AA needs at least {AA_CONTRAST}:1: make one darker "
+                    "or the other lighter"
+                )
+        if self.logo and not self.logo_alt:
+            raise ValueError("brand.logo needs brand.logo_alt (the logo's alternative text)")
+        if self.header == "image" and not self.header_image:
+            raise ValueError('brand.header = "image" needs brand.header_image')
+        if self.header_image and not self.header_image_alt:
+            raise ValueError("brand.header_image needs brand.header_image_alt")
+        return self
+
+
+def mix(first: str, second: str, share: float) -> str:
+    """`share` of the #rrggbb colour `first` mixed into `second`."""
+    channels = (
+        round(int(first[i : i + 2], 16) * share + int(second[i : i + 2], 16) * (1 - share))
+        for i in (1, 3, 5)
+    )
+    return "#" + "".join(f"{c:02x}" for c in channels)
 
 
 class Mail(_Section):

@@ -15,6 +15,7 @@ from comms.content.translation_files import language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition, site_editions
+from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
 from comms.publish.producer import Files
 from comms.publish.templating import TEMPLATES, Formatter, render_template
@@ -218,7 +219,8 @@ def archive_files(
             pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
     if not edition.is_home:
         return pages.files  # a translated edition: the style sheet and static files are the root's
-    pages.files[urls.STYLE] = (TEMPLATES / "web" / urls.STYLE).read_bytes
+    style = TEMPLATES / "web" / urls.STYLE
+    pages.files[urls.STYLE] = lambda: style.read_bytes() + brand_css(config).encode()
     static = static_files(config)
     for path in static:
         if path in pages.files:

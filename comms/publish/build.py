@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comms.core.local_faults import local_error
-from comms.publish import edition_build, feeds, images, render
+from comms.publish import brand, edition_build, feeds, images, render
 from comms.publish.producer import Build, Files, Producer
 
 #: Lists what comms wrote last time, so that it removes only files it owns.
@@ -22,6 +22,7 @@ MANIFEST = ".comms-manifest.json"
 PRODUCERS: list[Producer] = [
     render.site_files,
     images.sized_files,
+    brand.brand_files,
     feeds.feed_files,
     edition_build.edition_files,
 ]

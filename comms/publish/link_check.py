@@ -177,21 +177,32 @@ class LinkChecker:
         return budget_problem(static_file(self.config, site_path))
 
     def config_problems(self) -> list[ContentError]:
-        """The logo of every mail (`render.logo`): its file must exist, its host be allowed."""
-        logo = self.config.settings.render.logo
-        if not logo:
-            return []
-        url = logo if "://" in logo else "/" + logo.lstrip("/")
-        message = self.check(Reference(url, 1, embedded=True))
-        if message is None:
-            return []
+        """The brand's images (`[brand]` logo, header image, partners' logos): each file must
+        exist, its host be allowed; reported at its line in comms.toml."""
+        brand = self.config.settings.brand
+        images = [("brand.logo", "logo", brand.logo)]
+        images.append(("brand.header_image", "header_image", brand.header_image))
+        images += [("brand.partners.logo", "logo", p.logo) for p in brand.partners]
         path = self.config.path or self.config.root / "comms.toml"
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             lines = []
-        line = next((n for n, text in enumerate(lines, 1) if text.strip().startswith("logo")), 1)
-        return [ContentError(path, line, message, field="render.logo")]
+        problems = []
+        for field, key, src in images:
+            if not src:
+                continue
+            url = src if "://" in src else "/" + src.lstrip("/")
+            message = self.check(Reference(url, 1, embedded=True))
+            if message is None:
+                continue
+            line = next(
+                (n for n, text in enumerate(lines, 1)
+                 if text.strip().startswith(key) and src in text),
+                1,
+            )  # fmt: skip
+            problems.append(ContentError(path, line, message, field=field))
+        return problems
 
     def check(self, ref: Reference) -> str | None:
         """What is wrong with one reference, or None."""

@@ -24,6 +24,8 @@ class _TextParser(HTMLParser):
         self.prefix = ""
         self.lists: list[list[int]] = []  # one counter per open list; -1 marks a bullet list
         self.href: list[str | None] = []
+        # Per open link: whether it is a button (`{.button}`), written "Label: URL".
+        self.buttons: list[bool] = []
         self.link_start = 0
         self.cells: list[str] | None = None
         self.heading: str | None = None
@@ -71,6 +73,7 @@ class _TextParser(HTMLParser):
             self.blocks.append(("", "-" * 20, False))
         elif tag == "a":
             self.href.append(dict(attrs).get("href"))
+            self.buttons.append(dict(attrs).get("class") == "button")
             self.link_start = len("".join(self.buffer))
         elif tag == "img":
             alt = dict(attrs).get("alt")
@@ -80,8 +83,11 @@ class _TextParser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self.href:
             href = self.href.pop()
+            button = self.buttons.pop() if self.buttons else False
             label = "".join(self.buffer)[self.link_start :].strip()
-            if href:
+            if href and button:
+                self.buffer.append(f": {href.removeprefix('mailto:')}")
+            elif href:
                 target = href.removeprefix("mailto:")
                 if target != label:
                     self.buffer.append(f" <{target}>")

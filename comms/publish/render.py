@@ -17,6 +17,8 @@ from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
 from comms.publish.archive import archive_files, published_issues
+from comms.publish.brand import brand_context
+from comms.publish.components import button, email_buttons
 from comms.publish.digest_sections import Reader, sections
 from comms.publish.images import fit_images, picture
 from comms.publish.plaintext import html_to_text, wrap_lines
@@ -68,7 +70,6 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         "urls": site_urls,
         "site": settings.site,
         "org": settings.organisation,
-        "look": settings.render,
         "edition": edition,
         "lang": edition.language,
         # Right-to-left languages mirror the layout (`dir` on <html> and <mjml>).
@@ -81,10 +82,14 @@ def base_context(config: Config, edition: Edition | None = None) -> dict[str, An
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
         "subscribe_url": site_urls.subscribe(),
-        "logo_url": site_urls.asset(settings.render.logo) if settings.render.logo else None,
+        # Logo, colours, header and partners (`[brand]`, comms.publish.brand).
+        **brand_context(config),
         # Every e-mail image at most the column wide (comms.publish.images).
         "email_image": partial(picture, config),
         "fit_images": partial(fit_images, config),
+        # Buttons (comms.publish.components): `{.button}` links in bodies, registration links.
+        "buttons": partial(email_buttons, settings.brand),
+        "button_html": partial(button, brand=settings.brand),
     }
 
 
