@@ -1,0 +1,104 @@
+"""Content files read before, kept in var/ under the digest of everything their reading used.
+
+Reading a file (YAML with line marks, Markdown, validation) is most of the cost of `comms
+check` and of a rebuild where little changed. An entry is named by the SHA-256 of the file's
+bytes and path, its kind, the reading context (time zone, regions, topics, language), the
+versions of comms and of the libraries that read it, and the source of comms.content itself:
+a change to any of them is a new name, so an entry is never stale, only unused. Entries are
+written whole (temp file + rename, 0600) and never changed, so two processes reading at once
+at worst both write the same bytes. The folder is comms's own, like the secret key beside it:
+what is in it is trusted as the code is.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from comms.core.errors import ContentError
+from comms.core.files import write_private
+
+#: Where the entries live, under the configuration's folder.
+CACHE_DIR = Path("var") / "cache" / "content"
+#: Raised when what an entry holds changes shape, so old entries are never read.
+LAYOUT = 1
+_SUFFIX = ".pickle"
+
+#: What reading one file gives: the item (None if it has errors) and its problems.
+Result = tuple[Any, list[ContentError]]
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """The digest of what reads content: comms.content's source and the parsers' versions."""
+    digest = hashlib.sha256(f"layout {LAYOUT}\0".encode())
+    for name in ("comms", "markdown", "nh3", "pydantic", "pyyaml"):
+        try:
+            digest.update(f"{name} {metadata.version(name)}\0".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name} -\0".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.digest()
+
+
+def _context_text(context: Mapping[str, Any]) -> str:
+    """The reading context as stable text (sets sorted)."""
+    parts = []
+    for key in sorted(context):
+        value = context[key]
+        shown = sorted(map(str, value)) if isinstance(value, set | frozenset) else str(value)
+        parts.append(f"{key}={shown}")
+    return "\0".join(parts)
+
+
+class ContentCache:
+    """Read results by input digest in one folder; every failure to use it is only a miss."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        #: The names of the entries this process read or wrote (kept by `prune`).
+        self.used: set[str] = set()
+
+    def key(self, path: Path, raw: bytes, kind: str, context: Mapping[str, Any]) -> str:
+        """The entry name for reading `raw` (the bytes of `path`) as `kind` in `context`."""
+        digest = hashlib.sha256(_code_digest())
+        for part in (str(path).encode(), kind.encode(), _context_text(context).encode()):
+            digest.update(part + b"\0")
+        digest.update(raw)
+        return digest.hexdigest()
+
+    def get(self, key: str) -> Result | None:
+        """The result stored under `key`, or None."""
+        try:
+            data = (self.folder / (key + _SUFFIX)).read_bytes()
+            result: Result = pickle.loads(data)  # comms's own folder: see the module
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None
+        self.used.add(key)
+        return result
+
+    def put(self, key: str, result: Result) -> None:
+        """Store `result` under `key` (a read-only or full disk only costs the next run time)."""
+        self.used.add(key)
+        try:
+            write_private(self.folder / (key + _SUFFIX), pickle.dumps(result, protocol=5))
+        except (OSError, pickle.PicklingError):
+            pass
+
+    def prune(self) -> None:
+        """Remove the entries this process did not use: files edited or gone since."""
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(_SUFFIX) and name[: -len(_SUFFIX)] not in self.used:
+                # Another process's fresh entry may go too: it only reads the file again.
+                (self.folder / name).unlink(missing_ok=True)
