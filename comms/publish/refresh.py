@@ -134,8 +134,11 @@ def publish_now(
             # Nothing the build reads has changed since it wrote this folder: same bytes.
             write = build.WriteReport(unchanged=sorted(same))
         else:
-            valid = build_record.until(config, site, state)
             write = build.write_output(target, build.collect(Build(config, site, state)))
+            # Recorded with the feed history as this build left it: a build that starts from
+            # it observes nothing new, so it makes the same bytes.
+            digest = build_record.inputs(config, site, state)
+            valid = build_record.until(config, site, state)
             build_record.remember(config, target, manifest, digest, valid)
     changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]
     published = Publication(site, write, changed)
