@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from comms.content import reader
-from comms.content.content_cache import CACHE_DIR
+from comms.content.content_cache import CACHE_DIR, PACK
 from comms.content.front_matter import parse_yaml
 from comms.content.site import read_site
 from comms.core.config import load_config
@@ -28,30 +28,33 @@ def _no_reading(path: Path, raw: bytes, kind: Any, context: Any, original: Any) 
     return _READ(path, raw, kind, context, original)
 
 
+def _entries(site: Path) -> list[str]:
+    return sorted(pickle.loads((site / CACHE_DIR / PACK).read_bytes()))
+
+
 def test_an_unchanged_site_comes_from_the_cache(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
     site, problems = read_site(config)
     folder = site_copy / CACHE_DIR
-    entries = sorted(os.listdir(folder))
-    assert len(entries) == len(list((site_copy / "content").rglob("*.md"))) - sum(
-        1 for path in (site_copy / "content").rglob("*.md") if path.name.count(".") > 1
-    )
+    entries = _entries(site_copy)
+    originals = [p for p in (site_copy / "content").rglob("*.md") if p.name.count(".") == 1]
+    assert len(entries) == len(originals)
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / PACK).stat().st_mode & 0o777) == "0o600"
     with monkeypatch.context() as patch:
         patch.setattr(reader, "_read_bytes", _no_reading)
         again, again_problems = read_site(config)
     assert again.events == site.events and again.issues == site.issues
     assert again_problems == problems
-    assert sorted(os.listdir(folder)) == entries
+    assert _entries(site_copy) == entries
 
 
 def test_a_changed_file_is_read_again_and_its_old_entry_goes(site_copy: Path) -> None:
     config = load_config(site_copy / "comms.toml", environ={})
     read_site(config)
-    folder = site_copy / CACHE_DIR
-    before = set(os.listdir(folder))
+    before = set(_entries(site_copy))
     path = site_copy / "content" / EVENT
     path.write_text(
         path.read_text("utf-8")
@@ -61,7 +64,7 @@ def test_a_changed_file_is_read_again_and_its_old_entry_goes(site_copy: Path) ->
     )
     site, _ = read_site(config)
     assert site.events[path.stem].title.startswith("Geändert")
-    after = set(os.listdir(folder))
+    after = set(_entries(site_copy))
     assert len(after) == len(before) and len(after - before) == 1
 
 

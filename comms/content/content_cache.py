@@ -4,17 +4,16 @@ Reading a file (YAML with line marks, Markdown, validation) is most of the cost 
 check` and of a rebuild where little changed. An entry is named by the SHA-256 of the file's
 bytes and path, its kind, the reading context (time zone, regions, topics, language), the
 versions of comms and of the libraries that read it, and the source of comms.content itself:
-a change to any of them is a new name, so an entry is never stale, only unused. Entries are
-written whole (temp file + rename, 0600) and never changed, so two processes reading at once
-at worst both write the same bytes. The folder is comms's own, like the secret key beside it:
-what is in it is trusted as the code is.
+a change to any of them is a new name, so an entry is never stale, only unused. The entries
+are one file, replaced whole (temp file + rename, 0600) with those a reading used: two
+processes reading at once each leave a file whose every entry is right. The folder is
+comms's own, like the secret key beside it: what is in it is trusted as the code is.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import pickle
 from collections.abc import Mapping
 from importlib import metadata
@@ -28,7 +27,7 @@ from comms.core.files import write_private
 CACHE_DIR = Path("var") / "cache" / "content"
 #: Raised when what an entry holds changes shape, so old entries are never read.
 LAYOUT = 1
-_SUFFIX = ".pickle"
+PACK = "items.pickle"
 
 #: What reading one file gives: the item (None if it has errors) and its problems.
 Result = tuple[Any, list[ContentError]]
@@ -59,12 +58,19 @@ def _context_text(context: Mapping[str, Any]) -> str:
 
 
 class ContentCache:
-    """Read results by input digest in one folder; every failure to use it is only a miss."""
+    """Read results by input digest, kept in one file; every failure to use it is a miss."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        #: The names of the entries this process read or wrote (kept by `prune`).
-        self.used: set[str] = set()
+        self._old: dict[str, Result] | None = None
+        #: The entries this reading used or made: what `save` keeps.
+        self.used: dict[str, Result] = {}
+        self._added = False
+
+    @property
+    def file(self) -> Path:
+        """The file that holds every entry (one file: creating thousands costs seconds)."""
+        return self.folder / PACK
 
     def key(self, path: Path, raw: bytes, kind: str, context: Mapping[str, Any]) -> str:
         """The entry name for reading `raw` (the bytes of `path`) as `kind` in `context`."""
@@ -74,31 +80,33 @@ class ContentCache:
         digest.update(raw)
         return digest.hexdigest()
 
+    def _entries(self) -> dict[str, Result]:
+        if self._old is None:
+            try:
+                loaded = pickle.loads(self.file.read_bytes())  # comms's own folder: see the module
+            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+                loaded = {}
+            self._old = loaded if isinstance(loaded, dict) else {}
+        return self._old
+
     def get(self, key: str) -> Result | None:
         """The result stored under `key`, or None."""
-        try:
-            data = (self.folder / (key + _SUFFIX)).read_bytes()
-            result: Result = pickle.loads(data)  # comms's own folder: see the module
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-            return None
-        self.used.add(key)
+        result = self._entries().get(key)
+        if result is not None:
+            self.used[key] = result
         return result
 
     def put(self, key: str, result: Result) -> None:
-        """Store `result` under `key` (a read-only or full disk only costs the next run time)."""
-        self.used.add(key)
+        """Keep `result` under `key` (written by `save`)."""
+        self.used[key] = result
+        self._added = True
+
+    def save(self) -> None:
+        """Replace the file with the entries this reading used, if they differ from it: files
+        edited or gone since drop out. A read-only or full disk only costs the next run time."""
+        if not self._added and len(self.used) == len(self._entries()):
+            return
         try:
-            write_private(self.folder / (key + _SUFFIX), pickle.dumps(result, protocol=5))
+            write_private(self.file, pickle.dumps(self.used, protocol=5))
         except (OSError, pickle.PicklingError):
             pass
-
-    def prune(self) -> None:
-        """Remove the entries this process did not use: files edited or gone since."""
-        try:
-            names = os.listdir(self.folder)
-        except OSError:
-            return
-        for name in names:
-            if name.endswith(_SUFFIX) and name[: -len(_SUFFIX)] not in self.used:
-                # Another process's fresh entry may go too: it only reads the file again.
-                (self.folder / name).unlink(missing_ok=True)

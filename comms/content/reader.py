@@ -360,7 +360,7 @@ def read_content(
 ) -> tuple[Site, list[ContentError]]:
     """Read every content file; return the valid items and every problem found.
 
-    With `cache`, unchanged files are taken from it, and entries no file used are removed."""
+    With `cache`, unchanged files are taken from it; it keeps what this reading used."""
     context = {"tz": tz, "regions": set(regions), "topics": set(topics)}
     site = Site(tz=tz)
     files, errors = content_files(content_dir)
@@ -398,5 +398,5 @@ def read_content(
     for issue in site.issues.values():
         errors.extend(_references(site, broken, issue))
     if cache is not None:
-        cache.prune()
+        cache.save()
     return site, errors
