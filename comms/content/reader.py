@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
+from comms.content.content_cache import ContentCache
 from comms.content.fields import instant, parse_when
 from comms.content.front_matter import (
     Doc,
@@ -191,16 +192,37 @@ def read_file(
     kind: Kind,
     context: dict[str, Any],
     original: tuple[str, dict[str, Any]] | None = None,
+    cache: ContentCache | None = None,
 ) -> tuple[Item | None, list[ContentError]]:
     """Read one content file; never raises for bad content, returns the errors instead.
 
     A translation passes `original`: its slug and front matter, which the translation's keys
-    override (comms.content.translation_files)."""
-    errors: list[ContentError] = []
+    override (comms.content.translation_files). With `cache`, an original read before with the
+    same bytes and context is taken from it."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return None, [ContentError(path, 1, f"cannot read file: {exc.strerror}")]
+    if cache is None or original is not None:
+        return _read_bytes(path, raw, kind, context, original)
+    key = cache.key(path, raw, kind.name, context)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    result = _read_bytes(path, raw, kind, context, original)
+    cache.put(key, result)
+    return result
+
+
+def _read_bytes(
+    path: Path,
+    raw: bytes,
+    kind: Kind,
+    context: dict[str, Any],
+    original: tuple[str, dict[str, Any]] | None,
+) -> tuple[Item | None, list[ContentError]]:
+    """Read one content file's bytes (read_file without its cache)."""
+    errors: list[ContentError] = []
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -334,9 +356,15 @@ def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[Cont
 
 
 def read_content(
-    content_dir: Path, tz: ZoneInfo, regions: Iterable[str], topics: Iterable[str]
+    content_dir: Path,
+    tz: ZoneInfo,
+    regions: Iterable[str],
+    topics: Iterable[str],
+    cache: ContentCache | None = None,
 ) -> tuple[Site, list[ContentError]]:
-    """Read every content file; return the valid items and every problem found."""
+    """Read every content file; return the valid items and every problem found.
+
+    With `cache`, unchanged files are taken from it; it keeps what this reading used."""
     context = {"tz": tz, "regions": set(regions), "topics": set(topics)}
     site = Site(tz=tz)
     files, errors = content_files(content_dir)
@@ -346,7 +374,7 @@ def read_content(
     numbers: dict[int, Path] = {}
     broken: dict[tuple[str, str], str] = {}
     for path, kind in files:
-        item, problems = read_file(path, kind, context)
+        item, problems = read_file(path, kind, context, cache=cache)
         errors.extend(problems)
         if item is None:
             broken.setdefault((kind.name, path.stem), path.relative_to(content_dir).as_posix())
@@ -373,4 +401,6 @@ def read_content(
         getattr(site, kind.folder)[item.slug] = item
     for issue in site.issues.values():
         errors.extend(_references(site, broken, issue))
+    if cache is not None:
+        cache.save()
     return site, errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from comms.content.content_cache import CACHE_DIR, ContentCache
 from comms.content.models import Issue, Site
 from comms.content.reader import read_content
 from comms.content.translation_files import is_translation, read_translations
@@ -41,7 +42,10 @@ class IssueErrors(ContentErrors):
 def read_site(config: Config) -> tuple[Site, list[ContentError]]:
     """Read the configured content folder: the valid items and every problem; never raises."""
     settings = config.settings
-    site, problems = read_content(config.content_dir, config.tz, settings.regions, settings.topics)
+    cache = ContentCache(config.root / CACHE_DIR)
+    site, problems = read_content(
+        config.content_dir, config.tz, settings.regions, settings.topics, cache
+    )
     context = {"tz": config.tz, "regions": set(settings.regions), "topics": set(settings.topics)}
     problems += read_translations(
         config.content_dir, site, config.languages, config.home_language, context

@@ -13,7 +13,7 @@ from comms.content.models import Site
 from comms.content.site import load_valid_site
 from comms.content.urls import Urls
 from comms.core.config import Config
-from comms.publish import build, feeds
+from comms.publish import build, build_record, feeds
 from comms.publish.producer import Build
 from comms.publish.state import PublishState
 
@@ -125,8 +125,21 @@ def publish_now(
     site.sent = state.sent_issues()
     # The archive waits for the approval: a scheduled issue is public once its send starts.
     site.public_on_send = config.settings.delivery.require_approval
-    files = build.collect(Build(config, site, state))
-    write = build.write_output(out_dir or config.output_dir, files)
+    target = out_dir or config.output_dir
+    manifest = target / build.MANIFEST
+    with build_record.building(config, target):
+        digest = build_record.inputs(config, site, state)
+        same = build_record.unchanged(config, target, manifest, digest)
+        if same is not None:
+            # Nothing the build reads has changed since it wrote this folder: same bytes.
+            write = build.WriteReport(unchanged=sorted(same))
+        else:
+            write = build.write_output(target, build.collect(Build(config, site, state)))
+            # Recorded with the feed history as this build left it: a build that starts from
+            # it observes nothing new, so it makes the same bytes.
+            digest = build_record.inputs(config, site, state)
+            valid = build_record.until(config, site, state)
+            build_record.remember(config, target, manifest, digest, valid)
     changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]
     published = Publication(site, write, changed)
     if tell_hubs:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jinja2
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_interval
 from babel.messages.mofile import write_mo
@@ -18,6 +19,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.bccache import FileSystemBytecodeCache
 from markupsafe import Markup, escape
 
 from comms.content import urls
@@ -101,6 +103,22 @@ def translations(language: str, domain: str = DOMAIN) -> Translations:
     return Translations(buffer, domain=domain)
 
 
+@lru_cache(maxsize=4)
+def _bytecode(folder: str) -> FileSystemBytecodeCache | None:
+    """Compiled templates of one folder's environments, shared by every language and process.
+
+    Compiling the templates was most of a warm `comms check`, and each language compiled
+    them again. Jinja keys an entry by the template's file and checks its source's digest,
+    writes it atomically, and keeps it in a folder of this user's (0700); the pattern holds
+    what else changes the compiled code: the folder's options and Jinja's version.
+    """
+    pattern = f"__comms_{folder}_{jinja2.__version__}_%s.cache"
+    try:
+        return FileSystemBytecodeCache(pattern=pattern)
+    except (OSError, RuntimeError):
+        return None  # no usable temporary folder: compile in memory as before
+
+
 @lru_cache(maxsize=16)
 def environment(folder: str, language: str) -> Environment:
     """The Jinja2 environment for `templates/<folder>/` (email, text, web) in one language."""
@@ -115,6 +133,7 @@ def environment(folder: str, language: str) -> Environment:
         lstrip_blocks=folder != "text",
         keep_trailing_newline=True,
         undefined=StrictUndefined,
+        bytecode_cache=_bytecode(folder),
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     # Site paths for links (`{{ root }}{{ paths.page_path(item) }}`), in every template.

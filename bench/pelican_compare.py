@@ -1,0 +1,155 @@
+"""Benchmark: `comms build` of the sample plus 2,600 generated items against Pelican.
+
+Run: .venv/bin/python bench/pelican_compare.py [--events 1300 --practices 1300 --rounds 3]
+                                               [--pelican-venv /tmp/pelican-venv] [--no-pelican]
+
+All in one run, each command timed whole as a user runs it (wall clock, median of --rounds):
+1. comms: a cold build (no output folder, no var/cache), a rebuild with nothing changed and a
+   rebuild after one changed item, the last two as ratios to the cold build;
+2. Pelican (installed into its own virtual environment from PyPI if it is not there yet,
+   default theme, pagination 20, Atom feeds) on the same texts as articles, cold, and the
+   ratio of its time to comms's cold build (above 1: comms is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.render import synthetic_site
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMS = [sys.executable, "-m", "comms"]
+PELICAN_CONF = """\
+AUTHOR = "Bench"
+SITENAME = "Bench"
+SITEURL = ""
+TIMEZONE = "Europe/Berlin"
+DEFAULT_LANG = "de"
+DEFAULT_PAGINATION = 20
+FEED_ALL_ATOM = "feeds/all.atom.xml"
+CATEGORY_FEED_ATOM = "feeds/{slug}.atom.xml"
+RELATIVE_URLS = True
+"""
+
+
+def comms_site(folder: Path, events: int, practices: int) -> None:
+    """The repository's sample site plus `events` events and `practices` practices."""
+    folder.mkdir(parents=True)
+    (folder / "comms.toml").write_bytes((ROOT / "comms.toml").read_bytes())
+    shutil.copytree(ROOT / "content", folder / "content")
+    shutil.copytree(ROOT / "static", folder / "static")
+    with tempfile.TemporaryDirectory(prefix="comms-bench-gen-") as tmp:
+        synthetic_site(Path(tmp), events, practices, 0)
+        for sub in ("events", "practices"):
+            for path in sorted((Path(tmp) / "content" / sub).iterdir()):
+                shutil.copy(path, folder / "content" / sub / path.name)
+
+
+def pelican_site(comms: Path, folder: Path) -> int:
+    """Every event and practice of `comms` as a Pelican article; how many."""
+    content = folder / "content"
+    content.mkdir(parents=True)
+    (folder / "pelicanconf.py").write_text(PELICAN_CONF, encoding="utf-8")
+    count = 0
+    for kind in ("events", "practices"):
+        for path in sorted((comms / "content" / kind).glob("*.md")):
+            if path.name.count(".") > 1:
+                continue  # a translation
+            front, _, body = path.read_text("utf-8").removeprefix("---\n").partition("\n---\n")
+            meta = dict(
+                line.split(":", 1) for line in front.splitlines() if line and line[0] != " "
+            )
+            title = meta.get("title", path.stem).strip().strip('"')
+            day = (meta.get("start") or "2020-01-01").strip()[:10]
+            summary = meta.get("summary", "").strip().strip('"')
+            header = f"Title: {title}\nDate: {day}\nCategory: {kind}\nSummary: {summary}\n"
+            (content / f"{kind}-{path.stem}.md").write_text(f"{header}\n{body}", "utf-8")
+            count += 1
+    return count
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    """Wall-clock seconds of `command` (it must succeed)."""
+    began = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+def pelican_python(venv: Path) -> Path | None:
+    """The Python of a virtual environment with Pelican, made if missing; None if impossible."""
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "pelican").exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            pip = [str(venv / "bin" / "pip"), "install", "-q", "pelican", "markdown"]
+            subprocess.run(pip, check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"Pelican could not be installed ({exc}); comms only")
+            return None
+    return python
+
+
+def comms_rounds(site: Path, rounds: int) -> dict[str, list[float]]:
+    """Cold, no-change and one-changed-item build times of `site`, `rounds` each."""
+    times: dict[str, list[float]] = {"cold": [], "no change": [], "one item changed": []}
+    changed = sorted((site / "content" / "events").glob("*-veranstaltung-*.md"))[0]
+    original = changed.read_text("utf-8")
+    for n in range(rounds):
+        shutil.rmtree(site / "public", ignore_errors=True)
+        shutil.rmtree(site / "var" / "cache", ignore_errors=True)
+        times["cold"].append(timed([*COMMS, "build"], site))
+        times["no change"].append(timed([*COMMS, "build"], site))
+        changed.write_text(original.replace("Rathaus", f"Rathaus ({n + 1}.)", 1), "utf-8")
+        times["one item changed"].append(timed([*COMMS, "build"], site))
+    changed.write_text(original, "utf-8")
+    return times
+
+
+def main() -> None:
+    """Build both sites and print the times and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1300)
+    parser.add_argument("--practices", type=int, default=1300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pelican-venv", type=Path, default=Path("/tmp/pelican-venv"))
+    parser.add_argument("--no-pelican", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="comms-bench-") as tmp:
+        site = Path(tmp) / "comms"
+        comms_site(site, args.events, args.practices)
+        times = comms_rounds(site, args.rounds)
+        files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
+        cold = statistics.median(times["cold"])
+        print(f"comms: sample + {args.events + args.practices} items, {files} files")
+        for label, values in times.items():
+            median = statistics.median(values)
+            shown = ", ".join(f"{value:.2f}" for value in values)
+            print(f"  {label:<18} {median:7.2f} s  ({shown})  {median / cold:5.2f} × cold")
+        python = None if args.no_pelican else pelican_python(args.pelican_venv)
+        if python is None:
+            return
+        folder = Path(tmp) / "pelican"
+        articles = pelican_site(site, folder)
+        runs = []
+        for _ in range(args.rounds):
+            shutil.rmtree(folder / "output", ignore_errors=True)
+            command = [str(python), "-m", "pelican", "content", "-o", "output", "-s"]
+            runs.append(timed([*command, "pelicanconf.py"], folder))
+        pelican = statistics.median(runs)
+        made = sum(1 for path in (folder / "output").rglob("*") if path.is_file())
+        print(f"Pelican: {articles} articles, {made} files")
+        print(f"  cold               {pelican:7.2f} s  ({', '.join(f'{r:.2f}' for r in runs)})")
+        print(f"comms cold build vs Pelican: {pelican / cold:.2f} × as fast (target ≥ 3.5)")
+
+
+if __name__ == "__main__":
+    main()
