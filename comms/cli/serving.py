@@ -8,6 +8,7 @@ import click
 
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core.config import Config
+from comms.core.errors import CommsError
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
 from comms.db.store import Store
@@ -21,6 +22,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from flask import Blueprint
+
     from comms.schedule.standby import Standby
 
 
@@ -75,7 +78,10 @@ def serve(
     views = ViewCounter(config, store.engine)
     subscriptions = Subscriptions(config, store, mailer)
     clicks = Clicks(config, store.engine, store.secret)
-    app = create_app(config.output_dir, config, subscriptions, brevo, views=views, clicks=clicks)
+    app = create_app(
+        config.output_dir, config, subscriptions, brevo, views=views, clicks=clicks,
+        desk=_desk(config, store),
+    )  # fmt: skip
     proxy: dict[str, Any] = {}
     if trusted_proxy:
         proxy = {
@@ -105,6 +111,49 @@ def serve(
         if handle is not None:
             handle.shutdown()
         mailer.close()
+        store.close()
+
+
+def _desk(config: Config, store: Store) -> Blueprint | None:
+    """The desk's pages when `[desk] enabled`, else None (then /desk/ does not exist)."""
+    if not config.settings.desk.enabled:
+        return None
+    from comms.sending.desk_office import Office
+    from comms.web.desk_pages import desk_blueprint
+
+    return desk_blueprint(Office(config, store))
+
+
+@cli.command()
+@click.option(
+    "--port", default=8010, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.pass_obj
+def desk(state: State, port: int) -> None:
+    """Serve the desk in the browser alone on http://127.0.0.1:PORT/desk/ (one-person office).
+
+    The same pages as under `comms serve` with `[desk] enabled`, bound to this machine only;
+    no subscriber pages, no scheduler. Accounts come from `comms users`.
+    """
+    from comms.web.app import create_app, listen
+
+    config = state.config()
+    configure_logging(secrets=config.secret_values())
+    if not config.settings.desk.enabled:
+        raise CommsError("the desk is off; set `[desk] enabled = true` in comms.toml")
+    store = _open_store(config)
+    configure_logging(secrets=[store.secret])
+    try:
+        app = create_app(config.output_dir, config, desk=_desk(config, store))
+        server = listen(app, "127.0.0.1", port, threads=4, ident="comms")
+        click.echo(f"Desk on http://127.0.0.1:{server.effective_port}/desk/ (Ctrl+C stops)")
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+    finally:
         store.close()
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, request
+from flask import Blueprint, Flask, Response, abort, request
 
 from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
@@ -207,10 +207,12 @@ def create_app(
     csp: bool = True,
     views: ViewCounter | None = None,
     clicks: Clicks | None = None,
+    desk: Blueprint | None = None,
 ) -> Flask:
     """The app: the subscriber pages (when given) and the output folder with ETags at `/`;
     with `views`, the issue pages' views are counted per day (comms.reports.counting); with
-    `clicks`, the counted links of the mails redirect (comms.reports.clicks).
+    `clicks`, the counted links of the mails redirect (comms.reports.clicks); with `desk`,
+    the desk in the browser answers under /desk/.
 
     With a config, feed responses carry the WebSub `Link` header (hubs and self URL). `csp`
     False leaves out the CSP and frame protection (the preview frames pages and polls).
@@ -229,6 +231,8 @@ def create_app(
         add_webhook_routes(app, brevo)
     if clicks is not None:
         add_click_routes(app, clicks)
+    if desk is not None:  # the desk at /desk/ (comms.web.desk_pages) with its own checks
+        app.register_blueprint(desk)
     # Last: the catch-all must not shadow the routes above.
     add_static_routes(app, root, config, views)
     return app
