@@ -305,15 +305,20 @@ class DeskAccounts:
             conn.execute(sa.update(desk_sessions).where(s.id == sid).values(seen_at=at))
         return Login(_account(row), bool(m["complete"]), str(m["csrf"]))
 
-    def complete(self, token: str) -> str:
+    def complete(self, token: str, lifetime: timedelta) -> str:
         """The login passed its second factor: it gets a new cookie value (the old one ends),
-        so a value seen before the code was typed is worth nothing."""
-        new = secrets.token_urlsafe(32)
+        so a value seen before the code was typed is worth nothing, and lasts `lifetime`."""
+        new, at = secrets.token_urlsafe(32), now_utc()
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(desk_sessions)
                 .where(desk_sessions.c.id == _session_id(token))
-                .values(id=_session_id(new), complete=True, csrf=secrets.token_urlsafe(32))
+                .values(
+                    id=_session_id(new),
+                    complete=True,
+                    csrf=secrets.token_urlsafe(32),
+                    expires_at=at + lifetime,
+                )
             )
         return new
 

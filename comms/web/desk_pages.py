@@ -40,6 +40,8 @@ CSP = (
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 #: The login limit's window per IP address (seconds); its size is `desk.login_limit`.
 LOGIN_WINDOW = 15 * 60
+#: How long the code may take after the password was accepted.
+CODE_TIME = timedelta(minutes=5)
 #: What a redirect after an action may report (never text from the request).
 DONE = {"approve", "proof"}
 #: The kinds in the order the list shows them: what is sent first.
@@ -47,12 +49,14 @@ ORDER = ("issue", "event", "practice", "award")
 
 
 def _local() -> bool:
-    """Whether the desk is reached on this machine (plain HTTP is then allowed)."""
-    return request.host.rsplit(":", 1)[0] in LOCAL_HOSTS if request.host else False
+    """Whether the desk is reached over plain HTTP on this machine (the one place where its
+    cookie may go without TLS)."""
+    host = request.host.rsplit(":", 1)[0] if request.host else ""
+    return host in LOCAL_HOSTS and not request.is_secure
 
 
 def cookie_name() -> str:
-    """The login cookie's name: `__Host-` (HTTPS only, this host only) outside localhost."""
+    """The login cookie's name: `__Host-` (HTTPS only, this host only) unless on localhost."""
     return "comms-desk" if _local() else "__Host-comms-desk"
 
 
@@ -194,7 +198,10 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
         if old:
             accounts.end(old)
         response = see_other("/code" if found.two_factor else "/")
-        set_cookie(response, accounts.start(found, not found.two_factor, lifetime))
+        started = accounts.start(
+            found, not found.two_factor, CODE_TIME if found.two_factor else lifetime
+        )
+        set_cookie(response, started)
         if not found.two_factor:
             accounts.audit(found.name, "login", detail=f"from {request.remote_addr}")
         return response
@@ -227,7 +234,7 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
             accounts.audit(account.name, "login-failed", detail=f"code from {request.remote_addr}")
             return page("code.html.j2", 401, error=_("The code is wrong or was used already."))
         response = see_other("/")
-        set_cookie(response, accounts.complete(current))
+        set_cookie(response, accounts.complete(current, lifetime))
         accounts.audit(account.name, "login", detail=f"from {request.remote_addr}")
         return response
 
