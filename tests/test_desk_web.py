@@ -4,110 +4,46 @@ TOTP, lockout, CSRF, cookies, roles, approval and proofs through the desk, the a
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
 import requests
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
-from comms.core.config import Config, load_config
+from comms.core.config import load_config
 from comms.db.approvals import Desk
 from comms.db.desk_accounts import DeskAccounts
-from comms.db.store import Store, open_store
-from comms.db.tables import desk_audit, desk_sessions
+from comms.db.store import open_store
+from comms.db.tables import desk_sessions
 from comms.mail.tokens import make_token
-from comms.sending.desk_office import Office
-from comms.web.app import create_app
-from comms.web.desk_pages import desk_blueprint
 
+from .deskkit import (
+    ISSUE,
+    PASSWORD_RE,
+    SECRET,
+    DeskSite,
+    Person,
+    csrf,
+    fetch,
+    open_desk,
+    serve,
+)
 from .ledgerkit import run_cli
 
 pytestmark = pytest.mark.database
 
-SECRET = "test-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
-ISSUE = "2020-02-newsletter"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 VERSION_RE = re.compile(r'name="version" value="([0-9a-f]{64})"')
-SECRET_RE = re.compile(r"TOTP secret: ([A-Z2-7]+)")
-PASSWORD_RE = re.compile(r"password: (\S+)")
 #: Words only a logged-in desk page shows (the list's headings, the issue, the audit log).
 CONTENT = ("Newsletter-Ausgaben", "Protokoll", "Probeversand", ISSUE)
-
-
-@dataclass
-class Person:
-    """A desk account as the tests log in with it."""
-
-    name: str
-    password: str
-    totp: str | None
-
-
-@dataclass
-class DeskSite:
-    """The sample site with the desk on, served over HTTP."""
-
-    root: Path
-    config: Config
-    store: Store
-    base: str
-
-    def add(self, name: str, role: str, email: str = "") -> Person:
-        """`comms users add NAME --role ROLE`: the account and its once-shown secrets."""
-        extra = ["--email", email] if email else []
-        code, out, err = run_cli(self.root, "users", "add", name, "--role", role, *extra)
-        assert code == 0, err
-        password = PASSWORD_RE.search(out)
-        totp = SECRET_RE.search(out)
-        assert password is not None
-        return Person(name, password.group(1), totp.group(1) if totp else None)
-
-    def audit(self) -> list[tuple[str, str, str, str | None]]:
-        """The audit log, oldest first: (account, action, subject, version)."""
-        a = desk_audit.c
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(sa.select(a.account, a.action, a.subject, a.version).order_by(a.id))
-            return [tuple(row) for row in rows]
-
-
-def fetch(method: str, url: str, **options: Any) -> requests.Response:
-    """One request without a session (no cookies kept)."""
-    return requests.request(method, url, timeout=30, **options)
-
-
-def csrf(html: str) -> str:
-    found = CSRF_RE.search(html)
-    assert found, html
-    return found.group(1)
-
-
-def serve(config: Config, store: Store, desk: bool = True) -> tuple[str, object]:
-    blueprint = desk_blueprint(Office(config, store)) if desk else None
-    app = create_app(config.output_dir, config, desk=blueprint)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{httpd.server_port}", httpd
 
 
 @pytest.fixture
 def desk_site(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeskSite]:
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
-    with (site_copy / "comms.toml").open("a", encoding="utf-8") as toml:
-        toml.write("\n[desk]\nenabled = true\nlockout_after = 3\n")
-    config = load_config(site_copy / "comms.toml")
-    store = open_store(config)
-    base, httpd = serve(config, store)
-    try:
-        yield DeskSite(site_copy, config, store, base)
-    finally:
-        httpd.shutdown()  # type: ignore[attr-defined]
-        store.close()
+    with open_desk(site_copy) as site:
+        yield site
 
 
 def log_in(site: DeskSite, person: Person, code: str | None = None) -> requests.Session:
@@ -288,8 +224,6 @@ def test_no_desk_page_shows_content_without_a_login(desk_site: DeskSite) -> None
 
 
 def test_a_subscribers_links_give_nothing_under_desk(desk_site: DeskSite) -> None:
-    person = desk_site.store.ledger.find("anna@example.org") if False else None
-    assert person is None
     tokens = [make_token(SECRET, kind, "u-1") for kind in ("unsubscribe", "preferences")]
     for token in tokens:
         for path in (f"/desk/?token={token}", f"/desk/preferences/{token}", f"/desk/{token}"):
