@@ -3,7 +3,12 @@ TOTP, lockout, CSRF, cookies, roles, approval and proofs through the desk, the a
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from comms.db.store import open_store
 from comms.db.tables import desk_sessions
 from comms.mail.tokens import make_token
 
+from .databases import database_env
 from .deskkit import (
     ISSUE,
     PASSWORD_RE,
@@ -338,3 +344,43 @@ def test_a_disabled_account_is_logged_out(desk_site: DeskSite) -> None:
     assert answer.status_code == 303
     code, out, _err = run_cli(desk_site.root, "users", "list")
     assert "Erika <->: editor, password only, disabled" in out
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["serve", "desk"])
+def test_the_commands_serve_the_desk_when_enabled(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    env = {"COMMS_SECRET_KEY": SECRET, "COMMS_DESK_ENABLED": "true"}
+    config_path = site_copy / "comms.toml"
+    port = _free_port()
+    extra = ["--no-scheduler"] if command == "serve" else []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "comms", "--config", str(config_path), command,
+         "--port", str(port), *extra],
+        env=os.environ | env | database_env(config_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert str(port) in process.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        answer = fetch("GET", base + "/desk/", allow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login"
+        assert 'type="password"' in fetch("GET", base + "/desk/login").text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read()
+
+
+def test_comms_desk_refuses_while_the_desk_is_off(site_copy: Path) -> None:
+    code, _out, err = run_cli(site_copy, "desk", "--port", "0")
+    assert code == 1 and "[desk] enabled = true" in err

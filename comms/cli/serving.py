@@ -135,7 +135,12 @@ def desk(state: State, port: int) -> None:
     The same pages as under `comms serve` with `[desk] enabled`, bound to this machine only;
     no subscriber pages, no scheduler. Accounts come from `comms users`.
     """
+    import signal
+
     from comms.web.app import create_app, listen
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
 
     config = state.config()
     configure_logging(secrets=config.secret_values())
@@ -146,6 +151,7 @@ def desk(state: State, port: int) -> None:
     try:
         app = create_app(config.output_dir, config, desk=_desk(config, store))
         server = listen(app, "127.0.0.1", port, threads=4, ident="comms")
+        signal.signal(signal.SIGTERM, stop)
         click.echo(f"Desk on http://127.0.0.1:{server.effective_port}/desk/ (Ctrl+C stops)")
         try:
             server.run()
