@@ -70,7 +70,8 @@ def test_desk_pages_pass_axe_after_a_keyboard_login(desk_site: DeskSite, browser
         page.fill("#code", pyotp.TOTP(anna.totp).now())
         page.keyboard.press("Enter")
         page.wait_for_url("**/desk/")
-        for path in ("/desk/", f"/desk/issues/{ISSUE}/", "/desk/audit", "/desk/nothing"):
+        pages = ["/desk/", f"/desk/issues/{ISSUE}/", f"/desk/edit/issue/{ISSUE}", "/desk/audit"]
+        for path in [*pages, "/desk/nothing"]:
             page.goto(desk_site.base + path)
             assert page.locator("h1").count() == 1, path
             assert _violations(page) == "", path

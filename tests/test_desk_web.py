@@ -3,6 +3,7 @@ TOTP, lockout, CSRF, cookies, roles, approval and proofs through the desk, the a
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
@@ -384,3 +385,77 @@ def test_the_commands_serve_the_desk_when_enabled(
 def test_comms_desk_refuses_while_the_desk_is_off(site_copy: Path) -> None:
     code, _out, err = run_cli(site_copy, "desk", "--port", "0")
     assert code == 1 and "[desk] enabled = true" in err
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=Setup", "-c", "user.email=setup@example.org",
+         *args],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def _edit_form(browser: requests.Session, base: str, path: str) -> tuple[str, str, str]:
+    """The edit page's CSRF token, version digest and text."""
+    page = browser.get(base + path)
+    assert page.status_code == 200, page.text
+    version = VERSION_RE.search(page.text)
+    text = re.search(r"<textarea[^>]*>(.*?)</textarea>", page.text, re.S)
+    assert version is not None and text is not None
+    # As a browser reads it: the line end right after the tag is not part of the text.
+    return csrf(page.text), version.group(1), html.unescape(text.group(1)).removeprefix("\n")
+
+
+def test_a_save_is_a_commit_by_the_account_and_four_eyes_follow_it(desk_site: DeskSite) -> None:
+    _git(desk_site.root, "init", "--quiet")
+    _git(desk_site.root, "add", "content")
+    _git(desk_site.root, "commit", "--quiet", "-m", "Start")
+    paul = desk_site.add("Paul", "approver", "paul@example.org")
+    vera = desk_site.add("Vera", "approver", "vera@example.org")
+    browser = log_in(desk_site, paul)
+    path = f"/desk/edit/issue/{ISSUE}"
+    token, version, text = _edit_form(browser, desk_site.base, path)
+    changed = text.replace("Wir freuen uns auf", "Wir freuen uns sehr auf", 1)
+    assert changed != text
+    saved = browser.post(
+        desk_site.base + path, data={"csrf_token": token, "version": version, "text": changed}
+    )
+    assert saved.status_code == 200 and "Gespeichert." in saved.text
+    file = desk_site.root / "content" / "issues" / f"{ISSUE}.md"
+    assert file.read_text(encoding="utf-8") == changed.replace("\r\n", "\n")
+    log = _git(desk_site.root, "log", "-1", "--format=%an <%ae>", "--", str(file))
+    assert log.strip() == "Paul <paul@example.org>"
+    assert ("Paul", "save", f"issue/{ISSUE}") in [row[:3] for row in desk_site.audit()]
+    # Paul changed it last: Paul may not approve it, Vera may.
+    page = browser.get(f"{desk_site.base}/desk/issues/{ISSUE}/")
+    found = VERSION_RE.search(page.text)
+    assert found is not None
+    data = {"csrf_token": csrf(page.text), "version": found.group(1)}
+    refused = browser.post(f"{desk_site.base}/desk/issues/{ISSUE}/approve", data=data)
+    assert refused.status_code == 409 and "changed issue" in refused.text
+    other = log_in(desk_site, vera)
+    page = other.get(f"{desk_site.base}/desk/issues/{ISSUE}/")
+    data = {"csrf_token": csrf(page.text), "version": found.group(1)}
+    assert other.post(f"{desk_site.base}/desk/issues/{ISSUE}/approve", data=data).ok
+    approvals = Desk(desk_site.store.engine).approvals(ISSUE)
+    assert [a.approved_by for a in approvals] == ["Vera"]
+
+
+def test_a_file_changed_since_loading_is_never_overwritten(desk_site: DeskSite) -> None:
+    erika = desk_site.add("Erika", "editor")
+    browser = log_in(desk_site, erika)
+    path = f"/desk/edit/issue/{ISSUE}"
+    token, version, text = _edit_form(browser, desk_site.base, path)
+    file = desk_site.root / "content" / "issues" / f"{ISSUE}.md"
+    theirs = text + "\nEin Absatz von jemand anderem.\n"
+    file.write_text(theirs, encoding="utf-8")
+    mine = text + "\nMein Absatz.\n"
+    answer = browser.post(
+        desk_site.base + path, data={"csrf_token": token, "version": version, "text": mine}
+    )
+    assert answer.status_code == 409 and "Mein Absatz." in answer.text
+    assert file.read_text(encoding="utf-8") == theirs
+    # Only the files `comms list` lists can be opened.
+    for other in ("/desk/edit/issue/..%2F..%2Fcomms", "/desk/edit/config/comms"):
+        assert browser.get(desk_site.base + other).status_code == 404

@@ -5,9 +5,12 @@ approval (`comms approve`) and proofs (`comms send --proof`); each action in the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from comms.content.authors import commit_file
 from comms.content.models import Issue, Site
 from comms.content.site import find_issue, read_site
+from comms.content.source_files import Source, read_source, save_source
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.db.approvals import Approval, Desk, ProofRecord
@@ -124,3 +127,27 @@ class Office:
             detail = f"to {record.recipient}, edition {record.edition}"
             self.accounts.audit(account.name, "proof", slug, record.digest, detail)
         return list(sent.records)
+
+    def _file(self, kind: str, slug: str) -> Path:
+        """The content file of an item `comms list` lists (nothing else can be named)."""
+        found = next((i for i in self.items() if i.kind == kind and i.slug == slug), None)
+        if found is None:
+            raise CommsError(f"no {kind} '{slug}'")
+        return self.config.root / found.path
+
+    def source(self, kind: str, slug: str) -> Source:
+        """The Markdown file of an item, with the digest a save must name."""
+        return read_source(self._file(kind, slug))
+
+    def save(self, kind: str, slug: str, text: str, seen: str, account: Account) -> str:
+        """Write the item's file as `account` when it is unchanged since it was loaded (digest
+        `seen`; else Conflict), and where the content folder is a git repository commit it
+        with the account as author. The new digest."""
+        path = self._file(kind, slug)
+        digest = save_source(path, text, seen)
+        email = account.email or "desk@localhost"
+        message = f"Edit {path.relative_to(self.config.content_dir)} on the desk"
+        commit = commit_file(self.config.content_dir, path, account.name, email, message)
+        detail = f"commit {commit}" if commit else "no git repository"
+        self.accounts.audit(account.name, "save", f"{kind}/{slug}", digest, detail)
+        return digest
