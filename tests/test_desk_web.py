@@ -354,11 +354,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["serve", "desk"])
-def test_the_commands_serve_the_desk_when_enabled(
-    site_copy: Path, monkeypatch: pytest.MonkeyPatch, command: str
+@pytest.mark.parametrize(
+    ("command", "enabled"), [("serve", True), ("desk", True), ("serve", False)]
+)
+def test_the_commands_serve_the_desk_only_when_enabled(
+    site_copy: Path, command: str, enabled: bool
 ) -> None:
-    env = {"COMMS_SECRET_KEY": SECRET, "COMMS_DESK_ENABLED": "true"}
+    env = {"COMMS_SECRET_KEY": SECRET} | ({"COMMS_DESK_ENABLED": "true"} if enabled else {})
     config_path = site_copy / "comms.toml"
     port = _free_port()
     extra = ["--no-scheduler"] if command == "serve" else []
@@ -373,8 +375,12 @@ def test_the_commands_serve_the_desk_when_enabled(
         assert str(port) in process.stdout.readline()
         base = f"http://127.0.0.1:{port}"
         answer = fetch("GET", base + "/desk/", allow_redirects=False)
-        assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login"
-        assert 'type="password"' in fetch("GET", base + "/desk/login").text
+        login = fetch("GET", base + "/desk/login")
+        if enabled:
+            assert answer.status_code == 303 and answer.headers["Location"] == "/desk/login"
+            assert 'type="password"' in login.text
+        else:  # off by default: the desk does not exist
+            assert answer.status_code == 404 and login.status_code == 404
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
