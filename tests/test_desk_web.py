@@ -39,7 +39,9 @@ from .deskkit import (
 )
 from .ledgerkit import run_cli
 
-pytestmark = pytest.mark.database
+# Every test logs in at least once (an argon2 check costs 64 MiB and a fair part of a second
+# by design) and most read and render the sample site: each takes 1-10 s.
+pytestmark = [pytest.mark.database, pytest.mark.slow]
 
 VERSION_RE = re.compile(r'name="version" value="([0-9a-f]{64})"')
 #: Words only a logged-in desk page shows (the list's headings, the issue, the audit log).
@@ -465,3 +467,15 @@ def test_a_file_changed_since_loading_is_never_overwritten(desk_site: DeskSite) 
     # Only the files `comms list` lists can be opened.
     for other in ("/desk/edit/issue/..%2F..%2Fcomms", "/desk/edit/config/comms"):
         assert browser.get(desk_site.base + other).status_code == 404
+
+
+def test_public_pages_neither_set_nor_see_the_desk_cookie(desk_site: DeskSite) -> None:
+    erika = desk_site.add("Erika", "editor")
+    browser = log_in(desk_site, erika)
+    cookie = next(c for c in browser.cookies if c.name == "comms-desk")
+    assert cookie.path == "/desk/"  # never sent to the public pages on localhost
+    public = browser.get(f"{desk_site.base}/subscribe")
+    assert "Set-Cookie" not in public.headers
+    desk = browser.get(f"{desk_site.base}/desk/")
+    assert public.headers.get("Content-Security-Policy") != desk.headers["Content-Security-Policy"]
+    assert desk.headers["Cache-Control"] == "no-store" and desk.headers["X-Frame-Options"] == "DENY"
