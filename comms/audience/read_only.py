@@ -53,10 +53,10 @@ def guard_engine(engine: Engine) -> None:
 
 
 @contextmanager
-def counting() -> Iterator[None]:
-    """The one exception to `read_only()`: within the block a GET may add to an anonymous
-    counter (a number per page or link and day: comms.db.counters), which changes nobody's
-    state and stores nothing about a person."""
+def bookkeeping() -> Iterator[None]:
+    """The guard's named exception to `read_only()`: within the block a GET may write what
+    changes nobody's data, namely an anonymous counter (a number per page or link and day:
+    comms.db.counters) and a desk login's last-seen time (its idle timeout)."""
     token = _READ_ONLY.set(False)
     try:
         yield

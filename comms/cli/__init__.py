@@ -1,6 +1,6 @@
 """The command line: click commands by area (`common` holds the group and shared helpers;
 `approve`, `bounces`, `content`, `operating`, `reporting`, `sending`, `serving`,
-`subscribers`) that parse options, call the services of the stage packages and print the
+`subscribers`, `users`) that parse options, call the services of the stage packages and print the
 result. The only place that prints or turns a CommsError into an exit code. May import every
 package; nothing imports comms.cli but `python -m comms` (comms/__main__.py) and the `comms`
 console script."""
@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (registers the commands)
     serving,
     subscribers,
     translations,
+    users,
 )
 from .common import cli
 

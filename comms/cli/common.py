@@ -70,7 +70,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Editing": ("new", "translation", "digest", "list", "check", "preview", "build", "refresh"),
     "Sending": ("send", "proof", "approve", "status", "report", "schedule", "worker"),
     "Subscribers": ("subscribers", "bounces"),
-    "Server": ("serve", "backup", "restore"),
+    "Server": ("serve", "desk", "users", "backup", "restore"),
     "Trying it out": ("demo",),
 }
 

@@ -442,7 +442,11 @@ def send(
     # From here a signal ends the command cleanly: a wait for the database, or the run, which
     # then finishes the messages in flight and hands its other claims back.
     shutdown = _signals(Shutdown())
-    store = patiently(f"send {issue_slug}", partial(_open_store, config), shutdown.event)
+    # A dry run or a proof only looks: it says at once that the database is away.
+    opening = partial(_open_store, config)
+    store = (
+        opening() if dry_run or proofs else patiently(f"send {issue_slug}", opening, shutdown.event)
+    )
     if proofs:
         addresses = [_address(a) for a in proofs]
         offered = site_editions(config).languages

@@ -11,6 +11,7 @@ from comms.alerts.notify import Alerter
 from comms.content.site import InvalidContent, load_valid_site
 from comms.core import alarm
 from comms.core.config import Config
+from comms.core.errors import CommsError
 from comms.core.files import exposure_warnings
 from comms.core.logs import configure_logging
 from comms.core.shutdown import Shutdown
@@ -26,6 +27,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from flask import Blueprint
+
     from comms.schedule.standby import Standby
 
 
@@ -89,6 +92,7 @@ def serve(
         views=views,
         clicks=clicks,
         metrics=metrics,
+        desk=_desk(config, store),
     )
     # Without a trusted proxy, the app drops the proxy headers itself (instead of waitress)
     # and says once when they arrive: everyone then shares the proxy's sign-up limit.
@@ -130,6 +134,55 @@ def serve(
             handle.shutdown()
         mailer.close()
         alarm.install(None)
+        store.close()
+
+
+def _desk(config: Config, store: Store) -> Blueprint | None:
+    """The desk's pages when `[desk] enabled`, else None (then /desk/ does not exist)."""
+    if not config.settings.desk.enabled:
+        return None
+    from comms.sending.desk_office import Office
+    from comms.web.desk_pages import desk_blueprint
+
+    return desk_blueprint(Office(config, store))
+
+
+@cli.command()
+@click.option(
+    "--port", default=8010, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.pass_obj
+def desk(state: State, port: int) -> None:
+    """Serve the desk in the browser alone on http://127.0.0.1:PORT/desk/ (one-person office).
+
+    The same pages as under `comms serve` with `[desk] enabled`, bound to this machine only;
+    no subscriber pages, no scheduler. Accounts come from `comms users`.
+    """
+    import signal
+
+    from comms.web.app import create_app, listen
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    config = state.config()
+    configure_logging(secrets=config.secret_values())
+    if not config.settings.desk.enabled:
+        raise CommsError("the desk is off; set `[desk] enabled = true` in comms.toml")
+    store = _open_store(config)
+    configure_logging(secrets=[store.secret])
+    try:
+        app = create_app(config.output_dir, config, desk=_desk(config, store))
+        server = listen(app, "127.0.0.1", port, threads=4, ident="comms")
+        signal.signal(signal.SIGTERM, stop)
+        click.echo(f"Desk on http://127.0.0.1:{server.effective_port}/desk/ (Ctrl+C stops)")
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+    finally:
         store.close()
 
 

@@ -67,3 +67,18 @@ def last_change(folder: Path, paths: Sequence[Path]) -> Change | None:
         return None
     commit, name, email = found.strip().split("\0")
     return Change(commit, name, email)
+
+
+def commit_file(folder: Path, path: Path, name: str, email: str, message: str) -> str | None:
+    """Commit `path` alone (a file under `folder`) with `name <email>` as author and committer;
+    its short hash, or None when `folder` is no git repository. A failing commit (nothing
+    changed, a hook refused) is a CommsError."""
+    if _git(folder, "rev-parse", "--show-toplevel") is None:
+        return None
+    who = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+    if _git(folder, "add", "--", str(path)) is None:
+        raise CommsError(f"{path}: git add failed")
+    if _git(folder, *who, "commit", "--quiet", "-m", message, "--", str(path)) is None:
+        raise CommsError(f"{path}: git commit failed (nothing changed, or a hook refused it)")
+    found = _git(folder, "rev-parse", "--short", "HEAD")
+    return found.strip() if found else None

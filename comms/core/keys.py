@@ -79,6 +79,7 @@ class Purpose(Enum):
     SIGNUP_RATE = "signup-ip"
     CONFIRM_MAIL_RATE = "confirm-mail"
     CLICK_LINK = "click-link"
+    DESK_LOGIN_RATE = "desk-login"
     # Keyed hashes from before labels, kept as they were: the address alone, the label alone.
     SUPPRESSION = ""
     SECRET_CHECK = "comms secret check"

@@ -449,12 +449,27 @@ class Delivery(_Section):
 
 
 class Desk(_Section):
-    """The editor's desk: who may approve an issue (`comms approve`)."""
+    """The editor's desk: who may approve an issue (`comms approve`), and the desk in the
+    browser at `/desk/`."""
 
     approvers: list[str] = []
     """The names that may approve (`comms approve --by NAME`, else the login name), compared
     without regard to case and spacing; empty: anyone. Either way the approver must differ
     from whoever changed the issue last (its git author, else who sent its last proof)."""
+    enabled: bool = False
+    """Serve the desk in the browser at `/desk/` (`comms serve`, `comms desk`): accounts from
+    `comms users`, roles editor, approver and admin. Off: `/desk/…` does not exist (404)."""
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    """A desk login lasts at most this many minutes, then the account logs in again."""
+    idle_minutes: int = Field(default=60, ge=5, le=7 * 24 * 60)
+    """A desk login ends after this many minutes without a request."""
+    lockout_after: int = Field(default=5, ge=1, le=100)
+    """Failed logins (password or code) in a row after which an account is locked."""
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """How long a locked account stays locked (`comms users reset` unlocks it at once)."""
+    login_limit: int = Field(default=20, ge=1, le=10000)
+    """Login attempts one IP address may make per 15 minutes, over every account (counted
+    in the database by every `comms serve`)."""
 
 
 class Feeds(_Section):

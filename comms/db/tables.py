@@ -384,3 +384,62 @@ alerts_sent = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
+
+# The desk in the browser (comms.db.desk_accounts): its accounts, their logins (sessions) and
+# what each did. Names, not ids, in the audit log: it outlives a disabled account.
+DESK_ROLES = ("editor", "approver", "admin")
+
+desk_accounts = sa.Table(
+    "desk_accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    # argon2id, with its salt and parameters (comms.core.credentials).
+    sa.Column("password_hash", sa.Text, nullable=False),
+    # Base32; NULL: no second factor (editors only).
+    sa.Column("totp_secret", sa.String(64)),
+    # The TOTP time step last used: a code works once.
+    sa.Column("totp_step", sa.BigInteger),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("role", DESK_ROLES), name="ck_desk_accounts_role"),
+)
+
+desk_sessions = sa.Table(
+    "desk_sessions",
+    metadata,
+    # SHA-256 of the cookie's value: a copy of the table logs nobody in.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("desk_accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    # False while the password is checked and the TOTP code is still due.
+    sa.Column("complete", sa.Boolean, nullable=False),
+    # The token every form of this login carries (CSRF).
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+desk_audit = sa.Table(
+    "desk_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("account", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    # What it acted on: an issue's slug, an account's name; empty for a login.
+    sa.Column("subject", sa.String(200), nullable=False, server_default=""),
+    # The content version (an issue's digest) it acted on, where there is one.
+    sa.Column("version", sa.String(64)),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+)

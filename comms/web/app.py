@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, request
+from flask import Blueprint, Flask, Response, abort, request
 
 from comms.alerts.metrics import MetricsEndpoint
-from comms.audience.read_only import counting
+from comms.audience.read_only import bookkeeping
 from comms.audience.subscriptions import Subscriptions
 from comms.bounces.webhooks import BrevoWebhook
 from comms.content.urls import Urls
@@ -144,7 +144,7 @@ def add_static_routes(
     def static_file(path: str = "") -> Response:
         response = serve_file(root, path, config)
         if views is not None and request.method == "GET" and response.status_code in (200, 304):
-            with counting():  # an anonymous counter: the guard's one exception
+            with bookkeeping():  # an anonymous counter: the guard's one exception
                 views.viewed(path)
         return response
 
@@ -158,7 +158,7 @@ def add_click_routes(app: Flask, clicks: Clicks) -> None:
     a counter, no person's state (no uid, IP address or cookie is looked at or kept)."""
 
     def follow(slug: str, link: str) -> Response:
-        with counting():  # an anonymous counter: the guard's one exception
+        with bookkeeping():  # an anonymous counter: the guard's one exception
             target = clicks.follow(slug, link, count=request.method == "GET")
         if target is None:
             abort(404)  # only the links of that issue: never an open redirect
@@ -264,10 +264,12 @@ def create_app(
     views: ViewCounter | None = None,
     clicks: Clicks | None = None,
     metrics: MetricsEndpoint | None = None,
+    desk: Blueprint | None = None,
 ) -> Flask:
     """The app: the subscriber pages (when given) and the output folder with ETags at `/`;
     with `views`, the issue pages' views are counted per day (comms.reports.counting); with
-    `clicks`, the counted links of the mails redirect (comms.reports.clicks).
+    `clicks`, the counted links of the mails redirect (comms.reports.clicks); with `desk`,
+    the desk in the browser answers under /desk/.
 
     With a config, feed responses carry the WebSub `Link` header (hubs and self URL). `csp`
     False leaves out the CSP and frame protection (the preview frames pages and polls).
@@ -289,6 +291,8 @@ def create_app(
         add_click_routes(app, clicks)
     if metrics is not None:
         add_metrics_route(app, metrics)
+    if desk is not None:  # the desk at /desk/ (comms.web.desk_pages) with its own checks
+        app.register_blueprint(desk)
     # Last: the catch-all must not shadow the routes above.
     add_static_routes(app, root, config, views)
     return app

@@ -1,0 +1,153 @@
+"""What the desk in the browser does, through the services the CLI uses: the list of items
+(`comms list`), one issue's editions, problems and version (`comms preview`, `comms check`),
+approval (`comms approve`) and proofs (`comms send --proof`); each action in the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from comms.content.authors import commit_file
+from comms.content.models import Issue, Site
+from comms.content.site import find_issue, read_site
+from comms.content.source_files import Source, read_source, save_source
+from comms.core.config import Config
+from comms.core.errors import CommsError, ContentError
+from comms.db.approvals import Approval, Desk, ProofRecord
+from comms.db.desk_accounts import Account, DeskAccounts
+from comms.db.store import Store
+from comms.publish.gate import issue_problems
+from comms.publish.listing import Listed, list_items
+from comms.publish.problem_words import problem_line
+from comms.publish.quality import check_issue
+from comms.publish.render import RenderedIssue
+from comms.sending.approval import (
+    Version,
+    approval_of,
+    approver_refusal,
+    short,
+    version_of,
+)
+from comms.sending.approval import approve as record_approval
+from comms.sending.campaign import send_proofs
+from comms.sending.issue_editions import render_editions
+
+
+@dataclass(frozen=True)
+class IssueView:
+    """One issue as the desk shows it: every edition rendered, its problems and approvals."""
+
+    issue: Issue
+    #: Per edition language, the site's first.
+    rendered: dict[str, RenderedIssue]
+    version: Version
+    errors: list[str]
+    warnings: list[str]
+    approvals: list[Approval]
+    proofs: list[ProofRecord]
+
+    @property
+    def approved(self) -> bool:
+        """Whether the current version has an approval."""
+        return approval_of(self.approvals, self.version.digest) is not None
+
+
+class Office:
+    """The desk's services over one configuration and database."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.accounts = DeskAccounts(store.engine)
+        self.desk = Desk(store.engine)
+
+    def items(self) -> list[Listed]:
+        """Every issue, event, practice and award with its status and problem counts."""
+        return list_items(self.config)
+
+    def _read(self, slug: str) -> tuple[Site, list[ContentError], Issue]:
+        site, problems = read_site(self.config)
+        return site, problems, find_issue(self.config, site, problems, slug)
+
+    def issue(self, slug: str) -> IssueView:
+        """The issue `slug` in every edition (CommsError when it is unknown or has errors in
+        its own file)."""
+        config = self.config
+        site, problems, issue = self._read(slug)
+        rendered = render_editions(config, site, issue)
+        language = config.settings.site.language
+        errors = issue_problems(config, site, problems, slug)
+        own = [p for p in problems if p.warning and p.path == issue.path]
+        warnings = own + [p for p in check_issue(config, site, issue) if p.warning]
+        return IssueView(
+            issue,
+            rendered,
+            version_of(rendered, issue),
+            [problem_line(e, config.root, language) for e in errors],
+            [problem_line(w, config.root, language) for w in warnings],
+            self.desk.approvals(slug),
+            self.desk.proofs(slug),
+        )
+
+    def approve(self, slug: str, account: Account, seen: str) -> Approval:
+        """Approve issue `slug` as `account` (its name is the approver's), provided its current
+        version is `seen` (the one the page showed), it has no errors and the account may
+        approve it (four eyes, `[desk] approvers`); CommsError says why not."""
+        if not account.may("approver"):
+            raise CommsError(f"{account.name} may not approve (role {account.role})")
+        config = self.config
+        site, problems, issue = self._read(slug)
+        blocking = issue_problems(config, site, problems, slug)
+        if blocking:
+            raise CommsError(f"issue '{slug}' has {len(blocking)} error(s); not approved")
+        version = version_of(render_editions(config, site, issue), issue)
+        if version.digest != seen:
+            raise CommsError(
+                f"issue '{slug}' changed since the page was loaded (now version "
+                f"{short(version.digest)}); check it again; not approved"
+            )
+        refused = approver_refusal(config, self.desk, site, issue, account.name)
+        if refused is not None:
+            raise CommsError(refused)
+        done = record_approval(self.desk, issue, version, account.name)
+        self.accounts.audit(account.name, "approve", slug, version.digest)
+        return done
+
+    def proof(self, slug: str, account: Account, language: str) -> list[ProofRecord]:
+        """Send a proof of issue `slug` in the edition `language` to the account's own
+        address; CommsError when it has none or the issue cannot be sent."""
+        if not account.email:
+            raise CommsError(f"the account {account.name} has no address (comms users)")
+        site, _problems, issue = self._read(slug)
+        sent = send_proofs(
+            self.config, self.store, site, issue, [account.email], languages=[language],
+            by=account.name,
+        )  # fmt: skip
+        for record in sent.records:
+            detail = f"to {record.recipient}, edition {record.edition}"
+            self.accounts.audit(account.name, "proof", slug, record.digest, detail)
+        return list(sent.records)
+
+    def _file(self, kind: str, slug: str) -> Path:
+        """The content file of an item `comms list` lists (nothing else can be named)."""
+        found = next((i for i in self.items() if i.kind == kind and i.slug == slug), None)
+        if found is None:
+            raise CommsError(f"no {kind} '{slug}'")
+        return self.config.root / found.path
+
+    def source(self, kind: str, slug: str) -> Source:
+        """The Markdown file of an item, with the digest a save must name."""
+        return read_source(self._file(kind, slug))
+
+    def save(self, kind: str, slug: str, text: str, seen: str, account: Account) -> str:
+        """Write the item's file as `account` when it is unchanged since it was loaded (digest
+        `seen`; else Conflict), and where the content folder is a git repository commit it
+        with the account as author. The new digest."""
+        path = self._file(kind, slug)
+        digest = save_source(path, text, seen)
+        email = account.email or "desk@localhost"
+        message = f"Edit {path.relative_to(self.config.content_dir)} on the desk"
+        commit = commit_file(self.config.content_dir, path, account.name, email, message)
+        detail = f"commit {commit}" if commit else "no git repository"
+        self.accounts.audit(account.name, "save", f"{kind}/{slug}", digest, detail)
+        return digest
