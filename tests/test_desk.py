@@ -22,7 +22,6 @@ import time_machine
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from comms.core.config import load_config
-from comms.core.errors import CommsError
 from comms.schedule import jobs
 from comms.web.preview import Preview
 
@@ -108,9 +107,13 @@ def test_the_scheduler_refuses_the_same_issue_and_logs_every_problem(
     due = berlin(2020, 2, 4, 9, 0)
     with time_machine.travel(berlin(2020, 2, 4, 9, 0, 1), tick=False):
         with caplog.at_level(logging.ERROR, "comms.scheduler"):
-            with pytest.raises(CommsError, match="refused, nothing sent: issue '2020-02-news"):
-                jobs.scheduled_send(str(site / "comms.toml"), ISSUE, due.isoformat())
+            # Refused and recorded (comms status, comms schedule), logged in lines, no raise.
+            assert jobs.scheduled_send(str(site / "comms.toml"), ISSUE, due.isoformat()) == (
+                "refused"
+            )
     assert f"send of {ISSUE}: {expected}" in caplog.text
+    assert f"scheduled send of {ISSUE} refused, nothing sent: issue '{ISSUE}'" in caplog.text
+    assert "Traceback" not in caplog.text
     assert outbox(site) == []
 
 
@@ -200,8 +203,11 @@ def test_the_scheduler_refuses_an_issue_that_is_not_approved(
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
     due = berlin(2020, 2, 4, 9, 0)
     with time_machine.travel(berlin(2020, 2, 4, 9, 0, 1), tick=False):
-        with pytest.raises(CommsError, match="is not approved"):
-            jobs.scheduled_send(str(site / "comms.toml"), ISSUE, due.isoformat())
+        with caplog.at_level(logging.ERROR, "comms.scheduler"):
+            assert jobs.scheduled_send(str(site / "comms.toml"), ISSUE, due.isoformat()) == (
+                "refused"
+            )
+    assert "is not approved" in caplog.text
     assert outbox(site) == []
 
 

@@ -365,7 +365,8 @@ class Site:
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         """The items of one kind, keyed by slug."""
-        found: dict[str, Any] = getattr(self, KINDS[kind].folder)
+        folder = next(k.folder for k in FOLDERS.values() if k.name == kind)  # digests too
+        found: dict[str, Any] = getattr(self, folder)
         return found
 
     def all_items(self) -> list[Item]:

@@ -50,7 +50,8 @@ def png_path(site_path: str, width: int) -> str:
 def svg_ratio(path: Path) -> float | None:
     """Height / width of an SVG from its viewBox, or None when it has none or cannot be read."""
     try:
-        match = _VIEWBOX.search(path.read_bytes()[:4096])
+        with path.open("rb") as svg:  # the head is enough: the viewBox is on the root element
+            match = _VIEWBOX.search(svg.read(4096))
     except OSError:
         return None
     if match is None or float(match.group(1)) <= 0:

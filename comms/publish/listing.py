@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from comms.content.models import FOLDERS, KINDS, Award, Event, Issue, Item, Site
+from comms.content.models import FOLDERS, Award, Event, Issue, Item, Site
 from comms.content.reader import TRANSLATION_NAME, content_files
 from comms.content.site import read_site
 from comms.core.config import Config
@@ -105,7 +105,7 @@ def list_items(config: Config, kind: str | None = None) -> list[Listed]:
                 translations=translated.get(slug_key(file_kind.name, slug), []),
             )
         )
-    order = list(KINDS)
+    order = [folder_kind.name for folder_kind in FOLDERS.values()]
     found.sort(key=lambda listed: listed.slug)
     found.sort(key=lambda listed: listed.when, reverse=True)
     found.sort(key=lambda listed: order.index(listed.kind))

@@ -172,6 +172,11 @@ def render_confirmation(
     subject = translate(language, "Please confirm your newsletter subscription")
     context = {
         **base_context(config, edition),
+        # No image at all: the address may be a stranger's, and loading a picture would tell
+        # us that they opened the mail; the colours and the name carry the brand here.
+        "logo": None,
+        "header_image": None,
+        "partners": [],
         "confirm_url": confirm_url,
         "title": subject,
         "preheader": translate(language, "One click and your subscription is active."),
