@@ -131,7 +131,8 @@ class FileState:
 class ScratchState:
     """No history and nothing kept: for builds that are only looked at (`comms check` asks
     which pages exist, the preview shows them), so that they never write state to `var/` (only
-    the caches of `var/cache/`, safe to delete) nor mark items as seen. `sent`: the issues to show as sent (the preview shows every issue's page)."""
+    the caches of `var/cache/`, safe to delete) nor mark items as seen. `sent`: the issues to
+    show as sent (the preview shows every issue's page)."""
 
     def __init__(self, sent: Iterable[str] = ()) -> None:
         self.sent = frozenset(sent)
