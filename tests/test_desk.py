@@ -663,6 +663,10 @@ def _commit(root: Path, author: str, message: str) -> None:
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_the_author_of_the_last_commit_cannot_approve(site: Path) -> None:
     _git(site, "init", "-q")
+    # Everything but the issue (and its translations) comes from somebody else.
+    (site / "content" / "issues").rename(site / "issues-later")
+    _commit(site, "Archiv <archiv@example.org>", "The sample")
+    (site / "issues-later").rename(site / "content" / "issues")
     _commit(site, "Erika Muster <erika@example.org>", "Issue 3")
     for name in ("Erika Muster", "erika@example.org", "  erika  MUSTER "):
         code, _, err = run_cli(site, "approve", ISSUE, "--by", name)
@@ -682,6 +686,15 @@ def test_the_author_of_the_last_commit_cannot_approve(site: Path) -> None:
     _commit(site, "Kai Prüfer <kai@example.org>", "Leichte Sprache")
     code, _, err = run_cli(site, "approve", ISSUE, "--by", "Kai Prüfer")
     assert code == 1 and "Kai Prüfer changed issue" in err
+    # An event the mail shows is part of it too: whoever wrote its current version cannot
+    # approve the issue either.
+    event = "2020-07-10-follow-up-werkstatt-frauen"
+    shown = site / "content" / "events" / f"{event}.md"
+    shown.write_text(shown.read_text(encoding="utf-8") + "\nNeu: mit Kinderbetreuung.\n", "utf-8")
+    _commit(site, "Lena Lang <lena@example.org>", "Kinderbetreuung")
+    code, _, err = run_cli(site, "approve", ISSUE, "--by", "Lena Lang")
+    assert code == 1
+    assert f"Lena Lang changed event '{event}' of issue '{ISSUE}' last (commit " in err
     code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
     assert code == 0, err
     assert status(site)["approved"] is True

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from comms.content.authors import Uncommitted, last_change
-from comms.content.models import Issue, Site
+from comms.content.models import Issue, Item, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
@@ -168,10 +168,11 @@ def _shown_path(config: Config, path: Path) -> str:
 def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name: str) -> str | None:
     """Why `name` may not approve `issue` (four eyes), or None when they may.
 
-    A name outside `[desk] approvers` (when the list is set) may not; nor may whoever changed
-    the issue last: the author of the last commit of its file or a translation of it where
-    the content folder is a git repository (uncommitted changes have no known author, so they
-    are refused), else whoever sent its last proof.
+    A name outside `[desk] approvers` (when the list is set) may not; nor may whoever wrote
+    the current version of anything the mail shows: where the content folder is a git
+    repository, the author of the last commit of the issue's file, of an event, practice or
+    award it shows, or of a translation of one of them (uncommitted changes have no known
+    author, so they are refused); else whoever sent its last proof.
     """
     slug = issue.slug
     allowed = config.settings.desk.approvers
@@ -180,24 +181,39 @@ def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name:
             f"{name} is not one of the approvers in [desk] approvers ({', '.join(allowed)}); "
             f"issue '{slug}' is not approved"
         )
-    files = [issue.path] + [
-        own[issue.uid].path for own in site.translations.values() if issue.uid in own
+    # Each item the mail shows, with its translations: whoever wrote the current version of
+    # any of them may not be the one who approves it (an edited event is an edited mail).
+    shown_items: list[Item] = [
+        issue,
+        *site.issue_events(issue, config.tz),
+        *site.issue_practices(issue),
+        *([award] if (award := site.issue_award(issue)) is not None else []),
     ]
-    try:
-        change = last_change(config.content_dir, files)
-    except Uncommitted as exc:
-        shown = ", ".join(_shown_path(config, Path(p)) for p in exc.paths)
-        return (
-            f"{shown}: changes not committed, so who made them is unknown; commit them, then "
-            f"someone other than their author approves; issue '{slug}' is not approved"
-        )
-    if change is not None:
-        if _folded(name) in (_folded(change.name), _folded(change.email)):
+    in_git = False
+    for item in shown_items:
+        files = [item.path] + [
+            own[item.uid].path for own in site.translations.values() if item.uid in own
+        ]
+        try:
+            change = last_change(config.content_dir, files)
+        except Uncommitted as exc:
+            shown = ", ".join(_shown_path(config, Path(p)) for p in exc.paths)
             return (
-                f"{name} changed issue '{slug}' last (commit {change.commit}); the approval "
-                "needs a second person: someone else runs `comms approve "
+                f"{shown}: changes not committed, so who made them is unknown; commit them, "
+                f"then someone other than their author approves; issue '{slug}' is not approved"
+            )
+        if change is None:
+            continue
+        in_git = True
+        if _folded(name) in (_folded(change.name), _folded(change.email)):
+            kind = type(item).__name__.lower()
+            what = f"issue '{slug}'" if item is issue else f"{kind} '{item.slug}' of issue '{slug}'"
+            return (
+                f"{name} changed {what} last (commit {change.commit}); the "
+                "approval needs a second person: someone else runs `comms approve "
                 f"{slug} --by NAME`; not approved"
             )
+    if in_git:
         return None
     proofs = desk.proofs(slug)
     if proofs and _folded(proofs[-1].sent_by) == _folded(name):

@@ -163,8 +163,9 @@ def send(
             interrupted=run.interrupted,
         )
 
-    # The run is over: its end is recorded whenever the database answers (no stop here).
-    return patiently(what, end)
+    # The run is over: its end is recorded when the database answers, unless a stop comes
+    # first (then Stopped: the claims are handed back or expire, and the next run resumes).
+    return patiently(what, end, options.stop)
 
 
 def issue_parts(
