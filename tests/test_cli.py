@@ -192,6 +192,8 @@ def test_demo_prints_the_summary(site_copy: Path) -> None:
         "    Mi., 15. Januar 2020, 00:15 Uhr  refresh feeds (every 15 min)\n"
         "    Mi., 15. Januar 2020, 02:30 Uhr  housekeeping: purge unconfirmed sign-ups, "
         "reduce ended ones (daily at 02:30)\n"
+        "    Di., 4. Februar 2020, 07:00 Uhr  compose digest „Termine in der Region“ "
+        "(termine-in-der-region), to send at 10:00 once ready\n"
         "    Di., 4. Februar 2020, 09:00 Uhr  send #3 „Termine 2020: Schwerpunktkonferenz am "
         "16. April und Sonderpreis“ (2020-02-newsletter)\n"
     )
