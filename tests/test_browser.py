@@ -26,6 +26,7 @@ from comms.web.app import create_app
 from comms.web.preview import Preview
 
 from .conftest import copy_sample
+from .test_series import series_issue
 
 # Chromium is slow to start and memory-hungry: both browser files share one xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
@@ -226,6 +227,29 @@ def test_archive_page_passes_axe(browser: Browser, server: str, path: str) -> No
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.close()
     assert hosts == {"127.0.0.1"}
+
+
+def test_series_table_fits_and_passes_axe(browser: Browser, tmp_path: Path) -> None:
+    """An issue with a series of events (one table of dates): mail at 600 and 375 px, light and
+    dark, and its archive page pass axe and scroll nowhere sideways."""
+    config = series_issue(copy_sample(tmp_path / "sample"))
+    site, _ = read_site(config)
+    out = tmp_path / "public"
+    write_output(out, collect(Build(config, site, FileState(config.root))))
+    hosts: set[str] = set()
+    with serve(out) as server:
+        for path, width, scheme in (
+            ("issues/2019-11-newsletter/email.html", 600, "light"),
+            ("issues/2019-11-newsletter/email.html", 375, "light"),
+            ("issues/2019-11-newsletter/email.html", 600, "dark"),
+            ("issues/2019-11-newsletter/", 1024, "light"),
+            ("issues/2019-11-newsletter/", 375, "dark"),
+        ):
+            page = _open(browser, server + path, width, hosts, scheme)
+            assert page.locator("table.series, .series table").count() == 1, path
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+            assert _violations(page) == "", (path, width, scheme)
+            page.close()
 
 
 def test_preview_shows_the_e_mail_with_local_images(browser: Browser, tmp_path: Path) -> None:

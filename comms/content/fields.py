@@ -204,6 +204,19 @@ def status_word(value: Any) -> Any:
     return value
 
 
+_SERIES_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def _series(value: Any) -> Any:
+    """The name of a series of events: a short name, the same in every event of the series."""
+    if isinstance(value, str) and not _SERIES_RE.match(value.strip()):
+        raise ValueError(
+            f"expected the short name of a series in lowercase letters, digits and hyphens "
+            f"(like 'integrationsdialog'), got '{value}'"
+        )
+    return value
+
+
 When = Annotated[date | datetime, BeforeValidator(_when)]
 Moment = Annotated[datetime, BeforeValidator(_moment)]
 Day = Annotated[date, BeforeValidator(_day)]
@@ -211,4 +224,5 @@ Url = Annotated[str, BeforeValidator(_url)]
 Text = Annotated[str, BeforeValidator(_text)]
 HeaderText = Annotated[str, BeforeValidator(_text), AfterValidator(_one_line)]
 Email = Annotated[str, BeforeValidator(_email)]
+SeriesName = Annotated[str, BeforeValidator(_text), AfterValidator(_series)]
 EventStatus = Annotated[Literal["planned", "cancelled", "postponed"], BeforeValidator(status_word)]

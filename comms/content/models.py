@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -29,6 +30,7 @@ from comms.content.fields import (
     EventStatus,
     HeaderText,
     Moment,
+    SeriesName,
     Text,
     Url,
     When,
@@ -168,6 +170,9 @@ class Event(_Tagged):
     status: EventStatus = "planned"
     image: Image | None = None
     summary: Text
+    #: The series the event belongs to (`integrationsdialog`): an issue that shows two or more
+    #: events of one series shows them as one table of dates (`series_blocks`).
+    series: SeriesName | None = None
 
     @property
     def all_day(self) -> bool:
@@ -310,6 +315,38 @@ class Digest(Item):
     status: Annotated[IssueStatus, BeforeValidator(status_word)] = IssueStatus.DRAFT
     #: Fewer new or changed items than this: no issue at all.
     min_items: Annotated[int, Field(ge=1)] = 1
+
+
+@dataclass(frozen=True)
+class Series:
+    """Events of one series that an issue shows together, soonest first."""
+
+    kind: ClassVar[str] = "series"
+
+    name: str
+    events: list[Event]
+
+    @property
+    def title(self) -> str:
+        """`integrationsdialog` → `Integrationsdialog`, `werkstatt-frauen` → `Werkstatt Frauen`."""
+        return " ".join(word[:1].upper() + word[1:] for word in self.name.split("-"))
+
+
+def series_blocks(events: list[Event], tz: ZoneInfo) -> list[Event | Series]:
+    """The events as an issue shows them: two or more of one series become one `Series` (at the
+    place of its first), every other event stays itself."""
+    counts = Counter(event.series for event in events if event.series)
+    blocks: list[Event | Series] = []
+    done: set[str] = set()
+    for event in events:
+        if not event.series or counts[event.series] < 2:
+            blocks.append(event)
+        elif event.series not in done:
+            done.add(event.series)
+            members = [other for other in events if other.series == event.series]
+            members.sort(key=lambda other: (other.start_at(tz), other.slug))
+            blocks.append(Series(event.series, members))
+    return blocks
 
 
 def N_(message: str) -> str:

@@ -32,6 +32,7 @@ FIXED: dict[str, tuple[str, ...]] = {
         "online",
         "registration",
         "status",
+        "series",
         "region",
         "topics",
         "published",

@@ -23,7 +23,7 @@ from jinja2.bccache import FileSystemBytecodeCache
 from markupsafe import Markup, escape
 
 from comms.content import urls
-from comms.content.models import Event
+from comms.content.models import Event, series_blocks
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
@@ -138,6 +138,8 @@ def environment(folder: str, language: str) -> Environment:
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     # Site paths for links (`{{ root }}{{ paths.page_path(item) }}`), in every template.
     env.globals["paths"] = urls
+    # Events of one series as one table of dates (`series_blocks(events, fmt.tz)`).
+    env.globals["series_blocks"] = series_blocks
     return env
 
 
