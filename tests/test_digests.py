@@ -67,6 +67,13 @@ def event_file(region: str, start: str, title: str, status: str = "planned") -> 
     )
 
 
+def tag_events(root: Path, topic: str) -> None:
+    """Give each of the five events the one topic `topic`."""
+    for slug, region, start, title in EVENTS:
+        text = event_file(region, start, title).replace("status:", f"topics: [{topic}]\nstatus:")
+        (root / "content" / "events" / f"{slug}.md").write_text(text, encoding="utf-8")
+
+
 @pytest.fixture
 def site(site_copy: Path) -> Path:
     """The sample site with the digest, five regional events and a three-region list."""
@@ -149,9 +156,7 @@ def test_each_person_gets_exactly_their_regions_items_over_smtp(site: Path) -> N
 @pytest.mark.database
 @pytest.mark.usefixtures("without_approval")
 def test_a_reader_whose_topics_match_nothing_gets_no_mail_and_is_skipped(site: Path) -> None:
-    for slug, region, start, title in EVENTS:
-        text = event_file(region, start, title).replace("status:", "topics: [arbeit]\nstatus:")
-        (site / "content" / "events" / f"{slug}.md").write_text(text, encoding="utf-8")
+    tag_events(site, "arbeit")
     people = "email,name,topics,regions\nanna@example.org,Anna,arbeit,\n"
     people += "fritz@example.org,Fritz,kultur,\n"  # no item has his topic
     import_people(site, "people.csv", people)
@@ -172,6 +177,26 @@ def test_a_reader_whose_topics_match_nothing_gets_no_mail_and_is_skipped(site: P
     assert (counts["sent"], counts["skipped"]) == (1, 1)
     code, out, err = run_cli(site, "status", issue)
     assert "fritz@example.org: skipped after 1 attempt(s): nothing in this digest" in out
+
+
+@pytest.mark.database
+def test_approve_lists_each_distinct_view_of_a_digest(site: Path) -> None:
+    tag_events(site, "arbeit")
+    people = PEOPLE + "fritz@example.org,Fritz,kultur,\ngerd@example.org,Gerd,arbeit,\n"
+    import_people(site, "people.csv", people)
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    code, out, err = run_cli(site, "approve", f"2020-09-01-{SLUG}", "--by", "Erika Muster")
+    assert code == 0, err
+    # The approver sees what goes out: each view once, with its items and readers.
+    assert out.split("6 distinct view(s) of the digest:\n")[1].splitlines() == [
+        "  landesweit, braunschweig, lueneburg, weser-ems (topics all | arbeit): "
+        "5 item(s), 2 recipient(s)",
+        "  nothing (topics kultur): 1 recipient(s), skipped in the send",
+        "  landesweit (topics all): 1 item(s), 1 recipient(s)",
+        "  landesweit, braunschweig (topics all): 3 item(s), 1 recipient(s)",
+        "  landesweit, lueneburg (topics all): 2 item(s), 1 recipient(s)",
+        "  landesweit, weser-ems (topics all): 2 item(s), 1 recipient(s)",
+    ]
 
 
 def test_without_statewide_items_only_the_regions_with_items_get_the_issue(site: Path) -> None:
