@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from email import message_from_bytes, policy
@@ -64,6 +65,13 @@ def event_file(region: str, start: str, title: str, status: str = "planned") -> 
         f'region: {region}\norganiser: "Bündnis"\nstatus: {status}\n'
         f'summary: "Worum es bei {title} geht."\n---\nMehr zu {title}.\n'
     )
+
+
+def tag_events(root: Path, topic: str) -> None:
+    """Give each of the five events the one topic `topic`."""
+    for slug, region, start, title in EVENTS:
+        text = event_file(region, start, title).replace("status:", f"topics: [{topic}]\nstatus:")
+        (root / "content" / "events" / f"{slug}.md").write_text(text, encoding="utf-8")
 
 
 @pytest.fixture
@@ -142,6 +150,53 @@ def test_each_person_gets_exactly_their_regions_items_over_smtp(site: Path) -> N
     assert "\nLandesweit\n" in texts["dora@example.org"]
     html = parse(handler.received[0].data).get_body(("html",))
     assert html is not None and "Landeskonferenz" in html.get_content()
+
+
+@pytest.mark.slow
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_a_reader_whose_topics_match_nothing_gets_no_mail_and_is_skipped(site: Path) -> None:
+    tag_events(site, "arbeit")
+    people = "email,name,topics,regions\nanna@example.org,Anna,arbeit,\n"
+    people += "fritz@example.org,Fritz,kultur,\n"  # no item has his topic
+    import_people(site, "people.csv", people)
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    issue = f"2020-09-01-{SLUG}"
+    handler = Handler()
+    with smtp_server(handler) as port:
+        url = f"smtp://127.0.0.1:{port}"
+        code, out, err = run_cli(site, "send", issue, "--now", "--transport", url)
+    assert code == 0, out + err
+    assert f"{issue}: 1 sent, 0 failed, 1 skipped, 0 waiting" in out
+    # Fritz's view has no section and no award: no intro-only mail for him.
+    assert [r.rcpt_tos for r in handler.received] == [["anna@example.org"]]
+    assert shown(text_of(parse(handler.received[0].data))) == TITLES
+    code, out, err = run_cli(site, "status", issue, "--json")
+    assert code == 0, err
+    counts = json.loads(out)["counts"]
+    assert (counts["sent"], counts["skipped"]) == (1, 1)
+    code, out, err = run_cli(site, "status", issue)
+    assert "fritz@example.org: skipped after 1 attempt(s): nothing in this digest" in out
+
+
+@pytest.mark.database
+def test_approve_lists_each_distinct_view_of_a_digest(site: Path) -> None:
+    tag_events(site, "arbeit")
+    people = PEOPLE + "fritz@example.org,Fritz,kultur,\ngerd@example.org,Gerd,arbeit,\n"
+    import_people(site, "people.csv", people)
+    assert run_cli(site, "digest", "run", SLUG, "--date", "2020-09-01")[0] == 0
+    code, out, err = run_cli(site, "approve", f"2020-09-01-{SLUG}", "--by", "Erika Muster")
+    assert code == 0, err
+    # The approver sees what goes out: each view once, with its items and readers.
+    assert out.split("6 distinct view(s) of the digest:\n")[1].splitlines() == [
+        "  landesweit, braunschweig, lueneburg, weser-ems (topics all | arbeit): "
+        "5 item(s), 2 recipient(s)",
+        "  nothing (topics kultur): 1 recipient(s), skipped in the send",
+        "  landesweit (topics all): 1 item(s), 1 recipient(s)",
+        "  landesweit, braunschweig (topics all): 3 item(s), 1 recipient(s)",
+        "  landesweit, lueneburg (topics all): 2 item(s), 1 recipient(s)",
+        "  landesweit, weser-ems (topics all): 2 item(s), 1 recipient(s)",
+    ]
 
 
 def test_without_statewide_items_only_the_regions_with_items_get_the_issue(site: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from .databases import database_env
 from .ledgerkit import run_cli
 from .schedkit import BERLIN, ISSUE, SECRET, set_front_matter, wait_for, with_subscribers
 from .smtp_servers import Handler, free_port, smtp_server
+from .test_digests import event_file
 
 pytestmark = [pytest.mark.database, pytest.mark.slow]
 
@@ -105,3 +108,52 @@ def test_sigterm_during_a_scheduled_send_finishes_the_message_in_flight(site_cop
     assert counts["sending"] == 0  # every claim went back
     assert counts["sent"] == arrived < 3
     assert counts["queued"] == 3 - arrived
+
+
+def test_serve_composes_a_digest_at_its_time(site_copy: Path) -> None:
+    """The scheduler runs on the wall clock (never `reference_date`): a weekly digest on
+    today's weekday, composed at the next whole minute, is written by a real `comms serve`."""
+    env = {"COMMS_SECRET_KEY": SECRET}
+    now = datetime.now(BERLIN)
+    # A whole minute 15 to 75 s ahead: the server is up before it, even on a loaded machine.
+    at = (now + timedelta(seconds=15)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    weekday = calendar.day_name[at.weekday()]
+    (site_copy / "content" / "digests" / "woche.md").write_text(
+        f'---\ntitle: "Wochentermine"\nkinds: [events]\nhorizon: 2 weeks\n'
+        f"cadence: weekly on {weekday}\ncompose_at: '{at:%H:%M}'\n"
+        f'subject: "Termine – {{date}}"\npreheader: "Die Woche"\n---\nHallo.\n',
+        encoding="utf-8",
+    )
+    for n in (3, 5):
+        day = at.date() + timedelta(days=n)
+        event = site_copy / "content" / "events" / f"{day}-treffen-{n}.md"
+        event.write_text(event_file("landesweit", f"{day} 10:00", f"Treffen {n}"), "utf-8")
+    issue = site_copy / "content" / "issues" / f"{at.date()}-woche.md"
+    job = f"digest:woche@{at.date()}"
+    code, out, err = run_cli(site_copy, "schedule", env=env)
+    assert code == 0, err
+    assert f"{at:%H:%M} Uhr  compose digest „Wochentermine“ (woche)" in out
+    code, out, err = run_cli(site_copy, "schedule", "--json", env=env)
+    assert code == 0, err
+    assert job in {j["id"] for j in json.loads(out)["jobs"]}
+    with serve(site_copy, env) as (first, _):
+        assert "(with the scheduler; Ctrl+C stops)" in first
+        assert not issue.exists()
+        wait_for(issue.exists, timeout=(at - now).total_seconds() + 60)
+        assert datetime.now(BERLIN) >= at
+
+        def jobs() -> dict[str, Any]:
+            code, out, err = run_cli(site_copy, "schedule", "--json", env=env)
+            assert code == 0, err
+            data: dict[str, Any] = json.loads(out)
+            return data
+
+        # Composed once; the listener syncs after the run and plans the next week's run.
+        following = f"digest:woche@{at.date() + timedelta(days=7)}"
+        wait_for(lambda: following in {j["id"] for j in jobs()["jobs"]})
+        data = jobs()
+        assert data["scheduler"] is not None  # the serve process holds the lease
+        assert job not in {j["id"] for j in data["jobs"]}
+    text = issue.read_text("utf-8")
+    assert "from_digest: woche\n" in text
+    assert f"- {at.date() + timedelta(days=3)}-treffen-3\n" in text

@@ -13,6 +13,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.core.languages import site_editions
 from comms.db.approvals import Desk
 from comms.db.store import Store
+from comms.publish.digest_sections import View, views
 from comms.publish.gate import issue_problems
 from comms.sending.approval import (
     approval_of,
@@ -76,6 +77,11 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
         done = record_approval(desk, issue, version, by)
         count = store.ledger.count_recipients(issue.topics, issue.regions)
         per = store.ledger.recipients_by_edition(issue.topics, issue.regions, offered)
+        choices = (
+            store.ledger.recipients_by_choice(issue.topics, issue.regions)
+            if issue.from_digest
+            else {}
+        )
     finally:
         store.close()
     click.echo(
@@ -91,8 +97,22 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
             f"  {edition.language} ({edition.label}): „{shown.subject}“, "
             f"{per.get(edition.language, 0)} recipient(s) now{source}"
         )
+    if issue.from_digest:
+        order = list(config.settings.regions)
+        found = views(site, issue, config.tz, order, choices)
+        click.echo(f"{len(found)} distinct view(s) of the digest:")
+        for view in found:
+            click.echo(f"  {_view_line(view)}")
     if READY.reason(issue) is not None:
         click.echo(f"note: {issue.slug} is still a draft; set `status: ready` to send it")
+
+
+def _view_line(view: View) -> str:
+    topics = " | ".join(" ".join(t) or "all" for t in view.topics)
+    if not view.items:
+        return f"nothing (topics {topics}): {view.recipients} recipient(s), skipped in the send"
+    regions = ", ".join(view.regions) or "award only"
+    return f"{regions} (topics {topics}): {view.items} item(s), {view.recipients} recipient(s)"
 
 
 def _without_slug(row: dict[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,11 @@ class LocalError(CommsError):
     system, a missing permission; the message names the path (`comms.core.local_faults`)."""
 
 
+class EmptyView(CommsError):
+    """A digest issue has nothing for this reader: no section with items, no award. The send
+    skips them rather than mail an intro alone."""
+
+
 class RenderError(CommsError):
     """A template or the MJML compiler failed; names the template or item."""
 

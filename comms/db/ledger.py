@@ -129,6 +129,19 @@ class Ledger:
         with self.reading() as conn:
             return {str(e or ""): int(n) for e, n in conn.execute(query)}
 
+    def recipients_by_choice(
+        self, topics: Sequence[str], regions: Sequence[str]
+    ) -> dict[tuple[str, str], int]:
+        """How many subscribers an issue would go to now, per stored (regions, topics) choice."""
+        s = subscribers.c
+        inner = self._recipients(topics, regions).add_columns(
+            s.regions.label("r"), s.topics.label("t")
+        )
+        rows = inner.subquery()
+        query = sa.select(rows.c.r, rows.c.t, sa.func.count()).group_by(rows.c.r, rows.c.t)
+        with self.reading() as conn:
+            return {(str(r or ""), str(t or "")): int(n) for r, t, n in conn.execute(query)}
+
     def count_recipients(self, topics: Sequence[str], regions: Sequence[str]) -> int:
         """How many subscribers an issue would go to now."""
         query = sa.select(sa.func.count()).select_from(self._recipients(topics, regions).subquery())

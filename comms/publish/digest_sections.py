@@ -81,3 +81,45 @@ def sections(
 def view_key(found: list[Section]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """What a reader sees, as a cache key: readers with equal keys get equal mails."""
     return tuple((section.region, section.uids) for section in found)
+
+
+@dataclass(frozen=True)
+class View:
+    """One distinct view of a digest issue: its sections' regions, items, and who gets it."""
+
+    regions: tuple[str, ...]
+    #: The topic choices of its readers, each sorted (empty: every topic).
+    topics: tuple[tuple[str, ...], ...]
+    items: int
+    recipients: int
+
+
+def views(
+    site: Site,
+    issue: Issue,
+    tz: ZoneInfo,
+    order: list[str],
+    choices: dict[tuple[str, str], int],
+) -> list[View]:
+    """The distinct views of a digest issue for the readers' stored (regions, topics) choices
+    and their counts, most recipients first; an empty view (no item, no award) has no regions
+    and no items: the send skips its readers."""
+    award = site.issue_award(issue) is not None
+    grouped: dict[object, tuple[list[Section], set[tuple[str, ...]], int]] = {}
+    for (regions, topics), count in choices.items():
+        reader = Reader.of(regions, topics)
+        found = sections(site, issue, tz, order, reader)
+        key = view_key(found) if found or award else None
+        _, seen, total = grouped.get(key, (found, set(), 0))
+        seen.add(tuple(sorted(reader.topics)))
+        grouped[key] = (found, seen, total + count)
+    shown = [
+        View(
+            tuple(s.region for s in found),
+            tuple(sorted(seen)),
+            sum(len(s.uids) for s in found) + (1 if award and key is not None else 0),
+            total,
+        )
+        for key, (found, seen, total) in grouped.items()
+    ]
+    return sorted(shown, key=lambda v: (-v.recipients, v.regions))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from comms.content.models import Issue, Site
 from comms.core.config import Config
+from comms.core.errors import EmptyView
 from comms.core.languages import Editions, site_editions
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.publish.digest_sections import Reader, sections, view_key
@@ -25,6 +26,10 @@ def content_hash(subject: str, html: str, text: str) -> str:
     return digest.hexdigest()
 
 
+#: Why a reader with an empty view of a digest issue is skipped (stored with the delivery).
+EMPTY_VIEW = "nothing in this digest for their regions and topics"
+
+
 @dataclass(frozen=True)
 class Personal:
     """A digest issue's views: each distinct set of sections rendered once per edition, on
@@ -35,23 +40,31 @@ class Personal:
     issue: Issue
     secret: str
     factories: dict[tuple[object, ...], MessageFactory] = field(default_factory=dict)
-    #: The factory per stored choice, so that most recipients need no sections computed.
-    chosen: dict[tuple[str, str, str], MessageFactory] = field(default_factory=dict)
+    #: The factory per stored choice, so that most recipients need no sections computed
+    #: (None: the choice sees nothing, see `EmptyView`).
+    chosen: dict[tuple[str, str, str], MessageFactory | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def factory(self, language: str, home: str, recipient: Recipient) -> MessageFactory:
-        """The factory of the message this recipient's regions and topics get."""
+        """The factory of the message this recipient's regions and topics get; `EmptyView`
+        when they would get no item and no award."""
         choice = (language, recipient.regions, recipient.topics)
-        found = self.chosen.get(choice)
-        if found is None:
+        if choice in self.chosen:
+            found = self.chosen[choice]
+        else:
             found = self.chosen[choice] = self._view(language, home, recipient)
+        if found is None:
+            raise EmptyView(EMPTY_VIEW)
         return found
 
-    def _view(self, language: str, home: str, recipient: Recipient) -> MessageFactory:
+    def _view(self, language: str, home: str, recipient: Recipient) -> MessageFactory | None:
         config, site, issue = self.config, self.site, self.issue
         reader = Reader.of(recipient.regions, recipient.topics)
         order = list(config.settings.regions)
-        key = (language, view_key(sections(site, issue, config.tz, order, reader)))
+        found_sections = sections(site, issue, config.tz, order, reader)
+        if not found_sections and site.issue_award(issue) is None:
+            return None
+        key = (language, view_key(found_sections))
         with self.lock:
             found = self.factories.get(key)
             if found is None:

@@ -15,6 +15,7 @@ from comms.core.clock import now_utc
 from comms.core.errors import (
     CommsError,
     DeliveryError,
+    EmptyView,
     MessageError,
     PermanentFailure,
     PolicyRejection,
@@ -257,6 +258,10 @@ class Run:
                     item.topics,
                 )
             )
+        except EmptyView as exc:
+            # A digest issue with nothing for this reader's regions and topics: no intro-only
+            # mail; recorded like other skips, so `comms status` counts it.
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=str(exc)), transport
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message: final for this delivery, but no
             # bounce, as no server has refused it.
