@@ -296,8 +296,11 @@ MAX_DIFFERING = 0.003
 VISUAL = [(width, scheme) for width in (600, 375) for scheme in ("light", "dark")]
 
 
-def _screenshot(browser: Browser, built: Path, width: int, scheme: str) -> Image.Image:
-    """The sample issue's mail as a reader sees it, its images from the built site."""
+def _screenshot(
+    browser: Browser, built: Path, width: int, scheme: str, issue: str = "2020-02-newsletter"
+) -> Image.Image:
+    """An issue's mail (the sample issue's unless told) as a reader sees it, its images from
+    the built site."""
     page = browser.new_page(
         viewport={"width": width, "height": 900},
         color_scheme="dark" if scheme == "dark" else "light",
@@ -314,7 +317,7 @@ def _screenshot(browser: Browser, built: Path, width: int, scheme: str) -> Image
             route.fulfill(status=404, body="")
 
     page.route("**/*", route)
-    page.goto((built / "issues" / "2020-02-newsletter" / "email.html").as_uri())
+    page.goto((built / "issues" / issue / "email.html").as_uri())
     page.wait_for_load_state("networkidle")
     shot = page.screenshot(full_page=True, animations="disabled", caret="hide")
     page.close()
@@ -344,8 +347,83 @@ def test_sample_issue_looks_as_its_reference(
     request: pytest.FixtureRequest,
 ) -> None:
     """A template change that breaks the layout fails here and leaves a diff image."""
-    actual = _screenshot(browser, built, width, scheme)
-    reference_file = REFERENCE / f"2020-02-newsletter-{width}-{scheme}.png"
+    _compare_with_reference(
+        _screenshot(browser, built, width, scheme),
+        f"2020-02-newsletter-{width}-{scheme}.png",
+        tmp_path,
+        request,
+    )
+
+
+#: The issue the every-component screenshots show.
+EVERY_COMPONENT = "2019-11-newsletter"
+
+
+@pytest.fixture(scope="module")
+def every_component_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample site built with its November 2019 issue showing every component: a button
+    and a quote in the text, the three Integrationsdialog events as a series table beside
+    another event's card, practices (one picture with caption and credit) and the award."""
+    root = copy_sample(tmp_path_factory.mktemp("every-component"))
+    config = series_issue(root)
+    issue = root / "content" / "issues" / f"{EVERY_COMPONENT}.md"
+    text = issue.read_text(encoding="utf-8")
+    extra = (
+        "> Wer etwas kann, zeigt es den anderen – so entstehen Netzwerke.\n\n"
+        "[Jetzt anmelden](https://example.org/anmeldung){.button}\n\n"
+    )
+    greeting = "Ihre Geschäftsstelle des Bündnisses"
+    assert greeting in text
+    issue.write_text(text.replace(greeting, extra + greeting, 1), "utf-8")
+    practice = root / "content" / "practices" / "stuhlbau-projekt-lamspringe.md"
+    text = practice.read_text(encoding="utf-8")
+    credit = '  credit: "Geschäftsstelle Niedersachsen packt an"'
+    assert credit in text
+    caption = '  caption: "Gemeinsam an der Werkbank in Lamspringe"\n'
+    practice.write_text(text.replace(credit, caption + credit, 1), "utf-8")
+    site, errors = read_site(config)
+    assert [e.format() for e in errors if not e.warning] == []
+    site.sent = frozenset({"2020-02-newsletter"})
+    out = tmp_path_factory.mktemp("every-component-site") / "public"
+    write_output(out, collect(Build(config, site, FileState(config.root))))
+    return out
+
+
+@pytest.mark.parametrize(("width", "scheme"), VISUAL, ids=[f"{w}-{s}" for w, s in VISUAL])
+def test_every_component_looks_as_its_reference(
+    browser: Browser,
+    every_component_built: Path,
+    width: int,
+    scheme: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Button, quote, series table, card picture with caption and credit, and the award card:
+    a template change that breaks one of them fails here and leaves a diff image."""
+    mail = every_component_built / "issues" / EVERY_COMPONENT / "email.html"
+    html = mail.read_text(encoding="utf-8")
+    parts = [
+        'class="button',
+        "<blockquote",
+        'class="series"',
+        "Gemeinsam an der Werkbank in Lamspringe · Foto: ",
+        "Preisgeld: ",
+    ]
+    assert [part for part in parts if part not in html] == []
+    _compare_with_reference(
+        _screenshot(browser, every_component_built, width, scheme, EVERY_COMPONENT),
+        f"every-component-{width}-{scheme}.png",
+        tmp_path,
+        request,
+    )
+
+
+def _compare_with_reference(
+    actual: Image.Image, name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Fail, leaving a diff image, when `actual` differs from the reference file `name`
+    (`--update-golden` writes it instead)."""
+    reference_file = REFERENCE / name
     if request.config.getoption("--update-golden"):
         REFERENCE.mkdir(exist_ok=True)
         actual.save(reference_file, optimize=True)
