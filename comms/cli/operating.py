@@ -80,10 +80,11 @@ def worker(state: State, interval: float, once: bool) -> None:
     """
     config = state.config()
     shutdown = _signals(Shutdown())
+    # Before the first wait: an outage the worker starts into reaches the office too.
+    alarm.install(Alerter(config, None))
     # Migrate, and say so if a secret key had to be generated; started while the database is
     # away, the worker waits for it.
     patiently("worker", partial(_open_store, config), shutdown.event).close()
-    alarm.install(Alerter(config, None))  # database outages reach the office
     log.info("worker: looking for due deliveries every %g s", interval)
     left: dict[str, int] = {}
     while not shutdown.requested:
