@@ -10,39 +10,31 @@ knows them. Without a login no desk page shows content: it redirects to the logi
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from comms.audience.limits import SharedLimit
-from comms.audience.read_only import bookkeeping
 from comms.content.models import KINDS
 from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.core.keys import Purpose
-from comms.core.languages import home_edition, site_editions
+from comms.core.languages import site_editions
 from comms.db.desk_accounts import Account, Login
-from comms.publish.templating import render_template, translate
 from comms.sending.approval import short
 from comms.sending.desk_office import Office
-from comms.web.guard import CsrfGuard, acting, authenticated
+from comms.web.desk_kit import (
+    DESK_FORM,
+    PREFIX,
+    DeskKit,
+    cookie_name,
+    local_request,
+    login_token,
+)
+from comms.web.guard import CsrfGuard, acting
 from comms.web.preview import WIDTHS, local_images
 
-#: The guard's check of the desk's POSTs: the desk checks its own login, role and form token
-#: (its `needs` wrapper) before a view acts.
-DESK_FORM = authenticated("the desk checks its login, role and form token itself")
-
-PREFIX = "/desk"
-#: Scripts none; styles inline (the mail's own, shown in sandboxed frames); images ours and
-#: those a mail shows; forms to us only; never framed by anyone.
-CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 #: The login limit's window per IP address (seconds); its size is `desk.login_limit`.
 LOGIN_WINDOW = 15 * 60
 #: How long the code may take after the password was accepted.
@@ -53,58 +45,31 @@ DONE = {"approve", "proof", "save"}
 ORDER = ("issue", "event", "practice", "award")
 
 
-def _local() -> bool:
-    """Whether the desk is reached over plain HTTP on this machine (the one place where its
-    cookie may go without TLS)."""
-    host = request.host.rsplit(":", 1)[0] if request.host else ""
-    return host in LOCAL_HOSTS and not request.is_secure
-
-
-def cookie_name() -> str:
-    """The login cookie's name: `__Host-` (HTTPS only, this host only) unless on localhost."""
-    return "comms-desk" if _local() else "__Host-comms-desk"
-
-
 def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprint:
     """The desk's pages over `office`; `limit` counts login attempts per IP address (default:
     `desk.login_limit` per 15 minutes, in the database)."""
     config: Config = office.config
     settings = config.settings.desk
     accounts = office.accounts
+    kit = DeskKit(office)
+    desk, page, see_other, needs, form_ok, _ = (
+        kit.blueprint,
+        kit.page,
+        kit.see_other,
+        kit.needs,
+        kit.form_ok,
+        kit.text,
+    )
     guard = CsrfGuard(office.store.secret)
     login_limit = limit or SharedLimit(
         office.store, Purpose.DESK_LOGIN_RATE, settings.login_limit, LOGIN_WINDOW
     )
     lifetime = timedelta(minutes=settings.session_minutes)
-    idle = timedelta(minutes=settings.idle_minutes)
     lockout = timedelta(minutes=settings.lockout_minutes)
-    language = home_edition(config).language
-    desk = Blueprint("desk", __name__, url_prefix=PREFIX)
-
-    def _(message: str) -> str:
-        return translate(language, message)
-
-    def page(name: str, status: int = 200, **context: Any) -> Response:
-        login: Login | None = g.get("desk_login")
-        account = login.account if login is not None and login.complete else None
-        html = render_template(
-            "web",
-            f"desk/{name}",
-            language,
-            lang=language,
-            site=config.settings.site,
-            account=account,
-            csrf=login.csrf if login is not None else "",
-            prefix=PREFIX,
-            **context,
-        )
-        return Response(html, status=status, mimetype="text/html")
-
-    def see_other(path: str) -> Response:
-        return Response(status=303, headers={"Location": PREFIX + path})
+    language = kit.language
 
     def set_cookie(response: Response, token: str) -> None:
-        local = _local()
+        local = local_request()
         response.set_cookie(
             cookie_name(),
             token,
@@ -116,7 +81,7 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
         )
 
     def forget_cookie(response: Response) -> None:
-        local = _local()
+        local = local_request()
         response.delete_cookie(
             cookie_name(),
             path="/" if not local else PREFIX + "/",
@@ -125,55 +90,12 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
             samesite="Strict",
         )
 
-    def token() -> str | None:
-        return request.cookies.get(cookie_name())
-
-    def form_ok() -> bool:
-        login: Login | None = g.get("desk_login")
-        sent = request.form.get("csrf_token", "")
-        return login is not None and hmac.compare_digest(login.csrf.encode(), sent.encode())
+    token = login_token
 
     def limited() -> Response | None:
         if login_limit.hit(request.remote_addr or "unknown") > 0:
             return page("login.html.j2", 429, error=_("Too many attempts; try again later."))
         return None
-
-    @desk.before_request
-    def who() -> Response | None:
-        # The login's last-seen time (its idle timeout) is written on a GET too: the guard's
-        # one exception besides the anonymous counters (comms.audience.read_only.bookkeeping).
-        with bookkeeping():
-            g.desk_login = accounts.login(token(), idle)
-        return None
-
-    @desk.after_request
-    def headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        response.vary.add("Cookie")
-        return response
-
-    def needs(role: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-        """A view for complete logins of `role` or above; others go to the login page."""
-
-        def wrap(view: Callable[..., Response]) -> Callable[..., Response]:
-            def checked(**kwargs: Any) -> Response:
-                login: Login | None = g.get("desk_login")
-                if login is None or not login.complete:
-                    return see_other("/login")
-                if request.method == "POST" and not form_ok():
-                    return page("message.html.j2", 400, message=_("The form has expired."))
-                if not login.account.may(role):
-                    return page("message.html.j2", 403, message=_("Your role may not do this."))
-                return view(login.account, **kwargs)
-
-            checked.__name__ = view.__name__
-            return checked
-
-        return wrap
 
     @desk.route("/", methods=["GET", "HEAD"])
     @needs("editor")
