@@ -211,6 +211,32 @@ def test_forms_without_the_csrf_token_are_refused(desk_site: DeskSite) -> None:
     assert refused.status_code == 400
 
 
+def test_a_login_sent_from_another_site_is_refused(desk_site: DeskSite) -> None:
+    erika = desk_site.add("Erika", "editor", "erika@example.org")
+    browser = requests.Session()
+    form = browser.get(f"{desk_site.base}/desk/login")
+    data = {"csrf_token": csrf(form.text), "name": erika.name, "password": erika.password}
+    # A valid form token fetched by the attacker's server, posted by a visitor's browser from
+    # the attacker's page: the visitor must not end up logged in as the attacker.
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example.org"}):
+        refused = browser.post(f"{desk_site.base}/desk/login", data=data, headers=headers)
+        assert refused.status_code == 403
+        assert "comms-desk" not in refused.headers.get("Set-Cookie", "")
+    assert log_in(desk_site, erika)
+
+
+def test_a_failed_login_keeps_only_names_of_accounts(desk_site: DeskSite) -> None:
+    erika = desk_site.add("Erika", "editor", "erika@example.org")
+    browser = requests.Session()
+    for name in (erika.name, "Sommer2026!geheim"):
+        form = browser.get(f"{desk_site.base}/desk/login")
+        data = {"csrf_token": csrf(form.text), "name": name, "password": "wrong password"}
+        assert browser.post(f"{desk_site.base}/desk/login", data=data).status_code == 401
+    failed = [who for who, what, _s, _v in desk_site.audit() if what == "login-failed"]
+    # A password typed into the name field never reaches the log.
+    assert failed == ["Erika", "?"]
+
+
 def test_no_desk_page_shows_content_without_a_login(desk_site: DeskSite) -> None:
     paths = [
         "/desk/",

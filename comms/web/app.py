@@ -281,6 +281,8 @@ def create_app(
     # Forms are small; a huge body is refused (413) before anything parses it.
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config["MAX_FORM_PARTS"] = 200
+    if config is not None:  # the guard's origin check and the notices read it
+        app.config["COMMS_CONFIG"] = config
     add_security_headers(app, csp)
     install_method_guard(app)
     if subscriptions is not None:

@@ -20,7 +20,7 @@ from comms.core.languages import home_edition
 from comms.db.desk_accounts import Account, Login
 from comms.publish.templating import render_template, translate
 from comms.sending.desk_office import Office
-from comms.web.guard import authenticated
+from comms.web.guard import authenticated, cross_site
 
 #: The guard's check of the desk's POSTs: the desk checks its own login, role and form token
 #: (`DeskKit.needs`) before a view acts.
@@ -69,6 +69,12 @@ class DeskKit:
 
         @self.blueprint.before_request
         def who() -> Response | None:
+            # SameSite=Strict keeps the login cookie off other sites' forms; the login form
+            # itself has no cookie yet, so a browser's own word on the origin decides there
+            # (login CSRF: another site logging a visitor into the attacker's account).
+            if request.method == "POST" and cross_site():
+                message = self.text("Please use the form on our website")
+                return self.page("message.html.j2", 403, message=message)
             # The login's last-seen time (its idle timeout) is written on a GET too: the
             # guard's one exception besides the anonymous counters
             # (comms.audience.read_only.bookkeeping).

@@ -122,7 +122,9 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
             name, request.form.get("password", "")[:1000], settings.lockout_after, lockout
         )
         if found is None:
-            accounts.audit(name, "login-failed", detail=f"password from {request.remote_addr}")
+            # A name that is no account is kept out of the log: it may be a mistyped password.
+            known = name if accounts.find(name) is not None else "?"
+            accounts.audit(known, "login-failed", detail=f"password from {request.remote_addr}")
             wrong = _("Name or password is wrong, or the account is locked.")
             return page("login.html.j2", 401, form_token=guard.issue("desk-login"), error=wrong)
         old = token()
