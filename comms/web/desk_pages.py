@@ -32,6 +32,7 @@ from comms.web.desk_kit import (
     local_request,
     login_token,
 )
+from comms.web.desk_people import add_people_pages
 from comms.web.guard import CsrfGuard, acting
 from comms.web.preview import WIDTHS, local_images
 
@@ -259,6 +260,8 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
     @needs("admin")
     def audit(account: Account) -> Response:
         return page("audit.html.j2", entries=accounts.audit_log())
+
+    add_people_pages(kit)
 
     @desk.route("/<path:rest>", methods=["GET", "HEAD"])
     @needs("editor")
