@@ -492,7 +492,7 @@ class DeskOidc(_Section):
     """The ID token's claim that names the person (`email` needs `email_verified`)."""
     match: Literal["email", "name"] = "email"
     """What the claim's value is compared with: the desk account's address or its name."""
-    label: str = "Single sign-on"
+    label: str = "Mit Single Sign-on anmelden"
     """The login page's button text (e.g. the provider's name)."""
 
     @field_validator("issuer")
