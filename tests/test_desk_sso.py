@@ -244,6 +244,8 @@ def test_without_an_issuer_there_is_no_sign_on(
 ) -> None:
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
     with open_desk(site_copy) as site:
-        assert "/desk/sso/start" not in requests.get(f"{site.base}/desk/login", timeout=30).text
+        login = requests.get(f"{site.base}/desk/login", timeout=30)
+        assert login.status_code == 200 and 'type="password"' in login.text
+        assert "/desk/sso/start" not in login.text
         start = requests.get(f"{site.base}/desk/sso/start", allow_redirects=False, timeout=30)
         assert start.status_code == 303 and start.headers["Location"] == "/desk/login"
