@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -28,81 +23,24 @@ from comms.core.keys import Purpose, timed_signer
 from comms.core.settings import DeskOidc
 from comms.web.desk_sso import Provider, SignOnError
 
-from .deskkit import SECRET, DeskSite, open_desk
+from .deskkit import SECRET, open_desk
 from .ledgerkit import run_cli
+from .oidckit import CLIENT_ID, CLIENT_SECRET, SsoDesk, sso_desk_on
+
+ACTION_RE = re.compile(r'<form[^>]*action="([^"]+)"')
+PROMPT_RE = re.compile(r'name="prompt" value="(\w+)"')
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.sqlite_only("the sign-on's storage is the desk's logins, tested on both"),
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "tests" / "oidc_provider.mjs"
-CLIENT_ID = "comms-desk"
-CLIENT_SECRET = "client-secret-for-the-tests-7Hq2"
-#: The provider's people: login name -> claims.
-PEOPLE = {
-    "anna": {"email": "anna@example.org", "email_verified": True},
-    "mallory": {"email": "mallory@example.org", "email_verified": True},
-    "erin": {"email": "erin@example.org", "email_verified": False},
-    "dora": {"email": "dora@example.org", "email_verified": True},
-}
-ACTION_RE = re.compile(r'<form[^>]*action="([^"]+)"')
-PROMPT_RE = re.compile(r'name="prompt" value="(\w+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class SsoDesk:
-    """The desk with `[desk_oidc]` pointing at a running provider."""
-
-    site: DeskSite
-    issuer: str
-
 
 @pytest.fixture
 def sso_desk(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SsoDesk]:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail("node and node_modules/oidc-provider are needed: run `npm install`")
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    with (site_copy / "comms.toml").open("a", encoding="utf-8") as toml:
-        toml.write(f'\n[desk_oidc]\nissuer = "{issuer}"\nclient_id = "{CLIENT_ID}"\n')
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
-    monkeypatch.setenv("COMMS_DESK_OIDC_CLIENT_SECRET", CLIENT_SECRET)
-    with open_desk(site_copy) as site:
-        environ = os.environ | {
-            "OIDC_PORT": str(port),
-            "OIDC_CLIENT_ID": CLIENT_ID,
-            "OIDC_CLIENT_SECRET": CLIENT_SECRET,
-            "OIDC_REDIRECT_URIS": f"{site.base}/desk/sso/callback",
-            "OIDC_ACCOUNTS": json.dumps(PEOPLE),
-        }
-        provider = subprocess.Popen(
-            [node, str(SCRIPT)],
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            assert provider.stdout is not None
-            for line in provider.stdout:
-                if line.startswith("ready"):
-                    break
-            else:
-                pytest.fail(f"the provider did not start (exit {provider.wait()})")
-            yield SsoDesk(site, issuer)
-        finally:
-            provider.terminate()
-            provider.wait(timeout=10)
+    with sso_desk_on(site_copy, monkeypatch) as desk:
+        yield desk
 
 
 def to_callback(browser: requests.Session, desk: SsoDesk, login: str) -> str:
