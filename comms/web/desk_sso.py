@@ -37,7 +37,7 @@ from comms.core.clock import now_utc
 from comms.core.keys import Purpose, timed_signer
 from comms.core.settings import DeskOidc
 from comms.db.desk_accounts import Account, DeskAccounts
-from comms.web.desk_kit import PREFIX, DeskKit, local_request
+from comms.web.desk_kit import PREFIX, DeskKit, local_request, login_token
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,9 @@ def add_sso_pages(kit: DeskKit, set_cookie: Callable[[Response, str], None]) -> 
             return failed(str(exc), value)
         # A page, not a redirect: the login cookie is SameSite=Strict, and a browser does not
         # send it on a redirect that a navigation from the provider's site started.
+        old = login_token()
+        if old:  # a login (or half a one, waiting for its code) in this browser ends
+            accounts.end(old)
         response = page("signed_on.html.j2")
         set_cookie(response, accounts.start(account, True, lifetime))
         response.delete_cookie(cookie(), path=path(), secure=not local_request(), httponly=True)
