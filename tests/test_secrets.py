@@ -32,6 +32,7 @@ NAMES = {
     ("bounces", "webhook_secret"): "COMMS_BOUNCES_WEBHOOK_SECRET",
     ("alerts", "webhook"): "COMMS_ALERTS_WEBHOOK",
     ("metrics", "token"): "COMMS_METRICS_TOKEN",
+    ("desk_oidc", "client_secret"): "COMMS_DESK_OIDC_CLIENT_SECRET",
 }
 VALUE = "Zq8rT2vX9kLmN4pW7sYb3cFh6jD1gA5eU0oIx7Qw2Er"  # strong enough for a secret key
 #: Secrets that must have a form: a chat webhook URL carries its credential in the path.

@@ -3,6 +3,7 @@ written atomically and only when nobody changed the file since (never a silent o
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -13,6 +14,8 @@ from pathlib import Path
 from comms.core.errors import CommsError
 
 #: One save at a time in this process: the check of the digest and the write go together.
+#: Other processes, on this host or on another one sharing the content folder, wait for a
+#: POSIX lock on the file itself (docs/operations.md, "Several hosts").
 _SAVING = threading.Lock()
 
 
@@ -43,7 +46,10 @@ def save_source(path: Path, text: str, seen: str) -> str:
     still those with digest `seen`; atomically (a reader sees the old or the new file). The new
     digest; Conflict when the file changed meanwhile."""
     data = text.replace("\r\n", "\n").encode("utf-8")
-    with _SAVING:
+    with _SAVING, path.open("r+b") as held:
+        # Whoever held the lock before may have replaced the file: the check reads the path
+        # anew, so a second saver of the same version gets Conflict, never overwrites.
+        fcntl.lockf(held, fcntl.LOCK_EX)
         if _digest(path.read_bytes()) != seen:
             raise Conflict(
                 f"{path.name} was changed by someone else since you opened it; your text was "

@@ -28,6 +28,7 @@ from comms.core.settings import (
     Brand,
     Delivery,
     Desk,
+    DeskOidc,
     Dkim,
     Feeds,
     Language,
@@ -112,6 +113,7 @@ class Settings(_Section):
     schedule: Schedule = Schedule()
     bounces: Bounces = Bounces()
     desk: Desk = Desk()
+    desk_oidc: DeskOidc = DeskOidc()
     alerts: Alerts = Alerts()
     metrics: Metrics = Metrics()
     languages: dict[str, Language] = {}

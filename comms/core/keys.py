@@ -72,6 +72,8 @@ class Purpose(Enum):
     EXPORT_LINK = "comms.export"
     ERASE_LINK = "comms.erase"
     CSRF_FORM = "comms.csrf"
+    # The desk's single sign-on: state, nonce and PKCE verifier between redirect and callback.
+    DESK_SSO = "comms.desk-sso"
     # Keyed hashes (`keyed_hash`): HMAC-SHA256 with the secret of the label, NUL, the data.
     VERP = "verp"
     # A newsletter's Message-ID: a bounce report quoting one proves it saw the mail's headers.
@@ -94,6 +96,7 @@ SIGNING = frozenset(
         Purpose.EXPORT_LINK,
         Purpose.ERASE_LINK,
         Purpose.CSRF_FORM,
+        Purpose.DESK_SSO,
     }
 )
 

@@ -23,6 +23,7 @@ SECRETS: tuple[tuple[str, ...], ...] = (
     ("bounces", "webhook_secret"),
     ("alerts", "webhook"),
     ("metrics", "token"),
+    ("desk_oidc", "client_secret"),
 )
 
 
@@ -470,6 +471,40 @@ class Desk(_Section):
     login_limit: int = Field(default=20, ge=1, le=10000)
     """Login attempts one IP address may make per 15 minutes, over every account (counted
     in the database by every `comms serve`)."""
+
+
+class DeskOidc(_Section):
+    """Single sign-on to the desk over OpenID Connect (authorization code flow with PKCE): the
+    identity provider vouches for who someone is, the desk account decides what they may do.
+    Nobody without an enabled desk account gets in; no TOTP code is asked after it (the
+    provider does the second factor). The client secret (`COMMS_DESK_OIDC_CLIENT_SECRET`)
+    comes only from the environment."""
+
+    issuer: str | None = None
+    """The provider's issuer URL (https; its `/.well-known/openid-configuration` is read);
+    unset: no single sign-on, the desk's own login only."""
+    client_id: str = ""
+    """The desk's client id at the provider; its redirect URI there is
+    `https://HOST/desk/sso/callback`."""
+    client_secret: str | None = Field(default=None, repr=False)
+    """The desk's client secret; only from the environment (`COMMS_DESK_OIDC_CLIENT_SECRET`)."""
+    claim: str = "email"
+    """The ID token's claim that names the person (`email` needs `email_verified`)."""
+    match: Literal["email", "name"] = "email"
+    """What the claim's value is compared with: the desk account's address or its name."""
+    label: str = "Mit Single Sign-on anmelden"
+    """The login page's button text (e.g. the provider's name)."""
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        return None if not value else _check_https(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _client(self) -> DeskOidc:
+        if self.issuer and not self.client_id:
+            raise ValueError("client_id is required with issuer")
+        return self
 
 
 class Feeds(_Section):

@@ -123,6 +123,20 @@ class Store:
             for row in result:
                 yield Subscriber.from_row(row)
 
+    def search(self, part: str, offset: int, limit: int) -> tuple[list[Subscriber], int]:
+        """Subscribers whose address contains `part` (any case), in address order: `limit`
+        of them from `offset`, and how many there are in all."""
+        s = subscribers.c
+        escaped = part.strip().lower().replace("\\", "\\\\").replace("%", "\\%")
+        pattern = "%" + escaped.replace("_", "\\_") + "%"
+        where = sa.and_(s.reduced_at.is_(None), s.email.like(pattern, escape="\\"))
+        with self.reading() as conn:
+            total = conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
+            rows = conn.execute(
+                sa.select(subscribers).where(where).order_by(s.email).offset(offset).limit(limit)
+            )
+            return [Subscriber.from_row(row) for row in rows], int(total)
+
     def count_active(self) -> int:
         """How many subscribers are active."""
         with self.reading() as conn:

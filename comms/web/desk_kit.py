@@ -66,6 +66,8 @@ class DeskKit:
         self.blueprint = Blueprint("desk", __name__, url_prefix=PREFIX)
         idle = timedelta(minutes=self.config.settings.desk.idle_minutes)
         accounts = office.accounts
+        #: What every page's template gets besides its own context (the sign-on's button).
+        self.shared: dict[str, Any] = {}
 
         @self.blueprint.before_request
         def who() -> Response | None:
@@ -109,7 +111,7 @@ class DeskKit:
             account=account,
             csrf=login.csrf if login is not None else "",
             prefix=PREFIX,
-            **context,
+            **(self.shared | context),
         )
         return Response(html, status=status, mimetype="text/html")
 

@@ -32,6 +32,8 @@ from comms.web.desk_kit import (
     local_request,
     login_token,
 )
+from comms.web.desk_people import add_people_pages
+from comms.web.desk_sso import add_sso_pages
 from comms.web.guard import CsrfGuard, acting
 from comms.web.preview import WIDTHS, local_images
 
@@ -91,6 +93,7 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
         )
 
     token = login_token
+    add_sso_pages(kit, set_cookie)
 
     def limited() -> Response | None:
         if login_limit.hit(request.remote_addr or "unknown") > 0:
@@ -261,6 +264,8 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
     @needs("admin")
     def audit(account: Account) -> Response:
         return page("audit.html.j2", entries=accounts.audit_log())
+
+    add_people_pages(kit)
 
     @desk.route("/<path:rest>", methods=["GET", "HEAD"])
     @needs("editor")
