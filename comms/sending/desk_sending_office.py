@@ -31,15 +31,8 @@ from comms.db.incidents import Held, SendProblem, held_list, problem_list
 from comms.db.ledger import Campaign
 from comms.db.status import CampaignStatus
 from comms.publish.templating import Formatter
-from comms.sending.approval import current_version, short, version_of
-from comms.sending.campaign import (
-    SendPlan,
-    SendReport,
-    clear,
-    plan_send,
-    refusal,
-    send_to_list,
-)
+from comms.sending.approval import short, version_of
+from comms.sending.campaign import Cleared, SendPlan, SendReport, clear, plan_send, send_to_list
 from comms.sending.desk_office import Office
 from comms.sending.rules import READY, NotSendable, Request
 from comms.sending.run import SendOptions
@@ -49,6 +42,8 @@ log = logging.getLogger("comms.desk")
 #: How long a request waits for a send it started to be in the ledger (seconds); past that the
 #: page says it is being started, and the status page shows when it is.
 START_WAIT = 60.0
+#: The desk's "Send now" is `comms send --now`: a person sends before any send_at, on purpose.
+SEND_NOW = True
 #: How a `send_at` is written into the front matter (the site's time zone, as people write it).
 SEND_AT_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -154,27 +149,40 @@ class SendingDesk:
                 f"the send of issue '{slug}' has started; its status page shows how it goes",
             )  # fmt: skip
 
+    def _cleared(
+        self, account: Account, action: str, slug: str, at: datetime | None
+    ) -> tuple[Cleared, str]:
+        """Ask the send rules as `comms send --now` asks (`at` None: a person sends now, before
+        any send_at), or as the scheduler will ask when the issue is due at `at`; the issue
+        cleared (every edition rendered once) and its version. NotSendable, audited, when the
+        rules refuse."""
+        config, store = self.config, self.store
+        site, problems, issue = self._read(slug)
+        if at is None:
+            request = Request(issue, config.now(), early=SEND_NOW)
+        else:
+            request = Request.when_due(issue.model_copy(update={"send_at": at}), at)
+        try:
+            cleared = clear(config, store, site, problems, request)
+        except NotSendable as exc:
+            self.accounts.audit(account.name, f"{action}-refused", slug, detail=str(exc))
+            raise
+        return cleared, version_of(cleared.editions.rendered, cleared.issue).digest
+
     def confirmation(self, slug: str, account: Account, at: datetime | None) -> Confirmation:
         """What sending issue `slug` now (`at` None) or at `at` would do, for the approver to
         confirm; CommsError (NotSendable from the send rules) with the reason it may not."""
         action = "send" if at is None else "schedule"
         self._check(account, action, slug, at)
-        config, store = self.config, self.store
-        site, problems, issue = self._read(slug)
-        # As `comms send --now` asks: the time is the approver's choice, every other rule holds.
-        refused = refusal(config, store, site, problems, Request(issue, config.now(), early=True))
-        if refused is not None:
-            self.accounts.audit(account.name, f"{action}-refused", slug, detail=refused.reason)
-            raise NotSendable(refused)
-        version = current_version(config, site, issue)
-        if version is None:
-            raise self._refuse(account, action, slug, f"issue '{slug}' cannot be rendered")
-        plan = plan_send(config, store, issue, SendOptions.of(config.settings.delivery))
+        config = self.config
+        cleared, digest = self._cleared(account, action, slug, at)
+        options = SendOptions.of(config.settings.delivery)
+        plan = plan_send(config, self.store, cleared.issue, options)
         detail = f"{plan.recipients} recipient(s)" + (
             f", send_at {at.astimezone(config.tz).strftime(SEND_AT_FORMAT)}" if at else ""
         )
-        self.accounts.audit(account.name, f"{action}-asked", slug, version.digest, detail)
-        return Confirmation(issue, version.digest, plan, at)
+        self.accounts.audit(account.name, f"{action}-asked", slug, digest, detail)
+        return Confirmation(cleared.issue, digest, plan, at)
 
     def _changed(self, slug: str, digest: str) -> str:
         return (
@@ -192,13 +200,7 @@ class SendingDesk:
         if running is not None and running.is_alive():
             return  # a second confirmation (a reload, a double click): the send runs already
         config, store = self.config, self.store
-        site, problems, issue = self._read(slug)
-        try:
-            cleared = clear(config, store, site, problems, Request(issue, config.now(), early=True))
-        except NotSendable as exc:
-            self.accounts.audit(account.name, "send-refused", slug, detail=str(exc))
-            raise
-        digest = version_of(cleared.editions.rendered, issue).digest
+        cleared, digest = self._cleared(account, "send", slug, None)
         if digest != seen:
             raise self._refuse(account, "send", slug, self._changed(slug, digest))
         started = threading.Event()
@@ -247,16 +249,11 @@ class SendingDesk:
         (the scheduler follows the file), provided the version is still `seen` and the send
         rules let it go out (but for its time). The commit; CommsError says why not."""
         self._check(account, "schedule", slug, at)
-        config, store = self.config, self.store
-        site, problems, issue = self._read(slug)
-        refused = refusal(config, store, site, problems, Request(issue, config.now(), early=True))
-        if refused is not None:
-            self.accounts.audit(account.name, "schedule-refused", slug, detail=refused.reason)
-            raise NotSendable(refused)
-        version = current_version(config, site, issue)
-        if version is None or version.digest != seen:
-            changed = self._changed(slug, version.digest if version else "-")
-            raise self._refuse(account, "schedule", slug, changed)
+        config = self.config
+        cleared, digest = self._cleared(account, "schedule", slug, at)
+        if digest != seen:
+            raise self._refuse(account, "schedule", slug, self._changed(slug, digest))
+        issue = cleared.issue
         stamp = at.astimezone(config.tz).strftime(SEND_AT_FORMAT)
         source = read_source(issue.path)
         save_source(issue.path, set_field(source.text, "send_at", stamp), source.digest)
@@ -264,7 +261,7 @@ class SendingDesk:
         message = f"Schedule issue {slug} for {stamp} on the desk"
         commit = commit_file(config.content_dir, issue.path, account.name, email, message)
         detail = f"send_at {stamp}; " + (f"commit {commit}" if commit else "no git repository")
-        self.accounts.audit(account.name, "schedule", slug, version.digest, detail)
+        self.accounts.audit(account.name, "schedule", slug, digest, detail)
         return commit
 
     def state(self, slug: str) -> SendState | None:
