@@ -248,6 +248,7 @@ def test_schedule_writes_send_at_as_a_commit_by_the_account(
     asked = browser.post(f"{desk_site.base}/desk/issues/{ISSUE}/schedule", data=data)
     assert asked.status_code == 200 and "Zeitpunkt bestätigen" in asked.text
     assert "07:30" in asked.text and re.search(r"<dt>Empfänger</dt><dd>3</dd>", asked.text)
+    assert "Gerade läuft kein Planer" in asked.text  # the test runs no `comms serve`
     found = VERSION_RE.search(asked.text)
     assert found is not None
     file = desk_site.root / "content" / "issues" / f"{ISSUE}.md"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from comms.content.authors import commit_file
 from comms.content.front_matter_lines import set_field
@@ -27,6 +27,7 @@ from comms.core.clock import now_utc
 from comms.core.errors import CommsError, ContentError
 from comms.db.desk_accounts import Account
 from comms.db.figures import EditionProgress, edition_progress
+from comms.db.health import read_health
 from comms.db.incidents import Held, SendProblem, held_list, problem_list
 from comms.db.ledger import Campaign
 from comms.db.status import CampaignStatus
@@ -59,6 +60,8 @@ class Confirmation:
     plan: SendPlan
     #: When it goes out: None for now.
     at: datetime | None
+    #: A scheduler holds its lease now (`comms serve` on any host): a schedule will be sent.
+    scheduler: bool = True
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,10 @@ class SendingDesk:
             f", send_at {at.astimezone(config.tz).strftime(SEND_AT_FORMAT)}" if at else ""
         )
         self.accounts.audit(account.name, f"{action}-asked", slug, digest, detail)
-        return Confirmation(cleared.issue, digest, plan, at)
+        stall = timedelta(minutes=config.settings.schedule.stall_minutes)
+        running = read_health(self.store.engine, now_utc(), stall).scheduler
+        alive = running is not None and running.alive
+        return Confirmation(cleared.issue, digest, plan, at, alive)
 
     def _changed(self, slug: str, digest: str) -> str:
         return (
