@@ -181,6 +181,34 @@ def test_send_now_is_confirmed_then_sent_through_smtp(
     assert len(handler.received) == 3
 
 
+def test_progress_per_edition_counts_deferred_deliveries(
+    desk_site: DeskSite, handler: Handler
+) -> None:
+    handler.rcpt_replies["lena@example.org"] = "451 4.3.0 try again later"
+    paul = desk_site.add("Paul", "approver", "paul@example.org")
+    approve(desk_site.root)
+    browser = log_in(desk_site, paul)
+    issue = browser.get(f"{desk_site.base}/desk/issues/{ISSUE}/")
+    asked = browser.post(
+        f"{desk_site.base}/desk/issues/{ISSUE}/send", data={"csrf_token": csrf(issue.text)}
+    )
+    found = VERSION_RE.search(asked.text)
+    assert found is not None
+    browser.post(
+        f"{desk_site.base}/desk/issues/{ISSUE}/send/confirm",
+        data={"csrf_token": csrf(asked.text), "version": found.group(1)},
+    )
+    page = settle(browser, f"{desk_site.base}/desk/sends/{ISSUE}/", "wartet auf neue Versuche")
+    # Sent, failed, skipped, deferred, not tried yet.
+    cells = r"\s*" + "".join(f"<td>{n}</td>" for n in (0, 0, 0, 1, 0))
+    assert re.search(r'<th scope="row">Leichte Sprache</th>.*?</progress> 0 / 1</td>' + cells,
+                     page, re.S), page  # fmt: skip
+    assert re.search(r'<th scope="row">Deutsch</th>.*?</progress> 2 / 2</td>', page, re.S)
+    assert "2 von 3 Zustellungen erledigt." in page and "Nächster Versuch" in page
+    # Nothing goes on here by itself: the page no longer reloads.
+    assert "Refresh" not in browser.get(f"{desk_site.base}/desk/sends/{ISSUE}/").headers
+
+
 def test_a_send_the_rules_refuse_names_the_reason(desk_site: DeskSite, handler: Handler) -> None:
     paul = desk_site.add("Paul", "approver", "paul@example.org")
     erika = desk_site.add("Erika", "editor", "erika@example.org")
@@ -383,6 +411,10 @@ def test_a_desk_send_survives_the_server_stopping(
                 data={"csrf_token": csrf(asked.text), "version": found.group(1)},
             )
             assert sent.status_code == 200 and "Stand des Versands" in sent.text
+            # While it goes on the page reloads by itself, unless the reader turns that off.
+            assert sent.headers["Refresh"] == "5" and 'href="?follow=0"' in sent.text
+            still = browser.get(f"{base}/desk/sends/{ISSUE}/?follow=0")
+            assert "Refresh" not in still.headers and 'href="?follow=1"' in still.text
             for _ in range(200):  # until the first message is at the server
                 if handler.received:
                     break
