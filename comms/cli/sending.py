@@ -33,12 +33,12 @@ from comms.db.approvals import ProofRecord
 from comms.db.engine import make_engine
 from comms.db.feedback import BOUNCE_COUNTS, Feedback
 from comms.db.health import read_health
-from comms.db.incidents import SendProblem, problem_list
+from comms.db.incidents import Held, SendProblem, held_list, problem_list
 from comms.db.ledger import Campaign
 from comms.db.outage import patiently
 from comms.db.status import FINAL, CampaignStatus, DeliveryStatus
 from comms.db.store import Store
-from comms.schedule.plan import SEND_PREFIX, Held, held_list
+from comms.schedule.plan import SEND_PREFIX
 from comms.sending.approval import selection, short
 from comms.sending.campaign import (
     SendPlan,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from flask import Blueprint
 
     from comms.schedule.standby import Standby
+    from comms.sending.desk_office import Office
 
 
 @cli.command()
@@ -84,6 +85,7 @@ def serve(
     metrics = MetricsEndpoint(config, store.engine)
     subscriptions = Subscriptions(config, store, mailer)
     clicks = Clicks(config, store.engine, store.secret)
+    office = _office(config, store)
     app = create_app(
         config.output_dir,
         config,
@@ -92,7 +94,7 @@ def serve(
         views=views,
         clicks=clicks,
         metrics=metrics,
-        desk=_desk(config, store),
+        desk=_desk(office),
     )
     # Without a trusted proxy, the app drops the proxy headers itself (instead of waitress)
     # and says once when they arrive: everyone then shares the proxy's sign-up limit.
@@ -132,19 +134,29 @@ def serve(
         server.close()
         if handle is not None:
             handle.shutdown()
+        if office is not None:  # a send started on the desk finishes its messages in flight
+            office.close()
         mailer.close()
         alarm.install(None)
         store.close()
 
 
-def _desk(config: Config, store: Store) -> Blueprint | None:
-    """The desk's pages when `[desk] enabled`, else None (then /desk/ does not exist)."""
+def _office(config: Config, store: Store) -> Office | None:
+    """The desk's services when `[desk] enabled`, else None; close it as the server stops."""
     if not config.settings.desk.enabled:
         return None
     from comms.sending.desk_office import Office
+
+    return Office(config, store)
+
+
+def _desk(office: Office | None) -> Blueprint | None:
+    """The desk's pages over `office`, else None (then /desk/ does not exist)."""
+    if office is None:
+        return None
     from comms.web.desk_pages import desk_blueprint
 
-    return desk_blueprint(Office(config, store))
+    return desk_blueprint(office)
 
 
 @cli.command()
@@ -171,8 +183,9 @@ def desk(state: State, port: int) -> None:
         raise CommsError("the desk is off; set `[desk] enabled = true` in comms.toml")
     store = _open_store(config)
     configure_logging(secrets=[store.secret])
+    office = _office(config, store)
     try:
-        app = create_app(config.output_dir, config, desk=_desk(config, store))
+        app = create_app(config.output_dir, config, desk=_desk(office))
         server = listen(app, "127.0.0.1", port, threads=4, ident="comms")
         signal.signal(signal.SIGTERM, stop)
         click.echo(f"Desk on http://127.0.0.1:{server.effective_port}/desk/ (Ctrl+C stops)")
@@ -183,6 +196,8 @@ def desk(state: State, port: int) -> None:
         finally:
             server.close()
     finally:
+        if office is not None:
+            office.close()
         store.close()
 
 

@@ -200,3 +200,52 @@ def audience_figures(engine: Engine, start: datetime, end: datetime) -> Audience
         listed("languages"),
         statuses,
     )
+
+
+@dataclass(frozen=True)
+class EditionProgress:
+    """Where one edition of a campaign's send stands: its deliveries by outcome."""
+
+    #: The edition's language ("" for deliveries queued before editions).
+    edition: str
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Not final, tried at least once: waiting for a retry.
+    deferred: int = 0
+    #: Not final, not tried yet.
+    remaining: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every delivery of the edition."""
+        return self.sent + self.failed + self.skipped + self.deferred + self.remaining
+
+    @property
+    def settled(self) -> int:
+        """The final deliveries (sent, failed or skipped)."""
+        return self.sent + self.failed + self.skipped
+
+
+def edition_progress(engine: Engine, campaign_id: int) -> list[EditionProgress]:
+    """A campaign's deliveries per edition and outcome, largest edition first (one aggregate
+    query, whatever the number of deliveries)."""
+    d = deliveries.c
+    tried = d.status.in_(WAITING) & (d.attempts > 0)
+    query = (
+        sa.select(d.edition, d.status, sa.func.count(), sa.func.sum(sa.case((tried, 1), else_=0)))
+        .where(d.campaign_id == campaign_id)
+        .group_by(d.edition, d.status)
+    )
+    found: dict[str, dict[str, int]] = {}
+    with read_only(engine) as conn:
+        for edition, status, number, deferred in conn.execute(query):
+            counts = found.setdefault(edition or "", {})
+            if status in WAITING:
+                counts["deferred"] = counts.get("deferred", 0) + int(deferred or 0)
+                left = int(number) - int(deferred or 0)
+                counts["remaining"] = counts.get("remaining", 0) + left
+            else:
+                counts[str(status)] = counts.get(str(status), 0) + int(number)
+    editions = [EditionProgress(edition, **counts) for edition, counts in found.items()]
+    return sorted(editions, key=lambda e: (-e.total, e.edition))

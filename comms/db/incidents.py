@@ -1,4 +1,5 @@
-"""What went wrong unattended: refused or failed scheduled sends, and which alerts went out."""
+"""What went wrong unattended: refused, failed or held scheduled sends, and which alerts went
+out."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from comms.db.status import CLAIMABLE, CampaignStatus, DeliveryStatus
-from comms.db.tables import alerts_sent, bounce_events, campaigns, deliveries, send_problems
+from comms.db.tables import (
+    alerts_sent,
+    bounce_events,
+    campaigns,
+    deliveries,
+    held_sends,
+    send_problems,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,27 @@ def problem_list(engine: Engine) -> list[SendProblem]:
     query = sa.select(p.slug, p.kind, p.reason, p.due_at, p.at).where(~later).order_by(p.at)
     with engine.connect() as conn:
         return [SendProblem(**row._mapping) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class Held:
+    """A send the staleness guard kept back (`comms.schedule.plan` records it)."""
+
+    slug: str
+    due_at: datetime
+    held_at: datetime
+
+
+def held_list(engine: Engine) -> list[Held]:
+    """Held sends that no one has released yet (`comms send` starts a campaign: released)."""
+    h = held_sends.c
+    query = (
+        sa.select(h.slug, h.due_at, h.held_at)
+        .where(~sa.exists().where(campaigns.c.slug == h.slug))
+        .order_by(h.due_at, h.slug)
+    )
+    with engine.connect() as conn:
+        return [Held(**row._mapping) for row in conn.execute(query)]
 
 
 def first_alert(engine: Engine, key: str, kind: str, at: datetime) -> bool:

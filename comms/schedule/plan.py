@@ -17,7 +17,7 @@ from comms.content.models import KINDS, Site
 from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.db.ledger import Ledger
-from comms.db.tables import campaigns, held_sends
+from comms.db.tables import held_sends
 from comms.publish.digest_compose import issue_slug, next_run
 from comms.sending.rules import READY
 
@@ -120,15 +120,6 @@ def digest_runs(config: Config, site: Site, now: datetime) -> list[PlannedDigest
     return sorted(found, key=lambda d: (d.run_at, d.slug))
 
 
-@dataclass(frozen=True)
-class Held:
-    """A send the staleness guard kept back."""
-
-    slug: str
-    due_at: datetime
-    held_at: datetime
-
-
 def record_held(
     engine: Engine, held: list[PlannedSend], now: datetime, keep: frozenset[str]
 ) -> None:
@@ -150,15 +141,3 @@ def hold(engine: Engine, slug: str, due_at: datetime, now: datetime) -> None:
     with engine.begin() as conn:
         conn.execute(sa.delete(held_sends).where(held_sends.c.slug == slug))
         conn.execute(sa.insert(held_sends).values(slug=slug, due_at=due_at, held_at=now))
-
-
-def held_list(engine: Engine) -> list[Held]:
-    """Held sends that no one has released yet (`comms send` starts a campaign: released)."""
-    h = held_sends.c
-    query = (
-        sa.select(h.slug, h.due_at, h.held_at)
-        .where(~sa.exists().where(campaigns.c.slug == h.slug))
-        .order_by(h.due_at, h.slug)
-    )
-    with engine.connect() as conn:
-        return [Held(**row._mapping) for row in conn.execute(query)]

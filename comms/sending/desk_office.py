@@ -4,6 +4,7 @@ approval (`comms approve`) and proofs (`comms send --proof`); each action in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,17 @@ class Office:
         self.store = store
         self.accounts = DeskAccounts(store.engine)
         self.desk = Desk(store.engine)
+        self._closers: list[Callable[[], None]] = []
+
+    def when_closed(self, close: Callable[[], None]) -> None:
+        """Have `close` called when the desk closes (what it runs in this process ends)."""
+        self._closers.append(close)
+
+    def close(self) -> None:
+        """End what the desk runs in this process (a send finishes its messages in flight and
+        hands the rest back); `comms serve` and `comms desk` call it as they stop."""
+        for close in self._closers:
+            close()
 
     def items(self) -> list[Listed]:
         """Every issue, event, practice and award with its status and problem counts."""

@@ -33,6 +33,7 @@ from comms.web.desk_kit import (
     login_token,
 )
 from comms.web.desk_people import add_people_pages
+from comms.web.desk_sending import add_sending_pages
 from comms.web.desk_sso import add_sso_pages
 from comms.web.guard import CsrfGuard, acting
 from comms.web.preview import WIDTHS, local_images
@@ -54,6 +55,7 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
     settings = config.settings.desk
     accounts = office.accounts
     kit = DeskKit(office)
+    add_sending_pages(kit)
     desk, page, see_other, needs, form_ok, _ = (
         kit.blueprint,
         kit.page,
