@@ -1,0 +1,88 @@
+// The desk's writing pages: while the editor types, ask the desk (debounced) what
+// `comms check` says about the text, and show each problem beside its field or line.
+// Without this script the same problems are shown when the page loads and after saving.
+"use strict";
+(function () {
+  const form = document.querySelector("form[data-check]");
+  if (!form) {
+    return;
+  }
+  const WAIT = 600;
+  let timer = 0;
+  let asked = 0;
+
+  function show(answer) {
+    document.querySelectorAll("[data-problems]").forEach(function (list) {
+      list.replaceChildren();
+    });
+    answer.problems.forEach(function (problem) {
+      const list = document.getElementById(problem.list) || document.getElementById("problems-text");
+      if (!list) {
+        return;
+      }
+      const item = document.createElement("li");
+      item.className = problem.warning ? "warning" : "error";
+      item.textContent = problem.text;
+      list.appendChild(item);
+    });
+    const count = document.getElementById("problem-count");
+    if (count) {
+      count.textContent = answer.summary;
+    }
+  }
+
+  function check() {
+    const mine = ++asked;
+    fetch(form.dataset.check, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (answer) {
+        if (answer && mine === asked) {
+          show(answer);
+        }
+      })
+      .catch(function () {
+        // Offline or logged out: the problems are shown again on saving.
+      });
+  }
+
+  function later() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(check, WAIT);
+  }
+
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+
+  // A small Markdown toolbar: wrap the selection, or start the current line.
+  const body = document.getElementById("body");
+  const toolbar = document.querySelector(".toolbar");
+  if (body && toolbar) {
+    toolbar.hidden = false;
+    toolbar.addEventListener("click", function (event) {
+      const button = event.target.closest("button");
+      if (!button) {
+        return;
+      }
+      const start = body.selectionStart;
+      const end = body.selectionEnd;
+      const text = body.value;
+      const chosen = text.slice(start, end);
+      let added = "";
+      let at = start;
+      if (button.dataset.wrap) {
+        added = button.dataset.wrap + chosen + button.dataset.wrap;
+        body.setRangeText(added, start, end, "end");
+      } else if (button.dataset.link !== undefined) {
+        added = "[" + (chosen || "Text") + "](https://)";
+        body.setRangeText(added, start, end, "end");
+      } else if (button.dataset.line) {
+        at = text.lastIndexOf("\n", start - 1) + 1;
+        body.setRangeText(button.dataset.line, at, at, "end");
+      }
+      body.focus();
+      later();
+    });
+  }
+})();
