@@ -422,7 +422,7 @@ def test_a_save_is_a_commit_by_the_account_and_four_eyes_follow_it(desk_site: De
     paul = desk_site.add("Paul", "approver", "paul@example.org")
     vera = desk_site.add("Vera", "approver", "vera@example.org")
     browser = log_in(desk_site, paul)
-    path = f"/desk/edit/issue/{ISSUE}"
+    path = f"/desk/edit/issue/{ISSUE}/raw"
     token, version, text = _edit_form(browser, desk_site.base, path)
     changed = text.replace("Wir freuen uns auf", "Wir freuen uns sehr auf", 1)
     assert changed != text
@@ -453,7 +453,7 @@ def test_a_save_is_a_commit_by_the_account_and_four_eyes_follow_it(desk_site: De
 def test_a_file_changed_since_loading_is_never_overwritten(desk_site: DeskSite) -> None:
     erika = desk_site.add("Erika", "editor")
     browser = log_in(desk_site, erika)
-    path = f"/desk/edit/issue/{ISSUE}"
+    path = f"/desk/edit/issue/{ISSUE}/raw"
     token, version, text = _edit_form(browser, desk_site.base, path)
     file = desk_site.root / "content" / "issues" / f"{ISSUE}.md"
     theirs = text + "\nEin Absatz von jemand anderem.\n"

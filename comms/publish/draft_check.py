@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from comms.content.models import KINDS, Issue, Site
+from comms.content.models import Issue, Kind, Site
 from comms.content.reader import content_files, read_file, reference_problems
 from comms.content.site import read_site
 from comms.core.config import Config
@@ -28,7 +28,7 @@ def _broken(config: Config, site: Site, problems: list[ContentError]) -> dict[tu
     }
 
 
-def draft_problems(config: Config, path: Path, kind: str, text: str) -> list[ContentError]:
+def draft_problems(config: Config, path: Path, kind: Kind, text: str) -> list[ContentError]:
     """Every problem `comms check` reports at the file `path` (of `kind`) if it held `text`,
     in line order; the file itself is not touched.
 
@@ -42,13 +42,13 @@ def draft_problems(config: Config, path: Path, kind: str, text: str) -> list[Con
     with tempfile.TemporaryDirectory(prefix="comms-draft-") as folder:
         copy = Path(folder) / path.name
         copy.write_bytes(text.replace("\r\n", "\n").encode("utf-8"))
-        item, found = read_file(copy, KINDS[kind], context)
-        items = dict(site.by_kind(kind))
+        item, found = read_file(copy, kind, context)
+        items = dict(site.by_kind(kind.name))
         items.pop(path.stem, None)
         if item is not None:
             items[item.slug] = item
         drafted = replace(site)
-        setattr(drafted, KINDS[kind].folder, items)
+        setattr(drafted, kind.folder, items)
         found.extend(LinkChecker(config, drafted).problems([copy]))
         if isinstance(item, Issue):
             found.extend(reference_problems(drafted, _broken(config, site, problems), item))

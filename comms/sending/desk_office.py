@@ -9,6 +9,7 @@ from pathlib import Path
 
 from comms.content.authors import commit_file
 from comms.content.models import Issue, Site
+from comms.content.reader import content_files
 from comms.content.site import find_issue, read_site
 from comms.content.source_files import Source, read_source, save_source
 from comms.core.config import Config
@@ -130,10 +131,13 @@ class Office:
 
     def file(self, kind: str, slug: str) -> Path:
         """The content file of an item `comms list` lists (nothing else can be named)."""
-        found = next((i for i in self.items() if i.kind == kind and i.slug == slug), None)
+        # The files `comms list` lists, without the checks it counts (the writing pages ask
+        # for a file on every keystroke's check).
+        files, _ = content_files(self.config.content_dir)
+        found = next((p for p, k in files if k.name == kind and p.stem == slug), None)
         if found is None:
             raise CommsError(f"no {kind} '{slug}'")
-        return self.config.root / found.path
+        return found
 
     def source(self, kind: str, slug: str) -> Source:
         """The Markdown file of an item, with the digest a save must name."""

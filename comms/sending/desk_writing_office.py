@@ -21,7 +21,7 @@ from comms.content.front_matter_edit import (
     set_values,
     with_body,
 )
-from comms.content.models import KINDS, N_, IssueStatus, front_matter_fields
+from comms.content.models import FOLDERS, KINDS, N_, IssueStatus, Kind, front_matter_fields
 from comms.content.site import read_site
 from comms.content.source_files import Conflict, Source, read_source
 from comms.core.config import Config
@@ -195,11 +195,8 @@ class Writing:
         fields: list[FormField] = []
         raw_only: list[str] = []
         # The file's keys in its order, then the kind's other keys (empty, to fill in).
-        keys = [
-            *front.data,
-            *(k for k in front_matter_fields(KINDS[kind].model) if k not in front.data),
-        ]
-        known = set(front_matter_fields(KINDS[kind].model))
+        known = front_matter_fields(_kind(kind).model)
+        keys = [*front.data, *(key for key in known if key not in front.data)]
         for key in keys:
             shown = None
             if key in front.slots or key not in front.data:
@@ -241,7 +238,7 @@ class Writing:
 
     def problems(self, kind: str, slug: str, text: str) -> list[ContentError]:
         """What `comms check` would report at the item's file if it held `text`."""
-        return draft_problems(self.config, self.office.file(kind, slug), kind, text)
+        return draft_problems(self.config, self.office.file(kind, slug), _kind(kind), text)
 
     def placed(self, form: Form, problems: list[ContentError], raw: bool) -> list[Shown]:
         """Where each problem is shown: at its form field, at its line of the text (of the
@@ -321,6 +318,11 @@ class Writing:
         digest = read_source(made.path).digest
         self.office.accounts.audit(account.name, "create", f"{kind}/{stem}", digest, detail)
         return stem
+
+
+def _kind(name: str) -> Kind:
+    """The kind named `name` (digests too: they are content files the desk lists)."""
+    return next(kind for kind in FOLDERS.values() if kind.name == name)
 
 
 def _labelled(values: list[str], labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
