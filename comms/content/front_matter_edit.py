@@ -63,7 +63,7 @@ def _slot(key: yaml.ScalarNode, value: yaml.Node, offset: int) -> Slot | None:
     if isinstance(value, yaml.ScalarNode):
         if value.style in ("|", ">") or not _single_line(value):
             return None
-        if value.value == "" and value.style is None:
+        if value.value == "" and not value.style:
             return Slot(key.value, line, "null")
         if value.start_mark.line != key.start_mark.line:
             return None
