@@ -22,8 +22,9 @@ from comms.content.front_matter_edit import (
     with_body,
 )
 from comms.content.models import FOLDERS, KINDS, N_, IssueStatus, Kind, front_matter_fields
+from comms.content.reader import content_files
 from comms.content.site import read_site
-from comms.content.source_files import Conflict, Source, read_source
+from comms.content.source_files import Source, conflict, read_source
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.db.desk_accounts import Account
@@ -128,44 +129,47 @@ class Writing:
         self.office = office
         self.config: Config = office.config
 
-    def _choices(self, kind: str) -> dict[str, tuple[str, list[str]]]:
-        """Per key with a choice: `one` or `many`, and what exists to choose from."""
+    def _choices(self, kind: str) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+        """Per key with a choice: `one` or `many`, and (value, label) of what exists to choose
+        from (the labels of statuses are message ids)."""
         settings = self.config.settings
         site, _ = read_site(self.config)
-        regions, topics = sorted(settings.regions), sorted(settings.topics)
-        found: dict[str, tuple[str, list[str]]] = {"region": ("one", regions)}
+        regions = sorted(settings.regions.items())
+        topics = sorted(settings.topics.items())
+        found: dict[str, tuple[str, list[tuple[str, str]]]] = {"region": ("one", regions)}
         found |= {"topics": ("many", topics), "regions": ("many", regions)}
         found["statewide"] = ("one", regions)
         if kind == "issue":
-            found["events"] = ("many", sorted(site.events, reverse=True))
-            found["practices"] = ("many", sorted(site.practices))
-            found["award"] = ("one", ["", *sorted(site.awards, reverse=True)])
-            found["status"] = ("one", [status.value for status in IssueStatus])
+            found["events"] = ("many", _named(site.events, newest_first=True))
+            found["practices"] = ("many", _named(site.practices))
+            found["award"] = ("one", [("", ""), *_named(site.awards, newest_first=True)])
+            found["status"] = ("one", [(s.value, STATUS_LABELS[s.value]) for s in IssueStatus])
         elif kind == "event":
-            found["status"] = ("one", list(EVENT_STATUS))
+            found["status"] = ("one", [(s, STATUS_LABELS[s]) for s in EVENT_STATUS])
         return found
 
     def _field(
-        self, key: str, value: Any, choices: dict[str, tuple[str, list[str]]]
+        self, key: str, value: Any, choices: dict[str, tuple[str, list[tuple[str, str]]]]
     ) -> FormField | None:
         """The form field of one key with its value in the file; None when only the raw
         editor can show it (a nested value, or a date the date field cannot hold)."""
         if key in choices:
             widget, options = choices[key]
-            labels = STATUS_LABELS if key == "status" else {}
+            offered = [value for value, _label in options]
             if widget == "many":
                 if value is None:
                     value = []
                 if not isinstance(value, list) or not all(_text(v) for v in value):
                     return None
                 values = tuple(str(v) for v in value)
-                known = [*options, *(v for v in values if v not in options)]
-                return FormField(key, "many", values=values, options=_labelled(known, labels))
+                # A value that exists nowhere stays a choice (checked): its problem says why.
+                extra = [(v, v) for v in values if v not in offered]
+                return FormField(key, "many", values=values, options=(*options, *extra))
             text = _text(status_word(value) if key == "status" else value)
             if text is None:
                 return None
-            known = options if text in options else [*options, text]
-            return FormField(key, "one", value=text, options=_labelled(known, labels))
+            extra = [] if text in offered else [(text, text)]
+            return FormField(key, "one", value=text, options=(*options, *extra))
         for keys, widget in ((DATES, "date"), (MOMENTS, "datetime")):
             if key in keys:
                 shown = "" if value is None else _when_text(value, self.config, widget)
@@ -247,7 +251,7 @@ class Writing:
         keys = {shown.key for shown in form.fields}
         rows: dict[int, str] = {}
         body_line = 0
-        front = read_front_matter(form.source.text) if form.front is not None else None
+        front = form.front
         if front is not None:
             for slot in front.slots.values():
                 for row in range(slot.line, max(slot.line, slot.last) + 1):
@@ -276,10 +280,7 @@ class Writing:
         text = text.replace("\r\n", "\n")
         current = self.office.source(kind, slug)
         if current.digest != seen:
-            raise Conflict(
-                f"{slug}.md was changed by someone else since you opened it; your text was "
-                "not saved"
-            )
+            raise conflict(self.office.file(kind, slug))
         if text == current.text:
             return None
         new = [p for p in self.problems(kind, slug, text) if not p.warning]
@@ -303,7 +304,8 @@ class Writing:
         suggested name), commit it as `account`; its slug. CommsError says why not."""
         if kind not in KINDS:
             raise CommsError(f"no kind '{kind}'")
-        taken = {(item.kind, item.slug) for item in self.office.items()}
+        files, _ = content_files(self.config.content_dir)
+        taken = {(file_kind.name, path.stem) for path, file_kind in files}
         site, _ = read_site(self.config)
         made = new_file(self.config, site, kind, title, day, slug or None)
         stem = made.path.stem
@@ -325,8 +327,9 @@ def _kind(name: str) -> Kind:
     return next(kind for kind in FOLDERS.values() if kind.name == name)
 
 
-def _labelled(values: list[str], labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple((value, labels.get(value, value)) for value in values)
+def _named(items: Mapping[str, Any], newest_first: bool = False) -> list[tuple[str, str]]:
+    """(slug, "title (slug)") of items, by slug (dated slugs: newest first if asked)."""
+    return [(slug, f"{items[slug].title} ({slug})") for slug in sorted(items, reverse=newest_first)]
 
 
 def _list(values: Mapping[str, Any], name: str) -> list[str]:
