@@ -147,7 +147,8 @@ def test_changed_fields_are_written_in_place_and_committed_by_the_account(
     form = read_form(page.text)
     values = _set(form.values, "field-subject", "Neuer Betreff: mit Doppelpunkt")
     values = _set(values, "field-send_at", "2020-02-03T09:30")
-    values = [(k, v) for k, v in values if k != "field-practices"]
+    # None checked: the browser sends only the list's empty marker.
+    values = [(k, v) for k, v in values if k != "field-practices"] + [("field-practices", "")]
     file = desk_site.root / "content" / "issues" / f"{ISSUE}.md"
     before = file.read_text(encoding="utf-8").splitlines()
     saved = browser.post(desk_site.base + form.action, data=values)
@@ -262,6 +263,7 @@ def test_new_items_come_from_the_archetypes_and_open_in_the_editor(desk_site: De
     data = {"csrf_token": csrf(page.text), "title": "Sommerfest der Vielfalt", "date": "2020-08-15"}
     suggested = browser.post(f"{desk_site.base}/desk/new/event", data={**data, "suggest": "1"})
     assert 'value="2020-08-15-sommerfest-der-vielfalt"' in suggested.text
+    assert suggested.status_code == 200 and 'role="alert"' not in suggested.text
     made = browser.post(f"{desk_site.base}/desk/new/event", data=data)
     assert made.status_code == 200
     assert made.url.endswith("/desk/edit/event/2020-08-15-sommerfest-der-vielfalt?done=create")
@@ -276,6 +278,8 @@ def test_new_items_come_from_the_archetypes_and_open_in_the_editor(desk_site: De
     # The same name again is refused; the file stays as it is.
     again = browser.post(f"{desk_site.base}/desk/new/event", data=data)
     assert again.status_code == 409 and "already exists" in again.text
+    suggested = browser.post(f"{desk_site.base}/desk/new/event", data={**data, "suggest": "1"})
+    assert suggested.status_code == 409 and "exists already" in suggested.text
     taken = browser.post(
         f"{desk_site.base}/desk/new/practice",
         data={"csrf_token": csrf(page.text), "title": "Neu", "slug": "stuhlbau-projekt-lamspringe"},

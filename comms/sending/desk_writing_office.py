@@ -218,16 +218,17 @@ class Writing:
         changes: dict[str, Change] = {}
         for shown in form.fields:
             name = f"field-{shown.key}"
+            if name not in values:
+                continue  # not in the form that was sent: unchanged
             if shown.widget == "many":
                 got = [v for v in _list(values, name) if v]
                 if set(got) != set(shown.values):
                     changes[shown.key] = got
                 continue
-            if name not in values:
+            sent = str(values[name]).replace("\r\n", "\n")
+            if sent == shown.value:
                 continue
-            typed = str(values[name]).replace("\r\n", "\n").strip()
-            if typed == shown.value:
-                continue
+            typed = sent.strip()
             if shown.widget == "datetime":
                 typed = typed.replace("T", " ", 1)
             slot = form.front.slots.get(shown.key)
@@ -299,18 +300,21 @@ class Writing:
         """The file name `comms new` would give (without .md)."""
         return suggested_slug(self.config, kind, title, day)
 
+    def refuse_taken(self, kind: str, slug: str) -> None:
+        """CommsError when an item of `kind` is named `slug` already (in any subfolder)."""
+        files, _ = content_files(self.config.content_dir)
+        if any(found.name == kind and path.stem == slug for path, found in files):
+            raise CommsError(f"a {kind} '{slug}' exists already")
+
     def create(self, kind: str, title: str, day: date, slug: str, account: Account) -> str:
         """Make the item's file from its archetype as `comms new` does (named `slug`, or the
         suggested name), commit it as `account`; its slug. CommsError says why not."""
         if kind not in KINDS:
             raise CommsError(f"no kind '{kind}'")
-        files, _ = content_files(self.config.content_dir)
-        taken = {(file_kind.name, path.stem) for path, file_kind in files}
         site, _ = read_site(self.config)
         made = new_file(self.config, site, kind, title, day, slug or None)
         stem = made.path.stem
-        if (kind, stem) in taken:
-            raise CommsError(f"a {kind} '{stem}' exists already")
+        self.refuse_taken(kind, stem)
         write_new(made)
         email = account.email or "desk@localhost"
         content = self.config.content_dir

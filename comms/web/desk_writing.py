@@ -214,7 +214,9 @@ def add_writing(kit: DeskKit) -> None:
                 raise CommsError(_("A title is needed."))
             suggested = writing.suggest(kind, title, day)
             if request.form.get("suggest"):
-                return new_page(kind, 200, **{**keep, "slug": slug or suggested}, error="")
+                keep["slug"] = slug or suggested
+                writing.refuse_taken(kind, keep["slug"])
+                return new_page(kind, 200, **keep, error="")
             made = writing.create(kind, title, day, slug, account)
         except (CommsError, ValueError) as exc:
             return new_page(kind, 409, **keep, error=str(exc))
