@@ -144,6 +144,11 @@ def test_changed_fields_are_written_in_place_and_committed_by_the_account(
     assert 'name="field-award" ' in page.text and 'value="sonderpreis-2020"' in page.text
     assert 'type="date" id="field-date"' in page.text
     assert 'type="datetime-local" step="1" id="field-send_at"' in page.text
+    # Nested values and what `comms digest run` writes are not offered as text fields.
+    assert 'name="field-digest_items"' not in page.text
+    event = browser.get(f"{desk_site.base}/desk/edit/event/{EVENT}")
+    assert 'name="field-location"' not in event.text and 'name="field-image"' not in event.text
+    assert "nur dort: location" in event.text
     form = read_form(page.text)
     values = _set(form.values, "field-subject", "Neuer Betreff: mit Doppelpunkt")
     values = _set(values, "field-send_at", "2020-02-03T09:30")

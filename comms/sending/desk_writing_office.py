@@ -5,11 +5,14 @@ files from the archetypes (`comms new`)."""
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from comms.content.authors import commit_file
 from comms.content.fields import parse_when, status_word
@@ -199,8 +202,10 @@ class Writing:
         fields: list[FormField] = []
         raw_only: list[str] = []
         # The file's keys in its order, then the kind's other keys (empty, to fill in).
-        known = front_matter_fields(_kind(kind).model)
-        keys = [*front.data, *(key for key in known if key not in front.data)]
+        model = _kind(kind).model
+        known = front_matter_fields(model)
+        missing = [key for key in known if key not in front.data and _offered(model, key)]
+        keys = [*front.data, *missing]
         for key in keys:
             shown = None
             if key in front.slots or key not in front.data:
@@ -232,7 +237,10 @@ class Writing:
             if shown.widget == "datetime":
                 typed = typed.replace("T", " ", 1)
             slot = form.front.slots.get(shown.key)
-            changes[shown.key] = scalar(typed, slot.quote if slot else "") if typed else ""
+            quote = slot.quote if slot else ""
+            # Emptied: `""` where the value was quoted (a text that must not be empty says
+            # so), else no value at all (an optional key like `award:` means none).
+            changes[shown.key] = scalar(typed, quote) if typed or quote else ""
         text = set_values(form.source.text, form.front, changes)
         body = values.get("body")
         if body is not None:
@@ -329,6 +337,26 @@ class Writing:
 def _kind(name: str) -> Kind:
     """The kind named `name` (digests too: they are content files the desk lists)."""
     return next(kind for kind in FOLDERS.values() if kind.name == name)
+
+
+#: Keys a form does not offer to add: written by `comms digest run`, not by hand.
+NOT_BY_HAND = frozenset({"from_digest", "digest_items"})
+
+
+def _offered(model: type[BaseModel], key: str) -> bool:
+    """Whether a form offers the key when the file lacks it: a value of one line (text, a
+    date, a number, a list of names), not a nested one (a place, an image, the winners)."""
+    if key in NOT_BY_HAND:
+        return False
+    pending = [model.model_fields[key].annotation]
+    while pending:
+        annotation = pending.pop()
+        if typing.get_origin(annotation) is dict:
+            return False
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return False
+        pending.extend(typing.get_args(annotation))
+    return True
 
 
 def _named(items: Mapping[str, Any], newest_first: bool = False) -> list[tuple[str, str]]:
