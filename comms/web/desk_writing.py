@@ -74,7 +74,8 @@ def add_writing(kit: DeskKit) -> None:
         prefix = f"{line} {shown.line}: " if shown.place != "field" else ""
         kind = _("Warning") if shown.warning else _("Error")
         text = f"{kind}: {prefix}{shown.text}"
-        return {"list": where(shown), "text": text, "warning": shown.warning}
+        line = shown.line if shown.place == "text" else 0
+        return {"list": where(shown), "text": text, "warning": shown.warning, "line": line}
 
     def placed(form: Form, problems: list[ContentError], raw: bool) -> list[dict[str, Any]]:
         return [described(shown) for shown in writing.placed(form, problems, raw)]

@@ -23,13 +23,53 @@
       const item = document.createElement("li");
       item.className = problem.warning ? "warning" : "error";
       item.textContent = problem.text;
+      if (problem.line) {
+        item.dataset.line = String(problem.line);
+      }
       list.appendChild(item);
     });
+    linkLines();
     const count = document.getElementById("problem-count");
     if (count) {
       count.textContent = answer.summary;
     }
   }
+
+  // A problem at a line of the text is a button that selects that line in the editor.
+  const editor = document.getElementById("body") || document.getElementById("text");
+
+  function select(line) {
+    const lines = editor.value.split("\n");
+    const start = lines.slice(0, line - 1).reduce(function (sum, text) {
+      return sum + text.length + 1;
+    }, 0);
+    const end = start + (lines[line - 1] || "").length;
+    editor.focus();
+    editor.setSelectionRange(start, end);
+    // Scroll the line into view: its share of the text's height.
+    editor.scrollTop = Math.max(0, (editor.scrollHeight * (line - 1)) / lines.length - 40);
+  }
+
+  function linkLines() {
+    if (!editor) {
+      return;
+    }
+    document.querySelectorAll("#problems-text li[data-line]").forEach(function (item) {
+      if (item.querySelector("button")) {
+        return;
+      }
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "line";
+      button.textContent = item.textContent;
+      button.addEventListener("click", function () {
+        select(Number(item.dataset.line));
+      });
+      item.replaceChildren(button);
+    });
+  }
+
+  linkLines();
 
   function check() {
     const mine = ++asked;
