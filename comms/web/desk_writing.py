@@ -70,8 +70,8 @@ def add_writing(kit: DeskKit) -> None:
         return f"problems-{shown.key}" if shown.place == "field" else f"problems-{shown.place}"
 
     def described(shown: Shown) -> dict[str, Any]:
-        line = _("Line")
-        prefix = f"{line} {shown.line}: " if shown.place != "field" else ""
+        word = _("Line")
+        prefix = f"{word} {shown.line}: " if shown.place != "field" else ""
         kind = _("Warning") if shown.warning else _("Error")
         text = f"{kind}: {prefix}{shown.text}"
         line = shown.line if shown.place == "text" else 0
