@@ -183,7 +183,7 @@ def test_a_conflict_keeps_what_was_typed_and_never_overwrites(desk_site: DeskSit
     body = dict(form.values)["body"] + "\nMein Absatz.\n"
     answer = browser.post(desk_site.base + form.action, data=_set(form.values, "body", body))
     assert answer.status_code == 409
-    assert "Mein Absatz." in answer.text and "was not saved" in answer.text
+    assert "Mein Absatz." in answer.text and "nichts gespeichert" in answer.text
     assert file.read_text(encoding="utf-8") == theirs
 
 
@@ -282,9 +282,9 @@ def test_new_items_come_from_the_archetypes_and_open_in_the_editor(desk_site: De
     assert log.strip() == "Erika <erika@example.org>"
     # The same name again is refused; the file stays as it is.
     again = browser.post(f"{desk_site.base}/desk/new/event", data=data)
-    assert again.status_code == 409 and "already exists" in again.text
+    assert again.status_code == 409 and "existiert bereits" in again.text
     suggested = browser.post(f"{desk_site.base}/desk/new/event", data={**data, "suggest": "1"})
-    assert suggested.status_code == 409 and "exists already" in suggested.text
+    assert suggested.status_code == 409 and "existiert bereits" in suggested.text
     taken = browser.post(
         f"{desk_site.base}/desk/new/practice",
         data={"csrf_token": csrf(page.text), "title": "Neu", "slug": "stuhlbau-projekt-lamspringe"},

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from comms.content.authors import commit_file
-from comms.content.fields import parse_when, status_word
+from comms.content.fields import EventStatus, parse_when, status_word
 from comms.content.front_matter_edit import (
     Change,
     FrontMatter,
@@ -49,7 +49,8 @@ STATUS_LABELS = {
     "draft": N_("draft"),
     "ready": N_("ready"),
 }
-EVENT_STATUS = ("planned", "cancelled", "postponed")
+#: An event's statuses, as its field's type names them.
+EVENT_STATUS: tuple[str, ...] = typing.get_args(typing.get_args(EventStatus)[0])
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ class Form:
     #: Keys in the file the form cannot show (nested values): the raw editor changes them.
     raw_only: list[str] = field(default_factory=list)
     body: str = ""
+
+
+class Taken(CommsError):
+    """An item of that kind has that name (file name) already."""
 
 
 class Refused(CommsError):
@@ -312,17 +317,17 @@ class Writing:
         """CommsError when an item of `kind` is named `slug` already (in any subfolder)."""
         files, _ = content_files(self.config.content_dir)
         if any(found.name == kind and path.stem == slug for path, found in files):
-            raise CommsError(f"a {kind} '{slug}' exists already")
+            raise Taken(f"a {kind} '{slug}' exists already")
 
     def create(self, kind: str, title: str, day: date, slug: str, account: Account) -> str:
         """Make the item's file from its archetype as `comms new` does (named `slug`, or the
         suggested name), commit it as `account`; its slug. CommsError says why not."""
         if kind not in KINDS:
             raise CommsError(f"no kind '{kind}'")
-        site, _ = read_site(self.config)
-        made = new_file(self.config, site, kind, title, day, slug or None)
-        stem = made.path.stem
+        stem = slug or self.suggest(kind, title, day)
         self.refuse_taken(kind, stem)
+        site, _ = read_site(self.config)
+        made = new_file(self.config, site, kind, title, day, stem)
         write_new(made)
         email = account.email or "desk@localhost"
         content = self.config.content_dir

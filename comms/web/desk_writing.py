@@ -15,10 +15,10 @@ from flask import Response, request
 from comms.audience.read_only import read_only
 from comms.content.fields import parse_when
 from comms.content.models import KINDS, N_
-from comms.content.source_files import Source
+from comms.content.source_files import Conflict, Source
 from comms.core.errors import CommsError, ContentError
 from comms.db.desk_accounts import Account
-from comms.sending.desk_writing_office import Form, Refused, Shown, Writing
+from comms.sending.desk_writing_office import Form, Refused, Shown, Taken, Writing
 from comms.web.desk_kit import DESK_FORM, DeskKit
 from comms.web.guard import acting
 
@@ -146,6 +146,12 @@ def add_writing(kit: DeskKit) -> None:
             # Nothing is written; the page shows what was typed and why it was not saved.
             message = _("Not saved: the text has errors the file did not have.")
             return editor(kind, slug, raw, 422, typed, values, None, done="", error=message)
+        except Conflict:
+            message = _(
+                "Someone else changed this file since you opened it: nothing was saved. What you "
+                "typed is shown below; compare it with the file before you save again."
+            )
+            return editor(kind, slug, raw, 409, typed, values, None, done="", error=message)
         except (CommsError, ValueError) as exc:
             return editor(kind, slug, raw, 409, typed, values, None, done="", error=str(exc))
         tail = "/raw" if raw else ""
@@ -219,6 +225,9 @@ def add_writing(kit: DeskKit) -> None:
                 writing.refuse_taken(kind, keep["slug"])
                 return new_page(kind, 200, **keep, error="")
             made = writing.create(kind, title, day, slug, account)
+        except Taken:
+            message = _("A file of this name exists already: choose another name.")
+            return new_page(kind, 409, **keep, error=message)
         except (CommsError, ValueError) as exc:
             return new_page(kind, 409, **keep, error=str(exc))
         return kit.see_other(f"/edit/{kind}/{made}?done=create")
