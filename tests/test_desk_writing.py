@@ -207,11 +207,23 @@ def test_the_problems_endpoint_reads_only_and_names_file_lines(desk_site: DeskSi
     )
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
     problems = answer.json()["problems"]
-    texts = [p["text"] for p in problems]
-    assert any(t.startswith(f"Fehler: Zeile {number}: ") and "bereitt" in t for t in texts), texts
     image = len(lines)
-    assert any(f"Zeile {image}: " in t and "fehlt.png" in t for t in texts), texts
-    assert "Fehler: 2" in answer.json()["summary"] or "Fehler: 3" in answer.json()["summary"]
+    # comms check's problems at the file's lines, in the desk's words, in line order.
+    assert [(p["list"], p["line"], p["text"]) for p in problems] == [
+        (
+            "problems-text",
+            number,
+            f"Fehler: Zeile {number}: erwartet: einer von 'draft' oder 'ready' (deutsch: "
+            "entwurf, bereit), gefunden: 'bereitt'",
+        ),
+        ("problems-text", image, f"Fehler: Zeile {image}: Bild ohne Alternativtext: '/fehlt.png'"),
+        (
+            "problems-text",
+            image,
+            f"Fehler: Zeile {image}: Bilddatei nicht gefunden: static/fehlt.png (aus '/fehlt.png')",
+        ),
+    ]
+    assert answer.json()["summary"] == "Fehler: 3, Warnungen: 0"
     # Nothing was written: the file, the repository and the audit log are as they were.
     assert file.read_bytes() == before
     assert _git(desk_site.root, "rev-parse", "HEAD") == head
@@ -247,7 +259,9 @@ def test_a_save_that_adds_an_error_is_refused_and_keeps_the_text(desk_site: Desk
     body = dict(form.values)["body"] + "\n![](/gibt-es-nicht.png)\n"
     answer = browser.post(desk_site.base + form.action, data=_set(form.values, "body", body))
     assert answer.status_code == 422
-    assert "Nicht gespeichert" in answer.text and "gibt-es-nicht.png" in answer.text
+    refusal = "Nicht gespeichert: Der Text hat Fehler, die die Datei vorher nicht hatte."
+    assert f'<p class="error" role="alert">{refusal}</p>' in answer.text
+    assert "Bilddatei nicht gefunden: static/gibt-es-nicht.png" in answer.text
     assert read_form(answer.text).values.count(("body", body)) == 1
     assert file.read_bytes() == before
     # A warning does not stop a save: a subject longer than mail clients show.
