@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
-from jinja2 import Environment, FileSystemLoader
 
 from comms import __version__
 from comms.audience.subscriber_csv import Problems, read_csv
 from comms.content import urls
 from comms.content.fields import parse_when
 from comms.content.models import KINDS, Issue, Site
-from comms.content.reader import SLUG_RE, slugify
 from comms.content.site import InvalidContent, load_valid_site, read_site
 from comms.content.urls import Urls
 from comms.core.config import Config
@@ -26,10 +23,11 @@ from comms.core.files import exposure_warnings
 from comms.core.transport_url import without_credentials
 from comms.db.approvals import Desk
 from comms.db.people import Consent
+from comms.publish.archetypes import new_file, write_new
 from comms.publish.edition_build import catalog_problems, check_editions
 from comms.publish.gate import site_problems
 from comms.publish.listing import Listed, list_items
-from comms.publish.templating import TEMPLATES, translate
+from comms.publish.templating import translate
 from comms.sending.approval import approval_of, approve, current_version, short
 from comms.sending.campaign import clear, send_to_list
 from comms.sending.rules import READY, Request
@@ -85,58 +83,6 @@ def check(state: State, strict: bool, links: bool) -> None:
         sys.exit(1)
 
 
-def _yaml_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-#: A year in a title or at the end of a slug.
-_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
-_SERIES_RE = re.compile(r"^(.+)-(?:19|20)\d\d$")
-
-
-def _award_year(title: str, day: date) -> int:
-    """The year an award is for: the one its title names, else the deadline's."""
-    found = _YEAR_RE.findall(title)
-    return int(found[-1]) if found else day.year
-
-
-def _award_stem(title: str, year: int, folder: Path) -> str:
-    """`<series>-<year>` as the sample names awards (`sonderpreis-2020`): the series is that of
-    an existing award whose name the title starts with, else the title without its year."""
-    slug = slugify(_YEAR_RE.sub(" ", title)) or slugify(title)
-    existing = (p.stem for p in folder.rglob("*.md")) if folder.is_dir() else iter(())
-    series = {m.group(1) for stem in existing if (m := _SERIES_RE.match(stem.split(".")[0]))}
-    known = [s for s in series if slug == s or slug.startswith(s + "-")]
-    name = max(known, key=len) if known else slug
-    return f"{name}-{year}"
-
-
-def _file_stem(kind: str, title: str, day: date, folder: Path) -> str:
-    """The file name (without .md) in the sample's patterns: events and issues dated, awards
-    by series and year."""
-    slug = slugify(title)
-    if kind == "award":
-        return _award_stem(title, _award_year(title, day), folder)
-    if kind == "event":
-        return f"{day.isoformat()}-{slug}"[:80].strip("-")
-    if kind == "issue":
-        # One issue a month is the rule (2020-04-newsletter); a second one gets the day.
-        monthly = f"{day:%Y-%m}-newsletter"
-        exists = (folder / f"{monthly}.md").exists()
-        return f"{day.isoformat()}-newsletter" if exists else monthly
-    return slug
-
-
-def _next_number(site: Site, folder: Path) -> int:
-    """One above every issue number, counting files that do not pass the check yet."""
-    numbers = {issue.number for issue in site.issues.values()}
-    for path in folder.rglob("*.md") if folder.is_dir() else ():
-        match = re.search(r"^number:\s*(\d+)\s*$", path.read_text("utf-8", "replace"), re.M)
-        if match:
-            numbers.add(int(match.group(1)))
-    return max(numbers, default=0) + 1
-
-
 @cli.command()
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("title")
@@ -163,29 +109,10 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
     except ValueError as exc:
         raise CommsError(f"--date: {exc}") from None
     day = parsed.date() if isinstance(parsed, datetime) else parsed
-    if not SLUG_RE.match(slugify(title)):
-        raise CommsError(f"cannot make a file name from the title '{title}'")
     site, _ = read_site(config)
-    folder = config.content_dir / KINDS[kind].folder
-    target = folder / f"{_file_stem(kind, title, day, folder)}.md"
-    if target.exists():
-        raise CommsError(f"{target.relative_to(config.root)} already exists; not overwritten")
-    env = Environment(loader=FileSystemLoader(TEMPLATES / "archetypes"), keep_trailing_newline=True)
-    settings = config.settings
-    text = env.get_template(f"{kind}.md").render(
-        title=_yaml_string(" ".join(title.split())),
-        today=today.isoformat(),
-        date=day.isoformat(),
-        year=_award_year(title, day) if kind == "award" else day.year,
-        number=_next_number(site, folder),
-        regions=", ".join(sorted(settings.regions)),
-        topics=", ".join(sorted(settings.topics)),
-        example_event=next(iter(sorted(site.events, reverse=True)), "2020-04-16-konferenz"),
-        example_award=next(iter(sorted(site.awards, reverse=True)), "sonderpreis-2020"),
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("x", encoding="utf-8") as handle:
-        handle.write(text)
+    made = new_file(config, site, kind, title, day)
+    write_new(made)
+    target = made.path
     click.echo(f"created {target.relative_to(config.root).as_posix()}")
     click.echo("replace every [[…]] line, then run `comms check`", err=True)
 

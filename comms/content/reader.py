@@ -321,7 +321,9 @@ def _reference_error(
     return ContentError(issue.path, issue.line(key), message, field=field_name)
 
 
-def _references(site: Site, broken: dict[tuple[str, str], str], issue: Issue) -> list[ContentError]:
+def reference_problems(
+    site: Site, broken: dict[tuple[str, str], str], issue: Issue
+) -> list[ContentError]:
     """Errors of the events, practices and award an issue names that are not in the site."""
     refs = [("event", slug, f"events.{i}") for i, slug in enumerate(issue.events)]
     refs += [("practice", slug, f"practices.{i}") for i, slug in enumerate(issue.practices)]
@@ -400,7 +402,7 @@ def read_content(
         first_seen[key] = path
         getattr(site, kind.folder)[item.slug] = item
     for issue in site.issues.values():
-        errors.extend(_references(site, broken, issue))
+        errors.extend(reference_problems(site, broken, issue))
     if cache is not None:
         cache.save()
     return site, errors

@@ -23,6 +23,13 @@ class Conflict(CommsError):
     """The file changed since the editor loaded it."""
 
 
+def conflict(path: Path) -> Conflict:
+    """The Conflict of a file changed since the editor loaded it."""
+    return Conflict(
+        f"{path.name} was changed by someone else since you opened it; your text was not saved"
+    )
+
+
 @dataclass(frozen=True)
 class Source:
     """A content file's text and the digest of its bytes."""
@@ -51,10 +58,7 @@ def save_source(path: Path, text: str, seen: str) -> str:
         # anew, so a second saver of the same version gets Conflict, never overwrites.
         fcntl.lockf(held, fcntl.LOCK_EX)
         if _digest(path.read_bytes()) != seen:
-            raise Conflict(
-                f"{path.name} was changed by someone else since you opened it; your text was "
-                "not saved"
-            )
+            raise conflict(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from comms.content.authors import commit_file
 from comms.content.models import Issue, Site
+from comms.content.reader import content_files
 from comms.content.site import find_issue, read_site
 from comms.content.source_files import Source, read_source, save_source
 from comms.core.config import Config
@@ -140,22 +141,25 @@ class Office:
             self.accounts.audit(account.name, "proof", slug, record.digest, detail)
         return list(sent.records)
 
-    def _file(self, kind: str, slug: str) -> Path:
+    def file(self, kind: str, slug: str) -> Path:
         """The content file of an item `comms list` lists (nothing else can be named)."""
-        found = next((i for i in self.items() if i.kind == kind and i.slug == slug), None)
+        # The files `comms list` lists, without the checks it counts (the writing pages ask
+        # for a file on every keystroke's check).
+        files, _ = content_files(self.config.content_dir)
+        found = next((p for p, k in files if k.name == kind and p.stem == slug), None)
         if found is None:
             raise CommsError(f"no {kind} '{slug}'")
-        return self.config.root / found.path
+        return found
 
     def source(self, kind: str, slug: str) -> Source:
         """The Markdown file of an item, with the digest a save must name."""
-        return read_source(self._file(kind, slug))
+        return read_source(self.file(kind, slug))
 
     def save(self, kind: str, slug: str, text: str, seen: str, account: Account) -> str:
         """Write the item's file as `account` when it is unchanged since it was loaded (digest
         `seen`; else Conflict), and where the content folder is a git repository commit it
         with the account as author. The new digest."""
-        path = self._file(kind, slug)
+        path = self.file(kind, slug)
         digest = save_source(path, text, seen)
         email = account.email or "desk@localhost"
         message = f"Edit {path.relative_to(self.config.content_dir)} on the desk"

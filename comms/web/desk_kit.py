@@ -27,10 +27,12 @@ from comms.web.guard import authenticated, cross_site
 DESK_FORM = authenticated("the desk checks its login, role and form token itself")
 
 PREFIX = "/desk"
-#: Scripts none; styles inline (the mail's own, shown in sandboxed frames); images ours and
-#: those a mail shows; forms to us only; never framed by anyone.
+#: Scripts only our own files (no inline script, no other host), which may ask only us; styles
+#: inline (the mail's own, shown in sandboxed frames); images ours and those a mail shows;
+#: forms to us only; never framed by anyone.
 CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'self' https: data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})

@@ -35,6 +35,7 @@ from comms.web.desk_kit import (
 from comms.web.desk_people import add_people_pages
 from comms.web.desk_sending import add_sending_pages
 from comms.web.desk_sso import add_sso_pages
+from comms.web.desk_writing import add_writing
 from comms.web.guard import CsrfGuard, acting
 from comms.web.preview import WIDTHS, local_images
 
@@ -43,7 +44,7 @@ LOGIN_WINDOW = 15 * 60
 #: How long the code may take after the password was accepted.
 CODE_TIME = timedelta(minutes=5)
 #: What a redirect after an action may report (never text from the request).
-DONE = {"approve", "proof", "save"}
+DONE = {"approve", "proof"}
 #: The kinds in the order the list shows them: what is sent first.
 ORDER = ("issue", "event", "practice", "award")
 
@@ -56,6 +57,7 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
     accounts = office.accounts
     kit = DeskKit(office)
     add_sending_pages(kit)
+    add_writing(kit)
     desk, page, see_other, needs, form_ok, _ = (
         kit.blueprint,
         kit.page,
@@ -236,31 +238,6 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
         except CommsError as exc:
             return issue_page(account, slug, 409, done="", error=str(exc))
         return see_other(f"/issues/{slug}/?done=proof")
-
-    def edit_page(kind: str, slug: str, status: int = 200, **context: Any) -> Response:
-        try:
-            source = office.source(kind, slug)
-        except CommsError as exc:
-            return page("message.html.j2", 404, message=str(exc))
-        return page("edit.html.j2", status, kind=kind, slug=slug, source=source, **context)
-
-    @desk.route("/edit/<kind>/<slug>", methods=["GET", "HEAD"])
-    @needs("editor")
-    def edit(account: Account, kind: str, slug: str) -> Response:
-        done = request.args.get("done", "")
-        return edit_page(kind, slug, done=done if done in DONE else "", error="", text=None)
-
-    @desk.route("/edit/<kind>/<slug>", methods=["POST"])
-    @acting(DESK_FORM)
-    @needs("editor")
-    def save(account: Account, kind: str, slug: str) -> Response:
-        text = request.form.get("text", "")
-        try:
-            office.save(kind, slug, text, request.form.get("version", ""), account)
-        except CommsError as exc:
-            # What was typed stays in the form, beside the reason; the file is untouched.
-            return edit_page(kind, slug, 409, done="", error=str(exc), text=text)
-        return see_other(f"/edit/{kind}/{slug}?done=save")
 
     @desk.route("/audit", methods=["GET", "HEAD"])
     @needs("admin")
