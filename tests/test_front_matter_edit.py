@@ -60,3 +60,21 @@ def test_text_yaml_would_read_otherwise_is_quoted() -> None:
     assert scalar("ja # nein") == '"ja # nein"'
     assert scalar("Schön") == "Schön"
     assert scalar("") == '""'
+
+
+def test_the_schedule_rewrites_send_at_keeping_its_comment_and_the_body() -> None:
+    text = (
+        "---\n"
+        "number: 3\n"
+        "# When the scheduler sends it once status is ready (YYYY-MM-DD HH:MM).\n"
+        "send_at: 2020-02-04 09:00  # morning\n"
+        "events:\n"
+        "  - a\n"
+        "---\n"
+        "send_at: in the body stays\n"
+    )
+    front = read_front_matter(text)
+    assert front is not None
+    assert set_values(text, front, {"send_at": "2026-12-09 07:30"}) == text.replace(
+        "send_at: 2020-02-04 09:00  # morning", "send_at: 2026-12-09 07:30  # morning"
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from comms.content.authors import commit_file
-from comms.content.front_matter_lines import set_field
+from comms.content.front_matter_edit import read_front_matter, set_values
 from comms.content.models import Issue, Site
 from comms.content.site import find_issue, read_site
 from comms.content.source_files import read_source, save_source
@@ -262,7 +262,14 @@ class SendingDesk:
         issue = cleared.issue
         stamp = at.astimezone(config.tz).strftime(SEND_AT_FORMAT)
         source = read_source(issue.path)
-        save_source(issue.path, set_field(source.text, "send_at", stamp), source.digest)
+        front = read_front_matter(source.text)
+        if front is None:
+            raise CommsError(f"{issue.path}: the front matter cannot be read; run comms check")
+        try:
+            text = set_values(source.text, front, {"send_at": stamp})
+        except ValueError as exc:
+            raise CommsError(f"{issue.path}: {exc}") from None
+        save_source(issue.path, text, source.digest)
         email = account.email or "desk@localhost"
         message = f"Schedule issue {slug} for {stamp} on the desk"
         commit = commit_file(config.content_dir, issue.path, account.name, email, message)
