@@ -1,0 +1,132 @@
+"""The desk's media pages: image upload into `render.static_dir` (alt text required, scaled,
+without metadata, committed) and translations side by side with their original."""
+
+from __future__ import annotations
+
+from flask import Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from comms.core.errors import CommsError
+from comms.core.languages import site_editions
+from comms.db.desk_accounts import Account
+from comms.sending.desk_images import (
+    UPLOAD_LIMIT,
+    Exists,
+    Refused,
+    TooLarge,
+    Uploaded,
+    upload,
+)
+from comms.sending.desk_translations import DIGEST, Translations
+from comms.web.desk_kit import DESK_FORM, DeskKit
+from comms.web.guard import acting
+
+#: What the form around the file may add to the upload's size (fields, multipart headers).
+FORM_SLACK = 256 * 1024
+#: What a redirect after a save may report (never text from the request).
+DONE = {"save"}
+
+
+def add_media_pages(kit: DeskKit) -> None:
+    """Add the image upload and the translation pages to the desk of `kit`."""
+    desk, page, see_other, needs, _ = kit.blueprint, kit.page, kit.see_other, kit.needs, kit.text
+    office = kit.office
+    translations = Translations(office.config, office.accounts)
+    editions = site_editions(office.config)
+    limit_mb = UPLOAD_LIMIT // 1_000_000
+
+    @desk.before_request
+    def upload_size() -> None:
+        # The app takes small forms only (64 KiB); the upload's own limit replaces that for
+        # the upload alone, before anything reads the body.
+        if request.endpoint == "desk.upload_image" and request.method == "POST":
+            request.max_content_length = UPLOAD_LIMIT + FORM_SLACK
+
+    @desk.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: RequestEntityTooLarge) -> Response:
+        if request.endpoint == "desk.upload_image":
+            message = _(
+                "The file is larger than %(limit)s MB; save it smaller and upload it again."
+            )
+            return upload_page(413, error=message % {"limit": limit_mb})
+        return page("message.html.j2", 413, message=_("The form is too large to be sent."))
+
+    def upload_page(status: int = 200, **context: object) -> Response:
+        values = {"alt": "", "caption": "", "credit": "", "name": "", "error": ""} | context
+        return page("images.html.j2", status, limit_mb=limit_mb, done=None, **values)
+
+    @desk.route("/images", methods=["GET", "HEAD"])
+    @needs("editor")
+    def images(account: Account) -> Response:
+        return upload_page()
+
+    @desk.route("/images", methods=["POST"])
+    @acting(DESK_FORM)
+    @needs("editor")
+    def upload_image(account: Account) -> Response:
+        form = request.form
+        typed = {key: form.get(key, "")[:1000] for key in ("alt", "caption", "credit", "name")}
+        sent = request.files.get("file")
+        if sent is None or not sent.filename:
+            return upload_page(400, error=_("Choose an image file."), **typed)
+        try:
+            done: Uploaded = upload(
+                office.config,
+                office.accounts,
+                account,
+                sent.read(UPLOAD_LIMIT + 1),
+                uploaded_name=sent.filename,
+                replace=form.get("replace") == "yes",
+                **typed,
+            )
+        except Refused as exc:
+            message = _(exc.message) % exc.values
+            status = 413 if isinstance(exc, TooLarge) else 409 if isinstance(exc, Exists) else 400
+            return upload_page(status, error=message, **typed)
+        except CommsError as exc:
+            return upload_page(409, error=str(exc), **typed)
+        notes = [_(note) % values for note, values in done.notes]
+        return page("image_done.html.j2", image=done, notes=notes)
+
+    @desk.route("/translations", methods=["GET", "HEAD"])
+    @needs("editor")
+    def translation_list(account: Account) -> Response:
+        rows = translations.states(office.items())
+        labels = {edition.language: edition.label for edition in editions.translated}
+        return page("translations.html.j2", rows=rows, labels=labels)
+
+    def sides_page(
+        kind: str, slug: str, language: str, status: int = 200, **context: object
+    ) -> Response:
+        try:
+            sides = translations.sides(office.items(), kind, slug, language)
+        except CommsError as exc:
+            return page("message.html.j2", 404, message=str(exc))
+        edition = editions.get(language)
+        home = editions.home
+        values = {"done": "", "error": "", "typed": None} | context
+        return page("translate.html.j2", status, sides=sides, edition=edition, home=home, **values)
+
+    @desk.route("/translate/<kind>/<slug>/<language>", methods=["GET", "HEAD"])
+    @needs("editor")
+    def translate(account: Account, kind: str, slug: str, language: str) -> Response:
+        done = request.args.get("done", "")
+        return sides_page(kind, slug, language, done=done if done in DONE else "")
+
+    @desk.route("/translate/<kind>/<slug>/<language>", methods=["POST"])
+    @acting(DESK_FORM)
+    @needs("editor")
+    def save_translation(account: Account, kind: str, slug: str, language: str) -> Response:
+        form = request.form
+        typed = (form.get("fields", ""), form.get("body", ""))
+        shown = form.get("original", "")
+        follows = form.get("follows") == "yes"
+        try:
+            translations.save(
+                office.items(), kind, slug, language, typed,
+                (form.get("version", ""), shown if DIGEST.match(shown) else "", follows), account,
+            )  # fmt: skip
+        except CommsError as exc:
+            # What was typed stays in the form, beside the reason; the file is untouched.
+            return sides_page(kind, slug, language, 409, error=str(exc), typed=typed)
+        return see_other(f"/translate/{kind}/{slug}/{language}?done=save")
