@@ -53,7 +53,9 @@ def add_media_pages(kit: DeskKit) -> None:
 
     def upload_page(status: int = 200, **context: object) -> Response:
         values = {"alt": "", "caption": "", "credit": "", "name": "", "error": ""} | context
-        return page("images.html.j2", status, limit_mb=limit_mb, done=None, **values)
+        # `name` is the page's own argument (the template): the typed file name is `wanted`.
+        values["wanted"] = values.pop("name")
+        return page("images.html.j2", status, limit_mb=limit_mb, **values)
 
     @desk.route("/images", methods=["GET", "HEAD"])
     @needs("editor")
