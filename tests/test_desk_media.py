@@ -123,6 +123,34 @@ def test_an_upload_is_scaled_without_gps_and_committed_by_the_account(
     ]
 
 
+def test_an_uploaded_image_is_added_to_an_item_as_a_commit(desk_site: DeskSite) -> None:
+    erika = desk_site.add("Erika", "editor", "erika@example.org")
+    browser = log_in(desk_site, erika)
+    done = _upload(browser, desk_site.base, "plakat.png", _photo(1200, 800, "PNG"))
+    assert done.status_code == 200
+    assert '<option value="issue/2020-04-newsletter">' in done.text
+    form = {"csrf_token": csrf(done.text), "image": "images/plakat.png"}
+    form |= {"alt": "Teilnehmerinnen im Gespräch", "item": "issue/2020-04-newsletter"}
+    added = browser.post(f"{desk_site.base}/desk/images/insert", data=form)
+    assert added.status_code == 200 and "Gespeichert." in added.text
+    issue = desk_site.root / "content" / "issues" / "2020-04-newsletter.md"
+    text = issue.read_text("utf-8")
+    assert text.endswith("\n\n![Teilnehmerinnen im Gespräch](/images/plakat.png)\n")
+    log = _git(desk_site.root, "log", "-1", "--format=%an%n%s")
+    assert log.splitlines() == ["Erika", "Edit issues/2020-04-newsletter.md on the desk"]
+    # `comms check` finds the image and its alt text: no problem about it.
+    _code, out, err = run_cli(desk_site.root, "check")
+    assert "plakat" not in out + err
+    # Only an uploaded image can be named, and nothing outside the image folder.
+    for image in ("images/nothing.png", "../comms.toml", "images/../../comms.toml"):
+        refused = browser.post(
+            f"{desk_site.base}/desk/images/insert", data={**form, "image": image}
+        )
+        assert refused.status_code == 400, image
+        assert "Ein hochgeladenes Bild" in refused.text
+    assert issue.read_text("utf-8") == text
+
+
 def test_png_webp_and_gif_keep_their_format_and_lose_their_metadata(
     desk_site: DeskSite,
 ) -> None:

@@ -23,6 +23,7 @@ from comms.core.config import Config
 from comms.core.errors import CommsError
 from comms.db.desk_accounts import Account, DeskAccounts
 from comms.publish.images import COLUMN, DENSITIES, JPEG_QUALITY, MAX_BYTES, MAX_SIDE
+from comms.sending.desk_office import Office
 
 #: The largest upload the desk takes (bytes): a camera's JPEG fits, a video does not.
 UPLOAD_LIMIT = 20_000_000
@@ -108,8 +109,7 @@ class Uploaded:
     @property
     def markdown(self) -> str:
         """The image in a Markdown body, with its alternative text."""
-        alt = self.alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
-        return f"![{alt}]({self.src})"
+        return markdown(self.alt, self.src)
 
     @property
     def front_matter(self) -> str:
@@ -123,6 +123,12 @@ class Uploaded:
             if value:
                 lines.append(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
         return "\n".join(lines)
+
+
+def markdown(alt: str, src: str) -> str:
+    """An image in a Markdown body: `![alt](src)`, brackets in the text escaped."""
+    text = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return f"![{text}]({src})"
 
 
 def _one_line(value: str, too_long: str) -> str:
@@ -352,3 +358,19 @@ def upload(
         thumbnail(cleaned.data),
         notes,
     )
+
+
+def insert(office: Office, account: Account, kind: str, slug: str, site_path: str, alt: str) -> str:
+    """Add an uploaded image (`images/x.jpg`) with its alternative text at the end of an
+    item's body, saved and committed like an edit by `account`; the file's new digest."""
+    config = office.config
+    folder = (config.root / config.settings.render.static_dir).resolve() / FOLDER
+    file = (folder.parent / site_path).resolve()
+    if file.parent != folder or not file.is_file():
+        raise Refused(N_("There is no uploaded image %(name)s."), name=site_path)
+    alt = _one_line(alt, N_("The alternative text is longer than %(limit)s characters."))
+    if not alt:
+        raise Refused(N_("Describe the picture in the alternative text: it is required."))
+    source = office.source(kind, slug)
+    text = source.text.rstrip("\n") + "\n\n" + markdown(alt, "/" + site_path) + "\n"
+    return office.save(kind, slug, text, source.digest, account)

@@ -10,11 +10,13 @@ from comms.core.errors import CommsError
 from comms.core.languages import site_editions
 from comms.db.desk_accounts import Account
 from comms.sending.desk_images import (
+    TOO_LARGE,
     UPLOAD_LIMIT,
     Exists,
     Refused,
     TooLarge,
     Uploaded,
+    insert,
     upload,
 )
 from comms.sending.desk_translations import DIGEST, Translations
@@ -45,10 +47,7 @@ def add_media_pages(kit: DeskKit) -> None:
     @desk.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: RequestEntityTooLarge) -> Response:
         if request.endpoint == "desk.upload_image":
-            message = _(
-                "The file is larger than %(limit)s MB; save it smaller and upload it again."
-            )
-            return upload_page(413, error=message % {"limit": limit_mb})
+            return upload_page(413, error=_(TOO_LARGE) % {"limit": limit_mb})
         return page("message.html.j2", 413, message=_("The form is too large to be sent."))
 
     def upload_page(status: int = 200, **context: object) -> Response:
@@ -88,7 +87,21 @@ def add_media_pages(kit: DeskKit) -> None:
         except CommsError as exc:
             return upload_page(409, error=str(exc), **typed)
         notes = [_(note) % values for note, values in done.notes]
-        return page("image_done.html.j2", image=done, notes=notes)
+        return page("image_done.html.j2", image=done, notes=notes, items=office.items())
+
+    @desk.route("/images/insert", methods=["POST"])
+    @acting(DESK_FORM)
+    @needs("editor")
+    def insert_image(account: Account) -> Response:
+        form = request.form
+        kind, _slash, slug = form.get("item", "").partition("/")
+        try:
+            insert(office, account, kind, slug, form.get("image", ""), form.get("alt", ""))
+        except Refused as exc:
+            return page("message.html.j2", 400, message=_(exc.message) % exc.values)
+        except CommsError as exc:
+            return page("message.html.j2", 409, message=str(exc))
+        return see_other(f"/edit/{kind}/{slug}?done=save")
 
     @desk.route("/translations", methods=["GET", "HEAD"])
     @needs("editor")
