@@ -370,6 +370,23 @@ def test_a_new_translation_is_the_file_the_cli_writes(desk_site: DeskSite) -> No
     assert "Anderer Text" in clash.text  # what was typed stays in the form
 
 
+def test_a_long_translation_in_arabic_script_is_saved(desk_site: DeskSite) -> None:
+    browser = log_in(desk_site, desk_site.add("Erika", "editor"))
+    text, token, _version, shown = _sides(browser, desk_site.base, f"event/{EVENT}/ar")
+    fields = re.search(r'<textarea id="fields"[^>]*>\n(.*?)</textarea>', text, re.S)
+    assert fields is not None
+    # 15,000 characters in Arabic script: about 90 KB as a form, more than a form elsewhere.
+    paragraph = "ورشة عمل للنساء في هانوفر " * 20
+    body = "\n\n".join([paragraph.strip()] * 30) + "\n"
+    assert len(body) > 15_000
+    form = {"csrf_token": token, "version": "", "original": shown, "follows": "yes"}
+    form |= {"fields": html.unescape(fields.group(1)), "body": body}
+    saved = browser.post(f"{desk_site.base}/desk/translate/event/{EVENT}/ar", data=form)
+    assert saved.status_code == 200 and "Gespeichert." in saved.text
+    path = desk_site.root / "content" / "events" / f"{EVENT}.ar.md"
+    assert path.read_text("utf-8").endswith(body)
+
+
 def test_a_translation_changed_since_loading_is_never_overwritten(desk_site: DeskSite) -> None:
     browser = log_in(desk_site, desk_site.add("Erika", "editor"))
     _text, token, version, shown = _sides(browser, desk_site.base, f"event/{EVENT}/en")

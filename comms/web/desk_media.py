@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from comms.content.markup import MAX_BODY
 from comms.core.errors import CommsError
 from comms.core.languages import site_editions
 from comms.db.desk_accounts import Account
@@ -25,6 +26,9 @@ from comms.web.guard import acting
 
 #: What the form around the file may add to the upload's size (fields, multipart headers).
 FORM_SLACK = 256 * 1024
+#: The largest translation form: a body of MAX_BODY characters of 3 UTF-8 bytes each,
+#: percent-encoded (9 bytes per character), and its fields.
+TEXT_FORM_LIMIT = 9 * MAX_BODY + FORM_SLACK
 #: What a redirect after a save may report (never text from the request).
 DONE = {"save"}
 
@@ -38,11 +42,16 @@ def add_media_pages(kit: DeskKit) -> None:
     limit_mb = UPLOAD_LIMIT // 1_000_000
 
     @desk.before_request
-    def upload_size() -> None:
-        # The app takes small forms only (64 KiB); the upload's own limit replaces that for
-        # the upload alone, before anything reads the body.
-        if request.endpoint == "desk.upload_image" and request.method == "POST":
+    def form_size() -> None:
+        # The app takes small forms only (64 KiB); the upload and a translation (up to
+        # MAX_BODY characters, in a script of 2-3 UTF-8 bytes each, percent-encoded) get
+        # limits of their own, set before anything reads the body.
+        if request.method != "POST":
+            return
+        if request.endpoint == "desk.upload_image":
             request.max_content_length = UPLOAD_LIMIT + FORM_SLACK
+        elif request.endpoint == "desk.save_translation":
+            request.max_content_length = request.max_form_memory_size = TEXT_FORM_LIMIT
 
     @desk.errorhandler(RequestEntityTooLarge)
     def too_large(_exc: RequestEntityTooLarge) -> Response:
