@@ -166,6 +166,37 @@ def test_png_webp_and_gif_keep_their_format_and_lose_their_metadata(
         assert ("erst ab 1104 px scharf" in answer.text) is (fmt != "GIF")
 
 
+def test_phone_photos_transparency_and_animations_survive(desk_site: DeskSite) -> None:
+    browser = log_in(desk_site, desk_site.add("Erika", "editor"))
+    folder = desk_site.root / "static" / "images"
+    # A phone's JPEG with a second picture in it (MPO) is a JPEG.
+    mpo = io.BytesIO()
+    first, second = Image.new("RGB", (800, 600), (1, 2, 3)), Image.new("RGB", (800, 600))
+    first.save(mpo, "MPO", save_all=True, append_images=[second])
+    assert _upload(browser, desk_site.base, "handy.jpg", mpo.getvalue()).status_code == 200
+    with Image.open(folder / "handy.jpg") as image:
+        assert image.format == "JPEG" and image.size == (800, 600)
+    # A palette PNG keeps its transparent colour (kept in metadata, which is dropped).
+    logo = Image.new("P", (300, 200), 0)
+    logo.putpalette([255, 0, 0, 0, 255, 0] * 128)
+    png = io.BytesIO()
+    logo.save(png, "PNG", transparency=0)
+    assert _upload(browser, desk_site.base, "logo.png", png.getvalue()).status_code == 200
+    with Image.open(folder / "logo.png") as image:
+        assert image.convert("RGBA").getpixel((0, 0)) == (255, 0, 0, 0)
+    # An animated GIF keeps its frames and loses its comment.
+    frames = [Image.new("RGB", (200, 100), (40 * i, 0, 0)) for i in range(5)]
+    gif = io.BytesIO()
+    frames[0].save(
+        gif, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0,
+        comment=b"Erika's phone, Maschpark",
+    )  # fmt: skip
+    assert _upload(browser, desk_site.base, "wink.gif", gif.getvalue()).status_code == 200
+    with Image.open(folder / "wink.gif") as image:
+        assert image.n_frames == 5 and "comment" not in image.info
+    assert b"Maschpark" not in (folder / "wink.gif").read_bytes()
+
+
 def test_what_is_no_image_is_refused(desk_site: DeskSite) -> None:
     browser = log_in(desk_site, desk_site.add("Erika", "editor"))
     before = _images(desk_site.root)

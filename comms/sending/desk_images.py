@@ -50,6 +50,10 @@ def N_(message: str) -> str:
 TOO_LARGE = N_("The file is larger than %(limit)s MB; save it smaller and upload it again.")
 
 
+#: Why a file that is no image of the formats taken is refused.
+NOT_AN_IMAGE = N_("By its content, this file is no image in JPEG, PNG, WebP or GIF format.")
+
+
 class Refused(CommsError):
     """An upload the desk does not take: `message` is an interface string (translated by the
     page), `values` fill its `%(name)s` places."""
@@ -161,6 +165,12 @@ def _open(data: bytes) -> Image.Image:
                     pixels=width * height // 1_000_000,
                     limit=MAX_PIXELS // 1_000_000,
                 )
+            if getattr(image, "n_frames", 1) * width * height > MAX_PIXELS:
+                # An animation's frames are all held while it is scaled.
+                raise Refused(
+                    N_("The image has too many pixels; at most %(limit)s million are accepted."),
+                    limit=MAX_PIXELS // 1_000_000,
+                )
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Refused(
@@ -168,15 +178,18 @@ def _open(data: bytes) -> Image.Image:
             limit=MAX_PIXELS // 1_000_000,
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise Refused(
-            N_("By its content, this file is no image in JPEG, PNG, WebP or GIF format.")
-        ) from None
+        raise Refused(NOT_AN_IMAGE) from None
     return image
 
 
 def _scaled(image: Image.Image) -> Image.Image:
     """The picture upright (EXIF orientation applied), at most MAX_SIDE on its longer side,
     with no metadata left on it."""
+    if "transparency" in image.info:
+        # Held in the metadata that is dropped below: made part of the pixels first.
+        image = image.convert("RGBA")
+    elif image.mode == "P":
+        image = image.convert("RGB")
     upright = ImageOps.exif_transpose(image)
     longer = max(upright.size)
     if longer > MAX_SIDE:
@@ -230,7 +243,10 @@ def clean(data: bytes) -> Cleaned:
     """The uploaded file `data` as the desk stores it: checked by its content, upright, at
     most MAX_SIDE px on its longer side, without metadata; Refused with the reason."""
     image = _open(data)
-    fmt = str(image.format)
+    # Phones write JPEGs with a second picture in them (MPO): the first is the photo.
+    fmt = "JPEG" if image.format == "MPO" else str(image.format)
+    if fmt not in FORMATS:
+        raise Refused(NOT_AN_IMAGE)
     if fmt == "GIF":
         return _gif(image)
     profile = image.info.get("icc_profile")
