@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from comms.content.authors import commit_file
+from comms.content.authors import changes_since, commit_file
 from comms.content.front_matter import split
 from comms.content.models import KINDS
 from comms.content.reader import TRANSLATED
@@ -26,6 +26,8 @@ from comms.publish.problem_words import problem_line
 
 #: What a page records of the original it showed: the digest a translation records.
 DIGEST = re.compile(r"^[0-9a-f]{16}$")
+#: The most of an original's changes a page shows (characters).
+MAX_CHANGES = 20_000
 #: A translation that is current, older than its original, without a recorded digest, missing.
 CURRENT, STALE, UNSTAMPED, MISSING = "current", "stale", "unstamped", "missing"
 
@@ -57,6 +59,9 @@ class Sides:
     state: str
     #: `comms check`'s problems of the translation file (`PATH:LINE: message`).
     problems: list[str]
+    #: When the translation is older than its original: how the original changed since the
+    #: translation was last committed (a unified diff's hunks), where git can tell.
+    changes: str | None = None
 
 
 def _without_digest(front: str) -> str:
@@ -144,6 +149,7 @@ class Translations:
             front, body, version = draft_front, draft_body, ""
         recorded = _recorded(front) if exists else None
         root = self.config.root
+        state = _state(original, recorded, exists)
         return Sides(
             kind,
             slug,
@@ -157,9 +163,16 @@ class Translations:
             body,
             version,
             recorded,
-            _state(original, recorded, exists),
+            state,
             self._problems(path) if exists else [],
+            self._changes(original, path) if state == STALE else None,
         )
+
+    def _changes(self, original: Path, path: Path) -> str | None:
+        changes = changes_since(self.config.content_dir, path, original)
+        if changes is not None and len(changes) > MAX_CHANGES:
+            return changes[:MAX_CHANGES] + "\n…\n"
+        return changes
 
     def _problems(self, path: Path) -> list[str]:
         _site, problems = read_site(self.config)
