@@ -431,6 +431,12 @@ def test_a_translation_changed_since_loading_is_never_overwritten(desk_site: Des
     browser = log_in(desk_site, desk_site.add("Erika", "editor"))
     _text, token, version, shown = _sides(browser, desk_site.base, f"event/{EVENT}/en")
     path = desk_site.root / "content" / "events" / f"{EVENT}.en.md"
+    broken = browser.post(
+        f"{desk_site.base}/desk/translate/event/{EVENT}/en",
+        data={"csrf_token": token, "version": version, "original": shown,
+              "fields": "title: Mine\n---\nsummary: x\n", "body": "My text.\n"},
+    )  # fmt: skip
+    assert broken.status_code == 409 and "must not contain a line &#39;---&#39;" in broken.text
     path.write_text(path.read_text("utf-8") + "\nA line from the terminal.\n", "utf-8")
     changed = path.read_text("utf-8")
     answer = browser.post(

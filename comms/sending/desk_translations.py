@@ -198,6 +198,8 @@ class Translations:
         original, path = self._paths(items, kind, slug, language)
         fields, body = (part.replace("\r\n", "\n") for part in form)
         version, shown, follows = seen
+        if any(line.strip() == "---" for line in fields.splitlines()):
+            raise CommsError("the fields must not contain a line '---' (it ends the fields)")
         if fields and not fields.endswith("\n"):
             fields += "\n"
         text = f"---\n{fields}---\n{body}"
