@@ -19,9 +19,8 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from comms.content.authors import commit_file
 from comms.content.reader import slugify
-from comms.core.config import Config
 from comms.core.errors import CommsError
-from comms.db.desk_accounts import Account, DeskAccounts
+from comms.db.desk_accounts import Account
 from comms.publish.images import COLUMN, DENSITIES, JPEG_QUALITY, MAX_BYTES, MAX_SIDE
 from comms.sending.desk_office import Office
 
@@ -305,8 +304,7 @@ def _write(target: Path, data: bytes, replace: bool) -> None:
 
 
 def upload(
-    config: Config,
-    accounts: DeskAccounts,
+    office: Office,
     account: Account,
     data: bytes,
     *,
@@ -319,6 +317,7 @@ def upload(
 ) -> Uploaded:
     """Store an uploaded image under `render.static_dir`/images/ as `account` and commit it
     where the folder is in a git repository; Refused says why not."""
+    config = office.config
     alt = _one_line(alt, N_("The alternative text is longer than %(limit)s characters."))
     if not alt:
         raise Refused(N_("Describe the picture in the alternative text: it is required."))
@@ -361,7 +360,7 @@ def upload(
     digest = hashlib.sha256(cleaned.data).hexdigest()
     what = f"{cleaned.width}x{cleaned.height} {cleaned.format}, {len(cleaned.data)} bytes"
     where = f"commit {commit}" if commit else ("unchanged" if unchanged else "no git repository")
-    accounts.audit(account.name, "upload-image", site_path, digest, f"{what}; {where}")
+    office.accounts.audit(account.name, "upload-image", site_path, digest, f"{what}; {where}")
     return Uploaded(
         site_path,
         cleaned.width,

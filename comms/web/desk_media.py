@@ -81,8 +81,7 @@ def add_media_pages(kit: DeskKit) -> None:
             return upload_page(400, error=_("Choose an image file."), **typed)
         try:
             done: Uploaded = upload(
-                office.config,
-                office.accounts,
+                office,
                 account,
                 sent.read(UPLOAD_LIMIT + 1),
                 uploaded_name=sent.filename,
