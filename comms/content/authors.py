@@ -1,5 +1,6 @@
 """Who last changed content files: the author of their last commit, where the content folder
-is a git repository (the desk asks, so that nobody approves their own change)."""
+is a git repository (the desk asks, so that nobody approves their own change); commits of the
+desk's saves, and how an original changed since its translation was last committed."""
 
 from __future__ import annotations
 
@@ -82,3 +83,24 @@ def commit_file(folder: Path, path: Path, name: str, email: str, message: str) -
         raise CommsError(f"{path}: git commit failed (nothing changed, or a hook refused it)")
     found = _git(folder, "rev-parse", "--short", "HEAD")
     return found.strip() if found else None
+
+
+def changes_since(folder: Path, since: Path, path: Path) -> str | None:
+    """How `path` changed since the last commit that changed `since` (both files under
+    `folder`): the unified diff from that commit to the file as it is now; None when `folder`
+    is not in a git repository, no commit has `since`, or nothing changed."""
+    if _git(folder, "rev-parse", "--show-toplevel") is None:
+        return None
+    found = _git(folder, "log", "-1", "--format=%H", "--", str(since))
+    if not found or not found.strip():
+        return None
+    diff = _git(
+        folder, "diff", "--no-color", "--no-ext-diff", "--unified=1", found.strip(), "--",
+        str(path),
+    )  # fmt: skip
+    if not diff:
+        return None
+    lines = diff.splitlines(keepends=True)
+    # The header names files and blobs; the hunks are what a translator reads.
+    start = next((i for i, line in enumerate(lines) if line.startswith("@@")), len(lines))
+    return "".join(lines[start:]) or None

@@ -32,6 +32,7 @@ from comms.web.desk_kit import (
     local_request,
     login_token,
 )
+from comms.web.desk_media import add_media_pages
 from comms.web.desk_people import add_people_pages
 from comms.web.desk_sending import add_sending_pages
 from comms.web.desk_sso import add_sso_pages
@@ -251,4 +252,5 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
     def unknown(account: Account, rest: str) -> Response:
         return page("message.html.j2", 404, message=_("This page does not exist."))
 
+    add_media_pages(kit)
     return desk
