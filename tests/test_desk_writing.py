@@ -4,6 +4,7 @@ problems endpoint (read-only, file lines), refused saves, and new files from the
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -310,3 +311,26 @@ def test_new_items_come_from_the_archetypes_and_open_in_the_editor(desk_site: De
     saved = browser.post(desk_site.base + form.action, data=fixed)
     assert saved.status_code == 200 and "Gespeichert." in saved.text
     assert 'summary: "Ein Fest für alle im Stadtpark."' in file.read_text(encoding="utf-8")
+
+
+def test_a_long_text_in_arabic_script_is_saved_not_refused_as_too_large(
+    desk_site: DeskSite,
+) -> None:
+    erika = desk_site.add("Erika", "editor")
+    browser = log_in(desk_site, erika)
+    page = browser.get(f"{desk_site.base}/desk/edit/issue/{ISSUE}/raw")
+    form = read_form(page.text)
+    values = dict(form.values)
+    # About 22,000 characters of two UTF-8 bytes each: over 130 KB once percent-encoded,
+    # far above the public pages' 64 KiB form limit, within what a body may hold (in
+    # paragraphs, as a block may not exceed 10,000 characters).
+    paragraph = "\n\n".join(["مرحبا بكم في النشرة الإخبارية " * 150] * 5)
+    text = values["text"] + "\n" + paragraph + "\n"
+    checked = browser.post(
+        f"{desk_site.base}/desk/check/issue/{ISSUE}", data={**values, "text": text}
+    )
+    assert checked.status_code == 200, checked.text[:300]
+    saved = browser.post(desk_site.base + form.action, data={**values, "text": text})
+    assert saved.status_code == 200, re.findall(r"<li[^>]*>(.*?)</li>", saved.text)
+    file = desk_site.root / "content" / "issues" / f"{ISSUE}.md"
+    assert paragraph in file.read_text(encoding="utf-8")

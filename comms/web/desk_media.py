@@ -43,14 +43,15 @@ def add_media_pages(kit: DeskKit) -> None:
 
     @desk.before_request
     def form_size() -> None:
-        # The app takes small forms only (64 KiB); the upload and a translation (up to
-        # MAX_BODY characters, in a script of 2-3 UTF-8 bytes each, percent-encoded) get
-        # limits of their own, set before anything reads the body.
+        # The app takes small forms only (64 KiB); the upload and the desk's text forms (a
+        # body of up to MAX_BODY characters, in a script of 2-3 UTF-8 bytes each,
+        # percent-encoded: edits, checks while typing, translations) get limits of their
+        # own, set before anything reads the body.
         if request.method != "POST":
             return
         if request.endpoint == "desk.upload_image":
             request.max_content_length = UPLOAD_LIMIT + FORM_SLACK
-        elif request.endpoint == "desk.save_translation":
+        else:
             request.max_content_length = request.max_form_memory_size = TEXT_FORM_LIMIT
 
     @desk.errorhandler(RequestEntityTooLarge)
