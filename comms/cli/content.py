@@ -7,33 +7,13 @@ import sys
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from jinja2 import Environment, FileSystemLoader
 
 from comms import __version__
-from comms.audience.subscriber_csv import Problems, read_csv
-from comms.content import urls
-from comms.content.fields import parse_when
-from comms.content.models import KINDS, Issue, Site
-from comms.content.reader import SLUG_RE, slugify
-from comms.content.site import InvalidContent, load_valid_site, read_site
-from comms.content.urls import Urls
-from comms.core.config import Config
-from comms.core.database_url import database_exists
-from comms.core.errors import CommsError, ContentError
-from comms.core.files import exposure_warnings
-from comms.core.transport_url import without_credentials
-from comms.db.approvals import Desk
-from comms.db.people import Consent
-from comms.publish.edition_build import catalog_problems, check_editions
-from comms.publish.gate import site_problems
-from comms.publish.listing import Listed, list_items
-from comms.publish.templating import TEMPLATES, translate
-from comms.sending.approval import approval_of, approve, current_version, short
-from comms.sending.campaign import clear, send_to_list
-from comms.sending.rules import READY, Request
-from comms.sending.run import SendOptions
+from comms.content.models import KINDS
+from comms.core.errors import CommsError
 
 from .common import (
     State,
@@ -47,6 +27,13 @@ from .common import (
     _when,
     cli,
 )
+
+# What a command uses is imported when it runs (see comms.cli.common).
+if TYPE_CHECKING:
+    from comms.content.models import Issue, Site
+    from comms.core.config import Config
+    from comms.core.errors import ContentError
+    from comms.publish.listing import Listed
 
 
 @cli.command()
@@ -64,6 +51,11 @@ def check(state: State, strict: bool, links: bool) -> None:
     Reports everything that `build`, `send` or the scheduler would refuse, drop or render
     wrongly. Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
     """
+    from comms.content.site import read_site
+    from comms.core.files import exposure_warnings
+    from comms.publish.edition_build import catalog_problems, check_editions
+    from comms.publish.gate import site_problems
+
     config = state.config(strict=strict)
     site, errors = read_site(config)
     errors = [
@@ -103,6 +95,8 @@ def _award_year(title: str, day: date) -> int:
 def _award_stem(title: str, year: int, folder: Path) -> str:
     """`<series>-<year>` as the sample names awards (`sonderpreis-2020`): the series is that of
     an existing award whose name the title starts with, else the title without its year."""
+    from comms.content.reader import slugify
+
     slug = slugify(_YEAR_RE.sub(" ", title)) or slugify(title)
     existing = (p.stem for p in folder.rglob("*.md")) if folder.is_dir() else iter(())
     series = {m.group(1) for stem in existing if (m := _SERIES_RE.match(stem.split(".")[0]))}
@@ -114,6 +108,8 @@ def _award_stem(title: str, year: int, folder: Path) -> str:
 def _file_stem(kind: str, title: str, day: date, folder: Path) -> str:
     """The file name (without .md) in the sample's patterns: events and issues dated, awards
     by series and year."""
+    from comms.content.reader import slugify
+
     slug = slugify(title)
     if kind == "award":
         return _award_stem(title, _award_year(title, day), folder)
@@ -156,6 +152,13 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
     as sonderpreis-2020.md; the year from the title, else from --date). Every line marked [[…]]
     must be replaced before `comms check` passes.
     """
+    from jinja2 import Environment, FileSystemLoader
+
+    from comms.content.fields import parse_when
+    from comms.content.reader import SLUG_RE, slugify
+    from comms.content.site import read_site
+    from comms.publish.templating import TEMPLATES
+
     config = state.config()
     today = config.now().date()
     try:
@@ -194,6 +197,10 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
 @click.pass_obj
 def demo(state: State) -> None:
     """Run the pipeline on the sample content with the embedded defaults and summarise it."""
+    from comms.content.site import InvalidContent, load_valid_site
+    from comms.publish.templating import translate
+    from comms.sending.rules import READY
+
     config = state.config()
     invalid: InvalidContent | None = None
     try:
@@ -258,6 +265,14 @@ def _demo_schedule(config: Config, now: datetime) -> None:
 
 def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: Issue) -> None:
     """Import the sample subscribers and send them `issue` through the configured transport."""
+    from comms.audience.subscriber_csv import Problems, read_csv
+    from comms.db.approvals import Desk
+    from comms.db.people import Consent
+    from comms.sending.approval import approval_of, approve, current_version, short
+    from comms.sending.campaign import clear, send_to_list
+    from comms.sending.rules import Request
+    from comms.sending.run import SendOptions
+
     sample = config.root / "samples" / "subscribers.csv"
     if not sample.is_file():
         click.echo(f"Sending: skipped ({sample} not found)")
@@ -294,6 +309,8 @@ def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: 
 
 def _where(config: Config) -> str:
     """The transport URL without credentials."""
+    from comms.core.transport_url import without_credentials
+
     return without_credentials(config.transport_url)
 
 
@@ -327,6 +344,7 @@ def preview(state: State, port: int) -> None:
     """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
     import signal
 
+    from comms.core.database_url import database_exists
     from comms.web.preview import Preview
 
     config = state.config()
@@ -348,6 +366,9 @@ def preview(state: State, port: int) -> None:
 
 def _echo_feed_urls(config: Config) -> None:
     """The demo's list of feed and calendar addresses."""
+    from comms.content import urls
+    from comms.content.urls import Urls
+
     site = Urls(config)
     click.echo("Feeds (RSS, Atom, JSON Feed):")
     for kind in (None, "event", "issue", "practice", "award"):
@@ -408,6 +429,8 @@ def list_items_command(state: State, kind: str | None, as_json: bool) -> None:
     `comms check` reports for it and its translations, the translations' languages and the
     title. The slug is what an issue names under `events`, `practices` and `award`.
     """
+    from comms.publish.listing import list_items
+
     config = state.config()
     found = list_items(config, kind)
     if as_json:
