@@ -53,17 +53,11 @@ def check(state: State, strict: bool, links: bool) -> None:
     """
     from comms.content.site import read_site
     from comms.core.files import exposure_warnings
-    from comms.publish.edition_build import catalog_problems, check_editions
-    from comms.publish.gate import site_problems
+    from comms.publish.gate import check_problems
 
     config = state.config(strict=strict)
     site, errors = read_site(config)
-    errors = [
-        *errors,
-        *site_problems(config, site),
-        *check_editions(config, site),
-        *catalog_problems(config),
-    ]
+    errors = [*errors, *check_problems(config, site)]
     if links:
         from comms.publish.external import dead_links
 
