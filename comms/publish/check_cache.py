@@ -46,19 +46,24 @@ def _code() -> str:
 
 
 class CheckCache:
-    """Results of `comms check` by input digest; one per check, saved once at its end."""
+    """Results of `comms check` by input digest, one file per kind of result (a command that
+    uses one kind leaves the others' file alone); saved once at the check's end."""
 
     def __init__(self, config: Config) -> None:
-        self.store = ContentCache(config.root / CHECK_DIR)
+        self.folder = config.root / CHECK_DIR
+        self.stores: dict[str, ContentCache] = {}
 
     def result(self, path: Path, raw: bytes, kind: str, make: Callable[[], Any]) -> Any:
         """What `make` gives for `raw` (the bytes `path` holds) as `kind`: kept, or made now."""
-        key = self.store.key(path, raw, kind, {"code": _code()})
-        kept = self.store.get(key)
+        store = self.stores.get(kind)
+        if store is None:
+            store = self.stores[kind] = ContentCache(self.folder / kind)
+        key = store.key(path, raw, kind, {"code": _code()})
+        kept = store.get(key)
         if kept is not None:
             return kept[0]
         made = make()
-        self.store.put(key, (made, []))
+        store.put(key, (made, []))
         return made
 
     def problems(
@@ -69,5 +74,7 @@ class CheckCache:
         return list(found)
 
     def save(self) -> None:
-        """Keep the entries this check used (those of edited or deleted files drop out)."""
-        self.store.save()
+        """Keep the entries this check used of each kind it used (those of edited or deleted
+        files drop out)."""
+        for store in self.stores.values():
+            store.save()
