@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,38 @@ def test_watcher_rebuilds_on_file_change(site_copy: Path) -> None:
             time.sleep(0.1)
         assert preview.version >= 2
         assert "Sprache und Arbeit" in preview.issues["2020-04-newsletter"].subject
+
+
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+        body: bytes = response.read()
+    return body.decode("utf-8")
+
+
+@pytest.mark.slow  # a build of the sample site, then a rebuild after the save
+def test_a_save_renders_and_checks_only_the_issues_it_touches(site_copy: Path) -> None:
+    with Preview(load_config(site_copy / "comms.toml")) as preview:
+        assert len(preview.rendered) == 4  # the first build renders every issue
+        server = threading.Thread(target=preview.serve, args=(0,), daemon=True)
+        server.start()
+        deadline = time.monotonic() + 30
+        while preview.port is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert preview.port is not None
+        port = preview.port
+        other = _get(port, "/_preview/2019-07-newsletter/email.html")
+        time.sleep(0.5)  # the watcher is running
+        # Shown only by the November issue: a new title and a link with a typo in it.
+        event = site_copy / "content" / "events" / "2019-10-22-nemia-netzwerkkongress.md"
+        text = event.read_text(encoding="utf-8").replace("NeMiA-Netzwerkkongress", "NeMiA-Tag")
+        event.write_text(text + "\n[Programm](htps://example.org/programm)\n", "utf-8")
+        while _get(port, "/_preview/version") == "1" and time.monotonic() < deadline + 30:
+            time.sleep(0.1)
+        assert _get(port, "/_preview/version") == "2"
+        assert preview.rendered == ["2019-11-newsletter"]
+        assert preview.checked == ["2019-11-newsletter"]
+        assert "NeMiA-Tag" in _get(port, "/_preview/2019-11-newsletter/email.html")
+        page = _get(port, "/_preview/2019-11-newsletter/")
+        line = len(event.read_text(encoding="utf-8").splitlines())
+        assert f"content/events/2019-10-22-nemia-netzwerkkongress.md:{line}:" in page
+        assert _get(port, "/_preview/2019-07-newsletter/email.html") == other

@@ -8,39 +8,40 @@ console script."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.exc import DBAPIError
 
 from comms.core.errors import CommsError, ConfigError
 from comms.core.local_faults import local_error
 from comms.core.logs import shown_url
-from comms.db.space import out_of_space, space_error
 
-from . import (  # noqa: F401  (registers the commands)
-    approve,
-    bounces,
-    content,
-    digest,
-    operating,
-    reporting,
-    sending,
-    serving,
-    subscribers,
-    translations,
-    users,
-)
-from .common import cli
+from . import common
+
+if TYPE_CHECKING:
+    from .common import cli
 
 # The package's two entry points: the console script and the click group (for CliRunner).
 __all__ = ["cli", "main"]
+
+
+def __getattr__(name: str) -> click.Group:
+    """`cli`: the click group with every command registered (for CliRunner and the docs).
+
+    `main` imports a command's module only when the command runs: `comms check` starts
+    without loading what sending, serving or the subscribers' commands need.
+    """
+    if name != "cli":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    common.load_commands()
+    return common.cli
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, turning CommsError into a message and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="comms", standalone_mode=False)
+        common.cli.main(args=argv, prog_name="comms", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -69,8 +70,23 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {local_error(exc, doing='')}", err=True)
         sys.exit(1)
-    except DBAPIError as exc:
-        if debug or not out_of_space(exc):
+    except Exception as exc:
+        if debug or not _database_full(exc):
             raise
+        from comms.db.space import space_error
+
         click.echo(f"error: {space_error(exc)}", err=True)
         sys.exit(1)
+
+
+def _database_full(exc: Exception) -> bool:
+    """Whether `exc` is the database's driver saying it ran out of space. SQLAlchemy is loaded
+    only by the commands that need it (a driver error cannot come before), so this asks it
+    only then: `comms --help` starts without it."""
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy.exc import DBAPIError
+
+    from comms.db.space import out_of_space
+
+    return isinstance(exc, DBAPIError) and out_of_space(exc)

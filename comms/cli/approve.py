@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from comms.content.models import Issue, Site
-from comms.content.site import IssueErrors, find_issue, read_site
-from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
-from comms.core.languages import site_editions
-from comms.db.approvals import Desk
-from comms.db.store import Store
-from comms.publish.digest_sections import View, views
-from comms.publish.gate import issue_problems
-from comms.sending.approval import (
-    approval_of,
-    approver_refusal,
-    current_version,
-    selection,
-    short,
-    who,
-)
-from comms.sending.approval import approve as record_approval
-from comms.sending.campaign import refusal
-from comms.sending.rules import READY, Request
 
 from .common import State, _open_store, _when, cli
+
+# What a command uses is imported when it runs (see comms.cli.common).
+if TYPE_CHECKING:
+    from comms.content.models import Issue, Site
+    from comms.core.config import Config
+    from comms.db.store import Store
+    from comms.publish.digest_sections import View
 
 
 def read_issue(config: Config, slug: str) -> tuple[Site, list[ContentError], Issue]:
     """The site, its problems and the issue `slug`; its own file's errors printed if absent."""
+    from comms.content.site import IssueErrors, find_issue, read_site
+
     site, problems = read_site(config)
     try:
         return site, problems, find_issue(config, site, problems, slug)
@@ -57,6 +47,14 @@ def approve(state: State, issue_slug: str, by: str | None) -> None:
     issue with errors (see `comms check`), and an approver who changed the issue last (its
     git author, else who sent its last proof) or is not in [desk] approvers when that is set.
     """
+    from comms.core.languages import site_editions
+    from comms.db.approvals import Desk
+    from comms.publish.digest_sections import views
+    from comms.publish.gate import issue_problems
+    from comms.sending.approval import approve as record_approval
+    from comms.sending.approval import approver_refusal, current_version, selection, short, who
+    from comms.sending.rules import READY
+
     config = state.config()
     site, problems, issue = read_issue(config, issue_slug)
     blocking = issue_problems(config, site, problems, issue.slug)
@@ -125,6 +123,12 @@ def _without_slug(row: dict[str, Any]) -> dict[str, Any]:
 def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
     """Why the issue may not go out now (or None), its current version, approvals and proofs,
     for `comms status ISSUE`."""
+    from comms.content.site import read_site
+    from comms.db.approvals import Desk
+    from comms.sending.approval import approval_of, current_version
+    from comms.sending.campaign import refusal
+    from comms.sending.rules import Request
+
     desk = Desk(store.engine)
     site, problems = read_site(config)
     issue = site.issues.get(slug)
@@ -148,6 +152,8 @@ def desk_json(config: Config, store: Store, slug: str) -> dict[str, Any]:
 
 def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
     """The desk part of `comms status ISSUE`, as printed."""
+    from comms.sending.approval import short
+
     lines = []
     if data["refused"] is not None:
         lines.append(f"not sendable now: {data['refused']}")
@@ -176,6 +182,10 @@ def desk_lines(config: Config, data: dict[str, Any]) -> list[str]:
 
 def blocked_sends(config: Config, store: Store, slugs: list[str]) -> dict[str, str]:
     """Why each of these scheduled sends would be refused when it is due; the rest go."""
+    from comms.content.site import read_site
+    from comms.sending.campaign import refusal
+    from comms.sending.rules import Request
+
     if not slugs:
         return {}
     site, problems = read_site(config)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from comms.bounces.fetch import fetch as fetch_mailbox
 from comms.core.errors import CommsError
 
 from .common import State, _open_store, cli
@@ -26,6 +25,8 @@ def bounces() -> None:
 @click.pass_obj
 def fetch(state: State, url: str | None) -> None:
     """Read the bounce mailbox: suppress hard bounces and complaints, count soft bounces."""
+    from comms.bounces.fetch import fetch as fetch_mailbox
+
     config = state.config()
     store = _open_store(config)
     try:

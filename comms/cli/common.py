@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -14,25 +15,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from comms import __version__
-from comms.content.models import Site
-from comms.content.site import InvalidContent, load_valid_site
-from comms.core.config import Config, load_config
-from comms.core.database_url import database_exists
 from comms.core.errors import CommsError, ContentError
-from comms.core.logs import configure_logging
-from comms.core.shutdown import Shutdown
-from comms.db.incidents import SendProblem
-from comms.db.people import normalise_address
-from comms.db.shared import DbPublishState
-from comms.db.status import FINAL
-from comms.db.store import Store, open_store
-from comms.publish.refresh import Publication, publish_now
-from comms.publish.state import FileState, PublishState
-from comms.publish.templating import Formatter
-from comms.schedule.plan import SEND_PREFIX
-from comms.sending.campaign import waiting
 
+# Each command imports what it uses when it runs (here: in the helper that needs it), so that
+# `comms --help` and a command start without loading the rest of comms.
 if TYPE_CHECKING:
+    from comms.content.models import Site
+    from comms.core.config import Config
+    from comms.core.shutdown import Shutdown
+    from comms.db.incidents import SendProblem
+    from comms.db.store import Store
+    from comms.publish.refresh import Publication
+    from comms.publish.state import PublishState
     from comms.schedule.runner import Overview
 
 
@@ -45,6 +39,9 @@ class State:
 
     def config(self, strict: bool = False, **overrides: Any) -> Config:
         """Load the configuration, printing its warnings."""
+        from comms.core.config import load_config
+        from comms.core.logs import configure_logging
+
         config = load_config(self.config_path, overrides=overrides, strict=strict)
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -75,6 +72,32 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The module of comms.cli that defines each top-level command: a command's module is imported
+#: only when it runs (or when a listing needs every command). A command missing here still
+#: runs, after every module is imported.
+MODULES: dict[str, str] = {
+    **dict.fromkeys(("check", "new", "demo", "build", "preview", "refresh", "list"), "content"),
+    "translation": "translations",
+    "digest": "digest",
+    **dict.fromkeys(("send", "proof", "status", "schedule"), "sending"),
+    **dict.fromkeys(("approve", "desk"), "approve"),
+    "report": "reporting",
+    **dict.fromkeys(("worker", "backup", "restore"), "operating"),
+    "subscribers": "subscribers",
+    "bounces": "bounces",
+    "serve": "serving",
+    "users": "users",
+}
+
+
+def load_commands(names: list[str] | None = None) -> None:
+    """Import the modules that define the commands `names` (every command by default); each
+    registers its commands on `cli` as it is imported."""
+    wanted = MODULES if names is None else [name for name in names if name in MODULES]
+    for module in dict.fromkeys(MODULES[name] for name in wanted):
+        importlib.import_module(f"comms.cli.{module}")
+
+
 def summary(command: click.Command) -> str:
     """A command's one-line help: its short_help, else its docstring's first paragraph, whole
     (click's own cuts at the first '. ', which splits "GDPR Art. 15", and at a width)."""
@@ -90,8 +113,19 @@ class Sectioned(click.Group):
 
     group_class = type
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command `cmd_name`, its module imported first if the group is `comms`."""
+        if self is cli and cmd_name not in self.commands:
+            load_commands([cmd_name])
+            if cmd_name not in self.commands:
+                # Not in MODULES (or a typo): found all the same, at the cost of every module.
+                load_commands()
+        return super().get_command(ctx, cmd_name)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Commands in the order of SECTIONS, then the rest as they were defined."""
+        if self is cli:
+            load_commands()
         sections = SECTIONS.values() if ctx.parent is None else ()
         ordered = [name for names in sections for name in names if name in self.commands]
         return ordered + [name for name in self.commands if name not in ordered]
@@ -150,6 +184,8 @@ def _valid_site(config: Config) -> Site:
 
     For the commands that write the output folder: then nothing is written.
     """
+    from comms.content.site import InvalidContent, load_valid_site
+
     try:
         site, warnings = load_valid_site(config)
     except InvalidContent as exc:
@@ -161,6 +197,8 @@ def _valid_site(config: Config) -> Site:
 
 
 def _when(value: date, config: Config) -> str:
+    from comms.publish.templating import Formatter
+
     return Formatter(config).brief(value)
 
 
@@ -168,6 +206,8 @@ def _publish(
     config: Config, site: Site, out_dir: Path | None = None, tell_hubs: bool = False
 ) -> Publication:
     """Publish `site` now (`publish_now`) with this machine's publishing state."""
+    from comms.publish.refresh import publish_now
+
     with _publish_state(config) as state:
         return publish_now(config, state, site, out_dir=out_dir, tell_hubs=tell_hubs)
 
@@ -178,6 +218,10 @@ def _publish_state(config: Config) -> Iterator[PublishState]:
     or in the files under var/ while there is none (nothing sent yet; a build on a machine that
     never sent leaves no database behind; the first command that creates it carries the files
     over)."""
+    from comms.core.database_url import database_exists
+    from comms.db.shared import DbPublishState
+    from comms.publish.state import FileState
+
     if not database_exists(config.database_url):
         yield FileState(config.root)
         return
@@ -203,6 +247,8 @@ def _json(data: Any) -> str:
 
 def _open_store(config: Config) -> Store:
     """Open the database, saying so when a secret key had to be generated."""
+    from comms.db.store import open_store
+
     store = open_store(config)
     if store.generated_secret:
         click.echo(
@@ -221,6 +267,8 @@ def _signals(shutdown: Shutdown) -> Shutdown:
 
 
 def _address(text: str) -> str:
+    from comms.db.people import normalise_address
+
     try:
         return normalise_address(text)
     except ValueError as exc:
@@ -228,12 +276,17 @@ def _address(text: str) -> str:
 
 
 def _totals(counts: dict[str, int]) -> str:
+    from comms.db.status import FINAL
+    from comms.sending.campaign import waiting
+
     shown = [f"{counts.get(s, 0)} {s}" for s in FINAL]
     return ", ".join(shown + [f"{waiting(counts)} waiting"])
 
 
 def _schedule_lines(config: Config, view: Overview) -> list[str]:
     """The upcoming jobs and held sends of a scheduler overview, as printed."""
+    from comms.schedule.plan import SEND_PREFIX
+
     lines = [f"Upcoming jobs ({config.settings.site.timezone}):"]
     if not any(job.id.startswith(SEND_PREFIX) for job in view.jobs):
         lines.append("  no scheduled sends (no ready issue with a send_at still to come)")

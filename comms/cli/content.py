@@ -6,32 +6,13 @@ import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from comms import __version__
-from comms.audience.subscriber_csv import Problems, read_csv
-from comms.content import urls
-from comms.content.fields import parse_when
-from comms.content.models import KINDS, Issue, Site
-from comms.content.site import InvalidContent, load_valid_site, read_site
-from comms.content.urls import Urls
-from comms.core.config import Config
-from comms.core.database_url import database_exists
-from comms.core.errors import CommsError, ContentError
-from comms.core.files import exposure_warnings
-from comms.core.transport_url import without_credentials
-from comms.db.approvals import Desk
-from comms.db.people import Consent
-from comms.publish.archetypes import new_file, write_new
-from comms.publish.edition_build import catalog_problems, check_editions
-from comms.publish.gate import site_problems
-from comms.publish.listing import Listed, list_items
-from comms.publish.templating import translate
-from comms.sending.approval import approval_of, approve, current_version, short
-from comms.sending.campaign import clear, send_to_list
-from comms.sending.rules import READY, Request
-from comms.sending.run import SendOptions
+from comms.content.models import KINDS
+from comms.core.errors import CommsError
 
 from .common import (
     State,
@@ -45,6 +26,13 @@ from .common import (
     _when,
     cli,
 )
+
+# What a command uses is imported when it runs (see comms.cli.common).
+if TYPE_CHECKING:
+    from comms.content.models import Issue, Site
+    from comms.core.config import Config
+    from comms.core.errors import ContentError
+    from comms.publish.listing import Listed
 
 
 @cli.command()
@@ -62,14 +50,13 @@ def check(state: State, strict: bool, links: bool) -> None:
     Reports everything that `build`, `send` or the scheduler would refuse, drop or render
     wrongly. Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
     """
+    from comms.content.site import read_site
+    from comms.core.files import exposure_warnings
+    from comms.publish.gate import check_problems
+
     config = state.config(strict=strict)
     site, errors = read_site(config)
-    errors = [
-        *errors,
-        *site_problems(config, site),
-        *check_editions(config, site),
-        *catalog_problems(config),
-    ]
+    errors = [*errors, *check_problems(config, site)]
     if links:
         from comms.publish.external import dead_links
 
@@ -102,6 +89,10 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
     as sonderpreis-2020.md; the year from the title, else from --date). Every line marked [[…]]
     must be replaced before `comms check` passes.
     """
+    from comms.content.fields import parse_when
+    from comms.content.site import read_site
+    from comms.publish.archetypes import new_file, write_new
+
     config = state.config()
     today = config.now().date()
     try:
@@ -121,6 +112,10 @@ def new(state: State, kind: str, title: str, when: str | None) -> None:
 @click.pass_obj
 def demo(state: State) -> None:
     """Run the pipeline on the sample content with the embedded defaults and summarise it."""
+    from comms.content.site import InvalidContent, load_valid_site
+    from comms.publish.templating import translate
+    from comms.sending.rules import READY
+
     config = state.config()
     invalid: InvalidContent | None = None
     try:
@@ -185,6 +180,14 @@ def _demo_schedule(config: Config, now: datetime) -> None:
 
 def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: Issue) -> None:
     """Import the sample subscribers and send them `issue` through the configured transport."""
+    from comms.audience.subscriber_csv import Problems, read_csv
+    from comms.db.approvals import Desk
+    from comms.db.people import Consent
+    from comms.sending.approval import approval_of, approve, current_version, short
+    from comms.sending.campaign import clear, send_to_list
+    from comms.sending.rules import Request
+    from comms.sending.run import SendOptions
+
     sample = config.root / "samples" / "subscribers.csv"
     if not sample.is_file():
         click.echo(f"Sending: skipped ({sample} not found)")
@@ -221,6 +224,8 @@ def _demo_send(config: Config, site: Site, problems: list[ContentError], issue: 
 
 def _where(config: Config) -> str:
     """The transport URL without credentials."""
+    from comms.core.transport_url import without_credentials
+
     return without_credentials(config.transport_url)
 
 
@@ -254,6 +259,7 @@ def preview(state: State, port: int) -> None:
     """Serve the archive and every issue's e-mail (600 and 375 px) with rebuild on change."""
     import signal
 
+    from comms.core.database_url import database_exists
     from comms.web.preview import Preview
 
     config = state.config()
@@ -275,6 +281,9 @@ def preview(state: State, port: int) -> None:
 
 def _echo_feed_urls(config: Config) -> None:
     """The demo's list of feed and calendar addresses."""
+    from comms.content import urls
+    from comms.content.urls import Urls
+
     site = Urls(config)
     click.echo("Feeds (RSS, Atom, JSON Feed):")
     for kind in (None, "event", "issue", "practice", "award"):
@@ -335,6 +344,8 @@ def list_items_command(state: State, kind: str | None, as_json: bool) -> None:
     `comms check` reports for it and its translations, the translations' languages and the
     title. The slug is what an issue names under `events`, `practices` and `award`.
     """
+    from comms.publish.listing import list_items
+
     config = state.config()
     found = list_items(config, kind)
     if as_json:

@@ -6,10 +6,7 @@ from datetime import datetime
 
 import click
 
-from comms.content.fields import parse_when
-from comms.content.site import read_site
 from comms.core.errors import CommsError
-from comms.publish.digest_compose import run_digest
 
 from .common import State, _report, cli
 
@@ -38,6 +35,10 @@ def run(state: State, slug: str, dry_run: bool, when: str | None) -> None:
     existing issue file. The issue then goes through check, preview, approval and send like
     any other.
     """
+    from comms.content.fields import parse_when
+    from comms.content.site import read_site
+    from comms.publish.digest_compose import run_digest
+
     config = state.config()
     try:
         parsed = parse_when(when, config.tz) if when else config.now().date()

@@ -10,17 +10,6 @@ from pathlib import Path
 
 import click
 
-from comms.alerts.notify import Alerter
-from comms.core import alarm
-from comms.core.clock import now_utc
-from comms.core.logs import shown_url
-from comms.core.shutdown import Shutdown
-from comms.db.backup import backup as backup_database
-from comms.db.backup import restore as restore_database
-from comms.db.outage import Stopped, patiently
-from comms.sending.campaign import SendPlan, retry_due
-from comms.sending.run import Progress
-
 from .common import State, _open_store, _signals, _totals, cli
 from .sending import progress_bar
 
@@ -36,6 +25,9 @@ def backup(state: State, file: Path) -> None:
 
     On PostgreSQL it says to use pg_dump instead and exits 1.
     """
+    from comms.core.logs import shown_url
+    from comms.db.backup import backup as backup_database
+
     config = state.config()
     pages = backup_database(config.database_url, file)
     click.echo(f"backed up {shown_url(config.database_url)} to {file} ({pages} pages)")
@@ -52,6 +44,10 @@ def restore(state: State, file: Path) -> None:
     refuses (exit 1, nothing changed). On PostgreSQL it says to use pg_restore instead and
     exits 1.
     """
+    from comms.core.clock import now_utc
+    from comms.core.logs import shown_url
+    from comms.db.backup import restore as restore_database
+
     config = state.config()
     pages = restore_database(config.database_url, file, now_utc())
     # Said before the migration: should that fail (say, the key is missing), the data is back.
@@ -78,6 +74,13 @@ def worker(state: State, interval: float, once: bool) -> None:
     messages in flight, record them and hand the other claimed rows back; it then exits 0, or
     3 when rows it handed back wait for another worker or the retry pass.
     """
+    from comms.alerts.notify import Alerter
+    from comms.core import alarm
+    from comms.core.shutdown import Shutdown
+    from comms.db.outage import Stopped, patiently
+    from comms.sending.campaign import SendPlan, retry_due
+    from comms.sending.run import Progress
+
     config = state.config()
     shutdown = _signals(Shutdown())
     # Before the first wait: an outage the worker starts into reaches the office too.

@@ -7,12 +7,6 @@ from pathlib import Path
 
 import click
 
-from comms.core.clock import now_utc
-from comms.reports.audience_report import audience_report
-from comms.reports.charts import audience_charts, issue_charts, write_charts
-from comms.reports.clicks import Clicks
-from comms.reports.issue_report import issue_report
-
 from .common import State, _json, _open_store, cli
 
 #: The word that asks for the audience report instead of an issue's.
@@ -68,6 +62,12 @@ def report(
     month between --from and --to; subscribers per region, topic and language; the
     confirmation rate.
     """
+    from comms.core.clock import now_utc
+    from comms.reports.audience_report import audience_report
+    from comms.reports.charts import audience_charts, issue_charts, write_charts
+    from comms.reports.clicks import Clicks
+    from comms.reports.issue_report import issue_report
+
     config = state.config()
     store = _open_store(config)
     try:

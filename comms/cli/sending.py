@@ -9,48 +9,11 @@ from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as ProgressBar
-from rich.text import Text
 
-from comms.core.clock import now_utc
-from comms.core.config import Config
 from comms.core.errors import CommsError
-from comms.core.languages import site_editions
-from comms.core.shutdown import Shutdown
-from comms.db.approvals import ProofRecord
-from comms.db.engine import make_engine
-from comms.db.feedback import BOUNCE_COUNTS, Feedback
-from comms.db.health import read_health
-from comms.db.incidents import Held, SendProblem, held_list, problem_list
-from comms.db.ledger import Campaign
-from comms.db.outage import patiently
-from comms.db.status import FINAL, CampaignStatus, DeliveryStatus
-from comms.db.store import Store
-from comms.schedule.plan import SEND_PREFIX
-from comms.sending.approval import selection, short
-from comms.sending.campaign import (
-    SendPlan,
-    SendReport,
-    clear,
-    plan_send,
-    refusal,
-    send_proofs,
-    send_to_list,
-)
-from comms.sending.rules import NotSendable, Refusal, Request
-from comms.sending.run import Progress, SendOptions
 
 from .approve import blocked_sends, desk_json, desk_lines, read_issue
 from .common import (
@@ -68,8 +31,21 @@ from .common import (
     cli,
 )
 
+# What a command uses is imported when it runs (see comms.cli.common).
+if TYPE_CHECKING:
+    from comms.core.config import Config
+    from comms.db.approvals import ProofRecord
+    from comms.db.incidents import Held, SendProblem
+    from comms.db.ledger import Campaign
+    from comms.db.store import Store
+    from comms.sending.campaign import SendPlan, SendReport
+    from comms.sending.rules import Refusal, Request
+    from comms.sending.run import Progress
+
 
 def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
+    from comms.db.status import DeliveryStatus
+
     counts = store.ledger.counts(campaign.id)
     return {
         "issue": campaign.slug,
@@ -83,6 +59,8 @@ def _campaign_json(store: Store, campaign: Campaign) -> dict[str, Any]:
 
 def _held_json(held: Held) -> dict[str, Any]:
     """A held send in `comms status --json`: no campaign yet, so every count is 0."""
+    from comms.db.status import DeliveryStatus
+
     return {
         "issue": held.slug,
         "status": "held",
@@ -95,6 +73,8 @@ def _held_json(held: Held) -> dict[str, Any]:
 
 def _unstarted_json(problem: SendProblem) -> dict[str, Any]:
     """A refused or failed scheduled send without a campaign in `comms status --json`."""
+    from comms.db.status import DeliveryStatus
+
     return {
         "issue": problem.slug,
         "status": problem.kind,
@@ -148,6 +128,10 @@ def status(
     started, and ends with the full status once the campaign is no longer sending; Ctrl+C
     ends it too (exit 0).
     """
+    from comms.db.feedback import BOUNCE_COUNTS, Feedback
+    from comms.db.incidents import held_list, problem_list
+    from comms.db.status import DeliveryStatus
+
     config = state.config()
     if health:
         _print_health(config, as_json)
@@ -239,6 +223,10 @@ def status(
 def _print_health(config: Config, as_json: bool) -> None:
     """`comms status --health`: what /healthz says, without migrating or waiting; exit 1 when
     something is wrong."""
+    from comms.core.clock import now_utc
+    from comms.db.engine import make_engine
+    from comms.db.health import read_health
+
     engine = make_engine(config.database_url)
     try:
         stall = timedelta(minutes=config.settings.schedule.stall_minutes)
@@ -272,6 +260,28 @@ def _print_health(config: Config, as_json: bool) -> None:
 
 def _follow(store: Store, issue: str, interval: float) -> bool:
     """Show a send's progress until its campaign is no longer sending; False on Ctrl+C."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as ProgressBar
+    from rich.text import Text
+
+    # Defined here: rich is imported only when a send shows its progress.
+    class _Rate(ProgressColumn):
+        """Messages per second of a progress task."""
+
+        def render(self, task: Task) -> Text:
+            """The task's current speed."""
+            return Text(f"{task.speed or 0:,.0f} msg/s")
+
+    from comms.db.status import FINAL, CampaignStatus
+
     console = Console()
     last = ""
     with ProgressBar(
@@ -307,19 +317,13 @@ def _follow(store: Store, issue: str, interval: float) -> bool:
             return False
 
 
-class _Rate(ProgressColumn):
-    """Messages per second of a progress task."""
-
-    def render(self, task: Task) -> Text:
-        """The task's current speed."""
-        return Text(f"{task.speed or 0:,.0f} msg/s")
-
-
 def _print_plan(
     config: Config, plan: SendPlan, request: Request, dry: bool, later: Refusal | None = None
 ) -> None:
     """A send's plan, as printed by a dry run and before the question on a terminal; `later`:
     why the same command without --dry-run would refuse to send now (its send_at)."""
+    from comms.sending.approval import selection
+
     issue, options, todo = plan.issue, plan.options, plan.todo
     label = f"#{issue.number} „{issue.subject}“ ({issue.slug})"
     click.echo(f"Plan for {label}, nothing is sent:" if dry else f"About to send {label}:")
@@ -355,6 +359,26 @@ def _print_plan(
 def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress:
     """A progress bar with rate and time left on stderr, shown only when it is a terminal;
     closed with `stack`."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as ProgressBar
+    from rich.text import Text
+
+    # Defined here: rich is imported only when a send shows its progress.
+    class _Rate(ProgressColumn):
+        """Messages per second of a progress task."""
+
+        def render(self, task: Task) -> Text:
+            """The task's current speed."""
+            return Text(f"{task.speed or 0:,.0f} msg/s")
+
     console = Console(stderr=True)
     bar = stack.enter_context(
         ProgressBar(
@@ -387,6 +411,8 @@ def _announce(stack: ExitStack) -> Callable[[SendPlan], Progress | None]:
 
 
 def _proof_line(record: ProofRecord) -> str:
+    from comms.sending.approval import short
+
     edition = f", {record.edition} edition" if record.edition else ""
     return (
         f"proof of {record.slug} (version {short(record.digest)}{edition}) sent to "
@@ -434,6 +460,13 @@ def send(
     Exits 0 when every delivery is final (sent, or failed for good), 3 when some wait for a
     later retry, 1 when the campaign was stopped or the send refused.
     """
+    from comms.core.languages import site_editions
+    from comms.core.shutdown import Shutdown
+    from comms.db.outage import patiently
+    from comms.sending.campaign import clear, plan_send, refusal, send_proofs, send_to_list
+    from comms.sending.rules import NotSendable, Request
+    from comms.sending.run import SendOptions
+
     overrides: dict[str, Any] = {"transport": transport_url} if transport_url else {}
     config = state.config(**overrides)
     site, problems, issue = read_issue(config, issue_slug)
@@ -538,6 +571,8 @@ def schedule(state: State, as_json: bool) -> None:
 
     Works without a running scheduler: then it shows what `comms serve` would schedule now.
     """
+    from comms.core.clock import now_utc
+    from comms.schedule.plan import SEND_PREFIX
     from comms.schedule.runner import overview
 
     config = state.config()

@@ -6,16 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from comms.alerts.metrics import MetricsEndpoint
-from comms.alerts.notify import Alerter
-from comms.content.site import InvalidContent, load_valid_site
-from comms.core import alarm
-from comms.core.config import Config
 from comms.core.errors import CommsError
-from comms.core.files import exposure_warnings
-from comms.core.logs import configure_logging
-from comms.core.shutdown import Shutdown
-from comms.db.store import Store
 
 from .common import (
     State,
@@ -25,6 +16,11 @@ from .common import (
     _signals,
     cli,
 )
+
+# What a command uses is imported when it runs (see comms.cli.common).
+if TYPE_CHECKING:
+    from comms.core.config import Config
+    from comms.db.store import Store
 
 if TYPE_CHECKING:
     from flask import Blueprint
@@ -64,9 +60,15 @@ def serve(
     schedule`); a second `comms serve` on the same database serves the web endpoints only.
     On SIGTERM a running send finishes the messages in flight and hands the rest back.
     """
+    from comms.alerts.metrics import MetricsEndpoint
+    from comms.alerts.notify import Alerter
     from comms.audience.mailer import Mailer
     from comms.audience.subscriptions import Subscriptions
     from comms.bounces.webhooks import BrevoWebhook
+    from comms.core import alarm
+    from comms.core.files import exposure_warnings
+    from comms.core.logs import configure_logging
+    from comms.core.shutdown import Shutdown
     from comms.reports.clicks import Clicks
     from comms.reports.counting import ViewCounter
     from comms.web.app import create_app, listen, warn_about_proxy_headers
@@ -172,6 +174,7 @@ def desk(state: State, port: int) -> None:
     """
     import signal
 
+    from comms.core.logs import configure_logging
     from comms.web.app import create_app, listen
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -204,7 +207,7 @@ def desk(state: State, port: int) -> None:
 def _start_scheduler(config: Config, store: Store) -> tuple[Standby, str]:
     """Start the scheduler, or stand by while another process runs one on this database
     (docs/requirements.md R5): it takes over when that one's lease ends."""
-
+    from comms.core.logs import configure_logging
     from comms.schedule.lease import holder
     from comms.schedule.runner import start_scheduler
     from comms.schedule.standby import Standby
@@ -223,6 +226,8 @@ def _start_scheduler(config: Config, store: Store) -> tuple[Standby, str]:
 
 def _build_before_serving(config: Config) -> None:
     """Bring the output folder up to date, so that every link in a mail has its page."""
+    from comms.content.site import InvalidContent, load_valid_site
+
     try:
         site, warnings = load_valid_site(config)
     except InvalidContent as exc:

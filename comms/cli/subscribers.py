@@ -9,13 +9,7 @@ from pathlib import Path
 
 import click
 
-from comms.audience.data_requests import erase_person
-from comms.audience.mailer import MailNotSent
-from comms.audience.subscriber_csv import Problems, check_person, read_csv, write_export
-from comms.audience.subscriptions import sign_up_by_admin
 from comms.core.errors import CommsError, LocalError
-from comms.core.files import private_writer
-from comms.db.people import Consent
 
 from .common import (
     State,
@@ -58,6 +52,11 @@ def subscribers_add(
     consent_note: str | None,
 ) -> None:
     """Add one person; without --confirmed they get the confirmation mail and stay pending."""
+    from comms.audience.mailer import MailNotSent
+    from comms.audience.subscriber_csv import check_person
+    from comms.audience.subscriptions import sign_up_by_admin
+    from comms.db.people import Consent
+
     _consent_options(confirmed, consent_note)
     config = state.config()
     try:
@@ -106,6 +105,9 @@ def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: 
     Bad rows are reported as FILE:LINE: message and skipped; the good ones are imported.
     Exits 1 when any row was bad.
     """
+    from comms.audience.subscriber_csv import Problems, read_csv
+    from comms.db.people import Consent
+
     _consent_options(confirmed, consent_note)
     config = state.config()
     store = _open_store(config)
@@ -145,6 +147,9 @@ def subscribers_import(state: State, file: Path, confirmed: bool, consent_note: 
 @click.pass_obj
 def subscribers_export(state: State, fmt: str, output: Path | None) -> None:
     """Write every subscriber as CSV or JSON."""
+    from comms.audience.subscriber_csv import write_export
+    from comms.core.files import private_writer
+
     store = _open_store(state.config())
     if output is None:
         write_export(store.iter_subscribers(), sys.stdout, fmt)
@@ -206,6 +211,8 @@ def subscribers_show(state: State, address: str, as_json: bool) -> None:
 @click.pass_obj
 def subscribers_remove(state: State, address: str) -> None:
     """Erase one person (GDPR Art. 17); only a suppression hash stays, so they get no mail."""
+    from comms.audience.data_requests import erase_person
+
     email = _address(address)
     config = state.config()
     removed = erase_person(config, _open_store(config), email)

@@ -7,10 +7,7 @@ from pathlib import Path
 import click
 
 from comms.content.models import KINDS
-from comms.content.reader import TRANSLATION_NAME
-from comms.content.translation_files import digest, skeleton, with_digest
 from comms.core.errors import CommsError
-from comms.core.languages import site_editions
 
 from .common import State, cli
 
@@ -27,6 +24,9 @@ def translation() -> None:
 @click.pass_obj
 def new_translation(state: State, kind: str, slug: str, language: str) -> None:
     """Create content/<kind>/<slug>.<language>.md from the original (never overwrites)."""
+    from comms.content.translation_files import skeleton
+    from comms.core.languages import site_editions
+
     config = state.config()
     translated = [edition.language for edition in site_editions(config).translated]
     if language not in translated:
@@ -52,6 +52,9 @@ def new_translation(state: State, kind: str, slug: str, language: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def stamp(files: tuple[Path, ...]) -> None:
     """Record the current digest of each translation's original (after updating it)."""
+    from comms.content.reader import TRANSLATION_NAME
+    from comms.content.translation_files import digest, with_digest
+
     for path in files:
         match = TRANSLATION_NAME.match(path.name)
         original = path.with_name(f"{match['slug']}.md") if match else None

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from comms.core.config import Config
-from comms.core.credentials import totp_uri
-from comms.db.desk_accounts import DeskAccounts, Issued
-from comms.db.people import normalise_address
-from comms.db.tables import DESK_ROLES
-from comms.sending.approval import who
+from comms.db.status import DESK_ROLES
 
 from .common import State, _open_store, cli
+
+# What a command uses is imported when it runs (see comms.cli.common).
+if TYPE_CHECKING:
+    from comms.core.config import Config
+    from comms.db.desk_accounts import Issued
 
 
 def _by() -> str:
     """Who acts on the command line, as the audit log names them."""
+    from comms.sending.approval import who
+
     return f"cli:{who()}"
 
 
 def _show_secrets(config: Config, issued: Issued) -> None:
+    from comms.core.credentials import totp_uri
+
     click.echo(f"password: {issued.password}")
     if issued.totp_secret is not None:
         issuer = config.settings.site.name or "comms"
@@ -53,6 +58,9 @@ def users() -> None:
 def users_add(state: State, name: str, role: str, email: str) -> None:
     """Create a desk account NAME; prints its password (and TOTP secret and URI for approvers
     and admins) once. NAME is also the approver's name an approval records."""
+    from comms.db.desk_accounts import DeskAccounts
+    from comms.db.people import normalise_address
+
     config = state.config()
     address = normalise_address(email) if email else ""
     store = _open_store(config)
@@ -71,6 +79,8 @@ def users_add(state: State, name: str, role: str, email: str) -> None:
 @click.pass_obj
 def users_list(state: State, as_json: bool) -> None:
     """List the desk accounts: name, role, address, second factor, disabled or locked."""
+    from comms.db.desk_accounts import DeskAccounts
+
     config = state.config()
     store = _open_store(config)
     try:
@@ -105,6 +115,8 @@ def users_list(state: State, as_json: bool) -> None:
 @click.pass_obj
 def users_disable(state: State, name: str) -> None:
     """Disable the desk account NAME: it cannot log in and its logins end now."""
+    from comms.db.desk_accounts import DeskAccounts
+
     config = state.config()
     store = _open_store(config)
     try:
@@ -122,6 +134,8 @@ def users_disable(state: State, name: str) -> None:
 def users_reset(state: State, name: str) -> None:
     """Give the desk account NAME a new password (and a new TOTP secret where its role needs
     one), printed once; enables and unlocks it and ends its logins."""
+    from comms.db.desk_accounts import DeskAccounts
+
     config = state.config()
     store = _open_store(config)
     try:

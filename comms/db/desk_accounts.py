@@ -21,7 +21,8 @@ from comms.core.credentials import (
 )
 from comms.core.errors import CommsError
 from comms.db.engine import read_only
-from comms.db.tables import DESK_ROLES, desk_accounts, desk_audit, desk_sessions
+from comms.db.status import DESK_ROLES
+from comms.db.tables import desk_accounts, desk_audit, desk_sessions
 
 #: Roles that must log in with a TOTP code besides the password.
 SECOND_FACTOR_ROLES = frozenset({"approver", "admin"})

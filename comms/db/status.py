@@ -1,4 +1,5 @@
-"""The states of subscribers, campaigns and deliveries, and the groups of them the code asks about.
+"""The states of subscribers, campaigns and deliveries, and the groups of them the code asks about;
+the roles of desk accounts.
 
 StrEnum members are the stored strings themselves: they compare, format and serialise as
 those strings, so the database, the CHECK constraints and JSON output see no difference.
@@ -47,3 +48,7 @@ CLAIMABLE = (DeliveryStatus.QUEUED, DeliveryStatus.AMBIGUOUS)
 WAITING = (*CLAIMABLE, DeliveryStatus.SENDING)
 #: Campaigns whose due retries the scheduler sends.
 RETRYING = (CampaignStatus.SENDING, CampaignStatus.WAITING)
+
+
+#: The roles of desk accounts, each allowed what the one before it is (comms.db.desk_accounts).
+DESK_ROLES = ("editor", "approver", "admin")

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from comms.db.status import CampaignStatus, DeliveryStatus, SubscriberStatus
+from comms.db.status import DESK_ROLES, CampaignStatus, DeliveryStatus, SubscriberStatus
 
 CONSENT_ACTIONS = (
     "request",
@@ -387,8 +387,6 @@ alerts_sent = sa.Table(
 
 # The desk in the browser (comms.db.desk_accounts): its accounts, their logins (sessions) and
 # what each did. Names, not ids, in the audit log: it outlives a disabled account.
-DESK_ROLES = ("editor", "approver", "admin")
-
 desk_accounts = sa.Table(
     "desk_accounts",
     metadata,

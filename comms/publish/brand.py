@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cairosvg
-
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.settings import AA_CONTRAST, Brand, contrast, mix
@@ -79,6 +77,9 @@ def logo(config: Config, src: str, width: int, alt: str) -> Logo:
 
 @functools.lru_cache(maxsize=64)
 def _png(path: Path, mtime_ns: int, width: int) -> bytes:
+    # Imported here: cairo costs half a second at start-up, and most commands draw no logo.
+    import cairosvg
+
     # The SVG's own bytes: cairosvg then loads nothing it refers to (no files, no URLs).
     data = cairosvg.svg2png(bytestring=path.read_bytes(), output_width=width)
     assert isinstance(data, bytes)

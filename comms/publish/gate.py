@@ -1,8 +1,9 @@
 """The one gate: every error that blocks sending an issue, as `comms check` reports it.
 
-`comms check` runs `site_problems` over everything; `comms send` and the scheduler ask
-`issue_problems` for one issue. Both use the same checks with the same messages: the reader's,
-the e-mail checks of `quality` and the link and image checks of `links`.
+`comms check` runs `check_problems` (`site_problems` and the editions' checks) over
+everything; `comms send` and the scheduler ask `issue_problems` for one issue. Both use the same
+checks with the same messages: the reader's, the e-mail checks of `quality` and the link and
+image checks of `links`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from comms.content.models import KINDS, Issue, Site
 from comms.content.reader import content_files
 from comms.core.config import Config
 from comms.core.errors import ContentError
+from comms.publish.check_cache import CheckCache
+from comms.publish.edition_build import catalog_problems, check_editions
 from comms.publish.link_check import LinkChecker
 from comms.publish.quality import check_issue
+from comms.publish.render import RenderedIssue
+from comms.publish.templating import catalog_path
 
 
 def _in_folder(path: Path, content_dir: Path, kind: str) -> bool:
@@ -72,12 +77,20 @@ def _path(
 
 
 def issue_problems(
-    config: Config, site: Site, errors: list[ContentError], slug: str
+    config: Config,
+    site: Site,
+    errors: list[ContentError],
+    slug: str,
+    checker: LinkChecker | None = None,
+    rendered: RenderedIssue | None = None,
 ) -> list[ContentError]:
     """Every error that blocks sending issue `slug`: errors of its own file and of every item it
     shows (events, practices, award) — a referenced file with errors gives "events/x.md has
     errors; see above" at the referencing line — plus the e-mail checks of
-    comms/publish/quality.py that are errors. Warnings are not included."""
+    comms/publish/quality.py that are errors. Warnings are not included.
+
+    The preview passes its `checker` for `site` (one for every issue) and the issue's
+    `rendered` e-mail; without them they are made here."""
     content_dir = config.content_dir
     issue = site.issues.get(slug)
     items = [("issue", slug)] + (_shown(site, issue) if issue is not None else [])
@@ -89,22 +102,58 @@ def issue_problems(
         path = _path(site, errors, content_dir, kind, item_slug)
         if path is not None and path not in paths:
             paths.append(path)
-    checker = LinkChecker(config, site)
+    checker = LinkChecker(config, site) if checker is None else checker
     problems.extend(p for p in checker.problems(paths) if not p.warning)
     problems.extend(checker.config_problems())
     if issue is not None:
-        problems.extend(p for p in check_issue(config, site, issue) if not p.warning)
+        mail = check_issue(config, site, issue, rendered=rendered)
+        problems.extend(p for p in mail if not p.warning)
     # The caller's list may already hold some of these (as `comms check` collects them).
     return list(dict.fromkeys(problems))
 
 
-def site_problems(config: Config, site: Site) -> list[ContentError]:
-    """What `comms check` adds to the reader's problems: the e-mail checks of every issue
-    (drafts too) and the link and image checks of every content file, warnings included."""
+def site_problems(
+    config: Config, site: Site, cache: CheckCache | None = None
+) -> list[ContentError]:
+    """The e-mail checks of every issue (drafts too) and the link and image checks of every
+    content file, warnings included. The links of files read before come from the check cache
+    (`cache`, else one saved here)."""
+    own = cache is None
+    kept = CheckCache(config) if cache is None else cache
     files, _ = content_files(config.content_dir)
-    checker = LinkChecker(config, site)
+    checker = LinkChecker(config, site, kept)
     problems = checker.problems(path for path, _ in files)
     problems.extend(checker.config_problems())
     for slug in sorted(site.issues):
         problems.extend(check_issue(config, site, site.issues[slug]))
+    if own:
+        kept.save()
+    return problems
+
+
+def _catalog_bytes(languages: list[str]) -> bytes:
+    """The bytes of every catalog `languages` need, each with its language (or "-" if none)."""
+    parts = []
+    for language in languages:
+        try:
+            data = catalog_path(language).read_bytes()
+        except OSError:
+            parts.append(f"{language} -\0".encode())
+            continue
+        parts.append(f"{language} {len(data)}\0".encode() + data)
+    return b"".join(parts)
+
+
+def check_problems(config: Config, site: Site) -> list[ContentError]:
+    """What `comms check` adds to the reader's problems: `site_problems`, the e-mail checks
+    of every translated issue in its edition, and the message catalogs of the enabled
+    languages (kept in the check cache while no catalog changed)."""
+    cache = CheckCache(config)
+    problems = site_problems(config, site, cache)
+    problems.extend(check_editions(config, site))
+    languages = list(dict.fromkeys([config.home_language, *config.languages]))
+    raw = _catalog_bytes(languages) + " ".join(config.languages).encode()
+    home = catalog_path(config.home_language)
+    problems.extend(cache.problems(home, raw, "catalogs", lambda: catalog_problems(config)))
+    cache.save()
     return problems

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,6 +26,9 @@ from comms.publish.build import collect
 from comms.publish.images import budget_problem, static_file, static_path
 from comms.publish.producer import Build
 from comms.publish.state import ScratchState
+
+if TYPE_CHECKING:
+    from comms.publish.check_cache import CheckCache
 
 #: The pages `comms serve` answers besides the built files (token pages take a suffix).
 SERVED = (urls.SUBSCRIBE,)
@@ -124,12 +128,22 @@ def _front_references(front: str, offset: int) -> Iterator[Reference]:
                 yield Reference(value, number, match.group(1) in EMBED_KEYS, front=True)
 
 
-def file_references(path: Path) -> list[Reference]:
-    """The links and embedded resources of one content file (none if it cannot be split)."""
+def file_references(path: Path, cache: CheckCache | None = None) -> list[Reference]:
+    """The links and embedded resources of one content file (none if it cannot be split);
+    with `cache`, those found before in the same bytes."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        # As read_text reads it: every line end as "\n".
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except (OSError, UnicodeDecodeError):
         return []
+    if cache is None:
+        return _text_references(path, text)
+    found: list[Reference] = cache.result(path, raw, "links", lambda: _text_references(path, text))
+    return found
+
+
+def _text_references(path: Path, text: str) -> list[Reference]:
     parts = split(text.removeprefix("\ufeff"), path)
     if isinstance(parts, ContentError):
         return []
@@ -140,8 +154,10 @@ def file_references(path: Path) -> list[Reference]:
 class LinkChecker:
     """Checks references against one site: its built files, static files and allowed hosts."""
 
-    def __init__(self, config: Config, site: Site) -> None:
+    def __init__(self, config: Config, site: Site, cache: CheckCache | None = None) -> None:
         self.config = config
+        #: Where the references of files read before are kept (`comms check`), if anywhere.
+        self.cache = cache
         self.static_dir = config.settings.render.static_dir.strip("/")
         self.static = set(static_files(config))
         try:
@@ -159,7 +175,7 @@ class LinkChecker:
         """Every link and image error of the files `paths`."""
         errors: list[ContentError] = []
         for path in paths:
-            for ref in file_references(path):
+            for ref in file_references(path, self.cache):
                 message = self.check(ref)
                 if message is not None:
                     errors.append(ContentError(path, ref.line, message))

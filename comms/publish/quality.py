@@ -9,7 +9,7 @@ from comms.content.models import Issue, Site
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
 from comms.core.languages import Edition
-from comms.publish.render import issue_content, render_issue
+from comms.publish.render import RenderedIssue, issue_content, render_issue
 
 #: Gmail clips HTML above about 102 KB (docs/requirements.md E17): warn early, fail before it.
 SIZE_WARNING = 80_000
@@ -64,15 +64,20 @@ def _line_of(path: Path, needle: str, default: int) -> int:
 
 
 def check_issue(
-    config: Config, site: Site, issue: Issue, edition: Edition | None = None
+    config: Config,
+    site: Site,
+    issue: Issue,
+    edition: Edition | None = None,
+    rendered: RenderedIssue | None = None,
 ) -> list[ContentError]:
-    """Render one issue (in `edition`, the site's own by default) and report what would hurt
-    it in the inbox."""
+    """Render one issue (in `edition`, the site's own by default; or take its `rendered`
+    e-mail, as the preview has it) and report what would hurt it in the inbox."""
     path = issue.path
-    try:
-        rendered = render_issue(config, site, issue, edition)
-    except CommsError as exc:
-        return [ContentError(path, 1, f"cannot render the e-mail: {exc}")]
+    if rendered is None:
+        try:
+            rendered = render_issue(config, site, issue, edition)
+        except CommsError as exc:
+            return [ContentError(path, 1, f"cannot render the e-mail: {exc}")]
     problems: list[ContentError] = []
     size = len(rendered.html.encode("utf-8"))
     kilobytes = f"{size / 1000:.0f} KB"

@@ -3,12 +3,19 @@
 Each issue page shows its problems first (what blocks sending, then warnings), its recipients
 and how they are chosen; the e-mail shows images from the local `static` folder; `/subscribe`
 shows the sign-up form and stores nothing.
+
+A rebuild after a save renders and checks again only the issues whose inputs changed: an
+issue's e-mail is made from the issue, the items it shows (in each edition) and what every
+issue shares — the configuration, templates, catalogs and static files, whose change renders
+every issue again. Its problems also depend on the paths the build produces, the static files
+and the content's errors; the links of unchanged files come from the check cache.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import shutil
 import tempfile
@@ -17,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
@@ -24,16 +32,19 @@ from watchfiles import watch
 
 from comms.content.models import KINDS, Issue, IssueStatus, Site
 from comms.content.site import read_site
+from comms.content.translation_files import edition_site, untranslated
 from comms.content.urls import Urls
 from comms.core.config import Config, load_config
 from comms.core.errors import CommsError, ContentError
 from comms.core.languages import home_edition, site_editions
+from comms.publish.check_cache import CheckCache
 from comms.publish.edition_build import edition_issue
 from comms.publish.gate import issue_problems
+from comms.publish.link_check import LinkChecker
 from comms.publish.problem_words import problem_line
 from comms.publish.quality import check_issue
 from comms.publish.refresh import publish_now
-from comms.publish.render import RenderedIssue, render_issue
+from comms.publish.render import RenderedIssue, issue_content, render_issue
 from comms.publish.state import ScratchState
 from comms.publish.templating import (
     TEMPLATES,
@@ -45,6 +56,8 @@ from comms.publish.templating import (
 from comms.web.app import create_app, listen
 from comms.web.guard import acting, proof_in_url
 from comms.web.notices import language_choices, notice, page
+
+log = logging.getLogger("comms.preview")
 
 #: The preview's own routes live under this prefix, beside the archive at `/`.
 PREFIX = "/_preview"
@@ -106,6 +119,59 @@ class Facts:
     recipients: int | None
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """One issue as the last rebuild left it, with the inputs it was made from."""
+
+    inputs: tuple[object, ...]
+    rendered: RenderedIssue
+    editions: dict[str, RenderedIssue]
+    checked: tuple[object, ...]
+    #: Its errors and warnings as the page shows them.
+    errors: list[str]
+    warnings: list[str]
+
+
+def _issue_inputs(
+    config: Config, site: Site, issue: Issue, languages: set[str]
+) -> tuple[object, ...]:
+    """What an issue's e-mails are made from besides what every issue shares: the issue and
+    the items it shows, in the site's edition and in each other one (with what that edition
+    shows untranslated) if it has a translation. Items compare by their fields."""
+
+    def shown(own: Site, item: Issue) -> tuple[object, ...]:
+        content = issue_content(config, own, item)
+        # A digest's sections come from the whole calendar.
+        everything = tuple(own.all_items()) if item.from_digest is not None else ()
+        return (item, content.events, content.practices, content.award, everything)
+
+    inputs: list[object] = [shown(site, issue), sorted(languages)]
+    if languages:
+        for edition in site_editions(config).translated:
+            own = edition_site(site, edition.language)
+            home = edition.home
+            inputs += [
+                shown(own, own.issues[issue.slug]),
+                untranslated(own, edition.language, home),
+            ]
+    return tuple(inputs)
+
+
+def _shared_state(config: Config) -> tuple[object, ...]:
+    """What every issue's e-mail depends on: the configuration file, the templates and
+    catalogs, the static files (each by path, size and modification time)."""
+    static = config.root / config.settings.render.static_dir
+    files: list[object] = []
+    for folder in (TEMPLATES, static):
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    stat = path.stat()
+                    files.append((str(path), stat.st_size, stat.st_mtime_ns))
+    config_file = config.path.read_bytes() if config.path and config.path.is_file() else b""
+    return (config_file, tuple(files))
+
+
 def local_images(config: Config, html: str) -> str:
     """The e-mail with the site's own URLs made root-relative: the preview serves the built
     archive and the `static` folder, so new images show before they are published."""
@@ -130,9 +196,18 @@ class Preview:
         self.drafts: set[str] = set()
         self.error: str | None = None
         self.version = 0
+        #: Per issue, what the last rebuild made and from what (`rebuild` reuses it).
+        self._kept: dict[str, _Kept] = {}
+        self._shared: tuple[object, ...] | None = None
+        #: The links of content files scanned before, for the issues' link checks.
+        self._links = CheckCache(config)
+        #: The issues the last rebuild rendered, and those it checked (the rest it reused).
+        self.rendered: list[str] = []
+        self.checked: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._server: Any = None
         #: The port served on (`serve`); until then any port of 127.0.0.1 and localhost.
         self.port: int | None = None
         self.app = self._create_app()
@@ -150,10 +225,12 @@ class Preview:
         self.close()
 
     def close(self) -> None:
-        """Stop watching and remove the temporary output folder."""
+        """Stop watching and serving, and remove the temporary output folder."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        if self._server is not None:
+            self._server.close()  # `serve` returns
         shutil.rmtree(self.root, ignore_errors=True)
 
     def watched(self) -> list[Path]:
@@ -166,31 +243,26 @@ class Preview:
         return [path for path in paths if path.exists()]
 
     def rebuild(self) -> None:
-        """Reload configuration and content, rebuild the output, re-render every issue."""
-        # Templates reload by themselves; catalogs and environments are cached.
-        translations.cache_clear()
-        environment.cache_clear()
+        """Reload configuration and content, rebuild the output, render and check again every
+        issue whose inputs changed (all of them when the configuration, a template, a catalog
+        or a static file did)."""
         try:
             config = load_config(self.config.path) if self.config.path else self.config
+            shared = _shared_state(config)
+            if shared != self._shared:
+                # Templates reload by themselves; catalogs and environments are cached.
+                translations.cache_clear()
+                environment.cache_clear()
+                self._kept = {}
             # Not load_valid_site: an editor mid-change still sees every issue that can render.
             site, problems = read_site(config)
             # The preview shows every ready issue's web page, as it will be once it is sent.
             publish_now(config, ScratchState(site.issues), site, out_dir=self.root)
-            issues = {slug: render_issue(config, site, i) for slug, i in site.issues.items()}
             translated = {
                 slug: {lang for lang, own in site.translations.items() if i.uid in own}
                 for slug, i in site.issues.items()
             }
-            # Every edition of an issue that has a translation: what each edition's readers get.
-            editions = {
-                slug: {
-                    edition.language: edition_issue(config, site, site.issues[slug], edition)
-                    for edition in site_editions(config).translated
-                }
-                for slug, languages in translated.items()
-                if languages
-            }
-            facts = {s: self._facts(config, site, problems, i) for s, i in site.issues.items()}
+            kept, rendered, checked = self._issues(config, site, problems, translated)
         except CommsError as exc:
             with self._lock:
                 self.error = str(exc)
@@ -200,30 +272,89 @@ class Preview:
         # An issue whose own file has errors drops out of the site: its last good rendering
         # stays visible under the error list.
         broken = {e.path.stem for e in errors if e.path.parent.name == KINDS["issue"].folder}
+        facts = {slug: self._facts(config, site.issues[slug], k) for slug, k in kept.items()}
+        log.info("preview: rendered %s, checked %s", rendered or "none", checked or "none")
         with self._lock:
             self.config = config
-            self.issues = {s: r for s, r in self.issues.items() if s in broken} | issues
-            self.editions = {s: r for s, r in self.editions.items() if s in broken} | editions
+            self._shared = shared
+            self._kept = {s: k for s, k in self._kept.items() if s in broken} | kept
+            self.issues = {s: r for s, r in self.issues.items() if s in broken} | {
+                slug: k.rendered for slug, k in kept.items()
+            }
+            self.editions = {s: r for s, r in self.editions.items() if s in broken} | {
+                slug: k.editions for slug, k in kept.items() if k.editions
+            }
             self.translated = translated
             self.facts = {s: f for s, f in self.facts.items() if s in broken} | facts
             self.drafts = {slug for slug, i in site.issues.items() if i.status is IssueStatus.DRAFT}
             language = home_edition(config).language
             self.error = "\n".join(problem_line(e, config.root, language) for e in errors) or None
+            self.rendered, self.checked = rendered, checked
             self.version += 1
 
-    def _facts(
-        self, config: Config, site: Site, problems: list[ContentError], issue: Issue
-    ) -> Facts:
-        errors = issue_problems(config, site, problems, issue.slug)
-        own = [p for p in problems if p.warning and p.path == issue.path]
-        warnings = own + [p for p in check_issue(config, site, issue) if p.warning]
+    def _issues(
+        self,
+        config: Config,
+        site: Site,
+        problems: list[ContentError],
+        translated: dict[str, set[str]],
+    ) -> tuple[dict[str, _Kept], list[str], list[str]]:
+        """Every issue of `site`, rendered and checked again only where its inputs changed;
+        with the slugs rendered and those checked."""
+        checker = LinkChecker(config, site, self._links)
+        # What every issue's problems depend on besides its own inputs.
+        around = (
+            frozenset(checker.produced or ()),
+            frozenset(checker.static),
+            tuple(problems),
+        )
+        kept: dict[str, _Kept] = {}
+        rendered: list[str] = []
+        checked: list[str] = []
+        for slug, issue in sorted(site.issues.items()):
+            inputs = _issue_inputs(config, site, issue, translated[slug])
+            old = self._kept.get(slug)
+            if old is not None and old.inputs == inputs:
+                mail, editions = old.rendered, old.editions
+            else:
+                mail = render_issue(config, site, issue)
+                # Every edition of an issue that has a translation: what its readers get.
+                editions = {
+                    edition.language: edition_issue(config, site, issue, edition)
+                    for edition in site_editions(config).translated
+                    if translated[slug]
+                }
+                rendered.append(slug)
+                old = None
+            if old is not None and old.checked == around:
+                kept[slug] = old
+                continue
+            errors = issue_problems(config, site, problems, slug, checker, mail)
+            own = [p for p in problems if p.warning and p.path == issue.path]
+            warnings = own + [
+                p for p in check_issue(config, site, issue, rendered=mail) if p.warning
+            ]
+            # In the screen's language, like its headings (comms check itself speaks English).
+            language = home_edition(config).language
+            kept[slug] = _Kept(
+                inputs,
+                mail,
+                editions,
+                around,
+                [problem_line(e, config.root, language) for e in errors],
+                [problem_line(w, config.root, language) for w in warnings],
+            )
+            checked.append(slug)
+        return kept, rendered, checked
+
+    def _facts(self, config: Config, issue: Issue, kept: _Kept) -> Facts:
+        """What the page says about an issue: its problems as last checked, the recipients
+        now."""
         recipients = self.count(issue.topics, issue.regions) if self.count else None
         settings = config.settings
-        # In the screen's language, like its headings (comms check itself speaks English).
-        language = home_edition(config).language
         return Facts(
-            [problem_line(e, config.root, language) for e in errors],
-            [problem_line(w, config.root, language) for w in warnings],
+            kept.errors,
+            kept.warnings,
             [settings.topics.get(t, t) for t in issue.topics],
             [settings.regions.get(r, r) for r in issue.regions],
             recipients,
@@ -243,7 +374,9 @@ class Preview:
     def serve(self, port: int) -> None:
         """Watch for changes and serve on 127.0.0.1 until interrupted."""
         server = listen(self.app, "127.0.0.1", port, threads=4)
-        self.port = server.effective_port
+        self._server = server
+        # Waitress gives the port as text; the Host check compares numbers.
+        self.port = int(server.effective_port)
         self.watch()
         server.run()
 

@@ -1,0 +1,65 @@
+"""Start-up: `comms --version`, `--help` and `check` import only what they need.
+
+Asserted by the modules a real `comms` process has loaded when it exits, never by a time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+#: Prints every loaded module's name as the process exits (after `main`'s sys.exit).
+_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("MODULES", *sorted(sys.modules), file=sys.__stderr__))
+from comms.cli import main
+main(sys.argv[1:])
+"""
+
+#: What no editing command needs: the database layer, serving, sending, reports, desk secrets,
+#: drawing logos.
+NOT_FOR_EDITING = (
+    "alembic",
+    "apscheduler",
+    "argon2",
+    "cairocffi",
+    "cairosvg",
+    "comms.db.store",
+    "comms.sending.campaign",
+    "comms.web.app",
+    "flask",
+    "pygal",
+    "requests",
+    "rich",
+)
+
+
+def _loaded(*args: str, cwd: Path) -> set[str]:
+    """The modules `comms ARGS` has loaded when it exits (its exit code 0)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stderr.splitlines() if line.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def test_version_loads_no_command(tmp_path: Path) -> None:
+    loaded = _loaded("--version", cwd=tmp_path)
+    assert not {"sqlalchemy", "pydantic", "jinja2", "comms.core.config"} & loaded
+    assert not {name for name in loaded if name.startswith("comms.cli.")} - {"comms.cli.common"}
+
+
+def test_help_lists_every_command_without_loading_what_they_run(tmp_path: Path) -> None:
+    loaded = _loaded("--help", cwd=tmp_path)
+    assert "comms.cli.sending" in loaded  # every command's help text is there
+    assert not {*NOT_FOR_EDITING, "sqlalchemy", "comms.core.credentials"} & loaded
+
+
+def test_check_loads_only_what_checking_needs(site_copy: Path) -> None:
+    loaded = _loaded("check", cwd=site_copy)
+    assert "comms.publish.gate" in loaded
+    assert not set(NOT_FOR_EDITING) & loaded
+    commands = {name for name in loaded if name.startswith("comms.cli.")}
+    assert commands == {"comms.cli.common", "comms.cli.content"}
