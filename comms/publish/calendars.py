@@ -13,7 +13,7 @@ from icalendar import Event as VEvent
 
 from comms.content import urls
 from comms.content.models import Event
-from comms.content.translation_files import language_of
+from comms.content.translation_files import has_page, language_of
 from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
@@ -124,8 +124,8 @@ def _calendar(
 
 
 def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> Files:
-    """`events.ics` (upcoming and recent), one per region, one per event, of `edition` (each
-    made when it is read)."""
+    """`events.ics` (upcoming and recent), one per region, one per event that has its files in
+    `edition` (`translation_files.has_page`), of `edition` (each made when it is read)."""
     settings, tz = config.settings, config.tz
     since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
     events = by_start(entries, tz)
@@ -146,7 +146,8 @@ def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> Fi
     # One event to add to a calendar once: nothing to subscribe to, so no name or source.
     single = cache(partial(_calendar_head, config, edition))
     for entry in events:
-        files[urls.event_calendar_path(entry.item.slug)] = calendar(single, [entry])
+        if has_page(entry.item, edition):  # else the edition links the site's file
+            files[urls.event_calendar_path(entry.item.slug)] = calendar(single, [entry])
     return files
 
 

@@ -18,12 +18,14 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import Translations
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, pass_context
 from jinja2.bccache import FileSystemBytecodeCache
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from comms.content import urls
-from comms.content.models import Event, series_blocks
+from comms.content.models import Event, Item, series_blocks
+from comms.content.translation_files import has_page
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
@@ -140,7 +142,27 @@ def environment(folder: str, language: str) -> Environment:
     env.globals["paths"] = urls
     # Events of one series as one table of dates (`series_blocks(events, fmt.tz)`).
     env.globals["series_blocks"] = series_blocks
+    # Links to items' pages in the page's edition, or the original's (`item_href(event)`).
+    env.globals["item_href"] = item_href
     return env
+
+
+@pass_context
+def item_href(context: Context, item: Item, calendar: bool = False, titled: bool = True) -> Markup:
+    """` href="…"` of a link from a web page to an item's page (or, with `calendar`, to an
+    event's calendar file): in the page's edition where the item has one, else the
+    original's at the site root, marked `hreflang` (and `lang` when the link's text is the
+    item's title, `titled`) of the original's language."""
+    root: str = context["root"]
+    edition: Edition | None = context.get("edition")
+    target = urls.event_calendar_path(item.slug) if calendar else urls.page_path(item)
+    if edition is None or has_page(item, edition):
+        return Markup(' href="%s"') % (root + target)
+    site_root: str = context.get("asset_root", root)
+    marks = Markup(' href="%s" hreflang="%s"') % (site_root + target, edition.home)
+    if titled and not calendar:
+        marks += Markup(' lang="%s"') % edition.home
+    return marks
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
