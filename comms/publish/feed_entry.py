@@ -197,9 +197,10 @@ def published_entries(
         history.save()
     else:
         # An edition's entries carry the stamps of their originals: a translation is not a
-        # change of the item, and its digest must not overwrite the original's.
-        fresh = History(history.state).observe(site.all_items(), now)
-        records = {uid: history.records.get(uid, record) for uid, record in fresh.items()}
+        # change of the item, and its digest must not overwrite the original's. Only an item
+        # the site's feeds have not recorded (yet) needs a record of its own.
+        unseen = [item for item in site.all_items() if item.uid not in history.records]
+        records = {**History(history.state).observe(unseen, now), **history.records}
     facts = EntryFacts(config, edition)
     entries = []
     for item in site.all_items():
