@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime
 from babel.messages.extract import extract_from_dir
 
 from comms.content.models import Event
 from comms.core.config import load_config
+from comms.core.languages import site_editions
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.render import render_confirmation
 from comms.publish.templating import TEMPLATES, Formatter, translations
@@ -128,3 +130,25 @@ def test_wrap_lines_keeps_indent_and_urls() -> None:
     assert any(line.startswith("- Wort") for line in lines)
     assert url in lines
     assert lines[-1] == "-- "
+
+
+@pytest.mark.parametrize("language", ["de", "en", "de-x-ls", "ar"])
+def test_kept_wordings_are_babel_s_for_every_day_and_time(language: str) -> None:
+    config = load_config(ROOT / "comms.toml")
+    fmt = Formatter(config, site_editions(config).get(language))
+    value = datetime(2019, 3, 30, 21, 7, tzinfo=ZoneInfo("UTC"))  # across a DST change
+    for _ in range(400):
+        value += timedelta(minutes=367)
+        for moment in (value, value.replace(tzinfo=None)):  # a naive one is UTC to Babel
+            pattern = fmt.patterns
+            babel = {
+                name: format_datetime(
+                    moment, getattr(pattern, name), tzinfo=fmt.tz, locale=fmt.locale
+                )
+                for name in ("day", "short_day", "time")
+            }
+            assert (fmt.day(moment), fmt.short_day(moment), fmt.clock(moment)) == (
+                babel["day"],
+                babel["short_day"],
+                babel["time"],
+            )

@@ -181,10 +181,11 @@ def test_an_untouched_copy_is_a_warning_and_keeps_the_marker(site_copy: Path) ->
     assert run_cli(site_copy, "check", "--strict")[0] == 1
     code, _, err = run_cli(site_copy, "build")
     assert code == 0, err
-    page = site_copy / "public" / "en" / "events" / slug / "index.html"
-    assert "Not translated yet – shown in the original language (Deutsch)." in page.read_text(
-        "utf-8"
-    )
+    # Untranslated: no page of its own in the edition; its lists link the original's.
+    public = site_copy / "public"
+    assert not (public / "en" / "events" / slug).exists()
+    listing = (public / "en" / "events" / "index.html").read_text("utf-8")
+    assert f'<a href="../../events/{slug}/" hreflang="de" lang="de">' in listing
     # Translated text, the original's body kept: a warning at the body, the item translated.
     path = site_copy / copy
     text = path.read_text("utf-8")

@@ -21,6 +21,7 @@ from comms.content.front_matter import Doc, parse_yaml, split
 from comms.content.models import FOLDERS, KINDS, Item, Kind, Site, front_matter_fields
 from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
 from comms.core.errors import ContentError
+from comms.core.languages import Edition
 
 #: Per kind, the fields a translation may repeat but must not change: dates, places, slugs,
 #: references and numbers (the title, summary, body and other wording are the translator's).
@@ -291,6 +292,15 @@ def untranslated(site: Site, language: str, home: str) -> frozenset[str]:
         return frozenset()
     own = site.translations.get(language, {})
     return frozenset(item.uid for item in site.all_items() if item.uid not in own)
+
+
+def has_page(item: Item, edition: Edition) -> bool:
+    """Whether `item` has files of its own in `edition`: its page, an event's calendar file, an
+    issue's public copy. The site's edition has every item's; another edition only those of
+    items translated into its language (`item` as `edition_site` shows it): an original would
+    only repeat the root's page, so the edition's lists, feeds and calendars link that one.
+    The one rule (docs/editions.md, "Web and feeds")."""
+    return edition.is_home or language_of(item, edition.home) == edition.language
 
 
 def translated_languages(site: Site, item: Item) -> list[str]:

@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlencode
 
 from comms.content.models import KINDS, Item
+from comms.content.translation_files import has_page
 from comms.core.config import Config
 from comms.core.languages import Edition
 
@@ -135,8 +136,16 @@ class Urls:
 
     def __init__(self, config: Config, edition: Edition | None = None) -> None:
         self.config = config
+        self.edition = edition
         #: Where the pages, feeds and calendars of the edition live ('' for the site's own).
         self.folder = edition.folder if edition is not None else ""
+
+    def _own(self, item: Item) -> str:
+        """The folder holding `item`'s files as linked from this edition: its own, or the
+        site's ('') where the item has none in it (`translation_files.has_page`)."""
+        if self.edition is None or has_page(item, self.edition):
+            return self.folder
+        return ""
 
     def absolute(self, site_path: str = "") -> str:
         """An absolute URL for a site path."""
@@ -152,12 +161,15 @@ class Urls:
         return self.in_edition("")
 
     def item(self, item: Item, edition: Edition | None = None) -> str:
-        """An item's page (in this edition, or in `edition`)."""
-        return self.in_edition(page_path(item), edition)
+        """An item's page: in `edition` if given, else in this edition where it has one there,
+        else the original's."""
+        if edition is not None:
+            return self.in_edition(page_path(item), edition)
+        return self.absolute(self._own(item) + page_path(item))
 
     def event_calendar(self, item: Item) -> str:
-        """The calendar file of one event."""
-        return self.in_edition(event_calendar_path(item.slug))
+        """The calendar file of one event (this edition's where it has one, else the site's)."""
+        return self.absolute(self._own(item) + event_calendar_path(item.slug))
 
     def calendar(self, region: str | None = None) -> str:
         """The subscribed calendar of every event or of one region."""

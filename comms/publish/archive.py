@@ -11,7 +11,7 @@ from typing import Any
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
-from comms.content.translation_files import language_of, translated_languages
+from comms.content.translation_files import has_page, language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition, site_editions
@@ -150,9 +150,6 @@ class _Pages:
         depth = path.count("/")
         site_urls = urls.Urls(self.config, self.edition)
         canonical = site_urls.in_edition(path.removesuffix(urls.PAGE))
-        if item is not None and item.uid in self.base.get("untranslated", ()):
-            # Shown in the original: the original's page is the one to index.
-            canonical = site_urls.item(item, site_editions(self.config).home)
         if item is not None:
             context = {"item": item, "json_ld": json_ld(self.config, self.edition, item), **context}
         # An edition's pages live under its folder (`en/`): links among them stay in it,
@@ -172,7 +169,9 @@ class _Pages:
         return html.encode("utf-8")
 
     def item(self, item: Item, template: str, **context: Any) -> None:
-        self.page(urls.page_path(item) + urls.PAGE, template, item, **context)
+        """Add an item's page, if it has one in the edition (`translation_files.has_page`)."""
+        if has_page(item, self.edition):
+            self.page(urls.page_path(item) + urls.PAGE, template, item, **context)
 
 
 def archive_files(

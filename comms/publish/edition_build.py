@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 
 from comms.content import urls
 from comms.content.models import Issue, Site
-from comms.content.translation_files import edition_site, untranslated
+from comms.content.translation_files import edition_site, has_page, untranslated
 from comms.core.config import Config
 from comms.core.errors import ContentError
 from comms.core.languages import Edition, site_editions
@@ -40,8 +40,9 @@ def edition_issue(
 
 def edition_files(build: Build) -> Files:
     """The build producer of the editions: per other language, under `/<lang>/`, its archive
-    pages, each published issue's public copy, its feeds and its calendars (feed history in
-    the build's state, as the site's feeds)."""
+    pages, the public copy of each published issue translated into it, its feeds and its
+    calendars (feed history in the build's state, as the site's feeds). Items without a
+    translation have no files of their own there (`translation_files.has_page`)."""
     config, site = build.config, build.site
     files = Files()
     for edition in site_editions(config).translated:
@@ -52,6 +53,8 @@ def edition_files(build: Build) -> Files:
         }
         files.add(archive_files(config, own_site, base, edition))
         for issue in published_issues(own_site, config.now()):
+            if not has_page(issue, edition):
+                continue  # its page and mails link the site's copy
             rendered = partial(render_issue, config, own_site, issue, edition)
             files.add(public_copy(config, rendered), edition.folder + urls.page_path(issue))
         files.add(edition_feeds(config, own_site, build.state, edition), edition.folder)

@@ -4,7 +4,9 @@ an entry shows above its text (when, where, who, and what an issue holds)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -41,9 +43,16 @@ class Entry:
     url: str
     title: str
     summary: str
-    html: str
+    #: Makes the HTML content; most entries of a large site are in no feed (a feed keeps the
+    #: newest `feeds.max_items`), only in calendars, which never show it.
+    content: Callable[[], str] = field(repr=False, compare=False)
     stamp: Stamp
     categories: tuple[tuple[str, str, str], ...]  # (scheme, term, label)
+
+    @cached_property
+    def html(self) -> str:
+        """The full HTML content: the facts, then the item's own text (made when first read)."""
+        return self.content()
 
     @property
     def event(self) -> Event:
@@ -156,6 +165,9 @@ class EntryFacts:
             (tag(self.config, f"category/{dim}"), term, clean(label)) for dim, term, label in found
         )
 
+    def _content(self, site: Site, item: Item) -> str:
+        return self.urls.absolute_links(clean(self.entry_html(site, item)))
+
     def entry(self, site: Site, item: Item, item_stamp: Stamp) -> Entry:
         """The feed view of one item: id, link, title and HTML content with its facts."""
         title = (
@@ -167,7 +179,7 @@ class EntryFacts:
             url=self.urls.item(item),
             title=clean(title),
             summary=clean(str(getattr(item, "summary", ""))),
-            html=self.urls.absolute_links(clean(self.entry_html(site, item))),
+            content=partial(self._content, site, item),
             stamp=item_stamp,
             categories=self.categories(item),
         )
@@ -185,9 +197,10 @@ def published_entries(
         history.save()
     else:
         # An edition's entries carry the stamps of their originals: a translation is not a
-        # change of the item, and its digest must not overwrite the original's.
-        fresh = History(history.state).observe(site.all_items(), now)
-        records = {uid: history.records.get(uid, record) for uid, record in fresh.items()}
+        # change of the item, and its digest must not overwrite the original's. Only an item
+        # the site's feeds have not recorded (yet) needs a record of its own.
+        unseen = [item for item in site.all_items() if item.uid not in history.records]
+        records = {**History(history.state).observe(unseen, now), **history.records}
     facts = EntryFacts(config, edition)
     entries = []
     for item in site.all_items():

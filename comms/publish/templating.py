@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from functools import cached_property, lru_cache
 from importlib.resources import files
 from io import BytesIO
@@ -13,17 +13,19 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_interval
+from babel.dates import format_date, format_datetime, format_interval, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
 from babel.support import Translations
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, pass_context
 from jinja2.bccache import FileSystemBytecodeCache
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from comms.content import urls
-from comms.content.models import Event, series_blocks
+from comms.content.models import Event, Item, series_blocks
+from comms.content.translation_files import has_page
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition
@@ -44,7 +46,9 @@ DAYS_SKELETON = "yMMMMEEEEd"
 
 @dataclass(frozen=True)
 class Patterns:
-    """House-style date and time patterns for one language (docs/requirements.md T1, T3)."""
+    """House-style date and time patterns for one language (docs/requirements.md T1, T3):
+    the day patterns name only fields of the date, `time` only fields of the time of day
+    (`worded` relies on it)."""
 
     day: str
     short_day: str
@@ -140,7 +144,27 @@ def environment(folder: str, language: str) -> Environment:
     env.globals["paths"] = urls
     # Events of one series as one table of dates (`series_blocks(events, fmt.tz)`).
     env.globals["series_blocks"] = series_blocks
+    # Links to items' pages in the page's edition, or the original's (`item_href(event)`).
+    env.globals["item_href"] = item_href
     return env
+
+
+@pass_context
+def item_href(context: Context, item: Item, calendar: bool = False, titled: bool = True) -> Markup:
+    """` href="…"` of a link from a web page to an item's page (or, with `calendar`, to an
+    event's calendar file): in the page's edition where the item has one, else the
+    original's at the site root, marked `hreflang` (and `lang` when the link's text is the
+    item's title, `titled`) of the original's language."""
+    root: str = context["root"]
+    edition: Edition | None = context.get("edition")
+    target = urls.event_calendar_path(item.slug) if calendar else urls.page_path(item)
+    if edition is None or has_page(item, edition):
+        return Markup(' href="%s"') % (root + target)
+    site_root: str = context.get("asset_root", root)
+    marks = Markup(' href="%s" hreflang="%s"') % (site_root + target, edition.home)
+    if titled and not calendar:
+        marks += Markup(' lang="%s"') % edition.home
+    return marks
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
@@ -155,6 +179,16 @@ def render_template(folder: str, name: str, language: str, **context: Any) -> st
 def translate(language: str, message: str) -> str:
     """Translate one interface string from Python code."""
     return str(translations(language).gettext(message))
+
+
+@lru_cache(maxsize=8192)
+def worded(local: date | time, pattern: str, locale: str) -> str:
+    """A local date (or time of day) in a date-only (time-only) pattern. Kept: one call into
+    Babel costs a fifth of a millisecond, and a site words the same days and the same times
+    of day thousands of times (pages, feeds and mails of every edition)."""
+    if isinstance(local, time):
+        return format_time(local, pattern, locale=locale)
+    return format_date(local, pattern, locale=locale)
 
 
 class Formatter:
@@ -173,23 +207,26 @@ class Formatter:
     def _(self, message: str) -> str:
         return translate(self.language, message)
 
+    def _local(self, value: datetime) -> datetime:
+        """`value` in the site's time zone (a naive one taken as UTC, as Babel does)."""
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(self.tz)
+
+    def _date(self, value: date) -> date:
+        """The day of `value`, a datetime taken in the site's time zone."""
+        return self._local(value).date() if isinstance(value, datetime) else value
+
     def day(self, value: date) -> str:
         """`Donnerstag, 16. April 2020` (a datetime is taken in the site's time zone)."""
-        if isinstance(value, datetime):
-            return format_datetime(value, self.patterns.day, tzinfo=self.tz, locale=self.locale)
-        return format_date(value, self.patterns.day, locale=self.locale)
+        return worded(self._date(value), self.patterns.day, self.locale)
 
     def short_day(self, value: date) -> str:
         """`16. April 2020`."""
-        if isinstance(value, datetime):
-            return format_datetime(
-                value, self.patterns.short_day, tzinfo=self.tz, locale=self.locale
-            )
-        return format_date(value, self.patterns.short_day, locale=self.locale)
+        return worded(self._date(value), self.patterns.short_day, self.locale)
 
     def clock(self, value: datetime) -> str:
         """`09:30` in the site's time zone, without the suffix."""
-        return format_datetime(value, self.patterns.time, tzinfo=self.tz, locale=self.locale)
+        local = self._local(value).time().replace(tzinfo=None)
+        return worded(local, self.patterns.time, self.locale)
 
     def moment(self, value: date) -> str:
         """`Donnerstag, 16. April 2020, 10:00 Uhr`, or the day alone for a date."""
