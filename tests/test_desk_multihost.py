@@ -94,7 +94,7 @@ def test_two_hosts_share_logins_and_content(site_copy: Path, two_hosts: tuple[st
     on_b = browser.get(f"{host_b}/desk/", allow_redirects=False)
     assert on_b.status_code == 200 and "Newsletter-Ausgaben" in on_b.text
     # Save on host A; host B shows the new content.
-    path = f"/desk/edit/issue/{ISSUE}"
+    path = f"/desk/edit/issue/{ISSUE}/raw"
     token, version, text = _edit_form(browser, host_a + path)
     _token_b, stale_version, _text_b = _edit_form(browser, host_b + path)
     changed = text.rstrip("\n") + "\n\nNeu auf Host A.\n"
