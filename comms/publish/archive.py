@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
-from comms.publish.producer import Files
+from comms.publish.page_cache import Fingerprints
+from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
 _POSTCODE_RE = re.compile(r"\b(\d{5})\b")
@@ -116,13 +117,26 @@ def json_ld(config: Config, edition: Edition, item: Item) -> str:
 class _Pages:
     """Renders the archive pages of one site with shared context."""
 
-    def __init__(self, config: Config, edition: Edition, site: Site, base: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        edition: Edition,
+        site: Site,
+        base: dict[str, Any],
+        prints: Fingerprints | None,
+    ) -> None:
         self.config = config
         self.edition = edition
         self.site = site
         self.base = base
         self.files = Files()
         self.now: datetime = config.now()
+        self.prints = prints
+
+    @cached_property
+    def base_key(self) -> str | None:
+        """What every page shares, described once (None: the pages are not cached)."""
+        return None if self.prints is None else self.prints.key_or_none(self.base)
 
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
         """The languages a page is in, as (tag, label, URL): an item's translations, or every
@@ -142,9 +156,25 @@ class _Pages:
         ]
 
     def page(self, path: str, template: str, item: Item | None = None, **context: Any) -> None:
-        """Add the page at `path` of the edition; it is rendered when it is read."""
+        """Add the page at `path` of the edition; it is rendered when it is read (under the
+        key of everything it shows, with the build's fingerprints)."""
         folder = urls.Urls(self.config, self.edition).folder
-        self.files[folder + path] = partial(self._html, path, template, item, context)
+        make = partial(self._html, path, template, item, context)
+        if self.prints is None:
+            self.files[folder + path] = make
+        else:
+            key = partial(self._key, path, template, item, context)
+            self.files[folder + path] = Keyed(key, make)
+
+    def _key(
+        self, path: str, template: str, item: Item | None, context: dict[str, Any]
+    ) -> str | None:
+        """The page cache's key of a page: everything `_html` reads beside the configuration."""
+        if self.prints is None or self.base_key is None:
+            return None
+        alternates = self.alternates(path, item)
+        inputs = (self.base_key, self.edition, path, template, item, context, alternates)
+        return self.prints.key_or_none(*inputs)
 
     def _html(self, path: str, template: str, item: Item | None, context: dict[str, Any]) -> bytes:
         depth = path.count("/")
@@ -176,12 +206,17 @@ class _Pages:
 
 
 def archive_files(
-    config: Config, site: Site, base: dict[str, Any], edition: Edition | None = None
+    config: Config,
+    site: Site,
+    base: dict[str, Any],
+    edition: Edition | None = None,
+    prints: Fingerprints | None = None,
 ) -> Files:
     """Every archive page of `edition` (the site's own by default; `base` is its template
-    context), and for the site's own the style sheet and the static files, by output path."""
+    context), and for the site's own the style sheet and the static files, by output path;
+    with `prints` each page is keyed for the page cache."""
     edition = edition or home_edition(config)
-    pages = _Pages(config, edition, site, base)
+    pages = _Pages(config, edition, site, base, prints)
     issues = published_issues(site, pages.now)
     upcoming = site.upcoming_events(pages.now)
     coming = {event.slug for event in upcoming}

@@ -4,7 +4,9 @@ an entry shows above its text (when, where, who, and what an issue holds)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -41,9 +43,18 @@ class Entry:
     url: str
     title: str
     summary: str
-    html: str
     stamp: Stamp
     categories: tuple[tuple[str, str, str], ...]  # (scheme, term, label)
+    #: What the HTML shows beside the item (an issue's events, practices and award): with
+    #: the fields above, everything the HTML is made from (the page cache's key).
+    shows: tuple[Item, ...]
+    #: Makes the HTML content, once, when a feed that is not cached needs it.
+    make_html: Callable[[], str] = field(compare=False, repr=False)
+
+    @cached_property
+    def html(self) -> str:
+        """The full HTML content: facts first, then the item's own text."""
+        return self.make_html()
 
     @property
     def event(self) -> Event:
@@ -161,15 +172,24 @@ class EntryFacts:
         title = (
             self.event_title(item) if isinstance(item, Event) else str(getattr(item, "title", ""))
         )
+        shows: tuple[Item, ...] = ()
+        if isinstance(item, Issue):
+            award = site.issue_award(item)
+            shows = (
+                *site.issue_events(item, self.config.tz),
+                *site.issue_practices(item),
+                *([award] if award is not None else []),
+            )
         return Entry(
             item=item,
             id=self.config.item_id(item.kind, item.slug),
             url=self.urls.item(item),
             title=clean(title),
             summary=clean(str(getattr(item, "summary", ""))),
-            html=self.urls.absolute_links(clean(self.entry_html(site, item))),
             stamp=item_stamp,
             categories=self.categories(item),
+            shows=shows,
+            make_html=lambda: self.urls.absolute_links(clean(self.entry_html(site, item))),
         )
 
 
