@@ -17,7 +17,7 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
-from comms.publish.page_cache import Fingerprints
+from comms.publish.page_cache import Fingerprints, by_path
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
@@ -255,8 +255,9 @@ def archive_files(
     if not edition.is_home:
         return pages.files  # a translated edition: the style sheet and static files are the root's
     style = TEMPLATES / "web" / urls.STYLE
-    pages.files[urls.STYLE] = lambda: style.read_bytes() + brand_css(config).encode()
-    static = static_files(config)
+    sheet = Files({urls.STYLE: lambda: style.read_bytes() + brand_css(config).encode()})
+    pages.files.add(by_path(prints, sheet, "style"))
+    static = by_path(prints, static_files(config), "static")
     for path in static:
         if path in pages.files:
             folder = config.settings.render.static_dir

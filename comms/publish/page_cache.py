@@ -37,8 +37,8 @@ from pydantic import BaseModel
 
 from comms.core.config import Config
 from comms.core.files import private_dir, write_private
-from comms.publish import build_record
-from comms.publish.producer import Body, Build, Keyed
+from comms.publish import build_record, templating
+from comms.publish.producer import Body, Build, Files, Keyed
 
 #: Where the caches live (one folder per output folder), under the configuration's folder.
 CACHE_DIR = Path("var") / "cache" / "pages"
@@ -71,6 +71,9 @@ def build_digest(config: Config) -> str:
     """What every file of a build of `config` is made from, beside its own inputs."""
     digest = hashlib.sha256(f"layout {LAYOUT}\0".encode())
     digest.update(build_record.code_digest())
+    # The templates and catalogs where they are read from (the package's, which the code
+    # digest covers too, unless they were pointed elsewhere).
+    build_record.files_digest(digest, templating.TEMPLATES)
     digest.update(_writer_versions().encode())
     digest.update(config.settings.model_dump_json().encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
@@ -164,6 +167,20 @@ def keyed(prints: Fingerprints, make: Callable[[], bytes], *values: Any) -> Body
     return Keyed(functools.partial(prints.key_or_none, *values), make)
 
 
+def by_path(prints: Fingerprints | None, files: Files, label: str) -> Files:
+    """`files` keyed by their path alone: for files made from what `build_digest` covers
+    (the configuration, the templates, the static files), such as copies of static files."""
+    if prints is None:
+        return files
+    keyed_files = Files()
+    for path in files:
+        body = files.body(path)
+        if callable(body) and not isinstance(body, Keyed):
+            body = keyed(prints, body, label, path)
+        keyed_files[path] = body
+    return keyed_files
+
+
 #: The last build's fingerprints: its producers share them (and its items' digests).
 _last: tuple[Build, Fingerprints] | None = None
 
@@ -238,11 +255,17 @@ class PageCache:
         sha = self._by_key.get(key)
         if sha is None:
             return None
+        store = self.folder / "files" / key
         try:
-            data = (self.folder / "files" / key).read_bytes()
+            data = store.read_bytes()
         except OSError:
-            return None
-        return data if _sha(data) == sha else None
+            data = None
+        if data is not None and _sha(data) == sha:
+            return data
+        # Missing or damaged: forget it, so the bytes made now are kept in its place.
+        del self._by_key[key]
+        store.unlink(missing_ok=True)
+        return None
 
     def keep(self, path: str, key: str | None, data: bytes) -> None:
         """Note that the output file at `path` now holds `data`, what `key` makes (None: no
