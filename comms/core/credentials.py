@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 import pyotp
@@ -9,9 +10,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _HASHER = PasswordHasher()
-#: Compared against when the name is unknown, so that a wrong name costs as long as a wrong
-#: password (the answer time does not tell which names exist).
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy() -> str:
+    """Compared against when the name is unknown, so that a wrong name costs as long as a
+    wrong password (the answer time does not tell which names exist). Made on first use: an
+    argon2 hash at import cost every command a third of a second."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
 #: TOTP codes one step before or after now are accepted (clocks drift, people type slowly).
 TOTP_WINDOW = 1
 
@@ -30,7 +38,7 @@ def password_matches(stored: str | None, password: str) -> bool:
     """Whether `password` matches the stored hash (None: an unknown account, never matches,
     but takes as long)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -14,7 +14,7 @@ from comms.content.models import Award, Event, Issue, Item, Practice, Site
 from comms.content.translation_files import language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
-from comms.core.languages import Edition, home_edition, site_editions
+from comms.core.languages import Edition, Editions, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
 from comms.publish.page_cache import Fingerprints, by_path
@@ -134,6 +134,11 @@ class _Pages:
         self.prints = prints
 
     @cached_property
+    def editions(self) -> Editions:
+        """The site's editions (asked for every page)."""
+        return site_editions(self.config)
+
+    @cached_property
     def base_key(self) -> str | None:
         """What every page shares, described once (None: the pages are not cached)."""
         return None if self.prints is None else self.prints.key_or_none(self.base)
@@ -141,7 +146,7 @@ class _Pages:
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
         """The languages a page is in, as (tag, label, URL): an item's translations, or every
         language for an edition's list pages (the site's own list pages name none)."""
-        editions, site_urls = site_editions(self.config), urls.Urls(self.config, self.edition)
+        editions, site_urls = self.editions, urls.Urls(self.config, self.edition)
         if item is not None:
             found = {editions.home.language, *translated_languages(self.site, item)}
         else:

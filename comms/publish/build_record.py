@@ -151,10 +151,12 @@ def _folder_stamp(out_dir: Path, manifest: Path) -> str | None:
     a person or another program touched, replaced or removed a file.
     """
     digest = hashlib.sha256()
+    folder = f"{out_dir}/"
     try:
         paths = json.loads(manifest.read_text(encoding="utf-8"))
-        for path in [manifest, *(out_dir / str(p) for p in paths)]:
-            found = path.stat()
+        # Plain strings and os.stat: 16,000 pathlib paths cost a fifth of a second.
+        for path in [str(manifest), *(folder + p for p in paths)]:
+            found = os.stat(path)
             digest.update(f"{path}\0{found.st_mtime_ns}\0{found.st_size}\0".encode())
     except (OSError, ValueError, TypeError):
         return None
