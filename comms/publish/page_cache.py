@@ -292,6 +292,11 @@ class PageCache:
             if not self._made:
                 private_dir(store.parent)
                 self._made = True
+            try:
+                os.link(target, store)  # a new key: one call
+                return
+            except OSError:
+                pass  # there already (replaced below, atomically), or another file system
             tmp = f"{store.parent}/.{store.name}.{os.getpid()}.tmp"
             try:
                 os.link(target, tmp)
