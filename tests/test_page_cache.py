@@ -29,7 +29,7 @@ def _made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     made: list[str] = []
     real = build.make_all
 
-    def recording(files: Files, paths: list[str], processes: int = 0) -> dict[str, bytes]:
+    def recording(files: Files, paths: list[str], processes: int = 1) -> dict[str, bytes]:
         made.extend(paths)
         return real(files, paths, processes)
 

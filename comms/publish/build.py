@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -127,7 +128,7 @@ def _make_some(paths: list[str]) -> list[bytes]:
     return [_SHARED[path] for path in paths]
 
 
-def make_all(files: Mapping[str, bytes], paths: list[str], processes: int = 0) -> dict[str, bytes]:
+def make_all(files: Mapping[str, bytes], paths: list[str], processes: int = 1) -> dict[str, bytes]:
     """The bytes of `paths` in `files`, made by `processes` forked workers (0: `workers()`)
     when there are many, else here; a body that fails raises here either way."""
     processes = processes or workers()
@@ -144,10 +145,14 @@ def make_all(files: Mapping[str, bytes], paths: list[str], processes: int = 0) -
     global _SHARED
     chunks = _shares(paths, processes)
     _SHARED = files
+    # The workers' garbage collector would touch every object the build holds and so copy
+    # every page of memory it shares with this process: frozen, it leaves them alone.
+    gc.freeze()
     try:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             made = pool.map(_make_some, chunks, chunksize=1)
     finally:
+        gc.unfreeze()
         _SHARED = {}
     pairs = (zip(chunk, bodies, strict=True) for chunk, bodies in zip(chunks, made, strict=True))
     return {path: data for pair in pairs for path, data in pair}
@@ -170,7 +175,7 @@ def write_output(
     out_dir: Path,
     files: Mapping[str, bytes],
     cache: PageCache | None = None,
-    processes: int = 0,
+    processes: int = 1,
 ) -> WriteReport:
     """Write `files` under `out_dir`: only changed files, each atomically; drop stale ones.
 

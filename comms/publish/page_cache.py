@@ -75,7 +75,8 @@ def build_digest(config: Config) -> str:
     # digest covers too, unless they were pointed elsewhere).
     build_record.files_digest(digest, templating.TEMPLATES)
     digest.update(_writer_versions().encode())
-    digest.update(config.settings.model_dump_json().encode())
+    # How many processes make the files changes none of them.
+    digest.update(config.settings.model_dump_json(exclude={"render": {"workers"}}).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())

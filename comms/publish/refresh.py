@@ -136,7 +136,8 @@ def publish_now(
             write = build.WriteReport(unchanged=sorted(same))
         else:
             files = build.collect(Build(config, site, state))
-            write = build.write_output(target, files, PageCache(config, target))
+            workers = config.settings.render.workers
+            write = build.write_output(target, files, PageCache(config, target), workers)
             # Recorded with the feed history as this build left it: a build that starts from
             # it observes nothing new, so it makes the same bytes.
             digest = build_record.inputs(config, site, state)
