@@ -15,7 +15,7 @@ import pytest
 from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.publish import build, build_record, templating
-from comms.publish.page_cache import CACHE_DIR, PageCache
+from comms.publish.page_cache import INDEX, PageCache
 from comms.publish.producer import Build, Files
 from comms.publish.refresh import Publication, publish_now
 from comms.publish.state import FileState
@@ -145,17 +145,19 @@ def test_a_damaged_entry_is_made_again_not_served(
     assert _tree(config.output_dir) == good
 
     # A damaged index: every file is made again, and the output stays right.
-    (cache.folder / "index.json").write_bytes(b'{"layout": 1, "files": {"x": [')
+    index = cache.folder / INDEX
+    index.write_bytes(index.read_bytes()[:-40] + b"damaged")
     made.clear()
     _rebuild(config)
     assert path in made
     assert _tree(config.output_dir) == good
-    assert json.loads((cache.folder / "index.json").read_text("utf-8"))["files"]
+    assert PageCache(config, config.output_dir).index
 
 
 def test_two_processes_building_at_once_leave_a_whole_and_right_output(
     site_copy: Path, tmp_path: Path
 ) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
     reference = tmp_path / "reference"
     shutil.copytree(site_copy, reference)
     command = [sys.executable, "-m", "comms", "build"]
@@ -173,8 +175,7 @@ def test_two_processes_building_at_once_leave_a_whole_and_right_output(
         assert built == _tree(reference / "public")
         listed = json.loads((site_copy / "public" / build.MANIFEST).read_text("utf-8"))
         assert sorted(listed) == sorted(p for p in built if p != build.MANIFEST)
-        for folder in (site_copy / CACHE_DIR).iterdir():
-            assert json.loads((folder / "index.json").read_text("utf-8"))["files"]
+        assert PageCache(config, config.output_dir).index
         if round_ == 0:
             for site in (site_copy, reference):
                 event = next((site / "content" / "events").glob("2019-05-07-*.md"))

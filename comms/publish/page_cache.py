@@ -9,14 +9,14 @@ calendars, the settings and the static files) and of what this file is made from
 to show (the upcoming events, the feed stamps), so it is in the key too.
 
 Per output folder the cache keeps an index, path → (key, SHA-256 of the bytes, the file's
-inode, size and mtime), and the bytes themselves: a hard link to the file it wrote (no copy;
-comms only ever replaces output files, never writes into one), or a copy where the output
-folder is on another file system. A file whose key and stat match its index entry is
-neither made nor read: a build where nothing changed touches no page. Bytes kept under a key
-are served only if their SHA-256 is the one recorded, so a damaged entry is made again. The
-builds of one output folder take turns under `build_record.building`, and the index is
-replaced whole (temp file + rename): two processes that build at once each find a complete
-index and complete files.
+inode, size and mtime; checked by its own SHA-256), and the bytes themselves: a hard link
+to the file it wrote (no copy; comms only ever replaces output files, never writes into
+one), or a copy where the output folder is on another file system. A file whose key and
+stat match its index entry is neither made nor read: a build where nothing changed touches
+no page. Bytes kept under a key are served only if their SHA-256 is the one recorded, so a
+damaged entry is made again. The builds of one output folder take turns under
+`build_record.building`, and the index is replaced whole (temp file + rename): two
+processes that build at once each find a complete index and complete files.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import json
+import marshal
 import os
 from collections.abc import Callable, Mapping
 from datetime import date, time, timedelta, tzinfo
@@ -44,6 +44,8 @@ from comms.publish.producer import Body, Build, Files, Keyed
 CACHE_DIR = Path("var") / "cache" / "pages"
 #: Raised when what the index holds changes shape, so old indexes are never read.
 LAYOUT = 1
+#: The index of one output folder's cache (`_read_index`).
+INDEX = "index.bin"
 #: The libraries whose versions decide the bytes of a page, feed or calendar.
 WRITERS = ("jinja2", "babel", "markupsafe", "mjml-python", "feedgen", "lxml", "icalendar")
 
@@ -205,9 +207,21 @@ class Entry:
     sha: str
     stamp: tuple[int, int, int]
 
-    def row(self) -> list[Any]:
-        """The entry as JSON."""
-        return [self.key, self.sha, list(self.stamp)]
+
+def _read_index(file: Path) -> dict[str, Entry]:
+    """The index in `file`: its SHA-256, then (layout, {path: (key, sha, inode, size,
+    mtime)}) in `marshal` (a fifth of the time JSON took for 16,000 files)."""
+    data = file.read_bytes()
+    payload = data[32:]
+    if hashlib.sha256(payload).digest() != data[:32]:
+        raise ValueError("damaged index")
+    layout, rows = marshal.loads(payload)
+    if layout != LAYOUT:
+        return {}
+    return {
+        str(path): Entry(str(key), str(sha), (int(ino), int(size), int(mtime)))
+        for path, (key, sha, ino, size, mtime) in rows.items()
+    }
 
 
 def _stamp(path: str | Path) -> tuple[int, int, int] | None:
@@ -233,11 +247,8 @@ class PageCache:
         self.index: dict[str, Entry] = {}
         self._by_key: dict[str, str] = {}
         try:
-            raw = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
-            if raw.get("layout") == LAYOUT:
-                for path, (key, sha, stamp) in raw["files"].items():
-                    self.index[str(path)] = Entry(str(key), str(sha), tuple(map(int, stamp)))  # type: ignore[arg-type]
-        except (OSError, ValueError, TypeError, AttributeError, KeyError):
+            self.index = _read_index(self.folder / INDEX)
+        except (OSError, ValueError, TypeError, EOFError):
             self.index = {}  # no index, or a damaged one: every file is made again
         for entry in self.index.values():
             self._by_key[entry.key] = entry.sha
@@ -314,11 +325,11 @@ class PageCache:
         """Replace the index with the files of this build and drop kept bytes no file uses."""
         if self._new == self.index:
             return
-        rows = {path: entry.row() for path, entry in sorted(self._new.items())}
-        data = json.dumps({"layout": LAYOUT, "files": rows}, separators=(",", ":")).encode()
+        rows = {path: (e.key, e.sha, *e.stamp) for path, e in self._new.items()}
+        payload = marshal.dumps((LAYOUT, rows))
         try:
             private_dir(self.folder)
-            write_private(self.folder / "index.json", data)
+            write_private(self.folder / INDEX, hashlib.sha256(payload).digest() + payload)
         except OSError:
             return
         used = {entry.key for entry in self._new.values()}
