@@ -3,9 +3,14 @@
 Run: .venv/bin/python bench/pelican_compare.py [--events 1300 --practices 1300 --rounds 3]
                                                [--pelican-venv /tmp/pelican-venv] [--no-pelican]
 
-All in one run, each command timed whole as a user runs it (wall clock, median of --rounds):
-1. comms: a cold build (no output folder, no var/cache), a rebuild with nothing changed and a
-   rebuild after one changed item, the last two as ratios to the cold build;
+All in one run, each command timed whole as a user runs it (wall clock, median of --rounds;
+beside it the CPU seconds the command and its workers used, which a busy machine disturbs
+less):
+1. comms: a cold build (no output folder, no var/cache) in one process and with two workers
+   (`COMMS_RENDER_WORKERS=2`, `render.workers`), a rebuild with nothing changed
+   (the whole-build record skips it), the same with the record removed (only the page cache
+   decides, as after a `comms serve` refresh whose state moved on) and a rebuild after one
+   changed item, each also as a ratio to the cold build;
 2. Pelican (installed into its own virtual environment from PyPI if it is not there yet,
    default theme, pagination 20, Atom feeds) on the same texts as articles, cold, and the
    ratio of its time to comms's cold build (above 1: comms is faster).
@@ -14,6 +19,8 @@ All in one run, each command timed whole as a user runs it (wall clock, median o
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,11 +84,20 @@ def pelican_site(comms: Path, folder: Path) -> int:
     return count
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    """Wall-clock seconds of `command` (it must succeed)."""
+#: CPU seconds of the last `timed` command (user + system, its worker processes included).
+CPU: list[float] = []
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Wall-clock seconds of `command` (it must succeed); its CPU seconds go to `CPU`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - began
+    environ = {**os.environ, **(env or {})}
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, env=environ)
+    elapsed = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return elapsed
 
 
 def pelican_python(venv: Path) -> Path | None:
@@ -98,18 +114,33 @@ def pelican_python(venv: Path) -> Path | None:
     return python
 
 
-def comms_rounds(site: Path, rounds: int) -> dict[str, list[float]]:
-    """Cold, no-change and one-changed-item build times of `site`, `rounds` each."""
-    times: dict[str, list[float]] = {"cold": [], "no change": [], "one item changed": []}
+LABELS = ("cold", "cold, 2 workers", "no change", "no change, no record", "one item changed")
+
+
+def comms_rounds(site: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each kind of build of `site` (`LABELS`), `rounds` each."""
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in LABELS}
     changed = sorted((site / "content" / "events").glob("*-veranstaltung-*.md"))[0]
     original = changed.read_text("utf-8")
-    for n in range(rounds):
+
+    def run(label: str, env: dict[str, str] | None = None) -> None:
+        wall = timed([*COMMS, "build"], site, env)
+        times[label].append((wall, CPU[-1]))
+
+    def cold(label: str, env: dict[str, str] | None = None) -> None:
         shutil.rmtree(site / "public", ignore_errors=True)
         shutil.rmtree(site / "var" / "cache", ignore_errors=True)
-        times["cold"].append(timed([*COMMS, "build"], site))
-        times["no change"].append(timed([*COMMS, "build"], site))
+        (site / "var" / "feeds-state.json").unlink(missing_ok=True)
+        run(label, env)
+
+    for n in range(rounds):
+        cold("cold, 2 workers", {"COMMS_RENDER_WORKERS": "2"})
+        cold("cold")
+        run("no change")
+        shutil.rmtree(site / "var" / "cache" / "build", ignore_errors=True)
+        run("no change, no record")
         changed.write_text(original.replace("Rathaus", f"Rathaus ({n + 1}.)", 1), "utf-8")
-        times["one item changed"].append(timed([*COMMS, "build"], site))
+        run("one item changed")
     changed.write_text(original, "utf-8")
     return times
 
@@ -128,12 +159,17 @@ def main() -> None:
         comms_site(site, args.events, args.practices)
         times = comms_rounds(site, args.rounds)
         files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
-        cold = statistics.median(times["cold"])
+        cold = statistics.median(wall for wall, _ in times["cold"])
         print(f"comms: sample + {args.events + args.practices} items, {files} files")
+        print(f"  {'':<22} {'wall':>7}    {'CPU':>7}    runs (wall)")
         for label, values in times.items():
-            median = statistics.median(values)
-            shown = ", ".join(f"{value:.2f}" for value in values)
-            print(f"  {label:<18} {median:7.2f} s  ({shown})  {median / cold:5.2f} × cold")
+            if not values:
+                continue
+            median = statistics.median(wall for wall, _ in values)
+            cpu = statistics.median(used for _, used in values)
+            shown = ", ".join(f"{wall:.2f}" for wall, _ in values)
+            ratio = f"{median / cold:5.2f} × cold"
+            print(f"  {label:<22} {median:7.2f} s  {cpu:7.2f} s  ({shown})  {ratio}")
         python = None if args.no_pelican else pelican_python(args.pelican_venv)
         if python is None:
             return
@@ -145,10 +181,14 @@ def main() -> None:
             command = [str(python), "-m", "pelican", "content", "-o", "output", "-s"]
             runs.append(timed([*command, "pelicanconf.py"], folder))
         pelican = statistics.median(runs)
+        pelican_cpu = statistics.median(CPU[-len(runs) :])
         made = sum(1 for path in (folder / "output").rglob("*") if path.is_file())
         print(f"Pelican: {articles} articles, {made} files")
-        print(f"  cold               {pelican:7.2f} s  ({', '.join(f'{r:.2f}' for r in runs)})")
+        shown = ", ".join(f"{r:.2f}" for r in runs)
+        print(f"  {'cold':<22} {pelican:7.2f} s  {pelican_cpu:7.2f} s  ({shown})")
         print(f"comms cold build vs Pelican: {pelican / cold:.2f} × as fast (target ≥ 3.5)")
+        two = statistics.median(wall for wall, _ in times["cold, 2 workers"])
+        print(f"comms cold build with 2 workers vs Pelican: {pelican / two:.2f} × as fast")
 
 
 if __name__ == "__main__":

@@ -193,6 +193,11 @@ class Render(_Section):
     resources from (e.g. `["cdn.example.org"]`); `comms check` reports an image from any other
     host as an error, because every reader's mail client would contact that third party. From the
     environment as one string: `COMMS_RENDER_EMBED_HOSTS="cdn.example.org, img.example.org"`."""
+    workers: int = Field(default=1, ge=0)
+    """Processes that make a build's files when it has many (2,000 or more) to make, as a cold
+    build has: 1 makes them in the building process, 0 one per core it may use. The files are
+    the same either way. On a 2-core machine busy with other work more processes were no
+    faster; try it where a build has cores to itself."""
 
     @field_validator("embed_hosts", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,11 @@ from comms.content.models import Award, Event, Issue, Item, Practice, Site
 from comms.content.translation_files import has_page, language_of, translated_languages
 from comms.core.config import Config
 from comms.core.errors import RenderError
-from comms.core.languages import Edition, home_edition, site_editions
+from comms.core.languages import Edition, Editions, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
-from comms.publish.producer import Files
+from comms.publish.page_cache import Fingerprints, by_path
+from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
 _POSTCODE_RE = re.compile(r"\b(\d{5})\b")
@@ -116,18 +117,36 @@ def json_ld(config: Config, edition: Edition, item: Item) -> str:
 class _Pages:
     """Renders the archive pages of one site with shared context."""
 
-    def __init__(self, config: Config, edition: Edition, site: Site, base: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        edition: Edition,
+        site: Site,
+        base: dict[str, Any],
+        prints: Fingerprints | None,
+    ) -> None:
         self.config = config
         self.edition = edition
         self.site = site
         self.base = base
         self.files = Files()
         self.now: datetime = config.now()
+        self.prints = prints
+
+    @cached_property
+    def editions(self) -> Editions:
+        """The site's editions (asked for every page)."""
+        return site_editions(self.config)
+
+    @cached_property
+    def base_key(self) -> str | None:
+        """What every page shares, described once (None: the pages are not cached)."""
+        return None if self.prints is None else self.prints.key_or_none(self.base)
 
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
         """The languages a page is in, as (tag, label, URL): an item's translations, or every
         language for an edition's list pages (the site's own list pages name none)."""
-        editions, site_urls = site_editions(self.config), urls.Urls(self.config, self.edition)
+        editions, site_urls = self.editions, urls.Urls(self.config, self.edition)
         if item is not None:
             found = {editions.home.language, *translated_languages(self.site, item)}
         else:
@@ -142,9 +161,25 @@ class _Pages:
         ]
 
     def page(self, path: str, template: str, item: Item | None = None, **context: Any) -> None:
-        """Add the page at `path` of the edition; it is rendered when it is read."""
+        """Add the page at `path` of the edition; it is rendered when it is read (under the
+        key of everything it shows, with the build's fingerprints)."""
         folder = urls.Urls(self.config, self.edition).folder
-        self.files[folder + path] = partial(self._html, path, template, item, context)
+        make = partial(self._html, path, template, item, context)
+        if self.prints is None:
+            self.files[folder + path] = make
+        else:
+            key = partial(self._key, path, template, item, context)
+            self.files[folder + path] = Keyed(key, make)
+
+    def _key(
+        self, path: str, template: str, item: Item | None, context: dict[str, Any]
+    ) -> str | None:
+        """The page cache's key of a page: everything `_html` reads beside the configuration."""
+        if self.prints is None or self.base_key is None:
+            return None
+        alternates = self.alternates(path, item)
+        inputs = (self.base_key, self.edition, path, template, item, context, alternates)
+        return self.prints.key_or_none(*inputs)
 
     def _html(self, path: str, template: str, item: Item | None, context: dict[str, Any]) -> bytes:
         depth = path.count("/")
@@ -175,12 +210,17 @@ class _Pages:
 
 
 def archive_files(
-    config: Config, site: Site, base: dict[str, Any], edition: Edition | None = None
+    config: Config,
+    site: Site,
+    base: dict[str, Any],
+    edition: Edition | None = None,
+    prints: Fingerprints | None = None,
 ) -> Files:
     """Every archive page of `edition` (the site's own by default; `base` is its template
-    context), and for the site's own the style sheet and the static files, by output path."""
+    context), and for the site's own the style sheet and the static files, by output path;
+    with `prints` each page is keyed for the page cache."""
     edition = edition or home_edition(config)
-    pages = _Pages(config, edition, site, base)
+    pages = _Pages(config, edition, site, base, prints)
     issues = published_issues(site, pages.now)
     upcoming = site.upcoming_events(pages.now)
     coming = {event.slug for event in upcoming}
@@ -219,8 +259,9 @@ def archive_files(
     if not edition.is_home:
         return pages.files  # a translated edition: the style sheet and static files are the root's
     style = TEMPLATES / "web" / urls.STYLE
-    pages.files[urls.STYLE] = lambda: style.read_bytes() + brand_css(config).encode()
-    static = static_files(config)
+    sheet = Files({urls.STYLE: lambda: style.read_bytes() + brand_css(config).encode()})
+    pages.files.add(by_path(prints, sheet, "style"))
+    static = by_path(prints, static_files(config), "static")
     for path in static:
         if path in pages.files:
             folder = config.settings.render.static_dir

@@ -13,6 +13,7 @@ from comms.content import urls
 from comms.core.config import Config
 from comms.core.settings import AA_CONTRAST, Brand, contrast, mix
 from comms.publish.images import COLUMN, DENSITIES, picture, static_file
+from comms.publish.page_cache import by_path, prints
 from comms.publish.producer import Build, Files
 
 #: Width (CSS px) of a partner's logo in the footer's row.
@@ -108,7 +109,7 @@ def brand_files(build: Build) -> Files:
         for density in DENSITIES:
             made = width * density
             files[png_path(site_path, made)] = functools.partial(rendered_png, path, made)
-    return files
+    return by_path(prints(build), files, "brand")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ LONGEST = timedelta(days=1)
 
 
 @functools.lru_cache(maxsize=1)
-def _code_digest() -> bytes:
+def code_digest() -> bytes:
     """The digest of comms's package: its code, templates and catalogs (once per process)."""
     digest = hashlib.sha256(comms.__version__.encode())
     package = Path(comms.__file__).parent
@@ -53,7 +53,7 @@ def _code_digest() -> bytes:
     return digest.digest()
 
 
-def _files_digest(digest: Any, folder: Path) -> None:
+def files_digest(digest: Any, folder: Path) -> None:
     """Add every file under `folder` (name and bytes) to `digest`."""
     if not folder.is_dir():
         return
@@ -65,13 +65,13 @@ def _files_digest(digest: Any, folder: Path) -> None:
 
 def inputs(config: Config, site: Site, state: PublishState) -> str:
     """The digest of everything but the time that the build of `site` reads."""
-    digest = hashlib.sha256(_code_digest())
+    digest = hashlib.sha256(code_digest())
     settings = config.settings
     digest.update(settings.model_dump_json().encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())
-    _files_digest(digest, config.root / settings.render.static_dir)
+    files_digest(digest, config.root / settings.render.static_dir)
     items = [*site.all_items(), *(i for own in site.translations.values() for i in own.values())]
     for language, own in sorted(site.translations.items()):
         digest.update(f"{language}:{sorted(own)}\0".encode())
@@ -151,10 +151,12 @@ def _folder_stamp(out_dir: Path, manifest: Path) -> str | None:
     a person or another program touched, replaced or removed a file.
     """
     digest = hashlib.sha256()
+    folder = f"{out_dir}/"
     try:
         paths = json.loads(manifest.read_text(encoding="utf-8"))
-        for path in [manifest, *(out_dir / str(p) for p in paths)]:
-            found = path.stat()
+        # Plain strings and os.stat: 16,000 pathlib paths cost a fifth of a second.
+        for path in [str(manifest), *(folder + p for p in paths)]:
+            found = os.stat(path)
             digest.update(f"{path}\0{found.st_mtime_ns}\0{found.st_size}\0".encode())
     except (OSError, ValueError, TypeError):
         return None

@@ -17,6 +17,7 @@ from comms.content.translation_files import has_page, language_of
 from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
+from comms.publish.page_cache import Fingerprints, keyed
 from comms.publish.producer import Body, Files
 from comms.publish.templating import last_day, translate
 
@@ -151,9 +152,12 @@ def _calendar(
     return b"".join(parts)
 
 
-def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> Files:
+def calendar_files(
+    config: Config, edition: Edition, entries: list[Entry], keys: Fingerprints | None = None
+) -> Files:
     """`events.ics` (upcoming and recent), one per region, one per event that has its files in
-    `edition` (`translation_files.has_page`), of `edition` (each made when it is read)."""
+    `edition` (`translation_files.has_page`), of `edition` (each made when it is read; with
+    `keys`, keyed for the page cache)."""
     settings, tz = config.settings, config.tz
     since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
     events = by_start(entries, tz)
@@ -162,7 +166,12 @@ def calendar_files(config: Config, edition: Edition, entries: list[Entry]) -> Fi
     title = calendar_title(config, edition)
 
     def calendar(head: Callable[[], bytes], events: list[Entry]) -> Body:
-        return lambda: _calendar(config, edition, head(), events, vevents)
+        make = lambda: _calendar(config, edition, head(), events, vevents)  # noqa: E731
+        if keys is None:
+            return make
+        # An empty calendar names the current year (its time zone's); a head its arguments.
+        year = None if events else config.now().year
+        return keyed(keys, make, "calendar", edition, getattr(head, "args", ()), events, year)
 
     path = urls.calendar_path()
     files = Files({path: calendar(partial(_calendar_head, config, edition, title, path), recent)})

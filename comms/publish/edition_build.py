@@ -23,9 +23,16 @@ from comms.core.languages import Edition, site_editions
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.digest_sections import Reader
 from comms.publish.feeds import edition_feeds
+from comms.publish.page_cache import prints
 from comms.publish.producer import Build, Files
 from comms.publish.quality import check_issue
-from comms.publish.render import RenderedIssue, base_context, public_copy, render_issue
+from comms.publish.render import (
+    RenderedIssue,
+    base_context,
+    issue_key,
+    public_copy,
+    render_issue,
+)
 from comms.publish.templating import babel_locale, catalog_path
 
 
@@ -43,7 +50,7 @@ def edition_files(build: Build) -> Files:
     pages, the public copy of each published issue translated into it, its feeds and its
     calendars (feed history in the build's state, as the site's feeds). Items without a
     translation have no files of their own there (`translation_files.has_page`)."""
-    config, site = build.config, build.site
+    config, site, keys = build.config, build.site, prints(build)
     files = Files()
     for edition in site_editions(config).translated:
         own_site = edition_site(site, edition.language)
@@ -51,13 +58,14 @@ def edition_files(build: Build) -> Files:
             **base_context(config, edition),
             "untranslated": untranslated(own_site, edition.language, edition.home),
         }
-        files.add(archive_files(config, own_site, base, edition))
+        files.add(archive_files(config, own_site, base, edition, keys))
         for issue in published_issues(own_site, config.now()):
             if not has_page(issue, edition):
                 continue  # its page and mails link the site's copy
             rendered = partial(render_issue, config, own_site, issue, edition)
-            files.add(public_copy(config, rendered), edition.folder + urls.page_path(issue))
-        files.add(edition_feeds(config, own_site, build.state, edition), edition.folder)
+            key = partial(issue_key, keys, config, own_site, issue, edition)
+            files.add(public_copy(config, rendered, key), edition.folder + urls.page_path(issue))
+        files.add(edition_feeds(config, own_site, build.state, edition, keys), edition.folder)
     return files
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -43,16 +43,18 @@ class Entry:
     url: str
     title: str
     summary: str
-    #: Makes the HTML content; most entries of a large site are in no feed (a feed keeps the
-    #: newest `feeds.max_items`), only in calendars, which never show it.
-    content: Callable[[], str] = field(repr=False, compare=False)
     stamp: Stamp
     categories: tuple[tuple[str, str, str], ...]  # (scheme, term, label)
+    #: What the HTML shows beside the item (an issue's events, practices and award): with
+    #: the fields above, everything the HTML is made from (the page cache's key).
+    shows: tuple[Item, ...]
+    #: Makes the HTML content, once, when a feed that is not cached needs it.
+    make_html: Callable[[], str] = field(compare=False, repr=False)
 
     @cached_property
     def html(self) -> str:
-        """The full HTML content: the facts, then the item's own text (made when first read)."""
-        return self.content()
+        """The full HTML content: facts first, then the item's own text."""
+        return self.make_html()
 
     @property
     def event(self) -> Event:
@@ -165,23 +167,29 @@ class EntryFacts:
             (tag(self.config, f"category/{dim}"), term, clean(label)) for dim, term, label in found
         )
 
-    def _content(self, site: Site, item: Item) -> str:
-        return self.urls.absolute_links(clean(self.entry_html(site, item)))
-
     def entry(self, site: Site, item: Item, item_stamp: Stamp) -> Entry:
         """The feed view of one item: id, link, title and HTML content with its facts."""
         title = (
             self.event_title(item) if isinstance(item, Event) else str(getattr(item, "title", ""))
         )
+        shows: tuple[Item, ...] = ()
+        if isinstance(item, Issue):
+            award = site.issue_award(item)
+            shows = (
+                *site.issue_events(item, self.config.tz),
+                *site.issue_practices(item),
+                *([award] if award is not None else []),
+            )
         return Entry(
             item=item,
             id=self.config.item_id(item.kind, item.slug),
             url=self.urls.item(item),
             title=clean(title),
             summary=clean(str(getattr(item, "summary", ""))),
-            content=partial(self._content, site, item),
             stamp=item_stamp,
             categories=self.categories(item),
+            shows=shows,
+            make_html=lambda: self.urls.absolute_links(clean(self.entry_html(site, item))),
         )
 
 

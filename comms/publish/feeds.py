@@ -9,6 +9,7 @@ calendars are in `calendars.py`. Every path and URL comes from `comms.content.ur
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -25,6 +26,7 @@ from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
+from comms.publish.page_cache import Fingerprints, keyed, prints
 from comms.publish.producer import Build, Files
 from comms.publish.state import PublishState
 from comms.publish.templating import translate
@@ -165,20 +167,27 @@ def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
 
 
 def render_channel(
-    config: Config, edition: Edition, channel: Channel, cache: dict[str, FeedEntry]
+    config: Config,
+    edition: Edition,
+    channel: Channel,
+    cache: dict[str, FeedEntry],
+    keys: Fingerprints | None = None,
 ) -> Files:
     """The three files of one feed of `edition`: RSS 2.0, Atom 1.0 and JSON Feed 1.1 (each
-    made when it is read)."""
+    made when it is read; with `keys`, keyed for the page cache)."""
+    makers: dict[str, Callable[[], bytes]] = {
+        urls.feed_path(channel.folder, "rss"): partial(
+            _generator, config, edition, channel, "rss", cache
+        ),
+        urls.feed_path(channel.folder, "atom"): partial(
+            _generator, config, edition, channel, "atom", cache
+        ),
+        urls.feed_path(channel.folder, "json"): partial(_json_feed, config, edition, channel),
+    }
+    if keys is None:
+        return Files(makers)
     return Files(
-        {
-            urls.feed_path(channel.folder, "rss"): partial(
-                _generator, config, edition, channel, "rss", cache
-            ),
-            urls.feed_path(channel.folder, "atom"): partial(
-                _generator, config, edition, channel, "atom", cache
-            ),
-            urls.feed_path(channel.folder, "json"): partial(_json_feed, config, edition, channel),
-        }
+        {path: keyed(keys, make, "feed", path, edition, channel) for path, make in makers.items()}
     )
 
 
@@ -223,16 +232,23 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
 
 def feed_files(build: Build) -> Files:
     """The build producer: every feed and calendar of the site's own edition."""
-    return edition_feeds(build.config, build.site, build.state, home_edition(build.config))
+    config = build.config
+    return edition_feeds(config, build.site, build.state, home_edition(config), prints(build))
 
 
-def edition_feeds(config: Config, site: Site, state: PublishState, edition: Edition) -> Files:
+def edition_feeds(
+    config: Config,
+    site: Site,
+    state: PublishState,
+    edition: Edition,
+    keys: Fingerprints | None = None,
+) -> Files:
     """Every feed and calendar of `edition`, path → bytes within the edition's folder (feed
-    history in `state`)."""
+    history in `state`; with `keys`, keyed for the page cache)."""
     entries = published_entries(config, edition, site, state)
     files = Files()
     cache: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
-        files.add(render_channel(config, edition, channel, cache))
-    files.add(calendar_files(config, edition, entries))
+        files.add(render_channel(config, edition, channel, cache, keys))
+    files.add(calendar_files(config, edition, entries, keys))
     return files

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.files import private_dir
+from comms.publish.page_cache import by_path, prints
 from comms.publish.producer import Build, Files
 
 #: The width (CSS px) of the e-mail's content column: the 600 px body of
@@ -203,7 +204,7 @@ def sized_files(build: Build) -> Files:
         for width in copy_widths(path, size[0]):
             target = urls.sized_image_path(relative.as_posix(), width)
             files[target] = functools.partial(resized, config, path, width)
-    return files
+    return by_path(prints(build), files, "sized")
 
 
 def resized(config: Config, path: Path, width: int) -> bytes:

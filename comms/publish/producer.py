@@ -9,8 +9,18 @@ from comms.content.models import Site
 from comms.core.config import Config
 from comms.publish.state import PublishState
 
+
+@dataclass(frozen=True)
+class Keyed:
+    """How to make a file's bytes, and how to name everything they are made from (the page
+    cache's key, `comms.publish.page_cache`; None when it cannot be named)."""
+
+    key: Callable[[], str | None]
+    make: Callable[[], bytes]
+
+
 #: A file's bytes, or how to make them (called once, when the bytes are first read).
-Body = bytes | Callable[[], bytes]
+Body = bytes | Callable[[], bytes] | Keyed
 
 
 class Files(Mapping[str, bytes]):
@@ -26,9 +36,20 @@ class Files(Mapping[str, bytes]):
 
     def __getitem__(self, path: str) -> bytes:
         body = self._bodies[path]
-        if callable(body):
+        if isinstance(body, Keyed):
+            body = self._bodies[path] = body.make()
+        elif callable(body):
             body = self._bodies[path] = body()
         return body
+
+    def body(self, path: str) -> Body:
+        """The body at `path` as it was given (bytes, or how to make them)."""
+        return self._bodies[path]
+
+    def key(self, path: str) -> str | None:
+        """The cache key of the file at `path` if it has one and is not made yet, else None."""
+        body = self._bodies[path]
+        return body.key() if isinstance(body, Keyed) else None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._bodies)

@@ -14,6 +14,7 @@ from comms.content.site import load_valid_site
 from comms.content.urls import Urls
 from comms.core.config import Config
 from comms.publish import build, build_record, feeds
+from comms.publish.page_cache import PageCache
 from comms.publish.producer import Build
 from comms.publish.state import PublishState
 
@@ -134,7 +135,9 @@ def publish_now(
             # Nothing the build reads has changed since it wrote this folder: same bytes.
             write = build.WriteReport(unchanged=sorted(same))
         else:
-            write = build.write_output(target, build.collect(Build(config, site, state)))
+            files = build.collect(Build(config, site, state))
+            workers = config.settings.render.workers
+            write = build.write_output(target, files, PageCache(config, target), workers)
             # Recorded with the feed history as this build left it: a build that starts from
             # it observes nothing new, so it makes the same bytes.
             digest = build_record.inputs(config, site, state)

@@ -21,8 +21,9 @@ from comms.publish.brand import brand_context
 from comms.publish.components import button, email_buttons
 from comms.publish.digest_sections import Reader, sections
 from comms.publish.images import fit_images, picture
+from comms.publish.page_cache import Fingerprints, prints
 from comms.publish.plaintext import html_to_text, wrap_lines
-from comms.publish.producer import Build, Files
+from comms.publish.producer import Build, Files, Keyed
 from comms.publish.templating import Formatter, render_template, translate
 
 
@@ -252,17 +253,31 @@ def render_link_mail(
 
 def site_files(build: Build) -> Files:
     """The web archive plus each published issue's `email.html` and `email.txt` (a producer)."""
-    config, site = build.config, build.site
-    files = archive_files(config, site, base_context(config))
+    config, site, keys = build.config, build.site, prints(build)
+    files = archive_files(config, site, base_context(config), prints=keys)
     for issue in published_issues(site, config.now()):
         rendered = partial(render_issue, config, site, issue)
-        files.add(public_copy(config, rendered), urls.page_path(issue))
+        key = partial(issue_key, keys, config, site, issue, home_edition(config))
+        files.add(public_copy(config, rendered, key), urls.page_path(issue))
     return files
 
 
-def public_copy(config: Config, rendered: Callable[[], RenderedIssue]) -> Files:
+def issue_key(
+    keys: Fingerprints, config: Config, site: Site, issue: Issue, edition: Edition
+) -> str | None:
+    """The page cache's key of the public copy of `issue` in `edition`: everything its
+    rendering reads (None: not cached)."""
+    return keys.key_or_none("issue", _issue_context(config, site, issue, edition, None))
+
+
+def public_copy(
+    config: Config,
+    rendered: Callable[[], RenderedIssue],
+    key: Callable[[], str | None] | None = None,
+) -> Files:
     """An issue's `email.html` and `email.txt` as the archive publishes them; the issue is
-    rendered (`rendered()`) once, when the first of them is read."""
+    rendered (`rendered()`) once, when the first of them is read. With the page cache's `key`
+    of the rendering (`issue_key`) each file is keyed."""
     # The public copy belongs to nobody: its personal links lead to the sign-up page, which
     # answers under the base URL, instead of to a placeholder that no server answers.
     public = Urls(config).subscribe()
@@ -277,4 +292,18 @@ def public_copy(config: Config, rendered: Callable[[], RenderedIssue]) -> Files:
 
         return make
 
-    return Files({"email.html": body(lambda r: r.html), "email.txt": body(lambda r: r.text)})
+    html, text = body(lambda r: r.html), body(lambda r: r.text)
+    if key is None:
+        return Files({"email.html": html, "email.txt": text})
+    once_key = cache(key)
+
+    def part_key(name: str) -> Callable[[], str | None]:
+        def named() -> str | None:
+            found = once_key()
+            return None if found is None else f"{found}.{name}"
+
+        return named
+
+    return Files(
+        {"email.html": Keyed(part_key("html"), html), "email.txt": Keyed(part_key("txt"), text)}
+    )

@@ -1,0 +1,211 @@
+"""The page cache: a file is made again exactly when what it is made from changed; damaged
+entries are made again, not served; builds in two processes at once leave a whole output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from comms.content.site import read_site
+from comms.core.config import Config, load_config
+from comms.publish import build, build_record, templating
+from comms.publish.page_cache import INDEX, PageCache
+from comms.publish.producer import Build, Files
+from comms.publish.refresh import Publication, publish_now
+from comms.publish.state import FileState
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every path a build makes (renders) instead of taking it from the cache."""
+    made: list[str] = []
+    real = build.make_all
+
+    def recording(files: Files, paths: list[str], processes: int = 1) -> dict[str, bytes]:
+        made.extend(paths)
+        return real(files, paths, processes)
+
+    monkeypatch.setattr(build, "make_all", recording)
+    return made
+
+
+def _rebuild(config: Config) -> Publication:
+    """Build again, past the whole-build skip (its record is dropped): only the page cache
+    decides what is made."""
+    shutil.rmtree(config.root / build_record.RECORD_DIR, ignore_errors=True)
+    return publish_now(config, FileState(config.root))
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_changed_item_makes_its_pages_lists_and_feeds_again_and_no_other(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    first = publish_now(config, FileState(config.root))
+    made = _made(monkeypatch)
+    out = config.output_dir
+    other = out / "practices" / "hip-hop-workshop-oyten" / "index.html"
+    before = os.stat(other)
+
+    nothing = _rebuild(config)
+    assert made == [] and nothing.write.written == []
+    assert sorted(nothing.write.unchanged) == sorted(first.write.written)
+
+    practice = site_copy / "content" / "practices" / "film-workshop-uelzen.md"
+    text = practice.read_text("utf-8")
+    assert "Uelzen" in text
+    practice.write_text(text.replace("Uelzen", "Uelzen-Oldenstadt", 1), "utf-8")
+    changed = _rebuild(config)
+    assert "practices/film-workshop-uelzen/index.html" in made
+    assert "practices/index.html" in made  # the list shows it
+    assert "practices/feed.xml" in made and "feed.xml" in made  # so do the feeds
+    assert "practices/film-workshop-uelzen/index.html" in changed.write.written
+    # Nothing that does not show it: no other practice, no event, no calendar.
+    assert not [p for p in made if "hip-hop-workshop-oyten" in p]
+    assert not [p for p in made if p.startswith("events/") or p.endswith(".ics")]
+    assert len(made) < len(first.write.written) // 5
+    # A file left alone keeps its inode and mtime: rsync and nginx see no change.
+    after = os.stat(other)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    # An item removed: its pages go (no issue features this practice).
+    for translation in (site_copy / "content" / "practices").glob("tanz-workshop-*.md"):
+        translation.unlink()
+    removed = _rebuild(config)
+    gone = "practices/tanz-workshop-landkreis-northeim/index.html"
+    assert gone in removed.write.removed and not (out / gone).exists()
+
+
+def test_a_changed_template_makes_every_page_using_it_again(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    templates = tmp_path / "templates"
+    shutil.copytree(templating.TEMPLATES, templates)
+    page = templates / "web" / "practice.html.j2"
+    source = page.read_text("utf-8")
+    page.write_text(source.replace("{% block item %}", "{% block item %}<!-- changed -->"), "utf-8")
+    monkeypatch.setattr(templating, "TEMPLATES", templates)
+    monkeypatch.setattr(templating, "LOCALES", templates / "locale")
+    templating.environment.cache_clear()
+    try:
+        made = _made(monkeypatch)
+        changed = _rebuild(config)
+    finally:
+        templating.environment.cache_clear()
+    practices = [p for p in made if p.startswith("practices/") and p.endswith("/index.html")]
+    assert len(practices) > 3
+    for path in practices:
+        if path != "practices/index.html":
+            assert path in changed.write.written
+            assert b"<!-- changed -->" in (config.output_dir / path).read_bytes()
+
+
+def test_a_damaged_entry_is_made_again_not_served(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    good = _tree(config.output_dir)
+    cache = PageCache(config, config.output_dir)
+    path = "practices/film-workshop-uelzen/index.html"
+    kept = cache.folder / "files" / cache.index[path].key
+    assert kept.read_bytes() == good[path]
+
+    # The output file gone, its kept bytes damaged: they are not served, the page is made.
+    (config.output_dir / path).unlink()
+    with kept.open("r+b") as handle:
+        handle.write(b"<!-- damaged -->")
+    made = _made(monkeypatch)
+    _rebuild(config)
+    assert path in made
+    assert _tree(config.output_dir) == good
+
+    # Kept bytes intact: the page comes from the cache, not from its template.
+    (config.output_dir / path).unlink()
+    made.clear()
+    _rebuild(config)
+    assert path not in made
+    assert _tree(config.output_dir) == good
+
+    # A damaged index: every file is made again, and the output stays right.
+    index = cache.folder / INDEX
+    index.write_bytes(index.read_bytes()[:-40] + b"damaged")
+    made.clear()
+    _rebuild(config)
+    assert path in made
+    assert _tree(config.output_dir) == good
+    assert PageCache(config, config.output_dir).index
+
+
+def test_two_processes_building_at_once_leave_a_whole_and_right_output(
+    site_copy: Path, tmp_path: Path
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    reference = tmp_path / "reference"
+    shutil.copytree(site_copy, reference)
+    command = [sys.executable, "-m", "comms", "build"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(command, cwd=reference, check=True, capture_output=True, env=env)
+
+    # Two builds at once, cold, then again after an item changed.
+    for round_ in range(2):
+        running = [
+            subprocess.Popen(command, cwd=site_copy, env=env, stdout=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        assert all(p.wait(timeout=600) == 0 for p in running)
+        built = _tree(site_copy / "public")
+        assert built == _tree(reference / "public")
+        listed = json.loads((site_copy / "public" / build.MANIFEST).read_text("utf-8"))
+        assert sorted(listed) == sorted(p for p in built if p != build.MANIFEST)
+        assert PageCache(config, config.output_dir).index
+        if round_ == 0:
+            for site in (site_copy, reference):
+                event = next((site / "content" / "events").glob("2019-05-07-*.md"))
+                event.write_text(event.read_text("utf-8").replace("Laatzen", "Laatzen-M"))
+            subprocess.run(command, cwd=reference, check=True, capture_output=True, env=env)
+
+    # The cache agrees with the output: a third build makes and writes nothing.
+    shutil.rmtree(site_copy / build_record.RECORD_DIR)
+    again = subprocess.run(command, cwd=site_copy, check=True, capture_output=True, env=env)
+    assert b": 0 written," in again.stdout
+
+
+def test_workers_make_the_same_bytes_as_one_process(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    site, _ = read_site(config)
+    monkeypatch.setattr(build, "PARALLEL_FROM", 1)
+    outputs = []
+    for processes in (1, 2):
+        files = build.collect(Build(config, site, FileState(config.root)))
+        out = site_copy / f"out-{processes}"
+        build.write_output(out, files, processes=processes)
+        outputs.append(_tree(out))
+    assert outputs[0] == outputs[1]
+
+
+def test_many_files_are_made_by_forked_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "PARALLEL_FROM", 1)
+    files = Files({f"{n}.txt": (lambda: str(os.getpid()).encode()) for n in range(40)})
+    made = build.make_all(files, list(files), processes=2)
+    assert sorted(made) == sorted(files)
+    assert str(os.getpid()).encode() not in set(made.values())
