@@ -87,6 +87,52 @@ def test_a_leading_dot_survives_dot_stuffing(plain: SmtpTransport, handler: Hand
     assert handler.received[0].data == data + b"\r\n"
 
 
+def test_a_gate_holds_the_message_before_its_final_dot(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    seen: list[int] = []
+
+    def gate() -> None:
+        # The whole body is on the wire by now, yet the server has taken nothing.
+        seen.append(len(handler.received))
+
+    first, second = messages[0], messages[1]
+    plain.send(first.envelope_from, first.recipient, first.data, first.key, gate)
+    plain.send(second.envelope_from, second.recipient, second.data, second.key, gate)
+    assert seen == [0, 1]
+    assert [r.data for r in handler.received] == [first.data, second.data]
+    assert plain.connections == 1
+
+
+class Refused(Exception):
+    """What a caller's gate raises when the message must not go."""
+
+
+def test_a_gate_that_raises_leaves_the_message_unsent_and_the_transport_usable(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    def refuse() -> None:
+        raise Refused
+
+    held, after = messages[0], messages[1]
+    with pytest.raises(Refused):
+        plain.send(held.envelope_from, held.recipient, held.data, held.key, refuse)
+    _send(plain, after)  # on a new connection: the old one ended mid-DATA
+    assert [r.rcpt_tos for r in handler.received] == [[after.recipient]]
+    assert plain.connections == 2
+
+
+def test_no_gate_for_an_address_the_server_refuses(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    calls: list[str] = []
+    bad = messages[0]
+    handler.rcpt_replies[bad.recipient] = "550 5.1.1 No such user"
+    with pytest.raises(PermanentFailure):
+        plain.send(bad.envelope_from, bad.recipient, bad.data, bad.key, lambda: calls.append("x"))
+    assert calls == []
+
+
 @pytest.mark.parametrize(
     ("reply", "kind", "code", "enhanced"),
     [
