@@ -226,7 +226,7 @@ class Run:
             while (item := self.jobs.get()) is not None:
                 if self.jobs.qsize() < refill:
                     self.hungry.set()
-                if self.stop.is_set():
+                if self.asked_to_stop():
                     outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
                 else:
                     outcome, transport = self.deliver(item, probe, transport, last)
@@ -335,7 +335,7 @@ class Run:
     def gate(self, last: int) -> None:
         """Let a held message go once outcome `last` is durable and the run still may send."""
         self.recorder.wait(last)
-        if self.stop.is_set():
+        if self.asked_to_stop():  # a shutdown asked for meanwhile, too: the message stays here
             raise _HandBack
         # Last, as the lookup, the connection and the wait above may each have hung for long.
         if not self.keeper.holds():
