@@ -1,7 +1,7 @@
 """Benchmark: sending workers on one database, and what the shared send budget costs.
 
 Run: .venv/bin/python bench/multihost.py [--subscribers 20000] [--connections 4] [--rate 500]
-                                         [--rounds 3] [--skip-budget]
+                                         [--rounds 3] [--skip-budget] [--against CHECKOUT]
 
 Needs Postfix's `smtp-sink`/`smtp-source` (as bench/send.py) and PostgreSQL's `initdb`/`pg_ctl`
 (Debian: postgresql); a throwaway cluster is started in a temporary folder on 127.0.0.1.
@@ -160,15 +160,18 @@ def two_budget_workers(url: str, rate: float, count: int) -> float:
     return float(2 * count / (max(r["end"] for r in runs) - min(r["start"] for r in runs)))
 
 
-def send_workers(site: Path, port: int, connections: int, workers: int) -> float:
-    """`comms send ISSUE` as `workers` processes started at once; seconds until all ended."""
+def send_workers(
+    site: Path, port: int, connections: int, workers: int, code: Path | None = None
+) -> float:
+    """`comms send ISSUE` as `workers` processes started at once (with the `comms` package of
+    the checkout `code` when given); seconds until all ended."""
     command = [
         sys.executable, "-m", "comms", "--config", str(site / "comms.toml"), "send", ISSUE, "--now",
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(connections),
         "--rate", "0",
     ]  # fmt: skip
     began = time.perf_counter()
-    env = os.environ | ENV
+    env = os.environ | ENV | ({"PYTHONPATH": str(code)} if code else {})
     running = [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)
     ]
@@ -196,12 +199,16 @@ def budget_part(base: Path, pg: str, rate: float) -> None:
           f"{both / rate:.3f} (before: each at the rate, 2.0)")  # fmt: skip
 
 
-def send_part(base: Path, pg: str, count: int, connections: int, rounds: int) -> None:
+def send_part(
+    base: Path, pg: str, count: int, connections: int, rounds: int, against: Path | None
+) -> None:
     """Part 2: rounds of smtp-source, then `comms send` on SQLite, PostgreSQL with one and with
     two workers, each on fresh databases; every ratio against the smtp-source run of its round
     (the machine is shared: load shifts between rounds), then the medians."""
     size = 0
     ratios: dict[str, list[float]] = {"sqlite-1": [], "pg-1": [], "pg-2": []}
+    if against:
+        ratios["pg-1 against"] = []
     with smtp_sink() as port:
         for n in range(rounds):
             sites = {
@@ -209,6 +216,8 @@ def send_part(base: Path, pg: str, count: int, connections: int, rounds: int) ->
                 "pg-1": (base / f"p1-{n}", _database(pg, f"send1_{n}")),
                 "pg-2": (base / f"p2-{n}", _database(pg, f"send2_{n}")),
             }
+            if against:
+                sites["pg-1 against"] = (base / f"pa-{n}", _database(pg, f"against_{n}"))
             for folder, url in sites.values():
                 _fill(_site(folder / "site", url), count)
             # bench/send.py's sample message, as smtp-source sends it
@@ -216,7 +225,9 @@ def send_part(base: Path, pg: str, count: int, connections: int, rounds: int) ->
             reference = smtp_source_rate(port, count, connections, size)
             line = [f"round {n + 1}: smtp-source {reference:,.0f} msg/s"]
             for name, (folder, _) in sites.items():
-                seconds = send_workers(folder / "site", port, connections, int(name[-1]))
+                code = against if name.endswith("against") else None
+                workers = 2 if name.startswith("pg-2") else 1
+                seconds = send_workers(folder / "site", port, connections, workers, code)
                 ratios[name].append(count / seconds / reference)
                 line.append(f"{name} {count / seconds:,.0f} msg/s = {ratios[name][-1]:.2f}")
             print("; ".join(line), flush=True)
@@ -237,6 +248,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-budget", action="store_true", help="only part 2")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a checkout of another version: each round also times its `comms send` on "
+        "PostgreSQL with one worker",
+    )
     parser.add_argument("--budget-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.budget_child:
@@ -247,7 +264,7 @@ def main() -> None:
         base = Path(tmp)
         if not args.skip_budget:
             budget_part(base, pg, args.rate)
-        send_part(base, pg, args.subscribers, args.connections, args.rounds)
+        send_part(base, pg, args.subscribers, args.connections, args.rounds, args.against)
 
 
 if __name__ == "__main__":
