@@ -224,7 +224,7 @@ class Run:
         try:
             refill = self.options.claim_size
             while (item := self.jobs.get()) is not None:
-                if self.jobs.qsize() < refill:
+                if not self.hungry.is_set() and self.jobs.qsize() < refill:
                     self.hungry.set()
                 if self.asked_to_stop():
                     outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
