@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import email
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from comms.core.errors import (
     TemporaryFailure,
     Unreachable,
 )
+from comms.mail import smtp
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.replies import classify, classify_http
 from comms.mail.smtp import SmtpTransport
@@ -120,6 +123,63 @@ def test_a_gate_that_raises_leaves_the_message_unsent_and_the_transport_usable(
     _send(plain, after)  # on a new connection: the old one ended mid-DATA
     assert [r.rcpt_tos for r in handler.received] == [[after.recipient]]
     assert plain.connections == 2
+
+
+def _server_that_times_out_mid_data(
+    listener: socket.socket, held: threading.Event, gone: threading.Event, seen: list[bytes]
+) -> None:
+    """One session: offers PIPELINING, opens DATA, then (once the client holds the message)
+    hangs up without a word, as a server whose DATA timeout ran out."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.sendall(b"220 test\r\n")
+        received = b""
+        while b"DATA\r\n" not in received.upper():
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            received += chunk
+            if received.upper().startswith(b"EHLO") and received.endswith(b"\r\n"):
+                conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+                received = b""
+        conn.sendall(b"250 ok\r\n250 ok\r\n354 go on\r\n")
+        held.wait(5)
+        conn.settimeout(0.2)
+        try:
+            while chunk := conn.recv(65536):
+                seen.append(chunk)
+        except OSError:
+            pass
+    gone.set()
+
+
+def test_a_server_that_hangs_up_while_the_message_is_held_did_not_get_it(
+    messages: list[OutgoingMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smtp, "HOLD_CHECK", 0.0)
+    held, gone = threading.Event(), threading.Event()
+    seen: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        args = (listener, held, gone, seen)
+        server = threading.Thread(target=_server_that_times_out_mid_data, args=args)
+        server.start()
+        transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=5)
+
+        def gate() -> None:
+            held.set()
+            assert gone.wait(5)
+
+        message = messages[0]
+        with pytest.raises(TemporaryFailure) as info:
+            transport.send(
+                message.envelope_from, message.recipient, message.data, message.key, gate
+            )
+        server.join()
+    # Dropped before the "." (nothing delivered, safe to send again), not ambiguous.
+    assert not info.value.ambiguous
+    assert not b"".join(seen).endswith(b"\r\n.\r\n")
 
 
 def test_no_gate_for_an_address_the_server_refuses(
