@@ -1,6 +1,7 @@
 """Benchmark: sending workers on one database, and what the shared send budget costs.
 
 Run: .venv/bin/python bench/multihost.py [--subscribers 20000] [--connections 4] [--rate 500]
+                                         [--rounds 3] [--skip-budget] [--against CHECKOUT]
 
 Needs Postfix's `smtp-sink`/`smtp-source` (as bench/send.py) and PostgreSQL's `initdb`/`pg_ctl`
 (Debian: postgresql); a throwaway cluster is started in a temporary folder on 127.0.0.1.
@@ -11,7 +12,8 @@ Needs Postfix's `smtp-sink`/`smtp-source` (as bench/send.py) and PostgreSQL's `i
    the achieved rate against the target, and the time per database reservation.
 2. `comms send` of the sample issue to `--subscribers` through `smtp-sink`, unlimited rate, as
    real `comms send` processes: SQLite with one worker, PostgreSQL with one and with two
-   workers started at once; each as a ratio to `smtp-source` in the same run.
+   workers started at once (the server keeps `fsync` and `synchronous_commit` on); each as a
+   ratio to the `smtp-source` run of the same round, `--rounds` rounds, and their medians.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import median
 
 import psycopg
 
@@ -87,6 +90,7 @@ def _site(folder: Path, url: str) -> Path:
     """A copy of the sample site whose database is `url`."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "content", folder / "content")
+    shutil.copytree(ROOT / "static", folder / "static")  # the brand's logo is checked
     text = (ROOT / "comms.toml").read_text(encoding="utf-8")
     (folder / "comms.toml").write_text(f'database_url = "{url}"\n' + text, encoding="utf-8")
     return folder
@@ -107,8 +111,10 @@ def _fill(site: Path, count: int) -> None:
     store.close()
 
 
+#: A key as strong as `comms` demands (a weak one is refused at start-up).
+SECRET = "bench-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu"
 #: The sample comms.toml requires an editor's approval before a send; the benchmark sends as is.
-ENV = {"COMMS_SECRET_KEY": "bench-secret", "COMMS_DELIVERY_REQUIRE_APPROVAL": "false"}
+ENV = {"COMMS_SECRET_KEY": SECRET, "COMMS_DELIVERY_REQUIRE_APPROVAL": "false"}
 
 
 def _take(url: str, slug: str, rate: float, count: int, shared: bool) -> dict[str, float]:
@@ -154,15 +160,18 @@ def two_budget_workers(url: str, rate: float, count: int) -> float:
     return float(2 * count / (max(r["end"] for r in runs) - min(r["start"] for r in runs)))
 
 
-def send_workers(site: Path, port: int, connections: int, workers: int) -> float:
-    """`comms send ISSUE` as `workers` processes started at once; seconds until all ended."""
+def send_workers(
+    site: Path, port: int, connections: int, workers: int, code: Path | None = None
+) -> float:
+    """`comms send ISSUE` as `workers` processes started at once (with the `comms` package of
+    the checkout `code` when given); seconds until all ended."""
     command = [
-        sys.executable, "-m", "comms", "--config", str(site / "comms.toml"), "send", ISSUE,
+        sys.executable, "-m", "comms", "--config", str(site / "comms.toml"), "send", ISSUE, "--now",
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(connections),
         "--rate", "0",
     ]  # fmt: skip
     began = time.perf_counter()
-    env = os.environ | ENV
+    env = os.environ | ENV | ({"PYTHONPATH": str(code)} if code else {})
     running = [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)
     ]
@@ -171,56 +180,91 @@ def send_workers(site: Path, port: int, connections: int, workers: int) -> float
     return time.perf_counter() - began
 
 
+def budget_part(base: Path, pg: str, rate: float) -> None:
+    """Part 1: the shared send budget, printed."""
+    slots = int(rate * 5)
+    lite = f"sqlite:///{base / 'budget.db'}"
+    local, _ = budget_rate(lite, rate, slots, shared=False)
+    on_sqlite, lite_ms = budget_rate(lite, rate, slots, shared=True)
+    on_pg, pg_ms = budget_rate(_database(pg, "budget"), rate, slots, shared=True)
+    both = two_budget_workers(_database(pg, "budget2"), rate, slots // 2)
+    print(f"send budget at --rate {rate:g}, {slots:,} slots (best of 3), one reservation per "
+          f"{GRANT_SECONDS} s of sending:")  # fmt: skip
+    print(f"  TokenBucket alone (one process, as before): {local:,.1f}/s = {local / rate:.3f}")
+    print(f"  SharedBudget on SQLite:     {on_sqlite:,.1f}/s = {on_sqlite / rate:.3f}, "
+          f"{lite_ms:.1f} ms per reservation")  # fmt: skip
+    print(f"  SharedBudget on PostgreSQL: {on_pg:,.1f}/s = {on_pg / rate:.3f}, "
+          f"{pg_ms:.1f} ms per reservation")  # fmt: skip
+    print(f"  two workers, one budget on PostgreSQL: {both:,.1f}/s together = "
+          f"{both / rate:.3f} (before: each at the rate, 2.0)")  # fmt: skip
+
+
+def send_part(
+    base: Path, pg: str, count: int, connections: int, rounds: int, against: Path | None
+) -> None:
+    """Part 2: rounds of smtp-source, then `comms send` on SQLite, PostgreSQL with one and with
+    two workers, each on fresh databases; every ratio against the smtp-source run of its round
+    (the machine is shared: load shifts between rounds), then the medians."""
+    size = 0
+    ratios: dict[str, list[float]] = {"sqlite-1": [], "pg-1": [], "pg-2": []}
+    if against:
+        ratios["pg-1 against"] = []
+    with smtp_sink() as port:
+        for n in range(rounds):
+            sites = {
+                "sqlite-1": (base / f"s1-{n}", f"sqlite:///{base / f's1-{n}' / 'comms.db'}"),
+                "pg-1": (base / f"p1-{n}", _database(pg, f"send1_{n}")),
+                "pg-2": (base / f"p2-{n}", _database(pg, f"send2_{n}")),
+            }
+            if against:
+                sites["pg-1 against"] = (base / f"pa-{n}", _database(pg, f"against_{n}"))
+            for folder, url in sites.values():
+                _fill(_site(folder / "site", url), count)
+            # bench/send.py's sample message, as smtp-source sends it
+            size = size or _message_size(base / f"s1-{n}")
+            reference = smtp_source_rate(port, count, connections, size)
+            line = [f"round {n + 1}: smtp-source {reference:,.0f} msg/s"]
+            for name, (folder, _) in sites.items():
+                code = against if name.endswith("against") else None
+                workers = 2 if name.startswith("pg-2") else 1
+                seconds = send_workers(folder / "site", port, connections, workers, code)
+                ratios[name].append(count / seconds / reference)
+                line.append(f"{name} {count / seconds:,.0f} msg/s = {ratios[name][-1]:.2f}")
+            print("; ".join(line), flush=True)
+    print(f"{count:,} subscribers, {connections} connections per worker, message {size:,} bytes")
+    for name, values in ratios.items():
+        print(f"  {name}: median of {rounds} rounds {median(values):.2f} of smtp-source "
+              f"({', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
+    two = [b / a for a, b in zip(ratios["pg-1"], ratios["pg-2"], strict=True)]
+    print(f"  two workers / one on PostgreSQL: median {median(two):.2f} "
+          f"({', '.join(f'{v:.2f}' for v in two)})")  # fmt: skip
+
+
 def main() -> None:
     """Run both parts and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-budget", action="store_true", help="only part 2")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a checkout of another version: each round also times its `comms send` on "
+        "PostgreSQL with one worker",
+    )
     parser.add_argument("--budget-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.budget_child:
         url, rate, count = args.budget_child
         print(json.dumps(_take(url, "budget-shared", float(rate), int(count), shared=True)))
         return
-    rate, slots = args.rate, int(args.rate * 5)
     with tempfile.TemporaryDirectory() as tmp, postgres() as pg:
         base = Path(tmp)
-        lite = f"sqlite:///{base / 'budget.db'}"
-        local, _ = budget_rate(lite, rate, slots, shared=False)
-        on_sqlite, lite_ms = budget_rate(lite, rate, slots, shared=True)
-        on_pg, pg_ms = budget_rate(_database(pg, "budget"), rate, slots, shared=True)
-        both = two_budget_workers(_database(pg, "budget2"), rate, slots // 2)
-        print(f"send budget at --rate {rate:g}, {slots:,} slots (best of 3), one reservation per "
-              f"{GRANT_SECONDS} s of sending:")  # fmt: skip
-        print(f"  TokenBucket alone (one process, as before): {local:,.1f}/s = {local / rate:.3f}")
-        print(f"  SharedBudget on SQLite:     {on_sqlite:,.1f}/s = {on_sqlite / rate:.3f}, "
-              f"{lite_ms:.1f} ms per reservation")  # fmt: skip
-        print(f"  SharedBudget on PostgreSQL: {on_pg:,.1f}/s = {on_pg / rate:.3f}, "
-              f"{pg_ms:.1f} ms per reservation")  # fmt: skip
-        print(f"  two workers, one budget on PostgreSQL: {both:,.1f}/s together = "
-              f"{both / rate:.3f} (before: each at the rate, 2.0)")  # fmt: skip
-        count, connections = args.subscribers, args.connections
-        sites = {
-            "sqlite-1": (base / "s1", f"sqlite:///{base / 's1' / 'comms.db'}"),
-            "pg-1": (base / "p1", _database(pg, "send1")),
-            "pg-2": (base / "p2", _database(pg, "send2")),
-        }
-        for folder, url in sites.values():
-            _fill(_site(folder / "site", url), count)
-        size = _message_size(base / "s1")  # bench/send.py's sample message, as smtp-source sends
-        with smtp_sink() as port:
-            reference = smtp_source_rate(port, count, connections, size)
-            times = {
-                name: send_workers(folder / "site", port, connections, int(name[-1]))
-                for name, (folder, _) in sites.items()
-            }
-    print(f"{count:,} subscribers, {connections} connections per worker, message {size:,} bytes")
-    print(f"smtp-source (reference): {reference:,.0f} msg/s")
-    for name, seconds in times.items():
-        speed = count / seconds
-        ratio = speed / reference
-        print(f"  {name}: {seconds:.1f} s = {speed:,.0f} msg/s = {ratio:.2f} of smtp-source")
+        if not args.skip_budget:
+            budget_part(base, pg, args.rate)
+        send_part(base, pg, args.subscribers, args.connections, args.rounds, args.against)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark: the `comms send` command (ledger + messages + SMTP) against Postfix smtp-source.
 
 Run: .venv/bin/python bench/send.py [--subscribers 20000] [--connections 4] [--import-rows 100000]
-                                    [--rounds 3]
+                                    [--rounds 3] [--against CHECKOUT]
 
 Needs Postfix's `smtp-sink` and `smtp-source` (Debian: `DEBIAN_FRONTEND=noninteractive apt-get
 install -y postfix`; the daemon need not run). Steps, all on 127.0.0.1 in one run:
@@ -134,10 +134,12 @@ def _message_size(folder: Path) -> int:
     return len(factory.build(Recipient("u0000000000000000", "leser.0@example.org")).data)
 
 
-def _command(folder: Path, port: int, connections: int) -> float:
-    """Wall-clock seconds of the `comms send` command, as a user runs it."""
+def _command(folder: Path, port: int, connections: int, code: Path | None = None) -> float:
+    """Wall-clock seconds of the `comms send` command, as a user runs it (with the `comms`
+    package of the checkout `code` when given)."""
     environ = dict(
         os.environ,
+        **({"PYTHONPATH": str(code)} if code else {}),
         COMMS_SECRET_KEY="bench-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu",
         COMMS_DATABASE_URL=f"sqlite:///{folder / 'comms.db'}",
         # The sample's issue is scheduled and waits for an approval: the bench sends it now.
@@ -159,6 +161,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a checkout of another version (e.g. `git worktree add /tmp/old v1`): each round "
+        "also times its `comms send`, on a database of its own",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -173,7 +181,7 @@ def main() -> None:
         _import(base / "quarter", count // 4)
         size = _message_size(base / "full")
         print(f"message size {size:,} bytes; {count:,} subscribers; {connections} connections")
-        ratios, references, walls = [], [], []
+        ratios, references, walls, others = [], [], [], []
         with smtp_sink() as reference_port, smtp_sink() as port:
             for n in range(args.rounds):
                 _import(base / f"round{n}", count)
@@ -182,13 +190,22 @@ def main() -> None:
                 ratios.append(count / wall / reference)
                 references.append(reference)
                 walls.append(wall)
+                other = ""
+                if args.against:
+                    _import(base / f"against{n}", count)
+                    seconds = _command(base / f"against{n}", port, connections, args.against)
+                    others.append(count / seconds / reference)
+                    other = f"; {args.against}: {count / seconds:,.0f} msg/s = {others[-1]:.2f}"
                 print(
                     f"round {n + 1}: smtp-source {reference:,.0f} msg/s; `comms send` "
                     f"{count:,} in {wall:.1f} s = {count / wall:,.0f} msg/s "
-                    f"= {ratios[-1]:.2f} of smtp-source"
+                    f"= {ratios[-1]:.2f} of smtp-source{other}",
+                    flush=True,
                 )
             full = _run_child(base / "full", port, connections)
             quarter = _run_child(base / "quarter", port, connections)
+    if others:
+        print(f"{args.against} / smtp-source: median of the rounds {median(others):.2f}")
     best = count / min(walls) / max(references)
     print(
         f"`comms send` / smtp-source: median of the {args.rounds} rounds {median(ratios):.2f}; "

@@ -76,18 +76,28 @@ class ScriptedTransport:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
-    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
-        """Record the message or raise the next scripted failure."""
+    def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        key: str,
+        gate: Callable[[], None] | None = None,
+    ) -> None:
+        """Record the message or raise the next scripted failure (before the gate, as a
+        server refuses an address before the message is held)."""
         if self.sink.before_send is not None:
             self.sink.before_send(recipient)
         with self.sink.lock:
             self.sink.attempts.append((recipient, key))
             queue = self.sink.failures.get(recipient)
             error = queue.pop(0) if queue else None
-            if error is None:
-                self.sink.delivered.append((recipient, key, data))
         if error is not None:
             raise error
+        if gate is not None:
+            gate()
+        with self.sink.lock:
+            self.sink.delivered.append((recipient, key, data))
 
     def close(self) -> None:
         """Count closes."""

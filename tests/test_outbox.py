@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,16 +17,20 @@ from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
 from comms.core.settings import Delivery
 from comms.db.ledger import Campaign
+from comms.db.outcomes import Outcome
 from comms.db.people import Consent, NewSubscriber
 from comms.db.store import Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
+from comms.mail.smtp import SmtpTransport
 from comms.sending.campaign import CampaignChanged, prepare, send
 from comms.sending.claims import POLL, ClaimKeeper
+from comms.sending.ports import OutcomeWriter
 from comms.sending.run import SendOptions
 from comms.sending.throttle import TokenBucket
 
 from .ledgerkit import IMPORT, Sink, build, make_store
+from .smtp_servers import Handler, smtp_server
 
 #: The shipped delivery settings, with no wait before the first retries.
 FAST = SendOptions.of(Delivery(retry_backoff_seconds=0))
@@ -579,3 +584,52 @@ def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging(tmp_path: Path) -> N
         send(store, campaign, broken, Sink().opener, FAST)
     counts = store.ledger.counts(campaign.id)
     assert counts.get("sent", 0) == 0 and counts.get("sending", 0) >= 1
+
+
+class _StopWhileRecording:
+    """An outcome writer that asks the run to stop while it records the first outcome."""
+
+    def __init__(self, inner: OutcomeWriter, stop: threading.Event) -> None:
+        self.inner, self.stop = inner, stop
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        self.stop.set()
+        self.inner.write(outcomes, now)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.database
+def test_a_stop_while_a_message_waits_for_the_record_before_it_leaves_it_unsent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second message is held before its final "." until the first one's outcome is
+    recorded; a shutdown asked for meanwhile ends the connection, so the server discards it,
+    and its row goes back to the queue: the next run sends it, and everyone gets one."""
+    store = make_store(tmp_path, 6)
+    campaign = start(store)
+    stop = threading.Event()
+    writer = store.ledger.writer
+    monkeypatch.setattr(
+        store.ledger,
+        "writer",
+        lambda source, owner: _StopWhileRecording(writer(source, owner), stop),
+    )
+    handler = Handler(pipelining=True)
+    with smtp_server(handler) as port:
+
+        def opener() -> SmtpTransport:
+            return SmtpTransport("127.0.0.1", port, timeout=5)
+
+        report = send(store, campaign, build, opener, replace(FAST, concurrency=1, stop=stop))
+        assert report.interrupted
+        assert [r.rcpt_tos for r in handler.received] == [["user0@example.org"]]
+        # The second message had begun (it was held on the wire), then was discarded.
+        assert handler.commands.count("MAIL") >= 2
+        assert report.counts == {"sent": 1, "queued": 5}
+        monkeypatch.undo()
+        again = send(store, campaign, build, opener, FAST)
+    assert again.counts == {"sent": 6}
+    got = sorted(r.rcpt_tos[0] for r in handler.received)
+    assert got == sorted(f"user{n}@example.org" for n in range(6))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import email
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from comms.core.errors import (
     TemporaryFailure,
     Unreachable,
 )
+from comms.mail import smtp
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.replies import classify, classify_http
 from comms.mail.smtp import SmtpTransport
@@ -85,6 +88,109 @@ def test_a_leading_dot_survives_dot_stuffing(plain: SmtpTransport, handler: Hand
     data = b".From: x@example.org\r\n\r\n.\r\n..two\r\nend"
     plain.send("a@example.org", "b@example.org", data, "k/1")
     assert handler.received[0].data == data + b"\r\n"
+
+
+def test_a_gate_holds_the_message_before_its_final_dot(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    seen: list[int] = []
+
+    def gate() -> None:
+        # The whole body is on the wire by now, yet the server has taken nothing.
+        seen.append(len(handler.received))
+
+    first, second = messages[0], messages[1]
+    plain.send(first.envelope_from, first.recipient, first.data, first.key, gate)
+    plain.send(second.envelope_from, second.recipient, second.data, second.key, gate)
+    assert seen == [0, 1]
+    assert [r.data for r in handler.received] == [first.data, second.data]
+    assert plain.connections == 1
+
+
+class Refused(Exception):
+    """What a caller's gate raises when the message must not go."""
+
+
+def test_a_gate_that_raises_leaves_the_message_unsent_and_the_transport_usable(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    def refuse() -> None:
+        raise Refused
+
+    held, after = messages[0], messages[1]
+    with pytest.raises(Refused):
+        plain.send(held.envelope_from, held.recipient, held.data, held.key, refuse)
+    _send(plain, after)  # on a new connection: the old one ended mid-DATA
+    assert [r.rcpt_tos for r in handler.received] == [[after.recipient]]
+    assert plain.connections == 2
+
+
+def _server_that_times_out_mid_data(
+    listener: socket.socket, held: threading.Event, gone: threading.Event, seen: list[bytes]
+) -> None:
+    """One session: offers PIPELINING, opens DATA, then (once the client holds the message)
+    hangs up without a word, as a server whose DATA timeout ran out."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.sendall(b"220 test\r\n")
+        received = b""
+        while b"DATA\r\n" not in received.upper():
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            received += chunk
+            if received.upper().startswith(b"EHLO") and received.endswith(b"\r\n"):
+                conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+                received = b""
+        conn.sendall(b"250 ok\r\n250 ok\r\n354 go on\r\n")
+        held.wait(5)
+        conn.settimeout(0.2)
+        try:
+            while chunk := conn.recv(65536):
+                seen.append(chunk)
+        except OSError:
+            pass
+    gone.set()
+
+
+def test_a_server_that_hangs_up_while_the_message_is_held_did_not_get_it(
+    messages: list[OutgoingMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smtp, "HOLD_CHECK", 0.0)
+    held, gone = threading.Event(), threading.Event()
+    seen: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        args = (listener, held, gone, seen)
+        server = threading.Thread(target=_server_that_times_out_mid_data, args=args)
+        server.start()
+        transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=5)
+
+        def gate() -> None:
+            held.set()
+            assert gone.wait(5)
+
+        message = messages[0]
+        with pytest.raises(TemporaryFailure) as info:
+            transport.send(
+                message.envelope_from, message.recipient, message.data, message.key, gate
+            )
+        server.join()
+    # Dropped before the "." (nothing delivered, safe to send again), not ambiguous.
+    assert not info.value.ambiguous
+    assert not b"".join(seen).endswith(b"\r\n.\r\n")
+
+
+def test_no_gate_for_an_address_the_server_refuses(
+    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    calls: list[str] = []
+    bad = messages[0]
+    handler.rcpt_replies[bad.recipient] = "550 5.1.1 No such user"
+    with pytest.raises(PermanentFailure):
+        plain.send(bad.envelope_from, bad.recipient, bad.data, bad.key, lambda: calls.append("x"))
+    assert calls == []
 
 
 @pytest.mark.parametrize(

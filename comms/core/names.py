@@ -18,6 +18,8 @@ def clean_name(text: str | None, limit: int = NAME_MAX) -> str:
     """`text` without control characters, with single spaces, NFC, at most `limit` characters."""
     if not text:
         return ""
+    if text.isascii() and text.isprintable():  # most names: nothing to drop or normalise
+        return " ".join(text.split())[:limit].rstrip()
     kept = []
     for char in unicodedata.normalize("NFC", text):
         category = unicodedata.category(char)

@@ -231,12 +231,14 @@ class SuppressionProbe:
         """Why the address with this key is suppressed right now, or None."""
         if self._conn is None:  # at the first lookup, and again after a failed one
             self._conn = self._engine.raw_connection()
+            if not self._sqlite:
+                # Each lookup its own statement: it sees the rows committed before it, with no
+                # BEGIN and ROLLBACK round trips around it.
+                self._conn.driver_connection.autocommit = True
             self._cursor = self._conn.cursor()
         try:
             self._cursor.execute(self._sql, (key,))
             row = self._cursor.fetchone()
-            if not self._sqlite:
-                self._conn.rollback()  # end the read transaction so the next check sees new rows
         except BaseException:
             self._drop()  # a connection the database dropped is never used twice
             raise
@@ -253,5 +255,7 @@ class SuppressionProbe:
         """Give the connection back."""
         if self._conn is not None:
             self._cursor.close()
+            if not self._sqlite:  # the pool hands it out again: as it came
+                self._conn.driver_connection.autocommit = False
             self._conn.close()
             self._conn = None

@@ -181,11 +181,14 @@ class LedgerWriter:
                 cursor.execute("COMMIT")
             else:
                 try:
-                    cursor.executemany(self.sql, params)
+                    # BEGIN, the updates and COMMIT in one round trip (psycopg's pipeline
+                    # mode): the workers wait for this commit before their next message goes.
+                    with raw.pipeline():
+                        cursor.executemany(self.sql, params)
+                        raw.commit()
                 except BaseException:
                     raw.rollback()
                     raise
-                raw.commit()
         finally:
             cursor.close()
 

@@ -108,8 +108,18 @@ class HttpApiTransport:
         wait = retry_after(response.headers.get("Retry-After"))
         return classify_http(response.status_code, response.text, recipient, wait, self.endpoint)
 
-    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
-        """One logical send: up to `max_attempts` POSTs carrying the same idempotency key."""
+    def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        key: str,
+        gate: Callable[[], None] | None = None,
+    ) -> None:
+        """One logical send: up to `max_attempts` POSTs carrying the same idempotency key
+        (`gate` is called before the first)."""
+        if gate is not None:
+            gate()
         idem = idempotency_key(key)
         body = payload(data, recipient, key)
         ambiguous = False

@@ -2,15 +2,19 @@
 
 Not `smtplib.sendmail`: the transaction is driven step by step so that a connection lost after
 the final "." (the server may have the message: ambiguous) is told apart from one lost before
-(nothing delivered: safe to resend at once), and so that MAIL, RCPT and DATA can travel in one
-write when the server offers PIPELINING (RFC 2920).
+(nothing delivered: safe to resend at once), so that MAIL, RCPT and DATA can travel in one
+write when the server offers PIPELINING (RFC 2920), and so that a caller's `gate` can hold the
+message with everything but the final "." sent (a server delivers nothing without it).
 """
 
 from __future__ import annotations
 
+import select
 import smtplib
 import socket
 import ssl
+import time
+from collections.abc import Callable
 from functools import cache
 from typing import Literal
 
@@ -41,14 +45,21 @@ def _fqdn() -> str:
     return socket.getfqdn()
 
 
+#: The end of DATA: the moment the server takes the message (RFC 5321 §4.1.1.4).
+END = b".\r\n"
+#: Seconds a message may be held before its "." after which the server's side is looked at.
+HOLD_CHECK = 1.0
+
+
 def _stuff(data: bytes) -> bytes:
-    """The DATA payload: CRLF-terminated, leading dots doubled (RFC 5321 §4.5.2), then '.'."""
+    """The DATA payload before its final '.': CRLF-terminated, leading dots doubled (RFC 5321
+    §4.5.2). A message with no line starting with '.' is passed on as it is (no copy)."""
     stuffed = data.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
-    return stuffed + b".\r\n"
+    return stuffed
 
 
 class SmtpTransport:
@@ -99,6 +110,9 @@ class SmtpTransport:
                 )  # fmt: skip
             else:
                 conn = smtplib.SMTP(self.host, self.port, local_hostname=helo, timeout=self.timeout)
+            # The final "." goes in a write of its own: Nagle's algorithm would hold it until
+            # the server acknowledged the body, which it may delay (40 ms on Linux).
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
             stage = "EHLO"
             conn.ehlo()
             if self.mode == "starttls":
@@ -162,8 +176,16 @@ class SmtpTransport:
         except smtplib.SMTPServerDisconnected as exc:
             raise _Dropped(str(exc)) from None
 
-    def _transaction(self, conn: smtplib.SMTP, sender: str, rcpt: str, payload: bytes) -> None:
-        """MAIL, RCPT, DATA (pipelined when offered, RFC 2920), then the body and its reply."""
+    def _transaction(
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        rcpt: str,
+        payload: bytes,
+        gate: Callable[[], None] | None,
+    ) -> None:
+        """MAIL, RCPT, DATA (pipelined when offered, RFC 2920), the body, then (once `gate`
+        returns) the final "." and its reply."""
         options = b""
         if not (sender + rcpt).isascii():
             # RFC 6531: a UTF-8 address needs SMTPUTF8 (and the 8-bit headers 8BITMIME).
@@ -201,8 +223,13 @@ class SmtpTransport:
                 self._reply(conn)
             self._reset(conn, failure)
             raise failure
+        sock = conn.sock
+        assert sock is not None
         try:
-            conn.sock.sendall(payload)  # type: ignore[union-attr]
+            sock.sendall(payload)
+            if gate is not None:
+                self._hold(sock, gate)
+            sock.sendall(END)
         except OSError as exc:
             raise _Dropped(f"connection lost while sending the message: {exc}") from None
         try:
@@ -220,6 +247,21 @@ class SmtpTransport:
                 self._drop()
             raise failure
 
+    def _hold(self, sock: socket.socket, gate: Callable[[], None]) -> None:
+        """Wait for `gate` with the message held before its final "."; what the gate raises
+        ends the connection, so the server discards the message, and goes to the caller."""
+        began = time.monotonic()
+        try:
+            gate()
+        except BaseException:
+            self._drop()
+            raise
+        # A server that spoke meanwhile (a 421 for a timeout) or hung up has not taken the
+        # message: sending the "." now would turn this into an ambiguous loss. Only after a
+        # long hold: servers wait minutes for the rest of DATA (RFC 5321 §4.5.3.2.5).
+        if time.monotonic() - began >= HOLD_CHECK and select.select([sock], [], [], 0)[0]:
+            raise _Dropped("the server spoke or hung up while the message was held")
+
     def _reset(self, conn: smtplib.SMTP, failure: DeliveryError) -> None:
         """RSET after a failure keeps the connection; 421 ends it (docs/requirements.md S4)."""
         if failure.code == 421:
@@ -230,14 +272,25 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException):
             self._drop()
 
-    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
-        """Send over the open connection; a connection the server closed is reopened once."""
+    def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        key: str,
+        gate: Callable[[], None] | None = None,
+    ) -> None:
+        """Send over the open connection; a connection the server closed is reopened once.
+
+        `gate` is called with everything but the final "." on the wire: the wait for it
+        overlaps the transfer (see `Transport.send`).
+        """
         payload = _stuff(data)
         for attempt in (1, 2):
             fresh = self._conn is None
             conn = self._conn = self._conn or self._open()
             try:
-                self._transaction(conn, envelope_from, recipient, payload)
+                self._transaction(conn, envelope_from, recipient, payload, gate)
             except _Dropped as exc:
                 self._drop()
                 # Nothing went out: retrying once on a new connection cannot duplicate the

@@ -27,12 +27,22 @@ from comms.core.transport_url import SCHEMES, Kind, known_schemes, scheme_of, tr
 from comms.mail.http_api import HttpApiTransport
 from comms.mail.smtp import SmtpTransport
 
+#: Called by a transport right before a message is handed over for good; it may block, and
+#: what it raises leaves the message unsent (and goes to the caller).
+Gate = Callable[[], None]
+
 
 class Transport(Protocol):
     """Sends finished bytes; raises TemporaryFailure, PermanentFailure or PolicyRejection."""
 
-    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
-        """Deliver `data` to one recipient; `key` is the idempotency key (stable per delivery)."""
+    def send(
+        self, envelope_from: str, recipient: str, data: bytes, key: str, gate: Gate | None = None
+    ) -> None:
+        """Deliver `data` to one recipient; `key` is the idempotency key (stable per delivery).
+
+        `gate`, when given, is called once, as late as the transport can: SMTP calls it with
+        all but the final "." sent, so that what the caller waits for overlaps the transfer.
+        """
 
     def close(self) -> None:
         """Release connections."""
@@ -54,9 +64,13 @@ class FileTransport:
         parts = [p.lstrip(".") or "_" for p in parts]
         return self.directory.joinpath(*parts).with_name(parts[-1] + ".eml")
 
-    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
+    def send(
+        self, envelope_from: str, recipient: str, data: bytes, key: str, gate: Gate | None = None
+    ) -> None:
         """Write the message atomically as a 0600 file in 0700 folders: it holds live links."""
         path = self.path_for(key)
+        if gate is not None:
+            gate()
         try:
             write_private(path, data)
         except OSError as exc:
@@ -118,11 +132,15 @@ class MemoryTransport:
         self.sent = outbox if outbox is not None else []
         self.failures = {address: list(errors) for address, errors in (failures or {}).items()}
 
-    def send(self, envelope_from: str, recipient: str, data: bytes, key: str) -> None:
+    def send(
+        self, envelope_from: str, recipient: str, data: bytes, key: str, gate: Gate | None = None
+    ) -> None:
         """Record the message, or raise the next scripted failure for this recipient."""
         scripted = self.failures.get(recipient)
         if scripted:
             raise scripted.pop(0)
+        if gate is not None:
+            gate()
         self.sent.append(SentMessage(envelope_from, recipient, data, key))
 
     def close(self) -> None:

@@ -47,6 +47,14 @@ IN_RUN_MAX_WAIT = 60.0
 BOUNCE_BREAKER = 10
 
 
+class _HandBack(Exception):
+    """The run stopped while a message was held: it stays unsent, its row goes back."""
+
+
+class _LeaseLost(Exception):
+    """The claims' lease may have run out while a message was held: it stays unsent."""
+
+
 @dataclass(frozen=True)
 class SendOptions:
     """Pacing and retry of one run, in the units the run uses.
@@ -112,6 +120,9 @@ class Run:
         self.progress = progress
         self.owner = owner_id()
         self.jobs: queue.Queue[Claimed | None] = queue.Queue()
+        #: Set by a worker that leaves fewer than a claim's worth of jobs queued: the
+        #: dispatcher sleeps on it rather than polling the queue.
+        self.hungry = threading.Event()
         self.lock = threading.Lock()
         self.stop = threading.Event()
         #: Every database use of the run waits out an outage (until the run is asked to stop).
@@ -211,8 +222,11 @@ class Run:
         transport: Transport | None = None
         last = 0
         try:
+            refill = self.options.claim_size
             while (item := self.jobs.get()) is not None:
-                if self.stop.is_set():
+                if not self.hungry.is_set() and self.jobs.qsize() < refill:
+                    self.hungry.set()
+                if self.asked_to_stop():
                     outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
                 else:
                     outcome, transport = self.deliver(item, probe, transport, last)
@@ -271,11 +285,6 @@ class Run:
             self.budget.acquire()
             if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
                 return back, transport
-            # At most one transmitted-but-unrecorded message per connection: this bounds the
-            # duplicates a crash can cause. Building the message above overlaps the commit.
-            self.recorder.wait(last)
-            if self.stop.is_set():  # stopped while the outcome before was being recorded
-                return back, transport
             # Right before sending (docs/requirements.md S12, E9).
             reason = self.patience.call(partial(probe.reason, item.key))
         except Stopped:  # asked to stop while the database was away
@@ -287,10 +296,17 @@ class Run:
         try:
             if transport is None:
                 transport = self.opener()
-            # Last, as the lookup and the connection above may each have hung for long.
-            if not self.keeper.holds():
-                return self.lease_lost(item), transport
-            transport.send(message.envelope_from, message.recipient, message.data, message.key)
+            # The transport holds the message right before it goes for good (SMTP: all but the
+            # final ".") until the gate says outcome `last` is durable: at most one transmitted
+            # but unrecorded message per connection, and the wait overlaps the transfer.
+            gate = partial(self.gate, last)
+            transport.send(
+                message.envelope_from, message.recipient, message.data, message.key, gate
+            )
+        except _HandBack:  # stopped while the outcome before was being recorded
+            return back, transport
+        except _LeaseLost:
+            return self.lease_lost(item), transport
         except PolicyRejection as exc:
             return self.reject(item, exc), transport
         except PermanentFailure as exc:
@@ -315,6 +331,15 @@ class Run:
             self.connection_failures = self.bounces_in_row = 0
         self.bucket.speed_up()
         return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
+
+    def gate(self, last: int) -> None:
+        """Let a held message go once outcome `last` is durable and the run still may send."""
+        self.recorder.wait(last)
+        if self.asked_to_stop():  # a shutdown asked for meanwhile, too: the message stays here
+            raise _HandBack
+        # Last, as the lookup, the connection and the wait above may each have hung for long.
+        if not self.keeper.holds():
+            raise _LeaseLost
 
     def lease_lost(self, item: Claimed) -> Outcome:
         """Stop the run and hand the row back: another worker may own it by now."""
@@ -385,7 +410,9 @@ class Run:
                 self.interrupt()
                 break
             if self.jobs.qsize() >= size:
-                time.sleep(0.002)
+                self.hungry.clear()
+                if self.jobs.qsize() >= size:  # no worker took one since: sleep until one does
+                    self.hungry.wait(0.05)
                 continue
             try:
                 claimed = self.patience.call(partial(self.claim, size))
