@@ -1,8 +1,9 @@
 """The whole desk in one walk in Chromium, as issue 24 asks: an editor logs in, writes a new
 issue with a picture, fixes a problem the page shows beside its field, previews and proofs it;
-a second account logs in with TOTP, approves and schedules it; the scheduler (as `comms serve`
-runs it) sends it while the status page is watched until it is done; the audit log and the
-git history show each step.
+a second account logs in with TOTP at a second desk, changes the subject and so may not approve
+it (four eyes) until the editor takes the change over, then approves and schedules it; the
+scheduler (as `comms serve` runs it) sends it while the status page is watched until it is
+done; the audit log and the git history show each step.
 
 Real parts throughout: the app over HTTP, an SMTP server on 127.0.0.1 that receives the proof
 and the sent mails, a git repository as the content folder, SQLite and PostgreSQL. axe-core
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.database, pytest.mark.slow, pytest.mark.xdist_group("c
 
 TITLE = "Sommerfest im Quartier"
 NEW_TEXT = "Am Samstag feiern wir gemeinsam im Stadtteilzentrum."
+SECOND_TEXT = "Bitte bringen Sie einen Salat mit."
 PREHEADER = "Einladung zum Sommerfest und ein Bild vom letzten Jahr."
 ALT = "Menschen an langen Tischen im Hof"
 #: The picture as the mails show it: a copy sized for mail from the uploaded file.
@@ -239,14 +241,39 @@ def test_the_whole_walk_from_writing_to_a_scheduled_send(
         wait_for(lambda: len(mails_to(handler, "erika@example.org")) == 1)
         proof = html_of(mails_to(handler, "erika@example.org")[0])
         assert NEW_TEXT in proof and PICTURE in proof and ALT in proof
+
+        # -- four eyes: whoever changed the version last may not approve it ---------------
+        # Paul, at his own desk (a browser context of its own), improves the subject; then
+        # he may not approve it, until Erika takes his change over with one of her own.
+        other = browser.new_page(viewport={"width": 1280, "height": 900})
+        log_in(other, site, paul)
+        visit(other, f"{site.base}/desk/edit/issue/{slug}")
+        other.focus("#field-subject")
+        other.keyboard.press("End")
+        other.keyboard.type(" mit Bild")
+        press(other, "form[data-check] button[type=submit]")
+        other.wait_for_url("**?done=save")
+        visit(other, f"{site.base}/desk/issues/{slug}/")
+        press(other, f"form[action='/desk/issues/{slug}/approve'] button")
+        other.wait_for_url(f"**/desk/issues/{slug}/approve")
+        checked(other)
+        assert f"Paul changed issue '{slug}' last" in other.inner_text("p.error[role=alert]")
+        visit(page, f"{site.base}/desk/edit/issue/{slug}")
+        page.locator("#body").focus()
+        page.keyboard.press("Control+End")
+        page.keyboard.type(f"\n{SECOND_TEXT}\n")
+        press(page, "form[data-check] button[type=submit]")
+        page.wait_for_url("**?done=save")
+        checked(page)
         log_out(page)
+        page.close()
+        page = other
 
         # -- the approver approves and schedules, with the scheduler running ---------------
         config, store = open_site(root)
         handle = start_scheduler(config, store)
         assert handle is not None
         scheduler.append(handle)
-        log_in(page, site, paul)
         visit(page, f"{site.base}/desk/issues/{slug}/")
         press(page, f"form[action='/desk/issues/{slug}/approve'] button")
         page.wait_for_url("**?done=approve")
@@ -283,7 +310,8 @@ def test_the_whole_walk_from_writing_to_a_scheduled_send(
         for address in ADDRESSES:
             (sent,) = mails_to(handler, address)
             html = html_of(sent)
-            assert NEW_TEXT in html, address
+            assert NEW_TEXT in html and SECOND_TEXT in html, address
+            assert sent["Subject"].endswith(f"{TITLE} mit Bild"), address
             assert PICTURE in html, address
         log_out(page)
 
@@ -303,8 +331,11 @@ def test_the_whole_walk_from_writing_to_a_scheduled_send(
         ("Erika", "upload-image", image),
         ("Erika", "save", f"issue/{slug}"),
         ("Erika", "proof", slug),
-        ("Erika", "logout", ""),
         ("Paul", "login", ""),
+        ("Paul", "save", f"issue/{slug}"),
+        ("Paul", "approve-refused", slug),
+        ("Erika", "save", f"issue/{slug}"),
+        ("Erika", "logout", ""),
         ("Paul", "approve", slug),
         ("Paul", "schedule-asked", slug),
         ("Paul", "schedule", slug),
@@ -320,6 +351,8 @@ def test_the_whole_walk_from_writing_to_a_scheduled_send(
         erika_did.format(f"Edit issues/{slug}.md"),  # the problems fixed
         erika_did.format("Add images/sommerfest.jpg"),
         erika_did.format(f"Edit issues/{slug}.md"),  # the picture added to the text
+        f"Paul <paul@example.org>|Edit issues/{slug}.md on the desk",  # the subject
+        erika_did.format(f"Edit issues/{slug}.md"),  # Paul's change taken over
         f"Paul <paul@example.org>|Schedule issue {slug} for {due:%Y-%m-%d %H:%M} on the desk",
     ]
     assert git(root, "status", "--porcelain", "content", "static") == ""
