@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from .databases import Databases, database, parametrize
+from .deskkit import browser
 from .smtp_servers import free_port
 
-__all__ = ["database"]  # the autouse fixture of tests/databases.py
+# The autouse fixture of tests/databases.py; Chromium for the desk's browser tests.
+__all__ = ["browser", "database"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad_content"

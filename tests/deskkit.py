@@ -1,5 +1,6 @@
 """The desk in the browser for tests: the sample site with `[desk] enabled`, served over HTTP
-on 127.0.0.1, accounts made with `comms users add`."""
+on 127.0.0.1, accounts made with `comms users add`; Chromium and axe-core for the browser
+tests (the `browser` fixture, which tests/conftest.py offers to every test)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 import sqlalchemy as sa
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from comms.core.config import Config, load_config
@@ -29,6 +33,10 @@ ISSUE = "2020-02-newsletter"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 SECRET_RE = re.compile(r"TOTP secret: ([A-Z2-7]+)")
 PASSWORD_RE = re.compile(r"password: (\S+)")
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+#: The rules axe-core checks every desk page against.
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @dataclass
@@ -100,3 +108,20 @@ def open_desk(root: Path) -> Iterator[DeskSite]:
     finally:
         httpd.shutdown()  # type: ignore[attr-defined]
         store.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for one test."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def violations(page: Page) -> str:
+    """axe-core's report of the page's WCAG 2 A/AA violations; empty when there are none."""
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
+    return "" if results.violations_count == 0 else str(results.generate_report())

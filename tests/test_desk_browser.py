@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser
 
-from .deskkit import ISSUE, SECRET, DeskSite, open_desk
+from .deskkit import ISSUE, SECRET, DeskSite, open_desk, violations
 
 # Chromium is slow to start and memory-hungry: the browser files share one xdist worker.
 pytestmark = [
@@ -20,31 +19,12 @@ pytestmark = [
     pytest.mark.sqlite_only("checks the pages in a browser; the storage has its own tests"),
 ]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
 
 @pytest.fixture
 def desk_site(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeskSite]:
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
     with open_desk(site_copy) as site:
         yield site
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-def _violations(page: Page) -> str:
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
-    return "" if results.violations_count == 0 else str(results.generate_report())
 
 
 def test_desk_pages_pass_axe_after_a_keyboard_login(desk_site: DeskSite, browser: Browser) -> None:
@@ -56,7 +36,7 @@ def test_desk_pages_pass_axe_after_a_keyboard_login(desk_site: DeskSite, browser
         page.on("console", lambda msg: blocked.append(msg.text))
         page.goto(f"{desk_site.base}/desk/")
         assert page.url.endswith("/desk/login")
-        assert _violations(page) == ""
+        assert violations(page) == ""
         # Keyboard only: the skip link, the header's link, then name, password, Enter.
         for _ in range(3):
             page.keyboard.press("Tab")
@@ -66,7 +46,7 @@ def test_desk_pages_pass_axe_after_a_keyboard_login(desk_site: DeskSite, browser
         page.keyboard.type(anna.password)
         page.keyboard.press("Enter")
         page.wait_for_url("**/desk/code")
-        assert _violations(page) == ""
+        assert violations(page) == ""
         page.fill("#code", pyotp.TOTP(anna.totp).now())
         page.keyboard.press("Enter")
         page.wait_for_url("**/desk/")
@@ -74,7 +54,7 @@ def test_desk_pages_pass_axe_after_a_keyboard_login(desk_site: DeskSite, browser
         for path in [*pages, "/desk/nothing"]:
             page.goto(desk_site.base + path)
             assert page.locator("h1").count() == 1, path
-            assert _violations(page) == "", path
+            assert violations(page) == "", path
         assert not [text for text in blocked if "Content Security Policy" in text]
         page.locator("form[action='/desk/logout'] button").click()
         page.wait_for_url("**/desk/login")

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from .deskkit import SECRET, DeskSite, open_desk
-from .test_desk_browser import ARGS, CHROMIUM, _violations
+from .deskkit import SECRET, DeskSite, open_desk, violations
 from .test_desk_media import _git
 
 # Chromium is slow to start and memory-hungry: the browser files share one xdist worker.
@@ -33,16 +32,6 @@ def desk_site(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk
     _git(site_copy, "commit", "--quiet", "-m", "Start")
     with open_desk(site_copy) as site:
         yield site
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def _focused(page: Page) -> str:
@@ -78,7 +67,7 @@ def test_media_pages_by_keyboard_pass_axe_at_laptop_and_tablet_widths(
         page.get_by_role("link", name="Bilder").click()
         page.wait_for_url("**/desk/images")
         assert page.locator("h1").count() == 1
-        assert _violations(page) == ""
+        assert violations(page) == ""
         page.set_input_files("#file", str(photo))
         page.focus("#file")
         page.keyboard.press("Tab")
@@ -95,12 +84,12 @@ def test_media_pages_by_keyboard_pass_axe_at_laptop_and_tablet_widths(
         page.wait_for_selector("text=Bild hochgeladen")
         assert f"images/foto-{width}.jpg" in page.inner_text("main")
         assert page.input_value("#markdown") == f"![Ein grünes Bild](/images/foto-{width}.jpg)"
-        assert _violations(page) == ""
+        assert violations(page) == ""
 
         # The translations: the list, then one beside its original.
         page.get_by_role("link", name="Übersetzungen").click()
         page.wait_for_url("**/desk/translations")
-        assert _violations(page) == ""
+        assert violations(page) == ""
         original_file = desk_site.root / "content" / "events" / f"{EVENT}.md"
         if width == 768:  # the original changed: the page says so and shows how
             changed = original_file.read_text("utf-8").replace("acht Werkstatt", "neun Werkstatt")
@@ -108,7 +97,7 @@ def test_media_pages_by_keyboard_pass_axe_at_laptop_and_tablet_widths(
         page.goto(f"{desk_site.base}/desk/translate/event/{EVENT}/en")
         assert page.locator("h1").count() == 1
         assert page.locator("details").count() == (1 if width == 768 else 0)
-        assert _violations(page) == ""
+        assert violations(page) == ""
         original = page.locator("section[aria-labelledby='original-body'] pre").bounding_box()
         translation = page.locator("#body").bounding_box()
         assert original is not None and translation is not None
@@ -128,7 +117,7 @@ def test_media_pages_by_keyboard_pass_axe_at_laptop_and_tablet_widths(
         page.keyboard.press("Enter")
         page.wait_for_url("**?done=save")
         assert page.locator("p.done").inner_text() == "Gespeichert."
-        assert _violations(page) == ""
+        assert violations(page) == ""
         page.close()
     assert not [text for text in blocked if "Content Security Policy" in text]
     stored = desk_site.root / "content" / "events" / f"{EVENT}.en.md"

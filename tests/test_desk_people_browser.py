@@ -4,15 +4,13 @@ node-oidc-provider, whose page after the callback must reach the desk with the l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from .deskkit import SECRET, DeskSite, open_desk
+from .deskkit import SECRET, DeskSite, open_desk, violations
 from .ledgerkit import run_cli
 from .oidckit import sso_desk_on
 
@@ -21,25 +19,6 @@ pytestmark = [
     pytest.mark.xdist_group("chromium"),
     pytest.mark.sqlite_only("checks the pages in a browser; the storage has its own tests"),
 ]
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-def _violations(page: Page) -> str:
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
-    return "" if results.violations_count == 0 else str(results.generate_report())
 
 
 def _log_in(page: Page, site: DeskSite, name: str, password: str, totp: str) -> None:
@@ -73,24 +52,24 @@ def test_admin_pages_pass_axe(
             _log_in(page, site, anna.name, anna.password, anna.totp)
             # The search by keyboard: the field, type, Enter.
             page.goto(f"{site.base}/desk/people")
-            assert _violations(page) == ""
+            assert violations(page) == ""
             page.focus("#q")
             page.keyboard.type("maria")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=maria@example.org")
-            assert _violations(page) == ""
+            assert violations(page) == ""
             for path in (f"/desk/people/{person.uid}", "/desk/accounts", "/desk/settings"):
                 page.goto(site.base + path)
                 assert page.locator("h1").count() == 1, path
-                assert _violations(page) == "", path
+                assert violations(page) == "", path
             page.goto(f"{site.base}/desk/people/{person.uid}")
             page.locator(f"form[action='/desk/people/{person.uid}/erase'] button").click()
             page.wait_for_selector("input[name=confirm]", state="attached")
-            assert _violations(page) == ""  # the confirmation step
+            assert violations(page) == ""  # the confirmation step
             page.goto(f"{site.base}/desk/accounts")
             page.get_by_role("button", name="Erin Editor: Neues Passwort und TOTP").click()
             page.wait_for_selector('h1:has-text("Erin Editor")')
-            assert _violations(page) == ""  # the new secrets, shown once
+            assert violations(page) == ""  # the new secrets, shown once
             page.close()
             if width == 1280:  # a code works once: the second run logs in as another admin
                 anna = site.add("Anna Admin 2", "admin")
@@ -105,7 +84,7 @@ def test_sign_on_in_a_browser_reaches_the_desk(
         desk.site.add("Anna Admin", "admin", "anna@example.org")
         page = browser.new_page()
         page.goto(f"{desk.site.base}/desk/login")
-        assert _violations(page) == ""
+        assert violations(page) == ""
         page.get_by_role("link", name="Mit Single Sign-on anmelden").click()
         # The provider's development login form: any name, no password check.
         page.fill("input[name=login]", "anna")
@@ -116,4 +95,4 @@ def test_sign_on_in_a_browser_reaches_the_desk(
         page.wait_for_url(f"{desk.site.base}/desk/")
         assert page.locator("h1").inner_text() == "Redaktion"
         assert page.get_by_role("link", name="Protokoll").count() == 1
-        assert _violations(page) == ""
+        assert violations(page) == ""

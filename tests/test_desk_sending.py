@@ -209,6 +209,17 @@ def test_progress_per_edition_counts_deferred_deliveries(
     assert "Refresh" not in browser.get(f"{desk_site.base}/desk/sends/{ISSUE}/").headers
 
 
+def test_a_send_not_started_yet_may_be_followed(desk_site: DeskSite) -> None:
+    """The scheduler (on any host) starts a scheduled send: its reader may follow the page."""
+    browser = log_in(desk_site, desk_site.add("Erika", "editor"))
+    url = f"{desk_site.base}/desk/sends/{ISSUE}/"
+    page = browser.get(url)
+    assert "Noch nicht begonnen." in page.text and 'href="?follow=1"' in page.text
+    assert "Refresh" not in page.headers  # not unless asked
+    followed = browser.get(f"{url}?follow=1")
+    assert followed.headers["Refresh"] == "5" and 'href="?follow=0"' in followed.text
+
+
 def test_a_send_the_rules_refuse_names_the_reason(desk_site: DeskSite, handler: Handler) -> None:
     paul = desk_site.add("Paul", "approver", "paul@example.org")
     erika = desk_site.add("Erika", "editor", "erika@example.org")

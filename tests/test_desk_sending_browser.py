@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from comms.core.clock import now_utc
 
-from .deskkit import ISSUE, SECRET, DeskSite, open_desk
+from .deskkit import ISSUE, SECRET, DeskSite, open_desk, violations
 from .smtp_servers import Handler, smtp_server
 from .test_desk_sending import ADDRESSES, FAST, approve, import_people
 
@@ -24,10 +23,6 @@ pytestmark = [
     pytest.mark.xdist_group("chromium"),
     pytest.mark.sqlite_only("checks the pages in a browser; the storage has its own tests"),
 ]
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture
@@ -47,21 +42,6 @@ def desk_site(
         import_people(site_copy)
         with open_desk(site_copy) as site:
             yield site
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-def _violations(page: Page) -> str:
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
-    return "" if results.violations_count == 0 else str(results.generate_report())
 
 
 def _log_in(page: Page, site: DeskSite, name: str, password: str, totp: str) -> None:
@@ -84,13 +64,13 @@ def test_send_now_and_watch_it_in_the_browser(
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     _log_in(page, desk_site, paul.name, paul.password, paul.totp)
     page.goto(f"{desk_site.base}/desk/issues/{ISSUE}/")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     # Keyboard only: focus the button, Enter; the confirmation page; its button, Enter.
     page.get_by_role("button", name="Jetzt senden …").focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/desk/issues/{ISSUE}/send")
     assert page.locator("h1").inner_text() == "Versand bestätigen"
-    assert _violations(page) == ""
+    assert violations(page) == ""
     page.get_by_role("button", name="Diese Fassung jetzt senden").focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/desk/sends/{ISSUE}/")
@@ -109,7 +89,7 @@ def test_send_now_and_watch_it_in_the_browser(
         ):
             page.goto(desk_site.base + path)
             assert page.locator("h1").count() == 1, path
-            assert _violations(page) == "", path
+            assert violations(page) == "", path
     # The schedule's confirmation and the page of a refusal.
     page.goto(f"{desk_site.base}/desk/issues/2019-11-newsletter/")
     day = (now_utc() + timedelta(days=2)).astimezone(desk_site.config.tz).date()
@@ -118,5 +98,5 @@ def test_send_now_and_watch_it_in_the_browser(
     page.get_by_role("button", name="Zeitpunkt festlegen …").click()
     page.wait_for_url("**/desk/issues/2019-11-newsletter/schedule")
     assert page.locator("h1").inner_text() == "Nicht gesendet"  # nobody approved it
-    assert _violations(page) == ""
+    assert violations(page) == ""
     page.close()

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from .deskkit import ISSUE, SECRET, DeskSite, open_desk
+from .deskkit import ISSUE, SECRET, DeskSite, open_desk, violations
 
 pytestmark = [
     pytest.mark.slow,
@@ -19,31 +18,12 @@ pytestmark = [
     pytest.mark.sqlite_only("checks the pages in a browser; the storage has its own tests"),
 ]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
 
 @pytest.fixture
 def desk_site(site_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeskSite]:
     monkeypatch.setenv("COMMS_SECRET_KEY", SECRET)
     with open_desk(site_copy) as site:
         yield site
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-def _violations(page: Page) -> str:
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG}})
-    return "" if results.violations_count == 0 else str(results.generate_report())
 
 
 def _log_in(page: Page, site: DeskSite) -> None:
@@ -72,7 +52,7 @@ def test_a_mistake_is_shown_beside_its_line_while_typing_and_goes_when_fixed(
     page.on("console", lambda msg: console.append(msg.text))
     _log_in(page, desk_site)
     page.goto(f"{desk_site.base}/desk/edit/issue/{ISSUE}")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     body = page.locator("#body")
     lines = body.input_value().count("\n")
     body.focus()
@@ -83,7 +63,7 @@ def test_a_mistake_is_shown_beside_its_line_while_typing_and_goes_when_fixed(
     # Beside its line: the line of the body the editor sees (the file's is further down).
     expect(problem).to_contain_text(f"Zeile {lines + 2}: ")
     expect(page.locator("#problem-count")).not_to_contain_text("Fehler: 0")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     # The problem leads to its line: Enter on it selects the line, which the editor deletes.
     problem.locator("button").focus()
     page.keyboard.press("Enter")
@@ -114,7 +94,7 @@ def test_the_raw_editor_and_the_new_page_pass_axe_and_work_by_keyboard(
     page = browser.new_page(viewport={"width": 768, "height": 1000})
     _log_in(page, desk_site)
     page.goto(f"{desk_site.base}/desk/edit/issue/{ISSUE}/raw")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     text = page.locator("#text")
     text.focus()
     page.keyboard.press("Control+Home")
@@ -122,13 +102,13 @@ def test_the_raw_editor_and_the_new_page_pass_axe_and_work_by_keyboard(
     page.keyboard.type("nummer: 3\n")
     problem = page.locator("#problems-text li", has_text="nummer").first
     expect(problem).to_contain_text("Zeile 2: ")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     page.goto(f"{desk_site.base}/desk/new/practice")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     _tab_to(page, "#title")
     page.keyboard.type("Lesepaten für alle")
     _tab_to(page, "button:not([name])")
     page.keyboard.press("Enter")
     page.wait_for_url("**/desk/edit/practice/lesepaten-fuer-alle?done=create")
-    assert _violations(page) == ""
+    assert violations(page) == ""
     expect(page.locator("#problems-summary li, #problems-organisation li").first).to_be_visible()

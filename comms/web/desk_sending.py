@@ -163,15 +163,18 @@ def add_sending_pages(kit: DeskKit) -> None:
         starting = state is None and sending.starting(slug)
         live = starting or (state is not None and state.sending)
         # Reloading is on while the send goes on, unless the reader turned it off (WCAG
-        # 2.2.1): a Refresh header, so the page needs no script.
-        follow = live and request.args.get("follow") != "0"
+        # 2.2.1): a Refresh header, so the page needs no script. Before a send starts it is
+        # the reader's choice: the scheduler (any host) may start it at any moment.
+        waiting = state is None and not starting
+        asked = request.args.get("follow")
+        follow = (live and asked != "0") or (waiting and asked == "1")
         response = page(
             "send_status.html.j2",
             slug=slug,
             state=state,
             starting=starting,
             follow=follow,
-            live=live,
+            live=live or waiting,
             refresh=REFRESH_SECONDS,
             labels=labels,
             fmt=sending.fmt(),
