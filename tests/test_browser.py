@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 from werkzeug.serving import make_server
 
 from comms.content.site import read_site
+from comms.content.translation_files import digest
 from comms.core.config import load_config
 from comms.core.settings import contrast
 from comms.publish.build import collect, write_output
@@ -59,10 +60,37 @@ PAGES = [
 ]
 
 
+#: Translations of the February issue written for these tests: an edition has the public copy
+#: of a mail only when the issue is translated into it, and the sample translates it into
+#: Leichte Sprache only. Short texts, enough for the mail's frame and components per language.
+TRANSLATIONS = {
+    "en": (
+        "Dates in 2020: conference on 16 April and the special prize",
+        "Register for the conference and apply for the special prize",
+        "Dear readers,\n\nabout 150,000 refugees live in Lower Saxony today. The alliance "
+        "has set itself goals for 2020.\n",
+    ),
+    "ar": (
+        "مواعيد عام 2020: المؤتمر في 16 أبريل والجائزة الخاصة",
+        "سجّلوا في المؤتمر وتقدّموا للجائزة الخاصة",
+        "أعزاءنا القرّاء،\n\nيعيش اليوم نحو 150 ألف لاجئ في ولاية ساكسونيا السفلى. وقد وضع "
+        "التحالف لنفسه أهدافًا لعام 2020.\n",
+    ),
+}
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample site built into a folder."""
-    config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "comms.toml")
+    """The sample site, with the February issue in English and Arabic, built into a folder."""
+    root = copy_sample(tmp_path_factory.mktemp("sample"))
+    original = root / "content" / "issues" / "2020-02-newsletter.md"
+    for language, (subject, preheader, body) in TRANSLATIONS.items():
+        (original.with_name(f"2020-02-newsletter.{language}.md")).write_text(
+            f'---\noriginal_digest: {digest(original)}\nsubject: "{subject}"\n'
+            f'preheader: "{preheader}"\n---\n{body}',
+            encoding="utf-8",
+        )
+    config = load_config(root / "comms.toml")
     site, _ = read_site(config)
     # As after its send: before its send_at (after the reference date) 2020-02 is not public.
     site.sent = frozenset({"2020-02-newsletter"})

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.publish import build, build_record, templating
 from comms.publish.page_cache import INDEX, PageCache
-from comms.publish.producer import Build, Files
+from comms.publish.producer import Files
 from comms.publish.refresh import Publication, publish_now
 from comms.publish.state import FileState
 
@@ -188,24 +187,40 @@ def test_two_processes_building_at_once_leave_a_whole_and_right_output(
     assert b": 0 written," in again.stdout
 
 
-def test_workers_make_the_same_bytes_as_one_process(
-    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+#: Run in a fresh process: a test process has other threads (xdist's, servers of other tests),
+#: and with other threads running the build makes its files here, never in forked workers.
+WORKERS_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from comms.content.site import read_site
+from comms.core.config import load_config
+from comms.publish import build
+from comms.publish.producer import Build, Files
+from comms.publish.state import FileState
+
+root = Path(sys.argv[1])
+build.PARALLEL_FROM = 1
+config = load_config(root / "comms.toml", environ={})
+site, _ = read_site(config)
+for processes in (1, 2):
+    files = build.collect(Build(config, site, FileState(config.root)))
+    build.write_output(root / f"out-{processes}", files, processes=processes)
+pids = Files({f"{n}.txt": (lambda: str(os.getpid()).encode()) for n in range(40)})
+made = build.make_all(pids, list(pids), processes=2)
+print(json.dumps({"here": os.getpid(), "made": sorted({int(v) for v in made.values()})}))
+"""
+
+
+def test_workers_make_the_same_bytes_as_one_process_in_other_processes(
+    site_copy: Path,
 ) -> None:
-    config = load_config(site_copy / "comms.toml", environ={})
-    site, _ = read_site(config)
-    monkeypatch.setattr(build, "PARALLEL_FROM", 1)
-    outputs = []
-    for processes in (1, 2):
-        files = build.collect(Build(config, site, FileState(config.root)))
-        out = site_copy / f"out-{processes}"
-        build.write_output(out, files, processes=processes)
-        outputs.append(_tree(out))
-    assert outputs[0] == outputs[1]
-
-
-def test_many_files_are_made_by_forked_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "PARALLEL_FROM", 1)
-    files = Files({f"{n}.txt": (lambda: str(os.getpid()).encode()) for n in range(40)})
-    made = build.make_all(files, list(files), processes=2)
-    assert sorted(made) == sorted(files)
-    assert str(os.getpid()).encode() not in set(made.values())
+    answer = subprocess.run(
+        [sys.executable, "-c", WORKERS_SCRIPT, str(site_copy)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    pids = json.loads(answer.stdout.splitlines()[-1])
+    # The 40 files were made by forked workers, none here.
+    assert pids["made"] and pids["here"] not in pids["made"]
+    assert _tree(site_copy / "out-1") == _tree(site_copy / "out-2")
