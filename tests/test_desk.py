@@ -694,7 +694,7 @@ def test_the_author_of_the_last_commit_cannot_approve(site: Path) -> None:
     _commit(site, "Lena Lang <lena@example.org>", "Kinderbetreuung")
     code, _, err = run_cli(site, "approve", ISSUE, "--by", "Lena Lang")
     assert code == 1
-    assert f"Lena Lang changed event '{event}' of issue '{ISSUE}' last (commit " in err
+    assert f"Lena Lang changed '{event}', shown in issue '{ISSUE}', last (commit " in err
     code, out, err = run_cli(site, "approve", ISSUE, "--by", "Erika Muster")
     assert code == 0, err
     assert status(site)["approved"] is True

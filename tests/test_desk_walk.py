@@ -257,7 +257,10 @@ def test_the_whole_walk_from_writing_to_a_scheduled_send(
         press(other, f"form[action='/desk/issues/{slug}/approve'] button")
         other.wait_for_url(f"**/desk/issues/{slug}/approve")
         checked(other)
-        assert f"Paul changed issue '{slug}' last" in other.inner_text("p.error[role=alert]")
+        refusal = other.inner_text("p.error[role=alert]")
+        # In the desk's words: what to do on the desk, not which command to run.
+        assert f"Paul hat die Ausgabe „{slug}“ zuletzt geändert" in refusal
+        assert "comms approve" not in refusal
         visit(page, f"{site.base}/desk/edit/issue/{slug}")
         page.locator("#body").focus()
         page.keyboard.press("Control+End")

@@ -343,7 +343,7 @@ def test_the_last_author_may_not_approve(desk_site: DeskSite) -> None:
         f"{desk_site.base}/desk/issues/{ISSUE}/approve",
         data={"csrf_token": csrf(page.text), "version": version.group(1)},
     )
-    assert refused.status_code == 409 and "sent the last proof" in refused.text
+    assert refused.status_code == 409 and "den letzten Probeversand" in refused.text
     assert Desk(desk_site.store.engine).approvals(ISSUE) == []
 
 
@@ -469,7 +469,7 @@ def test_a_save_is_a_commit_by_the_account_and_four_eyes_follow_it(desk_site: De
     assert found is not None
     data = {"csrf_token": csrf(page.text), "version": found.group(1)}
     refused = browser.post(f"{desk_site.base}/desk/issues/{ISSUE}/approve", data=data)
-    assert refused.status_code == 409 and "changed issue" in refused.text
+    assert refused.status_code == 409 and "zuletzt geändert" in refused.text
     other = log_in(desk_site, vera)
     page = other.get(f"{desk_site.base}/desk/issues/{ISSUE}/")
     data = {"csrf_token": csrf(page.text), "version": found.group(1)}

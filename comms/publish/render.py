@@ -10,7 +10,7 @@ from typing import Any
 import mjml
 
 from comms.content import urls
-from comms.content.models import Award, Event, Issue, Practice, Site
+from comms.content.models import N_, Award, Event, Issue, Practice, Site
 from comms.content.translation_files import untranslated
 from comms.content.urls import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Urls
 from comms.core.config import Config
@@ -187,11 +187,6 @@ def render_confirmation(
     )
     text = wrap_lines(_render(edition, "text", "confirmation.txt.j2", context)).rstrip("\n") + "\n"
     return subject, html, text
-
-
-def N_(message: str) -> str:
-    """Mark an interface string for the catalogs; it is translated where it is used."""
-    return message
 
 
 #: The mails that carry one personal link: (subject, what was asked for, button).

@@ -5,13 +5,13 @@ from __future__ import annotations
 import difflib
 import getpass
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from comms.content.authors import Uncommitted, last_change
-from comms.content.models import Issue, Item, Site
+from comms.content.models import N_, Issue, Item, Site
 from comms.core.clock import now_utc
 from comms.core.config import Config
 from comms.core.errors import CommsError
@@ -165,8 +165,46 @@ def _shown_path(config: Config, path: Path) -> str:
     return str(path.relative_to(config.root)) if path.is_relative_to(config.root) else str(path)
 
 
-def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name: str) -> str | None:
-    """Why `name` may not approve `issue` (four eyes), or None when they may.
+#: The four-eyes refusals: English for the terminal; the desk shows them in its language,
+#: where the catalogs' words say what to do on the desk rather than which command to run.
+NOT_AN_APPROVER = N_(
+    "%(name)s is not one of the approvers in [desk] approvers (%(allowed)s); "
+    "issue '%(slug)s' is not approved"
+)
+UNCOMMITTED = N_(
+    "%(shown)s: changes not committed, so who made them is unknown; commit them, then "
+    "someone other than their author approves; issue '%(slug)s' is not approved"
+)
+CHANGED_ISSUE = N_(
+    "%(name)s changed issue '%(slug)s' last (commit %(commit)s); the approval needs a "
+    "second person: someone else runs `comms approve %(slug)s --by NAME`; not approved"
+)
+CHANGED_ITEM = N_(
+    "%(name)s changed '%(item)s', shown in issue '%(slug)s', last (commit %(commit)s); the "
+    "approval needs a second person: someone else runs `comms approve %(slug)s --by NAME`; "
+    "not approved"
+)
+PROOF_AUTHOR = N_(
+    "%(name)s sent the last proof of issue '%(slug)s' and counts as its author (the content "
+    "folder is no git repository); the approval needs a second person: someone else runs "
+    "`comms approve %(slug)s --by NAME`; not approved"
+)
+
+
+def _same(message: str) -> str:
+    return message
+
+
+def approver_refusal(
+    config: Config,
+    desk: Desk,
+    site: Site,
+    issue: Issue,
+    name: str,
+    words: Callable[[str], str] = _same,
+) -> str | None:
+    """Why `name` may not approve `issue` (four eyes), or None when they may; in English, or
+    in the words `words` gives each message (the desk's language).
 
     A name outside `[desk] approvers` (when the list is set) may not; nor may whoever wrote
     the current version of anything the mail shows: where the content folder is a git
@@ -177,10 +215,7 @@ def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name:
     slug = issue.slug
     allowed = config.settings.desk.approvers
     if allowed and _folded(name) not in {_folded(a) for a in allowed}:
-        return (
-            f"{name} is not one of the approvers in [desk] approvers ({', '.join(allowed)}); "
-            f"issue '{slug}' is not approved"
-        )
+        return words(NOT_AN_APPROVER) % {"name": name, "allowed": ", ".join(allowed), "slug": slug}
     # Each item the mail shows, with its translations: whoever wrote the current version of
     # any of them may not be the one who approves it (an edited event is an edited mail).
     shown_items: list[Item] = [
@@ -198,30 +233,20 @@ def approver_refusal(config: Config, desk: Desk, site: Site, issue: Issue, name:
             change = last_change(config.content_dir, files)
         except Uncommitted as exc:
             shown = ", ".join(_shown_path(config, Path(p)) for p in exc.paths)
-            return (
-                f"{shown}: changes not committed, so who made them is unknown; commit them, "
-                f"then someone other than their author approves; issue '{slug}' is not approved"
-            )
+            return words(UNCOMMITTED) % {"shown": shown, "slug": slug}
         if change is None:
             continue
         in_git = True
         if _folded(name) in (_folded(change.name), _folded(change.email)):
-            kind = type(item).__name__.lower()
-            what = f"issue '{slug}'" if item is issue else f"{kind} '{item.slug}' of issue '{slug}'"
-            return (
-                f"{name} changed {what} last (commit {change.commit}); the "
-                "approval needs a second person: someone else runs `comms approve "
-                f"{slug} --by NAME`; not approved"
-            )
+            values = {"name": name, "slug": slug, "commit": change.commit}
+            if item is issue:
+                return words(CHANGED_ISSUE) % values
+            return words(CHANGED_ITEM) % {**values, "item": item.slug}
     if in_git:
         return None
     proofs = desk.proofs(slug)
     if proofs and _folded(proofs[-1].sent_by) == _folded(name):
-        return (
-            f"{name} sent the last proof of issue '{slug}' and counts as its author (the content "
-            "folder is no git repository); the approval needs a second person: someone else "
-            f"runs `comms approve {slug} --by NAME`; not approved"
-        )
+        return words(PROOF_AUTHOR) % {"name": name, "slug": slug}
     return None
 
 

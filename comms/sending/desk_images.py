@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from comms.content.authors import commit_file
+from comms.content.models import N_
 from comms.content.reader import slugify
 from comms.core.errors import CommsError
 from comms.db.desk_accounts import Account
@@ -38,11 +39,6 @@ THUMB_SIDE = 480
 SHARP = COLUMN * max(DENSITIES)
 #: The longest alternative text, caption and credit taken.
 MAX_TEXT = 500
-
-
-def N_(message: str) -> str:
-    """Mark an interface string for the catalogs; the desk translates it when it shows it."""
-    return message
 
 
 #: Why a file larger than UPLOAD_LIMIT is refused (also when the form as a whole is too large).

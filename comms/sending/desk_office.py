@@ -15,6 +15,7 @@ from comms.content.site import find_issue, read_site
 from comms.content.source_files import Source, read_source, save_source
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
+from comms.core.languages import home_edition
 from comms.db.approvals import Approval, Desk, ProofRecord
 from comms.db.desk_accounts import Account, DeskAccounts
 from comms.db.store import Store
@@ -23,6 +24,7 @@ from comms.publish.listing import Listed, list_items
 from comms.publish.problem_words import problem_line
 from comms.publish.quality import check_issue
 from comms.publish.render import RenderedIssue
+from comms.publish.templating import translate
 from comms.sending.approval import (
     Version,
     approval_of,
@@ -119,7 +121,10 @@ class Office:
                 f"issue '{slug}' changed since the page was loaded (now version "
                 f"{short(version.digest)}); check it again; not approved"
             )
-        refused = approver_refusal(config, self.desk, site, issue, account.name)
+        language = home_edition(config).language
+        refused = approver_refusal(
+            config, self.desk, site, issue, account.name, lambda m: translate(language, m)
+        )
         if refused is not None:
             raise CommsError(refused)
         done = record_approval(self.desk, issue, version, account.name)
