@@ -19,6 +19,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
 
+from comms.audience.read_only import guard_engine
 from comms.core.config import Config, load_config
 from comms.db.store import Store, open_store
 from comms.db.tables import desk_audit
@@ -88,6 +89,8 @@ def csrf(html: str) -> str:
 
 def serve(config: Config, store: Store, desk: bool = True) -> tuple[str, object]:
     blueprint = desk_blueprint(Office(config, store)) if desk else None
+    # As under `comms serve` (its subscriber pages turn the guard on): GET and HEAD never write.
+    guard_engine(store.engine)
     app = create_app(config.output_dir, config, desk=blueprint)
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

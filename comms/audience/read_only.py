@@ -56,7 +56,8 @@ def guard_engine(engine: Engine) -> None:
 def bookkeeping() -> Iterator[None]:
     """The guard's named exception to `read_only()`: within the block a GET may write what
     changes nobody's data, namely an anonymous counter (a number per page or link and day:
-    comms.db.counters) and a desk login's last-seen time (its idle timeout)."""
+    comms.db.counters), a desk login's last-seen time (its idle timeout), and the desk login
+    an identity provider's answer makes (single sign-on answers with a GET, by the standard)."""
     token = _READ_ONLY.set(False)
     try:
         yield

@@ -33,6 +33,7 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+from comms.audience.read_only import bookkeeping
 from comms.core.clock import now_utc
 from comms.core.keys import Purpose, timed_signer
 from comms.core.settings import DeskOidc
@@ -181,7 +182,8 @@ def add_sso_pages(kit: DeskKit, set_cookie: Callable[[Response, str], None]) -> 
 
     def failed(reason: str, who: str = "") -> Response:
         log.warning("desk single sign-on failed: %s", reason)
-        accounts.audit(who[:200] or "?", "login-failed", detail=f"single sign-on: {reason}")
+        with bookkeeping():  # the provider's answer arrives as a GET (the guard's exception)
+            accounts.audit(who[:200] or "?", "login-failed", detail=f"single sign-on: {reason}")
         message = _("The sign-on at the identity provider did not work.")
         response = page("login.html.j2", 401, error=message)
         response.delete_cookie(cookie(), path=path(), secure=not local_request(), httponly=True)
@@ -257,10 +259,14 @@ def add_sso_pages(kit: DeskKit, set_cookie: Callable[[Response, str], None]) -> 
         # A page, not a redirect: the login cookie is SameSite=Strict, and a browser does not
         # send it on a redirect that a navigation from the provider's site started.
         old = login_token()
-        if old:  # a login (or half a one, waiting for its code) in this browser ends
-            accounts.end(old)
         response = page("signed_on.html.j2")
-        set_cookie(response, accounts.start(account, True, lifetime))
+        # The provider's answer arrives as a GET: the login it makes is the guard's named
+        # exception (comms.audience.read_only.bookkeeping), after every check above.
+        with bookkeeping():
+            if old:  # a login (or half a one, waiting for its code) in this browser ends
+                accounts.end(old)
+            set_cookie(response, accounts.start(account, True, lifetime))
+            detail = f"single sign-on from {request.remote_addr}"
+            accounts.audit(account.name, "login", detail=detail)
         response.delete_cookie(cookie(), path=path(), secure=not local_request(), httponly=True)
-        accounts.audit(account.name, "login", detail=f"single sign-on from {request.remote_addr}")
         return response
