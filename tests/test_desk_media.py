@@ -247,8 +247,15 @@ def test_an_existing_image_is_replaced_only_when_chosen(desk_site: DeskSite) -> 
     assert again.status_code == 409
     assert "Ein Bild namens plakat.png gibt es schon." in again.text
     assert stored.read_bytes() == kept
-    replaced = _upload(
+    # An editor may not swap the bytes behind a name an approved issue may show.
+    swapped = _upload(
         browser, desk_site.base, "b.png", _photo(900, 500, "PNG"), name="Plakat", replace="yes"
+    )
+    assert swapped.status_code == 403 and "Nur wer freigeben darf" in html.unescape(swapped.text)
+    assert stored.read_bytes() == kept
+    paul = log_in(desk_site, desk_site.add("Paul", "approver", "paul@example.org"))
+    replaced = _upload(
+        paul, desk_site.base, "b.png", _photo(900, 500, "PNG"), name="Plakat", replace="yes"
     )
     assert replaced.status_code == 200
     with Image.open(stored) as image:

@@ -59,6 +59,17 @@ class Refused(CommsError):
         self.values = values
 
 
+#: Why an editor may not replace an image.
+REPLACE_ROLE = N_(
+    "Only an approver may replace an image, as approved issues may show it: upload it under a "
+    "new name."
+)
+
+
+class NotAllowed(Refused):
+    """An upload the account's role may not make."""
+
+
 class TooLarge(Refused):
     """An upload larger than the desk takes."""
 
@@ -314,6 +325,10 @@ def upload(
     """Store an uploaded image under `render.static_dir`/images/ as `account` and commit it
     where the folder is in a git repository; Refused says why not."""
     config = office.config
+    if replace and not account.may("approver"):
+        # An approved issue shows the image by its URL: its approval does not see the bytes,
+        # so swapping them is a change only someone who may approve may make.
+        raise NotAllowed(REPLACE_ROLE)
     alt = _one_line(alt, N_("The alternative text is longer than %(limit)s characters."))
     if not alt:
         raise Refused(N_("Describe the picture in the alternative text: it is required."))

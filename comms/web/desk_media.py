@@ -14,6 +14,7 @@ from comms.sending.desk_images import (
     TOO_LARGE,
     UPLOAD_LIMIT,
     Exists,
+    NotAllowed,
     Refused,
     TooLarge,
     Uploaded,
@@ -29,6 +30,8 @@ FORM_SLACK = 256 * 1024
 #: The largest translation form: a body of MAX_BODY characters of 3 UTF-8 bytes each,
 #: percent-encoded (9 bytes per character), and its fields.
 TEXT_FORM_LIMIT = 9 * MAX_BODY + FORM_SLACK
+#: The desk's forms that carry a whole text: edits, checks while typing, translations.
+TEXT_FORMS = frozenset({"desk.save_form", "desk.save_raw", "desk.check", "desk.save_translation"})
 #: What a redirect after a save may report (never text from the request).
 DONE = {"save"}
 
@@ -45,13 +48,13 @@ def add_media_pages(kit: DeskKit) -> None:
     def form_size() -> None:
         # The app takes small forms only (64 KiB); the upload and the desk's text forms (a
         # body of up to MAX_BODY characters, in a script of 2-3 UTF-8 bytes each,
-        # percent-encoded: edits, checks while typing, translations) get limits of their
-        # own, set before anything reads the body.
+        # percent-encoded) get limits of their own, set before anything reads the body.
+        # The login and code forms keep the small one: anyone may send them.
         if request.method != "POST":
             return
         if request.endpoint == "desk.upload_image":
             request.max_content_length = UPLOAD_LIMIT + FORM_SLACK
-        else:
+        elif request.endpoint in TEXT_FORMS:
             request.max_content_length = request.max_form_memory_size = TEXT_FORM_LIMIT
 
     @desk.errorhandler(RequestEntityTooLarge)
@@ -91,7 +94,15 @@ def add_media_pages(kit: DeskKit) -> None:
             )
         except Refused as exc:
             message = _(exc.message) % exc.values
-            status = 413 if isinstance(exc, TooLarge) else 409 if isinstance(exc, Exists) else 400
+            status = (
+                413
+                if isinstance(exc, TooLarge)
+                else 409
+                if isinstance(exc, Exists)
+                else 403
+                if isinstance(exc, NotAllowed)
+                else 400
+            )
             return upload_page(status, error=message, **typed)
         except CommsError as exc:
             return upload_page(409, error=str(exc), **typed)
