@@ -19,7 +19,6 @@ from comms.core.errors import (
     TemporaryFailure,
     Unreachable,
 )
-from comms.mail import smtp
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.replies import classify, classify_http
 from comms.mail.smtp import SmtpTransport
@@ -154,9 +153,8 @@ def _server_that_times_out_mid_data(
 
 
 def test_a_server_that_hangs_up_while_the_message_is_held_did_not_get_it(
-    messages: list[OutgoingMessage], monkeypatch: pytest.MonkeyPatch
+    messages: list[OutgoingMessage],
 ) -> None:
-    monkeypatch.setattr(smtp, "HOLD_CHECK", 0.0)
     held, gone = threading.Event(), threading.Event()
     seen: list[bytes] = []
     with socket.socket() as listener:

@@ -13,7 +13,6 @@ import select
 import smtplib
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from functools import cache
 from typing import Literal
@@ -47,8 +46,6 @@ def _fqdn() -> str:
 
 #: The end of DATA: the moment the server takes the message (RFC 5321 §4.1.1.4).
 END = b".\r\n"
-#: Seconds a message may be held before its "." after which the server's side is looked at.
-HOLD_CHECK = 1.0
 
 
 def _stuff(data: bytes) -> bytes:
@@ -250,16 +247,18 @@ class SmtpTransport:
     def _hold(self, sock: socket.socket, gate: Callable[[], None]) -> None:
         """Wait for `gate` with the message held before its final "."; what the gate raises
         ends the connection, so the server discards the message, and goes to the caller."""
-        began = time.monotonic()
         try:
             gate()
         except BaseException:
             self._drop()
             raise
         # A server that spoke meanwhile (a 421 for a timeout) or hung up has not taken the
-        # message: sending the "." now would turn this into an ambiguous loss. Only after a
-        # long hold: servers wait minutes for the rest of DATA (RFC 5321 §4.5.3.2.5).
-        if time.monotonic() - began >= HOLD_CHECK and select.select([sock], [], [], 0)[0]:
+        # message: sending the "." now would turn this into an ambiguous loss. Asked after
+        # every hold, short ones too (a connection can drop at any moment); poll, not
+        # select, which fails for descriptors from 1024 on.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        if poller.poll(0):
             raise _Dropped("the server spoke or hung up while the message was held")
 
     def _reset(self, conn: smtplib.SMTP, failure: DeliveryError) -> None:
