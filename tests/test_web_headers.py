@@ -18,6 +18,10 @@ ADDRESS = "erika.muster@example.org"
 TOKEN = "Xk3v9QpZrT2mW8yB.Lq4sNd7hFj1cVb6xGz0pRt5wYe"
 
 
+#: An SVG that would run script, opened on its own, on the origin of the desk.
+SVG_WITH_SCRIPT = '<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/desk/")</script></svg>'
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[Web]:
     public = tmp_path / "public"
@@ -25,6 +29,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
     (public / "index.html").write_text("<!doctype html><title>x</title>", encoding="utf-8")
     (public / "style.css").write_text("body{}", encoding="utf-8")
     (public / "feed.json").write_text("{}", encoding="utf-8")
+    (public / "logo.svg").write_text(SVG_WITH_SCRIPT, encoding="utf-8")
     with open_web(tmp_path) as kit:
         yield kit
 
@@ -49,6 +54,14 @@ def test_pages_have_a_csp_and_cannot_be_framed(web: Web, path: str) -> None:
         assert headers["Content-Security-Policy"] == CSP
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.sqlite_only(HEADERS_ONLY)
+def test_an_svg_runs_no_script(web: Web) -> None:
+    answer = web.client.get("/logo.svg")
+    assert answer.mimetype == "image/svg+xml"
+    policy = answer.headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "default-src 'none'" in policy and "script-src" not in policy
 
 
 @pytest.mark.sqlite_only(HEADERS_ONLY)

@@ -76,7 +76,10 @@ def report(
             first = start.date() if start else last - timedelta(days=364)
             if last < first:
                 raise click.UsageError("--to lies before --from")
-            audience = audience_report(store.engine, first, last)
+            try:
+                audience = audience_report(store.engine, first, last)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
             if csv_file is not None:
                 audience.write_csv(csv_file)
             if charts_dir is not None:

@@ -111,10 +111,17 @@ class AudienceReport:
         path.write_text(self.csv_text(), encoding="utf-8")
 
 
+#: The longest period a report covers: it counts month by month.
+MAX_YEARS = 50
+
+
 def audience_report(engine: Engine, start: date, end: date) -> AudienceReport:
-    """The audience report from `start` to `end` (both days counted, UTC)."""
+    """The audience report from `start` to `end` (both days counted, UTC); ValueError for a
+    period that ends before it starts, is longer than MAX_YEARS or has no day after it."""
     if end < start:
         raise ValueError("the end of the period lies before its start")
+    if end >= date.max or (end - start).days > MAX_YEARS * 366:
+        raise ValueError(f"a period of at most {MAX_YEARS} years before the year 9999")
     since = datetime.combine(start, time(), UTC)
     until = datetime.combine(end + timedelta(days=1), time(), UTC)
     return AudienceReport(start, end, audience_figures(engine, since, until))

@@ -212,7 +212,10 @@ def add_sending_pages(kit: DeskKit) -> None:
             return page("message.html.j2", 400, message=_("Date and time are not valid:"))
         if last < first:
             first, last = last, first
-        found = audience_report(engine, first, last)
+        try:
+            found = audience_report(engine, first, last)
+        except ValueError as exc:
+            return page("message.html.j2", 400, message=str(exc))
         charts = audience_charts(config, found)
         return page(
             "audience.html.j2",
