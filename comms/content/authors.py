@@ -4,7 +4,9 @@ desk's saves, and how an original changed since its translation was last committ
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,18 +72,27 @@ def last_change(folder: Path, paths: Sequence[Path]) -> Change | None:
     return Change(commit, name, email)
 
 
+_COMMITTING = threading.Lock()
+
+
 def commit_file(folder: Path, path: Path, name: str, email: str, message: str) -> str | None:
     """Commit `path` alone (a file under `folder`) with `name <email>` as author and committer;
     its short hash, or None when `folder` is no git repository. A failing commit (nothing
     changed, a hook refused) is a CommsError."""
-    if _git(folder, "rev-parse", "--show-toplevel") is None:
+    git_dir = _git(folder, "rev-parse", "--absolute-git-dir")
+    if git_dir is None:
         return None
     who = ["-c", f"user.name={name}", "-c", f"user.email={email}"]
-    if _git(folder, "add", "--", str(path)) is None:
-        raise CommsError(f"{path}: git add failed")
-    if _git(folder, *who, "commit", "--quiet", "-m", message, "--", str(path)) is None:
-        raise CommsError(f"{path}: git commit failed (nothing changed, or a hook refused it)")
-    found = _git(folder, "rev-parse", "--short", "HEAD")
+    # One commit at a time per repository, across threads and hosts sharing the folder:
+    # git's own index.lock refuses a second one instead of waiting, and the hash read after
+    # the commit must be this commit's.
+    with _COMMITTING, (Path(git_dir.strip()) / "comms-commit.lock").open("a") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        if _git(folder, "add", "--", str(path)) is None:
+            raise CommsError(f"{path}: git add failed")
+        if _git(folder, *who, "commit", "--quiet", "-m", message, "--", str(path)) is None:
+            raise CommsError(f"{path}: git commit failed (nothing changed, or a hook refused it)")
+        found = _git(folder, "rev-parse", "--short", "HEAD")
     return found.strip() if found else None
 
 

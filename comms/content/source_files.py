@@ -8,6 +8,7 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +49,12 @@ def read_source(path: Path) -> Source:
     return Source(data.decode("utf-8"), _digest(data))
 
 
-def save_source(path: Path, text: str, seen: str) -> str:
+def save_source(path: Path, text: str, seen: str, then: Callable[[], object] | None = None) -> str:
     """Write `text` to `path` (line ends as typed in a browser made `\\n`) when its bytes are
-    still those with digest `seen`; atomically (a reader sees the old or the new file). The new
-    digest; Conflict when the file changed meanwhile."""
+    still those with digest `seen`; atomically (a reader sees the old or the new file); then
+    call `then` (the commit) while the file is still held, so that no other save comes
+    between the write and its commit. The new digest; Conflict when the file changed
+    meanwhile."""
     data = text.replace("\r\n", "\n").encode("utf-8")
     with _SAVING, path.open("r+b") as held:
         # Whoever held the lock before may have replaced the file: the check reads the path
@@ -70,4 +73,6 @@ def save_source(path: Path, text: str, seen: str) -> str:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if then is not None:
+            then()
     return _digest(data)

@@ -165,10 +165,15 @@ class Office:
         `seen`; else Conflict), and where the content folder is a git repository commit it
         with the account as author. The new digest."""
         path = self.file(kind, slug)
-        digest = save_source(path, text, seen)
         email = account.email or "desk@localhost"
         message = f"Edit {path.relative_to(self.config.content_dir)} on the desk"
-        commit = commit_file(self.config.content_dir, path, account.name, email, message)
-        detail = f"commit {commit}" if commit else "no git repository"
+        commits: list[str | None] = []
+
+        def commit() -> None:
+            folder = self.config.content_dir
+            commits.append(commit_file(folder, path, account.name, email, message))
+
+        digest = save_source(path, text, seen, commit)
+        detail = f"commit {commits[0]}" if commits[0] else "no git repository"
         self.accounts.audit(account.name, "save", f"{kind}/{slug}", digest, detail)
         return digest

@@ -269,10 +269,16 @@ class SendingDesk:
             text = set_values(source.text, front, {"send_at": stamp})
         except ValueError as exc:
             raise CommsError(f"{issue.path}: {exc}") from None
-        save_source(issue.path, text, source.digest)
         email = account.email or "desk@localhost"
         message = f"Schedule issue {slug} for {stamp} on the desk"
-        commit = commit_file(config.content_dir, issue.path, account.name, email, message)
+        commits: list[str | None] = []
+
+        def commit_it() -> None:
+            folder = config.content_dir
+            commits.append(commit_file(folder, issue.path, account.name, email, message))
+
+        save_source(issue.path, text, source.digest, commit_it)
+        commit = commits[0]
         detail = f"send_at {stamp}; " + (f"commit {commit}" if commit else "no git repository")
         self.accounts.audit(account.name, "schedule", slug, digest, detail)
         return commit

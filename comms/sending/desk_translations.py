@@ -212,8 +212,17 @@ class Translations:
             recorded = _recorded(_parts(path.read_text("utf-8"), path)[0])
         if recorded is not None:
             text = with_digest(text, recorded)
+        email = account.email or "desk@localhost"
+        where = path.relative_to(self.config.content_dir)
+        message = f"{'Edit' if version else 'Add'} translation {where} on the desk"
+        commits: list[str | None] = []
+
+        def commit() -> None:
+            folder = self.config.content_dir
+            commits.append(commit_file(folder, path, account.name, email, message))
+
         if version:
-            new = save_source(path, text, version)
+            new = save_source(path, text, version, commit)
         else:
             data = text.encode("utf-8")
             try:
@@ -225,11 +234,8 @@ class Translations:
                     "your text was not saved"
                 ) from None
             new = hashlib.sha256(data).hexdigest()
-        email = account.email or "desk@localhost"
-        where = path.relative_to(self.config.content_dir)
-        message = f"{'Edit' if version else 'Add'} translation {where} on the desk"
-        commit = commit_file(self.config.content_dir, path, account.name, email, message)
-        detail = f"commit {commit}" if commit else "no git repository"
+            commit()  # a new file: its name was free, and git commits one at a time
+        detail = f"commit {commits[0]}" if commits[0] else "no git repository"
         subject = f"{kind}/{slug}.{language}"
         self.accounts.audit(account.name, "save-translation", subject, new, detail)
         return new
