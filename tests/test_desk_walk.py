@@ -222,11 +222,12 @@ def test_the_whole_walk_from_writing_to_a_scheduled_send(
         frames = page.locator("iframe[title^='Deutsch']")
         widths = [frames.nth(i).get_attribute("width") for i in range(frames.count())]
         assert widths == ["600", "375"]
-        # The preview's own URLs are root-relative (served by this server once built).
-        preview = (frames.first.get_attribute("srcdoc") or "").replace(
-            'src="/', 'src="https://newsletter.example.org/'
-        )
-        assert NEW_TEXT in preview and PICTURE in preview
+        # The picture shows before any build has made its resized copy: inline, the mail's
+        # own copy for sharp screens (twice the 552 px column).
+        preview = frames.first.get_attribute("srcdoc") or ""
+        assert NEW_TEXT in preview and 'src="data:image/jpeg;base64,' in preview
+        picture = page.frame_locator("iframe[title^='Deutsch']").first.locator(f"img[alt='{ALT}']")
+        assert picture.evaluate("image => image.complete && image.naturalWidth") == 1104
         # An editor proofs but may not approve: the page offers no approval, and a forged
         # form (with the page's own CSRF token) is refused.
         assert page.locator(f"form[action='/desk/issues/{slug}/approve']").count() == 0

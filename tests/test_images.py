@@ -3,6 +3,7 @@ size budget and missing files in `comms check`."""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from pathlib import Path
@@ -180,3 +181,28 @@ def test_an_image_over_the_budget_does_not_block_the_send(site_copy: Path) -> No
     config = load_config(site_copy / "comms.toml")
     site, errors = read_site(config)
     assert issue_problems(config, site, errors, "2019-11-newsletter") == []
+
+
+def test_a_preview_before_the_build_shows_the_pictures_inline(site_copy: Path) -> None:
+    """The desk previews a mail whose resized copies no build has made yet: the site's own
+    pictures become data: URLs of the same copies; other pictures stay as they are."""
+    photo(site_copy / "static" / "images" / "foto.jpg", 1200, 600)
+    with_body_line(
+        site_copy,
+        "![Ein Foto aus der Werkstatt](/images/foto.jpg)\n\n![Fehlt](/images/fehlt.png)\n\n"
+        "![Anderswo](https://example.org/bild.png)",
+    )
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    html = render_issue(config, site, site.issues[ISSUE]).html
+    shown = images.inline_images(config, html)
+    [tag] = [t for t in img_tags(shown) if 'alt="Ein Foto aus der Werkstatt"' in t]
+    found = re.search(r'src="data:image/jpeg;base64,([^"]+)"', tag)
+    assert found is not None and "srcset" not in tag
+    with Image.open(io.BytesIO(base64.b64decode(found.group(1)))) as image:
+        assert image.size == (1104, 552)  # the mail's own copy, made from the upload
+    # A missing file and another host's picture are left to the browser.
+    assert [t for t in img_tags(shown) if "Fehlt" in t] == [
+        t for t in img_tags(html) if "Fehlt" in t
+    ]
+    assert 'src="https://example.org/bild.png"' in shown

@@ -3,6 +3,7 @@ written into the build and cached, and the size budget `comms check` warns about
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import html
@@ -272,3 +273,55 @@ def budget_problem(path: Path) -> str | None:
             f"{MAX_SIDE:,} px on the longer side are plenty: scale it down"
         )
     return None
+
+
+_SRC = re.compile(r'(\ssrc=")([^"]*)(")', re.IGNORECASE)
+_SRCSET = re.compile(r'\ssrcset="[^"]*"', re.IGNORECASE)
+_SIZED_NAME = re.compile(r"^(?P<stem>.+)-(?P<width>\d+)w(?P<suffix>\.[^./]+)?$")
+#: The types an inlined picture may have (what the desk's upload takes, and SVG's not).
+_INLINE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+
+
+def _source_bytes(config: Config, site_path: str) -> tuple[bytes, str] | None:
+    """The bytes and type of a site image as the mail would load it: a file of the static
+    folder, or the resized copy a build makes of one (`_sized/…-552w.jpg`)."""
+    width = None
+    if site_path.startswith(urls.SIZED):
+        found = _SIZED_NAME.match(site_path.removeprefix(urls.SIZED))
+        if found is None:
+            return None
+        site_path = found["stem"] + (found["suffix"] or "")
+        width = int(found["width"])
+    path = static_file(config, site_path)
+    kind = _INLINE_TYPES.get(path.suffix.lower())
+    if kind is None or not path.is_file():
+        return None
+    size = image_size(path)
+    if width is not None and (size is None or width not in copy_widths(path, size[0])):
+        return None
+    return (resized(config, path, width) if width else path.read_bytes()), kind
+
+
+def inline_images(config: Config, body: str) -> str:
+    """`body` (a mail's HTML) with the site's own pictures as `data:` URLs: a preview before
+    the build shows new uploads and their resized copies, which the site serves only once
+    built. The `srcset` goes (its 2× copies are for screens, not for a check)."""
+
+    def one(tag: str) -> str:
+        found = _SRC.search(tag)
+        site_path = static_path(config, html.unescape(found.group(2))) if found else None
+        made = _source_bytes(config, site_path) if found and site_path else None
+        if found is None or made is None:
+            return tag
+        data, kind = made
+        uri = f"data:{kind};base64,{base64.b64encode(data).decode()}"
+        tag = tag[: found.start(2)] + uri + tag[found.end(2) :]
+        return _SRCSET.sub("", tag)
+
+    return _IMG.sub(lambda match: one(match.group()), body)

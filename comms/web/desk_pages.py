@@ -22,6 +22,7 @@ from comms.core.errors import CommsError
 from comms.core.keys import Purpose
 from comms.core.languages import site_editions
 from comms.db.desk_accounts import Account, Login
+from comms.publish.images import inline_images
 from comms.sending.approval import short
 from comms.sending.desk_office import Office
 from comms.web.desk_kit import (
@@ -199,7 +200,10 @@ def desk_blueprint(office: Office, limit: SharedLimit | None = None) -> Blueprin
             return page("message.html.j2", 404, message=str(exc))
         offered = site_editions(config)
         editions = [
-            (edition, local_images(config, view.rendered[edition.language].html))
+            (
+                edition,
+                local_images(config, inline_images(config, view.rendered[edition.language].html)),
+            )
             for edition in offered.all
         ]
         return page(
