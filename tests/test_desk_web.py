@@ -167,7 +167,7 @@ def test_lockout_after_failed_logins(desk_site: DeskSite) -> None:
     data = {"csrf_token": csrf(page.text), "name": "Erika", "password": erika.password}
     answer = browser.post(f"{desk_site.base}/desk/login", data=data)
     assert answer.status_code == 401  # the right password, but locked
-    account = DeskAccounts(desk_site.store.engine).find("Erika")
+    account = DeskAccounts(desk_site.store.engine, desk_site.store.secret).find("Erika")
     assert account is not None and account.locked_until is not None
     # `comms users reset` unlocks with a new password.
     code, out, err = run_cli(desk_site.root, "users", "reset", "Erika")

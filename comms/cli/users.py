@@ -65,7 +65,7 @@ def users_add(state: State, name: str, role: str, email: str) -> None:
     address = normalise_address(email) if email else ""
     store = _open_store(config)
     try:
-        accounts = DeskAccounts(store.engine)
+        accounts = DeskAccounts(store.engine, store.secret)
         issued = accounts.add(name, address, role)
         accounts.audit(_by(), "account-add", issued.account.name, detail=role)
     finally:
@@ -84,7 +84,7 @@ def users_list(state: State, as_json: bool) -> None:
     config = state.config()
     store = _open_store(config)
     try:
-        found = DeskAccounts(store.engine).accounts()
+        found = DeskAccounts(store.engine, store.secret).accounts()
     finally:
         store.close()
     if as_json:
@@ -120,7 +120,7 @@ def users_disable(state: State, name: str) -> None:
     config = state.config()
     store = _open_store(config)
     try:
-        accounts = DeskAccounts(store.engine)
+        accounts = DeskAccounts(store.engine, store.secret)
         account = accounts.disable(name)
         accounts.audit(_by(), "account-disable", account.name)
     finally:
@@ -139,7 +139,7 @@ def users_reset(state: State, name: str) -> None:
     config = state.config()
     store = _open_store(config)
     try:
-        accounts = DeskAccounts(store.engine)
+        accounts = DeskAccounts(store.engine, store.secret)
         issued = accounts.reset(name)
         accounts.audit(_by(), "account-reset", issued.account.name)
     finally:

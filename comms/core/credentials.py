@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import secrets
+from typing import TYPE_CHECKING
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from comms.core.keys import Purpose, keyed_hash
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _HASHER = PasswordHasher()
 #: TOTP codes one step before or after now are accepted (clocks drift, people type slowly).
@@ -67,3 +74,37 @@ def totp_step(secret: str, code: str, after: int | None, at: float) -> int | Non
         if secrets.compare_digest(totp.generate_otp(step), code):
             return step
     return None
+
+
+#: A sealed TOTP secret starts with this (an older row holds the secret itself).
+SEALED = "v1:"
+_SEAL_CONTEXT = b"comms desk totp secret"
+
+
+def _seal_key(secret_key: str) -> AESGCM:
+    # Imported here: only a desk login or a new account needs it, not every command.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(bytes.fromhex(keyed_hash(secret_key, Purpose.DESK_TOTP_SEAL)))
+
+
+def seal_totp(secret_key: str, totp_secret: str) -> str:
+    """`totp_secret` as the database keeps it: AES-GCM under a key derived from the secret
+    key, so a copy of the database alone (a backup, a dump) does not give the second factor."""
+    nonce = secrets.token_bytes(12)
+    sealed = _seal_key(secret_key).encrypt(nonce, totp_secret.encode(), _SEAL_CONTEXT)
+    return SEALED + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def open_totp(secret_key: str, stored: str) -> str | None:
+    """The TOTP secret of a stored value (sealed, or plain from before sealing); None when it
+    cannot be opened (another secret key, a damaged value)."""
+    from cryptography.exceptions import InvalidTag
+
+    if not stored.startswith(SEALED):
+        return stored
+    try:
+        data = base64.urlsafe_b64decode(stored.removeprefix(SEALED))
+        return _seal_key(secret_key).decrypt(data[:12], data[12:], _SEAL_CONTEXT).decode()
+    except (ValueError, InvalidTag):
+        return None

@@ -82,6 +82,8 @@ class Purpose(Enum):
     CONFIRM_MAIL_RATE = "confirm-mail"
     CLICK_LINK = "click-link"
     DESK_LOGIN_RATE = "desk-login"
+    # The key that seals the desk's TOTP secrets in the database (AES-GCM).
+    DESK_TOTP_SEAL = "desk-totp-seal"
     # Keyed hashes from before labels, kept as they were: the address alone, the label alone.
     SUPPRESSION = ""
     SECRET_CHECK = "comms secret check"

@@ -16,7 +16,9 @@ from comms.core.credentials import (
     hash_password,
     new_password,
     new_totp_secret,
+    open_totp,
     password_matches,
+    seal_totp,
     totp_step,
 )
 from comms.core.errors import CommsError
@@ -99,10 +101,15 @@ def _clean(name: str) -> str:
 
 
 class DeskAccounts:
-    """Accounts, logins and the audit log; used as `DeskAccounts(store.engine)`."""
+    """Accounts, logins and the audit log; used as `DeskAccounts(store.engine, store.secret)`
+    (the secret key seals the TOTP secrets)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, secret_key: str) -> None:
         self.engine = engine
+        self._key = secret_key
+
+    def _sealed(self, totp_secret: str | None) -> str | None:
+        return None if totp_secret is None else seal_totp(self._key, totp_secret)
 
     # Accounts (comms users)
 
@@ -123,7 +130,7 @@ class DeskAccounts:
                     email=email,
                     role=role,
                     password_hash=hash_password(password),
-                    totp_secret=secret,
+                    totp_secret=self._sealed(secret),
                     created_at=now_utc(),
                 )
             )
@@ -175,7 +182,7 @@ class DeskAccounts:
                 .where(desk_accounts.c.id == account.id)
                 .values(
                     password_hash=hash_password(password),
-                    totp_secret=secret,
+                    totp_secret=self._sealed(secret),
                     totp_step=None,
                     disabled=False,
                     failed_logins=0,
@@ -242,7 +249,11 @@ class DeskAccounts:
         account = _account(row)
         if account.disabled or self._locked(account) or m["totp_secret"] is None:
             return False
-        step = totp_step(str(m["totp_secret"]), code, m["totp_step"], now_utc().timestamp())
+        opened = open_totp(self._key, str(m["totp_secret"]))
+        if opened is None:  # sealed under another secret key: `comms users reset` helps
+            self._failed(account_id, lockout_after, lockout)
+            return False
+        step = totp_step(opened, code, m["totp_step"], now_utc().timestamp())
         if step is None:
             self._failed(account_id, lockout_after, lockout)
             return False

@@ -396,8 +396,8 @@ desk_accounts = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     # argon2id, with its salt and parameters (comms.core.credentials).
     sa.Column("password_hash", sa.Text, nullable=False),
-    # Base32; NULL: no second factor (editors only).
-    sa.Column("totp_secret", sa.String(64)),
+    # Sealed with the secret key (AES-GCM, comms.core.credentials); NULL: no second factor.
+    sa.Column("totp_secret", sa.String(128)),
     # The TOTP time step last used: a code works once.
     sa.Column("totp_step", sa.BigInteger),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),

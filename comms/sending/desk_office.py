@@ -62,7 +62,7 @@ class Office:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
-        self.accounts = DeskAccounts(store.engine)
+        self.accounts = DeskAccounts(store.engine, store.secret)
         self.desk = Desk(store.engine)
         self._closers: list[Callable[[], None]] = []
 
