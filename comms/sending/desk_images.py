@@ -17,13 +17,12 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from comms.content.authors import commit_file
 from comms.content.models import N_
 from comms.content.reader import slugify
 from comms.core.errors import CommsError
 from comms.db.desk_accounts import Account
 from comms.publish.images import COLUMN, DENSITIES, JPEG_QUALITY, MAX_BYTES, MAX_SIDE
-from comms.sending.desk_office import Office
+from comms.sending.desk_office import Office, commit_as
 
 #: The largest upload the desk takes (bytes): a camera's JPEG fits, a video does not.
 UPLOAD_LIMIT = 20_000_000
@@ -349,8 +348,7 @@ def upload(
     commit = None
     if not unchanged:
         verb = "Replace" if exists else "Add"
-        email = account.email or "desk@localhost"
-        commit = commit_file(folder, target, account.name, email, f"{verb} {site_path} on the desk")
+        commit = commit_as(account, folder, target, f"{verb} {site_path} on the desk")
     notes: list[tuple[str, dict[str, object]]] = []
     if cleaned.width < SHARP and cleaned.format != "GIF":
         notes.append(

@@ -37,6 +37,24 @@ from comms.sending.campaign import send_proofs
 from comms.sending.issue_editions import render_editions
 
 
+def commit_as(account: Account, folder: Path, path: Path, message: str) -> str | None:
+    """Commit `path` (under `folder`) with the desk account as its author: the desk's one
+    rule for who a change is by (an account without an address commits as desk@localhost)."""
+    return commit_file(folder, path, account.name, account.email or "desk@localhost", message)
+
+
+def save_as(
+    account: Account, folder: Path, path: Path, text: str, seen: str, message: str
+) -> tuple[str, str | None]:
+    """Save `text` to `path` when it is still version `seen` (else Conflict) and commit it as
+    `account` while the file is held, so no other save comes between; (digest, commit)."""
+    commits: list[str | None] = []
+    digest = save_source(
+        path, text, seen, lambda: commits.append(commit_as(account, folder, path, message))
+    )
+    return digest, commits[0]
+
+
 @dataclass(frozen=True)
 class IssueView:
     """One issue as the desk shows it: every edition rendered, its problems and approvals."""
@@ -165,15 +183,9 @@ class Office:
         `seen`; else Conflict), and where the content folder is a git repository commit it
         with the account as author. The new digest."""
         path = self.file(kind, slug)
-        email = account.email or "desk@localhost"
-        message = f"Edit {path.relative_to(self.config.content_dir)} on the desk"
-        commits: list[str | None] = []
-
-        def commit() -> None:
-            folder = self.config.content_dir
-            commits.append(commit_file(folder, path, account.name, email, message))
-
-        digest = save_source(path, text, seen, commit)
-        detail = f"commit {commits[0]}" if commits[0] else "no git repository"
+        folder = self.config.content_dir
+        message = f"Edit {path.relative_to(folder)} on the desk"
+        digest, commit = save_as(account, folder, path, text, seen, message)
+        detail = f"commit {commit}" if commit else "no git repository"
         self.accounts.audit(account.name, "save", f"{kind}/{slug}", digest, detail)
         return digest

@@ -18,11 +18,10 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from comms.content.authors import commit_file
 from comms.content.front_matter_edit import read_front_matter, set_values
 from comms.content.models import Issue, Site
 from comms.content.site import find_issue, read_site
-from comms.content.source_files import read_source, save_source
+from comms.content.source_files import read_source
 from comms.core.clock import now_utc
 from comms.core.errors import CommsError, ContentError
 from comms.db.desk_accounts import Account
@@ -34,7 +33,7 @@ from comms.db.status import CampaignStatus
 from comms.publish.templating import Formatter
 from comms.sending.approval import short, version_of
 from comms.sending.campaign import Cleared, SendPlan, SendReport, clear, plan_send, send_to_list
-from comms.sending.desk_office import Office
+from comms.sending.desk_office import Office, save_as
 from comms.sending.rules import READY, NotSendable, Request
 from comms.sending.run import SendOptions
 
@@ -269,16 +268,8 @@ class SendingDesk:
             text = set_values(source.text, front, {"send_at": stamp})
         except ValueError as exc:
             raise CommsError(f"{issue.path}: {exc}") from None
-        email = account.email or "desk@localhost"
         message = f"Schedule issue {slug} for {stamp} on the desk"
-        commits: list[str | None] = []
-
-        def commit_it() -> None:
-            folder = config.content_dir
-            commits.append(commit_file(folder, issue.path, account.name, email, message))
-
-        save_source(issue.path, text, source.digest, commit_it)
-        commit = commits[0]
+        _, commit = save_as(account, config.content_dir, issue.path, text, source.digest, message)
         detail = f"send_at {stamp}; " + (f"commit {commit}" if commit else "no git repository")
         self.accounts.audit(account.name, "schedule", slug, digest, detail)
         return commit

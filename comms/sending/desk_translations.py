@@ -10,12 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from comms.content.authors import changes_since, commit_file
+from comms.content.authors import changes_since
 from comms.content.front_matter import split
 from comms.content.models import KINDS
 from comms.content.reader import TRANSLATED
 from comms.content.site import read_site
-from comms.content.source_files import Conflict, read_source, save_source
+from comms.content.source_files import Conflict, read_source
 from comms.content.translation_files import digest, legacy_digest, skeleton, with_digest
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError
@@ -23,6 +23,7 @@ from comms.core.languages import site_editions
 from comms.db.desk_accounts import Account, DeskAccounts
 from comms.publish.listing import Listed
 from comms.publish.problem_words import problem_line
+from comms.sending.desk_office import commit_as, save_as
 
 #: What a page records of the original it showed: the digest a translation records.
 DIGEST = re.compile(r"^[0-9a-f]{16}$")
@@ -212,17 +213,12 @@ class Translations:
             recorded = _recorded(_parts(path.read_text("utf-8"), path)[0])
         if recorded is not None:
             text = with_digest(text, recorded)
-        email = account.email or "desk@localhost"
-        where = path.relative_to(self.config.content_dir)
-        message = f"{'Edit' if version else 'Add'} translation {where} on the desk"
-        commits: list[str | None] = []
-
-        def commit() -> None:
-            folder = self.config.content_dir
-            commits.append(commit_file(folder, path, account.name, email, message))
-
+        folder = self.config.content_dir
+        message = (
+            f"{'Edit' if version else 'Add'} translation {path.relative_to(folder)} on the desk"
+        )
         if version:
-            new = save_source(path, text, version, commit)
+            new, commit = save_as(account, folder, path, text, version, message)
         else:
             data = text.encode("utf-8")
             try:
@@ -234,8 +230,9 @@ class Translations:
                     "your text was not saved"
                 ) from None
             new = hashlib.sha256(data).hexdigest()
-            commit()  # a new file: its name was free, and git commits one at a time
-        detail = f"commit {commits[0]}" if commits[0] else "no git repository"
+            # A new file: its name was free, and git commits one at a time.
+            commit = commit_as(account, folder, path, message)
+        detail = f"commit {commit}" if commit else "no git repository"
         subject = f"{kind}/{slug}.{language}"
         self.accounts.audit(account.name, "save-translation", subject, new, detail)
         return new

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from comms.content.authors import commit_file
 from comms.content.fields import EventStatus, parse_when, status_word
 from comms.content.front_matter_edit import (
     Change,
@@ -34,7 +33,7 @@ from comms.db.desk_accounts import Account
 from comms.publish.archetypes import new_file, suggested_slug, write_new
 from comms.publish.draft_check import draft_problems
 from comms.publish.problem_words import worded
-from comms.sending.desk_office import Office
+from comms.sending.desk_office import Office, commit_as
 
 #: Keys whose value is a date, a date and time, or either (as the value in the file has it).
 DATES = frozenset({"date"})
@@ -329,10 +328,9 @@ class Writing:
         site, _ = read_site(self.config)
         made = new_file(self.config, site, kind, title, day, stem)
         write_new(made)
-        email = account.email or "desk@localhost"
         content = self.config.content_dir
         message = f"Add {made.path.relative_to(content)} on the desk"
-        commit = commit_file(content, made.path, account.name, email, message)
+        commit = commit_as(account, content, made.path, message)
         detail = f"commit {commit}" if commit else "no git repository"
         digest = read_source(made.path).digest
         self.office.accounts.audit(account.name, "create", f"{kind}/{stem}", digest, detail)
