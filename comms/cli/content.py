@@ -1,11 +1,10 @@
-"""Content commands: check, new, build, preview, refresh and the demo."""
+"""Content commands: check, new, preview, refresh, list and the demo (build: `building`)."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -230,29 +229,6 @@ def _where(config: Config) -> str:
 
 
 @cli.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (default: output_dir from the configuration).",
-)
-@click.pass_obj
-def build(state: State, out_dir: Path | None) -> None:
-    """Write the web archive, feeds, calendars and e-mail previews into the output folder.
-
-    With content errors nothing is written and the exit code is 1.
-    """
-    config = state.config()
-    site = _valid_site(config)
-    target = (out_dir or config.output_dir).resolve()
-    report = _publish(config, site, target).write
-    click.echo(
-        f"Built {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
-        f"{len(report.removed)} removed"
-    )
-
-
-@cli.command()
 @click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1.")
 @click.pass_obj
 def preview(state: State, port: int) -> None:
@@ -307,7 +283,7 @@ def refresh(state: State) -> None:
     is written) or when a hub did not accept a notification (the files are written).
     """
     config = state.config()
-    site = _valid_site(config)
+    site, _ = _valid_site(config)
     report = _publish(config, site, tell_hubs=True)
     write = report.write
     click.echo(
