@@ -353,9 +353,12 @@ def _state_stamp(config: Config) -> str | None:
     for path in (f"{database}", f"{database}-wal", f"{database}-journal"):
         try:
             found = os.stat(path)
-            parts.append(f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}")
         except FileNotFoundError:
             parts.append("-")
+            continue
+        # An open connection keeps an empty write-ahead log: nothing written (yet).
+        empty = found.st_size == 0 and path != f"{database}"
+        parts.append("-" if empty else f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}")
     return "sqlite:" + "|".join(parts)
 
 
