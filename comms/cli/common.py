@@ -77,8 +77,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 #: only when it runs (or when a listing needs every command). A command missing here still
 #: runs, after every module is imported.
 MODULES: dict[str, str] = {
-    **dict.fromkeys(("check", "new", "demo", "preview", "refresh", "list"), "content"),
+    **dict.fromkeys(("new", "demo", "preview", "refresh", "list"), "content"),
     "build": "building",
+    "check": "checking",
     "translation": "translations",
     "digest": "digest",
     **dict.fromkeys(("send", "proof", "status", "schedule"), "sending"),
@@ -182,6 +183,11 @@ def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, 
     """Print content problems as PATH:LINE: message; return (errors, warnings)."""
     for line in _lines(errors, root):
         click.echo(line)
+    return _counts(errors, strict)
+
+
+def _counts(errors: list[ContentError], strict: bool) -> tuple[int, int]:
+    """(errors, warnings) among content problems; with `strict` every warning is an error."""
     failures = sum(1 for e in errors if not e.warning or strict)
     return failures, len(errors) - failures
 

@@ -1,4 +1,5 @@
-"""Content commands: check, new, preview, refresh, list and the demo (build: `building`)."""
+"""Content commands: new, preview, refresh, list and the demo (`building`: build; `checking`:
+check)."""
 
 from __future__ import annotations
 
@@ -32,41 +33,6 @@ if TYPE_CHECKING:
     from comms.core.config import Config
     from comms.core.errors import ContentError
     from comms.publish.listing import Listed
-
-
-@cli.command()
-@click.option("--strict", is_flag=True, help="Treat warnings (unknown keys …) as errors.")
-@click.option(
-    "--links",
-    is_flag=True,
-    help="Also fetch the external links of ready issues and what they show (online; "
-    "cached in var/links-cache.json); dead ones are warnings.",
-)
-@click.pass_obj
-def check(state: State, strict: bool, links: bool) -> None:
-    """Validate content and configuration; print every problem as PATH:LINE: message.
-
-    Reports everything that `build`, `send` or the scheduler would refuse, drop or render
-    wrongly. Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
-    """
-    from comms.content.site import read_site
-    from comms.core.files import exposure_warnings
-    from comms.publish.gate import check_problems
-
-    config = state.config(strict=strict)
-    site, errors = read_site(config)
-    errors = [*errors, *check_problems(config, site)]
-    if links:
-        from comms.publish.external import dead_links
-
-        errors.extend(dead_links(config, site))
-    failures, warnings = _report(errors, config.root, strict)
-    for warning in exposure_warnings(config):
-        click.echo(warning, err=True)
-    counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
-    click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
-    if failures:
-        sys.exit(1)
 
 
 @cli.command()

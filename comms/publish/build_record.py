@@ -391,6 +391,14 @@ def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())
+    # The file too, not only the settings it gives: `comms check` reports at its lines.
+    toml = config.path or config.root / "comms.toml"
+    try:
+        found = os.stat(toml)
+        digest.update(f"{toml}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0".encode())
+        racy = racy or found.st_mtime_ns >= since
+    except FileNotFoundError:
+        digest.update(f"{toml}\0-\0".encode())
     folders = (
         (Path(comms.__file__).parent, True),
         (config.content_dir, False),
