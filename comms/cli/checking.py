@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -12,6 +11,7 @@ import click
 from .common import State, _counts, _lines, cli
 
 if TYPE_CHECKING:
+    from comms.content.models import Site
     from comms.core.config import Config
     from comms.publish.check_cache import Report
 
@@ -34,14 +34,17 @@ def check(state: State, strict: bool, links: bool) -> None:
     from comms.core.files import exposure_warnings
     from comms.publish import build_record
     from comms.publish.check_cache import keep_report, kept_report
+    from comms.publish.state import ScratchState
 
     config = state.config(strict=strict)
     # What links fetch online can change at any time: such a check is never kept.
     stamps = None if links else build_record.take_stamps(config, config.output_dir)
     report = kept_report(config, stamps, strict) if stamps is not None else None
     if report is None:
-        report, until = _check(config, strict, links)
-        if stamps is not None:
+        report, site = _check(config, strict, links)
+        if stamps is not None and not stamps.racy:
+            # Until the first instant at which the check's build could list other pages.
+            until = build_record.until(config, site, ScratchState())
             keep_report(config, stamps, strict, report, until)
     for line in report.lines:
         click.echo(line)
@@ -52,14 +55,12 @@ def check(state: State, strict: bool, links: bool) -> None:
         sys.exit(1)
 
 
-def _check(config: Config, strict: bool, links: bool) -> tuple[Report, datetime]:
-    """Read the site and check it: the report and until when the time cannot change it."""
+def _check(config: Config, strict: bool, links: bool) -> tuple[Report, Site]:
+    """Read the site and check it: the report and the site as read."""
     from comms.content.models import KINDS
     from comms.content.site import read_site
-    from comms.publish.build_record import until
     from comms.publish.check_cache import Report
     from comms.publish.gate import check_problems
-    from comms.publish.state import ScratchState
 
     site, errors = read_site(config)
     errors = [*errors, *check_problems(config, site)]
@@ -71,4 +72,4 @@ def _check(config: Config, strict: bool, links: bool) -> tuple[Report, datetime]
     counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
     summary = f"{failures} error(s), {warnings} warning(s); valid: {counts}"
     report = Report(_lines(errors, config.root), summary, failures)
-    return report, until(config, site, ScratchState())
+    return report, site
