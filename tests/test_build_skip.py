@@ -289,3 +289,21 @@ def test_a_skipped_build_loads_no_build_and_a_changed_template_or_catalog_builds
     assert catalog.read_text("utf-8") != text
     line, modules = _process_build(site, package)
     assert "comms.publish.build" in modules and _counts(line)[0] > 0
+
+
+def test_a_file_name_that_is_no_utf_8_is_stamped(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    before = build_record.take_stamps(config, config.output_dir)
+    odd = os.fsencode(site_copy / "static") + b"/bild-\xff.txt"
+    with open(odd, "wb") as handle:
+        handle.write(b"x")
+    after = build_record.take_stamps(config, config.output_dir)
+    assert before is not None and after is not None and before.inputs != after.inputs
+
+
+def test_a_linked_folder_in_the_content_leaves_no_stamps(site_copy: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (site_copy / "content" / "events" / "mehr").symlink_to(elsewhere)
+    config = load_config(site_copy / "comms.toml", environ={})
+    assert build_record.take_stamps(config, config.output_dir) is None

@@ -297,8 +297,9 @@ class Stamps:
 
 def _tree(digest: Any, folder: Path, since: int, code: bool = False) -> bool | None:
     """Add the stamp of every file under `folder` to `digest`: whether one changed `since`
-    (ns, the file system's clock) or later; None if a folder is a symbolic link (not read).
-    `code`: a package, whose bytecode (as `code_digest`) is left out."""
+    (ns, the file system's clock) or later; None if a folder is a symbolic link or cannot be
+    listed (then the build reads to decide). `code`: a package, whose bytecode (as
+    `code_digest`) is left out."""
     racy = False
     pending = [""]
     while pending:
@@ -306,8 +307,10 @@ def _tree(digest: Any, folder: Path, since: int, code: bool = False) -> bool | N
         try:
             entries = sorted(os.scandir(folder / prefix if prefix else folder), key=_name)
         except FileNotFoundError:
-            digest.update(f"{prefix}\0-\0".encode())
+            digest.update(_bytes(f"{prefix}\0-\0"))
             continue
+        except OSError:
+            return None
         for entry in entries:
             name = f"{prefix}{entry.name}"
             if entry.is_dir(follow_symlinks=False):
@@ -321,16 +324,22 @@ def _tree(digest: Any, folder: Path, since: int, code: bool = False) -> bool | N
             try:
                 found = entry.stat()
             except FileNotFoundError:
-                continue  # a broken link: no file to read
+                digest.update(_bytes(f"{name}\0-\0"))  # a broken link
+                continue
+            except OSError:
+                return None
             racy = racy or found.st_mtime_ns >= since
-            digest.update(
-                f"{name}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0".encode()
-            )
+            digest.update(_bytes(f"{name}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0"))
     return racy
 
 
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
+
+
+def _bytes(text: str) -> bytes:
+    """`text` as UTF-8, a file name's undecodable bytes as they were."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _is_file_state(state: str | None) -> bool:
@@ -389,23 +398,25 @@ def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
     digest = hashlib.sha256(f"{comms.__version__}\0".encode())
     digest.update(config.settings.model_dump_json().encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
-        digest.update(f"{value}\0".encode())
+        digest.update(_bytes(f"{value}\0"))
     digest.update(repr(sorted(config.languages)).encode())
     # The file too, not only the settings it gives: `comms check` reports at its lines.
     toml = config.path or config.root / "comms.toml"
     try:
         found = os.stat(toml)
-        digest.update(f"{toml}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0".encode())
+        digest.update(_bytes(f"{toml}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0"))
         racy = racy or found.st_mtime_ns >= since
     except FileNotFoundError:
-        digest.update(f"{toml}\0-\0".encode())
+        digest.update(_bytes(f"{toml}\0-\0"))
+    except OSError:
+        return None
     folders = (
         (Path(comms.__file__).parent, True),
         (config.content_dir, False),
         (config.root / config.settings.render.static_dir, False),
     )
     for folder, code in folders:
-        digest.update(f"\0{folder}\0".encode())
+        digest.update(_bytes(f"\0{folder}\0"))
         changed = _tree(digest, folder, since, code)
         if changed is None:
             return None
