@@ -259,8 +259,10 @@ def _write(
     # The state as the build left it (its feed history) where only builds, under the lock,
     # change it (the files in var/); a database that changed meanwhile may hold a send
     # that started after the build read it: then no stamps.
-    same_state = stamps is not None and (
-        state == stamps.state or (_is_file_state(state) and _is_file_state(stamps.state))
+    same_state = (
+        stamps is not None
+        and state is not None
+        and (state == stamps.state or (_is_file_state(state) and _is_file_state(stamps.state)))
     )
     if stamps is not None and not stamps.racy and same_state:
         record["stamps"] = {
