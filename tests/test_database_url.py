@@ -107,3 +107,73 @@ def test_no_second_parse_of_sqlite_urls() -> None:
         if pattern.search(line)
     ]
     assert found == []
+
+
+AS_SQLALCHEMY = [
+    "sqlite:///var/comms.db",
+    "sqlite+pysqlite:///var/comms.db",
+    "sqlite:////abs/comms.db",
+    "sqlite:///var/my%20db.db",
+    "sqlite:///var/a+b db.db",
+    "sqlite:///var/comms.db?timeout=5",
+    "sqlite:///var/comms.db?",
+    "sqlite:///file:var/comms.db?uri=true",
+    "sqlite:///file:var/comms.db?uri=1&mode=ro",
+    "sqlite:///:memory:",
+    "sqlite://",
+    "sqlite://user:pw@/var/comms.db",
+    "postgresql+psycopg://comms:to%40p%3Asecret@db.example.org:5432/comms?sslmode=require",
+    "postgresql://comms:pw@[::1]:5432/comms",
+    "postgresql://comms@db/comms",
+    "postgresql://comms:@db/comms",
+    "postgresql://comms:pw@db.example.org:port/comms",
+    "not a url",
+    "mysql+pymysql://u:p@h/d?charset=utf8mb4&charset=latin1",
+]
+
+
+@pytest.mark.parametrize("url", AS_SQLALCHEMY)
+def test_urls_read_as_sqlalchemy_reads_them(url: str, tmp_path: Path) -> None:
+    """comms's own parse (no SQLAlchemy at start-up) agrees with `make_url` on every part
+    comms reads: the file, the password and the URL with its path made absolute."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from comms.core.database_url import database_password, resolve_database_url
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        assert database_password(url) is None and sqlite_file(url) is None
+        assert resolve_database_url(url, tmp_path) == url
+        return
+    assert database_password(url) == parsed.password
+    database = parsed.database
+    uri = parsed.query.get("uri") in ("true", "1")
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or uri:
+        assert sqlite_file(url, tmp_path) is None
+        assert resolve_database_url(url, tmp_path) == url
+        return
+    path = Path(database)
+    absolute = path if path.is_absolute() else (tmp_path / path).resolve()
+    assert sqlite_file(url, tmp_path) == absolute
+    expected = parsed.set(database=str(absolute)).render_as_string(hide_password=False)
+    assert resolve_database_url(url, tmp_path) == expected
+    assert make_url(expected).database == str(absolute)
+
+
+def test_reading_the_configuration_does_not_load_sqlalchemy(tmp_path: Path) -> None:
+    """A command that opens no database (a skipped build, `comms check`) starts without it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "comms.toml").write_text('database_url = "sqlite:///var/x.db"\n')
+    code = (
+        "import sys; from comms.core.config import load_config; "
+        "c = load_config(); c.secret_values(); print(c.database_url); "
+        "print('sqlalchemy' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [f"sqlite:///{tmp_path.resolve()}/var/x.db", "False"]

@@ -62,4 +62,4 @@ def test_check_loads_only_what_checking_needs(site_copy: Path) -> None:
     assert "comms.publish.gate" in loaded
     assert not set(NOT_FOR_EDITING) & loaded
     commands = {name for name in loaded if name.startswith("comms.cli.")}
-    assert commands == {"comms.cli.common", "comms.cli.content"}
+    assert commands == {"comms.cli.common", "comms.cli.checking"}

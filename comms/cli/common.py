@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from comms.core.shutdown import Shutdown
     from comms.db.incidents import SendProblem
     from comms.db.store import Store
+    from comms.publish.build_record import Stamps
     from comms.publish.refresh import Publication
     from comms.publish.state import PublishState
     from comms.schedule.runner import Overview
@@ -76,7 +77,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 #: only when it runs (or when a listing needs every command). A command missing here still
 #: runs, after every module is imported.
 MODULES: dict[str, str] = {
-    **dict.fromkeys(("check", "new", "demo", "build", "preview", "refresh", "list"), "content"),
+    **dict.fromkeys(("new", "demo", "preview", "refresh", "list"), "content"),
+    "build": "building",
+    "check": "checking",
     "translation": "translations",
     "digest": "digest",
     **dict.fromkeys(("send", "proof", "status", "schedule"), "sending"),
@@ -167,20 +170,31 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     ctx.obj = State(config_path, debug)
 
 
-def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, int]:
-    """Print content problems as PATH:LINE: message; return (errors, warnings)."""
+def _lines(errors: list[ContentError], root: Path) -> list[str]:
+    """Content problems as PATH:LINE: message, in the order they are printed."""
     # Issues last: their "events/x.md has errors; see above" refers to lines printed before.
     ordered = sorted(
         errors, key=lambda e: ("issues" in e.path.parent.parts, str(e.path), e.line, e.message)
     )
-    for error in ordered:
-        click.echo(error.format(root))
+    return [error.format(root) for error in ordered]
+
+
+def _report(errors: list[ContentError], root: Path, strict: bool) -> tuple[int, int]:
+    """Print content problems as PATH:LINE: message; return (errors, warnings)."""
+    for line in _lines(errors, root):
+        click.echo(line)
+    return _counts(errors, strict)
+
+
+def _counts(errors: list[ContentError], strict: bool) -> tuple[int, int]:
+    """(errors, warnings) among content problems; with `strict` every warning is an error."""
     failures = sum(1 for e in errors if not e.warning or strict)
     return failures, len(errors) - failures
 
 
-def _valid_site(config: Config) -> Site:
-    """The valid content, its warnings printed; on errors print every problem and exit 1.
+def _valid_site(config: Config) -> tuple[Site, list[str]]:
+    """The valid content and its warnings, printed (the lines); on errors print every problem
+    and exit 1.
 
     For the commands that write the output folder: then nothing is written.
     """
@@ -193,7 +207,7 @@ def _valid_site(config: Config) -> Site:
         click.echo(f"{failures} error(s); nothing written", err=True)
         sys.exit(1)
     _report(warnings, config.root, strict=False)
-    return site
+    return site, _lines(warnings, config.root)
 
 
 def _when(value: date, config: Config) -> str:
@@ -203,13 +217,17 @@ def _when(value: date, config: Config) -> str:
 
 
 def _publish(
-    config: Config, site: Site, out_dir: Path | None = None, tell_hubs: bool = False
+    config: Config,
+    site: Site,
+    out_dir: Path | None = None,
+    tell_hubs: bool = False,
+    stamps: Stamps | None = None,
 ) -> Publication:
     """Publish `site` now (`publish_now`) with this machine's publishing state."""
     from comms.publish.refresh import publish_now
 
     with _publish_state(config) as state:
-        return publish_now(config, state, site, out_dir=out_dir, tell_hubs=tell_hubs)
+        return publish_now(config, state, site, out_dir=out_dir, tell_hubs=tell_hubs, stamps=stamps)
 
 
 @contextmanager

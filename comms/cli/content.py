@@ -1,11 +1,11 @@
-"""Content commands: check, new, build, preview, refresh and the demo."""
+"""Content commands: new, preview, refresh, list and the demo (`building`: build; `checking`:
+check)."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import asdict
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -33,41 +33,6 @@ if TYPE_CHECKING:
     from comms.core.config import Config
     from comms.core.errors import ContentError
     from comms.publish.listing import Listed
-
-
-@cli.command()
-@click.option("--strict", is_flag=True, help="Treat warnings (unknown keys …) as errors.")
-@click.option(
-    "--links",
-    is_flag=True,
-    help="Also fetch the external links of ready issues and what they show (online; "
-    "cached in var/links-cache.json); dead ones are warnings.",
-)
-@click.pass_obj
-def check(state: State, strict: bool, links: bool) -> None:
-    """Validate content and configuration; print every problem as PATH:LINE: message.
-
-    Reports everything that `build`, `send` or the scheduler would refuse, drop or render
-    wrongly. Exits 1 if there is any error (or any warning with --strict), 0 otherwise.
-    """
-    from comms.content.site import read_site
-    from comms.core.files import exposure_warnings
-    from comms.publish.gate import check_problems
-
-    config = state.config(strict=strict)
-    site, errors = read_site(config)
-    errors = [*errors, *check_problems(config, site)]
-    if links:
-        from comms.publish.external import dead_links
-
-        errors.extend(dead_links(config, site))
-    failures, warnings = _report(errors, config.root, strict)
-    for warning in exposure_warnings(config):
-        click.echo(warning, err=True)
-    counts = ", ".join(f"{len(site.by_kind(k))} {KINDS[k].folder}" for k in KINDS)
-    click.echo(f"{failures} error(s), {warnings} warning(s); valid: {counts}", err=True)
-    if failures:
-        sys.exit(1)
 
 
 @cli.command()
@@ -230,29 +195,6 @@ def _where(config: Config) -> str:
 
 
 @cli.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (default: output_dir from the configuration).",
-)
-@click.pass_obj
-def build(state: State, out_dir: Path | None) -> None:
-    """Write the web archive, feeds, calendars and e-mail previews into the output folder.
-
-    With content errors nothing is written and the exit code is 1.
-    """
-    config = state.config()
-    site = _valid_site(config)
-    target = (out_dir or config.output_dir).resolve()
-    report = _publish(config, site, target).write
-    click.echo(
-        f"Built {target}: {len(report.written)} written, {len(report.unchanged)} unchanged, "
-        f"{len(report.removed)} removed"
-    )
-
-
-@cli.command()
 @click.option("--port", default=8000, show_default=True, help="Port on 127.0.0.1.")
 @click.pass_obj
 def preview(state: State, port: int) -> None:
@@ -307,7 +249,7 @@ def refresh(state: State) -> None:
     is written) or when a hub did not accept a notification (the files are written).
     """
     config = state.config()
-    site = _valid_site(config)
+    site, _ = _valid_site(config)
     report = _publish(config, site, tell_hubs=True)
     write = report.write
     click.echo(

@@ -11,6 +11,14 @@ next such instant (`until`). A build with the recorded inputs, before `until`, w
 folder's files still have the sizes and mtimes the recorded build left, writes nothing and is
 skipped. Builds of one folder take turns under a file lock, so a record always describes the
 folder's last build.
+
+Computing `inputs` means reading the whole site. So the record also keeps the stamps (path, size,
+mtime, inode) of every file the build reads (content, static files, comms's own code, templates
+and catalogs), the configuration as loaded and the publishing state, taken before the build read
+them (`take_stamps`): while they and the folder hold, before `until`, the build is skipped
+without reading or importing anything else (`skipped`). A file changed within `SETTLE` of the
+stamps (a change in the same clock tick could keep size and mtime) records no stamps, and where
+the state lives in a database server there are none: that build decides by `inputs` instead.
 """
 
 from __future__ import annotations
@@ -25,15 +33,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 import comms
-from comms.content.models import Site
-from comms.core.config import Config
+from comms.core.database_url import sqlite_file
 from comms.core.files import private_dir, write_private
-from comms.publish.state import PublishState
+from comms.publish.state import STATE_FILE, PublishState
+
+# Types only: a skipped build (`skipped`) runs before the content models are imported.
+if TYPE_CHECKING:
+    from comms.content.models import Site
+    from comms.core.config import Config
 
 #: Where the records live (one per output folder), under the configuration's folder.
 RECORD_DIR = Path("var") / "cache" / "build"
@@ -180,14 +192,30 @@ def building(config: Config, out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def unchanged(config: Config, out_dir: Path, manifest: Path, digest: str) -> list[str] | None:
-    """The paths of the recorded build if `digest` and now still match it, else None."""
+def _read_record(config: Config, out_dir: Path) -> tuple[Record, dict[str, Any]] | None:
+    """The folder's record and its raw JSON (None when there is none or it is broken)."""
     try:
         raw = json.loads(_record_file(config, out_dir).read_text(encoding="utf-8"))
         record = Record(raw["inputs"], datetime.fromisoformat(raw["until"]), str(raw["folder"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if record.inputs != digest or not config.now() < record.until:
+    return record, raw
+
+
+def unchanged(config: Config, out_dir: Path, manifest: Path, digest: str) -> list[str] | None:
+    """The paths of the recorded build if `digest` and now still match it, else None."""
+    found = _read_record(config, out_dir)
+    if found is None:
+        return None
+    record = found[0]
+    if record.inputs != digest:
+        return None
+    return _still(config, out_dir, manifest, record)
+
+
+def _still(config: Config, out_dir: Path, manifest: Path, record: Record) -> list[str] | None:
+    """The recorded build's paths if it is before its `until` and the folder is as it left it."""
+    if not config.now() < record.until:
         return None
     if _folder_stamp(out_dir, manifest) != record.folder:
         return None  # another build or a person changed the folder since
@@ -198,13 +226,221 @@ def unchanged(config: Config, out_dir: Path, manifest: Path, digest: str) -> lis
     return [str(path) for path in paths]
 
 
-def remember(config: Config, out_dir: Path, manifest: Path, digest: str, valid: datetime) -> None:
-    """Record that the build of `digest` is in `out_dir` (a failure only costs a rebuild)."""
+def remember(
+    config: Config,
+    out_dir: Path,
+    manifest: Path,
+    digest: str,
+    valid: datetime,
+    stamps: Stamps | None = None,
+) -> None:
+    """Record that the build of `digest` is in `out_dir` (a failure only costs a rebuild),
+    with the `stamps` taken before the build read its inputs."""
     stamp = _folder_stamp(out_dir, manifest)
     if stamp is None:
         return
-    record = {"inputs": digest, "until": valid.isoformat(), "folder": stamp}
+    record: dict[str, Any] = {"inputs": digest, "until": valid.isoformat(), "folder": stamp}
+    _write(config, out_dir, manifest, record, stamps)
+
+
+def restamp(config: Config, out_dir: Path, manifest: Path, stamps: Stamps | None) -> None:
+    """Add `stamps` to the record that a build just found unchanged (`unchanged`), so that the
+    next build with the same stamps is skipped without reading the site."""
+    found = _read_record(config, out_dir)
+    if found is not None and stamps is not None:
+        _write(config, out_dir, manifest, found[1], stamps)
+
+
+def _write(
+    config: Config, out_dir: Path, manifest: Path, record: dict[str, Any], stamps: Stamps | None
+) -> None:
+    record = {key: value for key, value in record.items() if key != "stamps"}
+    state = _state_stamp(config)
+    # The state as the build left it (its feed history) where only builds, under the lock,
+    # change it (the files in var/); a database that changed meanwhile may hold a send
+    # that started after the build read it: then no stamps.
+    same_state = (
+        stamps is not None
+        and state is not None
+        and (state == stamps.state or (_is_file_state(state) and _is_file_state(stamps.state)))
+    )
+    if stamps is not None and not stamps.racy and same_state:
+        record["stamps"] = {
+            "inputs": stamps.inputs,
+            "state": state,
+            "manifest": str(manifest),
+            "notes": list(stamps.notes),
+        }
     try:
         write_private(_record_file(config, out_dir), json.dumps(record).encode())
     except OSError:
         pass
+
+
+#: How long after a file changed its stamp is trusted to show the next change: a change in
+#: the same clock tick (or second, on file systems that keep whole seconds) may keep the same
+#: size and mtime.
+SETTLE = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """The stamps of everything a build reads, taken before it reads it (`take_stamps`)."""
+
+    #: The digest of the configuration as loaded and of every input file's stamp.
+    inputs: str
+    #: The publishing state's stamp (`_state_stamp`).
+    state: str | None
+    #: A file changed within SETTLE before the stamps: they cannot show its next change.
+    racy: bool
+    #: What the command printed about its input (content warnings), printed again by a skip.
+    notes: tuple[str, ...] = ()
+
+
+def _tree(digest: Any, folder: Path, since: int, code: bool = False) -> bool | None:
+    """Add the stamp of every file under `folder` to `digest`: whether one changed `since`
+    (ns, the file system's clock) or later; None if a folder is a symbolic link or cannot be
+    listed (then the build reads to decide). `code`: a package, whose bytecode (as
+    `code_digest`) is left out."""
+    racy = False
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder / prefix if prefix else folder), key=_name)
+        except FileNotFoundError:
+            digest.update(_bytes(f"{prefix}\0-\0"))
+            continue
+        except OSError:
+            return None
+        for entry in entries:
+            name = f"{prefix}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                if not (code and entry.name == "__pycache__"):
+                    pending.append(f"{name}/")
+                continue
+            if code and entry.name.endswith(".pyc"):
+                continue
+            if entry.is_symlink() and entry.is_dir():
+                return None  # the readers follow it; its files are not stamped here
+            try:
+                found = entry.stat()
+            except FileNotFoundError:
+                digest.update(_bytes(f"{name}\0-\0"))  # a broken link
+                continue
+            except OSError:
+                return None
+            racy = racy or found.st_mtime_ns >= since
+            digest.update(_bytes(f"{name}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0"))
+    return racy
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _bytes(text: str) -> bytes:
+    """`text` as UTF-8, a file name's undecodable bytes as they were."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _is_file_state(state: str | None) -> bool:
+    return state is not None and state.startswith("file:")
+
+
+def _state_stamp(config: Config) -> str | None:
+    """The publishing state's stamp: the bytes of var/feeds-state.json while there is no
+    database (`FileState`), the stamps of an SQLite database's files, None for a server."""
+    database = sqlite_file(config.database_url)
+    if database is None:
+        return None  # a database server: only a query would tell, and that is the full path
+    if not database.is_file():
+        try:
+            data = (config.root / STATE_FILE).read_bytes()
+        except FileNotFoundError:
+            data = b""
+        return f"file:{hashlib.sha256(data).hexdigest()}"
+    parts = []
+    for path in (f"{database}", f"{database}-wal", f"{database}-journal"):
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            parts.append("-")
+            continue
+        # An open connection keeps an empty write-ahead log: nothing written (yet).
+        empty = found.st_size == 0 and path != f"{database}"
+        parts.append("-" if empty else f"{found.st_size}:{found.st_mtime_ns}:{found.st_ino}")
+    return "sqlite:" + "|".join(parts)
+
+
+def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
+    """Stamp what the build of `out_dir` reads, before it reads it; None where it cannot."""
+    lock = _record_file(config, out_dir).with_suffix(".lock")
+    try:
+        private_dir(lock.parent)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # "Now" on the file system's clock: what a change from now on gets as its mtime.
+            os.utime(fd)
+            now = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    since = now - SETTLE
+    database = sqlite_file(config.database_url)
+    state = _state_stamp(config)
+    racy = False
+    if database is not None and database.is_file():
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-journal")):
+            try:
+                racy = racy or os.stat(path).st_mtime_ns >= since
+            except FileNotFoundError:
+                pass
+    digest = hashlib.sha256(f"{comms.__version__}\0".encode())
+    digest.update(config.settings.model_dump_json().encode())
+    for value in (config.root, config.content_dir, config.output_dir, config.tz):
+        digest.update(_bytes(f"{value}\0"))
+    digest.update(repr(sorted(config.languages)).encode())
+    # The file too, not only the settings it gives: `comms check` reports at its lines.
+    toml = config.path or config.root / "comms.toml"
+    try:
+        found = os.stat(toml)
+        digest.update(_bytes(f"{toml}\0{found.st_size}\0{found.st_mtime_ns}\0{found.st_ino}\0"))
+        racy = racy or found.st_mtime_ns >= since
+    except FileNotFoundError:
+        digest.update(_bytes(f"{toml}\0-\0"))
+    except OSError:
+        return None
+    folders = (
+        (Path(comms.__file__).parent, True),
+        (config.content_dir, False),
+        (config.root / config.settings.render.static_dir, False),
+    )
+    for folder, code in folders:
+        digest.update(_bytes(f"\0{folder}\0"))
+        changed = _tree(digest, folder, since, code)
+        if changed is None:
+            return None
+        racy = racy or changed
+    return Stamps(digest.hexdigest(), state, racy)
+
+
+def skipped(config: Config, out_dir: Path, stamps: Stamps) -> tuple[list[str], list[str]] | None:
+    """The paths and notes of the recorded build if `stamps`, the state, the time and the
+    folder still match it: then a build would write the same bytes. None otherwise."""
+    with building(config, out_dir):
+        found = _read_record(config, out_dir)
+        if found is None:
+            return None
+        record, raw = found
+        kept = raw.get("stamps")
+        if not isinstance(kept, dict) or kept.get("inputs") != stamps.inputs:
+            return None
+        if kept.get("state") is None or kept.get("state") != _state_stamp(config):
+            return None
+        paths = _still(config, out_dir, Path(str(kept.get("manifest"))), record)
+        if paths is None:
+            return None
+        notes = kept.get("notes")
+        return paths, [str(note) for note in notes] if isinstance(notes, list) else []

@@ -108,6 +108,7 @@ def publish_now(
     *,
     out_dir: Path | None = None,
     tell_hubs: bool = False,
+    stamps: build_record.Stamps | None = None,
 ) -> Publication:
     """Build the site as it is published now and write the files whose bytes changed.
 
@@ -119,7 +120,9 @@ def publish_now(
     `state` keeps the feed history, so every host writes the same bytes. The files go to
     `out_dir` (default: the output folder). With `tell_hubs` the WebSub hubs hear of every
     changed feed, and of the notifications earlier runs could not deliver (`state` queues
-    those that fail again).
+    those that fail again). `stamps` (`build_record.take_stamps`, taken before `site` was
+    read) go into the build's record, so that the next build with the same can be skipped
+    before it reads anything.
     """
     if site is None:
         site, _ = load_valid_site(config)
@@ -134,6 +137,7 @@ def publish_now(
         if same is not None:
             # Nothing the build reads has changed since it wrote this folder: same bytes.
             write = build.WriteReport(unchanged=sorted(same))
+            build_record.restamp(config, target, manifest, stamps)
         else:
             files = build.collect(Build(config, site, state))
             workers = config.settings.render.workers
@@ -142,7 +146,7 @@ def publish_now(
             # it observes nothing new, so it makes the same bytes.
             digest = build_record.inputs(config, site, state)
             valid = build_record.until(config, site, state)
-            build_record.remember(config, target, manifest, digest, valid)
+            build_record.remember(config, target, manifest, digest, valid, stamps)
     changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]
     published = Publication(site, write, changed)
     if tell_hubs:

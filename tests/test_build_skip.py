@@ -1,0 +1,309 @@
+"""`comms build` skips an unchanged build by file stamps before it reads the site, and any
+changed input (content, static file, configuration, template, catalog, publishing state, the
+time) makes it read and build again: real files, the real command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import time_machine
+
+import comms.content.site
+from comms.cli import main
+from comms.core.config import load_config
+from comms.db.store import open_store
+from comms.publish import build_record
+from comms.sending.campaign import prepare
+
+from .conftest import copy_sample
+
+#: Ready, its send_at after the sample's reference_date: public once its campaign started.
+ISSUE = "2020-02-newsletter"
+#: An hour back: older than build_record.SETTLE, so the stamps of what a test wrote count.
+AGE = 3600
+
+
+class Builds:
+    """Runs `comms build` on a site copy; tells whether it read the site (the full path)."""
+
+    def __init__(
+        self, site: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ):
+        self.site = site
+        self.capsys = capsys
+        self.reads = 0
+        real = comms.content.site.load_valid_site
+
+        def counting(*args: object, **kwargs: object) -> object:
+            self.reads += 1
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(comms.content.site, "load_valid_site", counting)
+
+    def run(self) -> tuple[str, bool]:
+        """`comms build`'s report line and whether it read the site."""
+        before = self.reads
+        main(["--config", str(self.site / "comms.toml"), "build"])
+        out = self.capsys.readouterr().out
+        return out.strip().splitlines()[-1], self.reads > before
+
+    def age(self) -> None:
+        """Move every input's mtime an hour back, as if edited long ago."""
+        for folder in (self.site / "content", self.site / "static", self.site / "var"):
+            for path in [folder, *folder.rglob("*")]:
+                if path.is_file() and "cache" not in path.parts:
+                    mtime = path.stat().st_mtime - AGE
+                    os.utime(path, (mtime, mtime))
+        toml = self.site / "comms.toml"
+        os.utime(toml, (toml.stat().st_mtime - AGE,) * 2)
+
+    def settle(self) -> str:
+        """Age the inputs and build until a build is skipped without reading the site (the
+        one after aging decides by the inputs digest and records the stamps)."""
+        self.age()
+        self.run()
+        line, read = self.run()
+        assert not read, "an unchanged build read the site"
+        return line
+
+
+@pytest.fixture
+def builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Builds:
+    """A sample site copy, built once."""
+    made = Builds(copy_sample(tmp_path / "site"), monkeypatch, capsys)
+    made.age()
+    line, read = made.run()
+    assert read and " 0 written" not in line
+    return made
+
+
+def _counts(line: str) -> tuple[int, int, int]:
+    """(written, unchanged, removed) of `Built …: W written, U unchanged, R removed`."""
+    numbers = [int(part.split()[0]) for part in line.split(": ", 1)[1].split(", ")]
+    return numbers[0], numbers[1], numbers[2]
+
+
+def _event(site: Path) -> Path:
+    return next((site / "content" / "events").glob("2019-05-07-*.md"))
+
+
+@pytest.mark.slow
+def test_an_unchanged_build_is_skipped_with_the_same_report(builds: Builds) -> None:
+    line, read = builds.run()  # right after the first build: its stamps already count
+    assert not read
+    written, unchanged, removed = _counts(line)
+    assert (written, removed) == (0, 0) and unchanged > 200
+    assert builds.run() == (line, False)
+
+
+@pytest.mark.slow
+def test_an_edited_added_or_removed_content_file_builds_again(builds: Builds) -> None:
+    event = _event(builds.site)
+    event.write_text(event.read_text("utf-8").replace("Laatzen", "Laatzen-Mitte"), "utf-8")
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+    assert "Laatzen-Mitte" in (
+        builds.site / "public" / "events" / event.stem / "index.html"
+    ).read_text("utf-8")
+
+    builds.settle()
+    added = event.with_name("2019-05-08-zweiter-termin.md")
+    added.write_text(event.read_text("utf-8").replace("2019-05-07", "2019-05-08"), "utf-8")
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+
+    builds.settle()
+    added.unlink()
+    line, read = builds.run()
+    assert read and _counts(line)[2] > 0, "the removed event's pages stay"
+
+    builds.settle()
+    # Only the mtime: the stamps tell, the inputs digest finds the same bytes and skips.
+    os.utime(event, (event.stat().st_mtime - 10,) * 2)
+    line, read = builds.run()
+    assert read and _counts(line)[0] == 0
+
+
+@pytest.mark.slow
+def test_a_changed_static_file_or_configuration_builds_again(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    css = next((builds.site / "static").rglob("*.*"))
+    css.write_bytes(css.read_bytes() + b"\n")
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+
+    builds.settle()
+    toml = builds.site / "comms.toml"
+    toml.write_text(
+        toml.read_text("utf-8").replace(
+            "reference_date = 2020-01-15", "reference_date = 2020-01-16"
+        ),
+        "utf-8",
+    )
+    line, read = builds.run()
+    assert read
+
+    builds.settle()
+    # The configuration as loaded counts, not only its file: an environment variable.
+    monkeypatch.setenv("COMMS_SITE_NAME", "Anders benannt")
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+
+
+@pytest.mark.slow
+def test_a_warning_is_printed_again_by_a_skipped_build(
+    builds: Builds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stray = builds.site / "content" / "notizen.md"
+    stray.write_text("Nur eine Notiz.\n", "utf-8")
+    builds.age()
+    config = ["--config", str(builds.site / "comms.toml"), "build"]
+    main(config)
+    full = capsys.readouterr().out
+    assert builds.reads == 2
+    main(config)
+    assert builds.reads == 2, "not skipped"
+    assert capsys.readouterr().out == full
+    assert "notizen.md" in full
+
+
+@pytest.mark.slow
+def test_the_time_passing_the_records_until_builds_again(builds: Builds) -> None:
+    toml = builds.site / "comms.toml"
+    lines = toml.read_text("utf-8").splitlines(keepends=True)
+    toml.write_text("".join(line for line in lines if "reference_date" not in line), "utf-8")
+    # The sample's workshop of 2020-03-25 ends at 13:30 in Berlin: upcoming before, past after.
+    with time_machine.travel(datetime(2020, 3, 25, 11, 0, tzinfo=UTC), tick=False):
+        builds.settle()
+    with time_machine.travel(datetime(2020, 3, 25, 12, 29, tzinfo=UTC), tick=False):
+        assert builds.run()[1] is False
+    with time_machine.travel(datetime(2020, 3, 25, 12, 31, tzinfo=UTC), tick=False):
+        line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only("stamps the SQLite database's files; a server's state is queried")
+def test_an_issue_marked_sent_builds_again(builds: Builds) -> None:
+    config = load_config(builds.site / "comms.toml", environ={})
+    open_store(config).close()  # the publishing state moves into the database
+    line, read = builds.run()
+    assert read
+    builds.settle()
+    page = builds.site / "public" / "issues" / ISSUE / "index.html"
+    assert not page.exists()
+    store = open_store(config)
+    try:
+        prepare(store, ISSUE, "h", [], [])  # its campaign started: public now
+    finally:
+        store.close()
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0 and page.is_file()
+
+
+def test_a_database_server_is_never_stamped(site_copy: Path) -> None:
+    config = load_config(
+        site_copy / "comms.toml",
+        environ={"COMMS_DATABASE_URL": "postgresql+psycopg://comms@db.invalid/comms"},
+    )
+    stamps = build_record.take_stamps(config, config.output_dir)
+    assert stamps is not None and stamps.state is None
+    assert build_record.skipped(config, config.output_dir, stamps) is None
+
+
+#: Prints every loaded module's name as the process exits (as tests/test_startup.py).
+_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("MODULES", *sorted(sys.modules), file=sys.__stderr__))
+from comms.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _process_build(site: Path, package: Path) -> tuple[str, set[str]]:
+    """`comms build` in a process of its own with the comms package in `package`: its report
+    line and the modules it loaded."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "build"],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(package)},
+    )
+    assert done.returncode == 0, done.stderr
+    modules = next(line for line in done.stderr.splitlines() if line.startswith("MODULES "))
+    return done.stdout.strip().splitlines()[-1], set(modules.split()[1:])
+
+
+@pytest.mark.slow
+def test_a_skipped_build_loads_no_build_and_a_changed_template_or_catalog_builds(
+    tmp_path: Path,
+) -> None:
+    """In real processes, with comms's package copied so that its templates and catalogs can
+    change: the skip loads neither the content models nor the build nor SQLAlchemy."""
+    package = tmp_path / "package"
+    shutil.copytree(
+        Path(comms.__file__).parent, package / "comms", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    site = copy_sample(tmp_path / "site")
+    for path in [*package.rglob("*"), *site.rglob("*")]:
+        if path.is_file():
+            os.utime(path, (path.stat().st_mtime - AGE,) * 2)
+    line, modules = _process_build(site, package)
+    assert "comms.publish.build" in modules and _counts(line)[0] > 0
+    line, modules = _process_build(site, package)
+    assert _counts(line)[0] == 0
+    loaded = {
+        "comms.publish.build",
+        "comms.content.models",
+        "comms.content.site",
+        "sqlalchemy",
+        "jinja2",
+    }
+    assert not loaded & modules
+
+    template = package / "comms" / "templates" / "web" / "base.html.j2"
+    template.write_text(
+        template.read_text("utf-8").replace("</body>", "<!-- geändert --></body>"), "utf-8"
+    )
+    line, modules = _process_build(site, package)
+    assert "comms.publish.build" in modules and _counts(line)[0] > 0
+    assert "<!-- geändert -->" in (site / "public" / "index.html").read_text("utf-8")
+
+    catalog = package / "comms" / "templates" / "locale" / "en" / "LC_MESSAGES" / "messages.po"
+    text = catalog.read_text("utf-8")
+    catalog.write_text(
+        text.replace('msgid "Events"\nmsgstr "Events"', 'msgid "Events"\nmsgstr "Happenings"'),
+        "utf-8",
+    )
+    assert catalog.read_text("utf-8") != text
+    line, modules = _process_build(site, package)
+    assert "comms.publish.build" in modules and _counts(line)[0] > 0
+
+
+def test_a_file_name_that_is_no_utf_8_is_stamped(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    before = build_record.take_stamps(config, config.output_dir)
+    odd = os.fsencode(site_copy / "static") + b"/bild-\xff.txt"
+    with open(odd, "wb") as handle:
+        handle.write(b"x")
+    after = build_record.take_stamps(config, config.output_dir)
+    assert before is not None and after is not None and before.inputs != after.inputs
+
+
+def test_a_linked_folder_in_the_content_leaves_no_stamps(site_copy: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (site_copy / "content" / "events" / "mehr").symlink_to(elsewhere)
+    config = load_config(site_copy / "comms.toml", environ={})
+    assert build_record.take_stamps(config, config.output_dir) is None
