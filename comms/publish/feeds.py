@@ -25,10 +25,9 @@ from comms.content.models import KINDS, Site
 from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
-from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
+from comms.publish.feed_entry import Entry, by_start, clean, published, tag
 from comms.publish.page_cache import Fingerprints, keyed, prints
 from comms.publish.producer import Build, Files
-from comms.publish.state import PublishState
 from comms.publish.templating import translate
 
 #: File name → format, in every feed folder.
@@ -232,20 +231,15 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
 
 def feed_files(build: Build) -> Files:
     """The build producer: every feed and calendar of the site's own edition."""
-    config = build.config
-    return edition_feeds(config, build.site, build.state, home_edition(config), prints(build))
+    return edition_feeds(build, home_edition(build.config), build.site)
 
 
-def edition_feeds(
-    config: Config,
-    site: Site,
-    state: PublishState,
-    edition: Edition,
-    keys: Fingerprints | None = None,
-) -> Files:
-    """Every feed and calendar of `edition`, path → bytes within the edition's folder (feed
-    history in `state`; with `keys`, keyed for the page cache)."""
-    entries = published_entries(config, edition, site, state)
+def edition_feeds(build: Build, edition: Edition, site: Site) -> Files:
+    """Every feed and calendar of `edition` (`site` as it shows it), path → bytes within the
+    edition's folder, keyed for the page cache; the feed history is the build's, read once
+    for all its editions."""
+    config, keys = build.config, prints(build)
+    entries = published(build).entries(edition, site)
     files = Files()
     cache: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
