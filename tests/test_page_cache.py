@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from comms.content.models import Item
 from comms.core.config import Config, load_config
 from comms.publish import build, build_record, templating
+from comms.publish.feed_entry import EntryFacts
 from comms.publish.page_cache import INDEX, PageCache
 from comms.publish.producer import Files
 from comms.publish.refresh import Publication, publish_now
@@ -88,6 +90,38 @@ def test_a_changed_item_makes_its_pages_lists_and_feeds_again_and_no_other(
     removed = _rebuild(config)
     gone = "practices/tanz-workshop-landkreis-northeim/index.html"
     assert gone in removed.write.removed and not (out / gone).exists()
+
+
+def test_feeds_the_cache_holds_word_no_entry_and_a_shown_item_changes_its_issue(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    worded: list[str] = []
+    real = EntryFacts.categories
+
+    def categories(facts: EntryFacts, item: Item) -> tuple[tuple[str, str, str], ...]:
+        worded.append(f"{facts.edition.language}:{item.uid}")
+        return real(facts, item)
+
+    monkeypatch.setattr(EntryFacts, "categories", categories)
+    made = _made(monkeypatch)
+    # Every feed and calendar of every edition is still the one its key names: the entries
+    # are keyed by their items and stamps, none is worded.
+    assert _rebuild(config).write.written == [] and made == []
+    assert worded == []
+
+    # An event an issue shows: the issue's entry shows its new title, so the issue feeds are
+    # made again; the practices' are not.
+    event = site_copy / "content" / "events" / "2019-10-22-nemia-netzwerkkongress.md"
+    text = event.read_text("utf-8")
+    title = next(line for line in text.splitlines() if line.startswith("title:"))
+    event.write_text(text.replace(title, 'title: "Netzwerkkongress (neu)"', 1), "utf-8")
+    _rebuild(config)
+    assert "issues/feed.xml" in made and "feed.xml" in made
+    assert "practices/feed.xml" not in made
+    assert "Netzwerkkongress (neu)" in (config.output_dir / "issues/feed.json").read_text()
+    assert worded and len(worded) < 300
 
 
 def test_a_changed_template_makes_every_page_using_it_again(
