@@ -26,7 +26,8 @@ from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published, tag
-from comms.publish.page_cache import Fingerprints, keyed, prints
+from comms.publish.feed_fragments import Fragments
+from comms.publish.page_cache import keyed, prints
 from comms.publish.producer import Build, Files
 from comms.publish.templating import translate
 
@@ -99,8 +100,32 @@ def _updated(channel: Channel) -> datetime:
     return max((e.stamp.updated for e in channel.entries), default=EPOCH)
 
 
+#: Where each entry of a feed begins and ends in its bytes, per format. An entry's text is
+#: escaped, so these appear nowhere else.
+_ENTRY_TAGS = {"rss": (b"<item>", b"</item>"), "atom": (b"<entry>", b"</entry>")}
+#: Stands for the items of a JSON Feed until they are put in: no entry holds a NUL.
+_ITEMS = "\0items"
+
+
+def _spans(data: bytes, fmt: str) -> list[tuple[int, int]]:
+    """Where each entry is in a feed's bytes, in order."""
+    start_tag, end_tag = _ENTRY_TAGS[fmt]
+    spans = []
+    at = data.find(start_tag)
+    while at != -1:
+        end = data.index(end_tag, at) + len(end_tag)
+        spans.append((at, end))
+        at = data.find(start_tag, end)
+    return spans
+
+
 def _generator(
-    config: Config, edition: Edition, channel: Channel, fmt: str, cache: dict[str, FeedEntry]
+    config: Config,
+    edition: Edition,
+    channel: Channel,
+    fmt: str,
+    fragments: Fragments,
+    feed_entries: dict[str, FeedEntry],
 ) -> bytes:
     settings = config.settings
     site_urls = urls.Urls(config, edition)
@@ -124,17 +149,59 @@ def _generator(
             fg.link(href=hub, rel="hub")
     # feedgen takes the last link as the RSS channel link: the site itself.
     fg.link(href=site_urls.home(), rel="alternate", type="text/html")
-    entries = []
-    for entry in channel.entries:
-        if entry.id not in cache:
-            cache[entry.id] = _feed_entry(config, entry)
-        entries.append(cache[entry.id])
-    fg.entry(entries)
-    data: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
-    return data
+
+    def serialized(entries: list[Entry]) -> bytes:
+        made = []
+        for entry in entries:
+            if entry.id not in feed_entries:
+                feed_entries[entry.id] = _feed_entry(config, entry)
+            made.append(feed_entries[entry.id])
+        fg.entry(made, replace=True)
+        data: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
+        return data
+
+    entries = channel.entries
+    if not entries:
+        return serialized([])
+    # The feed around its entries (its head and end) with any of them, and each entry's
+    # bytes once: an entry's bytes are the same in every feed of the edition, and between
+    # two entries is only the indentation.
+    around: list[bytes] = []
+
+    def split(missing: list[Entry]) -> list[bytes] | None:
+        data = serialized(missing)
+        spans = _spans(data, fmt)
+        if len(spans) != len(missing):
+            return None
+        around.append(data)
+        return [data[start:end] for start, end in spans]
+
+    path = urls.feed_path(channel.folder, fmt)
+    found = fragments.fragments(path, fmt, entries, split)
+    if found is None:
+        return serialized(entries)
+    data = around[0] if around else serialized(entries[:1])
+    spans = _spans(data, fmt)
+    first, last = spans[0][0], spans[-1][1]
+    indent = data[data.rindex(b"\n", 0, first) : first]
+    return data[:first] + indent.join(found) + data[last:]
 
 
-def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
+def _json_item(author: dict[str, str], e: Entry) -> dict[str, object]:
+    return {
+        "id": e.id,
+        "url": e.url,
+        "title": e.title,
+        "summary": e.summary,
+        "content_html": e.html,
+        "date_published": e.stamp.published.isoformat(),
+        "date_modified": e.stamp.updated.isoformat(),
+        "authors": [author],
+        "tags": [label for _, _, label in e.categories],
+    }
+
+
+def _json_feed(config: Config, edition: Edition, channel: Channel, fragments: Fragments) -> bytes:
     settings, site_urls = config.settings, urls.Urls(config, edition)
     author = {"name": clean(settings.sender.name)}
     feed: dict[str, object] = {
@@ -148,43 +215,52 @@ def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
     }
     if settings.feeds.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in settings.feeds.hubs]
-    feed["items"] = [
-        {
-            "id": e.id,
-            "url": e.url,
-            "title": e.title,
-            "summary": e.summary,
-            "content_html": e.html,
-            "date_published": e.stamp.published.isoformat(),
-            "date_modified": e.stamp.updated.isoformat(),
-            "authors": [author],
-            "tags": [label for _, _, label in e.categories],
-        }
-        for e in channel.entries
-    ]
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    if not channel.entries:
+        feed["items"] = []
+        return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # The items are the last member, each an object at the third level of indentation: JSON
+    # text holds no line break inside a string, so each item is indented as a whole.
+
+    def items(entries: list[Entry]) -> list[bytes]:
+        return [
+            json.dumps(_json_item(author, e), ensure_ascii=False, indent=2)
+            .replace("\n", "\n    ")
+            .encode("utf-8")
+            for e in entries
+        ]
+
+    path = urls.feed_path(channel.folder, "json")
+    found = fragments.fragments(path, "json", channel.entries, items)
+    if found is None:
+        found = items(channel.entries)
+    feed["items"] = [_ITEMS]
+    text = json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
+    head, _, end = text.rpartition(json.dumps(_ITEMS))
+    return head.encode("utf-8") + b",\n    ".join(found) + end.encode("utf-8")
 
 
 def render_channel(
     config: Config,
     edition: Edition,
     channel: Channel,
-    cache: dict[str, FeedEntry],
-    keys: Fingerprints | None = None,
+    fragments: Fragments,
+    feed_entries: dict[str, FeedEntry],
 ) -> Files:
     """The three files of one feed of `edition`: RSS 2.0, Atom 1.0 and JSON Feed 1.1 (each
-    made when it is read; with `keys`, keyed for the page cache)."""
+    made when it is read, keyed for the page cache; entries serialized once by
+    `fragments`)."""
+    keys = fragments.keys
     makers: dict[str, Callable[[], bytes]] = {
         urls.feed_path(channel.folder, "rss"): partial(
-            _generator, config, edition, channel, "rss", cache
+            _generator, config, edition, channel, "rss", fragments, feed_entries
         ),
         urls.feed_path(channel.folder, "atom"): partial(
-            _generator, config, edition, channel, "atom", cache
+            _generator, config, edition, channel, "atom", fragments, feed_entries
         ),
-        urls.feed_path(channel.folder, "json"): partial(_json_feed, config, edition, channel),
+        urls.feed_path(channel.folder, "json"): partial(
+            _json_feed, config, edition, channel, fragments
+        ),
     }
-    if keys is None:
-        return Files(makers)
     return Files(
         {path: keyed(keys, make, "feed", path, edition, channel) for path, make in makers.items()}
     )
@@ -241,8 +317,9 @@ def edition_feeds(build: Build, edition: Edition, site: Site) -> Files:
     config, keys = build.config, prints(build)
     entries = published(build).entries(edition, site)
     files = Files()
-    cache: dict[str, FeedEntry] = {}
+    fragments = Fragments(config, edition, keys)
+    feed_entries: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
-        files.add(render_channel(config, edition, channel, cache, keys))
+        files.add(render_channel(config, edition, channel, fragments, feed_entries))
     files.add(calendar_files(config, edition, entries, keys))
     return files

@@ -130,7 +130,10 @@ class Fingerprints:
         if known is None or known[0] is not value:
             digest = hashlib.sha256(type(value).__qualname__.encode())
             if isinstance(value, BaseModel):
-                digest.update(value.model_dump_json().encode())
+                try:
+                    digest.update(value.model_dump_json().encode())
+                except ValueError as exc:  # lone surrogates: JSON cannot carry them
+                    raise Uncacheable(f"cannot fingerprint {value!r}") from exc
             elif isinstance(value, Merkle):
                 for part in value.parts():
                     self._feed(digest, part)
