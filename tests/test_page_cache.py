@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from feedgen.entry import FeedEntry
 
 from comms.content.models import Item
 from comms.core.config import Config, load_config
-from comms.publish import build, build_record, templating
-from comms.publish.feed_entry import EntryFacts
+from comms.publish import build, build_record, feeds, templating
+from comms.publish.feed_entry import Entry, EntryFacts
+from comms.publish.feed_fragments import FRAGMENTS_DIR
 from comms.publish.page_cache import INDEX, PageCache
 from comms.publish.producer import Files
 from comms.publish.refresh import Publication, publish_now
@@ -122,6 +124,65 @@ def test_feeds_the_cache_holds_word_no_entry_and_a_shown_item_changes_its_issue(
     assert "practices/feed.xml" not in made
     assert "Netzwerkkongress (neu)" in (config.output_dir / "issues/feed.json").read_text()
     assert worded and len(worded) < 300
+
+
+def _feeds(folder: Path) -> dict[str, bytes]:
+    return {path: data for path, data in _tree(folder).items() if feeds.is_feed(path)}
+
+
+def test_a_feed_made_again_serializes_only_its_changed_entries_and_is_whole(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    serialized: list[str] = []
+    real = feeds._feed_entry
+
+    def feed_entry(config: Config, entry: Entry) -> FeedEntry:
+        serialized.append(entry.item.uid)
+        return real(config, entry)
+
+    monkeypatch.setattr(feeds, "_feed_entry", feed_entry)
+    made = _made(monkeypatch)
+    out, kept = config.output_dir, site_copy / FRAGMENTS_DIR
+    event = (
+        site_copy / "content" / "events" / "2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen.md"
+    )
+
+    def edit(old: str, new: str) -> None:
+        text = event.read_text("utf-8")
+        assert old in text
+        event.write_text(text.replace(old, new, 1), "utf-8")
+
+    def whole() -> dict[str, bytes]:
+        """The feeds of a build that starts from nothing but the feed history."""
+        shutil.rmtree(out)
+        shutil.rmtree(site_copy / "var" / "cache")
+        _rebuild(config)
+        return _feeds(out)
+
+    # The event feeds list every upcoming event; only the changed one is serialized again
+    # (once per edition: each edition words it in its language), the others are kept.
+    edit("FAQ", "Fragen")
+    _rebuild(config)
+    assert "events/feed.xml" in made and "en/events/atom.xml" in made
+    assert set(serialized) == {"event/2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen"}
+    assert len(serialized) <= 4
+    incremental = _feeds(out)
+    assert incremental == whole()
+
+    # A damaged or unreadable kept file is only a miss: its entries are serialized again.
+    files = sorted(kept.iterdir())
+    assert files
+    for file in files[::2]:
+        file.write_bytes(file.read_bytes()[:-1] + b"x")
+    for file in files[1::2]:
+        file.write_bytes(b"")
+    edit("Fragen", "Fragen und Antworten")
+    serialized.clear()
+    _rebuild(config)
+    assert len(serialized) > 4
+    assert _feeds(out) == whole()
 
 
 def test_a_changed_template_makes_every_page_using_it_again(
