@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import PurePosixPath
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseExtension
@@ -43,7 +42,7 @@ EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 
 def is_feed(path: str) -> bool:
     """True for the feed files (RSS, Atom, JSON Feed) among the output paths."""
-    return PurePosixPath(path).name in FEED_FILES
+    return path.rpartition("/")[2] in FEED_FILES  # a str: asked of every path a build writes
 
 
 @dataclass(frozen=True)
