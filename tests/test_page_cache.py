@@ -15,7 +15,8 @@ from feedgen.entry import FeedEntry
 
 from comms.content.models import Item
 from comms.core.config import Config, load_config
-from comms.publish import build, build_record, feeds, templating
+from comms.core.languages import Edition
+from comms.publish import build, build_record, calendars, feeds, templating
 from comms.publish.feed_entry import Entry, EntryFacts
 from comms.publish.feed_fragments import FRAGMENTS_DIR
 from comms.publish.page_cache import INDEX, PageCache
@@ -143,6 +144,14 @@ def test_a_feed_made_again_serializes_only_its_changed_entries_and_is_whole(
         return real(config, entry)
 
     monkeypatch.setattr(feeds, "_feed_entry", feed_entry)
+    vevents: list[str] = []
+    real_vevent = calendars._vevent
+
+    def vevent(config: Config, edition: Edition, entry: Entry) -> bytes:
+        vevents.append(entry.item.uid)
+        return real_vevent(config, edition, entry)
+
+    monkeypatch.setattr(calendars, "_vevent", vevent)
     made = _made(monkeypatch)
     out, kept = config.output_dir, site_copy / FRAGMENTS_DIR
     event = (
@@ -161,13 +170,15 @@ def test_a_feed_made_again_serializes_only_its_changed_entries_and_is_whole(
         _rebuild(config)
         return _feeds(out)
 
-    # The event feeds list every upcoming event; only the changed one is serialized again
-    # (once per edition: each edition words it in its language), the others are kept.
+    # The event feeds and calendars list every upcoming event; only the changed one is
+    # serialized again (once per edition: each words it in its language), the others kept.
     edit("FAQ", "Fragen")
     _rebuild(config)
     assert "events/feed.xml" in made and "en/events/atom.xml" in made
-    assert set(serialized) == {"event/2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen"}
-    assert len(serialized) <= 4
+    assert "events.ics" in made
+    changed = {"event/2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen"}
+    assert set(serialized) == changed and set(vevents) == changed
+    assert len(serialized) <= 4 and len(vevents) <= 4
     incremental = _feeds(out)
     assert incremental == whole()
 

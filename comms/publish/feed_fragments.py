@@ -69,19 +69,21 @@ class Fragments:
 
     def fragments(
         self,
-        path: str,
+        path: str | None,
         fmt: str,
         entries: list[Entry],
         make: Callable[[list[Entry]], list[bytes] | None],
     ) -> list[bytes] | None:
         """The fragments of `entries` in `fmt` for the feed file at `path`: made by `make`
         only for those neither this build nor the file's last build made (None when an
-        entry has no key or `make` cannot split them: the caller makes the file whole)."""
+        entry has no key or `make` cannot split them: the caller makes the file whole).
+        Without a `path` nothing is kept across builds (a file of one entry: when it is
+        made again, its entry has changed)."""
         named = [self.keys.key_or_none("entry", fmt, entry) for entry in entries]
         keys = [key for key in named if key is not None]
         if len(keys) < len(named):
             return None  # an entry the key cannot describe: made with the file, every time
-        kept = self._kept(path)  # a file is made only when its key changed: seldom
+        kept = {} if path is None else self._kept(path)  # read only when its file is made
         for key in keys:
             if key not in self.made and key in kept:
                 self.made[key] = kept[key]
@@ -95,6 +97,6 @@ class Fragments:
                 return None
             self.made.update(zip(missing, made, strict=True))
         found = [self.made[key] for key in keys]
-        if set(kept) != set(keys):
+        if path is not None and set(kept) != set(keys):
             self._keep(path, dict(zip(keys, found, strict=True)))
         return found

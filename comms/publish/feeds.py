@@ -320,5 +320,5 @@ def edition_feeds(build: Build, edition: Edition, site: Site) -> Files:
     feed_entries: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
         files.add(render_channel(config, edition, channel, fragments, feed_entries))
-    files.add(calendar_files(config, edition, entries, keys))
+    files.add(calendar_files(config, edition, entries, keys, fragments))
     return files
