@@ -3,14 +3,17 @@ changing makes it build again."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from pydantic import BaseModel
 
+from comms.content.site import read_site
 from comms.core.config import load_config
-from comms.publish import build
+from comms.publish import build, build_record
 from comms.publish.producer import Build, Files
 from comms.publish.refresh import publish_now
 from comms.publish.state import FileState, ScratchState
@@ -73,3 +76,89 @@ def test_the_time_passing_an_instant_the_content_names_builds_again(
     with time_machine.travel(datetime(2020, 3, 25, 12, 31, tzinfo=UTC), tick=False):
         moved = publish_now(config, state)
     assert len(runs) == 2 and moved.write.written
+
+
+def _named(value: object, tz: ZoneInfo) -> list[datetime]:
+    """Every instant a front matter value names, by the definition (a day: start and end)."""
+    if isinstance(value, BaseModel):
+        return [i for name in type(value).model_fields for i in _named(getattr(value, name), tz)]
+    if isinstance(value, dict):
+        return [i for element in value.values() for i in _named(element, tz)]
+    if isinstance(value, list | tuple):
+        return [i for element in value for i in _named(element, tz)]
+    if isinstance(value, datetime):
+        return [value if value.tzinfo else value.replace(tzinfo=tz)]
+    if isinstance(value, date):
+        midnight = datetime.combine(value, time(), tz)
+        return [midnight, midnight + timedelta(days=1)]
+    return []
+
+
+def _days(model: BaseModel) -> set[int]:
+    """Every whole number of days a setting gives (its name ends in `days`), at any depth."""
+    found: set[int] = set()
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            found |= _days(value)
+        elif name.endswith("days") and isinstance(value, int):
+            found.add(value)
+    return found
+
+
+@pytest.mark.slow
+def test_until_is_the_first_instant_a_window_of_the_content_moves_past(site_copy: Path) -> None:
+    # Every instant the content and the feed history name, each moved by every window of
+    # the settings (in days of its own clock, so across a change of UTC offset a day has 23
+    # or 25 hours), compared one by one: the answer `until` finds without looking at each.
+    toml = site_copy / "comms.toml"
+    lines = toml.read_text("utf-8").splitlines(keepends=True)
+    toml.write_text("".join(line for line in lines if "reference_date" not in line), "utf-8")
+    # A day just before clocks went back: three of its days are 73 hours long.
+    (site_copy / "content" / "events" / "2019-10-24-herbsttag.md").write_text(
+        '---\ntitle: "Herbsttag"\nstart: 2019-10-24\nregion: landesweit\norganiser: "B"\n'
+        'online: "https://example.org/x"\nstatus: planned\nsummary: "S"\n'
+        "published: 2019-10-01\n---\nText.\n",
+        "utf-8",
+    )
+    config = load_config(toml, environ={})
+    site, problems = read_site(config)
+    assert not problems
+    state = FileState(config.root)
+    # A first sight on the night clocks went forward, a change on the night they went back.
+    state.save_feed_rows(
+        {
+            "event/a": ("x", 0, datetime(2020, 3, 29, 0, 30, tzinfo=UTC), None),
+            "event/b": (
+                "y",
+                1,
+                datetime(2019, 1, 1, tzinfo=UTC),
+                datetime(2019, 10, 27, 1, 30, tzinfo=UTC),
+            ),
+        }
+    )
+    tz = config.tz
+    items = [*site.all_items(), *(i for own in site.translations.values() for i in own.values())]
+    instants = _named(items, tz)
+    for _, _, seen, changed in state.feed_rows().values():
+        instants += [seen] if changed is None else [seen, changed]
+    shifts = {timedelta(days=d) for d in {0, *_days(config.settings)}}
+    start = datetime(2019, 3, 28, tzinfo=UTC)
+    nows = [start + timedelta(hours=hours) for hours in range(0, 24 * 800, 71)]
+    # Just before and after each moment the autumn event names (and near its own day).
+    autumn = [i for i in instants if date(2019, 10, 20) <= i.date() <= date(2019, 10, 28)]
+    near = [i + shift * sign for i in autumn for shift in shifts for sign in (1, -1)]
+    nows += [m + timedelta(minutes=step) for m in near for step in (-90, -30, 30)]
+    for now in nows:
+        with time_machine.travel(now, tick=False):
+            moments = [
+                moment
+                for instant in instants
+                for shift in shifts
+                for moment in (instant + shift, instant - shift)
+                if moment > config.now()
+            ]
+            local = config.now().astimezone(tz)
+            tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), tz)
+            expected = min([config.now() + build_record.LONGEST, tomorrow, *moments])
+            assert build_record.until(config, site, state) == expected, now

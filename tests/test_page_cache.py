@@ -11,9 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from feedgen.entry import FeedEntry
 
+from comms.content.models import Item
 from comms.core.config import Config, load_config
-from comms.publish import build, build_record, templating
+from comms.core.languages import Edition
+from comms.publish import build, build_record, calendars, feeds, templating
+from comms.publish.feed_entry import Entry, EntryFacts
+from comms.publish.feed_fragments import FRAGMENTS_DIR
 from comms.publish.page_cache import INDEX, PageCache
 from comms.publish.producer import Files
 from comms.publish.refresh import Publication, publish_now
@@ -88,6 +93,107 @@ def test_a_changed_item_makes_its_pages_lists_and_feeds_again_and_no_other(
     removed = _rebuild(config)
     gone = "practices/tanz-workshop-landkreis-northeim/index.html"
     assert gone in removed.write.removed and not (out / gone).exists()
+
+
+def test_feeds_the_cache_holds_word_no_entry_and_a_shown_item_changes_its_issue(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    worded: list[str] = []
+    real = EntryFacts.categories
+
+    def categories(facts: EntryFacts, item: Item) -> tuple[tuple[str, str, str], ...]:
+        worded.append(f"{facts.edition.language}:{item.uid}")
+        return real(facts, item)
+
+    monkeypatch.setattr(EntryFacts, "categories", categories)
+    made = _made(monkeypatch)
+    # Every feed and calendar of every edition is still the one its key names: the entries
+    # are keyed by their items and stamps, none is worded.
+    assert _rebuild(config).write.written == [] and made == []
+    assert worded == []
+
+    # An event an issue shows: the issue's entry shows its new title, so the issue feeds are
+    # made again; the practices' are not.
+    event = site_copy / "content" / "events" / "2019-10-22-nemia-netzwerkkongress.md"
+    text = event.read_text("utf-8")
+    title = next(line for line in text.splitlines() if line.startswith("title:"))
+    event.write_text(text.replace(title, 'title: "Netzwerkkongress (neu)"', 1), "utf-8")
+    _rebuild(config)
+    assert "issues/feed.xml" in made and "feed.xml" in made
+    assert "practices/feed.xml" not in made
+    assert "Netzwerkkongress (neu)" in (config.output_dir / "issues/feed.json").read_text()
+    assert worded and len(worded) < 300
+
+
+def _feeds(folder: Path) -> dict[str, bytes]:
+    return {path: data for path, data in _tree(folder).items() if feeds.is_feed(path)}
+
+
+def test_a_feed_made_again_serializes_only_its_changed_entries_and_is_whole(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    serialized: list[str] = []
+    real = feeds._feed_entry
+
+    def feed_entry(config: Config, entry: Entry) -> FeedEntry:
+        serialized.append(entry.item.uid)
+        return real(config, entry)
+
+    monkeypatch.setattr(feeds, "_feed_entry", feed_entry)
+    vevents: list[str] = []
+    real_vevent = calendars._vevent
+
+    def vevent(config: Config, edition: Edition, entry: Entry) -> bytes:
+        vevents.append(entry.item.uid)
+        return real_vevent(config, edition, entry)
+
+    monkeypatch.setattr(calendars, "_vevent", vevent)
+    made = _made(monkeypatch)
+    out, kept = config.output_dir, site_copy / FRAGMENTS_DIR
+    event = (
+        site_copy / "content" / "events" / "2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen.md"
+    )
+
+    def edit(old: str, new: str) -> None:
+        text = event.read_text("utf-8")
+        assert old in text
+        event.write_text(text.replace(old, new, 1), "utf-8")
+
+    def whole() -> dict[str, bytes]:
+        """The feeds of a build that starts from nothing but the feed history."""
+        shutil.rmtree(out)
+        shutil.rmtree(site_copy / "var" / "cache")
+        _rebuild(config)
+        return _feeds(out)
+
+    # The event feeds and calendars list every upcoming event; only the changed one is
+    # serialized again (once per edition: each words it in its language), the others kept.
+    edit("FAQ", "Fragen")
+    _rebuild(config)
+    assert "events/feed.xml" in made and "en/events/atom.xml" in made
+    assert "events.ics" in made
+    changed = {"event/2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen"}
+    assert set(serialized) == changed and set(vevents) == changed
+    assert len(serialized) <= 4 and len(vevents) <= 4
+    incremental = _feeds(out)
+    assert incremental == whole()
+
+    # A damaged or unreadable kept file is only a miss: its entries are serialized again.
+    files = sorted(kept.iterdir())
+    assert files
+    for file in files[::2]:
+        file.write_bytes(file.read_bytes()[:-1] + b"x")
+    for file in files[1::2]:
+        file.write_bytes(b"")
+    edit("Fragen", "Fragen und Antworten")
+    serialized.clear()
+    _rebuild(config)
+    assert len(serialized) > 4
+    assert _feeds(out) == whole()
 
 
 def test_a_changed_template_makes_every_page_using_it_again(

@@ -23,6 +23,7 @@ the state lives in a database server there are none: that build decides by `inpu
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import functools
 import hashlib
@@ -31,7 +32,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,21 +95,30 @@ def inputs(config: Config, site: Site, state: PublishState) -> str:
     return digest.hexdigest()
 
 
-def _instants(value: Any, config: Config) -> list[datetime]:
+#: Values that name no instant: skipped without a look inside (most of an item's fields).
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _instants(value: Any, tz: tzinfo) -> list[datetime]:
     """Every instant a front matter value names (a day: its start and its end)."""
-    if isinstance(value, BaseModel):
-        fields = type(value).model_fields
-        return [i for name in fields for i in _instants(getattr(value, name), config)]
-    if isinstance(value, dict):
-        return [i for element in value.values() for i in _instants(element, config)]
-    if isinstance(value, list | tuple):
-        return [i for element in value for i in _instants(element, config)]
-    if isinstance(value, datetime):
-        return [value if value.tzinfo else value.replace(tzinfo=config.tz)]
-    if isinstance(value, date):
-        midnight = datetime.combine(value, time(), config.tz)
-        return [midnight, midnight + timedelta(days=1)]
-    return []
+    found: list[datetime] = []
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if type(value) in _PLAIN:
+            continue
+        if isinstance(value, BaseModel):
+            stack.extend(getattr(value, name) for name in type(value).model_fields)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, datetime):
+            found.append(value if value.tzinfo else value.replace(tzinfo=tz))
+        elif isinstance(value, date):
+            midnight = datetime.combine(value, time(), tz)
+            found += (midnight, midnight + timedelta(days=1))
+    return found
 
 
 def _windows(model: BaseModel) -> set[int]:
@@ -123,22 +133,46 @@ def _windows(model: BaseModel) -> set[int]:
     return found
 
 
+#: More than a day's length can differ from 24 hours (a change of UTC offset) anywhere.
+_SLACK = timedelta(days=2)
+
+
+def _first_after(now: datetime, instants: list[datetime], shift: timedelta) -> datetime | None:
+    """The earliest `instant + shift` after `now` of `instants`, sorted by the moment each
+    names. `shift` adds days of the instant's own clock, which may be hours more or less
+    than the time it names, so only instants within `_SLACK` of the answer are looked at."""
+    best: datetime | None = None
+    # Arithmetic on UTC values is in elapsed time: these bounds hold whatever the clocks do.
+    low = now.astimezone(UTC) - shift - _SLACK
+    high: datetime | None = None
+    for index in range(bisect.bisect_left(instants, low), len(instants)):
+        instant = instants[index]
+        if high is not None and instant > high:
+            break  # every later moment is later than the best
+        moment = instant + shift
+        if moment > now and (best is None or moment < best):
+            best = moment
+            high = best.astimezone(UTC) - shift + _SLACK
+    return best
+
+
 def until(config: Config, site: Site, state: PublishState) -> datetime:
     """The first instant after now at which the build of `site` may come out differently."""
     now = config.now()
-    local = now.astimezone(config.tz)
-    tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), config.tz)
+    tz = config.tz
+    local = now.astimezone(tz)
+    tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), tz)
     limits = [now + LONGEST, tomorrow]
     items = [*site.all_items(), *(i for own in site.translations.values() for i in own.values())]
-    instants = [i for item in items for i in _instants(item, config)]
+    instants = _instants(items, tz)
     for _, _, seen, changed in state.feed_rows().values():
         instants += [seen] if changed is None else [seen, changed]
-    shifts = [timedelta(days=days) for days in {0, *_windows(config.settings)}]
-    for instant in instants:
-        for shift in shifts:
-            for moment in (instant + shift, instant - shift):
-                if moment > now:
-                    limits.append(moment)
+    instants.sort()
+    for days in {0, *_windows(config.settings)}:
+        for shift in (timedelta(days=days), -timedelta(days=days)):
+            first = _first_after(now, instants, shift)
+            if first is not None:
+                limits.append(first)
     return min(limits)
 
 

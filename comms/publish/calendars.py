@@ -17,6 +17,7 @@ from comms.content.translation_files import has_page, language_of
 from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
+from comms.publish.feed_fragments import Fragments
 from comms.publish.page_cache import Fingerprints, keyed
 from comms.publish.producer import Body, Files
 from comms.publish.templating import last_day, translate
@@ -132,7 +133,12 @@ def _calendar_head(
 
 
 def _calendar(
-    config: Config, edition: Edition, head: bytes, events: list[Entry], cache: dict[str, bytes]
+    config: Config,
+    edition: Edition,
+    head: bytes,
+    events: list[Entry],
+    cache: dict[str, bytes],
+    kept: tuple[Fragments, str | None] | None = None,
 ) -> bytes:
     """A VCALENDAR with a VTIMEZONE for the years of its timed events; VEVENTs built once."""
     parts = [head]
@@ -144,20 +150,32 @@ def _calendar(
         years = [config.now().year]
     if years:
         parts.append(_vtimezone(config.settings.site.timezone, min(years), max(years)))
-    for entry in events:
-        if entry.id not in cache:
-            cache[entry.id] = _vevent(config, edition, entry)
-        parts.append(cache[entry.id])
+    vevents = None
+    if kept is not None:  # each VEVENT made once per build, and kept across builds
+        fragments, path = kept
+        make = lambda entries: [_vevent(config, edition, e) for e in entries]  # noqa: E731
+        vevents = fragments.fragments(path, "ics", events, make)
+    if vevents is None:
+        vevents = []
+        for entry in events:
+            if entry.id not in cache:
+                cache[entry.id] = _vevent(config, edition, entry)
+            vevents.append(cache[entry.id])
+    parts += vevents
     parts.append(b"END:VCALENDAR\r\n")
     return b"".join(parts)
 
 
 def calendar_files(
-    config: Config, edition: Edition, entries: list[Entry], keys: Fingerprints | None = None
+    config: Config,
+    edition: Edition,
+    entries: list[Entry],
+    keys: Fingerprints | None = None,
+    fragments: Fragments | None = None,
 ) -> Files:
     """`events.ics` (upcoming and recent), one per region, one per event that has its files in
     `edition` (`translation_files.has_page`), of `edition` (each made when it is read; with
-    `keys`, keyed for the page cache)."""
+    `keys`, keyed for the page cache; with `fragments`, VEVENTs kept across builds)."""
     settings, tz = config.settings, config.tz
     since = config.now() - timedelta(days=settings.feeds.calendar_past_days)
     events = by_start(entries, tz)
@@ -165,8 +183,9 @@ def calendar_files(
     vevents: dict[str, bytes] = {}
     title = calendar_title(config, edition)
 
-    def calendar(head: Callable[[], bytes], events: list[Entry]) -> Body:
-        make = lambda: _calendar(config, edition, head(), events, vevents)  # noqa: E731
+    def calendar(head: Callable[[], bytes], events: list[Entry], path: str | None = None) -> Body:
+        kept = None if fragments is None else (fragments, path)
+        make = lambda: _calendar(config, edition, head(), events, vevents, kept)  # noqa: E731
         if keys is None:
             return make
         # An empty calendar names the current year (its time zone's); a head its arguments.
@@ -174,12 +193,13 @@ def calendar_files(
         return keyed(keys, make, "calendar", edition, getattr(head, "args", ()), events, year)
 
     path = urls.calendar_path()
-    files = Files({path: calendar(partial(_calendar_head, config, edition, title, path), recent)})
+    head = partial(_calendar_head, config, edition, title, path)
+    files = Files({path: calendar(head, recent, path)})
     for region, label in settings.regions.items():
         path = urls.calendar_path(region)
         chosen = [e for e in recent if getattr(e.item, "region", None) == region]
         head = partial(_calendar_head, config, edition, f"{title} – {label}", path)
-        files[path] = calendar(head, chosen)
+        files[path] = calendar(head, chosen, path)
     # One event to add to a calendar once: nothing to subscribe to, so no name or source.
     single = cache(partial(_calendar_head, config, edition))
     for entry in events:

@@ -65,7 +65,7 @@ def edition_files(build: Build) -> Files:
             rendered = partial(render_issue, config, own_site, issue, edition)
             key = partial(issue_key, keys, config, own_site, issue, edition)
             files.add(public_copy(config, rendered, key), edition.folder + urls.page_path(issue))
-        files.add(edition_feeds(config, own_site, build.state, edition, keys), edition.folder)
+        files.add(edition_feeds(build, edition, own_site), edition.folder)
     return files
 
 

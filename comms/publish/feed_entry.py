@@ -4,8 +4,6 @@ an entry shows above its text (when, where, who, and what an issue holds)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from html import escape
 from zoneinfo import ZoneInfo
@@ -16,7 +14,9 @@ from comms.content import urls
 from comms.content.models import KINDS, Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
 from comms.core.languages import Edition
-from comms.publish.feed_state import History, Stamp, is_public, stamp
+from comms.publish.feed_state import History, Record, Stamp, is_public, stamp
+from comms.publish.page_cache import Merkle
+from comms.publish.producer import Build
 from comms.publish.state import PublishState
 from comms.publish.templating import Formatter
 
@@ -34,27 +34,70 @@ def tag(config: Config, name: str) -> str:
     return f"tag:{config.host},2015:{name}"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One published item as every feed and calendar shows it."""
+class Entry(Merkle):
+    """One published item as every feed and calendar shows it, each field worded when it is
+    first read: a feed the page cache still holds reads none of them."""
 
-    item: Item
-    id: str
-    url: str
-    title: str
-    summary: str
-    stamp: Stamp
-    categories: tuple[tuple[str, str, str], ...]  # (scheme, term, label)
-    #: What the HTML shows beside the item (an issue's events, practices and award): with
-    #: the fields above, everything the HTML is made from (the page cache's key).
-    shows: tuple[Item, ...]
-    #: Makes the HTML content, once, when a feed that is not cached needs it.
-    make_html: Callable[[], str] = field(compare=False, repr=False)
+    def __init__(self, facts: EntryFacts, site: Site, item: Item, id: str, stamp: Stamp) -> None:
+        self.item = item
+        self.id = id
+        self.stamp = stamp
+        self._facts = facts
+        self._site = site
+
+    def parts(self) -> tuple[object, ...]:
+        """What the entry is made from beside the build's shared inputs: its edition, its
+        item, its stamp and what it shows (the page cache's key, Merkle style)."""
+        edition, stamp = self._facts.edition, self.stamp
+        return (
+            edition.language,
+            edition.home,
+            self.item,
+            (stamp.published, stamp.updated, stamp.sequence),
+            self.shows,
+        )
+
+    @cached_property
+    def url(self) -> str:
+        """The item's page (in the edition where it has one there)."""
+        return self._facts.urls.item(self.item)
+
+    @cached_property
+    def title(self) -> str:
+        """The title, an event's marked when it is cancelled or postponed."""
+        item = self.item
+        if isinstance(item, Event):
+            return clean(self._facts.event_title(item))
+        return clean(str(getattr(item, "title", "")))
+
+    @cached_property
+    def summary(self) -> str:
+        """The item's summary ('' when it has none)."""
+        return clean(str(getattr(self.item, "summary", "")))
+
+    @cached_property
+    def categories(self) -> tuple[tuple[str, str, str], ...]:
+        """(scheme, term, label) of the item's kind, topics and region."""
+        return self._facts.categories(self.item)
+
+    @cached_property
+    def shows(self) -> tuple[Item, ...]:
+        """What the HTML shows beside the item (an issue's events, practices and award)."""
+        item, site = self.item, self._site
+        if not isinstance(item, Issue):
+            return ()
+        award = site.issue_award(item)
+        return (
+            *site.issue_events(item, self._facts.config.tz),
+            *site.issue_practices(item),
+            *([award] if award is not None else []),
+        )
 
     @cached_property
     def html(self) -> str:
         """The full HTML content: facts first, then the item's own text."""
-        return self.make_html()
+        facts = self._facts
+        return facts.urls.absolute_links(clean(facts.entry_html(self._site, self.item)))
 
     @property
     def event(self) -> Event:
@@ -68,6 +111,7 @@ class EntryFacts:
 
     def __init__(self, config: Config, edition: Edition) -> None:
         self.config = config
+        self.edition = edition
         self.fmt = Formatter(config, edition)
         self.urls = urls.Urls(config, edition)
         self._ = self.fmt._
@@ -167,56 +211,75 @@ class EntryFacts:
             (tag(self.config, f"category/{dim}"), term, clean(label)) for dim, term, label in found
         )
 
-    def entry(self, site: Site, item: Item, item_stamp: Stamp) -> Entry:
-        """The feed view of one item: id, link, title and HTML content with its facts."""
-        title = (
-            self.event_title(item) if isinstance(item, Event) else str(getattr(item, "title", ""))
-        )
-        shows: tuple[Item, ...] = ()
-        if isinstance(item, Issue):
-            award = site.issue_award(item)
-            shows = (
-                *site.issue_events(item, self.config.tz),
-                *site.issue_practices(item),
-                *([award] if award is not None else []),
-            )
-        return Entry(
-            item=item,
-            id=self.config.item_id(item.kind, item.slug),
-            url=self.urls.item(item),
-            title=clean(title),
-            summary=clean(str(getattr(item, "summary", ""))),
-            stamp=item_stamp,
-            categories=self.categories(item),
-            shows=shows,
-            make_html=lambda: self.urls.absolute_links(clean(self.entry_html(site, item))),
-        )
 
+class Published:
+    """The feed history as one build sees it and what follows from it for each item in every
+    edition alike (its id, its stamp, whether it is public), each worked out once."""
 
-def published_entries(
-    config: Config, edition: Edition, site: Site, state: PublishState
-) -> list[Entry]:
-    """Every published item of `edition` as an entry, newest first; the site's own edition
-    records changes in the feed state."""
-    history = History.load(state)
-    now = config.now()
-    if edition.is_home:
-        records = history.observe(site.all_items(), now)
-        history.save()
-    else:
+    def __init__(self, config: Config, state: PublishState) -> None:
+        self.config = config
+        self.state = state
+        self.now = config.now()
+        self.history = History.load(state)
+        self._observed = False
+        self._ids: dict[str, str] = {}
+        #: id(item) → (item, its record, its stamp, public?): the item and record are kept,
+        #: so an id is not reused and a record the site's feeds change is seen.
+        self._known: dict[int, tuple[Item, Record, Stamp, bool]] = {}
+
+    def _records(self, edition: Edition, site: Site) -> dict[str, Record]:
+        history = self.history
+        if edition.is_home and not self._observed:
+            history.observe(site.all_items(), self.now)
+            history.save()
+            self._observed = True
+            return history.records
         # An edition's entries carry the stamps of their originals: a translation is not a
         # change of the item, and its digest must not overwrite the original's. Only an item
         # the site's feeds have not recorded (yet) needs a record of its own.
         unseen = [item for item in site.all_items() if item.uid not in history.records]
-        records = {**History(history.state).observe(unseen, now), **history.records}
-    facts = EntryFacts(config, edition)
-    entries = []
-    for item in site.all_items():
-        item_stamp = stamp(item, records[item.uid], config.tz)
-        if is_public(item, item_stamp, now, site):
-            entries.append(facts.entry(site, item, item_stamp))
-    entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
-    return entries
+        if not unseen:
+            return history.records
+        return {**History(self.state).observe(unseen, self.now), **history.records}
+
+    def entries(self, edition: Edition, site: Site) -> list[Entry]:
+        """Every published item of `edition` as an entry, newest first; the site's own
+        edition records changes in the feed state."""
+        config, now, known, ids = self.config, self.now, self._known, self._ids
+        records = self._records(edition, site)
+        facts = EntryFacts(config, edition)
+        entries = []
+        for item in site.all_items():
+            uid = item.uid
+            record = records[uid]
+            seen = known.get(id(item))
+            if seen is None or seen[0] is not item or seen[1] is not record:
+                item_stamp = stamp(item, record, config.tz)
+                seen = (item, record, item_stamp, is_public(item, item_stamp, now, site))
+                known[id(item)] = seen
+            if not seen[3]:
+                continue
+            item_id = ids.get(uid)
+            if item_id is None:
+                item_id = ids[uid] = config.item_id(item.kind, item.slug)
+            entries.append(Entry(facts, site, item, item_id, seen[2]))
+        entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
+        return entries
+
+
+#: The last build's feed history: its editions share it.
+_last: tuple[Build, Published] | None = None
+
+
+def published(build: Build) -> Published:
+    """The feed history of `build`, read once for all its editions."""
+    global _last
+    last = _last
+    if last is not None and last[0] is build:
+        return last[1]
+    made = Published(build.config, build.state)
+    _last = (build, made)
+    return made
 
 
 def by_start(entries: list[Entry], tz: ZoneInfo) -> list[Entry]:

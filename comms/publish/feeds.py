@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import PurePosixPath
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseExtension
@@ -25,10 +24,10 @@ from comms.content.models import KINDS, Site
 from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
-from comms.publish.feed_entry import Entry, by_start, clean, published_entries, tag
-from comms.publish.page_cache import Fingerprints, keyed, prints
+from comms.publish.feed_entry import Entry, by_start, clean, published, tag
+from comms.publish.feed_fragments import Fragments
+from comms.publish.page_cache import keyed, prints
 from comms.publish.producer import Build, Files
-from comms.publish.state import PublishState
 from comms.publish.templating import translate
 
 #: File name → format, in every feed folder.
@@ -43,7 +42,7 @@ EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 
 def is_feed(path: str) -> bool:
     """True for the feed files (RSS, Atom, JSON Feed) among the output paths."""
-    return PurePosixPath(path).name in FEED_FILES
+    return path.rpartition("/")[2] in FEED_FILES  # a str: asked of every path a build writes
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,32 @@ def _updated(channel: Channel) -> datetime:
     return max((e.stamp.updated for e in channel.entries), default=EPOCH)
 
 
+#: Where each entry of a feed begins and ends in its bytes, per format. An entry's text is
+#: escaped, so these appear nowhere else.
+_ENTRY_TAGS = {"rss": (b"<item>", b"</item>"), "atom": (b"<entry>", b"</entry>")}
+#: Stands for the items of a JSON Feed until they are put in: no entry holds a NUL.
+_ITEMS = "\0items"
+
+
+def _spans(data: bytes, fmt: str) -> list[tuple[int, int]]:
+    """Where each entry is in a feed's bytes, in order."""
+    start_tag, end_tag = _ENTRY_TAGS[fmt]
+    spans = []
+    at = data.find(start_tag)
+    while at != -1:
+        end = data.index(end_tag, at) + len(end_tag)
+        spans.append((at, end))
+        at = data.find(start_tag, end)
+    return spans
+
+
 def _generator(
-    config: Config, edition: Edition, channel: Channel, fmt: str, cache: dict[str, FeedEntry]
+    config: Config,
+    edition: Edition,
+    channel: Channel,
+    fmt: str,
+    fragments: Fragments,
+    feed_entries: dict[str, FeedEntry],
 ) -> bytes:
     settings = config.settings
     site_urls = urls.Urls(config, edition)
@@ -125,17 +148,59 @@ def _generator(
             fg.link(href=hub, rel="hub")
     # feedgen takes the last link as the RSS channel link: the site itself.
     fg.link(href=site_urls.home(), rel="alternate", type="text/html")
-    entries = []
-    for entry in channel.entries:
-        if entry.id not in cache:
-            cache[entry.id] = _feed_entry(config, entry)
-        entries.append(cache[entry.id])
-    fg.entry(entries)
-    data: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
-    return data
+
+    def serialized(entries: list[Entry]) -> bytes:
+        made = []
+        for entry in entries:
+            if entry.id not in feed_entries:
+                feed_entries[entry.id] = _feed_entry(config, entry)
+            made.append(feed_entries[entry.id])
+        fg.entry(made, replace=True)
+        data: bytes = fg.rss_str(pretty=True) if fmt == "rss" else fg.atom_str(pretty=True)
+        return data
+
+    entries = channel.entries
+    if not entries:
+        return serialized([])
+    # The feed around its entries (its head and end) with any of them, and each entry's
+    # bytes once: an entry's bytes are the same in every feed of the edition, and between
+    # two entries is only the indentation.
+    around: list[bytes] = []
+
+    def split(missing: list[Entry]) -> list[bytes] | None:
+        data = serialized(missing)
+        spans = _spans(data, fmt)
+        if len(spans) != len(missing):
+            return None
+        around.append(data)
+        return [data[start:end] for start, end in spans]
+
+    path = urls.feed_path(channel.folder, fmt)
+    found = fragments.fragments(path, fmt, entries, split)
+    if found is None:
+        return serialized(entries)
+    data = around[0] if around else serialized(entries[:1])
+    spans = _spans(data, fmt)
+    first, last = spans[0][0], spans[-1][1]
+    indent = data[data.rindex(b"\n", 0, first) : first]
+    return data[:first] + indent.join(found) + data[last:]
 
 
-def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
+def _json_item(author: dict[str, str], e: Entry) -> dict[str, object]:
+    return {
+        "id": e.id,
+        "url": e.url,
+        "title": e.title,
+        "summary": e.summary,
+        "content_html": e.html,
+        "date_published": e.stamp.published.isoformat(),
+        "date_modified": e.stamp.updated.isoformat(),
+        "authors": [author],
+        "tags": [label for _, _, label in e.categories],
+    }
+
+
+def _json_feed(config: Config, edition: Edition, channel: Channel, fragments: Fragments) -> bytes:
     settings, site_urls = config.settings, urls.Urls(config, edition)
     author = {"name": clean(settings.sender.name)}
     feed: dict[str, object] = {
@@ -149,43 +214,52 @@ def _json_feed(config: Config, edition: Edition, channel: Channel) -> bytes:
     }
     if settings.feeds.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in settings.feeds.hubs]
-    feed["items"] = [
-        {
-            "id": e.id,
-            "url": e.url,
-            "title": e.title,
-            "summary": e.summary,
-            "content_html": e.html,
-            "date_published": e.stamp.published.isoformat(),
-            "date_modified": e.stamp.updated.isoformat(),
-            "authors": [author],
-            "tags": [label for _, _, label in e.categories],
-        }
-        for e in channel.entries
-    ]
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    if not channel.entries:
+        feed["items"] = []
+        return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # The items are the last member, each an object at the third level of indentation: JSON
+    # text holds no line break inside a string, so each item is indented as a whole.
+
+    def items(entries: list[Entry]) -> list[bytes]:
+        return [
+            json.dumps(_json_item(author, e), ensure_ascii=False, indent=2)
+            .replace("\n", "\n    ")
+            .encode("utf-8")
+            for e in entries
+        ]
+
+    path = urls.feed_path(channel.folder, "json")
+    found = fragments.fragments(path, "json", channel.entries, items)
+    if found is None:
+        found = items(channel.entries)
+    feed["items"] = [_ITEMS]
+    text = json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
+    head, _, end = text.rpartition(json.dumps(_ITEMS))
+    return head.encode("utf-8") + b",\n    ".join(found) + end.encode("utf-8")
 
 
 def render_channel(
     config: Config,
     edition: Edition,
     channel: Channel,
-    cache: dict[str, FeedEntry],
-    keys: Fingerprints | None = None,
+    fragments: Fragments,
+    feed_entries: dict[str, FeedEntry],
 ) -> Files:
     """The three files of one feed of `edition`: RSS 2.0, Atom 1.0 and JSON Feed 1.1 (each
-    made when it is read; with `keys`, keyed for the page cache)."""
+    made when it is read, keyed for the page cache; entries serialized once by
+    `fragments`)."""
+    keys = fragments.keys
     makers: dict[str, Callable[[], bytes]] = {
         urls.feed_path(channel.folder, "rss"): partial(
-            _generator, config, edition, channel, "rss", cache
+            _generator, config, edition, channel, "rss", fragments, feed_entries
         ),
         urls.feed_path(channel.folder, "atom"): partial(
-            _generator, config, edition, channel, "atom", cache
+            _generator, config, edition, channel, "atom", fragments, feed_entries
         ),
-        urls.feed_path(channel.folder, "json"): partial(_json_feed, config, edition, channel),
+        urls.feed_path(channel.folder, "json"): partial(
+            _json_feed, config, edition, channel, fragments
+        ),
     }
-    if keys is None:
-        return Files(makers)
     return Files(
         {path: keyed(keys, make, "feed", path, edition, channel) for path, make in makers.items()}
     )
@@ -232,23 +306,19 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
 
 def feed_files(build: Build) -> Files:
     """The build producer: every feed and calendar of the site's own edition."""
-    config = build.config
-    return edition_feeds(config, build.site, build.state, home_edition(config), prints(build))
+    return edition_feeds(build, home_edition(build.config), build.site)
 
 
-def edition_feeds(
-    config: Config,
-    site: Site,
-    state: PublishState,
-    edition: Edition,
-    keys: Fingerprints | None = None,
-) -> Files:
-    """Every feed and calendar of `edition`, path → bytes within the edition's folder (feed
-    history in `state`; with `keys`, keyed for the page cache)."""
-    entries = published_entries(config, edition, site, state)
+def edition_feeds(build: Build, edition: Edition, site: Site) -> Files:
+    """Every feed and calendar of `edition` (`site` as it shows it), path → bytes within the
+    edition's folder, keyed for the page cache; the feed history is the build's, read once
+    for all its editions."""
+    config, keys = build.config, prints(build)
+    entries = published(build).entries(edition, site)
     files = Files()
-    cache: dict[str, FeedEntry] = {}
+    fragments = Fragments(config, edition, keys)
+    feed_entries: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
-        files.add(render_channel(config, edition, channel, cache, keys))
-    files.add(calendar_files(config, edition, entries, keys))
+        files.add(render_channel(config, edition, channel, fragments, feed_entries))
+    files.add(calendar_files(config, edition, entries, keys, fragments))
     return files

@@ -54,6 +54,15 @@ WRITERS = ("jinja2", "babel", "markupsafe", "mjml-python", "feedgen", "lxml", "i
 _FROM_CONFIG = ("Formatter", "Urls", "Config", "Settings")
 
 
+class Merkle:
+    """A value described by a few parts it is made from (an item rather than every field
+    worded from it): its fingerprint is made from theirs, once per build, Merkle style."""
+
+    def parts(self) -> tuple[Any, ...]:
+        """The values that decide everything this one holds or makes."""
+        raise NotImplementedError
+
+
 class Uncacheable(TypeError):
     """A context value the fingerprint cannot describe: the file is made every time."""
 
@@ -114,13 +123,20 @@ class Fingerprints:
             return None
 
     def _whole(self, value: Any) -> bytes:
-        """The digest of a content item or a frozen dataclass, made once per build (neither
-        changes while the build runs; the object is kept, so its id is not reused)."""
+        """The digest of a content item, a `Merkle` value or a frozen dataclass, made once per
+        build (none changes while the build runs; the object is kept, so its id is not
+        reused)."""
         known = self._memo.get(id(value))
         if known is None or known[0] is not value:
             digest = hashlib.sha256(type(value).__qualname__.encode())
             if isinstance(value, BaseModel):
-                digest.update(value.model_dump_json().encode())
+                try:
+                    digest.update(value.model_dump_json().encode())
+                except ValueError as exc:  # lone surrogates: JSON cannot carry them
+                    raise Uncacheable(f"cannot fingerprint {value!r}") from exc
+            elif isinstance(value, Merkle):
+                for part in value.parts():
+                    self._feed(digest, part)
             else:
                 for field in dataclasses.fields(value):
                     self._feed(digest, getattr(value, field.name))
@@ -130,7 +146,7 @@ class Fingerprints:
     def _feed(self, digest: Any, value: Any) -> None:
         if value is None or isinstance(value, bool | int | float | str | bytes):
             digest.update(f"{type(value).__name__}:{value!r}\0".encode())
-        elif isinstance(value, BaseModel) or _frozen(value):
+        elif isinstance(value, BaseModel | Merkle) or _frozen(value):
             digest.update(b"W" + self._whole(value))
         elif isinstance(value, list | tuple):
             digest.update(f"[{len(value)}".encode())
