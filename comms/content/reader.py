@@ -37,6 +37,7 @@ from comms.content.models import (
     Site,
     front_matter_fields,
 )
+from comms.core.collector import batch
 from comms.core.errors import ContentError
 
 #: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
@@ -357,6 +358,7 @@ def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[Cont
     return files, warnings
 
 
+@batch()
 def read_content(
     content_dir: Path,
     tz: ZoneInfo,
