@@ -26,10 +26,11 @@ def test_a_batch_raises_the_thresholds_and_restores_them() -> None:
 
 
 def test_higher_thresholds_than_the_batch_s_are_kept() -> None:
-    gc.set_threshold(100_000, 5, 50)
+    high = BATCH_THRESHOLDS[0] * 2
+    gc.set_threshold(high, 1, 1)
     with batch():
-        assert gc.get_threshold() == (100_000, 10, 50)
-    assert gc.get_threshold() == (100_000, 5, 50)
+        assert gc.get_threshold() == (high, *BATCH_THRESHOLDS[1:])
+    assert gc.get_threshold() == (high, 1, 1)
 
 
 def test_nested_batches_and_an_error_restore_once_the_last_ends() -> None:

@@ -9,8 +9,9 @@ from contextlib import contextmanager
 
 #: The thresholds while a batch runs: a build keeps millions of objects alive (the site, its
 #: pages), and with the default ones the collector walked all of them again and again — a
-#: tenth of a cold build. Cycles are still collected, only less often.
-BATCH_THRESHOLDS = (50_000, 10, 10)
+#: tenth of a cold build. Cycles are still collected, only less often (a cold build of the
+#: bench site peaked at the same memory).
+BATCH_THRESHOLDS = (50_000, 20, 100)
 
 _lock = threading.Lock()
 _depth = 0
