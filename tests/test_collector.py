@@ -5,10 +5,16 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Iterator
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from comms.content import reader
 from comms.core.collector import BATCH_THRESHOLDS, batch
+from comms.core.config import DEFAULT_REGIONS, DEFAULT_TOPICS
+
+from .conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -76,4 +82,20 @@ def test_a_decorated_function_runs_in_a_batch() -> None:
 
     assert inside() == BATCH_THRESHOLDS
     assert inside() == BATCH_THRESHOLDS
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_content_is_read_in_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: set[tuple[int, int, int]] = set()
+    read_file = reader.read_file
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.add(gc.get_threshold())
+        return read_file(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_file", recording)
+    reader.read_content(
+        ROOT / "content", ZoneInfo("Europe/Berlin"), DEFAULT_REGIONS, DEFAULT_TOPICS
+    )
+    assert seen == {BATCH_THRESHOLDS}
     assert gc.get_threshold() == (700, 10, 10)
