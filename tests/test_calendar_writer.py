@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from icalendar.parser import Contentline
 
-from comms.publish.calendars import folded, serialized
+from comms.publish.calendars import folded, serialized, vevent
 
 #: Text that meets every rule of the fold: multi-byte characters, escapes, long runs.
 TEXT = st.text(
@@ -52,3 +54,63 @@ def test_a_component_serializes_as_to_ical() -> None:
     event.add("description", "Zeile eins\nZeile zwei: " + "€" * 60)
     event.add("categories", ["Sprache", "Arbeit, Bildung"])
     assert serialized(event) == event.to_ical()
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MOMENTS = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(BERLIN)
+)
+#: When an event takes place: a day (all-day) or a local date-time, with or without an end.
+WHEN = st.one_of(
+    st.tuples(st.dates(), st.none() | st.dates()),
+    st.tuples(MOMENTS, st.none() | MOMENTS),
+)
+LANGUAGE = st.sampled_from([{}, {"LANGUAGE": "en"}, {"LANGUAGE": "de-x-ls"}, {"LANGUAGE": "ar"}])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    when=WHEN,
+    stamp=st.datetimes(timezones=st.sampled_from([UTC, BERLIN])),
+    sequence=st.integers(min_value=0, max_value=10_000),
+    texts=st.tuples(TEXT, TEXT, TEXT),
+    language=LANGUAGE,
+    labels=st.lists(TEXT, max_size=3),
+    status=st.sampled_from(["CONFIRMED", "TENTATIVE", "CANCELLED"]),
+)
+def test_a_vevent_is_the_one_icalendar_writes(
+    when: tuple[date, date | None],
+    stamp: datetime,
+    sequence: int,
+    texts: tuple[str, str, str],
+    language: dict[str, str],
+    labels: list[str],
+    status: str,
+) -> None:
+    """The calendars' own VEVENT writer gives icalendar's bytes for the properties it writes
+    (dates, UTC stamps, texts with a LANGUAGE, categories, URL), in icalendar's order."""
+    start, end = when
+    summary, place, description = texts
+    properties: list[tuple[str, Any, dict[str, str]]] = [
+        ("uid", f"urn:uuid:{sequence}", {}),
+        ("dtstamp", stamp, {}),
+        ("last-modified", stamp + timedelta(hours=1), {}),
+        ("created", stamp, {}),
+        ("sequence", sequence, {}),
+        ("dtstart", start, {}),
+    ]
+    if end is not None:
+        properties.append(("dtend", end, {}))
+    properties += [
+        ("summary", summary, language),
+        ("location", place, {}),
+        ("description", description, language),
+        ("url", f"https://example.org/{sequence}/" + "x" * (sequence % 90), {}),
+        ("status", status, {}),
+    ]
+    if labels:
+        properties.append(("categories", labels, {}))
+    reference = icalendar.Event()
+    for name, value, parameters in properties:
+        reference.add(name, value, parameters=dict(parameters))
+    assert vevent(properties) == reference.to_ical()

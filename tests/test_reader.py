@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from comms.content.markup import markdown_to_html
 from comms.content.models import KINDS, Event, Issue
-from comms.content.reader import read_content, read_file
+from comms.content.reader import (
+    OLD_ARCHETYPE_TEXTS,
+    PLACEHOLDER_RE,
+    _old_archetype_text,
+    placeholder_errors,
+    read_content,
+    read_file,
+)
 from comms.core.config import DEFAULT_REGIONS, DEFAULT_TOPICS
 from comms.core.errors import ContentError
 
@@ -460,3 +467,27 @@ def test_button_class_is_the_only_class_an_editor_may_give() -> None:
     # Any other class, or more than the one, is dropped by the sanitiser.
     assert '<a href="https://example.org/x">x</a>{.other}' in html
     assert '<a href="/y">y</a>' in html
+
+
+#: Lines that hold archetype texts as editors leave them: any case, quoted, after a key.
+ARCHETYPE_LINE = st.builds(
+    lambda text, case, key, quote: f"{key}{quote}{case(text)}{quote}",
+    st.sampled_from(sorted(OLD_ARCHETYPE_TEXTS)),
+    st.sampled_from([str.upper, str.title, str.swapcase, str.lower, str.capitalize]),
+    st.sampled_from(["", "summary: ", "  name: ", "- "]),
+    st.sampled_from(["", '"', "'"]),
+)
+OTHER_LINE = st.text(alphabet=st.sampled_from(list("aä Ü[]:-ßx'")), max_size=30)
+
+
+@given(st.lists(ARCHETYPE_LINE | OTHER_LINE | st.just("[[Ort]]"), max_size=8))
+def test_placeholders_are_found_on_every_line_that_has_one(lines: list[str]) -> None:
+    """The whole-text test that skips most files misses no line the line rules report."""
+    expected = {
+        number
+        for number, line in enumerate(lines, start=1)
+        if PLACEHOLDER_RE.search(line) or _old_archetype_text(line) is not None
+    }
+    found = {error.line for error in placeholder_errors("\n".join(lines), Path("x.md"))}
+    assert found == expected
+    assert any(_old_archetype_text(line) for line in lines) <= bool(found)

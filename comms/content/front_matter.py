@@ -138,6 +138,12 @@ def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
+@functools.cache
+def _field_submodel(model: type[BaseModel], key: str) -> tuple[type[BaseModel] | None, bool]:
+    """`_submodel` of a field's annotation, worked out once per model and field."""
+    return _submodel(model.model_fields[key].annotation)
+
+
 def unknown_keys(
     model: type[BaseModel], data: Any, loc: tuple[Any, ...], allowed: list[str] | None = None
 ) -> list[tuple[tuple[Any, ...], str]]:
@@ -150,7 +156,7 @@ def unknown_keys(
         if key not in names:
             found.append(((*loc, key), ".".join(str(p) for p in (*loc, key))))
             continue
-        inner, many = _submodel(model.model_fields[key].annotation)
+        inner, many = _field_submodel(model, key)
         if inner is None:
             continue
         if many and isinstance(value, list):

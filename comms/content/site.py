@@ -9,6 +9,7 @@ from comms.content.content_cache import CACHE_DIR, ContentCache
 from comms.content.models import Issue, Site
 from comms.content.reader import read_content
 from comms.content.translation_files import is_translation, read_translations
+from comms.core.collector import batch
 from comms.core.config import Config
 from comms.core.errors import CommsError, ContentError, ContentErrors
 
@@ -39,6 +40,7 @@ class IssueErrors(ContentErrors):
         return f"issue '{self.slug}' has errors; fix them first"
 
 
+@batch()
 def read_site(config: Config) -> tuple[Site, list[ContentError]]:
     """Read the configured content folder: the valid items and every problem; never raises."""
     settings = config.settings

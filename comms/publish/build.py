@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comms.core.collector import batch
 from comms.core.local_faults import local_error
 from comms.publish import brand, edition_build, feeds, images, render
 from comms.publish.page_cache import PageCache
@@ -45,6 +46,7 @@ class WriteReport:
         return len(self.written) + len(self.unchanged)
 
 
+@batch()
 def collect(build: Build) -> Files:
     """Run every producer on `build` and merge their files; two may not claim one path."""
     files = Files()
@@ -171,6 +173,7 @@ def _shares(paths: list[str], processes: int) -> list[list[str]]:
     return [share for share in shares if share]
 
 
+@batch()
 def write_output(
     out_dir: Path,
     files: Mapping[str, bytes],

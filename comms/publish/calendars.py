@@ -3,13 +3,16 @@ per region, and `events/<slug>.ics` per event."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta, tzinfo
 from functools import cache, lru_cache, partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Component, Timezone
 from icalendar import Event as VEvent
+from icalendar.caselessdict import canonsort_keys
+from icalendar.timezone import tzp
 
 from comms.content import urls
 from comms.content.models import Event
@@ -82,35 +85,78 @@ def _description(edition: Edition, entry: Entry) -> str:
 
 def _vevent(config: Config, edition: Edition, entry: Entry) -> bytes:
     event, tz = entry.event, config.tz
-    ve = VEvent()
-    ve.add("uid", entry.id)
-    ve.add("dtstamp", entry.stamp.updated)
-    ve.add("last-modified", entry.stamp.updated)
-    ve.add("created", entry.stamp.published)
-    ve.add("sequence", entry.stamp.sequence)
-    if event.all_day:
-        ve.add("dtstart", event.start_at(tz).date())
-        ve.add("dtend", last_day(event, tz) + timedelta(days=1))  # exclusive
-    else:
-        ve.add("dtstart", event.start_at(tz).astimezone(tz))
-        if event.end is not None:
-            ve.add("dtend", event.end_at(tz).astimezone(tz))
     # An edition's calendars say which language each text is in (RFC 5545 LANGUAGE): its
     # own, or the site's for an item not translated yet.
-    text = {}
+    text: dict[str, str] = {}
     if not edition.is_home:
         text = {"LANGUAGE": language_of(event, edition.home)}
-    ve.add("summary", entry.title, parameters=text)
+    properties: list[tuple[str, Any, dict[str, str]]] = [
+        ("uid", entry.id, {}),
+        ("dtstamp", entry.stamp.updated, {}),
+        ("last-modified", entry.stamp.updated, {}),
+        ("created", entry.stamp.published, {}),
+        ("sequence", entry.stamp.sequence, {}),
+    ]
+    if event.all_day:
+        properties.append(("dtstart", event.start_at(tz).date(), {}))
+        properties.append(("dtend", last_day(event, tz) + timedelta(days=1), {}))  # exclusive
+    else:
+        properties.append(("dtstart", event.start_at(tz).astimezone(tz), {}))
+        if event.end is not None:
+            properties.append(("dtend", event.end_at(tz).astimezone(tz), {}))
+    properties.append(("summary", entry.title, text))
     place = event_place(event)
     if place or event.online:
-        ve.add("location", clean(place or event.online or ""))
-    ve.add("description", _description(edition, entry), parameters=text)
-    ve.add("url", entry.url)
-    ve.add("status", ICS_STATUS[event.status])
+        properties.append(("location", clean(place or event.online or ""), {}))
+    properties.append(("description", _description(edition, entry), text))
+    properties.append(("url", entry.url, {}))
+    properties.append(("status", ICS_STATUS[event.status], {}))
     labels = [label for scheme, _, label in entry.categories if scheme.endswith("topic")]
     if labels:
-        ve.add("categories", labels)
-    return serialized(ve)
+        properties.append(("categories", labels, {}))
+    return vevent(properties)
+
+
+def vevent(properties: Iterable[tuple[str, Any, dict[str, str]]]) -> bytes:
+    """A VEVENT of (name, value, parameters), one of each name: the bytes icalendar's
+    `Event.add` of each and `to_ical` write (its value types, its property order), without
+    building the component, which was most of a calendar's time."""
+    lines: dict[str, bytes] = {}
+    for name, value, parameters in properties:
+        upper = name.upper()
+        if isinstance(value, date):
+            if upper in _UTC_PROPERTIES and isinstance(value, datetime):
+                value = tzp.localize_utc(value)  # as Event.add: RFC 5545 wants UTC there
+            lines[upper] = _when(upper, value, getattr(value, "tzinfo", None))
+        else:
+            lines[upper] = _line(upper, _encode(upper, value, parameters))
+    order = canonsort_keys(lines, VEvent.canonical_order)
+    return b"".join([b"BEGIN:VEVENT\r\n", *(lines[name] for name in order), b"END:VEVENT\r\n"])
+
+
+#: The properties icalendar's `Component.add` converts to UTC.
+_UTC_PROPERTIES = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED"})
+
+
+def _encode(name: str, value: Any, parameters: dict[str, str]) -> Any:
+    """`value` as icalendar's property type for `name`, with `parameters` (as `add` does)."""
+    # Component._encode: the type and VALUE inference of `add`, one owner for both.
+    return VEvent._encode(name, value, dict(parameters) or None)  # type: ignore[no-untyped-call]
+
+
+def _line(name: str, encoded: Any) -> bytes:
+    """One property's content line, folded, as icalendar's `Contentline.from_parts` makes it."""
+    params = encoded.params.to_ical().decode() if getattr(encoded, "params", None) else ""
+    value = encoded.to_ical().decode()
+    return folded(f"{name};{params}:{value}" if params else f"{name}:{value}")
+
+
+@lru_cache(maxsize=16_384)
+def _when(name: str, value: date, zone: tzinfo | None) -> bytes:
+    """The content line of a date or date-time property. Kept: every event's dates come back
+    in each edition and each calendar. `zone` is part of the key only: equal instants in two
+    zones are equal keys but different lines."""
+    return _line(name, _encode(name, value, {}))
 
 
 def _calendar_head(

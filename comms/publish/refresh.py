@@ -12,6 +12,7 @@ import requests
 from comms.content.models import Site
 from comms.content.site import load_valid_site
 from comms.content.urls import Urls
+from comms.core.collector import batch
 from comms.core.config import Config
 from comms.publish import build, build_record, feeds
 from comms.publish.page_cache import PageCache
@@ -101,6 +102,7 @@ def notify(
     return pings
 
 
+@batch()
 def publish_now(
     config: Config,
     state: PublishState,
