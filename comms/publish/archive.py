@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import datetime
@@ -17,6 +18,7 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, Editions, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
+from comms.publish.fragments import Entries, store_file
 from comms.publish.page_cache import Fingerprints, by_path
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
@@ -189,19 +191,47 @@ class _Pages:
             context = {"item": item, "json_ld": json_ld(self.config, self.edition, item), **context}
         # An edition's pages live under its folder (`en/`): links among them stay in it,
         # the style sheet and static files are the root's.
+        roots = {
+            "root": "../" * depth,
+            "asset_root": "../" * (depth + site_urls.folder.count("/")),
+        }
+        page: dict[str, Any] = {**self.base, **roots, "path": path, "canonical": canonical}
+        entries = None
+        if item is None:  # a list page: its entries are rendered once and kept (fragments)
+            entries = page["entry"] = self._entries(site_urls.folder + path, page, roots)
         html = render_template(
             "web",
             template,
             self.edition.language,
-            **self.base,
-            root="../" * depth,
-            asset_root="../" * (depth + site_urls.folder.count("/")),
-            path=path,
-            canonical=canonical,
+            **page,
             alternates=self.alternates(path, item),
             **context,
         )
+        if entries is not None:
+            entries.save()
         return html.encode("utf-8")
+
+    def _entries(self, output_path: str, page: dict[str, Any], roots: dict[str, str]) -> Entries:
+        """The entries of the list page at `output_path` (`fragments.Entries`), kept between
+        builds when the build keys its pages."""
+        prefix = None
+        if self.prints is not None and self.base_key is not None:
+            prefix = self.prints.key_or_none("entry", self.base_key, self.edition, roots)
+        file = store_file(self.config.root, output_path) if prefix is not None else None
+        return Entries(self.edition.language, page, file, partial(self._entry_key, prefix))
+
+    def _entry_key(
+        self, prefix: str | None, macro: str, args: tuple[Any, ...], item: Item
+    ) -> str | None:
+        """The key of a list page's entry (`fragments.Entries`): what the page's entries share
+        (`prefix`: the page's shared inputs, edition and roots), the macro, its arguments and
+        the item."""
+        if prefix is None or self.prints is None:
+            return None
+        own = self.prints.key_or_none(item)
+        if own is None:
+            return None
+        return hashlib.sha256(f"{prefix}\0{macro}\0{args!r}\0{own}".encode()).hexdigest()
 
     def item(self, item: Item, template: str, **context: Any) -> None:
         """Add an item's page, if it has one in the edition (`translation_files.has_page`)."""
