@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
@@ -114,6 +116,38 @@ def json_ld(config: Config, edition: Edition, item: Item) -> str:
     # In a script element "</script" ends it and "<!--" changes how the rest is parsed; the
     # JSON escapes \u003c, \u003e and \u0026 mean the same characters and are inert in HTML.
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+#: Entries per list page (docs/rendering.md, "Web archive"). Pelican pages at 20; 25 keeps the
+#: sample's lists (23 events at most) on one page each.
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where one page of a kind's list stands among the list's pages."""
+
+    kind: str
+    number: int
+    count: int
+
+    @property
+    def path(self) -> str:
+        """The page's folder (`events/`, `events/page/2/` …)."""
+        return urls.list_page_path(self.kind, self.number)
+
+
+T = TypeVar("T")
+
+
+def paged(kind: str, entries: Sequence[T]) -> list[tuple[Pager, Sequence[T]]]:
+    """The pages of a kind's list: `PAGE_SIZE` entries each, in order, at least one page
+    (an empty list has one, which says so)."""
+    count = max(1, -(-len(entries) // PAGE_SIZE))
+    return [
+        (Pager(kind, number, count), entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE])
+        for number in range(1, count + 1)
+    ]
 
 
 class _Pages:
@@ -269,12 +303,28 @@ def archive_files(
         if award is not None:
             featured.setdefault(f"award/{award.slug}", []).append(issue)
     pages.page(urls.PAGE, "index.html.j2", issues=issues, upcoming=upcoming[:10])
-    pages.page(urls.list_path("issue") + urls.PAGE, "issues.html.j2", issues=issues)
-    pages.page(urls.list_path("event") + urls.PAGE, "events.html.j2", upcoming=upcoming, past=past)
+    for pager, issues_here in paged("issue", issues):
+        pages.page(pager.path + urls.PAGE, "issues.html.j2", pager=pager, issues=issues_here)
+    # Upcoming events first (soonest first), then past ones (newest first), in one sequence.
+    timeline = [(True, event) for event in upcoming] + [(False, event) for event in past]
+    for pager, events_here in paged("event", timeline):
+        coming_here = [event for is_coming, event in events_here if is_coming]
+        past_here = [event for is_coming, event in events_here if not is_coming]
+        pages.page(
+            pager.path + urls.PAGE,
+            "events.html.j2",
+            pager=pager,
+            upcoming=coming_here,
+            past=past_here,
+        )
     practices = sorted(site.practices.values(), key=lambda p: (p.title, p.slug))
-    pages.page(urls.list_path("practice") + urls.PAGE, "practices.html.j2", practices=practices)
+    for pager, practices_here in paged("practice", practices):
+        pages.page(
+            pager.path + urls.PAGE, "practices.html.j2", pager=pager, practices=practices_here
+        )
     awards = sorted(site.awards.values(), key=lambda a: (a.year, a.slug), reverse=True)
-    pages.page(urls.list_path("award") + urls.PAGE, "awards.html.j2", awards=awards)
+    for pager, awards_here in paged("award", awards):
+        pages.page(pager.path + urls.PAGE, "awards.html.j2", pager=pager, awards=awards_here)
     for issue in issues:
         pages.item(
             issue,
