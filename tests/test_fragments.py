@@ -4,6 +4,7 @@ serves an old entry."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from comms.content.models import Item
 from comms.core.config import Config, load_config
-from comms.publish import build_record, templating
+from comms.publish import archive, build_record, templating
 from comms.publish.fragments import CACHE_DIR, Entries
 from comms.publish.refresh import publish_now
 from comms.publish.state import FileState
@@ -129,3 +130,38 @@ def test_a_damaged_store_or_a_changed_template_serves_no_old_entry(
     for folder in ("", "en/", "ar/"):
         listing = (config.output_dir / folder / "practices" / "index.html").read_text()
         assert listing.count("<!-- changed -->") == practices
+
+
+def test_an_item_added_before_others_renders_no_entry_that_only_moved(
+    site_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive, "PAGE_SIZE", 3)  # 7 practices: 3 pages, 8 with the new one
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    folder = site_copy / "content" / "practices"
+    text = (folder / "film-workshop-uelzen.md").read_text("utf-8")
+    assert text.count('title: "Geschichten in Bildern') == 1
+    (folder / "aaa-erste.md").write_text(text.replace('title: "', 'title: "Aaa ', 1), "utf-8")
+    rendered = _rendered(monkeypatch)
+    _rebuild(config)
+    # Per edition: the new practice's teaser, and the one pushed from the first page to the
+    # second (whose links start from another folder); every other entry was kept, even those
+    # that moved from one later page to the next.
+    third = sorted(rendered)
+    assert len(third) == 2 * len(config.languages)
+    assert {uid for _, _, uid in third} == {"practice/aaa-erste", _third_practice(config)}
+    first = config.output_dir / "practices" / "index.html"
+    assert "Aaa Geschichten in Bildern" in first.read_text()
+    reference = copy_sample(tmp_path / "reference")
+    shutil.copy(folder / "aaa-erste.md", reference / "content" / "practices")
+    again = load_config(reference / "comms.toml", environ={})
+    publish_now(again, FileState(again.root))
+    assert _tree(config.output_dir) == _tree(again.output_dir)
+
+
+def _third_practice(config: Config) -> str:
+    """The uid of the practice first on the second page: the one the new one pushed there."""
+    html = (config.output_dir / "practices" / "page" / "2" / "index.html").read_text()
+    return (
+        "practice/" + re.findall(r'<h2><a href="\.\./\.\./\.\./practices/([a-z0-9-]+)/"', html)[0]
+    )

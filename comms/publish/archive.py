@@ -20,7 +20,7 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, Editions, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
-from comms.publish.fragments import Entries, store_file
+from comms.publish.fragments import Entries, Kept, store_file
 from comms.publish.page_cache import Fingerprints, by_path
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
@@ -136,6 +136,10 @@ class Pager:
         """The page's folder (`events/`, `events/page/2/` …)."""
         return urls.list_page_path(self.kind, self.number)
 
+    def pages(self) -> list[Pager]:
+        """Every page of the list, this one included."""
+        return [Pager(self.kind, number, self.count) for number in range(1, self.count + 1)]
+
 
 T = TypeVar("T")
 
@@ -168,6 +172,8 @@ class _Pages:
         self.files = Files()
         self.now: datetime = config.now()
         self.prints = prints
+        #: The list pages' kept entries, each file read once (`fragments`).
+        self.kept = Kept()
 
     @cached_property
     def editions(self) -> Editions:
@@ -178,6 +184,18 @@ class _Pages:
     def base_key(self) -> str | None:
         """What every page shares, described once (None: the pages are not cached)."""
         return None if self.prints is None else self.prints.key_or_none(self.base)
+
+    @cached_property
+    def entry_base(self) -> dict[str, Any]:
+        """What a list page's entries may read of the shared context: all but the items an
+        edition shows untranslated, which change with every item added (an entry's own item
+        is in its key)."""
+        return {name: value for name, value in self.base.items() if name != "untranslated"}
+
+    @cached_property
+    def entry_base_key(self) -> str | None:
+        """`entry_base` described once (None: the entries are not kept)."""
+        return None if self.prints is None else self.prints.key_or_none(self.entry_base)
 
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
         """The languages a page is in, as (tag, label, URL): an item's translations, or every
@@ -232,7 +250,8 @@ class _Pages:
         page: dict[str, Any] = {**self.base, **roots, "path": path, "canonical": canonical}
         entries = None
         if item is None:  # a list page: its entries are rendered once and kept (fragments)
-            entries = page["entry"] = self._entries(site_urls.folder + path, page, roots)
+            pager = context.get("pager")
+            entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
         html = render_template(
             "web",
             template,
@@ -245,14 +264,25 @@ class _Pages:
             entries.save()
         return html.encode("utf-8")
 
-    def _entries(self, output_path: str, page: dict[str, Any], roots: dict[str, str]) -> Entries:
+    def _entries(self, output_path: str, roots: dict[str, str], pager: Pager | None) -> Entries:
         """The entries of the list page at `output_path` (`fragments.Entries`), kept between
         builds when the build keys its pages."""
-        prefix = None
-        if self.prints is not None and self.base_key is not None:
-            prefix = self.prints.key_or_none("entry", self.base_key, self.edition, roots)
-        file = store_file(self.config.root, output_path) if prefix is not None else None
-        return Entries(self.edition.language, page, file, partial(self._entry_key, prefix))
+        key = partial(self._entry_key, None)
+        page = {**self.entry_base, **roots}
+        if self.prints is None or self.entry_base_key is None:
+            return Entries(self.edition.language, page, key)
+        prefix = self.prints.key_or_none("entry", self.entry_base_key, self.edition, roots)
+        if prefix is None:
+            return Entries(self.edition.language, page, key)
+        folder = urls.Urls(self.config, self.edition).folder
+        siblings = [
+            store_file(self.config.root, folder + sibling.path + urls.PAGE)
+            for sibling in (pager.pages() if pager is not None else [])
+            if folder + sibling.path + urls.PAGE != output_path
+        ]
+        file = store_file(self.config.root, output_path)
+        key = partial(self._entry_key, prefix)
+        return Entries(self.edition.language, page, key, file, siblings, self.kept)
 
     def _entry_key(
         self, prefix: str | None, macro: str, args: tuple[Any, ...], item: Item

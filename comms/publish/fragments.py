@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +55,47 @@ def _read(file: Path) -> dict[str, str]:
     return {str(key): str(html) for key, html in entries.items()}
 
 
-class Entries:
-    """The entries of one list page as it is made: found among those its last build kept,
-    else rendered; `save` keeps exactly the ones it showed."""
+class Kept:
+    """The files of kept entries one build has read, each read once (a missing or damaged
+    file holds nothing)."""
 
-    def __init__(self, language: str, page: dict[str, Any], file: Path | None, key: KeyOf) -> None:
+    def __init__(self) -> None:
+        self._files: dict[Path, dict[str, str]] = {}
+
+    def __call__(self, file: Path) -> dict[str, str]:
+        """The entries kept in `file` by key."""
+        found = self._files.get(file)
+        if found is None:
+            found = self._files[file] = _read(file)
+        return found
+
+
+class Entries:
+    """The entries of one list page as it is made: found among those its last build kept (or
+    those the other pages of its list kept: an item moves to the next page when one is added
+    before it), else rendered; `save` keeps the ones it showed when it rendered any."""
+
+    def __init__(
+        self,
+        language: str,
+        page: dict[str, Any],
+        key: KeyOf,
+        file: Path | None = None,
+        siblings: Sequence[Path] = (),
+        kept: Kept | None = None,
+    ) -> None:
         #: The language of the edition (its environment and catalog).
         self.language = language
         #: The page's template context: the macros see what the page sees (roots, edition …).
         self.page = page
-        self.file = file
         self.key = key
-        self.kept = _read(file) if file is not None else {}
+        #: Where the page keeps its entries (None: nothing is kept, every entry is rendered).
+        self.file = file
+        #: The files of the other pages of its list.
+        self.siblings = siblings
+        self.kept = kept or Kept()
         self.shown: dict[str, str] = {}
-        #: How many entries this page rendered (the rest came from `kept`).
+        #: How many entries this page rendered (the rest came from kept ones).
         self.rendered = 0
         self._macros: Any = None
 
@@ -76,9 +103,7 @@ class Entries:
         """The HTML of `item` rendered by `macro` (with `args`): the template's `entry`."""
         key = self.key(macro, args, item) if self.file is not None else None
         if key is not None:
-            html = self.shown.get(key)
-            if html is None:
-                html = self.kept.get(key)
+            html = self._find(key)
             if html is not None:
                 self.shown[key] = html
                 return Markup(html)
@@ -86,6 +111,18 @@ class Entries:
         if key is not None:
             self.shown[key] = str(made)
         return made
+
+    def _find(self, key: str) -> str | None:
+        """The entry kept under `key` by this page, or else by another page of its list."""
+        assert self.file is not None
+        html = self.shown.get(key)
+        if html is None:
+            html = self.kept(self.file).get(key)
+        for sibling in self.siblings if html is None else ():
+            html = self.kept(sibling).get(key)
+            if html is not None:
+                break
+        return html
 
     def _render(self, macro: str, item: Item, args: tuple[Any, ...]) -> Markup:
         self.rendered += 1
@@ -98,9 +135,9 @@ class Entries:
             raise RenderError(f"templates/web/{MACROS}: {type(exc).__name__}: {exc}") from None
 
     def save(self) -> None:
-        """Keep the entries the page showed in place of the ones kept before (if they differ);
-        a file that cannot be written is only a later miss."""
-        if self.file is None or self.shown == self.kept:
+        """Keep the entries the page showed, if it rendered any (a page whose entries were all
+        kept leaves its file alone); a file that cannot be written is only a later miss."""
+        if self.file is None or self.rendered == 0:
             return
         payload = marshal.dumps((LAYOUT, self.shown))
         try:
