@@ -162,6 +162,5 @@ def test_an_item_added_before_others_renders_no_entry_that_only_moved(
 def _third_practice(config: Config) -> str:
     """The uid of the practice first on the second page: the one the new one pushed there."""
     html = (config.output_dir / "practices" / "page" / "2" / "index.html").read_text()
-    return (
-        "practice/" + re.findall(r'<h2><a href="\.\./\.\./\.\./practices/([a-z0-9-]+)/"', html)[0]
-    )
+    slugs: list[str] = re.findall(r'<h2><a href="\.\./\.\./\.\./practices/([a-z0-9-]+)/"', html)
+    return f"practice/{slugs[0]}"
