@@ -275,11 +275,11 @@ class _Pages:
         if prefix is None:
             return Entries(self.edition.language, page, key)
         folder = urls.Urls(self.config, self.edition).folder
-        siblings = [
+        siblings = tuple(
             store_file(self.config.root, folder + sibling.path + urls.PAGE)
             for sibling in (pager.pages() if pager is not None else [])
             if folder + sibling.path + urls.PAGE != output_path
-        ]
+        )
         file = store_file(self.config.root, output_path)
         key = partial(self._entry_key, prefix)
         return Entries(self.edition.language, page, key, file, siblings, self.kept)

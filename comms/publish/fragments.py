@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +61,22 @@ class Kept:
 
     def __init__(self) -> None:
         self._files: dict[Path, dict[str, str]] = {}
+        self._unions: dict[tuple[Path, ...], dict[str, str]] = {}
 
     def __call__(self, file: Path) -> dict[str, str]:
         """The entries kept in `file` by key."""
         found = self._files.get(file)
         if found is None:
             found = self._files[file] = _read(file)
+        return found
+
+    def union(self, files: tuple[Path, ...]) -> dict[str, str]:
+        """The entries kept in any of `files` (the pages of one list), gathered once."""
+        found = self._unions.get(files)
+        if found is None:
+            found = self._unions[files] = {}
+            for file in files:
+                found.update(self(file))
         return found
 
 
@@ -81,7 +91,7 @@ class Entries:
         page: dict[str, Any],
         key: KeyOf,
         file: Path | None = None,
-        siblings: Sequence[Path] = (),
+        siblings: tuple[Path, ...] = (),
         kept: Kept | None = None,
     ) -> None:
         #: The language of the edition (its environment and catalog).
@@ -118,10 +128,8 @@ class Entries:
         html = self.shown.get(key)
         if html is None:
             html = self.kept(self.file).get(key)
-        for sibling in self.siblings if html is None else ():
-            html = self.kept(sibling).get(key)
-            if html is not None:
-                break
+        if html is None and self.siblings:
+            html = self.kept.union(self.siblings).get(key)
         return html
 
     def _render(self, macro: str, item: Item, args: tuple[Any, ...]) -> Markup:
