@@ -43,6 +43,11 @@ def list_path(kind: str) -> str:
     return f"{KINDS[kind].folder}/"
 
 
+def list_page_path(kind: str, number: int = 1) -> str:
+    """The folder of page `number` of a kind's list (`events/`, then `events/page/2/` …)."""
+    return list_path(kind) if number == 1 else f"{list_path(kind)}page/{number}/"
+
+
 def event_calendar_path(slug: str) -> str:
     """The calendar file of one event (`events/<slug>.ics`)."""
     return f"{KINDS['event'].folder}/{slug}.ics"

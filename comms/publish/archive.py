@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
@@ -17,6 +20,7 @@ from comms.core.errors import RenderError
 from comms.core.languages import Edition, Editions, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
+from comms.publish.fragments import Entries, Kept, store_file
 from comms.publish.page_cache import Fingerprints, by_path
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
@@ -114,6 +118,42 @@ def json_ld(config: Config, edition: Edition, item: Item) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: Entries per list page (docs/rendering.md, "Web archive"). Pelican pages at 20; 25 keeps the
+#: sample's lists (23 events at most) on one page each.
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where one page of a kind's list stands among the list's pages."""
+
+    kind: str
+    number: int
+    count: int
+
+    @property
+    def path(self) -> str:
+        """The page's folder (`events/`, `events/page/2/` …)."""
+        return urls.list_page_path(self.kind, self.number)
+
+    def pages(self) -> list[Pager]:
+        """Every page of the list, this one included."""
+        return [Pager(self.kind, number, self.count) for number in range(1, self.count + 1)]
+
+
+T = TypeVar("T")
+
+
+def paged(kind: str, entries: Sequence[T]) -> list[tuple[Pager, Sequence[T]]]:
+    """The pages of a kind's list: `PAGE_SIZE` entries each, in order, at least one page
+    (an empty list has one, which says so)."""
+    count = max(1, -(-len(entries) // PAGE_SIZE))
+    return [
+        (Pager(kind, number, count), entries[(number - 1) * PAGE_SIZE : number * PAGE_SIZE])
+        for number in range(1, count + 1)
+    ]
+
+
 class _Pages:
     """Renders the archive pages of one site with shared context."""
 
@@ -132,6 +172,8 @@ class _Pages:
         self.files = Files()
         self.now: datetime = config.now()
         self.prints = prints
+        #: The list pages' kept entries, each file read once (`fragments`).
+        self.kept = Kept()
 
     @cached_property
     def editions(self) -> Editions:
@@ -142,6 +184,18 @@ class _Pages:
     def base_key(self) -> str | None:
         """What every page shares, described once (None: the pages are not cached)."""
         return None if self.prints is None else self.prints.key_or_none(self.base)
+
+    @cached_property
+    def entry_base(self) -> dict[str, Any]:
+        """What a list page's entries may read of the shared context: all but the items an
+        edition shows untranslated, which change with every item added (an entry's own item
+        is in its key)."""
+        return {name: value for name, value in self.base.items() if name != "untranslated"}
+
+    @cached_property
+    def entry_base_key(self) -> str | None:
+        """`entry_base` described once (None: the entries are not kept)."""
+        return None if self.prints is None else self.prints.key_or_none(self.entry_base)
 
     def alternates(self, path: str, item: Item | None) -> list[tuple[str, str, str]]:
         """The languages a page is in, as (tag, label, URL): an item's translations, or every
@@ -189,19 +243,59 @@ class _Pages:
             context = {"item": item, "json_ld": json_ld(self.config, self.edition, item), **context}
         # An edition's pages live under its folder (`en/`): links among them stay in it,
         # the style sheet and static files are the root's.
+        roots = {
+            "root": "../" * depth,
+            "asset_root": "../" * (depth + site_urls.folder.count("/")),
+        }
+        page: dict[str, Any] = {**self.base, **roots, "path": path, "canonical": canonical}
+        entries = None
+        if item is None:  # a list page: its entries are rendered once and kept (fragments)
+            pager = context.get("pager")
+            entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
         html = render_template(
             "web",
             template,
             self.edition.language,
-            **self.base,
-            root="../" * depth,
-            asset_root="../" * (depth + site_urls.folder.count("/")),
-            path=path,
-            canonical=canonical,
+            **page,
             alternates=self.alternates(path, item),
             **context,
         )
+        if entries is not None:
+            entries.save()
         return html.encode("utf-8")
+
+    def _entries(self, output_path: str, roots: dict[str, str], pager: Pager | None) -> Entries:
+        """The entries of the list page at `output_path` (`fragments.Entries`), kept between
+        builds when the build keys its pages."""
+        key = partial(self._entry_key, None)
+        page = {**self.entry_base, **roots}
+        if self.prints is None or self.entry_base_key is None:
+            return Entries(self.edition.language, page, key)
+        prefix = self.prints.key_or_none("entry", self.entry_base_key, self.edition, roots)
+        if prefix is None:
+            return Entries(self.edition.language, page, key)
+        folder = urls.Urls(self.config, self.edition).folder
+        siblings = tuple(
+            store_file(self.config.root, folder + sibling.path + urls.PAGE)
+            for sibling in (pager.pages() if pager is not None else [])
+            if folder + sibling.path + urls.PAGE != output_path
+        )
+        file = store_file(self.config.root, output_path)
+        key = partial(self._entry_key, prefix)
+        return Entries(self.edition.language, page, key, file, siblings, self.kept)
+
+    def _entry_key(
+        self, prefix: str | None, macro: str, args: tuple[Any, ...], item: Item
+    ) -> str | None:
+        """The key of a list page's entry (`fragments.Entries`): what the page's entries share
+        (`prefix`: the page's shared inputs, edition and roots), the macro, its arguments and
+        the item."""
+        if prefix is None or self.prints is None:
+            return None
+        own = self.prints.key_or_none(item)
+        if own is None:
+            return None
+        return hashlib.sha256(f"{prefix}\0{macro}\0{args!r}\0{own}".encode()).hexdigest()
 
     def item(self, item: Item, template: str, **context: Any) -> None:
         """Add an item's page, if it has one in the edition (`translation_files.has_page`)."""
@@ -239,12 +333,28 @@ def archive_files(
         if award is not None:
             featured.setdefault(f"award/{award.slug}", []).append(issue)
     pages.page(urls.PAGE, "index.html.j2", issues=issues, upcoming=upcoming[:10])
-    pages.page(urls.list_path("issue") + urls.PAGE, "issues.html.j2", issues=issues)
-    pages.page(urls.list_path("event") + urls.PAGE, "events.html.j2", upcoming=upcoming, past=past)
+    for pager, issues_here in paged("issue", issues):
+        pages.page(pager.path + urls.PAGE, "issues.html.j2", pager=pager, issues=issues_here)
+    # Upcoming events first (soonest first), then past ones (newest first), in one sequence.
+    timeline = [(True, event) for event in upcoming] + [(False, event) for event in past]
+    for pager, events_here in paged("event", timeline):
+        coming_here = [event for is_coming, event in events_here if is_coming]
+        past_here = [event for is_coming, event in events_here if not is_coming]
+        pages.page(
+            pager.path + urls.PAGE,
+            "events.html.j2",
+            pager=pager,
+            upcoming=coming_here,
+            past=past_here,
+        )
     practices = sorted(site.practices.values(), key=lambda p: (p.title, p.slug))
-    pages.page(urls.list_path("practice") + urls.PAGE, "practices.html.j2", practices=practices)
+    for pager, practices_here in paged("practice", practices):
+        pages.page(
+            pager.path + urls.PAGE, "practices.html.j2", pager=pager, practices=practices_here
+        )
     awards = sorted(site.awards.values(), key=lambda a: (a.year, a.slug), reverse=True)
-    pages.page(urls.list_path("award") + urls.PAGE, "awards.html.j2", awards=awards)
+    for pager, awards_here in paged("award", awards):
+        pages.page(pager.path + urls.PAGE, "awards.html.j2", pager=pager, awards=awards_here)
     for issue in issues:
         pages.item(
             issue,
