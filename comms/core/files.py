@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from comms.core.config import Config
 from comms.core.database_url import sqlite_file
@@ -57,6 +59,32 @@ def write_private(path: Path, data: bytes) -> None:
     """Replace `path` atomically with `data`, as a 0600 file (temp file + rename)."""
     with private_writer(path) as handle:
         handle.write(data)
+
+
+def write_checked(path: Path, layout: int, value: Any) -> bool:
+    """Replace `path` with `value` in `marshal` under its SHA-256 and `layout`, as a private
+    file (`read_checked` reads it back); whether it was written (a cache's file: a failure
+    only costs a later miss)."""
+    payload = marshal.dumps((layout, value))
+    try:
+        write_private(path, hashlib.sha256(payload).digest() + payload)
+    except OSError:
+        return False
+    return True
+
+
+def read_checked(path: Path, layout: int) -> Any:
+    """What `write_checked` kept in `path` with `layout`; None when the file is missing,
+    damaged (its SHA-256 does not match) or of another layout."""
+    try:
+        data = path.read_bytes()
+        payload = data[32:]
+        if hashlib.sha256(payload).digest() != data[:32]:
+            return None
+        found, value = marshal.loads(payload)
+    except (OSError, ValueError, TypeError, EOFError):
+        return None
+    return value if found == layout else None
 
 
 def make_private(path: Path) -> None:

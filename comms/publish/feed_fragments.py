@@ -14,12 +14,11 @@ is missing or damaged only means its entries are serialized again.
 from __future__ import annotations
 
 import hashlib
-import marshal
 from collections.abc import Callable
 from pathlib import Path
 
 from comms.core.config import Config
-from comms.core.files import private_dir, write_private
+from comms.core.files import read_checked, write_checked
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry
 from comms.publish.page_cache import Fingerprints
@@ -47,25 +46,11 @@ class Fragments:
     def _kept(self, path: str) -> dict[str, bytes]:
         """The fragments the last build of the feed file at `path` kept (none when they are
         missing, damaged or of another layout)."""
-        try:
-            data = self._file(path).read_bytes()
-            payload = data[32:]
-            if hashlib.sha256(payload).digest() != data[:32]:
-                return {}
-            layout, kept = marshal.loads(payload)
-        except (OSError, ValueError, TypeError, EOFError):
-            return {}
-        if layout != LAYOUT or not isinstance(kept, dict):
-            return {}
-        return kept
+        kept = read_checked(self._file(path), LAYOUT)
+        return kept if isinstance(kept, dict) else {}
 
     def _keep(self, path: str, fragments: dict[str, bytes]) -> None:
-        payload = marshal.dumps((LAYOUT, fragments))
-        try:
-            private_dir(self.folder)
-            write_private(self._file(path), hashlib.sha256(payload).digest() + payload)
-        except OSError:
-            pass  # only a later miss
+        write_checked(self._file(path), LAYOUT, fragments)
 
     def fragments(
         self,

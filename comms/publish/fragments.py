@@ -15,7 +15,6 @@ read a whole file or none, and a damaged one is a miss, never served.
 from __future__ import annotations
 
 import hashlib
-import marshal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from markupsafe import Markup
 
 from comms.content.models import Item
 from comms.core.errors import RenderError
-from comms.core.files import write_private
+from comms.core.files import read_checked, write_checked
 from comms.publish.templating import environment
 
 #: Where the list pages keep their entries, under the configuration's folder.
@@ -42,15 +41,8 @@ KeyOf = Callable[[str, tuple[Any, ...], Item], str | None]
 def _read(file: Path) -> dict[str, str]:
     """The entries kept in `file` by key; nothing if it is missing, damaged or of another
     layout."""
-    try:
-        data = file.read_bytes()
-        payload = data[32:]
-        if hashlib.sha256(payload).digest() != data[:32]:
-            return {}
-        layout, entries = marshal.loads(payload)
-    except (OSError, ValueError, TypeError, EOFError):
-        return {}
-    if layout != LAYOUT or not isinstance(entries, dict):
+    entries = read_checked(file, LAYOUT)
+    if not isinstance(entries, dict):
         return {}
     return {str(key): str(html) for key, html in entries.items()}
 
@@ -147,11 +139,7 @@ class Entries:
         kept leaves its file alone); a file that cannot be written is only a later miss."""
         if self.file is None or self.rendered == 0:
             return
-        payload = marshal.dumps((LAYOUT, self.shown))
-        try:
-            write_private(self.file, hashlib.sha256(payload).digest() + payload)
-        except OSError:
-            pass
+        write_checked(self.file, LAYOUT, self.shown)
 
 
 def store_file(root: Path, page: str) -> Path:

@@ -25,7 +25,6 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import marshal
 import os
 from collections.abc import Callable, Mapping
 from datetime import date, time, timedelta, tzinfo
@@ -36,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from comms.core.config import Config
-from comms.core.files import private_dir, write_private
+from comms.core.files import private_dir, read_checked, write_checked
 from comms.publish import build_record, templating
 from comms.publish.producer import Body, Build, Files, Keyed
 
@@ -225,14 +224,11 @@ class Entry:
 
 
 def _read_index(file: Path) -> dict[str, Entry]:
-    """The index in `file`: its SHA-256, then (layout, {path: (key, sha, inode, size,
-    mtime)}) in `marshal` (a fifth of the time JSON took for 16,000 files)."""
-    data = file.read_bytes()
-    payload = data[32:]
-    if hashlib.sha256(payload).digest() != data[:32]:
-        raise ValueError("damaged index")
-    layout, rows = marshal.loads(payload)
-    if layout != LAYOUT:
+    """The index in `file`: {path: (key, sha, inode, size, mtime)} in `marshal` (a fifth of
+    the time JSON took for 16,000 files), checked (`read_checked`); empty if missing or
+    damaged."""
+    rows = read_checked(file, LAYOUT)
+    if not isinstance(rows, dict):
         return {}
     return {
         str(path): Entry(str(key), str(sha), (int(ino), int(size), int(mtime)))
@@ -342,11 +338,7 @@ class PageCache:
         if self._new == self.index:
             return
         rows = {path: (e.key, e.sha, *e.stamp) for path, e in self._new.items()}
-        payload = marshal.dumps((LAYOUT, rows))
-        try:
-            private_dir(self.folder)
-            write_private(self.folder / INDEX, hashlib.sha256(payload).digest() + payload)
-        except OSError:
+        if not write_checked(self.folder / INDEX, LAYOUT, rows):
             return
         used = {entry.key for entry in self._new.values()}
         try:
