@@ -379,7 +379,7 @@ def _bytes(text: str) -> bytes:
 
 
 def _is_file_state(state: str | None) -> bool:
-    return state is not None and state.startswith("file:")
+    return state is not None and state.startswith("feeds-json:")
 
 
 def _state_stamp(config: Config) -> str | None:
@@ -393,7 +393,7 @@ def _state_stamp(config: Config) -> str | None:
             data = (config.root / STATE_FILE).read_bytes()
         except FileNotFoundError:
             data = b""
-        return f"file:{hashlib.sha256(data).hexdigest()}"
+        return f"feeds-json:{hashlib.sha256(data).hexdigest()}"
     parts = []
     for path in (f"{database}", f"{database}-wal", f"{database}-journal"):
         try:
