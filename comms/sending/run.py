@@ -60,9 +60,10 @@ class _LeaseLost(Exception):
 
 @dataclass
 class _Lane:
-    """One worker's own state: its suppression lookup and the job it took ahead."""
+    """One worker's own state: its suppression lookup, its recorder, the job it took ahead."""
 
     probe: SuppressionCheck
+    recorder: Recorder
     #: Taken from the queue while the worker's message was held (`Run.look_ahead`): sent next.
     ahead: tuple[Claimed, Ready | None] | None = None
     #: The end of the run was taken from the queue while looking ahead.
@@ -142,11 +143,18 @@ class Run:
         #: Every database use of the run waits out an outage (until the run is asked to stop).
         self.patience = Patience(f"send {campaign.slug}", self.asked_to_stop)
         # Outcomes of messages that went out are kept through an outage, for at most a lease:
-        # after that another worker may own the rows.
-        self.recorder = Recorder(
-            ledger.writer(f"send {campaign.slug}", self.owner),
-            Patience(f"send {campaign.slug}", limit=options.lease.total_seconds()),
-        )
+        # after that another worker may own the rows. Where the database commits side by side
+        # (PostgreSQL) each connection's outcomes get a writer of their own, so that none
+        # waits for a commit that began before its outcome came (SQLite has one writer at a
+        # time: one recorder commits for all, in groups).
+        writers = options.concurrency if ledger.parallel_writes() else 1
+        self.recorders = [
+            Recorder(
+                ledger.writer(f"send {campaign.slug}", self.owner),
+                Patience(f"send {campaign.slug}", limit=options.lease.total_seconds()),
+            )
+            for _ in range(writers)
+        ]
         # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
         self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
         # One send rate for every worker of the campaign, whatever host it runs on.
@@ -231,8 +239,8 @@ class Run:
             return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
         return Outcome(item.delivery_id, DeliveryStatus.FAILED, message_id, str(exc), bounce=item)
 
-    def worker(self) -> None:
-        lane = _Lane(self.ledger.suppression_probe())
+    def worker(self, number: int) -> None:
+        lane = _Lane(self.ledger.suppression_probe(), self.recorders[number % len(self.recorders)])
         transport: Transport | None = None
         last = 0
         try:
@@ -247,7 +255,7 @@ class Run:
                         outcome = ready
                     else:
                         outcome, transport = self.deliver(item, ready, lane, transport, last)
-                last = self.recorder.submit(outcome)
+                last = lane.recorder.submit(outcome)
                 with self.lock:
                     self.in_flight -= 1
                     final = outcome.status in FINAL or item.delivery_id not in self.retry_at
@@ -401,7 +409,7 @@ class Run:
         """Let a held message go once outcome `last` is durable and the run still may send;
         the envelope of the worker's next message, prepared meanwhile, if it has one."""
         following = self.look_ahead(lane)
-        self.recorder.wait(last)
+        lane.recorder.wait(last)
         if self.asked_to_stop():  # a shutdown asked for meanwhile, too: the message stays here
             raise _HandBack
         # Last, as the lookup, the connection and the wait above may each have hung for long.
@@ -527,10 +535,11 @@ class Run:
 
     def execute(self) -> dict[str, int]:
         """Run workers and dispatcher to the end; returns outcomes of this run by status."""
-        self.recorder.start()
+        for recorder in self.recorders:
+            recorder.start()
         self.keeper.start()
         workers = [
-            threading.Thread(target=self.worker, name=f"comms-send-{n}", daemon=True)
+            threading.Thread(target=self.worker, args=(n,), name=f"comms-send-{n}", daemon=True)
             for n in range(self.options.concurrency)
         ]
         for thread in workers:
@@ -547,13 +556,15 @@ class Run:
                 self.jobs.put(None)
             for thread in workers:
                 thread.join()
-            self.recorder.close()
+            for recorder in self.recorders:
+                recorder.close()
             self.keeper.close()
             ticking.set()
             ticker.join()
             self.tick()
-        if self.recorder.error is not None:
-            raise CommsError(f"cannot write the send ledger: {self.recorder.error}")
+        for recorder in self.recorders:
+            if recorder.error is not None:
+                raise CommsError(f"cannot write the send ledger: {recorder.error}")
         if self.crash is not None:
             raise self.crash
         return self.done
