@@ -82,7 +82,7 @@ class ScriptedTransport:
         recipient: str,
         data: bytes,
         key: str,
-        gate: Callable[[], object] | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         """Record the message or raise the next scripted failure (before the gate, as a
         server refuses an address before the message is held)."""

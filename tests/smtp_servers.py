@@ -133,8 +133,6 @@ class Handler:
     commands: list[str] = field(default_factory=list)
     #: Bytes already waiting behind each MAIL command: > 0 means the client pipelined.
     waiting_at_mail: list[int] = field(default_factory=list)
-    #: Bytes already waiting behind the final "." of each message: the next MAIL sent ahead.
-    waiting_at_end: list[bytes] = field(default_factory=list)
     connections: int = 0
 
     async def handle_EHLO(
@@ -174,8 +172,6 @@ class Handler:
             self.connections += 1
             number = session.number = self.connections  # type: ignore[attr-defined]
         assert isinstance(envelope.content, bytes)  # the controller keeps bytes (no decode_data)
-        # What the client sent after the "." before hearing the reply (asyncio keeps it private).
-        self.waiting_at_end.append(bytes(server._reader._buffer))  # type: ignore[attr-defined]
         self.received.append(
             Received(envelope.mail_from or "", list(envelope.rcpt_tos), envelope.content, number)
         )

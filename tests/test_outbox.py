@@ -633,31 +633,3 @@ def test_a_stop_while_a_message_waits_for_the_record_before_it_leaves_it_unsent(
     assert again.counts == {"sent": 6}
     got = sorted(r.rcpt_tos[0] for r in handler.received)
     assert got == sorted(f"user{n}@example.org" for n in range(6))
-
-
-@pytest.mark.database
-@pytest.mark.parametrize("rate", [0.0, 2000.0], ids=["unlimited", "paced"])
-def test_each_next_envelope_rides_with_the_final_dot_at_an_unlimited_rate(
-    tmp_path: Path, rate: float
-) -> None:
-    """With PIPELINING and no rate limit a worker prepares its next message while the one
-    before is held, and its MAIL, RCPT and DATA go with that one's final "." (one round trip
-    per message); at a limited rate the wait for the next slot must not hold a message, so
-    nothing goes ahead. Either way everyone gets exactly one message and no MAIL is wasted."""
-    store = make_store(tmp_path, 12)
-    campaign = start(store)
-    handler = Handler(pipelining=True)
-    with smtp_server(handler) as port:
-
-        def opener() -> SmtpTransport:
-            return SmtpTransport("127.0.0.1", port, timeout=5)
-
-        report = send(store, campaign, build, opener, replace(FAST, concurrency=2, rate=rate))
-    assert report.counts == {"sent": 12}
-    got = sorted(r.rcpt_tos[0] for r in handler.received)
-    assert got == sorted(f"user{n}@example.org" for n in range(12))
-    assert handler.mail_commands == 12
-    ahead = sum(waiting.startswith(b"MAIL FROM:") for waiting in handler.waiting_at_end)
-    connections = len({r.connection for r in handler.received})
-    # Every message but the last of each connection announced the next one.
-    assert ahead == (12 - connections if rate == 0 else 0)

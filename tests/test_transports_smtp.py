@@ -6,7 +6,7 @@ import email
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,72 +104,6 @@ def test_a_gate_holds_the_message_before_its_final_dot(
     assert seen == [0, 1]
     assert [r.data for r in handler.received] == [first.data, second.data]
     assert plain.connections == 1
-
-
-def _announcing(following: OutgoingMessage | None) -> Callable[[], tuple[str, str] | None]:
-    """A gate that names `following` as the message that comes next on the connection."""
-    if following is None:
-        return lambda: None
-    return lambda: (following.envelope_from, following.recipient)
-
-
-def test_the_next_envelope_travels_with_the_final_dot_when_the_gate_names_it(
-    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
-) -> None:
-    batch = messages[:8]
-    for message, following in zip(batch, [*batch[1:], None], strict=True):
-        gate = _announcing(following)
-        plain.send(message.envelope_from, message.recipient, message.data, message.key, gate)
-    plain.close()
-    assert [r.data for r in handler.received] == [m.data for m in batch]
-    assert [r.rcpt_tos for r in handler.received] == [[m.recipient] for m in batch]
-    # With PIPELINING the next MAIL, RCPT and DATA were on the wire before the "." got its
-    # reply (one round trip per message); without it nothing was sent ahead. A connection
-    # carries 10 here, so every announced message followed on the same one.
-    ahead = [w.startswith(b"MAIL FROM:<%s>" % m.envelope_from.encode()) for w, m in
-             zip(handler.waiting_at_end, batch[1:], strict=False)]  # fmt: skip
-    assert ahead == [handler.pipelining] * 7
-    assert handler.waiting_at_end[-1] == b""
-    assert plain.connections == 1
-    assert handler.commands.count("QUIT") == 1
-
-
-def test_no_envelope_goes_ahead_past_the_last_message_of_a_connection(
-    handler: Handler, messages: list[OutgoingMessage]
-) -> None:
-    with smtp_server(handler) as port:
-        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=3)
-        batch = messages[:5]
-        for message, following in zip(batch, [*batch[1:], None], strict=True):
-            gate = _announcing(following)
-            transport.send(
-                message.envelope_from, message.recipient, message.data, message.key, gate
-            )
-        transport.close()
-    assert [r.connection for r in handler.received] == [1, 1, 1, 2, 2]
-    ahead = [bool(w) for w in handler.waiting_at_end]
-    assert ahead == [handler.pipelining, handler.pipelining, False, handler.pipelining, False]
-    assert handler.commands.count("QUIT") == 2
-
-
-def test_an_announced_message_that_does_not_come_is_never_delivered(
-    plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
-) -> None:
-    first, announced, instead = messages[0], messages[1], messages[2]
-    gate = _announcing(announced)
-    plain.send(first.envelope_from, first.recipient, first.data, first.key, gate)
-    # Another message than the one announced: the server waits in DATA for that one, so the
-    # transport starts a new session rather than feed it the wrong message.
-    _send(plain, instead)
-    plain.send(first.envelope_from, first.recipient, first.data, first.key, gate)
-    plain.close()  # with a message announced: hung up, as a QUIT would be taken as its content
-    assert [r.rcpt_tos for r in handler.received] == [
-        [first.recipient],
-        [instead.recipient],
-        [first.recipient],
-    ]
-    assert plain.connections == (2 if handler.pipelining else 1)
-    assert handler.commands.count("QUIT") == (0 if handler.pipelining else 1)
 
 
 class Refused(Exception):

@@ -114,7 +114,7 @@ class HttpApiTransport:
         recipient: str,
         data: bytes,
         key: str,
-        gate: Callable[[], object] | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         """One logical send: up to `max_attempts` POSTs carrying the same idempotency key
         (`gate` is called before the first)."""

@@ -4,9 +4,7 @@ Not `smtplib.sendmail`: the transaction is driven step by step so that a connect
 the final "." (the server may have the message: ambiguous) is told apart from one lost before
 (nothing delivered: safe to resend at once), so that MAIL, RCPT and DATA can travel in one
 write when the server offers PIPELINING (RFC 2920), and so that a caller's `gate` can hold the
-message with everything but the final "." sent (a server delivers nothing without it). The gate
-may name the message that follows on the connection: its MAIL, RCPT and DATA then travel with
-the final "." (one round trip per message instead of two).
+message with everything but the final "." sent (a server delivers nothing without it).
 """
 
 from __future__ import annotations
@@ -49,10 +47,6 @@ def _fqdn() -> str:
 
 #: The end of DATA: the moment the server takes the message (RFC 5321 §4.1.1.4).
 END = b".\r\n"
-#: The envelope (sender, recipient) of the message that follows on a connection.
-Envelope = tuple[str, str]
-#: What a caller's gate may return: the envelope of its next message, if it has one ready.
-Gate = Callable[[], Envelope | None]
 
 
 #: A line that starts with '.'. Found by the regular expression engine: `bytes.replace`
@@ -100,9 +94,6 @@ class SmtpTransport:
         self.context = ssl.create_default_context(cafile=ca_file) if mode != "plain" else None
         self._conn: smtplib.SMTP | None = None
         self._count = 0
-        #: The envelope whose MAIL, RCPT and DATA went out with the last message's final ".":
-        #: its replies are unread, and the server waits in DATA for that message alone.
-        self._ahead: Envelope | None = None
         #: Connections opened so far (tests and benchmarks check reuse with it).
         self.connections = 0
 
@@ -165,7 +156,6 @@ class SmtpTransport:
             raise
         self.connections += 1
         self._count = 0
-        self._ahead = None
         return conn
 
     @staticmethod
@@ -176,7 +166,6 @@ class SmtpTransport:
     def _drop(self) -> None:
         self._abandon(self._conn)
         self._conn = None
-        self._ahead = None
 
     def _reply(self, conn: smtplib.SMTP) -> tuple[int, bytes]:
         try:
@@ -190,10 +179,16 @@ class SmtpTransport:
         except smtplib.SMTPServerDisconnected as exc:
             raise _Dropped(str(exc)) from None
 
-    def _commands(
-        self, conn: smtplib.SMTP, sender: str, rcpt: str
-    ) -> list[tuple[bytes, str, tuple[int, ...]]]:
-        """MAIL, RCPT and DATA for one message, with the replies each may get."""
+    def _transaction(
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        rcpt: str,
+        payload: bytes,
+        gate: Callable[[], None] | None,
+    ) -> None:
+        """MAIL, RCPT, DATA (pipelined when offered, RFC 2920), the body, then (once `gate`
+        returns) the final "." and its reply."""
         options = b""
         if not (sender + rcpt).isascii():
             # RFC 6531: a UTF-8 address needs SMTPUTF8 (and the 8-bit headers 8BITMIME).
@@ -203,34 +198,14 @@ class SmtpTransport:
                     "does not offer SMTPUTF8"
                 )
             options = b" SMTPUTF8" + (b" BODY=8BITMIME" if conn.has_extn("8bitmime") else b"")
-        return [
+        commands: list[tuple[bytes, str, tuple[int, ...]]] = [
             (b"MAIL FROM:<%s>%s\r\n" % (sender.encode(), options), "MAIL FROM", (250,)),
             (b"RCPT TO:<%s>\r\n" % rcpt.encode(), "RCPT TO", (250, 251)),
             (b"DATA\r\n", "DATA", (354,)),
         ]
-
-    def _pipelines(self, conn: smtplib.SMTP) -> bool:
-        return self.pipelining and conn.does_esmtp and conn.has_extn("pipelining")
-
-    def _transaction(
-        self,
-        conn: smtplib.SMTP,
-        sender: str,
-        rcpt: str,
-        payload: bytes,
-        gate: Gate | None,
-    ) -> None:
-        """MAIL, RCPT, DATA (pipelined when offered, RFC 2920; already sent with the last
-        message's "." when it announced this one), the body, then (once `gate` returns) the
-        final "." (with the next message's MAIL, RCPT and DATA when the gate names it) and
-        its reply."""
-        commands = self._commands(conn, sender, rcpt)
         failure: DeliveryError | None = None
         data_open = False
-        if self._ahead is not None:  # `send` made sure it is this message's envelope
-            self._ahead = None
-            replies = [self._reply(conn) for _ in commands]
-        elif self._pipelines(conn):
+        if self.pipelining and conn.does_esmtp and conn.has_extn("pipelining"):
             self._command(conn, b"".join(line for line, _, _ in commands))
             replies = [self._reply(conn) for _ in commands]
         else:
@@ -255,13 +230,11 @@ class SmtpTransport:
         assert sock is not None
         try:
             sock.sendall(payload)
-            following = self._hold(sock, gate) if gate is not None else None
-            ahead = self._following(conn, following)
-            sock.sendall(END + b"".join(line for line, _, _ in ahead))
+            if gate is not None:
+                self._hold(sock, gate)
+            sock.sendall(END)
         except OSError as exc:
             raise _Dropped(f"connection lost while sending the message: {exc}") from None
-        if ahead:
-            self._ahead = following
         try:
             code, text = conn.getreply()
         except smtplib.SMTPServerDisconnected as exc:
@@ -277,27 +250,11 @@ class SmtpTransport:
                 self._drop()
             raise failure
 
-    def _following(
-        self, conn: smtplib.SMTP, following: Envelope | None
-    ) -> list[tuple[bytes, str, tuple[int, ...]]]:
-        """The next message's commands to send with this one's final ".", if any: only when
-        the server offers PIPELINING (RFC 2920 lets a group start with the message content)
-        and the next message still goes over this connection."""
-        if following is None or not self._pipelines(conn):
-            return []
-        if self._count + 1 >= self.max_per_connection:
-            return []
-        try:
-            return self._commands(conn, *following)
-        except NeedsSmtpUtf8:  # said when that message is sent
-            return []
-
-    def _hold(self, sock: socket.socket, gate: Gate) -> Envelope | None:
+    def _hold(self, sock: socket.socket, gate: Callable[[], None]) -> None:
         """Wait for `gate` with the message held before its final "."; what the gate raises
-        ends the connection, so the server discards the message, and goes to the caller.
-        Returns what the gate returns: the envelope of the message that follows, if known."""
+        ends the connection, so the server discards the message, and goes to the caller."""
         try:
-            following = gate()
+            gate()
         except BaseException:
             self._drop()
             raise
@@ -309,7 +266,6 @@ class SmtpTransport:
         poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
         if poller.poll(0):
             raise _Dropped("the server spoke or hung up while the message was held")
-        return following
 
     def _reset(self, conn: smtplib.SMTP, failure: DeliveryError) -> None:
         """RSET after a failure keeps the connection; 421 ends it (docs/requirements.md S4)."""
@@ -327,19 +283,14 @@ class SmtpTransport:
         recipient: str,
         data: bytes,
         key: str,
-        gate: Gate | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         """Send over the open connection; a connection the server closed is reopened once.
 
         `gate` is called with everything but the final "." on the wire: the wait for it
-        overlaps the transfer (see `Transport.send`). When it returns the next message's
-        envelope, that message is expected next on this connection.
+        overlaps the transfer (see `Transport.send`).
         """
         payload = _stuff(data)
-        if self._ahead is not None and self._ahead != (envelope_from, recipient):
-            # Another message than the one announced: the server waits in DATA for that one.
-            # Only a new session is safe (ending this one without "." discards it).
-            self._drop()
         for attempt in (1, 2):
             fresh = self._conn is None
             conn = self._conn = self._conn or self._open()
@@ -363,11 +314,6 @@ class SmtpTransport:
 
     def close(self) -> None:
         """QUIT and close the connection, if one is open."""
-        if self._ahead is not None:
-            # The server waits in DATA for an announced message that will not come: a QUIT
-            # would be taken as its content. Hanging up discards it.
-            self._drop()
-            return
         conn, self._conn = self._conn, None
         if conn is not None:
             try:

@@ -25,11 +25,11 @@ from comms.core.local_faults import local_error
 from comms.core.logs import shown_url
 from comms.core.transport_url import SCHEMES, Kind, known_schemes, scheme_of, transport_folder
 from comms.mail.http_api import HttpApiTransport
-from comms.mail.smtp import Gate, SmtpTransport
+from comms.mail.smtp import SmtpTransport
 
-#: A `Gate` is called by a transport right before a message is handed over for good; it may
-#: block, and what it raises leaves the message unsent (and goes to the caller). It may return
-#: the envelope of the caller's next message, which SMTP sends ahead (others ignore it).
+#: Called by a transport right before a message is handed over for good; it may block, and
+#: what it raises leaves the message unsent (and goes to the caller).
+Gate = Callable[[], None]
 
 
 class Transport(Protocol):

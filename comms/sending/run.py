@@ -30,7 +30,6 @@ from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import FINAL, DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.mail.replies import asks_to_slow_down
-from comms.mail.smtp import Envelope
 from comms.mail.transports import Transport
 from comms.sending.budget import SharedBudget
 from comms.sending.claims import ClaimKeeper
@@ -39,8 +38,6 @@ from comms.sending.recorder import Recorder
 from comms.sending.throttle import TokenBucket
 
 Builder = Callable[[Recipient], OutgoingMessage]
-#: What preparing a claimed delivery gives: its message, or the outcome that makes sending moot.
-Ready = Outcome | OutgoingMessage
 Opener = Callable[[], Transport]
 Progress = Callable[[int], None]
 #: How long one in-run retry may wait at most before it is left to a later run.
@@ -56,18 +53,6 @@ class _HandBack(Exception):
 
 class _LeaseLost(Exception):
     """The claims' lease may have run out while a message was held: it stays unsent."""
-
-
-@dataclass
-class _Lane:
-    """One worker's own state: its suppression lookup, its recorder, the job it took ahead."""
-
-    probe: SuppressionCheck
-    recorder: Recorder
-    #: Taken from the queue while the worker's message was held (`Run.look_ahead`): sent next.
-    ahead: tuple[Claimed, Ready | None] | None = None
-    #: The end of the run was taken from the queue while looking ahead.
-    ending: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,22 +225,21 @@ class Run:
         return Outcome(item.delivery_id, DeliveryStatus.FAILED, message_id, str(exc), bounce=item)
 
     def worker(self, number: int) -> None:
-        lane = _Lane(self.ledger.suppression_probe(), self.recorders[number % len(self.recorders)])
+        probe = self.ledger.suppression_probe()
+        # The connection's own recorder: its outcomes are committed in the order it sends.
+        recorder = self.recorders[number % len(self.recorders)]
         transport: Transport | None = None
         last = 0
         try:
-            while (job := self.next_job(lane)) is not None:
-                item, ready = job
+            refill = self.options.claim_size
+            while (item := self.jobs.get()) is not None:
+                if not self.hungry.is_set() and self.jobs.qsize() < refill:
+                    self.hungry.set()
                 if self.asked_to_stop():
                     outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
                 else:
-                    if ready is None:
-                        ready = self.prepare(item, lane.probe)
-                    if isinstance(ready, Outcome):
-                        outcome = ready
-                    else:
-                        outcome, transport = self.deliver(item, ready, lane, transport, last)
-                last = lane.recorder.submit(outcome)
+                    outcome, transport = self.deliver(item, probe, recorder, transport, last)
+                last = recorder.submit(outcome)
                 with self.lock:
                     self.in_flight -= 1
                     final = outcome.status in FINAL or item.delivery_id not in self.retry_at
@@ -264,64 +248,32 @@ class Run:
         except CommsError as exc:
             self.halt(str(exc))
         except BaseException as exc:
-            # A bug must not leave the dispatcher waiting for this worker forever; the rows it
-            # held stay `sending` and are taken over by the next run (as after a crash).
+            # A bug must not leave the dispatcher waiting for this worker forever; the row it
+            # held stays `sending` and is taken over by the next run (as after a crash).
             self.crash = exc
             self.halt(f"unexpected error: {exc!r}")
         finally:
-            lane.probe.close()
+            probe.close()
             if transport is not None:
                 transport.close()
 
-    def next_job(self, lane: _Lane) -> tuple[Claimed, Ready | None] | None:
-        """The job taken ahead, else the next one queued; None at the end of the run."""
-        if lane.ahead is not None:
-            job, lane.ahead = lane.ahead, None
-            return job
-        if lane.ending:
-            return None
-        item = self.jobs.get()
-        if item is None:
-            return None
-        self.took()
-        return item, None
-
-    def took(self) -> None:
-        """A job left the queue: wake the dispatcher when fewer than a claim's worth are left."""
-        if not self.hungry.is_set() and self.jobs.qsize() < self.options.claim_size:
-            self.hungry.set()
-
-    def look_ahead(self, lane: _Lane) -> Envelope | None:
-        """Take and prepare the worker's next job while its message is held (an unlimited rate
-        only: a wait for the next slot must not hold this one); its envelope, when it is to be
-        sent, so that SMTP sends it with this message's final ".". Asked again (a message sent
-        again over a new connection), the same job answers."""
-        if lane.ahead is None:
-            if self.options.rate > 0 or lane.ending or self.asked_to_stop():
-                return None
-            try:
-                item = self.jobs.get_nowait()
-            except queue.Empty:
-                return None
-            if item is None:
-                lane.ending = True
-                return None
-            self.took()
-            lane.ahead = (item, None)  # kept, should preparing it fail: it is handed back
-            lane.ahead = (item, self.prepare(item, lane.probe))
-        ready = lane.ahead[1]
-        if isinstance(ready, OutgoingMessage):
-            return ready.envelope_from, ready.recipient
-        return None
-
-    def prepare(self, item: Claimed, probe: SuppressionCheck) -> Ready:
-        """The message of one claimed delivery, ready to go (its slot of the send budget taken,
-        the address not suppressed right now), or the outcome that makes sending it moot."""
+    def deliver(
+        self,
+        item: Claimed,
+        probe: SuppressionCheck,
+        recorder: Recorder,
+        transport: Transport | None,
+        last: int,
+    ) -> tuple[Outcome, Transport | None]:
+        """Send one claimed delivery once outcome `last` of `recorder` is recorded; classify
+        the result."""
         if item.email is None or item.uid is None or item.key is None:
-            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error="subscriber erased")
+            return Outcome(
+                item.delivery_id, DeliveryStatus.SKIPPED, error="subscriber erased"
+            ), transport
         if item.subscriber_status != SubscriberStatus.ACTIVE:
             note = f"subscriber {item.subscriber_status}"
-            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note)
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note), transport
         try:
             message = self.build(
                 Recipient(
@@ -338,41 +290,31 @@ class Run:
         except EmptyView as exc:
             # A digest issue with nothing for this reader's regions and topics: no intro-only
             # mail; recorded like other skips, so `comms status` counts it.
-            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=str(exc))
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=str(exc)), transport
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message: final for this delivery, but no
             # bounce, as no server has refused it.
-            return self.unsendable_outcome(item, exc)
+            return self.unsendable_outcome(item, exc), transport
         back = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
         try:
             self.budget.acquire()
             if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
-                return back
+                return back, transport
             # Right before sending (docs/requirements.md S12, E9).
             reason = self.patience.call(partial(probe.reason, item.key))
         except Stopped:  # asked to stop while the database was away
-            return back
+            return back, transport
         if reason is not None:
-            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=f"suppressed: {reason}")
-        return message
-
-    def deliver(
-        self,
-        item: Claimed,
-        message: OutgoingMessage,
-        lane: _Lane,
-        transport: Transport | None,
-        last: int,
-    ) -> tuple[Outcome, Transport | None]:
-        """Send one prepared message once outcome `last` is recorded; classify the result."""
-        back = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
+            return Outcome(
+                item.delivery_id, DeliveryStatus.SKIPPED, error=f"suppressed: {reason}"
+            ), transport
         try:
             if transport is None:
                 transport = self.opener()
             # The transport holds the message right before it goes for good (SMTP: all but the
             # final ".") until the gate says outcome `last` is durable: at most one transmitted
             # but unrecorded message per connection, and the wait overlaps the transfer.
-            gate = partial(self.gate, last, lane)
+            gate = partial(self.gate, recorder, last)
             transport.send(
                 message.envelope_from, message.recipient, message.data, message.key, gate
             )
@@ -405,17 +347,14 @@ class Run:
         self.bucket.speed_up()
         return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
 
-    def gate(self, last: int, lane: _Lane) -> Envelope | None:
-        """Let a held message go once outcome `last` is durable and the run still may send;
-        the envelope of the worker's next message, prepared meanwhile, if it has one."""
-        following = self.look_ahead(lane)
-        lane.recorder.wait(last)
+    def gate(self, recorder: Recorder, last: int) -> None:
+        """Let a held message go once outcome `last` is durable and the run still may send."""
+        recorder.wait(last)
         if self.asked_to_stop():  # a shutdown asked for meanwhile, too: the message stays here
             raise _HandBack
         # Last, as the lookup, the connection and the wait above may each have hung for long.
         if not self.keeper.holds():
             raise _LeaseLost
-        return following
 
     def lease_lost(self, item: Claimed) -> Outcome:
         """Stop the run and hand the row back: another worker may own it by now."""
