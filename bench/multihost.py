@@ -209,6 +209,7 @@ def send_part(
     ratios: dict[str, list[float]] = {"sqlite-1": [], "pg-1": [], "pg-2": []}
     if against:
         ratios["pg-1 against"] = []
+        ratios["pg-2 against"] = []
     with smtp_sink() as port:
         for n in range(rounds):
             sites = {
@@ -218,6 +219,7 @@ def send_part(
             }
             if against:
                 sites["pg-1 against"] = (base / f"pa-{n}", _database(pg, f"against_{n}"))
+                sites["pg-2 against"] = (base / f"pb-{n}", _database(pg, f"against2_{n}"))
             for folder, url in sites.values():
                 _fill(_site(folder / "site", url), count)
             # bench/send.py's sample message, as smtp-source sends it
@@ -235,9 +237,10 @@ def send_part(
     for name, values in ratios.items():
         print(f"  {name}: median of {rounds} rounds {median(values):.2f} of smtp-source "
               f"({', '.join(f'{v:.2f}' for v in values)})")  # fmt: skip
-    two = [b / a for a, b in zip(ratios["pg-1"], ratios["pg-2"], strict=True)]
-    print(f"  two workers / one on PostgreSQL: median {median(two):.2f} "
-          f"({', '.join(f'{v:.2f}' for v in two)})")  # fmt: skip
+    for suffix in ("", " against") if against else ("",):
+        two = [b / a for a, b in zip(ratios[f"pg-1{suffix}"], ratios[f"pg-2{suffix}"], strict=True)]
+        print(f"  two workers / one on PostgreSQL{suffix}: median {median(two):.2f} "
+              f"({', '.join(f'{v:.2f}' for v in two)})")  # fmt: skip
 
 
 def main() -> None:
@@ -252,7 +255,7 @@ def main() -> None:
         "--against",
         type=Path,
         help="a checkout of another version: each round also times its `comms send` on "
-        "PostgreSQL with one worker",
+        "PostgreSQL with one and with two workers",
     )
     parser.add_argument("--budget-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -57,6 +57,9 @@ class OnlyTheSendLedger:
     def suppression_probe(self) -> SuppressionCheck:
         return self.ledger.suppression_probe()
 
+    def parallel_writes(self) -> bool:
+        return self.ledger.parallel_writes()
+
     def renew(self, cid: int, owner: str, until: datetime) -> int:
         return self.ledger.renew(cid, owner, until)
 

@@ -633,3 +633,56 @@ def test_a_stop_while_a_message_waits_for_the_record_before_it_leaves_it_unsent(
     assert again.counts == {"sent": 6}
     got = sorted(r.rcpt_tos[0] for r in handler.received)
     assert got == sorted(f"user{n}@example.org" for n in range(6))
+
+
+class _SlowFirstWriter:
+    """The first writer a run opens holds its commits until the second writer has recorded
+    `enough` outcomes (or five seconds passed); `released` says which came first."""
+
+    def __init__(self, inner: OutcomeWriter, number: int, shared: dict[str, object]) -> None:
+        self.inner, self.number, self.shared = inner, number, shared
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        go = self.shared["go"]
+        assert isinstance(go, threading.Event)
+        if self.number == 0 and not go.is_set():
+            self.shared["released"] = go.wait(5)
+        self.inner.write(outcomes, now)
+        if self.number == 1:
+            self.shared["written"] = int(str(self.shared["written"])) + len(outcomes)
+            if int(str(self.shared["written"])) >= 4:
+                go.set()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.database
+def test_a_slow_commit_holds_only_its_own_connection_where_writes_go_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL each connection's outcomes have a writer of their own: one connection
+    waiting for its commit does not hold the others' messages (one recorder for all made
+    every outcome wait for the commit in progress, whoever's it was). Each connection still
+    sends its next message only once the outcome before is recorded."""
+    store = make_store(tmp_path, 12)
+    assert store.ledger.parallel_writes() == (store.engine.dialect.name != "sqlite")
+    campaign = start(store)
+    writer = store.ledger.writer
+    shared: dict[str, object] = {"go": threading.Event(), "written": 0, "released": None}
+    opened: list[int] = []
+
+    def slow_first(source: str, owner: str) -> _SlowFirstWriter:
+        opened.append(len(opened))
+        return _SlowFirstWriter(writer(source, owner), opened[-1], shared)
+
+    monkeypatch.setattr(store.ledger, "writer", slow_first)
+    # Side by side on either database here: SQLite takes the second writer's commits in turn.
+    monkeypatch.setattr(store.ledger, "parallel_writes", lambda: True)
+    sink = Sink()
+    report = send(store, campaign, build, sink.opener, replace(FAST, concurrency=2))
+    assert report.counts == {"sent": 12}
+    assert opened == [0, 1]
+    # The other connection went on sending while the first one's commit was held.
+    assert shared["released"] is True
+    assert sorted(sink.per_address().values()) == [1] * 12

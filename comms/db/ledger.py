@@ -419,6 +419,11 @@ class Ledger:
             )
             return list(rows.scalars())
 
+    def parallel_writes(self) -> bool:
+        """Whether writers of outcomes commit side by side: PostgreSQL does (and flushes
+        concurrent commits together); SQLite lets one write at a time."""
+        return self.engine.dialect.name != "sqlite"
+
     def suppression_probe(self) -> SuppressionProbe:
         """A lookup for one worker thread; close it when the thread ends."""
         return SuppressionProbe(self.engine)

@@ -47,6 +47,9 @@ class SendLedger(Protocol):
     def suppression_probe(self) -> SuppressionCheck:
         """A suppression lookup for one worker thread."""
 
+    def parallel_writes(self) -> bool:
+        """Whether writers of outcomes commit side by side (else one at a time: SQLite)."""
+
     def renew(self, cid: int, owner: str, until: datetime) -> int:
         """Extend the lease of the rows `owner` holds; returns how many."""
 

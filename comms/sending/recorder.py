@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
+import heapq
+import itertools
 import logging
 import threading
 import time
+from _thread import LockType
 from functools import partial
 
 from comms.core.clock import now_utc
@@ -25,20 +29,25 @@ SPACE_POLL = 1.0
 class Recorder(threading.Thread):
     """Writes outcomes in group commits; `wait(seq)` blocks until an outcome is durable.
 
-    Two conditions on one lock: a submission wakes only the writer, a commit only the workers
-    (waking everyone each time costs more than the commit). Through a database outage the
-    outcomes stay here and are written when it answers again (`patience`: bounded by the
-    claims' lease, after which another worker may own the rows); the workers wait meanwhile,
-    so no connection sends more than one message whose outcome is not yet durable.
+    A submission wakes only the writer, a commit only the workers whose outcome it made
+    durable (waking everyone each time costs more than the commit: each woken worker takes
+    the lock and the GIL in turn, and most find their outcome still pending). Through a
+    database outage the outcomes stay here and are written when it answers again
+    (`patience`: bounded by the claims' lease, after which another worker may own the rows);
+    the workers wait meanwhile, so no connection sends more than one message whose outcome is
+    not yet durable.
     """
 
     def __init__(self, writer: OutcomeWriter, patience: Patience | None = None) -> None:
         super().__init__(name="comms-ledger", daemon=True)
         self.writer = writer
         self.patience = patience or Patience("recording outcomes", limit=0.0)
-        lock = threading.Lock()
-        self.work = threading.Condition(lock)
-        self.durable = threading.Condition(lock)
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)
+        #: Workers waiting for a commit: (sequence number, arrival, a lock held until then),
+        #: lowest first.
+        self.waiting: list[tuple[int, int, LockType]] = []
+        self._arrivals = itertools.count()
         self.pending: list[Outcome] = []
         self.submitted = 0
         self.committed = 0
@@ -57,11 +66,31 @@ class Recorder(threading.Thread):
 
     def wait(self, seq: int) -> None:
         """Block until outcome `seq` is committed."""
-        with self.durable:
-            while self.committed < seq and self.error is None:
-                self.durable.wait()
-            if self.error is not None:
-                raise CommsError(f"cannot write the send ledger: {self.error}")
+        with self.lock:
+            if self.committed < seq and self.error is None:
+                waiter = _thread.allocate_lock()
+                waiter.acquire()
+                heapq.heappush(self.waiting, (seq, next(self._arrivals), waiter))
+            else:
+                waiter = None
+        if waiter is not None:
+            waiter.acquire()  # released by `_durable` once `seq` is committed, or on an error
+        if self.error is not None:
+            raise CommsError(f"cannot write the send ledger: {self.error}")
+
+    def _durable(self, upto: int) -> None:
+        """Outcomes up to `upto` are committed: wake the workers that wait for them."""
+        with self.lock:
+            self.committed = upto
+            while self.waiting and self.waiting[0][0] <= upto:
+                heapq.heappop(self.waiting)[2].release()
+
+    def _failed(self, exc: BaseException) -> None:
+        """Nothing more will be committed: wake every waiting worker with the error."""
+        with self.lock:
+            self.error = exc
+            while self.waiting:
+                heapq.heappop(self.waiting)[2].release()
 
     def close(self) -> None:
         """Write what is left and stop."""
@@ -92,16 +121,12 @@ class Recorder(threading.Thread):
             except Exception as exc:  # reported to every waiting worker
                 if self._kept(batch, exc):
                     continue
-                with self.durable:
-                    self.error = exc
-                    self.durable.notify_all()
+                self._failed(exc)
                 return
             if self.full_since is not None:
                 self.full_since = None
                 log.warning("the database took the outcomes kept while it was full; going on")
-            with self.durable:
-                self.committed = upto
-                self.durable.notify_all()
+            self._durable(upto)
 
     def _kept(self, batch: list[Outcome], exc: Exception) -> bool:
         """True when the database refused `batch` for want of space and it is still worth

@@ -128,11 +128,18 @@ class Run:
         #: Every database use of the run waits out an outage (until the run is asked to stop).
         self.patience = Patience(f"send {campaign.slug}", self.asked_to_stop)
         # Outcomes of messages that went out are kept through an outage, for at most a lease:
-        # after that another worker may own the rows.
-        self.recorder = Recorder(
-            ledger.writer(f"send {campaign.slug}", self.owner),
-            Patience(f"send {campaign.slug}", limit=options.lease.total_seconds()),
-        )
+        # after that another worker may own the rows. Where the database commits side by side
+        # (PostgreSQL) each connection's outcomes get a writer of their own, so that none
+        # waits for a commit that began before its outcome came (SQLite has one writer at a
+        # time: one recorder commits for all, in groups).
+        writers = options.concurrency if ledger.parallel_writes() else 1
+        self.recorders = [
+            Recorder(
+                ledger.writer(f"send {campaign.slug}", self.owner),
+                Patience(f"send {campaign.slug}", limit=options.lease.total_seconds()),
+            )
+            for _ in range(writers)
+        ]
         # A stop wakes the workers that wait for their slot (at a low pace, seconds away).
         self.bucket = TokenBucket(options.rate, cohort=options.concurrency, sleep=self.stop.wait)
         # One send rate for every worker of the campaign, whatever host it runs on.
@@ -217,8 +224,10 @@ class Run:
             return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
         return Outcome(item.delivery_id, DeliveryStatus.FAILED, message_id, str(exc), bounce=item)
 
-    def worker(self) -> None:
+    def worker(self, number: int) -> None:
         probe = self.ledger.suppression_probe()
+        # The connection's own recorder: its outcomes are committed in the order it sends.
+        recorder = self.recorders[number % len(self.recorders)]
         transport: Transport | None = None
         last = 0
         try:
@@ -229,8 +238,8 @@ class Run:
                 if self.asked_to_stop():
                     outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
                 else:
-                    outcome, transport = self.deliver(item, probe, transport, last)
-                last = self.recorder.submit(outcome)
+                    outcome, transport = self.deliver(item, probe, recorder, transport, last)
+                last = recorder.submit(outcome)
                 with self.lock:
                     self.in_flight -= 1
                     final = outcome.status in FINAL or item.delivery_id not in self.retry_at
@@ -249,9 +258,15 @@ class Run:
                 transport.close()
 
     def deliver(
-        self, item: Claimed, probe: SuppressionCheck, transport: Transport | None, last: int
+        self,
+        item: Claimed,
+        probe: SuppressionCheck,
+        recorder: Recorder,
+        transport: Transport | None,
+        last: int,
     ) -> tuple[Outcome, Transport | None]:
-        """Send one claimed delivery once outcome `last` is recorded; classify the result."""
+        """Send one claimed delivery once outcome `last` of `recorder` is recorded; classify
+        the result."""
         if item.email is None or item.uid is None or item.key is None:
             return Outcome(
                 item.delivery_id, DeliveryStatus.SKIPPED, error="subscriber erased"
@@ -299,7 +314,7 @@ class Run:
             # The transport holds the message right before it goes for good (SMTP: all but the
             # final ".") until the gate says outcome `last` is durable: at most one transmitted
             # but unrecorded message per connection, and the wait overlaps the transfer.
-            gate = partial(self.gate, last)
+            gate = partial(self.gate, recorder, last)
             transport.send(
                 message.envelope_from, message.recipient, message.data, message.key, gate
             )
@@ -332,9 +347,9 @@ class Run:
         self.bucket.speed_up()
         return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
 
-    def gate(self, last: int) -> None:
+    def gate(self, recorder: Recorder, last: int) -> None:
         """Let a held message go once outcome `last` is durable and the run still may send."""
-        self.recorder.wait(last)
+        recorder.wait(last)
         if self.asked_to_stop():  # a shutdown asked for meanwhile, too: the message stays here
             raise _HandBack
         # Last, as the lookup, the connection and the wait above may each have hung for long.
@@ -459,10 +474,11 @@ class Run:
 
     def execute(self) -> dict[str, int]:
         """Run workers and dispatcher to the end; returns outcomes of this run by status."""
-        self.recorder.start()
+        for recorder in self.recorders:
+            recorder.start()
         self.keeper.start()
         workers = [
-            threading.Thread(target=self.worker, name=f"comms-send-{n}", daemon=True)
+            threading.Thread(target=self.worker, args=(n,), name=f"comms-send-{n}", daemon=True)
             for n in range(self.options.concurrency)
         ]
         for thread in workers:
@@ -479,13 +495,15 @@ class Run:
                 self.jobs.put(None)
             for thread in workers:
                 thread.join()
-            self.recorder.close()
+            for recorder in self.recorders:
+                recorder.close()
             self.keeper.close()
             ticking.set()
             ticker.join()
             self.tick()
-        if self.recorder.error is not None:
-            raise CommsError(f"cannot write the send ledger: {self.recorder.error}")
+        for recorder in self.recorders:
+            if recorder.error is not None:
+                raise CommsError(f"cannot write the send ledger: {recorder.error}")
         if self.crash is not None:
             raise self.crash
         return self.done

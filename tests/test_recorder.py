@@ -1,0 +1,96 @@
+"""The send run's recorder: a worker goes on only once its own outcome is durable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+import pytest
+
+from comms.core.errors import CommsError
+from comms.db.outcomes import Outcome
+from comms.db.status import DeliveryStatus
+from comms.sending.recorder import Recorder
+
+
+class GatedWriter:
+    """Commits a group only when the test lets it; remembers what it committed."""
+
+    def __init__(self) -> None:
+        self.go = threading.Semaphore(0)
+        #: Set when the writer has taken a group and waits to commit it.
+        self.taken = threading.Event()
+        self.committed: list[int] = []
+        self.fail = False
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        self.taken.set()
+        self.go.acquire()
+        if self.fail:
+            raise RuntimeError("disk on fire")
+        self.committed += [o.delivery_id for o in outcomes]
+
+    def close(self) -> None:
+        """Nothing to give back."""
+
+
+def _sent(did: int) -> Outcome:
+    return Outcome(did, DeliveryStatus.SENT, f"<{did}@test>")
+
+
+def _waiter(recorder: Recorder, seq: int, woke: list[tuple[int, list[int]]], writer: GatedWriter,
+            errors: list[BaseException]) -> threading.Thread:  # fmt: skip
+    def wait() -> None:
+        try:
+            recorder.wait(seq)
+        except CommsError as exc:
+            errors.append(exc)
+            return
+        woke.append((seq, list(writer.committed)))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread
+
+
+def test_each_waiter_goes_on_once_its_outcome_is_committed_and_not_before() -> None:
+    writer = GatedWriter()
+    recorder = Recorder(writer)
+    recorder.start()
+    first = recorder.submit(_sent(1))
+    woke: list[tuple[int, list[int]]] = []
+    errors: list[BaseException] = []
+    waiting = [_waiter(recorder, first, woke, writer, errors)]
+    assert writer.taken.wait(5)  # outcome 1 alone is on its way
+    second = recorder.submit(_sent(2))
+    waiting.append(_waiter(recorder, second, woke, writer, errors))
+    writer.go.release()  # commits outcome 1
+    waiting[0].join(5)
+    assert woke == [(first, [1])]
+    assert waiting[1].is_alive()  # outcome 2 is not durable yet
+    writer.go.release()
+    waiting[1].join(5)
+    assert woke == [(first, [1]), (second, [1, 2])]
+    recorder.wait(0)  # nothing to wait for
+    recorder.close()
+    assert errors == []
+
+
+def test_a_failed_commit_wakes_every_waiter_with_the_error() -> None:
+    writer = GatedWriter()
+    writer.fail = True
+    recorder = Recorder(writer)
+    recorder.start()
+    woke: list[tuple[int, list[int]]] = []
+    errors: list[BaseException] = []
+    seqs = [recorder.submit(_sent(n)) for n in (1, 2, 3)]
+    waiting = [_waiter(recorder, seq, woke, writer, errors) for seq in seqs]
+    writer.go.release()
+    for thread in waiting:
+        thread.join(5)
+    assert woke == []
+    assert len(errors) == 3
+    with pytest.raises(CommsError, match="disk on fire"):
+        recorder.wait(seqs[0])
+    recorder.close()
