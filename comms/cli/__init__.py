@@ -7,6 +7,8 @@ console script."""
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,12 @@ from . import common
 
 if TYPE_CHECKING:
     from .common import cli
+
+# A command's objects die with its process: the collection Python runs at exit would walk
+# every one of them (0.3-0.5 s of CPU after a build of 2,600 items) to free memory the
+# process gives back anyway. Frozen objects are left to it; nothing of comms needs a
+# collector to close or flush it (files and connections are closed by their `with`).
+atexit.register(gc.freeze)
 
 # The package's two entry points: the console script and the click group (for CliRunner).
 __all__ = ["cli", "main"]
