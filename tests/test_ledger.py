@@ -115,6 +115,25 @@ class BrokenStore:
         raise RuntimeError("disk full")
 
 
+@pytest.mark.database
+def test_a_claim_carries_each_subscriber_and_an_erased_one_as_nobody(tmp_path: Path) -> None:
+    store = make_store(tmp_path, 3)
+    campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
+    with store.engine.begin() as conn:  # erased after the snapshot: the row stays, unowned
+        conn.execute(sa.text("DELETE FROM subscribers WHERE email = 'user1@example.org'"))
+    now = now_utc()
+    claimed = store.ledger.claim(campaign.id, "me", 10, now, now + timedelta(minutes=5))
+    assert [c.delivery_id for c in claimed] == sorted(c.delivery_id for c in claimed)
+    first, erased, third = claimed
+    assert (first.email, third.email) == ("user0@example.org", "user2@example.org")
+    assert first.subscriber_status == SubscriberStatus.ACTIVE and first.uid and first.key
+    assert (first.attempts, first.link_version) == (0, 0)
+    assert first.queued_at.utcoffset() == timedelta(0)
+    assert erased.subscriber_id is None
+    assert (erased.email, erased.uid, erased.key, erased.subscriber_status) == (None,) * 4
+    assert (erased.link_version, erased.regions, erased.topics) == (0, "", "")
+
+
 def test_a_bounce_and_its_delivery_outcome_commit_together_or_not_at_all(tmp_path: Path) -> None:
     store = make_store(tmp_path, 2)
     campaign, _ = prepare(store, "ausgabe-1", "h", [], [])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from comms.core.errors import ConfigError
-from comms.db.engine import MIGRATIONS
+from comms.db.engine import MIGRATIONS, head_revision
 from comms.db.people import Consent, NewSubscriber, SubscriberError, normalise_address
 from comms.db.store import open_store
 
@@ -302,6 +304,40 @@ def test_migrations_build_exactly_the_declared_schema_and_rerun_harmlessly(tmp_p
     with again.engine.connect() as conn:
         head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [(head,)]
+
+
+def test_the_head_revision_is_alembics_and_a_current_database_opens_without_alembic(
+    tmp_path: Path,
+) -> None:
+    """Opening a database whose schema is current reads its version and loads no Alembic (in
+    a process of its own); a database one migration behind is still brought to the head."""
+    assert head_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    config = make_config(tmp_path)
+    open_store(config).close()
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from comms.core.config import load_config\n"
+        "from comms.db.store import open_store\n"
+        f"url, toml = {config.database_url!r}, Path({str(tmp_path / 'comms.toml')!r})\n"
+        "config = load_config(toml, {'database_url': url}, {})\n"
+        "open_store(config).close()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
+    store = open_store(config)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0011_desk_accounts'"))
+    store.close()
+    again = open_store(config)
+    with again.engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    again.close()
+    assert version == head_revision()
 
 
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(root: Path) -> None:

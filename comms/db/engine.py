@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
@@ -126,12 +124,35 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision: each is named after its file, which sorts by number."""
+    return max(path.stem for path in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+
+
+def _at_head(engine: Engine) -> bool:
+    """True if the database's schema is the newest already (one read, no write lock)."""
+    try:
+        with read_only(engine) as conn, conn.begin():
+            found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        return False  # no schema yet (or the database is away: the full path says so)
+    return found == [(head_revision(),)]
+
+
 def upgrade(engine: Engine, target: str = "head", files_root: Path | None = None) -> None:
     """Bring the schema to the newest version (or `target`) with the package's migrations.
 
     `files_root` is the config file's folder: state kept in files there before (var/*.json)
     is carried into the database by the migration that brings its table.
     """
+    # Every command opens the database: a current schema is seen without loading Alembic
+    # and the migration scripts, which cost more CPU than the rest of opening it.
+    if target == "head" and _at_head(engine):
+        return
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["files_root"] = files_root

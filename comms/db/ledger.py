@@ -325,8 +325,11 @@ class Ledger:
                 .returning(d.id, d.subscriber_id, d.attempts, d.queued_at, d.edition)
             ).all()
             s = subscribers.c
+            wanted = [t.subscriber_id for t in taken if t.subscriber_id]
+            # Plain tuples by position: a claim makes a few hundred of these, on the thread
+            # that feeds every connection (a Row's attributes cost more than the query).
             people = {
-                row.id: row
+                row[0]: row
                 for row in conn.execute(
                     sa.select(
                         s.id,
@@ -339,28 +342,36 @@ class Ledger:
                         s.link_version,
                         s.regions,
                         s.topics,
-                    ).where(s.id.in_([t.subscriber_id for t in taken if t.subscriber_id]))
-                )
+                    ).where(s.id.in_(wanted))
+                ).tuples()
             }
         out = []
-        for row in sorted(taken, key=lambda t: t.id):
-            p = people.get(row.subscriber_id)
+        for did, sid, attempts, queued_at, edition in sorted(map(tuple, taken)):
+            p = people.get(sid)
+            if p is None:  # erased: the row is skipped when its turn comes
+                out.append(
+                    Claimed(
+                        did, attempts, queued_at, sid, None, None, None, edition or "", None, None
+                    )
+                )
+                continue
+            _, uid, email, name, language, status, key, link_version, regions, topics = p
             out.append(
                 Claimed(
-                    delivery_id=row.id,
-                    attempts=row.attempts,
-                    queued_at=row.queued_at,
-                    subscriber_id=row.subscriber_id,
-                    uid=p.uid if p else None,
-                    email=p.email if p else None,
-                    name=p.name if p else None,
+                    did,
+                    attempts,
+                    queued_at,
+                    sid,
+                    uid,
+                    email,
+                    name,
                     # The edition recorded at enqueue; older rows: the person's language now.
-                    language=row.edition or (p.language if p else ""),
-                    subscriber_status=SubscriberStatus(p.status) if p else None,
-                    key=p.suppression_key if p else None,
-                    link_version=p.link_version if p else 0,
-                    regions=p.regions if p else "",
-                    topics=p.topics if p else "",
+                    edition or language,
+                    SubscriberStatus(status),
+                    key,
+                    link_version,
+                    regions,
+                    topics,
                 )
             )
         return out
