@@ -39,6 +39,7 @@ from comms.content.models import (
 )
 from comms.core.collector import batch
 from comms.core.errors import ContentError
+from comms.core.files import path_order
 
 #: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
 PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
@@ -343,7 +344,7 @@ def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[Cont
     warnings: list[ContentError] = []
     if not content_dir.is_dir():
         return [], []
-    for path in sorted(content_dir.rglob("*.md")):
+    for path in sorted(content_dir.rglob("*.md"), key=path_order):
         if TRANSLATION_NAME.match(path.name):
             if path.relative_to(content_dir).parts[0] == DIGEST.folder:
                 message = "a digest has no translations (translate the issues it composes); ignored"

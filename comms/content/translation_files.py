@@ -21,6 +21,7 @@ from comms.content.front_matter import Doc, parse_yaml, split
 from comms.content.models import FOLDERS, KINDS, Item, Kind, Site, front_matter_fields
 from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
 from comms.core.errors import ContentError
+from comms.core.files import path_order
 from comms.core.languages import Edition
 
 #: Per kind, the fields a translation may repeat but must not change: dates, places, slugs,
@@ -113,7 +114,7 @@ def translation_files(content_dir: Path) -> list[TranslationFile]:
     found = []
     if not content_dir.is_dir():
         return []
-    for path in sorted(content_dir.rglob("*.md")):
+    for path in sorted(content_dir.rglob("*.md"), key=path_order):
         match = TRANSLATION_NAME.match(path.name)
         kind = FOLDERS.get(path.relative_to(content_dir).parts[0])
         # Digests are not published: their issues are translated, not their definitions.

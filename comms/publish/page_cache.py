@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from comms.content.models import Site
 from comms.core.config import Config
 from comms.core.files import private_dir, read_checked, write_checked
 from comms.publish import build_record, templating
@@ -97,8 +98,10 @@ def build_digest(config: Config) -> str:
 class Fingerprints:
     """Digests of template context values; a content item's is made once per build."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, site: Site | None = None) -> None:
         self.config = config
+        #: Where an item's JSON is kept once made (`Site.dumped`), if the build's site is known.
+        self.site = site
         self._memo: dict[int, tuple[Any, bytes]] = {}
 
     def key(self, *values: Any) -> str:
@@ -130,7 +133,10 @@ class Fingerprints:
             digest = hashlib.sha256(type(value).__qualname__.encode())
             if isinstance(value, BaseModel):
                 try:
-                    digest.update(value.model_dump_json().encode())
+                    # A frozen model (an item) is dumped once per site, for every digest.
+                    frozen = value.model_config.get("frozen")
+                    dump = self.site.dumped if self.site is not None and frozen else _dump
+                    digest.update(dump(value))
                 except ValueError as exc:  # lone surrogates: JSON cannot carry them
                     raise Uncacheable(f"cannot fingerprint {value!r}") from exc
             elif isinstance(value, Merkle):
@@ -174,6 +180,10 @@ class Fingerprints:
             raise Uncacheable(f"cannot fingerprint {type(value).__qualname__}")
 
 
+def _dump(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
 def _frozen(value: Any) -> bool:
     params = getattr(type(value), "__dataclass_params__", None)
     return params is not None and bool(params.frozen)
@@ -209,7 +219,7 @@ def prints(build: Build) -> Fingerprints:
     last = _last
     if last is not None and last[0] is build:
         return last[1]
-    made = Fingerprints(build.config)
+    made = Fingerprints(build.config, build.site)
     _last = (build, made)
     return made
 
