@@ -48,14 +48,9 @@ class Entry(Merkle):
     def parts(self) -> tuple[object, ...]:
         """What the entry is made from beside the build's shared inputs: its edition, its
         item, its stamp and what it shows (the page cache's key, Merkle style)."""
-        edition, stamp = self._facts.edition, self.stamp
-        return (
-            edition.language,
-            edition.home,
-            self.item,
-            (stamp.published, stamp.updated, stamp.sequence),
-            self.shows,
-        )
+        edition = self._facts.edition
+        # The stamp as its own (frozen) value: every edition's entry shares its digest.
+        return (edition.language, edition.home, self.item, self.stamp, self.shows)
 
     @cached_property
     def url(self) -> str:

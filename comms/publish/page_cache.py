@@ -54,6 +54,10 @@ WRITERS = ("jinja2", "babel", "markupsafe", "mjml-python", "feedgen", "lxml", "i
 _FROM_CONFIG = ("Formatter", "Urls", "Config", "Settings")
 
 
+#: Scalars fed as their type's name and repr (a subclass takes the general path, alike).
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+
+
 class Merkle:
     """A value described by a few parts it is made from (an item rather than every field
     worded from it): its fingerprint is made from theirs, once per build, Merkle style."""
@@ -149,6 +153,15 @@ class Fingerprints:
         return known[1]
 
     def _feed(self, digest: Any, value: Any) -> None:
+        # The commonest values first, by exact type: a build feeds ~90,000 of them.
+        kind = type(value)
+        if kind in _PLAIN:
+            digest.update(f"{kind.__name__}:{value!r}\0".encode())
+            return
+        known = self._memo.get(id(value))
+        if known is not None and known[0] is value:  # a value `_whole` described already
+            digest.update(b"W" + known[1])
+            return
         if value is None or isinstance(value, bool | int | float | str | bytes):
             digest.update(f"{type(value).__name__}:{value!r}\0".encode())
         elif isinstance(value, BaseModel | Merkle) or _frozen(value):
