@@ -3,7 +3,10 @@ content cache entries) never hands one page or edition what another one was made
 
 from __future__ import annotations
 
+import json
 import pickle
+import tempfile
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from comms.content.content_cache import CACHE_DIR, PACK
@@ -13,7 +16,7 @@ from comms.core.config import Config, load_config
 from comms.core.languages import site_editions
 from comms.publish.feed_entry import Published
 from comms.publish.page_cache import Fingerprints
-from comms.publish.state import FileState
+from comms.publish.state import FeedRow, FileState, feed_file_text
 
 
 def _config(site: Path) -> Config:
@@ -76,3 +79,33 @@ def test_a_damaged_content_cache_entry_is_read_again_not_served(site_copy: Path)
     assert again.events == site.events and again.practices == site.practices
     assert again.issues == site.issues and again_problems == problems
     assert pickle.loads(pickle.loads(pack.read_bytes())[damaged]) is not None
+
+
+def test_the_feed_state_file_is_written_as_the_json_module_writes_it() -> None:
+    seen = datetime(2020, 1, 15, 9, 30, tzinfo=UTC)
+    rows: dict[str, FeedRow] = {
+        'event/ä"\\\n\u2028': ("ab\x01", 3, seen, None),
+        "practice/x": ("cd", 0, seen, seen + timedelta(seconds=1)),
+        "issue/y": ("e", 12, seen.astimezone(timezone(timedelta(hours=2))), seen),
+    }
+    for chosen in ({}, rows, {"practice/x": rows["practice/x"]}):
+        items = {
+            uid: {
+                "digest": digest,
+                "sequence": sequence,
+                "seen": first.isoformat(),
+                "changed": changed.isoformat() if changed else None,
+            }
+            for uid, (digest, sequence, first, changed) in sorted(chosen.items())
+        }
+        expected = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False)
+        assert feed_file_text(chosen) == expected
+        assert read_back(chosen) == chosen
+
+
+def read_back(rows: dict[str, FeedRow]) -> dict[str, FeedRow]:
+    """`rows` written to a feed state file and read again."""
+    with tempfile.TemporaryDirectory() as folder:
+        state = FileState(Path(folder))
+        state.save_feed_rows(rows)
+        return state.feed_rows()
