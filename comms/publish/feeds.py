@@ -287,9 +287,14 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
         return translate(language, message) % values
 
     found = [_channel("", site_name, settings.site.description, entries[:cap])]
-    for kind in ("issue", "practice", "award"):
+    of_kind: dict[str, list[Entry]] = {"issue": [], "practice": [], "award": []}
+    for entry in entries:  # one pass over the site's entries for the three kinds
+        listed = of_kind.get(entry.item.kind)
+        if listed is not None:
+            listed.append(entry)
+    for kind, all_of_kind in of_kind.items():
         kinds = _(KINDS[kind].plural)
-        chosen = [e for e in entries if e.item.kind == kind][:cap]
+        chosen = all_of_kind[:cap]
         description = _("%(kinds)s of the alliance “%(site)s”", kinds=kinds, site=site_name)
         found.append(_channel(urls.feed_folder(kind), f"{site_name}: {kinds}", description, chosen))
     # The event feeds list every upcoming event, so they are complete (RFC 5005).
