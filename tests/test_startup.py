@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 #: Prints every loaded module's name as the process exits (after `main`'s sys.exit).
 _PROBE = """
 import atexit, sys
@@ -86,3 +88,10 @@ def test_a_command_leaves_its_objects_to_the_process_exit() -> None:
     )
     frozen = [line for line in done.stderr.splitlines() if line.startswith("FROZEN")]
     assert frozen and int(frozen[0].split()[1]) > 1000
+
+
+@pytest.mark.slow
+def test_a_build_that_tells_no_hub_loads_no_http_client(site_copy: Path) -> None:
+    loaded = _loaded("build", cwd=site_copy)
+    assert "comms.publish.refresh" in loaded
+    assert "requests" not in loaded

@@ -6,8 +6,9 @@ bytes and path, its kind, the reading context (time zone, regions, topics, langu
 versions of comms and of the libraries that read it, and the source of comms.content itself:
 a change to any of them is a new name, so an entry is never stale, only unused. The entries
 are one file, replaced whole (temp file + rename, 0600) with those a reading used: two
-processes reading at once each leave a file whose every entry is right. The folder is
-comms's own, like the secret key beside it: what is in it is trusted as the code is.
+processes reading at once each leave a file whose every entry is right. Each entry is pickled
+on its own inside it, so a save after one file changed pickles one entry, not thousands.
+The folder is comms's own, like the secret key beside it: what is in it is trusted as the code is.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from comms.core.files import write_private
 #: Where the entries live, under the configuration's folder.
 CACHE_DIR = Path("var") / "cache" / "content"
 #: Raised when what an entry holds changes shape, so old entries are never read.
-LAYOUT = 1
+LAYOUT = 2
 PACK = "items.pickle"
 
 #: What reading one file gives: the item (None if it has errors) and its problems.
@@ -62,9 +63,9 @@ class ContentCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._old: dict[str, Result] | None = None
-        #: The entries this reading used or made: what `save` keeps.
-        self.used: dict[str, Result] = {}
+        self._old: dict[str, bytes] | None = None
+        #: The entries this reading used or made, pickled: what `save` keeps.
+        self.used: dict[str, bytes] = {}
         self._added = False
 
     @property
@@ -80,7 +81,7 @@ class ContentCache:
         digest.update(raw)
         return digest.hexdigest()
 
-    def _entries(self) -> dict[str, Result]:
+    def _entries(self) -> dict[str, bytes]:
         if self._old is None:
             try:
                 loaded = pickle.loads(self.file.read_bytes())  # comms's own folder: see the module
@@ -91,14 +92,22 @@ class ContentCache:
 
     def get(self, key: str) -> Result | None:
         """The result stored under `key`, or None."""
-        result = self._entries().get(key)
-        if result is not None:
-            self.used[key] = result
+        raw = self._entries().get(key)
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            result: Result = pickle.loads(raw)  # comms's own folder: see the module
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+            return None
+        self.used[key] = raw
         return result
 
     def put(self, key: str, result: Result) -> None:
         """Keep `result` under `key` (written by `save`)."""
-        self.used[key] = result
+        try:
+            self.used[key] = pickle.dumps(result, protocol=5)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return  # only read again next time
         self._added = True
 
     def save(self) -> None:

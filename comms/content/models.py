@@ -399,6 +399,18 @@ class Site:
     public_on_send: bool = False
     #: Translations by language, then `kind/slug` (comms.content.translation_files reads them).
     translations: dict[str, dict[str, Item]] = field(default_factory=dict)
+    #: Each item's JSON by the item's id, with the item (so the id is not reused): `dumped`.
+    _dumps: dict[int, tuple[BaseModel, bytes]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def dumped(self, item: BaseModel) -> bytes:
+        """`item.model_dump_json()`, encoded, made once per item object: items are frozen, and
+        a build digests each several times (its record's inputs twice, the page cache)."""
+        known = self._dumps.get(id(item))
+        if known is None or known[0] is not item:
+            known = self._dumps[id(item)] = (item, item.model_dump_json().encode())
+        return known[1]
 
     def by_kind(self, kind: str) -> dict[str, Any]:
         """The items of one kind, keyed by slug."""

@@ -39,6 +39,7 @@ from comms.content.models import (
 )
 from comms.core.collector import batch
 from comms.core.errors import ContentError
+from comms.core.files import path_order
 
 #: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
 PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
@@ -337,13 +338,23 @@ def reference_problems(
     return [error for error in errors if error is not None]
 
 
-def content_files(content_dir: Path) -> tuple[list[tuple[Path, Kind]], list[ContentError]]:
-    """Every Markdown file under the kind folders, sorted, plus warnings for strays."""
+def markdown_files(content_dir: Path) -> list[Path]:
+    """Every `.md` file under `content_dir`, in path order (none if it is not a folder)."""
+    if not content_dir.is_dir():
+        return []
+    return sorted(content_dir.rglob("*.md"), key=path_order)
+
+
+def content_files(
+    content_dir: Path, found: list[Path] | None = None
+) -> tuple[list[tuple[Path, Kind]], list[ContentError]]:
+    """Every Markdown file under the kind folders, sorted, plus warnings for strays; of
+    `found` (`markdown_files`) if the caller listed them already."""
     files: list[tuple[Path, Kind]] = []
     warnings: list[ContentError] = []
     if not content_dir.is_dir():
         return [], []
-    for path in sorted(content_dir.rglob("*.md")):
+    for path in markdown_files(content_dir) if found is None else found:
         if TRANSLATION_NAME.match(path.name):
             if path.relative_to(content_dir).parts[0] == DIGEST.folder:
                 message = "a digest has no translations (translate the issues it composes); ignored"
@@ -368,13 +379,15 @@ def read_content(
     regions: Iterable[str],
     topics: Iterable[str],
     cache: ContentCache | None = None,
+    found: list[Path] | None = None,
 ) -> tuple[Site, list[ContentError]]:
-    """Read every content file; return the valid items and every problem found.
+    """Read every content file (of `found`, `markdown_files`, if given); return the valid
+    items and every problem found.
 
     With `cache`, unchanged files are taken from it; it keeps what this reading used."""
     context = {"tz": tz, "regions": set(regions), "topics": set(topics)}
     site = Site(tz=tz)
-    files, errors = content_files(content_dir)
+    files, errors = content_files(content_dir, found)
     if not content_dir.is_dir():
         errors.append(ContentError(content_dir, 1, "content folder not found"))
     first_seen: dict[tuple[str, str], Path] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from comms.content.content_cache import CACHE_DIR, ContentCache
 from comms.content.models import Issue, Site
-from comms.content.reader import read_content
+from comms.content.reader import markdown_files, read_content
 from comms.content.translation_files import is_translation, read_translations
 from comms.core.collector import batch
 from comms.core.config import Config
@@ -45,12 +45,13 @@ def read_site(config: Config) -> tuple[Site, list[ContentError]]:
     """Read the configured content folder: the valid items and every problem; never raises."""
     settings = config.settings
     cache = ContentCache(config.root / CACHE_DIR)
+    found = markdown_files(config.content_dir)  # one listing for originals and translations
     site, problems = read_content(
-        config.content_dir, config.tz, settings.regions, settings.topics, cache
+        config.content_dir, config.tz, settings.regions, settings.topics, cache, found
     )
     context = {"tz": config.tz, "regions": set(settings.regions), "topics": set(settings.topics)}
     problems += read_translations(
-        config.content_dir, site, config.languages, config.home_language, context
+        config.content_dir, site, config.languages, config.home_language, context, found
     )
     return site, problems
 

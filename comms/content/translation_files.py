@@ -19,7 +19,7 @@ from typing import Any
 
 from comms.content.front_matter import Doc, parse_yaml, split
 from comms.content.models import FOLDERS, KINDS, Item, Kind, Site, front_matter_fields
-from comms.content.reader import TRANSLATED, TRANSLATION_NAME, read_file
+from comms.content.reader import TRANSLATED, TRANSLATION_NAME, markdown_files, read_file
 from comms.core.errors import ContentError
 from comms.core.languages import Edition
 
@@ -108,12 +108,13 @@ class TranslationFile:
         return self.path.with_name(f"{self.slug}.md")
 
 
-def translation_files(content_dir: Path) -> list[TranslationFile]:
-    """Every `<slug>.<lang>.md` under the kind folders, sorted."""
+def translation_files(content_dir: Path, listed: list[Path] | None = None) -> list[TranslationFile]:
+    """Every `<slug>.<lang>.md` under the kind folders, sorted; of `listed`
+    (`reader.markdown_files`) if the caller listed them already."""
     found = []
     if not content_dir.is_dir():
         return []
-    for path in sorted(content_dir.rglob("*.md")):
+    for path in markdown_files(content_dir) if listed is None else listed:
         match = TRANSLATION_NAME.match(path.name)
         kind = FOLDERS.get(path.relative_to(content_dir).parts[0])
         # Digests are not published: their issues are translated, not their definitions.
@@ -254,12 +255,18 @@ def read_translation(
 
 
 def read_translations(
-    content_dir: Path, site: Site, languages: Iterable[str], home: str, context: dict[str, Any]
+    content_dir: Path,
+    site: Site,
+    languages: Iterable[str],
+    home: str,
+    context: dict[str, Any],
+    listed: list[Path] | None = None,
 ) -> list[ContentError]:
-    """Read every translation into `site.translations`; return their problems."""
+    """Read every translation (of `listed`, `reader.markdown_files`, if given) into
+    `site.translations`; return their problems."""
     enabled = set(languages)
     problems: list[ContentError] = []
-    for found in translation_files(content_dir):
+    for found in translation_files(content_dir, listed):
         item, errors = read_translation(found, site, enabled, home, context)
         problems.extend(errors)
         if item is not None:

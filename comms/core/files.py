@@ -9,7 +9,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 from comms.core.config import Config
@@ -18,6 +18,12 @@ from comms.core.transport_url import transport_folder
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+
+
+def path_order(path: PurePath) -> tuple[str, ...]:
+    """The sort key that orders paths as PurePath's own comparison does (by their parts), at a
+    fraction of its cost (sorting thousands of paths compares each many times)."""
+    return path.parts
 
 
 def private_dir(path: Path) -> None:

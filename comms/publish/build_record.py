@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 import comms
 from comms.core.database_url import sqlite_file
-from comms.core.files import private_dir, write_private
+from comms.core.files import path_order, private_dir, write_private
 from comms.publish.state import STATE_FILE, PublishState
 
 # Types only: a skipped build (`skipped`) runs before the content models are imported.
@@ -59,7 +59,7 @@ def code_digest() -> bytes:
     """The digest of comms's package: its code, templates and catalogs (once per process)."""
     digest = hashlib.sha256(comms.__version__.encode())
     package = Path(comms.__file__).parent
-    for path in sorted(package.rglob("*")):
+    for path in sorted(package.rglob("*"), key=path_order):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             digest.update(path.relative_to(package).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
@@ -70,7 +70,7 @@ def files_digest(digest: Any, folder: Path) -> None:
     """Add every file under `folder` (name and bytes) to `digest`."""
     if not folder.is_dir():
         return
-    for path in sorted(folder.rglob("*")):
+    for path in sorted(folder.rglob("*"), key=path_order):
         if path.is_file():
             digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
@@ -89,7 +89,7 @@ def inputs(config: Config, site: Site, state: PublishState) -> str:
     for language, own in sorted(site.translations.items()):
         digest.update(f"{language}:{sorted(own)}\0".encode())
     for item in items:
-        digest.update(type(item).__name__.encode() + item.model_dump_json().encode() + b"\0")
+        digest.update(type(item).__name__.encode() + site.dumped(item) + b"\0")
     digest.update(repr((sorted(site.sent), site.public_on_send, str(site.tz))).encode())
     digest.update(repr(sorted(state.feed_rows().items())).encode())
     return digest.hexdigest()

@@ -48,14 +48,9 @@ class Entry(Merkle):
     def parts(self) -> tuple[object, ...]:
         """What the entry is made from beside the build's shared inputs: its edition, its
         item, its stamp and what it shows (the page cache's key, Merkle style)."""
-        edition, stamp = self._facts.edition, self.stamp
-        return (
-            edition.language,
-            edition.home,
-            self.item,
-            (stamp.published, stamp.updated, stamp.sequence),
-            self.shows,
-        )
+        edition = self._facts.edition
+        # The stamp as its own (frozen) value: every edition's entry shares its digest.
+        return (edition.language, edition.home, self.item, self.stamp, self.shows)
 
     @cached_property
     def url(self) -> str:
@@ -226,6 +221,9 @@ class Published:
         #: id(item) → (item, its record, its stamp, public?): the item and record are kept,
         #: so an id is not reused and a record the site's feeds change is seen.
         self._known: dict[int, tuple[Item, Record, Stamp, bool]] = {}
+        #: The last site's public items with their ids and stamps, newest first (`entries`):
+        #: editions without translations show the site itself, so they share it.
+        self._order: tuple[Site, list[tuple[Item, str, Stamp]]] | None = None
 
     def _records(self, edition: Edition, site: Site) -> dict[str, Record]:
         history = self.history
@@ -248,6 +246,9 @@ class Published:
         config, now, known, ids = self.config, self.now, self._known, self._ids
         records = self._records(edition, site)
         facts = EntryFacts(config, edition)
+        order = self._order
+        if order is not None and order[0] is site and records is self.history.records:
+            return [Entry(facts, site, item, item_id, when) for item, item_id, when in order[1]]
         entries = []
         for item in site.all_items():
             uid = item.uid
@@ -264,6 +265,9 @@ class Published:
                 item_id = ids[uid] = config.item_id(item.kind, item.slug)
             entries.append(Entry(facts, site, item, item_id, seen[2]))
         entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
+        # The history no longer changes once the site's feeds observed it (`_records`).
+        if self._observed and records is self.history.records:
+            self._order = (site, [(e.item, e.id, e.stamp) for e in entries])
         return entries
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseExtension
@@ -20,7 +21,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from comms.content import urls
-from comms.content.models import KINDS, Site
+from comms.content.models import KINDS, Event, Item, Site
 from comms.core.config import Config
 from comms.core.languages import Edition, home_edition
 from comms.publish.calendars import calendar_files, calendar_title
@@ -272,6 +273,10 @@ def _channel(
     return Channel(folder, folder.rstrip("/") or "all", title, description, entries, complete)
 
 
+def _upcoming(item: Item, tz: ZoneInfo, now: datetime) -> bool:
+    return isinstance(item, Event) and item.end_at(tz) > now
+
+
 def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Channel]:
     """Every feed of `edition`: the whole site, each kind, and the upcoming events of each
     region."""
@@ -282,13 +287,19 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
         return translate(language, message) % values
 
     found = [_channel("", site_name, settings.site.description, entries[:cap])]
-    for kind in ("issue", "practice", "award"):
+    of_kind: dict[str, list[Entry]] = {"issue": [], "practice": [], "award": []}
+    for entry in entries:  # one pass over the site's entries for the three kinds
+        listed = of_kind.get(entry.item.kind)
+        if listed is not None:
+            listed.append(entry)
+    for kind, all_of_kind in of_kind.items():
         kinds = _(KINDS[kind].plural)
-        chosen = [e for e in entries if e.item.kind == kind][:cap]
+        chosen = all_of_kind[:cap]
         description = _("%(kinds)s of the alliance “%(site)s”", kinds=kinds, site=site_name)
         found.append(_channel(urls.feed_folder(kind), f"{site_name}: {kinds}", description, chosen))
     # The event feeds list every upcoming event, so they are complete (RFC 5005).
-    upcoming = [e for e in by_start(entries, tz) if e.event.end_at(tz) > now]
+    # Only the upcoming events are put in order (a few of the site's many events).
+    upcoming = by_start([e for e in entries if _upcoming(e.item, tz, now)], tz)
     title = calendar_title(config, edition)
     description = _("Upcoming events of the alliance “%(site)s”", site=site_name)
     found.append(_channel(urls.feed_folder("event"), title, description, upcoming, True))

@@ -17,8 +17,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from PIL import Image, ImageOps
-
 from comms.content import urls
 from comms.core.config import Config
 from comms.core.files import private_dir
@@ -98,6 +96,8 @@ def image_size(path: Path) -> tuple[int, int] | None:
 @functools.lru_cache(maxsize=4096)
 def _size(path: Path, mtime_ns: int, size: int) -> tuple[int, int] | None:
     # Only the header is read; the arguments besides the path make a changed file a new key.
+    from PIL import Image  # only where a page shows a picture: a build of text needs none
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -232,6 +232,8 @@ def resized(config: Config, path: Path, width: int) -> bytes:
 
 
 def _scale(data: bytes, fmt: str, width: int) -> bytes:
+    from PIL import Image, ImageOps
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as opened:

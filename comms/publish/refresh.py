@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from comms.content.models import Site
 from comms.content.site import load_valid_site
@@ -18,6 +17,10 @@ from comms.publish import build, build_record, feeds
 from comms.publish.page_cache import PageCache
 from comms.publish.producer import Build
 from comms.publish.state import PublishState
+
+# A build that tells no hub does not import the HTTP client (a twentieth of a second).
+if TYPE_CHECKING:
+    import requests
 
 #: Seconds to connect and to read the hub's answer.
 TIMEOUT = (5.0, 15.0)
@@ -60,6 +63,8 @@ def notify_hub(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Ping:
     """POST `hub.mode=publish&hub.url=<topic>`; retry timeouts, 5xx and 429 with backoff."""
+    import requests
+
     detail = ""
     for attempt in range(attempts):
         if attempt:
@@ -87,6 +92,8 @@ def notify(
     A hub that stays unreachable or overloaded (after retries) is not asked about the other
     topics in this run: they are reported as failed and wait for the next refresh.
     """
+    import requests
+
     pairs = sorted({(hub, topic) for hub in hubs for topic in topics} | set(pending))
     pings: list[Ping] = []
     down: dict[str, str] = {}

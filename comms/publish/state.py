@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Protocol
 
@@ -77,6 +78,24 @@ def read_feed_file(path: Path) -> dict[str, FeedRow]:
     return rows
 
 
+def feed_file_text(rows: dict[str, FeedRow]) -> str:
+    """The text of a `feeds-state.json` with `rows`, as `json.dumps(..., indent=1,
+    ensure_ascii=False)` writes it, made row by row with the C string encoder: the indenting
+    encoder is pure Python, and an edit rewrites every item's row."""
+    text = encode_basestring
+    lines = [
+        f"  {text(uid)}: {{\n"
+        f'   "digest": {text(digest)},\n'
+        f'   "sequence": {int(sequence)!r},\n'
+        f'   "seen": {text(seen.isoformat())},\n'
+        f'   "changed": {text(changed.isoformat()) if changed else "null"}\n'
+        "  }"
+        for uid, (digest, sequence, seen, changed) in sorted(rows.items())
+    ]
+    items = "{\n" + ",\n".join(lines) + "\n }" if lines else "{}"
+    return f'{{\n "version": 1,\n "items": {items}\n}}'
+
+
 def read_pending_file(path: Path) -> set[tuple[str, str]]:
     """The pairs in a `websub-pending.json`; none when it is missing or unreadable."""
     try:
@@ -104,17 +123,7 @@ class FileState:
     def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
         """Write the file with these records replaced."""
         merged = read_feed_file(self.feeds) | rows
-        items = {
-            uid: {
-                "digest": digest,
-                "sequence": sequence,
-                "seen": seen.isoformat(),
-                "changed": changed.isoformat() if changed else None,
-            }
-            for uid, (digest, sequence, seen, changed) in sorted(merged.items())
-        }
-        data = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False)
-        write_private(self.feeds, (data + "\n").encode("utf-8"))
+        write_private(self.feeds, (feed_file_text(merged) + "\n").encode("utf-8"))
 
     def pending_pings(self) -> set[tuple[str, str]]:
         """The failed notifications of earlier refreshes."""

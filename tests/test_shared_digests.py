@@ -1,0 +1,111 @@
+"""Work a build shares between its pages, editions and runs (item dumps, feed entry order,
+content cache entries) never hands one page or edition what another one was made from."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from comms.content.content_cache import CACHE_DIR, PACK
+from comms.content.site import read_site
+from comms.content.translation_files import edition_site
+from comms.core.config import Config, load_config
+from comms.core.languages import site_editions
+from comms.publish.feed_entry import Published
+from comms.publish.page_cache import Fingerprints
+from comms.publish.state import FeedRow, FileState, feed_file_text
+
+
+def _config(site: Path) -> Config:
+    return load_config(site / "comms.toml", environ={})
+
+
+def test_an_item_changed_after_its_digest_was_made_gets_its_own_key(site_copy: Path) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    prints = Fingerprints(config, site)
+    event = next(iter(site.events.values()))
+    before = prints.key(event)
+    changed = event.model_copy(update={"title": f"{event.title} (verschoben)"})
+
+    assert prints.key(changed) != before
+    assert site.dumped(changed) == changed.model_dump_json().encode()
+    # The same item in a list or a mapping is described by the same digest as on its own.
+    assert prints.key([event]) == prints.key([event]) != prints.key([changed])
+    assert prints.key({"item": event}) != prints.key({"item": changed})
+    assert prints.key(event) == before == Fingerprints(config).key(event)
+
+
+def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
+    site_copy: Path,
+) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    editions = site_editions(config).all
+    home, others = editions[0], editions[1:]
+    shared = Published(config, FileState(config.root))
+    shared.entries(home, site)
+    for edition in others:
+        shown = edition_site(site, edition.language)
+        reused = shared.entries(edition, shown)
+        alone = Published(config, FileState(config.root))
+        alone.entries(home, site)
+        alone._order = None  # worked out afresh for this edition
+        fresh = alone.entries(edition, shown)
+        assert [(e.item, e.id, e.stamp) for e in reused] == [(e.item, e.id, e.stamp) for e in fresh]
+        assert all(e._facts.edition == edition for e in reused)
+    # An edition with translations shows them, not the originals another edition shared.
+    translated = next(e for e in others if site.translations.get(e.language))
+    shown = edition_site(site, translated.language)
+    items = {e.item.uid: e.item for e in shared.entries(translated, shown)}
+    for uid, item in site.translations[translated.language].items():
+        if uid in items:
+            assert items[uid] is item
+
+
+def test_a_damaged_content_cache_entry_is_read_again_not_served(site_copy: Path) -> None:
+    config = _config(site_copy)
+    site, problems = read_site(config)
+    pack = site_copy / CACHE_DIR / PACK
+    entries = pickle.loads(pack.read_bytes())
+    damaged = next(iter(entries))
+    entries[damaged] = entries[damaged][: len(entries[damaged]) // 2]
+    pack.write_bytes(pickle.dumps(entries, protocol=5))
+
+    again, again_problems = read_site(config)
+    assert again.events == site.events and again.practices == site.practices
+    assert again.issues == site.issues and again_problems == problems
+    assert pickle.loads(pickle.loads(pack.read_bytes())[damaged]) is not None
+
+
+def test_the_feed_state_file_is_written_as_the_json_module_writes_it() -> None:
+    seen = datetime(2020, 1, 15, 9, 30, tzinfo=UTC)
+    rows: dict[str, FeedRow] = {
+        'event/ä"\\\n\u2028': ("ab\x01", 3, seen, None),
+        "practice/x": ("cd", 0, seen, seen + timedelta(seconds=1)),
+        "issue/y": ("e", 12, seen.astimezone(timezone(timedelta(hours=2))), seen),
+    }
+    for chosen in ({}, rows, {"practice/x": rows["practice/x"]}):
+        items = {
+            uid: {
+                "digest": digest,
+                "sequence": sequence,
+                "seen": first.isoformat(),
+                "changed": changed.isoformat() if changed else None,
+            }
+            for uid, (digest, sequence, first, changed) in sorted(chosen.items())
+        }
+        expected = json.dumps({"version": 1, "items": items}, indent=1, ensure_ascii=False)
+        assert feed_file_text(chosen) == expected
+        assert read_back(chosen) == chosen
+
+
+def read_back(rows: dict[str, FeedRow]) -> dict[str, FeedRow]:
+    """`rows` written to a feed state file and read again."""
+    with tempfile.TemporaryDirectory() as folder:
+        state = FileState(Path(folder))
+        state.save_feed_rows(rows)
+        return state.feed_rows()
