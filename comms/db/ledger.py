@@ -343,7 +343,7 @@ class Ledger:
                         s.regions,
                         s.topics,
                     ).where(s.id.in_(wanted))
-                ).tuples()
+                )
             }
         out = []
         for did, sid, attempts, queued_at, edition in sorted(map(tuple, taken)):
