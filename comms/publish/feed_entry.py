@@ -16,7 +16,7 @@ from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_state import History, Record, Stamp, is_public, stamp
 from comms.publish.page_cache import Merkle
-from comms.publish.producer import Build
+from comms.publish.producer import Build, per_build
 from comms.publish.state import PublishState
 from comms.publish.templating import Formatter
 
@@ -271,19 +271,10 @@ class Published:
         return entries
 
 
-#: The last build's feed history: its editions share it.
-_last: tuple[Build, Published] | None = None
-
-
+@per_build
 def published(build: Build) -> Published:
     """The feed history of `build`, read once for all its editions."""
-    global _last
-    last = _last
-    if last is not None and last[0] is build:
-        return last[1]
-    made = Published(build.config, build.state)
-    _last = (build, made)
-    return made
+    return Published(build.config, build.state)
 
 
 def by_start(entries: list[Entry], tz: ZoneInfo) -> list[Entry]:

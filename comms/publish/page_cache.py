@@ -38,7 +38,7 @@ from comms.content.models import Site
 from comms.core.config import Config
 from comms.core.files import private_dir, read_checked, write_checked
 from comms.publish import build_record, templating
-from comms.publish.producer import Body, Build, Files, Keyed
+from comms.publish.producer import Body, Build, Files, Keyed, per_build
 
 #: Where the caches live (one folder per output folder), under the configuration's folder.
 CACHE_DIR = Path("var") / "cache" / "pages"
@@ -222,19 +222,10 @@ def by_path(prints: Fingerprints | None, files: Files, label: str) -> Files:
     return keyed_files
 
 
-#: The last build's fingerprints: its producers share them (and its items' digests).
-_last: tuple[Build, Fingerprints] | None = None
-
-
+@per_build
 def prints(build: Build) -> Fingerprints:
-    """The fingerprints of `build`, made once for all its producers."""
-    global _last
-    last = _last
-    if last is not None and last[0] is build:
-        return last[1]
-    made = Fingerprints(build.config, build.site)
-    _last = (build, made)
-    return made
+    """The fingerprints of `build`, made once for all its producers (and its items' digests)."""
+    return Fingerprints(build.config, build.site)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from comms.content.models import Site
 from comms.core.config import Config
@@ -74,6 +75,25 @@ class Build:
     config: Config
     site: Site
     state: PublishState
+
+
+_T = TypeVar("_T")
+
+
+def per_build(make: Callable[[Build], _T]) -> Callable[[Build], _T]:
+    """`make` made once per build and shared by its producers: the last build's value is
+    kept, by the build's identity (a build's site and state do not change while it runs)."""
+    last: list[tuple[Build, _T]] = []
+
+    def shared(build: Build) -> _T:
+        if last and last[0][0] is build:
+            return last[0][1]
+        made = make(build)
+        last[:] = [(build, made)]
+        return made
+
+    shared.__doc__ = make.__doc__
+    return shared
 
 
 #: A stage that contributes files to the build (pages, feeds and calendars, editions …).
