@@ -22,6 +22,7 @@ from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
 from comms.publish.fragments import Entries, Kept, store_file
 from comms.publish.page_cache import Fingerprints, by_path
+from comms.publish.page_chrome import Chrome, hole
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
@@ -174,6 +175,8 @@ class _Pages:
         self.prints = prints
         #: The list pages' kept entries, each file read once (`fragments`).
         self.kept = Kept()
+        #: The item pages' layouts, by template, roots and languages (`page_chrome`).
+        self.chromes: dict[tuple[Any, ...], Chrome | None] = {}
 
     @cached_property
     def editions(self) -> Editions:
@@ -248,20 +251,41 @@ class _Pages:
             "asset_root": "../" * (depth + site_urls.folder.count("/")),
         }
         page: dict[str, Any] = {**self.base, **roots, "path": path, "canonical": canonical}
-        entries = None
-        if item is None:  # a list page: its entries are rendered once and kept (fragments)
-            pager = context.get("pager")
-            entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
+        alternates = self.alternates(path, item)
+        if item is not None:
+            return self._item_html(template, roots, {**page, "alternates": alternates, **context})
+        # A list page: its entries are rendered once and kept (fragments).
+        pager = context.get("pager")
+        entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
         html = render_template(
-            "web",
-            template,
-            self.edition.language,
-            **page,
-            alternates=self.alternates(path, item),
-            **context,
+            "web", template, self.edition.language, **page, alternates=alternates, **context
         )
-        if entries is not None:
-            entries.save()
+        entries.save()
+        return html.encode("utf-8")
+
+    def _item_html(self, template: str, roots: dict[str, str], variables: dict[str, Any]) -> bytes:
+        """An item page: its layout (`page_chrome`) rendered once per template, roots and
+        languages of the edition, the page's blocks, URL and languages' URLs put into it."""
+        alternates = variables["alternates"]
+        languages = tuple((code, label) for code, label, _ in alternates)
+        key = (template, roots["root"], roots["asset_root"], languages)
+        if key not in self.chromes:
+            shared = {
+                **self.base,
+                **roots,
+                "canonical": hole("canonical"),
+                "alternates": [
+                    (code, label, hole(f"alternate{index}"))
+                    for index, (code, label) in enumerate(languages)
+                ],
+            }
+            self.chromes[key] = Chrome.make("web", template, self.edition.language, shared)
+        chrome = self.chromes[key]
+        if chrome is None:
+            html = render_template("web", template, self.edition.language, **variables)
+        else:
+            holes = {f"alternate{index}": href for index, (_, _, href) in enumerate(alternates)}
+            html = chrome.render(variables, {"canonical": variables["canonical"], **holes})
         return html.encode("utf-8")
 
     def _entries(self, output_path: str, roots: dict[str, str], pager: Pager | None) -> Entries:
