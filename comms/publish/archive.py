@@ -177,6 +177,8 @@ class _Pages:
         self.kept = Kept()
         #: The item pages' layouts, by template, roots and languages (`page_chrome`).
         self.chromes: dict[tuple[Any, ...], Chrome | None] = {}
+        #: The entries' files of each list's pages, by kind and page count (`_list_files`).
+        self.list_files: dict[tuple[str, int], tuple[Path, ...]] = {}
 
     @cached_property
     def editions(self) -> Editions:
@@ -298,15 +300,25 @@ class _Pages:
         prefix = self.prints.key_or_none("entry", self.entry_base_key, self.edition, roots)
         if prefix is None:
             return Entries(self.edition.language, page, key)
-        folder = urls.Urls(self.config, self.edition).folder
-        siblings = tuple(
-            store_file(self.config.root, folder + sibling.path + urls.PAGE)
-            for sibling in (pager.pages() if pager is not None else [])
-            if folder + sibling.path + urls.PAGE != output_path
-        )
         file = store_file(self.config.root, output_path)
+        siblings = tuple(other for other in self._list_files(pager) if other != file)
         key = partial(self._entry_key, prefix)
         return Entries(self.edition.language, page, key, file, siblings, self.kept)
+
+    def _list_files(self, pager: Pager | None) -> tuple[Path, ...]:
+        """The files that keep the entries of every page of `pager`'s list (named once per
+        list: each of its pages asks)."""
+        if pager is None:
+            return ()
+        found = self.list_files.get((pager.kind, pager.count))
+        if found is None:
+            folder = urls.Urls(self.config, self.edition).folder
+            found = tuple(
+                store_file(self.config.root, folder + page.path + urls.PAGE)
+                for page in pager.pages()
+            )
+            self.list_files[(pager.kind, pager.count)] = found
+        return found
 
     def _entry_key(
         self, prefix: str | None, macro: str, args: tuple[Any, ...], item: Item
