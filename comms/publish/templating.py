@@ -158,13 +158,15 @@ def item_href(context: Context, item: Item, calendar: bool = False, titled: bool
     root: str = context["root"]
     edition: Edition | None = context.get("edition")
     target = urls.event_calendar_path(item.slug) if calendar else urls.page_path(item)
+    # Written out with `escape` rather than `Markup % …`: a list page has thousands of links.
     if edition is None or has_page(item, edition):
-        return Markup(' href="%s"') % (root + target)
+        return Markup(f' href="{escape(root + target)}"')
     site_root: str = context.get("asset_root", root)
-    marks = Markup(' href="%s" hreflang="%s"') % (site_root + target, edition.home)
+    home = escape(edition.home)
+    marks = f' href="{escape(site_root + target)}" hreflang="{home}"'
     if titled and not calendar:
-        marks += Markup(' lang="%s"') % edition.home
-    return marks
+        marks += f' lang="{home}"'
+    return Markup(marks)
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
