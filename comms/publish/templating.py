@@ -140,6 +140,7 @@ def environment(folder: str, language: str) -> Environment:
         bytecode_cache=_bytecode(folder),
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["gettext"] = _kept(env.globals["gettext"])
     # Site paths for links (`{{ root }}{{ paths.page_path(item) }}`), in every template.
     env.globals["paths"] = urls
     # Events of one series as one table of dates (`series_blocks(events, fmt.tz)`).
@@ -147,6 +148,25 @@ def environment(folder: str, language: str) -> Environment:
     # Links to items' pages in the page's edition, or the original's (`item_href(event)`).
     env.globals["item_href"] = item_href
     return env
+
+
+def _kept(gettext: Any) -> Any:
+    """The environment's `gettext` with each message without variables translated once per
+    autoescape mode (a page asks for the same labels hundreds of times: a call into the
+    catalog and a `Markup %` each)."""
+    made: dict[tuple[bool, str], Any] = {}
+
+    @pass_context
+    def kept(context: Context, message: str, **variables: Any) -> Any:
+        if variables:
+            return gettext(context, message, **variables)
+        key = (context.eval_ctx.autoescape, message)
+        found = made.get(key)
+        if found is None:
+            found = made[key] = gettext(context, message)
+        return found
+
+    return kept
 
 
 @pass_context
