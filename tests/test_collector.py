@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -99,3 +100,31 @@ def test_content_is_read_in_a_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert seen == {BATCH_THRESHOLDS}
     assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_what_lives_before_a_batch_is_frozen_until_the_last_ends() -> None:
+    assert gc.get_freeze_count() == 0
+    with batch():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with batch():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_cycle_left_before_a_batch_is_collected_after_it() -> None:
+    class Node:
+        other: Any = None
+
+    collected = threading.Event()
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+
+    weakref.finalize(first, collected.set)
+    del first, second
+    with batch():
+        gc.collect()
+        assert not collected.is_set()  # frozen: not walked while the batch runs
+    gc.collect()
+    assert collected.is_set()

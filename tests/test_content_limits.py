@@ -9,9 +9,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from comms.cli import cli
-from comms.content.markup import MAX_BLOCK, MAX_BODY, markdown_to_html
+from comms.content.markup import (
+    MARKS,
+    MAX_BLOCK,
+    MAX_BODY,
+    MAX_MARKS,
+    MAX_OPEN,
+    markdown_problems,
+    markdown_to_html,
+)
 from comms.content.models import KINDS
 from comms.content.reader import read_file
 from comms.core.config import DEFAULT_REGIONS, DEFAULT_TOPICS
@@ -143,3 +153,52 @@ def test_json_ld_cannot_break_out_of_its_script_element(site_copy: Path) -> None
     data = json.loads(match.group(1))
     assert data["name"] == hostile and data["description"] == hostile
     assert "<footer" in page[match.end() :]  # the rest of the page is still there
+
+
+def _block_rules(text: str) -> list[int]:
+    """The lines of the blocks the per-block limits refuse, walked as the rules read."""
+    lines, start, line = [], 0, 1
+    for blank in [*re.finditer(r"\n[ \t]*\n", text), None]:
+        end = len(text) if blank is None else blank.start()
+        block = text[start:end]
+        depth = {"[": 0, "(": 0}
+        deepest = 0
+        for char in block:
+            if char in depth:
+                depth[char] += 1
+                deepest = max(deepest, depth[char])
+            elif char == "]" and depth["["]:
+                depth["["] -= 1
+            elif char == ")" and depth["("]:
+                depth["("] -= 1
+        marks = sum(block.count(mark) for mark in MARKS)
+        if len(block) > MAX_BLOCK or marks > MAX_MARKS or deepest > MAX_OPEN:
+            lines.append(line)
+        if blank is not None:
+            line += text.count("\n", start, blank.end())
+            start = blank.end()
+    return lines
+
+
+_RUNS = st.integers(1, 40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["[", "(", "]", ")", "*", "a", "\n", "\n\n"]), st.integers(1, 40)
+        ),
+        max_size=40,
+    )
+)
+def test_no_block_over_a_limit_is_missed(runs: list[tuple[str, int]]) -> None:
+    text = "".join(part * count for part, count in runs)
+    if len(text) > MAX_BODY:
+        return
+    found = [line for line, _ in markdown_problems(text)]
+    if any(
+        message.startswith(("the body", "blockquotes")) for _, message in markdown_problems(text)
+    ):
+        return  # refused as a whole before its blocks are looked at
+    assert found == _block_rules(text)

@@ -164,6 +164,13 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
     if deep is not None:
         at = text.count("\n", 0, deep.start()) + 1
         return [(at, f"blockquotes ('>') nested more than {MAX_OPEN} deep")]
+    if (
+        len(text) <= MAX_BLOCK
+        and marks <= MAX_MARKS
+        and text.count("[") <= MAX_OPEN
+        and text.count("(") <= MAX_OPEN
+    ):
+        return []  # no block has more of anything than the whole: no block's limit is reached
     start, line = 0, 1
     for blank in [*_BLANK.finditer(text), None]:
         end = len(text) if blank is None else blank.start()

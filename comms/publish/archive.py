@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, partial
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
 from comms.publish.fragments import Entries, Kept, store_file
 from comms.publish.page_cache import Fingerprints, by_path
+from comms.publish.page_chrome import Chrome, hole
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
 
@@ -96,6 +98,24 @@ def _article_ld(item: Practice | Award | Issue, fmt: Formatter) -> dict[str, Any
     return data
 
 
+def indented_json(value: Any, level: int = 0) -> str:
+    """`json.dumps(value, ensure_ascii=False, indent=1)`, the same text: the standard library
+    writes an indented document in Python, a fifth of an item page's time."""
+    if isinstance(value, str):
+        return encode_basestring(value)
+    inner = "\n" + " " * (level + 1)
+    if isinstance(value, dict) and value and all(isinstance(key, str) for key in value):
+        members = (
+            f"{encode_basestring(k)}: {indented_json(v, level + 1)}" for k, v in value.items()
+        )
+        return "{" + inner + ("," + inner).join(members) + "\n" + " " * level + "}"
+    if isinstance(value, list | tuple) and value:
+        members = (indented_json(member, level + 1) for member in value)
+        return "[" + inner + ("," + inner).join(members) + "\n" + " " * level + "]"
+    # Numbers, true, false, null, empty containers and anything rarer: as json writes them.
+    return json.dumps(value, ensure_ascii=False, indent=1).replace("\n", "\n" + " " * level)
+
+
 def json_ld(config: Config, edition: Edition, item: Item) -> str:
     """schema.org JSON-LD for an item page of `edition`, safe inside a `<script>` element."""
     fmt = Formatter(config, edition)
@@ -112,7 +132,7 @@ def json_ld(config: Config, edition: Edition, item: Item) -> str:
     if image is not None:
         data["image"] = site_urls.asset(image.src)
     ordered = {"@context": "https://schema.org", **data}
-    text = json.dumps(ordered, ensure_ascii=False, indent=1, sort_keys=False)
+    text = indented_json(ordered)
     # In a script element "</script" ends it and "<!--" changes how the rest is parsed; the
     # JSON escapes \u003c, \u003e and \u0026 mean the same characters and are inert in HTML.
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -174,6 +194,10 @@ class _Pages:
         self.prints = prints
         #: The list pages' kept entries, each file read once (`fragments`).
         self.kept = Kept()
+        #: The item pages' layouts, by template, roots and languages (`page_chrome`).
+        self.chromes: dict[tuple[Any, ...], Chrome | None] = {}
+        #: The entries' files of each list's pages, by kind and page count (`_list_files`).
+        self.list_files: dict[tuple[str, int], tuple[Path, ...]] = {}
 
     @cached_property
     def editions(self) -> Editions:
@@ -248,20 +272,41 @@ class _Pages:
             "asset_root": "../" * (depth + site_urls.folder.count("/")),
         }
         page: dict[str, Any] = {**self.base, **roots, "path": path, "canonical": canonical}
-        entries = None
-        if item is None:  # a list page: its entries are rendered once and kept (fragments)
-            pager = context.get("pager")
-            entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
+        alternates = self.alternates(path, item)
+        if item is not None:
+            return self._item_html(template, roots, {**page, "alternates": alternates, **context})
+        # A list page: its entries are rendered once and kept (fragments).
+        pager = context.get("pager")
+        entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
         html = render_template(
-            "web",
-            template,
-            self.edition.language,
-            **page,
-            alternates=self.alternates(path, item),
-            **context,
+            "web", template, self.edition.language, **page, alternates=alternates, **context
         )
-        if entries is not None:
-            entries.save()
+        entries.save()
+        return html.encode("utf-8")
+
+    def _item_html(self, template: str, roots: dict[str, str], variables: dict[str, Any]) -> bytes:
+        """An item page: its layout (`page_chrome`) rendered once per template, roots and
+        languages of the edition, the page's blocks, URL and languages' URLs put into it."""
+        alternates = variables["alternates"]
+        languages = tuple((code, label) for code, label, _ in alternates)
+        key = (template, roots["root"], roots["asset_root"], languages)
+        if key not in self.chromes:
+            shared = {
+                **self.base,
+                **roots,
+                "canonical": hole("canonical"),
+                "alternates": [
+                    (code, label, hole(f"alternate{index}"))
+                    for index, (code, label) in enumerate(languages)
+                ],
+            }
+            self.chromes[key] = Chrome.make("web", template, self.edition.language, shared)
+        chrome = self.chromes[key]
+        if chrome is None:
+            html = render_template("web", template, self.edition.language, **variables)
+        else:
+            holes = {f"alternate{index}": href for index, (_, _, href) in enumerate(alternates)}
+            html = chrome.render(variables, {"canonical": variables["canonical"], **holes})
         return html.encode("utf-8")
 
     def _entries(self, output_path: str, roots: dict[str, str], pager: Pager | None) -> Entries:
@@ -274,15 +319,25 @@ class _Pages:
         prefix = self.prints.key_or_none("entry", self.entry_base_key, self.edition, roots)
         if prefix is None:
             return Entries(self.edition.language, page, key)
-        folder = urls.Urls(self.config, self.edition).folder
-        siblings = tuple(
-            store_file(self.config.root, folder + sibling.path + urls.PAGE)
-            for sibling in (pager.pages() if pager is not None else [])
-            if folder + sibling.path + urls.PAGE != output_path
-        )
         file = store_file(self.config.root, output_path)
+        siblings = tuple(other for other in self._list_files(pager) if other != file)
         key = partial(self._entry_key, prefix)
         return Entries(self.edition.language, page, key, file, siblings, self.kept)
+
+    def _list_files(self, pager: Pager | None) -> tuple[Path, ...]:
+        """The files that keep the entries of every page of `pager`'s list (named once per
+        list: each of its pages asks)."""
+        if pager is None:
+            return ()
+        found = self.list_files.get((pager.kind, pager.count))
+        if found is None:
+            folder = urls.Urls(self.config, self.edition).folder
+            found = tuple(
+                store_file(self.config.root, folder + page.path + urls.PAGE)
+                for page in pager.pages()
+            )
+            self.list_files[(pager.kind, pager.count)] = found
+        return found
 
     def _entry_key(
         self, prefix: str | None, macro: str, args: tuple[Any, ...], item: Item

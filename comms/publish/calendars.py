@@ -128,11 +128,23 @@ def vevent(properties: Iterable[tuple[str, Any, dict[str, str]]]) -> bytes:
             if upper in _UTC_PROPERTIES and isinstance(value, datetime):
                 value = tzp.localize_utc(value)  # as Event.add: RFC 5545 wants UTC there
             lines[upper] = _when(upper, value, getattr(value, "tzinfo", None))
+        elif type(value) in _KEPT_TYPES and all(type(part) is str for part in _parts(value)):
+            shape = tuple(value) if isinstance(value, list) else value
+            kind = type(value).__name__
+            lines[upper] = _kept_line(upper, kind, shape, tuple(parameters.items()))
         else:
             lines[upper] = _line(upper, _encode(upper, value, parameters))
     order = canonsort_keys(lines, VEvent.canonical_order)
     return b"".join([b"BEGIN:VEVENT\r\n", *(lines[name] for name in order), b"END:VEVENT\r\n"])
 
+
+def _parts(value: Any) -> list[Any]:
+    """The members of a list value (none of a single one)."""
+    return value if isinstance(value, list) else []
+
+
+#: The value types whose content lines are kept (`_kept_line`): exactly these, no subclass.
+_KEPT_TYPES = (str, int, list)
 
 #: The properties icalendar's `Component.add` converts to UTC.
 _UTC_PROPERTIES = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED"})
@@ -149,6 +161,15 @@ def _line(name: str, encoded: Any) -> bytes:
     params = encoded.params.to_ical().decode() if getattr(encoded, "params", None) else ""
     value = encoded.to_ical().decode()
     return folded(f"{name};{params}:{value}" if params else f"{name}:{value}")
+
+
+@lru_cache(maxsize=16_384)
+def _kept_line(name: str, kind: type, value: Any, parameters: tuple[tuple[str, str], ...]) -> bytes:
+    """The content line of a text, number or list property (a list as a tuple, `kind` the
+    value's type). Kept: an event's status, sequence, place and topics come back in many
+    events, and its texts in each calendar it is in."""
+    made = list(value) if kind is list else value
+    return _line(name, _encode(name, made, dict(parameters)))
 
 
 @lru_cache(maxsize=16_384)

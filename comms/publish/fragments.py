@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,9 @@ class Entries:
         write_checked(self.file, LAYOUT, self.shown)
 
 
+@lru_cache(maxsize=8192)
 def store_file(root: Path, page: str) -> Path:
-    """The file that keeps the entries of the list page at output path `page`."""
+    """The file that keeps the entries of the list page at output path `page` (kept: every
+    page of a list names the files of all the others)."""
     name = hashlib.sha256(page.encode()).hexdigest()[:32]
     return root / CACHE_DIR / f"{name}.bin"

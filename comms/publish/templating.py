@@ -140,6 +140,7 @@ def environment(folder: str, language: str) -> Environment:
         bytecode_cache=_bytecode(folder),
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["gettext"] = _kept(env.globals["gettext"])
     # Site paths for links (`{{ root }}{{ paths.page_path(item) }}`), in every template.
     env.globals["paths"] = urls
     # Events of one series as one table of dates (`series_blocks(events, fmt.tz)`).
@@ -147,6 +148,25 @@ def environment(folder: str, language: str) -> Environment:
     # Links to items' pages in the page's edition, or the original's (`item_href(event)`).
     env.globals["item_href"] = item_href
     return env
+
+
+def _kept(gettext: Any) -> Any:
+    """The environment's `gettext` with each message without variables translated once per
+    autoescape mode (a page asks for the same labels hundreds of times: a call into the
+    catalog and a `Markup %` each)."""
+    made: dict[tuple[bool, str], Any] = {}
+
+    @pass_context
+    def kept(context: Context, message: str, **variables: Any) -> Any:
+        if variables:
+            return gettext(context, message, **variables)
+        key = (context.eval_ctx.autoescape, message)
+        found = made.get(key)
+        if found is None:
+            found = made[key] = gettext(context, message)
+        return found
+
+    return kept
 
 
 @pass_context
@@ -158,13 +178,15 @@ def item_href(context: Context, item: Item, calendar: bool = False, titled: bool
     root: str = context["root"]
     edition: Edition | None = context.get("edition")
     target = urls.event_calendar_path(item.slug) if calendar else urls.page_path(item)
+    # Written out with `escape` rather than `Markup % …`: a list page has thousands of links.
     if edition is None or has_page(item, edition):
-        return Markup(' href="%s"') % (root + target)
+        return Markup(f' href="{escape(root + target)}"')
     site_root: str = context.get("asset_root", root)
-    marks = Markup(' href="%s" hreflang="%s"') % (site_root + target, edition.home)
+    home = escape(edition.home)
+    marks = f' href="{escape(site_root + target)}" hreflang="{home}"'
     if titled and not calendar:
-        marks += Markup(' lang="%s"') % edition.home
-    return marks
+        marks += f' lang="{home}"'
+    return Markup(marks)
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
