@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -483,6 +484,30 @@ def test_no_reply_to_the_message_in_time_is_ambiguous(
         transport.close()
     assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:2]]
     assert transport.connections == 2
+
+
+def test_a_plain_session_waits_with_the_kernels_timeout_and_still_times_out(
+    handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    handler.slow_data[messages[1].recipient] = 0.8
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=0.3)
+        _send(transport, messages[0])
+        conn = transport._conn
+        assert conn is not None and conn.sock is not None
+        # No Python timeout: it would poll before every send and receive.
+        assert conn.sock.gettimeout() is None
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            seconds, micros = struct.unpack(
+                "@ll", conn.sock.getsockopt(socket.SOL_SOCKET, option, 16)
+            )
+            assert seconds + micros / 1e6 == pytest.approx(0.3, abs=0.02)
+        with pytest.raises(TemporaryFailure, match="timed out") as info:
+            _send(transport, messages[1])
+        assert info.value.ambiguous is True
+        _send(transport, messages[2])
+        transport.close()
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:3]]
 
 
 def test_login_over_plain_smtp_to_a_local_relay(

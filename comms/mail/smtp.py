@@ -9,11 +9,13 @@ message with everything but the final "." sent (a server delivers nothing withou
 
 from __future__ import annotations
 
+import io
 import re
 import select
 import smtplib
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 from functools import cache
 from typing import Literal
@@ -63,6 +65,57 @@ def _stuff(data: bytes) -> bytes:
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     return stuffed
+
+
+class _Reader(io.RawIOBase):
+    """A socket's bytes for smtplib's replies, where the kernel keeps the timeout: a receive
+    that ran out of time is reported as `TimeoutError`, as a Python socket timeout is (the
+    socket's own file would pass it on as the end of the connection)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        """Always: it is the reading half of the connection."""
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Receive into `buffer`; TimeoutError when nothing came within the timeout."""
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError:
+            raise TimeoutError("timed out") from None
+
+
+def _kernel_timeouts(conn: smtplib.SMTP, timeout: float) -> None:
+    """Make a plain connection's socket blocking, its `timeout` kept by the kernel.
+
+    With a Python socket timeout every send and receive first polls the socket: a second
+    system call, and a second hand-over of the GIL between a connection's threads, for each;
+    a message takes five of them. SO_RCVTIMEO and SO_SNDTIMEO time out the same waits
+    without the poll. Not for TLS: the ssl module waits again on a blocking socket that
+    timed out, so it keeps Python's timeout.
+    """
+    sock = conn.sock
+    if sock is None or isinstance(sock, ssl.SSLSocket) or timeout <= 0:
+        return
+    seconds, micros = divmod(max(1, round(timeout * 1_000_000)), 1_000_000)
+    value = struct.pack("@ll", seconds, micros)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
+    # smtplib reads replies through `file`; what EHLO read is consumed by now.
+    old, conn.file = conn.file, io.BufferedReader(_Reader(sock))
+    if old is not None:
+        old.close()
+
+
+def _sendall(sock: socket.socket, data: bytes) -> None:
+    """`sock.sendall`, a send the kernel timed out reported as `TimeoutError`."""
+    try:
+        sock.sendall(data)
+    except BlockingIOError:
+        raise TimeoutError("timed out") from None
 
 
 class SmtpTransport:
@@ -129,6 +182,7 @@ class SmtpTransport:
             if self.username:
                 stage = "AUTH"
                 conn.login(self.username, self.password or "")
+            _kernel_timeouts(conn, self.timeout)
         except ssl.SSLCertVerificationError as exc:
             self._abandon(conn)
             raise PolicyRejection(
@@ -229,10 +283,10 @@ class SmtpTransport:
         sock = conn.sock
         assert sock is not None
         try:
-            sock.sendall(payload)
+            _sendall(sock, payload)
             if gate is not None:
                 self._hold(sock, gate)
-            sock.sendall(END)
+            _sendall(sock, END)
         except OSError as exc:
             raise _Dropped(f"connection lost while sending the message: {exc}") from None
         try:
