@@ -119,6 +119,26 @@ def test_bodies_round_trip_with_the_recipients_links(factory: MessageFactory) ->
     assert "Musterstraße 1, 30159 Hannover" in text and "100 % ehrenamtlich =)" in html
 
 
+def test_the_copy_for_smtp_is_the_message_with_its_dot_lines_doubled(tmp_path: Path) -> None:
+    issue = rendered_issue()
+    # Lines that start with '.' in the fixed text (quoted-printable keeps them as they are).
+    issue = dataclasses.replace(issue, text=issue.text + "...\n.und weiter\n")
+    factory = MessageFactory(config_for(tmp_path), issue, SECRET, date=WINTER)
+    copies = 0
+    for n in range(1000):
+        # Uids of many lengths move the links' soft line breaks, some before a '.'.
+        uid = "u" * (n % 40) + str(n)
+        message = factory.build(Recipient(uid, f"leser{n}@example.org", "Leserin", "de", n + 1))
+        assert b"\r\n..und weiter\r\n" in message.data.replace(b"\r\n.", b"\r\n..")
+        if message.wire is None:  # a link that starts a line with '.': the transport stuffs
+            body = message.data.split(b"\r\n\r\n", 1)[1]
+            assert b"\r\n." in body.replace(b"\r\n...\r\n", b"").replace(b"\r\n.und", b"")
+            continue
+        copies += 1
+        assert message.wire == message.data.replace(b"\r\n.", b"\r\n..")
+    assert 900 < copies < 1000
+
+
 def test_message_id_is_stable_unique_and_under_the_sites_domain(tmp_path: Path) -> None:
     first = MessageFactory(config_for(tmp_path), rendered_issue(), SECRET)
     again = MessageFactory(config_for(tmp_path), rendered_issue(), SECRET)

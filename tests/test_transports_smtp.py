@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import socket
 import ssl
@@ -88,6 +89,20 @@ def test_a_leading_dot_survives_dot_stuffing(plain: SmtpTransport, handler: Hand
     data = b".From: x@example.org\r\n\r\n.\r\n..two\r\nend"
     plain.send("a@example.org", "b@example.org", data, "k/1")
     assert handler.received[0].data == data + b"\r\n"
+
+
+def test_the_factorys_stuffed_copy_arrives_as_the_message(
+    plain: SmtpTransport, handler: Handler, tmp_path: Path
+) -> None:
+    issue = rendered_issue()
+    issue = dataclasses.replace(issue, text=issue.text + ".und weiter\n")
+    factory = MessageFactory(config_for(tmp_path), issue, SECRET)
+    message = factory.build(Recipient("u1", "leser1@example.org"))
+    assert message.wire is not None and message.wire != message.data
+    plain.send(
+        message.envelope_from, message.recipient, message.data, message.key, wire=message.wire
+    )
+    assert handler.received[0].data == message.data
 
 
 def test_a_gate_holds_the_message_before_its_final_dot(

@@ -56,10 +56,16 @@ END = b".\r\n"
 _DOT_LINE = re.compile(rb"\r\n\.")
 
 
+def double_dots(data: bytes) -> bytes:
+    """`data` with the '.' that starts a line after a CRLF doubled (RFC 5321 §4.5.2); no copy
+    when there is none. The message factory applies it to its fixed pieces once per issue."""
+    return _DOT_LINE.sub(b"\r\n..", data)
+
+
 def _stuff(data: bytes) -> bytes:
     """The DATA payload before its final '.': CRLF-terminated, leading dots doubled (RFC 5321
     §4.5.2). A message with no line starting with '.' is passed on as it is (no copy)."""
-    stuffed = _DOT_LINE.sub(b"\r\n..", data)
+    stuffed = double_dots(data)
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     if not stuffed.endswith(b"\r\n"):
@@ -338,13 +344,15 @@ class SmtpTransport:
         data: bytes,
         key: str,
         gate: Callable[[], None] | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """Send over the open connection; a connection the server closed is reopened once.
 
         `gate` is called with everything but the final "." on the wire: the wait for it
-        overlaps the transfer (see `Transport.send`).
+        overlaps the transfer (see `Transport.send`). `wire`, when given, is `data` already
+        dot-stuffed (the message factory's), so the ~50 KB are not searched again here.
         """
-        payload = _stuff(data)
+        payload = _stuff(data) if wire is None else wire
         for attempt in (1, 2):
             fresh = self._conn is None
             conn = self._conn = self._conn or self._open()

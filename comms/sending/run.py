@@ -316,7 +316,12 @@ class Run:
             # but unrecorded message per connection, and the wait overlaps the transfer.
             gate = partial(self.gate, recorder, last)
             transport.send(
-                message.envelope_from, message.recipient, message.data, message.key, gate
+                message.envelope_from,
+                message.recipient,
+                message.data,
+                message.key,
+                gate,
+                message.wire,
             )
         except _HandBack:  # stopped while the outcome before was being recorded
             return back, transport
