@@ -98,6 +98,14 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
 
 
+def _link(url: str) -> tuple[bytes, bytes]:
+    """A link as the text part and as the HTML part carry it (quoted-printable); encoded once
+    where HTML escaping leaves it as it is (a token link has no '&')."""
+    text = _qp(url)
+    escaped = html.escape(url)
+    return text, text if escaped == url else _qp(escaped)
+
+
 def _idna_url(url: str) -> str:
     """The URL with its host in IDNA (punycode) form, so headers and links stay ASCII."""
     parts = urlsplit(url)
@@ -397,10 +405,7 @@ class MessageFactory:
         preferences = self._preferences + make_token(
             self.secret, "preferences", recipient.uid, recipient.link_version
         )
-        links = {
-            UNSUBSCRIBE_URL: (_qp(unsubscribe), _qp(html.escape(unsubscribe))),
-            PREFERENCES_URL: (_qp(preferences), _qp(html.escape(preferences))),
-        }
+        links = {UNSUBSCRIBE_URL: _link(unsubscribe), PREFERENCES_URL: _link(preferences)}
         message_id = message_id or self.message_id(recipient.uid)
         values = [
             self._to_header(recipient, address),
