@@ -122,6 +122,63 @@ def test_a_gate_holds_the_message_before_its_final_dot(
     assert plain.connections == 1
 
 
+def _server_noting_the_body(listener: socket.socket, body: threading.Event) -> None:
+    """One session that offers PIPELINING and sets `body` when the first bytes of a message
+    body arrive; takes the message and the QUIT."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.sendall(b"220 test\r\n")
+        received = b""
+        while b"DATA\r\n" not in received.upper():
+            received += conn.recv(65536)
+            if received.upper().startswith(b"EHLO") and received.endswith(b"\r\n"):
+                conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+                received = b""
+        conn.sendall(b"250 ok\r\n250 ok\r\n354 go on\r\n")
+        received = conn.recv(65536)
+        body.set()
+        while not received.endswith(b"\r\n.\r\n"):
+            received += conn.recv(65536)
+        conn.sendall(b"250 taken\r\n")
+        if conn.recv(65536).upper().startswith(b"QUIT"):
+            conn.sendall(b"221 bye\r\n")
+
+
+class _Gate:
+    """A caller's gate that says whether it would let the message go at once."""
+
+    def __init__(self, ready: bool, body: threading.Event) -> None:
+        self.is_ready, self.body = ready, body
+        self.body_was_sent: list[bool] = []
+
+    def __call__(self) -> None:
+        self.body_was_sent.append(self.body.wait(0.3))
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+
+@pytest.mark.parametrize("ready", [True, False], ids=["ready", "waiting"])
+def test_a_gate_that_is_ready_goes_first_and_the_body_leaves_with_its_dot(
+    messages: list[OutgoingMessage], ready: bool
+) -> None:
+    body = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=_server_noting_the_body, args=(listener, body))
+        server.start()
+        transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=5)
+        gate = _Gate(ready, body)
+        message = messages[0]
+        transport.send(message.envelope_from, message.recipient, message.data, message.key, gate)
+        transport.close()
+        server.join()
+    # Ready: nothing to overlap, so the gate is asked before the body goes (in one write with
+    # its "."); else the body is on the wire while the gate waits.
+    assert gate.body_was_sent == [not ready]
+
+
 class Refused(Exception):
     """What a caller's gate raises when the message must not go."""
 

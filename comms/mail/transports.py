@@ -47,7 +47,9 @@ class Transport(Protocol):
         """Deliver `data` to one recipient; `key` is the idempotency key (stable per delivery).
 
         `gate`, when given, is called once, as late as the transport can: SMTP calls it with
-        all but the final "." sent, so that what the caller waits for overlaps the transfer.
+        all but the final "." sent, so that what the caller waits for overlaps the transfer
+        (or first, sending the body and its "." in one write, when the gate has a `ready()`
+        that says it lets the message go at once).
         `wire`, when given, is `data` as SMTP's DATA carries it (`OutgoingMessage.wire`);
         transports that do not speak SMTP ignore it.
         """
