@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import email
+import io
+import smtplib
 import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from comms.core.errors import (
 )
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.replies import classify, classify_http
-from comms.mail.smtp import SmtpTransport
+from comms.mail.smtp import SmtpTransport, _getreply
 from comms.mail.transports import open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -580,6 +582,34 @@ def test_a_plain_session_waits_with_the_kernels_timeout_and_still_times_out(
         _send(transport, messages[2])
         transport.close()
     assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:3]]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"250 2.0.0 Ok: queued as 4XyZ\r\n",
+        b"250 \r\n",
+        b"354\r\n",
+        b"550-5.1.1 no such user\r\n550-second line\r\n550 5.1.1 last\r\n",
+        b"25O oops\r\n",
+        b"421 closing\r\n",
+        b"",
+        b"250 " + b"x" * 9000 + b"\r\n",
+    ],
+    ids=["one-line", "empty-text", "bare-code", "several-lines", "broken", "421", "gone", "long"],
+)
+def test_replies_read_as_smtplib_reads_them(wire: bytes) -> None:
+    def outcome(read: Callable[[smtplib.SMTP], tuple[int, bytes]]) -> object:
+        conn = smtplib.SMTP()
+        # What follows the reply must stay unread.
+        rest = b"250 next\r\n" if wire else b""
+        conn.file = io.BufferedReader(io.BytesIO(wire + rest))
+        try:
+            return read(conn), conn.file and conn.file.read()
+        except smtplib.SMTPException as exc:
+            return type(exc), str(exc)
+
+    assert outcome(_getreply) == outcome(smtplib.SMTP.getreply)
 
 
 def test_login_over_plain_smtp_to_a_local_relay(

@@ -124,6 +124,55 @@ def _sendall(sock: socket.socket, data: bytes) -> None:
         raise TimeoutError("timed out") from None
 
 
+#: The longest reply line smtplib accepts (its `_MAXLINE`).
+_MAXLINE = 8192
+
+
+def _getreply(conn: smtplib.SMTP) -> tuple[int, bytes]:
+    """`conn.getreply()` for a transaction's replies: the same code, text and errors, with a
+    one-line reply (nearly all of them) read in a few steps."""
+    file = conn.file
+    if file is None or conn.debuglevel > 0:
+        return conn.getreply()
+    try:
+        line = file.readline(_MAXLINE + 1)
+    except OSError as exc:
+        conn.close()
+        raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
+    code = line[:3]
+    if line[3:4] != b" " or len(line) > _MAXLINE or not code.isdigit():
+        return _rest_of_reply(conn, line)
+    return int(code), line[4:].strip(b" \t\r\n")
+
+
+def _rest_of_reply(conn: smtplib.SMTP, line: bytes) -> tuple[int, bytes]:
+    """smtplib's `getreply` from its first line on: a reply of several lines, a broken or a
+    missing one."""
+    resp = []
+    while True:
+        if not line:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if len(line) > _MAXLINE:
+            conn.close()
+            raise smtplib.SMTPResponseException(500, "Line too long.")
+        resp.append(line[4:].strip(b" \t\r\n"))
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1
+            break
+        if line[3:4] != b"-":
+            break
+        assert conn.file is not None
+        try:
+            line = conn.file.readline(_MAXLINE + 1)
+        except OSError as exc:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
+    return code, b"\n".join(resp)
+
+
 def _send_last(sock: socket.socket, payload: bytes) -> None:
     """The payload and the final "." in one write (one system call, one segment to wake the
     server for) where the socket takes a list of buffers; in two on TLS."""
@@ -251,7 +300,7 @@ class SmtpTransport:
 
     def _reply(self, conn: smtplib.SMTP) -> tuple[int, bytes]:
         try:
-            return conn.getreply()
+            return _getreply(conn)
         except smtplib.SMTPServerDisconnected as exc:
             raise _Dropped(str(exc)) from None
 
@@ -323,7 +372,7 @@ class SmtpTransport:
         except OSError as exc:
             raise _Dropped(f"connection lost while sending the message: {exc}") from None
         try:
-            code, text = conn.getreply()
+            code, text = _getreply(conn)
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             raise TemporaryFailure(
