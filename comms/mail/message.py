@@ -356,7 +356,8 @@ class MessageFactory:
         if not name:
             return address.encode("ascii")
         if _ATOM_NAME.fullmatch(name):
-            value = formataddr((name, address))
+            # What formataddr writes for a name of atoms and spaces, without its checks.
+            value = f"{name} <{address}>"
         else:  # quoted or RFC 2047 base64 words, as the email package writes them
             value = formataddr((name, address), charset="utf-8")
         if len(value) <= 74 and "=?" not in name:
