@@ -83,6 +83,7 @@ class ScriptedTransport:
         data: bytes,
         key: str,
         gate: Callable[[], None] | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """Record the message or raise the next scripted failure (before the gate, as a
         server refuses an address before the message is held)."""

@@ -12,6 +12,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
+from email.utils import formataddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -117,6 +118,38 @@ def test_bodies_round_trip_with_the_recipients_links(factory: MessageFactory) ->
     assert html == expected_html.replace(PREFERENCES_URL, preferences)
     assert f'<a href="{unsubscribe}"' in html
     assert "Musterstraße 1, 30159 Hannover" in text and "100 % ehrenamtlich =)" in html
+
+
+def test_the_copy_for_smtp_is_the_message_with_its_dot_lines_doubled(tmp_path: Path) -> None:
+    issue = rendered_issue()
+    # Lines that start with '.' in the fixed text (quoted-printable keeps them as they are).
+    issue = dataclasses.replace(issue, text=issue.text + "...\n.und weiter\n")
+    factory = MessageFactory(config_for(tmp_path), issue, SECRET, date=WINTER)
+    copies = 0
+    for n in range(1000):
+        # Uids of many lengths move the links' soft line breaks, some before a '.'.
+        uid = "u" * (n % 40) + str(n)
+        message = factory.build(Recipient(uid, f"leser{n}@example.org", "Leserin", "de", n + 1))
+        assert b"\r\n..und weiter\r\n" in message.data.replace(b"\r\n.", b"\r\n..")
+        if message.wire is None:  # a link that starts a line with '.': the transport stuffs
+            body = message.data.split(b"\r\n\r\n", 1)[1]
+            assert b"\r\n." in body.replace(b"\r\n...\r\n", b"").replace(b"\r\n.und", b"")
+            continue
+        copies += 1
+        assert message.wire == message.data.replace(b"\r\n.", b"\r\n..")
+    assert 900 < copies < 1000
+
+
+def test_a_name_of_atoms_is_written_as_formataddr_writes_it(factory: MessageFactory) -> None:
+    atext = "".join(chr(c) for c in range(33, 127) if chr(c) not in '()<>[]:;@\\,."')
+    # Short enough for one line, with no "=?" (those names are written as encoded words).
+    chunks = [f"Anna {atext[n : n + 20]} Maier" for n in range(0, len(atext), 20)]
+    chunks = [name for name in chunks if "=?" not in name]
+    for name in [*atext, *chunks, "  Leserin   Nr 5  "]:
+        message = factory.build(Recipient("u1", "leser@example.org", name))
+        expected = formataddr((" ".join(name.split()), "leser@example.org"))
+        assert _parse(message.data)["To"] == expected
+        assert f"\r\nTo: {expected}\r\n".encode() in message.data
 
 
 def test_message_id_is_stable_unique_and_under_the_sites_domain(tmp_path: Path) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
+import io
+import smtplib
 import socket
 import ssl
+import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +25,7 @@ from comms.core.errors import (
 )
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.replies import classify, classify_http
-from comms.mail.smtp import SmtpTransport
+from comms.mail.smtp import SmtpTransport, _getreply
 from comms.mail.transports import open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -89,6 +93,20 @@ def test_a_leading_dot_survives_dot_stuffing(plain: SmtpTransport, handler: Hand
     assert handler.received[0].data == data + b"\r\n"
 
 
+def test_the_factorys_stuffed_copy_arrives_as_the_message(
+    plain: SmtpTransport, handler: Handler, tmp_path: Path
+) -> None:
+    issue = rendered_issue()
+    issue = dataclasses.replace(issue, text=issue.text + ".und weiter\n")
+    factory = MessageFactory(config_for(tmp_path), issue, SECRET)
+    message = factory.build(Recipient("u1", "leser1@example.org"))
+    assert message.wire is not None and message.wire != message.data
+    plain.send(
+        message.envelope_from, message.recipient, message.data, message.key, wire=message.wire
+    )
+    assert handler.received[0].data == message.data
+
+
 def test_a_gate_holds_the_message_before_its_final_dot(
     plain: SmtpTransport, handler: Handler, messages: list[OutgoingMessage]
 ) -> None:
@@ -104,6 +122,63 @@ def test_a_gate_holds_the_message_before_its_final_dot(
     assert seen == [0, 1]
     assert [r.data for r in handler.received] == [first.data, second.data]
     assert plain.connections == 1
+
+
+def _server_noting_the_body(listener: socket.socket, body: threading.Event) -> None:
+    """One session that offers PIPELINING and sets `body` when the first bytes of a message
+    body arrive; takes the message and the QUIT."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.sendall(b"220 test\r\n")
+        received = b""
+        while b"DATA\r\n" not in received.upper():
+            received += conn.recv(65536)
+            if received.upper().startswith(b"EHLO") and received.endswith(b"\r\n"):
+                conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+                received = b""
+        conn.sendall(b"250 ok\r\n250 ok\r\n354 go on\r\n")
+        received = conn.recv(65536)
+        body.set()
+        while not received.endswith(b"\r\n.\r\n"):
+            received += conn.recv(65536)
+        conn.sendall(b"250 taken\r\n")
+        if conn.recv(65536).upper().startswith(b"QUIT"):
+            conn.sendall(b"221 bye\r\n")
+
+
+class _Gate:
+    """A caller's gate that says whether it would let the message go at once."""
+
+    def __init__(self, ready: bool, body: threading.Event) -> None:
+        self.is_ready, self.body = ready, body
+        self.body_was_sent: list[bool] = []
+
+    def __call__(self) -> None:
+        self.body_was_sent.append(self.body.wait(0.3))
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+
+@pytest.mark.parametrize("ready", [True, False], ids=["ready", "waiting"])
+def test_a_gate_that_is_ready_goes_first_and_the_body_leaves_with_its_dot(
+    messages: list[OutgoingMessage], ready: bool
+) -> None:
+    body = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=_server_noting_the_body, args=(listener, body))
+        server.start()
+        transport = SmtpTransport("127.0.0.1", listener.getsockname()[1], timeout=5)
+        gate = _Gate(ready, body)
+        message = messages[0]
+        transport.send(message.envelope_from, message.recipient, message.data, message.key, gate)
+        transport.close()
+        server.join()
+    # Ready: nothing to overlap, so the gate is asked before the body goes (in one write with
+    # its "."); else the body is on the wire while the gate waits.
+    assert gate.body_was_sent == [not ready]
 
 
 class Refused(Exception):
@@ -483,6 +558,58 @@ def test_no_reply_to_the_message_in_time_is_ambiguous(
         transport.close()
     assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:2]]
     assert transport.connections == 2
+
+
+def test_a_plain_session_waits_with_the_kernels_timeout_and_still_times_out(
+    handler: Handler, messages: list[OutgoingMessage]
+) -> None:
+    handler.slow_data[messages[1].recipient] = 0.8
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=0.3)
+        _send(transport, messages[0])
+        conn = transport._conn
+        assert conn is not None and conn.sock is not None
+        # No Python timeout: it would poll before every send and receive.
+        assert conn.sock.gettimeout() is None
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            seconds, micros = struct.unpack(
+                "@ll", conn.sock.getsockopt(socket.SOL_SOCKET, option, 16)
+            )
+            assert seconds + micros / 1e6 == pytest.approx(0.3, abs=0.02)
+        with pytest.raises(TemporaryFailure, match="timed out") as info:
+            _send(transport, messages[1])
+        assert info.value.ambiguous is True
+        _send(transport, messages[2])
+        transport.close()
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:3]]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"250 2.0.0 Ok: queued as 4XyZ\r\n",
+        b"250 \r\n",
+        b"354\r\n",
+        b"550-5.1.1 no such user\r\n550-second line\r\n550 5.1.1 last\r\n",
+        b"25O oops\r\n",
+        b"421 closing\r\n",
+        b"",
+        b"250 " + b"x" * 9000 + b"\r\n",
+    ],
+    ids=["one-line", "empty-text", "bare-code", "several-lines", "broken", "421", "gone", "long"],
+)
+def test_replies_read_as_smtplib_reads_them(wire: bytes) -> None:
+    def outcome(read: Callable[[smtplib.SMTP], tuple[int, bytes]]) -> object:
+        conn = smtplib.SMTP()
+        # What follows the reply must stay unread.
+        rest = b"250 next\r\n" if wire else b""
+        conn.file = io.BufferedReader(io.BytesIO(wire + rest))
+        try:
+            return read(conn), conn.file and conn.file.read()
+        except smtplib.SMTPException as exc:
+            return type(exc), str(exc)
+
+    assert outcome(_getreply) == outcome(smtplib.SMTP.getreply)
 
 
 def test_login_over_plain_smtp_to_a_local_relay(

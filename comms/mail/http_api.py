@@ -115,6 +115,7 @@ class HttpApiTransport:
         data: bytes,
         key: str,
         gate: Callable[[], None] | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """One logical send: up to `max_attempts` POSTs carrying the same idempotency key
         (`gate` is called before the first)."""

@@ -36,6 +36,7 @@ from comms.core.keys import Purpose, keyed_hash
 from comms.core.languages import Edition
 from comms.core.names import clean_name
 from comms.mail.click_links import counted_links
+from comms.mail.smtp import double_dots
 from comms.mail.tokens import make_token
 from comms.mail.verp import verp_address
 from comms.publish.render import RenderedIssue
@@ -85,12 +86,24 @@ class OutgoingMessage:
     recipient: str
     data: bytes
     key: str
+    #: `data` as SMTP's DATA carries it (leading dots doubled, RFC 5321 §4.5.2), when the
+    #: factory made it along with `data` from pieces stuffed once per issue; else None (and
+    #: None again wherever `data` is changed afterwards).
+    wire: bytes | None = None
 
 
 def _qp(text: str) -> bytes:
     """Quoted-printable (RFC 2045) of UTF-8 text with CRLF line ends and lines ≤ 76."""
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def _link(url: str) -> tuple[bytes, bytes]:
+    """A link as the text part and as the HTML part carry it (quoted-printable); encoded once
+    where HTML escaping leaves it as it is (a token link has no '&')."""
+    text = _qp(url)
+    escaped = html.escape(url)
+    return text, text if escaped == url else _qp(escaped)
 
 
 def _idna_url(url: str) -> str:
@@ -177,6 +190,29 @@ def _layout(template: bytes) -> list[bytes | None]:
     return layout
 
 
+def _wire_layout(layout: list[bytes | None]) -> list[bytes | None] | None:
+    """`layout` with its fixed pieces dot-stuffed for SMTP, or None when that cannot be told
+    apart from stuffing the joined message (a piece too short to see across its edges)."""
+    pieces = [piece for piece in layout if piece is not None]
+    if pieces[0].startswith(b".") or not pieces[-1].endswith(b"\r\n"):
+        return None
+    if any(len(piece) < 2 for piece in pieces):
+        return None
+    return [None if piece is None else double_dots(piece) for piece in layout]
+
+
+def _plain_value(value: bytes) -> bool:
+    """Whether a slot's value starts no line with '.', alone or across the edges of the fixed
+    pieces around it (which are at least two bytes): then stuffing goes piece by piece."""
+    return (
+        bool(value)
+        and value[:1] not in (b".", b"\n")
+        and not value.endswith(b"\r")
+        and not value.endswith(b"\r\n")
+        and b"\n." not in value
+    )
+
+
 def _dkim_key(config: Config) -> bytes | None:
     """The DKIM private key (PEM) when DKIM is configured; ConfigError naming the key if not."""
     dkim = config.settings.dkim
@@ -238,6 +274,8 @@ class MessageFactory:
         template = self._template(config, rendered, format_datetime(when))
         #: The template's fixed pieces with a None at each slot, filled and joined by `build()`.
         self._layout = _layout(template)
+        #: The same, its fixed pieces stuffed for SMTP once here rather than for every message.
+        self._wire = _wire_layout(self._layout)
         html_size = len(_qp(rendered.html))
         #: Problems worth telling the editor about; the CLI prints them.
         self.warnings: list[str] = []
@@ -318,7 +356,8 @@ class MessageFactory:
         if not name:
             return address.encode("ascii")
         if _ATOM_NAME.fullmatch(name):
-            value = formataddr((name, address))
+            # What formataddr writes for a name of atoms and spaces, without its checks.
+            value = f"{name} <{address}>"
         else:  # quoted or RFC 2047 base64 words, as the email package writes them
             value = formataddr((name, address), charset="utf-8")
         if len(value) <= 74 and "=?" not in name:
@@ -367,10 +406,7 @@ class MessageFactory:
         preferences = self._preferences + make_token(
             self.secret, "preferences", recipient.uid, recipient.link_version
         )
-        links = {
-            UNSUBSCRIBE_URL: (_qp(unsubscribe), _qp(html.escape(unsubscribe))),
-            PREFERENCES_URL: (_qp(preferences), _qp(html.escape(preferences))),
-        }
+        links = {UNSUBSCRIBE_URL: _link(unsubscribe), PREFERENCES_URL: _link(preferences)}
         message_id = message_id or self.message_id(recipient.uid)
         values = [
             self._to_header(recipient, address),
@@ -381,14 +417,20 @@ class MessageFactory:
         layout = self._layout.copy()
         layout[1::2] = values
         data = b"".join(layout)  # type: ignore[arg-type]  # every None is filled now
+        wire = None
         if self._dkim_key is not None:
             data = self._sign(data)
+        elif self._wire is not None and all(map(_plain_value, values)):
+            layout = self._wire.copy()
+            layout[1::2] = values
+            wire = b"".join(layout)  # type: ignore[arg-type]
         return OutgoingMessage(
             message_id=message_id,
             envelope_from=self._envelope(recipient),
             recipient=address,
             data=data,
             key=f"{self.slug}/{recipient.uid}",
+            wire=wire,
         )
 
     def build_proof(self, email: str, name: str | None = None) -> OutgoingMessage:

@@ -9,11 +9,13 @@ message with everything but the final "." sent (a server delivers nothing withou
 
 from __future__ import annotations
 
+import io
 import re
 import select
 import smtplib
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 from functools import cache
 from typing import Literal
@@ -54,15 +56,143 @@ END = b".\r\n"
 _DOT_LINE = re.compile(rb"\r\n\.")
 
 
+def double_dots(data: bytes) -> bytes:
+    """`data` with the '.' that starts a line after a CRLF doubled (RFC 5321 §4.5.2); no copy
+    when there is none. The message factory applies it to its fixed pieces once per issue."""
+    return _DOT_LINE.sub(b"\r\n..", data)
+
+
 def _stuff(data: bytes) -> bytes:
     """The DATA payload before its final '.': CRLF-terminated, leading dots doubled (RFC 5321
     §4.5.2). A message with no line starting with '.' is passed on as it is (no copy)."""
-    stuffed = _DOT_LINE.sub(b"\r\n..", data)
+    stuffed = double_dots(data)
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     if not stuffed.endswith(b"\r\n"):
         stuffed += b"\r\n"
     return stuffed
+
+
+class _Reader(io.RawIOBase):
+    """A socket's bytes for smtplib's replies, where the kernel keeps the timeout: a receive
+    that ran out of time is reported as `TimeoutError`, as a Python socket timeout is (the
+    socket's own file would pass it on as the end of the connection)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        """Always: it is the reading half of the connection."""
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Receive into `buffer`; TimeoutError when nothing came within the timeout."""
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError:
+            raise TimeoutError("timed out") from None
+
+
+def _kernel_timeouts(conn: smtplib.SMTP, timeout: float) -> None:
+    """Make a plain connection's socket blocking, its `timeout` kept by the kernel.
+
+    With a Python socket timeout every send and receive first polls the socket: a second
+    system call, and a second hand-over of the GIL between a connection's threads, for each;
+    a message takes five of them. SO_RCVTIMEO and SO_SNDTIMEO time out the same waits
+    without the poll. Not for TLS: the ssl module waits again on a blocking socket that
+    timed out, so it keeps Python's timeout.
+    """
+    sock = conn.sock
+    if sock is None or isinstance(sock, ssl.SSLSocket) or timeout <= 0:
+        return
+    seconds, micros = divmod(max(1, round(timeout * 1_000_000)), 1_000_000)
+    value = struct.pack("@ll", seconds, micros)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
+    # smtplib reads replies through `file`; what EHLO read is consumed by now.
+    old, conn.file = conn.file, io.BufferedReader(_Reader(sock))
+    if old is not None:
+        old.close()
+
+
+def _sendall(sock: socket.socket, data: bytes) -> None:
+    """`sock.sendall`, a send the kernel timed out reported as `TimeoutError`."""
+    try:
+        sock.sendall(data)
+    except BlockingIOError:
+        raise TimeoutError("timed out") from None
+
+
+#: The longest reply line smtplib accepts (its `_MAXLINE`).
+_MAXLINE = 8192
+
+
+def _getreply(conn: smtplib.SMTP) -> tuple[int, bytes]:
+    """`conn.getreply()` for a transaction's replies: the same code, text and errors, with a
+    one-line reply (nearly all of them) read in a few steps."""
+    file = conn.file
+    if file is None or conn.debuglevel > 0:
+        return conn.getreply()
+    try:
+        line = file.readline(_MAXLINE + 1)
+    except OSError as exc:
+        conn.close()
+        raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
+    code = line[:3]
+    if line[3:4] != b" " or len(line) > _MAXLINE or not code.isdigit():
+        return _rest_of_reply(conn, line)
+    return int(code), line[4:].strip(b" \t\r\n")
+
+
+def _rest_of_reply(conn: smtplib.SMTP, line: bytes) -> tuple[int, bytes]:
+    """smtplib's `getreply` from its first line on: a reply of several lines, a broken or a
+    missing one."""
+    resp = []
+    while True:
+        if not line:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if len(line) > _MAXLINE:
+            conn.close()
+            raise smtplib.SMTPResponseException(500, "Line too long.")
+        resp.append(line[4:].strip(b" \t\r\n"))
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1
+            break
+        if line[3:4] != b"-":
+            break
+        assert conn.file is not None
+        try:
+            line = conn.file.readline(_MAXLINE + 1)
+        except OSError as exc:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from None
+    return code, b"\n".join(resp)
+
+
+def _send_last(sock: socket.socket, payload: bytes) -> None:
+    """The payload and the final "." in one write (one system call, one segment to wake the
+    server for) where the socket takes a list of buffers; in two on TLS."""
+    if isinstance(sock, ssl.SSLSocket):
+        _sendall(sock, payload)
+        _sendall(sock, END)
+        return
+    try:
+        sent = sock.sendmsg((payload, END))
+        if sent < len(payload) + len(END):  # a send the kernel cut short
+            sock.sendall((payload + END)[sent:])
+    except BlockingIOError:
+        raise TimeoutError("timed out") from None
+
+
+def _passes(gate: Callable[[], None]) -> bool:
+    """Whether `gate` says it lets the message go at once (its `ready()`, where it has one):
+    then there is no wait for the body's transfer to overlap."""
+    ready = getattr(gate, "ready", None)
+    return ready is not None and bool(ready())
 
 
 class SmtpTransport:
@@ -129,6 +259,7 @@ class SmtpTransport:
             if self.username:
                 stage = "AUTH"
                 conn.login(self.username, self.password or "")
+            _kernel_timeouts(conn, self.timeout)
         except ssl.SSLCertVerificationError as exc:
             self._abandon(conn)
             raise PolicyRejection(
@@ -169,7 +300,7 @@ class SmtpTransport:
 
     def _reply(self, conn: smtplib.SMTP) -> tuple[int, bytes]:
         try:
-            return conn.getreply()
+            return _getreply(conn)
         except smtplib.SMTPServerDisconnected as exc:
             raise _Dropped(str(exc)) from None
 
@@ -229,14 +360,19 @@ class SmtpTransport:
         sock = conn.sock
         assert sock is not None
         try:
-            sock.sendall(payload)
-            if gate is not None:
+            if gate is None or _passes(gate):
+                # Nothing to wait for: the body and its final "." go in one write.
+                if gate is not None:
+                    self._hold(sock, gate)
+                _send_last(sock, payload)
+            else:
+                _sendall(sock, payload)
                 self._hold(sock, gate)
-            sock.sendall(END)
+                _sendall(sock, END)
         except OSError as exc:
             raise _Dropped(f"connection lost while sending the message: {exc}") from None
         try:
-            code, text = conn.getreply()
+            code, text = _getreply(conn)
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
             raise TemporaryFailure(
@@ -284,13 +420,15 @@ class SmtpTransport:
         data: bytes,
         key: str,
         gate: Callable[[], None] | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """Send over the open connection; a connection the server closed is reopened once.
 
         `gate` is called with everything but the final "." on the wire: the wait for it
-        overlaps the transfer (see `Transport.send`).
+        overlaps the transfer (see `Transport.send`). `wire`, when given, is `data` already
+        dot-stuffed (the message factory's), so the ~50 KB are not searched again here.
         """
-        payload = _stuff(data)
+        payload = _stuff(data) if wire is None else wire
         for attempt in (1, 2):
             fresh = self._conn is None
             conn = self._conn = self._conn or self._open()

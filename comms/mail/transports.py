@@ -36,12 +36,22 @@ class Transport(Protocol):
     """Sends finished bytes; raises TemporaryFailure, PermanentFailure or PolicyRejection."""
 
     def send(
-        self, envelope_from: str, recipient: str, data: bytes, key: str, gate: Gate | None = None
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        key: str,
+        gate: Gate | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """Deliver `data` to one recipient; `key` is the idempotency key (stable per delivery).
 
         `gate`, when given, is called once, as late as the transport can: SMTP calls it with
-        all but the final "." sent, so that what the caller waits for overlaps the transfer.
+        all but the final "." sent, so that what the caller waits for overlaps the transfer
+        (or first, sending the body and its "." in one write, when the gate has a `ready()`
+        that says it lets the message go at once).
+        `wire`, when given, is `data` as SMTP's DATA carries it (`OutgoingMessage.wire`);
+        transports that do not speak SMTP ignore it.
         """
 
     def close(self) -> None:
@@ -65,7 +75,13 @@ class FileTransport:
         return self.directory.joinpath(*parts).with_name(parts[-1] + ".eml")
 
     def send(
-        self, envelope_from: str, recipient: str, data: bytes, key: str, gate: Gate | None = None
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        key: str,
+        gate: Gate | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """Write the message atomically as a 0600 file in 0700 folders: it holds live links."""
         path = self.path_for(key)
@@ -133,7 +149,13 @@ class MemoryTransport:
         self.failures = {address: list(errors) for address, errors in (failures or {}).items()}
 
     def send(
-        self, envelope_from: str, recipient: str, data: bytes, key: str, gate: Gate | None = None
+        self,
+        envelope_from: str,
+        recipient: str,
+        data: bytes,
+        key: str,
+        gate: Gate | None = None,
+        wire: bytes | None = None,
     ) -> None:
         """Record the message, or raise the next scripted failure for this recipient."""
         scripted = self.failures.get(recipient)

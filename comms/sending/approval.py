@@ -273,7 +273,8 @@ def proof_message(
     stamp = at.astimezone().replace(microsecond=0).isoformat()
     header = f"{PROOF_HEADER}: version {short(digest)}; {stamp}\r\n".encode("ascii")
     # Put before the DKIM signature: an unsigned header at the top leaves the signature valid.
-    return replace(message, data=header + message.data)
+    # The factory's stuffed copy of the bytes no longer matches them.
+    return replace(message, data=header + message.data, wire=None)
 
 
 def current_version(config: Config, site: Site, issue: Issue) -> Version | None:

@@ -64,6 +64,11 @@ class Recorder(threading.Thread):
             self.work.notify()
             return self.submitted
 
+    def durable(self, seq: int) -> bool:
+        """Whether `wait(seq)` returns (or raises) at once: outcome `seq` is committed, or
+        nothing will be any more."""
+        return self.committed >= seq or self.error is not None
+
     def wait(self, seq: int) -> None:
         """Block until outcome `seq` is committed."""
         with self.lock:

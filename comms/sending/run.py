@@ -55,6 +55,24 @@ class _LeaseLost(Exception):
     """The claims' lease may have run out while a message was held: it stays unsent."""
 
 
+class _Gate:
+    """What a transport calls right before a message goes for good: `Run.gate` once outcome
+    `last` of `recorder` is durable. `ready()` tells the transport whether that is so already,
+    so that it need not hold the message for a wait that will not come."""
+
+    __slots__ = ("last", "recorder", "run")
+
+    def __init__(self, run: Run, recorder: Recorder, last: int) -> None:
+        self.run, self.recorder, self.last = run, recorder, last
+
+    def __call__(self) -> None:
+        self.run.gate(self.recorder, self.last)
+
+    def ready(self) -> bool:
+        """Whether the call will not wait for the recorder."""
+        return self.recorder.durable(self.last)
+
+
 @dataclass(frozen=True)
 class SendOptions:
     """Pacing and retry of one run, in the units the run uses.
@@ -314,9 +332,14 @@ class Run:
             # The transport holds the message right before it goes for good (SMTP: all but the
             # final ".") until the gate says outcome `last` is durable: at most one transmitted
             # but unrecorded message per connection, and the wait overlaps the transfer.
-            gate = partial(self.gate, recorder, last)
+            gate = _Gate(self, recorder, last)
             transport.send(
-                message.envelope_from, message.recipient, message.data, message.key, gate
+                message.envelope_from,
+                message.recipient,
+                message.data,
+                message.key,
+                gate,
+                message.wire,
             )
         except _HandBack:  # stopped while the outcome before was being recorded
             return back, transport
