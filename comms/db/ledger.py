@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from comms.core.languages import Editions
@@ -28,7 +27,6 @@ from comms.db.targets import edition_column, target_clause
 
 #: A claimed row's subscriber columns where the person was erased.
 _NOBODY = (None,) * 10
-_UTC = deliveries.c.queued_at.type.result_processor(postgresql.dialect(), None)
 
 
 def _pick(status: str) -> str:
@@ -406,9 +404,8 @@ class Ledger:
             raise
         finally:
             raw.close()
-        to_utc = _UTC
-        assert to_utc is not None
-        return [(*row[:3], to_utc(row[3]), *row[4:]) for row in rows]
+        # Aware UTC datetimes, as UTCDateTime gives them (the session's zone may differ).
+        return [(*row[:3], row[3].astimezone(UTC), *row[4:]) for row in rows]
 
     @staticmethod
     def _claimed(rows: Iterable[tuple[Any, ...]]) -> list[Claimed]:
