@@ -130,7 +130,16 @@ class LedgerWriter:
         """The writer's connection, opened when first needed."""
         if self._conn is None:
             self._conn = self.engine.connect()
+            if self.postgresql:
+                # Between transactions in autocommit: the common write is one statement, its
+                # own transaction (switching for each write costs more than the statement).
+                self._driver().autocommit = True
         return self._conn
+
+    def _driver(self) -> Any:
+        raw = self.conn.connection.dbapi_connection
+        assert raw is not None
+        return raw
 
     def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """Write outcomes (and their bounces) in one transaction; after a failure the next
@@ -177,12 +186,20 @@ class LedgerWriter:
             self._fast(params)
             return
         # The subscriber change commits with the delivery outcome, or neither does.
+        self._autocommit(False)
         with self.conn.begin():
             self.conn.exec_driver_sql(self.sql, params)
             for o in bounces:
                 assert o.bounce is not None and o.bounce.subscriber_id and o.bounce.key
                 sid, key = o.bounce.subscriber_id, o.bounce.key
                 self.bounces.bounced(self.conn, sid, key, o.error, self.source, now)
+        self._autocommit(True)
+
+    def _autocommit(self, on: bool) -> None:
+        """Switch PostgreSQL's autocommit, outside the fast path's (a failure drops the
+        connection, so it is never used half switched)."""
+        if self.postgresql and not self._driver().closed:
+            self._driver().autocommit = on
 
     def _fast(self, params: list[Any]) -> None:
         """The common case on SQLite in plain DB-API calls: even opening a transaction
@@ -215,17 +232,11 @@ class LedgerWriter:
             "now": now,
             "owner": self.owner,
         }
-        raw = self.conn.connection.dbapi_connection
-        assert raw is not None
-        raw.autocommit = True
-        try:
-            raw.execute(_RECORD_POSTGRESQL, params, prepare=True)
-        finally:
-            if not raw.closed:  # the bounce path opens transactions on this connection
-                raw.autocommit = False
+        self._driver().execute(_RECORD_POSTGRESQL, params, prepare=True)
 
     def close(self) -> None:
         """Give the connection back."""
         if self._conn is not None:
+            self._autocommit(False)  # the pool hands it out again: as it came
             self._conn.close()
             self._conn = None
