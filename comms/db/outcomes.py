@@ -88,9 +88,24 @@ _RECORD = (
     )
 )
 
-#: The outcomes of a group as one statement on PostgreSQL, one array per column: its own
-#: transaction in autocommit (one round trip, durable once it returns), the same text for
-#: every group size (prepared once), rows by primary key in the arrays' order.
+#: `_STILL_OURS` on PostgreSQL, for the statements below (`d` the row, `owner` the run).
+_STILL_OURS_POSTGRESQL = f"""(
+    (d.status = '{DeliveryStatus.SENDING}' AND d.claimed_by = %(owner)s)
+    OR (d.claimed_by IS NULL AND d.status IN ({", ".join(f"'{s}'" for s in CLAIMABLE)}))
+)"""
+#: One outcome on PostgreSQL (the common group: each connection has its own writer), in
+#: autocommit: one round trip, its own transaction, durable (synchronous_commit) once it
+#: returns. Scalar parameters: psycopg turns them into a message for a fraction of the
+#: Python time that lists take.
+_RECORD_ONE_POSTGRESQL = f"""
+UPDATE deliveries AS d
+SET status = %(st)s, message_id = %(mid)s, last_error = %(err)s, next_attempt_at = %(nxt)s,
+    attempts = d.attempts + %(inc)s, claimed_by = NULL, claimed_until = NULL,
+    updated_at = %(now)s
+WHERE d.id = %(did)s AND {_STILL_OURS_POSTGRESQL}
+"""
+#: A group of outcomes as one statement, one array per column: the same text for every group
+#: size (prepared once), rows by primary key in the arrays' order.
 _RECORD_POSTGRESQL = f"""
 UPDATE deliveries AS d
 SET status = v.st, message_id = v.mid, last_error = v.err, next_attempt_at = v.nxt,
@@ -98,10 +113,7 @@ SET status = v.st, message_id = v.mid, last_error = v.err, next_attempt_at = v.n
     updated_at = %(now)s
 FROM unnest(%(did)s::integer[], %(st)s::varchar[], %(mid)s::varchar[], %(err)s::text[],
     %(nxt)s::timestamptz[], %(inc)s::integer[]) AS v (did, st, mid, err, nxt, inc)
-WHERE d.id = v.did AND (
-    (d.status = '{DeliveryStatus.SENDING}' AND d.claimed_by = %(owner)s)
-    OR (d.claimed_by IS NULL AND d.status IN ({", ".join(f"'{s}'" for s in CLAIMABLE)}))
-)
+WHERE d.id = v.did AND {_STILL_OURS_POSTGRESQL}
 """
 
 
@@ -220,6 +232,20 @@ class LedgerWriter:
 
     def _fast_postgresql(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """The common case on PostgreSQL: the group in one statement, in plain DB-API."""
+        if len(outcomes) == 1:
+            [o] = outcomes
+            one = {
+                "did": o.delivery_id,
+                "st": o.status.value,
+                "mid": o.message_id,
+                "err": o.error,
+                "nxt": o.next_attempt_at,
+                "inc": int(o.attempted),
+                "now": now,
+                "owner": self.owner,
+            }
+            self._driver().execute(_RECORD_ONE_POSTGRESQL, one, prepare=True)
+            return
         # In id order, so that concurrent writers lock rows in one order (no deadlock).
         group = sorted(outcomes, key=lambda o: o.delivery_id)
         params = {
