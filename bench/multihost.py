@@ -152,7 +152,8 @@ def _fill_with(code: Path | None, site: Path, count: int) -> None:
         "from pathlib import Path\nfrom bench.multihost import _fill\n"
         f"_fill(Path({str(site)!r}), {count})"
     )
-    env = os.environ | {"PYTHONPATH": str(code)}
+    # No bytecode written into the other checkout (it may be a read-only reference).
+    env = os.environ | {"PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
     subprocess.run([sys.executable, "-c", script], cwd=code, env=env, check=True)
 
 
