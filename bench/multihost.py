@@ -142,6 +142,21 @@ def _take(url: str, slug: str, rate: float, count: int, shared: bool) -> dict[st
     return {"start": start, "end": end, "trips": budget.reservations, "spent": spent[0]}
 
 
+def _fill_with(code: Path | None, site: Path, count: int) -> None:
+    """`_fill` by the checkout `code` when given: its own migrations make the schema its
+    `comms send` expects (a newer one would refuse the older code)."""
+    if code is None:
+        _fill(site, count)
+        return
+    script = (
+        "from pathlib import Path\nfrom bench.multihost import _fill\n"
+        f"_fill(Path({str(site)!r}), {count})"
+    )
+    # No bytecode written into the other checkout (it may be a read-only reference).
+    env = os.environ | {"PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run([sys.executable, "-c", script], cwd=code, env=env, check=True)
+
+
 def budget_rate(url: str, rate: float, count: int, shared: bool) -> tuple[float, float]:
     """Achieved messages/s at `rate`, best of three (the machine is shared), and the mean
     milliseconds of one reservation."""
@@ -172,8 +187,11 @@ def send_workers(
     ]  # fmt: skip
     began = time.perf_counter()
     env = os.environ | ENV | ({"PYTHONPATH": str(code)} if code else {})
+    # In the checkout's folder: `-m` puts the working folder first on the import path, so
+    # from here PYTHONPATH alone would run this checkout's `comms` instead.
     running = [
-        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=code or ROOT)
+        for _ in range(workers)
     ]
     codes = [p.wait() for p in running]
     assert codes == [0] * workers, codes
@@ -220,8 +238,9 @@ def send_part(
             if against:
                 sites["pg-1 against"] = (base / f"pa-{n}", _database(pg, f"against_{n}"))
                 sites["pg-2 against"] = (base / f"pb-{n}", _database(pg, f"against2_{n}"))
-            for folder, url in sites.values():
-                _fill(_site(folder / "site", url), count)
+            for name, (folder, url) in sites.items():
+                code = against if name.endswith("against") else None
+                _fill_with(code, _site(folder / "site", url), count)
             # bench/send.py's sample message, as smtp-source sends it
             size = size or _message_size(base / f"s1-{n}")
             reference = smtp_source_rate(port, count, connections, size)

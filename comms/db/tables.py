@@ -187,7 +187,8 @@ deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime),
     sa.UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_issue_subscriber"),
     sa.CheckConstraint(_in("status", DeliveryStatus), name="ck_deliveries_status"),
-    sa.Index("ix_deliveries_claim", "campaign_id", "status", "next_attempt_at"),
+    # In id order: a claim reads the first due rows of each status off it (no sort).
+    sa.Index("ix_deliveries_claim", "campaign_id", "status", "id"),
     sa.Index("ix_deliveries_subscriber", "subscriber_id"),
 )
 
