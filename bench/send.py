@@ -83,6 +83,17 @@ def _import(folder: Path, rows: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
+def _import_with(code: Path, folder: Path, rows: int) -> None:
+    """`_import` by the checkout `code`: its own migrations make the schema its `comms send`
+    expects (a newer one would refuse the older code)."""
+    script = (
+        "from pathlib import Path\nfrom bench.send import _import\n"
+        f"_import(Path({str(folder)!r}), {rows})"
+    )
+    env = os.environ | {"PYTHONPATH": str(code)}
+    subprocess.run([sys.executable, "-c", script], cwd=code, env=env, check=True)
+
+
 def child(folder: Path, port: int, connections: int) -> None:
     """What `comms send ISSUE --concurrency N` does; prints timings and peak RSS as JSON."""
     config = _config(folder, port)
@@ -150,7 +161,9 @@ def _command(folder: Path, port: int, connections: int, code: Path | None = None
         "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(connections),
     ]  # fmt: skip
     began = time.perf_counter()
-    subprocess.run(command, env=environ, check=True, capture_output=True)
+    # In the checkout's folder: `-m` puts the working folder first on the import path, so
+    # from elsewhere PYTHONPATH alone would run that folder's `comms` instead.
+    subprocess.run(command, env=environ, check=True, capture_output=True, cwd=code or ROOT)
     return time.perf_counter() - began
 
 
@@ -192,7 +205,7 @@ def main() -> None:
                 walls.append(wall)
                 other = ""
                 if args.against:
-                    _import(base / f"against{n}", count)
+                    _import_with(args.against, base / f"against{n}", count)
                     seconds = _command(base / f"against{n}", port, connections, args.against)
                     others.append(count / seconds / reference)
                     other = f"; {args.against}: {count / seconds:,.0f} msg/s = {others[-1]:.2f}"
