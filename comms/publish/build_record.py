@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 import comms
 from comms.core.database_url import sqlite_file
-from comms.core.files import path_order, private_dir, write_private
+from comms.core.files import SETTLE, file_clock, path_order, private_dir, write_private
 from comms.publish.state import STATE_FILE, PublishState
 
 # Types only: a skipped build (`skipped`) runs before the content models are imported.
@@ -311,12 +311,6 @@ def _write(
         pass
 
 
-#: How long after a file changed its stamp is trusted to show the next change: a change in
-#: the same clock tick (or second, on file systems that keep whole seconds) may keep the same
-#: size and mtime.
-SETTLE = 2_000_000_000
-
-
 @dataclass(frozen=True)
 class Stamps:
     """The stamps of everything a build reads, taken before it reads it (`take_stamps`)."""
@@ -409,17 +403,8 @@ def _state_stamp(config: Config) -> str | None:
 
 def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
     """Stamp what the build of `out_dir` reads, before it reads it; None where it cannot."""
-    lock = _record_file(config, out_dir).with_suffix(".lock")
-    try:
-        private_dir(lock.parent)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            # "Now" on the file system's clock: what a change from now on gets as its mtime.
-            os.utime(fd)
-            now = os.fstat(fd).st_mtime_ns
-        finally:
-            os.close(fd)
-    except OSError:
+    now = file_clock(_record_file(config, out_dir).with_suffix(".lock"))
+    if now is None:
         return None
     since = now - SETTLE
     database = sqlite_file(config.database_url)
