@@ -34,11 +34,11 @@ def test_an_item_changed_after_its_digest_was_made_gets_its_own_key(site_copy: P
     changed = event.model_copy(update={"title": f"{event.title} (verschoben)"})
 
     assert prints.key(changed) != before
-    assert site.dumped(changed) == changed.model_dump_json().encode()
+    assert site.digest(changed) != site.digest(event)
     # The same item in a list or a mapping is described by the same digest as on its own.
     assert prints.key([event]) == prints.key([event]) != prints.key([changed])
     assert prints.key({"item": event}) != prints.key({"item": changed})
-    assert prints.key(event) == before == Fingerprints(config).key(event)
+    assert prints.key(event) == before
 
 
 def test_editions_that_share_the_site_share_its_entries_in_their_own_words(

@@ -129,6 +129,8 @@ class ContentCache:
         self.stamps: dict[Seen, tuple[Stamp, str]] = {}
         self._since: int | None = None
         self._context: tuple[Mapping[str, Any], str] | None = None
+        #: The entry name each file read through the cache gave, by the file's path.
+        self.sources: dict[str, str] = {}
 
     @property
     def file(self) -> Path:

@@ -211,6 +211,7 @@ def read_file(
         cached = None if known is None else cache.get(known, path)
         if known is not None and cached is not None:
             cache.note(stamped, known)
+            cache.sources[str(path)] = known
             return cached
     try:
         raw = path.read_bytes()
@@ -220,6 +221,7 @@ def read_file(
         return _read_bytes(path, raw, kind, context, original)
     key = cache.key(path, raw, kind.name, context)
     cache.note(stamped, key)
+    cache.sources[str(path)] = key
     cached = cache.get(key, path)
     if cached is not None:
         return cached
@@ -430,6 +432,9 @@ def read_content(
             numbers[item.number] = path
         first_seen[key] = path
         getattr(site, kind.folder)[item.slug] = item
+        source = None if cache is None else cache.sources.get(str(path))
+        if source is not None:
+            site.read_from(item, source)
     for issue in site.issues.values():
         errors.extend(reference_problems(site, broken, issue))
     if cache is not None:

@@ -89,7 +89,7 @@ def inputs(config: Config, site: Site, state: PublishState) -> str:
     for language, own in sorted(site.translations.items()):
         digest.update(f"{language}:{sorted(own)}\0".encode())
     for item in items:
-        digest.update(type(item).__name__.encode() + site.dumped(item) + b"\0")
+        digest.update(type(item).__name__.encode() + site.digest(item) + b"\0")
     digest.update(repr((sorted(site.sent), site.public_on_send, str(site.tz))).encode())
     digest.update(repr(sorted(state.feed_rows().items())).encode())
     return digest.hexdigest()

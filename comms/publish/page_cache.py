@@ -104,7 +104,7 @@ class Fingerprints:
 
     def __init__(self, config: Config, site: Site | None = None) -> None:
         self.config = config
-        #: Where an item's JSON is kept once made (`Site.dumped`), if the build's site is known.
+        #: Where an item's digest is kept once made (`Site.digest`), if the build's site is known.
         self.site = site
         self._memo: dict[int, tuple[Any, bytes]] = {}
 
@@ -137,10 +137,13 @@ class Fingerprints:
             digest = hashlib.sha256(type(value).__qualname__.encode())
             if isinstance(value, BaseModel):
                 try:
-                    # A frozen model (an item) is dumped once per site, for every digest.
+                    # A frozen model (an item) is digested once per site, for every key.
                     frozen = value.model_config.get("frozen")
-                    dump = self.site.dumped if self.site is not None and frozen else _dump
-                    digest.update(dump(value))
+                    digest.update(
+                        self.site.digest(value)
+                        if self.site is not None and frozen
+                        else b"J" + hashlib.sha256(_dump(value)).digest()
+                    )
                 except ValueError as exc:  # lone surrogates: JSON cannot carry them
                     raise Uncacheable(f"cannot fingerprint {value!r}") from exc
             elif isinstance(value, Merkle):
