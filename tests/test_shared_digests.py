@@ -18,7 +18,7 @@ from comms.core.config import Config, load_config
 from comms.core.languages import site_editions
 from comms.publish.feed_entry import Published
 from comms.publish.page_cache import Fingerprints
-from comms.publish.state import FeedRow, FileState, feed_file_text
+from comms.publish.state import STATE_FILE, FeedRow, FileState, feed_file_text
 
 
 def _config(site: Path) -> Config:
@@ -120,3 +120,17 @@ def read_back(rows: dict[str, FeedRow]) -> dict[str, FeedRow]:
         state = FileState(Path(folder))
         state.save_feed_rows(rows)
         return state.feed_rows()
+
+
+def test_the_feed_state_read_once_still_sees_another_writer(tmp_path: Path) -> None:
+    """A state that keeps what it read still reads what another process wrote since."""
+    seen = datetime(2020, 1, 15, 9, 30, tzinfo=UTC)
+    mine, other = FileState(tmp_path), FileState(tmp_path)
+    assert mine.feed_rows() == {}
+    mine.save_feed_rows({"event/a": ("aa", 0, seen, None)})
+    assert mine.feed_rows() == {"event/a": ("aa", 0, seen, None)}
+    mine.feed_rows()["event/b"] = ("bb", 0, seen, None)  # a caller's copy, not the state
+    other.save_feed_rows({"event/a": ("ab", 1, seen, seen)})
+    assert mine.feed_rows() == {"event/a": ("ab", 1, seen, seen)}
+    (tmp_path / STATE_FILE).unlink()
+    assert mine.feed_rows() == {}
