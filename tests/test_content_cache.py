@@ -16,6 +16,7 @@ from comms.content.front_matter import parse_yaml
 from comms.content.site import read_site
 from comms.core.config import load_config
 from comms.core.errors import ContentError
+from comms.core.files import Stamp, file_stamp
 
 EVENT = "events/2019-05-07-integrationsdialog-laatzen.md"
 
@@ -150,11 +151,10 @@ def test_a_file_edited_within_the_settle_time_is_read_again_even_with_the_same_s
     stamp taken within SETTLE of a change is not trusted (git's racily clean files)."""
     config = load_config(site_copy / "comms.toml", environ={})
     now = time.time_ns()
-    real = content_cache.file_stamp
 
-    def coarse(path: Path) -> content_cache.Stamp | None:
+    def coarse(path: Path) -> Stamp | None:
         # Size, device and inode as they are; mtime and ctime stuck in this clock tick.
-        found = real(path)
+        found = file_stamp(path)
         return None if found is None else (found[0], found[1], found[2], now, now)
 
     monkeypatch.setattr(content_cache, "file_stamp", coarse)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import os
 import pickle
 from collections.abc import Mapping
 from importlib import metadata
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from comms.core.errors import ContentError
-from comms.core.files import SETTLE, file_clock, write_private
+from comms.core.files import SETTLE, Stamp, file_clock, file_stamp, write_private
 
 #: Where the entries live, under the configuration's folder.
 CACHE_DIR = Path("var") / "cache" / "content"
@@ -45,8 +44,6 @@ CLOCK = "clock"
 #: Each entry's pickle names the file's own path by this id (a `Path` unpickled costs more).
 _OWN_PATH = "path"
 
-#: A file's stamp: device, inode, size, mtime and ctime (ns).
-Stamp = tuple[int, int, int, int, int]
 #: A file as a reading names it: path, kind and the reading context's text.
 Seen = tuple[str, str, str]
 
@@ -66,15 +63,6 @@ def _code_digest() -> bytes:
     for source in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.digest()
-
-
-def file_stamp(path: Path) -> Stamp | None:
-    """`path`'s device, inode, size, mtime and ctime (ns); None if it cannot be had."""
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def _context_text(context: Mapping[str, Any]) -> str:

@@ -23,6 +23,10 @@ PRIVATE_FILE = 0o600
 #: seconds) may keep the same size and mtime (git's "racily clean" files).
 SETTLE = 2_000_000_000
 
+#: A file's stamp: device, inode, size, mtime and ctime (ns). A change to the file changes
+#: its ctime, which no one can set back (`touch -r` sets only the mtime).
+Stamp = tuple[int, int, int, int, int]
+
 
 def path_order(path: PurePath) -> tuple[str, ...]:
     """The sort key that orders paths as PurePath's own comparison does (by their parts), at a
@@ -36,6 +40,15 @@ def private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for folder in missing:
         os.chmod(folder, PRIVATE_DIR)
+
+
+def file_stamp(path: str | Path) -> Stamp | None:
+    """`path`'s stamp (`Stamp`); None if it cannot be had."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def file_clock(path: Path) -> int | None:

@@ -7,7 +7,6 @@ has been sent from there), and what a database upgrade carries over."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from datetime import datetime
 from json.encoder import encode_basestring
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from comms.core.errors import CommsError
-from comms.core.files import write_private
+from comms.core.files import Stamp, file_stamp, write_private
 
 STATE_FILE = Path("var") / "feeds-state.json"
 PENDING_FILE = Path("var") / "websub-pending.json"
@@ -114,23 +113,15 @@ class FileState:
         self.pending = root / PENDING_FILE
         #: The records as last read or written, with the file's stamp then: a build asks for
         #: them five times, and parsing 2,600 rows costs milliseconds each time.
-        self._known: tuple[tuple[int, ...], dict[str, FeedRow]] | None = None
+        self._known: tuple[Stamp, dict[str, FeedRow]] | None = None
 
     def sent_issues(self) -> frozenset[str]:
         """None: only a database records sends."""
         return frozenset()
 
-    def _stamp(self) -> tuple[int, ...] | None:
-        try:
-            found = os.stat(self.feeds)
-        except OSError:
-            return None
-        # Every write replaces the file (a new inode, a new ctime).
-        return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
-
     def feed_rows(self) -> dict[str, FeedRow]:
         """Every item's record (StateError when the file is broken)."""
-        stamp = self._stamp()
+        stamp = file_stamp(self.feeds)
         if stamp is not None and self._known is not None and self._known[0] == stamp:
             return dict(self._known[1])
         rows = read_feed_file(self.feeds)
@@ -141,7 +132,7 @@ class FileState:
         """Write the file with these records replaced."""
         merged = self.feed_rows() | rows
         write_private(self.feeds, (feed_file_text(merged) + "\n").encode("utf-8"))
-        stamp = self._stamp()
+        stamp = file_stamp(self.feeds)
         self._known = None if stamp is None else (stamp, merged)
 
     def pending_pings(self) -> set[tuple[str, str]]:
