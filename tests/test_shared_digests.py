@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from comms.content.content_cache import CACHE_DIR, PACK
+from comms.content.models import Item
 from comms.content.site import read_site
 from comms.content.translation_files import edition_site
 from comms.core.config import Config, load_config
 from comms.core.languages import site_editions
 from comms.publish.feed_entry import Published
+from comms.publish.feed_state import digest as feed_digest
+from comms.publish.item_memo import ItemMemo
 from comms.publish.page_cache import Fingerprints
 from comms.publish.state import STATE_FILE, FeedRow, FileState, feed_file_text
 
@@ -134,3 +137,29 @@ def test_the_feed_state_read_once_still_sees_another_writer(tmp_path: Path) -> N
     assert mine.feed_rows() == {"event/a": ("ab", 1, seen, seen)}
     (tmp_path / STATE_FILE).unlink()
     assert mine.feed_rows() == {}
+
+
+def test_values_kept_by_item_digest_are_made_again_for_a_changed_item(site_copy: Path) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    event = next(iter(site.events.values()))
+    made: list[str] = []
+
+    def make(item: Item) -> str:
+        made.append(item.uid)
+        return feed_digest(item)
+
+    first = ItemMemo[str](config.root, site, "test", b"code")
+    assert first.get(event, make) == feed_digest(event)
+    first.save()
+    # Another build of the same file takes the value kept; a changed item, other code or
+    # another context make it again.
+    again, _ = read_site(config)
+    kept = ItemMemo[str](config.root, again, "test", b"code")
+    assert kept.get(again.events[event.slug], make) == feed_digest(event) and len(made) == 1
+    changed = event.model_copy(update={"title": f"{event.title} (verschoben)"})
+    assert kept.get(changed, make) == feed_digest(changed) != feed_digest(event)
+    for code, context in ((b"other", ""), (b"code", "Europe/Vienna")):
+        other = ItemMemo[str](config.root, again, "test", code, context)
+        other.get(again.events[event.slug], make)
+    assert len(made) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -417,8 +418,11 @@ class Site:
         cache): its source's (`read_from`), else its JSON's SHA-256."""
         known = self._digests.get(id(item))
         if known is None or known[0] is not item:
-            made = b"J" + hashlib.sha256(item.model_dump_json().encode()).digest()
-            known = self._digests[id(item)] = (item, made)
+            try:
+                text = item.model_dump_json().encode()
+            except ValueError:  # lone surrogates, which only the slow path can carry
+                text = json.dumps(item.model_dump(mode="json"), sort_keys=True).encode()
+            known = self._digests[id(item)] = (item, b"J" + hashlib.sha256(text).digest())
         return known[1]
 
     def by_kind(self, kind: str) -> dict[str, Any]:
