@@ -11,7 +11,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from comms.core.config import Settings, env_names
-from comms.core.settings import Language
+from comms.core.settings import Language, field_descriptions
 
 MARKER = "<!-- settings-reference -->"
 
@@ -70,16 +70,15 @@ def settings_rows() -> list[tuple[str, str, str, str, str]]:
     rows = []
     for name, field in Settings.model_fields.items():
         section = _section(name)
+        described = field_descriptions(section or Settings)
         pairs = (
-            [(f"{name}.{sub}", info) for sub, info in section.model_fields.items()]
+            [(f"{name}.{sub}", info, described[sub]) for sub, info in section.model_fields.items()]
             if section is not None
-            else [(name, field)]
+            else [(name, field, described[name])]
         )
-        for key, info in pairs:
+        for key, info, text in pairs:
             variable = f"`{env[key]}`" if key in env else "—"
-            rows.append(
-                (key, _type(info), _default(info.default), variable, info.description or "")
-            )
+            rows.append((key, _type(info), _default(info.default), variable, text))
     return rows
 
 
@@ -95,8 +94,9 @@ def settings_reference() -> str:
         if section is not None:
             rows = [row for row in settings_rows() if row[0].startswith(f"{name}.")]
             groups.append((f"[{name}]", section.__doc__ or "", rows))
+    described = field_descriptions(Language)
     languages = [
-        (f"languages.TAG.{sub}", _type(info), _default(info.default), "—", info.description or "")
+        (f"languages.TAG.{sub}", _type(info), _default(info.default), "—", described[sub])
         for sub, info in Language.model_fields.items()
     ]
     groups.append(("[languages.TAG]", Language.__doc__ or "", languages))

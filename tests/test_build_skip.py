@@ -25,7 +25,7 @@ from .conftest import copy_sample
 
 #: Ready, its send_at after the sample's reference_date: public once its campaign started.
 ISSUE = "2020-02-newsletter"
-#: An hour back: older than build_record.SETTLE, so the stamps of what a test wrote count.
+#: An hour back: older than comms.core.files.SETTLE, so the stamps of what a test wrote count.
 AGE = 3600
 
 

@@ -16,7 +16,7 @@ from comms.cli import main
 
 from .conftest import copy_sample
 
-#: An hour back: older than build_record.SETTLE, so the stamps of what a test wrote count.
+#: An hour back: older than comms.core.files.SETTLE, so the stamps of what a test wrote count.
 AGE = 3600
 
 

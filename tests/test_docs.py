@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from comms.cli import cli
 from comms.core.config import Settings, _section_model
-from comms.core.settings import Language
+from comms.core.settings import Language, field_descriptions
 
 from .conftest import ROOT
 
@@ -59,7 +59,7 @@ def _commands(
 
 @pytest.mark.parametrize("key, model, field", list(_settings()), ids=lambda v: str(v))
 def test_every_setting_has_a_description(key: str, model: type[BaseModel], field: str) -> None:
-    description = model.model_fields[field].description
+    description = field_descriptions(model)[field]
     assert description and description.strip(), f"{key}: add a docstring below the field"
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from comms.content.models import Site
 from comms.content.site import read_site
-from comms.core.config import load_config
+from comms.core.config import Config, load_config
 from comms.publish import images
 from comms.publish.build import collect, write_output
 from comms.publish.gate import issue_problems
@@ -206,3 +208,33 @@ def test_a_preview_before_the_build_shows_the_pictures_inline(site_copy: Path) -
         t for t in img_tags(html) if "Fehlt" in t
     ]
     assert 'src="https://example.org/bild.png"' in shown
+
+
+def _sized_paths(config: Config, site: Site) -> list[str]:
+    return sorted(images.sized_files(Build(config, site, ScratchState(site.issues))))
+
+
+def test_image_sizes_are_kept_by_stamp_and_a_replaced_file_is_measured_again(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = photo(site_copy / "static" / "images" / "foto.jpg", 1200, 600)
+    config = load_config(site_copy / "comms.toml")
+    site, _ = read_site(config)
+    # A file written just now has a stamp its next change may keep: it is measured again.
+    first = _sized_paths(config, site)
+    assert "_sized/images/foto-1104w.jpg" in first
+    with monkeypatch.context() as patch:
+        patch.setattr(images, "image_size", lambda path: pytest.fail("measured again"))
+        with pytest.raises(pytest.fail.Exception):
+            _sized_paths(config, site)
+    # Files that changed long before the build are kept by their stamp: none is opened.
+    monkeypatch.setattr(images, "SETTLE", -3600 * 1_000_000_000)
+    assert _sized_paths(config, site) == first
+    with monkeypatch.context() as patch:
+        patch.setattr(images, "image_size", lambda path: pytest.fail("measured again"))
+        assert _sized_paths(config, site) == first
+    # Replaced by a narrower picture with the old mtime (`touch -r`): its ctime tells.
+    before = source.stat()
+    photo(source, 1000, 600)
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert "_sized/images/foto-1104w.jpg" not in _sized_paths(config, site)

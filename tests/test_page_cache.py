@@ -16,7 +16,7 @@ from feedgen.entry import FeedEntry
 from comms.content.models import Item
 from comms.core.config import Config, load_config
 from comms.core.languages import Edition
-from comms.publish import build, build_record, calendars, feeds, templating
+from comms.publish import build, build_record, calendars, feed_fragments, feeds, templating
 from comms.publish.feed_entry import Entry, EntryFacts
 from comms.publish.feed_fragments import FRAGMENTS_DIR
 from comms.publish.page_cache import INDEX, PageCache
@@ -330,3 +330,38 @@ def test_workers_make_the_same_bytes_as_one_process_in_other_processes(
     # The 40 files were made by forked workers, none here.
     assert pids["made"] and pids["here"] not in pids["made"]
     assert _tree(site_copy / "out-1") == _tree(site_copy / "out-2")
+
+
+def test_an_edit_writes_only_the_new_feed_fragments_until_they_are_many(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each feed keeps its fragments in a file and the few new ones in a second file: a build
+    after one edit does not write a whole feed's fragments again, and the feeds stay whole."""
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    kept = site_copy / FRAGMENTS_DIR
+    before = {path.name: path.read_bytes() for path in kept.glob("*.bin")}
+    assert before and not any(name.endswith(".new.bin") for name in before)
+    event = (
+        site_copy / "content" / "events" / "2020-03-25-faq-workshop-unternehmen-aktiv-ansprechen.md"
+    )
+    text = event.read_text("utf-8")
+    event.write_text(text.replace("FAQ", "Fragen", 1), "utf-8")
+    _rebuild(config)
+    after = {path.name: path.read_bytes() for path in kept.glob("*.bin")}
+    new = {name for name in after if name.endswith(".new.bin")}
+    assert new and all(after[name] == data for name, data in before.items())
+    incremental = _feeds(config.output_dir)
+    # Every fragment kept at once: the first file of each feed is written anew.
+    monkeypatch.setattr(feed_fragments, "DELTA_MIN", 0)
+    monkeypatch.setattr(feed_fragments, "DELTA", 0)
+    event.write_text(text.replace("FAQ", "Fragen und Antworten", 1), "utf-8")
+    _rebuild(config)
+    assert not any(path.name.endswith(".new.bin") for path in kept.glob("*.bin"))
+    event.write_text(text.replace("FAQ", "Fragen", 1), "utf-8")
+    _rebuild(config)
+    assert _feeds(config.output_dir) == incremental
+    shutil.rmtree(config.output_dir)
+    shutil.rmtree(site_copy / "var" / "cache")
+    _rebuild(config)
+    assert _feeds(config.output_dir) == incremental

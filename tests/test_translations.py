@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
+import babel
 import pytest
 
 from comms.content.models import Issue
@@ -235,3 +237,31 @@ def test_a_digest_recorded_over_the_whole_file_still_holds(site_copy: Path) -> N
     code, _, err = run_cli(site_copy, "translation", "stamp", str(path))
     assert code == 0, err
     assert check(site_copy)[0] == 0
+
+
+def test_a_catalog_kept_compiled_follows_its_source_and_a_damaged_one_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locales = tmp_path / "locale"
+    shutil.copytree(templating.LOCALES, locales)
+    monkeypatch.setattr(templating, "LOCALES", locales)
+    po = locales / "en" / "LC_MESSAGES" / "messages.po"
+
+    def shown() -> str:
+        templating.translations.cache_clear()  # as a new process would
+        return templating.translations("en").gettext("Event dates")
+
+    try:
+        assert shown() == "Events" == shown()
+        po.write_text(po.read_text("utf-8").replace('msgstr "Events"', 'msgstr "Dates"'), "utf-8")
+        assert shown() == "Dates"
+        cache = templating._bytecode("catalogs")
+        assert cache is not None
+        made_from = f"{babel.__version__}\0en\0messages\0".encode() + po.read_bytes()
+        kept = (
+            Path(cache.directory) / f"__comms_catalog_{hashlib.sha256(made_from).hexdigest()}.bin"
+        )
+        kept.write_bytes(kept.read_bytes()[:-1] + b"x")  # this catalog's only: others share it
+        assert shown() == "Dates"
+    finally:
+        templating.translations.cache_clear()

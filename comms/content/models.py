@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -399,17 +401,28 @@ class Site:
     public_on_send: bool = False
     #: Translations by language, then `kind/slug` (comms.content.translation_files reads them).
     translations: dict[str, dict[str, Item]] = field(default_factory=dict)
-    #: Each item's JSON by the item's id, with the item (so the id is not reused): `dumped`.
-    _dumps: dict[int, tuple[BaseModel, bytes]] = field(
+    #: Each item's digest by the item's id, with the item (so the id is not reused): `digest`.
+    _digests: dict[int, tuple[BaseModel, bytes]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def dumped(self, item: BaseModel) -> bytes:
-        """`item.model_dump_json()`, encoded, made once per item object: items are frozen, and
-        a build digests each several times (its record's inputs twice, the page cache)."""
-        known = self._dumps.get(id(item))
+    def read_from(self, item: BaseModel, source: str) -> None:
+        """Note that `item` is what reading `source` gives: the content cache's key of its file
+        (its bytes, path, kind, reading context and the reader's code, everything the item is
+        made from), which then stands for the item in `digest`."""
+        self._digests[id(item)] = (item, b"S" + bytes.fromhex(source))
+
+    def digest(self, item: BaseModel) -> bytes:
+        """A digest that changes whenever `item` does, made once per item object (items are
+        frozen, and a build digests each several times: its record's inputs twice, the page
+        cache): its source's (`read_from`), else its JSON's SHA-256."""
+        known = self._digests.get(id(item))
         if known is None or known[0] is not item:
-            known = self._dumps[id(item)] = (item, item.model_dump_json().encode())
+            try:
+                text = item.model_dump_json().encode()
+            except ValueError:  # lone surrogates, which only the slow path can carry
+                text = json.dumps(item.model_dump(mode="json"), sort_keys=True).encode()
+            known = self._digests[id(item)] = (item, b"J" + hashlib.sha256(text).digest())
         return known[1]
 
     def by_kind(self, kind: str) -> dict[str, Any]:

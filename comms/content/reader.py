@@ -204,6 +204,15 @@ def read_file(
     A translation passes `original`: its slug and front matter, which the translation's keys
     override (comms.content.translation_files). With `cache`, an original read before with the
     same bytes and context is taken from it."""
+    stamped, known = None, None
+    if cache is not None and original is None:
+        # Stamped before reading: a change while it is read shows in the next stamp.
+        stamped, known = cache.stamped(path, kind.name, context)
+        cached = None if known is None else cache.get(known, path)
+        if known is not None and cached is not None:
+            cache.note(stamped, known)
+            cache.sources[str(path)] = known
+            return cached
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -211,11 +220,13 @@ def read_file(
     if cache is None or original is not None:
         return _read_bytes(path, raw, kind, context, original)
     key = cache.key(path, raw, kind.name, context)
-    cached = cache.get(key)
+    cache.note(stamped, key)
+    cache.sources[str(path)] = key
+    cached = cache.get(key, path)
     if cached is not None:
         return cached
     result = _read_bytes(path, raw, kind, context, original)
-    cache.put(key, result)
+    cache.put(key, result, path)
     return result
 
 
@@ -354,15 +365,17 @@ def content_files(
     warnings: list[ContentError] = []
     if not content_dir.is_dir():
         return [], []
+    depth = len(content_dir.parts)
     for path in markdown_files(content_dir) if found is None else found:
+        # The parts below content_dir (every listed path is under it): relative_to costs more.
+        below = path.parts[depth:]
         if TRANSLATION_NAME.match(path.name):
-            if path.relative_to(content_dir).parts[0] == DIGEST.folder:
+            if below[0] == DIGEST.folder:
                 message = "a digest has no translations (translate the issues it composes); ignored"
                 warnings.append(ContentError(path, 1, message, warning=True))
             continue
-        folder = path.relative_to(content_dir).parts[0]
-        kind = FOLDERS.get(folder)
-        if kind is None or path.parent == content_dir:
+        kind = FOLDERS.get(below[0])
+        if kind is None or len(below) == 1:
             known = ", ".join(sorted(FOLDERS))
             warnings.append(
                 ContentError(path, 1, f"not in a content folder ({known}); ignored", warning=True)
@@ -419,6 +432,9 @@ def read_content(
             numbers[item.number] = path
         first_seen[key] = path
         getattr(site, kind.folder)[item.slug] = item
+        source = None if cache is None else cache.sources.get(str(path))
+        if source is not None:
+            site.read_from(item, source)
     for issue in site.issues.values():
         errors.extend(reference_problems(site, broken, issue))
     if cache is not None:

@@ -114,11 +114,15 @@ def translation_files(content_dir: Path, listed: list[Path] | None = None) -> li
     found = []
     if not content_dir.is_dir():
         return []
+    depth = len(content_dir.parts)
     for path in markdown_files(content_dir) if listed is None else listed:
         match = TRANSLATION_NAME.match(path.name)
-        kind = FOLDERS.get(path.relative_to(content_dir).parts[0])
+        if not match:
+            continue
+        below = path.parts[depth:]  # every listed path is under content_dir
+        kind = FOLDERS.get(below[0])
         # Digests are not published: their issues are translated, not their definitions.
-        if match and kind is not None and kind.name in KINDS and path.parent != content_dir:
+        if kind is not None and kind.name in KINDS and len(below) > 1:
             found.append(TranslationFile(path, kind, match["slug"], match["language"]))
     return found
 

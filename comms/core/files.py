@@ -18,6 +18,14 @@ from comms.core.transport_url import transport_folder
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+#: How long after a file changed its stamp (size, mtime, ctime) is trusted to show the next
+#: change, in ns: a change in the same clock tick (or second, on file systems that keep whole
+#: seconds) may keep the same size and mtime (git's "racily clean" files).
+SETTLE = 2_000_000_000
+
+#: A file's stamp: device, inode, size, mtime and ctime (ns). A change to the file changes
+#: its ctime, which no one can set back (`touch -r` sets only the mtime).
+Stamp = tuple[int, int, int, int, int]
 
 
 def path_order(path: PurePath) -> tuple[str, ...]:
@@ -32,6 +40,31 @@ def private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for folder in missing:
         os.chmod(folder, PRIVATE_DIR)
+
+
+def file_stamp(path: str | Path) -> Stamp | None:
+    """`path`'s stamp (`Stamp`); None if it cannot be had."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+def file_clock(path: Path) -> int | None:
+    """ "Now" on the file system's clock (ns): the mtime `path` gets when touched (a private
+    file, made if missing), which is what a change from now on gets as its mtime; None if it
+    cannot be touched."""
+    try:
+        private_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            os.utime(fd)
+            return os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
 
 
 def private_file(path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+import textwrap
 from datetime import time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -54,9 +57,36 @@ def _check_https(value: str) -> str:
     return value
 
 
+def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
+    """Each field's description by name: its docstring, the string below it in the class body
+    (docs/configuration.md is made from them). Read from the source only when asked: pydantic's
+    `use_attribute_docstrings` read it at every start, a fifth of building the models."""
+    found: dict[str, str] = {}
+    for cls in reversed(model.__mro__):  # a subclass's docstring wins
+        if not issubclass(cls, BaseModel) or cls is BaseModel:
+            continue
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+        except (OSError, TypeError, SyntaxError):
+            continue
+        statements = body.body if isinstance(body, ast.ClassDef) else []
+        for node, after in zip(statements, statements[1:], strict=False):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                found[node.target.id] = inspect.cleandoc(after.value.value)
+    return {
+        name: info.description or found.get(name, "") for name, info in model.model_fields.items()
+    }
+
+
 class _Section(BaseModel):
-    # Each field's docstring is its description (docs/configuration.md is made from them).
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # Each field's docstring is its description (`field_descriptions`).
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Site(_Section):

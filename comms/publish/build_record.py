@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,8 @@ from pydantic import BaseModel
 
 import comms
 from comms.core.database_url import sqlite_file
-from comms.core.files import path_order, private_dir, write_private
+from comms.core.files import SETTLE, file_clock, path_order, private_dir, write_private
+from comms.publish.item_memo import ItemMemo
 from comms.publish.state import STATE_FILE, PublishState
 
 # Types only: a skipped build (`skipped`) runs before the content models are imported.
@@ -89,7 +91,7 @@ def inputs(config: Config, site: Site, state: PublishState) -> str:
     for language, own in sorted(site.translations.items()):
         digest.update(f"{language}:{sorted(own)}\0".encode())
     for item in items:
-        digest.update(type(item).__name__.encode() + site.dumped(item) + b"\0")
+        digest.update(type(item).__name__.encode() + site.digest(item) + b"\0")
     digest.update(repr((sorted(site.sent), site.public_on_send, str(site.tz))).encode())
     digest.update(repr(sorted(state.feed_rows().items())).encode())
     return digest.hexdigest()
@@ -164,7 +166,10 @@ def until(config: Config, site: Site, state: PublishState) -> datetime:
     tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), tz)
     limits = [now + LONGEST, tomorrow]
     items = [*site.all_items(), *(i for own in site.translations.values() for i in own.values())]
-    instants = _instants(items, tz)
+    # Each item's instants kept across builds: walking every item's fields cost 25 ms.
+    memo = ItemMemo[list[datetime]](config.root, site, "instants", code_digest(), str(tz))
+    instants = [moment for item in items for moment in memo.get(item, partial(_instants, tz=tz))]
+    memo.save()
     for _, _, seen, changed in state.feed_rows().values():
         instants += [seen] if changed is None else [seen, changed]
     instants.sort()
@@ -311,12 +316,6 @@ def _write(
         pass
 
 
-#: How long after a file changed its stamp is trusted to show the next change: a change in
-#: the same clock tick (or second, on file systems that keep whole seconds) may keep the same
-#: size and mtime.
-SETTLE = 2_000_000_000
-
-
 @dataclass(frozen=True)
 class Stamps:
     """The stamps of everything a build reads, taken before it reads it (`take_stamps`)."""
@@ -409,17 +408,8 @@ def _state_stamp(config: Config) -> str | None:
 
 def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
     """Stamp what the build of `out_dir` reads, before it reads it; None where it cannot."""
-    lock = _record_file(config, out_dir).with_suffix(".lock")
-    try:
-        private_dir(lock.parent)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            # "Now" on the file system's clock: what a change from now on gets as its mtime.
-            os.utime(fd)
-            now = os.fstat(fd).st_mtime_ns
-        finally:
-            os.close(fd)
-    except OSError:
+    now = file_clock(_record_file(config, out_dir).with_suffix(".lock"))
+    if now is None:
         return None
     since = now - SETTLE
     database = sqlite_file(config.database_url)

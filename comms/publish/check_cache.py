@@ -124,7 +124,7 @@ def keep_report(
 ) -> None:
     """Keep `report` for the next check with the same `stamps` (a failure only costs a check)."""
     if stamps.racy:
-        return  # a file changed within build_record.SETTLE: its next change may not show
+        return  # a file changed within comms.core.files.SETTLE: its next change may not show
     record = {
         "stamps": stamps.inputs,
         "strict": strict,

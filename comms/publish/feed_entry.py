@@ -4,7 +4,7 @@ an entry shows above its text (when, where, who, and what an issue holds)."""
 from __future__ import annotations
 
 import re
-from functools import cached_property
+from functools import cached_property, partial
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,9 @@ from comms.content import urls
 from comms.content.models import KINDS, Award, Event, Issue, Item, Practice, Site
 from comms.core.config import Config
 from comms.core.languages import Edition
-from comms.publish.feed_state import History, Record, Stamp, is_public, stamp
+from comms.publish import build_record
+from comms.publish.feed_state import History, Record, Stamp, digest, is_public, stamp
+from comms.publish.item_memo import ItemMemo
 from comms.publish.page_cache import Merkle
 from comms.publish.producer import Build, per_build
 from comms.publish.state import PublishState
@@ -228,7 +230,10 @@ class Published:
     def _records(self, edition: Edition, site: Site) -> dict[str, Record]:
         history = self.history
         if edition.is_home and not self._observed:
-            history.observe(site.all_items(), self.now)
+            code = build_record.code_digest()
+            digests = ItemMemo[str](self.config.root, site, "feed-digests", code)
+            history.observe(site.all_items(), self.now, partial(digests.get, make=digest))
+            digests.save()
             history.save()
             self._observed = True
             return history.records

@@ -6,9 +6,13 @@ An entry's fragment (its `<item>`, `<entry>` or JSON object, without what separa
 the next) depends on nothing but the entry and the build's shared inputs, so it is kept
 under the page cache's key of the two (`Fingerprints.key`: the entry's edition, item, stamp
 and what it shows, Merkle style). Each feed file keeps the fragments of its entries in a file
-of its own under `FRAGMENTS_DIR`, checked by its SHA-256 and replaced whole (temp file +
-rename): two processes that build at once each read a complete file or none, and a file that
-is missing or damaged only means its entries are serialized again.
+of its own under `FRAGMENTS_DIR`, and those that file lacks in a second, small one beside it
+(`.new`): a build after one edit writes the few new fragments, not a whole feed's again, until
+the second holds more than `DELTA` of the feed (then the first is written anew and the second
+removed). Both are checked by their SHA-256 and replaced whole (temp file + rename): two
+processes that build at once each read a complete file or none, and a fragment is named by
+its key, so whichever files they leave, every fragment in them is right; one that is missing
+or damaged only means its entries are serialized again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from comms.publish.page_cache import Fingerprints
 FRAGMENTS_DIR = Path("var") / "cache" / "feeds"
 #: Raised when what a fragments file holds changes shape, so old files are never read.
 LAYOUT = 1
+#: The share of a feed's entries (and at least `DELTA_MIN` entries) the second file may hold
+#: or the first may hold in vain (entries no longer in the feed) before the first is rewritten.
+DELTA = 0.125
+DELTA_MIN = 16
 
 
 class Fragments:
@@ -39,18 +47,36 @@ class Fragments:
         #: key → fragment, made or read in this build (the feeds of an edition share most).
         self.made: dict[str, bytes] = {}
 
-    def _file(self, path: str) -> Path:
+    def _file(self, path: str, part: str = "") -> Path:
         name = hashlib.sha256(f"{self.edition.folder}{path}".encode()).hexdigest()[:32]
-        return self.folder / f"{name}.bin"
+        return self.folder / f"{name}{part}.bin"
 
-    def _kept(self, path: str) -> dict[str, bytes]:
-        """The fragments the last build of the feed file at `path` kept (none when they are
-        missing, damaged or of another layout)."""
-        kept = read_checked(self._file(path), LAYOUT)
+    def _kept(self, path: str, part: str = "") -> dict[str, bytes]:
+        """The fragments the last builds of the feed file at `path` kept in its file `part`
+        (none when they are missing, damaged or of another layout)."""
+        kept = read_checked(self._file(path, part), LAYOUT)
         return kept if isinstance(kept, dict) else {}
 
-    def _keep(self, path: str, fragments: dict[str, bytes]) -> None:
-        write_checked(self._file(path), LAYOUT, fragments)
+    def _keep(
+        self,
+        path: str,
+        fragments: dict[str, bytes],
+        base: dict[str, bytes],
+        delta: dict[str, bytes],
+    ) -> None:
+        """Keep `fragments`, the feed's now, beside `base` and `delta` as its files hold them."""
+        fresh = {key: made for key, made in fragments.items() if key not in base}
+        stale = sum(1 for key in base if key not in fragments)
+        if not fresh and not stale:
+            if delta:
+                self._file(path, ".new").unlink(missing_ok=True)
+            return
+        if base and max(len(fresh), stale) <= max(DELTA_MIN, DELTA * len(fragments)):
+            if fresh != delta:
+                write_checked(self._file(path, ".new"), LAYOUT, fresh)
+            return
+        if write_checked(self._file(path), LAYOUT, fragments):
+            self._file(path, ".new").unlink(missing_ok=True)
 
     def fragments(
         self,
@@ -68,7 +94,10 @@ class Fragments:
         keys = [key for key in named if key is not None]
         if len(keys) < len(named):
             return None  # an entry the key cannot describe: made with the file, every time
-        kept = {} if path is None else self._kept(path)  # read only when its file is made
+        # Read only when its file is made.
+        base = {} if path is None else self._kept(path)
+        delta = {} if path is None else self._kept(path, ".new")
+        kept = {**base, **delta} if delta else base
         for key in keys:
             if key not in self.made and key in kept:
                 self.made[key] = kept[key]
@@ -82,6 +111,6 @@ class Fragments:
                 return None
             self.made.update(zip(missing, made, strict=True))
         found = [self.made[key] for key in keys]
-        if path is not None and set(kept) != set(keys):
-            self._keep(path, dict(zip(keys, found, strict=True)))
+        if path is not None:
+            self._keep(path, dict(zip(keys, found, strict=True)), base, delta)
         return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -126,12 +126,15 @@ class History:
         rows = state.feed_rows()
         return cls(state, {uid: Record(*row) for uid, row in rows.items()})
 
-    def observe(self, items: Iterable[Item], now: datetime) -> dict[str, Record]:
-        """Record each item's digest; a changed digest bumps the sequence and the change time."""
+    def observe(
+        self, items: Iterable[Item], now: datetime, digests: Callable[[Item], str] = digest
+    ) -> dict[str, Record]:
+        """Record each item's digest (by `digests`, `digest` kept across builds); a changed
+        digest bumps the sequence and the change time."""
         seen_at = _utc(now)
         out: dict[str, Record] = {}
         for item in items:
-            current = digest(item)
+            current = digests(item)
             record = self.records.get(item.uid)
             if record is None:
                 record = Record(digest=current, sequence=0, seen=seen_at)

@@ -104,14 +104,14 @@ class Fingerprints:
 
     def __init__(self, config: Config, site: Site | None = None) -> None:
         self.config = config
-        #: Where an item's JSON is kept once made (`Site.dumped`), if the build's site is known.
+        #: Where an item's digest is kept once made (`Site.digest`), if the build's site is known.
         self.site = site
         self._memo: dict[int, tuple[Any, bytes]] = {}
 
     def key(self, *values: Any) -> str:
         """The cache key of a file made from `values` (beside the build's shared inputs);
         Uncacheable if one of them cannot be described."""
-        digest = hashlib.sha256(self.base.encode())
+        digest = self._base.copy()
         for value in values:
             self._feed(digest, value)
         return digest.hexdigest()
@@ -120,6 +120,10 @@ class Fingerprints:
     def base(self) -> str:
         """What every file of the build is made from (`build_digest`), read when first asked."""
         return build_digest(self.config)
+
+    @functools.cached_property
+    def _base(self) -> hashlib._Hash:
+        return hashlib.sha256(self.base.encode())
 
     def key_or_none(self, *values: Any) -> str | None:
         """`key` of `values`, or None if one of them cannot be described."""
@@ -137,10 +141,13 @@ class Fingerprints:
             digest = hashlib.sha256(type(value).__qualname__.encode())
             if isinstance(value, BaseModel):
                 try:
-                    # A frozen model (an item) is dumped once per site, for every digest.
+                    # A frozen model (an item) is digested once per site, for every key.
                     frozen = value.model_config.get("frozen")
-                    dump = self.site.dumped if self.site is not None and frozen else _dump
-                    digest.update(dump(value))
+                    digest.update(
+                        self.site.digest(value)
+                        if self.site is not None and frozen
+                        else b"J" + hashlib.sha256(_dump(value)).digest()
+                    )
                 except ValueError as exc:  # lone surrogates: JSON cannot carry them
                     raise Uncacheable(f"cannot fingerprint {value!r}") from exc
             elif isinstance(value, Merkle):
@@ -162,43 +169,85 @@ class Fingerprints:
         if known is not None and known[0] is value:  # a value `_whole` described already
             digest.update(b"W" + known[1])
             return
-        if value is None or isinstance(value, bool | int | float | str | bytes):
-            digest.update(f"{type(value).__name__}:{value!r}\0".encode())
-        elif isinstance(value, BaseModel | Merkle) or _frozen(value):
+        how = _HOW.get(kind) or _how(kind)
+        if how is _How.SCALAR:
+            digest.update(f"{kind.__name__}:{value!r}\0".encode())
+        elif how is _How.WHOLE:
             digest.update(b"W" + self._whole(value))
-        elif isinstance(value, list | tuple):
+        elif how is _How.SEQUENCE:
             digest.update(f"[{len(value)}".encode())
             for element in value:
                 self._feed(digest, element)
             digest.update(b"]")
-        elif isinstance(value, Mapping):
+        elif how is _How.MAPPING:
             digest.update(f"{{{len(value)}".encode())
             for name, element in value.items():  # in order: templates iterate in it
                 self._feed(digest, name)
                 self._feed(digest, element)
             digest.update(b"}")
-        elif isinstance(value, set | frozenset):
+        elif how is _How.SET:
             digest.update(f"<{sorted(map(repr, value))}>".encode())
-        elif isinstance(value, date | time | timedelta | tzinfo | PurePath | enum.Enum):
-            digest.update(f"{type(value).__name__}:{value!r}\0".encode())
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            digest.update(f"D{type(value).__qualname__}".encode())
+        elif how is _How.DATACLASS:
+            digest.update(f"D{kind.__qualname__}".encode())
             for field in dataclasses.fields(value):
                 self._feed(digest, getattr(value, field.name))
-        elif callable(value) or type(value).__name__ in _FROM_CONFIG:
+        elif how is _How.CONFIG:
             # A helper bound to the configuration (a function, a partial over `config`), or
             # an object made from it: `build_digest` covers what it does.
-            digest.update(f"F{getattr(value, '__qualname__', type(value).__qualname__)}".encode())
+            digest.update(f"F{getattr(value, '__qualname__', kind.__qualname__)}".encode())
         else:
-            raise Uncacheable(f"cannot fingerprint {type(value).__qualname__}")
+            raise Uncacheable(f"cannot fingerprint {kind.__qualname__}")
+
+
+class _How(enum.Enum):
+    """How `Fingerprints._feed` describes a value, decided by its type alone (`_how`)."""
+
+    SCALAR = enum.auto()
+    WHOLE = enum.auto()
+    SEQUENCE = enum.auto()
+    MAPPING = enum.auto()
+    SET = enum.auto()
+    DATACLASS = enum.auto()
+    CONFIG = enum.auto()
+    UNKNOWN = enum.auto()
+
+
+#: `_how` of every type met so far: the checks below cost more than the rest of a value's
+#: description, and a build meets a few dozen types ~90,000 times.
+_HOW: dict[type, _How] = {}
+
+
+def _how(kind: type) -> _How:
+    """How values of type `kind` are described, in the order the checks must run (a `str`
+    enum is a scalar, a frozen dataclass whole, a class object a helper)."""
+    if kind is type(None) or issubclass(kind, bool | int | float | str | bytes):
+        how = _How.SCALAR
+    elif issubclass(kind, BaseModel | Merkle) or _frozen_type(kind):
+        how = _How.WHOLE
+    elif issubclass(kind, list | tuple):
+        how = _How.SEQUENCE
+    elif issubclass(kind, Mapping):
+        how = _How.MAPPING
+    elif issubclass(kind, set | frozenset):
+        how = _How.SET
+    elif issubclass(kind, date | time | timedelta | tzinfo | PurePath | enum.Enum):
+        how = _How.SCALAR
+    elif dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        how = _How.DATACLASS
+    elif any("__call__" in vars(base) for base in kind.__mro__) or kind.__name__ in _FROM_CONFIG:
+        how = _How.CONFIG
+    else:
+        how = _How.UNKNOWN
+    _HOW[kind] = how
+    return how
 
 
 def _dump(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
-def _frozen(value: Any) -> bool:
-    params = getattr(type(value), "__dataclass_params__", None)
+def _frozen_type(kind: type) -> bool:
+    params = getattr(kind, "__dataclass_params__", None)
     return params is not None and bool(params.frozen)
 
 
