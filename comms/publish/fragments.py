@@ -101,6 +101,9 @@ class Entries:
         #: How many entries this page rendered (the rest came from kept ones).
         self.rendered = 0
         self._macros: Any = None
+        #: The entries the other pages of its list kept (gathered at the first miss: a list's
+        #: key of hundreds of files is hashed once per page, not once per entry).
+        self._others: dict[str, str] | None = None
 
     def __call__(self, macro: str, item: Item, *args: Any) -> Markup:
         """The HTML of `item` rendered by `macro` (with `args`): the template's `entry`."""
@@ -122,7 +125,9 @@ class Entries:
         if html is None:
             html = self.kept(self.file).get(key)
         if html is None and self.siblings:
-            html = self.kept.union(self.siblings).get(key)
+            if self._others is None:
+                self._others = self.kept.union(self.siblings)
+            html = self._others.get(key)
         return html
 
     def _render(self, macro: str, item: Item, args: tuple[Any, ...]) -> Markup:
