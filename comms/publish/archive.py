@@ -348,9 +348,8 @@ class _Pages:
         if prefix is None:
             return Entries(self.edition.language, page, key)
         file = store_file(self.config.root, output_path)
-        siblings = tuple(other for other in self._list_files(pager) if other != file)
         key = partial(self._entry_key, prefix)
-        return Entries(self.edition.language, page, key, file, siblings, self.kept)
+        return Entries(self.edition.language, page, key, file, self._list_files(pager), self.kept)
 
     def _list_files(self, pager: Pager | None) -> tuple[Path, ...]:
         """The files that keep the entries of every page of `pager`'s list (named once per
