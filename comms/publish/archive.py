@@ -13,6 +13,8 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TypeVar
 
+from markupsafe import Markup
+
 from comms.content import urls
 from comms.content.models import Award, Event, Issue, Item, Practice, Site
 from comms.content.translation_files import has_page, language_of, translated_languages
@@ -156,9 +158,30 @@ class Pager:
         """The page's folder (`events/`, `events/page/2/` …)."""
         return urls.list_page_path(self.kind, self.number)
 
+    @property
+    def prev_path(self) -> str | None:
+        """The previous page's folder (None on the first page)."""
+        return urls.list_page_path(self.kind, self.number - 1) if self.number > 1 else None
+
+    @property
+    def next_path(self) -> str | None:
+        """The next page's folder (None on the last page)."""
+        if self.number < self.count:
+            return urls.list_page_path(self.kind, self.number + 1)
+        return None
+
     def pages(self) -> list[Pager]:
         """Every page of the list, this one included."""
         return [Pager(self.kind, number, self.count) for number in range(1, self.count + 1)]
+
+
+@dataclass(frozen=True)
+class _Neighbours:
+    """What a list page's layout reads of its pager: the previous and next page's folders,
+    as holes (None where there is none), so one layout serves every page of a list."""
+
+    prev_path: Markup | None
+    next_path: Markup | None
 
 
 T = TypeVar("T")
@@ -194,7 +217,7 @@ class _Pages:
         self.prints = prints
         #: The list pages' kept entries, each file read once (`fragments`).
         self.kept = Kept()
-        #: The item pages' layouts, by template, roots and languages (`page_chrome`).
+        #: The pages' layouts, by template, roots, languages and neighbours (`page_chrome`).
         self.chromes: dict[tuple[Any, ...], Chrome | None] = {}
         #: The entries' files of each list's pages, by kind and page count (`_list_files`).
         self.list_files: dict[tuple[str, int], tuple[Path, ...]] = {}
@@ -272,24 +295,26 @@ class _Pages:
             "asset_root": "../" * (depth + site_urls.folder.count("/")),
         }
         page: dict[str, Any] = {**self.base, **roots, "path": path, "canonical": canonical}
-        alternates = self.alternates(path, item)
+        variables = {**page, "alternates": self.alternates(path, item), **context}
         if item is not None:
-            return self._item_html(template, roots, {**page, "alternates": alternates, **context})
+            return self._spliced(template, roots, variables).encode("utf-8")
         # A list page: its entries are rendered once and kept (fragments).
         pager = context.get("pager")
-        entries = page["entry"] = self._entries(site_urls.folder + path, roots, pager)
-        html = render_template(
-            "web", template, self.edition.language, **page, alternates=alternates, **context
-        )
+        entries = variables["entry"] = self._entries(site_urls.folder + path, roots, pager)
+        html = self._spliced(template, roots, variables)
         entries.save()
         return html.encode("utf-8")
 
-    def _item_html(self, template: str, roots: dict[str, str], variables: dict[str, Any]) -> bytes:
-        """An item page: its layout (`page_chrome`) rendered once per template, roots and
-        languages of the edition, the page's blocks, URL and languages' URLs put into it."""
+    def _spliced(self, template: str, roots: dict[str, str], variables: dict[str, Any]) -> str:
+        """A page in its layout (`page_chrome`), rendered once per template, roots, languages
+        and (list pages) whether there is a previous and a next page; the page's blocks, URL,
+        languages' URLs and neighbours' folders put into it."""
         alternates = variables["alternates"]
         languages = tuple((code, label) for code, label, _ in alternates)
-        key = (template, roots["root"], roots["asset_root"], languages)
+        pager: Pager | None = variables.get("pager")
+        prev, after = (None, None) if pager is None else (pager.prev_path, pager.next_path)
+        shape = (pager is not None, prev is not None, after is not None)
+        key = (template, roots["root"], roots["asset_root"], languages, shape)
         if key not in self.chromes:
             shared = {
                 **self.base,
@@ -300,14 +325,17 @@ class _Pages:
                     for index, (code, label) in enumerate(languages)
                 ],
             }
+            if pager is not None:
+                shared["pager"] = _Neighbours(
+                    None if prev is None else hole("prev"), None if after is None else hole("next")
+                )
             self.chromes[key] = Chrome.make("web", template, self.edition.language, shared)
         chrome = self.chromes[key]
         if chrome is None:
-            html = render_template("web", template, self.edition.language, **variables)
-        else:
-            holes = {f"alternate{index}": href for index, (_, _, href) in enumerate(alternates)}
-            html = chrome.render(variables, {"canonical": variables["canonical"], **holes})
-        return html.encode("utf-8")
+            return render_template("web", template, self.edition.language, **variables)
+        holes = {f"alternate{index}": href for index, (_, _, href) in enumerate(alternates)}
+        holes.update(canonical=variables["canonical"], prev=prev, next=after)
+        return chrome.render(variables, holes)
 
     def _entries(self, output_path: str, roots: dict[str, str], pager: Pager | None) -> Entries:
         """The entries of the list page at `output_path` (`fragments.Entries`), kept between
@@ -320,9 +348,8 @@ class _Pages:
         if prefix is None:
             return Entries(self.edition.language, page, key)
         file = store_file(self.config.root, output_path)
-        siblings = tuple(other for other in self._list_files(pager) if other != file)
         key = partial(self._entry_key, prefix)
-        return Entries(self.edition.language, page, key, file, siblings, self.kept)
+        return Entries(self.edition.language, page, key, file, self._list_files(pager), self.kept)
 
     def _list_files(self, pager: Pager | None) -> tuple[Path, ...]:
         """The files that keep the entries of every page of `pager`'s list (named once per

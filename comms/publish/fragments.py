@@ -94,13 +94,17 @@ class Entries:
         self.key = key
         #: Where the page keeps its entries (None: nothing is kept, every entry is rendered).
         self.file = file
-        #: The files of the other pages of its list.
+        #: The files of the pages of its list (its own among them or not: it is asked first;
+        #: with it, every page of a list asks for the same files, gathered once per build).
         self.siblings = siblings
         self.kept = kept or Kept()
         self.shown: dict[str, str] = {}
         #: How many entries this page rendered (the rest came from kept ones).
         self.rendered = 0
         self._macros: Any = None
+        #: The entries the pages of its list kept (gathered at the first miss: a list's key
+        #: of hundreds of files is hashed once per page, not once per entry).
+        self._others: dict[str, str] | None = None
 
     def __call__(self, macro: str, item: Item, *args: Any) -> Markup:
         """The HTML of `item` rendered by `macro` (with `args`): the template's `entry`."""
@@ -122,7 +126,9 @@ class Entries:
         if html is None:
             html = self.kept(self.file).get(key)
         if html is None and self.siblings:
-            html = self.kept.union(self.siblings).get(key)
+            if self._others is None:
+                self._others = self.kept.union(self.siblings)
+            html = self._others.get(key)
         return html
 
     def _render(self, macro: str, item: Item, args: tuple[Any, ...]) -> Markup:
