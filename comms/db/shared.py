@@ -19,6 +19,9 @@ from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 
 #: One hit in so many also deletes every expired row of its scope (keys nobody hits again).
 SWEEP_ONE_IN = 200
+#: The sweep's own generator: the module-level one is shared state (tests seed it, Hypothesis
+#: watches it while it draws), and a web request's sweep should not move it.
+_SWEEP = random.Random()
 
 
 def _serialise(conn: Connection, scope: str, key: str) -> None:
@@ -51,7 +54,7 @@ class Hits:
             _serialise(conn, name, key)
             since = now - window
             conn.execute(sa.delete(rate_hits).where(h.scope == name, h.key == key, h.at <= since))
-            if random.randrange(SWEEP_ONE_IN) == 0:
+            if _SWEEP.randrange(SWEEP_ONE_IN) == 0:
                 conn.execute(sa.delete(rate_hits).where(h.scope == name, h.at <= since))
             count, oldest = conn.execute(
                 sa.select(sa.func.count(), sa.func.min(h.at)).where(h.scope == name, h.key == key)
