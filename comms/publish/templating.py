@@ -27,11 +27,11 @@ from markupsafe import Markup, escape
 
 from comms.content import urls
 from comms.content.models import Event, Item, series_blocks
-from comms.content.translation_files import has_page
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.files import read_checked, write_checked
 from comms.core.languages import Edition, home_edition
+from comms.publish import teasers
 
 #: The templates ship inside the package (`comms/templates/`), so an installed wheel finds them
 #: as a checkout does; pip unpacks a wheel into files, which Jinja2 and Babel read as paths.
@@ -168,7 +168,16 @@ def environment(folder: str, language: str) -> Environment:
     env.globals["series_blocks"] = series_blocks
     # Links to items' pages in the page's edition, or the original's (`item_href(event)`).
     env.globals["item_href"] = item_href
+    if folder == "web":
+        # Teasers, event facts and `<time>` marks (`teasers`: Python, not macros).
+        teasers.install(env.globals, pieces(language))
     return env
+
+
+@lru_cache(maxsize=16)
+def pieces(language: str) -> teasers.Teasers:
+    """The web archive's teasers, event facts and `<time>` marks in one language."""
+    return teasers.Teasers(translations(language).gettext)
 
 
 def _kept(gettext: Any) -> Any:
@@ -192,22 +201,9 @@ def _kept(gettext: Any) -> Any:
 
 @pass_context
 def item_href(context: Context, item: Item, calendar: bool = False, titled: bool = True) -> Markup:
-    """` href="…"` of a link from a web page to an item's page (or, with `calendar`, to an
-    event's calendar file): in the page's edition where the item has one, else the
-    original's at the site root, marked `hreflang` (and `lang` when the link's text is the
-    item's title, `titled`) of the original's language."""
-    root: str = context["root"]
-    edition: Edition | None = context.get("edition")
-    target = urls.event_calendar_path(item.slug) if calendar else urls.page_path(item)
-    # Written out with `escape` rather than `Markup % …`: a list page has thousands of links.
-    if edition is None or has_page(item, edition):
-        return Markup(f' href="{escape(root + target)}"')
-    site_root: str = context.get("asset_root", root)
-    home = escape(edition.home)
-    marks = f' href="{escape(site_root + target)}" hreflang="{home}"'
-    if titled and not calendar:
-        marks += f' lang="{home}"'
-    return Markup(marks)
+    """` href="…"` of a link from a web page to an item's page or calendar file
+    (`teasers.href`, with the page's context)."""
+    return teasers.href(context, item, calendar, titled)
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
