@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time as timer
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -10,7 +11,6 @@ from functools import cached_property, lru_cache
 from importlib.resources import files
 from io import BytesIO
 from pathlib import Path
-from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -163,10 +163,10 @@ class _Loader(FileSystemLoader):
 
 def _rechecked(uptodate: Callable[[], bool]) -> Callable[[], bool]:
     """`uptodate`, asked at most once a `RECHECK` (its answer kept in between)."""
-    last = [monotonic(), True]
+    last = [timer.monotonic(), True]
 
     def fresh() -> bool:
-        now = monotonic()
+        now = timer.monotonic()
         if now - last[0] >= RECHECK:
             last[:] = [now, uptodate()]
         return bool(last[1])
