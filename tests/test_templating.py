@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +16,7 @@ from babel.messages.extract import extract_from_dir
 from comms.content.models import Event
 from comms.core.config import load_config
 from comms.core.languages import site_editions
+from comms.publish import templating
 from comms.publish.plaintext import html_to_text, wrap_lines
 from comms.publish.render import render_confirmation
 from comms.publish.templating import TEMPLATES, Formatter, translations
@@ -162,3 +166,35 @@ def test_kept_wordings_are_babel_s_for_every_day_and_time(language: str) -> None
                 babel["short_day"],
                 babel["time"],
             )
+
+
+def test_an_edited_template_is_seen_after_the_recheck_and_not_looked_at_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(templating.TEMPLATES, templates)
+    monkeypatch.setattr(templating, "TEMPLATES", templates)
+    monkeypatch.setattr(templating, "LOCALES", templates / "locale")
+    templating.environment.cache_clear()
+    try:
+        page = templates / "web" / "style.css"
+        env = templating.environment("web", "de")
+        first = env.get_template("style.css").render()
+        page.write_text("/* edited */\n", "utf-8")
+        os.utime(page, (page.stat().st_mtime + 5,) * 2)  # a later time, whatever the clock
+        looked: list[str] = []
+        getmtime = os.path.getmtime
+
+        def counted(path: Any) -> float:
+            looked.append(str(path))
+            return getmtime(path)
+
+        monkeypatch.setattr(os.path, "getmtime", counted)
+        monkeypatch.setattr(templating, "RECHECK", 3600.0)
+        for _ in range(100):  # a build: the file is not looked at again
+            assert env.get_template("style.css").render() == first
+        assert looked == []
+        monkeypatch.setattr(templating, "RECHECK", 0.0)  # `serve` a second later sees it
+        assert env.get_template("style.css").render() == "/* edited */\n"
+    finally:
+        templating.environment.cache_clear()

@@ -23,7 +23,7 @@ def batch() -> Iterator[None]:
     """Raise the collector's thresholds until the last batch running in this process ends
     (batches nest and overlap across threads: the scheduler's jobs and the preview build).
 
-    What lives when the first batch starts (modules, the site a build was given) is frozen
+    What lives when a batch starts (modules, the site a build was given) is frozen
     until the last ends: the collections a batch still makes walk only what it made, and
     no full collection walks the site and its pages again when it ends (a cold build of the
     bench site spent about 1 s in them). Unfrozen, those objects are in the oldest generation,
@@ -35,7 +35,9 @@ def batch() -> Iterator[None]:
             _saved = gc.get_threshold()
             raised = (max(now, high) for now, high in zip(_saved, BATCH_THRESHOLDS, strict=True))
             gc.set_threshold(*raised)
-            gc.freeze()
+        # What lives now is frozen, also in a nested batch: what the outer one made so far
+        # (the site a command read before it builds) is not walked again either.
+        gc.freeze()
         _depth += 1
     try:
         yield

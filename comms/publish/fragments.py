@@ -2,7 +2,7 @@
 rendered once per build and edition and kept in var/ under the digest of its inputs.
 
 A list page shows hundreds of items, and one changed item used to render all of them again,
-in every edition. Each entry is a macro of `_macros.html.j2` called with its item: its key
+in every edition. Each entry is a piece of `teasers` called with its item: its key
 is the SHA-256 of what the page shares with every other (the build's inputs: code, templates,
 catalogs, settings), the edition, the macro and its arguments, the page's relative roots and
 the item itself (`page_cache.Fingerprints`). A list page keeps the entries it showed in one
@@ -26,15 +26,13 @@ from markupsafe import Markup
 from comms.content.models import Item
 from comms.core.errors import RenderError
 from comms.core.files import read_checked, write_checked
-from comms.publish.templating import environment
+from comms.publish.teasers import Teasers
+from comms.publish.templating import pieces
 
 #: Where the list pages keep their entries, under the configuration's folder.
 CACHE_DIR = Path("var") / "cache" / "fragments"
 #: Raised when what a file holds changes shape, so old files are never read.
 LAYOUT = 1
-#: The template whose macros render the entries.
-MACROS = "_macros.html.j2"
-
 #: The key of an entry from its macro, arguments and item (None: it cannot be named).
 KeyOf = Callable[[str, tuple[Any, ...], Item], str | None]
 
@@ -89,7 +87,7 @@ class Entries:
     ) -> None:
         #: The language of the edition (its environment and catalog).
         self.language = language
-        #: The page's template context: the macros see what the page sees (roots, edition …).
+        #: The page's template context: the teasers see what the page sees (roots, edition …).
         self.page = page
         self.key = key
         #: Where the page keeps its entries (None: nothing is kept, every entry is rendered).
@@ -101,7 +99,7 @@ class Entries:
         self.shown: dict[str, str] = {}
         #: How many entries this page rendered (the rest came from kept ones).
         self.rendered = 0
-        self._macros: Any = None
+        self._pieces: Teasers | None = None
         #: The entries the pages of its list kept (gathered at the first miss: a list's key
         #: of hundreds of files is hashed once per page, not once per entry).
         self._others: dict[str, str] | None = None
@@ -134,12 +132,11 @@ class Entries:
     def _render(self, macro: str, item: Item, args: tuple[Any, ...]) -> Markup:
         self.rendered += 1
         try:
-            if self._macros is None:
-                template = environment("web", self.language).get_template(MACROS)
-                self._macros = template.make_module(self.page)
-            return Markup(getattr(self._macros, macro)(item, *args))
+            if self._pieces is None:
+                self._pieces = pieces(self.language)
+            return Markup(getattr(self._pieces, macro)(self.page, item, *args))
         except TemplateError as exc:  # worded as `render_template` words a page's
-            raise RenderError(f"templates/web/{MACROS}: {type(exc).__name__}: {exc}") from None
+            raise RenderError(f"templates/web: {type(exc).__name__}: {exc}") from None
 
     def save(self) -> None:
         """Keep the entries the page showed, if it rendered any (a page whose entries were all

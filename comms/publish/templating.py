@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time as timer
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import cached_property, lru_cache
@@ -27,11 +29,11 @@ from markupsafe import Markup, escape
 
 from comms.content import urls
 from comms.content.models import Event, Item, series_blocks
-from comms.content.translation_files import has_page
 from comms.core.config import Config
 from comms.core.errors import RenderError
 from comms.core.files import read_checked, write_checked
 from comms.core.languages import Edition, home_edition
+from comms.publish import teasers
 
 #: The templates ship inside the package (`comms/templates/`), so an installed wheel finds them
 #: as a checkout does; pip unpacks a wheel into files, which Jinja2 and Babel read as paths.
@@ -45,6 +47,8 @@ BABEL_LOCALES = {"de": "de_DE", "en": "en_GB", "de-x-ls": "de_DE", "ar": "ar", "
 OWN_TEMPLATES = {"de-x-ls": "ls"}
 #: CLDR skeleton of a range of days: weekday, day, month, year (`Fr., 28. – So., 30. Juni 2019`).
 DAYS_SKELETON = "yMMMMEEEEd"
+#: Seconds a template is taken as unchanged after its file was last looked at (`_Loader`).
+RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,12 +148,38 @@ def _bytecode(folder: str) -> FileSystemBytecodeCache | None:
         return None  # no usable temporary folder: compile in memory as before
 
 
+class _Loader(FileSystemLoader):
+    """Jinja's file loader, whose templates look at their file at most once a `RECHECK`:
+    with Jinja's `auto_reload`, every `get_template` (each `extends` and `import` of every
+    page) read the file's time, ten thousand times in a cold build, while a running
+    `serve` sees an edited template within a second still."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        return source, filename, _rechecked(uptodate)
+
+
+def _rechecked(uptodate: Callable[[], bool]) -> Callable[[], bool]:
+    """`uptodate`, asked at most once a `RECHECK` (its answer kept in between)."""
+    last = [timer.monotonic(), True]
+
+    def fresh() -> bool:
+        now = timer.monotonic()
+        if now - last[0] >= RECHECK:
+            last[:] = [now, uptodate()]
+        return bool(last[1])
+
+    return fresh
+
+
 @lru_cache(maxsize=16)
 def environment(folder: str, language: str) -> Environment:
     """The Jinja2 environment for `templates/<folder>/` (email, text, web) in one language."""
     own = [str(TEMPLATES / folder / OWN_TEMPLATES[language])] if language in OWN_TEMPLATES else []
     env = Environment(
-        loader=FileSystemLoader([*own, str(TEMPLATES / folder), str(TEMPLATES)]),
+        loader=_Loader([*own, str(TEMPLATES / folder), str(TEMPLATES)]),
         # E-mail (MJML) and web templates produce markup; text templates do not.
         autoescape=folder != "text",
         extensions=["jinja2.ext.i18n"],
@@ -168,7 +198,16 @@ def environment(folder: str, language: str) -> Environment:
     env.globals["series_blocks"] = series_blocks
     # Links to items' pages in the page's edition, or the original's (`item_href(event)`).
     env.globals["item_href"] = item_href
+    if folder == "web":
+        # Teasers, event facts and `<time>` marks (`teasers`: Python, not macros).
+        teasers.install(env.globals, pieces(language))
     return env
+
+
+@lru_cache(maxsize=16)
+def pieces(language: str) -> teasers.Teasers:
+    """The web archive's teasers, event facts and `<time>` marks in one language."""
+    return teasers.Teasers(translations(language).gettext)
 
 
 def _kept(gettext: Any) -> Any:
@@ -192,22 +231,9 @@ def _kept(gettext: Any) -> Any:
 
 @pass_context
 def item_href(context: Context, item: Item, calendar: bool = False, titled: bool = True) -> Markup:
-    """` href="…"` of a link from a web page to an item's page (or, with `calendar`, to an
-    event's calendar file): in the page's edition where the item has one, else the
-    original's at the site root, marked `hreflang` (and `lang` when the link's text is the
-    item's title, `titled`) of the original's language."""
-    root: str = context["root"]
-    edition: Edition | None = context.get("edition")
-    target = urls.event_calendar_path(item.slug) if calendar else urls.page_path(item)
-    # Written out with `escape` rather than `Markup % …`: a list page has thousands of links.
-    if edition is None or has_page(item, edition):
-        return Markup(f' href="{escape(root + target)}"')
-    site_root: str = context.get("asset_root", root)
-    home = escape(edition.home)
-    marks = f' href="{escape(site_root + target)}" hreflang="{home}"'
-    if titled and not calendar:
-        marks += f' lang="{home}"'
-    return Markup(marks)
+    """` href="…"` of a link from a web page to an item's page or calendar file
+    (`teasers.href`, with the page's context)."""
+    return teasers.href(context, item, calendar, titled)
 
 
 def render_template(folder: str, name: str, language: str, **context: Any) -> str:
