@@ -43,7 +43,9 @@ from comms.content.fields import (
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, str_strip_whitespace=True, defer_build=True
+    )
 
     @field_validator("*", mode="after")
     @classmethod
