@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from comms.content.site import read_site
 from comms.core.config import load_config
+from comms.core.files import read_checked, write_checked
 from comms.publish import build, build_record
 from comms.publish.producer import Build, Files
 from comms.publish.refresh import publish_now
@@ -162,3 +163,36 @@ def test_until_is_the_first_instant_a_window_of_the_content_moves_past(site_copy
             tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), tz)
             expected = min([config.now() + build_record.LONGEST, tomorrow, *moments])
             assert build_record.until(config, site, state) == expected, now
+
+
+def test_the_code_digest_is_kept_under_the_packages_settled_stamps_only(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    kept = site_copy / build_record.CODE_FILE
+    monkeypatch.setattr(build_record, "_settled_code", None)
+    build_record.code_digest.cache_clear()
+    real = build_record.code_digest()  # read from the files: nothing stamped
+
+    def digest_after_stamps() -> bytes:
+        build_record.code_digest.cache_clear()
+        assert build_record.take_stamps(config, config.output_dir) is not None
+        return build_record.code_digest()
+
+    assert not kept.exists()
+    assert digest_after_stamps() == real
+    settled = build_record._settled_code
+    if settled is None:
+        pytest.skip("the package's files changed within SETTLE: nothing is kept")
+    assert settled[0] == kept and kept.exists()
+    # What a later process takes while the package's stamps hold …
+    write_checked(kept, 1, [settled[1], b"kept"])
+    assert digest_after_stamps() == b"kept"
+    # … but a package stamped otherwise (a file changed) is read again and kept anew.
+    write_checked(kept, 1, ["other stamps", b"kept"])
+    assert digest_after_stamps() == real
+    assert read_checked(kept, 1) == [settled[1], real]
+    build_record._settle_code(None)  # racy stamps: nothing is trusted
+    build_record.code_digest.cache_clear()
+    assert build_record.code_digest() == real
+    build_record.code_digest.cache_clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,9 @@ def test_item_ids_are_name_based_uuids(tmp_path: Path) -> None:
     # uuid5(NAMESPACE_URL, "https://newsletter.example.org/event/x"), computed once by hand
     assert config.item_id("event", "x") == "urn:uuid:cbb3571f-4213-5ffe-bd6f-91f8f34d4591"
     assert config.item_id("event", "y") != config.item_id("event", "x")
+    for kind, slug in [("issue", "2019-11-newsletter"), ("event", "ü-ß"), ("award", "a" * 300)]:
+        name = f"https://{config.host}/{kind}/{slug}"
+        assert config.item_id(kind, slug) == f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
 
 
 def test_any_secret_in_the_file_is_an_error(tmp_path: Path) -> None:

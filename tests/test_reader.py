@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -319,6 +320,29 @@ def test_upcoming_events_for_issue() -> None:
     for issue in scheduled:
         events = site.issue_events(issue, TZ)
         assert len({e.slug for e in events}) == len(events)
+
+
+def test_upcoming_events_follow_events_replaced_or_added_between_calls() -> None:
+    site, _ = read_content(ROOT / "content", TZ, DEFAULT_REGIONS, DEFAULT_TOPICS)
+    now = datetime(2020, 1, 15, tzinfo=TZ)
+
+    def plain(days: int | None) -> list[str]:  # the rule, without the kept timeline
+        limit = now + timedelta(days=days) if days is not None else None
+        found = [
+            e
+            for e in site.events.values()
+            if e.end_at(TZ) > now and (limit is None or e.start_at(TZ) <= limit)
+        ]
+        return [e.slug for e in sorted(found, key=lambda e: (e.start_at(TZ), e.slug))]
+
+    for days in (None, 30, 365):
+        assert [e.slug for e in site.upcoming_events(now, days)] == plain(days)
+    soonest = site.upcoming_events(now)[0]
+    site.events[soonest.slug] = soonest.model_copy(update={"start": date(2021, 5, 1)})
+    assert [e.slug for e in site.upcoming_events(now)] == plain(None)
+    assert site.upcoming_events(now)[-1].slug == soonest.slug
+    site.events["new"] = soonest.model_copy(update={"slug": "new", "start": date(2020, 1, 20)})
+    assert site.upcoming_events(now, 30)[0].slug == "new"
 
 
 @settings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import operator
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -42,7 +43,9 @@ from comms.content.fields import (
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, str_strip_whitespace=True, defer_build=True
+    )
 
     @field_validator("*", mode="after")
     @classmethod
@@ -405,6 +408,10 @@ class Site:
     _digests: dict[int, tuple[BaseModel, bytes]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: `_timeline`'s rows with the time zone and the event objects they were made from.
+    _timeline_of: tuple[ZoneInfo, list[Event], list[tuple[datetime, datetime, Event]]] | None = (
+        field(default=None, init=False, repr=False, compare=False)
+    )
 
     def read_from(self, item: BaseModel, source: str) -> None:
         """Note that `item` is what reading `source` gives: the content cache's key of its file
@@ -442,14 +449,34 @@ class Site:
 
     def upcoming_events(self, now: datetime, days: int | None = None) -> list[Event]:
         """Events that have not ended at `now`, soonest first; within `days` if given."""
-        tz = self.tz
         limit = now + timedelta(days=days) if days is not None else None
-        found = [
-            event
-            for event in self.events.values()
-            if event.end_at(tz) > now and (limit is None or event.start_at(tz) <= limit)
-        ]
-        return sorted(found, key=lambda e: (e.start_at(tz), e.slug))
+        found = []
+        for start, end, event in self._timeline(self.tz):
+            if limit is not None and start > limit:
+                break
+            if end > now:
+                found.append(event)
+        return found
+
+    def _timeline(self, tz: ZoneInfo) -> list[tuple[datetime, datetime, Event]]:
+        """Every event with its start and end at `tz`, soonest first (then by slug): made once
+        while the events are the same objects, since a build asks for upcoming events once per
+        issue and edition and each instant costs a time zone lookup."""
+        events = list(self.events.values())
+        kept = self._timeline_of
+        if (
+            kept is not None
+            and kept[0] is tz
+            and len(kept[1]) == len(events)
+            and all(map(operator.is_, kept[1], events))
+        ):
+            return kept[2]
+        rows = sorted(
+            ((event.start_at(tz), event.end_at(tz), event) for event in events),
+            key=lambda row: (row[0], row[2].slug),
+        )
+        self._timeline_of = (tz, events, rows)
+        return rows
 
     def issue_events(self, issue: Issue, tz: ZoneInfo) -> list[Event]:
         """The events an issue features: named ones first, then upcoming ones, no repeats."""

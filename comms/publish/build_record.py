@@ -41,7 +41,15 @@ from pydantic import BaseModel
 
 import comms
 from comms.core.database_url import sqlite_file
-from comms.core.files import SETTLE, file_clock, path_order, private_dir, write_private
+from comms.core.files import (
+    SETTLE,
+    file_clock,
+    path_order,
+    private_dir,
+    read_checked,
+    write_checked,
+    write_private,
+)
 from comms.publish.item_memo import ItemMemo
 from comms.publish.state import STATE_FILE, PublishState
 
@@ -56,15 +64,32 @@ RECORD_DIR = Path("var") / "cache" / "build"
 LONGEST = timedelta(days=1)
 
 
+#: Where `code_digest` is kept with the package's settled stamps (`take_stamps`).
+CODE_FILE = RECORD_DIR / "code.bin"
+#: The file and the package's stamps when `take_stamps` found them settled, else None.
+_settled_code: tuple[Path, str] | None = None
+
+
 @functools.lru_cache(maxsize=1)
 def code_digest() -> bytes:
-    """The digest of comms's package: its code, templates and catalogs (once per process)."""
+    """The digest of comms's package: its code, templates and catalogs (once per process).
+
+    Kept in var/ under the package's stamps when this process's `take_stamps` found them
+    settled: the same stamps a skipped build trusts, and reading the 280 files cost a build
+    more than stamping them."""
+    settled = _settled_code
+    if settled is not None:
+        kept = read_checked(settled[0], 1)
+        if isinstance(kept, list) and len(kept) == 2 and kept[0] == settled[1]:
+            return bytes(kept[1])
     digest = hashlib.sha256(comms.__version__.encode())
     package = Path(comms.__file__).parent
     for path in sorted(package.rglob("*"), key=path_order):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             digest.update(path.relative_to(package).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
+    if settled is not None:
+        write_checked(settled[0], 1, [settled[1], digest.digest()])
     return digest.digest()
 
 
@@ -443,11 +468,22 @@ def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
     )
     for folder, code in folders:
         digest.update(_bytes(f"\0{folder}\0"))
-        changed = _tree(digest, folder, since, code)
+        own = hashlib.sha256(_bytes(f"{folder}\0")) if code else digest
+        changed = _tree(own, folder, since, code)
         if changed is None:
             return None
+        if code:
+            digest.update(own.digest())
+            _settle_code(None if changed else (config.root / CODE_FILE, own.hexdigest()))
         racy = racy or changed
     return Stamps(digest.hexdigest(), state, racy)
+
+
+def _settle_code(settled: tuple[Path, str] | None) -> None:
+    """Let `code_digest` keep its digest in the file under the package's stamps (None: they
+    are racy, or the package was not stamped)."""
+    global _settled_code
+    _settled_code = settled
 
 
 def skipped(config: Config, out_dir: Path, stamps: Stamps) -> tuple[list[str], list[str]] | None:
