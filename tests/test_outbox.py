@@ -636,17 +636,22 @@ def test_a_stop_while_a_message_waits_for_the_record_before_it_leaves_it_unsent(
 
 
 class _SlowFirstWriter:
-    """The first writer a run opens holds its commits until the second writer has recorded
-    `enough` outcomes (or five seconds passed); `released` says which came first."""
+    """The first writer a run opens holds its first commit until the second writer has
+    recorded four outcomes while it held (or five seconds passed); `released` says which came
+    first. The second writer's first write waits until the first one holds, so that the
+    second connection cannot finish its share before the first one's commit is held."""
 
     def __init__(self, inner: OutcomeWriter, number: int, shared: dict[str, object]) -> None:
         self.inner, self.number, self.shared = inner, number, shared
 
     def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
-        go = self.shared["go"]
-        assert isinstance(go, threading.Event)
+        go, holding = self.shared["go"], self.shared["holding"]
+        assert isinstance(go, threading.Event) and isinstance(holding, threading.Event)
         if self.number == 0 and not go.is_set():
+            holding.set()
             self.shared["released"] = go.wait(5)
+        if self.number == 1:
+            holding.wait(5)
         self.inner.write(outcomes, now)
         if self.number == 1:
             self.shared["written"] = int(str(self.shared["written"])) + len(outcomes)
@@ -669,7 +674,12 @@ def test_a_slow_commit_holds_only_its_own_connection_where_writes_go_side_by_sid
     assert store.ledger.parallel_writes() == (store.engine.dialect.name != "sqlite")
     campaign = start(store)
     writer = store.ledger.writer
-    shared: dict[str, object] = {"go": threading.Event(), "written": 0, "released": None}
+    shared: dict[str, object] = {
+        "go": threading.Event(),
+        "holding": threading.Event(),
+        "written": 0,
+        "released": None,
+    }
     opened: list[int] = []
 
     def slow_first(source: str, owner: str) -> _SlowFirstWriter:
