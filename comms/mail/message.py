@@ -495,6 +495,9 @@ def build_transactional(
         raise MessageError(f"confirmation mail: {exc}") from None
     msg.set_content(text_body, cte="quoted-printable")
     msg.add_alternative(html_body, subtype="html", cte="quoted-printable")
+    # Named here: the email package draws one from the module-level random generator, shared
+    # state a sign-up's background thread should not move.
+    msg.set_boundary("=_" + secrets.token_hex(12))
     # After the body: setting the content drops Content-* headers.
     msg["Content-Language"] = edition.language
     return OutgoingMessage(
