@@ -15,6 +15,7 @@ from comms.content.translation_files import (
     digest,
     edition_site,
     legacy_digest,
+    read_translations,
     untranslated,
     with_digest,
 )
@@ -97,6 +98,22 @@ def test_missing_original_and_fixed_fields_are_errors(site_copy: Path) -> None:
     assert f"{lost_name}:1: the original practices/no-such-practice.md is missing" in joined
     where = f"{path.relative_to(site_copy).as_posix()}:{line_of(path, 'start:')}"
     assert f"{where}: field 'start': differs from the original" in joined
+
+
+def test_an_original_saved_while_its_translation_is_read_is_an_error(site_copy: Path) -> None:
+    # An editor's save truncates the file before writing it: a build that read the original
+    # a moment before finds it empty when it reads the original's keys for the translation.
+    config = load_config(site_copy / "comms.toml")
+    site, problems = read_site(config)
+    assert problems == []
+    site.translations.clear()
+    (site_copy / ISSUE).write_text("", "utf-8")
+    context = {"tz": config.tz, "regions": set(), "topics": set()}
+    found = [site_copy / ENGLISH]
+    problems = read_translations(config.content_dir, site, ["en"], "de", context, found)
+    assert [(p.path, p.line, p.warning) for p in problems] == [(site_copy / ENGLISH, 1, False)]
+    assert "the original issues/2019-07-newsletter.md changed while it was read" in str(problems[0])
+    assert site.translations == {}
 
 
 def test_translation_in_a_language_not_enabled_is_ignored_with_a_warning(site_copy: Path) -> None:

@@ -242,8 +242,13 @@ def read_translation(
             return None, [ContentError(path, 1, message, warning=True)]
         return None, [ContentError(path, 1, f"the original {where} is missing")]
     base = _front_matter(original.path)
+    if base is None:  # read well a moment ago: an editor is saving it right now
+        message = (
+            f"the original {found.kind.folder}/{found.original.name} changed while it was read; "
+            "run the command again once it is saved"
+        )
+        return None, [ContentError(path, 1, message)]
     own = _front_matter(path)
-    assert base is not None  # the original was read without errors
     own_context = {**context, "language": language}
     item, problems = read_file(path, found.kind, own_context, (found.slug, base[0]))
     if own is not None:
