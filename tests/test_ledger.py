@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,27 @@ def test_a_bounce_and_its_delivery_outcome_commit_together_or_not_at_all(tmp_pat
         writer.close()
     assert len(_bounce_rows(store)) == 1
     assert store.suppression_reason(person.email) == "bounced"
+
+
+def test_the_writer_stores_times_as_the_rest_of_the_ledger_does(tmp_path: Path) -> None:
+    """On SQLite a timestamp is text that sorts as the time does only if every writer writes
+    it alike: the outcome writer too, fraction included (sqlite3's deprecated datetime adapter,
+    which it used, drops a zero fraction)."""
+    store = make_store(tmp_path, 1)
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL stores timestamps, not text")
+    campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
+    at = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+    [claimed] = store.ledger.claim(campaign.id, "me", 1, at, at + timedelta(minutes=5))
+    writer = store.ledger.writer("send ausgabe-1", "me")
+    later = Outcome(
+        claimed.delivery_id, DeliveryStatus.QUEUED, error="451", next_attempt_at=at + timedelta(1)
+    )
+    writer.write([later], at)
+    writer.close()
+    with store.reading() as conn:
+        stored = conn.exec_driver_sql("SELECT updated_at, next_attempt_at FROM deliveries").one()
+    assert tuple(stored) == ("2031-05-01 12:00:00.000000", "2031-05-02 12:00:00.000000")
 
 
 def test_a_late_outcome_never_undoes_another_run_s_claim_or_a_final_row(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from comms.core.errors import CommsError
 from comms.db.outcomes import Outcome
 from comms.db.status import DeliveryStatus
+from comms.sending import recorder as recorder_module
 from comms.sending.recorder import Recorder
 
 
@@ -93,4 +94,57 @@ def test_a_failed_commit_wakes_every_waiter_with_the_error() -> None:
     assert len(errors) == 3
     with pytest.raises(CommsError, match="disk on fire"):
         recorder.wait(seqs[0])
+    recorder.close()
+
+
+class GroupsWriter:
+    """Commits at once; remembers each group it committed."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[int]] = []
+        self.wrote = threading.Semaphore(0)
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        self.groups.append([o.delivery_id for o in outcomes])
+        self.wrote.release()
+
+    def close(self) -> None:
+        """Nothing to give back."""
+
+
+def test_outcomes_of_connections_sharing_a_recorder_wait_to_commit_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A commit waits until a connection needs one of its outcomes, or every connection has
+    one pending: not one commit per outcome (SQLite's write lock and log are paid per
+    commit)."""
+    monkeypatch.setattr(recorder_module, "LINGER", 60.0)  # only a need or a full group
+    writer = GroupsWriter()
+    recorder = Recorder(writer, members=3)
+    recorder.start()
+    first, second = recorder.submit(_sent(1)), recorder.submit(_sent(2))
+    assert not writer.wrote.acquire(timeout=0.2)  # nobody needs them yet
+    assert not recorder.needed(first)  # before its final ".": commit now
+    assert writer.wrote.acquire(timeout=5)
+    recorder.wait(second)  # it went with the first
+    assert writer.groups == [[1, 2]]
+    assert recorder.needed(second)
+    for did in (3, 4, 5):  # one outcome per connection: nobody can add to the group
+        recorder.submit(_sent(did))
+    assert writer.wrote.acquire(timeout=5)
+    last = recorder.submit(_sent(6))
+    recorder.wait(last)  # a worker waiting for its outcome starts its commit too
+    recorder.close()
+    assert writer.groups == [[1, 2], [3, 4, 5], [6]]
+
+
+def test_an_outcome_nobody_waits_for_is_committed_all_the_same() -> None:
+    """A run whose workers have nothing more to send still gets its outcomes written (the
+    dispatcher waits for a retried row to be handed back before claiming it again)."""
+    writer = GroupsWriter()
+    recorder = Recorder(writer, members=4)
+    recorder.start()
+    recorder.submit(_sent(1))
+    assert writer.wrote.acquire(timeout=5)
+    assert writer.groups == [[1]]
     recorder.close()

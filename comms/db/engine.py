@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 import secrets
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,10 @@ def driver_params(order: list[str] | None, rows: list[dict[str, Any]]) -> list[A
     """Rows as the DB-API wants them for a statement from `driver_statement`."""
     if order is None:
         return rows
-    return [tuple(row[key] for key in order) for row in rows]
+    if len(order) == 1:
+        return [(row[order[0]],) for row in rows]
+    pick = operator.itemgetter(*order)
+    return [pick(row) for row in rows]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,9 +26,6 @@ from comms.db.status import (
 )
 from comms.db.tables import campaign_reach, campaigns, deliveries, subscribers, suppression
 from comms.db.targets import edition_column, target_clause
-
-#: A claimed row's subscriber columns where the person was erased.
-_NOBODY = (None,) * 10
 
 
 def _pick(status: str) -> str:
@@ -58,6 +57,40 @@ ORDER BY t.id
 """
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _due_sqlite(status: str) -> str:
+    # As `_pick`: the first due rows of one status off ix_deliveries_claim, in id order.
+    return (
+        "SELECT id FROM (SELECT id FROM deliveries"
+        f" WHERE campaign_id = :cid AND status = '{status}'"
+        " AND (next_attempt_at IS NULL OR next_attempt_at <= :now)"
+        " ORDER BY id LIMIT :limit)"
+    )
+
+
+#: A claim on SQLite, inside a writing (IMMEDIATE) transaction: the due rows (retries that are
+#: due first, by status name), marked as this run's.
+_CLAIM_SQLITE = f"""
+UPDATE deliveries
+SET status = '{DeliveryStatus.SENDING}', claimed_by = :owner, claimed_until = :until,
+    updated_at = :now
+WHERE id IN ({" UNION ALL ".join(_due_sqlite(s) for s in sorted(CLAIMABLE))} LIMIT :limit)
+RETURNING id
+"""
+#: What sending the claimed rows (`ids`, a JSON list) needs, with their subscribers (all None
+#: for an erased one), in id order.
+_CLAIMED_SQLITE = """
+SELECT d.id, d.subscriber_id, d.attempts, d.queued_at, d.edition, s.id, s.uid, s.email, s.name,
+    s.language, s.status, s.suppression_key, s.link_version, s.regions, s.topics
+FROM deliveries AS d LEFT JOIN subscribers AS s ON s.id = d.subscriber_id
+WHERE d.id IN (SELECT value FROM json_each(:ids))
+ORDER BY d.id
+"""
+
+
 @dataclass(frozen=True)
 class Campaign:
     """One issue being (or having been) sent."""
@@ -86,6 +119,12 @@ class Ledger:
     def __init__(self, engine: Engine, bounces: BounceSink) -> None:
         self.engine = engine
         self.bounces = bounces
+        # A timestamp as the dialect stores it, and back (UTCDateTime's own conversions); a
+        # claim's rows share a few queued_at stamps, each parsed once.
+        stamps = deliveries.c.queued_at.type.dialect_impl(engine.dialect)
+        self._stamp: Callable[[datetime], Any] = stamps.bind_processor(engine.dialect) or _same
+        parse: Callable[[Any], Any] = stamps.result_processor(engine.dialect, None) or _same
+        self._parse = functools.lru_cache(maxsize=256)(parse)
 
     def reading(self) -> Connection:
         """A connection for reads only: on SQLite its transactions do not take the write lock."""
@@ -337,55 +376,19 @@ class Ledger:
         """Take up to `limit` due rows for this run (SKIP LOCKED where the database has it)."""
         if self.engine.dialect.name == "postgresql":
             return self._claimed(self._claim_postgresql(cid, owner, limit, now, until))
-        d = deliveries.c
-        # As on PostgreSQL: per claimable status the first due rows off the index, in id
-        # order (one IN over both statuses would sort every queued row of the campaign).
-        due = sa.or_(d.next_attempt_at.is_(None), d.next_attempt_at <= now)
-        scans = [
-            sa.select(d.id)
-            .where(d.campaign_id == cid, d.status == status, due)
-            .order_by(d.id)
-            .limit(limit)
-            .subquery()
-            for status in sorted(CLAIMABLE)
-        ]
-        pick = sa.union_all(*(sa.select(scan.c.id) for scan in scans)).limit(limit)
         with self.engine.begin() as conn:
-            taken = conn.execute(
-                sa.update(deliveries)
-                .where(d.id.in_(pick))
-                .values(
-                    status=DeliveryStatus.SENDING,
-                    claimed_by=owner,
-                    claimed_until=until,
-                    updated_at=now,
-                )
-                .returning(d.id, d.subscriber_id, d.attempts, d.queued_at, d.edition)
-            ).all()
-            s = subscribers.c
-            wanted = [t.subscriber_id for t in taken if t.subscriber_id]
-            # Plain tuples by position: a claim makes a few hundred of these, on the thread
-            # that feeds every connection (a Row's attributes cost more than the query).
-            people = {
-                row[0]: row
-                for row in conn.execute(
-                    sa.select(
-                        s.id,
-                        s.uid,
-                        s.email,
-                        s.name,
-                        s.language,
-                        s.status,
-                        s.suppression_key,
-                        s.link_version,
-                        s.regions,
-                        s.topics,
-                    ).where(s.id.in_(wanted))
-                )
-            }
-        return self._claimed(
-            (*row, *people.get(row[1], _NOBODY)) for row in sorted(map(tuple, taken))
-        )
+            # Plain SQL, the same text each time: SQLAlchemy's statement building and row
+            # processing cost more than SQLite's claim itself, on the thread that feeds
+            # every connection.
+            stamp = self._stamp
+            params = {"cid": cid, "owner": owner, "limit": limit}
+            params |= {"now": stamp(now), "until": stamp(until)}
+            ids = [row[0] for row in conn.exec_driver_sql(_CLAIM_SQLITE, params)]
+            if not ids:
+                return []
+            rows = conn.exec_driver_sql(_CLAIMED_SQLITE, {"ids": json.dumps(ids)}).all()
+        parse = self._parse
+        return self._claimed((*row[:3], parse(row[3]), *row[4:]) for row in rows)
 
     def _claim_postgresql(
         self, cid: int, owner: str, limit: int, now: datetime, until: datetime

@@ -134,7 +134,10 @@ class LedgerWriter:
         self._conn: Connection | None = None
         self.sql, self.order = driver_statement(engine.dialect, _RECORD)
         self.postgresql = engine.dialect.name == "postgresql"
-        convert = deliveries.c.updated_at.type.bind_processor(engine.dialect)
+        # As the dialect stores a timestamp: on SQLite the text SQLAlchemy writes everywhere
+        # else (the type's own processor leaves that to sqlite3's deprecated adapter).
+        stamps = deliveries.c.updated_at.type.dialect_impl(engine.dialect)
+        convert = stamps.bind_processor(engine.dialect)
         self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
 
     @property

@@ -24,6 +24,9 @@ log = logging.getLogger("comms.outbox")
 #: default `delivery.lease_seconds`; past it another run may own the rows anyway).
 SPACE_WAIT = 300.0
 SPACE_POLL = 1.0
+#: How long (seconds) an outcome that no connection needs yet may wait for others to join its
+#: commit: each commit costs more than the outcomes in it (SQLite: the write lock and the log).
+LINGER = 0.002
 
 
 class Recorder(threading.Thread):
@@ -36,12 +39,22 @@ class Recorder(threading.Thread):
     (`patience`: bounded by the claims' lease, after which another worker may own the rows);
     the workers wait meanwhile, so no connection sends more than one message whose outcome is
     not yet durable.
+
+    Where several connections share the recorder (`members`), a commit waits until one of them
+    needs an outcome (`wait`, `needed`), each has one pending, or LINGER passed: a connection
+    needs its outcome only before its next message's final ".", so the others' outcomes join
+    the commit meanwhile instead of each paying for one.
     """
 
-    def __init__(self, writer: OutcomeWriter, patience: Patience | None = None) -> None:
+    def __init__(
+        self, writer: OutcomeWriter, patience: Patience | None = None, members: int = 1
+    ) -> None:
         super().__init__(name="comms-ledger", daemon=True)
         self.writer = writer
         self.patience = patience or Patience("recording outcomes", limit=0.0)
+        self.members = members
+        #: The highest sequence number a worker needs committed now.
+        self.wanted = 0
         self.lock = threading.Lock()
         self.work = threading.Condition(self.lock)
         #: Workers waiting for a commit: (sequence number, arrival, a lock held until then),
@@ -61,7 +74,9 @@ class Recorder(threading.Thread):
         with self.work:
             self.pending.append(outcome)
             self.submitted += 1
-            self.work.notify()
+            # The first wakes the writer (its LINGER starts), a full group has it commit.
+            if len(self.pending) in (1, self.members):
+                self.work.notify()
             return self.submitted
 
     def durable(self, seq: int) -> bool:
@@ -69,10 +84,24 @@ class Recorder(threading.Thread):
         nothing will be any more."""
         return self.committed >= seq or self.error is not None
 
+    def needed(self, seq: int) -> bool:
+        """`durable(seq)`; if not, outcome `seq` is needed soon: its commit starts now."""
+        if self.durable(seq):
+            return True
+        with self.work:
+            self._want(seq)
+        return False
+
+    def _want(self, seq: int) -> None:
+        if seq > self.wanted:
+            self.wanted = seq
+            self.work.notify()
+
     def wait(self, seq: int) -> None:
         """Block until outcome `seq` is committed."""
         with self.lock:
             if self.committed < seq and self.error is None:
+                self._want(seq)
                 waiter = _thread.allocate_lock()
                 waiter.acquire()
                 heapq.heappush(self.waiting, (seq, next(self._arrivals), waiter))
@@ -120,6 +149,7 @@ class Recorder(threading.Thread):
                     self.work.wait()
                 if not self.pending:
                     return
+                self._gather()
                 batch, self.pending, upto = self.pending, [], self.submitted
             try:
                 self.patience.call(partial(self._write, batch))
@@ -132,6 +162,18 @@ class Recorder(threading.Thread):
                 self.full_since = None
                 log.warning("the database took the outcomes kept while it was full; going on")
             self._durable(upto)
+
+    def _gather(self) -> None:
+        """With the lock held and an outcome pending: wait until the group should commit."""
+        until = None
+        while not (
+            self.closing or self.wanted > self.committed or len(self.pending) >= self.members
+        ):
+            now = time.monotonic()
+            until = until or now + LINGER
+            if now >= until:
+                return
+            self.work.wait(until - now)
 
     def _kept(self, batch: list[Outcome], exc: Exception) -> bool:
         """True when the database refused `batch` for want of space and it is still worth
