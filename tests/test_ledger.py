@@ -169,13 +169,12 @@ def test_a_bounce_and_its_delivery_outcome_commit_together_or_not_at_all(tmp_pat
     assert store.suppression_reason(person.email) == "bounced"
 
 
+@pytest.mark.sqlite_only("PostgreSQL stores timestamps as such, SQLite as text")
 def test_the_writer_stores_times_as_the_rest_of_the_ledger_does(tmp_path: Path) -> None:
     """On SQLite a timestamp is text that sorts as the time does only if every writer writes
     it alike: the outcome writer too, fraction included (sqlite3's deprecated datetime adapter,
     which it used, drops a zero fraction)."""
     store = make_store(tmp_path, 1)
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL stores timestamps, not text")
     campaign, _ = prepare(store, "ausgabe-1", "h", [], [])
     at = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
     [claimed] = store.ledger.claim(campaign.id, "me", 1, at, at + timedelta(minutes=5))
