@@ -44,6 +44,25 @@ def test_an_item_changed_after_its_digest_was_made_gets_its_own_key(site_copy: P
     assert prints.key(event) == before
 
 
+def test_a_key_begun_once_for_many_files_is_the_key_of_all_its_values(site_copy: Path) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    prints = Fingerprints(config, site)
+    edition = site_editions(config).all[0]
+    first, second = list(site.events.values())[:2]
+    prefix = prints.prefix("calendar", edition, ())
+    # Each key of a prefix is the key of the prefix's values followed by its own, and a key
+    # taken from the prefix leaves it as it was for the next.
+    assert prefix.key([first], None) == prints.key("calendar", edition, (), [first], None)
+    assert prefix.key([second], None) == prints.key("calendar", edition, (), [second], None)
+    assert prefix.key([first], None) != prefix.key([second], None)
+    assert prefix.key_or_none(object()) is None
+    # A frozen dataclass (the edition) is described by its fields, as before it was kept.
+    other = Fingerprints(config, site)
+    assert other.key(edition) == prints.key(edition)
+    assert prints.key(edition) != prints.key(site_editions(config).all[1])
+
+
 def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
     site_copy: Path,
 ) -> None:

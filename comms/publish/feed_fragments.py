@@ -90,7 +90,8 @@ class Fragments:
         entry has no key or `make` cannot split them: the caller makes the file whole).
         Without a `path` nothing is kept across builds (a file of one entry: when it is
         made again, its entry has changed)."""
-        named = [self.keys.key_or_none("entry", fmt, entry) for entry in entries]
+        prefix = self.keys.prefix("entry", fmt)
+        named = [prefix.key_or_none(entry) for entry in entries]
         keys = [key for key in named if key is not None]
         if len(keys) < len(named):
             return None  # an entry the key cannot describe: made with the file, every time

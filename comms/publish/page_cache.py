@@ -116,6 +116,14 @@ class Fingerprints:
             self._feed(digest, value)
         return digest.hexdigest()
 
+    def prefix(self, *values: Any) -> Prefix:
+        """What many keys begin with, described once: `prefix(*a).key(*b)` is `key(*a, *b)`
+        (the digest is a stream), for the files of a producer that share their first values."""
+        digest = self._base.copy()
+        for value in values:
+            self._feed(digest, value)
+        return Prefix(self, digest)
+
     @functools.cached_property
     def base(self) -> str:
         """What every file of the build is made from (`build_digest`), read when first asked."""
@@ -138,24 +146,25 @@ class Fingerprints:
         reused)."""
         known = self._memo.get(id(value))
         if known is None or known[0] is not value:
-            digest = hashlib.sha256(type(value).__qualname__.encode())
-            if isinstance(value, BaseModel):
+            kind = type(value)
+            shape = _WHOLE.get(kind) or _whole_shape(kind)
+            digest = shape[1].copy()
+            if shape[0] == "model":
                 try:
                     # A frozen model (an item) is digested once per site, for every key.
-                    frozen = value.model_config.get("frozen")
                     digest.update(
                         self.site.digest(value)
-                        if self.site is not None and frozen
+                        if self.site is not None and value.model_config.get("frozen")
                         else b"J" + hashlib.sha256(_dump(value)).digest()
                     )
                 except ValueError as exc:  # lone surrogates: JSON cannot carry them
                     raise Uncacheable(f"cannot fingerprint {value!r}") from exc
-            elif isinstance(value, Merkle):
+            elif shape[0] == "merkle":
                 for part in value.parts():
                     self._feed(digest, part)
             else:
-                for field in dataclasses.fields(value):
-                    self._feed(digest, getattr(value, field.name))
+                for name in shape[2]:
+                    self._feed(digest, getattr(value, name))
             known = self._memo[id(value)] = (value, digest.digest())
         return known[1]
 
@@ -197,6 +206,48 @@ class Fingerprints:
             digest.update(f"F{getattr(value, '__qualname__', kind.__qualname__)}".encode())
         else:
             raise Uncacheable(f"cannot fingerprint {kind.__qualname__}")
+
+
+class Prefix:
+    """The first values of many keys, described (`Fingerprints.prefix`)."""
+
+    def __init__(self, prints: Fingerprints, digest: hashlib._Hash) -> None:
+        self._prints = prints
+        self._digest = digest
+
+    def key(self, *values: Any) -> str:
+        """The key of the prefix's values followed by `values`; Uncacheable as `key`."""
+        digest = self._digest.copy()
+        for value in values:
+            self._prints._feed(digest, value)
+        return digest.hexdigest()
+
+    def key_or_none(self, *values: Any) -> str | None:
+        """`key` of `values`, or None if one of them cannot be described."""
+        try:
+            return self.key(*values)
+        except Uncacheable:
+            return None
+
+
+#: How `Fingerprints._whole` describes a type: ("model" | "merkle" | "fields", the digest
+#: of its name to start from, its fields' names), decided once per type (`_whole_shape`):
+#: the checks and `dataclasses.fields` cost more than describing a small value.
+_WHOLE: dict[type, tuple[str, hashlib._Hash, tuple[str, ...]]] = {}
+
+
+def _whole_shape(kind: type) -> tuple[str, hashlib._Hash, tuple[str, ...]]:
+    start = hashlib.sha256(kind.__qualname__.encode())
+    names: tuple[str, ...] = ()
+    if issubclass(kind, BaseModel):
+        how = "model"
+    elif issubclass(kind, Merkle):
+        how = "merkle"
+    else:  # a frozen dataclass
+        how = "fields"
+        names = tuple(field.name for field in dataclasses.fields(kind))  # type: ignore[arg-type]
+    _WHOLE[kind] = (how, start, names)
+    return _WHOLE[kind]
 
 
 class _How(enum.Enum):
