@@ -454,7 +454,9 @@ def archive_files(
         )
     for kind, template in (("event", "event"), ("practice", "practice"), ("award", "award")):
         for item in site.by_kind(kind).values():
-            pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
+            # Asked first: another edition has pages for its few translated items only.
+            if has_page(item, edition):
+                pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
     if not edition.is_home:
         return pages.files  # a translated edition: the style sheet and static files are the root's
     style = TEMPLATES / "web" / urls.STYLE
