@@ -447,6 +447,10 @@ class PageCache:
         except OSError:
             pass  # only a later miss
 
+    def stamps(self) -> dict[str, tuple[int, int]]:
+        """(size, mtime) of every file this build wrote or found fresh, as it left them."""
+        return {path: (entry.stamp[1], entry.stamp[2]) for path, entry in self._new.items()}
+
     def save(self) -> None:
         """Replace the index with the files of this build and drop kept bytes no file uses."""
         if self._new == self.index:
