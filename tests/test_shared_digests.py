@@ -90,6 +90,32 @@ def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
             assert items[uid] is item
 
 
+def test_an_edition_shares_the_sites_order_only_where_its_translations_are_stamped_alike(
+    site_copy: Path,
+) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    home, *others = site_editions(config).all
+    translated = next(e for e in others if site.translations.get(e.language))
+    uid, item = next(iter(site.translations[translated.language].items()))
+    later = datetime(2031, 1, 1, tzinfo=UTC)
+    for changed in (None, item.model_copy(update={"updated": later})):
+        if changed is not None:  # a translation updated on its own: its stamp is its own
+            site.translations[translated.language][uid] = changed
+        shown = edition_site(site, translated.language)
+        shared = Published(config, FileState(config.root))
+        shared.entries(home, site)
+        reused = shared.entries(translated, shown)
+        alone = Published(config, FileState(config.root))
+        alone.entries(home, site)
+        alone._order = None  # worked out afresh for this edition
+        fresh = alone.entries(translated, shown)
+        assert [(e.item, e.id, e.stamp) for e in reused] == [(e.item, e.id, e.stamp) for e in fresh]
+        mine = next(e for e in reused if e.item.uid == uid)
+        assert mine.item is (changed or item)
+        assert (mine.stamp.updated == later) is (changed is not None)
+
+
 def test_a_damaged_content_cache_entry_is_read_again_not_served(site_copy: Path) -> None:
     config = _config(site_copy)
     site, problems = read_site(config)

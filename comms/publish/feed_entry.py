@@ -251,26 +251,60 @@ class Published:
         seen = self._known.get(id(item))
         return seen[1] if seen is not None and seen[0] is item else item.uid
 
+    def _seen(
+        self, item: Item, records: dict[str, Record], site: Site
+    ) -> tuple[Item, str, Record, Stamp, bool]:
+        """(item, uid, record, stamp, public?) of `item`, worked out once per item and record."""
+        seen = self._known.get(id(item))
+        uid = seen[1] if seen is not None and seen[0] is item else item.uid
+        record = records[uid]
+        if seen is None or seen[0] is not item or seen[2] is not record:
+            item_stamp = stamp(item, record, self.config.tz)
+            public = is_public(item, item_stamp, self.now, site)
+            seen = self._known[id(item)] = (item, uid, record, item_stamp, public)
+        return seen
+
+    def _replaced(
+        self, shown: Site, rows: list[tuple[Item, str, Stamp]], site: Site
+    ) -> list[tuple[Item, str, Stamp]] | None:
+        """`rows`, the entries of `shown`, for `site` that shows the same items with some
+        replaced (an edition's translations, `edition_site`): each in its original's place,
+        if it has the original's stamp and is public alike. None where `site` differs
+        otherwise: then its entries are worked out item by item."""
+        rules = (site.sent, site.public_on_send, site.tz)
+        if rules != (shown.sent, shown.public_on_send, shown.tz):
+            return None
+        originals, items = shown.all_items(), site.all_items()
+        if len(originals) != len(items):
+            return None
+        records = self.history.records
+        instead: dict[int, Item] = {}
+        for original, item in zip(originals, items, strict=True):
+            if item is original:
+                continue
+            was, alike = self._seen(original, records, shown), self._seen(item, records, site)
+            if alike[1] != was[1] or alike[3] != was[3] or alike[4] != was[4]:
+                return None
+            instead[id(original)] = item
+        return [(instead.get(id(item), item), item_id, when) for item, item_id, when in rows]
+
     def entries(self, edition: Edition, site: Site) -> list[Entry]:
         """Every published item of `edition` as an entry, newest first; the site's own
         edition records changes in the feed state."""
-        config, now, known, ids = self.config, self.now, self._known, self._ids
+        config, ids = self.config, self._ids
         records = self._records(edition, site)
         facts = EntryFacts(config, edition)
         order = self._order
-        if order is not None and order[0] is site and records is self.history.records:
-            return [Entry(facts, site, item, item_id, when) for item, item_id, when in order[1]]
+        if order is not None and records is self.history.records:
+            shared = order[1] if order[0] is site else self._replaced(order[0], order[1], site)
+            if shared is not None:
+                return [Entry(facts, site, item, item_id, when) for item, item_id, when in shared]
         rows = []
         for item in site.all_items():
-            seen = known.get(id(item))
-            uid = seen[1] if seen is not None and seen[0] is item else item.uid
-            record = records[uid]
-            if seen is None or seen[0] is not item or seen[2] is not record:
-                item_stamp = stamp(item, record, config.tz)
-                public = is_public(item, item_stamp, now, site)
-                seen = known[id(item)] = (item, uid, record, item_stamp, public)
+            seen = self._seen(item, records, site)
             if not seen[4]:
                 continue
+            uid = seen[1]
             item_id = ids.get(uid)
             if item_id is None:
                 item_id = ids[uid] = config.item_id(item.kind, item.slug)
