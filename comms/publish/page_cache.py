@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, time, timedelta, tzinfo
 from importlib import metadata
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -328,26 +328,31 @@ def prints(build: Build) -> Fingerprints:
     return Fingerprints(build.config, build.site)
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """What the index knows of one output file."""
+class Entry(NamedTuple):
+    """What the index knows of one output file: its row in the index file, as it is there
+    (a tuple: an index holds thousands, made and compared in every build)."""
 
     key: str
     sha: str
-    stamp: tuple[int, int, int]
+    ino: int
+    size: int
+    mtime: int
+
+    @property
+    def stamp(self) -> tuple[int, int, int]:
+        """Inode, size and mtime (`_stamp`)."""
+        return (self.ino, self.size, self.mtime)
 
 
 def _read_index(file: Path) -> dict[str, Entry]:
     """The index in `file`: {path: (key, sha, inode, size, mtime)} in `marshal` (a fifth of
-    the time JSON took for 16,000 files), checked (`read_checked`); empty if missing or
-    damaged."""
+    the time JSON took for 16,000 files), checked (`read_checked`: only what `save` wrote
+    under this `LAYOUT`); empty if missing or damaged."""
     rows = read_checked(file, LAYOUT)
     if not isinstance(rows, dict):
         return {}
-    return {
-        str(path): Entry(str(key), str(sha), (int(ino), int(size), int(mtime)))
-        for path, (key, sha, ino, size, mtime) in rows.items()
-    }
+    make = Entry._make
+    return {path: make(row) for path, row in rows.items()}
 
 
 def _stamp(path: str | Path) -> tuple[int, int, int] | None:
@@ -376,17 +381,16 @@ class PageCache:
             self.index = _read_index(self.folder / INDEX)
         except (OSError, ValueError, TypeError, EOFError):
             self.index = {}  # no index, or a damaged one: every file is made again
-        for entry in self.index.values():
-            self._by_key[entry.key] = entry.sha
+        self._by_key = {entry[0]: entry[1] for entry in self.index.values()}
         self._new: dict[str, Entry] = {}
         self._made = False
 
     def fresh(self, path: str, key: str) -> bool:
         """True if the file at `path` is the one made under `key` and nobody changed it since."""
         entry = self.index.get(path)
-        if entry is None or entry.key != key:
+        if entry is None or entry[0] != key:
             return False
-        return _stamp(f"{self.out_dir}/{path}") == entry.stamp  # a str: 16,000 of them
+        return _stamp(f"{self.out_dir}/{path}") == entry[2:]  # a str: 16,000 of them
 
     def kept(self, key: str) -> bytes | None:
         """The bytes made under `key` before, if they are kept and intact."""
@@ -412,7 +416,7 @@ class PageCache:
         stamp = _stamp(target)
         if key is None or stamp is None:
             return
-        entry = Entry(key, _sha(data), stamp)
+        entry = Entry(key, _sha(data), *stamp)
         store = self.folder / "files" / key
         if self._by_key.get(key) != entry.sha or not store.is_file():
             self._store(target, store, data)
@@ -449,13 +453,13 @@ class PageCache:
 
     def stamps(self) -> dict[str, tuple[int, int]]:
         """(size, mtime) of every file this build wrote or found fresh, as it left them."""
-        return {path: (entry.stamp[1], entry.stamp[2]) for path, entry in self._new.items()}
+        return {path: (entry[3], entry[4]) for path, entry in self._new.items()}
 
     def save(self) -> None:
         """Replace the index with the files of this build and drop kept bytes no file uses."""
         if self._new == self.index:
             return
-        rows = {path: (e.key, e.sha, *e.stamp) for path, e in self._new.items()}
+        rows = {path: tuple(entry) for path, entry in self._new.items()}  # plain: marshal
         if not write_checked(self.folder / INDEX, LAYOUT, rows):
             return
         used = {entry.key for entry in self._new.values()}
