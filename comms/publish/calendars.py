@@ -254,6 +254,8 @@ def calendar_files(
         head: Callable[[], bytes], events: list[Entry], path: str | None = None, own: bool = False
     ) -> Body:
         kept = None if fragments is None else (fragments, path)
+        if fragments is not None and path is not None:
+            fragments.claim(path)
         make = lambda: _calendar(config, edition, head(), events, vevents, kept)  # noqa: E731
         if keys is None:
             return make
