@@ -139,4 +139,7 @@ def sweep(config: Config, claimed: set[str]) -> None:
         return
     for name in names:
         if name.endswith(".bin") and not name.startswith(".") and name not in claimed:
-            (folder / name).unlink(missing_ok=True)
+            try:
+                (folder / name).unlink(missing_ok=True)
+            except OSError:
+                return  # a folder this process may not change: they stay, as before
