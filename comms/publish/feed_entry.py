@@ -52,8 +52,10 @@ class Entry(Merkle):
         """What the entry is made from beside the build's shared inputs: its edition, its
         item, its stamp and what it shows (the page cache's key, Merkle style)."""
         edition = self._facts.edition
+        # Only an issue shows more (and `shows`, a cached property, is slow to ask).
+        shows = self.shows if isinstance(self.item, Issue) else ()
         # The stamp as its own (frozen) value: every edition's entry shares its digest.
-        return (edition.language, edition.home, self.item, self.stamp, self.shows)
+        return (edition.language, edition.home, self.item, self.stamp, shows)
 
     @cached_property
     def url(self) -> str:

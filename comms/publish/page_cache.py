@@ -185,8 +185,14 @@ class Fingerprints:
             digest.update(b"W" + self._whole(value))
         elif how is _How.SEQUENCE:
             digest.update(f"[{len(value)}".encode())
+            memo = self._memo
             for element in value:
-                self._feed(digest, element)
+                # Most are items or entries described already (as at the top of `_feed`).
+                known = memo.get(id(element))
+                if known is not None and known[0] is element:
+                    digest.update(b"W" + known[1])
+                else:
+                    self._feed(digest, element)
             digest.update(b"]")
         elif how is _How.MAPPING:
             digest.update(f"{{{len(value)}".encode())
