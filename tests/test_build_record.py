@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -57,6 +58,36 @@ def test_a_rebuild_with_nothing_changed_is_skipped_and_any_change_builds(
     restored = publish_now(config, state)
     assert len(runs) == 3, "a folder changed since is built again"
     assert restored.write.written == ["index.html"]
+
+
+def test_an_output_file_changed_before_the_build_recorded_it_is_made_again(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = _counting(monkeypatch)
+    config = load_config(site_copy / "comms.toml", environ={})
+    state = FileState(config.root)
+    page = site_copy / "public" / "index.html"
+    real = build_record.until
+
+    def until_after_an_edit(*args: Any) -> datetime:
+        # Another program changes a page the build just wrote, before the build records.
+        page.write_bytes(page.read_bytes() + b"<!-- changed -->")
+        return real(*args)
+
+    monkeypatch.setattr(build_record, "until", until_after_an_edit)
+    publish_now(config, state)
+    monkeypatch.setattr(build_record, "until", real)
+    made = page.read_bytes()
+    assert made.endswith(b"<!-- changed -->")
+
+    # The record names the folder as the build left it: the change is seen, not trusted.
+    again = publish_now(config, state)
+    assert len(runs) == 2, "a page changed before the record was taken for the build's"
+    assert again.write.written == ["index.html"]
+    assert page.read_bytes() == made.removesuffix(b"<!-- changed -->")
+    # And with nothing changed since, the next build is skipped as ever.
+    publish_now(config, state)
+    assert len(runs) == 2
 
 
 def test_the_time_passing_an_instant_the_content_names_builds_again(

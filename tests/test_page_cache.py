@@ -196,6 +196,28 @@ def test_a_feed_made_again_serializes_only_its_changed_entries_and_is_whole(
     assert _feeds(out) == whole()
 
 
+def test_the_fragments_files_of_feeds_that_are_gone_are_removed(site_copy: Path) -> None:
+    config = load_config(site_copy / "comms.toml", environ={})
+    publish_now(config, FileState(config.root))
+    kept = site_copy / FRAGMENTS_DIR
+    before = {file.name for file in kept.iterdir()}
+    # An edition dropped: its feeds and calendars are gone, and so are their fragments.
+    toml = site_copy / "comms.toml"
+    text = toml.read_text("utf-8")
+    block = '[languages.ar]\nlabel = "العربية"\ndirection = "rtl"\n'
+    assert block in text
+    toml.write_text(text.replace(block, ""), "utf-8")
+    config = load_config(toml, environ={})
+    publish_now(config, FileState(config.root))
+    after = {file.name for file in kept.iterdir() if ".new." not in file.name}
+    assert after < before
+    # What is left is what the feeds there are keep: the files a build from nothing makes.
+    shutil.rmtree(config.output_dir)
+    shutil.rmtree(site_copy / "var" / "cache")
+    _rebuild(config)
+    assert {file.name for file in kept.iterdir()} == after
+
+
 def test_a_changed_template_makes_every_page_using_it_again(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -44,6 +44,25 @@ def test_an_item_changed_after_its_digest_was_made_gets_its_own_key(site_copy: P
     assert prints.key(event) == before
 
 
+def test_a_key_begun_once_for_many_files_is_the_key_of_all_its_values(site_copy: Path) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    prints = Fingerprints(config, site)
+    edition = site_editions(config).all[0]
+    first, second = list(site.events.values())[:2]
+    prefix = prints.prefix("calendar", edition, ())
+    # Each key of a prefix is the key of the prefix's values followed by its own, and a key
+    # taken from the prefix leaves it as it was for the next.
+    assert prefix.key([first], None) == prints.key("calendar", edition, (), [first], None)
+    assert prefix.key([second], None) == prints.key("calendar", edition, (), [second], None)
+    assert prefix.key([first], None) != prefix.key([second], None)
+    assert prefix.key_or_none(object()) is None
+    # A frozen dataclass (the edition) is described by its fields, as before it was kept.
+    other = Fingerprints(config, site)
+    assert other.key(edition) == prints.key(edition)
+    assert prints.key(edition) != prints.key(site_editions(config).all[1])
+
+
 def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
     site_copy: Path,
 ) -> None:
@@ -69,6 +88,32 @@ def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
     for uid, item in site.translations[translated.language].items():
         if uid in items:
             assert items[uid] is item
+
+
+def test_an_edition_shares_the_sites_order_only_where_its_translations_are_stamped_alike(
+    site_copy: Path,
+) -> None:
+    config = _config(site_copy)
+    site, _ = read_site(config)
+    home, *others = site_editions(config).all
+    translated = next(e for e in others if site.translations.get(e.language))
+    uid, item = next(iter(site.translations[translated.language].items()))
+    later = datetime(2031, 1, 1, tzinfo=UTC)
+    for changed in (None, item.model_copy(update={"updated": later})):
+        if changed is not None:  # a translation updated on its own: its stamp is its own
+            site.translations[translated.language][uid] = changed
+        shown = edition_site(site, translated.language)
+        shared = Published(config, FileState(config.root))
+        shared.entries(home, site)
+        reused = shared.entries(translated, shown)
+        alone = Published(config, FileState(config.root))
+        alone.entries(home, site)
+        alone._order = None  # worked out afresh for this edition
+        fresh = alone.entries(translated, shown)
+        assert [(e.item, e.id, e.stamp) for e in reused] == [(e.item, e.id, e.stamp) for e in fresh]
+        mine = next(e for e in reused if e.item.uid == uid)
+        assert mine.item is (changed or item)
+        assert (mine.stamp.updated == later) is (changed is not None)
 
 
 def test_a_damaged_content_cache_entry_is_read_again_not_served(site_copy: Path) -> None:

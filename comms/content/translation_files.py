@@ -321,7 +321,8 @@ def has_page(item: Item, edition: Edition) -> bool:
 
 def translated_languages(site: Site, item: Item) -> list[str]:
     """The languages `item` is translated into, sorted."""
-    return sorted(lang for lang, items in site.translations.items() if item.uid in items)
+    uid = item.uid
+    return sorted(lang for lang, items in site.translations.items() if uid in items)
 
 
 def with_digest(text: str, value: str) -> str:

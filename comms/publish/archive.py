@@ -24,7 +24,7 @@ from comms.core.languages import Edition, Editions, home_edition, site_editions
 from comms.publish.brand import brand_css
 from comms.publish.feed_state import issue_is_public
 from comms.publish.fragments import Entries, Kept, store_file
-from comms.publish.page_cache import Fingerprints, by_path
+from comms.publish.page_cache import Fingerprints, Prefix, by_path
 from comms.publish.page_chrome import Chrome, hole
 from comms.publish.producer import Files, Keyed
 from comms.publish.templating import TEMPLATES, Formatter, render_template
@@ -276,11 +276,18 @@ class _Pages:
         self, path: str, template: str, item: Item | None, context: dict[str, Any]
     ) -> str | None:
         """The page cache's key of a page: everything `_html` reads beside the configuration."""
-        if self.prints is None or self.base_key is None:
+        if self.key_prefix is None:
             return None
         alternates = self.alternates(path, item)
-        inputs = (self.base_key, self.edition, path, template, item, context, alternates)
-        return self.prints.key_or_none(*inputs)
+        return self.key_prefix.key_or_none(path, template, item, context, alternates)
+
+    @cached_property
+    def key_prefix(self) -> Prefix | None:
+        """What every page's key begins with (the shared context, the edition), described
+        once (None: the pages are not cached)."""
+        if self.prints is None or self.base_key is None:
+            return None
+        return self.prints.prefix(self.base_key, self.edition)
 
     def _html(self, path: str, template: str, item: Item | None, context: dict[str, Any]) -> bytes:
         depth = path.count("/")
@@ -447,7 +454,9 @@ def archive_files(
         )
     for kind, template in (("event", "event"), ("practice", "practice"), ("award", "award")):
         for item in site.by_kind(kind).values():
-            pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
+            # Asked first: another edition has pages for its few translated items only.
+            if has_page(item, edition):
+                pages.item(item, f"{template}.html.j2", issues=featured.get(item.uid, []))
     if not edition.is_home:
         return pages.files  # a translated edition: the style sheet and static files are the root's
     style = TEMPLATES / "web" / urls.STYLE

@@ -21,8 +21,8 @@ from comms.core.config import Config
 from comms.core.languages import Edition
 from comms.publish.feed_entry import Entry, by_start, clean, event_place
 from comms.publish.feed_fragments import Fragments
-from comms.publish.page_cache import Fingerprints, keyed
-from comms.publish.producer import Body, Files
+from comms.publish.page_cache import Fingerprints, Prefix, keyed
+from comms.publish.producer import Body, Files, Keyed
 from comms.publish.templating import last_day, translate
 
 ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CANCELLED"}
@@ -250,14 +250,25 @@ def calendar_files(
     vevents: dict[str, bytes] = {}
     title = calendar_title(config, edition)
 
-    def calendar(head: Callable[[], bytes], events: list[Entry], path: str | None = None) -> Body:
+    def calendar(
+        head: Callable[[], bytes], events: list[Entry], path: str | None = None, own: bool = False
+    ) -> Body:
         kept = None if fragments is None else (fragments, path)
+        if fragments is not None and path is not None:
+            fragments.claim(path)
         make = lambda: _calendar(config, edition, head(), events, vevents, kept)  # noqa: E731
         if keys is None:
             return make
         # An empty calendar names the current year (its time zone's); a head its arguments.
         year = None if events else config.now().year
+        if own:  # an event's own: the start of its key is every event's (`single_key`)
+            return Keyed(partial(single_key().key_or_none, events, year), make)
         return keyed(keys, make, "calendar", edition, getattr(head, "args", ()), events, year)
+
+    @cache
+    def single_key() -> Prefix:
+        assert keys is not None
+        return keys.prefix("calendar", edition, ())
 
     path = urls.calendar_path()
     head = partial(_calendar_head, config, edition, title, path)
@@ -271,7 +282,7 @@ def calendar_files(
     single = cache(partial(_calendar_head, config, edition))
     for entry in events:
         if has_page(entry.item, edition):  # else the edition links the site's file
-            files[urls.event_calendar_path(entry.item.slug)] = calendar(single, [entry])
+            files[urls.event_calendar_path(entry.item.slug)] = calendar(single, [entry], own=True)
     return files
 
 

@@ -22,7 +22,8 @@ from comms.core.errors import ContentError
 from comms.core.languages import Edition, site_editions
 from comms.publish.archive import archive_files, published_issues
 from comms.publish.digest_sections import Reader
-from comms.publish.feeds import edition_feeds
+from comms.publish.feed_fragments import sweep
+from comms.publish.feeds import claimed_fragments, edition_feeds
 from comms.publish.page_cache import prints
 from comms.publish.producer import Build, Files
 from comms.publish.quality import check_issue
@@ -66,6 +67,8 @@ def edition_files(build: Build) -> Files:
             key = partial(issue_key, keys, config, own_site, issue, edition)
             files.add(public_copy(config, rendered, key), edition.folder + urls.page_path(issue))
         files.add(edition_feeds(build, edition, own_site), edition.folder)
+    # The site's feeds (`feed_files`, before) and every edition's have claimed their files.
+    sweep(config, claimed_fragments(build))
     return files
 
 

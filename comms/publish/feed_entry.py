@@ -4,6 +4,7 @@ an entry shows above its text (when, where, who, and what an issue holds)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import cached_property, partial
 from html import escape
 from zoneinfo import ZoneInfo
@@ -51,8 +52,10 @@ class Entry(Merkle):
         """What the entry is made from beside the build's shared inputs: its edition, its
         item, its stamp and what it shows (the page cache's key, Merkle style)."""
         edition = self._facts.edition
+        # Only an issue shows more (and `shows`, a cached property, is slow to ask).
+        shows = self.shows if isinstance(self.item, Issue) else ()
         # The stamp as its own (frozen) value: every edition's entry shares its digest.
-        return (edition.language, edition.home, self.item, self.stamp, self.shows)
+        return (edition.language, edition.home, self.item, self.stamp, shows)
 
     @cached_property
     def url(self) -> str:
@@ -220,9 +223,9 @@ class Published:
         self.history = History.load(state)
         self._observed = False
         self._ids: dict[str, str] = {}
-        #: id(item) → (item, its record, its stamp, public?): the item and record are kept,
-        #: so an id is not reused and a record the site's feeds change is seen.
-        self._known: dict[int, tuple[Item, Record, Stamp, bool]] = {}
+        #: id(item) → (item, its uid, its record, its stamp, public?): the item and record are
+        #: kept, so an id is not reused and a record the site's feeds change is seen.
+        self._known: dict[int, tuple[Item, str, Record, Stamp, bool]] = {}
         #: The last site's public items with their ids and stamps, newest first (`entries`):
         #: editions without translations show the site itself, so they share it.
         self._order: tuple[Site, list[tuple[Item, str, Stamp]]] | None = None
@@ -240,40 +243,85 @@ class Published:
         # An edition's entries carry the stamps of their originals: a translation is not a
         # change of the item, and its digest must not overwrite the original's. Only an item
         # the site's feeds have not recorded (yet) needs a record of its own.
-        unseen = [item for item in site.all_items() if item.uid not in history.records]
+        unseen = [item for item in site.all_items() if self._uid(item) not in history.records]
         if not unseen:
             return history.records
         return {**History(self.state).observe(unseen, self.now), **history.records}
 
+    def _uid(self, item: Item) -> str:
+        """`item.uid`, as `entries` found it (every edition asks for every item)."""
+        seen = self._known.get(id(item))
+        return seen[1] if seen is not None and seen[0] is item else item.uid
+
+    def _seen(
+        self, item: Item, records: dict[str, Record], site: Site
+    ) -> tuple[Item, str, Record, Stamp, bool]:
+        """(item, uid, record, stamp, public?) of `item`, worked out once per item and record."""
+        seen = self._known.get(id(item))
+        uid = seen[1] if seen is not None and seen[0] is item else item.uid
+        record = records[uid]
+        if seen is None or seen[0] is not item or seen[2] is not record:
+            item_stamp = stamp(item, record, self.config.tz)
+            public = is_public(item, item_stamp, self.now, site)
+            seen = self._known[id(item)] = (item, uid, record, item_stamp, public)
+        return seen
+
+    def _replaced(
+        self, shown: Site, rows: list[tuple[Item, str, Stamp]], site: Site
+    ) -> list[tuple[Item, str, Stamp]] | None:
+        """`rows`, the entries of `shown`, for `site` that shows the same items with some
+        replaced (an edition's translations, `edition_site`): each in its original's place,
+        if it has the original's stamp and is public alike. None where `site` differs
+        otherwise: then its entries are worked out item by item."""
+        rules = (site.sent, site.public_on_send, site.tz)
+        if rules != (shown.sent, shown.public_on_send, shown.tz):
+            return None
+        originals, items = shown.all_items(), site.all_items()
+        if len(originals) != len(items):
+            return None
+        records = self.history.records
+        instead: dict[int, Item] = {}
+        for original, item in zip(originals, items, strict=True):
+            if item is original:
+                continue
+            was, alike = self._seen(original, records, shown), self._seen(item, records, site)
+            if alike[1] != was[1] or alike[3] != was[3] or alike[4] != was[4]:
+                return None
+            instead[id(original)] = item
+        return [(instead.get(id(item), item), item_id, when) for item, item_id, when in rows]
+
     def entries(self, edition: Edition, site: Site) -> list[Entry]:
         """Every published item of `edition` as an entry, newest first; the site's own
         edition records changes in the feed state."""
-        config, now, known, ids = self.config, self.now, self._known, self._ids
+        config, ids = self.config, self._ids
         records = self._records(edition, site)
         facts = EntryFacts(config, edition)
         order = self._order
-        if order is not None and order[0] is site and records is self.history.records:
-            return [Entry(facts, site, item, item_id, when) for item, item_id, when in order[1]]
-        entries = []
+        if order is not None and records is self.history.records:
+            shared = order[1] if order[0] is site else self._replaced(order[0], order[1], site)
+            if shared is not None:
+                return [Entry(facts, site, item, item_id, when) for item, item_id, when in shared]
+        rows = []
         for item in site.all_items():
-            uid = item.uid
-            record = records[uid]
-            seen = known.get(id(item))
-            if seen is None or seen[0] is not item or seen[1] is not record:
-                item_stamp = stamp(item, record, config.tz)
-                seen = (item, record, item_stamp, is_public(item, item_stamp, now, site))
-                known[id(item)] = seen
-            if not seen[3]:
+            seen = self._seen(item, records, site)
+            if not seen[4]:
                 continue
+            uid = seen[1]
             item_id = ids.get(uid)
             if item_id is None:
                 item_id = ids[uid] = config.item_id(item.kind, item.slug)
-            entries.append(Entry(facts, site, item, item_id, seen[2]))
-        entries.sort(key=lambda e: (e.stamp.published, e.id), reverse=True)
+            rows.append((seen[3].published, item_id, item, seen[3]))
+        # Newest first, then by id (a stable sort: items alike keep the site's order).
+        rows.sort(key=_newest, reverse=True)
+        entries = [Entry(facts, site, item, item_id, when) for _, item_id, item, when in rows]
         # The history no longer changes once the site's feeds observed it (`_records`).
         if self._observed and records is self.history.records:
             self._order = (site, [(e.item, e.id, e.stamp) for e in entries])
         return entries
+
+
+def _newest(row: tuple[datetime, str, Item, Stamp]) -> tuple[datetime, str]:
+    return row[0], row[1]
 
 
 @per_build

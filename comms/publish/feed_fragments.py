@@ -18,6 +18,7 @@ or damaged only means its entries are serialized again.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,16 +41,25 @@ DELTA_MIN = 16
 class Fragments:
     """The serialized entries of one edition's feeds in one build, and those kept before."""
 
-    def __init__(self, config: Config, edition: Edition, keys: Fingerprints) -> None:
+    def __init__(
+        self, config: Config, edition: Edition, keys: Fingerprints, claimed: set[str] | None = None
+    ) -> None:
         self.folder = config.root / FRAGMENTS_DIR
         self.edition = edition
         self.keys = keys
         #: key → fragment, made or read in this build (the feeds of an edition share most).
         self.made: dict[str, bytes] = {}
+        #: The names of the files the build's feeds keep (`claim`), shared by its editions.
+        self.claimed: set[str] = set() if claimed is None else claimed
 
     def _file(self, path: str, part: str = "") -> Path:
         name = hashlib.sha256(f"{self.edition.folder}{path}".encode()).hexdigest()[:32]
         return self.folder / f"{name}{part}.bin"
+
+    def claim(self, path: str) -> None:
+        """Note that the feed file at `path` keeps its fragments here, whether or not this
+        build makes it (`sweep` leaves its files)."""
+        self.claimed.update(self._file(path, part).name for part in ("", ".new"))
 
     def _kept(self, path: str, part: str = "") -> dict[str, bytes]:
         """The fragments the last builds of the feed file at `path` kept in its file `part`
@@ -90,7 +100,8 @@ class Fragments:
         entry has no key or `make` cannot split them: the caller makes the file whole).
         Without a `path` nothing is kept across builds (a file of one entry: when it is
         made again, its entry has changed)."""
-        named = [self.keys.key_or_none("entry", fmt, entry) for entry in entries]
+        prefix = self.keys.prefix("entry", fmt)
+        named = [prefix.key_or_none(entry) for entry in entries]
         keys = [key for key in named if key is not None]
         if len(keys) < len(named):
             return None  # an entry the key cannot describe: made with the file, every time
@@ -114,3 +125,21 @@ class Fragments:
         if path is not None:
             self._keep(path, dict(zip(keys, found, strict=True)), base, delta)
         return found
+
+
+def sweep(config: Config, claimed: set[str]) -> None:
+    """Remove the fragments files no feed of the build claimed (`Fragments.claim`): those of
+    feeds that are gone (a region, a kind or an edition dropped) would stay forever. Only
+    files of a whole build's claims may be swept; a file removed that another build still
+    uses only costs it a miss."""
+    folder = config.root / FRAGMENTS_DIR
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.endswith(".bin") and not name.startswith(".") and name not in claimed:
+            try:
+                (folder / name).unlink(missing_ok=True)
+            except OSError:
+                return  # a folder this process may not change: they stay, as before

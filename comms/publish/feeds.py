@@ -28,7 +28,7 @@ from comms.publish.calendars import calendar_files, calendar_title
 from comms.publish.feed_entry import Entry, by_start, clean, published, tag
 from comms.publish.feed_fragments import Fragments
 from comms.publish.page_cache import keyed, prints
-from comms.publish.producer import Build, Files
+from comms.publish.producer import Build, Files, per_build
 from comms.publish.templating import translate
 
 #: File name → format, in every feed folder.
@@ -250,6 +250,8 @@ def render_channel(
     made when it is read, keyed for the page cache; entries serialized once by
     `fragments`)."""
     keys = fragments.keys
+    for fmt in ("rss", "atom", "json"):
+        fragments.claim(urls.feed_path(channel.folder, fmt))
     makers: dict[str, Callable[[], bytes]] = {
         urls.feed_path(channel.folder, "rss"): partial(
             _generator, config, edition, channel, "rss", fragments, feed_entries
@@ -315,6 +317,12 @@ def channels(config: Config, edition: Edition, entries: list[Entry]) -> list[Cha
     return found
 
 
+@per_build
+def claimed_fragments(build: Build) -> set[str]:
+    """The fragments files the feeds of every edition of `build` keep (`Fragments.claim`)."""
+    return set()
+
+
 def feed_files(build: Build) -> Files:
     """The build producer: every feed and calendar of the site's own edition."""
     return edition_feeds(build, home_edition(build.config), build.site)
@@ -327,7 +335,7 @@ def edition_feeds(build: Build, edition: Edition, site: Site) -> Files:
     config, keys = build.config, prints(build)
     entries = published(build).entries(edition, site)
     files = Files()
-    fragments = Fragments(config, edition, keys)
+    fragments = Fragments(config, edition, keys, claimed_fragments(build))
     feed_entries: dict[str, FeedEntry] = {}
     for channel in channels(config, edition, entries):
         files.add(render_channel(config, edition, channel, fragments, feed_entries))

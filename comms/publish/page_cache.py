@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, time, timedelta, tzinfo
 from importlib import metadata
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -116,6 +116,14 @@ class Fingerprints:
             self._feed(digest, value)
         return digest.hexdigest()
 
+    def prefix(self, *values: Any) -> Prefix:
+        """What many keys begin with, described once: `prefix(*a).key(*b)` is `key(*a, *b)`
+        (the digest is a stream), for the files of a producer that share their first values."""
+        digest = self._base.copy()
+        for value in values:
+            self._feed(digest, value)
+        return Prefix(self, digest)
+
     @functools.cached_property
     def base(self) -> str:
         """What every file of the build is made from (`build_digest`), read when first asked."""
@@ -138,24 +146,25 @@ class Fingerprints:
         reused)."""
         known = self._memo.get(id(value))
         if known is None or known[0] is not value:
-            digest = hashlib.sha256(type(value).__qualname__.encode())
-            if isinstance(value, BaseModel):
+            kind = type(value)
+            shape = _WHOLE.get(kind) or _whole_shape(kind)
+            digest = shape[1].copy()
+            if shape[0] == "model":
                 try:
                     # A frozen model (an item) is digested once per site, for every key.
-                    frozen = value.model_config.get("frozen")
                     digest.update(
                         self.site.digest(value)
-                        if self.site is not None and frozen
+                        if self.site is not None and value.model_config.get("frozen")
                         else b"J" + hashlib.sha256(_dump(value)).digest()
                     )
                 except ValueError as exc:  # lone surrogates: JSON cannot carry them
                     raise Uncacheable(f"cannot fingerprint {value!r}") from exc
-            elif isinstance(value, Merkle):
+            elif shape[0] == "merkle":
                 for part in value.parts():
                     self._feed(digest, part)
             else:
-                for field in dataclasses.fields(value):
-                    self._feed(digest, getattr(value, field.name))
+                for name in shape[2]:
+                    self._feed(digest, getattr(value, name))
             known = self._memo[id(value)] = (value, digest.digest())
         return known[1]
 
@@ -176,8 +185,14 @@ class Fingerprints:
             digest.update(b"W" + self._whole(value))
         elif how is _How.SEQUENCE:
             digest.update(f"[{len(value)}".encode())
+            memo = self._memo
             for element in value:
-                self._feed(digest, element)
+                # Most are items or entries described already (as at the top of `_feed`).
+                known = memo.get(id(element))
+                if known is not None and known[0] is element:
+                    digest.update(b"W" + known[1])
+                else:
+                    self._feed(digest, element)
             digest.update(b"]")
         elif how is _How.MAPPING:
             digest.update(f"{{{len(value)}".encode())
@@ -197,6 +212,48 @@ class Fingerprints:
             digest.update(f"F{getattr(value, '__qualname__', kind.__qualname__)}".encode())
         else:
             raise Uncacheable(f"cannot fingerprint {kind.__qualname__}")
+
+
+class Prefix:
+    """The first values of many keys, described (`Fingerprints.prefix`)."""
+
+    def __init__(self, prints: Fingerprints, digest: hashlib._Hash) -> None:
+        self._prints = prints
+        self._digest = digest
+
+    def key(self, *values: Any) -> str:
+        """The key of the prefix's values followed by `values`; Uncacheable as `key`."""
+        digest = self._digest.copy()
+        for value in values:
+            self._prints._feed(digest, value)
+        return digest.hexdigest()
+
+    def key_or_none(self, *values: Any) -> str | None:
+        """`key` of `values`, or None if one of them cannot be described."""
+        try:
+            return self.key(*values)
+        except Uncacheable:
+            return None
+
+
+#: How `Fingerprints._whole` describes a type: ("model" | "merkle" | "fields", the digest
+#: of its name to start from, its fields' names), decided once per type (`_whole_shape`):
+#: the checks and `dataclasses.fields` cost more than describing a small value.
+_WHOLE: dict[type, tuple[str, hashlib._Hash, tuple[str, ...]]] = {}
+
+
+def _whole_shape(kind: type) -> tuple[str, hashlib._Hash, tuple[str, ...]]:
+    start = hashlib.sha256(kind.__qualname__.encode())
+    names: tuple[str, ...] = ()
+    if issubclass(kind, BaseModel):
+        how = "model"
+    elif issubclass(kind, Merkle):
+        how = "merkle"
+    else:  # a frozen dataclass
+        how = "fields"
+        names = tuple(field.name for field in dataclasses.fields(kind))  # type: ignore[arg-type]
+    _WHOLE[kind] = (how, start, names)
+    return _WHOLE[kind]
 
 
 class _How(enum.Enum):
@@ -277,26 +334,31 @@ def prints(build: Build) -> Fingerprints:
     return Fingerprints(build.config, build.site)
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """What the index knows of one output file."""
+class Entry(NamedTuple):
+    """What the index knows of one output file: its row in the index file, as it is there
+    (a tuple: an index holds thousands, made and compared in every build)."""
 
     key: str
     sha: str
-    stamp: tuple[int, int, int]
+    ino: int
+    size: int
+    mtime: int
+
+    @property
+    def stamp(self) -> tuple[int, int, int]:
+        """Inode, size and mtime (`_stamp`)."""
+        return (self.ino, self.size, self.mtime)
 
 
 def _read_index(file: Path) -> dict[str, Entry]:
     """The index in `file`: {path: (key, sha, inode, size, mtime)} in `marshal` (a fifth of
-    the time JSON took for 16,000 files), checked (`read_checked`); empty if missing or
-    damaged."""
+    the time JSON took for 16,000 files), checked (`read_checked`: only what `save` wrote
+    under this `LAYOUT`); empty if missing or damaged."""
     rows = read_checked(file, LAYOUT)
     if not isinstance(rows, dict):
         return {}
-    return {
-        str(path): Entry(str(key), str(sha), (int(ino), int(size), int(mtime)))
-        for path, (key, sha, ino, size, mtime) in rows.items()
-    }
+    make = Entry._make
+    return {path: make(row) for path, row in rows.items()}
 
 
 def _stamp(path: str | Path) -> tuple[int, int, int] | None:
@@ -325,17 +387,16 @@ class PageCache:
             self.index = _read_index(self.folder / INDEX)
         except (OSError, ValueError, TypeError, EOFError):
             self.index = {}  # no index, or a damaged one: every file is made again
-        for entry in self.index.values():
-            self._by_key[entry.key] = entry.sha
+        self._by_key = {entry[0]: entry[1] for entry in self.index.values()}
         self._new: dict[str, Entry] = {}
         self._made = False
 
     def fresh(self, path: str, key: str) -> bool:
         """True if the file at `path` is the one made under `key` and nobody changed it since."""
         entry = self.index.get(path)
-        if entry is None or entry.key != key:
+        if entry is None or entry[0] != key:
             return False
-        return _stamp(f"{self.out_dir}/{path}") == entry.stamp  # a str: 16,000 of them
+        return _stamp(f"{self.out_dir}/{path}") == entry[2:]  # a str: 16,000 of them
 
     def kept(self, key: str) -> bytes | None:
         """The bytes made under `key` before, if they are kept and intact."""
@@ -361,7 +422,7 @@ class PageCache:
         stamp = _stamp(target)
         if key is None or stamp is None:
             return
-        entry = Entry(key, _sha(data), stamp)
+        entry = Entry(key, _sha(data), *stamp)
         store = self.folder / "files" / key
         if self._by_key.get(key) != entry.sha or not store.is_file():
             self._store(target, store, data)
@@ -396,11 +457,15 @@ class PageCache:
         except OSError:
             pass  # only a later miss
 
+    def stamps(self) -> dict[str, tuple[int, int]]:
+        """(size, mtime) of every file this build wrote or found fresh, as it left them."""
+        return {path: (entry[3], entry[4]) for path, entry in self._new.items()}
+
     def save(self) -> None:
         """Replace the index with the files of this build and drop kept bytes no file uses."""
         if self._new == self.index:
             return
-        rows = {path: (e.key, e.sha, *e.stamp) for path, e in self._new.items()}
+        rows = {path: tuple(entry) for path, entry in self._new.items()}  # plain: marshal
         if not write_checked(self.folder / INDEX, LAYOUT, rows):
             return
         used = {entry.key for entry in self._new.values()}

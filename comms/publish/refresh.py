@@ -150,12 +150,13 @@ def publish_now(
         else:
             files = build.collect(Build(config, site, state))
             workers = config.settings.render.workers
-            write = build.write_output(target, files, PageCache(config, target), workers)
+            cache = PageCache(config, target)
+            write = build.write_output(target, files, cache, workers)
             # Recorded with the feed history as this build left it: a build that starts from
             # it observes nothing new, so it makes the same bytes.
             digest = build_record.inputs(config, site, state)
             valid = build_record.until(config, site, state)
-            build_record.remember(config, target, manifest, digest, valid, stamps)
+            build_record.remember(config, target, manifest, digest, valid, stamps, cache.stamps())
     changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]
     published = Publication(site, write, changed)
     if tell_hubs:
