@@ -85,8 +85,10 @@ def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
 
 
 class _Section(BaseModel):
-    # Each field's docstring is its description (`field_descriptions`).
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description (`field_descriptions`). The validators are
+    # built by the first validation: settings kept in var/ (comms.core.settings_memo) need
+    # none.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Site(_Section):
