@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pydantic_core
-from pydantic import BaseModel, ValidationError
+from pydantic import VERSION, BaseModel, ValidationError
 
 from comms.core.files import file_stamp, read_checked, write_checked
 
@@ -34,9 +34,11 @@ _LIBRARIES = ("email_validator", "idna")
 
 
 def _code() -> bytes:
-    """A digest of the code that validates: comms.core's modules (the settings, their checks),
-    Python's and pydantic-core's versions and the installed checkers' files."""
-    digest = hashlib.sha256(f"{sys.version}\0{pydantic_core.__version__}\0".encode())
+    """A digest of the code that validates: comms.core's modules (the settings, their checks;
+    they import nothing else of comms), Python's and pydantic's versions and the installed
+    checkers' files."""
+    versions = f"{sys.version}\0{VERSION}\0{pydantic_core.__version__}\0"
+    digest = hashlib.sha256(versions.encode())
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for name in _LIBRARIES:
