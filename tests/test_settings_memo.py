@@ -16,6 +16,7 @@ import pytest
 from comms.core import settings_memo
 from comms.core.config import Settings, load_config
 from comms.core.errors import ConfigError
+from comms.core.settings import settings_text
 
 #: Strong values (keys.key_problem passes them) for every secret the settings read.
 SECRET_ENV = {
@@ -216,3 +217,62 @@ def test_a_second_process_takes_the_settings_another_one_kept(tmp_path: Path) ->
     assert _result(_process(path))["settings"] == results[0]["settings"]
     written = (tmp_path / settings_memo.MEMO_FILE).read_bytes()
     assert SECRET_ENV["COMMS_SMTP_PASSWORD"].encode() not in written
+
+
+def test_the_settings_text_follows_every_value_but_the_skipped(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[[brand.partners]]\nname = "A"\n')
+    base = load_config(path, environ={}).settings
+    changes = (
+        {"COMMS_SMTP_PASSWORD": "x"},
+        {"COMMS_FEEDS_HUBS": "https://hub.example.org"},
+        {"COMMS_SCHEDULE_HOUSEKEEPING_TIME": "03:30"},
+        {"COMMS_REFERENCE_DATE": "2020-01-15"},
+    )
+    texts = {settings_text(base)}
+    for environ in changes:
+        texts.add(settings_text(load_config(path, environ=environ).settings))
+    path.write_text('[[brand.partners]]\nname = "B"\n', encoding="utf-8")
+    texts.add(settings_text(load_config(path, environ={}).settings))
+    assert len(texts) == len(changes) + 2
+    workers = load_config(path, environ={"COMMS_RENDER_WORKERS": "0"}).settings
+    plain = load_config(path, environ={}).settings
+    assert settings_text(workers) != settings_text(plain)
+    skip = {"render.workers"}
+    assert settings_text(workers, skip) == settings_text(plain, skip)
+
+
+#: Prints, as the process exits, the settings models whose validators or serializers were
+#: built (`comms build` with kept settings should need none).
+_BUILT = """
+import atexit, sys
+def built():
+    from comms.core import config, settings
+    models = [config.Settings, *vars(settings).values()]
+    names = [m.__name__ for m in models if isinstance(m, type) and m.__dict__.get(
+        "__pydantic_complete__")]
+    print("BUILT", *names, file=sys.__stderr__)
+atexit.register(built)
+from comms.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_build_with_kept_settings_builds_no_settings_schema(site_copy: Path) -> None:
+    def build() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", _BUILT, "build"],
+            cwd=site_copy,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        line = next(line for line in done.stderr.splitlines() if line.startswith("BUILT"))
+        return line.split()[1:]
+
+    assert "Settings" in build()  # validated, then kept
+    award = site_copy / "content" / "awards" / "sonderpreis-2018.md"
+    award.write_text(award.read_text(encoding="utf-8").replace("title: ", "title: Neu ", 1))
+    # Every page's key covers the settings, and none needed their schema for it.
+    assert build() == []

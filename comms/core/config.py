@@ -226,7 +226,11 @@ class Config:
         """Every enabled language, the site's first (labelled by its tag when not configured)."""
         home = self.home_language
         found = dict(self.settings.languages)
-        first = found.pop(home, Language(label=DEFAULT_LABELS.get(home, home)))
+        # Made without validation (a label from constants): its validators are built only
+        # where settings are validated.
+        first = found.pop(home, None) or Language.model_construct(
+            label=DEFAULT_LABELS.get(home, home)
+        )
         return {home: first, **found}
 
     @property
