@@ -133,6 +133,20 @@ def test_no_secret_is_written_and_each_comes_back_from_the_environment(
     assert third.settings.alerts.webhook == "https://chat.example.org/hooks/other"
 
 
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_settings_with_a_url_that_holds_a_password_are_never_kept(
+    tmp_path: Path, validations: list[object], source: str
+) -> None:
+    url = "postgresql+psycopg://comms:db-Pw-7e3a9c1f@db.example.org/comms"
+    environ = {"COMMS_DATABASE_URL": url} if source == "environment" else {}
+    path = _toml(tmp_path, "" if environ else f'database_url = "{url}"\n')
+    first = load_config(path, environ=environ, keep=True)
+    second = load_config(path, environ=environ, keep=True)
+    assert len(validations) == 2
+    assert first.database_url == second.database_url == url
+    assert not (tmp_path / settings_memo.MEMO_FILE).exists()
+
+
 def test_every_error_still_names_its_key_after_settings_were_kept(
     tmp_path: Path, validations: list[object]
 ) -> None:

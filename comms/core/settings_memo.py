@@ -5,6 +5,7 @@ fifth of a one-change build's start. A command that reads the same comms.toml by
 COMMS_* values and runs the same code takes them from here instead. No secret is written:
 the kept settings hold none, the digest covers only which secrets are set, and each secret
 is put back from the environment, through its field's own validators, when they are taken.
+Settings with a URL that holds a password (a database's) are not kept at all.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 from collections.abc import Mapping
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pydantic_core
 from pydantic import VERSION, BaseModel, ValidationError
@@ -80,11 +82,17 @@ class SettingsMemo:
             value = "" if names[name] in secrets else environ[name]
             digest.update(f"{name}\0{names[name] in secrets}\0{value}\0".encode())
         self.key = digest.hexdigest()
+        #: Off when a value the settings read is a URL with a password (a database's, a
+        #: transport's): neither it nor its hash may be kept, and it has no field of its own
+        #: to be put back into.
+        self.off = any(_url_password(environ[name]) for name in names if name in environ)
 
     def take(self) -> tuple[Settings, list[str]] | None:
         """The kept settings and warnings with the environment's secrets put back; None when
         none are kept for this key, or a secret fails its field's validators (then the whole
         validation names it)."""
+        if self.off:
+            return None
         found = read_checked(self.file, LAYOUT)
         if not isinstance(found, list) or len(found) != 3 or found[0] != self.key:
             return None
@@ -106,7 +114,25 @@ class SettingsMemo:
         """Keep `settings`, without their secrets, for the next process with this key (a
         failure to write only costs it a validation)."""
         blank = _with(settings, dict.fromkeys(self.secrets))
+        if self.off or _url_password(blank):  # one from the file: not copied into var/ either
+            return
         write_checked(self.file, LAYOUT, [self.key, pickle.dumps(blank), list(warnings)])
+
+
+def _url_password(value: Any) -> bool:
+    """Whether `value` (settings, a section, a list, a text) holds a URL with a password."""
+    if isinstance(value, BaseModel):
+        return any(_url_password(getattr(value, name)) for name in type(value).model_fields)
+    if isinstance(value, dict):
+        return any(_url_password(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_url_password(item) for item in value)
+    if isinstance(value, str) and "://" in value:
+        try:
+            return urlsplit(value).password is not None
+        except ValueError:  # not a URL after all (a bad port): none of its parts is kept
+            return True
+    return False
 
 
 def _with(settings: Settings, values: Mapping[tuple[str, ...], str | None]) -> Settings:
