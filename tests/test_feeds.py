@@ -24,6 +24,7 @@ from comms.content.models import Site
 from comms.content.reader import read_content
 from comms.content.urls import Urls, webcal
 from comms.core.config import Config, load_config
+from comms.publish.feed_entry import clean
 from comms.publish.feeds import FH_NS, feed_files
 from comms.publish.producer import Build, Files
 from comms.publish.state import FileState
@@ -433,3 +434,17 @@ def test_the_build_time_never_shows(
         shutil.copytree(HERE.parent / "content", clone / "content")
         shutil.copy(HERE.parent / "comms.toml", clone / "comms.toml")
         assert build(clone) == files
+
+
+def test_clean_drops_exactly_what_xml_refuses() -> None:
+    """Every code point at and around the edges of XML 1.0's Char ranges (section 2.2)."""
+
+    def allowed(code: int) -> bool:
+        return code in (0x9, 0xA, 0xD) or any(
+            low <= code <= high
+            for low, high in ((0x20, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF))
+        )
+
+    edges = (0x0, 0x9, 0xA, 0xD, 0x20, 0xD7FF, 0xE000, 0xFFFD, 0x10000, 0x10FFFF)
+    for code in sorted({c + d for c in edges for d in (-1, 0, 1) if 0 <= c + d <= 0x10FFFF}):
+        assert clean(f"a{chr(code)}b") == ("a" + chr(code) + "b" if allowed(code) else "ab")

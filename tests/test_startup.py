@@ -95,3 +95,34 @@ def test_a_build_that_tells_no_hub_loads_no_http_client(site_copy: Path) -> None
     loaded = _loaded("build", cwd=site_copy)
     assert "comms.publish.refresh" in loaded
     assert "requests" not in loaded
+
+
+#: Libraries loaded only where a build uses them: calendars' bytes, RSS and Atom bytes, an
+#: address's check.
+ON_USE = ("email_validator", "feedgen", "icalendar", "lxml")
+
+
+def test_the_build_and_the_settings_load_no_library_before_it_is_used(tmp_path: Path) -> None:
+    probe = (
+        "import sys, comms.publish.build, comms.publish.refresh, comms.core.config; "
+        "print(*sorted(sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "comms.publish.calendars" in loaded and "comms.publish.feeds" in loaded
+    assert not {name.split(".")[0] for name in loaded} & set(ON_USE)
+
+
+@pytest.mark.slow
+def test_a_build_after_one_edit_that_changes_no_calendar_loads_no_icalendar(
+    site_copy: Path,
+) -> None:
+    assert {"icalendar", "email_validator"} <= _loaded("build", cwd=site_copy)
+    # An award without an address; the settings were validated by the build before.
+    award = site_copy / "content" / "awards" / "sonderpreis-2018.md"
+    award.write_text(award.read_text(encoding="utf-8").replace("title: ", "title: Neu ", 1))
+    loaded = _loaded("build", cwd=site_copy)
+    assert "comms.publish.build" in loaded  # built, not skipped
+    assert not {"icalendar", "email_validator"} & loaded

@@ -43,7 +43,7 @@ class State:
         from comms.core.config import load_config
         from comms.core.logs import configure_logging
 
-        config = load_config(self.config_path, overrides=overrides, strict=strict)
+        config = load_config(self.config_path, overrides=overrides, strict=strict, keep=True)
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
         # Every command's log lines alike (`[log] format`); the long-running ones log INFO.

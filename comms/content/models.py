@@ -40,6 +40,7 @@ from comms.content.fields import (
     instant,
     status_word,
 )
+from comms.core.settings import _Section, settings_text
 
 
 class _Model(BaseModel):
@@ -422,14 +423,21 @@ class Site:
     def digest(self, item: BaseModel) -> bytes:
         """A digest that changes whenever `item` does, made once per item object (items are
         frozen, and a build digests each several times: its record's inputs twice, the page
-        cache): its source's (`read_from`), else its JSON's SHA-256."""
+        cache): its source's (`read_from`), else its JSON's SHA-256 (settings: their text's,
+        `settings_text`)."""
         known = self._digests.get(id(item))
         if known is None or known[0] is not item:
-            try:
-                text = item.model_dump_json().encode()
-            except ValueError:  # lone surrogates, which only the slow path can carry
-                text = json.dumps(item.model_dump(mode="json"), sort_keys=True).encode()
-            known = self._digests[id(item)] = (item, b"J" + hashlib.sha256(text).digest())
+            if isinstance(item, _Section):
+                # Settings a page is made from: by their text, since their JSON would build
+                # the whole settings schema that settings kept in var/ spare a build.
+                made = b"T" + hashlib.sha256(settings_text(item).encode()).digest()
+            else:
+                try:
+                    text = item.model_dump_json().encode()
+                except ValueError:  # lone surrogates, which only the slow path can carry
+                    text = json.dumps(item.model_dump(mode="json"), sort_keys=True).encode()
+                made = b"J" + hashlib.sha256(text).digest()
+            known = self._digests[id(item)] = (item, made)
         return known[1]
 
     def by_kind(self, kind: str) -> dict[str, Any]:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import TYPE_CHECKING
 
-from email_validator import EmailNotValidError, ValidatedEmail, validate_email
+# email-validator is imported by the first check (`check_address`): its import compiles its
+# syntax rules (~20 ms), and a build that validates no address does not need them.
+if TYPE_CHECKING:
+    from email_validator import ValidatedEmail
 
 #: The scripts one domain label may mix: Japanese, Chinese and Korean writing with Latin (the
 #: "highly restrictive" level of Unicode's UTS 39); any other mix, such as a Cyrillic "а" among
@@ -26,6 +30,8 @@ def check_address(text: str) -> ValidatedEmail:
     dot and outside the special-use names, whose labels do not mix scripts (`mixed_scripts`);
     non-ASCII local parts are valid (SMTPUTF8).
     """
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         checked = validate_email(text, check_deliverability=False, strict=True)
     except EmailNotValidError as exc:

@@ -93,30 +93,30 @@ class Settings(_Section):
     """A date (`2020-01-15`) that comms treats as today wherever it asks what is upcoming (the demo,
     `comms new`, the archive) and whether an issue's `send_at` has come for `comms send`; unset:
     the clock."""
-    site: Site = Site()
-    sender: Sender = Sender()
-    organisation: Organisation = Organisation()
+    site: Site = Site.model_construct()
+    sender: Sender = Sender.model_construct()
+    organisation: Organisation = Organisation.model_construct()
     regions: dict[str, str] = DEFAULT_REGIONS
     """Table slug → label of the regions content may use. Not settable from the environment."""
     topics: dict[str, str] = DEFAULT_TOPICS
     """Table slug → label of the topics content and subscribers may use. Not settable from the
     environment."""
-    render: Render = Render()
-    brand: Brand = Brand()
-    mail: Mail = Mail()
-    smtp: Smtp = Smtp()
-    dkim: Dkim = Dkim()
-    api: Api = Api()
-    delivery: Delivery = Delivery()
-    log: Log = Log()
-    feeds: Feeds = Feeds()
-    subscribe: Subscribe = Subscribe()
-    schedule: Schedule = Schedule()
-    bounces: Bounces = Bounces()
-    desk: Desk = Desk()
-    desk_oidc: DeskOidc = DeskOidc()
-    alerts: Alerts = Alerts()
-    metrics: Metrics = Metrics()
+    render: Render = Render.model_construct()
+    brand: Brand = Brand.model_construct()
+    mail: Mail = Mail.model_construct()
+    smtp: Smtp = Smtp.model_construct()
+    dkim: Dkim = Dkim.model_construct()
+    api: Api = Api.model_construct()
+    delivery: Delivery = Delivery.model_construct()
+    log: Log = Log.model_construct()
+    feeds: Feeds = Feeds.model_construct()
+    subscribe: Subscribe = Subscribe.model_construct()
+    schedule: Schedule = Schedule.model_construct()
+    bounces: Bounces = Bounces.model_construct()
+    desk: Desk = Desk.model_construct()
+    desk_oidc: DeskOidc = DeskOidc.model_construct()
+    alerts: Alerts = Alerts.model_construct()
+    metrics: Metrics = Metrics.model_construct()
     languages: dict[str, Language] = {}
     """Table language tag → `label` and `direction` (`ltr` or `rtl`): every language listed gets an
     edition and needs a catalog in `comms/templates/locale/<tag>/`; must include `site.language`.
@@ -226,7 +226,11 @@ class Config:
         """Every enabled language, the site's first (labelled by its tag when not configured)."""
         home = self.home_language
         found = dict(self.settings.languages)
-        first = found.pop(home, Language(label=DEFAULT_LABELS.get(home, home)))
+        # Made without validation (a label from constants): its validators are built only
+        # where settings are validated.
+        first = found.pop(home, None) or Language.model_construct(
+            label=DEFAULT_LABELS.get(home, home)
+        )
         return {home: first, **found}
 
     @property
@@ -354,39 +358,34 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     strict: bool = False,
+    keep: bool = False,
 ) -> Config:
-    """Load and validate the configuration; raise ConfigError listing every problem."""
+    """Load and validate the configuration; raise ConfigError listing every problem.
+
+    `keep`: take the settings validated by an earlier process from var/ when the file's bytes,
+    the COMMS_* values and the code are the same, and keep them there after a validation
+    (comms.core.settings_memo; never with overrides). Anything else validates as without.
+    """
     environ = os.environ if environ is None else environ
     explicit = path is not None
     path = Path(path) if path is not None else Path.cwd() / CONFIG_FILE
-    problems: list[str] = []
-    raw: dict[str, Any] = {}
-    label = path.name
+    data: bytes | None = None
     if path.is_file():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
+        data = path.read_bytes()
     elif explicit:
         raise ConfigError([f"{path}: config file not found"])
-    for keys in _secret_keys(raw):
-        problems.append(
-            f"{label}: '{'.'.join(keys)}': secrets come only from the environment "
-            f"({ENV_PREFIX}{'_'.join(keys).upper()}), never from a file"
-        )
-        section = raw if len(keys) == 1 else raw[keys[0]]
-        section.pop(keys[-1])
-    known, warnings = _split_unknown(raw, label)
-    env = _from_env(environ)
-    merged = _merge(_merge(known, env), overrides or {})
-    settings: Settings | None = None
-    try:
-        settings = Settings.model_validate(merged)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            dotted = ".".join(str(p) for p in loc)
-            problems.append(f"{_source_of(loc, env, label)}: '{dotted}': {_message(error)}")
+    memo = None
+    if keep and data is not None and not overrides:
+        from comms.core.settings_memo import SettingsMemo
+
+        secrets = frozenset(keys for keys in SECRETS if len(keys) == 2)
+        memo = SettingsMemo(path, data, environ, env_names(), secrets, strict)
+    found = memo.take() if memo is not None else None
+    if found is not None:
+        settings: Settings | None = found[0]
+        warnings, problems = found[1], list[str]()
+    else:
+        settings, warnings, problems = _validate(path.name, data, environ, overrides or {})
     secret_key = environ.get(f"{ENV_PREFIX}SECRET_KEY") or None
     weak = key_problem(secret_key) if secret_key is not None else None
     if weak is not None:
@@ -400,10 +399,47 @@ def load_config(
         problems.extend(f"{w} (--strict)" for w in warnings)
     if problems or settings is None:
         raise ConfigError(problems, [] if strict else warnings)
+    if memo is not None and found is None:
+        memo.keep(settings, warnings)
     return Config(
         settings=settings,
         root=path.parent.resolve(),
-        path=path if path.is_file() else None,
+        path=path if data is not None else None,
         warnings=warnings,
         secret_key=secret_key,
     )
+
+
+def _validate(
+    label: str, data: bytes | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> tuple[Settings | None, list[str], list[str]]:
+    """The settings from the file's bytes (None: no file), the environment and the overrides,
+    with the warnings and problems, each naming its key and where it came from."""
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    if data is not None:
+        try:
+            # As read_text reads it: every line end a "\n".
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            raw = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{label}: invalid TOML: {exc}"]) from None
+    for keys in _secret_keys(raw):
+        problems.append(
+            f"{label}: '{'.'.join(keys)}': secrets come only from the environment "
+            f"({ENV_PREFIX}{'_'.join(keys).upper()}), never from a file"
+        )
+        section = raw if len(keys) == 1 else raw[keys[0]]
+        section.pop(keys[-1])
+    known, warnings = _split_unknown(raw, label)
+    env = _from_env(environ)
+    merged = _merge(_merge(known, env), overrides)
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            dotted = ".".join(str(p) for p in loc)
+            problems.append(f"{_source_of(loc, env, label)}: '{dotted}': {_message(error)}")
+    return settings, warnings, problems

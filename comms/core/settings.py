@@ -6,6 +6,7 @@ import ast
 import inspect
 import re
 import textwrap
+from collections.abc import Collection
 from datetime import time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -57,6 +58,26 @@ def _check_https(value: str) -> str:
     return value
 
 
+def settings_text(value: Any, skip: Collection[str] = (), at: str = "") -> str:
+    """A text of settings (a section, a value) that changes whenever they do, for digests:
+    every field by name, `repr` of each plain value, without the keys in `skip` (dotted,
+    `render.workers`). Made without pydantic's serializer, for which `model_dump_json` built
+    the whole schema in a process that took validated settings from var/."""
+    if isinstance(value, BaseModel):
+        parts = [
+            f"{name}={settings_text(getattr(value, name), skip, f'{at}{name}.')}"
+            for name in type(value).model_fields
+            if f"{at}{name}" not in skip
+        ]
+        return f"{type(value).__name__}({', '.join(parts)})"
+    if isinstance(value, dict):
+        items = [f"{key!r}: {settings_text(item, skip, at)}" for key, item in value.items()]
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(settings_text(item, skip, at) for item in value) + "]"
+    return repr(value)
+
+
 def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
     """Each field's description by name: its docstring, the string below it in the class body
     (docs/configuration.md is made from them). Read from the source only when asked: pydantic's
@@ -85,8 +106,10 @@ def field_descriptions(model: type[BaseModel]) -> dict[str, str]:
 
 
 class _Section(BaseModel):
-    # Each field's docstring is its description (`field_descriptions`).
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description (`field_descriptions`). The validators are
+    # built by the first validation: settings kept in var/ (comms.core.settings_memo) need
+    # none.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Site(_Section):

@@ -50,6 +50,7 @@ from comms.core.files import (
     write_checked,
     write_private,
 )
+from comms.core.settings import settings_text
 from comms.publish.item_memo import ItemMemo
 from comms.publish.state import STATE_FILE, PublishState
 
@@ -107,7 +108,7 @@ def inputs(config: Config, site: Site, state: PublishState) -> str:
     """The digest of everything but the time that the build of `site` reads."""
     digest = hashlib.sha256(code_digest())
     settings = config.settings
-    digest.update(settings.model_dump_json().encode())
+    digest.update(settings_text(settings).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())
@@ -460,7 +461,7 @@ def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
             except FileNotFoundError:
                 pass
     digest = hashlib.sha256(f"{comms.__version__}\0".encode())
-    digest.update(config.settings.model_dump_json().encode())
+    digest.update(settings_text(config.settings).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(_bytes(f"{value}\0"))
     digest.update(repr(sorted(config.languages)).encode())

@@ -6,13 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, tzinfo
 from functools import cache, lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from icalendar import Calendar, Component, Timezone
-from icalendar import Event as VEvent
-from icalendar.caselessdict import canonsort_keys
-from icalendar.timezone import tzp
 
 from comms.content import urls
 from comms.content.models import Event
@@ -24,6 +19,11 @@ from comms.publish.feed_fragments import Fragments
 from comms.publish.page_cache import Fingerprints, Prefix, keyed
 from comms.publish.producer import Body, Files, Keyed
 from comms.publish.templating import last_day, translate
+
+# icalendar is imported where a calendar's bytes are made (~45 ms): a build after an edit that
+# changes no calendar (a practice, an issue) never needs it.
+if TYPE_CHECKING:
+    from icalendar import Component
 
 ICS_STATUS = {"planned": "CONFIRMED", "postponed": "TENTATIVE", "cancelled": "CANCELLED"}
 #: The most octets of one part of a folded content line (icalendar's fold: RFC 5545 3.1 allows
@@ -61,6 +61,8 @@ def serialized(component: Component) -> bytes:
 
 @lru_cache(maxsize=64)
 def _vtimezone(key: str, first_year: int, last_year: int) -> bytes:
+    from icalendar import Timezone
+
     first, last = datetime(first_year, 1, 1).date(), datetime(last_year + 1, 1, 1).date()
     component = Timezone.from_tzinfo(ZoneInfo(key), tzid=key, first_date=first, last_date=last)
     return serialized(component)
@@ -121,6 +123,10 @@ def vevent(properties: Iterable[tuple[str, Any, dict[str, str]]]) -> bytes:
     """A VEVENT of (name, value, parameters), one of each name: the bytes icalendar's
     `Event.add` of each and `to_ical` write (its value types, its property order), without
     building the component, which was most of a calendar's time."""
+    from icalendar import Event as VEvent
+    from icalendar.caselessdict import canonsort_keys
+    from icalendar.timezone import tzp
+
     lines: dict[str, bytes] = {}
     for name, value, parameters in properties:
         upper = name.upper()
@@ -152,6 +158,8 @@ _UTC_PROPERTIES = frozenset({"DTSTAMP", "CREATED", "LAST-MODIFIED"})
 
 def _encode(name: str, value: Any, parameters: dict[str, str]) -> Any:
     """`value` as icalendar's property type for `name`, with `parameters` (as `add` does)."""
+    from icalendar import Event as VEvent
+
     # Component._encode: the type and VALUE inference of `add`, one owner for both.
     return VEvent._encode(name, value, dict(parameters) or None)  # type: ignore[no-untyped-call]
 
@@ -184,6 +192,8 @@ def _calendar_head(
     config: Config, edition: Edition, name: str | None = None, path: str | None = None
 ) -> bytes:
     """The VCALENDAR properties; a subscribed calendar also names itself and its source."""
+    from icalendar import Calendar
+
     site = config.settings.site
     cal = Calendar()
     # The last part of a PRODID is the language of its text (RFC 5545, 3.7.3).

@@ -12,13 +12,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from feedgen.entry import FeedEntry
-from feedgen.ext.base import BaseExtension
-from feedgen.feed import FeedGenerator
-from lxml import etree
 
 from comms.content import urls
 from comms.content.models import KINDS, Event, Item, Site
@@ -30,6 +26,11 @@ from comms.publish.feed_fragments import Fragments
 from comms.publish.page_cache import keyed, prints
 from comms.publish.producer import Build, Files, per_build
 from comms.publish.templating import translate
+
+# feedgen and lxml are imported where an RSS or Atom feed's bytes are made (~25 ms): a build
+# after an edit that changes no feed (a past event) never needs them.
+if TYPE_CHECKING:
+    from feedgen.entry import FeedEntry
 
 #: File name → format, in every feed folder.
 FEED_FILES = {name: fmt for fmt, name in urls.FEED_NAMES.items()}
@@ -58,30 +59,39 @@ class Channel:
     complete: bool = False
 
 
-class _Extras(BaseExtension):  # type: ignore[misc]
-    """Adds what feedgen lacks: RSS hub links and RFC 5005 `fh:complete`."""
+@cache
+def _extras() -> type:
+    """The feedgen extension that adds what feedgen lacks: RSS hub links and RFC 5005
+    `fh:complete` (a class made once, at the first feed)."""
+    from feedgen.ext.base import BaseExtension
+    from lxml import etree
 
-    hubs: tuple[str, ...] = ()
-    complete = False
+    class _Extras(BaseExtension):  # type: ignore[misc]
+        hubs: tuple[str, ...] = ()
+        complete = False
 
-    def extend_ns(self) -> dict[str, str]:
-        return {"fh": FH_NS} if self.complete else {}
+        def extend_ns(self) -> dict[str, str]:
+            return {"fh": FH_NS} if self.complete else {}
 
-    def extend_rss(self, rss: etree._Element) -> etree._Element:
-        channel = rss[0]
-        for hub in self.hubs:
-            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=hub, rel="hub")
-        if self.complete:
-            etree.SubElement(channel, f"{{{FH_NS}}}complete")
-        return rss
+        def extend_rss(self, rss: etree._Element) -> etree._Element:
+            channel = rss[0]
+            for hub in self.hubs:
+                etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+            if self.complete:
+                etree.SubElement(channel, f"{{{FH_NS}}}complete")
+            return rss
 
-    def extend_atom(self, feed: etree._Element) -> etree._Element:
-        if self.complete:
-            etree.SubElement(feed, f"{{{FH_NS}}}complete")
-        return feed
+        def extend_atom(self, feed: etree._Element) -> etree._Element:
+            if self.complete:
+                etree.SubElement(feed, f"{{{FH_NS}}}complete")
+            return feed
+
+    return _Extras
 
 
 def _feed_entry(config: Config, entry: Entry) -> FeedEntry:
+    from feedgen.entry import FeedEntry
+
     fe = FeedEntry()
     fe.id(entry.id)
     fe.title(entry.title)
@@ -127,11 +137,13 @@ def _generator(
     fragments: Fragments,
     feed_entries: dict[str, FeedEntry],
 ) -> bytes:
+    from feedgen.feed import FeedGenerator
+
     settings = config.settings
     site_urls = urls.Urls(config, edition)
     self_url = site_urls.feed(channel.folder, fmt)
     fg = FeedGenerator()
-    fg.register_extension("comms", _Extras, None)
+    fg.register_extension("comms", _extras(), None)
     fg.comms.hubs = tuple(settings.feeds.hubs)
     fg.comms.complete = channel.complete
     fg.id(tag(config, f"feed/{site_urls.folder}{channel.name}"))

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from comms.content.models import Site
 from comms.core.config import Config
 from comms.core.files import private_dir, read_checked, write_checked
+from comms.core.settings import settings_text
 from comms.publish import build_record, templating
 from comms.publish.producer import Body, Build, Files, Keyed, per_build
 
@@ -91,7 +92,7 @@ def build_digest(config: Config) -> str:
     build_record.files_digest(digest, templating.TEMPLATES)
     digest.update(_writer_versions().encode())
     # How many processes make the files changes none of them.
-    digest.update(config.settings.model_dump_json(exclude={"render": {"workers"}}).encode())
+    digest.update(settings_text(config.settings, skip={"render.workers"}).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())
