@@ -272,7 +272,7 @@ def calendar_files(
         # An empty calendar names the current year (its time zone's); a head its arguments.
         year = None if events else config.now().year
         if own:  # an event's own: the start of its key is every event's (`single_key`)
-            return Keyed(partial(single_key().key_or_none, events, year), make)
+            return Keyed(lambda: single_key().key_or_none(events, year), make)
         return keyed(keys, make, "calendar", edition, getattr(head, "args", ()), events, year)
 
     @cache
