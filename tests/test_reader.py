@@ -12,6 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from comms.content import markup
 from comms.content.markup import markdown_to_html
 from comms.content.models import KINDS, Event, Issue
 from comms.content.reader import (
@@ -431,8 +432,30 @@ def test_markdown_is_safe_to_convert_in_several_threads() -> None:
         for i in range(200)
     ]
     expected = [markdown_to_html(t) for t in texts]
+    markdown_to_html.cache_clear()  # converted and cleaned again, in the threads
+    markup.markdown_unsanitised.cache_clear()
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(markdown_to_html, texts)) == expected
+
+
+def test_a_body_read_again_is_sanitised_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies written from one template (and every body a preview reads again) cost one
+    sanitising; the same text in another language is quoted, so sanitised, on its own."""
+    cleaner = markup._cleaner()
+    cleaned: list[str] = []
+
+    class Counting:
+        def clean(self, html: str) -> str:
+            cleaned.append(html)
+            return cleaner.clean(html)
+
+    monkeypatch.setattr(markup, "_cleaner", Counting)
+    text = f'Ein "Absatz" {uuid.uuid4()} <script>x</script>\n'
+    first = markdown_to_html(text)
+    assert markdown_to_html(text) == first and "<script>" not in first
+    assert len(cleaned) == 1
+    assert markdown_to_html(text, "en") != first
+    assert len(cleaned) == 2
 
 
 @pytest.mark.parametrize(

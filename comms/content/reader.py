@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -192,6 +193,12 @@ def _semantic(
     return errors
 
 
+@functools.cache
+def _fields(model: type[Item]) -> list[str]:
+    """`front_matter_fields`, worked out once per model rather than for every file read."""
+    return front_matter_fields(model)
+
+
 def read_file(
     path: Path,
     kind: Kind,
@@ -265,7 +272,7 @@ def _read_bytes(
         return None, [*errors, parsed, *body_errors, *placeholder_errors(text, path)]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
-    fields = front_matter_fields(kind.model)
+    fields = _fields(kind.model)
     if original is not None:
         data.pop(TRANSLATED, None)
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
