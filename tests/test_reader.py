@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from comms.content import markup
+from comms.content import markup, reader
 from comms.content.markup import markdown_to_html
 from comms.content.models import KINDS, Event, Issue
 from comms.content.reader import (
@@ -538,3 +538,36 @@ def test_placeholders_are_found_on_every_line_that_has_one(lines: list[str]) -> 
     found = {error.line for error in placeholder_errors("\n".join(lines), Path("x.md"))}
     assert found == expected
     assert any(_old_archetype_text(line) for line in lines) <= bool(found)
+
+
+def test_a_body_s_limits_are_checked_once_per_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files with the same body (written from one template) check its limits once, and a
+    body over a limit is still refused at its line in each file."""
+    checked: list[str] = []
+    check = markup.markdown_problems
+
+    def counting(text: str) -> list[tuple[int, str]]:
+        checked.append(text)
+        return check(text)
+
+    monkeypatch.setattr(markup, "markdown_problems", counting)
+    monkeypatch.setattr(reader, "markdown_problems", counting)
+    body = f"Programm {uuid.uuid4()} mit „Zitat“.\n"
+    for name in ("a.md", "b.md"):
+        item, errors = read_file(
+            _write(tmp_path, EVENT.format(start="2020-04-16") + body, name), KINDS["event"], CONTEXT
+        )
+        assert item is not None and errors == []
+    assert len(checked) == 1 and checked[0].endswith(body)
+    costly = f"{uuid.uuid4()}\n\n" + "> " * 40 + "tief\n"
+    for name in ("c.md", "d.md"):
+        _, errors = read_file(
+            _write(tmp_path, EVENT.format(start="2020-04-16") + costly, name),
+            KINDS["event"],
+            CONTEXT,
+        )
+        assert [(e.line, e.message) for e in errors] == [
+            (13, "blockquotes ('>') nested more than 32 deep")
+        ]

@@ -315,10 +315,15 @@ def _read_bytes(
 
 def _body(body: str, body_line: int, path: Path, language: str) -> tuple[str, list[ContentError]]:
     """The body as safe HTML and its errors; a body too costly to render is not rendered."""
-    too_costly = markdown_problems(body)
-    if too_costly:
+    try:
+        # The conversion checks the limits itself (once per text: it is kept): checking
+        # here first did it again for every file.
+        html = markdown_to_html(body, language)
+    except ValueError:
+        too_costly = markdown_problems(body)
+        if not too_costly:
+            raise
         return "", [ContentError(path, body_line + line - 1, msg) for line, msg in too_costly]
-    html = markdown_to_html(body, language)
     return html, _image_errors(html, body, body_line, path)
 
 
