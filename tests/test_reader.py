@@ -12,6 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from comms.content import markup, reader
 from comms.content.markup import markdown_to_html
 from comms.content.models import KINDS, Event, Issue
 from comms.content.reader import (
@@ -431,8 +432,30 @@ def test_markdown_is_safe_to_convert_in_several_threads() -> None:
         for i in range(200)
     ]
     expected = [markdown_to_html(t) for t in texts]
+    markdown_to_html.cache_clear()  # converted and cleaned again, in the threads
+    markup.markdown_unsanitised.cache_clear()
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(markdown_to_html, texts)) == expected
+
+
+def test_a_body_read_again_is_sanitised_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies written from one template (and every body a preview reads again) cost one
+    sanitising; the same text in another language is quoted, so sanitised, on its own."""
+    cleaner = markup._cleaner()
+    cleaned: list[str] = []
+
+    class Counting:
+        def clean(self, html: str) -> str:
+            cleaned.append(html)
+            return cleaner.clean(html)
+
+    monkeypatch.setattr(markup, "_cleaner", Counting)
+    text = f'Ein "Absatz" {uuid.uuid4()} <script>x</script>\n'
+    first = markdown_to_html(text)
+    assert markdown_to_html(text) == first and "<script>" not in first
+    assert len(cleaned) == 1
+    assert markdown_to_html(text, "en") != first
+    assert len(cleaned) == 2
 
 
 @pytest.mark.parametrize(
@@ -515,3 +538,36 @@ def test_placeholders_are_found_on_every_line_that_has_one(lines: list[str]) -> 
     found = {error.line for error in placeholder_errors("\n".join(lines), Path("x.md"))}
     assert found == expected
     assert any(_old_archetype_text(line) for line in lines) <= bool(found)
+
+
+def test_a_body_s_limits_are_checked_once_per_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files with the same body (written from one template) check its limits once, and a
+    body over a limit is still refused at its line in each file."""
+    checked: list[str] = []
+    check = markup.markdown_problems
+
+    def counting(text: str) -> list[tuple[int, str]]:
+        checked.append(text)
+        return check(text)
+
+    monkeypatch.setattr(markup, "markdown_problems", counting)
+    monkeypatch.setattr(reader, "markdown_problems", counting)
+    body = f"Programm {uuid.uuid4()} mit „Zitat“.\n"
+    for name in ("a.md", "b.md"):
+        item, errors = read_file(
+            _write(tmp_path, EVENT.format(start="2020-04-16") + body, name), KINDS["event"], CONTEXT
+        )
+        assert item is not None and errors == []
+    assert len(checked) == 1 and checked[0].endswith(body)
+    costly = f"{uuid.uuid4()}\n\n" + "> " * 40 + "tief\n"
+    for name in ("c.md", "d.md"):
+        _, errors = read_file(
+            _write(tmp_path, EVENT.format(start="2020-04-16") + costly, name),
+            KINDS["event"],
+            CONTEXT,
+        )
+        assert [(e.line, e.message) for e in errors] == [
+            (13, "blockquotes ('>') nested more than 32 deep")
+        ]

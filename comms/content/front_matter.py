@@ -58,10 +58,50 @@ class CLoader(yaml.CSafeLoader):
 
 CLoader.yaml_implicit_resolvers = Loader.yaml_implicit_resolvers
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+#: PyYAML's own constructors of the other implicit scalars; they only read class tables.
+_SCALARS = {
+    tag: yaml.constructor.SafeConstructor.yaml_constructors[tag]
+    for tag in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                "tag:yaml.org,2002:null")
+}  # fmt: skip
+_KEY_TAGS = frozenset({_STR, *_SCALARS})
+_SCALAR_MAKER = yaml.constructor.SafeConstructor()
+#: The deepest nesting `_plain` builds; deeper trees go to PyYAML's (non-recursive) constructor.
+_PLAIN_DEPTH = 32
+
 
 def _fast_path(text: str) -> bool:
     """Whether CLoader may parse `text`: no anchor or alias possible, nothing Loader refuses."""
     return "&" not in text and "*" not in text and not Loader.NON_PRINTABLE.search(text)
+
+
+def _plain(node: yaml.Node, depth: int = 0) -> Any:
+    """The data of a tree of plain mappings, lists and implicit scalars, as PyYAML's
+    SafeConstructor makes it; raises for anything else (merge keys, explicit tags, ...).
+
+    PyYAML's constructor walks every node through generators and a memo; this walk is a
+    fraction of its cost, and rebuilding a kept tree with it is cheaper than a deep copy.
+    """
+    kind, tag = type(node), node.tag
+    if kind is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        return _SCALARS[tag](_SCALAR_MAKER, node)
+    if depth >= _PLAIN_DEPTH:
+        raise ValueError("deeper than the plain walk goes")
+    if kind is yaml.MappingNode and tag == _MAP:
+        data = {}
+        for key, value in node.value:
+            if type(key) is not yaml.ScalarNode or key.tag not in _KEY_TAGS:
+                raise ValueError("a key PyYAML's constructor handles")
+            data[_plain(key)] = _plain(value, depth + 1)
+        return data
+    if kind is yaml.SequenceNode and tag == _SEQ:
+        return [_plain(child, depth + 1) for child in node.value]
+    raise ValueError("a node PyYAML's constructor handles")
 
 
 class Doc:
@@ -232,13 +272,45 @@ def _hint(problem: str, source: str) -> str:
 CACHED_TEXT = 16_384
 
 
+class _Parsed:
+    """A front matter as the parse cache keeps it: the node tree, and the data once.
+
+    The data its parse made goes to the first reader, who may change it (a cold read of a
+    site never reads a text twice, so it is never copied); later readers get data of their
+    own, rebuilt from the read-only node tree, or a deep copy where `_plain` cannot build it.
+    """
+
+    __slots__ = ("doc", "fresh", "kept")
+
+    def __init__(self, data: Any, doc: Doc, plain: bool) -> None:
+        self.doc = doc
+        self.fresh = [data] if plain else []
+        self.kept = None if plain else data
+
+    def data(self) -> Any:
+        """Data no other reader holds."""
+        try:
+            return self.fresh.pop()  # atomic: two threads never both get it
+        except IndexError:
+            pass
+        return _plain(self.doc.node) if self.kept is None else copy.deepcopy(self.kept)
+
+
+def _construct(loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Node) -> tuple[Any, bool]:
+    """The data of a node tree, and whether `_plain` made it (and so can make it again)."""
+    try:
+        return _plain(node), True
+    except Exception:  # PyYAML's constructor builds it, or raises its own error
+        return loader.construct_document(node), False
+
+
 @functools.lru_cache(maxsize=4096)
-def _parsed(text: str) -> tuple[Any, Doc] | None:
+def _parsed(text: str) -> _Parsed | None:
     """The data and node tree of a front matter text, None for an empty one; YAML errors raise.
 
     Kept per text: the preview, the follower and each command of a process read the same
     unchanged files again, and the pure-Python parser (needed for its error marks) is the
-    largest cost of reading content. Callers get a copy of the data; the node tree is read-only.
+    largest cost of reading content. The node tree is read-only.
     """
     if _fast_path(text):
         fast = CLoader(text)
@@ -246,7 +318,8 @@ def _parsed(text: str) -> tuple[Any, Doc] | None:
             node = fast.get_single_node()
             if node is None:
                 return None
-            return fast.construct_document(node), Doc(node, 2)
+            data, plain = _construct(fast, node)
+            return _Parsed(data, Doc(node, 2), plain)
         except yaml.YAMLError:
             pass  # parsed again below, for Loader's message
         finally:
@@ -256,7 +329,8 @@ def _parsed(text: str) -> tuple[Any, Doc] | None:
         node = loader.get_single_node()
         if node is None:
             return None
-        return loader.construct_document(node), Doc(node, 2)
+        data, plain = _construct(loader, node)
+        return _Parsed(data, Doc(node, 2), plain)
     finally:
         loader.dispose()
 
@@ -272,7 +346,7 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, Doc] | ContentError:
         parsed = _parsed(text) if len(text) <= CACHED_TEXT else _parsed.__wrapped__(text)
         if parsed is None:
             return ContentError(path, 2, "empty front matter")
-        data, doc = copy.deepcopy(parsed[0]), parsed[1]
+        data, doc = parsed.data(), parsed.doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 2 if mark is not None else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -192,6 +193,12 @@ def _semantic(
     return errors
 
 
+@functools.cache
+def _fields(model: type[Item]) -> list[str]:
+    """`front_matter_fields`, worked out once per model rather than for every file read."""
+    return front_matter_fields(model)
+
+
 def read_file(
     path: Path,
     kind: Kind,
@@ -265,7 +272,7 @@ def _read_bytes(
         return None, [*errors, parsed, *body_errors, *placeholder_errors(text, path)]
     data, doc = parsed
     duplicate_keys(doc, doc.node, path, errors)
-    fields = front_matter_fields(kind.model)
+    fields = _fields(kind.model)
     if original is not None:
         data.pop(TRANSLATED, None)
     for loc, dotted in unknown_keys(kind.model, data, (), fields):
@@ -308,10 +315,15 @@ def _read_bytes(
 
 def _body(body: str, body_line: int, path: Path, language: str) -> tuple[str, list[ContentError]]:
     """The body as safe HTML and its errors; a body too costly to render is not rendered."""
-    too_costly = markdown_problems(body)
-    if too_costly:
+    try:
+        # The conversion checks the limits itself (once per text: it is kept): checking
+        # here first did it again for every file.
+        html = markdown_to_html(body, language)
+    except ValueError:
+        too_costly = markdown_problems(body)
+        if not too_costly:
+            raise
         return "", [ContentError(path, body_line + line - 1, msg) for line, msg in too_costly]
-    html = markdown_to_html(body, language)
     return html, _image_errors(html, body, body_line, path)
 
 
