@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -356,9 +357,19 @@ def _print_plan(
         click.echo("  estimated time: as fast as the server accepts (no rate limit)")
 
 
-def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress:
+def _may_be_terminal() -> bool:
+    """False where rich would not take stderr for a terminal either (no TTY, and neither
+    FORCE_COLOR nor TTY_COMPATIBLE set): then no bar is drawn and rich need not be imported."""
+    return sys.stderr.isatty() or any(
+        os.environ.get(name) is not None for name in ("FORCE_COLOR", "TTY_COMPATIBLE")
+    )
+
+
+def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress | None:
     """A progress bar with rate and time left on stderr, shown only when it is a terminal;
-    closed with `stack`."""
+    closed with `stack`. None where no terminal is to be had."""
+    if not _may_be_terminal():
+        return None
     from rich.console import Console
     from rich.progress import (
         BarColumn,
