@@ -5,6 +5,7 @@ Asserted by the modules a real `comms` process has loaded when it exits, never b
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .databases import database_env
+from .ledgerkit import run_cli
 from .schedkit import ISSUE, SECRET, with_subscribers
 from .smtp_servers import Handler, smtp_server
 
@@ -159,3 +161,32 @@ def test_a_send_to_no_terminal_loads_no_bar_no_http_client_and_no_other_database
     loaded = set(line.split()[1:])
     assert {"comms.sending.run", "comms.mail.smtp", "comms.publish.refresh"} <= loaded
     assert not {"rich", "requests", other} & loaded
+
+
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_a_send_holds_the_collector_back_from_start_to_end(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first message the collector walked the modules and the site again and
+    again: `comms send` runs as one batch (comms.core.collector), its run included."""
+    from comms.core.collector import BATCH_THRESHOLDS
+    from comms.sending.run import Run
+
+    with_subscribers(site_copy)
+    seen: list[int] = []
+    execute = Run.execute
+
+    def watched(run: Run) -> dict[str, int]:
+        seen.append(gc.get_threshold()[0])
+        return execute(run)
+
+    monkeypatch.setattr(Run, "execute", watched)
+    handler = Handler()
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(
+            site_copy, "send", ISSUE, "--now", "--yes", "--transport", f"smtp://127.0.0.1:{port}"
+        )
+    assert code == 0, err
+    assert seen == [BATCH_THRESHOLDS[0]]
+    assert gc.get_threshold()[0] < BATCH_THRESHOLDS[0]  # and no longer after it

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from comms.core.collector import batch
 from comms.core.errors import CommsError
 
 from .approve import blocked_sends, desk_json, desk_lines, read_issue
@@ -450,6 +451,10 @@ def _proof_line(record: ProofRecord) -> str:
 @click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
 @click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
 @click.pass_obj
+# One batch of objects from start to end: before the first message the collector walked the
+# modules and the site again and again (a twentieth of a second), and during the run the
+# rendered issue with them.
+@batch()
 def send(
     state: State,
     issue_slug: str,
