@@ -25,6 +25,7 @@ from comms.content.site import read_site
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL
 from comms.core.config import load_config
 from comms.core.errors import ConfigError, MessageError
+from comms.mail import message
 from comms.mail.message import MessageFactory, Recipient
 from comms.mail.tokens import read_token
 from comms.publish.render import render_issue
@@ -455,3 +456,36 @@ def test_hostile_names_give_messages_without_defects(factory: MessageFactory, na
     assert "Bcc" not in msg
     if name.startswith("=?"):  # shown as typed, not decoded
         assert shown == name
+
+
+def test_the_editions_of_an_issue_fold_only_the_headers_they_do_not_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From, Reply-To and List-Id are the same in every edition: folded (RFC 2047, slow in the
+    email package) once per process, each edition adds only its subject."""
+    made: list[str] = []
+
+    class Counting(EmailMessage):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            made.append("folded")
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(message, "EmailMessage", Counting)
+    config = config_for(tmp_path)
+    first = MessageFactory(config, rendered_issue(), SECRET, date=WINTER)
+    before = len(made)
+    other = dataclasses.replace(rendered_issue(), subject="Die Ausgabe in Leichter Sprache")
+    second = MessageFactory(config, other, SECRET, date=WINTER)
+    assert len(made) - before == 1
+    heads = [
+        BytesParser(policy=default).parsebytes(f.build(Recipient("u1", "a@example.org")).data)
+        for f in (first, second)
+    ]
+    assert str(heads[1]["Subject"]) == "Die Ausgabe in Leichter Sprache"
+    for name in ("From", "Reply-To", "List-Id", "Date"):
+        assert str(heads[0][name]) == str(heads[1][name])
+    # A refused header is refused again, not taken from the kept ones.
+    bad = dataclasses.replace(rendered_issue(), subject="Hallo\r\nBcc: alle@example.org")
+    for _ in range(2):
+        with pytest.raises(MessageError):
+            MessageFactory(config, bad, SECRET, date=WINTER)

@@ -19,7 +19,7 @@ from comms.core.languages import Edition
 from comms.publish import build, build_record, calendars, feed_fragments, feeds, templating
 from comms.publish.feed_entry import Entry, EntryFacts
 from comms.publish.feed_fragments import FRAGMENTS_DIR
-from comms.publish.page_cache import INDEX, PageCache
+from comms.publish.page_cache import INDEX, PageCache, build_digest
 from comms.publish.producer import Files
 from comms.publish.refresh import Publication, publish_now
 from comms.publish.state import FileState
@@ -387,3 +387,18 @@ def test_an_edit_writes_only_the_new_feed_fragments_until_they_are_many(
     shutil.rmtree(site_copy / "var" / "cache")
     _rebuild(config)
     assert _feeds(config.output_dir) == incremental
+
+
+def test_a_build_on_another_database_keeps_the_pages_made_on_the_first(site_copy: Path) -> None:
+    """Which database the state comes from makes no page (what a page shows of the state is
+    its own input): a send that starts on a fresh database, as `bench/send.py` does each round,
+    must not make every page of the archive again. Anything else in the settings does."""
+    toml = site_copy / "comms.toml"
+
+    def digest(**environ: str) -> str:
+        return build_digest(load_config(toml, environ=environ))
+
+    first = digest(COMMS_DATABASE_URL=f"sqlite:///{site_copy / 'one.db'}")
+    assert digest(COMMS_DATABASE_URL=f"sqlite:///{site_copy / 'two.db'}") == first
+    assert digest(COMMS_DATABASE_URL="postgresql://comms@db.example.org/comms") == first
+    assert digest(COMMS_DELIVERY_BATCH_SIZE="7") != digest()

@@ -5,11 +5,18 @@ Asserted by the modules a real `comms` process has loaded when it exits, never b
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .databases import database_env
+from .ledgerkit import run_cli
+from .schedkit import ISSUE, SECRET, with_subscribers
+from .smtp_servers import Handler, smtp_server
 
 #: Prints every loaded module's name as the process exits (after `main`'s sys.exit).
 _PROBE = """
@@ -126,3 +133,60 @@ def test_a_build_after_one_edit_that_changes_no_calendar_loads_no_icalendar(
     loaded = _loaded("build", cwd=site_copy)
     assert "comms.publish.build" in loaded  # built, not skipped
     assert not {"icalendar", "email_validator"} & loaded
+
+
+@pytest.mark.slow
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_a_send_to_no_terminal_loads_no_bar_no_http_client_and_no_other_database(
+    site_copy: Path,
+) -> None:
+    """What `comms send` pays before its first message: a send over SMTP into a pipe (cron,
+    the scheduler's log) draws no bar, tells no hub (none is configured) and loads no other
+    database's dialect."""
+    with_subscribers(site_copy)
+    env = database_env(site_copy / "comms.toml")
+    other = "sqlalchemy.dialects." + ("sqlite" if env else "postgresql")
+    handler = Handler()
+    with smtp_server(handler) as port:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, "--config", str(site_copy / "comms.toml"), "send",
+             ISSUE, "--now", "--yes", "--transport", f"smtp://127.0.0.1:{port}"],
+            cwd=site_copy, env=os.environ | {"COMMS_SECRET_KEY": SECRET} | env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(handler.received) == 3
+    line = next(line for line in done.stderr.splitlines() if line.startswith("MODULES "))
+    loaded = set(line.split()[1:])
+    assert {"comms.sending.run", "comms.mail.smtp", "comms.publish.refresh"} <= loaded
+    assert not {"rich", "requests", other} & loaded
+
+
+@pytest.mark.database
+@pytest.mark.usefixtures("without_approval")
+def test_a_send_holds_the_collector_back_from_start_to_end(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first message the collector walked the modules and the site again and
+    again: `comms send` runs as one batch (comms.core.collector), its run included."""
+    from comms.core.collector import BATCH_THRESHOLDS
+    from comms.sending.run import Run
+
+    with_subscribers(site_copy)
+    seen: list[int] = []
+    execute = Run.execute
+
+    def watched(run: Run) -> dict[str, int]:
+        seen.append(gc.get_threshold()[0])
+        return execute(run)
+
+    monkeypatch.setattr(Run, "execute", watched)
+    handler = Handler()
+    with smtp_server(handler) as port:
+        code, _, err = run_cli(
+            site_copy, "send", ISSUE, "--now", "--yes", "--transport", f"smtp://127.0.0.1:{port}"
+        )
+    assert code == 0, err
+    assert seen == [BATCH_THRESHOLDS[0]]
+    assert gc.get_threshold()[0] < BATCH_THRESHOLDS[0]  # and no longer after it

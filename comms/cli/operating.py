@@ -95,7 +95,7 @@ def worker(state: State, interval: float, once: bool) -> None:
             with ExitStack() as bar:
                 # One bar at a time on a terminal (rich shows one live display): each campaign
                 # closes the previous campaign's bar.
-                def start(plan: SendPlan, bar: ExitStack = bar) -> Progress:
+                def start(plan: SendPlan, bar: ExitStack = bar) -> Progress | None:
                     bar.close()
                     return progress_bar(bar, plan)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from comms.core.collector import batch
 from comms.core.errors import CommsError
 
 from .approve import blocked_sends, desk_json, desk_lines, read_issue
@@ -356,9 +358,19 @@ def _print_plan(
         click.echo("  estimated time: as fast as the server accepts (no rate limit)")
 
 
-def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress:
+def _may_be_terminal() -> bool:
+    """False where rich would not take stderr for a terminal either (no TTY, and neither
+    FORCE_COLOR nor TTY_COMPATIBLE set): then no bar is drawn and rich need not be imported."""
+    return sys.stderr.isatty() or any(
+        os.environ.get(name) is not None for name in ("FORCE_COLOR", "TTY_COMPATIBLE")
+    )
+
+
+def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress | None:
     """A progress bar with rate and time left on stderr, shown only when it is a terminal;
-    closed with `stack`."""
+    closed with `stack`. None where no terminal is to be had."""
+    if not _may_be_terminal():
+        return None
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -439,6 +451,10 @@ def _proof_line(record: ProofRecord) -> str:
 @click.option("--rate", type=click.FloatRange(min=0), help="Messages per second, 0 = unlimited.")
 @click.option("--force", is_flag=True, help="Go on although the issue changed after the start.")
 @click.pass_obj
+# One batch of objects from start to end: before the first message the collector walked the
+# modules and the site again and again (a twentieth of a second), and during the run the
+# rendered issue with them.
+@batch()
 def send(
     state: State,
     issue_slug: str,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Selectable
 
+from comms.db.engine import dialect_insert
 from comms.db.tables import campaigns, daily_counts
 
 #: Longest link id or edition a counter keeps (the column's width).
@@ -16,10 +16,9 @@ ITEM_LENGTH = 64
 
 
 def _upsert(conn: Connection, source: Selectable) -> int:
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     c = daily_counts.c
     statement = (
-        module.insert(daily_counts)
+        dialect_insert(conn, daily_counts)
         .from_select(["kind", "subject", "item", "day", "count"], source)
         .on_conflict_do_update(
             index_elements=["kind", "subject", "item", "day"], set_={"count": c.count + 1}
@@ -51,11 +50,10 @@ def count_audience(conn: Connection, action: str, day: date, amount: int = 1) ->
     the transaction that records them: the history outlives the people's rows."""
     if amount <= 0:
         return
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     c = daily_counts.c
     row = {"kind": "audience", "subject": action, "item": "", "day": day, "count": amount}
     conn.execute(
-        module.insert(daily_counts)
+        dialect_insert(conn, daily_counts)
         .values(row)
         .on_conflict_do_update(
             index_elements=["kind", "subject", "item", "day"], set_={"count": c.count + amount}

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
 from comms.core.database_url import sqlite_file
@@ -24,10 +23,22 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x636F6D6D73
 
 
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """The INSERT of the connection's dialect, the one with ON CONFLICT clauses."""
+    # Imported on use: the PostgreSQL dialect (with asyncpg's and psycopg's parts) costs a
+    # twentieth of a second of every SQLite command's start-up.
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for the connection's dialect."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    return dialect_insert(conn, table).on_conflict_do_nothing()
 
 
 def driver_statement(dialect: Dialect, statement: Any) -> tuple[str, list[str] | None]:

@@ -7,14 +7,13 @@ import random
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from comms.core.config import Config
 from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
 from comms.db.approvals import Desk
-from comms.db.engine import insert_ignore, make_engine, upgrade
+from comms.db.engine import dialect_insert, insert_ignore, make_engine, upgrade
 from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 
 #: One hit in so many also deletes every expired row of its scope (keys nobody hits again).
@@ -127,8 +126,7 @@ class DbPublishState:
         """Insert or replace these records, in one transaction (an upsert: two builds at once
         on two hosts write the same rows without a conflict)."""
         with self.engine.begin() as conn:
-            module = postgresql if conn.dialect.name == "postgresql" else sqlite
-            insert = module.insert(feed_items)
+            insert = dialect_insert(conn, feed_items)
             columns = ("digest", "sequence", "seen", "changed")
             upsert = insert.on_conflict_do_update(
                 index_elements=[feed_items.c.uid], set_={c: insert.excluded[c] for c in columns}

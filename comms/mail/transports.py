@@ -15,7 +15,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from comms.core.config import Config
@@ -24,8 +24,12 @@ from comms.core.files import write_private
 from comms.core.local_faults import local_error
 from comms.core.logs import shown_url
 from comms.core.transport_url import SCHEMES, Kind, known_schemes, scheme_of, transport_folder
-from comms.mail.http_api import HttpApiTransport
 from comms.mail.smtp import SmtpTransport
+
+# The HTTP API's client (requests, urllib3) is imported when an API transport is opened: an
+# SMTP send would pay a tenth of a second of start-up for it.
+if TYPE_CHECKING:
+    from comms.mail.http_api import HttpApiTransport
 
 #: Called by a transport right before a message is handed over for good; it may block, and
 #: what it raises leaves the message unsent (and goes to the caller).
@@ -222,6 +226,8 @@ def _smtp(url: str, config: Config) -> SmtpTransport:
 
 
 def _api(url: str, config: Config) -> HttpApiTransport:
+    from comms.mail.http_api import HttpApiTransport
+
     parts = urlsplit(url)
     if not parts.hostname:
         raise _bad(url, "no host (e.g. brevo+https://api.brevo.com)")

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from comms.content import urls
 from comms.content.front_matter import split
 from comms.content.markup import markdown_unsanitised
@@ -283,6 +281,9 @@ def _served(site_path: str, produced: set[str]) -> bool:
 
 def _mailto(url: str) -> str | None:
     """What is wrong with a mailto: link (its addresses, its fields), or None."""
+    # Imported here: only a mailto: link needs the validator (start-up of every check).
+    from email_validator import EmailNotValidError, validate_email
+
     parts = urlsplit(url)
     for address in filter(None, unquote(parts.path).split(",")):
         try:

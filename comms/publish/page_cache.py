@@ -91,8 +91,10 @@ def build_digest(config: Config) -> str:
     # digest covers too, unless they were pointed elsewhere).
     build_record.files_digest(digest, templating.TEMPLATES)
     digest.update(_writer_versions().encode())
-    # How many processes make the files changes none of them.
-    digest.update(settings_text(config.settings, skip={"render.workers"}).encode())
+    # How many processes make the files changes none of them, nor which database the state
+    # comes from (what a page shows of it is its own input): a send on a fresh database would
+    # otherwise make every page again.
+    digest.update(settings_text(config.settings, skip={"render.workers", "database_url"}).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())

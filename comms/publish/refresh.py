@@ -92,9 +92,11 @@ def notify(
     A hub that stays unreachable or overloaded (after retries) is not asked about the other
     topics in this run: they are reported as failed and wait for the next refresh.
     """
+    pairs = sorted({(hub, topic) for hub in hubs for topic in topics} | set(pending))
+    if not pairs:  # nothing to tell: no HTTP client to import (every send's publish asks)
+        return []
     import requests
 
-    pairs = sorted({(hub, topic) for hub in hubs for topic in topics} | set(pending))
     pings: list[Ping] = []
     down: dict[str, str] = {}
     with requests.Session() as session:
