@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -359,11 +358,10 @@ def _print_plan(
 
 
 def _may_be_terminal() -> bool:
-    """False where rich would not take stderr for a terminal either (no TTY, and neither
-    FORCE_COLOR nor TTY_COMPATIBLE set): then no bar is drawn and rich need not be imported."""
-    return sys.stderr.isatty() or any(
-        os.environ.get(name) is not None for name in ("FORCE_COLOR", "TTY_COMPATIBLE")
-    )
+    """Whether stderr is a terminal: elsewhere (a log, a pipe) no bar is drawn, so rich need
+    not be imported. rich's own FORCE_COLOR is not asked for: it would draw a live bar into a
+    log, and only comms.core.config reads the environment."""
+    return sys.stderr.isatty()
 
 
 def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress | None:
