@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,31 @@ def test_a_second_import_leaves_known_people_alone(root: Path) -> None:
     assert code == 0
     assert out == f"{(root / 'a.csv').as_posix()}:2: already a subscriber; left unchanged\n"
     assert err == "imported 0 (pending); 1 already known, 0 suppressed, 0 bad row(s) skipped\n"
+
+
+def test_an_import_at_a_whole_second_records_its_consent(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import finds its new rows again by their time: stored by a plain DB-API insert, that
+    time must be the text SQLAlchemy compares it with (sqlite3's deprecated adapter, which the
+    insert used, drops a zero fraction, so the rows were never found and had no consent)."""
+    from comms.db import subscriber_import
+
+    at = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(subscriber_import, "now_utc", lambda: at)
+    store = open_store(make_config(root))
+    try:
+        people = [(2, NewSubscriber("a@example.org"))]
+        event = Consent("import", "import a.csv", note="Liste v2")
+        result, _ = store.import_subscribers(people, event, confirmed=True)
+        assert result.added == 1
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT status, consent_id FROM subscribers")).all()
+            consents = conn.execute(sa.text("SELECT action, at FROM consent")).all()
+    finally:
+        store.close()
+    assert [tuple(row) for row in rows] == [("active", 1)]
+    assert [row[0] for row in consents] == ["import"]
 
 
 def test_header_without_email_is_an_error(root: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import operator
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,18 @@ def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     from sqlalchemy.dialects import sqlite
 
     return sqlite.insert(table)
+
+
+def driver_conversions(
+    column_type: sa.types.TypeEngine[Any], dialect: Dialect
+) -> tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]:
+    """How a value of `column_type` goes to the driver and comes back in a plain DB-API
+    statement (None: as it is), as SQLAlchemy's own statements convert it: through the
+    dialect's implementation of the type. A TypeDecorator's own `bind_processor` skips it and
+    leaves a SQLite timestamp to sqlite3's deprecated adapter, whose text drops a zero
+    fraction and so compares unequal to the same time bound by SQLAlchemy."""
+    impl = column_type.dialect_impl(dialect)
+    return impl.bind_processor(dialect), impl.result_processor(dialect, None)
 
 
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
@@ -191,7 +204,7 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         conn.dialect, sa.insert(table).values({k: sa.bindparam(k) for k in keys})
     )
     for key in keys:
-        processor = table.c[key].type.bind_processor(conn.dialect)
+        processor, _ = driver_conversions(table.c[key].type, conn.dialect)
         if processor is not None:
             cached = functools.lru_cache(maxsize=16)(processor)
             for row in rows:

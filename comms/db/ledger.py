@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from comms.core.languages import Editions
-from comms.db.engine import SuppressionProbe, insert_ignore, read_only
+from comms.db.engine import SuppressionProbe, driver_conversions, insert_ignore, read_only
 from comms.db.outcomes import BounceSink, Claimed, LedgerWriter
 from comms.db.shared import reserve
 from comms.db.status import (
@@ -121,10 +121,9 @@ class Ledger:
         self.bounces = bounces
         # A timestamp as the dialect stores it, and back (UTCDateTime's own conversions); a
         # claim's rows share a few queued_at stamps, each parsed once.
-        stamps = deliveries.c.queued_at.type.dialect_impl(engine.dialect)
-        self._stamp: Callable[[datetime], Any] = stamps.bind_processor(engine.dialect) or _same
-        parse: Callable[[Any], Any] = stamps.result_processor(engine.dialect, None) or _same
-        self._parse = functools.lru_cache(maxsize=256)(parse)
+        stamp, parse = driver_conversions(deliveries.c.queued_at.type, engine.dialect)
+        self._stamp: Callable[[datetime], Any] = stamp or _same
+        self._parse = functools.lru_cache(maxsize=256)(parse or _same)
 
     def reading(self) -> Connection:
         """A connection for reads only: on SQLite its transactions do not take the write lock."""

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from comms.db.engine import driver_params, driver_statement
+from comms.db.engine import driver_conversions, driver_params, driver_statement
 from comms.db.status import CLAIMABLE, DeliveryStatus, SubscriberStatus
 from comms.db.tables import deliveries
 
@@ -134,10 +134,7 @@ class LedgerWriter:
         self._conn: Connection | None = None
         self.sql, self.order = driver_statement(engine.dialect, _RECORD)
         self.postgresql = engine.dialect.name == "postgresql"
-        # As the dialect stores a timestamp: on SQLite the text SQLAlchemy writes everywhere
-        # else (the type's own processor leaves that to sqlite3's deprecated adapter).
-        stamps = deliveries.c.updated_at.type.dialect_impl(engine.dialect)
-        convert = stamps.bind_processor(engine.dialect)
+        convert, _ = driver_conversions(deliveries.c.updated_at.type, engine.dialect)
         self.convert: Callable[[datetime | None], Any] = convert or (lambda value: value)
 
     @property
