@@ -357,17 +357,12 @@ def _print_plan(
         click.echo("  estimated time: as fast as the server accepts (no rate limit)")
 
 
-def _may_be_terminal() -> bool:
-    """Whether stderr is a terminal: elsewhere (a log, a pipe) no bar is drawn, so rich need
-    not be imported. rich's own FORCE_COLOR is not asked for: it would draw a live bar into a
-    log, and only comms.core.config reads the environment."""
-    return sys.stderr.isatty()
-
-
 def progress_bar(stack: ExitStack, plan: SendPlan) -> Progress | None:
     """A progress bar with rate and time left on stderr, shown only when it is a terminal;
     closed with `stack`. None where no terminal is to be had."""
-    if not _may_be_terminal():
+    # Not on a terminal (a log, a pipe): no bar, so rich is not even imported. rich's own
+    # FORCE_COLOR is not asked for: it would draw a live bar into a log.
+    if not sys.stderr.isatty():
         return None
     from rich.console import Console
     from rich.progress import (
