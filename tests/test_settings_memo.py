@@ -9,6 +9,8 @@ import os
 import stat
 import subprocess
 import sys
+import zoneinfo
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -174,6 +176,39 @@ def test_every_error_still_names_its_key_after_settings_were_kept(
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={**environ, "COMMS_SECRET_KEY": "short"}, keep=True)
     assert info.value.problems[0].startswith("environment COMMS_SECRET_KEY: ")
+
+
+def _berlin() -> bytes:
+    """The machine's zone file for Europe/Berlin (the system's, or the tzdata package's)."""
+    for folder in zoneinfo.TZPATH:
+        if (Path(folder) / "Europe" / "Berlin").is_file():
+            return (Path(folder) / "Europe" / "Berlin").read_bytes()
+    return files("tzdata.zoneinfo").joinpath("Europe/Berlin").read_bytes()
+
+
+def test_a_time_zone_the_machine_lost_is_named_although_the_settings_were_kept(
+    tmp_path: Path, validations: list[object]
+) -> None:
+    # A zone only a folder of our own knows (the tzdata package does not): taking it away
+    # stands for a system update that removed the zone the kept settings name.
+    zones = tmp_path / "zones"
+    (zones / "Testland").mkdir(parents=True)
+    (zones / "Testland" / "Mitte").write_bytes(_berlin())
+    path = _toml(tmp_path, '[site]\ntimezone = "Testland/Mitte"\n')
+    zoneinfo.reset_tzpath([str(zones)])
+    try:
+        load_config(path, environ={}, keep=True)
+        assert load_config(path, environ={}, keep=True).settings.site.timezone == "Testland/Mitte"
+        assert len(validations) == 1
+        (zones / "Testland" / "Mitte").unlink()
+        zoneinfo.ZoneInfo.clear_cache()
+        with pytest.raises(ConfigError) as info:
+            load_config(path, environ={}, keep=True)
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+    lost = "comms.toml: 'site.timezone': unknown time zone 'Testland/Mitte'"
+    assert info.value.problems == [lost]
 
 
 _LOAD = """

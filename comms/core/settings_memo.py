@@ -23,6 +23,7 @@ import pydantic_core
 from pydantic import VERSION, BaseModel, ValidationError
 
 from comms.core.files import file_stamp, read_checked, write_checked
+from comms.core.settings import known_zone
 
 if TYPE_CHECKING:
     from comms.core.config import Settings
@@ -105,8 +106,10 @@ class SettingsMemo:
         if not isinstance(settings, Settings):
             return None
         try:
+            # Checked again on every take: a system update may remove a zone kept settings name.
+            known_zone(settings.site.timezone)
             settings = _with(settings, self.secrets)
-        except ValidationError:
+        except (ValueError, ValidationError):  # then the whole validation names the key
             return None
         return settings, [str(warning) for warning in found[2]]
 
