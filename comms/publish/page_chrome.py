@@ -92,6 +92,9 @@ class Chrome:
         self.autoescape = autoescape
         #: The top-level run's blocks and macros for every page (None: each page runs it).
         self.top = top
+        #: The template's globals as one dict: a page's context is them and its variables
+        #: (Jinja would copy them out of their ChainMap again for every page).
+        self.globals = dict(template.globals)
 
     @classmethod
     def make(
@@ -143,7 +146,7 @@ class Chrome:
         """The page, its top-level code run for it (`top` None) or taken from `top`; None
         when a block shows a slot (a macro of `top` read a hole)."""
         template = self.template
-        context = template.new_context(dict(variables))
+        context = template.new_context({**self.globals, **variables}, shared=True)
         if top is None:
             _top_level(template, context)
         else:
