@@ -4,19 +4,16 @@ Layout under the output folder (every folder holds `feed.xml`, `atom.xml` and `f
 the root (everything published, newest first), `issues/`, `practices/`, `awards/` (newest
 first), `events/` (upcoming events, a complete feed) and `events/region/<region>/`; the
 calendars are in `calendars.py`. Every path and URL comes from `comms.content.urls`.
-feedgen writes each feed around its entries; the entries themselves are written here
-(`_written`) as the same bytes, where their values are plain text.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from comms.content import urls
@@ -109,84 +106,6 @@ def _feed_entry(config: Config, entry: Entry) -> FeedEntry:
     return fe
 
 
-#: Text lxml writes as it is (XML 1.0's characters): anything else goes through feedgen,
-#: which refuses it as before.
-_XML_TEXT = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _text(value: str) -> str:
-    """Element text as lxml writes it."""
-    value = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return value.replace("\r", "&#13;")
-
-
-def _attribute(value: str) -> str:
-    """An attribute's value as lxml writes it (in double quotes)."""
-    value = _text(value).replace('"', "&quot;")
-    return value.replace("\n", "&#10;").replace("\t", "&#9;")
-
-
-def _rfc2822(value: datetime) -> str:
-    """feedgen's `formatRFC2822` (English names whatever the process's locale)."""
-    day, month = _WEEKDAYS[value.weekday()], _MONTHS[value.month - 1]
-    return value.strftime(f"{day}, %d {month} %Y %H:%M:%S %z")
-
-
-def _written(config: Config, entry: Entry, fmt: str) -> bytes | None:
-    """An entry's `<item>` or `<entry>` as feedgen's `_feed_entry` and lxml's pretty print
-    write it inside a feed (the same bytes, without building either), or None for an entry
-    with an empty or unusual value: feedgen then writes it, as every entry before."""
-    name, email = clean(config.settings.sender.name), config.settings.organisation.email
-    stamp = entry.stamp
-    texts = [entry.id, entry.title, entry.url, name, email, entry.summary, entry.html]
-    texts += [part for category in entry.categories for part in category]
-    dates = (stamp.published, stamp.updated)
-    if not all(type(text) is str and text and _XML_TEXT.fullmatch(text) for text in texts):
-        return None
-    if not all(isinstance(date, datetime) and date.tzinfo is not None for date in dates):
-        return None
-    if fmt == "rss":
-        lines = [
-            "<item>",
-            f"      <title>{_text(entry.title)}</title>",
-            f"      <link>{_text(entry.url)}</link>",
-            f"      <description>{_text(entry.summary)}</description>",
-            f"      <content:encoded>{_text(entry.html)}</content:encoded>",
-            f"      <author>{_text(f'{email} ({name})')}</author>",
-            f'      <guid isPermaLink="false">{_text(entry.id)}</guid>',
-            *(
-                f'      <category domain="{_attribute(scheme)}">{_text(label)}</category>'
-                for scheme, _, label in entry.categories
-            ),
-            f"      <pubDate>{_rfc2822(stamp.published)}</pubDate>",
-            "    </item>",
-        ]
-    else:
-        lines = [
-            "<entry>",
-            f"    <id>{_text(entry.id)}</id>",
-            f"    <title>{_text(entry.title)}</title>",
-            f"    <updated>{stamp.updated.isoformat()}</updated>",
-            "    <author>",
-            f"      <name>{_text(name)}</name>",
-            f"      <email>{_text(email)}</email>",
-            "    </author>",
-            f'    <content type="html">{_text(entry.html)}</content>',
-            f'    <link href="{_attribute(entry.url)}"/>',
-            f"    <summary>{_text(entry.summary)}</summary>",
-            *(
-                f'    <category term="{_attribute(term)}" scheme="{_attribute(scheme)}" '
-                f'label="{_attribute(label)}"/>'
-                for scheme, term, label in entry.categories
-            ),
-            f"    <published>{stamp.published.isoformat()}</published>",
-            "  </entry>",
-        ]
-    return "\n".join(lines).encode("utf-8")
-
-
 def _updated(channel: Channel) -> datetime:
     return max((e.stamp.updated for e in channel.entries), default=EPOCH)
 
@@ -262,9 +181,6 @@ def _generator(
     around: list[bytes] = []
 
     def split(missing: list[Entry]) -> list[bytes] | None:
-        written = [_written(config, entry, fmt) for entry in missing]
-        if all(made is not None for made in written):
-            return cast(list[bytes], written)
         data = serialized(missing)
         spans = _spans(data, fmt)
         if len(spans) != len(missing):
