@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
 from comms.core.errors import CommsError
-from comms.db.outcomes import Outcome
-from comms.db.status import DeliveryStatus
+from comms.db.outcomes import Claimed, Outcome
+from comms.db.status import DeliveryStatus, SubscriberStatus
+from comms.mail.message import OutgoingMessage, Recipient
 from comms.sending import recorder as recorder_module
 from comms.sending.recorder import Recorder
 
@@ -148,3 +149,34 @@ def test_an_outcome_nobody_waits_for_is_committed_all_the_same() -> None:
     assert writer.wrote.acquire(timeout=5)
     assert writer.groups == [[1]]
     recorder.close()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        Claimed(
+            1,
+            0,
+            datetime(2031, 5, 1, tzinfo=UTC),
+            7,
+            "u1",
+            "a@example.org",
+            None,
+            "de",
+            SubscriberStatus.ACTIVE,
+            "k",
+        ),  # fmt: skip
+        Outcome(1, DeliveryStatus.SENT, "<1@test>"),
+        Recipient("u1", "a@example.org"),
+        OutgoingMessage("<1@test>", "news@example.org", "a@example.org", b"data", "slug/u1"),
+    ],
+    ids=lambda record: type(record).__name__,
+)
+def test_the_records_made_per_message_are_immutable_named_tuples(record: object) -> None:
+    # A frozen dataclass sets each field through object.__setattr__: several times the cost
+    # of a tuple, four records a message. Immutable all the same: no field can be set.
+    assert isinstance(record, tuple)
+    field = type(record)._fields[0]  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        setattr(record, field, 2)
+    assert record._replace(**{field: getattr(record, field)}) == record  # type: ignore[attr-defined]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -15,9 +14,14 @@ from comms.db.status import CLAIMABLE, DeliveryStatus, SubscriberStatus
 from comms.db.tables import deliveries
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A delivery this run now owns, with what sending it needs of the subscriber."""
+class Claimed(NamedTuple):
+    """A delivery this run now owns, with what sending it needs of the subscriber.
+
+    Immutable records of the send path (Claimed, Outcome; comms.mail's Recipient and
+    OutgoingMessage) are named tuples, not frozen dataclasses: one of each is made per
+    message, and a frozen dataclass sets each field through `object.__setattr__` (about
+    1-2 µs a record, against 0.3 µs).
+    """
 
     delivery_id: int
     attempts: int  # before this one
@@ -36,8 +40,7 @@ class Claimed:
     topics: str = ""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What happened to one claimed delivery; `bounce` also ends the subscription."""
 
     delivery_id: int

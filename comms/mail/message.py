@@ -18,7 +18,7 @@ import html
 import re
 import secrets
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -26,6 +26,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from comms.content.urls import PREFERENCES_URL, UNSUBSCRIBE_URL, Urls, issue_query
@@ -60,9 +61,9 @@ _PLAIN_ADDR = re.compile(rf"(?=.{{1,64}}@){_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{
 _ATOM_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """Who one message goes to: what the message needs of a subscriber, nothing more."""
+class Recipient(NamedTuple):
+    """Who one message goes to: what the message needs of a subscriber, nothing more (a named
+    tuple, as the send path's other records: see comms.db.outcomes.Claimed)."""
 
     uid: str
     email: str
@@ -78,8 +79,7 @@ class Recipient:
     topics: str = ""
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
+class OutgoingMessage(NamedTuple):
     """A finished message: the bytes to send as they are, and its stable ids."""
 
     message_id: str

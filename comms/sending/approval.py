@@ -6,7 +6,7 @@ import difflib
 import getpass
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -274,7 +274,7 @@ def proof_message(
     header = f"{PROOF_HEADER}: version {short(digest)}; {stamp}\r\n".encode("ascii")
     # Put before the DKIM signature: an unsigned header at the top leaves the signature valid.
     # The factory's stuffed copy of the bytes no longer matches them.
-    return replace(message, data=header + message.data, wire=None)
+    return message._replace(data=header + message.data, wire=None)
 
 
 def current_version(config: Config, site: Site, issue: Issue) -> Version | None:

@@ -269,7 +269,7 @@ def send_proofs(
                 at = now_utc()
                 message = proof_message(config, factory, email, version.digest, at)
                 if language != offered.home.language:  # beside the site's, not over it
-                    message = replace(message, key=f"{message.key}.{language}")
+                    message = message._replace(key=f"{message.key}.{language}")
                 transport.send(message.envelope_from, message.recipient, message.data, message.key)
                 where = destination(transport, url, message.key)
                 record = ProofRecord(
