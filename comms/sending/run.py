@@ -138,7 +138,9 @@ class Run:
         self.options = options
         self.progress = progress
         self.owner = owner_id()
-        self.jobs: queue.Queue[Claimed | None] = queue.Queue()
+        # SimpleQueue: put, get and qsize in C, without queue.Queue's Python-level locks and
+        # conditions (a message is one put and one get; the workers and the dispatcher share it).
+        self.jobs: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
         #: Set by a worker that leaves fewer than a claim's worth of jobs queued: the
         #: dispatcher sleeps on it rather than polling the queue.
         self.hungry = threading.Event()
