@@ -10,13 +10,6 @@ chain: imports and assignments) and the values are escaped as `{{ value }}` esca
 What the layout reads beside the holes must be the same for every page that shares it
 (`Chrome.render` is given those variables only: a layout that reads a page's own variable
 outside its blocks fails to render and its pages are rendered whole).
-
-The top-level code of the chain runs once, too, when all it sets are macros imported with
-context (`{% from "_macros.html.j2" import figure with context %}`): each page's blocks get
-the blocks and macros of that run (made from what the pages share) instead of making the
-macro module again, a third of an item page's time outside its blocks. Imported macros read
-their page's values from their arguments, as the archive's do; a page whose blocks fail or
-show a hole that way is made again with its own top-level run, as before.
 """
 
 from __future__ import annotations
@@ -26,7 +19,7 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import Any, cast
 
 from jinja2 import Template, TemplateError
-from jinja2.runtime import Context, Macro
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from comms.core.errors import RenderError
@@ -56,42 +49,17 @@ def _slot(name: str) -> Any:
     return block
 
 
-class _Top:
-    """What the top-level code of a template chain left in a context: the blocks of every
-    template of the chain and the names it set (macros imported with context)."""
-
-    def __init__(self, context: Context) -> None:
-        self.blocks = {name: list(found) for name, found in dict.items(context.blocks)}
-        self.vars = dict(context.vars)
-        self.exported = set(context.exported_vars)
-
-    def put(self, context: Context) -> None:
-        """Give `context` what the top-level code would have left in it."""
-        context.blocks = {name: list(found) for name, found in self.blocks.items()}
-        context.vars.update(self.vars)
-        context.exported_vars.update(self.exported)
-
-
 class Chrome:
     """The layout of template `name` in `templates/<folder>/`, in `language`, cut at its
     slots (None from `make` when it cannot be rendered on its own)."""
 
-    def __init__(
-        self,
-        where: str,
-        template: Template,
-        pieces: list[str],
-        autoescape: bool,
-        top: _Top | None = None,
-    ) -> None:
+    def __init__(self, where: str, template: Template, pieces: list[str], autoescape: bool) -> None:
         #: The template's path, for errors (`templates/web/event.html.j2`).
         self.where = where
         self.template = template
         #: Text, slot, text, slot … text.
         self.pieces = pieces
         self.autoescape = autoescape
-        #: The top-level run's blocks and macros for every page (None: each page runs it).
-        self.top = top
         #: The template's globals as one dict: a page's context is them and its variables
         #: (Jinja would copy them out of their ChainMap again for every page).
         self.globals = dict(template.globals)
@@ -102,73 +70,40 @@ class Chrome:
     ) -> Chrome | None:
         """The layout rendered with `shared` (what its pages share, holes for the rest);
         None when it reads more than that."""
-        template = environment(folder, language).get_template(name)
-        return cls.of(template, f"templates/{folder}/{name}", shared)
-
-    @classmethod
-    def of(cls, template: Template, where: str, shared: Mapping[str, Any]) -> Chrome | None:
-        """The layout of `template` (`where`: its path, for errors) rendered with `shared`;
-        None when it reads more than that."""
+        env = environment(folder, language)
+        template = env.get_template(name)
         context = template.new_context(dict(shared))
         context.blocks = _Slots(context.blocks)
-        top = None
         try:
-            body = template.root_render_func(context)
-            first = next(body, "")  # the top-level code has run: its blocks and names
-            if all(isinstance(value, Macro) for value in context.vars.values()):
-                top = _Top(context)
-            text = first + "".join(body)
+            text = "".join(template.root_render_func(context))
         except TemplateError:
             return None  # it reads a page's own variable: its pages are rendered whole
-        autoescape = bool(template.environment.autoescape)
-        return cls(where, template, _SLOT.split(text), autoescape, top)
+        return cls(f"templates/{folder}/{name}", template, _SLOT.split(text), bool(env.autoescape))
 
     def render(self, variables: Mapping[str, Any], holes: Mapping[str, Any]) -> str:
         """The page with `variables` (all a plain render would get) and the values of its
         holes: its blocks rendered in its own context, put into the layout."""
-        if self.top is not None:
-            try:
-                page = self._render(variables, holes, self.top)
-            except TemplateError:
-                page = None  # an imported macro read what only the page has: as before
-            if page is not None:
-                return page
+        template = self.template
         try:
-            page = self._render(variables, holes, None)
+            context = template.new_context({**self.globals, **variables}, shared=True)
+            _top_level(template, context)
+            made: dict[str, str] = {}
+            out = []
+            for index, piece in enumerate(self.pieces):
+                if index % 2 == 0:
+                    out.append(piece)
+                    continue
+                kind, _, name = piece.partition(":")
+                if kind == "hole":
+                    value = holes[name]
+                    out.append(str(escape(value)) if self.autoescape else str(value))
+                    continue
+                if name not in made:
+                    made[name] = "".join(context.blocks[name][0](context))
+                out.append(made[name])
+            return "".join(out)
         except TemplateError as exc:
             raise RenderError(f"{self.where}: {type(exc).__name__}: {exc}") from None
-        assert page is not None
-        return page
-
-    def _render(
-        self, variables: Mapping[str, Any], holes: Mapping[str, Any], top: _Top | None
-    ) -> str | None:
-        """The page, its top-level code run for it (`top` None) or taken from `top`; None
-        when a block shows a slot (a macro of `top` read a hole)."""
-        template = self.template
-        context = template.new_context({**self.globals, **variables}, shared=True)
-        if top is None:
-            _top_level(template, context)
-        else:
-            top.put(context)
-        made: dict[str, str] = {}
-        out = []
-        for index, piece in enumerate(self.pieces):
-            if index % 2 == 0:
-                out.append(piece)
-                continue
-            kind, _, name = piece.partition(":")
-            if kind == "hole":
-                value = holes[name]
-                out.append(str(escape(value)) if self.autoescape else str(value))
-                continue
-            if name not in made:
-                block = "".join(context.blocks[name][0](context))
-                if top is not None and "\x00" in block:
-                    return None
-                made[name] = block
-            out.append(made[name])
-        return "".join(out)
 
 
 def _top_level(template: Template, context: Context) -> None:
