@@ -106,24 +106,24 @@ def _edit(event: Path) -> Callable[[], None]:
     return edit
 
 
+def comms_of(site: Path) -> list[str]:
+    """The command line of `comms` on the site in `site`."""
+    return [sys.executable, "-m", "comms", "--config", str(site / "comms.toml")]
+
+
 def measure_processes(
     folder: Path, rounds: int, against: Path | None = None, bytecode: bool = False
 ) -> None:
     """Print `comms check` (cold, unchanged, one event edited), `--help` and `--version` as
     processes: median wall and CPU seconds, the ratio to `python -c pass` and, with
     `against`, the ratio of this tree's CPU time to that tree's."""
-    comms = [sys.executable, "-m", "comms", "--config", str(folder / "comms.toml")]
-    cache = folder / "var" / "cache"
-    event = sorted((folder / "content" / "events").glob("*.md"))[0]
-    edit = _edit(event)
-    cases: list[tuple[str, list[str], Callable[[], None] | None]] = [
-        ("comms --version", ["--version"], None),
-        ("comms --help", ["--help"], None),
-        ("comms check (cold: no var/cache)", ["check"], lambda: shutil.rmtree(cache, True)),
-        ("comms check (nothing changed)", ["check"], None),
-        ("comms check (one event edited)", ["check"], edit),
-    ]
-    trees = {"": ROOT} | ({" [against]": against} if against is not None else {})
+    # Each tree checks its own copy of the site: with one shared var/ each would find the
+    # other's code digest in the caches, and "nothing changed" would be a cold check for both.
+    sites = {"": (ROOT, folder)}
+    if against is not None:
+        copy = folder.with_name(folder.name + "-against")
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("var", "public"))
+        sites[" [against]"] = (against, copy)
     env = dict(os.environ)
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -133,15 +133,29 @@ def measure_processes(
         sample = _run(argv, env, tree)
         samples.setdefault(name, []).append(sample)
 
-    for tree in trees.values():
-        _run([*comms, "check"], env, tree)  # disk caches warm
+    def cases(site: Path) -> list[tuple[str, list[str], Callable[[], None] | None]]:
+        cache = site / "var" / "cache"
+        edit = _edit(sorted((site / "content" / "events").glob("*.md"))[0])
+        return [
+            ("comms --version", ["--version"], None),
+            ("comms --help", ["--help"], None),
+            ("comms check (cold: no var/cache)", ["check"], lambda: shutil.rmtree(cache, True)),
+            ("comms check (nothing changed)", ["check"], None),
+            ("comms check (one event edited)", ["check"], edit),
+        ]
+
+    commands = {label: comms_of(site) for label, (_, site) in sites.items()}
+    steps = {label: cases(site) for label, (_, site) in sites.items()}
+    for label, (tree, _) in sites.items():
+        _run([*commands[label], "check"], env, tree)  # disk caches warm
     for _ in range(rounds):
         run("python -c pass", [sys.executable, "-c", "pass"], ROOT)
-        for name, argv, before in cases:
-            for label, tree in trees.items():
+        for index in range(len(steps[""])):
+            for label, (tree, _) in sites.items():
+                name, argv, before = steps[label][index]
                 if before is not None:
                     before()
-                run(name + label, [*comms, *argv], tree)
+                run(name + label, [*commands[label], *argv], tree)
 
     def median(name: str, index: int) -> float:
         return statistics.median(sample[index] for sample in samples[name])
