@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from comms.content.content_cache import CACHE_DIR, PACK
-from comms.content.models import Item
+from comms.content.models import Item, Site
 from comms.content.site import read_site
 from comms.content.translation_files import edition_site
 from comms.core.config import Config, load_config
-from comms.core.languages import site_editions
-from comms.publish.feed_entry import Published
+from comms.core.languages import Edition, site_editions
+from comms.publish.feed_entry import Entry, Published
 from comms.publish.feed_state import digest as feed_digest
 from comms.publish.item_memo import ItemMemo
 from comms.publish.page_cache import Fingerprints
@@ -63,6 +63,17 @@ def test_a_key_begun_once_for_many_files_is_the_key_of_all_its_values(site_copy:
     assert prints.key(edition) != prints.key(site_editions(config).all[1])
 
 
+def _entries_alone(
+    config: Config, home: Edition, site: Site, edition: Edition, shown: Site
+) -> list[Entry]:
+    """`edition`'s entries from a Published that worked out its order afresh for it (after
+    the home edition's, as a build makes them), not shared from the home edition."""
+    alone = Published(config, FileState(config.root))
+    alone.entries(home, site)
+    alone._order = None  # worked out afresh for this edition
+    return alone.entries(edition, shown)
+
+
 def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
     site_copy: Path,
 ) -> None:
@@ -75,10 +86,7 @@ def test_editions_that_share_the_site_share_its_entries_in_their_own_words(
     for edition in others:
         shown = edition_site(site, edition.language)
         reused = shared.entries(edition, shown)
-        alone = Published(config, FileState(config.root))
-        alone.entries(home, site)
-        alone._order = None  # worked out afresh for this edition
-        fresh = alone.entries(edition, shown)
+        fresh = _entries_alone(config, home, site, edition, shown)
         assert [(e.item, e.id, e.stamp) for e in reused] == [(e.item, e.id, e.stamp) for e in fresh]
         assert all(e._facts.edition == edition for e in reused)
     # An edition with translations shows them, not the originals another edition shared.
@@ -106,10 +114,7 @@ def test_an_edition_shares_the_sites_order_only_where_its_translations_are_stamp
         shared = Published(config, FileState(config.root))
         shared.entries(home, site)
         reused = shared.entries(translated, shown)
-        alone = Published(config, FileState(config.root))
-        alone.entries(home, site)
-        alone._order = None  # worked out afresh for this edition
-        fresh = alone.entries(translated, shown)
+        fresh = _entries_alone(config, home, site, translated, shown)
         assert [(e.item, e.id, e.stamp) for e in reused] == [(e.item, e.id, e.stamp) for e in fresh]
         mine = next(e for e in reused if e.item.uid == uid)
         assert mine.item is (changed or item)
