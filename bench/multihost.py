@@ -176,12 +176,20 @@ def two_budget_workers(url: str, rate: float, count: int) -> float:
     return float(2 * count / (max(r["end"] for r in runs) - min(r["start"] for r in runs)))
 
 
+def _comms(site: Path, code: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The `comms` command line on `site` and its environment (with the `comms` package of the
+    checkout `code` when given)."""
+    command = [sys.executable, "-m", "comms", "--config", str(site / "comms.toml")]
+    return command, dict(os.environ | ENV | ({"PYTHONPATH": str(code)} if code else {}))
+
+
 def _built(site: Path, code: Path | None = None) -> None:
     """Build `site` once, untimed (with the checkout `code` when given): a user has built or
     previewed the site before sending, so a timed send finds the archive's page cache warm."""
-    command = [sys.executable, "-m", "comms", "--config", str(site / "comms.toml"), "build"]
-    env = os.environ | ENV | ({"PYTHONPATH": str(code)} if code else {})
-    subprocess.run(command, env=env, stdout=subprocess.DEVNULL, cwd=code or ROOT, check=True)
+    command, env = _comms(site, code)
+    subprocess.run(
+        [*command, "build"], env=env, stdout=subprocess.DEVNULL, cwd=code or ROOT, check=True
+    )
 
 
 def send_workers(
@@ -189,13 +197,12 @@ def send_workers(
 ) -> float:
     """`comms send ISSUE` as `workers` processes started at once (with the `comms` package of
     the checkout `code` when given); seconds until all ended."""
+    comms, env = _comms(site, code)
     command = [
-        sys.executable, "-m", "comms", "--config", str(site / "comms.toml"), "send", ISSUE, "--now",
-        "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(connections),
-        "--rate", "0",
+        *comms, "send", ISSUE, "--now", "--transport", f"smtp://127.0.0.1:{port}",
+        "--concurrency", str(connections), "--rate", "0",
     ]  # fmt: skip
     began = time.perf_counter()
-    env = os.environ | ENV | ({"PYTHONPATH": str(code)} if code else {})
     # In the checkout's folder: `-m` puts the working folder first on the import path, so
     # from here PYTHONPATH alone would run this checkout's `comms` instead.
     running = [
