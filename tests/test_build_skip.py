@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 
 import comms.content.site
@@ -22,6 +23,7 @@ from comms.publish import build_record
 from comms.sending.campaign import prepare
 
 from .conftest import copy_sample
+from .databases import database_env, engine_for
 
 #: Ready, its send_at after the sample's reference_date: public once its campaign started.
 ISSUE = "2020-02-newsletter"
@@ -192,8 +194,9 @@ def test_the_time_passing_the_records_until_builds_again(builds: Builds) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.sqlite_only("stamps the SQLite database's files; a server's state is queried")
+@pytest.mark.database
 def test_an_issue_marked_sent_builds_again(builds: Builds) -> None:
+    """SQLite's files and a server's rows (comms.core.server_state) both show the send."""
     config = load_config(builds.site / "comms.toml", environ={})
     open_store(config).close()  # the publishing state moves into the database
     line, read = builds.run()
@@ -210,14 +213,53 @@ def test_an_issue_marked_sent_builds_again(builds: Builds) -> None:
     assert read and _counts(line)[0] > 0 and page.is_file()
 
 
-def test_a_database_server_is_never_stamped(site_copy: Path) -> None:
+def test_a_database_server_out_of_reach_is_not_stamped(site_copy: Path) -> None:
     config = load_config(
         site_copy / "comms.toml",
-        environ={"COMMS_DATABASE_URL": "postgresql+psycopg://comms@db.invalid/comms"},
+        environ={"COMMS_DATABASE_URL": "postgresql+psycopg://comms@127.0.0.1:1/comms"},
     )
     stamps = build_record.take_stamps(config, config.output_dir)
     assert stamps is not None and stamps.state is None
     assert build_record.skipped(config, config.output_dir, stamps) is None
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql_only("the feed history's rows on a server; SQLite's files show any write")
+def test_another_hosts_change_of_the_feed_history_builds_again(builds: Builds) -> None:
+    """The stamp covers the feed records a build reads, not only the campaigns."""
+    config = load_config(builds.site / "comms.toml", environ={})
+    builds.settle()
+    engine = engine_for(builds.site / "comms.toml")
+    try:
+        with engine.begin() as conn:
+            changed = conn.execute(
+                sa.text(
+                    "UPDATE feed_items SET changed = seen + interval '1 day' "
+                    "WHERE uid = (SELECT min(uid) FROM feed_items)"
+                )
+            )
+    finally:
+        engine.dispose()
+    assert changed.rowcount == 1
+    stamps = build_record.take_stamps(config, config.output_dir)
+    assert stamps is not None and stamps.state is not None
+    line, read = builds.run()
+    assert read
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql_only("a server's stamp is taken over two connections")
+def test_a_server_stamp_the_build_reads_otherwise_keeps_no_stamps(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stamps taken without SQLAlchemy count only where the build's own connection gives the
+    same: a URL read two ways (another database) must never skip a build."""
+    monkeypatch.setattr(build_record, "server_stamp", lambda url: "server:elsewhere")
+    builds.age()
+    for _ in range(3):
+        assert builds.run()[1], "a build was skipped on another database's stamp"
+    monkeypatch.undo()
+    builds.settle()
 
 
 #: Prints every loaded module's name as the process exits (as tests/test_startup.py).
@@ -229,16 +271,18 @@ main(sys.argv[1:])
 """
 
 
-def _process_build(site: Path, package: Path) -> tuple[str, set[str]]:
-    """`comms build` in a process of its own with the comms package in `package`: its report
-    line and the modules it loaded."""
+def _process_build(
+    site: Path, package: Path, env: dict[str, str] | None = None
+) -> tuple[str, set[str]]:
+    """`comms build` in a process of its own with the comms package in `package` (and `env`):
+    its report line and the modules it loaded."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, "build"],
         cwd=site,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(package)},
+        env={**os.environ, "PYTHONPATH": str(package), **(env or {})},
     )
     assert done.returncode == 0, done.stderr
     modules = next(line for line in done.stderr.splitlines() if line.startswith("MODULES "))
@@ -289,6 +333,28 @@ def test_a_skipped_build_loads_no_build_and_a_changed_template_or_catalog_builds
     assert catalog.read_text("utf-8") != text
     line, modules = _process_build(site, package)
     assert "comms.publish.build" in modules and _counts(line)[0] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql_only("the skip's query on a server goes through psycopg alone")
+def test_a_build_skipped_on_a_database_server_loads_no_sqlalchemy(tmp_path: Path) -> None:
+    """In real processes on PostgreSQL: the first build writes the feed history, the second
+    finds nothing changed and keeps the stamps, the third is skipped by one query."""
+    site = copy_sample(tmp_path / "site")
+    for path in site.rglob("*"):
+        if path.is_file():
+            os.utime(path, (path.stat().st_mtime - AGE,) * 2)
+    env = database_env(site / "comms.toml")
+    assert env["COMMS_DATABASE_URL"].startswith("postgresql")
+    package = Path(comms.__file__).parent.parent
+    line, modules = _process_build(site, package, env)
+    assert "sqlalchemy" in modules and _counts(line)[0] > 0
+    line, modules = _process_build(site, package, env)
+    assert "sqlalchemy" in modules and _counts(line)[0] == 0
+    line, modules = _process_build(site, package, env)
+    assert _counts(line)[0] == 0
+    assert not {"sqlalchemy", "comms.publish.build", "comms.content.site"} & modules
+    assert "psycopg" in modules
 
 
 def test_a_file_name_that_is_no_utf_8_is_stamped(site_copy: Path) -> None:

@@ -177,3 +177,43 @@ def test_reading_the_configuration_does_not_load_sqlalchemy(tmp_path: Path) -> N
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == [f"sqlite:///{tmp_path.resolve()}/var/x.db", "False"]
+
+
+#: PostgreSQL URLs with what `psycopg_arguments` does with them: True where it gives psycopg
+#: what SQLAlchemy does, False where it leaves the URL to SQLAlchemy.
+AS_PSYCOPG = {
+    "postgresql+psycopg://comms:to%40p%3Asecret@db.example.org:5432/comms?sslmode=require": True,
+    "postgresql://comms:pw@[::1]:5432/comms": True,
+    "postgresql://comms@db/comms": True,
+    "postgresql://comms:@db/comms": True,
+    "postgresql+psycopg://comms@127.0.0.1/comms?connect_timeout=3&application_name=comms": True,
+    "postgresql+psycopg:///comms": True,
+    "postgresql+psycopg:///comms?host=/var/run/postgresql": False,
+    "postgresql+psycopg://comms@db/comms?host=a:5432&host=b:5433": False,
+    "postgresql+psycopg://comms@db/comms?sslmode=require&sslmode=disable": False,
+    "postgresql+psycopg2://comms@db/comms": False,
+    "postgresql+asyncpg://comms@db/comms": False,
+    "postgresql://comms:pw@db.example.org:port/comms": False,
+    "sqlite:///var/comms.db": False,
+}
+
+
+@pytest.mark.parametrize(("url", "taken"), AS_PSYCOPG.items())
+def test_psycopg_gets_what_sqlalchemy_would_give_it(url: str, taken: bool) -> None:
+    """The skipped build's query on a server (comms.core.server_state) connects without
+    SQLAlchemy, with the arguments its psycopg dialect makes and comms's server defaults."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+    from sqlalchemy.engine import make_url
+
+    from comms.core.database_url import SERVER_DEFAULTS, psycopg_arguments
+
+    found = psycopg_arguments(url)
+    if not taken:
+        assert found is None
+        return
+    parsed = make_url(url)
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    _, sqlalchemys = dialect.create_connect_args(parsed)  # type: ignore[no-untyped-call]
+    sqlalchemys.pop("context", None)
+    defaults = {key: value for key, value in SERVER_DEFAULTS.items() if key not in parsed.query}
+    assert found == {**defaults, **sqlalchemys}

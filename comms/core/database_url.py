@@ -11,7 +11,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
+
+#: libpq settings for a database server unless the URL sets them: a server that vanished in a
+#: network split is noticed within about a minute instead of a connection hanging for hours
+#: (a send run must notice it before its claim lease ends, comms.sending.claims).
+SERVER_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 _URL = re.compile(
     r"""
@@ -39,7 +51,12 @@ class _Parts:
     """The parts of a database URL that comms reads."""
 
     backend: str
+    #: The driver after "+", "" without one.
+    driver: str
+    username: str | None
     password: str | None
+    host: str | None
+    port: int | None
     database: str | None
     query: dict[str, list[str]]
     #: Only the driver name, the database and an empty query: the URL can be written anew.
@@ -62,9 +79,15 @@ def _parse(url: str) -> _Parts | None:
         query.setdefault(key, []).append(value)
     password, database = parts["password"], parts["database"]
     others = (parts[name] for name in ("username", "ipv4host", "ipv6host", "port"))
+    username, host, port = parts["username"], parts["ipv4host"] or parts["ipv6host"], parts["port"]
+    backend, _, driver = parts["name"].partition("+")
     return _Parts(
-        backend=parts["name"].split("+")[0],
+        backend=backend,
+        driver=driver,
+        username=unquote(username) if username is not None else None,
         password=unquote(password) if password is not None else None,
+        host=host,
+        port=int(port) if port else None,
         database=unquote(database) if database is not None else None,
         query=query,
         simple=not any(others) and password is None and not parts["query"],
@@ -117,3 +140,30 @@ def database_password(url: str) -> str | None:
     """The password a database URL holds (a secret: masked in logs), if any."""
     parsed = _parse(url)
     return None if parsed is None else parsed.password
+
+
+def psycopg_arguments(url: str) -> dict[str, Any] | None:
+    """The keyword arguments for `psycopg.connect` that SQLAlchemy's psycopg dialect gives it
+    for `url`, with comms's SERVER_DEFAULTS (comms.db.engine passes them too). None for another
+    database or driver, and where SQLAlchemy reads more into the URL (hosts and ports in the
+    query, several hosts, a repeated query key): such callers take the path through it."""
+    parsed = _parse(url)
+    if parsed is None or parsed.backend != "postgresql" or parsed.driver not in ("", "psycopg"):
+        return None
+    if parsed.host is not None and "," in parsed.host:
+        return None
+    if "host" in parsed.query or "port" in parsed.query:
+        return None
+    if any(len(values) > 1 for values in parsed.query.values()):
+        return None
+    named = {
+        "user": parsed.username,
+        "password": parsed.password,
+        "host": parsed.host,
+        "port": parsed.port,
+        "dbname": parsed.database,
+    }
+    # As `URL.translate_connect_args`: an empty part is left out, like a missing one.
+    arguments: dict[str, Any] = {key: value for key, value in named.items() if value}
+    arguments.update({key: values[0] for key, values in parsed.query.items()})
+    return {**{k: v for k, v in SERVER_DEFAULTS.items() if k not in parsed.query}, **arguments}

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from comms.core.database_url import sqlite_file
+from comms.core.database_url import SERVER_DEFAULTS, sqlite_file
 from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
@@ -98,18 +98,6 @@ def _sqlite_begin(conn: Connection) -> None:
 def read_only(engine: Engine) -> Connection:
     """A connection for reads only: on SQLite its transactions do not take the write lock."""
     return engine.connect().execution_options(comms_read=True)
-
-
-#: libpq settings for a database server unless the URL sets them: a server that vanished in a
-#: network split is noticed within about a minute instead of a connection hanging for hours
-#: (a send run must notice it before its claim lease ends, comms.sending.claims).
-SERVER_DEFAULTS = {
-    "connect_timeout": 10,
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
 
 
 def drop_old_pages(engine: Engine) -> None:

@@ -12,8 +12,9 @@ from sqlalchemy.engine import Connection, Engine
 from comms.core.config import Config
 from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
+from comms.core.server_state import STAMP_SQL, stamp_text
 from comms.db.approvals import Desk
-from comms.db.engine import dialect_insert, insert_ignore, make_engine, upgrade
+from comms.db.engine import dialect_insert, insert_ignore, make_engine, read_only, upgrade
 from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
 
 #: One hit in so many also deletes every expired row of its scope (keys nobody hits again).
@@ -153,3 +154,12 @@ class DbPublishState:
                     sa.insert(websub_pending),
                     [{"hub": h, "topic": t} for h, t in sorted(pairs)],
                 )
+
+    def server_stamp(self) -> str | None:
+        """The stamp of the started campaigns and feed records on PostgreSQL (the query the
+        skipped build runs through psycopg alone); None on SQLite, whose files stamp it."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with read_only(self.engine) as conn:
+            digest = conn.exec_driver_sql(STAMP_SQL).scalar_one()
+        return stamp_text(str(digest))

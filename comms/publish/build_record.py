@@ -17,8 +17,9 @@ mtime, inode) of every file the build reads (content, static files, comms's own 
 and catalogs), the configuration as loaded and the publishing state, taken before the build read
 them (`take_stamps`): while they and the folder hold, before `until`, the build is skipped
 without reading or importing anything else (`skipped`). A file changed within `SETTLE` of the
-stamps (a change in the same clock tick could keep size and mtime) records no stamps, and where
-the state lives in a database server there are none: that build decides by `inputs` instead.
+stamps (a change in the same clock tick could keep size and mtime) records no stamps: that
+build decides by `inputs` instead. A database server's state is stamped by one query
+(comms.core.server_state), which the build's own connection must answer alike.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from comms.core.files import (
     write_checked,
     write_private,
 )
+from comms.core.server_state import server_stamp
 from comms.core.settings import settings_text
 from comms.publish.item_memo import ItemMemo
 from comms.publish.state import STATE_FILE, PublishState
@@ -310,30 +312,48 @@ def remember(
     valid: datetime,
     stamps: Stamps | None = None,
     written: Mapping[str, tuple[int, int]] | None = None,
+    state: PublishState | None = None,
 ) -> None:
     """Record that the build of `digest` is in `out_dir` (a failure only costs a rebuild),
-    with the `stamps` taken before the build read its inputs; `written`: (size, mtime) of
-    the output paths the build wrote or found fresh (`PageCache.stamps`)."""
+    with the `stamps` taken before the build read its inputs from `state`; `written`: (size,
+    mtime) of the output paths the build wrote or found fresh (`PageCache.stamps`)."""
     stamp = _folder_stamp(out_dir, manifest, written)
     if stamp is None:
         return
     record: dict[str, Any] = {"inputs": digest, "until": valid.isoformat(), "folder": stamp}
-    _write(config, out_dir, manifest, record, stamps)
+    _write(config, out_dir, manifest, record, stamps, state)
 
 
-def restamp(config: Config, out_dir: Path, manifest: Path, stamps: Stamps | None) -> None:
-    """Add `stamps` to the record that a build just found unchanged (`unchanged`), so that the
-    next build with the same stamps is skipped without reading the site."""
+def restamp(
+    config: Config,
+    out_dir: Path,
+    manifest: Path,
+    stamps: Stamps | None,
+    state: PublishState | None = None,
+) -> None:
+    """Add `stamps` to the record that a build from `state` just found unchanged
+    (`unchanged`), so that the next build with the same stamps is skipped without reading the
+    site."""
     found = _read_record(config, out_dir)
     if found is not None and stamps is not None:
-        _write(config, out_dir, manifest, found[1], stamps)
+        _write(config, out_dir, manifest, found[1], stamps, state)
 
 
 def _write(
-    config: Config, out_dir: Path, manifest: Path, record: dict[str, Any], stamps: Stamps | None
+    config: Config,
+    out_dir: Path,
+    manifest: Path,
+    record: dict[str, Any],
+    stamps: Stamps | None,
+    published: PublishState | None,
 ) -> None:
     record = {key: value for key, value in record.items() if key != "stamps"}
-    state = _state_stamp(config)
+    if sqlite_file(config.database_url) is None:
+        # A server: as the build's own connection sees it, so that the stamps taken without
+        # SQLAlchemy count only where both reached the same database.
+        state = published.server_stamp() if published is not None else None
+    else:
+        state = _state_stamp(config)
     # The state as the build left it (its feed history) where only builds, under the lock,
     # change it (the files in var/); a database that changed meanwhile may hold a send
     # that started after the build read it: then no stamps.
@@ -422,10 +442,11 @@ def _is_file_state(state: str | None) -> bool:
 
 def _state_stamp(config: Config) -> str | None:
     """The publishing state's stamp: the bytes of var/feeds-state.json while there is no
-    database (`FileState`), the stamps of an SQLite database's files, None for a server."""
+    database (`FileState`), the stamps of an SQLite database's files, a digest of a server's
+    rows (comms.core.server_state; None where it cannot be taken)."""
     database = sqlite_file(config.database_url)
     if database is None:
-        return None  # a database server: only a query would tell, and that is the full path
+        return server_stamp(config.database_url)
     if not database.is_file():
         try:
             data = (config.root / STATE_FILE).read_bytes()

@@ -45,6 +45,10 @@ class PublishState(Protocol):
     def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
         """Replace the pending notifications with `pairs`."""
 
+    def server_stamp(self) -> str | None:
+        """The stamp of what a build reads (comms.core.server_state) where a database server
+        keeps it, as this state's own connection reads it; None elsewhere."""
+
 
 def _time(value: object) -> datetime:
     if not isinstance(value, str):
@@ -146,6 +150,10 @@ class FileState:
             return
         write_private(self.pending, json.dumps(sorted(map(list, pairs)), indent=1).encode())
 
+    def server_stamp(self) -> str | None:
+        """None: files, no server."""
+        return None
+
 
 class ScratchState:
     """No history and nothing kept: for builds that are only looked at (`comms check` asks
@@ -173,3 +181,7 @@ class ScratchState:
 
     def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
         """Forget them."""
+
+    def server_stamp(self) -> str | None:
+        """None: nothing is kept, so no build is skipped by it."""
+        return None
