@@ -114,3 +114,21 @@ def test_strict_a_changed_configuration_file_and_the_time_check_again(checks: Ch
     # build (which pages exist) may depend on.
     with time_machine.travel(datetime(2020, 3, 25, 12, 31, tzinfo=UTC), tick=False):
         assert checks.run()[3] is True
+
+
+@pytest.mark.slow
+def test_a_check_neither_asks_nor_waits_for_a_database_server(
+    checks: Checks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`comms check` reads no publishing state: its kept report needs no query to a server
+    (which would cost the import of psycopg, and the connect timeout where it is away)."""
+    from comms.publish import build_record
+
+    def refuse(url: str) -> str:
+        raise AssertionError(f"comms check asked the database server at {url}")
+
+    monkeypatch.setattr(build_record, "server_stamp", refuse)
+    monkeypatch.setenv("COMMS_DATABASE_URL", "postgresql+psycopg://comms@127.0.0.1:1/comms")
+    code, out, err, read = checks.run()
+    assert (code, read) == (0, True) and "0 error(s)" in err
+    assert checks.run() == (code, out, err, False)

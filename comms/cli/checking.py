@@ -38,7 +38,9 @@ def check(state: State, strict: bool, links: bool) -> None:
 
     config = state.config(strict=strict)
     # What links fetch online can change at any time: such a check is never kept.
-    stamps = None if links else build_record.take_stamps(config, config.output_dir)
+    stamps = (
+        None if links else build_record.take_stamps(config, config.output_dir, publishing=False)
+    )
     report = kept_report(config, stamps, strict) if stamps is not None else None
     if report is None:
         report, site = _check(config, strict, links)

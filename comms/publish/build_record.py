@@ -466,14 +466,16 @@ def _state_stamp(config: Config) -> str | None:
     return "sqlite:" + "|".join(parts)
 
 
-def take_stamps(config: Config, out_dir: Path) -> Stamps | None:
-    """Stamp what the build of `out_dir` reads, before it reads it; None where it cannot."""
+def take_stamps(config: Config, out_dir: Path, *, publishing: bool = True) -> Stamps | None:
+    """Stamp what the build of `out_dir` reads, before it reads it; None where it cannot.
+    Without `publishing`, not the publishing state (`comms check` does not read it, and need
+    not reach a database server)."""
     now = file_clock(_record_file(config, out_dir).with_suffix(".lock"))
     if now is None:
         return None
     since = now - SETTLE
-    database = sqlite_file(config.database_url)
-    state = _state_stamp(config)
+    database = sqlite_file(config.database_url) if publishing else None
+    state = _state_stamp(config) if publishing else None
     racy = False
     if database is not None and database.is_file():
         for path in (database, Path(f"{database}-wal"), Path(f"{database}-journal")):
