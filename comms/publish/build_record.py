@@ -348,27 +348,25 @@ def _write(
     published: PublishState | None,
 ) -> None:
     record = {key: value for key, value in record.items() if key != "stamps"}
-    if sqlite_file(config.database_url) is None:
-        # A server: as the build's own connection sees it, so that the stamps taken without
-        # SQLAlchemy count only where both reached the same database.
-        state = published.server_stamp() if published is not None else None
-    else:
-        state = _state_stamp(config)
-    # The state as the build left it (its feed history) where only builds, under the lock,
-    # change it (the files in var/); a database that changed meanwhile may hold a send
-    # that started after the build read it: then no stamps.
-    same_state = (
-        stamps is not None
-        and state is not None
-        and (state == stamps.state or (_is_file_state(state) and _is_file_state(stamps.state)))
-    )
-    if stamps is not None and not stamps.racy and same_state:
-        record["stamps"] = {
-            "inputs": stamps.inputs,
-            "state": state,
-            "manifest": str(manifest),
-            "notes": list(stamps.notes),
-        }
+    if stamps is not None and not stamps.racy and stamps.state is not None:
+        if sqlite_file(config.database_url) is None:
+            # A server: as the build's own connection sees it, so that the stamps taken
+            # without SQLAlchemy count only where both reached the same database.
+            state = published.server_stamp() if published is not None else None
+        else:
+            state = _state_stamp(config)
+        # The state as the build left it (its feed history) where only builds, under the
+        # lock, change it (the files in var/); a database that changed meanwhile may hold a
+        # send that started after the build read it: then no stamps.
+        if state is not None and (
+            state == stamps.state or (_is_file_state(state) and _is_file_state(stamps.state))
+        ):
+            record["stamps"] = {
+                "inputs": stamps.inputs,
+                "state": state,
+                "manifest": str(manifest),
+                "notes": list(stamps.notes),
+            }
     try:
         write_private(_record_file(config, out_dir), json.dumps(record).encode())
     except OSError:
