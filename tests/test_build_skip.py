@@ -5,6 +5,7 @@ time) makes it read and build again: real files, the real command line."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,14 @@ import sqlalchemy as sa
 import time_machine
 
 import comms.content.site
+import comms.core.server_state
+import comms.db.shared
 from comms.cli import main
 from comms.core.config import load_config
+from comms.db.shared import DbPublishState
 from comms.db.store import open_store
 from comms.publish import build_record
+from comms.publish.refresh import publish_now
 from comms.sending.campaign import prepare
 
 from .conftest import copy_sample
@@ -223,28 +228,32 @@ def test_a_database_server_out_of_reach_is_not_stamped(site_copy: Path) -> None:
     assert build_record.skipped(config, config.output_dir, stamps) is None
 
 
+#: The feed record the changes below change: the first by uid.
+FIRST = "WHERE uid = (SELECT min(uid) FROM feed_items)"
+#: Changes another host's build could make to the feed history, one per column and a new row.
+FEED_CHANGES = {
+    "digest": f"UPDATE feed_items SET digest = md5(digest) {FIRST}",
+    "sequence": f"UPDATE feed_items SET sequence = sequence + 1 {FIRST}",
+    "seen": f"UPDATE feed_items SET seen = seen - interval '1 second' {FIRST}",
+    "changed": f"UPDATE feed_items SET changed = seen + interval '1 microsecond' {FIRST}",
+    "new row": "INSERT INTO feed_items SELECT uid || '-neu', digest, sequence, seen, changed "
+    f"FROM feed_items {FIRST}",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.postgresql_only("the feed history's rows on a server; SQLite's files show any write")
-def test_another_hosts_change_of_the_feed_history_builds_again(builds: Builds) -> None:
-    """The stamp covers the feed records a build reads, not only the campaigns."""
-    config = load_config(builds.site / "comms.toml", environ={})
+@pytest.mark.parametrize("change", FEED_CHANGES)
+def test_another_hosts_change_of_the_feed_history_builds_again(builds: Builds, change: str) -> None:
+    """The stamp covers every field of the feed records a build reads, not only the campaigns."""
     builds.settle()
     engine = engine_for(builds.site / "comms.toml")
     try:
         with engine.begin() as conn:
-            changed = conn.execute(
-                sa.text(
-                    "UPDATE feed_items SET changed = seen + interval '1 day' "
-                    "WHERE uid = (SELECT min(uid) FROM feed_items)"
-                )
-            )
+            assert conn.execute(sa.text(FEED_CHANGES[change])).rowcount == 1
     finally:
         engine.dispose()
-    assert changed.rowcount == 1
-    stamps = build_record.take_stamps(config, config.output_dir)
-    assert stamps is not None and stamps.state is not None
-    line, read = builds.run()
-    assert read
+    assert builds.run()[1], f"a change of the feed history's {change} was not seen"
 
 
 @pytest.mark.slow
@@ -260,6 +269,93 @@ def test_a_server_stamp_the_build_reads_otherwise_keeps_no_stamps(
         assert builds.run()[1], "a build was skipped on another database's stamp"
     monkeypatch.undo()
     builds.settle()
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql_only("the build's own connection takes a server's stamp")
+def test_a_stamp_the_builds_connection_cannot_take_costs_only_the_skip(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query that fails there (PostgreSQL before 11 has no sha256, a dropped connection)
+    leaves no stamps: the build is written and reported, the next one reads again."""
+    monkeypatch.setattr(comms.db.shared, "STAMP_SQL", "SELECT no_such_function()")
+    builds.age()
+    index = builds.site / "public" / "index.html"
+    index.unlink()
+    for _ in range(2):
+        line, read = builds.run()
+        assert read and line.startswith("Built ")
+    assert index.is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql_only("counts the queries to a server")
+def test_a_skip_asks_the_server_once_and_a_publish_without_stamps_never(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skip compares with the stamp it took before; the refresh job, the follower and a
+    send (`publish_now` without stamps) keep none, so they need none."""
+    builds.settle()
+    asked: list[str] = []
+    real = comms.core.server_state.server_stamp
+
+    def counted(url: str) -> str | None:
+        asked.append(url)
+        return real(url)
+
+    monkeypatch.setattr(build_record, "server_stamp", counted)
+    real_own = DbPublishState.server_stamp
+
+    def own(self: DbPublishState) -> str | None:
+        asked.append("own connection")
+        return real_own(self)
+
+    monkeypatch.setattr(DbPublishState, "server_stamp", own)
+    line, read = builds.run()
+    assert not read and len(asked) == 1 and asked[0].startswith("postgresql")
+    asked.clear()
+    config = load_config(builds.site / "comms.toml", environ={})
+    (builds.site / "public" / "index.html").unlink()
+    state = DbPublishState.open(config)
+    try:
+        published = publish_now(config, state)
+    finally:
+        state.close()
+    assert "index.html" in published.write.written and asked == []
+
+
+@pytest.mark.slow
+@pytest.mark.database
+def test_a_send_between_the_read_and_the_record_builds_again(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campaign that starts after the build read the sent issues and before it recorded
+    its stamps: the state the stamps were taken from is not the one the build read, so the
+    next build reads again and shows the issue."""
+    config = load_config(builds.site / "comms.toml", environ={})
+    open_store(config).close()  # the publishing state moves into the database
+    builds.run()
+    builds.settle()
+    page = builds.site / "public" / "issues" / ISSUE / "index.html"
+    real = DbPublishState.sent_issues
+
+    def then_a_send(self: DbPublishState) -> frozenset[str]:
+        found = real(self)
+        store = open_store(config)
+        try:
+            prepare(store, ISSUE, "h", [], [])
+        finally:
+            store.close()
+        return found
+
+    monkeypatch.setattr(DbPublishState, "sent_issues", then_a_send)
+    (builds.site / "public" / "index.html").unlink()  # so that this build reads the site
+    line, read = builds.run()
+    assert read and not page.exists()
+    monkeypatch.setattr(DbPublishState, "sent_issues", real)
+    line, read = builds.run()
+    assert read, "skipped on stamps of a state the build did not read"
+    assert page.is_file()
 
 
 #: Prints every loaded module's name as the process exits (as tests/test_startup.py).
@@ -373,3 +469,15 @@ def test_a_linked_folder_in_the_content_leaves_no_stamps(site_copy: Path, tmp_pa
     (site_copy / "content" / "events" / "mehr").symlink_to(elsewhere)
     config = load_config(site_copy / "comms.toml", environ={})
     assert build_record.take_stamps(config, config.output_dir) is None
+
+
+def test_the_server_stamp_covers_every_column_the_build_reads() -> None:
+    """`DbPublishState.feed_rows` reads every column of `feed_items` and `Desk.started` the
+    campaigns' slugs: a column added to either and left out of STAMP_SQL would let a change
+    of it go unseen by a skipped build."""
+    from comms.core.server_state import STAMP_SQL
+    from comms.db.tables import feed_items
+
+    words = set(re.findall(r"\w+", STAMP_SQL))
+    assert {"campaigns", "slug", "feed_items"} <= words
+    assert {column.name for column in feed_items.columns} <= words

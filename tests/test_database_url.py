@@ -180,7 +180,7 @@ def test_reading_the_configuration_does_not_load_sqlalchemy(tmp_path: Path) -> N
 
 
 #: PostgreSQL URLs with what `psycopg_arguments` does with them: True where it gives psycopg
-#: what SQLAlchemy does, False where it leaves the URL to SQLAlchemy.
+#: what the engine does, False where it leaves the URL to SQLAlchemy.
 AS_PSYCOPG = {
     "postgresql+psycopg://comms:to%40p%3Asecret@db.example.org:5432/comms?sslmode=require": True,
     "postgresql://comms:pw@[::1]:5432/comms": True,
@@ -188,7 +188,11 @@ AS_PSYCOPG = {
     "postgresql://comms:@db/comms": True,
     "postgresql+psycopg://comms@127.0.0.1/comms?connect_timeout=3&application_name=comms": True,
     "postgresql+psycopg:///comms": True,
-    "postgresql+psycopg:///comms?host=/var/run/postgresql": False,
+    "postgresql+psycopg:///comms?host=/var/run/postgresql": True,
+    "postgresql+psycopg:///comms?host=/var/run/postgresql&port=5433": True,
+    "postgresql+psycopg://comms@db:5432/comms?port=5433": True,
+    "postgresql+psycopg:///comms?host=db:5433": False,
+    "postgresql+psycopg:///comms?host=a,b&port=5432,5433": False,
     "postgresql+psycopg://comms@db/comms?host=a:5432&host=b:5433": False,
     "postgresql+psycopg://comms@db/comms?sslmode=require&sslmode=disable": False,
     "postgresql+psycopg2://comms@db/comms": False,
@@ -198,22 +202,37 @@ AS_PSYCOPG = {
 }
 
 
-@pytest.mark.parametrize(("url", "taken"), AS_PSYCOPG.items())
-def test_psycopg_gets_what_sqlalchemy_would_give_it(url: str, taken: bool) -> None:
-    """The skipped build's query on a server (comms.core.server_state) connects without
-    SQLAlchemy, with the arguments its psycopg dialect makes and comms's server defaults."""
-    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-    from sqlalchemy.engine import make_url
+class _Connected(Exception):
+    """What the patched `psycopg.connect` raises, with the arguments it was given."""
 
-    from comms.core.database_url import SERVER_DEFAULTS, psycopg_arguments
+
+@pytest.mark.parametrize(("url", "taken"), AS_PSYCOPG.items())
+def test_psycopg_gets_what_the_engine_gives_it(
+    url: str, taken: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skipped build's query on a server (comms.core.server_state) connects without
+    SQLAlchemy, with the arguments the engine's connection passes to `psycopg.connect`."""
+    import psycopg
+
+    from comms.core.database_url import psycopg_arguments
 
     found = psycopg_arguments(url)
     if not taken:
         assert found is None
         return
-    parsed = make_url(url)
-    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-    _, sqlalchemys = dialect.create_connect_args(parsed)  # type: ignore[no-untyped-call]
-    sqlalchemys.pop("context", None)
-    defaults = {key: value for key, value in SERVER_DEFAULTS.items() if key not in parsed.query}
-    assert found == {**defaults, **sqlalchemys}
+    given: dict[str, object] = {}
+
+    def connect(*args: object, **kwargs: object) -> None:
+        assert args in ((), ("",))
+        given.update(kwargs)
+        raise _Connected
+
+    monkeypatch.setattr(psycopg, "connect", connect)
+    with pytest.raises(_Connected):
+        make_engine(url).connect()
+    given.pop("context", None)  # the dialect's type adapters, not a connection argument
+    assert found == given
+    assert psycopg_arguments(url, connect_timeout=2) == {
+        **given,
+        "connect_timeout": given["connect_timeout"] if "connect_timeout=" in url else 2,
+    }

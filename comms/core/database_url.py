@@ -142,19 +142,36 @@ def database_password(url: str) -> str | None:
     return None if parsed is None else parsed.password
 
 
-def psycopg_arguments(url: str) -> dict[str, Any] | None:
-    """The keyword arguments for `psycopg.connect` that SQLAlchemy's psycopg dialect gives it
-    for `url`, with comms's SERVER_DEFAULTS (comms.db.engine passes them too). None for another
-    database or driver, and where SQLAlchemy reads more into the URL (hosts and ports in the
-    query, several hosts, a repeated query key): such callers take the path through it."""
+def server_defaults(url: str) -> dict[str, Any]:
+    """The SERVER_DEFAULTS a PostgreSQL URL (any driver) does not set in its query; none for
+    another database."""
+    parsed = _parse(url)
+    if parsed is None or parsed.backend != "postgresql":
+        return {}
+    return {key: value for key, value in SERVER_DEFAULTS.items() if key not in parsed.query}
+
+
+def psycopg_arguments(url: str, connect_timeout: int | None = None) -> dict[str, Any] | None:
+    """The keyword arguments for `psycopg.connect` that the engine (comms.db.engine, with
+    SQLAlchemy's psycopg dialect and `server_defaults`) gives it for `url`; `connect_timeout`
+    where the URL sets none, if given. None for another database or driver, and where
+    SQLAlchemy reads more into the URL (several hosts, a host with its port in the query, a
+    repeated query key): such callers take the path through SQLAlchemy.
+
+    Written for SQLAlchemy 2.1, whose `postgresql://` is psycopg; 2.0's is psycopg2, which
+    libpq reads the same arguments for."""
     parsed = _parse(url)
     if parsed is None or parsed.backend != "postgresql" or parsed.driver not in ("", "psycopg"):
         return None
+    if any(len(values) > 1 for values in parsed.query.values()):
+        return None
     if parsed.host is not None and "," in parsed.host:
         return None
-    if "host" in parsed.query or "port" in parsed.query:
-        return None
-    if any(len(values) > 1 for values in parsed.query.values()):
+    # One host (a name, an address or a socket folder) and one port in the query are passed
+    # through as they are; anything else there is split by the dialect.
+    host = parsed.query.get("host", [""])[0]
+    port = parsed.query.get("port", ["0"])[0]
+    if "," in host or ":" in host or not port.isdigit():
         return None
     named = {
         "user": parsed.username,
@@ -166,4 +183,7 @@ def psycopg_arguments(url: str) -> dict[str, Any] | None:
     # As `URL.translate_connect_args`: an empty part is left out, like a missing one.
     arguments: dict[str, Any] = {key: value for key, value in named.items() if value}
     arguments.update({key: values[0] for key, values in parsed.query.items()})
-    return {**{k: v for k, v in SERVER_DEFAULTS.items() if k not in parsed.query}, **arguments}
+    defaults = server_defaults(url)
+    if connect_timeout is not None and "connect_timeout" in defaults:
+        defaults["connect_timeout"] = connect_timeout
+    return {**defaults, **arguments}

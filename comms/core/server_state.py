@@ -15,21 +15,27 @@ from __future__ import annotations
 from comms.core.database_url import psycopg_arguments
 
 #: A digest of the rows the build reads: every campaign's slug (`sent_issues`) and every feed
-#: item's record (`feed_rows`), ordered, with control characters between the fields. Times as
-#: epoch seconds, so that the session's time zone does not matter; no "%", which a driver
-#: could take for a parameter.
+#: item's record (`feed_rows`), ordered, with control characters between the fields. Times in
+#: UTC to the microsecond in a fixed format, whatever the session's time zone and DateStyle;
+#: no "%", which a driver could take for a parameter. Needs PostgreSQL 11 or later (sha256).
+#: What the build reads from the server and this query must stay the same rows (a test
+#: compares the columns).
 STAMP_SQL = """
 SELECT encode(sha256(convert_to(concat(
     coalesce((SELECT string_agg(slug, chr(31) ORDER BY slug) FROM campaigns), ''),
     chr(30),
     coalesce((
         SELECT string_agg(
-            concat_ws(chr(31), uid, digest, sequence, extract(epoch FROM seen),
-                      coalesce(extract(epoch FROM changed)::text, '-')),
+            concat_ws(chr(31), uid, digest, sequence, to_char(seen AT TIME ZONE 'UTC', {TIME}),
+                      coalesce(to_char(changed AT TIME ZONE 'UTC', {TIME}), '-')),
             chr(29) ORDER BY uid)
         FROM feed_items), '')
 ), 'UTF8')), 'hex')
-"""
+""".replace("{TIME}", "'YYYY-MM-DD HH24:MI:SS.US'")
+
+#: Seconds the stamp waits for a connection (psycopg's least) where the URL sets none: the
+#: build's own connection waits longer before it reports a server that is away.
+CONNECT_TIMEOUT = 2
 
 #: How a stamp from a server starts (`build_record` tells it from a file stamp).
 PREFIX = "server:"
@@ -43,7 +49,7 @@ def stamp_text(digest: str) -> str:
 def server_stamp(url: str) -> str | None:
     """The stamp of the server's state at `url`; None where psycopg cannot take it (another
     database, a URL only SQLAlchemy reads, no psycopg, the server away, no schema yet)."""
-    arguments = psycopg_arguments(url)
+    arguments = psycopg_arguments(url, CONNECT_TIMEOUT)
     if arguments is None:
         return None
     try:

@@ -106,5 +106,6 @@ class Desk:
 
     def started(self) -> frozenset[str]:
         """Slugs of the issues whose campaign has started: their mails are (being) sent."""
+        # comms.core.server_state.STAMP_SQL stamps these rows: read more, stamp more.
         with read_only(self.engine) as conn:
             return frozenset(conn.execute(sa.select(campaigns.c.slug)).scalars())

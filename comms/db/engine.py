@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from comms.core.database_url import SERVER_DEFAULTS, sqlite_file
+from comms.core.database_url import server_defaults, sqlite_file
 from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
@@ -113,16 +113,6 @@ def drop_old_pages(engine: Engine) -> None:
         raw.close()
 
 
-def _server_defaults(url: str) -> dict[str, Any]:
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):
-        return {}  # create_engine says what is wrong
-    if not parsed.drivername.startswith("postgresql"):
-        return {}
-    return {k: v for k, v in SERVER_DEFAULTS.items() if k not in parsed.query}
-
-
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     path = sqlite_file(url)
@@ -131,7 +121,7 @@ def make_engine(url: str) -> Engine:
         # the database file's mode, whatever the umask.
         private_file(path)
     try:
-        engine = sa.create_engine(url, connect_args=_server_defaults(url))
+        engine = sa.create_engine(url, connect_args=server_defaults(url))
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError([f"database_url: cannot open '{shown_url(url)}': {exc}"]) from None
     if engine.dialect.name == "sqlite":

@@ -118,6 +118,7 @@ class DbPublishState:
 
     def feed_rows(self) -> dict[str, FeedRow]:
         """Every item's record, by item uid."""
+        # comms.core.server_state.STAMP_SQL stamps these rows: read more, stamp more.
         f = feed_items.c
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(f.uid, f.digest, f.sequence, f.seen, f.changed))
@@ -160,6 +161,9 @@ class DbPublishState:
         skipped build runs through psycopg alone); None on SQLite, whose files stamp it."""
         if self.engine.dialect.name != "postgresql":
             return None
-        with read_only(self.engine) as conn:
-            digest = conn.exec_driver_sql(STAMP_SQL).scalar_one()
+        try:
+            with read_only(self.engine) as conn:
+                digest = conn.exec_driver_sql(STAMP_SQL).scalar_one()
+        except sa.exc.SQLAlchemyError:
+            return None  # no stamps: the next build reads the site (the build is written)
         return stamp_text(str(digest))

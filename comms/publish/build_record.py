@@ -51,6 +51,7 @@ from comms.core.files import (
     write_checked,
     write_private,
 )
+from comms.core.server_state import PREFIX as SERVER_PREFIX
 from comms.core.server_state import server_stamp
 from comms.core.settings import settings_text
 from comms.publish.item_memo import ItemMemo
@@ -312,7 +313,8 @@ def remember(
     valid: datetime,
     stamps: Stamps | None = None,
     written: Mapping[str, tuple[int, int]] | None = None,
-    state: PublishState | None = None,
+    *,
+    state: PublishState,
 ) -> None:
     """Record that the build of `digest` is in `out_dir` (a failure only costs a rebuild),
     with the `stamps` taken before the build read its inputs from `state`; `written`: (size,
@@ -325,11 +327,7 @@ def remember(
 
 
 def restamp(
-    config: Config,
-    out_dir: Path,
-    manifest: Path,
-    stamps: Stamps | None,
-    state: PublishState | None = None,
+    config: Config, out_dir: Path, manifest: Path, stamps: Stamps | None, *, state: PublishState
 ) -> None:
     """Add `stamps` to the record that a build from `state` just found unchanged
     (`unchanged`), so that the next build with the same stamps is skipped without reading the
@@ -345,14 +343,14 @@ def _write(
     manifest: Path,
     record: dict[str, Any],
     stamps: Stamps | None,
-    published: PublishState | None,
+    published: PublishState,
 ) -> None:
     record = {key: value for key, value in record.items() if key != "stamps"}
     if stamps is not None and not stamps.racy and stamps.state is not None:
         if sqlite_file(config.database_url) is None:
             # A server: as the build's own connection sees it, so that the stamps taken
             # without SQLAlchemy count only where both reached the same database.
-            state = published.server_stamp() if published is not None else None
+            state = published.server_stamp()
         else:
             state = _state_stamp(config)
         # The state as the build left it (its feed history) where only builds, under the
@@ -432,6 +430,10 @@ def _name(entry: os.DirEntry[str]) -> str:
 def _bytes(text: str) -> bytes:
     """`text` as UTF-8, a file name's undecodable bytes as they were."""
     return text.encode("utf-8", "surrogateescape")
+
+
+def _is_server_state(state: str | None) -> bool:
+    return state is not None and state.startswith(SERVER_PREFIX)
 
 
 def _is_file_state(state: str | None) -> bool:
@@ -532,7 +534,10 @@ def skipped(config: Config, out_dir: Path, stamps: Stamps) -> tuple[list[str], l
         kept = raw.get("stamps")
         if not isinstance(kept, dict) or kept.get("inputs") != stamps.inputs:
             return None
-        if kept.get("state") is None or kept.get("state") != _state_stamp(config):
+        # A server's stamp as `stamps` took it a moment ago (one query per build, not two); a
+        # change since is one after the build, which the next build sees.
+        state = stamps.state if _is_server_state(stamps.state) else _state_stamp(config)
+        if kept.get("state") is None or kept.get("state") != state:
             return None
         paths = _still(config, out_dir, Path(str(kept.get("manifest"))), record)
         if paths is None:

@@ -148,7 +148,7 @@ def publish_now(
         if same is not None:
             # Nothing the build reads has changed since it wrote this folder: same bytes.
             write = build.WriteReport(unchanged=sorted(same))
-            build_record.restamp(config, target, manifest, stamps, state)
+            build_record.restamp(config, target, manifest, stamps, state=state)
         else:
             files = build.collect(Build(config, site, state))
             workers = config.settings.render.workers
@@ -159,7 +159,7 @@ def publish_now(
             digest = build_record.inputs(config, site, state)
             valid = build_record.until(config, site, state)
             build_record.remember(
-                config, target, manifest, digest, valid, stamps, cache.stamps(), state
+                config, target, manifest, digest, valid, stamps, cache.stamps(), state=state
             )
     changed = [Urls(config).absolute(path) for path in write.written if feeds.is_feed(path)]
     published = Publication(site, write, changed)
