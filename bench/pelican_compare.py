@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python bench/pelican_compare.py [--events 1300 --practices 1300 --rounds 3]
                                                [--pelican-venv /tmp/pelican-venv] [--no-pelican]
+                                               [--database none|sqlite|postgresql]
 
 All in one run, each command timed whole as a user runs it (wall clock, median of --rounds;
 beside it the CPU seconds the command and its workers used, which a busy machine disturbs
@@ -14,11 +15,17 @@ less):
 2. Pelican (installed into its own virtual environment from PyPI if it is not there yet,
    default theme, pagination 20, Atom feeds) on the same texts as articles, cold, and the
    ratio of its time to comms's cold build (above 1: comms is faster).
+
+`--database` says where the publishing state lives: `none` (the default: var/feeds-state.json,
+as on a machine that never sent), an SQLite file in var/, or a throwaway PostgreSQL cluster
+(Debian's binaries, as bench/multihost.py) whose stamp a skipped build takes by one query. With
+a database, one untimed build first writes the feed history, as a user's earlier builds have.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -27,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -117,14 +125,31 @@ def pelican_python(venv: Path) -> Path | None:
 LABELS = ("cold", "cold, 2 workers", "no change", "no change, no record", "one item changed")
 
 
-def comms_rounds(site: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
-    """(wall, CPU) seconds of each kind of build of `site` (`LABELS`), `rounds` each."""
+@contextlib.contextmanager
+def database(kind: str, site: Path) -> Iterator[dict[str, str]]:
+    """The environment that gives the builds of `site` the `kind` of database (`--database`)."""
+    if kind == "none":
+        yield {}
+    elif kind == "sqlite":
+        yield {"COMMS_DATABASE_URL": f"sqlite:///{site}/var/bench.db"}
+    else:
+        from bench.multihost import _database, postgres
+
+        with postgres() as prefix:
+            yield {"COMMS_DATABASE_URL": _database(prefix, "bench")}
+
+
+def comms_rounds(
+    site: Path, rounds: int, base: dict[str, str] | None = None
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each kind of build of `site` (`LABELS`), `rounds` each, with the
+    environment `base` (`database`)."""
     times: dict[str, list[tuple[float, float]]] = {label: [] for label in LABELS}
     changed = sorted((site / "content" / "events").glob("*-veranstaltung-*.md"))[0]
     original = changed.read_text("utf-8")
 
     def run(label: str, env: dict[str, str] | None = None) -> None:
-        wall = timed([*COMMS, "build"], site, env)
+        wall = timed([*COMMS, "build"], site, {**(base or {}), **(env or {})})
         times[label].append((wall, CPU[-1]))
 
     def cold(label: str, env: dict[str, str] | None = None) -> None:
@@ -133,6 +158,8 @@ def comms_rounds(site: Path, rounds: int) -> dict[str, list[tuple[float, float]]
         (site / "var" / "feeds-state.json").unlink(missing_ok=True)
         run(label, env)
 
+    if base:
+        timed([*COMMS, "build"], site, base)
     for n in range(rounds):
         cold("cold, 2 workers", {"COMMS_RENDER_WORKERS": "2"})
         cold("cold")
@@ -153,14 +180,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pelican-venv", type=Path, default=Path("/tmp/pelican-venv"))
     parser.add_argument("--no-pelican", action="store_true")
+    parser.add_argument("--database", choices=("none", "sqlite", "postgresql"), default="none")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="comms-bench-") as tmp:
         site = Path(tmp) / "comms"
         comms_site(site, args.events, args.practices)
-        times = comms_rounds(site, args.rounds)
+        with database(args.database, site) as env:
+            times = comms_rounds(site, args.rounds, env)
         files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
         cold = statistics.median(wall for wall, _ in times["cold"])
-        print(f"comms: sample + {args.events + args.practices} items, {files} files")
+        print(
+            f"comms: sample + {args.events + args.practices} items, {files} files, "
+            f"publishing state: {args.database}"
+        )
         print(f"  {'':<22} {'wall':>7}    {'CPU':>7}    runs (wall)")
         for label, values in times.items():
             if not values:
