@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -481,3 +482,42 @@ def test_the_server_stamp_covers_every_column_the_build_reads() -> None:
     words = set(re.findall(r"\w+", STAMP_SQL))
     assert {"campaigns", "slug", "feed_items"} <= words
     assert {column.name for column in feed_items.columns} <= words
+
+
+@pytest.mark.database
+def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build asks for the feed history four times (the inputs before and after, the
+    history, `until`): one query on a database, which the build's own writes then join, so
+    its record describes the state it left and the next build finds nothing changed."""
+    import comms.publish.build
+
+    config = load_config(site_copy / "comms.toml", environ={})
+    open_store(config).close()  # a fresh database: the first build writes every record
+    reads: list[int] = []
+    real = DbPublishState.feed_rows
+
+    def counted(self: DbPublishState) -> dict[str, tuple[object, ...]]:
+        rows = real(self)
+        reads.append(len(rows))
+        return rows  # type: ignore[return-value]
+
+    monkeypatch.setattr(DbPublishState, "feed_rows", counted)
+    collected: list[int] = []
+    collect = comms.publish.build.collect
+
+    def counting(*args: Any) -> Any:
+        collected.append(1)
+        return collect(*args)
+
+    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    state = DbPublishState.open(config)
+    try:
+        first = publish_now(config, state)
+        assert reads == [0] and collected == [1] and first.write.written
+        second = publish_now(config, state)
+    finally:
+        state.close()
+    assert reads[1] > 0 and len(reads) == 2
+    assert collected == [1] and second.write.written == [], "the record missed its own writes"

@@ -16,7 +16,7 @@ from comms.core.config import Config
 from comms.publish import build, build_record, feeds
 from comms.publish.page_cache import PageCache
 from comms.publish.producer import Build
-from comms.publish.state import PublishState
+from comms.publish.state import OneBuild, PublishState
 
 # A build that tells no hub does not import the HTTP client (a twentieth of a second).
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ def publish_now(
     """
     if site is None:
         site, _ = load_valid_site(config)
+    state = OneBuild(state)
     site.sent = state.sent_issues()
     # The archive waits for the approval: a scheduled issue is public once its send starts.
     site.public_on_send = config.settings.delivery.require_approval

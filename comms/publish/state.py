@@ -155,6 +155,46 @@ class FileState:
         return None
 
 
+class OneBuild:
+    """`state` for the length of one build (`publish_now`): its feed records are read once and
+    then kept with the build's own writes, where the build asks for them four times (the
+    inputs before and after, the history, the record's `until`), each a query of every row
+    on a database server. Another host's write meanwhile shows in the next build; this one
+    describes what it read, so its record cannot match a state it did not see."""
+
+    def __init__(self, state: PublishState) -> None:
+        self.state = state
+        self._rows: dict[str, FeedRow] | None = None
+
+    def sent_issues(self) -> frozenset[str]:
+        """As `state` says now."""
+        return self.state.sent_issues()
+
+    def feed_rows(self) -> dict[str, FeedRow]:
+        """The records as first read, with this build's writes."""
+        if self._rows is None:
+            self._rows = self.state.feed_rows()
+        return dict(self._rows)
+
+    def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
+        """Write them to `state`, and keep them."""
+        self.state.save_feed_rows(rows)
+        if self._rows is not None:
+            self._rows = self._rows | rows
+
+    def pending_pings(self) -> set[tuple[str, str]]:
+        """As `state` says now."""
+        return self.state.pending_pings()
+
+    def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
+        """Replace them in `state`."""
+        self.state.set_pending_pings(pairs)
+
+    def server_stamp(self) -> str | None:
+        """As `state` says now."""
+        return self.state.server_stamp()
+
+
 class ScratchState:
     """No history and nothing kept: for builds that are only looked at (`comms check` asks
     which pages exist, the preview shows them), so that they never write state to `var/` (only
