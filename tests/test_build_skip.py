@@ -219,11 +219,17 @@ def test_an_issue_marked_sent_builds_again(builds: Builds) -> None:
     assert read and _counts(line)[0] > 0 and page.is_file()
 
 
-def test_a_database_server_out_of_reach_is_not_stamped(site_copy: Path) -> None:
-    config = load_config(
-        site_copy / "comms.toml",
-        environ={"COMMS_DATABASE_URL": "postgresql+psycopg://comms@127.0.0.1:1/comms"},
-    )
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://comms@127.0.0.1:1/comms",
+        # psycopg.connect's own parameters, which the engine takes: no stamp, and no crash.
+        "postgresql+psycopg://comms@127.0.0.1:1/comms?autocommit=true",
+        "postgresql+psycopg://comms@127.0.0.1:1/comms?context=x",
+    ],
+)
+def test_a_database_server_out_of_reach_is_not_stamped(site_copy: Path, url: str) -> None:
+    config = load_config(site_copy / "comms.toml", environ={"COMMS_DATABASE_URL": url})
     stamps = build_record.take_stamps(config, config.output_dir)
     assert stamps is not None and stamps.state is None
     assert build_record.skipped(config, config.output_dir, stamps) is None
@@ -235,7 +241,7 @@ FIRST = "WHERE uid = (SELECT min(uid) FROM feed_items)"
 FEED_CHANGES = {
     "digest": f"UPDATE feed_items SET digest = md5(digest) {FIRST}",
     "sequence": f"UPDATE feed_items SET sequence = sequence + 1 {FIRST}",
-    "seen": f"UPDATE feed_items SET seen = seen - interval '1 second' {FIRST}",
+    "seen": f"UPDATE feed_items SET seen = seen + interval '1 microsecond' {FIRST}",
     "changed": f"UPDATE feed_items SET changed = seen + interval '1 microsecond' {FIRST}",
     "new row": "INSERT INTO feed_items SELECT uid || '-neu', digest, sequence, seen, changed "
     f"FROM feed_items {FIRST}",
@@ -314,6 +320,15 @@ def test_a_skip_asks_the_server_once_and_a_publish_without_stamps_never(
     monkeypatch.setattr(DbPublishState, "server_stamp", own)
     line, read = builds.run()
     assert not read and len(asked) == 1 and asked[0].startswith("postgresql")
+    asked.clear()
+
+    def away(url: str) -> None:
+        asked.append(url)
+
+    monkeypatch.setattr(build_record, "server_stamp", away)  # the server stopped answering
+    line, read = builds.run()
+    assert read and len(asked) == 1, "a skip asked a server that did not answer again"
+    monkeypatch.setattr(build_record, "server_stamp", counted)
     asked.clear()
     config = load_config(builds.site / "comms.toml", environ={})
     (builds.site / "public" / "index.html").unlink()
@@ -489,8 +504,8 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A build asks for the feed history four times (the inputs before and after, the
-    history, `until`): one query on a database, which the build's own writes then join, so
-    its record describes the state it left and the next build finds nothing changed."""
+    history, `until`): one query on a database, and one more after the build wrote records,
+    so its record describes the state it left and the next build finds nothing changed."""
     import comms.publish.build
 
     config = load_config(site_copy / "comms.toml", environ={})
@@ -515,9 +530,10 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
     state = DbPublishState.open(config)
     try:
         first = publish_now(config, state)
-        assert reads == [0] and collected == [1] and first.write.written
+        assert reads[0] == 0 and reads[1] > 0 and len(reads) == 2, "before and after its write"
+        assert collected == [1] and first.write.written
         second = publish_now(config, state)
     finally:
         state.close()
-    assert reads[1] > 0 and len(reads) == 2
+    assert reads[2:] == [reads[1]], "an unchanged build reads once"
     assert collected == [1] and second.write.written == [], "the record missed its own writes"

@@ -195,6 +195,8 @@ AS_PSYCOPG = {
     "postgresql+psycopg:///comms?host=a,b&port=5432,5433": False,
     "postgresql+psycopg://comms@db/comms?host=a:5432&host=b:5433": False,
     "postgresql+psycopg://comms@db/comms?sslmode=require&sslmode=disable": False,
+    "postgresql+psycopg://comms@db/comms?autocommit=true": False,
+    "postgresql+psycopg://comms@db/comms?prepare_threshold=0": False,
     "postgresql+psycopg2://comms@db/comms": False,
     "postgresql+asyncpg://comms@db/comms": False,
     "postgresql://comms:pw@db.example.org:port/comms": False,
@@ -228,8 +230,10 @@ def test_psycopg_gets_what_the_engine_gives_it(
         raise _Connected
 
     monkeypatch.setattr(psycopg, "connect", connect)
+    engine = make_engine(url)
     with pytest.raises(_Connected):
-        make_engine(url).connect()
+        engine.connect()
+    engine.dispose()
     given.pop("context", None)  # the dialect's type adapters, not a connection argument
     assert found == given
     assert psycopg_arguments(url, connect_timeout=2) == {

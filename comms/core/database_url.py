@@ -142,6 +142,13 @@ def database_password(url: str) -> str | None:
     return None if parsed is None else parsed.password
 
 
+#: Keyword parameters of `psycopg.connect` itself, not libpq's: a URL's query that names one
+#: is left to the engine.
+_PSYCOPG_OWN = frozenset(
+    {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory", "conninfo"}
+)
+
+
 def server_defaults(url: str) -> dict[str, Any]:
     """The SERVER_DEFAULTS a PostgreSQL URL (any driver) does not set in its query; none for
     another database."""
@@ -165,6 +172,8 @@ def psycopg_arguments(url: str, connect_timeout: int | None = None) -> dict[str,
         return None
     if any(len(values) > 1 for values in parsed.query.values()):
         return None
+    if _PSYCOPG_OWN & set(parsed.query):
+        return None  # psycopg's own parameters (the engine's dialect sets some itself)
     if parsed.host is not None and "," in parsed.host:
         return None
     # One host (a name, an address or a socket folder) and one port in the query are passed

@@ -51,7 +51,6 @@ from comms.core.files import (
     write_checked,
     write_private,
 )
-from comms.core.server_state import PREFIX as SERVER_PREFIX
 from comms.core.server_state import server_stamp
 from comms.core.settings import settings_text
 from comms.publish.item_memo import ItemMemo
@@ -432,10 +431,6 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _is_server_state(state: str | None) -> bool:
-    return state is not None and state.startswith(SERVER_PREFIX)
-
-
 def _is_file_state(state: str | None) -> bool:
     return state is not None and state.startswith("feeds-json:")
 
@@ -536,7 +531,8 @@ def skipped(config: Config, out_dir: Path, stamps: Stamps) -> tuple[list[str], l
             return None
         # A server's stamp as `stamps` took it a moment ago (one query per build, not two); a
         # change since is one after the build, which the next build sees.
-        state = stamps.state if _is_server_state(stamps.state) else _state_stamp(config)
+        server = sqlite_file(config.database_url) is None
+        state = stamps.state if server else _state_stamp(config)
         if kept.get("state") is None or kept.get("state") != state:
             return None
         paths = _still(config, out_dir, Path(str(kept.get("manifest"))), record)

@@ -115,8 +115,9 @@ class FileState:
     def __init__(self, root: Path) -> None:
         self.feeds = root / STATE_FILE
         self.pending = root / PENDING_FILE
-        #: The records as last read or written, with the file's stamp then: a build asks for
-        #: them five times, and parsing 2,600 rows costs milliseconds each time.
+        #: The records as last read or written, with the file's stamp then: a process that
+        #: publishes again and again (serve, the scheduler) parses 2,600 rows only when the
+        #: file changed, milliseconds each time.
         self._known: tuple[Stamp, dict[str, FeedRow]] | None = None
 
     def sent_issues(self) -> frozenset[str]:
@@ -156,11 +157,11 @@ class FileState:
 
 
 class OneBuild:
-    """`state` for the length of one build (`publish_now`): its feed records are read once and
-    then kept with the build's own writes, where the build asks for them four times (the
-    inputs before and after, the history, the record's `until`), each a query of every row
-    on a database server. Another host's write meanwhile shows in the next build; this one
-    describes what it read, so its record cannot match a state it did not see."""
+    """`state` for the length of one build (`publish_now`): its feed records are read again
+    only after the build wrote some, where the build asks for them four times (the inputs
+    before, the history; the inputs after and the record's `until`), each a query of every
+    row on a database server. Reads after a write see it as `state` keeps it (a ScratchState
+    forgets it) and whatever another host wrote meanwhile, as before."""
 
     def __init__(self, state: PublishState) -> None:
         self.state = state
@@ -171,16 +172,15 @@ class OneBuild:
         return self.state.sent_issues()
 
     def feed_rows(self) -> dict[str, FeedRow]:
-        """The records as first read, with this build's writes."""
+        """The records as read since the last write."""
         if self._rows is None:
             self._rows = self.state.feed_rows()
         return dict(self._rows)
 
     def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
-        """Write them to `state`, and keep them."""
+        """Write them to `state`; the next read asks it again."""
         self.state.save_feed_rows(rows)
-        if self._rows is not None:
-            self._rows = self._rows | rows
+        self._rows = None
 
     def pending_pings(self) -> set[tuple[str, str]]:
         """As `state` says now."""
