@@ -537,3 +537,25 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
         state.close()
     assert reads[2:] == [reads[1]], "an unchanged build reads once"
     assert collected == [1] and second.write.written == [], "the record missed its own writes"
+
+
+def test_a_second_preview_build_finds_nothing_changed(
+    site_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preview publishes with a ScratchState, which forgets the feed records a build
+    writes: its record must describe that (no records), or every rebuild reads everything."""
+    import comms.publish.build
+    from comms.publish.state import ScratchState
+
+    config = load_config(site_copy / "comms.toml", environ={})
+    collected: list[int] = []
+    collect = comms.publish.build.collect
+
+    def counting(*args: Any) -> Any:
+        collected.append(1)
+        return collect(*args)
+
+    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    for _ in range(2):
+        publish_now(config, ScratchState(), out_dir=tmp_path / "preview")
+    assert collected == [1]
