@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from comms.db.shared import DbPublishState
 from comms.db.store import open_store
 from comms.publish import build_record
 from comms.publish.refresh import publish_now
+from comms.publish.state import FileState
 from comms.sending.campaign import prepare
 
 from .conftest import copy_sample
@@ -504,8 +505,8 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A build asks for the feed history four times (the inputs before and after, the
-    history, `until`): one query on a database, and one more after the build wrote records,
-    so its record describes the state it left and the next build finds nothing changed."""
+    history, `until`): one query on a database, which the build's own writes then join, so
+    its record describes the state it left and the next build finds nothing changed."""
     import comms.publish.build
 
     config = load_config(site_copy / "comms.toml", environ={})
@@ -530,13 +531,82 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
     state = DbPublishState.open(config)
     try:
         first = publish_now(config, state)
-        assert reads[0] == 0 and reads[1] > 0 and len(reads) == 2, "before and after its write"
-        assert collected == [1] and first.write.written
+        assert reads == [0] and collected == [1] and first.write.written
         second = publish_now(config, state)
     finally:
         state.close()
-    assert reads[2:] == [reads[1]], "an unchanged build reads once"
+    assert reads[1] > 0 and len(reads) == 2
     assert collected == [1] and second.write.written == [], "the record missed its own writes"
+
+
+@pytest.mark.database
+def test_another_hosts_write_during_a_build_builds_again(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts see the same new items and record them, each with its own `seen`; the last
+    write wins. A build whose files show its own records must not record the other host's
+    as its inputs, or its pages would keep its own forever: the next build makes them again."""
+    import comms.publish.build
+
+    config = load_config(site_copy / "comms.toml", environ={})
+    open_store(config).close()
+    real = DbPublishState.save_feed_rows
+
+    def and_the_other_host(self: DbPublishState, rows: dict[str, Any]) -> None:
+        real(self, rows)
+        first = min(rows)
+        digest, sequence, seen, changed = rows[first]
+        real(self, {first: (digest, sequence, seen - timedelta(seconds=1), changed)})
+
+    collected: list[int] = []
+    collect = comms.publish.build.collect
+
+    def counting(*args: Any) -> Any:
+        collected.append(1)
+        return collect(*args)
+
+    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    monkeypatch.setattr(DbPublishState, "save_feed_rows", and_the_other_host)
+    state = DbPublishState.open(config)
+    try:
+        publish_now(config, state)
+        monkeypatch.setattr(DbPublishState, "save_feed_rows", real)
+        again = publish_now(config, state)
+        assert collected == [1, 1], "the other host's records taken for this build's"
+        assert again.write.unchanged
+        publish_now(config, state)
+    finally:
+        state.close()
+    assert collected == [1, 1]
+
+
+@pytest.mark.slow
+def test_a_state_file_another_folders_build_rewrote_keeps_no_stamps(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a database, var/feeds-state.json is shared by the builds of every output
+    folder, which take turns only per folder (`comms build --out elsewhere`): a file that
+    another build rewrote after this one wrote it is not the state this build's files show."""
+    builds.settle()
+    event = _event(builds.site)
+    event.write_text(event.read_text("utf-8").replace("Laatzen", "Laatzen-Mitte"), "utf-8")
+    builds.age()
+    real = FileState.save_feed_rows
+
+    def and_another_build(self: FileState, rows: dict[str, Any]) -> None:
+        real(self, rows)
+        other = FileState(self.feeds.parent.parent)
+        # Its own observation of the edit, a second earlier: the feeds' `updated` differ.
+        second = timedelta(seconds=1)
+        shifted = {uid: (d, n, seen, c and c - second) for uid, (d, n, seen, c) in rows.items()}
+        real(other, shifted)
+
+    monkeypatch.setattr(FileState, "save_feed_rows", and_another_build)
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+    monkeypatch.setattr(FileState, "save_feed_rows", real)
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0, "the other build's feed records were not shown"
 
 
 def test_a_second_preview_build_finds_nothing_changed(

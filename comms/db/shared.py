@@ -94,6 +94,8 @@ class DbPublishState:
     (comms.publish.state's PublishState): every server and worker sees the same public issues,
     the same SEQUENCE and the same queue."""
 
+    keeps_feed_rows = True
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
@@ -167,3 +169,7 @@ class DbPublishState:
         except sa.exc.SQLAlchemyError:
             return None  # no stamps: the next build reads the site (the build is written)
         return stamp_text(str(digest))
+
+    def written_stamp(self) -> str | None:
+        """None: a database, no state file."""
+        return None

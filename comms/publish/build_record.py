@@ -10,7 +10,9 @@ give in days, and through the year and day of `now`. So the output cannot change
 next such instant (`until`). A build with the recorded inputs, before `until`, whose output
 folder's files still have the sizes and mtimes the recorded build left, writes nothing and is
 skipped. Builds of one folder take turns under a file lock, so a record always describes the
-folder's last build.
+folder's last build; its feed history is the one the build made its files from
+(comms.publish.state.OneBuild), so a write by another host or folder meanwhile differs from
+it.
 
 Computing `inputs` means reading the whole site. So the record also keeps the stamps (path, size,
 mtime, inode) of every file the build reads (content, static files, comms's own code, templates
@@ -54,7 +56,7 @@ from comms.core.files import (
 from comms.core.server_state import server_stamp
 from comms.core.settings import settings_text
 from comms.publish.item_memo import ItemMemo
-from comms.publish.state import STATE_FILE, PublishState
+from comms.publish.state import STATE_FILE, PublishState, file_state_stamp
 
 # Types only: a skipped build (`skipped`) runs before the content models are imported.
 if TYPE_CHECKING:
@@ -352,12 +354,11 @@ def _write(
             state = published.server_stamp()
         else:
             state = _state_stamp(config)
-        # The state as the build left it (its feed history) where only builds, under the
-        # lock, change it (the files in var/); a database that changed meanwhile may hold a
-        # send that started after the build read it: then no stamps.
-        if state is not None and (
-            state == stamps.state or (_is_file_state(state) and _is_file_state(stamps.state))
-        ):
+        # The state the build read, or the state file as the build itself wrote it (its feed
+        # history). Anything else was written meanwhile by another process (a send that
+        # started after the build read the state, a build of another output folder): then no
+        # stamps.
+        if state is not None and (state == stamps.state or state == published.written_stamp()):
             record["stamps"] = {
                 "inputs": stamps.inputs,
                 "state": state,
@@ -431,10 +432,6 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _is_file_state(state: str | None) -> bool:
-    return state is not None and state.startswith("feeds-json:")
-
-
 def _state_stamp(config: Config) -> str | None:
     """The publishing state's stamp: the bytes of var/feeds-state.json while there is no
     database (`FileState`), the stamps of an SQLite database's files, a digest of a server's
@@ -447,7 +444,7 @@ def _state_stamp(config: Config) -> str | None:
             data = (config.root / STATE_FILE).read_bytes()
         except FileNotFoundError:
             data = b""
-        return f"feeds-json:{hashlib.sha256(data).hexdigest()}"
+        return file_state_stamp(data)
     parts = []
     for path in (f"{database}", f"{database}-wal", f"{database}-journal"):
         try:

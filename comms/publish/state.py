@@ -6,6 +6,7 @@ has been sent from there), and what a database upgrade carries over."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -23,12 +24,21 @@ PENDING_FILE = Path("var") / "websub-pending.json"
 FeedRow = tuple[str, int, datetime, datetime | None]
 
 
+def file_state_stamp(data: bytes) -> str:
+    """The publishing state's stamp (`build_record`'s) for var/feeds-state.json holding
+    `data` (empty: no file)."""
+    return f"feeds-json:{hashlib.sha256(data).hexdigest()}"
+
+
 class StateError(CommsError):
     """The feed state file cannot be read."""
 
 
 class PublishState(Protocol):
     """Where the sent issues, the feed history and the pending WebSub notifications live."""
+
+    #: Whether `feed_rows` gives back what `save_feed_rows` was given (not a ScratchState).
+    keeps_feed_rows: bool
 
     def sent_issues(self) -> frozenset[str]:
         """Slugs of the issues whose mails have gone out (their campaign started): public now."""
@@ -48,6 +58,10 @@ class PublishState(Protocol):
     def server_stamp(self) -> str | None:
         """The stamp of what a build reads (comms.core.server_state) where a database server
         keeps it, as this state's own connection reads it; None elsewhere."""
+
+    def written_stamp(self) -> str | None:
+        """The stamp of the state file as this object last wrote it (`build_record`'s, of
+        var/feeds-state.json); None where it wrote none or keeps no such file."""
 
 
 def _time(value: object) -> datetime:
@@ -112,8 +126,12 @@ def read_pending_file(path: Path) -> set[tuple[str, str]]:
 class FileState:
     """The state in `var/feeds-state.json` and `var/websub-pending.json` under `root`."""
 
+    keeps_feed_rows = True
+
     def __init__(self, root: Path) -> None:
         self.feeds = root / STATE_FILE
+        #: The stamp of the bytes this object last wrote to `feeds` (`written_stamp`).
+        self._written: str | None = None
         self.pending = root / PENDING_FILE
         #: The records as last read or written, with the file's stamp then: a process that
         #: publishes again and again (serve, the scheduler) parses 2,600 rows only when the
@@ -136,7 +154,9 @@ class FileState:
     def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
         """Write the file with these records replaced."""
         merged = self.feed_rows() | rows
-        write_private(self.feeds, (feed_file_text(merged) + "\n").encode("utf-8"))
+        data = (feed_file_text(merged) + "\n").encode("utf-8")
+        write_private(self.feeds, data)
+        self._written = file_state_stamp(data)
         stamp = file_stamp(self.feeds)
         self._known = None if stamp is None else (stamp, merged)
 
@@ -155,16 +175,22 @@ class FileState:
         """None: files, no server."""
         return None
 
+    def written_stamp(self) -> str | None:
+        """The stamp of the bytes it last wrote to var/feeds-state.json."""
+        return self._written
+
 
 class OneBuild:
-    """`state` for the length of one build (`publish_now`): its feed records are read again
-    only after the build wrote some, where the build asks for them four times (the inputs
-    before, the history; the inputs after and the record's `until`), each a query of every
-    row on a database server. Reads after a write see it as `state` keeps it (a ScratchState
-    forgets it) and whatever another host wrote meanwhile, as before."""
+    """`state` for the length of one build (`publish_now`): its feed records are read once
+    and kept with the build's own writes, where the build asks for them four times (the
+    inputs before and after, the history, the record's `until`), each a query of every row
+    on a database server. So the record's inputs are the records this build made its files
+    from: another host's write meanwhile differs from them, and the next build reads again.
+    A state that forgets what it is given (ScratchState) is asked again after a write."""
 
     def __init__(self, state: PublishState) -> None:
         self.state = state
+        self.keeps_feed_rows = state.keeps_feed_rows
         self._rows: dict[str, FeedRow] | None = None
 
     def sent_issues(self) -> frozenset[str]:
@@ -172,15 +198,18 @@ class OneBuild:
         return self.state.sent_issues()
 
     def feed_rows(self) -> dict[str, FeedRow]:
-        """The records as read since the last write."""
+        """The records as first read, with this build's writes."""
         if self._rows is None:
             self._rows = self.state.feed_rows()
         return dict(self._rows)
 
     def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
-        """Write them to `state`; the next read asks it again."""
+        """Write them to `state`, and keep them (or ask again, where it forgets them)."""
         self.state.save_feed_rows(rows)
-        self._rows = None
+        if self.keeps_feed_rows and self._rows is not None:
+            self._rows = self._rows | rows
+        else:
+            self._rows = None
 
     def pending_pings(self) -> set[tuple[str, str]]:
         """As `state` says now."""
@@ -194,12 +223,18 @@ class OneBuild:
         """As `state` says now."""
         return self.state.server_stamp()
 
+    def written_stamp(self) -> str | None:
+        """As `state` says."""
+        return self.state.written_stamp()
+
 
 class ScratchState:
     """No history and nothing kept: for builds that are only looked at (`comms check` asks
     which pages exist, the preview shows them), so that they never write state to `var/` (only
     the caches of `var/cache/`, safe to delete) nor mark items as seen. `sent`: the issues to
     show as sent (the preview shows every issue's page)."""
+
+    keeps_feed_rows = False
 
     def __init__(self, sent: Iterable[str] = ()) -> None:
         self.sent = frozenset(sent)
@@ -224,4 +259,8 @@ class ScratchState:
 
     def server_stamp(self) -> str | None:
         """None: nothing is kept, so no build is skipped by it."""
+        return None
+
+    def written_stamp(self) -> str | None:
+        """None: it writes nothing."""
         return None
