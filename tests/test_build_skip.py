@@ -629,3 +629,32 @@ def test_a_second_preview_build_finds_nothing_changed(
     for _ in range(2):
         publish_now(config, ScratchState(), out_dir=tmp_path / "preview")
     assert collected == [1]
+
+
+@pytest.mark.slow
+def test_a_state_file_another_folders_build_wrote_before_this_one_keeps_no_stamps(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: another folder's build writes a record of its own (an item this
+    build did not record) after this build read the file and before it saves. The bytes this
+    build writes carry that record although its files were not made from it."""
+    builds.settle()
+    event = _event(builds.site)
+    event.write_text(event.read_text("utf-8").replace("Laatzen", "Laatzen-Mitte"), "utf-8")
+    builds.age()
+    real = FileState.save_feed_rows
+
+    def after_another_build(self: FileState, rows: dict[str, Any]) -> None:
+        other = FileState(self.feeds.parent.parent)
+        known = other.feed_rows()
+        uid = min(set(known) - set(rows))
+        digest, sequence, seen, changed = known[uid]
+        real(other, {uid: (digest, sequence + 1, seen, seen + timedelta(days=1))})
+        real(self, rows)
+
+    monkeypatch.setattr(FileState, "save_feed_rows", after_another_build)
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0
+    monkeypatch.setattr(FileState, "save_feed_rows", real)
+    line, read = builds.run()
+    assert read and _counts(line)[0] > 0, "the other build's feed record was not shown"

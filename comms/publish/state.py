@@ -153,10 +153,15 @@ class FileState:
 
     def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
         """Write the file with these records replaced."""
+        # The file as this object last read or wrote it: else another process (a build of
+        # another output folder) wrote records in between, which the bytes written now carry
+        # although the caller did not make its files from them.
+        before = file_stamp(self.feeds)
+        own = before is None if self._known is None else self._known[0] == before
         merged = self.feed_rows() | rows
         data = (feed_file_text(merged) + "\n").encode("utf-8")
         write_private(self.feeds, data)
-        self._written = file_state_stamp(data)
+        self._written = file_state_stamp(data) if own else None
         stamp = file_stamp(self.feeds)
         self._known = None if stamp is None else (stamp, merged)
 
@@ -176,7 +181,8 @@ class FileState:
         return None
 
     def written_stamp(self) -> str | None:
-        """The stamp of the bytes it last wrote to var/feeds-state.json."""
+        """The stamp of the bytes it last wrote to var/feeds-state.json, if they held only
+        its caller's records over the file as it had read it."""
         return self._written
 
 
@@ -192,6 +198,7 @@ class OneBuild:
         self.state = state
         self.keeps_feed_rows = state.keeps_feed_rows
         self._rows: dict[str, FeedRow] | None = None
+        self._wrote = False
 
     def sent_issues(self) -> frozenset[str]:
         """As `state` says now."""
@@ -206,6 +213,7 @@ class OneBuild:
     def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
         """Write them to `state`, and keep them (or ask again, where it forgets them)."""
         self.state.save_feed_rows(rows)
+        self._wrote = True
         if self.keeps_feed_rows and self._rows is not None:
             self._rows = self._rows | rows
         else:
@@ -224,8 +232,9 @@ class OneBuild:
         return self.state.server_stamp()
 
     def written_stamp(self) -> str | None:
-        """As `state` says."""
-        return self.state.written_stamp()
+        """As `state` says, if this build wrote (a state kept across builds may have written
+        for an earlier one)."""
+        return self.state.written_stamp() if self._wrote else None
 
 
 class ScratchState:
