@@ -153,7 +153,11 @@ def server_defaults(url: str) -> dict[str, Any]:
     """The SERVER_DEFAULTS a PostgreSQL URL (any driver) does not set in its query; none for
     another database."""
     parsed = _parse(url)
-    if parsed is None or parsed.backend != "postgresql":
+    return {} if parsed is None else _server_defaults(parsed)
+
+
+def _server_defaults(parsed: _Parts) -> dict[str, Any]:
+    if parsed.backend != "postgresql":
         return {}
     return {key: value for key, value in SERVER_DEFAULTS.items() if key not in parsed.query}
 
@@ -192,7 +196,7 @@ def psycopg_arguments(url: str, connect_timeout: int | None = None) -> dict[str,
     # As `URL.translate_connect_args`: an empty part is left out, like a missing one.
     arguments: dict[str, Any] = {key: value for key, value in named.items() if value}
     arguments.update({key: values[0] for key, values in parsed.query.items()})
-    defaults = server_defaults(url)
+    defaults = _server_defaults(parsed)
     if connect_timeout is not None and "connect_timeout" in defaults:
         defaults["connect_timeout"] = connect_timeout
     return {**defaults, **arguments}
