@@ -37,13 +37,10 @@ SELECT encode(sha256(convert_to(concat(
 #: build's own connection waits longer before it reports a server that is away.
 CONNECT_TIMEOUT = 2
 
-#: How a stamp from a server starts (`build_record` tells it from a file stamp).
-PREFIX = "server:"
-
-
 def stamp_text(digest: str) -> str:
-    """The stamp for the digest STAMP_SQL returned."""
-    return f"{PREFIX}{digest}"
+    """The stamp for the digest STAMP_SQL returned (its prefix keeps it apart from the stamps
+    of files that `build_record` takes)."""
+    return f"server:{digest}"
 
 
 def server_stamp(url: str) -> str | None:
