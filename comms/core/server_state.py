@@ -37,6 +37,7 @@ SELECT encode(sha256(convert_to(concat(
 #: build's own connection waits longer before it reports a server that is away.
 CONNECT_TIMEOUT = 2
 
+
 def stamp_text(digest: str) -> str:
     """The stamp for the digest STAMP_SQL returned (its prefix keeps it apart from the stamps
     of files that `build_record` takes)."""

@@ -348,7 +348,7 @@ def _write(
 ) -> None:
     record = {key: value for key, value in record.items() if key != "stamps"}
     if stamps is not None and not stamps.racy and stamps.state is not None:
-        if sqlite_file(config.database_url) is None:
+        if _on_server(config):
             # A server: as the build's own connection sees it, so that the stamps taken
             # without SQLAlchemy count only where both reached the same database.
             state = published.server_stamp()
@@ -430,6 +430,11 @@ def _name(entry: os.DirEntry[str]) -> str:
 def _bytes(text: str) -> bytes:
     """`text` as UTF-8, a file name's undecodable bytes as they were."""
     return text.encode("utf-8", "surrogateescape")
+
+
+def _on_server(config: Config) -> bool:
+    """Whether the publishing state lives on a database server (its stamp is a query)."""
+    return sqlite_file(config.database_url) is None
 
 
 def _state_stamp(config: Config) -> str | None:
@@ -528,8 +533,7 @@ def skipped(config: Config, out_dir: Path, stamps: Stamps) -> tuple[list[str], l
             return None
         # A server's stamp as `stamps` took it a moment ago (one query per build, not two); a
         # change since is one after the build, which the next build sees.
-        server = sqlite_file(config.database_url) is None
-        state = stamps.state if server else _state_stamp(config)
+        state = stamps.state if _on_server(config) else _state_stamp(config)
         if kept.get("state") is None or kept.get("state") != state:
             return None
         paths = _still(config, out_dir, Path(str(kept.get("manifest"))), record)
