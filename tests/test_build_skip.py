@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,21 @@ def _counts(line: str) -> tuple[int, int, int]:
     """(written, unchanged, removed) of `Built …: W written, U unchanged, R removed`."""
     numbers = [int(part.split()[0]) for part in line.split(": ", 1)[1].split(", ")]
     return numbers[0], numbers[1], numbers[2]
+
+
+def _collects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one each time a build collects its files (reads past the record)."""
+    import comms.publish.build
+
+    collected: list[int] = []
+    collect = comms.publish.build.collect
+
+    def counting(*args: Any) -> Any:
+        collected.append(1)
+        return collect(*args)
+
+    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    return collected
 
 
 def _event(site: Path) -> Path:
@@ -507,8 +523,6 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
     """A build asks for the feed history four times (the inputs before and after, the
     history, `until`): one query on a database, which the build's own writes then join, so
     its record describes the state it left and the next build finds nothing changed."""
-    import comms.publish.build
-
     config = load_config(site_copy / "comms.toml", environ={})
     open_store(config).close()  # a fresh database: the first build writes every record
     reads: list[int] = []
@@ -520,14 +534,7 @@ def test_a_build_reads_the_feed_records_once_and_records_what_it_wrote(
         return rows  # type: ignore[return-value]
 
     monkeypatch.setattr(DbPublishState, "feed_rows", counted)
-    collected: list[int] = []
-    collect = comms.publish.build.collect
-
-    def counting(*args: Any) -> Any:
-        collected.append(1)
-        return collect(*args)
-
-    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    collected = _collects(monkeypatch)
     state = DbPublishState.open(config)
     try:
         first = publish_now(config, state)
@@ -546,8 +553,6 @@ def test_another_hosts_write_during_a_build_builds_again(
     """Two hosts see the same new items and record them, each with its own `seen`; the last
     write wins. A build whose files show its own records must not record the other host's
     as its inputs, or its pages would keep its own forever: the next build makes them again."""
-    import comms.publish.build
-
     config = load_config(site_copy / "comms.toml", environ={})
     open_store(config).close()
     real = DbPublishState.save_feed_rows
@@ -558,14 +563,7 @@ def test_another_hosts_write_during_a_build_builds_again(
         digest, sequence, seen, changed = rows[first]
         real(self, {first: (digest, sequence, seen - timedelta(seconds=1), changed)})
 
-    collected: list[int] = []
-    collect = comms.publish.build.collect
-
-    def counting(*args: Any) -> Any:
-        collected.append(1)
-        return collect(*args)
-
-    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    collected = _collects(monkeypatch)
     monkeypatch.setattr(DbPublishState, "save_feed_rows", and_the_other_host)
     state = DbPublishState.open(config)
     try:
@@ -580,28 +578,45 @@ def test_another_hosts_write_during_a_build_builds_again(
     assert collected == [1, 1]
 
 
+#: `FileState.save_feed_rows` with another output folder's build writing the same file.
+_Save = Callable[[FileState, dict[str, Any]], None]
+
+
+def _another_build_after(real: _Save, state: FileState, rows: dict[str, Any]) -> None:
+    """It rewrites the file after this build wrote it, with its own observation of the same
+    edit a second earlier (the feeds' `updated` differ)."""
+    real(state, rows)
+    second = timedelta(seconds=1)
+    shifted = {uid: (d, n, seen, c and c - second) for uid, (d, n, seen, c) in rows.items()}
+    real(FileState(state.feeds.parent.parent), shifted)
+
+
+def _another_build_before(real: _Save, state: FileState, rows: dict[str, Any]) -> None:
+    """It writes a record of its own (an item this build did not record) after this build
+    read the file and before it saves: the bytes this build writes carry that record
+    although its files were not made from it."""
+    other = FileState(state.feeds.parent.parent)
+    known = other.feed_rows()
+    uid = min(set(known) - set(rows))
+    digest, sequence, seen, changed = known[uid]
+    real(other, {uid: (digest, sequence + 1, seen, seen + timedelta(days=1))})
+    real(state, rows)
+
+
 @pytest.mark.slow
-def test_a_state_file_another_folders_build_rewrote_keeps_no_stamps(
-    builds: Builds, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("another", [_another_build_after, _another_build_before])
+def test_a_state_file_another_folders_build_wrote_keeps_no_stamps(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch, another: Callable[..., None]
 ) -> None:
     """Without a database, var/feeds-state.json is shared by the builds of every output
-    folder, which take turns only per folder (`comms build --out elsewhere`): a file that
-    another build rewrote after this one wrote it is not the state this build's files show."""
+    folder, which take turns only per folder (`comms build --out elsewhere`): a file another
+    build wrote during this one is not the state this build's files show."""
     builds.settle()
     event = _event(builds.site)
     event.write_text(event.read_text("utf-8").replace("Laatzen", "Laatzen-Mitte"), "utf-8")
     builds.age()
     real = FileState.save_feed_rows
-
-    def and_another_build(self: FileState, rows: dict[str, Any]) -> None:
-        real(self, rows)
-        other = FileState(self.feeds.parent.parent)
-        # Its own observation of the edit, a second earlier: the feeds' `updated` differ.
-        second = timedelta(seconds=1)
-        shifted = {uid: (d, n, seen, c and c - second) for uid, (d, n, seen, c) in rows.items()}
-        real(other, shifted)
-
-    monkeypatch.setattr(FileState, "save_feed_rows", and_another_build)
+    monkeypatch.setattr(FileState, "save_feed_rows", lambda state, rows: another(real, state, rows))
     line, read = builds.run()
     assert read and _counts(line)[0] > 0
     monkeypatch.setattr(FileState, "save_feed_rows", real)
@@ -614,47 +629,10 @@ def test_a_second_preview_build_finds_nothing_changed(
 ) -> None:
     """The preview publishes with a ScratchState, which forgets the feed records a build
     writes: its record must describe that (no records), or every rebuild reads everything."""
-    import comms.publish.build
     from comms.publish.state import ScratchState
 
     config = load_config(site_copy / "comms.toml", environ={})
-    collected: list[int] = []
-    collect = comms.publish.build.collect
-
-    def counting(*args: Any) -> Any:
-        collected.append(1)
-        return collect(*args)
-
-    monkeypatch.setattr(comms.publish.build, "collect", counting)
+    collected = _collects(monkeypatch)
     for _ in range(2):
         publish_now(config, ScratchState(), out_dir=tmp_path / "preview")
     assert collected == [1]
-
-
-@pytest.mark.slow
-def test_a_state_file_another_folders_build_wrote_before_this_one_keeps_no_stamps(
-    builds: Builds, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The other order: another folder's build writes a record of its own (an item this
-    build did not record) after this build read the file and before it saves. The bytes this
-    build writes carry that record although its files were not made from it."""
-    builds.settle()
-    event = _event(builds.site)
-    event.write_text(event.read_text("utf-8").replace("Laatzen", "Laatzen-Mitte"), "utf-8")
-    builds.age()
-    real = FileState.save_feed_rows
-
-    def after_another_build(self: FileState, rows: dict[str, Any]) -> None:
-        other = FileState(self.feeds.parent.parent)
-        known = other.feed_rows()
-        uid = min(set(known) - set(rows))
-        digest, sequence, seen, changed = known[uid]
-        real(other, {uid: (digest, sequence + 1, seen, seen + timedelta(days=1))})
-        real(self, rows)
-
-    monkeypatch.setattr(FileState, "save_feed_rows", after_another_build)
-    line, read = builds.run()
-    assert read and _counts(line)[0] > 0
-    monkeypatch.setattr(FileState, "save_feed_rows", real)
-    line, read = builds.run()
-    assert read and _counts(line)[0] > 0, "the other build's feed record was not shown"
