@@ -240,3 +240,51 @@ def test_psycopg_gets_what_the_engine_gives_it(
         **given,
         "connect_timeout": given["connect_timeout"] if "connect_timeout=" in url else 2,
     }
+
+
+#: SQLite URLs with what `sqlite_arguments` does with them: True where `sqlite3.connect` gets
+#: from it what the engine gives it, False where it leaves the URL to SQLAlchemy.
+AS_SQLITE = {
+    "sqlite:///{tmp}/comms.db": True,
+    "sqlite+pysqlite:///{tmp}/comms.db": True,
+    "sqlite:///{tmp}/comms.db?timeout=5": False,
+    "sqlite:///file:{tmp}/comms.db?uri=true": False,
+    "sqlite+pysqlcipher://:secret@/{tmp}/comms.db": False,
+    "sqlite://": False,
+    "sqlite:///:memory:": False,
+    "postgresql:///comms": False,
+}
+
+
+@pytest.mark.parametrize(("url", "taken"), AS_SQLITE.items())
+def test_sqlite3_gets_what_the_engine_gives_it(
+    url: str, taken: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a build opens SQLite without SQLAlchemy (comms.db.driver), the file and the
+    arguments are those the engine's connection passes to `sqlite3.connect`."""
+    import sqlite3.dbapi2
+
+    from comms.core.database_url import sqlite_arguments
+    from comms.db.driver import connect
+
+    url = url.replace("{tmp}", str(tmp_path))
+    found = sqlite_arguments(url)
+    if not taken:
+        assert found is None
+        return
+    calls: list[tuple[object, ...]] = []
+
+    def spy(*args: object, **kwargs: object) -> None:
+        calls.append((args, kwargs))
+        raise _Connected
+
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", spy)
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    engine = make_engine(url)
+    with pytest.raises(_Connected):
+        engine.connect()
+    engine.dispose()
+    with pytest.raises(_Connected):
+        connect(url)
+    assert found == tmp_path / "comms.db"
+    assert calls[0] == calls[1] == ((str(found),), {"check_same_thread": False})

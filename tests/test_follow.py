@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from comms.core.config import Config, load_config
-from comms.db.shared import DbPublishState
+from comms.db.publishing import DbPublishState
 from comms.db.store import Store, open_store
 from comms.db.tables import scheduler_lease
 from comms.publish.refresh import publish_now
@@ -73,7 +73,7 @@ def test_a_started_campaign_is_built_at_the_next_beat_and_nothing_else_is(
     other = load_config(
         config.root / "comms.toml", {"output_dir": str(config.root / "other")}, environ={}
     )
-    publish_now(other, DbPublishState(store.engine))
+    publish_now(other, DbPublishState.of(store.engine))
     for path in ("feed.xml", "atom.xml", "issues/feed.xml", f"issues/{ISSUE}/index.html"):
         assert (other.output_dir / path).read_bytes() == (config.output_dir / path).read_bytes()
 

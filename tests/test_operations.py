@@ -20,7 +20,7 @@ from comms.core.clock import now_utc
 from comms.core.config import load_config
 from comms.core.settings import Delivery
 from comms.db.engine import make_engine, upgrade
-from comms.db.shared import DbPublishState
+from comms.db.publishing import DbPublishState
 from comms.db.store import open_store
 from comms.db.tables import campaigns, consent, deliveries, subscribers
 from comms.publish.build import collect

@@ -22,7 +22,7 @@ from comms.cli import cli
 from comms.content.site import read_site
 from comms.core.config import Config, load_config
 from comms.core.languages import site_editions
-from comms.db.shared import DbPublishState
+from comms.db.publishing import DbPublishState
 from comms.db.store import Store, open_store
 from comms.publish import build, calendars, feeds
 from comms.publish.link_check import LinkChecker
@@ -171,7 +171,7 @@ def test_every_caller_publishes_what_the_ledger_and_the_feed_history_say(
     try:
         prepare(store, ISSUE, "h", [], [])  # its campaign started: public whatever its send_at
         CALLERS[caller](config, store)
-        state = DbPublishState(store.engine)
+        state = DbPublishState.of(store.engine)
         assert state.feed_rows(), "the feed history is the database's"
         other = load_config(
             config.root / "comms.toml", {"output_dir": str(config.root / "other")}, environ={}

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from comms.core.errors import ConfigError
-from comms.db.engine import MIGRATIONS, head_revision
+from comms.db.driver import MIGRATIONS, head_revision
 from comms.db.people import Consent, NewSubscriber, SubscriberError, normalise_address
 from comms.db.store import open_store
 

@@ -243,8 +243,9 @@ def _publish_state(config: Config) -> Iterator[PublishState]:
 
         yield FileState(config.root)
         return
-    # Only here: the database layer (SQLAlchemy) costs a build without a database ~0.2 s.
-    from comms.db.shared import DbPublishState
+    # Only here: the database layer costs a build without a database a little; SQLAlchemy
+    # (~0.15 s more) only where the schema must be made or migrated, or the URL needs it.
+    from comms.db.publishing import DbPublishState
 
     state = DbPublishState.open(config)
     try:

@@ -113,6 +113,16 @@ def sqlite_file(url: str, root: Path | None = None) -> Path | None:
     return ((root or Path.cwd()) / path).resolve() if not path.is_absolute() else path
 
 
+def sqlite_arguments(url: str) -> Path | None:
+    """The file `sqlite3.connect` opens for `url` as the engine (comms.db.engine) does: an
+    SQLite file named with SQLAlchemy's own driver (pysqlite) and no query. None otherwise,
+    as for an in-memory database: such callers take the path through SQLAlchemy."""
+    parsed = _parse(url)
+    if parsed is None or parsed.backend != "sqlite" or parsed.driver not in ("", "pysqlite"):
+        return None
+    return None if parsed.query else sqlite_file(url)
+
+
 def database_exists(url: str) -> bool:
     """False for an SQLite file that is not there yet; servers are assumed to exist."""
     path = sqlite_file(url)

@@ -6,7 +6,7 @@ store (comms.publish.build_record). An SQLite database shows a change in its fil
 server only answers a query, and SQLAlchemy, with the psycopg dialect, takes a quarter of a
 second to import. So this module connects with psycopg directly, with the arguments
 SQLAlchemy would give it (comms.core.database_url.psycopg_arguments). The publishing state
-(comms.db.shared) runs the same query on the build's own connection, and a build keeps its
+(comms.db.publishing) runs the same query on the build's own connection, and a build keeps its
 stamps only where both answers agree: a URL read two ways can never skip a build wrongly.
 """
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from comms.db.engine import read_only
-from comms.db.tables import approvals, campaigns, proofs
+from comms.db.tables import approvals, proofs
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,3 @@ class Desk:
         )
         with read_only(self.engine) as conn:
             return [ProofRecord(**row._mapping) for row in conn.execute(query)]
-
-    def started(self) -> frozenset[str]:
-        """Slugs of the issues whose campaign has started: their mails are (being) sent."""
-        # comms.core.server_state.STAMP_SQL stamps these rows: read more, stamp more.
-        with read_only(self.engine) as conn:
-            return frozenset(conn.execute(sa.select(campaigns.c.slug)).scalars())

@@ -17,9 +17,9 @@ from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
 from comms.core.logs import shown_url
+from comms.db.driver import MIGRATIONS, head_revision, sqlite_setup
 from comms.db.tables import meta
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The advisory lock key that serialises migrations on PostgreSQL (any constant of our own).
 MIGRATION_LOCK = 0x636F6D6D73
 
@@ -72,21 +72,8 @@ def driver_params(order: list[str] | None, rows: list[dict[str, Any]]) -> list[A
     return [pick(row) for row in rows]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Autocommit at the driver; the "begin" hook opens every writing transaction IMMEDIATE,
-    # so two writers queue on busy_timeout instead of failing on a read-to-write upgrade.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "busy_timeout=30000",
-        "foreign_keys=ON",
-        "synchronous=NORMAL",
-        # Deleted rows are overwritten with zeros, not left in free pages (erasure, GDPR).
-        "secure_delete=ON",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    sqlite_setup(dbapi_connection)
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -125,15 +112,9 @@ def make_engine(url: str) -> Engine:
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError([f"database_url: cannot open '{shown_url(url)}': {exc}"]) from None
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
-
-
-@functools.cache
-def head_revision() -> str:
-    """The newest migration's revision: each is named after its file, which sorts by number."""
-    return max(path.stem for path in (MIGRATIONS / "versions").glob("[0-9]*.py"))
 
 
 def _at_head(engine: Engine) -> bool:

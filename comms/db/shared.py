@@ -1,21 +1,16 @@
-"""State every process on one database shares: rate-limit hits, the send budget, and what
-publishing reads (the sent issues) and keeps (the feed history, pending WebSub notifications)."""
+"""State every process on one database shares: rate-limit hits and the send budget (what
+publishing reads and keeps there is comms.db.publishing's)."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from comms.core.config import Config
-from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
-from comms.core.server_state import STAMP_SQL, stamp_text
-from comms.db.approvals import Desk
-from comms.db.engine import dialect_insert, insert_ignore, make_engine, read_only, upgrade
-from comms.db.tables import feed_items, rate_hits, send_budget, websub_pending
+from comms.db.engine import insert_ignore
+from comms.db.tables import rate_hits, send_budget
 
 #: One hit in so many also deletes every expired row of its scope (keys nobody hits again).
 SWEEP_ONE_IN = 200
@@ -83,93 +78,3 @@ def reserve(engine: Engine, cid: int, count: int, rate: float, now: float) -> fl
             .returning(b.next_at)
         ).scalar_one()
     return float(moved) - span
-
-
-#: One item's feed record: (digest, sequence, first seen, last changed or None).
-FeedRow = tuple[str, int, datetime, datetime | None]
-
-
-class DbPublishState:
-    """The sent issues, the feed history and pending WebSub notifications in the database
-    (comms.publish.state's PublishState): every server and worker sees the same public issues,
-    the same SEQUENCE and the same queue."""
-
-    keeps_feed_rows = True
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @classmethod
-    def open(cls, config: Config) -> DbPublishState:
-        """Open the configured database and migrate it; no secret key is needed or made."""
-        engine = make_engine(config.database_url)
-        try:
-            upgrade(engine, files_root=config.root)
-        except sa.exc.OperationalError as exc:
-            engine.dispose()
-            raise ConfigError([f"database_url: cannot use the database: {exc.orig}"]) from None
-        return cls(engine)
-
-    def close(self) -> None:
-        """Give the connections back."""
-        self.engine.dispose()
-
-    def sent_issues(self) -> frozenset[str]:
-        """Slugs of the issues whose campaign has started: their mails are (being) sent."""
-        return Desk(self.engine).started()
-
-    def feed_rows(self) -> dict[str, FeedRow]:
-        """Every item's record, by item uid."""
-        # comms.core.server_state.STAMP_SQL stamps these rows: read more, stamp more.
-        f = feed_items.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(f.uid, f.digest, f.sequence, f.seen, f.changed))
-            return {row.uid: (row.digest, row.sequence, row.seen, row.changed) for row in rows}
-
-    def save_feed_rows(self, rows: dict[str, FeedRow]) -> None:
-        """Insert or replace these records, in one transaction (an upsert: two builds at once
-        on two hosts write the same rows without a conflict)."""
-        with self.engine.begin() as conn:
-            insert = dialect_insert(conn, feed_items)
-            columns = ("digest", "sequence", "seen", "changed")
-            upsert = insert.on_conflict_do_update(
-                index_elements=[feed_items.c.uid], set_={c: insert.excluded[c] for c in columns}
-            )
-            conn.execute(
-                upsert,
-                [
-                    {"uid": uid, "digest": d, "sequence": n, "seen": seen, "changed": changed}
-                    for uid, (d, n, seen, changed) in rows.items()
-                ],
-            )
-
-    def pending_pings(self) -> set[tuple[str, str]]:
-        """(hub, feed URL) pairs whose notification failed."""
-        with self.engine.connect() as conn:
-            return {(h, t) for h, t in conn.execute(sa.select(websub_pending))}
-
-    def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
-        """Replace the pending notifications with `pairs`."""
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(websub_pending))
-            if pairs:
-                conn.execute(
-                    sa.insert(websub_pending),
-                    [{"hub": h, "topic": t} for h, t in sorted(pairs)],
-                )
-
-    def server_stamp(self) -> str | None:
-        """The stamp of the started campaigns and feed records on PostgreSQL (the query the
-        skipped build runs through psycopg alone); None on SQLite, whose files stamp it."""
-        if self.engine.dialect.name != "postgresql":
-            return None
-        try:
-            with read_only(self.engine) as conn:
-                digest = conn.exec_driver_sql(STAMP_SQL).scalar_one()
-        except sa.exc.SQLAlchemyError:
-            return None  # no stamps: the next build reads the site (the build is written)
-        return stamp_text(str(digest))
-
-    def written_stamp(self) -> str | None:
-        """None: a database, no state file."""
-        return None

@@ -15,6 +15,7 @@ from comms.core.errors import ConfigError
 from comms.core.keys import Purpose, keyed_hash
 from comms.db import privacy
 from comms.db.counters import count_audience
+from comms.db.driver import unusable
 from comms.db.engine import (
     drop_old_pages,
     insert_ignore,
@@ -53,7 +54,7 @@ def open_store(config: Config) -> Store:
     except sa.exc.OperationalError as exc:
         engine.dispose()
         kind = DatabaseAway if is_outage(exc) else ConfigError
-        raise kind([f"database_url: cannot use the database: {exc.orig}"]) from None
+        raise unusable(exc.orig, kind) from None
     return Store(engine, secret, generated_secret=generated)
 
 

@@ -1,6 +1,6 @@
 """What publishing knows beyond the content folder, behind one small interface: which issues
 have gone out (the send ledger), feed item records and WebSub notifications still to send. The
-database keeps it (comms.db.shared.DbPublishState, which the CLI, the scheduler and a send pass
+database keeps it (comms.db.publishing.DbPublishState, which the CLI, the scheduler and a send pass
 to `publish_now`); the files in var/ are the fallback where no database is at hand (nothing
 has been sent from there), and what a database upgrade carries over."""
 

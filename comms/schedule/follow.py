@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from comms.core.config import Config
 from comms.core.errors import ContentErrors
 from comms.db.outage import noted
-from comms.db.shared import DbPublishState
+from comms.db.publishing import DbPublishState
 from comms.publish.feed_state import issue_is_public
 from comms.publish.refresh import publish_now
 
@@ -37,7 +37,7 @@ class Follower:
         self, config: Config, engine: Engine, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.config, self.clock = config, clock
-        self.state = DbPublishState(engine)
+        self.state = DbPublishState.of(engine)
         #: What the last attempt saw; None until then, so that the first beat builds.
         self.sent: frozenset[str] | None = None
         self.public: frozenset[str] | None = None

@@ -25,7 +25,7 @@ from comms.core.errors import CommsError, ContentError
 from comms.db.gauges import record_refresh
 from comms.db.incidents import clear_problem, record_problem
 from comms.db.outage import Stopped, patiently
-from comms.db.shared import DbPublishState
+from comms.db.publishing import DbPublishState
 from comms.db.store import Store, open_store
 from comms.publish.refresh import publish_now
 from comms.schedule import plan as timetable
@@ -195,7 +195,7 @@ def compose_digest(config_path: str | None, slug: str, due: str) -> str:
 def refresh_feeds(config_path: str | None) -> None:
     """Rebuild and ping WebSub hubs, as `comms refresh` does."""
     with _opened(config_path) as (config, store):
-        report = publish_now(config, DbPublishState(store.engine), tell_hubs=True)
+        report = publish_now(config, DbPublishState.of(store.engine), tell_hubs=True)
         record_refresh(store.engine, now_utc())
     log.info(
         "refresh: %d written, %d unchanged, %d feed(s) changed, %d ping(s) failed",

@@ -19,7 +19,7 @@ from comms.core.process import is_abandoned
 from comms.db.approvals import Desk, ProofRecord
 from comms.db.ledger import Campaign
 from comms.db.outage import patiently
-from comms.db.shared import DbPublishState
+from comms.db.publishing import DbPublishState
 from comms.db.status import WAITING, CampaignStatus, DeliveryStatus
 from comms.db.store import Store, open_store
 from comms.mail.message import MessageFactory
@@ -384,7 +384,7 @@ def send_to_list(
 def _publish(config: Config, store: Store) -> str | None:
     """Bring the web archive up to date with the issues sent so far; why not, if it failed."""
     try:
-        publish_now(config, DbPublishState(store.engine), tell_hubs=True)
+        publish_now(config, DbPublishState.of(store.engine), tell_hubs=True)
     except ContentErrors as exc:
         return (
             f"the web archive was not rebuilt: {len(exc.errors)} content error(s) in other "

@@ -1,0 +1,138 @@
+"""The publishing state in the database (comms.db.publishing): through an engine and over a
+connection of its own (a build's), the same rows with the same types, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from comms.db.publishing import DbPublishState, DirectRunner, EngineRunner, FeedRow
+from comms.db.store import open_store
+from comms.db.tables import feed_items
+from comms.sending.campaign import prepare
+
+from .ledgerkit import make_config
+
+pytestmark = pytest.mark.database
+
+BERLIN = timezone(timedelta(hours=1))
+ROWS = {
+    "event/a": ("d" * 64, 1, datetime(2020, 3, 1, 9, 30, 0, 123456, tzinfo=UTC), None),
+    # Given in another offset: kept as the same instant, read back in UTC.
+    "event/b": (
+        "e" * 64,
+        2,
+        datetime(2020, 3, 2, 10, 0, tzinfo=BERLIN),
+        datetime(2020, 3, 5, 0, 0, 0, 1, tzinfo=UTC),
+    ),
+    "practice/ä": ("f" * 64, 3, datetime(2019, 12, 31, 23, 59, 59, tzinfo=UTC), None),
+}
+
+
+def _in_utc(rows: dict[str, FeedRow]) -> dict[str, FeedRow]:
+    return {
+        uid: (d, n, seen.astimezone(UTC), changed and changed.astimezone(UTC))
+        for uid, (d, n, seen, changed) in rows.items()
+    }
+
+
+def test_a_build_opens_its_own_connection_and_both_paths_read_the_same_rows(
+    tmp_path: Path,
+) -> None:
+    """Rows one path writes, the other reads alike, and so does SQLAlchemy's typed select
+    (UTCDateTime): aware UTC times to the microsecond, None kept, the same started issues and
+    pending notifications."""
+    config = make_config(tmp_path)
+    store = open_store(config)
+    try:
+        prepare(store, "2020-02-newsletter", "h", [], [])
+        direct = DbPublishState.open(config)
+        engine = DbPublishState.of(store.engine)
+        try:
+            assert isinstance(direct.runner, DirectRunner)
+            assert isinstance(engine.runner, EngineRunner)
+            direct.save_feed_rows(dict(list(ROWS.items())[:2]))
+            engine.save_feed_rows(dict(list(ROWS.items())[2:]))
+            expected = _in_utc(ROWS)
+            assert direct.feed_rows() == engine.feed_rows() == expected
+            for rows in (direct.feed_rows(), engine.feed_rows()):
+                assert all(seen.tzinfo is UTC for _, _, seen, _ in rows.values())
+            with store.engine.connect() as conn:
+                typed = {
+                    row.uid: (row.digest, row.sequence, row.seen, row.changed)
+                    for row in conn.execute(sa.select(feed_items))
+                }
+            assert typed == expected
+            # An upsert: a changed record replaces the old one, whichever path wrote it.
+            moved = ("0" * 64, 9, datetime(2021, 1, 1, tzinfo=UTC), None)
+            engine.save_feed_rows({"event/a": moved})
+            assert direct.feed_rows()["event/a"] == moved
+            assert direct.sent_issues() == engine.sent_issues() == {"2020-02-newsletter"}
+            pings = {("https://hub.example.org/", "https://example.org/feed.xml")}
+            direct.set_pending_pings(pings)
+            assert engine.pending_pings() == pings
+            engine.set_pending_pings(set())
+            assert direct.pending_pings() == set()
+            if store.engine.dialect.name == "postgresql":
+                assert direct.server_stamp() == engine.server_stamp() is not None
+            else:
+                assert direct.server_stamp() is None
+        finally:
+            direct.close()
+    finally:
+        store.close()
+
+
+def test_a_failed_write_over_its_own_connection_leaves_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    open_store(config).close()
+    state = DbPublishState.open(config)
+    try:
+        assert isinstance(state.runner, DirectRunner)
+        bad = dict(ROWS, **{"event/c": ("a" * 64, 4, None, None)})  # seen may not be NULL
+        with pytest.raises(Exception, match="(?i)null|naive|none"):
+            state.save_feed_rows(bad)  # type: ignore[arg-type]
+        assert state.feed_rows() == {}
+        state.save_feed_rows(ROWS)  # and the connection is still usable
+        assert len(state.feed_rows()) == 3
+    finally:
+        state.close()
+
+
+def test_a_schema_to_migrate_goes_through_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema older than the package's (or none yet) is the engine's to migrate; a current
+    one is read over a connection of its own."""
+    config = make_config(tmp_path)
+    open_store(config).close()
+    upgraded: list[str] = []
+    monkeypatch.setattr(
+        "comms.db.engine.upgrade", lambda engine, **_: upgraded.append(engine.dialect.name)
+    )
+    state = DbPublishState.open(config)
+    state.close()
+    assert isinstance(state.runner, DirectRunner) and upgraded == []
+    engine = sa.create_engine(config.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    engine.dispose()
+    state = DbPublishState.open(config)
+    state.close()
+    assert isinstance(state.runner, EngineRunner) and len(upgraded) == 1
+
+
+@pytest.mark.sqlite_only("a query in an SQLite URL is the engine's to read")
+def test_an_sqlite_url_with_options_goes_through_the_engine(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    open_store(config).close()
+    config = make_config(tmp_path, database_url=f"{config.database_url}?timeout=5")
+    state = DbPublishState.open(config)
+    try:
+        assert isinstance(state.runner, EngineRunner)
+        assert state.feed_rows() == {}
+    finally:
+        state.close()
