@@ -519,7 +519,7 @@ def test_the_server_stamp_covers_every_column_the_build_reads() -> None:
     from comms.db.tables import feed_items
 
     words = set(re.findall(r"\w+", STAMP_SQL))
-    read = comms.db.publishing._STARTED + comms.db.publishing._FEED_ROWS
+    read = f"{comms.db.publishing._STARTED} {comms.db.publishing._FEED_ROWS}"
     assert set(re.findall(r"\w+", read)) - {"SELECT", "FROM"} <= words
     assert {"campaigns", "slug", "feed_items"} <= words
     assert {column.name for column in feed_items.columns} <= words
