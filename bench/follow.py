@@ -38,11 +38,10 @@ def _database(postgresql: bool, folder: Path) -> Iterator[str]:
     if not postgresql:
         yield f"sqlite:///{folder / 'comms.db'}"
         return
-    from bench.multihost import _database as create
-    from bench.multihost import postgres
+    from bench.multihost import new_database, postgres
 
     with postgres() as prefix:
-        yield create(prefix, "follow")
+        yield new_database(prefix, "follow")
 
 
 def main() -> None:

@@ -80,7 +80,8 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _database(prefix: str, name: str) -> str:
+def new_database(prefix: str, name: str) -> str:
+    """The URL of a new, empty database `name` on the cluster at `prefix` (`postgres`)."""
     admin = prefix.replace("postgresql+psycopg://", "postgresql://") + "postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -220,8 +221,8 @@ def budget_part(base: Path, pg: str, rate: float) -> None:
     lite = f"sqlite:///{base / 'budget.db'}"
     local, _ = budget_rate(lite, rate, slots, shared=False)
     on_sqlite, lite_ms = budget_rate(lite, rate, slots, shared=True)
-    on_pg, pg_ms = budget_rate(_database(pg, "budget"), rate, slots, shared=True)
-    both = two_budget_workers(_database(pg, "budget2"), rate, slots // 2)
+    on_pg, pg_ms = budget_rate(new_database(pg, "budget"), rate, slots, shared=True)
+    both = two_budget_workers(new_database(pg, "budget2"), rate, slots // 2)
     print(f"send budget at --rate {rate:g}, {slots:,} slots (best of 3), one reservation per "
           f"{GRANT_SECONDS} s of sending:")  # fmt: skip
     print(f"  TokenBucket alone (one process, as before): {local:,.1f}/s = {local / rate:.3f}")
@@ -248,12 +249,12 @@ def send_part(
         for n in range(rounds):
             sites = {
                 "sqlite-1": (base / f"s1-{n}", f"sqlite:///{base / f's1-{n}' / 'comms.db'}"),
-                "pg-1": (base / f"p1-{n}", _database(pg, f"send1_{n}")),
-                "pg-2": (base / f"p2-{n}", _database(pg, f"send2_{n}")),
+                "pg-1": (base / f"p1-{n}", new_database(pg, f"send1_{n}")),
+                "pg-2": (base / f"p2-{n}", new_database(pg, f"send2_{n}")),
             }
             if against:
-                sites["pg-1 against"] = (base / f"pa-{n}", _database(pg, f"against_{n}"))
-                sites["pg-2 against"] = (base / f"pb-{n}", _database(pg, f"against2_{n}"))
+                sites["pg-1 against"] = (base / f"pa-{n}", new_database(pg, f"against_{n}"))
+                sites["pg-2 against"] = (base / f"pb-{n}", new_database(pg, f"against2_{n}"))
             for name, (folder, url) in sites.items():
                 code = against if name.endswith("against") else None
                 _fill_with(code, _site(folder / "site", url), count)
