@@ -242,7 +242,7 @@ def test_psycopg_gets_what_the_engine_gives_it(
     }
 
 
-#: SQLite URLs with what `sqlite_arguments` does with them: True where `sqlite3.connect` gets
+#: SQLite URLs with what `sqlite_connect_file` does with them: True where `sqlite3.connect` gets
 #: from it what the engine gives it, False where it leaves the URL to SQLAlchemy.
 AS_SQLITE = {
     "sqlite:///{tmp}/comms.db": True,
@@ -264,11 +264,11 @@ def test_sqlite3_gets_what_the_engine_gives_it(
     arguments are those the engine's connection passes to `sqlite3.connect`."""
     import sqlite3.dbapi2
 
-    from comms.core.database_url import sqlite_arguments
+    from comms.core.database_url import sqlite_connect_file
     from comms.db.driver import connect
 
     url = url.replace("{tmp}", str(tmp_path))
-    found = sqlite_arguments(url)
+    found = sqlite_connect_file(url)
     if not taken:
         assert found is None
         return

@@ -3,12 +3,16 @@ connection of its own (a build's), the same rows with the same types, on both da
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from comms.core.database_url import sqlite_connect_file
+from comms.core.errors import ConfigError
+from comms.db.driver import SQLITE_PRAGMAS, connect
 from comms.db.publishing import DbPublishState, DirectRunner, EngineRunner, FeedRow
 from comms.db.store import open_store
 from comms.db.tables import feed_items
@@ -76,6 +80,21 @@ def test_a_build_opens_its_own_connection_and_both_paths_read_the_same_rows(
             assert engine.pending_pings() == pings
             engine.set_pending_pings(set())
             assert direct.pending_pings() == set()
+            # The stored values are SQLAlchemy's own (on SQLite: the same text).
+            when, then = ROWS["event/b"][2], ROWS["event/b"][3]
+            with store.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(feed_items).values(
+                        uid="typed", digest="t", sequence=0, seen=when, changed=then
+                    )
+                )
+                stored = conn.execute(
+                    sa.text("SELECT uid, seen, changed FROM feed_items WHERE uid IN (:a, :b)"),
+                    {"a": "typed", "b": "event/b"},
+                ).all()
+            assert len(stored) == 2 and stored[0][1:] == stored[1][1:]
+            if store.engine.dialect.name == "sqlite":
+                assert stored[0][1:] == ("2020-03-02 09:00:00.000000", "2020-03-05 00:00:00.000001")
             if store.engine.dialect.name == "postgresql":
                 assert direct.server_stamp() == engine.server_stamp() is not None
             else:
@@ -102,11 +121,12 @@ def test_a_failed_write_over_its_own_connection_leaves_nothing(tmp_path: Path) -
         state.close()
 
 
-def test_a_schema_to_migrate_goes_through_the_engine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("recorded", ["0001", "9999"])
+def test_a_schema_other_than_the_newest_goes_through_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: str
 ) -> None:
-    """A schema older than the package's (or none yet) is the engine's to migrate; a current
-    one is read over a connection of its own."""
+    """A schema older than the package's is the engine's to migrate, and one newer is the
+    engine's to refuse; a current one is read over a connection of its own."""
     config = make_config(tmp_path)
     open_store(config).close()
     upgraded: list[str] = []
@@ -118,11 +138,55 @@ def test_a_schema_to_migrate_goes_through_the_engine(
     assert isinstance(state.runner, DirectRunner) and upgraded == []
     engine = sa.create_engine(config.database_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": recorded})
     engine.dispose()
     state = DbPublishState.open(config)
     state.close()
     assert isinstance(state.runner, EngineRunner) and len(upgraded) == 1
+
+
+@pytest.mark.sqlite_only("a file that is not there yet, or not a database")
+def test_a_missing_file_is_made_private_by_the_engine_and_a_broken_one_is_one_line(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path)
+    database = sqlite_connect_file(config.database_url)
+    assert database is not None and not database.exists()
+    state = DbPublishState.open(config)
+    try:
+        assert isinstance(state.runner, EngineRunner) and state.feed_rows() == {}
+    finally:
+        state.close()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert isinstance(DbPublishState.open(config).runner, DirectRunner)
+    database.write_bytes(b"not a database, " * 512)
+    with pytest.raises(ConfigError, match="cannot use the database: file is not a database"):
+        DbPublishState.open(config)
+
+
+@pytest.mark.sqlite_only("the engine's SQLite settings")
+def test_a_connection_of_its_own_is_set_up_as_the_engines(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    store = open_store(config)
+    try:
+        opened = connect(config.database_url)
+        assert opened is not None
+        own, dialect = opened
+        raw = store.engine.raw_connection()
+        try:
+            theirs = raw.driver_connection
+            assert dialect == "sqlite" and theirs is not None
+            names = [pragma.split("=")[0] for pragma in SQLITE_PRAGMAS]
+            names += ["cache_size", "temp_store", "recursive_triggers"]
+            for name in names:
+                mine = own.execute(f"PRAGMA {name}").fetchall()
+                assert mine == theirs.execute(f"PRAGMA {name}").fetchall(), name
+            assert own.isolation_level is None and theirs.isolation_level is None
+        finally:
+            raw.close()
+            own.close()
+    finally:
+        store.close()
 
 
 @pytest.mark.sqlite_only("a query in an SQLite URL is the engine's to read")

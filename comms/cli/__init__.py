@@ -88,8 +88,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _database_full(exc: Exception) -> bool:
-    """Whether `exc` is the database's driver saying it ran out of space (through SQLAlchemy
-    or from a plain connection, comms.db.driver)."""
+    """Whether `exc` is the database's driver saying it ran out of space. SQLAlchemy is loaded
+    only by the commands that need it (a driver error cannot come before), so this asks it
+    only then: `comms --help` starts without it."""
+    if "sqlalchemy" not in sys.modules:
+        return False
+    from sqlalchemy.exc import DBAPIError
+
     from comms.db.space import out_of_space
 
-    return out_of_space(exc)
+    return isinstance(exc, DBAPIError) and out_of_space(exc)

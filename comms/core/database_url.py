@@ -113,10 +113,13 @@ def sqlite_file(url: str, root: Path | None = None) -> Path | None:
     return ((root or Path.cwd()) / path).resolve() if not path.is_absolute() else path
 
 
-def sqlite_arguments(url: str) -> Path | None:
+def sqlite_connect_file(url: str) -> Path | None:
     """The file `sqlite3.connect` opens for `url` as the engine (comms.db.engine) does: an
     SQLite file named with SQLAlchemy's own driver (pysqlite) and no query. None otherwise,
-    as for an in-memory database: such callers take the path through SQLAlchemy."""
+    as for an in-memory database: such callers take the path through SQLAlchemy.
+
+    A build reads and writes the publishing state in the file this names (comms.db.driver):
+    tests/test_database_url.py compares it with the engine's for every URL form."""
     parsed = _parse(url)
     if parsed is None or parsed.backend != "sqlite" or parsed.driver not in ("", "pysqlite"):
         return None
@@ -180,7 +183,11 @@ def psycopg_arguments(url: str, connect_timeout: int | None = None) -> dict[str,
     repeated query key): such callers take the path through SQLAlchemy.
 
     Written for SQLAlchemy 2.1, whose `postgresql://` is psycopg; 2.0's is psycopg2, which
-    libpq reads the same arguments for."""
+    libpq reads the same arguments for. The server stamp and a build's reads and writes of
+    the publishing state (comms.db.driver) connect with these: where they differed from the
+    engine's, a build would read and write another database than a send. So
+    tests/test_database_url.py compares them with the engine's for every URL form, and a new
+    form the engine reads goes into its table."""
     parsed = _parse(url)
     if parsed is None or parsed.backend != "postgresql" or parsed.driver not in ("", "psycopg"):
         return None

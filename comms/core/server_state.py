@@ -7,7 +7,10 @@ server only answers a query, and SQLAlchemy, with the psycopg dialect, takes a q
 second to import. So this module connects with psycopg directly, with the arguments
 SQLAlchemy would give it (comms.core.database_url.psycopg_arguments). The publishing state
 (comms.db.publishing) runs the same query on the build's own connection, and a build keeps its
-stamps only where both answers agree: a URL read two ways can never skip a build wrongly.
+stamps only where both answers agree. Where the build's connection goes through the engine,
+a URL read two ways can never skip a build wrongly; where it is psycopg's too (a current
+schema, comms.db.driver), both read the URL alike, and the engine's reading is what
+tests/test_database_url.py holds `psycopg_arguments` to.
 """
 
 from __future__ import annotations

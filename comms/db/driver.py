@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from comms.core.database_url import psycopg_arguments, sqlite_arguments
+from comms.core.database_url import psycopg_arguments, sqlite_connect_file
 from comms.core.errors import ConfigError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -42,22 +42,34 @@ def sqlite_setup(dbapi_connection: Any) -> None:
     cursor.close()
 
 
+#: The schema's revision, as Alembic records it.
+VERSION_SQL = "SELECT version_num FROM alembic_version"
+
+
+def at_head(rows: list[tuple[Any, ...]]) -> bool:
+    """Whether VERSION_SQL's `rows` name the newest revision: the schema needs no migration."""
+    return rows == [(head_revision(),)]
+
+
 def connect(url: str) -> tuple[Any, str] | None:
     """A DB-API connection to `url` and its dialect's name ("sqlite", "postgresql"), opened
-    as the engine opens one (PostgreSQL in autocommit); None where only the engine reads the
-    URL, or psycopg is missing. ConfigError, worded as the engine's path words it, when the
-    database cannot be reached or opened."""
-    path = sqlite_arguments(url)
+    as the engine opens one (PostgreSQL in autocommit). None where only the engine reads the
+    URL, psycopg is missing, or the SQLite file is not there yet (the engine makes it 0600
+    first). ConfigError, worded as the engine's path words it, when the database cannot be
+    reached or opened."""
+    path = sqlite_connect_file(url)
     if path is not None:
+        if not path.is_file():
+            return None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise unusable(exc) from None
         try:
             sqlite_setup(conn)
         except BaseException as exc:
             conn.close()
-            if isinstance(exc, sqlite3.OperationalError):
+            if isinstance(exc, sqlite3.DatabaseError):  # also "file is not a database"
                 raise unusable(exc) from None
             raise
         return conn, "sqlite"
@@ -70,7 +82,7 @@ def connect(url: str) -> tuple[Any, str] | None:
         return None
     try:
         return psycopg.connect(autocommit=True, **arguments), "postgresql"
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:  # also an option libpq does not know
         raise unusable(exc) from None
 
 

@@ -17,7 +17,7 @@ from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
 from comms.core.logs import shown_url
-from comms.db.driver import MIGRATIONS, head_revision, sqlite_setup
+from comms.db.driver import MIGRATIONS, VERSION_SQL, at_head, sqlite_setup
 from comms.db.tables import meta
 
 #: The advisory lock key that serialises migrations on PostgreSQL (any constant of our own).
@@ -121,10 +121,10 @@ def _at_head(engine: Engine) -> bool:
     """True if the database's schema is the newest already (one read, no write lock)."""
     try:
         with read_only(engine) as conn, conn.begin():
-            found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+            found = conn.exec_driver_sql(VERSION_SQL).all()
     except (sa.exc.OperationalError, sa.exc.ProgrammingError):
         return False  # no schema yet (or the database is away: the full path says so)
-    return found == [(head_revision(),)]
+    return at_head([tuple(row) for row in found])
 
 
 def upgrade(engine: Engine, target: str = "head", files_root: Path | None = None) -> None:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from comms.core.config import Config
 from comms.core.server_state import STAMP_SQL, stamp_text
-from comms.db.driver import connect, head_revision, unusable
+from comms.db.driver import VERSION_SQL, at_head, connect, unusable
+from comms.db.space import out_of_space, space_error
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -91,10 +92,11 @@ class EngineRunner:
 
 class DirectRunner:
     """SQL over one DB-API connection of its own (comms.db.driver.connect), without SQLAlchemy;
-    the driver's errors pass through (comms.db.space reads them as well)."""
+    the driver's errors pass through, but for a database out of space: one line that says so
+    (comms.db.space), as the command line says it for the engine's."""
 
-    def __init__(self, conn: Any, dialect: str) -> None:
-        self.conn, self.dialect = conn, dialect
+    def __init__(self, conn: Any, dialect: str, url: str) -> None:
+        self.conn, self.dialect, self.url = conn, dialect, url
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of one query (a statement of its own: SQLite and PostgreSQL autocommit)."""
@@ -117,11 +119,13 @@ class DirectRunner:
                 elif params:
                     cursor.executemany(sql, params)
             cursor.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             try:
                 cursor.execute("ROLLBACK")
             except Exception:  # the connection is gone: so is the transaction
                 pass
+            if out_of_space(exc):
+                raise space_error(exc, self.url) from exc
             raise
         finally:
             cursor.close()
@@ -184,7 +188,7 @@ class DbPublishState:
         engine = make_engine(config.database_url)
         try:
             upgrade(engine, files_root=config.root)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:  # away, refused, or not a database at all
             engine.dispose()
             raise unusable(exc.orig) from None
         return cls(EngineRunner(engine, owned=True))
@@ -245,14 +249,14 @@ class DbPublishState:
 
 def _direct(url: str) -> DirectRunner | None:
     """A connection of its own to `url` whose schema is current; None where the engine must
-    open it (a URL only it reads, a schema to make or migrate, a server away: the engine's
-    path reports that). ConfigError where the database cannot be reached."""
+    open it (a URL only it reads, a file or schema to make, a schema to migrate).
+    ConfigError where the database cannot be reached or opened."""
     opened = connect(url)
     if opened is None:
         return None
-    runner = DirectRunner(*opened)
+    runner = DirectRunner(*opened, url=url)
     try:
-        current = runner.rows("SELECT version_num FROM alembic_version") == [(head_revision(),)]
+        current = at_head(runner.rows(VERSION_SQL))
     except Exception:
         current = False  # no schema yet
     if not current:

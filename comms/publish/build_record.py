@@ -349,8 +349,8 @@ def _write(
     record = {key: value for key, value in record.items() if key != "stamps"}
     if stamps is not None and not stamps.racy and stamps.state is not None:
         if _on_server(config):
-            # A server: as the build's own connection sees it, so that the stamps taken
-            # without SQLAlchemy count only where both reached the same database.
+            # A server: as the build's own connection sees it, so that the stamps count only
+            # where both reached the same database (or a send started in between).
             state = published.server_stamp()
         else:
             state = _state_stamp(config)
