@@ -168,3 +168,23 @@ def test_any_other_local_fault_is_one_line_too(tmp_path: Path) -> None:
     assert err == f"error: {tmp_path / 'plain-file'}: File exists\n"
     with pytest.raises(OSError):
         run_cli(tmp_path, "--debug", "subscribers", "export", "--output", str(target))
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only("`comms backup` copies the SQLite file; a server has pg_dump")
+def test_a_backup_onto_a_full_disk_says_so_and_leaves_no_partial_copy(tmp_path: Path) -> None:
+    store = make_store(tmp_path, count=3000)  # about 2 MB: more than the small disk holds
+    store.close()
+    with small_disk(tmp_path / "disk", "256k") as disk:
+        target = disk / "copy.db"
+        code, out, err = run_cli(tmp_path, "backup", str(target))
+        assert code == 1
+        assert re.fullmatch(
+            rf"error: cannot write {target}: database or disk is full {SPACE}\n", err
+        ), err
+        assert "Traceback" not in out + err
+        assert not target.exists(), "a partial copy is no backup"
+        resize(disk, "16m")  # space freed: the same command makes the copy
+        code, out, err = run_cli(tmp_path, "backup", str(target))
+        assert code == 0, err
+        assert target.is_file()

@@ -11,10 +11,12 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from comms.core.database_url import sqlite_file
-from comms.core.errors import CommsError
+from comms.core.errors import CommsError, LocalError
 from comms.core.files import private_file
+from comms.core.local_faults import space_note
 from comms.core.logs import shown_url
 from comms.core.process import is_abandoned
+from comms.db.space import out_of_space
 from comms.db.status import DeliveryStatus
 from comms.db.tables import deliveries, scheduler_lease
 
@@ -72,7 +74,14 @@ def backup(url: str, target: Path) -> int:
     if target.exists():
         raise CommsError(f"{target}: exists already; choose a new file")
     private_file(target)  # a copy of personal data: 0600 whatever the umask
-    pages = _copy(source, target)
+    try:
+        pages = _copy(source, target)
+    except sqlite3.Error as exc:
+        target.unlink(missing_ok=True)  # a partial copy is no backup
+        if out_of_space(exc):
+            note = space_note(target, source.stat().st_size)
+            raise LocalError(f"cannot write {target}: {exc} ({note})") from exc
+        raise
     _check(target)
     return pages
 
