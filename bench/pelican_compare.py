@@ -7,11 +7,14 @@ Run: .venv/bin/python bench/pelican_compare.py [--events 1300 --practices 1300 -
 All in one run, each command timed whole as a user runs it (wall clock, median of --rounds;
 beside it the CPU seconds the command and its workers used, which a busy machine disturbs
 less):
-1. comms: a cold build (no output folder, no var/cache) in one process and with two workers
-   (`COMMS_RENDER_WORKERS=2`, `render.workers`), a rebuild with nothing changed
-   (the whole-build record skips it), the same with the record removed (only the page cache
-   decides, as after a `comms serve` refresh whose state moved on) and a rebuild after one
-   changed item, each also as a ratio to the cold build;
+1. comms: a cold build (no output folder, no var/cache, no feed history: in var/ or in the
+   database) in one process and with two workers (`COMMS_RENDER_WORKERS=2`,
+   `render.workers`), a rebuild with nothing changed (the whole-build record skips it; the
+   bench waits out the two seconds in which the cold build's writes are too recent to stamp,
+   lets an untimed build record the stamps, and stops if the timed one read the content all
+   the same), the same with the record removed (only the page cache decides, as after a
+   `comms serve` refresh whose state moved on) and a rebuild after one changed item, each
+   also as a ratio to the cold build;
 2. Pelican (installed into its own virtual environment from PyPI if it is not there yet,
    default theme, pagination 20, Atom feeds) on the same texts as articles, cold, and the
    ratio of its time to comms's cold build (above 1: comms is faster).

@@ -3,6 +3,8 @@ connection of its own (a build's), the same rows with the same types, on both da
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from comms.core.database_url import sqlite_connect_file
-from comms.core.errors import ConfigError
+from comms.core.errors import ConfigError, LocalError
 from comms.db.driver import SQLITE_PRAGMAS, connect
 from comms.db.publishing import DbPublishState, DirectRunner, EngineRunner, FeedRow
 from comms.db.store import open_store
@@ -19,6 +21,7 @@ from comms.db.tables import feed_items
 from comms.sending.campaign import prepare
 
 from .ledgerkit import make_config
+from .small_disk import fill, small_disk
 
 pytestmark = pytest.mark.database
 
@@ -146,11 +149,13 @@ def test_a_schema_other_than_the_newest_goes_through_the_engine(
 
 
 @pytest.mark.sqlite_only("a file that is not there yet, or not a database")
+@pytest.mark.parametrize("query", ["", "?timeout=5"], ids=["own", "engine"])
 def test_a_missing_file_is_made_private_by_the_engine_and_a_broken_one_is_one_line(
-    tmp_path: Path,
+    tmp_path: Path, query: str
 ) -> None:
     config = make_config(tmp_path)
-    database = sqlite_connect_file(config.database_url)
+    config = make_config(tmp_path, database_url=config.database_url + query)
+    database = sqlite_connect_file(make_config(tmp_path).database_url)
     assert database is not None and not database.exists()
     state = DbPublishState.open(config)
     try:
@@ -158,10 +163,58 @@ def test_a_missing_file_is_made_private_by_the_engine_and_a_broken_one_is_one_li
     finally:
         state.close()
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
-    assert isinstance(DbPublishState.open(config).runner, DirectRunner)
+    again = DbPublishState.open(config)
+    again.close()
+    assert isinstance(again.runner, EngineRunner if query else DirectRunner)
     database.write_bytes(b"not a database, " * 512)
     with pytest.raises(ConfigError, match="cannot use the database: file is not a database"):
         DbPublishState.open(config)
+
+
+@pytest.mark.postgresql_only("an option libpq does not know")
+@pytest.mark.parametrize("query", ["foo=bar", "foo=bar&foo=baz"], ids=["own", "engine"])
+def test_an_unknown_connection_option_is_one_line(tmp_path: Path, query: str) -> None:
+    config = make_config(tmp_path)
+    url = config.database_url + ("&" if "?" in config.database_url else "?") + query
+    with pytest.raises(ConfigError, match='cannot use the database: .*"foo"'):
+        DbPublishState.open(make_config(tmp_path, database_url=url))
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only("the SQLite file lives on the small disk")
+@pytest.mark.parametrize("path", ["own", "engine"])
+def test_a_full_disk_during_a_write_is_one_line_on_either_path(tmp_path: Path, path: str) -> None:
+    """The write fails whole and says which file and how much space is free."""
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        database = disk / "comms.db"
+        config = make_config(tmp_path, database_url=f"sqlite:///{database}")
+        store = open_store(config)
+        try:
+            # A reader keeps the log files that a connection needs to open on a full disk.
+            reader = sqlite3.connect(database)
+            reader.execute("SELECT count(*) FROM feed_items").fetchone()
+            own = path == "own"
+            state = DbPublishState.open(config) if own else DbPublishState.of(store.engine)
+            assert isinstance(state.runner, DirectRunner if own else EngineRunner)
+            filler = fill(disk)
+            rows: dict[str, FeedRow] = {
+                f"event/{n}": ("d" * 64, n, datetime(2020, 1, 1, tzinfo=UTC), None)
+                for n in range(20_000)
+            }
+            with pytest.raises(LocalError) as raised:
+                state.save_feed_rows(rows)
+            assert re.fullmatch(
+                rf"cannot write the database {database}: database or disk is full "
+                r"\([\d.]+ [kM]?B free\)",
+                str(raised.value),
+            ), raised.value
+            filler.unlink()
+            assert state.feed_rows() == {}
+            if own:
+                state.close()
+            reader.close()
+        finally:
+            store.close()
 
 
 @pytest.mark.sqlite_only("the engine's SQLite settings")

@@ -180,11 +180,40 @@ def test_a_backup_onto_a_full_disk_says_so_and_leaves_no_partial_copy(tmp_path: 
         code, out, err = run_cli(tmp_path, "backup", str(target))
         assert code == 1
         assert re.fullmatch(
-            rf"error: cannot write {target}: database or disk is full {SPACE}\n", err
+            rf"error: cannot write {target}: database or disk is full {SPACE}; no copy was "
+            r"kept\n",
+            err,
         ), err
         assert "Traceback" not in out + err
-        assert not target.exists(), "a partial copy is no backup"
+        assert list(disk.iterdir()) == [], "a partial copy is no backup"
+        assert not re.search(r"\b0 B free", err), "the partial copy was still held open"
         resize(disk, "16m")  # space freed: the same command makes the copy
         code, out, err = run_cli(tmp_path, "backup", str(target))
         assert code == 0, err
-        assert target.is_file()
+        assert [path.name for path in disk.iterdir()] == ["copy.db"]
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only("`comms restore` copies into the SQLite file; a server has pg_restore")
+def test_a_restore_onto_a_full_disk_says_so_and_keeps_the_database(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    make_store(big, count=3000).close()
+    run_cli(big, "backup", str(tmp_path / "big.db"))
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        env = {"COMMS_DATABASE_URL": f"sqlite:///{disk / 'comms.db'}"}
+        (tmp_path / "comms.toml").write_text("", encoding="utf-8")
+        code, _, err = run_cli(tmp_path, "status", env=env)
+        assert code == 0, err
+        before = (disk / "comms.db").read_bytes()
+        code, out, err = run_cli(tmp_path, "restore", str(tmp_path / "big.db"), env=env)
+        assert code == 1
+        assert re.fullmatch(
+            rf"error: cannot write {disk / 'comms.db'}: database or disk is full {SPACE}; "
+            r"the database is as it was\n",
+            err,
+        ), err
+        assert "Traceback" not in out + err
+        code, _, err = run_cli(tmp_path, "status", env=env)
+        assert code == 0, err
+        assert (disk / "comms.db").read_bytes()[:100] == before[:100]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from comms.core.files import private_file
 from comms.core.local_faults import space_note
 from comms.core.logs import shown_url
 from comms.core.process import is_abandoned
+from comms.db.driver import VERSION_SQL
 from comms.db.space import out_of_space
 from comms.db.status import DeliveryStatus
 from comms.db.tables import deliveries, scheduler_lease
@@ -45,20 +47,40 @@ def sqlite_path(url: str) -> Path:
 
 
 def _copy(source: Path, target: Path) -> int:
-    """Copy a whole SQLite database page by page (readers and writers may go on); page count."""
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-        pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
-    src.close()
-    dst.close()
-    return pages
+    """Copy a whole SQLite database page by page (readers and writers may go on); page count.
+    The connections are closed whatever happens: a failed copy holds no file open."""
+    src = sqlite3.connect(source)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+            return int(dst.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _full(exc: BaseException, target: Path, source: Path, then: str) -> LocalError | None:
+    """`exc` as one line if it is SQLite out of space writing `target` (a copy of `source`),
+    followed by `then` (what became of it); None for any other error."""
+    if not isinstance(exc, sqlite3.Error) or not out_of_space(exc):
+        return None
+    note = space_note(target, source.stat().st_size)
+    return LocalError(f"cannot write {target}: {exc} ({note}); {then}")
+
+
+def _remove(path: Path) -> None:
+    """Remove an SQLite file of ours and what SQLite keeps beside it."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _check(path: Path) -> None:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         try:
             result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            conn.execute(VERSION_SQL).fetchone()
         except sqlite3.DatabaseError as exc:
             raise CommsError(f"{path}: not a comms database ({exc})") from None
     conn.close()
@@ -73,16 +95,23 @@ def backup(url: str, target: Path) -> int:
         raise CommsError(f"{source}: no database to back up")
     if target.exists():
         raise CommsError(f"{target}: exists already; choose a new file")
-    private_file(target)  # a copy of personal data: 0600 whatever the umask
+    # Made under another name and renamed once checked: `target` never names a partial copy,
+    # not even after the process was killed.
+    partial = target.with_name(f".{target.name}.partial")
+    _remove(partial)  # left by a backup killed before
+    private_file(partial)  # a copy of personal data: 0600 whatever the umask
     try:
-        pages = _copy(source, target)
-    except sqlite3.Error as exc:
-        target.unlink(missing_ok=True)  # a partial copy is no backup
-        if out_of_space(exc):
-            note = space_note(target, source.stat().st_size)
-            raise LocalError(f"cannot write {target}: {exc} ({note})") from exc
+        pages = _copy(source, partial)
+        _check(partial)
+        os.replace(partial, target)
+    except BaseException as exc:
+        _remove(partial)  # a partial copy is no backup
+        full = _full(exc, target, source, "no copy was kept")
+        if full is not None:
+            raise full from exc
         raise
-    _check(target)
+    finally:
+        _remove(partial)  # the empty log files the read-only check left beside it
     return pages
 
 
@@ -144,4 +173,10 @@ def restore(url: str, source: Path, now: datetime) -> int:
     _check(source)
     _refuse_in_use(target, now)
     private_file(target)  # as the database comms creates itself: 0600 whatever the umask
-    return _copy(source, target)
+    try:
+        return _copy(source, target)
+    except sqlite3.Error as exc:
+        full = _full(exc, target, source, "the database is as it was")
+        if full is not None:
+            raise full from exc
+        raise

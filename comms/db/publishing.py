@@ -50,6 +50,8 @@ class Runner(Protocol):
 
     #: "sqlite" or "postgresql".
     dialect: str
+    #: The database's URL (its file or server, in a message about it).
+    url: str
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of one query."""
@@ -67,6 +69,7 @@ class EngineRunner:
     def __init__(self, engine: Engine, owned: bool = False) -> None:
         self.engine, self.owned = engine, owned
         self.dialect = engine.dialect.name
+        self.url = engine.url.render_as_string(hide_password=False)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of one query, in a transaction that takes no write lock."""
@@ -92,8 +95,7 @@ class EngineRunner:
 
 class DirectRunner:
     """SQL over one DB-API connection of its own (comms.db.driver.connect), without SQLAlchemy;
-    the driver's errors pass through, but for a database out of space: one line that says so
-    (comms.db.space), as the command line says it for the engine's."""
+    the driver's errors pass through."""
 
     def __init__(self, conn: Any, dialect: str, url: str) -> None:
         self.conn, self.dialect, self.url = conn, dialect, url
@@ -119,13 +121,11 @@ class DirectRunner:
                 elif params:
                     cursor.executemany(sql, params)
             cursor.execute("COMMIT")
-        except BaseException as exc:
+        except BaseException:
             try:
                 cursor.execute("ROLLBACK")
             except Exception:  # the connection is gone: so is the transaction
                 pass
-            if out_of_space(exc):
-                raise space_error(exc, self.url) from exc
             raise
         finally:
             cursor.close()
@@ -187,10 +187,19 @@ class DbPublishState:
 
         engine = make_engine(config.database_url)
         try:
-            upgrade(engine, files_root=config.root)
-        except sa.exc.DBAPIError as exc:  # away, refused, or not a database at all
+            try:
+                with engine.connect():
+                    pass
+            except sa.exc.DBAPIError as exc:  # away, refused, or not a database at all
+                raise unusable(exc.orig) from None
+            # Gone meanwhile; a migration's own error stays one, with its traceback.
+            try:
+                upgrade(engine, files_root=config.root)
+            except sa.exc.OperationalError as exc:
+                raise unusable(exc.orig) from None
+        except BaseException:
             engine.dispose()
-            raise unusable(exc.orig) from None
+            raise
         return cls(EngineRunner(engine, owned=True))
 
     def close(self) -> None:
@@ -221,7 +230,7 @@ class DbPublishState:
             (uid, digest, sequence, _stored(seen, dialect), _stored(changed, dialect))
             for uid, (digest, sequence, seen, changed) in rows.items()
         ]
-        self.runner.write([(_SAVE_FEED_ROW.format(p=self._mark), params)])
+        self._write([(_SAVE_FEED_ROW.format(p=self._mark), params)])
 
     def pending_pings(self) -> set[tuple[str, str]]:
         """(hub, feed URL) pairs whose notification failed."""
@@ -229,7 +238,17 @@ class DbPublishState:
 
     def set_pending_pings(self, pairs: set[tuple[str, str]]) -> None:
         """Replace the pending notifications with `pairs`."""
-        self.runner.write([(_DROP_PINGS, None), (_ADD_PING.format(p=self._mark), sorted(pairs))])
+        self._write([(_DROP_PINGS, None), (_ADD_PING.format(p=self._mark), sorted(pairs))])
+
+    def _write(self, steps: Sequence[Step]) -> None:
+        """`steps` in one transaction; a database out of space is told in one line that names
+        the SQLite file and the space free beside it (comms.db.space), on either path."""
+        try:
+            self.runner.write(steps)
+        except Exception as exc:
+            if out_of_space(exc):
+                raise space_error(exc, self.runner.url) from exc
+            raise
 
     def server_stamp(self) -> str | None:
         """The stamp of the started campaigns and feed records on PostgreSQL (the query the
