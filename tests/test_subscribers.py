@@ -366,6 +366,17 @@ def test_the_head_revision_is_alembics_and_a_current_database_opens_without_alem
     assert version == head_revision()
 
 
+@pytest.mark.sqlite_only("a file that is not a database")
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    """What opening the store says, as opening the publishing state (`comms build`) does."""
+    (tmp_path / "comms.toml").write_text("", encoding="utf-8")
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "comms.db").write_bytes(b"not a database, " * 512)
+    code, out, err = run_cli(tmp_path, "status")
+    assert code == 1 and "Traceback" not in out + err
+    assert err == "error: database_url: cannot use the database: file is not a database\n"
+
+
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(root: Path) -> None:
     (root / "a.csv").write_bytes(b"email\nok@example.org\nb\xe4d@example.org\nfine@example.org\n")
     code, out, err = run_cli(

@@ -49,12 +49,22 @@ def open_store(config: Config) -> Store:
     """Open the configured database, migrate it to the newest schema and return the store."""
     engine = make_engine(config.database_url)
     try:
+        try:
+            with engine.connect():
+                pass
+        except sa.exc.DatabaseError as exc:
+            if isinstance(exc, sa.exc.OperationalError):
+                raise
+            raise unusable(exc.orig) from None  # not a database at all ("file is not …")
         upgrade(engine, files_root=config.root)
         secret, generated = resolve_secret(engine, config.secret_key, config.secret_key_file)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         kind = DatabaseAway if is_outage(exc) else ConfigError
         raise unusable(exc.orig, kind) from None
+    except ConfigError:
+        engine.dispose()
+        raise
     return Store(engine, secret, generated_secret=generated)
 
 
