@@ -217,3 +217,17 @@ def psycopg_arguments(url: str, connect_timeout: int | None = None) -> dict[str,
     if connect_timeout is not None and "connect_timeout" in defaults:
         defaults["connect_timeout"] = connect_timeout
     return {**defaults, **arguments}
+
+
+def psycopg_connection(url: str, connect_timeout: int | None = None) -> Any | None:
+    """A psycopg connection in autocommit to `url`, with `psycopg_arguments(url,
+    connect_timeout)`: the server stamp's and a build's own (comms.db.driver). None where the
+    engine alone reads the URL, or psycopg is missing; psycopg's errors pass through."""
+    arguments = psycopg_arguments(url, connect_timeout)
+    if arguments is None:
+        return None
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    return psycopg.connect(autocommit=True, **arguments)

@@ -15,7 +15,7 @@ tests/test_database_url.py holds `psycopg_arguments` to.
 
 from __future__ import annotations
 
-from comms.core.database_url import psycopg_arguments
+from comms.core.database_url import psycopg_connection
 
 #: A digest of the rows the build reads: every campaign's slug (`sent_issues`) and every feed
 #: item's record (`feed_rows`), ordered, with control characters between the fields. Times in
@@ -50,15 +50,11 @@ def stamp_text(digest: str) -> str:
 def server_stamp(url: str) -> str | None:
     """The stamp of the server's state at `url`; None where psycopg cannot take it (another
     database, a URL only SQLAlchemy reads, no psycopg, the server away, no schema yet)."""
-    arguments = psycopg_arguments(url, CONNECT_TIMEOUT)
-    if arguments is None:
-        return None
     try:
-        import psycopg
-    except ImportError:
-        return None
-    try:
-        with psycopg.connect(autocommit=True, **arguments) as conn:
+        conn = psycopg_connection(url, CONNECT_TIMEOUT)
+        if conn is None:
+            return None
+        with conn:
             row = conn.execute(STAMP_SQL).fetchone()
     except Exception:  # a stamp only saves work: without one, the build reads the site
         return None

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from comms.core.database_url import psycopg_arguments, sqlite_connect_file
+from comms.core.database_url import psycopg_connection, sqlite_connect_file
 from comms.core.errors import ConfigError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -73,17 +73,15 @@ def connect(url: str) -> tuple[Any, str] | None:
                 raise unusable(exc) from None
             raise
         return conn, "sqlite"
-    arguments = psycopg_arguments(url)
-    if arguments is None:
-        return None
     try:
-        import psycopg
-    except ImportError:
-        return None
-    try:
-        return psycopg.connect(autocommit=True, **arguments), "postgresql"
-    except psycopg.Error as exc:  # also an option libpq does not know
-        raise unusable(exc) from None
+        server = psycopg_connection(url)
+    except Exception as exc:
+        import psycopg  # loaded already: it raised
+
+        if isinstance(exc, psycopg.Error):  # also an option libpq does not know
+            raise unusable(exc) from None
+        raise
+    return None if server is None else (server, "postgresql")
 
 
 def unusable(reason: BaseException | None, kind: type[ConfigError] = ConfigError) -> ConfigError:
