@@ -17,7 +17,7 @@ from comms.core.errors import ConfigError
 from comms.core.files import private_file, write_private
 from comms.core.keys import Purpose, key_problem, keyed_hash
 from comms.core.logs import shown_url
-from comms.db.driver import MIGRATIONS, VERSION_SQL, at_head, sqlite_setup
+from comms.db.driver import MIGRATIONS, VERSION_SQL, at_head, sqlite_setup, unusable
 from comms.db.tables import meta
 
 #: The advisory lock key that serialises migrations on PostgreSQL (any constant of our own).
@@ -115,6 +115,20 @@ def make_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def probe(engine: Engine) -> None:
+    """Connect once, before anything else: a database that cannot be opened at all (a file
+    that is not SQLite's, an option the driver refuses) is a ConfigError in one line. An
+    OperationalError (away, refused) is raised as it is, for the caller to tell as it tells
+    an outage."""
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        if isinstance(exc, sa.exc.OperationalError):
+            raise
+        raise unusable(exc.orig) from None
 
 
 def _at_head(engine: Engine) -> bool:

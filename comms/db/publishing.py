@@ -183,17 +183,14 @@ class DbPublishState:
             return cls(runner)
         import sqlalchemy as sa
 
-        from comms.db.engine import make_engine, upgrade
+        from comms.db.engine import make_engine, probe, upgrade
 
         engine = make_engine(config.database_url)
         try:
+            # Away or refused, at first or meanwhile; a migration's own error stays one,
+            # with its traceback.
             try:
-                with engine.connect():
-                    pass
-            except sa.exc.DBAPIError as exc:  # away, refused, or not a database at all
-                raise unusable(exc.orig) from None
-            # Gone meanwhile; a migration's own error stays one, with its traceback.
-            try:
+                probe(engine)
                 upgrade(engine, files_root=config.root)
             except sa.exc.OperationalError as exc:
                 raise unusable(exc.orig) from None

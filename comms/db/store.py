@@ -20,6 +20,7 @@ from comms.db.engine import (
     drop_old_pages,
     insert_ignore,
     make_engine,
+    probe,
     read_only,
     resolve_secret,
     upgrade,
@@ -49,13 +50,7 @@ def open_store(config: Config) -> Store:
     """Open the configured database, migrate it to the newest schema and return the store."""
     engine = make_engine(config.database_url)
     try:
-        try:
-            with engine.connect():
-                pass
-        except sa.exc.DatabaseError as exc:
-            if isinstance(exc, sa.exc.OperationalError):
-                raise
-            raise unusable(exc.orig) from None  # not a database at all ("file is not …")
+        probe(engine)
         upgrade(engine, files_root=config.root)
         secret, generated = resolve_secret(engine, config.secret_key, config.secret_key_file)
     except sa.exc.OperationalError as exc:
