@@ -99,55 +99,92 @@ def test_a_failed_commit_wakes_every_waiter_with_the_error() -> None:
 
 
 class GroupsWriter:
-    """Commits at once; remembers each group it committed."""
+    """Commits at once; remembers each group it committed, and which thread wrote it."""
 
     def __init__(self) -> None:
         self.groups: list[list[int]] = []
+        self.threads: list[str] = []
         self.wrote = threading.Semaphore(0)
 
     def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         self.groups.append([o.delivery_id for o in outcomes])
+        self.threads.append(threading.current_thread().name)
         self.wrote.release()
 
     def close(self) -> None:
         """Nothing to give back."""
 
 
-def test_outcomes_of_connections_sharing_a_recorder_wait_to_commit_together(
+def test_the_worker_that_needs_an_outcome_commits_every_pending_one_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A commit waits until a connection needs one of its outcomes, or every connection has
-    one pending: not one commit per outcome (SQLite's write lock and log are paid per
-    commit)."""
-    monkeypatch.setattr(recorder_module, "LINGER", 60.0)  # only a need or a full group
+    """Outcomes wait until a connection needs one before its next message: that worker
+    commits them all in one group, in its own thread (not one commit per outcome: SQLite's
+    write lock and log are paid per commit; and no hand-over to another thread and back)."""
+    monkeypatch.setattr(recorder_module, "LINGER", 60.0)  # the thread leaves them alone
     writer = GroupsWriter()
-    recorder = Recorder(writer, members=3)
+    recorder = Recorder(writer)
     recorder.start()
     first, second = recorder.submit(_sent(1)), recorder.submit(_sent(2))
     assert not writer.wrote.acquire(timeout=0.2)  # nobody needs them yet
-    assert not recorder.needed(first)  # before its final ".": commit now
-    assert writer.wrote.acquire(timeout=5)
-    recorder.wait(second)  # it went with the first
+    assert not recorder.durable(first)
+    recorder.wait(first)
     assert writer.groups == [[1, 2]]
-    assert recorder.needed(second)
-    for did in (3, 4, 5):  # one outcome per connection: nobody can add to the group
-        recorder.submit(_sent(did))
-    assert writer.wrote.acquire(timeout=5)
-    last = recorder.submit(_sent(6))
-    recorder.wait(last)  # a worker waiting for its outcome starts its commit too
+    assert writer.threads == [threading.current_thread().name]
+    assert recorder.durable(second)  # it went with the first
+    recorder.wait(second)  # and needs no commit of its own
+    last = recorder.submit(_sent(3))
+    recorder.close()  # what is left is written at the end
+    assert recorder.durable(last)
+    assert writer.groups == [[1, 2], [3]]
+    assert writer.threads[1] == "comms-ledger"
+
+
+def test_a_worker_whose_outcome_another_is_committing_waits_for_that_commit() -> None:
+    writer = GatedWriter()
+    recorder = Recorder(writer)
+    recorder.start()
+    first, second = recorder.submit(_sent(1)), recorder.submit(_sent(2))
+    woke: list[tuple[int, list[int]]] = []
+    errors: list[BaseException] = []
+    committer = _waiter(recorder, first, woke, writer, errors)
+    assert writer.taken.wait(5)  # outcomes 1 and 2 are being written
+    writer.taken.clear()
+    third = recorder.submit(_sent(3))  # came after: not in that group
+    waiting = [_waiter(recorder, second, woke, writer, errors)]
+    waiting.append(_waiter(recorder, third, woke, writer, errors))
+    assert not writer.taken.wait(0.2)  # no second commit while the first is under way
+    assert all(thread.is_alive() for thread in [committer, *waiting])
+    writer.go.release()
+    committer.join(5)
+    assert writer.taken.wait(5)  # outcome 3's own commit
+    writer.go.release()
+    for thread in waiting:
+        thread.join(5)
+    seen = dict(woke)
+    assert seen[first] == [1, 2]
+    # Outcome 2 was durable once the first commit ended (whether or not outcome 3's own
+    # commit took the lock before its waiter did).
+    assert seen[second][:2] == [1, 2]
+    assert seen[third] == [1, 2, 3]
+    assert writer.committed == [1, 2, 3]
     recorder.close()
-    assert writer.groups == [[1, 2], [3, 4, 5], [6]]
+    assert errors == []
 
 
 def test_an_outcome_nobody_waits_for_is_committed_all_the_same() -> None:
     """A run whose workers have nothing more to send still gets its outcomes written (the
     dispatcher waits for a retried row to be handed back before claiming it again)."""
     writer = GroupsWriter()
-    recorder = Recorder(writer, members=4)
+    recorder = Recorder(writer)
     recorder.start()
     recorder.submit(_sent(1))
     assert writer.wrote.acquire(timeout=5)
     assert writer.groups == [[1]]
+    assert writer.threads == ["comms-ledger"]
+    recorder.submit(_sent(2))  # the thread slept meanwhile: this wakes it again
+    assert writer.wrote.acquire(timeout=5)
+    assert writer.groups == [[1], [2]]
     recorder.close()
 
 

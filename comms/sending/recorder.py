@@ -1,14 +1,10 @@
-"""A send run's recorder: a thread that writes outcomes in group commits."""
+"""A send run's recorder: outcomes written in group commits, by the worker that needs one."""
 
 from __future__ import annotations
 
-import _thread
-import heapq
-import itertools
 import logging
 import threading
 import time
-from _thread import LockType
 from functools import partial
 
 from comms.core.clock import now_utc
@@ -24,47 +20,44 @@ log = logging.getLogger("comms.outbox")
 #: default `delivery.lease_seconds`; past it another run may own the rows anyway).
 SPACE_WAIT = 300.0
 SPACE_POLL = 1.0
-#: How long (seconds) an outcome that no connection needs yet may wait for others to join its
-#: commit: each commit costs more than the outcomes in it (SQLite: the write lock and the log).
-LINGER = 0.002
+#: How long (seconds) an outcome that no connection has needed yet waits before the
+#: recorder's thread commits it: a connection's next message usually commits it first, with
+#: the others' outcomes pending by then.
+LINGER = 0.01
 
 
 class Recorder(threading.Thread):
-    """Writes outcomes in group commits; `wait(seq)` blocks until an outcome is durable.
+    """Writes outcomes in group commits; `wait(seq)` returns once an outcome is durable.
 
-    A submission wakes only the writer, a commit only the workers whose outcome it made
-    durable (waking everyone each time costs more than the commit: each woken worker takes
-    the lock and the GIL in turn, and most find their outcome still pending). Through a
-    database outage the outcomes stay here and are written when it answers again
+    A connection needs its outcome durable only before its next message's final ".". The
+    worker that needs it commits every outcome pending at that moment itself (`wait`), the
+    other connections' included: handing the commit to another thread and being woken after
+    it costs more than the commit (two thread switches, and the GIL taken in turn), and the
+    worker waits either way. One commit runs at a time (`committing`); a worker whose outcome
+    another worker is committing waits for that commit, then finds it durable. The thread
+    commits only what no connection needed within LINGER (the last messages of a run, a
+    worker with nothing more to send) and what is left at `close`.
+
+    Through a database outage the outcomes stay here and are written when it answers again
     (`patience`: bounded by the claims' lease, after which another worker may own the rows);
     the workers wait meanwhile, so no connection sends more than one message whose outcome is
     not yet durable.
-
-    Where several connections share the recorder (`members`), a commit waits until one of them
-    needs an outcome (`wait`, `needed`), each has one pending, or LINGER passed: a connection
-    needs its outcome only before its next message's final ".", so the others' outcomes join
-    the commit meanwhile instead of each paying for one.
     """
 
-    def __init__(
-        self, writer: OutcomeWriter, patience: Patience | None = None, members: int = 1
-    ) -> None:
+    def __init__(self, writer: OutcomeWriter, patience: Patience | None = None) -> None:
         super().__init__(name="comms-ledger", daemon=True)
         self.writer = writer
         self.patience = patience or Patience("recording outcomes", limit=0.0)
-        self.members = members
-        #: The highest sequence number a worker needs committed now.
-        self.wanted = 0
         self.lock = threading.Lock()
         self.work = threading.Condition(self.lock)
-        #: Workers waiting for a commit: (sequence number, arrival, a lock held until then),
-        #: lowest first.
-        self.waiting: list[tuple[int, int, LockType]] = []
-        self._arrivals = itertools.count()
+        #: Held while a group is written: one commit at a time, by a worker or the thread.
+        self.committing = threading.Lock()
         self.pending: list[Outcome] = []
         self.submitted = 0
         self.committed = 0
         self.closing = False
+        #: The thread sleeps until a submission wakes it (else it looks every LINGER).
+        self.idle = False
         self.error: BaseException | None = None
         #: Since when (monotonic) the database has refused outcomes for want of space.
         self.full_since: float | None = None
@@ -74,8 +67,8 @@ class Recorder(threading.Thread):
         with self.work:
             self.pending.append(outcome)
             self.submitted += 1
-            # The first wakes the writer (its LINGER starts), a full group has it commit.
-            if len(self.pending) in (1, self.members):
+            if self.idle:  # at most one wake-up per LINGER, not one per outcome
+                self.idle = False
                 self.work.notify()
             return self.submitted
 
@@ -84,47 +77,15 @@ class Recorder(threading.Thread):
         nothing will be any more."""
         return self.committed >= seq or self.error is not None
 
-    def needed(self, seq: int) -> bool:
-        """`durable(seq)`; if not, outcome `seq` is needed soon: its commit starts now."""
-        if self.durable(seq):
-            return True
-        with self.work:
-            self._want(seq)
-        return False
-
-    def _want(self, seq: int) -> None:
-        if seq > self.wanted:
-            self.wanted = seq
-            self.work.notify()
-
     def wait(self, seq: int) -> None:
-        """Block until outcome `seq` is committed."""
-        with self.lock:
-            if self.committed < seq and self.error is None:
-                self._want(seq)
-                waiter = _thread.allocate_lock()
-                waiter.acquire()
-                heapq.heappush(self.waiting, (seq, next(self._arrivals), waiter))
-            else:
-                waiter = None
-        if waiter is not None:
-            waiter.acquire()  # released by `_durable` once `seq` is committed, or on an error
+        """Return once outcome `seq` is committed: commit the pending group now, unless a
+        commit that takes it is under way (then wait for that one)."""
+        if not self.durable(seq):
+            with self.committing:
+                while not self.durable(seq):
+                    self._commit()
         if self.error is not None:
             raise CommsError(f"cannot write the send ledger: {self.error}")
-
-    def _durable(self, upto: int) -> None:
-        """Outcomes up to `upto` are committed: wake the workers that wait for them."""
-        with self.lock:
-            self.committed = upto
-            while self.waiting and self.waiting[0][0] <= upto:
-                heapq.heappop(self.waiting)[2].release()
-
-    def _failed(self, exc: BaseException) -> None:
-        """Nothing more will be committed: wake every waiting worker with the error."""
-        with self.lock:
-            self.error = exc
-            while self.waiting:
-                heapq.heappop(self.waiting)[2].release()
 
     def close(self) -> None:
         """Write what is left and stop."""
@@ -143,37 +104,41 @@ class Recorder(threading.Thread):
             self.writer.close()
 
     def _loop(self) -> None:
-        while True:
+        while self.error is None:
             with self.work:
                 while not self.pending and not self.closing:
+                    self.idle = True
                     self.work.wait()
-                if not self.pending:
-                    return
-                self._gather()
-                batch, self.pending, upto = self.pending, [], self.submitted
-            try:
-                self.patience.call(partial(self._write, batch))
-            except Exception as exc:  # reported to every waiting worker
-                if self._kept(batch, exc):
-                    continue
-                self._failed(exc)
+                if not self.closing:
+                    self.work.wait(LINGER)  # a connection that needs them commits them first
+                closing = self.closing
+            with self.committing:
+                while self.pending and self.error is None:
+                    self._commit()
+            if closing:
                 return
-            if self.full_since is not None:
-                self.full_since = None
-                log.warning("the database took the outcomes kept while it was full; going on")
-            self._durable(upto)
 
-    def _gather(self) -> None:
-        """With the lock held and an outcome pending: wait until the group should commit."""
-        until = None
-        while not (
-            self.closing or self.wanted > self.committed or len(self.pending) >= self.members
-        ):
-            now = time.monotonic()
-            until = until or now + LINGER
-            if now >= until:
-                return
-            self.work.wait(until - now)
+    def _commit(self) -> None:
+        """With `committing` held: write every pending outcome in one transaction."""
+        with self.lock:
+            batch, self.pending, upto = self.pending, [], self.submitted
+        if not batch:
+            return
+        try:
+            self.patience.call(partial(self._write, batch))
+        except Exception as exc:  # reported to every waiting worker
+            if not self._kept(batch, exc):
+                self._failed(exc)
+            return
+        if self.full_since is not None:
+            self.full_since = None
+            log.warning("the database took the outcomes kept while it was full; going on")
+        self.committed = upto
+
+    def _failed(self, exc: BaseException) -> None:
+        """Nothing more will be committed: every waiting worker gets the error."""
+        with self.lock:
+            self.error = exc
 
     def _kept(self, batch: list[Outcome], exc: Exception) -> bool:
         """True when the database refused `batch` for want of space and it is still worth

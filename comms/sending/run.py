@@ -69,9 +69,9 @@ class _Gate:
         self.run.gate(self.recorder, self.last)
 
     def ready(self) -> bool:
-        """Whether the call will not wait for the recorder (if it would, the recorder is told
-        to commit now: the transfer before the call overlaps the commit)."""
-        return self.recorder.needed(self.last)
+        """Whether the call will not wait: outcome `last` is durable already (if not, the
+        call commits it, while the server reads the body sent before it)."""
+        return self.recorder.durable(self.last)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,6 @@ class Run:
             Recorder(
                 ledger.writer(f"send {campaign.slug}", self.owner),
                 Patience(f"send {campaign.slug}", limit=options.lease.total_seconds()),
-                members=options.concurrency // writers,
             )
             for _ in range(writers)
         ]
