@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from comms.core.errors import CommsError
+from comms.db.outage import Patience
 from comms.db.outcomes import Claimed, Outcome
 from comms.db.status import DeliveryStatus, SubscriberStatus
 from comms.mail.message import OutgoingMessage, Recipient
@@ -51,7 +53,7 @@ def _waiter(recorder: Recorder, seq: int, woke: list[tuple[int, list[int]]], wri
             return
         woke.append((seq, list(writer.committed)))
 
-    thread = threading.Thread(target=wait)
+    thread = threading.Thread(target=wait, daemon=True)  # a broken recorder fails, not hangs
     thread.start()
     return thread
 
@@ -170,6 +172,76 @@ def test_a_worker_whose_outcome_another_is_committing_waits_for_that_commit() ->
     assert writer.committed == [1, 2, 3]
     recorder.close()
     assert errors == []
+
+
+class FullDiskWriter:
+    """Refuses the first `refusals` writes as SQLite does on a full disk, then commits."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.tries = 0
+        self.committed: list[int] = []
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        self.tries += 1
+        if self.tries <= self.refusals:
+            full = sqlite3.OperationalError("database or disk is full")
+            full.sqlite_errorname = "SQLITE_FULL"
+            raise full
+        self.committed += [o.delivery_id for o in outcomes]
+
+    def close(self) -> None:
+        """Nothing to give back."""
+
+
+def test_a_worker_waits_through_a_full_disk_until_its_outcome_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outcome of a message that went out is kept and tried again while the disk is full:
+    the worker goes on only once it is written (its next message must not go before)."""
+    monkeypatch.setattr(recorder_module, "SPACE_POLL", 0.01)
+    monkeypatch.setattr(recorder_module, "LINGER", 60.0)
+    writer = FullDiskWriter(refusals=3)
+    recorder = Recorder(writer)
+    recorder.start()
+    first, second = recorder.submit(_sent(1)), recorder.submit(_sent(2))
+    recorder.wait(first)
+    assert writer.tries == 4 and writer.committed == [1, 2]
+    assert recorder.durable(second) and recorder.error is None
+    recorder.close()
+
+
+class InterruptedWriter:
+    """Interrupted in the middle of its first write (Ctrl+C in the writing thread); writes
+    the later ones."""
+
+    def __init__(self) -> None:
+        self.committed: list[int] = []
+
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        if not self.committed:
+            self.committed.append(0)
+            raise KeyboardInterrupt
+        self.committed += [o.delivery_id for o in outcomes]
+
+    def close(self) -> None:
+        """Nothing to give back."""
+
+
+def test_a_write_interrupted_for_good_fails_every_later_wait() -> None:
+    """The group that was being written is lost: every worker waiting for it, or later for
+    its own, gets the error; a later commit must not pass the lost outcome off as durable."""
+    writer = InterruptedWriter()
+    recorder = Recorder(writer, Patience("test", limit=0.0))
+    first = recorder.submit(_sent(1))
+    with pytest.raises(KeyboardInterrupt):
+        recorder.wait(first)
+    second = recorder.submit(_sent(2))
+    with pytest.raises(CommsError, match="cannot write the send ledger"):
+        recorder.wait(second)
+    with pytest.raises(CommsError, match="cannot write the send ledger"):
+        recorder.wait(first)
+    assert writer.committed == [0]  # nothing written after the loss
 
 
 def test_an_outcome_nobody_waits_for_is_committed_all_the_same() -> None:

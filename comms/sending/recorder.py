@@ -130,6 +130,9 @@ class Recorder(threading.Thread):
             if not self._kept(batch, exc):
                 self._failed(exc)
             return
+        except BaseException as exc:  # e.g. KeyboardInterrupt: the group is lost, so say so
+            self._failed(exc)
+            raise
         if self.full_since is not None:
             self.full_since = None
             log.warning("the database took the outcomes kept while it was full; going on")

@@ -334,7 +334,8 @@ class Run:
                 transport = self.opener()
             # The transport holds the message right before it goes for good (SMTP: all but the
             # final ".") until the gate says outcome `last` is durable: at most one transmitted
-            # but unrecorded message per connection, and the wait overlaps the transfer.
+            # but unrecorded message per connection, and the wait (the commit) overlaps the
+            # server's reading of the body.
             gate = _Gate(self, recorder, last)
             transport.send(
                 message.envelope_from,
