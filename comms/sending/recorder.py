@@ -139,9 +139,10 @@ class Recorder(threading.Thread):
         self.committed = upto
 
     def _failed(self, exc: BaseException) -> None:
-        """Nothing more will be committed: every waiting worker gets the error."""
-        with self.lock:
-            self.error = exc
+        """Nothing more will be committed: every waiting worker gets the error (they read it
+        without a lock, as `committed`: the writer holds `committing`, the only lock a wait
+        takes)."""
+        self.error = exc
 
     def _kept(self, batch: list[Outcome], exc: Exception) -> bool:
         """True when the database refused `batch` for want of space and it is still worth
