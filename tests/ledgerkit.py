@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from comms.cli import main
 from comms.core.config import Config, load_config
+from comms.core.errors import DeliveryError
 from comms.db.people import Consent, NewSubscriber
 from comms.db.store import Store, open_store
 from comms.db.tables import metadata
@@ -84,9 +85,10 @@ class ScriptedTransport:
         key: str,
         gate: Callable[[], None] | None = None,
         wire: bytes | None = None,
-    ) -> None:
+        then: Callable[[DeliveryError | None], None] | None = None,
+    ) -> bool:
         """Record the message or raise the next scripted failure (before the gate, as a
-        server refuses an address before the message is held)."""
+        server refuses an address before the message is held); the result is known at once."""
         if self.sink.before_send is not None:
             self.sink.before_send(recipient)
         with self.sink.lock:
@@ -99,6 +101,10 @@ class ScriptedTransport:
             gate()
         with self.sink.lock:
             self.sink.delivered.append((recipient, key, data))
+        return False
+
+    def flush(self) -> None:
+        """Nothing is owed."""
 
     def close(self) -> None:
         """Count closes."""

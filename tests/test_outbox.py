@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from comms.core.clock import now_utc
 from comms.core.errors import PermanentFailure, PolicyRejection, TemporaryFailure, Unreachable
@@ -696,3 +697,37 @@ def test_a_slow_commit_holds_only_its_own_connection_where_writes_go_side_by_sid
     # The other connection went on sending while the first one's commit was held.
     assert shared["released"] is True
     assert sorted(sink.per_address().values()) == [1] * 12
+
+
+class _RecordsAtEachDot(Handler):
+    """Notes, at each message's end of DATA, how many deliveries the ledger has as sent."""
+
+    def __init__(self, store: Store, campaign: Campaign) -> None:
+        super().__init__(pipelining=True)
+        self.store, self.campaign = store, campaign
+        self.sent_at_dot: list[int] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        counts = self.store.ledger.counts(self.campaign.id)
+        self.sent_at_dot.append(counts.get("sent", 0))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.database
+def test_with_pipelining_each_dot_waits_for_the_outcome_of_the_message_before(
+    tmp_path: Path,
+) -> None:
+    """The reply to a message's "." is read behind the next message's commands; the next
+    message's "." still goes only once the message before is recorded as sent (at most one
+    message per connection sent and unrecorded), and every outcome lands."""
+    store = make_store(tmp_path, 12)
+    campaign = start(store)
+    handler = _RecordsAtEachDot(store, campaign)
+    with smtp_server(handler) as port:
+
+        def opener() -> SmtpTransport:
+            return SmtpTransport("127.0.0.1", port, timeout=5)
+
+        report = send(store, campaign, build, opener, replace(FAST, concurrency=1))
+    assert report.counts == {"sent": 12}
+    assert handler.sent_at_dot == list(range(12))

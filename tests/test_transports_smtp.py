@@ -641,3 +641,224 @@ def test_only_a_400_naming_the_recipient_is_an_http_bounce(
 ) -> None:
     """The HTTP API counterpart of the SMTP table (classify_http, docs/requirements.md S8)."""
     assert type(classify_http(status, detail, "b@example.org", None, "api")) is kind
+
+
+# -- the reply to the final "." read behind the next message's commands (`then`) --------------
+
+
+class _Told:
+    """The results a transport tells its `then` callbacks, by message number."""
+
+    def __init__(self) -> None:
+        self.results: dict[int, object] = {}
+
+    def then(self, number: int) -> Callable[[object], None]:
+        def told(failure: object) -> None:
+            assert number not in self.results, f"message {number} told twice"
+            self.results[number] = failure
+
+        return told
+
+
+def _later(
+    transport: SmtpTransport,
+    message: OutgoingMessage,
+    told: _Told,
+    number: int,
+    gate: Callable[[], None] | None = None,
+) -> bool:
+    return transport.send(
+        message.envelope_from,
+        message.recipient,
+        message.data,
+        message.key,
+        gate,
+        message.wire,
+        then=told.then(number),
+    )
+
+
+def test_with_pipelining_each_reply_is_read_behind_the_next_messages_commands(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler, told = Handler(pipelining=True), _Told()
+    known_at_gate: list[list[int]] = []
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=100)
+        for number, message in enumerate(messages[:5]):
+            # The gate of each message finds the result of the one before already told: a
+            # caller that waits there for that result to be recorded keeps at most one
+            # message per connection sent and unrecorded.
+            gate = lambda: known_at_gate.append(sorted(told.results))  # noqa: E731
+            assert _later(transport, message, told, number, gate) is True
+            assert sorted(told.results) == list(range(number))
+        transport.flush()
+        assert told.results == dict.fromkeys(range(5))
+        transport.close()
+    assert known_at_gate == [list(range(n)) for n in range(5)]
+    assert [r.data for r in handler.received] == [m.data for m in messages[:5]]
+    assert transport.connections == 1
+
+
+def test_without_pipelining_the_result_is_known_when_send_returns(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler, told = Handler(pipelining=False), _Told()
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5)
+        assert _later(transport, messages[0], told, 0) is False
+        assert _later(transport, messages[1], told, 1) is False
+        transport.close()
+    assert told.results == {}
+    assert len(handler.received) == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("452 4.2.2 Mailbox full", TemporaryFailure),
+        ("550 5.1.1 No such user", PolicyRejection),  # at end of DATA: about the message
+        ("554 5.7.1 Message rejected as spam", PolicyRejection),
+    ],
+)
+def test_a_refused_message_is_told_to_its_own_then(
+    messages: list[OutgoingMessage], reply: str, kind: type[Exception]
+) -> None:
+    handler, told = Handler(pipelining=True), _Told()
+    handler.data_replies[messages[1].recipient] = reply
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5)
+        for number, message in enumerate(messages[:3]):
+            _later(transport, message, told, number)
+        transport.close()
+    assert told.results[0] is None and told.results[2] is None
+    assert type(told.results[1]) is kind
+    assert str(told.results[1]) == f"127.0.0.1:{port}: end of DATA: {reply}"
+    assert transport.connections == 1
+
+
+def test_a_connection_lost_before_the_reply_is_ambiguous_and_the_next_message_goes_on(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler, told = Handler(pipelining=True), _Told()
+    lost = messages[1]
+    handler.drop_after_data.add(lost.recipient)
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5)
+        for number, message in enumerate(messages[:3]):
+            _later(transport, message, told, number)
+        transport.close()
+    assert told.results[0] is None and told.results[2] is None
+    failure = told.results[1]
+    assert isinstance(failure, TemporaryFailure) and failure.ambiguous
+    assert "the server may have accepted it" in str(failure)
+    # The third message went once, on a new connection: nothing of it had gone before.
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:3]]
+    assert transport.connections == 2
+
+
+def test_a_421_after_the_dot_ends_the_session_and_the_next_message_goes_on_a_new_one(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler, told = Handler(pipelining=True), _Told()
+    handler.data_replies[messages[1].recipient] = "421 4.3.2 Shutting down"
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5)
+        for number, message in enumerate(messages[:3]):
+            _later(transport, message, told, number)
+        transport.close()
+    failure = told.results[1]
+    assert isinstance(failure, TemporaryFailure) and failure.code == 421
+    assert not failure.ambiguous
+    assert told.results[0] is None and told.results[2] is None
+    assert transport.connections == 2
+
+
+def _server_ending_sessions(
+    listener: socket.socket, per_session: int, sessions: int, got: list[str]
+) -> None:
+    """`sessions` sessions that offer PIPELINING and hang up right after the reply to their
+    `per_session`-th message, reading nothing more (as a server ending a session does);
+    `got` collects the recipients of the messages taken."""
+    listener.settimeout(5)
+    for _ in range(sessions):
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 test\r\n")
+            taken, rcpt = 0, ""
+            while taken < per_session and (line := lines.readline()):
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-test\r\n250 PIPELINING\r\n")
+                elif verb == b"RCPT":
+                    rcpt = line.decode().split("<", 1)[1].split(">", 1)[0]
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    while lines.readline() not in (b".\r\n", b""):
+                        pass
+                    got.append(rcpt)
+                    taken += 1
+                    conn.sendall(b"250 taken\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    conn.sendall(b"250 ok\r\n")
+
+
+def test_a_server_that_answers_and_hangs_up_costs_no_ambiguous_result(
+    messages: list[OutgoingMessage],
+) -> None:
+    """A server that ends every session right after its reply to the third message: the
+    next message's commands meet a closed connection, the reply before is read all the same,
+    and that message goes again on a new connection: nothing is reported as maybe lost."""
+    told, got = _Told(), list[str]()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server = threading.Thread(target=_server_ending_sessions, args=(listener, 3, 4, got))
+        server.start()
+        port = listener.getsockname()[1]
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=100)
+        for number, message in enumerate(messages[:10]):
+            _later(transport, message, told, number)
+        transport.close()
+        server.join()
+    assert told.results == dict.fromkeys(range(10))
+    assert got == [m.recipient for m in messages[:10]]
+    assert transport.connections == 4
+
+
+def test_the_last_connection_of_a_series_tells_its_result_before_it_quits(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler, told = Handler(pipelining=True), _Told()
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=2)
+        for number, message in enumerate(messages[:5]):
+            _later(transport, message, told, number)
+            # Every second message ends its connection: its result is told at once.
+            assert sorted(told.results) == list(range(number + (number % 2)))
+        transport.close()
+    assert told.results == dict.fromkeys(range(5))
+    assert transport.connections == 3
+
+
+def test_a_then_that_raises_ends_the_session_and_the_transport_stays_usable(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler = Handler(pipelining=True)
+
+    def broken(failure: object) -> None:
+        raise RuntimeError("the caller's bug")
+
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5)
+        first, second, third = messages[:3]
+        transport.send(first.envelope_from, first.recipient, first.data, first.key, then=broken)
+        with pytest.raises(RuntimeError):
+            _send(transport, second)
+        _send(transport, third)
+        transport.close()
+    # The second message's commands were on the wire, its body not: it never arrived.
+    assert [r.rcpt_tos[0] for r in handler.received] == [first.recipient, third.recipient]
+    assert transport.connections == 2

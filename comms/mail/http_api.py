@@ -116,9 +116,10 @@ class HttpApiTransport:
         key: str,
         gate: Callable[[], None] | None = None,
         wire: bytes | None = None,
-    ) -> None:
+        then: Callable[[DeliveryError | None], None] | None = None,
+    ) -> bool:
         """One logical send: up to `max_attempts` POSTs carrying the same idempotency key
-        (`gate` is called before the first)."""
+        (`gate` is called before the first); the result is known when it returns."""
         if gate is not None:
             gate()
         idem = idempotency_key(key)
@@ -127,7 +128,7 @@ class HttpApiTransport:
         for attempt in range(1, self.max_attempts + 1):
             error = self._attempt(body, recipient, idem)
             if error is None:
-                return
+                return False
             ambiguous = ambiguous or error.ambiguous
             error.ambiguous = ambiguous
             if not isinstance(error, TemporaryFailure) or attempt == self.max_attempts:
@@ -136,6 +137,10 @@ class HttpApiTransport:
             if wait > self.max_wait:
                 raise error
             self.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def flush(self) -> None:
+        """Nothing is owed: every result is known when `send` returns."""
 
     def close(self) -> None:
         """Close the HTTP session."""

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 #: Called by a transport right before a message is handed over for good; it may block, and
 #: what it raises leaves the message unsent (and goes to the caller).
 Gate = Callable[[], None]
+#: Told the result of a message whose transport reports it later (`Transport.send`'s `then`):
+#: None when the server took it, else the classified failure.
+Then = Callable[[DeliveryError | None], None]
 
 
 class Transport(Protocol):
@@ -47,7 +50,8 @@ class Transport(Protocol):
         key: str,
         gate: Gate | None = None,
         wire: bytes | None = None,
-    ) -> None:
+        then: Then | None = None,
+    ) -> bool:
         """Deliver `data` to one recipient; `key` is the idempotency key (stable per delivery).
 
         `gate`, when given, is called once, as late as the transport can: SMTP calls it with
@@ -56,10 +60,17 @@ class Transport(Protocol):
         that says it lets the message go at once).
         `wire`, when given, is `data` as SMTP's DATA carries it (`OutgoingMessage.wire`);
         transports that do not speak SMTP ignore it.
+        `then`, when given, lets the transport report the result later: it returns True with
+        the message handed over and its result not yet known, and calls `then` with it once
+        known (SMTP: when the next message's commands are on their way, or in `flush`). It
+        returns False when the result is known: the message went, or it raised.
         """
 
+    def flush(self) -> None:
+        """Report every result still owed to a `then` (blocks until the server answers)."""
+
     def close(self) -> None:
-        """Release connections."""
+        """Report what is owed (as `flush`), then release connections."""
 
 
 class FileTransport:
@@ -86,7 +97,8 @@ class FileTransport:
         key: str,
         gate: Gate | None = None,
         wire: bytes | None = None,
-    ) -> None:
+        then: Then | None = None,
+    ) -> bool:
         """Write the message atomically as a 0600 file in 0700 folders: it holds live links."""
         path = self.path_for(key)
         if gate is not None:
@@ -98,6 +110,10 @@ class FileTransport:
             # a server's: the run stops and hands the row back; every further message would
             # fail the same way.
             raise local_error(exc, path, len(data)) from None
+        return False
+
+    def flush(self) -> None:
+        """Nothing is owed: every result is known when `send` returns."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -160,7 +176,8 @@ class MemoryTransport:
         key: str,
         gate: Gate | None = None,
         wire: bytes | None = None,
-    ) -> None:
+        then: Then | None = None,
+    ) -> bool:
         """Record the message, or raise the next scripted failure for this recipient."""
         scripted = self.failures.get(recipient)
         if scripted:
@@ -168,6 +185,10 @@ class MemoryTransport:
         if gate is not None:
             gate()
         self.sent.append(SentMessage(envelope_from, recipient, data, key))
+        return False
+
+    def flush(self) -> None:
+        """Nothing is owed: every result is known when `send` returns."""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -55,23 +55,37 @@ class _LeaseLost(Exception):
     """The claims' lease may have run out while a message was held: it stays unsent."""
 
 
+class _Lane:
+    """One worker's connection and where its outcomes go: the transport, the recorder, and
+    `last`, the outcome a message must wait for before its final "." (the latest one this
+    worker submitted; a result the transport reports late moves it on meanwhile)."""
+
+    __slots__ = ("last", "recorder", "transport")
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.last = 0
+        self.transport: Transport | None = None
+
+
 class _Gate:
-    """What a transport calls right before a message goes for good: `Run.gate` once outcome
-    `last` of `recorder` is durable. `ready()` tells the transport whether that is so already,
-    so that it need not hold the message for a wait that will not come."""
+    """What a transport calls right before a message goes for good: `Run.gate` once the
+    lane's `last` outcome is durable. `ready()` tells the transport whether that is so already,
+    so that it need not hold the message for a wait that will not come. Both read `last` when
+    called: the outcome of the message before may be submitted during this one's `send`."""
 
-    __slots__ = ("last", "recorder", "run")
+    __slots__ = ("lane", "run")
 
-    def __init__(self, run: Run, recorder: Recorder, last: int) -> None:
-        self.run, self.recorder, self.last = run, recorder, last
+    def __init__(self, run: Run, lane: _Lane) -> None:
+        self.run, self.lane = run, lane
 
     def __call__(self) -> None:
-        self.run.gate(self.recorder, self.last)
+        self.run.gate(self.lane.recorder, self.lane.last)
 
     def ready(self) -> bool:
         """Whether the call will not wait: outcome `last` is durable already (if not, the
         call commits it, while the server reads the body sent before it)."""
-        return self.recorder.durable(self.last)
+        return self.lane.recorder.durable(self.lane.last)
 
 
 @dataclass(frozen=True)
@@ -248,24 +262,30 @@ class Run:
     def worker(self, number: int) -> None:
         probe = self.ledger.suppression_probe()
         # The connection's own recorder: its outcomes are committed in the order it sends.
-        recorder = self.recorders[number % len(self.recorders)]
-        transport: Transport | None = None
-        last = 0
+        lane = _Lane(self.recorders[number % len(self.recorders)])
         try:
             refill = self.options.claim_size
-            while (item := self.jobs.get()) is not None:
+            while True:
+                try:
+                    item = self.jobs.get_nowait()
+                except queue.Empty:
+                    # Nothing to send next: the last message's result is not left waiting.
+                    self.flush(lane)
+                    item = self.jobs.get()
+                if item is None:
+                    break
                 if not self.hungry.is_set() and self.jobs.qsize() < refill:
                     self.hungry.set()
                 if self.asked_to_stop():
-                    outcome = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
-                else:
-                    outcome, transport = self.deliver(item, probe, recorder, transport, last)
-                last = recorder.submit(outcome)
-                with self.lock:
-                    self.in_flight -= 1
-                    final = outcome.status in FINAL or item.delivery_id not in self.retry_at
-                    if outcome.attempted and final:
-                        self.done[outcome.status] = self.done.get(outcome.status, 0) + 1
+                    self.settle(
+                        lane,
+                        item,
+                        Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False),
+                    )
+                    continue
+                outcome = self.deliver(item, probe, lane)
+                if outcome is not None:
+                    self.settle(lane, item, outcome)
         except CommsError as exc:
             self.halt(str(exc))
         except BaseException as exc:
@@ -275,26 +295,34 @@ class Run:
             self.halt(f"unexpected error: {exc!r}")
         finally:
             probe.close()
-            if transport is not None:
-                transport.close()
+            if lane.transport is not None:
+                try:
+                    lane.transport.close()  # tells what it owes first
+                except CommsError as exc:
+                    self.halt(str(exc))
 
-    def deliver(
-        self,
-        item: Claimed,
-        probe: SuppressionCheck,
-        recorder: Recorder,
-        transport: Transport | None,
-        last: int,
-    ) -> tuple[Outcome, Transport | None]:
-        """Send one claimed delivery once outcome `last` of `recorder` is recorded; classify
-        the result."""
+    def flush(self, lane: _Lane) -> None:
+        """Have the lane's transport report the result it still owes."""
+        if lane.transport is not None:
+            lane.transport.flush()
+
+    def settle(self, lane: _Lane, item: Claimed, outcome: Outcome) -> None:
+        """Submit one delivery's outcome to the lane's recorder and count it."""
+        lane.last = lane.recorder.submit(outcome)
+        with self.lock:
+            self.in_flight -= 1
+            final = outcome.status in FINAL or item.delivery_id not in self.retry_at
+            if outcome.attempted and final:
+                self.done[outcome.status] = self.done.get(outcome.status, 0) + 1
+
+    def deliver(self, item: Claimed, probe: SuppressionCheck, lane: _Lane) -> Outcome | None:
+        """Send one claimed delivery once the lane's outcome before it is recorded; its
+        outcome, or None when the transport reports the result later (`settle` then)."""
         if item.email is None or item.uid is None or item.key is None:
-            return Outcome(
-                item.delivery_id, DeliveryStatus.SKIPPED, error="subscriber erased"
-            ), transport
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error="subscriber erased")
         if item.subscriber_status != SubscriberStatus.ACTIVE:
             note = f"subscriber {item.subscriber_status}"
-            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note), transport
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=note)
         try:
             message = self.build(
                 Recipient(
@@ -311,68 +339,82 @@ class Run:
         except EmptyView as exc:
             # A digest issue with nothing for this reader's regions and topics: no intro-only
             # mail; recorded like other skips, so `comms status` counts it.
-            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=str(exc)), transport
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=str(exc))
         except (PermanentFailure, MessageError) as exc:
             # This address cannot be written into a message: final for this delivery, but no
             # bounce, as no server has refused it.
-            return self.unsendable_outcome(item, exc), transport
+            return self.unsendable_outcome(item, exc)
         back = Outcome(item.delivery_id, DeliveryStatus.QUEUED, attempted=False)
         try:
+            if self.bucket.rate > 0:
+                # Paced: the wait for a slot outlasts the server's reply; the result of the
+                # message before is recorded first, not after the wait.
+                self.flush(lane)
             self.budget.acquire()
             if self.stop.is_set():  # stopped while waiting for the slot: hand the row back
-                return back, transport
+                return back
             # Right before sending (docs/requirements.md S12, E9).
             reason = self.patience.call(partial(probe.reason, item.key))
         except Stopped:  # asked to stop while the database was away
-            return back, transport
+            return back
         if reason is not None:
-            return Outcome(
-                item.delivery_id, DeliveryStatus.SKIPPED, error=f"suppressed: {reason}"
-            ), transport
+            return Outcome(item.delivery_id, DeliveryStatus.SKIPPED, error=f"suppressed: {reason}")
+        mid = message.message_id
         try:
-            if transport is None:
-                transport = self.opener()
+            if lane.transport is None:
+                lane.transport = self.opener()
             # The transport holds the message right before it goes for good (SMTP: all but the
-            # final ".") until the gate says outcome `last` is durable: at most one transmitted
-            # but unrecorded message per connection, and the wait (the commit) overlaps the
-            # server's reading of the body.
-            gate = _Gate(self, recorder, last)
-            transport.send(
+            # final ".") until the gate says the lane's last outcome is durable: at most one
+            # transmitted but unrecorded message per connection, and the wait (the commit)
+            # overlaps the server's reading of the body. The result may come later (SMTP:
+            # read once the next message's commands are on their way): `then` records it.
+            later = lane.transport.send(
                 message.envelope_from,
                 message.recipient,
                 message.data,
                 message.key,
-                gate,
+                _Gate(self, lane),
                 message.wire,
+                then=lambda failure: self.settle(lane, item, self.result(item, mid, failure)),
             )
         except _HandBack:  # stopped while the outcome before was being recorded
-            return back, transport
+            return back
         except _LeaseLost:
-            return self.lease_lost(item), transport
-        except PolicyRejection as exc:
-            return self.reject(item, exc), transport
-        except PermanentFailure as exc:
-            return self.bounce(item, message.message_id, exc), transport
+            return self.lease_lost(item)
         except MessageError as exc:  # e.g. a UTF-8 address and a server without SMTPUTF8
-            return self.unsendable_outcome(item, exc), transport
-        except (TemporaryFailure, OSError) as exc:
-            error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
-            if asks_to_slow_down(error):
-                self.bucket.slow_down()
-            if error.code is None or error.ambiguous:
-                if transport is not None:
-                    transport.close()  # the connection is likely dead: open a new one next time
-                transport = None
-            return self.retry(item, message.message_id, error), transport
+            return self.unsendable_outcome(item, exc)
+        except TemporaryFailure as exc:
+            if exc.code is None or exc.ambiguous:
+                if lane.transport is not None:
+                    lane.transport.close()  # the connection is likely dead: a new one next time
+                lane.transport = None
+            return self.result(item, mid, exc)
+        except DeliveryError as exc:
+            return self.result(item, mid, exc)
+        except OSError as exc:
+            if lane.transport is not None:
+                lane.transport.close()
+            lane.transport = None
+            return self.result(item, mid, Unreachable(str(exc)))
         except CommsError as exc:
             self.halt(str(exc))
-            return Outcome(
-                item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False
-            ), transport
-        with self.lock:
-            self.connection_failures = self.bounces_in_row = 0
-        self.bucket.speed_up()
-        return Outcome(item.delivery_id, DeliveryStatus.SENT, message.message_id), transport
+            return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
+        return None if later else self.result(item, mid, None)
+
+    def result(self, item: Claimed, message_id: str, failure: DeliveryError | None) -> Outcome:
+        """The outcome of a message the transport took (`failure` None) or refused."""
+        if failure is None:
+            with self.lock:
+                self.connection_failures = self.bounces_in_row = 0
+            self.bucket.speed_up()
+            return Outcome(item.delivery_id, DeliveryStatus.SENT, message_id)
+        if isinstance(failure, PolicyRejection):
+            return self.reject(item, failure)
+        if isinstance(failure, PermanentFailure):
+            return self.bounce(item, message_id, failure)
+        if asks_to_slow_down(failure):
+            self.bucket.slow_down()
+        return self.retry(item, message_id, failure)
 
     def gate(self, recorder: Recorder, last: int) -> None:
         """Let a held message go once outcome `last` is durable and the run still may send."""
