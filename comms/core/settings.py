@@ -440,7 +440,9 @@ class Smtp(_Section):
     helo_name: str | None = None
     """Name sent with EHLO; unset: the machine's fully qualified domain name."""
     pipelining: bool = True
-    """Use SMTP PIPELINING (RFC 2920) when the server offers it."""
+    """Use SMTP PIPELINING (RFC 2920) when the server offers it: MAIL, RCPT and DATA go in one
+    write, and `comms send` reads the reply to a message's final "." behind the next message's
+    commands (one wait for the server per message instead of two)."""
     password: str | None = Field(default=None, repr=False)
     """SMTP password; only from the environment (`COMMS_SMTP_PASSWORD`), never from a file."""
 
