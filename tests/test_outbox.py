@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -731,3 +731,63 @@ def test_with_pipelining_each_dot_waits_for_the_outcome_of_the_message_before(
         report = send(store, campaign, build, opener, replace(FAST, concurrency=1))
     assert report.counts == {"sent": 12}
     assert handler.sent_at_dot == list(range(12))
+
+
+@pytest.mark.database
+def test_a_refusal_told_behind_the_next_message_pauses_the_campaign_before_that_one_goes(
+    tmp_path: Path,
+) -> None:
+    """The fourth message is refused at its end of DATA; the reply is read with the fifth
+    message's commands on their way. The campaign pauses, the fifth message's "." is withheld
+    (the server discards it), and every row but the three sent stays queued."""
+    store = make_store(tmp_path, 12)
+    campaign = start(store)
+    handler = Handler(pipelining=True)
+    handler.data_replies["user3@example.org"] = "554 5.7.1 Message rejected as spam"
+    with smtp_server(handler) as port:
+
+        def opener() -> SmtpTransport:
+            return SmtpTransport("127.0.0.1", port, timeout=5)
+
+        report = send(store, campaign, build, opener, replace(FAST, concurrency=1))
+    assert report.exit_code == 1 and report.campaign.status == "paused"
+    assert report.stopped is not None and "554 5.7.1 Message rejected as spam" in report.stopped
+    assert report.counts == {"sent": 3, "queued": 9}
+    assert [r.rcpt_tos[0] for r in handler.received] == [f"user{n}@example.org" for n in range(4)]
+    # The fifth message had begun: its commands went behind the fourth's ".".
+    assert handler.mail_commands == 5
+
+
+class _RecordsAtEachMail(Handler):
+    """Notes, at each MAIL command, how many deliveries the ledger has as sent."""
+
+    def __init__(self, store: Store, campaign: Campaign) -> None:
+        super().__init__(pipelining=True)
+        self.store, self.campaign = store, campaign
+        self.sent_at_mail: list[int] = []
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        self.sent_at_mail.append(self.store.ledger.counts(self.campaign.id).get("sent", 0))
+        return await super().handle_MAIL(server, session, envelope, address, options)
+
+
+@pytest.mark.database
+def test_a_paced_run_records_each_result_before_it_waits_for_the_next_slot(
+    tmp_path: Path,
+) -> None:
+    """At 5 messages a second the wait for a slot (0.2 s) is far longer than the server's
+    reply: each message's reply is read, and its outcome recorded, before that wait, not
+    behind the next message's commands."""
+    store = make_store(tmp_path, 6)
+    campaign = start(store)
+    handler = _RecordsAtEachMail(store, campaign)
+    with smtp_server(handler) as port:
+
+        def opener() -> SmtpTransport:
+            return SmtpTransport("127.0.0.1", port, timeout=5)
+
+        report = send(store, campaign, build, opener, replace(FAST, concurrency=1, rate=5))
+    assert report.counts == {"sent": 6}
+    assert handler.sent_at_mail == list(range(6))

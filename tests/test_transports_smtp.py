@@ -18,6 +18,7 @@ import pytest
 from comms.core.config import Config, load_config
 from comms.core.errors import (
     ConfigError,
+    DeliveryError,
     PermanentFailure,
     PolicyRejection,
     TemporaryFailure,
@@ -650,10 +651,10 @@ class _Told:
     """The results a transport tells its `then` callbacks, by message number."""
 
     def __init__(self) -> None:
-        self.results: dict[int, object] = {}
+        self.results: dict[int, DeliveryError | None] = {}
 
-    def then(self, number: int) -> Callable[[object], None]:
-        def told(failure: object) -> None:
+    def then(self, number: int) -> Callable[[DeliveryError | None], None]:
+        def told(failure: DeliveryError | None) -> None:
             assert number not in self.results, f"message {number} told twice"
             self.results[number] = failure
 
@@ -826,6 +827,49 @@ def test_a_server_that_answers_and_hangs_up_costs_no_ambiguous_result(
     assert told.results == dict.fromkeys(range(10))
     assert got == [m.recipient for m in messages[:10]]
     assert transport.connections == 4
+
+
+def test_a_server_that_answers_the_next_commands_before_it_hangs_up_is_learnt(
+    messages: list[OutgoingMessage],
+) -> None:
+    """aiosmtpd ends each session after its third message only once it has answered the
+    commands already buffered: the fourth message, pipelined behind the third's ".", meets
+    a server that said 354 and then hung up, so its result is ambiguous (it never arrived).
+    From then on the reply to each session's third message is read at once, so the fourth
+    meets the closed connection and goes again on a new one: no further ambiguity."""
+    handler, told = Handler(pipelining=True, close_after=3), _Told()
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=100)
+        for number, message in enumerate(messages[:12]):
+            if not _later(transport, message, told, number):
+                told.results[number] = None  # known at once: the server took it
+        transport.close()
+    ambiguous = {n for n, failure in told.results.items() if failure is not None}
+    assert ambiguous <= {3}, told.results
+    failures = [told.results[n] for n in ambiguous]
+    assert all(isinstance(f, TemporaryFailure) and f.ambiguous for f in failures)
+    assert sorted(told.results) == list(range(12))
+    received = [r.rcpt_tos[0] for r in handler.received]
+    assert received == [m.recipient for n, m in enumerate(messages[:12]) if n not in ambiguous]
+
+
+@pytest.mark.parametrize("per_connection", [100, 2], ids=["flush", "series-end"])
+def test_a_reply_lost_at_the_end_is_told_once_as_ambiguous(
+    messages: list[OutgoingMessage], per_connection: int
+) -> None:
+    """The server cuts the connection after the second message, before its reply, which is
+    owed: `flush` (or the close at the end of a series) tells it once, as ambiguous."""
+    handler, told = Handler(pipelining=True), _Told()
+    handler.drop_after_data.add(messages[1].recipient)
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=per_connection)
+        _later(transport, messages[0], told, 0)
+        _later(transport, messages[1], told, 1)
+        transport.flush()
+        transport.close()
+    assert told.results[0] is None
+    failure = told.results[1]
+    assert isinstance(failure, TemporaryFailure) and failure.ambiguous
 
 
 def test_the_last_connection_of_a_series_tells_its_result_before_it_quits(

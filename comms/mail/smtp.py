@@ -244,6 +244,14 @@ class SmtpTransport:
         #: Who is told the result of the message whose final "." went out and whose reply is
         #: not read yet (`send`'s `then`): at most one per connection.
         self._owed: Callable[[DeliveryError | None], None] | None = None
+        #: Final "."s written on this connection, and the number of the one owed.
+        self._dots = 0
+        self._owed_at = 0
+        #: After how many messages this server ended a session unasked: the reply to that
+        #: message is read at once on later connections, so that the next message's commands
+        #: do not reach a server that answers them and then hangs up during the body (the
+        #: message would be ambiguous), but meet the closed connection (sent again at once).
+        self._hangs_up_after: set[int] = set()
         #: Connections opened so far (tests and benchmarks check reuse with it).
         self.connections = 0
 
@@ -306,7 +314,7 @@ class SmtpTransport:
             self._abandon(conn)
             raise
         self.connections += 1
-        self._count = 0
+        self._count = self._dots = 0
         return conn
 
     @staticmethod
@@ -326,6 +334,13 @@ class SmtpTransport:
                     ambiguous=True,
                 )
             )
+
+    def _hung_up(self) -> None:
+        """Note after how many messages the server ended this session: those whose reply
+        came, before the one still owed (if any)."""
+        taken = self._owed_at - 1 if self._owed is not None else self._dots
+        if taken > 0:
+            self._hangs_up_after.add(taken)
 
     def _settle(self, conn: smtplib.SMTP) -> None:
         """Read the reply to the "." of the message sent before, if it is still owed, and tell
@@ -429,8 +444,9 @@ class SmtpTransport:
                 _sendall(sock, END)
         except OSError as exc:
             raise _Dropped(f"connection lost while sending the message: {exc}") from None
-        if then is not None and pipelined:
-            self._owed = then
+        self._dots += 1
+        if then is not None and pipelined and self._dots not in self._hangs_up_after:
+            self._owed, self._owed_at = then, self._dots
             return True
         try:
             code, text = _getreply(conn)
@@ -500,6 +516,8 @@ class SmtpTransport:
             try:
                 later = self._transaction(conn, envelope_from, recipient, payload, gate, then)
             except _Dropped as exc:
+                if not fresh:
+                    self._hung_up()
                 self._drop()
                 # Nothing went out: retrying once on a new connection cannot duplicate the
                 # message. This is how servers that end idle or long sessions are handled.
@@ -526,6 +544,7 @@ class SmtpTransport:
         try:
             self._settle(self._conn)
         except _Dropped:
+            self._hung_up()
             self._drop()
 
     def close(self) -> None:

@@ -300,6 +300,9 @@ class Run:
                     lane.transport.close()  # tells what it owes first
                 except CommsError as exc:
                     self.halt(str(exc))
+                except BaseException as exc:  # a bug in recording what it told
+                    self.crash = self.crash or exc
+                    self.halt(f"unexpected error: {exc!r}")
 
     def flush(self, lane: _Lane) -> None:
         """Have the lane's transport report the result it still owes."""
