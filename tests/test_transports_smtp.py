@@ -26,7 +26,7 @@ from comms.core.errors import (
 )
 from comms.mail.message import MessageFactory, OutgoingMessage, Recipient
 from comms.mail.replies import classify, classify_http
-from comms.mail.smtp import SmtpTransport, _getreply
+from comms.mail.smtp import NeedsSmtpUtf8, SmtpTransport, _getreply
 from comms.mail.transports import open_transport
 
 from .issue_sample import SECRET, config_for, rendered_issue
@@ -875,6 +875,26 @@ def test_a_reply_lost_at_the_end_is_told_once_as_ambiguous(
     assert told.results[0] is None
     failure = told.results[1]
     assert isinstance(failure, TemporaryFailure) and failure.ambiguous
+
+
+def test_a_utf8_address_the_server_cannot_take_tells_the_message_before_first(
+    messages: list[OutgoingMessage],
+) -> None:
+    handler, told = Handler(pipelining=True), _Told()
+    first, second = messages[0], messages[1]
+    with smtp_server(handler, enable_SMTPUTF8=False) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5)
+        assert _later(transport, first, told, 0) is True
+        with pytest.raises(NeedsSmtpUtf8):
+            transport.send(
+                second.envelope_from, "jörg@bücherei.example", second.data, second.key,
+                then=told.then(1),
+            )  # fmt: skip
+        assert told.results == {0: None}
+        _later(transport, messages[2], told, 2)
+        transport.close()
+    assert [r.rcpt_tos[0] for r in handler.received] == [first.recipient, messages[2].recipient]
+    assert transport.connections == 1
 
 
 def test_the_last_connection_of_a_series_tells_its_result_before_it_quits(

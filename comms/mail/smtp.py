@@ -390,6 +390,7 @@ class SmtpTransport:
         if not (sender + rcpt).isascii():
             # RFC 6531: a UTF-8 address needs SMTPUTF8 (and the 8-bit headers 8BITMIME).
             if not conn.has_extn("smtputf8"):
+                self._settle(conn)  # the message before is told now, not at the next send
                 raise NeedsSmtpUtf8(
                     f"cannot send to {rcpt}: its local part is not ASCII and {self._where} "
                     "does not offer SMTPUTF8"
