@@ -386,19 +386,15 @@ class Run:
             return self.lease_lost(item)
         except MessageError as exc:  # e.g. a UTF-8 address and a server without SMTPUTF8
             return self.unsendable_outcome(item, exc)
-        except TemporaryFailure as exc:
-            if exc.code is None or exc.ambiguous:
+        except (TemporaryFailure, OSError) as exc:
+            error = exc if isinstance(exc, DeliveryError) else Unreachable(str(exc))
+            if error.code is None or error.ambiguous:
                 if lane.transport is not None:
                     lane.transport.close()  # the connection is likely dead: a new one next time
                 lane.transport = None
-            return self.result(item, mid, exc)
+            return self.result(item, mid, error)
         except DeliveryError as exc:
             return self.result(item, mid, exc)
-        except OSError as exc:
-            if lane.transport is not None:
-                lane.transport.close()
-            lane.transport = None
-            return self.result(item, mid, Unreachable(str(exc)))
         except CommsError as exc:
             self.halt(str(exc))
             return Outcome(item.delivery_id, DeliveryStatus.QUEUED, error=str(exc), attempted=False)
