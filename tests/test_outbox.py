@@ -24,7 +24,7 @@ from comms.db.store import Store
 from comms.db.tables import deliveries
 from comms.mail.message import OutgoingMessage, Recipient
 from comms.mail.smtp import SmtpTransport
-from comms.sending.campaign import CampaignChanged, prepare, send
+from comms.sending.campaign import CampaignChanged, SendReport, prepare, send
 from comms.sending.claims import POLL, ClaimKeeper
 from comms.sending.ports import OutcomeWriter
 from comms.sending.run import SendOptions
@@ -699,6 +699,18 @@ def test_a_slow_commit_holds_only_its_own_connection_where_writes_go_side_by_sid
     assert sorted(sink.per_address().values()) == [1] * 12
 
 
+def _send_pipelined(
+    store: Store, campaign: Campaign, handler: Handler, options: SendOptions
+) -> SendReport:
+    """`send` over real SMTP to `handler` (on 127.0.0.1), one connection at a time."""
+    with smtp_server(handler) as port:
+
+        def opener() -> SmtpTransport:
+            return SmtpTransport("127.0.0.1", port, timeout=5)
+
+        return send(store, campaign, build, opener, replace(options, concurrency=1))
+
+
 class _RecordsAtEachDot(Handler):
     """Notes, at each message's end of DATA, how many deliveries the ledger has as sent."""
 
@@ -723,12 +735,7 @@ def test_with_pipelining_each_dot_waits_for_the_outcome_of_the_message_before(
     store = make_store(tmp_path, 12)
     campaign = start(store)
     handler = _RecordsAtEachDot(store, campaign)
-    with smtp_server(handler) as port:
-
-        def opener() -> SmtpTransport:
-            return SmtpTransport("127.0.0.1", port, timeout=5)
-
-        report = send(store, campaign, build, opener, replace(FAST, concurrency=1))
+    report = _send_pipelined(store, campaign, handler, FAST)
     assert report.counts == {"sent": 12}
     assert handler.sent_at_dot == list(range(12))
 
@@ -744,12 +751,7 @@ def test_a_refusal_told_behind_the_next_message_pauses_the_campaign_before_that_
     campaign = start(store)
     handler = Handler(pipelining=True)
     handler.data_replies["user3@example.org"] = "554 5.7.1 Message rejected as spam"
-    with smtp_server(handler) as port:
-
-        def opener() -> SmtpTransport:
-            return SmtpTransport("127.0.0.1", port, timeout=5)
-
-        report = send(store, campaign, build, opener, replace(FAST, concurrency=1))
+    report = _send_pipelined(store, campaign, handler, FAST)
     assert report.exit_code == 1 and report.campaign.status == "paused"
     assert report.stopped is not None and "554 5.7.1 Message rejected as spam" in report.stopped
     assert report.counts == {"sent": 3, "queued": 9}
@@ -783,11 +785,6 @@ def test_a_paced_run_records_each_result_before_it_waits_for_the_next_slot(
     store = make_store(tmp_path, 6)
     campaign = start(store)
     handler = _RecordsAtEachMail(store, campaign)
-    with smtp_server(handler) as port:
-
-        def opener() -> SmtpTransport:
-            return SmtpTransport("127.0.0.1", port, timeout=5)
-
-        report = send(store, campaign, build, opener, replace(FAST, concurrency=1, rate=5))
+    report = _send_pipelined(store, campaign, handler, replace(FAST, rate=5))
     assert report.counts == {"sent": 6}
     assert handler.sent_at_mail == list(range(6))
