@@ -402,3 +402,19 @@ def test_a_build_on_another_database_keeps_the_pages_made_on_the_first(site_copy
     assert digest(COMMS_DATABASE_URL=f"sqlite:///{site_copy / 'two.db'}") == first
     assert digest(COMMS_DATABASE_URL="postgresql://comms@db.example.org/comms") == first
     assert digest(COMMS_DELIVERY_BATCH_SIZE="7") != digest()
+
+
+def test_a_send_over_another_transport_makes_no_page_again(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`comms send --transport URL` publishes the archive before its first message: where the
+    mail goes shows on no page, so the pages the last build made are taken as they are (and
+    the next build without the option does not make them again either)."""
+    toml = site_copy / "comms.toml"
+    config = load_config(toml, environ={})
+    publish_now(config, FileState(config.root))
+    made = _made(monkeypatch)
+    over_smtp = load_config(toml, environ={}, overrides={"transport": "smtp://127.0.0.1:2525"})
+    assert over_smtp.settings.transport != config.settings.transport
+    assert _rebuild(over_smtp).write.written == [] and made == []
+    assert _rebuild(config).write.written == [] and made == []

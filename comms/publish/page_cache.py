@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 from comms.content.models import Site
-from comms.core.config import Config
+from comms.core.config import Config, Settings
 from comms.core.files import private_dir, read_checked, write_checked
 from comms.core.settings import settings_text
 from comms.publish import build_record, templating
@@ -51,8 +51,14 @@ INDEX = "index.bin"
 WRITERS = ("jinja2", "babel", "markupsafe", "mjml-python", "feedgen", "lxml", "icalendar")
 
 #: Objects a template context holds that are made from the configuration alone (formatter,
-#: URLs, helpers bound to it): `build_digest` covers them, so their class name stands for them.
-_FROM_CONFIG = ("Formatter", "Urls", "Config", "Settings")
+#: URLs, helpers bound to it): `build_digest` covers them, so their class name stands for them
+#: (Formatter and Urls by name: their modules import this one).
+_FROM_CONFIG = ("Formatter", "Urls")
+#: The configuration itself, as a calendar's head takes it: `build_digest` covers what a file
+#: may show of it. Described whole, it put into every such key what no file shows (the
+#: database, the transport, the secret key), and a send over another transport or on another
+#: database made those files again.
+_CONFIG_TYPES = (Config, Settings)
 
 
 #: Scalars fed as their type's name and repr (a subclass takes the general path, alike).
@@ -93,8 +99,11 @@ def build_digest(config: Config) -> str:
     digest.update(_writer_versions().encode())
     # How many processes make the files changes none of them, nor which database the state
     # comes from (what a page shows of it is its own input): a send on a fresh database would
-    # otherwise make every page again.
-    digest.update(settings_text(config.settings, skip={"render.workers", "database_url"}).encode())
+    # otherwise make every page again. Nor does where mail goes: `comms send --transport`
+    # publishes the archive before its first message, and made every page again twice (the
+    # send, then the next `comms build` without the option).
+    skip = {"render.workers", "database_url", "transport"}
+    digest.update(settings_text(config.settings, skip=skip).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())
@@ -282,6 +291,8 @@ def _how(kind: type) -> _How:
     enum is a scalar, a frozen dataclass whole, a class object a helper)."""
     if kind is type(None) or issubclass(kind, bool | int | float | str | bytes):
         how = _How.SCALAR
+    elif kind in _CONFIG_TYPES:  # before WHOLE: both are frozen
+        how = _How.CONFIG
     elif issubclass(kind, BaseModel | Merkle) or _frozen_type(kind):
         how = _How.WHOLE
     elif issubclass(kind, list | tuple):
