@@ -509,20 +509,25 @@ def test_slow_renewals_that_succeed_never_stop_a_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each renewal waits a quarter of the lease behind another writer and then succeeds:
-    the next one starts a third of a lease after the last one started, so the run holds."""
+    the next one starts a third of a lease after the last one started, so the run holds.
+
+    A 3-second lease: the widest gap between two renewals' starts is then 1.75 s against
+    the 2.4 s `holds` allows, a margin no busy test machine uses up (with a 1-second lease
+    it was 0.2 s, and a loaded run stopped once)."""
     store = make_store(tmp_path, 40)
     campaign = start(store)
     renew = store.ledger.renew
     renewals: list[float] = []
 
     def slow(cid: int, owner: str, until: datetime) -> int:
-        time.sleep(0.26)
+        time.sleep(0.75)
         renewals.append(time.monotonic())
         return renew(cid, owner, until)
 
     monkeypatch.setattr(store.ledger, "renew", slow)
-    sink = Sink(before_send=lambda _: time.sleep(0.05))
-    options = replace(FAST, concurrency=1, lease=timedelta(seconds=1))
+    # 40 messages take at least 5.2 s: four renewals or more end within the run.
+    sink = Sink(before_send=lambda _: time.sleep(0.13))
+    options = replace(FAST, concurrency=1, lease=timedelta(seconds=3))
     report = send(store, campaign, build, sink.opener, options)
     assert report.stopped is None and report.exit_code == 0
     assert len(renewals) >= 4 and len(sink.delivered) == 40
