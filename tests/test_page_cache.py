@@ -404,17 +404,35 @@ def test_a_build_on_another_database_keeps_the_pages_made_on_the_first(site_copy
     assert digest(COMMS_DELIVERY_BATCH_SIZE="7") != digest()
 
 
+@pytest.mark.parametrize(
+    ("environ", "overrides"),
+    [
+        ({}, {"transport": "smtp://127.0.0.1:2525"}),
+        (
+            {
+                "COMMS_DATABASE_URL": "postgresql://comms@db.example.org/comms",
+                "COMMS_SECRET_KEY": "another-secret-Kq7Zr2Lp9Wx4Nb8Ys1Tf6Hd3Jm5Gc0Vu",
+            },
+            {},
+        ),
+    ],
+    ids=["transport", "database-and-key"],
+)
 def test_a_send_over_another_transport_makes_no_page_again(
-    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+    site_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environ: dict[str, str],
+    overrides: dict[str, str],
 ) -> None:
     """`comms send --transport URL` publishes the archive before its first message: where the
     mail goes shows on no page, so the pages the last build made are taken as they are (and
-    the next build without the option does not make them again either)."""
+    the next build without the option does not make them again either). No more do the
+    database and the secret key, which calendars' keys held with the whole configuration."""
     toml = site_copy / "comms.toml"
     config = load_config(toml, environ={})
     publish_now(config, FileState(config.root))
     made = _made(monkeypatch)
-    over_smtp = load_config(toml, environ={}, overrides={"transport": "smtp://127.0.0.1:2525"})
-    assert over_smtp.settings.transport != config.settings.transport
-    assert _rebuild(over_smtp).write.written == [] and made == []
+    other = load_config(toml, environ=environ, overrides=overrides)
+    assert other.settings != config.settings or other.secret_key != config.secret_key
+    assert _rebuild(other).write.written == [] and made == []
     assert _rebuild(config).write.written == [] and made == []
