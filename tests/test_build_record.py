@@ -60,6 +60,28 @@ def test_a_rebuild_with_nothing_changed_is_skipped_and_any_change_builds(
     assert restored.write.written == ["index.html"]
 
 
+def test_settings_that_change_no_byte_build_nothing_again(
+    site_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transport (`comms send --transport`), another number of workers or another
+    database leave the record valid; a setting a page shows does not."""
+    runs = _counting(monkeypatch)
+    toml = site_copy / "comms.toml"
+    state = FileState(site_copy)
+    first = publish_now(load_config(toml, environ={}), state)
+    environ = {
+        "COMMS_RENDER_WORKERS": "2",
+        "COMMS_DATABASE_URL": "postgresql://comms@db.example.org/comms",
+    }
+    other = load_config(toml, environ=environ, overrides={"transport": "smtp://127.0.0.1:2525"})
+    again = publish_now(other, state)
+    assert len(runs) == 1, "a setting that changes no byte built the site again"
+    assert sorted(again.write.unchanged) == sorted(first.write.written)
+
+    renamed = load_config(toml, environ={"COMMS_SITE_NAME": "Niedersachsen packt an!"})
+    assert publish_now(renamed, state).write.written and len(runs) == 2
+
+
 def test_an_output_file_changed_before_the_build_recorded_it_is_made_again(
     site_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,6 +67,11 @@ if TYPE_CHECKING:
 RECORD_DIR = Path("var") / "cache" / "build"
 #: The longest a record is trusted, whatever the content says.
 LONGEST = timedelta(days=1)
+#: Settings that change no byte of a build, so no build is made again for them (the record's
+#: `inputs`, the page cache's keys): how many processes make the files, which database the
+#: publishing state comes from (what a file shows of it is an input of its own), and where
+#: mail goes (`comms send --transport` publishes the archive before its first message).
+NO_OUTPUT_SETTINGS = frozenset({"render.workers", "database_url", "transport"})
 
 
 #: Where `code_digest` is kept with the package's settled stamps (`take_stamps`).
@@ -112,7 +117,7 @@ def inputs(config: Config, site: Site, state: PublishState) -> str:
     """The digest of everything but the time that the build of `site` reads."""
     digest = hashlib.sha256(code_digest())
     settings = config.settings
-    digest.update(settings_text(settings).encode())
+    digest.update(settings_text(settings, skip=NO_OUTPUT_SETTINGS).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())

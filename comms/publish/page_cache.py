@@ -97,13 +97,9 @@ def build_digest(config: Config) -> str:
     # digest covers too, unless they were pointed elsewhere).
     build_record.files_digest(digest, templating.TEMPLATES)
     digest.update(_writer_versions().encode())
-    # How many processes make the files changes none of them, nor which database the state
-    # comes from (what a page shows of it is its own input): a send on a fresh database would
-    # otherwise make every page again. Nor does where mail goes: `comms send --transport`
-    # publishes the archive before its first message, and made every page again twice (the
-    # send, then the next `comms build` without the option).
-    skip = {"render.workers", "database_url", "transport"}
-    digest.update(settings_text(config.settings, skip=skip).encode())
+    # Not the settings that change no byte: a send on a fresh database or over another
+    # transport would make every page again.
+    digest.update(settings_text(config.settings, skip=build_record.NO_OUTPUT_SETTINGS).encode())
     for value in (config.root, config.content_dir, config.output_dir, config.tz):
         digest.update(f"{value}\0".encode())
     digest.update(repr(sorted(config.languages)).encode())
