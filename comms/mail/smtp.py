@@ -327,13 +327,16 @@ class SmtpTransport:
         self._conn = None
         owed, self._owed = self._owed, None
         if owed is not None:
-            owed(
-                TemporaryFailure(
-                    f"{self._where}: connection lost after the message was sent; "
-                    "the server may have accepted it",
-                    ambiguous=True,
-                )
-            )
+            owed(self._lost_after_dot(""))
+
+    def _lost_after_dot(self, detail: str) -> TemporaryFailure:
+        """The result of a message whose final "." went out and whose reply never came:
+        ambiguous, as the server may have it (`detail`: why, in parentheses, or empty)."""
+        return TemporaryFailure(
+            f"{self._where}: connection lost after the message was sent{detail}; "
+            "the server may have accepted it",
+            ambiguous=True,
+        )
 
     def _hung_up(self) -> None:
         """Note after how many messages the server ended this session: those whose reply
@@ -453,11 +456,7 @@ class SmtpTransport:
             code, text = _getreply(conn)
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
-            raise TemporaryFailure(
-                f"{self._where}: connection lost after the message was sent ({exc}); "
-                "the server may have accepted it",
-                ambiguous=True,
-            ) from None
+            raise self._lost_after_dot(f" ({exc})") from None
         if code != 250:
             failure = classify(code, text, "end of DATA", self._where)
             if code == 421:
