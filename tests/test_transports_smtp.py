@@ -877,6 +877,31 @@ def test_a_reply_lost_at_the_end_is_told_once_as_ambiguous(
     assert isinstance(failure, TemporaryFailure) and failure.ambiguous
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["read-at-once", "read-later"])
+def test_a_reply_to_the_dot_too_long_to_read_is_ambiguous(
+    messages: list[OutgoingMessage], pipelining: bool
+) -> None:
+    """A reply to the final "." longer than a reply line may be (RFC 5321 4.5.3.1.5) cannot
+    be read, so the server may have the message: ambiguous however the reply is read, and
+    the next message goes on over a new connection."""
+    handler, told = Handler(pipelining=pipelining), _Told()
+    handler.data_replies[messages[0].recipient] = "250 " + "x" * 9000
+    with smtp_server(handler) as port:
+        transport = SmtpTransport("127.0.0.1", port, timeout=5, max_per_connection=100)
+        try:
+            _later(transport, messages[0], told, 0)
+        except TemporaryFailure as exc:  # read at once: `send` raises it
+            told.results[0] = exc
+        _later(transport, messages[1], told, 1)
+        transport.close()
+    failure = told.results[0]
+    assert isinstance(failure, TemporaryFailure) and failure.ambiguous, failure
+    assert "the server may have accepted it" in str(failure)
+    assert told.results[1] is None
+    assert [r.rcpt_tos[0] for r in handler.received] == [m.recipient for m in messages[:2]]
+    assert transport.connections == 2
+
+
 def test_a_utf8_address_the_server_cannot_take_tells_the_message_before_first(
     messages: list[OutgoingMessage],
 ) -> None:

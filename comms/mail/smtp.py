@@ -454,9 +454,12 @@ class SmtpTransport:
             return True
         try:
             code, text = _getreply(conn)
-        except smtplib.SMTPServerDisconnected as exc:
+        except smtplib.SMTPException as exc:  # no reply, or one too long to read
             self._drop()
-            raise self._lost_after_dot(f" ({exc})") from None
+            why = exc.smtp_error if isinstance(exc, smtplib.SMTPResponseException) else exc
+            if isinstance(why, bytes):
+                why = why.decode(errors="replace")
+            raise self._lost_after_dot(f" ({why})") from None
         if code != 250:
             failure = classify(code, text, "end of DATA", self._where)
             if code == 421:
