@@ -41,7 +41,20 @@ def import_people(
                 chunk = []
         if chunk:
             _import_chunk(conn, key, chunk, event, confirmed, result, notes)
+    if result.added and engine.dialect.name == "postgresql":
+        _gather_statistics(engine)
     return result, notes
+
+
+def _gather_statistics(engine: Engine) -> None:
+    """ANALYZE the tables an import filled. PostgreSQL's autovacuum gathers statistics a
+    minute or more later; until then a send plans its snapshot of thousands of subscribers
+    as a few dozen rows. SQLite keeps no statistics unless asked, and its plans need none."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE subscribers, consent"))
+    except sa.exc.DBAPIError:
+        pass  # the import is committed; only the estimates wait for autovacuum
 
 
 def _import_chunk(
