@@ -436,3 +436,36 @@ def test_a_send_over_another_transport_makes_no_page_again(
     assert other.settings != config.settings or other.secret_key != config.secret_key
     assert _rebuild(other).write.written == [] and made == []
     assert _rebuild(config).write.written == [] and made == []
+
+
+def test_a_build_is_cut_into_one_task_per_top_folder_largest_first() -> None:
+    """The workers take whole folders (whose files share work made once per process), the
+    largest first, so the last folders taken are the small ones."""
+    paths = [
+        "index.html",
+        "feed.xml",
+        "en/index.html",
+        "en/events/a/index.html",
+        "events/a/index.html",
+        "events/a.ics",
+        "events/b/index.html",
+        "events/b.ics",
+        "practices/x/index.html",
+    ]
+    assert build._tasks(paths) == [
+        ["events/a.ics", "events/a/index.html", "events/b.ics", "events/b/index.html"],
+        ["en/events/a/index.html", "en/index.html"],
+        ["feed.xml", "index.html"],
+        ["practices/x/index.html"],
+    ]
+
+
+def test_the_default_workers_are_one_per_core_and_at_most_a_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_config(None, environ={}).settings.render.workers == 0
+    for cores, expected in ((1, 1), (2, 2), (64, build.AUTO_WORKERS_MAX)):
+        monkeypatch.setattr(
+            os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False
+        )
+        assert build.workers() == expected

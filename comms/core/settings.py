@@ -252,11 +252,12 @@ class Render(_Section):
     resources from (e.g. `["cdn.example.org"]`); `comms check` reports an image from any other
     host as an error, because every reader's mail client would contact that third party. From the
     environment as one string: `COMMS_RENDER_EMBED_HOSTS="cdn.example.org, img.example.org"`."""
-    workers: int = Field(default=1, ge=0)
+    workers: int = Field(default=0, ge=0)
     """Processes that make a build's files when it has many (2,000 or more) to make, as a cold
-    build has: 1 makes them in the building process, 0 one per core it may use. The files are
-    the same either way. On a 2-core machine busy with other work more processes were no
-    faster; try it where a build has cores to itself."""
+    build or one after an upgrade has: 0 one per core the build may use, at most 4 (on Linux;
+    elsewhere 1), 1 makes them in the building process. The files are the same either way.
+    Each process costs memory (about 80 MB more for 2,600 items); a build that runs beside
+    other threads (`comms serve`, `comms preview`) makes them in its own process."""
 
     @field_validator("embed_hosts", mode="before")
     @classmethod

@@ -117,9 +117,17 @@ def output_lock(out_dir: Path) -> threading.RLock:
 PARALLEL_FROM = 2000
 
 
+#: The most processes `render.workers = 0` starts: each copies the pages of memory it writes
+#: to (about 80 MB for 2,600 items), and a container's CPU quota does not show in the cores
+#: a process may use, so one per core of a large host would cost memory for nothing.
+AUTO_WORKERS_MAX = 4
+
+
 def workers() -> int:
-    """How many processes make a build's files: one per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    """How many processes make a build's files by default: one per core this process may use
+    (known on Linux; elsewhere 1), at most `AUTO_WORKERS_MAX`."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return min(cores, AUTO_WORKERS_MAX)
 
 
 #: The files the worker processes of `make_all` make (they inherit it when they fork).
@@ -145,7 +153,7 @@ def make_all(files: Mapping[str, bytes], paths: list[str], processes: int = 1) -
     if not parallel:
         return {path: files[path] for path in paths}
     global _SHARED
-    chunks = _shares(paths, processes)
+    chunks = _tasks(paths)
     _SHARED = files
     # The workers' garbage collector would touch every object the build holds and so copy
     # every page of memory it shares with this process: frozen, it leaves them alone.
@@ -160,17 +168,16 @@ def make_all(files: Mapping[str, bytes], paths: list[str], processes: int = 1) -
     return {path: data for pair in pairs for path, data in pair}
 
 
-def _shares(paths: list[str], processes: int) -> list[list[str]]:
-    """`paths` cut into one share per process, by top folder (an edition's, `events/` …):
-    the files of one folder share work made once per process (an edition's catalog and feed
-    entries, the events of its calendars), so a folder stays in one process where it can."""
+def _tasks(paths: list[str]) -> list[list[str]]:
+    """`paths` cut into the tasks the workers take in turn: one per top folder (an edition's,
+    `events/` …), largest first. The files of one folder share work made once per process
+    (an edition's catalog and feed entries, the events of its calendars), so a folder stays
+    in one process; a worker that is done takes the next folder, so a folder whose files
+    cost more than their number says (an edition's feeds, the logos) holds no one up."""
     folders: dict[str, list[str]] = {}
     for path in sorted(paths):
         folders.setdefault(path.partition("/")[0] if "/" in path else "", []).append(path)
-    shares: list[list[str]] = [[] for _ in range(processes)]
-    for folder in sorted(folders.values(), key=len, reverse=True):
-        min(shares, key=len).extend(folder)
-    return [share for share in shares if share]
+    return sorted(folders.values(), key=len, reverse=True)
 
 
 @batch()
