@@ -333,7 +333,7 @@ site, _ = read_site(config)
 for processes in (1, 2):
     files = build.collect(Build(config, site, FileState(config.root)))
     build.write_output(root / f"out-{processes}", files, processes=processes)
-pids = Files({f"{n}.txt": (lambda: str(os.getpid()).encode()) for n in range(40)})
+pids = Files({f"d{n % 4}/{n}.txt": (lambda: str(os.getpid()).encode()) for n in range(40)})
 made = build.make_all(pids, list(pids), processes=2)
 print(json.dumps({"here": os.getpid(), "made": sorted({int(v) for v in made.values()})}))
 """
@@ -458,14 +458,3 @@ def test_a_build_is_cut_into_one_task_per_top_folder_largest_first() -> None:
         ["feed.xml", "index.html"],
         ["practices/x/index.html"],
     ]
-
-
-def test_the_default_workers_are_one_per_core_and_at_most_a_few(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert load_config(None, environ={}).settings.render.workers == 0
-    for cores, expected in ((1, 1), (2, 2), (64, build.AUTO_WORKERS_MAX)):
-        monkeypatch.setattr(
-            os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False
-        )
-        assert build.workers() == expected

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -14,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comms.core.collector import batch
+from comms.core.forked import forked_map
 from comms.core.local_faults import local_error
 from comms.publish import brand, edition_build, feeds, images, render
 from comms.publish.page_cache import PageCache
@@ -117,54 +116,15 @@ def output_lock(out_dir: Path) -> threading.RLock:
 PARALLEL_FROM = 2000
 
 
-#: The most processes `render.workers = 0` starts: each copies the pages of memory it writes
-#: to (about 80 MB for 2,600 items), and a container's CPU quota does not show in the cores
-#: a process may use, so one per core of a large host would cost memory for nothing.
-AUTO_WORKERS_MAX = 4
-
-
-def workers() -> int:
-    """How many processes make a build's files by default: one per core this process may use
-    (known on Linux; elsewhere 1), at most `AUTO_WORKERS_MAX`."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return min(cores, AUTO_WORKERS_MAX)
-
-
-#: The files the worker processes of `make_all` make (they inherit it when they fork).
-_SHARED: Mapping[str, bytes] = {}
-
-
-def _make_some(paths: list[str]) -> list[bytes]:
-    return [_SHARED[path] for path in paths]
-
-
 def make_all(files: Mapping[str, bytes], paths: list[str], processes: int = 1) -> dict[str, bytes]:
-    """The bytes of `paths` in `files`, made by `processes` forked workers (0: `workers()`)
-    when there are many, else here; a body that fails raises here either way."""
-    processes = processes or workers()
-    parallel = (
-        processes > 1
-        and len(paths) >= PARALLEL_FROM
-        # Forking copies one thread only: with others running (a server's jobs) a lock one
-        # of them holds would stay held in the worker forever.
-        and threading.active_count() == 1
-        and "fork" in multiprocessing.get_all_start_methods()
-    )
-    if not parallel:
+    """The bytes of `paths` in `files`, made by `processes` forked workers (0: one per core,
+    `forked.workers`) when there are many, else here; a body that fails raises here either
+    way."""
+    tasks = _tasks(paths) if len(paths) >= PARALLEL_FROM else []
+    made = forked_map(lambda task: [files[path] for path in task], tasks, processes)
+    if made is None:
         return {path: files[path] for path in paths}
-    global _SHARED
-    chunks = _tasks(paths)
-    _SHARED = files
-    # The workers' garbage collector would touch every object the build holds and so copy
-    # every page of memory it shares with this process: frozen, it leaves them alone.
-    gc.freeze()
-    try:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            made = pool.map(_make_some, chunks, chunksize=1)
-    finally:
-        gc.unfreeze()
-        _SHARED = {}
-    pairs = (zip(chunk, bodies, strict=True) for chunk, bodies in zip(chunks, made, strict=True))
+    pairs = (zip(task, bodies, strict=True) for task, bodies in zip(tasks, made, strict=True))
     return {path: data for pair in pairs for path, data in pair}
 
 

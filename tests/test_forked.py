@@ -1,0 +1,87 @@
+"""Forked workers (`comms.core.forked`): the results of a map in order, made in other
+processes, errors raised in the caller, and no fork beside other threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from comms.core import forked
+from comms.core.config import load_config
+
+#: Run in a fresh process: a test process has other threads (xdist's, servers of other tests),
+#: and beside other threads `forked_map` never forks.
+SCRIPT = """
+import json, os, threading, time
+from comms.core.forked import forked_map
+
+here = os.getpid()
+data = {n: n * n for n in range(30)}  # inherited by the workers, never pickled
+
+def job(task):
+    time.sleep(0.01 * (task % 3))  # uneven tasks: a worker that is done takes the next
+    return task, data[task], os.getpid()
+
+made = forked_map(job, list(range(30)), 3)
+one = forked_map(job, [1], 3)
+
+def fails(task):
+    raise ValueError(f"task {task} failed")
+
+try:
+    forked_map(fails, [1, 2], 2)
+    error = None
+except ValueError as exc:
+    error = str(exc)
+
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+beside = forked_map(job, list(range(4)), 2)
+stop.set()
+other.join()
+print(json.dumps({"here": here, "made": made, "one": one, "error": error, "beside": beside}))
+"""
+
+
+def test_a_map_runs_in_forked_workers_in_order_and_raises_here() -> None:
+    answer = subprocess.run(
+        [sys.executable, "-c", SCRIPT], check=True, capture_output=True, text=True, timeout=120
+    )
+    result = json.loads(answer.stdout.splitlines()[-1])
+    made = result["made"]
+    assert [(task, square) for task, square, _ in made] == [(n, n * n) for n in range(30)]
+    pids = {pid for _, _, pid in made}
+    assert result["here"] not in pids and 1 < len(pids) <= 3
+    # Nothing to share: the caller does the work itself.
+    assert result["one"] is None
+    assert result["error"] in ("task 1 failed", "task 2 failed")
+    assert result["beside"] is None
+
+
+def test_no_fork_beside_another_thread() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not forked.can_fork()
+        assert forked.forked_map(str, [1, 2, 3], 2) is None
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_the_default_is_one_worker_per_core_and_at_most_a_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_config(None, environ={}).settings.render.workers == 0
+    for cores, expected in ((1, 1), (2, 2), (64, forked.AUTO_WORKERS_MAX)):
+        monkeypatch.setattr(
+            os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False
+        )
+        assert forked.workers() == expected
