@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -183,3 +186,68 @@ def test_a_deleted_file_is_gone_and_a_new_one_in_its_place_is_read(
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     site, _ = read_site(config)
     assert site.events[path.stem].title.startswith("Regionalex ")
+
+
+#: Run in a fresh process: beside the test process's other threads nothing forks.
+SHARED_READING = """
+import json, os, sys
+from pathlib import Path
+from comms.content import reader
+from comms.content.content_cache import ContentCache
+from comms.core.config import load_config
+
+root = Path(sys.argv[1])
+config = load_config(root / "comms.toml", environ={})
+settings = config.settings
+reader.PARALLEL_READ_FROM, reader.READ_TASK = 2, 3  # the sample's few files are "many"
+here = []
+real = reader._read_bytes
+
+def counted(*args):
+    here.append(os.getpid())  # a worker appends to its own copy of the list
+    return real(*args)
+
+reader._read_bytes = counted
+
+def read(processes, cache):
+    here.clear()
+    site, errors = reader.read_content(
+        config.content_dir, config.tz, settings.regions, settings.topics,
+        ContentCache(root / cache), None, processes,
+    )
+    items = {f"{kind}/{slug}": repr(item)
+             for kind in ("events", "practices", "awards", "issues")
+             for slug, item in getattr(site, kind).items()}
+    return {"items": items, "errors": [repr(e) for e in errors], "here": len(here)}
+
+print(json.dumps({
+    "one": read(1, "cache-1"),
+    "shared": read(2, "cache-2"),
+    "again": read(2, "cache-2"),
+}))
+"""
+
+
+def test_many_files_the_cache_lacks_are_read_by_workers_with_the_same_result(
+    site_copy: Path,
+) -> None:
+    """A reading shared out to forked workers gives the same items and errors, in the same
+    order, as one process, and keeps the same entries: the next reading reads nothing."""
+    events = site_copy / "content" / "events"
+    bad = events / "2020-09-01-kaputt.md"
+    bad.write_text("---\ntitle: Kaputt\nstart: gestern\n---\nText\n", encoding="utf-8")
+    answer = subprocess.run(
+        [sys.executable, "-c", SHARED_READING, str(site_copy)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    readings = json.loads(answer.stdout.splitlines()[-1])
+    one, shared, again = readings["one"], readings["shared"], readings["again"]
+    assert one["items"] and one["errors"] and any("kaputt" in e for e in one["errors"])
+    assert shared["items"] == one["items"] and shared["errors"] == one["errors"]
+    files = sum(1 for _ in (site_copy / "content").rglob("*.md"))
+    assert one["here"] >= len(one["items"]) and shared["here"] == 0  # all read by workers
+    assert again["here"] == 0 and again["items"] == one["items"]
+    assert again["errors"] == one["errors"] and files > 2

@@ -103,6 +103,27 @@ class _Unpickler(pickle.Unpickler):
         return self.path
 
 
+def pickled(result: Result, path: Path | None = None) -> bytes | None:
+    """`result` as an entry holds it (`path`: the file it was read from); None if it cannot
+    be pickled."""
+    buffer = io.BytesIO()
+    try:
+        _Pickler(buffer, path).dump(result)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+    return buffer.getvalue()
+
+
+def _loaded(entry: bytes, path: Path | None) -> Result | None:
+    """The result an entry holds, or None if it cannot be read back."""
+    try:
+        # comms's own folder: see the module
+        result: Result = _Unpickler(io.BytesIO(entry), path).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return None
+    return result
+
+
 class ContentCache:
     """Read results by input digest, kept in one file; every failure to use it is a miss."""
 
@@ -189,23 +210,26 @@ class ContentCache:
         raw = self._entries().get(key)
         if not isinstance(raw, bytes):
             return None
-        try:
-            # comms's own folder: see the module
-            result: Result = _Unpickler(io.BytesIO(raw), path).load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
-            return None
-        self.used[key] = raw
+        result = _loaded(raw, path)
+        if result is not None:
+            self.used[key] = raw
         return result
 
     def put(self, key: str, result: Result, path: Path | None = None) -> None:
         """Keep `result` under `key` (written by `save`); `path`: the file it was read from."""
-        buffer = io.BytesIO()
-        try:
-            _Pickler(buffer, path).dump(result)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            return  # only read again next time
-        self.used[key] = buffer.getvalue()
-        self._added = True
+        entry = pickled(result, path)
+        if entry is not None:  # else only read again next time
+            self.used[key] = entry
+            self._added = True
+
+    def adopt(self, key: str, entry: bytes, path: Path | None = None) -> Result | None:
+        """Keep `entry`, a result another process `pickled`, under `key`; the result it holds
+        (None, and nothing kept, if it cannot be read back)."""
+        result = _loaded(entry, path)
+        if result is not None:
+            self.used[key] = entry
+            self._added = True
+        return result
 
     def save(self) -> None:
         """Replace the file with the entries this reading used, if they differ from it: files

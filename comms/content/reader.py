@@ -7,6 +7,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
-from comms.content.content_cache import ContentCache
+from comms.content.content_cache import ContentCache, pickled
 from comms.content.fields import instant, parse_when
 from comms.content.front_matter import (
     Doc,
@@ -41,10 +42,18 @@ from comms.content.models import (
 from comms.core.collector import batch
 from comms.core.errors import ContentError
 from comms.core.files import path_order
+from comms.core.forked import forked_map
 
 #: How archetypes mark what an editor must replace: `[[Veranstaltungsort]]`.
 PLACEHOLDER_RE = re.compile(r"\[\[[^\[\]\n]+\]\]")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+#: What reading one file gives: its item (None when it has errors) and its problems.
+Read = tuple[Item | None, list[ContentError]]
+#: Fewer files to read than this (of those the content cache lacks) are read in this process:
+#: starting workers costs more.
+PARALLEL_READ_FROM = 500
+#: Files per task of a reading shared out: small tasks, so the workers end together.
+READ_TASK = 100
 #: A translation beside its original: `<slug>.<language>.md`
 #: (read by comms.content.translation_files).
 TRANSLATION_NAME = re.compile(
@@ -205,36 +214,100 @@ def read_file(
     context: dict[str, Any],
     original: tuple[str, dict[str, Any]] | None = None,
     cache: ContentCache | None = None,
-) -> tuple[Item | None, list[ContentError]]:
+) -> Read:
     """Read one content file; never raises for bad content, returns the errors instead.
 
     A translation passes `original`: its slug and front matter, which the translation's keys
     override (comms.content.translation_files). With `cache`, an original read before with the
     same bytes and context is taken from it."""
-    stamped, known = None, None
-    if cache is not None and original is None:
-        # Stamped before reading: a change while it is read shows in the next stamp.
-        stamped, known = cache.stamped(path, kind.name, context)
-        cached = None if known is None else cache.get(known, path)
-        if known is not None and cached is not None:
-            cache.note(stamped, known)
-            cache.sources[str(path)] = known
-            return cached
+    if cache is None or original is not None:
+        raw = _raw(path)
+        return _read_bytes(path, raw, kind, context, original) if isinstance(raw, bytes) else raw
+    found = _from_cache(path, kind, context, cache)
+    if not isinstance(found, _Unread):
+        return found
+    result = _read_bytes(path, found.raw, kind, context, None)
+    cache.put(found.key, result, path)
+    return result
+
+
+@dataclass(frozen=True)
+class _Unread:
+    """A file the content cache lacks: its bytes and the name of their entry."""
+
+    raw: bytes
+    key: str
+
+
+def _raw(path: Path) -> bytes | Read:
+    """The bytes of `path`, or the result of a file that cannot be read."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         return None, [ContentError(path, 1, f"cannot read file: {exc.strerror}")]
-    if cache is None or original is not None:
-        return _read_bytes(path, raw, kind, context, original)
+
+
+def _from_cache(
+    path: Path, kind: Kind, context: dict[str, Any], cache: ContentCache
+) -> Read | _Unread:
+    """`path` as `cache` has it, else its bytes to read (`_Unread`)."""
+    # Stamped before reading: a change while it is read shows in the next stamp.
+    stamped, known = cache.stamped(path, kind.name, context)
+    cached = None if known is None else cache.get(known, path)
+    if known is not None and cached is not None:
+        cache.note(stamped, known)
+        cache.sources[str(path)] = known
+        return cached
+    raw = _raw(path)
+    if not isinstance(raw, bytes):
+        return raw
     key = cache.key(path, raw, kind.name, context)
     cache.note(stamped, key)
     cache.sources[str(path)] = key
     cached = cache.get(key, path)
-    if cached is not None:
-        return cached
-    result = _read_bytes(path, raw, kind, context, original)
-    cache.put(key, result, path)
-    return result
+    return _Unread(raw, key) if cached is None else cached
+
+
+def _read_all(
+    files: list[tuple[Path, Kind]],
+    context: dict[str, Any],
+    cache: ContentCache | None,
+    processes: int,
+) -> list[Read]:
+    """What reading each of `files` gives: through `cache`, the files it lacks read by
+    `processes` forked workers when they are many (a cold build's), else here."""
+    if cache is None:
+        return [read_file(path, kind, context) for path, kind in files]
+    found = [_from_cache(path, kind, context, cache) for path, kind in files]
+    unread = [n for n, got in enumerate(found) if isinstance(got, _Unread)]
+    made: dict[int, bytes | None] = {}
+    if len(unread) >= PARALLEL_READ_FROM:
+        tasks = [unread[at : at + READ_TASK] for at in range(0, len(unread), READ_TASK)]
+
+        def job(task: list[int]) -> list[bytes | None]:
+            """The entries of the files numbered `task`, read in a worker."""
+            entries = []
+            for n in task:
+                (path, kind), got = files[n], found[n]
+                assert isinstance(got, _Unread)
+                entries.append(pickled(_read_bytes(path, got.raw, kind, context, None), path))
+            return entries
+
+        shared = forked_map(job, tasks, processes)
+        if shared is not None:
+            for task, entries in zip(tasks, shared, strict=True):
+                made.update(zip(task, entries, strict=True))
+    results: list[Read] = []
+    for n, ((path, kind), got) in enumerate(zip(files, found, strict=True)):
+        if isinstance(got, _Unread):
+            entry = made.get(n)
+            result = None if entry is None else cache.adopt(got.key, entry, path)
+            if result is None:  # read here: not shared out, or a result that does not pickle
+                result = _read_bytes(path, got.raw, kind, context, None)
+                cache.put(got.key, result, path)
+            got = result
+        results.append(got)
+    return results
 
 
 def _read_bytes(
@@ -243,7 +316,7 @@ def _read_bytes(
     kind: Kind,
     context: dict[str, Any],
     original: tuple[str, dict[str, Any]] | None,
-) -> tuple[Item | None, list[ContentError]]:
+) -> Read:
     """Read one content file's bytes (read_file without its cache)."""
     errors: list[ContentError] = []
     try:
@@ -405,11 +478,13 @@ def read_content(
     topics: Iterable[str],
     cache: ContentCache | None = None,
     found: list[Path] | None = None,
+    processes: int = 1,
 ) -> tuple[Site, list[ContentError]]:
     """Read every content file (of `found`, `markdown_files`, if given); return the valid
     items and every problem found.
 
-    With `cache`, unchanged files are taken from it; it keeps what this reading used."""
+    With `cache`, unchanged files are taken from it; it keeps what this reading used. Many
+    files it lacks are read by `processes` forked workers (0: one per core, `render.workers`)."""
     context = {"tz": tz, "regions": set(regions), "topics": set(topics)}
     site = Site(tz=tz)
     files, errors = content_files(content_dir, found)
@@ -418,8 +493,9 @@ def read_content(
     first_seen: dict[tuple[str, str], Path] = {}
     numbers: dict[int, Path] = {}
     broken: dict[tuple[str, str], str] = {}
-    for path, kind in files:
-        item, problems = read_file(path, kind, context, cache=cache)
+    for (path, kind), (item, problems) in zip(
+        files, _read_all(files, context, cache, processes), strict=True
+    ):
         errors.extend(problems)
         if item is None:
             broken.setdefault((kind.name, path.stem), path.relative_to(content_dir).as_posix())

@@ -47,7 +47,13 @@ def read_site(config: Config) -> tuple[Site, list[ContentError]]:
     cache = ContentCache(config.root / CACHE_DIR)
     found = markdown_files(config.content_dir)  # one listing for originals and translations
     site, problems = read_content(
-        config.content_dir, config.tz, settings.regions, settings.topics, cache, found
+        config.content_dir,
+        config.tz,
+        settings.regions,
+        settings.topics,
+        cache,
+        found,
+        settings.render.workers,
     )
     context = {"tz": config.tz, "regions": set(settings.regions), "topics": set(settings.topics)}
     problems += read_translations(

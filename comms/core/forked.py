@@ -54,12 +54,12 @@ def forked_map(
     if processes < 2 or not can_fork():
         return None
     _JOB = job
-    # The workers' garbage collector would touch every object this process holds and so copy
-    # every page of memory it shares with it: frozen, it leaves them alone.
-    gc.freeze()
     try:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
+        # A worker's garbage collector would touch every object it inherited and so copy
+        # every page of memory it shares with this process: frozen first, it leaves them
+        # alone. Frozen there, not here, where a batch (`collector.batch`) owns the freeze.
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes, initializer=gc.freeze) as pool:
             return pool.map(_run, tasks, chunksize=1)
     finally:
-        gc.unfreeze()
         _JOB = None
