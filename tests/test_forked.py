@@ -39,17 +39,31 @@ try:
 except ValueError as exc:
     error = str(exc)
 
+def dies(task):
+    if task == 3:
+        os.kill(os.getpid(), 9)  # as the kernel's out-of-memory killer ends a process
+    return task
+
+try:
+    forked_map(dies, list(range(6)), 2)
+    died = None
+except Exception as exc:
+    died = f"{type(exc).__name__}: {exc}"
+
 stop = threading.Event()
 other = threading.Thread(target=stop.wait)
 other.start()
 beside = forked_map(job, list(range(4)), 2)
 stop.set()
 other.join()
-print(json.dumps({"here": here, "made": made, "one": one, "error": error, "beside": beside}))
+print(json.dumps(
+    {"here": here, "made": made, "one": one, "error": error, "died": died, "beside": beside}
+))
 """
 
 
 def test_a_map_runs_in_forked_workers_in_order_and_raises_here() -> None:
+    """Results in order, made in other processes; errors and dead workers raised here."""
     answer = subprocess.run(
         [sys.executable, "-c", SCRIPT], check=True, capture_output=True, text=True, timeout=120
     )
@@ -61,6 +75,9 @@ def test_a_map_runs_in_forked_workers_in_order_and_raises_here() -> None:
     # Nothing to share: the caller does the work itself.
     assert result["one"] is None
     assert result["error"] in ("task 1 failed", "task 2 failed")
+    # A worker killed: an error that says what to do, not a map that waits forever.
+    assert result["died"].startswith("LocalError: a worker process ended abruptly")
+    assert "render.workers = 1" in result["died"]
     assert result["beside"] is None
 
 

@@ -8,7 +8,11 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from comms.core.errors import LocalError
 
 Task = TypeVar("Task")
 Made = TypeVar("Made")
@@ -48,7 +52,8 @@ def forked_map(
     """`job(task)` for each of `tasks`, in `processes` forked workers (0: `workers()`), which
     take the next task when they finish one; in the order of `tasks`. None when there is
     nothing to share (one process, one task) or this process may not fork (`can_fork`): the
-    caller does the work itself. What a job raises is raised here."""
+    caller does the work itself. What a job raises is raised here; a worker that dies (the
+    kernel's out-of-memory killer) raises LocalError, never leaves the caller waiting."""
     global _JOB
     processes = min(processes or workers(), len(tasks))
     if processes < 2 or not can_fork():
@@ -58,8 +63,14 @@ def forked_map(
         # A worker's garbage collector would touch every object it inherited and so copy
         # every page of memory it shares with this process: frozen first, it leaves them
         # alone. Frozen there, not here, where a batch (`collector.batch`) owns the freeze.
-        context = multiprocessing.get_context("fork")
-        with context.Pool(processes, initializer=gc.freeze) as pool:
-            return pool.map(_run, tasks, chunksize=1)
+        with ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze
+        ) as pool:
+            return list(pool.map(_run, tasks))
+    except BrokenProcessPool:
+        raise LocalError(
+            f"a worker process ended abruptly (out of memory?): with render.workers = 1 "
+            f"(COMMS_RENDER_WORKERS=1) all runs in one process; it had {processes}"
+        ) from None
     finally:
         _JOB = None
