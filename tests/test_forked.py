@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +52,8 @@ try:
 except Exception as exc:
     died = f"{type(exc).__name__}: {exc}"
 
+nested = forked_map(lambda task: forked_map(str, [1, 2], 2), [1, 2], 2)
+
 stop = threading.Event()
 other = threading.Thread(target=stop.wait)
 other.start()
@@ -57,7 +61,8 @@ beside = forked_map(job, list(range(4)), 2)
 stop.set()
 other.join()
 print(json.dumps(
-    {"here": here, "made": made, "one": one, "error": error, "died": died, "beside": beside}
+    {"here": here, "made": made, "one": one, "error": error, "died": died, "beside": beside,
+     "nested": nested}
 ))
 """
 
@@ -79,6 +84,8 @@ def test_a_map_runs_in_forked_workers_in_order_and_raises_here() -> None:
     assert result["died"].startswith("LocalError: a worker process ended abruptly")
     assert "render.workers = 1" in result["died"]
     assert result["beside"] is None
+    # A job that maps again does that work itself, in its worker.
+    assert result["nested"] == [None, None]
 
 
 def test_no_fork_beside_another_thread() -> None:
@@ -102,3 +109,63 @@ def test_the_default_is_one_worker_per_core_and_at_most_a_few(
             os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False
         )
         assert forked.workers() == expected
+
+
+#: A map whose workers note their process ids in a folder, then wait long.
+ORPHANS = """
+import os, sys, time
+from pathlib import Path
+from comms.core.forked import forked_map
+
+folder = Path(sys.argv[1])
+
+def job(task):
+    (folder / str(os.getpid())).touch()
+    time.sleep(60)
+    return task
+
+forked_map(job, [1, 2], 2)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers die with their parent on Linux")
+def test_workers_die_with_a_parent_killed_outright(tmp_path: Path) -> None:
+    """A parent the out-of-memory killer ends leaves no worker behind: they would hold its
+    locks (the build's) and every later build would wait for them."""
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANS, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = [int(path.name) for path in tmp_path.iterdir()]
+        assert len(pids) == 2 and all(map(_alive, pids))
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, pids))
+
+
+def test_a_system_without_process_pools_does_the_work_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where POSIX semaphores are missing (some sandboxes), the pool cannot be made: the
+    caller does the work itself instead of failing the build."""
+
+    def no_semaphores(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(forked, "can_fork", lambda: True)
+    monkeypatch.setattr(forked, "ProcessPoolExecutor", no_semaphores)
+    assert forked.forked_map(str, [1, 2, 3], 2) is None

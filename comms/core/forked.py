@@ -3,9 +3,12 @@ and the map that runs a job over tasks in them."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +42,8 @@ def can_fork() -> bool:
 #: The job of the map under way: the workers inherit it when they fork, with everything it
 #: reaches, so neither it nor the build's data is pickled; only tasks and results are.
 _JOB: Callable[[Any], Any] | None = None
+#: Linux's prctl option that sends a process a signal when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _run(task: Any) -> Any:
@@ -46,31 +51,53 @@ def _run(task: Any) -> Any:
     return _JOB(task)
 
 
+def _start_worker(parent: int) -> None:
+    """Set up a worker: freeze its garbage collector, and let it die with its parent."""
+    # A worker's collector would touch every object it inherited and so copy every page of
+    # memory it shares with the parent: frozen first, it leaves them alone. Frozen here, not
+    # in the parent, where a batch (`collector.batch`) owns the freeze.
+    gc.freeze()
+    # A parent killed outright (the out-of-memory killer, kill -9) does not end the workers
+    # of a ProcessPoolExecutor, and they hold what it held: the build's lock, so every later
+    # build would wait for them forever.
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
 def forked_map(
     job: Callable[[Task], Made], tasks: Sequence[Task], processes: int
 ) -> list[Made] | None:
     """`job(task)` for each of `tasks`, in `processes` forked workers (0: `workers()`), which
     take the next task when they finish one; in the order of `tasks`. None when there is
-    nothing to share (one process, one task) or this process may not fork (`can_fork`): the
-    caller does the work itself. What a job raises is raised here; a worker that dies (the
-    kernel's out-of-memory killer) raises LocalError, never leaves the caller waiting."""
+    nothing to share (one process, one task), this process may not fork (`can_fork`), the
+    system has no process pools (no POSIX semaphores), or a job maps again: the caller does
+    the work itself. What a job raises is raised here; a worker that dies (the kernel's
+    out-of-memory killer) raises LocalError, never leaves the caller waiting, and workers
+    die with the caller (on Linux)."""
     global _JOB
     processes = min(processes or workers(), len(tasks))
-    if processes < 2 or not can_fork():
+    if processes < 2 or _JOB is not None or not can_fork():
+        return None
+    try:
+        pool = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+    except (OSError, NotImplementedError, ImportError):
         return None
     _JOB = job
     try:
-        # A worker's garbage collector would touch every object it inherited and so copy
-        # every page of memory it shares with this process: frozen first, it leaves them
-        # alone. Frozen there, not here, where a batch (`collector.batch`) owns the freeze.
-        with ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("fork"), initializer=gc.freeze
-        ) as pool:
+        with pool:
             return list(pool.map(_run, tasks))
-    except BrokenProcessPool:
+    except BrokenProcessPool as exc:
         raise LocalError(
-            f"a worker process ended abruptly (out of memory?): with render.workers = 1 "
-            f"(COMMS_RENDER_WORKERS=1) all runs in one process; it had {processes}"
-        ) from None
+            f"a worker process ended abruptly (out of memory?) or sent back what cannot be "
+            f"read: with render.workers = 1 (COMMS_RENDER_WORKERS=1) all runs in one "
+            f"process; it had {processes}"
+        ) from exc
     finally:
         _JOB = None

@@ -253,12 +253,13 @@ class Render(_Section):
     host as an error, because every reader's mail client would contact that third party. From the
     environment as one string: `COMMS_RENDER_EMBED_HOSTS="cdn.example.org, img.example.org"`."""
     workers: int = Field(default=0, ge=0)
-    """Processes that read the content and make the files of a build when there are many (500
-    content files not read before, 2,000 files to make), as in a cold build or the first after
-    an upgrade: 0 one per core the build may use, at most 4 (on Linux; elsewhere 1), 1 all in
-    the building process. The result is the same either way. Each process costs memory (about
-    80 MB more for 2,600 items); a build beside other threads (`comms serve`, `comms
-    preview`) does all in its own process."""
+    """Processes that read the content (any command that reads the site) and make the files of
+    a build when there are many (500 content files not read before, 2,000 files to make), as
+    in a cold build or the first after an upgrade: 0 one per core the command may use, at most
+    4 (on Linux; elsewhere 1), 1 all in the command's own process. The result is the same
+    either way. Each process costs memory (about 80 MB more for 2,600 items); a command beside
+    other threads (`comms serve`, `comms preview`, the scheduler) does all in its own
+    process."""
 
     @field_validator("embed_hosts", mode="before")
     @classmethod
