@@ -61,7 +61,10 @@ def _start_worker(parent: int) -> None:
     # of a ProcessPoolExecutor, and they hold what it held: the build's lock, so every later
     # build would wait for them forever.
     if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # a libc without prctl: only the check below
+            pass
     if os.getppid() != parent:  # it died before the line above
         os._exit(1)
 
