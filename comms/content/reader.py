@@ -213,22 +213,14 @@ def read_file(
     kind: Kind,
     context: dict[str, Any],
     original: tuple[str, dict[str, Any]] | None = None,
-    cache: ContentCache | None = None,
 ) -> Read:
     """Read one content file; never raises for bad content, returns the errors instead.
 
     A translation passes `original`: its slug and front matter, which the translation's keys
-    override (comms.content.translation_files). With `cache`, an original read before with the
-    same bytes and context is taken from it."""
-    if cache is None or original is not None:
-        raw = _raw(path)
-        return _read_bytes(path, raw, kind, context, original) if isinstance(raw, bytes) else raw
-    found = _from_cache(path, kind, context, cache)
-    if not isinstance(found, _Unread):
-        return found
-    result = _read_bytes(path, found.raw, kind, context, None)
-    cache.put(found.key, result, path)
-    return result
+    override (comms.content.translation_files). Through the content cache, files are read by
+    `read_content` (`_read_all`)."""
+    raw = _raw(path)
+    return _read_bytes(path, raw, kind, context, original) if isinstance(raw, bytes) else raw
 
 
 @dataclass(frozen=True)
