@@ -285,6 +285,17 @@ def test_generated_secret_persists_and_a_different_key_is_refused(tmp_path: Path
     ]
 
 
+def _import_people(root: Path, numbers: range) -> None:
+    """`comms subscribers import --confirmed` of a file with the people `numbers`."""
+    people = "".join(f"p{n}@example.org,P {n}\n" for n in numbers)
+    (root / "people.csv").write_text("email,name\n" + people, encoding="utf-8")
+    code, _, err = run_cli(
+        root, "subscribers", "import", str(root / "people.csv"), "--confirmed",
+        "--consent-note", "x",
+    )  # fmt: skip
+    assert code == 0, err
+
+
 def _statements_to_import(root: Path, first: int, rows: int) -> int:
     """SQL statements `comms subscribers import` runs for `rows` new people, beyond those of
     an import of an empty file (opening the store)."""
@@ -295,18 +306,12 @@ def _statements_to_import(root: Path, first: int, rows: int) -> int:
             counted.append(statement)
 
     def run(count_rows: int) -> int:
-        people = "".join(f"p{n}@example.org,P {n}\n" for n in range(first, first + count_rows))
-        (root / "people.csv").write_text("email,name\n" + people, encoding="utf-8")
         counted.clear()
         sa.event.listen(sa.Engine, "before_cursor_execute", count)
         try:
-            code, _, err = run_cli(
-                root, "subscribers", "import", str(root / "people.csv"), "--confirmed",
-                "--consent-note", "x",
-            )  # fmt: skip
+            _import_people(root, range(first, first + count_rows))
         finally:
             sa.event.remove(sa.Engine, "before_cursor_execute", count)
-        assert code == 0, err
         return len(counted)
 
     run(0)  # the first run sets the database up
@@ -326,13 +331,7 @@ def test_import_work_grows_by_chunks_not_by_rows(root: Path) -> None:
 def test_an_import_leaves_statistics_a_send_can_plan_with(root: Path) -> None:
     """After an import the planner knows how many subscribers there are: the send right after
     it plans its snapshot for thousands of rows, not for the few of an empty table."""
-    people = "".join(f"p{n}@example.org,P {n}\n" for n in range(3000))
-    (root / "people.csv").write_text("email,name\n" + people, encoding="utf-8")
-    code, _, err = run_cli(
-        root, "subscribers", "import", str(root / "people.csv"), "--confirmed",
-        "--consent-note", "x",
-    )  # fmt: skip
-    assert code == 0, err
+    _import_people(root, range(3000))
     engine = engine_for(root / "comms.toml")
     try:
         with engine.connect() as conn:
